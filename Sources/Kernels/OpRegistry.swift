@@ -1,0 +1,57 @@
+import ONNX
+
+/// How a node runs: its resolved inputs (nil for omitted optional inputs) in, outputs out.
+/// `opset` is the opset the model imports for the node's domain, for ops whose semantics
+/// changed between versions (attributes that became inputs, for example).
+public typealias OpFunction = (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]
+
+/// A supported op: the first ai.onnx opset whose semantics the implementation covers.
+public struct OpEntry: Sendable {
+    public let since: Int
+    public let run: @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]
+    public init(since: Int = 1, _ run: @escaping @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]) {
+        self.since = since; self.run = run
+    }
+}
+
+/// The op-type table: every op mpq executes, by family. Each family file owns its table.
+public enum OpRegistry {
+    public static let table: [String: OpEntry] = {
+        var t: [String: OpEntry] = [:]
+        for family in [ElementwiseOps.table, ActivationOps.table, ShapeOps.table,
+                       LinearOps.table, ConvOps.table, PoolOps.table, NormalizationOps.table,
+                       ReduceOps.table, ResizeOps.table] {
+            t.merge(family) { a, _ in a }
+        }
+        return t
+    }()
+
+    /// Ops mpq claims, sorted: used by `mpq inspect`, conformance and docs.
+    public static var supportedOps: [String] { table.keys.sorted() }
+
+    /// The entry for a node, or the load-time error that names it.
+    public static func entry(for node: Node, opset: Int) throws -> OpEntry {
+        let domainOK = node.domain.isEmpty || node.domain == "ai.onnx"
+        guard domainOK, let e = table[node.opType], opset >= e.since else {
+            throw ModelError.unsupportedOp(node: node.name, opType: node.opType, domain: node.domain, opset: opset)
+        }
+        return e
+    }
+}
+
+// Helpers shared by op implementations.
+extension Node {
+    /// Attribute that may be an input from some opset on (Clip min/max, Pad pads, ...).
+    func required(_ inputs: [Tensor?], _ i: Int, _ what: String) throws -> Tensor {
+        guard i < inputs.count, let t = inputs[i] else { throw OpError("missing required input \(i) (\(what))") }
+        return t
+    }
+}
+
+/// Normalises a possibly negative axis against a rank, or throws.
+@inlinable
+public func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0, a < max(rank, 1) else { throw OpError("axis \(axis) out of range for rank \(rank)") }
+    return a
+}

@@ -1,0 +1,5 @@
+import ONNX
+
+enum ActivationOps {
+    static let table: [String: OpEntry] = [:]
+}

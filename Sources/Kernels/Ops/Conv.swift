@@ -1,0 +1,5 @@
+import ONNX
+
+enum ConvOps {
+    static let table: [String: OpEntry] = [:]
+}

@@ -1,0 +1,5 @@
+import ONNX
+
+enum ElementwiseOps {
+    static let table: [String: OpEntry] = [:]
+}

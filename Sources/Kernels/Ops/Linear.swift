@@ -1,0 +1,5 @@
+import ONNX
+
+enum LinearOps {
+    static let table: [String: OpEntry] = [:]
+}

@@ -1,0 +1,5 @@
+import ONNX
+
+enum NormalizationOps {
+    static let table: [String: OpEntry] = [:]
+}

@@ -1,0 +1,5 @@
+import ONNX
+
+enum PoolOps {
+    static let table: [String: OpEntry] = [:]
+}

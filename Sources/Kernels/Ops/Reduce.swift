@@ -1,0 +1,5 @@
+import ONNX
+
+enum ReduceOps {
+    static let table: [String: OpEntry] = [:]
+}

@@ -1,0 +1,5 @@
+import ONNX
+
+enum ResizeOps {
+    static let table: [String: OpEntry] = [:]
+}

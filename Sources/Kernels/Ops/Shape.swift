@@ -1,0 +1,5 @@
+import ONNX
+
+enum ShapeOps {
+    static let table: [String: OpEntry] = [:]
+}

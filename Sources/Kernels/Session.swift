@@ -1,0 +1,108 @@
+import ONNX
+
+/// Replaces how one node executes (an INT8 layer, for example). The session hands it the
+/// node's resolved inputs, as it would an op function.
+public typealias NodeOverride = (_ inputs: [Tensor?]) throws -> [Tensor]
+
+/// Executes a graph. Built once per model: ops are resolved (unsupported ones fail here,
+/// naming the node), constant subgraphs are folded, and each value's last reader is known
+/// so intermediates are freed as soon as possible: memory is bounded by the batch.
+public final class Session {
+    public let graph: Graph
+    /// Nodes left to execute per run, in topological order (constant-folded ones removed).
+    public private(set) var plan: [Node]
+    /// Initializers plus folded constants.
+    public private(set) var constants: [String: Tensor]
+    private var entries: [OpEntry]
+    private var lastUse: [String: Int] = [:]
+    private let outputNames: Set<String>
+
+    /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
+    public var overrides: [String: NodeOverride] = [:]
+
+    public init(graph: Graph, foldConstants: Bool = true) throws {
+        self.graph = graph
+        self.outputNames = Set(graph.outputs.map(\.name))
+        var consts = graph.initializers
+        var plan: [Node] = []
+        var entries: [OpEntry] = []
+        // Resolve every op first: an unsupported op fails before anything runs.
+        let resolved = try graph.nodes.map { try OpRegistry.entry(for: $0, opset: graph.opset(forDomain: $0.domain)) }
+        let graphInputs = Set(graph.inputs.map(\.name))
+        for (node, entry) in zip(graph.nodes, resolved) {
+            let foldable = foldConstants && !Session.neverFold.contains(node.opType)
+                && node.inputs.allSatisfy { $0.isEmpty || (consts[$0] != nil && !graphInputs.contains($0)) }
+            if foldable {
+                let ins = node.inputs.map { $0.isEmpty ? nil : consts[$0] }
+                let outs = try Session.execute(node, entry, ins, opset: graph.opset(forDomain: node.domain))
+                for (name, t) in zip(node.outputs, outs) where !name.isEmpty { consts[name] = t }
+            } else {
+                plan.append(node); entries.append(entry)
+            }
+        }
+        self.plan = plan
+        self.entries = entries
+        self.constants = consts
+        for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
+    }
+
+    /// Ops never folded even with constant inputs (none yet: every supported op is pure).
+    static let neverFold: Set<String> = []
+
+    /// Runs the graph. `observer` sees every executed node with its outputs (calibration,
+    /// per-layer comparisons); `keep` names intermediate values to return besides the outputs.
+    public func run(_ feeds: [String: Tensor], keep: Set<String> = [],
+                    observer: ((Node, [Tensor?], [Tensor]) -> Void)? = nil) throws -> [String: Tensor] {
+        var values: [String: Tensor] = [:]
+        for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
+            guard let t = feeds[input.name] else { throw RuntimeError.missingFeed(input: input.name) }
+            values[input.name] = t
+        }
+        var result: [String: Tensor] = [:]
+        for (i, node) in plan.enumerated() {
+            let ins: [Tensor?] = try node.inputs.map { name in
+                if name.isEmpty { return nil }
+                if let t = values[name] ?? constants[name] { return t }
+                throw RuntimeError.missingValue(name: name, node: node.name)
+            }
+            let outs: [Tensor]
+            if let o = overrides[node.name] {
+                do { outs = try o(ins) } catch let e as OpError {
+                    throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
+                }
+            } else {
+                outs = try Session.execute(node, entries[i], ins, opset: graph.opset(forDomain: node.domain))
+            }
+            observer?(node, ins, outs)
+            for (name, t) in zip(node.outputs, outs) where !name.isEmpty {
+                values[name] = t
+                if keep.contains(name) || outputNames.contains(name) { result[name] = t }
+            }
+            // Free what no later node reads.
+            for v in node.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
+                if keep.contains(v) { result[v] = values[v] }
+                values[v] = nil
+            }
+        }
+        for o in graph.outputs where result[o.name] == nil {
+            guard let t = values[o.name] ?? constants[o.name] ?? feeds[o.name] else {
+                throw RuntimeError.missingValue(name: o.name, node: "graph output")
+            }
+            result[o.name] = t
+        }
+        for k in keep where result[k] == nil { result[k] = values[k] ?? constants[k] }
+        return result
+    }
+
+    /// Runs one node, applying an activation fused into it by the graph passes and
+    /// turning op errors into errors that name the node.
+    static func execute(_ node: Node, _ entry: OpEntry, _ inputs: [Tensor?], opset: Int) throws -> [Tensor] {
+        do {
+            var outs = try entry.run(node, inputs, opset)
+            if let act = FusedActivation(node: node), !outs.isEmpty { act.apply(&outs[0].floats) }
+            return outs
+        } catch let e as OpError {
+            throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
+        }
+    }
+}

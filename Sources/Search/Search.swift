@@ -1,0 +1,2 @@
+import Kernels
+import ONNX
