@@ -1,0 +1,150 @@
+import Foundation
+import SwiftProtobuf
+
+/// Reads `.onnx` files into a `Graph`: converts protobuf to mpq's types, resolves external
+/// data beside the model, gives every node a stable unique name and orders nodes
+/// topologically. Structural problems (truncation, dangling values) are reported here,
+/// before anything runs.
+public enum ModelLoader {
+    public static func load(path: String) throws -> Graph {
+        let url = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileNotFound(path: path) }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        return try load(data: data, path: path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    public static func load(data: Data, path: String = "<memory>", baseDirectory: URL? = nil) throws -> Graph {
+        guard !data.isEmpty else { throw ModelError.corruptModel(path: path, reason: "the file is empty") }
+        let model: Onnx_ModelProto
+        do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
+            throw ModelError.corruptModel(path: path, reason: "protobuf decoding failed (\(error)); the file may be truncated or not ONNX")
+        }
+        guard model.hasGraph, !model.graph.output.isEmpty else {
+            throw ModelError.corruptModel(path: path, reason: "no graph or no graph outputs; the file may be truncated or not ONNX")
+        }
+        var opsets: [String: Int] = [:]
+        for o in model.opsetImport { opsets[o.domain == "ai.onnx" ? "" : o.domain] = Int(o.version) }
+        if opsets.isEmpty { opsets[""] = 1 }
+        var metadata: [String: String] = [:]
+        for p in model.metadataProps { metadata[p.key] = p.value }
+        do {
+            return try convert(model.graph, opsets: opsets, producer: model.producerName,
+                               metadata: metadata, baseDirectory: baseDirectory)
+        } catch ModelError.invalidGraph(let reason) {
+            throw ModelError.corruptModel(path: path, reason: reason)
+        }
+    }
+
+    static func convert(_ g: Onnx_GraphProto, opsets: [String: Int], producer: String,
+                        metadata: [String: String], baseDirectory: URL?) throws -> Graph {
+        var initializers: [String: Tensor] = [:]
+        for t in g.initializer {
+            initializers[t.name] = try TensorDecoder.decode(t, baseDirectory: baseDirectory)
+        }
+        let inputs = g.input.filter { initializers[$0.name] == nil }.map(valueInfo)
+        let outputs = g.output.map(valueInfo)
+
+        // Stable unique names: the file's, else <OpType>_<index>; a clash gets the index appended.
+        var used = Set<String>()
+        var nodes: [Node] = []
+        for (i, n) in g.node.enumerated() {
+            var name = n.name.isEmpty ? "\(n.opType)_\(i)" : n.name
+            if used.contains(name) { name = "\(name)_\(i)" }
+            used.insert(name)
+            var attrs: [String: Attribute] = [:]
+            for a in n.attribute {
+                attrs[a.name] = try attribute(a, node: name, baseDirectory: baseDirectory)
+            }
+            nodes.append(Node(name: name, opType: n.opType, domain: n.domain,
+                              inputs: n.input, outputs: n.output, attributes: attrs))
+        }
+        let available = Set(initializers.keys).union(inputs.map(\.name))
+        let sorted = try topologicalOrder(nodes, available: available)
+        let produced = available.union(sorted.flatMap(\.outputs))
+        for o in outputs where !produced.contains(o.name) {
+            throw ModelError.invalidGraph(reason: "graph output '\(o.name)' is produced by no node")
+        }
+        return Graph(nodes: sorted, initializers: initializers, inputs: inputs, outputs: outputs,
+                     opsets: opsets, name: g.name, producer: producer, metadata: metadata)
+    }
+
+    /// Kahn's algorithm, keeping file order among ready nodes so names and reports are stable.
+    public static func topologicalOrder(_ nodes: [Node], available: Set<String>) throws -> [Node] {
+        var producer: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
+        var pending = [Int](repeating: 0, count: nodes.count)
+        var readers: [Int: [Int]] = [:]
+        for (i, n) in nodes.enumerated() {
+            for v in Set(n.inputs) where !v.isEmpty && !available.contains(v) {
+                guard let p = producer[v] else {
+                    throw ModelError.invalidGraph(reason: "node '\(n.name)' (\(n.opType)) reads '\(v)', which no node produces and is neither a graph input nor an initializer")
+                }
+                pending[i] += 1
+                readers[p, default: []].append(i)
+            }
+        }
+        var ready = (0..<nodes.count).filter { pending[$0] == 0 }
+        var order: [Node] = []
+        order.reserveCapacity(nodes.count)
+        var head = 0
+        while head < ready.count {
+            // Smallest index first: a heap is not worth it at these sizes.
+            let k = ready[head...].indices.min { ready[$0] < ready[$1] }!
+            ready.swapAt(head, k)
+            let i = ready[head]; head += 1
+            order.append(nodes[i])
+            for r in readers[i] ?? [] {
+                pending[r] -= 1
+                if pending[r] == 0 { ready.append(r) }
+            }
+        }
+        guard order.count == nodes.count else {
+            let stuck = (0..<nodes.count).first { pending[$0] > 0 }.map { nodes[$0].name } ?? "?"
+            throw ModelError.invalidGraph(reason: "the graph has a cycle through node '\(stuck)'")
+        }
+        return order
+    }
+
+    static func valueInfo(_ v: Onnx_ValueInfoProto) -> ValueInfo {
+        guard case .tensorType(let tt)? = v.type.value else { return ValueInfo(name: v.name, dtype: nil, shape: nil) }
+        let dtype = DType(onnxCode: Int(tt.elemType))
+        guard tt.hasShape else { return ValueInfo(name: v.name, dtype: dtype, shape: nil) }
+        let dims = tt.shape.dim
+        return ValueInfo(name: v.name, dtype: dtype,
+                         shape: dims.map { d in
+                             if case .dimValue(let n)? = d.value, n > 0 { return Int(n) }
+                             return nil
+                         },
+                         dimNames: dims.map { d in
+                             if case .dimParam(let s)? = d.value { return s }
+                             return nil
+                         })
+    }
+
+    static func attribute(_ a: Onnx_AttributeProto, node: String, baseDirectory: URL?) throws -> Attribute {
+        switch a.type {
+        case .float: return .float(a.f)
+        case .int: return .int(Int(a.i))
+        case .string: return .string(String(decoding: a.s, as: UTF8.self))
+        case .tensor: return .tensor(try TensorDecoder.decode(a.t, baseDirectory: baseDirectory))
+        case .floats: return .floats(a.floats)
+        case .ints: return .ints(a.ints.map { Int($0) })
+        case .strings: return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) })
+        case .graph, .graphs: return .graph
+        default:
+            // Files from old exporters leave `type` unset: infer it from the field present.
+            if a.hasF { return .float(a.f) }
+            if a.hasI { return .int(Int(a.i)) }
+            if a.hasS { return .string(String(decoding: a.s, as: UTF8.self)) }
+            if a.hasT { return .tensor(try TensorDecoder.decode(a.t, baseDirectory: baseDirectory)) }
+            if !a.floats.isEmpty { return .floats(a.floats) }
+            if !a.ints.isEmpty { return .ints(a.ints.map { Int($0) }) }
+            if !a.strings.isEmpty { return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) }) }
+            if a.hasG { return .graph }
+            return .ints([])
+        }
+    }
+}
