@@ -1,5 +1,108 @@
+import Foundation
 import ONNX
 
+/// Binary and variadic arithmetic with numpy broadcasting. Float tensors compute in Float;
+/// integer tensors (shape arithmetic in exported graphs) in Int64, wrapped to their dtype.
+/// Unary math, comparisons and logic live in `Elementwise+Unary.swift`.
 enum ElementwiseOps {
-    static let table: [String: OpEntry] = [:]
+    static let table: [String: OpEntry] = {
+        var t: [String: OpEntry] = [
+            "Add": binary(Add), "Sub": binary(Sub), "Mul": binary(Mul), "Div": binary(Div),
+            "Pow": binary(Pow),
+            "Mod": OpEntry(since: 10) { node, i, _ in
+                [try Mod(node.required(i, 0, "A"), node.required(i, 1, "B"), fmod: node.int("fmod", default: 0))]
+            },
+            "Sum": variadic(Sum), "Max": variadic(Max), "Min": variadic(Min), "Mean": variadic(Mean),
+        ]
+        t.merge(unaryTable) { a, _ in a }
+        return t
+    }()
+
+    /// Entry for a two-input op.
+    static func binary(_ f: @escaping @Sendable (Tensor, Tensor) throws -> Tensor) -> OpEntry {
+        OpEntry { node, i, _ in [try f(node.required(i, 0, "A"), node.required(i, 1, "B"))] }
+    }
+
+    /// Entry for a variadic op (at least one input).
+    static func variadic(_ f: @escaping @Sendable ([Tensor]) throws -> Tensor) -> OpEntry {
+        OpEntry { _, i, _ in
+            let xs = i.compactMap { $0 }
+            guard !xs.isEmpty else { throw OpError("needs at least one input") }
+            return [try f(xs)]
+        }
+    }
+
+    static func Add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try Broadcast.arithmetic(a, b, float: { $0 + $1 }, int: { $0 &+ $1 })
+    }
+
+    static func Sub(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try Broadcast.arithmetic(a, b, float: { $0 - $1 }, int: { $0 &- $1 })
+    }
+
+    static func Mul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try Broadcast.arithmetic(a, b, float: { $0 * $1 }, int: { $0 &* $1 })
+    }
+
+    /// Integer division truncates toward zero, as C and ONNX Runtime do. Division by zero
+    /// in integers is undefined in ONNX; mpq yields 0 rather than trapping.
+    static func Div(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try Broadcast.arithmetic(a, b, float: { $0 / $1 }, int: { y, z in
+            z == 0 ? 0 : y.dividedReportingOverflow(by: z).partialValue
+        })
+    }
+
+    /// The result takes the base's type: an integer base with a float exponent stays integer.
+    static func Pow(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if a.dtype.isFloating {
+            return try Broadcast.floats(a, b) { x, y in
+                y == 2 ? x * x : Foundation.pow(x, y)
+            }
+        }
+        let r = try Broadcast.binary(a.asFloats.map(Double.init), a.shape, b.asFloats.map(Double.init), b.shape) { x, y in
+            Foundation.pow(x, y)
+        }
+        let v = r.values.map { p -> Int64 in p.isFinite ? Int64(clamping: Int64(exactly: p.rounded(.towardZero)) ?? 0) : 0 }
+        return Tensor(shape: r.shape, ints: v.map(a.dtype.wrap), dtype: a.dtype)
+    }
+
+    /// `fmod = 0`: the remainder takes the divisor's sign (Python `%`);
+    /// `fmod = 1`: it takes the dividend's sign (C `fmod`).
+    static func Mod(_ a: Tensor, _ b: Tensor, fmod: Int) throws -> Tensor {
+        if fmod != 0 {
+            return try Broadcast.arithmetic(a, b, float: { Foundation.fmod($0, $1) },
+                                            int: { x, y in y == 0 ? 0 : x.remainderReportingOverflow(dividingBy: y).partialValue })
+        }
+        return try Broadcast.arithmetic(a, b, float: { x, y in
+            let r = Foundation.fmod(x, y)
+            return r != 0 && (r < 0) != (y < 0) ? r + y : r
+        }, int: { x, y in
+            if y == 0 { return 0 }
+            let r = x.remainderReportingOverflow(dividingBy: y).partialValue
+            return r != 0 && (r < 0) != (y < 0) ? r + y : r
+        })
+    }
+
+    static func Sum(_ xs: [Tensor]) throws -> Tensor {
+        try xs.dropFirst().reduce(xs[0]) { try Add($0, $1) }
+    }
+
+    /// NaN propagates, as numpy's maximum does.
+    static func Max(_ xs: [Tensor]) throws -> Tensor {
+        try xs.dropFirst().reduce(xs[0]) {
+            try Broadcast.arithmetic($0, $1, float: { x, y in x > y || x.isNaN ? x : y }, int: { Swift.max($0, $1) })
+        }
+    }
+
+    static func Min(_ xs: [Tensor]) throws -> Tensor {
+        try xs.dropFirst().reduce(xs[0]) {
+            try Broadcast.arithmetic($0, $1, float: { x, y in x < y || x.isNaN ? x : y }, int: { Swift.min($0, $1) })
+        }
+    }
+
+    static func Mean(_ xs: [Tensor]) throws -> Tensor {
+        let s = try Sum(xs)
+        let n = Float(xs.count)
+        return s.mapFloats { $0 / n }
+    }
 }
