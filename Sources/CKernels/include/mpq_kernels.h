@@ -1,10 +1,168 @@
 #ifndef MPQ_KERNELS_H
 #define MPQ_KERNELS_H
 // C kernels for mpq. Every SIMD kernel has a scalar reference beside it.
+//
+// Conventions for every function below:
+// - Pointers are borrowed: a kernel never frees, keeps or reallocates what it is
+//   given. Outputs are written, never read (unless documented).
+// - No alignment is required anywhere (all SIMD loads and stores are unaligned);
+//   64-byte alignment of packed buffers and rows is recommended for speed.
+// - Leading dimensions (lda, ldc, ...) are in elements, not bytes.
+// - Integer accumulators are int32. They are exact (every path equals the
+//   reference bit for bit) as long as K * 255 * 128 fits in int32 (K < 65793).
 #include <stdint.h>
 #include <stddef.h>
 
 /// Version tag, so Swift can check it links the expected kernels.
 int mpq_kernels_version(void);
+
+// MARK: - Kernel paths (run-time dispatch)
+
+/// An instruction-set path. Every kernel has all three; a path the CPU lacks is
+/// never run. `MPQ_PATH_AUTO` means "the fastest path this CPU has".
+typedef enum {
+    MPQ_PATH_AUTO = 0,
+    MPQ_PATH_REFERENCE = 1,  ///< plain scalar C, never optimised by hand
+    MPQ_PATH_AVX2 = 2,       ///< AVX2, widening u8/s8 -> s16 then vpmaddwd (cannot saturate)
+    MPQ_PATH_VNNI = 3,       ///< AVX-512 F/BW/VNNI, vpdpbusd
+} mpq_kernel_path;
+
+/// Whether this CPU can run `path` (AUTO and REFERENCE: always 1).
+int mpq_kernel_path_available(mpq_kernel_path path);
+
+/// The path kernels use when given `MPQ_PATH_AUTO`: the one forced by
+/// `mpq_set_kernel_path`, else the one named by the environment variable
+/// `MPQ_KERNEL_PATH=vnni|avx2|reference` (read once), else the fastest
+/// available. A forced path the CPU lacks falls back to the fastest available.
+mpq_kernel_path mpq_get_kernel_path(void);
+
+/// Forces the path used for `MPQ_PATH_AUTO` (pass AUTO to undo). Returns 0, or
+/// -1 (and changes nothing) if the CPU lacks the path. Process-wide; not meant
+/// to be flipped while kernels run on other threads.
+int mpq_set_kernel_path(mpq_kernel_path path);
+
+/// Resolves AUTO and unavailable paths to the concrete path that will run.
+mpq_kernel_path mpq_resolve_kernel_path(mpq_kernel_path path);
+
+/// "reference", "avx2", "vnni" or "auto".
+const char *mpq_kernel_path_name(mpq_kernel_path path);
+
+// MARK: - INT8 GEMM: C[M][N] = A[M][K] (uint8) x B[K][N] (int8)
+
+/// Packed-B layout, identical for every path (so one packed buffer serves all):
+///
+///     header  mpq_packed_b_header          (64 bytes)
+///     colsum  int32[n_padded]              sum over k of B[n][k], 0 in padding
+///     data    int8[n_padded / 16][k_padded / 4][16][4]
+///
+/// n_padded = N rounded up to 16, k_padded = K rounded up to 4; padding bytes are
+/// zero. One 64-byte group holds 4 consecutive k for 16 consecutive output
+/// columns: exactly one `vpdpbusd` operand; the AVX2 path widens it in 16-byte
+/// quarters (4 columns x 4 k). The whole buffer is position-independent (no
+/// pointers inside), so it can be copied or cached.
+typedef struct {
+    uint32_t magic;      ///< MPQ_PACKED_B_MAGIC
+    int32_t n, k;        ///< logical sizes
+    int32_t n_padded, k_padded;
+    int32_t reserved[11];
+} mpq_packed_b_header;
+
+#define MPQ_PACKED_B_MAGIC 0x3842504Du /* "MPB8" */
+#define MPQ_PACK_N 16
+#define MPQ_PACK_K 4
+
+/// Bytes needed by `mpq_pack_b_s8` for an N x K weight matrix.
+size_t mpq_pack_b_s8_size(int n, int k);
+
+/// Packs weights once. `b` is [N][K] row-major with row stride `ldb` (>= K):
+/// one row per output channel, i.e. ONNX Conv weights [Cout][Cin/g*KH*KW] or
+/// the transpose of a MatMul's [K][N] initializer. `packed` must hold
+/// `mpq_pack_b_s8_size(n, k)` bytes. Also stores the column sums used for
+/// activation zero-point correction. Returns 0, or -1 on bad sizes.
+int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed);
+
+/// Column sums (N int32) stored in a packed buffer: sum over k of B[n][k].
+const int32_t *mpq_packed_b_colsum(const void *packed);
+
+/// Exact zero-point-corrected accumulators:
+///     C[m][n] = sum_k (A[m][k] - a_zero_point) * B[n][k]
+///             = sum_k A[m][k] * B[n][k] - a_zero_point * colsum[n]
+/// `a` is [M][K] row-major, row stride `lda` (>= K); `c` is [M][N], row stride
+/// `ldc` (>= N). `packed` comes from `mpq_pack_b_s8` with the same N and K.
+/// `threads` <= 1 runs on the calling thread; more splits the work over that
+/// many pthreads. Returns 0, or -1 on bad arguments.
+int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
+                   const uint8_t *a, int lda, const void *packed,
+                   int32_t a_zero_point, int32_t *c, int ldc, int threads);
+
+/// Dequantizing epilogue fused into the GEMM (and the depthwise conv):
+///     acc   = exact int32 accumulator, zero-point corrected (as above)
+///     v     = (float)acc * (a_scale * b_scale[n])   (one rounding each)
+///     v     = v + bias[n]                           (if bias != NULL)
+///     out   = min(max(v, clamp_lo), clamp_hi)
+/// Use -INFINITY / INFINITY for no clamp, (0, INFINITY) for a fused ReLU.
+/// Operations are done in this order, unfused, so every path gives the same
+/// float bits as the reference.
+typedef struct {
+    int32_t a_zero_point;
+    float a_scale;
+    const float *b_scale;  ///< N (or C) per-output-channel scales; repeat one value for per-tensor
+    const float *bias;     ///< N (or C) floats, or NULL
+    float clamp_lo, clamp_hi;
+} mpq_epilogue;
+
+/// GEMM with the fused epilogue; `out` is [M][N] float, row stride `ldo`.
+int mpq_qgemm_u8s8_f32(mpq_kernel_path path, int m, int n, int k,
+                       const uint8_t *a, int lda, const void *packed,
+                       const mpq_epilogue *ep, float *out, int ldo, int threads);
+
+// MARK: - Quantize, im2col, depthwise conv
+
+/// ONNX QuantizeLinear to uint8: y = saturate(nearbyint(x / scale) + zero_point)
+/// with round-half-to-even (the default rounding mode), saturated to [0, 255].
+/// NaN maps to 0. `count` elements, contiguous.
+void mpq_quantize_u8(mpq_kernel_path path, const float *x, size_t count,
+                     float scale, uint8_t zero_point, uint8_t *y);
+
+/// Geometry of a 2-D convolution over one NCHW image (batch handled by caller).
+typedef struct {
+    int channels, height, width;           ///< input C, H, W (all groups)
+    int kernel_h, kernel_w;
+    int pad_top, pad_left, pad_bottom, pad_right;
+    int stride_h, stride_w;
+    int dilation_h, dilation_w;
+    int group;                             ///< channels % group == 0
+} mpq_conv2d_shape;
+
+/// Output height and width of `s` (0 if the geometry is invalid).
+int mpq_conv2d_out_h(const mpq_conv2d_shape *s);
+int mpq_conv2d_out_w(const mpq_conv2d_shape *s);
+
+/// Builds the GEMM A operand for group `g` of a Conv: `col` is
+/// [out_h * out_w][(C/group) * KH * KW] row-major (contiguous, lda = K), rows
+/// are output pixels in (oh, ow) order, columns are (c, kh, kw) with c local to
+/// the group, matching ONNX weights [Cout][C/group][KH][KW] flattened per
+/// output channel. Padding taps read `zero_point`, so they contribute 0 after
+/// zero-point correction. `x` is the uint8 image [C][H][W].
+void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                   uint8_t zero_point, uint8_t *col);
+
+/// Direct depthwise conv (group == channels, one filter per channel):
+/// `x` uint8 [C][H][W], `w` int8 [C][KH][KW], `out` float [C][out_h][out_w]
+/// with the epilogue applied per channel (b_scale[c], bias[c]). Padding taps
+/// read `ep->a_zero_point`. Returns 0, or -1 if `s` is not depthwise.
+int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
+                            const mpq_conv2d_shape *s, const int8_t *w,
+                            const mpq_epilogue *ep, float *out);
+
+// MARK: - Benchmark helpers
+
+/// Runs `iterations` of a loop of independent vpdpbusd (512-bit) chains, the
+/// instruction-bound VNNI peak. Returns integer ops done (2 per u8*s8 MAC), or 0
+/// if the CPU lacks VNNI. The caller times it.
+double mpq_vnni_peak_ops(long iterations);
+
+/// Same with 256-bit vpdpbusd (AVX512-VL): some CPUs run 512-bit ops as two halves.
+double mpq_vnni256_peak_ops(long iterations);
 
 #endif

@@ -1,0 +1,46 @@
+// Direct depthwise INT8 conv: the scalar reference, and the public entry point.
+#include "mpq_internal.h"
+
+static int is_depthwise(const mpq_conv2d_shape *s) {
+    return mpq_conv2d_out_h(s) > 0 && mpq_conv2d_out_w(s) > 0 && s->group == s->channels;
+}
+
+void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                             const mpq_epilogue *ep, float *out) {
+    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
+    const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w;
+    for (int c = 0; c < s->channels; c++) {
+        const uint8_t *plane = x + (size_t)c * (size_t)H * (size_t)W;
+        const int8_t *wc = w + (size_t)c * (size_t)KH * (size_t)KW;
+        for (int oh = 0; oh < OH; oh++) {
+            for (int ow = 0; ow < OW; ow++) {
+                int32_t acc = 0;
+                for (int kh = 0; kh < KH; kh++) {
+                    int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
+                    for (int kw = 0; kw < KW; kw++) {
+                        int iw = ow * s->stride_w - s->pad_left + kw * s->dilation_w;
+                        int32_t a = (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                        ? (int32_t)plane[(size_t)ih * (size_t)W + (size_t)iw]
+                                        : ep->a_zero_point;
+                        acc += (a - ep->a_zero_point) * (int32_t)wc[kh * KW + kw];
+                    }
+                }
+                out[((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow] = mpq_epilogue_scalar(
+                    acc, ep->a_scale, ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi);
+            }
+        }
+    }
+}
+
+int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
+                            const mpq_conv2d_shape *s, const int8_t *w,
+                            const mpq_epilogue *ep, float *out) {
+    if (!x || !w || !ep || !ep->b_scale || !out || !is_depthwise(s)) return -1;
+    // The VNNI path has no 512-bit depthwise kernel; it runs the AVX2 one.
+    switch (mpq_resolve_kernel_path(path)) {
+    case MPQ_PATH_VNNI:
+    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, ep, out); break;
+    default: mpq_depthwise_reference(x, s, w, ep, out); break;
+    }
+    return 0;
+}

@@ -1,0 +1,55 @@
+#ifndef MPQ_INTERNAL_H
+#define MPQ_INTERNAL_H
+// Private to CKernels: the per-path entry points behind the public API, and the
+// scalar epilogue every path must reproduce bit for bit.
+#include "mpq_kernels.h"
+
+_Static_assert(sizeof(mpq_packed_b_header) == 64, "packed-B header is one cache line");
+_Static_assert(MPQ_PACK_N * MPQ_PACK_K == 64, "one packed group is one 512-bit vpdpbusd operand");
+
+/// One GEMM call, resolved: what every path's region function needs.
+typedef struct {
+    int m, n, k, kp;                 ///< kp = k rounded up to 4
+    const uint8_t *a;
+    int lda;
+    const int8_t *bdata;             ///< packed groups, panel p at bdata + p * kp * 16
+    const int32_t *colsum;           ///< n_padded entries
+    int32_t za;
+    int32_t *c;                      ///< int32 output, or NULL when `out` is used
+    int ldc;
+    const mpq_epilogue *ep;          ///< used when c == NULL
+    float *out;
+    int ldo;
+} mpq_gemm_job;
+
+/// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.
+typedef void (*mpq_gemm_region_fn)(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
+
+void mpq_gemm_region_reference(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
+void mpq_gemm_region_avx2(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
+void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
+
+void mpq_quantize_u8_reference(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);
+void mpq_quantize_u8_avx2(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);
+void mpq_quantize_u8_avx512(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);
+
+void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                             const mpq_epilogue *ep, float *out);
+void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                        const mpq_epilogue *ep, float *out);
+
+/// The dequantizing epilogue in scalar form. Separate statements keep clang
+/// from contracting mul+add into an FMA, which the SIMD paths do not do; the
+/// clamp is written as maxps/minps compute it (NaN and -0 included).
+static inline float mpq_epilogue_scalar(int32_t acc, float a_scale, float b_scale,
+                                        const float *bias, int n, float lo, float hi) {
+    float s = a_scale * b_scale;
+    float v = (float)acc;
+    v = v * s;
+    if (bias) { v = v + bias[n]; }
+    v = (v > lo) ? v : lo;
+    v = (v < hi) ? v : hi;
+    return v;
+}
+
+#endif

@@ -1,0 +1,108 @@
+// AVX-512 VNNI INT8 GEMM. vpdpbusd multiplies u8 x s8 in groups of 4 into int32
+// with no intermediate saturation, so it is exact and matches the reference.
+//
+// Micro-tile: MR = 6 rows x NP = 4 packed panels (64 columns) = 24 zmm
+// accumulators + 4 B registers + 1 broadcast A, inside the 32 zmm registers.
+// Per group of 4 k: 4 B loads and 6 A broadcasts feed 24 vpdpbusd.
+// Loop order: 64-column panel outside, rows inside, full K inside the tile, so
+// the epilogue runs on registers and the B panel (64 * K bytes) stays in L1/L2
+// while every row block of A streams past it.
+#include "mpq_internal.h"
+#include <immintrin.h>
+#include <string.h>
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define MR 6
+#define NP 4
+
+// Reads 4 bytes of A at k..k+3, zero-filling past K (packed B is zero there too).
+static inline uint32_t load_a4(const uint8_t *p, int avail) {
+    uint32_t v = 0;
+    memcpy(&v, p, avail >= 4 ? 4 : (size_t)avail);
+    return v;
+}
+
+static inline VNNI_TARGET __mmask16 col_mask(int cols) {
+    return cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1u);
+}
+
+static inline __attribute__((always_inline)) VNNI_TARGET void
+tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
+    __m512i acc[MR][NP];
+    const uint8_t *ar[MR];
+    const int8_t *bp[NP];
+    for (int i = 0; i < mr; i++) {
+        ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
+        for (int q = 0; q < np; q++) acc[i][q] = _mm512_setzero_si512();
+    }
+    for (int q = 0; q < np; q++) bp[q] = j->bdata + (size_t)(p0 + q) * (size_t)j->kp * 16;
+
+    const int groups = j->k / 4;
+    for (int g = 0; g < groups; g++) {
+        __m512i b[NP];
+        for (int q = 0; q < np; q++) b[q] = _mm512_loadu_si512((const void *)(bp[q] + (size_t)g * 64));
+        for (int i = 0; i < mr; i++) {
+            int32_t a4;
+            memcpy(&a4, ar[i] + (size_t)g * 4, 4);
+            __m512i av = _mm512_set1_epi32(a4);
+            for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], av, b[q]);
+        }
+    }
+    if (j->k % 4) {
+        __m512i b[NP];
+        for (int q = 0; q < np; q++) b[q] = _mm512_loadu_si512((const void *)(bp[q] + (size_t)groups * 64));
+        for (int i = 0; i < mr; i++) {
+            __m512i av = _mm512_set1_epi32((int32_t)load_a4(ar[i] + (size_t)groups * 4, j->k % 4));
+            for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], av, b[q]);
+        }
+    }
+
+    const __m512i za = _mm512_set1_epi32(j->za);
+    for (int q = 0; q < np; q++) {
+        int col = (p0 + q) * 16;
+        int cols = j->n - col;
+        if (cols <= 0) break;
+        __mmask16 mask = col_mask(cols);
+        __m512i corr = _mm512_mullo_epi32(za, _mm512_loadu_si512((const void *)(j->colsum + col)));
+        if (j->c) {
+            for (int i = 0; i < mr; i++) {
+                __m512i v = _mm512_sub_epi32(acc[i][q], corr);
+                _mm512_mask_storeu_epi32(j->c + (size_t)(m0 + i) * (size_t)j->ldc + col, mask, v);
+            }
+        } else {
+            const mpq_epilogue *ep = j->ep;
+            __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
+            __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
+            __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
+            for (int i = 0; i < mr; i++) {
+                __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][q], corr));
+                v = _mm512_mul_ps(v, s);
+                if (ep->bias) v = _mm512_add_ps(v, bias);
+                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                _mm512_mask_storeu_ps(j->out + (size_t)(m0 + i) * (size_t)j->ldo + col, mask, v);
+            }
+        }
+    }
+}
+
+// One instantiation per (rows, panels) so the tile's arrays become registers.
+#define TILE_FN(R, P) \
+    static VNNI_TARGET void tile_##R##_##P(const mpq_gemm_job *j, int m0, int p0) { tile(j, m0, R, p0, P); }
+#define TILE_ROW(R) TILE_FN(R, 1) TILE_FN(R, 2) TILE_FN(R, 3) TILE_FN(R, 4)
+TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
+
+typedef void (*tile_fn)(const mpq_gemm_job *, int, int);
+#define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, tile_##R##_4 }
+static const tile_fn tiles[MR][NP] = {
+    TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
+};
+
+VNNI_TARGET void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int p0, int p1) {
+    for (int p = p0; p < p1; p += NP) {
+        int np = p1 - p < NP ? p1 - p : NP;
+        for (int m = m0; m < m1; m += MR) {
+            int mr = m1 - m < MR ? m1 - m : MR;
+            tiles[mr - 1][np - 1](j, m, p);
+        }
+    }
+}
