@@ -26,27 +26,33 @@ static inline AVX2_TARGET __m256i fold(__m256i lo4, __m256i hi4) {
     return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo4, hi4), _MM_SHUFFLE(3, 1, 2, 0));
 }
 
+// One group of 4 k for `mr` rows x 16 columns.
+static inline __attribute__((always_inline)) AVX2_TARGET void
+group(__m256i acc[MR][4], const int8_t *bp, const uint8_t *const *ar, int mr, int g, int avail) {
+    __m256i b[4];
+    _Pragma("unroll") for (int q = 0; q < 4; q++)
+        b[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bp + (size_t)g * 64 + q * 16)));
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        __m256i av = bcast_a4(ar[i] + (size_t)g * 4, avail);
+        _Pragma("unroll") for (int q = 0; q < 4; q++)
+            acc[i][q] = _mm256_add_epi32(acc[i][q], _mm256_madd_epi16(av, b[q]));
+    }
+}
+
 static inline __attribute__((always_inline)) AVX2_TARGET void
 tile(const mpq_gemm_job *j, int m0, int mr, int p) {
     __m256i acc[MR][4];
     const uint8_t *ar[MR];
-    for (int i = 0; i < mr; i++) {
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
         ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
-        for (int q = 0; q < 4; q++) acc[i][q] = _mm256_setzero_si256();
+        _Pragma("unroll") for (int q = 0; q < 4; q++) acc[i][q] = _mm256_setzero_si256();
     }
     const int8_t *bp = j->bdata + (size_t)p * (size_t)j->kp * 16;
-    // Full groups of 4 k, then one zero-filled tail group (B is zero there too).
-    const int full = j->k / 4, groups = (j->k + 3) / 4;
-    for (int g = 0; g < groups; g++) {
-        __m256i b[4];
-        for (int q = 0; q < 4; q++)
-            b[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bp + (size_t)g * 64 + q * 16)));
-        int avail = g < full ? 4 : j->k - g * 4;
-        for (int i = 0; i < mr; i++) {
-            __m256i av = bcast_a4(ar[i] + (size_t)g * 4, avail);
-            for (int q = 0; q < 4; q++) acc[i][q] = _mm256_add_epi32(acc[i][q], _mm256_madd_epi16(av, b[q]));
-        }
-    }
+    // Full groups of 4 k in the hot loop, then one zero-filled tail group (B is
+    // zero there too); kept apart so the hot loop has no branch or memcpy call.
+    const int full = j->k / 4;
+    for (int g = 0; g < full; g++) group(acc, bp, ar, mr, g, 4);
+    if (j->k % 4) group(acc, bp, ar, mr, full, j->k % 4);
 
     const __m256i za = _mm256_set1_epi32(j->za);
     for (int h = 0; h < 2; h++) {
@@ -54,7 +60,7 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p) {
         int cols = j->n - col;
         if (cols <= 0) break;
         __m256i corr = _mm256_mullo_epi32(za, _mm256_loadu_si256((const __m256i *)(j->colsum + col)));
-        for (int i = 0; i < mr; i++) {
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
             __m256i v = _mm256_sub_epi32(fold(acc[i][2 * h], acc[i][2 * h + 1]), corr);
             if (j->c) {
                 int32_t *dst = j->c + (size_t)(m0 + i) * (size_t)j->ldc + col;

@@ -31,41 +31,41 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
     __m512i acc[MR][NP];
     const uint8_t *ar[MR];
     const int8_t *bp[NP];
-    for (int i = 0; i < mr; i++) {
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
         ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
-        for (int q = 0; q < np; q++) acc[i][q] = _mm512_setzero_si512();
+        _Pragma("unroll") for (int q = 0; q < np; q++) acc[i][q] = _mm512_setzero_si512();
     }
-    for (int q = 0; q < np; q++) bp[q] = j->bdata + (size_t)(p0 + q) * (size_t)j->kp * 16;
+    _Pragma("unroll") for (int q = 0; q < np; q++) bp[q] = j->bdata + (size_t)(p0 + q) * (size_t)j->kp * 16;
 
     const int groups = j->k / 4;
     for (int g = 0; g < groups; g++) {
         __m512i b[NP];
-        for (int q = 0; q < np; q++) b[q] = _mm512_loadu_si512((const void *)(bp[q] + (size_t)g * 64));
-        for (int i = 0; i < mr; i++) {
+        _Pragma("unroll") for (int q = 0; q < np; q++) b[q] = _mm512_loadu_si512((const void *)(bp[q] + (size_t)g * 64));
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
             int32_t a4;
             memcpy(&a4, ar[i] + (size_t)g * 4, 4);
             __m512i av = _mm512_set1_epi32(a4);
-            for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], av, b[q]);
+            _Pragma("unroll") for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], av, b[q]);
         }
     }
     if (j->k % 4) {
         __m512i b[NP];
-        for (int q = 0; q < np; q++) b[q] = _mm512_loadu_si512((const void *)(bp[q] + (size_t)groups * 64));
-        for (int i = 0; i < mr; i++) {
+        _Pragma("unroll") for (int q = 0; q < np; q++) b[q] = _mm512_loadu_si512((const void *)(bp[q] + (size_t)groups * 64));
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
             __m512i av = _mm512_set1_epi32((int32_t)load_a4(ar[i] + (size_t)groups * 4, j->k % 4));
-            for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], av, b[q]);
+            _Pragma("unroll") for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], av, b[q]);
         }
     }
 
     const __m512i za = _mm512_set1_epi32(j->za);
-    for (int q = 0; q < np; q++) {
+    _Pragma("unroll") for (int q = 0; q < np; q++) {
         int col = (p0 + q) * 16;
         int cols = j->n - col;
         if (cols <= 0) break;
         __mmask16 mask = col_mask(cols);
         __m512i corr = _mm512_mullo_epi32(za, _mm512_loadu_si512((const void *)(j->colsum + col)));
         if (j->c) {
-            for (int i = 0; i < mr; i++) {
+            _Pragma("unroll") for (int i = 0; i < mr; i++) {
                 __m512i v = _mm512_sub_epi32(acc[i][q], corr);
                 _mm512_mask_storeu_epi32(j->c + (size_t)(m0 + i) * (size_t)j->ldc + col, mask, v);
             }
@@ -74,7 +74,7 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
             __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
             __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
             __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
-            for (int i = 0; i < mr; i++) {
+            _Pragma("unroll") for (int i = 0; i < mr; i++) {
                 __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][q], corr));
                 v = _mm512_mul_ps(v, s);
                 if (ep->bias) v = _mm512_add_ps(v, bias);
