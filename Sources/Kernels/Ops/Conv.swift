@@ -1,5 +1,184 @@
 import ONNX
 
 enum ConvOps {
-    static let table: [String: OpEntry] = [:]
+    static let table: [String: OpEntry] = [
+        "Conv": OpEntry(since: 1) { node, inputs, _ in
+            [try Conv(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
+                      b: inputs.count > 2 ? inputs[2] : nil,
+                      autoPad: node.string("auto_pad", default: "NOTSET"), dilations: node.ints("dilations"),
+                      group: node.int("group", default: 1), kernelShape: node.ints("kernel_shape"),
+                      pads: node.ints("pads"), strides: node.ints("strides"))]
+        },
+        "ConvTranspose": OpEntry(since: 1) { node, inputs, _ in
+            [try ConvTranspose(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
+                               b: inputs.count > 2 ? inputs[2] : nil,
+                               autoPad: node.string("auto_pad", default: "NOTSET"),
+                               dilations: node.ints("dilations"), group: node.int("group", default: 1),
+                               kernelShape: node.ints("kernel_shape"), outputPadding: node.ints("output_padding"),
+                               outputShape: node.ints("output_shape"), pads: node.ints("pads"),
+                               strides: node.ints("strides"))]
+        },
+    ]
+
+    /// ONNX Conv over 1 to 3 spatial dimensions. Grouped convolutions run one sgemm per
+    /// group and image on an im2col buffer (none for 1x1 stride-1 unpadded kernels);
+    /// depthwise ones (one input channel per group) run a direct loop instead.
+    static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
+                     kernelShape: [Int]?, pads: [Int]?, strides: [Int]?) throws -> Tensor {
+        try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
+        guard x.rank >= 3, w.rank == x.rank else {
+            throw OpError("Conv needs X [N,C,spatial...] and W [M,C/group,kernel...] of the same rank, got X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape))")
+        }
+        let n = x.shape[0], c = x.shape[1], m = w.shape[0], cg = w.shape[1]
+        guard group >= 1, cg * group == c, m % group == 0 else {
+            throw OpError("Conv group \(group) does not fit X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape)): need C = group * W[1] and M divisible by group")
+        }
+        let wKernel = Array(w.shape.dropFirst(2))
+        if let ks = kernelShape, ks != wKernel {
+            throw OpError("Conv kernel_shape \(ks) differs from W \(Tensor.describe(w.shape))")
+        }
+        if let b {
+            try ensureFloat(b, "Conv B")
+            guard b.count == m else { throw OpError("Conv bias \(Tensor.describe(b.shape)) must have \(m) values") }
+        }
+        var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: wKernel, strides: strides,
+                                   dilations: dilations, pads: pads, op: "Conv")
+        try g.resolveConv(autoPad: try AutoPad(attribute: autoPad), op: "Conv")
+        let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount
+        var out = [Float](repeating: 0, count: n * m * outP)
+        let mg = m / group
+        x.floats.withUnsafeBufferPointer { px in
+            w.floats.withUnsafeBufferPointer { pw in
+                out.withUnsafeMutableBufferPointer { po in
+                    let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
+                    if cg == 1 && kCount > 1 {
+                        for img in 0..<n {
+                            for oc in 0..<m {
+                                depthwisePlane(src: X + (img * c + oc / mg) * inP, weights: W + oc * kCount,
+                                               dst: O + (img * m + oc) * outP, g)
+                            }
+                        }
+                        return
+                    }
+                    let rows = cg * kCount
+                    var col = g.isPointwise ? [] : [Float](repeating: 0, count: rows * outP)
+                    col.withUnsafeMutableBufferPointer { pc in
+                        for img in 0..<n {
+                            for grp in 0..<group {
+                                let src = X + (img * c + grp * cg) * inP
+                                let bMat: UnsafePointer<Float>
+                                if g.isPointwise {
+                                    bMat = src
+                                } else {
+                                    im2col(src: src, channels: cg, g, dst: pc.baseAddress!)
+                                    bMat = UnsafePointer(pc.baseAddress!)
+                                }
+                                sgemm(m: mg, n: outP, k: rows, a: W + grp * mg * rows, lda: rows,
+                                      b: bMat, ldb: outP, c: O + (img * m + grp * mg) * outP, ldc: outP)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let b { addChannelBias(&out, b.floats, images: n, channels: m, plane: outP) }
+        return Tensor(shape: [n, m] + g.outputShape, floats: out, dtype: x.dtype)
+    }
+
+    /// Unrolls the windows of `channels` planes into a `[channels·kernel, outputCount]`
+    /// matrix, zeros where a window reads padding.
+    static func im2col(src: UnsafePointer<Float>, channels: Int, _ g: WindowGeometry, dst: UnsafeMutablePointer<Float>) {
+        let (iD, iH, iW) = (g.input[0], g.input[1], g.input[2])
+        let (kD, kH, kW) = (g.kernel[0], g.kernel[1], g.kernel[2])
+        let (oD, oH, oW) = (g.output[0], g.output[1], g.output[2])
+        let sW = g.stride[2]
+        var row = dst
+        for ch in 0..<channels {
+            let plane = src + ch * iD * iH * iW
+            for kd in 0..<kD {
+                let offD = kd * g.dilation[0] - g.padHead[0]
+                for kh in 0..<kH {
+                    let offH = kh * g.dilation[1] - g.padHead[1]
+                    for kw in 0..<kW {
+                        let offW = kw * g.dilation[2] - g.padHead[2]
+                        let wr = validWindowRange(offset: offW, stride: sW, inSize: iW, outSize: oW)
+                        var d = row
+                        for od in 0..<oD {
+                            let id = od * g.stride[0] + offD
+                            for oh in 0..<oH {
+                                let ih = oh * g.stride[1] + offH
+                                if id < 0 || id >= iD || ih < 0 || ih >= iH {
+                                    d.update(repeating: 0, count: oW)
+                                } else {
+                                    let s = plane + (id * iH + ih) * iW + offW
+                                    if wr.lowerBound > 0 { d.update(repeating: 0, count: wr.lowerBound) }
+                                    if sW == 1 {
+                                        (d + wr.lowerBound).update(from: s + wr.lowerBound, count: wr.count)
+                                    } else {
+                                        for ow in wr { d[ow] = s[ow * sW] }
+                                    }
+                                    if wr.upperBound < oW { (d + wr.upperBound).update(repeating: 0, count: oW - wr.upperBound) }
+                                }
+                                d += oW
+                            }
+                        }
+                        row += oD * oH * oW
+                    }
+                }
+            }
+        }
+    }
+
+    /// One output plane of a convolution that reads a single input plane (depthwise):
+    /// each kernel tap is a scaled, strided add over the output rows it reaches.
+    static func depthwisePlane(src: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                               dst: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
+        let (iD, iH, iW) = (g.input[0], g.input[1], g.input[2])
+        let (kD, kH, kW) = (g.kernel[0], g.kernel[1], g.kernel[2])
+        let (oD, oH, oW) = (g.output[0], g.output[1], g.output[2])
+        let (sD, sH, sW) = (g.stride[0], g.stride[1], g.stride[2])
+        var t = 0
+        for kd in 0..<kD {
+            let offD = kd * g.dilation[0] - g.padHead[0]
+            let dr = validWindowRange(offset: offD, stride: sD, inSize: iD, outSize: oD)
+            for kh in 0..<kH {
+                let offH = kh * g.dilation[1] - g.padHead[1]
+                let hr = validWindowRange(offset: offH, stride: sH, inSize: iH, outSize: oH)
+                for kw in 0..<kW {
+                    let offW = kw * g.dilation[2] - g.padHead[2]
+                    let wr = validWindowRange(offset: offW, stride: sW, inSize: iW, outSize: oW)
+                    let wv = weights[t]; t += 1
+                    if wr.isEmpty { continue }
+                    for od in dr {
+                        let id = od * sD + offD
+                        for oh in hr {
+                            let s = src + (id * iH + oh * sH + offH) * iW + offW
+                            let d = dst + (od * oH + oh) * oW
+                            if sW == 1 {
+                                for ow in wr { d[ow] += wv * s[ow] }
+                            } else {
+                                for ow in wr { d[ow] += wv * s[ow * sW] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `bias[c]` to every value of channel `c` of an `[images, channels, plane]` buffer.
+    static func addChannelBias(_ out: inout [Float], _ bias: [Float], images: Int, channels: Int, plane: Int) {
+        out.withUnsafeMutableBufferPointer { po in
+            bias.withUnsafeBufferPointer { pb in
+                for img in 0..<images {
+                    for ch in 0..<channels {
+                        let bv = pb[ch]
+                        if bv == 0 { continue }
+                        let p = po.baseAddress! + (img * channels + ch) * plane
+                        for i in 0..<plane { p[i] += bv }
+                    }
+                }
+            }
+        }
+    }
 }

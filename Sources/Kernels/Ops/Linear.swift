@@ -1,5 +1,162 @@
+import COpenBLAS
 import ONNX
 
+/// Row-major single-precision GEMM on OpenBLAS: `C[m×n] = alpha·op(A)·op(B) + beta·C`,
+/// where `op(A)` is `m×k` (stored `k×m` when `transA`) and `op(B)` is `k×n`.
+/// The one entry point every FP32 matrix product in mpq goes through (Gemm, MatMul,
+/// Conv, ConvTranspose), so degenerate sizes are handled once, here.
+public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                  b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        // BLAS leaves C untouched for k == 0 only when beta == 1; do the scaling ourselves.
+        for i in 0..<m {
+            let row = c + i * ldc
+            for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+        }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(max(lda, 1)), b, Int32(max(ldb, 1)),
+                beta, c, Int32(max(ldc, 1)))
+}
+
 enum LinearOps {
-    static let table: [String: OpEntry] = [:]
+    static let table: [String: OpEntry] = [
+        "Gemm": OpEntry(since: 1) { node, inputs, opset in
+            let a = try node.required(inputs, 0, "A"), b = try node.required(inputs, 1, "B")
+            let c = inputs.count > 2 ? inputs[2] : nil
+            if c == nil && opset < 11 { throw OpError("Gemm before opset 11 requires input C") }
+            return [try Gemm(a: a, b: b, c: c, alpha: node.float("alpha", default: 1),
+                             beta: node.float("beta", default: 1),
+                             transA: node.int("transA", default: 0) != 0,
+                             transB: node.int("transB", default: 0) != 0)]
+        },
+        "MatMul": OpEntry(since: 1) { node, inputs, _ in
+            [try MatMul(a: try node.required(inputs, 0, "A"), b: try node.required(inputs, 1, "B"))]
+        },
+    ]
+
+    /// ONNX Gemm: `Y = alpha·op(A)·op(B) + beta·C`, C broadcast unidirectionally to `[M,N]`.
+    static func Gemm(a: Tensor, b: Tensor, c: Tensor?, alpha: Float, beta: Float,
+                     transA: Bool, transB: Bool) throws -> Tensor {
+        guard a.rank == 2, b.rank == 2 else {
+            throw OpError("Gemm needs 2-D A and B, got A \(Tensor.describe(a.shape)) and B \(Tensor.describe(b.shape))")
+        }
+        try ensureFloat(a, "A"); try ensureFloat(b, "B")
+        let m = transA ? a.shape[1] : a.shape[0], k = transA ? a.shape[0] : a.shape[1]
+        let kb = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
+        guard k == kb else {
+            throw OpError("Gemm inner dimensions differ: A \(Tensor.describe(a.shape)) transA=\(transA), B \(Tensor.describe(b.shape)) transB=\(transB)")
+        }
+        var out = [Float](repeating: 0, count: m * n)
+        var betaEff: Float = 0
+        if let c, beta != 0 {
+            try ensureFloat(c, "C")
+            try broadcastBias(c, m: m, n: n, into: &out)
+            betaEff = beta
+        }
+        a.floats.withUnsafeBufferPointer { pa in
+            b.floats.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { pc in
+                    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                          a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
+                          beta: betaEff, c: pc.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return Tensor(shape: [m, n], floats: out, dtype: a.dtype)
+    }
+
+    /// Writes C broadcast to `[m,n]` (right-aligned, each dimension 1 or equal) into `out`.
+    private static func broadcastBias(_ c: Tensor, m: Int, n: Int, into out: inout [Float]) throws {
+        guard c.rank <= 2 else { throw OpError("Gemm C \(Tensor.describe(c.shape)) does not broadcast to [\(m),\(n)]") }
+        let shape = [Int](repeating: 1, count: 2 - c.rank) + c.shape
+        guard shape[0] == 1 || shape[0] == m, shape[1] == 1 || shape[1] == n else {
+            throw OpError("Gemm C \(Tensor.describe(c.shape)) does not broadcast to [\(m),\(n)]")
+        }
+        let rs = shape[0] == 1 ? 0 : shape[1], cs = shape[1] == 1 ? 0 : 1
+        c.floats.withUnsafeBufferPointer { pc in
+            out.withUnsafeMutableBufferPointer { po in
+                for i in 0..<m { for j in 0..<n { po[i * n + j] = pc[i * rs + j * cs] } }
+            }
+        }
+    }
+
+    /// ONNX MatMul with numpy semantics: 1-D operands are promoted (and the added axis
+    /// removed from the result), batch dimensions broadcast.
+    static func MatMul(a: Tensor, b: Tensor) throws -> Tensor {
+        try ensureFloat(a, "A"); try ensureFloat(b, "B")
+        guard a.rank >= 1, b.rank >= 1 else {
+            throw OpError("MatMul operands must have rank >= 1, got \(Tensor.describe(a.shape)) and \(Tensor.describe(b.shape))")
+        }
+        let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+        let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
+        let kb = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
+        guard k == kb else {
+            throw OpError("MatMul inner dimensions differ: \(Tensor.describe(a.shape)) x \(Tensor.describe(b.shape))")
+        }
+        let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
+        let rank = max(aBatch.count, bBatch.count)
+        let ab = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
+        let bb = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
+        var batch = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            guard ab[i] == bb[i] || ab[i] == 1 || bb[i] == 1 else {
+                throw OpError("MatMul batch dimensions do not broadcast: \(Tensor.describe(a.shape)) x \(Tensor.describe(b.shape))")
+            }
+            batch[i] = ab[i] == 1 ? bb[i] : ab[i]
+        }
+        var outShape = batch + [m, n]
+        let batchCount = batch.reduce(1, *)
+        var out = [Float](repeating: 0, count: batchCount * m * n)
+        let aBatchCount = ab.reduce(1, *), bBatchCount = bb.reduce(1, *)
+        a.floats.withUnsafeBufferPointer { pa in
+            b.floats.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { po in
+                    let A = pa.baseAddress!, B = pb.baseAddress!, C = po.baseAddress!
+                    if bBatchCount == 1 && aBatchCount == batchCount {
+                        // One right operand for every batch: the batch folds into M, one call.
+                        sgemm(m: batchCount * m, n: n, k: k, a: A, lda: k, b: B, ldb: n, c: C, ldc: n)
+                    } else if aBatchCount == batchCount && bBatchCount == batchCount {
+                        for i in 0..<batchCount {
+                            sgemm(m: m, n: n, k: k, a: A + i * m * k, lda: k, b: B + i * k * n, ldb: n,
+                                  c: C + i * m * n, ldc: n)
+                        }
+                    } else {
+                        let aStr = broadcastStrides(ab), bStr = broadcastStrides(bb)
+                        let oStr = stridesOf(batch)
+                        for i in 0..<batchCount {
+                            var ai = 0, bi = 0, r = i
+                            for d in 0..<rank {
+                                let idx = r / oStr[d]; r -= idx * oStr[d]
+                                ai += idx * aStr[d]; bi += idx * bStr[d]
+                            }
+                            sgemm(m: m, n: n, k: k, a: A + ai * m * k, lda: k, b: B + bi * k * n, ldb: n,
+                                  c: C + i * m * n, ldc: n)
+                        }
+                    }
+                }
+            }
+        }
+        if b.rank == 1 { outShape.removeLast() }
+        if a.rank == 1 { outShape.remove(at: outShape.count - (b.rank == 1 ? 1 : 2)) }
+        return Tensor(shape: outShape, floats: out, dtype: a.dtype)
+    }
+
+    /// Strides over batch indices, 0 along broadcast (size-1) dimensions.
+    private static func broadcastStrides(_ shape: [Int]) -> [Int] {
+        let s = stridesOf(shape)
+        return zip(shape, s).map { $0 == 1 ? 0 : $1 }
+    }
+}
+
+/// Throws unless the tensor holds floating-point data (every FP32 kernel's precondition).
+func ensureFloat(_ t: Tensor, _ what: String) throws {
+    guard t.dtype.isFloating else {
+        throw OpError("\(what) must be floating point, got \(t.dtype.rawValue) \(Tensor.describe(t.shape))")
+    }
 }
