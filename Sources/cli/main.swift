@@ -1,1 +1,2 @@
-print("mpq")
+// Entry point: runs the command and maps every failure to the documented exit codes.
+MPQ.runAndExit()

@@ -1,0 +1,49 @@
+import Foundation
+import Kernels
+import ONNX
+
+/// Streams a dataset through a session batch by batch and keeps one output per sample.
+/// Memory is bounded by the batch plus the kept output (classes per sample), never by
+/// the activations of the whole data set.
+public struct Evaluator {
+    public let session: Session
+    public let dataset: Dataset
+    public let batchSize: Int
+    /// The graph output scored; the first one by default.
+    public let outputName: String
+
+    public init(session: Session, dataset: Dataset, batchSize: Int = 64, outputName: String? = nil) throws {
+        self.session = session
+        self.dataset = dataset
+        self.batchSize = max(1, batchSize)
+        let names = session.graph.outputs.map(\.name)
+        if let o = outputName {
+            guard names.contains(o) else {
+                throw MetricError.badOutput(output: o, reason: "not a graph output (outputs: \(names.joined(separator: ", ")))")
+            }
+            self.outputName = o
+        } else {
+            self.outputName = names[0]
+        }
+    }
+
+    /// Runs every batch; `progress` gets (samples done, total).
+    public func run(progress: ((Int, Int) -> Void)? = nil) throws -> Outputs {
+        var values: [Float] = []
+        var width = -1
+        for range in dataset.batches(size: batchSize) {
+            let outs = try session.run(dataset.batch(range))
+            guard let y = outs[outputName] else {
+                throw MetricError.badOutput(output: outputName, reason: "the graph did not produce it")
+            }
+            guard y.rank >= 1, y.shape[0] == range.count else {
+                throw MetricError.badOutput(output: outputName, reason: "shape \(Tensor.describe(y.shape)) has no batch dimension of \(range.count)")
+            }
+            let w = y.count / range.count
+            if width < 0 { width = w; values.reserveCapacity(w * dataset.count) }
+            values.append(contentsOf: y.asFloats)
+            progress?(range.upperBound, dataset.count)
+        }
+        return Outputs(values: values, rows: dataset.count, width: max(width, 0))
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import ONNX
+
+/// Scores in points (0-100), higher is better, so a drop is `fp32 - candidate` whatever
+/// the metric and `--budget 1%` means one point.
+public enum Metric: String, CaseIterable, Codable, Sendable {
+    /// Share of samples whose arg-max is the label.
+    case top1
+    /// Share of samples whose label is among the 5 largest outputs.
+    case top5
+    /// Share of samples whose arg-max equals the FP32 model's (no labels needed).
+    case agreement
+
+    public var needsLabels: Bool { self == .top1 || self == .top5 }
+    public var needsReference: Bool { self == .agreement }
+}
+
+public enum MetricError: Error, CustomStringConvertible, Equatable {
+    case missingLabels(metric: String, path: String)
+    case badOutput(output: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .missingLabels(let m, let p): return "metric '\(m)' needs labels: \(p) has no 'labels' array (use --metric agreement for label-free scoring)"
+        case .badOutput(let o, let r): return "output '\(o)': \(r)"
+        }
+    }
+}
+
+/// Per-sample outputs of a classifier: `rows` samples of `width` scores each.
+public struct Outputs: Sendable, Equatable {
+    public var values: [Float]
+    public var rows: Int
+    public var width: Int
+
+    public init(values: [Float], rows: Int, width: Int) {
+        self.values = values; self.rows = rows; self.width = width
+    }
+
+    public func row(_ i: Int) -> ArraySlice<Float> { values[i * width..<(i + 1) * width] }
+
+    /// Index of the largest value; the first on ties, as numpy's argmax.
+    public func argmax(_ i: Int) -> Int {
+        var best = i * width
+        for j in i * width..<(i + 1) * width where values[j] > values[best] { best = j }
+        return best - i * width
+    }
+
+    /// Indices of the k largest values (ties broken by the lower index).
+    public func topK(_ i: Int, _ k: Int) -> [Int] {
+        let r = Array(row(i))
+        return r.indices.sorted { r[$0] > r[$1] || (r[$0] == r[$1] && $0 < $1) }.prefix(k).map { $0 }
+    }
+}
+
+/// Per-sample correctness (1 = correct) for a metric, the unit that confidence intervals
+/// and paired tests work on.
+public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, reference: Outputs?) -> [Double] {
+    switch metric {
+    case .top1:
+        guard let labels else { return [] }
+        return (0..<outputs.rows).map { outputs.argmax($0) == Int(labels[$0]) ? 1 : 0 }
+    case .top5:
+        guard let labels else { return [] }
+        return (0..<outputs.rows).map { outputs.topK($0, 5).contains(Int(labels[$0])) ? 1 : 0 }
+    case .agreement:
+        let ref = reference ?? outputs
+        return (0..<outputs.rows).map { outputs.argmax($0) == ref.argmax($0) ? 1 : 0 }
+    }
+}
+
+/// The metric in points.
+public func score(_ metric: Metric, outputs: Outputs, labels: [Int64]?, reference: Outputs?) -> Double {
+    let s = sampleScores(metric, outputs: outputs, labels: labels, reference: reference)
+    guard !s.isEmpty else { return 0 }
+    return 100 * s.reduce(0, +) / Double(s.count)
+}
