@@ -58,6 +58,7 @@ DEFAULT_OPS = (
     "Split Sqrt Squeeze Sub Sum Tanh Transpose Unsqueeze Where LayerNormalization "
     "Upsample Tile Range Not And Or Sign Floor Ceil Softplus Elu Selu Gelu ArgMax "
     "ArgMin ReduceMin ReduceProd ReduceL2 ReduceSumSquare ReduceLogSumExp "
+    "LRN "  # not in the original list, but 3 of the light models use it
     "InstanceNormalization Mean CumSum NonZero Size Mod"
 ).split()
 
