@@ -1,0 +1,191 @@
+import Foundation
+import ONNX
+
+/// Interpolation of Resize/Upsample.
+enum ResizeMode: String {
+    case nearest, linear, cubic
+}
+
+/// How an output coordinate maps back into the input (`coordinate_transformation_mode`).
+enum CoordinateTransform: String {
+    case halfPixel = "half_pixel", halfPixelSymmetric = "half_pixel_symmetric"
+    case pytorchHalfPixel = "pytorch_half_pixel", alignCorners = "align_corners"
+    case asymmetric, tfHalfPixelForNN = "tf_half_pixel_for_nn", tfCropAndResize = "tf_crop_and_resize"
+
+    /// The input coordinate of output index `o`, in Float arithmetic as ONNX Runtime does.
+    func original(_ o: Int, scale: Float, outLen: Int, inLen: Int, roiStart: Float, roiEnd: Float) -> Float {
+        let x = Float(o)
+        switch self {
+        case .halfPixel: return (x + 0.5) / scale - 0.5
+        case .halfPixelSymmetric:
+            let adjustment = Float(outLen) / (scale * Float(inLen))
+            let center = Float(inLen) / 2
+            return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
+        case .pytorchHalfPixel: return outLen > 1 ? (x + 0.5) / scale - 0.5 : 0
+        case .alignCorners: return outLen == 1 ? 0 : x * Float(inLen - 1) / Float(outLen - 1)
+        case .asymmetric: return x / scale
+        case .tfHalfPixelForNN: return (x + 0.5) / scale
+        case .tfCropAndResize:
+            return outLen > 1
+                ? roiStart * Float(inLen - 1) + x * (roiEnd - roiStart) * Float(inLen - 1) / Float(outLen - 1)
+                : 0.5 * (roiStart + roiEnd) * Float(inLen - 1)
+        }
+    }
+}
+
+/// Rounding of nearest-neighbour coordinates. `simple` is Resize-10 / Upsample: truncate
+/// when upsampling, ceil when downsampling (what ONNX Runtime does for those opsets).
+enum NearestMode: String {
+    case roundPreferFloor = "round_prefer_floor", roundPreferCeil = "round_prefer_ceil"
+    case floor, ceil, simple
+
+    func pixel(_ x: Float, downsampling: Bool) -> Int {
+        switch self {
+        case .roundPreferFloor: return x == x.rounded(.down) + 0.5 ? Int(x.rounded(.down)) : Int(x.rounded())
+        case .roundPreferCeil: return Int(x.rounded(.toNearestOrAwayFromZero))
+        case .floor: return Int(x.rounded(.down))
+        case .ceil: return Int(x.rounded(.up))
+        case .simple: return downsampling ? Int(x.rounded(.up)) : Int(x)
+        }
+    }
+}
+
+/// Everything that decides how one axis is resampled.
+struct ResampleOptions {
+    var mode: ResizeMode
+    var transform: CoordinateTransform
+    var nearestMode: NearestMode
+    var cubicCoeffA: Float = -0.75
+    var excludeOutside = false
+    var extrapolationValue: Float = 0
+}
+
+/// The input taps of each output index along one axis: `taps` indices and weights per
+/// output, or the extrapolation value where a crop reaches outside the input.
+struct AxisTaps {
+    var taps: Int
+    var index: [Int]
+    var weight: [Float]
+    var outside: [Bool]
+
+    /// True when the axis maps every output index to the same input index unchanged.
+    var isIdentity: Bool {
+        guard index.count / max(taps, 1) == outside.count else { return false }
+        for o in 0..<outside.count {
+            if outside[o] { return false }
+            for t in 0..<taps {
+                let w = weight[o * taps + t]
+                if w != 0 && (index[o * taps + t] != o || w != 1) { return false }
+            }
+        }
+        return true
+    }
+
+    init(inLen: Int, outLen: Int, scale: Float, roiStart: Float, roiEnd: Float, _ opt: ResampleOptions) {
+        let extrapolate = opt.transform == .tfCropAndResize
+        taps = opt.mode == .nearest ? 1 : opt.mode == .linear ? 2 : 4
+        index = [Int](repeating: 0, count: outLen * taps)
+        weight = [Float](repeating: 0, count: outLen * taps)
+        outside = [Bool](repeating: false, count: outLen)
+        let last = inLen - 1
+        for o in 0..<outLen {
+            var x = opt.transform.original(o, scale: scale, outLen: outLen, inLen: inLen, roiStart: roiStart, roiEnd: roiEnd)
+            if opt.mode != .nearest && scale == 1 && opt.transform != .tfCropAndResize { x = Float(o) }
+            if extrapolate && (x < 0 || x > Float(last)) { outside[o] = true; continue }
+            // Far outside the input every tap clamps to an edge; keep Int conversions finite.
+            x = x.isFinite ? min(max(x, -8), Float(last) + 8) : 0
+            let b = o * taps
+            switch opt.mode {
+            case .nearest:
+                index[b] = min(max(opt.nearestMode.pixel(x, downsampling: scale < 1), 0), last)
+                weight[b] = 1
+            case .linear:
+                let c = min(max(x, 0), Float(last))
+                let i1 = min(Int(c), last), i2 = min(i1 + 1, last)
+                var w1 = abs(c - Float(i2)), w2 = abs(c - Float(i1))
+                if i1 == i2 { w1 = 0.5; w2 = 0.5 }
+                index[b] = i1; weight[b] = w1
+                index[b + 1] = i2; weight[b + 1] = w2
+            case .cubic:
+                let f = x.rounded(.down), s = x - f, base = Int(f) - 1
+                let a = opt.cubicCoeffA
+                let c: [Float] = [
+                    ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a,
+                    ((a + 2) * s - (a + 3)) * s * s + 1,
+                    ((a + 2) * (1 - s) - (a + 3)) * (1 - s) * (1 - s) + 1,
+                    ((a * (2 - s) - 5 * a) * (2 - s) + 8 * a) * (2 - s) - 4 * a,
+                ]
+                var sum: Float = 0
+                for t in 0..<4 {
+                    let i = base + t
+                    let inside = i >= 0 && i <= last
+                    let w: Float = opt.excludeOutside && !inside ? 0 : c[t]
+                    index[b + t] = min(max(i, 0), last)
+                    weight[b + t] = w
+                    sum += w
+                }
+                if opt.excludeOutside && sum != 0 { for t in 0..<4 { weight[b + t] /= sum } }
+            }
+        }
+    }
+}
+
+extension ResizeOps {
+    /// Resamples `data` (shape `shape`) along `axis` to `taps.outside.count` entries.
+    static func resampleAxis(_ data: [Float], _ shape: [Int], axis: Int, _ taps: AxisTaps,
+                             extrapolation: Float) -> [Float] {
+        let outer = shape[..<axis].reduce(1, *), inLen = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+        let outLen = taps.outside.count, t = taps.taps
+        var out = [Float](repeating: 0, count: outer * outLen * inner)
+        data.withUnsafeBufferPointer { ps in
+            out.withUnsafeMutableBufferPointer { po in
+                taps.index.withUnsafeBufferPointer { pi in
+                    taps.weight.withUnsafeBufferPointer { pw in
+                        for a in 0..<outer {
+                            let src = ps.baseAddress! + a * inLen * inner
+                            for o in 0..<outLen {
+                                let dst = po.baseAddress! + (a * outLen + o) * inner
+                                if taps.outside[o] {
+                                    dst.update(repeating: extrapolation, count: inner)
+                                } else if t == 1 {
+                                    dst.update(from: src + pi[o] * inner, count: inner)
+                                } else {
+                                    for k in 0..<t {
+                                        let w = pw[o * t + k]
+                                        let s = src + pi[o * t + k] * inner
+                                        if k == 0 {
+                                            for j in 0..<inner { dst[j] = w * s[j] }
+                                        } else {
+                                            for j in 0..<inner { dst[j] += w * s[j] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Resizes `x` to `outShape`, one axis at a time (nearest, linear and cubic are
+    /// separable), skipping axes whose mapping is the identity; shrinking axes go first
+    /// so later passes touch fewer values. `roi` holds all starts, then all ends.
+    static func resample(_ x: Tensor, outShape: [Int], scales: [Float], roi: [Float], _ opt: ResampleOptions) -> Tensor {
+        let r = x.rank
+        var data = x.floats, shape = x.shape
+        let order = (0..<r).sorted { Double(outShape[$0]) / Double(max(x.shape[$0], 1)) < Double(outShape[$1]) / Double(max(x.shape[$1], 1)) }
+        for axis in order {
+            let taps = AxisTaps(inLen: x.shape[axis], outLen: outShape[axis], scale: scales[axis],
+                                roiStart: roi[axis], roiEnd: roi[r + axis], opt)
+            if outShape[axis] == x.shape[axis] && taps.isIdentity { continue }
+            if x.shape[axis] == 0 || outShape[axis] == 0 {
+                shape[axis] = outShape[axis]; data = [Float](repeating: 0, count: shape.reduce(1, *)); continue
+            }
+            data = resampleAxis(data, shape, axis: axis, taps, extrapolation: opt.extrapolationValue)
+            shape[axis] = outShape[axis]
+        }
+        return Tensor(shape: outShape, floats: data, dtype: x.dtype)
+    }
+}
