@@ -1,0 +1,188 @@
+import CKernels
+import XCTest
+
+final class Int8ConvTests: XCTestCase {
+    private struct Geometry {
+        var c, h, w, kh, kw, pt, pl, pb, pr, sh, sw, dh, dw, group: Int
+        var shape: mpq_conv2d_shape {
+            mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                             pad_top: Int32(pt), pad_left: Int32(pl), pad_bottom: Int32(pb), pad_right: Int32(pr),
+                             stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dh), dilation_w: Int32(dw),
+                             group: Int32(group))
+        }
+        var oh: Int { (h + pt + pb - (dh * (kh - 1) + 1)) / sh + 1 }
+        var ow: Int { (w + pl + pr - (dw * (kw - 1) + 1)) / sw + 1 }
+        /// Input value at (c, ih, iw), or the zero point in the padding.
+        func at(_ x: [UInt8], _ ch: Int, _ ih: Int, _ iw: Int, zp: UInt8) -> UInt8 {
+            ih >= 0 && ih < h && iw >= 0 && iw < w ? x[(ch * h + ih) * w + iw] : zp
+        }
+    }
+
+    private func randomGeometry(_ rng: inout Int8TestRNG, depthwise: Bool) -> Geometry {
+        while true {
+            let group = depthwise ? 0 : rng.pick([1, 1, 2, 3])
+            let c = depthwise ? rng.int(1...5) : group * rng.int(1...3)
+            var g = Geometry(c: c, h: rng.int(1...12), w: rng.pick(int8AwkwardSizes + [40, 70]),
+                             kh: rng.int(1...5), kw: rng.int(1...5),
+                             pt: rng.int(0...2), pl: rng.int(0...2), pb: rng.int(0...2), pr: rng.int(0...2),
+                             sh: rng.int(1...3), sw: rng.pick([1, 1, 2, 2, 3]), dh: rng.pick([1, 1, 2]), dw: rng.pick([1, 1, 2]),
+                             group: group)
+            if depthwise { g.group = g.c }
+            if g.h + g.pt + g.pb >= g.dh * (g.kh - 1) + 1 && g.w + g.pl + g.pr >= g.dw * (g.kw - 1) + 1 { return g }
+        }
+    }
+
+    func testIm2colMatchesDirectIndexing() {
+        var rng = Int8TestRNG(seed: 2024)
+        for _ in 0..<80 {
+            let g = randomGeometry(&rng, depthwise: false)
+            var s = g.shape
+            XCTAssertEqual(Int(mpq_conv2d_out_h(&s)), g.oh)
+            XCTAssertEqual(Int(mpq_conv2d_out_w(&s)), g.ow)
+            let zp = UInt8(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w)
+            let cg = g.c / g.group, k = cg * g.kh * g.kw
+            for grp in 0..<g.group {
+                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
+                x.withUnsafeBufferPointer { xp in
+                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+                }
+                var expected = [UInt8]()
+                for oh in 0..<g.oh {
+                    for ow in 0..<g.ow {
+                        for c in 0..<cg {
+                            for kh in 0..<g.kh {
+                                for kw in 0..<g.kw {
+                                    expected.append(g.at(x, grp * cg + c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp))
+                                }
+                            }
+                        }
+                    }
+                }
+                XCTAssertEqual(col, expected, "im2col \(g) group \(grp)")
+            }
+        }
+    }
+
+    /// im2col + packed GEMM equals a direct integer convolution: the pieces fit.
+    func testIm2colFeedsGemmAsConv() {
+        var rng = Int8TestRNG(seed: 77)
+        for _ in 0..<20 {
+            let g = randomGeometry(&rng, depthwise: false)
+            var s = g.shape
+            let cg = g.c / g.group, k = cg * g.kh * g.kw, coutG = rng.int(1...20), pixels = g.oh * g.ow
+            let zp = UInt8(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w)
+            for grp in 0..<g.group {
+                let w = rng.s8s(coutG * k)  // [Cout/g][C/g][KH][KW]
+                var col = [UInt8](repeating: 0, count: pixels * k)
+                x.withUnsafeBufferPointer { xp in
+                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+                }
+                let packed = int8Pack(w, n: coutG, k: k)
+                for path in int8AvailablePaths {
+                    var c = [Int32](repeating: 0, count: pixels * coutG)
+                    col.withUnsafeBufferPointer { ap in
+                        packed.withUnsafeBytes { pp in
+                            c.withUnsafeMutableBufferPointer {
+                                _ = mpq_qgemm_u8s8(path, Int32(pixels), Int32(coutG), Int32(k), ap.baseAddress, Int32(k),
+                                                   pp.baseAddress, Int32(zp), $0.baseAddress, Int32(coutG), 1)
+                            }
+                        }
+                    }
+                    for o in 0..<coutG {
+                        for oh in 0..<g.oh {
+                            for ow in 0..<g.ow {
+                                var acc: Int32 = 0
+                                for ci in 0..<cg {
+                                    for kh in 0..<g.kh {
+                                        for kw in 0..<g.kw {
+                                            let a = g.at(x, grp * cg + ci, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp)
+                                            acc += (Int32(a) - Int32(zp)) * Int32(w[o * k + (ci * g.kh + kh) * g.kw + kw])
+                                        }
+                                    }
+                                }
+                                XCTAssertEqual(c[(oh * g.ow + ow) * coutG + o], acc, "\(int8PathName(path)) \(g)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func depthwise(_ path: mpq_kernel_path, _ x: [UInt8], _ g: Geometry, _ w: [Int8], za: Int32,
+                           scaleA: Float, scaleB: [Float], bias: [Float]?, lo: Float, hi: Float) -> [Float] {
+        var s = g.shape
+        var out = [Float](repeating: .nan, count: g.c * g.oh * g.ow)
+        let rc = scaleB.withUnsafeBufferPointer { sb in
+            (bias ?? []).withUnsafeBufferPointer { bb in
+                var ep = mpq_epilogue(a_zero_point: za, a_scale: scaleA, b_scale: sb.baseAddress,
+                                      bias: bias == nil ? nil : bb.baseAddress, clamp_lo: lo, clamp_hi: hi)
+                return x.withUnsafeBufferPointer { xp in
+                    w.withUnsafeBufferPointer { wp in
+                        out.withUnsafeMutableBufferPointer {
+                            mpq_depthwise_conv_u8s8(path, xp.baseAddress, &s, wp.baseAddress, &ep, $0.baseAddress)
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(rc, 0)
+        return out
+    }
+
+    func testDepthwiseEveryPathMatchesDirectConv() {
+        var rng = Int8TestRNG(seed: 31337)
+        for trial in 0..<120 {
+            let g = randomGeometry(&rng, depthwise: true)
+            let za = Int32(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w), w = rng.s8s(g.c * g.kh * g.kw)
+            let scaleA = rng.float(0.005...0.05)
+            let scaleB = (0..<g.c).map { _ in rng.float(0.005...0.05) }
+            let bias: [Float]? = trial % 2 == 0 ? (0..<g.c).map { _ in rng.float(-2...2) } : nil
+            let (lo, hi): (Float, Float) = [(-.infinity, .infinity), (0, .infinity), (0, 6)][trial % 3]
+            var expected = [Float]()
+            for c in 0..<g.c {
+                for oh in 0..<g.oh {
+                    for ow in 0..<g.ow {
+                        var acc: Int32 = 0
+                        for kh in 0..<g.kh {
+                            for kw in 0..<g.kw {
+                                let a = g.at(x, c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: UInt8(za))
+                                acc += (Int32(a) - za) * Int32(w[(c * g.kh + kh) * g.kw + kw])
+                            }
+                        }
+                        let s = scaleA * scaleB[c]
+                        var v = Float(acc) * s
+                        if let bias { v = v + bias[c] }
+                        expected.append(min(max(v, lo), hi))
+                    }
+                }
+            }
+            for path in int8AvailablePaths {
+                let got = depthwise(path, x, g, w, za: za, scaleA: scaleA, scaleB: scaleB, bias: bias, lo: lo, hi: hi)
+                XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(int8PathName(path)) \(g)")
+            }
+        }
+        print("int8 depthwise paths covered: \(int8AvailablePaths.map(int8PathName).joined(separator: ", "))")
+    }
+
+    func testDepthwiseRejectsNonDepthwiseShape() {
+        var rng = Int8TestRNG(seed: 1)
+        var g = randomGeometry(&rng, depthwise: true)
+        g.c = 4
+        g.group = 2
+        let x = [UInt8](repeating: 0, count: g.c * g.h * g.w), w = [Int8](repeating: 0, count: g.c * g.kh * g.kw)
+        var s = g.shape
+        let scales = [Float](repeating: 1, count: g.c)
+        var out = [Float](repeating: 0, count: g.c * g.oh * g.ow)
+        scales.withUnsafeBufferPointer { sb in
+            var ep = mpq_epilogue(a_zero_point: 0, a_scale: 1, b_scale: sb.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 0)
+            XCTAssertEqual(mpq_depthwise_conv_u8s8(MPQ_PATH_AUTO, x, &s, w, &ep, &out), -1)
+            g.group = g.c
+            s = g.shape
+            XCTAssertEqual(mpq_depthwise_conv_u8s8(MPQ_PATH_AUTO, x, &s, w, &ep, &out), 0)
+        }
+    }
+}

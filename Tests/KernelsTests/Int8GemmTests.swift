@@ -1,0 +1,227 @@
+import CKernels
+import XCTest
+
+/// Seeded SplitMix64, so every differential test is reproducible from its seed.
+struct Int8TestRNG {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func int(_ range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
+    }
+    mutating func pick<T>(_ values: [T]) -> T { values[int(0...(values.count - 1))] }
+    mutating func u8s(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
+    mutating func s8s(_ count: Int) -> [Int8] { (0..<count).map { _ in Int8(truncatingIfNeeded: next()) } }
+    mutating func float(_ range: ClosedRange<Float>) -> Float {
+        range.lowerBound + (range.upperBound - range.lowerBound) * Float(next() >> 40) / Float(1 << 24)
+    }
+}
+
+/// Tolerances for float outputs, in one place. The fused epilogue does the same
+/// float operations in the same order on every path, so it is exact too.
+enum Int8Tolerance {
+    static let epilogueULPs = 0
+}
+
+/// Every kernel path this CPU can run, reference first.
+let int8AvailablePaths: [mpq_kernel_path] = [MPQ_PATH_REFERENCE, MPQ_PATH_AVX2, MPQ_PATH_VNNI]
+    .filter { mpq_kernel_path_available($0) != 0 }
+
+func int8PathName(_ p: mpq_kernel_path) -> String { String(cString: mpq_kernel_path_name(p)) }
+
+/// ruy's awkward sizes: around 1, the 16-column panel and the 64-column tile.
+let int8AwkwardSizes = Array(1...10) + [15, 16, 17, 31, 32, 33, 63, 64, 65]
+
+/// Packs [N][K] int8 weights; the packed bytes as an array.
+func int8Pack(_ b: [Int8], n: Int, k: Int, ldb: Int? = nil) -> [UInt8] {
+    var packed = [UInt8](repeating: 0xAB, count: mpq_pack_b_s8_size(Int32(n), Int32(k)))
+    let rc = b.withUnsafeBufferPointer { bp in
+        packed.withUnsafeMutableBytes { mpq_pack_b_s8(bp.baseAddress, Int32(n), Int32(k), Int32(ldb ?? k), $0.baseAddress) }
+    }
+    precondition(rc == 0, "pack failed")
+    return packed
+}
+
+final class Int8GemmTests: XCTestCase {
+    /// Plain Swift triple loop over unpacked B: checks the packing and the reference.
+    private func naive(_ a: [UInt8], _ b: [Int8], m: Int, n: Int, k: Int, lda: Int, za: Int32) -> [Int32] {
+        var c = [Int32](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc: Int32 = 0
+                for p in 0..<k { acc &+= (Int32(a[i * lda + p]) - za) * Int32(b[j * k + p]) }
+                c[i * n + j] = acc
+            }
+        }
+        return c
+    }
+
+    private func gemm(_ path: mpq_kernel_path, _ a: [UInt8], _ packed: [UInt8], m: Int, n: Int, k: Int,
+                      lda: Int, za: Int32, ldc: Int, threads: Int) -> [Int32] {
+        var c = [Int32](repeating: -7, count: m * ldc)
+        let rc = a.withUnsafeBufferPointer { ap in
+            packed.withUnsafeBytes { pp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    mpq_qgemm_u8s8(path, Int32(m), Int32(n), Int32(k), ap.baseAddress, Int32(lda),
+                                   pp.baseAddress, za, cp.baseAddress, Int32(ldc), Int32(threads))
+                }
+            }
+        }
+        XCTAssertEqual(rc, 0)
+        // Columns past N (ldc padding) must be left untouched.
+        for i in 0..<m { for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], -7, "wrote past N") } }
+        return (0..<m).flatMap { i in c[(i * ldc)..<(i * ldc + n)] }
+    }
+
+    private func gemmF32(_ path: mpq_kernel_path, _ a: [UInt8], _ packed: [UInt8], m: Int, n: Int, k: Int,
+                         za: Int32, scaleA: Float, scaleB: [Float], bias: [Float]?, lo: Float, hi: Float,
+                         threads: Int) -> [Float] {
+        var out = [Float](repeating: .nan, count: m * n)
+        let rc = scaleB.withUnsafeBufferPointer { sb in
+            (bias ?? []).withUnsafeBufferPointer { bb in
+                var ep = mpq_epilogue(a_zero_point: za, a_scale: scaleA, b_scale: sb.baseAddress,
+                                      bias: bias == nil ? nil : bb.baseAddress, clamp_lo: lo, clamp_hi: hi)
+                return a.withUnsafeBufferPointer { ap in
+                    packed.withUnsafeBytes { pp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            mpq_qgemm_u8s8_f32(path, Int32(m), Int32(n), Int32(k), ap.baseAddress, Int32(k),
+                                               pp.baseAddress, &ep, op.baseAddress, Int32(n), Int32(threads))
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(rc, 0)
+        return out
+    }
+
+    func testEveryPathMatchesReferenceBitForBit() {
+        var rng = Int8TestRNG(seed: 0x5EED_6E33)
+        var cases = 0
+        for m in int8AwkwardSizes {
+            for _ in 0..<6 {
+                let n = rng.pick(int8AwkwardSizes)
+                let k = rng.pick(int8AwkwardSizes + [3, 5, 7, 13, 67, 129, 255])
+                let lda = k + rng.int(0...3), ldc = n + rng.int(0...2)
+                let za = Int32(rng.int(0...255)), threads = rng.int(1...3)
+                let a = rng.u8s(m * lda), b = rng.s8s(n * k)
+                let packed = int8Pack(b, n: n, k: k)
+                let expected = naive(a, b, m: m, n: n, k: k, lda: lda, za: za)
+                for path in int8AvailablePaths {
+                    let got = gemm(path, a, packed, m: m, n: n, k: k, lda: lda, za: za, ldc: ldc, threads: threads)
+                    XCTAssertEqual(got, expected, "\(int8PathName(path)) m=\(m) n=\(n) k=\(k) za=\(za) threads=\(threads)")
+                }
+                cases += 1
+            }
+        }
+        print("int8 gemm paths covered: \(int8AvailablePaths.map(int8PathName).joined(separator: ", ")) over \(cases) shapes")
+    }
+
+    func testFusedEpilogueMatchesReferenceAndFormula() {
+        var rng = Int8TestRNG(seed: 42)
+        for trial in 0..<60 {
+            let m = rng.pick(int8AwkwardSizes), n = rng.pick(int8AwkwardSizes), k = rng.pick([1, 3, 4, 17, 33, 65, 100])
+            let za = Int32(rng.int(0...255))
+            let a = rng.u8s(m * k), b = rng.s8s(n * k)
+            let packed = int8Pack(b, n: n, k: k)
+            let scaleA = rng.float(0.001...0.1)
+            let scaleB = (0..<n).map { _ in rng.float(0.001...0.05) }
+            let bias: [Float]? = trial % 2 == 0 ? (0..<n).map { _ in rng.float(-5...5) } : nil
+            let (lo, hi): (Float, Float) = [(-.infinity, .infinity), (0, .infinity), (0, 6), (-1, 1)][trial % 4]
+            let acc = naive(a, b, m: m, n: n, k: k, lda: k, za: za)
+            var expected = [Float](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    let s = scaleA * scaleB[j]
+                    var v = Float(acc[i * n + j]) * s
+                    if let bias { v = v + bias[j] }
+                    expected[i * n + j] = min(max(v, lo), hi)
+                }
+            }
+            for path in int8AvailablePaths {
+                let got = gemmF32(path, a, packed, m: m, n: n, k: k, za: za, scaleA: scaleA, scaleB: scaleB,
+                                  bias: bias, lo: lo, hi: hi, threads: 1 + trial % 2)
+                for idx in 0..<(m * n) where got[idx].bitPattern != expected[idx].bitPattern {
+                    let ulps = abs(Int(got[idx].bitPattern) - Int(expected[idx].bitPattern))
+                    XCTAssertLessThanOrEqual(ulps, Int8Tolerance.epilogueULPs,
+                                             "\(int8PathName(path)) m=\(m) n=\(n) k=\(k) at \(idx): \(got[idx]) vs \(expected[idx])")
+                }
+            }
+        }
+        print("int8 epilogue paths covered: \(int8AvailablePaths.map(int8PathName).joined(separator: ", "))")
+    }
+
+    func testPackedLayoutAndColumnSums() {
+        let n = 17, k = 5
+        var rng = Int8TestRNG(seed: 7)
+        let b = rng.s8s(n * 8)
+        let packed = int8Pack(b, n: n, k: k, ldb: 8)  // ldb > k: the rest of each row is ignored
+        // 64-byte header, colsum padded to 32 ints (128 bytes), data 32 columns x 8 k.
+        XCTAssertEqual(packed.count, 64 + 128 + 32 * 8)
+        packed.withUnsafeBytes { raw in
+            let colsum = mpq_packed_b_colsum(raw.baseAddress)!
+            for j in 0..<32 {
+                let want = j < n ? (0..<k).reduce(Int32(0)) { $0 + Int32(b[j * 8 + $1]) } : 0
+                XCTAssertEqual(colsum[j], want, "colsum[\(j)]")
+            }
+            let data = raw.baseAddress!.advanced(by: 192).assumingMemoryBound(to: Int8.self)
+            for j in 0..<32 {
+                for p in 0..<8 {
+                    let idx = (j / 16) * 8 * 16 + (p / 4) * 64 + (j % 16) * 4 + p % 4
+                    XCTAssertEqual(data[idx], j < n && p < k ? b[j * 8 + p] : 0, "B[\(j)][\(p)]")
+                }
+            }
+        }
+    }
+
+    func testLargeSquareAllPathsAndThreads() {
+        let m = 97, n = 131, k = 259
+        var rng = Int8TestRNG(seed: 1234)
+        let a = rng.u8s(m * k), b = rng.s8s(n * k)
+        let packed = int8Pack(b, n: n, k: k)
+        let expected = naive(a, b, m: m, n: n, k: k, lda: k, za: 128)
+        for path in int8AvailablePaths {
+            for threads in [1, 2, 4] {
+                XCTAssertEqual(gemm(path, a, packed, m: m, n: n, k: k, lda: k, za: 128, ldc: n, threads: threads),
+                               expected, "\(int8PathName(path)) threads=\(threads)")
+            }
+        }
+    }
+
+    func testBadArgumentsAreRejected() {
+        let packed = int8Pack([1, 2, 3, 4], n: 2, k: 2)
+        let a: [UInt8] = [1, 2, 3, 4]
+        var c = [Int32](repeating: 0, count: 4)
+        a.withUnsafeBufferPointer { ap in
+            packed.withUnsafeBytes { pp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    // K does not match the packed buffer.
+                    XCTAssertEqual(mpq_qgemm_u8s8(MPQ_PATH_AUTO, 2, 2, 3, ap.baseAddress, 3, pp.baseAddress, 0, cp.baseAddress, 2, 1), -1)
+                    // lda < K.
+                    XCTAssertEqual(mpq_qgemm_u8s8(MPQ_PATH_AUTO, 2, 2, 2, ap.baseAddress, 1, pp.baseAddress, 0, cp.baseAddress, 2, 1), -1)
+                    XCTAssertEqual(mpq_qgemm_u8s8(MPQ_PATH_AUTO, 2, 2, 2, ap.baseAddress, 2, pp.baseAddress, 0, cp.baseAddress, 2, 1), 0)
+                }
+            }
+        }
+        let want: [Int32] = [5, 11, 11, 25]  // [[1,2],[3,4]] x [[1,3],[2,4]]
+        XCTAssertEqual(c, want)
+        XCTAssertEqual(mpq_pack_b_s8_size(0, 4), 0)
+    }
+
+    func testForcingAPath() {
+        defer { XCTAssertEqual(mpq_set_kernel_path(MPQ_PATH_AUTO), 0) }
+        for path in int8AvailablePaths {
+            XCTAssertEqual(mpq_set_kernel_path(path), 0)
+            XCTAssertEqual(mpq_get_kernel_path(), path)
+            XCTAssertEqual(mpq_resolve_kernel_path(MPQ_PATH_AUTO), path)
+        }
+        XCTAssertEqual(mpq_set_kernel_path(MPQ_PATH_AUTO), 0)
+        print("int8 auto path: \(int8PathName(mpq_get_kernel_path())) (MPQ_KERNEL_PATH=\(ProcessInfo.processInfo.environment["MPQ_KERNEL_PATH"] ?? "unset"))")
+    }
+}
