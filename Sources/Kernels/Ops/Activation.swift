@@ -75,7 +75,8 @@ enum ActivationOps {
         return r
     }
 
-    /// Either bound may be absent (a one-element tensor otherwise). NaN stays NaN.
+    /// Either bound may be absent (a one-element tensor otherwise). NaN stays NaN; when
+    /// min > max every value becomes max.
     static func Clip(_ x: Tensor, min: Tensor?, max: Tensor?) throws -> Tensor {
         let lo = try scalar(min, "min"), hi = try scalar(max, "max")
         if !x.dtype.isFloating {
@@ -83,7 +84,8 @@ enum ActivationOps {
             return x.mapInts { Swift.min(Swift.max($0, l), h) }
         }
         let l = lo?.asFloats[0] ?? -.infinity, h = hi?.asFloats[0] ?? .infinity
-        return x.mapFloats { v in v < l ? l : (v > h ? h : v) }
+        // Lower bound first: when min > max every value becomes max, as the spec says.
+        return x.mapFloats { v in let t = v < l ? l : v; return t > h ? h : t }
     }
 
     /// Split by sign so `exp` never overflows.

@@ -64,12 +64,12 @@ enum ReduceOps {
 
     /// NaN propagates; an empty reduction gives -inf (the lowest value for integers).
     static func ReduceMax(_ x: Tensor, _ p: Params) throws -> Tensor {
-        if !x.dtype.isFloating { return try reduceInts(x, p, .min, { Swift.max($0, $1) }) }
+        if !x.dtype.isFloating { return try reduceInts(x, p, bounds(x.dtype).lo, { Swift.max($0, $1) }) }
         return try reduce(x, p, -.infinity, { a, v in Double(v) > a || v.isNaN ? Double(v) : a })
     }
 
     static func ReduceMin(_ x: Tensor, _ p: Params) throws -> Tensor {
-        if !x.dtype.isFloating { return try reduceInts(x, p, .max, { Swift.min($0, $1) }) }
+        if !x.dtype.isFloating { return try reduceInts(x, p, bounds(x.dtype).hi, { Swift.min($0, $1) }) }
         return try reduce(x, p, .infinity, { a, v in Double(v) < a || v.isNaN ? Double(v) : a })
     }
 
@@ -174,6 +174,22 @@ enum ReduceOps {
             }
         }
         return Tensor(shape: s.shape, floats: acc.map { Float(finish($0)) }, dtype: x.dtype.isFloating ? x.dtype : .float32)
+    }
+
+    /// The smallest and largest value of an integer dtype: what ReduceMax and ReduceMin
+    /// of an empty set give.
+    static func bounds(_ t: DType) -> (lo: Int64, hi: Int64) {
+        switch t {
+        case .bool: return (0, 1)
+        case .int8: return (Int64(Int8.min), Int64(Int8.max))
+        case .uint8: return (0, Int64(UInt8.max))
+        case .int16: return (Int64(Int16.min), Int64(Int16.max))
+        case .uint16: return (0, Int64(UInt16.max))
+        case .int32: return (Int64(Int32.min), Int64(Int32.max))
+        case .uint32: return (0, Int64(UInt32.max))
+        case .uint64: return (0, .max)
+        default: return (.min, .max)
+        }
     }
 
     /// Integer reduction, wrapped to the input's dtype.
