@@ -37,6 +37,9 @@ public enum Conformance {
             return CaseResult(name: name, ops: [], outcome: .unsupported("load: \(error)"))
         }
         let ops = Array(Set(graph.nodes.map(\.opType))).sorted()
+        if let v = (graph.inputs + graph.outputs).first(where: { $0.dtype == nil }) {
+            return CaseResult(name: name, ops: ops, outcome: .unsupported("'\(v.name)' is not a tensor (sequence/optional/map types are not supported)"))
+        }
         let session: Session
         do { session = try Session(graph: graph) } catch let e as ModelError {
             if case .unsupportedOp = e { return CaseResult(name: name, ops: ops, outcome: .unsupported(e.description)) }
