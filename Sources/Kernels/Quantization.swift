@@ -1,0 +1,100 @@
+import Foundation
+import ONNX
+
+/// mpq's INT8 scheme (docs/quantization.md), ONNX Runtime's default static QDQ scheme:
+/// activations uint8 asymmetric per tensor, weights int8 symmetric per output channel in
+/// [-127, 127], bias int32 at scale s_x * s_w, round half to even, saturate.
+public struct ActivationQuant: Codable, Equatable, Sendable {
+    public var scale: Float
+    public var zeroPoint: UInt8
+
+    public init(scale: Float, zeroPoint: UInt8) { self.scale = scale; self.zeroPoint = zeroPoint }
+
+    /// Scale and zero point for a calibrated range, as ONNX Runtime's `compute_scale_zp`:
+    /// the range is widened to contain 0, the scale computed in double and stored as float,
+    /// the zero point rounded half to even from the double scale.
+    public init(min lo: Float, max hi: Float) {
+        let rmin = Double(Swift.min(lo, 0)), rmax = Double(Swift.max(hi, 0))
+        let scale = (rmax - rmin) / 255
+        if Float(scale) < Float.leastNormalMagnitude || !scale.isFinite {
+            self.init(scale: 1, zeroPoint: 0)
+            return
+        }
+        let zp = (0 - rmin / scale).rounded(.toNearestOrEven)
+        self.init(scale: Float(scale), zeroPoint: UInt8(Swift.max(0, Swift.min(255, zp))))
+    }
+
+    /// The float interval these parameters represent without clipping.
+    public var representable: (lo: Float, hi: Float) {
+        (scale * (0 - Float(zeroPoint)), scale * (255 - Float(zeroPoint)))
+    }
+}
+
+/// Symmetric per-channel int8 weights: `values` is [channels][perChannel] row-major.
+public struct QuantizedWeights: Sendable {
+    public var values: [Int8]
+    public var scales: [Float]
+    public var channels: Int
+    public var perChannel: Int
+
+    /// Quantizes `w` ([channels][perChannel] row-major) per row, as ONNX Runtime's
+    /// `quantize_data(symmetric=True)` for int8: scale = absmax / 127 (double, stored as float),
+    /// q = clip(round_half_even(w / scale), -127, 127) with the division in float.
+    public init(rows w: [Float], channels: Int) {
+        precondition(channels > 0 && w.count % channels == 0)
+        self.channels = channels
+        self.perChannel = w.count / channels
+        var values = [Int8](repeating: 0, count: w.count)
+        var scales = [Float](repeating: 1, count: channels)
+        for c in 0..<channels {
+            let row = w[c * perChannel..<(c + 1) * perChannel]
+            let absmax = Double(row.map { abs($0) }.max() ?? 0)
+            var s = Float(2 * absmax / 254)
+            if s < Float.leastNormalMagnitude { s = 1 }
+            scales[c] = s
+            for (i, v) in row.enumerated() {
+                let q = (v / s).rounded(.toNearestOrEven)
+                values[c * perChannel + i] = Int8(Swift.max(-127, Swift.min(127, q)))
+            }
+        }
+        self.values = values
+        self.scales = scales
+    }
+}
+
+/// Bias as ONNX Runtime's QDQ quantizer stores it: int32 at scale s_x * s_w[c], here
+/// returned dequantized, so the float epilogue adds exactly what the int32 bias represents.
+public func quantizedBias(_ bias: [Float], inputScale: Float, weightScales: [Float]) -> [Float] {
+    bias.enumerated().map { c, b in
+        let s = inputScale * weightScales[c]
+        guard s > 0 else { return b }
+        let q = (Double(b) / Double(s)).rounded(.toNearestOrEven)
+        return Float(Swift.max(Double(Int32.min), Swift.min(Double(Int32.max), q))) * s
+    }
+}
+
+/// Calibrated ranges of the tensors INT8 layers read, keyed by tensor name.
+public struct CalibrationTable: Codable, Equatable, Sendable {
+    public struct Range: Codable, Equatable, Sendable {
+        public var min: Float
+        public var max: Float
+        public init(min: Float, max: Float) { self.min = min; self.max = max }
+    }
+    /// Format version of the JSON file.
+    public var version: Int = 1
+    /// Method that produced the ranges (minmax, percentile, entropy, mse).
+    public var method: String
+    /// Digest of the model's graph (nodes and weights), so a table is never applied to another model.
+    public var modelDigest: String
+    /// Samples the ranges were computed on.
+    public var samples: Int
+    public var ranges: [String: Range]
+
+    public init(method: String, modelDigest: String, samples: Int, ranges: [String: Range]) {
+        self.method = method; self.modelDigest = modelDigest; self.samples = samples; self.ranges = ranges
+    }
+
+    public func quant(for tensor: String) -> ActivationQuant? {
+        ranges[tensor].map { ActivationQuant(min: $0.min, max: $0.max) }
+    }
+}
