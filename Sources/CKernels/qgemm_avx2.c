@@ -18,7 +18,9 @@ static inline AVX2_TARGET __m256i bcast_a4(const uint8_t *p, int avail) {
     int32_t v = 0;
     if (avail >= 4) memcpy(&v, p, 4);  // constant size: one load
     else memcpy(&v, p, (size_t)avail);
-    return _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(v)));
+    // Broadcast-load the 4 bytes, then interleave with zero: per 128-bit lane
+    // [a0 a1 a2 a3 a0 a1 a2 a3] as u16 in one shuffle (cheaper than pmovzx + broadcastq).
+    return _mm256_unpacklo_epi8(_mm256_set1_epi32(v), _mm256_setzero_si256());
 }
 
 // Sums the two halves of each column: [c0 c0' c1 c1' c2 c2' c3 c3'] x2 -> c0..c7.
