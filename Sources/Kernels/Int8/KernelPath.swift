@@ -1,0 +1,60 @@
+import CKernels
+import Foundation
+
+/// Which instruction-set path the INT8 kernels use. `auto` is the fastest this CPU has
+/// (or the one forced by `MPQ_KERNEL_PATH`); forcing a path lets every path be tested and
+/// timed on one machine.
+public enum KernelPath: String, CaseIterable, Codable, Sendable {
+    case auto, reference, avx2, vnni
+
+    var c: mpq_kernel_path {
+        switch self {
+        case .auto: return MPQ_PATH_AUTO
+        case .reference: return MPQ_PATH_REFERENCE
+        case .avx2: return MPQ_PATH_AVX2
+        case .vnni: return MPQ_PATH_VNNI
+        }
+    }
+
+    public var isAvailable: Bool { mpq_kernel_path_available(c) != 0 }
+
+    /// The path that actually runs for this choice on this CPU.
+    public var resolved: KernelPath {
+        switch mpq_resolve_kernel_path(c) {
+        case MPQ_PATH_VNNI: return .vnni
+        case MPQ_PATH_AVX2: return .avx2
+        default: return .reference
+        }
+    }
+
+    /// Paths this machine can run, reference first.
+    public static var available: [KernelPath] { [.reference, .avx2, .vnni].filter(\.isAvailable) }
+}
+
+/// Threads for one GEMM: small products are not worth waking a second core.
+@inline(__always)
+func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
+    m * n * k >= 1 << 20 ? Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)) : 1
+}
+
+/// Owns a packed INT8 weight matrix (`mpq_pack_b_s8` layout), 64-byte aligned.
+final class PackedWeights: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let n: Int, k: Int
+
+    /// `rows` is [n][k] int8 row-major: one row per output channel.
+    init(rows: [Int8], n: Int, k: Int) {
+        self.n = n; self.k = k
+        let size = mpq_pack_b_s8_size(Int32(n), Int32(k))
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let rc = rows.withUnsafeBufferPointer { mpq_pack_b_s8($0.baseAddress, Int32(n), Int32(k), Int32(k), pointer) }
+        precondition(rc == 0, "mpq_pack_b_s8 rejected n=\(n) k=\(k)")
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// Quantizes floats to uint8 with ONNX QuantizeLinear semantics.
+func quantizeU8(_ x: UnsafeBufferPointer<Float>, _ q: ActivationQuant, path: KernelPath, into y: UnsafeMutablePointer<UInt8>) {
+    mpq_quantize_u8(path.c, x.baseAddress, x.count, q.scale, q.zeroPoint, y)
+}

@@ -1,0 +1,121 @@
+import CKernels
+import ONNX
+
+/// INT8 Conv (1-D and 2-D, any group count): the activation is quantized to uint8 on
+/// entry, each group runs u8 im2col + u8 x s8 GEMM with the dequantize/bias/clamp epilogue
+/// fused; depthwise convolutions (one input and one output channel per group) run a
+/// direct kernel instead.
+final class QuantizedConv: QuantizedLayer {
+    let node: Node
+    let inputQuant: ActivationQuant
+    let weightScales: [Float]
+    private let weights: QuantizedWeights
+    private let packed: [PackedWeights]       // one per group (empty for depthwise)
+    private let bias: [Float]?                 // int32-quantized bias, dequantized
+    private let group: Int
+    private let outChannels: Int
+    private let kernel: [Int]
+    private let clamp: (Float, Float)
+
+    init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
+        guard w.rank == 3 || w.rank == 4 else {
+            throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType,
+                                                   reason: "only 1-D and 2-D convolutions have an INT8 kernel (W is \(Tensor.describe(w.shape)))")
+        }
+        self.node = node
+        self.inputQuant = inputQuant
+        self.group = node.int("group", default: 1)
+        self.outChannels = w.shape[0]
+        self.kernel = Array(w.shape.dropFirst(2))
+        guard group >= 1, outChannels % group == 0 else {
+            throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType, reason: "group \(group) does not divide \(outChannels) output channels")
+        }
+        let qw = QuantizedWeights(rows: w.floats, channels: w.shape[0])
+        weights = qw
+        weightScales = qw.scales
+        bias = b.map { quantizedBias($0.floats, inputScale: inputQuant.scale, weightScales: qw.scales) }
+        clamp = clampBounds(node)
+        let groups = node.int("group", default: 1)
+        let perGroup = w.shape[0] / groups
+        let k = qw.perChannel
+        if w.shape[1] == 1 && perGroup == 1 {
+            packed = []     // depthwise: direct kernel reads the unpacked weights
+        } else {
+            packed = (0..<groups).map { g in
+                PackedWeights(rows: Array(qw.values[g * perGroup * k..<(g + 1) * perGroup * k]), n: perGroup, k: k)
+            }
+        }
+    }
+
+    func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor] {
+        guard let x = inputs.first ?? nil, x.dtype.isFloating, x.rank == kernel.count + 2 else {
+            throw OpError("INT8 Conv needs a float input of rank \(kernel.count + 2)")
+        }
+        let n = x.shape[0], c = x.shape[1]
+        guard c == weights.perChannel / kernel.reduce(1, *) * group else {
+            throw OpError("INT8 Conv input \(Tensor.describe(x.shape)) does not fit \(group) groups of the weights")
+        }
+        var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: kernel, strides: node.ints("strides"),
+                                   dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv")
+        try g.resolveConv(autoPad: try AutoPad(attribute: node.string("auto_pad", default: "NOTSET")), op: "Conv")
+        // Spatial axes padded to three; 1-D and 2-D leave axis 0 at size 1.
+        var shape = mpq_conv2d_shape(channels: Int32(c), height: Int32(g.input[1]), width: Int32(g.input[2]),
+                                     kernel_h: Int32(g.kernel[1]), kernel_w: Int32(g.kernel[2]),
+                                     pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
+                                     pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
+                                     stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
+                                     dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]),
+                                     group: Int32(group))
+        let inP = g.inputCount, outP = g.outputCount
+        let perGroup = outChannels / group
+        let kg = weights.perChannel
+        var out = [Float](repeating: 0, count: n * outChannels * outP)
+        var q = [UInt8](repeating: 0, count: x.count)
+        x.floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
+        var status: Int32 = 0
+        weightScales.withUnsafeBufferPointer { ps in
+        (bias ?? []).withUnsafeBufferPointer { pb in
+        q.withUnsafeBufferPointer { pq in
+        out.withUnsafeMutableBufferPointer { po in
+            if packed.isEmpty {
+                var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
+                                      b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
+                                      clamp_lo: clamp.0, clamp_hi: clamp.1)
+                weights.values.withUnsafeBufferPointer { pw in
+                    for img in 0..<n {
+                        status |= mpq_depthwise_conv_u8s8(path.c, pq.baseAddress! + img * c * inP, &shape, pw.baseAddress, &ep,
+                                                          po.baseAddress! + img * outChannels * outP)
+                    }
+                }
+                return
+            }
+            var col = [UInt8](repeating: 0, count: outP * kg)
+            var tile = [Float](repeating: 0, count: outP * perGroup)
+            col.withUnsafeMutableBufferPointer { pc in
+            tile.withUnsafeMutableBufferPointer { pt in
+                for img in 0..<n {
+                    let xImg = pq.baseAddress! + img * c * inP
+                    for gi in 0..<group {
+                        mpq_im2col_u8(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress)
+                        var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
+                                              b_scale: ps.baseAddress! + gi * perGroup,
+                                              bias: bias == nil ? nil : pb.baseAddress! + gi * perGroup,
+                                              clamp_lo: clamp.0, clamp_hi: clamp.1)
+                        status |= mpq_qgemm_u8s8_f32(path.c, Int32(outP), Int32(perGroup), Int32(kg), pc.baseAddress, Int32(kg),
+                                                     packed[gi].pointer, &ep, pt.baseAddress, Int32(perGroup),
+                                                     gemmThreads(m: outP, n: perGroup, k: kg))
+                        // [pixels][channels] -> NCHW.
+                        let dst = po.baseAddress! + (img * outChannels + gi * perGroup) * outP
+                        for p in 0..<outP { for oc in 0..<perGroup { dst[oc * outP + p] = pt[p * perGroup + oc] } }
+                    }
+                }
+            }
+            }
+        }
+        }
+        }
+        }
+        if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
+        return [Tensor(shape: [n, outChannels] + g.outputShape, floats: out)]
+    }
+}
