@@ -79,15 +79,18 @@ extension ShapeOps {
         let out = (0..<r).map { x.shape[$0] + begin[$0] + end[$0] }
         guard out.allSatisfy({ $0 >= 0 }) else { throw OpError("pads \(pads) crop more than \(Tensor.describe(x.shape))") }
         // Per dim, the source index each output position reads, or -1 for the constant.
+        // Negative pads crop first; the modes then pad the cropped extent, as ONNX
+        // Runtime does (wrap and reflect see only the kept values).
         var maps: [[Int]] = []
         for d in 0..<r {
-            let n = x.shape[d]
+            let lo = Swift.max(0, -begin[d]), n = x.shape[d] - lo - Swift.max(0, -end[d])
+            let lead = Swift.max(0, begin[d])
             var m = [Int](repeating: -1, count: out[d])
             for o in 0..<out[d] {
-                var i = o - begin[d]
+                var i = o - lead
                 if i < 0 || i >= n {
                     switch mode {
-                    case "constant": i = -1
+                    case "constant": m[o] = -1; continue
                     case "edge":
                         guard n > 0 else { throw OpError("edge padding of an empty axis \(d)") }
                         i = Swift.min(Swift.max(i, 0), n - 1)
@@ -104,7 +107,7 @@ extension ShapeOps {
                     default: throw OpError("unknown pad mode '\(mode)'")
                     }
                 }
-                m[o] = i
+                m[o] = lo + i
             }
             maps.append(m)
         }
