@@ -90,7 +90,6 @@ struct AxisTaps {
         let last = inLen - 1
         for o in 0..<outLen {
             var x = opt.transform.original(o, scale: scale, outLen: outLen, inLen: inLen, roiStart: roiStart, roiEnd: roiEnd)
-            if opt.mode != .nearest && scale == 1 && opt.transform != .tfCropAndResize { x = Float(o) }
             if extrapolate && (x < 0 || x > Float(last)) { outside[o] = true; continue }
             // Far outside the input every tap clamps to an edge; keep Int conversions finite.
             x = x.isFinite ? min(max(x, -8), Float(last) + 8) : 0
@@ -177,6 +176,9 @@ extension ResizeOps {
         var data = x.floats, shape = x.shape
         let order = (0..<r).sorted { Double(outShape[$0]) / Double(max(x.shape[$0], 1)) < Double(outShape[$1]) / Double(max(x.shape[$1], 1)) }
         for axis in order {
+            // ONNX Runtime leaves an axis with scale 1 untouched whatever the coordinate
+            // transform (a tf_crop_and_resize roi on it included); so do we.
+            if scales[axis] == 1 && outShape[axis] == x.shape[axis] { continue }
             let taps = AxisTaps(inLen: x.shape[axis], outLen: outShape[axis], scale: scales[axis],
                                 roiStart: roi[axis], roiEnd: roi[r + axis], opt)
             if outShape[axis] == x.shape[axis] && taps.isIdentity { continue }
