@@ -20,6 +20,7 @@ typedef struct {
     const mpq_epilogue *ep;          ///< used when c == NULL
     float *out;
     int ldo;
+    int out_channel_major;           ///< out[n * ldo + m] instead of out[m * ldo + n]
 } mpq_gemm_job;
 
 /// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.

@@ -71,7 +71,7 @@ static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int 
     j->m = m; j->n = n; j->k = k;
     j->a = a; j->lda = lda;
     j->za = za;
-    j->c = NULL; j->ldc = 0; j->ep = NULL; j->out = NULL; j->ldo = 0;
+    j->c = NULL; j->ldc = 0; j->ep = NULL; j->out = NULL; j->ldo = 0; j->out_channel_major = 0;
     return mpq_packed_b_view(packed, n, k, &j->bdata, &j->colsum, &j->kp);
 }
 
@@ -86,15 +86,28 @@ int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
     return 0;
 }
 
-int mpq_qgemm_u8s8_f32(mpq_kernel_path path, int m, int n, int k,
-                       const uint8_t *a, int lda, const void *packed,
-                       const mpq_epilogue *ep, float *out, int ldo, int threads) {
+static int gemm_f32(mpq_kernel_path path, int m, int n, int k, const uint8_t *a, int lda,
+                    const void *packed, const mpq_epilogue *ep, float *out, int ldo,
+                    int channel_major, int threads) {
     mpq_gemm_job j;
-    if (!ep || !ep->b_scale || !out || ldo < n) return -1;
+    if (!ep || !ep->b_scale || !out || ldo < (channel_major ? m : n)) return -1;
     if (make_job(&j, m, n, k, a, lda, packed, ep->a_zero_point)) return -1;
     j.ep = ep;
     j.out = out;
     j.ldo = ldo;
+    j.out_channel_major = channel_major;
     run(&j, region_for(path), threads);
     return 0;
+}
+
+int mpq_qgemm_u8s8_f32(mpq_kernel_path path, int m, int n, int k,
+                       const uint8_t *a, int lda, const void *packed,
+                       const mpq_epilogue *ep, float *out, int ldo, int threads) {
+    return gemm_f32(path, m, n, k, a, lda, packed, ep, out, ldo, 0, threads);
+}
+
+int mpq_qgemm_u8s8_f32_nchw(mpq_kernel_path path, int m, int n, int k,
+                            const uint8_t *a, int lda, const void *packed,
+                            const mpq_epilogue *ep, float *out, int ldo, int threads) {
+    return gemm_f32(path, m, n, k, a, lda, packed, ep, out, ldo, 1, threads);
 }

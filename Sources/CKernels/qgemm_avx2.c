@@ -83,6 +83,12 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p) {
             __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(_mm256_set1_ps(ep->a_scale), _mm256_loadu_ps(sb)));
             if (ep->bias) f = _mm256_add_ps(f, _mm256_loadu_ps(bias));
             f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(ep->clamp_lo)), _mm256_set1_ps(ep->clamp_hi));
+            if (j->out_channel_major) {
+                _mm256_storeu_ps(res, f);
+                float *dst = j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i);
+                for (int l = 0; l < nc; l++) dst[(size_t)l * (size_t)j->ldo] = res[l];
+                continue;
+            }
             float *dst = j->out + (size_t)(m0 + i) * (size_t)j->ldo + col;
             if (nc == 8) {
                 _mm256_storeu_ps(dst, f);

@@ -22,7 +22,9 @@ void mpq_gemm_region_reference(const mpq_gemm_job *j, int m0, int m1, int p0, in
                 j->c[(size_t)row * (size_t)j->ldc + (size_t)col] = acc;
             } else {
                 const mpq_epilogue *ep = j->ep;
-                j->out[(size_t)row * (size_t)j->ldo + (size_t)col] = mpq_epilogue_scalar(
+                size_t at = j->out_channel_major ? (size_t)col * (size_t)j->ldo + (size_t)row
+                                                 : (size_t)row * (size_t)j->ldo + (size_t)col;
+                j->out[at] = mpq_epilogue_scalar(
                     acc, ep->a_scale, ep->b_scale[col], ep->bias, col, ep->clamp_lo, ep->clamp_hi);
             }
         }

@@ -74,12 +74,19 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
             __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
             __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
             __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
+            const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             _Pragma("unroll") for (int i = 0; i < mr; i++) {
                 __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][q], corr));
                 v = _mm512_mul_ps(v, s);
                 if (ep->bias) v = _mm512_add_ps(v, bias);
                 v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                _mm512_mask_storeu_ps(j->out + (size_t)(m0 + i) * (size_t)j->ldo + col, mask, v);
+                if (j->out_channel_major) {
+                    // One float per channel row: a scatter; the epilogue is 1/K of the work.
+                    _mm512_mask_i32scatter_ps(j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i), mask,
+                                              _mm512_mullo_epi32(_mm512_set1_epi32(j->ldo), lanes), v, 4);
+                } else {
+                    _mm512_mask_storeu_ps(j->out + (size_t)(m0 + i) * (size_t)j->ldo + col, mask, v);
+                }
             }
         }
     }

@@ -157,6 +157,37 @@ final class Int8GemmTests: XCTestCase {
         print("int8 epilogue paths covered: \(int8AvailablePaths.map(int8PathName).joined(separator: ", "))")
     }
 
+    /// The channel-major (NCHW) variant writes exactly the transpose of the row-major one.
+    func testChannelMajorOutputIsTheTranspose() {
+        var rng = Int8TestRNG(seed: 8086)
+        for trial in 0..<40 {
+            let m = rng.pick(int8AwkwardSizes), n = rng.pick(int8AwkwardSizes), k = rng.pick([1, 2, 5, 16, 27, 64])
+            let ldo = m + rng.int(0...3)
+            let a = rng.u8s(m * k), packed = int8Pack(rng.s8s(n * k), n: n, k: k)
+            let scaleB = (0..<n).map { _ in rng.float(0.001...0.05) }, bias = (0..<n).map { _ in rng.float(-1...1) }
+            let expected = gemmF32(MPQ_PATH_REFERENCE, a, packed, m: m, n: n, k: k, za: 7, scaleA: 0.03, scaleB: scaleB,
+                                   bias: bias, lo: 0, hi: .infinity, threads: 1)
+            for path in int8AvailablePaths {
+                var out = [Float](repeating: -42, count: n * ldo)
+                let rc = scaleB.withUnsafeBufferPointer { sb in
+                    bias.withUnsafeBufferPointer { bb in
+                        var ep = mpq_epilogue(a_zero_point: 7, a_scale: 0.03, b_scale: sb.baseAddress, bias: bb.baseAddress,
+                                              clamp_lo: 0, clamp_hi: .infinity)
+                        return mpq_qgemm_u8s8_f32_nchw(path, Int32(m), Int32(n), Int32(k), a, Int32(k), packed, &ep,
+                                                       &out, Int32(ldo), Int32(1 + trial % 2))
+                    }
+                }
+                XCTAssertEqual(rc, 0)
+                for j in 0..<n {
+                    for i in 0..<ldo {
+                        let want = i < m ? expected[i * n + j] : -42
+                        XCTAssertEqual(out[j * ldo + i].bitPattern, want.bitPattern, "\(int8PathName(path)) m=\(m) n=\(n) k=\(k) [\(j)][\(i)]")
+                    }
+                }
+            }
+        }
+    }
+
     func testPackedLayoutAndColumnSums() {
         let n = 17, k = 5
         var rng = Int8TestRNG(seed: 7)

@@ -116,6 +116,14 @@ int mpq_qgemm_u8s8_f32(mpq_kernel_path path, int m, int n, int k,
                        const uint8_t *a, int lda, const void *packed,
                        const mpq_epilogue *ep, float *out, int ldo, int threads);
 
+/// Same, but writes the output transposed, channel-major: out[n * ldo + m]
+/// (ldo >= M). With A from `mpq_im2col_u8` (rows = output pixels) this writes
+/// a Conv's NCHW output planes directly: out = &y[(img * Cout + g * Cout/g) * OH*OW],
+/// ldo = OH * OW.
+int mpq_qgemm_u8s8_f32_nchw(mpq_kernel_path path, int m, int n, int k,
+                            const uint8_t *a, int lda, const void *packed,
+                            const mpq_epilogue *ep, float *out, int ldo, int threads);
+
 // MARK: - Quantize, im2col, depthwise conv
 
 /// ONNX QuantizeLinear to uint8: y = saturate(nearbyint(x / scale) + zero_point)
