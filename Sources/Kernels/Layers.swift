@@ -4,14 +4,28 @@ import ONNX
 /// choice (INT8 or FP32), its weight count, and its multiply-accumulates for given shapes.
 public enum Layers {
     /// Ops with an INT8 implementation when their weight operand is constant.
-    public static let quantizableOps: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+    public static let quantizableOps: Set<String> = ["Conv", "Gemm", "MatMul"]
 
-    /// True when the node can run in INT8: a quantizable op with a constant weight (input 1).
+    /// True when the node can run in INT8: a quantizable op with a constant float weight
+    /// (input 1) in a form the INT8 kernels implement. Must agree with what
+    /// `MixedPrecisionRuntime` prepares.
     public static func isQuantizable(_ node: Node, constants: [String: Tensor]) -> Bool {
-        guard quantizableOps.contains(node.opType), let w = node.input(1), let t = constants[w] else { return false }
-        if node.opType == "Gemm" && node.int("transA", default: 0) != 0 { return false }
-        if node.opType == "MatMul" && t.rank != 2 { return false }
-        return t.dtype == .float32
+        guard quantizableOps.contains(node.opType), let w = node.input(1), let t = constants[w],
+              t.dtype == .float32 else { return false }
+        switch node.opType {
+        case "Conv":
+            return t.rank == 3 || t.rank == 4
+        case "Gemm":
+            guard node.int("transA", default: 0) == 0, t.rank == 2 else { return false }
+            let n = node.int("transB", default: 0) == 1 ? t.shape[0] : t.shape[1]
+            guard let c = node.input(2) else { return true }
+            guard let ct = constants[c] else { return false }
+            return ct.count == n || ct.count == 1
+        case "MatMul":
+            return t.rank == 2
+        default:
+            return false
+        }
     }
 
     /// Weight values held in constant inputs.

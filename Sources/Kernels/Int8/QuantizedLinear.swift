@@ -1,0 +1,75 @@
+import CKernels
+import ONNX
+
+/// INT8 Gemm (transA = 0) and MatMul with a constant 2-D weight: the activation [M, K]
+/// (MatMul: any leading dims folded into M) is quantized to uint8, the weight is int8 per
+/// output column, one u8 x s8 GEMM with the fused epilogue gives the float output.
+/// Gemm's alpha folds into the weight scales, beta * C into the int32 bias.
+final class QuantizedLinear: QuantizedLayer {
+    let node: Node
+    let inputQuant: ActivationQuant
+    let weightScales: [Float]
+    private let epilogueScales: [Float]
+    private let packed: PackedWeights
+    private let bias: [Float]?
+    private let n: Int, k: Int
+    private let clamp: (Float, Float)
+
+    init(node: Node, weight w: Tensor, bias c: Tensor?, inputQuant: ActivationQuant) throws {
+        guard w.rank == 2 else {
+            throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType, reason: "the weight must be 2-D, it is \(Tensor.describe(w.shape))")
+        }
+        self.node = node
+        self.inputQuant = inputQuant
+        let isGemm = node.opType == "Gemm"
+        let transB = isGemm && node.int("transB", default: 0) == 1
+        let (n, k) = transB ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0])
+        self.n = n; self.k = k
+        // Rows per output channel: [N][K].
+        var rows = [Float](repeating: 0, count: n * k)
+        for i in 0..<n { for j in 0..<k { rows[i * k + j] = transB ? w.floats[i * k + j] : w.floats[j * n + i] } }
+        let qw = QuantizedWeights(rows: rows, channels: n)
+        weightScales = qw.scales
+        let alpha = isGemm ? node.float("alpha", default: 1) : 1
+        epilogueScales = qw.scales.map { $0 * alpha }
+        packed = PackedWeights(rows: qw.values, n: n, k: k)
+        if let c {
+            guard c.count == n || c.count == 1 else {
+                throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType,
+                                                       reason: "bias C \(Tensor.describe(c.shape)) is not per output column (\(n))")
+            }
+            let beta = node.float("beta", default: 1)
+            let full = c.count == n ? c.floats : [Float](repeating: c.floats[0], count: n)
+            bias = quantizedBias(full.map { $0 * beta }, inputScale: inputQuant.scale, weightScales: epilogueScales)
+        } else {
+            bias = nil
+        }
+        clamp = clampBounds(node)
+    }
+
+    func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor] {
+        guard let a = inputs.first ?? nil, a.dtype.isFloating, a.rank >= 1, a.shape.last == k else {
+            throw OpError("INT8 \(node.opType) needs a float input whose last dimension is \(k)")
+        }
+        if node.opType == "Gemm" && a.rank != 2 { throw OpError("Gemm input A must be 2-D, got \(Tensor.describe(a.shape))") }
+        let m = a.count / k
+        var q = [UInt8](repeating: 0, count: a.count)
+        a.floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
+        var out = [Float](repeating: 0, count: m * n)
+        let status: Int32 = epilogueScales.withUnsafeBufferPointer { ps in
+            (bias ?? []).withUnsafeBufferPointer { pb in
+                q.withUnsafeBufferPointer { pq in
+                    out.withUnsafeMutableBufferPointer { po in
+                        var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
+                                              b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
+                                              clamp_lo: clamp.0, clamp_hi: clamp.1)
+                        return mpq_qgemm_u8s8_f32(path.c, Int32(m), Int32(n), Int32(k), pq.baseAddress, Int32(k),
+                                                  packed.pointer, &ep, po.baseAddress, Int32(n), gemmThreads(m: m, n: n, k: k))
+                    }
+                }
+            }
+        }
+        if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
+        return [Tensor(shape: Array(a.shape.dropLast()) + [n], floats: out)]
+    }
+}
