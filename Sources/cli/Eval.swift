@@ -13,6 +13,7 @@ struct Eval: ParsableCommand {
     @Option(help: "top1, top5 (need labels) or agreement (top-1 agreement with FP32).") var metric: Metric = .top1
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "The graph output to score (default: the first).") var output: String?
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -28,26 +29,42 @@ struct Eval: ParsableCommand {
         let seconds: Double
         let samplesPerSecond: Double
         let precision: String
+        let int8Layers: Int
+        let quantizableLayers: Int
+        let kernelPath: String
     }
 
     func run() throws {
-        let session = try loadSession(model)
-        let dataset = try Dataset(path: data, graph: session.graph)
+        let model = try loadModel(self.model)
+        let dataset = try Dataset(path: data, graph: model.graph)
         if metric.needsLabels && dataset.labels == nil {
             throw MetricError.missingLabels(metric: metric.rawValue, path: data)
         }
-        let evaluator = try Evaluator(session: session, dataset: dataset, batchSize: batchSize, outputName: output)
+        let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
+        let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output)
+        // Agreement compares with the FP32 model: run it first, without INT8 routes.
+        var reference: Outputs?
+        if metric.needsReference, let runtime {
+            let map = runtime.map
+            try runtime.apply(runtime.allFP32)
+            reference = try evaluator.run(progress: Progress(label: "fp32 reference").update)
+            try runtime.apply(map)
+        }
         let start = Date()
         let outputs = try evaluator.run(progress: Progress(label: "eval").update)
         let seconds = Date().timeIntervalSince(start)
-        let s = score(metric, outputs: outputs, labels: dataset.labels, reference: nil)
-        let report = Report(model: model, data: data, metric: metric.rawValue, score: (s * 100).rounded() / 100,
+        let s = score(metric, outputs: outputs, labels: dataset.labels, reference: reference)
+        let int8 = runtime?.map.int8Layers.count ?? 0
+        let precisionName = runtime == nil ? "fp32" : (precisionOptions.precision == "int8" || precisionOptions.precision == "fp32" ? precisionOptions.precision : "mixed")
+        let report = Report(model: self.model, data: data, metric: metric.rawValue, score: (s * 100).rounded() / 100,
                             samples: dataset.count, seconds: seconds,
-                            samplesPerSecond: seconds > 0 ? Double(dataset.count) / seconds : 0, precision: "fp32")
+                            samplesPerSecond: seconds > 0 ? Double(dataset.count) / seconds : 0, precision: precisionName,
+                            int8Layers: int8, quantizableLayers: MixedPrecisionRuntime.quantizableNodes(model.session).count,
+                            kernelPath: runtime.map { $0.path.resolved.rawValue } ?? "none")
         if json {
             print(try jsonString(report))
         } else {
-            print("\(metric.rawValue): \(String(format: "%.2f", s)) on \(dataset.count) samples (fp32)")
+            print("\(metric.rawValue): \(String(format: "%.2f", s)) on \(dataset.count) samples (\(precisionName), \(int8)/\(report.quantizableLayers) layers INT8\(runtime == nil ? "" : ", kernels: " + report.kernelPath))")
             print(String(format: "throughput: %.1f samples/s (%.3f s)", report.samplesPerSecond, seconds))
         }
     }

@@ -30,6 +30,10 @@ struct MPQ: ParsableCommand {
             fail(e.description, .badInput)
         } catch let e as RuntimeError {
             fail(e.description, .badInput)
+        } catch let e as CalibrationError {
+            fail(e.description, .badInput)
+        } catch let e as QuantizationError {
+            fail(e.description, .badInput)
         } catch let e as ExitCode {
             Foundation.exit(e.rawValue)
         } catch let e as CLIError {
@@ -68,8 +72,19 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Loads a model and prepares it for execution (BatchNorm folded, activations fused).
 func loadSession(_ path: String, optimize: Bool = true) throws -> Session {
+    try loadModel(path, optimize: optimize).session
+}
+
+/// A model as loaded (its digest keys calibration tables and maps) and its session.
+struct LoadedModel {
+    let graph: Graph
+    let session: Session
+    var digest: String { graph.digest }
+}
+
+func loadModel(_ path: String, optimize: Bool = true) throws -> LoadedModel {
     let graph = try ModelLoader.load(path: path)
-    return try Session(graph: optimize ? GraphPasses.optimize(graph) : graph)
+    return LoadedModel(graph: graph, session: try Session(graph: optimize ? GraphPasses.optimize(graph) : graph))
 }
 
 /// Writes a file atomically: a failed run leaves no partial output behind.

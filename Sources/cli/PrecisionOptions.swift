@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import ONNX
+import Search
+
+/// `--precision`, `--calibration`, `--calibrate`, `--kernel-path`: how to build the
+/// mixed-precision runtime. Shared by the commands that execute INT8.
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: "fp32, int8 (every quantizable layer), or a precision map JSON file.")
+    var precision: String = "fp32"
+    @Option(help: "A calibration table (calib.json from mpq calibrate) or calibration data (.npz).")
+    var calibration: String?
+    @Option(help: "Method used when --calibration is .npz data: minmax, percentile, entropy, mse.")
+    var calibrate: CalibrationMethod = .minmax
+    @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.")
+    var kernelPath: KernelPath = .auto
+
+    var isFP32: Bool { precision == "fp32" }
+
+    func validate() throws {
+        if !isFP32 && calibration == nil {
+            throw ValidationError("--precision \(precision) needs --calibration (a calib.json or calibration .npz data)")
+        }
+        if kernelPath != .auto && !kernelPath.isAvailable {
+            throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU (available: \(KernelPath.available.map(\.rawValue).joined(separator: ", ")))")
+        }
+    }
+
+    /// The calibration table: loaded and checked against the model, or computed from data.
+    func calibrationTable(for model: LoadedModel, batchSize: Int) throws -> CalibrationTable {
+        guard let calibration else { throw ValidationError("--calibration is required") }
+        if calibration.hasSuffix(".npz") {
+            let data = try Dataset(path: calibration, graph: model.graph)
+            let progress = Progress(label: "calibrate")
+            return try Calibrator(session: model.session).calibrate(
+                dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),
+                modelDigest: model.digest) { _, done, total in progress.update(done, total) }
+        }
+        return try CalibrationTable.load(path: calibration, modelDigest: model.digest, session: model.session)
+    }
+
+    /// The map to run: uniform, or read from a file and checked against the model.
+    func precisionMap(for runtime: MixedPrecisionRuntime, model: LoadedModel) throws -> PrecisionMap {
+        switch precision {
+        case "fp32": return runtime.allFP32
+        case "int8": return runtime.allInt8
+        default:
+            guard let data = FileManager.default.contents(atPath: precision) else {
+                throw CLIError("--precision: \(precision) is neither fp32, int8 nor a readable precision map file")
+            }
+            let map: PrecisionMap
+            do { map = try JSONDecoder().decode(PrecisionMap.self, from: data) } catch {
+                throw CLIError("\(precision) is not a precision map (\(error))")
+            }
+            if let d = map.modelDigest, d != model.digest {
+                throw CLIError("\(precision) was made for another model (model digest \(d), this model's is \(model.digest))")
+            }
+            return map
+        }
+    }
+
+    /// Session routed to INT8 kernels as the options say.
+    func makeRuntime(_ model: LoadedModel, batchSize: Int) throws -> MixedPrecisionRuntime? {
+        if isFP32 { return nil }
+        let table = try calibrationTable(for: model, batchSize: batchSize)
+        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: kernelPath)
+        try runtime.apply(try precisionMap(for: runtime, model: model))
+        return runtime
+    }
+}
+
+extension KernelPath: ExpressibleByArgument {}
