@@ -23,6 +23,10 @@ typedef struct {
     int out_channel_major;           ///< out[n * ldo + m] instead of out[m * ldo + n]
 } mpq_gemm_job;
 
+/// Checks a packed-B buffer against N and K and returns its parts; -1 if it does not match.
+int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
+                      const int32_t **colsum, int *kp);
+
 /// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.
 typedef void (*mpq_gemm_region_fn)(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
 

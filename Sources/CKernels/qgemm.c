@@ -2,9 +2,6 @@
 #include "mpq_internal.h"
 #include <pthread.h>
 
-int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
-                      const int32_t **colsum, int *kp);
-
 static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
     case MPQ_PATH_VNNI: return mpq_gemm_region_vnni;
