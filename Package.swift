@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ONNX", "CKernels"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Kernels", "ONNX"]),
-        .testTarget(name: "CLITests", dependencies: ["ONNX"]),
+        .testTarget(name: "CLITests", dependencies: ["cli", "ONNX"]),
     ],
     swiftLanguageModes: [.v5]
 )
