@@ -98,62 +98,68 @@ public enum CalibrationMethods {
     /// ORT `get_entropy_threshold` over a histogram of x on [-max|x|, max|x|]: candidate
     /// windows of 2i+1 bins around the zero bin, i from quantizedBins/2 up; P is the window
     /// with the outliers folded into its edge bins, Q the window merged into `quantizedBins`
-    /// bins and spread back over P's non-empty bins (integer division, as ORT); both are
-    /// smoothed, and the window with the least KL(P||Q) wins, clamped to [min, max].
+    /// bins and spread back over the merged block (integer division, as ORT's int64 `q`);
+    /// both are smoothed, and the window with the least KL(P||Q) wins, clamped to [min, max].
     public static func entropy(_ s: RangeStatistics, _ h: HistogramCounts, quantizedBins nq: Int) -> Range {
         let n = h.bins
         let zero = n / 2, half = nq / 2
         guard half <= zero, nq >= 1 else { return Range(min: s.min, max: s.max) }
         var prefix = [Double](repeating: 0, count: n + 1)
         for i in 0..<n { prefix[i + 1] = prefix[i] + h.counts[i] }
+        // Buffers reused by every candidate: the search is O(bins) per candidate, no allocation.
+        var p = [Double](repeating: 0, count: n), q = [Double](repeating: 0, count: n)
         var best = Float.infinity, bestWindow = (start: 0, end: n)
-        var p = [Double](), q = [Double](), nonzero = [Bool]()
         for i in half...zero {
             let start = zero - i, end = Swift.min(zero + i + 1, n)
             let size = end - start
-            p = Array(h.counts[start..<end])
+            for j in 0..<size { p[j] = h.counts[start + j] }
             p[0] += prefix[start]
             p[size - 1] += prefix[n] - prefix[end]
-            nonzero = p.map { $0 != 0 }
             let merged = size / nq
-            q = [Double](repeating: 0, count: size)
+            for j in 0..<size { q[j] = 0 }
             for k in 0..<nq {
                 let a = k * merged, b = a + merged
                 var quantized = prefix[start + b] - prefix[start + a]
                 if k == nq - 1 { quantized += prefix[end] - prefix[start + nq * merged] }
-                let norm = nonzero[a..<b].reduce(0) { $0 + ($1 ? 1 : 0) }
+                var norm = 0
+                for j in a..<b where p[j] != 0 { norm += 1 }
                 if norm != 0 {
-                    let v = (quantized / Double(norm)).rounded(.towardZero)    // ORT stores q as int64
+                    let v = (quantized / Double(norm)).rounded(.towardZero)
                     for j in a..<b { q[j] = v }
                 }
             }
-            let div: Float
-            if let ps = smooth(p), let qs = smooth(q) { div = Float(kl(ps, qs)) } else { div = .infinity }
+            let div = klSmoothed(p, q, count: size).map(Float.init) ?? .infinity
             if div < best { best = div; bestWindow = (start, end) }      // np.argmin: first minimum
         }
         let lo = h.edge(bestWindow.start), hi = h.edge(bestWindow.end)
         return Range(min: lo < s.min ? s.min : lo, max: hi > s.max ? s.max : hi)
     }
 
-    /// ORT `smooth_distribution` (eps 1e-4, in float32 as ORT): zeros get eps, the
-    /// non-zeros give back the same total. nil when every entry is zero.
-    static func smooth(_ p: [Double], eps: Double = 0.0001) -> [Double]? {
-        let zeros = p.filter { $0 == 0 }.count
-        let nonzeros = p.count - zeros
-        guard nonzeros > 0 else { return nil }
-        let eps1 = Float(eps * Double(zeros) / Double(nonzeros))
-        guard eps1 < 1 else { return nil }
-        let out = p.map { v -> Double in Double(v == 0 ? Float(eps) : Float(v) - eps1) }
-        return out.allSatisfy({ $0 > 0 }) ? out : nil
-    }
-
-    /// KL(P||Q) of two unnormalised positive distributions (scipy.stats.entropy).
-    static func kl(_ p: [Double], _ q: [Double]) -> Double {
-        let sp = p.reduce(0, +), sq = q.reduce(0, +)
+    /// KL(P||Q) (scipy.stats.entropy, which normalises both) of the first `count` entries
+    /// after ORT's `smooth_distribution` (eps 1e-4, in float32 as ORT): zeros get eps, the
+    /// non-zeros give back the same total. nil when either is all zeros.
+    static func klSmoothed(_ p: [Double], _ q: [Double], count m: Int, eps: Double = 0.0001) -> Double? {
+        func smoothing(_ x: [Double]) -> (eps1: Float, sum: Double)? {
+            var zeros = 0
+            for j in 0..<m where x[j] == 0 { zeros += 1 }
+            let nonzeros = m - zeros
+            guard nonzeros > 0 else { return nil }
+            let eps1 = Float(eps * Double(zeros) / Double(nonzeros))
+            guard eps1 < 1 else { return nil }
+            var sum = 0.0
+            for j in 0..<m {
+                let v = x[j] == 0 ? Float(eps) : Float(x[j]) - eps1
+                guard v > 0 else { return nil }
+                sum += Double(v)
+            }
+            return (eps1, sum)
+        }
+        guard let sp = smoothing(p), let sq = smoothing(q) else { return nil }
         var d = 0.0
-        for (a, b) in zip(p, q) {
-            let pa = a / sp, qb = b / sq
-            d += pa * Foundation.log(pa / qb)
+        for j in 0..<m {
+            let pj = Double(p[j] == 0 ? Float(eps) : Float(p[j]) - sp.eps1) / sp.sum
+            let qj = Double(q[j] == 0 ? Float(eps) : Float(q[j]) - sq.eps1) / sq.sum
+            d += pj * Foundation.log(pj / qj)
         }
         return d
     }

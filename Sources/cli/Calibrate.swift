@@ -42,13 +42,8 @@ struct Calibrate: ParsableCommand {
         }
         let passes = method.needsHistogram ? 2 : 1
         let bars = (1...passes).map { Progress(label: "calibrate pass \($0)/\(passes)") }
-        let table: CalibrationTable
-        do {
-            table = try calibrator.calibrate(dataset: dataset, options: options, modelDigest: digest) { pass, done, total in
-                bars[pass.rawValue - 1].update(done, total)
-            }
-        } catch let e as CalibrationError {
-            throw CLIError(e.description)
+        let table = try calibrator.calibrate(dataset: dataset, options: options, modelDigest: digest) { pass, done, total in
+            bars[pass.rawValue - 1].update(done, total)
         }
         try writeAtomically(String(decoding: try table.jsonData(), as: UTF8.self), to: out)
         if quiet { return }
