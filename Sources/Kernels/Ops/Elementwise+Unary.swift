@@ -90,19 +90,23 @@ extension ElementwiseOps {
         try Broadcast.compare(a, b, float: { ($0 != 0) != ($1 != 0) }, int: { ($0 != 0) != ($1 != 0) })
     }
 
-    /// Picks X where the condition holds, else Y; all three broadcast together.
+    /// Picks X where the condition holds, else Y; all three broadcast together. Operands
+    /// are first expanded to the output shape (a fast strided copy), then picked in one pass.
     static func Where(_ cond: Tensor, _ x: Tensor, _ y: Tensor) throws -> Tensor {
         let out = try Broadcast.shape([cond.shape, x.shape, y.shape])
-        let ic = Broadcast.indices(cond.shape, to: out)
-        let ix = Broadcast.indices(x.shape, to: out)
-        let iy = Broadcast.indices(y.shape, to: out)
-        let c = cond.asInts
+        func full(_ t: Tensor) -> Tensor {
+            t.shape == out ? t : t.strided(shape: out, strides: Broadcast.strides(t.shape, in: out), offset: 0)
+        }
+        let c = full(cond).asInts
         if x.dtype.isFloating || y.dtype.isFloating {
-            let xv = x.asFloats, yv = y.asFloats
-            let v = (0..<ic.count).map { c[ic[$0]] != 0 ? xv[ix[$0]] : yv[iy[$0]] }
+            let xv = full(x).asFloats, yv = full(y).asFloats
+            let v = [Float](unsafeUninitializedCapacity: c.count) { buf, n in
+                for k in 0..<c.count { buf[k] = c[k] != 0 ? xv[k] : yv[k] }
+                n = c.count
+            }
             return Tensor(shape: out, floats: v, dtype: x.dtype.isFloating ? x.dtype : y.dtype)
         }
-        let v = (0..<ic.count).map { c[ic[$0]] != 0 ? x.ints[ix[$0]] : y.ints[iy[$0]] }
-        return Tensor(shape: out, ints: v, dtype: x.dtype)
+        let xv = full(x).ints, yv = full(y).ints
+        return Tensor(shape: out, ints: (0..<c.count).map { c[$0] != 0 ? xv[$0] : yv[$0] }, dtype: x.dtype)
     }
 }

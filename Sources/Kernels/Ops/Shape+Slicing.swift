@@ -111,29 +111,43 @@ extension ShapeOps {
             }
             maps.append(m)
         }
-        let st = stridesOf(x.shape)
-        let total = out.reduce(1, *)
-        var src = [Int](repeating: -1, count: total)  // flat source index, -1 = constant
-        if total > 0 {
-            var idx = [Int](repeating: 0, count: r)
-            for o in 0..<total {
-                var off = 0
-                for d in 0..<r {
-                    let i = maps[d][idx[d]]
-                    if i < 0 { off = -1; break }
-                    off += i * st[d]
-                }
-                src[o] = off
-                var d = r - 1
-                while d >= 0 { idx[d] += 1; if idx[d] < out[d] { break }; idx[d] = 0; d -= 1 }
-            }
-        }
         if x.dtype.isFloating {
             let c = value.map { $0.asFloats.first ?? 0 } ?? 0
-            return Tensor(shape: out, floats: src.map { $0 < 0 ? c : x.floats[$0] }, dtype: x.dtype)
+            return Tensor(shape: out, floats: padded(x.floats, x.shape, out, maps, c), dtype: x.dtype)
         }
         let c = value.map { $0.asInts.first ?? 0 } ?? 0
-        return Tensor(shape: out, ints: src.map { $0 < 0 ? c : x.ints[$0] }, dtype: x.dtype)
+        return Tensor(shape: out, ints: padded(x.ints, x.shape, out, maps, c), dtype: x.dtype)
+    }
+
+    /// Fills `out` from `src` through the per-dim source maps (-1 = `c`), a row at a time.
+    private static func padded<T>(_ src: [T], _ shape: [Int], _ out: [Int], _ maps: [[Int]], _ c: T) -> [T] {
+        let total = out.reduce(1, *)
+        guard total > 0 else { return [] }
+        guard let last = maps.last else { return src }
+        let r = out.count, st = stridesOf(shape), w = out[r - 1]
+        return [T](unsafeUninitializedCapacity: total) { buf, count in
+            src.withUnsafeBufferPointer { p in
+                var idx = [Int](repeating: 0, count: r)
+                var o = 0
+                while o < total {
+                    var base = 0
+                    for d in 0..<(r - 1) {
+                        let i = maps[d][idx[d]]
+                        if i < 0 { base = -1; break }
+                        base += i * st[d]
+                    }
+                    if base < 0 {
+                        for j in 0..<w { buf[o + j] = c }
+                    } else {
+                        for j in 0..<w { let m = last[j]; buf[o + j] = m < 0 ? c : p[base + m] }
+                    }
+                    o += w
+                    var d = r - 2
+                    while d >= 0 { idx[d] += 1; if idx[d] < out[d] { break }; idx[d] = 0; d -= 1 }
+                }
+            }
+            count = total
+        }
     }
 
     /// Output shape: `data[:axis] + indices + data[axis+1:]`. Negative indices count from the end.
