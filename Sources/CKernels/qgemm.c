@@ -1,6 +1,5 @@
-// INT8 GEMM driver: argument checks, path choice, and the pthread split.
+// INT8 GEMM driver: argument checks, path choice, and the split over the thread pool.
 #include "mpq_internal.h"
-#include <pthread.h>
 
 static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
@@ -13,53 +12,37 @@ static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
 typedef struct {
     const mpq_gemm_job *job;
     mpq_gemm_region_fn fn;
-    int m0, m1, p0, p1;
-} slice;
+    int threads, split_n, units, panels;
+} split;
 
-static void *run_slice(void *arg) {
-    slice *s = (slice *)arg;
-    if (s->m0 < s->m1 && s->p0 < s->p1) s->fn(s->job, s->m0, s->m1, s->p0, s->p1);
-    return NULL;
+// Task t of `threads`: a contiguous range of whole micro-tiles (6 rows or 64
+// columns, the VNNI tile), so no two tasks write the same output and B panels
+// stay with one core.
+static void run_task(void *arg, int t) {
+    const split *s = (const split *)arg;
+    int u0 = (int)((long)s->units * t / s->threads), u1 = (int)((long)s->units * (t + 1) / s->threads);
+    const mpq_gemm_job *j = s->job;
+    if (s->split_n) {
+        int p0 = u0 * 4, p1 = u1 * 4 < s->panels ? u1 * 4 : s->panels;
+        if (p0 < p1) s->fn(j, 0, j->m, p0, p1);
+    } else {
+        int m0 = u0 * 6, m1 = u1 * 6 < j->m ? u1 * 6 : j->m;
+        if (m0 < m1) s->fn(j, m0, m1, 0, s->panels);
+    }
 }
 
-// Splits whichever dimension has more micro-tiles (6 rows, 64 columns: the VNNI
-// tile) so each thread keeps whole tiles; contiguous ranges keep B panels local.
+// Splits whichever dimension has more micro-tiles over the persistent pool.
 static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
-    int panels = (job->n + 15) / 16;
-    enum { MAX_THREADS = 64 };
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    split s = {job, fn, threads, 0, 0, (job->n + 15) / 16};
     if (threads <= 1) {
-        fn(job, 0, job->m, 0, panels);
+        fn(job, 0, job->m, 0, s.panels);
         return;
     }
-    int units_m = (job->m + 5) / 6, units_n = (panels + 3) / 4;
-    int split_n = units_n >= units_m;
-    int units = split_n ? units_n : units_m;
-    if (threads > units) threads = units;
-    slice slices[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 0; t < threads; t++) {
-        int u0 = (int)((long)units * t / threads), u1 = (int)((long)units * (t + 1) / threads);
-        slice *s = &slices[t];
-        s->job = job;
-        s->fn = fn;
-        if (split_n) {
-            s->m0 = 0; s->m1 = job->m;
-            s->p0 = u0 * 4; s->p1 = u1 * 4 < panels ? u1 * 4 : panels;
-        } else {
-            s->p0 = 0; s->p1 = panels;
-            s->m0 = u0 * 6; s->m1 = u1 * 6 < job->m ? u1 * 6 : job->m;
-        }
-    }
-    // Slice 0 runs here; if a thread cannot start its slice runs here as well.
-    for (int t = 1; t < threads; t++)
-        started[t] = pthread_create(&tid[t], NULL, run_slice, &slices[t]) == 0;
-    run_slice(&slices[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else run_slice(&slices[t]);
-    }
+    int units_m = (job->m + 5) / 6, units_n = (s.panels + 3) / 4;
+    s.split_n = units_n >= units_m;
+    s.units = s.split_n ? units_n : units_m;
+    if (s.threads > s.units) s.threads = s.units;
+    mpq_pool_run(s.threads, run_task, &s);
 }
 
 static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda,

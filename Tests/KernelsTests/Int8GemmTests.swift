@@ -225,6 +225,32 @@ final class Int8GemmTests: XCTestCase {
         }
     }
 
+    /// The worker pool serialises calls: several callers at once, each asking for
+    /// several threads, still get exact results.
+    func testConcurrentCallersShareThePool() {
+        let m = 33, n = 70, k = 45
+        var rng = Int8TestRNG(seed: 555)
+        let a = rng.u8s(m * k), b = rng.s8s(n * k)
+        let packed = int8Pack(b, n: n, k: k)
+        let expected = naive(a, b, m: m, n: n, k: k, lda: k, za: 3)
+        let failures = UnsafeMutableBufferPointer<Int>.allocate(capacity: 4)
+        failures.initialize(repeating: 0)
+        defer { failures.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            for round in 0..<50 {
+                var c = [Int32](repeating: 0, count: m * n)
+                let rc = a.withUnsafeBufferPointer { ap in
+                    packed.withUnsafeBytes { pp in
+                        mpq_qgemm_u8s8(MPQ_PATH_AUTO, Int32(m), Int32(n), Int32(k), ap.baseAddress, Int32(k), pp.baseAddress,
+                                       3, &c, Int32(n), Int32(1 + (caller + round) % 5))
+                    }
+                }
+                if rc != 0 || c != expected { failures[caller] += 1 }
+            }
+        }
+        XCTAssertEqual(Array(failures), [0, 0, 0, 0])
+    }
+
     func testBadArgumentsAreRejected() {
         let packed = int8Pack([1, 2, 3, 4], n: 2, k: 2)
         let a: [UInt8] = [1, 2, 3, 4]

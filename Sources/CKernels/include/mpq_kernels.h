@@ -89,8 +89,12 @@ const int32_t *mpq_packed_b_colsum(const void *packed);
 ///             = sum_k A[m][k] * B[n][k] - a_zero_point * colsum[n]
 /// `a` is [M][K] row-major, row stride `lda` (>= K); `c` is [M][N], row stride
 /// `ldc` (>= N). `packed` comes from `mpq_pack_b_s8` with the same N and K.
-/// `threads` <= 1 runs on the calling thread; more splits the work over that
-/// many pthreads. Returns 0, or -1 on bad arguments.
+/// `threads` <= 1 runs on the calling thread; more splits whole 6x64 tiles over
+/// that many threads of a persistent pool (the caller is one of them; workers
+/// are started on first use and park when idle; concurrent multi-threaded calls
+/// are serialised). About 2 us of overhead when cores are free, so
+/// splitting pays from roughly 1M multiply-adds up. Returns 0, or -1 on bad
+/// arguments.
 int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
                    const uint8_t *a, int lda, const void *packed,
                    int32_t a_zero_point, int32_t *c, int ldc, int threads);

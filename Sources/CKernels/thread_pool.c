@@ -1,0 +1,86 @@
+// A small persistent worker pool for the GEMM split. Starting a pthread costs
+// ~20 us, as much as a whole 1M-MAC GEMM on the VNNI path; parked workers wake
+// in a few us, so splitting pays off for much smaller GEMMs.
+//
+// One call runs at a time (callers queue on `run_lock`); the caller runs task 0
+// itself and workers 1..n-1 run the rest. Workers park on a condition variable
+// after a short spin, so an idle process burns no CPU.
+#include "mpq_internal.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { POOL_MAX = 64, SPIN = 1000 };  // ~15-30 us of pause: long spins steal the core from the caller when the machine is oversubscribed
+
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one mpq_pool_run at a time
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;      // guards the fields below
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
+static int workers;                       // started so far (worker ids 1..workers)
+static _Atomic unsigned long generation;  // bumped once per call
+static int active;                        // tasks 1..active-1 belong to this generation
+static _Atomic int pending;               // tasks not finished yet
+static void (*task_fn)(void *, int);
+static void *task_arg;
+static unsigned long start_generation[POOL_MAX];  // the call a worker was started for, minus one
+
+static void *worker_main(void *arg) {
+    const int id = (int)(long)arg;
+    unsigned long seen = start_generation[id];
+    for (;;) {
+        for (int s = 0; atomic_load_explicit(&generation, memory_order_acquire) == seen && s < SPIN; s++)
+            __builtin_ia32_pause();
+        // Snapshot the call under the lock: the caller writes all of it there,
+        // so a late worker never mixes one call's `active` with another's task.
+        pthread_mutex_lock(&lock);
+        while (atomic_load_explicit(&generation, memory_order_relaxed) == seen) pthread_cond_wait(&wake, &lock);
+        seen = atomic_load_explicit(&generation, memory_order_relaxed);
+        const int n = active;
+        void (*fn)(void *, int) = task_fn;
+        void *arg = task_arg;
+        pthread_mutex_unlock(&lock);
+        if (id < n) {
+            fn(arg, id);
+            if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) {
+                pthread_mutex_lock(&lock);
+                pthread_cond_signal(&done);
+                pthread_mutex_unlock(&lock);
+            }
+        }
+    }
+    return NULL;
+}
+
+void mpq_pool_run(int tasks, void (*fn)(void *, int), void *arg) {
+    if (tasks > POOL_MAX) tasks = POOL_MAX;
+    if (tasks <= 1) {
+        fn(arg, 0);
+        return;
+    }
+    pthread_mutex_lock(&run_lock);
+    while (workers < tasks - 1) {
+        pthread_t t;
+        start_generation[workers + 1] = atomic_load_explicit(&generation, memory_order_relaxed);
+        if (pthread_create(&t, NULL, worker_main, (void *)(long)(workers + 1)) != 0) break;
+        pthread_detach(t);
+        workers++;
+    }
+    // Tasks no worker can take (pthread_create failed) run on this thread.
+    int n = tasks <= workers + 1 ? tasks : workers + 1;
+    pthread_mutex_lock(&lock);
+    task_fn = fn;
+    task_arg = arg;
+    active = n;
+    atomic_store_explicit(&pending, n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+
+    fn(arg, 0);
+    for (int t = n; t < tasks; t++) fn(arg, t);
+    for (int s = 0; atomic_load_explicit(&pending, memory_order_acquire) != 0 && s < SPIN; s++)
+        __builtin_ia32_pause();
+    pthread_mutex_lock(&lock);
+    while (atomic_load_explicit(&pending, memory_order_acquire) != 0) pthread_cond_wait(&done, &lock);
+    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&run_lock);
+}
