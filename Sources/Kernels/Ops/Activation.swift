@@ -46,8 +46,13 @@ enum ActivationOps {
             [try Hardmax(n.required(i, 0, "input"), axis: n.int("axis", default: opset < 13 ? 1 : -1), coerce2D: opset < 13)]
         },
         "Identity": OpEntry { n, i, _ in [try n.required(i, 0, "input")] },
-        "Dropout": OpEntry { n, i, _ in
+        "Dropout": OpEntry { n, i, opset in
             let x = try n.required(i, 0, "data")
+            // Opset 12 made training a run-time input; random masks cannot match a reference.
+            let ratio = opset >= 12 ? i.inputAt(1)?.asFloats.first ?? 0.5 : n.float("ratio", default: 0.5)
+            if let t = i.inputAt(2), t.asInts.first ?? 0 != 0, ratio > 0 {
+                throw OpError("Dropout training_mode=1 with ratio \(ratio) is not supported (inference only)")
+            }
             return n.outputs.count > 1 ? Dropout(x) : [Dropout(x)[0]]
         },
     ]

@@ -76,8 +76,12 @@ extension ShapeOps {
         if start.dtype.isFloating {
             let s = start.floats[0], l = limit.asFloats[0], d = delta.asFloats[0]
             guard d != 0 else { throw OpError("Range delta is 0") }
-            let n = Swift.max(Int(((l - s) / d).rounded(.up)), 0)
-            return Tensor(shape: [n], floats: (0..<n).map { s + Float($0) * d }, dtype: start.dtype)
+            // The count in Double and the values accumulated in Float, as ONNX Runtime does.
+            let n = Swift.max(Int((Double(l - s) / Double(d)).rounded(.up)), 0)
+            var v = [Float](repeating: 0, count: n)
+            var acc = s
+            for k in 0..<n { v[k] = acc; acc += d }
+            return Tensor(shape: [n], floats: v, dtype: start.dtype)
         }
         let s = start.ints[0], l = limit.asInts[0], d = delta.asInts[0]
         guard d != 0 else { throw OpError("Range delta is 0") }
