@@ -52,7 +52,9 @@ extension ConvOps {
             } else if mode == .valid {
                 g.padHead[a] = 0; g.padTail[a] = 0
             }
-            outSpatial[i] = full - g.padHead[a] - g.padTail[a]
+            // An explicit output_shape is the output size even where it exceeds what the
+            // input reaches (ONNX Runtime pads no further; the rest is zero plus bias).
+            outSpatial[i] = outputShape.map { $0[$0.count - r + i] } ?? full - g.padHead[a] - g.padTail[a]
             guard outSpatial[i] > 0 else {
                 throw OpError("ConvTranspose output would be empty: X \(Tensor.describe(x.shape)), W \(Tensor.describe(w.shape)), pads \(g.pads)")
             }

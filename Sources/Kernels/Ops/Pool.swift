@@ -43,6 +43,14 @@ enum PoolOps {
     static func MaxPool(x: Tensor, autoPad: String, ceilMode: Bool, dilations: [Int]?, kernelShape: [Int]?,
                         pads: [Int]?, storageOrder: Int, strides: [Int]?,
                         computeIndices: Bool = false) throws -> (Tensor, Tensor?) {
+        if !x.dtype.isFloating {
+            // int8/uint8 (opset 12): the max of small integers is exact in Float.
+            guard [.int8, .uint8].contains(x.dtype) else { throw OpError("MaxPool X must be float, int8 or uint8, got \(x.dtype.rawValue)") }
+            let xf = Tensor(shape: x.shape, floats: x.ints.map { Float($0) })
+            let (y, i) = try MaxPool(x: xf, autoPad: autoPad, ceilMode: ceilMode, dilations: dilations, kernelShape: kernelShape,
+                                     pads: pads, storageOrder: storageOrder, strides: strides, computeIndices: computeIndices)
+            return (Tensor(shape: y.shape, ints: y.floats.map { $0.isFinite ? Int64($0) : 0 }, dtype: x.dtype), i)
+        }
         let (shape, g) = try poolGeometry(x, "MaxPool", autoPad, ceilMode, dilations, kernelShape, pads, strides)
         return pool(x, shape, g, .max, computeIndices: computeIndices, columnMajor: storageOrder == 1)
     }

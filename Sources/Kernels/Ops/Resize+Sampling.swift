@@ -58,6 +58,8 @@ struct ResampleOptions {
     var cubicCoeffA: Float = -0.75
     var excludeOutside = false
     var extrapolationValue: Float = 0
+    /// Widen linear/cubic filters by 1/scale when down-sampling (Resize-18 `antialias`).
+    var antialias = false
 }
 
 /// The input taps of each output index along one axis: `taps` indices and weights per
@@ -84,6 +86,10 @@ struct AxisTaps {
     init(inLen: Int, outLen: Int, scale: Float, roiStart: Float, roiEnd: Float, _ opt: ResampleOptions) {
         let extrapolate = opt.transform == .tfCropAndResize
         taps = opt.mode == .nearest ? 1 : opt.mode == .linear ? 2 : 4
+        // Antialiasing stretches the filter's support (1 for linear, 2 for cubic) by 1/scale.
+        let antialiased = opt.antialias && opt.mode != .nearest && scale < 1
+        let firstTap = antialiased ? Int((-Float(taps / 2) / scale).rounded(.down)) + 1 : 0
+        if antialiased { taps = 2 - 2 * firstTap }
         index = [Int](repeating: 0, count: outLen * taps)
         weight = [Float](repeating: 0, count: outLen * taps)
         outside = [Bool](repeating: false, count: outLen)
@@ -94,6 +100,10 @@ struct AxisTaps {
             // Far outside the input every tap clamps to an edge; keep Int conversions finite.
             x = x.isFinite ? min(max(x, -8), Float(last) + 8) : 0
             let b = o * taps
+            if antialiased {
+                filterTaps(x: x, scale: scale, firstTap: firstTap, last: last, at: b, opt)
+                continue
+            }
             switch opt.mode {
             case .nearest:
                 index[b] = min(max(opt.nearestMode.pixel(x, downsampling: scale < 1), 0), last)
@@ -126,6 +136,46 @@ struct AxisTaps {
                 if opt.excludeOutside && sum != 0 { for t in 0..<4 { weight[b + t] /= sum } }
             }
         }
+    }
+}
+
+extension AxisTaps {
+    /// Antialiased taps as the ONNX reference defines them: the filter evaluated at
+    /// `scale·(i - ratio)` for the `taps` pixels around `x`, normalised to sum 1; pixels
+    /// outside the input repeat the edge, or are dropped with `exclude_outside`.
+    mutating func filterTaps(x: Float, scale: Float, firstTap: Int, last: Int, at b: Int, _ opt: ResampleOptions) {
+        let f = x.rounded(.down)
+        // The pixel left of x is the reference; an integral x counts as ratio 1 from x-1.
+        let (left, ratio) = f == x ? (Int(f) - 1, Float(1)) : (Int(f), x - f)
+        let a = opt.cubicCoeffA
+        var sum: Float = 0
+        for t in 0..<taps {
+            let i = firstTap + t
+            let d = abs(scale * (Float(i) - ratio))
+            var w: Float
+            if opt.mode == .linear {
+                w = max(0, 1 - d)
+            } else if d <= 1 {
+                w = ((a + 2) * d - (a + 3)) * d * d + 1
+            } else if d < 2 {
+                w = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+            } else {
+                w = 0
+            }
+            index[b + t] = left + i
+            weight[b + t] = w
+            sum += w
+        }
+        if sum != 0 { for t in 0..<taps { weight[b + t] /= sum } }
+        if opt.excludeOutside {
+            var kept: Float = 0
+            for t in 0..<taps {
+                if index[b + t] < 0 || index[b + t] > last { weight[b + t] = 0 }
+                kept += weight[b + t]
+            }
+            if kept != 0 { for t in 0..<taps { weight[b + t] /= kept } }
+        }
+        for t in 0..<taps { index[b + t] = min(max(index[b + t], 0), last) }
     }
 }
 

@@ -43,7 +43,7 @@ enum ResizeOps {
 
     /// ONNX Resize (opsets 10-19). Exactly one of `scales` and `sizes` is given (an empty
     /// tensor counts as absent); with `axes` they cover only those axes. `nearestMode`
-    /// "simple" is the Resize-10 rounding. Antialiased down-sampling is not supported.
+    /// "simple" is the Resize-10 rounding.
     static func Resize(x: Tensor, roi: Tensor?, scales: Tensor?, sizes: Tensor?, antialias: Int = 0, axes: [Int]? = nil,
                        coordinateTransformationMode: String, cubicCoeffA: Float = -0.75, excludeOutside: Int = 0,
                        extrapolationValue: Float = 0, keepAspectRatioPolicy: String = "stretch",
@@ -102,8 +102,8 @@ enum ResizeOps {
                 }
             }
         }
-        if antialias != 0 && m != .nearest && ax.contains(where: { fullScales[$0] < 1 }) {
-            throw OpError("Resize antialias=1 when down-sampling (scales \(ax.map { fullScales[$0] })) is not supported")
+        if antialias != 0 && m == .nearest {
+            throw OpError("Resize antialias=1 needs mode linear or cubic, got nearest (as ONNX Runtime requires)")
         }
         var fullRoi = [Float](repeating: 0, count: r) + [Float](repeating: 1, count: r)
         if transform == .tfCropAndResize, let roi, roi.count > 0 {
@@ -114,7 +114,8 @@ enum ResizeOps {
             for (i, a) in ax.enumerated() { fullRoi[a] = v[i]; fullRoi[r + a] = v[ax.count + i] }
         }
         let opt = ResampleOptions(mode: m, transform: transform, nearestMode: nearest, cubicCoeffA: cubicCoeffA,
-                                  excludeOutside: excludeOutside != 0, extrapolationValue: extrapolationValue)
+                                  excludeOutside: excludeOutside != 0, extrapolationValue: extrapolationValue,
+                                  antialias: antialias != 0)
         return resample(x, outShape: outShape, scales: fullScales, roi: fullRoi, opt)
     }
 }
