@@ -1,5 +1,6 @@
-// Conv geometry helpers and uint8 im2col (rows = output pixels, cols = (c, kh, kw)).
-// Plain C: it is a copy, bound by memory, and one version keeps it obviously right.
+// Conv geometry helpers and the reference uint8 im2col (rows = output pixels,
+// cols = (c, kh, kw)): every tap bounds-checked, obviously right. The fast
+// version, which the public entry point runs, is in im2col_fast.c.
 #include "mpq_internal.h"
 #include <string.h>
 
@@ -24,8 +25,8 @@ int mpq_conv2d_out_w(const mpq_conv2d_shape *s) {
     return room < 0 ? 0 : room / s->stride_w + 1;
 }
 
-void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
-                   uint8_t zero_point, uint8_t *col) {
+void mpq_im2col_u8_reference(const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                             uint8_t zero_point, uint8_t *col) {
     int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
     if (oh_n == 0 || ow_n == 0 || g < 0 || g >= s->group) return;
     const int cg = s->channels / s->group, H = s->height, W = s->width;

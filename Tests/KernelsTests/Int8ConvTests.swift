@@ -34,8 +34,13 @@ final class Int8ConvTests: XCTestCase {
 
     func testIm2colMatchesDirectIndexing() {
         var rng = Int8TestRNG(seed: 2024)
-        for _ in 0..<80 {
-            let g = randomGeometry(&rng, depthwise: false)
+        // 1x1 / stride 1 / no padding takes the 16x16 transpose: sizes around 16.
+        let pointwise = [Geometry(c: 20, h: 3, w: 17, kh: 1, kw: 1, pt: 0, pl: 0, pb: 0, pr: 0, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+                         Geometry(c: 32, h: 4, w: 8, kh: 1, kw: 1, pt: 0, pl: 0, pb: 0, pr: 0, sh: 1, sw: 1, dh: 1, dw: 1, group: 2),
+                         Geometry(c: 15, h: 1, w: 15, kh: 1, kw: 1, pt: 0, pl: 0, pb: 0, pr: 0, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+                         Geometry(c: 48, h: 7, w: 9, kh: 1, kw: 1, pt: 0, pl: 0, pb: 0, pr: 0, sh: 1, sw: 1, dh: 1, dw: 1, group: 3)]
+        for trial in 0..<80 {
+            let g = trial < pointwise.count ? pointwise[trial] : randomGeometry(&rng, depthwise: false)
             var s = g.shape
             XCTAssertEqual(Int(mpq_conv2d_out_h(&s)), g.oh)
             XCTAssertEqual(Int(mpq_conv2d_out_w(&s)), g.ow)
@@ -44,9 +49,12 @@ final class Int8ConvTests: XCTestCase {
             let cg = g.c / g.group, k = cg * g.kh * g.kw
             for grp in 0..<g.group {
                 var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
+                var ref = [UInt8](repeating: 1, count: g.oh * g.ow * k)
                 x.withUnsafeBufferPointer { xp in
                     col.withUnsafeMutableBufferPointer { mpq_im2col_u8(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+                    ref.withUnsafeMutableBufferPointer { mpq_im2col_u8_reference(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
                 }
+                XCTAssertEqual(col, ref, "im2col fast vs reference \(g) group \(grp)")
                 var expected = [UInt8]()
                 for oh in 0..<g.oh {
                     for ow in 0..<g.ow {

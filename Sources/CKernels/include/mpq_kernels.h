@@ -159,6 +159,10 @@ int mpq_conv2d_out_w(const mpq_conv2d_shape *s);
 void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                    uint8_t zero_point, uint8_t *col);
 
+/// The scalar reference im2col (same contract), for tests and timing.
+void mpq_im2col_u8_reference(const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                             uint8_t zero_point, uint8_t *col);
+
 /// Direct depthwise conv (group == channels, one filter per channel):
 /// `x` uint8 [C][H][W], `w` int8 [C][KH][KW], `out` float [C][out_h][out_w]
 /// with the epilogue applied per channel (b_scale[c], bias[c]). Padding taps

@@ -1,0 +1,112 @@
+// Fast uint8 im2col. Same output as mpq_im2col_u8_reference, ~4x+ faster:
+// - 1x1, stride 1, no padding: A is the group's [C][H*W] planes transposed,
+//   done in 16x16 byte blocks with an SSE2 unpack ladder (SSE2 is baseline
+//   x86-64, so no run-time dispatch is needed).
+// - otherwise: per output pixel, the columns whose taps are all inside the row
+//   are copied without per-tap checks, and out-of-range kernel rows are filled
+//   once; only border pixels take the checked loop.
+#include "mpq_internal.h"
+#include <emmintrin.h>
+#include <string.h>
+
+// dst[j * dstride + i] = src[i * sstride + j] for a 16x16 block.
+static void transpose16(const uint8_t *src, size_t sstride, uint8_t *dst, size_t dstride) {
+    __m128i a[16], b[16], c[16], d[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm_loadu_si128((const __m128i *)(src + (size_t)i * sstride));
+    // b[i]: rows 2i, 2i+1 interleaved, columns 0-7; b[8 + i]: columns 8-15.
+    for (int i = 0; i < 8; i++) {
+        b[i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+        b[8 + i] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+    }
+    // c[cq * 4 + q]: columns 4cq..4cq+3, rows 4q..4q+3.
+    for (int h = 0; h < 2; h++) {
+        for (int q = 0; q < 4; q++) {
+            c[(2 * h) * 4 + q] = _mm_unpacklo_epi16(b[8 * h + 2 * q], b[8 * h + 2 * q + 1]);
+            c[(2 * h + 1) * 4 + q] = _mm_unpackhi_epi16(b[8 * h + 2 * q], b[8 * h + 2 * q + 1]);
+        }
+    }
+    // d[cp * 2 + o]: columns 2cp, 2cp+1, rows 8o..8o+7.
+    for (int cq = 0; cq < 4; cq++) {
+        for (int o = 0; o < 2; o++) {
+            d[(2 * cq) * 2 + o] = _mm_unpacklo_epi32(c[cq * 4 + 2 * o], c[cq * 4 + 2 * o + 1]);
+            d[(2 * cq + 1) * 2 + o] = _mm_unpackhi_epi32(c[cq * 4 + 2 * o], c[cq * 4 + 2 * o + 1]);
+        }
+    }
+    for (int cp = 0; cp < 8; cp++) {
+        _mm_storeu_si128((__m128i *)(dst + (size_t)(2 * cp) * dstride), _mm_unpacklo_epi64(d[cp * 2], d[cp * 2 + 1]));
+        _mm_storeu_si128((__m128i *)(dst + (size_t)(2 * cp + 1) * dstride), _mm_unpackhi_epi64(d[cp * 2], d[cp * 2 + 1]));
+    }
+}
+
+// col[p][c] = x[c][p] for p < pixels, c < channels.
+static void transpose_planes(const uint8_t *x, int channels, size_t pixels, uint8_t *col) {
+    const size_t C = (size_t)channels;
+    size_t p0 = 0;
+    for (; p0 + 16 <= pixels; p0 += 16) {
+        size_t c0 = 0;
+        for (; c0 + 16 <= C; c0 += 16) transpose16(x + c0 * pixels + p0, pixels, col + p0 * C + c0, C);
+        for (size_t c = c0; c < C; c++)
+            for (size_t p = p0; p < p0 + 16; p++) col[p * C + c] = x[c * pixels + p];
+    }
+    for (size_t p = p0; p < pixels; p++)
+        for (size_t c = 0; c < C; c++) col[p * C + c] = x[c * pixels + p];
+}
+
+void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                   uint8_t zero_point, uint8_t *col) {
+    const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
+    if (oh_n == 0 || ow_n == 0 || g < 0 || g >= s->group) return;
+    const int cg = s->channels / s->group, H = s->height, W = s->width;
+    const int KH = s->kernel_h, KW = s->kernel_w, sw = s->stride_w, dw = s->dilation_w;
+    const size_t plane = (size_t)H * (size_t)W;
+    const uint8_t *xg = x + (size_t)g * (size_t)cg * plane;
+    if (KH == 1 && KW == 1 && s->stride_h == 1 && sw == 1 && s->pad_top == 0 && s->pad_left == 0 &&
+        s->pad_bottom == 0 && s->pad_right == 0) {
+        transpose_planes(xg, cg, plane, col);
+        return;
+    }
+    const size_t K = (size_t)cg * (size_t)KH * (size_t)KW;
+    // Output columns whose every tap lies inside the row: [ow_lo, ow_hi).
+    const int span = (KW - 1) * dw;
+    int ow_lo = (s->pad_left + sw - 1) / sw;
+    int ow_hi = (W - 1 - span + s->pad_left) >= 0 ? (W - 1 - span + s->pad_left) / sw + 1 : 0;
+    if (ow_hi > ow_n) ow_hi = ow_n;
+    for (int oh = 0; oh < oh_n; oh++) {
+        const int ih0 = oh * s->stride_h - s->pad_top;
+        // Kernel rows inside the image for this output row: [kh_lo, kh_hi).
+        int kh_lo = 0, kh_hi = KH;
+        while (kh_lo < KH && ih0 + kh_lo * s->dilation_h < 0) kh_lo++;
+        while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s->dilation_h >= H) kh_hi--;
+        for (int ow = 0; ow < ow_n; ow++) {
+            uint8_t *row = col + ((size_t)oh * (size_t)ow_n + (size_t)ow) * K;
+            const int iw0 = ow * sw - s->pad_left;
+            const int inside = ow >= ow_lo && ow < ow_hi;
+            for (int c = 0; c < cg; c++, row += (size_t)KH * (size_t)KW) {
+                const uint8_t *pc = xg + (size_t)c * plane + iw0;
+                if (kh_lo > 0) memset(row, zero_point, (size_t)kh_lo * (size_t)KW);
+                if (kh_hi < KH) memset(row + kh_hi * KW, zero_point, (size_t)(KH - kh_hi) * (size_t)KW);
+                for (int kh = kh_lo; kh < kh_hi; kh++) {
+                    const uint8_t *src = pc + (size_t)(ih0 + kh * s->dilation_h) * (size_t)W;
+                    uint8_t *dst = row + kh * KW;
+                    if (inside && dw == 1) {
+                        // Constant-size copies become plain moves.
+                        switch (KW) {
+                        case 1: dst[0] = src[0]; break;
+                        case 3: memcpy(dst, src, 3); break;
+                        case 5: memcpy(dst, src, 5); break;
+                        case 7: memcpy(dst, src, 7); break;
+                        default: memcpy(dst, src, (size_t)KW); break;
+                        }
+                    } else if (inside) {
+                        for (int kw = 0; kw < KW; kw++) dst[kw] = src[kw * dw];
+                    } else {
+                        for (int kw = 0; kw < KW; kw++) {
+                            const int iw = iw0 + kw * dw;
+                            dst[kw] = (iw >= 0 && iw < W) ? src[kw * dw] : zero_point;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
