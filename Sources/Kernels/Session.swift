@@ -65,14 +65,7 @@ public final class Session {
                 if let t = values[name] ?? constants[name] { return t }
                 throw RuntimeError.missingValue(name: name, node: node.name)
             }
-            let outs: [Tensor]
-            if let o = overrides[node.name] {
-                do { outs = try o(ins) } catch let e as OpError {
-                    throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
-                }
-            } else {
-                outs = try Session.execute(node, entries[i], ins, opset: graph.opset(forDomain: node.domain))
-            }
+            let outs = try execute(node: node, index: i, inputs: ins)
             observer?(node, ins, outs)
             for (name, t) in zip(node.outputs, outs) where !name.isEmpty {
                 values[name] = t
@@ -92,6 +85,16 @@ public final class Session {
         }
         for k in keep where result[k] == nil { result[k] = values[k] ?? constants[k] }
         return result
+    }
+
+    /// Runs plan node `index`: its override if it has one, else its op.
+    func execute(node: Node, index: Int, inputs ins: [Tensor?]) throws -> [Tensor] {
+        if let o = overrides[node.name] {
+            do { return try o(ins) } catch let e as OpError {
+                throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
+            }
+        }
+        return try Session.execute(node, entries[index], ins, opset: graph.opset(forDomain: node.domain))
     }
 
     /// Runs one node, applying an activation fused into it by the graph passes and

@@ -10,9 +10,14 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
     case top5
     /// Share of samples whose arg-max equals the FP32 model's (no labels needed).
     case agreement
+    /// Mean cosine similarity of each sample's outputs with the FP32 model's, x 100 (no labels needed).
+    case cosine
+
+    /// Multiplier from a sample score to points: label and agreement metrics score 0/1.
+    public var pointsPerSample: Double { self == .cosine ? 1 : 100 }
 
     public var needsLabels: Bool { self == .top1 || self == .top5 }
-    public var needsReference: Bool { self == .agreement }
+    public var needsReference: Bool { self == .agreement || self == .cosine }
 }
 
 public enum MetricError: Error, CustomStringConvertible, Equatable {
@@ -53,7 +58,7 @@ public struct Outputs: Sendable, Equatable {
     }
 }
 
-/// Per-sample correctness (1 = correct) for a metric, the unit that confidence intervals
+/// Per-sample scores (1 = correct for label metrics, 100 x cosine for `cosine`) for a metric, the unit that confidence intervals
 /// and paired tests work on.
 public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, reference: Outputs?) -> [Double] {
     switch metric {
@@ -66,12 +71,24 @@ public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, r
     case .agreement:
         let ref = reference ?? outputs
         return (0..<outputs.rows).map { outputs.argmax($0) == ref.argmax($0) ? 1 : 0 }
+    case .cosine:
+        let ref = reference ?? outputs
+        return (0..<outputs.rows).map { 100 * cosineSimilarity(outputs.row($0), ref.row($0)) }
     }
+}
+
+/// Cosine similarity of two vectors; 1 when both are zero (identical), 0 when one is.
+public func cosineSimilarity(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
+    var dot = 0.0, na = 0.0, nb = 0.0
+    for (x, y) in zip(a, b) { dot += Double(x) * Double(y); na += Double(x) * Double(x); nb += Double(y) * Double(y) }
+    if na == 0 && nb == 0 { return 1 }
+    if na == 0 || nb == 0 { return 0 }
+    return dot / (na.squareRoot() * nb.squareRoot())
 }
 
 /// The metric in points.
 public func score(_ metric: Metric, outputs: Outputs, labels: [Int64]?, reference: Outputs?) -> Double {
     let s = sampleScores(metric, outputs: outputs, labels: labels, reference: reference)
     guard !s.isEmpty else { return 0 }
-    return 100 * s.reduce(0, +) / Double(s.count)
+    return metric.pointsPerSample * s.reduce(0, +) / Double(s.count)
 }

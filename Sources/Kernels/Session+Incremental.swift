@@ -1,0 +1,47 @@
+import ONNX
+
+/// Re-execution from cached FP32 activations: when only some layers change precision, the
+/// nodes upstream of every change give the same values as in the FP32 run, so they are
+/// taken from the cache and only the nodes downstream of a changed layer run again.
+/// This is what lets a search afford hundreds of candidates.
+extension Session {
+    /// Every value one FP32 run of a batch computed (node outputs and feeds).
+    public func fp32Activations(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
+        let saved = overrides
+        overrides = [:]
+        defer { overrides = saved }
+        var all: [String: Tensor] = feeds
+        _ = try run(feeds) { node, _, outs in
+            for (name, t) in zip(node.outputs, outs) where !name.isEmpty { all[name] = t }
+        }
+        return all
+    }
+
+    /// Runs with the current overrides, reusing `cache` (from `fp32Activations` on the same
+    /// feeds) for every node that neither is overridden nor reads a value that changed.
+    /// Returns the graph outputs and the indices (into `plan`) of the nodes executed.
+    public func runIncremental(cache: [String: Tensor]) throws -> (outputs: [String: Tensor], executed: [Int]) {
+        var changed: [String: Tensor] = [:]
+        var executed: [Int] = []
+        for (i, node) in plan.enumerated() {
+            let dirty = overrides[node.name] != nil || node.inputs.contains { !$0.isEmpty && changed[$0] != nil }
+            guard dirty else { continue }
+            let ins: [Tensor?] = try node.inputs.map { name in
+                if name.isEmpty { return nil }
+                if let t = changed[name] ?? cache[name] ?? constants[name] { return t }
+                throw RuntimeError.missingValue(name: name, node: node.name)
+            }
+            let outs = try execute(node: node, index: i, inputs: ins)
+            for (name, t) in zip(node.outputs, outs) where !name.isEmpty { changed[name] = t }
+            executed.append(i)
+        }
+        var result: [String: Tensor] = [:]
+        for o in graph.outputs {
+            guard let t = changed[o.name] ?? cache[o.name] ?? constants[o.name] else {
+                throw RuntimeError.missingValue(name: o.name, node: "graph output")
+            }
+            result[o.name] = t
+        }
+        return (result, executed)
+    }
+}
