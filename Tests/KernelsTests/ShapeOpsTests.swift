@@ -138,4 +138,24 @@ final class ShapeOpsTests: XCTestCase {
         K.assertClose(try K.run("CumSum", [K.f([4], [1, 2, 3, 4]), K.i([], [0])], ["exclusive": .int(1), "reverse": .int(1)])[0],
                       [4], [9, 7, 4, 0])
     }
+
+    func testIndexingOps() throws {
+        // TopK: ties keep the lower index first.
+        let t = try K.run("TopK", [K.f([5], [3, 1, 3, 7, 0]), K.i([1], [3])], opset: 11, outputs: 2)
+        K.assertClose(t[0], [3], [7, 3, 3])
+        K.assertInts(t[1], [3], [3, 0, 2])
+        let s = try K.run("TopK", [K.f([5], [3, 1, 3, 7, 0]), K.i([1], [2])], opset: 11, outputs: 2, ["largest": .int(0)])
+        K.assertInts(s[1], [2], [4, 1])
+        let nd = try K.run("ScatterND", [Self.iota([2, 2]), K.i([2, 2], [0, 1, 1, -2]), K.f([2], [9, 8])], opset: 16,
+                           ["reduction": .string("add")])[0]
+        K.assertClose(nd, [2, 2], [0, 10, 10, 3])
+        let el = try K.run("ScatterElements", [Self.iota([2, 3]), K.i([1, 2], [2, 0]), K.f([1, 2], [-1, -2])], opset: 16,
+                           ["axis": .int(1)])[0]
+        K.assertClose(el, [2, 3], [-2, 1, -1, 3, 4, 5])
+        let oh = try K.run("OneHot", [K.i([3], [0, -1, 5]), K.f([], [3]), K.f([2], [0, 1])], opset: 11)[0]
+        K.assertClose(oh, [3, 3], [1, 0, 0, 0, 0, 1, 0, 0, 0])
+        K.assertClose(try K.run("Trilu", [Self.iota([3, 3])], opset: 14, ["upper": .int(0)])[0], [3, 3], [0, 0, 0, 3, 4, 0, 6, 7, 8])
+        K.assertClose(try K.run("Trilu", [Self.iota([2, 3]), K.i([], [1])], opset: 14)[0], [2, 3], [0, 1, 2, 0, 0, 5])
+        K.assertClose(try K.run("EyeLike", [Self.iota([2, 3])], opset: 9, ["k": .int(1)])[0], [2, 3], [0, 1, 0, 0, 0, 1])
+    }
 }

@@ -1,8 +1,8 @@
 import ONNX
 
 /// Ops that reshape or move data without arithmetic. Slice/Pad/Gather live in
-/// `Shape+Slicing.swift`, tensor creation and Cast in `Shape+Creation.swift`; their tables
-/// merge here so OpRegistry sees one family.
+/// `Shape+Slicing.swift`, tensor creation and Cast in `Shape+Creation.swift`, TopK/Scatter/
+/// OneHot/Trilu in `Shape+Indexing.swift`; their tables merge here so OpRegistry sees one family.
 enum ShapeOps {
     static let table: [String: OpEntry] = {
         var t: [String: OpEntry] = [
@@ -43,6 +43,7 @@ enum ShapeOps {
         ]
         t.merge(slicingTable) { a, _ in a }
         t.merge(creationTable) { a, _ in a }
+        t.merge(indexingTable) { a, _ in a }
         return t
     }()
 
