@@ -87,6 +87,14 @@ public final class Session {
         return result
     }
 
+    /// Runs one plan node in FP32 on given inputs (per-layer timing, debugging).
+    public func runNode(_ node: Node, inputs: [Tensor?]) throws -> [Tensor] {
+        guard let i = plan.firstIndex(where: { $0.name == node.name }) else {
+            throw RuntimeError.missingValue(name: node.name, node: node.name)
+        }
+        return try Session.execute(node, entries[i], inputs, opset: graph.opset(forDomain: node.domain))
+    }
+
     /// Runs plan node `index`: its override if it has one, else its op.
     func execute(node: Node, index: Int, inputs ins: [Tensor?]) throws -> [Tensor] {
         if let o = overrides[node.name] {

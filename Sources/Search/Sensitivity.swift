@@ -1,0 +1,111 @@
+import Foundation
+import Kernels
+import ONNX
+
+/// How much one layer matters, measured two ways on the search split.
+public struct LayerSensitivity: Codable, Equatable, Sendable {
+    public var name: String
+    public var op: String
+    /// Only this layer INT8, everything else FP32: the harm it does alone.
+    public var aloneInt8: Evaluation
+    /// Everything INT8 but this layer: the harm its absence removes.
+    public var allButThis: Evaluation
+    /// All-INT8 drop minus `allButThis` drop: points recovered by keeping this layer FP32.
+    public var recovery: Double
+}
+
+/// The analyzer's result, also its resumable state (saved after every layer).
+public struct SensitivityReport: Codable, Equatable, Sendable {
+    public var schema = "mpq.sensitivity/1"
+    public var modelDigest: String
+    public var metric: Metric
+    public var calibrationMethod: String
+    public var searchSamples: Int
+    public var fp32: Double
+    public var allInt8: Evaluation
+    public var layers: [LayerSensitivity]
+    /// Work done so far, in full FP32 passes over the search split (cumulative across resumes).
+    public var fullModelEquivalents: Double
+    public var evaluations: Int
+    public var complete: Bool
+}
+
+public enum SensitivityError: Error, CustomStringConvertible {
+    case stateMismatch(path: String, reason: String)
+    public var description: String {
+        switch self {
+        case .stateMismatch(let p, let r): return "state file \(p) belongs to another run (\(r)); delete it or use another --state"
+        }
+    }
+}
+
+/// Per-layer sensitivity: for each quantizable layer, the drop with only it in INT8
+/// (plus output SQNR and KL) and the recovery with only it in FP32. FP32 activations
+/// are cached by the evaluator, so "only this layer INT8" re-executes only what lies
+/// downstream of it. With a state path, results are saved after each layer and a rerun
+/// resumes where the last one stopped.
+public struct SensitivityAnalyzer {
+    public let evaluator: CandidateEvaluator
+    public let statePath: String?
+
+    public init(evaluator: CandidateEvaluator, statePath: String? = nil) {
+        self.evaluator = evaluator; self.statePath = statePath
+    }
+
+    public func run(progress: ((Int, Int, String) -> Void)? = nil) throws -> SensitivityReport {
+        let runtime = evaluator.runtime
+        let names = runtime.layerNames
+        let digest = runtime.calibration.modelDigest
+        var report: SensitivityReport
+        let startWork = evaluator.fullModelEquivalents, startEvals = evaluator.evaluations
+        var priorWork = 0.0, priorEvals = 0
+        if let statePath, let data = FileManager.default.contents(atPath: statePath) {
+            guard let saved = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
+                throw SensitivityError.stateMismatch(path: statePath, reason: "unreadable")
+            }
+            guard saved.modelDigest == digest, saved.metric == evaluator.metric, saved.searchSamples == evaluator.data.count,
+                  saved.calibrationMethod == runtime.calibration.method else {
+                throw SensitivityError.stateMismatch(path: statePath, reason: "model, metric, calibration or search data differ")
+            }
+            report = saved
+            priorWork = saved.fullModelEquivalents; priorEvals = saved.evaluations
+        } else {
+            let (all, _) = try evaluator.evaluate(runtime.allInt8)
+            report = SensitivityReport(modelDigest: digest, metric: evaluator.metric, calibrationMethod: runtime.calibration.method,
+                                       searchSamples: evaluator.data.count, fp32: evaluator.fp32Score, allInt8: all, layers: [],
+                                       fullModelEquivalents: 0, evaluations: 0, complete: false)
+        }
+        let done = Set(report.layers.map(\.name))
+        let ops = Dictionary(uniqueKeysWithValues: runtime.session.plan.map { ($0.name, $0.opType) })
+        for (i, name) in names.enumerated() where !done.contains(name) {
+            progress?(i, names.count, name)
+            var alone = runtime.allFP32
+            alone.layers[name] = .int8
+            let (a, _) = try evaluator.evaluate(alone)
+            var allBut = runtime.allInt8
+            allBut.layers[name] = .fp32
+            let (b, _) = try evaluator.evaluate(allBut)
+            report.layers.append(LayerSensitivity(name: name, op: ops[name] ?? "?", aloneInt8: a, allButThis: b,
+                                                  recovery: report.allInt8.drop - b.drop))
+            report.fullModelEquivalents = priorWork + evaluator.fullModelEquivalents - startWork
+            report.evaluations = priorEvals + evaluator.evaluations - startEvals
+            try save(report)
+        }
+        // Layer order follows the model, whatever order a resumed run finished them in.
+        let order = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
+        report.layers.sort { order[$0.name, default: 0] < order[$1.name, default: 0] }
+        report.complete = true
+        report.fullModelEquivalents = priorWork + evaluator.fullModelEquivalents - startWork
+        report.evaluations = priorEvals + evaluator.evaluations - startEvals
+        try save(report)
+        progress?(names.count, names.count, "")
+        return report
+    }
+
+    private func save(_ report: SensitivityReport) throws {
+        guard let statePath else { return }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(report).write(to: URL(fileURLWithPath: statePath), options: .atomic)
+    }
+}
