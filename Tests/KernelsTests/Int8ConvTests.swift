@@ -72,6 +72,73 @@ final class Int8ConvTests: XCTestCase {
         }
     }
 
+    /// Shapes with C/g >= 16 and rows >= 32 so the (kh, kw, c) transposes run.
+    private let wideGeometries = [
+        Geometry(c: 40, h: 5, w: 40, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+        Geometry(c: 34, h: 6, w: 70, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 2, sw: 2, dh: 1, dw: 1, group: 2),
+        Geometry(c: 16, h: 8, w: 33, kh: 5, kw: 3, pt: 2, pl: 0, pb: 1, pr: 2, sh: 1, sw: 1, dh: 2, dw: 2, group: 1),
+        Geometry(c: 33, h: 3, w: 65, kh: 1, kw: 3, pt: 0, pl: 1, pb: 0, pr: 1, sh: 1, sw: 2, dh: 1, dw: 1, group: 1),
+        Geometry(c: 17, h: 2, w: 16, kh: 1, kw: 1, pt: 0, pl: 0, pb: 0, pr: 0, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+    ]
+
+    func testIm2colKHWCMatchesDirectIndexing() {
+        var rng = Int8TestRNG(seed: 4242)
+        for trial in 0..<60 {
+            let g = trial < wideGeometries.count ? wideGeometries[trial] : randomGeometry(&rng, depthwise: false)
+            var s = g.shape
+            let zp = UInt8(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w)
+            let cg = g.c / g.group, k = cg * g.kh * g.kw
+            for grp in 0..<g.group {
+                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
+                x.withUnsafeBufferPointer { xp in
+                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+                }
+                var expected = [UInt8]()
+                for oh in 0..<g.oh {
+                    for ow in 0..<g.ow {
+                        for kh in 0..<g.kh {
+                            for kw in 0..<g.kw {
+                                for c in 0..<cg {
+                                    expected.append(g.at(x, grp * cg + c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp))
+                                }
+                            }
+                        }
+                    }
+                }
+                XCTAssertEqual(col, expected, "im2col khwc \(g) group \(grp)")
+            }
+        }
+    }
+
+    /// Reordered weights + (kh, kw, c) im2col + GEMM give the same int32 as the (c, kh, kw) pair.
+    func testIm2colKHWCWithReorderedWeightsEqualsCHW() {
+        var rng = Int8TestRNG(seed: 99)
+        for trial in 0..<12 {
+            let g = trial < wideGeometries.count ? wideGeometries[trial] : randomGeometry(&rng, depthwise: false)
+            var s = g.shape
+            let cg = g.c / g.group, k = cg * g.kh * g.kw, cout = rng.int(1...20), pixels = g.oh * g.ow
+            let zp = UInt8(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w), w = rng.s8s(cout * k)
+            var wk = [Int8](repeating: 0, count: cout * k)
+            w.withUnsafeBufferPointer { wp in
+                wk.withUnsafeMutableBufferPointer {
+                    mpq_conv_weights_khwc_s8(wp.baseAddress, Int32(cout), Int32(cg), Int32(g.kh), Int32(g.kw), $0.baseAddress)
+                }
+            }
+            func conv(_ im2col: (UnsafePointer<UInt8>?, UnsafePointer<mpq_conv2d_shape>?, Int32, UInt8, UnsafeMutablePointer<UInt8>?) -> Void,
+                      _ weights: [Int8]) -> [Int32] {
+                var col = [UInt8](repeating: 0, count: pixels * k)
+                x.withUnsafeBufferPointer { xp in col.withUnsafeMutableBufferPointer { im2col(xp.baseAddress, &s, 0, zp, $0.baseAddress) } }
+                let packed = int8Pack(weights, n: cout, k: k)
+                var c = [Int32](repeating: 0, count: pixels * cout)
+                _ = mpq_qgemm_u8s8(MPQ_PATH_AUTO, Int32(pixels), Int32(cout), Int32(k), col, Int32(k), packed, Int32(zp), &c, Int32(cout), 1)
+                return c
+            }
+            XCTAssertEqual(conv(mpq_im2col_u8_khwc, wk), conv(mpq_im2col_u8, w), "\(g)")
+        }
+    }
+
     /// im2col + packed GEMM equals a direct integer convolution: the pieces fit.
     func testIm2colFeedsGemmAsConv() {
         var rng = Int8TestRNG(seed: 77)

@@ -159,6 +159,18 @@ int mpq_conv2d_out_w(const mpq_conv2d_shape *s);
 void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                    uint8_t zero_point, uint8_t *col);
 
+/// im2col with columns in (kh, kw, c) order instead, K index (kh*KW + kw)*(C/g) + c:
+/// each tap becomes a 16x16-block transpose, much faster than (c, kh, kw) for
+/// KxK convs with C/g >= 16 (below that, blocks are partial and the (c, kh, kw)
+/// version is faster). The GEMM's weights must then be in the same order, [Cout][KH][KW][C/g]
+/// per group (`mpq_conv_weights_khwc_s8`), before `mpq_pack_b_s8`.
+void mpq_im2col_u8_khwc(const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                        uint8_t zero_point, uint8_t *col);
+
+/// Reorders one group's Conv weights [cout][cg][kh][kw] to [cout][kh][kw][cg] (for
+/// `mpq_im2col_u8_khwc`). `out` must not alias `w`.
+void mpq_conv_weights_khwc_s8(const int8_t *w, int cout, int cg, int kh, int kw, int8_t *out);
+
 /// The scalar reference im2col (same contract), for tests and timing.
 void mpq_im2col_u8_reference(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                              uint8_t zero_point, uint8_t *col);
