@@ -30,11 +30,18 @@ final class NormalizationOpsTests: XCTestCase {
         XCTAssertEqual(y.floats[4], -3 / Float(5).squareRoot(), accuracy: 1e-6)
     }
 
-    func testTrainingModeIsRejected() {
-        let node = Node(name: "bn", opType: "BatchNormalization", inputs: ["x", "s", "b", "m", "v"], outputs: ["y"],
-                        attributes: ["training_mode": .int(1)])
-        let c = Tensor(shape: [1], floats: [1])
-        XCTAssertThrowsError(try NormalizationOps.table["BatchNormalization"]!.run(node, [Tensor(shape: [1, 1], floats: [1]), c, c, c, c], 15))
+    /// Training mode: batch statistics, running statistics updated with momentum.
+    /// X channel 0 holds 1, 3 (mean 2, variance 1); channel 1 holds 2, 2.
+    func testBatchNormalizationTrainingModeByHand() throws {
+        let node = Node(name: "bn", opType: "BatchNormalization", inputs: ["x", "s", "b", "m", "v"], outputs: ["y", "rm", "rv"],
+                        attributes: ["training_mode": .int(1), "epsilon": .float(0), "momentum": .float(0.5)])
+        let x = Tensor(shape: [2, 2], floats: [1, 2, 3, 2])
+        let ones = Tensor(shape: [2], floats: [1, 1]), zeros = Tensor(shape: [2], floats: [0, 0])
+        let outs = try NormalizationOps.table["BatchNormalization"]!.run(node, [x, ones, zeros, zeros, ones], 15)
+        XCTAssertEqual(outs.count, 3)
+        XCTAssertEqual(Array(outs[0].floats.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)), [-1, 1])
+        XCTAssertEqual(outs[1].floats, [1, 1])      // 0·0.5 + batch mean·0.5
+        XCTAssertEqual(outs[2].floats, [1, 0.5])    // 1·0.5 + batch variance·0.5
     }
 
     func testNormalizationsMatchOnnxRuntime() {
@@ -66,6 +73,8 @@ final class NormalizationOpsTests: XCTestCase {
                  shape: [1, 6, 2, 3], values: [-1.323082447052002, 0.944442868232727, -0.4818694591522217, 1.7797582149505615, 0.32951119542121887, -1.1583309173583984, 1.0505253076553345, -0.3109852373600006, 1.9117591381072998, 0.46181178092956543, -0.9879974126815796, 1.2797133922576904, -0.1476990431547165, 2.0126636028289795, 0.6013847589492798, -0.7682312726974487, 1.4441187381744385, 0.0, 2.1241397857666016, 0.7368895411491394, -0.6013847589492798, 1.6021034717559814, 0.15571865439414978, -1.2790589332580566, 0.9316051006317139, -0.44290396571159363, 1.7732712030410767, 0.32191142439842224, -1.109574556350708, 1.1576972007751465, -0.3106848895549774, 1.918588399887085, 0.48769205808639526, -0.9784921407699585, 1.323082447052002, -0.16538530588150024]),
         OpGolden("lrn size 1", "LRN", opset: 13, inputs: [.x([2, 5, 1, 2])], attributes: ["size": .int(1)],
                  shape: [2, 5, 1, 2], values: [-1.9994003772735596, 1.4997470378875732, -0.7499683499336243, 2.748441457748413, 0.4999906122684479, -1.7495981454849243, 1.7495981454849243, -0.4999906122684479, 2.997976541519165, 0.7499683499336243, -1.4997470378875732, 1.9994003772735596, -0.24999883770942688, 3.2474279403686523, 0.9999250173568726, -1.249853491783142, 2.249145984649658, 0.0, 3.4967877864837646, 1.249853491783142]),
+        OpGolden("batchnorm training", "BatchNormalization", opset: 15, inputs: [.x([2, 3, 2, 3]), .f([1.5, -0.5, 2.0]), .f([0.10000000149011612, 0.20000000298023224, -0.30000001192092896]), .f([0.25, -0.5, 1.0]), .f([0.5, 1.25, 2.0])], attributes: ["training_mode": .int(1), "momentum": .float(0.800000011920929)],
+                 shape: [2, 3, 2, 3], values: [-1.8458296060562134, 0.9967736005783081, -0.8306141495704651, 2.011989116668701, 0.18460127711296082, -1.6427865028381348, -0.11172229051589966, 0.6201474070549011, -0.5183165669441223, 0.21355313062667847, 0.9454228281974792, -0.1930411458015442, -1.546889066696167, 3.0069668292999268, 0.07948803901672363, -2.8479907512664795, 1.7058651447296143, -1.2216136455535889, 2.6211183071136475, 0.7937304973602295, -1.0336573123931885, 1.808945894241333, -0.018441811203956604, -1.8458296060562134, -0.030403435230255127, 0.7014662623405457, -0.4369977116584778, 0.294871985912323, 1.0267417430877686, -0.11172229051589966, -1.8721644878387451, 2.6816914081573486, -0.2457873821258545, -3.1732661724090576, 1.3805897235870361, -1.546889066696167]),
     ]
 }
 
@@ -111,7 +120,7 @@ final class NormalizationOpsTests: XCTestCase {
              arr = np.array(val, np.int64); sw.append(f".i({list(val)})")
          feeds[nm] = arr
          vis.append(h.make_tensor_value_info(nm, T.INT64 if kind == 'i' else T.FLOAT, arr.shape))
-     outs = [h.make_tensor_value_info(f"o{k}", T.FLOAT if k == 0 else T.UNDEFINED, None) for k in range(nout)]
+     outs = [h.make_tensor_value_info(f"o{k}", T.FLOAT, None) for k in range(nout)]
      node = h.make_node(op, names, [f"o{k}" for k in range(nout)], **attrs)
      m = h.make_model(h.make_graph([node], "g", vis, outs), opset_imports=[h.make_opsetid("", opset)])
      m.ir_version = 8
@@ -140,4 +149,5 @@ final class NormalizationOpsTests: XCTestCase {
  case("lrn size 3", "LRN", 13, [X], dict(size=3, alpha=0.01, beta=0.75, bias=1.0))
  case("lrn size 5", "LRN", 13, [("x", [1, 6, 2, 3])], dict(size=5, alpha=0.2, beta=0.5, bias=2.0))
  case("lrn size 1", "LRN", 13, [("x", [2, 5, 1, 2])], dict(size=1))
+ case("batchnorm training", "BatchNormalization", 15, [('x', [2, 3, 2, 3]), ('f', [1.5, -0.5, 2.0]), ('f', [0.1, 0.2, -0.3]), ('f', [0.25, -0.5, 1.0]), V], dict(training_mode=1, momentum=0.8), nout=3)
 */

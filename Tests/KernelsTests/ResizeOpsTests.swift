@@ -254,7 +254,7 @@ final class ResizeOpsTests: XCTestCase {
              arr = np.array(val, np.int64); sw.append(f".i({list(val)})")
          feeds[nm] = arr
          vis.append(h.make_tensor_value_info(nm, T.INT64 if kind == 'i' else T.FLOAT, arr.shape))
-     outs = [h.make_tensor_value_info(f"o{k}", T.FLOAT if k == 0 else T.UNDEFINED, None) for k in range(nout)]
+     outs = [h.make_tensor_value_info(f"o{k}", T.FLOAT, None) for k in range(nout)]
      node = h.make_node(op, names, [f"o{k}" for k in range(nout)], **attrs)
      m = h.make_model(h.make_graph([node], "g", vis, outs), opset_imports=[h.make_opsetid("", opset)])
      m.ir_version = 8

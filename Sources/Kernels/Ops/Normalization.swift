@@ -5,7 +5,12 @@ enum NormalizationOps {
     static let table: [String: OpEntry] = [
         "BatchNormalization": OpEntry(since: 1) { node, inputs, _ in
             if node.int("training_mode", default: 0) != 0 {
-                throw OpError("BatchNormalization training_mode=1 is not supported (inference only)")
+                let outs = try BatchNormalizationTraining(
+                    x: try node.required(inputs, 0, "X"), scale: try node.required(inputs, 1, "scale"),
+                    b: try node.required(inputs, 2, "B"), inputMean: try node.required(inputs, 3, "input_mean"),
+                    inputVar: try node.required(inputs, 4, "input_var"), epsilon: node.float("epsilon", default: 1e-5),
+                    momentum: node.float("momentum", default: 0.9))
+                return Array(outs.prefix(max(1, node.outputs.count)))
             }
             return [try BatchNormalization(x: try node.required(inputs, 0, "X"),
                                            scale: try node.required(inputs, 1, "scale"),
@@ -40,20 +45,51 @@ enum NormalizationOps {
     /// `y = (x - mean) / sqrt(var + epsilon) * scale + B`, folded into one multiply-add.
     static func BatchNormalization(x: Tensor, scale: Tensor, b: Tensor, inputMean: Tensor, inputVar: Tensor,
                                    epsilon: Float) throws -> Tensor {
-        try ensureFloat(x, "BatchNormalization X")
-        guard x.rank >= 2 else { throw OpError("BatchNormalization needs X [N,C,...], got \(Tensor.describe(x.shape))") }
+        try checkBatchNormInputs(x, scale, b, inputMean, inputVar)
         let c = x.shape[1]
-        for (t, name) in [(scale, "scale"), (b, "B"), (inputMean, "input_mean"), (inputVar, "input_var")] {
-            guard t.count == c, t.dtype.isFloating else {
-                throw OpError("BatchNormalization \(name) \(Tensor.describe(t.shape)) must hold \(c) floats for X \(Tensor.describe(x.shape))")
-            }
-        }
         var mul = [Float](repeating: 0, count: c), add = mul
         for i in 0..<c {
             mul[i] = scale.floats[i] / (inputVar.floats[i] + epsilon).squareRoot()
             add[i] = b.floats[i] - inputMean.floats[i] * mul[i]
         }
         return channelAffine(x, mul: mul, add: add)
+    }
+
+    /// X is `[N,C,...]` and every per-channel input holds C floats.
+    private static func checkBatchNormInputs(_ x: Tensor, _ scale: Tensor, _ b: Tensor, _ mean: Tensor, _ variance: Tensor) throws {
+        try ensureFloat(x, "BatchNormalization X")
+        guard x.rank >= 2 else { throw OpError("BatchNormalization needs X [N,C,...], got \(Tensor.describe(x.shape))") }
+        let c = x.shape[1]
+        for (t, name) in [(scale, "scale"), (b, "B"), (mean, "input_mean"), (variance, "input_var")] {
+            guard t.count == c, t.dtype.isFloating else {
+                throw OpError("BatchNormalization \(name) \(Tensor.describe(t.shape)) must hold \(c) floats for X \(Tensor.describe(x.shape))")
+            }
+        }
+    }
+
+    /// BatchNormalization with `training_mode=1` (opset 14+): normalises with the batch's
+    /// own per-channel mean and population variance; also returns the updated running
+    /// mean and variance (`running = input·momentum + batch·(1 - momentum)`).
+    static func BatchNormalizationTraining(x: Tensor, scale: Tensor, b: Tensor, inputMean: Tensor, inputVar: Tensor,
+                                           epsilon: Float, momentum: Float) throws -> [Tensor] {
+        try checkBatchNormInputs(x, scale, b, inputMean, inputVar)
+        let n = x.shape[0], c = x.shape[1], plane = x.shape.dropFirst(2).reduce(1, *)
+        var mean = [Double](repeating: 0, count: c), variance = mean
+        for img in 0..<n { for ch in 0..<c { for i in 0..<plane { mean[ch] += Double(x.floats[(img * c + ch) * plane + i]) } } }
+        let count = Double(max(1, n * plane))
+        for ch in 0..<c { mean[ch] /= count }
+        for img in 0..<n { for ch in 0..<c { for i in 0..<plane {
+            let d = Double(x.floats[(img * c + ch) * plane + i]) - mean[ch]; variance[ch] += d * d
+        } } }
+        for ch in 0..<c { variance[ch] /= count }
+        var mul = [Float](repeating: 0, count: c), add = mul, runMean = mul, runVar = mul
+        for ch in 0..<c {
+            mul[ch] = Float(Double(scale.floats[ch]) / (variance[ch] + Double(epsilon)).squareRoot())
+            add[ch] = b.floats[ch] - Float(mean[ch]) * mul[ch]
+            runMean[ch] = inputMean.floats[ch] * momentum + Float(mean[ch]) * (1 - momentum)
+            runVar[ch] = inputVar.floats[ch] * momentum + Float(variance[ch]) * (1 - momentum)
+        }
+        return [channelAffine(x, mul: mul, add: add), Tensor(shape: [c], floats: runMean), Tensor(shape: [c], floats: runVar)]
     }
 
     /// `y = x·mul[c] + add[c]` per channel of an `[N,C,...]` tensor.
