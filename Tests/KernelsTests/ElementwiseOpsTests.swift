@@ -159,4 +159,52 @@ final class ElementwiseOpsTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("[2,3]") && "\(e)".contains("[4]"), "\(e)")
         }
     }
+
+    /// The coalescing broadcast kernel against a naive per-element index computation, on
+    /// seeded random shape pairs (ranks 0-4, dims 1-5, broadcast dims anywhere).
+    func testBroadcastKernelMatchesNaiveOnRandomShapes() throws {
+        var rng = K.RNG(seed: 42)
+        for _ in 0..<300 {
+            let r = rng.next(5)
+            let out = (0..<r).map { _ in 1 + rng.next(5) }
+            func operand() -> [Int] {
+                let drop = rng.next(r + 1)
+                return out.dropFirst(drop).map { rng.next(3) == 0 ? 1 : $0 }
+            }
+            let sa = operand(), sb = operand()
+            let a = K.f(sa, (0..<sa.reduce(1, *)).map { _ in Float(rng.next(100)) - 50 })
+            let b = K.f(sb, (0..<sb.reduce(1, *)).map { _ in Float(rng.next(100)) - 50 })
+            let want = try Broadcast.shape(sa, sb)
+            let y = try ElementwiseOps.Sub(a, b)
+            XCTAssertEqual(y.shape, want)
+            let n = want.reduce(1, *), st = stridesOf(want)
+            for o in 0..<n {
+                let idx = (0..<want.count).map { (o / st[$0]) % want[$0] }
+                func read(_ t: Tensor) -> Float {
+                    let lead = want.count - t.rank
+                    var off = 0
+                    for (d, s) in stridesOf(t.shape).enumerated() where t.shape[d] != 1 { off += idx[lead + d] * s }
+                    return t.floats[off]
+                }
+                XCTAssertEqual(y.floats[o], read(a) - read(b), "\(sa) - \(sb) at \(idx)")
+            }
+        }
+    }
+}
+
+extension OpTestKit {
+    /// A small seeded generator (SplitMix64) so random tests are reproducible.
+    struct RNG {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        /// Uniform in 0..<n.
+        mutating func next(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
 }

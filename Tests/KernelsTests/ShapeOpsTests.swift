@@ -158,4 +158,26 @@ final class ShapeOpsTests: XCTestCase {
         K.assertClose(try K.run("Trilu", [Self.iota([2, 3]), K.i([], [1])], opset: 14)[0], [2, 3], [0, 1, 2, 0, 0, 5])
         K.assertClose(try K.run("EyeLike", [Self.iota([2, 3])], opset: 9, ["k": .int(1)])[0], [2, 3], [0, 1, 0, 0, 0, 1])
     }
+
+    /// The coalescing strided copy behind Transpose against naive index arithmetic, on
+    /// seeded random shapes and permutations (size-1 dims included).
+    func testTransposeMatchesNaiveOnRandomShapes() throws {
+        var rng = K.RNG(seed: 7)
+        for _ in 0..<200 {
+            let r = 1 + rng.next(5)
+            let shape = (0..<r).map { _ in 1 + rng.next(4) }
+            var perm = Array(0..<r)
+            for i in stride(from: r - 1, to: 0, by: -1) { perm.swapAt(i, rng.next(i + 1)) }
+            let x = Self.iota(shape)
+            let y = try ShapeOps.Transpose(x, perm: perm)
+            let out = perm.map { shape[$0] }
+            XCTAssertEqual(y.shape, out)
+            let ost = stridesOf(out), ist = stridesOf(shape)
+            for o in 0..<y.count {
+                var src = 0
+                for d in 0..<r { src += ((o / ost[d]) % out[d]) * ist[perm[d]] }
+                XCTAssertEqual(y.floats[o], x.floats[src], "\(shape) perm \(perm)")
+            }
+        }
+    }
 }
