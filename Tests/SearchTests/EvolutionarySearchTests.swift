@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+import Kernels
+import ONNX
+@testable import Search
+
+/// The GA on the digits CNN fixture, cosine metric (smooth, so a tight budget is meaningful).
+final class EvolutionarySearchTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+    struct Setup {
+        let evaluator: CandidateEvaluator
+        let sensitivity: SensitivityReport
+        let layers: [LayerInfo]
+    }
+
+    static func setup() throws -> Setup {
+        let graph = try ModelLoader.load(path: "\(fixtures)/digits_cnn.onnx")
+        let session = try Session(graph: GraphPasses.optimize(graph))
+        let calib = try Dataset(path: "\(fixtures)/digits_calib.npz", graph: graph)
+        let search = try Dataset(path: "\(fixtures)/digits_search.npz", graph: graph)
+        let table = try Calibrator(session: session).calibrate(dataset: calib, options: CalibrationOptions(method: .minmax),
+                                                               modelDigest: graph.digest)
+        let runtime = try MixedPrecisionRuntime(session: session, calibration: table)
+        let evaluator = try CandidateEvaluator(runtime: runtime, data: search, metric: .cosine)
+        let sensitivity = try SensitivityAnalyzer(evaluator: evaluator).run()
+        let layers = try LayerTable.build(runtime: runtime, sample: calib.batch(0..<8), measureLatency: false)
+        return Setup(evaluator: evaluator, sensitivity: sensitivity, layers: layers)
+    }
+
+    func testGAIsDeterministicFeasibleAndAtLeastGreedy() throws {
+        let s = try Self.setup()
+        let allDrop = s.sensitivity.allInt8.drop
+        // A budget between "nothing" and all-INT8, so the search has something to do.
+        let budget = min(0.05, allDrop / 2)
+        print("digits_cnn cosine: layers \(s.evaluator.runtime.layerNames.count), all-INT8 drop \(allDrop), budget \(budget)")
+        let greedy = try GreedySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers, objective: .macs)
+            .run(budget: budget)
+        let options = EvolutionaryOptions(populationSize: 10, generations: 6, stagnationGenerations: 4, seed: 7)
+        let ga = EvolutionarySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers,
+                                    objective: .macs, options: options)
+        let work = s.evaluator.fullModelEquivalents
+        let a = try ga.run(budget: budget, seeds: [greedy.map])
+        let spent = s.evaluator.fullModelEquivalents - work
+        let b = try ga.run(budget: budget, seeds: [greedy.map])
+        print("greedy: objective \(greedy.objective) drop \(greedy.evaluation.drop); GA: objective \(a.search.objective) drop \(a.search.evaluation.drop), "
+              + "\(a.generations) generations (\(a.stop.rawValue)), \(a.evaluatedMaps) maps, \(spent) full-model equivalents, front \(a.pareto.count)")
+
+        XCTAssertEqual(a, b, "same seed and inputs must give the same result")
+        XCTAssertEqual(a.search.strategy, "evolutionary")
+        XCTAssertEqual(a.seed, 7)
+        XCTAssertEqual(a.search.steps.count, a.generations + 1)
+        XCTAssertTrue(a.search.steps.allSatisfy { $0.action == "generation" })
+        if greedy.withinBudget {
+            XCTAssertTrue(a.search.withinBudget)
+            XCTAssertGreaterThanOrEqual(a.search.objective, greedy.objective)
+        }
+        if a.search.withinBudget {
+            XCTAssertTrue(a.search.evaluation.complete)
+            XCTAssertLessThanOrEqual(a.search.evaluation.drop, budget)
+        }
+        // The best map's numbers are those of the map itself.
+        XCTAssertEqual(a.search.objective, LayerTable.objective(.macs, map: a.search.map, layers: s.layers), accuracy: 1e-12)
+        let (again, _) = try s.evaluator.evaluate(a.search.map)
+        XCTAssertEqual(again.drop, a.search.evaluation.drop, accuracy: 1e-9)
+
+        // The Pareto front: non-empty, sorted by objective, no point dominating another,
+        // feasibility flags consistent, and the best feasible point is the answer's objective.
+        XCTAssertFalse(a.pareto.isEmpty)
+        XCTAssertEqual(a.pareto.map(\.objective), a.pareto.map(\.objective).sorted())
+        for p in a.pareto {
+            XCTAssertEqual(p.feasible, p.drop <= budget)
+            for q in a.pareto where p != q { XCTAssertFalse(ParetoFront.dominates(p, q), "\(p) dominates \(q)") }
+        }
+        if a.search.withinBudget {
+            let bestFeasible = a.pareto.filter(\.feasible).map(\.objective).max()
+            XCTAssertEqual(bestFeasible, a.search.objective)
+        }
+
+        // Another seed: a valid answer too, and never worse than greedy.
+        let c = try EvolutionarySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers, objective: .macs,
+                                       options: EvolutionaryOptions(populationSize: 8, generations: 3, seed: 8))
+            .run(budget: budget, seeds: [greedy.map])
+        if greedy.withinBudget { XCTAssertGreaterThanOrEqual(c.search.objective, greedy.objective) }
+
+        // Greedy's measured maps merge into the front.
+        let greedyMaps = ParetoFront.mapsVisited(byGreedy: greedy.steps, start: s.evaluator.runtime.allInt8)
+        XCTAssertEqual(greedyMaps.count, greedy.steps.count)
+        XCTAssertEqual(greedyMaps.last.map { $0.int8Layers.count >= 0 }, true)
+        let pairs = try greedyMaps.map { (map: $0, evaluation: try s.evaluator.evaluate($0, rejectAbove: budget).0) }
+        let merged = ParetoFront.merge(a.pareto, ParetoFront.front(pairs, objective: .macs, layers: s.layers, budget: budget))
+        for p in merged { for q in merged where p != q { XCTAssertFalse(ParetoFront.dominates(p, q)) } }
+        XCTAssertGreaterThanOrEqual(merged.filter(\.feasible).map(\.objective).max() ?? 0, greedy.withinBudget ? greedy.objective : 0)
+    }
+
+    func testParetoFrontOfPoints() {
+        func p(_ d: Double, _ o: Double, _ l: [String]) -> ParetoPoint { ParetoPoint(drop: d, objective: o, int8Layers: l, feasible: d <= 1) }
+        let points = [p(0.5, 0.5, ["a"]), p(0.2, 0.5, ["b"]), p(0, 0, []), p(2, 0.9, ["a", "b"]), p(1, 0.4, ["c"]),
+                      p(0.2, 0.5, ["a", "c"]), p(3, 0.9, ["d"])]
+        let front = ParetoFront.front(points)
+        XCTAssertEqual(front, [p(0, 0, []), p(0.2, 0.5, ["a", "c"]), p(2, 0.9, ["a", "b"])])
+        XCTAssertEqual(ParetoFront.front(points.reversed()), front, "independent of input order")
+        XCTAssertEqual(ParetoFront.front([]), [])
+    }
+
+    func testFitnessOrder() {
+        typealias I = EvolutionarySearch.Individual
+        func ind(_ key: String, drop: Double, objective: Double, complete: Bool = true) -> I {
+            I(genes: [], key: key, evaluation: Evaluation(score: 0, drop: drop, samples: 1, complete: complete, sqnr: nil, kl: nil),
+              objective: objective)
+        }
+        let f = EvolutionarySearch.fitter
+        XCTAssertTrue(f(ind("a", drop: 0.9, objective: 0.1), ind("b", drop: 2, objective: 1), 1), "feasible beats infeasible")
+        XCTAssertTrue(f(ind("a", drop: 0.9, objective: 0.6), ind("b", drop: 0.1, objective: 0.5), 1), "higher objective")
+        XCTAssertTrue(f(ind("b", drop: 0.1, objective: 0.5), ind("a", drop: 0.2, objective: 0.5), 1), "then lower drop")
+        XCTAssertTrue(f(ind("a", drop: 0.1, objective: 0.5), ind("b", drop: 0.1, objective: 0.5), 1), "then key")
+        XCTAssertTrue(f(ind("a", drop: 1.5, objective: 0.1), ind("b", drop: 3, objective: 0.9), 1), "infeasible: lower drop")
+        XCTAssertTrue(f(ind("a", drop: 0.9, objective: 0.1), ind("b", drop: 0.5, objective: 0.9, complete: false), 1),
+                      "an early-rejected map is infeasible")
+        XCTAssertTrue(f(ind("b", drop: 1.2, objective: 0.1, complete: false), ind("a", drop: 2, objective: 0.9), 1),
+                      "among infeasible, lower drop whatever the completeness")
+    }
+}
