@@ -51,10 +51,17 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
             float *orow = out + ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW;
             int ow = 0;
             while (ow < OW) {
-                int first = ow * sw - pl;                        // first tap of the block
-                int last = first + (KW - 1) * dw + 7 * sw;       // last tap used
-                int end = first + (KW - 1) * dw + load_bytes;    // one past the last byte loaded
-                if (simd && ow + 8 <= OW && first >= 0 && last < W && end <= W) {
+                // A block may start up to 7 pixels back (re-writing pixels already
+                // done, with identical bits) so row tails need not go scalar.
+                int start = -1;
+                for (int b = ow; simd && b >= 0 && b > ow - 8; b--) {
+                    int first = b * sw - pl;                        // first tap of the block
+                    int last = first + (KW - 1) * dw + 7 * sw;      // last tap used
+                    int end = first + (KW - 1) * dw + load_bytes;   // one past the last byte loaded
+                    if (b + 8 <= OW && first >= 0 && last < W && end <= W) { start = b; break; }
+                }
+                if (start >= 0) {
+                    const int first = start * sw - pl;
                     __m256i acc = _mm256_setzero_si256();
                     for (int kh = 0; kh < KH; kh++) {
                         int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
@@ -67,8 +74,8 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
                     }
                     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
                     if (ep->bias) v = _mm256_add_ps(v, bias);
-                    _mm256_storeu_ps(orow + ow, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
-                    ow += 8;
+                    _mm256_storeu_ps(orow + start, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
+                    ow = start + 8;
                 } else {
                     orow[ow] = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->a_scale,
                                                    ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi);
