@@ -110,18 +110,9 @@ enum Broadcast {
         let outer = buf.count / inner
         var idx = [Int](repeating: 0, count: r)
         var offA = 0, offB = 0, o = 0
+        let pA = pa.baseAddress!, pB = pb.baseAddress!, pO = buf.baseAddress!
         for _ in 0..<outer {
-            if ia == 1 && ib == 1 {
-                for j in 0..<inner { buf[o + j] = f(pa[offA + j], pb[offB + j]) }
-            } else if ia == 1 && ib == 0 {
-                let y = pb[offB]
-                for j in 0..<inner { buf[o + j] = f(pa[offA + j], y) }
-            } else if ia == 0 && ib == 1 {
-                let x = pa[offA]
-                for j in 0..<inner { buf[o + j] = f(x, pb[offB + j]) }
-            } else {
-                for j in 0..<inner { buf[o + j] = f(pa[offA + j * ia], pb[offB + j * ib]) }
-            }
+            row(pA + offA, ia, pB + offB, ib, pO + o, inner, f)
             o += inner
             var d = r - 2
             while d >= 0 {
@@ -129,6 +120,24 @@ enum Broadcast {
                 if idx[d] < dims[d] { break }
                 offA -= stA[d] * dims[d]; offB -= stB[d] * dims[d]; idx[d] = 0; d -= 1
             }
+        }
+    }
+
+    /// One output row of `binary`'s strided loop; the unit/zero-stride cases are split out
+    /// so each vectorises.
+    @inline(__always)
+    private static func row<T, U>(_ a: UnsafePointer<T>, _ ia: Int, _ b: UnsafePointer<T>, _ ib: Int,
+                                  _ out: UnsafeMutablePointer<U>, _ n: Int, _ f: (T, T) -> U) {
+        if ia == 1 && ib == 1 {
+            for j in 0..<n { out[j] = f(a[j], b[j]) }
+        } else if ia == 1 && ib == 0 {
+            let y = b[0]
+            for j in 0..<n { out[j] = f(a[j], y) }
+        } else if ia == 0 && ib == 1 {
+            let x = a[0]
+            for j in 0..<n { out[j] = f(x, b[j]) }
+        } else {
+            for j in 0..<n { out[j] = f(a[j * ia], b[j * ib]) }
         }
     }
 
