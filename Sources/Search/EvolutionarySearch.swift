@@ -49,7 +49,8 @@ public struct EvolutionaryResult: Codable, Equatable, Sendable {
 
 /// A genetic algorithm over arbitrary INT8/FP32 assignments of the runtime's layers:
 /// tournament selection, uniform crossover, sensitivity-biased mutation, elitism. The
-/// initial population holds the seeds (the greedy answer), all-INT8 and random maps.
+/// initial population holds the seeds (the greedy answer), all-INT8, the all-but-one maps
+/// the sensitivity analysis found within budget, and random maps.
 /// Feasible (complete and within budget) beats infeasible; among feasible the higher
 /// objective wins, then the lower drop, then the smaller map key; among infeasible the
 /// lower drop wins. All randomness comes from one `SeededRandom`, so the same seed and
@@ -176,6 +177,16 @@ public struct EvolutionarySearch {
         func add(_ ind: Individual) { if keys.insert(ind.key).inserted { population.append(ind) } }
         for seed in seeds { add(try evaluate(names.map { seed.layers[$0] == .int8 })) }
         add(try evaluate([Bool](repeating: true, count: count)))
+        // The sensitivity analysis already measured every all-INT8-but-one map; those within
+        // budget are free, often strong (greedy's ranking can pass them by), and take at most
+        // a quarter of the population, highest objective first.
+        var oneOut: [(genes: [Bool], objective: Double, key: String)] = []
+        for l in sensitivity.layers where known.contains(l.name) && l.allButThis.complete && l.allButThis.drop <= budget {
+            let genes = names.map { $0 != l.name }
+            oneOut.append((genes, LayerTable.objective(objective, map: map(genes), layers: layers), key(genes)))
+        }
+        oneOut.sort { $0.objective != $1.objective ? $0.objective > $1.objective : $0.key < $1.key }
+        for c in oneOut.prefix(populationSize / 4) where !outOfTime { add(try evaluate(c.genes)) }
         var tries = 0
         while population.count < populationSize && tries < 20 * populationSize && !outOfTime {
             tries += 1

@@ -37,7 +37,7 @@ final class EvolutionarySearchTests: XCTestCase {
         print("digits_cnn cosine: layers \(s.evaluator.runtime.layerNames.count), all-INT8 drop \(allDrop), budget \(budget)")
         let greedy = try GreedySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers, objective: .macs)
             .run(budget: budget)
-        let options = EvolutionaryOptions(populationSize: 10, generations: 6, stagnationGenerations: 4, seed: 7)
+        let options = EvolutionaryOptions(populationSize: 12, generations: 8, stagnationGenerations: 4, seed: 7)
         let ga = EvolutionarySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers,
                                     objective: .macs, options: options)
         let work = s.evaluator.fullModelEquivalents
@@ -92,6 +92,44 @@ final class EvolutionarySearchTests: XCTestCase {
         let merged = ParetoFront.merge(a.pareto, ParetoFront.front(pairs, objective: .macs, layers: s.layers, budget: budget))
         for p in merged { for q in merged where p != q { XCTAssertFalse(ParetoFront.dominates(p, q)) } }
         XCTAssertGreaterThanOrEqual(merged.filter(\.feasible).map(\.objective).max() ?? 0, greedy.withinBudget ? greedy.objective : 0)
+    }
+
+    /// Exhaustive check on the fixture's 2^7 maps (slow in debug: set MPQ_SLOW_TESTS=1):
+    /// the GA with default settings against the true optimum and the true front.
+    func testGAAgainstExhaustiveSearch() throws {
+        try XCTSkipUnless(ProcessInfo.processInfo.environment["MPQ_SLOW_TESTS"] != nil, "set MPQ_SLOW_TESTS=1")
+        let s = try Self.setup()
+        let names = s.evaluator.runtime.layerNames
+        let budget = min(0.05, s.sensitivity.allInt8.drop / 2)
+        let greedy = try GreedySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers, objective: .macs)
+            .run(budget: budget)
+        let work = s.evaluator.fullModelEquivalents
+        let ga = try EvolutionarySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers, objective: .macs,
+                                        options: EvolutionaryOptions(seed: 1)).run(budget: budget, seeds: [greedy.map])
+        let gaWork = s.evaluator.fullModelEquivalents - work
+        let before = s.evaluator.fullModelEquivalents
+        var pairs: [(map: PrecisionMap, evaluation: Evaluation)] = []
+        for bits in 0..<(1 << names.count) {
+            let map = PrecisionMap(layers: Dictionary(uniqueKeysWithValues: names.enumerated().map {
+                ($0.element, bits & (1 << $0.offset) != 0 ? Precision.int8 : .fp32) }))
+            pairs.append((map, try s.evaluator.evaluate(map).0))
+        }
+        let allWork = s.evaluator.fullModelEquivalents - before
+        let truth = ParetoFront.front(pairs, objective: .macs, layers: s.layers, budget: budget)
+        let optimum = truth.filter(\.feasible).map(\.objective).max() ?? 0
+        print("exhaustive: \(pairs.count) maps, optimum objective \(optimum), true front \(truth.count) points; greedy \(greedy.objective); "
+              + "GA \(ga.search.objective) after \(ga.generations) generations (\(ga.stop.rawValue)), \(ga.evaluatedMaps) maps, \(gaWork) full-model equivalents; "
+              + "exhaustive pass (after the GA's maps were memoized) \(allWork)")
+        print("true front: \(truth.map { String(format: "(%.5f, %.4f)", $0.drop, $0.objective) }.joined(separator: " "))")
+        print("GA front:   \(ga.pareto.map { String(format: "(%.5f, %.4f)", $0.drop, $0.objective) }.joined(separator: " "))")
+        for l in s.sensitivity.layers {
+            print(String(format: "%@ %@: alone INT8 drop %.5f, all-but-this drop %.5f, recovery %.5f, MACs %d", l.name, l.op,
+                         l.aloneInt8.drop, l.allButThis.drop, l.recovery, s.layers.first { $0.name == l.name }?.macs ?? 0))
+        }
+        print("greedy steps: \(greedy.steps.map { "\($0.action) \($0.layer ?? "") \(String(format: "%.5f/%.4f", $0.drop, $0.objective))" })")
+        XCTAssertGreaterThanOrEqual(ga.search.objective, greedy.objective)
+        XCTAssertLessThanOrEqual(ga.search.objective, optimum + 1e-12)
+        XCTAssertEqual(ga.search.objective, optimum, "with default settings the GA finds the optimum of 128 maps (seed 1)")
     }
 
     func testParetoFrontOfPoints() {
