@@ -13,11 +13,14 @@ void mpq_gemm_region_reference(const mpq_gemm_job *j, int m0, int m1, int p0, in
     for (int row = m0; row < m1; row++) {
         const uint8_t *a = j->a + (size_t)row * (size_t)j->lda;
         for (int col = p0 * 16; col < n1; col++) {
-            int32_t acc = 0;
+            // Sums wrap modulo 2^32 like the SIMD adds (unsigned: defined in C),
+            // so paths agree bit for bit even past the documented K limit.
+            uint32_t sum = 0;
             for (int kk = 0; kk < j->k; kk++) {
-                acc += (int32_t)a[kk] * (int32_t)packed_b(j, kk, col);
+                sum += (uint32_t)((int32_t)a[kk] * (int32_t)packed_b(j, kk, col));
             }
-            acc -= j->za * j->colsum[col];
+            sum -= (uint32_t)j->za * (uint32_t)j->colsum[col];
+            const int32_t acc = (int32_t)sum;
             if (j->c) {
                 j->c[(size_t)row * (size_t)j->ldc + (size_t)col] = acc;
             } else {
