@@ -161,12 +161,28 @@ extension ShapeOps {
         }
         let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
         let out = Array(x.shape[..<a]) + indices.shape + Array(x.shape[(a + 1)...])
-        var src: [Int] = []
-        src.reserveCapacity(outer * idx.count * inner)
-        for o in 0..<outer {
-            for i in idx { let b = (o * dim + i) * inner; src.append(contentsOf: b..<(b + inner)) }
+        if x.dtype.isFloating {
+            return Tensor(shape: out, floats: gatherRows(x.floats, idx, outer, dim, inner), dtype: x.dtype)
         }
-        return x.gathering(src, shape: out)
+        return Tensor(shape: out, ints: gatherRows(x.ints, idx, outer, dim, inner), dtype: x.dtype)
+    }
+
+    /// Copies row `idx[k]` (of `inner` values) of each of the `outer` blocks, in order.
+    private static func gatherRows<T>(_ src: [T], _ idx: [Int], _ outer: Int, _ dim: Int, _ inner: Int) -> [T] {
+        let n = outer * idx.count * inner
+        return [T](unsafeUninitializedCapacity: n) { buf, count in
+            src.withUnsafeBufferPointer { p in
+                guard n > 0, let base = p.baseAddress, let dst = buf.baseAddress else { return }
+                var o = 0
+                for b in 0..<outer {
+                    for i in idx {
+                        (dst + o).initialize(from: base + (b * dim + i) * inner, count: inner)
+                        o += inner
+                    }
+                }
+            }
+            count = n
+        }
     }
 
     /// `out[i][j][k] = data[i][indices[i][j][k]][k]` (for axis 1): indices shape the output.

@@ -232,11 +232,14 @@ extension Tensor {
             src.withUnsafeBufferPointer { p in
                 var idx = [Int](repeating: 0, count: r)
                 var off = offset, o = 0
+                let base = p.baseAddress!, dst = buf.baseAddress!
                 for _ in 0..<(n / inner) {
+                    // Raw pointers per row: the compiler vectorises these, not the array form.
+                    let from = base + off, to = dst + o
                     if s == 1 {
-                        for j in 0..<inner { buf[o + j] = p[off + j] }
+                        for j in 0..<inner { to[j] = from[j] }
                     } else {
-                        for j in 0..<inner { buf[o + j] = p[off + j * s] }
+                        for j in 0..<inner { to[j] = from[j * s] }
                     }
                     o += inner
                     var d = r - 2
