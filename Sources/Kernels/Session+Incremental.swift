@@ -17,14 +17,26 @@ extension Session {
         return all
     }
 
-    /// Runs with the current overrides, reusing `cache` (from `fp32Activations` on the same
-    /// feeds) for every node that neither is overridden nor reads a value that changed.
-    /// Returns the graph outputs and the indices (into `plan`) of the nodes executed.
-    public func runIncremental(cache: [String: Tensor]) throws -> (outputs: [String: Tensor], executed: [Int]) {
+    /// Every value one run of a batch computed with the current overrides.
+    public func allActivations(_ feeds: [String: Tensor]) throws -> (outputs: [String: Tensor], values: [String: Tensor]) {
+        var all: [String: Tensor] = feeds
+        let outs = try run(feeds) { node, _, outs in
+            for (name, t) in zip(node.outputs, outs) where !name.isEmpty { all[name] = t }
+        }
+        return (outs, all)
+    }
+
+    /// Runs with the current overrides, reusing `cache` (every value of a run on the same
+    /// feeds) for every node that is not in `changedNodes` and reads no value that changed.
+    /// With a cache from an FP32 run, `changedNodes` are the INT8 layers; from another
+    /// mix, the layers whose precision differs from it. Returns the graph outputs and the
+    /// indices (into `plan`) of the nodes executed.
+    public func runIncremental(cache: [String: Tensor], changedNodes: Set<String>? = nil) throws -> (outputs: [String: Tensor], executed: [Int]) {
         var changed: [String: Tensor] = [:]
         var executed: [Int] = []
         for (i, node) in plan.enumerated() {
-            let dirty = overrides[node.name] != nil || node.inputs.contains { !$0.isEmpty && changed[$0] != nil }
+            let own = changedNodes.map { $0.contains(node.name) } ?? (overrides[node.name] != nil)
+            let dirty = own || node.inputs.contains { !$0.isEmpty && changed[$0] != nil }
             guard dirty else { continue }
             let ins: [Tensor?] = try node.inputs.map { name in
                 if name.isEmpty { return nil }

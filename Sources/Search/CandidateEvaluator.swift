@@ -43,6 +43,10 @@ public final class CandidateEvaluator {
 
     private let batches: [Range<Int>]
     private var caches: [[String: Tensor]?]
+    /// All-INT8 activations per batch, built on the first all-INT8 evaluation: a map that
+    /// is mostly INT8 re-executes only from its first FP32 layer on.
+    private var int8Caches: [[String: Tensor]?]? = nil
+    private let cacheLimit: Int
     private var nodeCost: [Double] = []
     private var totalCost: Double = 1
     private var memo: [String: Evaluation] = [:]
@@ -56,6 +60,7 @@ public final class CandidateEvaluator {
         self.metric = metric
         self.batchSize = max(1, batchSize)
         self.batches = data.batches(size: self.batchSize)
+        self.cacheLimit = cacheLimitBytes
         let session = runtime.session
         let saved = runtime.map
         try runtime.apply(runtime.allFP32)
@@ -109,10 +114,26 @@ public final class CandidateEvaluator {
         var candPoints: [Double] = []
         var done = 0
         var complete = true
+        // Re-execute from whichever cached run differs from this map later in the graph.
+        let order = Dictionary(uniqueKeysWithValues: runtime.session.plan.enumerated().map { ($0.element.name, $0.offset) })
+        let int8Set = Set(map.int8Layers)
+        let fp32Changed = int8Set
+        let int8Changed = Set(runtime.layerNames.filter { !int8Set.contains($0) })
+        func firstChange(_ s: Set<String>) -> Int { s.map { order[$0] ?? 0 }.min() ?? Int.max }
+        let useInt8Base = int8Caches != nil && firstChange(int8Changed) > firstChange(fp32Changed)
+        let buildInt8Cache = int8Caches == nil && int8Changed.isEmpty
+        var newInt8Caches: [[String: Tensor]?] = []
+        var int8Bytes = 0
         for (b, r) in batches.enumerated() {
             let y: Tensor
-            if let cache = caches[b] {
-                let (outs, executed) = try runtime.session.runIncremental(cache: cache)
+            if buildInt8Cache {
+                let (outs, values) = try runtime.session.allActivations(data.batch(r))
+                y = outs[output]!
+                let size = values.values.reduce(0) { $0 + 4 * $1.count }
+                if cacheBytes + int8Bytes + size <= cacheLimit { newInt8Caches.append(values); int8Bytes += size } else { newInt8Caches.append(nil) }
+                fullModelEquivalents += Double(r.count) / Double(data.count)
+            } else if let cache = useInt8Base ? int8Caches![b] : caches[b] {
+                let (outs, executed) = try runtime.session.runIncremental(cache: cache, changedNodes: useInt8Base ? int8Changed : fp32Changed)
                 y = outs[output]!
                 fullModelEquivalents += executed.reduce(0) { $0 + nodeCost[$1] } / totalCost * Double(r.count) / Double(data.count)
             } else {
@@ -131,6 +152,7 @@ public final class CandidateEvaluator {
                 break
             }
         }
+        if buildInt8Cache && complete { int8Caches = newInt8Caches; cacheBytes += int8Bytes }
         let score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
         let fp = fp32Points[0..<done].reduce(0, +) / Double(max(done, 1))
         var eval = Evaluation(score: score, drop: fp - score, samples: done, complete: complete, sqnr: nil, kl: nil)

@@ -70,4 +70,3 @@ struct Eval: ParsableCommand {
     }
 }
 
-extension Metric: ExpressibleByArgument {}

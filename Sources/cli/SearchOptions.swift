@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import ONNX
+import Search
+
+/// The data splits: three files, or one file split with a seed.
+struct SplitOptions: ParsableArguments {
+    @Option(help: "One .npz with every sample, split by --split and --seed.") var data: String?
+    @Option(help: "Fractions for calibration,search,holdout when --data is one file.") var split: String = "0.2,0.4,0.4"
+    @Option(help: "Calibration split (.npz), or a calibration table (.json) computed on it.") var calibration: String?
+    @Option(help: "Search split (.npz): every candidate is scored on it.") var search: String?
+    @Option(help: "Holdout split (.npz): only the final answer is scored on it.") var holdout: String?
+    @Option(help: "Seed for the split, the bootstrap and the evolutionary search (written into the output).")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        let files = [calibration, search, holdout]
+        if data == nil {
+            guard files.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("give either --data ALL.npz (with --split) or all of --calibration, --search and --holdout")
+            }
+        } else {
+            guard search == nil, holdout == nil else {
+                throw ValidationError("--data splits one file; do not combine it with --search/--holdout")
+            }
+            guard fractions != nil else { throw ValidationError("--split '\(split)' must be three positive fractions summing to 1, such as 0.2,0.4,0.4") }
+        }
+    }
+
+    var fractions: [Double]? {
+        let f = split.split(separator: ",").compactMap { Double($0) }
+        guard f.count == 3, f.allSatisfy({ $0 > 0 }), abs(f.reduce(0, +) - 1) < 1e-6 else { return nil }
+        return f
+    }
+
+    func load(graph: Graph) throws -> DataSplits {
+        if let data {
+            return try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph)
+        }
+        if calibration!.hasSuffix(".json") {
+            // A calibration table stands in for the calibration split, which is then not read.
+            let s = try Dataset(path: search!, graph: graph), h = try Dataset(path: holdout!, graph: graph)
+            return DataSplits(calibration: s, search: s, holdout: h,
+                              description: "calibration table \(calibration!), search \(search!), holdout \(holdout!)")
+        }
+        return try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph)
+    }
+}
+
+/// Options every search-like command shares.
+struct SearchCommonOptions: ParsableArguments {
+    @Option(help: "top1, top5 (labels), agreement or cosine (no labels).") var metric: Metric = .top1
+    @Option(help: "Calibration method: minmax, percentile, entropy, mse.") var calibrate: CalibrationMethod = .minmax
+    @Option(help: "Samples per batch.") var batchSize: Int = 64
+    @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
+    @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
+    @Option(help: "Folder for resumable state (sensitivity results are saved after every layer).") var state: String?
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard cacheMb >= 0 else { throw ValidationError("--cache-mb must be >= 0, got \(cacheMb)") }
+        if kernelPath != .auto && !kernelPath.isAvailable {
+            throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU")
+        }
+    }
+}
+
+/// Everything a search needs, prepared once: model, splits, calibration, runtime, the
+/// search-split evaluator and the layer table.
+struct SearchContext {
+    let modelPath: String
+    let model: LoadedModel
+    let splits: DataSplits
+    let table: CalibrationTable
+    let runtime: MixedPrecisionRuntime
+    let evaluator: CandidateEvaluator
+    let layers: [LayerInfo]
+
+    init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
+        self.modelPath = modelPath
+        model = try loadModel(modelPath)
+        splits = try options.load(graph: model.graph)
+        if common.metric.needsLabels && splits.search.labels == nil {
+            throw MetricError.missingLabels(metric: common.metric.rawValue, path: splits.search.path)
+        }
+        if let c = options.calibration, c.hasSuffix(".json") {
+            table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session)
+        } else {
+            let progress = Progress(label: "calibrate (\(common.calibrate.rawValue))")
+            table = try Calibrator(session: model.session).calibrate(
+                dataset: splits.calibration, options: CalibrationOptions(method: common.calibrate, batchSize: common.batchSize),
+                modelDigest: model.digest) { _, done, total in progress.update(done, total) }
+        }
+        runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: common.kernelPath)
+        guard !runtime.layerNames.isEmpty else { throw CLIError("\(modelPath) has no layer that can run in INT8") }
+        let progress = Progress(label: "fp32 reference on the search split")
+        evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
+                                           batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
+                                           progress: progress.update)
+        layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
+                                      measureLatency: measureLatency)
+    }
+
+    /// Runs (or resumes) the sensitivity analysis.
+    func sensitivity(statePath: String?) throws -> SensitivityReport {
+        let progress = Progress(label: "sensitivity")
+        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath).run { done, total, _ in
+            progress.update(done, total)
+        }
+    }
+}
+
+/// `DIR/name`, creating DIR; nil without a state folder.
+func statePath(_ dir: String?, _ name: String) throws -> String? {
+    guard let dir else { return nil }
+    do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+        throw CLIError("--state \(dir): cannot create the folder (\(error.localizedDescription))")
+    }
+    return "\(dir)/\(name)"
+}
+
+extension Metric: ExpressibleByArgument {}
