@@ -84,6 +84,19 @@ final class EvolutionarySearchTests: XCTestCase {
             .run(budget: budget, seeds: [greedy.map])
         if greedy.withinBudget { XCTAssertGreaterThanOrEqual(c.search.objective, greedy.objective) }
 
+        // A time limit stops the run early, still with an answer no worse than the seed.
+        let timed = try EvolutionarySearch(evaluator: s.evaluator, sensitivity: s.sensitivity, layers: s.layers, objective: .macs,
+                                           options: EvolutionaryOptions(timeLimitSeconds: 0, seed: 7))
+            .run(budget: budget, seeds: [greedy.map])
+        XCTAssertEqual(timed.stop, .timeLimit)
+        XCTAssertEqual(timed.generations, 0)
+        if greedy.withinBudget { XCTAssertGreaterThanOrEqual(timed.search.objective, greedy.objective) }
+
+        // A seed naming an unknown layer is an error that names it.
+        XCTAssertThrowsError(try ga.run(budget: budget, seeds: [PrecisionMap(layers: ["no_such_layer": .int8])])) { error in
+            XCTAssertTrue("\(error)".contains("no_such_layer"), "\(error)")
+        }
+
         // Greedy's measured maps merge into the front.
         let greedyMaps = ParetoFront.mapsVisited(byGreedy: greedy.steps, start: s.evaluator.runtime.allInt8)
         XCTAssertEqual(greedyMaps.count, greedy.steps.count)
