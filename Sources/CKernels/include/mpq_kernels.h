@@ -78,7 +78,10 @@ size_t mpq_pack_b_s8_size(int n, int k);
 /// one row per output channel, i.e. ONNX Conv weights [Cout][Cin/g*KH*KW] or
 /// the transpose of a MatMul's [K][N] initializer. `packed` must hold
 /// `mpq_pack_b_s8_size(n, k)` bytes. Also stores the column sums used for
-/// activation zero-point correction. Returns 0, or -1 on bad sizes.
+/// activation zero-point correction. Weights are symmetric int8 (zero point 0,
+/// as ONNX Runtime quantizes weights by default); an asymmetric weight zero
+/// point would need a row-sum-of-A correction this API does not do.
+/// Returns 0, or -1 on bad sizes.
 int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed);
 
 /// Column sums (N int32) stored in a packed buffer: sum over k of B[n][k].
