@@ -7,7 +7,16 @@ extension ElementwiseOps {
         "Sqrt": unary(Sqrt), "Exp": unary(Exp), "Log": unary(Log), "Neg": unary(Neg), "Abs": unary(Abs),
         "Reciprocal": unary(Reciprocal), "Floor": unary(Floor), "Ceil": unary(Ceil), "Round": unary(Round),
         "Erf": unary(Erf), "Sign": unary(Sign), "Not": unary(Not),
-        "Sin": unary(Sin), "Cos": unary(Cos), "IsNaN": unary(IsNaN),
+        "Sin": unary(Sin), "Cos": unary(Cos), "Tan": unary(Tan), "Asin": unary(Asin), "Acos": unary(Acos),
+        "Atan": unary(Atan), "Sinh": unary(Sinh), "Cosh": unary(Cosh), "Asinh": unary(Asinh), "Acosh": unary(Acosh),
+        "Atanh": unary(Atanh), "IsNaN": unary(IsNaN),
+        "BitwiseNot": OpEntry(since: 18) { n, i, _ in [BitwiseNot(try n.required(i, 0, "X"))] },
+        "BitwiseAnd": OpEntry(since: 18) { n, i, _ in [try BitwiseAnd(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
+        "BitwiseOr": OpEntry(since: 18) { n, i, _ in [try BitwiseOr(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
+        "BitwiseXor": OpEntry(since: 18) { n, i, _ in [try BitwiseXor(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
+        "BitShift": OpEntry(since: 11) { n, i, _ in
+            [try BitShift(n.required(i, 0, "X"), n.required(i, 1, "Y"), direction: n.string("direction", default: ""))]
+        },
         "IsInf": OpEntry(since: 10) { node, i, _ in
             [IsInf(try node.required(i, 0, "X"), detectNegative: node.int("detect_negative", default: 1),
                    detectPositive: node.int("detect_positive", default: 1))]
@@ -29,6 +38,15 @@ extension ElementwiseOps {
     static func Log(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.log($0) } }
     static func Sin(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.sin($0) } }
     static func Cos(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.cos($0) } }
+    static func Tan(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.tan($0) } }
+    static func Asin(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.asin($0) } }
+    static func Acos(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.acos($0) } }
+    static func Atan(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.atan($0) } }
+    static func Sinh(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.sinh($0) } }
+    static func Cosh(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.cosh($0) } }
+    static func Asinh(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.asinh($0) } }
+    static func Acosh(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.acosh($0) } }
+    static func Atanh(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.atanh($0) } }
     static func Reciprocal(_ x: Tensor) -> Tensor { x.mapFloats { 1 / $0 } }
     static func Erf(_ x: Tensor) -> Tensor { x.mapFloats { Foundation.erf($0) } }
 
@@ -88,6 +106,22 @@ extension ElementwiseOps {
     }
     static func Xor(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         try Broadcast.compare(a, b, float: { ($0 != 0) != ($1 != 0) }, int: { ($0 != 0) != ($1 != 0) })
+    }
+
+    /// Bitwise ops on integer tensors; results wrap to the first operand's width (so `~`
+    /// of a uint8 stays in 0...255).
+    static func BitwiseNot(_ x: Tensor) -> Tensor { x.mapInts { ~$0 } }
+    static func BitwiseAnd(_ a: Tensor, _ b: Tensor) throws -> Tensor { try Broadcast.ints(a, b) { $0 & $1 } }
+    static func BitwiseOr(_ a: Tensor, _ b: Tensor) throws -> Tensor { try Broadcast.ints(a, b) { $0 | $1 } }
+    static func BitwiseXor(_ a: Tensor, _ b: Tensor) throws -> Tensor { try Broadcast.ints(a, b) { $0 ^ $1 } }
+
+    /// Unsigned shifts (ONNX BitShift is defined for unsigned types only).
+    static func BitShift(_ x: Tensor, _ y: Tensor, direction: String) throws -> Tensor {
+        switch direction {
+        case "LEFT": return try Broadcast.ints(x, y) { $1 < 0 || $1 >= 64 ? 0 : Int64(bitPattern: UInt64(bitPattern: $0) << UInt64($1)) }
+        case "RIGHT": return try Broadcast.ints(x, y) { $1 < 0 || $1 >= 64 ? 0 : Int64(bitPattern: UInt64(bitPattern: $0) >> UInt64($1)) }
+        default: throw OpError("BitShift direction must be LEFT or RIGHT, got '\(direction)'")
+        }
     }
 
     /// Picks X where the condition holds, else Y; all three broadcast together. Operands
