@@ -16,7 +16,7 @@ struct MPQ: ParsableCommand {
         commandName: "mpq",
         abstract: "Find which layers of an ONNX model can run in INT8 within an accuracy budget.",
         version: version,
-        subcommands: [Inspect.self, Eval.self, Sensitivity.self, Conformance.self, Calibrate.self])
+        subcommands: [Inspect.self, Eval.self, Sensitivity.self, SearchCommand.self, Conformance.self, Calibrate.self])
 
     /// Parses, runs, and exits with the status the error calls for.
     static func runAndExit() -> Never {
@@ -109,5 +109,10 @@ struct Progress {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\(label): \(done)/\(total)".utf8))
         if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+    /// A line of progress text (search steps).
+    func note(_ text: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\(label): \(text)\n".utf8))
     }
 }

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import ONNX
+import Search
+
+/// Options of the search strategies, shared by `search` and `sweep`.
+struct StrategyOptions: ParsableArguments {
+    @Option(help: "greedy, evolutionary, or both (the evolutionary search starts from the greedy answer).")
+    var strategy: SearchStrategy = .both
+    @Option(help: "What to maximise within the budget: macs (INT8 share of MACs), latency (measured), size (weight bytes).")
+    var objective: Objective = .macs
+    @Option(help: "absolute (points) or relative (percent of the FP32 score).") var budgetType: Budget.Kind = .absolute
+    @Option(help: "Judge the holdout by the upper bound of this confidence interval instead of the point estimate (e.g. 0.95).")
+    var confidence: Double?
+    @Option(help: "Evolutionary search: generations.") var generations: Int = 30
+    @Option(help: "Evolutionary search: population size.") var population: Int = 24
+    @Option(help: "Evolutionary search: time limit in seconds.") var timeLimit: Double?
+    @Flag(help: "Record wall-clock seconds in the output (then the same seed no longer gives the same bytes).")
+    var recordTime = false
+
+    func validate() throws {
+        if let c = confidence, !(c > 0 && c < 1) { throw ValidationError("--confidence must lie strictly between 0 and 1, got \(c)") }
+        guard generations >= 0, population >= 2 else { throw ValidationError("--generations must be >= 0 and --population >= 2") }
+    }
+
+    func plan(_ budget: Budget, seed: UInt64) -> SearchPlan {
+        SearchPlan(budget: budget, strategy: strategy, objective: objective,
+                   evolutionary: EvolutionaryOptions(populationSize: population, generations: generations,
+                                                     timeLimitSeconds: timeLimit, seed: seed),
+                   criterion: confidence == nil ? .point : .upper, confidence: confidence ?? 0.95)
+    }
+}
+
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Find the precision map with the most INT8 within an accuracy budget, validated on the holdout split.",
+        discussion: "Exit code 3 when no map with INT8 layers meets the budget on the holdout split; the best map found and the Pareto front are written anyway.")
+
+    @Argument(help: "The ONNX model.") var model: String
+    @OptionGroup var splits: SplitOptions
+    @OptionGroup var common: SearchCommonOptions
+    @OptionGroup var strategyOptions: StrategyOptions
+    @Option(help: "Largest acceptable drop: 1% = one point (see --budget-type).") var budget: String = "1%"
+    @Option(help: "Where to write the precision map (JSON).") var out: String
+
+    func validate() throws {
+        guard Budget(parsing: budget) != nil else { throw ValidationError("--budget '\(budget)' must be a non-negative number such as 1% or 0.5") }
+    }
+
+    func run() throws {
+        let start = Date()
+        let budget = Budget(parsing: self.budget, type: strategyOptions.budgetType)!
+        let context = try SearchContext(modelPath: model, splits: splits, common: common,
+                                        measureLatency: strategyOptions.objective == .latency)
+        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
+        let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
+                                             batchSize: common.batchSize, seed: splits.seed)
+        let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
+        let plan = strategyOptions.plan(budget, seed: splits.seed)
+        let log = Progress(label: "search")
+        let outcome = try runner.run(plan) { log.note($0) }
+        let document = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: try SHA256.hex(ofFile: model),
+                                       dataDescription: context.splits.description, seed: splits.seed, version: MPQ.version,
+                                       wallSeconds: strategyOptions.recordTime ? (Date().timeIntervalSince(start) * 100).rounded() / 100 : nil)
+        let data = try document.jsonData()
+        do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
+            throw CLIError("cannot write \(out): \(error.localizedDescription)")
+        }
+        if common.json {
+            print(String(decoding: data, as: UTF8.self), terminator: "")
+        } else {
+            printSummary(document)
+        }
+        if !outcome.met { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }
+    }
+
+    func printSummary(_ d: PrecisionMapDocument) {
+        let h = d.result.holdout, s = d.result.search
+        print("model \(d.model.path)  metric \(d.metric)  budget \(Budget(value: d.budget.value, type: Budget.Kind(rawValue: d.budget.type)!).label) (\(d.budget.points) points)  seed \(d.seed)")
+        print("           FP32     INT8-all  mixed    drop")
+        print(String(format: "search   %8.2f %8.2f %8.2f %7.2f", s.fp32, s.int8All, s.mixed, s.drop))
+        print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%.0f%% CI %.2f .. %.2f)", h.fp32, h.int8All, h.mixed, h.drop,
+                     h.confidence * 100, h.ci95[0], h.ci95[1]))
+        print(String(format: "INT8: %d of %d layers, %.1f%% of MACs; %@ search; %d evaluations (%.2f full-model equivalents)",
+                     d.int8Layers, d.layers.count, d.int8MacFraction * 100, d.strategy, d.evaluations, d.fullModelEquivalents))
+        for l in d.layers { print("  \(l.precision == .int8 ? "int8" : "FP32")  \(l.name)  (\(l.op), \(l.macs) MACs)") }
+        print(d.budgetMet ? "budget met on the holdout split (\(h.criterion) estimate); map written to \(out)"
+                          : "budget NOT met on the holdout split (\(h.criterion) estimate); best map written to \(out)")
+    }
+}
+
+extension SearchStrategy: ExpressibleByArgument {}
+extension Objective: ExpressibleByArgument {}
+extension Budget.Kind: ExpressibleByArgument {}
