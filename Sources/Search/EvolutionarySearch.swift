@@ -219,7 +219,8 @@ public struct EvolutionarySearch {
                 }
                 mutate(&genes, rate: baseRate)
                 var moves = 0
-                while nextKeys.contains(key(genes)) && moves < 4 { forceMutate(&genes); moves += 1 }
+                // A map seen before adds no information: move it (a few single flips) to an unseen one.
+                while moves < 4, case let k = key(genes), nextKeys.contains(k) || seen[k] != nil { forceMutate(&genes); moves += 1 }
                 if nextKeys.contains(key(genes)) { continue }
                 let child = try evaluate(genes)
                 nextKeys.insert(child.key)
