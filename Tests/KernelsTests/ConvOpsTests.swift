@@ -69,6 +69,9 @@ final class ConvOpsTests: XCTestCase {
             Case(x: [2, 4, 12, 9], m: 8, k: [5, 3], group: 4, strides: [2, 2], dilations: [1, 2], pads: [2, 0, 1, 3]), // depth multiplier 2
             Case(x: [1, 3, 5, 5], m: 2, k: [5, 5], pads: [0, 0, 0, 0]),                        // 1x1 output
             Case(x: [1, 1, 31, 33], m: 3, k: [4, 2], strides: [3, 2], pads: [3, 1, 0, 1]),
+            Case(x: [3, 1, 8, 8], m: 8, k: [3, 3], pads: [1, 1, 1, 1]),                         // one input channel, GEMM path
+            Case(x: [37, 3, 6, 5], m: 5, k: [3, 3], pads: [1, 1, 1, 0]),                       // many small images
+            Case(x: [45, 2, 20, 20], m: 4, k: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1]),   // many images
         ]
         for (i, c) in cases.enumerated() { try run(c, seed: UInt64(100 + i)) }
     }

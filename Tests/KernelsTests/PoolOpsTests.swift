@@ -46,6 +46,29 @@ final class PoolOpsTests: XCTestCase {
         }
     }
 
+    /// The separable fast path against the direct reference loop, every pool kind, over
+    /// ceil_mode, dilation, asymmetric padding and 1-D to 3-D windows.
+    func testSeparablePathMatchesDirectLoop() throws {
+        struct C { var x: [Int]; var k: [Int]; var s: [Int]; var d: [Int]; var pads: [Int]; var ceil: Bool }
+        let cases = [
+            C(x: [2, 3, 17, 15], k: [3, 3], s: [2, 2], d: [1, 1], pads: [1, 0, 1, 2], ceil: true),
+            C(x: [1, 2, 9, 33], k: [2, 5], s: [3, 2], d: [2, 1], pads: [1, 2, 0, 1], ceil: false),
+            C(x: [1, 2, 31], k: [4], s: [3], d: [2], pads: [2, 1], ceil: true),
+            C(x: [1, 2, 5, 7, 6], k: [2, 3, 2], s: [2, 1, 2], d: [1, 1, 2], pads: [1, 1, 0, 0, 1, 1], ceil: true),
+            C(x: [1, 1, 8, 8], k: [1, 3], s: [1, 1], d: [1, 1], pads: [0, 1, 0, 1], ceil: false),
+        ]
+        for (i, t) in cases.enumerated() {
+            var rng = OpTestRandom(seed: UInt64(400 + i))
+            let x = rng.tensor(t.x)
+            let (nc, g) = try PoolOps.poolGeometry(x, "test", "NOTSET", t.ceil, t.d, t.k, t.pads, t.s)
+            for kind in [PoolKind.max, .average(includePad: false), .average(includePad: true), .lp(2), .lp(3)] {
+                let fast = PoolOps.pool(x, nc, g, kind).0
+                let ref = PoolOps.pool(x, nc, g, kind, direct: true).0
+                assertClose(fast, ref, "case \(i) \(kind)")
+            }
+        }
+    }
+
     /// Hand-checked: 5x5 of 1...25, 2x2 windows, stride 2, ceil_mode: the last row and
     /// column of windows hang over the edge and see only the input's last row/column.
     func testCeilModeByHand() throws {

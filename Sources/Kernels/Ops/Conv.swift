@@ -20,9 +20,11 @@ enum ConvOps {
         },
     ]
 
-    /// ONNX Conv over 1 to 3 spatial dimensions. Grouped convolutions run one sgemm per
-    /// group and image on an im2col buffer (none for 1x1 stride-1 unpadded kernels);
-    /// depthwise ones (one input channel per group) run a direct loop instead.
+    /// ONNX Conv over 1 to 3 spatial dimensions. Convolutions run one sgemm per group and
+    /// image on an im2col buffer (none for 1x1 stride-1 unpadded kernels); depthwise ones
+    /// (several groups of one input channel) run a direct loop instead. Stacking many
+    /// small images into one wide sgemm was measured slower (the column matrix leaves
+    /// the cache), so images stay separate.
     static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
                      kernelShape: [Int]?, pads: [Int]?, strides: [Int]?) throws -> Tensor {
         try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
@@ -51,7 +53,7 @@ enum ConvOps {
             w.floats.withUnsafeBufferPointer { pw in
                 out.withUnsafeMutableBufferPointer { po in
                     let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
-                    if cg == 1 && kCount > 1 {
+                    if cg == 1 && group > 1 && kCount > 1 {
                         for img in 0..<n {
                             for oc in 0..<m {
                                 depthwisePlane(src: X + (img * c + oc / mg) * inP, weights: W + oc * kCount,

@@ -55,7 +55,7 @@ extension PoolOps {
 
     /// Per output index along one axis: the kernel taps that land inside the input
     /// (`lo..<hi`) and the taps inside the padded input (the include-pad divisor).
-    private static func tapRanges(_ g: WindowGeometry, _ axis: Int) -> (lo: [Int], hi: [Int], padded: [Int]) {
+    static func tapRanges(_ g: WindowGeometry, _ axis: Int) -> (lo: [Int], hi: [Int], padded: [Int]) {
         let n = g.output[axis], k = g.kernel[axis], d = g.dilation[axis], s = g.stride[axis]
         let size = g.input[axis], limit = size + g.padTail[axis]
         var lo = [Int](repeating: 0, count: n), hi = lo, padded = lo
@@ -72,9 +72,17 @@ extension PoolOps {
         return (lo, hi, padded)
     }
 
-    /// Runs a pooling window over every `[N,C]` plane of X.
+    /// Runs a pooling window over every `[N,C]` plane of X: the separable fast path
+    /// unless argmax indices are wanted or `direct` forces the reference loop.
     static func pool(_ x: Tensor, _ nc: [Int], _ g: WindowGeometry, _ kind: PoolKind,
-                     computeIndices: Bool = false, columnMajor: Bool = false) -> (Tensor, Tensor?) {
+                     computeIndices: Bool = false, columnMajor: Bool = false, direct: Bool = false) -> (Tensor, Tensor?) {
+        if !computeIndices && !direct { return (poolSeparable(x, nc, g, kind), nil) }
+        return poolDirect(x, nc, g, kind, computeIndices: computeIndices, columnMajor: columnMajor)
+    }
+
+    /// The reference pooling loop: every output visits its whole window.
+    static func poolDirect(_ x: Tensor, _ nc: [Int], _ g: WindowGeometry, _ kind: PoolKind,
+                           computeIndices: Bool, columnMajor: Bool) -> (Tensor, Tensor?) {
         let planes = nc[0] * nc[1], inP = g.inputCount, outP = g.outputCount
         let (iD, iH, iW) = (g.input[0], g.input[1], g.input[2])
         let (oD, oH, oW) = (g.output[0], g.output[1], g.output[2])

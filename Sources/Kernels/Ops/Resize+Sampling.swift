@@ -190,6 +190,20 @@ extension ResizeOps {
             out.withUnsafeMutableBufferPointer { po in
                 taps.index.withUnsafeBufferPointer { pi in
                     taps.weight.withUnsafeBufferPointer { pw in
+                        if inner == 1 {
+                            // Innermost axis: a gather per output, no row copies.
+                            for a in 0..<outer {
+                                let src = ps.baseAddress! + a * inLen, dst = po.baseAddress! + a * outLen
+                                for o in 0..<outLen {
+                                    if taps.outside[o] { dst[o] = extrapolation; continue }
+                                    if t == 1 { dst[o] = src[pi[o]]; continue }
+                                    var acc = pw[o * t] * src[pi[o * t]]
+                                    for k in 1..<t { acc += pw[o * t + k] * src[pi[o * t + k]] }
+                                    dst[o] = acc
+                                }
+                            }
+                            return
+                        }
                         for a in 0..<outer {
                             let src = ps.baseAddress! + a * inLen * inner
                             for o in 0..<outLen {
