@@ -34,8 +34,12 @@ void mpq_gemm_region_reference(const mpq_gemm_job *j, int m0, int m1, int p0, in
 void mpq_gemm_region_avx2(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
 void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
 
+/// Most tasks one mpq_pool_run call runs; callers must not ask for more.
+#define MPQ_POOL_MAX 64
+
 /// Runs fn(arg, 0..tasks-1) in parallel on a persistent worker pool (task 0 on
 /// the calling thread) and returns when all are done. Calls are serialised.
+/// tasks <= MPQ_POOL_MAX.
 void mpq_pool_run(int tasks, void (*fn)(void *arg, int task), void *arg);
 
 void mpq_quantize_u8_reference(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);

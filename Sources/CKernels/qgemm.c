@@ -42,6 +42,7 @@ static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
     s.split_n = units_n >= units_m;
     s.units = s.split_n ? units_n : units_m;
     if (s.threads > s.units) s.threads = s.units;
+    if (s.threads > MPQ_POOL_MAX) s.threads = MPQ_POOL_MAX;  // the pool runs at most this many tasks
     mpq_pool_run(s.threads, run_task, &s);
 }
 

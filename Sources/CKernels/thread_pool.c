@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum { POOL_MAX = 64, SPIN = 1000 };  // ~15-30 us of pause: long spins steal the core from the caller when the machine is oversubscribed
+enum { POOL_MAX = MPQ_POOL_MAX, SPIN = 1000 };  // ~15-30 us of pause: long spins steal the core from the caller when the machine is oversubscribed
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one mpq_pool_run at a time
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;      // guards the fields below

@@ -251,6 +251,15 @@ final class Int8GemmTests: XCTestCase {
         XCTAssertEqual(Array(failures), [0, 0, 0, 0])
     }
 
+    /// More threads than the pool's 64 tasks (and than tiles) still covers every row.
+    func testManyThreadsAreClamped() {
+        let m = 400, n = 5, k = 3  // 67 row tiles
+        var rng = Int8TestRNG(seed: 64)
+        let a = rng.u8s(m * k), b = rng.s8s(n * k)
+        let expected = naive(a, b, m: m, n: n, k: k, lda: k, za: 1)
+        XCTAssertEqual(gemm(MPQ_PATH_AUTO, a, int8Pack(b, n: n, k: k), m: m, n: n, k: k, lda: k, za: 1, ldc: n, threads: 100), expected)
+    }
+
     func testBadArgumentsAreRejected() {
         let packed = int8Pack([1, 2, 3, 4], n: 2, k: 2)
         let a: [UInt8] = [1, 2, 3, 4]
