@@ -163,11 +163,13 @@ enum ReduceOps {
                         for k in 0..<s.red { t = f(t, src[o * s.red + k]) }
                         a[o] = t
                     }
-                } else {
+                } else if let from = src.baseAddress, let to = a.baseAddress {
+                    // Row at a time through raw pointers, which the compiler vectorises.
                     for o in 0..<s.outer {
+                        let acc = to + o * s.inner
                         for k in 0..<s.red {
-                            let base = (o * s.red + k) * s.inner
-                            for i in 0..<s.inner { a[o * s.inner + i] = f(a[o * s.inner + i], src[base + i]) }
+                            let row = from + (o * s.red + k) * s.inner
+                            for i in 0..<s.inner { acc[i] = f(acc[i], row[i]) }
                         }
                     }
                 }
