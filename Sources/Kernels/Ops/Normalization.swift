@@ -136,12 +136,23 @@ enum NormalizationOps {
 
     /// Mean and `1/sqrt(variance + epsilon)` of `n` values (population variance).
     static func moments(_ p: UnsafePointer<Float>, _ n: Int, _ epsilon: Float) -> (Float, Float) {
-        var s = 0.0
-        for i in 0..<n { s += Double(p[i]) }
-        let mean = s / Double(max(n, 1))
-        var v = 0.0
-        for i in 0..<n { let d = Double(p[i]) - mean; v += d * d }
-        let variance = v / Double(max(n, 1))
+        // Two passes, four Double accumulators each: accurate and still vectorisable.
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var i = 0
+        while i + 4 <= n {
+            s0 += Double(p[i]); s1 += Double(p[i + 1]); s2 += Double(p[i + 2]); s3 += Double(p[i + 3]); i += 4
+        }
+        while i < n { s0 += Double(p[i]); i += 1 }
+        let mean = (s0 + s1 + s2 + s3) / Double(max(n, 1))
+        var v0 = 0.0, v1 = 0.0, v2 = 0.0, v3 = 0.0
+        i = 0
+        while i + 4 <= n {
+            let d0 = Double(p[i]) - mean, d1 = Double(p[i + 1]) - mean
+            let d2 = Double(p[i + 2]) - mean, d3 = Double(p[i + 3]) - mean
+            v0 += d0 * d0; v1 += d1 * d1; v2 += d2 * d2; v3 += d3 * d3; i += 4
+        }
+        while i < n { let d = Double(p[i]) - mean; v0 += d * d; i += 1 }
+        let variance = (v0 + v1 + v2 + v3) / Double(max(n, 1))
         return (Float(mean), Float(1 / (variance + Double(epsilon)).squareRoot()))
     }
 
@@ -155,17 +166,20 @@ enum NormalizationOps {
         let normShape = Array(x.shape[a...])
         let rows = x.shape[..<a].reduce(1, *), cols = normShape.reduce(1, *)
         let sc = try expand(scale, to: normShape, "Scale")
-        let bias = try b.map { try expand($0, to: normShape, "B") }
+        let bias = try b.map { try expand($0, to: normShape, "B") } ?? [Float](repeating: 0, count: cols)
         var out = [Float](repeating: 0, count: x.count)
         var means = [Float](repeating: 0, count: rows), invs = means
         x.floats.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBufferPointer { po in
-                for r in 0..<rows {
-                    let base = r * cols
-                    let (mean, invStd) = moments(px.baseAddress! + base, cols, epsilon)
-                    means[r] = mean; invs[r] = invStd
-                    for j in 0..<cols { po[base + j] = (px[base + j] - mean) * invStd * sc[j] }
-                    if let bias { for j in 0..<cols { po[base + j] += bias[j] } }
+                sc.withUnsafeBufferPointer { ps in
+                    bias.withUnsafeBufferPointer { pb in
+                        for r in 0..<rows {
+                            let src = px.baseAddress! + r * cols, dst = po.baseAddress! + r * cols
+                            let (mean, invStd) = moments(src, cols, epsilon)
+                            means[r] = mean; invs[r] = invStd
+                            for j in 0..<cols { dst[j] = (src[j] - mean) * invStd * ps[j] + pb[j] }
+                        }
+                    }
                 }
             }
         }
