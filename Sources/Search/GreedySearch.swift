@@ -24,8 +24,8 @@ public struct SearchResult: Codable, Equatable, Sendable {
 /// 1. start all-INT8;
 /// 2. while the drop is over budget, return to FP32 the next layer in order of measured
 ///    recovery per unit of objective cost (sensitivity), re-measuring after each;
-/// 3. revert pass: try re-quantizing each fallen-back layer, largest objective benefit
-///    first, keeping it INT8 when the budget still holds.
+/// 3. revert passes: try re-quantizing each fallen-back layer, largest objective benefit
+///    first, keeping it INT8 when the budget still holds; repeat while a pass changes something.
 /// Nothing assumes the drop is monotone along the ranking: step 3 catches layers that
 /// step 2 returned needlessly.
 public struct GreedySearch {
@@ -68,17 +68,24 @@ public struct GreedySearch {
             steps.append(SearchStep(action: "fallback", layer: name, drop: current.drop, objective: objectiveOf(map), complete: current.complete))
             progress?("greedy: \(name) -> fp32, drop \(String(format: "%.3f", current.drop))")
         }
-        // Revert pass, largest benefit first.
+        // Revert passes, largest benefit first, repeated until one changes nothing: a layer
+        // re-quantized late can make an earlier one affordable again (drops are not additive).
         let benefit = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, $0.benefit(objective)) })
-        for name in fallen.sorted(by: { (benefit[$0] ?? 0, $1) > (benefit[$1] ?? 0, $0) }) {
-            var trial = map
-            trial.layers[name] = .int8
-            let (e, _) = try evaluator.evaluate(trial, rejectAbove: budget)
-            let keep = e.complete && e.drop <= budget
-            if keep { map = trial; current = e }
-            steps.append(SearchStep(action: keep ? "revert-kept" : "revert-undone", layer: name, drop: e.drop,
-                                    objective: objectiveOf(keep ? trial : map), complete: e.complete))
-            progress?("greedy: revert \(name): drop \(String(format: "%.3f", e.drop)) \(keep ? "kept INT8" : "back to FP32")")
+        var pending = fallen.sorted(by: { (benefit[$0] ?? 0, $1) > (benefit[$1] ?? 0, $0) })
+        var changed = true
+        while changed && !pending.isEmpty {
+            changed = false
+            for name in pending {
+                var trial = map
+                trial.layers[name] = .int8
+                let (e, _) = try evaluator.evaluate(trial, rejectAbove: budget)
+                let keep = e.complete && e.drop <= budget
+                if keep { map = trial; current = e; changed = true }
+                steps.append(SearchStep(action: keep ? "revert-kept" : "revert-undone", layer: name, drop: e.drop,
+                                        objective: objectiveOf(map), complete: e.complete))
+                progress?("greedy: revert \(name): drop \(String(format: "%.3f", e.drop)) \(keep ? "kept INT8" : "back to FP32")")
+            }
+            pending = pending.filter { map.layers[$0] == .fp32 }
         }
         if !current.complete { (current, _) = try evaluator.evaluate(map) }
         return SearchResult(strategy: "greedy", map: map, evaluation: current, objective: objectiveOf(map),
