@@ -63,7 +63,7 @@ enum TensorDecoder {
     static func decodeRaw(_ raw: Data, dtype: DType, shape: [Int], count: Int) -> Tensor {
         raw.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> Tensor in
             func load<T: FixedWidthInteger>(_: T.Type) -> [Int64] {
-                (0..<count).map { Int64(T(littleEndian: b.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) }
+                (0..<count).map { Int64(truncatingIfNeeded: T(littleEndian: b.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) }
             }
             switch dtype {
             case .float32:
