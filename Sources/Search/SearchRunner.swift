@@ -61,7 +61,9 @@ public struct SearchRunner {
             let pairs = try maps.map { ($0, try evaluator.evaluate($0, rejectAbove: budget).0) }
             pareto = ParetoFront.front(pairs.map { (map: $0.0, evaluation: $0.1) }, objective: plan.objective, layers: layers, budget: budget)
         }
-        if plan.strategy != .greedy {
+        // A feasible map with the whole objective cannot be beaten: skip the GA then.
+        let greedyIsOptimal = greedy.map { $0.withinBudget && $0.objective >= 1 - 1e-12 } ?? false
+        if plan.strategy != .greedy && !greedyIsOptimal {
             let e = try EvolutionarySearch(evaluator: evaluator, sensitivity: sensitivity, layers: layers,
                                            objective: plan.objective, options: plan.evolutionary)
                 .run(budget: budget, seeds: greedy.map { [$0.map] } ?? [], progress: progress)
