@@ -1,0 +1,252 @@
+import Foundation
+import SwiftProtobuf
+
+/// One INT8 layer as the QDQ export writes it, with every number already computed by the
+/// caller (the ONNX module cannot import the kernels that define the scheme): the layer's
+/// input activation gets QuantizeLinear/DequantizeLinear (uint8, per tensor), its weight
+/// becomes an int8 initializer with a per-channel DequantizeLinear, its bias an int32
+/// initializer at scale s_x * s_w with a DequantizeLinear on axis 0.
+public struct QDQLayer: Sendable, Equatable {
+    /// Node name (the precision map's layer name).
+    public var node: String
+    /// The activation tensor the layer reads (input 0) and its quantization.
+    public var activation: String
+    public var activationScale: Float
+    public var activationZeroPoint: UInt8
+    /// Quantized weight in the layout of the node's input 1, per-channel scales along `weightAxis`.
+    public var weightValues: [Int8]
+    public var weightShape: [Int]
+    public var weightScales: [Float]
+    public var weightAxis: Int
+    /// Int32 bias, one value per output channel, and its scales (s_x * s_w[c]); nil without bias.
+    public var biasValues: [Int32]?
+    public var biasScales: [Float]?
+    /// Attributes set on the node (Gemm: `beta = 1` once beta is folded into the int32 bias).
+    public var attributes: [String: Attribute]
+
+    public init(node: String, activation: String, activationScale: Float, activationZeroPoint: UInt8,
+                weightValues: [Int8], weightShape: [Int], weightScales: [Float], weightAxis: Int,
+                biasValues: [Int32]?, biasScales: [Float]?, attributes: [String: Attribute] = [:]) {
+        self.node = node; self.activation = activation
+        self.activationScale = activationScale; self.activationZeroPoint = activationZeroPoint
+        self.weightValues = weightValues; self.weightShape = weightShape; self.weightScales = weightScales
+        self.weightAxis = weightAxis; self.biasValues = biasValues; self.biasScales = biasScales
+        self.attributes = attributes
+    }
+}
+
+/// Why a QDQ model cannot be written.
+public enum QDQExportError: Error, CustomStringConvertible, Equatable {
+    case unknownNode(String)
+    case opsetTooOld(opset: Int, ops: [String])
+    case inconsistent(layer: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unknownNode(let n): return "the graph has no node '\(n)'"
+        case .opsetTooOld(let o, let ops):
+            return "per-channel DequantizeLinear needs opset 13, the model imports opset \(o) and uses ops whose definition changed since (\(ops.joined(separator: ", "))); convert it first, e.g. onnx.version_converter.convert_version(model, 13)"
+        case .inconsistent(let l, let r): return "layer '\(l)': \(r)"
+        }
+    }
+}
+
+/// Writes a QDQ ONNX model by editing the original ModelProto: everything the export does
+/// not touch (node and graph doc strings, attribute encodings, value_info, metadata,
+/// functions, sparse initializers) is copied from the file. The node list is mpq's graph
+/// after `GraphPasses.foldBatchNorm` (never the activation fusion: Relu/Clip stay nodes),
+/// so the weights are exactly those mpq quantizes; nodes keep the stable names the
+/// loader gives them, which is what precision maps name.
+public enum QDQWriter {
+    /// Ops whose definition changed between an opset and 13 in a way the graph as written
+    /// would not survive (attributes that became inputs, Softmax's axis semantics).
+    static let changedBy13: [(since: Int, ops: Set<String>)] = [
+        (13, ["Softmax", "LogSoftmax", "Hardmax", "Split", "Squeeze", "Unsqueeze", "ReduceSum"]),
+        (12, ["Dropout"]),
+        (11, ["Clip", "Pad", "Resize"]),
+    ]
+
+    /// Serialized QDQ model. `modelData` is the original file (its proto is edited),
+    /// `graph` is `GraphPasses.foldBatchNorm(ModelLoader.load(modelData))`, `metadata`
+    /// is added to (or replaces keys of) the model's metadata_props.
+    public static func write(modelData: Data, baseDirectory: URL?, graph: Graph, layers: [QDQLayer],
+                             metadata: [(key: String, value: String)]) throws -> Data {
+        let original: Onnx_ModelProto
+        do { original = try Onnx_ModelProto(serializedBytes: modelData) } catch {
+            throw ModelError.corruptModel(path: "<model>", reason: "protobuf decoding failed (\(error))")
+        }
+        var model = original
+        var g = original.graph
+
+        let names = ONNXWriter.stableNames(g)
+        var originalNodes: [String: Onnx_NodeProto] = [:]
+        for (name, n) in zip(names, g.node) { originalNodes[name] = n }
+        var originalInits: [String: Onnx_TensorProto] = [:]
+        for t in g.initializer { originalInits[t.name] = t }
+
+        // Every name in use, so the names added never collide.
+        var taken = Set<String>(graph.initializers.keys)
+        taken.formUnion(graph.inputs.map(\.name)); taken.formUnion(graph.outputs.map(\.name))
+        for n in graph.nodes { taken.insert(n.name); taken.formUnion(n.outputs) }
+        for n in g.node { taken.insert(n.name); taken.formUnion(n.output) }
+        taken.formUnion(g.initializer.map(\.name))
+        func fresh(_ base: String) -> String {
+            var name = base, i = 1
+            while taken.contains(name) { name = "\(base)_\(i)"; i += 1 }
+            taken.insert(name)
+            return name
+        }
+
+        let byNode = Dictionary(layers.map { ($0.node, $0) }, uniquingKeysWith: { a, _ in a })
+        for l in layers where graph.node(named: l.node) == nil { throw QDQExportError.unknownNode(l.node) }
+
+        var newInits: [Onnx_TensorProto] = []
+        var nodes: [Onnx_NodeProto] = []
+        var activationDQ: [String: String] = [:]      // tensor -> DequantizeLinear output
+        var activationParams: [String: (Float, UInt8)] = [:]
+        var weightDQ: [String: String] = [:]          // "weight|axis" -> DequantizeLinear output
+        var replaced = Set<String>()                  // float weights/biases the int8 layers no longer read
+
+        func dq(_ name: String, inputs: [String], output: String, axis: Int?) -> Onnx_NodeProto {
+            var p = Onnx_NodeProto()
+            p.name = name; p.opType = "DequantizeLinear"; p.input = inputs; p.output = [output]
+            if let axis, var a = ONNXWriter.attributeProto(.int(axis), name: "axis") { a.name = "axis"; p.attribute = [a] }
+            return p
+        }
+
+        for node in graph.nodes {
+            guard let l = byNode[node.name] else {
+                nodes.append(try proto(node, originalNodes))
+                continue
+            }
+            var node = node
+            guard node.input(0) == l.activation else {
+                throw QDQExportError.inconsistent(layer: l.node, reason: "the map quantizes '\(l.activation)', the node reads '\(node.input(0) ?? "")'")
+            }
+            guard let wName = node.input(1) else {
+                throw QDQExportError.inconsistent(layer: l.node, reason: "the node has no weight input")
+            }
+            let channels = l.weightShape.indices.contains(l.weightAxis) ? l.weightShape[l.weightAxis] : -1
+            guard l.weightScales.count == channels, l.weightValues.count == l.weightShape.reduce(1, *) else {
+                throw QDQExportError.inconsistent(layer: l.node, reason: "\(l.weightScales.count) weight scales for a weight of shape \(Tensor.describe(l.weightShape)) on axis \(l.weightAxis)")
+            }
+
+            // Activation: one QuantizeLinear/DequantizeLinear pair per tensor.
+            if let dqOut = activationDQ[l.activation] {
+                guard activationParams[l.activation]! == (l.activationScale, l.activationZeroPoint) else {
+                    throw QDQExportError.inconsistent(layer: l.node, reason: "'\(l.activation)' is quantized with two different scales by the INT8 layers that read it")
+                }
+                node.inputs[0] = dqOut
+            } else {
+                let x = l.activation
+                let scale = fresh("\(x)_scale"), zp = fresh("\(x)_zero_point")
+                newInits.append(ONNXWriter.floatProto([l.activationScale], shape: [], name: scale))
+                newInits.append(ONNXWriter.uint8Proto([l.activationZeroPoint], shape: [], name: zp))
+                let qOut = fresh("\(x)_QuantizeLinear_Output"), dqOut = fresh("\(x)_DequantizeLinear_Output")
+                var q = Onnx_NodeProto()
+                q.name = fresh("\(x)_QuantizeLinear"); q.opType = "QuantizeLinear"
+                q.input = [x, scale, zp]; q.output = [qOut]
+                nodes.append(q)
+                nodes.append(dq(fresh("\(x)_DequantizeLinear"), inputs: [qOut, scale, zp], output: dqOut, axis: nil))
+                activationDQ[x] = dqOut
+                activationParams[x] = (l.activationScale, l.activationZeroPoint)
+                node.inputs[0] = dqOut
+            }
+
+            // Weight: int8, symmetric (zero points 0), per channel.
+            let wKey = "\(wName)|\(l.weightAxis)"
+            if let out = weightDQ[wKey] {
+                node.inputs[1] = out
+            } else {
+                let q = fresh("\(wName)_quantized"), s = fresh("\(wName)_scale"), z = fresh("\(wName)_zero_point")
+                newInits.append(ONNXWriter.int8Proto(l.weightValues, shape: l.weightShape, name: q))
+                newInits.append(ONNXWriter.floatProto(l.weightScales, shape: [channels], name: s))
+                newInits.append(ONNXWriter.int8Proto([Int8](repeating: 0, count: channels), shape: [channels], name: z))
+                let out = fresh("\(wName)_DequantizeLinear_Output")
+                nodes.append(dq(fresh("\(wName)_DequantizeLinear"), inputs: [q, s, z], output: out, axis: l.weightAxis))
+                weightDQ[wKey] = out
+                node.inputs[1] = out
+            }
+            replaced.insert(wName)
+
+            // Bias: int32 at s_x * s_w[c], one DequantizeLinear per layer (its scale depends on s_x).
+            if let bv = l.biasValues, let bs = l.biasScales {
+                guard bv.count == bs.count, bv.count == channels else {
+                    throw QDQExportError.inconsistent(layer: l.node, reason: "bias of \(bv.count) values with \(bs.count) scales for \(channels) channels")
+                }
+                let base = node.input(2).map { "\($0)_quantized" } ?? "\(node.name)_bias_quantized"
+                let q = fresh(base), s = fresh("\(base)_scale"), z = fresh("\(base)_zero_point")
+                newInits.append(ONNXWriter.int32Proto(bv, shape: [bv.count], name: q))
+                newInits.append(ONNXWriter.floatProto(bs, shape: [bs.count], name: s))
+                newInits.append(ONNXWriter.int32Proto([Int32](repeating: 0, count: bv.count), shape: [bv.count], name: z))
+                let out = fresh("\(base)_DequantizeLinear_Output")
+                nodes.append(dq(fresh("\(base)_DequantizeLinear"), inputs: [q, s, z], output: out, axis: 0))
+                if let b = node.input(2) { replaced.insert(b) }
+                while node.inputs.count < 3 { node.inputs.append("") }
+                node.inputs[2] = out
+            } else if let b = node.input(2) {
+                throw QDQExportError.inconsistent(layer: l.node, reason: "the node has a bias ('\(b)') but no quantized bias was given")
+            }
+            for (k, v) in l.attributes { node.attributes[k] = v }
+            nodes.append(try proto(node, originalNodes))
+        }
+
+        // Values still read after the rewrite; float weights and Constant nodes only the
+        // INT8 layers read are dropped, everything else stays.
+        var read = Set(nodes.flatMap(\.input))
+        read.formUnion(g.output.map(\.name))
+        nodes.removeAll { n in
+            n.opType == "Constant" && n.output.allSatisfy { replaced.contains($0) && !read.contains($0) }
+        }
+        read = Set(nodes.flatMap(\.input)).union(g.output.map(\.name))
+
+        var inits: [Onnx_TensorProto] = []
+        var written = Set<String>()
+        func keep(_ name: String) -> Bool { !replaced.contains(name) || read.contains(name) }
+        for t in g.initializer where graph.initializers[t.name] != nil && keep(t.name) {
+            inits.append(t.dataLocation == .external ? ONNXWriter.tensorProto(graph.initializers[t.name]!, name: t.name) : t)
+            written.insert(t.name)
+        }
+        for name in graph.initializers.keys.sorted() where !written.contains(name) && keep(name) {
+            inits.append(ONNXWriter.tensorProto(graph.initializers[name]!, name: name))
+            written.insert(name)
+        }
+        inits += newInits
+        let initNames = Set(inits.map(\.name))
+        let produced = Set(nodes.flatMap(\.output))
+
+        g.node = nodes
+        g.initializer = inits
+        g.input = g.input.filter { originalInits[$0.name] == nil || initNames.contains($0.name) }
+        g.valueInfo = g.valueInfo.filter { produced.contains($0.name) || initNames.contains($0.name) }
+        model.graph = g
+
+        // DequantizeLinear's axis needs opset 13.
+        let domainIndex = model.opsetImport.firstIndex { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+        let opset = domainIndex.map { Int(model.opsetImport[$0].version) } ?? 1
+        if opset < 13 && !layers.isEmpty {
+            let used = Set(graph.nodes.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" }.map(\.opType))
+            var blocking = Set<String>()
+            if opset < 11 { blocking.insert("opset \(opset) < 11") }
+            for (since, ops) in changedBy13 where opset < since { blocking.formUnion(used.intersection(ops)) }
+            if !blocking.isEmpty { throw QDQExportError.opsetTooOld(opset: opset, ops: blocking.sorted()) }
+            if let i = domainIndex { model.opsetImport[i].version = 13 } else {
+                var o = Onnx_OperatorSetIdProto(); o.domain = ""; o.version = 13
+                model.opsetImport.append(o)
+            }
+            if model.irVersion < 7 { model.irVersion = 7 }
+        }
+
+        for (k, v) in metadata {
+            model.metadataProps.removeAll { $0.key == k }
+            var e = Onnx_StringStringEntryProto(); e.key = k; e.value = v
+            model.metadataProps.append(e)
+        }
+        return try model.serializedData()
+    }
+
+    static func proto(_ n: Node, _ originals: [String: Onnx_NodeProto]) throws -> Onnx_NodeProto {
+        if let o = originals[n.name] { return ONNXWriter.nodeProto(n, original: o) }
+        return try ONNXWriter.nodeProto(n)
+    }
+}

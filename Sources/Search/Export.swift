@@ -1,0 +1,287 @@
+import Foundation
+import Kernels
+import ONNX
+
+/// What `mpq export` writes from a precision map (docs/export.md).
+public enum ExportFormat: String, CaseIterable, Sendable {
+    /// An ONNX model with QuantizeLinear/DequantizeLinear around the INT8 layers.
+    case qdq
+    /// JSON for ONNX Runtime's `quantize_static` (`nodes_to_exclude` = the FP32 layers).
+    case ortExclude = "ort-exclude"
+    /// trtexec flags pinning the FP32 layers (`--precisionConstraints=obey --layerPrecisions=...`).
+    case trtexec
+    /// JSON for NNCF's `IgnoredScope` (`ignored_scope.names` = the FP32 layers).
+    case nncfIgnored = "nncf-ignored"
+    /// The map file as it is.
+    case json
+}
+
+/// Why an export cannot be written. Every case names the file or layer to look at.
+public enum ExportError: Error, CustomStringConvertible, Equatable {
+    case unreadableMap(path: String, reason: String)
+    case modelMismatch(path: String, map: String, model: String)
+    case unknownLayer(layer: String, known: [String])
+    case missingQuantization(layers: [String])
+    case activationMismatch(layer: String, map: String, model: String)
+    case invalidQuantization(layer: String, reason: String)
+    case weightScaleMismatch(layer: String, channel: Int, map: Float, model: Float)
+
+    public var description: String {
+        switch self {
+        case .unreadableMap(let p, let r): return "cannot read precision map \(p): \(r)"
+        case .modelMismatch(let p, let m, let d):
+            return "\(p) was made for another model (model digest \(m), this model's is \(d))"
+        case .unknownLayer(let l, let known):
+            let hint = known.prefix(8).joined(separator: ", ") + (known.count > 8 ? ", ..." : "")
+            return "the precision map names layer '\(l)', which the model does not have as a quantizable layer (quantizable layers: \(hint))"
+        case .missingQuantization(let ls):
+            return "the precision map has no activation scale/zero point for INT8 layer\(ls.count == 1 ? "" : "s") \(ls.map { "'\($0)'" }.joined(separator: ", ")) (a bare {\"layers\": ...} map): pass --calibration calib.json or calibration .npz data to compute them"
+        case .activationMismatch(let l, let m, let d):
+            return "layer '\(l)': the map quantizes tensor '\(m)', the model's layer reads '\(d)'"
+        case .invalidQuantization(let l, let r): return "layer '\(l)': \(r)"
+        case .weightScaleMismatch(let l, let c, let m, let d):
+            return "layer '\(l)': the map's weight scale for channel \(c) is \(m), the model's weights give \(d); the map was made for other weights"
+        }
+    }
+}
+
+extension ExportError: LocalizedError {
+    public var errorDescription: String? { description }
+}
+
+/// A precision map as export reads it: the full document `mpq search` writes (layers with
+/// their quantization parameters), or a bare `{"layers": {"name": "int8"}}` /
+/// `{"layers": [{"name", "precision"}]}` map, whose parameters come from calibration.
+public struct ExportMap: Sendable {
+    public struct Layer: Sendable, Equatable {
+        public var name: String
+        public var precision: Precision
+        public var activation: PrecisionMapDocument.ActivationRef?
+        public var weightScales: [Float]?
+    }
+    /// Layers in file order (a dictionary map: name order).
+    public var layers: [Layer]
+    public var modelDigest: String?
+    /// The full document when the file is one.
+    public var document: PrecisionMapDocument?
+    /// The file's bytes and their SHA-256.
+    public var bytes: Data
+    public var sha256: String
+
+    private struct Loose: Decodable {
+        struct Entry: Decodable {
+            var name: String; var precision: Precision
+            var activation: PrecisionMapDocument.ActivationRef?; var weightScales: [Float]?
+        }
+        struct Model: Decodable { var digest: String? }
+        var layers: [Entry]
+        var modelDigest: String?
+        var model: Model?
+        enum CodingKeys: String, CodingKey { case layers, modelDigest, model }
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            if let dict = try? c.decode([String: Precision].self, forKey: .layers) {
+                layers = dict.keys.sorted().map { Entry(name: $0, precision: dict[$0]!) }
+            } else {
+                layers = try c.decode([Entry].self, forKey: .layers)
+            }
+            modelDigest = try c.decodeIfPresent(String.self, forKey: .modelDigest)
+            model = try? c.decodeIfPresent(Model.self, forKey: .model)
+        }
+    }
+
+    public init(data: Data, path: String) throws {
+        bytes = data
+        sha256 = SHA256.hex(data)
+        document = try? PrecisionMapDocument.decode(data)
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        let loose: Loose
+        do { loose = try dec.decode(Loose.self, from: data) } catch {
+            throw ExportError.unreadableMap(path: path, reason: "not a precision map: \(Self.describe(error))")
+        }
+        var seen = Set<String>()
+        for e in loose.layers where !seen.insert(e.name).inserted {
+            throw ExportError.unreadableMap(path: path, reason: "layer '\(e.name)' is listed twice")
+        }
+        layers = loose.layers.map { Layer(name: $0.name, precision: $0.precision, activation: $0.activation, weightScales: $0.weightScales) }
+        modelDigest = loose.modelDigest ?? loose.model?.digest
+    }
+
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ExportError.unreadableMap(path: path, reason: FileManager.default.fileExists(atPath: path) ? "unreadable" : "file not found")
+        }
+        try self.init(data: data, path: path)
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let k, let ctx):
+            return "missing key '\(k.stringValue)'" + (ctx.codingPath.isEmpty ? "" : " at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx), DecodingError.dataCorrupted(let ctx):
+            return ctx.debugDescription + (ctx.codingPath.isEmpty ? "" : " at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))")
+        default: return "\(error)"
+        }
+    }
+}
+
+/// One quantizable layer of the model with the precision the map gives it.
+public struct ExportLayer: Sendable, Equatable {
+    public var name: String
+    public var op: String
+    public var precision: Precision
+    /// Whether the model file names the node (the loader names unnamed nodes `<OpType>_<index>`,
+    /// which other tools cannot address).
+    public var namedInFile: Bool
+}
+
+/// Prepares exports of one model: the graph as loaded (its digest checks maps), the graph
+/// after BatchNorm folding only (what the QDQ model is written from) and the optimized
+/// session (which layers are quantizable, and the weights mpq quantizes).
+public final class Exporter {
+    public let modelPath: String
+    public let modelData: Data
+    public let graph: Graph
+    public let folded: Graph
+    public let session: Session
+    /// Quantizable layers in execution order.
+    public let quantizable: [Node]
+    let fileNodeNames: Set<String>
+
+    public init(modelPath: String) throws {
+        self.modelPath = modelPath
+        guard FileManager.default.fileExists(atPath: modelPath) else { throw ModelError.fileNotFound(path: modelPath) }
+        guard let data = FileManager.default.contents(atPath: modelPath) else {
+            throw ModelError.unreadable(path: modelPath, reason: "cannot read the file")
+        }
+        modelData = data
+        let url = URL(fileURLWithPath: modelPath)
+        graph = try ModelLoader.load(data: data, path: modelPath, baseDirectory: url.deletingLastPathComponent())
+        folded = GraphPasses.foldBatchNorm(graph)
+        session = try Session(graph: GraphPasses.optimize(graph))
+        quantizable = MixedPrecisionRuntime.quantizableNodes(session)
+        fileNodeNames = ONNXNodeNames.named(in: data)
+    }
+
+    public var digest: String { graph.digest }
+
+    /// Every quantizable layer with the map's precision (layers the map omits run in FP32),
+    /// after checking the map belongs to this model and names only its layers.
+    public func layers(for map: ExportMap, path: String) throws -> [ExportLayer] {
+        if let d = map.modelDigest, d != digest { throw ExportError.modelMismatch(path: path, map: d, model: digest) }
+        let known = Set(quantizable.map(\.name))
+        for l in map.layers where !known.contains(l.name) {
+            throw ExportError.unknownLayer(layer: l.name, known: quantizable.map(\.name))
+        }
+        let precision = Dictionary(uniqueKeysWithValues: map.layers.map { ($0.name, $0.precision) })
+        return quantizable.map {
+            ExportLayer(name: $0.name, op: $0.opType, precision: precision[$0.name] ?? .fp32,
+                        namedInFile: fileNodeNames.contains($0.name))
+        }
+    }
+
+    /// The QDQ model (docs/export.md). Activation parameters come from the map, or from
+    /// `calibration` for layers the map gives none; weight scales are recomputed from the
+    /// weights and must equal the map's.
+    public func qdq(map: ExportMap, path: String, calibration: CalibrationTable?, version: String) throws -> Data {
+        let layers = try self.layers(for: map, path: path)
+        let entries = Dictionary(uniqueKeysWithValues: map.layers.map { ($0.name, $0) })
+        let int8 = layers.filter { $0.precision == .int8 }
+        let missing = int8.filter { entries[$0.name]?.activation == nil && calibration?.ranges[input0($0.name)] == nil }
+        if !missing.isEmpty { throw ExportError.missingQuantization(layers: missing.map(\.name)) }
+        let specs = try int8.map { l -> QDQLayer in
+            let node = quantizable.first { $0.name == l.name }!
+            let x = node.input(0) ?? ""
+            let q: ActivationQuant
+            if let a = entries[l.name]?.activation {
+                guard a.tensor == x else { throw ExportError.activationMismatch(layer: l.name, map: a.tensor, model: x) }
+                guard (0...255).contains(a.zeroPoint), a.scale > 0, a.scale.isFinite else {
+                    throw ExportError.invalidQuantization(layer: l.name, reason: "activation scale \(a.scale) / zero point \(a.zeroPoint) is not a valid uint8 quantization")
+                }
+                q = ActivationQuant(scale: a.scale, zeroPoint: UInt8(a.zeroPoint))
+            } else {
+                q = calibration!.quant(for: x)!
+            }
+            return try Self.spec(node: node, constants: session.constants, inputQuant: q, mapScales: entries[l.name]?.weightScales)
+        }
+        var meta: [(key: String, value: String)] = [("mpq.version", version), ("mpq.map_sha256", map.sha256)]
+        if let d = map.document { meta.append(("mpq.metric", d.metric)) }
+        return try QDQWriter.write(modelData: modelData, baseDirectory: URL(fileURLWithPath: modelPath).deletingLastPathComponent(),
+                                   graph: folded, layers: specs, metadata: meta)
+    }
+
+    func input0(_ layer: String) -> String { quantizable.first { $0.name == layer }?.input(0) ?? "" }
+
+    /// The QDQ numbers of one INT8 layer, with exactly the arithmetic of `QuantizedConv` and
+    /// `QuantizedLinear`: per-channel int8 weights (`QuantizedWeights`), int32 bias at
+    /// s_x * s_w[c] (`quantizedBias`, before its dequantization), Gemm's alpha in the bias
+    /// scale and beta in the bias values.
+    static func spec(node: Node, constants: [String: Tensor], inputQuant q: ActivationQuant, mapScales: [Float]?) throws -> QDQLayer {
+        guard let w = node.input(1).flatMap({ constants[$0] }), w.dtype == .float32 else {
+            throw ExportError.invalidQuantization(layer: node.name, reason: "the weight is not a constant float tensor")
+        }
+        var values: [Int8], scales: [Float], axis: Int
+        var bias: [Float]? = nil
+        var epilogue: [Float]
+        var attributes: [String: Attribute] = [:]
+        switch node.opType {
+        case "Conv":
+            let qw = QuantizedWeights(rows: w.floats, channels: w.shape[0])
+            (values, scales, axis, epilogue) = (qw.values, qw.scales, 0, qw.scales)
+            bias = node.input(2).flatMap { constants[$0] }?.floats
+        case "Gemm", "MatMul":
+            guard w.rank == 2 else { throw ExportError.invalidQuantization(layer: node.name, reason: "the weight must be 2-D") }
+            let isGemm = node.opType == "Gemm"
+            let transB = isGemm && node.int("transB", default: 0) == 1
+            let (n, k) = transB ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0])
+            var rows = [Float](repeating: 0, count: n * k)
+            for i in 0..<n { for j in 0..<k { rows[i * k + j] = transB ? w.floats[i * k + j] : w.floats[j * n + i] } }
+            let qw = QuantizedWeights(rows: rows, channels: n)
+            scales = qw.scales
+            if transB {
+                (values, axis) = (qw.values, 0)
+            } else {
+                values = [Int8](repeating: 0, count: n * k)
+                for i in 0..<n { for j in 0..<k { values[j * n + i] = qw.values[i * k + j] } }
+                axis = 1
+            }
+            let alpha = isGemm ? node.float("alpha", default: 1) : 1
+            epilogue = qw.scales.map { $0 * alpha }
+            if isGemm, let c = node.input(2).flatMap({ constants[$0] }) {
+                guard c.count == n || c.count == 1 else {
+                    throw ExportError.invalidQuantization(layer: node.name, reason: "bias C \(Tensor.describe(c.shape)) is not per output column (\(n))")
+                }
+                let beta = node.float("beta", default: 1)
+                bias = (c.count == n ? c.floats : [Float](repeating: c.floats[0], count: n)).map { $0 * beta }
+                if beta != 1 { attributes["beta"] = .float(1) }
+            }
+        default:
+            throw ExportError.invalidQuantization(layer: node.name, reason: "\(node.opType) has no INT8 export")
+        }
+        if let mapScales {
+            guard mapScales.count == scales.count else {
+                throw ExportError.invalidQuantization(layer: node.name, reason: "the map has \(mapScales.count) weight scales, the weight has \(scales.count) output channels")
+            }
+            if let c = scales.indices.first(where: { mapScales[$0] != scales[$0] }) {
+                throw ExportError.weightScaleMismatch(layer: node.name, channel: c, map: mapScales[c], model: scales[c])
+            }
+        }
+        var biasValues: [Int32]? = nil, biasScales: [Float]? = nil
+        if let bias {
+            guard bias.count == epilogue.count else {
+                throw ExportError.invalidQuantization(layer: node.name, reason: "\(bias.count) bias values for \(epilogue.count) output channels")
+            }
+            biasScales = epilogue.map { q.scale * $0 }
+            biasValues = try zip(bias, biasScales!).map { b, s in
+                guard s > 0 else { throw ExportError.invalidQuantization(layer: node.name, reason: "bias scale s_x * s_w is zero") }
+                let v = (Double(b) / Double(s)).rounded(.toNearestOrEven)
+                return Int32(Swift.max(Double(Int32.min), Swift.min(Double(Int32.max), v)))
+            }
+        }
+        return QDQLayer(node: node.name, activation: node.input(0) ?? "", activationScale: q.scale,
+                        activationZeroPoint: q.zeroPoint, weightValues: values, weightShape: w.shape,
+                        weightScales: scales, weightAxis: axis, biasValues: biasValues, biasScales: biasScales,
+                        attributes: attributes)
+    }
+}

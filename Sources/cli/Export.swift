@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import ONNX
+import Search
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a precision map for other tools: a QDQ ONNX model, ONNX Runtime / TensorRT / NNCF options, or the map.",
+        discussion: """
+        qdq: an ONNX model with QuantizeLinear/DequantizeLinear around the INT8 layers, with mpq's exact scales.
+        ort-exclude: quantize_static options (nodes_to_exclude = FP32 layers). trtexec: flags pinning FP32 layers.
+        nncf-ignored: an NNCF ignored scope. json: the map as is. See docs/export.md.
+        """)
+
+    @Argument(help: "The ONNX model the map was made for.") var model: String
+    @Option(help: "The precision map (JSON from mpq search, or a bare {\"layers\": {...}} map).") var precision: String
+    @Option(help: "qdq, ort-exclude, trtexec, nncf-ignored or json.") var format: ExportFormat
+    @Option(help: "Where to write the result.") var out: String
+    @Option(help: "qdq with a map lacking quantization parameters: a calibration table (calib.json) or calibration data (.npz).")
+    var calibration: String?
+    @Option(help: "Method used when --calibration is .npz data: minmax, percentile, entropy, mse.")
+    var calibrate: CalibrationMethod = .minmax
+    @Option(help: "Samples per batch when calibrating.") var batchSize: Int = 64
+    @Flag(help: "Print nothing but errors.") var quiet = false
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+    }
+
+    func run() throws {
+        do {
+            let exporter = try Exporter(modelPath: model)
+            let map = try ExportMap(path: precision)
+            let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter) }
+            let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version)
+            do { try result.data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
+                throw CLIError("cannot write \(out): \(error.localizedDescription)")
+            }
+            for w in result.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            if !quiet { print("\(format.rawValue): \(result.summary); written to \(out)") }
+        } catch let e as ExportError {
+            throw CLIError(e.description)
+        } catch let e as QDQExportError {
+            throw CLIError(e.description)
+        }
+    }
+
+    /// A calibration table, loaded and checked against the model or computed from data.
+    func calibrationTable(_ path: String, _ exporter: Exporter) throws -> CalibrationTable {
+        if path.hasSuffix(".npz") {
+            let data = try Dataset(path: path, graph: exporter.graph)
+            let progress = Progress(label: "calibrate")
+            return try Calibrator(session: exporter.session).calibrate(
+                dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),
+                modelDigest: exporter.digest) { _, done, total in progress.update(done, total) }
+        }
+        return try CalibrationTable.load(path: path, modelDigest: exporter.digest, session: exporter.session)
+    }
+}
+
+extension ExportFormat: ExpressibleByArgument {}
