@@ -18,9 +18,17 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product mpq
 
+# The main job: which layers of the bundled digits CNN can run in INT8 within a 1-point
+# budget, searched on the search split and validated on the holdout split.
 example: build
+	@mkdir -p out
 	.build/release/mpq inspect Examples/digits_cnn.onnx
 	.build/release/mpq eval Examples/digits_cnn.onnx --data Examples/digits_holdout.npz
+	.build/release/mpq search Examples/digits_cnn.onnx \
+	    --calibration Examples/digits_calib.npz --search Examples/digits_search.npz \
+	    --holdout Examples/digits_holdout.npz --budget 1% --out out/digits_map.json
+	.build/release/mpq eval Examples/digits_cnn.onnx --data Examples/digits_holdout.npz \
+	    --precision out/digits_map.json --calibration Examples/digits_calib.npz
 
 test: setup
 	$(SWIFT) test
