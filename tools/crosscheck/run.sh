@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Cross-checks `mpq export` against ONNX Runtime on the committed fixtures:
+# builds a release mpq, runs `mpq search` (greedy, evolutionary, and all-INT8 via an
+# unlimited budget) on the degrading MLP and the digits CNN, exports each map as a QDQ
+# model and as quantize_static options, then runs ort_crosscheck.py on each.
+#
+#   tools/crosscheck/run.sh                 # python3 must have onnx, onnxruntime, numpy
+#   PYTHON=/opt/mpqvenv/bin/python OUT=/tmp/xc tools/crosscheck/run.sh
+#
+# Exit 0 when every case passes (ORT's score of the QDQ export within 0.1 point of mpq's
+# holdout score, checker clean, quantize_static with the exclusions within 0.5 point).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-.build/crosscheck}
+F=Tests/Fixtures
+mkdir -p "$OUT"
+
+swift build -c release --product mpq >&2
+MPQ="$(swift build -c release --show-bin-path)/mpq"
+
+# name model calibration search holdout strategy budget
+CASES=(
+  "mlp_greedy       breast_cancer_raw_mlp breast_cancer_raw_mlp_calib.npz breast_cancer_raw_mlp_search.npz breast_cancer_raw_mlp_holdout.npz greedy       1"
+  "mlp_evolutionary breast_cancer_raw_mlp breast_cancer_raw_mlp_calib.npz breast_cancer_raw_mlp_search.npz breast_cancer_raw_mlp_holdout.npz evolutionary 1"
+  "mlp_int8         breast_cancer_raw_mlp breast_cancer_raw_mlp_calib.npz breast_cancer_raw_mlp_search.npz breast_cancer_raw_mlp_holdout.npz greedy       100"
+  "cnn_greedy       digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       1"
+  "cnn_evolutionary digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                evolutionary 1"
+  "cnn_int8         digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       100"
+)
+
+failed=0
+summary="$OUT/summary.txt"
+printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff result > "$summary"
+for c in "${CASES[@]}"; do
+  read -r name model calib search holdout strategy budget <<<"$c"
+  map="$OUT/$name.map.json"
+  # Exit 3 (budget not met on the holdout) still writes the map: cross-check it anyway.
+  rc=0
+  "$MPQ" search "$F/$model.onnx" --calibration "$F/$calib" --search "$F/$search" --holdout "$F/$holdout" \
+      --strategy "$strategy" --budget "$budget" --out "$map" > "$OUT/$name.search.txt" || rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "$name: mpq search failed ($rc)" >&2; failed=1; continue; fi
+  "$MPQ" export "$F/$model.onnx" --precision "$map" --format qdq --out "$OUT/$name.qdq.onnx" --quiet
+  "$MPQ" export "$F/$model.onnx" --precision "$map" --format ort-exclude --out "$OUT/$name.ort-exclude.json" --quiet
+  rc=0
+  "$PYTHON" tools/crosscheck/ort_crosscheck.py --model "$F/$model.onnx" --map "$map" --qdq "$OUT/$name.qdq.onnx" \
+      --holdout "$F/$holdout" --ort-exclude "$OUT/$name.ort-exclude.json" --calibration "$F/$calib" \
+      --json-out "$OUT/$name.crosscheck.json" > /dev/null || rc=$?
+  if [ "$rc" -ne 0 ]; then failed=1; fi
+  "$PYTHON" - "$OUT/$name.crosscheck.json" "$name" >> "$summary" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %s" % (
+    sys.argv[2], "ok" if r["checker"] == "ok" else "FAILED", len(r["int8_layers"]), r["mpq_mixed"], r["ort_qdq"],
+    r["diff"], r["ort_exclude"], r["ort_exclude_diff"], "ok" if r["ok"] else "FAIL"))
+EOF
+done
+cat "$summary"
+exit $failed
