@@ -9,9 +9,11 @@ enum PoolKind {
 }
 
 extension WindowGeometry {
-    /// Pooling output sizes as ONNX Runtime computes them: SAME_* pads from the
-    /// undilated kernel, and in `ceil_mode` a last window that would start in the tail
-    /// padding is dropped.
+    /// Pooling output sizes exactly as ONNX Runtime computes them: SAME_* pads from the
+    /// undilated kernel (negative when the kernel is shorter than the stride, so windows
+    /// skip input); the size from an integer quotient truncated toward zero, or a Float
+    /// one ceiled in `ceil_mode`, dropping a last window that would start in the tail
+    /// padding. So a window somewhat longer than the padded input still gives an output.
     mutating func resolvePool(autoPad: AutoPad, ceilMode: Bool, op: String) throws {
         for i in 0..<3 {
             var padSum = padHead[i] + padTail[i]
@@ -20,22 +22,23 @@ extension WindowGeometry {
             case .valid: padHead[i] = 0; padTail[i] = 0; padSum = 0
             case .sameUpper, .sameLower:
                 let target = (input[i] + stride[i] - 1) / stride[i]
-                let needed = max(0, (target - 1) * stride[i] + kernel[i] - input[i])
+                let needed = (target - 1) * stride[i] + kernel[i] - input[i]
                 padHead[i] = autoPad == .sameLower ? (needed + 1) / 2 : needed / 2
                 padTail[i] = needed - padHead[i]
                 padSum = needed
             }
             let span = input[i] + padSum - effectiveKernel(i)
-            guard span >= 0 else {
-                throw OpError("\(op) kernel \(Tensor.describe(Array(kernel.suffix(rank)))) with dilations \(Array(dilation.suffix(rank))) is larger than the padded input \(Tensor.describe(Array(input.suffix(rank)))) (pads \(pads))")
-            }
             if ceilMode {
-                var o = (span + stride[i] - 1) / stride[i] + 1
-                if (o - 1) * stride[i] >= input[i] + padHead[i] { o -= 1 }
-                output[i] = o
+                var o = Int((Float(span) / Float(stride[i]) + 1).rounded(.up))
+                if o > 0 && (o - 1) * stride[i] >= input[i] + padHead[i] { o -= 1 }
+                output[i] = max(o, 0)
             } else {
-                output[i] = span / stride[i] + 1
+                // Integer division truncating toward zero, as in C++.
+                output[i] = max(span / stride[i] + 1, 0)
             }
+        }
+        guard output.allSatisfy({ $0 > 0 }) else {
+            throw OpError("\(op) kernel \(Tensor.describe(Array(kernel.suffix(rank)))) with dilations \(Array(dilation.suffix(rank))) leaves no output for input \(Tensor.describe(Array(input.suffix(rank)))) (pads \(pads))")
         }
     }
 }

@@ -113,6 +113,9 @@ enum ResizeOps {
             }
             for (i, a) in ax.enumerated() { fullRoi[a] = v[i]; fullRoi[r + a] = v[ax.count + i] }
         }
+        // ONNX Runtime copies the input whenever the output shape equals it, whatever the
+        // scales, mode or roi say.
+        if outShape == x.shape { return x }
         let opt = ResampleOptions(mode: m, transform: transform, nearestMode: nearest, cubicCoeffA: cubicCoeffA,
                                   excludeOutside: excludeOutside != 0, extrapolationValue: extrapolationValue,
                                   antialias: antialias != 0)
