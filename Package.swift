@@ -39,7 +39,7 @@ let package = Package(
             "Search", "Kernels", "ONNX",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "mpq-bench", dependencies: ["Kernels", "CKernels", "COpenBLAS", "ONNX"],
+        .executableTarget(name: "mpq-bench", dependencies: ["Search", "Kernels", "CKernels", "COpenBLAS", "ONNX"],
                           path: "benchmarks/Sources"),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ONNX", "CKernels"]),

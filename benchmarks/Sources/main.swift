@@ -7,6 +7,7 @@ let subcommands: [(name: String, summary: String, run: ([String]) -> Int32)] = [
     ("gemm", "INT8 GEMM per kernel path vs OpenBLAS sgemm, and the VNNI peak", GemmBench.main),
     ("im2col", "uint8 im2col variants on typical conv layers, next to their GEMM", Im2colBench.main),
     ("depthwise", "direct depthwise INT8 conv, reference vs SIMD", DepthwiseBench.main),
+    ("model", "whole-model latency, FP32 vs all-INT8, on the fixtures", ModelBench.main),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
