@@ -101,7 +101,12 @@ final class PoolOpsTests: XCTestCase {
         XCTAssertThrowsError(try PoolOps.AveragePool(x: x, autoPad: "NOTSET", ceilMode: false, countIncludePad: false,
                                                      dilations: nil, kernelShape: nil, pads: nil, strides: nil))
         XCTAssertThrowsError(try PoolOps.AveragePool(x: x, autoPad: "NOTSET", ceilMode: false, countIncludePad: false,
-                                                     dilations: nil, kernelShape: [5, 5], pads: nil, strides: nil))
+                                                     dilations: nil, kernelShape: [2, 2], pads: [-1, 0, 0, 0], strides: nil))
+        XCTAssertThrowsError(try PoolOps.AveragePool(x: x, autoPad: "SAME", ceilMode: false, countIncludePad: false,
+                                                     dilations: nil, kernelShape: [2, 2], pads: nil, strides: nil))
+        // A window far larger than the input leaves an empty output, as in ONNX Runtime.
+        XCTAssertEqual(try PoolOps.AveragePool(x: x, autoPad: "NOTSET", ceilMode: false, countIncludePad: false,
+                                               dilations: nil, kernelShape: [9, 9], pads: nil, strides: nil).shape, [1, 1, 0, 0])
         XCTAssertThrowsError(try PoolOps.MaxPool(x: x, autoPad: "NOTSET", ceilMode: false, dilations: nil, kernelShape: [2],
                                                  pads: nil, storageOrder: 0, strides: nil))
     }
@@ -165,6 +170,12 @@ final class PoolOpsTests: XCTestCase {
                  shape: [2, 3, 1, 1, 1], values: [3.5, 3.25, 3.5, 3.5, 3.5, 3.5]),
         OpGolden("global lp", "GlobalLpPool", opset: 13, inputs: [.x([1, 2, 7, 8])], attributes: ["p": .int(3)],
                  shape: [1, 2, 1, 1], values: [7.6970906257629395, 7.883316516876221]),
+        OpGolden("lp same upper kernel shorter than stride", "LpPool", opset: 18, inputs: [.x([1, 2, 5, 6])], attributes: ["kernel_shape": .ints([1, 1]), "strides": .ints([3, 3]), "p": .int(1), "auto_pad": .string("SAME_UPPER")],
+                 shape: [1, 2, 2, 2], values: [1.5, 0.5, 1.25, 0.25, 3.0, 2.0, 2.75, 1.75]),
+        OpGolden("max window longer than input", "MaxPool", opset: 19, inputs: [.x([1, 2, 5, 7])], attributes: ["kernel_shape": .ints([4, 4]), "strides": .ints([3, 3]), "dilations": .ints([2, 1])],
+                 shape: [1, 2, 1, 2], values: [3.0, 3.5, 3.5, 3.5]),
+        OpGolden("avg ceil window longer than input", "AveragePool", opset: 19, inputs: [.x([1, 1, 7, 6])], attributes: ["kernel_shape": .ints([3, 4]), "strides": .ints([2, 3]), "dilations": .ints([2, 2]), "ceil_mode": .int(1)],
+                 shape: [1, 1, 2, 1], values: [0.3611111044883728, 0.8333333134651184]),
     ]
 }
 
@@ -253,4 +264,7 @@ final class PoolOpsTests: XCTestCase {
  case("global avg", "GlobalAveragePool", 13, [X], {})
  case("global max", "GlobalMaxPool", 13, [('x', [2, 3, 4, 1, 5])], {})
  case("global lp", "GlobalLpPool", 13, [X], dict(p=3))
+ case("lp same upper kernel shorter than stride", "LpPool", 18, [('x', [1, 2, 5, 6])], dict(kernel_shape=[1, 1], strides=[3, 3], p=1, auto_pad="SAME_UPPER"))
+ case("max window longer than input", "MaxPool", 19, [('x', [1, 2, 5, 7])], dict(kernel_shape=[4, 4], strides=[3, 3], dilations=[2, 1]))
+ case("avg ceil window longer than input", "AveragePool", 19, [('x', [1, 1, 7, 6])], dict(kernel_shape=[3, 4], strides=[2, 3], dilations=[2, 2], ceil_mode=1))
 */

@@ -13,7 +13,8 @@ extension WindowGeometry {
     /// undilated kernel (negative when the kernel is shorter than the stride, so windows
     /// skip input); the size from an integer quotient truncated toward zero, or a Float
     /// one ceiled in `ceil_mode`, dropping a last window that would start in the tail
-    /// padding. So a window somewhat longer than the padded input still gives an output.
+    /// padding. So a window somewhat longer than the padded input still gives an output,
+    /// and a much longer one an empty tensor (not an error, as in ONNX Runtime).
     mutating func resolvePool(autoPad: AutoPad, ceilMode: Bool, op: String) throws {
         for i in 0..<3 {
             var padSum = padHead[i] + padTail[i]
@@ -36,9 +37,6 @@ extension WindowGeometry {
                 // Integer division truncating toward zero, as in C++.
                 output[i] = max(span / stride[i] + 1, 0)
             }
-        }
-        guard output.allSatisfy({ $0 > 0 }) else {
-            throw OpError("\(op) kernel \(Tensor.describe(Array(kernel.suffix(rank)))) with dilations \(Array(dilation.suffix(rank))) leaves no output for input \(Tensor.describe(Array(input.suffix(rank)))) (pads \(pads))")
         }
     }
 }

@@ -12,7 +12,8 @@ enum CoordinateTransform: String {
     case pytorchHalfPixel = "pytorch_half_pixel", alignCorners = "align_corners"
     case asymmetric, tfHalfPixelForNN = "tf_half_pixel_for_nn", tfCropAndResize = "tf_crop_and_resize"
 
-    /// The input coordinate of output index `o`, in Float arithmetic as ONNX Runtime does.
+    /// The input coordinate of output index `o`, with ONNX Runtime's arithmetic: Float,
+    /// except where its C++ mixes in double literals (so a nearest pixel rounds the same).
     func original(_ o: Int, scale: Float, outLen: Int, inLen: Int, roiStart: Float, roiEnd: Float) -> Float {
         let x = Float(o)
         switch self {
@@ -20,7 +21,8 @@ enum CoordinateTransform: String {
         case .halfPixelSymmetric:
             let adjustment = Float(outLen) / (scale * Float(inLen))
             let center = Float(inLen) / 2
-            return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
+            let offset = center * (1 - adjustment)
+            return Float(Double(offset) + (Double(x) + 0.5) / Double(scale) - 0.5)
         case .pytorchHalfPixel: return outLen > 1 ? (x + 0.5) / scale - 0.5 : 0
         case .alignCorners: return outLen == 1 ? 0 : x * Float(inLen - 1) / Float(outLen - 1)
         case .asymmetric: return x / scale
@@ -28,7 +30,7 @@ enum CoordinateTransform: String {
         case .tfCropAndResize:
             return outLen > 1
                 ? roiStart * Float(inLen - 1) + x * (roiEnd - roiStart) * Float(inLen - 1) / Float(outLen - 1)
-                : 0.5 * (roiStart + roiEnd) * Float(inLen - 1)
+                : Float(0.5 * Double(roiStart + roiEnd) * Double(inLen - 1))
         }
     }
 }
