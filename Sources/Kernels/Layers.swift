@@ -10,6 +10,7 @@ public enum Layers {
     /// (input 1) in a form the INT8 kernels implement. Must agree with what
     /// `MixedPrecisionRuntime` prepares.
     public static func isQuantizable(_ node: Node, constants: [String: Tensor]) -> Bool {
+        if isActivationMatMul(node, constants: constants) { return true }
         guard quantizableOps.contains(node.opType), let w = node.input(1), let t = constants[w],
               t.dtype == .float32 else { return false }
         switch node.opType {
@@ -26,6 +27,14 @@ public enum Layers {
         default:
             return false
         }
+    }
+
+    /// True for a MatMul of two activations (attention's Q·Kᵀ and probabilities·V): neither
+    /// input is a constant. Both are quantized per tensor (`QuantizedActivationMatMul`); the
+    /// kernel checks at run time that they are float tensors of rank >= 2.
+    public static func isActivationMatMul(_ node: Node, constants: [String: Tensor]) -> Bool {
+        guard node.opType == "MatMul", let a = node.input(0), let b = node.input(1) else { return false }
+        return constants[a] == nil && constants[b] == nil
     }
 
     /// Weight values held in constant inputs.

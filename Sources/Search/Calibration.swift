@@ -50,8 +50,9 @@ public enum CalibrationPass: Int, Sendable {
 
 /// Streams a calibration data set through a session (optimised with `GraphPasses`) and
 /// computes a range for every tensor an INT8 layer quantizes: input 0 of each quantizable
-/// node, constants excepted. One batch of activations lives at a time (the session frees
-/// intermediates as it goes); per tensor only `TensorCalibration`'s state is kept.
+/// node and input 1 of a MatMul of two activations, constants excepted. One batch of
+/// activations lives at a time (the session frees intermediates as it goes); per tensor
+/// only `TensorCalibration`'s state is kept.
 public struct Calibrator {
     public let session: Session
     /// Tensors calibrated, in execution order.
@@ -67,10 +68,16 @@ public struct Calibrator {
     public static func requiredTensors(session: Session) -> [String] {
         var seen = Set<String>(), out: [String] = []
         for node in session.plan where Layers.isQuantizable(node, constants: session.constants) {
-            guard let x = node.input(0), session.constants[x] == nil, seen.insert(x).inserted else { continue }
-            out.append(x)
+            for x in calibratedInputs(node, constants: session.constants) where seen.insert(x).inserted { out.append(x) }
         }
         return out
+    }
+
+    /// Inputs of a quantizable node that get a range: input 0, and input 1 of a MatMul of
+    /// two activations; constants skipped.
+    static func calibratedInputs(_ node: Node, constants: [String: Tensor]) -> [String] {
+        let count = Layers.isActivationMatMul(node, constants: constants) ? 2 : 1
+        return (0..<count).compactMap { node.input($0) }.filter { constants[$0] == nil }
     }
 
     /// Calibrates on every sample of `dataset`. `modelDigest` is recorded in the table (the
@@ -106,11 +113,14 @@ public struct Calibrator {
         for range in dataset.batches(size: batchSize) {
             var done = Set<String>()            // a tensor read by several layers counts once
             _ = try session.run(dataset.batch(range)) { node, ins, _ in
-                guard Layers.isQuantizable(node, constants: session.constants), let name = node.input(0),
-                      wanted.contains(name), !done.contains(name), let t = ins.first ?? nil else { return }
-                done.insert(name)
-                if t.dtype.isFloating { t.floats.withUnsafeBufferPointer { visit(name, $0) } }
-                else { t.asFloats.withUnsafeBufferPointer { visit(name, $0) } }
+                guard Layers.isQuantizable(node, constants: session.constants) else { return }
+                let count = Layers.isActivationMatMul(node, constants: session.constants) ? 2 : 1
+                for i in 0..<min(count, ins.count) {
+                    guard let name = node.input(i), wanted.contains(name), !done.contains(name), let t = ins[i] else { continue }
+                    done.insert(name)
+                    if t.dtype.isFloating { t.floats.withUnsafeBufferPointer { visit(name, $0) } }
+                    else { t.asFloats.withUnsafeBufferPointer { visit(name, $0) } }
+                }
             }
             progress?(pass, range.upperBound, dataset.count)
         }

@@ -25,6 +25,14 @@ public final class MixedPrecisionRuntime {
         var layers: [String: QuantizedLayer] = [:]
         var names: [String] = []
         for node in Self.quantizableNodes(session) {
+            if Layers.isActivationMatMul(node, constants: session.constants) {
+                let (a, b) = (node.input(0)!, node.input(1)!)
+                guard let qa = calibration.quant(for: a) else { throw QuantizationError.missingRange(layer: node.name, tensor: a) }
+                guard let qb = calibration.quant(for: b) else { throw QuantizationError.missingRange(layer: node.name, tensor: b) }
+                layers[node.name] = QuantizedActivationMatMul(node: node, inputQuant: qa, rightQuant: qb)
+                names.append(node.name)
+                continue
+            }
             guard let x = node.input(0), let w = node.input(1).flatMap({ session.constants[$0] }) else { continue }
             guard let q = calibration.quant(for: x) else { throw QuantizationError.missingRange(layer: node.name, tensor: x) }
             let b = node.input(2).flatMap { session.constants[$0] }

@@ -1,0 +1,184 @@
+import CKernels
+import ONNX
+
+/// INT8 MatMul of two activations (attention scores Q·Kᵀ, probabilities·V): both operands
+/// are quantized per tensor to uint8 asymmetric, as ONNX Runtime's QDQ quantizer does for
+/// both MatMul inputs. The kernel is u8 x s8, so the right operand is shifted to int8
+/// (b' = b - 128, zero point zb' = zb - 128), transposed to [N][K] and packed per batch
+/// matrix; the kernel corrects A's zero point and B's is corrected here:
+///
+///     sum_k (a - za)(b - zb) = sum_k (a - za) b' - zb' * sum_k (a - za)
+///
+/// exactly, in integers, then scaled by s_a * s_b to float (docs/transformers.md).
+final class QuantizedActivationMatMul: QuantizedLayer {
+    let node: Node
+    /// Quantization of input 0 (A, [..., M, K]).
+    let inputQuant: ActivationQuant
+    /// Quantization of input 1 (B, [..., K, N]).
+    let rightQuant: ActivationQuant
+    /// Empty: neither operand is a weight.
+    let weightScales: [Float] = []
+    private let clamp: (Float, Float)
+
+    /// Largest K for which the kernel's int32 accumulator is exact (mpq_kernels.h).
+    static let maxK = 65792
+
+    init(node: Node, inputQuant: ActivationQuant, rightQuant: ActivationQuant) {
+        self.node = node
+        self.inputQuant = inputQuant
+        self.rightQuant = rightQuant
+        self.clamp = clampBounds(node)
+    }
+
+    func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor] {
+        guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else {
+            throw OpError("INT8 MatMul needs two inputs")
+        }
+        var out = try Self.matmul(a: a, b: b, aQuant: inputQuant, bQuant: rightQuant, path: path)
+        if clamp.0 > -.infinity || clamp.1 < .infinity {
+            for i in out.floats.indices { out.floats[i] = Swift.min(Swift.max(out.floats[i], clamp.0), clamp.1) }
+        }
+        return [out]
+    }
+
+    /// The product of `a` [..., M, K] and `b` [..., K, N] (batch dimensions broadcast as
+    /// numpy's matmul), each quantized with its parameters, as float.
+    static func matmul(a: Tensor, b: Tensor, aQuant: ActivationQuant, bQuant: ActivationQuant,
+                       path: KernelPath) throws -> Tensor {
+        guard a.dtype.isFloating, b.dtype.isFloating, a.rank >= 2, b.rank >= 2 else {
+            throw OpError("INT8 MatMul of two activations needs float operands of rank >= 2, got \(a.dtype.rawValue) \(Tensor.describe(a.shape)) and \(b.dtype.rawValue) \(Tensor.describe(b.shape))")
+        }
+        let shape = try BatchedShape(a.shape, b.shape)
+        let (m, k, n) = (shape.m, shape.k, shape.n)
+        guard k <= maxK else { throw OpError("INT8 MatMul: K = \(k) exceeds \(maxK), where int32 accumulators stop being exact") }
+        var out = [Float](repeating: 0, count: shape.batchCount * m * n)
+        if out.isEmpty { return Tensor(shape: shape.outShape, floats: out) }
+        if k == 0 { return Tensor(shape: shape.outShape, floats: out) }
+
+        var qa = [UInt8](repeating: 0, count: a.count)
+        var qb = [UInt8](repeating: 0, count: b.count)
+        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8(px, aQuant, path: path, into: $0.baseAddress!) } }
+        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8(px, bQuant, path: path, into: $0.baseAddress!) } }
+
+        // sum_k (a - za) per row of every A matrix, for B's zero-point correction.
+        let za = Int(aQuant.zeroPoint)
+        let aRows = qa.count / k
+        var rowSums = [Int](repeating: 0, count: aRows)
+        qa.withUnsafeBufferPointer { pa in
+            for r in 0..<aRows {
+                var s = 0
+                for j in 0..<k { s += Int(pa[r * k + j]) }
+                rowSums[r] = s - za * k
+            }
+        }
+        let zbShifted = Int(bQuant.zeroPoint) - 128
+        let scale = aQuant.scale * bQuant.scale
+
+        let packedSize = mpq_pack_b_s8_size(Int32(n), Int32(k))
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: packedSize, alignment: 64)
+        defer { packed.deallocate() }
+        var bt = [Int8](repeating: 0, count: n * k)
+        let bMatrices = shape.bBatchCount
+        // With one right matrix for every batch, A's batch folds into M: one call.
+        let foldA = bMatrices == 1
+        let rowsPerCall = foldA ? shape.batchCount * m : m
+        var acc = [Int32](repeating: 0, count: rowsPerCall * n)
+        var status: Int32 = 0
+
+        func pack(_ bi: Int) {
+            // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to int8.
+            qb.withUnsafeBufferPointer { pb in
+                bt.withUnsafeMutableBufferPointer { pt in
+                    let base = bi * k * n
+                    for j in 0..<k {
+                        for c in 0..<n { pt[c * k + j] = Int8(bitPattern: pb[base + j * n + c] ^ 0x80) }
+                    }
+                }
+            }
+            let rc = bt.withUnsafeBufferPointer { mpq_pack_b_s8($0.baseAddress, Int32(n), Int32(k), Int32(k), packed) }
+            if rc != 0 { status = rc }
+        }
+
+        func gemm(aMatrix ai: Int, rows: Int, into outBase: Int) {
+            let rc: Int32 = qa.withUnsafeBufferPointer { pa in
+                acc.withUnsafeMutableBufferPointer { pc in
+                    mpq_qgemm_u8s8(path.c, Int32(rows), Int32(n), Int32(k), pa.baseAddress! + ai * m * k, Int32(k),
+                                   packed, Int32(za), pc.baseAddress, Int32(n), gemmThreads(m: rows, n: n, k: k))
+                }
+            }
+            if rc != 0 { status = rc; return }
+            let firstRow = ai * m
+            for r in 0..<rows {
+                let correction = zbShifted * rowSums[firstRow + r]
+                for c in 0..<n {
+                    out[outBase + r * n + c] = Float(Int(acc[r * n + c]) - correction) * scale
+                }
+            }
+        }
+
+        if foldA {
+            pack(0)
+            gemm(aMatrix: 0, rows: rowsPerCall, into: 0)
+        } else {
+            var lastPacked = -1
+            for i in 0..<shape.batchCount {
+                let (ai, bi) = shape.operandIndices(i)
+                if bi != lastPacked { pack(bi); lastPacked = bi }
+                gemm(aMatrix: ai, rows: m, into: i * m * n)
+            }
+        }
+        if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
+        return Tensor(shape: shape.outShape, floats: out)
+    }
+}
+
+/// Shapes of a batched matmul of rank >= 2 operands with numpy broadcasting of the
+/// batch dimensions.
+struct BatchedShape {
+    let m: Int, k: Int, n: Int
+    let batch: [Int]
+    let outShape: [Int]
+    let batchCount: Int
+    let aBatchCount: Int, bBatchCount: Int
+    private let aStrides: [Int], bStrides: [Int], outStrides: [Int]
+
+    init(_ a: [Int], _ b: [Int]) throws {
+        let describe = "\(Tensor.describe(a)) x \(Tensor.describe(b))"
+        m = a[a.count - 2]; k = a[a.count - 1]; n = b[b.count - 1]
+        guard b[b.count - 2] == k else { throw OpError("MatMul inner dimensions differ: \(describe)") }
+        let aBatch = Array(a.dropLast(2)), bBatch = Array(b.dropLast(2))
+        let rank = max(aBatch.count, bBatch.count)
+        let ab = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
+        let bb = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
+        var batch = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            guard ab[i] == bb[i] || ab[i] == 1 || bb[i] == 1 else {
+                throw OpError("MatMul batch dimensions do not broadcast: \(describe)")
+            }
+            batch[i] = ab[i] == 1 ? bb[i] : ab[i]
+        }
+        self.batch = batch
+        outShape = batch + [m, n]
+        batchCount = batch.reduce(1, *)
+        aBatchCount = ab.reduce(1, *); bBatchCount = bb.reduce(1, *)
+        func strides(_ s: [Int]) -> [Int] {
+            var r = [Int](repeating: 1, count: s.count)
+            var acc = 1
+            for d in stride(from: s.count - 1, through: 0, by: -1) { r[d] = acc; acc *= s[d] }
+            return r
+        }
+        aStrides = zip(ab, strides(ab)).map { $0 == 1 ? 0 : $1 }
+        bStrides = zip(bb, strides(bb)).map { $0 == 1 ? 0 : $1 }
+        outStrides = strides(batch)
+    }
+
+    /// Indices of the A and B matrices that output batch matrix `i` multiplies.
+    func operandIndices(_ i: Int) -> (Int, Int) {
+        var ai = 0, bi = 0, r = i
+        for d in 0..<batch.count {
+            let idx = r / outStrides[d]; r -= idx * outStrides[d]
+            ai += idx * aStrides[d]; bi += idx * bStrides[d]
+        }
+        return (ai, bi)
+    }
+}

@@ -1,0 +1,170 @@
+import CKernels
+import ONNX
+import XCTest
+@testable import Kernels
+
+/// INT8 MatMul of two activations: exact integer arithmetic against a scalar reference on
+/// every kernel path, then a small attention block through `MixedPrecisionRuntime`.
+final class ActivationMatMulTests: XCTestCase {
+    /// ONNX QuantizeLinear to uint8, in Swift: division in float, round half to even, saturate.
+    private func quantize(_ x: Float, _ q: ActivationQuant) -> Int {
+        Swift.max(0, Swift.min(255, Int((x / q.scale).rounded(.toNearestOrEven)) + Int(q.zeroPoint)))
+    }
+
+    /// sum_k (qa - za)(qb - zb) exactly, times s_a * s_b, with numpy broadcasting of batch dims.
+    private func reference(_ a: Tensor, _ b: Tensor, _ qa: ActivationQuant, _ qb: ActivationQuant) -> Tensor {
+        let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], n = b.shape[b.rank - 1]
+        let rank = Swift.max(a.rank, b.rank) - 2
+        let ab = [Int](repeating: 1, count: rank - (a.rank - 2)) + a.shape.dropLast(2)
+        let bb = [Int](repeating: 1, count: rank - (b.rank - 2)) + b.shape.dropLast(2)
+        let batch = zip(ab, bb).map { Swift.max($0, $1) }
+        let count = batch.reduce(1, *)
+        let ia = a.floats.map { quantize($0, qa) - Int(qa.zeroPoint) }
+        let ib = b.floats.map { quantize($0, qb) - Int(qb.zeroPoint) }
+        var out = [Float](repeating: 0, count: count * m * n)
+        for i in 0..<count {
+            // Batch index -> operand matrix indices (size-1 dims broadcast).
+            var r = i, ai = 0, bi = 0, aStride = 1, bStride = 1
+            for d in stride(from: rank - 1, through: 0, by: -1) {
+                let idx = r % batch[d]; r /= batch[d]
+                ai += (ab[d] == 1 ? 0 : idx) * aStride; bi += (bb[d] == 1 ? 0 : idx) * bStride
+                aStride *= ab[d]; bStride *= bb[d]
+            }
+            for row in 0..<m {
+                for col in 0..<n {
+                    var s = 0
+                    for j in 0..<k { s += ia[(ai * m + row) * k + j] * ib[(bi * k + j) * n + col] }
+                    out[(i * m + row) * n + col] = Float(s) * (qa.scale * qb.scale)
+                }
+            }
+        }
+        return Tensor(shape: batch + [m, n], floats: out)
+    }
+
+    private func random(_ shape: [Int], _ rng: inout Int8TestRNG, _ lo: Float, _ hi: Float) -> Tensor {
+        Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(lo...hi) })
+    }
+
+    func testMatchesScalarReferenceExactlyOnEveryPath() throws {
+        var rng = Int8TestRNG(seed: 77)
+        var shapes: [([Int], [Int])] = [
+            ([2, 3, 5, 7], [2, 3, 7, 9]),          // same batch
+            ([2, 1, 5, 7], [1, 3, 7, 9]),          // both operands broadcast
+            ([5, 7], [4, 7, 3]),                   // A broadcast over B's batch, lower rank
+            ([2, 4, 17, 33], [33, 15]),            // one B for every batch: folded into M
+            ([1, 2, 1, 64], [1, 2, 64, 65]),
+            ([3, 1, 1], [3, 1, 1]),                // K = 1
+            ([1, 2, 13, 1], [2, 1, 1, 31]),
+        ]
+        for _ in 0..<12 {
+            let m = rng.pick(int8AwkwardSizes), k = rng.pick(int8AwkwardSizes), n = rng.pick(int8AwkwardSizes)
+            let b = rng.int(1...2), h = rng.int(1...3)
+            shapes.append(([b, h, m, k], [rng.pick([1, b]), h, k, n]))
+        }
+        let paths = KernelPath.available
+        for (sa, sb) in shapes {
+            // Ranges not centred on 0 (softmax probabilities are >= 0) and some saturation.
+            let a = random(sa, &rng, -1.5, 3), b = random(sb, &rng, -0.2, 1.1)
+            let qa = ActivationQuant(min: -1.2, max: 2.5), qb = ActivationQuant(min: 0, max: 1)
+            let want = reference(a, b, qa, qb)
+            for path in paths {
+                let got = try QuantizedActivationMatMul.matmul(a: a, b: b, aQuant: qa, bQuant: qb, path: path)
+                XCTAssertEqual(got.shape, want.shape, "\(sa) x \(sb) on \(path)")
+                XCTAssertEqual(got.floats, want.floats, "\(sa) x \(sb) on \(path)")
+            }
+        }
+        print("ActivationMatMul paths covered: \(paths.map(\.rawValue).joined(separator: ", "))")
+    }
+
+    func testExtremeZeroPointsAreExact() throws {
+        // zb = 0 (b' = b - 128 reaches -128) and zb = 255, za = 0 and 255.
+        var rng = Int8TestRNG(seed: 5)
+        let a = random([2, 9, 70], &rng, -4, 4), b = random([2, 70, 11], &rng, -4, 4)
+        for (qa, qb) in [(ActivationQuant(min: 0, max: 4), ActivationQuant(min: 0, max: 4)),
+                         (ActivationQuant(min: -4, max: 0), ActivationQuant(min: -4, max: 0)),
+                         (ActivationQuant(min: -4, max: 0), ActivationQuant(min: 0, max: 4))] {
+            let want = reference(a, b, qa, qb)
+            for path in KernelPath.available {
+                let got = try QuantizedActivationMatMul.matmul(a: a, b: b, aQuant: qa, bQuant: qb, path: path)
+                XCTAssertEqual(got.floats, want.floats, "za \(qa.zeroPoint) zb \(qb.zeroPoint) on \(path)")
+            }
+        }
+    }
+
+    func testRejectsBadOperands() {
+        let qa = ActivationQuant(min: -1, max: 1)
+        let v = Tensor(shape: [4], floats: [1, 2, 3, 4]), m = Tensor(shape: [4, 2], floats: Array(repeating: 1, count: 8))
+        XCTAssertThrowsError(try QuantizedActivationMatMul.matmul(a: v, b: m, aQuant: qa, bQuant: qa, path: .reference))
+        XCTAssertThrowsError(try QuantizedActivationMatMul.matmul(a: m, b: m, aQuant: qa, bQuant: qa, path: .reference))
+        let b = Tensor(shape: [3, 2, 4], floats: Array(repeating: 1, count: 24)), c = Tensor(shape: [2, 4, 2], floats: Array(repeating: 1, count: 16))
+        XCTAssertThrowsError(try QuantizedActivationMatMul.matmul(a: b, b: c, aQuant: qa, bQuant: qa, path: .reference))
+    }
+
+    /// x [N, L, D] -> Q, K, V projections (constant-weight MatMuls), scores Q·Kᵀ and
+    /// softmax(scores)·V: two activation x activation MatMuls.
+    private func attentionGraph(l: Int, d: Int, rng: inout Int8TestRNG) -> Graph {
+        func weight(_ name: String) -> Tensor { random([d, d], &rng, -0.5, 0.5) }
+        let nodes = [
+            Node(name: "q_proj", opType: "MatMul", inputs: ["x", "wq"], outputs: ["q"]),
+            Node(name: "k_proj", opType: "MatMul", inputs: ["x", "wk"], outputs: ["k"]),
+            Node(name: "v_proj", opType: "MatMul", inputs: ["x", "wv"], outputs: ["v"]),
+            Node(name: "k_t", opType: "Transpose", inputs: ["k"], outputs: ["kt"], attributes: ["perm": .ints([0, 2, 1])]),
+            Node(name: "scores", opType: "MatMul", inputs: ["q", "kt"], outputs: ["s"]),
+            Node(name: "softmax", opType: "Softmax", inputs: ["s"], outputs: ["p"], attributes: ["axis": .int(-1)]),
+            Node(name: "context", opType: "MatMul", inputs: ["p", "v"], outputs: ["y"]),
+        ]
+        return Graph(nodes: nodes, initializers: ["wq": weight("wq"), "wk": weight("wk"), "wv": weight("wv")],
+                     inputs: [ValueInfo(name: "x", dtype: .float32, shape: [nil, l, d])],
+                     outputs: [ValueInfo(name: "y", dtype: .float32, shape: [nil, l, d])], opsets: ["": 17])
+    }
+
+    func testAttentionBlockThroughMixedPrecisionRuntime() throws {
+        var rng = Int8TestRNG(seed: 11)
+        let (n, l, d) = (3, 7, 12)
+        let session = try Session(graph: attentionGraph(l: l, d: d, rng: &rng))
+        let x = random([n, l, d], &rng, -2, 2)
+
+        XCTAssertTrue(Layers.isActivationMatMul(session.plan.first { $0.name == "scores" }!, constants: session.constants))
+        XCTAssertFalse(Layers.isActivationMatMul(session.plan.first { $0.name == "q_proj" }!, constants: session.constants))
+        XCTAssertEqual(MixedPrecisionRuntime.quantizableNodes(session).map(\.name), ["q_proj", "k_proj", "v_proj", "scores", "context"])
+
+        // Min/max ranges from the FP32 run, as minmax calibration computes them.
+        let all = try session.fp32Activations(["x": x])
+        var ranges: [String: CalibrationTable.Range] = [:]
+        for name in ["x", "q", "kt", "p", "v"] {
+            let f = all[name]!.floats
+            ranges[name] = CalibrationTable.Range(min: f.min()!, max: f.max()!)
+        }
+        let table = CalibrationTable(method: "minmax", modelDigest: "test", samples: n, ranges: ranges)
+        let runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: .auto)
+        XCTAssertTrue(runtime.layers["q_proj"] is QuantizedLinear)
+        let scores = try XCTUnwrap(runtime.layers["scores"] as? QuantizedActivationMatMul)
+        XCTAssertEqual(scores.inputQuant, table.quant(for: "q"))
+        XCTAssertEqual(scores.rightQuant, table.quant(for: "kt"))
+        XCTAssertTrue(scores.weightScales.isEmpty)
+
+        let fp32 = all["y"]!
+        for map in [PrecisionMap(layers: ["scores": .int8, "context": .int8]), runtime.allInt8] {
+            try runtime.apply(map)
+            let y = try session.run(["x": x])["y"]!
+            XCTAssertEqual(y.shape, fp32.shape)
+            let maxAbs = fp32.floats.map { abs($0) }.max()!
+            let err = zip(y.floats, fp32.floats).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(err, 0.05 * maxAbs, "INT8 \(map.int8Layers) vs FP32")
+            XCTAssertGreaterThan(err, 0, "INT8 must differ from FP32 somewhere")
+        }
+
+        // The layer alone, against the scalar reference on the recorded operands.
+        let direct = try scores.run([all["q"], all["kt"]], path: .reference)[0]
+        XCTAssertEqual(direct.floats, reference(all["q"]!, all["kt"]!, scores.inputQuant, scores.rightQuant).floats)
+
+        // A range missing for either operand names the layer and the tensor.
+        for missing in ["q", "kt"] {
+            var r = ranges; r[missing] = nil
+            let t = CalibrationTable(method: "minmax", modelDigest: "test", samples: n, ranges: r)
+            XCTAssertThrowsError(try MixedPrecisionRuntime(session: session, calibration: t)) { error in
+                XCTAssertEqual(error as? QuantizationError, .missingRange(layer: "scores", tensor: missing))
+            }
+        }
+    }
+}
