@@ -96,6 +96,15 @@ final class PoolOpsTests: XCTestCase {
         XCTAssertEqual(try PoolOps.table["MaxPool"]!.run(colMajor, [x], 13)[1].ints, [1, 2, 7, 10])
     }
 
+    /// MaxPool-12 takes int8/uint8: the output keeps the input's type.
+    func testMaxPoolOnUInt8() throws {
+        let x = Tensor(shape: [1, 1, 2, 3], ints: [1, 255, 2, 7, 3, 0], dtype: .uint8)
+        let (y, _) = try PoolOps.MaxPool(x: x, autoPad: "NOTSET", ceilMode: false, dilations: nil, kernelShape: [2, 2],
+                                         pads: nil, storageOrder: 0, strides: nil)
+        XCTAssertEqual(y.dtype, .uint8)
+        XCTAssertEqual(y.ints, [255, 255])
+    }
+
     func testPoolRejectsBadAttributes() {
         let x = OpGolden.Input.x([1, 1, 4, 4]).tensor
         XCTAssertThrowsError(try PoolOps.AveragePool(x: x, autoPad: "NOTSET", ceilMode: false, countIncludePad: false,
