@@ -110,7 +110,7 @@ public enum QDQWriter {
         func dq(_ name: String, inputs: [String], output: String, axis: Int?) -> Onnx_NodeProto {
             var p = Onnx_NodeProto()
             p.name = name; p.opType = "DequantizeLinear"; p.input = inputs; p.output = [output]
-            if let axis, var a = ONNXWriter.attributeProto(.int(axis), name: "axis") { a.name = "axis"; p.attribute = [a] }
+            if let axis, let a = ONNXWriter.attributeProto(.int(axis), name: "axis") { p.attribute = [a] }
             return p
         }
 
@@ -180,7 +180,7 @@ public enum QDQWriter {
                 newInits.append(ONNXWriter.floatProto(bs, shape: [bs.count], name: s))
                 newInits.append(ONNXWriter.int32Proto([Int32](repeating: 0, count: bv.count), shape: [bv.count], name: z))
                 let out = fresh("\(base)_DequantizeLinear_Output")
-                nodes.append(dq(fresh("\(base)_DequantizeLinear"), inputs: [q, s, z], output: out, axis: 0))
+                nodes.append(dq(fresh("\(node.input(2) ?? base)_DequantizeLinear"), inputs: [q, s, z], output: out, axis: 0))
                 if let b = node.input(2) { replaced.insert(b) }
                 while node.inputs.count < 3 { node.inputs.append("") }
                 node.inputs[2] = out

@@ -59,7 +59,7 @@ extension Exporter {
         let layers = try self.layers(for: map, path: mapPath)
         let int8 = layers.filter { $0.precision == .int8 }.map(\.name)
         let fp32 = layers.filter { $0.precision == .fp32 }
-        let counts = "\(int8.count) INT8 and \(fp32.count) FP32 of \(layers.count) layers"
+        let counts = "\(int8.count) of \(layers.count) layers INT8, \(fp32.count) FP32"
         var warnings: [String] = []
         if format != .qdq && format != .json {
             let unnamed = fp32.filter { !$0.namedInFile }.map(\.name)
@@ -73,21 +73,21 @@ extension Exporter {
         switch format {
         case .qdq:
             let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version)
-            return ExportResult(data: data, summary: "QDQ model, \(counts) quantized", warnings: warnings)
+            return ExportResult(data: data, summary: "QDQ model, \(counts)", warnings: warnings)
         case .ortExclude:
             let ops = Set(layers.map(\.op)).sorted()
             let config = OrtExcludeConfig(nodesToExclude: fp32.map(\.name), opTypesToQuantize: ops,
                                           calibrateMethod: Self.ortCalibrateMethod(map.document?.calibration.method),
                                           mpq: provenance)
-            return ExportResult(data: try Self.json(config), summary: "quantize_static options excluding \(fp32.count) FP32 layers (\(counts))",
+            return ExportResult(data: try Self.json(config), summary: "quantize_static options, \(counts) (nodes_to_exclude)",
                                 warnings: warnings)
         case .nncfIgnored:
             let config = NNCFIgnoredConfig(ignoredScope: .init(names: fp32.map(\.name)), mpq: provenance)
-            return ExportResult(data: try Self.json(config), summary: "NNCF ignored scope of \(fp32.count) FP32 layers (\(counts))",
+            return ExportResult(data: try Self.json(config), summary: "NNCF ignored scope, \(counts) (ignored)",
                                 warnings: warnings)
         case .trtexec:
             let line = try Self.trtexecFlags(fp32: fp32.map(\.name))
-            return ExportResult(data: Data((line + "\n").utf8), summary: "trtexec flags pinning \(fp32.count) FP32 layers (\(counts))",
+            return ExportResult(data: Data((line + "\n").utf8), summary: "trtexec flags, \(counts) (pinned to fp32)",
                                 warnings: warnings)
         case .json:
             return ExportResult(data: map.bytes, summary: "the precision map (\(counts))", warnings: warnings)

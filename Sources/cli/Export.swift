@@ -32,6 +32,7 @@ struct Export: ParsableCommand {
         do {
             let exporter = try Exporter(modelPath: model)
             let map = try ExportMap(path: precision)
+            _ = try exporter.layers(for: map, path: precision)       // a wrong map fails before calibrating
             let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter) }
             let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version)
             do { try result.data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
