@@ -224,8 +224,8 @@ final class ExportTests: XCTestCase {
         }
     }
 
-    /// Weights held in Constant nodes: the int8 initializer replaces the Constant node.
-    func testConstantNodeWeightsAreReplaced() throws {
+    /// A bare map with a calibration table: the activation parameters are the table's.
+    func testBareMapTakesScalesFromCalibrationTable() throws {
         let e = try Exporter(modelPath: Self.path("tabular_mlp.onnx"))
         let map = try ExportMap(data: Data(#"{"layers": {"/3/Gemm": "int8", "/7/Gemm": "int8"}}"#.utf8), path: "m.json")
         let table = CalibrationTable(method: "minmax", modelDigest: e.digest, samples: 1,
