@@ -31,7 +31,7 @@ example: build
 	    --precision out/digits_map.json --calibration Examples/digits_calib.npz
 
 test: setup
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 conformance: build
 	.build/release/mpq conformance Tests/Fixtures/conformance/node
