@@ -8,9 +8,12 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a precision map for other tools: a QDQ ONNX model, ONNX Runtime / TensorRT / NNCF options, or the map.",
         discussion: """
-        qdq: an ONNX model with QuantizeLinear/DequantizeLinear around the INT8 layers, with mpq's exact scales.
-        ort-exclude: quantize_static options (nodes_to_exclude = FP32 layers). trtexec: flags pinning FP32 layers.
-        nncf-ignored: an NNCF ignored scope. json: the map as is. See docs/export.md.
+        qdq           ONNX model with Q/DQ around the INT8 layers (mpq's numbers)
+        ort-exclude   quantize_static options, the FP32 layers in nodes_to_exclude
+        trtexec       --precisionConstraints=obey --layerPrecisions=<FP32 layers>:fp32
+        nncf-ignored  NNCF ignored_scope.names = the FP32 layers
+        json          the map as is
+        See docs/export.md.
         """)
 
     @Argument(help: "The ONNX model the map was made for.") var model: String
