@@ -65,7 +65,11 @@ final class ConvOpsTests: XCTestCase {
             Case(x: [1, 6, 16, 16], m: 9, k: [3, 3], group: 3, strides: [2, 2], dilations: [2, 1], pads: [2, 1, 2, 0]),
             Case(x: [1, 5, 9, 11], m: 7, k: [1, 1], bias: false),                              // pointwise, no im2col
             Case(x: [2, 5, 9, 11], m: 4, k: [1, 1], strides: [2, 3]),                          // strided 1x1
-            Case(x: [1, 8, 13, 10], m: 8, k: [3, 3], group: 8, pads: [1, 1, 1, 1]),            // depthwise
+            Case(x: [1, 8, 13, 10], m: 8, k: [3, 3], group: 8, pads: [1, 1, 1, 1]),            // depthwise 3x3, small plane
+            Case(x: [2, 6, 11, 37], m: 6, k: [3, 3], group: 6, strides: [2, 2], pads: [0, 1, 2, 0]), // depthwise 3x3, stride 2
+            Case(x: [1, 2, 5, 40], m: 2, k: [3, 3], group: 2, pads: [1, 1, 1, 1]),            // depthwise 3x3, wide rows: tap loop
+            Case(x: [1, 3, 6, 7], m: 6, k: [3, 3], group: 3, strides: [1, 2], pads: [1, 0, 1, 1]), // 3x3, multiplier 2
+            Case(x: [1, 2, 2, 2], m: 2, k: [3, 3], group: 2, pads: [1, 1, 1, 1]),             // 3x3, border only
             Case(x: [2, 4, 12, 9], m: 8, k: [5, 3], group: 4, strides: [2, 2], dilations: [1, 2], pads: [2, 0, 1, 3]), // depth multiplier 2
             Case(x: [1, 3, 5, 5], m: 2, k: [5, 5], pads: [0, 0, 0, 0]),                        // 1x1 output
             Case(x: [1, 1, 31, 33], m: 3, k: [4, 2], strides: [3, 2], pads: [3, 1, 0, 1]),

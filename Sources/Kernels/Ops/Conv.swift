@@ -56,8 +56,10 @@ enum ConvOps {
                     if cg == 1 && group > 1 && kCount > 1 {
                         for img in 0..<n {
                             for oc in 0..<m {
-                                depthwisePlane(src: X + (img * c + oc / mg) * inP, weights: W + oc * kCount,
-                                               dst: O + (img * m + oc) * outP, g)
+                                let src = X + (img * c + oc / mg) * inP, dst = O + (img * m + oc) * outP
+                                if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst, g) {
+                                    depthwisePlane(src: src, weights: W + oc * kCount, dst: dst, g)
+                                }
                             }
                         }
                         return
