@@ -134,4 +134,40 @@ final class TransformerParityTests: XCTestCase {
         let gotOne = try Self.run(session, single, batch: 1)
         XCTAssertLessThanOrEqual(Self.relativeError(gotOne, Array(want.floats[r * 4..<(r + 1) * 4])), Self.relativeToMax)
     }
+
+    /// Opt-in (skipped unless MPQ_MINILM_DIR is set): mpq FP32 on all-MiniLM-L6-v2 from
+    /// benchmarks/models/minilm.py against ONNX Runtime's `holdout_ort.npz`, on the first
+    /// MPQ_MINILM_ROWS holdout sentences (default 200). Writes mpq's outputs to
+    /// `holdout_mpq.npz` in that folder for benchmarks/models/compare_outputs.py.
+    ///     MPQ_MINILM_DIR=$PWD/out/minilm swift test --filter TransformerParityTests/testMiniLMMatchesOnnxRuntime
+    func testMiniLMMatchesOnnxRuntime() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let dir = env["MPQ_MINILM_DIR"] else { throw XCTSkip("set MPQ_MINILM_DIR to out/minilm (benchmarks/models/minilm.py)") }
+        let rows = Int(env["MPQ_MINILM_ROWS"] ?? "") ?? 200
+        let graph = try ModelLoader.load(path: "\(dir)/minilm.onnx")
+        let session = try Session(graph: GraphPasses.optimize(graph))
+        let data = try Dataset(path: "\(dir)/holdout.npz", graph: graph)
+        let want = try XCTUnwrap(try Numpy.readNPZ(path: "\(dir)/holdout_ort.npz")["sentence_embedding"])
+        let n = min(rows, data.count), width = want.shape[1]
+        var got: [Float] = []
+        let start = Date()
+        for r in data.batches(size: 32) where r.lowerBound < n {
+            let y = try session.run(data.batch(r.lowerBound..<min(r.upperBound, n)))
+            got += try XCTUnwrap(y["sentence_embedding"]).floats
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let ref = Array(want.floats[0..<n * width])
+        let err = Self.relativeError(got, ref)
+        var minCos = 1.0
+        for i in 0..<n {
+            let a = got[i * width..<(i + 1) * width], b = ref[i * width..<(i + 1) * width]
+            let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let na = a.reduce(0.0) { $0 + Double($1) * Double($1) }, nb = b.reduce(0.0) { $0 + Double($1) * Double($1) }
+            minCos = min(minCos, dot / max((na * nb).squareRoot(), 1e-30))
+        }
+        print("minilm \(n) holdout rows (L=\(data.arrays["input_ids"]!.shape[1])): max abs diff / max |out| = \(err), " +
+              "min cosine to ORT = \(minCos), \(String(format: "%.1f", seconds)) s")
+        try Numpy.writeNPZ(["sentence_embedding": Tensor(shape: [n, width], floats: got)], path: "\(dir)/holdout_mpq.npz")
+        XCTAssertLessThanOrEqual(err, Self.relativeToMax)
+    }
 }
