@@ -181,14 +181,14 @@ def main():
     result.update({"samples": int(qdq_out.shape[0]),
                    "ort_fp32": round(score(metric, reference, labels, reference), 4),
                    "ort_qdq": round(ort_score, 4), "mpq_mixed": predicted,
-                   "diff": round(ort_score - predicted, 4), "tolerance": a.tolerance})
+                   "diff": round(ort_score - predicted, 4) + 0.0, "tolerance": a.tolerance})
     result["qdq_within_tolerance"] = abs(ort_score - predicted) <= a.tolerance + 1e-9
     ok &= result["qdq_within_tolerance"]
 
     if a.ort_exclude:
         out, ops = ort_exclude(a.model, a.ort_exclude, a.calibration, feeds)
         s = score(metric, out, labels, reference)
-        result.update({"ort_exclude": round(s, 4), "ort_exclude_diff": round(s - predicted, 4),
+        result.update({"ort_exclude": round(s, 4), "ort_exclude_diff": round(s - predicted, 4) + 0.0,
                        "ort_exclude_tolerance": a.ort_exclude_tolerance, "ort_exclude_ops": ops})
         result["ort_exclude_within_tolerance"] = abs(s - predicted) <= a.ort_exclude_tolerance + 1e-9
         ok &= result["ort_exclude_within_tolerance"]
@@ -200,7 +200,7 @@ def main():
         with open(a.json_out, "w") as f:
             f.write(text + "\n")
     print(f"{os.path.basename(a.qdq)}: checker {result['checker']}; {metric} ORT {ort_score:.4f} vs mpq {predicted:.4f} "
-          f"(diff {ort_score - predicted:+.4f}, tolerance {a.tolerance})"
+          f"(diff {round(ort_score - predicted, 4) + 0.0:+.4f}, tolerance {a.tolerance})"
           + (f"; ort-exclude quantize_static {result['ort_exclude']:.4f} (diff {result['ort_exclude_diff']:+.4f}, "
              f"tolerance {a.ort_exclude_tolerance})" if a.ort_exclude else "")
           + ("  OK" if ok else "  FAIL"), file=sys.stderr)
