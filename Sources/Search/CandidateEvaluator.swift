@@ -33,6 +33,8 @@ public final class CandidateEvaluator {
     public let fp32Score: Double
     /// Per-sample FP32 points, for paired statistics.
     public let fp32Points: [Double]
+    /// Applied to every batch's output before scoring (pooling token embeddings).
+    public let transform: OutputTransform
     public private(set) var fullModelEquivalents: Double = 0
     public private(set) var evaluations = 0
     public private(set) var cacheBytes = 0
@@ -53,8 +55,11 @@ public final class CandidateEvaluator {
 
     /// `cacheLimitBytes` bounds the cached FP32 activations; batches beyond it run in full.
     public init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
-                cacheLimitBytes: Int = 2 << 30, progress: ((Int, Int) -> Void)? = nil) throws {
+                cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
+                progress: ((Int, Int) -> Void)? = nil) throws {
         if metric.needsLabels && data.labels == nil { throw MetricError.missingLabels(metric: metric.rawValue, path: data.path) }
+        try transform.check(data)
+        self.transform = transform
         self.runtime = runtime
         self.data = data
         self.metric = metric
@@ -82,7 +87,8 @@ public final class CandidateEvaluator {
                                           outs.map(\.count).reduce(0, +)))
                 }
             }
-            guard let y = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
+            guard let raw = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
+            let y = try transform.apply(raw, dataset: data, range: r)
             width = y.count / max(r.count, 1)
             values += y.asFloats
             let size = all.values.reduce(0) { $0 + 4 * $1.count }
@@ -102,7 +108,7 @@ public final class CandidateEvaluator {
     static func key(_ map: PrecisionMap) -> String { map.int8Layers.joined(separator: "\u{1}") }
 
     /// Scores `map`. With `rejectAbove` (a budget in points), stops as soon as the drop is
-    /// clearly larger than it.
+    /// clearly larger than it (per-sample metrics only: retrieval is scored on the full split).
     public func evaluate(_ map: PrecisionMap, rejectAbove budget: Double? = nil, keepOutputs: Bool = false) throws -> (Evaluation, Outputs?) {
         let key = Self.key(map)
         if !keepOutputs, let m = memo[key], m.complete || (budget != nil && m.drop > budget!) { return (m, nil) }
@@ -125,7 +131,7 @@ public final class CandidateEvaluator {
         var newInt8Caches: [[String: Tensor]?] = []
         var int8Bytes = 0
         for (b, r) in batches.enumerated() {
-            let y: Tensor
+            var y: Tensor
             if buildInt8Cache {
                 let (outs, values) = try runtime.session.allActivations(data.batch(r))
                 y = outs[output]!
@@ -140,19 +146,26 @@ public final class CandidateEvaluator {
                 y = try runtime.session.run(data.batch(r))[output]!
                 fullModelEquivalents += Double(r.count) / Double(data.count)
             }
+            y = try transform.apply(y, dataset: data, range: r)
             let batchOut = Outputs(values: y.asFloats, rows: r.count, width: fp32Outputs.width)
             let refBatch = Outputs(values: Array(fp32Outputs.values[r.lowerBound * fp32Outputs.width..<r.upperBound * fp32Outputs.width]),
                                    rows: r.count, width: fp32Outputs.width)
-            candPoints += sampleScores(metric, outputs: batchOut, labels: data.labels(r), reference: refBatch).map { $0 * metric.pointsPerSample }
+            if metric.isPerSample {
+                candPoints += sampleScores(metric, outputs: batchOut, labels: data.labels(r), reference: refBatch).map { $0 * metric.pointsPerSample }
+            }
             values += batchOut.values
             done = r.upperBound
-            if let budget, done < data.count, done >= minSamplesBeforeRejection,
+            if let budget, metric.isPerSample, done < data.count, done >= minSamplesBeforeRejection,
                clearlyOver(budget: budget, fp32: fp32Points[0..<done], candidate: candPoints) {
                 complete = false
                 break
             }
         }
         if buildInt8Cache && complete { int8Caches = newInt8Caches; cacheBytes += int8Bytes }
+        if !metric.isPerSample {
+            candPoints = sampleScores(metric, outputs: Outputs(values: values, rows: data.count, width: fp32Outputs.width),
+                                      labels: data.labels, reference: fp32Outputs).map { $0 * metric.pointsPerSample }
+        }
         let score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
         let fp = fp32Points[0..<done].reduce(0, +) / Double(max(done, 1))
         var eval = Evaluation(score: score, drop: fp - score, samples: done, complete: complete, sqnr: nil, kl: nil)

@@ -11,11 +11,16 @@ public struct Evaluator {
     public let batchSize: Int
     /// The graph output scored; the first one by default.
     public let outputName: String
+    /// Applied to every batch's output before it is kept (pooling token embeddings).
+    public let transform: OutputTransform
 
-    public init(session: Session, dataset: Dataset, batchSize: Int = 64, outputName: String? = nil) throws {
+    public init(session: Session, dataset: Dataset, batchSize: Int = 64, outputName: String? = nil,
+                transform: OutputTransform = .identity) throws {
+        try transform.check(dataset)
         self.session = session
         self.dataset = dataset
         self.batchSize = max(1, batchSize)
+        self.transform = transform
         let names = session.graph.outputs.map(\.name)
         if let o = outputName {
             guard names.contains(o) else {
@@ -33,9 +38,10 @@ public struct Evaluator {
         var width = -1
         for range in dataset.batches(size: batchSize) {
             let outs = try session.run(dataset.batch(range))
-            guard let y = outs[outputName] else {
+            guard let raw = outs[outputName] else {
                 throw MetricError.badOutput(output: outputName, reason: "the graph did not produce it")
             }
+            let y = try transform.apply(raw, dataset: dataset, range: range)
             guard y.rank >= 1, y.shape[0] == range.count else {
                 throw MetricError.badOutput(output: outputName, reason: "shape \(Tensor.describe(y.shape)) has no batch dimension of \(range.count)")
             }

@@ -12,12 +12,20 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
     case agreement
     /// Mean cosine similarity of each sample's outputs with the FP32 model's, x 100 (no labels needed).
     case cosine
+    /// Share of samples whose nearest neighbour (cosine, itself excluded) within the split
+    /// is the same as under FP32 (embeddings; no labels needed).
+    case retrieval
+    /// Share of samples whose FP32 nearest neighbour is among the candidate's 5 nearest.
+    case retrieval5
 
     /// Multiplier from a sample score to points: label and agreement metrics score 0/1.
     public var pointsPerSample: Double { self == .cosine ? 1 : 100 }
 
     public var needsLabels: Bool { self == .top1 || self == .top5 }
-    public var needsReference: Bool { self == .agreement || self == .cosine }
+    public var needsReference: Bool { self != .top1 && self != .top5 }
+    /// False when a sample's score depends on the other samples (retrieval looks for
+    /// neighbours in the whole split): scores are then computed on the full output set only.
+    public var isPerSample: Bool { self != .retrieval && self != .retrieval5 }
 }
 
 public enum MetricError: Error, CustomStringConvertible, Equatable {
@@ -59,7 +67,7 @@ public struct Outputs: Sendable, Equatable {
 }
 
 /// Per-sample scores (1 = correct for label metrics, 100 x cosine for `cosine`) for a metric, the unit that confidence intervals
-/// and paired tests work on.
+/// and paired tests work on. Retrieval scores (0/1) look at every row of `outputs`: pass the whole split.
 public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, reference: Outputs?) -> [Double] {
     switch metric {
     case .top1:
@@ -74,6 +82,8 @@ public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, r
     case .cosine:
         let ref = reference ?? outputs
         return (0..<outputs.rows).map { 100 * cosineSimilarity(outputs.row($0), ref.row($0)) }
+    case .retrieval, .retrieval5:
+        return retrievalScores(outputs: outputs, reference: reference ?? outputs, k: metric == .retrieval ? 1 : 5)
     }
 }
 

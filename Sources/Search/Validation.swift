@@ -63,6 +63,8 @@ public final class HoldoutValidator {
     public let metric: Metric
     public let batchSize: Int
     public let outputName: String?
+    /// Applied to every batch's output before scoring (pooling token embeddings).
+    public let transform: OutputTransform
     public let resamples: Int
     public let seed: UInt64
     /// Full passes over the holdout split so far (FP32, all-INT8 and candidates), for reporting.
@@ -72,7 +74,8 @@ public final class HoldoutValidator {
     private var int8Cache: Outputs?
 
     public init(runtime: MixedPrecisionRuntime, holdout: Dataset, metric: Metric, batchSize: Int = 64,
-                outputName: String? = nil, resamples: Int = 2000, seed: UInt64 = 0) throws {
+                outputName: String? = nil, resamples: Int = 2000, seed: UInt64 = 0,
+                transform: OutputTransform = .identity) throws {
         if metric.needsLabels && holdout.labels == nil {
             throw MetricError.missingLabels(metric: metric.rawValue, path: holdout.path)
         }
@@ -82,6 +85,8 @@ public final class HoldoutValidator {
         self.metric = metric
         self.batchSize = max(1, batchSize)
         self.outputName = outputName
+        try transform.check(holdout)
+        self.transform = transform
         self.resamples = max(1, resamples)
         self.seed = seed
     }
@@ -158,6 +163,7 @@ public final class HoldoutValidator {
         try runtime.apply(map)
         defer { try? runtime.apply(saved) }
         passes += 1
-        return try Evaluator(session: runtime.session, dataset: holdout, batchSize: batchSize, outputName: outputName).run()
+        return try Evaluator(session: runtime.session, dataset: holdout, batchSize: batchSize, outputName: outputName,
+                           transform: transform).run()
     }
 }

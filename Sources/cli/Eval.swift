@@ -10,7 +10,10 @@ struct Eval: ParsableCommand {
 
     @Argument(help: "The ONNX model.") var model: String
     @Option(help: "The .npz data: arrays named after the model inputs, labels under 'labels'.") var data: String
-    @Option(help: "top1, top5 (need labels) or agreement (top-1 agreement with FP32).") var metric: Metric = .top1
+    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32).") var metric: Metric = .top1
+    @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
+    var pool: Pooling = .none
+    @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "The graph output to score (default: the first).") var output: String?
     @OptionGroup var precisionOptions: PrecisionOptions
@@ -41,7 +44,8 @@ struct Eval: ParsableCommand {
             throw MetricError.missingLabels(metric: metric.rawValue, path: data)
         }
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
-        let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output)
+        let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
+                                      transform: OutputTransform(pooling: pool, mask: mask))
         // Agreement compares with the FP32 model: run it first, without INT8 routes.
         var reference: Outputs?
         if metric.needsReference, let runtime {

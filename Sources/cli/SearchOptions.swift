@@ -50,7 +50,10 @@ struct SplitOptions: ParsableArguments {
 
 /// Options every search-like command shares.
 struct SearchCommonOptions: ParsableArguments {
-    @Option(help: "top1, top5 (labels), agreement or cosine (no labels).") var metric: Metric = .top1
+    @Option(help: "top1, top5 (labels), agreement, cosine, retrieval or retrieval5 (no labels).") var metric: Metric = .top1
+    @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
+    var pool: Pooling = .none
+    @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
     @Option(help: "Calibration method: minmax, percentile, entropy, mse.") var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
@@ -65,6 +68,8 @@ struct SearchCommonOptions: ParsableArguments {
             throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU")
         }
     }
+
+    var outputTransform: OutputTransform { OutputTransform(pooling: pool, mask: mask) }
 }
 
 /// Everything a search needs, prepared once: model, splits, calibration, runtime, the
@@ -98,7 +103,7 @@ struct SearchContext {
         let progress = Progress(label: "fp32 reference on the search split")
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
                                            batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           progress: progress.update)
+                                           transform: common.outputTransform, progress: progress.update)
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
                                       measureLatency: measureLatency)
     }
@@ -122,3 +127,4 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 }
 
 extension Metric: ExpressibleByArgument {}
+extension Pooling: ExpressibleByArgument {}
