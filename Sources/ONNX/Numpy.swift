@@ -36,21 +36,23 @@ public enum Numpy {
 
     /// Parses the bytes of one `.npy` array.
     public static func parseNPY(_ data: Data, path: String) throws -> Tensor {
-        let bytes = [UInt8](data)
-        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
+        // Only the header is copied; the payload is decoded straight from `data`.
+        let prefix = [UInt8](data.prefix(12))
+        guard prefix.count >= 10, prefix[0] == 0x93, Array(prefix[1...5]) == Array("NUMPY".utf8) else {
             throw ModelError.badData(path: path, reason: "not a .npy array (bad magic)")
         }
-        let major = bytes[6]
+        let major = prefix[6]
         let headerLen: Int, headerStart: Int
         if major == 1 {
-            headerLen = Int(bytes[8]) | Int(bytes[9]) << 8; headerStart = 10
+            headerLen = Int(prefix[8]) | Int(prefix[9]) << 8; headerStart = 10
         } else {
-            guard bytes.count >= 12 else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
-            headerLen = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            guard prefix.count >= 12 else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
+            headerLen = Int(prefix[8]) | Int(prefix[9]) << 8 | Int(prefix[10]) << 16 | Int(prefix[11]) << 24
             headerStart = 12
         }
-        guard bytes.count >= headerStart + headerLen else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
-        let header = String(decoding: bytes[headerStart..<headerStart + headerLen], as: UTF8.self)
+        guard data.count >= headerStart + headerLen else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
+        let base = data.startIndex
+        let header = String(decoding: data[base + headerStart..<base + headerStart + headerLen], as: UTF8.self)
         guard let descr = field(header, "descr").map({ $0.trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")) }),
               let shapeText = shapeField(header) else {
             throw ModelError.badData(path: path, reason: "unreadable .npy header \(header)")
@@ -71,10 +73,10 @@ public enum Numpy {
         let count = shape.reduce(1, *)
         let start = headerStart + headerLen
         let need = count * TensorDecoder.byteSize(dtype)
-        guard bytes.count - start >= need else {
-            throw ModelError.badData(path: path, reason: "array of shape \(Tensor.describe(shape)) (\(descr)) needs \(need) data bytes, the file has \(bytes.count - start)")
+        guard data.count - start >= need else {
+            throw ModelError.badData(path: path, reason: "array of shape \(Tensor.describe(shape)) (\(descr)) needs \(need) data bytes, the file has \(data.count - start)")
         }
-        return TensorDecoder.decodeRaw(data.subdata(in: data.startIndex + start..<data.startIndex + start + need),
+        return TensorDecoder.decodeRaw(data[data.startIndex + start..<data.startIndex + start + need],
                                        dtype: dtype, shape: shape, count: count)
     }
 
