@@ -30,17 +30,18 @@ extension PoolOps {
         switch kind {
         case .max: break
         case .average:
-            let (cd, ch, cw) = (counts[0], counts[1], counts[2])
+            // Divisors as exact small Float products; an empty window gives 0/0 = NaN.
+            let cd = counts[0].map(Float.init), ch = counts[1].map(Float.init), cw = counts[2].map(Float.init)
+            let oW = g.output[2]
             data.withUnsafeMutableBufferPointer { p in
-                var i = 0
-                for _ in 0..<planes { for od in 0..<g.output[0] { for oh in 0..<g.output[1] {
-                    let rowCount = cd[od] * ch[oh]
-                    for ow in 0..<g.output[2] {
-                        let c = rowCount * cw[ow]
-                        p[i] = c > 0 ? p[i] / Float(c) : .nan
-                        i += 1
-                    }
-                }}}
+                cw.withUnsafeBufferPointer { pw in
+                    var row = p.baseAddress!
+                    for _ in 0..<planes { for od in 0..<g.output[0] { for oh in 0..<g.output[1] {
+                        let rowCount = cd[od] * ch[oh]
+                        for ow in 0..<oW { row[ow] = row[ow] / (rowCount * pw[ow]) }
+                        row += oW
+                    }}}
+                }
             }
         case .lp:
             data.withUnsafeMutableBufferPointer { p in
@@ -57,6 +58,11 @@ extension PoolOps {
         let outer = shape[..<axis].reduce(1, *), len = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
         let outLen = g.output[a], s = g.stride[a], d = g.dilation[a], ph = g.padHead[a]
         let empty: Float = isMax ? -.infinity : 0
+        let k = g.kernel[a]
+        // Outputs whose whole window lies inside the input (a contiguous range).
+        let head = validWindowRange(offset: -ph, stride: s, inSize: len, outSize: outLen)
+        let tail = validWindowRange(offset: -ph + (k - 1) * d, stride: s, inSize: len, outSize: outLen)
+        let full = max(head.lowerBound, tail.lowerBound)..<max(head.lowerBound, tail.lowerBound, min(head.upperBound, tail.upperBound))
         var out = [Float](repeating: 0, count: outer * outLen * inner)
         data.withUnsafeBufferPointer { ps in
             out.withUnsafeMutableBufferPointer { po in
@@ -65,7 +71,31 @@ extension PoolOps {
                         for b in 0..<outer {
                             let src = ps.baseAddress! + b * len * inner
                             let dstRow = po.baseAddress! + b * outLen * inner
-                            for o in 0..<outLen {
+                            if inner == 1 && !full.isEmpty {
+                                // Innermost axis: full windows tap by tap across the row, so
+                                // the loop over outputs is contiguous (for stride 1) and vectorises.
+                                let base = src - ph
+                                for o in full { dstRow[o] = base[o * s] }
+                                for t in 1..<max(k, 1) {
+                                    let bt = base + t * d
+                                    if isMax {
+                                        if s == 1 {
+                                            for o in full { let v = bt[o]; dstRow[o] = v > dstRow[o] ? v : dstRow[o] }
+                                        } else {
+                                            for o in full { let v = bt[o * s]; dstRow[o] = v > dstRow[o] ? v : dstRow[o] }
+                                        }
+                                    } else {
+                                        if s == 1 {
+                                            for o in full { dstRow[o] += bt[o] }
+                                        } else {
+                                            for o in full { dstRow[o] += bt[o * s] }
+                                        }
+                                    }
+                                }
+                            }
+                            let rest = inner == 1 && !full.isEmpty
+                                ? [0..<full.lowerBound, full.upperBound..<outLen] : [0..<outLen]
+                            for range in rest { for o in range {
                                 let count = phi[o] - plo[o]
                                 let first = o * s - ph + plo[o] * d
                                 let dst = dstRow + o * inner
@@ -89,7 +119,7 @@ extension PoolOps {
                                         for j in 0..<inner { dst[j] += row[j] }
                                     }
                                 }
-                            }
+                            }}
                         }
                     }
                 }
