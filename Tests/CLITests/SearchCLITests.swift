@@ -115,3 +115,36 @@ final class SearchCLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["sweep", model] + splits + ["--budgets", "1,2", "--require", "3%", "--out", "/tmp/x.json"]).status, 2)
     }
 }
+
+final class ReportCLITests: XCTestCase {
+    func testReportIsSelfContainedHTMLAndMarkdown() throws {
+        let dir = try CLI.temporaryDirectory()
+        let map = dir.appendingPathComponent("map.json").path
+        let f = CLI.fixtures
+        let s = try CLI.run(["search", "\(f)/breast_cancer_raw_mlp.onnx", "--calibration", "\(f)/breast_cancer_raw_mlp_calib.npz",
+                             "--search", "\(f)/breast_cancer_raw_mlp_search.npz", "--holdout", "\(f)/breast_cancer_raw_mlp_holdout.npz",
+                             "--budget", "2%", "--strategy", "greedy", "--out", map])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let html = dir.appendingPathComponent("report.html").path
+        let r = try CLI.run(["report", map, "--out", html])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let text = try String(contentsOfFile: html, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("<!DOCTYPE html>"))
+        for forbidden in ["http://", "https://", "<script", "<link", "src="] {
+            XCTAssertFalse(text.contains(forbidden), "the report must make no external requests: found \(forbidden)")
+        }
+        for expected in ["/0/Gemm", "<svg", "94.37", "80.99", "92.96", "Budget met"] {
+            XCTAssertTrue(text.contains(expected), "missing \(expected)")
+        }
+        let md = dir.appendingPathComponent("report.md").path
+        XCTAssertEqual(try CLI.run(["report", map, "--format", "markdown", "--out", md]).status, 0)
+        let mdText = try String(contentsOfFile: md, encoding: .utf8)
+        XCTAssertTrue(mdText.contains("| breast_cancer_raw_mlp.onnx | 94.37 | 80.99 | 92.96 |"), mdText)
+        XCTAssertTrue(mdText.contains("Kept in FP32: `/0/Gemm`"), mdText)
+        // Not a map: exit 2, no file.
+        let bad = dir.appendingPathComponent("bad.html").path
+        let e = try CLI.run(["report", "\(f)/digits_cnn.json", "--out", bad])
+        XCTAssertEqual(e.status, 2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
+    }
+}
