@@ -13,18 +13,16 @@ public enum Pooling: String, CaseIterable, Codable, Sendable {
     case cls
 }
 
-public enum EmbeddingError: Error, CustomStringConvertible, Equatable {
-    case missingMask(mask: String, path: String, available: [String])
-    case badMask(mask: String, expected: String, actual: String)
-    case badOutput(shape: String, pooling: String)
-
-    public var description: String {
-        switch self {
-        case .missingMask(let m, let p, let a):
-            return "--pool mean needs the mask '\(m)' in \(p) (arrays: \(a.sorted().joined(separator: ", "))); name it with --mask, or --mask none to average every token"
-        case .badMask(let m, let e, let a): return "mask '\(m)' must be \(e) to pool the output, it is \(a)"
-        case .badOutput(let s, let p): return "--pool \(p) needs a token-level output [N, L, D], the model gives \(s)"
-        }
+/// Why pooling failed; thrown as `MetricError.badPooling` (bad input, exit code 2).
+enum PoolingProblem {
+    static func missingMask(_ mask: String, path: String, available: [String]) -> MetricError {
+        .badPooling(reason: "--pool mean needs the mask '\(mask)' in \(path) (arrays: \(available.sorted().joined(separator: ", "))); name it with --mask, or --mask none to average every token")
+    }
+    static func badMask(_ mask: String, expected: String, actual: String) -> MetricError {
+        .badPooling(reason: "mask '\(mask)' must be \(expected) to pool the output, it is \(actual)")
+    }
+    static func badOutput(_ shape: String, pooling: String) -> MetricError {
+        .badPooling(reason: "--pool \(pooling) needs a token-level output [N, L, D], the model gives \(shape)")
     }
 }
 
@@ -48,17 +46,17 @@ public struct OutputTransform: Equatable, Sendable {
     public func check(_ dataset: Dataset) throws {
         guard usesMask else { return }
         guard let m = dataset.extras[mask] else {
-            throw EmbeddingError.missingMask(mask: mask, path: dataset.path, available: Array(dataset.extras.keys))
+            throw PoolingProblem.missingMask(mask, path: dataset.path, available: Array(dataset.extras.keys))
         }
         guard m.rank == 2, m.shape[0] == dataset.count else {
-            throw EmbeddingError.badMask(mask: mask, expected: "[\(dataset.count), L]", actual: Tensor.describe(m.shape))
+            throw PoolingProblem.badMask(mask, expected: "[\(dataset.count), L]", actual: Tensor.describe(m.shape))
         }
     }
 
     /// The batch output `y` of samples `range` of `dataset`, pooled.
     public func apply(_ y: Tensor, dataset: Dataset, range: Range<Int>) throws -> Tensor {
         if pooling == .none { return y }
-        guard y.rank >= 3 else { throw EmbeddingError.badOutput(shape: Tensor.describe(y.shape), pooling: pooling.rawValue) }
+        guard y.rank >= 3 else { throw PoolingProblem.badOutput(Tensor.describe(y.shape), pooling: pooling.rawValue) }
         let mask = try usesMask ? batchMask(dataset, range) : nil
         return try apply(y, mask: mask)
     }
@@ -66,7 +64,7 @@ public struct OutputTransform: Equatable, Sendable {
     /// Pools `y` [n, L, D...] with `mask` [n, L] (any dtype; nil: every token counts).
     public func apply(_ y: Tensor, mask: Tensor?) throws -> Tensor {
         if pooling == .none { return y }
-        guard y.rank >= 3 else { throw EmbeddingError.badOutput(shape: Tensor.describe(y.shape), pooling: pooling.rawValue) }
+        guard y.rank >= 3 else { throw PoolingProblem.badOutput(Tensor.describe(y.shape), pooling: pooling.rawValue) }
         let n = y.shape[0], l = y.shape[1], d = y.shape.dropFirst(2).reduce(1, *)
         let x = y.asFloats
         var out = [Float](repeating: 0, count: n * d)
@@ -78,7 +76,7 @@ public struct OutputTransform: Equatable, Sendable {
         case .mean:
             if let mask {
                 guard mask.shape == [n, l] else {
-                    throw EmbeddingError.badMask(mask: self.mask, expected: "[\(n), \(l)] like the output's first two dimensions",
+                    throw PoolingProblem.badMask(self.mask, expected: "[\(n), \(l)] like the output's first two dimensions",
                                                  actual: Tensor.describe(mask.shape))
                 }
             }

@@ -31,11 +31,14 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
 public enum MetricError: Error, CustomStringConvertible, Equatable {
     case missingLabels(metric: String, path: String)
     case badOutput(output: String, reason: String)
+    /// The output or the data cannot be pooled as asked (EmbeddingMetrics.swift).
+    case badPooling(reason: String)
 
     public var description: String {
         switch self {
         case .missingLabels(let m, let p): return "metric '\(m)' needs labels: \(p) has no 'labels' array (use --metric agreement for label-free scoring)"
         case .badOutput(let o, let r): return "output '\(o)': \(r)"
+        case .badPooling(let r): return r
         }
     }
 }

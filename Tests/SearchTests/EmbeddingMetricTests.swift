@@ -147,7 +147,8 @@ final class EmbeddingMetricTests: XCTestCase {
         let data = try Self.dataset(graph, n: 3, l: 4, d: 3, seed: 2)
         let session = try Session(graph: graph)
         XCTAssertThrowsError(try Evaluator(session: session, dataset: data, transform: OutputTransform(pooling: .mean, mask: "mask"))) { e in
-            XCTAssertEqual(e as? EmbeddingError, .missingMask(mask: "mask", path: "encoder.npz", available: ["attention_mask", "x"]))
+            XCTAssertEqual(e as? MetricError, PoolingProblem.missingMask("mask", path: "encoder.npz", available: ["attention_mask", "x"]))
+            XCTAssertTrue("\(e)".contains("--pool mean needs the mask 'mask' in encoder.npz (arrays: attention_mask, x)"), "\(e)")
         }
         XCTAssertNoThrow(try Evaluator(session: session, dataset: data, transform: OutputTransform(pooling: .mean, mask: "none")).run())
     }
