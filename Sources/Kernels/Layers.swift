@@ -4,7 +4,7 @@ import ONNX
 /// choice (INT8 or FP32), its weight count, and its multiply-accumulates for given shapes.
 public enum Layers {
     /// Ops with an INT8 implementation when their weight operand is constant.
-    public static let quantizableOps: Set<String> = ["Conv", "Gemm", "MatMul"]
+    public static let quantizableOps: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
 
     /// True when the node can run in INT8: a quantizable op with a constant float weight
     /// (input 1) in a form the INT8 kernels implement. Must agree with what
@@ -16,6 +16,8 @@ public enum Layers {
         switch node.opType {
         case "Conv":
             return t.rank == 3 || t.rank == 4
+        case "ConvTranspose":
+            return t.rank >= 3 && t.rank <= 5
         case "Gemm":
             guard node.int("transA", default: 0) == 0, t.rank == 2 else { return false }
             let n = node.int("transB", default: 0) == 1 ? t.shape[0] : t.shape[1]

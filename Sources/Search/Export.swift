@@ -230,6 +230,19 @@ public final class Exporter {
             let qw = QuantizedWeights(rows: w.floats, channels: w.shape[0])
             (values, scales, axis, epilogue) = (qw.values, qw.scales, 0, qw.scales)
             bias = node.input(2).flatMap { constants[$0] }?.floats
+        case "ConvTranspose":
+            // Scales along W's axis 1, shared by the groups, as QuantizedConvTranspose does.
+            let c = w.shape[0], mg = w.shape[1], taps = w.shape.dropFirst(2).reduce(1, *)
+            var rows = [Float](repeating: 0, count: mg * c * taps)
+            for co in 0..<mg { for cin in 0..<c { for t in 0..<taps { rows[(co * c + cin) * taps + t] = w.floats[(cin * mg + co) * taps + t] } } }
+            let qw = QuantizedWeights(rows: rows, channels: mg)
+            values = [Int8](repeating: 0, count: w.count)
+            for co in 0..<mg { for cin in 0..<c { for t in 0..<taps { values[(cin * mg + co) * taps + t] = qw.values[(co * c + cin) * taps + t] } } }
+            scales = qw.scales
+            axis = 1
+            let group = node.int("group", default: 1)
+            epilogue = (0..<group).flatMap { _ in qw.scales }
+            bias = node.input(2).flatMap { constants[$0] }?.floats
         case "Gemm", "MatMul":
             guard w.rank == 2 else { throw ExportError.invalidQuantization(layer: node.name, reason: "the weight must be 2-D") }
             let isGemm = node.opType == "Gemm"

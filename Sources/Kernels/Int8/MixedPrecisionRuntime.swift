@@ -38,6 +38,7 @@ public final class MixedPrecisionRuntime {
             let b = node.input(2).flatMap { session.constants[$0] }
             switch node.opType {
             case "Conv": layers[node.name] = try QuantizedConv(node: node, weight: w, bias: b, inputQuant: q)
+            case "ConvTranspose": layers[node.name] = try QuantizedConvTranspose(node: node, weight: w, bias: b, inputQuant: q)
             case "Gemm", "MatMul": layers[node.name] = try QuantizedLinear(node: node, weight: w, bias: b, inputQuant: q)
             default: continue
             }

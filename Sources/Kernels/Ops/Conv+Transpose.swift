@@ -23,7 +23,43 @@ extension ConvOps {
             try ensureFloat(b, "ConvTranspose B")
             guard b.count == m else { throw OpError("ConvTranspose bias \(Tensor.describe(b.shape)) must have \(m) values") }
         }
-        let xSpatial = Array(x.shape.dropFirst(2))
+        let (g, outSpatial) = try convTransposeGeometry(xShape: x.shape, wShape: w.shape, autoPad: autoPad, dilations: dilations,
+                                                        outputPadding: outputPadding, outputShape: outputShape, pads: pads, strides: strides)
+        let inP = g.output.reduce(1, *), outP = g.inputCount, kCount = g.kernelCount
+        let rows = mg * kCount
+        var out = [Float](repeating: 0, count: n * m * outP)
+        let direct = g.isPointwise && inP == outP
+        var col = direct ? [] : [Float](repeating: 0, count: rows * inP)
+        x.floats.withUnsafeBufferPointer { px in
+            w.floats.withUnsafeBufferPointer { pw in
+                out.withUnsafeMutableBufferPointer { po in
+                    col.withUnsafeMutableBufferPointer { pc in
+                        let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
+                        for img in 0..<n {
+                            for grp in 0..<group {
+                                let dst = O + (img * m + grp * mg) * outP
+                                let cMat = direct ? dst : pc.baseAddress!
+                                sgemm(transA: true, m: rows, n: inP, k: cg, a: W + grp * cg * rows, lda: rows,
+                                      b: X + (img * c + grp * cg) * inP, ldb: inP, c: cMat, ldc: inP)
+                                if !direct { col2im(src: pc.baseAddress!, channels: mg, g, dst: dst) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let b { addChannelBias(&out, b.floats, images: n, channels: m, plane: outP) }
+        return Tensor(shape: [n, m] + outSpatial, floats: out, dtype: x.dtype)
+    }
+
+    /// The geometry of a ConvTranspose as the forward convolution it is the adjoint of
+    /// (`g.input` is the ConvTranspose output, `g.output` its input), with `auto_pad`,
+    /// `output_padding` and `output_shape` resolved as ONNX Runtime does; and the output's
+    /// spatial shape. Shared by the FP32 op and the INT8 layer.
+    static func convTransposeGeometry(xShape: [Int], wShape: [Int], autoPad: String, dilations: [Int]?, outputPadding: [Int]?,
+                                      outputShape: [Int]?, pads: [Int]?, strides: [Int]?) throws -> (WindowGeometry, [Int]) {
+        let wKernel = Array(wShape.dropFirst(2))
+        let xSpatial = Array(xShape.dropFirst(2))
         let r = xSpatial.count
         // The geometry of the forward convolution this op is the adjoint of: its input is
         // our output, its output is our input.
@@ -56,36 +92,12 @@ extension ConvOps {
             // input reaches (ONNX Runtime pads no further; the rest is zero plus bias).
             outSpatial[i] = outputShape.map { $0[$0.count - r + i] } ?? full - g.padHead[a] - g.padTail[a]
             guard outSpatial[i] > 0 else {
-                throw OpError("ConvTranspose output would be empty: X \(Tensor.describe(x.shape)), W \(Tensor.describe(w.shape)), pads \(g.pads)")
+                throw OpError("ConvTranspose output would be empty: X \(Tensor.describe(xShape)), W \(Tensor.describe(wShape)), pads \(g.pads)")
             }
         }
         g.output = g.input
         g.input = [Int](repeating: 1, count: 3 - r) + outSpatial
-        let inP = g.output.reduce(1, *), outP = g.inputCount, kCount = g.kernelCount
-        let rows = mg * kCount
-        var out = [Float](repeating: 0, count: n * m * outP)
-        let direct = g.isPointwise && inP == outP
-        var col = direct ? [] : [Float](repeating: 0, count: rows * inP)
-        x.floats.withUnsafeBufferPointer { px in
-            w.floats.withUnsafeBufferPointer { pw in
-                out.withUnsafeMutableBufferPointer { po in
-                    col.withUnsafeMutableBufferPointer { pc in
-                        let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
-                        for img in 0..<n {
-                            for grp in 0..<group {
-                                let dst = O + (img * m + grp * mg) * outP
-                                let cMat = direct ? dst : pc.baseAddress!
-                                sgemm(transA: true, m: rows, n: inP, k: cg, a: W + grp * cg * rows, lda: rows,
-                                      b: X + (img * c + grp * cg) * inP, ldb: inP, c: cMat, ldc: inP)
-                                if !direct { col2im(src: pc.baseAddress!, channels: mg, g, dst: dst) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let b { addChannelBias(&out, b.floats, images: n, channels: m, plane: outP) }
-        return Tensor(shape: [n, m] + outSpatial, floats: out, dtype: x.dtype)
+        return (g, outSpatial)
     }
 
     /// The adjoint of `im2col`: adds each column entry to the image position its window
