@@ -17,6 +17,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "The graph output to score (default: the first).") var output: String?
     @OptionGroup var precisionOptions: PrecisionOptions
+    @Option(help: "Also write the scored output of every sample to this .npz (under the output's name).") var saveOutputs: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -58,6 +59,9 @@ struct Eval: ParsableCommand {
         let outputs = try evaluator.run(progress: Progress(label: "eval").update)
         let seconds = Date().timeIntervalSince(start)
         let s = score(metric, outputs: outputs, labels: dataset.labels, reference: reference)
+        if let saveOutputs {
+            try Numpy.writeNPZ([evaluator.outputName: Tensor(shape: [outputs.rows, outputs.width], floats: outputs.values)], path: saveOutputs)
+        }
         let int8 = runtime?.map.int8Layers.count ?? 0
         let precisionName = runtime == nil ? "fp32" : (precisionOptions.precision == "int8" || precisionOptions.precision == "fp32" ? precisionOptions.precision : "mixed")
         let report = Report(model: self.model, data: data, metric: metric.rawValue, score: (s * 100).rounded() / 100,
