@@ -23,10 +23,17 @@ public struct QDQLayer: Sendable, Equatable {
     public var biasScales: [Float]?
     /// Attributes set on the node (Gemm: `beta = 1` once beta is folded into the int32 bias).
     public var attributes: [String: Attribute]
+    /// Input 1 when it is an activation too (activation x activation MatMul): quantized per
+    /// tensor like input 0, and the layer has no weight (empty `weightValues`).
+    public var secondActivation: String?
+    public var secondScale: Float
+    public var secondZeroPoint: UInt8
 
     public init(node: String, activation: String, activationScale: Float, activationZeroPoint: UInt8,
                 weightValues: [Int8], weightShape: [Int], weightScales: [Float], weightAxis: Int,
-                biasValues: [Int32]?, biasScales: [Float]?, attributes: [String: Attribute] = [:]) {
+                biasValues: [Int32]?, biasScales: [Float]?, attributes: [String: Attribute] = [:],
+                secondActivation: String? = nil, secondScale: Float = 1, secondZeroPoint: UInt8 = 0) {
+        self.secondActivation = secondActivation; self.secondScale = secondScale; self.secondZeroPoint = secondZeroPoint
         self.node = node; self.activation = activation
         self.activationScale = activationScale; self.activationZeroPoint = activationZeroPoint
         self.weightValues = weightValues; self.weightShape = weightShape; self.weightScales = weightScales
@@ -126,22 +133,17 @@ public enum QDQWriter {
             guard let wName = node.input(1) else {
                 throw QDQExportError.inconsistent(layer: l.node, reason: "the node has no weight input")
             }
-            let channels = l.weightShape.indices.contains(l.weightAxis) ? l.weightShape[l.weightAxis] : -1
-            guard l.weightScales.count == channels, l.weightValues.count == l.weightShape.reduce(1, *) else {
-                throw QDQExportError.inconsistent(layer: l.node, reason: "\(l.weightScales.count) weight scales for a weight of shape \(Tensor.describe(l.weightShape)) on axis \(l.weightAxis)")
-            }
-
-            // Activation: one QuantizeLinear/DequantizeLinear pair per tensor.
-            if let dqOut = activationDQ[l.activation] {
-                guard activationParams[l.activation]! == (l.activationScale, l.activationZeroPoint) else {
-                    throw QDQExportError.inconsistent(layer: l.node, reason: "'\(l.activation)' is quantized with two different scales by the INT8 layers that read it")
+            // Activations: one QuantizeLinear/DequantizeLinear pair per tensor.
+            func quantized(_ x: String, _ scaleValue: Float, _ zpValue: UInt8) throws -> String {
+                if let dqOut = activationDQ[x] {
+                    guard activationParams[x]! == (scaleValue, zpValue) else {
+                        throw QDQExportError.inconsistent(layer: l.node, reason: "'\(x)' is quantized with two different scales by the INT8 layers that read it")
+                    }
+                    return dqOut
                 }
-                node.inputs[0] = dqOut
-            } else {
-                let x = l.activation
                 let scale = fresh("\(x)_scale"), zp = fresh("\(x)_zero_point")
-                newInits.append(ONNXWriter.floatProto([l.activationScale], shape: [], name: scale))
-                newInits.append(ONNXWriter.uint8Proto([l.activationZeroPoint], shape: [], name: zp))
+                newInits.append(ONNXWriter.floatProto([scaleValue], shape: [], name: scale))
+                newInits.append(ONNXWriter.uint8Proto([zpValue], shape: [], name: zp))
                 let qOut = fresh("\(x)_QuantizeLinear_Output"), dqOut = fresh("\(x)_DequantizeLinear_Output")
                 var q = Onnx_NodeProto()
                 q.name = fresh("\(x)_QuantizeLinear"); q.opType = "QuantizeLinear"
@@ -149,8 +151,22 @@ public enum QDQWriter {
                 nodes.append(q)
                 nodes.append(dq(fresh("\(x)_DequantizeLinear"), inputs: [qOut, scale, zp], output: dqOut, axis: nil))
                 activationDQ[x] = dqOut
-                activationParams[x] = (l.activationScale, l.activationZeroPoint)
-                node.inputs[0] = dqOut
+                activationParams[x] = (scaleValue, zpValue)
+                return dqOut
+            }
+            node.inputs[0] = try quantized(l.activation, l.activationScale, l.activationZeroPoint)
+            if let second = l.secondActivation {
+                guard node.input(1) == second else {
+                    throw QDQExportError.inconsistent(layer: l.node, reason: "the map quantizes '\(second)' as input 1, the node reads '\(node.input(1) ?? "")'")
+                }
+                node.inputs[1] = try quantized(second, l.secondScale, l.secondZeroPoint)
+                nodes.append(try proto(node, originalNodes))
+                continue
+            }
+
+            let channels = l.weightShape.indices.contains(l.weightAxis) ? l.weightShape[l.weightAxis] : -1
+            guard l.weightScales.count == channels, l.weightValues.count == l.weightShape.reduce(1, *) else {
+                throw QDQExportError.inconsistent(layer: l.node, reason: "\(l.weightScales.count) weight scales for a weight of shape \(Tensor.describe(l.weightShape)) on axis \(l.weightAxis)")
             }
 
             // Weight: int8, symmetric (zero points 0), per channel.

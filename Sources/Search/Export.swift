@@ -57,6 +57,7 @@ public struct ExportMap: Sendable {
         public var name: String
         public var precision: Precision
         public var activation: PrecisionMapDocument.ActivationRef?
+        public var activation2: PrecisionMapDocument.ActivationRef? = nil
         public var weightScales: [Float]?
     }
     /// Layers in file order (a dictionary map: name order).
@@ -71,7 +72,8 @@ public struct ExportMap: Sendable {
     private struct Loose: Decodable {
         struct Entry: Decodable {
             var name: String; var precision: Precision
-            var activation: PrecisionMapDocument.ActivationRef?; var weightScales: [Float]?
+            var activation: PrecisionMapDocument.ActivationRef?; var activation2: PrecisionMapDocument.ActivationRef?
+            var weightScales: [Float]?
         }
         struct Model: Decodable { var digest: String? }
         var layers: [Entry]
@@ -104,7 +106,8 @@ public struct ExportMap: Sendable {
         for e in loose.layers where !seen.insert(e.name).inserted {
             throw ExportError.unreadableMap(path: path, reason: "layer '\(e.name)' is listed twice")
         }
-        layers = loose.layers.map { Layer(name: $0.name, precision: $0.precision, activation: $0.activation, weightScales: $0.weightScales) }
+        layers = loose.layers.map { Layer(name: $0.name, precision: $0.precision, activation: $0.activation,
+                                          activation2: $0.activation2, weightScales: $0.weightScales) }
         modelDigest = loose.modelDigest ?? loose.model?.digest
     }
 
@@ -202,6 +205,21 @@ public final class Exporter {
                 q = ActivationQuant(scale: a.scale, zeroPoint: UInt8(a.zeroPoint))
             } else {
                 q = calibration!.quant(for: x)!
+            }
+            if let w = node.input(1), session.constants[w] == nil {
+                // Activation x activation MatMul: both inputs quantized per tensor, no weight.
+                let q2: ActivationQuant
+                if let a = entries[l.name]?.activation2 {
+                    guard a.tensor == w else { throw ExportError.activationMismatch(layer: l.name, map: a.tensor, model: w) }
+                    q2 = ActivationQuant(scale: a.scale, zeroPoint: UInt8(clamping: a.zeroPoint))
+                } else if let c = calibration?.quant(for: w) {
+                    q2 = c
+                } else {
+                    throw ExportError.missingQuantization(layers: [l.name])
+                }
+                return QDQLayer(node: node.name, activation: x, activationScale: q.scale, activationZeroPoint: q.zeroPoint,
+                                weightValues: [], weightShape: [], weightScales: [], weightAxis: 0, biasValues: nil, biasScales: nil,
+                                secondActivation: w, secondScale: q2.scale, secondZeroPoint: q2.zeroPoint)
             }
             return try Self.spec(node: node, constants: session.constants, inputQuant: q, mapScales: entries[l.name]?.weightScales)
         }

@@ -28,6 +28,8 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
         public var macs: Int; public var weightBytes: Int
         public var sensitivity: LayerSensitivityRef?
         public var activation: ActivationRef
+        /// Input 1's quantization when it is an activation (activation x activation MatMul).
+        public var activation2: ActivationRef?
         public var weightScales: [Float]
     }
 
@@ -89,6 +91,7 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
                                                                   sqnrDb: $0.aloneInt8.sqnr.map(round4), kl: $0.aloneInt8.kl.map(round6)) },
                          activation: ActivationRef(tensor: nodes[name]?.input(0) ?? "", scale: q.inputQuant.scale,
                                                    zeroPoint: Int(q.inputQuant.zeroPoint)),
+                         activation2: q.secondInputQuant.map { ActivationRef(tensor: nodes[name]?.input(1) ?? "", scale: $0.scale, zeroPoint: Int($0.zeroPoint)) },
                          weightScales: q.weightScales)
         }
     }

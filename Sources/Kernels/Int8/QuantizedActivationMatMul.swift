@@ -18,6 +18,7 @@ final class QuantizedActivationMatMul: QuantizedLayer {
     let rightQuant: ActivationQuant
     /// Empty: neither operand is a weight.
     let weightScales: [Float] = []
+    var secondInputQuant: ActivationQuant? { rightQuant }
     private let clamp: (Float, Float)
 
     /// Largest K for which the kernel's int32 accumulator is exact (mpq_kernels.h).

@@ -10,7 +10,13 @@ public protocol QuantizedLayer: AnyObject {
     var inputQuant: ActivationQuant { get }
     /// Per-output-channel weight scales.
     var weightScales: [Float] { get }
+    /// Quantization of input 1 when it is an activation too (activation x activation MatMul).
+    var secondInputQuant: ActivationQuant? { get }
     func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor]
+}
+
+extension QuantizedLayer {
+    public var secondInputQuant: ActivationQuant? { nil }
 }
 
 /// Why a node cannot be prepared for INT8 (the precision map or calibration is wrong).
