@@ -35,6 +35,9 @@ public final class CandidateEvaluator {
     public let fp32Points: [Double]
     /// Applied to every batch's output before scoring (pooling token embeddings).
     public let transform: OutputTransform
+    /// Post-processing of a detector's output (detection metrics only, docs/detection.md).
+    public let detection: DetectionOptions
+    private let truth: DetectionTruth?
     public private(set) var fullModelEquivalents: Double = 0
     public private(set) var evaluations = 0
     public private(set) var cacheBytes = 0
@@ -56,8 +59,11 @@ public final class CandidateEvaluator {
     /// `cacheLimitBytes` bounds the cached FP32 activations; batches beyond it run in full.
     public init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
                 cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
+                detection: DetectionOptions = DetectionOptions(),
                 progress: ((Int, Int) -> Void)? = nil) throws {
         if metric.needsLabels && data.labels == nil { throw MetricError.missingLabels(metric: metric.rawValue, path: data.path) }
+        self.detection = detection
+        truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: data) : nil
         try transform.check(data)
         self.transform = transform
         self.runtime = runtime
@@ -88,7 +94,8 @@ public final class CandidateEvaluator {
                 }
             }
             guard let raw = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
-            let y = try transform.apply(raw, dataset: data, range: r)
+            var y = try transform.apply(raw, dataset: data, range: r)
+            if metric.isDetection { y = try detection.decode(y) }
             width = y.count / max(r.count, 1)
             values += y.asFloats
             let size = all.values.reduce(0) { $0 + 4 * $1.count }
@@ -101,7 +108,8 @@ public final class CandidateEvaluator {
         self.totalCost = max(costs.reduce(0, +), 1)
         fp32Outputs = Outputs(values: values, rows: data.count, width: width)
         fp32Points = sampleScores(metric, outputs: fp32Outputs, labels: data.labels, reference: fp32Outputs).map { $0 * metric.pointsPerSample }
-        fp32Score = fp32Points.reduce(0, +) / Double(max(fp32Points.count, 1))
+        fp32Score = metric.isDetection ? DetectionMetrics.score(metric, outputs: fp32Outputs, reference: fp32Outputs, truth: truth)
+            : fp32Points.reduce(0, +) / Double(max(fp32Points.count, 1))
         fullModelEquivalents = 1
     }
 
@@ -147,6 +155,7 @@ public final class CandidateEvaluator {
                 fullModelEquivalents += Double(r.count) / Double(data.count)
             }
             y = try transform.apply(y, dataset: data, range: r)
+            if metric.isDetection { y = try detection.decode(y) }
             let batchOut = Outputs(values: y.asFloats, rows: r.count, width: fp32Outputs.width)
             let refBatch = Outputs(values: Array(fp32Outputs.values[r.lowerBound * fp32Outputs.width..<r.upperBound * fp32Outputs.width]),
                                    rows: r.count, width: fp32Outputs.width)
@@ -166,8 +175,13 @@ public final class CandidateEvaluator {
             candPoints = sampleScores(metric, outputs: Outputs(values: values, rows: data.count, width: fp32Outputs.width),
                                       labels: data.labels, reference: fp32Outputs).map { $0 * metric.pointsPerSample }
         }
-        let score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
-        let fp = fp32Points[0..<done].reduce(0, +) / Double(max(done, 1))
+        var score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
+        var fp = metric.isDetection ? fp32Score : fp32Points[0..<done].reduce(0, +) / Double(max(done, 1))
+        if metric.isDetection {
+            score = DetectionMetrics.score(metric, outputs: Outputs(values: values, rows: data.count, width: fp32Outputs.width),
+                                           reference: fp32Outputs, truth: truth)
+            fp = fp32Score
+        }
         var eval = Evaluation(score: score, drop: fp - score, samples: done, complete: complete, sqnr: nil, kl: nil)
         var outs: Outputs?
         if complete {

@@ -13,9 +13,12 @@ public struct Evaluator {
     public let outputName: String
     /// Applied to every batch's output before it is kept (pooling token embeddings).
     public let transform: OutputTransform
+    /// Decodes a detector's output per batch into boxes (docs/detection.md); nil keeps it raw.
+    public let detection: DetectionOptions?
 
     public init(session: Session, dataset: Dataset, batchSize: Int = 64, outputName: String? = nil,
-                transform: OutputTransform = .identity) throws {
+                transform: OutputTransform = .identity, detection: DetectionOptions? = nil) throws {
+        self.detection = detection
         try transform.check(dataset)
         self.session = session
         self.dataset = dataset
@@ -41,7 +44,8 @@ public struct Evaluator {
             guard let raw = outs[outputName] else {
                 throw MetricError.badOutput(output: outputName, reason: "the graph did not produce it")
             }
-            let y = try transform.apply(raw, dataset: dataset, range: range)
+            var y = try transform.apply(raw, dataset: dataset, range: range)
+            if let detection { y = try detection.decode(y) }
             guard y.rank >= 1, y.shape[0] == range.count else {
                 throw MetricError.badOutput(output: outputName, reason: "shape \(Tensor.describe(y.shape)) has no batch dimension of \(range.count)")
             }

@@ -17,15 +17,21 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
     case retrieval
     /// Share of samples whose FP32 nearest neighbour is among the candidate's 5 nearest.
     case retrieval5
+    /// COCO mAP at IoU 0.5 against `gt_boxes`/`gt_classes` (object detection, docs/detection.md).
+    case map50
+    /// COCO mAP averaged over IoU 0.50:0.05:0.95.
+    case map50_95
+    /// mAP at IoU 0.5 against the FP32 model's detections scoring >= 0.25 (no labels needed).
+    case boxAgreement = "box-agreement"
 
     /// Multiplier from a sample score to points: label and agreement metrics score 0/1.
     public var pointsPerSample: Double { self == .cosine ? 1 : 100 }
 
     public var needsLabels: Bool { self == .top1 || self == .top5 }
-    public var needsReference: Bool { self != .top1 && self != .top5 }
+    public var needsReference: Bool { self != .top1 && self != .top5 && self != .map50 && self != .map50_95 }
     /// False when a sample's score depends on the other samples (retrieval looks for
     /// neighbours in the whole split): scores are then computed on the full output set only.
-    public var isPerSample: Bool { self != .retrieval && self != .retrieval5 }
+    public var isPerSample: Bool { self != .retrieval && self != .retrieval5 && !isDetection }
 }
 
 public enum MetricError: Error, CustomStringConvertible, Equatable {
@@ -33,12 +39,15 @@ public enum MetricError: Error, CustomStringConvertible, Equatable {
     case badOutput(output: String, reason: String)
     /// The output or the data cannot be pooled as asked (EmbeddingMetrics.swift).
     case badPooling(reason: String)
+    /// map50/map50_95 without `gt_boxes`/`gt_classes` in the data (Detection.swift).
+    case missingGroundTruth(path: String, available: [String])
 
     public var description: String {
         switch self {
         case .missingLabels(let m, let p): return "metric '\(m)' needs labels: \(p) has no 'labels' array (use --metric agreement for label-free scoring)"
         case .badOutput(let o, let r): return "output '\(o)': \(r)"
         case .badPooling(let r): return r
+        case .missingGroundTruth(let p, let a): return "detection metrics map50/map50_95 need ground truth: \(p) has no 'gt_boxes' [N, M, 4] and 'gt_classes' [N, M] arrays (arrays: \(a.joined(separator: ", "))); use --metric box-agreement for label-free scoring"
         }
     }
 }
@@ -87,6 +96,9 @@ public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, r
         return (0..<outputs.rows).map { 100 * cosineSimilarity(outputs.row($0), ref.row($0)) }
     case .retrieval, .retrieval5:
         return retrievalScores(outputs: outputs, reference: reference ?? outputs, k: metric == .retrieval ? 1 : 5)
+    case .map50, .map50_95, .boxAgreement:
+        // Split-level metrics with no per-sample decomposition: DetectionMetrics.score.
+        return []
     }
 }
 
@@ -101,6 +113,7 @@ public func cosineSimilarity(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> 
 
 /// The metric in points.
 public func score(_ metric: Metric, outputs: Outputs, labels: [Int64]?, reference: Outputs?) -> Double {
+    if metric == .boxAgreement { return DetectionMetrics.score(metric, outputs: outputs, reference: reference, truth: nil) }
     let s = sampleScores(metric, outputs: outputs, labels: labels, reference: reference)
     guard !s.isEmpty else { return 0 }
     return metric.pointsPerSample * s.reduce(0, +) / Double(s.count)

@@ -65,6 +65,9 @@ public final class HoldoutValidator {
     public let outputName: String?
     /// Applied to every batch's output before scoring (pooling token embeddings).
     public let transform: OutputTransform
+    /// Post-processing of a detector's output (detection metrics only, docs/detection.md).
+    public let detection: DetectionOptions
+    private let truth: DetectionTruth?
     public let resamples: Int
     public let seed: UInt64
     /// Full passes over the holdout split so far (FP32, all-INT8 and candidates), for reporting.
@@ -75,7 +78,7 @@ public final class HoldoutValidator {
 
     public init(runtime: MixedPrecisionRuntime, holdout: Dataset, metric: Metric, batchSize: Int = 64,
                 outputName: String? = nil, resamples: Int = 2000, seed: UInt64 = 0,
-                transform: OutputTransform = .identity) throws {
+                transform: OutputTransform = .identity, detection: DetectionOptions = DetectionOptions()) throws {
         if metric.needsLabels && holdout.labels == nil {
             throw MetricError.missingLabels(metric: metric.rawValue, path: holdout.path)
         }
@@ -87,6 +90,8 @@ public final class HoldoutValidator {
         self.outputName = outputName
         try transform.check(holdout)
         self.transform = transform
+        self.detection = detection
+        truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: holdout) : nil
         self.resamples = max(1, resamples)
         self.seed = seed
     }
@@ -127,19 +132,30 @@ public final class HoldoutValidator {
         let refPoints = sampleScores(metric, outputs: fp32, labels: labels, reference: fp32).map { $0 * k }
         let int8Points = sampleScores(metric, outputs: int8, labels: labels, reference: fp32).map { $0 * k }
         let mixedPoints = sampleScores(metric, outputs: mixed, labels: labels, reference: fp32).map { $0 * k }
-        let fp32Score = Statistics.mean(refPoints)
-        let mixedScore = Statistics.mean(mixedPoints)
-        let ci = Statistics.pairedBootstrapCI(reference: refPoints, candidate: mixedPoints, resamples: resamples,
+        var fp32Score = Statistics.mean(refPoints)
+        var mixedScore = Statistics.mean(mixedPoints)
+        var int8Score = Statistics.mean(int8Points)
+        var ci: ConfidenceInterval
+        if metric.isDetection {
+            // Split-level mAP: bootstrap over images, recomputing both mAPs (docs/detection.md).
+            fp32Score = DetectionMetrics.score(metric, outputs: fp32, reference: fp32, truth: truth)
+            mixedScore = DetectionMetrics.score(metric, outputs: mixed, reference: fp32, truth: truth)
+            int8Score = DetectionMetrics.score(metric, outputs: int8, reference: fp32, truth: truth)
+            ci = DetectionMetrics.pairedBootstrapCI(metric, reference: fp32, candidate: mixed, truth: truth,
+                                                    resamples: resamples, confidence: confidence, seed: seed)
+        } else {
+            ci = Statistics.pairedBootstrapCI(reference: refPoints, candidate: mixedPoints, resamples: resamples,
                                               confidence: confidence, seed: seed)
+        }
         var p: Double?
-        if metric != .cosine {
+        if metric != .cosine && !metric.isDetection {
             p = Statistics.mcnemar(reference: refPoints.map { $0 > 0 }, candidate: mixedPoints.map { $0 > 0 }).p
         }
 
         let drop = Self.round4(fp32Score - mixedScore)
         let lo = Self.round4(ci.low), hi = Self.round4(ci.high)
         let b = Self.round4(budget)
-        return ValidationResult(fp32: Self.round4(fp32Score), int8All: Self.round4(Statistics.mean(int8Points)),
+        return ValidationResult(fp32: Self.round4(fp32Score), int8All: Self.round4(int8Score),
                                 mixed: Self.round4(mixedScore), drop: drop, ci: [lo, hi], confidence: confidence,
                                 mcnemarP: p.map { Self.significant4($0) }, budget: b,
                                 budgetMetPoint: drop <= b, budgetMetUpper: hi <= b,
@@ -164,6 +180,6 @@ public final class HoldoutValidator {
         defer { try? runtime.apply(saved) }
         passes += 1
         return try Evaluator(session: runtime.session, dataset: holdout, batchSize: batchSize, outputName: outputName,
-                           transform: transform).run()
+                           transform: transform, detection: metric.isDetection ? detection : nil).run()
     }
 }

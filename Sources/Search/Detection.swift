@@ -1,0 +1,323 @@
+import Foundation
+import ONNX
+
+/// How a detector's output is laid out (docs/detection.md).
+public enum DetectionFormat: String, CaseIterable, Codable, Sendable {
+    /// [N, A, 5+C] (or transposed [N, 5+C, A]): cx, cy, w, h in input pixels, objectness, C class probabilities.
+    case yolo
+    /// [N, K, 6] rows already decoded per image: x1, y1, x2, y2, score, class; score <= 0 is padding.
+    case boxesScoresClasses = "boxes-scores-classes"
+}
+
+/// Post-processing of a detector's raw output into at most `maxDetections` boxes per image.
+public struct DetectionOptions: Equatable, Sendable {
+    public var format: DetectionFormat
+    /// Per-class NMS IoU threshold: a box is suppressed when its IoU with a kept box is above it.
+    public var iou: Double
+    /// Boxes scoring below it are dropped before NMS (COCO-eval style 0.001 by default).
+    public var scoreThreshold: Double
+    /// C; nil infers it from the output shape (yolo).
+    public var numClasses: Int?
+    public var maxDetections: Int
+
+    public init(format: DetectionFormat = .yolo, iou: Double = 0.5, scoreThreshold: Double = 0.001,
+                numClasses: Int? = nil, maxDetections: Int = 100) {
+        self.format = format; self.iou = iou; self.scoreThreshold = scoreThreshold
+        self.numClasses = numClasses; self.maxDetections = maxDetections
+    }
+
+    /// Floats per decoded detection: x1, y1, x2, y2, score, class.
+    public static let fields = 6
+
+    /// Decodes a batch output into [n, maxDetections, 6] (x1, y1, x2, y2, score, class), best
+    /// first; unused rows are zeros with class -1.
+    public func decode(_ y: Tensor) throws -> Tensor {
+        guard y.rank == 3 else {
+            throw MetricError.badOutput(output: "detection", reason: "--detection-format \(format.rawValue) needs a rank-3 output, the model gives \(Tensor.describe(y.shape))")
+        }
+        let n = y.shape[0]
+        let x = y.asFloats
+        var out = [Float](repeating: 0, count: n * maxDetections * Self.fields)
+        for i in 0..<n { for k in 0..<maxDetections { out[(i * maxDetections + k) * Self.fields + 5] = -1 } }
+        switch format {
+        case .boxesScoresClasses:
+            guard y.shape[2] == 6 else {
+                throw MetricError.badOutput(output: "detection", reason: "--detection-format boxes-scores-classes needs [N, K, 6] rows (x1, y1, x2, y2, score, class), the model gives \(Tensor.describe(y.shape))")
+            }
+            let k = y.shape[1]
+            for i in 0..<n {
+                var dets: [Detection] = []
+                for j in 0..<k {
+                    let b = (i * k + j) * 6
+                    let s = x[b + 4]
+                    guard s > 0, Double(s) >= scoreThreshold else { continue }
+                    dets.append(Detection(box: Box(x[b], x[b + 1], x[b + 2], x[b + 3]), score: s, cls: Int(x[b + 5]), index: j))
+                }
+                write(Self.topK(dets, maxDetections), image: i, into: &out)
+            }
+        case .yolo:
+            let (anchors, features, transposed) = try layout(y.shape)
+            let c = features - 5
+            for i in 0..<n {
+                let base = i * anchors * features
+                func at(_ a: Int, _ f: Int) -> Float { transposed ? x[base + f * anchors + a] : x[base + a * features + f] }
+                var byClass = [[Detection]](repeating: [], count: c)
+                for a in 0..<anchors {
+                    let obj = at(a, 4)
+                    for k in 0..<c {
+                        let s = obj * at(a, 5 + k)
+                        guard Double(s) >= scoreThreshold else { continue }
+                        let cx = at(a, 0), cy = at(a, 1), w = at(a, 2), h = at(a, 3)
+                        byClass[k].append(Detection(box: Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
+                                                    score: s, cls: k, index: a * c + k))
+                    }
+                }
+                var kept: [Detection] = []
+                for dets in byClass where !dets.isEmpty { kept += Self.nms(dets, iou: iou) }
+                write(Self.topK(kept, maxDetections), image: i, into: &out)
+            }
+        }
+        return Tensor(shape: [n, maxDetections, Self.fields], floats: out)
+    }
+
+    /// (anchors, 5+C, transposed) of a yolo output shape [N, d1, d2].
+    func layout(_ shape: [Int]) throws -> (Int, Int, Bool) {
+        let d1 = shape[1], d2 = shape[2]
+        if let c = numClasses {
+            if d2 == 5 + c { return (d1, d2, false) }
+            if d1 == 5 + c { return (d2, d1, true) }
+            throw MetricError.badOutput(output: "detection", reason: "--detection-format yolo with --num-classes \(c) needs [N, A, \(5 + c)] or [N, \(5 + c), A], the model gives \(Tensor.describe(shape))")
+        }
+        // No class count: the features (5 + C >= 6) are the last dimension unless only the
+        // middle one can hold them or it is the smaller one (anchors outnumber features).
+        if d2 >= 6 && (d2 <= d1 || d1 < 6) { return (d1, d2, false) }
+        if d1 >= 6 { return (d2, d1, true) }
+        throw MetricError.badOutput(output: "detection", reason: "--detection-format yolo needs [N, A, 5+C] with C >= 1, the model gives \(Tensor.describe(shape)); give --num-classes")
+    }
+
+    private func write(_ dets: [Detection], image i: Int, into out: inout [Float]) {
+        for (k, d) in dets.enumerated() {
+            let b = (i * maxDetections + k) * Self.fields
+            out[b] = d.box.x1; out[b + 1] = d.box.y1; out[b + 2] = d.box.x2; out[b + 3] = d.box.y2
+            out[b + 4] = d.score; out[b + 5] = Float(d.cls)
+        }
+    }
+
+    /// Highest score first, ties by lower index.
+    static func ordered(_ a: Detection, _ b: Detection) -> Bool { a.score > b.score || (a.score == b.score && a.index < b.index) }
+
+    static func topK(_ dets: [Detection], _ k: Int) -> [Detection] { Array(dets.sorted(by: ordered).prefix(k)) }
+
+    /// Greedy NMS over one class: highest score first (ties by lower index); a box is
+    /// dropped when its IoU with a kept box is above `iou`.
+    public static func nms(_ dets: [Detection], iou: Double) -> [Detection] {
+        var kept: [Detection] = []
+        for d in dets.sorted(by: ordered) where !kept.contains(where: { Box.iou($0.box, d.box) > iou }) { kept.append(d) }
+        return kept
+    }
+}
+
+/// An axis-aligned box, corners in pixels.
+public struct Box: Equatable, Sendable {
+    public var x1, y1, x2, y2: Float
+    public init(_ x1: Float, _ y1: Float, _ x2: Float, _ y2: Float) { self.x1 = x1; self.y1 = y1; self.x2 = x2; self.y2 = y2 }
+
+    public var area: Double { Double(max(x2 - x1, 0)) * Double(max(y2 - y1, 0)) }
+
+    /// Intersection over union; 0 when the union is empty.
+    public static func iou(_ a: Box, _ b: Box) -> Double {
+        let w = Double(min(a.x2, b.x2)) - Double(max(a.x1, b.x1)), h = Double(min(a.y2, b.y2)) - Double(max(a.y1, b.y1))
+        guard w > 0, h > 0 else { return 0 }
+        let inter = w * h
+        let union = a.area + b.area - inter
+        return union > 0 ? inter / union : 0
+    }
+}
+
+/// One detection: box, score, class, and its index in the output (for tie-breaking).
+public struct Detection: Equatable, Sendable {
+    public var box: Box
+    public var score: Float
+    public var cls: Int
+    public var index: Int
+    public init(box: Box, score: Float, cls: Int, index: Int = 0) { self.box = box; self.score = score; self.cls = cls; self.index = index }
+}
+
+extension Metric {
+    public var isDetection: Bool { self == .map50 || self == .map50_95 || self == .boxAgreement }
+}
+
+/// Ground-truth boxes per image, from a data set's `gt_boxes` [N, M, 4] (xyxy pixels) and
+/// `gt_classes` [N, M] (padding: class < 0).
+public struct DetectionTruth: Sendable {
+    public var images: [[Detection]]
+
+    public init(images: [[Detection]]) { self.images = images }
+
+    /// Reads the arrays; throws `MetricError.missingGroundTruth` naming the file when absent.
+    public init(dataset: Dataset) throws {
+        guard let b = dataset.extras["gt_boxes"], let c = dataset.extras["gt_classes"] else {
+            throw MetricError.missingGroundTruth(path: dataset.path, available: dataset.extras.keys.sorted())
+        }
+        let n = dataset.count
+        guard b.rank == 3, b.shape[0] == n, b.shape[2] == 4, c.rank == 2, c.shape[0] == n, c.shape[1] == b.shape[1] else {
+            throw MetricError.badOutput(output: "gt_boxes", reason: "\(dataset.path): gt_boxes must be [\(n), M, 4] and gt_classes [\(n), M], they are \(Tensor.describe(b.shape)) and \(Tensor.describe(c.shape))")
+        }
+        let m = b.shape[1], bx = b.asFloats, cl = c.asInts
+        images = (0..<n).map { i in
+            (0..<m).compactMap { j in
+                let k = Int(cl[i * m + j])
+                guard k >= 0 else { return nil }
+                let o = (i * m + j) * 4
+                return Detection(box: Box(bx[o], bx[o + 1], bx[o + 2], bx[o + 3]), score: 1, cls: k, index: j)
+            }
+        }
+    }
+
+    /// FP32 detections scoring at least `threshold` as pseudo ground truth (box-agreement).
+    public init(pseudo reference: Outputs, threshold: Float = DetectionMetrics.pseudoTruthThreshold) {
+        images = (0..<reference.rows).map { DetectionMetrics.detections(reference, $0).filter { $0.score >= threshold } }
+    }
+}
+
+/// COCO-style mAP over decoded detections (`DetectionOptions.decode` rows), in points.
+public enum DetectionMetrics {
+    /// FP32 detections at or above this score are box-agreement's ground truth.
+    public static let pseudoTruthThreshold: Float = 0.25
+    /// IoU thresholds of map50_95: 0.50, 0.55, ..., 0.95.
+    public static let thresholds50_95: [Double] = (0..<10).map { 0.5 + 0.05 * Double($0) }
+    /// Bootstrap replicates at most for detection metrics (each recomputes mAP).
+    public static let maxResamples = 200
+
+    /// The valid detections of image `i` (score > 0), in stored order (best first).
+    public static func detections(_ o: Outputs, _ i: Int) -> [Detection] {
+        let f = DetectionOptions.fields
+        let k = o.width / f
+        return (0..<k).compactMap { j in
+            let b = i * o.width + j * f
+            let v = o.values
+            guard v[b + 4] > 0, v[b + 5] >= 0 else { return nil }
+            return Detection(box: Box(v[b], v[b + 1], v[b + 2], v[b + 3]), score: v[b + 4], cls: Int(v[b + 5]), index: j)
+        }
+    }
+
+    /// Per-detection matching results of one split at a set of IoU thresholds.
+    struct Matched {
+        /// (image, class, score, tp flag per threshold), in image order then stored order.
+        var dets: [(image: Int, cls: Int, score: Float, tp: [Bool])]
+        /// GT count per image per class.
+        var gtCounts: [[Int: Int]]
+        var thresholds: [Double]
+    }
+
+    /// Matches every image's detections (by score, ties by stored order) to the
+    /// highest-IoU unmatched GT of its class at or above each threshold.
+    static func match(_ outputs: Outputs, truth: DetectionTruth, thresholds: [Double]) -> Matched {
+        var dets: [(image: Int, cls: Int, score: Float, tp: [Bool])] = []
+        var counts: [[Int: Int]] = []
+        for i in 0..<outputs.rows {
+            let gt = i < truth.images.count ? truth.images[i] : []
+            var c: [Int: Int] = [:]
+            for g in gt { c[g.cls, default: 0] += 1 }
+            counts.append(c)
+            let ds = detections(outputs, i).enumerated().sorted { $0.element.score > $1.element.score || ($0.element.score == $1.element.score && $0.offset < $1.offset) }.map(\.element)
+            var used = [[Bool]](repeating: [Bool](repeating: false, count: gt.count), count: thresholds.count)
+            for d in ds {
+                var tp = [Bool](repeating: false, count: thresholds.count)
+                let ious = gt.map { $0.cls == d.cls ? Box.iou($0.box, d.box) : -1 }
+                for (t, thr) in thresholds.enumerated() {
+                    var best = -1, bestIoU = min(thr, 1 - 1e-10)
+                    for (g, v) in ious.enumerated() where !used[t][g] && v >= bestIoU { best = g; bestIoU = v }
+                    if best >= 0 { used[t][best] = true; tp[t] = true }
+                }
+                dets.append((i, d.cls, d.score, tp))
+            }
+        }
+        return Matched(dets: dets, gtCounts: counts, thresholds: thresholds)
+    }
+
+    /// mAP in points over `matched` with image multiplicities `weights` (nil: each once).
+    static func meanAP(_ m: Matched, weights: [Int]? = nil) -> Double {
+        var gt: [Int: Int] = [:]
+        for (i, c) in m.gtCounts.enumerated() {
+            let w = weights?[i] ?? 1
+            guard w > 0 else { continue }
+            for (k, v) in c { gt[k, default: 0] += v * w }
+        }
+        let classes = gt.filter { $0.value > 0 }.keys.sorted()
+        guard !classes.isEmpty else { return 0 }
+        // Detections sorted by score across the split (stable: image order on ties), per class.
+        let order = m.dets.indices.sorted { m.dets[$0].score > m.dets[$1].score || (m.dets[$0].score == m.dets[$1].score && $0 < $1) }
+        var byClass: [Int: [Int]] = [:]
+        for j in order { byClass[m.dets[j].cls, default: []].append(j) }
+        var total = 0.0
+        for t in m.thresholds.indices {
+            for k in classes {
+                var tps: [Double] = [], fps: [Double] = []
+                var tp = 0.0, fp = 0.0
+                for j in byClass[k] ?? [] {
+                    let w = weights?[m.dets[j].image] ?? 1
+                    for _ in 0..<w {
+                        if m.dets[j].tp[t] { tp += 1 } else { fp += 1 }
+                        tps.append(tp); fps.append(fp)
+                    }
+                }
+                total += averagePrecision(tp: tps, fp: fps, gt: gt[k]!)
+            }
+        }
+        return 100 * total / Double(classes.count * m.thresholds.count)
+    }
+
+    /// COCO's 101-point interpolated AP from cumulative TP/FP counts in score order.
+    public static func averagePrecision(tp: [Double], fp: [Double], gt: Int) -> Double {
+        let n = tp.count
+        guard n > 0, gt > 0 else { return 0 }
+        let rc = tp.map { $0 / Double(gt) }
+        var pr = (0..<n).map { tp[$0] / max(tp[$0] + fp[$0], .ulpOfOne) }
+        for i in stride(from: n - 1, to: 0, by: -1) where pr[i] > pr[i - 1] { pr[i - 1] = pr[i] }
+        var sum = 0.0
+        var p = 0
+        for r in 0...100 {
+            let thr = Double(r) / 100
+            while p < n && rc[p] < thr { p += 1 }      // numpy searchsorted, side='left'
+            if p < n { sum += pr[p] }
+        }
+        return sum / 101
+    }
+
+    static func thresholds(_ metric: Metric) -> [Double] { metric == .map50_95 ? thresholds50_95 : [0.5] }
+
+    static func truth(_ metric: Metric, reference: Outputs?, outputs: Outputs, truth: DetectionTruth?) -> DetectionTruth {
+        if metric == .boxAgreement { return DetectionTruth(pseudo: reference ?? outputs) }
+        return truth ?? DetectionTruth(images: [])
+    }
+
+    /// The metric in points over the whole split. `truth` is needed for map50/map50_95,
+    /// `reference` (FP32 detections) for box-agreement.
+    public static func score(_ metric: Metric, outputs: Outputs, reference: Outputs?, truth: DetectionTruth?) -> Double {
+        let t = Self.truth(metric, reference: reference, outputs: outputs, truth: truth)
+        return meanAP(match(outputs, truth: t, thresholds: thresholds(metric)))
+    }
+
+    /// Paired bootstrap over images of `score(reference) - score(candidate)`: each replicate
+    /// resamples images with replacement and recomputes both mAPs (at most `maxResamples`).
+    public static func pairedBootstrapCI(_ metric: Metric, reference: Outputs, candidate: Outputs, truth: DetectionTruth?,
+                                         resamples: Int, confidence: Double, seed: UInt64) -> ConfidenceInterval {
+        let n = reference.rows
+        guard n > 0 else { return ConfidenceInterval(low: 0, high: 0, confidence: confidence) }
+        let th = thresholds(metric)
+        let t = Self.truth(metric, reference: reference, outputs: reference, truth: truth)
+        let mr = match(reference, truth: t, thresholds: th), mc = match(candidate, truth: t, thresholds: th)
+        let rng = SeededRandom(seed: seed)
+        var drops: [Double] = []
+        for _ in 0..<max(1, min(resamples, maxResamples)) {
+            var w = [Int](repeating: 0, count: n)
+            for _ in 0..<n { w[rng.int(n)] += 1 }
+            drops.append(meanAP(mr, weights: w) - meanAP(mc, weights: w))
+        }
+        drops.sort()
+        let alpha = 1 - confidence
+        return ConfidenceInterval(low: Statistics.quantile(sorted: drops, alpha / 2),
+                                  high: Statistics.quantile(sorted: drops, 1 - alpha / 2), confidence: confidence)
+    }
+}
