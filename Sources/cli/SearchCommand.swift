@@ -56,7 +56,8 @@ struct SearchCommand: ParsableCommand {
                                         measureLatency: strategyOptions.objective == .latency)
         let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
-                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform)
+                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
+                                             detection: common.detection)
         let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")

@@ -50,10 +50,15 @@ struct SplitOptions: ParsableArguments {
 
 /// Options every search-like command shares.
 struct SearchCommonOptions: ParsableArguments {
-    @Option(help: "top1, top5 (labels), agreement, cosine, retrieval or retrieval5 (no labels).") var metric: Metric = .top1
+    @Option(help: "top1, top5 (labels), agreement, cosine, retrieval or retrieval5 (no labels), map50, map50_95 (detection: gt_boxes/gt_classes) or box-agreement.") var metric: Metric = .top1
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
+    @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
+    var detectionFormat: DetectionFormat = .yolo
+    @Option(help: "Per-class NMS IoU threshold (detection metrics).") var iou: Double = 0.5
+    @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).") var scoreThreshold: Double = 0.001
+    @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
     @Option(help: "Calibration method: minmax, percentile, entropy, mse.") var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
@@ -64,12 +69,18 @@ struct SearchCommonOptions: ParsableArguments {
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard cacheMb >= 0 else { throw ValidationError("--cache-mb must be >= 0, got \(cacheMb)") }
+        guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
+        guard scoreThreshold >= 0 && scoreThreshold < 1 else { throw ValidationError("--score-threshold must lie in [0, 1), got \(scoreThreshold)") }
+        if let c = numClasses, c < 1 { throw ValidationError("--num-classes must be at least 1, got \(c)") }
         if kernelPath != .auto && !kernelPath.isAvailable {
             throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU")
         }
     }
 
     var outputTransform: OutputTransform { OutputTransform(pooling: pool, mask: mask) }
+    var detection: DetectionOptions {
+        DetectionOptions(format: detectionFormat, iou: iou, scoreThreshold: scoreThreshold, numClasses: numClasses)
+    }
 }
 
 /// Everything a search needs, prepared once: model, splits, calibration, runtime, the
@@ -103,7 +114,7 @@ struct SearchContext {
         let progress = Progress(label: "fp32 reference on the search split")
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
                                            batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           transform: common.outputTransform, progress: progress.update)
+                                           transform: common.outputTransform, detection: common.detection, progress: progress.update)
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
                                       measureLatency: measureLatency)
     }
@@ -128,3 +139,4 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 
 extension Metric: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
+extension DetectionFormat: ExpressibleByArgument {}

@@ -55,7 +55,8 @@ struct Sweep: ParsableCommand {
                                         measureLatency: strategyOptions.objective == .latency)
         let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
-                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform)
+                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
+                                             detection: common.detection)
         let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
         let sha = try SHA256.hex(ofFile: model)
         let required = Set(requiredValues)
