@@ -20,7 +20,7 @@ public enum OpRegistry {
         var t: [String: OpEntry] = [:]
         for family in [ElementwiseOps.table, ActivationOps.table, ShapeOps.table,
                        LinearOps.table, ConvOps.table, PoolOps.table, NormalizationOps.table,
-                       ReduceOps.table, ResizeOps.table, QuantizeOps.table] {
+                       ReduceOps.table, ResizeOps.table, QuantizeOps.table, DetectionOps.table] {
             t.merge(family) { a, _ in a }
         }
         return t
