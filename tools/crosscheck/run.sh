@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-checks `mpq export` against ONNX Runtime on the committed fixtures:
 # builds a release mpq, runs `mpq search` (greedy, evolutionary, and all-INT8 via an
-# unlimited budget) on the degrading MLP and the digits CNN, exports each map as a QDQ
+# unlimited budget) on the degrading MLP, the digits CNN and the text encoder (activation x
+# activation MatMuls), exports each map as a QDQ
 # model and as quantize_static options, then runs ort_crosscheck.py on each.
 #
 #   tools/crosscheck/run.sh                 # python3 must have onnx, onnxruntime, numpy
@@ -28,6 +29,7 @@ CASES=(
   "cnn_greedy       digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       1"
   "cnn_evolutionary digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                evolutionary 1"
   "cnn_int8         digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       100"
+  "text_int8        text_encoder          text_encoder_calib.npz          text_encoder_search.npz          text_encoder_holdout.npz          greedy       100"
 )
 
 failed=0
