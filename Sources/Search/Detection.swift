@@ -184,8 +184,12 @@ public struct DetectionTruth: Sendable {
 public enum DetectionMetrics {
     /// FP32 detections at or above this score are box-agreement's ground truth.
     public static let pseudoTruthThreshold: Float = 0.25
-    /// IoU thresholds of map50_95: 0.50, 0.55, ..., 0.95.
-    public static let thresholds50_95: [Double] = (0..<10).map { 0.5 + 0.05 * Double($0) }
+    /// IoU thresholds of map50_95: 0.50, 0.55, ..., 0.95, computed as numpy's
+    /// `linspace(0.5, 0.95, 10)` (pycocotools) so that boundary IoUs compare alike.
+    public static let thresholds50_95: [Double] = (0..<10).map { (i: Int) -> Double in
+        let step: Double = 0.45 / 9
+        return i == 9 ? 0.95 : Double(i) * step + 0.5
+    }
     /// Bootstrap replicates at most for detection metrics (each recomputes mAP).
     public static let maxResamples = 200
 
