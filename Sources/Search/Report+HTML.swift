@@ -49,6 +49,9 @@ public enum HTMLReport {
 
     static func sensitivityChart(_ m: PrecisionMapDocument) -> String {
         let rows = m.layers
+        if rows.allSatisfy({ $0.sensitivity == nil }) {
+            return "<p class=\"sub\">Not measured: every layer in INT8 already met the budget on the search split, so the search skipped the analysis (run with <code>--sensitivity always</code> to measure it).</p>"
+        }
         let barH = 22, labelW = 260, chartW = 560, top = 10
         let maxDrop = max(rows.map { $0.sensitivity?.dropAlone ?? 0 }.max() ?? 0, 1e-9)
         let height = top + rows.count * barH + 30

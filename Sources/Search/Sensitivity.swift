@@ -30,6 +30,19 @@ public struct SensitivityReport: Codable, Equatable, Sendable {
     public var complete: Bool
 }
 
+extension SensitivityReport {
+    /// A report with no per-layer measurements, for a search that needs none: when every
+    /// layer in INT8 already meets the budget, nothing is ranked, so the analysis is skipped.
+    public static func notMeasured(evaluator: CandidateEvaluator) throws -> SensitivityReport {
+        let runtime = evaluator.runtime
+        let (all, _) = try evaluator.evaluate(runtime.allInt8)
+        return SensitivityReport(modelDigest: runtime.calibration.modelDigest, metric: evaluator.metric,
+                                 calibrationMethod: runtime.calibration.method, searchSamples: evaluator.data.count,
+                                 fp32: evaluator.fp32Score, allInt8: all, layers: [], fullModelEquivalents: 0,
+                                 evaluations: 0, complete: false)
+    }
+}
+
 public enum SensitivityError: Error, CustomStringConvertible {
     case stateMismatch(path: String, reason: String)
     public var description: String {

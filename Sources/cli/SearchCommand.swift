@@ -54,7 +54,8 @@ struct SearchCommand: ParsableCommand {
         let budget = Budget(parsing: self.budget, type: strategyOptions.budgetType)!
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
-        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
+        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"),
+                                                  mode: common.sensitivity, smallestBudget: budget)
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)

@@ -64,6 +64,8 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
     @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
     @Option(help: "Folder for resumable state (sensitivity results are saved after every layer).") var state: String?
+    @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")
+    var sensitivity: SensitivityMode = .auto
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
@@ -119,6 +121,19 @@ struct SearchContext {
                                       measureLatency: measureLatency)
     }
 
+    /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
+    /// meets the smallest budget on the search split: greedy then keeps every layer INT8 and
+    /// nothing needs ranking.
+    func sensitivity(statePath: String?, mode: SensitivityMode, smallestBudget: Budget) throws -> SensitivityReport {
+        if mode == .auto {
+            let (all, _) = try evaluator.evaluate(runtime.allInt8, rejectAbove: smallestBudget.points(fp32: evaluator.fp32Score))
+            if all.complete && all.drop <= smallestBudget.points(fp32: evaluator.fp32Score) {
+                return try SensitivityReport.notMeasured(evaluator: evaluator)
+            }
+        }
+        return try sensitivity(statePath: statePath)
+    }
+
     /// Runs (or resumes) the sensitivity analysis.
     func sensitivity(statePath: String?) throws -> SensitivityReport {
         let progress = Progress(label: "sensitivity")
@@ -138,5 +153,7 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 }
 
 extension Metric: ExpressibleByArgument {}
+
+enum SensitivityMode: String, ExpressibleByArgument, CaseIterable { case auto, always }
 extension Pooling: ExpressibleByArgument {}
 extension DetectionFormat: ExpressibleByArgument {}

@@ -53,7 +53,8 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
-        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
+        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"), mode: common.sensitivity,
+                                                  smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType))
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)
