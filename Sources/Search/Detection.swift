@@ -212,6 +212,14 @@ public enum DetectionMetrics {
         /// GT count per image per class.
         var gtCounts: [[Int: Int]]
         var thresholds: [Double]
+        /// Indices into `dets` per class, sorted by score across the split (stable: image order on ties).
+        var byClass: [Int: [Int]] = [:]
+
+        init(dets: [(image: Int, cls: Int, score: Float, tp: [Bool])], gtCounts: [[Int: Int]], thresholds: [Double]) {
+            self.dets = dets; self.gtCounts = gtCounts; self.thresholds = thresholds
+            let order = dets.indices.sorted { dets[$0].score > dets[$1].score || (dets[$0].score == dets[$1].score && $0 < $1) }
+            for j in order { byClass[dets[j].cls, default: []].append(j) }
+        }
     }
 
     /// Matches every image's detections (by score, ties by stored order) to the
@@ -250,16 +258,12 @@ public enum DetectionMetrics {
         }
         let classes = gt.filter { $0.value > 0 }.keys.sorted()
         guard !classes.isEmpty else { return 0 }
-        // Detections sorted by score across the split (stable: image order on ties), per class.
-        let order = m.dets.indices.sorted { m.dets[$0].score > m.dets[$1].score || (m.dets[$0].score == m.dets[$1].score && $0 < $1) }
-        var byClass: [Int: [Int]] = [:]
-        for j in order { byClass[m.dets[j].cls, default: []].append(j) }
         var total = 0.0
         for t in m.thresholds.indices {
             for k in classes {
                 var tps: [Double] = [], fps: [Double] = []
                 var tp = 0.0, fp = 0.0
-                for j in byClass[k] ?? [] {
+                for j in m.byClass[k] ?? [] {
                     let w = weights?[m.dets[j].image] ?? 1
                     for _ in 0..<w {
                         if m.dets[j].tp[t] { tp += 1 } else { fp += 1 }
