@@ -85,8 +85,8 @@ struct SearchCommand: ParsableCommand {
         print(String(format: "search   %8.2f %8.2f %8.2f %7.2f", s.fp32, s.int8All, s.mixed, s.drop))
         print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%.0f%% CI %.2f .. %.2f)", h.fp32, h.int8All, h.mixed, h.drop,
                      h.confidence * 100, h.ci95[0], h.ci95[1]))
-        print(String(format: "INT8: %d of %d layers, %.1f%% of MACs; %@ search; %d evaluations (%.2f full-model equivalents)",
-                     d.int8Layers, d.layers.count, d.int8MacFraction * 100, d.strategy, d.evaluations, d.fullModelEquivalents))
+        print(String(format: "INT8: %d of %d layers, %.1f%% of MACs; %@ search; %d evaluation%@ (%.2f full-model equivalents)",
+                     d.int8Layers, d.layers.count, d.int8MacFraction * 100, d.strategy, d.evaluations, d.evaluations == 1 ? "" : "s", d.fullModelEquivalents))
         for l in d.layers { print("  \(l.precision == .int8 ? "int8" : "FP32")  \(l.name)  (\(l.op), \(l.macs) MACs)") }
         print(d.budgetMet ? "budget met on the holdout split (\(h.criterion) estimate); map written to \(out)"
                           : "budget NOT met on the holdout split (\(h.criterion) estimate); best map written to \(out)")
