@@ -14,11 +14,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
-    @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
-    var detectionFormat: DetectionFormat = .yolo
-    @Option(help: "Per-class NMS IoU threshold (detection metrics).") var iou: Double = 0.5
-    @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).") var scoreThreshold: Double = 0.001
-    @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
+    @OptionGroup var detectionFlags: DetectionFlags
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "The graph output to score (default: the first).") var output: String?
     @OptionGroup var precisionOptions: PrecisionOptions
@@ -27,9 +23,6 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
-        guard scoreThreshold >= 0 && scoreThreshold < 1 else { throw ValidationError("--score-threshold must lie in [0, 1), got \(scoreThreshold)") }
-        if let c = numClasses, c < 1 { throw ValidationError("--num-classes must be at least 1, got \(c)") }
     }
 
     struct Report: Codable {
@@ -53,7 +46,7 @@ struct Eval: ParsableCommand {
             throw MetricError.missingLabels(metric: metric.rawValue, path: data)
         }
         let truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: dataset) : nil
-        let detection = DetectionOptions(format: detectionFormat, iou: iou, scoreThreshold: scoreThreshold, numClasses: numClasses)
+        let detection = detectionFlags.options
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
                                       transform: OutputTransform(pooling: pool, mask: mask),

@@ -54,11 +54,7 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
-    @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
-    var detectionFormat: DetectionFormat = .yolo
-    @Option(help: "Per-class NMS IoU threshold (detection metrics).") var iou: Double = 0.5
-    @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).") var scoreThreshold: Double = 0.001
-    @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
+    @OptionGroup var detectionFlags: DetectionFlags
     @Option(help: "Calibration method: minmax, percentile, entropy, mse.") var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
@@ -71,16 +67,30 @@ struct SearchCommonOptions: ParsableArguments {
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard cacheMb >= 0 else { throw ValidationError("--cache-mb must be >= 0, got \(cacheMb)") }
-        guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
-        guard scoreThreshold >= 0 && scoreThreshold < 1 else { throw ValidationError("--score-threshold must lie in [0, 1), got \(scoreThreshold)") }
-        if let c = numClasses, c < 1 { throw ValidationError("--num-classes must be at least 1, got \(c)") }
         if kernelPath != .auto && !kernelPath.isAvailable {
             throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU")
         }
     }
 
     var outputTransform: OutputTransform { OutputTransform(pooling: pool, mask: mask) }
-    var detection: DetectionOptions {
+    var detection: DetectionOptions { detectionFlags.options }
+}
+
+/// Post-processing of a detector's output for map50/map50_95/box-agreement (docs/detection.md).
+struct DetectionFlags: ParsableArguments {
+    @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
+    var detectionFormat: DetectionFormat = .yolo
+    @Option(help: "Per-class NMS IoU threshold (detection metrics).") var iou: Double = 0.5
+    @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).") var scoreThreshold: Double = 0.001
+    @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
+
+    func validate() throws {
+        guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
+        guard scoreThreshold >= 0 && scoreThreshold < 1 else { throw ValidationError("--score-threshold must lie in [0, 1), got \(scoreThreshold)") }
+        if let c = numClasses, c < 1 { throw ValidationError("--num-classes must be at least 1, got \(c)") }
+    }
+
+    var options: DetectionOptions {
         DetectionOptions(format: detectionFormat, iou: iou, scoreThreshold: scoreThreshold, numClasses: numClasses)
     }
 }
