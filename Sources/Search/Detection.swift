@@ -145,6 +145,8 @@ public struct Detection: Equatable, Sendable {
 
 extension Metric {
     public var isDetection: Bool { self == .map50 || self == .map50_95 || self == .boxAgreement }
+    /// map50 and map50_95 read `gt_boxes`/`gt_classes` from the data.
+    public var needsBoxes: Bool { self == .map50 || self == .map50_95 }
 }
 
 /// Ground-truth boxes per image, from a data set's `gt_boxes` [N, M, 4] (xyxy pixels) and

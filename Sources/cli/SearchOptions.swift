@@ -113,6 +113,10 @@ struct SearchContext {
         if common.metric.needsLabels && splits.search.labels == nil {
             throw MetricError.missingLabels(metric: common.metric.rawValue, path: splits.search.path)
         }
+        if common.metric.needsBoxes {
+            // Fail before calibrating, not after the search.
+            for split in [splits.search, splits.holdout] { _ = try DetectionTruth(dataset: split) }
+        }
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session)
         } else {
