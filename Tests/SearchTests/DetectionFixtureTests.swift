@@ -28,6 +28,15 @@ final class DetectionFixtureTests: XCTestCase {
             XCTAssertEqual(got, 100 * want, accuracy: 0.05, "\(metric.rawValue)")
         }
         XCTAssertEqual(DetectionMetrics.score(.boxAgreement, outputs: outputs, reference: outputs, truth: nil), 100, accuracy: 1e-9)
+        // ONNX Runtime's QDQ model (quantize_static), executed by mpq, scores as pycocotools says it does under ORT.
+        let qdqGraph = try ModelLoader.load(path: path("shapes_det.qdq.onnx"))
+        let qdq = try Evaluator(session: Session(graph: GraphPasses.optimize(qdqGraph)), dataset: data, batchSize: 32,
+                                detection: DetectionOptions()).run()
+        let q = try XCTUnwrap(meta["qdq"] as? [String: Any])
+        XCTAssertEqual(DetectionMetrics.score(.map50, outputs: qdq, reference: nil, truth: truth),
+                       100 * (try XCTUnwrap(q["holdout_map50"] as? Double)), accuracy: 0.05)
+        XCTAssertEqual(DetectionMetrics.score(.map50_95, outputs: qdq, reference: nil, truth: truth),
+                       100 * (try XCTUnwrap(q["holdout_map50_95"] as? Double)), accuracy: 0.05)
         // The candidate evaluator and the holdout validator agree with the evaluator.
         let evaluator = try CandidateEvaluator(runtime: MixedPrecisionRuntime(session: session, calibration: Calibrator(session: session)
             .calibrate(dataset: data, options: CalibrationOptions(method: .minmax, batchSize: 32), modelDigest: "d")),
