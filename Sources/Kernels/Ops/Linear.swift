@@ -94,47 +94,20 @@ enum LinearOps {
         }
         let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
         let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
-        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
-        let kb = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
-        guard k == kb else {
-            throw OpError("MatMul inner dimensions differ: \(Tensor.describe(a.shape)) x \(Tensor.describe(b.shape))")
-        }
-        let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
-        let rank = max(aBatch.count, bBatch.count)
-        let ab = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
-        let bb = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
-        var batch = [Int](repeating: 1, count: rank)
-        for i in 0..<rank {
-            guard ab[i] == bb[i] || ab[i] == 1 || bb[i] == 1 else {
-                throw OpError("MatMul batch dimensions do not broadcast: \(Tensor.describe(a.shape)) x \(Tensor.describe(b.shape))")
-            }
-            batch[i] = ab[i] == 1 ? bb[i] : ab[i]
-        }
-        var outShape = batch + [m, n]
-        let batchCount = batch.reduce(1, *)
+        let shape = try BatchedShape(aShape, bShape, description: "\(Tensor.describe(a.shape)) x \(Tensor.describe(b.shape))")
+        let (m, k, n, batchCount) = (shape.m, shape.k, shape.n, shape.batchCount)
+        var outShape = shape.outShape
         var out = [Float](repeating: 0, count: batchCount * m * n)
-        let aBatchCount = ab.reduce(1, *), bBatchCount = bb.reduce(1, *)
         a.floats.withUnsafeBufferPointer { pa in
             b.floats.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { po in
                     let A = pa.baseAddress!, B = pb.baseAddress!, C = po.baseAddress!
-                    if bBatchCount == 1 && aBatchCount == batchCount {
+                    if shape.bBatchCount == 1 && shape.aBatchCount == batchCount {
                         // One right operand for every batch: the batch folds into M, one call.
                         sgemm(m: batchCount * m, n: n, k: k, a: A, lda: k, b: B, ldb: n, c: C, ldc: n)
-                    } else if aBatchCount == batchCount && bBatchCount == batchCount {
-                        for i in 0..<batchCount {
-                            sgemm(m: m, n: n, k: k, a: A + i * m * k, lda: k, b: B + i * k * n, ldb: n,
-                                  c: C + i * m * n, ldc: n)
-                        }
                     } else {
-                        let aStr = broadcastStrides(ab), bStr = broadcastStrides(bb)
-                        let oStr = stridesOf(batch)
                         for i in 0..<batchCount {
-                            var ai = 0, bi = 0, r = i
-                            for d in 0..<rank {
-                                let idx = r / oStr[d]; r -= idx * oStr[d]
-                                ai += idx * aStr[d]; bi += idx * bStr[d]
-                            }
+                            let (ai, bi) = shape.operandIndices(i)
                             sgemm(m: m, n: n, k: k, a: A + ai * m * k, lda: k, b: B + bi * k * n, ldb: n,
                                   c: C + i * m * n, ldc: n)
                         }
@@ -146,17 +119,58 @@ enum LinearOps {
         if a.rank == 1 { outShape.remove(at: outShape.count - (b.rank == 1 ? 1 : 2)) }
         return Tensor(shape: outShape, floats: out, dtype: a.dtype)
     }
-
-    /// Strides over batch indices, 0 along broadcast (size-1) dimensions.
-    private static func broadcastStrides(_ shape: [Int]) -> [Int] {
-        let s = stridesOf(shape)
-        return zip(shape, s).map { $0 == 1 ? 0 : $1 }
-    }
 }
 
 /// Throws unless the tensor holds floating-point data (every FP32 kernel's precondition).
 func ensureFloat(_ t: Tensor, _ what: String) throws {
     guard t.dtype.isFloating else {
         throw OpError("\(what) must be floating point, got \(t.dtype.rawValue) \(Tensor.describe(t.shape))")
+    }
+}
+
+/// Shapes of a batched matmul of rank >= 2 operands with numpy broadcasting of the
+/// batch dimensions; shared by the FP32 MatMul and the INT8 activation x activation one.
+struct BatchedShape {
+    let m: Int, k: Int, n: Int
+    let batch: [Int]
+    let outShape: [Int]
+    let batchCount: Int
+    let aBatchCount: Int, bBatchCount: Int
+    private let aStrides: [Int], bStrides: [Int], outStrides: [Int]
+
+    /// `description` names the operands in errors (default: the shapes given).
+    init(_ a: [Int], _ b: [Int], description: String? = nil) throws {
+        let describe = description ?? "\(Tensor.describe(a)) x \(Tensor.describe(b))"
+        m = a[a.count - 2]; k = a[a.count - 1]; n = b[b.count - 1]
+        guard b[b.count - 2] == k else { throw OpError("MatMul inner dimensions differ: \(describe)") }
+        let aBatch = Array(a.dropLast(2)), bBatch = Array(b.dropLast(2))
+        let rank = max(aBatch.count, bBatch.count)
+        let ab = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
+        let bb = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
+        var batch = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            guard ab[i] == bb[i] || ab[i] == 1 || bb[i] == 1 else {
+                throw OpError("MatMul batch dimensions do not broadcast: \(describe)")
+            }
+            batch[i] = ab[i] == 1 ? bb[i] : ab[i]
+        }
+        self.batch = batch
+        outShape = batch + [m, n]
+        batchCount = batch.reduce(1, *)
+        aBatchCount = ab.reduce(1, *); bBatchCount = bb.reduce(1, *)
+        // Strides over batch indices, 0 along broadcast (size-1) dimensions.
+        aStrides = zip(ab, stridesOf(ab)).map { $0 == 1 ? 0 : $1 }
+        bStrides = zip(bb, stridesOf(bb)).map { $0 == 1 ? 0 : $1 }
+        outStrides = stridesOf(batch)
+    }
+
+    /// Indices of the A and B matrices that output batch matrix `i` multiplies.
+    func operandIndices(_ i: Int) -> (Int, Int) {
+        var ai = 0, bi = 0, r = i
+        for d in 0..<batch.count {
+            let idx = r / outStrides[d]; r -= idx * outStrides[d]
+            ai += idx * aStrides[d]; bi += idx * bStrides[d]
+        }
+        return (ai, bi)
     }
 }
