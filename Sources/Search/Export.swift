@@ -251,9 +251,7 @@ public final class Exporter {
         case "ConvTranspose":
             // Scales along W's axis 1, shared by the groups, as QuantizedConvTranspose does.
             let c = w.shape[0], mg = w.shape[1], taps = w.shape.dropFirst(2).reduce(1, *)
-            var rows = [Float](repeating: 0, count: mg * c * taps)
-            for co in 0..<mg { for cin in 0..<c { for t in 0..<taps { rows[(co * c + cin) * taps + t] = w.floats[(cin * mg + co) * taps + t] } } }
-            let qw = QuantizedWeights(rows: rows, channels: mg)
+            let qw = QuantizedWeights(rows: WeightLayout.convTransposeRows(w), channels: mg)
             values = [Int8](repeating: 0, count: w.count)
             for co in 0..<mg { for cin in 0..<c { for t in 0..<taps { values[(cin * mg + co) * taps + t] = qw.values[(co * c + cin) * taps + t] } } }
             scales = qw.scales
@@ -265,9 +263,7 @@ public final class Exporter {
             guard w.rank == 2 else { throw ExportError.invalidQuantization(layer: node.name, reason: "the weight must be 2-D") }
             let isGemm = node.opType == "Gemm"
             let transB = isGemm && node.int("transB", default: 0) == 1
-            let (n, k) = transB ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0])
-            var rows = [Float](repeating: 0, count: n * k)
-            for i in 0..<n { for j in 0..<k { rows[i * k + j] = transB ? w.floats[i * k + j] : w.floats[j * n + i] } }
+            let (rows, n, k) = WeightLayout.linearRows(w, transB: transB)
             let qw = QuantizedWeights(rows: rows, channels: n)
             scales = qw.scales
             if transB {

@@ -31,11 +31,7 @@ final class QuantizedConvTranspose: QuantizedLayer {
         let cg = c / group
         // One scale per index along W's axis 1 (shared by the groups), the only per-channel
         // layout a QDQ DequantizeLinear can express for ConvTranspose (ONNX Runtime uses axis 1).
-        var perChannel = [Float](repeating: 0, count: mg * c * taps)
-        for co in 0..<mg { for cin in 0..<c { for t in 0..<taps {
-            perChannel[(co * c + cin) * taps + t] = w.floats[(cin * mg + co) * taps + t]
-        } } }
-        let qw = QuantizedWeights(rows: perChannel, channels: mg)
+        let qw = QuantizedWeights(rows: WeightLayout.convTransposeRows(w), channels: mg)
         weightScales = qw.scales
         // GEMM rows (co, tap) with K = ci, per group.
         var packs: [PackedWeights] = [], scales: [[Float]] = []

@@ -23,11 +23,8 @@ final class QuantizedLinear: QuantizedLayer {
         self.inputQuant = inputQuant
         let isGemm = node.opType == "Gemm"
         let transB = isGemm && node.int("transB", default: 0) == 1
-        let (n, k) = transB ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0])
+        let (rows, n, k) = WeightLayout.linearRows(w, transB: transB)
         self.n = n; self.k = k
-        // Rows per output channel: [N][K].
-        var rows = [Float](repeating: 0, count: n * k)
-        for i in 0..<n { for j in 0..<k { rows[i * k + j] = transB ? w.floats[i * k + j] : w.floats[j * n + i] } }
         let qw = QuantizedWeights(rows: rows, channels: n)
         weightScales = qw.scales
         let alpha = isGemm ? node.float("alpha", default: 1) : 1
