@@ -2,24 +2,6 @@ import XCTest
 @testable import Kernels
 import ONNX
 
-/// Seeded generator for the op tests (SplitMix64), so failures reproduce.
-struct OpTestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-    mutating func tensor(_ shape: [Int]) -> Tensor {
-        Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in float() })
-    }
-}
-
 /// Float tolerances of the op tests, in one place: FP32 kernels against a plain
 /// reference differ only by summation order.
 enum OpTolerance {
