@@ -10,11 +10,11 @@ struct Eval: ParsableCommand {
 
     @Argument(help: "The ONNX model.") var model: String
     @Option(help: "The .npz data: arrays named after the model inputs, labels under 'labels'.") var data: String
-    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32), map50, map50_95 (detection, need gt_boxes/gt_classes) or box-agreement (detection vs FP32).") var metric: Metric = .top1
-    @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
-    var pool: Pooling = .none
-    @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
-    @OptionGroup var detectionFlags: DetectionFlags
+    @OptionGroup var scoring: ScoringOptions
+    var metric: Metric { scoring.metric }
+    var pool: Pooling { scoring.pool }
+    var mask: String { scoring.mask }
+    var detectionFlags: DetectionFlags { scoring.detectionFlags }
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "The graph output to score (default: the first).") var output: String?
     @OptionGroup var precisionOptions: PrecisionOptions

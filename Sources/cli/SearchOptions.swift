@@ -48,13 +48,24 @@ struct SplitOptions: ParsableArguments {
     }
 }
 
-/// Options every search-like command shares.
-struct SearchCommonOptions: ParsableArguments {
-    @Option(help: "top1, top5 (labels), agreement, cosine, retrieval or retrieval5 (no labels), map50, map50_95 (detection: gt_boxes/gt_classes) or box-agreement.") var metric: Metric = .top1
+/// How outputs are scored: the metric, pooling of token-level outputs, detector
+/// post-processing. Shared by `eval` and the search commands.
+struct ScoringOptions: ParsableArguments {
+    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32), map50, map50_95 (detection, need gt_boxes/gt_classes) or box-agreement (detection vs FP32).")
+    var metric: Metric = .top1
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
     @OptionGroup var detectionFlags: DetectionFlags
+}
+
+/// Options every search-like command shares.
+struct SearchCommonOptions: ParsableArguments {
+    @OptionGroup var scoring: ScoringOptions
+    var metric: Metric { scoring.metric }
+    var pool: Pooling { scoring.pool }
+    var mask: String { scoring.mask }
+    var detectionFlags: DetectionFlags { scoring.detectionFlags }
     @Option(help: "Calibration method: minmax, percentile, entropy, mse.") var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
