@@ -15,6 +15,7 @@ public final class Session {
     public private(set) var constants: [String: Tensor]
     private var entries: [OpEntry]
     private var lastUse: [String: Int] = [:]
+    private var planIndex: [String: Int] = [:]
     private let outputNames: Set<String>
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
@@ -44,6 +45,7 @@ public final class Session {
         self.entries = entries
         self.constants = consts
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
+        for (i, n) in plan.enumerated() { planIndex[n.name] = i }
     }
 
     /// Ops never folded even with constant inputs (none yet: every supported op is pure).
@@ -89,7 +91,7 @@ public final class Session {
 
     /// Runs one plan node in FP32 on given inputs (per-layer timing, debugging).
     public func runNode(_ node: Node, inputs: [Tensor?]) throws -> [Tensor] {
-        guard let i = plan.firstIndex(where: { $0.name == node.name }) else {
+        guard let i = planIndex[node.name] else {
             throw RuntimeError.missingValue(name: node.name, node: node.name)
         }
         return try Session.execute(node, entries[i], inputs, opset: graph.opset(forDomain: node.domain))

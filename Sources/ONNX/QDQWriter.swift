@@ -42,6 +42,18 @@ public struct QDQLayer: Sendable, Equatable {
     }
 }
 
+/// A tensor requantized right after the node producing it (the `ort` scheme): a
+/// QuantizeLinear/DequantizeLinear pair that every consumer reads, which is what lets
+/// ONNX Runtime fuse the producer into its QLinear form.
+public struct QDQTensor: Sendable, Equatable {
+    public var tensor: String
+    public var scale: Float
+    public var zeroPoint: UInt8
+    public init(tensor: String, scale: Float, zeroPoint: UInt8) {
+        self.tensor = tensor; self.scale = scale; self.zeroPoint = zeroPoint
+    }
+}
+
 /// Why a QDQ model cannot be written.
 public enum QDQExportError: Error, CustomStringConvertible, Equatable {
     case unknownNode(String)
@@ -77,6 +89,7 @@ public enum QDQWriter {
     /// `graph` is `GraphPasses.foldBatchNorm(ModelLoader.load(modelData))`, `metadata`
     /// is added to (or replaces keys of) the model's metadata_props.
     public static func write(modelData: Data, baseDirectory: URL?, graph: Graph, layers: [QDQLayer],
+                             requantized: [QDQTensor] = [],
                              metadata: [(key: String, value: String)]) throws -> Data {
         let original: Onnx_ModelProto
         do { original = try Onnx_ModelProto(serializedBytes: modelData) } catch {
@@ -121,15 +134,49 @@ public enum QDQWriter {
             return p
         }
 
-        for node in graph.nodes {
-            guard let l = byNode[node.name] else {
-                nodes.append(try proto(node, originalNodes))
+        let outputNames = Set(graph.outputs.map(\.name))
+        let requant = Dictionary(requantized.map { ($0.tensor, $0) }, uniquingKeysWith: { a, _ in a })
+        for t in requantized where outputNames.contains(t.tensor) {
+            throw QDQExportError.inconsistent(layer: t.tensor, reason: "a graph output cannot be requantized")
+        }
+        /// Appends a Q -> DQ pair after `x` and returns the DQ output.
+        func appendQDQ(_ x: String, _ scaleValue: Float, _ zpValue: UInt8) -> String {
+            let scale = fresh("\(x)_scale"), zp = fresh("\(x)_zero_point")
+            newInits.append(ONNXWriter.floatProto([scaleValue], shape: [], name: scale))
+            newInits.append(ONNXWriter.uint8Proto([zpValue], shape: [], name: zp))
+            let qOut = fresh("\(x)_QuantizeLinear_Output"), dqOut = fresh("\(x)_DequantizeLinear_Output")
+            var q = Onnx_NodeProto()
+            q.name = fresh("\(x)_QuantizeLinear"); q.opType = "QuantizeLinear"
+            q.input = [x, scale, zp]; q.output = [qOut]
+            nodes.append(q)
+            nodes.append(dq(fresh("\(x)_DequantizeLinear"), inputs: [qOut, scale, zp], output: dqOut, axis: nil))
+            activationDQ[x] = dqOut
+            activationParams[x] = (scaleValue, zpValue)
+            return dqOut
+        }
+        /// Every consumer of a requantized tensor reads its DequantizeLinear output.
+        func rewired(_ n: Node) -> Node {
+            var n = n
+            n.inputs = n.inputs.map { x in requant[x] != nil ? (activationDQ[x] ?? x) : x }
+            return n
+        }
+        /// After the node producing a requantized tensor: its Q -> DQ pair.
+        func appendRequantized(_ n: Node) {
+            for o in n.outputs { if let t = requant[o] { _ = appendQDQ(o, t.scale, t.zeroPoint) } }
+        }
+
+        for original in graph.nodes {
+            guard let l = byNode[original.name] else {
+                nodes.append(try proto(rewired(original), originalNodes))
+                appendRequantized(original)
                 continue
             }
-            var node = node
-            guard node.input(0) == l.activation else {
-                throw QDQExportError.inconsistent(layer: l.node, reason: "the map quantizes '\(l.activation)', the node reads '\(node.input(0) ?? "")'")
+            guard original.input(0) == l.activation else {
+                throw QDQExportError.inconsistent(layer: l.node, reason: "the map quantizes '\(l.activation)', the node reads '\(original.input(0) ?? "")'")
             }
+            var node = rewired(original)
+            node.inputs[0] = original.inputs[0]
+            if l.secondActivation != nil, original.inputs.count > 1 { node.inputs[1] = original.inputs[1] }
             guard let wName = node.input(1) else {
                 throw QDQExportError.inconsistent(layer: l.node, reason: "the node has no weight input")
             }
@@ -141,18 +188,7 @@ public enum QDQWriter {
                     }
                     return dqOut
                 }
-                let scale = fresh("\(x)_scale"), zp = fresh("\(x)_zero_point")
-                newInits.append(ONNXWriter.floatProto([scaleValue], shape: [], name: scale))
-                newInits.append(ONNXWriter.uint8Proto([zpValue], shape: [], name: zp))
-                let qOut = fresh("\(x)_QuantizeLinear_Output"), dqOut = fresh("\(x)_DequantizeLinear_Output")
-                var q = Onnx_NodeProto()
-                q.name = fresh("\(x)_QuantizeLinear"); q.opType = "QuantizeLinear"
-                q.input = [x, scale, zp]; q.output = [qOut]
-                nodes.append(q)
-                nodes.append(dq(fresh("\(x)_DequantizeLinear"), inputs: [qOut, scale, zp], output: dqOut, axis: nil))
-                activationDQ[x] = dqOut
-                activationParams[x] = (scaleValue, zpValue)
-                return dqOut
+                return appendQDQ(x, scaleValue, zpValue)
             }
             node.inputs[0] = try quantized(l.activation, l.activationScale, l.activationZeroPoint)
             if let second = l.secondActivation {
@@ -161,6 +197,7 @@ public enum QDQWriter {
                 }
                 node.inputs[1] = try quantized(second, l.secondScale, l.secondZeroPoint)
                 nodes.append(try proto(node, originalNodes))
+                appendRequantized(original)
                 continue
             }
 
@@ -205,6 +242,7 @@ public enum QDQWriter {
             }
             for (k, v) in l.attributes { node.attributes[k] = v }
             nodes.append(try proto(node, originalNodes))
+            appendRequantized(original)
         }
 
         // Values still read after the rewrite; float weights and Constant nodes only the

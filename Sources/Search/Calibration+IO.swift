@@ -79,8 +79,9 @@ extension CalibrationTable {
     }
 
     /// Reads a table for `session`, whose graph was optimised from a graph with `modelDigest`.
-    public static func load(path: String, modelDigest: String, session: Session) throws -> CalibrationTable {
-        try load(path: path, modelDigest: modelDigest, required: Calibrator.requiredTensors(session: session))
+    public static func load(path: String, modelDigest: String, session: Session,
+                            scheme: ExecutionScheme = .inputs) throws -> CalibrationTable {
+        try load(path: path, modelDigest: modelDigest, required: Calibrator.requiredTensors(session: session, scheme: scheme))
     }
 
     /// Throws unless the table was made for the model with `modelDigest` and covers `required`.

@@ -58,14 +58,17 @@ public struct Calibrator {
     /// Tensors calibrated, in execution order.
     public let tensors: [String]
 
-    public init(session: Session) {
+    public init(session: Session, scheme: ExecutionScheme = .inputs) {
         self.session = session
-        self.tensors = Calibrator.requiredTensors(session: session)
+        self.tensors = Calibrator.requiredTensors(session: session, scheme: scheme)
     }
 
-    /// The activation tensors INT8 layers read: input 0 of every quantizable node in the
-    /// plan, deduplicated, constants skipped.
-    public static func requiredTensors(session: Session) -> [String] {
+    /// The activation tensors a scheme quantizes. `inputs`: input 0 of every quantizable
+    /// node in the plan (and input 1 of an activation MatMul), deduplicated, constants
+    /// skipped. `ort`: also the layers' outputs and the activations around region ops
+    /// (`QuantPlan.calibratedTensors`).
+    public static func requiredTensors(session: Session, scheme: ExecutionScheme = .inputs) -> [String] {
+        if scheme == .ort { return QuantPlan.calibratedTensors(session) }
         var seen = Set<String>(), out: [String] = []
         for node in session.plan where Layers.isQuantizable(node, constants: session.constants) {
             for x in calibratedInputs(node, constants: session.constants) where seen.insert(x).inserted { out.append(x) }
@@ -112,15 +115,17 @@ public struct Calibrator {
         let wanted = Set(tensors)
         for range in dataset.batches(size: batchSize) {
             var done = Set<String>()            // a tensor read by several layers counts once
-            _ = try session.run(dataset.batch(range)) { node, ins, _ in
-                guard Layers.isQuantizable(node, constants: session.constants) else { return }
-                let count = Layers.isActivationMatMul(node, constants: session.constants) ? 2 : 1
-                for i in 0..<min(count, ins.count) {
-                    guard let name = node.input(i), wanted.contains(name), !done.contains(name), let t = ins[i] else { continue }
-                    done.insert(name)
-                    if t.dtype.isFloating { t.floats.withUnsafeBufferPointer { visit(name, $0) } }
-                    else { t.asFloats.withUnsafeBufferPointer { visit(name, $0) } }
-                }
+            func see(_ name: String, _ t: Tensor?) {
+                guard wanted.contains(name), !done.contains(name), let t else { return }
+                done.insert(name)
+                if t.dtype.isFloating { t.floats.withUnsafeBufferPointer { visit(name, $0) } }
+                else { t.asFloats.withUnsafeBufferPointer { visit(name, $0) } }
+            }
+            // Inputs and outputs of every node: graph inputs are seen as inputs, the
+            // `ort` scheme's layer and region-op outputs as outputs.
+            _ = try session.run(dataset.batch(range)) { node, ins, outs in
+                for (name, t) in zip(node.inputs, ins) where !name.isEmpty { see(name, t) }
+                for (name, t) in zip(node.outputs, outs) where !name.isEmpty { see(name, t) }
             }
             progress?(pass, range.upperBound, dataset.count)
         }

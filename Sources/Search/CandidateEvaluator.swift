@@ -130,9 +130,8 @@ public final class CandidateEvaluator {
         var complete = true
         // Re-execute from whichever cached run differs from this map later in the graph.
         let order = Dictionary(uniqueKeysWithValues: runtime.session.plan.enumerated().map { ($0.element.name, $0.offset) })
-        let int8Set = Set(map.int8Layers)
-        let fp32Changed = int8Set
-        let int8Changed = Set(runtime.layerNames.filter { !int8Set.contains($0) })
+        let fp32Changed = runtime.changedNodes(from: runtime.allFP32, to: map)
+        let int8Changed = runtime.changedNodes(from: runtime.allInt8, to: map)
         func firstChange(_ s: Set<String>) -> Int { s.map { order[$0] ?? 0 }.min() ?? Int.max }
         let useInt8Base = int8Caches != nil && firstChange(int8Changed) > firstChange(fp32Changed)
         let buildInt8Cache = int8Caches == nil && int8Changed.isEmpty

@@ -55,7 +55,7 @@ extension Exporter {
     /// Writes `format` for the map. Only `qdq` needs quantization parameters
     /// (`calibration` fills in those a bare map lacks).
     public func export(_ format: ExportFormat, map: ExportMap, mapPath: String, calibration: CalibrationTable?,
-                       version: String) throws -> ExportResult {
+                       version: String, scheme: ExecutionScheme? = nil) throws -> ExportResult {
         let layers = try self.layers(for: map, path: mapPath)
         let int8 = layers.filter { $0.precision == .int8 }.map(\.name)
         let fp32 = layers.filter { $0.precision == .fp32 }
@@ -72,8 +72,9 @@ extension Exporter {
                                           fp32Layers: fp32.map(\.name))
         switch format {
         case .qdq:
-            let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version)
-            return ExportResult(data: data, summary: "QDQ model, \(counts)", warnings: warnings)
+            let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version, scheme: scheme)
+            let used = scheme ?? map.scheme ?? .inputs
+            return ExportResult(data: data, summary: "QDQ model (scheme \(used.rawValue)), \(counts)", warnings: warnings)
         case .ortExclude:
             let ops = Set(layers.map(\.op)).sorted()
             let config = OrtExcludeConfig(nodesToExclude: fp32.map(\.name), opTypesToQuantize: ops,

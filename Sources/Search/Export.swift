@@ -63,6 +63,10 @@ public struct ExportMap: Sendable {
     /// Layers in file order (a dictionary map: name order).
     public var layers: [Layer]
     public var modelDigest: String?
+    /// The scheme the map was made under (nil: the file does not say).
+    public var scheme: ExecutionScheme?
+    /// `ort` maps: the requantized tensors' parameters.
+    public var tensors: [PrecisionMapDocument.ActivationRef]?
     /// The full document when the file is one.
     public var document: PrecisionMapDocument?
     /// The file's bytes and their SHA-256.
@@ -79,7 +83,9 @@ public struct ExportMap: Sendable {
         var layers: [Entry]
         var modelDigest: String?
         var model: Model?
-        enum CodingKeys: String, CodingKey { case layers, modelDigest, model }
+        var scheme: String?
+        var tensors: [PrecisionMapDocument.ActivationRef]?
+        enum CodingKeys: String, CodingKey { case layers, modelDigest, model, scheme, tensors }
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             if let dict = try? c.decode([String: Precision].self, forKey: .layers) {
@@ -89,6 +95,8 @@ public struct ExportMap: Sendable {
             }
             modelDigest = try c.decodeIfPresent(String.self, forKey: .modelDigest)
             model = try? c.decodeIfPresent(Model.self, forKey: .model)
+            scheme = try c.decodeIfPresent(String.self, forKey: .scheme)
+            tensors = try c.decodeIfPresent([PrecisionMapDocument.ActivationRef].self, forKey: .tensors)
         }
     }
 
@@ -109,6 +117,13 @@ public struct ExportMap: Sendable {
         layers = loose.layers.map { Layer(name: $0.name, precision: $0.precision, activation: $0.activation,
                                           activation2: $0.activation2, weightScales: $0.weightScales) }
         modelDigest = loose.modelDigest ?? loose.model?.digest
+        if let name = loose.scheme {
+            guard let sch = ExecutionScheme(rawValue: name) else {
+                throw ExportError.unreadableMap(path: path, reason: "unknown scheme '\(name)' (known: \(ExecutionScheme.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            scheme = sch
+        }
+        tensors = loose.tensors
     }
 
     public init(path: String) throws {
@@ -187,12 +202,27 @@ public final class Exporter {
     /// The QDQ model (docs/export.md). Activation parameters come from the map, or from
     /// `calibration` for layers the map gives none; weight scales are recomputed from the
     /// weights and must equal the map's.
-    public func qdq(map: ExportMap, path: String, calibration: CalibrationTable?, version: String) throws -> Data {
+    public func qdq(map: ExportMap, path: String, calibration: CalibrationTable?, version: String,
+                    scheme requested: ExecutionScheme? = nil) throws -> Data {
         let layers = try self.layers(for: map, path: path)
         let entries = Dictionary(uniqueKeysWithValues: map.layers.map { ($0.name, $0) })
         let int8 = layers.filter { $0.precision == .int8 }
-        let missing = int8.filter { entries[$0.name]?.activation == nil && calibration?.ranges[input0($0.name)] == nil }
+        let scheme = requested ?? map.scheme ?? .inputs
+        if let made = map.scheme, made != scheme {
+            throw ExportError.invalidQuantization(layer: "*", reason: "the map was made under --scheme \(made.rawValue), the export asks for \(scheme.rawValue); its scores hold only for \(made.rawValue)")
+        }
+        let sources = scheme == .ort ? QuantPlan.sources(session) : [:]
+        let mapTensors = Dictionary((map.tensors ?? []).map { ($0.tensor, $0) }, uniquingKeysWith: { a, _ in a })
+        /// A tensor's parameters: the map's, else its (source's) calibrated range.
+        func quant(_ t: String) -> ActivationQuant? {
+            if let a = mapTensors[t], (0...255).contains(a.zeroPoint) { return ActivationQuant(scale: a.scale, zeroPoint: UInt8(a.zeroPoint)) }
+            return calibration?.quant(for: sources[t] ?? t)
+        }
+        let missing = int8.filter { entries[$0.name]?.activation == nil && calibration?.ranges[sources[input0($0.name)] ?? input0($0.name)] == nil }
         if !missing.isEmpty { throw ExportError.missingQuantization(layers: missing.map(\.name)) }
+        if scheme == .ort && !int8.isEmpty && map.tensors == nil && calibration == nil {
+            throw ExportError.missingQuantization(layers: int8.map(\.name))
+        }
         let specs = try int8.map { l -> QDQLayer in
             let node = quantizable.first { $0.name == l.name }!
             let x = node.input(0) ?? ""
@@ -204,7 +234,7 @@ public final class Exporter {
                 }
                 q = ActivationQuant(scale: a.scale, zeroPoint: UInt8(a.zeroPoint))
             } else {
-                q = calibration!.quant(for: x)!
+                q = calibration!.quant(for: sources[x] ?? x)!
             }
             if let w = node.input(1), session.constants[w] == nil {
                 // Activation x activation MatMul: both inputs quantized per tensor, no weight.
@@ -212,7 +242,7 @@ public final class Exporter {
                 if let a = entries[l.name]?.activation2 {
                     guard a.tensor == w else { throw ExportError.activationMismatch(layer: l.name, map: a.tensor, model: w) }
                     q2 = ActivationQuant(scale: a.scale, zeroPoint: UInt8(clamping: a.zeroPoint))
-                } else if let c = calibration?.quant(for: w) {
+                } else if let c = calibration?.quant(for: sources[w] ?? w) {
                     q2 = c
                 } else {
                     throw ExportError.missingQuantization(layers: [l.name])
@@ -223,10 +253,28 @@ public final class Exporter {
             }
             return try Self.spec(node: node, constants: session.constants, inputQuant: q, mapScales: entries[l.name]?.weightScales)
         }
-        var meta: [(key: String, value: String)] = [("mpq.version", version), ("mpq.map_sha256", map.sha256)]
+        var requantized: [QDQTensor] = []
+        if scheme == .ort {
+            // The runtime's plan, from the same parameters: Q/DQ exactly where it requantized.
+            let plan = QuantPlan(session: session, int8Layers: Set(int8.map(\.name))) { t in
+                // `QuantPlan` asks for sources; the map records tensors by their own name.
+                quant(t)
+            }
+            let fromMap = map.tensors.map { Set($0.map(\.tensor)) }
+            if let fromMap, let t = plan.requantized.keys.sorted().first(where: { !fromMap.contains($0) && !fromMap.contains(sources[$0] ?? $0) }),
+               calibration == nil {
+                throw ExportError.invalidQuantization(layer: t, reason: "the map has no parameters for requantized tensor '\(t)'")
+            }
+            requantized = plan.requantized.keys.sorted().map { t in
+                let q = mapTensors[t].map { ActivationQuant(scale: $0.scale, zeroPoint: UInt8(clamping: $0.zeroPoint)) } ?? plan.requantized[t]!
+                return QDQTensor(tensor: t, scale: q.scale, zeroPoint: q.zeroPoint)
+            }
+        }
+        var meta: [(key: String, value: String)] = [("mpq.version", version), ("mpq.map_sha256", map.sha256),
+                                                     ("mpq.scheme", scheme.rawValue)]
         if let d = map.document { meta.append(("mpq.metric", d.metric)) }
         return try QDQWriter.write(modelData: modelData, baseDirectory: URL(fileURLWithPath: modelPath).deletingLastPathComponent(),
-                                   graph: folded, layers: specs, metadata: meta)
+                                   graph: folded, layers: specs, requantized: requantized, metadata: meta)
     }
 
     func input0(_ layer: String) -> String { quantizable.first { $0.name == layer }?.input(0) ?? "" }

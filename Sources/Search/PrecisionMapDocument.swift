@@ -45,6 +45,13 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
     public var calibration: CalibrationRef
     public var data: String
     public var kernelPath: String
+    /// Where Q/DQ go: "ort" or "inputs" (absent in maps written before schemes: "inputs").
+    public var scheme: String?
+    /// `ort` scheme: every requantized tensor of this map with its parameters (the outputs
+    /// of INT8 layers and region ops that ONNX Runtime runs on uint8), sorted by name.
+    public var tensors: [ActivationRef]?
+    /// `ort` scheme: the region ops (Add, Concat, MaxPool, ...) that run in INT8, sorted.
+    public var int8RegionOps: [String]?
     public var result: Results
     public var budgetMet: Bool
     public var int8MacFraction: Double
@@ -74,6 +81,16 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
         return try dec.decode(PrecisionMapDocument.self, from: data)
+    }
+
+    /// The scheme fields of a map: its requantized tensors and INT8 region ops (`ort` only).
+    public static func schemeEntries(map: PrecisionMap, runtime: MixedPrecisionRuntime) -> (tensors: [ActivationRef]?, regionOps: [String]?) {
+        guard runtime.scheme == .ort else { return (nil, nil) }
+        let plan = runtime.plan(for: map)
+        let tensors = plan.requantized.keys.sorted().map { t in
+            ActivationRef(tensor: t, scale: plan.requantized[t]!.scale, zeroPoint: Int(plan.requantized[t]!.zeroPoint))
+        }
+        return (tensors, plan.int8RegionOps.sorted())
     }
 
     /// The per-layer entries for a map: precision, size, sensitivity, quantization parameters.

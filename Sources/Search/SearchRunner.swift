@@ -91,6 +91,7 @@ public struct SearchRunner {
         let v = outcome.validation
         let best = outcome.best
         let allInt8 = (try? evaluator.evaluate(runtime.allInt8).0)?.score ?? 0
+        let schemeFields = PrecisionMapDocument.schemeEntries(map: best.map, runtime: runtime)
         return PrecisionMapDocument(
             mpqVersion: version,
             model: .init(path: modelPath, sha256: modelSHA256, digest: runtime.calibration.modelDigest),
@@ -99,6 +100,7 @@ public struct SearchRunner {
             seed: seed, strategy: best.strategy, objective: plan.objective.rawValue, objectiveValue: round4(best.objective),
             calibration: .init(method: runtime.calibration.method, samples: runtime.calibration.samples),
             data: dataDescription, kernelPath: runtime.path.resolved.rawValue,
+            scheme: runtime.scheme.rawValue, tensors: schemeFields.tensors, int8RegionOps: schemeFields.regionOps,
             result: .init(search: .init(fp32: round4(evaluator.fp32Score), int8All: round4(allInt8), mixed: round4(best.evaluation.score),
                                         drop: round4(best.evaluation.drop), samples: evaluator.data.count),
                           holdout: .init(fp32: v.fp32, int8All: v.int8All, mixed: v.mixed, drop: v.drop, ci95: v.ci,

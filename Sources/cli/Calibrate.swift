@@ -14,6 +14,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Percentile of |x| kept by --method percentile, in (0, 100].") var percentile: Double = 99.999
     @Option(help: "Histogram bins per tensor (percentile, entropy, mse).") var bins: Int = 2048
     @Option(help: "Samples per batch.") var batchSize: Int = 64
+    @Option(help: "Tensors to calibrate: inputs (what INT8 layers read) or ort (also layer outputs and the activations around Add, Concat, pooling...).")
+    var scheme: ExecutionScheme = .inputs
     @Option(help: "Where to write the calibration table (JSON).") var out: String
     @Flag(help: "Print nothing but errors.") var quiet = false
 
@@ -36,7 +38,7 @@ struct Calibrate: ParsableCommand {
         let digest = graph.digest                       // of the graph as loaded: docs/calibration.md
         let session = try Session(graph: GraphPasses.optimize(graph))
         let dataset = try Dataset(path: data, graph: session.graph)
-        let calibrator = Calibrator(session: session)
+        let calibrator = Calibrator(session: session, scheme: scheme)
         guard !calibrator.tensors.isEmpty else {
             throw CLIError("\(model) has no quantizable layer (Conv, ConvTranspose, Gemm, MatMul with constant weights): nothing to calibrate")
         }

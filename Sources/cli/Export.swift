@@ -25,6 +25,8 @@ struct Export: ParsableCommand {
     @Option(help: "Method used when --calibration is .npz data: minmax, percentile, entropy, mse.")
     var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch when calibrating.") var batchSize: Int = 64
+    @Option(help: "Q/DQ placement: ort (INT8 chains ONNX Runtime fuses) or inputs (layer inputs only). Default: the map's scheme, else inputs.")
+    var scheme: ExecutionScheme?
     @Flag(help: "Print nothing but errors.") var quiet = false
 
     func validate() throws {
@@ -36,8 +38,10 @@ struct Export: ParsableCommand {
             let exporter = try Exporter(modelPath: model)
             let map = try ExportMap(path: precision)
             _ = try exporter.layers(for: map, path: precision)       // a wrong map fails before calibrating
-            let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter) }
-            let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version)
+            let used = scheme ?? map.scheme ?? .inputs
+            let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter, used) }
+            let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version,
+                                             scheme: scheme)
             do { try result.data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
                 throw CLIError("cannot write \(out): \(error.localizedDescription)")
             }
@@ -51,16 +55,18 @@ struct Export: ParsableCommand {
     }
 
     /// A calibration table, loaded and checked against the model or computed from data.
-    func calibrationTable(_ path: String, _ exporter: Exporter) throws -> CalibrationTable {
+    func calibrationTable(_ path: String, _ exporter: Exporter, _ scheme: ExecutionScheme) throws -> CalibrationTable {
         if path.hasSuffix(".npz") {
             let data = try Dataset(path: path, graph: exporter.graph)
             let progress = Progress(label: "calibrate")
-            return try Calibrator(session: exporter.session).calibrate(
+            return try Calibrator(session: exporter.session, scheme: scheme).calibrate(
                 dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),
                 modelDigest: exporter.digest) { _, done, total in progress.update(done, total) }
         }
-        return try CalibrationTable.load(path: path, modelDigest: exporter.digest, session: exporter.session)
+        return try CalibrationTable.load(path: path, modelDigest: exporter.digest, session: exporter.session,
+                                         scheme: scheme)
     }
 }
 
 extension ExportFormat: ExpressibleByArgument {}
+extension ExecutionScheme: ExpressibleByArgument {}

@@ -15,6 +15,8 @@ struct PrecisionOptions: ParsableArguments {
     var calibrate: CalibrationMethod = .minmax
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.")
     var kernelPath: KernelPath = .auto
+    @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them) or inputs (layer inputs only, TensorRT's placement). Default: the map's scheme, else inputs.")
+    var scheme: ExecutionScheme?
 
     var isFP32: Bool { precision == "fp32" }
 
@@ -33,12 +35,24 @@ struct PrecisionOptions: ParsableArguments {
         if calibration.hasSuffix(".npz") {
             let data = try Dataset(path: calibration, graph: model.graph)
             let progress = Progress(label: "calibrate")
-            return try Calibrator(session: model.session).calibrate(
+            return try Calibrator(session: model.session, scheme: resolvedScheme).calibrate(
                 dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),
                 modelDigest: model.digest) { _, done, total in progress.update(done, total) }
         }
-        return try CalibrationTable.load(path: calibration, modelDigest: model.digest, session: model.session)
+        return try CalibrationTable.load(path: calibration, modelDigest: model.digest, session: model.session,
+                                         scheme: resolvedScheme)
     }
+
+    /// --scheme, else the scheme the map file records, else `inputs`.
+    var resolvedScheme: ExecutionScheme {
+        if let scheme { return scheme }
+        if precision != "fp32" && precision != "int8", let data = FileManager.default.contents(atPath: precision),
+           let doc = try? JSONDecoder().decode(SchemeField.self, from: data), let s = doc.scheme.flatMap(ExecutionScheme.init(rawValue:)) {
+            return s
+        }
+        return .inputs
+    }
+    private struct SchemeField: Decodable { var scheme: String? }
 
     /// The map to run: uniform, or read from a file and checked against the model.
     func precisionMap(for runtime: MixedPrecisionRuntime, model: LoadedModel) throws -> PrecisionMap {
@@ -64,7 +78,8 @@ struct PrecisionOptions: ParsableArguments {
     func makeRuntime(_ model: LoadedModel, batchSize: Int) throws -> MixedPrecisionRuntime? {
         if isFP32 { return nil }
         let table = try calibrationTable(for: model, batchSize: batchSize)
-        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: kernelPath)
+        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: kernelPath,
+                                                scheme: resolvedScheme)
         try runtime.apply(try precisionMap(for: runtime, model: model))
         return runtime
     }

@@ -69,6 +69,8 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Calibration method: minmax, percentile, entropy, mse.") var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
+    @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them, what deploys fast) or inputs (layer inputs only, TensorRT's placement).")
+    var scheme: ExecutionScheme = .inputs
     @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
     @Option(help: "Folder for resumable state (sensitivity results are saved after every layer).") var state: String?
     @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")
@@ -129,14 +131,15 @@ struct SearchContext {
             for split in [splits.search, splits.holdout] { _ = try DetectionTruth(dataset: split) }
         }
         if let c = options.calibration, c.hasSuffix(".json") {
-            table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session)
+            table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
         } else {
             let progress = Progress(label: "calibrate (\(common.calibrate.rawValue))")
-            table = try Calibrator(session: model.session).calibrate(
+            table = try Calibrator(session: model.session, scheme: common.scheme).calibrate(
                 dataset: splits.calibration, options: CalibrationOptions(method: common.calibrate, batchSize: common.batchSize),
                 modelDigest: model.digest) { _, done, total in progress.update(done, total) }
         }
-        runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: common.kernelPath)
+        runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: common.kernelPath,
+                                            scheme: common.scheme)
         guard !runtime.layerNames.isEmpty else { throw CLIError("\(modelPath) has no layer that can run in INT8") }
         let progress = Progress(label: "fp32 reference on the search split")
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,

@@ -12,29 +12,42 @@ public final class MixedPrecisionRuntime {
     public let layers: [String: QuantizedLayer]
     public let layerNames: [String]
     public private(set) var map: PrecisionMap
+    /// Where Q/DQ go (docs/quantization.md, "Schemes").
+    public let scheme: ExecutionScheme
+    /// The `ort` scheme's shared-scale sources (empty under `inputs`).
+    public let sources: [String: String]
+    /// What the current map executes: INT8 layers, INT8 region ops, requantized tensors.
+    public private(set) var plan = QuantPlan(inputsScheme: [])
 
     /// Nodes of the session that can run in INT8, in execution order.
     public static func quantizableNodes(_ session: Session) -> [Node] {
         session.plan.filter { Layers.isQuantizable($0, constants: session.constants) }
     }
 
-    public init(session: Session, calibration: CalibrationTable, path: KernelPath = .auto) throws {
+    public init(session: Session, calibration: CalibrationTable, path: KernelPath = .auto,
+                scheme: ExecutionScheme = .inputs) throws {
         self.session = session
         self.calibration = calibration
         self.path = path
+        self.scheme = scheme
+        let sources = scheme == .ort ? QuantPlan.sources(session) : [:]
+        self.sources = sources
+        /// Under `ort` a tensor uses its source's range (shared-scale chains keep one scale).
+        func quant(_ t: String) -> ActivationQuant? { calibration.quant(for: sources[t] ?? t) }
+        func source(_ t: String) -> String { sources[t] ?? t }
         var layers: [String: QuantizedLayer] = [:]
         var names: [String] = []
         for node in Self.quantizableNodes(session) {
             if Layers.isActivationMatMul(node, constants: session.constants) {
                 let (a, b) = (node.input(0)!, node.input(1)!)
-                guard let qa = calibration.quant(for: a) else { throw QuantizationError.missingRange(layer: node.name, tensor: a) }
-                guard let qb = calibration.quant(for: b) else { throw QuantizationError.missingRange(layer: node.name, tensor: b) }
+                guard let qa = quant(a) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(a)) }
+                guard let qb = quant(b) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(b)) }
                 layers[node.name] = QuantizedActivationMatMul(node: node, inputQuant: qa, rightQuant: qb)
                 names.append(node.name)
                 continue
             }
             guard let x = node.input(0), let w = node.input(1).flatMap({ session.constants[$0] }) else { continue }
-            guard let q = calibration.quant(for: x) else { throw QuantizationError.missingRange(layer: node.name, tensor: x) }
+            guard let q = quant(x) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(x)) }
             let b = node.input(2).flatMap { session.constants[$0] }
             switch node.opType {
             case "Conv": layers[node.name] = try QuantizedConv(node: node, weight: w, bias: b, inputQuant: q)
@@ -54,13 +67,45 @@ public final class MixedPrecisionRuntime {
         for (name, _) in map.layers where layers[name] == nil {
             throw QuantizationError.unknownLayer(layer: name, known: layerNames)
         }
+        let plan = self.plan(for: map)
         session.overrides = [:]
         for name in map.int8Layers {
             let layer = layers[name]!
             session.overrides[name] = { [unowned self] inputs in try layer.run(inputs, path: self.path) }
         }
+        // Requantized outputs: the producer runs (INT8 kernel or FP32 op), then Q -> DQ.
+        for node in session.plan {
+            guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
+            let inner = session.overrides[node.name]
+            session.overrides[node.name] = { [unowned self] inputs in
+                var outs = try inner?(inputs) ?? self.session.runNode(node, inputs: inputs)
+                requantize(&outs[0], q, path: self.path)
+                return outs
+            }
+        }
         self.map = map
+        self.plan = plan
     }
+
+    /// What `map` executes under this runtime's scheme.
+    public func plan(for map: PrecisionMap) -> QuantPlan {
+        let int8 = Set(map.int8Layers.filter { layers[$0] != nil })
+        switch scheme {
+        case .inputs: return QuantPlan(inputsScheme: int8)
+        case .ort:
+            return QuantPlan(session: session, int8Layers: int8) { [calibration] t in calibration.quant(for: t) }
+        }
+    }
+
+    /// Nodes that execute differently under `map` than under `base`: what an incremental
+    /// run from `base`'s cached activations must re-execute (under `inputs`, the layers
+    /// whose precision differs; under `ort`, also the neighbours whose Q/DQ moved).
+    public func changedNodes(from base: PrecisionMap, to map: PrecisionMap) -> Set<String> {
+        plan(for: map).changedNodes(comparedTo: plan(for: base), session: session)
+    }
+
+    /// The quantization parameters of an activation tensor (its source's calibrated range).
+    public func quant(forTensor t: String) -> ActivationQuant? { calibration.quant(for: sources[t] ?? t) }
 
     public var allInt8: PrecisionMap { PrecisionMap.uniform(.int8, layers: layerNames) }
     public var allFP32: PrecisionMap { PrecisionMap.uniform(.fp32, layers: layerNames) }

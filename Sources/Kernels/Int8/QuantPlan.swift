@@ -1,0 +1,126 @@
+import ONNX
+
+/// Which nodes run in INT8 and which tensors are requantized, for one precision map under
+/// the `ort` scheme (docs/quantization.md, "Schemes"). The runtime and the QDQ export both
+/// read this one plan, so the export places Q/DQ exactly where the runtime quantized.
+///
+/// Rules, applied in topological order on the optimised session graph:
+/// 1. the map's INT8 layers run in INT8;
+/// 2. a region op (`RegionOpKind`) runs in INT8 when every activation input is produced by
+///    a node that runs in INT8 (so a region only grows out of INT8 layers);
+/// 3. an output of an INT8 node is requantized (Q then DQ, read by every consumer) when at
+///    least one consumer runs in INT8 and it is not a graph output.
+/// Scales never depend on the map: a tensor's parameters come from the calibrated range of
+/// its `source` (itself, or the input of the shared-scale ops that produced it), so INT8
+/// layers are prepared once and switching maps only moves Q/DQ.
+public struct QuantPlan: Equatable, Sendable {
+    /// INT8 layers of the map.
+    public var int8Layers: Set<String>
+    /// Region ops that run in INT8 (their output is requantized).
+    public var int8RegionOps: Set<String>
+    /// Tensors requantized right after the node producing them, with their parameters.
+    public var requantized: [String: ActivationQuant]
+
+    /// The plan of the `inputs` scheme: INT8 layers only, nothing requantized.
+    public init(inputsScheme int8Layers: Set<String>) {
+        self.int8Layers = int8Layers; self.int8RegionOps = []; self.requantized = [:]
+    }
+
+    /// The plan of the `ort` scheme. `quant` gives the parameters of a (source) tensor;
+    /// a tensor without parameters is never requantized.
+    public init(session: Session, int8Layers: Set<String>, quant: (String) -> ActivationQuant?) {
+        let sources = QuantPlan.sources(session)
+        let outputs = Set(session.graph.outputs.map(\.name))
+        var producer: [String: String] = [:]
+        var readers: [String: [String]] = [:]
+        for node in session.plan {
+            for o in node.outputs where !o.isEmpty { producer[o] = node.name }
+            for i in node.inputs where !i.isEmpty { readers[i, default: []].append(node.name) }
+        }
+        var int8 = int8Layers
+        for node in session.plan where !int8Layers.contains(node.name) && RegionOpKind.of(node) != nil {
+            let acts = RegionOpKind.activationInputs(node, constants: session.constants)
+            if !acts.isEmpty && acts.allSatisfy({ producer[$0].map(int8.contains) ?? false }) { int8.insert(node.name) }
+        }
+        var requantized: [String: ActivationQuant] = [:]
+        var regionOps = Set<String>()
+        let reluNodes = Set(session.plan.filter { $0.opType == "Relu" }.map(\.name))
+        for node in session.plan where int8.contains(node.name) {
+            let consumers = readers[node.outputs.first ?? ""] ?? []
+            // A value read only by INT8 Relus is requantized after the Relu instead: ORT
+            // removes a Relu before a Q with zero point 0 (ReluQuantFusion), so the
+            // producer writes the Relu's range directly.
+            if !consumers.isEmpty && consumers.allSatisfy({ reluNodes.contains($0) && int8.contains($0) }) { continue }
+            guard let o = node.outputs.first, !o.isEmpty, !outputs.contains(o),
+                  consumers.contains(where: int8.contains),
+                  let q = quant(sources[o] ?? o) else { continue }
+            requantized[o] = q
+            if !int8Layers.contains(node.name) { regionOps.insert(node.name) }
+        }
+        self.int8Layers = int8Layers
+        self.int8RegionOps = regionOps
+        self.requantized = requantized
+    }
+
+    /// What a node does under this plan; nodes whose behaviour differs between two plans
+    /// must be re-executed when switching from one to the other (nil: plain FP32).
+    public func behaviour(_ node: Node) -> String? {
+        let layer = int8Layers.contains(node.name)
+        let q = node.outputs.first.flatMap { requantized[$0] }
+        if !layer && q == nil { return nil }
+        return (layer ? "int8" : "fp32") + (q.map { " requant \($0.scale) \($0.zeroPoint)" } ?? "")
+    }
+
+    /// Nodes of `session` that execute differently under `self` and `other`.
+    public func changedNodes(comparedTo other: QuantPlan, session: Session) -> Set<String> {
+        Set(session.plan.filter { behaviour($0) != other.behaviour($0) }.map(\.name))
+    }
+
+    /// For every output of a shared-scale region op, the tensor whose range it uses: the
+    /// first tensor up the chain of shared-scale ops (a MaxPool of a Reshape of `x` uses `x`'s).
+    public static func sources(_ session: Session) -> [String: String] {
+        var source: [String: String] = [:]
+        for node in session.plan where RegionOpKind.of(node) == .sharesInputScale {
+            guard let x = node.input(0), session.constants[x] == nil, let o = node.outputs.first, !o.isEmpty else { continue }
+            source[o] = source[x] ?? x
+        }
+        return source
+    }
+
+    /// The tensors the `ort` scheme can quantize, as their sources, in execution order:
+    /// inputs and outputs of quantizable layers and the activations around region ops.
+    public static func calibratedTensors(_ session: Session) -> [String] {
+        let sources = self.sources(session)
+        var seen = Set<String>(), out: [String] = []
+        func add(_ t: String) {
+            guard !t.isEmpty, session.constants[t] == nil else { return }
+            let s = sources[t] ?? t
+            if seen.insert(s).inserted { out.append(s) }
+        }
+        for node in session.plan {
+            if Layers.isQuantizable(node, constants: session.constants) {
+                // The layer's own input too, so an `ort` table also serves `inputs`.
+                if let x = node.input(0), session.constants[x] == nil, seen.insert(x).inserted { out.append(x) }
+                add(node.input(0) ?? "")
+                if Layers.isActivationMatMul(node, constants: session.constants) { add(node.input(1) ?? "") }
+                add(node.outputs.first ?? "")
+            } else if RegionOpKind.of(node) != nil {
+                RegionOpKind.activationInputs(node, constants: session.constants).forEach(add)
+                add(node.outputs.first ?? "")
+            }
+        }
+        return out
+    }
+}
+
+/// Quantize then dequantize in place, as an ONNX QuantizeLinear -> DequantizeLinear pair
+/// (round half to even, saturate to uint8, then (q - zero point) * scale).
+func requantize(_ t: inout Tensor, _ q: ActivationQuant, path: KernelPath) {
+    guard t.dtype.isFloating, !t.floats.isEmpty else { return }
+    var u = [UInt8](repeating: 0, count: t.floats.count)
+    t.floats.withUnsafeBufferPointer { px in u.withUnsafeMutableBufferPointer { quantizeU8(px, q, path: path, into: $0.baseAddress!) } }
+    let zp = Float(q.zeroPoint), s = q.scale
+    t.floats.withUnsafeMutableBufferPointer { p in
+        for i in 0..<p.count { p[i] = (Float(u[i]) - zp) * s }
+    }
+}
