@@ -60,6 +60,24 @@ def run(model_path_or_bytes, feeds):
     return out.reshape(out.shape[0], -1).astype(np.float32)
 
 
+FLOAT_LAYER_OPS = ["Conv", "FusedConv", "NchwcConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"]
+INTEGER_LAYER_OPS = ["QLinearConv", "QGemm", "QLinearMatMul", "MatMulIntegerToFloat", "MatMulInteger",
+                     "ConvInteger", "DynamicQuantizeMatMul"]
+
+
+def optimized_op_counts(model_path):
+    """Op types of the graph ORT's CPU optimizer produces (default session options)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+        counts = {}
+        for n in onnx.load(so.optimized_model_filepath).graph.node:
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+        return dict(sorted(counts.items()))
+
+
 def argmax_first(rows):
     return np.argmax(rows, axis=1)          # first index on ties, as mpq's Outputs.argmax
 
@@ -184,6 +202,17 @@ def main():
                    "diff": round(ort_score - predicted, 4) + 0.0, "tolerance": a.tolerance})
     result["qdq_within_tolerance"] = abs(ort_score - predicted) <= a.tolerance + 1e-9
     ok &= result["qdq_within_tolerance"]
+
+    # What ORT's optimizer made of the export: under the ort scheme an all-INT8 map must
+    # leave no float Conv/Gemm/MatMul (every INT8 layer fused into its QLinear form).
+    result["scheme"] = doc.get("scheme", "inputs")
+    result["ort_optimized_ops"] = optimized_op_counts(a.qdq)
+    float_layers = sum(result["ort_optimized_ops"].get(op, 0) for op in FLOAT_LAYER_OPS)
+    int_layers = sum(result["ort_optimized_ops"].get(op, 0) for op in INTEGER_LAYER_OPS)
+    result["ort_float_layer_ops"], result["ort_integer_layer_ops"] = float_layers, int_layers
+    if result["scheme"] == "ort" and result["int8_layers"]:
+        result["fused_as_expected"] = int_layers >= 1 and (float_layers == 0 or bool(result["fp32_layers"]))
+        ok &= result["fused_as_expected"]
 
     if a.ort_exclude:
         out, ops = ort_exclude(a.model, a.ort_exclude, a.calibration, feeds)

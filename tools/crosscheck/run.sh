@@ -30,18 +30,23 @@ CASES=(
   "cnn_evolutionary digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                evolutionary 1"
   "cnn_int8         digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       100"
   "text_int8        text_encoder          text_encoder_calib.npz          text_encoder_search.npz          text_encoder_holdout.npz          greedy       100"
+  "mlp_ort          breast_cancer_raw_mlp breast_cancer_raw_mlp_calib.npz breast_cancer_raw_mlp_search.npz breast_cancer_raw_mlp_holdout.npz greedy       1   ort"
+  "cnn_ort_int8     digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       100 ort"
+  "cnn_ort_evol     digits_cnn            digits_calib.npz                digits_search.npz                digits_holdout.npz                evolutionary 1   ort"
+  "text_ort_int8    text_encoder          text_encoder_calib.npz          text_encoder_search.npz          text_encoder_holdout.npz          greedy       100 ort"
 )
 
 failed=0
 summary="$OUT/summary.txt"
-printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff result > "$summary"
+printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %-6s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff ort_ops result > "$summary"
 for c in "${CASES[@]}"; do
-  read -r name model calib search holdout strategy budget <<<"$c"
+  read -r name model calib search holdout strategy budget scheme <<<"$c"
+  scheme=${scheme:-inputs}
   map="$OUT/$name.map.json"
   # Exit 3 (budget not met on the holdout) still writes the map: cross-check it anyway.
   rc=0
   "$MPQ" search "$F/$model.onnx" --calibration "$F/$calib" --search "$F/$search" --holdout "$F/$holdout" \
-      --strategy "$strategy" --budget "$budget" --out "$map" > "$OUT/$name.search.txt" || rc=$?
+      --strategy "$strategy" --budget "$budget" --scheme "$scheme" --out "$map" > "$OUT/$name.search.txt" || rc=$?
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "$name: mpq search failed ($rc)" >&2; failed=1; continue; fi
   "$MPQ" export "$F/$model.onnx" --precision "$map" --format qdq --out "$OUT/$name.qdq.onnx" --quiet
   "$MPQ" export "$F/$model.onnx" --precision "$map" --format ort-exclude --out "$OUT/$name.ort-exclude.json" --quiet
@@ -53,9 +58,10 @@ for c in "${CASES[@]}"; do
   "$PYTHON" - "$OUT/$name.crosscheck.json" "$name" >> "$summary" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %s" % (
+print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %-6s %s" % (
     sys.argv[2], "ok" if r["checker"] == "ok" else "FAILED", len(r["int8_layers"]), r["mpq_mixed"], r["ort_qdq"],
-    r["diff"], r["ort_exclude"], r["ort_exclude_diff"], "ok" if r["ok"] else "FAIL"))
+    r["diff"], r["ort_exclude"], r["ort_exclude_diff"],
+    "%di/%df" % (r["ort_integer_layer_ops"], r["ort_float_layer_ops"]), "ok" if r["ok"] else "FAIL"))
 EOF
 done
 cat "$summary"
