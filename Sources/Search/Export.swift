@@ -124,6 +124,8 @@ public struct ExportMap: Sendable {
             scheme = sch
         }
         tensors = loose.tensors
+        // A search document written before schemes existed placed Q/DQ on inputs only.
+        if scheme == nil && document != nil { scheme = .inputs }
     }
 
     public init(path: String) throws {

@@ -15,7 +15,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Histogram bins per tensor (percentile, entropy, mse).") var bins: Int = 2048
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "Tensors to calibrate: inputs (what INT8 layers read) or ort (also layer outputs and the activations around Add, Concat, pooling...).")
-    var scheme: ExecutionScheme = .inputs
+    var scheme: ExecutionScheme = .ort
     @Option(help: "Where to write the calibration table (JSON).") var out: String
     @Flag(help: "Print nothing but errors.") var quiet = false
 

@@ -25,7 +25,7 @@ struct Export: ParsableCommand {
     @Option(help: "Method used when --calibration is .npz data: minmax, percentile, entropy, mse.")
     var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch when calibrating.") var batchSize: Int = 64
-    @Option(help: "Q/DQ placement: ort (INT8 chains ONNX Runtime fuses) or inputs (layer inputs only). Default: the map's scheme, else inputs.")
+    @Option(help: "Q/DQ placement: ort (INT8 chains ONNX Runtime fuses) or inputs (layer inputs only). Default: the map's scheme, else ort.")
     var scheme: ExecutionScheme?
     @Flag(help: "Print nothing but errors.") var quiet = false
 
@@ -38,10 +38,10 @@ struct Export: ParsableCommand {
             let exporter = try Exporter(modelPath: model)
             let map = try ExportMap(path: precision)
             _ = try exporter.layers(for: map, path: precision)       // a wrong map fails before calibrating
-            let used = scheme ?? map.scheme ?? .inputs
+            let used = scheme ?? map.scheme ?? .ort
             let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter, used) }
             let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version,
-                                             scheme: scheme)
+                                             scheme: used)
             do { try result.data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
                 throw CLIError("cannot write \(out): \(error.localizedDescription)")
             }

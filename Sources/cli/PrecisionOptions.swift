@@ -15,7 +15,7 @@ struct PrecisionOptions: ParsableArguments {
     var calibrate: CalibrationMethod = .minmax
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.")
     var kernelPath: KernelPath = .auto
-    @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them) or inputs (layer inputs only, TensorRT's placement). Default: the map's scheme, else inputs.")
+    @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them) or inputs (layer inputs only, TensorRT's placement). Default: the map's scheme, else ort.")
     var scheme: ExecutionScheme?
 
     var isFP32: Bool { precision == "fp32" }
@@ -43,16 +43,18 @@ struct PrecisionOptions: ParsableArguments {
                                          scheme: resolvedScheme)
     }
 
-    /// --scheme, else the scheme the map file records, else `inputs`.
+    /// --scheme, else the scheme the map file records (a search document from before
+    /// schemes existed: `inputs`), else `ort`.
     var resolvedScheme: ExecutionScheme {
         if let scheme { return scheme }
         if precision != "fp32" && precision != "int8", let data = FileManager.default.contents(atPath: precision),
-           let doc = try? JSONDecoder().decode(SchemeField.self, from: data), let s = doc.scheme.flatMap(ExecutionScheme.init(rawValue:)) {
-            return s
+           let doc = try? JSONDecoder().decode(SchemeField.self, from: data) {
+            if let s = doc.scheme.flatMap(ExecutionScheme.init(rawValue:)) { return s }
+            if doc.schema != nil { return .inputs }
         }
-        return .inputs
+        return .ort
     }
-    private struct SchemeField: Decodable { var scheme: String? }
+    private struct SchemeField: Decodable { var scheme: String?; var schema: String? }
 
     /// The map to run: uniform, or read from a file and checked against the model.
     func precisionMap(for runtime: MixedPrecisionRuntime, model: LoadedModel) throws -> PrecisionMap {

@@ -43,9 +43,10 @@ struct Report: ParsableCommand {
     /// Seconds per sample for FP32, all-INT8 and the map, best of 5 runs over one batch.
     func measureLatency(_ d: PrecisionMapDocument, data: String, calibration: String) throws -> (fp32: Double, int8All: Double, mixed: Double) {
         let model = try loadModel(d.model.path)
-        let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration])
+        let scheme = d.scheme.flatMap(ExecutionScheme.init(rawValue:)) ?? .inputs
+        let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration, "--scheme", scheme.rawValue])
         let table = try options.calibrationTable(for: model, batchSize: 64)
-        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table)
+        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, scheme: scheme)
         let dataset = try Dataset(path: data, graph: model.graph)
         let feeds = dataset.batch(0..<min(64, dataset.count))
         let rows = Double(min(64, dataset.count))

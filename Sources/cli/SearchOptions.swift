@@ -70,7 +70,7 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
     @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them, what deploys fast) or inputs (layer inputs only, TensorRT's placement).")
-    var scheme: ExecutionScheme = .inputs
+    var scheme: ExecutionScheme = .ort
     @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
     @Option(help: "Folder for resumable state (sensitivity results are saved after every layer).") var state: String?
     @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")

@@ -11,7 +11,9 @@ final class SearchCLITests: XCTestCase {
     var splits: [String] {
         ["--calibration", "\(CLI.fixtures)/breast_cancer_raw_mlp_calib.npz",
          "--search", "\(CLI.fixtures)/breast_cancer_raw_mlp_search.npz",
-         "--holdout", "\(CLI.fixtures)/breast_cancer_raw_mlp_holdout.npz"]
+         "--holdout", "\(CLI.fixtures)/breast_cancer_raw_mlp_holdout.npz",
+         // These numbers are the inputs scheme's (Q/DQ on layer inputs); ort is tested in ExecutionSchemeTests.
+         "--scheme", "inputs"]
     }
 
     func json(_ path: String) throws -> [String: Any] {
