@@ -47,6 +47,7 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
         const float bc = ep->bias ? ep->bias[c] : 0.0f;
         const float sc = ep->a_scale * ep->b_scale[c];
         const __m256 scale = _mm256_set1_ps(sc), bias = _mm256_set1_ps(bc);
+        const __m256i bias_i32 = _mm256_set1_epi32(ep->bias_i32 ? ep->bias_i32[c] : 0);
         for (int oh = 0; oh < OH; oh++) {
             float *orow = out + ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW;
             int ow = 0;
@@ -72,12 +73,13 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
                             acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(a, _mm256_set1_epi32(wc[kh * KW + kw])));
                         }
                     }
+                    if (ep->bias_i32) acc = _mm256_add_epi32(acc, bias_i32);
                     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
                     if (ep->bias) v = _mm256_add_ps(v, bias);
                     _mm256_storeu_ps(orow + start, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
                     ow = start + 8;
                 } else {
-                    orow[ow] = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->a_scale,
+                    orow[ow] = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->bias_i32, ep->a_scale,
                                                    ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi);
                     ow++;
                 }

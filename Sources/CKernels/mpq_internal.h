@@ -54,9 +54,10 @@ void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_
 /// The dequantizing epilogue in scalar form. Separate statements keep clang
 /// from contracting mul+add into an FMA, which the SIMD paths do not do; the
 /// clamp is written as maxps/minps compute it (NaN and -0 included).
-static inline float mpq_epilogue_scalar(int32_t acc, float a_scale, float b_scale,
+static inline float mpq_epilogue_scalar(int32_t acc, const int32_t *bias_i32, float a_scale, float b_scale,
                                         const float *bias, int n, float lo, float hi) {
     float s = a_scale * b_scale;
+    if (bias_i32) { acc = (int32_t)((uint32_t)acc + (uint32_t)bias_i32[n]); }
     float v = (float)acc;
     v = v * s;
     if (bias) { v = v + bias[n]; }

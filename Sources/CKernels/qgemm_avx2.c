@@ -78,6 +78,11 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p) {
             const mpq_epilogue *ep = j->ep;
             float sb[8] = {0}, bias[8] = {0}, res[8];
             int nc = cols >= 8 ? 8 : cols;
+            if (ep->bias_i32) {
+                int32_t bi[8] = {0};
+                memcpy(bi, ep->bias_i32 + col, (size_t)nc * sizeof(int32_t));
+                v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)bi));
+            }
             memcpy(sb, ep->b_scale + col, (size_t)nc * sizeof(float));
             if (ep->bias) memcpy(bias, ep->bias + col, (size_t)nc * sizeof(float));
             __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(_mm256_set1_ps(ep->a_scale), _mm256_loadu_ps(sb)));

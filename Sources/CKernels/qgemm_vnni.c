@@ -76,7 +76,9 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
             __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
             const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             _Pragma("unroll") for (int i = 0; i < mr; i++) {
-                __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][q], corr));
+                __m512i vi = _mm512_sub_epi32(acc[i][q], corr);
+                if (ep->bias_i32) vi = _mm512_add_epi32(vi, _mm512_maskz_loadu_epi32(mask, ep->bias_i32 + col));
+                __m512 v = _mm512_cvtepi32_ps(vi);
                 v = _mm512_mul_ps(v, s);
                 if (ep->bias) v = _mm512_add_ps(v, bias);
                 v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);

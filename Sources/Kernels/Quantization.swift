@@ -64,6 +64,16 @@ public struct QuantizedWeights: Sendable {
 
 /// Bias as ONNX Runtime's QDQ quantizer stores it: int32 at scale s_x * s_w[c], here
 /// returned dequantized, so the float epilogue adds exactly what the int32 bias represents.
+/// The int32 bias values themselves (what a QDQ export stores and QLinearConv adds).
+public func quantizedBiasInt32(_ bias: [Float], inputScale: Float, weightScales: [Float]) -> [Int32] {
+    bias.enumerated().map { c, b in
+        let s = inputScale * weightScales[c]
+        guard s > 0 else { return 0 }
+        let q = (Double(b) / Double(s)).rounded(.toNearestOrEven)
+        return Int32(Swift.max(Double(Int32.min), Swift.min(Double(Int32.max), q)))
+    }
+}
+
 public func quantizedBias(_ bias: [Float], inputScale: Float, weightScales: [Float]) -> [Float] {
     bias.enumerated().map { c, b in
         let s = inputScale * weightScales[c]

@@ -187,13 +187,16 @@ final class Int8ConvTests: XCTestCase {
     }
 
     private func depthwise(_ path: mpq_kernel_path, _ x: [UInt8], _ g: Geometry, _ w: [Int8], za: Int32,
-                           scaleA: Float, scaleB: [Float], bias: [Float]?, lo: Float, hi: Float) -> [Float] {
+                           scaleA: Float, scaleB: [Float], bias: [Float]?, lo: Float, hi: Float,
+                           biasI32: [Int32]? = nil) -> [Float] {
         var s = g.shape
         var out = [Float](repeating: .nan, count: g.c * g.oh * g.ow)
         let rc = scaleB.withUnsafeBufferPointer { sb in
+            (biasI32 ?? []).withUnsafeBufferPointer { bi in
             (bias ?? []).withUnsafeBufferPointer { bb in
                 var ep = mpq_epilogue(a_zero_point: za, a_scale: scaleA, b_scale: sb.baseAddress,
-                                      bias: bias == nil ? nil : bb.baseAddress, clamp_lo: lo, clamp_hi: hi)
+                                      bias: bias == nil ? nil : bb.baseAddress, clamp_lo: lo, clamp_hi: hi,
+                                      bias_i32: biasI32 == nil ? nil : bi.baseAddress)
                 return x.withUnsafeBufferPointer { xp in
                     w.withUnsafeBufferPointer { wp in
                         out.withUnsafeMutableBufferPointer {
@@ -201,6 +204,7 @@ final class Int8ConvTests: XCTestCase {
                         }
                     }
                 }
+            }
             }
         }
         XCTAssertEqual(rc, 0)
@@ -223,6 +227,7 @@ final class Int8ConvTests: XCTestCase {
             let scaleB = (0..<g.c).map { _ in rng.float(0.005...0.05) }
             let bias: [Float]? = trial % 2 == 0 ? (0..<g.c).map { _ in rng.float(-2...2) } : nil
             let (lo, hi): (Float, Float) = [(-.infinity, .infinity), (0, .infinity), (0, 6)][trial % 3]
+            let biasI32: [Int32]? = trial % 4 == 1 ? (0..<g.c).map { _ in Int32(rng.int(0...2000)) - 1000 } : nil
             var expected = [Float]()
             for c in 0..<g.c {
                 for oh in 0..<g.oh {
@@ -235,14 +240,15 @@ final class Int8ConvTests: XCTestCase {
                             }
                         }
                         let s = scaleA * scaleB[c]
-                        var v = Float(acc) * s
+                        var v = Float(acc + (biasI32?[c] ?? 0)) * s
                         if let bias { v = v + bias[c] }
                         expected.append(min(max(v, lo), hi))
                     }
                 }
             }
             for path in int8AvailablePaths {
-                let got = depthwise(path, x, g, w, za: za, scaleA: scaleA, scaleB: scaleB, bias: bias, lo: lo, hi: hi)
+                let got = depthwise(path, x, g, w, za: za, scaleA: scaleA, scaleB: scaleB, bias: bias, lo: lo, hi: hi,
+                                    biasI32: biasI32)
                 XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(int8PathName(path)) \(g)")
             }
         }
@@ -259,7 +265,7 @@ final class Int8ConvTests: XCTestCase {
         let scales = [Float](repeating: 1, count: g.c)
         var out = [Float](repeating: 0, count: g.c * g.oh * g.ow)
         scales.withUnsafeBufferPointer { sb in
-            var ep = mpq_epilogue(a_zero_point: 0, a_scale: 1, b_scale: sb.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 0)
+            var ep = mpq_epilogue(a_zero_point: 0, a_scale: 1, b_scale: sb.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 0, bias_i32: nil)
             XCTAssertEqual(mpq_depthwise_conv_u8s8(MPQ_PATH_AUTO, x, &s, w, &ep, &out), -1)
             g.group = g.c
             s = g.shape

@@ -104,18 +104,23 @@ int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
 
 /// Dequantizing epilogue fused into the GEMM (and the depthwise conv):
 ///     acc   = exact int32 accumulator, zero-point corrected (as above)
+///     acc   = acc + bias_i32[n]                     (if bias_i32 != NULL; int32, wraps)
 ///     v     = (float)acc * (a_scale * b_scale[n])   (one rounding each)
 ///     v     = v + bias[n]                           (if bias != NULL)
 ///     out   = min(max(v, clamp_lo), clamp_hi)
 /// Use -INFINITY / INFINITY for no clamp, (0, INFINITY) for a fused ReLU.
 /// Operations are done in this order, unfused, so every path gives the same
 /// float bits as the reference.
+/// With a_scale = 1, b_scale[n] = s_x * s_w[n] / s_y, bias_i32 = the int32 bias and
+/// clamp (-z_y, 255 - z_y), rounding `out` half to even gives ONNX Runtime's
+/// QLinearConv/QGemm requantization (MlasRequantizeOutput) minus the zero point.
 typedef struct {
     int32_t a_zero_point;
     float a_scale;
     const float *b_scale;  ///< N (or C) per-output-channel scales; repeat one value for per-tensor
     const float *bias;     ///< N (or C) floats, or NULL
     float clamp_lo, clamp_hi;
+    const int32_t *bias_i32; ///< N (or C) int32 added to the accumulator, or NULL
 } mpq_epilogue;
 
 /// GEMM with the fused epilogue; `out` is [M][N] float, row stride `ldo`.

@@ -71,10 +71,15 @@ public final class MixedPrecisionRuntime {
         session.overrides = [:]
         for name in map.int8Layers {
             let layer = layers[name]!
-            session.overrides[name] = { [unowned self] inputs in try layer.run(inputs, path: self.path) }
+            if let o = layer.node.outputs.first, let q = plan.requantized[o] {
+                // The layer's kernel requantizes its output itself (ORT's QLinear arithmetic).
+                session.overrides[name] = { [unowned self] inputs in try layer.run(inputs, path: self.path, output: q) }
+            } else {
+                session.overrides[name] = { [unowned self] inputs in try layer.run(inputs, path: self.path) }
+            }
         }
-        // Requantized outputs: the producer runs (INT8 kernel or FP32 op), then Q -> DQ.
-        for node in session.plan {
+        // Other requantized outputs (region ops): the FP32 op runs, then Q -> DQ.
+        for node in session.plan where layers[node.name] == nil || !plan.int8Layers.contains(node.name) {
             guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
             let inner = session.overrides[node.name]
             session.overrides[node.name] = { [unowned self] inputs in

@@ -12,6 +12,7 @@ final class QuantizedConv: QuantizedLayer {
     private let weights: QuantizedWeights
     private let packed: [PackedWeights]       // one per group (empty for depthwise)
     private let bias: [Float]?                 // int32-quantized bias, dequantized
+    private let floatBias: [Float]?            // as in the model, for requantization
     private let group: Int
     private let outChannels: Int
     private let kernel: [Int]
@@ -37,6 +38,7 @@ final class QuantizedConv: QuantizedLayer {
         weights = qw
         weightScales = qw.scales
         bias = b.map { quantizedBias($0.floats, inputScale: inputQuant.scale, weightScales: qw.scales) }
+        floatBias = b?.floats
         clamp = clampBounds(node)
         let groups = node.int("group", default: 1)
         let perGroup = w.shape[0] / groups
@@ -61,6 +63,15 @@ final class QuantizedConv: QuantizedLayer {
     }
 
     func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor] {
+        try run(inputs, path: path, requant: nil)
+    }
+
+    func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
+        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: weightScales,
+                                                             bias: floatBias, output: output))
+    }
+
+    private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?) throws -> [Tensor] {
         guard let x = inputs.first ?? nil, x.dtype.isFloating, x.rank == kernel.count + 2 else {
             throw OpError("INT8 Conv needs a float input of rank \(kernel.count + 2)")
         }
@@ -86,14 +97,21 @@ final class QuantizedConv: QuantizedLayer {
         var q = [UInt8](repeating: 0, count: x.count)
         x.floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
         var status: Int32 = 0
+        let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
         weightScales.withUnsafeBufferPointer { ps in
+        multipliers.withUnsafeBufferPointer { pm in
+        biasInt.withUnsafeBufferPointer { pbi in
         (bias ?? []).withUnsafeBufferPointer { pb in
         q.withUnsafeBufferPointer { pq in
         out.withUnsafeMutableBufferPointer { po in
             if packed.isEmpty {
-                var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                      b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
-                                      clamp_lo: clamp.0, clamp_hi: clamp.1)
+                var ep = requant == nil
+                    ? mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
+                                   b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
+                                   clamp_lo: clamp.0, clamp_hi: clamp.1, bias_i32: nil)
+                    : mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: 1, b_scale: pm.baseAddress,
+                                   bias: nil, clamp_lo: requant!.clamp.0, clamp_hi: requant!.clamp.1,
+                                   bias_i32: requant!.biasInt == nil ? nil : pbi.baseAddress)
                 weights.values.withUnsafeBufferPointer { pw in
                     for img in 0..<n {
                         status |= mpq_depthwise_conv_u8s8(path.c, pq.baseAddress! + img * c * inP, &shape, pw.baseAddress, &ep,
@@ -109,10 +127,15 @@ final class QuantizedConv: QuantizedLayer {
                     for gi in 0..<group {
                         if khwc { mpq_im2col_u8_khwc(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress) }
                         else { mpq_im2col_u8(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress) }
-                        var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                              b_scale: ps.baseAddress! + gi * perGroup,
-                                              bias: bias == nil ? nil : pb.baseAddress! + gi * perGroup,
-                                              clamp_lo: clamp.0, clamp_hi: clamp.1)
+                        var ep = requant == nil
+                            ? mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
+                                           b_scale: ps.baseAddress! + gi * perGroup,
+                                           bias: bias == nil ? nil : pb.baseAddress! + gi * perGroup,
+                                           clamp_lo: clamp.0, clamp_hi: clamp.1, bias_i32: nil)
+                            : mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: 1,
+                                           b_scale: pm.baseAddress! + gi * perGroup, bias: nil,
+                                           clamp_lo: requant!.clamp.0, clamp_hi: requant!.clamp.1,
+                                           bias_i32: requant!.biasInt == nil ? nil : pbi.baseAddress! + gi * perGroup)
                         // Written channel-major straight into the NCHW output.
                         status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), pc.baseAddress, Int32(kg),
                                                           packed[gi].pointer, &ep,
@@ -125,7 +148,10 @@ final class QuantizedConv: QuantizedLayer {
         }
         }
         }
+        }
+        }
         if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
+        requant?.finish(&out)
         return [Tensor(shape: [n, outChannels] + g.outputShape, floats: out)]
     }
 }

@@ -13,10 +13,47 @@ public protocol QuantizedLayer: AnyObject {
     /// Quantization of input 1 when it is an activation too (activation x activation MatMul).
     var secondInputQuant: ActivationQuant? { get }
     func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor]
+    /// Runs with the output requantized to `output` (the `ort` scheme) and returned
+    /// dequantized: exactly ONNX Runtime's QLinear requantization where the layer has it
+    /// in its kernel epilogue (Conv, Gemm, MatMul), else quantize -> dequantize of the
+    /// float output.
+    func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor]
 }
 
 extension QuantizedLayer {
     public var secondInputQuant: ActivationQuant? { nil }
+
+    public func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
+        var outs = try run(inputs, path: path)
+        requantize(&outs[0], output, path: path)
+        return outs
+    }
+}
+
+/// The requantizing epilogue of ONNX Runtime's QLinearConv / QGemm (MlasRequantizeOutput):
+/// the int32 bias is added to the accumulator, the sum scaled by the float multiplier
+/// `s_x * s_w[c] / s_y` (computed in that order, as ORT does), clamped to the uint8 range
+/// around the zero point; rounding half to even then gives `q - z_y`.
+struct Requantization {
+    let multipliers: [Float]
+    let biasInt: [Int32]?
+    let clamp: (Float, Float)
+    let outputScale: Float
+
+    init(inputScale: Float, weightScales: [Float], bias: [Float]?, output: ActivationQuant) {
+        multipliers = weightScales.map { inputScale * $0 / output.scale }
+        biasInt = bias.map { quantizedBiasInt32($0, inputScale: inputScale, weightScales: weightScales) }
+        clamp = (Float(0) - Float(output.zeroPoint), Float(255) - Float(output.zeroPoint))
+        outputScale = output.scale
+    }
+
+    /// The epilogue's `v` (clamped, before rounding) to the dequantized uint8 value.
+    func finish(_ out: inout [Float]) {
+        let s = outputScale
+        out.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = p[i].rounded(.toNearestOrEven) * s }
+        }
+    }
 }
 
 /// Why a node cannot be prepared for INT8 (the precision map or calibration is wrong).

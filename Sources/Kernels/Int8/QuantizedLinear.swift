@@ -12,6 +12,7 @@ final class QuantizedLinear: QuantizedLayer {
     private let epilogueScales: [Float]
     private let packed: PackedWeights
     private let bias: [Float]?
+    private let floatBias: [Float]?    // beta * C as in the model, for requantization
     private let n: Int, k: Int
     private let clamp: (Float, Float)
 
@@ -38,13 +39,24 @@ final class QuantizedLinear: QuantizedLayer {
             let beta = node.float("beta", default: 1)
             let full = c.count == n ? c.floats : [Float](repeating: c.floats[0], count: n)
             bias = quantizedBias(full.map { $0 * beta }, inputScale: inputQuant.scale, weightScales: epilogueScales)
+            floatBias = full.map { $0 * beta }
         } else {
             bias = nil
+            floatBias = nil
         }
         clamp = clampBounds(node)
     }
 
     func run(_ inputs: [Tensor?], path: KernelPath) throws -> [Tensor] {
+        try run(inputs, path: path, requant: nil)
+    }
+
+    func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
+        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: epilogueScales,
+                                                             bias: floatBias, output: output))
+    }
+
+    private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?) throws -> [Tensor] {
         guard let a = inputs.first ?? nil, a.dtype.isFloating, a.rank >= 1, a.shape.last == k else {
             throw OpError("INT8 \(node.opType) needs a float input whose last dimension is \(k)")
         }
@@ -53,20 +65,30 @@ final class QuantizedLinear: QuantizedLayer {
         var q = [UInt8](repeating: 0, count: a.count)
         a.floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
         var out = [Float](repeating: 0, count: m * n)
+        let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
         let status: Int32 = epilogueScales.withUnsafeBufferPointer { ps in
+            multipliers.withUnsafeBufferPointer { pm in
+            biasInt.withUnsafeBufferPointer { pbi in
             (bias ?? []).withUnsafeBufferPointer { pb in
                 q.withUnsafeBufferPointer { pq in
                     out.withUnsafeMutableBufferPointer { po in
-                        var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                              b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
-                                              clamp_lo: clamp.0, clamp_hi: clamp.1)
+                        var ep = requant == nil
+                            ? mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
+                                           b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
+                                           clamp_lo: clamp.0, clamp_hi: clamp.1, bias_i32: nil)
+                            : mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: 1, b_scale: pm.baseAddress,
+                                           bias: nil, clamp_lo: requant!.clamp.0, clamp_hi: requant!.clamp.1,
+                                           bias_i32: requant!.biasInt == nil ? nil : pbi.baseAddress)
                         return mpq_qgemm_u8s8_f32(path.c, Int32(m), Int32(n), Int32(k), pq.baseAddress, Int32(k),
                                                   packed.pointer, &ep, po.baseAddress, Int32(n), gemmThreads(m: m, n: n, k: k))
                     }
                 }
             }
+            }
+            }
         }
         if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
+        requant?.finish(&out)
         return [Tensor(shape: Array(a.shape.dropLast()) + [n], floats: out)]
     }
 }
