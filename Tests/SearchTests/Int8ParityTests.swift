@@ -36,7 +36,10 @@ final class Int8ParityTests: XCTestCase {
             let top1 = score(.top1, outputs: outputs, labels: holdout.labels, reference: nil)
             let ort = try XCTUnwrap(f.qdq).holdout_top1
             print("\(name): mpq all-INT8 top1 \(top1), ONNX Runtime QDQ top1 \(ort), INT8 layers \(runtime.layerNames.count), path \(runtime.path.resolved)")
-            XCTAssertEqual(top1, ort, accuracy: 0.5, "\(name): all-INT8 accuracy vs ONNX Runtime quantize_static")
+            // Equal to ORT's count of correct samples: the fixture records it to 0.01 points and
+            // one sample is 0.28 (CNN) or 0.88 (MLP) points. FP32 may score the same, so the
+            // output check below is what tells INT8 apart.
+            XCTAssertEqual(top1, ort, accuracy: 0.005, "\(name): all-INT8 accuracy vs ONNX Runtime quantize_static")
             XCTAssertEqual(runtime.map.int8Layers.count, runtime.layerNames.count)
 
             // Output closeness to ORT's QDQ model, in units of the logits' spread.

@@ -152,6 +152,9 @@ def main():
     p.add_argument("--ort-exclude", help="the options mpq export --format ort-exclude wrote")
     p.add_argument("--calibration", help="calibration split (.npz) for --ort-exclude")
     p.add_argument("--ort-exclude-tolerance", type=float, default=0.5)
+    p.add_argument("--mpq-outputs", help="mpq eval --save-outputs of the map on the holdout: compared element by element")
+    p.add_argument("--max-differing", type=float, default=0.001,
+                   help="ort scheme: largest share of output elements allowed to differ from ORT (default 0.1%%)")
     p.add_argument("--json-out", help="also write the result JSON here")
     a = p.parse_args()
 
@@ -213,6 +216,22 @@ def main():
     if result["scheme"] == "ort" and result["int8_layers"]:
         result["fused_as_expected"] = int_layers >= 1 and (float_layers == 0 or bool(result["fp32_layers"]))
         ok &= result["fused_as_expected"]
+
+    if a.mpq_outputs:
+        # Element by element: a difference above 1e-5 of the output's magnitude is one a
+        # rounding tie (one quantization step somewhere upstream) produced.
+        mine = np.load(a.mpq_outputs)
+        m = mine[mine.files[0]].reshape(qdq_out.shape[0], -1).astype(np.float32)
+        if m.shape != qdq_out.shape:
+            fail_input(f"{a.mpq_outputs} holds {m.shape}, ORT's output is {qdq_out.shape}")
+        d = np.abs(m - qdq_out)
+        tol = 1e-5 * max(float(np.max(np.abs(qdq_out))), 1e-30)
+        differing = int(np.sum(d > tol))
+        result["elementwise"] = {"elements": int(d.size), "max_abs_diff": float(d.max()), "differing": differing,
+                                 "share": differing / max(d.size, 1), "tolerance": tol}
+        if result["scheme"] == "ort":
+            result["elementwise_ok"] = differing / max(d.size, 1) <= a.max_differing
+            ok &= result["elementwise_ok"]
 
     if a.ort_exclude:
         out, ops = ort_exclude(a.model, a.ort_exclude, a.calibration, feeds)

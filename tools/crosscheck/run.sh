@@ -38,7 +38,7 @@ CASES=(
 
 failed=0
 summary="$OUT/summary.txt"
-printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %-6s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff ort_ops result > "$summary"
+printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %-6s %-14s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff ort_ops elements_diff result > "$summary"
 for c in "${CASES[@]}"; do
   read -r name model calib search holdout strategy budget scheme <<<"$c"
   scheme=${scheme:-inputs}
@@ -50,18 +50,23 @@ for c in "${CASES[@]}"; do
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "$name: mpq search failed ($rc)" >&2; failed=1; continue; fi
   "$MPQ" export "$F/$model.onnx" --precision "$map" --format qdq --out "$OUT/$name.qdq.onnx" --quiet
   "$MPQ" export "$F/$model.onnx" --precision "$map" --format ort-exclude --out "$OUT/$name.ort-exclude.json" --quiet
+  "$MPQ" eval "$F/$model.onnx" --data "$F/$holdout" --precision "$map" --calibration "$F/$calib" \
+      --save-outputs "$OUT/$name.outputs.npz" > /dev/null
   rc=0
   "$PYTHON" tools/crosscheck/ort_crosscheck.py --model "$F/$model.onnx" --map "$map" --qdq "$OUT/$name.qdq.onnx" \
       --holdout "$F/$holdout" --ort-exclude "$OUT/$name.ort-exclude.json" --calibration "$F/$calib" \
+      --mpq-outputs "$OUT/$name.outputs.npz" \
       --json-out "$OUT/$name.crosscheck.json" > /dev/null || rc=$?
   if [ "$rc" -ne 0 ]; then failed=1; fi
   "$PYTHON" - "$OUT/$name.crosscheck.json" "$name" >> "$summary" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %-6s %s" % (
+e = r.get("elementwise", {})
+print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %-6s %-14s %s" % (
     sys.argv[2], "ok" if r["checker"] == "ok" else "FAILED", len(r["int8_layers"]), r["mpq_mixed"], r["ort_qdq"],
     r["diff"], r["ort_exclude"], r["ort_exclude_diff"],
-    "%di/%df" % (r["ort_integer_layer_ops"], r["ort_float_layer_ops"]), "ok" if r["ok"] else "FAIL"))
+    "%di/%df" % (r["ort_integer_layer_ops"], r["ort_float_layer_ops"]),
+    "%d/%d" % (e.get("differing", -1), e.get("elements", 0)), "ok" if r["ok"] else "FAIL"))
 EOF
 done
 cat "$summary"
