@@ -75,5 +75,30 @@ print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %-6s %-14s %s" % (
     "%d/%d" % (e.get("differing", -1), e.get("elements", 0)), "ok" if r["ok"] else "FAIL"))
 EOF
 done
+# The detection fixture under the ort scheme: a 1-point map50 search, its export, and
+# mpq's raw outputs against ORT's (mAP follows from equal outputs; ort_crosscheck.py does
+# not decode detections).
+D=Tests/Fixtures/detection
+rc=0
+"$MPQ" search "$D/shapes_det.onnx" --metric map50 --detection-format yolo --budget 1 --scheme ort \
+    --calibration "$D/shapes_det_calib.npz" --search "$D/shapes_det_search.npz" --holdout "$D/shapes_det_holdout.npz" \
+    --out "$OUT/det_ort.map.json" > "$OUT/det_ort.search.txt" || rc=$?
+if [ "$rc" -ne 0 ]; then echo "det_ort: mpq search exited $rc (the 1-point budget must be met)" >&2; failed=1; fi
+"$MPQ" export "$D/shapes_det.onnx" --precision "$OUT/det_ort.map.json" --format qdq --out "$OUT/det_ort.qdq.onnx" --quiet
+"$MPQ" eval "$D/shapes_det.onnx" --data "$D/shapes_det_holdout.npz" --precision "$OUT/det_ort.map.json" \
+    --calibration "$D/shapes_det_calib.npz" --metric agreement --save-outputs "$OUT/det_ort.outputs.npz" > /dev/null
+all_int8=$("$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("--all-int8" if all(l["precision"]=="int8" for l in d["layers"]) else "")' "$OUT/det_ort.map.json")
+rc=0
+"$PYTHON" tools/crosscheck/ort_outputs.py --qdq "$OUT/det_ort.qdq.onnx" --data "$D/shapes_det_holdout.npz" \
+    --mpq-outputs "$OUT/det_ort.outputs.npz" $all_int8 --json-out "$OUT/det_ort.outputs.json" > /dev/null || rc=$?
+if [ "$rc" -ne 0 ]; then failed=1; fi
+"$PYTHON" - "$OUT/det_ort.outputs.json" >> "$summary" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("%-17s raw outputs: %d of %d elements differ from ORT (max %.3g); ORT ops %di/%df; %s" % (
+    "det_ort", r["differing"], r["elements"], r["max_abs_diff"], r["ort_integer_layer_ops"], r["ort_float_layer_ops"],
+    "ok" if r["ok"] else "FAIL"))
+EOF
+
 cat "$summary"
 exit $failed

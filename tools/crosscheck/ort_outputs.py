@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Compare mpq's outputs with ONNX Runtime's on an exported QDQ model, element by element.
+
+For models whose metric ort_crosscheck.py does not score (detectors: mAP needs the
+post-processing of docs/detection-format.md), the raw outputs are compared instead: when
+they agree, every score computed from them agrees. Also counts what ORT's optimizer made of
+the export (QLinear* ops vs float Conv/Gemm/MatMul).
+
+    ort_outputs.py --qdq M.qdq.onnx --data holdout.npz --mpq-outputs out.npz \
+        [--max-differing 0.001] [--all-int8] [--json-out r.json]
+
+`out.npz` is `mpq eval --metric agreement --save-outputs` (the raw first output, one row
+per sample). Exit 0 when at most --max-differing of the elements differ by more than 1e-5
+of the output's magnitude (and, with --all-int8, ORT left no float Conv/Gemm/MatMul),
+1 otherwise, 2 on bad input.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ort_crosscheck import FLOAT_LAYER_OPS, INTEGER_LAYER_OPS, load_npz, optimized_op_counts  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--qdq", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--mpq-outputs", required=True)
+    p.add_argument("--max-differing", type=float, default=0.001)
+    p.add_argument("--all-int8", action="store_true", help="require no float Conv/Gemm/MatMul in ORT's graph")
+    p.add_argument("--json-out")
+    a = p.parse_args()
+    for path in [a.qdq, a.data, a.mpq_outputs]:
+        if not os.path.exists(path):
+            print(f"error: file not found: {path}", file=sys.stderr)
+            sys.exit(2)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(a.qdq, so, providers=["CPUExecutionProvider"])
+    feeds, _ = load_npz(a.data, sess)
+    y = sess.run(None, feeds)[0]
+    y = y.reshape(y.shape[0], -1).astype(np.float32)
+    mine = np.load(a.mpq_outputs)
+    m = mine[mine.files[0]].reshape(y.shape[0], -1).astype(np.float32)
+    if m.shape != y.shape:
+        print(f"error: {a.mpq_outputs} holds {m.shape}, ORT's output is {y.shape}", file=sys.stderr)
+        sys.exit(2)
+    d = np.abs(m - y)
+    tol = 1e-5 * max(float(np.max(np.abs(y))), 1e-30)
+    differing = int(np.sum(d > tol))
+    ops = optimized_op_counts(a.qdq)
+    floats = sum(ops.get(o, 0) for o in FLOAT_LAYER_OPS)
+    ints = sum(ops.get(o, 0) for o in INTEGER_LAYER_OPS)
+    ok = differing / max(d.size, 1) <= a.max_differing and (not a.all_int8 or (floats == 0 and ints > 0))
+    r = {"qdq": a.qdq, "elements": int(d.size), "differing": differing, "max_abs_diff": float(d.max()),
+         "tolerance": tol, "ort_optimized_ops": ops, "ort_float_layer_ops": floats,
+         "ort_integer_layer_ops": ints, "ok": bool(ok)}
+    text = json.dumps(r, indent=1, sort_keys=True)
+    print(text)
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            f.write(text + "\n")
+    print(f"{os.path.basename(a.qdq)}: {differing} of {d.size} output elements differ from ORT "
+          f"(max {float(d.max()):.3g}); ORT ops {ints} integer / {floats} float" + ("  OK" if ok else "  FAIL"),
+          file=sys.stderr)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
