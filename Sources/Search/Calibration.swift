@@ -79,8 +79,8 @@ public struct Calibrator {
     /// Inputs of a quantizable node that get a range: input 0, and input 1 of a MatMul of
     /// two activations; constants skipped.
     static func calibratedInputs(_ node: Node, constants: [String: Tensor]) -> [String] {
-        let count = Layers.isActivationMatMul(node, constants: constants) ? 2 : 1
-        return (0..<count).compactMap { node.input($0) }.filter { constants[$0] == nil }
+        (Int8Ops.family(for: node, constants: constants)?.quantizedInputs(node, constants: constants) ?? [])
+            .filter { constants[$0] == nil }
     }
 
     /// Calibrates on every sample of `dataset`. `modelDigest` is recorded in the table (the

@@ -281,84 +281,26 @@ public final class Exporter {
 
     func input0(_ layer: String) -> String { quantizable.first { $0.name == layer }?.input(0) ?? "" }
 
-    /// The QDQ numbers of one INT8 layer, with exactly the arithmetic of `QuantizedConv` and
-    /// `QuantizedLinear`: per-channel int8 weights (`QuantizedWeights`), int32 bias at
-    /// s_x * s_w[c] (`quantizedBias`, before its dequantization), Gemm's alpha in the bias
-    /// scale and beta in the bias values.
+    /// The QDQ numbers of one INT8 layer: the layer is prepared exactly as the runtime
+    /// prepares it (`Int8Ops`) and writes its own numbers (`QuantizedLayer.qdq`): per-channel
+    /// int8 weights, the int32 bias at s_x * s_w[c], Gemm's alpha in the bias scale and beta
+    /// in the bias values. The map's weight scales, when it records them, must be these.
     static func spec(node: Node, constants: [String: Tensor], inputQuant q: ActivationQuant, mapScales: [Float]?) throws -> QDQLayer {
-        guard let w = node.input(1).flatMap({ constants[$0] }), w.dtype == .float32 else {
-            throw ExportError.invalidQuantization(layer: node.name, reason: "the weight is not a constant float tensor")
+        guard let family = Int8Ops.family(for: node, constants: constants), family != ActivationMatMulFamily.self else {
+            throw ExportError.invalidQuantization(layer: node.name, reason: "\(node.opType) has no INT8 export with a constant weight")
         }
-        var values: [Int8], scales: [Float], axis: Int
-        var bias: [Float]? = nil
-        var epilogue: [Float]
-        var attributes: [String: Attribute] = [:]
-        switch node.opType {
-        case "Conv":
-            let qw = QuantizedWeights(rows: w.floats, channels: w.shape[0])
-            (values, scales, axis, epilogue) = (qw.values, qw.scales, 0, qw.scales)
-            bias = node.input(2).flatMap { constants[$0] }?.floats
-        case "ConvTranspose":
-            // Scales along W's axis 1, shared by the groups, as QuantizedConvTranspose does.
-            let c = w.shape[0], mg = w.shape[1], taps = w.shape.dropFirst(2).reduce(1, *)
-            let qw = QuantizedWeights(rows: WeightLayout.convTransposeRows(w), channels: mg)
-            values = [Int8](repeating: 0, count: w.count)
-            for co in 0..<mg { for cin in 0..<c { for t in 0..<taps { values[(cin * mg + co) * taps + t] = qw.values[(co * c + cin) * taps + t] } } }
-            scales = qw.scales
-            axis = 1
-            let group = node.int("group", default: 1)
-            epilogue = (0..<group).flatMap { _ in qw.scales }
-            bias = node.input(2).flatMap { constants[$0] }?.floats
-        case "Gemm", "MatMul":
-            guard w.rank == 2 else { throw ExportError.invalidQuantization(layer: node.name, reason: "the weight must be 2-D") }
-            let isGemm = node.opType == "Gemm"
-            let transB = isGemm && node.int("transB", default: 0) == 1
-            let (rows, n, k) = WeightLayout.linearRows(w, transB: transB)
-            let qw = QuantizedWeights(rows: rows, channels: n)
-            scales = qw.scales
-            if transB {
-                (values, axis) = (qw.values, 0)
-            } else {
-                values = [Int8](repeating: 0, count: n * k)
-                for i in 0..<n { for j in 0..<k { values[j * n + i] = qw.values[i * k + j] } }
-                axis = 1
-            }
-            let alpha = isGemm ? node.float("alpha", default: 1) : 1
-            epilogue = qw.scales.map { $0 * alpha }
-            if isGemm, let c = node.input(2).flatMap({ constants[$0] }) {
-                guard c.count == n || c.count == 1 else {
-                    throw ExportError.invalidQuantization(layer: node.name, reason: "bias C \(Tensor.describe(c.shape)) is not per output column (\(n))")
-                }
-                let beta = node.float("beta", default: 1)
-                bias = (c.count == n ? c.floats : [Float](repeating: c.floats[0], count: n)).map { $0 * beta }
-                if beta != 1 { attributes["beta"] = .float(1) }
-            }
-        default:
-            throw ExportError.invalidQuantization(layer: node.name, reason: "\(node.opType) has no INT8 export")
+        let spec: QDQLayer
+        do { spec = try family.prepare(node, constants: constants, inputs: [q]).qdq() } catch let e as QuantizationError {
+            throw ExportError.invalidQuantization(layer: node.name, reason: e.description)
         }
         if let mapScales {
-            guard mapScales.count == scales.count else {
-                throw ExportError.invalidQuantization(layer: node.name, reason: "the map has \(mapScales.count) weight scales, the weight has \(scales.count) output channels")
+            guard mapScales.count == spec.weightScales.count else {
+                throw ExportError.invalidQuantization(layer: node.name, reason: "the map has \(mapScales.count) weight scales, the weight has \(spec.weightScales.count) output channels")
             }
-            if let c = scales.indices.first(where: { mapScales[$0] != scales[$0] }) {
-                throw ExportError.weightScaleMismatch(layer: node.name, channel: c, map: mapScales[c], model: scales[c])
-            }
-        }
-        var biasValues: [Int32]? = nil, biasScales: [Float]? = nil
-        if let bias {
-            guard bias.count == epilogue.count else {
-                throw ExportError.invalidQuantization(layer: node.name, reason: "\(bias.count) bias values for \(epilogue.count) output channels")
-            }
-            biasScales = epilogue.map { q.scale * $0 }
-            biasValues = try zip(bias, biasScales!).map { b, s in
-                guard s > 0 else { throw ExportError.invalidQuantization(layer: node.name, reason: "bias scale s_x * s_w is zero") }
-                let v = (Double(b) / Double(s)).rounded(.toNearestOrEven)
-                return Int32(Swift.max(Double(Int32.min), Swift.min(Double(Int32.max), v)))
+            if let c = spec.weightScales.indices.first(where: { mapScales[$0] != spec.weightScales[$0] }) {
+                throw ExportError.weightScaleMismatch(layer: node.name, channel: c, map: mapScales[c], model: spec.weightScales[c])
             }
         }
-        return QDQLayer(node: node.name, activation: node.input(0) ?? "", activationScale: q.scale,
-                        activationZeroPoint: q.zeroPoint, weightValues: values, weightShape: w.shape,
-                        weightScales: scales, weightAxis: axis, biasValues: biasValues, biasScales: biasScales,
-                        attributes: attributes)
+        return spec
     }
 }

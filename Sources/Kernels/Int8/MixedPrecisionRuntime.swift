@@ -38,23 +38,12 @@ public final class MixedPrecisionRuntime {
         var layers: [String: QuantizedLayer] = [:]
         var names: [String] = []
         for node in Self.quantizableNodes(session) {
-            if Layers.isActivationMatMul(node, constants: session.constants) {
-                let (a, b) = (node.input(0)!, node.input(1)!)
-                guard let qa = quant(a) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(a)) }
-                guard let qb = quant(b) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(b)) }
-                layers[node.name] = QuantizedActivationMatMul(node: node, inputQuant: qa, rightQuant: qb)
-                names.append(node.name)
-                continue
+            let family = Int8Ops.family(for: node, constants: session.constants)!
+            let quants = try family.quantizedInputs(node, constants: session.constants).map { x in
+                guard let q = quant(x) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(x)) }
+                return q
             }
-            guard let x = node.input(0), let w = node.input(1).flatMap({ session.constants[$0] }) else { continue }
-            guard let q = quant(x) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(x)) }
-            let b = node.input(2).flatMap { session.constants[$0] }
-            switch node.opType {
-            case "Conv": layers[node.name] = try QuantizedConv(node: node, weight: w, bias: b, inputQuant: q)
-            case "ConvTranspose": layers[node.name] = try QuantizedConvTranspose(node: node, weight: w, bias: b, inputQuant: q)
-            case "Gemm", "MatMul": layers[node.name] = try QuantizedLinear(node: node, weight: w, bias: b, inputQuant: q)
-            default: continue
-            }
+            layers[node.name] = try family.prepare(node, constants: session.constants, inputs: quants)
             names.append(node.name)
         }
         self.layers = layers

@@ -98,11 +98,12 @@ public struct QuantPlan: Equatable, Sendable {
             if seen.insert(s).inserted { out.append(s) }
         }
         for node in session.plan {
-            if Layers.isQuantizable(node, constants: session.constants) {
-                // The layer's own input too, so an `ort` table also serves `inputs`.
-                if let x = node.input(0), session.constants[x] == nil, seen.insert(x).inserted { out.append(x) }
-                add(node.input(0) ?? "")
-                if Layers.isActivationMatMul(node, constants: session.constants) { add(node.input(1) ?? "") }
+            if let family = Int8Ops.family(for: node, constants: session.constants) {
+                for x in family.quantizedInputs(node, constants: session.constants) {
+                    // The layer's own input too, so an `ort` table also serves `inputs`.
+                    if session.constants[x] == nil, seen.insert(x).inserted { out.append(x) }
+                    add(x)
+                }
                 add(node.outputs.first ?? "")
             } else if RegionOpKind.of(node) != nil {
                 RegionOpKind.activationInputs(node, constants: session.constants).forEach(add)

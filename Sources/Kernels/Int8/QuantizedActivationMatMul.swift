@@ -132,3 +132,34 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         return Tensor(shape: shape.outShape, floats: out)
     }
 }
+
+extension QuantizedActivationMatMul {
+    func qdq() throws -> QDQLayer {
+        QDQLayer(node: node.name, activation: node.input(0) ?? "", activationScale: inputQuant.scale,
+                 activationZeroPoint: inputQuant.zeroPoint, weightValues: [], weightShape: [], weightScales: [], weightAxis: 0,
+                 biasValues: nil, biasScales: nil, secondActivation: node.input(1) ?? "", secondScale: rightQuant.scale,
+                 secondZeroPoint: rightQuant.zeroPoint)
+    }
+}
+
+/// MatMul of two activations (attention's Q·Kᵀ and probabilities·V): both inputs quantized per tensor.
+public enum ActivationMatMulFamily: Int8OpFamily {
+    public static let opTypes: Set<String> = ["MatMul"]
+
+    public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
+        guard let a = node.input(0), let b = node.input(1) else { return false }
+        return constants[a] == nil && constants[b] == nil
+    }
+
+    public static func quantizedInputs(_ node: Node, constants: [String: Tensor]) -> [String] {
+        [node.input(0), node.input(1)].compactMap { $0 }
+    }
+
+    public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
+        LinearFamily.macs(node, inputShapes: inputShapes, outputShapes: outputShapes)
+    }
+
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+        QuantizedActivationMatMul(node: node, inputQuant: inputs[0], rightQuant: inputs[1])
+    }
+}

@@ -20,6 +20,7 @@ final class QuantizedConv: QuantizedLayer {
     /// im2col in (kh, kw, c) column order with weights reordered to match: several times
     /// cheaper than (c, kh, kw) when a group has 16 or more channels.
     private let khwc: Bool
+    private let weightShape: [Int]
 
     init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
         guard w.rank == 3 || w.rank == 4 else {
@@ -31,6 +32,7 @@ final class QuantizedConv: QuantizedLayer {
         self.group = node.int("group", default: 1)
         self.outChannels = w.shape[0]
         self.kernel = Array(w.shape.dropFirst(2))
+        self.weightShape = w.shape
         guard group >= 1, outChannels % group == 0 else {
             throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType, reason: "group \(group) does not divide \(outChannels) output channels")
         }
@@ -153,5 +155,38 @@ final class QuantizedConv: QuantizedLayer {
         if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
         requant?.finish(&out)
         return [Tensor(shape: [n, outChannels] + g.outputShape, floats: out)]
+    }
+}
+
+extension QuantizedConv {
+    func qdq() throws -> QDQLayer {
+        let (biasValues, biasScales) = try qdqBias(floatBias, inputScale: inputQuant.scale, epilogueScales: weightScales, layer: node.name)
+        return QDQLayer(node: node.name, activation: node.input(0) ?? "", activationScale: inputQuant.scale,
+                        activationZeroPoint: inputQuant.zeroPoint, weightValues: weights.values, weightShape: weightShape,
+                        weightScales: weightScales, weightAxis: 0, biasValues: biasValues, biasScales: biasScales)
+    }
+}
+
+/// Conv (1-D and 2-D, any group count) with a constant weight.
+public enum ConvFamily: Int8OpFamily {
+    public static let opTypes: Set<String> = ["Conv"]
+
+    public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
+        guard let w = constantWeight(node, constants) else { return false }
+        return w.rank == 3 || w.rank == 4
+    }
+
+    public static func quantizedInputs(_ node: Node, constants: [String: Tensor]) -> [String] {
+        node.input(0).map { [$0] } ?? []
+    }
+
+    public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
+        guard let out = outputShapes.first, inputShapes.count > 1, let w = inputShapes[1], w.count >= 2 else { return 0 }
+        return out.reduce(1, *) * w.dropFirst().reduce(1, *)          // Cin/group * prod(kernel)
+    }
+
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+        try QuantizedConv(node: node, weight: constantWeight(node, constants)!, bias: node.input(2).flatMap { constants[$0] },
+                          inputQuant: inputs[0])
     }
 }

@@ -16,6 +16,9 @@ final class QuantizedConvTranspose: QuantizedLayer {
     private let wShape: [Int]
     private let group: Int
     private let clamp: (Float, Float)
+    /// Quantized over `WeightLayout.convTransposeRows` ([co][ci][taps] per group), for the export.
+    private let rows: QuantizedWeights
+    private let floatBias: [Float]?
 
     init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
         guard w.rank >= 3 && w.rank <= 5 else {
@@ -33,6 +36,8 @@ final class QuantizedConvTranspose: QuantizedLayer {
         // layout a QDQ DequantizeLinear can express for ConvTranspose (ONNX Runtime uses axis 1).
         let qw = QuantizedWeights(rows: WeightLayout.convTransposeRows(w), channels: mg)
         weightScales = qw.scales
+        rows = qw
+        floatBias = b?.floats
         // GEMM rows (co, tap) with K = ci, per group.
         var packs: [PackedWeights] = [], scales: [[Float]] = []
         for grp in 0..<group {
@@ -98,5 +103,43 @@ final class QuantizedConvTranspose: QuantizedLayer {
             for i in out.indices { out[i] = min(max(out[i], clamp.0), clamp.1) }
         }
         return [Tensor(shape: [n, m] + outSpatial, floats: out)]
+    }
+}
+
+extension QuantizedConvTranspose {
+    func qdq() throws -> QDQLayer {
+        // Back to W's own layout [C][M/g][taps], scales along axis 1 (shared by the groups).
+        let c = wShape[0], mg = wShape[1], taps = wShape.dropFirst(2).reduce(1, *)
+        var values = [Int8](repeating: 0, count: c * mg * taps)
+        for co in 0..<mg { for cin in 0..<c { for t in 0..<taps { values[(cin * mg + co) * taps + t] = rows.values[(co * c + cin) * taps + t] } } }
+        let epilogue = (0..<group).flatMap { _ in rows.scales }
+        let (biasValues, biasScales) = try qdqBias(floatBias, inputScale: inputQuant.scale, epilogueScales: epilogue, layer: node.name)
+        return QDQLayer(node: node.name, activation: node.input(0) ?? "", activationScale: inputQuant.scale,
+                        activationZeroPoint: inputQuant.zeroPoint, weightValues: values, weightShape: wShape,
+                        weightScales: rows.scales, weightAxis: 1, biasValues: biasValues, biasScales: biasScales)
+    }
+}
+
+/// ConvTranspose (1-D to 3-D) with a constant weight.
+public enum ConvTransposeFamily: Int8OpFamily {
+    public static let opTypes: Set<String> = ["ConvTranspose"]
+
+    public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
+        guard let w = constantWeight(node, constants) else { return false }
+        return w.rank >= 3 && w.rank <= 5
+    }
+
+    public static func quantizedInputs(_ node: Node, constants: [String: Tensor]) -> [String] {
+        node.input(0).map { [$0] } ?? []
+    }
+
+    public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
+        guard let x = inputShapes.first ?? nil, inputShapes.count > 1, let w = inputShapes[1], w.count >= 2 else { return 0 }
+        return x.reduce(1, *) * w.dropFirst().reduce(1, *)      // each input pixel scatters Cout/group * prod(kernel)
+    }
+
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+        try QuantizedConvTranspose(node: node, weight: constantWeight(node, constants)!,
+                                   bias: node.input(2).flatMap { constants[$0] }, inputQuant: inputs[0])
     }
 }

@@ -18,6 +18,10 @@ public protocol QuantizedLayer: AnyObject {
     /// in its kernel epilogue (Conv, Gemm, MatMul), else quantize -> dequantize of the
     /// float output.
     func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor]
+    /// The layer as a QDQ export writes it, from the numbers this layer computes with:
+    /// int8 weights in the layout of the node's input 1, their scales and axis, the int32
+    /// bias and its scales.
+    func qdq() throws -> QDQLayer
 }
 
 extension QuantizedLayer {

@@ -15,6 +15,11 @@ final class QuantizedLinear: QuantizedLayer {
     private let floatBias: [Float]?    // beta * C as in the model, for requantization
     private let n: Int, k: Int
     private let clamp: (Float, Float)
+    /// The int8 weight rows [n][k] (one per output column), kept for the QDQ export.
+    private let weightRows: [Int8]
+    private let weightShape: [Int]
+    private let transB: Bool
+    private let beta: Float
 
     init(node: Node, weight w: Tensor, bias c: Tensor?, inputQuant: ActivationQuant) throws {
         guard w.rank == 2 else {
@@ -31,6 +36,10 @@ final class QuantizedLinear: QuantizedLayer {
         let alpha = isGemm ? node.float("alpha", default: 1) : 1
         epilogueScales = qw.scales.map { $0 * alpha }
         packed = PackedWeights(rows: qw.values, n: n, k: k)
+        weightRows = qw.values
+        weightShape = w.shape
+        self.transB = transB
+        self.beta = isGemm ? node.float("beta", default: 1) : 1
         if let c {
             guard c.count == n || c.count == 1 else {
                 throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType,
@@ -90,5 +99,58 @@ final class QuantizedLinear: QuantizedLayer {
         if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
         requant?.finish(&out)
         return [Tensor(shape: Array(a.shape.dropLast()) + [n], floats: out)]
+    }
+}
+
+extension QuantizedLinear {
+    func qdq() throws -> QDQLayer {
+        // The node's input 1 layout: [n][k] with transB (axis 0), else [k][n] (axis 1).
+        var values = weightRows
+        if !transB {
+            values = [Int8](repeating: 0, count: n * k)
+            for i in 0..<n { for j in 0..<k { values[j * n + i] = weightRows[i * k + j] } }
+        }
+        let (biasValues, biasScales) = try qdqBias(floatBias, inputScale: inputQuant.scale, epilogueScales: epilogueScales,
+                                                   layer: node.name)
+        // beta is folded into the int32 bias: the exported Gemm must not apply it again.
+        let attributes: [String: Attribute] = floatBias != nil && beta != 1 ? ["beta": .float(1)] : [:]
+        return QDQLayer(node: node.name, activation: node.input(0) ?? "", activationScale: inputQuant.scale,
+                        activationZeroPoint: inputQuant.zeroPoint, weightValues: values, weightShape: weightShape,
+                        weightScales: weightScales, weightAxis: transB ? 0 : 1, biasValues: biasValues,
+                        biasScales: biasScales, attributes: attributes)
+    }
+}
+
+/// Gemm (transA = 0, bias per output column or scalar) and MatMul with a constant 2-D weight.
+public enum LinearFamily: Int8OpFamily {
+    public static let opTypes: Set<String> = ["Gemm", "MatMul"]
+
+    public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
+        guard let t = constantWeight(node, constants), t.rank == 2 else { return false }
+        guard node.opType == "Gemm" else { return true }
+        guard node.int("transA", default: 0) == 0 else { return false }
+        let n = node.int("transB", default: 0) == 1 ? t.shape[0] : t.shape[1]
+        guard let c = node.input(2) else { return true }
+        guard let ct = constants[c] else { return false }
+        return ct.count == n || ct.count == 1
+    }
+
+    public static func quantizedInputs(_ node: Node, constants: [String: Tensor]) -> [String] {
+        node.input(0).map { [$0] } ?? []
+    }
+
+    public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
+        guard let out = outputShapes.first, let a = inputShapes.first ?? nil else { return 0 }
+        if node.opType == "Gemm" {
+            guard a.count == 2 else { return 0 }
+            return out.reduce(1, *) * (node.int("transA", default: 0) == 1 ? a[0] : a[1])
+        }
+        guard let k = a.last else { return 0 }
+        return out.reduce(1, *) * k
+    }
+
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+        try QuantizedLinear(node: node, weight: constantWeight(node, constants)!,
+                            bias: node.opType == "Gemm" ? node.input(2).flatMap { constants[$0] } : nil, inputQuant: inputs[0])
     }
 }
