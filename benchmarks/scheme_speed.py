@@ -160,12 +160,12 @@ def quantize_static(case, d, name):
 
 # ---------------------------------------------------------------- ORT measurements
 
-def session(path, threads, optimized=None):
+def session(path, threads, optimized=None, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = level
     so.log_severity_level = 3
     if optimized:
         so.optimized_model_filepath = optimized
@@ -236,9 +236,11 @@ def latency(paths, name, x, threads, batch, warmup, iters):
     return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "runs": v} for k, v in times.items()}
 
 
-def parity(ort_out, mpq_path):
-    z = np.load(mpq_path)
-    b = z[z.files[0]].astype(np.float64)
+def parity(ort_out, mpq):
+    if isinstance(mpq, str):
+        z = np.load(mpq)
+        mpq = z[z.files[0]]
+    b = mpq.astype(np.float64)
     a = ort_out.reshape(len(ort_out), -1)[:len(b)].astype(np.float64)
     b = b.reshape(len(b), -1)
     if a.shape != b.shape:
@@ -261,6 +263,7 @@ def main():
     ap.add_argument("--batches", default=None, help="override every case's batch sizes, e.g. 1,16")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=7, help="timed rounds (median and min reported)")
+    ap.add_argument("--iters-small", type=int, default=20, help="timed rounds for digits and det")
     ap.add_argument("--skip-mpq", action="store_true", help="reuse the exports and mpq outputs already in --work")
     args = ap.parse_args()
     os.chdir(ROOT)
@@ -306,11 +309,16 @@ def main():
             res["score"][k] = s
             if k in ("inputs", "ort"):
                 res["parity"][k] = parity(outs[k], f"{d}/mpq_{k}.npz")
+                # The QDQ graph as written (no fusion: DQ -> float op -> Q, ORT's reference semantics)
+                ref_out = run_all(session(paths[k], 2, level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL), name, x, 16)
+                res["parity"][k + "_unfused"] = parity(ref_out, f"{d}/mpq_{k}.npz")
+                res["parity"][k + "_fused_vs_unfused"] = parity(outs[k], ref_out)
         res["latency"] = {}
         for t in threads:
             for b in ([int(v) for v in args.batches.split(",")] if args.batches else case["batches"]):
                 print(f"latency: threads {t}, batch {b}", flush=True)
-                res["latency"][f"{t}x{b}"] = latency(paths, name, x, t, b, args.warmup, args.iters)
+                res["latency"][f"{t}x{b}"] = latency(paths, name, x, t, b, args.warmup,
+                                                           args.iters_small if cname in ("digits", "det") else args.iters)
         results["cases"][cname] = res
         json.dump(results, open(f"{args.work}/scheme_speed.json", "w"), indent=1)
         print_case(cname, res)
@@ -385,6 +393,19 @@ def print_summary(results):
             return f"{p['max_abs_diff']:.3g} of max {p['max_abs_ort']:.3g} ({p['differ_gt_1e-5_rel']} / {p['elements']})"
         print(f"| {cname} | {m} | {res['mpq_fp32']['score']:.2f} | {res['mpq_inputs']['score']:.2f} | {ort_score('inputs')} | "
               f"{res['mpq_ort']['score']:.2f} | {ort_score('ort')} | {ort_score('qstatic')} | {par('inputs')} | {par('ort')} |")
+    print("\nWhere ORT and mpq differ: ORT's fused kernels against the same QDQ graph run unfused "
+          "(ORT_DISABLE_ALL: DequantizeLinear -> float op -> QuantizeLinear), and mpq against that unfused run. "
+          "Each cell: max |diff| of max |output| (elements > 1e-5 x max / all), argmax agreement.")
+    print("\n| model | scheme | ORT fused vs mpq | ORT unfused vs mpq | ORT fused vs ORT unfused |")
+    print("|---|---|---|---|---|")
+    for cname, res in results["cases"].items():
+        for v in ("inputs", "ort"):
+            cells = []
+            for k in (v, v + "_unfused", v + "_fused_vs_unfused"):
+                p = res["parity"][k]
+                cells.append(p.get("error") or f"{p['max_abs_diff']:.3g} of {p['max_abs_ort']:.3g} "
+                             f"({p['differ_gt_1e-5_rel']} / {p['elements']}), {p['argmax_agreement'] * 100:.1f}%")
+            print(f"| {cname} | {v} | " + " | ".join(cells) + " |")
     for cname, res in results["cases"].items():
         for k in res:
             if k.startswith("mpq_fp32_"):
