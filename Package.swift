@@ -28,8 +28,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CGSL", path: "Sources/CGSL",
                        providers: [.apt(["libgsl-dev"])]),
+        .systemLibrary(name: "MPQZlib", path: "Sources/MPQZlib",
+                       providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "ONNX", dependencies: [
+            "MPQZlib",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),

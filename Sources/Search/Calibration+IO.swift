@@ -46,7 +46,7 @@ extension CalibrationTable {
 
     /// Writes the table atomically: a failed run leaves no partial file.
     public func save(to path: String) throws {
-        do { try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        do { try OutputFile.write(try jsonData(), to: path) } catch {
             throw CalibrationError.unreadable(path: path, reason: "cannot write: \(error.localizedDescription)")
         }
     }

@@ -119,6 +119,6 @@ public struct SensitivityAnalyzer {
         guard let statePath else { return }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(report).write(to: URL(fileURLWithPath: statePath), options: .atomic)
+        try OutputFile.write(try enc.encode(report), to: statePath)
     }
 }

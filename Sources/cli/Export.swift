@@ -26,21 +26,23 @@ struct Export: ParsableCommand {
     var calibrate: CalibrationMethod = .minmax
     @Option(help: "Samples per batch when calibrating.") var batchSize: Int = 64
     @Flag(help: "Print nothing but errors.") var quiet = false
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try checkRange("--batch-size", batchSize, 1...largestCount)
     }
 
     func run() throws {
+        try checkOutputs(out)
+        try FileKind.requireRegularFile(model, expected: "an ONNX file")
         do {
             let exporter = try Exporter(modelPath: model)
             let map = try ExportMap(path: precision)
             _ = try exporter.layers(for: map, path: precision)       // a wrong map fails before calibrating
             let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter) }
             let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version)
-            do { try result.data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                throw CLIError("cannot write \(out): \(error.localizedDescription)")
-            }
+            try OutputFile.write(result.data, to: out)
             for w in result.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
             if !quiet { print("\(format.rawValue): \(result.summary); written to \(out)") }
         } catch let e as ExportError {
@@ -53,7 +55,7 @@ struct Export: ParsableCommand {
     /// A calibration table, loaded and checked against the model or computed from data.
     func calibrationTable(_ path: String, _ exporter: Exporter) throws -> CalibrationTable {
         if path.hasSuffix(".npz") {
-            let data = try Dataset(path: path, graph: exporter.graph)
+            let data = try Dataset(path: path, graph: exporter.graph, allowNonfinite: allowNonfinite)
             let progress = Progress(label: "calibrate")
             return try Calibrator(session: exporter.session).calibrate(
                 dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),

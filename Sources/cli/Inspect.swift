@@ -37,7 +37,7 @@ struct Inspect: ParsableCommand {
     }
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        try checkRange("--batch", batch, 1...largestCount)
     }
 
     func run() throws {

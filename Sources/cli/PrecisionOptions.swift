@@ -15,6 +15,8 @@ struct PrecisionOptions: ParsableArguments {
     var calibrate: CalibrationMethod = .minmax
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.")
     var kernelPath: KernelPath = .auto
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     var isFP32: Bool { precision == "fp32" }
 
@@ -31,7 +33,7 @@ struct PrecisionOptions: ParsableArguments {
     func calibrationTable(for model: LoadedModel, batchSize: Int) throws -> CalibrationTable {
         guard let calibration else { throw ValidationError("--calibration is required") }
         if calibration.hasSuffix(".npz") {
-            let data = try Dataset(path: calibration, graph: model.graph)
+            let data = try Dataset(path: calibration, graph: model.graph, allowNonfinite: allowNonfinite)
             let progress = Progress(label: "calibrate")
             return try Calibrator(session: model.session).calibrate(
                 dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),

@@ -16,12 +16,15 @@ struct Report: ParsableCommand {
     @Option(help: "html or markdown (for CI comments).") var format: Format = .html
     @Option(help: "Measure latency per sample with this data (.npz); needs --calibration.") var latencyData: String?
     @Option(help: "Calibration data (.npz) or table (.json) for the latency measurement.") var calibration: String?
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     func validate() throws {
         if latencyData != nil && calibration == nil { throw ValidationError("--latency-data needs --calibration") }
     }
 
     func run() throws {
+        try checkOutputs(out)
         guard let data = FileManager.default.contents(atPath: map) else { throw ModelError.fileNotFound(path: map) }
         let document: PrecisionMapDocument
         do { document = try PrecisionMapDocument.decode(data) } catch {
@@ -43,10 +46,10 @@ struct Report: ParsableCommand {
     /// Seconds per sample for FP32, all-INT8 and the map, best of 5 runs over one batch.
     func measureLatency(_ d: PrecisionMapDocument, data: String, calibration: String) throws -> (fp32: Double, int8All: Double, mixed: Double) {
         let model = try loadModel(d.model.path)
-        let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration])
+        let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration] + (allowNonfinite ? ["--allow-nonfinite"] : []))
         let table = try options.calibrationTable(for: model, batchSize: 64)
         let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table)
-        let dataset = try Dataset(path: data, graph: model.graph)
+        let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: allowNonfinite)
         let feeds = dataset.batch(0..<min(64, dataset.count))
         let rows = Double(min(64, dataset.count))
         func time(_ map: PrecisionMap) throws -> Double {
