@@ -44,7 +44,9 @@ let package = Package(
         ]),
         .executableTarget(name: "mpq-bench", dependencies: ["Search", "Kernels", "CKernels", "COpenBLAS", "ONNX"],
                           path: "benchmarks/Sources"),
-        .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
+        .testTarget(name: "ONNXTests", dependencies: [
+            "ONNX", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ONNX", "CKernels"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Kernels", "ONNX"]),
         .testTarget(name: "CLITests", dependencies: ["cli", "ONNX"]),
