@@ -129,9 +129,7 @@ func checkOutputs(_ paths: String?...) throws {
 
 /// Deterministic JSON: sorted keys, so the same inputs give the same bytes.
 func jsonString<T: Encodable>(_ value: T) throws -> String {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try enc.encode(value), as: UTF8.self)
+    String(decoding: try deterministicJSONEncoder().encode(value), as: UTF8.self)
 }
 
 /// Progress on stderr, only when a person is watching.

@@ -48,6 +48,7 @@ struct PrecisionOptions: ParsableArguments {
         case "fp32": return runtime.allFP32
         case "int8": return runtime.allInt8
         default:
+            if FileKind(path: precision) != .missing { try FileKind.requireRegularFile(precision, expected: "a precision map (.json)") }
             guard let data = FileManager.default.contents(atPath: precision) else {
                 throw CLIError("--precision: \(precision) is neither fp32, int8 nor a readable precision map file")
             }

@@ -25,6 +25,7 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try checkOutputs(out)
+        try FileKind.requireRegularFile(map, expected: "a precision map (.json)")
         guard let data = FileManager.default.contents(atPath: map) else { throw ModelError.fileNotFound(path: map) }
         let document: PrecisionMapDocument
         do { document = try PrecisionMapDocument.decode(data) } catch {
@@ -32,6 +33,7 @@ struct Report: ParsableCommand {
         }
         var input = ReportInput(map: document)
         if let sweep {
+            try FileKind.requireRegularFile(sweep, expected: "a sweep (.json)")
             guard let d = FileManager.default.contents(atPath: sweep) else { throw ModelError.fileNotFound(path: sweep) }
             do { input.sweep = try ReportInput.sweepRows(d) } catch { throw CLIError("\(sweep) is not a sweep written by mpq sweep (\(error))") }
         }

@@ -84,9 +84,7 @@ struct Sweep: ParsableCommand {
         let criterion: BudgetCriterion = strategyOptions.confidence == nil ? .point : .upper
         let document = Document(model: model, metric: common.metric.rawValue, seed: splits.seed, criterion: criterion.rawValue,
                                 rows: rows, maps: entries, allRequiredMet: allMet)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        enc.keyEncodingStrategy = .convertToSnakeCase
+        let enc = deterministicJSONEncoder(snakeCase: true)
         try writeAtomically(String(decoding: try enc.encode(document), as: UTF8.self) + "\n", to: out)
         if let junit {
             let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metric: common.metric, seed: splits.seed,
