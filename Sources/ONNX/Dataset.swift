@@ -36,6 +36,12 @@ public struct Dataset: Sendable {
             throw ModelError.badData(path: path, reason: "inputs disagree on the sample count: " +
                 bound.map { "\($0.key) has \($0.value.shape.first ?? 1)" }.sorted().joined(separator: ", "))
         }
+        if !allowNonfinite {
+            // Arrays metrics read besides the inputs (boxes, masks...) are data too.
+            for (name, t) in file.sorted(by: { $0.key < $1.key }) where bound[name] == nil && name != "labels" && t.rank >= 1 {
+                try Dataset.checkFinite(t, array: name, path: path)
+            }
+        }
         let n = counts.first ?? 0
         guard n > 0 else {
             throw ModelError.badData(path: path, reason: "no samples: " +

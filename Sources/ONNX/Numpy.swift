@@ -25,22 +25,23 @@ public enum Numpy {
         var total = 0
         for entry in archive.entries where !entry.name.hasSuffix("/") {
             let name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
-            let where_ = "\(path):\(entry.name)"
+            let entryPath = "\(path):\(entry.name)"
             guard out[name] == nil else { throw ModelError.badData(path: path, reason: "array '\(name)' appears twice") }
             let tensor = try archive.withEntry(entry) { reader -> Tensor in
                 let size = entry.uncompressedSize
                 let prefix = try reader.read(min(size, 12))
-                let end = try NPYHeader.headerEnd(prefix, path: where_)
+                let end = try NPYHeader.headerEnd(prefix, path: entryPath)
+                guard end >= prefix.count else { throw ModelError.badData(path: entryPath, reason: "unreadable .npy header (\(end) bytes)") }
                 guard end <= size else {
-                    throw ModelError.badData(path: where_, reason: "truncated .npy header (\(end) bytes declared, the entry has \(size))")
+                    throw ModelError.badData(path: entryPath, reason: "truncated .npy header (\(end) bytes declared, the entry has \(size))")
                 }
-                let header = try NPYHeader(bytes: prefix + (try reader.read(end - prefix.count)), path: where_)
+                let header = try NPYHeader(bytes: prefix + (try reader.read(end - prefix.count)), path: entryPath)
                 guard header.dataBytes == size - end else {
-                    throw ModelError.badData(path: where_, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) needs \(header.dataBytes) data bytes, the entry has \(size - end)")
+                    throw ModelError.badData(path: entryPath, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) needs \(header.dataBytes) data bytes, the entry has \(size - end)")
                 }
                 let (sum, overflow) = total.addingReportingOverflow(header.memoryBytes)
                 guard !overflow, sum <= limitBytes else {
-                    throw ModelError.badData(path: where_, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) takes \(describeBytes(header.memoryBytes)) in memory; with the arrays before it that is over the \(describeBytes(limitBytes)) limit for one data file (set MPQ_MAX_DATA_MB to raise it)")
+                    throw ModelError.badData(path: entryPath, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) takes \(describeBytes(header.memoryBytes)) in memory; with the arrays before it that is over the \(describeBytes(limitBytes)) limit for one data file (set MPQ_MAX_DATA_MB to raise it)")
                 }
                 total = sum
                 var payload = Data(count: header.dataBytes)

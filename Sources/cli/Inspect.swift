@@ -50,6 +50,10 @@ struct Inspect: ParsableCommand {
                   dims.count == parts[1].split(separator: ",").count, graph.inputs.contains(where: { $0.name == parts[0] }) else {
                 throw ValidationError("--input-shape '\(spec)': expected NAME=D0,D1,... with NAME one of \(graph.inputs.map(\.name).joined(separator: ", "))")
             }
+            for d in dims { try checkRange("--input-shape \(parts[0])", d, 1...largestCount) }
+            guard dims.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) <= largestCount * 64 else {
+                throw ValidationError("--input-shape '\(spec)': \(dims.map(String.init).joined(separator: "x")) elements are too many for one input")
+            }
             explicit[String(parts[0])] = dims
         }
         var feeds: [String: Tensor] = [:]

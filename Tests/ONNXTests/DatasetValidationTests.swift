@@ -44,6 +44,10 @@ final class DatasetValidationTests: XCTestCase {
         assertError(["input": x], contains: ["'input'", "2 NaN or infinite values", "row 2", "--allow-nonfinite"])
         XCTAssertEqual(try bind(["input": x], allowNonfinite: true).count, 4)
         assertError(["input": images(2, fill: .nan)], contains: ["'input'", "512 NaN", "row 0"])
+        // Arrays metrics read besides the inputs (detection boxes) too.
+        let boxes = Tensor(shape: [2, 1, 4], floats: [0, 0, 1, 1, 0, .nan, 1, 1])
+        assertError(["input": images(2), "gt_boxes": boxes], contains: ["'gt_boxes'", "1 NaN or infinite value,", "row 1"])
+        XCTAssertNoThrow(try bind(["input": images(2), "gt_boxes": boxes], allowNonfinite: true))
     }
 
     func testZeroRowsIsAnError() throws {

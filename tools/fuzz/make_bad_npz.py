@@ -24,9 +24,10 @@ import numpy as np
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "errors")
 # Offset into the 'input' entry's compressed stream of the flipped byte: mpq 0.1 returned exit 0 on
-# it (the corrupt data was read, unchecked). N and FLIP_AT may be overridden to fuzz.
+# it (the corrupt data was read, unchecked). N, FLIP_AT and FLIP_MASK (xor) may be overridden to fuzz.
 N = int(os.environ.get("N", "8"))
 FLIP_AT = int(os.environ.get("FLIP_AT", "306"))
+FLIP_MASK = int(os.environ.get("FLIP_MASK", "255"))
 
 
 def arrays():
@@ -66,7 +67,7 @@ def corrupt_deflate():
     d = npz_bytes(True)
     _, start, size, _ = entry(d, "input.npy")
     assert FLIP_AT < size
-    d[start + FLIP_AT] ^= 0xFF
+    d[start + FLIP_AT] ^= FLIP_MASK
     return d
 
 
