@@ -110,6 +110,9 @@ final class HardeningCLITests: XCTestCase {
         try assertBadInput(["eval", model, "--data", "\(errors)/huge_shape.npz"], ["huge_shape.npz:input.npy", "more elements"])
         try assertBadInput(["eval", model, "--data", "\(errors)/bad_crc.npz"], ["bad_crc.npz", "'input.npy'", "bad CRC-32"])
         try assertBadInput(["eval", model, "--data", "\(errors)/corrupt_deflate.npz"], ["corrupt_deflate.npz", "'input.npy'"])
+        // 1 MB declaring (65536, 1, 64, 64) float32: refused before inflating (the default limit is 512 MiB).
+        try assertBadInput(["eval", model, "--data", "\(errors)/zip_bomb.npz"],
+                           ["zip_bomb.npz:input.npy", "[65536,1,64,64]", "MPQ_MAX_DATA_MB"], environment: ["MPQ_MAX_DATA_MB": ""])
     }
 
     func testDataLargerThanTheLimitIsRefused() throws {

@@ -101,6 +101,19 @@ final class NumpyHardeningTests: XCTestCase {
         }
     }
 
+    func testOneMegabyteZipBombIsRefusedUnderTheDefaultLimit() throws {
+        // tools/fuzz/make_bad_npz.py: (65536, 1, 64, 64) float32 zeros, 1 GiB inflated; mpq 0.1
+        // grew to 2.1 GB on it. Refused from the header alone, in well under a second.
+        let path = Self.errors + "/zip_bomb.npz"
+        XCTAssertLessThan(try Data(contentsOf: URL(fileURLWithPath: path)).count, 1_100_000)
+        withinSeconds(30, "read zip_bomb.npz") {
+            XCTAssertThrowsError(try Numpy.readNPZ(path: path, limitBytes: 512 << 20)) {
+                XCTAssertTrue("\($0)".contains("zip_bomb.npz:input.npy") && "\($0)".contains("[65536,1,64,64]")
+                              && "\($0)".contains("1.0 GiB in memory") && "\($0)".contains("512.0 MiB limit"), "\($0)")
+            }
+        }
+    }
+
     func testLimitCountsIntegersAtEightBytesAndAddsArraysUp() throws {
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("ints.npz").path

@@ -13,6 +13,9 @@ regression tests read (issue 10). Deterministic: same numpy, same bytes.
   checksum is wrong, which mpq 0.1 accepted.
 - huge_shape.npz: 'input.npy' whose header declares shape (2**62, 1, 16, 16) over 1 KiB
   of data: the element count overflows 64 bits (mpq 0.1 trapped).
+- zip_bomb.npz: about 1 MB holding 'input' (65536, 1, 64, 64) float32 zeros, 1 GiB once
+  inflated (mpq 0.1 inflated it to 2.1 GB before any check). Honest sizes: only a limit
+  on decoded data stops it.
 """
 import io
 import os
@@ -95,9 +98,26 @@ def huge_shape():
     return bytearray(buf.getvalue())
 
 
+def zip_bomb():
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (65536, 1, 64, 64), }"
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    npy_header = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        info = zipfile.ZipInfo("input.npy", date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(info, "w", force_zip64=True) as f:
+            f.write(npy_header)
+            zeros = bytes(1 << 24)
+            for _ in range((65536 * 64 * 64 * 4) // len(zeros)):
+                f.write(zeros)
+    return bytearray(buf.getvalue())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for name, make in [("corrupt_deflate.npz", corrupt_deflate), ("bad_crc.npz", bad_crc), ("huge_shape.npz", huge_shape)]:
+    for name, make in [("corrupt_deflate.npz", corrupt_deflate), ("bad_crc.npz", bad_crc), ("huge_shape.npz", huge_shape),
+                       ("zip_bomb.npz", zip_bomb)]:
         path = os.path.join(OUT, name)
         with open(path, "wb") as f:
             f.write(make())
