@@ -201,12 +201,7 @@ final class EntryReader {
             let want = min(out.count - done, Int(UInt32.max))
             s.pointee.next_out = base + done
             s.pointee.avail_out = uInt(want)
-            if s.pointee.avail_in == 0 {
-                let consumed = Int(s.pointee.total_in)
-                let chunk = min(input.count - consumed, Int(UInt32.max))
-                s.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0.assumingMemoryBound(to: Bytef.self) + consumed })
-                s.pointee.avail_in = uInt(max(chunk, 0))
-            }
+            feed(s)
             let inBefore = s.pointee.avail_in
             let r = MPQZlib.inflate(s, Z_NO_FLUSH)
             let got = want - Int(s.pointee.avail_out)
@@ -229,6 +224,16 @@ final class EntryReader {
         }
     }
 
+    /// Hands zlib the next part of the compressed bytes once it has consumed the last
+    /// (at most 4 GiB at a time: `avail_in` is 32-bit).
+    private func feed(_ s: UnsafeMutablePointer<z_stream>) {
+        guard s.pointee.avail_in == 0 else { return }
+        let consumed = Int(s.pointee.total_in)
+        let chunk = max(min(input.count - consumed, Int(UInt32.max)), 0)
+        s.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0.assumingMemoryBound(to: Bytef.self) + consumed })
+        s.pointee.avail_in = uInt(chunk)
+    }
+
     /// After the declared size: the stream must end there and the CRC-32 must match.
     func finish() throws {
         guard produced == entry.uncompressedSize else {
@@ -240,6 +245,7 @@ final class EntryReader {
             try withUnsafeMutablePointer(to: &scratch) { p in
                 s.pointee.next_out = p
                 s.pointee.avail_out = 1
+                feed(s)
                 let r = MPQZlib.inflate(s, Z_FINISH)
                 if s.pointee.avail_out == 0 { throw fail("the deflate stream holds more than the declared \(entry.uncompressedSize) bytes") }
                 if r != Z_STREAM_END {
