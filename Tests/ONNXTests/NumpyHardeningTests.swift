@@ -217,15 +217,19 @@ final class OutputFileTests: XCTestCase {
     func testNonRegularTargetsAreNeverReplaced() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("out-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        XCTAssertThrowsError(try OutputFile.write(Data("x".utf8), to: "/dev/null")) {
-            XCTAssertTrue("\($0)".contains("cannot write /dev/null") && "\($0)".contains("not a regular file"), "\($0)")
+        // A FIFO stands for /dev/full: were the check gone, a test run as root must not replace a device.
+        let fifo = dir.appendingPathComponent("fifo").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        XCTAssertThrowsError(try OutputFile.write(Data("x".utf8), to: fifo)) {
+            XCTAssertTrue("\($0)".contains("cannot write \(fifo)") && "\($0)".contains("not a regular file"), "\($0)")
         }
-        var isDir: ObjCBool = false
-        XCTAssertTrue(FileManager.default.fileExists(atPath: "/dev/null", isDirectory: &isDir))
+        XCTAssertEqual(FileKind(path: fifo), .other)
+        XCTAssertEqual(FileKind(path: "/dev/null"), .other)
         XCTAssertThrowsError(try OutputFile.write(Data("x".utf8), to: dir.path)) {
             XCTAssertTrue("\($0)".contains("it is a folder"), "\($0)")
         }
-        XCTAssertThrowsError(try Numpy.writeNPZ(["a": .scalar(1)], path: "/dev/null"))
+        XCTAssertThrowsError(try Numpy.writeNPZ(["a": .scalar(1)], path: fifo))
+        XCTAssertEqual(FileKind(path: fifo), .other)
         XCTAssertThrowsError(try OutputFile.write(Data(), to: dir.path + "/missing/x.json")) {
             XCTAssertTrue("\($0)".contains("does not exist"), "\($0)")
         }
@@ -234,6 +238,6 @@ final class OutputFileTests: XCTestCase {
         try OutputFile.write(Data("one".utf8), to: path)
         try OutputFile.write(Data("two".utf8), to: path)
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "two")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["map.json"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["fifo", "map.json"])
     }
 }
