@@ -2,7 +2,7 @@
 #   make example   installs what is missing, builds, runs mpq on the bundled example
 #   make test      runs the test suite
 SWIFT ?= swift
-DEB_PACKAGES = libgsl-dev libopenblas-dev
+DEB_PACKAGES = libgsl-dev libopenblas-dev zlib1g-dev
 
 .PHONY: setup build example test bench conformance
 

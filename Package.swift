@@ -28,8 +28,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CGSL", path: "Sources/CGSL",
                        providers: [.apt(["libgsl-dev"])]),
+        .systemLibrary(name: "MPQZlib", path: "Sources/MPQZlib",
+                       providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "ONNX", dependencies: [
+            "MPQZlib",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
@@ -41,7 +44,9 @@ let package = Package(
         ]),
         .executableTarget(name: "mpq-bench", dependencies: ["Search", "Kernels", "CKernels", "COpenBLAS", "ONNX"],
                           path: "benchmarks/Sources"),
-        .testTarget(name: "ONNXTests", dependencies: ["ONNX"]),
+        .testTarget(name: "ONNXTests", dependencies: [
+            "ONNX", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ONNX", "CKernels"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "Kernels", "ONNX"]),
         .testTarget(name: "CLITests", dependencies: ["cli", "ONNX"]),

@@ -12,19 +12,23 @@ public struct Dataset: Sendable {
     public let extras: [String: Tensor]
     public let count: Int
 
-    public init(path: String, graph: Graph) throws {
-        try self.init(arrays: try Numpy.readNPZ(path: path), path: path, graph: graph)
+    /// Reads and checks `path` (docs/data-validation.md). `allowNonfinite` lets NaN/Inf
+    /// in float inputs through (`--allow-nonfinite`).
+    public init(path: String, graph: Graph, allowNonfinite: Bool = false) throws {
+        try self.init(arrays: try Numpy.readNPZ(path: path), path: path, graph: graph, allowNonfinite: allowNonfinite)
     }
 
-    public init(arrays file: [String: Tensor], path: String, graph: Graph) throws {
+    public init(arrays file: [String: Tensor], path: String, graph: Graph, allowNonfinite: Bool = false) throws {
         self.path = path
         var bound: [String: Tensor] = [:]
         for input in graph.inputs {
             var t: Tensor
-            if let a = file[input.name] { t = a }
-            else if graph.inputs.count == 1, let a = file["input"] { t = a }
+            let arrayName: String
+            if let a = file[input.name] { t = a; arrayName = input.name }
+            else if graph.inputs.count == 1, let a = file["input"] { t = a; arrayName = "input" }
             else { throw ModelError.missingInput(input: input.name, path: path, available: Array(file.keys)) }
-            t = try Dataset.conform(t, to: input)
+            t = try Dataset.conform(t, to: input, array: arrayName, path: path)
+            if !allowNonfinite { try Dataset.checkFinite(t, array: arrayName, path: path) }
             bound[input.name] = t
         }
         let counts = Set(bound.values.map { $0.shape.first ?? 1 })
@@ -32,28 +36,63 @@ public struct Dataset: Sendable {
             throw ModelError.badData(path: path, reason: "inputs disagree on the sample count: " +
                 bound.map { "\($0.key) has \($0.value.shape.first ?? 1)" }.sorted().joined(separator: ", "))
         }
+        if !allowNonfinite {
+            // Arrays metrics read besides the inputs (boxes, masks...) are data too.
+            for (name, t) in file.sorted(by: { $0.key < $1.key }) where bound[name] == nil && name != "labels" && t.rank >= 1 {
+                try Dataset.checkFinite(t, array: name, path: path)
+            }
+        }
         let n = counts.first ?? 0
+        guard n > 0 else {
+            throw ModelError.badData(path: path, reason: "no samples: " +
+                bound.map { "'\($0.key)' has shape \(Tensor.describe($0.value.shape))" }.sorted().joined(separator: ", "))
+        }
         if let l = file["labels"] {
-            guard !l.dtype.isFloating || l.floats.allSatisfy({ $0 == $0.rounded() }) else {
-                throw ModelError.badData(path: path, reason: "'labels' must hold integer class indices, it has \(l.dtype) values with fractions")
-            }
-            guard l.shape.first == n, l.count == n else {
-                throw ModelError.inputShapeMismatch(input: "labels", expected: "[\(n)]", actual: Tensor.describe(l.shape))
-            }
-            labels = l.asInts
+            try Dataset.checkLabels(l, samples: n, path: path)
+            labels = l.ints
         } else { labels = nil }
         arrays = bound
         extras = file
         count = n
     }
 
+    /// Labels are class indices: an integer array of shape [N], no value below 0. The upper
+    /// bound needs the model's output width, so the metric checks it (Metric.swift).
+    static func checkLabels(_ l: Tensor, samples n: Int, path: String) throws {
+        guard !l.dtype.isFloating, l.dtype != .bool else {
+            throw ModelError.badArray(path: path, array: "labels", reason: "must hold integer class indices, it has \(l.dtype) values (save it with .astype(np.int64))")
+        }
+        guard l.rank == 1, l.shape[0] == n else {
+            throw ModelError.badArray(path: path, array: "labels", reason: "must have shape [\(n)] (one class index per sample), it has \(Tensor.describe(l.shape))")
+        }
+        // uint64 values above Int64.max are stored as negative bit patterns: also out of range.
+        if let row = l.ints.firstIndex(where: { $0 < 0 }) {
+            let value = l.dtype == .uint64 ? String(UInt64(bitPattern: l.ints[row])) : String(l.ints[row])
+            throw ModelError.badArray(path: path, array: "labels", reason: "row \(row) holds \(value); class indices cannot be negative")
+        }
+    }
+
+    /// NaN or infinite values in a float array: the first row and how many.
+    static func checkFinite(_ t: Tensor, array: String, path: String) throws {
+        guard t.dtype.isFloating, let first = t.floats.firstIndex(where: { !$0.isFinite }) else { return }
+        let bad = t.floats[first...].reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        let row = t.shape.dropFirst().reduce(1, *)
+        throw ModelError.badArray(path: path, array: array, reason: "holds \(bad) NaN or infinite value\(bad == 1 ? "" : "s"), the first in row \(row > 0 ? first / row : 0) (\(t.floats[first])); pass --allow-nonfinite if that is intended")
+    }
+
     /// Checks dtype and shape against the model input and converts floats/ints as needed.
-    static func conform(_ t: Tensor, to input: ValueInfo) throws -> Tensor {
+    /// Integers are range-checked against the input's type before the cast (a uint64 token
+    /// id must not wrap to -1).
+    static func conform(_ t: Tensor, to input: ValueInfo, array: String? = nil, path: String = "") throws -> Tensor {
         var t = t
         if let want = input.dtype {
             switch (want.isFloating, t.dtype.isFloating) {
             case (true, true): t.dtype = .float32
-            case (false, false): t.dtype = want; t.ints = t.ints.map(want.wrap)
+            case (false, false):
+                if let (row, value) = firstOutOfRange(t, for: want) {
+                    throw ModelError.badArray(path: path, array: array ?? input.name, reason: "row \(row) holds \(value), outside the range of input '\(input.name)' (\(want.rawValue))")
+                }
+                t.dtype = want
             default:
                 throw ModelError.inputDTypeMismatch(input: input.name, expected: want.rawValue, actual: t.dtype.rawValue)
             }
@@ -70,6 +109,28 @@ public struct Dataset: Sendable {
                                                 actual: "a scalar")
         }
         return t
+    }
+
+    /// The first value of integer tensor `t` that `want` cannot represent: (row, value as text).
+    static func firstOutOfRange(_ t: Tensor, for want: DType) -> (Int, String)? {
+        let range: ClosedRange<Int64>
+        switch want {
+        case .int8: range = Int64(Int8.min)...Int64(Int8.max)
+        case .uint8: range = 0...Int64(UInt8.max)
+        case .int16: range = Int64(Int16.min)...Int64(Int16.max)
+        case .uint16: range = 0...Int64(UInt16.max)
+        case .int32: range = Int64(Int32.min)...Int64(Int32.max)
+        case .uint32: range = 0...Int64(UInt32.max)
+        case .bool: range = 0...1
+        case .uint64: range = (t.dtype == .uint64 ? Int64.min : 0)...Int64.max   // uint64 bit patterns stay as they are
+        default: range = Int64.min...Int64.max
+        }
+        // A uint64 array holds values above Int64.max as negative bit patterns.
+        let sourceUnsigned64 = t.dtype == .uint64 && want != .uint64
+        guard let i = t.ints.firstIndex(where: { !range.contains($0) || (sourceUnsigned64 && $0 < 0) }) else { return nil }
+        let row = t.shape.dropFirst().reduce(1, *)
+        let text = t.dtype == .uint64 ? String(UInt64(bitPattern: t.ints[i])) : String(t.ints[i])
+        return (row > 0 ? i / row : 0, text)
     }
 
     /// Samples `range` of every input, ready to feed.

@@ -14,6 +14,10 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case missingInput(input: String, path: String, available: [String])
     case inputShapeMismatch(input: String, expected: String, actual: String)
     case inputDTypeMismatch(input: String, expected: String, actual: String)
+    /// A folder or a device where a file is expected (FileKind.swift).
+    case notARegularFile(path: String, expected: String, actual: String)
+    /// A data array holds values the run cannot use (NaN/Inf, labels, integer range): Dataset.swift.
+    case badArray(path: String, array: String, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +34,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "input '\(i)' is missing from \(p) (arrays there: \(a.sorted().joined(separator: ", ")))"
         case .inputShapeMismatch(let i, let e, let a): return "input '\(i)' expects \(e), the data has \(a)"
         case .inputDTypeMismatch(let i, let e, let a): return "input '\(i)' expects \(e), the data has \(a)"
+        case .notARegularFile(let p, let e, let a): return "\(p) is \(a), not \(e)"
+        case .badArray(let p, let a, let r): return "\(p): array '\(a)' \(r)"
         }
     }
 }

@@ -5,79 +5,76 @@ import ZIPFoundation
 /// Supported: float32/64/16, int64/32/16/8, uint8/16/32/64, bool; little-endian, C order;
 /// `.npz` entries stored or deflated.
 public enum Numpy {
-    /// Reads every array of an `.npz` file, keyed by name (without the `.npy` suffix).
-    public static func readNPZ(path: String) throws -> [String: Tensor] {
-        let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileNotFound(path: path) }
-        let archive: Archive
-        do { archive = try Archive(url: url, accessMode: .read) } catch {
-            throw ModelError.badData(path: path, reason: "not a zip/.npz archive (\(error))")
+    /// The most memory one data file may take once decoded, unless `MPQ_MAX_DATA_MB` says
+    /// otherwise: 512 MiB (floats take 4 bytes an element in memory, integers 8).
+    public static var defaultLimitBytes: Int {
+        if let text = ProcessInfo.processInfo.environment["MPQ_MAX_DATA_MB"], let mb = Int(text), mb > 0 {
+            return mb.multipliedReportingOverflow(by: 1 << 20).overflow ? Int.max : mb << 20
         }
+        return 512 << 20
+    }
+
+    /// Reads every array of an `.npz` file, keyed by name (without the `.npy` suffix).
+    /// Each entry's `.npy` header is read first and its declared size checked against the
+    /// entry's size and `limitBytes` (decoded memory, all arrays together) before the rest
+    /// is inflated; CRCs are checked (docs/data-validation.md).
+    public static func readNPZ(path: String, limitBytes: Int = Numpy.defaultLimitBytes) throws -> [String: Tensor] {
+        try FileKind.requireRegularFile(path, expected: "an .npz file")
+        let archive = try NPZArchive(path: path)
         var out: [String: Tensor] = [:]
-        for entry in archive where entry.type == .file {
-            var bytes = Data()
-            bytes.reserveCapacity(Int(entry.uncompressedSize))
-            do {
-                _ = try archive.extract(entry, skipCRC32: false) { bytes.append($0) }
-            } catch {
-                throw ModelError.badData(path: path, reason: "entry '\(entry.path)' cannot be extracted (\(error))")
+        var total = 0
+        for entry in archive.entries where !entry.name.hasSuffix("/") {
+            let name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+            let entryPath = "\(path):\(entry.name)"
+            guard out[name] == nil else { throw ModelError.badData(path: path, reason: "array '\(name)' appears twice") }
+            let tensor = try archive.withEntry(entry) { reader -> Tensor in
+                let size = entry.uncompressedSize
+                let prefix = try reader.read(min(size, 12))
+                let end = try NPYHeader.headerEnd(prefix, path: entryPath)
+                guard end >= prefix.count else { throw ModelError.badData(path: entryPath, reason: "unreadable .npy header (\(end) bytes)") }
+                guard end <= size else {
+                    throw ModelError.badData(path: entryPath, reason: "truncated .npy header (\(end) bytes declared, the entry has \(size))")
+                }
+                let header = try NPYHeader(bytes: prefix + (try reader.read(end - prefix.count)), path: entryPath)
+                guard header.dataBytes == size - end else {
+                    throw ModelError.badData(path: entryPath, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) needs \(header.dataBytes) data bytes, the entry has \(size - end)")
+                }
+                let (sum, overflow) = total.addingReportingOverflow(header.memoryBytes)
+                guard !overflow, sum <= limitBytes else {
+                    throw ModelError.badData(path: entryPath, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) takes \(describeBytes(header.memoryBytes)) in memory; with the arrays before it that is over the \(describeBytes(limitBytes)) limit for one data file (set MPQ_MAX_DATA_MB to raise it)")
+                }
+                total = sum
+                var payload = Data(count: header.dataBytes)
+                try payload.withUnsafeMutableBytes { try reader.fill($0) }
+                return TensorDecoder.decodeRaw(payload, dtype: header.dtype, shape: header.shape, count: header.count)
             }
-            let name = entry.path.hasSuffix(".npy") ? String(entry.path.dropLast(4)) : entry.path
-            out[name] = try parseNPY(bytes, path: "\(path):\(entry.path)")
+            out[name] = tensor
         }
         return out
     }
 
-    /// Reads an `.npy` file, or an `.npz` when the name ends so (then `key` picks the array).
+    /// Reads an `.npy` file.
     public static func readNPY(path: String) throws -> Tensor {
+        try FileKind.requireRegularFile(path, expected: "an .npy file")
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.fileNotFound(path: path) }
         return try parseNPY(data, path: path)
     }
 
     /// Parses the bytes of one `.npy` array.
     public static func parseNPY(_ data: Data, path: String) throws -> Tensor {
-        // Only the header is copied; the payload is decoded straight from `data`.
-        let prefix = [UInt8](data.prefix(12))
-        guard prefix.count >= 10, prefix[0] == 0x93, Array(prefix[1...5]) == Array("NUMPY".utf8) else {
-            throw ModelError.badData(path: path, reason: "not a .npy array (bad magic)")
+        let end = try NPYHeader.headerEnd([UInt8](data.prefix(12)), path: path)
+        guard data.count >= end else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
+        let header = try NPYHeader(bytes: [UInt8](data.prefix(end)), path: path)
+        guard data.count - end >= header.dataBytes else {
+            throw ModelError.badData(path: path, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) needs \(header.dataBytes) data bytes, the file has \(data.count - end)")
         }
-        let major = prefix[6]
-        let headerLen: Int, headerStart: Int
-        if major == 1 {
-            headerLen = Int(prefix[8]) | Int(prefix[9]) << 8; headerStart = 10
-        } else {
-            guard prefix.count >= 12 else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
-            headerLen = Int(prefix[8]) | Int(prefix[9]) << 8 | Int(prefix[10]) << 16 | Int(prefix[11]) << 24
-            headerStart = 12
-        }
-        guard data.count >= headerStart + headerLen else { throw ModelError.badData(path: path, reason: "truncated .npy header") }
-        let base = data.startIndex
-        let header = String(decoding: data[base + headerStart..<base + headerStart + headerLen], as: UTF8.self)
-        guard let descr = field(header, "descr").map({ $0.trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")) }),
-              let shapeText = shapeField(header) else {
-            throw ModelError.badData(path: path, reason: "unreadable .npy header \(header)")
-        }
-        if field(header, "fortran_order")?.contains("True") == true {
-            throw ModelError.badData(path: path, reason: "Fortran-ordered arrays are not supported; save with np.ascontiguousarray")
-        }
-        let shape = try shapeText.split(separator: ",").compactMap { part -> Int? in
-            let s = part.trimmingCharacters(in: .whitespaces)
-            if s.isEmpty { return nil }
-            guard let v = Int(s), v >= 0 else { throw ModelError.badData(path: path, reason: "bad shape (\(shapeText))") }
-            return v
-        }
-        let (dtype, bigEndian) = try parseDescr(descr, path: path)
-        guard !bigEndian || TensorDecoder.byteSize(dtype) == 1 else {
-            throw ModelError.badData(path: path, reason: "big-endian dtype '\(descr)' is not supported")
-        }
-        let count = shape.reduce(1, *)
-        let start = headerStart + headerLen
-        let need = count * TensorDecoder.byteSize(dtype)
-        guard data.count - start >= need else {
-            throw ModelError.badData(path: path, reason: "array of shape \(Tensor.describe(shape)) (\(descr)) needs \(need) data bytes, the file has \(data.count - start)")
-        }
-        return TensorDecoder.decodeRaw(data[data.startIndex + start..<data.startIndex + start + need],
-                                       dtype: dtype, shape: shape, count: count)
+        let base = data.startIndex + end
+        return TensorDecoder.decodeRaw(data[base..<base + header.dataBytes], dtype: header.dtype, shape: header.shape, count: header.count)
+    }
+
+    static func describeBytes(_ n: Int) -> String {
+        n >= 1 << 30 ? String(format: "%.1f GiB", Double(n) / Double(1 << 30))
+            : n >= 1 << 20 ? String(format: "%.1f MiB", Double(n) / Double(1 << 20)) : "\(n) bytes"
     }
 
     static func parseDescr(_ d: String, path: String) throws -> (DType, Bool) {
@@ -139,13 +136,11 @@ public enum Numpy {
         return d
     }
 
-    /// Writes arrays as an uncompressed `.npz`, atomically (no partial file on failure).
+    /// Writes arrays as an uncompressed `.npz`, atomically (no partial file on failure),
+    /// and only over a regular file (OutputFile).
     public static func writeNPZ(_ arrays: [String: Tensor], path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        try? FileManager.default.removeItem(at: tmp)
-        do {
-            let archive = try Archive(url: tmp, accessMode: .create)
+        try OutputFile.write(to: path) { tmp in
+            let archive = try Archive(url: URL(fileURLWithPath: tmp), accessMode: .create)
             for name in arrays.keys.sorted() {
                 let data = npyData(arrays[name]!)
                 try archive.addEntry(with: name + ".npy", type: .file, uncompressedSize: Int64(data.count),
@@ -154,11 +149,6 @@ public enum Numpy {
                     data.subdata(in: Int(pos)..<Int(pos) + size)
                 }
             }
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw ModelError.unreadable(path: path, reason: "cannot write (\(error))")
         }
-        _ = try? FileManager.default.removeItem(at: url)
-        try FileManager.default.moveItem(at: tmp, to: url)
     }
 }

@@ -37,22 +37,21 @@ extension CalibrationTable {
     /// Deterministic JSON: sorted keys, shortest round-trip floats, a final newline.
     /// Saving a loaded table gives the same bytes.
     public func jsonData() throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var data = try enc.encode(self)
+        var data = try deterministicJSONEncoder().encode(self)
         data.append(0x0A)
         return data
     }
 
     /// Writes the table atomically: a failed run leaves no partial file.
     public func save(to path: String) throws {
-        do { try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        do { try OutputFile.write(try jsonData(), to: path) } catch {
             throw CalibrationError.unreadable(path: path, reason: "cannot write: \(error.localizedDescription)")
         }
     }
 
     /// Reads a table and checks it is well formed (version, finite ranges with min <= max).
     public static func load(path: String) throws -> CalibrationTable {
+        if FileKind(path: path) != .missing { try FileKind.requireRegularFile(path, expected: "a calibration table (.json)") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw CalibrationError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path)

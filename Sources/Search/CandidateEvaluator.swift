@@ -97,6 +97,7 @@ public final class CandidateEvaluator {
             var y = try transform.apply(raw, dataset: data, range: r)
             if metric.isDetection { y = try detection.decode(y) }
             width = y.count / max(r.count, 1)
+            if b == 0 { try checkLabels(metric, labels: data.labels, classes: width, path: data.path, output: output) }
             values += y.asFloats
             let size = all.values.reduce(0) { $0 + 4 * $1.count }
             if bytes + size <= cacheLimitBytes { caches.append(all); bytes += size } else { caches.append(nil) }

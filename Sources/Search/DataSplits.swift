@@ -15,22 +15,25 @@ public struct DataSplits {
     }
 
     /// Three files, one per split.
-    public static func load(calibration: String, search: String, holdout: String, graph: Graph) throws -> DataSplits {
+    public static func load(calibration: String, search: String, holdout: String, graph: Graph,
+                            allowNonfinite: Bool = false) throws -> DataSplits {
         let paths = [calibration, search, holdout]
         guard Set(paths).count == 3 else {
             throw ModelError.badData(path: search, reason: "the calibration, search and holdout files must be three different files")
         }
-        return DataSplits(calibration: try Dataset(path: calibration, graph: graph), search: try Dataset(path: search, graph: graph),
-                          holdout: try Dataset(path: holdout, graph: graph),
+        return DataSplits(calibration: try Dataset(path: calibration, graph: graph, allowNonfinite: allowNonfinite),
+                          search: try Dataset(path: search, graph: graph, allowNonfinite: allowNonfinite),
+                          holdout: try Dataset(path: holdout, graph: graph, allowNonfinite: allowNonfinite),
                           description: "files: calibration \(calibration), search \(search), holdout \(holdout)")
     }
 
     /// One file split by `fractions` (calibration, search, holdout) after a seeded shuffle.
-    public static func split(_ path: String, fractions: [Double], seed: UInt64, graph: Graph) throws -> DataSplits {
+    public static func split(_ path: String, fractions: [Double], seed: UInt64, graph: Graph,
+                             allowNonfinite: Bool = false) throws -> DataSplits {
         guard fractions.count == 3, fractions.allSatisfy({ $0 > 0 }), abs(fractions.reduce(0, +) - 1) < 1e-6 else {
             throw ModelError.badData(path: path, reason: "--split needs three positive fractions summing to 1, got \(fractions)")
         }
-        let all = try Dataset(path: path, graph: graph)
+        let all = try Dataset(path: path, graph: graph, allowNonfinite: allowNonfinite)
         let order = SeededRandom(seed: seed).permutation(all.count)
         let nCal = Int((fractions[0] * Double(all.count)).rounded())
         let nSearch = Int((fractions[1] * Double(all.count)).rounded())

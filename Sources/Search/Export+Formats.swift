@@ -119,9 +119,7 @@ extension Exporter {
     }
 
     static func json<T: Encodable>(_ value: T) throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var d = try enc.encode(value)
+        var d = try deterministicJSONEncoder().encode(value)
         d.append(0x0a)
         return d
     }

@@ -129,6 +129,7 @@ public struct ExportMap: Sendable {
     }
 
     public init(path: String) throws {
+        if FileKind(path: path) != .missing { try FileKind.requireRegularFile(path, expected: "a precision map (.json)") }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ExportError.unreadableMap(path: path, reason: FileManager.default.fileExists(atPath: path) ? "unreadable" : "file not found")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ONNX
 
 /// One budget of a sweep: what the search found and how it held up on the holdout split.
 /// Drops and budgets are in points.
@@ -86,7 +87,7 @@ public struct JUnitReport: Sendable {
     }
 
     public func write(to path: String) throws {
-        try Data(xml().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try OutputFile.write(Data(xml().utf8), to: path)
     }
 
     /// Up to 4 decimals, trailing zeros dropped: 1 -> "1", 0.25 -> "0.25"; never "-0".

@@ -41,14 +41,29 @@ public enum MetricError: Error, CustomStringConvertible, Equatable {
     case badPooling(reason: String)
     /// map50/map50_95 without `gt_boxes`/`gt_classes` in the data (Detection.swift).
     case missingGroundTruth(path: String, available: [String])
+    /// A label outside [0, classes) of the scored output (checkLabels).
+    case labelOutOfRange(path: String, row: Int, value: Int64, classes: Int, output: String)
 
     public var description: String {
         switch self {
         case .missingLabels(let m, let p): return "metric '\(m)' needs labels: \(p) has no 'labels' array (use --metric agreement for label-free scoring)"
         case .badOutput(let o, let r): return "output '\(o)': \(r)"
         case .badPooling(let r): return r
+        case .labelOutOfRange(let p, let r, let v, let c, let o):
+            return "\(p): 'labels' row \(r) holds class \(v), but output '\(o)' has \(c) classes (labels must lie in 0..<\(c))"
         case .missingGroundTruth(let p, let a): return "detection metrics map50/map50_95 need ground truth: \(p) has no 'gt_boxes' [N, M, 4] and 'gt_classes' [N, M] arrays (arrays: \(a.joined(separator: ", "))); use --metric box-agreement for label-free scoring"
         }
+    }
+}
+
+/// Checks that every label names a class of the scored output (label metrics only): the
+/// data file cannot know how many classes the model has, so this runs once the first
+/// output is known. Negative labels, float and 2-D label arrays are refused when the
+/// file is read (Dataset.checkLabels).
+public func checkLabels(_ metric: Metric, labels: [Int64]?, classes: Int, path: String, output: String) throws {
+    guard metric.needsLabels, let labels else { return }
+    if let row = labels.firstIndex(where: { $0 < 0 || $0 >= Int64(classes) }) {
+        throw MetricError.labelOutOfRange(path: path, row: row, value: labels[row], classes: classes, output: output)
     }
 }
 

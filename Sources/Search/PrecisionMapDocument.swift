@@ -69,10 +69,7 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
     }
 
     public func jsonData() throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        var d = try enc.encode(self)
+        var d = try deterministicJSONEncoder(snakeCase: true).encode(self)
         d.append(0x0a)
         return d
     }

@@ -72,6 +72,9 @@ public struct SensitivityAnalyzer {
         var report: SensitivityReport
         let startWork = evaluator.fullModelEquivalents, startEvals = evaluator.evaluations
         var priorWork = 0.0, priorEvals = 0
+        if let statePath, FileKind(path: statePath) != .missing {
+            try FileKind.requireRegularFile(statePath, expected: "a sensitivity state file")
+        }
         if let statePath, let data = FileManager.default.contents(atPath: statePath) {
             guard let saved = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
                 throw SensitivityError.stateMismatch(path: statePath, reason: "unreadable")
@@ -117,8 +120,6 @@ public struct SensitivityAnalyzer {
 
     private func save(_ report: SensitivityReport) throws {
         guard let statePath else { return }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(report).write(to: URL(fileURLWithPath: statePath), options: .atomic)
+        try OutputFile.write(try deterministicJSONEncoder().encode(report), to: statePath)
     }
 }

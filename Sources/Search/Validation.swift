@@ -100,6 +100,8 @@ public final class HoldoutValidator {
     public func fp32Outputs() throws -> Outputs {
         if let o = fp32Cache { return o }
         let o = try run(runtime.allFP32)
+        try checkLabels(metric, labels: holdout.labels, classes: o.width, path: holdout.path,
+                        output: outputName ?? runtime.session.graph.outputs[0].name)
         fp32Cache = o
         return o
     }

@@ -11,20 +11,22 @@ struct Calibrate: ParsableCommand {
     @Argument(help: "The ONNX model.") var model: String
     @Option(help: "The .npz calibration data: arrays named after the model inputs.") var data: String
     @Option(help: "minmax, percentile, entropy or mse.") var method: CalibrationMethod = .minmax
-    @Option(help: "Percentile of |x| kept by --method percentile, in (0, 100].") var percentile: Double = 99.999
+    @Option(help: "Percentile of |x| kept by --method percentile, in (0, 100].", transform: decimal) var percentile: Double = 99.999
     @Option(help: "Histogram bins per tensor (percentile, entropy, mse).") var bins: Int = 2048
     @Option(help: "Samples per batch.") var batchSize: Int = 64
     @Option(help: "Tensors to calibrate: inputs (what INT8 layers read) or ort (also layer outputs and the activations around Add, Concat, pooling...).")
     var scheme: ExecutionScheme = .ort
     @Option(help: "Where to write the calibration table (JSON).") var out: String
     @Flag(help: "Print nothing but errors.") var quiet = false
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     var options: CalibrationOptions {
         CalibrationOptions(method: method, percentile: percentile, bins: bins, batchSize: batchSize)
     }
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try checkRange("--batch-size", batchSize, 1...largestCount)
         guard percentile > 0 && percentile <= 100 else {
             throw ValidationError("--percentile must be in (0, 100], got \(percentile)")
         }
@@ -34,10 +36,12 @@ struct Calibrate: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputs(out)
+        try FileKind.requireRegularFile(model, expected: "an ONNX file")
         let graph = try ModelLoader.load(path: model)
         let digest = graph.digest                       // of the graph as loaded: docs/calibration.md
         let session = try Session(graph: GraphPasses.optimize(graph))
-        let dataset = try Dataset(path: data, graph: session.graph)
+        let dataset = try Dataset(path: data, graph: session.graph, allowNonfinite: allowNonfinite)
         let calibrator = Calibrator(session: session, scheme: scheme)
         guard !calibrator.tensors.isEmpty else {
             throw CLIError("\(model) has no quantizable layer (Conv, ConvTranspose, Gemm, MatMul with constant weights): nothing to calibrate")

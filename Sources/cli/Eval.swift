@@ -22,7 +22,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try checkRange("--batch-size", batchSize, 1...largestCount)
     }
 
     struct Report: Codable {
@@ -40,8 +40,9 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputs(saveOutputs)
         let model = try loadModel(self.model)
-        let dataset = try Dataset(path: data, graph: model.graph)
+        let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: precisionOptions.allowNonfinite)
         if metric.needsLabels && dataset.labels == nil {
             throw MetricError.missingLabels(metric: metric.rawValue, path: data)
         }
@@ -62,6 +63,7 @@ struct Eval: ParsableCommand {
         let start = Date()
         let outputs = try evaluator.run(progress: Progress(label: "eval").update)
         let seconds = Date().timeIntervalSince(start)
+        try checkLabels(metric, labels: dataset.labels, classes: outputs.width, path: data, output: evaluator.outputName)
         let s = metric.isDetection ? DetectionMetrics.score(metric, outputs: outputs, reference: reference ?? outputs, truth: truth)
             : score(metric, outputs: outputs, labels: dataset.labels, reference: reference)
         if let saveOutputs {

@@ -28,12 +28,16 @@ struct Export: ParsableCommand {
     @Option(help: "Q/DQ placement: ort (INT8 chains ONNX Runtime fuses) or inputs (layer inputs only). Default: the map's scheme, else ort.")
     var scheme: ExecutionScheme?
     @Flag(help: "Print nothing but errors.") var quiet = false
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        try checkRange("--batch-size", batchSize, 1...largestCount)
     }
 
     func run() throws {
+        try checkOutputs(out)
+        try FileKind.requireRegularFile(model, expected: "an ONNX file")
         do {
             let exporter = try Exporter(modelPath: model)
             let map = try ExportMap(path: precision)
@@ -42,9 +46,7 @@ struct Export: ParsableCommand {
             let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter, used) }
             let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version,
                                              scheme: used)
-            do { try result.data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                throw CLIError("cannot write \(out): \(error.localizedDescription)")
-            }
+            try OutputFile.write(result.data, to: out)
             for w in result.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
             if !quiet { print("\(format.rawValue): \(result.summary); written to \(out)") }
         } catch let e as ExportError {
@@ -57,7 +59,7 @@ struct Export: ParsableCommand {
     /// A calibration table, loaded and checked against the model or computed from data.
     func calibrationTable(_ path: String, _ exporter: Exporter, _ scheme: ExecutionScheme) throws -> CalibrationTable {
         if path.hasSuffix(".npz") {
-            let data = try Dataset(path: path, graph: exporter.graph)
+            let data = try Dataset(path: path, graph: exporter.graph, allowNonfinite: allowNonfinite)
             let progress = Progress(label: "calibrate")
             return try Calibrator(session: exporter.session, scheme: scheme).calibrate(
                 dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),

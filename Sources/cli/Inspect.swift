@@ -37,7 +37,7 @@ struct Inspect: ParsableCommand {
     }
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        try checkRange("--batch", batch, 1...largestCount)
     }
 
     func run() throws {
@@ -49,6 +49,10 @@ struct Inspect: ParsableCommand {
             guard parts.count == 2, let dims = Optional(parts[1].split(separator: ",").compactMap { Int($0) }),
                   dims.count == parts[1].split(separator: ",").count, graph.inputs.contains(where: { $0.name == parts[0] }) else {
                 throw ValidationError("--input-shape '\(spec)': expected NAME=D0,D1,... with NAME one of \(graph.inputs.map(\.name).joined(separator: ", "))")
+            }
+            for d in dims { try checkRange("--input-shape \(parts[0])", d, 1...largestCount) }
+            guard dims.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) <= largestCount * 64 else {
+                throw ValidationError("--input-shape '\(spec)': \(dims.map(String.init).joined(separator: "x")) elements are too many for one input")
             }
             explicit[String(parts[0])] = dims
         }

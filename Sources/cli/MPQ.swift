@@ -24,30 +24,32 @@ struct MPQ: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
             Foundation.exit(ExitStatus.success.rawValue)
-        } catch let e as ModelError {
-            fail(e.description, .badInput)
-        } catch let e as MetricError {
-            fail(e.description, .badInput)
-        } catch let e as RuntimeError {
-            fail(e.description, .badInput)
-        } catch let e as CalibrationError {
-            fail(e.description, .badInput)
-        } catch let e as QuantizationError {
-            fail(e.description, .badInput)
+        } catch let e as UserFacingError {
+            fail(e.description, e.exitStatus)
         } catch let e as ExitCode {
             Foundation.exit(e.rawValue)
-        } catch let e as CLIError {
-            fail(e.description, e.status)
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }      // --help, --version
             if error is ValidationError || code == .validationFailure || isParseError(error) {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                let message = negativeValueMessage(CommandLine.arguments) ?? fullMessage(for: error)
+                FileHandle.standardError.write(Data((message + "\n").utf8))
                 FileHandle.standardError.write(Data((helpMessage(for: MPQ.self).split(separator: "\n").prefix(2).joined(separator: "\n") + "\n").utf8))
                 Foundation.exit(ExitStatus.badInput.rawValue)
             }
             fail("internal error: \(error)", .internalError)
         }
+    }
+
+    /// ArgumentParser reads `--budget -1` as a flag `-1` and says "Missing value": name the
+    /// real problem instead. No mpq option takes a negative number.
+    static func negativeValueMessage(_ arguments: [String]) -> String? {
+        for (flag, value) in zip(arguments, arguments.dropFirst())
+        where flag.hasPrefix("--") && !flag.contains("=") && value.count > 1 && value.hasPrefix("-")
+            && (value.dropFirst().first.map { $0.isNumber || $0 == "." } ?? false) {
+            return "error: \(flag) \(value): negative values are not allowed (a value starting with '-' must be written \(flag)=\(value), and is then refused with the range the option accepts)"
+        }
+        return nil
     }
 
     static func isParseError(_ error: Error) -> Bool {
@@ -59,6 +61,32 @@ struct MPQ: ParsableCommand {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         Foundation.exit(status.rawValue)
     }
+}
+
+/// An error whose message is for the user, with the exit status it calls for. Every error
+/// type the libraries throw is listed here, in one place; anything else is an internal
+/// error (exit 1).
+protocol UserFacingError: Error, CustomStringConvertible {
+    var exitStatus: ExitStatus { get }
+}
+
+extension UserFacingError {
+    var exitStatus: ExitStatus { .badInput }
+}
+
+extension ModelError: UserFacingError {}
+extension OutputError: UserFacingError {}
+extension RuntimeError: UserFacingError {}
+extension OpError: UserFacingError {}
+extension QuantizationError: UserFacingError {}
+extension MetricError: UserFacingError {}
+extension CalibrationError: UserFacingError {}
+extension SensitivityError: UserFacingError {}
+extension HoldoutError: UserFacingError {}
+extension ExportError: UserFacingError {}
+extension QDQExportError: UserFacingError {}
+extension CLIError: UserFacingError {
+    var exitStatus: ExitStatus { status }
 }
 
 /// Errors raised by the command layer itself.
@@ -83,22 +111,25 @@ struct LoadedModel {
 }
 
 func loadModel(_ path: String, optimize: Bool = true) throws -> LoadedModel {
+    try FileKind.requireRegularFile(path, expected: "an ONNX file")
     let graph = try ModelLoader.load(path: path)
     return LoadedModel(graph: graph, session: try Session(graph: optimize ? GraphPasses.optimize(graph) : graph))
 }
 
 /// Writes a file atomically: a failed run leaves no partial output behind.
+/// Only regular files are written (OutputFile): never a device, pipe or folder.
 func writeAtomically(_ text: String, to path: String) throws {
-    do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw CLIError("cannot write \(path): \(error.localizedDescription)")
-    }
+    try OutputFile.write(Data(text.utf8), to: path)
+}
+
+/// Fails early, before any work, when an output path cannot be written.
+func checkOutputs(_ paths: String?...) throws {
+    for case let p? in paths { try OutputFile.checkWritable(p) }
 }
 
 /// Deterministic JSON: sorted keys, so the same inputs give the same bytes.
 func jsonString<T: Encodable>(_ value: T) throws -> String {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try enc.encode(value), as: UTF8.self)
+    String(decoding: try deterministicJSONEncoder().encode(value), as: UTF8.self)
 }
 
 /// Progress on stderr, only when a person is watching.

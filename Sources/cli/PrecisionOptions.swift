@@ -17,6 +17,8 @@ struct PrecisionOptions: ParsableArguments {
     var kernelPath: KernelPath = .auto
     @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them) or inputs (layer inputs only, TensorRT's placement). Default: the map's scheme, else ort.")
     var scheme: ExecutionScheme?
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     var isFP32: Bool { precision == "fp32" }
 
@@ -33,7 +35,7 @@ struct PrecisionOptions: ParsableArguments {
     func calibrationTable(for model: LoadedModel, batchSize: Int) throws -> CalibrationTable {
         guard let calibration else { throw ValidationError("--calibration is required") }
         if calibration.hasSuffix(".npz") {
-            let data = try Dataset(path: calibration, graph: model.graph)
+            let data = try Dataset(path: calibration, graph: model.graph, allowNonfinite: allowNonfinite)
             let progress = Progress(label: "calibrate")
             return try Calibrator(session: model.session, scheme: resolvedScheme).calibrate(
                 dataset: data, options: CalibrationOptions(method: calibrate, batchSize: batchSize),
@@ -62,6 +64,7 @@ struct PrecisionOptions: ParsableArguments {
         case "fp32": return runtime.allFP32
         case "int8": return runtime.allInt8
         default:
+            if FileKind(path: precision) != .missing { try FileKind.requireRegularFile(precision, expected: "a precision map (.json)") }
             guard let data = FileManager.default.contents(atPath: precision) else {
                 throw CLIError("--precision: \(precision) is neither fp32, int8 nor a readable precision map file")
             }

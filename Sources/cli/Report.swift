@@ -16,12 +16,16 @@ struct Report: ParsableCommand {
     @Option(help: "html or markdown (for CI comments).") var format: Format = .html
     @Option(help: "Measure latency per sample with this data (.npz); needs --calibration.") var latencyData: String?
     @Option(help: "Calibration data (.npz) or table (.json) for the latency measurement.") var calibration: String?
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     func validate() throws {
         if latencyData != nil && calibration == nil { throw ValidationError("--latency-data needs --calibration") }
     }
 
     func run() throws {
+        try checkOutputs(out)
+        try FileKind.requireRegularFile(map, expected: "a precision map (.json)")
         guard let data = FileManager.default.contents(atPath: map) else { throw ModelError.fileNotFound(path: map) }
         let document: PrecisionMapDocument
         do { document = try PrecisionMapDocument.decode(data) } catch {
@@ -29,6 +33,7 @@ struct Report: ParsableCommand {
         }
         var input = ReportInput(map: document)
         if let sweep {
+            try FileKind.requireRegularFile(sweep, expected: "a sweep (.json)")
             guard let d = FileManager.default.contents(atPath: sweep) else { throw ModelError.fileNotFound(path: sweep) }
             do { input.sweep = try ReportInput.sweepRows(d) } catch { throw CLIError("\(sweep) is not a sweep written by mpq sweep (\(error))") }
         }
@@ -44,10 +49,11 @@ struct Report: ParsableCommand {
     func measureLatency(_ d: PrecisionMapDocument, data: String, calibration: String) throws -> (fp32: Double, int8All: Double, mixed: Double) {
         let model = try loadModel(d.model.path)
         let scheme = d.scheme.flatMap(ExecutionScheme.init(rawValue:)) ?? .inputs
-        let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration, "--scheme", scheme.rawValue])
+        let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration, "--scheme", scheme.rawValue]
+                                                 + (allowNonfinite ? ["--allow-nonfinite"] : []))
         let table = try options.calibrationTable(for: model, batchSize: 64)
         let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, scheme: scheme)
-        let dataset = try Dataset(path: data, graph: model.graph)
+        let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: allowNonfinite)
         let feeds = dataset.batch(0..<min(64, dataset.count))
         let rows = Double(min(64, dataset.count))
         func time(_ map: PrecisionMap) throws -> Double {

@@ -11,17 +11,20 @@ struct StrategyOptions: ParsableArguments {
     @Option(help: "What to maximise within the budget: macs (INT8 share of MACs), latency (measured), size (weight bytes).")
     var objective: Objective = .macs
     @Option(help: "absolute (points) or relative (percent of the FP32 score).") var budgetType: Budget.Kind = .absolute
-    @Option(help: "Judge the holdout by the upper bound of this confidence interval instead of the point estimate (e.g. 0.95).")
+    @Option(help: "Judge the holdout by the upper bound of this confidence interval instead of the point estimate (e.g. 0.95).",
+            transform: decimal)
     var confidence: Double?
     @Option(help: "Evolutionary search: generations.") var generations: Int = 30
     @Option(help: "Evolutionary search: population size.") var population: Int = 24
-    @Option(help: "Evolutionary search: time limit in seconds.") var timeLimit: Double?
+    @Option(help: "Evolutionary search: time limit in seconds.", transform: decimal) var timeLimit: Double?
     @Flag(help: "Record wall-clock seconds in the output (then the same seed no longer gives the same bytes).")
     var recordTime = false
 
     func validate() throws {
         if let c = confidence, !(c > 0 && c < 1) { throw ValidationError("--confidence must lie strictly between 0 and 1, got \(c)") }
-        guard generations >= 0, population >= 2 else { throw ValidationError("--generations must be >= 0 and --population >= 2") }
+        try checkRange("--generations", generations, 0...largestCount)
+        try checkRange("--population", population, 2...largestCount)
+        if let t = timeLimit, !(t > 0 && t <= 1e9) { throw ValidationError("--time-limit must be a number of seconds in (0, 1e9], got \(t)") }
     }
 
     func plan(_ budget: Budget, seed: UInt64) -> SearchPlan {
@@ -46,10 +49,13 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Where to write the precision map (JSON).") var out: String
 
     func validate() throws {
-        guard Budget(parsing: budget) != nil else { throw ValidationError("--budget '\(budget)' must be a non-negative number such as 1% or 0.5") }
+        guard Budget(parsing: budget) != nil else {
+            throw ValidationError("--budget '\(budget)' must be a plain decimal number from 0 to 100, optionally with %, such as 1% or 0.5 (no hex, nan or negative values)")
+        }
     }
 
     func run() throws {
+        try checkOutputs(out)
         let start = Date()
         let budget = Budget(parsing: self.budget, type: strategyOptions.budgetType)!
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
@@ -59,6 +65,9 @@ struct SearchCommand: ParsableCommand {
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)
+        // The holdout's labels against the output width, before the search rather than after it.
+        try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
+                        path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)
         let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")
@@ -67,9 +76,7 @@ struct SearchCommand: ParsableCommand {
                                        dataDescription: context.splits.description, seed: splits.seed, version: MPQ.version,
                                        wallSeconds: strategyOptions.recordTime ? (Date().timeIntervalSince(start) * 100).rounded() / 100 : nil)
         let data = try document.jsonData()
-        do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-            throw CLIError("cannot write \(out): \(error.localizedDescription)")
-        }
+        try OutputFile.write(data, to: out)
         if common.json {
             print(String(decoding: data, as: UTF8.self), terminator: "")
         } else {

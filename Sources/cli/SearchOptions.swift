@@ -13,6 +13,8 @@ struct SplitOptions: ParsableArguments {
     @Option(help: "Holdout split (.npz): only the final answer is scored on it.") var holdout: String?
     @Option(help: "Seed for the split, the bootstrap and the evolutionary search (written into the output).")
     var seed: UInt64 = 0
+    @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
+    var allowNonfinite = false
 
     func validate() throws {
         let files = [calibration, search, holdout]
@@ -29,22 +31,24 @@ struct SplitOptions: ParsableArguments {
     }
 
     var fractions: [Double]? {
-        let f = split.split(separator: ",").compactMap { Double($0) }
+        let f = split.split(separator: ",").compactMap { Budget.decimal(String($0)) }
         guard f.count == 3, f.allSatisfy({ $0 > 0 }), abs(f.reduce(0, +) - 1) < 1e-6 else { return nil }
         return f
     }
 
     func load(graph: Graph) throws -> DataSplits {
         if let data {
-            return try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph)
+            return try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph, allowNonfinite: allowNonfinite)
         }
         if calibration!.hasSuffix(".json") {
             // A calibration table stands in for the calibration split, which is then not read.
-            let s = try Dataset(path: search!, graph: graph), h = try Dataset(path: holdout!, graph: graph)
+            let s = try Dataset(path: search!, graph: graph, allowNonfinite: allowNonfinite)
+            let h = try Dataset(path: holdout!, graph: graph, allowNonfinite: allowNonfinite)
             return DataSplits(calibration: s, search: s, holdout: h,
                               description: "calibration table \(calibration!), search \(search!), holdout \(holdout!)")
         }
-        return try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph)
+        return try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph,
+                                   allowNonfinite: allowNonfinite)
     }
 }
 
@@ -78,8 +82,8 @@ struct SearchCommonOptions: ParsableArguments {
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard cacheMb >= 0 else { throw ValidationError("--cache-mb must be >= 0, got \(cacheMb)") }
+        try checkRange("--batch-size", batchSize, 1...largestCount)
+        try checkRange("--cache-mb", cacheMb, 0...largestCount)
         if kernelPath != .auto && !kernelPath.isAvailable {
             throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU")
         }
@@ -93,14 +97,15 @@ struct SearchCommonOptions: ParsableArguments {
 struct DetectionFlags: ParsableArguments {
     @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
     var detectionFormat: DetectionFormat = .yolo
-    @Option(help: "Per-class NMS IoU threshold (detection metrics).") var iou: Double = 0.5
-    @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).") var scoreThreshold: Double = 0.001
+    @Option(help: "Per-class NMS IoU threshold (detection metrics).", transform: decimal) var iou: Double = 0.5
+    @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).", transform: decimal)
+    var scoreThreshold: Double = 0.001
     @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
 
     func validate() throws {
         guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
         guard scoreThreshold >= 0 && scoreThreshold < 1 else { throw ValidationError("--score-threshold must lie in [0, 1), got \(scoreThreshold)") }
-        if let c = numClasses, c < 1 { throw ValidationError("--num-classes must be at least 1, got \(c)") }
+        if let c = numClasses { try checkRange("--num-classes", c, 1...largestCount) }
     }
 
     var options: DetectionOptions {

@@ -13,6 +13,7 @@ struct Sensitivity: ParsableCommand {
     @Option(help: "Write the report as JSON here.") var out: String?
 
     func run() throws {
+        try checkOutputs(out)
         let context = try SearchContext(modelPath: model, splits: splits, common: common, measureLatency: false)
         let report = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
         let json = try jsonString(report)

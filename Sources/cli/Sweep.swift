@@ -24,7 +24,7 @@ struct Sweep: ParsableCommand {
 
     func validate() throws {
         guard !budgets.isEmpty, budgetValues.count == budgets.split(separator: ",").count else {
-            throw ValidationError("--budgets '\(budgets)' must be comma-separated non-negative numbers such as 0.5,1,2")
+            throw ValidationError("--budgets '\(budgets)' must be comma-separated decimal numbers from 0 to 100, such as 0.5,1,2")
         }
         let req = require.flatMap { $0.split(separator: ",") }
         guard requiredValues.count == req.count else { throw ValidationError("--require '\(require.joined(separator: ","))' must be budgets such as 1%") }
@@ -51,6 +51,7 @@ struct Sweep: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputs(out, junit)
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
         let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"), mode: common.sensitivity,
@@ -58,6 +59,9 @@ struct Sweep: ParsableCommand {
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)
+        // The holdout's labels against the output width, before the search rather than after it.
+        try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
+                        path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)
         let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
         let sha = try SHA256.hex(ofFile: model)
         let required = Set(requiredValues)
@@ -80,9 +84,7 @@ struct Sweep: ParsableCommand {
         let criterion: BudgetCriterion = strategyOptions.confidence == nil ? .point : .upper
         let document = Document(model: model, metric: common.metric.rawValue, seed: splits.seed, criterion: criterion.rawValue,
                                 rows: rows, maps: entries, allRequiredMet: allMet)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        enc.keyEncodingStrategy = .convertToSnakeCase
+        let enc = deterministicJSONEncoder(snakeCase: true)
         try writeAtomically(String(decoding: try enc.encode(document), as: UTF8.self) + "\n", to: out)
         if let junit {
             let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metric: common.metric, seed: splits.seed,

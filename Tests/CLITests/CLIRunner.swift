@@ -22,7 +22,9 @@ enum CLI {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
     }
 
-    static func run(_ args: [String], environment: [String: String] = [:]) throws -> CLIResult {
+    /// Runs `mpq args`. With `timeout`, a run still going after that many seconds is killed
+    /// and reported with status -1 (a hang fails the test instead of the suite).
+    static func run(_ args: [String], environment: [String: String] = [:], timeout: Double? = nil) throws -> CLIResult {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
@@ -33,10 +35,20 @@ enum CLI {
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        var killed = false
+        let lock = NSLock()
+        if let timeout {
+            let pid = p.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                lock.lock(); defer { lock.unlock() }
+                if p.isRunning { killed = true; kill(pid, SIGKILL) }
+            }
+        }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        lock.lock(); defer { lock.unlock() }
+        return CLIResult(status: killed ? -1 : p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                          stderr: String(decoding: e, as: UTF8.self))
     }
 

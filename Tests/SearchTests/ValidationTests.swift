@@ -59,7 +59,12 @@ final class ValidationTests: XCTestCase {
         XCTAssertFalse(strict.budgetMetUpper && strict.ci[1] > 0)
         // The same map validates to the same bytes; FP32 and all-INT8 ran once each.
         let again = try v.validate(runtime.allInt8, budget: 1, confidence: 0.95)
-        XCTAssertEqual(try JSONEncoder().encode(again), try JSONEncoder().encode(r))
+        // Sorted keys: a plain JSONEncoder orders keys by hash, which differs between runs
+        // ("196 bytes is not equal to 196 bytes", issue 10).
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        XCTAssertEqual(try enc.encode(again), try enc.encode(r))
+        XCTAssertEqual(again, r)
         XCTAssertEqual(v.passes, 2)
         XCTAssertEqual(runtime.map, PrecisionMap(layers: [:]), "the runtime's map is restored")
     }
