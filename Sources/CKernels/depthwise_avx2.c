@@ -76,11 +76,15 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
                     if (ep->bias_i32) acc = _mm256_add_epi32(acc, bias_i32);
                     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
                     if (ep->bias) v = _mm256_add_ps(v, bias);
-                    _mm256_storeu_ps(orow + start, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
+                    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                    if (ep->out_scale > 0)
+                        v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                                        _mm256_set1_ps(ep->out_scale)), _mm256_setzero_ps());
+                    _mm256_storeu_ps(orow + start, v);
                     ow = start + 8;
                 } else {
                     orow[ow] = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->bias_i32, ep->a_scale,
-                                                   ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi);
+                                                   ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
                     ow++;
                 }
             }

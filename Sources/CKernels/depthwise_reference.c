@@ -26,7 +26,7 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
                     }
                 }
                 out[((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow] = mpq_epilogue_scalar(
-                    acc, ep->bias_i32, ep->a_scale, ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi);
+                    acc, ep->bias_i32, ep->a_scale, ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
             }
         }
     }

@@ -1,5 +1,6 @@
 #ifndef MPQ_INTERNAL_H
 #define MPQ_INTERNAL_H
+#include <math.h>
 // Private to CKernels: the per-path entry points behind the public API, and the
 // scalar epilogue every path must reproduce bit for bit.
 #include "mpq_kernels.h"
@@ -55,7 +56,7 @@ void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_
 /// from contracting mul+add into an FMA, which the SIMD paths do not do; the
 /// clamp is written as maxps/minps compute it (NaN and -0 included).
 static inline float mpq_epilogue_scalar(int32_t acc, const int32_t *bias_i32, float a_scale, float b_scale,
-                                        const float *bias, int n, float lo, float hi) {
+                                        const float *bias, int n, float lo, float hi, float out_scale) {
     float s = a_scale * b_scale;
     if (bias_i32) { acc = (int32_t)((uint32_t)acc + (uint32_t)bias_i32[n]); }
     float v = (float)acc;
@@ -63,6 +64,7 @@ static inline float mpq_epilogue_scalar(int32_t acc, const int32_t *bias_i32, fl
     if (bias) { v = v + bias[n]; }
     v = (v > lo) ? v : lo;
     v = (v < hi) ? v : hi;
+    if (out_scale > 0) { v = nearbyintf(v); v = v * out_scale; v = v + 0.0f; /* -0 -> +0, as DequantizeLinear */ }
     return v;
 }
 

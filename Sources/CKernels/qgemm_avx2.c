@@ -88,6 +88,9 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p) {
             __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(_mm256_set1_ps(ep->a_scale), _mm256_loadu_ps(sb)));
             if (ep->bias) f = _mm256_add_ps(f, _mm256_loadu_ps(bias));
             f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(ep->clamp_lo)), _mm256_set1_ps(ep->clamp_hi));
+            if (ep->out_scale > 0)
+                f = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                                _mm256_set1_ps(ep->out_scale)), _mm256_setzero_ps());
             if (j->out_channel_major) {
                 _mm256_storeu_ps(res, f);
                 float *dst = j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i);

@@ -28,7 +28,7 @@ void mpq_gemm_region_reference(const mpq_gemm_job *j, int m0, int m1, int p0, in
                 size_t at = j->out_channel_major ? (size_t)col * (size_t)j->ldo + (size_t)row
                                                  : (size_t)row * (size_t)j->ldo + (size_t)col;
                 j->out[at] = mpq_epilogue_scalar(
-                    acc, ep->bias_i32, ep->a_scale, ep->b_scale[col], ep->bias, col, ep->clamp_lo, ep->clamp_hi);
+                    acc, ep->bias_i32, ep->a_scale, ep->b_scale[col], ep->bias, col, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
             }
         }
     }

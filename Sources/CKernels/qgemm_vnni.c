@@ -82,6 +82,9 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
                 v = _mm512_mul_ps(v, s);
                 if (ep->bias) v = _mm512_add_ps(v, bias);
                 v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                if (ep->out_scale > 0)
+                    v = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                                    _mm512_set1_ps(ep->out_scale)), _mm512_setzero_ps());
                 if (j->out_channel_major) {
                     // One float per channel row: a scatter; the epilogue is 1/K of the work.
                     _mm512_mask_i32scatter_ps(j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i), mask,

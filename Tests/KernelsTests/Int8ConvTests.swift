@@ -188,7 +188,7 @@ final class Int8ConvTests: XCTestCase {
 
     private func depthwise(_ path: mpq_kernel_path, _ x: [UInt8], _ g: Geometry, _ w: [Int8], za: Int32,
                            scaleA: Float, scaleB: [Float], bias: [Float]?, lo: Float, hi: Float,
-                           biasI32: [Int32]? = nil) -> [Float] {
+                           biasI32: [Int32]? = nil, outScale: Float = 0) -> [Float] {
         var s = g.shape
         var out = [Float](repeating: .nan, count: g.c * g.oh * g.ow)
         let rc = scaleB.withUnsafeBufferPointer { sb in
@@ -196,7 +196,7 @@ final class Int8ConvTests: XCTestCase {
             (bias ?? []).withUnsafeBufferPointer { bb in
                 var ep = mpq_epilogue(a_zero_point: za, a_scale: scaleA, b_scale: sb.baseAddress,
                                       bias: bias == nil ? nil : bb.baseAddress, clamp_lo: lo, clamp_hi: hi,
-                                      bias_i32: biasI32 == nil ? nil : bi.baseAddress)
+                                      bias_i32: biasI32 == nil ? nil : bi.baseAddress, out_scale: outScale)
                 return x.withUnsafeBufferPointer { xp in
                     w.withUnsafeBufferPointer { wp in
                         out.withUnsafeMutableBufferPointer {
@@ -228,6 +228,7 @@ final class Int8ConvTests: XCTestCase {
             let bias: [Float]? = trial % 2 == 0 ? (0..<g.c).map { _ in rng.float(-2...2) } : nil
             let (lo, hi): (Float, Float) = [(-.infinity, .infinity), (0, .infinity), (0, 6)][trial % 3]
             let biasI32: [Int32]? = trial % 4 == 1 ? (0..<g.c).map { _ in Int32(rng.int(0...2000)) - 1000 } : nil
+            let outScale: Float = trial % 4 == 1 ? rng.float(0.01...0.1) : 0
             var expected = [Float]()
             for c in 0..<g.c {
                 for oh in 0..<g.oh {
@@ -242,13 +243,15 @@ final class Int8ConvTests: XCTestCase {
                         let s = scaleA * scaleB[c]
                         var v = Float(acc + (biasI32?[c] ?? 0)) * s
                         if let bias { v = v + bias[c] }
-                        expected.append(min(max(v, lo), hi))
+                        v = min(max(v, lo), hi)
+                        if outScale > 0 { v = v.rounded(.toNearestOrEven) * outScale + 0 }
+                        expected.append(v)
                     }
                 }
             }
             for path in int8AvailablePaths {
                 let got = depthwise(path, x, g, w, za: za, scaleA: scaleA, scaleB: scaleB, bias: bias, lo: lo, hi: hi,
-                                    biasI32: biasI32)
+                                    biasI32: biasI32, outScale: outScale)
                 XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(int8PathName(path)) \(g)")
             }
         }
@@ -265,7 +268,7 @@ final class Int8ConvTests: XCTestCase {
         let scales = [Float](repeating: 1, count: g.c)
         var out = [Float](repeating: 0, count: g.c * g.oh * g.ow)
         scales.withUnsafeBufferPointer { sb in
-            var ep = mpq_epilogue(a_zero_point: 0, a_scale: 1, b_scale: sb.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 0, bias_i32: nil)
+            var ep = mpq_epilogue(a_zero_point: 0, a_scale: 1, b_scale: sb.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 0, bias_i32: nil, out_scale: 0)
             XCTAssertEqual(mpq_depthwise_conv_u8s8(MPQ_PATH_AUTO, x, &s, w, &ep, &out), -1)
             g.group = g.c
             s = g.shape

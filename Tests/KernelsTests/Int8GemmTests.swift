@@ -60,14 +60,14 @@ final class Int8GemmTests: XCTestCase {
 
     private func gemmF32(_ path: mpq_kernel_path, _ a: [UInt8], _ packed: [UInt8], m: Int, n: Int, k: Int,
                          za: Int32, scaleA: Float, scaleB: [Float], bias: [Float]?, lo: Float, hi: Float,
-                         threads: Int, biasI32: [Int32]? = nil) -> [Float] {
+                         threads: Int, biasI32: [Int32]? = nil, outScale: Float = 0) -> [Float] {
         var out = [Float](repeating: .nan, count: m * n)
         let rc = scaleB.withUnsafeBufferPointer { sb in
             (biasI32 ?? []).withUnsafeBufferPointer { bi in
             (bias ?? []).withUnsafeBufferPointer { bb in
                 var ep = mpq_epilogue(a_zero_point: za, a_scale: scaleA, b_scale: sb.baseAddress,
                                       bias: bias == nil ? nil : bb.baseAddress, clamp_lo: lo, clamp_hi: hi,
-                                      bias_i32: biasI32 == nil ? nil : bi.baseAddress)
+                                      bias_i32: biasI32 == nil ? nil : bi.baseAddress, out_scale: outScale)
                 return a.withUnsafeBufferPointer { ap in
                     packed.withUnsafeBytes { pp in
                         out.withUnsafeMutableBufferPointer { op in
@@ -118,6 +118,7 @@ final class Int8GemmTests: XCTestCase {
             let (lo, hi): (Float, Float) = [(-.infinity, .infinity), (0, .infinity), (0, 6), (-1, 1)][trial % 4]
             // The requantizing form (ORT's QLinearConv): an int32 bias added before conversion.
             let biasI32: [Int32]? = trial % 3 == 1 ? (0..<n).map { _ in Int32(rng.int(0...20000)) - 10000 } : nil
+            let outScale: Float = trial % 3 == 1 ? rng.float(0.01...0.1) : 0
             let acc = naive(a, b, m: m, n: n, k: k, lda: k, za: za)
             var expected = [Float](repeating: 0, count: m * n)
             for i in 0..<m {
@@ -125,12 +126,14 @@ final class Int8GemmTests: XCTestCase {
                     let s = scaleA * scaleB[j]
                     var v = Float(acc[i * n + j] + (biasI32?[j] ?? 0)) * s
                     if let bias { v = v + bias[j] }
-                    expected[i * n + j] = min(max(v, lo), hi)
+                    v = min(max(v, lo), hi)
+                    if outScale > 0 { v = v.rounded(.toNearestOrEven) * outScale + 0 }
+                    expected[i * n + j] = v
                 }
             }
             for path in int8AvailablePaths {
                 let got = gemmF32(path, a, packed, m: m, n: n, k: k, za: za, scaleA: scaleA, scaleB: scaleB,
-                                  bias: bias, lo: lo, hi: hi, threads: 1 + trial % 2, biasI32: biasI32)
+                                  bias: bias, lo: lo, hi: hi, threads: 1 + trial % 2, biasI32: biasI32, outScale: outScale)
                 for idx in 0..<(m * n) where got[idx].bitPattern != expected[idx].bitPattern {
                     let ulps = abs(Int(got[idx].bitPattern) - Int(expected[idx].bitPattern))
                     XCTAssertLessThanOrEqual(ulps, Int8Tolerance.epilogueULPs,
@@ -156,7 +159,7 @@ final class Int8GemmTests: XCTestCase {
                 let rc = scaleB.withUnsafeBufferPointer { sb in
                     bias.withUnsafeBufferPointer { bb in
                         var ep = mpq_epilogue(a_zero_point: 7, a_scale: 0.03, b_scale: sb.baseAddress, bias: bb.baseAddress,
-                                              clamp_lo: 0, clamp_hi: .infinity, bias_i32: nil)
+                                              clamp_lo: 0, clamp_hi: .infinity, bias_i32: nil, out_scale: 0)
                         return mpq_qgemm_u8s8_f32_nchw(path, Int32(m), Int32(n), Int32(k), a, Int32(k), packed, &ep,
                                                        &out, Int32(ldo), Int32(1 + trial % 2))
                     }

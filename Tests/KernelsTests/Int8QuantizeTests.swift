@@ -1,5 +1,7 @@
 import CKernels
+import ONNX
 import XCTest
+@testable import Kernels
 
 final class Int8QuantizeTests: XCTestCase {
     private func quantize(_ path: mpq_kernel_path, _ x: [Float], scale: Float, zp: UInt8) -> [UInt8] {
@@ -48,5 +50,22 @@ final class Int8QuantizeTests: XCTestCase {
             }
         }
         print("int8 quantize paths covered: \(int8AvailablePaths.map(int8PathName).joined(separator: ", "))")
+    }
+
+    /// The ort scheme's in-place Q -> DQ equals the quantize kernel followed by (q - z) * s,
+    /// bit for bit, ties, saturation and NaN included.
+    func testRequantizeEqualsQuantizeThenDequantize() {
+        var x: [Float] = [0, 0.5, 1.5, 2.5, -0.5, -1.5, 1e9, -1e9, .nan, .infinity, -.infinity, 0.049999, 0.05, 0.15, 12.75]
+        var rng = Int8TestRNG(seed: 99)
+        for _ in 0..<500 { x.append(rng.float(-20...20)) }
+        for (scale, zp) in [(Float(0.1), UInt8(0)), (0.05, 128), (0.37, 255), (1, 3)] {
+            let q = quantize(MPQ_PATH_REFERENCE, x, scale: scale, zp: zp)
+            let want = q.map { (Float($0) - Float(zp)) * scale }
+            var t = Tensor(shape: [x.count], floats: x)
+            requantize(&t, ActivationQuant(scale: scale, zeroPoint: zp), path: .reference)
+            let bad = x.indices.filter { t.floats[$0].bitPattern != want[$0].bitPattern }
+            XCTAssertTrue(bad.isEmpty, "scale \(scale) zp \(zp): \(bad.count) differ, e.g. " +
+                          bad.prefix(4).map { "x \(x[$0]): \(t.floats[$0]) vs \(want[$0])" }.joined(separator: "; "))
+        }
     }
 }

@@ -27,7 +27,7 @@ enum DepthwiseBench {
                 scales.withUnsafeBufferPointer { sp in
                     bias.withUnsafeBufferPointer { bp in
                         var ep = mpq_epilogue(a_zero_point: 128, a_scale: 0.02, b_scale: sp.baseAddress, bias: bp.baseAddress,
-                                              clamp_lo: 0, clamp_hi: 6, bias_i32: nil)
+                                              clamp_lo: 0, clamp_hi: 6, bias_i32: nil, out_scale: 0)
                         return BenchTiming.measure(warmup: warmup, iterations: iterations) {
                             _ = mpq_depthwise_conv_u8s8(path, x, &s, w, &ep, &out)
                         }

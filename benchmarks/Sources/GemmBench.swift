@@ -146,7 +146,7 @@ enum GemmBench {
                     let tf = scales.withUnsafeBufferPointer { sp in
                         bias.withUnsafeBufferPointer { bp in
                             var ep = mpq_epilogue(a_zero_point: 128, a_scale: 0.02, b_scale: sp.baseAddress, bias: bp.baseAddress,
-                                                  clamp_lo: 0, clamp_hi: .infinity, bias_i32: nil)
+                                                  clamp_lo: 0, clamp_hi: .infinity, bias_i32: nil, out_scale: 0)
                             return BenchTiming.measure(warmup: o.warmup, iterations: o.iterations) {
                                 out.withUnsafeMutableBufferPointer {
                                     _ = mpq_qgemm_u8s8_f32(path, Int32(n), Int32(n), Int32(n), ap.baseAddress, Int32(n), pp.baseAddress,

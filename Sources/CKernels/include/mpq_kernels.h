@@ -108,12 +108,14 @@ int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
 ///     v     = (float)acc * (a_scale * b_scale[n])   (one rounding each)
 ///     v     = v + bias[n]                           (if bias != NULL)
 ///     out   = min(max(v, clamp_lo), clamp_hi)
+///     out   = nearbyint(out) * out_scale + 0         (if out_scale > 0: half to even; -0 -> +0)
 /// Use -INFINITY / INFINITY for no clamp, (0, INFINITY) for a fused ReLU.
 /// Operations are done in this order, unfused, so every path gives the same
 /// float bits as the reference.
-/// With a_scale = 1, b_scale[n] = s_x * s_w[n] / s_y, bias_i32 = the int32 bias and
-/// clamp (-z_y, 255 - z_y), rounding `out` half to even gives ONNX Runtime's
-/// QLinearConv/QGemm requantization (MlasRequantizeOutput) minus the zero point.
+/// With a_scale = 1, b_scale[n] = s_x * s_w[n] / s_y, bias_i32 = the int32 bias,
+/// clamp (-z_y, 255 - z_y) and out_scale = s_y, `out` is ONNX Runtime's
+/// QLinearConv/QGemm requantization (MlasRequantizeOutput) followed by
+/// DequantizeLinear: (q - z_y) * s_y.
 typedef struct {
     int32_t a_zero_point;
     float a_scale;
@@ -121,6 +123,7 @@ typedef struct {
     const float *bias;     ///< N (or C) floats, or NULL
     float clamp_lo, clamp_hi;
     const int32_t *bias_i32; ///< N (or C) int32 added to the accumulator, or NULL
+    float out_scale;         ///< > 0: round half to even and scale (requantize + dequantize); 0: off
 } mpq_epilogue;
 
 /// GEMM with the fused epilogue; `out` is [M][N] float, row stride `ldo`.

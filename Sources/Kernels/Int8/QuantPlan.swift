@@ -114,14 +114,20 @@ public struct QuantPlan: Equatable, Sendable {
     }
 }
 
-/// Quantize then dequantize in place, as an ONNX QuantizeLinear -> DequantizeLinear pair
-/// (round half to even, saturate to uint8, then (q - zero point) * scale).
+/// Quantize then dequantize in place, as an ONNX QuantizeLinear -> DequantizeLinear pair,
+/// in one pass: divide, clamp to [-z, 255 - z] (NaN to -z), round half to even, scale.
+/// Bit for bit `mpq_quantize_u8` followed by `(q - z) * s` (the clamp bounds are integers,
+/// so clamping before rounding is exact, and `q - z` is the rounded value itself; adding 0
+/// turns the -0 that rounding a small negative gives into DequantizeLinear's +0).
 func requantize(_ t: inout Tensor, _ q: ActivationQuant, path: KernelPath) {
     guard t.dtype.isFloating, !t.floats.isEmpty else { return }
-    var u = [UInt8](repeating: 0, count: t.floats.count)
-    t.floats.withUnsafeBufferPointer { px in u.withUnsafeMutableBufferPointer { quantizeU8(px, q, path: path, into: $0.baseAddress!) } }
-    let zp = Float(q.zeroPoint), s = q.scale
+    let s = q.scale, lo = Float(0) - Float(q.zeroPoint), hi = Float(255) - Float(q.zeroPoint)
     t.floats.withUnsafeMutableBufferPointer { p in
-        for i in 0..<p.count { p[i] = (Float(u[i]) - zp) * s }
+        for i in 0..<p.count {
+            var v = p[i] / s
+            v = v > lo ? v : lo
+            v = v < hi ? v : hi
+            p[i] = v.rounded(.toNearestOrEven) * s + 0      // + 0: a -0 from rounding is DQ's +0
+        }
     }
 }

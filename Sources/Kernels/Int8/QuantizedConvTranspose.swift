@@ -83,7 +83,7 @@ final class QuantizedConvTranspose: QuantizedLayer {
                     a.withUnsafeBufferPointer { pa in
                         col.withUnsafeMutableBufferPointer { pc in
                             var ep = mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                                  b_scale: rs.baseAddress, bias: nil, clamp_lo: -.infinity, clamp_hi: .infinity, bias_i32: nil)
+                                                  b_scale: rs.baseAddress, bias: nil, clamp_lo: -.infinity, clamp_hi: .infinity, bias_i32: nil, out_scale: 0)
                             status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(inP), Int32(rows), Int32(cg), pa.baseAddress, Int32(cg),
                                                               packed[grp].pointer, &ep, pc.baseAddress, Int32(inP),
                                                               gemmThreads(m: inP, n: rows, k: cg))

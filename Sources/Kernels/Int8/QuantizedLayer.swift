@@ -37,7 +37,8 @@ extension QuantizedLayer {
 /// The requantizing epilogue of ONNX Runtime's QLinearConv / QGemm (MlasRequantizeOutput):
 /// the int32 bias is added to the accumulator, the sum scaled by the float multiplier
 /// `s_x * s_w[c] / s_y` (computed in that order, as ORT does), clamped to the uint8 range
-/// around the zero point; rounding half to even then gives `q - z_y`.
+/// around the zero point; rounding half to even then gives `q - z_y`, which the epilogue
+/// multiplies by `s_y` (`out_scale`): the dequantized uint8 value, in the same pass.
 struct Requantization {
     let multipliers: [Float]
     let biasInt: [Int32]?
@@ -51,13 +52,6 @@ struct Requantization {
         outputScale = output.scale
     }
 
-    /// The epilogue's `v` (clamped, before rounding) to the dequantized uint8 value.
-    func finish(_ out: inout [Float]) {
-        let s = outputScale
-        out.withUnsafeMutableBufferPointer { p in
-            for i in 0..<p.count { p[i] = p[i].rounded(.toNearestOrEven) * s }
-        }
-    }
 }
 
 /// Why a node cannot be prepared for INT8 (the precision map or calibration is wrong).
