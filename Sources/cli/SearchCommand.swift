@@ -81,6 +81,7 @@ struct SearchCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self), terminator: "")
         } else {
             printSummary(document)
+            if let speed = try? measureSpeed(context, map: outcome.best.map) { print(speed) }
         }
         if !outcome.met { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }
     }
@@ -98,6 +99,34 @@ struct SearchCommand: ParsableCommand {
         print(d.budgetMet ? "budget met on the holdout split (\(h.criterion) estimate); map written to \(out)"
                           : "budget NOT met on the holdout split (\(h.criterion) estimate); best map written to \(out)")
     }
+}
+
+/// One line with the chosen map's measured speed in mpq's runtime next to FP32 and all-INT8:
+/// one holdout batch, best of 5 runs after a warm-up (printed only: timings would make the
+/// map's bytes depend on the machine). The QDQ export's speed in ONNX Runtime is measured by
+/// benchmarks/scheme_speed.py.
+func measureSpeed(_ context: SearchContext, map: PrecisionMap) throws -> String {
+    let runtime = context.runtime
+    let holdout = context.splits.holdout
+    let rows = min(holdout.count, 64)
+    guard rows > 0 else { return "" }
+    let feeds = holdout.batch(0..<rows)
+    let saved = runtime.map
+    defer { try? runtime.apply(saved) }
+    func best(_ m: PrecisionMap) throws -> Double {
+        try runtime.apply(m)
+        _ = try runtime.session.run(feeds)
+        var t = Double.infinity
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try runtime.session.run(feeds)
+            t = min(t, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return t
+    }
+    let fp32 = try best(runtime.allFP32), all = try best(runtime.allInt8), mine = try best(map)
+    return String(format: "speed in mpq's runtime (scheme %@, batch %d, best of 5): FP32 %.2f ms, INT8-all %.2f ms (%.2fx faster), this map %.2f ms (%.2fx faster)",
+                  runtime.scheme.rawValue, rows, fp32, all, fp32 / all, mine, fp32 / mine)
 }
 
 extension SearchStrategy: ExpressibleByArgument {}

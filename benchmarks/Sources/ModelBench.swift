@@ -3,39 +3,64 @@ import Kernels
 import ONNX
 import Search
 
-/// Whole-model latency in mpq: FP32 against all-INT8 (minmax calibration on the fixture's
-/// calibration split), per batch size, measured side by side in one run.
+/// Whole-model latency in mpq: FP32 against all-INT8 under both schemes (minmax calibration
+/// on the model's calibration data), per batch size, measured side by side in one run.
+///
+///     mpq-bench model [FIXTURES_DIR] [NAME=MODEL.onnx,CALIB.npz ...]
+///
+/// Without model arguments: the committed fixtures. Each `NAME=...` adds a model (the
+/// generated ResNet/MobileNet shapes of benchmarks/models/resnet_shaped.py, for example).
 enum ModelBench {
     static let warmup = 3
     static let iterations = 15
 
-    static func main(_ args: [String]) -> Int32 {
+    struct Case { let name: String; let model: String; let calibration: String; let batches: [Int] }
+
+    static func cases(_ args: [String]) -> [Case] {
+        let extra = args.filter { $0.contains("=") }
+        if !extra.isEmpty {
+            return extra.compactMap { arg in
+                let parts = arg.split(separator: "=", maxSplits: 1)
+                let files = parts[1].split(separator: ",").map(String.init)
+                guard files.count == 2 else { return nil }
+                return Case(name: String(parts[0]), model: files[0], calibration: files[1], batches: [1, 16])
+            }
+        }
         let root = args.first ?? "Tests/Fixtures"
-        let models = [("digits_cnn", "digits"), ("tabular_mlp", "breast_cancer"), ("breast_cancer_raw_mlp", "breast_cancer_raw_mlp"),
-                      ("text_encoder", "text_encoder")]
+        return [("digits_cnn", "digits"), ("tabular_mlp", "breast_cancer"), ("breast_cancer_raw_mlp", "breast_cancer_raw_mlp"),
+                ("text_encoder", "text_encoder")].map {
+            Case(name: $0.0, model: "\(root)/\($0.0).onnx", calibration: "\(root)/\($0.1)_calib.npz", batches: [1, 64])
+        } + [Case(name: "shapes_det", model: "\(root)/detection/shapes_det.onnx",
+                  calibration: "\(root)/detection/shapes_det_calib.npz", batches: [1, 16])]
+    }
+
+    static func main(_ args: [String]) -> Int32 {
         print("model latency, min / median ms per batch over \(iterations) runs after \(warmup) warm-up; kernels: \(KernelPath.auto.resolved.rawValue)")
-        print("model                   batch   fp32 min  fp32 med   int8 min  int8 med   int8/fp32 (min)")
-        for (name, data) in models {
-            let path = "\(root)/\(name).onnx"
-            guard FileManager.default.fileExists(atPath: path) else { continue }
+        print("model                   batch   fp32 min  fp32 med   int8(inputs) min/med   int8(ort) min/med   inputs/fp32  ort/fp32 (min)")
+        for c in cases(args) {
+            guard FileManager.default.fileExists(atPath: c.model) else { continue }
             do {
-                let graph = try ModelLoader.load(path: path)
+                let graph = try ModelLoader.load(path: c.model)
                 let session = try Session(graph: GraphPasses.optimize(graph))
-                let calib = try Dataset(path: "\(root)/\(data)_calib.npz", graph: graph)
-                let table = try Calibrator(session: session).calibrate(dataset: calib, options: CalibrationOptions(method: .minmax),
-                                                                       modelDigest: graph.digest)
-                let runtime = try MixedPrecisionRuntime(session: session, calibration: table)
-                for batch in Set([1, min(64, calib.count)]).sorted() {
+                let calib = try Dataset(path: c.calibration, graph: graph)
+                let table = try Calibrator(session: session, scheme: .ort).calibrate(
+                    dataset: calib, options: CalibrationOptions(method: .minmax), modelDigest: graph.digest)
+                let inputs = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .inputs)
+                let ort = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort)
+                for batch in Set(c.batches.map { min($0, calib.count) }).sorted() {
                     let feeds = calib.batch(0..<batch)
-                    try runtime.apply(runtime.allFP32)
+                    try inputs.apply(inputs.allFP32)
                     let fp32 = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
-                    try runtime.apply(runtime.allInt8)
-                    let int8 = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
-                    print(String(format: "%@ %5d  %9.3f %9.3f  %9.3f %9.3f   %6.2f", name.padding(toLength: 22, withPad: " ", startingAt: 0), batch,
-                                 fp32.min * 1e3, fp32.median * 1e3, int8.min * 1e3, int8.median * 1e3, int8.min / fp32.min))
+                    try inputs.apply(inputs.allInt8)
+                    let a = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
+                    try ort.apply(ort.allInt8)
+                    let b = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
+                    print(String(format: "%@ %5d  %9.3f %9.3f  %9.3f %9.3f  %9.3f %9.3f   %9.2f %9.2f", c.name.padding(toLength: 22, withPad: " ", startingAt: 0),
+                                 batch, fp32.min * 1e3, fp32.median * 1e3, a.min * 1e3, a.median * 1e3, b.min * 1e3, b.median * 1e3,
+                                 a.min / fp32.min, b.min / fp32.min))
                 }
             } catch {
-                print("\(name): \(error)")
+                print("\(c.name): \(error)")
                 return 1
             }
         }
