@@ -14,6 +14,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case missingInput(input: String, path: String, available: [String])
     case inputShapeMismatch(input: String, expected: String, actual: String)
     case inputDTypeMismatch(input: String, expected: String, actual: String)
+    /// An initializer or constant that cannot be used as it is: dims, size or values.
+    case invalidTensor(tensor: String, reason: String)
+    /// An attribute of the wrong type or an impossible value, found at load.
+    case invalidAttribute(node: String, opType: String, attribute: String, reason: String)
+    /// The model's opset import for a domain is missing or outside what mpq implements.
+    case unsupportedOpset(domain: String, version: Int?, supported: ClosedRange<Int>)
 
     public var description: String {
         switch self {
@@ -30,6 +36,13 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "input '\(i)' is missing from \(p) (arrays there: \(a.sorted().joined(separator: ", ")))"
         case .inputShapeMismatch(let i, let e, let a): return "input '\(i)' expects \(e), the data has \(a)"
         case .inputDTypeMismatch(let i, let e, let a): return "input '\(i)' expects \(e), the data has \(a)"
+        case .invalidTensor(let t, let r): return "tensor '\(t)': \(r)"
+        case .invalidAttribute(let n, let t, let a, let r): return "node '\(n)' (\(t)): attribute '\(a)' \(r)"
+        case .unsupportedOpset(let d, let v, let s):
+            let domain = d.isEmpty ? "ai.onnx" : d
+            let range = "mpq implements \(domain) opsets \(s.lowerBound) to \(s.upperBound)"
+            guard let v else { return "the model imports no \(domain) opset (opset_import is missing it); \(range)" }
+            return "the model imports \(domain) opset \(v); \(range)"
         }
     }
 }

@@ -1,0 +1,70 @@
+import Foundation
+
+/// Limits on what a model may make mpq allocate, and the checked arithmetic behind them.
+///
+/// Every dimension and element count that comes from a file (initializer dims, shape
+/// inputs, attributes) goes through `sizeProblem` before anything is allocated: Swift
+/// traps on integer overflow and `Array(repeating:count:)` aborts on absurd counts, so
+/// an unchecked product turns a malformed model into a signal instead of an error.
+public enum TensorLimits {
+    /// The most bytes one tensor may hold (as mpq stores it: 4 per float, 8 per integer).
+    /// `MPQ_MAX_TENSOR_BYTES` overrides it; otherwise 16 GiB or the machine's memory,
+    /// whichever is smaller. A command-line flag may set it before loading a model.
+    nonisolated(unsafe) public static var maxBytes: Int = defaultMaxBytes()
+
+    /// NaN/Inf in initializers is an error unless `MPQ_ALLOW_NONFINITE=1` (or this flag)
+    /// says the model means it (a mask of -inf, for example).
+    nonisolated(unsafe) public static var allowNonFinite: Bool =
+        ProcessInfo.processInfo.environment["MPQ_ALLOW_NONFINITE"] == "1"
+
+    /// Largest single dimension or attribute value accepted in window geometry (kernel,
+    /// stride, dilation, pads, group): far above any real model, low enough that sums and
+    /// products of a few of them cannot overflow Int.
+    public static let maxDim = Int(Int32.max)
+
+    static func defaultMaxBytes() -> Int {
+        if let s = ProcessInfo.processInfo.environment["MPQ_MAX_TENSOR_BYTES"], let v = Int(s), v > 0 { return v }
+        let physical = ProcessInfo.processInfo.physicalMemory
+        let sixteenGiB = 16 << 30
+        return physical > 0 && physical < UInt64(sixteenGiB) ? Int(physical) : sixteenGiB
+    }
+
+    /// Bytes per element as mpq stores a dtype (floats as Float32, integers as Int64).
+    public static func storageBytes(_ dtype: DType) -> Int { dtype.isFloating ? 4 : 8 }
+
+    /// The product of `dims`, or nil when a dim is negative or the product overflows.
+    public static func product<C: Collection>(_ dims: C) -> Int? where C.Element == Int {
+        var n = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            n = p
+        }
+        return n
+    }
+
+    /// Why a tensor of `shape` and `dtype` cannot be built, or nil when it can. The
+    /// reason names the shape and the size, so callers only add which tensor it is.
+    public static func sizeProblem(_ shape: [Int], dtype: DType) -> String? {
+        if let d = shape.first(where: { $0 < 0 }) {
+            return "shape \(Tensor.describe(shape)) has a negative dimension \(d)"
+        }
+        let bytesPer = storageBytes(dtype)
+        guard let n = product(shape), case let (bytes, false) = n.multipliedReportingOverflow(by: bytesPer) else {
+            return "shape \(Tensor.describe(shape)) has more elements than an integer can count"
+        }
+        guard bytes <= maxBytes else {
+            return "shape \(Tensor.describe(shape)) of \(dtype) needs \(describeBytes(bytes)), over the limit of \(describeBytes(maxBytes)) (MPQ_MAX_TENSOR_BYTES)"
+        }
+        return nil
+    }
+
+    /// `1.5 GiB (1610612736 bytes)`.
+    public static func describeBytes(_ n: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var v = Double(n), u = 0
+        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+        return u == 0 ? "\(n) bytes" : String(format: "%.1f ", v) + "\(units[u]) (\(n) bytes)"
+    }
+}
