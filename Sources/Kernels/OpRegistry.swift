@@ -48,6 +48,15 @@ extension Node {
     }
 }
 
+/// Checks a shape computed from inputs or attributes before anything is allocated from
+/// it: a negative dim, an element count that overflows Int, or a tensor over
+/// `TensorLimits.maxBytes` is an error naming `what` (the session adds the node).
+@discardableResult
+func checkedCount(_ shape: [Int], dtype: DType = .float32, _ what: String = "output") throws -> Int {
+    if let problem = TensorLimits.sizeProblem(shape, dtype: dtype) { throw OpError("\(what): \(problem)") }
+    return TensorLimits.product(shape)!
+}
+
 /// Normalises a possibly negative axis against a rank, or throws.
 @inlinable
 public func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {

@@ -19,6 +19,8 @@ enum Broadcast {
                 throw OpError("shapes \(Tensor.describe(a)) and \(Tensor.describe(b)) do not broadcast")
             }
         }
+        // Two small inputs can broadcast to an enormous output ([2^20,1] + [1,2^20]).
+        try checkedCount(out, "broadcast of \(Tensor.describe(a)) and \(Tensor.describe(b))")
         return out
     }
 

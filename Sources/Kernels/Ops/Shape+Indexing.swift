@@ -141,14 +141,19 @@ extension ShapeOps {
     /// `values = [off, on]`; a new axis of size `depth` at `axis`. Indices in
     /// `[-depth, depth)` select a position (negative ones from the end); others give all off.
     static func OneHot(_ indices: Tensor, depth: Tensor, values: Tensor, axis: Int) throws -> Tensor {
-        guard let d = depth.asFloats.first.map({ Int($0) }), d > 0 else { throw OpError("depth must be a positive scalar") }
+        // Checked as Float: Int(_:) traps on NaN or a value beyond Int's range.
+        guard let f = depth.asFloats.first, f.isFinite, f >= 1, f <= Float(TensorLimits.maxBytes) else {
+            throw OpError("depth must be a positive scalar within the tensor limit, got \(depth.asFloats.prefix(4))")
+        }
+        let d = Int(f)
         guard values.count == 2 else { throw OpError("values must hold [off, on], got \(Tensor.describe(values.shape))") }
         let r = indices.rank + 1
         let a = try normalizeAxis(axis, rank: r)
         var shape = indices.shape
         shape.insert(d, at: a)
+        try checkedCount(shape, dtype: values.dtype, "OneHot output")
         let outer = indices.shape[..<a].reduce(1, *), inner = indices.shape[a...].reduce(1, *)
-        let iv = indices.asFloats.map { Int($0) }
+        let iv = indices.asInts.map { Int($0) }
         var hot = [Bool](repeating: false, count: outer * d * inner)
         for o in 0..<outer {
             for i in 0..<inner {

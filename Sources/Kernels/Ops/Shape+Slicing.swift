@@ -76,8 +76,14 @@ extension ShapeOps {
         }
         var begin = [Int](repeating: 0, count: r), end = begin
         for (k, a) in axes.enumerated() { begin[a] = pads[k]; end[a] = pads[k + axes.count] }
-        let out = (0..<r).map { x.shape[$0] + begin[$0] + end[$0] }
+        let out = try (0..<r).map { d in
+            let (a, o1) = x.shape[d].addingReportingOverflow(begin[d])
+            let (b, o2) = a.addingReportingOverflow(end[d])
+            guard !o1, !o2 else { throw OpError("pads \(pads) overflow on axis \(d) of \(Tensor.describe(x.shape))") }
+            return b
+        }
         guard out.allSatisfy({ $0 >= 0 }) else { throw OpError("pads \(pads) crop more than \(Tensor.describe(x.shape))") }
+        try checkedCount(out, dtype: x.dtype, "Pad output")
         // Per dim, the source index each output position reads, or -1 for the constant.
         // Negative pads crop first; the modes then pad the cropped extent, as ONNX
         // Runtime does (wrap and reflect see only the kept values).

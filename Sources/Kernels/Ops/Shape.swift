@@ -66,13 +66,13 @@ enum ShapeOps {
             }
         }
         if let k = inferred {
-            let rest = out.enumerated().filter { $0.offset != k }.reduce(1) { $0 * $1.element }
-            guard rest != 0, x.count % rest == 0 else {
+            guard let rest = TensorLimits.product(out.enumerated().filter { $0.offset != k }.map(\.element)),
+                  rest != 0, x.count % rest == 0 else {
                 throw OpError("cannot reshape \(Tensor.describe(x.shape)) to \(shape)")
             }
             out[k] = x.count / rest
         }
-        guard out.reduce(1, *) == x.count else {
+        guard TensorLimits.product(out) == x.count else {
             throw OpError("cannot reshape \(Tensor.describe(x.shape)) (\(x.count) values) to \(shape)")
         }
         return x.reshaped(out)
@@ -187,7 +187,9 @@ enum ShapeOps {
     /// Broadcasts the input to `shape` (which may itself be smaller: the result is the
     /// broadcast of both).
     static func Expand(_ x: Tensor, shape: [Int]) throws -> Tensor {
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw OpError("Expand shape \(shape) has a negative dim") }
         let out = try Broadcast.shape(x.shape, shape)
+        try checkedCount(out, dtype: x.dtype, "Expand output")
         return x.strided(shape: out, strides: Broadcast.strides(x.shape, in: out), offset: 0)
     }
 
@@ -196,11 +198,16 @@ enum ShapeOps {
         guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else {
             throw OpError("repeats \(repeats) do not match \(Tensor.describe(x.shape))")
         }
+        let outShape = try zip(x.shape, repeats).map { s, r in
+            let (p, overflow) = s.multipliedReportingOverflow(by: r)
+            guard !overflow else { throw OpError("repeats \(repeats) of \(Tensor.describe(x.shape)) overflow") }
+            return p
+        }
+        try checkedCount(outShape, dtype: x.dtype, "Tile output")
         let st = stridesOf(x.shape)
         var shape: [Int] = [], strides: [Int] = []
         for d in 0..<x.rank { shape += [repeats[d], x.shape[d]]; strides += [0, st[d]] }
-        return x.strided(shape: shape, strides: strides, offset: 0)
-            .reshaped(zip(x.shape, repeats).map { $0 * $1 })
+        return x.strided(shape: shape, strides: strides, offset: 0).reshaped(outShape)
     }
 }
 
