@@ -39,29 +39,40 @@ public enum Layers {
         return constants[a] == nil && constants[b] == nil
     }
 
+    static let macsCeiling = 1 << 50
+
     /// Weight values held in constant inputs.
     public static func parameterCount(_ node: Node, constants: [String: Tensor]) -> Int {
         node.inputs.compactMap { $0.isEmpty ? nil : constants[$0]?.count }.reduce(0, +)
     }
 
     /// Multiply-accumulates of one execution, from the input and output shapes seen.
+    /// Products saturate at 2^50 (a count no real layer reaches), so a malformed model
+    /// cannot trap here and `inspect`'s totals over many nodes cannot overflow either.
     public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
         guard let out = outputShapes.first else { return 0 }
-        let outCount = out.reduce(1, *)
+        func product<C: Collection>(_ dims: C) -> Int where C.Element == Int {
+            dims.reduce(1) { acc, d in
+                let (p, overflow) = acc.multipliedReportingOverflow(by: Swift.max(d, 0))
+                return overflow ? Layers.macsCeiling : Swift.min(p, Layers.macsCeiling)
+            }
+        }
+        let outCount = product(out)
+        func times(_ a: Int, _ b: Int) -> Int { product([a, b]) }
         switch node.opType {
         case "Conv":
             guard inputShapes.count > 1, let w = inputShapes[1], w.count >= 2 else { return 0 }
-            return outCount * w.dropFirst().reduce(1, *)          // Cin/group * prod(kernel)
+            return times(outCount, product(w.dropFirst()))          // Cin/group * prod(kernel)
         case "ConvTranspose":
             guard let x = inputShapes[0], inputShapes.count > 1, let w = inputShapes[1], w.count >= 2 else { return 0 }
-            return x.reduce(1, *) * w.dropFirst().reduce(1, *)      // each input pixel scatters Cout/group * prod(kernel)
+            return times(product(x), product(w.dropFirst()))      // each input pixel scatters Cout/group * prod(kernel)
         case "Gemm":
             guard let a = inputShapes[0], a.count == 2 else { return 0 }
             let k = node.int("transA", default: 0) == 1 ? a[0] : a[1]
-            return outCount * k
+            return times(outCount, k)
         case "MatMul":
             guard let a = inputShapes[0], let k = a.last else { return 0 }
-            return outCount * k
+            return times(outCount, k)
         default:
             return 0
         }

@@ -54,12 +54,12 @@ public enum TensorLimits {
         guard let n = product(shape), case let (bytes, false) = n.multipliedReportingOverflow(by: bytesPer) else {
             return "shape \(Tensor.describe(shape)) has more elements than an integer can count"
         }
+        guard bytes <= maxBytes else {
+            return "shape \(Tensor.describe(shape)) of \(dtype) needs \(describeBytes(bytes)), over the limit of \(describeBytes(maxBytes)) (MPQ_MAX_TENSOR_BYTES)"
+        }
         // A zero-element tensor can still carry a huge dim that per-axis tables are sized from.
         if let d = shape.first(where: { $0 > maxBytes / bytesPer }) {
             return "shape \(Tensor.describe(shape)) has dimension \(d), over the limit of \(describeBytes(maxBytes)) (MPQ_MAX_TENSOR_BYTES)"
-        }
-        guard bytes <= maxBytes else {
-            return "shape \(Tensor.describe(shape)) of \(dtype) needs \(describeBytes(bytes)), over the limit of \(describeBytes(maxBytes)) (MPQ_MAX_TENSOR_BYTES)"
         }
         return nil
     }

@@ -105,7 +105,7 @@ enum TensorDecoder {
         let folder = (baseDirectory ?? URL(fileURLWithPath: ".")).standardizedFileURL.resolvingSymlinksInPath()
         let url = folder.appendingPathComponent(location).standardizedFileURL.resolvingSymlinksInPath()
         let folderPath = folder.path.hasSuffix("/") ? folder.path : folder.path + "/"
-        guard url.path.hasPrefix(folderPath) else {
+        guard url.path == folder.path || url.path.hasPrefix(folderPath) else {
             throw fail("location '\(location)' resolves to \(url.path), outside the model's folder \(folder.path)")
         }
         // stat, not FileHandle: opening a folder "succeeds" and then traps in Foundation.
