@@ -97,6 +97,14 @@ final class MalformedModelOpTests: XCTestCase {
         assertNodeFails(node, xShape: [1, 16], constants: ["s": ints([Self.overflowing, 4, -1])], ["cannot reshape"])
     }
 
+    func testSplitWithOverflowingSizes() {
+        let node = Node(name: "split", opType: "Split", inputs: ["x", "s"], outputs: ["a", "b"], attributes: ["axis": .int(1)])
+        assertNodeFails(node, xShape: [1, 16], constants: ["s": ints([Self.overflowing, Self.overflowing, Self.overflowing, Self.overflowing + 16])],
+                        ["does not sum to dim 16"])
+        let many = Node(name: "split", opType: "Split", inputs: ["x"], outputs: ["a"], attributes: ["axis": .int(1), "num_outputs": .int(Int.max)])
+        assertNodeFails(many, xShape: [1, 16], opset: 18, ["outputs"])
+    }
+
     func testOneHotWithAHugeDepth() {
         assertNodeFails(Node(name: "onehot", opType: "OneHot", inputs: ["i", "d", "v"], outputs: ["y"]), xShape: nil,
                         constants: ["i": ints([1, 2]), "d": .scalar(Float(1e30)), "v": Tensor(shape: [2], floats: [0, 1])],

@@ -165,12 +165,14 @@ enum ShapeOps {
         let dim = x.shape[a]
         var sizes: [Int]
         if let split, !split.isEmpty {
-            guard split.reduce(0, +) == dim, split.allSatisfy({ $0 >= 0 }) else {
+            // Each size bounded first: a sum of file-given sizes like 2^62 would trap.
+            guard split.allSatisfy({ $0 >= 0 && $0 <= dim }), split.reduce(0, +) == dim else {
                 throw OpError("split \(split) does not sum to dim \(dim) of \(Tensor.describe(x.shape))")
             }
             sizes = split
         } else {
-            guard numOutputs > 0 else { throw OpError("Split needs outputs") }
+            // Bounded so `dim + numOutputs` and `k * each` below cannot overflow.
+            guard numOutputs > 0, numOutputs <= 1 << 20 else { throw OpError("Split needs 1 to 2^20 outputs, got \(numOutputs)") }
             let each = (dim + numOutputs - 1) / numOutputs
             sizes = (0..<numOutputs).map { Swift.max(0, Swift.min(each, dim - $0 * each)) }
         }
