@@ -8,8 +8,10 @@ import Foundation
 /// an unchecked product turns a malformed model into a signal instead of an error.
 public enum TensorLimits {
     /// The most bytes one tensor may hold (as mpq stores it: 4 per float, 8 per integer).
-    /// `MPQ_MAX_TENSOR_BYTES` overrides it; otherwise 16 GiB or the machine's memory,
-    /// whichever is smaller. A command-line flag may set it before loading a model.
+    /// `MPQ_MAX_TENSOR_BYTES` overrides it; otherwise 16 GiB or a quarter of the machine's
+    /// memory, whichever is smaller (a run holds several tensors at once, and an op often
+    /// a copy of its input besides its output). A command-line flag may set it before
+    /// loading a model.
     nonisolated(unsafe) public static var maxBytes: Int = defaultMaxBytes()
 
     /// NaN/Inf in initializers is an error unless `MPQ_ALLOW_NONFINITE=1` (or this flag)
@@ -26,7 +28,8 @@ public enum TensorLimits {
         if let s = ProcessInfo.processInfo.environment["MPQ_MAX_TENSOR_BYTES"], let v = Int(s), v > 0 { return v }
         let physical = ProcessInfo.processInfo.physicalMemory
         let sixteenGiB = 16 << 30
-        return physical > 0 && physical < UInt64(sixteenGiB) ? Int(physical) : sixteenGiB
+        let quarter = physical / 4
+        return quarter > 0 && quarter < UInt64(sixteenGiB) ? Int(quarter) : sixteenGiB
     }
 
     /// Bytes per element as mpq stores a dtype (floats as Float32, integers as Int64).

@@ -105,6 +105,20 @@ final class MalformedModelOpTests: XCTestCase {
         assertNodeFails(many, xShape: [1, 16], opset: 18, ["outputs"])
     }
 
+    func testSliceAndEyeLikeWithExtremeAttributes() throws {
+        // A step of 2^62 on a one-element slice used to overflow `stride * step`.
+        let slice = Node(name: "slice", opType: "Slice", inputs: ["x", "s", "e", "a", "st"], outputs: ["y"])
+        let g = Graph(nodes: [slice], initializers: ["s": ints([Int.min]), "e": ints([3]), "a": ints([-3]), "st": ints([Self.overflowing])],
+                      inputs: [ValueInfo(name: "x", dtype: .float32, shape: [1, 2, 4, 4])],
+                      outputs: [ValueInfo(name: "y", dtype: nil, shape: nil)], opsets: ["": 17])
+        XCTAssertEqual(try Session(graph: g).run(["x": .zeros([1, 2, 4, 4])])["y"]?.shape, [1, 1, 4, 4])
+        // EyeLike's k of Int.max used to overflow `i + k`: the diagonal is simply off the matrix.
+        let eye = Node(name: "eye", opType: "EyeLike", inputs: ["x"], outputs: ["y"], attributes: ["k": .int(Int.max)])
+        let g2 = Graph(nodes: [eye], initializers: [:], inputs: [ValueInfo(name: "x", dtype: .float32, shape: [3, 3])],
+                       outputs: [ValueInfo(name: "y", dtype: nil, shape: nil)], opsets: ["": 17])
+        XCTAssertEqual(try Session(graph: g2).run(["x": .zeros([3, 3])])["y"]?.floats, [Float](repeating: 0, count: 9))
+    }
+
     func testOneHotWithAHugeDepth() {
         assertNodeFails(Node(name: "onehot", opType: "OneHot", inputs: ["i", "d", "v"], outputs: ["y"]), xShape: nil,
                         constants: ["i": ints([1, 2]), "d": .scalar(Float(1e30)), "v": Tensor(shape: [2], floats: [0, 1])],

@@ -186,8 +186,8 @@ extension ShapeOps {
         guard x.rank == 2 else { throw OpError("EyeLike needs a 2-D input, got \(Tensor.describe(x.shape))") }
         var y = Tensor.zeros(x.shape, dtype: dtype ?? x.dtype)
         for i in 0..<x.shape[0] {
-            let j = i + k
-            guard j >= 0, j < x.shape[1] else { continue }
+            let (j, overflow) = i.addingReportingOverflow(k)   // k is the file's, up to Int.max
+            guard !overflow, j >= 0, j < x.shape[1] else { continue }
             if y.dtype.isFloating { y.floats[i * x.shape[1] + j] = 1 } else { y.ints[i * x.shape[1] + j] = 1 }
         }
         return y

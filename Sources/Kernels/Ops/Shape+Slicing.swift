@@ -60,7 +60,9 @@ extension ShapeOps {
                 count = s > e ? (s - e - 1) / -step + 1 : 0
             }
             shape[a] = count
-            strides[a] = st[a] * step
+            // With one element or none the step is never taken; a file's step of 2^62 times
+            // the stride would overflow (with two or more, |step| < dim and it cannot).
+            strides[a] = count > 1 ? st[a] * step : st[a]
             if count > 0 { offset += s * st[a] }
         }
         return x.strided(shape: shape, strides: strides, offset: offset)
