@@ -119,6 +119,19 @@ final class MalformedModelOpTests: XCTestCase {
         XCTAssertEqual(try Session(graph: g2).run(["x": .zeros([3, 3])])["y"]?.floats, [Float](repeating: 0, count: 9))
     }
 
+    func testBitwiseOpsOnFloatsAndCumSumOverflow() throws {
+        // Float inputs to bitwise ops used to trip Tensor's storage precondition.
+        assertNodeFails(Node(name: "xor", opType: "BitwiseXor", inputs: ["x", "c"], outputs: ["y"]), xShape: [1, 2, 4, 4],
+                        constants: ["c": ints([3])], opset: 18, ["needs integer tensors, got float32 and int64"])
+        assertNodeFails(Node(name: "not", opType: "BitwiseNot", inputs: ["x"], outputs: ["y"]), xShape: [1, 2, 4, 4],
+                        opset: 18, ["needs an integer tensor"])
+        // int64 extremes wrap (as Add does) instead of trapping.
+        let cum = Node(name: "cum", opType: "CumSum", inputs: ["v", "a"], outputs: ["y"])
+        let g = Graph(nodes: [cum], initializers: ["v": ints([Int.max, 1]), "a": .scalar(Int64(0))], inputs: [],
+                      outputs: [ValueInfo(name: "y", dtype: nil, shape: nil)], opsets: ["": 17])
+        XCTAssertEqual(try Session(graph: g).run([:])["y"]?.ints, [Int64.max, Int64.min])
+    }
+
     func testOneHotWithAHugeDepth() {
         assertNodeFails(Node(name: "onehot", opType: "OneHot", inputs: ["i", "d", "v"], outputs: ["y"]), xShape: nil,
                         constants: ["i": ints([1, 2]), "d": .scalar(Float(1e30)), "v": Tensor(shape: [2], floats: [0, 1])],

@@ -129,6 +129,22 @@ final class MalformedModelTests: XCTestCase {
         assertRejected(try Self.proto(g), ["attribute 'ceil_mode'", "must be int", "float 1.0"])
     }
 
+    func testBatchNormWithIntegerParametersIsNotFolded() {
+        // Folding read `.floats` of an int64 running_mean and trapped; now the node stays
+        // for the BatchNormalization op to report.
+        let conv = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"])
+        let bn = Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "b", "m", "v"], outputs: ["y"])
+        let f = Tensor(shape: [2], floats: [1, 1])
+        let g = Graph(nodes: [conv, bn],
+                      initializers: ["w": .zeros([2, 1, 1, 1]), "s": f, "b": f, "m": Tensor(shape: [2], ints: [0, 0]), "v": f],
+                      inputs: [ValueInfo(name: "x", dtype: .float32, shape: [1, 1, 2, 2])],
+                      outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 13])
+        XCTAssertEqual(GraphPasses.optimize(g).nodes.map(\.opType), ["Conv", "BatchNormalization"])
+        var floats = g
+        floats.initializers["m"] = f
+        XCTAssertEqual(GraphPasses.optimize(floats).nodes.map(\.opType), ["Conv"])
+    }
+
     // MARK: external data
 
     /// A folder with `model.onnx` whose 'bias' lives in `weights.bin` (4 bytes of junk, then the value).

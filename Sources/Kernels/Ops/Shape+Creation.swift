@@ -117,7 +117,8 @@ extension ShapeOps {
     static func CumSum(_ x: Tensor, axis: Int, exclusive: Int, reverse: Int) throws -> Tensor {
         let a = try normalizeAxis(axis, rank: x.rank)
         let outer = x.shape[..<a].reduce(1, *), n = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
-        func scan<T: AdditiveArithmetic>(_ v: inout [T]) {
+        // Integers add wrapping, as the elementwise ops do: a file's int64 extremes would trap.
+        func scan<T: AdditiveArithmetic>(_ v: inout [T], _ add: (T, T) -> T) {
             for o in 0..<outer {
                 for i in 0..<inner {
                     var acc = T.zero
@@ -125,13 +126,13 @@ extension ShapeOps {
                         let k = reverse != 0 ? n - 1 - k0 : k0
                         let p = (o * n + k) * inner + i
                         let x = v[p]
-                        if exclusive != 0 { v[p] = acc; acc += x } else { acc += x; v[p] = acc }
+                        if exclusive != 0 { v[p] = acc; acc = add(acc, x) } else { acc = add(acc, x); v[p] = acc }
                     }
                 }
             }
         }
         var y = x
-        if x.dtype.isFloating { scan(&y.floats) } else { scan(&y.ints) }
+        if x.dtype.isFloating { scan(&y.floats, +) } else { scan(&y.ints, &+) }
         return y
     }
 }
