@@ -168,11 +168,17 @@ public enum ModelLoader {
     }
 
     static func attribute(_ a: Onnx_AttributeProto, node: String, baseDirectory: URL?) throws -> Attribute {
+        // A Constant's value is usually unnamed: errors then name it `<node>.<attribute>`.
+        func decodeTensor() throws -> Tensor {
+            var t = a.t
+            if t.name.isEmpty { t.name = "\(node).\(a.name)" }
+            return try TensorDecoder.decode(t, baseDirectory: baseDirectory)
+        }
         switch a.type {
         case .float: return .float(a.f)
         case .int: return .int(Int(a.i))
         case .string: return .string(String(decoding: a.s, as: UTF8.self))
-        case .tensor: return .tensor(try TensorDecoder.decode(a.t, baseDirectory: baseDirectory))
+        case .tensor: return .tensor(try decodeTensor())
         case .floats: return .floats(a.floats)
         case .ints: return .ints(a.ints.map { Int($0) })
         case .strings: return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) })
@@ -182,7 +188,7 @@ public enum ModelLoader {
             if a.hasF { return .float(a.f) }
             if a.hasI { return .int(Int(a.i)) }
             if a.hasS { return .string(String(decoding: a.s, as: UTF8.self)) }
-            if a.hasT { return .tensor(try TensorDecoder.decode(a.t, baseDirectory: baseDirectory)) }
+            if a.hasT { return .tensor(try decodeTensor()) }
             if !a.floats.isEmpty { return .floats(a.floats) }
             if !a.ints.isEmpty { return .ints(a.ints.map { Int($0) }) }
             if !a.strings.isEmpty { return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) }) }

@@ -93,6 +93,10 @@ final class MalformedModelTests: XCTestCase {
         g.nodes.insert(Node(name: "c", opType: "Constant", inputs: [], outputs: ["bias"],
                             attributes: ["value": .tensor(Tensor(shape: [1], floats: [-.infinity]))]), at: 0)
         assertRejected(try Self.proto(g), ["tensor 'c.value'", "1 Inf"])
+        // Dims of an unnamed Constant value are checked too, and named after node and attribute.
+        var m = try Self.proto(g)
+        m.graph.node[0].attribute[0].t.dims = [1 << 62, 4]
+        assertRejected(m, ["tensor 'c.value'", "more elements than an integer can count"])
     }
 
     // MARK: domains, opsets, attribute types
