@@ -57,6 +57,15 @@ func checkedCount(_ shape: [Int], dtype: DType = .float32, _ what: String = "out
     return TensorLimits.product(shape)!
 }
 
+/// Normalises an axis that indexes one of the tensor's dimensions: unlike
+/// `normalizeAxis`, a scalar (rank 0) has none, so any axis is an error (ops that index
+/// `shape[axis]` would otherwise go out of bounds on a scalar from a malformed graph).
+@inlinable
+public func dimensionAxis(_ axis: Int, rank: Int) throws -> Int {
+    guard rank >= 1 else { throw OpError("axis \(axis) needs an input with at least one dimension, got a scalar") }
+    return try normalizeAxis(axis, rank: rank)
+}
+
 /// Normalises a possibly negative axis against a rank, or throws.
 @inlinable
 public func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {

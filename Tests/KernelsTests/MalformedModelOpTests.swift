@@ -132,6 +132,23 @@ final class MalformedModelOpTests: XCTestCase {
         XCTAssertEqual(try Session(graph: g).run([:])["y"]?.ints, [Int64.max, Int64.min])
     }
 
+    func testAxisOpsOnAScalar() {
+        // Size gives a scalar; Gather on it indexed shape[0] of an empty shape.
+        let size = Node(name: "size", opType: "Size", inputs: ["x"], outputs: ["n"])
+        let gather = Node(name: "gather", opType: "Gather", inputs: ["n", "i"], outputs: ["y"])
+        let g = Graph(nodes: [size, gather], initializers: ["i": ints([0])],
+                      inputs: [ValueInfo(name: "x", dtype: .float32, shape: [1, 2])],
+                      outputs: [ValueInfo(name: "y", dtype: nil, shape: nil)], opsets: ["": 17])
+        XCTAssertThrowsError(try Session(graph: g).run(["x": .zeros([1, 2])])) {
+            XCTAssertTrue("\($0)".contains("node 'gather' (Gather)") && "\($0)".contains("got a scalar"), "\($0)")
+        }
+        for op in ["CumSum", "Split", "Concat"] {
+            let inputs = op == "CumSum" ? ["s", "a"] : ["s"]
+            assertNodeFails(Node(name: "op", opType: op, inputs: inputs, outputs: ["y"], attributes: op == "Concat" ? ["axis": .int(0)] : [:]),
+                            xShape: nil, constants: ["s": .scalar(Float(1)), "a": .scalar(Int64(0))], ["got a scalar"])
+        }
+    }
+
     func testOneHotWithAHugeDepth() {
         assertNodeFails(Node(name: "onehot", opType: "OneHot", inputs: ["i", "d", "v"], outputs: ["y"]), xShape: nil,
                         constants: ["i": ints([1, 2]), "d": .scalar(Float(1e30)), "v": Tensor(shape: [2], floats: [0, 1])],

@@ -115,7 +115,7 @@ extension ShapeOps {
 
     /// Running sums along `axis`; `exclusive` shifts by one, `reverse` runs from the end.
     static func CumSum(_ x: Tensor, axis: Int, exclusive: Int, reverse: Int) throws -> Tensor {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let outer = x.shape[..<a].reduce(1, *), n = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
         // Integers add wrapping, as the elementwise ops do: a file's int64 extremes would trap.
         func scan<T: AdditiveArithmetic>(_ v: inout [T], _ add: (T, T) -> T) {

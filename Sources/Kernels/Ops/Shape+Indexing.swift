@@ -33,7 +33,7 @@ extension ShapeOps {
     /// The `k` largest (or smallest) values along `axis` and their int64 indices, always
     /// sorted; equal values keep the lower index first, as ONNX Runtime does.
     static func TopK(_ x: Tensor, k: Int, axis: Int, largest: Int, sorted: Int) throws -> [Tensor] {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let n = x.shape[a]
         guard k >= 0, k <= n else { throw OpError("k \(k) out of range for axis \(a) of size \(n)") }
         let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
@@ -102,7 +102,7 @@ extension ShapeOps {
     /// `data[..., indices[i,j,k], ...] = updates[i,j,k]` along `axis`.
     static func ScatterElements(_ x: Tensor, indices: Tensor, updates: Tensor, axis: Int, reduction: String) throws -> Tensor {
         let f = try combine(reduction)
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         guard indices.shape == updates.shape, indices.rank == x.rank else {
             throw OpError("indices \(Tensor.describe(indices.shape)) and updates \(Tensor.describe(updates.shape)) must match data's rank \(x.rank)")
         }

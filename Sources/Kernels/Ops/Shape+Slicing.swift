@@ -44,7 +44,7 @@ extension ShapeOps {
         var offset = 0
         var seen = Set<Int>()
         for k in 0..<axes.count {
-            let a = try normalizeAxis(axes[k], rank: x.rank)
+            let a = try dimensionAxis(axes[k], rank: x.rank)
             guard seen.insert(a).inserted else { throw OpError("axis \(axes[k]) repeated in \(axes)") }
             let dim = x.shape[a], step = Swift.max(steps[k], -Int.max)
             guard step != 0 else { throw OpError("slice step 0 on axis \(a)") }
@@ -160,7 +160,7 @@ extension ShapeOps {
 
     /// Output shape: `data[:axis] + indices + data[axis+1:]`. Negative indices count from the end.
     static func Gather(_ x: Tensor, indices: Tensor, axis: Int) throws -> Tensor {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let dim = x.shape[a]
         let idx = try indices.asInts.map { v -> Int in
             let i = v < 0 ? Int(v) + dim : Int(v)
@@ -195,7 +195,7 @@ extension ShapeOps {
 
     /// `out[i][j][k] = data[i][indices[i][j][k]][k]` (for axis 1): indices shape the output.
     static func GatherElements(_ x: Tensor, indices: Tensor, axis: Int) throws -> Tensor {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         guard indices.rank == x.rank else {
             throw OpError("indices \(Tensor.describe(indices.shape)) and data \(Tensor.describe(x.shape)) differ in rank")
         }

@@ -99,7 +99,7 @@ enum ShapeOps {
     /// Without axes, drops every dim of size 1.
     static func Squeeze(_ x: Tensor, axes: [Int]?) throws -> Tensor {
         guard let axes, !axes.isEmpty else { return x.reshaped(x.shape.filter { $0 != 1 }) }
-        let drop = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
+        let drop = Set(try axes.map { try dimensionAxis($0, rank: x.rank) })
         for a in drop where x.shape[a] != 1 {
             throw OpError("cannot squeeze axis \(a) of size \(x.shape[a]) in \(Tensor.describe(x.shape))")
         }
@@ -133,7 +133,7 @@ enum ShapeOps {
     /// All inputs share rank and every dim but `axis`.
     static func Concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
         guard let first = xs.first else { throw OpError("Concat needs at least one input") }
-        let a = try normalizeAxis(axis, rank: first.rank)
+        let a = try dimensionAxis(axis, rank: first.rank)
         for x in xs where x.rank != first.rank || x.shape[..<a] != first.shape[..<a] || x.shape[(a + 1)...] != first.shape[(a + 1)...] {
             throw OpError("cannot concatenate \(Tensor.describe(x.shape)) with \(Tensor.describe(first.shape)) on axis \(axis)")
         }
@@ -161,7 +161,7 @@ enum ShapeOps {
 
     /// Explicit `split` sizes, or `numOutputs` equal parts with the last one smaller.
     static func Split(_ x: Tensor, axis: Int, split: [Int]?, numOutputs: Int) throws -> [Tensor] {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let dim = x.shape[a]
         var sizes: [Int]
         if let split, !split.isEmpty {
