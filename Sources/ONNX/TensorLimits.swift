@@ -16,8 +16,11 @@ public enum TensorLimits {
 
     /// NaN/Inf in initializers is an error unless `MPQ_ALLOW_NONFINITE=1` (or this flag)
     /// says the model means it (a mask of -inf, for example).
-    nonisolated(unsafe) public static var allowNonFinite: Bool =
-        ProcessInfo.processInfo.environment["MPQ_ALLOW_NONFINITE"] == "1"
+    nonisolated(unsafe) public static var allowNonFinite: Bool = {
+        let value = ProcessInfo.processInfo.environment["MPQ_ALLOW_NONFINITE"] ?? ""
+        if !["", "0", "1"].contains(value) { warn("MPQ_ALLOW_NONFINITE='\(value)' is neither 0 nor 1; NaN/Inf weights stay errors") }
+        return value == "1"
+    }()
 
     /// Largest single dimension or attribute value accepted in window geometry (kernel,
     /// stride, dilation, pads, group): far above any real model, low enough that sums and
@@ -25,11 +28,23 @@ public enum TensorLimits {
     public static let maxDim = Int(Int32.max)
 
     static func defaultMaxBytes() -> Int {
-        if let s = ProcessInfo.processInfo.environment["MPQ_MAX_TENSOR_BYTES"], let v = Int(s), v > 0 { return v }
         let physical = ProcessInfo.processInfo.physicalMemory
         let sixteenGiB = 16 << 30
         let quarter = physical / 4
-        return quarter > 0 && quarter < UInt64(sixteenGiB) ? Int(quarter) : sixteenGiB
+        let fallback = quarter > 0 && quarter < UInt64(sixteenGiB) ? Int(quarter) : sixteenGiB
+        guard let s = ProcessInfo.processInfo.environment["MPQ_MAX_TENSOR_BYTES"] else { return fallback }
+        // Strict: "16G" or "-1" read as a default would silently change what is checked.
+        guard s.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(s), v > 0 else {
+            warn("MPQ_MAX_TENSOR_BYTES='\(s)' is not a positive number of bytes; using \(describeBytes(fallback))")
+            return fallback
+        }
+        return v
+    }
+
+    /// The limits are read before any command runs, so a bad setting cannot throw; it is
+    /// reported on stderr instead of being ignored silently.
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
     }
 
     /// Bytes per element as mpq stores a dtype (floats as Float32, integers as Int64).

@@ -91,6 +91,9 @@ final class MalformedModelCLITests: XCTestCase {
 
     func testTensorLimitFromTheEnvironment() throws {
         try assertExit2(["inspect", model], environment: ["MPQ_MAX_TENSOR_BYTES": "256"], ["over the limit of 256 bytes"])
+        let bad = try CLI.run(["inspect", model], environment: ["MPQ_MAX_TENSOR_BYTES": "16G"])
+        XCTAssertEqual(bad.status, 0, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("warning: MPQ_MAX_TENSOR_BYTES='16G' is not a positive number of bytes"), bad.stderr)
     }
 
     func testTileWithHugeRepeatsNamesTheNode() throws {
