@@ -8,10 +8,11 @@ import Foundation
 /// an unchecked product turns a malformed model into a signal instead of an error.
 public enum TensorLimits {
     /// The most bytes one tensor may hold (as mpq stores it: 4 per float, 8 per integer).
-    /// `MPQ_MAX_TENSOR_BYTES` overrides it; otherwise 16 GiB or a quarter of the machine's
-    /// memory, whichever is smaller (a run holds several tensors at once, and an op often
-    /// a copy of its input besides its output). A command-line flag may set it before
-    /// loading a model.
+    /// `MPQ_MAX_TENSOR_BYTES` overrides it; otherwise just under 8 GiB or a quarter of the
+    /// machine's memory, whichever is smaller: a run holds several tensors at once (an op
+    /// often copies its input besides writing its output), and under 8 GiB every float
+    /// tensor's element count, hence every GEMM size, fits the 32-bit sizes BLAS takes.
+    /// A command-line flag may set it before loading a model.
     nonisolated(unsafe) public static var maxBytes: Int = defaultMaxBytes()
 
     /// NaN/Inf in initializers is an error unless `MPQ_ALLOW_NONFINITE=1` (or this flag)
@@ -22,16 +23,16 @@ public enum TensorLimits {
         return value == "1"
     }()
 
-    /// Largest single dimension or attribute value accepted in window geometry (kernel,
-    /// stride, dilation, pads, group): far above any real model, low enough that sums and
-    /// products of a few of them cannot overflow Int.
-    public static let maxDim = Int(Int32.max)
+    /// Largest attribute value accepted in window geometry (kernel, stride, dilation,
+    /// pads, output_padding): 2^24, far above any real model, low enough that products
+    /// with a dim (`(in - 1) * stride + dilation * (kernel - 1)`) cannot overflow Int.
+    public static let maxDim = 1 << 24
 
     static func defaultMaxBytes() -> Int {
         let physical = ProcessInfo.processInfo.physicalMemory
-        let sixteenGiB = 16 << 30
+        let blasLimit = Int(Int32.max) * 4      // float32 elements BLAS can count
         let quarter = physical / 4
-        let fallback = quarter > 0 && quarter < UInt64(sixteenGiB) ? Int(quarter) : sixteenGiB
+        let fallback = quarter > 0 && quarter < UInt64(blasLimit) ? Int(quarter) : blasLimit
         guard let s = ProcessInfo.processInfo.environment["MPQ_MAX_TENSOR_BYTES"] else { return fallback }
         // Strict: "16G" or "-1" read as a default would silently change what is checked.
         guard s.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(s), v > 0 else {
