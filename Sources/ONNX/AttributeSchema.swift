@@ -38,6 +38,15 @@ public enum AttributeSchema {
         return t
     }()
 
+    /// Int attributes that ONNX defines as booleans. Ops test them with `== 1` or `!= 0`,
+    /// so any other value (2, 2^62) would silently mean one or the other.
+    static let flags: Set<String> = [
+        "keepdims", "ceil_mode", "count_include_pad", "storage_order", "transA", "transB", "allowzero",
+        "antialias", "exclude_outside", "exclusive", "reverse", "largest", "sorted", "select_last_index",
+        "center_point_box", "detect_negative", "detect_positive", "noop_with_empty_axes", "training_mode",
+        "upper", "fmod",
+    ]
+
     /// Per-op exceptions to `byName`.
     static let perOp: [String: [String: Kind]] = [
         "Constant": ["value": .tensor],
@@ -54,6 +63,10 @@ public enum AttributeSchema {
     public static func check(_ node: Node) throws {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return }
         for (name, value) in node.attributes.sorted(by: { $0.key < $1.key }) {
+            if flags.contains(name), case .int(let v) = value, v != 0 && v != 1 {
+                throw ModelError.invalidAttribute(node: node.name, opType: node.opType, attribute: name,
+                                                  reason: "is a flag and must be 0 or 1, the file has \(v)")
+            }
             guard let kind = expected(node.opType, name), !kind.matches(value) else { continue }
             // Files from old exporters leave an empty list untyped; that reads as "absent".
             if case .ints(let v) = value, v.isEmpty, kind == .floats || kind == .strings { continue }

@@ -131,6 +131,12 @@ final class MalformedModelTests: XCTestCase {
         var g = Self.graph()
         g.nodes[0].attributes["ceil_mode"] = .float(1)
         assertRejected(try Self.proto(g), ["attribute 'ceil_mode'", "must be int", "float 1.0"])
+        // A flag of 2 or 2^62 used to mean "on" (or "off", where an op tests `== 1`).
+        for v in [2, 1 << 62, -1] {
+            var flagged = Self.graph()
+            flagged.nodes[0].attributes["ceil_mode"] = .int(v)
+            assertRejected(try Self.proto(flagged), ["node 'pool' (MaxPool)", "attribute 'ceil_mode'", "must be 0 or 1", "\(v)"])
+        }
     }
 
     func testBatchNormWithIntegerParametersIsNotFolded() {
