@@ -108,7 +108,10 @@ public final class EvaluationStore {
     private var index: [String: Int] = [:]
     private var unsaved = 0
     private var lastSave = Date.distantPast
-    /// Seconds between saves (0: after every evaluation). A kill loses at most this much work.
+    private var lastSaveSeconds: TimeInterval = 0
+    /// Seconds between saves (0: after every evaluation). A kill loses at most this much work
+    /// (or five times the last save's duration, when a large state takes longer to write,
+    /// so saving never takes more than a sixth of the run).
     public var saveInterval: TimeInterval = 0.2
     /// Evaluations replayed from the file by this process.
     public private(set) var replayed = 0
@@ -165,15 +168,17 @@ public final class EvaluationStore {
         if let i = index[k] { state.evaluations[i] = r } else { index[k] = state.evaluations.count; state.evaluations.append(r) }
         recorded += 1
         unsaved += 1
-        if Date().timeIntervalSince(lastSave) >= saveInterval { try save() }
+        if saveInterval == 0 || Date().timeIntervalSince(lastSave) >= max(saveInterval, 5 * lastSaveSeconds) { try save() }
         try afterRecord?(recorded)
     }
 
     /// Writes what is not saved yet (temp file, fsync, rename).
     public func save() throws {
         guard unsaved > 0 || FileKind(path: path) == .missing else { return }
+        let start = Date()
         try OutputFile.write(try deterministicJSONEncoder().encode(state), to: path)
         unsaved = 0
         lastSave = Date()
+        lastSaveSeconds = lastSave.timeIntervalSince(start)
     }
 }

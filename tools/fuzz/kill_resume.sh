@@ -24,8 +24,8 @@ DATA=(--calibration Examples/digits_calib.npz --search Examples/digits_search.np
       --metric cosine --strategy evolutionary --seed 3 --generations 12 --population 16)
 args_for() {
     case $1 in
-        search) echo search Examples/digits_cnn.onnx "${DATA[@]}" --budget 0.1 ;;
-        sweep)  echo sweep Examples/digits_cnn.onnx "${DATA[@]}" --budgets 0.05,0.1,0.2 ;;
+        search) echo search Examples/digits_cnn.onnx "${DATA[@]}" --budget 0.005 ;;
+        sweep)  echo sweep Examples/digits_cnn.onnx "${DATA[@]}" --budgets 0.002,0.005,0.1 ;;
     esac
 }
 
