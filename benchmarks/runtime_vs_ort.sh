@@ -51,7 +51,7 @@ data = np.load(calib)
 a, b = session(fp32), session(qdq)
 inp = a.get_inputs()
 n = len(data[inp[0].name] if inp[0].name in data.files else data["input"])
-for batch in sorted({1, min(16 if "det" in name or "224" in name else 64, n)}):
+for batch in sorted({1, min(16, n)}):
     feeds = {i.name: (data[i.name] if i.name in data.files else data["input"])[:batch] for i in inp}
     f, q = timed(a, feeds), timed(b, feeds)
     print("%-22s %5d  fp32 %9.3f %9.3f   ort-export %9.3f %9.3f   ort-export/fp32 %5.2f" % (name, batch, f[0], f[1], q[0], q[1], q[0] / f[0]))
