@@ -290,11 +290,12 @@ def m_attr_int(rng, m, case):
         a.ints.extend(vals)
     else:
         a.i = vals[0]
-    # Certain: huge values of shape-like attributes (an impossible shape, a group that cannot divide the
-    # channels, an axis out of range); negative strides/dilations/kernel/group; 'to' not a dtype code.
+    # Certain: huge values of shape-like attributes (an output too large to hold, a group that cannot divide
+    # the channels, an axis out of range); negative strides/dilations/kernel/group; 'to' not a dtype code.
     certain = False
     v = vals[i]
-    if sub == "huge" and a.name in {"pads", "strides", "dilations", "group", "kernel_shape", "axis", "perm", "axes", "to"}:
+    # (A huge stride or dilation can still be valid: a 1x1 kernel, one output pixel.)
+    if sub == "huge" and a.name in {"pads", "group", "kernel_shape", "axis", "perm", "axes", "to"}:
         certain = True
     if v < 0 and a.name in {"strides", "dilations", "group", "kernel_shape", "to"}:
         certain = True
@@ -1128,9 +1129,11 @@ def limit_child(memory_mb):
     return f
 
 
-def run_case(case, timeout, memory_mb):
+def run_case(case, timeout, memory_mb, tensor_limit_mb):
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if tensor_limit_mb:
+        env["MPQ_MAX_TENSOR_BYTES"] = str(tensor_limit_mb * 1024 * 1024)
     start = time.time()
     p = subprocess.Popen(case.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
                          start_new_session=True, preexec_fn=limit_child(memory_mb), cwd=case.dir)
@@ -1222,6 +1225,10 @@ def main():
     ap.add_argument("--case", type=int, action="append", help="run only these case indices (replay)")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per run (generous: shared machines)")
     ap.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per run (0: none)")
+    ap.add_argument("--tensor-limit-mb", type=int, default=512,
+                    help="MPQ_MAX_TENSOR_BYTES for the runs (0: the binary's default, a quarter of memory): the same checks "
+                         "with a smaller number, so that an absurd size is refused before it can take a shared machine's memory; "
+                         "an allocation past --memory-mb then means a size that bypassed the limit")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--kinds", help="regular expression: only mutation kinds matching it")
     ap.add_argument("--out", help="folder for reproducers and summary.json (default: a temp folder)")
@@ -1263,7 +1270,7 @@ def main():
             case = build_case(a.seed, i, work, mpq, SEEDS, a.kinds)
             if case is None:
                 continue
-            rc, to, so, se, secs = run_case(case, a.timeout, a.memory_mb)
+            rc, to, so, se, secs = run_case(case, a.timeout, a.memory_mb, a.tensor_limit_mb)
             outcome = classify(case, rc, to, se)
             with lock:
                 counts[outcome] += 1
@@ -1301,6 +1308,7 @@ def main():
     runs = sum(counts.values())
     failing = sum(counts[f] for f in FAILURES)
     summary = {"seed": a.seed, "runs": runs, "seconds": round(elapsed, 1), "binary": mpq, "timeout": a.timeout,
+               "memory_mb": a.memory_mb, "tensor_limit_mb": a.tensor_limit_mb,
                "outcomes": dict(sorted(counts.items())), "failing": failing, "reproducers": sorted(os.path.relpath(r, out) for r in repros),
                "kinds": {k: dict(sorted(v.items())) for k, v in sorted(per_kind.items())}}
     with open(os.path.join(out, "summary.json"), "w") as f:
