@@ -1176,7 +1176,7 @@ def classify(case, rc, timed_out, err):
 def first_line(err, case):
     line = next((l for l in err.splitlines() if l.strip()), "")
     line = line.replace(case.dir, "CASE").replace(os.path.dirname(case.dir), "WORK")
-    return re.sub(r"\d+", "N", line)[:200]
+    return re.sub(r"\d+", "N", re.sub(r"0x[0-9a-fA-F]+", "0x", line))[:200]
 
 
 def save_repro(out, case, outcome, rc, err, stdout, secs):
