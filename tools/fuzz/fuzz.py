@@ -66,8 +66,9 @@ NEG_INTS = [-1, -2, -(2**31), -(2**62), -(2**63)]
 
 
 class Seed:
-    def __init__(self, name, model, holdout, calib, classes, extra=(), weights=None, rows=24, label_key="labels"):
+    def __init__(self, name, model, holdout, calib, classes, extra=(), weights=None, rows=24, label_key="labels", inspect=()):
         self.name, self.model, self.holdout, self.calib = name, model, holdout, calib
+        self.inspect_extra = list(inspect)
         self.classes, self.extra, self.weights, self.rows, self.label_key = classes, list(extra), weights, rows, label_key
         self.model_bytes = None
         self.arrays = None      # small holdout subset: {name: ndarray}, in file order
@@ -81,6 +82,8 @@ class Seed:
         self.proto = onnx.load_from_string(self.model_bytes)
         self.opset = max([o.version for o in self.proto.opset_import if o.domain in ("", "ai.onnx")] or [13])
         self.inputs = [i.name for i in self.proto.graph.input if i.name not in {t.name for t in self.proto.graph.initializer}]
+        # Inputs used as Gather indices (token ids): a value past the table is certainly invalid.
+        self.index_inputs = {n.input[1] for n in self.proto.graph.node if n.op_type == "Gather" and len(n.input) > 1}
 
 
 def subset(path, rows):
@@ -94,7 +97,8 @@ SEEDS = [
     Seed("digits_cnn", f"{EX}/digits_cnn.onnx", f"{EX}/digits_holdout.npz", f"{EX}/digits_calib.npz", 10),
     Seed("digits_cnn_extdata", f"{FIX}/digits_cnn_extdata.onnx", f"{FIX}/digits_holdout.npz", f"{FIX}/digits_calib.npz", 10,
          weights=f"{FIX}/digits_cnn.weights"),
-    Seed("text_encoder", f"{FIX}/text_encoder.onnx", f"{FIX}/text_encoder_holdout.npz", f"{FIX}/text_encoder_calib.npz", 4, rows=16),
+    Seed("text_encoder", f"{FIX}/text_encoder.onnx", f"{FIX}/text_encoder_holdout.npz", f"{FIX}/text_encoder_calib.npz", 4, rows=16,
+         inspect=["--input-shape", "input_ids=1,32", "--input-shape", "attention_mask=1,32"]),
     Seed("shapes_det", f"{FIX}/detection/shapes_det.onnx", f"{FIX}/detection/shapes_det_holdout.npz",
          f"{FIX}/detection/shapes_det_calib.npz", None, extra=["--metric", "map50", "--detection-format", "yolo"], rows=6,
          label_key=None),
@@ -836,8 +840,12 @@ def d_values(rng, arrays, case):
         if a.dtype.kind not in "iu":
             raise Skip
         a = a.astype(rng.choice([np.int64, np.uint64]))
-        a.reshape(-1)[rng.randrange(a.size)] = rng.choice([2**40, -1 if a.dtype == np.int64 else 2**64 - 1, 10**9])
+        v = rng.choice([2**40, -1 if a.dtype == np.int64 else 2**64 - 1, 10**9])
+        a.reshape(-1)[rng.randrange(a.size)] = v
         arrays[k] = a
+        # Past any embedding table when the array holds token ids; 2^64-1 fits no int64. Elsewhere (an
+        # attention mask) a big or negative number is only a number.
+        certain = v == 2**64 - 1 or (k in case.seed.index_inputs and v != -1)
     else:
         if a.dtype.kind != "f":
             raise Skip
@@ -1024,7 +1032,7 @@ def weighted(rng, items):
     return items[-1][0]
 
 
-def build_case(seed_value, index, work, mpq, seeds, kinds_filter=None):
+def build_case(seed_value, index, work, mpq, seeds, kinds_filter=None, only="all"):
     for attempt in range(50):
         rng = random.Random(f"{seed_value}:{index}:{attempt}")
         seed = weighted(rng, [(s, SEED_WEIGHTS[s.name]) for s in seeds])
@@ -1034,6 +1042,10 @@ def build_case(seed_value, index, work, mpq, seeds, kinds_filter=None):
         os.makedirs(case.dir)
         try:
             target = rng.random()
+            if only == "model":
+                target = 0.03 + target * 0.52
+            elif only == "data":
+                target = 0.55 + target * 0.45
             if target < 0.03:
                 case.kind, case.certain, case.detail = "control", False, "unmutated"
                 copy_weights(case)
@@ -1105,7 +1117,7 @@ def build_case(seed_value, index, work, mpq, seeds, kinds_filter=None):
         if case.calib:
             case.args = ["eval", case.model, "--data", case.data, "--precision", "int8", "--calibration", case.calib] + seed.extra
         elif is_model_case and r < 0.45:
-            case.args = ["inspect", case.model]
+            case.args = ["inspect", case.model] + seed.inspect_extra
         else:
             case.args = ["eval", case.model, "--data", case.data] + seed.extra
             if r > 0.9:
@@ -1230,6 +1242,7 @@ def main():
                          "with a smaller number, so that an absurd size is refused before it can take a shared machine's memory; "
                          "an allocation past --memory-mb then means a size that bypassed the limit")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--target", choices=["all", "model", "data"], default="all", help="mutate models, data or both")
     ap.add_argument("--kinds", help="regular expression: only mutation kinds matching it")
     ap.add_argument("--out", help="folder for reproducers and summary.json (default: a temp folder)")
     ap.add_argument("--log", help="also append one JSON line per case here")
@@ -1267,7 +1280,7 @@ def main():
             i = next_index()
             if i is None:
                 return
-            case = build_case(a.seed, i, work, mpq, SEEDS, a.kinds)
+            case = build_case(a.seed, i, work, mpq, SEEDS, a.kinds, a.target)
             if case is None:
                 continue
             rc, to, so, se, secs = run_case(case, a.timeout, a.memory_mb, a.tensor_limit_mb)
