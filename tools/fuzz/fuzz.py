@@ -1260,6 +1260,7 @@ def main():
         s.load()
     start = time.time()
     counts = collections.Counter()
+    unnamed = collections.Counter()   # exit 2 whose message names none of case.names (a note, not a failure)
     per_kind = collections.defaultdict(collections.Counter)
     repros = []
     lock = threading.Lock()
@@ -1295,6 +1296,13 @@ def main():
                         repros.append(dest)
                         print(f"FAIL case {i}: {case.kind} -> {outcome} (rc {rc}): {case.detail}\n  {first_line(se, case)}\n  {dest}",
                               file=sys.stderr, flush=True)
+                if outcome == "ok-exit2" and case.names and not any(
+                        n and (n in se or os.path.basename(n) in se) for n in case.names):
+                    unnamed[case.kind] += 1
+                    if unnamed[case.kind] == 1:
+                        os.makedirs(os.path.join(out, "unnamed"), exist_ok=True)
+                        with open(os.path.join(out, "unnamed", case.kind + ".txt"), "w") as f:
+                            f.write(f"{case.detail}\nnames: {case.names}\n{' '.join(case.args)}\n{se}")
                 if log:
                     log.write(json.dumps({"case": i, "seed": case.seed.name, "kind": case.kind, "certain": case.certain,
                                           "outcome": outcome, "rc": rc, "s": round(secs, 2), "err": first_line(se, case)}) + "\n")
@@ -1322,7 +1330,8 @@ def main():
     failing = sum(counts[f] for f in FAILURES)
     summary = {"seed": a.seed, "runs": runs, "seconds": round(elapsed, 1), "binary": mpq, "timeout": a.timeout,
                "memory_mb": a.memory_mb, "tensor_limit_mb": a.tensor_limit_mb,
-               "outcomes": dict(sorted(counts.items())), "failing": failing, "reproducers": sorted(os.path.relpath(r, out) for r in repros),
+               "outcomes": dict(sorted(counts.items())), "failing": failing,
+               "exit2_naming_none_of_the_mutated_things": dict(sorted(unnamed.items())), "reproducers": sorted(os.path.relpath(r, out) for r in repros),
                "kinds": {k: dict(sorted(v.items())) for k, v in sorted(per_kind.items())}}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -1332,6 +1341,9 @@ def main():
         print("per mutation kind:")
         for k, v in sorted(per_kind.items()):
             print(f"  {k:40s} " + ", ".join(f"{o} {c}" for o, c in sorted(v.items())))
+    if unnamed:
+        print(f"note: {sum(unnamed.values())} exit-2 messages name none of the mutated things (file, tensor, node, "
+              f"array); examples under {out}/unnamed: " + ", ".join(f"{k} {v}" for k, v in sorted(unnamed.items())))
     if failing:
         print(f"FAILED: {failing} failing runs, {len(repros)} distinct reproducers under {out}/repro:")
         for r in repros:
