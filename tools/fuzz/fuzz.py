@@ -954,6 +954,7 @@ def d_zip(rng, arrays, case):
         struct.pack_into("<I", data, locals_[i][0] + 22, v)
         struct.pack_into("<I", data, centrals[i] + 24, v)
     elif sub == "size_mismatch":
+        certain = None   # decided below: a deflate stream ends by itself, so readers may not need the size
         i = rng.randrange(len(locals_))
         which = rng.choice([18, 22])  # compressed / uncompressed size in the local header (+2 in the central one)
         old = struct.unpack_from("<I", data, locals_[i][0] + which)[0]
@@ -975,7 +976,23 @@ def d_zip(rng, arrays, case):
     path = os.path.join(case.dir, "data.npz")
     with open(path, "wb") as f:
         f.write(data)
+    if certain is None:
+        certain = not numpy_reads(path)
     return f"zip_{sub}_{'deflated' if compress else 'stored'}", certain, sub
+
+
+def numpy_reads(path):
+    """Python's zipfile (CRCs, sizes, headers) and numpy read every array back."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if z.testzip() is not None:
+                return False
+        with np.load(path, allow_pickle=False) as z:
+            for k in z.files:
+                z[k]
+        return True
+    except Exception:
+        return False
 
 
 def d_special(rng, arrays, case):
@@ -1010,9 +1027,10 @@ def d_bytes(rng, arrays, case):
     path = os.path.join(case.dir, "data.npz")
     with open(path, "wb") as f:
         f.write(out)
-    # Any change is caught by a CRC, a header check or the missing end record, except a flip in a
-    # header field nobody reads (time stamps, version made by): maybe valid.
-    return f"npz_bytes_{sub}", sub == "truncate", sub
+    # Truncation loses the end record: certainly invalid. A flip is certainly invalid when Python's
+    # zipfile and numpy cannot read the file back (CRC, stream or header errors); one in a field
+    # nobody reads (time stamps, version made by) leaves a valid file.
+    return f"npz_bytes_{sub}", sub == "truncate" or not numpy_reads(path), sub
 
 
 DATA_MUTATIONS = [(d_npy_header, 5), (d_values, 5), (d_labels, 4), (d_names, 2), (d_zip, 6), (d_special, 1), (d_bytes, 3)]
