@@ -19,13 +19,17 @@ public enum Layers {
         node.opType == "MatMul" && ActivationMatMulFamily.accepts(node, constants: constants)
     }
 
+    static let macsCeiling = 1 << 50
+
     /// Weight values held in constant inputs.
     public static func parameterCount(_ node: Node, constants: [String: Tensor]) -> Int {
         node.inputs.compactMap { $0.isEmpty ? nil : constants[$0]?.count }.reduce(0, +)
     }
 
     /// Multiply-accumulates of one execution, from the input and output shapes seen (the
-    /// INT8 op families know theirs; other ops count 0).
+    /// INT8 op families know theirs; other ops count 0). Products saturate at
+    /// `macsCeiling` (a count no real layer reaches), so a malformed model cannot trap here
+    /// and `inspect`'s totals over many nodes cannot overflow either.
     public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
         Int8Ops.macs(node, inputShapes: inputShapes, outputShapes: outputShapes)
     }

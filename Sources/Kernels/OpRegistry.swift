@@ -48,6 +48,24 @@ extension Node {
     }
 }
 
+/// Checks a shape computed from inputs or attributes before anything is allocated from
+/// it: a negative dim, an element count that overflows Int, or a tensor over
+/// `TensorLimits.maxBytes` is an error naming `what` (the session adds the node).
+@discardableResult
+func checkedCount(_ shape: [Int], dtype: DType = .float32, _ what: String = "output") throws -> Int {
+    if let problem = TensorLimits.sizeProblem(shape, dtype: dtype) { throw OpError("\(what): \(problem)") }
+    return TensorLimits.product(shape)!
+}
+
+/// Normalises an axis that indexes one of the tensor's dimensions: unlike
+/// `normalizeAxis`, a scalar (rank 0) has none, so any axis is an error (ops that index
+/// `shape[axis]` would otherwise go out of bounds on a scalar from a malformed graph).
+@inlinable
+public func dimensionAxis(_ axis: Int, rank: Int) throws -> Int {
+    guard rank >= 1 else { throw OpError("axis \(axis) needs an input with at least one dimension, got a scalar") }
+    return try normalizeAxis(axis, rank: rank)
+}
+
 /// Normalises a possibly negative axis against a rank, or throws.
 @inlinable
 public func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {

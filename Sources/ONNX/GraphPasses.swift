@@ -30,12 +30,16 @@ public enum GraphPasses {
             else { continue }
             let eps = bn.float("epsilon", default: 1e-5)
             let channels = scale.count
-            guard [shift.count, mean.count, variance.count].allSatisfy({ $0 == channels }) else { continue }
+            guard [shift.count, mean.count, variance.count].allSatisfy({ $0 == channels }),
+                  // Integer parameters (a malformed file) have no `floats`: leave the node
+                  // to the BatchNormalization op, which reports them.
+                  [scale, shift, mean, variance].allSatisfy({ $0.dtype.isFloating }) else { continue }
             let s = (0..<channels).map { scale.floats[$0] / (variance.floats[$0] + eps).squareRoot() }
             let t = (0..<channels).map { shift.floats[$0] - mean.floats[$0] * s[$0] }
             var p = g.nodes[pi]
             guard let wName = p.input(1), let w = g.initializers[wName], w.dtype == .float32 else { continue }
             let oldBias = p.input(2).flatMap { g.initializers[$0] }
+            if let oldBias, !oldBias.dtype.isFloating { continue }
             var newW = w
             var newB: [Float]
             switch p.opType {

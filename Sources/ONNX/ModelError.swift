@@ -18,6 +18,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case notARegularFile(path: String, expected: String, actual: String)
     /// A data array holds values the run cannot use (NaN/Inf, labels, integer range): Dataset.swift.
     case badArray(path: String, array: String, reason: String)
+    /// An initializer or constant that cannot be used as it is: dims, size or values.
+    case invalidTensor(tensor: String, reason: String)
+    /// An attribute of the wrong type or an impossible value, found at load.
+    case invalidAttribute(node: String, opType: String, attribute: String, reason: String)
+    /// The model's opset import for a domain is missing or outside what mpq implements.
+    case unsupportedOpset(domain: String, version: Int?, supported: ClosedRange<Int>)
 
     public var description: String {
         switch self {
@@ -36,6 +42,13 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .inputDTypeMismatch(let i, let e, let a): return "input '\(i)' expects \(e), the data has \(a)"
         case .notARegularFile(let p, let e, let a): return "\(p) is \(a), not \(e)"
         case .badArray(let p, let a, let r): return "\(p): array '\(a)' \(r)"
+        case .invalidTensor(let t, let r): return "tensor '\(t)': \(r)"
+        case .invalidAttribute(let n, let t, let a, let r): return "node '\(n)' (\(t)): attribute '\(a)' \(r)"
+        case .unsupportedOpset(let d, let v, let s):
+            let domain = d.isEmpty ? "ai.onnx" : d
+            let range = "mpq implements \(domain) opsets \(s.lowerBound) to \(s.upperBound)"
+            guard let v else { return "the model imports no \(domain) opset (opset_import is missing it); \(range)" }
+            return "the model imports \(domain) opset \(v); \(range)"
         }
     }
 }

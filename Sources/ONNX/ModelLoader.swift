@@ -6,6 +6,15 @@ import SwiftProtobuf
 /// topologically. Structural problems (truncation, dangling values) are reported here,
 /// before anything runs.
 public enum ModelLoader {
+    /// The ai.onnx opsets mpq implements. 7 is the first with numpy-style broadcasting
+    /// (before it, Add, Mul and Gemm carried `broadcast`/`axis` attributes mpq does not
+    /// read); 28 is the newest the conformance suite exercises.
+    public static let supportedOpsets: ClosedRange<Int> = 7...28
+
+    /// Node domains mpq executes: only the default one (custom-domain ops are rejected
+    /// here, before graph passes could fold them away unseen).
+    public static let supportedDomains: Set<String> = ["", "ai.onnx"]
+
     public static func load(path: String) throws -> Graph {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileNotFound(path: path) }
@@ -26,8 +35,16 @@ public enum ModelLoader {
             throw ModelError.corruptModel(path: path, reason: "no graph or no graph outputs; the file may be truncated or not ONNX")
         }
         var opsets: [String: Int] = [:]
-        for o in model.opsetImport { opsets[o.domain == "ai.onnx" ? "" : o.domain] = Int(o.version) }
-        if opsets.isEmpty { opsets[""] = 1 }
+        for o in model.opsetImport { opsets[o.domain == "ai.onnx" ? "" : o.domain] = Int(clamping: o.version) }
+        // Ops are run with the semantics of the imported opset: a missing or unknown one
+        // would silently pick the wrong semantics (Reshape's shape attribute, Add's
+        // `broadcast`), so it is an error, not a default.
+        guard let opset = opsets[""] else {
+            throw ModelError.unsupportedOpset(domain: "", version: nil, supported: supportedOpsets)
+        }
+        guard supportedOpsets.contains(opset) else {
+            throw ModelError.unsupportedOpset(domain: "", version: opset, supported: supportedOpsets)
+        }
         var metadata: [String: String] = [:]
         for p in model.metadataProps { metadata[p.key] = p.value }
         do {
@@ -42,9 +59,18 @@ public enum ModelLoader {
                         metadata: [String: String], baseDirectory: URL?) throws -> Graph {
         var initializers: [String: Tensor] = [:]
         for t in g.initializer {
-            initializers[t.name] = try TensorDecoder.decode(t, baseDirectory: baseDirectory)
+            let tensor = try TensorDecoder.decode(t, baseDirectory: baseDirectory)
+            try checkFinite(tensor, name: t.name)
+            initializers[t.name] = tensor
         }
         let inputs = g.input.filter { initializers[$0.name] == nil }.map(valueInfo)
+        for input in inputs {
+            // Known dims only (a symbolic batch counts as 1): `inspect` allocates from them.
+            let known = (input.shape ?? []).map { $0 ?? 1 }
+            if let problem = TensorLimits.sizeProblem(known, dtype: input.dtype ?? .float32) {
+                throw ModelError.invalidTensor(tensor: input.name, reason: "graph input: \(problem)")
+            }
+        }
         let outputs = g.output.map(valueInfo)
 
         // Stable unique names: the file's, else <OpType>_<index>; a clash gets the index appended.
@@ -54,12 +80,19 @@ public enum ModelLoader {
             var name = n.name.isEmpty ? "\(n.opType)_\(i)" : n.name
             if used.contains(name) { name = "\(name)_\(i)" }
             used.insert(name)
+            guard supportedDomains.contains(n.domain) else {
+                throw ModelError.unsupportedOp(node: name, opType: n.opType, domain: n.domain, opset: opsets[n.domain] ?? 0)
+            }
             var attrs: [String: Attribute] = [:]
             for a in n.attribute {
-                attrs[a.name] = try attribute(a, node: name, baseDirectory: baseDirectory)
+                let value = try attribute(a, node: name, baseDirectory: baseDirectory)
+                if case .tensor(let t) = value { try checkFinite(t, name: "\(name).\(a.name)") }
+                attrs[a.name] = value
             }
-            nodes.append(Node(name: name, opType: n.opType, domain: n.domain,
-                              inputs: n.input, outputs: n.output, attributes: attrs))
+            let node = Node(name: name, opType: n.opType, domain: n.domain,
+                            inputs: n.input, outputs: n.output, attributes: attrs)
+            try AttributeSchema.check(node)
+            nodes.append(node)
         }
         let available = Set(initializers.keys).union(inputs.map(\.name))
         let sorted = try topologicalOrder(nodes, available: available)
@@ -69,6 +102,16 @@ public enum ModelLoader {
         }
         return Graph(nodes: sorted, initializers: initializers, inputs: inputs, outputs: outputs,
                      opsets: opsets, name: g.name, producer: producer, metadata: metadata)
+    }
+
+    /// NaN or Inf in a weight is almost always a broken export, and it poisons every
+    /// score silently; `TensorLimits.allowNonFinite` (MPQ_ALLOW_NONFINITE=1) accepts it.
+    static func checkFinite(_ t: Tensor, name: String) throws {
+        guard t.dtype.isFloating, !TensorLimits.allowNonFinite else { return }
+        var nan = 0, inf = 0
+        for v in t.floats where !v.isFinite { if v.isNaN { nan += 1 } else { inf += 1 } }
+        guard nan + inf > 0 else { return }
+        throw ModelError.invalidTensor(tensor: name, reason: "\(nan + inf) of \(t.count) values are not finite (\(nan) NaN, \(inf) Inf); set MPQ_ALLOW_NONFINITE=1 if the model means it")
     }
 
     /// Kahn's algorithm, keeping file order among ready nodes so names and reports are stable.
@@ -125,11 +168,17 @@ public enum ModelLoader {
     }
 
     static func attribute(_ a: Onnx_AttributeProto, node: String, baseDirectory: URL?) throws -> Attribute {
+        // A Constant's value is usually unnamed: errors then name it `<node>.<attribute>`.
+        func decodeTensor() throws -> Tensor {
+            var t = a.t
+            if t.name.isEmpty { t.name = "\(node).\(a.name)" }
+            return try TensorDecoder.decode(t, baseDirectory: baseDirectory)
+        }
         switch a.type {
         case .float: return .float(a.f)
         case .int: return .int(Int(a.i))
         case .string: return .string(String(decoding: a.s, as: UTF8.self))
-        case .tensor: return .tensor(try TensorDecoder.decode(a.t, baseDirectory: baseDirectory))
+        case .tensor: return .tensor(try decodeTensor())
         case .floats: return .floats(a.floats)
         case .ints: return .ints(a.ints.map { Int($0) })
         case .strings: return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) })
@@ -139,7 +188,7 @@ public enum ModelLoader {
             if a.hasF { return .float(a.f) }
             if a.hasI { return .int(Int(a.i)) }
             if a.hasS { return .string(String(decoding: a.s, as: UTF8.self)) }
-            if a.hasT { return .tensor(try TensorDecoder.decode(a.t, baseDirectory: baseDirectory)) }
+            if a.hasT { return .tensor(try decodeTensor()) }
             if !a.floats.isEmpty { return .floats(a.floats) }
             if !a.ints.isEmpty { return .ints(a.ints.map { Int($0) }) }
             if !a.strings.isEmpty { return .strings(a.strings.map { String(decoding: $0, as: UTF8.self) }) }

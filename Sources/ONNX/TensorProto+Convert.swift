@@ -9,11 +9,13 @@ enum TensorDecoder {
         guard let dtype = DType(onnxCode: Int(p.dataType)) else {
             throw ModelError.unsupportedDType(tensor: name, code: Int(p.dataType))
         }
+        // Dims are checked before anything is sized from them: a product that overflows
+        // traps, and a huge one aborts in the allocator.
         let shape = p.dims.map { Int($0) }
-        guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw ModelError.invalidGraph(reason: "tensor '\(name)' has a negative dimension in \(shape)")
+        if let problem = TensorLimits.sizeProblem(shape, dtype: dtype) {
+            throw ModelError.invalidTensor(tensor: name, reason: problem)
         }
-        let count = shape.reduce(1, *)
+        let count = TensorLimits.product(shape)!
         var raw: Data? = p.hasRawData ? p.rawData : nil
         if p.dataLocation == .external {
             raw = try readExternal(p, baseDirectory: baseDirectory)
@@ -88,29 +90,57 @@ enum TensorDecoder {
         }
     }
 
-    /// Reads `location` (relative to the model's folder) at `offset`/`length`.
+    /// Reads `location` (relative to the model's folder) at `offset`/`length`. The
+    /// location must name a regular file inside the folder once symlinks are resolved,
+    /// and offset/length must be plain non-negative integers inside it: anything else is
+    /// an error naming the tensor, never a read of some other file or of byte 0.
     static func readExternal(_ p: Onnx_TensorProto, baseDirectory: URL?) throws -> Data {
         var kv: [String: String] = [:]
         for e in p.externalData { kv[e.key] = e.value }
-        guard let location = kv["location"], !location.isEmpty else {
-            throw ModelError.externalData(tensor: p.name, reason: "no 'location' entry")
-        }
+        func fail(_ reason: String) -> ModelError { .externalData(tensor: p.name, reason: reason) }
+        guard let location = kv["location"], !location.isEmpty else { throw fail("no 'location' entry") }
         guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
-            throw ModelError.externalData(tensor: p.name, reason: "location '\(location)' must stay inside the model's folder")
+            throw fail("location '\(location)' must stay inside the model's folder")
         }
-        let url = (baseDirectory ?? URL(fileURLWithPath: ".")).appendingPathComponent(location)
-        guard let handle = try? FileHandle(forReadingFrom: url) else {
-            throw ModelError.externalData(tensor: p.name, reason: "cannot open \(url.path)")
+        let folder = (baseDirectory ?? URL(fileURLWithPath: ".")).standardizedFileURL.resolvingSymlinksInPath()
+        let url = folder.appendingPathComponent(location).standardizedFileURL.resolvingSymlinksInPath()
+        let folderPath = folder.path.hasSuffix("/") ? folder.path : folder.path + "/"
+        guard url.path == folder.path || url.path.hasPrefix(folderPath) else {
+            throw fail("location '\(location)' resolves to \(url.path), outside the model's folder \(folder.path)")
         }
+        // stat, not FileHandle: opening a folder "succeeds" and then traps in Foundation.
+        var st = stat()
+        guard stat(url.path, &st) == 0 else { throw fail("cannot open \(url.path): no such file") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw fail("location '\(location)' is not a regular file (\(url.path))")
+        }
+        let fileSize = UInt64(st.st_size)
+        func parse(_ key: String) throws -> UInt64? {
+            guard let text = kv[key] else { return nil }
+            guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let v = UInt64(text) else {
+                throw fail("\(key) '\(text)' is not a non-negative integer")
+            }
+            return v
+        }
+        let offset = try parse("offset") ?? 0
+        guard offset <= fileSize else {
+            throw fail("offset \(offset) is past the end of \(url.lastPathComponent) (\(fileSize) bytes)")
+        }
+        let length = try parse("length") ?? (fileSize - offset)
+        guard length <= fileSize - offset else {
+            throw fail("\(url.lastPathComponent) has \(fileSize) bytes, the tensor needs bytes \(offset)..<\(offset) + \(length)")
+        }
+        guard Int(length) <= TensorLimits.maxBytes else {
+            throw fail("length \(length) is over the limit of \(TensorLimits.describeBytes(TensorLimits.maxBytes)) (MPQ_MAX_TENSOR_BYTES)")
+        }
+        guard let handle = try? FileHandle(forReadingFrom: url) else { throw fail("cannot open \(url.path)") }
         defer { try? handle.close() }
-        let offset = UInt64(kv["offset"] ?? "0") ?? 0
-        let fileSize = (try? handle.seekToEnd()) ?? 0
-        let length = kv["length"].flatMap { UInt64($0) } ?? (fileSize > offset ? fileSize - offset : 0)
-        guard offset + length <= fileSize else {
-            throw ModelError.externalData(tensor: p.name, reason: "\(url.lastPathComponent) has \(fileSize) bytes, the tensor needs bytes \(offset)..<\(offset + length)")
+        do {
+            try handle.seek(toOffset: offset)
+            return try handle.read(upToCount: Int(length)) ?? Data()
+        } catch {
+            throw fail("cannot read \(url.path): \(error.localizedDescription)")
         }
-        try handle.seek(toOffset: offset)
-        return handle.readData(ofLength: Int(length))
     }
 }
 

@@ -219,7 +219,7 @@ public final class Exporter {
         /// A tensor's parameters: the map's, else its (source's) calibrated range.
         func quant(_ t: String) -> ActivationQuant? {
             if let a = mapTensors[t], (0...255).contains(a.zeroPoint) { return ActivationQuant(scale: a.scale, zeroPoint: UInt8(a.zeroPoint)) }
-            return calibration?.quant(for: sources[t] ?? t)
+            return calibration?.requantizable(sources[t] ?? t)
         }
         let missing = int8.filter { entries[$0.name]?.activation == nil && calibration?.ranges[sources[input0($0.name)] ?? input0($0.name)] == nil }
         if !missing.isEmpty { throw ExportError.missingQuantization(layers: missing.map(\.name)) }

@@ -69,6 +69,19 @@ final class ExecutionSchemeTests: XCTestCase {
         XCTAssertTrue(inputs.plan(for: inputs.allInt8).requantized.isEmpty)
     }
 
+    /// A range no uint8 grid can carry (an attention mask's -3.4e38) is never requantized.
+    func testHugeRangesStayFloat() throws {
+        var d = try Self.digits()
+        var table = d.table
+        table.ranges["/block/relu_1/Relu_output_0"] = .init(min: -3.4e38, max: 5)
+        d = Digits(graph: d.graph, session: d.session, table: table, holdout: d.holdout)
+        let rt = try d.runtime(.ort)
+        let plan = rt.plan(for: rt.allInt8)
+        XCTAssertNil(plan.requantized["/block/relu_1/Relu_output_0"])
+        XCTAssertNil(plan.requantized["/pool1/MaxPool_output_0"], "shares the same source range")
+        XCTAssertNotNil(plan.requantized["/pw/pw.2/Relu_output_0"])
+    }
+
     func testRegionStopsAtFP32Layers() throws {
         let d = try Self.digits()
         let rt = try d.runtime(.ort)

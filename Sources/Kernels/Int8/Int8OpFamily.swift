@@ -42,6 +42,15 @@ public enum Int8Ops {
     }
 }
 
+/// The product of `dims`, saturating at `Layers.macsCeiling` (negative dims count as 0):
+/// MAC counts of malformed shapes can neither trap nor overflow a total.
+func saturatingProduct<C: Collection>(_ dims: C) -> Int where C.Element == Int {
+    dims.reduce(1) { acc, d in
+        let (p, overflow) = acc.multipliedReportingOverflow(by: Swift.max(d, 0))
+        return overflow ? Layers.macsCeiling : Swift.min(p, Layers.macsCeiling)
+    }
+}
+
 /// A constant float weight in input 1, when there is one.
 func constantWeight(_ node: Node, _ constants: [String: Tensor]) -> Tensor? {
     guard let w = node.input(1), let t = constants[w], t.dtype == .float32 else { return nil }

@@ -87,7 +87,7 @@ public final class MixedPrecisionRuntime {
         switch scheme {
         case .inputs: return QuantPlan(inputsScheme: int8)
         case .ort:
-            return QuantPlan(session: session, int8Layers: int8) { [calibration] t in calibration.quant(for: t) }
+            return QuantPlan(session: session, int8Layers: int8) { [calibration] t in calibration.requantizable(t) }
         }
     }
 

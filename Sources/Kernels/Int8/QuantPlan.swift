@@ -114,6 +114,21 @@ public struct QuantPlan: Equatable, Sendable {
     }
 }
 
+extension CalibrationTable {
+    /// Largest magnitude a requantized tensor's range may reach. Beyond it the tensor is
+    /// left in float: a uint8 grid over, say, an attention mask's -3.4e38 would erase the
+    /// signal (ORT's quantize_static would quantize it regardless).
+    public static let requantizableMagnitude: Float = 1e6
+
+    /// The parameters of a tensor the `ort` scheme may requantize, or nil when its range is
+    /// missing, not finite or wider than `requantizableMagnitude`.
+    public func requantizable(_ tensor: String) -> ActivationQuant? {
+        guard let r = ranges[tensor], r.min.isFinite, r.max.isFinite,
+              max(abs(r.min), abs(r.max)) <= Self.requantizableMagnitude else { return nil }
+        return ActivationQuant(min: r.min, max: r.max)
+    }
+}
+
 /// Quantize then dequantize in place, as an ONNX QuantizeLinear -> DequantizeLinear pair,
 /// in one pass: divide, clamp to [-z, 255 - z] (NaN to -z), round half to even, scale.
 /// Bit for bit `mpq_quantize_u8` followed by `(q - z) * s` (the clamp bounds are integers,

@@ -181,7 +181,7 @@ public enum ConvFamily: Int8OpFamily {
 
     public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
         guard let out = outputShapes.first, inputShapes.count > 1, let w = inputShapes[1], w.count >= 2 else { return 0 }
-        return out.reduce(1, *) * w.dropFirst().reduce(1, *)          // Cin/group * prod(kernel)
+        return saturatingProduct([saturatingProduct(out), saturatingProduct(w.dropFirst())])   // Cin/group * prod(kernel)
     }
 
     public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {

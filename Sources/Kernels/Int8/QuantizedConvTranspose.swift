@@ -135,7 +135,7 @@ public enum ConvTransposeFamily: Int8OpFamily {
 
     public static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int {
         guard let x = inputShapes.first ?? nil, inputShapes.count > 1, let w = inputShapes[1], w.count >= 2 else { return 0 }
-        return x.reduce(1, *) * w.dropFirst().reduce(1, *)      // each input pixel scatters Cout/group * prod(kernel)
+        return saturatingProduct([saturatingProduct(x), saturatingProduct(w.dropFirst())])   // each input pixel scatters Cout/group * prod(kernel)
     }
 
     public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {

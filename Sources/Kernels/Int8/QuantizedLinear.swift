@@ -142,10 +142,10 @@ public enum LinearFamily: Int8OpFamily {
         guard let out = outputShapes.first, let a = inputShapes.first ?? nil else { return 0 }
         if node.opType == "Gemm" {
             guard a.count == 2 else { return 0 }
-            return out.reduce(1, *) * (node.int("transA", default: 0) == 1 ? a[0] : a[1])
+            return saturatingProduct([saturatingProduct(out), node.int("transA", default: 0) == 1 ? a[0] : a[1]])
         }
         guard let k = a.last else { return 0 }
-        return out.reduce(1, *) * k
+        return saturatingProduct([saturatingProduct(out), k])
     }
 
     public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {

@@ -55,7 +55,7 @@ extension ActivationOps {
             a = axis < 0 ? axis + r : axis
             guard a >= 0, a <= r else { throw OpError("axis \(axis) out of range for rank \(r)") }
         } else {
-            a = try normalizeAxis(axis, rank: x.rank)
+            a = try dimensionAxis(axis, rank: x.rank)
         }
         let outer = x.shape[..<a].reduce(1, *)
         let n = coerce2D ? x.shape[a...].reduce(1, *) : x.shape[a]

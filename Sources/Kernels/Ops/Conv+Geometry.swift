@@ -55,6 +55,12 @@ struct WindowGeometry {
         guard kernel.allSatisfy({ $0 >= 1 }), s.allSatisfy({ $0 >= 1 }), d.allSatisfy({ $0 >= 1 }), p.allSatisfy({ $0 >= 0 }) else {
             throw OpError("\(op) needs positive kernel_shape \(kernel), strides \(s), dilations \(d) and non-negative pads \(p)")
         }
+        // Bounded so that the geometry's sums and products below cannot overflow Int
+        // (a file with pads or dilations of 2^62 would otherwise trap).
+        let most = TensorLimits.maxDim
+        guard (kernel + s + d + p).allSatisfy({ $0 <= most }) else {
+            throw OpError("\(op) kernel_shape \(kernel), strides \(s), dilations \(d) and pads \(p) must be at most \(most)")
+        }
         let lead = 3 - r
         func pad3(_ v: [Int], _ fill: Int) -> [Int] { [Int](repeating: fill, count: lead) + v }
         self.rank = r

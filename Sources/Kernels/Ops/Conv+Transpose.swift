@@ -25,6 +25,7 @@ extension ConvOps {
         }
         let (g, outSpatial) = try convTransposeGeometry(xShape: x.shape, wShape: w.shape, autoPad: autoPad, dilations: dilations,
                                                         outputPadding: outputPadding, outputShape: outputShape, pads: pads, strides: strides)
+        try checkedCount([n, m] + outSpatial, "ConvTranspose output")
         let inP = g.output.reduce(1, *), outP = g.inputCount, kCount = g.kernelCount
         let rows = mg * kCount
         var out = [Float](repeating: 0, count: n * m * outP)
@@ -68,6 +69,9 @@ extension ConvOps {
         let mode = try AutoPad(attribute: autoPad)
         let adj = outputPadding ?? [Int](repeating: 0, count: r)
         guard adj.count == r else { throw OpError("ConvTranspose output_padding \(adj) does not match \(r) spatial dimensions") }
+        guard adj.allSatisfy({ (0...TensorLimits.maxDim).contains($0) }) else {
+            throw OpError("ConvTranspose output_padding \(adj) must be between 0 and \(TensorLimits.maxDim)")
+        }
         if let os = outputShape, os.count < r {
             throw OpError("ConvTranspose output_shape \(os) has fewer than \(r) spatial dimensions")
         }

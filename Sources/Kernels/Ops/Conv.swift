@@ -32,7 +32,8 @@ enum ConvOps {
             throw OpError("Conv needs X [N,C,spatial...] and W [M,C/group,kernel...] of the same rank, got X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape))")
         }
         let n = x.shape[0], c = x.shape[1], m = w.shape[0], cg = w.shape[1]
-        guard group >= 1, cg * group == c, m % group == 0 else {
+        // c % group first: `cg * group` traps when a file sets group to 2^62.
+        guard group >= 1, c % group == 0, c / group == cg, m % group == 0 else {
             throw OpError("Conv group \(group) does not fit X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape)): need C = group * W[1] and M divisible by group")
         }
         let wKernel = Array(w.shape.dropFirst(2))
@@ -46,6 +47,8 @@ enum ConvOps {
         var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: wKernel, strides: strides,
                                    dilations: dilations, pads: pads, op: "Conv")
         try g.resolveConv(autoPad: try AutoPad(attribute: autoPad), op: "Conv")
+        try checkedCount([n, m] + g.outputShape, "Conv output")
+        try checkedCount([cg * g.kernelCount, g.outputCount], "Conv im2col buffer")
         let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount
         var out = [Float](repeating: 0, count: n * m * outP)
         let mg = m / group

@@ -19,6 +19,8 @@ enum Broadcast {
                 throw OpError("shapes \(Tensor.describe(a)) and \(Tensor.describe(b)) do not broadcast")
             }
         }
+        // Two small inputs can broadcast to an enormous output ([2^20,1] + [1,2^20]).
+        try checkedCount(out, "broadcast of \(Tensor.describe(a)) and \(Tensor.describe(b))")
         return out
     }
 
@@ -152,6 +154,11 @@ enum Broadcast {
     /// Integer op on two tensors; the result is wrapped into `a`'s integer dtype.
     @inline(__always)
     static func ints(_ a: Tensor, _ b: Tensor, _ f: (Int64, Int64) -> Int64) throws -> Tensor {
+        // The result takes `a`'s dtype, which must then be an integer type (a float
+        // tensor here would trip Tensor's storage precondition).
+        guard !a.dtype.isFloating, !b.dtype.isFloating else {
+            throw OpError("needs integer tensors, got \(a.dtype) and \(b.dtype)")
+        }
         let r = try binary(a.asInts, a.shape, b.asInts, b.shape, f)
         let dt = a.dtype
         let v = (dt == .int64 || dt == .uint64) ? r.values : r.values.map { dt.wrap($0) }

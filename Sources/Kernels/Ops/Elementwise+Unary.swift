@@ -10,7 +10,7 @@ extension ElementwiseOps {
         "Sin": unary(Sin), "Cos": unary(Cos), "Tan": unary(Tan), "Asin": unary(Asin), "Acos": unary(Acos),
         "Atan": unary(Atan), "Sinh": unary(Sinh), "Cosh": unary(Cosh), "Asinh": unary(Asinh), "Acosh": unary(Acosh),
         "Atanh": unary(Atanh), "IsNaN": unary(IsNaN),
-        "BitwiseNot": OpEntry(since: 18) { n, i, _ in [BitwiseNot(try n.required(i, 0, "X"))] },
+        "BitwiseNot": OpEntry(since: 18) { n, i, _ in [try BitwiseNot(n.required(i, 0, "X"))] },
         "BitwiseAnd": OpEntry(since: 18) { n, i, _ in [try BitwiseAnd(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
         "BitwiseOr": OpEntry(since: 18) { n, i, _ in [try BitwiseOr(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
         "BitwiseXor": OpEntry(since: 18) { n, i, _ in [try BitwiseXor(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
@@ -110,7 +110,10 @@ extension ElementwiseOps {
 
     /// Bitwise ops on integer tensors; results wrap to the first operand's width (so `~`
     /// of a uint8 stays in 0...255).
-    static func BitwiseNot(_ x: Tensor) -> Tensor { x.mapInts { ~$0 } }
+    static func BitwiseNot(_ x: Tensor) throws -> Tensor {
+        guard !x.dtype.isFloating else { throw OpError("needs an integer tensor, got \(x.dtype)") }
+        return x.mapInts { ~$0 }
+    }
     static func BitwiseAnd(_ a: Tensor, _ b: Tensor) throws -> Tensor { try Broadcast.ints(a, b) { $0 & $1 } }
     static func BitwiseOr(_ a: Tensor, _ b: Tensor) throws -> Tensor { try Broadcast.ints(a, b) { $0 | $1 } }
     static func BitwiseXor(_ a: Tensor, _ b: Tensor) throws -> Tensor { try Broadcast.ints(a, b) { $0 ^ $1 } }

@@ -13,8 +13,10 @@ extension WindowGeometry {
     /// undilated kernel (negative when the kernel is shorter than the stride, so windows
     /// skip input); the size from an integer quotient truncated toward zero, or a Float
     /// one ceiled in `ceil_mode`, dropping a last window that would start in the tail
-    /// padding. So a window somewhat longer than the padded input still gives an output,
-    /// and a much longer one an empty tensor (not an error, as in ONNX Runtime).
+    /// padding. So a dilated window somewhat longer than the padded input still gives an
+    /// output, as in ONNX Runtime; a kernel longer than the padded input itself, or one
+    /// that leaves no window at all, is an error here (ONNX Runtime returns an empty
+    /// tensor, which only surfaces later as a meaningless score).
     mutating func resolvePool(autoPad: AutoPad, ceilMode: Bool, op: String) throws {
         for i in 0..<3 {
             var padSum = padHead[i] + padTail[i]
@@ -37,6 +39,10 @@ extension WindowGeometry {
                 // Integer division truncating toward zero, as in C++.
                 output[i] = max(span / stride[i] + 1, 0)
             }
+            let explicit = autoPad == .notSet || autoPad == .valid
+            guard input[i] == 0 || (output[i] > 0 && (!explicit || kernel[i] <= input[i] + padSum)) else {
+                throw OpError("\(op) kernel \(Tensor.describe(Array(kernel.suffix(rank)))) (dilations \(Array(dilation.suffix(rank)))) is larger than the padded input \(Tensor.describe(Array(input.suffix(rank)))) (pads \(pads))")
+            }
         }
     }
 }
@@ -51,6 +57,7 @@ extension PoolOps {
         var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: kernelShape, strides: strides,
                                    dilations: dilations, pads: pads, op: op)
         try g.resolvePool(autoPad: try AutoPad(attribute: autoPad), ceilMode: ceilMode, op: op)
+        try checkedCount(Array(x.shape.prefix(2)) + g.outputShape, "\(op) output")
         return (Array(x.shape.prefix(2)), g)
     }
 

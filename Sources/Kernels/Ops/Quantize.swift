@@ -23,7 +23,7 @@ private func parameterIndex(_ x: Tensor, _ p: Tensor, axis: Int, blockSize: Int,
     guard blockSize == 0 else { throw OpError("\(what): block quantization (block_size \(blockSize)) is not supported") }
     if p.rank == 0 || (p.rank == 1 && p.count == 1 && x.rank == 0) { return { _ in 0 } }
     guard p.rank == 1 else { throw OpError("\(what): the scale must be a scalar or 1-D, it is \(Tensor.describe(p.shape))") }
-    let a = try normalizeAxis(axis, rank: x.rank)
+    let a = try dimensionAxis(axis, rank: x.rank)
     guard p.count == x.shape[a] else {
         throw OpError("\(what): \(p.count) scales for axis \(a) of size \(x.shape[a]) (input \(Tensor.describe(x.shape)))")
     }

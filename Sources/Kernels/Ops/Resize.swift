@@ -79,8 +79,13 @@ enum ResizeOps {
                 let s = scaleValues[i]
                 guard s > 0, s.isFinite else { throw OpError("Resize scales \(scaleValues) must be positive") }
                 fullScales[a] = s
-                // Float product then truncation, as ONNX Runtime sizes its output.
-                outShape[a] = Int(s * Float(x.shape[a]))
+                // Float product then truncation, as ONNX Runtime sizes its output; checked
+                // in Float first because Int(_:) traps on a value beyond Int's range.
+                let size = s * Float(x.shape[a])
+                guard size < Float(TensorLimits.maxBytes) else {
+                    throw OpError("Resize scales \(scaleValues) make axis \(a) of \(Tensor.describe(x.shape)) \(size) long, over the limit of \(TensorLimits.describeBytes(TensorLimits.maxBytes)) (MPQ_MAX_TENSOR_BYTES)")
+                }
+                outShape[a] = Int(size)
             }
         } else {
             guard sizeValues.count == ax.count else {
@@ -98,7 +103,9 @@ enum ResizeOps {
                 let s = keepAspectRatioPolicy == "not_larger" ? ratios.min()! : ratios.max()!
                 for a in ax {
                     fullScales[a] = s
-                    outShape[a] = Int((s * Float(x.shape[a])).rounded(.toNearestOrAwayFromZero))
+                    let size = (s * Float(x.shape[a])).rounded(.toNearestOrAwayFromZero)
+                    guard size < Float(TensorLimits.maxBytes) else { throw OpError("Resize sizes \(sizeValues) are too large") }
+                    outShape[a] = Int(size)
                 }
             }
         }
@@ -111,11 +118,16 @@ enum ResizeOps {
             guard v.count == 2 * ax.count else {
                 throw OpError("Resize roi \(Tensor.describe(roi.shape)) must hold \(2 * ax.count) values (starts, then ends)")
             }
+            // Sampling converts roi-derived coordinates to Int, which traps on NaN or huge values.
+            guard v.allSatisfy({ $0.isFinite && abs($0) <= 1e6 }) else {
+                throw OpError("Resize roi \(v.prefix(8)) must be finite and within +-1e6")
+            }
             for (i, a) in ax.enumerated() { fullRoi[a] = v[i]; fullRoi[r + a] = v[ax.count + i] }
         }
         // ONNX Runtime copies the input whenever the output shape equals it, whatever the
         // scales, mode or roi say.
         if outShape == x.shape { return x }
+        try checkedCount(outShape, dtype: x.dtype, "Resize output")
         let opt = ResampleOptions(mode: m, transform: transform, nearestMode: nearest, cubicCoeffA: cubicCoeffA,
                                   excludeOutside: excludeOutside != 0, extrapolationValue: extrapolationValue,
                                   antialias: antialias != 0)

@@ -44,7 +44,7 @@ extension ShapeOps {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw OpError("negative dim in shape \(shape)") }
         let v = value ?? .scalar(Float(0))
         guard v.count == 1 else { throw OpError("value must hold one element, got \(Tensor.describe(v.shape))") }
-        let n = shape.reduce(1, *)
+        let n = try checkedCount(shape, dtype: v.dtype, "ConstantOfShape output")
         return v.dtype.isFloating ? Tensor(shape: shape, floats: [Float](repeating: v.floats[0], count: n), dtype: v.dtype)
                                   : Tensor(shape: shape, ints: [Int64](repeating: v.ints[0], count: n), dtype: v.dtype)
     }
@@ -77,7 +77,15 @@ extension ShapeOps {
             let s = start.floats[0], l = limit.asFloats[0], d = delta.asFloats[0]
             guard d != 0 else { throw OpError("Range delta is 0") }
             // The count in Double and the values accumulated in Float, as ONNX Runtime does.
-            let n = Swift.max(Int((Double(l - s) / Double(d)).rounded(.up)), 0)
+            let q = (Double(l - s) / Double(d)).rounded(.up)
+            guard !q.isNaN else { throw OpError("Range(\(s), \(l), \(d)) has no length (NaN)") }
+            // Compared in Double first: Int(q) traps when q is beyond Int's range.
+            let most = Double(TensorLimits.maxBytes / TensorLimits.storageBytes(start.dtype))
+            guard q <= most else {
+                throw OpError("Range(\(s), \(l), \(d)) has \(q) elements, over the limit of \(TensorLimits.describeBytes(TensorLimits.maxBytes)) (MPQ_MAX_TENSOR_BYTES)")
+            }
+            let n = q > 0 ? Int(q) : 0
+            try checkedCount([n], dtype: start.dtype, "Range output")
             var v = [Float](repeating: 0, count: n)
             var acc = s
             for k in 0..<n { v[k] = acc; acc += d }
@@ -85,8 +93,11 @@ extension ShapeOps {
         }
         let s = start.ints[0], l = limit.asInts[0], d = delta.asInts[0]
         guard d != 0 else { throw OpError("Range delta is 0") }
-        let diff = l - s
-        let n = Swift.max(Int(diff / d + (diff % d != 0 && (diff < 0) == (d < 0) ? 1 : 0)), 0)
+        let (diff, overflow) = l.subtractingReportingOverflow(s)
+        let (quotient, divOverflow) = diff.dividedReportingOverflow(by: d)
+        guard !overflow, !divOverflow else { throw OpError("Range(\(s), \(l), \(d)): the length overflows") }
+        let n = Swift.max(Int(quotient + (diff % d != 0 && (diff < 0) == (d < 0) ? 1 : 0)), 0)
+        try checkedCount([n], dtype: start.dtype, "Range output")
         return Tensor(shape: [n], ints: (0..<n).map { s + Int64($0) * d }, dtype: start.dtype)
     }
 
@@ -104,9 +115,10 @@ extension ShapeOps {
 
     /// Running sums along `axis`; `exclusive` shifts by one, `reverse` runs from the end.
     static func CumSum(_ x: Tensor, axis: Int, exclusive: Int, reverse: Int) throws -> Tensor {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let outer = x.shape[..<a].reduce(1, *), n = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
-        func scan<T: AdditiveArithmetic>(_ v: inout [T]) {
+        // Integers add wrapping, as the elementwise ops do: a file's int64 extremes would trap.
+        func scan<T: AdditiveArithmetic>(_ v: inout [T], _ add: (T, T) -> T) {
             for o in 0..<outer {
                 for i in 0..<inner {
                     var acc = T.zero
@@ -114,13 +126,13 @@ extension ShapeOps {
                         let k = reverse != 0 ? n - 1 - k0 : k0
                         let p = (o * n + k) * inner + i
                         let x = v[p]
-                        if exclusive != 0 { v[p] = acc; acc += x } else { acc += x; v[p] = acc }
+                        if exclusive != 0 { v[p] = acc; acc = add(acc, x) } else { acc = add(acc, x); v[p] = acc }
                     }
                 }
             }
         }
         var y = x
-        if x.dtype.isFloating { scan(&y.floats) } else { scan(&y.ints) }
+        if x.dtype.isFloating { scan(&y.floats, +) } else { scan(&y.ints, &+) }
         return y
     }
 }

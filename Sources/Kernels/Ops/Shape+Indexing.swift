@@ -33,7 +33,7 @@ extension ShapeOps {
     /// The `k` largest (or smallest) values along `axis` and their int64 indices, always
     /// sorted; equal values keep the lower index first, as ONNX Runtime does.
     static func TopK(_ x: Tensor, k: Int, axis: Int, largest: Int, sorted: Int) throws -> [Tensor] {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let n = x.shape[a]
         guard k >= 0, k <= n else { throw OpError("k \(k) out of range for axis \(a) of size \(n)") }
         let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
@@ -102,7 +102,7 @@ extension ShapeOps {
     /// `data[..., indices[i,j,k], ...] = updates[i,j,k]` along `axis`.
     static func ScatterElements(_ x: Tensor, indices: Tensor, updates: Tensor, axis: Int, reduction: String) throws -> Tensor {
         let f = try combine(reduction)
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         guard indices.shape == updates.shape, indices.rank == x.rank else {
             throw OpError("indices \(Tensor.describe(indices.shape)) and updates \(Tensor.describe(updates.shape)) must match data's rank \(x.rank)")
         }
@@ -141,14 +141,19 @@ extension ShapeOps {
     /// `values = [off, on]`; a new axis of size `depth` at `axis`. Indices in
     /// `[-depth, depth)` select a position (negative ones from the end); others give all off.
     static func OneHot(_ indices: Tensor, depth: Tensor, values: Tensor, axis: Int) throws -> Tensor {
-        guard let d = depth.asFloats.first.map({ Int($0) }), d > 0 else { throw OpError("depth must be a positive scalar") }
+        // Checked as Float: Int(_:) traps on NaN or a value beyond Int's range.
+        guard let f = depth.asFloats.first, f.isFinite, f >= 1, f <= Float(TensorLimits.maxBytes) else {
+            throw OpError("depth must be a positive scalar within the tensor limit, got \(depth.asFloats.prefix(4))")
+        }
+        let d = Int(f)
         guard values.count == 2 else { throw OpError("values must hold [off, on], got \(Tensor.describe(values.shape))") }
         let r = indices.rank + 1
         let a = try normalizeAxis(axis, rank: r)
         var shape = indices.shape
         shape.insert(d, at: a)
+        try checkedCount(shape, dtype: values.dtype, "OneHot output")
         let outer = indices.shape[..<a].reduce(1, *), inner = indices.shape[a...].reduce(1, *)
-        let iv = indices.asFloats.map { Int($0) }
+        let iv = indices.asInts.map { Int($0) }
         var hot = [Bool](repeating: false, count: outer * d * inner)
         for o in 0..<outer {
             for i in 0..<inner {
@@ -181,8 +186,8 @@ extension ShapeOps {
         guard x.rank == 2 else { throw OpError("EyeLike needs a 2-D input, got \(Tensor.describe(x.shape))") }
         var y = Tensor.zeros(x.shape, dtype: dtype ?? x.dtype)
         for i in 0..<x.shape[0] {
-            let j = i + k
-            guard j >= 0, j < x.shape[1] else { continue }
+            let (j, overflow) = i.addingReportingOverflow(k)   // k is the file's, up to Int.max
+            guard !overflow, j >= 0, j < x.shape[1] else { continue }
             if y.dtype.isFloating { y.floats[i * x.shape[1] + j] = 1 } else { y.ints[i * x.shape[1] + j] = 1 }
         }
         return y

@@ -44,7 +44,7 @@ extension ShapeOps {
         var offset = 0
         var seen = Set<Int>()
         for k in 0..<axes.count {
-            let a = try normalizeAxis(axes[k], rank: x.rank)
+            let a = try dimensionAxis(axes[k], rank: x.rank)
             guard seen.insert(a).inserted else { throw OpError("axis \(axes[k]) repeated in \(axes)") }
             let dim = x.shape[a], step = Swift.max(steps[k], -Int.max)
             guard step != 0 else { throw OpError("slice step 0 on axis \(a)") }
@@ -60,7 +60,9 @@ extension ShapeOps {
                 count = s > e ? (s - e - 1) / -step + 1 : 0
             }
             shape[a] = count
-            strides[a] = st[a] * step
+            // With one element or none the step is never taken; a file's step of 2^62 times
+            // the stride would overflow (with two or more, |step| < dim and it cannot).
+            strides[a] = count > 1 ? st[a] * step : st[a]
             if count > 0 { offset += s * st[a] }
         }
         return x.strided(shape: shape, strides: strides, offset: offset)
@@ -76,8 +78,14 @@ extension ShapeOps {
         }
         var begin = [Int](repeating: 0, count: r), end = begin
         for (k, a) in axes.enumerated() { begin[a] = pads[k]; end[a] = pads[k + axes.count] }
-        let out = (0..<r).map { x.shape[$0] + begin[$0] + end[$0] }
+        let out = try (0..<r).map { d in
+            let (a, o1) = x.shape[d].addingReportingOverflow(begin[d])
+            let (b, o2) = a.addingReportingOverflow(end[d])
+            guard !o1, !o2 else { throw OpError("pads \(pads) overflow on axis \(d) of \(Tensor.describe(x.shape))") }
+            return b
+        }
         guard out.allSatisfy({ $0 >= 0 }) else { throw OpError("pads \(pads) crop more than \(Tensor.describe(x.shape))") }
+        try checkedCount(out, dtype: x.dtype, "Pad output")
         // Per dim, the source index each output position reads, or -1 for the constant.
         // Negative pads crop first; the modes then pad the cropped extent, as ONNX
         // Runtime does (wrap and reflect see only the kept values).
@@ -152,7 +160,7 @@ extension ShapeOps {
 
     /// Output shape: `data[:axis] + indices + data[axis+1:]`. Negative indices count from the end.
     static func Gather(_ x: Tensor, indices: Tensor, axis: Int) throws -> Tensor {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let dim = x.shape[a]
         let idx = try indices.asInts.map { v -> Int in
             let i = v < 0 ? Int(v) + dim : Int(v)
@@ -187,7 +195,7 @@ extension ShapeOps {
 
     /// `out[i][j][k] = data[i][indices[i][j][k]][k]` (for axis 1): indices shape the output.
     static func GatherElements(_ x: Tensor, indices: Tensor, axis: Int) throws -> Tensor {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         guard indices.rank == x.rank else {
             throw OpError("indices \(Tensor.describe(indices.shape)) and data \(Tensor.describe(x.shape)) differ in rank")
         }

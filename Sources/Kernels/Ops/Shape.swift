@@ -66,13 +66,13 @@ enum ShapeOps {
             }
         }
         if let k = inferred {
-            let rest = out.enumerated().filter { $0.offset != k }.reduce(1) { $0 * $1.element }
-            guard rest != 0, x.count % rest == 0 else {
+            guard let rest = TensorLimits.product(out.enumerated().filter { $0.offset != k }.map(\.element)),
+                  rest != 0, x.count % rest == 0 else {
                 throw OpError("cannot reshape \(Tensor.describe(x.shape)) to \(shape)")
             }
             out[k] = x.count / rest
         }
-        guard out.reduce(1, *) == x.count else {
+        guard TensorLimits.product(out) == x.count else {
             throw OpError("cannot reshape \(Tensor.describe(x.shape)) (\(x.count) values) to \(shape)")
         }
         return x.reshaped(out)
@@ -99,7 +99,7 @@ enum ShapeOps {
     /// Without axes, drops every dim of size 1.
     static func Squeeze(_ x: Tensor, axes: [Int]?) throws -> Tensor {
         guard let axes, !axes.isEmpty else { return x.reshaped(x.shape.filter { $0 != 1 }) }
-        let drop = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
+        let drop = Set(try axes.map { try dimensionAxis($0, rank: x.rank) })
         for a in drop where x.shape[a] != 1 {
             throw OpError("cannot squeeze axis \(a) of size \(x.shape[a]) in \(Tensor.describe(x.shape))")
         }
@@ -133,7 +133,7 @@ enum ShapeOps {
     /// All inputs share rank and every dim but `axis`.
     static func Concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
         guard let first = xs.first else { throw OpError("Concat needs at least one input") }
-        let a = try normalizeAxis(axis, rank: first.rank)
+        let a = try dimensionAxis(axis, rank: first.rank)
         for x in xs where x.rank != first.rank || x.shape[..<a] != first.shape[..<a] || x.shape[(a + 1)...] != first.shape[(a + 1)...] {
             throw OpError("cannot concatenate \(Tensor.describe(x.shape)) with \(Tensor.describe(first.shape)) on axis \(axis)")
         }
@@ -161,16 +161,18 @@ enum ShapeOps {
 
     /// Explicit `split` sizes, or `numOutputs` equal parts with the last one smaller.
     static func Split(_ x: Tensor, axis: Int, split: [Int]?, numOutputs: Int) throws -> [Tensor] {
-        let a = try normalizeAxis(axis, rank: x.rank)
+        let a = try dimensionAxis(axis, rank: x.rank)
         let dim = x.shape[a]
         var sizes: [Int]
         if let split, !split.isEmpty {
-            guard split.reduce(0, +) == dim, split.allSatisfy({ $0 >= 0 }) else {
+            // Each size bounded first: a sum of file-given sizes like 2^62 would trap.
+            guard split.allSatisfy({ $0 >= 0 && $0 <= dim }), split.reduce(0, +) == dim else {
                 throw OpError("split \(split) does not sum to dim \(dim) of \(Tensor.describe(x.shape))")
             }
             sizes = split
         } else {
-            guard numOutputs > 0 else { throw OpError("Split needs outputs") }
+            // Bounded so `dim + numOutputs` and `k * each` below cannot overflow.
+            guard numOutputs > 0, numOutputs <= 1 << 20 else { throw OpError("Split needs 1 to 2^20 outputs, got \(numOutputs)") }
             let each = (dim + numOutputs - 1) / numOutputs
             sizes = (0..<numOutputs).map { Swift.max(0, Swift.min(each, dim - $0 * each)) }
         }
@@ -187,7 +189,9 @@ enum ShapeOps {
     /// Broadcasts the input to `shape` (which may itself be smaller: the result is the
     /// broadcast of both).
     static func Expand(_ x: Tensor, shape: [Int]) throws -> Tensor {
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw OpError("Expand shape \(shape) has a negative dim") }
         let out = try Broadcast.shape(x.shape, shape)
+        try checkedCount(out, dtype: x.dtype, "Expand output")
         return x.strided(shape: out, strides: Broadcast.strides(x.shape, in: out), offset: 0)
     }
 
@@ -196,11 +200,16 @@ enum ShapeOps {
         guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else {
             throw OpError("repeats \(repeats) do not match \(Tensor.describe(x.shape))")
         }
+        let outShape = try zip(x.shape, repeats).map { s, r in
+            let (p, overflow) = s.multipliedReportingOverflow(by: r)
+            guard !overflow else { throw OpError("repeats \(repeats) of \(Tensor.describe(x.shape)) overflow") }
+            return p
+        }
+        try checkedCount(outShape, dtype: x.dtype, "Tile output")
         let st = stridesOf(x.shape)
         var shape: [Int] = [], strides: [Int] = []
         for d in 0..<x.rank { shape += [repeats[d], x.shape[d]]; strides += [0, st[d]] }
-        return x.strided(shape: shape, strides: strides, offset: 0)
-            .reshaped(zip(x.shape, repeats).map { $0 * $1 })
+        return x.strided(shape: shape, strides: strides, offset: 0).reshaped(outShape)
     }
 }
 

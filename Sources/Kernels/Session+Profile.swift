@@ -1,0 +1,39 @@
+import Foundation
+import ONNX
+
+/// Where a run's time goes, per node: what `mpq profile` prints.
+public struct NodeProfile: Codable, Equatable, Sendable {
+    public var name: String
+    public var opType: String
+    /// Median seconds over the timed runs.
+    public var seconds: Double
+    public var macs: Int
+}
+
+extension Session {
+    /// Times every plan node over `runs` runs of `feeds` (after one warm-up run) with the
+    /// current overrides (INT8 layers included). A node's time is the wall time from the
+    /// previous node's end to its own end: its kernel plus resolving its inputs and freeing
+    /// what it was the last to read. Returns nodes in execution order, each with its median.
+    public func profile(_ feeds: [String: Tensor], runs: Int) throws -> [NodeProfile] {
+        var samples = [[Double]](repeating: [], count: plan.count)
+        var macs = [Int](repeating: 0, count: plan.count)
+        let index = Dictionary(uniqueKeysWithValues: plan.enumerated().map { ($0.element.name, $0.offset) })
+        for run in 0...max(1, runs) {
+            var last = DispatchTime.now().uptimeNanoseconds
+            _ = try self.run(feeds) { node, ins, outs in
+                let now = DispatchTime.now().uptimeNanoseconds
+                if run > 0, let i = index[node.name] {
+                    samples[i].append(Double(now - last) / 1e9)
+                    if run == 1 { macs[i] = Layers.macs(node, inputShapes: ins.map { $0?.shape }, outputShapes: outs.map(\.shape)) }
+                }
+                last = DispatchTime.now().uptimeNanoseconds
+            }
+        }
+        return plan.enumerated().map { i, node in
+            let s = samples[i].sorted()
+            let median = s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+            return NodeProfile(name: node.name, opType: node.opType, seconds: median, macs: macs[i])
+        }
+    }
+}
