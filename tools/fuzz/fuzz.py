@@ -1330,18 +1330,20 @@ def main():
                     print(f"fuzz: {n} runs, {time.time() - start:.0f} s, {bad} failing", file=sys.stderr, flush=True)
             shutil.rmtree(case.dir, ignore_errors=True)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, a.jobs))]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.5)
-    except KeyboardInterrupt:
+    # SIGTERM or SIGINT (also ignored-by-default SIGINT of a background job): finish the runs in
+    # flight, then write the summary as usual.
+    def on_signal(signum, frame):
+        if not stop.is_set():
+            print(f"fuzz: signal {signum}, stopping after the runs in flight", file=sys.stderr, flush=True)
         stop.set()
-        print("fuzz: interrupted, waiting for the runs in flight", file=sys.stderr)
-        for t in threads:
-            t.join()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, a.jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
     elapsed = time.time() - start
     shutil.rmtree(work, ignore_errors=True)
     runs = sum(counts.values())
