@@ -60,8 +60,9 @@ final class FuzzRegressionTests: XCTestCase {
     }
 
     /// An attribute no ONNX schema defines (a misspelled `stride` would silently run with the default).
+    /// Still exit 0 after harden-model; fixed on this branch (AttributeNames, AttributeSchema.check).
     func testAttributeTheSchemaDoesNotDefine() throws {
-        try assertRejected("attr_unknown.onnx", ["node '/4/Tanh'", "fuzz_attr"])
+        try assertRejected("attr_unknown.onnx", ["node '/4/Tanh'", "attribute 'fuzz_attr'", "ONNX schema"])
     }
 
     func testHugeConvDilationsAndPads() throws {
@@ -84,14 +85,18 @@ final class FuzzRegressionTests: XCTestCase {
 
     // MARK: declared types (exit 0)
 
-    /// 'logits' declared int32 while its Gemm writes float32.
+    /// 'logits' declared int32 while its Gemm writes float32. NOT FIXED: still exit 0 on main and
+    /// on this branch (mpq does not compare declared graph input/output types with what the graph
+    /// computes; docs/fuzzing.md, "Open").
     func testGraphOutputDeclaredWithAnotherType() throws {
         try assertRejected("dtype_graph_output.onnx", ["'logits'"])
     }
 
-    /// 'features' declared with element type 99, which ONNX does not define.
+    /// 'features' declared with element type 99, which ONNX does not define (it read as "type
+    /// unknown" and let any data through). Still exit 0 after harden-model; fixed on this branch
+    /// (ModelLoader.valueInfo).
     func testGraphInputWithAnUndefinedType() throws {
-        try assertRejected("dtype_graph_input.onnx", ["'features'"])
+        try assertRejected("dtype_graph_input.onnx", ["'features'", "element type 99"])
     }
 
     // MARK: shape ops with absurd constants (signals 4, 6 and 11)
