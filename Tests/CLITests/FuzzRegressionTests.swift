@@ -85,11 +85,10 @@ final class FuzzRegressionTests: XCTestCase {
 
     // MARK: declared types (exit 0)
 
-    /// 'logits' declared int32 while its Gemm writes float32. NOT FIXED: still exit 0 on main and
-    /// on this branch (mpq does not compare declared graph input/output types with what the graph
-    /// computes; docs/fuzzing.md, "Open").
+    /// 'logits' declared int32 while its Gemm writes float32. Still exit 0 after harden-model; fixed
+    /// on this branch (Session.checkDeclaredOutputTypes: floating vs integer/bool).
     func testGraphOutputDeclaredWithAnotherType() throws {
-        try assertRejected("dtype_graph_output.onnx", ["'logits'"])
+        try assertRejected("dtype_graph_output.onnx", ["node '/7/Gemm'", "'logits'", "declares it int32"])
     }
 
     /// 'features' declared with element type 99, which ONNX does not define (it read as "type
