@@ -463,10 +463,16 @@ def m_dtype(rng, m, case):
     new = rng.choice([c for c in [0, 2, 6, 7, 9, 10, 11, 99] if c != old])
     v.type.tensor_type.elem_type = new
     case.names.append(v.name)
-    # 0 is "unspecified". float <-> float16/double is a type error in ONNX, but mpq computes every
-    # floating type in float32, so the scored values are the same: maybe valid.
+    # 0 is "unspecified"; 99 is no ONNX type. float <-> float16/double is a type error in ONNX, but
+    # mpq computes every floating type in float32, so the scored values are the same: maybe valid.
+    # A float input declared integer/bool breaks its Conv/Gemm reader (certain); an integer input
+    # (the text encoder's attention_mask feeds Unsqueeze/Cast, which take any type) may be declared
+    # another type and still be valid, the data's integers converting exactly.
     floats = {1, 10, 11}
-    certain = new != 0 and not (old in floats and new in floats)
+    if sub == "graph_input":
+        certain = new == 99 or (old in floats and new not in floats and new != 0)
+    else:
+        certain = new != 0 and not (old in floats and new in floats)
     return f"dtype_{sub}", certain, f"{v.name}: {old} -> {new}"
 
 
