@@ -23,7 +23,9 @@ public struct Evaluation: Codable, Equatable, Sendable {
 /// - batch-wise early rejection stops a candidate whose drop is already clearly over the
 ///   budget (docs/search.md states the rule);
 /// - results are memoized per map.
-/// `fullModelEquivalents` counts the work done, in units of one full FP32 pass over the split.
+/// `fullModelEquivalents` counts the work the run used, in units of one full FP32 pass over the
+/// split: an evaluation replayed from a `store` counts what it cost when it was computed, so a
+/// resumed run reports the same numbers as an uninterrupted one.
 public final class CandidateEvaluator {
     public let runtime: MixedPrecisionRuntime
     public let data: Dataset
@@ -51,10 +53,13 @@ public final class CandidateEvaluator {
     /// All-INT8 activations per batch, built on the first all-INT8 evaluation: a map that
     /// is mostly INT8 re-executes only from its first FP32 layer on.
     private var int8Caches: [[String: Tensor]?]? = nil
-    private let cacheLimit: Int
+    let cacheLimit: Int
     private var nodeCost: [Double] = []
     private var totalCost: Double = 1
     private var memo: [String: Evaluation] = [:]
+    /// Saved evaluations (`--state`): replayed with their recorded cost instead of computed,
+    /// and every computed one is added to it.
+    public var store: EvaluationStore?
 
     /// `cacheLimitBytes` bounds the cached FP32 activations; batches beyond it run in full.
     public init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
@@ -121,8 +126,20 @@ public final class CandidateEvaluator {
     public func evaluate(_ map: PrecisionMap, rejectAbove budget: Double? = nil, keepOutputs: Bool = false) throws -> (Evaluation, Outputs?) {
         let key = Self.key(map)
         if !keepOutputs, let m = memo[key], m.complete || (budget != nil && m.drop > budget!) { return (m, nil) }
+        let fp32Changed = runtime.changedNodes(from: runtime.allFP32, to: map)
+        let int8Changed = runtime.changedNodes(from: runtime.allInt8, to: map)
+        let buildInt8Cache = int8Caches == nil && int8Changed.isEmpty
+        // The all-INT8 map that builds the INT8 activation caches always runs, so later
+        // candidates cost what they would have cost in an uninterrupted run.
+        if !keepOutputs, !buildInt8Cache, let r = store?.replay(map.int8Layers, rejectAbove: budget) {
+            evaluations += 1
+            fullModelEquivalents += r.cost
+            memo[key] = r.evaluation
+            return (r.evaluation, nil)
+        }
         try runtime.apply(map)
         evaluations += 1
+        var cost = 0.0
         let output = runtime.session.graph.outputs[0].name
         var values: [Float] = []
         values.reserveCapacity(fp32Outputs.values.count)
@@ -131,11 +148,8 @@ public final class CandidateEvaluator {
         var complete = true
         // Re-execute from whichever cached run differs from this map later in the graph.
         let order = Dictionary(uniqueKeysWithValues: runtime.session.plan.enumerated().map { ($0.element.name, $0.offset) })
-        let fp32Changed = runtime.changedNodes(from: runtime.allFP32, to: map)
-        let int8Changed = runtime.changedNodes(from: runtime.allInt8, to: map)
         func firstChange(_ s: Set<String>) -> Int { s.map { order[$0] ?? 0 }.min() ?? Int.max }
         let useInt8Base = int8Caches != nil && firstChange(int8Changed) > firstChange(fp32Changed)
-        let buildInt8Cache = int8Caches == nil && int8Changed.isEmpty
         var newInt8Caches: [[String: Tensor]?] = []
         var int8Bytes = 0
         for (b, r) in batches.enumerated() {
@@ -145,14 +159,14 @@ public final class CandidateEvaluator {
                 y = outs[output]!
                 let size = values.values.reduce(0) { $0 + 4 * $1.count }
                 if cacheBytes + int8Bytes + size <= cacheLimit { newInt8Caches.append(values); int8Bytes += size } else { newInt8Caches.append(nil) }
-                fullModelEquivalents += Double(r.count) / Double(data.count)
+                cost += Double(r.count) / Double(data.count)
             } else if let cache = useInt8Base ? int8Caches![b] : caches[b] {
                 let (outs, executed) = try runtime.session.runIncremental(cache: cache, changedNodes: useInt8Base ? int8Changed : fp32Changed)
                 y = outs[output]!
-                fullModelEquivalents += executed.reduce(0) { $0 + nodeCost[$1] } / totalCost * Double(r.count) / Double(data.count)
+                cost += executed.reduce(0) { $0 + nodeCost[$1] } / totalCost * Double(r.count) / Double(data.count)
             } else {
                 y = try runtime.session.run(data.batch(r))[output]!
-                fullModelEquivalents += Double(r.count) / Double(data.count)
+                cost += Double(r.count) / Double(data.count)
             }
             y = try transform.apply(y, dataset: data, range: r)
             if metric.isDetection { y = try detection.decode(y) }
@@ -191,6 +205,8 @@ public final class CandidateEvaluator {
             if keepOutputs { outs = o }
         }
         memo[key] = eval
+        fullModelEquivalents += cost
+        try store?.record(map.int8Layers, rejectAbove: budget, evaluation: eval, cost: cost)
         return (eval, outs)
     }
 

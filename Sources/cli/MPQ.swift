@@ -82,6 +82,7 @@ extension QuantizationError: UserFacingError {}
 extension MetricError: UserFacingError {}
 extension CalibrationError: UserFacingError {}
 extension SensitivityError: UserFacingError {}
+extension SearchStateError: UserFacingError {}
 extension HoldoutError: UserFacingError {}
 extension ExportError: UserFacingError {}
 extension QDQExportError: UserFacingError {}

@@ -60,8 +60,9 @@ struct SearchCommand: ParsableCommand {
         let budget = Budget(parsing: self.budget, type: strategyOptions.budgetType)!
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
-        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"),
-                                                  mode: common.sensitivity, smallestBudget: budget)
+        // The sensitivity evaluations are replayed from the state like every other one.
+        try context.attachState(common.state, splits: splits)
+        let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)
@@ -75,6 +76,7 @@ struct SearchCommand: ParsableCommand {
         let document = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: try SHA256.hex(ofFile: model),
                                        dataDescription: context.splits.description, seed: splits.seed, version: MPQ.version,
                                        wallSeconds: strategyOptions.recordTime ? (Date().timeIntervalSince(start) * 100).rounded() / 100 : nil)
+        try context.evaluator.store?.save()
         let data = try document.jsonData()
         try OutputFile.write(data, to: out)
         if common.json {

@@ -36,6 +36,16 @@ struct SplitOptions: ParsableArguments {
         return f
     }
 
+    /// The splits by content, for the state key: file digests, or the one file's digest
+    /// with its split and seed.
+    func digestDescription() throws -> String {
+        if let data {
+            return "data sha256:\(try SHA256.hex(ofFile: data)) split \(fractions!.map { String($0) }.joined(separator: ",")) seed \(seed)"
+        }
+        let cal = calibration!.hasSuffix(".json") ? "table" : "sha256:" + (try SHA256.hex(ofFile: calibration!))
+        return "calibration \(cal) search sha256:\(try SHA256.hex(ofFile: search!)) holdout sha256:\(try SHA256.hex(ofFile: holdout!))"
+    }
+
     func load(graph: Graph) throws -> DataSplits {
         if let data {
             return try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph, allowNonfinite: allowNonfinite)
@@ -76,7 +86,8 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them, what deploys fast) or inputs (layer inputs only, TensorRT's placement).")
     var scheme: ExecutionScheme = .ort
     @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
-    @Option(help: "Folder for resumable state (sensitivity results are saved after every layer).") var state: String?
+    @Option(help: "Folder for resumable state: search and sweep save every evaluated candidate (evaluations.json), sensitivity every layer (sensitivity.json); a rerun replays them.")
+    var state: String?
     @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")
     var sensitivity: SensitivityMode = .auto
     @Flag(help: "Print JSON on stdout.") var json = false
@@ -165,6 +176,15 @@ struct SearchContext {
             }
         }
         return try sensitivity(statePath: statePath)
+    }
+
+    /// Opens `--state DIR/evaluations.json` and hands it to the evaluator, which then replays
+    /// saved evaluations and saves new ones. A state made from other inputs is refused.
+    func attachState(_ dir: String?, splits options: SplitOptions) throws {
+        guard let path = try statePath(dir, "evaluations.json") else { return }
+        let key = try SearchStateKey(evaluator: evaluator, data: try options.digestDescription(), seed: options.seed,
+                                     mpqVersion: MPQ.version)
+        evaluator.store = try EvaluationStore(path: path, key: key)
     }
 
     /// Runs (or resumes) the sensitivity analysis.

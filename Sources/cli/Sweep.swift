@@ -54,7 +54,9 @@ struct Sweep: ParsableCommand {
         try checkOutputs(out, junit)
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
-        let sensitivity = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"), mode: common.sensitivity,
+        // One state for every budget: the evaluations are shared.
+        try context.attachState(common.state, splits: splits)
+        let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity,
                                                   smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType))
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
@@ -79,6 +81,7 @@ struct Sweep: ParsableCommand {
                                ciLow: v.ci[0], ciHigh: v.ci[1], met: outcome.met, required: required.contains(value))
             entries.append(Entry(budget: value, row: row, map: doc))
         }
+        try context.evaluator.store?.save()
         let rows = entries.map(\.row)
         let allMet = rows.allSatisfy { !$0.required || $0.met }
         let criterion: BudgetCriterion = strategyOptions.confidence == nil ? .point : .upper

@@ -34,7 +34,8 @@ public enum RegionOpKind: Sendable, Equatable {
             // Nearest-neighbour resizing only selects values; linear modes interpolate.
             let mode = node.string("mode", default: "nearest")
             return mode == "nearest" ? .sharesInputScale : nil
-        case "Add", "Mul", "Concat", "Sigmoid", "AveragePool", "GlobalAveragePool", "LeakyRelu", "Relu":
+        case "Add", "Mul", "Concat", "Sigmoid", "AveragePool", "GlobalAveragePool", "LeakyRelu", "Relu",
+             "HardSigmoid", "HardSwish":
             return .ownScale
         default:
             return nil

@@ -70,6 +70,10 @@ public final class MixedPrecisionRuntime {
         // Other requantized outputs (region ops): the FP32 op runs, then Q -> DQ.
         for node in session.plan where layers[node.name] == nil || !plan.int8Layers.contains(node.name) {
             guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
+            if session.overrides[node.name] == nil, let fast = try RegionKernels.override(node, session: session, plan: plan, output: q) {
+                session.overrides[node.name] = fast
+                continue
+            }
             let inner = session.overrides[node.name]
             session.overrides[node.name] = { [unowned self] inputs in
                 var outs = try inner?(inputs) ?? self.session.runNode(node, inputs: inputs)
