@@ -98,6 +98,13 @@ final class FuzzRegressionTests: XCTestCase {
         try assertRejected("dtype_graph_input.onnx", ["'features'", "element type 99"])
     }
 
+    /// An int32 tensor added to a float one (the fuzzer turned the text encoder's position
+    /// embeddings into int32; the Gather fed a float Add): exit 0 after harden-model, fixed on
+    /// this branch (Elementwise.requireOneType for Add/Sub/Mul/Div).
+    func testFloatAndIntegerTensorsInOneAdd() throws {
+        try assertRejected("add_int32_to_float.onnx", ["node 'fuzz_add' (Add)", "float32", "int32"])
+    }
+
     // MARK: shape ops with absurd constants (signals 4, 6 and 11)
 
     func testShapeOpsWithAbsurdConstants() throws {

@@ -135,6 +135,10 @@ def main():
                 [f32("fuzz.roi", []), f32("fuzz.scales", [1.0, 1e30])], "x"), "inject_resize.onnx")
     save(inject(tab(), [helper.make_node("Tile", ["features", "fuzz.repeats"], ["x"], name="fuzz_tile")],
                 [i64("fuzz.repeats", [1, 2**40])], "x"), "inject_tile.onnx")
+    # dtype_initializer (exit 0, seed 2028 case 9881 on the text encoder): an int32 tensor added to
+    # a float one (ONNX's Add has one type T); mpq converted the integers silently.
+    save(inject(tab(), [helper.make_node("Add", ["features", "fuzz.offset"], ["x"], name="fuzz_add")],
+                [numpy_helper.from_array(np.arange(30, dtype=np.int32), "fuzz.offset")], "x"), "add_int32_to_float.onnx")
     # inject_range_absurd (signal 4): Range 0..3e38 (and 0..inf) as an extra graph output.
     for tag, limit in (("3e38", 3e38), ("inf", np.inf)):
         m = tab()
