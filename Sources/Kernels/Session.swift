@@ -85,8 +85,22 @@ public final class Session {
             }
             result[o.name] = t
         }
+        try checkDeclaredOutputTypes(result)
         for k in keep where result[k] == nil { result[k] = values[k] ?? constants[k] }
         return result
+    }
+
+    /// A graph output the model declares floating point but the graph computes as integers
+    /// or bool, or the other way round, is a broken file (ONNX type inference refuses it):
+    /// scoring it would silently read something else than the model says. (Floating types
+    /// are one family here: mpq computes float16/float64 in float32.)
+    func checkDeclaredOutputTypes(_ result: [String: Tensor]) throws {
+        for o in graph.outputs {
+            guard let declared = o.dtype, let t = result[o.name], declared.isFloating != t.dtype.isFloating else { continue }
+            let producer = plan.last { $0.outputs.contains(o.name) }
+            throw RuntimeError.invalidNode(node: producer?.name ?? "graph output", opType: producer?.opType ?? "-",
+                                           reason: "writes graph output '\(o.name)' as \(t.dtype), but the model declares it \(declared)")
+        }
     }
 
     /// Runs one plan node in FP32 on given inputs (per-layer timing, debugging).

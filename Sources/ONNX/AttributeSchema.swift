@@ -63,6 +63,12 @@ public enum AttributeSchema {
     public static func check(_ node: Node) throws {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return }
         for (name, value) in node.attributes.sorted(by: { $0.key < $1.key }) {
+            // An attribute no ONNX schema of the op defines (a misspelled `stride`) would be
+            // ignored, and the op would run with its default: the ONNX checker refuses it too.
+            if let known = AttributeNames.byOp[node.opType], !known.contains(name) {
+                throw ModelError.invalidAttribute(node: node.name, opType: node.opType, attribute: name,
+                                                  reason: "is not defined by any ONNX schema of \(node.opType)")
+            }
             if flags.contains(name), case .int(let v) = value, v != 0 && v != 1 {
                 throw ModelError.invalidAttribute(node: node.name, opType: node.opType, attribute: name,
                                                   reason: "is a flag and must be 0 or 1, the file has \(v)")

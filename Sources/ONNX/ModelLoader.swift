@@ -63,7 +63,7 @@ public enum ModelLoader {
             try checkFinite(tensor, name: t.name)
             initializers[t.name] = tensor
         }
-        let inputs = g.input.filter { initializers[$0.name] == nil }.map(valueInfo)
+        let inputs = try g.input.filter { initializers[$0.name] == nil }.map { try valueInfo($0, role: "graph input") }
         for input in inputs {
             // Known dims only (a symbolic batch counts as 1): `inspect` allocates from them.
             let known = (input.shape ?? []).map { $0 ?? 1 }
@@ -71,7 +71,7 @@ public enum ModelLoader {
                 throw ModelError.invalidTensor(tensor: input.name, reason: "graph input: \(problem)")
             }
         }
-        let outputs = g.output.map(valueInfo)
+        let outputs = try g.output.map { try valueInfo($0, role: "graph output") }
 
         // Stable unique names: the file's, else <OpType>_<index>; a clash gets the index appended.
         var used = Set<String>()
@@ -151,8 +151,15 @@ public enum ModelLoader {
         return order
     }
 
-    static func valueInfo(_ v: Onnx_ValueInfoProto) -> ValueInfo {
+    /// The largest `TensorProto.DataType` code ONNX defines (INT2, onnx 1.19).
+    static let largestONNXDataType = 28
+
+    static func valueInfo(_ v: Onnx_ValueInfoProto, role: String) throws -> ValueInfo {
         guard case .tensorType(let tt)? = v.type.value else { return ValueInfo(name: v.name, dtype: nil, shape: nil) }
+        // A code ONNX does not define would read as "type unknown" and let any data through.
+        guard (0...largestONNXDataType).contains(Int(tt.elemType)) else {
+            throw ModelError.invalidTensor(tensor: v.name, reason: "\(role): element type \(tt.elemType) is not an ONNX data type (0 to \(largestONNXDataType))")
+        }
         let dtype = DType(onnxCode: Int(tt.elemType))
         guard tt.hasShape else { return ValueInfo(name: v.name, dtype: dtype, shape: nil) }
         let dims = tt.shape.dim

@@ -32,22 +32,35 @@ enum ElementwiseOps {
         }
     }
 
+    /// Add, Sub, Mul and Div give both inputs one ONNX type T: a float tensor with an integer
+    /// one is a broken model (an int32 embedding table gathered into a float Add, found by the
+    /// fuzzer), not something to convert silently. (Pow, whose exponent may differ, does not check.)
+    static func requireOneType(_ a: Tensor, _ b: Tensor) throws {
+        guard a.dtype.isFloating == b.dtype.isFloating else {
+            throw OpError("inputs must have one type (ONNX type T), got \(a.dtype) and \(b.dtype)")
+        }
+    }
+
     static func Add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        try Broadcast.arithmetic(a, b, float: { $0 + $1 }, int: { $0 &+ $1 })
+        try requireOneType(a, b)
+        return try Broadcast.arithmetic(a, b, float: { $0 + $1 }, int: { $0 &+ $1 })
     }
 
     static func Sub(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        try Broadcast.arithmetic(a, b, float: { $0 - $1 }, int: { $0 &- $1 })
+        try requireOneType(a, b)
+        return try Broadcast.arithmetic(a, b, float: { $0 - $1 }, int: { $0 &- $1 })
     }
 
     static func Mul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        try Broadcast.arithmetic(a, b, float: { $0 * $1 }, int: { $0 &* $1 })
+        try requireOneType(a, b)
+        return try Broadcast.arithmetic(a, b, float: { $0 * $1 }, int: { $0 &* $1 })
     }
 
     /// Integer division truncates toward zero, as C and ONNX Runtime do. Division by zero
     /// in integers is undefined in ONNX; mpq yields 0 rather than trapping.
     static func Div(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        try Broadcast.arithmetic(a, b, float: { $0 / $1 }, int: { y, z in
+        try requireOneType(a, b)
+        return try Broadcast.arithmetic(a, b, float: { $0 / $1 }, int: { y, z in
             z == 0 ? 0 : y.dividedReportingOverflow(by: z).partialValue
         })
     }
