@@ -78,6 +78,16 @@ def optimized_op_counts(model_path):
         return dict(sorted(counts.items()))
 
 
+def compare_outputs(mine, theirs):
+    """Element by element: a difference above 1e-5 of the output's magnitude is one a
+    rounding tie (one quantization step somewhere upstream) produced."""
+    d = np.abs(mine - theirs)
+    tol = 1e-5 * max(float(np.max(np.abs(theirs))), 1e-30)
+    differing = int(np.sum(d > tol))
+    return {"elements": int(d.size), "max_abs_diff": float(d.max()), "differing": differing,
+            "share": differing / max(d.size, 1), "tolerance": tol}
+
+
 def argmax_first(rows):
     return np.argmax(rows, axis=1)          # first index on ties, as mpq's Outputs.argmax
 
@@ -218,19 +228,13 @@ def main():
         ok &= result["fused_as_expected"]
 
     if a.mpq_outputs:
-        # Element by element: a difference above 1e-5 of the output's magnitude is one a
-        # rounding tie (one quantization step somewhere upstream) produced.
         mine = np.load(a.mpq_outputs)
         m = mine[mine.files[0]].reshape(qdq_out.shape[0], -1).astype(np.float32)
         if m.shape != qdq_out.shape:
             fail_input(f"{a.mpq_outputs} holds {m.shape}, ORT's output is {qdq_out.shape}")
-        d = np.abs(m - qdq_out)
-        tol = 1e-5 * max(float(np.max(np.abs(qdq_out))), 1e-30)
-        differing = int(np.sum(d > tol))
-        result["elementwise"] = {"elements": int(d.size), "max_abs_diff": float(d.max()), "differing": differing,
-                                 "share": differing / max(d.size, 1), "tolerance": tol}
+        result["elementwise"] = compare_outputs(m, qdq_out)
         if result["scheme"] == "ort":
-            result["elementwise_ok"] = differing / max(d.size, 1) <= a.max_differing
+            result["elementwise_ok"] = result["elementwise"]["share"] <= a.max_differing
             ok &= result["elementwise_ok"]
 
     if a.ort_exclude:

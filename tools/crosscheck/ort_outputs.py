@@ -23,7 +23,8 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ort_crosscheck import FLOAT_LAYER_OPS, INTEGER_LAYER_OPS, load_npz, optimized_op_counts  # noqa: E402
+from ort_crosscheck import (FLOAT_LAYER_OPS, INTEGER_LAYER_OPS, compare_outputs, load_npz,  # noqa: E402
+                            optimized_op_counts)
 
 
 def main():
@@ -50,23 +51,21 @@ def main():
     if m.shape != y.shape:
         print(f"error: {a.mpq_outputs} holds {m.shape}, ORT's output is {y.shape}", file=sys.stderr)
         sys.exit(2)
-    d = np.abs(m - y)
-    tol = 1e-5 * max(float(np.max(np.abs(y))), 1e-30)
-    differing = int(np.sum(d > tol))
+    e = compare_outputs(m, y)
     ops = optimized_op_counts(a.qdq)
     floats = sum(ops.get(o, 0) for o in FLOAT_LAYER_OPS)
     ints = sum(ops.get(o, 0) for o in INTEGER_LAYER_OPS)
-    ok = differing / max(d.size, 1) <= a.max_differing and (not a.all_int8 or (floats == 0 and ints > 0))
-    r = {"qdq": a.qdq, "elements": int(d.size), "differing": differing, "max_abs_diff": float(d.max()),
-         "tolerance": tol, "ort_optimized_ops": ops, "ort_float_layer_ops": floats,
+    ok = e["share"] <= a.max_differing and (not a.all_int8 or (floats == 0 and ints > 0))
+    r = {"qdq": a.qdq, "elements": e["elements"], "differing": e["differing"], "max_abs_diff": e["max_abs_diff"],
+         "tolerance": e["tolerance"], "ort_optimized_ops": ops, "ort_float_layer_ops": floats,
          "ort_integer_layer_ops": ints, "ok": bool(ok)}
     text = json.dumps(r, indent=1, sort_keys=True)
     print(text)
     if a.json_out:
         with open(a.json_out, "w") as f:
             f.write(text + "\n")
-    print(f"{os.path.basename(a.qdq)}: {differing} of {d.size} output elements differ from ORT "
-          f"(max {float(d.max()):.3g}); ORT ops {ints} integer / {floats} float" + ("  OK" if ok else "  FAIL"),
+    print(f"{os.path.basename(a.qdq)}: {e['differing']} of {e['elements']} output elements differ from ORT "
+          f"(max {e['max_abs_diff']:.3g}); ORT ops {ints} integer / {floats} float" + ("  OK" if ok else "  FAIL"),
           file=sys.stderr)
     sys.exit(0 if ok else 1)
 

@@ -107,13 +107,8 @@ final class QuantizedConv: QuantizedLayer {
         q.withUnsafeBufferPointer { pq in
         out.withUnsafeMutableBufferPointer { po in
             if packed.isEmpty {
-                var ep = requant == nil
-                    ? mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                   b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
-                                   clamp_lo: clamp.0, clamp_hi: clamp.1, bias_i32: nil, out_scale: 0)
-                    : mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: 1, b_scale: pm.baseAddress,
-                                   bias: nil, clamp_lo: requant!.clamp.0, clamp_hi: requant!.clamp.1,
-                                   bias_i32: requant!.biasInt == nil ? nil : pbi.baseAddress, out_scale: requant!.outputScale)
+                var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
+                                       requant: requant, multipliers: pm, biasInt: pbi)
                 weights.values.withUnsafeBufferPointer { pw in
                     for img in 0..<n {
                         status |= mpq_depthwise_conv_u8s8(path.c, pq.baseAddress! + img * c * inP, &shape, pw.baseAddress, &ep,
@@ -129,15 +124,8 @@ final class QuantizedConv: QuantizedLayer {
                     for gi in 0..<group {
                         if khwc { mpq_im2col_u8_khwc(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress) }
                         else { mpq_im2col_u8(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress) }
-                        var ep = requant == nil
-                            ? mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                           b_scale: ps.baseAddress! + gi * perGroup,
-                                           bias: bias == nil ? nil : pb.baseAddress! + gi * perGroup,
-                                           clamp_lo: clamp.0, clamp_hi: clamp.1, bias_i32: nil, out_scale: 0)
-                            : mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: 1,
-                                           b_scale: pm.baseAddress! + gi * perGroup, bias: nil,
-                                           clamp_lo: requant!.clamp.0, clamp_hi: requant!.clamp.1,
-                                           bias_i32: requant!.biasInt == nil ? nil : pbi.baseAddress! + gi * perGroup, out_scale: requant!.outputScale)
+                        var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
+                                               requant: requant, multipliers: pm, biasInt: pbi, channel: gi * perGroup)
                         // Written channel-major straight into the NCHW output.
                         status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), pc.baseAddress, Int32(kg),
                                                           packed[gi].pointer, &ep,

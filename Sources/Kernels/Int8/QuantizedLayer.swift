@@ -1,3 +1,4 @@
+import CKernels
 import ONNX
 
 /// A layer prepared for INT8 execution once per model: weights quantized per output
@@ -76,4 +77,21 @@ public enum QuantizationError: Error, CustomStringConvertible, Equatable {
 /// The clamp bounds of a node's fused activation, or none.
 func clampBounds(_ node: Node) -> (Float, Float) {
     FusedActivation(node: node)?.bounds ?? (-.infinity, .infinity)
+}
+
+/// The kernel epilogue of an INT8 Conv/Gemm/MatMul, from channel `channel` on (a group's
+/// first output channel): dequantize with the per-channel `scales`, the float `bias` and the
+/// fused clamp or, with `requant`, ONNX Runtime's requantization (`multipliers`, `biasInt`).
+/// The buffers must outlive the kernel call.
+func layerEpilogue(input q: ActivationQuant, scales: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
+                   clamp: (Float, Float), requant: Requantization?, multipliers: UnsafeBufferPointer<Float>,
+                   biasInt: UnsafeBufferPointer<Int32>, channel: Int = 0) -> mpq_epilogue {
+    guard let r = requant else {
+        return mpq_epilogue(a_zero_point: Int32(q.zeroPoint), a_scale: q.scale, b_scale: scales.baseAddress! + channel,
+                            bias: bias.map { $0.baseAddress! + channel }, clamp_lo: clamp.0, clamp_hi: clamp.1,
+                            bias_i32: nil, out_scale: 0)
+    }
+    return mpq_epilogue(a_zero_point: Int32(q.zeroPoint), a_scale: 1, b_scale: multipliers.baseAddress! + channel,
+                        bias: nil, clamp_lo: r.clamp.0, clamp_hi: r.clamp.1,
+                        bias_i32: r.biasInt == nil ? nil : biasInt.baseAddress! + channel, out_scale: r.outputScale)
 }

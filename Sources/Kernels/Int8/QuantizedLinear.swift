@@ -81,13 +81,8 @@ final class QuantizedLinear: QuantizedLayer {
             (bias ?? []).withUnsafeBufferPointer { pb in
                 q.withUnsafeBufferPointer { pq in
                     out.withUnsafeMutableBufferPointer { po in
-                        var ep = requant == nil
-                            ? mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: inputQuant.scale,
-                                           b_scale: ps.baseAddress, bias: bias == nil ? nil : pb.baseAddress,
-                                           clamp_lo: clamp.0, clamp_hi: clamp.1, bias_i32: nil, out_scale: 0)
-                            : mpq_epilogue(a_zero_point: Int32(inputQuant.zeroPoint), a_scale: 1, b_scale: pm.baseAddress,
-                                           bias: nil, clamp_lo: requant!.clamp.0, clamp_hi: requant!.clamp.1,
-                                           bias_i32: requant!.biasInt == nil ? nil : pbi.baseAddress, out_scale: requant!.outputScale)
+                        var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
+                                               requant: requant, multipliers: pm, biasInt: pbi)
                         return mpq_qgemm_u8s8_f32(path.c, Int32(m), Int32(n), Int32(k), pq.baseAddress, Int32(k),
                                                   packed.pointer, &ep, po.baseAddress, Int32(n), gemmThreads(m: m, n: n, k: k))
                     }
