@@ -36,7 +36,7 @@ final class SelfContainedMapCLITests: XCTestCase {
             XCTAssertEqual(e.status, 0, "\(scheme): \(e.stderr)")
             let report = try object(e.stdout)
             XCTAssertEqual(report["score"] as? Double, (mixed * 100).rounded() / 100, "\(scheme): the map's holdout score")
-            XCTAssertEqual(report["int8Layers"] as? Int, int8)
+            XCTAssertEqual(report["int8_layers"] as? Int, int8)
         }
     }
 
