@@ -17,8 +17,10 @@ final class SelfContainedMapCLITests: XCTestCase {
 
     /// `eval --precision map.json` without `--calibration` scores the holdout exactly as the
     /// search did, under both schemes: the `ort` one rebuilds the requantized tensors from
-    /// the map's `tensors`. The eval prints 2 decimals and a holdout of 114 samples moves in
-    /// steps of 0.88 points, so equal rounded scores are equal counts of correct samples.
+    /// the map's `tensors`. The eval prints 2 decimals and a holdout of 142 samples moves in
+    /// steps of 0.70 points, so equal rounded scores are equal counts of correct samples; the
+    /// outputs are the same bytes as the same layers run as a bare map (no parameters)
+    /// calibrated on the search's calibration split.
     func testMapFromSearchEvaluatesWithoutCalibration() throws {
         let dir = try CLI.temporaryDirectory()
         for scheme in ["ort", "inputs"] {
@@ -31,12 +33,24 @@ final class SelfContainedMapCLITests: XCTestCase {
             let mixed = try XCTUnwrap(holdout["mixed"] as? Double)
             let int8 = (doc["layers"] as! [[String: Any]]).filter { $0["precision"] as? String == "int8" }.count
             XCTAssertGreaterThan(int8, 0, "\(scheme): the map must run something in INT8 for the test to mean anything")
+            let fromMap = dir.appendingPathComponent("\(scheme)-map.npz").path
+            let calibrated = dir.appendingPathComponent("\(scheme)-calibrated.npz").path
             let e = try CLI.run(["eval", mlp, "--data", "\(CLI.fixtures)/breast_cancer_raw_mlp_holdout.npz",
-                                 "--precision", map, "--json"])
+                                 "--precision", map, "--json", "--save-outputs", fromMap])
             XCTAssertEqual(e.status, 0, "\(scheme): \(e.stderr)")
             let report = try object(e.stdout)
             XCTAssertEqual(report["score"] as? Double, (mixed * 100).rounded() / 100, "\(scheme): the map's holdout score")
             XCTAssertEqual(report["int8_layers"] as? Int, int8)
+            var bare: [String: String] = [:]
+            for l in doc["layers"] as! [[String: Any]] { bare[l["name"] as! String] = l["precision"] as? String }
+            let bareMap = dir.appendingPathComponent("\(scheme)-bare.json").path
+            try JSONSerialization.data(withJSONObject: ["layers": bare]).write(to: URL(fileURLWithPath: bareMap))
+            let c = try CLI.run(["eval", mlp, "--data", "\(CLI.fixtures)/breast_cancer_raw_mlp_holdout.npz", "--precision", bareMap,
+                                 "--scheme", scheme, "--calibration", "\(CLI.fixtures)/breast_cancer_raw_mlp_calib.npz",
+                                 "--save-outputs", calibrated])
+            XCTAssertEqual(c.status, 0, c.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: fromMap)), try Data(contentsOf: URL(fileURLWithPath: calibrated)),
+                           "\(scheme): the map's parameters are the calibration's, bit for bit")
         }
     }
 
