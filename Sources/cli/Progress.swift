@@ -39,14 +39,14 @@ final class Progress: @unchecked Sendable {
         FileHandle.standardError.write(Data((Progress.line(label, done, total, elapsed: now.timeIntervalSince(start)) + "\n").utf8))
     }
 
-    /// A line of progress text (search steps): on a terminal always, elsewhere at most one
-    /// every interval, like `update`.
+    /// A line of progress text (search steps): on a terminal always, elsewhere the first at
+    /// once (the phase has started) and then at most one every interval.
     func note(_ text: String) {
         if Progress.quiet { return }
         if !tty {
             lock.lock(); defer { lock.unlock() }
             let now = Date()
-            guard now.timeIntervalSince(lastLine ?? start) >= interval else { return }
+            if let lastLine, now.timeIntervalSince(lastLine) < interval { return }
             lastLine = now
             FileHandle.standardError.write(Data("\(label) [\(Progress.duration(now.timeIntervalSince(start)))]: \(text)\n".utf8))
             return

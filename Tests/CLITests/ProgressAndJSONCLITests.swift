@@ -38,6 +38,13 @@ final class ProgressAndJSONCLITests: XCTestCase {
         }
         let sq = try CLI.run(["sensitivity", mlp] + mlpSplits + ["--quiet"], environment: fast)
         XCTAssertEqual(sq.stderr, "", "--quiet")
+
+        // A search step note shows at once that the search started, then one per interval.
+        let out = try CLI.temporaryDirectory().appendingPathComponent("m.json").path
+        let search = try CLI.run(["search", mlp] + mlpSplits + ["--budget", "1%", "--out", out],
+                                 environment: ["MPQ_PROGRESS_INTERVAL": "3600"])
+        XCTAssertTrue(search.status == 0 || search.status == 3, search.stderr)
+        XCTAssertEqual(search.stderr.split(separator: "\n").filter { $0.hasPrefix("search [0s]: ") }.count, 1, search.stderr)
     }
 
     /// Every command's `--json`: object keys in snake_case (maps keyed by names, such as
