@@ -23,6 +23,12 @@ enum OpsetUpgrade {
         guard opset >= 11 else {
             throw QDQExportError.opsetTooOld(opset: opset, ops: ["opset \(opset) < 11 (Clip, Pad, Slice, Upsample and Resize differ)"])
         }
+        // Subgraphs (If/Loop/Scan bodies) are copied as they are: refuse when they hold an
+        // op this upgrade would have to rewrite, rather than write an invalid model.
+        let nested = g.node.flatMap { $0.attribute.flatMap { [$0.g] + $0.graphs } }.flatMap(opTypes)
+        if let op = nested.first(where: rewritten.contains) {
+            throw QDQExportError.opsetTooOld(opset: opset, ops: ["\(op) inside a subgraph (If/Loop/Scan body)"])
+        }
         let ranks = knownRanks(g)
         var nodes: [Onnx_NodeProto] = []
         for var n in g.node {
@@ -82,6 +88,14 @@ enum OpsetUpgrade {
             }
         }
         g.node = nodes
+    }
+
+    /// The ops whose opset-13 form differs from their opset-11/12 form.
+    static let rewritten: Set<String> = ["Softmax", "LogSoftmax", "Hardmax", "ReduceSum", "Squeeze", "Unsqueeze", "Split", "Dropout"]
+
+    /// Every op type in `g` and its subgraphs.
+    static func opTypes(_ g: Onnx_GraphProto) -> [String] {
+        g.node.flatMap { n in [n.opType] + n.attribute.flatMap { [$0.g] + $0.graphs }.flatMap(opTypes) }
     }
 
     /// Ranks the file states: graph inputs, outputs and value_info with a shape, initializers.

@@ -86,6 +86,9 @@ struct PrecisionOptions: ParsableArguments {
         if isFP32 { return nil }
         var recorded: RecordedQuantization?
         if precision != "int8" {
+            if FileKind(path: precision) == .missing {
+                throw CLIError("--precision: \(precision) is neither fp32, int8 nor a readable precision map file")
+            }
             let map: ExportMap
             do { map = try ExportMap(path: precision) } catch let e as ExportError { throw CLIError("--precision: \(e.description)") }
             if let d = map.modelDigest, d != model.digest {

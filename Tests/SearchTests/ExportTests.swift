@@ -271,14 +271,25 @@ final class ExportTests: XCTestCase {
         XCTAssertLessThan(diff, 1e-4, "opset-11 LogSoftmax semantics survive the upgrade")
     }
 
-    /// Opsets before 11 changed more than the upgrade rewrites: refused with what to do.
-    func testOpset10IsRefused() throws {
+    /// Opsets before 11 changed more than the upgrade rewrites, and subgraphs are copied as
+    /// they are: both refused with what to do.
+    func testOpset10AndSubgraphsWithChangedOpsAreRefused() throws {
         var g = Onnx_GraphProto()
         var n = Onnx_NodeProto(); n.opType = "Relu"; n.input = ["x"]; n.output = ["y"]
         g.node = [n]
-        XCTAssertThrowsError(try OpsetUpgrade.to13(&g, from: 10, fresh: { $0 })) {
+        var copy = g
+        XCTAssertThrowsError(try OpsetUpgrade.to13(&copy, from: 10, fresh: { $0 })) {
             guard case .opsetTooOld(10, _)? = $0 as? QDQExportError else { return XCTFail("\($0)") }
             XCTAssertTrue("\($0)".contains("version_converter"), "\($0)")
+        }
+        var body = Onnx_GraphProto()
+        var squeeze = Onnx_NodeProto(); squeeze.opType = "Squeeze"; squeeze.input = ["y"]; squeeze.output = ["z"]
+        body.node = [squeeze]
+        var branch = Onnx_AttributeProto(); branch.name = "then_branch"; branch.type = .graph; branch.g = body
+        var cond = Onnx_NodeProto(); cond.opType = "If"; cond.input = ["c"]; cond.output = ["z"]; cond.attribute = [branch]
+        g.node.append(cond)
+        XCTAssertThrowsError(try OpsetUpgrade.to13(&g, from: 11, fresh: { $0 })) {
+            XCTAssertTrue("\($0)".contains("Squeeze inside a subgraph"), "\($0)")
         }
     }
 
