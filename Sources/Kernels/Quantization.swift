@@ -99,12 +99,33 @@ public struct CalibrationTable: Codable, Equatable, Sendable {
     /// Samples the ranges were computed on.
     public var samples: Int
     public var ranges: [String: Range]
+    /// Parameters recorded in a precision map, used before `ranges` (never written to a
+    /// table file): the map's scores were measured with them, so running the map needs no
+    /// calibration data (docs/precision-map.md, "Self-contained maps").
+    public var recorded: RecordedQuantization?
+
+    private enum CodingKeys: String, CodingKey { case version, method, modelDigest, samples, ranges }
 
     public init(method: String, modelDigest: String, samples: Int, ranges: [String: Range]) {
         self.method = method; self.modelDigest = modelDigest; self.samples = samples; self.ranges = ranges
     }
 
     public func quant(for tensor: String) -> ActivationQuant? {
-        ranges[tensor].map { ActivationQuant(min: $0.min, max: $0.max) }
+        if let q = recorded?.quant[tensor] { return q }
+        return ranges[tensor].map { ActivationQuant(min: $0.min, max: $0.max) }
+    }
+}
+
+/// Activation parameters a precision map recorded, keyed by source tensor (the tensor
+/// whose range a shared-scale chain uses, `QuantPlan.sources`).
+public struct RecordedQuantization: Equatable, Sendable {
+    public var quant: [String: ActivationQuant]
+    /// `ort` scheme: the (source) tensors the map's plan requantized. Exactly these are
+    /// requantizable, so the plan rebuilt from the map is the plan its scores came from;
+    /// nil: decided from the ranges.
+    public var requantized: Set<String>?
+
+    public init(quant: [String: ActivationQuant], requantized: Set<String>?) {
+        self.quant = quant; self.requantized = requantized
     }
 }

@@ -15,7 +15,8 @@ extension Session {
     /// current overrides (INT8 layers included). A node's time is the wall time from the
     /// previous node's end to its own end: its kernel plus resolving its inputs and freeing
     /// what it was the last to read. Returns nodes in execution order, each with its median.
-    public func profile(_ feeds: [String: Tensor], runs: Int) throws -> [NodeProfile] {
+    /// `progress` hears (runs done, runs in all) after every timed run.
+    public func profile(_ feeds: [String: Tensor], runs: Int, progress: ((Int, Int) -> Void)? = nil) throws -> [NodeProfile] {
         var samples = [[Double]](repeating: [], count: plan.count)
         var macs = [Int](repeating: 0, count: plan.count)
         let index = Dictionary(uniqueKeysWithValues: plan.enumerated().map { ($0.element.name, $0.offset) })
@@ -29,6 +30,7 @@ extension Session {
                 }
                 last = DispatchTime.now().uptimeNanoseconds
             }
+            if run > 0 { progress?(run, max(1, runs)) }
         }
         return plan.enumerated().map { i, node in
             let s = samples[i].sorted()

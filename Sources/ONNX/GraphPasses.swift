@@ -21,12 +21,20 @@ public enum GraphPasses {
         var removed = Set<Int>()
         let producers = g.producers
         let consumers = g.consumers
+        /// An initializer, or the value of a Constant node (exporters that keep weights in
+        /// Constant nodes, e.g. at opset 11): both fold the same way.
+        func constant(_ name: String) -> Tensor? {
+            if let t = g.initializers[name] { return t }
+            guard let i = producers[name], g.nodes[i].opType == "Constant" else { return nil }
+            return g.nodes[i].tensor("value")
+        }
+        var folded = Set<String>()          // values the folds read: their Constant nodes may be dead now
         for (bi, bn) in g.nodes.enumerated() where bn.opType == "BatchNormalization" && bn.outputs.filter({ !$0.isEmpty }).count == 1 {
             guard let x = bn.input(0), let pi = producers[x], !removed.contains(pi),
                   isPrivate(x, in: g, consumers: consumers),
                   bn.int("training_mode", default: 0) == 0,
-                  let scale = bn.input(1).flatMap({ g.initializers[$0] }), let shift = bn.input(2).flatMap({ g.initializers[$0] }),
-                  let mean = bn.input(3).flatMap({ g.initializers[$0] }), let variance = bn.input(4).flatMap({ g.initializers[$0] })
+                  let scale = bn.input(1).flatMap(constant), let shift = bn.input(2).flatMap(constant),
+                  let mean = bn.input(3).flatMap(constant), let variance = bn.input(4).flatMap(constant)
             else { continue }
             let eps = bn.float("epsilon", default: 1e-5)
             let channels = scale.count
@@ -37,8 +45,8 @@ public enum GraphPasses {
             let s = (0..<channels).map { scale.floats[$0] / (variance.floats[$0] + eps).squareRoot() }
             let t = (0..<channels).map { shift.floats[$0] - mean.floats[$0] * s[$0] }
             var p = g.nodes[pi]
-            guard let wName = p.input(1), let w = g.initializers[wName], w.dtype == .float32 else { continue }
-            let oldBias = p.input(2).flatMap { g.initializers[$0] }
+            guard let wName = p.input(1), let w = constant(wName), w.dtype == .float32 else { continue }
+            let oldBias = p.input(2).flatMap(constant)
             if let oldBias, !oldBias.dtype.isFloating { continue }
             var newW = w
             var newB: [Float]
@@ -71,12 +79,15 @@ public enum GraphPasses {
             g.initializers[wNew] = newW
             g.initializers[bNew] = Tensor(shape: [channels], floats: newB)
             while p.inputs.count < 3 { p.inputs.append("") }
+            folded.formUnion(bn.inputs.dropFirst() + p.inputs.dropFirst())
             p.inputs[1] = wNew; p.inputs[2] = bNew
             p.outputs[0] = bn.outputs[0]
             g.nodes[pi] = p
             removed.insert(bi)
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        let read = Set(g.nodes.flatMap(\.inputs)).union(g.outputs.map(\.name))
+        g.nodes.removeAll { $0.opType == "Constant" && $0.outputs.allSatisfy { folded.contains($0) && !read.contains($0) } }
         return g.droppingUnusedInitializers()
     }
 

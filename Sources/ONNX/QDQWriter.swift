@@ -64,7 +64,7 @@ public enum QDQExportError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unknownNode(let n): return "the graph has no node '\(n)'"
         case .opsetTooOld(let o, let ops):
-            return "per-channel DequantizeLinear needs opset 13, the model imports opset \(o) and uses ops whose definition changed since (\(ops.joined(separator: ", "))); convert it first, e.g. onnx.version_converter.convert_version(model, 13)"
+            return "per-channel DequantizeLinear needs opset 13, the model imports opset \(o) and mpq cannot rewrite it to 13: \(ops.joined(separator: ", ")); convert it first, e.g. onnx.version_converter.convert_version(model, 13)"
         case .inconsistent(let l, let r): return "layer '\(l)': \(r)"
         }
     }
@@ -77,14 +77,6 @@ public enum QDQExportError: Error, CustomStringConvertible, Equatable {
 /// so the weights are exactly those mpq quantizes; nodes keep the stable names the
 /// loader gives them, which is what precision maps name.
 public enum QDQWriter {
-    /// Ops whose definition changed between an opset and 13 in a way the graph as written
-    /// would not survive (attributes that became inputs, Softmax's axis semantics).
-    static let changedBy13: [(since: Int, ops: Set<String>)] = [
-        (13, ["Softmax", "LogSoftmax", "Hardmax", "Split", "Squeeze", "Unsqueeze", "ReduceSum"]),
-        (12, ["Dropout"]),
-        (11, ["Clip", "Pad", "Resize"]),
-    ]
-
     /// Serialized QDQ model. `modelData` is the original file (its proto is edited),
     /// `graph` is `GraphPasses.foldBatchNorm(ModelLoader.load(modelData))`, `metadata`
     /// is added to (or replaces keys of) the model's metadata_props.
@@ -273,23 +265,19 @@ public enum QDQWriter {
         g.initializer = inits
         g.input = g.input.filter { originalInits[$0.name] == nil || initNames.contains($0.name) }
         g.valueInfo = g.valueInfo.filter { produced.contains($0.name) || initNames.contains($0.name) }
-        model.graph = g
 
-        // DequantizeLinear's axis needs opset 13.
+        // DequantizeLinear's axis needs opset 13: older graphs are rewritten to it.
         let domainIndex = model.opsetImport.firstIndex { $0.domain.isEmpty || $0.domain == "ai.onnx" }
         let opset = domainIndex.map { Int(model.opsetImport[$0].version) } ?? 1
-        if opset < 13 && !layers.isEmpty {
-            let used = Set(graph.nodes.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" }.map(\.opType))
-            var blocking = Set<String>()
-            if opset < 11 { blocking.insert("opset \(opset) < 11") }
-            for (since, ops) in changedBy13 where opset < since { blocking.formUnion(used.intersection(ops)) }
-            if !blocking.isEmpty { throw QDQExportError.opsetTooOld(opset: opset, ops: blocking.sorted()) }
+        if opset < OpsetUpgrade.target && !layers.isEmpty {
+            try OpsetUpgrade.to13(&g, from: opset, fresh: fresh)
             if let i = domainIndex { model.opsetImport[i].version = 13 } else {
                 var o = Onnx_OperatorSetIdProto(); o.domain = ""; o.version = 13
                 model.opsetImport.append(o)
             }
             if model.irVersion < 7 { model.irVersion = 7 }
         }
+        model.graph = g
 
         for (k, v) in metadata {
             model.metadataProps.removeAll { $0.key == k }

@@ -76,7 +76,7 @@ public struct SensitivityAnalyzer {
             try FileKind.requireRegularFile(statePath, expected: "a sensitivity state file")
         }
         if let statePath, let data = FileManager.default.contents(atPath: statePath) {
-            guard let saved = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
+            guard let saved = Self.decodeState(data) else {
                 throw SensitivityError.stateMismatch(path: statePath, reason: "unreadable")
             }
             guard saved.modelDigest == digest, saved.metric == evaluator.metric, saved.searchSamples == evaluator.data.count,
@@ -120,6 +120,14 @@ public struct SensitivityAnalyzer {
 
     private func save(_ report: SensitivityReport) throws {
         guard let statePath else { return }
-        try OutputFile.write(try deterministicJSONEncoder().encode(report), to: statePath)
+        try OutputFile.write(try deterministicJSONEncoder(snakeCase: true).encode(report), to: statePath)
+    }
+
+    /// The state file: snake_case like `mpq sensitivity --out/--json` (so a report can seed
+    /// a state), or the camelCase keys of files written before.
+    static func decodeState(_ data: Data) -> SensitivityReport? {
+        let snake = JSONDecoder()
+        snake.keyDecodingStrategy = .convertFromSnakeCase
+        return (try? snake.decode(SensitivityReport.self, from: data)) ?? (try? JSONDecoder().decode(SensitivityReport.self, from: data))
     }
 }

@@ -37,6 +37,7 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         try checkOutputs(out)
+        Progress.quiet = quiet
         try FileKind.requireRegularFile(model, expected: "an ONNX file")
         let graph = try ModelLoader.load(path: model)
         let digest = graph.digest                       // of the graph as loaded: docs/calibration.md

@@ -20,6 +20,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var precisionOptions: PrecisionOptions
     @Option(help: "Also write the scored output of every sample to this .npz (under the output's name).") var saveOutputs: String?
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "No progress lines on stderr.") var quiet = false
 
     func validate() throws {
         try checkRange("--batch-size", batchSize, 1...largestCount)
@@ -41,6 +42,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try checkOutputs(saveOutputs)
+        Progress.quiet = quiet
         let model = try loadModel(self.model)
         let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: precisionOptions.allowNonfinite)
         if metric.needsLabels && dataset.labels == nil {

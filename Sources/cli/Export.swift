@@ -37,6 +37,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try checkOutputs(out)
+        Progress.quiet = quiet
         try FileKind.requireRegularFile(model, expected: "an ONNX file")
         do {
             let exporter = try Exporter(modelPath: model)

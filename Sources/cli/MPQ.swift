@@ -128,23 +128,8 @@ func checkOutputs(_ paths: String?...) throws {
     for case let p? in paths { try OutputFile.checkWritable(p) }
 }
 
-/// Deterministic JSON: sorted keys, so the same inputs give the same bytes.
+/// Deterministic JSON for `--json` output: sorted keys, snake_case, so the same inputs give
+/// the same bytes and every command's keys read alike.
 func jsonString<T: Encodable>(_ value: T) throws -> String {
-    String(decoding: try deterministicJSONEncoder().encode(value), as: UTF8.self)
-}
-
-/// Progress on stderr, only when a person is watching.
-struct Progress {
-    let label: String
-    let enabled = isatty(2) != 0
-    func update(_ done: Int, _ total: Int) {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\(label): \(done)/\(total)".utf8))
-        if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-    /// A line of progress text (search steps).
-    func note(_ text: String) {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data("\(label): \(text)\n".utf8))
-    }
+    String(decoding: try deterministicJSONEncoder(snakeCase: true).encode(value), as: UTF8.self)
 }

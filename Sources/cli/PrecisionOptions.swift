@@ -9,7 +9,7 @@ import Search
 struct PrecisionOptions: ParsableArguments {
     @Option(help: "fp32, int8 (every quantizable layer), or a precision map JSON file.")
     var precision: String = "fp32"
-    @Option(help: "A calibration table (calib.json from mpq calibrate) or calibration data (.npz).")
+    @Option(help: "A calibration table (calib.json from mpq calibrate) or calibration data (.npz): needed for int8 and for a map without quantization parameters (a map from mpq search carries them).")
     var calibration: String?
     @Option(help: "Method used when --calibration is .npz data: minmax, percentile, entropy, mse.")
     var calibrate: CalibrationMethod = .minmax
@@ -23,8 +23,9 @@ struct PrecisionOptions: ParsableArguments {
     var isFP32: Bool { precision == "fp32" }
 
     func validate() throws {
-        if !isFP32 && calibration == nil {
-            throw ValidationError("--precision \(precision) needs --calibration (a calib.json or calibration .npz data)")
+        // A map file may carry its own parameters: checked when it is read (`makeRuntime`).
+        if precision == "int8" && calibration == nil {
+            throw ValidationError("--precision int8 needs --calibration (a calib.json or calibration .npz data)")
         }
         if kernelPath != .auto && !kernelPath.isAvailable {
             throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU (available: \(KernelPath.available.map(\.rawValue).joined(separator: ", ")))")
@@ -79,10 +80,35 @@ struct PrecisionOptions: ParsableArguments {
         }
     }
 
-    /// Session routed to INT8 kernels as the options say.
+    /// Session routed to INT8 kernels as the options say. A map file's recorded parameters
+    /// come first; `--calibration` fills in what a bare map lacks.
     func makeRuntime(_ model: LoadedModel, batchSize: Int) throws -> MixedPrecisionRuntime? {
         if isFP32 { return nil }
-        let table = try calibrationTable(for: model, batchSize: batchSize)
+        var recorded: RecordedQuantization?
+        if precision != "int8" {
+            if FileKind(path: precision) == .missing {
+                throw CLIError("--precision: \(precision) is neither fp32, int8 nor a readable precision map file")
+            }
+            let map: ExportMap
+            do { map = try ExportMap(path: precision) } catch let e as ExportError { throw CLIError("--precision: \(e.description)") }
+            if let d = map.modelDigest, d != model.digest {
+                throw CLIError("\(precision) was made for another model (model digest \(d), this model's is \(model.digest))")
+            }
+            recorded = map.recordedQuantization(session: model.session, scheme: resolvedScheme)
+            let missing = ExportMap.missingParameters(recorded, session: model.session, scheme: resolvedScheme)
+            if calibration == nil && !missing.isEmpty {
+                let why = recorded == nil ? "records no quantization parameters (a bare map, or one made under another --scheme)"
+                    : "has no quantization parameters for \(missing.prefix(4).joined(separator: ", "))\(missing.count > 4 ? ", ..." : "")"
+                throw CLIError("--precision \(precision) \(why): pass --calibration (a calib.json or calibration .npz data)")
+            }
+        }
+        var table: CalibrationTable
+        if calibration != nil {
+            table = try calibrationTable(for: model, batchSize: batchSize)
+        } else {
+            table = CalibrationTable(method: "map", modelDigest: model.digest, samples: 0, ranges: [:])
+        }
+        table.recorded = recorded
         let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: kernelPath,
                                                 scheme: resolvedScheme)
         try runtime.apply(try precisionMap(for: runtime, model: model))

@@ -17,6 +17,7 @@ struct Profile: ParsableCommand {
     @Option(help: "Print the slowest N nodes (all with --json).") var top: Int = 20
     @OptionGroup var precisionOptions: PrecisionOptions
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "No progress lines on stderr.") var quiet = false
 
     func validate() throws {
         try checkRange("--batch-size", batchSize, 1...largestCount)
@@ -49,6 +50,7 @@ struct Profile: ParsableCommand {
     }
 
     func run() throws {
+        Progress.quiet = quiet
         let model = try loadModel(self.model)
         let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: precisionOptions.allowNonfinite)
         let rows = min(batchSize, dataset.count)
@@ -56,11 +58,11 @@ struct Profile: ParsableCommand {
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let map = runtime?.map
         try runtime?.apply(runtime!.allFP32)
-        let fp32 = try model.session.profile(feeds, runs: runs)
+        let fp32 = try model.session.profile(feeds, runs: runs, progress: Progress(label: "profile fp32").update)
         var other: [NodeProfile]? = nil
         if let runtime, let map {
             try runtime.apply(map)
-            other = try model.session.profile(feeds, runs: runs)
+            other = try model.session.profile(feeds, runs: runs, progress: Progress(label: "profile \(precisionOptions.precision)").update)
         }
         let int8Nodes = runtime.map { Set($0.plan.int8Layers).union($0.plan.int8RegionOps) } ?? []
         let fp32Total = max(fp32.reduce(0) { $0 + $1.seconds }, 1e-12)

@@ -91,6 +91,7 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")
     var sensitivity: SensitivityMode = .auto
     @Flag(help: "Print JSON on stdout.") var json = false
+    @Flag(help: "No progress lines on stderr.") var quiet = false
 
     func validate() throws {
         try checkRange("--batch-size", batchSize, 1...largestCount)
@@ -136,6 +137,7 @@ struct SearchContext {
     let layers: [LayerInfo]
 
     init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
+        Progress.quiet = common.quiet
         self.modelPath = modelPath
         model = try loadModel(modelPath)
         splits = try options.load(graph: model.graph)

@@ -119,7 +119,7 @@ final class CLIErrorTests: XCTestCase {
             if r.status == 2 && r.stderr.contains("not supported by this CPU") { continue }
             XCTAssertEqual(r.status, 0, r.stderr)
             let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-            XCTAssertEqual(json["kernelPath"] as? String, path)
+            XCTAssertEqual(json["kernel_path"] as? String, path)
             scores.append(json["score"] as! Double)
         }
         XCTAssertFalse(scores.isEmpty)
@@ -130,10 +130,10 @@ final class CLIErrorTests: XCTestCase {
         let r = try CLI.run(["inspect", model, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        XCTAssertEqual(json["quantizableLayers"] as? Int, 7)
+        XCTAssertEqual(json["quantizable_layers"] as? Int, 7)
         let nodes = json["nodes"] as! [[String: Any]]
         XCTAssertEqual(nodes.first?["name"] as? String, "/stem/stem.0/Conv")
         XCTAssertEqual(nodes.first?["op"] as? String, "Conv+Relu")
-        XCTAssertEqual(nodes.first?["outputShape"] as? [Int], [1, 16, 16, 16])
+        XCTAssertEqual(nodes.first?["output_shape"] as? [Int], [1, 16, 16, 16])
     }
 }

@@ -15,7 +15,7 @@ final class ProfileCLITests: XCTestCase {
         let inspect = try CLI.run(["inspect", model, "--json"])
         let planned = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any])?["nodes"] as? [[String: Any]])
         XCTAssertEqual(nodes.map { $0["name"] as? String }, planned.map { $0["name"] as? String })
-        for key in ["fp32Share", "share"] {
+        for key in ["fp32_share", "share"] {
             let total = nodes.compactMap { $0[key] as? Double }.reduce(0, +)
             XCTAssertEqual(total, 100, accuracy: 0.01, key)
         }

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
-import ONNX
+@testable import ONNX
 @testable import Search
 
 /// `mpq export`: the QDQ model encodes the numbers mpq's INT8 runtime computes with (run
@@ -211,16 +211,85 @@ final class ExportTests: XCTestCase {
         }
     }
 
-    /// Opset 11 with ops whose definition changed by 13 cannot get per-channel
-    /// DequantizeLinear; the error says so and what to do.
-    func testOldOpsetWithChangedOpsIsRefused() throws {
+    /// Opset 11 with an inference Dropout (`ratio` attribute, an input since 12) and weights
+    /// in Constant nodes: the export rewrites it to opset 13 and the result still runs.
+    func testOpset11DropoutModelIsUpgradedTo13() throws {
         let e = try Exporter(modelPath: Self.path("tabular_mlp_const.onnx"))
+        XCTAssertEqual(e.graph.opset, 11)
         let map = try ExportMap(data: Data(#"{"layers": {"/3/Gemm": "int8"}}"#.utf8), path: "m.json")
         let table = CalibrationTable(method: "minmax", modelDigest: e.digest, samples: 1,
                                      ranges: ["/1/Relu_output_0": .init(min: 0, max: 4)])
-        XCTAssertThrowsError(try e.qdq(map: map, path: "m.json", calibration: table, version: "t")) {
-            XCTAssertEqual($0 as? QDQExportError, .opsetTooOld(opset: 11, ops: ["Dropout"]))
+        let g = try ModelLoader.load(data: e.qdq(map: map, path: "m.json", calibration: table, version: "t"))
+        XCTAssertEqual(g.opset, 13)
+        let dropout = try XCTUnwrap(g.nodes.first { $0.opType == "Dropout" })
+        XCTAssertNil(dropout.attributes["ratio"], "opset 13 Dropout takes its ratio as an input")
+        XCTAssertEqual(dropout.inputs.count, 2)
+        XCTAssertEqual(g.initializers[dropout.inputs[1]]?.floats, [0.2])
+        _ = try Session(graph: GraphPasses.optimize(g))
+    }
+
+    /// The opset-11 digits CNN (tools/fixtures/generate_opset11.py): Split, Squeeze,
+    /// Unsqueeze and ReduceSum get their attributes as inputs, the Softmax over the last axis
+    /// stays one node, the LogSoftmax over axis 2 of a 4-D tensor becomes Flatten ->
+    /// LogSoftmax -> Reshape; the QDQ model scores what mpq's INT8 runtime scores, and its
+    /// second output (FP32 in the export) equals ONNX Runtime's on the opset-11 original.
+    func testOpset11DigitsIsUpgradedTo13() throws {
+        let p = try Self.prepare("digits_cnn_opset11.onnx", calib: "digits_calib.npz", holdout: "digits_holdout.npz")
+        XCTAssertEqual(p.exporter.graph.opset, 11)
+        XCTAssertFalse(p.exporter.session.plan.contains { $0.opType == "BatchNormalization" },
+                       "BatchNorm folds into Conv weights held in Constant nodes too")
+        let qdq = try checkQDQ(p, map: p.runtime.allInt8, label: "digits_cnn_opset11 all-INT8")
+        XCTAssertEqual(qdq.opset, 13)
+        for op in ["Split", "Squeeze", "Unsqueeze", "ReduceSum"] {
+            let nodes = qdq.nodes.filter { $0.opType == op }
+            XCTAssertFalse(nodes.isEmpty, op)
+            for n in nodes {
+                XCTAssertEqual(n.inputs.count, 2, "\(n.name): axes/split as an input")
+                XCTAssertEqual(qdq.initializers[n.inputs[1]]?.dtype, .int64, n.name)
+                XCTAssertNil(n.attributes["axes"] ?? n.attributes["split"], n.name)
+            }
+        }
+        let softmax = try XCTUnwrap(qdq.node(named: "softmax_probs"))
+        XCTAssertEqual(softmax.attributes["axis"], .int(1))
+        XCTAssertEqual(softmax.outputs, ["probs"], "the last axis needs no rewrite")
+        let logsoftmax = try XCTUnwrap(qdq.node(named: "logsoftmax_pool"))
+        XCTAssertEqual(logsoftmax.attributes["axis"], .int(1))
+        XCTAssertEqual(qdq.nodes.first { $0.outputs == logsoftmax.inputs }?.opType, "Flatten")
+        XCTAssertEqual(qdq.nodes.first { $0.outputs == ["pool_logsoftmax"] }?.opType, "Reshape")
+
+        // Only the last layer INT8: the LogSoftmax input stays FP32, so ORT's numbers apply.
+        let lastOnly = PrecisionMap(layers: ["/fc/Gemm": .int8])
+        let file = try Self.mapFile(lastOnly, p)
+        let fc = try ModelLoader.load(data: p.exporter.qdq(map: ExportMap(data: file, path: "m.json"), path: "m.json",
+                                                           calibration: nil, version: "t"))
+        XCTAssertEqual(fc.opset, 13)
+        let session = try Session(graph: GraphPasses.optimize(fc))
+        let got = try Evaluator(session: session, dataset: p.holdout, outputName: "pool_logsoftmax").run()
+        let want = try XCTUnwrap(Numpy.readNPZ(path: Self.path("digits_cnn_opset11.expected.npz"))["pool_logsoftmax"])
+        XCTAssertEqual(got.values.count, want.floats.count)
+        let diff = zip(got.values, want.floats).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(diff, 1e-4, "opset-11 LogSoftmax semantics survive the upgrade")
+    }
+
+    /// Opsets before 11 changed more than the upgrade rewrites, and subgraphs are copied as
+    /// they are: both refused with what to do.
+    func testOpset10AndSubgraphsWithChangedOpsAreRefused() throws {
+        var g = Onnx_GraphProto()
+        var n = Onnx_NodeProto(); n.opType = "Relu"; n.input = ["x"]; n.output = ["y"]
+        g.node = [n]
+        var copy = g
+        XCTAssertThrowsError(try OpsetUpgrade.to13(&copy, from: 10, fresh: { $0 })) {
+            guard case .opsetTooOld(10, _)? = $0 as? QDQExportError else { return XCTFail("\($0)") }
             XCTAssertTrue("\($0)".contains("version_converter"), "\($0)")
+        }
+        var body = Onnx_GraphProto()
+        var squeeze = Onnx_NodeProto(); squeeze.opType = "Squeeze"; squeeze.input = ["y"]; squeeze.output = ["z"]
+        body.node = [squeeze]
+        var branch = Onnx_AttributeProto(); branch.name = "then_branch"; branch.type = .graph; branch.g = body
+        var cond = Onnx_NodeProto(); cond.opType = "If"; cond.input = ["c"]; cond.output = ["z"]; cond.attribute = [branch]
+        g.node.append(cond)
+        XCTAssertThrowsError(try OpsetUpgrade.to13(&g, from: 11, fresh: { $0 })) {
+            XCTAssertTrue("\($0)".contains("Squeeze inside a subgraph"), "\($0)")
         }
     }
 

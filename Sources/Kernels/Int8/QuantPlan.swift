@@ -123,6 +123,7 @@ extension CalibrationTable {
     /// The parameters of a tensor the `ort` scheme may requantize, or nil when its range is
     /// missing, not finite or wider than `requantizableMagnitude`.
     public func requantizable(_ tensor: String) -> ActivationQuant? {
+        if let set = recorded?.requantized { return set.contains(tensor) ? quant(for: tensor) : nil }
         guard let r = ranges[tensor], r.min.isFinite, r.max.isFinite,
               max(abs(r.min), abs(r.max)) <= Self.requantizableMagnitude else { return nil }
         return ActivationQuant(min: r.min, max: r.max)
