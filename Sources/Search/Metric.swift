@@ -72,9 +72,18 @@ public struct Outputs: Sendable, Equatable {
     public var values: [Float]
     public var rows: Int
     public var width: Int
+    /// The shape of one sample's values (their product is `width`): [T, C] for a sequence
+    /// output [N, T, C], so sequence metrics can find the class axis.
+    public var sampleShape: [Int]
 
-    public init(values: [Float], rows: Int, width: Int) {
+    public init(values: [Float], rows: Int, width: Int, sampleShape: [Int]? = nil) {
         self.values = values; self.rows = rows; self.width = width
+        self.sampleShape = sampleShape ?? [width]
+    }
+
+    /// Equal values in equal rows: the sample shape is only a view of them.
+    public static func == (a: Outputs, b: Outputs) -> Bool {
+        a.values == b.values && a.rows == b.rows && a.width == b.width
     }
 
     public func row(_ i: Int) -> ArraySlice<Float> { values[i * width..<(i + 1) * width] }

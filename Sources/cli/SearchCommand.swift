@@ -63,12 +63,7 @@ struct SearchCommand: ParsableCommand {
         // The sensitivity evaluations are replayed from the state like every other one.
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
-        let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
-                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
-                                             detection: common.detection)
-        // The holdout's labels against the output width, before the search rather than after it.
-        try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
-                        path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)
+        let validator = try context.validator(seed: splits.seed, batchSize: common.batchSize, transform: common.outputTransform)
         let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")

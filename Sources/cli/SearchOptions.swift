@@ -71,6 +71,9 @@ struct ScoringOptions: ParsableArguments {
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
     @OptionGroup var detectionFlags: DetectionFlags
+
+    /// The metric as the library scores it.
+    func scorer() -> Scorer { metric.scorer(ScorerOptions(detection: detectionFlags.options)) }
 }
 
 /// Options every search-like command shares.
@@ -132,6 +135,7 @@ struct SearchContext {
     let splits: DataSplits
     let table: CalibrationTable
     let runtime: MixedPrecisionRuntime
+    let scorer: Scorer
     let evaluator: CandidateEvaluator
     let layers: [LayerInfo]
 
@@ -139,13 +143,9 @@ struct SearchContext {
         self.modelPath = modelPath
         model = try loadModel(modelPath)
         splits = try options.load(graph: model.graph)
-        if common.metric.needsLabels && splits.search.labels == nil {
-            throw MetricError.missingLabels(metric: common.metric.rawValue, path: splits.search.path)
-        }
-        if common.metric.needsBoxes {
-            // Fail before calibrating, not after the search.
-            for split in [splits.search, splits.holdout] { _ = try DetectionTruth(dataset: split) }
-        }
+        scorer = common.scoring.scorer()
+        // Fail before calibrating, not after the search.
+        for split in [splits.search, splits.holdout] { try scorer.validate(split) }
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
         } else {
@@ -158,9 +158,9 @@ struct SearchContext {
                                             scheme: common.scheme)
         guard !runtime.layerNames.isEmpty else { throw CLIError("\(modelPath) has no layer that can run in INT8") }
         let progress = Progress(label: "fp32 reference on the search split")
-        evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
+        evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, scorer: scorer,
                                            batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           transform: common.outputTransform, detection: common.detection, progress: progress.update)
+                                           transform: common.outputTransform, progress: progress.update)
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
                                       measureLatency: measureLatency)
     }
@@ -185,6 +185,14 @@ struct SearchContext {
         let key = try SearchStateKey(evaluator: evaluator, data: try options.digestDescription(), seed: options.seed,
                                      mpqVersion: MPQ.version)
         evaluator.store = try EvaluationStore(path: path, key: key)
+    }
+
+    /// The holdout validator, its labels checked against the output before the search rather than after it.
+    func validator(seed: UInt64, batchSize: Int, transform: OutputTransform) throws -> HoldoutValidator {
+        let validator = try HoldoutValidator(runtime: runtime, holdout: splits.holdout, scorer: scorer, batchSize: batchSize,
+                                             seed: seed, transform: transform)
+        try scorer.check(evaluator.fp32Outputs, data: splits.holdout, output: model.session.graph.outputs[0].name)
+        return validator
     }
 
     /// Runs (or resumes) the sensitivity analysis.

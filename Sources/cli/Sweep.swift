@@ -58,12 +58,7 @@ struct Sweep: ParsableCommand {
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity,
                                                   smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType))
-        let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
-                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
-                                             detection: common.detection)
-        // The holdout's labels against the output width, before the search rather than after it.
-        try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
-                        path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)
+        let validator = try context.validator(seed: splits.seed, batchSize: common.batchSize, transform: common.outputTransform)
         let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
         let sha = try SHA256.hex(ofFile: model)
         let required = Set(requiredValues)
@@ -85,12 +80,12 @@ struct Sweep: ParsableCommand {
         let rows = entries.map(\.row)
         let allMet = rows.allSatisfy { !$0.required || $0.met }
         let criterion: BudgetCriterion = strategyOptions.confidence == nil ? .point : .upper
-        let document = Document(model: model, metric: common.metric.rawValue, seed: splits.seed, criterion: criterion.rawValue,
+        let document = Document(model: model, metric: context.scorer.name, seed: splits.seed, criterion: criterion.rawValue,
                                 rows: rows, maps: entries, allRequiredMet: allMet)
         let enc = deterministicJSONEncoder(snakeCase: true)
         try writeAtomically(String(decoding: try enc.encode(document), as: UTF8.self) + "\n", to: out)
         if let junit {
-            let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metric: common.metric, seed: splits.seed,
+            let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metricName: context.scorer.name, seed: splits.seed,
                                      criterion: criterion)
             try writeAtomically(report.xml(), to: junit)
         }
