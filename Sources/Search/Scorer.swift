@@ -101,7 +101,9 @@ extension Metric {
     /// The scorer of a built-in metric.
     public func scorer(_ options: ScorerOptions = ScorerOptions()) -> Scorer {
         switch self {
-        case .top1, .top5, .agreement: return ClassScorer(self)
+        case .top1, .top5, .agreement: return ClassScorer(self, classAxis: options.classAxis, ignoreIndex: options.ignoreIndex)
+        case .ctcExact, .ctcAgreement:
+            return CTCScorer(self, blank: options.blank, ignoreIndex: options.ignoreIndex, classAxis: options.classAxis)
         case .cosine: return CosineScorer()
         case .retrieval: return RetrievalScorer(k: 1)
         case .retrieval5: return RetrievalScorer(k: 5)

@@ -65,15 +65,26 @@ struct SplitOptions: ParsableArguments {
 /// How outputs are scored: the metric, pooling of token-level outputs, detector
 /// post-processing. Shared by `eval` and the search commands.
 struct ScoringOptions: ParsableArguments {
-    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32), map50, map50_95 (detection, need gt_boxes/gt_classes) or box-agreement (detection vs FP32).")
+    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32), map50, map50_95 (detection, need gt_boxes/gt_classes), box-agreement (detection vs FP32), ctc-exact (greedy CTC decoding vs labels [N, L]) or ctc-agreement (vs FP32's decoding). top1/top5/agreement score outputs with more than 2 dimensions per position (docs/metrics.md).")
     var metric: Metric = .top1
+    @Option(help: "Class axis of outputs with more than 2 dimensions (top1/top5/agreement per position, ctc-*); negative counts from the end.")
+    var classAxis: Int = -1
+    @Option(help: "Label value of positions that do not count (sequence labels [N, T], CTC target padding).") var ignoreIndex: Int = -100
+    @Option(help: "Class index of the CTC blank (ctc-exact, ctc-agreement).") var blank: Int = 0
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
     @OptionGroup var detectionFlags: DetectionFlags
 
     /// The metric as the library scores it.
-    func scorer() -> Scorer { metric.scorer(ScorerOptions(detection: detectionFlags.options)) }
+    func scorer() -> Scorer {
+        metric.scorer(ScorerOptions(detection: detectionFlags.options, classAxis: classAxis, ignoreIndex: Int64(ignoreIndex), blank: blank))
+    }
+
+    func validate() throws {
+        if classAxis == 0 { throw ValidationError("--class-axis 0 is the batch axis; the default -1 is the last one") }
+        try checkRange("--blank", blank, 0...largestCount)
+    }
 }
 
 /// Options every search-like command shares.
