@@ -50,6 +50,8 @@ public enum MetricError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(path: String, row: Int, value: Int64, classes: Int, output: String)
     /// Labels that do not fit the scored output's layout (sequence metrics, docs/metrics.md).
     case badLabels(path: String, reason: String)
+    /// `--metric-command` failed or printed something that is not scores (CommandScorer).
+    case commandFailed(command: String, reason: String, stderr: String)
 
     public var description: String {
         switch self {
@@ -59,6 +61,8 @@ public enum MetricError: Error, CustomStringConvertible, Equatable {
         case .labelOutOfRange(let p, let r, let v, let c, let o):
             return "\(p): 'labels' row \(r) holds class \(v), but output '\(o)' has \(c) classes (labels must lie in 0..<\(c))"
         case .badLabels(let p, let r): return "\(p): 'labels' \(r)"
+        case .commandFailed(let c, let r, let e):
+            return "--metric-command '\(c)' \(r)" + (e.isEmpty ? " (no stderr)" : "; its stderr ends with:\n\(e)")
         case .missingGroundTruth(let p, let a): return "detection metrics map50/map50_95 need ground truth: \(p) has no 'gt_boxes' [N, M, 4] and 'gt_classes' [N, M] arrays (arrays: \(a.joined(separator: ", "))); use --metric box-agreement for label-free scoring"
         }
     }

@@ -88,8 +88,12 @@ struct SearchCommand: ParsableCommand {
         print("model \(d.model.path)  metric \(d.metric)  budget \(Budget(value: d.budget.value, type: Budget.Kind(rawValue: d.budget.type)!).label) (\(d.budget.points) points)  seed \(d.seed)")
         print("           FP32     INT8-all  mixed    drop")
         print(String(format: "search   %8.2f %8.2f %8.2f %7.2f", s.fp32, s.int8All, s.mixed, s.drop))
-        print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%.0f%% CI %.2f .. %.2f)", h.fp32, h.int8All, h.mixed, h.drop,
-                     h.confidence * 100, h.ci95[0], h.ci95[1]))
+        if let note = h.ciNote {
+            print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%@)", h.fp32, h.int8All, h.mixed, h.drop, note))
+        } else {
+            print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%.0f%% CI %.2f .. %.2f)", h.fp32, h.int8All, h.mixed, h.drop,
+                         h.confidence * 100, h.ci95[0], h.ci95[1]))
+        }
         print(String(format: "INT8: %d of %d layers, %.1f%% of MACs; %@ search; %d evaluation%@ (%.2f full-model equivalents)",
                      d.int8Layers, d.layers.count, d.int8MacFraction * 100, d.strategy, d.evaluations, d.evaluations == 1 ? "" : "s", d.fullModelEquivalents))
         for l in d.layers { print("  \(l.precision == .int8 ? "int8" : "FP32")  \(l.name)  (\(l.op), \(l.macs) MACs)") }

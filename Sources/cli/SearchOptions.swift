@@ -71,6 +71,8 @@ struct ScoringOptions: ParsableArguments {
     var classAxis: Int = -1
     @Option(help: "Label value of positions that do not count (sequence labels [N, T], CTC target padding).") var ignoreIndex: Int = -100
     @Option(help: "Class index of the CTC blank (ctc-exact, ctc-agreement).") var blank: Int = 0
+    @Option(help: "Your own metric instead of --metric: run through /bin/sh -c as 'CMD OUTPUTS.npz DATA.npz REFERENCE.npz' per evaluation; it prints a JSON array of per-sample scores in points or {\"score\": x} (docs/metrics.md).")
+    var metricCommand: String?
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
@@ -78,12 +80,14 @@ struct ScoringOptions: ParsableArguments {
 
     /// The metric as the library scores it.
     func scorer() -> Scorer {
-        metric.scorer(ScorerOptions(detection: detectionFlags.options, classAxis: classAxis, ignoreIndex: Int64(ignoreIndex), blank: blank))
+        if let metricCommand { return CommandScorer(command: metricCommand) }
+        return metric.scorer(ScorerOptions(detection: detectionFlags.options, classAxis: classAxis, ignoreIndex: Int64(ignoreIndex), blank: blank))
     }
 
     func validate() throws {
         if classAxis == 0 { throw ValidationError("--class-axis 0 is the batch axis; the default -1 is the last one") }
         try checkRange("--blank", blank, 0...largestCount)
+        if let c = metricCommand, c.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--metric-command must not be empty") }
     }
 }
 

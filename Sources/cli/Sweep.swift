@@ -98,6 +98,7 @@ struct Sweep: ParsableCommand {
                 print(String(repeating: " ", count: max(0, 7 - b.count)) + b + String(format: "  %8.1f%%  %11.2f  %7.2f (%6.2f .. %6.2f)  %@  %@", r.int8Share * 100,
                              r.searchDrop, r.holdoutDrop, r.ciLow, r.ciHigh, r.met ? "yes" : "NO ", r.required ? "yes" : ""))
             }
+            if let note = entries.first?.map.result.holdout.ciNote { print("CI: \(note) (the columns repeat the drop)") }
         }
         if !allMet { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }
     }
