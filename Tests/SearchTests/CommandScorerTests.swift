@@ -8,7 +8,7 @@ import ONNX
 /// with the split's arrays, REFERENCE.npz with the FP32 outputs (docs/metrics.md).
 final class CommandScorerTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").path
+        .appendingPathComponent("Fixtures/sequence").path
 
     func testCommandSeesOutputsDataAndReference() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-cmd-\(UUID().uuidString)").path

@@ -5,11 +5,11 @@ import ONNX
 @testable import Search
 
 /// Sequence outputs [N, T, C] (docs/metrics.md): per-position top1/top5/agreement and greedy
-/// CTC decoding, against numpy on ONNX Runtime's outputs of Tests/Fixtures/ctc_digits
+/// CTC decoding, against numpy on ONNX Runtime's outputs of Tests/Fixtures/sequence/ctc_digits
 /// (tools/fixtures/generate_ctc.py) and against hand-checked cases.
 final class SequenceMetricTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").path
+        .appendingPathComponent("Fixtures/sequence").path
 
     func path(_ name: String) -> String { "\(Self.fixtures)/\(name)" }
 
