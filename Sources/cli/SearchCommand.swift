@@ -63,8 +63,7 @@ struct SearchCommand: ParsableCommand {
         // The sensitivity evaluations are replayed from the state like every other one.
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
-        let validator = try context.validator(seed: splits.seed, batchSize: common.batchSize, transform: common.outputTransform)
-        let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
+        let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")
         let outcome = try runner.run(plan) { log.note($0) }

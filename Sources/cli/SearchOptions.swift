@@ -142,55 +142,41 @@ struct DetectionFlags: ParsableArguments {
     }
 }
 
-/// Everything a search needs, prepared once: model, splits, calibration, runtime, the
-/// search-split evaluator and the layer table.
+/// The command line's side of a search: loads the model and the splits from the flags and
+/// hands them to the library's `SearchPipeline`, which assembles the rest.
 struct SearchContext {
     let modelPath: String
     let model: LoadedModel
-    let splits: DataSplits
-    let table: CalibrationTable
-    let runtime: MixedPrecisionRuntime
-    let scorer: Scorer
-    let evaluator: CandidateEvaluator
-    let layers: [LayerInfo]
+    let pipeline: SearchPipeline
+    var splits: DataSplits { pipeline.splits }
+    var table: CalibrationTable { pipeline.table }
+    var runtime: MixedPrecisionRuntime { pipeline.runtime }
+    var scorer: Scorer { pipeline.scorer }
+    var evaluator: CandidateEvaluator { pipeline.evaluator }
+    var layers: [LayerInfo] { pipeline.layers }
 
     init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
         self.modelPath = modelPath
         model = try loadModel(modelPath)
-        splits = try options.load(graph: model.graph)
-        scorer = common.scoring.scorer()
-        // Fail before calibrating, not after the search.
-        for split in [splits.search, splits.holdout] { try scorer.validate(split) }
+        let splits = try options.load(graph: model.graph)
+        var table: CalibrationTable?
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
-        } else {
-            let progress = Progress(label: "calibrate (\(common.calibrate.rawValue))")
-            table = try Calibrator(session: model.session, scheme: common.scheme).calibrate(
-                dataset: splits.calibration, options: CalibrationOptions(method: common.calibrate, batchSize: common.batchSize),
-                modelDigest: model.digest) { _, done, total in progress.update(done, total) }
         }
-        runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: common.kernelPath,
-                                            scheme: common.scheme)
-        guard !runtime.layerNames.isEmpty else { throw CLIError("\(modelPath) has no layer that can run in INT8") }
-        let progress = Progress(label: "fp32 reference on the search split")
-        evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, scorer: scorer,
-                                           batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           transform: common.outputTransform, progress: progress.update)
-        layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
-                                      measureLatency: measureLatency)
+        let settings = PipelineOptions(calibrationMethod: common.calibrate, batchSize: common.batchSize, kernelPath: common.kernelPath,
+                                       scheme: common.scheme, cacheLimitBytes: common.cacheMb << 20,
+                                       transform: common.outputTransform, measureLatency: measureLatency)
+        pipeline = try SearchPipeline(session: model.session, modelDigest: model.digest, modelName: modelPath, splits: splits,
+                                      scorer: common.scoring.scorer(), calibration: table, options: settings) { phase, done, total in
+            Progress(label: phase).update(done, total)
+        }
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
-    /// meets the smallest budget on the search split: greedy then keeps every layer INT8 and
-    /// nothing needs ranking.
+    /// meets the smallest budget on the search split.
     func sensitivity(statePath: String?, mode: SensitivityMode, smallestBudget: Budget) throws -> SensitivityReport {
-        if mode == .auto {
-            let (all, _) = try evaluator.evaluate(runtime.allInt8, rejectAbove: smallestBudget.points(fp32: evaluator.fp32Score))
-            if all.complete && all.drop <= smallestBudget.points(fp32: evaluator.fp32Score) {
-                return try SensitivityReport.notMeasured(evaluator: evaluator)
-            }
-        }
-        return try sensitivity(statePath: statePath)
+        let progress = Progress(label: "sensitivity")
+        return try pipeline.sensitivity(mode: mode, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
     }
 
     /// Opens `--state DIR/evaluations.json` and hands it to the evaluator, which then replays
@@ -200,14 +186,6 @@ struct SearchContext {
         let key = try SearchStateKey(evaluator: evaluator, data: try options.digestDescription(), seed: options.seed,
                                      mpqVersion: MPQ.version)
         evaluator.store = try EvaluationStore(path: path, key: key)
-    }
-
-    /// The holdout validator, its labels checked against the output before the search rather than after it.
-    func validator(seed: UInt64, batchSize: Int, transform: OutputTransform) throws -> HoldoutValidator {
-        let validator = try HoldoutValidator(runtime: runtime, holdout: splits.holdout, scorer: scorer, batchSize: batchSize,
-                                             seed: seed, transform: transform)
-        try scorer.check(evaluator.fp32Outputs, data: splits.holdout, output: model.session.graph.outputs[0].name)
-        return validator
     }
 
     /// Runs (or resumes) the sensitivity analysis.
@@ -230,6 +208,6 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 
 extension Metric: ExpressibleByArgument {}
 
-enum SensitivityMode: String, ExpressibleByArgument, CaseIterable { case auto, always }
+extension SensitivityMode: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
 extension DetectionFormat: ExpressibleByArgument {}

@@ -58,16 +58,14 @@ struct Sweep: ParsableCommand {
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity,
                                                   smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType))
-        let validator = try context.validator(seed: splits.seed, batchSize: common.batchSize, transform: common.outputTransform)
-        let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
+        let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let sha = try SHA256.hex(ofFile: model)
         let required = Set(requiredValues)
         var entries: [Entry] = []
         let log = Progress(label: "sweep")
-        for value in budgetValues.sorted() {
-            let plan = strategyOptions.plan(Budget(value: value, type: strategyOptions.budgetType), seed: splits.seed)
-            log.note("budget \(formattedNumber(value))")
-            let outcome = try runner.run(plan)
+        let plans = budgetValues.map { strategyOptions.plan(Budget(value: $0, type: strategyOptions.budgetType), seed: splits.seed) }
+        try context.pipeline.sweep(plans, runner: runner, progress: { log.note("budget \(formattedNumber($0.budget.value))") }) { plan, outcome in
+            let value = plan.budget.value
             let doc = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: sha, dataDescription: context.splits.description,
                                       seed: splits.seed, version: MPQ.version, wallSeconds: nil)
             let v = outcome.validation
