@@ -61,3 +61,22 @@ final class MetricCommandCLITests: XCTestCase {
         XCTAssertEqual(empty.status, 2)
     }
 }
+
+/// Sequence metrics from the command line on the CTC fixture (docs/metrics.md).
+final class SequenceMetricCLITests: XCTestCase {
+    let model = "\(CLI.fixtures)/sequence/ctc_digits.onnx"
+    let holdout = "\(CLI.fixtures)/sequence/ctc_digits_holdout.npz"
+
+    func testCTCExactAndLabelShapeErrors() throws {
+        let r = try CLI.run(["eval", model, "--data", holdout, "--metric", "ctc-exact"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("ctc-exact: 87.00 on 400 samples"), r.stdout)   // numpy on ORT: 87.00
+        // top1 per position needs one label per position: [N, 20], not the [N, 5] targets.
+        let top1 = try CLI.run(["eval", model, "--data", holdout, "--metric", "top1"])
+        XCTAssertEqual(top1.status, 2)
+        XCTAssertTrue(top1.stderr.contains("must be [N, 20]") && top1.stderr.contains("[N, 5]"), top1.stderr)
+        let axis = try CLI.run(["eval", model, "--data", holdout, "--metric", "agreement", "--class-axis", "0"])
+        XCTAssertEqual(axis.status, 2)
+        XCTAssertTrue(axis.stderr.contains("--class-axis 0"), axis.stderr)
+    }
+}
