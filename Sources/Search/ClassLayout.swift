@@ -22,6 +22,9 @@ public struct ClassLayout: Equatable, Sendable {
         guard axis >= 1 && axis < rank else {
             throw MetricError.badOutput(output: output, reason: "--class-axis \(classAxis) is not a class axis of \(Tensor.describe([-1] + sampleShape).replacingOccurrences(of: "-1", with: "N")) (axis 0 is the batch)")
         }
+        guard sampleShape[axis - 1] > 0 else {
+            throw MetricError.badOutput(output: output, reason: "its class axis \(classAxis) has no classes (\(Tensor.describe([-1] + sampleShape).replacingOccurrences(of: "-1", with: "N")))")
+        }
         outer = sampleShape[..<(axis - 1)].reduce(1, *)
         classes = sampleShape[axis - 1]
         inner = sampleShape[axis...].reduce(1, *)

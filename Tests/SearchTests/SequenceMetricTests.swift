@@ -103,6 +103,11 @@ final class SequenceMetricTests: XCTestCase {
         XCTAssertThrowsError(try Metric.top1.scorer().check(o, data: try dataset(labels: Tensor(shape: [2, 2], ints: [0, 1, 1, 0])), output: "logits")) {
             XCTAssertTrue("\($0)".contains("[N, 3]"), "\($0)")
         }
+        // An output with no classes on the class axis, and the batch axis as class axis.
+        XCTAssertThrowsError(try ClassLayout([5, 0], classAxis: -1, output: "y"))
+        XCTAssertThrowsError(try ClassLayout([5, 3], classAxis: -3, output: "y"))
+        let layout = try ClassLayout([5, 3, 2], classAxis: 2, output: "y")
+        XCTAssertEqual([layout.outer, layout.classes, layout.inner, layout.positions], [5, 3, 2, 10])
         // ctc-exact needs target rows; the blank is not a target.
         XCTAssertThrowsError(try Metric.ctcExact.scorer().validate(try dataset(labels: Tensor(shape: [2], ints: [0, 1]))))
         XCTAssertThrowsError(try Metric.ctcExact.scorer().check(o, data: try dataset(labels: Tensor(shape: [2, 2], ints: [1, 0, 2, -100])), output: "logits")) {
