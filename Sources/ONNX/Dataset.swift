@@ -7,7 +7,10 @@ public struct Dataset: Sendable {
     public let path: String
     /// Feeds per graph input name, each with the samples along dimension 0.
     public let arrays: [String: Tensor]
+    /// Class indices, `labelsPerSample` per sample, row-major.
     public let labels: [Int64]?
+    /// 1 for labels [N]; T for per-position labels [N, T] (sequence metrics, docs/metrics.md).
+    public let labelsPerSample: Int
     /// Every array of the file, for metrics that read extra arrays (masks, boxes...).
     public let extras: [String: Tensor]
     public let count: Int
@@ -50,21 +53,25 @@ public struct Dataset: Sendable {
         if let l = file["labels"] {
             try Dataset.checkLabels(l, samples: n, path: path)
             labels = l.ints
-        } else { labels = nil }
+            labelsPerSample = l.rank == 2 ? l.shape[1] : 1
+        } else { labels = nil; labelsPerSample = 1 }
         arrays = bound
         extras = file
         count = n
     }
 
-    /// Labels are class indices: an integer array of shape [N], no value below 0. The upper
-    /// bound needs the model's output width, so the metric checks it (Metric.swift).
+    /// Labels are class indices: an integer array of shape [N], no value below 0, or [N, T]
+    /// per position (T >= 2; [N, 1] is refused as the usual column-vector slip) where negative
+    /// values are padding that the metric checks against its ignore index. The upper bound
+    /// needs the model's output width, so the metric checks it (Metric.swift).
     static func checkLabels(_ l: Tensor, samples n: Int, path: String) throws {
         guard !l.dtype.isFloating, l.dtype != .bool else {
             throw ModelError.badArray(path: path, array: "labels", reason: "must hold integer class indices, it has \(l.dtype) values (save it with .astype(np.int64))")
         }
-        guard l.rank == 1, l.shape[0] == n else {
-            throw ModelError.badArray(path: path, array: "labels", reason: "must have shape [\(n)] (one class index per sample), it has \(Tensor.describe(l.shape))")
+        guard (l.rank == 1 || (l.rank == 2 && l.shape[1] >= 2)), l.shape[0] == n else {
+            throw ModelError.badArray(path: path, array: "labels", reason: "must have shape [\(n)] (one class index per sample) or [\(n), T] with T >= 2 (per position), it has \(Tensor.describe(l.shape))")
         }
+        if l.rank == 2 { return }
         // uint64 values above Int64.max are stored as negative bit patterns: also out of range.
         if let row = l.ints.firstIndex(where: { $0 < 0 }) {
             let value = l.dtype == .uint64 ? String(UInt64(bitPattern: l.ints[row])) : String(l.ints[row])
@@ -139,7 +146,9 @@ public struct Dataset: Sendable {
     }
 
     /// Labels of `range`, if the file has labels.
-    public func labels(_ range: Range<Int>) -> [Int64]? { labels.map { Array($0[range]) } }
+    public func labels(_ range: Range<Int>) -> [Int64]? {
+        labels.map { Array($0[range.lowerBound * labelsPerSample..<range.upperBound * labelsPerSample]) }
+    }
 
     /// Batch ranges covering every sample.
     public func batches(size: Int) -> [Range<Int>] {
@@ -149,13 +158,15 @@ public struct Dataset: Sendable {
     /// The subset of samples at `indices` (for splits), labels and extras included.
     public func subset(_ indices: [Int], path: String) -> Dataset {
         Dataset(path: path, arrays: arrays.mapValues { $0.gather(indices) },
-                labels: labels.map { l in indices.map { l[$0] } },
+                labels: labels.map { l in indices.flatMap { l[$0 * labelsPerSample..<($0 + 1) * labelsPerSample] } },
+                labelsPerSample: labelsPerSample,
                 extras: extras.filter { $0.value.shape.first == count }.mapValues { $0.gather(indices) },
                 count: indices.count)
     }
 
-    private init(path: String, arrays: [String: Tensor], labels: [Int64]?, extras: [String: Tensor], count: Int) {
-        self.path = path; self.arrays = arrays; self.labels = labels; self.extras = extras; self.count = count
+    private init(path: String, arrays: [String: Tensor], labels: [Int64]?, labelsPerSample: Int, extras: [String: Tensor], count: Int) {
+        self.path = path; self.arrays = arrays; self.labels = labels; self.labelsPerSample = labelsPerSample
+        self.extras = extras; self.count = count
     }
 }
 

@@ -29,7 +29,8 @@ public struct Evaluation: Codable, Equatable, Sendable {
 public final class CandidateEvaluator {
     public let runtime: MixedPrecisionRuntime
     public let data: Dataset
-    public let metric: Metric
+    /// The metric (Scorer.swift).
+    public let scorer: Scorer
     public let batchSize: Int
     public let fp32Outputs: Outputs
     public let fp32Score: Double
@@ -37,9 +38,6 @@ public final class CandidateEvaluator {
     public let fp32Points: [Double]
     /// Applied to every batch's output before scoring (pooling token embeddings).
     public let transform: OutputTransform
-    /// Post-processing of a detector's output (detection metrics only, docs/detection.md).
-    public let detection: DetectionOptions
-    private let truth: DetectionTruth?
     public private(set) var fullModelEquivalents: Double = 0
     public private(set) var evaluations = 0
     public private(set) var cacheBytes = 0
@@ -61,19 +59,25 @@ public final class CandidateEvaluator {
     /// and every computed one is added to it.
     public var store: EvaluationStore?
 
+    /// A built-in metric with its detection options.
+    public convenience init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
+                            cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
+                            detection: DetectionOptions = DetectionOptions(),
+                            progress: ((Int, Int) -> Void)? = nil) throws {
+        try self.init(runtime: runtime, data: data, scorer: metric.scorer(ScorerOptions(detection: detection)),
+                      batchSize: batchSize, cacheLimitBytes: cacheLimitBytes, transform: transform, progress: progress)
+    }
+
     /// `cacheLimitBytes` bounds the cached FP32 activations; batches beyond it run in full.
-    public init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
+    public init(runtime: MixedPrecisionRuntime, data: Dataset, scorer: Scorer, batchSize: Int = 64,
                 cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
-                detection: DetectionOptions = DetectionOptions(),
                 progress: ((Int, Int) -> Void)? = nil) throws {
-        if metric.needsLabels && data.labels == nil { throw MetricError.missingLabels(metric: metric.rawValue, path: data.path) }
-        self.detection = detection
-        truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: data) : nil
+        try scorer.validate(data)
         try transform.check(data)
         self.transform = transform
         self.runtime = runtime
         self.data = data
-        self.metric = metric
+        self.scorer = scorer
         self.batchSize = max(1, batchSize)
         self.batches = data.batches(size: self.batchSize)
         self.cacheLimit = cacheLimitBytes
@@ -85,9 +89,11 @@ public final class CandidateEvaluator {
         var caches: [[String: Tensor]?] = []
         var values: [Float] = []
         var width = 0
+        var sampleShape: [Int] = []
         var costs = [Double](repeating: 0, count: session.plan.count)
         let index = Dictionary(uniqueKeysWithValues: session.plan.enumerated().map { ($0.element.name, $0.offset) })
         let output = session.graph.outputs[0].name
+        let graphOutputs = session.graph.outputs.map(\.name)
         var bytes = 0
         for (b, r) in batches.enumerated() {
             var all: [String: Tensor] = data.batch(r)
@@ -98,11 +104,15 @@ public final class CandidateEvaluator {
                                           outs.map(\.count).reduce(0, +)))
                 }
             }
-            guard let raw = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
-            var y = try transform.apply(raw, dataset: data, range: r)
-            if metric.isDetection { y = try detection.decode(y) }
+            guard all[output] != nil else { throw MetricError.badOutput(output: output, reason: "not produced") }
+            let outs = Dictionary(uniqueKeysWithValues: graphOutputs.compactMap { n in all[n].map { (n, $0) } })
+            let y = try scorer.rows(outs, output: output, transform: transform, data: data, range: r)
             width = y.count / max(r.count, 1)
-            if b == 0 { try checkLabels(metric, labels: data.labels, classes: width, path: data.path, output: output) }
+            sampleShape = Array(y.shape.dropFirst())
+            if b == 0 {
+                try scorer.check(Outputs(values: y.asFloats, rows: r.count, width: width, sampleShape: sampleShape),
+                                 data: data, output: output)
+            }
             values += y.asFloats
             let size = all.values.reduce(0) { $0 + 4 * $1.count }
             if bytes + size <= cacheLimitBytes { caches.append(all); bytes += size } else { caches.append(nil) }
@@ -112,10 +122,10 @@ public final class CandidateEvaluator {
         self.cacheBytes = bytes
         self.nodeCost = costs
         self.totalCost = max(costs.reduce(0, +), 1)
-        fp32Outputs = Outputs(values: values, rows: data.count, width: width)
-        fp32Points = sampleScores(metric, outputs: fp32Outputs, labels: data.labels, reference: fp32Outputs).map { $0 * metric.pointsPerSample }
-        fp32Score = metric.isDetection ? DetectionMetrics.score(metric, outputs: fp32Outputs, reference: fp32Outputs, truth: truth)
-            : fp32Points.reduce(0, +) / Double(max(fp32Points.count, 1))
+        fp32Outputs = Outputs(values: values, rows: data.count, width: width, sampleShape: sampleShape)
+        let fp32 = try scorer.score(fp32Outputs, reference: fp32Outputs, data: data, range: 0..<data.count)
+        fp32Points = fp32.points ?? []
+        fp32Score = fp32.score
         fullModelEquivalents = 1
     }
 
@@ -141,6 +151,7 @@ public final class CandidateEvaluator {
         evaluations += 1
         var cost = 0.0
         let output = runtime.session.graph.outputs[0].name
+        let width = fp32Outputs.width, shape = fp32Outputs.sampleShape
         var values: [Float] = []
         values.reserveCapacity(fp32Outputs.values.count)
         var candPoints: [Double] = []
@@ -153,53 +164,50 @@ public final class CandidateEvaluator {
         var newInt8Caches: [[String: Tensor]?] = []
         var int8Bytes = 0
         for (b, r) in batches.enumerated() {
-            var y: Tensor
+            var y: [String: Tensor]
             if buildInt8Cache {
                 let (outs, values) = try runtime.session.allActivations(data.batch(r))
-                y = outs[output]!
+                y = outs
                 let size = values.values.reduce(0) { $0 + 4 * $1.count }
                 if cacheBytes + int8Bytes + size <= cacheLimit { newInt8Caches.append(values); int8Bytes += size } else { newInt8Caches.append(nil) }
                 cost += Double(r.count) / Double(data.count)
             } else if let cache = useInt8Base ? int8Caches![b] : caches[b] {
                 let (outs, executed) = try runtime.session.runIncremental(cache: cache, changedNodes: useInt8Base ? int8Changed : fp32Changed)
-                y = outs[output]!
+                y = outs
                 cost += executed.reduce(0) { $0 + nodeCost[$1] } / totalCost * Double(r.count) / Double(data.count)
             } else {
-                y = try runtime.session.run(data.batch(r))[output]!
+                y = try runtime.session.run(data.batch(r))
                 cost += Double(r.count) / Double(data.count)
             }
-            y = try transform.apply(y, dataset: data, range: r)
-            if metric.isDetection { y = try detection.decode(y) }
-            let batchOut = Outputs(values: y.asFloats, rows: r.count, width: fp32Outputs.width)
-            let refBatch = Outputs(values: Array(fp32Outputs.values[r.lowerBound * fp32Outputs.width..<r.upperBound * fp32Outputs.width]),
-                                   rows: r.count, width: fp32Outputs.width)
-            if metric.isPerSample {
-                candPoints += sampleScores(metric, outputs: batchOut, labels: data.labels(r), reference: refBatch).map { $0 * metric.pointsPerSample }
+            let rows = try scorer.rows(y, output: output, transform: transform, data: data, range: r)
+            let batchOut = Outputs(values: rows.asFloats, rows: r.count, width: width, sampleShape: shape)
+            if scorer.scoresBatchwise {
+                let refBatch = Outputs(values: Array(fp32Outputs.values[r.lowerBound * width..<r.upperBound * width]),
+                                       rows: r.count, width: width, sampleShape: shape)
+                candPoints += try scorer.score(batchOut, reference: refBatch, data: data, range: r).points ?? []
             }
             values += batchOut.values
             done = r.upperBound
-            if let budget, metric.isPerSample, done < data.count, done >= minSamplesBeforeRejection,
+            if let budget, scorer.scoresBatchwise, !fp32Points.isEmpty, done < data.count, done >= minSamplesBeforeRejection,
                clearlyOver(budget: budget, fp32: fp32Points[0..<done], candidate: candPoints) {
                 complete = false
                 break
             }
         }
         if buildInt8Cache && complete { int8Caches = newInt8Caches; cacheBytes += int8Bytes }
-        if !metric.isPerSample {
-            candPoints = sampleScores(metric, outputs: Outputs(values: values, rows: data.count, width: fp32Outputs.width),
-                                      labels: data.labels, reference: fp32Outputs).map { $0 * metric.pointsPerSample }
-        }
         var score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
-        var fp = metric.isDetection ? fp32Score : fp32Points[0..<done].reduce(0, +) / Double(max(done, 1))
-        if metric.isDetection {
-            score = DetectionMetrics.score(metric, outputs: Outputs(values: values, rows: data.count, width: fp32Outputs.width),
-                                           reference: fp32Outputs, truth: truth)
-            fp = fp32Score
+        var fp = fp32Points[0..<min(done, fp32Points.count)].reduce(0, +) / Double(max(done, 1))
+        if !scorer.scoresBatchwise {
+            let whole = try scorer.score(Outputs(values: values, rows: data.count, width: width, sampleShape: shape),
+                                         reference: fp32Outputs, data: data, range: 0..<data.count)
+            score = whole.score
+            // A split-level score is compared with FP32's split-level score.
+            if whole.points == nil || fp32Points.isEmpty { fp = fp32Score }
         }
         var eval = Evaluation(score: score, drop: fp - score, samples: done, complete: complete, sqnr: nil, kl: nil)
         var outs: Outputs?
         if complete {
-            let o = Outputs(values: values, rows: data.count, width: fp32Outputs.width)
+            let o = Outputs(values: values, rows: data.count, width: width, sampleShape: shape)
             eval.sqnr = outputSQNR(reference: fp32Outputs, candidate: o)
             eval.kl = meanSoftmaxKL(reference: fp32Outputs, candidate: o)
             if keepOutputs { outs = o }

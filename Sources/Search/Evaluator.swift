@@ -15,10 +15,13 @@ public struct Evaluator {
     public let transform: OutputTransform
     /// Decodes a detector's output per batch into boxes (docs/detection.md); nil keeps it raw.
     public let detection: DetectionOptions?
+    /// Chooses the values kept per batch (Scorer.rows); nil keeps the output, pooled and decoded.
+    public let scorer: Scorer?
 
     public init(session: Session, dataset: Dataset, batchSize: Int = 64, outputName: String? = nil,
-                transform: OutputTransform = .identity, detection: DetectionOptions? = nil) throws {
+                transform: OutputTransform = .identity, detection: DetectionOptions? = nil, scorer: Scorer? = nil) throws {
         self.detection = detection
+        self.scorer = scorer
         try transform.check(dataset)
         self.session = session
         self.dataset = dataset
@@ -39,21 +42,27 @@ public struct Evaluator {
     public func run(progress: ((Int, Int) -> Void)? = nil) throws -> Outputs {
         var values: [Float] = []
         var width = -1
+        var sampleShape: [Int]?
         for range in dataset.batches(size: batchSize) {
             let outs = try session.run(dataset.batch(range))
-            guard let raw = outs[outputName] else {
-                throw MetricError.badOutput(output: outputName, reason: "the graph did not produce it")
+            var y: Tensor
+            if let scorer {
+                y = try scorer.rows(outs, output: outputName, transform: transform, data: dataset, range: range)
+            } else {
+                guard let raw = outs[outputName] else {
+                    throw MetricError.badOutput(output: outputName, reason: "the graph did not produce it")
+                }
+                y = try transform.apply(raw, dataset: dataset, range: range)
+                if let detection { y = try detection.decode(y) }
             }
-            var y = try transform.apply(raw, dataset: dataset, range: range)
-            if let detection { y = try detection.decode(y) }
             guard y.rank >= 1, y.shape[0] == range.count else {
                 throw MetricError.badOutput(output: outputName, reason: "shape \(Tensor.describe(y.shape)) has no batch dimension of \(range.count)")
             }
             let w = y.count / range.count
-            if width < 0 { width = w; values.reserveCapacity(w * dataset.count) }
+            if width < 0 { width = w; sampleShape = Array(y.shape.dropFirst()); values.reserveCapacity(w * dataset.count) }
             values.append(contentsOf: y.asFloats)
             progress?(range.upperBound, dataset.count)
         }
-        return Outputs(values: values, rows: dataset.count, width: max(width, 0))
+        return Outputs(values: values, rows: dataset.count, width: max(width, 0), sampleShape: sampleShape)
     }
 }

@@ -38,10 +38,17 @@ public struct JUnitReport: Sendable {
 
     public init(rows: [SweepRow], modelDigest: String, metric: Metric, seed: UInt64, criterion: BudgetCriterion,
                 confidence: Double? = nil, extraProperties: [(name: String, value: String)] = [], timestamp: String? = nil) {
+        self.init(rows: rows, modelDigest: modelDigest, metricName: metric.rawValue, seed: seed, criterion: criterion,
+                  confidence: confidence, extraProperties: extraProperties, timestamp: timestamp)
+    }
+
+    /// `metricName`: a built-in metric's name or `command` (Scorer.name).
+    public init(rows: [SweepRow], modelDigest: String, metricName: String, seed: UInt64, criterion: BudgetCriterion,
+                confidence: Double? = nil, extraProperties: [(name: String, value: String)] = [], timestamp: String? = nil) {
         self.rows = rows
         self.criterion = criterion
         self.timestamp = timestamp
-        var props: [(name: String, value: String)] = [("model_digest", modelDigest), ("metric", metric.rawValue),
+        var props: [(name: String, value: String)] = [("model_digest", modelDigest), ("metric", metricName),
                                                       ("seed", String(seed)), ("criterion", criterion.rawValue)]
         if let confidence { props.append(("confidence", Self.number(confidence))) }
         self.properties = props + extraProperties

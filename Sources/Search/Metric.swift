@@ -23,12 +23,17 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
     case map50_95
     /// mAP at IoU 0.5 against the FP32 model's detections scoring >= 0.25 (no labels needed).
     case boxAgreement = "box-agreement"
+    /// Share of samples whose greedy CTC decoding of a sequence output [N, T, C] equals
+    /// `labels` [N, L] (padded with the ignore index) exactly (CTCScorer.swift).
+    case ctcExact = "ctc-exact"
+    /// Share of samples whose greedy CTC decoding equals the FP32 model's (no labels needed).
+    case ctcAgreement = "ctc-agreement"
 
     /// Multiplier from a sample score to points: label and agreement metrics score 0/1.
     public var pointsPerSample: Double { self == .cosine ? 1 : 100 }
 
-    public var needsLabels: Bool { self == .top1 || self == .top5 }
-    public var needsReference: Bool { self != .top1 && self != .top5 && self != .map50 && self != .map50_95 }
+    public var needsLabels: Bool { self == .top1 || self == .top5 || self == .ctcExact }
+    public var needsReference: Bool { self != .top1 && self != .top5 && self != .map50 && self != .map50_95 && self != .ctcExact }
     /// False when a sample's score depends on the other samples (retrieval looks for
     /// neighbours in the whole split): scores are then computed on the full output set only.
     public var isPerSample: Bool { self != .retrieval && self != .retrieval5 && !isDetection }
@@ -43,6 +48,10 @@ public enum MetricError: Error, CustomStringConvertible, Equatable {
     case missingGroundTruth(path: String, available: [String])
     /// A label outside [0, classes) of the scored output (checkLabels).
     case labelOutOfRange(path: String, row: Int, value: Int64, classes: Int, output: String)
+    /// Labels that do not fit the scored output's layout (sequence metrics, docs/metrics.md).
+    case badLabels(path: String, reason: String)
+    /// `--metric-command` failed or printed something that is not scores (CommandScorer).
+    case commandFailed(command: String, reason: String, stderr: String)
 
     public var description: String {
         switch self {
@@ -51,6 +60,9 @@ public enum MetricError: Error, CustomStringConvertible, Equatable {
         case .badPooling(let r): return r
         case .labelOutOfRange(let p, let r, let v, let c, let o):
             return "\(p): 'labels' row \(r) holds class \(v), but output '\(o)' has \(c) classes (labels must lie in 0..<\(c))"
+        case .badLabels(let p, let r): return "\(p): 'labels' \(r)"
+        case .commandFailed(let c, let r, let e):
+            return "--metric-command '\(c)' \(r)" + (e.isEmpty ? " (no stderr)" : "; its stderr ends with:\n\(e)")
         case .missingGroundTruth(let p, let a): return "detection metrics map50/map50_95 need ground truth: \(p) has no 'gt_boxes' [N, M, 4] and 'gt_classes' [N, M] arrays (arrays: \(a.joined(separator: ", "))); use --metric box-agreement for label-free scoring"
         }
     }
@@ -72,9 +84,18 @@ public struct Outputs: Sendable, Equatable {
     public var values: [Float]
     public var rows: Int
     public var width: Int
+    /// The shape of one sample's values (their product is `width`): [T, C] for a sequence
+    /// output [N, T, C], so sequence metrics can find the class axis.
+    public var sampleShape: [Int]
 
-    public init(values: [Float], rows: Int, width: Int) {
+    public init(values: [Float], rows: Int, width: Int, sampleShape: [Int]? = nil) {
         self.values = values; self.rows = rows; self.width = width
+        self.sampleShape = sampleShape ?? [width]
+    }
+
+    /// Equal values in equal rows: the sample shape is only a view of them.
+    public static func == (a: Outputs, b: Outputs) -> Bool {
+        a.values == b.values && a.rows == b.rows && a.width == b.width
     }
 
     public func row(_ i: Int) -> ArraySlice<Float> { values[i * width..<(i + 1) * width] }
@@ -113,6 +134,9 @@ public func sampleScores(_ metric: Metric, outputs: Outputs, labels: [Int64]?, r
         return retrievalScores(outputs: outputs, reference: reference ?? outputs, k: metric == .retrieval ? 1 : 5)
     case .map50, .map50_95, .boxAgreement:
         // Split-level metrics with no per-sample decomposition: DetectionMetrics.score.
+        return []
+    case .ctcExact, .ctcAgreement:
+        // They need the blank and the class axis: CTCScorer.
         return []
     }
 }

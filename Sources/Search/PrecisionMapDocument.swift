@@ -16,6 +16,8 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
     public struct HoldoutScores: Codable, Equatable, Sendable {
         public var fp32: Double; public var int8All: Double; public var mixed: Double; public var drop: Double
         public var ci95: [Double]; public var confidence: Double; public var mcnemarP: Double?
+        /// Why `ci95` is only the point estimate (a split-level `--metric-command`); absent otherwise.
+        public var ciNote: String? = nil
         public var budgetMet: Bool; public var budgetMetUpper: Bool; public var criterion: String; public var samples: Int
     }
     public struct Results: Codable, Equatable, Sendable { public var search: SearchScores; public var holdout: HoldoutScores }

@@ -95,7 +95,7 @@ public struct SearchRunner {
         return PrecisionMapDocument(
             mpqVersion: version,
             model: .init(path: modelPath, sha256: modelSHA256, digest: runtime.calibration.modelDigest),
-            metric: evaluator.metric.rawValue,
+            metric: evaluator.scorer.name,
             budget: .init(value: plan.budget.value, type: plan.budget.type.rawValue, points: round4(outcome.budgetPoints)),
             seed: seed, strategy: best.strategy, objective: plan.objective.rawValue, objectiveValue: round4(best.objective),
             calibration: .init(method: runtime.calibration.method, samples: runtime.calibration.samples),
@@ -104,7 +104,7 @@ public struct SearchRunner {
             result: .init(search: .init(fp32: round4(evaluator.fp32Score), int8All: round4(allInt8), mixed: round4(best.evaluation.score),
                                         drop: round4(best.evaluation.drop), samples: evaluator.data.count),
                           holdout: .init(fp32: v.fp32, int8All: v.int8All, mixed: v.mixed, drop: v.drop, ci95: v.ci,
-                                         confidence: v.confidence, mcnemarP: v.mcnemarP, budgetMet: v.budgetMetPoint,
+                                         confidence: v.confidence, mcnemarP: v.mcnemarP, ciNote: v.ciNote, budgetMet: v.budgetMetPoint,
                                          budgetMetUpper: v.budgetMetUpper, criterion: plan.criterion.rawValue, samples: v.samples)),
             budgetMet: outcome.met,
             int8MacFraction: round4(LayerTable.objective(.macs, map: best.map, layers: layers)),

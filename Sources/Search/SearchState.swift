@@ -35,11 +35,7 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
     public init(evaluator e: CandidateEvaluator, data: String, seed: UInt64, mpqVersion: String) throws {
         let runtime = e.runtime
         let table = try deterministicJSONEncoder().encode(runtime.calibration)
-        var metric = "\(e.metric.rawValue) pool \(e.transform.pooling.rawValue) mask \(e.transform.mask)"
-        if e.metric.isDetection {
-            let d = e.detection
-            metric += " detection \(d.format.rawValue) iou \(d.iou) score \(d.scoreThreshold) classes \(d.numClasses.map(String.init) ?? "auto") max \(d.maxDetections)"
-        }
+        let metric = "\(e.scorer.name) pool \(e.transform.pooling.rawValue) mask \(e.transform.mask)" + e.scorer.settings
         self.init(mpqVersion: mpqVersion, model: runtime.calibration.modelDigest, data: data,
                   calibration: "sha256:" + SHA256.hex(table), scheme: runtime.scheme.rawValue, metric: metric, seed: seed,
                   kernelPath: runtime.path.resolved.rawValue,

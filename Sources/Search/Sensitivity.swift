@@ -18,7 +18,8 @@ public struct LayerSensitivity: Codable, Equatable, Sendable {
 public struct SensitivityReport: Codable, Equatable, Sendable {
     public var schema = "mpq.sensitivity/1"
     public var modelDigest: String
-    public var metric: Metric
+    /// The metric's name (Scorer.name).
+    public var metric: String
     public var calibrationMethod: String
     public var searchSamples: Int
     public var fp32: Double
@@ -36,7 +37,7 @@ extension SensitivityReport {
     public static func notMeasured(evaluator: CandidateEvaluator) throws -> SensitivityReport {
         let runtime = evaluator.runtime
         let (all, _) = try evaluator.evaluate(runtime.allInt8)
-        return SensitivityReport(modelDigest: runtime.calibration.modelDigest, metric: evaluator.metric,
+        return SensitivityReport(modelDigest: runtime.calibration.modelDigest, metric: evaluator.scorer.name,
                                  calibrationMethod: runtime.calibration.method, searchSamples: evaluator.data.count,
                                  fp32: evaluator.fp32Score, allInt8: all, layers: [], fullModelEquivalents: 0,
                                  evaluations: 0, complete: false)
@@ -79,7 +80,7 @@ public struct SensitivityAnalyzer {
             guard let saved = Self.decodeState(data) else {
                 throw SensitivityError.stateMismatch(path: statePath, reason: "unreadable")
             }
-            guard saved.modelDigest == digest, saved.metric == evaluator.metric, saved.searchSamples == evaluator.data.count,
+            guard saved.modelDigest == digest, saved.metric == evaluator.scorer.name, saved.searchSamples == evaluator.data.count,
                   saved.calibrationMethod == runtime.calibration.method else {
                 throw SensitivityError.stateMismatch(path: statePath, reason: "model, metric, calibration or search data differ")
             }
@@ -87,7 +88,7 @@ public struct SensitivityAnalyzer {
             priorWork = saved.fullModelEquivalents; priorEvals = saved.evaluations
         } else {
             let (all, _) = try evaluator.evaluate(runtime.allInt8)
-            report = SensitivityReport(modelDigest: digest, metric: evaluator.metric, calibrationMethod: runtime.calibration.method,
+            report = SensitivityReport(modelDigest: digest, metric: evaluator.scorer.name, calibrationMethod: runtime.calibration.method,
                                        searchSamples: evaluator.data.count, fp32: evaluator.fp32Score, allInt8: all, layers: [],
                                        fullModelEquivalents: 0, evaluations: 0, complete: false)
         }

@@ -18,8 +18,11 @@ public struct ValidationResult: Codable, Equatable, Sendable {
     public var mixed: Double
     /// `fp32 - mixed`.
     public var drop: Double
-    /// Paired bootstrap interval of the drop, `[low, high]`.
+    /// Paired bootstrap interval of the drop, `[low, high]`; `[drop, drop]` when the metric
+    /// has none (`ciNote` says why).
     public var ci: [Double]
+    /// Why there is no interval (a split-level score from `--metric-command`); nil when there is one.
+    public var ciNote: String?
     public var confidence: Double
     /// Exact McNemar p-value of FP32 against the map; nil for non-binary metrics (cosine).
     public var mcnemarP: Double?
@@ -60,14 +63,12 @@ public enum HoldoutError: Error, CustomStringConvertible, Equatable {
 public final class HoldoutValidator {
     public let runtime: MixedPrecisionRuntime
     public let holdout: Dataset
-    public let metric: Metric
+    /// The metric (Scorer.swift).
+    public let scorer: Scorer
     public let batchSize: Int
     public let outputName: String?
     /// Applied to every batch's output before scoring (pooling token embeddings).
     public let transform: OutputTransform
-    /// Post-processing of a detector's output (detection metrics only, docs/detection.md).
-    public let detection: DetectionOptions
-    private let truth: DetectionTruth?
     public let resamples: Int
     public let seed: UInt64
     /// Full passes over the holdout split so far (FP32, all-INT8 and candidates), for reporting.
@@ -76,22 +77,26 @@ public final class HoldoutValidator {
     private var fp32Cache: Outputs?
     private var int8Cache: Outputs?
 
-    public init(runtime: MixedPrecisionRuntime, holdout: Dataset, metric: Metric, batchSize: Int = 64,
+    /// A built-in metric with its detection options.
+    public convenience init(runtime: MixedPrecisionRuntime, holdout: Dataset, metric: Metric, batchSize: Int = 64,
+                            outputName: String? = nil, resamples: Int = 2000, seed: UInt64 = 0,
+                            transform: OutputTransform = .identity, detection: DetectionOptions = DetectionOptions()) throws {
+        try self.init(runtime: runtime, holdout: holdout, scorer: metric.scorer(ScorerOptions(detection: detection)),
+                      batchSize: batchSize, outputName: outputName, resamples: resamples, seed: seed, transform: transform)
+    }
+
+    public init(runtime: MixedPrecisionRuntime, holdout: Dataset, scorer: Scorer, batchSize: Int = 64,
                 outputName: String? = nil, resamples: Int = 2000, seed: UInt64 = 0,
-                transform: OutputTransform = .identity, detection: DetectionOptions = DetectionOptions()) throws {
-        if metric.needsLabels && holdout.labels == nil {
-            throw MetricError.missingLabels(metric: metric.rawValue, path: holdout.path)
-        }
+                transform: OutputTransform = .identity) throws {
+        try scorer.validate(holdout)
         guard holdout.count > 0 else { throw HoldoutError.emptyHoldout(path: holdout.path) }
         self.runtime = runtime
         self.holdout = holdout
-        self.metric = metric
+        self.scorer = scorer
         self.batchSize = max(1, batchSize)
         self.outputName = outputName
         try transform.check(holdout)
         self.transform = transform
-        self.detection = detection
-        truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: holdout) : nil
         self.resamples = max(1, resamples)
         self.seed = seed
     }
@@ -100,8 +105,7 @@ public final class HoldoutValidator {
     public func fp32Outputs() throws -> Outputs {
         if let o = fp32Cache { return o }
         let o = try run(runtime.allFP32)
-        try checkLabels(metric, labels: holdout.labels, classes: o.width, path: holdout.path,
-                        output: outputName ?? runtime.session.graph.outputs[0].name)
+        try scorer.check(o, data: holdout, output: outputName ?? runtime.session.graph.outputs[0].name)
         fp32Cache = o
         return o
     }
@@ -129,39 +133,36 @@ public final class HoldoutValidator {
             mixed = try run(map)
         }
 
-        let labels = holdout.labels
-        let k = metric.pointsPerSample
-        let refPoints = sampleScores(metric, outputs: fp32, labels: labels, reference: fp32).map { $0 * k }
-        let int8Points = sampleScores(metric, outputs: int8, labels: labels, reference: fp32).map { $0 * k }
-        let mixedPoints = sampleScores(metric, outputs: mixed, labels: labels, reference: fp32).map { $0 * k }
-        var fp32Score = Statistics.mean(refPoints)
-        var mixedScore = Statistics.mean(mixedPoints)
-        var int8Score = Statistics.mean(int8Points)
-        var ci: ConfidenceInterval
-        if metric.isDetection {
-            // Split-level mAP: bootstrap over images, recomputing both mAPs (docs/detection.md).
-            fp32Score = DetectionMetrics.score(metric, outputs: fp32, reference: fp32, truth: truth)
-            mixedScore = DetectionMetrics.score(metric, outputs: mixed, reference: fp32, truth: truth)
-            int8Score = DetectionMetrics.score(metric, outputs: int8, reference: fp32, truth: truth)
-            ci = DetectionMetrics.pairedBootstrapCI(metric, reference: fp32, candidate: mixed, truth: truth,
-                                                    resamples: resamples, confidence: confidence, seed: seed)
-        } else {
+        let all = 0..<holdout.count
+        let ref = try scores(fp32, fp32, all), int8Scores = try scores(int8, fp32, all), mixedScores = try scores(mixed, fp32, all)
+        let fp32Score = ref.score, mixedScore = mixedScores.score, int8Score = int8Scores.score
+        var ci: ConfidenceInterval?
+        var p: Double?
+        if let refPoints = ref.points, let mixedPoints = mixedScores.points {
             ci = Statistics.pairedBootstrapCI(reference: refPoints, candidate: mixedPoints, resamples: resamples,
                                               confidence: confidence, seed: seed)
-        }
-        var p: Double?
-        if metric != .cosine && !metric.isDetection {
-            p = Statistics.mcnemar(reference: refPoints.map { $0 > 0 }, candidate: mixedPoints.map { $0 > 0 }).p
+            if scorer.hasBinarySamples(fp32) {
+                p = Statistics.mcnemar(reference: refPoints.map { $0 > 0 }, candidate: mixedPoints.map { $0 > 0 }).p
+            }
+        } else {
+            // Split-level score (mAP): the scorer bootstraps itself, or has no interval.
+            ci = try scorer.splitBootstrapCI(reference: fp32, candidate: mixed, data: holdout, resamples: resamples,
+                                             confidence: confidence, seed: seed)
         }
 
         let drop = Self.round4(fp32Score - mixedScore)
-        let lo = Self.round4(ci.low), hi = Self.round4(ci.high)
+        let lo = ci.map { Self.round4($0.low) } ?? drop, hi = ci.map { Self.round4($0.high) } ?? drop
         let b = Self.round4(budget)
         return ValidationResult(fp32: Self.round4(fp32Score), int8All: Self.round4(int8Score),
-                                mixed: Self.round4(mixedScore), drop: drop, ci: [lo, hi], confidence: confidence,
-                                mcnemarP: p.map { Self.significant4($0) }, budget: b,
+                                mixed: Self.round4(mixedScore), drop: drop, ci: [lo, hi],
+                                ciNote: ci == nil ? "metric '\(scorer.name)' gives one score per split: no confidence interval" : nil,
+                                confidence: confidence, mcnemarP: p.map { Self.significant4($0) }, budget: b,
                                 budgetMetPoint: drop <= b, budgetMetUpper: hi <= b,
                                 samples: holdout.count, seed: seed, resamples: resamples)
+    }
+
+    private func scores(_ outputs: Outputs, _ reference: Outputs, _ range: Range<Int>) throws -> SplitScores {
+        try scorer.score(outputs, reference: reference, data: holdout, range: range)
     }
 
     /// Rounds to 4 decimals; -0 becomes 0 so the JSON never says "-0".
@@ -182,6 +183,6 @@ public final class HoldoutValidator {
         defer { try? runtime.apply(saved) }
         passes += 1
         return try Evaluator(session: runtime.session, dataset: holdout, batchSize: batchSize, outputName: outputName,
-                           transform: transform, detection: metric.isDetection ? detection : nil).run()
+                           transform: transform, scorer: scorer).run()
     }
 }

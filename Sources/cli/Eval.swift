@@ -45,18 +45,14 @@ struct Eval: ParsableCommand {
         Progress.quiet = quiet
         let model = try loadModel(self.model)
         let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: precisionOptions.allowNonfinite)
-        if metric.needsLabels && dataset.labels == nil {
-            throw MetricError.missingLabels(metric: metric.rawValue, path: data)
-        }
-        let truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: dataset) : nil
-        let detection = detectionFlags.options
+        let scorer = scoring.scorer()
+        try scorer.validate(dataset)
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
-                                      transform: OutputTransform(pooling: pool, mask: mask),
-                                      detection: metric.isDetection ? detection : nil)
+                                      transform: OutputTransform(pooling: pool, mask: mask), scorer: scorer)
         // Agreement compares with the FP32 model: run it first, without INT8 routes.
         var reference: Outputs?
-        if metric.needsReference, let runtime {
+        if scorer.needsReference, let runtime {
             let map = runtime.map
             try runtime.apply(runtime.allFP32)
             reference = try evaluator.run(progress: Progress(label: "fp32 reference").update)
@@ -65,15 +61,14 @@ struct Eval: ParsableCommand {
         let start = Date()
         let outputs = try evaluator.run(progress: Progress(label: "eval").update)
         let seconds = Date().timeIntervalSince(start)
-        try checkLabels(metric, labels: dataset.labels, classes: outputs.width, path: data, output: evaluator.outputName)
-        let s = metric.isDetection ? DetectionMetrics.score(metric, outputs: outputs, reference: reference ?? outputs, truth: truth)
-            : score(metric, outputs: outputs, labels: dataset.labels, reference: reference)
+        try scorer.check(outputs, data: dataset, output: evaluator.outputName)
+        let s = try scorer.score(outputs, reference: reference ?? outputs, data: dataset, range: 0..<dataset.count).score
         if let saveOutputs {
             try Numpy.writeNPZ([evaluator.outputName: Tensor(shape: [outputs.rows, outputs.width], floats: outputs.values)], path: saveOutputs)
         }
         let int8 = runtime?.map.int8Layers.count ?? 0
         let precisionName = runtime == nil ? "fp32" : (precisionOptions.precision == "int8" || precisionOptions.precision == "fp32" ? precisionOptions.precision : "mixed")
-        let report = Report(model: self.model, data: data, metric: metric.rawValue, score: (s * 100).rounded() / 100,
+        let report = Report(model: self.model, data: data, metric: scorer.name, score: (s * 100).rounded() / 100,
                             samples: dataset.count, seconds: seconds,
                             samplesPerSecond: seconds > 0 ? Double(dataset.count) / seconds : 0, precision: precisionName,
                             int8Layers: int8, quantizableLayers: MixedPrecisionRuntime.quantizableNodes(model.session).count,
@@ -81,7 +76,7 @@ struct Eval: ParsableCommand {
         if json {
             print(try jsonString(report))
         } else {
-            print("\(metric.rawValue): \(String(format: "%.2f", s)) on \(dataset.count) samples (\(precisionName), \(int8)/\(report.quantizableLayers) layers INT8\(runtime == nil ? "" : ", kernels: " + report.kernelPath))")
+            print("\(scorer.name): \(String(format: "%.2f", s)) on \(dataset.count) samples (\(precisionName), \(int8)/\(report.quantizableLayers) layers INT8\(runtime == nil ? "" : ", kernels: " + report.kernelPath))")
             print(String(format: "throughput: %.1f samples/s (%.3f s)", report.samplesPerSecond, seconds))
         }
     }

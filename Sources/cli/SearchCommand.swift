@@ -63,13 +63,7 @@ struct SearchCommand: ParsableCommand {
         // The sensitivity evaluations are replayed from the state like every other one.
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
-        let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
-                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
-                                             detection: common.detection)
-        // The holdout's labels against the output width, before the search rather than after it.
-        try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
-                        path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)
-        let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
+        let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")
         let outcome = try runner.run(plan) { log.note($0) }
@@ -93,8 +87,12 @@ struct SearchCommand: ParsableCommand {
         print("model \(d.model.path)  metric \(d.metric)  budget \(Budget(value: d.budget.value, type: Budget.Kind(rawValue: d.budget.type)!).label) (\(d.budget.points) points)  seed \(d.seed)")
         print("           FP32     INT8-all  mixed    drop")
         print(String(format: "search   %8.2f %8.2f %8.2f %7.2f", s.fp32, s.int8All, s.mixed, s.drop))
-        print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%.0f%% CI %.2f .. %.2f)", h.fp32, h.int8All, h.mixed, h.drop,
-                     h.confidence * 100, h.ci95[0], h.ci95[1]))
+        if let note = h.ciNote {
+            print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%@)", h.fp32, h.int8All, h.mixed, h.drop, note))
+        } else {
+            print(String(format: "holdout  %8.2f %8.2f %8.2f %7.2f  (%.0f%% CI %.2f .. %.2f)", h.fp32, h.int8All, h.mixed, h.drop,
+                         h.confidence * 100, h.ci95[0], h.ci95[1]))
+        }
         print(String(format: "INT8: %d of %d layers, %.1f%% of MACs; %@ search; %d evaluation%@ (%.2f full-model equivalents)",
                      d.int8Layers, d.layers.count, d.int8MacFraction * 100, d.strategy, d.evaluations, d.evaluations == 1 ? "" : "s", d.fullModelEquivalents))
         for l in d.layers { print("  \(l.precision == .int8 ? "int8" : "FP32")  \(l.name)  (\(l.op), \(l.macs) MACs)") }

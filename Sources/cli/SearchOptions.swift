@@ -65,12 +65,30 @@ struct SplitOptions: ParsableArguments {
 /// How outputs are scored: the metric, pooling of token-level outputs, detector
 /// post-processing. Shared by `eval` and the search commands.
 struct ScoringOptions: ParsableArguments {
-    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32), map50, map50_95 (detection, need gt_boxes/gt_classes) or box-agreement (detection vs FP32).")
+    @Option(help: "top1, top5 (need labels), agreement (top-1 agreement with FP32), cosine, retrieval or retrieval5 (embeddings vs FP32), map50, map50_95 (detection, need gt_boxes/gt_classes), box-agreement (detection vs FP32), ctc-exact (greedy CTC decoding vs labels [N, L]) or ctc-agreement (vs FP32's decoding). top1/top5/agreement score outputs with more than 2 dimensions per position (docs/metrics.md).")
     var metric: Metric = .top1
+    @Option(help: "Class axis of outputs with more than 2 dimensions (top1/top5/agreement per position, ctc-*); negative counts from the end.")
+    var classAxis: Int = -1
+    @Option(help: "Label value of positions that do not count (sequence labels [N, T], CTC target padding).") var ignoreIndex: Int = -100
+    @Option(help: "Class index of the CTC blank (ctc-exact, ctc-agreement).") var blank: Int = 0
+    @Option(help: "Your own metric instead of --metric: run through /bin/sh -c as 'CMD OUTPUTS.npz DATA.npz REFERENCE.npz' per evaluation; it prints a JSON array of per-sample scores in points or {\"score\": x} (docs/metrics.md).")
+    var metricCommand: String?
     @Option(help: "Pool a token-level output [N, L, D] to [N, D] before scoring: none, mean (over the mask's real tokens) or cls.")
     var pool: Pooling = .none
     @Option(help: "Data array with the attention mask [N, L] for --pool mean ('none': every token).") var mask: String = "attention_mask"
     @OptionGroup var detectionFlags: DetectionFlags
+
+    /// The metric as the library scores it.
+    func scorer() -> Scorer {
+        if let metricCommand { return CommandScorer(command: metricCommand) }
+        return metric.scorer(ScorerOptions(detection: detectionFlags.options, classAxis: classAxis, ignoreIndex: Int64(ignoreIndex), blank: blank))
+    }
+
+    func validate() throws {
+        if classAxis == 0 { throw ValidationError("--class-axis 0 is the batch axis; the default -1 is the last one") }
+        try checkRange("--blank", blank, 0...largestCount)
+        if let c = metricCommand, c.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--metric-command must not be empty") }
+    }
 }
 
 /// Options every search-like command shares.
@@ -125,59 +143,42 @@ struct DetectionFlags: ParsableArguments {
     }
 }
 
-/// Everything a search needs, prepared once: model, splits, calibration, runtime, the
-/// search-split evaluator and the layer table.
+/// The command line's side of a search: loads the model and the splits from the flags and
+/// hands them to the library's `SearchPipeline`, which assembles the rest.
 struct SearchContext {
     let modelPath: String
     let model: LoadedModel
-    let splits: DataSplits
-    let table: CalibrationTable
-    let runtime: MixedPrecisionRuntime
-    let evaluator: CandidateEvaluator
-    let layers: [LayerInfo]
+    let pipeline: SearchPipeline
+    var splits: DataSplits { pipeline.splits }
+    var table: CalibrationTable { pipeline.table }
+    var runtime: MixedPrecisionRuntime { pipeline.runtime }
+    var scorer: Scorer { pipeline.scorer }
+    var evaluator: CandidateEvaluator { pipeline.evaluator }
+    var layers: [LayerInfo] { pipeline.layers }
 
     init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
         Progress.quiet = common.quiet
         self.modelPath = modelPath
         model = try loadModel(modelPath)
-        splits = try options.load(graph: model.graph)
-        if common.metric.needsLabels && splits.search.labels == nil {
-            throw MetricError.missingLabels(metric: common.metric.rawValue, path: splits.search.path)
-        }
-        if common.metric.needsBoxes {
-            // Fail before calibrating, not after the search.
-            for split in [splits.search, splits.holdout] { _ = try DetectionTruth(dataset: split) }
-        }
+        let splits = try options.load(graph: model.graph)
+        var table: CalibrationTable?
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
-        } else {
-            let progress = Progress(label: "calibrate (\(common.calibrate.rawValue))")
-            table = try Calibrator(session: model.session, scheme: common.scheme).calibrate(
-                dataset: splits.calibration, options: CalibrationOptions(method: common.calibrate, batchSize: common.batchSize),
-                modelDigest: model.digest) { _, done, total in progress.update(done, total) }
         }
-        runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: common.kernelPath,
-                                            scheme: common.scheme)
-        guard !runtime.layerNames.isEmpty else { throw CLIError("\(modelPath) has no layer that can run in INT8") }
-        let progress = Progress(label: "fp32 reference on the search split")
-        evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
-                                           batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           transform: common.outputTransform, detection: common.detection, progress: progress.update)
-        layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
-                                      measureLatency: measureLatency)
+        let settings = PipelineOptions(calibrationMethod: common.calibrate, batchSize: common.batchSize, kernelPath: common.kernelPath,
+                                       scheme: common.scheme, cacheLimitBytes: common.cacheMb << 20,
+                                       transform: common.outputTransform, measureLatency: measureLatency)
+        pipeline = try SearchPipeline(session: model.session, modelDigest: model.digest, modelName: modelPath, splits: splits,
+                                      scorer: common.scoring.scorer(), calibration: table, options: settings) { phase, done, total in
+            Progress(label: phase).update(done, total)
+        }
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
-    /// meets the smallest budget on the search split: greedy then keeps every layer INT8 and
-    /// nothing needs ranking.
+    /// meets the smallest budget on the search split.
     func sensitivity(statePath: String?, mode: SensitivityMode, smallestBudget: Budget) throws -> SensitivityReport {
-        if mode == .auto {
-            let (all, _) = try evaluator.evaluate(runtime.allInt8, rejectAbove: smallestBudget.points(fp32: evaluator.fp32Score))
-            if all.complete && all.drop <= smallestBudget.points(fp32: evaluator.fp32Score) {
-                return try SensitivityReport.notMeasured(evaluator: evaluator)
-            }
-        }
-        return try sensitivity(statePath: statePath)
+        let progress = Progress(label: "sensitivity")
+        return try pipeline.sensitivity(mode: mode, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
     }
 
     /// Opens `--state DIR/evaluations.json` and hands it to the evaluator, which then replays
@@ -209,6 +210,6 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 
 extension Metric: ExpressibleByArgument {}
 
-enum SensitivityMode: String, ExpressibleByArgument, CaseIterable { case auto, always }
+extension SensitivityMode: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
 extension DetectionFormat: ExpressibleByArgument {}

@@ -19,7 +19,7 @@ struct Sensitivity: ParsableCommand {
         let json = try jsonString(report)
         if let out { try writeAtomically(json + "\n", to: out) }
         if common.json { print(json); return }
-        print("metric \(report.metric.rawValue) on \(report.searchSamples) search samples: FP32 \(String(format: "%.2f", report.fp32)), all-INT8 \(String(format: "%.2f", report.allInt8.score)) (drop \(String(format: "%.2f", report.allInt8.drop)))")
+        print("metric \(report.metric) on \(report.searchSamples) search samples: FP32 \(String(format: "%.2f", report.fp32)), all-INT8 \(String(format: "%.2f", report.allInt8.score)) (drop \(String(format: "%.2f", report.allInt8.drop)))")
         let w = max(5, report.layers.map(\.name.count).max() ?? 5)
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
         print(pad("layer"), "op      ", "drop alone", " recovery", " SQNR dB", "      KL")

@@ -58,21 +58,14 @@ struct Sweep: ParsableCommand {
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity,
                                                   smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType))
-        let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
-                                             batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
-                                             detection: common.detection)
-        // The holdout's labels against the output width, before the search rather than after it.
-        try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
-                        path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)
-        let runner = SearchRunner(evaluator: context.evaluator, sensitivity: sensitivity, layers: context.layers, validator: validator)
+        let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let sha = try SHA256.hex(ofFile: model)
         let required = Set(requiredValues)
         var entries: [Entry] = []
         let log = Progress(label: "sweep")
-        for value in budgetValues.sorted() {
-            let plan = strategyOptions.plan(Budget(value: value, type: strategyOptions.budgetType), seed: splits.seed)
-            log.note("budget \(formattedNumber(value))")
-            let outcome = try runner.run(plan)
+        let plans = budgetValues.map { strategyOptions.plan(Budget(value: $0, type: strategyOptions.budgetType), seed: splits.seed) }
+        try context.pipeline.sweep(plans, runner: runner, progress: { log.note("budget \(formattedNumber($0.budget.value))") }) { plan, outcome in
+            let value = plan.budget.value
             let doc = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: sha, dataDescription: context.splits.description,
                                       seed: splits.seed, version: MPQ.version, wallSeconds: nil)
             let v = outcome.validation
@@ -85,12 +78,12 @@ struct Sweep: ParsableCommand {
         let rows = entries.map(\.row)
         let allMet = rows.allSatisfy { !$0.required || $0.met }
         let criterion: BudgetCriterion = strategyOptions.confidence == nil ? .point : .upper
-        let document = Document(model: model, metric: common.metric.rawValue, seed: splits.seed, criterion: criterion.rawValue,
+        let document = Document(model: model, metric: context.scorer.name, seed: splits.seed, criterion: criterion.rawValue,
                                 rows: rows, maps: entries, allRequiredMet: allMet)
         let enc = deterministicJSONEncoder(snakeCase: true)
         try writeAtomically(String(decoding: try enc.encode(document), as: UTF8.self) + "\n", to: out)
         if let junit {
-            let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metric: common.metric, seed: splits.seed,
+            let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metricName: context.scorer.name, seed: splits.seed,
                                      criterion: criterion)
             try writeAtomically(report.xml(), to: junit)
         }
@@ -103,6 +96,7 @@ struct Sweep: ParsableCommand {
                 print(String(repeating: " ", count: max(0, 7 - b.count)) + b + String(format: "  %8.1f%%  %11.2f  %7.2f (%6.2f .. %6.2f)  %@  %@", r.int8Share * 100,
                              r.searchDrop, r.holdoutDrop, r.ciLow, r.ciHigh, r.met ? "yes" : "NO ", r.required ? "yes" : ""))
             }
+            if let note = entries.first?.map.result.holdout.ciNote { print("CI: \(note) (the columns repeat the drop)") }
         }
         if !allMet { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }
     }

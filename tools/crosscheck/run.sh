@@ -103,5 +103,8 @@ print("%-17s raw outputs: %d of %d elements differ from ORT (max %.3g); ORT ops 
     "ok" if r["ok"] else "FAIL"))
 EOF
 
+# --metric-command with a Python top-1 script scores exactly what --metric top1 does (eval and search).
+MPQ="$MPQ" PYTHON="$PYTHON" tools/crosscheck/metric_command.sh "$OUT" >> "$summary" || failed=1
+
 cat "$summary"
 exit $failed
