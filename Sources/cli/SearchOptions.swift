@@ -134,6 +134,8 @@ struct SearchContext {
     let runtime: MixedPrecisionRuntime
     let evaluator: CandidateEvaluator
     let layers: [LayerInfo]
+    /// The search-split batch `--objective latency` times whole-model runs on.
+    let latencySample: [String: Tensor]
 
     init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
         self.modelPath = modelPath
@@ -161,8 +163,8 @@ struct SearchContext {
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
                                            batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
                                            transform: common.outputTransform, detection: common.detection, progress: progress.update)
-        layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
-                                      measureLatency: measureLatency)
+        latencySample = splits.search.batch(0..<min(splits.search.count, common.batchSize))
+        layers = try LayerTable.build(runtime: runtime, sample: latencySample, measureLatency: measureLatency)
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
