@@ -52,6 +52,17 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
 void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                         const mpq_epilogue *ep, float *out);
 
+void mpq_requantize_f32_reference(const float *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_requantize_f32_avx512(const float *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_requantize_binary_f32_reference(int multiply, const float *a, const float *b, size_t count,
+                                         float scale, uint8_t zp, float *y);
+void mpq_requantize_binary_f32_avx512(int multiply, const float *a, const float *b, size_t count,
+                                      float scale, uint8_t zp, float *y);
+void mpq_lookup_u8grid_f32_reference(const float *x, size_t count, float scale, uint8_t zp,
+                                     const float *table, float *y);
+void mpq_lookup_u8grid_f32_avx512(const float *x, size_t count, float scale, uint8_t zp,
+                                  const float *table, float *y);
+
 /// The dequantizing epilogue in scalar form. Separate statements keep clang
 /// from contracting mul+add into an FMA, which the SIMD paths do not do; the
 /// clamp is written as maxps/minps compute it (NaN and -0 included).

@@ -4,6 +4,7 @@
 // Micro-tile: MR = 6 rows x NP = 4 packed panels (64 columns) = 24 zmm
 // accumulators + 4 B registers + 1 broadcast A, inside the 32 zmm registers.
 // Per group of 4 k: 4 B loads and 6 A broadcasts feed 24 vpdpbusd.
+// Channel-major (NCHW) output uses 16 x 16 tiles transposed in registers instead.
 // Loop order: 64-column panel outside, rows inside, full K inside the tile, so
 // the epilogue runs on registers and the B panel (64 * K bytes) stays in L1/L2
 // while every row block of A streams past it.
@@ -109,7 +110,94 @@ static const tile_fn tiles[MR][NP] = {
     TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
 };
 
+// In-register 16x16 float transpose: r[i] lane c -> r[c] lane i.
+static inline __attribute__((always_inline)) VNNI_TARGET void transpose16x16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int q = 0; q < 4; q++) {
+            t[8 * i + q] = _mm512_shuffle_f32x4(r[8 * i + q], r[8 * i + 4 + q], 0x88);
+            t[8 * i + 4 + q] = _mm512_shuffle_f32x4(r[8 * i + q], r[8 * i + 4 + q], 0xdd);
+        }
+    for (int q = 0; q < 8; q++) {
+        r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+        r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xdd);
+    }
+}
+
+// Channel-major (NCHW) output tile: 16 rows x one 16-column panel = 16 zmm accumulators,
+// the same int32 sums and lane-wise epilogue as `tile`, then transposed in registers so
+// each output channel gets 16 consecutive pixels in one store, instead of a 16-lane
+// scatter per row (the scatter dominated Convs with small K, such as a 3-channel stem).
+static VNNI_TARGET void tile16_channel_major(const mpq_gemm_job *j, int m0, int p) {
+    __m512i acc[16];
+    const uint8_t *a0 = j->a + (size_t)m0 * (size_t)j->lda;
+    const int8_t *bp = j->bdata + (size_t)p * (size_t)j->kp * 16;
+    _Pragma("unroll") for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_si512();
+    const int groups = j->k / 4;
+    for (int g = 0; g < groups; g++) {
+        __m512i b = _mm512_loadu_si512((const void *)(bp + (size_t)g * 64));
+        _Pragma("unroll") for (int i = 0; i < 16; i++) {
+            int32_t a4;
+            memcpy(&a4, a0 + (size_t)i * (size_t)j->lda + (size_t)g * 4, 4);
+            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(a4), b);
+        }
+    }
+    if (j->k % 4) {
+        __m512i b = _mm512_loadu_si512((const void *)(bp + (size_t)groups * 64));
+        _Pragma("unroll") for (int i = 0; i < 16; i++) {
+            __m512i av = _mm512_set1_epi32((int32_t)load_a4(a0 + (size_t)i * (size_t)j->lda + (size_t)groups * 4, j->k % 4));
+            acc[i] = _mm512_dpbusd_epi32(acc[i], av, b);
+        }
+    }
+    const int col = p * 16;
+    const int cols = j->n - col < 16 ? j->n - col : 16;
+    const __mmask16 mask = col_mask(cols);
+    const mpq_epilogue *ep = j->ep;
+    const __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(j->za), _mm512_loadu_si512((const void *)(j->colsum + col)));
+    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
+    const __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
+    const __m512i bias_i32 = ep->bias_i32 ? _mm512_maskz_loadu_epi32(mask, ep->bias_i32 + col) : _mm512_setzero_si512();
+    const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
+    __m512 v[16];
+    _Pragma("unroll") for (int i = 0; i < 16; i++) {
+        __m512i vi = _mm512_sub_epi32(acc[i], corr);
+        if (ep->bias_i32) vi = _mm512_add_epi32(vi, bias_i32);
+        __m512 x = _mm512_cvtepi32_ps(vi);
+        x = _mm512_mul_ps(x, s);
+        if (ep->bias) x = _mm512_add_ps(x, bias);
+        x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+        if (ep->out_scale > 0)
+            x = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                            _mm512_set1_ps(ep->out_scale)), _mm512_setzero_ps());
+        v[i] = x;
+    }
+    transpose16x16(v);
+    for (int c = 0; c < cols; c++) _mm512_storeu_ps(j->out + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0, v[c]);
+}
+
 VNNI_TARGET void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int p0, int p1) {
+    if (!j->c && j->out_channel_major) {
+        // 16-row transposing tiles; the last < 16 rows take the scattering tiles.
+        int full = m0 + (m1 - m0) / 16 * 16;
+        for (int p = p0; p < p1; p++) {
+            for (int m = m0; m < full; m += 16) tile16_channel_major(j, m, p);
+            for (int m = full; m < m1; m += MR) {
+                int mr = m1 - m < MR ? m1 - m : MR;
+                tiles[mr - 1][0](j, m, p);
+            }
+        }
+        return;
+    }
     for (int p = p0; p < p1; p += NP) {
         int np = p1 - p < NP ? p1 - p : NP;
         for (int m = m0; m < m1; m += MR) {

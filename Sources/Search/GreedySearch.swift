@@ -3,7 +3,7 @@ import Kernels
 
 /// One measured step of a search, for the output's trajectory.
 public struct SearchStep: Codable, Equatable, Sendable {
-    public var action: String          // "start", "fallback", "revert-kept", "revert-undone"
+    public var action: String          // "slower-in-int8", "start", "fallback", "revert-kept", "revert-undone"
     public var layer: String?
     public var drop: Double
     public var objective: Double
@@ -21,7 +21,8 @@ public struct SearchResult: Codable, Equatable, Sendable {
 }
 
 /// Greedy fallback then revert, every step measured:
-/// 1. start all-INT8;
+/// 1. start all-INT8 (under `--objective latency`, less the layers measured slower in
+///    INT8: they stay FP32 throughout, a "slower-in-int8" step each);
 /// 2. while the drop is over budget, return to FP32 the next layer in order of measured
 ///    recovery per unit of objective cost (sensitivity), re-measuring after each;
 /// 3. revert passes: try re-quantizing each fallen-back layer, largest objective benefit
@@ -38,8 +39,14 @@ public struct GreedySearch {
         self.evaluator = evaluator; self.sensitivity = sensitivity; self.layers = layers; self.objective = objective
     }
 
+    /// Layers kept FP32 from the start because INT8 would make the model slower.
+    public var slowerInInt8: [String] {
+        objective == .latency ? layers.filter(\.slowerInInt8).map(\.name) : []
+    }
+
     /// Fallback order: most recovery per unit of benefit lost first; ties by model order.
     public func fallbackOrder() -> [String] {
+        let pinned = Set(slowerInInt8)
         let benefit = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, $0.benefit(objective)) })
         let total = max(benefit.values.reduce(0, +), 1e-30)
         let index = Dictionary(uniqueKeysWithValues: layers.enumerated().map { ($0.element.name, $0.offset) })
@@ -47,7 +54,7 @@ public struct GreedySearch {
             let cost = max((benefit[s.name] ?? 0) / total, 1e-6)
             return max(s.recovery, s.aloneInt8.drop) / cost
         }
-        return sensitivity.layers.sorted {
+        return sensitivity.layers.filter { !pinned.contains($0.name) }.sorted {
             let a = priority($0), b = priority($1)
             return a != b ? a > b : index[$0.name, default: 0] < index[$1.name, default: 0]
         }.map(\.name)
@@ -58,6 +65,11 @@ public struct GreedySearch {
         var map = runtime.allInt8
         var steps: [SearchStep] = []
         func objectiveOf(_ m: PrecisionMap) -> Double { LayerTable.objective(objective, map: m, layers: layers) }
+        for name in slowerInInt8 {
+            map.layers[name] = .fp32
+            steps.append(SearchStep(action: "slower-in-int8", layer: name, drop: 0, objective: objectiveOf(map), complete: false))
+            progress?("greedy: \(name) stays FP32 (slower in INT8, measured end to end)")
+        }
         var (current, _) = try evaluator.evaluate(map, rejectAbove: budget)
         steps.append(SearchStep(action: "start", layer: nil, drop: current.drop, objective: objectiveOf(map), complete: current.complete))
         var fallen: [String] = []

@@ -68,6 +68,8 @@ public enum ParetoFront {
         var out: [PrecisionMap] = []
         for step in steps {
             switch step.action {
+            case "slower-in-int8":
+                if let l = step.layer { map.layers[l] = .fp32 }
             case "start":
                 out.append(map)
             case "fallback":

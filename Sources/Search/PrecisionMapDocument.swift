@@ -33,6 +33,16 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
         /// Input 1's quantization when it is an activation (activation x activation MatMul).
         public var activation2: ActivationRef?
         public var weightScales: [Float]
+        /// `--objective latency`: microseconds per sample the whole model saves with this
+        /// layer in INT8 (others INT8), measured end to end; negative = slower in INT8.
+        public var int8SavingUs: Double?
+    }
+    /// `--objective latency`: the chosen map timed end to end next to FP32 and all-INT8 on
+    /// the measured batch (ms per batch, best of `repeats`). Machine-dependent.
+    public struct LatencyRecord: Codable, Equatable, Sendable {
+        public var batch: Int; public var repeats: Int
+        public var fp32Ms: Double; public var int8AllMs: Double; public var mapMs: Double
+        public var kernelPath: String
     }
 
     public var schema = "mpq.precision-map/1"
@@ -61,6 +71,8 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
     public var evaluations: Int
     public var fullModelEquivalents: Double
     public var wallSeconds: Double?
+    /// Set by `--objective latency` only (the other objectives' bytes stay machine-independent).
+    public var latency: LatencyRecord?
     public var layers: [Layer]
     public var pareto: [ParetoPoint]
     public var trajectory: [SearchStep]
@@ -108,7 +120,8 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
                          activation: ActivationRef(tensor: nodes[name]?.input(0) ?? "", scale: q.inputQuant.scale,
                                                    zeroPoint: Int(q.inputQuant.zeroPoint)),
                          activation2: q.secondInputQuant.map { ActivationRef(tensor: nodes[name]?.input(1) ?? "", scale: $0.scale, zeroPoint: Int($0.zeroPoint)) },
-                         weightScales: q.weightScales)
+                         weightScales: q.weightScales,
+                         int8SavingUs: info[name]?.latencySaving.map { ($0 * 1e8).rounded() / 100 })
         }
     }
 }

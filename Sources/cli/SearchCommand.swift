@@ -67,9 +67,13 @@ struct SearchCommand: ParsableCommand {
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")
         let outcome = try runner.run(plan) { log.note($0) }
-        let document = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: try SHA256.hex(ofFile: model),
+        var document = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: try SHA256.hex(ofFile: model),
                                        dataDescription: context.splits.description, seed: splits.seed, version: MPQ.version,
                                        wallSeconds: strategyOptions.recordTime ? (Date().timeIntervalSince(start) * 100).rounded() / 100 : nil)
+        if plan.objective == .latency {
+            // Confirm the answer end to end on the batch the per-layer savings were measured on.
+            document.latency = try LatencyProbe(runtime: context.runtime, sample: context.latencySample).confirm(outcome.best.map)
+        }
         try context.evaluator.store?.save()
         let data = try document.jsonData()
         try OutputFile.write(data, to: out)

@@ -155,6 +155,8 @@ struct SearchContext {
     var scorer: Scorer { pipeline.scorer }
     var evaluator: CandidateEvaluator { pipeline.evaluator }
     var layers: [LayerInfo] { pipeline.layers }
+    /// The search-split batch `--objective latency` times whole-model runs on.
+    var latencySample: [String: Tensor] { splits.search.batch(0..<min(splits.search.count, pipeline.options.batchSize)) }
 
     init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
         Progress.quiet = common.quiet

@@ -147,6 +147,23 @@ int mpq_qgemm_u8s8_f32_nchw(mpq_kernel_path path, int m, int n, int k,
 void mpq_quantize_u8(mpq_kernel_path path, const float *x, size_t count,
                      float scale, uint8_t zero_point, uint8_t *y);
 
+// MARK: - Region kernels of the `ort` scheme (float tensors holding dequantized uint8 values)
+
+/// Requantize in place or out of place (`y` may be `x`): y = nearbyint(clamp(x / scale,
+/// -zp, 255 - zp)) * scale + 0, i.e. QuantizeLinear then DequantizeLinear (NaN -> the
+/// value of q = 0). The reference and the AVX-512 path (used by MPQ_PATH_VNNI) agree bit
+/// for bit; the AVX2 path runs the reference.
+void mpq_requantize_f32(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zp, float *y);
+
+/// The same applied to a + b (`multiply` 0) or a * b (1), elementwise, one float op each.
+void mpq_requantize_binary_f32(mpq_kernel_path path, int multiply, const float *a, const float *b, size_t count,
+                               float scale, uint8_t zp, float *y);
+
+/// y[i] = table[k], k = nearbyint(x[i] / scale) + zp clamped to [0, 255] (NaN -> 0): a
+/// unary op whose input lies on the uint8 grid (scale, zp), as a 256-entry table.
+void mpq_lookup_u8grid_f32(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zp,
+                           const float *table, float *y);
+
 /// Geometry of a 2-D convolution over one NCHW image (batch handled by caller).
 typedef struct {
     int channels, height, width;           ///< input C, H, W (all groups)

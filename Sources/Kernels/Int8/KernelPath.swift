@@ -33,6 +33,14 @@ public enum KernelPath: String, CaseIterable, Codable, Sendable {
 
 /// Threads for one GEMM: small products are not worth waking a second core.
 @inline(__always)
+/// How many tasks a batched layer splits its images over (one image each at least): all
+/// cores when there are several images and the layer is worth a fork/join, else one (the
+/// GEMM then splits a single image itself, `gemmThreads`).
+func imageTasks(images: Int, macsPerImage: Int) -> Int {
+    guard images > 1, images * macsPerImage >= 1 << 20 else { return 1 }
+    return min(images, max(1, ProcessInfo.processInfo.activeProcessorCount))
+}
+
 func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
     m * n * k >= 1 << 20 ? Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)) : 1
 }

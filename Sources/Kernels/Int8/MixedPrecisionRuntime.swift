@@ -70,7 +70,8 @@ public final class MixedPrecisionRuntime {
         // Other requantized outputs (region ops): the FP32 op runs, then Q -> DQ.
         for node in session.plan where layers[node.name] == nil || !plan.int8Layers.contains(node.name) {
             guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
-            if session.overrides[node.name] == nil, let fast = try RegionKernels.override(node, session: session, plan: plan, output: q) {
+            if session.overrides[node.name] == nil, let fast = try RegionKernels.override(node, session: session, plan: plan, output: q,
+                                                                                             path: { [unowned self] in self.path }) {
                 session.overrides[node.name] = fast
                 continue
             }

@@ -1,3 +1,4 @@
+import CKernels
 import ONNX
 
 /// Which nodes run in INT8 and which tensors are requantized, for one precision map under
@@ -137,13 +138,7 @@ extension CalibrationTable {
 /// turns the -0 that rounding a small negative gives into DequantizeLinear's +0).
 func requantize(_ t: inout Tensor, _ q: ActivationQuant, path: KernelPath) {
     guard t.dtype.isFloating, !t.floats.isEmpty else { return }
-    let s = q.scale, lo = Float(0) - Float(q.zeroPoint), hi = Float(255) - Float(q.zeroPoint)
     t.floats.withUnsafeMutableBufferPointer { p in
-        for i in 0..<p.count {
-            var v = p[i] / s
-            v = v > lo ? v : lo
-            v = v < hi ? v : hi
-            p[i] = v.rounded(.toNearestOrEven) * s + 0      // + 0: a -0 from rounding is DQ's +0
-        }
+        mpq_requantize_f32(path.c, p.baseAddress, p.count, q.scale, q.zeroPoint, p.baseAddress)   // + 0 inside: a -0 is DQ's +0
     }
 }

@@ -1,4 +1,5 @@
 import CKernels
+import Dispatch
 import ONNX
 
 /// INT8 Conv (1-D and 2-D, any group count): the activation is quantized to uint8 on
@@ -85,7 +86,7 @@ final class QuantizedConv: QuantizedLayer {
                                    dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv")
         try g.resolveConv(autoPad: try AutoPad(attribute: node.string("auto_pad", default: "NOTSET")), op: "Conv")
         // Spatial axes padded to three; 1-D and 2-D leave axis 0 at size 1.
-        var shape = mpq_conv2d_shape(channels: Int32(c), height: Int32(g.input[1]), width: Int32(g.input[2]),
+        let shape = mpq_conv2d_shape(channels: Int32(c), height: Int32(g.input[1]), width: Int32(g.input[2]),
                                      kernel_h: Int32(g.kernel[1]), kernel_w: Int32(g.kernel[2]),
                                      pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
                                      pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
@@ -96,50 +97,64 @@ final class QuantizedConv: QuantizedLayer {
         let perGroup = outChannels / group
         let kg = weights.perChannel
         var out = [Float](repeating: 0, count: n * outChannels * outP)
-        var q = [UInt8](repeating: 0, count: x.count)
-        x.floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
-        var status: Int32 = 0
         let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
+        // A batch splits by image over the cores, each image quantized, im2col'd and
+        // multiplied on one core: one fork/join per layer instead of one per image and
+        // group, and the quantize/im2col run in parallel too. Images are independent, so
+        // the split changes no bit. One image splits inside the GEMM instead.
+        let tasks = imageTasks(images: n, macsPerImage: outP * outChannels * kg)
+        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: tasks)
+        statuses.initialize(repeating: 0)
+        defer { statuses.deallocate() }
+        let xs = x.floats
         weightScales.withUnsafeBufferPointer { ps in
         multipliers.withUnsafeBufferPointer { pm in
         biasInt.withUnsafeBufferPointer { pbi in
         (bias ?? []).withUnsafeBufferPointer { pb in
-        q.withUnsafeBufferPointer { pq in
+        xs.withUnsafeBufferPointer { px in
         out.withUnsafeMutableBufferPointer { po in
-            if packed.isEmpty {
-                var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
-                                       requant: requant, multipliers: pm, biasInt: pbi)
-                weights.values.withUnsafeBufferPointer { pw in
-                    for img in 0..<n {
-                        status |= mpq_depthwise_conv_u8s8(path.c, pq.baseAddress! + img * c * inP, &shape, pw.baseAddress, &ep,
-                                                          po.baseAddress! + img * outChannels * outP)
+            let y0 = po.baseAddress!
+            let work = { [self] (t: Int) in
+                var shape = shape
+                let first = n * t / tasks, last = n * (t + 1) / tasks
+                guard first < last else { return }
+                var status: Int32 = 0
+                let q = UnsafeMutablePointer<UInt8>.allocate(capacity: c * inP)
+                defer { q.deallocate() }
+                let col = UnsafeMutablePointer<UInt8>.allocate(capacity: packed.isEmpty ? 1 : outP * kg)
+                defer { col.deallocate() }
+                for img in first..<last {
+                    quantizeU8(UnsafeBufferPointer(rebasing: px[img * c * inP..<(img + 1) * c * inP]), inputQuant, path: path, into: q)
+                    let yImg = y0 + img * outChannels * outP
+                    if packed.isEmpty {
+                        var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
+                                               requant: requant, multipliers: pm, biasInt: pbi)
+                        weights.values.withUnsafeBufferPointer { pw in
+                            status |= mpq_depthwise_conv_u8s8(path.c, q, &shape, pw.baseAddress, &ep, yImg)
+                        }
+                        continue
                     }
-                }
-                return
-            }
-            var col = [UInt8](repeating: 0, count: outP * kg)
-            col.withUnsafeMutableBufferPointer { pc in
-                for img in 0..<n {
-                    let xImg = pq.baseAddress! + img * c * inP
                     for gi in 0..<group {
-                        if khwc { mpq_im2col_u8_khwc(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress) }
-                        else { mpq_im2col_u8(xImg, &shape, Int32(gi), inputQuant.zeroPoint, pc.baseAddress) }
+                        if khwc { mpq_im2col_u8_khwc(q, &shape, Int32(gi), inputQuant.zeroPoint, col) }
+                        else { mpq_im2col_u8(q, &shape, Int32(gi), inputQuant.zeroPoint, col) }
                         var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
                                                requant: requant, multipliers: pm, biasInt: pbi, channel: gi * perGroup)
                         // Written channel-major straight into the NCHW output.
-                        status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), pc.baseAddress, Int32(kg),
-                                                          packed[gi].pointer, &ep,
-                                                          po.baseAddress! + (img * outChannels + gi * perGroup) * outP, Int32(outP),
-                                                          gemmThreads(m: outP, n: perGroup, k: kg))
+                        status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
+                                                          packed[gi].pointer, &ep, yImg + gi * perGroup * outP, Int32(outP),
+                                                          tasks > 1 ? 1 : gemmThreads(m: outP, n: perGroup, k: kg))
                     }
                 }
+                statuses[t] = status
             }
+            if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
         }
         }
         }
         }
         }
         }
+        let status = statuses.reduce(0, |)
         if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
         return [Tensor(shape: [n, outChannels] + g.outputShape, floats: out)]
     }

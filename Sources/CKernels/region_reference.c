@@ -1,0 +1,64 @@
+// The `ort` scheme's region kernels on float tensors that carry uint8 grid values: the
+// scalar reference, and the public entry points. Every path (region_avx512.c) does the
+// same operations in the same order, so the float bits agree:
+//   requantize: v = x / s (a division, as QuantizeLinear), clamp to [-zp, 255 - zp]
+//               (maxps/minps semantics: NaN -> -zp), round half to even, * s, + 0
+//               (-0 -> +0, as DequantizeLinear gives);
+//   binary:     the same applied to a + b or a * b (one float op, as the FP32 op);
+//   lookup:     k = nearbyint(x / s) + zp clamped to [0, 255] (NaN -> 0), y = table[k]
+//               (a unary op on a requantized input sees at most 256 values).
+#include "mpq_internal.h"
+#include <math.h>
+
+static inline float requant_scalar(float r, float s, float lo, float hi) {
+    float v = r / s;
+    v = (v > lo) ? v : lo;
+    v = (v < hi) ? v : hi;
+    v = nearbyintf(v);
+    v = v * s;
+    v = v + 0.0f;
+    return v;
+}
+
+void mpq_requantize_f32_reference(const float *x, size_t count, float scale, uint8_t zp, float *y) {
+    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
+    for (size_t i = 0; i < count; i++) y[i] = requant_scalar(x[i], scale, lo, hi);
+}
+
+void mpq_requantize_binary_f32_reference(int multiply, const float *a, const float *b, size_t count,
+                                         float scale, uint8_t zp, float *y) {
+    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
+    for (size_t i = 0; i < count; i++) {
+        float r = multiply ? a[i] * b[i] : a[i] + b[i];
+        y[i] = requant_scalar(r, scale, lo, hi);
+    }
+}
+
+void mpq_lookup_u8grid_f32_reference(const float *x, size_t count, float scale, uint8_t zp,
+                                     const float *table, float *y) {
+    const float z = (float)zp;
+    for (size_t i = 0; i < count; i++) {
+        float k = nearbyintf(x[i] / scale);
+        k = k + z;
+        k = (k > 0.0f) ? k : 0.0f;
+        k = (k < 255.0f) ? k : 255.0f;
+        y[i] = table[(int)k];
+    }
+}
+
+void mpq_requantize_f32(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zp, float *y) {
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_requantize_f32_avx512(x, count, scale, zp, y);
+    else mpq_requantize_f32_reference(x, count, scale, zp, y);
+}
+
+void mpq_requantize_binary_f32(mpq_kernel_path path, int multiply, const float *a, const float *b, size_t count,
+                               float scale, uint8_t zp, float *y) {
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_requantize_binary_f32_avx512(multiply, a, b, count, scale, zp, y);
+    else mpq_requantize_binary_f32_reference(multiply, a, b, count, scale, zp, y);
+}
+
+void mpq_lookup_u8grid_f32(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zp,
+                           const float *table, float *y) {
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_lookup_u8grid_f32_avx512(x, count, scale, zp, table, y);
+    else mpq_lookup_u8grid_f32_reference(x, count, scale, zp, table, y);
+}
