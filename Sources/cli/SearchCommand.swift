@@ -62,7 +62,7 @@ struct SearchCommand: ParsableCommand {
                                         measureLatency: strategyOptions.objective == .latency)
         // The sensitivity evaluations are replayed from the state like every other one.
         try context.attachState(common.state, splits: splits)
-        let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
+        let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget, splits: splits)
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)

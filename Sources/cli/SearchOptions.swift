@@ -88,7 +88,7 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
     @Option(help: "Folder for resumable state: search and sweep save every evaluated candidate (evaluations.json), sensitivity every layer (sensitivity.json); a rerun replays them.")
     var state: String?
-    @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")
+    @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget), always, or a report FILE.json written by mpq sensitivity or mpq merge for the same model, data, seed and options (reused, not recomputed).")
     var sensitivity: SensitivityMode = .auto
     @Flag(help: "Print JSON on stdout.") var json = false
 
@@ -168,7 +168,8 @@ struct SearchContext {
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
     /// meets the smallest budget on the search split: greedy then keeps every layer INT8 and
     /// nothing needs ranking.
-    func sensitivity(statePath: String?, mode: SensitivityMode, smallestBudget: Budget) throws -> SensitivityReport {
+    func sensitivity(statePath: String?, mode: SensitivityMode, smallestBudget: Budget, splits options: SplitOptions) throws -> SensitivityReport {
+        if case .report(let path) = mode { return try loadSensitivity(path, splits: options) }
         if mode == .auto {
             let (all, _) = try evaluator.evaluate(runtime.allInt8, rejectAbove: smallestBudget.points(fp32: evaluator.fp32Score))
             if all.complete && all.drop <= smallestBudget.points(fp32: evaluator.fp32Score) {
@@ -176,6 +177,22 @@ struct SearchContext {
             }
         }
         return try sensitivity(statePath: statePath)
+    }
+
+    /// What every number of this run depends on: merges and reuses compare it.
+    func runKey(_ options: SplitOptions) throws -> SearchStateKey {
+        try SearchStateKey(evaluator: evaluator, data: try options.digestDescription(), seed: options.seed, mpqVersion: MPQ.version)
+    }
+
+    /// A finished analysis from `--sensitivity FILE.json`, checked against this run.
+    func loadSensitivity(_ path: String, splits options: SplitOptions) throws -> SensitivityReport {
+        try FileKind.requireRegularFile(path, expected: "a sensitivity report (.json)")
+        guard let data = FileManager.default.contents(atPath: path),
+              let report = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
+            throw CLIError("--sensitivity \(path): not a sensitivity report written by mpq sensitivity or mpq merge")
+        }
+        try report.checkReusable(for: try runKey(options), path: path)
+        return report
     }
 
     /// Opens `--state DIR/evaluations.json` and hands it to the evaluator, which then replays
@@ -188,9 +205,9 @@ struct SearchContext {
     }
 
     /// Runs (or resumes) the sensitivity analysis.
-    func sensitivity(statePath: String?) throws -> SensitivityReport {
+    func sensitivity(statePath: String?, key: SearchStateKey? = nil, shard: Shard? = nil) throws -> SensitivityReport {
         let progress = Progress(label: "sensitivity")
-        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath).run { done, total, _ in
+        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath, key: key, shard: shard).run { done, total, _ in
             progress.update(done, total)
         }
     }
@@ -207,6 +224,22 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 
 extension Metric: ExpressibleByArgument {}
 
-enum SensitivityMode: String, ExpressibleByArgument, CaseIterable { case auto, always }
+/// `--sensitivity auto|always|FILE.json`.
+enum SensitivityMode: ExpressibleByArgument, Equatable {
+    case auto, always
+    /// A finished analysis to reuse (a merged sharded one, typically).
+    case report(String)
+
+    init?(argument: String) {
+        switch argument {
+        case "auto": self = .auto
+        case "always": self = .always
+        default:
+            guard argument.hasSuffix(".json") else { return nil }
+            self = .report(argument)
+        }
+    }
+    static var allValueStrings: [String] { ["auto", "always", "FILE.json"] }
+}
 extension Pooling: ExpressibleByArgument {}
 extension DetectionFormat: ExpressibleByArgument {}

@@ -18,6 +18,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "Budgets that must be met (repeatable or comma-separated), e.g. 1%.") var require: [String] = []
     @Option(help: "Where to write the sweep (JSON).") var out: String
     @Option(help: "Also write a JUnit XML report here.") var junit: String?
+    @OptionGroup var sharding: ShardOptions
 
     var budgetValues: [Double] { budgets.split(separator: ",").compactMap { Budget(parsing: String($0))?.value } }
     var requiredValues: [Double] { require.flatMap { $0.split(separator: ",") }.compactMap { Budget(parsing: String($0))?.value } }
@@ -41,23 +42,29 @@ struct Sweep: ParsableCommand {
 
     struct Document: Codable {
         var schema = "mpq.sweep/1"
-        let model: String
-        let metric: String
-        let seed: UInt64
-        let criterion: String
-        let rows: [SweepRow]
-        let maps: [Entry]
-        let allRequiredMet: Bool
+        var model: String
+        var metric: String
+        var seed: UInt64
+        var criterion: String
+        var rows: [SweepRow]
+        var maps: [Entry]
+        var allRequiredMet: Bool
+        /// What the numbers depend on; `mpq merge` compares it across parts.
+        var key: SearchStateKey?
+        /// Set in a part written with `--shard`: its shard and every budget of the sweep.
+        var shard: ShardPart<Double>?
     }
 
     func run() throws {
         try checkOutputs(out, junit)
+        let shard = try sharding.resolved()
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
         // One state for every budget: the evaluations are shared.
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity,
-                                                  smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType))
+                                                  smallestBudget: Budget(value: budgetValues.min() ?? 0, type: strategyOptions.budgetType),
+                                                  splits: splits)
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
                                              detection: common.detection)
@@ -69,7 +76,10 @@ struct Sweep: ParsableCommand {
         let required = Set(requiredValues)
         var entries: [Entry] = []
         let log = Progress(label: "sweep")
-        for value in budgetValues.sorted() {
+        let allBudgets = budgetValues.sorted()
+        // A part searches its share of the budgets; sensitivity (and `--sensitivity auto`'s
+        // decision, made on the smallest budget of all) is the same in every part.
+        for value in shard.map({ $0.share(of: allBudgets) }) ?? allBudgets {
             let plan = strategyOptions.plan(Budget(value: value, type: strategyOptions.budgetType), seed: splits.seed)
             log.note("budget \(formattedNumber(value))")
             let outcome = try runner.run(plan)
@@ -83,18 +93,26 @@ struct Sweep: ParsableCommand {
         }
         try context.evaluator.store?.save()
         let rows = entries.map(\.row)
-        let allMet = rows.allSatisfy { !$0.required || $0.met }
         let criterion: BudgetCriterion = strategyOptions.confidence == nil ? .point : .upper
         let document = Document(model: model, metric: common.metric.rawValue, seed: splits.seed, criterion: criterion.rawValue,
-                                rows: rows, maps: entries, allRequiredMet: allMet)
+                                rows: rows, maps: entries, allRequiredMet: rows.allSatisfy { !$0.required || $0.met },
+                                key: try context.runKey(splits), shard: shard.map { ShardPart(shard: $0, items: allBudgets) })
+        try Self.write(document, out: out, junit: junit, json: common.json)
+        // A part's verdict waits for the merge: a failing part would be retried or block it.
+        if shard == nil && !document.allRequiredMet { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }
+    }
+
+    /// Writes the sweep (and JUnit), prints the table: shared with `mpq merge`.
+    static func write(_ document: Document, out: String, junit: String?, json: Bool) throws {
+        let rows = document.rows
         let enc = deterministicJSONEncoder(snakeCase: true)
         try writeAtomically(String(decoding: try enc.encode(document), as: UTF8.self) + "\n", to: out)
         if let junit {
-            let report = JUnitReport(rows: rows, modelDigest: context.model.digest, metric: common.metric, seed: splits.seed,
-                                     criterion: criterion)
+            let report = JUnitReport(rows: rows, modelDigest: document.key?.model ?? "", metric: Metric(rawValue: document.metric) ?? .top1,
+                                     seed: document.seed, criterion: BudgetCriterion(rawValue: document.criterion) ?? .point)
             try writeAtomically(report.xml(), to: junit)
         }
-        if common.json {
+        if json {
             print(String(decoding: try enc.encode(rows), as: UTF8.self))
         } else {
             print("budget   INT8 MACs  search drop  holdout drop (CI)            met  required")
@@ -104,7 +122,6 @@ struct Sweep: ParsableCommand {
                              r.searchDrop, r.holdoutDrop, r.ciLow, r.ciHigh, r.met ? "yes" : "NO ", r.required ? "yes" : ""))
             }
         }
-        if !allMet { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }
     }
 }
 
