@@ -6,7 +6,7 @@ import Search
 
 /// The data splits: three files, or one file split with a seed.
 struct SplitOptions: ParsableArguments {
-    @Option(help: "One .npz with every sample, split by --split and --seed.") var data: String?
+    @Option(help: "One .npz with every sample (or a folder of .npz shards with the same arrays, concatenated in name order), split by --split and --seed.") var data: String?
     @Option(help: "Fractions for calibration,search,holdout when --data is one file.") var split: String = "0.2,0.4,0.4"
     @Option(help: "Calibration split (.npz), or a calibration table (.json) computed on it.") var calibration: String?
     @Option(help: "Search split (.npz): every candidate is scored on it.") var search: String?
@@ -40,7 +40,7 @@ struct SplitOptions: ParsableArguments {
     /// with its split and seed.
     func digestDescription() throws -> String {
         if let data {
-            return "data sha256:\(try SHA256.hex(ofFile: data)) split \(fractions!.map { String($0) }.joined(separator: ",")) seed \(seed)"
+            return "data \(try dataDigest(data)) split \(fractions!.map { String($0) }.joined(separator: ",")) seed \(seed)"
         }
         let cal = calibration!.hasSuffix(".json") ? "table" : "sha256:" + (try SHA256.hex(ofFile: calibration!))
         return "calibration \(cal) search sha256:\(try SHA256.hex(ofFile: search!)) holdout sha256:\(try SHA256.hex(ofFile: holdout!))"
@@ -211,6 +211,14 @@ struct SearchContext {
             progress.update(done, total)
         }
     }
+}
+
+/// `sha256:HEX` of a data file; of a shard folder, the digest of its shards' names and digests
+/// in name order (what `Dataset` concatenates).
+func dataDigest(_ path: String) throws -> String {
+    guard FileKind(path: path) == .directory else { return "sha256:" + (try SHA256.hex(ofFile: path)) }
+    let lines = try Dataset.shardFiles(path).map { "\(($0 as NSString).lastPathComponent) \(try SHA256.hex(ofFile: $0))" }
+    return "shards sha256:" + SHA256.hex(Data(lines.joined(separator: "\n").utf8))
 }
 
 /// `DIR/name`, creating DIR; nil without a state folder.
