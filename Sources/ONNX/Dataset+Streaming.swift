@@ -84,11 +84,21 @@ extension Dataset {
         return names.map { (folder as NSString).appendingPathComponent($0) }
     }
 
-    /// A dataset whose inputs are streamed, or nil when `loading` is `.auto` and one file's
-    /// inputs are small enough to load. Every streamed array is read through once here, in
-    /// bounded memory, for the checks a load makes (type, shape, finite values, integer
-    /// range, CRC-32), so a batch read later cannot find bad data.
-    static func streamed(path: String, graph: Graph, allowNonfinite: Bool, loading: DataLoading) throws -> Dataset? {
+    /// Decoded bytes of the file's arrays that feed model inputs; 0 when the file cannot be
+    /// read that way (the in-memory path then reports what is wrong, as it always has).
+    static func inputBytes(path: String, graph: Graph) -> Int {
+        guard FileKind(path: path) == .regular, let arrays = try? NPZArrayStream.open(path: path) else { return 0 }
+        return graph.inputs.reduce(0) { total, input in
+            guard let s = arrays[input.name] ?? (graph.inputs.count == 1 ? arrays["input"] : nil) else { return total }
+            return total + s.shape.reduce(1, *) * (s.dtype.isFloating ? 4 : 8)
+        }
+    }
+
+    /// A dataset whose inputs are streamed from `path` (a file or a folder of shards). Every
+    /// streamed array is read through once here, in bounded memory, for the checks a load
+    /// makes (type, shape, finite values, integer range, CRC-32), so a batch read later
+    /// cannot find bad data.
+    static func streamed(path: String, graph: Graph, allowNonfinite: Bool) throws -> Dataset {
         let isFolder = FileKind(path: path) == .directory
         let files = isFolder ? try shardFiles(path) : [path]
         let opened = try files.map { try NPZArrayStream.open(path: $0) }
@@ -98,13 +108,6 @@ extension Dataset {
             if opened[0][input.name] != nil { arrayFor[input.name] = input.name }
             else if graph.inputs.count == 1, opened[0]["input"] != nil { arrayFor[input.name] = "input" }
             else { throw ModelError.missingInput(input: input.name, path: files[0], available: Array(opened[0].keys)) }
-        }
-        if !isFolder && loading == .auto {
-            let bytes = arrayFor.values.reduce(0) { total, name in
-                let s = opened[0][name]!
-                return total + s.shape.reduce(1, *) * (s.dtype.isFloating ? 4 : 8)
-            }
-            if bytes <= streamingThresholdBytes { return nil }
         }
         let names = Set(opened[0].keys)
         for (file, arrays) in zip(files, opened).dropFirst() where Set(arrays.keys) != names {

@@ -29,11 +29,10 @@ public struct Dataset: Sendable {
     /// (docs/data-validation.md, docs/scale.md). `allowNonfinite` lets NaN/Inf in float
     /// inputs through (`--allow-nonfinite`); `loading` decides which inputs are streamed.
     public init(path: String, graph: Graph, allowNonfinite: Bool = false, loading: DataLoading = .auto) throws {
-        if FileKind(path: path) == .directory || loading != .memory {
-            if let streamed = try Dataset.streamed(path: path, graph: graph, allowNonfinite: allowNonfinite, loading: loading) {
-                self = streamed
-                return
-            }
+        if FileKind(path: path) == .directory || loading == .streaming
+            || (loading == .auto && Dataset.inputBytes(path: path, graph: graph) > Dataset.streamingThresholdBytes) {
+            self = try Dataset.streamed(path: path, graph: graph, allowNonfinite: allowNonfinite)
+            return
         }
         try self.init(arrays: try Numpy.readNPZ(path: path), path: path, graph: graph, allowNonfinite: allowNonfinite)
     }
