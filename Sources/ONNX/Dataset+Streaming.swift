@@ -121,8 +121,11 @@ extension Dataset {
             var target: DType?
             for (file, arrays) in zip(files, opened) {
                 let s = arrays[name]!
-                // The shape and type checks a loaded array gets, on an empty slice of this one.
-                let probe = try Dataset.conform(try s.rows(0..<0), to: input, array: name, path: file)
+                // The shape and type checks a loaded array gets, on a stand-in with its full shape
+                // and no values (the values are checked by the scan below).
+                var empty = try s.rows(0..<0)
+                empty.shape = s.shape
+                let probe = try Dataset.conform(empty, to: input, array: name, path: file)
                 if let t = target, t != probe.dtype { throw ModelError.badArray(path: file, array: name, reason: "has type \(s.dtype), the first shard's converts to \(t)") }
                 if let first = parts.first, Array(first.shape.dropFirst()) != Array(s.shape.dropFirst()) {
                     throw ModelError.badArray(path: file, array: name, reason: "rows of shape \(Tensor.describe(Array(s.shape.dropFirst()))), the first shard's are \(Tensor.describe(Array(first.shape.dropFirst())))")
