@@ -1,23 +1,42 @@
 import Foundation
 
-/// Model inputs bound to the arrays of an `.npz` file, checked against the graph's inputs
-/// once, then sliced into batches. Arrays are named after the inputs (a single-input model
-/// also accepts `input`); labels, when present, are under `labels`.
+/// Model inputs bound to the arrays of an `.npz` file (or a folder of `.npz` shards),
+/// checked against the graph's inputs once, then sliced into batches. Arrays are named after
+/// the inputs (a single-input model also accepts `input`); labels, when present, are under
+/// `labels`. Large inputs are streamed from disk batch by batch (Dataset+Streaming.swift,
+/// docs/scale.md); everything else is held in memory.
 public struct Dataset: Sendable {
     public let path: String
     /// Feeds per graph input name, each with the samples along dimension 0.
-    public let arrays: [String: Tensor]
+    let columns: [String: DataColumn]
     /// Class indices, `labelsPerSample` per sample, row-major.
     public let labels: [Int64]?
     /// 1 for labels [N]; T for per-position labels [N, T] (sequence metrics, docs/metrics.md).
     public let labelsPerSample: Int
-    /// Every array of the file, for metrics that read extra arrays (masks, boxes...).
+    /// The arrays held in memory, for metrics that read extra arrays (masks, boxes...): every
+    /// array of the file, except the inputs that are streamed.
     public let extras: [String: Tensor]
     public let count: Int
+    /// Rows of the underlying columns this dataset sees (a split of streamed data), in order;
+    /// nil for all of them.
+    let rowIndices: [Int]?
 
-    /// Reads and checks `path` (docs/data-validation.md). `allowNonfinite` lets NaN/Inf
-    /// in float inputs through (`--allow-nonfinite`).
-    public init(path: String, graph: Graph, allowNonfinite: Bool = false) throws {
+    /// Feeds per graph input name, whole. Streamed inputs are read into memory: for tests
+    /// and small sets; evaluation goes through `batch`.
+    public var arrays: [String: Tensor] { batch(0..<count) }
+
+    /// Whether any input is read from disk batch by batch.
+    public var isStreamed: Bool { columns.values.contains { $0.stream != nil } }
+
+    /// Reads and checks `path`, an `.npz` file or a folder of `.npz` shards
+    /// (docs/data-validation.md, docs/scale.md). `allowNonfinite` lets NaN/Inf in float
+    /// inputs through (`--allow-nonfinite`); `loading` decides which inputs are streamed.
+    public init(path: String, graph: Graph, allowNonfinite: Bool = false, loading: DataLoading = .auto) throws {
+        if FileKind(path: path) == .directory || loading == .streaming
+            || (loading == .auto && Dataset.inputBytes(path: path, graph: graph) > Dataset.streamingThresholdBytes) {
+            self = try Dataset.streamed(path: path, graph: graph, allowNonfinite: allowNonfinite)
+            return
+        }
         try self.init(arrays: try Numpy.readNPZ(path: path), path: path, graph: graph, allowNonfinite: allowNonfinite)
     }
 
@@ -55,9 +74,10 @@ public struct Dataset: Sendable {
             labels = l.ints
             labelsPerSample = l.rank == 2 ? l.shape[1] : 1
         } else { labels = nil; labelsPerSample = 1 }
-        arrays = bound
+        columns = bound.mapValues { DataColumn(tensor: $0) }
         extras = file
         count = n
+        rowIndices = nil
     }
 
     /// Labels are class indices: an integer array of shape [N], no value below 0, or [N, T]
@@ -140,9 +160,18 @@ public struct Dataset: Sendable {
         return (row > 0 ? i / row : 0, text)
     }
 
-    /// Samples `range` of every input, ready to feed.
+    /// Samples `range` of every input, ready to feed. A streamed input that cannot be read
+    /// any more (the file changed or vanished after it was checked) stops the process with
+    /// the file's name: callers cannot handle it better, and the data was verified at open.
     public func batch(_ range: Range<Int>) -> [String: Tensor] {
-        arrays.mapValues { $0.slice(range) }
+        do { return try readBatch(range) } catch {
+            fatalError("data \(path) became unreadable during the run: \(error)")
+        }
+    }
+
+    /// Samples `range` of every input; throws when a streamed input cannot be read.
+    public func readBatch(_ range: Range<Int>) throws -> [String: Tensor] {
+        try columns.mapValues { try $0.rows(range, through: rowIndices) }
     }
 
     /// Labels of `range`, if the file has labels.
@@ -155,18 +184,22 @@ public struct Dataset: Sendable {
         stride(from: 0, to: count, by: max(size, 1)).map { $0..<min($0 + max(size, 1), count) }
     }
 
-    /// The subset of samples at `indices` (for splits), labels and extras included.
+    /// The subset of samples at `indices` (for splits), labels and extras included. Streamed
+    /// inputs are not copied: the subset reads their rows through the indices.
     public func subset(_ indices: [Int], path: String) -> Dataset {
-        Dataset(path: path, arrays: arrays.mapValues { $0.gather(indices) },
-                labels: labels.map { l in indices.flatMap { l[$0 * labelsPerSample..<($0 + 1) * labelsPerSample] } },
-                labelsPerSample: labelsPerSample,
-                extras: extras.filter { $0.value.shape.first == count }.mapValues { $0.gather(indices) },
-                count: indices.count)
+        let through = rowIndices.map { all in indices.map { all[$0] } } ?? indices
+        return Dataset(path: path, columns: columns.mapValues { $0.stream != nil ? $0 : DataColumn(tensor: $0.tensor!.gather(indices)) },
+                       labels: labels.map { l in indices.flatMap { l[$0 * labelsPerSample..<($0 + 1) * labelsPerSample] } },
+                       labelsPerSample: labelsPerSample,
+                       extras: extras.filter { $0.value.shape.first == count }.mapValues { $0.gather(indices) },
+                       count: indices.count, rowIndices: isStreamed ? through : nil)
     }
 
-    private init(path: String, arrays: [String: Tensor], labels: [Int64]?, labelsPerSample: Int, extras: [String: Tensor], count: Int) {
-        self.path = path; self.arrays = arrays; self.labels = labels; self.labelsPerSample = labelsPerSample
+    init(path: String, columns: [String: DataColumn], labels: [Int64]?, labelsPerSample: Int = 1, extras: [String: Tensor], count: Int,
+         rowIndices: [Int]?) {
+        self.path = path; self.columns = columns; self.labels = labels; self.labelsPerSample = labelsPerSample
         self.extras = extras; self.count = count
+        self.rowIndices = rowIndices
     }
 }
 

@@ -18,13 +18,15 @@ public enum Numpy {
     /// Each entry's `.npy` header is read first and its declared size checked against the
     /// entry's size and `limitBytes` (decoded memory, all arrays together) before the rest
     /// is inflated; CRCs are checked (docs/data-validation.md).
-    public static func readNPZ(path: String, limitBytes: Int = Numpy.defaultLimitBytes) throws -> [String: Tensor] {
+    /// Arrays named in `skipping` are not read (a streamed input's).
+    public static func readNPZ(path: String, limitBytes: Int = Numpy.defaultLimitBytes, skipping: Set<String> = []) throws -> [String: Tensor] {
         try FileKind.requireRegularFile(path, expected: "an .npz file")
         let archive = try NPZArchive(path: path)
         var out: [String: Tensor] = [:]
         var total = 0
         for entry in archive.entries where !entry.name.hasSuffix("/") {
             let name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+            if skipping.contains(name) { continue }
             let entryPath = "\(path):\(entry.name)"
             guard out[name] == nil else { throw ModelError.badData(path: path, reason: "array '\(name)' appears twice") }
             let tensor = try archive.withEntry(entry) { reader -> Tensor in

@@ -16,7 +16,8 @@ public struct LayerSensitivity: Codable, Equatable, Sendable {
 
 /// The analyzer's result, also its resumable state (saved after every layer).
 public struct SensitivityReport: Codable, Equatable, Sendable {
-    public var schema = "mpq.sensitivity/1"
+    public static let schemaName = "mpq.sensitivity/1"
+    public var schema = SensitivityReport.schemaName
     public var modelDigest: String
     /// The metric's name (Scorer.name).
     public var metric: String
@@ -29,6 +30,12 @@ public struct SensitivityReport: Codable, Equatable, Sendable {
     public var fullModelEquivalents: Double
     public var evaluations: Int
     public var complete: Bool
+    /// What the numbers depend on (model, data, calibration, seed, scheme, metric, options):
+    /// a merge or a reuse by `search --sensitivity FILE` compares it. Absent in reports of
+    /// older versions and in library use without a key.
+    public var key: SearchStateKey?
+    /// Set in a part written with `--shard`: which layers it measured of which list.
+    public var shard: ShardPart<String>?
 }
 
 extension SensitivityReport {
@@ -61,14 +68,20 @@ public enum SensitivityError: Error, CustomStringConvertible {
 public struct SensitivityAnalyzer {
     public let evaluator: CandidateEvaluator
     public let statePath: String?
+    /// Written into the report, and a saved state with another key is refused.
+    public let key: SearchStateKey?
+    /// Measure only this shard's layers (layer index modulo the shard count).
+    public let shard: Shard?
 
-    public init(evaluator: CandidateEvaluator, statePath: String? = nil) {
-        self.evaluator = evaluator; self.statePath = statePath
+    public init(evaluator: CandidateEvaluator, statePath: String? = nil, key: SearchStateKey? = nil, shard: Shard? = nil) {
+        self.evaluator = evaluator; self.statePath = statePath; self.key = key; self.shard = shard
     }
 
     public func run(progress: ((Int, Int, String) -> Void)? = nil) throws -> SensitivityReport {
         let runtime = evaluator.runtime
-        let names = runtime.layerNames
+        let allNames = runtime.layerNames
+        let names = shard.map { $0.share(of: allNames) } ?? allNames
+        let part = shard.map { ShardPart(shard: $0, items: allNames) }
         let digest = runtime.calibration.modelDigest
         var report: SensitivityReport
         let startWork = evaluator.fullModelEquivalents, startEvals = evaluator.evaluations
@@ -81,16 +94,18 @@ public struct SensitivityAnalyzer {
                 throw SensitivityError.stateMismatch(path: statePath, reason: "unreadable")
             }
             guard saved.modelDigest == digest, saved.metric == evaluator.scorer.name, saved.searchSamples == evaluator.data.count,
-                  saved.calibrationMethod == runtime.calibration.method else {
-                throw SensitivityError.stateMismatch(path: statePath, reason: "model, metric, calibration or search data differ")
+                  saved.calibrationMethod == runtime.calibration.method, saved.key == key || saved.key == nil || key == nil,
+                  saved.shard == part else {
+                throw SensitivityError.stateMismatch(path: statePath, reason: "model, metric, calibration, search data or shard differ")
             }
             report = saved
+            report.key = key ?? saved.key
             priorWork = saved.fullModelEquivalents; priorEvals = saved.evaluations
         } else {
             let (all, _) = try evaluator.evaluate(runtime.allInt8)
             report = SensitivityReport(modelDigest: digest, metric: evaluator.scorer.name, calibrationMethod: runtime.calibration.method,
                                        searchSamples: evaluator.data.count, fp32: evaluator.fp32Score, allInt8: all, layers: [],
-                                       fullModelEquivalents: 0, evaluations: 0, complete: false)
+                                       fullModelEquivalents: 0, evaluations: 0, complete: false, key: key, shard: part)
         }
         let done = Set(report.layers.map(\.name))
         let ops = Dictionary(uniqueKeysWithValues: runtime.session.plan.map { ($0.name, $0.opType) })

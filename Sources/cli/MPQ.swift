@@ -16,7 +16,7 @@ struct MPQ: ParsableCommand {
         commandName: "mpq",
         abstract: "Find which layers of an ONNX model can run in INT8 within an accuracy budget.",
         version: version,
-        subcommands: [Inspect.self, Eval.self, Sensitivity.self, SearchCommand.self, Sweep.self, Conformance.self, Calibrate.self, Export.self, Report.self, Profile.self])
+        subcommands: [Inspect.self, Eval.self, Sensitivity.self, SearchCommand.self, Sweep.self, Merge.self, Conformance.self, Calibrate.self, Export.self, Report.self, Profile.self])
 
     /// Parses, runs, and exits with the status the error calls for.
     static func runAndExit() -> Never {
@@ -87,6 +87,7 @@ extension HoldoutError: UserFacingError {}
 extension PipelineError: UserFacingError {}
 extension ExportError: UserFacingError {}
 extension QDQExportError: UserFacingError {}
+extension MergeError: UserFacingError {}
 extension CLIError: UserFacingError {
     var exitStatus: ExitStatus { status }
 }

@@ -62,7 +62,7 @@ struct SearchCommand: ParsableCommand {
                                         measureLatency: strategyOptions.objective == .latency)
         // The sensitivity evaluations are replayed from the state like every other one.
         try context.attachState(common.state, splits: splits)
-        let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
+        let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget, splits: splits)
         let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let plan = strategyOptions.plan(budget, seed: splits.seed)
         let log = Progress(label: "search")

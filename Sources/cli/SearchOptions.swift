@@ -6,7 +6,7 @@ import Search
 
 /// The data splits: three files, or one file split with a seed.
 struct SplitOptions: ParsableArguments {
-    @Option(help: "One .npz with every sample, split by --split and --seed.") var data: String?
+    @Option(help: "One .npz with every sample (or a folder of .npz shards with the same arrays, concatenated in name order), split by --split and --seed.") var data: String?
     @Option(help: "Fractions for calibration,search,holdout when --data is one file.") var split: String = "0.2,0.4,0.4"
     @Option(help: "Calibration split (.npz), or a calibration table (.json) computed on it.") var calibration: String?
     @Option(help: "Search split (.npz): every candidate is scored on it.") var search: String?
@@ -40,7 +40,7 @@ struct SplitOptions: ParsableArguments {
     /// with its split and seed.
     func digestDescription() throws -> String {
         if let data {
-            return "data sha256:\(try SHA256.hex(ofFile: data)) split \(fractions!.map { String($0) }.joined(separator: ",")) seed \(seed)"
+            return "data \(try dataDigest(data)) split \(fractions!.map { String($0) }.joined(separator: ",")) seed \(seed)"
         }
         let cal = calibration!.hasSuffix(".json") ? "table" : "sha256:" + (try SHA256.hex(ofFile: calibration!))
         return "calibration \(cal) search sha256:\(try SHA256.hex(ofFile: search!)) holdout sha256:\(try SHA256.hex(ofFile: holdout!))"
@@ -106,8 +106,8 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
     @Option(help: "Folder for resumable state: search and sweep save every evaluated candidate (evaluations.json), sensitivity every layer (sensitivity.json); a rerun replays them.")
     var state: String?
-    @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget) or always.")
-    var sensitivity: SensitivityMode = .auto
+    @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget), always, or a report FILE.json written by mpq sensitivity or mpq merge for the same model, data, seed and options (reused, not recomputed).")
+    var sensitivity: SensitivityOption = .auto
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "No progress lines on stderr.") var quiet = false
 
@@ -177,10 +177,30 @@ struct SearchContext {
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
-    /// meets the smallest budget on the search split.
-    func sensitivity(statePath: String?, mode: SensitivityMode, smallestBudget: Budget) throws -> SensitivityReport {
+    /// meets the smallest budget on the search split, or the analysis `--sensitivity FILE.json` names.
+    func sensitivity(statePath: String?, mode: SensitivityOption, smallestBudget: Budget, splits options: SplitOptions) throws -> SensitivityReport {
         let progress = Progress(label: "sensitivity")
-        return try pipeline.sensitivity(mode: mode, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
+        switch mode {
+        case .report(let path): return try loadSensitivity(path, splits: options)
+        case .auto: return try pipeline.sensitivity(mode: .auto, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
+        case .always: return try pipeline.sensitivity(mode: .always, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
+        }
+    }
+
+    /// What every number of this run depends on: merges and reuses compare it.
+    func runKey(_ options: SplitOptions) throws -> SearchStateKey {
+        try SearchStateKey(evaluator: evaluator, data: try options.digestDescription(), seed: options.seed, mpqVersion: MPQ.version)
+    }
+
+    /// A finished analysis from `--sensitivity FILE.json`, checked against this run.
+    func loadSensitivity(_ path: String, splits options: SplitOptions) throws -> SensitivityReport {
+        try FileKind.requireRegularFile(path, expected: "a sensitivity report (.json)")
+        guard let data = FileManager.default.contents(atPath: path),
+              let report = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
+            throw CLIError("--sensitivity \(path): not a sensitivity report written by mpq sensitivity or mpq merge")
+        }
+        try report.checkReusable(for: try runKey(options), path: path)
+        return report
     }
 
     /// Opens `--state DIR/evaluations.json` and hands it to the evaluator, which then replays
@@ -193,12 +213,20 @@ struct SearchContext {
     }
 
     /// Runs (or resumes) the sensitivity analysis.
-    func sensitivity(statePath: String?) throws -> SensitivityReport {
+    func sensitivity(statePath: String?, key: SearchStateKey? = nil, shard: Shard? = nil) throws -> SensitivityReport {
         let progress = Progress(label: "sensitivity")
-        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath).run { done, total, _ in
+        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath, key: key, shard: shard).run { done, total, _ in
             progress.update(done, total)
         }
     }
+}
+
+/// `sha256:HEX` of a data file; of a shard folder, the digest of its shards' names and digests
+/// in name order (what `Dataset` concatenates).
+func dataDigest(_ path: String) throws -> String {
+    guard FileKind(path: path) == .directory else { return "sha256:" + (try SHA256.hex(ofFile: path)) }
+    let lines = try Dataset.shardFiles(path).map { "\(($0 as NSString).lastPathComponent) \(try SHA256.hex(ofFile: $0))" }
+    return "shards sha256:" + SHA256.hex(Data(lines.joined(separator: "\n").utf8))
 }
 
 /// `DIR/name`, creating DIR; nil without a state folder.
@@ -212,6 +240,22 @@ func statePath(_ dir: String?, _ name: String) throws -> String? {
 
 extension Metric: ExpressibleByArgument {}
 
-extension SensitivityMode: ExpressibleByArgument {}
+/// `--sensitivity auto|always|FILE.json`: the library's SensitivityMode, or a finished analysis.
+enum SensitivityOption: ExpressibleByArgument, Equatable {
+    case auto, always
+    /// A finished analysis to reuse (a merged sharded one, typically).
+    case report(String)
+
+    init?(argument: String) {
+        switch argument {
+        case "auto": self = .auto
+        case "always": self = .always
+        default:
+            guard argument.hasSuffix(".json") else { return nil }
+            self = .report(argument)
+        }
+    }
+    static var allValueStrings: [String] { ["auto", "always", "FILE.json"] }
+}
 extension Pooling: ExpressibleByArgument {}
 extension DetectionFormat: ExpressibleByArgument {}

@@ -11,11 +11,15 @@ struct Sensitivity: ParsableCommand {
     @OptionGroup var splits: SplitOptions
     @OptionGroup var common: SearchCommonOptions
     @Option(help: "Write the report as JSON here.") var out: String?
+    @OptionGroup var sharding: ShardOptions
 
     func run() throws {
         try checkOutputs(out)
+        let shard = try sharding.resolved()
+        if shard != nil && out == nil { throw CLIError("--shard needs --out PART.json (the part that mpq merge combines)") }
         let context = try SearchContext(modelPath: model, splits: splits, common: common, measureLatency: false)
-        let report = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"))
+        let report = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"),
+                                             key: try context.runKey(splits), shard: shard)
         let json = try jsonString(report)
         if let out { try writeAtomically(json + "\n", to: out) }
         if common.json { print(json); return }

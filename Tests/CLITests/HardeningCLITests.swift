@@ -110,9 +110,11 @@ final class HardeningCLITests: XCTestCase {
         try assertBadInput(["eval", model, "--data", "\(errors)/huge_shape.npz"], ["huge_shape.npz:input.npy", "more elements"])
         try assertBadInput(["eval", model, "--data", "\(errors)/bad_crc.npz"], ["bad_crc.npz", "'input.npy'", "bad CRC-32"])
         try assertBadInput(["eval", model, "--data", "\(errors)/corrupt_deflate.npz"], ["corrupt_deflate.npz", "'input.npy'"])
-        // 1 MB declaring (65536, 1, 64, 64) float32: refused before inflating (the default limit is 512 MiB).
+        // 1 MB declaring (65536, 1, 64, 64) float32 (1 GiB): over the streaming threshold, so it
+        // would be streamed in bounded memory, never loaded (docs/scale.md); its shape is refused
+        // before anything is inflated.
         try assertBadInput(["eval", model, "--data", "\(errors)/zip_bomb.npz"],
-                           ["zip_bomb.npz:input.npy", "[65536,1,64,64]", "MPQ_MAX_DATA_MB"], environment: ["MPQ_MAX_DATA_MB": ""])
+                           ["input 'input' expects [N,1,16,16]", "[65536,1,64,64]"], environment: ["MPQ_MAX_DATA_MB": ""])
     }
 
     func testDataLargerThanTheLimitIsRefused() throws {
@@ -126,10 +128,11 @@ final class HardeningCLITests: XCTestCase {
 
     func testFoldersAreRefusedNotHung() throws {
         let dir = try CLI.temporaryDirectory().path
-        try assertBadInput(["eval", model, "--data", dir], [dir, "is a folder, not an .npz file"])
+        // A data folder is a set of .npz shards (docs/scale.md): an empty one is refused by name.
+        try assertBadInput(["eval", model, "--data", dir], [dir, "holds no .npz shards"])
         try assertBadInput(["eval", dir, "--data", holdout], [dir, "is a folder, not an ONNX file"])
         try assertBadInput(["search", model, "--calibration", dir, "--search", "\(CLI.examples)/digits_search.npz",
-                            "--holdout", holdout, "--out", "\(dir)/m.json"], [dir, "is a folder"])
+                            "--holdout", holdout, "--out", "\(dir)/m.json"], [dir, "holds no .npz shards"])
         try assertBadInput(["eval", model, "--data", "/dev/zero"], ["/dev/zero", "not a regular file"])
     }
 
