@@ -141,7 +141,7 @@ public struct SensitivityAnalyzer {
 
     /// The state file: snake_case like `mpq sensitivity --out/--json` (so a report can seed
     /// a state), or the camelCase keys of files written before.
-    static func decodeState(_ data: Data) -> SensitivityReport? {
+    public static func decodeState(_ data: Data) -> SensitivityReport? {
         let snake = JSONDecoder()
         snake.keyDecodingStrategy = .convertFromSnakeCase
         return (try? snake.decode(SensitivityReport.self, from: data)) ?? (try? JSONDecoder().decode(SensitivityReport.self, from: data))

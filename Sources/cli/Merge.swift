@@ -46,7 +46,7 @@ struct Merge: ParsableCommand {
     private func mergeSensitivity(_ files: [(String, Data)]) throws {
         guard junit == nil else { throw CLIError("--junit applies to sweeps, not to sensitivity parts") }
         let reports = try files.map { path, data -> (path: String, report: SensitivityReport) in
-            guard let r = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
+            guard let r = SensitivityAnalyzer.decodeState(data) else {
                 throw CLIError("\(path): unreadable sensitivity report")
             }
             return (path, r)

@@ -196,7 +196,7 @@ struct SearchContext {
     func loadSensitivity(_ path: String, splits options: SplitOptions) throws -> SensitivityReport {
         try FileKind.requireRegularFile(path, expected: "a sensitivity report (.json)")
         guard let data = FileManager.default.contents(atPath: path),
-              let report = try? JSONDecoder().decode(SensitivityReport.self, from: data) else {
+              let report = SensitivityAnalyzer.decodeState(data) else {
             throw CLIError("--sensitivity \(path): not a sensitivity report written by mpq sensitivity or mpq merge")
         }
         try report.checkReusable(for: try runKey(options), path: path)

@@ -17,7 +17,7 @@ final class ShardCLITests: XCTestCase {
     /// The report without its cost fields, the only ones a merge sums instead of copying.
     func withoutCost(_ json: String) -> String {
         json.split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { !$0.contains("\"fullModelEquivalents\"") && !$0.contains("\"evaluations\"") }
+            .filter { !$0.contains("\"full_model_equivalents\"") && !$0.contains("\"evaluations\"") }
             .joined(separator: "\n")
     }
 
