@@ -37,8 +37,9 @@ public final class CandidateEvaluator {
     public let fp32Points: [Double]
     /// Applied to every batch's output before scoring (pooling token embeddings).
     public let transform: OutputTransform
-    /// Post-processing of a detector's output (detection metrics only, docs/detection.md).
-    public let detection: DetectionOptions
+    /// Post-processing of a detector's output (detection metrics only, docs/detection.md);
+    /// its layout is resolved on the first batch.
+    public private(set) var detection: DetectionOptions
     private let truth: DetectionTruth?
     public private(set) var fullModelEquivalents: Double = 0
     public private(set) var evaluations = 0
@@ -83,6 +84,7 @@ public final class CandidateEvaluator {
         defer { try? runtime.apply(saved) }
         // One FP32 pass: reference outputs, per-node costs, and the activation caches.
         var caches: [[String: Tensor]?] = []
+        var resolved = detection
         var values: [Float] = []
         var width = 0
         var costs = [Double](repeating: 0, count: session.plan.count)
@@ -98,9 +100,17 @@ public final class CandidateEvaluator {
                                           outs.map(\.count).reduce(0, +)))
                 }
             }
-            guard let raw = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
-            var y = try transform.apply(raw, dataset: data, range: r)
-            if metric.isDetection { y = try detection.decode(y) }
+            var y: Tensor
+            if metric.isDetection {
+                if b == 0 {
+                    resolved = try resolved.resolved(outputs: all, order: session.graph.outputs.map(\.name),
+                                                            truthClasses: DetectionTruth.classIDs(data), truthPath: data.path)
+                }
+                y = try resolved.decode(all, order: session.graph.outputs.map(\.name))
+            } else {
+                guard let raw = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
+                y = try transform.apply(raw, dataset: data, range: r)
+            }
             width = y.count / max(r.count, 1)
             if b == 0 { try checkLabels(metric, labels: data.labels, classes: width, path: data.path, output: output) }
             values += y.asFloats
@@ -109,6 +119,7 @@ public final class CandidateEvaluator {
             progress?(r.upperBound, data.count)
         }
         self.caches = caches
+        self.detection = resolved
         self.cacheBytes = bytes
         self.nodeCost = costs
         self.totalCost = max(costs.reduce(0, +), 1)
@@ -141,6 +152,7 @@ public final class CandidateEvaluator {
         evaluations += 1
         var cost = 0.0
         let output = runtime.session.graph.outputs[0].name
+        let outputOrder = runtime.session.graph.outputs.map(\.name)
         var values: [Float] = []
         values.reserveCapacity(fp32Outputs.values.count)
         var candPoints: [Double] = []
@@ -153,23 +165,23 @@ public final class CandidateEvaluator {
         var newInt8Caches: [[String: Tensor]?] = []
         var int8Bytes = 0
         for (b, r) in batches.enumerated() {
-            var y: Tensor
+            var outs: [String: Tensor]
             if buildInt8Cache {
-                let (outs, values) = try runtime.session.allActivations(data.batch(r))
-                y = outs[output]!
+                let (o, values) = try runtime.session.allActivations(data.batch(r))
+                outs = o
                 let size = values.values.reduce(0) { $0 + 4 * $1.count }
                 if cacheBytes + int8Bytes + size <= cacheLimit { newInt8Caches.append(values); int8Bytes += size } else { newInt8Caches.append(nil) }
                 cost += Double(r.count) / Double(data.count)
             } else if let cache = useInt8Base ? int8Caches![b] : caches[b] {
-                let (outs, executed) = try runtime.session.runIncremental(cache: cache, changedNodes: useInt8Base ? int8Changed : fp32Changed)
-                y = outs[output]!
+                let (o, executed) = try runtime.session.runIncremental(cache: cache, changedNodes: useInt8Base ? int8Changed : fp32Changed)
+                outs = o
                 cost += executed.reduce(0) { $0 + nodeCost[$1] } / totalCost * Double(r.count) / Double(data.count)
             } else {
-                y = try runtime.session.run(data.batch(r))[output]!
+                outs = try runtime.session.run(data.batch(r))
                 cost += Double(r.count) / Double(data.count)
             }
-            y = try transform.apply(y, dataset: data, range: r)
-            if metric.isDetection { y = try detection.decode(y) }
+            let y = metric.isDetection ? try detection.decode(outs, order: outputOrder)
+                : try transform.apply(outs[output]!, dataset: data, range: r)
             let batchOut = Outputs(values: y.asFloats, rows: r.count, width: fp32Outputs.width)
             let refBatch = Outputs(values: Array(fp32Outputs.values[r.lowerBound * fp32Outputs.width..<r.upperBound * fp32Outputs.width]),
                                    rows: r.count, width: fp32Outputs.width)

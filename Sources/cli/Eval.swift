@@ -47,7 +47,8 @@ struct Eval: ParsableCommand {
             throw MetricError.missingLabels(metric: metric.rawValue, path: data)
         }
         let truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: dataset) : nil
-        let detection = detectionFlags.options
+        let detection = metric.isDetection ? try detectionFlags.resolve(session: model.session, data: dataset, outputName: output)
+            : detectionFlags.options
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
                                       transform: OutputTransform(pooling: pool, mask: mask),

@@ -65,7 +65,7 @@ struct SearchCommand: ParsableCommand {
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget)
         let validator = try HoldoutValidator(runtime: context.runtime, holdout: context.splits.holdout, metric: common.metric,
                                              batchSize: common.batchSize, seed: splits.seed, transform: common.outputTransform,
-                                             detection: common.detection)
+                                             detection: context.evaluator.detection)
         // The holdout's labels against the output width, before the search rather than after it.
         try checkLabels(common.metric, labels: context.splits.holdout.labels, classes: context.evaluator.fp32Outputs.width,
                         path: context.splits.holdout.path, output: context.model.session.graph.outputs[0].name)

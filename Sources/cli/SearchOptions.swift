@@ -106,12 +106,12 @@ struct SearchCommonOptions: ParsableArguments {
 
 /// Post-processing of a detector's output for map50/map50_95/box-agreement (docs/detection.md).
 struct DetectionFlags: ParsableArguments {
-    @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
-    var detectionFormat: DetectionFormat = .yolo
+    @Option(help: "Detector output layout for map50/map50_95/box-agreement: auto (from the output shapes and the ground truth's classes), yolo ([N, A, 5+C], objectness), yolov8 ([N, 4+C, A], no objectness), boxes-scores (boxes [N, A, 4] + scores [N, A, C] or [N, C, A]) or boxes-scores-classes ([N, K, 6]).")
+    var detectionFormat: DetectionFormat = .auto
     @Option(help: "Per-class NMS IoU threshold (detection metrics).", transform: decimal) var iou: Double = 0.5
     @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).", transform: decimal)
     var scoreThreshold: Double = 0.001
-    @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
+    @Option(help: "Classes C of the output (default: the ground truth's largest class id + 1 for auto, else from the shape).") var numClasses: Int?
 
     func validate() throws {
         guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
@@ -121,6 +121,17 @@ struct DetectionFlags: ParsableArguments {
 
     var options: DetectionOptions {
         DetectionOptions(format: detectionFormat, iou: iou, scoreThreshold: scoreThreshold, numClasses: numClasses)
+    }
+
+    /// The layout fixed from one FP32 sample of `data` and checked against the ground truth of
+    /// every split in `also`; says on stderr what it reads (auto's choice included).
+    func resolve(session: Session, data: Dataset, also: [Dataset] = [], outputName: String? = nil) throws -> DetectionOptions {
+        var d = try options.resolved(session: session, dataset: data, outputName: outputName)
+        for split in also {
+            d = try d.resolved(outputs: [:], order: [], truthClasses: DetectionTruth.classIDs(split), truthPath: split.path)
+        }
+        FileHandle.standardError.write(Data("detection layout\(detectionFormat == .auto ? " (auto)" : ""): \(d.summary)\n".utf8))
+        return d
     }
 }
 
@@ -146,6 +157,9 @@ struct SearchContext {
             // Fail before calibrating, not after the search.
             for split in [splits.search, splits.holdout] { _ = try DetectionTruth(dataset: split) }
         }
+        // The layout too: a wrong one must fail here, not score silently after the search.
+        let detection = common.metric.isDetection
+            ? try common.detectionFlags.resolve(session: model.session, data: splits.search, also: [splits.holdout]) : common.detection
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
         } else {
@@ -160,7 +174,7 @@ struct SearchContext {
         let progress = Progress(label: "fp32 reference on the search split")
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
                                            batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           transform: common.outputTransform, detection: common.detection, progress: progress.update)
+                                           transform: common.outputTransform, detection: detection, progress: progress.update)
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
                                       measureLatency: measureLatency)
     }
