@@ -98,6 +98,10 @@ public struct CalibrationTable: Codable, Equatable, Sendable {
     public var modelDigest: String
     /// Samples the ranges were computed on.
     public var samples: Int
+    /// Digest of the data the ranges came from ("rows:" + SHA-256 of per-row input hashes),
+    /// so a search can tell a table computed on its own search or holdout split; nil in
+    /// tables written before it was recorded.
+    public var dataDigest: String?
     public var ranges: [String: Range]
 
     public init(method: String, modelDigest: String, samples: Int, ranges: [String: Range]) {

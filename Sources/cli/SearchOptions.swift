@@ -15,6 +15,8 @@ struct SplitOptions: ParsableArguments {
     var seed: UInt64 = 0
     @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
     var allowNonfinite = false
+    @Flag(help: "Accept splits that share samples by content (by default an error naming the count).")
+    var allowOverlap = false
 
     func validate() throws {
         let files = [calibration, search, holdout]
@@ -46,19 +48,40 @@ struct SplitOptions: ParsableArguments {
         return "calibration \(cal) search sha256:\(try SHA256.hex(ofFile: search!)) holdout sha256:\(try SHA256.hex(ofFile: holdout!))"
     }
 
+    /// The splits, checked disjoint by content (docs/search.md); with --allow-overlap a
+    /// shared row is only a warning.
     func load(graph: Graph) throws -> DataSplits {
+        let splits: DataSplits
+        let named: [(name: String, data: Dataset)]
         if let data {
-            return try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph, allowNonfinite: allowNonfinite)
-        }
-        if calibration!.hasSuffix(".json") {
+            splits = try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph, allowNonfinite: allowNonfinite)
+            named = [("calibration", splits.calibration), ("search", splits.search), ("holdout", splits.holdout)]
+        } else if calibration!.hasSuffix(".json") {
             // A calibration table stands in for the calibration split, which is then not read.
             let s = try Dataset(path: search!, graph: graph, allowNonfinite: allowNonfinite)
             let h = try Dataset(path: holdout!, graph: graph, allowNonfinite: allowNonfinite)
-            return DataSplits(calibration: s, search: s, holdout: h,
-                              description: "calibration table \(calibration!), search \(search!), holdout \(holdout!)")
+            splits = DataSplits(calibration: s, search: s, holdout: h,
+                                description: "calibration table \(calibration!), search \(search!), holdout \(holdout!)")
+            named = [("search", s), ("holdout", h)]
+        } else {
+            splits = try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph,
+                                         allowNonfinite: allowNonfinite)
+            named = [("calibration", splits.calibration), ("search", splits.search), ("holdout", splits.holdout)]
         }
-        return try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph,
-                                   allowNonfinite: allowNonfinite)
+        let shared = try DataSplits.checkDisjoint(named, allowOverlap: allowOverlap)
+        if !shared.isEmpty {
+            let list = shared.map { "\($0.rows) rows of \($0.later) also in \($0.earlier)" }.joined(separator: "; ")
+            FileHandle.standardError.write(Data("warning: --allow-overlap: \(list)\n".utf8))
+        }
+        return splits
+    }
+
+    /// Refuses a calibration table computed on the search or holdout split itself.
+    func checkTable(_ table: CalibrationTable, splits: DataSplits) throws {
+        guard let d = table.dataDigest, !allowOverlap, let path = calibration else { return }
+        for s in [splits.search, splits.holdout] where s.contentDigest() == d {
+            throw DataSplitError.tableFromSplit(table: path, split: s.path)
+        }
     }
 }
 
@@ -162,6 +185,7 @@ struct SearchContext {
             ? try common.detectionFlags.resolve(session: model.session, data: splits.search, also: [splits.holdout]) : common.detection
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
+            try options.checkTable(table, splits: splits)
         } else {
             let progress = Progress(label: "calibrate (\(common.calibrate.rawValue))")
             table = try Calibrator(session: model.session, scheme: common.scheme).calibrate(
