@@ -39,11 +39,12 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
         if e.metric.isDetection {
             let d = e.detection
             metric += " detection \(d.format.rawValue) iou \(d.iou) score \(d.scoreThreshold) classes \(d.numClasses.map(String.init) ?? "auto") max \(d.maxDetections)"
+            metric += " outputs \(d.outputNames.joined(separator: ",")) classes-first \(d.classesFirst.map { "\($0)" } ?? "-")"
         }
         self.init(mpqVersion: mpqVersion, model: runtime.calibration.modelDigest, data: data,
                   calibration: "sha256:" + SHA256.hex(table), scheme: runtime.scheme.rawValue, metric: metric, seed: seed,
                   kernelPath: runtime.path.resolved.rawValue,
-                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes reject z \(e.rejectionZ) after \(e.minSamplesBeforeRejection)")
+                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes reject alpha \(e.rejectionAlpha) over \(e.rejectionLooks) looks after \(e.minSamplesBeforeRejection) order \(e.visitSeed == nil ? "file" : "shuffled by the seed")")
     }
 
     /// SHA-256 over every field.

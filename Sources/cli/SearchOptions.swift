@@ -198,7 +198,8 @@ struct SearchContext {
         let progress = Progress(label: "fp32 reference on the search split")
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, metric: common.metric,
                                            batchSize: common.batchSize, cacheLimitBytes: common.cacheMb << 20,
-                                           transform: common.outputTransform, detection: detection, progress: progress.update)
+                                           transform: common.outputTransform, detection: detection, visitSeed: options.seed,
+                                           progress: progress.update)
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
                                       measureLatency: measureLatency)
     }
