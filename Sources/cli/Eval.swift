@@ -47,7 +47,10 @@ struct Eval: ParsableCommand {
             throw MetricError.missingLabels(metric: metric.rawValue, path: data)
         }
         let truth = metric == .map50 || metric == .map50_95 ? try DetectionTruth(dataset: dataset) : nil
-        let detection = metric.isDetection ? try detectionFlags.resolve(session: model.session, data: dataset, outputName: output)
+        // Resolved before anything runs, announced once the run succeeded: an error must be
+        // the first thing on stderr.
+        let detection = metric.isDetection ? try detectionFlags.resolve(session: model.session, data: dataset, outputName: output,
+                                                                        announce: false)
             : detectionFlags.options
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
@@ -67,6 +70,7 @@ struct Eval: ParsableCommand {
         try checkLabels(metric, labels: dataset.labels, classes: outputs.width, path: data, output: evaluator.outputName)
         let s = metric.isDetection ? DetectionMetrics.score(metric, outputs: outputs, reference: reference ?? outputs, truth: truth)
             : score(metric, outputs: outputs, labels: dataset.labels, reference: reference)
+        if metric.isDetection { detectionFlags.announce(detection) }
         if let saveOutputs {
             try Numpy.writeNPZ([evaluator.outputName: Tensor(shape: [outputs.rows, outputs.width], floats: outputs.values)], path: saveOutputs)
         }

@@ -147,14 +147,19 @@ struct DetectionFlags: ParsableArguments {
     }
 
     /// The layout fixed from one FP32 sample of `data` and checked against the ground truth of
-    /// every split in `also`; says on stderr what it reads (auto's choice included).
-    func resolve(session: Session, data: Dataset, also: [Dataset] = [], outputName: String? = nil) throws -> DetectionOptions {
+    /// every split in `also`; with `announce`, says on stderr what it reads (auto's choice included).
+    func resolve(session: Session, data: Dataset, also: [Dataset] = [], outputName: String? = nil,
+                 announce: Bool = true) throws -> DetectionOptions {
         var d = try options.resolved(session: session, dataset: data, outputName: outputName)
         for split in also {
             d = try d.resolved(outputs: [:], order: [], truthClasses: DetectionTruth.classIDs(split), truthPath: split.path)
         }
-        FileHandle.standardError.write(Data("detection layout\(detectionFormat == .auto ? " (auto)" : ""): \(d.summary)\n".utf8))
+        if announce { self.announce(d) }
         return d
+    }
+
+    func announce(_ d: DetectionOptions) {
+        FileHandle.standardError.write(Data("detection layout\(detectionFormat == .auto ? " (auto)" : ""): \(d.summary)\n".utf8))
     }
 }
 
