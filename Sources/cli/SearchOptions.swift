@@ -187,7 +187,8 @@ struct SearchContext {
         }
         // The layout too: a wrong one must fail here, not score silently after the search.
         let detection = common.metric.isDetection
-            ? try common.detectionFlags.resolve(session: model.session, data: splits.search, also: [splits.holdout]) : common.detection
+            ? try common.detectionFlags.resolve(session: model.session, data: splits.search, also: [splits.holdout], announce: false)
+            : common.detection
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
             try options.checkTable(table, splits: splits)
@@ -207,6 +208,8 @@ struct SearchContext {
                                            progress: progress.update)
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, common.batchSize)),
                                       measureLatency: measureLatency)
+        // Once every input is read and checked: a bad-input error stays first on stderr.
+        if common.metric.isDetection { common.detectionFlags.announce(evaluator.detection) }
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
