@@ -60,11 +60,11 @@ final class DetectionLayoutTests: XCTestCase {
     /// does from the yolov8 rows, so both decode to the same detections, bit for bit.
     func testTwoOutputsDecodeLikeYolov8() throws {
         let v8 = try session("shapes_det_v8.onnx"), two = try session("shapes_det_2out.onnx")
-        let data = try Dataset(path: path("shapes_det_calib.npz"), graph: v8.graph).subset(Array(0..<40), path: "calib[:40]")
+        let data = try Dataset(path: path("shapes_det_calib.npz"), graph: v8.graph).subset(Array(0..<16), path: "calib[:16]")
         let a = try Evaluator(session: v8, dataset: data, detection: DetectionOptions(format: .yolov8)).run()
         let b = try Evaluator(session: two, dataset: data, detection: DetectionOptions(format: .boxesScores)).run()
         XCTAssertEqual(a.values, b.values)
-        XCTAssertGreaterThan(a.values.filter { $0 > 0 }.count, 400)
+        XCTAssertGreaterThan(a.values.filter { $0 > 0 }.count, 150)
     }
 
     func testYoloVersusYolov8MixUpIsRefused() throws {
