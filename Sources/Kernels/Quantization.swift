@@ -98,13 +98,17 @@ public struct CalibrationTable: Codable, Equatable, Sendable {
     public var modelDigest: String
     /// Samples the ranges were computed on.
     public var samples: Int
+    /// Digest of the data the ranges came from ("rows:" + SHA-256 of per-row input hashes),
+    /// so a search can tell a table computed on its own search or holdout split; nil in
+    /// tables written before it was recorded.
+    public var dataDigest: String?
     public var ranges: [String: Range]
     /// Parameters recorded in a precision map, used before `ranges` (never written to a
     /// table file): the map's scores were measured with them, so running the map needs no
     /// calibration data (docs/precision-map.md, "Self-contained maps").
     public var recorded: RecordedQuantization?
 
-    private enum CodingKeys: String, CodingKey { case version, method, modelDigest, samples, ranges }
+    private enum CodingKeys: String, CodingKey { case version, method, modelDigest, samples, dataDigest, ranges }
 
     public init(method: String, modelDigest: String, samples: Int, ranges: [String: Range]) {
         self.method = method; self.modelDigest = modelDigest; self.samples = samples; self.ranges = ranges

@@ -104,8 +104,10 @@ public struct Calibrator {
                 state[name]!.observeHistogram(values)
             }
         }
-        return CalibrationTable(method: options.method.rawValue, modelDigest: modelDigest,
-                                samples: dataset.count, ranges: state.mapValues(\.range))
+        var table = CalibrationTable(method: options.method.rawValue, modelDigest: modelDigest,
+                                     samples: dataset.count, ranges: state.mapValues(\.range))
+        table.dataDigest = dataset.contentDigest()
+        return table
     }
 
     /// Runs every batch, handing each calibrated tensor's values to `visit` once per batch.

@@ -15,6 +15,9 @@ public struct Evaluation: Codable, Equatable, Sendable {
     public var sqnr: Double?
     /// Mean KL divergence of softmax(output) from the FP32 one (complete runs only).
     public var kl: Double?
+    /// Early-rejected runs: the lower confidence bound on the drop (mean - z se) at the look
+    /// that rejected. The rejection holds for every budget below it, and only those.
+    public var rejectionBound: Double?
 }
 
 /// Scores precision maps on the search split, cheaply:
@@ -28,6 +31,7 @@ public struct Evaluation: Codable, Equatable, Sendable {
 /// resumed run reports the same numbers as an uninterrupted one.
 public final class CandidateEvaluator {
     public let runtime: MixedPrecisionRuntime
+    /// The search split in visiting order (`visitSeed`); fp32Outputs and kept outputs follow it.
     public let data: Dataset
     /// The metric (Scorer.swift).
     public let scorer: Scorer
@@ -41,10 +45,24 @@ public final class CandidateEvaluator {
     public private(set) var fullModelEquivalents: Double = 0
     public private(set) var evaluations = 0
     public private(set) var cacheBytes = 0
-    /// z of the one-sided early-rejection test (docs/search.md).
-    public var rejectionZ = 3.0
+    /// Family-wise false-rejection rate of early rejection over all the looks of one
+    /// evaluation (docs/search.md): 1 - Φ(3), the old single-look rate of a 3-sigma rule.
+    public var rejectionAlpha = 0.00135
     /// No rejection before this many samples.
     public var minSamplesBeforeRejection = 100
+    /// The looks early rejection may take: batch ends with at least
+    /// `minSamplesBeforeRejection` samples scored and some left.
+    public var rejectionLooks: Int {
+        batches.filter { $0.upperBound >= minSamplesBeforeRejection && $0.upperBound < data.count }.count
+    }
+    /// z of the one-sided test at each look: Bonferroni over the looks, Φ⁻¹(1 - alpha / looks),
+    /// so the chance of rejecting a candidate exactly at the budget stays under `rejectionAlpha`
+    /// whatever the split size and batch size.
+    public var rejectionZ: Double { Statistics.normalQuantile(1 - rejectionAlpha / Double(max(rejectionLooks, 1))) }
+    /// Seed of the order the search split is visited in (per-sample metrics): a seeded
+    /// shuffle, so a file sorted by class cannot front-load one class's errors. nil keeps
+    /// the file's order.
+    public let visitSeed: UInt64?
 
     private let batches: [Range<Int>]
     private var caches: [[String: Tensor]?]
@@ -62,17 +80,25 @@ public final class CandidateEvaluator {
     /// A built-in metric with its detection options.
     public convenience init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
                             cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
-                            detection: DetectionOptions = DetectionOptions(),
+                            detection: DetectionOptions = DetectionOptions(), visitSeed: UInt64? = 0,
                             progress: ((Int, Int) -> Void)? = nil) throws {
         try self.init(runtime: runtime, data: data, scorer: metric.scorer(ScorerOptions(detection: detection)),
-                      batchSize: batchSize, cacheLimitBytes: cacheLimitBytes, transform: transform, progress: progress)
+                      batchSize: batchSize, cacheLimitBytes: cacheLimitBytes, transform: transform, visitSeed: visitSeed,
+                      progress: progress)
     }
 
     /// `cacheLimitBytes` bounds the cached FP32 activations; batches beyond it run in full.
-    public init(runtime: MixedPrecisionRuntime, data: Dataset, scorer: Scorer, batchSize: Int = 64,
-                cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
+    /// `visitSeed`: the seeded visiting order of the split (per-sample metrics); nil keeps the file's order.
+    public init(runtime: MixedPrecisionRuntime, data input: Dataset, scorer: Scorer, batchSize: Int = 64,
+                cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity, visitSeed: UInt64? = 0,
                 progress: ((Int, Int) -> Void)? = nil) throws {
-        try scorer.validate(data)
+        try scorer.validate(input)
+        // Early rejection reads the first batches as a sample of the split: shuffle them
+        // (per-sample metrics only: split-level ones are never cut short, and their
+        // tie-breaks follow the file's order).
+        let data = scorer.scoresBatchwise && visitSeed != nil && input.count > 1
+            ? input.subset(SeededRandom(seed: visitSeed!).permutation(input.count), path: input.path) : input
+        self.visitSeed = scorer.scoresBatchwise ? visitSeed : nil
         try transform.check(data)
         self.transform = transform
         self.runtime = runtime
@@ -110,8 +136,9 @@ public final class CandidateEvaluator {
             width = y.count / max(r.count, 1)
             sampleShape = Array(y.shape.dropFirst())
             if b == 0 {
+                // The file's rows, so an error names the row as the file numbers it.
                 try scorer.check(Outputs(values: y.asFloats, rows: r.count, width: width, sampleShape: sampleShape),
-                                 data: data, output: output)
+                                 data: input, output: output)
             }
             values += y.asFloats
             let size = all.values.reduce(0) { $0 + 4 * $1.count }
@@ -135,7 +162,9 @@ public final class CandidateEvaluator {
     /// clearly larger than it (per-sample metrics only: retrieval is scored on the full split).
     public func evaluate(_ map: PrecisionMap, rejectAbove budget: Double? = nil, keepOutputs: Bool = false) throws -> (Evaluation, Outputs?) {
         let key = Self.key(map)
-        if !keepOutputs, let m = memo[key], m.complete || (budget != nil && m.drop > budget!) { return (m, nil) }
+        // A rejection is reused only for budgets below the bound that rejected it: its
+        // partial drop alone is no evidence against a larger budget (sweep).
+        if !keepOutputs, let m = memo[key], m.complete || (budget != nil && (m.rejectionBound ?? -Double.infinity) > budget!) { return (m, nil) }
         let fp32Changed = runtime.changedNodes(from: runtime.allFP32, to: map)
         let int8Changed = runtime.changedNodes(from: runtime.allInt8, to: map)
         let buildInt8Cache = int8Caches == nil && int8Changed.isEmpty
@@ -157,6 +186,8 @@ public final class CandidateEvaluator {
         var candPoints: [Double] = []
         var done = 0
         var complete = true
+        var bound: Double?
+        let z = rejectionZ
         // Re-execute from whichever cached run differs from this map later in the graph.
         let order = Dictionary(uniqueKeysWithValues: runtime.session.plan.enumerated().map { ($0.element.name, $0.offset) })
         func firstChange(_ s: Set<String>) -> Int { s.map { order[$0] ?? 0 }.min() ?? Int.max }
@@ -188,10 +219,9 @@ public final class CandidateEvaluator {
             }
             values += batchOut.values
             done = r.upperBound
-            if let budget, scorer.scoresBatchwise, !fp32Points.isEmpty, done < data.count, done >= minSamplesBeforeRejection,
-               clearlyOver(budget: budget, fp32: fp32Points[0..<done], candidate: candPoints) {
-                complete = false
-                break
+            if let budget, scorer.scoresBatchwise, !fp32Points.isEmpty, done < data.count, done >= minSamplesBeforeRejection {
+                let lower = lowerBound(fp32: fp32Points[0..<done], candidate: candPoints, z: z)
+                if lower > budget { complete = false; bound = lower; break }
             }
         }
         if buildInt8Cache && complete { int8Caches = newInt8Caches; cacheBytes += int8Bytes }
@@ -204,7 +234,8 @@ public final class CandidateEvaluator {
             // A split-level score is compared with FP32's split-level score.
             if whole.points == nil || fp32Points.isEmpty { fp = fp32Score }
         }
-        var eval = Evaluation(score: score, drop: fp - score, samples: done, complete: complete, sqnr: nil, kl: nil)
+        var eval = Evaluation(score: score, drop: fp - score, samples: done, complete: complete, sqnr: nil, kl: nil,
+                              rejectionBound: bound)
         var outs: Outputs?
         if complete {
             let o = Outputs(values: values, rows: data.count, width: width, sampleShape: shape)
@@ -218,14 +249,14 @@ public final class CandidateEvaluator {
         return (eval, outs)
     }
 
-    /// The one-sided test of docs/search.md: the mean paired drop minus z standard errors
-    /// is above the budget.
-    func clearlyOver(budget: Double, fp32: ArraySlice<Double>, candidate: [Double]) -> Bool {
+    /// The one-sided bound of docs/search.md: the mean paired drop minus z standard errors;
+    /// a candidate is rejected when it is above the budget.
+    func lowerBound(fp32: ArraySlice<Double>, candidate: [Double], z: Double) -> Double {
         let n = Double(candidate.count)
         let d = zip(fp32, candidate).map { $0 - $1 }
         let mean = d.reduce(0, +) / n
         let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
-        return mean - rejectionZ * (variance / n).squareRoot() > budget
+        return mean - z * (variance / n).squareRoot()
     }
 }
 

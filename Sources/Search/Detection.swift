@@ -3,8 +3,15 @@ import ONNX
 
 /// How a detector's output is laid out (docs/detection.md).
 public enum DetectionFormat: String, CaseIterable, Codable, Sendable {
+    /// Chosen from the output shapes and the ground truth's class count (`DetectionOptions.resolved`).
+    case auto
     /// [N, A, 5+C] (or transposed [N, 5+C, A]): cx, cy, w, h in input pixels, objectness, C class probabilities.
     case yolo
+    /// [N, 4+C, A] (or [N, A, 4+C]), Ultralytics YOLOv8: cx, cy, w, h in input pixels, then C class
+    /// scores; no objectness.
+    case yolov8
+    /// Two outputs: boxes [N, A, 4] (x1, y1, x2, y2 in pixels) and class scores [N, A, C] or [N, C, A].
+    case boxesScores = "boxes-scores"
     /// [N, K, 6] rows already decoded per image: x1, y1, x2, y2, score, class; score <= 0 is padding.
     case boxesScoresClasses = "boxes-scores-classes"
 }
@@ -16,9 +23,13 @@ public struct DetectionOptions: Equatable, Sendable {
     public var iou: Double
     /// Boxes scoring below it are dropped before NMS (COCO-eval style 0.001 by default).
     public var scoreThreshold: Double
-    /// C; nil infers it from the output shape (yolo).
+    /// C; nil infers it from the output shape.
     public var numClasses: Int?
     public var maxDetections: Int
+    /// The graph outputs decoded (boxes then scores for `boxesScores`); empty: the first output.
+    public var outputNames: [String] = []
+    /// Classes (features) on dimension 1 rather than 2; nil: inferred from the shape.
+    public var classesFirst: Bool?
 
     public init(format: DetectionFormat = .yolo, iou: Double = 0.5, scoreThreshold: Double = 0.001,
                 numClasses: Int? = nil, maxDetections: Int = 100) {
@@ -29,21 +40,29 @@ public struct DetectionOptions: Equatable, Sendable {
     /// Floats per decoded detection: x1, y1, x2, y2, score, class.
     public static let fields = 6
 
-    /// Decodes a batch output into [n, maxDetections, 6] (x1, y1, x2, y2, score, class), best
-    /// first; unused rows are zeros with class -1.
+    /// Decodes one single-output batch (yolo, yolov8, boxes-scores-classes).
     public func decode(_ y: Tensor) throws -> Tensor {
-        guard y.rank == 3 else {
-            throw MetricError.badOutput(output: "detection", reason: "--detection-format \(format.rawValue) needs a rank-3 output, the model gives \(Tensor.describe(y.shape))")
+        try decode(["": y], order: [""])
+    }
+
+    /// Decodes a batch's graph outputs into [n, maxDetections, 6] (x1, y1, x2, y2, score, class),
+    /// best first; unused rows are zeros with class -1. `order` is the graph's output order.
+    public func decode(_ outputs: [String: Tensor], order: [String]) throws -> Tensor {
+        let d = !isResolved ? try resolved(outputs: outputs, order: order, truthClasses: []) : self
+        let tensors = try d.outputNames.map { name -> Tensor in
+            guard let t = outputs[name] else { throw MetricError.badOutput(output: name, reason: "the graph did not produce it") }
+            return t
         }
+        let y = tensors[0]
         let n = y.shape[0]
-        let x = y.asFloats
         var out = [Float](repeating: 0, count: n * maxDetections * Self.fields)
         for i in 0..<n { for k in 0..<maxDetections { out[(i * maxDetections + k) * Self.fields + 5] = -1 } }
-        switch format {
+        let shape = try d.layoutShape(tensors)
+        switch d.format {
+        case .auto:
+            preconditionFailure("resolved() never returns auto")
         case .boxesScoresClasses:
-            guard y.shape[2] == 6 else {
-                throw MetricError.badOutput(output: "detection", reason: "--detection-format boxes-scores-classes needs [N, K, 6] rows (x1, y1, x2, y2, score, class), the model gives \(Tensor.describe(y.shape))")
-            }
+            let x = y.asFloats
             let k = y.shape[1]
             for i in 0..<n {
                 var dets: [Detection] = []
@@ -55,44 +74,48 @@ public struct DetectionOptions: Equatable, Sendable {
                 }
                 write(Self.topK(dets, maxDetections), image: i, into: &out)
             }
-        case .yolo:
-            let (anchors, features, transposed) = try layout(y.shape)
-            let c = features - 5
+        case .yolo, .yolov8:
+            let x = y.asFloats
+            let (a, f, first) = (shape.anchors, shape.classes + (d.format == .yolo ? 5 : 4), shape.classesFirst)
+            let c0 = d.format == .yolo ? 5 : 4
             for i in 0..<n {
-                let base = i * anchors * features
-                func at(_ a: Int, _ f: Int) -> Float { transposed ? x[base + f * anchors + a] : x[base + a * features + f] }
-                var byClass = [[Detection]](repeating: [], count: c)
-                for a in 0..<anchors {
-                    let obj = at(a, 4)
-                    for k in 0..<c {
-                        let s = obj * at(a, 5 + k)
-                        guard Double(s) >= scoreThreshold else { continue }
-                        let cx = at(a, 0), cy = at(a, 1), w = at(a, 2), h = at(a, 3)
-                        byClass[k].append(Detection(box: Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
-                                                    score: s, cls: k, index: a * c + k))
-                    }
-                }
-                var kept: [Detection] = []
-                for dets in byClass where !dets.isEmpty { kept += Self.nms(dets, iou: iou) }
-                write(Self.topK(kept, maxDetections), image: i, into: &out)
+                let base = i * a * f
+                func at(_ j: Int, _ k: Int) -> Float { first ? x[base + k * a + j] : x[base + j * f + k] }
+                decodeImage(i, anchors: a, classes: shape.classes, into: &out,
+                            box: { j in let cx = at(j, 0), cy = at(j, 1), w = at(j, 2), h = at(j, 3)
+                                   return Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) },
+                            score: d.format == .yolo ? { j, k in at(j, 4) * at(j, 5 + k) } : { j, k in at(j, c0 + k) })
+            }
+        case .boxesScores:
+            let bx = tensors[0].asFloats, sc = tensors[1].asFloats
+            let (a, c, first) = (shape.anchors, shape.classes, shape.classesFirst)
+            for i in 0..<n {
+                let bb = i * a * 4, sb = i * a * c
+                decodeImage(i, anchors: a, classes: c, into: &out,
+                            box: { j in Box(bx[bb + j * 4], bx[bb + j * 4 + 1], bx[bb + j * 4 + 2], bx[bb + j * 4 + 3]) },
+                            score: { j, k in first ? sc[sb + k * a + j] : sc[sb + j * c + k] })
             }
         }
         return Tensor(shape: [n, maxDetections, Self.fields], floats: out)
     }
 
-    /// (anchors, 5+C, transposed) of a yolo output shape [N, d1, d2].
-    func layout(_ shape: [Int]) throws -> (Int, Int, Bool) {
-        let d1 = shape[1], d2 = shape[2]
-        if let c = numClasses {
-            if d2 == 5 + c { return (d1, d2, false) }
-            if d1 == 5 + c { return (d2, d1, true) }
-            throw MetricError.badOutput(output: "detection", reason: "--detection-format yolo with --num-classes \(c) needs [N, A, \(5 + c)] or [N, \(5 + c), A], the model gives \(Tensor.describe(shape))")
+    /// Steps 3-5 of docs/detection-format.md for one image of dense (box, per-class score) candidates:
+    /// threshold, per-class NMS, best `maxDetections` of all classes.
+    private func decodeImage(_ i: Int, anchors: Int, classes c: Int, into out: inout [Float],
+                             box: (Int) -> Box, score: (Int, Int) -> Float) {
+        var byClass = [[Detection]](repeating: [], count: c)
+        for a in 0..<anchors {
+            var b: Box?
+            for k in 0..<c {
+                let s = score(a, k)
+                guard Double(s) >= scoreThreshold else { continue }
+                if b == nil { b = box(a) }
+                byClass[k].append(Detection(box: b!, score: s, cls: k, index: a * c + k))
+            }
         }
-        // No class count: the features (5 + C >= 6) are the last dimension unless only the
-        // middle one can hold them or it is the smaller one (anchors outnumber features).
-        if d2 >= 6 && (d2 <= d1 || d1 < 6) { return (d1, d2, false) }
-        if d1 >= 6 { return (d2, d1, true) }
-        throw MetricError.badOutput(output: "detection", reason: "--detection-format yolo needs [N, A, 5+C] with C >= 1, the model gives \(Tensor.describe(shape)); give --num-classes")
+        var kept: [Detection] = []
+        for dets in byClass where !dets.isEmpty { kept += Self.nms(dets, iou: iou) }
+        write(Self.topK(kept, maxDetections), image: i, into: &out)
     }
 
     private func write(_ dets: [Detection], image i: Int, into out: inout [Float]) {

@@ -43,17 +43,25 @@ public struct Evaluator {
         var values: [Float] = []
         var width = -1
         var sampleShape: [Int]?
+        var detection = self.detection
+        let names = session.graph.outputs.map(\.name)
+        if detection?.outputNames.isEmpty == true && outputName != names[0] { detection?.outputNames = [outputName] }
+        let truthIDs = detection == nil ? [] : DetectionTruth.classIDs(dataset)
         for range in dataset.batches(size: batchSize) {
             let outs = try session.run(dataset.batch(range))
             var y: Tensor
             if let scorer {
                 y = try scorer.rows(outs, output: outputName, transform: transform, data: dataset, range: range)
+            } else if let d = detection {
+                // Fixed on the first batch, checked against this split's ground-truth classes.
+                let r = try d.resolved(outputs: outs, order: names, truthClasses: truthIDs, truthPath: dataset.path)
+                detection = r
+                y = try r.decode(outs, order: names)
             } else {
                 guard let raw = outs[outputName] else {
                     throw MetricError.badOutput(output: outputName, reason: "the graph did not produce it")
                 }
                 y = try transform.apply(raw, dataset: dataset, range: range)
-                if let detection { y = try detection.decode(y) }
             }
             guard y.rank >= 1, y.shape[0] == range.count else {
                 throw MetricError.badOutput(output: outputName, reason: "shape \(Tensor.describe(y.shape)) has no batch dimension of \(range.count)")

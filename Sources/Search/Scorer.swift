@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import ONNX
 
 /// What a scorer says about a split, in points (higher is better).
@@ -142,14 +143,37 @@ public final class RetrievalScorer: Scorer {
 /// score per split, bootstrapped over images.
 public final class DetectionScorer: Scorer {
     public let metric: Metric
-    public let options: DetectionOptions
+    /// The layout as given, then as resolved (`resolveLayout`, or the first batch `rows` sees):
+    /// `auto` becomes one format with its outputs, class count and orientation.
+    public private(set) var options: DetectionOptions
     /// Ground truth per split file, read once.
     private var truths: [String: DetectionTruth] = [:]
+    /// The graph's output order (boxes-scores pairs are looked for in it); nil until
+    /// `resolveLayout`, then `rows` puts the scored output first.
+    public private(set) var outputOrder: [String]?
+    /// Splits whose ground-truth class ids were checked against the resolved layout.
+    private var checkedClasses: Set<String> = []
 
     public init(_ metric: Metric, options: DetectionOptions) { self.metric = metric; self.options = options }
     public var name: String { metric.rawValue }
     public var settings: String {
         " detection \(options.format.rawValue) iou \(options.iou) score \(options.scoreThreshold) classes \(options.numClasses.map(String.init) ?? "auto") max \(options.maxDetections)"
+            + " outputs \(options.outputNames.joined(separator: ",")) classes-first \(options.classesFirst.map { "\($0)" } ?? "-")"
+    }
+
+    /// Fixes the layout from one FP32 sample of `data` and checks it against the ground-truth
+    /// classes of `data` and of every split in `also`, before anything long runs: a wrong
+    /// layout must fail there, not score silently after a search (docs/detection.md).
+    /// `outputName`: the scored output of a single-output layout; nil tries the graph's outputs in order.
+    public func resolveLayout(session: Session, data: Dataset, also: [Dataset] = [], outputName: String? = nil) throws {
+        outputOrder = session.graph.outputs.map(\.name)
+        var d = try options.resolved(session: session, dataset: data, outputName: outputName)
+        checkedClasses.insert(data.path)
+        for split in also {
+            d = try d.resolved(outputs: [:], order: [], truthClasses: DetectionTruth.classIDs(split), truthPath: split.path)
+            checkedClasses.insert(split.path)
+        }
+        options = d
     }
     public var needsReference: Bool { metric == .boxAgreement }
     public var scoresBatchwise: Bool { false }
@@ -158,10 +182,16 @@ public final class DetectionScorer: Scorer {
 
     public func rows(_ outputs: [String: Tensor], output: String, transform: OutputTransform, data: Dataset,
                      range: Range<Int>) throws -> Tensor {
-        guard let raw = outputs[output] else {
-            throw MetricError.badOutput(output: output, reason: "the graph did not produce it")
+        // Every graph output of the batch is decoded (boxes-scores reads two).
+        let order = outputOrder ?? [output] + outputs.keys.filter { $0 != output }.sorted()
+        if !options.isResolved || !checkedClasses.contains(data.path) {
+            // Fixed on the first batch, checked against each split's ground-truth classes.
+            var d = options
+            if d.outputNames.isEmpty && output != order.first { d.outputNames = [output] }
+            options = try d.resolved(outputs: outputs, order: order, truthClasses: DetectionTruth.classIDs(data), truthPath: data.path)
+            checkedClasses.insert(data.path)
         }
-        return try options.decode(try transform.apply(raw, dataset: data, range: range))
+        return try options.decode(outputs, order: order)
     }
 
     func truth(_ data: Dataset) throws -> DetectionTruth? {

@@ -22,12 +22,16 @@ public struct PipelineOptions: Sendable {
     public var transform: OutputTransform
     /// Measure each layer's latency (the `latency` objective).
     public var measureLatency: Bool
+    /// Seed of the search split's visiting order (per-sample metrics, early rejection); nil
+    /// keeps the file's order (CandidateEvaluator.visitSeed).
+    public var visitSeed: UInt64?
 
     public init(calibrationMethod: CalibrationMethod = .minmax, batchSize: Int = 64, kernelPath: KernelPath = .auto,
                 scheme: ExecutionScheme = .ort, cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
-                measureLatency: Bool = false) {
+                measureLatency: Bool = false, visitSeed: UInt64? = 0) {
         self.calibrationMethod = calibrationMethod; self.batchSize = max(1, batchSize); self.kernelPath = kernelPath
         self.scheme = scheme; self.cacheLimitBytes = cacheLimitBytes; self.transform = transform; self.measureLatency = measureLatency
+        self.visitSeed = visitSeed
     }
 }
 
@@ -73,6 +77,11 @@ public final class SearchPipeline {
         self.options = options
         // Fail before calibrating, not after the search.
         for split in [splits.search, splits.holdout] { try scorer.validate(split) }
+        // The detection layout too (one FP32 sample): a wrong one must fail here, not score
+        // silently after the search.
+        if let detection = scorer as? DetectionScorer {
+            try detection.resolveLayout(session: session, data: splits.search, also: [splits.holdout])
+        }
         if let calibration {
             table = calibration
         } else {
@@ -84,7 +93,8 @@ public final class SearchPipeline {
         runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: options.kernelPath, scheme: options.scheme)
         guard !runtime.layerNames.isEmpty else { throw PipelineError.noQuantizableLayer(model: modelName) }
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, scorer: scorer, batchSize: options.batchSize,
-                                           cacheLimitBytes: options.cacheLimitBytes, transform: options.transform) { done, total in
+                                           cacheLimitBytes: options.cacheLimitBytes, transform: options.transform,
+                                           visitSeed: options.visitSeed) { done, total in
             progress?("fp32 reference on the search split", done, total)
         }
         layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, options.batchSize)),

@@ -35,11 +35,12 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
     public init(evaluator e: CandidateEvaluator, data: String, seed: UInt64, mpqVersion: String) throws {
         let runtime = e.runtime
         let table = try deterministicJSONEncoder().encode(runtime.calibration)
+        // The scorer's settings include a detector's resolved layout (outputs, orientation).
         let metric = "\(e.scorer.name) pool \(e.transform.pooling.rawValue) mask \(e.transform.mask)" + e.scorer.settings
         self.init(mpqVersion: mpqVersion, model: runtime.calibration.modelDigest, data: data,
                   calibration: "sha256:" + SHA256.hex(table), scheme: runtime.scheme.rawValue, metric: metric, seed: seed,
                   kernelPath: runtime.path.resolved.rawValue,
-                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes reject z \(e.rejectionZ) after \(e.minSamplesBeforeRejection)")
+                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes reject alpha \(e.rejectionAlpha) over \(e.rejectionLooks) looks after \(e.minSamplesBeforeRejection) order \(e.visitSeed == nil ? "file" : "shuffled by the seed")")
     }
 
     /// SHA-256 over every field.

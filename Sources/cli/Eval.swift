@@ -47,6 +47,10 @@ struct Eval: ParsableCommand {
         let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: precisionOptions.allowNonfinite)
         let scorer = scoring.scorer()
         try scorer.validate(dataset)
+        // A detector's layout is resolved before anything runs, announced once the run
+        // succeeded: an error must be the first thing on stderr.
+        let detection = scorer as? DetectionScorer
+        try detection?.resolveLayout(session: model.session, data: dataset, outputName: output)
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
                                       transform: OutputTransform(pooling: pool, mask: mask), scorer: scorer)
@@ -63,6 +67,7 @@ struct Eval: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         try scorer.check(outputs, data: dataset, output: evaluator.outputName)
         let s = try scorer.score(outputs, reference: reference ?? outputs, data: dataset, range: 0..<dataset.count).score
+        if let detection { scoring.detectionFlags.announce(detection.options) }
         if let saveOutputs {
             try Numpy.writeNPZ([evaluator.outputName: Tensor(shape: [outputs.rows, outputs.width], floats: outputs.values)], path: saveOutputs)
         }

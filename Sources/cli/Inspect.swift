@@ -12,6 +12,8 @@ struct Inspect: ParsableCommand {
     @Option(parsing: .singleValue,
             help: "A concrete input shape, NAME=D0,D1,... (repeatable); needed for symbolic dims other than the batch.")
     var inputShape: [String] = []
+    @Option(help: "An .npz with arrays named after the inputs: its first --batch rows are run, so symbolic dims take the data's sizes (instead of --input-shape).")
+    var data: String?
     @Flag(help: "Show the graph as loaded, without BatchNorm folding and activation fusion.") var noFuse = false
     @Flag(help: "Print JSON.") var json = false
 
@@ -38,6 +40,7 @@ struct Inspect: ParsableCommand {
 
     func validate() throws {
         try checkRange("--batch", batch, 1...largestCount)
+        if data != nil && !inputShape.isEmpty { throw ValidationError("give --data or --input-shape, not both: the data fixes every input's shape") }
     }
 
     func run() throws {
@@ -58,17 +61,23 @@ struct Inspect: ParsableCommand {
         }
         var feeds: [String: Tensor] = [:]
         var shapes: [String: [Int]] = [:]
-        for input in graph.inputs {
+        if let data {
+            // Real rows, so symbolic dims (sequence length, image size) are the data's own.
+            let d = try Dataset(path: data, graph: graph, allowNonfinite: true)
+            feeds = d.batch(0..<min(batch, d.count))
+            shapes = feeds.mapValues(\.shape)
+        }
+        for input in graph.inputs where feeds[input.name] == nil {
             let shape: [Int]
             if let s = explicit[input.name] { shape = s }
             else {
                 guard let dims = input.shape else {
-                    throw CLIError("input '\(input.name)' has no shape in the model; give --input-shape \(input.name)=D0,D1,...")
+                    throw CLIError("input '\(input.name)' has no shape in the model; give --data D.npz or --input-shape \(input.name)=D0,D1,...")
                 }
                 shape = try dims.enumerated().map { i, d in
                     if let d { return d }
                     if i == 0 { return batch }
-                    throw CLIError("input '\(input.name)' has symbolic dimension \(i) (\(input.shapeDescription)); give --input-shape \(input.name)=D0,D1,...")
+                    throw CLIError("input '\(input.name)' has symbolic dimension \(i) (\(input.shapeDescription)); give --data D.npz (its shapes are used) or --input-shape \(input.name)=D0,D1,...")
                 }
             }
             feeds[input.name] = Tensor.zeros(shape, dtype: (input.dtype ?? .float32).isFloating ? .float32 : (input.dtype ?? .int64))

@@ -80,6 +80,8 @@ extension RuntimeError: UserFacingError {}
 extension OpError: UserFacingError {}
 extension QuantizationError: UserFacingError {}
 extension MetricError: UserFacingError {}
+extension DetectionLayoutError: UserFacingError {}
+extension DataSplitError: UserFacingError {}
 extension CalibrationError: UserFacingError {}
 extension SensitivityError: UserFacingError {}
 extension SearchStateError: UserFacingError {}

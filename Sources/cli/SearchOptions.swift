@@ -15,6 +15,8 @@ struct SplitOptions: ParsableArguments {
     var seed: UInt64 = 0
     @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
     var allowNonfinite = false
+    @Flag(help: "Accept splits that share samples by content (by default an error naming the count).")
+    var allowOverlap = false
 
     func validate() throws {
         let files = [calibration, search, holdout]
@@ -46,19 +48,40 @@ struct SplitOptions: ParsableArguments {
         return "calibration \(cal) search sha256:\(try SHA256.hex(ofFile: search!)) holdout sha256:\(try SHA256.hex(ofFile: holdout!))"
     }
 
+    /// The splits, checked disjoint by content (docs/search.md); with --allow-overlap a
+    /// shared row is only a warning.
     func load(graph: Graph) throws -> DataSplits {
+        let splits: DataSplits
+        let named: [(name: String, data: Dataset)]
         if let data {
-            return try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph, allowNonfinite: allowNonfinite)
-        }
-        if calibration!.hasSuffix(".json") {
+            splits = try DataSplits.split(data, fractions: fractions!, seed: seed, graph: graph, allowNonfinite: allowNonfinite)
+            named = [("calibration", splits.calibration), ("search", splits.search), ("holdout", splits.holdout)]
+        } else if calibration!.hasSuffix(".json") {
             // A calibration table stands in for the calibration split, which is then not read.
             let s = try Dataset(path: search!, graph: graph, allowNonfinite: allowNonfinite)
             let h = try Dataset(path: holdout!, graph: graph, allowNonfinite: allowNonfinite)
-            return DataSplits(calibration: s, search: s, holdout: h,
-                              description: "calibration table \(calibration!), search \(search!), holdout \(holdout!)")
+            splits = DataSplits(calibration: s, search: s, holdout: h,
+                                description: "calibration table \(calibration!), search \(search!), holdout \(holdout!)")
+            named = [("search", s), ("holdout", h)]
+        } else {
+            splits = try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph,
+                                         allowNonfinite: allowNonfinite)
+            named = [("calibration", splits.calibration), ("search", splits.search), ("holdout", splits.holdout)]
         }
-        return try DataSplits.load(calibration: calibration!, search: search!, holdout: holdout!, graph: graph,
-                                   allowNonfinite: allowNonfinite)
+        let shared = try DataSplits.checkDisjoint(named, allowOverlap: allowOverlap)
+        if !shared.isEmpty {
+            let list = shared.map { "\($0.rows) rows of \($0.later) also in \($0.earlier)" }.joined(separator: "; ")
+            FileHandle.standardError.write(Data("warning: --allow-overlap: \(list)\n".utf8))
+        }
+        return splits
+    }
+
+    /// Refuses a calibration table computed on the search or holdout split itself.
+    func checkTable(_ table: CalibrationTable, splits: DataSplits) throws {
+        guard let d = table.dataDigest, !allowOverlap, let path = calibration else { return }
+        for s in [splits.search, splits.holdout] where s.contentDigest() == d {
+            throw DataSplitError.tableFromSplit(table: path, split: s.path)
+        }
     }
 }
 
@@ -125,12 +148,12 @@ struct SearchCommonOptions: ParsableArguments {
 
 /// Post-processing of a detector's output for map50/map50_95/box-agreement (docs/detection.md).
 struct DetectionFlags: ParsableArguments {
-    @Option(help: "Detector output layout for map50/map50_95/box-agreement: yolo ([N, A, 5+C] or [N, 5+C, A]) or boxes-scores-classes ([N, K, 6]).")
-    var detectionFormat: DetectionFormat = .yolo
+    @Option(help: "Detector output layout for map50/map50_95/box-agreement: auto (from the output shapes and the ground truth's classes), yolo ([N, A, 5+C], objectness), yolov8 ([N, 4+C, A], no objectness), boxes-scores (boxes [N, A, 4] + scores [N, A, C] or [N, C, A]) or boxes-scores-classes ([N, K, 6]).")
+    var detectionFormat: DetectionFormat = .auto
     @Option(help: "Per-class NMS IoU threshold (detection metrics).", transform: decimal) var iou: Double = 0.5
     @Option(help: "Detections scoring below this are dropped before NMS (detection metrics).", transform: decimal)
     var scoreThreshold: Double = 0.001
-    @Option(help: "Classes C of a yolo output (default: inferred from its shape).") var numClasses: Int?
+    @Option(help: "Classes C of the output (default: the ground truth's largest class id + 1 for auto, else from the shape).") var numClasses: Int?
 
     func validate() throws {
         guard iou > 0 && iou <= 1 else { throw ValidationError("--iou must lie in (0, 1], got \(iou)") }
@@ -140,6 +163,11 @@ struct DetectionFlags: ParsableArguments {
 
     var options: DetectionOptions {
         DetectionOptions(format: detectionFormat, iou: iou, scoreThreshold: scoreThreshold, numClasses: numClasses)
+    }
+
+    /// Says on stderr how the output is read (auto's choice included).
+    func announce(_ d: DetectionOptions) {
+        FileHandle.standardError.write(Data("detection layout\(detectionFormat == .auto ? " (auto)" : ""): \(d.summary)\n".utf8))
     }
 }
 
@@ -166,14 +194,18 @@ struct SearchContext {
         var table: CalibrationTable?
         if let c = options.calibration, c.hasSuffix(".json") {
             table = try CalibrationTable.load(path: c, modelDigest: model.digest, session: model.session, scheme: common.scheme)
+            try options.checkTable(table!, splits: splits)
         }
         let settings = PipelineOptions(calibrationMethod: common.calibrate, batchSize: common.batchSize, kernelPath: common.kernelPath,
                                        scheme: common.scheme, cacheLimitBytes: common.cacheMb << 20,
-                                       transform: common.outputTransform, measureLatency: measureLatency)
+                                       transform: common.outputTransform, measureLatency: measureLatency, visitSeed: options.seed)
+        // The pipeline resolves a detector's layout before calibrating (a wrong one fails there).
         pipeline = try SearchPipeline(session: model.session, modelDigest: model.digest, modelName: modelPath, splits: splits,
                                       scorer: common.scoring.scorer(), calibration: table, options: settings) { phase, done, total in
             Progress(label: phase).update(done, total)
         }
+        // Once every input is read and checked: a bad-input error stays first on stderr.
+        if let detection = pipeline.scorer as? DetectionScorer { common.detectionFlags.announce(detection.options) }
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already

@@ -68,8 +68,9 @@ final class HardeningCLITests: XCTestCase {
         var l = try digits(40)["labels"]!
         l.ints[7] = 10
         let search = try write(try digits(40, labels: .some(l)), "search.npz")
+        // The 40 rows come from the holdout file: --allow-overlap, so that the label check is what fails.
         try assertBadInput(["search", model, "--calibration", "\(CLI.examples)/digits_calib.npz", "--search", search,
-                            "--holdout", holdout, "--out", try CLI.temporaryDirectory().appendingPathComponent("m.json").path],
+                            "--holdout", holdout, "--allow-overlap", "--out", try CLI.temporaryDirectory().appendingPathComponent("m.json").path],
                            [search, "row 7", "class 10"])
     }
 

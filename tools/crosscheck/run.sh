@@ -106,5 +106,24 @@ EOF
 # --metric-command with a Python top-1 script scores exactly what --metric top1 does (eval and search).
 MPQ="$MPQ" PYTHON="$PYTHON" tools/crosscheck/metric_command.sh "$OUT" >> "$summary" || failed=1
 
+# The YOLOv8-layout fixture, all-INT8 under mpq's default scheme: mpq's map50/map50_95 of
+# the map against pycocotools on ORT's run of its QDQ export (needs pycocotools).
+if "$PYTHON" -c "import pycocotools" 2>/dev/null; then
+  v8=(--calibration "$D/shapes_det_calib.npz" --search "$D/shapes_det_search.npz" --holdout "$D/shapes_det_holdout.npz")
+  rc=0
+  "$MPQ" search "$D/shapes_det_v8.onnx" --metric map50 --budget 100 --strategy greedy "${v8[@]}" \
+      --out "$OUT/det_v8.map.json" > "$OUT/det_v8.search.txt" 2>/dev/null || rc=$?
+  if [ "$rc" -ne 0 ]; then echo "det_v8: mpq search exited $rc" >&2; failed=1; fi
+  "$MPQ" export "$D/shapes_det_v8.onnx" --precision "$OUT/det_v8.map.json" --format qdq --out "$OUT/det_v8.qdq.onnx" --quiet
+  score() { "$MPQ" eval "$D/shapes_det_v8.onnx" --data "$D/shapes_det_holdout.npz" --precision "$OUT/det_v8.map.json" \
+      --calibration "$D/shapes_det_calib.npz" --metric "$1" --json 2>/dev/null | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["score"])'; }
+  rc=0
+  "$PYTHON" tools/crosscheck/det_map.py --name det_v8_int8 --qdq "$OUT/det_v8.qdq.onnx" --data "$D/shapes_det_holdout.npz" \
+      --layout yolov8 --mpq-map50 "$(score map50)" --mpq-map50-95 "$(score map50_95)" >> "$summary" || rc=$?
+  if [ "$rc" -ne 0 ]; then failed=1; fi
+else
+  echo "det_v8_int8       skipped: no pycocotools in $PYTHON" >> "$summary"
+fi
+
 cat "$summary"
 exit $failed
