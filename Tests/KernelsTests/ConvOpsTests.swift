@@ -76,6 +76,10 @@ final class ConvOpsTests: XCTestCase {
             Case(x: [3, 1, 8, 8], m: 8, k: [3, 3], pads: [1, 1, 1, 1]),                         // one input channel, GEMM path
             Case(x: [37, 3, 6, 5], m: 5, k: [3, 3], pads: [1, 1, 1, 0]),                       // many small images
             Case(x: [45, 2, 20, 20], m: 4, k: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1]),   // many images
+            // Batches big enough to split by image over the cores (imageTasks >= 1M MACs):
+            Case(x: [16, 16, 24, 24], m: 16, k: [3, 3], group: 16, pads: [1, 1, 1, 1]),    // depthwise, split
+            Case(x: [8, 32, 16, 16], m: 32, k: [1, 1], group: 2, bias: true),              // pointwise grouped, split
+            Case(x: [7, 8, 19, 17], m: 16, k: [3, 3], strides: [2, 1], pads: [1, 0, 1, 1]), // im2col, odd image count, split
         ]
         for (i, c) in cases.enumerated() { try run(c, seed: UInt64(100 + i)) }
     }
