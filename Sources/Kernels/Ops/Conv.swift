@@ -220,6 +220,9 @@ enum ConvOps {
 
     /// Runs `body` with OpenBLAS on one thread (restored after): for callers that split
     /// the work over the cores themselves, so each core's sgemm does not fork again.
+    /// The setting is process-wide; a session runs one node at a time, so at worst a
+    /// second session running concurrently gets single-threaded GEMMs meanwhile (same
+    /// values: OpenBLAS's threads split M and N, not K).
     static func withSingleThreadedBLAS(_ body: () -> Void) {
         let before = openblas_get_num_threads()
         if before > 1 { openblas_set_num_threads(1) }
