@@ -61,9 +61,10 @@ enum ConvOps {
         // GEMMs of a CNN at batch 16, costs more than the multiply on a busy machine),
         // and the im2col and bias passes run in parallel too. Images are independent
         // and each GEMM is the same call as before, so no value changes.
-        // Depthwise convs split by output plane instead (no GEMM inside to thread).
-        let units = depthwise ? n * m : n
-        let tasks = imageTasks(images: units, macsPerImage: (depthwise ? 1 : m) * outP * cg * kCount)
+        // Depthwise convs split by image too. (Splitting one image's planes over the cores
+        // was measured slower at batch 1 on the shared 2-core machine: MobileNetV2 48 ms
+        // before, 56-109 ms split, each small layer waiting for the second core.)
+        let tasks = imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
         let bias = b?.floats ?? []
         x.floats.withUnsafeBufferPointer { px in
             w.floats.withUnsafeBufferPointer { pw in
@@ -71,14 +72,13 @@ enum ConvOps {
                 out.withUnsafeMutableBufferPointer { po in
                     let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
                     let work = { (t: Int) in
-                        let first = units * t / tasks, last = units * (t + 1) / tasks
+                        let first = n * t / tasks, last = n * (t + 1) / tasks
                         guard first < last else { return }
                         let rows = cg * kCount
                         let col = UnsafeMutablePointer<Float>.allocate(capacity: depthwise || g.isPointwise ? 1 : rows * outP)
                         defer { col.deallocate() }
                         if depthwise {
-                            // Split by output plane (image x channel), so one image splits too.
-                            for plane in first..<last {
+                            for plane in first * m..<last * m {
                                 let img = plane / m, oc = plane % m
                                 let src = X + (img * c + oc / mg) * inP, dst = O + plane * outP
                                 if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst, g) {
