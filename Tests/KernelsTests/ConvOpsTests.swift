@@ -76,6 +76,10 @@ final class ConvOpsTests: XCTestCase {
             Case(x: [3, 1, 8, 8], m: 8, k: [3, 3], pads: [1, 1, 1, 1]),                         // one input channel, GEMM path
             Case(x: [37, 3, 6, 5], m: 5, k: [3, 3], pads: [1, 1, 1, 0]),                       // many small images
             Case(x: [45, 2, 20, 20], m: 4, k: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1]),   // many images
+            // Batches big enough to split by image over the cores (imageTasks >= 1M MACs):
+            Case(x: [16, 32, 24, 24], m: 32, k: [3, 3], group: 32, pads: [1, 1, 1, 1]),    // depthwise, split
+            Case(x: [8, 32, 16, 16], m: 32, k: [1, 1], group: 2, bias: true),              // pointwise grouped, split
+            Case(x: [7, 8, 19, 17], m: 16, k: [3, 3], strides: [2, 1], pads: [1, 0, 1, 1]), // im2col, odd image count, split
         ]
         for (i, c) in cases.enumerated() { try run(c, seed: UInt64(100 + i)) }
     }
@@ -97,6 +101,31 @@ final class ConvOpsTests: XCTestCase {
         try run(v, autoPad: "VALID", expectPads: [0, 0, 0, 0], seed: 7)
         // Depthwise with SAME_UPPER, odd input, stride 1: padding 2 split 1/1.
         try run(Case(x: [1, 3, 9, 8], m: 3, k: [3, 3], group: 3), autoPad: "SAME_UPPER", expectPads: [1, 1, 1, 1], seed: 8)
+    }
+
+    /// The by-image split (single-threaded sgemm per core) gives bit for bit what each
+    /// image alone gives (one image never splits by image; its GEMM may use OpenBLAS's
+    /// threads, which split rows and columns, not the sum).
+    func testBatchSplitIsBitIdenticalToOneImageAtATime() throws {
+        var rng = OpTestRandom(seed: 77)
+        for (xs, ws, group, pads) in [([6, 8, 20, 20], [16, 8, 3, 3], 1, [1, 1, 1, 1]),
+                                      ([4, 32, 48, 48], [32, 1, 3, 3], 32, [1, 1, 1, 1]),
+                                      ([5, 32, 16, 16], [64, 32, 1, 1], 1, [0, 0, 0, 0])] {
+            let x = rng.tensor(xs), w = rng.tensor(ws), b = rng.tensor([ws[0]])
+            if ProcessInfo.processInfo.activeProcessorCount > 1 {
+                XCTAssertGreaterThan(imageTasks(images: xs[0], macsPerImage: ws[0] * xs[2] * xs[3] * ws[1] * ws[2] * ws[3]), 1,
+                                     "the case must split")
+            }
+            let batch = try ConvOps.Conv(x: x, w: w, b: b, autoPad: "NOTSET", dilations: nil, group: group,
+                                         kernelShape: nil, pads: pads, strides: nil)
+            let per = xs[1...].reduce(1, *), outPer = batch.count / xs[0]
+            for img in 0..<xs[0] {
+                let one = Tensor(shape: [1] + Array(xs[1...]), floats: Array(x.floats[img * per..<(img + 1) * per]))
+                let alone = try ConvOps.Conv(x: one, w: w, b: b, autoPad: "NOTSET", dilations: nil, group: group,
+                                             kernelShape: nil, pads: pads, strides: nil)
+                XCTAssertEqual(alone.floats, Array(batch.floats[img * outPer..<(img + 1) * outPer]), "image \(img) of \(xs) group \(group)")
+            }
+        }
     }
 
     func testConvRejectsBadShapes() {

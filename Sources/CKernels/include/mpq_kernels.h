@@ -211,6 +211,14 @@ int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
                             const mpq_conv2d_shape *s, const int8_t *w,
                             const mpq_epilogue *ep, float *out);
 
+// MARK: - FP32 elementwise
+
+/// ONNX Sigmoid, y may be x. `MPQ_PATH_REFERENCE`: libm expf, 1 / (1 + e^-x) for x >= 0 and
+/// e^x / (1 + e^x) below (NaN stays NaN); other paths: the same split with a polynomial
+/// exp within a few ulp of expf, vectorised (AVX2 + FMA), and 0 instead of the subnormal
+/// results below x = -86.5 (subnormals are ~100x slower to compute with).
+void mpq_sigmoid_f32(mpq_kernel_path path, const float *x, size_t count, float *y);
+
 // MARK: - Benchmark helpers
 
 /// Runs `iterations` of a loop of independent vpdpbusd (512-bit) chains, the

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import ONNX
 
@@ -93,8 +94,19 @@ enum ActivationOps {
         return x.mapFloats { v in let t = v < l ? l : v; return t > h ? h : t }
     }
 
-    /// Split by sign so `exp` never overflows.
+    /// Split by sign so `exp` never overflows. `mpq_sigmoid_f32` (vectorised, a polynomial
+    /// exp within a few ulp of libm's) on float tensors; `SigmoidReference` is the scalar
+    /// formula it is tested against (and what `MPQ_KERNEL_PATH=reference` runs).
     static func Sigmoid(_ x: Tensor) -> Tensor {
+        guard x.dtype.isFloating else { return SigmoidReference(x) }
+        var t = x
+        t.floats.withUnsafeMutableBufferPointer { p in
+            mpq_sigmoid_f32(MPQ_PATH_AUTO, p.baseAddress, p.count, p.baseAddress)
+        }
+        return t
+    }
+
+    static func SigmoidReference(_ x: Tensor) -> Tensor {
         x.mapFloats { v in
             if v >= 0 { return 1 / (1 + Foundation.exp(-v)) }
             let e = Foundation.exp(v)

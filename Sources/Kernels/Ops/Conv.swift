@@ -1,3 +1,5 @@
+import COpenBLAS
+import Dispatch
 import ONNX
 
 enum ConvOps {
@@ -24,7 +26,7 @@ enum ConvOps {
     /// image on an im2col buffer (none for 1x1 stride-1 unpadded kernels); depthwise ones
     /// (several groups of one input channel) run a direct loop instead. Stacking many
     /// small images into one wide sgemm was measured slower (the column matrix leaves
-    /// the cache), so images stay separate.
+    /// the cache), so images stay separate, split over the cores by image.
     static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
                      kernelShape: [Int]?, pads: [Int]?, strides: [Int]?) throws -> Tensor {
         try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
@@ -52,43 +54,65 @@ enum ConvOps {
         let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount
         var out = [Float](repeating: 0, count: n * m * outP)
         let mg = m / group
+        let depthwise = cg == 1 && group > 1 && kCount > 1
+        // A batch splits by image over the cores, each image's im2col, GEMMs and bias on
+        // one core with a single-threaded sgemm: one fork/join per layer instead of
+        // OpenBLAS's own fork/join inside every per-image GEMM (which, for the small
+        // GEMMs of a CNN at batch 16, costs more than the multiply on a busy machine),
+        // and the im2col and bias passes run in parallel too. Images are independent
+        // and each GEMM is the same call as before, so no value changes.
+        // Depthwise convs split by image too. (Splitting one image's planes over the cores
+        // was measured slower at batch 1 on the shared 2-core machine: MobileNetV2 48 ms
+        // before, 56-109 ms split, each small layer waiting for the second core.)
+        let tasks = imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
+        let bias = b?.floats ?? []
         x.floats.withUnsafeBufferPointer { px in
             w.floats.withUnsafeBufferPointer { pw in
+                bias.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { po in
                     let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
-                    if cg == 1 && group > 1 && kCount > 1 {
-                        for img in 0..<n {
-                            for oc in 0..<m {
-                                let src = X + (img * c + oc / mg) * inP, dst = O + (img * m + oc) * outP
+                    let work = { (t: Int) in
+                        let first = n * t / tasks, last = n * (t + 1) / tasks
+                        guard first < last else { return }
+                        let rows = cg * kCount
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: depthwise || g.isPointwise ? 1 : rows * outP)
+                        defer { col.deallocate() }
+                        if depthwise {
+                            for plane in first * m..<last * m {
+                                let img = plane / m, oc = plane % m
+                                let src = X + (img * c + oc / mg) * inP, dst = O + plane * outP
                                 if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst, g) {
                                     depthwisePlane(src: src, weights: W + oc * kCount, dst: dst, g)
                                 }
+                                if !pb.isEmpty { addChannelBias(dst, UnsafeBufferPointer(rebasing: pb[oc...oc]), channels: 1, plane: outP) }
                             }
+                            return
                         }
-                        return
-                    }
-                    let rows = cg * kCount
-                    var col = g.isPointwise ? [] : [Float](repeating: 0, count: rows * outP)
-                    col.withUnsafeMutableBufferPointer { pc in
-                        for img in 0..<n {
+                        for img in first..<last {
                             for grp in 0..<group {
                                 let src = X + (img * c + grp * cg) * inP
                                 let bMat: UnsafePointer<Float>
                                 if g.isPointwise {
                                     bMat = src
                                 } else {
-                                    im2col(src: src, channels: cg, g, dst: pc.baseAddress!)
-                                    bMat = UnsafePointer(pc.baseAddress!)
+                                    im2col(src: src, channels: cg, g, dst: col)
+                                    bMat = UnsafePointer(col)
                                 }
                                 sgemm(m: mg, n: outP, k: rows, a: W + grp * mg * rows, lda: rows,
                                       b: bMat, ldb: outP, c: O + (img * m + grp * mg) * outP, ldc: outP)
                             }
+                            if !pb.isEmpty { addChannelBias(O + img * m * outP, pb, channels: m, plane: outP) }
                         }
                     }
+                    if tasks > 1 {
+                        withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) }
+                    } else {
+                        work(0)
+                    }
+                }
                 }
             }
         }
-        if let b { addChannelBias(&out, b.floats, images: n, channels: m, plane: outP) }
         return Tensor(shape: [n, m] + g.outputShape, floats: out, dtype: x.dtype)
     }
 
@@ -173,19 +197,36 @@ enum ConvOps {
         }
     }
 
-    /// Adds `bias[c]` to every value of channel `c` of an `[images, channels, plane]` buffer.
+    /// Adds `bias[c]` to every value of channel `c` of one image's `[channels, plane]` output.
+    static func addChannelBias(_ p: UnsafeMutablePointer<Float>, _ bias: UnsafeBufferPointer<Float>, channels: Int, plane: Int) {
+        for ch in 0..<channels {
+            let bv = bias[ch]
+            if bv == 0 { continue }
+            let row = p + ch * plane
+            for i in 0..<plane { row[i] += bv }
+        }
+    }
+
+    /// The same over an `[images, channels, plane]` buffer.
     static func addChannelBias(_ out: inout [Float], _ bias: [Float], images: Int, channels: Int, plane: Int) {
         out.withUnsafeMutableBufferPointer { po in
             bias.withUnsafeBufferPointer { pb in
                 for img in 0..<images {
-                    for ch in 0..<channels {
-                        let bv = pb[ch]
-                        if bv == 0 { continue }
-                        let p = po.baseAddress! + (img * channels + ch) * plane
-                        for i in 0..<plane { p[i] += bv }
-                    }
+                    addChannelBias(po.baseAddress! + img * channels * plane, pb, channels: channels, plane: plane)
                 }
             }
         }
+    }
+
+    /// Runs `body` with OpenBLAS on one thread (restored after): for callers that split
+    /// the work over the cores themselves, so each core's sgemm does not fork again.
+    /// The setting is process-wide; a session runs one node at a time, so at worst a
+    /// second session running concurrently gets single-threaded GEMMs meanwhile (same
+    /// values: OpenBLAS's threads split M and N, not K).
+    static func withSingleThreadedBLAS(_ body: () -> Void) {
+        let before = openblas_get_num_threads()
+        if before > 1 { openblas_set_num_threads(1) }
+        body()
+        if before > 1 { openblas_set_num_threads(before) }
     }
 }
