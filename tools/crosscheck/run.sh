@@ -49,21 +49,34 @@ CASES=(
 # last-bit differences that a later LayerNorm/quantization turns into one step on 0.7%
 # of the logits (the same 20 of 2,880 as under --scheme inputs), top-1 identical.
 # The 10th field: the metric (default top1); the CTC recognizer is scored by greedy decoding.
+#
+# Island maps (FP32 layers between INT8 ones) allow 1% of output elements to differ: an FP32
+# Conv/Gemm sums in a different order in mpq than in ORT (MLAS), and where its output is
+# requantized for the next INT8 layer a value at a rounding tie lands one step apart, which
+# moves every output downstream of it (digits CNN: 3 of 359 samples, 30 of 3,590 logits;
+# docs/export.md, "FP32 islands"). Scores must still agree within 0.1 point. They skip the
+# quantize_static comparison: ORT's own model with the island in nodes_to_exclude still
+# feeds it a DequantizeLinear, so ORT's optimizer quantizes the excluded layer anyway.
+ISLAND_MAXDIFF=0.01
 
 failed=0
 summary="$OUT/summary.txt"
 printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %-6s %-14s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff ort_ops elements_diff result > "$summary"
 # check NAME MODEL CALIB HOLDOUT MAP MAXDIFF METRIC [PREDICTED]: export MAP, run it in mpq and
-# ORT, append a summary line. PREDICTED (a map without a search result): mpq eval's score.
+# ORT, append a summary line. PREDICTED (an island map, without a search result): mpq eval's
+# score; such maps skip the quantize_static comparison (below).
 check() {
   local name=$1 model=$2 calib=$3 holdout=$4 map=$5 maxdiff=$6 metric=$7 predicted=${8:-}
-  local rc=0
+  local rc=0 exclude=()
   "$MPQ" export "$F/$model.onnx" --precision "$map" --format qdq --out "$OUT/$name.qdq.onnx" --quiet
-  "$MPQ" export "$F/$model.onnx" --precision "$map" --format ort-exclude --out "$OUT/$name.ort-exclude.json" --quiet
+  if [ -z "$predicted" ]; then
+    "$MPQ" export "$F/$model.onnx" --precision "$map" --format ort-exclude --out "$OUT/$name.ort-exclude.json" --quiet
+    exclude=(--ort-exclude "$OUT/$name.ort-exclude.json" --calibration "$F/$calib")
+  fi
   "$MPQ" eval "$F/$model.onnx" --data "$F/$holdout" --precision "$map" --calibration "$F/$calib" --metric "$metric" \
       --save-outputs "$OUT/$name.outputs.npz" > /dev/null
   "$PYTHON" tools/crosscheck/ort_crosscheck.py --model "$F/$model.onnx" --map "$map" --qdq "$OUT/$name.qdq.onnx" \
-      --holdout "$F/$holdout" --ort-exclude "$OUT/$name.ort-exclude.json" --calibration "$F/$calib" \
+      --holdout "$F/$holdout" ${exclude[@]+"${exclude[@]}"} \
       --mpq-outputs "$OUT/$name.outputs.npz" --max-differing "$maxdiff" ${predicted:+--predicted "$predicted"} \
       --json-out "$OUT/$name.crosscheck.json" > /dev/null || rc=$?
   if [ "$rc" -ne 0 ]; then failed=1; fi
@@ -73,7 +86,7 @@ r = json.load(open(sys.argv[1]))
 e = r.get("elementwise", {})
 print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %-6s %-14s %s" % (
     sys.argv[2], "ok" if r["checker"] == "ok" else "FAILED", len(r["int8_layers"]), r["mpq_mixed"], r["ort_qdq"],
-    r["diff"], r["ort_exclude"], r["ort_exclude_diff"],
+    r["diff"], r.get("ort_exclude", float("nan")), r.get("ort_exclude_diff", float("nan")),
     "%di/%df" % (r["ort_integer_layer_ops"], r["ort_float_layer_ops"]),
     "%d/%d" % (e.get("differing", -1), e.get("elements", 0)), "ok" if r["ok"] else "FAIL"))
 EOF
@@ -104,7 +117,7 @@ for c in "${CASES[@]}"; do
   if [ "$scheme" = ort ] && [ "${name%_int8}" != "$name" ]; then
     iname="${name%_int8}_island"
     score=$(island "$iname" "$model" "$calib" "$holdout" "$map")
-    check "$iname" "$model" "$calib" "$holdout" "$OUT/$iname.map.json" "$maxdiff" "$metric" "$score"
+    check "$iname" "$model" "$calib" "$holdout" "$OUT/$iname.map.json" "$ISLAND_MAXDIFF" "$metric" "$score"
   fi
 done
 # The detection fixture under the ort scheme: a 1-point map50 search, its export, and
