@@ -157,9 +157,40 @@ public enum QDQWriter {
             for o in n.outputs { if let t = requant[o] { _ = appendQDQ(o, t.scale, t.zeroPoint) } }
         }
 
+        /// An FP32 Conv/ConvTranspose/Gemm must not read a DequantizeLinear output directly:
+        /// ONNX Runtime's `WeightBiasQuantization` (onnxruntime/core/optimizer/qdq_transformer/
+        /// weight_bias_quantization.cc, on by default) then quantizes its float weight per
+        /// tensor and fuses the layer into QLinearConv/QGemm, so the map's FP32 island would
+        /// run in INT8 with weights mpq never modelled. `Max(x, -FLT_MAX)` is x for every
+        /// finite value (a DequantizeLinear output always is), is not an op ORT eliminates
+        /// or moves Q/DQ across, and keeps the layer float (one cheap elementwise pass per
+        /// island input). -FLT_MAX rather than -inf: weights must be finite (ModelLoader).
+        var floatGuards: [String: String] = [:]       // DequantizeLinear output -> guarded copy
+        var lowestFloat: String?
+        func keptFloat(_ dqOut: String) -> String {
+            if let g = floatGuards[dqOut] { return g }
+            let bound = lowestFloat ?? fresh("mpq_fp32_island_lowest_float")
+            if lowestFloat == nil {
+                newInits.append(ONNXWriter.floatProto([-Float.greatestFiniteMagnitude], shape: [], name: bound))
+                lowestFloat = bound
+            }
+            let out = fresh("\(dqOut)_KeepFloat")
+            var p = Onnx_NodeProto()
+            p.name = fresh("\(dqOut)_KeepFloat"); p.opType = "Max"; p.input = [dqOut, bound]; p.output = [out]
+            nodes.append(p)
+            floatGuards[dqOut] = out
+            return out
+        }
+        let weightQuantizedByORT: Set<String> = ["Conv", "ConvTranspose", "Gemm"]
+
         for original in graph.nodes {
             guard let l = byNode[original.name] else {
-                nodes.append(try proto(rewired(original), originalNodes))
+                var n = rewired(original)
+                if weightQuantizedByORT.contains(original.opType), let x = original.input(0), requant[x] != nil,
+                   let dqOut = activationDQ[x] {
+                    n.inputs[0] = keptFloat(dqOut)
+                }
+                nodes.append(try proto(n, originalNodes))
                 appendRequantized(original)
                 continue
             }

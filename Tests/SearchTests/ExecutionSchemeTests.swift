@@ -173,4 +173,33 @@ final class ExecutionSchemeTests: XCTestCase {
         let inputsQ = Set(try ModelLoader.load(data: inputsData).nodes.filter { $0.opType == "QuantizeLinear" }.compactMap { $0.input(0) })
         XCTAssertFalse(inputsQ.contains("/gap/GlobalAveragePool_output_0"))
     }
+
+    /// An FP32 island whose input is a requantized tensor (`/block/conv1` reads the stem's
+    /// output, which the INT8 residual Add also reads) must not read a DequantizeLinear
+    /// output directly, or ONNX Runtime's WeightBiasQuantization quantizes its float weight
+    /// and runs it as QLinearConv: the export puts `Max(x, -FLT_MAX)` in between. Run as a float
+    /// graph by mpq, the guarded export still reproduces the runtime.
+    func testFP32IslandReadingARequantizedTensorStaysFloat() throws {
+        let d = try Self.digits()
+        let rt = try d.runtime(.ort)
+        let exporter = try Exporter(modelPath: "\(Self.fixtures)/digits_cnn.onnx")
+        var map = rt.allInt8
+        map.layers["/block/conv1/Conv"] = .fp32
+        XCTAssertNotNil(rt.plan(for: map).requantized["/stem/stem.2/Relu_output_0"], "the island's input stays uint8 for the Add")
+        let exportMap = try ExportMap(data: try JSONEncoder().encode(map), path: "map.json")
+        let qdq = try ModelLoader.load(data: try exporter.qdq(map: exportMap, path: "map.json", calibration: d.table,
+                                                              version: "test", scheme: .ort))
+        let producer = Dictionary(qdq.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
+        let island = try XCTUnwrap(qdq.node(named: "/block/conv1/Conv"))
+        let guardNode = try XCTUnwrap(producer[island.inputs[0]])
+        XCTAssertEqual(guardNode.opType, "Max")
+        XCTAssertEqual(producer[guardNode.inputs[0]]?.opType, "DequantizeLinear")
+        XCTAssertEqual(qdq.initializers[guardNode.inputs[1]]?.floats, [-Float.greatestFiniteMagnitude])
+        XCTAssertEqual(qdq.initializers[island.inputs[1]]?.dtype, .float32, "the island keeps its float weight")
+        // INT8 layers still read their DequantizeLinear directly (ORT fuses those).
+        XCTAssertEqual(producer[try XCTUnwrap(qdq.node(named: "/block/conv2/Conv")).inputs[0]]?.opType, "DequantizeLinear")
+        let exported = try Session(graph: qdq).run(d.holdout.batch(0..<d.holdout.count))["logits"]!.floats
+        let mine = try logits(rt, map, d.holdout)
+        XCTAssertLessThan(zip(exported, mine).map { abs($0 - $1) }.max()!, 0.05, "at most about one quantization step")
+    }
 }
