@@ -55,7 +55,7 @@ public struct LayerInfo: Codable, Equatable, Sendable {
 /// sample batch, and optionally each layer's end-to-end latency saving (`LatencyProbe`).
 public enum LayerTable {
     public static func build(runtime: MixedPrecisionRuntime, sample: [String: Tensor], measureLatency: Bool,
-                             repeats: Int = 3) throws -> [LayerInfo] {
+                             repeats: Int = 5) throws -> [LayerInfo] {
         let session = runtime.session
         let saved = runtime.map
         defer { try? runtime.apply(saved) }
