@@ -43,7 +43,7 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
         self.init(mpqVersion: mpqVersion, model: runtime.calibration.modelDigest, data: data,
                   calibration: "sha256:" + SHA256.hex(table), scheme: runtime.scheme.rawValue, metric: metric, seed: seed,
                   kernelPath: runtime.path.resolved.rawValue,
-                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes reject z \(e.rejectionZ) after \(e.minSamplesBeforeRejection)")
+                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes\(e.activations.diskKey) reject z \(e.rejectionZ) after \(e.minSamplesBeforeRejection)")
     }
 
     /// SHA-256 over every field.

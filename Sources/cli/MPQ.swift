@@ -84,6 +84,7 @@ extension CalibrationError: UserFacingError {}
 extension SensitivityError: UserFacingError {}
 extension SearchStateError: UserFacingError {}
 extension HoldoutError: UserFacingError {}
+extension CacheError: UserFacingError {}
 extension ExportError: UserFacingError {}
 extension QDQExportError: UserFacingError {}
 extension CLIError: UserFacingError {

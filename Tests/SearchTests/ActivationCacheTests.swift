@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+import Kernels
+import ONNX
+@testable import Search
+
+/// The activation cache is an optimisation only (docs/caching.md): a frontier cache, a disk
+/// spill and no cache at all give the same sensitivity and candidate numbers, bit for bit,
+/// as caching every activation; only the cost and the hit rate differ.
+final class ActivationCacheTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+    struct Setup { let runtime: MixedPrecisionRuntime; let search: Dataset }
+
+    static func setup(scheme: ExecutionScheme) throws -> Setup {
+        let f = fixtures
+        let graph = try ModelLoader.load(path: "\(f)/digits_cnn.onnx")
+        let session = try Session(graph: GraphPasses.optimize(graph))
+        let calib = try Dataset(path: "\(f)/digits_calib.npz", graph: graph)
+        let search = try Dataset(path: "\(f)/digits_search.npz", graph: graph)
+        let table = try Calibrator(session: session, scheme: scheme)
+            .calibrate(dataset: calib, options: CalibrationOptions(method: .minmax), modelDigest: graph.digest)
+        return Setup(runtime: try MixedPrecisionRuntime(session: session, calibration: table, scheme: scheme), search: search)
+    }
+
+    /// Sensitivity plus a few mixed maps, one of them rejected early.
+    static func measure(_ s: Setup, cache: ActivationCacheOptions) throws -> (SensitivityReport, [Evaluation], CandidateEvaluator) {
+        let evaluator = try CandidateEvaluator(runtime: s.runtime, data: s.search, metric: .top1, batchSize: 64, cache: cache)
+        var report = try SensitivityAnalyzer(evaluator: evaluator).run()
+        report.fullModelEquivalents = 0   // the cost is what a smaller cache changes
+        var evals: [Evaluation] = []
+        let names = s.runtime.layerNames
+        for k in 0..<3 {
+            var map = s.runtime.allFP32
+            for (i, n) in names.enumerated() where i % 3 != k { map.layers[n] = .int8 }
+            evals.append(try evaluator.evaluate(map).0)
+            evals.append(try evaluator.evaluate(map, rejectAbove: -100).0)
+        }
+        return (report, evals, evaluator)
+    }
+
+    func testSmallCachesGiveTheSameNumbersAsCachingEverything() throws {
+        for scheme in [ExecutionScheme.ort, .inputs] {
+            let s = try Self.setup(scheme: scheme)
+            let (reference, refEvals, full) = try Self.measure(s, cache: ActivationCacheOptions())
+            XCTAssertEqual(full.cacheStatistics.mode, "all")
+            XCTAssertEqual(full.cacheStatistics.hitRate, 1)
+            // The FP32 and all-INT8 activations of every batch, all of them.
+            let everything = full.cacheStatistics.memoryBytes
+            let dir = try temporaryDirectory()
+            let configurations: [(String, ActivationCacheOptions)] = [
+                ("frontier in memory", ActivationCacheOptions(memoryLimitBytes: everything / 3)),
+                ("frontier, mostly on disk", ActivationCacheOptions(memoryLimitBytes: everything / 40, directory: dir,
+                                                                    diskLimitBytes: everything / 4)),
+                ("tiny", ActivationCacheOptions(memoryLimitBytes: 4096)),
+                ("no cache", ActivationCacheOptions(memoryLimitBytes: 0)),
+            ]
+            var cost: [String: Double] = [:]
+            for (label, options) in configurations {
+                let (report, evals, evaluator) = try Self.measure(s, cache: options)
+                XCTAssertEqual(report, reference, "\(scheme) \(label): sensitivity differs")
+                XCTAssertEqual(evals, refEvals, "\(scheme) \(label): candidate evaluations differ")
+                let st = evaluator.cacheStatistics
+                XCTAssertEqual(st.mode, "frontier", "\(scheme) \(label)")
+                XCTAssertGreaterThanOrEqual(evaluator.fullModelEquivalents, full.fullModelEquivalents, "\(scheme) \(label)")
+                cost[label] = evaluator.fullModelEquivalents
+                switch label {
+                case "frontier in memory":
+                    XCTAssertEqual(st.hitRate, 1, "\(scheme) \(label): \(st.summary)")
+                    XCTAssertGreaterThan(st.cuts, 0)
+                case "frontier, mostly on disk":
+                    XCTAssertGreaterThan(st.diskHits, 0, "\(scheme) \(label): \(st.summary)")
+                    XCTAssertEqual(st.hitRate, 1, "\(scheme) \(label): \(st.summary)")
+                case "no cache":
+                    XCTAssertEqual(st.hitRate, 0)
+                default:
+                    XCTAssertLessThanOrEqual(st.hitRate, 1)
+                }
+            }
+            XCTAssertLessThan(cost["frontier in memory"]!, cost["no cache"]!, "\(scheme): the frontier must save work over full passes")
+            // The spill folder is removed with the evaluator.
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+        }
+    }
+
+    func temporaryDirectory() throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-cache-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url.path
+    }
+}
