@@ -139,7 +139,11 @@ final class CacheFiller {
         guard let planner else { return }
         let perRow = firstBatchBytes.mapValues { Double($0) / Double(max(firstBatchRows, 1)) }
         let o = cache.options
-        let capacity = Double(o.memoryLimitBytes + (o.directory == nil ? 0 : o.diskLimitBytes)) / Double(2 * rows)
+        // Batches are stored whole, memory first: with a disk tier up to one batch's worth of
+        // memory can stay unused (the batch that did not fit went to disk), so the budget
+        // leaves room for one more batch; otherwise the all-INT8 copy may find no room.
+        let spare = o.directory == nil ? 0 : firstBatchRows
+        let capacity = Double(o.memoryLimitBytes + (o.directory == nil ? 0 : o.diskLimitBytes)) / Double(2 * rows + spare)
         let (keep, cuts) = planner.select(nodeCost: nodeCost, bytesPerRow: perRow, capacityPerRow: capacity)
         cache.keep = keep
         cache.markFrontier(cuts: cuts.count)
