@@ -4,8 +4,8 @@ import Kernels
 import ONNX
 @testable import Search
 
-/// The activation cache is an optimisation only (docs/caching.md): a frontier cache, a disk
-/// spill and no cache at all give the same sensitivity and candidate numbers, bit for bit,
+/// The activation cache is an optimisation only (docs/caching.md): a frontier cache and a disk
+/// spill give the same sensitivity and candidate numbers, bit for bit,
 /// as caching every activation; only the cost and the hit rate differ.
 final class ActivationCacheTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -55,7 +55,6 @@ final class ActivationCacheTests: XCTestCase {
             let configurations: [(String, ActivationCacheOptions)] = [
                 ("frontier in memory", ActivationCacheOptions(memoryLimitBytes: everything / 3)),
                 ("frontier on disk", ActivationCacheOptions(memoryLimitBytes: 0, directory: dir, diskLimitBytes: everything / 3)),
-                ("no cache", ActivationCacheOptions(memoryLimitBytes: 0)),
             ]
             var cost: [String: Double] = [:]
             for (label, options) in configurations {
@@ -74,10 +73,11 @@ final class ActivationCacheTests: XCTestCase {
                     XCTAssertGreaterThan(st.diskHits, 0, "\(scheme) \(label): \(st.summary)")
                     XCTAssertEqual(st.hitRate, 1, "\(scheme) \(label): \(st.summary)")
                 default:
-                    XCTAssertEqual(st.hitRate, 0)
+                    XCTFail(label)
                 }
             }
-            XCTAssertLessThan(cost["frontier in memory"]!, cost["no cache"]!, "\(scheme): the frontier must save work over full passes")
+            // Without a cache every evaluation is a full pass (CacheCLITests runs --cache-mb 0).
+            XCTAssertLessThan(cost["frontier in memory"]!, Double(full.evaluations) - 1, "\(scheme): the frontier must save work over full passes")
             // The spill folder is removed with the evaluator.
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
         }
