@@ -21,8 +21,9 @@ public struct Evaluation: Codable, Equatable, Sendable {
 }
 
 /// Scores precision maps on the search split, cheaply:
-/// - FP32 activations of every batch are computed once and cached (up to a memory cap);
-///   a candidate re-executes only the nodes downstream of its INT8 layers;
+/// - FP32 activations of every batch are computed once and cached (up to a memory cap, then
+///   a frontier of them and an optional disk spill: docs/caching.md); a candidate
+///   re-executes only the nodes downstream of its INT8 layers;
 /// - batch-wise early rejection stops a candidate whose drop is already clearly over the
 ///   budget (docs/search.md states the rule);
 /// - results are memoized per map.
@@ -65,11 +66,12 @@ public final class CandidateEvaluator {
     public let visitSeed: UInt64?
 
     private let batches: [Range<Int>]
-    private var caches: [[String: Tensor]?]
-    /// All-INT8 activations per batch, built on the first all-INT8 evaluation: a map that
-    /// is mostly INT8 re-executes only from its first FP32 layer on.
-    private var int8Caches: [[String: Tensor]?]? = nil
+    /// FP32 activations per batch, and all-INT8 ones built on the first all-INT8 evaluation:
+    /// a map that is mostly INT8 re-executes only from its first FP32 layer on.
+    let activations: ActivationCache
     let cacheLimit: Int
+    /// How the activation caches served the candidates (hit rate, mode, bytes).
+    public var cacheStatistics: CacheStatistics { activations.statistics }
     private var nodeCost: [Double] = []
     private var totalCost: Double = 1
     private var memo: [String: Evaluation] = [:]
@@ -79,18 +81,23 @@ public final class CandidateEvaluator {
 
     /// A built-in metric with its detection options.
     public convenience init(runtime: MixedPrecisionRuntime, data: Dataset, metric: Metric, batchSize: Int = 64,
-                            cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
+                            cacheLimitBytes: Int = 2 << 30, cache: ActivationCacheOptions? = nil,
+                            transform: OutputTransform = .identity,
                             detection: DetectionOptions = DetectionOptions(), visitSeed: UInt64? = 0,
                             progress: ((Int, Int) -> Void)? = nil) throws {
         try self.init(runtime: runtime, data: data, scorer: metric.scorer(ScorerOptions(detection: detection)),
-                      batchSize: batchSize, cacheLimitBytes: cacheLimitBytes, transform: transform, visitSeed: visitSeed,
-                      progress: progress)
+                      batchSize: batchSize, cacheLimitBytes: cacheLimitBytes, cache: cache, transform: transform,
+                      visitSeed: visitSeed, progress: progress)
     }
 
-    /// `cacheLimitBytes` bounds the cached FP32 activations; batches beyond it run in full.
+    /// `cacheLimitBytes` bounds the cached activations in memory (`cache`, when given,
+    /// replaces it and may add a disk spill); batches beyond the caches run in full.
     /// `visitSeed`: the seeded visiting order of the split (per-sample metrics); nil keeps the file's order.
+    /// The caches are indexed by batch of the visiting order: the reference pass fills them
+    /// from the shuffled split and every candidate reads them back over the same batches.
     public init(runtime: MixedPrecisionRuntime, data input: Dataset, scorer: Scorer, batchSize: Int = 64,
-                cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity, visitSeed: UInt64? = 0,
+                cacheLimitBytes: Int = 2 << 30, cache: ActivationCacheOptions? = nil,
+                transform: OutputTransform = .identity, visitSeed: UInt64? = 0,
                 progress: ((Int, Int) -> Void)? = nil) throws {
         try scorer.validate(input)
         // Early rejection reads the first batches as a sample of the split: shuffle them
@@ -106,32 +113,34 @@ public final class CandidateEvaluator {
         self.scorer = scorer
         self.batchSize = max(1, batchSize)
         self.batches = data.batches(size: self.batchSize)
-        self.cacheLimit = cacheLimitBytes
+        let cacheOptions = cache ?? ActivationCacheOptions(memoryLimitBytes: cacheLimitBytes)
+        self.cacheLimit = cacheOptions.memoryLimitBytes
+        self.activations = ActivationCache(options: cacheOptions)
+        let filler = CacheFiller(cache: activations, runtime: runtime, rows: data.count, firstBatchRows: batches.first?.count ?? 1)
         let session = runtime.session
         let saved = runtime.map
         try runtime.apply(runtime.allFP32)
         defer { try? runtime.apply(saved) }
         // One FP32 pass: reference outputs, per-node costs, and the activation caches.
-        var caches: [[String: Tensor]?] = []
         var values: [Float] = []
         var width = 0
         var sampleShape: [Int] = []
         var costs = [Double](repeating: 0, count: session.plan.count)
         let index = Dictionary(uniqueKeysWithValues: session.plan.enumerated().map { ($0.element.name, $0.offset) })
         let output = session.graph.outputs[0].name
-        let graphOutputs = session.graph.outputs.map(\.name)
-        var bytes = 0
+        let graphOutputNames = session.graph.outputs.map(\.name)
         for (b, r) in batches.enumerated() {
             var all: [String: Tensor] = data.batch(r)
-            _ = try session.run(all) { node, ins, outs in
-                for (name, t) in zip(node.outputs, outs) where !name.isEmpty { all[name] = t }
+            let produced = try session.run(all) { node, ins, outs in
+                for (name, t) in zip(node.outputs, outs) where !name.isEmpty { filler.observe(name, t, into: &all) }
                 if b == 0, let i = index[node.name] {
                     costs[i] = Double(max(Layers.macs(node, inputShapes: ins.map { $0?.shape }, outputShapes: outs.map(\.shape)),
                                           outs.map(\.count).reduce(0, +)))
                 }
             }
-            guard all[output] != nil else { throw MetricError.badOutput(output: output, reason: "not produced") }
-            let outs = Dictionary(uniqueKeysWithValues: graphOutputs.compactMap { n in all[n].map { (n, $0) } })
+            // The run returns every graph output; in frontier mode `all` holds only the kept values.
+            guard produced[output] ?? all[output] != nil else { throw MetricError.badOutput(output: output, reason: "not produced") }
+            let outs = Dictionary(uniqueKeysWithValues: graphOutputNames.compactMap { n in (produced[n] ?? all[n]).map { (n, $0) } })
             let y = try scorer.rows(outs, output: output, transform: transform, data: data, range: r)
             width = y.count / max(r.count, 1)
             sampleShape = Array(y.shape.dropFirst())
@@ -141,12 +150,11 @@ public final class CandidateEvaluator {
                                  data: input, output: output)
             }
             values += y.asFloats
-            let size = all.values.reduce(0) { $0 + 4 * $1.count }
-            if bytes + size <= cacheLimitBytes { caches.append(all); bytes += size } else { caches.append(nil) }
+            if b == 0 { filler.chooseWhatToKeep(nodeCost: costs, firstBatchRows: r.count) }
+            try activations.store(all, base: .fp32, batch: b)
             progress?(r.upperBound, data.count)
         }
-        self.caches = caches
-        self.cacheBytes = bytes
+        self.cacheBytes = activations.statistics.memoryBytes + activations.statistics.diskBytes
         self.nodeCost = costs
         self.totalCost = max(costs.reduce(0, +), 1)
         fp32Outputs = Outputs(values: values, rows: data.count, width: width, sampleShape: sampleShape)
@@ -167,7 +175,7 @@ public final class CandidateEvaluator {
         if !keepOutputs, let m = memo[key], m.complete || (budget != nil && (m.rejectionBound ?? -Double.infinity) > budget!) { return (m, nil) }
         let fp32Changed = runtime.changedNodes(from: runtime.allFP32, to: map)
         let int8Changed = runtime.changedNodes(from: runtime.allInt8, to: map)
-        let buildInt8Cache = int8Caches == nil && int8Changed.isEmpty
+        let buildInt8Cache = !activations.has(.int8) && int8Changed.isEmpty
         // The all-INT8 map that builds the INT8 activation caches always runs, so later
         // candidates cost what they would have cost in an uninterrupted run.
         if !keepOutputs, !buildInt8Cache, let r = store?.replay(map.int8Layers, rejectAbove: budget) {
@@ -191,19 +199,17 @@ public final class CandidateEvaluator {
         // Re-execute from whichever cached run differs from this map later in the graph.
         let order = Dictionary(uniqueKeysWithValues: runtime.session.plan.enumerated().map { ($0.element.name, $0.offset) })
         func firstChange(_ s: Set<String>) -> Int { s.map { order[$0] ?? 0 }.min() ?? Int.max }
-        let useInt8Base = int8Caches != nil && firstChange(int8Changed) > firstChange(fp32Changed)
-        var newInt8Caches: [[String: Tensor]?] = []
-        var int8Bytes = 0
+        let useInt8Base = activations.has(.int8) && firstChange(int8Changed) > firstChange(fp32Changed)
         for (b, r) in batches.enumerated() {
             var y: [String: Tensor]
             if buildInt8Cache {
-                let (outs, values) = try runtime.session.allActivations(data.batch(r))
+                let (outs, values) = try activations.runKeeping(runtime.session, feeds: data.batch(r))
                 y = outs
-                let size = values.values.reduce(0) { $0 + 4 * $1.count }
-                if cacheBytes + int8Bytes + size <= cacheLimit { newInt8Caches.append(values); int8Bytes += size } else { newInt8Caches.append(nil) }
+                try activations.store(values, base: .int8, batch: b)
                 cost += Double(r.count) / Double(data.count)
-            } else if let cache = useInt8Base ? int8Caches![b] : caches[b] {
-                let (outs, executed) = try runtime.session.runIncremental(cache: cache, changedNodes: useInt8Base ? int8Changed : fp32Changed)
+            } else if let cache = try activations.load(useInt8Base ? .int8 : .fp32, batch: b) {
+                let (outs, executed) = try activations.rerun(runtime.session, cached: cache, feeds: data.batch(r),
+                                                             changed: useInt8Base ? int8Changed : fp32Changed)
                 y = outs
                 cost += executed.reduce(0) { $0 + nodeCost[$1] } / totalCost * Double(r.count) / Double(data.count)
             } else {
@@ -224,7 +230,8 @@ public final class CandidateEvaluator {
                 if lower > budget { complete = false; bound = lower; break }
             }
         }
-        if buildInt8Cache && complete { int8Caches = newInt8Caches; cacheBytes += int8Bytes }
+        if buildInt8Cache && !complete { activations.discard(.int8) }
+        cacheBytes = activations.statistics.memoryBytes + activations.statistics.diskBytes
         var score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
         var fp = fp32Points[0..<min(done, fp32Points.count)].reduce(0, +) / Double(max(done, 1))
         if !scorer.scoresBatchwise {

@@ -16,8 +16,14 @@ public struct PipelineOptions: Sendable {
     public var batchSize: Int
     public var kernelPath: KernelPath
     public var scheme: ExecutionScheme
-    /// Memory cap for the search split's cached FP32 activations.
+    /// Memory cap for the search split's cached activations (beyond it, a frontier of them:
+    /// docs/caching.md).
     public var cacheLimitBytes: Int
+    /// Folder for a disk spill of the activation cache (a temporary subfolder, removed when
+    /// the evaluator goes); nil keeps the cache in memory only.
+    public var cacheDirectory: String?
+    /// Size cap of the disk spill under `cacheDirectory`.
+    public var cacheDiskLimitBytes: Int
     /// Applied to every batch's output before scoring (pooling token embeddings).
     public var transform: OutputTransform
     /// Measure each layer's latency (the `latency` objective).
@@ -27,11 +33,18 @@ public struct PipelineOptions: Sendable {
     public var visitSeed: UInt64?
 
     public init(calibrationMethod: CalibrationMethod = .minmax, batchSize: Int = 64, kernelPath: KernelPath = .auto,
-                scheme: ExecutionScheme = .ort, cacheLimitBytes: Int = 2 << 30, transform: OutputTransform = .identity,
+                scheme: ExecutionScheme = .ort, cacheLimitBytes: Int = 2 << 30, cacheDirectory: String? = nil,
+                cacheDiskLimitBytes: Int = 8 << 30, transform: OutputTransform = .identity,
                 measureLatency: Bool = false, visitSeed: UInt64? = 0) {
         self.calibrationMethod = calibrationMethod; self.batchSize = max(1, batchSize); self.kernelPath = kernelPath
-        self.scheme = scheme; self.cacheLimitBytes = cacheLimitBytes; self.transform = transform; self.measureLatency = measureLatency
+        self.scheme = scheme; self.cacheLimitBytes = cacheLimitBytes; self.cacheDirectory = cacheDirectory
+        self.cacheDiskLimitBytes = cacheDiskLimitBytes; self.transform = transform; self.measureLatency = measureLatency
         self.visitSeed = visitSeed
+    }
+
+    /// The evaluator's activation cache settings.
+    public var cache: ActivationCacheOptions {
+        ActivationCacheOptions(memoryLimitBytes: cacheLimitBytes, directory: cacheDirectory, diskLimitBytes: cacheDiskLimitBytes)
     }
 }
 
@@ -93,7 +106,7 @@ public final class SearchPipeline {
         runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: options.kernelPath, scheme: options.scheme)
         guard !runtime.layerNames.isEmpty else { throw PipelineError.noQuantizableLayer(model: modelName) }
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, scorer: scorer, batchSize: options.batchSize,
-                                           cacheLimitBytes: options.cacheLimitBytes, transform: options.transform,
+                                           cache: options.cache, transform: options.transform,
                                            visitSeed: options.visitSeed) { done, total in
             progress?("fp32 reference on the search split", done, total)
         }

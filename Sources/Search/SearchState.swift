@@ -40,7 +40,7 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
         self.init(mpqVersion: mpqVersion, model: runtime.calibration.modelDigest, data: data,
                   calibration: "sha256:" + SHA256.hex(table), scheme: runtime.scheme.rawValue, metric: metric, seed: seed,
                   kernelPath: runtime.path.resolved.rawValue,
-                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes reject alpha \(e.rejectionAlpha) over \(e.rejectionLooks) looks after \(e.minSamplesBeforeRejection) order \(e.visitSeed == nil ? "file" : "shuffled by the seed")")
+                  evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes\(e.activations.diskKey) reject alpha \(e.rejectionAlpha) over \(e.rejectionLooks) looks after \(e.minSamplesBeforeRejection) order \(e.visitSeed == nil ? "file" : "shuffled by the seed")")
     }
 
     /// SHA-256 over every field.

@@ -87,6 +87,7 @@ extension SensitivityError: UserFacingError {}
 extension SearchStateError: UserFacingError {}
 extension HoldoutError: UserFacingError {}
 extension PipelineError: UserFacingError {}
+extension CacheError: UserFacingError {}
 extension ExportError: UserFacingError {}
 extension QDQExportError: UserFacingError {}
 extension MergeError: UserFacingError {}

@@ -81,6 +81,7 @@ struct SearchCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self), terminator: "")
         } else {
             printSummary(document)
+            print(context.evaluator.cacheStatistics.summary)
             if let speed = try? measureSpeed(context, map: outcome.best.map) { print(speed) }
         }
         if !outcome.met { throw ExitCode(ExitStatus.budgetNotMet.rawValue) }

@@ -126,7 +126,10 @@ struct SearchCommonOptions: ParsableArguments {
     @Option(help: "INT8 kernel path: auto, vnni, avx2, reference.") var kernelPath: KernelPath = .auto
     @Option(help: "Q/DQ placement: ort (INT8 chains as ONNX Runtime runs them, what deploys fast) or inputs (layer inputs only, TensorRT's placement).")
     var scheme: ExecutionScheme = .ort
-    @Option(help: "Memory cap for cached FP32 activations of the search split, in MiB.") var cacheMb: Int = 2048
+    @Option(help: "Memory cap for cached activations of the search split, in MiB (when every activation does not fit, only a frontier of them is kept: docs/caching.md).") var cacheMb: Int = 2048
+    @Option(help: "Folder for a disk spill of the activation cache (a temporary subfolder, removed at exit); none by default.")
+    var cacheDir: String?
+    @Option(help: "Size cap of the disk spill under --cache-dir, in MiB.") var cacheDiskMb: Int = 8192
     @Option(help: "Folder for resumable state: search and sweep save every evaluated candidate (evaluations.json), sensitivity every layer (sensitivity.json); a rerun replays them.")
     var state: String?
     @Option(help: "Per-layer sensitivity analysis: auto (skipped when all-INT8 already meets the budget), always, or a report FILE.json written by mpq sensitivity or mpq merge for the same model, data, seed and options (reused, not recomputed).")
@@ -137,6 +140,13 @@ struct SearchCommonOptions: ParsableArguments {
     func validate() throws {
         try checkRange("--batch-size", batchSize, 1...largestCount)
         try checkRange("--cache-mb", cacheMb, 0...largestCount)
+        try checkRange("--cache-disk-mb", cacheDiskMb, 0...largestCount)
+        if let d = cacheDir {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: d, isDirectory: &isDir), !isDir.boolValue {
+                throw ValidationError("--cache-dir \(d) is not a folder")
+            }
+        }
         if kernelPath != .auto && !kernelPath.isAvailable {
             throw ValidationError("--kernel-path \(kernelPath.rawValue) is not supported by this CPU")
         }
@@ -198,6 +208,7 @@ struct SearchContext {
         }
         let settings = PipelineOptions(calibrationMethod: common.calibrate, batchSize: common.batchSize, kernelPath: common.kernelPath,
                                        scheme: common.scheme, cacheLimitBytes: common.cacheMb << 20,
+                                       cacheDirectory: common.cacheDir, cacheDiskLimitBytes: common.cacheDiskMb << 20,
                                        transform: common.outputTransform, measureLatency: measureLatency, visitSeed: options.seed)
         // The pipeline resolves a detector's layout before calibrating (a wrong one fails there).
         pipeline = try SearchPipeline(session: model.session, modelDigest: model.digest, modelName: modelPath, splits: splits,

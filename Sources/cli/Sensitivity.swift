@@ -33,5 +33,6 @@ struct Sensitivity: ParsableCommand {
         }
         print(String(format: "cost: %.2f full-model-equivalent evaluations for %d layers (%d candidate evaluations)",
                      report.fullModelEquivalents, report.layers.count, report.evaluations))
+        print(context.evaluator.cacheStatistics.summary)
     }
 }

@@ -22,6 +22,9 @@ Flatten are measured with onnxruntime (the only non-numpy step; skipped with
 - resnet18: Conv7x7/2 + BN + Relu, MaxPool 3x3/2, 4 stages of 2 BasicBlocks (64, 128, 256,
   512 channels; Conv3x3 + BN + Relu, Conv3x3 + BN, 1x1/2 Conv + BN shortcut where the shape
   changes, residual Add, Relu), GlobalAveragePool, Flatten, Gemm. 1.82 G MACs at 224x224.
+- resnet50: the same stem, 4 stages of Bottleneck blocks [3, 4, 6, 3] (1x1 reduce + BN + Relu,
+  3x3 (stride here) + BN + Relu, 1x1 expand to 4x width + BN, 1x1 shortcut + BN where the shape
+  changes, Add, Relu), 53 Conv + 1 Gemm, about 4.1 G MACs at 224x224 (activation-cache benchmark).
 - mobilenetv2: Conv3x3/2 + BN + Clip(0, 6), 17 inverted-residual blocks (1x1 expand + BN + Clip,
   3x3 depthwise + BN + Clip, 1x1 project + BN, residual Add when stride 1 and same width),
   Conv1x1 1280 + BN + Clip, GlobalAveragePool, Flatten, Gemm. About 0.3 G MACs at 224x224.
@@ -108,6 +111,24 @@ def resnet18(b, classes):
     return b.head(x, 512, classes)
 
 
+def resnet50(b, classes):
+    """Bottleneck blocks [3, 4, 6, 3] (1x1 reduce, 3x3, 1x1 expand x4), stride in the 3x3."""
+    x = b.op("Relu", [b.bn(b.conv("input", 3, 64, 7, 2), 64)])
+    x = b.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    cin = 64
+    for width, blocks, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+        cout = 4 * width
+        for blk in range(blocks):
+            s = stride if blk == 0 else 1
+            y = b.op("Relu", [b.bn(b.conv(x, cin, width, 1), width)])
+            y = b.op("Relu", [b.bn(b.conv(y, width, width, 3, s), width)])
+            y = b.bn(b.conv(y, width, cout, 1), cout, gamma_scale=0.5)
+            short = x if (s == 1 and cin == cout) else b.bn(b.conv(x, cin, cout, 1, s), cout)
+            x = b.op("Relu", [b.op("Add", [y, short])])
+            cin = cout
+    return b.head(x, cin, classes)
+
+
 def mobilenetv2(b, classes):
     x = b.relu6(b.bn(b.conv("input", 3, 32, 3, 2), 32))
     cin = 32
@@ -165,7 +186,7 @@ def fit_head(model, calib):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", choices=["resnet18", "mobilenetv2"], default="resnet18")
+    ap.add_argument("--arch", choices=["resnet18", "resnet50", "mobilenetv2"], default="resnet18")
     ap.add_argument("--out", required=True, help="output folder (not committed)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--classes", type=int, default=1000)
@@ -176,7 +197,7 @@ def main():
     args = ap.parse_args()
 
     b = Builder(args.seed)
-    out = {"resnet18": resnet18, "mobilenetv2": mobilenetv2}[args.arch](b, args.classes)
+    out = {"resnet18": resnet18, "resnet50": resnet50, "mobilenetv2": mobilenetv2}[args.arch](b, args.classes)
     graph = helper.make_graph(
         b.nodes, f"{args.arch}_shaped",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, args.size, args.size])],
