@@ -77,6 +77,9 @@ public final class SearchPipeline {
     public let runtime: MixedPrecisionRuntime
     public let evaluator: CandidateEvaluator
     public let layers: [LayerInfo]
+    /// The first search-split batch: the layer table's sample, and what `--objective latency`
+    /// times whole-model runs on (read once: a streamed split reads it from disk).
+    public let sample: [String: Tensor]
 
     /// `calibration`: a table computed earlier (the calibration split is then not read); nil
     /// calibrates on `splits.calibration`. `progress` gets (phase, done, total).
@@ -110,20 +113,20 @@ public final class SearchPipeline {
                                            visitSeed: options.visitSeed) { done, total in
             progress?("fp32 reference on the search split", done, total)
         }
-        layers = try LayerTable.build(runtime: runtime, sample: splits.search.batch(0..<min(splits.search.count, options.batchSize)),
-                                      measureLatency: options.measureLatency)
+        sample = splits.search.batch(0..<min(splits.search.count, options.batchSize))
+        layers = try LayerTable.build(runtime: runtime, sample: sample, measureLatency: options.measureLatency)
     }
 
     /// The sensitivity analysis (resumable with `statePath`), or with `.auto` none when
     /// all-INT8 already meets the smallest budget on the search split.
-    public func sensitivity(mode: SensitivityMode, smallestBudget: Budget, statePath: String? = nil,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> SensitivityReport {
+    public func sensitivity(mode: SensitivityMode, smallestBudget: Budget, statePath: String? = nil, key: SearchStateKey? = nil,
+                            shard: Shard? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> SensitivityReport {
         if mode == .auto {
             let budget = smallestBudget.points(fp32: evaluator.fp32Score)
             let (all, _) = try evaluator.evaluate(runtime.allInt8, rejectAbove: budget)
             if all.complete && all.drop <= budget { return try SensitivityReport.notMeasured(evaluator: evaluator) }
         }
-        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath).run { done, total, _ in progress?(done, total) }
+        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath, key: key, shard: shard).run { done, total, _ in progress?(done, total) }
     }
 
     /// The holdout validator, its labels checked against the output before a search rather than after it.

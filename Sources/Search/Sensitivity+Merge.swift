@@ -9,32 +9,17 @@ extension SensitivityReport {
     /// only fields that differ from the unsharded report: every part paid for its own FP32
     /// reference and all-INT8 pass (docs/scale.md).
     public static func merge(_ parts: [(path: String, report: SensitivityReport)]) throws -> SensitivityReport {
-        guard let (firstPath, first) = parts.first else { throw MergeError.noParts }
-        var shards: [(path: String, shard: Shard)] = []
-        for (path, r) in parts {
-            guard let s = r.shard else { throw MergeError.notAPart(path: path, kind: "sensitivity") }
-            shards.append((path, s.shard))
-        }
-        guard let key = first.key else {
-            throw MergeError.wrongItems(path: firstPath, reason: "has no run key (written by an mpq without sharding support)")
-        }
-        for (path, r) in parts.dropFirst() {
-            func differ(_ field: String, _ mine: String, _ theirs: String) -> MergeError {
-                .mismatch(path: path, field: field, expected: mine, found: theirs, first: firstPath)
-            }
-            guard let k = r.key else { throw differ("run key", "present", "absent") }
-            if let d = key.mergeDifference(from: k) { throw differ(d.field, d.mine, d.theirs) }
+        let all = try checkParts(parts.map { ($0.path, $0.report.key, $0.report.shard) }, kind: "sensitivity",
+                                 itemList: "layer list", describe: { $0 }) { i, differ in
+            let (first, r) = (parts[0].report, parts[i].report)
             if r.modelDigest != first.modelDigest { throw differ("model digest", first.modelDigest, r.modelDigest) }
             if r.metric != first.metric { throw differ("metric", first.metric, r.metric) }
             if r.calibrationMethod != first.calibrationMethod { throw differ("calibration method", first.calibrationMethod, r.calibrationMethod) }
             if r.searchSamples != first.searchSamples { throw differ("search samples", String(first.searchSamples), String(r.searchSamples)) }
-            if r.shard!.items != first.shard!.items { throw differ("layer list", first.shard!.items.joined(separator: ","), r.shard!.items.joined(separator: ",")) }
             // Same inputs measure the same reference numbers; a difference means another build or machine bug.
             if r.fp32 != first.fp32 { throw differ("FP32 score", String(first.fp32), String(r.fp32)) }
             if r.allInt8 != first.allInt8 { throw differ("all-INT8 evaluation", "\(first.allInt8)", "\(r.allInt8)") }
         }
-        try checkShardCoverage(shards)
-        let all = first.shard!.items
         var byName: [String: LayerSensitivity] = [:]
         for (path, r) in parts {
             guard r.complete else { throw MergeError.wrongItems(path: path, reason: "is unfinished (its run stopped before measuring every layer of its shard)") }
@@ -44,7 +29,7 @@ extension SensitivityReport {
             }
             for l in r.layers { byName[l.name] = l }
         }
-        var merged = first
+        var merged = parts[0].report
         merged.layers = all.map { byName[$0]! }
         merged.shard = nil
         merged.complete = true

@@ -54,6 +54,37 @@ public enum MergeError: Error, CustomStringConvertible {
     }
 }
 
+/// The checks every `mpq merge` makes before combining parts of one sharded job: each file is
+/// a part, all carry the first one's run key and item list (`itemList` names it in errors),
+/// `sameRun` finds no other difference (given a part's index and its `differ` error maker),
+/// and shards 0..<N appear once each. Returns the items of the unsharded job.
+public func checkParts<Item>(_ parts: [(path: String, key: SearchStateKey?, part: ShardPart<Item>?)], kind: String,
+                             itemList: String, describe: (Item) -> String,
+                             sameRun: (Int, (String, String, String) -> MergeError) throws -> Void = { _, _ in }) throws -> [Item] {
+    guard let first = parts.first else { throw MergeError.noParts }
+    var shards: [(path: String, shard: Shard)] = []
+    for p in parts {
+        guard let s = p.part else { throw MergeError.notAPart(path: p.path, kind: kind) }
+        shards.append((p.path, s.shard))
+    }
+    guard let key = first.key else {
+        throw MergeError.wrongItems(path: first.path, reason: "has no run key (written by an mpq without sharding support)")
+    }
+    let items = first.part!.items
+    func list(_ v: [Item]) -> String { v.map(describe).joined(separator: ",") }
+    for (i, p) in parts.enumerated().dropFirst() {
+        func differ(_ field: String, _ mine: String, _ theirs: String) -> MergeError {
+            .mismatch(path: p.path, field: field, expected: mine, found: theirs, first: first.path)
+        }
+        guard let k = p.key else { throw differ("run key", "present", "absent") }
+        if let d = key.mergeDifference(from: k) { throw differ(d.field, d.mine, d.theirs) }
+        try sameRun(i, differ)
+        if p.part!.items != items { throw differ(itemList, list(items), list(p.part!.items)) }
+    }
+    try checkShardCoverage(shards)
+    return items
+}
+
 /// Checks that the parts' shards are exactly 0..<count once each.
 public func checkShardCoverage(_ shards: [(path: String, shard: Shard)]) throws {
     guard let first = shards.first else { throw MergeError.noParts }

@@ -66,25 +66,11 @@ struct Merge: ParsableCommand {
             guard let d = try? dec.decode(Sweep.Document.self, from: data) else { throw CLIError("\(path): unreadable sweep file") }
             return (path, d)
         }
-        let (firstPath, first) = docs[0]
-        var shards: [(path: String, shard: Shard)] = []
-        for (path, d) in docs {
-            guard let s = d.shard else { throw MergeError.notAPart(path: path, kind: "sweep") }
-            shards.append((path, s.shard))
+        let first = docs[0].doc
+        _ = try checkParts(docs.map { ($0.path, $0.doc.key, $0.doc.shard) }, kind: "sweep", itemList: "budgets",
+                           describe: formattedNumber) { i, differ in
+            if docs[i].doc.criterion != first.criterion { throw differ("criterion", first.criterion, docs[i].doc.criterion) }
         }
-        guard let key = first.key else { throw MergeError.wrongItems(path: firstPath, reason: "has no run key") }
-        for (path, d) in docs.dropFirst() {
-            func differ(_ field: String, _ mine: String, _ theirs: String) -> MergeError {
-                .mismatch(path: path, field: field, expected: mine, found: theirs, first: firstPath)
-            }
-            guard let k = d.key else { throw differ("run key", "present", "absent") }
-            if let diff = key.mergeDifference(from: k) { throw differ(diff.field, diff.mine, diff.theirs) }
-            if d.criterion != first.criterion { throw differ("criterion", first.criterion, d.criterion) }
-            if d.shard!.items != first.shard!.items {
-                throw differ("budgets", first.shard!.items.map(formattedNumber).joined(separator: ","), d.shard!.items.map(formattedNumber).joined(separator: ","))
-            }
-        }
-        try checkShardCoverage(shards)
         var byBudget: [Double: Sweep.Entry] = [:]
         for (path, d) in docs {
             let expected = d.shard!.shard.share(of: d.shard!.items)

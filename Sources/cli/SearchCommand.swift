@@ -72,7 +72,7 @@ struct SearchCommand: ParsableCommand {
                                        wallSeconds: strategyOptions.recordTime ? (Date().timeIntervalSince(start) * 100).rounded() / 100 : nil)
         if plan.objective == .latency {
             // Confirm the answer end to end on the batch the per-layer savings were measured on.
-            document.latency = try LatencyProbe(runtime: context.runtime, sample: context.latencySample).confirm(outcome.best.map)
+            document.latency = try LatencyProbe(runtime: context.runtime, sample: context.pipeline.sample).confirm(outcome.best.map)
         }
         try context.evaluator.store?.save()
         let data = try document.jsonData()

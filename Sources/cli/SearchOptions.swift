@@ -193,8 +193,6 @@ struct SearchContext {
     var scorer: Scorer { pipeline.scorer }
     var evaluator: CandidateEvaluator { pipeline.evaluator }
     var layers: [LayerInfo] { pipeline.layers }
-    /// The search-split batch `--objective latency` times whole-model runs on.
-    var latencySample: [String: Tensor] { splits.search.batch(0..<min(splits.search.count, pipeline.options.batchSize)) }
 
     init(modelPath: String, splits options: SplitOptions, common: SearchCommonOptions, measureLatency: Bool) throws {
         Progress.quiet = common.quiet
@@ -220,14 +218,19 @@ struct SearchContext {
     }
 
     /// The sensitivity analysis, or (with `--sensitivity auto`) none when all-INT8 already
-    /// meets the smallest budget on the search split, or the analysis `--sensitivity FILE.json` names.
-    func sensitivity(statePath: String?, mode: SensitivityOption, smallestBudget: Budget, splits options: SplitOptions) throws -> SensitivityReport {
-        let progress = Progress(label: "sensitivity")
+    /// meets the smallest budget on the search split, or the analysis `--sensitivity FILE.json`
+    /// names. `key`/`shard`: what a report (or one part of it) records for `mpq merge`.
+    func sensitivity(statePath: String?, mode: SensitivityOption, smallestBudget: Budget, splits options: SplitOptions,
+                     key: SearchStateKey? = nil, shard: Shard? = nil) throws -> SensitivityReport {
+        let library: SensitivityMode
         switch mode {
         case .report(let path): return try loadSensitivity(path, splits: options)
-        case .auto: return try pipeline.sensitivity(mode: .auto, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
-        case .always: return try pipeline.sensitivity(mode: .always, smallestBudget: smallestBudget, statePath: statePath, progress: progress.update)
+        case .auto: library = .auto
+        case .always: library = .always
         }
+        let progress = Progress(label: "sensitivity")
+        return try pipeline.sensitivity(mode: library, smallestBudget: smallestBudget, statePath: statePath, key: key, shard: shard,
+                                        progress: progress.update)
     }
 
     /// What every number of this run depends on: merges and reuses compare it.
@@ -250,18 +253,9 @@ struct SearchContext {
     /// saved evaluations and saves new ones. A state made from other inputs is refused.
     func attachState(_ dir: String?, splits options: SplitOptions) throws {
         guard let path = try statePath(dir, "evaluations.json") else { return }
-        let key = try SearchStateKey(evaluator: evaluator, data: try options.digestDescription(), seed: options.seed,
-                                     mpqVersion: MPQ.version)
-        evaluator.store = try EvaluationStore(path: path, key: key)
+        evaluator.store = try EvaluationStore(path: path, key: try runKey(options))
     }
 
-    /// Runs (or resumes) the sensitivity analysis.
-    func sensitivity(statePath: String?, key: SearchStateKey? = nil, shard: Shard? = nil) throws -> SensitivityReport {
-        let progress = Progress(label: "sensitivity")
-        return try SensitivityAnalyzer(evaluator: evaluator, statePath: statePath, key: key, shard: shard).run { done, total, _ in
-            progress.update(done, total)
-        }
-    }
 }
 
 /// `sha256:HEX` of a data file; of a shard folder, the digest of its shards' names and digests

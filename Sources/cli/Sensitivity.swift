@@ -18,8 +18,9 @@ struct Sensitivity: ParsableCommand {
         let shard = try sharding.resolved()
         if shard != nil && out == nil { throw CLIError("--shard needs --out PART.json (the part that mpq merge combines)") }
         let context = try SearchContext(modelPath: model, splits: splits, common: common, measureLatency: false)
-        let report = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"),
-                                             key: try context.runKey(splits), shard: shard)
+        // Always measured here (a budget is what `auto` would skip it for).
+        let report = try context.sensitivity(statePath: try statePath(common.state, "sensitivity.json"), mode: .always,
+                                             smallestBudget: Budget(value: 0), splits: splits, key: try context.runKey(splits), shard: shard)
         let json = try jsonString(report)
         if let out { try writeAtomically(json + "\n", to: out) }
         if common.json { print(json); return }
