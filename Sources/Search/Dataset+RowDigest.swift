@@ -27,25 +27,12 @@ extension Dataset {
             for name in feeds.keys.sorted() {
                 let t = feeds[name]!
                 let width = t.count / max(range.count, 1)
-                if t.dtype.isFloating {
-                    t.floats.withUnsafeBufferPointer { v in
-                        for r in 0..<range.count {
-                            let i = range.lowerBound + r
-                            for j in 0..<width {
-                                let w = UInt64(v[r * width + j].bitPattern)
-                                a[i] = mix(a[i], w, 0x9E37_79B9_7F4A_7C15); b[i] = mix(b[i], w, 0xBF58_476D_1CE4_E5B9)
-                            }
-                        }
-                    }
-                } else {
-                    t.ints.withUnsafeBufferPointer { v in
-                        for r in 0..<range.count {
-                            let i = range.lowerBound + r
-                            for j in 0..<width {
-                                let w = UInt64(bitPattern: v[r * width + j])
-                                a[i] = mix(a[i], w, 0x9E37_79B9_7F4A_7C15); b[i] = mix(b[i], w, 0xBF58_476D_1CE4_E5B9)
-                            }
-                        }
+                // Float bit patterns or integers, one 64-bit word per value.
+                let words: [UInt64] = t.dtype.isFloating ? t.floats.map { UInt64($0.bitPattern) } : t.ints.map { UInt64(bitPattern: $0) }
+                for r in 0..<range.count {
+                    let i = range.lowerBound + r
+                    for w in words[r * width..<(r + 1) * width] {
+                        a[i] = mix(a[i], w, 0x9E37_79B9_7F4A_7C15); b[i] = mix(b[i], w, 0xBF58_476D_1CE4_E5B9)
                     }
                 }
             }
