@@ -107,8 +107,24 @@ public enum Numpy {
 
     /// Serialises a tensor as `.npy` (version 1.0, little-endian, C order).
     public static func npyData(_ t: Tensor) -> Data {
-        let descr: String
+        var d = npyHeader(dtype: t.dtype, shape: t.shape)
         switch t.dtype {
+        case .float32, .float16, .float64:
+            t.floats.withUnsafeBytes { d.append(contentsOf: $0) }
+        case .int64: t.ints.withUnsafeBytes { d.append(contentsOf: $0) }
+        case .int32, .uint32: t.ints.map { Int32(truncatingIfNeeded: $0) }.withUnsafeBytes { d.append(contentsOf: $0) }
+        case .int16, .uint16: t.ints.map { Int16(truncatingIfNeeded: $0) }.withUnsafeBytes { d.append(contentsOf: $0) }
+        case .int8, .uint8, .bool: d.append(contentsOf: t.ints.map { UInt8(truncatingIfNeeded: $0) })
+        case .uint64: t.ints.withUnsafeBytes { d.append(contentsOf: $0) }
+        }
+        return d
+    }
+
+    /// The `.npy` header (version 1.0, little-endian, C order) of an array of `shape`; its
+    /// data follows as `npyData` writes it (floats as float32).
+    public static func npyHeader(dtype: DType, shape: [Int]) -> Data {
+        let descr: String
+        switch dtype {
         case .float32, .float16, .float64: descr = "<f4"   // mpq computes floats in float32
         case .int64: descr = "<i8"
         case .int32: descr = "<i4"
@@ -120,21 +136,12 @@ public enum Numpy {
         case .uint64: descr = "<u8"
         case .bool: descr = "|b1"
         }
-        let shapeText = t.shape.isEmpty ? "()" : t.shape.count == 1 ? "(\(t.shape[0]),)" : "(" + t.shape.map(String.init).joined(separator: ", ") + ")"
+        let shapeText = shape.isEmpty ? "()" : shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
         var d = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         d.append(contentsOf: Array(header.utf8))
-        switch t.dtype {
-        case .float32, .float16, .float64:
-            t.floats.withUnsafeBytes { d.append(contentsOf: $0) }
-        case .int64: t.ints.withUnsafeBytes { d.append(contentsOf: $0) }
-        case .int32, .uint32: t.ints.map { Int32(truncatingIfNeeded: $0) }.withUnsafeBytes { d.append(contentsOf: $0) }
-        case .int16, .uint16: t.ints.map { Int16(truncatingIfNeeded: $0) }.withUnsafeBytes { d.append(contentsOf: $0) }
-        case .int8, .uint8, .bool: d.append(contentsOf: t.ints.map { UInt8(truncatingIfNeeded: $0) })
-        case .uint64: t.ints.withUnsafeBytes { d.append(contentsOf: $0) }
-        }
         return d
     }
 

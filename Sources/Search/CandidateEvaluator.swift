@@ -37,7 +37,18 @@ public final class CandidateEvaluator {
     /// The metric (Scorer.swift).
     public let scorer: Scorer
     public let batchSize: Int
-    public let fp32Outputs: Outputs
+    /// The FP32 outputs kept per sample, on disk (RowSpool): each candidate reads back one
+    /// batch of them at a time, so memory does not grow with the split (docs/scale.md).
+    let reference: RowSpool
+    /// The FP32 outputs of the first batch: what checks of the output's shape need.
+    public let fp32Sample: Outputs
+    /// Every FP32 output, read back whole: for tests and small sets.
+    public var fp32Outputs: Outputs { get throws { try reference.all() } }
+    /// The most output bytes held in memory at once by the reference pass and any evaluation
+    /// so far (kept rows, the batch being scored and its reference rows): one or two batches
+    /// for per-sample metrics, the whole split's kept rows (detections, pooled embeddings)
+    /// for split-level ones. Tests check it stays bounded.
+    public private(set) var peakRetainedOutputBytes = 0
     public let fp32Score: Double
     /// Per-sample FP32 points, for paired statistics.
     public let fp32Points: [Double]
@@ -122,9 +133,12 @@ public final class CandidateEvaluator {
         try runtime.apply(runtime.allFP32)
         defer { try? runtime.apply(saved) }
         // One FP32 pass: reference outputs, per-node costs, and the activation caches.
-        var values: [Float] = []
-        var width = 0
-        var sampleShape: [Int] = []
+        var spool: RowSpool?
+        var sample: Outputs?
+        var points: [Double] = []
+        // Split-level metrics score the whole split at once: they keep its rows.
+        var whole: [Float] = []
+        var peak = 0
         var costs = [Double](repeating: 0, count: session.plan.count)
         let index = Dictionary(uniqueKeysWithValues: session.plan.enumerated().map { ($0.element.name, $0.offset) })
         let output = session.graph.outputs[0].name
@@ -142,25 +156,41 @@ public final class CandidateEvaluator {
             guard produced[output] ?? all[output] != nil else { throw MetricError.badOutput(output: output, reason: "not produced") }
             let outs = Dictionary(uniqueKeysWithValues: graphOutputNames.compactMap { n in (produced[n] ?? all[n]).map { (n, $0) } })
             let y = try scorer.rows(outs, output: output, transform: transform, data: data, range: r)
-            width = y.count / max(r.count, 1)
-            sampleShape = Array(y.shape.dropFirst())
+            let width = y.count / max(r.count, 1)
+            let batch = Outputs(values: y.asFloats, rows: r.count, width: width, sampleShape: Array(y.shape.dropFirst()))
             if b == 0 {
                 // The file's rows, so an error names the row as the file numbers it.
-                try scorer.check(Outputs(values: y.asFloats, rows: r.count, width: width, sampleShape: sampleShape),
-                                 data: input, output: output)
+                try scorer.check(batch, data: input, output: output)
+                sample = batch
+                spool = try RowSpool(width: width, sampleShape: batch.sampleShape)
             }
-            values += y.asFloats
+            try spool!.append(batch.values)
+            if scorer.scoresBatchwise {
+                points += try scorer.score(batch, reference: batch, data: data, range: r).points ?? []
+            } else {
+                whole += batch.values
+            }
+            peak = max(peak, (whole.count + batch.values.count) * MemoryLayout<Float>.size)
             if b == 0 { filler.chooseWhatToKeep(nodeCost: costs, firstBatchRows: r.count) }
             try activations.store(all, base: .fp32, batch: b)
             progress?(r.upperBound, data.count)
         }
+        if spool == nil { spool = try RowSpool(width: 0, sampleShape: [0]) }
+        self.reference = spool!
+        self.fp32Sample = sample ?? Outputs(values: [], rows: 0, width: 0)
         self.cacheBytes = activations.statistics.memoryBytes + activations.statistics.diskBytes
         self.nodeCost = costs
         self.totalCost = max(costs.reduce(0, +), 1)
-        fp32Outputs = Outputs(values: values, rows: data.count, width: width, sampleShape: sampleShape)
-        let fp32 = try scorer.score(fp32Outputs, reference: fp32Outputs, data: data, range: 0..<data.count)
-        fp32Points = fp32.points ?? []
-        fp32Score = fp32.score
+        if scorer.scoresBatchwise {
+            fp32Points = points
+            fp32Score = Statistics.mean(points)
+        } else {
+            let o = Outputs(values: whole, rows: data.count, width: reference.width, sampleShape: reference.sampleShape)
+            let fp32 = try scorer.score(o, reference: o, data: data, range: 0..<data.count)
+            fp32Points = fp32.points ?? []
+            fp32Score = fp32.score
+        }
+        peakRetainedOutputBytes = peak
         fullModelEquivalents = 1
     }
 
@@ -188,9 +218,12 @@ public final class CandidateEvaluator {
         evaluations += 1
         var cost = 0.0
         let output = runtime.session.graph.outputs[0].name
-        let width = fp32Outputs.width, shape = fp32Outputs.sampleShape
+        let width = reference.width, shape = reference.sampleShape
+        // The candidate's rows are kept only when a split-level metric needs them all, or the
+        // caller asked for them; a per-sample metric keeps its points and the running SQNR/KL.
+        let keep = keepOutputs || !scorer.scoresBatchwise
         var values: [Float] = []
-        values.reserveCapacity(fp32Outputs.values.count)
+        var comparison = OutputComparison()
         var candPoints: [Double] = []
         var done = 0
         var complete = true
@@ -218,12 +251,14 @@ public final class CandidateEvaluator {
             }
             let rows = try scorer.rows(y, output: output, transform: transform, data: data, range: r)
             let batchOut = Outputs(values: rows.asFloats, rows: r.count, width: width, sampleShape: shape)
+            let refBatch = try reference.outputs(r)
             if scorer.scoresBatchwise {
-                let refBatch = Outputs(values: Array(fp32Outputs.values[r.lowerBound * width..<r.upperBound * width]),
-                                       rows: r.count, width: width, sampleShape: shape)
                 candPoints += try scorer.score(batchOut, reference: refBatch, data: data, range: r).points ?? []
             }
-            values += batchOut.values
+            comparison.add(reference: refBatch, candidate: batchOut)
+            if keep { values += batchOut.values }
+            peakRetainedOutputBytes = max(peakRetainedOutputBytes,
+                                          (values.count + (keep ? 0 : batchOut.values.count) + refBatch.values.count) * MemoryLayout<Float>.size)
             done = r.upperBound
             if let budget, scorer.scoresBatchwise, !fp32Points.isEmpty, done < data.count, done >= minSamplesBeforeRejection {
                 let lower = lowerBound(fp32: fp32Points[0..<done], candidate: candPoints, z: z)
@@ -235,8 +270,10 @@ public final class CandidateEvaluator {
         var score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
         var fp = fp32Points[0..<min(done, fp32Points.count)].reduce(0, +) / Double(max(done, 1))
         if !scorer.scoresBatchwise {
+            let ref = try reference.all()
+            peakRetainedOutputBytes = max(peakRetainedOutputBytes, (values.count + ref.values.count) * MemoryLayout<Float>.size)
             let whole = try scorer.score(Outputs(values: values, rows: data.count, width: width, sampleShape: shape),
-                                         reference: fp32Outputs, data: data, range: 0..<data.count)
+                                         reference: ref, data: data, range: 0..<data.count)
             score = whole.score
             // A split-level score is compared with FP32's split-level score.
             if whole.points == nil || fp32Points.isEmpty { fp = fp32Score }
@@ -245,10 +282,9 @@ public final class CandidateEvaluator {
                               rejectionBound: bound)
         var outs: Outputs?
         if complete {
-            let o = Outputs(values: values, rows: data.count, width: width, sampleShape: shape)
-            eval.sqnr = outputSQNR(reference: fp32Outputs, candidate: o)
-            eval.kl = meanSoftmaxKL(reference: fp32Outputs, candidate: o)
-            if keepOutputs { outs = o }
+            eval.sqnr = comparison.sqnr
+            eval.kl = comparison.meanKL
+            if keepOutputs { outs = Outputs(values: values, rows: data.count, width: width, sampleShape: shape) }
         }
         memo[key] = eval
         fullModelEquivalents += cost
@@ -265,31 +301,4 @@ public final class CandidateEvaluator {
         let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
         return mean - z * (variance / n).squareRoot()
     }
-}
-
-/// 10 log10(signal power / noise power) of the candidate's outputs against FP32.
-public func outputSQNR(reference: Outputs, candidate: Outputs) -> Double {
-    var signal = 0.0, noise = 0.0
-    for (r, c) in zip(reference.values, candidate.values) {
-        signal += Double(r) * Double(r); noise += Double(r - c) * Double(r - c)
-    }
-    if noise == 0 { return 200 }      // identical: report a large finite value, JSON has no infinity
-    return 10 * log10(max(signal, 1e-30) / noise)
-}
-
-/// Mean over samples of KL(softmax(reference) || softmax(candidate)).
-public func meanSoftmaxKL(reference: Outputs, candidate: Outputs) -> Double {
-    guard reference.rows > 0, reference.width > 1 else { return 0 }
-    func softmax(_ v: ArraySlice<Float>) -> [Double] {
-        let m = Double(v.max() ?? 0)
-        let e = v.map { exp(Double($0) - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
-    var total = 0.0
-    for i in 0..<reference.rows {
-        let p = softmax(reference.row(i)), q = softmax(candidate.row(i))
-        for (a, b) in zip(p, q) where a > 0 { total += a * log(a / max(b, 1e-300)) }
-    }
-    return total / Double(reference.rows)
 }

@@ -38,9 +38,23 @@ public struct Evaluator {
         }
     }
 
-    /// Runs every batch; `progress` gets (samples done, total).
+    /// Runs every batch and keeps every sample's kept values: O(N x width). For split-level
+    /// metrics (their scorer needs the whole split) and tests; scoring goes through `forEachBatch`.
+    /// `progress` gets (samples done, total).
     public func run(progress: ((Int, Int) -> Void)? = nil) throws -> Outputs {
         var values: [Float] = []
+        var width = 0
+        var sampleShape: [Int]?
+        try forEachBatch(progress: progress) { range, y in
+            if sampleShape == nil { width = y.width; sampleShape = y.sampleShape; values.reserveCapacity(y.width * dataset.count) }
+            values.append(contentsOf: y.values)
+        }
+        return Outputs(values: values, rows: dataset.count, width: width, sampleShape: sampleShape)
+    }
+
+    /// Runs every batch and hands each one's kept values (samples `range`, in data order) to
+    /// `body`, keeping none of them: memory is one batch of outputs (docs/scale.md, "Outputs").
+    public func forEachBatch(progress: ((Int, Int) -> Void)? = nil, _ body: (Range<Int>, Outputs) throws -> Void) throws {
         var width = -1
         var sampleShape: [Int]?
         var detection = self.detection
@@ -67,10 +81,9 @@ public struct Evaluator {
                 throw MetricError.badOutput(output: outputName, reason: "shape \(Tensor.describe(y.shape)) has no batch dimension of \(range.count)")
             }
             let w = y.count / range.count
-            if width < 0 { width = w; sampleShape = Array(y.shape.dropFirst()); values.reserveCapacity(w * dataset.count) }
-            values.append(contentsOf: y.asFloats)
+            if width < 0 { width = w; sampleShape = Array(y.shape.dropFirst()) }
+            try body(range, Outputs(values: y.asFloats, rows: range.count, width: width, sampleShape: sampleShape))
             progress?(range.upperBound, dataset.count)
         }
-        return Outputs(values: values, rows: dataset.count, width: max(width, 0), sampleShape: sampleShape)
     }
 }

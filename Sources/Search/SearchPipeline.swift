@@ -133,7 +133,7 @@ public final class SearchPipeline {
     public func validator(seed: UInt64, resamples: Int = 2000) throws -> HoldoutValidator {
         let validator = try HoldoutValidator(runtime: runtime, holdout: splits.holdout, scorer: scorer, batchSize: options.batchSize,
                                              resamples: resamples, seed: seed, transform: options.transform)
-        try scorer.check(evaluator.fp32Outputs, data: splits.holdout, output: session.graph.outputs[0].name)
+        try scorer.check(evaluator.fp32Sample, data: splits.holdout, output: session.graph.outputs[0].name)
         return validator
     }
 

@@ -74,8 +74,12 @@ public final class HoldoutValidator {
     /// Full passes over the holdout split so far (FP32, all-INT8 and candidates), for reporting.
     public private(set) var passes = 0
 
-    private var fp32Cache: Outputs?
-    private var int8Cache: Outputs?
+    /// The FP32 and all-INT8 passes, kept on disk (RowSpool) with their per-sample points.
+    private var fp32Pass: HoldoutPass?
+    private var int8Pass: HoldoutPass?
+    /// The most output bytes held in memory at once so far (HoldoutPass): a batch or two for
+    /// per-sample metrics, the split's kept rows for split-level ones. Tests check it stays bounded.
+    public private(set) var peakRetainedOutputBytes = 0
 
     /// A built-in metric with its detection options.
     public convenience init(runtime: MixedPrecisionRuntime, holdout: Dataset, metric: Metric, batchSize: Int = 64,
@@ -101,40 +105,54 @@ public final class HoldoutValidator {
         self.seed = seed
     }
 
-    /// FP32 outputs on the holdout split (computed once).
-    public func fp32Outputs() throws -> Outputs {
-        if let o = fp32Cache { return o }
-        let o = try run(runtime.allFP32)
-        try scorer.check(o, data: holdout, output: outputName ?? runtime.session.graph.outputs[0].name)
-        fp32Cache = o
-        return o
+    /// FP32 outputs on the holdout split (computed once, read back whole: for tests and small sets).
+    public func fp32Outputs() throws -> Outputs { try fp32Run().rows.all() }
+
+    /// All-INT8 outputs on the holdout split (computed once, read back whole: for tests and small sets).
+    public func int8Outputs() throws -> Outputs { try int8Run().rows.all() }
+
+    func fp32Run() throws -> HoldoutPass {
+        if let p = fp32Pass { return p }
+        let p = try run(runtime.allFP32, reference: nil, keepRows: true)
+        fp32Pass = p
+        return p
     }
 
-    /// All-INT8 outputs on the holdout split (computed once).
-    public func int8Outputs() throws -> Outputs {
-        if let o = int8Cache { return o }
-        let o = try run(runtime.allInt8)
-        int8Cache = o
-        return o
+    func int8Run() throws -> HoldoutPass {
+        if let p = int8Pass { return p }
+        let p = try run(runtime.allInt8, reference: try fp32Run().rows, keepRows: true)
+        int8Pass = p
+        return p
     }
 
     /// Scores `map` against FP32; `budget` is in points, `confidence` the bootstrap interval's level.
     public func validate(_ map: PrecisionMap, budget: Double, confidence: Double = 0.95) throws -> ValidationResult {
         guard confidence > 0 && confidence < 1 else { throw HoldoutError.badConfidence(confidence) }
-        let fp32 = try fp32Outputs()
-        let int8 = try int8Outputs()
+        let fp32Pass = try fp32Run()
+        let int8Pass = try int8Run()
         let int8Set = Set(map.int8Layers)
-        let mixed: Outputs
+        let mixedPass: HoldoutPass
         if int8Set.isEmpty {
-            mixed = fp32
+            mixedPass = fp32Pass
         } else if int8Set == Set(runtime.layerNames) {
-            mixed = int8
+            mixedPass = int8Pass
         } else {
-            mixed = try run(map)
+            // A per-sample metric keeps the map's points only; a split-level one its rows.
+            mixedPass = try run(map, reference: fp32Pass.rows, keepRows: !scorer.scoresBatchwise)
         }
-
-        let all = 0..<holdout.count
-        let ref = try scores(fp32, fp32, all), int8Scores = try scores(int8, fp32, all), mixedScores = try scores(mixed, fp32, all)
+        let ref: SplitScores, int8Scores: SplitScores, mixedScores: SplitScores
+        var fp32 = fp32Pass.sample, mixed = fp32Pass.sample
+        if let r = fp32Pass.points, let i = int8Pass.points, let m = mixedPass.points {
+            ref = .perSample(r); int8Scores = .perSample(i); mixedScores = .perSample(m)
+        } else {
+            // Split-level metrics score the whole split: read the kept rows back.
+            fp32 = try fp32Pass.rows.all()
+            let int8 = try int8Pass.rows.all()
+            mixed = try mixedPass.rows.all()
+            peakRetainedOutputBytes = max(peakRetainedOutputBytes, (fp32.values.count + int8.values.count + mixed.values.count) * MemoryLayout<Float>.size)
+            let all = 0..<holdout.count
+            ref = try scores(fp32, fp32, all); int8Scores = try scores(int8, fp32, all); mixedScores = try scores(mixed, fp32, all)
+        }
         let fp32Score = ref.score, mixedScore = mixedScores.score, int8Score = int8Scores.score
         var ci: ConfidenceInterval?
         var p: Double?
@@ -176,13 +194,47 @@ public final class HoldoutValidator {
         x == 0 ? 0 : Double(String(format: "%.4g", x))!
     }
 
-    /// One pass over the holdout split with `map`, leaving the runtime's map as it was.
-    private func run(_ map: PrecisionMap) throws -> Outputs {
+    /// One pass over the holdout split with `map`, leaving the runtime's map as it was: a
+    /// per-sample metric scores each batch against the same rows of `reference` (nil: the
+    /// pass is FP32, its own reference) and keeps the points; the rows go to disk when
+    /// `keepRows`. Memory holds one batch of outputs and its reference rows.
+    private func run(_ map: PrecisionMap, reference: RowSpool?, keepRows: Bool) throws -> HoldoutPass {
         let saved = runtime.map
         try runtime.apply(map)
         defer { try? runtime.apply(saved) }
         passes += 1
-        return try Evaluator(session: runtime.session, dataset: holdout, batchSize: batchSize, outputName: outputName,
-                           transform: transform, scorer: scorer).run()
+        let evaluator = try Evaluator(session: runtime.session, dataset: holdout, batchSize: batchSize, outputName: outputName,
+                                      transform: transform, scorer: scorer)
+        var spool: RowSpool?
+        var sample: Outputs?
+        var points: [Double] = []
+        try evaluator.forEachBatch { range, batch in
+            if sample == nil {
+                if reference == nil { try scorer.check(batch, data: holdout, output: evaluator.outputName) }
+                sample = batch
+                spool = try RowSpool(width: batch.width, sampleShape: batch.sampleShape)
+            }
+            if keepRows { try spool!.append(batch.values) }
+            var held = batch.values.count
+            if scorer.scoresBatchwise {
+                let ref = try reference?.outputs(range) ?? batch
+                if reference != nil { held += ref.values.count }
+                points += try scorer.score(batch, reference: ref, data: holdout, range: range).points ?? []
+            }
+            peakRetainedOutputBytes = max(peakRetainedOutputBytes, held * MemoryLayout<Float>.size)
+        }
+        let rows = try spool ?? RowSpool(width: 0, sampleShape: [0])
+        return HoldoutPass(rows: rows, sample: sample ?? Outputs(values: [], rows: 0, width: 0),
+                           points: scorer.scoresBatchwise ? points : nil)
     }
+}
+
+/// One pass over the holdout split as the validator keeps it.
+struct HoldoutPass {
+    /// The kept rows, on disk (empty for a candidate map scored per sample).
+    let rows: RowSpool
+    /// The first batch's rows: what shape checks and `hasBinarySamples` look at.
+    let sample: Outputs
+    /// Per-sample points of a per-sample metric, against FP32; nil for a split-level one.
+    let points: [Double]?
 }

@@ -54,22 +54,52 @@ struct Eval: ParsableCommand {
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let evaluator = try Evaluator(session: model.session, dataset: dataset, batchSize: batchSize, outputName: output,
                                       transform: OutputTransform(pooling: pool, mask: mask), scorer: scorer)
-        // Agreement compares with the FP32 model: run it first, without INT8 routes.
-        var reference: Outputs?
+        // Agreement compares with the FP32 model: run it first, without INT8 routes. Its rows
+        // wait on disk (RowSpool) and come back a batch at a time (docs/scale.md, "Outputs").
+        var reference: RowSpool?
         if scorer.needsReference, let runtime {
             let map = runtime.map
             try runtime.apply(runtime.allFP32)
-            reference = try evaluator.run(progress: Progress(label: "fp32 reference").update)
+            try evaluator.forEachBatch(progress: Progress(label: "fp32 reference").update) { _, batch in
+                if reference == nil { reference = try RowSpool(width: batch.width, sampleShape: batch.sampleShape) }
+                try reference!.append(batch.values)
+            }
             try runtime.apply(map)
         }
+        // A per-sample metric keeps its points; a split-level one the rows it scores
+        // (detections, pooled embeddings); --save-outputs spools the rows to disk.
+        var points: [Double] = []
+        var kept: [Float] = []
+        var first: Outputs?
+        var saved: RowSpool?
         let start = Date()
-        let outputs = try evaluator.run(progress: Progress(label: "eval").update)
+        try evaluator.forEachBatch(progress: Progress(label: "eval").update) { range, batch in
+            if first == nil {
+                try scorer.check(batch, data: dataset, output: evaluator.outputName)
+                first = batch
+                if saveOutputs != nil { saved = try RowSpool(width: batch.width, sampleShape: batch.sampleShape) }
+            }
+            try saved?.append(batch.values)
+            if scorer.scoresBatchwise {
+                let ref = try reference?.outputs(range) ?? batch
+                points += try scorer.score(batch, reference: ref, data: dataset, range: range).points ?? []
+            } else {
+                kept += batch.values
+            }
+        }
         let seconds = Date().timeIntervalSince(start)
-        try scorer.check(outputs, data: dataset, output: evaluator.outputName)
-        let s = try scorer.score(outputs, reference: reference ?? outputs, data: dataset, range: 0..<dataset.count).score
+        let s: Double
+        if scorer.scoresBatchwise {
+            s = SplitScores.perSample(points).score
+        } else {
+            let outputs = Outputs(values: kept, rows: dataset.count, width: first?.width ?? 0, sampleShape: first?.sampleShape)
+            s = try scorer.score(outputs, reference: try reference?.all() ?? outputs, data: dataset, range: 0..<dataset.count).score
+        }
         if let detection { scoring.detectionFlags.announce(detection.options) }
-        if let saveOutputs {
-            try Numpy.writeNPZ([evaluator.outputName: Tensor(shape: [outputs.rows, outputs.width], floats: outputs.values)], path: saveOutputs)
+        if let saveOutputs, let saved {
+            let rowBytes = saved.width * MemoryLayout<Float>.size
+            try Numpy.writeNPZ(streaming: [NPZEntrySource(name: evaluator.outputName, dtype: .float32, shape: [saved.rows, saved.width],
+                                                          dataBytes: saved.rows * rowBytes, read: saved.bytes(at:count:))], path: saveOutputs)
         }
         let int8 = runtime?.map.int8Layers.count ?? 0
         let precisionName = runtime == nil ? "fp32" : (precisionOptions.precision == "int8" || precisionOptions.precision == "fp32" ? precisionOptions.precision : "mixed")

@@ -58,7 +58,7 @@ final class DetectionPipelineTests: XCTestCase {
 
         for metric in [Metric.map50, .map50_95, .boxAgreement] {
             let evaluator = try CandidateEvaluator(runtime: runtime, data: data, metric: metric, batchSize: 7)
-            XCTAssertEqual(evaluator.fp32Outputs, decoded)
+            XCTAssertEqual(try evaluator.fp32Outputs, decoded)
             XCTAssertEqual(evaluator.fp32Score, DetectionMetrics.score(metric, outputs: decoded, reference: decoded, truth: truth), accuracy: 1e-9)
             evaluator.minSamplesBeforeRejection = 1
             let (eval, outs) = try evaluator.evaluate(runtime.allInt8, rejectAbove: -1_000, keepOutputs: true)

@@ -118,7 +118,7 @@ final class EmbeddingMetricTests: XCTestCase {
         XCTAssertEqual(pooled.width, d)
 
         let evaluator = try CandidateEvaluator(runtime: runtime, data: data, metric: .retrieval, batchSize: 5, transform: pool)
-        XCTAssertEqual(evaluator.fp32Outputs, pooled)
+        XCTAssertEqual(try evaluator.fp32Outputs, pooled)
         XCTAssertEqual(evaluator.fp32Score, 100)
         // A per-sample metric would be rejected at once with this budget; retrieval is never
         // rejected early and is scored on the whole split.
