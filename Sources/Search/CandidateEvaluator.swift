@@ -136,8 +136,6 @@ public final class CandidateEvaluator {
         var spool: RowSpool?
         var sample: Outputs?
         var points: [Double] = []
-        // Split-level metrics score the whole split at once: they keep its rows.
-        var whole: [Float] = []
         var peak = 0
         var costs = [Double](repeating: 0, count: session.plan.count)
         let index = Dictionary(uniqueKeysWithValues: session.plan.enumerated().map { ($0.element.name, $0.offset) })
@@ -167,10 +165,8 @@ public final class CandidateEvaluator {
             try spool!.append(batch.values)
             if scorer.scoresBatchwise {
                 points += try scorer.score(batch, reference: batch, data: data, range: r).points ?? []
-            } else {
-                whole += batch.values
             }
-            peak = max(peak, (whole.count + batch.values.count) * MemoryLayout<Float>.size)
+            peak = max(peak, batch.values.count * MemoryLayout<Float>.size)
             if b == 0 { filler.chooseWhatToKeep(nodeCost: costs, firstBatchRows: r.count) }
             try activations.store(all, base: .fp32, batch: b)
             progress?(r.upperBound, data.count)
@@ -185,8 +181,9 @@ public final class CandidateEvaluator {
             fp32Points = points
             fp32Score = Statistics.mean(points)
         } else {
-            let o = Outputs(values: whole, rows: data.count, width: reference.width, sampleShape: reference.sampleShape)
-            let fp32 = try scorer.score(o, reference: o, data: data, range: 0..<data.count)
+            // Split-level metrics score the whole split at once (read back from disk, or streamed).
+            let fp32 = try scorer.score(spooled: reference, reference: reference, data: data, range: 0..<data.count)
+            if !scorer.scoresFromDisk { peak = max(peak, reference.bytes) }
             fp32Points = fp32.points ?? []
             fp32Score = fp32.score
         }
@@ -219,9 +216,10 @@ public final class CandidateEvaluator {
         var cost = 0.0
         let output = runtime.session.graph.outputs[0].name
         let width = reference.width, shape = reference.sampleShape
-        // The candidate's rows are kept only when a split-level metric needs them all, or the
-        // caller asked for them; a per-sample metric keeps its points and the running SQNR/KL.
-        let keep = keepOutputs || !scorer.scoresBatchwise
+        // A per-sample metric keeps its points and the running SQNR/KL; a split-level one
+        // spools the rows to disk for one score of the whole split; `keepOutputs` keeps them.
+        let keep = keepOutputs
+        let spool = scorer.scoresBatchwise ? nil : try RowSpool(width: width, sampleShape: shape)
         var values: [Float] = []
         var comparison = OutputComparison()
         var candPoints: [Double] = []
@@ -256,6 +254,7 @@ public final class CandidateEvaluator {
                 candPoints += try scorer.score(batchOut, reference: refBatch, data: data, range: r).points ?? []
             }
             comparison.add(reference: refBatch, candidate: batchOut)
+            try spool?.append(batchOut.values)
             if keep { values += batchOut.values }
             peakRetainedOutputBytes = max(peakRetainedOutputBytes,
                                           (values.count + (keep ? 0 : batchOut.values.count) + refBatch.values.count) * MemoryLayout<Float>.size)
@@ -270,10 +269,10 @@ public final class CandidateEvaluator {
         var score = candPoints.reduce(0, +) / Double(max(candPoints.count, 1))
         var fp = fp32Points[0..<min(done, fp32Points.count)].reduce(0, +) / Double(max(done, 1))
         if !scorer.scoresBatchwise {
-            let ref = try reference.all()
-            peakRetainedOutputBytes = max(peakRetainedOutputBytes, (values.count + ref.values.count) * MemoryLayout<Float>.size)
-            let whole = try scorer.score(Outputs(values: values, rows: data.count, width: width, sampleShape: shape),
-                                         reference: ref, data: data, range: 0..<data.count)
+            if !scorer.scoresFromDisk {
+                peakRetainedOutputBytes = max(peakRetainedOutputBytes, values.count * MemoryLayout<Float>.size + spool!.bytes + reference.bytes)
+            }
+            let whole = try scorer.score(spooled: spool!, reference: reference, data: data, range: 0..<data.count)
             score = whole.score
             // A split-level score is compared with FP32's split-level score.
             if whole.points == nil || fp32Points.isEmpty { fp = fp32Score }

@@ -16,6 +16,7 @@ public final class CommandScorer: Scorer {
     /// What DATA.npz and REFERENCE.npz hold now, so each is written once per split.
     private var dataKey: String?
     private var referenceValues: [Float]?
+    private var referenceSpool: UUID?
 
     public init(command: String) { self.command = command }
 
@@ -73,7 +74,53 @@ public final class CommandScorer: Scorer {
         return result
     }
 
+    /// The kept rows of a spool, split back into the graph outputs as `arrays` does, each
+    /// entry read from the spool chunk by chunk (`--metric-command` on a large split).
+    func sources(_ spool: RowSpool) -> [NPZEntrySource] {
+        var offset = 0
+        return layout.map { entry in
+            let columns = offset..<offset + entry.width
+            offset += entry.width
+            let floatBytes = MemoryLayout<Float>.size
+            return NPZEntrySource(name: entry.name, dtype: .float32, shape: [spool.rows] + entry.shape,
+                                  dataBytes: spool.rows * entry.width * floatBytes) { start, count in
+                // Whole floats of whole rows around the bytes asked for, then those bytes.
+                let first = start / floatBytes, last = (start + count + floatBytes - 1) / floatBytes
+                let rows = first / entry.width..<(last + entry.width - 1) / entry.width
+                let all = try spool.values(rows)
+                var picked = [Float](); picked.reserveCapacity(rows.count * entry.width)
+                for i in 0..<rows.count { picked += all[i * spool.width + columns.lowerBound..<i * spool.width + columns.upperBound] }
+                let skip = start - rows.lowerBound * entry.width * floatBytes
+                return picked.withUnsafeBytes { Data($0[skip..<skip + count]) }
+            }
+        }
+    }
+
+    public var scoresFromDisk: Bool { true }
+
+    public func score(spooled outputs: RowSpool, reference: RowSpool, data: Dataset, range: Range<Int>) throws -> SplitScores {
+        let (out, dataPath, refPath) = try prepare(data: data, range: range)
+        if referenceSpool != reference.identity {
+            try Numpy.writeNPZ(streaming: sources(reference), path: refPath)
+            referenceSpool = reference.identity; referenceValues = nil
+        }
+        try Numpy.writeNPZ(streaming: sources(outputs), path: out)
+        return try run(paths: [out, dataPath, refPath], rows: outputs.rows)
+    }
+
     public func score(_ outputs: Outputs, reference: Outputs?, data: Dataset, range: Range<Int>) throws -> SplitScores {
+        let (out, dataPath, refPath) = try prepare(data: data, range: range)
+        let ref = reference ?? outputs
+        if referenceValues != ref.values {
+            try Numpy.writeNPZ(arrays(ref), path: refPath)
+            referenceValues = ref.values; referenceSpool = nil
+        }
+        try Numpy.writeNPZ(arrays(outputs), path: out)
+        return try run(paths: [out, dataPath, refPath], rows: outputs.rows)
+    }
+
+    /// The folder and DATA.npz (written once per split), and the three paths.
+    func prepare(data: Dataset, range: Range<Int>) throws -> (String, String, String) {
         let out = folder + "/OUTPUTS.npz", dataPath = folder + "/DATA.npz", refPath = folder + "/REFERENCE.npz"
         if !folderReady {
             do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
@@ -88,13 +135,7 @@ public final class CommandScorer: Scorer {
             try Numpy.writeNPZ(rows.mapValues { range == 0..<data.count ? $0 : $0.slice(range) }, path: dataPath)
             dataKey = key
         }
-        let ref = reference ?? outputs
-        if referenceValues != ref.values {
-            try Numpy.writeNPZ(arrays(ref), path: refPath)
-            referenceValues = ref.values
-        }
-        try Numpy.writeNPZ(arrays(outputs), path: out)
-        return try run(paths: [out, dataPath, refPath], rows: outputs.rows)
+        return (out, dataPath, refPath)
     }
 
     /// Runs the command and parses what it printed.
@@ -141,7 +182,7 @@ public final class CommandScorer: Scorer {
     func failure(_ what: String, _ stderrPath: String) -> MetricError {
         let stderr = Self.tail(FileManager.default.contents(atPath: stderrPath) ?? Data(), 2000)
         try? FileManager.default.removeItem(atPath: folder)
-        dataKey = nil; referenceValues = nil
+        dataKey = nil; referenceValues = nil; referenceSpool = nil
         folderReady = false
         return .commandFailed(command: command, reason: what, stderr: stderr)
     }

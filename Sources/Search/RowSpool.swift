@@ -17,6 +17,8 @@ public final class RowSpool {
     /// The shape of one row's values (their product is `width`).
     public let sampleShape: [Int]
     public private(set) var rows = 0
+    /// Tells spools apart (a freed spool's address may be reused).
+    public let identity = UUID()
     private let fd: Int32
 
     public init(width: Int, sampleShape: [Int]) throws {

@@ -55,6 +55,13 @@ public protocol Scorer: AnyObject {
     /// Scores `outputs`, which hold samples `range` of `data`; `reference` holds the FP32
     /// outputs of the same samples.
     func score(_ outputs: Outputs, reference: Outputs?, data: Dataset, range: Range<Int>) throws -> SplitScores
+    /// Scores a split whose kept rows wait on disk (RowSpool): `outputs` and `reference` hold
+    /// rows `range` of `data`. The default reads them back whole and calls `score`; a scorer
+    /// that can consume them in pieces (`--metric-command` streams them into its .npz files)
+    /// says so with `scoresFromDisk`.
+    func score(spooled outputs: RowSpool, reference: RowSpool, data: Dataset, range: Range<Int>) throws -> SplitScores
+    /// `score(spooled:...)` never holds the rows whole.
+    var scoresFromDisk: Bool { get }
     /// Per-sample scores are hits (0 or full points), so McNemar's exact test applies.
     func hasBinarySamples(_ outputs: Outputs) -> Bool
     /// The paired bootstrap interval of the drop for a split-level score, or nil when the
@@ -68,6 +75,11 @@ extension Scorer {
     public func validate(_ data: Dataset) throws {}
     public func check(_ outputs: Outputs, data: Dataset, output: String) throws {}
     public func hasBinarySamples(_ outputs: Outputs) -> Bool { false }
+    public var scoresFromDisk: Bool { false }
+    public func score(spooled outputs: RowSpool, reference: RowSpool, data: Dataset, range: Range<Int>) throws -> SplitScores {
+        let o = try outputs.all()
+        return try score(o, reference: outputs === reference ? o : try reference.all(), data: data, range: range)
+    }
     public func splitBootstrapCI(reference: Outputs, candidate: Outputs, data: Dataset, resamples: Int,
                                  confidence: Double, seed: UInt64) throws -> ConfidenceInterval? { nil }
 

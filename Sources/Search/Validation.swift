@@ -145,13 +145,18 @@ public final class HoldoutValidator {
         if let r = fp32Pass.points, let i = int8Pass.points, let m = mixedPass.points {
             ref = .perSample(r); int8Scores = .perSample(i); mixedScores = .perSample(m)
         } else {
-            // Split-level metrics score the whole split: read the kept rows back.
-            fp32 = try fp32Pass.rows.all()
-            let int8 = try int8Pass.rows.all()
-            mixed = try mixedPass.rows.all()
-            peakRetainedOutputBytes = max(peakRetainedOutputBytes, (fp32.values.count + int8.values.count + mixed.values.count) * MemoryLayout<Float>.size)
-            let all = 0..<holdout.count
-            ref = try scores(fp32, fp32, all); int8Scores = try scores(int8, fp32, all); mixedScores = try scores(mixed, fp32, all)
+            // Split-level metrics score the whole split from the kept rows (read back, or streamed).
+            let all = 0..<holdout.count, r = fp32Pass.rows
+            ref = try scorer.score(spooled: r, reference: r, data: holdout, range: all)
+            int8Scores = try scorer.score(spooled: int8Pass.rows, reference: r, data: holdout, range: all)
+            mixedScores = try scorer.score(spooled: mixedPass.rows, reference: r, data: holdout, range: all)
+            if ref.points == nil || mixedScores.points == nil, !scorer.scoresFromDisk {
+                // The scorer's own bootstrap (mAP) resamples the rows.
+                fp32 = try r.all(); mixed = try mixedPass.rows.all()
+            }
+            if !scorer.scoresFromDisk {
+                peakRetainedOutputBytes = max(peakRetainedOutputBytes, r.bytes + mixedPass.rows.bytes + int8Pass.rows.bytes)
+            }
         }
         let fp32Score = ref.score, mixedScore = mixedScores.score, int8Score = int8Scores.score
         var ci: ConfidenceInterval?

@@ -66,10 +66,9 @@ struct Eval: ParsableCommand {
             }
             try runtime.apply(map)
         }
-        // A per-sample metric keeps its points; a split-level one the rows it scores
-        // (detections, pooled embeddings); --save-outputs spools the rows to disk.
+        // A per-sample metric keeps its points; a split-level one spools the rows it scores
+        // (detections, pooled embeddings, a command's outputs), as --save-outputs does.
         var points: [Double] = []
-        var kept: [Float] = []
         var first: Outputs?
         var saved: RowSpool?
         let start = Date()
@@ -77,14 +76,12 @@ struct Eval: ParsableCommand {
             if first == nil {
                 try scorer.check(batch, data: dataset, output: evaluator.outputName)
                 first = batch
-                if saveOutputs != nil { saved = try RowSpool(width: batch.width, sampleShape: batch.sampleShape) }
+                if saveOutputs != nil || !scorer.scoresBatchwise { saved = try RowSpool(width: batch.width, sampleShape: batch.sampleShape) }
             }
             try saved?.append(batch.values)
             if scorer.scoresBatchwise {
                 let ref = try reference?.outputs(range) ?? batch
                 points += try scorer.score(batch, reference: ref, data: dataset, range: range).points ?? []
-            } else {
-                kept += batch.values
             }
         }
         let seconds = Date().timeIntervalSince(start)
@@ -92,8 +89,7 @@ struct Eval: ParsableCommand {
         if scorer.scoresBatchwise {
             s = SplitScores.perSample(points).score
         } else {
-            let outputs = Outputs(values: kept, rows: dataset.count, width: first?.width ?? 0, sampleShape: first?.sampleShape)
-            s = try scorer.score(outputs, reference: try reference?.all() ?? outputs, data: dataset, range: 0..<dataset.count).score
+            s = try scorer.score(spooled: saved!, reference: reference ?? saved!, data: dataset, range: 0..<dataset.count).score
         }
         if let detection { scoring.detectionFlags.announce(detection.options) }
         if let saveOutputs, let saved {

@@ -49,4 +49,39 @@ final class CommandScorerTests: XCTestCase {
             XCTAssertEqual(stderr, "to stderr")
         }
     }
+
+    /// Scored from spooled rows (a large split), the command gets the same OUTPUTS.npz and
+    /// REFERENCE.npz bytes as from rows in memory; two graph outputs, so each entry is
+    /// gathered from its columns of the spool across the writer's 16 KiB chunks.
+    func testSpooledRowsWriteTheSameFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-cmd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = try EarlyRejectionTests.sortedSplit()
+        let n = data.count
+        let a = Tensor(shape: [n, 3, 5], floats: (0..<n * 15).map { Float($0 % 101) * 0.5 })
+        let b = Tensor(shape: [n, 7], floats: (0..<n * 7).map { Float($0 % 13) - 6 })
+        var files: [[Data]] = []
+        for spooled in [false, true] {
+            let tag = spooled ? "s" : "m"
+            let scorer = CommandScorer(command: "f() { cp \"$1\" '\(dir)/o\(tag).npz'; cp \"$3\" '\(dir)/r\(tag).npz'; echo '{\"score\": 3}'; }; f")
+            let rows = try scorer.rows(["b": b, "a": a], output: "a", transform: .identity, data: data, range: 0..<n)
+            let o = Outputs(values: rows.floats, rows: n, width: 22)
+            let r = Outputs(values: rows.floats.map { $0 * 2 }, rows: n, width: 22)
+            if spooled {
+                let os = try RowSpool(width: 22, sampleShape: [22]), rs = try RowSpool(width: 22, sampleShape: [22])
+                for range in data.batches(size: 64) {
+                    try os.append(Array(o.values[range.lowerBound * 22..<range.upperBound * 22]))
+                    try rs.append(Array(r.values[range.lowerBound * 22..<range.upperBound * 22]))
+                }
+                XCTAssertEqual(try scorer.score(spooled: os, reference: rs, data: data, range: 0..<n), .split(3))
+            } else {
+                XCTAssertEqual(try scorer.score(o, reference: r, data: data, range: 0..<n), .split(3))
+            }
+            files.append(try ["o", "r"].map { try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\($0)\(tag).npz")) })
+        }
+        XCTAssertEqual(files[0], files[1], "same bytes")
+        XCTAssertEqual(try Numpy.readNPZ(path: "\(dir)/os.npz")["a"], a)
+        XCTAssertTrue(CommandScorer(command: "true").scoresFromDisk)
+    }
 }
