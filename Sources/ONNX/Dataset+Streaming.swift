@@ -102,6 +102,9 @@ extension Dataset {
         let isFolder = FileKind(path: path) == .directory
         let files = isFolder ? try shardFiles(path) : [path]
         let opened = try files.map { try NPZArrayStream.open(path: $0) }
+        if graph.inputs.count != 1, let npy = files.first(where: { Numpy.isNPY(path: $0) }) {
+            throw ModelError.badData(path: npy, reason: "an .npy file holds one array, so it can feed only a single-input model; this one has \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))): give an .npz with an array per input")
+        }
         // Which array feeds which input, by the first shard.
         var arrayFor: [String: String] = [:]
         for input in graph.inputs {
@@ -155,7 +158,7 @@ extension Dataset {
         // The other arrays (labels, masks, boxes) are loaded, each shard's concatenated.
         let streamedNames = Set(arrayFor.values)
         var loaded: [String: [Tensor]] = [:]
-        for file in files {
+        for file in files where !Numpy.isNPY(path: file) {
             for (name, t) in try Numpy.readNPZ(path: file, skipping: streamedNames) { loaded[name, default: []].append(t) }
         }
         var extras: [String: Tensor] = [:]

@@ -32,7 +32,8 @@ public struct Dataset: Sendable {
     /// (docs/data-validation.md, docs/scale.md). `allowNonfinite` lets NaN/Inf in float
     /// inputs through (`--allow-nonfinite`); `loading` decides which inputs are streamed.
     public init(path: String, graph: Graph, allowNonfinite: Bool = false, loading: DataLoading = .auto) throws {
-        if FileKind(path: path) == .directory || loading == .streaming
+        // A plain .npy (one array: a single-input model's samples) is always read by rows.
+        if FileKind(path: path) == .directory || loading == .streaming || Numpy.isNPY(path: path)
             || (loading == .auto && Dataset.inputBytes(path: path, graph: graph) > Dataset.streamingThresholdBytes) {
             self = try Dataset.streamed(path: path, graph: graph, allowNonfinite: allowNonfinite)
             return

@@ -19,6 +19,8 @@ public final class NPZArrayStream: @unchecked Sendable {
     private(set) var rowBytes = 0
     private(set) var rowElements = 0
     private let entry: NPZArchive.Entry
+    /// A plain `.npy` file rather than an `.npz` entry: errors name the file alone, no CRC.
+    private let isPlainNPY: Bool
     /// File offset of the entry's stored or compressed bytes.
     private let dataStart: Int
     /// Offset of the first row in the entry's uncompressed bytes (the `.npy` header's length).
@@ -34,9 +36,11 @@ public final class NPZArrayStream: @unchecked Sendable {
     private let input = UnsafeMutablePointer<Bytef>.allocate(capacity: NPZArrayStream.inputSize)
     private var ended = false
 
-    /// Opens every array of `path` for streaming, keyed by name.
+    /// Opens every array of `path` for streaming, keyed by name. A plain `.npy` file (by its
+    /// magic bytes) is one array named `input`: the single input of a model.
     public static func open(path: String) throws -> [String: NPZArrayStream] {
         try FileKind.requireRegularFile(path, expected: "an .npz file")
+        if Numpy.isNPY(path: path) { return ["input": try NPZArrayStream(npy: path)] }
         let archive = try NPZArchive(path: path)
         var out: [String: NPZArrayStream] = [:]
         for entry in archive.entries where !entry.name.hasSuffix("/") {
@@ -47,20 +51,36 @@ public final class NPZArrayStream: @unchecked Sendable {
         return out
     }
 
-    init(archive: NPZArchive, entry: NPZArchive.Entry) throws {
-        path = archive.path
-        self.entry = entry
-        name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+    /// A plain `.npy` file: one stored "entry" that is the whole file, read by offset like a
+    /// stored `.npz` entry (bounds-checked against the file's size; no CRC to check).
+    convenience init(npy path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ModelError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        let size = Int(info.st_size)
+        try self.init(path: path, entry: NPZArchive.Entry(name: "input.npy", method: 0, crc32: 0, compressedSize: size,
+                                                          uncompressedSize: size, localHeaderOffset: 0),
+                      dataStart: 0, isPlainNPY: true)
+    }
+
+    convenience init(archive: NPZArchive, entry: NPZArchive.Entry) throws {
         guard entry.method == 0 || entry.method == 8 else {
-            throw ModelError.badData(path: path, reason: "entry '\(entry.name)': compression method \(entry.method) is not supported (stored or deflated only)")
+            throw ModelError.badData(path: archive.path, reason: "entry '\(entry.name)': compression method \(entry.method) is not supported (stored or deflated only)")
         }
         if entry.method == 0 && entry.compressedSize != entry.uncompressedSize {
-            throw ModelError.badData(path: path, reason: "entry '\(entry.name)' is stored with \(entry.compressedSize) bytes but declares \(entry.uncompressedSize)")
+            throw ModelError.badData(path: archive.path, reason: "entry '\(entry.name)' is stored with \(entry.compressedSize) bytes but declares \(entry.uncompressedSize)")
         }
-        dataStart = try archive.dataRange(entry).lowerBound
+        try self.init(path: archive.path, entry: entry, dataStart: try archive.dataRange(entry).lowerBound, isPlainNPY: false)
+    }
+
+    private init(path: String, entry: NPZArchive.Entry, dataStart: Int, isPlainNPY: Bool) throws {
+        self.path = path
+        self.entry = entry
+        self.isPlainNPY = isPlainNPY
+        name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+        self.dataStart = dataStart
         fd = openReadOnly(path)
         guard fd >= 0 else { throw ModelError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        let entryPath = "\(path):\(entry.name)"
+        let entryPath = isPlainNPY ? path : "\(path):\(entry.name)"
         let size = entry.uncompressedSize
         var prefix = [UInt8](repeating: 0, count: min(size, 12))
         try prefix.withUnsafeMutableBytes { try read(at: 0, into: $0) }
@@ -72,7 +92,7 @@ public final class NPZArrayStream: @unchecked Sendable {
         try headerBytes.withUnsafeMutableBytes { try read(at: 0, into: $0) }
         let header = try NPYHeader(bytes: headerBytes, path: entryPath)
         guard header.dataBytes == size - end else {
-            throw ModelError.badData(path: entryPath, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) needs \(header.dataBytes) data bytes, the entry has \(size - end)")
+            throw ModelError.badData(path: entryPath, reason: "array of shape \(Tensor.describe(header.shape)) (\(header.descr)) needs \(header.dataBytes) data bytes, the \(isPlainNPY ? "file" : "entry") has \(size - end)")
         }
         guard let first = header.shape.first else {
             throw ModelError.badData(path: entryPath, reason: "a scalar cannot be streamed by rows")
@@ -129,12 +149,14 @@ public final class NPZArrayStream: @unchecked Sendable {
             start = r.upperBound
         }
         let got = UInt32(truncatingIfNeeded: crc)
-        guard got == entry.crc32 else {
+        guard isPlainNPY || got == entry.crc32 else {
             throw fail(String(format: "bad CRC-32: the archive declares %08x, the data has %08x", entry.crc32, got))
         }
     }
 
-    private func fail(_ reason: String) -> ModelError { .badData(path: path, reason: "entry '\(entry.name)': \(reason)") }
+    private func fail(_ reason: String) -> ModelError {
+        .badData(path: path, reason: isPlainNPY ? reason : "entry '\(entry.name)': \(reason)")
+    }
 
     /// Fills `out` with the entry's uncompressed bytes from `offset`. Caller holds the lock
     /// (or is `init`).

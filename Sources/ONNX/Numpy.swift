@@ -55,6 +55,13 @@ public enum Numpy {
         return out
     }
 
+    /// Whether `path` starts with the `.npy` magic (`\x93NUMPY`); false for anything unreadable.
+    public static func isNPY(path: String) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? h.close() }
+        return (try? h.read(upToCount: 6)) == Data([0x93] + Array("NUMPY".utf8))
+    }
+
     /// Reads an `.npy` file.
     public static func readNPY(path: String) throws -> Tensor {
         try FileKind.requireRegularFile(path, expected: "an .npy file")
