@@ -9,7 +9,7 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate a model on a data set and print the metric in points (0-100).")
 
     @Argument(help: "The ONNX model.") var model: String
-    @Option(help: "The .npz data: arrays named after the model inputs, labels under 'labels' (or a folder of .npz shards with the same arrays, concatenated in name order; large inputs are read batch by batch).") var data: String
+    @Option(help: "The .npz data: arrays named after the model inputs, labels under 'labels' (or a folder of .npz shards with the same arrays, concatenated in name order; or one .npy holding a single-input model's samples, for label-free metrics; large inputs are read batch by batch).") var data: String
     @OptionGroup var scoring: ScoringOptions
     var metric: Metric { scoring.metric }
     var pool: Pooling { scoring.pool }

@@ -9,7 +9,7 @@ import Search
 struct PrecisionOptions: ParsableArguments {
     @Option(help: "fp32, int8 (every quantizable layer), or a precision map JSON file.")
     var precision: String = "fp32"
-    @Option(help: "A calibration table (calib.json from mpq calibrate) or calibration data (.npz): needed for int8 and for a map without quantization parameters (a map from mpq search carries them).")
+    @Option(help: "A calibration table (calib.json from mpq calibrate) or calibration data (.npz, or .npy for a single-input model): needed for int8 and for a map without quantization parameters (a map from mpq search carries them).")
     var calibration: String?
     @Option(help: "Method used when --calibration is .npz data: minmax, percentile, entropy, mse.")
     var calibrate: CalibrationMethod = .minmax
@@ -35,7 +35,7 @@ struct PrecisionOptions: ParsableArguments {
     /// The calibration table: loaded and checked against the model, or computed from data.
     func calibrationTable(for model: LoadedModel, batchSize: Int) throws -> CalibrationTable {
         guard let calibration else { throw ValidationError("--calibration is required") }
-        if calibration.hasSuffix(".npz") {
+        if calibration.hasSuffix(".npz") || calibration.hasSuffix(".npy") {
             let data = try Dataset(path: calibration, graph: model.graph, allowNonfinite: allowNonfinite)
             let progress = Progress(label: "calibrate")
             return try Calibrator(session: model.session, scheme: resolvedScheme).calibrate(

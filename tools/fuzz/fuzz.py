@@ -817,6 +817,49 @@ def d_npy_header(rng, arrays, case):
     return f"npy_{sub}", certain, f"{k}.npy: {sub} {header!r}"[:200]
 
 
+def d_npy_file(rng, arrays, case):
+    """The single input as a plain .npy file (`--data X.npy`, `--calibration X.npy`), read by
+    rows (Sources/ONNX/NPZStream.swift): sizes, headers and bytes that must be refused."""
+    inputs = [k for k in case.seed.inputs if k in arrays]
+    if len(case.seed.inputs) != 1 or not inputs:
+        raise Skip
+    k = inputs[0]
+    case.names.append(k)
+    a = arrays[k]
+    descr = np.lib.format.dtype_to_descr(a.dtype)
+    fmt = lambda d=descr, s=list(a.shape): "{'descr': %r, 'fortran_order': False, 'shape': %s, }" % (d, repr(tuple(s)))
+    sub = rng.choice(["valid", "truncate", "extra", "shape_more", "shape_huge", "shape_scalar", "descr_wrong_size",
+                      "bad_magic", "header_len_huge", "header_only", "zero_rows"])
+    raw, certain = npy_bytes(a), True
+    if sub == "valid":
+        certain = False
+    elif sub == "truncate":
+        raw = raw[:len(raw) - rng.choice([1, 3, 4, len(raw) // 2])]
+    elif sub == "extra":
+        raw = raw + bytes(rng.choice([1, 4, 64]))
+        certain = False   # numpy reads the declared count and ignores trailing bytes
+    elif sub == "shape_more":
+        raw = npy_bytes(a, header=fmt(s=[a.shape[0] + rng.choice([1, 7])] + list(a.shape[1:])))
+    elif sub == "shape_huge":
+        raw = npy_bytes(a, header=fmt(s=[rng.choice(HUGE_INTS)] + list(a.shape[1:])))
+    elif sub == "shape_scalar":
+        raw = npy_bytes(a, header=fmt(s=[]))
+    elif sub == "descr_wrong_size":
+        raw = npy_bytes(a, header=fmt(d={"<f4": "<f8", "<i8": "<i4", "<f8": "<f4"}.get(descr, "<f8")))
+    elif sub == "bad_magic":
+        raw = npy_bytes(a, magic=b"\x93NUMPZ")
+    elif sub == "header_len_huge":
+        raw = raw[:8] + struct.pack("<H", 0xFFFF) + raw[10:]
+    elif sub == "header_only":
+        raw = raw[:10 + struct.unpack("<H", raw[8:10])[0]]
+    else:
+        raw = npy_bytes(a[:0])
+    path = os.path.join(case.dir, "data.npy")
+    with open(path, "wb") as f:
+        f.write(raw)
+    return f"npy_file_{sub}", certain, f"{k} as data.npy: {sub} ({len(raw)} bytes)", path
+
+
 def _write_npz_entries(rng, arrays, case, key, raw):
     entries = [(n + ".npy", raw if n == key else npy_bytes(v)) for n, v in arrays.items()]
     path = os.path.join(case.dir, "data.npz")
@@ -1075,7 +1118,8 @@ def d_bytes(rng, arrays, case):
     return f"npz_bytes_{sub}", sub == "truncate" or not numpy_reads(path), sub
 
 
-DATA_MUTATIONS = [(d_npy_header, 5), (d_values, 5), (d_labels, 4), (d_names, 2), (d_zip, 6), (d_special, 1), (d_bytes, 3)]
+DATA_MUTATIONS = [(d_npy_header, 5), (d_values, 5), (d_labels, 4), (d_names, 2), (d_zip, 6), (d_special, 1), (d_bytes, 3),
+                  (d_npy_file, 3)]
 
 
 # ---------------------------------------------------------------------------------------------
