@@ -56,8 +56,9 @@ public enum HoldoutError: Error, CustomStringConvertible, Equatable {
 
 /// Scores precision maps on the holdout split with the real INT8 kernels.
 ///
-/// FP32 and all-INT8 holdout outputs are computed on first use and kept, so validating
-/// every map of a budget sweep runs each of them once. The bootstrap uses a fresh
+/// FP32 and all-INT8 holdout passes are computed on first use and kept (their rows on
+/// disk, their per-sample points in memory), so validating every map of a budget sweep
+/// runs each of them once. The bootstrap uses a fresh
 /// `SeededRandom(seed:)` per map, so a map's result does not depend on what was
 /// validated before it.
 public final class HoldoutValidator {
@@ -182,10 +183,6 @@ public final class HoldoutValidator {
                                 confidence: confidence, mcnemarP: p.map { Self.significant4($0) }, budget: b,
                                 budgetMetPoint: drop <= b, budgetMetUpper: hi <= b,
                                 samples: holdout.count, seed: seed, resamples: resamples)
-    }
-
-    private func scores(_ outputs: Outputs, _ reference: Outputs, _ range: Range<Int>) throws -> SplitScores {
-        try scorer.score(outputs, reference: reference, data: holdout, range: range)
     }
 
     /// Rounds to 4 decimals; -0 becomes 0 so the JSON never says "-0".
