@@ -2,9 +2,9 @@ import Foundation
 import Kernels
 import ONNX
 
-/// Streams a dataset through a session batch by batch and keeps one output per sample.
-/// Memory is bounded by the batch plus the kept output (classes per sample), never by
-/// the activations of the whole data set.
+/// Streams a dataset through a session batch by batch. `forEachBatch` hands each batch's
+/// kept values to the caller and keeps none (memory: one batch, docs/scale.md "Outputs");
+/// `run` collects every sample's values, for split-level metrics and tests.
 public struct Evaluator {
     public let session: Session
     public let dataset: Dataset
