@@ -148,6 +148,8 @@ def run_mpq(bench, size, threads, warmup, iters):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", default=os.path.join(ROOT, ".build/release/mpq-bench"))
+    ap.add_argument("--baseline", default=None,
+                    help="another mpq-bench (e.g. main's release build) timed in the same rounds, rows 'before ...'")
     ap.add_argument("--sizes", default="1024,2048")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (every variant once per round)")
@@ -173,11 +175,14 @@ def main():
         for n in sizes:
             ops = 2.0 * n * n * n
             for t in threads:
-                for label, (best, med) in run_mpq(args.bench, n, t, args.warmup, args.iters).items():
-                    if label.startswith("vnni peak"):
-                        peaks.setdefault(label, []).append(best)
-                        continue
-                    gops.setdefault((label, n, t), []).extend([best, med])
+                for prefix, bench in [("", args.bench)] + ([("before ", args.baseline)] if args.baseline else []):
+                    for label, (best, med) in run_mpq(bench, n, t, args.warmup, args.iters).items():
+                        if label.startswith("vnni peak"):
+                            peaks.setdefault(label, []).append(best)
+                            continue
+                        if prefix and not label.endswith("int32"):
+                            continue  # the baseline's int32 rows are enough to compare the split
+                        gops.setdefault((prefix + label, n, t), []).extend([best, med])
                 for v in ORT_VARIANTS:
                     times = time_ort(sessions[(v, n, t)], data[n][0], args.warmup, args.iters)
                     gops.setdefault((v, n, t), []).extend(ops / s * 1e-9 for s in times)
@@ -191,7 +196,7 @@ def main():
     def med(k):
         return statistics.median(gops[k]) if k in gops else float("nan")
 
-    labels = sorted({k[0] for k in gops}, key=lambda s: (not s.startswith("mpq"), s))
+    labels = sorted({k[0] for k in gops}, key=lambda s: (s.startswith("ORT"), s))
     print(f"\n- CPU: {cpu['model_name']}, {cpu['cpus']} CPUs ({cpu['threads_per_core']} thread per core), L2 {cpu['l2']}; "
           f"flags: {' '.join(cpu['flags'])}; onnxruntime {cpu['onnxruntime']}")
     print(f"- load average: {' '.join(f'{v:.2f}' for v in load0)} at start ({started}), "
@@ -203,20 +208,24 @@ def main():
     for n in sizes:
         for t in threads:
             print(f"| {n} | {t} | " + " | ".join(f"{best((l, n, t)):.1f} / {med((l, n, t)):.1f}" for l in labels) + " |")
-    mpq_int32 = next((l for l in labels if l.endswith("int32") and "vnni" in l), None) or \
-        next(l for l in labels if l.endswith("int32"))
+    mpq_int32 = next((l for l in labels if l.startswith("mpq") and l.endswith("int32") and "vnni" in l), None) or \
+        next(l for l in labels if l.startswith("mpq") and l.endswith("int32"))
     mpq_f32 = mpq_int32.replace("int32", "f32+bias+relu")
     print(f"\nRatios (best, median): {mpq_int32} / ORT MatMulInteger, {mpq_f32} / ORT MatMulIntegerToFloat; "
           "2-thread scaling = 2-thread GOPS / (2 x 1-thread GOPS) of the same variant\n")
-    print("| size | threads | mpq int32 / ORT MatMulInteger | mpq f32 / ORT MatMulIntegerToFloat |")
-    print("|---:|---:|---:|---:|")
+    before = "before " + mpq_int32 if ("before " + mpq_int32) in labels else None
+    print("| size | threads | mpq int32 / ORT MatMulInteger | mpq f32 / ORT MatMulIntegerToFloat |"
+          + (" before int32 / ORT MatMulInteger |" if before else ""))
+    print("|---:|---:|---:|---:|" + ("---:|" if before else ""))
     for n in sizes:
         for t in threads:
             a = (mpq_int32, n, t)
             b = ("ORT MatMulInteger", n, t)
             c = (mpq_f32, n, t)
             d = ("ORT MatMulIntegerToFloat", n, t)
-            print(f"| {n} | {t} | {best(a) / best(b):.2f}x, {med(a) / med(b):.2f}x | {best(c) / best(d):.2f}x, {med(c) / med(d):.2f}x |")
+            extra = f" {best((before, n, t)) / best(b):.2f}x, {med((before, n, t)) / med(b):.2f}x |" if before else ""
+            print(f"| {n} | {t} | {best(a) / best(b):.2f}x, {med(a) / med(b):.2f}x | {best(c) / best(d):.2f}x, {med(c) / med(d):.2f}x |"
+                  + extra)
     if 1 in threads and 2 in threads:
         print("\n| size | " + " | ".join(f"{l} 2-thread scaling" for l in labels) + " |")
         print("|---:|" + "---:|" * len(labels))
