@@ -54,7 +54,7 @@ CASES=(
 # integer layer op (QLinearConv, QGemm, ...) per layer. The 12th: the island map's largest
 # share of differing output elements (default ISLAND_MAXDIFF below).
 # resnet_ort_int8: the trained ResNet-18-shaped CNN at 224x224 (tools/fixtures/generate_resnet.py;
-# 20 Conv + 1 Gemm, 140M MACs per image), issue 14's "ResNet-shaped at >= 224x224" model, on
+# 20 Conv + 1 Gemm, 116M MACs per image), issue 14's "ResNet-shaped at >= 224x224" model, on
 # the first 32/64/96 rows of its splits (the *_ci_* files) to keep CI fast; the full splits
 # are measured by benchmarks/resnet_digits.py. Its island map puts 7 FP32 layers into 8
 # residual blocks: 7 INT8 Conv then feed an FP32 consumer and keep a float output, which ORT
