@@ -114,7 +114,7 @@ def mpq_steps(mpq, case, d):
     with open(f"{d}/all.json", "w") as f:
         json.dump({"layers": {n: "int8" for n in layers}}, f)
     sh([mpq, "calibrate", case["model"], "--data", case["calib"], "--scheme", "ort", "--out", f"{d}/calib.json"])
-    res = {"quantizable_layers": len(layers), "macs": info["totalMacs"], "quantizable_macs": info["quantizableMacs"]}
+    res = {"quantizable_layers": len(layers), "macs": info["total_macs"], "quantizable_macs": info["quantizable_macs"]}
     for scheme in ["inputs", "ort"]:
         sh([mpq, "export", case["model"], "--precision", f"{d}/all.json", "--format", "qdq", "--scheme", scheme,
             "--calibration", f"{d}/calib.json", "--out", f"{d}/{scheme}.onnx"])

@@ -1,5 +1,6 @@
 // INT8 GEMM driver: argument checks, path choice, and the split over the thread pool.
 #include "mpq_internal.h"
+#include <stdatomic.h>
 
 static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
@@ -12,15 +13,13 @@ static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
 typedef struct {
     const mpq_gemm_job *job;
     mpq_gemm_region_fn fn;
-    int threads, split_n, units, panels;
+    int split_n, units, panels, chunk;
+    _Atomic int next;  // the first unit nobody has claimed yet
 } split;
 
-// Task t of `threads`: a contiguous range of whole micro-tiles (6 rows or 64
-// columns, the VNNI tile), so no two tasks write the same output and B panels
-// stay with one core.
-static void run_task(void *arg, int t) {
-    const split *s = (const split *)arg;
-    int u0 = (int)((long)s->units * t / s->threads), u1 = (int)((long)s->units * (t + 1) / s->threads);
+// Runs units [u0, u1): whole micro-tiles (6 rows, or 4 panels = 64 columns, the VNNI
+// tile), so no two claims write the same output.
+static void run_units(const split *s, int u0, int u1) {
     const mpq_gemm_job *j = s->job;
     if (s->split_n) {
         int p0 = u0 * 4, p1 = u1 * 4 < s->panels ? u1 * 4 : s->panels;
@@ -31,9 +30,27 @@ static void run_task(void *arg, int t) {
     }
 }
 
+// Every task claims `chunk` units at a time from one counter until none are left.
+// A static split (one contiguous half per core) finishes when the slower core does: on
+// a machine shared with other work, a core that loses half its time to another process
+// held the whole GEMM to half speed. Claims of a few contiguous units keep each core's
+// working set its own (in an N split, its own 64-column B panels, which stay in its L2
+// while all rows of A stream past; in an M split, its own block of A rows) and let the
+// faster core take more of them. Any split computes the same tiles with full K in each,
+// so the output is bit-identical to one thread's.
+static void run_task(void *arg, int t) {
+    (void)t;
+    split *s = (split *)arg;
+    for (;;) {
+        int u0 = atomic_fetch_add_explicit(&s->next, s->chunk, memory_order_relaxed);
+        if (u0 >= s->units) return;
+        run_units(s, u0, u0 + s->chunk < s->units ? u0 + s->chunk : s->units);
+    }
+}
+
 // Splits whichever dimension has more micro-tiles over the persistent pool.
 static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
-    split s = {job, fn, threads, 0, 0, (job->n + 15) / 16};
+    split s = {job, fn, 0, 0, (job->n + 15) / 16, 0, 0};
     if (threads <= 1) {
         fn(job, 0, job->m, 0, s.panels);
         return;
@@ -41,9 +58,15 @@ static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
     int units_m = (job->m + 5) / 6, units_n = (s.panels + 3) / 4;
     s.split_n = units_n >= units_m;
     s.units = s.split_n ? units_n : units_m;
-    if (s.threads > s.units) s.threads = s.units;
-    if (s.threads > MPQ_POOL_MAX) s.threads = MPQ_POOL_MAX;  // the pool runs at most this many tasks
-    mpq_pool_run(s.threads, run_task, &s);
+    if (threads > s.units) threads = s.units;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;  // the pool runs at most this many tasks
+    // About 4 claims per task: enough for one core to take over a slow core's share,
+    // few enough that each claim is a long contiguous run. Large M claims are a multiple
+    // of 8 units (48 rows) so the channel-major path's 16-row tiles stay whole.
+    s.chunk = (s.units + 4 * threads - 1) / (4 * threads);
+    if (!s.split_n && s.chunk > 8) s.chunk = (s.chunk + 7) / 8 * 8;
+    atomic_init(&s.next, 0);
+    mpq_pool_run(threads, run_task, &s);
 }
 
 static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda,

@@ -22,13 +22,21 @@ public enum GraphPasses {
         let producers = g.producers
         let consumers = g.consumers
         /// An initializer, or the value of a Constant node (exporters that keep weights in
-        /// Constant nodes, e.g. at opset 11): both fold the same way.
+        /// Constant nodes, e.g. at opset 11): both fold the same way. Also through an Identity
+        /// of one: torch.onnx.export stores bit-identical parameters once and gives the other
+        /// name an Identity node. A trained ResNet hits this: the bias of a block's last
+        /// BatchNorm and of its downsample BatchNorm get equal gradients (their outputs meet
+        /// in one Add), so they start at 0 and stay equal.
         func constant(_ name: String) -> Tensor? {
             if let t = g.initializers[name] { return t }
-            guard let i = producers[name], g.nodes[i].opType == "Constant" else { return nil }
-            return g.nodes[i].tensor("value")
+            guard let i = producers[name] else { return nil }
+            switch g.nodes[i].opType {
+            case "Constant": return g.nodes[i].tensor("value")
+            case "Identity": return g.nodes[i].input(0).flatMap(constant)
+            default: return nil
+            }
         }
-        var folded = Set<String>()          // values the folds read: their Constant nodes may be dead now
+        var folded = Set<String>()          // values the folds read: their Constant/Identity nodes may be dead now
         for (bi, bn) in g.nodes.enumerated() where bn.opType == "BatchNormalization" && bn.outputs.filter({ !$0.isEmpty }).count == 1 {
             guard let x = bn.input(0), let pi = producers[x], !removed.contains(pi),
                   isPrivate(x, in: g, consumers: consumers),
@@ -87,7 +95,7 @@ public enum GraphPasses {
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
         let read = Set(g.nodes.flatMap(\.inputs)).union(g.outputs.map(\.name))
-        g.nodes.removeAll { $0.opType == "Constant" && $0.outputs.allSatisfy { folded.contains($0) && !read.contains($0) } }
+        g.nodes.removeAll { ["Constant", "Identity"].contains($0.opType) && $0.outputs.allSatisfy { folded.contains($0) && !read.contains($0) } }
         return g.droppingUnusedInitializers()
     }
 

@@ -238,6 +238,39 @@ final class Int8GemmTests: XCTestCase {
         XCTAssertEqual(Array(failures), [0, 0, 0, 0])
     }
 
+    /// Threads claim runs of tiles from one counter (qgemm.c): large M (claims of 48-row
+    /// multiples), large N (claims of 64-column panel groups) and the channel-major output
+    /// with many claims per thread all give exactly the reference / one-thread result.
+    func testClaimedRunsCoverEveryTileExactly() {
+        var rng = Int8TestRNG(seed: 4242)
+        for (m, n, k) in [(1003, 40, 37), (7, 1001, 37), (611, 130, 19)] {
+            let a = rng.u8s(m * k), b = rng.s8s(n * k)
+            let packed = int8Pack(b, n: n, k: k)
+            let expected = naive(a, b, m: m, n: n, k: k, lda: k, za: 131)
+            for path in int8AvailablePaths {
+                for threads in [2, 3] {
+                    XCTAssertEqual(gemm(path, a, packed, m: m, n: n, k: k, lda: k, za: 131, ldc: n, threads: threads),
+                                   expected, "\(int8PathName(path)) m=\(m) n=\(n) threads=\(threads)")
+                }
+                let scaleB = (0..<n).map { _ in rng.float(0.001...0.05) }
+                var outs: [[Float]] = []
+                for threads in [1, 2, 3] {
+                    var out = [Float](repeating: 0, count: n * m)
+                    let rc = scaleB.withUnsafeBufferPointer { sb in
+                        var ep = mpq_epilogue(a_zero_point: 131, a_scale: 0.03, b_scale: sb.baseAddress, bias: nil,
+                                              clamp_lo: -.infinity, clamp_hi: .infinity, bias_i32: nil, out_scale: 0)
+                        return mpq_qgemm_u8s8_f32_nchw(path, Int32(m), Int32(n), Int32(k), a, Int32(k), packed, &ep,
+                                                       &out, Int32(m), Int32(threads))
+                    }
+                    XCTAssertEqual(rc, 0)
+                    outs.append(out)
+                }
+                XCTAssertEqual(outs[1].map(\.bitPattern), outs[0].map(\.bitPattern), "\(int8PathName(path)) nchw m=\(m) n=\(n) 2 threads")
+                XCTAssertEqual(outs[2].map(\.bitPattern), outs[0].map(\.bitPattern), "\(int8PathName(path)) nchw m=\(m) n=\(n) 3 threads")
+            }
+        }
+    }
+
     /// More threads than the pool's 64 tasks (and than tiles) still covers every row.
     func testManyThreadsAreClamped() {
         let m = 400, n = 5, k = 3  // 67 row tiles
