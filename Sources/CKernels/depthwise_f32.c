@@ -25,6 +25,18 @@ static inline float pixel(const float *x, int H, int W, const float *w, int ih0,
     return acc;
 }
 
+// `pixel` for an output whose nine taps are all inside: the same sums, no checks.
+static inline float pixel_inside(const float *x, int W, const float *w, int ih0, int iw0) {
+    const float *r = x + (size_t)ih0 * (size_t)W + (size_t)iw0;
+    float acc = 0.0f;
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+            float p = w[kh * 3 + kw] * r[(size_t)kh * (size_t)W + (size_t)kw];
+            acc = acc + p;
+        }
+    return acc;
+}
+
 void mpq_depthwise3x3_f32_reference(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
                                     int pad_top, int pad_left, int OH, int OW, float *y) {
     for (int oh = 0; oh < OH; oh++)
@@ -59,17 +71,21 @@ void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int
         const int rows_inside = ih0 >= 0 && ih0 + 2 < H;
         int ow = 0;
         while (ow < OW) {
+            const int first = ow * s - pad_left;
             int start = -1;
-            if (rows_inside) {
-                // A block may start up to 7 outputs back (re-writing outputs already
-                // done with the same bits) so row tails need not go scalar.
-                for (int b = ow; b >= 0 && b > ow - 8; b--) {
-                    int first = b * s - pad_left;
-                    if (b + 8 <= OW && first >= 0 && first + reach < W) { start = b; break; }
+            if (rows_inside && first >= 0) {
+                if (ow + 8 <= OW && first + reach < W) {
+                    start = ow;
+                } else if (ow + 8 > OW && OW >= 8) {
+                    // Row tail: a block ending at the last output, re-writing outputs
+                    // already done with the same bits, instead of going scalar.
+                    const int b = OW - 8, bf = b * s - pad_left;
+                    if (bf >= 0 && bf + reach < W) start = b;
                 }
             }
             if (start < 0) {
-                yrow[ow] = pixel(x, H, W, w, ih0, ow * s - pad_left);
+                yrow[ow] = rows_inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ih0, first)
+                                                                      : pixel(x, H, W, w, ih0, first);
                 ow++;
                 continue;
             }
