@@ -17,6 +17,8 @@ public final class Session {
     private var lastUse: [String: Int] = [:]
     private var planIndex: [String: Int] = [:]
     private let outputNames: Set<String>
+    /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
+    private(set) var siluFusions: [Int: SiluFusion] = [:]
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     public var overrides: [String: NodeOverride] = [:]
@@ -46,7 +48,11 @@ public final class Session {
         self.constants = consts
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
+        siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
     }
+
+    /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
+    static let epilogueOps: Set<String> = ["Conv"]
 
     /// Ops never folded even with constant inputs (none yet: every supported op is pure).
     static let neverFold: Set<String> = []
@@ -55,17 +61,31 @@ public final class Session {
     /// per-layer comparisons); `keep` names intermediate values to return besides the outputs.
     public func run(_ feeds: [String: Tensor], keep: Set<String> = [],
                     observer: ((Node, [Tensor?], [Tensor]) -> Void)? = nil) throws -> [String: Tensor] {
+        try run(feeds, keep: keep, fusing: observer == nil, observer: observer)
+    }
+
+    /// `fusing`: run each Conv -> Sigmoid -> Mul SiLU as one node (`SiluFusion`); the
+    /// observer then sees the fused Conv writing the Mul's output, and no Sigmoid or Mul.
+    func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool,
+             observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
         var values: [String: Tensor] = [:]
         for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
             guard let t = feeds[input.name] else { throw RuntimeError.missingFeed(input: input.name) }
             values[input.name] = t
         }
         var result: [String: Tensor] = [:]
-        for (i, node) in plan.enumerated() {
+        var fusedAway = Set<Int>()
+        for (i, planned) in plan.enumerated() {
+            if fusedAway.contains(i) { continue }
+            var node = planned
             let ins: [Tensor?] = try node.inputs.map { name in
                 if name.isEmpty { return nil }
                 if let t = values[name] ?? constants[name] { return t }
                 throw RuntimeError.missingValue(name: name, node: node.name)
+            }
+            if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
+                node = f.node
+                fusedAway.formUnion([f.sigmoid, f.mul])
             }
             let outs = try execute(node: node, index: i, inputs: ins)
             observer?(node, ins, outs)
@@ -126,7 +146,9 @@ public final class Session {
     static func execute(_ node: Node, _ entry: OpEntry, _ inputs: [Tensor?], opset: Int) throws -> [Tensor] {
         do {
             var outs = try entry.run(node, inputs, opset)
-            if let act = FusedActivation(node: node), !outs.isEmpty { act.apply(&outs[0].floats) }
+            if !epilogueOps.contains(node.opType), let act = FusedActivation(node: node), !outs.isEmpty {
+                act.apply(&outs[0].floats)
+            }
             return outs
         } catch let e as OpError {
             throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)

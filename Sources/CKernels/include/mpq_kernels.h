@@ -219,6 +219,26 @@ int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
 /// results below x = -86.5 (subnormals are ~100x slower to compute with).
 void mpq_sigmoid_f32(mpq_kernel_path path, const float *x, size_t count, float *y);
 
+/// What an FP32 Conv applies to its output after the bias (`mpq_conv_epilogue_f32`).
+typedef enum {
+    MPQ_ACT_NONE = 0,
+    MPQ_ACT_CLAMP = 1,  ///< Relu / Clip: min(max(v, lo), hi), NaN stays NaN
+    MPQ_ACT_SILU = 2,   ///< v * sigmoid(v), sigmoid as `mpq_sigmoid_f32` on the same path
+} mpq_activation;
+
+/// The FP32 Conv epilogue over `rows` rows (output channels) of `cols` values, `ld` apart,
+/// in place: `bias[row]` added (when `bias` is not NULL and the value is not 0), then `act`.
+/// Bit for bit the unfused bias pass, Relu/Clip and Sigmoid-then-Mul on the same path.
+void mpq_conv_epilogue_f32(mpq_kernel_path path, float *y, size_t rows, size_t cols, size_t ld,
+                           const float *bias, mpq_activation act, float lo, float hi);
+
+/// FP32 depthwise 3x3 Conv of one plane, undilated: `x` [H][W], `w` the 9 taps row-major,
+/// `y` [OH][OW] written (not accumulated); padding taps are skipped. Each output sums the
+/// taps inside the input in (kh, kw) order with a separate multiply and add: every path
+/// (AVX2 vectors for strides 1 and 2, scalar otherwise) gives the reference's bits.
+void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, const float *w, int stride_h,
+                          int stride_w, int pad_top, int pad_left, int OH, int OW, float *y);
+
 // MARK: - Benchmark helpers
 
 /// Runs `iterations` of a loop of independent vpdpbusd (512-bit) chains, the

@@ -9,7 +9,7 @@ enum ConvOps {
                       b: inputs.count > 2 ? inputs[2] : nil,
                       autoPad: node.string("auto_pad", default: "NOTSET"), dilations: node.ints("dilations"),
                       group: node.int("group", default: 1), kernelShape: node.ints("kernel_shape"),
-                      pads: node.ints("pads"), strides: node.ints("strides"))]
+                      pads: node.ints("pads"), strides: node.ints("strides"), epilogue: ConvEpilogue(node: node))]
         },
         "ConvTranspose": OpEntry(since: 1) { node, inputs, _ in
             [try ConvTranspose(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
@@ -26,9 +26,11 @@ enum ConvOps {
     /// image on an im2col buffer (none for 1x1 stride-1 unpadded kernels); depthwise ones
     /// (several groups of one input channel) run a direct loop instead. Stacking many
     /// small images into one wide sgemm was measured slower (the column matrix leaves
-    /// the cache), so images stay separate, split over the cores by image.
+    /// the cache), so images stay separate, split over the cores by image (one image:
+    /// its GEMM split by pixels or output channels). The bias and `epilogue` run on each
+    /// image's output right after its GEMM.
     static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
-                     kernelShape: [Int]?, pads: [Int]?, strides: [Int]?) throws -> Tensor {
+                     kernelShape: [Int]?, pads: [Int]?, strides: [Int]?, epilogue: ConvEpilogue = .none) throws -> Tensor {
         try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
         guard x.rank >= 3, w.rank == x.rank else {
             throw OpError("Conv needs X [N,C,spatial...] and W [M,C/group,kernel...] of the same rank, got X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape))")
@@ -66,6 +68,20 @@ enum ConvOps {
         // before, 56-109 ms split, each small layer waiting for the second core.)
         let tasks = imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
         let bias = b?.floats ?? []
+        if n == 1, group == 1, !depthwise {
+            let parts = singleImageParts(m: m, pixels: outP, k: cg * kCount)
+            x.floats.withUnsafeBufferPointer { px in
+                w.floats.withUnsafeBufferPointer { pw in
+                    bias.withUnsafeBufferPointer { pb in
+                        out.withUnsafeMutableBufferPointer { po in
+                            convOneImageSplit(x: px.baseAddress!, w: pw.baseAddress!, bias: pb.isEmpty ? nil : pb.baseAddress,
+                                              out: po.baseAddress!, m: m, g: g, channels: c, parts: parts, epilogue: epilogue)
+                        }
+                    }
+                }
+            }
+            return Tensor(shape: [n, m] + g.outputShape, floats: out, dtype: x.dtype)
+        }
         x.floats.withUnsafeBufferPointer { px in
             w.floats.withUnsafeBufferPointer { pw in
                 bias.withUnsafeBufferPointer { pb in
@@ -84,7 +100,7 @@ enum ConvOps {
                                 if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst, g) {
                                     depthwisePlane(src: src, weights: W + oc * kCount, dst: dst, g)
                                 }
-                                if !pb.isEmpty { addChannelBias(dst, UnsafeBufferPointer(rebasing: pb[oc...oc]), channels: 1, plane: outP) }
+                                epilogue.apply(dst, rows: 1, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress! + oc)
                             }
                             return
                         }
@@ -101,7 +117,7 @@ enum ConvOps {
                                 sgemm(m: mg, n: outP, k: rows, a: W + grp * mg * rows, lda: rows,
                                       b: bMat, ldb: outP, c: O + (img * m + grp * mg) * outP, ldc: outP)
                             }
-                            if !pb.isEmpty { addChannelBias(O + img * m * outP, pb, channels: m, plane: outP) }
+                            epilogue.apply(O + img * m * outP, rows: m, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress!)
                         }
                     }
                     if tasks > 1 {

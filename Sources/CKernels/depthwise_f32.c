@@ -1,0 +1,113 @@
+// FP32 depthwise 3x3 (one plane, undilated), the MobileNet case. The tap-by-tap Swift
+// loop it replaces made nine passes over each output plane (1-4 GFLOP/s on MobileNetV2's
+// wide planes); here each output sums its nine taps in registers, eight outputs of a row
+// per AVX2 vector, for strides 1 and 2 (stride 2 de-interleaves two loads). Border
+// outputs, other strides and row tails use the scalar pixel, the reference's arithmetic.
+// Every path sums the taps that lie inside the input in (kh, kw) order from +0 with a
+// separate multiply and add, as the reference and the Swift loops do, so all paths agree
+// bit for bit: no FMA contraction in this file.
+#pragma STDC FP_CONTRACT OFF
+#include "mpq_internal.h"
+#include <immintrin.h>
+
+static inline float pixel(const float *x, int H, int W, const float *w, int ih0, int iw0) {
+    float acc = 0.0f;
+    for (int kh = 0; kh < 3; kh++) {
+        int ih = ih0 + kh;
+        if (ih < 0 || ih >= H) continue;
+        for (int kw = 0; kw < 3; kw++) {
+            int iw = iw0 + kw;
+            if (iw < 0 || iw >= W) continue;
+            float p = w[kh * 3 + kw] * x[(size_t)ih * (size_t)W + (size_t)iw];
+            acc = acc + p;
+        }
+    }
+    return acc;
+}
+
+// `pixel` for an output whose nine taps are all inside: the same sums, no checks.
+static inline float pixel_inside(const float *x, int W, const float *w, int ih0, int iw0) {
+    const float *r = x + (size_t)ih0 * (size_t)W + (size_t)iw0;
+    float acc = 0.0f;
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+            float p = w[kh * 3 + kw] * r[(size_t)kh * (size_t)W + (size_t)kw];
+            acc = acc + p;
+        }
+    return acc;
+}
+
+void mpq_depthwise3x3_f32_reference(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
+                                    int pad_top, int pad_left, int OH, int OW, float *y) {
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++)
+            y[(size_t)oh * (size_t)OW + (size_t)ow] = pixel(x, H, W, w, oh * stride_h - pad_top, ow * stride_w - pad_left);
+}
+
+// Inputs iw, iw + s, ..., iw + 7s of a row (s = 1 or 2); stride 2 reads p[0..15].
+static inline __attribute__((target("avx2"))) __m256 load8(const float *p, int s) {
+    if (s == 1) return _mm256_loadu_ps(p);
+    __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    __m256 even = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
+}
+
+__attribute__((target("avx2")))
+void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
+                               int pad_top, int pad_left, int OH, int OW, float *y) {
+    const int s = stride_w;
+    if (s != 1 && s != 2) {
+        mpq_depthwise3x3_f32_reference(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
+        return;
+    }
+    // Last input index a block of 8 starting at output ow reads: the last tap of its last
+    // pixel (stride 1), one more for stride 2 (its second load covers 16 floats).
+    const int reach = s == 1 ? 7 + 2 : 14 + 2 + 1;
+    __m256 wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm256_set1_ps(w[t]);
+    for (int oh = 0; oh < OH; oh++) {
+        const int ih0 = oh * stride_h - pad_top;
+        float *yrow = y + (size_t)oh * (size_t)OW;
+        const int rows_inside = ih0 >= 0 && ih0 + 2 < H;
+        int ow = 0;
+        while (ow < OW) {
+            const int first = ow * s - pad_left;
+            int start = -1;
+            if (rows_inside && first >= 0) {
+                if (ow + 8 <= OW && first + reach < W) {
+                    start = ow;
+                } else if (ow + 8 > OW && OW >= 8) {
+                    // Row tail: a block ending at the last output, re-writing outputs
+                    // already done with the same bits, instead of going scalar.
+                    const int b = OW - 8, bf = b * s - pad_left;
+                    if (bf >= 0 && bf + reach < W) start = b;
+                }
+            }
+            if (start < 0) {
+                yrow[ow] = rows_inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ih0, first)
+                                                                      : pixel(x, H, W, w, ih0, first);
+                ow++;
+                continue;
+            }
+            const float *r = x + (size_t)ih0 * (size_t)W + (size_t)(start * s - pad_left);
+            __m256 acc = _mm256_setzero_ps();
+            for (int kh = 0; kh < 3; kh++) {
+                const float *row = r + (size_t)kh * (size_t)W;
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(wv[kh * 3 + 0], load8(row + 0, s)));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(wv[kh * 3 + 1], load8(row + 1, s)));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(wv[kh * 3 + 2], load8(row + 2, s)));
+            }
+            _mm256_storeu_ps(yrow + start, acc);
+            ow = start + 8;
+        }
+    }
+}
+
+void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, const float *w, int stride_h,
+                          int stride_w, int pad_top, int pad_left, int OH, int OW, float *y) {
+    path = mpq_resolve_kernel_path(path);
+    if (path == MPQ_PATH_REFERENCE)
+        mpq_depthwise3x3_f32_reference(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
+    else
+        mpq_depthwise3x3_f32_avx2(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
+}
