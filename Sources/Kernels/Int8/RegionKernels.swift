@@ -14,10 +14,20 @@ import ONNX
 enum RegionKernels {
     static let tableOps: Set<String> = ["Sigmoid", "LeakyRelu", "Relu", "HardSigmoid", "HardSwish", "Tanh"]
 
+    /// Ops that only move or select values (and Concat, which also requantizes each input):
+    /// on codes they run as the FP32 op on the codes themselves (`movement`).
+    static let movementOps: Set<String> = ["MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity",
+                                           "Resize", "Upsample", "Concat"]
+
     /// Whether `override` gives `node` a fast form, which then reads inputs held as codes.
     static func hasFastForm(_ node: Node, plan: QuantPlan) -> Bool {
         if tableOps.contains(node.opType), let x = node.input(0), plan.requantized[x] != nil { return true }
+        if isMovement(node) { return true }
         return (node.opType == "Add" || node.opType == "Mul") && node.inputs.count == 2
+    }
+
+    static func isMovement(_ node: Node) -> Bool {
+        movementOps.contains(node.opType) && RegionOpKind.of(node) != nil && FusedActivation(node: node) == nil
     }
 
     /// `path()` is read at every run, so changing the runtime's kernel path takes effect
@@ -51,6 +61,48 @@ enum RegionKernels {
                 return [lookup(t.materialized(), table, qi, path: path())]
             }
         }
+        if isMovement(node) {
+            let isConcat = node.opType == "Concat"
+            var remaps: [ActivationQuant: [UInt8]] = [:]
+            return { inputs in
+                // Codes in (on the output's grid, or any grid for Concat, whose inputs are
+                // requantized): the op moves codes; anything else takes the generic form.
+                let data = isConcat ? inputs.indices.filter { inputs[$0] != nil } : [0]
+                let onCodes = !data.isEmpty && data.allSatisfy { i in
+                    guard let t = inputs[i], t.isCodesOnly, let c = t.codes else { return false }
+                    return isConcat || (c.scale == q.scale && c.zeroPoint == q.zeroPoint)
+                }
+                guard onCodes else {
+                    var outs = try session.runNode(node, inputs: Session.materialized(inputs))
+                    requantize(&outs[0], q, path: path())
+                    return outs
+                }
+                var ins = inputs
+                for i in data {
+                    let c = inputs[i]!.codes!
+                    var values = c.values
+                    if c.scale != q.scale || c.zeroPoint != q.zeroPoint {
+                        // Requantizing a code is a function of the code: a 256-entry table.
+                        let key = ActivationQuant(scale: c.scale, zeroPoint: c.zeroPoint)
+                        let table = remaps[key] ?? requantizedCodes(from: key, to: q)
+                        remaps[key] = table
+                        values = values.map { table[Int($0)] }
+                    }
+                    counters?.codesRead += 1
+                    ins[i] = Tensor(shape: inputs[i]!.shape, floats: values.map { Float($0) })
+                }
+                // The op only moves values, so its output holds codes (or, for a MaxPool window
+                // wholly in padding, -inf: code 0, as requantizing the float -inf gives).
+                let moved = try session.runNode(node, inputs: ins)
+                var codes = [UInt8](repeating: 0, count: moved[0].floats.count)
+                moved[0].floats.withUnsafeBufferPointer { p in
+                    codes.withUnsafeMutableBufferPointer { quantizeU8(p, ActivationQuant(scale: 1, zeroPoint: 0), path: path(), into: $0.baseAddress!) }
+                }
+                let t = Tensor(shape: moved[0].shape, codes: QuantizedCodes(values: codes, scale: q.scale, zeroPoint: q.zeroPoint))
+                if writeCodes { counters?.codesWritten += 1 }
+                return [writeCodes ? t : t.materialized()] + moved.dropFirst()
+            }
+        }
         if node.opType == "Add" || node.opType == "Mul", node.inputs.count == 2 {
             let isAdd = node.opType == "Add"
             return { inputs in
@@ -70,6 +122,19 @@ enum RegionKernels {
             }
         }
         return nil
+    }
+
+    /// For every code on grid `a`, its code after requantizing its value to grid `b`
+    /// (dequantize as the producer writes it, then `requantize`, whose result is on `b`).
+    static func requantizedCodes(from a: ActivationQuant, to b: ActivationQuant) -> [UInt8] {
+        var grid = [Float](repeating: 0, count: 256)
+        let codes = (0...255).map { UInt8($0) }
+        mpq_dequantize_u8(codes, 256, a.scale, a.zeroPoint, &grid)
+        var t = Tensor(shape: [256], floats: grid)
+        requantize(&t, b, path: .reference)
+        var out = [UInt8](repeating: 0, count: 256)
+        t.floats.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { quantizeU8(p, b, path: .reference, into: $0.baseAddress!) } }
+        return out
     }
 
     /// `table[q]` for every element, `q` recovered from the value on its input's grid
