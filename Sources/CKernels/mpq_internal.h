@@ -65,6 +65,13 @@ void mpq_requantize_binary_f32_avx512(int multiply, const float *a, const float 
 /// clamped value q - zp (an integer in [-zp, 255 - zp]), so this is exact.
 static inline uint8_t mpq_code_u8(float v, int32_t zp) { return (uint8_t)((int32_t)v + zp); }
 
+void mpq_dequantize_u8_reference(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_dequantize_u8_avx512(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_requantize_binary_u8_reference(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                                        float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
+void mpq_requantize_binary_u8_avx512(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                                     float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
+
 void mpq_lookup_u8grid_f32_reference(const float *x, size_t count, float scale, uint8_t zp,
                                      const float *table, float *y);
 void mpq_lookup_u8grid_f32_avx512(const float *x, size_t count, float scale, uint8_t zp,

@@ -8,9 +8,15 @@ import XCTest
 /// (`mpq_dequantize_u8`) is bit for bit the float output; the binary region kernel on codes
 /// gives the codes of the float kernel's output on the dequantized inputs.
 final class Int8ChainKernelTests: XCTestCase {
+    /// Codes dequantized by the reference, checked against every other path.
     func dequantize(_ q: [UInt8], _ s: Float, _ zp: UInt8) -> [Float] {
         var y = [Float](repeating: 0, count: q.count)
-        mpq_dequantize_u8(q, q.count, s, zp, &y)
+        mpq_dequantize_u8(MPQ_PATH_REFERENCE, q, q.count, s, zp, &y)
+        for path in int8AvailablePaths {
+            var p = [Float](repeating: 1, count: q.count)
+            mpq_dequantize_u8(path, q, q.count, s, zp, &p)
+            XCTAssertEqual(p.map(\.bitPattern), y.map(\.bitPattern), "dequantize \(int8PathName(path))")
+        }
         return y
     }
 
@@ -102,9 +108,9 @@ final class Int8ChainKernelTests: XCTestCase {
                 let (sa, za, sb, zb) = (Float(0.05), UInt8(128), Float(0.02), UInt8(3))
                 let fa = dequantize(qa, sa, za), fb = dequantize(qb, sb, zb)
                 for multiply in [Int32(0), 1] {
-                    var codes = [UInt8](repeating: 0, count: n)
-                    mpq_requantize_binary_u8(multiply, qa, sa, za, qb, sb, zb, n, s, zp, &codes)
                     for path in int8AvailablePaths {
+                        var codes = [UInt8](repeating: 0, count: n)
+                        mpq_requantize_binary_u8(path, multiply, qa, sa, za, qb, sb, zb, n, s, zp, &codes)
                         var floats = [Float](repeating: 0, count: n)
                         mpq_requantize_binary_f32(path, multiply, fa, fb, n, s, zp, &floats)
                         XCTAssertEqual(dequantize(codes, s, zp).map(\.bitPattern), floats.map(\.bitPattern),

@@ -230,12 +230,13 @@ int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq
 
 /// DequantizeLinear of codes: y = (x - zp) * scale + 0, bit for bit the floats the
 /// requantizing kernels write.
-void mpq_dequantize_u8(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_dequantize_u8(mpq_kernel_path path, const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
 
 /// mpq_requantize_binary_f32 on inputs given as codes (each dequantized as above), writing
 /// the output's codes.
-void mpq_requantize_binary_u8(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
-                              float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
+void mpq_requantize_binary_u8(mpq_kernel_path path, int multiply, const uint8_t *a, float scale_a, uint8_t zp_a,
+                              const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
+                              uint8_t *y);
 
 /// y[i] = table[x[i]].
 void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);

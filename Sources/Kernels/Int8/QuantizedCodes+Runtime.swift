@@ -11,7 +11,7 @@ extension Tensor {
         guard isCodesOnly, let c = codes else { return self }
         var out = [Float](repeating: 0, count: c.values.count)
         c.values.withUnsafeBufferPointer { q in
-            out.withUnsafeMutableBufferPointer { y in mpq_dequantize_u8(q.baseAddress, q.count, c.scale, c.zeroPoint, y.baseAddress) }
+            out.withUnsafeMutableBufferPointer { y in mpq_dequantize_u8(MPQ_PATH_AUTO, q.baseAddress, q.count, c.scale, c.zeroPoint, y.baseAddress) }
         }
         return Tensor(shape: shape, floats: out, dtype: dtype)
     }

@@ -113,7 +113,7 @@ enum RegionKernels {
                 }
                 if let ca = a.codes, let cb = b.codes, a.isCodesOnly, b.isCodesOnly {
                     counters?.codesRead += 2
-                    let out = binary(ca, cb, isAdd: isAdd, q)
+                    let out = binary(ca, cb, isAdd: isAdd, q, path: path())
                     let t = Tensor(shape: a.shape, codes: out)
                     if writeCodes { counters?.codesWritten += 1; return [t] }
                     return [t.materialized()]
@@ -129,7 +129,7 @@ enum RegionKernels {
     static func requantizedCodes(from a: ActivationQuant, to b: ActivationQuant) -> [UInt8] {
         var grid = [Float](repeating: 0, count: 256)
         let codes = (0...255).map { UInt8($0) }
-        mpq_dequantize_u8(codes, 256, a.scale, a.zeroPoint, &grid)
+        mpq_dequantize_u8(MPQ_PATH_REFERENCE, codes, 256, a.scale, a.zeroPoint, &grid)
         var t = Tensor(shape: [256], floats: grid)
         requantize(&t, b, path: .reference)
         var out = [UInt8](repeating: 0, count: 256)
@@ -154,12 +154,12 @@ enum RegionKernels {
     /// `binary` on inputs held as codes, writing codes (`mpq_requantize_binary_u8`: each
     /// input dequantized as its producer would have written it, then the same float
     /// operation and requantization).
-    static func binary(_ a: QuantizedCodes, _ b: QuantizedCodes, isAdd: Bool, _ q: ActivationQuant) -> QuantizedCodes {
+    static func binary(_ a: QuantizedCodes, _ b: QuantizedCodes, isAdd: Bool, _ q: ActivationQuant, path: KernelPath) -> QuantizedCodes {
         var out = [UInt8](repeating: 0, count: a.values.count)
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { y in
-                    mpq_requantize_binary_u8(isAdd ? 0 : 1, pa.baseAddress, a.scale, a.zeroPoint, pb.baseAddress, b.scale, b.zeroPoint,
+                    mpq_requantize_binary_u8(path.c, isAdd ? 0 : 1, pa.baseAddress, a.scale, a.zeroPoint, pb.baseAddress, b.scale, b.zeroPoint,
                                              pa.count, q.scale, q.zeroPoint, y.baseAddress)
                 }
             }
