@@ -86,10 +86,18 @@ enum RegionKernels {
                         let key = ActivationQuant(scale: c.scale, zeroPoint: c.zeroPoint)
                         let table = remaps[key] ?? requantizedCodes(from: key, to: q)
                         remaps[key] = table
-                        values = values.map { table[Int($0)] }
+                        let src = values
+                        src.withUnsafeBufferPointer { x in table.withUnsafeBufferPointer { t in values.withUnsafeMutableBufferPointer { y in
+                            mpq_lookup_u8(x.baseAddress, x.count, t.baseAddress, y.baseAddress)
+                        } } }
                     }
                     counters?.codesRead += 1
-                    ins[i] = Tensor(shape: inputs[i]!.shape, floats: values.map { Float($0) })
+                    // The codes as floats: dequantizing with scale 1 and zero point 0 is exact.
+                    var floats = [Float](repeating: 0, count: values.count)
+                    values.withUnsafeBufferPointer { x in floats.withUnsafeMutableBufferPointer { y in
+                        mpq_dequantize_u8(path().c, x.baseAddress, x.count, 1, 0, y.baseAddress)
+                    } }
+                    ins[i] = Tensor(shape: inputs[i]!.shape, floats: floats)
                 }
                 // The op only moves values, so its output holds codes (or, for a MaxPool window
                 // wholly in padding, -inf: code 0, as requantizing the float -inf gives).
