@@ -31,7 +31,7 @@ static inline AVX2_TARGET __m256i load8(const uint8_t *p, int sw) {
 }
 
 AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                                    const mpq_epilogue *ep, float *out) {
+                                    const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
     const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w;
     const int sw = s->stride_w, dw = s->dilation_w, pl = s->pad_left;
@@ -49,7 +49,9 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
         const __m256 scale = _mm256_set1_ps(sc), bias = _mm256_set1_ps(bc);
         const __m256i bias_i32 = _mm256_set1_epi32(ep->bias_i32 ? ep->bias_i32[c] : 0);
         for (int oh = 0; oh < OH; oh++) {
-            float *orow = out + ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW;
+            const size_t row = ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW;
+            float *orow = out_u8 ? NULL : out + row;
+            uint8_t *crow = out_u8 ? out_u8 + row : NULL;
             int ow = 0;
             while (ow < OW) {
                 // A block may start up to 7 pixels back (re-writing pixels already
@@ -80,11 +82,19 @@ AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s,
                     if (ep->out_scale > 0)
                         v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
                                                         _mm256_set1_ps(ep->out_scale)), _mm256_setzero_ps());
-                    _mm256_storeu_ps(orow + start, v);
+                    if (crow) {
+                        float res[8];
+                        _mm256_storeu_ps(res, v);
+                        for (int l = 0; l < 8; l++) crow[start + l] = mpq_code_u8(res[l], out_zp);
+                    } else {
+                        _mm256_storeu_ps(orow + start, v);
+                    }
                     ow = start + 8;
                 } else {
-                    orow[ow] = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->bias_i32, ep->a_scale,
-                                                   ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
+                    float r = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->bias_i32, ep->a_scale,
+                                                  ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
+                    if (crow) crow[ow] = mpq_code_u8(r, out_zp);
+                    else orow[ow] = r;
                     ow++;
                 }
             }

@@ -6,7 +6,7 @@ static int is_depthwise(const mpq_conv2d_shape *s) {
 }
 
 void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                             const mpq_epilogue *ep, float *out) {
+                             const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
     const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w;
     for (int c = 0; c < s->channels; c++) {
@@ -25,8 +25,11 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
                         acc += (a - ep->a_zero_point) * (int32_t)wc[kh * KW + kw];
                     }
                 }
-                out[((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow] = mpq_epilogue_scalar(
+                size_t at = ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow;
+                float v = mpq_epilogue_scalar(
                     acc, ep->bias_i32, ep->a_scale, ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
+                if (out_u8) out_u8[at] = mpq_code_u8(v, out_zp);
+                else out[at] = v;
             }
         }
     }
@@ -39,8 +42,21 @@ int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
     // The VNNI path has no 512-bit depthwise kernel; it runs the AVX2 one.
     switch (mpq_resolve_kernel_path(path)) {
     case MPQ_PATH_VNNI:
-    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, ep, out); break;
-    default: mpq_depthwise_reference(x, s, w, ep, out); break;
+    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, ep, out, NULL, 0); break;
+    default: mpq_depthwise_reference(x, s, w, ep, out, NULL, 0); break;
+    }
+    return 0;
+}
+
+int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                               const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point) {
+    if (!x || !w || !ep || !ep->b_scale || !(ep->out_scale > 0) || !out || !is_depthwise(s)) return -1;
+    mpq_epilogue codes = *ep;
+    codes.out_scale = 1.0f;   // keeps the rounded q - zp (mpq_qgemm_u8s8_u8)
+    switch (mpq_resolve_kernel_path(path)) {
+    case MPQ_PATH_VNNI:
+    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, &codes, NULL, out, out_zero_point); break;
+    default: mpq_depthwise_reference(x, s, w, &codes, NULL, out, out_zero_point); break;
     }
     return 0;
 }

@@ -22,6 +22,9 @@ typedef struct {
     float *out;
     int ldo;
     int out_channel_major;           ///< out[n * ldo + m] instead of out[m * ldo + n]
+    uint8_t *out_u8;                 ///< uint8 output instead of `out` (same indexing), or NULL:
+                                     ///< the epilogue then has out_scale 1 and stores v + out_zp
+    int32_t out_zp;
 } mpq_gemm_job;
 
 /// Checks a packed-B buffer against N and K and returns its parts; -1 if it does not match.
@@ -48,9 +51,9 @@ void mpq_quantize_u8_avx2(const float *x, size_t count, float scale, uint8_t zp,
 void mpq_quantize_u8_avx512(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);
 
 void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                             const mpq_epilogue *ep, float *out);
+                             const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
 void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                        const mpq_epilogue *ep, float *out);
+                        const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
 
 void mpq_requantize_f32_reference(const float *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_requantize_f32_avx512(const float *x, size_t count, float scale, uint8_t zp, float *y);
@@ -58,6 +61,17 @@ void mpq_requantize_binary_f32_reference(int multiply, const float *a, const flo
                                          float scale, uint8_t zp, float *y);
 void mpq_requantize_binary_f32_avx512(int multiply, const float *a, const float *b, size_t count,
                                       float scale, uint8_t zp, float *y);
+/// The uint8 code of a requantizing epilogue run with out_scale 1: `v` is the rounded,
+/// clamped value q - zp (an integer in [-zp, 255 - zp]), so this is exact.
+static inline uint8_t mpq_code_u8(float v, int32_t zp) { return (uint8_t)((int32_t)v + zp); }
+
+void mpq_dequantize_u8_reference(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_dequantize_u8_avx512(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_requantize_binary_u8_reference(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                                        float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
+void mpq_requantize_binary_u8_avx512(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                                     float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
+
 void mpq_lookup_u8grid_f32_reference(const float *x, size_t count, float scale, uint8_t zp,
                                      const float *table, float *y);
 void mpq_lookup_u8grid_f32_avx512(const float *x, size_t count, float scale, uint8_t zp,

@@ -76,6 +76,7 @@ static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int 
     j->a = a; j->lda = lda;
     j->za = za;
     j->c = NULL; j->ldc = 0; j->ep = NULL; j->out = NULL; j->ldo = 0; j->out_channel_major = 0;
+    j->out_u8 = NULL; j->out_zp = 0;
     return mpq_packed_b_view(packed, n, k, &j->bdata, &j->colsum, &j->kp);
 }
 
@@ -114,4 +115,22 @@ int mpq_qgemm_u8s8_f32_nchw(mpq_kernel_path path, int m, int n, int k,
                             const uint8_t *a, int lda, const void *packed,
                             const mpq_epilogue *ep, float *out, int ldo, int threads) {
     return gemm_f32(path, m, n, k, a, lda, packed, ep, out, ldo, 1, threads);
+}
+
+int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *a, int lda, const void *packed,
+                      const mpq_epilogue *ep, uint8_t *out, int ldo, uint8_t out_zero_point, int channel_major,
+                      int threads) {
+    mpq_gemm_job j;
+    if (!ep || !ep->b_scale || !(ep->out_scale > 0) || !out || ldo < (channel_major ? m : n)) return -1;
+    if (make_job(&j, m, n, k, a, lda, packed, ep->a_zero_point)) return -1;
+    // The same epilogue up to the rounding; scaling by 1 keeps the rounded q - zp as is.
+    mpq_epilogue codes = *ep;
+    codes.out_scale = 1.0f;
+    j.ep = &codes;
+    j.out_u8 = out;
+    j.out_zp = out_zero_point;
+    j.ldo = ldo;
+    j.out_channel_major = channel_major;
+    run(&j, region_for(path), threads);
+    return 0;
 }

@@ -91,6 +91,15 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p) {
             if (ep->out_scale > 0)
                 f = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
                                                 _mm256_set1_ps(ep->out_scale)), _mm256_setzero_ps());
+            if (j->out_u8) {
+                _mm256_storeu_ps(res, f);
+                for (int l = 0; l < nc; l++) {
+                    size_t at = j->out_channel_major ? (size_t)(col + l) * (size_t)j->ldo + (size_t)(m0 + i)
+                                                     : (size_t)(m0 + i) * (size_t)j->ldo + (size_t)(col + l);
+                    j->out_u8[at] = mpq_code_u8(res[l], j->out_zp);
+                }
+                continue;
+            }
             if (j->out_channel_major) {
                 _mm256_storeu_ps(res, f);
                 float *dst = j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i);

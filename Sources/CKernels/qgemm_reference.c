@@ -27,8 +27,10 @@ void mpq_gemm_region_reference(const mpq_gemm_job *j, int m0, int m1, int p0, in
                 const mpq_epilogue *ep = j->ep;
                 size_t at = j->out_channel_major ? (size_t)col * (size_t)j->ldo + (size_t)row
                                                  : (size_t)row * (size_t)j->ldo + (size_t)col;
-                j->out[at] = mpq_epilogue_scalar(
+                float v = mpq_epilogue_scalar(
                     acc, ep->bias_i32, ep->a_scale, ep->b_scale[col], ep->bias, col, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
+                if (j->out_u8) j->out_u8[at] = mpq_code_u8(v, j->out_zp);
+                else j->out[at] = v;
             }
         }
     }

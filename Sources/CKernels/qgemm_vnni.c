@@ -86,7 +86,16 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
                 if (ep->out_scale > 0)
                     v = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
                                                     _mm512_set1_ps(ep->out_scale)), _mm512_setzero_ps());
-                if (j->out_channel_major) {
+                if (j->out_u8) {
+                    __m128i codes = _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(j->out_zp)));
+                    if (j->out_channel_major) {
+                        uint8_t tmp[16];
+                        _mm_storeu_si128((__m128i *)tmp, codes);
+                        for (int l = 0; l < cols && l < 16; l++) j->out_u8[(size_t)(col + l) * (size_t)j->ldo + (size_t)(m0 + i)] = tmp[l];
+                    } else {
+                        _mm_mask_storeu_epi8(j->out_u8 + (size_t)(m0 + i) * (size_t)j->ldo + col, mask, codes);
+                    }
+                } else if (j->out_channel_major) {
                     // One float per channel row: a scatter; the epilogue is 1/K of the work.
                     _mm512_mask_i32scatter_ps(j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i), mask,
                                               _mm512_mullo_epi32(_mm512_set1_epi32(j->ldo), lanes), v, 4);
@@ -182,6 +191,13 @@ static VNNI_TARGET void tile16_channel_major(const mpq_gemm_job *j, int m0, int 
         v[i] = x;
     }
     transpose16x16(v);
+    if (j->out_u8) {
+        const __m512i zp = _mm512_set1_epi32(j->out_zp);
+        for (int c = 0; c < cols; c++)
+            _mm_storeu_si128((__m128i *)(j->out_u8 + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0),
+                             _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v[c]), zp)));
+        return;
+    }
     for (int c = 0; c < cols; c++) _mm512_storeu_ps(j->out + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0, v[c]);
 }
 

@@ -62,3 +62,52 @@ void mpq_lookup_u8grid_f32(mpq_kernel_path path, const float *x, size_t count, f
     if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_lookup_u8grid_f32_avx512(x, count, scale, zp, table, y);
     else mpq_lookup_u8grid_f32_reference(x, count, scale, zp, table, y);
 }
+
+// MARK: - uint8 chains (docs/int8-chains.md): the same arithmetic on uint8 codes.
+
+/// (k - zp) * scale + 0 for every code k: the float a requantizing kernel writes for k.
+static void grid_table(float scale, uint8_t zp, float table[256]) {
+    for (int k = 0; k < 256; k++) {
+        float v = (float)(k - (int)zp);
+        v = v * scale;
+        table[k] = v + 0.0f;
+    }
+}
+
+void mpq_dequantize_u8_reference(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y) {
+    float table[256];
+    grid_table(scale, zp, table);
+    for (size_t i = 0; i < count; i++) y[i] = table[x[i]];
+}
+
+void mpq_requantize_binary_u8_reference(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                                        float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y) {
+    float ta[256], tb[256];
+    grid_table(scale_a, zp_a, ta);
+    grid_table(scale_b, zp_b, tb);
+    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
+    for (size_t i = 0; i < count; i++) {
+        float r = multiply ? ta[a[i]] * tb[b[i]] : ta[a[i]] + tb[b[i]];
+        float v = r / scale;
+        v = (v > lo) ? v : lo;
+        v = (v < hi) ? v : hi;
+        y[i] = mpq_code_u8(nearbyintf(v), zp);
+    }
+}
+
+void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y) {
+    for (size_t i = 0; i < count; i++) y[i] = table[x[i]];
+}
+
+void mpq_dequantize_u8(mpq_kernel_path path, const uint8_t *x, size_t count, float scale, uint8_t zp, float *y) {
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_dequantize_u8_avx512(x, count, scale, zp, y);
+    else mpq_dequantize_u8_reference(x, count, scale, zp, y);
+}
+
+void mpq_requantize_binary_u8(mpq_kernel_path path, int multiply, const uint8_t *a, float scale_a, uint8_t zp_a,
+                              const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
+                              uint8_t *y) {
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI)
+        mpq_requantize_binary_u8_avx512(multiply, a, scale_a, zp_a, b, scale_b, zp_b, count, scale, zp, y);
+    else mpq_requantize_binary_u8_reference(multiply, a, scale_a, zp_a, b, scale_b, zp_b, count, scale, zp, y);
+}

@@ -4,7 +4,7 @@ import ONNX
 /// mpq's INT8 scheme (docs/quantization.md), ONNX Runtime's default static QDQ scheme:
 /// activations uint8 asymmetric per tensor, weights int8 symmetric per output channel in
 /// [-127, 127], bias int32 at scale s_x * s_w, round half to even, saturate.
-public struct ActivationQuant: Codable, Equatable, Sendable {
+public struct ActivationQuant: Codable, Hashable, Sendable {
     public var scale: Float
     public var zeroPoint: UInt8
 

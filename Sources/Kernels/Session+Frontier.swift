@@ -70,7 +70,7 @@ extension Session {
             guard let t = computed[o.name] ?? cache[o.name] ?? constants[o.name] else {
                 throw RuntimeError.missingValue(name: o.name, node: "graph output")
             }
-            result[o.name] = t
+            result[o.name] = t.materialized()
         }
         return result
     }

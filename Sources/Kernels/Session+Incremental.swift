@@ -52,7 +52,7 @@ extension Session {
             guard let t = changed[o.name] ?? cache[o.name] ?? constants[o.name] else {
                 throw RuntimeError.missingValue(name: o.name, node: "graph output")
             }
-            result[o.name] = t
+            result[o.name] = t.materialized()
         }
         return (result, executed)
     }

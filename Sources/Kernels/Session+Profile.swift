@@ -23,7 +23,7 @@ extension Session {
         let index = Dictionary(uniqueKeysWithValues: plan.enumerated().map { ($0.element.name, $0.offset) })
         for run in 0...max(1, runs) {
             var last = DispatchTime.now().uptimeNanoseconds
-            _ = try self.run(feeds, keep: [], fusing: true) { node, ins, outs in
+            _ = try self.run(feeds, keep: [], fusing: true, observeCodes: true) { node, ins, outs in
                 let now = DispatchTime.now().uptimeNanoseconds
                 if run > 0, let i = index[node.name] {
                     samples[i].append(Double(now - last) / 1e9)

@@ -21,7 +21,12 @@ public final class Session {
     private(set) var siluFusions: [Int: SiluFusion] = [:]
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
-    public var overrides: [String: NodeOverride] = [:]
+    /// Changing them forgets `codesInputNodes` (an override set later may need floats).
+    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = [] } }
+    /// Nodes whose override reads inputs held as uint8 codes (`Tensor.codes`, the INT8
+    /// runtime's chains, docs/int8-chains.md). Every other node, every graph output, kept
+    /// value and observer sees floats: the session materialises codes for them.
+    public var codesInputNodes: Set<String> = []
 
     public init(graph: Graph, foldConstants: Bool = true) throws {
         self.graph = graph
@@ -59,14 +64,16 @@ public final class Session {
 
     /// Runs the graph. `observer` sees every executed node with its outputs (calibration,
     /// per-layer comparisons); `keep` names intermediate values to return besides the outputs.
-    public func run(_ feeds: [String: Tensor], keep: Set<String> = [],
+    /// With `observeCodes` the observer may see tensors held as codes (`isCodesOnly`, only
+    /// their shapes are meaningful then): the profiler, which must not time materialisation.
+    public func run(_ feeds: [String: Tensor], keep: Set<String> = [], observeCodes: Bool = false,
                     observer: ((Node, [Tensor?], [Tensor]) -> Void)? = nil) throws -> [String: Tensor] {
-        try run(feeds, keep: keep, fusing: observer == nil, observer: observer)
+        try run(feeds, keep: keep, fusing: observer == nil, observeCodes: observeCodes, observer: observer)
     }
 
     /// `fusing`: run each Conv -> Sigmoid -> Mul SiLU as one node (`SiluFusion`); the
     /// observer then sees the fused Conv writing the Mul's output, and no Sigmoid or Mul.
-    func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool,
+    func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool, observeCodes: Bool = false,
              observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
         var values: [String: Tensor] = [:]
         for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
@@ -88,14 +95,16 @@ public final class Session {
                 fusedAway.formUnion([f.sigmoid, f.mul])
             }
             let outs = try execute(node: node, index: i, inputs: ins)
-            observer?(node, ins, outs)
+            if let observer {
+                if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
+            }
             for (name, t) in zip(node.outputs, outs) where !name.isEmpty {
                 values[name] = t
-                if keep.contains(name) || outputNames.contains(name) { result[name] = t }
+                if keep.contains(name) || outputNames.contains(name) { result[name] = t.materialized() }
             }
             // Free what no later node reads.
             for v in node.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
-                if keep.contains(v) { result[v] = values[v] }
+                if keep.contains(v) { result[v] = values[v]?.materialized() }
                 values[v] = nil
             }
         }
@@ -103,10 +112,10 @@ public final class Session {
             guard let t = values[o.name] ?? constants[o.name] ?? feeds[o.name] else {
                 throw RuntimeError.missingValue(name: o.name, node: "graph output")
             }
-            result[o.name] = t
+            result[o.name] = t.materialized()
         }
         try checkDeclaredOutputTypes(result)
-        for k in keep where result[k] == nil { result[k] = values[k] ?? constants[k] }
+        for k in keep where result[k] == nil { result[k] = (values[k] ?? constants[k])?.materialized() }
         return result
     }
 
@@ -132,7 +141,8 @@ public final class Session {
     }
 
     /// Runs plan node `index`: its override if it has one, else its op.
-    func execute(node: Node, index: Int, inputs ins: [Tensor?]) throws -> [Tensor] {
+    func execute(node: Node, index: Int, inputs: [Tensor?]) throws -> [Tensor] {
+        let ins = codesInputNodes.contains(node.name) ? inputs : Self.materialized(inputs)
         if let o = overrides[node.name] {
             do { return try o(ins) } catch let e as OpError {
                 throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)

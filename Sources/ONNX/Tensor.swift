@@ -52,6 +52,10 @@ public struct Tensor: Sendable, Equatable {
     public var dtype: DType
     public var floats: [Float]
     public var ints: [Int64]
+    /// Set on the INT8 runtime's uint8 chains (docs/int8-chains.md): the tensor is held as
+    /// uint8 codes whose float values are `(q - zeroPoint) * scale`, and `floats` is empty
+    /// until the runtime materialises it for a consumer that needs float.
+    public var codes: QuantizedCodes? = nil
 
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
@@ -96,6 +100,29 @@ public struct Tensor: Sendable, Equatable {
 
     /// A human-readable shape such as `[1,3,224,224]`.
     public static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ",") + "]" }
+}
+
+/// A float tensor held as uint8 codes on a per-tensor grid: value = (q - zeroPoint) * scale.
+public struct QuantizedCodes: Sendable, Equatable {
+    public var values: [UInt8]
+    public var scale: Float
+    public var zeroPoint: UInt8
+
+    public init(values: [UInt8], scale: Float, zeroPoint: UInt8) {
+        self.values = values; self.scale = scale; self.zeroPoint = zeroPoint
+    }
+}
+
+extension Tensor {
+    /// A float32 tensor held only as uint8 codes (`floats` stays empty).
+    public init(shape: [Int], codes: QuantizedCodes) {
+        precondition(shape.reduce(1, *) == codes.values.count, "shape \(shape) does not hold \(codes.values.count) codes")
+        self.shape = shape; self.dtype = .float32; self.floats = []; self.ints = []; self.codes = codes
+    }
+
+    /// Whether the values exist only as codes (a consumer that reads `floats` must have the
+    /// runtime materialise them first).
+    public var isCodesOnly: Bool { codes != nil && floats.count != count }
 }
 
 /// Row-major strides for a shape.

@@ -211,6 +211,36 @@ int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
                             const mpq_conv2d_shape *s, const int8_t *w,
                             const mpq_epilogue *ep, float *out);
 
+// MARK: - uint8 chains of the `ort` scheme (docs/int8-chains.md)
+//
+// Between INT8 ops the runtime may carry a requantized tensor as its uint8 codes q instead
+// of the floats (q - zp) * scale + 0 that the kernels above write; every function here
+// gives the codes of exactly what its float counterpart computes.
+
+/// The INT8 GEMM with a requantizing epilogue (ep->out_scale > 0, as for
+/// mpq_qgemm_u8s8_f32[_nchw]) writing the codes q = nearbyint(clamped) + out_zero_point
+/// instead of (q - out_zero_point) * out_scale. `channel_major` as the _nchw variant.
+int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *a, int lda, const void *packed,
+                      const mpq_epilogue *ep, uint8_t *out, int ldo, uint8_t out_zero_point, int channel_major,
+                      int threads);
+
+/// mpq_depthwise_conv_u8s8 with a requantizing epilogue, writing codes as mpq_qgemm_u8s8_u8.
+int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                               const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point);
+
+/// DequantizeLinear of codes: y = (x - zp) * scale + 0, bit for bit the floats the
+/// requantizing kernels write.
+void mpq_dequantize_u8(mpq_kernel_path path, const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+
+/// mpq_requantize_binary_f32 on inputs given as codes (each dequantized as above), writing
+/// the output's codes.
+void mpq_requantize_binary_u8(mpq_kernel_path path, int multiply, const uint8_t *a, float scale_a, uint8_t zp_a,
+                              const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
+                              uint8_t *y);
+
+/// y[i] = table[x[i]].
+void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);
+
 // MARK: - FP32 elementwise
 
 /// ONNX Sigmoid, y may be x. `MPQ_PATH_REFERENCE`: libm expf, 1 / (1 + e^-x) for x >= 0 and

@@ -1,4 +1,14 @@
+import Foundation
 import ONNX
+
+/// What the uint8 chains did since the last `reset` (docs/int8-chains.md): inputs an INT8
+/// op read as codes (each a quantize or dequantize pass not made) and outputs it wrote as codes.
+public final class Int8ChainCounters {
+    public var codesRead = 0
+    public var codesWritten = 0
+    public init() {}
+    public func reset() { codesRead = 0; codesWritten = 0 }
+}
 
 /// Runs a session with any per-layer mix of INT8 and FP32. Every quantizable layer is
 /// prepared once (weights quantized and packed, bias quantized); switching a map only
@@ -18,6 +28,14 @@ public final class MixedPrecisionRuntime {
     public let sources: [String: String]
     /// What the current map executes: INT8 layers, INT8 region ops, requantized tensors.
     public private(set) var plan = QuantPlan(inputsScheme: [])
+    /// Under `ort`, carry requantized tensors between INT8 ops as uint8 codes instead of
+    /// their dequantized floats (docs/int8-chains.md): the same output bits, fewer passes.
+    /// Off (environment `MPQ_INT8_CHAINS=0`, or set here), the float path is the reference.
+    /// Takes effect at the next `apply`.
+    public var uint8Chains: Bool = ProcessInfo.processInfo.environment["MPQ_INT8_CHAINS"] != "0"
+    public let chainCounters = Int8ChainCounters()
+    /// Nodes reading each tensor.
+    private let readers: [String: [String]]
 
     /// Nodes of the session that can run in INT8, in execution order.
     public static func quantizableNodes(_ session: Session) -> [Node] {
@@ -49,6 +67,9 @@ public final class MixedPrecisionRuntime {
         self.layers = layers
         self.layerNames = names
         self.map = PrecisionMap(layers: [:])
+        var readers: [String: [String]] = [:]
+        for node in session.plan { for i in node.inputs where !i.isEmpty { readers[i, default: []].append(node.name) } }
+        self.readers = readers
     }
 
     /// Routes the map's INT8 layers to their kernels; everything else runs in FP32.
@@ -58,20 +79,51 @@ public final class MixedPrecisionRuntime {
         }
         let plan = self.plan(for: map)
         session.overrides = [:]
+        // The uint8 chains: nodes that read codes, and outputs worth writing as codes (one
+        // of their readers reads codes; any other reader gets them materialised).
+        var readsCodes = Set<String>()
+        if uint8Chains && scheme == .ort {
+            for name in map.int8Layers where layers[name]!.readsCodes { readsCodes.insert(name) }
+            for node in session.plan where !plan.int8Layers.contains(node.name) {
+                if let o = node.outputs.first, plan.requantized[o] != nil, RegionKernels.hasFastForm(node, plan: plan) {
+                    readsCodes.insert(node.name)
+                }
+            }
+        }
+        let writesCodes = { [readers] (o: String) in readers[o, default: []].contains(where: readsCodes.contains) }
+        let counters = chainCounters
         for name in map.int8Layers {
             let layer = layers[name]!
+            let reads = readsCodes.contains(name)
             if let o = layer.node.outputs.first, let q = plan.requantized[o] {
                 // The layer's kernel requantizes its output itself (ORT's QLinear arithmetic).
-                session.overrides[name] = { [unowned self] inputs in try layer.run(inputs, path: self.path, output: q) }
+                if writesCodes(o) {
+                    session.overrides[name] = { [unowned self] inputs in
+                        if reads, inputs.first??.codes(on: layer.inputQuant) != nil { counters.codesRead += 1 }
+                        let outs = try layer.runWritingCodes(inputs, path: self.path, output: q)
+                        if outs.first?.isCodesOnly == true { counters.codesWritten += 1 }
+                        return outs
+                    }
+                } else {
+                    session.overrides[name] = { [unowned self] inputs in
+                        if reads, inputs.first??.codes(on: layer.inputQuant) != nil { counters.codesRead += 1 }
+                        return try layer.run(inputs, path: self.path, output: q)
+                    }
+                }
             } else {
-                session.overrides[name] = { [unowned self] inputs in try layer.run(inputs, path: self.path) }
+                session.overrides[name] = { [unowned self] inputs in
+                    if reads, inputs.first??.codes(on: layer.inputQuant) != nil { counters.codesRead += 1 }
+                    return try layer.run(inputs, path: self.path)
+                }
             }
         }
         // Other requantized outputs (region ops): the FP32 op runs, then Q -> DQ.
         for node in session.plan where layers[node.name] == nil || !plan.int8Layers.contains(node.name) {
             guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
-            if session.overrides[node.name] == nil, let fast = try RegionKernels.override(node, session: session, plan: plan, output: q,
-                                                                                             path: { [unowned self] in self.path }) {
+            if session.overrides[node.name] == nil,
+               let fast = try RegionKernels.override(node, session: session, plan: plan, output: q, path: { [unowned self] in self.path },
+                                                     writeCodes: readsCodes.contains(node.name) && writesCodes(o),
+                                                     counters: readsCodes.contains(node.name) ? counters : nil) {
                 session.overrides[node.name] = fast
                 continue
             }
@@ -84,6 +136,7 @@ public final class MixedPrecisionRuntime {
         }
         self.map = map
         self.plan = plan
+        session.codesInputNodes = readsCodes    // after the overrides: setting them clears it
     }
 
     /// What `map` executes under this runtime's scheme.

@@ -74,8 +74,15 @@ final class QuantizedConv: QuantizedLayer {
                                                              bias: floatBias, output: output))
     }
 
-    private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?) throws -> [Tensor] {
-        guard let x = inputs.first ?? nil, x.dtype.isFloating, x.rank == kernel.count + 2 else {
+    var readsCodes: Bool { true }
+
+    func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
+        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: weightScales,
+                                                             bias: floatBias, output: output), writeCodes: true)
+    }
+
+    private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?, writeCodes: Bool = false) throws -> [Tensor] {
+        guard var x = inputs.first ?? nil, x.dtype.isFloating, x.rank == kernel.count + 2 else {
             throw OpError("INT8 Conv needs a float input of rank \(kernel.count + 2)")
         }
         let n = x.shape[0], c = x.shape[1]
@@ -96,7 +103,13 @@ final class QuantizedConv: QuantizedLayer {
         let inP = g.inputCount, outP = g.outputCount
         let perGroup = outChannels / group
         let kg = weights.perChannel
-        var out = [Float](repeating: 0, count: n * outChannels * outP)
+        // Input codes on this layer's grid are the quantized input itself (docs/int8-chains.md).
+        let inputCodes = x.codes(on: inputQuant) ?? []
+        if inputCodes.isEmpty { x = x.materialized() }
+        let codesOut = writeCodes && requant != nil
+        var out = [Float](repeating: 0, count: codesOut ? 0 : n * outChannels * outP)
+        var outCodes = [UInt8](repeating: 0, count: codesOut ? n * outChannels * outP : 0)
+        let zy = requant?.output.zeroPoint ?? 0
         let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
         // A batch splits by image over the cores, each image quantized, im2col'd and
         // multiplied on one core: one fork/join per layer instead of one per image and
@@ -112,25 +125,36 @@ final class QuantizedConv: QuantizedLayer {
         biasInt.withUnsafeBufferPointer { pbi in
         (bias ?? []).withUnsafeBufferPointer { pb in
         xs.withUnsafeBufferPointer { px in
+        inputCodes.withUnsafeBufferPointer { pxq in
+        outCodes.withUnsafeMutableBufferPointer { pc in
         out.withUnsafeMutableBufferPointer { po in
-            let y0 = po.baseAddress!
+            let y0 = po.baseAddress, c0 = pc.baseAddress
             let work = { [self] (t: Int) in
                 var shape = shape
                 let first = n * t / tasks, last = n * (t + 1) / tasks
                 guard first < last else { return }
                 var status: Int32 = 0
-                let q = UnsafeMutablePointer<UInt8>.allocate(capacity: c * inP)
-                defer { q.deallocate() }
+                let qbuf = UnsafeMutablePointer<UInt8>.allocate(capacity: pxq.isEmpty ? c * inP : 1)
+                defer { qbuf.deallocate() }
                 let col = UnsafeMutablePointer<UInt8>.allocate(capacity: packed.isEmpty ? 1 : outP * kg)
                 defer { col.deallocate() }
                 for img in first..<last {
-                    quantizeU8(UnsafeBufferPointer(rebasing: px[img * c * inP..<(img + 1) * c * inP]), inputQuant, path: path, into: q)
-                    let yImg = y0 + img * outChannels * outP
+                    let q: UnsafePointer<UInt8>
+                    // (An empty array's buffer may still have a base address: test the count.)
+                    if !pxq.isEmpty, let codes = pxq.baseAddress { q = codes + img * c * inP } else {
+                        quantizeU8(UnsafeBufferPointer(rebasing: px[img * c * inP..<(img + 1) * c * inP]), inputQuant, path: path, into: qbuf)
+                        q = UnsafePointer(qbuf)
+                    }
+                    let imgOffset = img * outChannels * outP
                     if packed.isEmpty {
                         var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
                                                requant: requant, multipliers: pm, biasInt: pbi)
                         weights.values.withUnsafeBufferPointer { pw in
-                            status |= mpq_depthwise_conv_u8s8(path.c, q, &shape, pw.baseAddress, &ep, yImg)
+                            if codesOut {
+                                status |= mpq_depthwise_conv_u8s8_u8(path.c, q, &shape, pw.baseAddress, &ep, c0! + imgOffset, zy)
+                            } else {
+                                status |= mpq_depthwise_conv_u8s8(path.c, q, &shape, pw.baseAddress, &ep, y0! + imgOffset)
+                            }
                         }
                         continue
                     }
@@ -140,9 +164,15 @@ final class QuantizedConv: QuantizedLayer {
                         var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
                                                requant: requant, multipliers: pm, biasInt: pbi, channel: gi * perGroup)
                         // Written channel-major straight into the NCHW output.
-                        status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
-                                                          packed[gi].pointer, &ep, yImg + gi * perGroup * outP, Int32(outP),
-                                                          tasks > 1 ? 1 : gemmThreads(m: outP, n: perGroup, k: kg))
+                        let threads = tasks > 1 ? 1 : gemmThreads(m: outP, n: perGroup, k: kg)
+                        let at = imgOffset + gi * perGroup * outP
+                        if codesOut {
+                            status |= mpq_qgemm_u8s8_u8(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
+                                                        packed[gi].pointer, &ep, c0! + at, Int32(outP), zy, 1, threads)
+                        } else {
+                            status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
+                                                              packed[gi].pointer, &ep, y0! + at, Int32(outP), threads)
+                        }
                     }
                 }
                 statuses[t] = status
@@ -154,9 +184,15 @@ final class QuantizedConv: QuantizedLayer {
         }
         }
         }
+        }
+        }
         let status = statuses.reduce(0, |)
         if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
-        return [Tensor(shape: [n, outChannels] + g.outputShape, floats: out)]
+        let outShape = [n, outChannels] + g.outputShape
+        if codesOut, let r = requant {
+            return [Tensor(shape: outShape, codes: QuantizedCodes(values: outCodes, scale: r.output.scale, zeroPoint: r.output.zeroPoint))]
+        }
+        return [Tensor(shape: outShape, floats: out)]
     }
 }
 

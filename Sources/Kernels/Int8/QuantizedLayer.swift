@@ -19,6 +19,13 @@ public protocol QuantizedLayer: AnyObject {
     /// in its kernel epilogue (Conv, Gemm, MatMul), else quantize -> dequantize of the
     /// float output.
     func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor]
+    /// Whether `run` accepts its activation input held as uint8 codes (`Tensor.codes`):
+    /// codes on the layer's own input grid are used as they are (no quantize pass), others
+    /// are materialised and quantized (docs/int8-chains.md).
+    var readsCodes: Bool { get }
+    /// `run(_:path:output:)` returning the output as its uint8 codes (`Tensor(shape:codes:)`)
+    /// where the kernel can write them; the same values, bit for bit, once materialised.
+    func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor]
     /// The layer as a QDQ export writes it, from the numbers this layer computes with:
     /// int8 weights in the layout of the node's input 1, their scales and axis, the int32
     /// bias and its scales.
@@ -27,6 +34,11 @@ public protocol QuantizedLayer: AnyObject {
 
 extension QuantizedLayer {
     public var secondInputQuant: ActivationQuant? { nil }
+    public var readsCodes: Bool { false }
+
+    public func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
+        try run(inputs, path: path, output: output)
+    }
 
     public func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
         var outs = try run(inputs, path: path)
@@ -45,8 +57,10 @@ struct Requantization {
     let biasInt: [Int32]?
     let clamp: (Float, Float)
     let outputScale: Float
+    let output: ActivationQuant
 
     init(inputScale: Float, weightScales: [Float], bias: [Float]?, output: ActivationQuant) {
+        self.output = output
         multipliers = weightScales.map { inputScale * $0 / output.scale }
         biasInt = bias.map { quantizedBiasInt32($0, inputScale: inputScale, weightScales: weightScales) }
         clamp = (Float(0) - Float(output.zeroPoint), Float(255) - Float(output.zeroPoint))

@@ -65,26 +65,46 @@ final class QuantizedLinear: QuantizedLayer {
                                                              bias: floatBias, output: output))
     }
 
-    private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?) throws -> [Tensor] {
+    var readsCodes: Bool { true }
+
+    func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
+        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: epilogueScales,
+                                                             bias: floatBias, output: output), writeCodes: true)
+    }
+
+    private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?, writeCodes: Bool = false) throws -> [Tensor] {
         guard let a = inputs.first ?? nil, a.dtype.isFloating, a.rank >= 1, a.shape.last == k else {
             throw OpError("INT8 \(node.opType) needs a float input whose last dimension is \(k)")
         }
         if node.opType == "Gemm" && a.rank != 2 { throw OpError("Gemm input A must be 2-D, got \(Tensor.describe(a.shape))") }
         let m = a.count / k
-        var q = [UInt8](repeating: 0, count: a.count)
-        a.floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
-        var out = [Float](repeating: 0, count: m * n)
+        // Input codes on this layer's grid are the quantized input itself (docs/int8-chains.md).
+        var q = a.codes(on: inputQuant) ?? []
+        if q.count != a.count {
+            q = [UInt8](repeating: 0, count: a.count)
+            let floats = a.materialized().floats
+            floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
+        }
+        let codesOut = writeCodes && requant != nil
+        var out = [Float](repeating: 0, count: codesOut ? 0 : m * n)
+        var outCodes = [UInt8](repeating: 0, count: codesOut ? m * n : 0)
         let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
         let status: Int32 = epilogueScales.withUnsafeBufferPointer { ps in
             multipliers.withUnsafeBufferPointer { pm in
             biasInt.withUnsafeBufferPointer { pbi in
             (bias ?? []).withUnsafeBufferPointer { pb in
                 q.withUnsafeBufferPointer { pq in
-                    out.withUnsafeMutableBufferPointer { po in
-                        var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
-                                               requant: requant, multipliers: pm, biasInt: pbi)
-                        return mpq_qgemm_u8s8_f32(path.c, Int32(m), Int32(n), Int32(k), pq.baseAddress, Int32(k),
-                                                  packed.pointer, &ep, po.baseAddress, Int32(n), gemmThreads(m: m, n: n, k: k))
+                    var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
+                                           requant: requant, multipliers: pm, biasInt: pbi)
+                    if codesOut, let r = requant {
+                        return outCodes.withUnsafeMutableBufferPointer { pc in
+                            mpq_qgemm_u8s8_u8(path.c, Int32(m), Int32(n), Int32(k), pq.baseAddress, Int32(k), packed.pointer, &ep,
+                                              pc.baseAddress, Int32(n), r.output.zeroPoint, 0, gemmThreads(m: m, n: n, k: k))
+                        }
+                    }
+                    return out.withUnsafeMutableBufferPointer { po in
+                        mpq_qgemm_u8s8_f32(path.c, Int32(m), Int32(n), Int32(k), pq.baseAddress, Int32(k),
+                                           packed.pointer, &ep, po.baseAddress, Int32(n), gemmThreads(m: m, n: n, k: k))
                     }
                 }
             }
@@ -92,7 +112,11 @@ final class QuantizedLinear: QuantizedLayer {
             }
         }
         if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
-        return [Tensor(shape: Array(a.shape.dropLast()) + [n], floats: out)]
+        let outShape = Array(a.shape.dropLast()) + [n]
+        if codesOut, let r = requant {
+            return [Tensor(shape: outShape, codes: QuantizedCodes(values: outCodes, scale: r.output.scale, zeroPoint: r.output.zeroPoint))]
+        }
+        return [Tensor(shape: outShape, floats: out)]
     }
 }
 

@@ -9,35 +9,140 @@ import ONNX
 /// - Add and Mul of two same-shape tensors compute and requantize in one pass, without the
 ///   FP32 op's intermediate tensor.
 /// Anything else (broadcasting, other ops, an input not on a grid) takes the generic form.
+/// Both fast forms also run on the uint8 chains (docs/int8-chains.md): inputs held as codes
+/// are read as codes, and with `writeCodes` the output is written as codes.
 enum RegionKernels {
     static let tableOps: Set<String> = ["Sigmoid", "LeakyRelu", "Relu", "HardSigmoid", "HardSwish", "Tanh"]
 
+    /// Ops that only move or select values (and Concat, which also requantizes each input):
+    /// on codes they run as the FP32 op on the codes themselves (`movement`).
+    static let movementOps: Set<String> = ["MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity",
+                                           "Resize", "Upsample", "Concat"]
+
+    /// Whether `override` gives `node` a fast form, which then reads inputs held as codes.
+    static func hasFastForm(_ node: Node, plan: QuantPlan) -> Bool {
+        if tableOps.contains(node.opType), let x = node.input(0), plan.requantized[x] != nil { return true }
+        if isMovement(node) { return true }
+        return (node.opType == "Add" || node.opType == "Mul") && node.inputs.count == 2
+    }
+
+    static func isMovement(_ node: Node) -> Bool {
+        movementOps.contains(node.opType) && RegionOpKind.of(node) != nil && FusedActivation(node: node) == nil
+    }
+
     /// `path()` is read at every run, so changing the runtime's kernel path takes effect
-    /// without re-applying the map (as for the INT8 layers).
+    /// without re-applying the map (as for the INT8 layers). `counters`, when given, hears
+    /// of every input read as codes and every output written as codes.
     static func override(_ node: Node, session: Session, plan: QuantPlan, output q: ActivationQuant,
-                         path: @escaping () -> KernelPath = { .auto }) throws -> NodeOverride? {
+                         path: @escaping () -> KernelPath = { .auto }, writeCodes: Bool = false,
+                         counters: Int8ChainCounters? = nil) throws -> NodeOverride? {
         if tableOps.contains(node.opType), let x = node.input(0), let qi = plan.requantized[x] {
             let grid = (0..<256).map { (Float($0) - Float(qi.zeroPoint)) * qi.scale + 0 }
             var ys = try session.runNode(node, inputs: [Tensor(shape: [256], floats: grid)])[0]
             requantize(&ys, q, path: .reference)
             let table = ys.floats
+            // The output codes of the table: on the grid, quantizing gives the codes back.
+            var codeTable = [UInt8](repeating: 0, count: 256)
+            table.withUnsafeBufferPointer { p in codeTable.withUnsafeMutableBufferPointer { quantizeU8(p, q, path: .reference, into: $0.baseAddress!) } }
             return { inputs in
                 guard let t = inputs.first ?? nil, t.dtype.isFloating else { throw OpError("\(node.opType) needs a float input") }
-                return [lookup(t, table, qi, path: path())]
+                if let xs = t.codes(on: qi) {
+                    counters?.codesRead += 1
+                    if writeCodes {
+                        counters?.codesWritten += 1
+                        var ys = [UInt8](repeating: 0, count: xs.count)
+                        xs.withUnsafeBufferPointer { px in codeTable.withUnsafeBufferPointer { pt in ys.withUnsafeMutableBufferPointer { py in
+                            mpq_lookup_u8(px.baseAddress, px.count, pt.baseAddress, py.baseAddress)
+                        } } }
+                        return [Tensor(shape: t.shape, codes: QuantizedCodes(values: ys, scale: q.scale, zeroPoint: q.zeroPoint))]
+                    }
+                    return [Tensor(shape: t.shape, floats: xs.map { table[Int($0)] }, dtype: t.dtype)]
+                }
+                return [lookup(t.materialized(), table, qi, path: path())]
+            }
+        }
+        if isMovement(node) {
+            let isConcat = node.opType == "Concat"
+            var remaps: [ActivationQuant: [UInt8]] = [:]
+            return { inputs in
+                // Codes in (on the output's grid, or any grid for Concat, whose inputs are
+                // requantized): the op moves codes; anything else takes the generic form.
+                let data = isConcat ? inputs.indices.filter { inputs[$0] != nil } : [0]
+                let onCodes = !data.isEmpty && data.allSatisfy { i in
+                    guard let t = inputs[i], t.isCodesOnly, let c = t.codes else { return false }
+                    return isConcat || (c.scale == q.scale && c.zeroPoint == q.zeroPoint)
+                }
+                guard onCodes else {
+                    var outs = try session.runNode(node, inputs: Session.materialized(inputs))
+                    requantize(&outs[0], q, path: path())
+                    return outs
+                }
+                var ins = inputs
+                for i in data {
+                    let c = inputs[i]!.codes!
+                    var values = c.values
+                    if c.scale != q.scale || c.zeroPoint != q.zeroPoint {
+                        // Requantizing a code is a function of the code: a 256-entry table.
+                        let key = ActivationQuant(scale: c.scale, zeroPoint: c.zeroPoint)
+                        let table = remaps[key] ?? requantizedCodes(from: key, to: q)
+                        remaps[key] = table
+                        let src = values
+                        src.withUnsafeBufferPointer { x in table.withUnsafeBufferPointer { t in values.withUnsafeMutableBufferPointer { y in
+                            mpq_lookup_u8(x.baseAddress, x.count, t.baseAddress, y.baseAddress)
+                        } } }
+                    }
+                    counters?.codesRead += 1
+                    // The codes as floats: dequantizing with scale 1 and zero point 0 is exact.
+                    var floats = [Float](repeating: 0, count: values.count)
+                    values.withUnsafeBufferPointer { x in floats.withUnsafeMutableBufferPointer { y in
+                        mpq_dequantize_u8(path().c, x.baseAddress, x.count, 1, 0, y.baseAddress)
+                    } }
+                    ins[i] = Tensor(shape: inputs[i]!.shape, floats: floats)
+                }
+                // The op only moves values, so its output holds codes (or, for a MaxPool window
+                // wholly in padding, -inf: code 0, as requantizing the float -inf gives).
+                let moved = try session.runNode(node, inputs: ins)
+                var codes = [UInt8](repeating: 0, count: moved[0].floats.count)
+                moved[0].floats.withUnsafeBufferPointer { p in
+                    codes.withUnsafeMutableBufferPointer { quantizeU8(p, ActivationQuant(scale: 1, zeroPoint: 0), path: path(), into: $0.baseAddress!) }
+                }
+                let t = Tensor(shape: moved[0].shape, codes: QuantizedCodes(values: codes, scale: q.scale, zeroPoint: q.zeroPoint))
+                if writeCodes { counters?.codesWritten += 1 }
+                return [writeCodes ? t : t.materialized()] + moved.dropFirst()
             }
         }
         if node.opType == "Add" || node.opType == "Mul", node.inputs.count == 2 {
             let isAdd = node.opType == "Add"
             return { inputs in
                 guard let a = inputs[0], let b = inputs[1], a.dtype.isFloating, b.dtype.isFloating, a.shape == b.shape else {
-                    var outs = try session.runNode(node, inputs: inputs)
+                    var outs = try session.runNode(node, inputs: Session.materialized(inputs))
                     requantize(&outs[0], q, path: path())
                     return outs
                 }
-                return [binary(a, b, isAdd: isAdd, q, path: path())]
+                if let ca = a.codes, let cb = b.codes, a.isCodesOnly, b.isCodesOnly {
+                    counters?.codesRead += 2
+                    let out = binary(ca, cb, isAdd: isAdd, q, path: path())
+                    let t = Tensor(shape: a.shape, codes: out)
+                    if writeCodes { counters?.codesWritten += 1; return [t] }
+                    return [t.materialized()]
+                }
+                return [binary(a.materialized(), b.materialized(), isAdd: isAdd, q, path: path())]
             }
         }
         return nil
+    }
+
+    /// For every code on grid `a`, its code after requantizing its value to grid `b`
+    /// (dequantize as the producer writes it, then `requantize`, whose result is on `b`).
+    static func requantizedCodes(from a: ActivationQuant, to b: ActivationQuant) -> [UInt8] {
+        var grid = [Float](repeating: 0, count: 256)
+        let codes = (0...255).map { UInt8($0) }
+        mpq_dequantize_u8(MPQ_PATH_REFERENCE, codes, 256, a.scale, a.zeroPoint, &grid)
+        var t = Tensor(shape: [256], floats: grid)
+        requantize(&t, b, path: .reference)
+        var out = [UInt8](repeating: 0, count: 256)
+        t.floats.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { quantizeU8(p, b, path: .reference, into: $0.baseAddress!) } }
+        return out
     }
 
     /// `table[q]` for every element, `q` recovered from the value on its input's grid
@@ -52,6 +157,22 @@ enum RegionKernels {
             }
         }
         return Tensor(shape: t.shape, floats: out, dtype: t.dtype)
+    }
+
+    /// `binary` on inputs held as codes, writing codes (`mpq_requantize_binary_u8`: each
+    /// input dequantized as its producer would have written it, then the same float
+    /// operation and requantization).
+    static func binary(_ a: QuantizedCodes, _ b: QuantizedCodes, isAdd: Bool, _ q: ActivationQuant, path: KernelPath) -> QuantizedCodes {
+        var out = [UInt8](repeating: 0, count: a.values.count)
+        a.values.withUnsafeBufferPointer { pa in
+            b.values.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { y in
+                    mpq_requantize_binary_u8(path.c, isAdd ? 0 : 1, pa.baseAddress, a.scale, a.zeroPoint, pb.baseAddress, b.scale, b.zeroPoint,
+                                             pa.count, q.scale, q.zeroPoint, y.baseAddress)
+                }
+            }
+        }
+        return QuantizedCodes(values: out, scale: q.scale, zeroPoint: q.zeroPoint)
     }
 
     /// `requantize(a op b)` in one pass (the same float operation as the FP32 op),
