@@ -22,6 +22,7 @@ public final class Session {
     public var overrides: [String: NodeOverride] = [:]
 
     public init(graph: Graph, foldConstants: Bool = true) throws {
+        _ = HeapReuse.configured
         self.graph = graph
         self.outputNames = Set(graph.outputs.map(\.name))
         var consts = graph.initializers
