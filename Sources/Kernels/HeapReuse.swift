@@ -7,9 +7,10 @@ import CKernels
 /// tensor pays a page fault per 4 KiB page (zero-filled by the kernel) before any math:
 /// `mpq profile` showed Erf, Add and Mul spending most of their time there (the whole
 /// FP32 pass 1.7-1.9x slower than with reuse). ONNX Runtime avoids the same cost with its
-/// arena. Here: blocks up to 32 MiB (glibc's largest allowed mmap threshold) come from
-/// the heap, and the heap is never trimmed, so the peak working set stays mapped and
-/// reused. Set once per process, on the first Session.
+/// arena. Here: every block comes from the heap (no per-block mmap, so batch-64 tensors
+/// over glibc's 32 MiB mmap-threshold limit are reused too), and the heap is never
+/// trimmed, so the peak working set stays mapped and reused. Set once per process, on
+/// the first Session.
 enum HeapReuse {
     static let configured: Bool = mpq_keep_heap() != 0
 }

@@ -25,7 +25,7 @@ void mpq_layernorm_f32(mpq_kernel_path path, const float *x, size_t rows, size_t
                        const float *scale, const float *bias, float epsilon,
                        float *y, float *mean, float *inv_std, int threads);
 
-/// Makes glibc's malloc serve blocks up to 32 MiB from the heap and never trim it, so
+/// Makes glibc's malloc serve every block from the heap (no per-block mmap) and never trim it, so
 /// the runtime's freed activation buffers are reused without page faults (see
 /// Kernels/HeapReuse.swift). Returns 1 if applied, 0 where the C library is not glibc.
 int mpq_keep_heap(void);
