@@ -29,6 +29,7 @@ public final class Session {
     public var codesInputNodes: Set<String> = []
 
     public init(graph: Graph, foldConstants: Bool = true) throws {
+        _ = HeapReuse.configured
         self.graph = graph
         self.outputNames = Set(graph.outputs.map(\.name))
         var consts = graph.initializers

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import ONNX
 
 /// INT8 MatMul of two activations (attention scores Q·Kᵀ, probabilities·V): both operands
@@ -75,59 +76,55 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         let zbShifted = Int(bQuant.zeroPoint) - 128
         let scale = aQuant.scale * bQuant.scale
 
-        let packedSize = mpq_pack_b_s8_size(Int32(n), Int32(k))
-        let packed = UnsafeMutableRawPointer.allocate(byteCount: packedSize, alignment: 64)
-        defer { packed.deallocate() }
-        var bt = [Int8](repeating: 0, count: n * k)
-        let bMatrices = shape.bBatchCount
-        // With one right matrix for every batch, A's batch folds into M: one call.
-        let foldA = bMatrices == 1
+        // With one right matrix for every batch, A's batch folds into M: one call, split by
+        // the kernel itself. Otherwise (attention: batch x heads small products) whole
+        // matrices are split over the cores, each task with its own packed operand and
+        // accumulators and a single-threaded GEMM; every output element is computed the
+        // same way whatever the split.
+        let foldA = shape.bBatchCount == 1
+        let calls = foldA ? 1 : shape.batchCount
         let rowsPerCall = foldA ? shape.batchCount * m : m
-        var acc = [Int32](repeating: 0, count: rowsPerCall * n)
-        var status: Int32 = 0
-
-        func pack(_ bi: Int) {
-            // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to int8.
-            qb.withUnsafeBufferPointer { pb in
-                bt.withUnsafeMutableBufferPointer { pt in
-                    let base = bi * k * n
-                    for j in 0..<k {
-                        for c in 0..<n { pt[c * k + j] = Int8(bitPattern: pb[base + j * n + c] ^ 0x80) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let tasks = calls > 1 && calls * m * n * k >= 1 << 20 ? min(cores, calls) : 1
+        let threadsPerCall: Int32 = tasks > 1 ? 1 : gemmThreads(m: rowsPerCall, n: n, k: k)
+        let packedSize = mpq_pack_b_s8_size(Int32(n), Int32(k))
+        var failures = [Int32](repeating: 0, count: tasks)
+        qa.withUnsafeBufferPointer { pa in qb.withUnsafeBufferPointer { pb in rowSums.withUnsafeBufferPointer { sums in
+        out.withUnsafeMutableBufferPointer { outBuffer in failures.withUnsafeMutableBufferPointer { failedBuffer in
+            let po = outBuffer.baseAddress!, failed = failedBuffer.baseAddress!
+            let work = { (t: Int) in
+                let packed = UnsafeMutableRawPointer.allocate(byteCount: packedSize, alignment: 64)
+                let bt = UnsafeMutablePointer<Int8>.allocate(capacity: n * k)
+                let acc = UnsafeMutablePointer<Int32>.allocate(capacity: rowsPerCall * n)
+                defer { packed.deallocate(); bt.deallocate(); acc.deallocate() }
+                var lastPacked = -1
+                for i in (calls * t / tasks)..<(calls * (t + 1) / tasks) {
+                    let (ai, bi) = foldA ? (0, 0) : shape.operandIndices(i)
+                    if bi != lastPacked {
+                        // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to int8.
+                        let base = bi * k * n
+                        for j in 0..<k {
+                            for c in 0..<n { bt[c * k + j] = Int8(bitPattern: pb[base + j * n + c] ^ 0x80) }
+                        }
+                        let rc = mpq_pack_b_s8(bt, Int32(n), Int32(k), Int32(k), packed)
+                        if rc != 0 { failed[t] = rc; return }
+                        lastPacked = bi
+                    }
+                    let rc = mpq_qgemm_u8s8(path.c, Int32(rowsPerCall), Int32(n), Int32(k), pa.baseAddress! + ai * m * k, Int32(k),
+                                            packed, Int32(za), acc, Int32(n), threadsPerCall)
+                    if rc != 0 { failed[t] = rc; return }
+                    let firstRow = ai * m, outBase = i * m * n
+                    for r in 0..<rowsPerCall {
+                        let correction = zbShifted * sums[firstRow + r]
+                        for c in 0..<n {
+                            po[outBase + r * n + c] = Float(Int(acc[r * n + c]) - correction) * scale
+                        }
                     }
                 }
             }
-            let rc = bt.withUnsafeBufferPointer { mpq_pack_b_s8($0.baseAddress, Int32(n), Int32(k), Int32(k), packed) }
-            if rc != 0 { status = rc }
-        }
-
-        func gemm(aMatrix ai: Int, rows: Int, into outBase: Int) {
-            let rc: Int32 = qa.withUnsafeBufferPointer { pa in
-                acc.withUnsafeMutableBufferPointer { pc in
-                    mpq_qgemm_u8s8(path.c, Int32(rows), Int32(n), Int32(k), pa.baseAddress! + ai * m * k, Int32(k),
-                                   packed, Int32(za), pc.baseAddress, Int32(n), gemmThreads(m: rows, n: n, k: k))
-                }
-            }
-            if rc != 0 { status = rc; return }
-            let firstRow = ai * m
-            for r in 0..<rows {
-                let correction = zbShifted * rowSums[firstRow + r]
-                for c in 0..<n {
-                    out[outBase + r * n + c] = Float(Int(acc[r * n + c]) - correction) * scale
-                }
-            }
-        }
-
-        if foldA {
-            pack(0)
-            gemm(aMatrix: 0, rows: rowsPerCall, into: 0)
-        } else {
-            var lastPacked = -1
-            for i in 0..<shape.batchCount {
-                let (ai, bi) = shape.operandIndices(i)
-                if bi != lastPacked { pack(bi); lastPacked = bi }
-                gemm(aMatrix: ai, rows: m, into: i * m * n)
-            }
-        }
+            if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
+        } } } } }
+        let status = failures.first { $0 != 0 } ?? 0
         if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
         return Tensor(shape: shape.outShape, floats: out)
     }

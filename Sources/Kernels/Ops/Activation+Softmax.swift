@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import ONNX
 
@@ -9,6 +10,28 @@ import ONNX
 /// `outer * inner` lanes": the coerced form is the per-axis form with `inner = 1`.
 extension ActivationOps {
     static func Softmax(_ x: Tensor, axis: Int, coerce2D: Bool) throws -> Tensor {
+        // Contiguous lanes (the last axis: attention scores) go to the vectorised C kernel,
+        // split over the cores; `SoftmaxReference` is what it is tested against.
+        if x.dtype.isFloating, x.rank > 0, let rows = try contiguousRows(x, axis: axis, coerce2D: coerce2D) {
+            var y = x
+            let n = rows == 0 ? 0 : x.count / rows
+            y.floats.withUnsafeMutableBufferPointer { p in
+                mpq_softmax_rows_f32(MPQ_PATH_AUTO, p.baseAddress, rows, n, rowThreads(p.count))
+            }
+            return y
+        }
+        return try SoftmaxReference(x, axis: axis, coerce2D: coerce2D)
+    }
+
+    /// The number of rows when the normalised lanes are contiguous (inner = 1), else nil.
+    private static func contiguousRows(_ x: Tensor, axis: Int, coerce2D: Bool) throws -> Int? {
+        let r = x.rank
+        let a = coerce2D ? (axis < 0 ? axis + r : axis) : try dimensionAxis(axis, rank: r)
+        guard a >= 0, a < r, coerce2D || a == r - 1, x.count > 0 else { return nil }
+        return x.shape[..<a].reduce(1, *)
+    }
+
+    static func SoftmaxReference(_ x: Tensor, axis: Int, coerce2D: Bool) throws -> Tensor {
         try normalise(x, axis: axis, coerce2D: coerce2D) { p, n, s in
             var m = -Float.infinity
             for k in 0..<n where p[k * s] > m { m = p[k * s] }

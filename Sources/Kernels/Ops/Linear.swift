@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 import ONNX
 
 /// Row-major single-precision GEMM on OpenBLAS: `C[m×n] = alpha·op(A)·op(B) + beta·C`,
@@ -106,7 +107,9 @@ enum LinearOps {
                         // One right operand for every batch: the batch folds into M, one call.
                         sgemm(m: batchCount * m, n: n, k: k, a: A, lda: k, b: B, ldb: n, c: C, ldc: n)
                     } else {
-                        for i in 0..<batchCount {
+                        // Batched activation x activation products (attention: batch x heads
+                        // small GEMMs): whole batches per core, single-threaded BLAS each.
+                        parallelBatches(batchCount, macsPerBatch: m * n * k) { i in
                             let (ai, bi) = shape.operandIndices(i)
                             sgemm(m: m, n: n, k: k, a: A + ai * m * k, lda: k, b: B + bi * k * n, ldb: n,
                                   c: C + i * m * n, ldc: n)
@@ -119,6 +122,27 @@ enum LinearOps {
         if a.rank == 1 { outShape.remove(at: outShape.count - (b.rank == 1 ? 1 : 2)) }
         return Tensor(shape: outShape, floats: out, dtype: a.dtype)
     }
+}
+
+/// Runs `body(0..<count)`, split into one contiguous block per core when there are
+/// several batches and enough work (>= 1M multiply-adds in all), with OpenBLAS held to
+/// one thread meanwhile so the cores are not oversubscribed. Each batch writes its own
+/// output, so the result does not depend on the split.
+func parallelBatches(_ count: Int, macsPerBatch: Int, _ body: (Int) -> Void) {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let tasks = min(cores, count)
+    guard tasks > 1, count * macsPerBatch >= 1 << 20 else {
+        for i in 0..<count { body(i) }
+        return
+    }
+    let before = openblas_get_num_threads()
+    if before > 1 { openblas_set_num_threads(1) }
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: tasks) { t in
+            for i in (count * t / tasks)..<(count * (t + 1) / tasks) { body(i) }
+        }
+    }
+    if before > 1 { openblas_set_num_threads(before) }
 }
 
 /// Throws unless the tensor holds floating-point data (every FP32 kernel's precondition).

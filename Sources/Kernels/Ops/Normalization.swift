@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import ONNX
 
@@ -169,15 +170,18 @@ enum NormalizationOps {
         let bias = try b.map { try expand($0, to: normShape, "B") } ?? [Float](repeating: 0, count: cols)
         var out = [Float](repeating: 0, count: x.count)
         var means = [Float](repeating: 0, count: rows), invs = means
+        // `mpq_layernorm_f32`: the same two-pass double moments and float affine step,
+        // vectorised and split over the cores by rows (MPQ_KERNEL_PATH=reference runs the
+        // scalar form this Swift code used).
         x.floats.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBufferPointer { po in
                 sc.withUnsafeBufferPointer { ps in
                     bias.withUnsafeBufferPointer { pb in
-                        for r in 0..<rows {
-                            let src = px.baseAddress! + r * cols, dst = po.baseAddress! + r * cols
-                            let (mean, invStd) = moments(src, cols, epsilon)
-                            means[r] = mean; invs[r] = invStd
-                            for j in 0..<cols { dst[j] = (src[j] - mean) * invStd * ps[j] + pb[j] }
+                        means.withUnsafeMutableBufferPointer { pm in
+                            invs.withUnsafeMutableBufferPointer { pi in
+                                mpq_layernorm_f32(MPQ_PATH_AUTO, px.baseAddress, rows, cols, ps.baseAddress, pb.baseAddress,
+                                                  epsilon, po.baseAddress, pm.baseAddress, pi.baseAddress, rowThreads(x.count))
+                            }
                         }
                     }
                 }

@@ -1,0 +1,167 @@
+// AVX2 + FMA bodies of the FP32 row kernels (mpq_rowwise.h). exp is the range-reduced
+// degree-6 polynomial of sigmoid.c (Cephes expf), 8 lanes at a time.
+#include "rowwise_internal.h"
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// e^t for t <= 0 (and NaN): below -86.5 the result is 0, never subnormal.
+AVX2 static inline __m256 exp_nonpositive8(__m256 t) {
+    const __m256 lowest = _mm256_set1_ps(-86.5f);
+    __m256 tc = _mm256_max_ps(lowest, t);  // NaN t stays NaN (maxps returns its second operand)
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(tc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), tc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 z = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(_mm256_cmp_ps(t, lowest, _CMP_LT_OQ), v);  // t < -86.5 -> 0
+}
+
+// Loads/stores the first `k` (< 8) floats of a vector; the rest read as `fill`.
+AVX2 static inline __m256i tail_mask(size_t k) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 void mpq_softmax_rows_avx2(float *x, size_t rows, size_t n) {
+    const size_t nv = n & ~(size_t)7;
+    const __m256i mask = tail_mask(n - nv);
+    for (size_t r = 0; r < rows; r++) {
+        float *p = x + r * n;
+        __m256 mv = _mm256_set1_ps(-INFINITY);
+        int nan = 0;
+        for (size_t k = 0; k < nv; k += 8) {
+            __m256 v = _mm256_loadu_ps(p + k);
+            nan |= _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            mv = _mm256_max_ps(mv, v);
+        }
+        float m = hmax8(mv);
+        for (size_t k = nv; k < n; k++) { if (p[k] != p[k]) nan = 1; if (p[k] > m) m = p[k]; }
+        if (nan) {  // rare: the reference gives NaN for the whole row; so does its code
+            mpq_softmax_rows_reference(p, 1, n);
+            continue;
+        }
+        const __m256 mb = _mm256_set1_ps(m);
+        __m256 sv = _mm256_setzero_ps();
+        for (size_t k = 0; k < nv; k += 8) {
+            __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(p + k), mb));
+            _mm256_storeu_ps(p + k, e);
+            sv = _mm256_add_ps(sv, e);
+        }
+        if (nv < n) {
+            __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_maskload_ps(p + nv, mask), mb));
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+            _mm256_maskstore_ps(p + nv, mask, e);
+            sv = _mm256_add_ps(sv, e);
+        }
+        const __m256 inv = _mm256_set1_ps(1 / hsum8(sv));
+        for (size_t k = 0; k < nv; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), inv));
+        if (nv < n) _mm256_maskstore_ps(p + nv, mask, _mm256_mul_ps(_mm256_maskload_ps(p + nv, mask), inv));
+    }
+}
+
+// erf on 8 lanes; coefficients from tools/fit_erf.py (least squares in double).
+AVX2 static inline __m256 erf8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_andnot_ps(sign, x);
+    __m256 s = _mm256_mul_ps(x, x);
+    // |x| <= 0.921875: x + x * P(x^2)
+    __m256 p = _mm256_set1_ps(-6.008650525e-04f);
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(4.996994976e-03f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-2.676948532e-02f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.128190458e-01f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-3.761250377e-01f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.283791512e-01f));
+    __m256 small = _mm256_fmadd_ps(p, x, x);
+    // otherwise: 1 - exp(Q(|x|)), |x| clamped to 3.925 (erf is 1 in float beyond)
+    __m256 tc = _mm256_min_ps(t, _mm256_set1_ps(3.925f));
+    __m256 q = _mm256_set1_ps(1.635537842e-06f);
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-4.599255044e-05f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(5.959674600e-04f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-4.754320253e-03f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(2.640229836e-02f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.100401580e-01f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-6.318756342e-01f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.130200267e+00f));
+    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(3.109346726e-04f));
+    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), exp_nonpositive8(q));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+    __m256 isBig = _mm256_cmp_ps(t, _mm256_set1_ps(0.921875f), _CMP_GT_OQ);  // NaN: false -> small (NaN)
+    return _mm256_blendv_ps(small, big, isBig);
+}
+
+AVX2 void mpq_erf_avx2(const float *x, size_t count, float *y) {
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(y + i, erf8(_mm256_loadu_ps(x + i)));
+    if (i < count) {
+        __m256i mask = tail_mask(count - i);
+        _mm256_maskstore_ps(y + i, mask, erf8(_mm256_maskload_ps(x + i, mask)));
+    }
+}
+
+AVX2 void mpq_layernorm_avx2(const float *x, size_t rows, size_t cols, const float *scale, const float *bias,
+                             float epsilon, float *y, float *mean, float *inv_std) {
+    const size_t nv = cols & ~(size_t)7;
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = x + r * cols;
+        float *q = y + r * cols;
+        __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+        for (size_t i = 0; i < nv; i += 8) {
+            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(p + i)));
+            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(p + i + 4)));
+        }
+        double lanes[4];
+        _mm256_storeu_pd(lanes, _mm256_add_pd(a0, a1));
+        double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        for (size_t i = nv; i < cols; i++) sum += p[i];
+        double mu = sum / (double)(cols ? cols : 1);
+        const __m256d mud = _mm256_set1_pd(mu);
+        __m256d v0 = _mm256_setzero_pd(), v1 = _mm256_setzero_pd();
+        for (size_t i = 0; i < nv; i += 8) {
+            __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), mud);
+            __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i + 4)), mud);
+            v0 = _mm256_fmadd_pd(d0, d0, v0);
+            v1 = _mm256_fmadd_pd(d1, d1, v1);
+        }
+        _mm256_storeu_pd(lanes, _mm256_add_pd(v0, v1));
+        double var = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        for (size_t i = nv; i < cols; i++) { double d = p[i] - mu; var += d * d; }
+        var /= (double)(cols ? cols : 1);
+        float m = (float)mu, s = (float)(1 / sqrt(var + (double)epsilon));
+        if (mean) mean[r] = m;
+        if (inv_std) inv_std[r] = s;
+        const __m256 mb = _mm256_set1_ps(m), sb = _mm256_set1_ps(s);
+        for (size_t j = 0; j < nv; j += 8) {
+            __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p + j), mb), sb);
+            v = _mm256_mul_ps(v, _mm256_loadu_ps(scale + j));
+            v = _mm256_add_ps(v, bias ? _mm256_loadu_ps(bias + j) : _mm256_setzero_ps());  // -0 -> +0 as the reference
+            _mm256_storeu_ps(q + j, v);
+        }
+        for (size_t j = nv; j < cols; j++) {
+            float v = (p[j] - m) * s;
+            v = v * scale[j];
+            q[j] = v + (bias ? bias[j] : 0.0f);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import CKernels
+import XCTest
+import ONNX
+@testable import Kernels
+
+/// The FP32 row kernels of `mpq_rowwise.h` (Softmax, Erf, LayerNormalization): the
+/// vectorised path against the scalar reference over many lengths (vector tails), special
+/// values and the attention mask's -3.4e38, on one and two threads; the reference kernels
+/// against the Swift formulas the ops used; the ops against the references.
+final class RowKernelTests: XCTestCase {
+    func values(_ n: Int, seed: UInt64, special: [Float]) -> [Float] {
+        var rng = TestRNG(seed: seed)
+        return (0..<n).map { i in
+            switch rng.int(0...5) {
+            case 0: return special[i % special.count]
+            case 1: return rng.float(-20...20)
+            default: return rng.float(-4...4)
+            }
+        }
+    }
+
+    // MARK: Erf
+
+    static let erfSpecial: [Float] = [0, -0.0, 0.921875, -0.921875, 0.9218751, 3.925, -3.925, 3.93, 10, -10, 1e30,
+                                      .nan, .infinity, -.infinity, .leastNonzeroMagnitude, 1e-20, -1e-8]
+
+    func assertErf(_ got: Float, _ want: Float, _ x: Float, file: StaticString = #filePath, line: UInt = #line) {
+        if want.isNaN { XCTAssertTrue(got.isNaN, "erf(\(x)) = \(got), want NaN", file: file, line: line); return }
+        XCTAssertLessThanOrEqual(abs(got - want), 2 * want.ulp + 1e-38, "erf(\(x)) = \(got), reference \(want)", file: file, line: line)
+        XCTAssertEqual(got.sign, want.sign, "erf(\(x)) sign", file: file, line: line)
+    }
+
+    func testErfFastPathWithinTwoUlpOfLibm() {
+        for n in Array(0...19) + [64, 1001, 70_003] {
+            let x = values(n, seed: UInt64(n + 7), special: Self.erfSpecial)
+            var ref = [Float](repeating: -7, count: n), fast = ref
+            mpq_erf_f32(MPQ_PATH_REFERENCE, x, n, &ref, 1)
+            for threads: Int32 in [1, 2] {
+                mpq_erf_f32(MPQ_PATH_AUTO, x, n, &fast, threads)
+                for i in 0..<n { assertErf(fast[i], ref[i], x[i]) }
+            }
+        }
+        // A dense sweep over the range where erf is not yet 1 in float.
+        let x = (0..<100_000).map { Float(-4.5) + Float($0) * 0.00009 }
+        var ref = [Float](repeating: 0, count: x.count), fast = ref
+        mpq_erf_f32(MPQ_PATH_REFERENCE, x, x.count, &ref, 1)
+        mpq_erf_f32(MPQ_PATH_AUTO, x, x.count, &fast, 2)
+        for i in x.indices where abs(fast[i] - ref[i]) > 2 * ref[i].ulp + 1e-38 {
+            XCTFail("erf(\(x[i])) = \(fast[i]), reference \(ref[i])"); return
+        }
+    }
+
+    func testErfOpUsesKernelAndReferenceIsLibm() {
+        let x = values(999, seed: 3, special: Self.erfSpecial)
+        let swift = ElementwiseOps.ErfReference(Tensor(shape: [999], floats: x)).floats
+        var ref = [Float](repeating: 0, count: x.count)
+        mpq_erf_f32(MPQ_PATH_REFERENCE, x, x.count, &ref, 1)
+        for i in x.indices { XCTAssertTrue(ref[i] == swift[i] || (ref[i].isNaN && swift[i].isNaN), "erf(\(x[i]))") }
+        let op = ElementwiseOps.Erf(Tensor(shape: [999], floats: x)).floats
+        for i in x.indices { assertErf(op[i], ref[i], x[i]) }
+    }
+
+    // MARK: Softmax
+
+    /// Rows of attention scores with some masked entries (score + -3.4e38, as exported BERTs).
+    func scores(rows: Int, n: Int, seed: UInt64) -> [Float] {
+        var rng = TestRNG(seed: seed)
+        return (0..<(rows * n)).map { i in
+            let v = rng.float(-12...12)
+            return i % n >= n - (i / n) % 5 ? v + -3.4028234663852886e38 : v
+        }
+    }
+
+    func testSoftmaxFastPathMatchesReference() {
+        for n in Array(1...19) + [64, 127, 128] {
+            let rows = 37
+            let x = scores(rows: rows, n: n, seed: UInt64(n))
+            var ref = x, fast = x
+            mpq_softmax_rows_f32(MPQ_PATH_REFERENCE, &ref, rows, n, 1)
+            for threads: Int32 in [1, 2] {
+                fast = x
+                mpq_softmax_rows_f32(MPQ_PATH_AUTO, &fast, rows, n, threads)
+                for i in x.indices {
+                    // The mask's exp is exactly 0 on both paths; the rest within a few ulp of 1.
+                    if ref[i] == 0 { XCTAssertEqual(fast[i], 0, "n \(n) i \(i)"); continue }
+                    XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), 8 * ref[i].ulp, "n \(n) i \(i): \(fast[i]) vs \(ref[i])")
+                }
+            }
+        }
+    }
+
+    func testSoftmaxRowWithNaNOrInfinityFollowsReference() {
+        let rows: [[Float]] = [[1, .nan, 2, 3, 4, 5, 6, 7, 8], [.infinity, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+                               [-.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity],
+                               [-.infinity, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]
+        for row in rows {
+            var ref = row, fast = row
+            mpq_softmax_rows_f32(MPQ_PATH_REFERENCE, &ref, 1, row.count, 1)
+            mpq_softmax_rows_f32(MPQ_PATH_AUTO, &fast, 1, row.count, 1)
+            for i in row.indices {
+                XCTAssertTrue(ref[i].isNaN ? fast[i].isNaN : abs(fast[i] - ref[i]) <= 4 * ref[i].ulp, "\(row): \(fast) vs \(ref)")
+            }
+        }
+    }
+
+    /// The op takes the kernel for the last axis (and the opset < 13 coerced form), the
+    /// Swift lanes otherwise; both agree with `SoftmaxReference`.
+    func testSoftmaxOpMatchesSwiftReferenceOnEveryAxis() throws {
+        let x = Tensor(shape: [2, 3, 5, 7], floats: scores(rows: 30, n: 7, seed: 5))
+        for (axis, coerce) in [(-1, false), (3, false), (2, false), (1, false), (1, true), (2, true), (0, true)] {
+            let got = try ActivationOps.Softmax(x, axis: axis, coerce2D: coerce).floats
+            let want = try ActivationOps.SoftmaxReference(x, axis: axis, coerce2D: coerce).floats
+            for i in want.indices {
+                XCTAssertLessThanOrEqual(abs(got[i] - want[i]), 8 * want[i].ulp, "axis \(axis) coerce \(coerce) i \(i)")
+            }
+        }
+    }
+
+    // MARK: LayerNormalization
+
+    func testLayerNormFastPathMatchesReferenceAndSwiftFormula() throws {
+        var rng = TestRNG(seed: 11)
+        for cols in [1, 3, 7, 8, 9, 31, 384] {
+            let rows = 19
+            let x = (0..<(rows * cols)).map { _ in rng.float(-3...5) * 100 }
+            let scale = (0..<cols).map { _ in rng.float(0.5...1.5) }, bias = (0..<cols).map { _ in rng.float(-1...1) }
+            var ref = [Float](repeating: 0, count: x.count), fast = ref
+            var mr = [Float](repeating: 0, count: rows), ir = mr, mf = mr, iff = mr
+            mpq_layernorm_f32(MPQ_PATH_REFERENCE, x, rows, cols, scale, bias, 1e-12, &ref, &mr, &ir, 1)
+            mpq_layernorm_f32(MPQ_PATH_AUTO, x, rows, cols, scale, bias, 1e-12, &fast, &mf, &iff, 2)
+            for r in 0..<rows {
+                XCTAssertLessThanOrEqual(abs(mf[r] - mr[r]), mr[r].ulp, "mean cols \(cols)")
+                XCTAssertLessThanOrEqual(abs(iff[r] - ir[r]), ir[r].ulp, "inv std cols \(cols)")
+            }
+            for i in x.indices { XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), 4 * max(ref[i].ulp, 1e-6), "cols \(cols) i \(i)") }
+            // The reference kernel is the Swift formula this op used: moments() and one affine step.
+            for r in 0..<rows {
+                let (mean, inv) = x.withUnsafeBufferPointer { NormalizationOps.moments($0.baseAddress! + r * cols, cols, 1e-12) }
+                XCTAssertEqual(mr[r], mean); XCTAssertEqual(ir[r], inv)
+                for j in 0..<cols { XCTAssertEqual(ref[r * cols + j], (x[r * cols + j] - mean) * inv * scale[j] + bias[j]) }
+            }
+        }
+    }
+}
