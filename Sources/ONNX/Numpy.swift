@@ -57,7 +57,9 @@ public enum Numpy {
 
     /// Whether `path` starts with the `.npy` magic (`\x93NUMPY`); false for anything unreadable.
     public static func isNPY(path: String) -> Bool {
-        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        // Only a regular file is opened: opening a FIFO for reading blocks until a writer
+        // comes (a fuzz reproducer hung here); anything else is refused later, by name.
+        guard FileKind(path: path) == .regular, let h = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? h.close() }
         return (try? h.read(upToCount: 6)) == Data([0x93] + Array("NUMPY".utf8))
     }

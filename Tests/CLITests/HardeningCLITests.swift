@@ -143,6 +143,9 @@ final class HardeningCLITests: XCTestCase {
         let dir = try CLI.temporaryDirectory()
         let fifo = dir.appendingPathComponent("fifo").path
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        // A FIFO as data must be refused by name, not opened (that blocks for a writer: a
+        // fuzz reproducer, special_data_fifo, once hung in the .npy sniffing).
+        try assertBadInput(["eval", model, "--data", fifo], [fifo, "not a regular file"])
         try assertBadInput(["search", model, "--data", all, "--out", fifo], ["cannot write \(fifo)", "not a regular file"])
         XCTAssertEqual(FileKind(path: fifo), .other, "the FIFO was replaced")
         try assertBadInput(["calibrate", model, "--data", "\(CLI.examples)/digits_calib.npz", "--out", dir.path],
