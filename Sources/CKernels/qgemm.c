@@ -91,16 +91,25 @@ int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
     return 0;
 }
 
+/// The job of a GEMM with an epilogue, its output layout checked (shared by the float and
+/// the codes outputs, which differ only in where the epilogue stores).
+static int make_epilogue_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda,
+                             const void *packed, const mpq_epilogue *ep, const void *out, int ldo,
+                             int channel_major) {
+    if (!ep || !ep->b_scale || !out || ldo < (channel_major ? m : n)) return -1;
+    if (make_job(j, m, n, k, a, lda, packed, ep->a_zero_point)) return -1;
+    j->ep = ep;
+    j->ldo = ldo;
+    j->out_channel_major = channel_major;
+    return 0;
+}
+
 static int gemm_f32(mpq_kernel_path path, int m, int n, int k, const uint8_t *a, int lda,
                     const void *packed, const mpq_epilogue *ep, float *out, int ldo,
                     int channel_major, int threads) {
     mpq_gemm_job j;
-    if (!ep || !ep->b_scale || !out || ldo < (channel_major ? m : n)) return -1;
-    if (make_job(&j, m, n, k, a, lda, packed, ep->a_zero_point)) return -1;
-    j.ep = ep;
+    if (make_epilogue_job(&j, m, n, k, a, lda, packed, ep, out, ldo, channel_major)) return -1;
     j.out = out;
-    j.ldo = ldo;
-    j.out_channel_major = channel_major;
     run(&j, region_for(path), threads);
     return 0;
 }
@@ -121,16 +130,13 @@ int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *
                       const mpq_epilogue *ep, uint8_t *out, int ldo, uint8_t out_zero_point, int channel_major,
                       int threads) {
     mpq_gemm_job j;
-    if (!ep || !ep->b_scale || !(ep->out_scale > 0) || !out || ldo < (channel_major ? m : n)) return -1;
-    if (make_job(&j, m, n, k, a, lda, packed, ep->a_zero_point)) return -1;
+    if (!ep || !(ep->out_scale > 0)) return -1;
     // The same epilogue up to the rounding; scaling by 1 keeps the rounded q - zp as is.
     mpq_epilogue codes = *ep;
     codes.out_scale = 1.0f;
-    j.ep = &codes;
+    if (make_epilogue_job(&j, m, n, k, a, lda, packed, &codes, out, ldo, channel_major)) return -1;
     j.out_u8 = out;
     j.out_zp = out_zero_point;
-    j.ldo = ldo;
-    j.out_channel_major = channel_major;
     run(&j, region_for(path), threads);
     return 0;
 }

@@ -38,11 +38,11 @@ public enum KernelPath: String, CaseIterable, Codable, Sendable {
 /// GEMM then splits a single image itself, `gemmThreads`).
 func imageTasks(images: Int, macsPerImage: Int) -> Int {
     guard images > 1, images * macsPerImage >= 1 << 20 else { return 1 }
-    return min(images, max(1, ProcessInfo.processInfo.activeProcessorCount))
+    return min(images, coreCount)
 }
 
 func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
-    m * n * k >= 1 << 20 ? Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)) : 1
+    m * n * k >= 1 << 20 ? Int32(coreCount) : 1
 }
 
 /// Owns a packed INT8 weight matrix (`mpq_pack_b_s8` layout), 64-byte aligned.

@@ -84,8 +84,7 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         let foldA = shape.bBatchCount == 1
         let calls = foldA ? 1 : shape.batchCount
         let rowsPerCall = foldA ? shape.batchCount * m : m
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let tasks = calls > 1 && calls * m * n * k >= 1 << 20 ? min(cores, calls) : 1
+        let tasks = calls > 1 && calls * m * n * k >= 1 << 20 ? min(coreCount, calls) : 1
         let threadsPerCall: Int32 = tasks > 1 ? 1 : gemmThreads(m: rowsPerCall, n: n, k: k)
         let packedSize = mpq_pack_b_s8_size(Int32(n), Int32(k))
         var failures = [Int32](repeating: 0, count: tasks)

@@ -8,13 +8,9 @@ extension ConvOps {
     /// each of those joins waited for a busy core (the detector's batch-1 Convs at
     /// 0.2-1 GFLOP/s under load, `mpq profile`).
     static func singleImageParts(m: Int, pixels: Int, k: Int) -> Int {
-        guard m * pixels * k >= 1 << 21, cores > 1 else { return 1 }
-        return min(cores, 8)
+        guard m * pixels * k >= 1 << 21, coreCount > 1 else { return 1 }
+        return min(coreCount, 8)
     }
-
-    /// Read once: on Linux `activeProcessorCount` reads cgroup files on every call, which
-    /// cost more than a small Conv (digits_cnn at batch 1: 0.17 -> 0.3 ms when asked per Conv).
-    static let cores = ProcessInfo.processInfo.activeProcessorCount
 
     /// One image, groups of 1, not depthwise: im2col split by input channels, then the
     /// GEMM split by pixels (columns of the im2col matrix; by output channels when there

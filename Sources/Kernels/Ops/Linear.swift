@@ -129,8 +129,7 @@ enum LinearOps {
 /// one thread meanwhile so the cores are not oversubscribed. Each batch writes its own
 /// output, so the result does not depend on the split.
 func parallelBatches(_ count: Int, macsPerBatch: Int, _ body: (Int) -> Void) {
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    let tasks = min(cores, count)
+    let tasks = min(coreCount, count)
     guard tasks > 1, count * macsPerBatch >= 1 << 20 else {
         for i in 0..<count { body(i) }
         return

@@ -4,5 +4,5 @@ import Foundation
 /// floats up (a few tens of microseconds of work per core), else the calling thread, so
 /// small tensors do not pay the pool's wake-up.
 func rowThreads(_ count: Int) -> Int32 {
-    count >= 1 << 16 ? Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)) : 1
+    count >= 1 << 16 ? Int32(coreCount) : 1
 }
