@@ -5,6 +5,10 @@
 #
 #   benchmarks/runtime_vs_ort.sh [NAME=MODEL.onnx,CALIB.npz ...]     # default: the fixtures
 #   PYTHON=/path/venv/bin/python THREADS=1 benchmarks/runtime_vs_ort.sh ...
+#   BEFORE=DIR benchmarks/runtime_vs_ort.sh ...   # also DIR/mpq-bench (an older release build)
+#
+# Shapes come from the calibration data (`inspect --data`), so models with dynamic
+# dimensions (a transformer's sequence length) work too.
 #
 # Needs a python with onnxruntime and numpy. Prints lscpu's model line and the OpenBLAS
 # environment first; compare only ratios from one run.
@@ -23,13 +27,18 @@ if [ $# -eq 0 ]; then
   set -- "digits_cnn=Examples/digits_cnn.onnx,Examples/digits_calib.npz" \
          "shapes_det=Tests/Fixtures/detection/shapes_det.onnx,Tests/Fixtures/detection/shapes_det_calib.npz"
 fi
+if [ -n "${BEFORE:-}" ]; then
+  echo "== mpq before ($BEFORE/mpq-bench)"
+  OPENBLAS_NUM_THREADS=$THREADS "$BEFORE/mpq-bench" model "$@"
+  echo "== mpq now"
+fi
 OPENBLAS_NUM_THREADS=$THREADS "$BIN/mpq-bench" model "$@"
 echo
 echo "ONNX Runtime (intra_op_num_threads=$THREADS), min / median ms per batch over 15 runs after 3 warm-up"
 for arg in "$@"; do
   name=${arg%%=*}; files=${arg#*=}; model=${files%%,*}; calib=${files#*,}
   "$BIN/mpq" calibrate "$model" --data "$calib" --out "$OUT/$name.calib.json" --quiet
-  layers=$("$BIN/mpq" inspect "$model" --json | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"layers": {n["name"]: "int8" for n in d["nodes"] if n.get("quantizable")}}))')
+  layers=$("$BIN/mpq" inspect "$model" --data "$calib" --json | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"layers": {n["name"]: "int8" for n in d["nodes"] if n.get("quantizable")}}))')
   echo "$layers" > "$OUT/$name.all.json"
   "$BIN/mpq" export "$model" --precision "$OUT/$name.all.json" --format qdq --scheme ort --calibration "$OUT/$name.calib.json" \
       --out "$OUT/$name.ort.onnx" --quiet
