@@ -35,16 +35,32 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
     }
 }
 
+int mpq_depthwise_vnni_available(void) {
+    static int available = -1;   // CPU features do not change; a race writes the same value
+    if (available < 0)
+        available = mpq_kernel_path_available(MPQ_PATH_VNNI) && __builtin_cpu_supports("avx512vbmi");
+    return available;
+}
+
+// The VNNI path runs the VNNI + VBMI kernel where the CPU has VBMI and the geometry has a
+// plan, else the AVX2 kernel (as does the AVX2 path).
+static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
+    switch (mpq_resolve_kernel_path(path)) {
+    case MPQ_PATH_VNNI:
+        if (mpq_depthwise_vnni_available() && mpq_depthwise_vnni(x, s, w, ep, out, out_u8, out_zp) == 0) break;
+        mpq_depthwise_avx2(x, s, w, ep, out, out_u8, out_zp);
+        break;
+    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, ep, out, out_u8, out_zp); break;
+    default: mpq_depthwise_reference(x, s, w, ep, out, out_u8, out_zp); break;
+    }
+}
+
 int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
                             const mpq_conv2d_shape *s, const int8_t *w,
                             const mpq_epilogue *ep, float *out) {
     if (!x || !w || !ep || !ep->b_scale || !out || !is_depthwise(s)) return -1;
-    // The VNNI path has no 512-bit depthwise kernel; it runs the AVX2 one.
-    switch (mpq_resolve_kernel_path(path)) {
-    case MPQ_PATH_VNNI:
-    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, ep, out, NULL, 0); break;
-    default: mpq_depthwise_reference(x, s, w, ep, out, NULL, 0); break;
-    }
+    run(path, x, s, w, ep, out, NULL, 0);
     return 0;
 }
 
@@ -53,10 +69,6 @@ int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq
     if (!x || !w || !ep || !ep->b_scale || !(ep->out_scale > 0) || !out || !is_depthwise(s)) return -1;
     mpq_epilogue codes = *ep;
     codes.out_scale = 1.0f;   // keeps the rounded q - zp (mpq_qgemm_u8s8_u8)
-    switch (mpq_resolve_kernel_path(path)) {
-    case MPQ_PATH_VNNI:
-    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, &codes, NULL, out, out_zero_point); break;
-    default: mpq_depthwise_reference(x, s, w, &codes, NULL, out, out_zero_point); break;
-    }
+    run(path, x, s, w, &codes, NULL, out, out_zero_point);
     return 0;
 }

@@ -54,6 +54,16 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
                              const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
 void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                         const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
+/// The AVX-512 VNNI + VBMI kernel (depthwise_vnni.c); -1 (nothing written) for a geometry
+/// it has no plan for. Needs `mpq_depthwise_vnni_available()`.
+/// FP32 depthwise: the general scalar reference, and the AVX-512 kernel for planes
+/// narrower than 16 outputs (-1, nothing written, for other geometries).
+void mpq_depthwise_f32_reference(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
+int mpq_depthwise_f32_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
+void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
+                               int pad_top, int pad_left, int OH, int OW, float *y);
+int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                       const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
 
 void mpq_requantize_f32_reference(const float *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_requantize_f32_avx512(const float *x, size_t count, float scale, uint8_t zp, float *y);

@@ -203,7 +203,7 @@ void mpq_conv_weights_khwc_s8(const int8_t *w, int cout, int cg, int kh, int kw,
 void mpq_im2col_u8_reference(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                              uint8_t zero_point, uint8_t *col);
 
-/// Direct depthwise conv (group == channels, one filter per channel):
+/// Direct depthwise conv (group == channels, one filter per channel; docs/depthwise.md):
 /// `x` uint8 [C][H][W], `w` int8 [C][KH][KW], `out` float [C][out_h][out_w]
 /// with the epilogue applied per channel (b_scale[c], bias[c]). Padding taps
 /// read `ep->a_zero_point`. Returns 0, or -1 if `s` is not depthwise.
@@ -227,6 +227,11 @@ int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *
 /// mpq_depthwise_conv_u8s8 with a requantizing epilogue, writing codes as mpq_qgemm_u8s8_u8.
 int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                                const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point);
+
+/// Whether the VNNI path's depthwise kernels run their AVX-512 VBMI form (`vpermb`
+/// window gathers, docs/depthwise.md): the CPU has VNNI and VBMI. Without VBMI the VNNI
+/// path runs the AVX2 depthwise kernels. For tests and benchmarks that report coverage.
+int mpq_depthwise_vnni_available(void);
 
 /// DequantizeLinear of codes: y = (x - zp) * scale + 0, bit for bit the floats the
 /// requantizing kernels write.
@@ -268,6 +273,15 @@ void mpq_conv_epilogue_f32(mpq_kernel_path path, float *y, size_t rows, size_t c
 /// (AVX2 vectors for strides 1 and 2, scalar otherwise) gives the reference's bits.
 void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, const float *w, int stride_h,
                           int stride_w, int pad_top, int pad_left, int OH, int OW, float *y);
+
+/// FP32 depthwise Conv of one image, any kernel size, stride, dilation and pads (docs/depthwise.md):
+/// `x` [C][H][W], `w` [C][KH][KW], `y` [C][OH][OW] written (no bias). group must equal
+/// channels. The same arithmetic as `mpq_depthwise3x3_f32` (taps inside the input in
+/// (kh, kw) order from +0, separate multiply and add), so every path gives the reference's
+/// bits: the VNNI path runs an AVX-512 window-gather kernel on planes narrower than 16
+/// outputs, the VNNI and AVX2 paths the 3x3 plane kernel on other undilated 3x3 convs, and
+/// the scalar reference otherwise. Returns 0, or -1 if `s` is not depthwise.
+int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
 
 // MARK: - Benchmark helpers
 

@@ -41,6 +41,12 @@ func imageTasks(images: Int, macsPerImage: Int) -> Int {
     return min(images, coreCount)
 }
 
+/// Channel ranges one image's depthwise conv splits into: 2M MACs or more (a few hundred
+/// microseconds on the VNNI kernel) repay a fork/join, smaller layers stay on one core.
+func depthwiseChannelTasks(macs: Int) -> Int {
+    macs >= 1 << 21 ? coreCount : 1
+}
+
 func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
     m * n * k >= 1 << 20 ? Int32(coreCount) : 1
 }

@@ -116,7 +116,11 @@ final class QuantizedConv: QuantizedLayer {
         // group, and the quantize/im2col run in parallel too. Images are independent, so
         // the split changes no bit. One image splits inside the GEMM instead.
         let tasks = imageTasks(images: n, macsPerImage: outP * outChannels * kg)
-        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: tasks)
+        // One image of a depthwise conv splits by channel instead (its kernel is one pass per
+        // plane, so a channel range is an independent call), when it is big enough to repay
+        // the fork/join: MobileNetV2's wide early layers, not its 7x7 ones.
+        let channelTasks = packed.isEmpty && n == 1 ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
+        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, channelTasks))
         statuses.initialize(repeating: 0)
         defer { statuses.deallocate() }
         let xs = x.floats
@@ -177,7 +181,27 @@ final class QuantizedConv: QuantizedLayer {
                 }
                 statuses[t] = status
             }
-            if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
+            let channelWork = { [self] (t: Int) in
+                let first = c * t / channelTasks, last = c * (t + 1) / channelTasks
+                guard first < last else { return }
+                var part = shape
+                part.channels = Int32(last - first); part.group = part.channels
+                let q: UnsafePointer<UInt8>
+                let qbuf = UnsafeMutablePointer<UInt8>.allocate(capacity: pxq.isEmpty ? (last - first) * inP : 1)
+                defer { qbuf.deallocate() }
+                if !pxq.isEmpty, let codes = pxq.baseAddress { q = codes + first * inP } else {
+                    quantizeU8(UnsafeBufferPointer(rebasing: px[first * inP..<last * inP]), inputQuant, path: path, into: qbuf)
+                    q = UnsafePointer(qbuf)
+                }
+                var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
+                                       requant: requant, multipliers: pm, biasInt: pbi, channel: first)
+                statuses[t] = weights.values.withUnsafeBufferPointer { pw in
+                    codesOut ? mpq_depthwise_conv_u8s8_u8(path.c, q, &part, pw.baseAddress! + first * kg, &ep, c0! + first * outP, zy)
+                             : mpq_depthwise_conv_u8s8(path.c, q, &part, pw.baseAddress! + first * kg, &ep, y0! + first * outP)
+                }
+            }
+            if channelTasks > 1 { DispatchQueue.concurrentPerform(iterations: channelTasks, execute: channelWork) }
+            else if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
         }
         }
         }
