@@ -111,3 +111,48 @@ void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, co
     else
         mpq_depthwise3x3_f32_avx2(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
 }
+
+// MARK: - Whole-image depthwise (any kernel size), choosing a kernel per geometry
+
+void mpq_depthwise_f32_reference(const float *x, const mpq_conv2d_shape *s, const float *w, float *y) {
+    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
+    const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w;
+    for (int c = 0; c < s->channels; c++) {
+        const float *xc = x + (size_t)c * (size_t)H * (size_t)W, *wc = w + (size_t)c * (size_t)KH * (size_t)KW;
+        float *yc = y + (size_t)c * (size_t)OH * (size_t)OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float acc = 0.0f;
+                for (int kh = 0; kh < KH; kh++) {
+                    const int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const int iw = ow * s->stride_w - s->pad_left + kw * s->dilation_w;
+                        if (iw < 0 || iw >= W) continue;
+                        float p = wc[kh * KW + kw] * xc[(size_t)ih * (size_t)W + (size_t)iw];
+                        acc = acc + p;
+                    }
+                }
+                yc[(size_t)oh * (size_t)OW + (size_t)ow] = acc;
+            }
+    }
+}
+
+int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w, float *y) {
+    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
+    if (!x || !w || !y || OH <= 0 || OW <= 0 || s->group != s->channels) return -1;
+    path = mpq_resolve_kernel_path(path);
+    // Narrow planes: the AVX-512 window-gather kernel (its plan has no room for rows of 16
+    // or more outputs, where the 3x3 plane kernel below vectorises well anyway).
+    if (path == MPQ_PATH_VNNI && mpq_depthwise_f32_avx512(x, s, w, y) == 0) return 0;
+    const int plane3x3 = s->kernel_h == 3 && s->kernel_w == 3 && s->dilation_h == 1 && s->dilation_w == 1;
+    if (path == MPQ_PATH_REFERENCE || !plane3x3) {
+        mpq_depthwise_f32_reference(x, s, w, y);
+        return 0;
+    }
+    const size_t in = (size_t)s->height * (size_t)s->width, out = (size_t)OH * (size_t)OW;
+    for (int c = 0; c < s->channels; c++)
+        mpq_depthwise3x3_f32_avx2(x + (size_t)c * in, s->height, s->width, w + (size_t)c * 9, s->stride_h, s->stride_w,
+                                  s->pad_top, s->pad_left, OH, OW, y + (size_t)c * out);
+    return 0;
+}

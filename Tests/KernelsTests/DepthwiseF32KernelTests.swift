@@ -41,4 +41,49 @@ final class DepthwiseF32KernelTests: XCTestCase {
         }
         XCTAssertGreaterThan(planes, 150)
     }
+
+    /// `mpq_depthwise_f32` (whole image, any kernel): every path against the reference and the
+    /// Swift tap loop bit for bit, on the narrow planes the AVX-512 kernel takes (7x7, 14x14,
+    /// stride 2 onto 7x7, several rows per vector, 5x5 and 1x7 kernels, dilation, wide pads)
+    /// and on wide ones it leaves to the 3x3 plane kernel or the reference.
+    func testWholeImageKernelEqualsTapLoopOnEveryPath() throws {
+        var rng = TestRNG(seed: 23)
+        let paths = [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] + [MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+        // (h, w, kh, kw, stride, pad, dilation)
+        let cases = [(7, 7, 3, 3, 1, 1, 1), (14, 14, 3, 3, 1, 1, 1), (14, 14, 3, 3, 2, 1, 1), (5, 9, 3, 3, 1, 2, 1),
+                     (13, 13, 5, 5, 2, 2, 1), (6, 11, 1, 7, 1, 3, 1), (12, 12, 3, 3, 1, 2, 2), (3, 3, 3, 3, 1, 1, 1),
+                     (1, 15, 1, 3, 1, 1, 1), (9, 40, 3, 3, 2, 1, 1), (28, 28, 3, 3, 1, 1, 1), (20, 33, 5, 5, 1, 2, 1)]
+        for (h, w, kh, kw, stride, pad, dil) in cases {
+            let c = 5
+            var geom = try WindowGeometry(input: [h, w], kernel: [kh, kw], strides: [stride, stride], dilations: [dil, dil],
+                                          pads: [pad, pad, pad, pad], op: "test")
+            try geom.resolveConv(autoPad: .notSet, op: "test")
+            let (oh, ow) = (geom.output[1], geom.output[2])
+            let x: [Float] = (0..<c * h * w).map { i in i % 13 == 5 ? -0.0 : rng.float(-3...3) }
+            let taps: [Float] = (0..<c * kh * kw).map { _ in rng.float(-1...1) }
+            var tapLoop = [Float](repeating: 0, count: c * oh * ow)
+            x.withUnsafeBufferPointer { px in taps.withUnsafeBufferPointer { pw in tapLoop.withUnsafeMutableBufferPointer { py in
+                for ch in 0..<c {
+                    ConvOps.depthwisePlane(src: px.baseAddress! + ch * h * w, weights: pw.baseAddress! + ch * kh * kw,
+                                           dst: py.baseAddress! + ch * oh * ow, geom)
+                }
+            }}}
+            var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                                     pad_top: Int32(pad), pad_left: Int32(pad), pad_bottom: Int32(pad), pad_right: Int32(pad),
+                                     stride_h: Int32(stride), stride_w: Int32(stride), dilation_h: Int32(dil), dilation_w: Int32(dil),
+                                     group: Int32(c))
+            for p in paths {
+                var y = [Float](repeating: .nan, count: c * oh * ow)
+                XCTAssertEqual(mpq_depthwise_f32(p, x, &s, taps, &y), 0)
+                XCTAssertEqual(y.map(\.bitPattern), tapLoop.map(\.bitPattern), "path \(p.rawValue), \(h)x\(w) k\(kh)x\(kw) /\(stride) pad \(pad) dil \(dil)")
+            }
+        }
+        var bad = mpq_conv2d_shape(channels: 4, height: 5, width: 5, kernel_h: 3, kernel_w: 3, pad_top: 0, pad_left: 0, pad_bottom: 0,
+                                   pad_right: 0, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 2)
+        var y = [Float](repeating: 0, count: 36)
+        XCTAssertEqual(mpq_depthwise_f32(MPQ_PATH_AUTO, [Float](repeating: 1, count: 100), &bad, [Float](repeating: 1, count: 36), &y), -1,
+                       "group != channels is not depthwise")
+        print("fp32 depthwise paths covered:", paths.map { String(cString: mpq_kernel_path_name($0)) }.joined(separator: ", "),
+              mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 ? "(AVX-512 narrow-plane kernel ran)" : "(no AVX-512)")
+    }
 }

@@ -2,6 +2,28 @@ import CKernels
 import ONNX
 
 extension ConvOps {
+    /// One image of a 2-D depthwise conv with one output channel per input channel (the
+    /// MobileNet case), all planes in one `mpq_depthwise_f32` call: an AVX-512 window-gather
+    /// kernel for planes narrower than 16 outputs (7x7, 14x14), the 3x3 plane kernel for
+    /// wider ones, the scalar reference otherwise (docs/depthwise.md). Every form gives the
+    /// bits of the tap-by-tap `depthwisePlane` (taps inside the input, in order, from +0, no
+    /// FMA). Returns false (writing nothing) when the geometry is not this case.
+    static func depthwiseImage(src: UnsafePointer<Float>, weights w: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
+                               channels: Int, outChannels: Int, _ g: WindowGeometry) -> Bool {
+        let limit = Int(Int32.max)
+        guard channels == outChannels, channels <= limit, g.input[0] == 1, g.kernel[0] == 1, g.output[0] == 1,
+              [g.input[1], g.input[2], g.kernel[1], g.kernel[2], g.stride[1], g.stride[2], g.dilation[1], g.dilation[2],
+               g.padHead[1], g.padHead[2], g.padTail[1], g.padTail[2]].allSatisfy({ $0 <= limit }) else { return false }
+        var s = mpq_conv2d_shape(channels: Int32(channels), height: Int32(g.input[1]), width: Int32(g.input[2]),
+                                 kernel_h: Int32(g.kernel[1]), kernel_w: Int32(g.kernel[2]),
+                                 pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
+                                 pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
+                                 stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
+                                 dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]), group: Int32(channels))
+        guard Int(mpq_conv2d_out_h(&s)) == g.output[1], Int(mpq_conv2d_out_w(&s)) == g.output[2] else { return false }
+        return mpq_depthwise_f32(MPQ_PATH_AUTO, src, &s, w, dst) == 0
+    }
+
     /// Depthwise 3x3 (2-D, undilated) plane, the MobileNet case: `mpq_depthwise3x3_f32`
     /// sums each output's nine taps in registers, eight outputs per vector for strides 1
     /// and 2, the same bits as the tap-by-tap `depthwisePlane` (taps inside the input, in

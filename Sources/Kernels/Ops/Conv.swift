@@ -94,13 +94,17 @@ enum ConvOps {
                         let col = UnsafeMutablePointer<Float>.allocate(capacity: depthwise || g.isPointwise ? 1 : rows * outP)
                         defer { col.deallocate() }
                         if depthwise {
-                            for plane in first * m..<last * m {
-                                let img = plane / m, oc = plane % m
-                                let src = X + (img * c + oc / mg) * inP, dst = O + plane * outP
-                                if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst, g) {
-                                    depthwisePlane(src: src, weights: W + oc * kCount, dst: dst, g)
+                            for img in first..<last {
+                                let dst = O + img * m * outP
+                                if !depthwiseImage(src: X + img * c * inP, weights: W, dst: dst, channels: c, outChannels: m, g) {
+                                    for oc in 0..<m {
+                                        let src = X + (img * c + oc / mg) * inP
+                                        if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst + oc * outP, g) {
+                                            depthwisePlane(src: src, weights: W + oc * kCount, dst: dst + oc * outP, g)
+                                        }
+                                    }
                                 }
-                                epilogue.apply(dst, rows: 1, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress! + oc)
+                                epilogue.apply(dst, rows: m, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress!)
                             }
                             return
                         }
