@@ -105,13 +105,20 @@ final class ConvOpsTests: XCTestCase {
 
     /// The by-image split (single-threaded sgemm per core) gives bit for bit what each
     /// image alone gives (one image never splits by image; its GEMM may use OpenBLAS's
-    /// threads, which split rows and columns, not the sum).
+    /// threads, which split rows and columns, not the sum; a big depthwise image splits by
+    /// channel).
     func testBatchSplitIsBitIdenticalToOneImageAtATime() throws {
         var rng = OpTestRandom(seed: 77)
         for (xs, ws, group, pads) in [([6, 8, 20, 20], [16, 8, 3, 3], 1, [1, 1, 1, 1]),
                                       ([4, 32, 48, 48], [32, 1, 3, 3], 32, [1, 1, 1, 1]),
-                                      ([5, 32, 16, 16], [64, 32, 1, 1], 1, [0, 0, 0, 0])] {
+                                      ([5, 32, 16, 16], [64, 32, 1, 1], 1, [0, 0, 0, 0]),
+                                      // one image of this depthwise conv (2.2M MACs) splits by channel instead
+                                      ([2, 96, 50, 50], [96, 1, 3, 3], 96, [1, 1, 1, 1]),
+                                      ([32, 96, 7, 7], [96, 1, 3, 3], 96, [1, 1, 1, 1])] {
             let x = rng.tensor(xs), w = rng.tensor(ws), b = rng.tensor([ws[0]])
+            if ProcessInfo.processInfo.activeProcessorCount > 1, xs[2] == 50 {
+                XCTAssertGreaterThan(depthwiseChannelTasks(macs: ws[0] * xs[2] * xs[3] * ws[2] * ws[3]), 1, "one image must split")
+            }
             if ProcessInfo.processInfo.activeProcessorCount > 1 {
                 XCTAssertGreaterThan(imageTasks(images: xs[0], macsPerImage: ws[0] * xs[2] * xs[3] * ws[1] * ws[2] * ws[3]), 1,
                                      "the case must split")

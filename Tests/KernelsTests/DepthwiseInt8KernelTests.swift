@@ -122,4 +122,32 @@ final class DepthwiseInt8KernelTests: XCTestCase {
             }
         }
     }
+
+    /// One image of a big depthwise layer splits by channel over the cores; the split changes
+    /// no bit: each image of a batch of two (split by image) equals the image run alone,
+    /// float output and codes, on every path.
+    func testOneImageChannelSplitIsBitIdenticalToTheBatch() throws {
+        var rng = Int8TestRNG(seed: 96)
+        let (c, h) = (96, 50)
+        XCTAssertGreaterThanOrEqual(depthwiseChannelTasks(macs: c * h * h * 9), min(2, ProcessInfo.processInfo.activeProcessorCount))
+        let w = Tensor(shape: [c, 1, 3, 3], floats: (0..<c * 9).map { _ in rng.float(-1...1) })
+        let node = Node(name: "dw", opType: "Conv", inputs: ["x", "w"], outputs: ["y"],
+                        attributes: ["group": .int(c), "pads": .ints([1, 1, 1, 1])])
+        let input = ActivationQuant(scale: 0.02, zeroPoint: 120), output = ActivationQuant(scale: 0.05, zeroPoint: 100)
+        let layer = try ConvFamily.prepare(node, constants: ["w": w], inputs: [input])
+        let x = Tensor(shape: [2, c, h, h], floats: (0..<2 * c * h * h).map { _ in rng.float(-2...2) })
+        let per = c * h * h
+        for path in KernelPath.allCases {
+            let batch = try layer.run([x], path: path)[0], codes = try layer.runWritingCodes([x], path: path, output: output)[0]
+            for img in 0..<2 {
+                let one = Tensor(shape: [1, c, h, h], floats: Array(x.floats[img * per..<(img + 1) * per]))
+                let alone = try layer.run([one], path: path)[0], aloneCodes = try layer.runWritingCodes([one], path: path, output: output)[0]
+                let outPer = batch.count / 2
+                XCTAssertEqual(alone.floats.map(\.bitPattern), batch.floats[img * outPer..<(img + 1) * outPer].map(\.bitPattern),
+                               "\(path) image \(img)")
+                XCTAssertEqual(try XCTUnwrap(aloneCodes.codes).values,
+                               Array(try XCTUnwrap(codes.codes).values[img * outPer..<(img + 1) * outPer]), "\(path) codes, image \(img)")
+            }
+        }
+    }
 }

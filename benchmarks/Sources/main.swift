@@ -6,7 +6,7 @@ import Foundation
 let subcommands: [(name: String, summary: String, run: ([String]) -> Int32)] = [
     ("gemm", "INT8 GEMM per kernel path vs OpenBLAS sgemm, and the VNNI peak", GemmBench.main),
     ("im2col", "uint8 im2col variants on typical conv layers, next to their GEMM", Im2colBench.main),
-    ("depthwise", "direct depthwise INT8 conv, reference vs SIMD", DepthwiseBench.main),
+    ("depthwise", "depthwise INT8 (every path) and FP32 kernels on MobileNetV2 shapes", DepthwiseBench.main),
     ("model", "whole-model latency, FP32 vs all-INT8, on the fixtures", ModelBench.main),
 ]
 

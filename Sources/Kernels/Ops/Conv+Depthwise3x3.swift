@@ -2,6 +2,27 @@ import CKernels
 import ONNX
 
 extension ConvOps {
+    /// Output channels `range` of image `image` of a depthwise conv (one input channel per
+    /// group), bias and epilogue included: one `depthwiseImage` call when each output channel
+    /// reads its own input channel, else plane by plane.
+    static func depthwiseChannels(_ range: Range<Int>, image: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                  y: UnsafeMutablePointer<Float>, channels c: Int, outChannels m: Int, _ g: WindowGeometry,
+                                  bias: UnsafePointer<Float>?, epilogue: ConvEpilogue) {
+        guard !range.isEmpty else { return }
+        let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount, perInput = m / c
+        let dst = y + (image * m + range.lowerBound) * outP
+        if !(c == m && depthwiseImage(src: x + (image * c + range.lowerBound) * inP, weights: w + range.lowerBound * kCount,
+                                      dst: dst, channels: range.count, outChannels: range.count, g)) {
+            for oc in range {
+                let src = x + (image * c + oc / perInput) * inP, plane = y + (image * m + oc) * outP
+                if !depthwise3x3Plane(src: src, weights: w + oc * kCount, dst: plane, g) {
+                    depthwisePlane(src: src, weights: w + oc * kCount, dst: plane, g)
+                }
+            }
+        }
+        epilogue.apply(dst, rows: range.count, cols: outP, ld: outP, bias: bias.map { $0 + range.lowerBound })
+    }
+
     /// One image of a 2-D depthwise conv with one output channel per input channel (the
     /// MobileNet case), all planes in one `mpq_depthwise_f32` call: an AVX-512 window-gather
     /// kernel for planes narrower than 16 outputs (7x7, 14x14), the 3x3 plane kernel for

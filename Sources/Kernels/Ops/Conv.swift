@@ -63,10 +63,13 @@ enum ConvOps {
         // GEMMs of a CNN at batch 16, costs more than the multiply on a busy machine),
         // and the im2col and bias passes run in parallel too. Images are independent
         // and each GEMM is the same call as before, so no value changes.
-        // Depthwise convs split by image too. (Splitting one image's planes over the cores
-        // was measured slower at batch 1 on the shared 2-core machine: MobileNetV2 48 ms
-        // before, 56-109 ms split, each small layer waiting for the second core.)
-        let tasks = imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
+        // Depthwise convs split by image too; one image splits its channels only from 2M MACs
+        // (splitting every layer's planes was measured slower at batch 1 on the shared 2-core
+        // machine: MobileNetV2 48 ms before, 56-109 ms split, each small layer waiting for
+        // the second core).
+        // One image of a big depthwise conv splits by channel instead (depthwiseChannels).
+        let tasks = depthwise && n == 1 ? depthwiseChannelTasks(macs: m * outP * kCount)
+                                        : imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
         let bias = b?.floats ?? []
         if n == 1, group == 1, !depthwise {
             let parts = singleImageParts(m: m, pixels: outP, k: cg * kCount)
@@ -88,26 +91,24 @@ enum ConvOps {
                 out.withUnsafeMutableBufferPointer { po in
                     let X = px.baseAddress!, W = pw.baseAddress!, O = po.baseAddress!
                     let work = { (t: Int) in
+                        let bias = pb.isEmpty ? nil : pb.baseAddress
+                        if depthwise {
+                            if n == 1 {
+                                depthwiseChannels(m * t / tasks..<m * (t + 1) / tasks, image: 0, x: X, w: W, y: O, channels: c,
+                                                  outChannels: m, g, bias: bias, epilogue: epilogue)
+                            } else {
+                                for img in n * t / tasks..<n * (t + 1) / tasks {
+                                    depthwiseChannels(0..<m, image: img, x: X, w: W, y: O, channels: c, outChannels: m, g,
+                                                      bias: bias, epilogue: epilogue)
+                                }
+                            }
+                            return
+                        }
                         let first = n * t / tasks, last = n * (t + 1) / tasks
                         guard first < last else { return }
                         let rows = cg * kCount
                         let col = UnsafeMutablePointer<Float>.allocate(capacity: depthwise || g.isPointwise ? 1 : rows * outP)
                         defer { col.deallocate() }
-                        if depthwise {
-                            for img in first..<last {
-                                let dst = O + img * m * outP
-                                if !depthwiseImage(src: X + img * c * inP, weights: W, dst: dst, channels: c, outChannels: m, g) {
-                                    for oc in 0..<m {
-                                        let src = X + (img * c + oc / mg) * inP
-                                        if !depthwise3x3Plane(src: src, weights: W + oc * kCount, dst: dst + oc * outP, g) {
-                                            depthwisePlane(src: src, weights: W + oc * kCount, dst: dst + oc * outP, g)
-                                        }
-                                    }
-                                }
-                                epilogue.apply(dst, rows: m, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress!)
-                            }
-                            return
-                        }
                         for img in first..<last {
                             for grp in 0..<group {
                                 let src = X + (img * c + grp * cg) * inP
