@@ -52,6 +52,21 @@ static inline __attribute__((target("avx2"))) __m256 load8(const float *p, int s
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8));
 }
 
+// The vector block at `r0` for `n` (1-4) output rows `row_step` input floats apart: eight
+// sums per row in registers. A row's sum is a chain of nine dependent adds; running up to
+// four rows' chains side by side hides the add latency that bounded the one-row loop
+// (measured 1.3-1.6x on MobileNetV2's 112-28 planes, 4 rows ~8% over 2). Each output's own
+// sum, and so its bits, is unchanged.
+static inline __attribute__((target("avx2"))) void blockn(const float *r0, size_t W, int s, const int n, const __m256 *wv,
+                                                          float *y, size_t OW, size_t row_step) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++)
+            for (int j = 0; j < n; j++)
+                acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(wv[kh * 3 + kw], load8(r0 + (size_t)j * row_step + (size_t)kh * W + kw, s)));
+    for (int j = 0; j < n; j++) _mm256_storeu_ps(y + (size_t)j * OW, acc[j]);
+}
+
 __attribute__((target("avx2")))
 void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
                                int pad_top, int pad_left, int OH, int OW, float *y) {
@@ -65,10 +80,14 @@ void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int
     const int reach = s == 1 ? 7 + 2 : 14 + 2 + 1;
     __m256 wv[9];
     for (int t = 0; t < 9; t++) wv[t] = _mm256_set1_ps(w[t]);
-    for (int oh = 0; oh < OH; oh++) {
+    const size_t row_step = (size_t)stride_h * (size_t)W;
+    for (int oh = 0; oh < OH;) {
         const int ih0 = oh * stride_h - pad_top;
-        float *yrow = y + (size_t)oh * (size_t)OW;
         const int rows_inside = ih0 >= 0 && ih0 + 2 < H;
+        // Up to four rows together while their windows lie inside the input's rows.
+        int rows = 1;
+        while (rows_inside && rows < 4 && oh + rows < OH && ih0 + rows * stride_h + 2 < H) rows++;
+        float *yrow = y + (size_t)oh * (size_t)OW;
         int ow = 0;
         while (ow < OW) {
             const int first = ow * s - pad_left;
@@ -84,22 +103,25 @@ void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int
                 }
             }
             if (start < 0) {
-                yrow[ow] = rows_inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ih0, first)
-                                                                      : pixel(x, H, W, w, ih0, first);
+                for (int j = 0; j < rows; j++) {
+                    const int ihj = ih0 + j * stride_h;
+                    const int inside = ihj >= 0 && ihj + 2 < H;
+                    yrow[(size_t)j * (size_t)OW + (size_t)ow] =
+                        inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ihj, first) : pixel(x, H, W, w, ihj, first);
+                }
                 ow++;
                 continue;
             }
             const float *r = x + (size_t)ih0 * (size_t)W + (size_t)(start * s - pad_left);
-            __m256 acc = _mm256_setzero_ps();
-            for (int kh = 0; kh < 3; kh++) {
-                const float *row = r + (size_t)kh * (size_t)W;
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(wv[kh * 3 + 0], load8(row + 0, s)));
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(wv[kh * 3 + 1], load8(row + 1, s)));
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(wv[kh * 3 + 2], load8(row + 2, s)));
+            switch (rows) {
+            case 4: blockn(r, (size_t)W, s, 4, wv, yrow + start, (size_t)OW, row_step); break;
+            case 3: blockn(r, (size_t)W, s, 3, wv, yrow + start, (size_t)OW, row_step); break;
+            case 2: blockn(r, (size_t)W, s, 2, wv, yrow + start, (size_t)OW, row_step); break;
+            default: blockn(r, (size_t)W, s, 1, wv, yrow + start, (size_t)OW, row_step); break;
             }
-            _mm256_storeu_ps(yrow + start, acc);
             ow = start + 8;
         }
+        oh += rows;
     }
 }
 
