@@ -54,9 +54,9 @@ static inline __attribute__((target("avx2"))) __m256 load8(const float *p, int s
 
 // The vector block at `r0` for `n` (1-4) output rows `row_step` input floats apart: eight
 // sums per row in registers. A row's sum is a chain of nine dependent adds; running up to
-// four rows' chains side by side hides the add latency that bounded the one-row loop
-// (measured 1.3-1.6x on MobileNetV2's 112-28 planes, 4 rows ~8% over 2). Each output's own
-// sum, and so its bits, is unchanged.
+// four rows' chains side by side hides part of the add latency that bounded the one-row
+// loop (measured 1.0-1.17x on MobileNetV2's 112-28 planes, four rows ~8% over two). Each
+// output's own sum, and so its bits, is unchanged.
 static inline __attribute__((target("avx2"))) void blockn(const float *r0, size_t W, int s, const int n, const __m256 *wv,
                                                           float *y, size_t OW, size_t row_step) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
