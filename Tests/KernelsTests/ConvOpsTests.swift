@@ -78,6 +78,7 @@ final class ConvOpsTests: XCTestCase {
             Case(x: [45, 2, 20, 20], m: 4, k: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1]),   // many images
             // Batches big enough to split by image over the cores (imageTasks >= 1M MACs):
             Case(x: [16, 32, 24, 24], m: 32, k: [3, 3], group: 32, pads: [1, 1, 1, 1]),    // depthwise, split
+            Case(x: [1, 48, 40, 40], m: 48, k: [3, 3], group: 48, pads: [1, 1, 1, 1]),     // depthwise, 2 epilogue chunks
             Case(x: [8, 32, 16, 16], m: 32, k: [1, 1], group: 2, bias: true),              // pointwise grouped, split
             Case(x: [7, 8, 19, 17], m: 16, k: [3, 3], strides: [2, 1], pads: [1, 0, 1, 1]), // im2col, odd image count, split
         ]

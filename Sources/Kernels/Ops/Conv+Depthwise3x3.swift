@@ -3,24 +3,32 @@ import ONNX
 
 extension ConvOps {
     /// Output channels `range` of image `image` of a depthwise conv (one input channel per
-    /// group), bias and epilogue included: one `depthwiseImage` call when each output channel
-    /// reads its own input channel, else plane by plane.
+    /// group), bias and epilogue included: `depthwiseImage` calls when each output channel
+    /// reads its own input channel, else plane by plane. Channels go in chunks of at most
+    /// 256 KiB of output, each chunk's epilogue run right after it while it is in cache: at
+    /// batch 16 MobileNetV2's tensors are 10-30 MB, and a separate bias/Relu6 pass over the
+    /// whole image re-read it from memory.
     static func depthwiseChannels(_ range: Range<Int>, image: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                   y: UnsafeMutablePointer<Float>, channels c: Int, outChannels m: Int, _ g: WindowGeometry,
                                   bias: UnsafePointer<Float>?, epilogue: ConvEpilogue) {
-        guard !range.isEmpty else { return }
         let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount, perInput = m / c
-        let dst = y + (image * m + range.lowerBound) * outP
-        if !(c == m && depthwiseImage(src: x + (image * c + range.lowerBound) * inP, weights: w + range.lowerBound * kCount,
-                                      dst: dst, channels: range.count, outChannels: range.count, g)) {
-            for oc in range {
-                let src = x + (image * c + oc / perInput) * inP, plane = y + (image * m + oc) * outP
-                if !depthwise3x3Plane(src: src, weights: w + oc * kCount, dst: plane, g) {
-                    depthwisePlane(src: src, weights: w + oc * kCount, dst: plane, g)
+        let chunk = max(1, (256 << 10) / max(1, outP * MemoryLayout<Float>.size))
+        var first = range.lowerBound
+        while first < range.upperBound {
+            let part = first..<min(range.upperBound, first + chunk)
+            let dst = y + (image * m + part.lowerBound) * outP
+            if !(c == m && depthwiseImage(src: x + (image * c + part.lowerBound) * inP, weights: w + part.lowerBound * kCount,
+                                          dst: dst, channels: part.count, outChannels: part.count, g)) {
+                for oc in part {
+                    let src = x + (image * c + oc / perInput) * inP, plane = y + (image * m + oc) * outP
+                    if !depthwise3x3Plane(src: src, weights: w + oc * kCount, dst: plane, g) {
+                        depthwisePlane(src: src, weights: w + oc * kCount, dst: plane, g)
+                    }
                 }
             }
+            epilogue.apply(dst, rows: part.count, cols: outP, ld: outP, bias: bias.map { $0 + part.lowerBound })
+            first = part.upperBound
         }
-        epilogue.apply(dst, rows: range.count, cols: outP, ld: outP, bias: bias.map { $0 + range.lowerBound })
     }
 
     /// One image of a 2-D depthwise conv with one output channel per input channel (the
