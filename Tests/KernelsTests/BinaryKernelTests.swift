@@ -82,3 +82,20 @@ final class LookupKernelTests: XCTestCase {
         }
     }
 }
+
+/// The kernel pool under repeated small splits: when the caller finishes first it runs the
+/// tasks no worker has claimed yet (thread_pool.c); every task must still run, and once.
+final class KernelPoolClaimTests: XCTestCase {
+    func testManySmallSplitsComputeEveryElement() {
+        var rng = TestRNG(seed: 41)
+        let n = 64 * 37
+        let a = rng.u8s(n), b = rng.u8s(n)
+        var want = [UInt8](repeating: 0, count: n)
+        mpq_binary_u8(MPQ_PATH_REFERENCE, 0, 1, a, 0.05, 128, b, 0.03, 7, n, 0.04, 0, &want, 1)
+        for i in 0..<1500 {
+            var y = [UInt8](repeating: 0, count: n)
+            mpq_binary_u8(MPQ_PATH_AUTO, 0, 1, a, 0.05, 128, b, 0.03, 7, n, 0.04, 0, &y, Int32(2 + i % 3))
+            if y != want { XCTFail("call \(i): a task did not run"); return }
+        }
+    }
+}
