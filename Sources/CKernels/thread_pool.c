@@ -5,6 +5,12 @@
 // One call runs at a time (callers queue on `run_lock`); the caller runs task 0
 // itself and workers 1..n-1 run the rest. Workers park on a condition variable
 // after a short spin, so an idle process burns no CPU.
+//
+// A task is claimed before it runs (`ticket`): when the caller has finished task 0
+// and a worker has not yet started its task, the caller runs that task itself
+// instead of waiting for the worker to be scheduled. On a busy machine (more
+// runnable threads than cores) a parked worker can wait a whole scheduler slice,
+// milliseconds, to wake: a split op then costs what one thread costs, never more.
 #include "mpq_internal.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +28,24 @@ static _Atomic int pending;               // tasks not finished yet
 static void (*task_fn)(void *, int);
 static void *task_arg;
 static unsigned long start_generation[POOL_MAX];  // the call a worker was started for, minus one
+// Task t of call g is unclaimed while ticket[t] == g (calls number from 1); claiming
+// swaps in 0. A worker that wakes after its call moved on fails the swap and never
+// touches that call's (by then dangling) argument.
+static _Atomic unsigned long ticket[POOL_MAX];
+
+static int claim(int task, unsigned long call) {
+    unsigned long expected = call;
+    return atomic_compare_exchange_strong_explicit(&ticket[task], &expected, 0UL, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
+static void finish_one(void) {
+    if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_lock(&lock);
+        pthread_cond_signal(&done);
+        pthread_mutex_unlock(&lock);
+    }
+}
 
 static void *worker_main(void *arg) {
     const int id = (int)(long)arg;
@@ -38,13 +62,9 @@ static void *worker_main(void *arg) {
         void (*fn)(void *, int) = task_fn;
         void *arg = task_arg;
         pthread_mutex_unlock(&lock);
-        if (id < n) {
+        if (id < n && claim(id, seen)) {
             fn(arg, id);
-            if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) {
-                pthread_mutex_lock(&lock);
-                pthread_cond_signal(&done);
-                pthread_mutex_unlock(&lock);
-            }
+            finish_one();
         }
     }
     return NULL;
@@ -71,12 +91,21 @@ void mpq_pool_run(int tasks, void (*fn)(void *, int), void *arg) {
     task_arg = arg;
     active = n;
     atomic_store_explicit(&pending, n - 1, memory_order_relaxed);
+    const unsigned long call = atomic_load_explicit(&generation, memory_order_relaxed) + 1;
+    for (int t = 1; t < n; t++) atomic_store_explicit(&ticket[t], call, memory_order_relaxed);
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
 
     fn(arg, 0);
     for (int t = n; t < tasks; t++) fn(arg, t);
+    // Tasks whose worker has not started yet: run them here rather than wait for it.
+    for (int t = 1; t < n; t++) {
+        if (claim(t, call)) {
+            fn(arg, t);
+            finish_one();
+        }
+    }
     for (int s = 0; atomic_load_explicit(&pending, memory_order_acquire) != 0 && s < SPIN; s++)
         __builtin_ia32_pause();
     pthread_mutex_lock(&lock);

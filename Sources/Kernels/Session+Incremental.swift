@@ -7,9 +7,9 @@ import ONNX
 extension Session {
     /// Every value one FP32 run of a batch computed (node outputs and feeds).
     public func fp32Activations(_ feeds: [String: Tensor]) throws -> [String: Tensor] {
-        let saved = overrides
+        let saved = overrides, savedCodes = codesInputNodes, savedFused = fusedOverrides
         overrides = [:]
-        defer { overrides = saved }
+        defer { overrides = saved; codesInputNodes = savedCodes; fusedOverrides = savedFused }
         var all: [String: Tensor] = feeds
         _ = try run(feeds) { node, _, outs in
             for (name, t) in zip(node.outputs, outs) where !name.isEmpty { all[name] = t }

@@ -19,10 +19,15 @@ public final class Session {
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
     private(set) var siluFusions: [Int: SiluFusion] = [:]
+    /// Residual Add -> Relu and Sigmoid -> Mul (SiLU) pairs, by the first node's plan index (`PairFusion`).
+    private(set) var pairFusions: [Int: PairFusion] = [:]
+    /// How a pair runs fused when its nodes have overrides, keyed by the first node's name
+    /// (set by the INT8 runtime; cleared with `overrides`).
+    public var fusedOverrides: [String: FusedPairOverride] = [:]
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
-    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = [] } }
+    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = []; fusedOverrides = [:] } }
     /// Nodes whose override reads inputs held as uint8 codes (`Tensor.codes`, the INT8
     /// runtime's chains, docs/int8-chains.md). Every other node, every graph output, kept
     /// value and observer sees floats: the session materialises codes for them.
@@ -55,6 +60,7 @@ public final class Session {
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
+        pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -72,8 +78,9 @@ public final class Session {
         try run(feeds, keep: keep, fusing: observer == nil, observeCodes: observeCodes, observer: observer)
     }
 
-    /// `fusing`: run each Conv -> Sigmoid -> Mul SiLU as one node (`SiluFusion`); the
-    /// observer then sees the fused Conv writing the Mul's output, and no Sigmoid or Mul.
+    /// `fusing`: run each Conv -> Sigmoid -> Mul SiLU as one node (`SiluFusion`), and each
+    /// residual Add -> Relu and INT8 Sigmoid -> Mul pair (`PairFusion`); the observer then
+    /// sees the fused Conv (Add, Sigmoid) writing the Mul's (Relu's) output, and no second node.
     func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool, observeCodes: Bool = false,
              observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
         var values: [String: Tensor] = [:]
@@ -95,7 +102,17 @@ public final class Session {
                 node = f.node
                 fusedAway.formUnion([f.sigmoid, f.mul])
             }
-            let outs = try execute(node: node, index: i, inputs: ins)
+            let outs: [Tensor]
+            var pair: PairFusion? = nil
+            if fusing, let f = pairFusions[i],
+               let fused = try f.run(ins, keep: keep, overrides: overrides, fused: fusedOverrides) {
+                node = f.node
+                fusedAway.insert(f.second)
+                outs = fused
+                pair = f
+            } else {
+                outs = try execute(node: node, index: i, inputs: ins)
+            }
             if let observer {
                 if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
             }
@@ -107,6 +124,13 @@ public final class Session {
             for v in node.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
                 if keep.contains(v) { result[v] = values[v]?.materialized() }
                 values[v] = nil
+            }
+            // A fused pair's second node last read some values here (a SiLU's Mul, its x).
+            if let pair {
+                for v in plan[pair.second].inputs where !v.isEmpty && lastUse[v] == pair.second && !outputNames.contains(v) {
+                    if keep.contains(v) { result[v] = values[v]?.materialized() }
+                    values[v] = nil
+                }
             }
         }
         for o in graph.outputs where result[o.name] == nil {

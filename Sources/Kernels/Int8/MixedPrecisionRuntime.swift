@@ -82,7 +82,9 @@ public final class MixedPrecisionRuntime {
         // The uint8 chains: nodes that read codes, and outputs worth writing as codes (one
         // of their readers reads codes; any other reader gets them materialised).
         var readsCodes = Set<String>()
+        let pairs = uint8Chains && scheme == .ort ? codesPairs(plan) : []
         if uint8Chains && scheme == .ort {
+            readsCodes.formUnion(codesPairReaders(pairs))
             for name in map.int8Layers where layers[name]!.readsCodes { readsCodes.insert(name) }
             for node in session.plan where !plan.int8Layers.contains(node.name) {
                 if let o = node.outputs.first, plan.requantized[o] != nil, RegionKernels.hasFastForm(node, plan: plan) {
@@ -134,9 +136,11 @@ public final class MixedPrecisionRuntime {
                 return outs
             }
         }
+        let fused = try codesPairOverrides(pairs, plan: plan, writesCodes: writesCodes, counters: counters)
         self.map = map
         self.plan = plan
         session.codesInputNodes = readsCodes    // after the overrides: setting them clears it
+        session.fusedOverrides = fused          // likewise
     }
 
     /// What `map` executes under this runtime's scheme.

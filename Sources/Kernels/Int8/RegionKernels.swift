@@ -52,7 +52,7 @@ enum RegionKernels {
                         counters?.codesWritten += 1
                         var ys = [UInt8](repeating: 0, count: xs.count)
                         xs.withUnsafeBufferPointer { px in codeTable.withUnsafeBufferPointer { pt in ys.withUnsafeMutableBufferPointer { py in
-                            mpq_lookup_u8(px.baseAddress, px.count, pt.baseAddress, py.baseAddress)
+                            mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, rowThreads(px.count / 4))
                         } } }
                         return [Tensor(shape: t.shape, codes: QuantizedCodes(values: ys, scale: q.scale, zeroPoint: q.zeroPoint))]
                     }
@@ -77,7 +77,13 @@ enum RegionKernels {
                     requantize(&outs[0], q, path: path())
                     return outs
                 }
+                if let x = inputs[0], let c = x.codes, let pooled = try maxPoolOnCodes(node, x, c, path: path()) {
+                    counters?.codesRead += 1
+                    if writeCodes { counters?.codesWritten += 1 }
+                    return [writeCodes ? pooled : pooled.materialized()]
+                }
                 var ins = inputs
+                var remapped: [[UInt8]] = []
                 for i in data {
                     let c = inputs[i]!.codes!
                     var values = c.values
@@ -92,12 +98,23 @@ enum RegionKernels {
                         } } }
                     }
                     counters?.codesRead += 1
+                    if isConcat { remapped.append(values); continue }
                     // The codes as floats: dequantizing with scale 1 and zero point 0 is exact.
                     var floats = [Float](repeating: 0, count: values.count)
                     values.withUnsafeBufferPointer { x in floats.withUnsafeMutableBufferPointer { y in
                         mpq_dequantize_u8(path().c, x.baseAddress, x.count, 1, 0, y.baseAddress)
                     } }
                     ins[i] = Tensor(shape: inputs[i]!.shape, floats: floats)
+                }
+                if isConcat {
+                    // Every input is on the output's grid now: the Concat is byte copies.
+                    guard let t = try concatCodes(node, data.map { inputs[$0]!.shape }, remapped, q) else {
+                        var outs = try session.runNode(node, inputs: Session.materialized(inputs))
+                        requantize(&outs[0], q, path: path())
+                        return outs
+                    }
+                    if writeCodes { counters?.codesWritten += 1 }
+                    return [writeCodes ? t : t.materialized()]
                 }
                 // The op only moves values, so its output holds codes (or, for a MaxPool window
                 // wholly in padding, -inf: code 0, as requantizing the float -inf gives).

@@ -43,6 +43,7 @@ enum ElementwiseOps {
 
     static func Add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         try requireOneType(a, b)
+        if takesFastBinary(a, b) { return binaryFloats(a, b, multiply: false, relu: false) }
         return try Broadcast.arithmetic(a, b, float: { $0 + $1 }, int: { $0 &+ $1 })
     }
 
@@ -53,6 +54,7 @@ enum ElementwiseOps {
 
     static func Mul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         try requireOneType(a, b)
+        if takesFastBinary(a, b) { return binaryFloats(a, b, multiply: true, relu: false) }
         return try Broadcast.arithmetic(a, b, float: { $0 * $1 }, int: { $0 &* $1 })
     }
 

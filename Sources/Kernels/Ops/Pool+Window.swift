@@ -80,11 +80,12 @@ extension PoolOps {
         return (lo, hi, padded)
     }
 
-    /// Runs a pooling window over every `[N,C]` plane of X: the separable fast path
-    /// unless argmax indices are wanted or `direct` forces the reference loop.
+    /// Runs a pooling window over every `[N,C]` plane of X: the C kernels for 2-D max and
+    /// average windows, else the separable path, unless argmax indices are wanted or
+    /// `direct` forces the reference loop.
     static func pool(_ x: Tensor, _ nc: [Int], _ g: WindowGeometry, _ kind: PoolKind,
                      computeIndices: Bool = false, columnMajor: Bool = false, direct: Bool = false) -> (Tensor, Tensor?) {
-        if !computeIndices && !direct { return (poolSeparable(x, nc, g, kind), nil) }
+        if !computeIndices && !direct { return (poolFast(x, nc, g, kind) ?? poolSeparable(x, nc, g, kind), nil) }
         return poolDirect(x, nc, g, kind, computeIndices: computeIndices, columnMajor: columnMajor)
     }
 
