@@ -7,11 +7,17 @@
 //       weight panels of MR rows (MR x KC floats, stay in L1)
 //         column panels of NR pixels: one micro-tile, accumulated over the K blocks in C;
 //         after the last K block the epilogue runs on the tile while it is in L1.
+// Small maps (a 7x7 stage) waste lanes in a 64-pixel panel (49 of 64), so a batch stacks
+// a few images side by side as the columns of one GEMM (4 x 49 = 196 of 208 lanes), into
+// a scratch C that is copied to each image's planes with the epilogue at the end. With
+// one image and few pixels, the split is by weight panels, and the columns are packed
+// once for all threads first instead of once per claim.
 // Splitting never cuts a sum (every tile gets its full K on one thread in k order), so
 // the output does not depend on the split or the thread count.
 #include "sgemm_internal.h"
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MR MPQ_SGEMM_MR
 #define NR MPQ_SGEMM_NR
@@ -33,6 +39,8 @@ typedef struct {
     // The split: `units` claimed `chunk` at a time from `next`.
     int mode, units, chunk, image;
     int n_units;  // column chunks per group (mode SPLIT_N)
+    int stack;    // images per unit (mode SPLIT_IMAGES)
+    float *prepacked;  // mode SPLIT_M: every K block of the image's columns, packed once
     _Atomic int next;
 } conv_job;
 
@@ -42,14 +50,19 @@ enum { SPLIT_IMAGES, SPLIT_N, SPLIT_M };
 static _Thread_local float *block_buf;
 static _Thread_local size_t block_cap;
 
-static float *column_block(size_t floats) {
-    if (floats > block_cap) {
-        free(block_buf);
-        block_buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        block_cap = block_buf ? floats : 0;
+static _Thread_local float *stack_buf;
+static _Thread_local size_t stack_cap;
+
+static float *grown(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        free(*buf);
+        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        *cap = *buf ? floats : 0;
     }
-    return block_buf;
+    return *buf;
 }
+
+static float *column_block(size_t floats) { return grown(&block_buf, &block_cap, floats); }
 
 static mpq_sgemm_tile_fn tile_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
@@ -59,32 +72,58 @@ static mpq_sgemm_tile_fn tile_for(mpq_kernel_path path) {
     }
 }
 
-// Output rows of panels [p0, p1) and pixels [n0, n1) (n0 a multiple of NR) of group g of
-// image `img`.
-static void conv_part(const conv_job *j, int img, int g, int p0, int p1, int n0, int n1, float *buf) {
+// Offset of K block `kb` (and column panel 0) in a prepacked image: every K block holds
+// all column panels at full width.
+static size_t prepacked_offset(const conv_job *j, int kb) {
+    return (size_t)kb * (size_t)((j->n + NR - 1) / NR) * NR;
+}
+
+// Output rows of panels [p0, p1) and columns [n0, n1) (n0 a multiple of NR) of group g for
+// `stack` images from `img`: columns run over the stacked images' pixels. One image
+// writes its output directly, the epilogue per tile; a stack goes through a scratch C.
+static void conv_part(const conv_job *j, int img, int stack, int g, int p0, int p1, int n0, int n1, float *buf) {
     const float *xg = j->x + (size_t)img * j->in_image + (size_t)g * j->in_group;
     float *yg = j->y + (size_t)img * j->out_image + (size_t)g * (size_t)j->mg * (size_t)j->n;
     const float *wg = j->w + (size_t)g * (size_t)j->panels * (size_t)j->k * MR;
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg : NULL;
     const int epilogue = bias || j->act != MPQ_ACT_NONE;
+    const int ldc = stack * j->n;
+    float *cbase = yg;
+    if (stack > 1) {
+        cbase = grown(&stack_buf, &stack_cap, (size_t)j->mg * (size_t)ldc);
+        if (!cbase) return;
+    }
     for (int nb = n0; nb < n1; nb += NC) {
         const int nbe = n1 - nb < NC ? n1 : nb + NC;
         for (int kb = 0; kb < j->k; kb += KC) {
             const int kc = j->k - kb < KC ? j->k - kb : KC;
             const int last = kb + kc == j->k;
-            mpq_sconv_pack_b(xg, j->s, j->oh, j->ow, kb, kb + kc, nb, nbe, buf);
+            const float *bblock = buf;
+            if (j->prepacked) bblock = j->prepacked + prepacked_offset(j, kb) + (size_t)(nb / NR) * NR * (size_t)kc;
+            else mpq_sconv_pack_b(xg, j->s, j->oh, j->ow, j->in_image, kb, kb + kc, nb, nbe, buf);
             for (int p = p0; p < p1; p++) {
                 const int row = p * MR, mr = j->mg - row < MR ? j->mg - row : MR;
                 const float *a = wg + ((size_t)p * (size_t)j->k + (size_t)kb) * MR;
                 for (int col = nb, q = 0; col < nbe; col += NR, q++) {
                     const int nc = nbe - col < NR ? nbe - col : NR;
-                    float *c = yg + (size_t)row * (size_t)j->n + (size_t)col;
-                    j->tile(kc, a, buf + (size_t)q * NR * (size_t)kc, (nc + 15) / 16, c, j->n, mr, nc, kb > 0);
-                    if (last && epilogue)
-                        mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)j->n,
+                    float *c = cbase + (size_t)row * (size_t)ldc + (size_t)col;
+                    j->tile(kc, a, bblock + (size_t)q * NR * (size_t)kc, (nc + 15) / 16, c, ldc, mr, nc, kb > 0);
+                    if (last && epilogue && stack == 1)
+                        mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc,
                                               bias ? bias + row : NULL, j->act, j->lo, j->hi);
                 }
             }
+        }
+    }
+    if (stack > 1) {
+        // Whole parts only (every row and column): each image's planes, then its epilogue.
+        for (int s = 0; s < stack; s++) {
+            float *ys = yg + (size_t)s * j->out_image;
+            for (int row = 0; row < j->mg; row++)
+                memcpy(ys + (size_t)row * (size_t)j->n, cbase + (size_t)row * (size_t)ldc + (size_t)s * (size_t)j->n,
+                       (size_t)j->n * sizeof(float));
+            if (epilogue)
+                mpq_conv_epilogue_f32(j->path, ys, (size_t)j->mg, (size_t)j->n, (size_t)j->n, bias, j->act, j->lo, j->hi);
         }
     }
 }
@@ -94,16 +133,18 @@ static void conv_part(const conv_job *j, int img, int g, int p0, int p1, int n0,
 // per K block.
 static void run_units(const conv_job *j, int u0, int u1, float *buf) {
     if (j->mode == SPLIT_IMAGES) {
-        for (int u = u0; u < u1; u++)
-            for (int g = 0; g < j->group; g++) conv_part(j, u, g, 0, j->panels, 0, j->n, buf);
+        for (int u = u0; u < u1; u++) {
+            const int img = u * j->stack, stack = j->images - img < j->stack ? j->images - img : j->stack;
+            for (int g = 0; g < j->group; g++) conv_part(j, img, stack, g, 0, j->panels, 0, stack * j->n, buf);
+        }
         return;
     }
     const int per_group = j->mode == SPLIT_N ? j->n_units : j->panels;
     for (int u = u0; u < u1;) {
         const int g = u / per_group, v0 = u % per_group;
         const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
-        if (j->mode == SPLIT_N) conv_part(j, j->image, g, 0, j->panels, v0 * NR, v1 * NR < j->n ? v1 * NR : j->n, buf);
-        else conv_part(j, j->image, g, v0, v1, 0, j->n, buf);
+        if (j->mode == SPLIT_N) conv_part(j, j->image, 1, g, 0, j->panels, v0 * NR, v1 * NR < j->n ? v1 * NR : j->n, buf);
+        else conv_part(j, j->image, 1, g, v0, v1, 0, j->n, buf);
         u += v1 - v0;
     }
 }
@@ -118,6 +159,29 @@ static void run_task(void *arg, int t) {
         if (u0 >= j->units) return;
         run_units(j, u0, u0 + j->chunk < j->units ? u0 + j->chunk : j->units, buf);
     }
+}
+
+static void prepack_task(void *arg, int t) {
+    const conv_job *j = (const conv_job *)arg;
+    const float *x = j->x + (size_t)j->image * j->in_image;
+    for (int kb = t * KC; kb < j->k; kb += j->chunk * KC) {
+        const int kc = j->k - kb < KC ? j->k - kb : KC;
+        mpq_sconv_pack_b(x, j->s, j->oh, j->ow, j->in_image, kb, kb + kc, 0, j->n, j->prepacked + prepacked_offset(j, kb));
+    }
+}
+
+// Packs every K block of image `j->image` (one group) into `j->prepacked`; 0 without memory.
+static int prepack(conv_job *j, int threads) {
+    const size_t floats = (size_t)j->k * (size_t)((j->n + NR - 1) / NR) * NR;
+    j->prepacked = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+    if (!j->prepacked) return 0;
+    const int blocks = (j->k + KC - 1) / KC;
+    int tasks = threads < blocks ? threads : blocks;
+    if (tasks > MPQ_POOL_MAX) tasks = MPQ_POOL_MAX;
+    if (tasks < 1) tasks = 1;
+    j->chunk = tasks;  // the stride between a task's K blocks
+    mpq_pool_run(tasks, prepack_task, j);
+    return 1;
 }
 
 static void run(conv_job *j, int threads) {
@@ -164,9 +228,14 @@ int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_
     j.hi = hi;
     j.y = y;
     if (images == 0) return 0;
-    if (threads > 1 && images >= threads) {
+    if (images > 1 && images >= threads) {
+        // Stack images of small maps up to ~192 columns, keeping a unit per thread.
+        int stack = j.n < 128 ? (192 + j.n - 1) / j.n : 1;
+        const int per_thread = threads > 1 ? images / threads : images;
+        if (stack > per_thread) stack = per_thread;
         j.mode = SPLIT_IMAGES;
-        j.units = images;
+        j.stack = stack < 1 ? 1 : stack;
+        j.units = (images + j.stack - 1) / j.stack;
         run(&j, threads);
         return atomic_load(&j.next) >= j.units ? 0 : -1;
     }
@@ -182,8 +251,13 @@ int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_
         } else {
             j.mode = SPLIT_M;
             j.units = s->group * j.panels;
+            // One group: its columns packed once, by K blocks over the threads, so claims
+            // of weight panels do not each pack them again.
+            if (s->group == 1 && !prepack(&j, threads)) return -1;
         }
         run(&j, threads);
+        free(j.prepacked);
+        j.prepacked = NULL;
         if (atomic_load(&j.next) < j.units) return -1;
     }
     return 0;

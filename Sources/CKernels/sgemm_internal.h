@@ -25,12 +25,13 @@ void mpq_sgemm_tile_avx512(int kc, const float *a, const float *b, int nv, float
 /// d[i] = src[2 * i] for i < count (reads no further than src[2 * (count - 1)]).
 void mpq_sconv_gather2_avx512(float *d, const float *src, int count);
 
-/// Packs rows [k0, k1) and output pixels [n0, n1) of one group's im2col matrix (row
+/// Packs rows [k0, k1) and columns [n0, n1) of one group's im2col matrix (row
 /// k = (c, kh, kw), column = pixel oh * OW + ow; padding taps 0) into column panels
-/// from n0: panel q holds pixels n0 + q*NR .. as [k1 - k0][w] floats, w = that panel's
+/// from n0: panel q holds columns n0 + q*NR .. as [k1 - k0][w] floats, w = that panel's
 /// width rounded up to 16 (zeros beyond), panel q at dst + q * NR * (k1 - k0).
-/// `x` is the group's first input channel.
-void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, int k0, int k1,
-                      int n0, int n1, float *dst);
+/// `x` is the group's first input channel. Columns past OH * OW continue in the next
+/// image, `image_stride` floats further (a stack of small images as one GEMM).
+void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, size_t image_stride,
+                      int k0, int k1, int n0, int n1, float *dst);
 
 #endif

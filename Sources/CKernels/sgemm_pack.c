@@ -61,30 +61,37 @@ static void fill_row(float *d, const float *row, int o0, int count, int sw, int 
     for (int o = b; o < o0 + count; o++) d[o - o0] = 0.0f;
 }
 
-void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, int k0, int k1,
-                      int n0, int n1, float *dst) {
+void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, size_t image_stride,
+                      int k0, int k1, int n0, int n1, float *dst) {
+    static int detected;
+    if (!detected) { detect(); detected = 1; }
     const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w;
     const int sh = s->stride_h, sw = s->stride_w, dh = s->dilation_h, dw = s->dilation_w;
     const int pt = s->pad_top, pl = s->pad_left;
     const size_t plane = (size_t)H * (size_t)W;
-    const int kc = k1 - k0, taps = KH * KW;
-    static int detected;
-    if (!detected) { detect(); detected = 1; }
+    const int kc = k1 - k0, taps = KH * KW, pixels = oh_n * ow_n;
     const int pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 &&
                           s->pad_bottom == 0 && s->pad_right == 0;
     for (int col = n0, q = 0; col < n1; col += NR, q++) {
         const int nc = n1 - col < NR ? n1 - col : NR, w = round_up(nc, 16);
         float *panel = dst + (size_t)q * NR * (size_t)kc;
+        const int img0 = col / pixels, pix0 = col % pixels;
         for (int kk = 0; kk < kc; kk++) {
             float *d = panel + (size_t)kk * (size_t)w;
             const int k = k0 + kk, c = k / taps, kh = (k % taps) / KW, kw = k % KW;
-            const float *xc = x + (size_t)c * plane;
+            const float *xc = x + (size_t)img0 * image_stride + (size_t)c * plane;
             if (pointwise) {
-                memcpy(d, xc + col, (size_t)nc * sizeof(float));
+                // Plane segments, one per image the panel reaches.
+                for (int j = 0, pix = pix0; j < nc; pix = 0, xc += image_stride) {
+                    const int seg = pixels - pix < nc - j ? pixels - pix : nc - j;
+                    memcpy(d + j, xc + pix, (size_t)seg * sizeof(float));
+                    j += seg;
+                }
             } else {
                 // The panel's pixels, one output row segment at a time.
-                int j = 0, oh = col / ow_n, ow = col % ow_n;
+                int j = 0, oh = pix0 / ow_n, ow = pix0 % ow_n;
                 while (j < nc) {
+                    if (oh == oh_n) { oh = 0; xc += image_stride; }  // the next image of a stack
                     const int seg = ow_n - ow < nc - j ? ow_n - ow : nc - j;
                     const int ih = oh * sh - pt + kh * dh;
                     if (ih < 0 || ih >= H) memset(d + j, 0, (size_t)seg * sizeof(float));

@@ -36,8 +36,9 @@ final class FP32GemmTests: XCTestCase {
         }
     }
 
-    /// Shapes around the tile edges: M 1-13 (MR 6), pixels 1-130 (NR 64, vector 16),
-    /// K past one 256 block (c 30 x 3x3 = 270), and the classes the models have.
+    /// Shapes around the tile edges: M 1-13 (MR 6), pixels 1-135 (NR 64, vector 16),
+    /// K past one 256 block (c 30 x 3x3 = 270, 64 x 3x3 = 576), batches whose small maps
+    /// are stacked into one GEMM, and the classes the models have.
     static let cases: [Case] = [
         Case(), Case(images: 2, c: 1, h: 1, w: 1, m: 1, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
         Case(c: 4, h: 8, w: 8, m: 13, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
@@ -50,6 +51,9 @@ final class FP32GemmTests: XCTestCase {
         Case(c: 12, h: 6, w: 6, m: 6, kh: 3, kw: 1, stride: (1, 3), pads: (1, 0, 1, 2), group: 3),
         Case(c: 64, h: 11, w: 12, m: 5, kh: 3, kw: 3, stride: (1, 1), pads: (0, 1, 2, 0)),
         Case(c: 2, h: 1, w: 40, m: 3, kh: 1, kw: 5, stride: (1, 2), pads: (0, 2, 0, 2)),
+        // Batches of small maps: stacked images as the columns of one GEMM (49 pixels each).
+        Case(images: 5, c: 8, h: 7, w: 7, m: 11),
+        Case(images: 4, c: 6, h: 13, w: 13, m: 9, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0), group: 3),
     ]
 
     /// The convolution in double, summed over the taps inside the input, and the sum of
@@ -123,7 +127,7 @@ final class FP32GemmTests: XCTestCase {
     /// Bias, Relu/Clip and SiLU applied per tile give the bits of the plain GEMM followed by
     /// `mpq_conv_epilogue_f32` over the whole output on the same path.
     func testFusedEpilogueEqualsGemmThenEpilogue() {
-        for (i, t) in Self.cases.enumerated() where i % 2 == 0 || t.group > 1 {
+        for (i, t) in Self.cases.enumerated() where i % 2 == 0 || t.group > 1 || t.images > 1 {
             let (x, w, bias) = Self.data(t, seed: UInt64(100 + i))
             let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
             let plane = t.images * t.m > 0 ? Self.run(t, x: x, packed: packed, bias: nil, path: MPQ_PATH_REFERENCE, threads: 1).count / (t.images * t.m) : 0
