@@ -14,7 +14,8 @@ static inline AVX512_TARGET __mmask16 lanes(int cols) {
 }
 
 static inline __attribute__((always_inline)) AVX512_TARGET void
-tile(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nv, int nc, int accumulate) {
+tile(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nv, int nc, int accumulate,
+     const mpq_sgemm_tile_epilogue *ep) {
     __m512 acc[MR][4];
     __mmask16 mask[4];
     _Pragma("unroll") for (int q = 0; q < nv; q++) mask[q] = lanes(nc - 16 * q);
@@ -32,27 +33,41 @@ tile(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nv, 
         a += MR;
         b += w;
     }
+    if (ep) {
+        // max(lo, v) and min(hi, v) in this operand order return v when v is NaN, and keep
+        // -0 against a 0 bound: the clamp of mpq_conv_epilogue_f32.
+        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            if (ep->bias && ep->bias[i] != 0.0f) {
+                const __m512 bias = _mm512_set1_ps(ep->bias[i]);
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_add_ps(acc[i][q], bias);
+            }
+            if (ep->clamp)
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
+        }
+    }
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int q = 0; q < nv; q++)
             _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + 16 * q, mask[q], acc[i][q]);
 }
 
 #define TILE_FN(R, V) \
-    static AVX512_TARGET void tile_##R##_##V(int kc, const float *a, const float *b, float *c, int ldc, int nc, int acc) { \
-        tile(kc, a, b, c, ldc, R, V, nc, acc); \
+    static AVX512_TARGET void tile_##R##_##V(int kc, const float *a, const float *b, float *c, int ldc, int nc, int acc, \
+                                             const mpq_sgemm_tile_epilogue *ep) { \
+        tile(kc, a, b, c, ldc, R, V, nc, acc, ep); \
     }
 #define TILE_ROW(R) TILE_FN(R, 1) TILE_FN(R, 2) TILE_FN(R, 3) TILE_FN(R, 4)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
 
-typedef void (*tile_fn)(int, const float *, const float *, float *, int, int, int);
+typedef void (*tile_fn)(int, const float *, const float *, float *, int, int, int, const mpq_sgemm_tile_epilogue *);
 #define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, tile_##R##_4 }
 static const tile_fn tiles[MR][4] = {
     TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
 };
 
 void mpq_sgemm_tile_avx512(int kc, const float *a, const float *b, int nv, float *c, int ldc,
-                           int mr, int nc, int accumulate) {
-    tiles[mr - 1][nv - 1](kc, a, b, c, ldc, nc, accumulate);
+                           int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep) {
+    tiles[mr - 1][nv - 1](kc, a, b, c, ldc, nc, accumulate, ep);
 }
 
 // d[i] = src[2 * i] for i < count: the stride-2 taps of a packed row (a 7x7 stride-2

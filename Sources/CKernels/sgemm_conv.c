@@ -107,10 +107,12 @@ static void conv_part(const conv_job *j, int img, int stack, int g, int p0, int 
                 for (int col = nb, q = 0; col < nbe; col += NR, q++) {
                     const int nc = nbe - col < NR ? nbe - col : NR;
                     float *c = cbase + (size_t)row * (size_t)ldc + (size_t)col;
-                    j->tile(kc, a, bblock + (size_t)q * NR * (size_t)kc, (nc + 15) / 16, c, ldc, mr, nc, kb > 0);
-                    if (last && epilogue && stack == 1)
-                        mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc,
-                                              bias ? bias + row : NULL, j->act, j->lo, j->hi);
+                    // Bias and clamp on the registers; SiLU on the stored tile after.
+                    const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi};
+                    const int fuse = last && epilogue && stack == 1;
+                    j->tile(kc, a, bblock + (size_t)q * NR * (size_t)kc, (nc + 15) / 16, c, ldc, mr, nc, kb > 0, fuse ? &ep : NULL);
+                    if (fuse && j->act == MPQ_ACT_SILU)
+                        mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
                 }
             }
         }
