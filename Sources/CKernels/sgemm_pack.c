@@ -61,6 +61,13 @@ static void fill_row(float *d, const float *row, int o0, int count, int sw, int 
     for (int o = b; o < o0 + count; o++) d[o - o0] = 0.0f;
 }
 
+// One stretch of a column panel that lies in one output row of one image.
+typedef struct {
+    int j, len;         // panel columns [j, j + len)
+    int oh, ow;         // the output position of column j
+    size_t image;       // that image's offset from x
+} segment;
+
 void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, size_t image_stride,
                       int k0, int k1, int n0, int n1, float *dst) {
     static int detected;
@@ -72,36 +79,43 @@ void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int o
     const int kc = k1 - k0, taps = KH * KW, pixels = oh_n * ow_n;
     const int pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 &&
                           s->pad_bottom == 0 && s->pad_right == 0;
+    segment segs[NR];
     for (int col = n0, q = 0; col < n1; col += NR, q++) {
         const int nc = n1 - col < NR ? n1 - col : NR, w = round_up(nc, 16);
         float *panel = dst + (size_t)q * NR * (size_t)kc;
-        const int img0 = col / pixels, pix0 = col % pixels;
+        // The panel's segments, found once (not once per row of K): divisions are slow
+        // next to the copies when the layer has few output channels.
+        int count = 0;
+        {
+            int img = col / pixels, pix = col % pixels, oh = pix / ow_n, ow = pix % ow_n;
+            for (int j = 0; j < nc;) {
+                if (oh == oh_n) { oh = 0; img++; }
+                const int len = pointwise ? (pixels - (oh * ow_n + ow) < nc - j ? pixels - (oh * ow_n + ow) : nc - j)
+                                          : (ow_n - ow < nc - j ? ow_n - ow : nc - j);
+                segs[count++] = (segment){j, len, oh, ow, (size_t)img * image_stride};
+                j += len;
+                if (pointwise) { oh = oh_n; ow = 0; }  // a pointwise segment runs to the image's end
+                else { oh++; ow = 0; }
+            }
+        }
+        // Row k = (c, kh, kw), stepped without divisions.
+        int c = k0 / taps, kh = (k0 % taps) / KW, kw = k0 % KW;
         for (int kk = 0; kk < kc; kk++) {
             float *d = panel + (size_t)kk * (size_t)w;
-            const int k = k0 + kk, c = k / taps, kh = (k % taps) / KW, kw = k % KW;
-            const float *xc = x + (size_t)img0 * image_stride + (size_t)c * plane;
-            if (pointwise) {
-                // Plane segments, one per image the panel reaches.
-                for (int j = 0, pix = pix0; j < nc; pix = 0, xc += image_stride) {
-                    const int seg = pixels - pix < nc - j ? pixels - pix : nc - j;
-                    memcpy(d + j, xc + pix, (size_t)seg * sizeof(float));
-                    j += seg;
+            const float *xc = x + (size_t)c * plane;
+            for (int g = 0; g < count; g++) {
+                const segment *sg = &segs[g];
+                const float *xi = xc + sg->image;
+                if (pointwise) {
+                    memcpy(d + sg->j, xi + (size_t)sg->oh * (size_t)ow_n + (size_t)sg->ow, (size_t)sg->len * sizeof(float));
+                    continue;
                 }
-            } else {
-                // The panel's pixels, one output row segment at a time.
-                int j = 0, oh = pix0 / ow_n, ow = pix0 % ow_n;
-                while (j < nc) {
-                    if (oh == oh_n) { oh = 0; xc += image_stride; }  // the next image of a stack
-                    const int seg = ow_n - ow < nc - j ? ow_n - ow : nc - j;
-                    const int ih = oh * sh - pt + kh * dh;
-                    if (ih < 0 || ih >= H) memset(d + j, 0, (size_t)seg * sizeof(float));
-                    else fill_row(d + j, xc + (size_t)ih * (size_t)W, ow, seg, sw, kw * dw - pl, W);
-                    j += seg;
-                    ow = 0;
-                    oh++;
-                }
+                const int ih = sg->oh * sh - pt + kh * dh;
+                if (ih < 0 || ih >= H) memset(d + sg->j, 0, (size_t)sg->len * sizeof(float));
+                else fill_row(d + sg->j, xi + (size_t)ih * (size_t)W, sg->ow, sg->len, sw, kw * dw - pl, W);
             }
             for (int j = nc; j < w; j++) d[j] = 0.0f;
+            if (++kw == KW) { kw = 0; if (++kh == KH) { kh = 0; c++; } }
         }
     }
 }

@@ -46,16 +46,26 @@ extension ConvEpilogue {
 
 extension ConvOps {
     /// Whether a Conv runs on the packed GEMM (docs/fp32-gemm.md has the measurements):
-    /// every 1-D and 2-D Conv that is not depthwise (those have their own kernel), with
-    /// sizes that fit the C kernel's int arithmetic; 3-D Convs stay on OpenBLAS.
+    /// 1-D and 2-D Convs that are not depthwise (those have their own kernel), with sizes
+    /// that fit the C kernel's int arithmetic, and either at least `minimumMACs` per image
+    /// or at most 4 input channels per group (a stem: the fused stride-2 packing beats
+    /// im2col there at any size). Smaller Convs measured faster on OpenBLAS (ResNet-digits'
+    /// 16-128-channel layers of 0.4-7.2M MACs: 0.5-0.9x). 3-D Convs stay on OpenBLAS.
+    /// `MPQ_FP32_GEMM=mpq` drops the size rule, `=openblas` keeps every Conv on OpenBLAS.
     static func usesPackedGemm(_ g: WindowGeometry, channelsPerGroup cg: Int, m: Int, depthwise: Bool,
                                choice: FP32GemmChoice = FP32GemmChoice.environment) -> Bool {
         // Empty tensors and empty groups stay on the OpenBLAS loop (nothing to multiply).
         if choice == .openblas || depthwise || g.rank > 2 || m == 0 || cg == 0 || g.outputCount == 0 { return false }
         let limit = Int(Int32.max) / 64
-        return g.outputCount <= limit && cg * g.kernelCount <= limit && m <= limit
-            && g.input[1] <= limit && g.input[2] <= limit && cg * g.inputCount <= limit
+        guard g.outputCount <= limit, cg * g.kernelCount <= limit, m <= limit,
+              g.input[1] <= limit, g.input[2] <= limit, cg * g.inputCount <= limit else { return false }
+        if choice == .mpq { return true }
+        let macs = m.multipliedReportingOverflow(by: g.outputCount * cg * g.kernelCount)
+        return macs.overflow || macs.partialValue >= minimumMACs || cg <= 4
     }
+
+    /// Multiply-adds per image from which a Conv runs on the packed GEMM (`usesPackedGemm`).
+    static let minimumMACs = 16 << 20
 
     /// Threads for a packed-GEMM Conv: all cores from ~2M multiply-adds in all (images
     /// split by image, one image by pixels or channels), else the calling thread.
