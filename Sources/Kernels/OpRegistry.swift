@@ -9,8 +9,16 @@ public typealias OpFunction = (_ node: Node, _ inputs: [Tensor?], _ opset: Int) 
 public struct OpEntry: Sendable {
     public let since: Int
     public let run: @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]
+    /// `run` given the session's weights prepared from constant inputs (Conv: packed for
+    /// the FP32 GEMM); nil for ops that prepare nothing.
+    let runPrepared: (@Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int, _ prepared: PreparedWeights) throws -> [Tensor])?
     public init(since: Int = 1, _ run: @escaping @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]) {
-        self.since = since; self.run = run
+        self.since = since; self.run = run; self.runPrepared = nil
+    }
+    init(since: Int, _ run: @escaping @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int, _ prepared: PreparedWeights?) throws -> [Tensor]) {
+        self.since = since
+        self.run = { try run($0, $1, $2, nil) }
+        self.runPrepared = { try run($0, $1, $2, $3) }
     }
 }
 

@@ -24,6 +24,8 @@ public final class Session {
     /// How a pair runs fused when its nodes have overrides, keyed by the first node's name
     /// (set by the INT8 runtime; cleared with `overrides`).
     public var fusedOverrides: [String: FusedPairOverride] = [:]
+    /// FP32 weights prepared once from the constants (Conv weights packed for the GEMM).
+    let preparedWeights: PreparedWeights
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
@@ -61,6 +63,8 @@ public final class Session {
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
         pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
+        // Graph inputs are left out: a feed may replace their initializer.
+        preparedWeights = PreparedWeights(constants: consts.filter { !graphInputs.contains($0.key) })
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -162,7 +166,7 @@ public final class Session {
         guard let i = planIndex[node.name] else {
             throw RuntimeError.missingValue(name: node.name, node: node.name)
         }
-        return try Session.execute(node, entries[i], inputs, opset: graph.opset(forDomain: node.domain))
+        return try Session.execute(node, entries[i], inputs, opset: graph.opset(forDomain: node.domain), prepared: preparedWeights)
     }
 
     /// Runs plan node `index`: its override if it has one, else its op.
@@ -173,14 +177,20 @@ public final class Session {
                 throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
             }
         }
-        return try Session.execute(node, entries[index], ins, opset: graph.opset(forDomain: node.domain))
+        return try Session.execute(node, entries[index], ins, opset: graph.opset(forDomain: node.domain), prepared: preparedWeights)
     }
 
     /// Runs one node, applying an activation fused into it by the graph passes and
     /// turning op errors into errors that name the node.
-    static func execute(_ node: Node, _ entry: OpEntry, _ inputs: [Tensor?], opset: Int) throws -> [Tensor] {
+    static func execute(_ node: Node, _ entry: OpEntry, _ inputs: [Tensor?], opset: Int,
+                        prepared: PreparedWeights? = nil) throws -> [Tensor] {
         do {
-            var outs = try entry.run(node, inputs, opset)
+            var outs: [Tensor]
+            if let prepared, let runPrepared = entry.runPrepared {
+                outs = try runPrepared(node, inputs, opset, prepared)
+            } else {
+                outs = try entry.run(node, inputs, opset)
+            }
             if !epilogueOps.contains(node.opType), let act = FusedActivation(node: node), !outs.isEmpty {
                 act.apply(&outs[0].floats)
             }

@@ -4,12 +4,14 @@ import ONNX
 
 enum ConvOps {
     static let table: [String: OpEntry] = [
-        "Conv": OpEntry(since: 1) { node, inputs, _ in
-            [try Conv(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
-                      b: inputs.count > 2 ? inputs[2] : nil,
-                      autoPad: node.string("auto_pad", default: "NOTSET"), dilations: node.ints("dilations"),
-                      group: node.int("group", default: 1), kernelShape: node.ints("kernel_shape"),
-                      pads: node.ints("pads"), strides: node.ints("strides"), epilogue: ConvEpilogue(node: node))]
+        "Conv": OpEntry(since: 1) { node, inputs, _, prepared in
+            let weightName = node.inputs.count > 1 ? node.inputs[1] : ""
+            return [try Conv(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
+                             b: inputs.count > 2 ? inputs[2] : nil,
+                             autoPad: node.string("auto_pad", default: "NOTSET"), dilations: node.ints("dilations"),
+                             group: node.int("group", default: 1), kernelShape: node.ints("kernel_shape"),
+                             pads: node.ints("pads"), strides: node.ints("strides"), epilogue: ConvEpilogue(node: node),
+                             packWeights: prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } })]
         },
         "ConvTranspose": OpEntry(since: 1) { node, inputs, _ in
             [try ConvTranspose(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
@@ -22,7 +24,10 @@ enum ConvOps {
         },
     ]
 
-    /// ONNX Conv over 1 to 3 spatial dimensions. Convolutions run one sgemm per group and
+    /// ONNX Conv over 1 to 3 spatial dimensions. 1-D and 2-D convolutions run on mpq's
+    /// packed FP32 GEMM (`mpq_sgemm.h`, docs/fp32-gemm.md) with weights packed by
+    /// `packWeights` (the session's cache; packed for the call when nil). Otherwise
+    /// (3-D, or `MPQ_FP32_GEMM=openblas`) they run one OpenBLAS sgemm per group and
     /// image on an im2col buffer (none for 1x1 stride-1 unpadded kernels); depthwise ones
     /// (several groups of one input channel) run a direct loop instead. Stacking many
     /// small images into one wide sgemm was measured slower (the column matrix leaves
@@ -30,7 +35,9 @@ enum ConvOps {
     /// its GEMM split by pixels or output channels). The bias and `epilogue` run on each
     /// image's output right after its GEMM.
     static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
-                     kernelShape: [Int]?, pads: [Int]?, strides: [Int]?, epilogue: ConvEpilogue = .none) throws -> Tensor {
+                     kernelShape: [Int]?, pads: [Int]?, strides: [Int]?, epilogue: ConvEpilogue = .none,
+                     packWeights: ((Tensor, Int) -> PackedConvWeights)? = nil,
+                     gemm: FP32GemmChoice = FP32GemmChoice.environment) throws -> Tensor {
         try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
         guard x.rank >= 3, w.rank == x.rank else {
             throw OpError("Conv needs X [N,C,spatial...] and W [M,C/group,kernel...] of the same rank, got X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape))")
@@ -54,9 +61,14 @@ enum ConvOps {
         try checkedCount([n, m] + g.outputShape, "Conv output")
         try checkedCount([cg * g.kernelCount, g.outputCount], "Conv im2col buffer")
         let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount
-        var out = [Float](repeating: 0, count: n * m * outP)
         let mg = m / group
         let depthwise = cg == 1 && group > 1 && kCount > 1
+        if n > 0, usesPackedGemm(g, channelsPerGroup: cg, m: m, depthwise: depthwise, choice: gemm) {
+            let packed = packWeights?(w, group) ?? PackedConvWeights(w, group: group)
+            let out = convPackedGemm(x: x, packed: packed, bias: b?.floats ?? [], g: g, epilogue: epilogue)
+            return Tensor(shape: [n, m] + g.outputShape, floats: out, dtype: x.dtype)
+        }
+        var out = [Float](repeating: 0, count: n * m * outP)
         // A batch splits by image over the cores, each image's im2col, GEMMs and bias on
         // one core with a single-threaded sgemm: one fork/join per layer instead of
         // OpenBLAS's own fork/join inside every per-image GEMM (which, for the small

@@ -1,0 +1,51 @@
+#ifndef MPQ_SGEMM_H
+#define MPQ_SGEMM_H
+// mpq's own FP32 GEMM for Conv (docs/fp32-gemm.md): weights packed once per session into
+// the micro-kernel's panel layout, the image packed straight into column panels (im2col
+// fused into the packing, no im2col buffer), a register-tiled FMA micro-kernel (AVX-512,
+// AVX2 + FMA, scalar reference), the Conv epilogue (`mpq_conv_epilogue_f32`) applied to
+// each tile right after its last K block, and the split over the kernel pool.
+//
+// Every path computes each output as the same chain of fused multiply-adds in k order,
+// starting from +0 (`fmaf(w, x, acc)` for k = 0, 1, ..., K-1), so all paths, all
+// blockings and all thread counts give the reference's bits. The sum order differs from
+// OpenBLAS's, so against OpenBLAS (or a naive double sum) results agree to float
+// rounding only (docs/fp32-gemm.md states the tolerance the tests use).
+#include "mpq_kernels.h"
+
+/// Output channels per micro-tile (the broadcast operand).
+#define MPQ_SGEMM_MR 6
+/// Output pixels per micro-tile: four 16-float vectors (the last panel of a row of
+/// panels may be 16, 32 or 48 wide).
+#define MPQ_SGEMM_NR 64
+
+/// Packed Conv weights: this header (64 bytes), then per group `mg_padded / MR` panels,
+/// each [k][MR] floats (MR consecutive output channels for each k), zero in the padding
+/// rows. Position-independent (no pointers), so it can be copied or cached.
+typedef struct {
+    uint32_t magic;      ///< MPQ_SCONV_WEIGHTS_MAGIC
+    int32_t m, k, group; ///< all output channels, K per group (C/group * KH * KW), groups
+    int32_t mg, mg_padded;
+    int32_t reserved[10];
+} mpq_sconv_weights_header;
+
+#define MPQ_SCONV_WEIGHTS_MAGIC 0x3346504Du /* "MPF3" */
+
+/// Bytes `mpq_sconv_pack_weights` needs for M output channels, K per group and `group` groups.
+size_t mpq_sconv_pack_weights_size(int m, int k, int group);
+
+/// Packs ONNX Conv weights [M][C/group][KH][KW] (row-major, read as [M][K]) once.
+/// Returns 0, or -1 on bad sizes (M not divisible by `group`).
+int mpq_sconv_pack_weights(const float *w, int m, int k, int group, void *packed);
+
+/// 2-D convolution of `images` NCHW images: x [images][C][H][W], y [images][M][OH][OW]
+/// (OH, OW from `mpq_conv2d_out_h/w`), written, not accumulated. `packed_w` from
+/// `mpq_sconv_pack_weights` with K = C/group * KH * KW and the same M and group. Each
+/// output block then gets `mpq_conv_epilogue_f32(path, ..., bias + channel, act, lo, hi)`
+/// (bias may be NULL). `threads` > 1 splits images over the kernel pool, or one image's
+/// pixels (output channels when there are few pixels). Returns 0, or -1 on bad arguments.
+int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                    const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                    float *y, int threads);
+
+#endif

@@ -1,0 +1,81 @@
+// AVX2 + FMA micro-tile of the FP32 Conv GEMM, on the same packed layout as the AVX-512
+// one: the 6 x (16 * nv) tile is done as nv sub-tiles of 6 rows x 16 pixels (12 ymm
+// accumulators, 2 column loads, 1 broadcast: 15 of the 16 ymm registers), each over the
+// whole k-block. Each lane is fmadd(w, x, acc) in k order from +0: the reference's bits.
+#include "sgemm_internal.h"
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define MR MPQ_SGEMM_MR
+
+static inline __attribute__((always_inline)) AVX2_TARGET void
+sub_tile(int kc, const float *a, const float *b, int w, float *c, int ldc, int mr, int nc, int accumulate,
+         const mpq_sgemm_tile_epilogue *ep) {
+    __m256 acc[MR][2];
+    float tmp[MR][16];
+    if (accumulate && nc < 16) {
+        for (int i = 0; i < mr; i++) memcpy(tmp[i], c + (size_t)i * (size_t)ldc, (size_t)nc * sizeof(float));
+    }
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        if (!accumulate) {
+            acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+        } else {
+            const float *src = nc < 16 ? tmp[i] : c + (size_t)i * (size_t)ldc;
+            acc[i][0] = _mm256_loadu_ps(src);
+            acc[i][1] = _mm256_loadu_ps(src + 8);
+        }
+    }
+    for (int k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            const __m256 av = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        a += MR;
+        b += w;
+    }
+    if (ep) {
+        // Operand order as in sgemm_avx512.c: NaN and -0 kept, as mpq_conv_epilogue_f32 does.
+        const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            if (ep->bias && ep->bias[i] != 0.0f) {
+                const __m256 bias = _mm256_set1_ps(ep->bias[i]);
+                acc[i][0] = _mm256_add_ps(acc[i][0], bias);
+                acc[i][1] = _mm256_add_ps(acc[i][1], bias);
+            }
+            if (ep->clamp) {
+                acc[i][0] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][0]));
+                acc[i][1] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][1]));
+            }
+        }
+    }
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        float *dst = nc < 16 ? tmp[i] : c + (size_t)i * (size_t)ldc;
+        _mm256_storeu_ps(dst, acc[i][0]);
+        _mm256_storeu_ps(dst + 8, acc[i][1]);
+    }
+    if (nc < 16) {
+        for (int i = 0; i < mr; i++) memcpy(c + (size_t)i * (size_t)ldc, tmp[i], (size_t)nc * sizeof(float));
+    }
+}
+
+#define SUB_FN(R) \
+    static AVX2_TARGET void sub_##R(int kc, const float *a, const float *b, int w, float *c, int ldc, int nc, int acc, \
+                                    const mpq_sgemm_tile_epilogue *ep) { \
+        sub_tile(kc, a, b, w, c, ldc, R, nc, acc, ep); \
+    }
+SUB_FN(1) SUB_FN(2) SUB_FN(3) SUB_FN(4) SUB_FN(5) SUB_FN(6)
+
+typedef void (*sub_fn)(int, const float *, const float *, int, float *, int, int, int, const mpq_sgemm_tile_epilogue *);
+static const sub_fn subs[MR] = {sub_1, sub_2, sub_3, sub_4, sub_5, sub_6};
+
+void mpq_sgemm_tile_avx2(int kc, const float *a, const float *b, int nv, float *c, int ldc,
+                         int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep) {
+    const int w = 16 * nv;
+    for (int q = 0; q < nv && 16 * q < nc; q++) {
+        const int cols = nc - 16 * q < 16 ? nc - 16 * q : 16;
+        subs[mr - 1](kc, a, b + 16 * q, w, c + 16 * q, ldc, cols, accumulate, ep);
+    }
+}

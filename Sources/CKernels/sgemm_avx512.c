@@ -1,0 +1,84 @@
+// AVX-512 micro-tile of the FP32 Conv GEMM: up to 6 rows (output channels) x 4 vectors
+// of 16 pixels = 24 zmm accumulators, plus 4 column-panel loads and one broadcast weight
+// per k: 10 loads per 24 FMAs. One instantiation per (rows, vectors) so the accumulator
+// array lives in registers. Each lane is fmadd(w, x, acc) in k order from +0: the
+// reference's fmaf chain, bit for bit.
+#include "sgemm_internal.h"
+#include <immintrin.h>
+
+#define AVX512_TARGET __attribute__((target("avx512f")))
+#define MR MPQ_SGEMM_MR
+
+static inline AVX512_TARGET __mmask16 lanes(int cols) {
+    return cols >= 16 ? (__mmask16)0xFFFF : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1u);
+}
+
+static inline __attribute__((always_inline)) AVX512_TARGET void
+tile(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nv, int nc, int accumulate,
+     const mpq_sgemm_tile_epilogue *ep) {
+    __m512 acc[MR][4];
+    __mmask16 mask[4];
+    _Pragma("unroll") for (int q = 0; q < nv; q++) mask[q] = lanes(nc - 16 * q);
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int q = 0; q < nv; q++)
+            acc[i][q] = accumulate ? _mm512_maskz_loadu_ps(mask[q], c + (size_t)i * (size_t)ldc + 16 * q) : _mm512_setzero_ps();
+    const int w = 16 * nv;
+    for (int k = 0; k < kc; k++) {
+        __m512 bv[4];
+        _Pragma("unroll") for (int q = 0; q < nv; q++) bv[q] = _mm512_loadu_ps(b + 16 * q);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            const __m512 av = _mm512_set1_ps(a[i]);
+            _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_fmadd_ps(av, bv[q], acc[i][q]);
+        }
+        a += MR;
+        b += w;
+    }
+    if (ep) {
+        // max(lo, v) and min(hi, v) in this operand order return v when v is NaN, and keep
+        // -0 against a 0 bound: the clamp of mpq_conv_epilogue_f32.
+        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            if (ep->bias && ep->bias[i] != 0.0f) {
+                const __m512 bias = _mm512_set1_ps(ep->bias[i]);
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_add_ps(acc[i][q], bias);
+            }
+            if (ep->clamp)
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
+        }
+    }
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int q = 0; q < nv; q++)
+            _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + 16 * q, mask[q], acc[i][q]);
+}
+
+#define TILE_FN(R, V) \
+    static AVX512_TARGET void tile_##R##_##V(int kc, const float *a, const float *b, float *c, int ldc, int nc, int acc, \
+                                             const mpq_sgemm_tile_epilogue *ep) { \
+        tile(kc, a, b, c, ldc, R, V, nc, acc, ep); \
+    }
+#define TILE_ROW(R) TILE_FN(R, 1) TILE_FN(R, 2) TILE_FN(R, 3) TILE_FN(R, 4)
+TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
+
+typedef void (*tile_fn)(int, const float *, const float *, float *, int, int, int, const mpq_sgemm_tile_epilogue *);
+#define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, tile_##R##_4 }
+static const tile_fn tiles[MR][4] = {
+    TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
+};
+
+void mpq_sgemm_tile_avx512(int kc, const float *a, const float *b, int nv, float *c, int ldc,
+                           int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep) {
+    tiles[mr - 1][nv - 1](kc, a, b, c, ldc, nc, accumulate, ep);
+}
+
+// d[i] = src[2 * i] for i < count: the stride-2 taps of a packed row (a 7x7 stride-2
+// stem spends most of its packing here). Two loads and one two-source permute per 16.
+AVX512_TARGET void mpq_sconv_gather2_avx512(float *d, const float *src, int count) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int i = 0;
+    // The second load reads src[2i + 16 .. 2i + 31]; the last needed is src[2(count-1)].
+    for (; i + 16 <= count - 1; i += 16) {
+        const __m512 lo = _mm512_loadu_ps(src + 2 * i), hi = _mm512_loadu_ps(src + 2 * i + 16);
+        _mm512_storeu_ps(d + i, _mm512_permutex2var_ps(lo, even, hi));
+    }
+    for (; i < count; i++) d[i] = src[2 * i];
+}

@@ -1,0 +1,47 @@
+#ifndef MPQ_SGEMM_INTERNAL_H
+#define MPQ_SGEMM_INTERNAL_H
+// Private to the FP32 Conv GEMM (mpq_sgemm.h): the micro-kernels of each path and the
+// packing of the image into column panels.
+#include "mpq_internal.h"
+#include "mpq_sgemm.h"
+
+_Static_assert(sizeof(mpq_sconv_weights_header) == 64, "packed-weights header is one cache line");
+_Static_assert(MPQ_SGEMM_NR % 16 == 0, "column panels are whole 16-float vectors");
+
+/// The part of the Conv epilogue a tile applies to its registers after the last K block:
+/// v + bias[i] (skipped where bias[i] == 0, as `mpq_conv_epilogue_f32` does), then with
+/// `clamp` min(max(v, lo), hi) written as that function's clamp (NaN and -0 kept).
+typedef struct {
+    const float *bias;  ///< the tile's first row's bias, or NULL
+    int clamp;
+    float lo, hi;
+} mpq_sgemm_tile_epilogue;
+
+/// One micro-tile: c[i * ldc + j] for i < mr, j < nc is set to (accumulate: itself plus)
+/// sum over k < kc of a[k * MR + i] * b[k * 16 * nv + j], as a chain of FMAs in k order,
+/// then `ep` (NULL: none) applied before the store.
+/// `a` is a weight panel from its k-block's first k, `b` a column panel of width 16 * nv
+/// (nc <= 16 * nv). Rows mr.. of `a` and columns nc.. of `b` are padding, never stored.
+typedef void (*mpq_sgemm_tile_fn)(int kc, const float *a, const float *b, int nv, float *c, int ldc,
+                                  int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep);
+
+void mpq_sgemm_tile_reference(int kc, const float *a, const float *b, int nv, float *c, int ldc,
+                              int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep);
+void mpq_sgemm_tile_avx2(int kc, const float *a, const float *b, int nv, float *c, int ldc,
+                         int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep);
+void mpq_sgemm_tile_avx512(int kc, const float *a, const float *b, int nv, float *c, int ldc,
+                           int mr, int nc, int accumulate, const mpq_sgemm_tile_epilogue *ep);
+
+/// d[i] = src[2 * i] for i < count (reads no further than src[2 * (count - 1)]).
+void mpq_sconv_gather2_avx512(float *d, const float *src, int count);
+
+/// Packs rows [k0, k1) and columns [n0, n1) of one group's im2col matrix (row
+/// k = (c, kh, kw), column = pixel oh * OW + ow; padding taps 0) into column panels
+/// from n0: panel q holds columns n0 + q*NR .. as [k1 - k0][w] floats, w = that panel's
+/// width rounded up to 16 (zeros beyond), panel q at dst + q * NR * (k1 - k0).
+/// `x` is the group's first input channel. Columns past OH * OW continue in the next
+/// image, `image_stride` floats further (a stack of small images as one GEMM).
+void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, size_t image_stride,
+                      int k0, int k1, int n0, int n1, float *dst);
+
+#endif
