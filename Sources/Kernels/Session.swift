@@ -19,10 +19,21 @@ public final class Session {
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
     private(set) var siluFusions: [Int: SiluFusion] = [:]
+    /// GELU, attention-softmax and residual-LayerNorm chains, by their first plan index
+    /// (`TransformerFusion`).
+    private(set) var transformerFusions: [Int: TransformerFusion] = [:]
+    /// MatMul -> bias Add pairs outside those chains, by the MatMul's plan index (`BiasAddFusion`).
+    private(set) var biasAddFusions: [Int: BiasAddFusion] = [:]
+    /// Per node, the requantization its override applies to the node's float output, when
+    /// that is all the override changes (set by the INT8 runtime after `overrides`): a fused
+    /// chain ending at the node computes the float output and applies this.
+    public var requantizers: [String: (inout Tensor) -> Void] = [:]
+    /// Transformer chains run fused since the session was made (tests check fusions happen).
+    private(set) var fusedChainsRun = 0
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
-    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = [] } }
+    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = []; requantizers = [:] } }
     /// Nodes whose override reads inputs held as uint8 codes (`Tensor.codes`, the INT8
     /// runtime's chains, docs/int8-chains.md). Every other node, every graph output, kept
     /// value and observer sees floats: the session materialises codes for them.
@@ -55,6 +66,10 @@ public final class Session {
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
+        transformerFusions = TransformerFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
+                                                    opset: graph.opset(forDomain: ""))
+        biasAddFusions = BiasAddFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
+                                            taken: Set(transformerFusions.values.flatMap(\.nodes)))
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -83,19 +98,46 @@ public final class Session {
         }
         var result: [String: Tensor] = [:]
         var fusedAway = Set<Int>()
-        for (i, planned) in plan.enumerated() {
-            if fusedAway.contains(i) { continue }
-            var node = planned
-            let ins: [Tensor?] = try node.inputs.map { name in
+        func resolve(_ node: Node) throws -> [Tensor?] {
+            try node.inputs.map { name in
                 if name.isEmpty { return nil }
                 if let t = values[name] ?? constants[name] { return t }
                 throw RuntimeError.missingValue(name: name, node: node.name)
             }
-            if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
-                node = f.node
-                fusedAway.formUnion([f.sigmoid, f.mul])
+        }
+        for (i, planned) in plan.enumerated() {
+            if fusedAway.contains(i) {
+                // Part of a chain already run: free what it was the last to read.
+                for v in planned.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
+                    if keep.contains(v) { result[v] = values[v]?.materialized() }
+                    values[v] = nil
+                }
+                continue
             }
-            let outs = try execute(node: node, index: i, inputs: ins)
+            var node = planned
+            let ins: [Tensor?]
+            let outs: [Tensor]
+            if fusing, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides, requantizers: requantizers),
+               case let fusedIns = try resolve(f.node), var y = f.run(fusedIns, constants: constants) {
+                if overrides[f.lastName] != nil { requantizers[f.lastName]?(&y) }
+                node = f.node; ins = fusedIns; outs = [y]
+                fusedChainsRun += 1
+                fusedAway.formUnion(f.nodes.dropFirst())
+            } else {
+                ins = try resolve(node)
+                if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
+                    node = f.node
+                    fusedAway.formUnion([f.sigmoid, f.mul])
+                }
+                var produced = try execute(node: node, index: i, inputs: ins)
+                if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides),
+                   let first = produced.first, let y = b.apply(first, constants: constants) {
+                    node.outputs = [b.output]; produced = [y]
+                    fusedAway.insert(b.add)
+                    fusedChainsRun += 1
+                }
+                outs = produced
+            }
             if let observer {
                 if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
             }
