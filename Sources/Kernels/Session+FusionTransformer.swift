@@ -10,11 +10,12 @@ import ONNX
 /// cache and split over the cores. As with `SiluFusion` the graph is not rewritten (every
 /// node stays a layer for calibration, search and export) and the fusion applies only when
 /// nobody can tell: no observer (the profiler excepted: it times the chain as its anchor
-/// node), no intermediate kept or a graph output, float32 inputs, no override on any node
-/// but the last, whose override may only requantize the float output (`Session.requantizers`,
-/// the INT8 runtime's Q -> DQ on a region op). The values are the unfused ones bit for bit
-/// (the same IEEE operations in the same order and the same row kernels, mpq_fused.h), so
-/// INT8 requantization downstream sees the same floats.
+/// node), no intermediate kept or a graph output, float32 inputs, no override on any of the
+/// nodes. The values are the unfused ones bit for bit (the same IEEE operations in the same
+/// order and the same row kernels, mpq_fused.h). Under INT8 the chains stay FP32 ops between
+/// INT8 layers: the `ort` scheme requantizes a region op's output only when its inputs come
+/// from INT8 nodes, and a chain's inner nodes are plain FP32 ops, so none of its nodes has an
+/// override (the INT8 MatMuls before and after quantize on their own).
 struct TransformerFusion {
     enum Kind: Equatable {
         /// `bias` names a constant 1-D tensor or is nil; y = (h * (erf(h / div) + add)) * mul.
@@ -37,12 +38,8 @@ struct TransformerFusion {
     /// Values that exist only unfused.
     let intermediates: [String]
 
-    var lastName: String { names[names.count - 1] }
-
-    func applies(keep: Set<String>, overrides: [String: NodeOverride], requantizers: [String: (inout Tensor) -> Void]) -> Bool {
-        guard intermediates.allSatisfy({ !keep.contains($0) }) else { return false }
-        guard names.dropLast().allSatisfy({ overrides[$0] == nil }) else { return false }
-        return overrides[lastName] == nil || requantizers[lastName] != nil
+    func applies(keep: Set<String>, overrides: [String: NodeOverride]) -> Bool {
+        intermediates.allSatisfy { !keep.contains($0) } && names.allSatisfy { overrides[$0] == nil }
     }
 
     /// The chain's output from `inputs` (resolved `node.inputs`), or nil when the shapes at

@@ -24,16 +24,12 @@ public final class Session {
     private(set) var transformerFusions: [Int: TransformerFusion] = [:]
     /// MatMul -> bias Add pairs outside those chains, by the MatMul's plan index (`BiasAddFusion`).
     private(set) var biasAddFusions: [Int: BiasAddFusion] = [:]
-    /// Per node, the requantization its override applies to the node's float output, when
-    /// that is all the override changes (set by the INT8 runtime after `overrides`): a fused
-    /// chain ending at the node computes the float output and applies this.
-    public var requantizers: [String: (inout Tensor) -> Void] = [:]
     /// Transformer chains run fused since the session was made (tests check fusions happen).
     private(set) var fusedChainsRun = 0
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
-    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = []; requantizers = [:] } }
+    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = [] } }
     /// Nodes whose override reads inputs held as uint8 codes (`Tensor.codes`, the INT8
     /// runtime's chains, docs/int8-chains.md). Every other node, every graph output, kept
     /// value and observer sees floats: the session materialises codes for them.
@@ -117,9 +113,8 @@ public final class Session {
             var node = planned
             let ins: [Tensor?]
             let outs: [Tensor]
-            if fusing, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides, requantizers: requantizers),
-               case let fusedIns = try resolve(f.node), var y = f.run(fusedIns, constants: constants) {
-                if overrides[f.lastName] != nil { requantizers[f.lastName]?(&y) }
+            if fusing, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
+               case let fusedIns = try resolve(f.node), let y = f.run(fusedIns, constants: constants) {
                 node = f.node; ins = fusedIns; outs = [y]
                 fusedChainsRun += 1
                 fusedAway.formUnion(f.nodes.dropFirst())

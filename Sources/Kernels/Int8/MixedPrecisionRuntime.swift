@@ -118,22 +118,16 @@ public final class MixedPrecisionRuntime {
             }
         }
         // Other requantized outputs (region ops): the FP32 op runs, then Q -> DQ.
-        // `requantizers`: the nodes whose override is just that on float inputs (the generic
-        // form, and Add/Mul's fast form), for a fused chain ending at them (TransformerFusion).
-        var requantizers: [String: (inout Tensor) -> Void] = [:]
         for node in session.plan where layers[node.name] == nil || !plan.int8Layers.contains(node.name) {
             guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
-            let requantizer: (inout Tensor) -> Void = { [unowned self] t in requantize(&t, q, path: self.path) }
             if session.overrides[node.name] == nil,
                let fast = try RegionKernels.override(node, session: session, plan: plan, output: q, path: { [unowned self] in self.path },
                                                      writeCodes: readsCodes.contains(node.name) && writesCodes(o),
                                                      counters: readsCodes.contains(node.name) ? counters : nil) {
                 session.overrides[node.name] = fast
-                if RegionKernels.isBinaryForm(node) { requantizers[node.name] = requantizer }
                 continue
             }
             let inner = session.overrides[node.name]
-            if inner == nil { requantizers[node.name] = requantizer }
             session.overrides[node.name] = { [unowned self] inputs in
                 var outs = try inner?(inputs) ?? self.session.runNode(node, inputs: inputs)
                 requantize(&outs[0], q, path: self.path)
@@ -142,8 +136,7 @@ public final class MixedPrecisionRuntime {
         }
         self.map = map
         self.plan = plan
-        session.codesInputNodes = readsCodes    // after the overrides: setting them clears it (and requantizers)
-        session.requantizers = requantizers
+        session.codesInputNodes = readsCodes    // after the overrides: setting them clears it
     }
 
     /// What `map` executes under this runtime's scheme.

@@ -26,12 +26,6 @@ enum RegionKernels {
         return (node.opType == "Add" || node.opType == "Mul") && node.inputs.count == 2
     }
 
-    /// Add or Mul, whose fast form on float inputs is the generic form's `requantize(a op b)`
-    /// (table and movement forms come first in `override`).
-    static func isBinaryForm(_ node: Node) -> Bool {
-        !tableOps.contains(node.opType) && !isMovement(node) && (node.opType == "Add" || node.opType == "Mul") && node.inputs.count == 2
-    }
-
     static func isMovement(_ node: Node) -> Bool {
         movementOps.contains(node.opType) && RegionOpKind.of(node) != nil && FusedActivation(node: node) == nil
     }
