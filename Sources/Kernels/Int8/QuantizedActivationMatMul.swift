@@ -59,8 +59,8 @@ final class QuantizedActivationMatMul: QuantizedLayer {
 
         var qa = [UInt8](repeating: 0, count: a.count)
         var qb = [UInt8](repeating: 0, count: b.count)
-        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8(px, aQuant, path: path, into: $0.baseAddress!) } }
-        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8(px, bQuant, path: path, into: $0.baseAddress!) } }
+        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8Split(px, aQuant, path: path, into: $0.baseAddress!) } }
+        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8Split(px, bQuant, path: path, into: $0.baseAddress!) } }
 
         // sum_k (a - za) per row of every A matrix, for B's zero-point correction.
         let za = Int(aQuant.zeroPoint)
