@@ -41,4 +41,19 @@ final class ActivationGemmHelpersTests: XCTestCase {
             }
         }
     }
+
+    /// The split quantization gives one call's codes, on every path, for any thread count.
+    func testSplitQuantizeIsOneCall() {
+        var rng = TestRNG(seed: 29)
+        let x = (0..<200_003).map { i in i % 9973 == 0 ? Float.nan : rng.float(-40...40) }
+        for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AVX2, MPQ_PATH_VNNI] where mpq_kernel_path_available(path) != 0 {
+            var one = [UInt8](repeating: 0, count: x.count)
+            mpq_quantize_u8(path, x, x.count, 0.3, 117, &one)
+            for threads in [1, 2, 3, 7] {
+                var split = [UInt8](repeating: 1, count: x.count)
+                mpq_quantize_u8_split(path, x, x.count, 0.3, 117, &split, Int32(threads))
+                XCTAssertEqual(split, one, "path \(path.rawValue) threads \(threads)")
+            }
+        }
+    }
 }
