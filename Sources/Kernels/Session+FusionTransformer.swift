@@ -328,7 +328,8 @@ struct BiasAddFusion {
     /// Adds the bias to the MatMul's output `y` (shape [..., N], N the bias length).
     func apply(_ y: Tensor, constants: [String: Tensor]) -> Tensor? {
         var y = y.materialized()
-        guard y.dtype.isFloating, let b = constants[bias], let n = y.shape.last, b.count == n, n > 0 else { return nil }
+        // float32 only: an Add of a float16-tagged product and a float32 bias would tag its output differently.
+        guard y.dtype == .float32, let b = constants[bias], let n = y.shape.last, b.count == n, n > 0 else { return nil }
         y.floats.withUnsafeMutableBufferPointer { py in
             b.floats.withUnsafeBufferPointer { pb in
                 mpq_add_bias_rows_f32(py.baseAddress, py.count / n, n, pb.baseAddress, rowThreads(py.count))
