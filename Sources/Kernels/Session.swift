@@ -26,6 +26,13 @@ public final class Session {
     public var fusedOverrides: [String: FusedPairOverride] = [:]
     /// FP32 weights prepared once from the constants (Conv weights packed for the GEMM).
     let preparedWeights: PreparedWeights
+    /// GELU, attention-softmax and residual-LayerNorm chains, by their first plan index
+    /// (`TransformerFusion`).
+    private(set) var transformerFusions: [Int: TransformerFusion] = [:]
+    /// MatMul -> bias Add pairs outside those chains, by the MatMul's plan index (`BiasAddFusion`).
+    private(set) var biasAddFusions: [Int: BiasAddFusion] = [:]
+    /// Transformer chains run fused since the session was made (tests check fusions happen).
+    private(set) var fusedChainsRun = 0
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
@@ -65,6 +72,10 @@ public final class Session {
         pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
         // Graph inputs are left out: a feed may replace their initializer.
         preparedWeights = PreparedWeights(constants: consts.filter { !graphInputs.contains($0.key) })
+        transformerFusions = TransformerFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
+                                                    opset: graph.opset(forDomain: ""))
+        biasAddFusions = BiasAddFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
+                                            taken: Set(transformerFusions.values.flatMap(\.nodes)))
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -94,28 +105,53 @@ public final class Session {
         }
         var result: [String: Tensor] = [:]
         var fusedAway = Set<Int>()
-        for (i, planned) in plan.enumerated() {
-            if fusedAway.contains(i) { continue }
-            var node = planned
-            let ins: [Tensor?] = try node.inputs.map { name in
+        func resolve(_ node: Node) throws -> [Tensor?] {
+            try node.inputs.map { name in
                 if name.isEmpty { return nil }
                 if let t = values[name] ?? constants[name] { return t }
                 throw RuntimeError.missingValue(name: name, node: node.name)
             }
-            if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
-                node = f.node
-                fusedAway.formUnion([f.sigmoid, f.mul])
+        }
+        for (i, planned) in plan.enumerated() {
+            if fusedAway.contains(i) {
+                // Part of a chain already run: free what it was the last to read.
+                for v in planned.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
+                    if keep.contains(v) { result[v] = values[v]?.materialized() }
+                    values[v] = nil
+                }
+                continue
             }
+            var node = planned
+            let ins: [Tensor?]
             let outs: [Tensor]
-            var pair: PairFusion? = nil
-            if fusing, let f = pairFusions[i],
-               let fused = try f.run(ins, keep: keep, overrides: overrides, fused: fusedOverrides) {
-                node = f.node
-                fusedAway.insert(f.second)
-                outs = fused
-                pair = f
+            if fusing, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
+               case let fusedIns = try resolve(f.node), let y = f.run(fusedIns, constants: constants) {
+                node = f.node; ins = fusedIns; outs = [y]
+                fusedChainsRun += 1
+                fusedAway.formUnion(f.nodes.dropFirst())
             } else {
-                outs = try execute(node: node, index: i, inputs: ins)
+                ins = try resolve(node)
+                if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
+                    node = f.node
+                    fusedAway.formUnion([f.sigmoid, f.mul])
+                }
+                var produced: [Tensor]
+                if fusing, let f = pairFusions[i],
+                   let fused = try f.run(ins, keep: keep, overrides: overrides, fused: fusedOverrides) {
+                    // The pair's second node is skipped below, where what it last read is freed.
+                    node = f.node
+                    fusedAway.insert(f.second)
+                    produced = fused
+                } else {
+                    produced = try execute(node: node, index: i, inputs: ins)
+                }
+                if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides),
+                   let first = produced.first, let y = b.apply(first, constants: constants) {
+                    node.outputs = [b.output]; produced = [y]
+                    fusedAway.insert(b.add)
+                    fusedChainsRun += 1
+                }
+                outs = produced
             }
             if let observer {
                 if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
@@ -128,13 +164,6 @@ public final class Session {
             for v in node.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
                 if keep.contains(v) { result[v] = values[v]?.materialized() }
                 values[v] = nil
-            }
-            // A fused pair's second node last read some values here (a SiLU's Mul, its x).
-            if let pair {
-                for v in plan[pair.second].inputs where !v.isEmpty && lastUse[v] == pair.second && !outputNames.contains(v) {
-                    if keep.contains(v) { result[v] = values[v]?.materialized() }
-                    values[v] = nil
-                }
             }
         }
         for o in graph.outputs where result[o.name] == nil {

@@ -72,3 +72,9 @@ final class PackedWeights: @unchecked Sendable {
 func quantizeU8(_ x: UnsafeBufferPointer<Float>, _ q: ActivationQuant, path: KernelPath, into y: UnsafeMutablePointer<UInt8>) {
     mpq_quantize_u8(path.c, x.baseAddress, x.count, q.scale, q.zeroPoint, y)
 }
+
+/// `quantizeU8` over all cores from 64k floats up (the same codes, mpq_quantize_split.h), for
+/// callers on the session's thread (MatMul inputs), not inside a per-image parallel loop.
+func quantizeU8Split(_ x: UnsafeBufferPointer<Float>, _ q: ActivationQuant, path: KernelPath, into y: UnsafeMutablePointer<UInt8>) {
+    mpq_quantize_u8_split(path.c, x.baseAddress, x.count, q.scale, q.zeroPoint, y, rowThreads(x.count))
+}

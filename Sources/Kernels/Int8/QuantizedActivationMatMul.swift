@@ -59,19 +59,15 @@ final class QuantizedActivationMatMul: QuantizedLayer {
 
         var qa = [UInt8](repeating: 0, count: a.count)
         var qb = [UInt8](repeating: 0, count: b.count)
-        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8(px, aQuant, path: path, into: $0.baseAddress!) } }
-        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8(px, bQuant, path: path, into: $0.baseAddress!) } }
+        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8Split(px, aQuant, path: path, into: $0.baseAddress!) } }
+        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8Split(px, bQuant, path: path, into: $0.baseAddress!) } }
 
         // sum_k (a - za) per row of every A matrix, for B's zero-point correction.
         let za = Int(aQuant.zeroPoint)
         let aRows = qa.count / k
-        var rowSums = [Int](repeating: 0, count: aRows)
+        var rowSums = [Int64](repeating: 0, count: aRows)
         qa.withUnsafeBufferPointer { pa in
-            for r in 0..<aRows {
-                var s = 0
-                for j in 0..<k { s += Int(pa[r * k + j]) }
-                rowSums[r] = s - za * k
-            }
+            rowSums.withUnsafeMutableBufferPointer { mpq_row_sums_u8(pa.baseAddress, aRows, Int32(k), Int32(za), $0.baseAddress) }
         }
         let zbShifted = Int(bQuant.zeroPoint) - 128
         let scale = aQuant.scale * bQuant.scale
@@ -101,10 +97,7 @@ final class QuantizedActivationMatMul: QuantizedLayer {
                     let (ai, bi) = foldA ? (0, 0) : shape.operandIndices(i)
                     if bi != lastPacked {
                         // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to int8.
-                        let base = bi * k * n
-                        for j in 0..<k {
-                            for c in 0..<n { bt[c * k + j] = Int8(bitPattern: pb[base + j * n + c] ^ 0x80) }
-                        }
+                        mpq_transpose_shift_u8(pb.baseAddress! + bi * k * n, Int32(k), Int32(n), Int32(n), bt)
                         let rc = mpq_pack_b_s8(bt, Int32(n), Int32(k), Int32(k), packed)
                         if rc != 0 { failed[t] = rc; return }
                         lastPacked = bi
@@ -112,13 +105,8 @@ final class QuantizedActivationMatMul: QuantizedLayer {
                     let rc = mpq_qgemm_u8s8(path.c, Int32(rowsPerCall), Int32(n), Int32(k), pa.baseAddress! + ai * m * k, Int32(k),
                                             packed, Int32(za), acc, Int32(n), threadsPerCall)
                     if rc != 0 { failed[t] = rc; return }
-                    let firstRow = ai * m, outBase = i * m * n
-                    for r in 0..<rowsPerCall {
-                        let correction = zbShifted * sums[firstRow + r]
-                        for c in 0..<n {
-                            po[outBase + r * n + c] = Float(Int(acc[r * n + c]) - correction) * scale
-                        }
-                    }
+                    mpq_row_correct_scale_f32(acc, rowsPerCall, Int32(n), Int32(k), sums.baseAddress! + ai * m, Int64(zbShifted),
+                                              scale, po + i * m * n)
                 }
             }
             if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }

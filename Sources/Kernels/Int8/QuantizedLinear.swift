@@ -83,7 +83,7 @@ final class QuantizedLinear: QuantizedLayer {
         if q.count != a.count {
             q = [UInt8](repeating: 0, count: a.count)
             let floats = a.materialized().floats
-            floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8(px, inputQuant, path: path, into: $0.baseAddress!) } }
+            floats.withUnsafeBufferPointer { px in q.withUnsafeMutableBufferPointer { quantizeU8Split(px, inputQuant, path: path, into: $0.baseAddress!) } }
         }
         let codesOut = writeCodes && requant != nil
         var out = [Float](repeating: 0, count: codesOut ? 0 : m * n)

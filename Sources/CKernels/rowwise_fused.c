@@ -1,0 +1,210 @@
+// Fused transformer row chains (mpq_fused.h). Each row is staged in `y` (in cache), the
+// row kernel of mpq_rowwise.h runs on it, and the elementwise steps are the unfused ops'
+// own IEEE operations: one rounding each, in the same order, never contracted into an FMA,
+// so the result is the unfused graph's bit for bit.
+#pragma STDC FP_CONTRACT OFF
+#include "rowwise_internal.h"
+#include "mpq_fused.h"
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2")))
+
+static int fused_use_avx2(mpq_kernel_path path) { return mpq_resolve_kernel_path(path) != MPQ_PATH_REFERENCE; }
+
+// Tasks for `rows` rows of `cols`: about 16k floats per task pays for the pool's wake-up.
+static int fused_tasks(int threads, size_t rows, size_t cols) {
+    if (threads < 1) threads = 1;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    size_t most = rows * cols / (1 << 14);
+    if ((size_t)threads > most) threads = most < 1 ? 1 : (int)most;
+    if ((size_t)threads > rows) threads = rows < 1 ? 1 : (int)rows;
+    return threads;
+}
+
+static void fused_block(size_t rows, int tasks, int t, size_t *lo, size_t *hi) {
+    *lo = rows * (size_t)t / (size_t)tasks;
+    *hi = rows * (size_t)(t + 1) / (size_t)tasks;
+}
+
+typedef struct {
+    int avx2, tasks, divide;
+    const float *x, *bias, *residual, *mask, *scale, *beta;
+    const size_t *mask_offsets;
+    size_t rows, cols;
+    float a, b, c, epsilon;
+    float *y;
+} fused_job;
+
+// MARK: - bias + GELU
+
+// y = h / div with h = x + bias (the Div's input).
+AVX2 static void gelu_pre_avx2(const float *x, const float *bias, size_t n, float div, float *y) {
+    const __m256 d = _mm256_set1_ps(div);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 h = _mm256_loadu_ps(x + j);
+        if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j));
+        _mm256_storeu_ps(y + j, _mm256_div_ps(h, d));
+    }
+    for (; j < n; j++) { float h = bias ? x[j] + bias[j] : x[j]; y[j] = h / div; }
+}
+
+// y = (h * (y + add)) * mul, y holding erf(h / div).
+AVX2 static void gelu_post_avx2(const float *x, const float *bias, size_t n, float add, float mul, float *y) {
+    const __m256 a = _mm256_set1_ps(add), m = _mm256_set1_ps(mul);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 h = _mm256_loadu_ps(x + j);
+        if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j));
+        __m256 e = _mm256_add_ps(_mm256_loadu_ps(y + j), a);
+        _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(h, e), m));
+    }
+    for (; j < n; j++) {
+        float h = bias ? x[j] + bias[j] : x[j];
+        float e = y[j] + add;
+        float p = h * e;
+        y[j] = p * mul;
+    }
+}
+
+static void gelu_task(void *arg, int t) {
+    const fused_job *j = arg;
+    size_t lo, hi;
+    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * j->cols;
+        float *y = j->y + r * j->cols;
+        if (j->avx2) {
+            gelu_pre_avx2(x, j->bias, j->cols, j->a, y);
+            mpq_erf_avx2(y, j->cols, y);
+            gelu_post_avx2(x, j->bias, j->cols, j->b, j->c, y);
+        } else {
+            for (size_t k = 0; k < j->cols; k++) { float h = j->bias ? x[k] + j->bias[k] : x[k]; y[k] = h / j->a; }
+            mpq_erf_reference(y, j->cols, y);
+            for (size_t k = 0; k < j->cols; k++) {
+                float h = j->bias ? x[k] + j->bias[k] : x[k];
+                float e = y[k] + j->b;
+                float p = h * e;
+                y[k] = p * j->c;
+            }
+        }
+    }
+}
+
+void mpq_bias_gelu_f32(mpq_kernel_path path, const float *x, size_t rows, size_t cols, const float *bias,
+                       float div, float add, float mul, float *y, int threads) {
+    fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .rows = rows, .cols = cols,
+                   .a = div, .b = add, .c = mul, .y = y};
+    j.tasks = fused_tasks(threads, rows, cols);
+    mpq_pool_run(j.tasks, gelu_task, &j);
+}
+
+// MARK: - scale + mask + Softmax
+
+AVX2 static void scale_mask_avx2(const float *x, size_t n, float scale, int divide, const float *mask, float *y) {
+    const __m256 s = _mm256_set1_ps(scale);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        v = divide ? _mm256_div_ps(v, s) : _mm256_mul_ps(v, s);
+        if (mask) v = _mm256_add_ps(v, _mm256_loadu_ps(mask + k));
+        _mm256_storeu_ps(y + k, v);
+    }
+    for (; k < n; k++) {
+        float v = divide ? x[k] / scale : x[k] * scale;
+        y[k] = mask ? v + mask[k] : v;
+    }
+}
+
+static void softmax_task(void *arg, int t) {
+    const fused_job *j = arg;
+    size_t lo, hi;
+    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * j->cols;
+        const float *mask = j->mask ? j->mask + j->mask_offsets[r] : NULL;
+        float *y = j->y + r * j->cols;
+        if (j->avx2) {
+            scale_mask_avx2(x, j->cols, j->a, j->divide, mask, y);
+            mpq_softmax_rows_avx2(y, 1, j->cols);
+        } else {
+            for (size_t k = 0; k < j->cols; k++) {
+                float v = j->divide ? x[k] / j->a : x[k] * j->a;
+                y[k] = mask ? v + mask[k] : v;
+            }
+            mpq_softmax_rows_reference(y, 1, j->cols);
+        }
+    }
+}
+
+void mpq_scaled_masked_softmax_f32(mpq_kernel_path path, const float *x, size_t rows, size_t n, float scale,
+                                   int divide, const float *mask, const size_t *mask_offsets, float *y, int threads) {
+    fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .rows = rows, .cols = n, .a = scale, .divide = divide,
+                   .mask = mask, .mask_offsets = mask_offsets, .y = y};
+    j.tasks = fused_tasks(threads, rows, n);
+    mpq_pool_run(j.tasks, softmax_task, &j);
+}
+
+// MARK: - bias + residual + LayerNormalization
+
+AVX2 static void add_residual_avx2(const float *x, const float *bias, const float *res, size_t n, float *y) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + k));
+        _mm256_storeu_ps(y + k, _mm256_add_ps(v, _mm256_loadu_ps(res + k)));
+    }
+    for (; k < n; k++) { float v = bias ? x[k] + bias[k] : x[k]; y[k] = v + res[k]; }
+}
+
+static void layernorm_task(void *arg, int t) {
+    const fused_job *j = arg;
+    size_t lo, hi;
+    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * j->cols, *res = j->residual + r * j->cols;
+        float *y = j->y + r * j->cols;
+        // The row kernels read a row fully (moments) before writing any of it, so y may be their input.
+        if (j->avx2) {
+            add_residual_avx2(x, j->bias, res, j->cols, y);
+            mpq_layernorm_avx2(y, 1, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
+        } else {
+            for (size_t k = 0; k < j->cols; k++) { float v = j->bias ? x[k] + j->bias[k] : x[k]; y[k] = v + res[k]; }
+            mpq_layernorm_reference(y, 1, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
+        }
+    }
+}
+
+void mpq_add_layernorm_f32(mpq_kernel_path path, const float *x, const float *bias, const float *residual,
+                           size_t rows, size_t cols, const float *scale, const float *beta, float epsilon,
+                           float *y, int threads) {
+    fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .residual = residual, .rows = rows,
+                   .cols = cols, .scale = scale, .beta = beta, .epsilon = epsilon, .y = y};
+    j.tasks = fused_tasks(threads, rows, cols);
+    mpq_pool_run(j.tasks, layernorm_task, &j);
+}
+
+// MARK: - bias Add in place
+
+AVX2 static void add_bias_avx2(float *x, size_t n, const float *bias) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_add_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(bias + k)));
+    for (; k < n; k++) x[k] = x[k] + bias[k];
+}
+
+static void add_bias_task(void *arg, int t) {
+    const fused_job *j = arg;
+    size_t lo, hi;
+    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        if (j->avx2) add_bias_avx2(j->y + r * j->cols, j->cols, j->bias);
+        else for (size_t k = 0; k < j->cols; k++) j->y[r * j->cols + k] = j->y[r * j->cols + k] + j->bias[k];
+    }
+}
+
+void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias, int threads) {
+    // An add is exact to one rounding on every path: the AVX2 loop is only faster.
+    fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .bias = bias, .rows = rows, .cols = cols, .y = x};
+    j.tasks = fused_tasks(threads, rows, cols);
+    mpq_pool_run(j.tasks, add_bias_task, &j);
+}
