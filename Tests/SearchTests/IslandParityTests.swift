@@ -80,4 +80,40 @@ final class IslandParityTests: XCTestCase {
             XCTAssertEqual(producer[q.inputs[0]]?.opType, "Relu", "\(island): the Q follows the INT8 Conv's Relu")
         }
     }
+
+    /// docs/export.md, "Channel padding": under `ort` the digits CNN's 1-channel 3x3 stem reads
+    /// its uint8 input padded with zero-point channels to 4 and has zero weights for them (ORT's
+    /// direct QLinearConv kernel needs a multiple of 4); the 16-channel layers and every
+    /// `inputs` export are left alone. The numbers stay the runtime's: the export run by mpq
+    /// equals the runtime (ExecutionSchemeTests.testExportMatchesRuntime) and ORT's island
+    /// values above come from this padded export.
+    func testOrtExportPadsNarrowStemInputChannels() throws {
+        let exporter = try Exporter(modelPath: "\(Self.fixtures)/digits_cnn.onnx")
+        let table = try CalibrationTable.load(path: "\(Self.folder)/digits_island.calib.json")
+        let path = "\(Self.folder)/digits_island.map.json"
+        let ort = try ModelLoader.load(data: try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table,
+                                                              version: "test", scheme: .ort))
+        let producer = Dictionary(ort.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
+        let stem = try XCTUnwrap(ort.node(named: "/stem/stem.0/Conv"))
+        let dq = try XCTUnwrap(producer[stem.inputs[0]])
+        let pad = try XCTUnwrap(producer[dq.inputs[0]])
+        XCTAssertEqual(pad.opType, "Pad")
+        XCTAssertEqual(producer[pad.inputs[0]]?.opType, "QuantizeLinear")
+        XCTAssertEqual(ort.initializers[pad.inputs[1]]?.ints, [0, 0, 0, 0, 0, 3, 0, 0])
+        XCTAssertEqual(pad.inputs[2], dq.inputs[2], "padded with the input's zero point")
+        let w = try XCTUnwrap(ort.initializers[try XCTUnwrap(producer[stem.inputs[1]]).inputs[0]])
+        XCTAssertEqual(w.shape, [16, 4, 3, 3])
+        for o in 0..<16 { XCTAssertEqual(Set(w.ints[(o * 36 + 9)..<(o * 36 + 36)]), [0], "added channels of output \(o)") }
+        XCTAssertEqual(ort.nodes.filter { $0.opType == "Pad" }.count, 1, "only the stem")
+        let inputs = try ModelLoader.load(data: try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table,
+                                                                 version: "test", scheme: .inputs))
+        XCTAssertFalse(inputs.nodes.contains { $0.opType == "Pad" })
+        // 7x7 kernels keep ORT's im2col path (padding measured slower there).
+        let big = QDQLayer(node: "c", activation: "x", activationScale: 1, activationZeroPoint: 0, weightValues: [],
+                           weightShape: [64, 3, 7, 7], weightScales: [], weightAxis: 0, biasValues: nil, biasScales: nil)
+        XCTAssertEqual(Exporter.ortInputChannelPad(Node(name: "c", opType: "Conv", inputs: ["x", "w"], outputs: ["y"]), big), 0)
+        var small = big
+        small.weightShape = [64, 3, 3, 3]
+        XCTAssertEqual(Exporter.ortInputChannelPad(Node(name: "c", opType: "Conv", inputs: ["x", "w"], outputs: ["y"]), small), 1)
+    }
 }
