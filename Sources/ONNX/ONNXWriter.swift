@@ -31,6 +31,13 @@ enum ONNXWriter {
         return p
     }
 
+    static func int64Proto(_ v: [Int64], shape: [Int], name: String) -> Onnx_TensorProto {
+        var p = Onnx_TensorProto()
+        p.name = name; p.dims = shape.map { Int64($0) }; p.dataType = Int32(DType.int64.onnxCode)
+        p.rawData = Data(v.flatMap { le($0) })
+        return p
+    }
+
     static func uint8Proto(_ v: [UInt8], shape: [Int], name: String) -> Onnx_TensorProto {
         var p = Onnx_TensorProto()
         p.name = name; p.dims = shape.map { Int64($0) }; p.dataType = Int32(DType.uint8.onnxCode)

@@ -28,6 +28,11 @@ public struct QDQLayer: Sendable, Equatable {
     public var secondActivation: String?
     public var secondScale: Float
     public var secondZeroPoint: UInt8
+    /// Zero input channels to append (a 2-D Conv with group 1 only): the uint8 input gets a
+    /// `Pad` with its zero point and the weight zero columns, so every integer sum is the
+    /// same, while ONNX Runtime's x86 QLinearConv can take its direct (`MlasConvSym`) path,
+    /// which needs a multiple of 4 input channels (docs/export.md, "Channel padding").
+    public var inputChannelPad: Int = 0
 
     public init(node: String, activation: String, activationScale: Float, activationZeroPoint: UInt8,
                 weightValues: [Int8], weightShape: [Int], weightScales: [Float], weightAxis: Int,
@@ -131,6 +136,7 @@ public enum QDQWriter {
         for t in requantized where outputNames.contains(t.tensor) {
             throw QDQExportError.inconsistent(layer: t.tensor, reason: "a graph output cannot be requantized")
         }
+        var activationQ: [String: (codes: String, scale: String, zp: String)] = [:]   // tensor -> its QuantizeLinear
         /// Appends a Q -> DQ pair after `x` and returns the DQ output.
         func appendQDQ(_ x: String, _ scaleValue: Float, _ zpValue: UInt8) -> String {
             let scale = fresh("\(x)_scale"), zp = fresh("\(x)_zero_point")
@@ -144,7 +150,28 @@ public enum QDQWriter {
             nodes.append(dq(fresh("\(x)_DequantizeLinear"), inputs: [qOut, scale, zp], output: dqOut, axis: nil))
             activationDQ[x] = dqOut
             activationParams[x] = (scaleValue, zpValue)
+            activationQ[x] = (qOut, scale, zp)
             return dqOut
+        }
+        /// `x`'s uint8 codes with `extra` channels of its zero point appended (axis 1 of NCHW),
+        /// dequantized: what a channel-padded Conv reads (`QDQLayer.inputChannelPad`).
+        var paddedDQ: [String: String] = [:]
+        func channelPadded(_ x: String, extra: Int, rank: Int) -> String {
+            let key = "\(x)|\(extra)"
+            if let out = paddedDQ[key] { return out }
+            let (codes, scale, zp) = activationQ[x]!
+            let pads = fresh("\(x)_channel_pads")
+            var padValues = [Int64](repeating: 0, count: 2 * rank)
+            padValues[rank + 1] = Int64(extra)            // end of axis 1
+            newInits.append(ONNXWriter.int64Proto(padValues, shape: [2 * rank], name: pads))
+            let padded = fresh("\(x)_QuantizeLinear_ChannelPadded")
+            var p = Onnx_NodeProto()
+            p.name = fresh("\(x)_ChannelPad"); p.opType = "Pad"; p.input = [codes, pads, zp]; p.output = [padded]
+            nodes.append(p)
+            let out = fresh("\(x)_ChannelPadded_DequantizeLinear_Output")
+            nodes.append(dq(fresh("\(x)_ChannelPadded_DequantizeLinear"), inputs: [padded, scale, zp], output: out, axis: nil))
+            paddedDQ[key] = out
+            return out
         }
         /// Every consumer of a requantized tensor reads its DequantizeLinear output.
         func rewired(_ n: Node) -> Node {
@@ -214,6 +241,9 @@ public enum QDQWriter {
                 return appendQDQ(x, scaleValue, zpValue)
             }
             node.inputs[0] = try quantized(l.activation, l.activationScale, l.activationZeroPoint)
+            if l.inputChannelPad > 0 {
+                node.inputs[0] = channelPadded(l.activation, extra: l.inputChannelPad, rank: l.weightShape.count)
+            }
             if let second = l.secondActivation {
                 guard node.input(1) == second else {
                     throw QDQExportError.inconsistent(layer: l.node, reason: "the map quantizes '\(second)' as input 1, the node reads '\(node.input(1) ?? "")'")
@@ -228,14 +258,21 @@ public enum QDQWriter {
             guard l.weightScales.count == channels, l.weightValues.count == l.weightShape.reduce(1, *) else {
                 throw QDQExportError.inconsistent(layer: l.node, reason: "\(l.weightScales.count) weight scales for a weight of shape \(Tensor.describe(l.weightShape)) on axis \(l.weightAxis)")
             }
+            var (weightValues, weightShape) = (l.weightValues, l.weightShape)
+            if l.inputChannelPad > 0 {
+                guard l.weightAxis == 0, weightShape.count >= 3 else {
+                    throw QDQExportError.inconsistent(layer: l.node, reason: "input channel padding needs a Conv weight [Cout, Cin, ...]")
+                }
+                (weightValues, weightShape) = Self.zeroInputChannels(weightValues, shape: weightShape, extra: l.inputChannelPad)
+            }
 
             // Weight: int8, symmetric (zero points 0), per channel.
-            let wKey = "\(wName)|\(l.weightAxis)"
+            let wKey = "\(wName)|\(l.weightAxis)|\(l.inputChannelPad)"
             if let out = weightDQ[wKey] {
                 node.inputs[1] = out
             } else {
                 let q = fresh("\(wName)_quantized"), s = fresh("\(wName)_scale"), z = fresh("\(wName)_zero_point")
-                newInits.append(ONNXWriter.int8Proto(l.weightValues, shape: l.weightShape, name: q))
+                newInits.append(ONNXWriter.int8Proto(weightValues, shape: weightShape, name: q))
                 newInits.append(ONNXWriter.floatProto(l.weightScales, shape: [channels], name: s))
                 newInits.append(ONNXWriter.int8Proto([Int8](repeating: 0, count: channels), shape: [channels], name: z))
                 let out = fresh("\(wName)_DequantizeLinear_Output")
@@ -316,6 +353,19 @@ public enum QDQWriter {
             model.metadataProps.append(e)
         }
         return try model.serializedData()
+    }
+
+    /// A [Cout, Cin, k...] weight with `extra` zero input channels after the Cin it has.
+    static func zeroInputChannels(_ w: [Int8], shape: [Int], extra: Int) -> ([Int8], [Int]) {
+        let cout = shape[0], cin = shape[1], k = shape.dropFirst(2).reduce(1, *)
+        var out = [Int8](repeating: 0, count: cout * (cin + extra) * k)
+        for o in 0..<cout {
+            let src = o * cin * k, dst = o * (cin + extra) * k
+            for i in 0..<(cin * k) { out[dst + i] = w[src + i] }
+        }
+        var s = shape
+        s[1] = cin + extra
+        return (out, s)
     }
 
     static func proto(_ n: Node, _ originals: [String: Onnx_NodeProto]) throws -> Onnx_NodeProto {

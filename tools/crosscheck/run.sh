@@ -40,7 +40,7 @@ CASES=(
   "cnn11_ort_int8   digits_cnn_opset11    digits_calib.npz                digits_search.npz                digits_holdout.npz                greedy       100 ort"
   "mlp_ort_int8     breast_cancer_raw_mlp breast_cancer_raw_mlp_calib.npz breast_cancer_raw_mlp_search.npz breast_cancer_raw_mlp_holdout.npz greedy       100 ort"
   "ctc_ort_int8     sequence/ctc_digits   sequence/ctc_digits_calib.npz   sequence/ctc_digits_search.npz   sequence/ctc_digits_holdout.npz   greedy       100 ort 0.001 ctc-exact"
-  "resnet_ort_int8  resnet/resnet_digits  resnet/resnet_digits_ci_calib.npz resnet/resnet_digits_ci_search.npz resnet/resnet_digits_ci_holdout.npz  greedy       100 ort 0.001 top1 exact 0.25"
+  "resnet_ort_int8  resnet/resnet_digits  resnet/resnet_digits_ci_calib.npz resnet/resnet_digits_ci_search.npz resnet/resnet_digits_ci_holdout.npz  greedy       100 ort 0.001 top1 exact 0.15"
 )
 # cnn11_ort_int8: the digits CNN at opset 11 with its weights in Constant nodes
 # (tools/fixtures/generate_opset11.py); the export rewrites it to opset 13 (docs/export.md).
@@ -51,22 +51,27 @@ CASES=(
 # of the logits (the same 20 of 2,880 as under --scheme inputs), top-1 identical.
 # The 10th field: the metric (default top1); the CTC recognizer is scored by greedy decoding.
 # The 11th field, `exact`: ORT's optimized graph of the all-INT8 export must hold exactly one
-# integer layer op (QLinearConv, QGemm, ...) per layer. The 12th: the island map's largest
-# share of differing output elements (default ISLAND_MAXDIFF below).
+# integer layer op (QLinearConv, QGemm, ...) per layer. Island maps are always checked so: an
+# INT8 layer next to an FP32 island is fused too. The 12th: the island map's largest share of
+# differing output elements (default ISLAND_MAXDIFF below).
 # resnet_ort_int8: the trained ResNet-18-shaped CNN at 224x224 (tools/fixtures/generate_resnet.py;
 # 20 Conv + 1 Gemm, 116M MACs per image), issue 14's "ResNet-shaped at >= 224x224" model, on
 # the first 32/64/96 rows of its splits (the *_ci_* files) to keep CI fast; the full splits
 # are measured by benchmarks/resnet_digits.py. Its island map puts 7 FP32 layers into 8
-# residual blocks: 7 INT8 Conv then feed an FP32 consumer and keep a float output, which ORT
-# runs as DQ -> float Conv (MLAS) while mpq scales its int32 sums, and 14 boundaries requantize
-# those float values for the next INT8 layer, so last-bit differences move one step at a tie
-# and travel on: 184 of 960 logits differ, by at most 0.009 of a largest logit of 8.8 (0.1%),
-# top-1 identical (benchmarks/README.md, "Issue 14: trained ResNet-shaped CNN at 224x224").
+# residual blocks. Every INT8 Conv requantizes its output, also for an FP32 reader (QuantPlan
+# rule 4), so ORT runs all 14 INT8 layers as QLinearConv/QGemm (checked: `exact` also for the
+# island map) and the island inputs are bit-identical (IslandParityTests). What still differs
+# is the islands' own float sums: mpq's FP32 Conv orders them differently from MLAS, and where
+# a residual Add carries them to the next requantization a value at a rounding tie moves one
+# step and travels on: 99 of 960 logits (max 0.015 of a largest logit of 8.8), top-1 identical.
+# ORT disagrees with itself as much (89 of 960) when its float Conv runs without NCHWc
+# (ORT_ENABLE_EXTENDED; printed as "ORT vs ORT" in the summary), so 0.15 bounds the island map
+# (benchmarks/README.md, "Issue 14: INT8 Conv outputs always requantized").
 #
 # Island maps (FP32 layers between INT8 ones) allow 1% of output elements to differ: an FP32
 # Conv/Gemm sums in a different order in mpq than in ORT (MLAS), and where its output is
 # requantized for the next INT8 layer a value at a rounding tie lands one step apart, which
-# moves every output downstream of it (digits CNN: 3 of 359 samples, 30 of 3,590 logits;
+# moves every output downstream of it (digits CNN: 20 of 3,590 logits;
 # docs/export.md, "FP32 islands"). Scores must still agree within 0.1 point. They skip the
 # quantize_static comparison: ORT's own model with the island in nodes_to_exclude still
 # feeds it a DequantizeLinear, so ORT's optimizer quantizes the excluded layer anyway.
@@ -101,7 +106,8 @@ print("%-17s %-8s %6d %9.4f %9.4f %+8.4f %11.4f %+8.4f %-6s %-14s %s" % (
     sys.argv[2], "ok" if r["checker"] == "ok" else "FAILED", len(r["int8_layers"]), r["mpq_mixed"], r["ort_qdq"],
     r["diff"], r.get("ort_exclude", float("nan")), r.get("ort_exclude_diff", float("nan")),
     "%di/%df" % (r["ort_integer_layer_ops"], r["ort_float_layer_ops"]),
-    "%d/%d" % (e.get("differing", -1), e.get("elements", 0)), "ok" if r["ok"] else "FAIL"))
+    "%d/%d" % (e.get("differing", -1), e.get("elements", 0)), "ok" if r["ok"] else "FAIL")
+    + ("  (ORT vs ORT without NCHWc: %d/%d)" % (r["ort_self"]["differing"], r["ort_self"]["elements"]) if "ort_self" in r else ""))
 EOF
   if [ "${exact:-}" = exact ]; then
     "$PYTHON" - "$OUT/$name.crosscheck.json" "$name" >> "$summary" <<'EOF' || failed=1
@@ -139,7 +145,7 @@ for c in "${CASES[@]}"; do
   if [ "$scheme" = ort ] && [ "${name%_int8}" != "$name" ]; then
     iname="${name%_int8}_island"
     score=$(island "$iname" "$model" "$calib" "$holdout" "$map")
-    exact="" check "$iname" "$model" "$calib" "$holdout" "$OUT/$iname.map.json" "${island_maxdiff:-$ISLAND_MAXDIFF}" "$metric" "$score"
+    exact=exact check "$iname" "$model" "$calib" "$holdout" "$OUT/$iname.map.json" "${island_maxdiff:-$ISLAND_MAXDIFF}" "$metric" "$score"
   fi
 done
 # The detection fixture under the ort scheme: a 1-point map50 search, its export, and
@@ -164,15 +170,17 @@ for det in "${dets[@]}"; do
   maxdiff=0.001
   if [ "$det" = det_ort_island ]; then maxdiff=$ISLAND_MAXDIFF; fi
   rc=0
+  int8_layers=$("$PYTHON" -c 'import json,sys; print(sum(l["precision"]=="int8" for l in json.load(open(sys.argv[1]))["layers"]))' "$OUT/$det.map.json")
   "$PYTHON" tools/crosscheck/ort_outputs.py --qdq "$OUT/$det.qdq.onnx" --data "$D/shapes_det_holdout.npz" \
-      --mpq-outputs "$OUT/$det.outputs.npz" $all_int8 --max-differing "$maxdiff" --json-out "$OUT/$det.outputs.json" > /dev/null || rc=$?
+      --mpq-outputs "$OUT/$det.outputs.npz" $all_int8 --integer-layers "$int8_layers" --max-differing "$maxdiff" \
+      --json-out "$OUT/$det.outputs.json" > /dev/null || rc=$?
   if [ "$rc" -ne 0 ]; then failed=1; fi
   "$PYTHON" - "$OUT/$det.outputs.json" "$det" >> "$summary" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("%-17s raw outputs: %d of %d elements differ from ORT (max %.3g); ORT ops %di/%df; %s" % (
+print("%-17s raw outputs: %d of %d elements differ from ORT (max %.3g); ORT ops %di/%df; %s  (ORT vs ORT without NCHWc: %d/%d)" % (
     sys.argv[2], r["differing"], r["elements"], r["max_abs_diff"], r["ort_integer_layer_ops"], r["ort_float_layer_ops"],
-    "ok" if r["ok"] else "FAIL"))
+    "ok" if r["ok"] else "FAIL", r["ort_self"]["differing"], r["ort_self"]["elements"]))
 EOF
 done
 

@@ -13,6 +13,14 @@ public protocol Int8OpFamily {
     /// Whether this node fits the family's kernels (a constant float weight of a supported
     /// shape, for the weighted layers).
     static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool
+    /// Whether ONNX Runtime fuses this node's QDQ form only when a QuantizeLinear follows it
+    /// (DQ -> Conv -> Q becomes QLinearConv; DQ -> Conv alone stays a float Conv on
+    /// dequantized weights). Under the `ort` scheme such a layer requantizes its output
+    /// whatever reads it (`QuantPlan`, rule 4), so its FP32 readers get DequantizeLinear of
+    /// uint8 codes and ORT runs exactly mpq's arithmetic. False where ORT fuses without an
+    /// output Q (a plain Gemm -> QGemm with a float output, MatMul -> MatMulIntegerToFloat)
+    /// and where it never fuses (ConvTranspose): those keep a float output for float readers.
+    static func fusesOnlyWithOutputQuantize(_ node: Node) -> Bool
     /// The activation inputs the layer quantizes on entry, in input order.
     static func quantizedInputs(_ node: Node, constants: [String: Tensor]) -> [String]
     /// Multiply-accumulates of one execution, from the shapes seen.

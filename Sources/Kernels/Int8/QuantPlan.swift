@@ -10,7 +10,13 @@ import ONNX
 /// 2. a region op (`RegionOpKind`) runs in INT8 when every activation input is produced by
 ///    a node that runs in INT8 (so a region only grows out of INT8 layers);
 /// 3. an output of an INT8 node is requantized (Q then DQ, read by every consumer) when at
-///    least one consumer runs in INT8 and it is not a graph output.
+///    least one consumer runs in INT8 and it is not a graph output;
+/// 4. an output of an INT8 layer that ONNX Runtime fuses only with a Q after it (Conv, and a
+///    Gemm/MatMul with a fused Relu/Clip: `Int8OpFamily.fusesOnlyWithOutputQuantize`) is
+///    requantized whatever reads it (graph outputs aside): an FP32 reader then gets
+///    DequantizeLinear of uint8 codes, so ORT runs QLinearConv/QGemm + DequantizeLinear,
+///    exactly this runtime's arithmetic, instead of a float Conv on dequantized weights
+///    whose last bits differ (docs/int8-chains.md, "FP32 readers").
 /// Scales never depend on the map: a tensor's parameters come from the calibrated range of
 /// its `source` (itself, or the input of the shared-scale ops that produced it), so INT8
 /// layers are prepared once and switching maps only moves Q/DQ.
@@ -46,14 +52,22 @@ public struct QuantPlan: Equatable, Sendable {
         var requantized: [String: ActivationQuant] = [:]
         var regionOps = Set<String>()
         let reluNodes = Set(session.plan.filter { $0.opType == "Relu" }.map(\.name))
+        // Rule 4: nodes whose output is requantized whatever reads it.
+        var alwaysRequantized = Set(session.plan.filter {
+            int8Layers.contains($0.name) && Int8Ops.family(for: $0, constants: session.constants)?.fusesOnlyWithOutputQuantize($0) == true
+        }.map(\.name))
         for node in session.plan where int8.contains(node.name) {
             let consumers = readers[node.outputs.first ?? ""] ?? []
+            let always = alwaysRequantized.contains(node.name)
             // A value read only by INT8 Relus is requantized after the Relu instead: ORT
             // removes a Relu before a Q with zero point 0 (ReluQuantFusion), so the
-            // producer writes the Relu's range directly.
-            if !consumers.isEmpty && consumers.allSatisfy({ reluNodes.contains($0) && int8.contains($0) }) { continue }
+            // producer writes the Relu's range directly (and under rule 4 so must the Relus).
+            if !consumers.isEmpty && consumers.allSatisfy({ reluNodes.contains($0) && int8.contains($0) }) {
+                if always { alwaysRequantized.formUnion(consumers) }
+                continue
+            }
             guard let o = node.outputs.first, !o.isEmpty, !outputs.contains(o),
-                  consumers.contains(where: int8.contains),
+                  always ? !consumers.isEmpty : consumers.contains(where: int8.contains),
                   let q = quant(sources[o] ?? o) else { continue }
             requantized[o] = q
             if !int8Layers.contains(node.name) { regionOps.insert(node.name) }

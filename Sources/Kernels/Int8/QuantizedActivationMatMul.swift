@@ -129,6 +129,9 @@ extension QuantizedActivationMatMul {
 /// MatMul of two activations (attention's Q·Kᵀ and probabilities·V): both inputs quantized per tensor.
 public enum ActivationMatMulFamily: Int8OpFamily {
     public static let opTypes: Set<String> = ["MatMul"]
+    /// DQ -> MatMul -> (no Q) is MatMulIntegerToFloat in ORT, unless an activation follows
+    /// (as for `LinearFamily`).
+    public static func fusesOnlyWithOutputQuantize(_ node: Node) -> Bool { FusedActivation(node: node) != nil }
 
     public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
         guard let a = node.input(0), let b = node.input(1) else { return false }

@@ -232,6 +232,8 @@ extension QuantizedConv {
 /// Conv (1-D and 2-D, any group count) with a constant weight.
 public enum ConvFamily: Int8OpFamily {
     public static let opTypes: Set<String> = ["Conv"]
+    /// ORT's ConvSelector needs the output Q (qdq_selector_action_transformer.cc, ConvQDQRules).
+    public static func fusesOnlyWithOutputQuantize(_ node: Node) -> Bool { true }
 
     public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
         guard let w = constantWeight(node, constants) else { return false }

@@ -123,6 +123,8 @@ extension QuantizedConvTranspose {
 /// ConvTranspose (1-D to 3-D) with a constant weight.
 public enum ConvTransposeFamily: Int8OpFamily {
     public static let opTypes: Set<String> = ["ConvTranspose"]
+    /// ORT (1.32, CPU) has no QDQ rule for ConvTranspose: it runs in float with or without a Q.
+    public static func fusesOnlyWithOutputQuantize(_ node: Node) -> Bool { false }
 
     public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
         guard let w = constantWeight(node, constants) else { return false }

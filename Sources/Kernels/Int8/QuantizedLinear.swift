@@ -142,6 +142,11 @@ extension QuantizedLinear {
 /// Gemm (transA = 0, bias per output column or scalar) and MatMul with a constant 2-D weight.
 public enum LinearFamily: Int8OpFamily {
     public static let opTypes: Set<String> = ["Gemm", "MatMul"]
+    /// ORT fuses DQ -> Gemm into QGemm and DQ -> MatMul into MatMulIntegerToFloat without an
+    /// output Q, but not with a Relu/Clip after it: ORT first fuses Gemm + Relu into a float
+    /// FusedGemm, and MatMul -> Relu stays float, unless a Q follows the activation
+    /// (ReluQuantFusion then drops it). Measured with onnxruntime 1.32 (docs/int8-chains.md).
+    public static func fusesOnlyWithOutputQuantize(_ node: Node) -> Bool { FusedActivation(node: node) != nil }
 
     public static func accepts(_ node: Node, constants: [String: Tensor]) -> Bool {
         guard let t = constantWeight(node, constants), t.rank == 2 else { return false }
