@@ -13,21 +13,11 @@ void mpq_binary_f32_reference(int multiply, int relu, const float *a, const floa
     }
 }
 
-/// (k - zp) * scale + 0 for every code k: what a requantizing kernel writes for k
-/// (the table region_reference.c uses).
-static void grid_table(float scale, uint8_t zp, float table[256]) {
-    for (int k = 0; k < 256; k++) {
-        float v = (float)(k - (int)zp);
-        v = v * scale;
-        table[k] = v + 0.0f;
-    }
-}
-
 void mpq_binary_u8_reference(int multiply, int relu, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
                              float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y) {
     float ta[256], tb[256];
-    grid_table(scale_a, zp_a, ta);
-    grid_table(scale_b, zp_b, tb);
+    mpq_grid_table(scale_a, zp_a, ta);
+    mpq_grid_table(scale_b, zp_b, tb);
     const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
     for (size_t i = 0; i < count; i++) {
         float r = multiply ? ta[a[i]] * tb[b[i]] : ta[a[i]] + tb[b[i]];
@@ -50,9 +40,8 @@ typedef struct {
 
 static void binary_task(void *arg, int task) {
     const binary_call *c = arg;
-    const size_t blocks = (c->count + 63) / 64;
-    size_t i0 = blocks * (size_t)task / (size_t)c->tasks * 64, i1 = blocks * (size_t)(task + 1) / (size_t)c->tasks * 64;
-    if (i1 > c->count) i1 = c->count;
+    size_t i0, i1;
+    mpq_block64_range(c->count, task, c->tasks, &i0, &i1);
     if (i0 >= i1) return;
     if (c->codes) {
         const uint8_t *a = (const uint8_t *)c->a + i0, *b = (const uint8_t *)c->b + i0;
@@ -67,12 +56,8 @@ static void binary_task(void *arg, int task) {
 
 static void run_binary(binary_call *c, int threads) {
     if (c->count == 0) return;
-    int tasks = threads < 1 ? 1 : threads;
-    const size_t blocks = (c->count + 63) / 64;
-    if ((size_t)tasks > blocks) tasks = (int)blocks;
-    if (tasks > MPQ_POOL_MAX) tasks = MPQ_POOL_MAX;
-    c->tasks = tasks;
-    mpq_pool_run(tasks, binary_task, c);
+    c->tasks = mpq_block64_tasks(c->count, threads);
+    mpq_pool_run(c->tasks, binary_task, c);
 }
 
 void mpq_binary_f32(mpq_kernel_path path, int multiply, int relu, const float *a, const float *b,
@@ -100,19 +85,15 @@ typedef struct {
 
 static void lookup_task(void *arg, int task) {
     const lookup_call *c = arg;
-    const size_t blocks = (c->count + 63) / 64;
-    size_t i0 = blocks * (size_t)task / (size_t)c->tasks * 64, i1 = blocks * (size_t)(task + 1) / (size_t)c->tasks * 64;
-    if (i1 > c->count) i1 = c->count;
+    size_t i0, i1;
+    mpq_block64_range(c->count, task, c->tasks, &i0, &i1);
     if (i0 >= i1) return;
     (c->vbmi ? mpq_lookup_u8_vbmi : mpq_lookup_u8)(c->x + i0, i1 - i0, c->table, c->y + i0);
 }
 
 void mpq_lookup_u8_threads(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y, int threads) {
     if (count == 0) return;
-    const size_t blocks = (count + 63) / 64;
-    int tasks = threads < 1 ? 1 : threads;
-    if ((size_t)tasks > blocks) tasks = (int)blocks;
-    if (tasks > MPQ_POOL_MAX) tasks = MPQ_POOL_MAX;
+    const int tasks = mpq_block64_tasks(count, threads);
     lookup_call c = {x, table, y, count, tasks,
                      mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI && __builtin_cpu_supports("avx512vbmi")};
     mpq_pool_run(tasks, lookup_task, &c);

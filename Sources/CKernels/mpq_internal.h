@@ -75,6 +75,33 @@ void mpq_requantize_binary_f32_avx512(int multiply, const float *a, const float 
 /// clamped value q - zp (an integer in [-zp, 255 - zp]), so this is exact.
 static inline uint8_t mpq_code_u8(float v, int32_t zp) { return (uint8_t)((int32_t)v + zp); }
 
+/// (k - zp) * scale + 0 for every code k: the float a requantizing kernel writes for code k
+/// (the uint8-chain references read their inputs through this table).
+static inline void mpq_grid_table(float scale, uint8_t zp, float table[256]) {
+    for (int k = 0; k < 256; k++) {
+        float v = (float)(k - (int)zp);
+        v = v * scale;
+        table[k] = v + 0.0f;
+    }
+}
+
+/// Elementwise splits over the kernel pool in 64-element-aligned blocks (a block never
+/// straddles two tasks, so vector loops see whole blocks): how many tasks for `count`
+/// elements and `threads` threads, and task `task`'s range [*i0, *i1).
+static inline int mpq_block64_tasks(size_t count, int threads) {
+    const size_t blocks = (count + 63) / 64;
+    int tasks = threads < 1 ? 1 : threads;
+    if ((size_t)tasks > blocks) tasks = (int)blocks;
+    return tasks > MPQ_POOL_MAX ? MPQ_POOL_MAX : tasks;
+}
+
+static inline void mpq_block64_range(size_t count, int task, int tasks, size_t *i0, size_t *i1) {
+    const size_t blocks = (count + 63) / 64;
+    *i0 = blocks * (size_t)task / (size_t)tasks * 64;
+    *i1 = blocks * (size_t)(task + 1) / (size_t)tasks * 64;
+    if (*i1 > count) *i1 = count;
+}
+
 void mpq_dequantize_u8_reference(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_dequantize_u8_avx512(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_requantize_binary_u8_reference(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,

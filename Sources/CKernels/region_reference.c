@@ -8,6 +8,7 @@
 //   lookup:     k = nearbyint(x / s) + zp clamped to [0, 255] (NaN -> 0), y = table[k]
 //               (a unary op on a requantized input sees at most 256 values).
 #include "mpq_internal.h"
+#include "pool_internal.h" // mpq_binary_u8_reference: the one scalar Add/Mul on codes
 #include <math.h>
 
 static inline float requant_scalar(float r, float s, float lo, float hi) {
@@ -65,34 +66,15 @@ void mpq_lookup_u8grid_f32(mpq_kernel_path path, const float *x, size_t count, f
 
 // MARK: - uint8 chains (docs/int8-chains.md): the same arithmetic on uint8 codes.
 
-/// (k - zp) * scale + 0 for every code k: the float a requantizing kernel writes for k.
-static void grid_table(float scale, uint8_t zp, float table[256]) {
-    for (int k = 0; k < 256; k++) {
-        float v = (float)(k - (int)zp);
-        v = v * scale;
-        table[k] = v + 0.0f;
-    }
-}
-
 void mpq_dequantize_u8_reference(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y) {
     float table[256];
-    grid_table(scale, zp, table);
+    mpq_grid_table(scale, zp, table);
     for (size_t i = 0; i < count; i++) y[i] = table[x[i]];
 }
 
 void mpq_requantize_binary_u8_reference(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
                                         float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y) {
-    float ta[256], tb[256];
-    grid_table(scale_a, zp_a, ta);
-    grid_table(scale_b, zp_b, tb);
-    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
-    for (size_t i = 0; i < count; i++) {
-        float r = multiply ? ta[a[i]] * tb[b[i]] : ta[a[i]] + tb[b[i]];
-        float v = r / scale;
-        v = (v > lo) ? v : lo;
-        v = (v < hi) ? v : hi;
-        y[i] = mpq_code_u8(nearbyintf(v), zp);
-    }
+    mpq_binary_u8_reference(multiply, 0, a, scale_a, zp_a, b, scale_b, zp_b, count, scale, zp, y);
 }
 
 void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y) {
