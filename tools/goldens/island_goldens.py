@@ -29,11 +29,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+
+from ort_optimized import run_optimized
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = "Tests/Fixtures/digits_cnn.onnx"
@@ -74,17 +74,7 @@ def main():
         m.graph.output.append(onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
 
     x = np.load(HOLDOUT)["input"][:ROWS]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "island.onnx")
-        onnx.save(m, path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
-        so.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
-        outs = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x})
-        counts = {}
-        for n in onnx.load(so.optimized_model_filepath).graph.node:
-            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    outs, counts = run_optimized(m, {"input": x})
     arrays = {"rows": np.array(ROWS, dtype=np.int64), "logits": outs[0].astype(np.float32),
               "islands": np.frombuffer(",".join(ISLANDS).encode(), dtype=np.uint8),
               "fused": np.frombuffer(",".join(f"{k}:{v}" for k, v in sorted(counts.items())).encode(), dtype=np.uint8)}

@@ -17,13 +17,13 @@ Deterministic: fixed seeds, one thread.
 """
 import os
 import sys
-import tempfile
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto as T
 from onnx import helper as h
+
+from ort_optimized import run_optimized
 
 RNG = np.random.default_rng(20261202)
 
@@ -48,16 +48,8 @@ def qdq_model(name, op, inputs, out_scale, out_zp, out_shape, attrs=None, extra_
 
 
 def run(model, feeds):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "m.onnx")
-        onnx.save(model, path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
-        so.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
-        y = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-        ops = sorted({n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node})
-    return y, ops
+    outs, counts = run_optimized(model, feeds)
+    return outs[0], sorted(counts)
 
 
 def u8(shape):
