@@ -79,3 +79,68 @@ void mpq_sgemm_tile_avx2(int kc, const float *a, const float *b, int nv, float *
         subs[mr - 1](kc, a, b + 16 * q, w, c + 16 * q, ldc, cols, accumulate, ep);
     }
 }
+
+// The direct path's tile (sgemm_conv_direct.c): 6 rows x 16 pixels per sub-tile as above,
+// row k of b read at b + offsets[k]; a partial sub-tile loads and stores through masks,
+// so lanes past nc are never read.
+static inline __attribute__((always_inline)) AVX2_TARGET void
+direct_sub(int kc, const float *a, const float *b, const int32_t *offsets, float *c, int ldc, int mr, int nc,
+           const mpq_sgemm_tile_epilogue *ep) {
+    __m256i m0, m1;
+    {
+        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc), idx);
+        m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - 8), idx);
+    }
+    __m256 acc[MR][2];
+    _Pragma("unroll") for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        const float *bk = b + offsets[k];
+        const __m256 b0 = _mm256_maskload_ps(bk, m0), b1 = _mm256_maskload_ps(bk + 8, m1);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            const __m256 av = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        a += MR;
+    }
+    if (ep) {
+        const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            if (ep->bias && ep->bias[i] != 0.0f) {
+                const __m256 bias = _mm256_set1_ps(ep->bias[i]);
+                acc[i][0] = _mm256_add_ps(acc[i][0], bias);
+                acc[i][1] = _mm256_add_ps(acc[i][1], bias);
+            }
+            if (ep->clamp) {
+                acc[i][0] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][0]));
+                acc[i][1] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][1]));
+            }
+        }
+    }
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        float *dst = c + (size_t)i * (size_t)ldc;
+        _mm256_maskstore_ps(dst, m0, acc[i][0]);
+        _mm256_maskstore_ps(dst + 8, m1, acc[i][1]);
+    }
+}
+
+#define DIRECT_SUB_FN(R) \
+    static AVX2_TARGET void direct_sub_##R(int kc, const float *a, const float *b, const int32_t *off, float *c, int ldc, \
+                                           int nc, const mpq_sgemm_tile_epilogue *ep) { \
+        direct_sub(kc, a, b, off, c, ldc, R, nc, ep); \
+    }
+DIRECT_SUB_FN(1) DIRECT_SUB_FN(2) DIRECT_SUB_FN(3) DIRECT_SUB_FN(4) DIRECT_SUB_FN(5) DIRECT_SUB_FN(6)
+
+typedef void (*direct_sub_fn)(int, const float *, const float *, const int32_t *, float *, int, int,
+                              const mpq_sgemm_tile_epilogue *);
+static const direct_sub_fn direct_subs[MR] = {direct_sub_1, direct_sub_2, direct_sub_3,
+                                              direct_sub_4, direct_sub_5, direct_sub_6};
+
+void mpq_sgemm_direct_tile_avx2(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
+                                float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep) {
+    for (int q = 0; q < nv && 16 * q < nc; q++) {
+        const int cols = nc - 16 * q < 16 ? nc - 16 * q : 16;
+        direct_subs[mr - 1](kc, a, b + 16 * q, offsets, c + 16 * q, ldc, cols, ep);
+    }
+}

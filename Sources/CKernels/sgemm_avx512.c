@@ -82,3 +82,60 @@ AVX512_TARGET void mpq_sconv_gather2_avx512(float *d, const float *src, int coun
     }
     for (; i < count; i++) d[i] = src[2 * i];
 }
+
+// The direct path's tile (sgemm_conv_direct.c): the same 6 x 4 zmm tile and FMA chain,
+// row k of b read at b + offsets[k] (a tap of the zero-padded image) instead of from a
+// packed panel; masked loads, so lanes past nc are never read.
+static inline __attribute__((always_inline)) AVX512_TARGET void
+direct_tile(int kc, const float *a, const float *b, const int32_t *offsets, float *c, int ldc, int mr, int nv, int nc,
+            const mpq_sgemm_tile_epilogue *ep) {
+    __m512 acc[MR][4];
+    __mmask16 mask[4];
+    _Pragma("unroll") for (int q = 0; q < nv; q++) mask[q] = lanes(nc - 16 * q);
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        const float *bk = b + offsets[k];
+        __m512 bv[4];
+        _Pragma("unroll") for (int q = 0; q < nv; q++) bv[q] = _mm512_maskz_loadu_ps(mask[q], bk + 16 * q);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            const __m512 av = _mm512_set1_ps(a[i]);
+            _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_fmadd_ps(av, bv[q], acc[i][q]);
+        }
+        a += MR;
+    }
+    if (ep) {
+        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            if (ep->bias && ep->bias[i] != 0.0f) {
+                const __m512 bias = _mm512_set1_ps(ep->bias[i]);
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_add_ps(acc[i][q], bias);
+            }
+            if (ep->clamp)
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
+        }
+    }
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int q = 0; q < nv; q++)
+            _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + 16 * q, mask[q], acc[i][q]);
+}
+
+#define DIRECT_FN(R, V) \
+    static AVX512_TARGET void direct_##R##_##V(int kc, const float *a, const float *b, const int32_t *off, float *c, \
+                                               int ldc, int nc, const mpq_sgemm_tile_epilogue *ep) { \
+        direct_tile(kc, a, b, off, c, ldc, R, V, nc, ep); \
+    }
+#define DIRECT_ROW(R) DIRECT_FN(R, 1) DIRECT_FN(R, 2) DIRECT_FN(R, 3) DIRECT_FN(R, 4)
+DIRECT_ROW(1) DIRECT_ROW(2) DIRECT_ROW(3) DIRECT_ROW(4) DIRECT_ROW(5) DIRECT_ROW(6)
+
+typedef void (*direct_fn)(int, const float *, const float *, const int32_t *, float *, int, int,
+                          const mpq_sgemm_tile_epilogue *);
+#define DIRECT_ENTRY(R) { direct_##R##_1, direct_##R##_2, direct_##R##_3, direct_##R##_4 }
+static const direct_fn directs[MR][4] = {
+    DIRECT_ENTRY(1), DIRECT_ENTRY(2), DIRECT_ENTRY(3), DIRECT_ENTRY(4), DIRECT_ENTRY(5), DIRECT_ENTRY(6),
+};
+
+void mpq_sgemm_direct_tile_avx512(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
+                                  float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep) {
+    directs[mr - 1][nv - 1](kc, a, b, offsets, c, ldc, nc, ep);
+}

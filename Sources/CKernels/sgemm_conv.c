@@ -197,9 +197,30 @@ static void run(conv_job *j, int threads) {
     mpq_pool_run(threads, run_task, j);
 }
 
+// Stride-1 Convs run on the direct path (sgemm_conv_direct.c, the same bits) unless
+// MPQ_FP32_CONV_DIRECT=0 (read once), which keeps them on the packed path for an A/B.
+static int direct_enabled(void) {
+    static _Atomic int state;  // 0 unread, 1 on, 2 off
+    int v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("MPQ_FP32_CONV_DIRECT");
+        v = e && e[0] == '0' ? 2 : 1;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
 int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
                     const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                     float *y, int threads) {
+    if (direct_enabled() && mpq_sconv2d_f32_direct_applies(s))
+        return mpq_sconv2d_f32_direct(path, x, images, s, packed_w, bias, act, lo, hi, y, threads);
+    return mpq_sconv2d_f32_packed(path, x, images, s, packed_w, bias, act, lo, hi, y, threads);
+}
+
+int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                           const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                           float *y, int threads) {
     const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
     if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_WEIGHTS_MAGIC || h->group != s->group) return -1;
     const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);

@@ -44,4 +44,20 @@ void mpq_sconv_gather2_avx512(float *d, const float *src, int count);
 void mpq_sconv_pack_b(const float *x, const mpq_conv2d_shape *s, int oh_n, int ow_n, size_t image_stride,
                       int k0, int k1, int n0, int n1, float *dst);
 
+/// One micro-tile of the direct (pack-free) path for stride-1 Convs
+/// (sgemm_conv_direct.c): c[i * ldc + j] for i < mr, j < nc is set to
+/// sum over k < kc of a[k * MR + i] * b[offsets[k] + j], as a chain of FMAs in k order
+/// from +0, then `ep` (NULL: none) applied before the store: the packed tile's chain on
+/// the same values, read straight from a zero-padded image instead of a packed panel.
+/// Lanes j >= nc of b are never read (masked loads), nv = ceil(nc / 16) <= 4.
+typedef void (*mpq_sgemm_direct_tile_fn)(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
+                                         float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+
+void mpq_sgemm_direct_tile_reference(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
+                                     float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+void mpq_sgemm_direct_tile_avx2(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
+                                float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+void mpq_sgemm_direct_tile_avx512(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
+                                  float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+
 #endif

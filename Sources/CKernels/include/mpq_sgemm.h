@@ -48,4 +48,24 @@ int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_
                     const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                     float *y, int threads);
 
+/// The packed path alone (im2col fused into the packing; every stride): what
+/// `mpq_sconv2d_f32` runs for Convs the direct path does not take, callable directly so
+/// tests and benchmarks can compare the two. Same arguments and result.
+int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                           const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                           float *y, int threads);
+
+/// Whether the direct path takes `s`: stride 1 (any kernel, pads, dilation, groups) with
+/// the padded image within int range.
+int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s);
+
+/// The direct path (docs/fp32-gemm.md): stride-1 Convs with no packing of the image; the
+/// micro-tile reads its columns from a zero-padded copy of the image (from the image itself
+/// for an unpadded 1x1 kernel) at a per-k offset. Same arguments as `mpq_sconv2d_f32` and
+/// the same output bits as the packed path; -1 where `mpq_sconv2d_f32_direct_applies` is 0.
+/// `mpq_sconv2d_f32` uses it for every stride-1 Conv unless MPQ_FP32_CONV_DIRECT=0.
+int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                           const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                           float *y, int threads);
+
 #endif

@@ -1,0 +1,304 @@
+// Direct (pack-free) FP32 Conv for stride 1 (mpq_sgemm.h, docs/fp32-gemm.md).
+//
+// With stride 1, im2col row k = (c, kh, kw) of a zero-padded image is the padded plane of
+// channel c shifted by kh * dh * Wp + kw * dw, if output pixels are numbered on the padded
+// width Wp ("flat" positions oh * Wp + ow; the columns ow >= OW are junk, computed and
+// dropped). So the micro-tile reads its column vectors straight from the padded image at
+// a per-k offset, and nothing is packed: the packed path wrote K x pixels floats per image
+// (451K for a 16-channel 3x3 layer at 56x56) in many short copies, as much work as the
+// 16-channel GEMM itself. A 1x1 unpadded Conv reads the image itself (no copy, no junk).
+//
+// Same weights panels, same tile shape (MR x 64) and the same FMA chain in k order from
+// +0 on the same values (the padded copy holds the image and +0, as the packed panel
+// does), so the output has the packed path's and the reference's bits, on every path,
+// split and thread count. A tile runs its whole K in registers (no K blocks).
+#include "sgemm_internal.h"
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR MPQ_SGEMM_MR
+#define NR MPQ_SGEMM_NR
+#define SCRATCH_FLOATS (64 * 1024)  // a part's scratch C (256 KiB): rows x columns of one chunk
+
+typedef struct {
+    mpq_kernel_path path;
+    mpq_sgemm_direct_tile_fn tile;
+    const float *x;
+    const mpq_conv2d_shape *s;
+    size_t in_image;      // floats per input image
+    int copy;             // 1: images are zero-padded into a buffer first; 0: x is read as is
+    int hp, wp;           // padded plane
+    size_t plane;         // hp * wp
+    size_t padded_image;  // floats of one padded image, slack included
+    int images, group, cg, mg, k, panels, oh, ow, flat, n_units;
+    const int32_t *offsets;  // per k, from the group's first padded plane
+    const float *w, *bias;
+    mpq_activation act;
+    float lo, hi;
+    float *y;
+    size_t out_image;
+    const float *shared;  // the one padded image all threads read (modes SPLIT_N / SPLIT_M)
+    int mode, units, chunk, image;
+    _Atomic int next;
+} direct_job;
+
+enum { SPLIT_IMAGES, SPLIT_N, SPLIT_M };
+
+static _Thread_local float *pad_buf, *scratch_buf;
+static _Thread_local size_t pad_cap, scratch_cap;
+
+static float *grown(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        free(*buf);
+        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        *cap = *buf ? floats : 0;
+    }
+    return *buf;
+}
+
+static mpq_sgemm_direct_tile_fn direct_tile_for(mpq_kernel_path path) {
+    switch (mpq_resolve_kernel_path(path)) {
+    case MPQ_PATH_VNNI: return mpq_sgemm_direct_tile_avx512;
+    case MPQ_PATH_AVX2: return mpq_sgemm_direct_tile_avx2;
+    default: return mpq_sgemm_direct_tile_reference;
+    }
+}
+
+// Channels [c0, c1) of image `img` zero-padded into `dst` (the image's padded buffer).
+static void pad_channels(const direct_job *j, int img, int c0, int c1, float *dst) {
+    const mpq_conv2d_shape *s = j->s;
+    const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, pr = j->wp - W - pl;
+    const float *x = j->x + (size_t)img * j->in_image;
+    for (int c = c0; c < c1; c++) {
+        float *p = dst + (size_t)c * j->plane;
+        const float *src = x + (size_t)c * (size_t)H * (size_t)W;
+        memset(p, 0, (size_t)pt * (size_t)j->wp * sizeof(float));
+        p += (size_t)pt * (size_t)j->wp;
+        for (int h = 0; h < H; h++, p += j->wp, src += W) {
+            if (pl) memset(p, 0, (size_t)pl * sizeof(float));
+            memcpy(p + pl, src, (size_t)W * sizeof(float));
+            if (pr) memset(p + pl + W, 0, (size_t)pr * sizeof(float));
+        }
+        memset(p, 0, (size_t)(j->hp - pt - H) * (size_t)j->wp * sizeof(float));
+    }
+    if (c1 == s->channels)  // the slack the junk columns of the last plane read
+        memset(dst + (size_t)s->channels * j->plane, 0, (j->padded_image - (size_t)s->channels * j->plane) * sizeof(float));
+}
+
+// Copies flat columns [c0, c1) of `rows` rows from scratch (ld = c1 - c0) to the output
+// planes, dropping the junk columns (ow >= OW).
+static void copy_out(const direct_job *j, const float *scratch, int rows, int c0, int c1, float *y) {
+    const int ld = c1 - c0;
+    for (int r = 0; r < rows; r++) {
+        const float *src = scratch + (size_t)r * (size_t)ld;
+        float *dst = y + (size_t)r * (size_t)j->oh * (size_t)j->ow;
+        for (int oh = c0 / j->wp; oh * j->wp < c1; oh++) {
+            const int a = oh * j->wp > c0 ? oh * j->wp : c0;
+            const int b = oh * j->wp + j->ow < c1 ? oh * j->wp + j->ow : c1;
+            if (b > a) memcpy(dst + (size_t)oh * (size_t)j->ow + (a - oh * j->wp), src + (a - c0), (size_t)(b - a) * sizeof(float));
+        }
+    }
+}
+
+// Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
+// padded image `src`. Without junk columns the tiles write the output directly; otherwise
+// chunks of column panels go through a scratch C and are copied out.
+static void direct_part(const direct_job *j, const float *src, int img, int g, int p0, int p1, int v0, int v1) {
+    const float *b = src + (size_t)g * (size_t)j->cg * j->plane;
+    float *yg = j->y + (size_t)img * j->out_image + (size_t)g * (size_t)j->mg * (size_t)j->oh * (size_t)j->ow;
+    const float *wg = j->w + (size_t)g * (size_t)j->panels * (size_t)j->k * MR;
+    const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg : NULL;
+    const int epilogue = bias || j->act != MPQ_ACT_NONE;
+    const int direct_out = j->wp == j->ow;
+    const int row0 = p0 * MR, row1 = p1 * MR < j->mg ? p1 * MR : j->mg, rows = row1 - row0;
+    int chunk = v1 - v0;
+    if (!direct_out) {
+        chunk = SCRATCH_FLOATS / ((p1 - p0) * MR * NR);
+        if (chunk < 1) chunk = 1;
+    }
+    for (int va = v0; va < v1; va += chunk) {
+        const int vb = va + chunk < v1 ? va + chunk : v1;
+        const int c0 = va * NR, c1 = vb * NR < j->flat ? vb * NR : j->flat;
+        // Row `row` of the part at cbase + (row - first) * ldc.
+        float *cbase = yg;
+        int ldc = j->flat, origin = 0, first = 0;
+        if (!direct_out) {
+            cbase = scratch_buf;  // run_task sized it for the largest part
+            ldc = c1 - c0;
+            origin = c0;
+            first = row0;
+        }
+        for (int col = c0; col < c1; col += NR) {
+            const int nc = c1 - col < NR ? c1 - col : NR;
+            for (int p = p0; p < p1; p++) {
+                const int row = p * MR, mr = j->mg - row < MR ? j->mg - row : MR;
+                float *c = cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
+                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi};
+                j->tile(j->k, wg + (size_t)p * (size_t)j->k * MR, b + col, j->offsets, (nc + 15) / 16, c, ldc, mr, nc,
+                        epilogue ? &ep : NULL);
+                if (j->act == MPQ_ACT_SILU)
+                    mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
+            }
+        }
+        if (!direct_out)
+            copy_out(j, cbase, rows, c0, c1, yg + (size_t)row0 * (size_t)j->oh * (size_t)j->ow);
+    }
+}
+
+static void run_units(const direct_job *j, int u0, int u1) {
+    if (j->mode == SPLIT_IMAGES) {
+        for (int img = u0; img < u1; img++) {
+            const float *src = j->x + (size_t)img * j->in_image;
+            if (j->copy) {
+                pad_channels(j, img, 0, j->s->channels, pad_buf);  // run_task sized it
+                src = pad_buf;
+            }
+            for (int g = 0; g < j->group; g++) direct_part(j, src, img, g, 0, j->panels, 0, j->n_units);
+        }
+        return;
+    }
+    const int per_group = j->mode == SPLIT_N ? j->n_units : j->panels;
+    for (int u = u0; u < u1;) {
+        const int g = u / per_group, v0 = u % per_group;
+        const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
+        if (j->mode == SPLIT_N) direct_part(j, j->shared, j->image, g, 0, j->panels, v0, v1);
+        else direct_part(j, j->shared, j->image, g, v0, v1, 0, j->n_units);
+        u += v1 - v0;
+    }
+}
+
+static void run_task(void *arg, int t) {
+    (void)t;
+    direct_job *j = (direct_job *)arg;
+    // Buffers first: without memory this thread claims nothing, and the caller sees that
+    // `next` did not pass every unit.
+    if (j->mode == SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
+    if (j->wp != j->ow) {
+        const size_t most = (size_t)j->panels * MR * NR;
+        if (!grown(&scratch_buf, &scratch_cap, most > SCRATCH_FLOATS ? most : SCRATCH_FLOATS)) return;
+    }
+    for (;;) {
+        const int u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (u0 >= j->units) return;
+        run_units(j, u0, u0 + j->chunk < j->units ? u0 + j->chunk : j->units);
+    }
+}
+
+static void pad_task(void *arg, int t) {
+    const direct_job *j = (const direct_job *)arg;
+    const int c = j->s->channels;
+    pad_channels(j, j->image, c * t / j->chunk, c * (t + 1) / j->chunk, (float *)j->shared);
+}
+
+static void run(direct_job *j, int threads) {
+    if (threads > j->units) threads = j->units;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    if (threads < 1) threads = 1;
+    j->chunk = (j->units + 4 * threads - 1) / (4 * threads);
+    if (j->mode == SPLIT_IMAGES || threads == 1) j->chunk = threads == 1 ? j->units : 1;
+    atomic_init(&j->next, 0);
+    mpq_pool_run(threads, run_task, j);
+}
+
+int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
+    if (!s || s->stride_h != 1 || s->stride_w != 1 || s->group < 1 || s->channels % s->group) return 0;
+    const long hp = (long)s->height + s->pad_top + s->pad_bottom, wp = (long)s->width + s->pad_left + s->pad_right;
+    // Offsets and flat positions are int: the padded group (and its slack) must fit.
+    return hp > 0 && wp > 0 && (long)s->channels * hp * wp + wp + 64 < INT32_MAX;
+}
+
+int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                           const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                           float *y, int threads) {
+    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
+    if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_WEIGHTS_MAGIC || h->group != s->group) return -1;
+    if (!mpq_sconv2d_f32_direct_applies(s)) return -1;
+    const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);
+    if (oh <= 0 || ow <= 0) return -1;
+    const int cg = s->channels / s->group;
+    if ((long)cg * s->kernel_h * s->kernel_w != h->k) return -1;
+    direct_job j = {0};
+    j.path = mpq_resolve_kernel_path(path);
+    j.tile = direct_tile_for(j.path);
+    j.x = x;
+    j.s = s;
+    j.in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
+    j.hp = s->height + s->pad_top + s->pad_bottom;
+    j.wp = s->width + s->pad_left + s->pad_right;
+    j.plane = (size_t)j.hp * (size_t)j.wp;
+    const int unpadded = !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right;
+    // Junk columns read up to (KW - 1) * dw past a plane: the last plane needs slack, so
+    // only a 1x1-wide unpadded kernel reads x as it is.
+    j.copy = !(unpadded && s->kernel_w == 1);
+    j.padded_image = (size_t)s->channels * j.plane + (size_t)(s->kernel_w - 1) * (size_t)s->dilation_w + 16;
+    j.images = images;
+    j.group = s->group;
+    j.cg = cg;
+    j.mg = h->mg;
+    j.k = h->k;
+    j.panels = h->mg_padded / MR;
+    j.oh = oh;
+    j.ow = ow;
+    j.flat = oh * j.wp;
+    j.n_units = (j.flat + NR - 1) / NR;
+    j.w = (const float *)(h + 1);
+    j.bias = bias;
+    j.act = act;
+    j.lo = lo;
+    j.hi = hi;
+    j.y = y;
+    j.out_image = (size_t)h->m * (size_t)oh * (size_t)ow;
+    if (images == 0) return 0;
+    int32_t *offsets = malloc((size_t)j.k * sizeof(int32_t));
+    if (!offsets) return -1;
+    for (int c = 0, k = 0; c < cg; c++)
+        for (int kh = 0; kh < s->kernel_h; kh++)
+            for (int kw = 0; kw < s->kernel_w; kw++)
+                offsets[k++] = (int32_t)((size_t)c * j.plane + (size_t)kh * (size_t)s->dilation_h * (size_t)j.wp +
+                                         (size_t)kw * (size_t)s->dilation_w);
+    j.offsets = offsets;
+    int rc = 0;
+    if (images > 1 && images >= threads) {
+        j.mode = SPLIT_IMAGES;
+        j.units = images;
+        run(&j, threads);
+        rc = atomic_load(&j.next) >= j.units ? 0 : -1;
+        free(offsets);
+        return rc;
+    }
+    // Fewer images than threads: one image at a time, padded once (its channels split over
+    // the threads), then its column panels split (its weight panels when there are too few
+    // column panels to go round).
+    float *shared = NULL;
+    if (j.copy && !(shared = aligned_alloc(64, (j.padded_image * sizeof(float) + 63) / 64 * 64))) {
+        free(offsets);
+        return -1;
+    }
+    for (int img = 0; img < images && rc == 0; img++) {
+        j.image = img;
+        if (j.copy) {
+            j.shared = shared;
+            int tasks = threads < s->channels ? threads : s->channels;
+            if (tasks > MPQ_POOL_MAX) tasks = MPQ_POOL_MAX;
+            if (tasks < 1) tasks = 1;
+            j.chunk = tasks;
+            mpq_pool_run(tasks, pad_task, &j);
+        } else {
+            j.shared = x + (size_t)img * j.in_image;
+        }
+        if (threads <= 1 || j.n_units >= 2 * threads) {
+            j.mode = SPLIT_N;
+            j.units = s->group * j.n_units;
+        } else {
+            j.mode = SPLIT_M;
+            j.units = s->group * j.panels;
+        }
+        run(&j, threads);
+        if (atomic_load(&j.next) < j.units) rc = -1;
+    }
+    free(shared);
+    free(offsets);
+    return rc;
+}
