@@ -197,7 +197,7 @@ static void run(conv_job *j, int threads) {
     mpq_pool_run(threads, run_task, j);
 }
 
-// Stride-1 Convs run on the direct path (sgemm_conv_direct.c, the same bits) unless
+// Convs run on the direct path (sgemm_conv_direct.c, the same bits) where it applies unless
 // MPQ_FP32_CONV_DIRECT=0 (read once), which keeps them on the packed path for an A/B.
 static int direct_enabled(void) {
     static _Atomic int state;  // 0 unread, 1 on, 2 off

@@ -1,4 +1,4 @@
-// Direct (pack-free) FP32 Conv for stride 1 (mpq_sgemm.h, docs/fp32-gemm.md).
+// Direct (pack-free) FP32 Conv (mpq_sgemm.h, docs/fp32-gemm.md).
 //
 // With stride 1, im2col row k = (c, kh, kw) of a zero-padded image is the padded plane of
 // channel c shifted by kh * dh * Wp + kw * dw, if output pixels are numbered on the padded
@@ -7,6 +7,10 @@
 // a per-k offset, and nothing is packed: the packed path wrote K x pixels floats per image
 // (451K for a 16-channel 3x3 layer at 56x56) in many short copies, as much work as the
 // 16-channel GEMM itself. A 1x1 unpadded Conv reads the image itself (no copy, no junk).
+// Stride s: the padded plane is split into s_h x s_w phase planes (rows r = a mod s_h,
+// columns b mod s_w), each Hq x Wq = ceil(Hp / s_h) x ceil(Wp / s_w); tap (kh, kw) reads
+// phase ((kh dh) mod s_h, (kw dw) mod s_w) shifted by ((kh dh) / s_h, (kw dw) / s_w), so a
+// strided Conv is a stride-1 one over the phases, with flat positions oh * Wq + ow.
 //
 // Same weights panels, same tile shape (MR x 64) and the same FMA chain in k order from
 // +0 on the same values (the padded copy holds the image and +0, as the packed panel
@@ -30,7 +34,9 @@ typedef struct {
     size_t in_image;      // floats per input image
     int copy;             // 1: images are zero-padded into a buffer first; 0: x is read as is
     int hp, wp;           // padded plane
-    size_t plane;         // hp * wp
+    int sh, sw, hq, wq;   // strides, one phase plane (hq = ceil(hp / sh), wq = ceil(wp / sw))
+    size_t plane;         // hq * wq: one phase plane
+    size_t chan;          // sh * sw * plane: one channel's phases
     size_t padded_image;  // floats of one padded image, slack included
     int images, group, cg, mg, k, panels, oh, ow, flat, n_units;
     const int32_t *offsets;  // per k, from the group's first padded plane
@@ -66,25 +72,53 @@ static mpq_sgemm_direct_tile_fn direct_tile_for(mpq_kernel_path path) {
     }
 }
 
-// Channels [c0, c1) of image `img` zero-padded into `dst` (the image's padded buffer).
+// Packing copies values, so every path pads the same bits; the AVX-512 de-interleave is
+// used wherever the CPU has it, whatever the kernel path.
+static int has_avx512(void) {
+    static _Atomic int state;  // 0 unknown, 1 yes, 2 no
+    int v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        v = __builtin_cpu_supports("avx512f") ? 1 : 2;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+// Channels [c0, c1) of image `img` zero-padded (and split into stride phases) into `dst`
+// (the image's padded buffer): phase (a, b) row r column q holds padded pixel
+// (r * sh + a, q * sw + b), 0 outside the image.
 static void pad_channels(const direct_job *j, int img, int c0, int c1, float *dst) {
     const mpq_conv2d_shape *s = j->s;
-    const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, pr = j->wp - W - pl;
+    const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, sh = j->sh, sw = j->sw;
     const float *x = j->x + (size_t)img * j->in_image;
+    const int avx512 = sw == 2 && has_avx512();
     for (int c = c0; c < c1; c++) {
-        float *p = dst + (size_t)c * j->plane;
-        const float *src = x + (size_t)c * (size_t)H * (size_t)W;
-        memset(p, 0, (size_t)pt * (size_t)j->wp * sizeof(float));
-        p += (size_t)pt * (size_t)j->wp;
-        for (int h = 0; h < H; h++, p += j->wp, src += W) {
-            if (pl) memset(p, 0, (size_t)pl * sizeof(float));
-            memcpy(p + pl, src, (size_t)W * sizeof(float));
-            if (pr) memset(p + pl + W, 0, (size_t)pr * sizeof(float));
-        }
-        memset(p, 0, (size_t)(j->hp - pt - H) * (size_t)j->wp * sizeof(float));
+        const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
+        for (int a = 0; a < sh; a++)
+            for (int b = 0; b < sw; b++) {
+                float *p = dst + (size_t)c * j->chan + (size_t)(a * sw + b) * j->plane;
+                // Phase columns inside the image: q * sw + b - pl in [0, W).
+                int q0 = b >= pl ? 0 : (pl - b + sw - 1) / sw;
+                int q1 = W + pl - 1 - b >= 0 ? (W + pl - 1 - b) / sw + 1 : 0;
+                if (q1 > j->wq) q1 = j->wq;
+                if (q0 > q1) q0 = q1;
+                for (int r = 0; r < j->hq; r++, p += j->wq) {
+                    const int h = r * sh + a - pt;
+                    if (h < 0 || h >= H || q0 == q1) {
+                        memset(p, 0, (size_t)j->wq * sizeof(float));
+                        continue;
+                    }
+                    const float *src = xc + (size_t)h * (size_t)W + (q0 * sw + b - pl);
+                    if (q0) memset(p, 0, (size_t)q0 * sizeof(float));
+                    if (sw == 1) memcpy(p + q0, src, (size_t)(q1 - q0) * sizeof(float));
+                    else if (avx512) mpq_sconv_gather2_avx512(p + q0, src, q1 - q0);
+                    else for (int q = q0; q < q1; q++) p[q] = src[(size_t)(q - q0) * (size_t)sw];
+                    if (q1 < j->wq) memset(p + q1, 0, (size_t)(j->wq - q1) * sizeof(float));
+                }
+            }
     }
     if (c1 == s->channels)  // the slack the junk columns of the last plane read
-        memset(dst + (size_t)s->channels * j->plane, 0, (j->padded_image - (size_t)s->channels * j->plane) * sizeof(float));
+        memset(dst + (size_t)s->channels * j->chan, 0, (j->padded_image - (size_t)s->channels * j->chan) * sizeof(float));
 }
 
 // Copies flat columns [c0, c1) of `rows` rows from scratch (ld = c1 - c0) to the output
@@ -94,10 +128,10 @@ static void copy_out(const direct_job *j, const float *scratch, int rows, int c0
     for (int r = 0; r < rows; r++) {
         const float *src = scratch + (size_t)r * (size_t)ld;
         float *dst = y + (size_t)r * (size_t)j->oh * (size_t)j->ow;
-        for (int oh = c0 / j->wp; oh * j->wp < c1; oh++) {
-            const int a = oh * j->wp > c0 ? oh * j->wp : c0;
-            const int b = oh * j->wp + j->ow < c1 ? oh * j->wp + j->ow : c1;
-            if (b > a) memcpy(dst + (size_t)oh * (size_t)j->ow + (a - oh * j->wp), src + (a - c0), (size_t)(b - a) * sizeof(float));
+        for (int oh = c0 / j->wq; oh * j->wq < c1; oh++) {
+            const int a = oh * j->wq > c0 ? oh * j->wq : c0;
+            const int b = oh * j->wq + j->ow < c1 ? oh * j->wq + j->ow : c1;
+            if (b > a) memcpy(dst + (size_t)oh * (size_t)j->ow + (a - oh * j->wq), src + (a - c0), (size_t)(b - a) * sizeof(float));
         }
     }
 }
@@ -106,12 +140,12 @@ static void copy_out(const direct_job *j, const float *scratch, int rows, int c0
 // padded image `src`. Without junk columns the tiles write the output directly; otherwise
 // chunks of column panels go through a scratch C and are copied out.
 static void direct_part(const direct_job *j, const float *src, int img, int g, int p0, int p1, int v0, int v1) {
-    const float *b = src + (size_t)g * (size_t)j->cg * j->plane;
+    const float *b = src + (size_t)g * (size_t)j->cg * j->chan;
     float *yg = j->y + (size_t)img * j->out_image + (size_t)g * (size_t)j->mg * (size_t)j->oh * (size_t)j->ow;
     const float *wg = j->w + (size_t)g * (size_t)j->panels * (size_t)j->k * MR;
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg : NULL;
     const int epilogue = bias || j->act != MPQ_ACT_NONE;
-    const int direct_out = j->wp == j->ow;
+    const int direct_out = j->wq == j->ow;
     const int row0 = p0 * MR, row1 = p1 * MR < j->mg ? p1 * MR : j->mg, rows = row1 - row0;
     int chunk = v1 - v0;
     if (!direct_out) {
@@ -175,7 +209,7 @@ static void run_task(void *arg, int t) {
     // Buffers first: without memory this thread claims nothing, and the caller sees that
     // `next` did not pass every unit.
     if (j->mode == SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
-    if (j->wp != j->ow) {
+    if (j->wq != j->ow) {
         const size_t most = (size_t)j->panels * MR * NR;
         if (!grown(&scratch_buf, &scratch_cap, most > SCRATCH_FLOATS ? most : SCRATCH_FLOATS)) return;
     }
@@ -203,10 +237,13 @@ static void run(direct_job *j, int threads) {
 }
 
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
-    if (!s || s->stride_h != 1 || s->stride_w != 1 || s->group < 1 || s->channels % s->group) return 0;
+    if (!s || s->stride_h < 1 || s->stride_w < 1 || s->stride_h > 4 || s->stride_w > 4 || s->group < 1 ||
+        s->channels % s->group || s->kernel_w < 1 || s->dilation_w < 1)
+        return 0;
     const long hp = (long)s->height + s->pad_top + s->pad_bottom, wp = (long)s->width + s->pad_left + s->pad_right;
-    // Offsets and flat positions are int: the padded group (and its slack) must fit.
-    return hp > 0 && wp > 0 && (long)s->channels * hp * wp + wp + 64 < INT32_MAX;
+    const long hq = (hp + s->stride_h - 1) / s->stride_h * s->stride_h, wq = (wp + s->stride_w - 1) / s->stride_w * s->stride_w;
+    // Offsets and flat positions are int: the padded image (and its slack) must fit.
+    return hp > 0 && wp > 0 && (long)s->channels * hq * wq + (long)s->kernel_w * s->dilation_w + 64 < INT32_MAX;
 }
 
 int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
@@ -227,12 +264,17 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     j.in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
     j.hp = s->height + s->pad_top + s->pad_bottom;
     j.wp = s->width + s->pad_left + s->pad_right;
-    j.plane = (size_t)j.hp * (size_t)j.wp;
+    j.sh = s->stride_h;
+    j.sw = s->stride_w;
+    j.hq = (j.hp + j.sh - 1) / j.sh;
+    j.wq = (j.wp + j.sw - 1) / j.sw;
+    j.plane = (size_t)j.hq * (size_t)j.wq;
+    j.chan = (size_t)j.sh * (size_t)j.sw * j.plane;
     const int unpadded = !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right;
-    // Junk columns read up to (KW - 1) * dw past a plane: the last plane needs slack, so
-    // only a 1x1-wide unpadded kernel reads x as it is.
-    j.copy = !(unpadded && s->kernel_w == 1);
-    j.padded_image = (size_t)s->channels * j.plane + (size_t)(s->kernel_w - 1) * (size_t)s->dilation_w + 16;
+    // Junk columns read up to (KW - 1) * dw / sw past a plane: the last plane needs slack,
+    // so only a 1x1-wide unpadded stride-1 kernel reads x as it is.
+    j.copy = !(unpadded && s->kernel_w == 1 && j.sh == 1 && j.sw == 1);
+    j.padded_image = (size_t)s->channels * j.chan + (size_t)(s->kernel_w - 1) * (size_t)s->dilation_w / (size_t)j.sw + 16;
     j.images = images;
     j.group = s->group;
     j.cg = cg;
@@ -241,7 +283,7 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     j.panels = h->mg_padded / MR;
     j.oh = oh;
     j.ow = ow;
-    j.flat = oh * j.wp;
+    j.flat = oh * j.wq;
     j.n_units = (j.flat + NR - 1) / NR;
     j.w = (const float *)(h + 1);
     j.bias = bias;
@@ -255,9 +297,11 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     if (!offsets) return -1;
     for (int c = 0, k = 0; c < cg; c++)
         for (int kh = 0; kh < s->kernel_h; kh++)
-            for (int kw = 0; kw < s->kernel_w; kw++)
-                offsets[k++] = (int32_t)((size_t)c * j.plane + (size_t)kh * (size_t)s->dilation_h * (size_t)j.wp +
-                                         (size_t)kw * (size_t)s->dilation_w);
+            for (int kw = 0; kw < s->kernel_w; kw++) {
+                const int r = kh * s->dilation_h, q = kw * s->dilation_w;
+                offsets[k++] = (int32_t)((size_t)c * j.chan + (size_t)((r % j.sh) * j.sw + q % j.sw) * j.plane +
+                                         (size_t)(r / j.sh) * (size_t)j.wq + (size_t)(q / j.sw));
+            }
     j.offsets = offsets;
     int rc = 0;
     if (images > 1 && images >= threads) {

@@ -124,6 +124,37 @@ final class FP32GemmTests: XCTestCase {
         print("FP32 Conv GEMM paths covered: \(covered.sorted())")
     }
 
+    /// The direct path (stride 1, no packing) gives the packed path's bits on every path,
+    /// thread count and epilogue: the same FMA chain on the same values. The stride-1
+    /// cases cover pads on some sides only, dilation, groups, 1x1 kernels read in place and
+    /// batches; the first also runs with 64 channels so K blocks of the packed path differ.
+    func testDirectPathEqualsPackedPath() {
+        var compared = 0
+        let extra = [Case(images: 2, c: 16, h: 20, w: 21, m: 16), Case(c: 64, h: 7, w: 7, m: 20),
+                     Case(images: 3, c: 24, h: 9, w: 17, m: 40, group: 2), Case(c: 32, h: 12, w: 12, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0))]
+        for (i, t) in (Self.cases + extra).enumerated() {
+            var s = t.shape
+            guard mpq_sconv2d_f32_direct_applies(&s) != 0 else { continue }
+            let (x, w, bias) = Self.data(t, seed: UInt64(300 + i))
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            for (act, lo, hi) in [(MPQ_ACT_NONE, Float(0), Float(0)), (MPQ_ACT_CLAMP, 0, 6), (MPQ_ACT_SILU, 0, 0)] {
+                for path in [MPQ_PATH_REFERENCE] + paths {
+                    for threads: Int32 in [1, 2, 3] {
+                        let b: [Float]? = act == MPQ_ACT_NONE ? nil : bias
+                        var want = [Float](repeating: .nan, count: count), got = want
+                        XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, b, act, lo, hi, &want, threads), 0)
+                        XCTAssertEqual(mpq_sconv2d_f32_direct(path, x, Int32(t.images), &s, packed.pointer, b, act, lo, hi, &got, threads), 0)
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                       "\(t.description) act \(act.rawValue) path \(path.rawValue) threads \(threads)")
+                        compared += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 100)
+    }
+
     /// Bias, Relu/Clip and SiLU applied per tile give the bits of the plain GEMM followed by
     /// `mpq_conv_epilogue_f32` over the whole output on the same path.
     func testFusedEpilogueEqualsGemmThenEpilogue() {

@@ -55,15 +55,16 @@ int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, con
                            const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                            float *y, int threads);
 
-/// Whether the direct path takes `s`: stride 1 (any kernel, pads, dilation, groups) with
-/// the padded image within int range.
+/// Whether the direct path takes `s`: strides 1-4 (any kernel, pads, dilation, groups)
+/// with the padded image within int range.
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s);
 
-/// The direct path (docs/fp32-gemm.md): stride-1 Convs with no packing of the image; the
-/// micro-tile reads its columns from a zero-padded copy of the image (from the image itself
-/// for an unpadded 1x1 kernel) at a per-k offset. Same arguments as `mpq_sconv2d_f32` and
-/// the same output bits as the packed path; -1 where `mpq_sconv2d_f32_direct_applies` is 0.
-/// `mpq_sconv2d_f32` uses it for every stride-1 Conv unless MPQ_FP32_CONV_DIRECT=0.
+/// The direct path (docs/fp32-gemm.md): no packing of the image; the micro-tile reads its
+/// columns from a zero-padded copy of the image, split into stride phases (from the image
+/// itself for an unpadded 1x1 stride-1 kernel), at a per-k offset. Same arguments as
+/// `mpq_sconv2d_f32` and the same output bits as the packed path; -1 where
+/// `mpq_sconv2d_f32_direct_applies` is 0. `mpq_sconv2d_f32` uses it wherever it applies
+/// unless MPQ_FP32_CONV_DIRECT=0.
 int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
                            const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                            float *y, int threads);
