@@ -315,8 +315,10 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     // Fewer images than threads: one image at a time, padded once (its channels split over
     // the threads), then its column panels split (its weight panels when there are too few
     // column panels to go round).
+    // The caller's own padding buffer, kept between calls (a fresh one per call would be
+    // mapped and faulted in again each time); the pool's tasks only read it in these modes.
     float *shared = NULL;
-    if (j.copy && !(shared = aligned_alloc(64, (j.padded_image * sizeof(float) + 63) / 64 * 64))) {
+    if (j.copy && !(shared = grown(&pad_buf, &pad_cap, j.padded_image))) {
         free(offsets);
         return -1;
     }
@@ -342,7 +344,6 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
         run(&j, threads);
         if (atomic_load(&j.next) < j.units) rc = -1;
     }
-    free(shared);
     free(offsets);
     return rc;
 }
