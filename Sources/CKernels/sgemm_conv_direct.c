@@ -36,7 +36,8 @@ typedef struct {
     int hp, wp;           // padded plane
     int sh, sw, hq, wq;   // strides, one phase plane (hq = ceil(hp / sh), wq = ceil(wp / sw))
     size_t plane;         // hq * wq: one phase plane
-    size_t chan;          // sh * sw * plane: one channel's phases
+    int slot[16];         // phase (a, b) -> its plane among the channel's (a * sw + b), -1: no tap reads it
+    size_t chan;          // one channel's phase planes: (phases some tap reads) * plane
     size_t padded_image;  // floats of one padded image, slack included
     int images, group, cg, mg, k, panels, oh, ow, flat, n_units;
     const int32_t *offsets;  // per k, from the group's first padded plane
@@ -96,7 +97,8 @@ static void pad_channels(const direct_job *j, int img, int c0, int c1, float *ds
         const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
         for (int a = 0; a < sh; a++)
             for (int b = 0; b < sw; b++) {
-                float *p = dst + (size_t)c * j->chan + (size_t)(a * sw + b) * j->plane;
+                if (j->slot[a * sw + b] < 0) continue;  // a 1x1 stride-2 kernel reads one phase of four
+                float *p = dst + (size_t)c * j->chan + (size_t)j->slot[a * sw + b] * j->plane;
                 // Phase columns inside the image: q * sw + b - pl in [0, W).
                 int q0 = b >= pl ? 0 : (pl - b + sw - 1) / sw;
                 int q1 = W + pl - 1 - b >= 0 ? (W + pl - 1 - b) / sw + 1 : 0;
@@ -269,7 +271,13 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     j.hq = (j.hp + j.sh - 1) / j.sh;
     j.wq = (j.wp + j.sw - 1) / j.sw;
     j.plane = (size_t)j.hq * (size_t)j.wq;
-    j.chan = (size_t)j.sh * (size_t)j.sw * j.plane;
+    for (int i = 0; i < 16; i++) j.slot[i] = -1;
+    for (int kh = 0; kh < s->kernel_h; kh++)
+        for (int kw = 0; kw < s->kernel_w; kw++) j.slot[(kh * s->dilation_h % j.sh) * j.sw + kw * s->dilation_w % j.sw] = 0;
+    int phases = 0;
+    for (int i = 0; i < j.sh * j.sw; i++)
+        if (j.slot[i] == 0) j.slot[i] = phases++;
+    j.chan = (size_t)phases * j.plane;
     const int unpadded = !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right;
     // Junk columns read up to (KW - 1) * dw / sw past a plane: the last plane needs slack,
     // so only a 1x1-wide unpadded stride-1 kernel reads x as it is.
@@ -299,7 +307,7 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
         for (int kh = 0; kh < s->kernel_h; kh++)
             for (int kw = 0; kw < s->kernel_w; kw++) {
                 const int r = kh * s->dilation_h, q = kw * s->dilation_w;
-                offsets[k++] = (int32_t)((size_t)c * j.chan + (size_t)((r % j.sh) * j.sw + q % j.sw) * j.plane +
+                offsets[k++] = (int32_t)((size_t)c * j.chan + (size_t)j.slot[(r % j.sh) * j.sw + q % j.sw] * j.plane +
                                          (size_t)(r / j.sh) * (size_t)j.wq + (size_t)(q / j.sw));
             }
     j.offsets = offsets;
