@@ -47,10 +47,11 @@ extension ConvEpilogue {
 extension ConvOps {
     /// Whether a Conv runs on the packed GEMM (docs/fp32-gemm.md has the measurements):
     /// 1-D and 2-D Convs that are not depthwise (those have their own kernel), with sizes
-    /// that fit the C kernel's int arithmetic, and either stride 1 or a kernel wider than
-    /// 1x1 (the direct path, `mpq_sconv2d_f32_direct`: no packing), at least `minimumMACs`
-    /// per image, or at most 4 input channels per group (a stem). Smaller strided 1x1 Convs
-    /// measured faster on OpenBLAS (ResNet-digits' 1x1 stride-2 downsamples: 0.6-0.8x).
+    /// that fit the C kernel's int arithmetic, and either strides up to 4 (the direct path,
+    /// `mpq_sconv2d_f32_direct`: no packing; faster than OpenBLAS for every Conv of
+    /// ResNet-digits, 0.4-9.8M MACs, where the packed path lost at 0.5-0.9x), at least
+    /// `minimumMACs` per image, or at most 4 input channels per group (a stem; the
+    /// packed path's rule, for larger strides).
     /// 3-D Convs stay on OpenBLAS.
     /// `MPQ_FP32_GEMM=mpq` drops the size rule, `=openblas` keeps every Conv on OpenBLAS.
     static func usesPackedGemm(_ g: WindowGeometry, channelsPerGroup cg: Int, m: Int, depthwise: Bool,
@@ -62,8 +63,8 @@ extension ConvOps {
               g.input[1] <= limit, g.input[2] <= limit, cg * g.inputCount <= limit else { return false }
         if choice == .mpq { return true }
         let macs = m.multipliedReportingOverflow(by: g.outputCount * cg * g.kernelCount)
-        let strideOne = g.stride[1] == 1 && g.stride[2] == 1, spatial = g.kernel[1] * g.kernel[2] > 1
-        return strideOne || spatial || macs.overflow || macs.partialValue >= minimumMACs || cg <= 4
+        let direct = g.stride[1] <= 4 && g.stride[2] <= 4  // `mpq_sconv2d_f32_direct_applies`
+        return direct || macs.overflow || macs.partialValue >= minimumMACs || cg <= 4
     }
 
     /// Multiply-adds per image from which a Conv runs on the packed GEMM (`usesPackedGemm`).
