@@ -15,6 +15,9 @@ public final class Session {
     public private(set) var constants: [String: Tensor]
     private var entries: [OpEntry]
     private var lastUse: [String: Int] = [:]
+    /// Per plan index, the values that node is the last to read (graph outputs excepted):
+    /// the run loop frees them after it without a lookup per input.
+    private var lastReads: [[String]] = []
     private var planIndex: [String: Int] = [:]
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
@@ -66,7 +69,14 @@ public final class Session {
         self.plan = plan
         self.entries = entries
         self.constants = consts
+        var lastUse: [String: Int] = [:]
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
+        let outputNames = self.outputNames
+        lastReads = plan.enumerated().map { i, n in
+            var seen = Set<String>()
+            return n.inputs.filter { !$0.isEmpty && lastUse[$0] == i && !outputNames.contains($0) && seen.insert($0).inserted }
+        }
+        self.lastUse = lastUse
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
         pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
@@ -99,12 +109,20 @@ public final class Session {
     func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool, observeCodes: Bool = false,
              observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
         var values: [String: Tensor] = [:]
+        // Sized once for every value the plan makes: no rehashing while the run grows it.
+        values.reserveCapacity(plan.count + graph.inputs.count)
         for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
             guard let t = feeds[input.name] else { throw RuntimeError.missingFeed(input: input.name) }
             values[input.name] = t
         }
         var result: [String: Tensor] = [:]
         var fusedAway = Set<Int>()
+        func free(_ names: [String]) {
+            for v in names {
+                if !keep.isEmpty && keep.contains(v) { result[v] = values[v]?.materialized() }
+                values[v] = nil
+            }
+        }
         func resolve(_ node: Node) throws -> [Tensor?] {
             try node.inputs.map { name in
                 if name.isEmpty { return nil }
@@ -115,10 +133,7 @@ public final class Session {
         for (i, planned) in plan.enumerated() {
             if fusedAway.contains(i) {
                 // Part of a chain already run: free what it was the last to read.
-                for v in planned.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
-                    if keep.contains(v) { result[v] = values[v]?.materialized() }
-                    values[v] = nil
-                }
+                free(lastReads[i])
                 continue
             }
             var node = planned
@@ -160,10 +175,11 @@ public final class Session {
                 values[name] = t
                 if keep.contains(name) || outputNames.contains(name) { result[name] = t.materialized() }
             }
-            // Free what no later node reads.
-            for v in node.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
-                if keep.contains(v) { result[v] = values[v]?.materialized() }
-                values[v] = nil
+            // Free what no later node reads (a fused node may read other values than the plan's).
+            if node.inputs == planned.inputs {
+                free(lastReads[i])
+            } else {
+                free(node.inputs.filter { !$0.isEmpty && lastUse[$0] == i && !outputNames.contains($0) })
             }
         }
         for o in graph.outputs where result[o.name] == nil {
