@@ -15,6 +15,21 @@ public final class Session {
     public private(set) var constants: [String: Tensor]
     private var entries: [OpEntry]
     private var lastUse: [String: Int] = [:]
+    /// Per plan index, the values that node is the last to read (graph outputs excepted):
+    /// the run loop frees them after it without a lookup per input.
+    private var lastReads: [[String]] = []
+    /// The run loop's value store is an array: every graph input and every plan node's input
+    /// and output has a slot, so a run resolves and frees by index, not by hashing names.
+    private var slotOf: [String: Int] = [:]
+    /// Per plan index: each input's slot (-1 for an absent optional input) and the constant it
+    /// reads when nothing is stored there (a feed for a graph input overrides its initializer).
+    private var inputSlots: [[Int]] = []
+    private var inputConstants: [[Tensor?]] = []
+    /// Per plan index: each output's slot, and the slots of `lastReads`.
+    private var outputSlots: [[Int]] = []
+    private var lastReadSlots: [[Int]] = []
+    /// Per slot: whether the value is a graph output (the run returns it).
+    private var slotIsGraphOutput: [Bool] = []
     private var planIndex: [String: Int] = [:]
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
@@ -66,7 +81,26 @@ public final class Session {
         self.plan = plan
         self.entries = entries
         self.constants = consts
+        var lastUse: [String: Int] = [:]
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
+        let outputNames = self.outputNames
+        lastReads = plan.enumerated().map { i, n in
+            var seen = Set<String>()
+            return n.inputs.filter { !$0.isEmpty && lastUse[$0] == i && !outputNames.contains($0) && seen.insert($0).inserted }
+        }
+        self.lastUse = lastUse
+        var slotOf: [String: Int] = [:]
+        for name in graph.inputs.map(\.name) + plan.flatMap({ $0.inputs + $0.outputs }) where !name.isEmpty && slotOf[name] == nil {
+            slotOf[name] = slotOf.count
+        }
+        self.slotOf = slotOf
+        inputSlots = plan.map { $0.inputs.map { $0.isEmpty ? -1 : slotOf[$0]! } }
+        inputConstants = plan.map { $0.inputs.map { $0.isEmpty ? nil : consts[$0] } }
+        outputSlots = plan.map { $0.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! } }
+        lastReadSlots = lastReads.map { $0.map { slotOf[$0]! } }
+        var isOutput = [Bool](repeating: false, count: slotOf.count)
+        for (name, s) in slotOf where outputNames.contains(name) { isOutput[s] = true }
+        slotIsGraphOutput = isOutput
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
         pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
@@ -98,27 +132,47 @@ public final class Session {
     /// sees the fused Conv (Add, Sigmoid) writing the Mul's (Relu's) output, and no second node.
     func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool, observeCodes: Bool = false,
              observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
-        var values: [String: Tensor] = [:]
+        var values = [Tensor?](repeating: nil, count: slotOf.count)
         for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
             guard let t = feeds[input.name] else { throw RuntimeError.missingFeed(input: input.name) }
-            values[input.name] = t
+            values[slotOf[input.name]!] = t
         }
+        func value(_ name: String) -> Tensor? { slotOf[name].flatMap { values[$0] } }
         var result: [String: Tensor] = [:]
         var fusedAway = Set<Int>()
+        func free(_ slots: [Int], _ names: [String]) {
+            for (s, v) in zip(slots, names) {
+                if !keep.isEmpty && keep.contains(v) { result[v] = values[s]?.materialized() }
+                values[s] = nil
+            }
+        }
+        // A fused node's inputs, by name.
         func resolve(_ node: Node) throws -> [Tensor?] {
             try node.inputs.map { name in
                 if name.isEmpty { return nil }
-                if let t = values[name] ?? constants[name] { return t }
+                if let t = value(name) ?? constants[name] { return t }
                 throw RuntimeError.missingValue(name: name, node: node.name)
             }
+        }
+        // Plan node `i`'s inputs, by slot.
+        func resolve(planned i: Int) throws -> [Tensor?] {
+            let slots = inputSlots[i], consts = inputConstants[i]
+            var ins: [Tensor?] = []
+            ins.reserveCapacity(slots.count)
+            for k in slots.indices {
+                let s = slots[k]
+                if s < 0 { ins.append(nil); continue }
+                guard let t = values[s] ?? consts[k] else {
+                    throw RuntimeError.missingValue(name: plan[i].inputs[k], node: plan[i].name)
+                }
+                ins.append(t)
+            }
+            return ins
         }
         for (i, planned) in plan.enumerated() {
             if fusedAway.contains(i) {
                 // Part of a chain already run: free what it was the last to read.
-                for v in planned.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
-                    if keep.contains(v) { result[v] = values[v]?.materialized() }
-                    values[v] = nil
-                }
+                free(lastReadSlots[i], lastReads[i])
                 continue
             }
             var node = planned
@@ -130,7 +184,7 @@ public final class Session {
                 fusedChainsRun += 1
                 fusedAway.formUnion(f.nodes.dropFirst())
             } else {
-                ins = try resolve(node)
+                ins = try resolve(planned: i)
                 if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
                     node = f.node
                     fusedAway.formUnion([f.sigmoid, f.mul])
@@ -156,24 +210,28 @@ public final class Session {
             if let observer {
                 if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
             }
-            for (name, t) in zip(node.outputs, outs) where !name.isEmpty {
-                values[name] = t
-                if keep.contains(name) || outputNames.contains(name) { result[name] = t.materialized() }
+            let outSlots = node.outputs == planned.outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
+            for (k, t) in zip(outSlots.indices, outs) where outSlots[k] >= 0 {
+                let s = outSlots[k]
+                values[s] = t
+                if slotIsGraphOutput[s] || (!keep.isEmpty && keep.contains(node.outputs[k])) { result[node.outputs[k]] = t.materialized() }
             }
-            // Free what no later node reads.
-            for v in node.inputs where !v.isEmpty && lastUse[v] == i && !outputNames.contains(v) {
-                if keep.contains(v) { result[v] = values[v]?.materialized() }
-                values[v] = nil
+            // Free what no later node reads (a fused node may read other values than the plan's).
+            if node.inputs == planned.inputs {
+                free(lastReadSlots[i], lastReads[i])
+            } else {
+                let names = node.inputs.filter { !$0.isEmpty && lastUse[$0] == i && !outputNames.contains($0) }
+                free(names.map { slotOf[$0]! }, names)
             }
         }
         for o in graph.outputs where result[o.name] == nil {
-            guard let t = values[o.name] ?? constants[o.name] ?? feeds[o.name] else {
+            guard let t = value(o.name) ?? constants[o.name] ?? feeds[o.name] else {
                 throw RuntimeError.missingValue(name: o.name, node: "graph output")
             }
             result[o.name] = t.materialized()
         }
         try checkDeclaredOutputTypes(result)
-        for k in keep where result[k] == nil { result[k] = (values[k] ?? constants[k])?.materialized() }
+        for k in keep where result[k] == nil { result[k] = (value(k) ?? constants[k])?.materialized() }
         return result
     }
 

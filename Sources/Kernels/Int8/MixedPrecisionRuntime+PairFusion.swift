@@ -70,7 +70,7 @@ extension MixedPrecisionRuntime {
                 fused[first.name] = { inputs in
                     guard let t = inputs.first ?? nil, let xs = t.codes(on: qx) else { return try unfused(inputs) }
                     counters.codesRead += 1
-                    var ys = [UInt8](repeating: 0, count: xs.count)
+                    var ys = [UInt8].uninitialized(count: xs.count)
                     xs.withUnsafeBufferPointer { px in table.withUnsafeBufferPointer { pt in ys.withUnsafeMutableBufferPointer { py in
                         mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, rowThreads(px.count / 4))
                     } } }
@@ -91,7 +91,7 @@ extension MixedPrecisionRuntime {
                 return try reluOverride([try addOverride(inputs)[0]])
             }
             counters.codesRead += 2
-            var out = [UInt8](repeating: 0, count: ca.values.count)
+            var out = [UInt8].uninitialized(count: ca.values.count)
             ca.values.withUnsafeBufferPointer { pa in
                 cb.values.withUnsafeBufferPointer { pb in
                     out.withUnsafeMutableBufferPointer { y in

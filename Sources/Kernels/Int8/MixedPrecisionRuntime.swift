@@ -6,8 +6,11 @@ import ONNX
 public final class Int8ChainCounters {
     public var codesRead = 0
     public var codesWritten = 0
+    /// Movement ops (Reshape, Transpose, nearest Resize...) run on the codes themselves,
+    /// without the round trip through floats (`RegionKernels.codesNativeOps`).
+    public var movedAsCodes = 0
     public init() {}
-    public func reset() { codesRead = 0; codesWritten = 0 }
+    public func reset() { codesRead = 0; codesWritten = 0; movedAsCodes = 0 }
 }
 
 /// Runs a session with any per-layer mix of INT8 and FP32. Every quantizable layer is

@@ -9,7 +9,7 @@ extension Tensor {
     /// requantizing kernel that wrote the codes writes in float mode.
     public func materialized() -> Tensor {
         guard isCodesOnly, let c = codes else { return self }
-        var out = [Float](repeating: 0, count: c.values.count)
+        var out = [Float].uninitialized(count: c.values.count)
         c.values.withUnsafeBufferPointer { q in
             out.withUnsafeMutableBufferPointer { y in mpq_dequantize_u8(MPQ_PATH_AUTO, q.baseAddress, q.count, c.scale, c.zeroPoint, y.baseAddress) }
         }

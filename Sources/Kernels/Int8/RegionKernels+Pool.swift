@@ -17,6 +17,23 @@ extension RegionKernels {
         return Tensor(shape: nc + g.outputShape, codes: QuantizedCodes(values: y, scale: c.scale, zeroPoint: c.zeroPoint))
     }
 
+    /// Movement ops whose FP32 kernels also take a tensor held only as codes and return its
+    /// codes moved (`Tensor.reshaped` keeps them; `Tensor.strided` and the nearest Resize
+    /// gather move them), so on a chain they run on the bytes, without the round trip.
+    static let codesNativeOps: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose",
+                                              "Resize", "Upsample"]
+
+    /// `node` run on its input held as codes on the output's grid (the caller checked),
+    /// giving the codes the movement form's round trip gives: these ops only select
+    /// elements. Nil for ops outside `codesNativeOps` or a result not held as codes (a
+    /// Resize that had to materialise), which then take the movement form.
+    static func moveCodes(_ node: Node, _ inputs: [Tensor?], session: Session) throws -> Tensor? {
+        guard codesNativeOps.contains(node.opType), node.outputs.count == 1 else { return nil }
+        let outs = try session.runNode(node, inputs: inputs)
+        guard outs.count == 1, let y = outs.first, y.isCodesOnly, let c = y.codes, c.values.count == y.count else { return nil }
+        return y
+    }
+
     /// Concat of code arrays already on the output grid `q`: for each outer index, each
     /// input's contiguous block in turn. Nil when the shapes do not concatenate (the FP32
     /// op then reports the error, naming the node).
@@ -31,7 +48,7 @@ extension RegionKernels {
         outShape[axis] = shapes.map { $0[axis] }.reduce(0, +)
         let outer = first[..<axis].reduce(1, *), inner = first[(axis + 1)...].reduce(1, *)
         let blocks = shapes.map { $0[axis] * inner }
-        var out = [UInt8](repeating: 0, count: outShape.reduce(1, *))
+        var out = [UInt8].uninitialized(count: outShape.reduce(1, *))
         out.withUnsafeMutableBufferPointer { po in
             var at = 0
             for o in 0..<outer {

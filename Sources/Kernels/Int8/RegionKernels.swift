@@ -50,7 +50,7 @@ enum RegionKernels {
                     counters?.codesRead += 1
                     if writeCodes {
                         counters?.codesWritten += 1
-                        var ys = [UInt8](repeating: 0, count: xs.count)
+                        var ys = [UInt8].uninitialized(count: xs.count)
                         xs.withUnsafeBufferPointer { px in codeTable.withUnsafeBufferPointer { pt in ys.withUnsafeMutableBufferPointer { py in
                             mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, rowThreads(px.count / 4))
                         } } }
@@ -82,6 +82,12 @@ enum RegionKernels {
                     if writeCodes { counters?.codesWritten += 1 }
                     return [writeCodes ? pooled : pooled.materialized()]
                 }
+                if let moved = try moveCodes(node, inputs, session: session) {
+                    counters?.codesRead += 1
+                    counters?.movedAsCodes += 1
+                    if writeCodes { counters?.codesWritten += 1 }
+                    return [writeCodes ? moved : moved.materialized()]
+                }
                 var ins = inputs
                 var remapped: [[UInt8]] = []
                 for i in data {
@@ -100,7 +106,7 @@ enum RegionKernels {
                     counters?.codesRead += 1
                     if isConcat { remapped.append(values); continue }
                     // The codes as floats: dequantizing with scale 1 and zero point 0 is exact.
-                    var floats = [Float](repeating: 0, count: values.count)
+                    var floats = [Float].uninitialized(count: values.count)
                     values.withUnsafeBufferPointer { x in floats.withUnsafeMutableBufferPointer { y in
                         mpq_dequantize_u8(path().c, x.baseAddress, x.count, 1, 0, y.baseAddress)
                     } }
@@ -119,7 +125,7 @@ enum RegionKernels {
                 // The op only moves values, so its output holds codes (or, for a MaxPool window
                 // wholly in padding, -inf: code 0, as requantizing the float -inf gives).
                 let moved = try session.runNode(node, inputs: ins)
-                var codes = [UInt8](repeating: 0, count: moved[0].floats.count)
+                var codes = [UInt8].uninitialized(count: moved[0].floats.count)
                 moved[0].floats.withUnsafeBufferPointer { p in
                     codes.withUnsafeMutableBufferPointer { quantizeU8(p, ActivationQuant(scale: 1, zeroPoint: 0), path: path(), into: $0.baseAddress!) }
                 }
@@ -165,7 +171,7 @@ enum RegionKernels {
     /// `table[q]` for every element, `q` recovered from the value on its input's grid
     /// (`mpq_lookup_u8grid_f32`: on the grid x = (q - z) * s exactly, so x / s rounds back to q - z).
     static func lookup(_ t: Tensor, _ table: [Float], _ qi: ActivationQuant, path: KernelPath) -> Tensor {
-        var out = [Float](repeating: 0, count: t.floats.count)
+        var out = [Float].uninitialized(count: t.floats.count)
         t.floats.withUnsafeBufferPointer { x in
             table.withUnsafeBufferPointer { tab in
                 out.withUnsafeMutableBufferPointer { y in
@@ -180,7 +186,7 @@ enum RegionKernels {
     /// input dequantized as its producer would have written it, then the same float
     /// operation and requantization).
     static func binary(_ a: QuantizedCodes, _ b: QuantizedCodes, isAdd: Bool, _ q: ActivationQuant, path: KernelPath) -> QuantizedCodes {
-        var out = [UInt8](repeating: 0, count: a.values.count)
+        var out = [UInt8].uninitialized(count: a.values.count)
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { y in
@@ -195,7 +201,7 @@ enum RegionKernels {
     /// `requantize(a op b)` in one pass (the same float operation as the FP32 op),
     /// `mpq_requantize_binary_f32`.
     static func binary(_ a: Tensor, _ b: Tensor, isAdd: Bool, _ q: ActivationQuant, path: KernelPath) -> Tensor {
-        var out = [Float](repeating: 0, count: a.floats.count)
+        var out = [Float].uninitialized(count: a.floats.count)
         a.floats.withUnsafeBufferPointer { pa in
             b.floats.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { y in

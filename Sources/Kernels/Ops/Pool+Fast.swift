@@ -19,7 +19,7 @@ extension PoolOps {
         }
         let out = nc[0] * nc[1] * g.outputCount
         guard out > 0 else { return nil }
-        var y = [Float](repeating: 0, count: out)
+        var y = [Float].uninitialized(count: out)
         let done: Void? = withPool2D(nc, g, kind) { p in
             x.floats.withUnsafeBufferPointer { px in
                 y.withUnsafeMutableBufferPointer { py in
@@ -39,7 +39,7 @@ extension PoolOps {
     /// all-padding window gives 0, the code the float path's -inf quantizes to. Nil when
     /// the window is not 2-D.
     static func maxPoolCodes(_ codes: [UInt8], _ nc: [Int], _ g: WindowGeometry, path: KernelPath = .auto) -> [UInt8]? {
-        var y = [UInt8](repeating: 0, count: nc[0] * nc[1] * g.outputCount)
+        var y = [UInt8].uninitialized(count: nc[0] * nc[1] * g.outputCount)
         let done: Void? = withPool2D(nc, g, .max) { p in
             codes.withUnsafeBufferPointer { px in
                 y.withUnsafeMutableBufferPointer { py in

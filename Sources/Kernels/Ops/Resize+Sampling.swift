@@ -234,26 +234,82 @@ extension ResizeOps {
         return out
     }
 
+    /// Nearest-neighbour resampling along `axis` with no extrapolated entries: a gather of
+    /// rows (`index[o]` per output entry), for any element type. The float form of
+    /// `resampleAxis` with one tap of weight 1, and the same selection on uint8 codes.
+    static func nearestAxis<T>(_ data: [T], _ shape: [Int], axis: Int, _ index: [Int]) -> [T] {
+        let outer = shape[..<axis].reduce(1, *), inLen = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+        let outLen = index.count, n = outer * outLen * inner
+        // Every element is written below: no zero fill first.
+        return [T](unsafeUninitializedCapacity: n) { buf, count in
+            if n > 0 {
+                data.withUnsafeBufferPointer { ps in
+                    index.withUnsafeBufferPointer { pi in
+                        let dst = buf.baseAddress!
+                        for a in 0..<outer {
+                            let src = ps.baseAddress! + a * inLen * inner, row = dst + a * outLen * inner
+                            if inner == 1 {
+                                for o in 0..<outLen { (row + o).initialize(to: src[pi[o]]) }
+                            } else {
+                                for o in 0..<outLen { (row + o * inner).initialize(from: src + pi[o] * inner, count: inner) }
+                            }
+                        }
+                    }
+                }
+            }
+            count = n
+        }
+    }
+
     /// Resizes `x` to `outShape`, one axis at a time (nearest, linear and cubic are
     /// separable), skipping axes whose mapping is the identity; shrinking axes go first
     /// so later passes touch fewer values. `roi` holds all starts, then all ends.
+    /// A tensor held only as codes (an INT8 chain through a nearest Resize) is resized as
+    /// codes when the mode only selects values; otherwise it is materialised first.
     static func resample(_ x: Tensor, outShape: [Int], scales: [Float], roi: [Float], _ opt: ResampleOptions) -> Tensor {
-        let r = x.rank
-        var data = x.floats, shape = x.shape
-        let order = (0..<r).sorted { Double(outShape[$0]) / Double(max(x.shape[$0], 1)) < Double(outShape[$1]) / Double(max(x.shape[$1], 1)) }
+        if x.isCodesOnly, let c = x.codes {
+            guard opt.mode == .nearest, opt.transform != .tfCropAndResize else {
+                return resample(x.materialized(), outShape: outShape, scales: scales, roi: roi, opt)
+            }
+            let codes = resampleAxes(c.values, x.shape, outShape: outShape, scales: scales, roi: roi, opt, zero: 0) { data, shape, axis, taps in
+                nearestAxis(data, shape, axis: axis, taps.index)
+            }
+            return Tensor(shape: outShape, codes: QuantizedCodes(values: codes, scale: c.scale, zeroPoint: c.zeroPoint))
+        }
+        let data = resampleAxes(x.floats, x.shape, outShape: outShape, scales: scales, roi: roi, opt, zero: 0) { data, shape, axis, taps in
+            taps.taps == 1 && !taps.outside.contains(true)
+                ? nearestAxis(data, shape, axis: axis, taps.index)
+                : resampleAxis(data, shape, axis: axis, taps, extrapolation: opt.extrapolationValue)
+        }
+        return Tensor(shape: outShape, floats: data, dtype: x.dtype)
+    }
+
+    /// The axis loop of `resample` over any element type; `step` resamples one axis.
+    static func resampleAxes<T>(_ x: [T], _ inShape: [Int], outShape: [Int], scales: [Float], roi: [Float], _ opt: ResampleOptions,
+                                zero: T, step: ([T], [Int], Int, AxisTaps) -> [T]) -> [T] {
+        let r = inShape.count
+        var data = x, shape = inShape
+        let ratio = (0..<r).map { Double(outShape[$0]) / Double(max(inShape[$0], 1)) }
+        var order = (0..<r).sorted { ratio[$0] < ratio[$1] }
+        if opt.mode == .nearest {
+            // Nearest only selects, so the order cannot change a value: after the shrinking
+            // axes, grow the innermost first, so the element-wise gather (innermost axis)
+            // runs on the smaller tensor and the outer axes' passes are whole-row copies.
+            order = order.filter { ratio[$0] <= 1 } + order.filter { ratio[$0] > 1 }.sorted(by: >)
+        }
         for axis in order {
             // ONNX Runtime leaves an axis with scale 1 untouched whatever the coordinate
             // transform (a tf_crop_and_resize roi on it included); so do we.
-            if scales[axis] == 1 && outShape[axis] == x.shape[axis] { continue }
-            let taps = AxisTaps(inLen: x.shape[axis], outLen: outShape[axis], scale: scales[axis],
+            if scales[axis] == 1 && outShape[axis] == inShape[axis] { continue }
+            let taps = AxisTaps(inLen: inShape[axis], outLen: outShape[axis], scale: scales[axis],
                                 roiStart: roi[axis], roiEnd: roi[r + axis], opt)
-            if outShape[axis] == x.shape[axis] && taps.isIdentity { continue }
-            if x.shape[axis] == 0 || outShape[axis] == 0 {
-                shape[axis] = outShape[axis]; data = [Float](repeating: 0, count: shape.reduce(1, *)); continue
+            if outShape[axis] == inShape[axis] && taps.isIdentity { continue }
+            if inShape[axis] == 0 || outShape[axis] == 0 {
+                shape[axis] = outShape[axis]; data = [T](repeating: zero, count: shape.reduce(1, *)); continue
             }
-            data = resampleAxis(data, shape, axis: axis, taps, extrapolation: opt.extrapolationValue)
+            data = step(data, shape, axis, taps)
             shape[axis] = outShape[axis]
         }
-        return Tensor(shape: outShape, floats: data, dtype: x.dtype)
+        return data
     }
 }

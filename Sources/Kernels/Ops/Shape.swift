@@ -149,14 +149,26 @@ enum ShapeOps {
         return Tensor(shape: out, ints: interleave(xs.map(\.asInts), chunks, outer), dtype: first.dtype)
     }
 
-    /// Row `o` of the result is row `o` of each part, in order.
+    /// Row `o` of the result is row `o` of each part, in order. Filled part by part with
+    /// pointer copies into an uninitialised buffer: a detector head concatenates rows of 2-4
+    /// values, where an `append(contentsOf:)` per row cost more than the copying.
     private static func interleave<T>(_ parts: [[T]], _ chunks: [Int], _ outer: Int) -> [T] {
-        var v: [T] = []
-        v.reserveCapacity(chunks.reduce(0, +) * outer)
-        for o in 0..<outer {
-            for (p, c) in zip(parts, chunks) where c > 0 { v.append(contentsOf: p[(o * c)..<((o + 1) * c)]) }
+        let row = chunks.reduce(0, +), total = row * outer
+        return [T](unsafeUninitializedCapacity: total) { buf, count in
+            var column = 0
+            for (p, c) in zip(parts, chunks) where c > 0 {
+                p.withUnsafeBufferPointer { src in
+                    let from = src.baseAddress!, to = buf.baseAddress! + column
+                    if c == 1 {
+                        for o in 0..<outer { (to + o * row).initialize(to: from[o]) }
+                    } else {
+                        for o in 0..<outer { (to + o * row).initialize(from: from + o * c, count: c) }
+                    }
+                }
+                column += c
+            }
+            count = total
         }
-        return v
     }
 
     /// Explicit `split` sizes, or `numOutputs` equal parts with the last one smaller.
@@ -217,7 +229,13 @@ extension Tensor {
     /// A copy of the strided view `out[i...] = self[offset + Σ i_d * strides[d]]`: the one
     /// data mover behind Transpose, Slice, Split, Expand and Tile. Strides may be 0
     /// (broadcast) or negative (reversed slices).
+    /// A tensor held only as codes (the INT8 runtime's uint8 chains) moves its codes: the
+    /// same elements the float form would select (Transpose, Slice on a chain).
     func strided(shape out: [Int], strides: [Int], offset: Int) -> Tensor {
+        if isCodesOnly, let c = codes {
+            return Tensor(shape: out, codes: QuantizedCodes(values: Tensor.strided(c.values, out, strides, offset),
+                                                            scale: c.scale, zeroPoint: c.zeroPoint))
+        }
         if dtype.isFloating {
             return Tensor(shape: out, floats: Tensor.strided(floats, out, strides, offset), dtype: dtype)
         }
