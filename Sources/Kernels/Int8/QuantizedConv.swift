@@ -140,8 +140,6 @@ final class QuantizedConv: QuantizedLayer {
                 var status: Int32 = 0
                 let qbuf = UnsafeMutablePointer<UInt8>.allocate(capacity: pxq.isEmpty ? c * inP : 1)
                 defer { qbuf.deallocate() }
-                let col = UnsafeMutablePointer<UInt8>.allocate(capacity: packed.isEmpty ? 1 : outP * kg)
-                defer { col.deallocate() }
                 for img in first..<last {
                     let q: UnsafePointer<UInt8>
                     // (An empty array's buffer may still have a base address: test the count.)
@@ -163,20 +161,16 @@ final class QuantizedConv: QuantizedLayer {
                         continue
                     }
                     for gi in 0..<group {
-                        if khwc { mpq_im2col_u8_khwc(q, &shape, Int32(gi), inputQuant.zeroPoint, col) }
-                        else { mpq_im2col_u8(q, &shape, Int32(gi), inputQuant.zeroPoint, col) }
                         var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
                                                requant: requant, multipliers: pm, biasInt: pbi, channel: gi * perGroup)
-                        // Written channel-major straight into the NCHW output.
+                        // im2col a block of output rows at a time into an L2-sized buffer, each block's
+                        // GEMM written channel-major straight into the NCHW output; one image's blocks
+                        // split over the cores, im2col included (docs/int8-conv.md).
                         let threads = tasks > 1 ? 1 : gemmThreads(m: outP, n: perGroup, k: kg)
                         let at = imgOffset + gi * perGroup * outP
-                        if codesOut {
-                            status |= mpq_qgemm_u8s8_u8(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
-                                                        packed[gi].pointer, &ep, c0! + at, Int32(outP), zy, 1, threads)
-                        } else {
-                            status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
-                                                              packed[gi].pointer, &ep, y0! + at, Int32(outP), threads)
-                        }
+                        status |= mpq_qconv2d_u8s8(path.c, q, &shape, Int32(gi), khwc ? 1 : 0, inputQuant.zeroPoint,
+                                                   packed[gi].pointer, &ep, codesOut ? nil : y0! + at,
+                                                   codesOut ? c0! + at : nil, zy, threads)
                     }
                 }
                 statuses[t] = status
