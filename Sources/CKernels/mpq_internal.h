@@ -145,5 +145,9 @@ int mpq_gemm_epilogue_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a
 /// The region function of `path`, and the split of a whole job over the pool (qgemm.c).
 mpq_gemm_region_fn mpq_gemm_region_for(mpq_kernel_path path);
 void mpq_gemm_run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads);
+/// A 1x1, stride-1, unpadded Conv's job (channel-major output, m = pixels, k = channels)
+/// run straight from the NCHW planes `x` (channel c at x + c * plane), no im2col
+/// (qgemm_pointwise.c, VNNI only): the same bytes as the im2col + GEMM. -1 if the job is not one.
+int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t plane, int threads);
 
 #endif

@@ -79,6 +79,13 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     mpq_epilogue codes;
     // A placeholder A for the argument checks; every block sets its own.
     if (mpq_gemm_epilogue_job(&cb.job, m, n, k, x, k, packed, ep, out, out_u8, m, out_zero_point, 1, &codes)) return -1;
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 &&
+        s->stride_w == 1 && !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right && m >= 128) {
+        // Pointwise: vectors along the NCHW pixels, no im2col and no output transpose (not
+        // on a 7x7 plane, where 64-pixel tiles would compute 15 of every 64 lanes for nothing).
+        const size_t plane = (size_t)s->height * (size_t)s->width;
+        return mpq_pointwise_conv_vnni(&cb.job, x + (size_t)g * (size_t)k * plane, plane, threads < 1 ? 1 : threads);
+    }
     cb.fn = mpq_gemm_region_for(path);
     cb.x = x; cb.s = s; cb.g = g; cb.khwc = khwc; cb.zp = x_zero_point;
     cb.oh_n = oh_n; cb.ow_n = ow_n;

@@ -27,6 +27,12 @@ final class Int8ConvBlockTests: XCTestCase {
         Case(c: 20, h: 37, w: 23, kh: 5, kw: 3, pad: 2, sh: 2, sw: 1, dil: 2, group: 1),
         Case(c: 5, h: 9, w: 7, kh: 3, kw: 2, pad: 1, sh: 1, sw: 3, dil: 1, group: 1),
         Case(c: 128, h: 7, w: 7, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        // 1x1 stride 1 (the VNNI pointwise kernel from 128 pixels): channels not a multiple
+        // of 4, pixels not of 16 or 64, output channels not of 6, groups.
+        Case(c: 19, h: 13, w: 13, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 24, h: 23, w: 29, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 10, h: 16, w: 16, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 2),
+        Case(c: 144, h: 12, w: 11, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
     ]
 
     func testBlockedConvMatchesReferenceIm2colGemm() {
@@ -34,7 +40,7 @@ final class Int8ConvBlockTests: XCTestCase {
         for (ci, t) in cases.enumerated() {
             var s = t.shape
             let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s)), pixels = oh * ow
-            let cg = t.c / t.group, k = cg * t.kh * t.kw, coutG = [16, 24, 7][ci % 3]
+            let cg = t.c / t.group, k = cg * t.kh * t.kw, coutG = [16, 24, 7, 13][ci % 4]
             let khwc = cg >= 16 && t.kh * t.kw > 1
             let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
             let x = rng.u8s(t.c * t.h * t.w)
