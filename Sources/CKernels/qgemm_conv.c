@@ -91,7 +91,7 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     cb.oh_n = oh_n; cb.ow_n = ow_n;
     const int unit = 16 / gcd(ow_n, 16);  // fewest rows holding a multiple of 16 pixels
     // Rows of A padded to a multiple of 4 bytes, the pad zero (calloc; im2col never writes
-    // it) against the zero-padded packed weights: K runs as whole vpdpbusd groups, where a
+    // it; with no pad, malloc: every byte is written) against the zero-padded packed weights: K runs as whole vpdpbusd groups, where a
     // K % 4 tail cost a short copy per row and tile (the 7x7 stem's K = 147: a third of its
     // GEMM time). The int32 sums are the same.
     const int kp = (k + 3) / 4 * 4;
@@ -106,7 +106,7 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     if (threads > 1 && cb.blocks < 2 * threads) {
         // Too few blocks to share evenly (a 7x7 or 14x14 late layer): one im2col, its rows
         // split over the cores, then the GEMM splits its tiles over them.
-        uint8_t *col = (uint8_t *)calloc((size_t)m, (size_t)kp);
+        uint8_t *col = (uint8_t *)(kp == k ? malloc((size_t)m * (size_t)kp) : calloc((size_t)m, (size_t)kp));
         if (!col) return -1;
         whole_im2col w = {&cb, col, threads < oh_n ? threads : oh_n};
         mpq_pool_run(w.tasks, im2col_task, &w);
@@ -117,7 +117,7 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     }
     const int tasks = threads < cb.blocks ? threads : cb.blocks;
     cb.block_bytes = ((size_t)cb.rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
-    cb.scratch = (uint8_t *)calloc((size_t)tasks, cb.block_bytes);
+    cb.scratch = (uint8_t *)(kp == k ? malloc((size_t)tasks * cb.block_bytes) : calloc((size_t)tasks, cb.block_bytes));
     if (!cb.scratch) return -1;
     atomic_init(&cb.next, 0);
     if (tasks > 1) mpq_pool_run(tasks, run_task, &cb);
