@@ -107,8 +107,15 @@ final class QuantizedConv: QuantizedLayer {
         let inputCodes = x.codes(on: inputQuant) ?? []
         if inputCodes.isEmpty { x = x.materialized() }
         let codesOut = writeCodes && requant != nil
-        var out = [Float](repeating: 0, count: codesOut ? 0 : n * outChannels * outP)
-        var outCodes = [UInt8](repeating: 0, count: codesOut ? n * outChannels * outP : 0)
+        // Not zero-filled: the kernels write every output element (a kernel error throws
+        // below before the array is read), and zeroing was a serial pass over the whole
+        // output before the parallel work (51 MB of floats for a ResNet stem at batch 16).
+        var out = [Float](unsafeUninitializedCapacity: codesOut ? 0 : n * outChannels * outP) { _, count in
+            count = codesOut ? 0 : n * outChannels * outP
+        }
+        var outCodes = [UInt8](unsafeUninitializedCapacity: codesOut ? n * outChannels * outP : 0) { _, count in
+            count = codesOut ? n * outChannels * outP : 0
+        }
         let zy = requant?.output.zeroPoint ?? 0
         let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
         // A batch splits by image over the cores, each image quantized, im2col'd and
