@@ -119,14 +119,14 @@ static const tile_fn tiles[CO][PP] = {
     TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
 };
 
-// Pixels [p0, p1) (p0 a multiple of 64) for every output channel: x packed 64 pixels at a
-// time into `buf` (4 panels), then all output channels run over them while they are in L1.
-static VNNI_TARGET void run_pixels(const pw_job *j, int p0, int p1, uint8_t *buf) {
+// Pixels [p0, p1) (p0 a multiple of 64) for output channels [co0, co1): x packed 64 pixels
+// at a time into `buf` (4 panels), then the output channels run over them while in L1.
+static VNNI_TARGET void run_pixels(const pw_job *j, int p0, int p1, int co0, int co1, uint8_t *buf) {
     for (int p = p0; p < p1; p += 16 * PP) {
         const int np = (p1 - p + 15) / 16 < PP ? (p1 - p + 15) / 16 : PP;
         pack_x(j, p, np, buf);
-        for (int co = 0; co < j->n; co += CO) {
-            const int nco = j->n - co < CO ? j->n - co : CO;
+        for (int co = co0; co < co1; co += CO) {
+            const int nco = co1 - co < CO ? co1 - co : CO;
             tiles[nco - 1][np - 1](j, buf, p, co);
         }
     }
@@ -136,7 +136,7 @@ typedef struct {
     const pw_job *job;
     uint8_t *bufs;
     size_t buf_bytes;
-    int chunks;
+    int chunks, co_parts;  // units = pixel chunks x output-channel parts
     _Atomic int next;
 } pw_split;
 
@@ -144,10 +144,15 @@ static void pw_task(void *arg, int t) {
     pw_split *s = (pw_split *)arg;
     uint8_t *buf = s->bufs + (size_t)t * s->buf_bytes;
     for (;;) {
-        const int c = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
-        if (c >= s->chunks) return;
+        const int u = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+        if (u >= s->chunks * s->co_parts) return;
+        const int c = u / s->co_parts, part = u % s->co_parts;
         const int p0 = c * BLOCK_PIXELS, p1 = p0 + BLOCK_PIXELS < s->job->pixels ? p0 + BLOCK_PIXELS : s->job->pixels;
-        run_pixels(s->job, p0, p1, buf);
+        // Output channels in whole 6-channel tiles, so a part's tiles are the same as one
+        // thread's: the split changes no bit.
+        const int tiles = (s->job->n + CO - 1) / CO;
+        const int co0 = tiles * part / s->co_parts * CO, co1 = tiles * (part + 1) / s->co_parts * CO;
+        run_pixels(s->job, p0, p1, co0, co1 < s->job->n ? co1 : s->job->n, buf);
     }
 }
 
@@ -158,7 +163,15 @@ int mpq_pointwise_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, size_t plan
     pw_split s;
     s.job = &j;
     s.chunks = (j.pixels + BLOCK_PIXELS - 1) / BLOCK_PIXELS;
-    if (threads > s.chunks) threads = s.chunks;
+    // Few pixel chunks (a 14x14 plane is one) split the output channels too, so one image
+    // still uses every core; each part packs its own copy of the chunk's x panels.
+    const int tiles = (j.n + CO - 1) / CO;
+    s.co_parts = 1;
+    if (threads > 1 && s.chunks < 2 * threads) {
+        s.co_parts = (2 * threads + s.chunks - 1) / s.chunks;
+        if (s.co_parts > tiles) s.co_parts = tiles;
+    }
+    if (threads > s.chunks * s.co_parts) threads = s.chunks * s.co_parts;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     if (threads < 1) threads = 1;
     s.buf_bytes = (size_t)j.kp * 16 * PP;
