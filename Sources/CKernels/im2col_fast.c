@@ -5,9 +5,13 @@
 // - otherwise: per output pixel, the columns whose taps are all inside the row
 //   are copied without per-tap checks, and out-of-range kernel rows are filled
 //   once; only border pixels take the checked loop.
+// - strided or padded 1x1 with 16+ channels: the (kh, kw, c) tap loop below (the
+//   same column order for a 1x1 kernel).
 // mpq_im2col_u8_khwc orders columns (kh, kw, c) instead, so every tap is a
 // [C][OW] -> [OW][C] transpose done 16x16 at a time (stride 1 and 2): several
 // times faster again for 3x3 convs; weights must be reordered to match.
+// mpq_im2col_u8_rows builds any range of output rows with any row stride (the
+// blocked conv driver, qgemm_conv.c); the whole-image entry points are one range.
 #include "mpq_internal.h"
 #include <emmintrin.h>
 #include <string.h>
@@ -51,47 +55,56 @@ static void transpose16(const uint8_t *src, size_t sstride, int step, uint8_t *d
     }
 }
 
-// col[p][c] = x[c][p] for p < pixels, c < channels.
-static void transpose_planes(const uint8_t *x, int channels, size_t pixels, uint8_t *col) {
+// col[p * ld + c] = x[c * plane + p] for p < pixels, c < channels (pixels <= plane: a run
+// of whole output rows of a 1x1 stride-1 conv).
+static void transpose_planes(const uint8_t *x, int channels, size_t plane, size_t pixels, uint8_t *col, size_t ld) {
     const size_t C = (size_t)channels;
     size_t p0 = 0;
     for (; p0 + 16 <= pixels; p0 += 16) {
         size_t c0 = 0;
-        for (; c0 + 16 <= C; c0 += 16) transpose16(x + c0 * pixels + p0, pixels, 1, col + p0 * C + c0, C);
+        for (; c0 + 16 <= C; c0 += 16) transpose16(x + c0 * plane + p0, plane, 1, col + p0 * ld + c0, ld);
         for (size_t c = c0; c < C; c++)
-            for (size_t p = p0; p < p0 + 16; p++) col[p * C + c] = x[c * pixels + p];
+            for (size_t p = p0; p < p0 + 16; p++) col[p * ld + c] = x[c * plane + p];
     }
     for (size_t p = p0; p < pixels; p++)
-        for (size_t c = 0; c < C; c++) col[p * C + c] = x[c * pixels + p];
+        for (size_t c = 0; c < C; c++) col[p * ld + c] = x[c * plane + p];
 }
 
-void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
-                   uint8_t zero_point, uint8_t *col) {
-    const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
-    if (oh_n == 0 || ow_n == 0 || g < 0 || g >= s->group) return;
+static void im2col_khwc_rows(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point,
+                             int oh0, int oh1, uint8_t *col, size_t ld);
+
+// Rows [oh0, oh1) of the (c, kh, kw) im2col, written from `col` on, pixel rows `ld` bytes apart.
+static void im2col_cnk_rows(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point,
+                            int oh0, int oh1, uint8_t *col, size_t ld) {
+    const int ow_n = mpq_conv2d_out_w(s);
     const int cg = s->channels / s->group, H = s->height, W = s->width;
     const int KH = s->kernel_h, KW = s->kernel_w, sw = s->stride_w, dw = s->dilation_w;
     const size_t plane = (size_t)H * (size_t)W;
     const uint8_t *xg = x + (size_t)g * (size_t)cg * plane;
     if (KH == 1 && KW == 1 && s->stride_h == 1 && sw == 1 && s->pad_top == 0 && s->pad_left == 0 &&
         s->pad_bottom == 0 && s->pad_right == 0) {
-        transpose_planes(xg, cg, plane, col);
+        transpose_planes(xg + (size_t)oh0 * (size_t)W, cg, plane, (size_t)(oh1 - oh0) * (size_t)W, col, ld);
         return;
     }
-    const size_t K = (size_t)cg * (size_t)KH * (size_t)KW;
+    if (KH == 1 && KW == 1 && cg >= 16) {
+        // Strided or padded 1x1 (a ResNet downsample): (kh, kw, c) is (c, kh, kw) here, and
+        // the tap loop transposes 16 x 16 blocks where this loop copied byte by byte.
+        im2col_khwc_rows(x, s, g, zero_point, oh0, oh1, col, ld);
+        return;
+    }
     // Output columns whose every tap lies inside the row: [ow_lo, ow_hi).
     const int span = (KW - 1) * dw;
     int ow_lo = (s->pad_left + sw - 1) / sw;
     int ow_hi = (W - 1 - span + s->pad_left) >= 0 ? (W - 1 - span + s->pad_left) / sw + 1 : 0;
     if (ow_hi > ow_n) ow_hi = ow_n;
-    for (int oh = 0; oh < oh_n; oh++) {
+    for (int oh = oh0; oh < oh1; oh++) {
         const int ih0 = oh * s->stride_h - s->pad_top;
         // Kernel rows inside the image for this output row: [kh_lo, kh_hi).
         int kh_lo = 0, kh_hi = KH;
         while (kh_lo < KH && ih0 + kh_lo * s->dilation_h < 0) kh_lo++;
         while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s->dilation_h >= H) kh_hi--;
         for (int ow = 0; ow < ow_n; ow++) {
-            uint8_t *row = col + ((size_t)oh * (size_t)ow_n + (size_t)ow) * K;
+            uint8_t *row = col + ((size_t)(oh - oh0) * (size_t)ow_n + (size_t)ow) * ld;
             const int iw0 = ow * sw - s->pad_left;
             const int inside = ow >= ow_lo && ow < ow_hi;
             for (int c = 0; c < cg; c++, row += (size_t)KH * (size_t)KW) {
@@ -124,26 +137,42 @@ void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
     }
 }
 
+void mpq_im2col_u8(const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                   uint8_t zero_point, uint8_t *col) {
+    const size_t k = (size_t)(s->channels / (s->group > 0 ? s->group : 1)) * (size_t)s->kernel_h * (size_t)s->kernel_w;
+    mpq_im2col_u8_rows(x, s, g, zero_point, 0, 0, mpq_conv2d_out_h(s), col, k);
+}
+
 void mpq_im2col_u8_khwc(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                         uint8_t zero_point, uint8_t *col) {
+    const size_t k = (size_t)(s->channels / (s->group > 0 ? s->group : 1)) * (size_t)s->kernel_h * (size_t)s->kernel_w;
+    mpq_im2col_u8_rows(x, s, g, zero_point, 1, 0, mpq_conv2d_out_h(s), col, k);
+}
+
+void mpq_im2col_u8_rows(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, int khwc,
+                        int oh0, int oh1, uint8_t *col, size_t ld) {
     const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
-    if (oh_n == 0 || ow_n == 0 || g < 0 || g >= s->group) return;
+    if (oh_n == 0 || ow_n == 0 || g < 0 || g >= s->group || oh0 < 0 || oh1 > oh_n || oh0 >= oh1) return;
+    const int KH = s->kernel_h, KW = s->kernel_w;
+    // (kh, kw, c) is (c, kh, kw) for 1x1; that path has the stride-1 plane transpose.
+    if (!khwc || (KH == 1 && KW == 1)) im2col_cnk_rows(x, s, g, zero_point, oh0, oh1, col, ld);
+    else im2col_khwc_rows(x, s, g, zero_point, oh0, oh1, col, ld);
+}
+
+static void im2col_khwc_rows(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point,
+                             int oh0, int oh1, uint8_t *col, size_t ld) {
+    const int ow_n = mpq_conv2d_out_w(s);
     const int cg = s->channels / s->group, H = s->height, W = s->width;
     const int KH = s->kernel_h, KW = s->kernel_w, sw = s->stride_w, dw = s->dilation_w, pl = s->pad_left;
     const size_t plane = (size_t)H * (size_t)W, C = (size_t)cg;
-    const size_t K = C * (size_t)KH * (size_t)KW;
     const uint8_t *xg = x + (size_t)g * C * plane;
-    if (KH == 1 && KW == 1) {  // (kh, kw, c) is (c, kh, kw) here; that path has the 1x1 transpose
-        mpq_im2col_u8(x, s, g, zero_point, col);
-        return;
-    }
-    for (int oh = 0; oh < oh_n; oh++) {
-        uint8_t *orow = col + (size_t)oh * (size_t)ow_n * K;  // pixel (oh, 0)
+    for (int oh = oh0; oh < oh1; oh++) {
+        uint8_t *orow = col + (size_t)(oh - oh0) * (size_t)ow_n * ld;  // pixel (oh, 0)
         for (int kh = 0; kh < KH; kh++) {
             const int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
             if (ih < 0 || ih >= H) {
                 for (int ow = 0; ow < ow_n; ow++)
-                    memset(orow + (size_t)ow * K + (size_t)kh * (size_t)KW * C, zero_point, (size_t)KW * C);
+                    memset(orow + (size_t)ow * ld + (size_t)kh * (size_t)KW * C, zero_point, (size_t)KW * C);
                 continue;
             }
             const uint8_t *xrow = xg + (size_t)ih * (size_t)W;  // channel 0, row ih
@@ -155,24 +184,24 @@ void mpq_im2col_u8_khwc(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                 int b = (W - 1 - off) >= 0 ? (W - 1 - off) / sw + 1 : 0;
                 if (b > ow_n) b = ow_n;
                 if (a > b) a = b;
-                for (int ow = 0; ow < a; ow++) memset(orow + (size_t)ow * K + q, zero_point, C);
-                for (int ow = b; ow < ow_n; ow++) memset(orow + (size_t)ow * K + q, zero_point, C);
+                for (int ow = 0; ow < a; ow++) memset(orow + (size_t)ow * ld + q, zero_point, C);
+                for (int ow = b; ow < ow_n; ow++) memset(orow + (size_t)ow * ld + q, zero_point, C);
                 int ow = a;
                 if (sw == 1 || sw == 2) {
                     // 16 pixels x 16 channels per transpose; a block's loads must stay in the row.
                     const int need = sw == 1 ? 16 : 32;
                     for (; ow + 16 <= b && ow * sw + off + need <= W; ow += 16) {
                         const uint8_t *src = xrow + ow * sw + off;
-                        uint8_t *dst = orow + (size_t)ow * K + q;
+                        uint8_t *dst = orow + (size_t)ow * ld + q;
                         size_t c0 = 0;
-                        for (; c0 + 16 <= C; c0 += 16) transpose16(src + c0 * plane, plane, sw, dst + c0, K);
+                        for (; c0 + 16 <= C; c0 += 16) transpose16(src + c0 * plane, plane, sw, dst + c0, ld);
                         for (size_t c = c0; c < C; c++)
-                            for (int i = 0; i < 16; i++) dst[(size_t)i * K + c] = src[c * plane + (size_t)(i * sw)];
+                            for (int i = 0; i < 16; i++) dst[(size_t)i * ld + c] = src[c * plane + (size_t)(i * sw)];
                     }
                 }
                 for (; ow < b; ow++) {
                     const uint8_t *src = xrow + ow * sw + off;
-                    uint8_t *dst = orow + (size_t)ow * K + q;
+                    uint8_t *dst = orow + (size_t)ow * ld + q;
                     for (size_t c = 0; c < C; c++) dst[c] = src[c * plane];
                 }
             }

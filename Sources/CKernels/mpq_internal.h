@@ -130,4 +130,24 @@ static inline float mpq_epilogue_scalar(int32_t acc, const int32_t *bias_i32, fl
     return v;
 }
 
+// MARK: - INT8 Conv through the GEMM (qgemm_conv.c)
+
+/// Rows [oh0, oh1) of mpq_im2col_u8 (khwc == 0) or mpq_im2col_u8_khwc (khwc != 0), written
+/// from `col` on with pixel rows `ld` (>= K) bytes apart: the block of the GEMM's A for those
+/// output rows, same bytes as the whole; bytes K..ld-1 of each row are not written.
+void mpq_im2col_u8_rows(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, int khwc,
+                        int oh0, int oh1, uint8_t *col, size_t ld);
+/// The job of an epilogue GEMM writing floats (`out`) or codes (`out_u8`, exactly one of the
+/// two); `codes` receives the codes' epilogue copy (out_scale 1) and must outlive the job.
+int mpq_gemm_epilogue_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda, const void *packed,
+                          const mpq_epilogue *ep, float *out, uint8_t *out_u8, int ldo, uint8_t out_zero_point,
+                          int channel_major, mpq_epilogue *codes);
+/// The region function of `path`, and the split of a whole job over the pool (qgemm.c).
+mpq_gemm_region_fn mpq_gemm_region_for(mpq_kernel_path path);
+void mpq_gemm_run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads);
+/// A 1x1, stride-1, unpadded Conv's job (channel-major output, m = pixels, k = channels)
+/// run straight from the NCHW planes `x` (channel c at x + c * plane), no im2col
+/// (qgemm_pointwise.c, VNNI only): the same bytes as the im2col + GEMM. -1 if the job is not one.
+int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t plane, int threads);
+
 #endif

@@ -13,11 +13,11 @@ static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
 typedef struct {
     const mpq_gemm_job *job;
     mpq_gemm_region_fn fn;
-    int split_n, units, panels, chunk;
+    int split_n, units, panels, chunk, rows;
     _Atomic int next;  // the first unit nobody has claimed yet
 } split;
 
-// Runs units [u0, u1): whole micro-tiles (6 rows, or 4 panels = 64 columns, the VNNI
+// Runs units [u0, u1): whole micro-tiles (`rows` rows, or 4 panels = 64 columns, the VNNI
 // tile), so no two claims write the same output.
 static void run_units(const split *s, int u0, int u1) {
     const mpq_gemm_job *j = s->job;
@@ -25,7 +25,7 @@ static void run_units(const split *s, int u0, int u1) {
         int p0 = u0 * 4, p1 = u1 * 4 < s->panels ? u1 * 4 : s->panels;
         if (p0 < p1) s->fn(j, 0, j->m, p0, p1);
     } else {
-        int m0 = u0 * 6, m1 = u1 * 6 < j->m ? u1 * 6 : j->m;
+        int m0 = u0 * s->rows, m1 = u1 * s->rows < j->m ? u1 * s->rows : j->m;
         if (m0 < m1) s->fn(j, m0, m1, 0, s->panels);
     }
 }
@@ -50,21 +50,22 @@ static void run_task(void *arg, int t) {
 
 // Splits whichever dimension has more micro-tiles over the persistent pool.
 static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
-    split s = {job, fn, 0, 0, (job->n + 15) / 16, 0, 0};
+    // Channel-major output runs 16-row transposing tiles (fewer rows take the slower
+    // scattering ones), so its row claims are whole 16-row tiles.
+    const int rows = job->out_channel_major && !job->c ? 16 : 6;
+    split s = {job, fn, 0, 0, (job->n + 15) / 16, 0, rows, 0};
     if (threads <= 1) {
         fn(job, 0, job->m, 0, s.panels);
         return;
     }
-    int units_m = (job->m + 5) / 6, units_n = (s.panels + 3) / 4;
+    int units_m = (job->m + rows - 1) / rows, units_n = (s.panels + 3) / 4;
     s.split_n = units_n >= units_m;
     s.units = s.split_n ? units_n : units_m;
     if (threads > s.units) threads = s.units;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;  // the pool runs at most this many tasks
     // About 4 claims per task: enough for one core to take over a slow core's share,
-    // few enough that each claim is a long contiguous run. Large M claims are a multiple
-    // of 8 units (48 rows) so the channel-major path's 16-row tiles stay whole.
+    // few enough that each claim is a long contiguous run.
     s.chunk = (s.units + 4 * threads - 1) / (4 * threads);
-    if (!s.split_n && s.chunk > 8) s.chunk = (s.chunk + 7) / 8 * 8;
     atomic_init(&s.next, 0);
     mpq_pool_run(threads, run_task, &s);
 }
@@ -126,17 +127,36 @@ int mpq_qgemm_u8s8_f32_nchw(mpq_kernel_path path, int m, int n, int k,
     return gemm_f32(path, m, n, k, a, lda, packed, ep, out, ldo, 1, threads);
 }
 
+int mpq_gemm_epilogue_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda, const void *packed,
+                          const mpq_epilogue *ep, float *out, uint8_t *out_u8, int ldo, uint8_t out_zero_point,
+                          int channel_major, mpq_epilogue *codes) {
+    if (!out == !out_u8) return -1;
+    if (out) {
+        if (make_epilogue_job(j, m, n, k, a, lda, packed, ep, out, ldo, channel_major)) return -1;
+        j->out = out;
+        return 0;
+    }
+    if (!ep || !(ep->out_scale > 0) || !codes) return -1;
+    // The same epilogue up to the rounding; scaling by 1 keeps the rounded q - zp as is.
+    *codes = *ep;
+    codes->out_scale = 1.0f;
+    if (make_epilogue_job(j, m, n, k, a, lda, packed, codes, out_u8, ldo, channel_major)) return -1;
+    j->out_u8 = out_u8;
+    j->out_zp = out_zero_point;
+    return 0;
+}
+
+mpq_gemm_region_fn mpq_gemm_region_for(mpq_kernel_path path) { return region_for(path); }
+
+void mpq_gemm_run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) { run(job, fn, threads); }
+
 int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *a, int lda, const void *packed,
                       const mpq_epilogue *ep, uint8_t *out, int ldo, uint8_t out_zero_point, int channel_major,
                       int threads) {
     mpq_gemm_job j;
-    if (!ep || !(ep->out_scale > 0)) return -1;
-    // The same epilogue up to the rounding; scaling by 1 keeps the rounded q - zp as is.
-    mpq_epilogue codes = *ep;
-    codes.out_scale = 1.0f;
-    if (make_epilogue_job(&j, m, n, k, a, lda, packed, &codes, out, ldo, channel_major)) return -1;
-    j.out_u8 = out;
-    j.out_zp = out_zero_point;
+    mpq_epilogue codes;
+    if (!out || mpq_gemm_epilogue_job(&j, m, n, k, a, lda, packed, ep, NULL, out, ldo, out_zero_point, channel_major, &codes))
+        return -1;
     run(&j, region_for(path), threads);
     return 0;
 }

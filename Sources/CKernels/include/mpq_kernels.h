@@ -293,4 +293,21 @@ double mpq_vnni_peak_ops(long iterations);
 /// Same with 256-bit vpdpbusd (AVX512-VL): some CPUs run 512-bit ops as two halves.
 double mpq_vnni256_peak_ops(long iterations);
 
+// MARK: - INT8 Conv through the GEMM
+
+/// One image and group `g` of an INT8 Conv: im2col (`khwc` selects the (kh, kw, c) column
+/// order, weights packed to match) + packed GEMM + the fused epilogue, written channel-major
+/// (NCHW) to `out` (floats, as mpq_qgemm_u8s8_f32_nchw) or `out_u8` (codes, as
+/// mpq_qgemm_u8s8_u8 with channel_major 1): exactly one of the two, pointing at the group's
+/// first output channel, channel stride = output pixels. `x_zero_point` fills the padding and
+/// must equal ep->a_zero_point. The im2col is done a block of output rows at a time into a
+/// small per-thread buffer that the GEMM reads while it is still in L2, never the whole
+/// [pixels][K] matrix, and the blocks split over `threads` (im2col included); an image with
+/// too few blocks to share falls back to one whole im2col and a split GEMM. Same bytes as
+/// mpq_im2col_u8[_khwc] + the GEMM for every block size and thread count. Returns 0, or -1
+/// on bad arguments.
+int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
+                     uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
+                     uint8_t out_zero_point, int threads);
+
 #endif

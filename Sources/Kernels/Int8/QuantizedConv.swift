@@ -107,8 +107,15 @@ final class QuantizedConv: QuantizedLayer {
         let inputCodes = x.codes(on: inputQuant) ?? []
         if inputCodes.isEmpty { x = x.materialized() }
         let codesOut = writeCodes && requant != nil
-        var out = [Float](repeating: 0, count: codesOut ? 0 : n * outChannels * outP)
-        var outCodes = [UInt8](repeating: 0, count: codesOut ? n * outChannels * outP : 0)
+        // Not zero-filled: the kernels write every output element (a kernel error throws
+        // below before the array is read), and zeroing was a serial pass over the whole
+        // output before the parallel work (51 MB of floats for a ResNet stem at batch 16).
+        var out = [Float](unsafeUninitializedCapacity: codesOut ? 0 : n * outChannels * outP) { _, count in
+            count = codesOut ? 0 : n * outChannels * outP
+        }
+        var outCodes = [UInt8](unsafeUninitializedCapacity: codesOut ? n * outChannels * outP : 0) { _, count in
+            count = codesOut ? n * outChannels * outP : 0
+        }
         let zy = requant?.output.zeroPoint ?? 0
         let multipliers = requant?.multipliers ?? [], biasInt = requant?.biasInt ?? []
         // A batch splits by image over the cores, each image quantized, im2col'd and
@@ -140,8 +147,6 @@ final class QuantizedConv: QuantizedLayer {
                 var status: Int32 = 0
                 let qbuf = UnsafeMutablePointer<UInt8>.allocate(capacity: pxq.isEmpty ? c * inP : 1)
                 defer { qbuf.deallocate() }
-                let col = UnsafeMutablePointer<UInt8>.allocate(capacity: packed.isEmpty ? 1 : outP * kg)
-                defer { col.deallocate() }
                 for img in first..<last {
                     let q: UnsafePointer<UInt8>
                     // (An empty array's buffer may still have a base address: test the count.)
@@ -163,20 +168,16 @@ final class QuantizedConv: QuantizedLayer {
                         continue
                     }
                     for gi in 0..<group {
-                        if khwc { mpq_im2col_u8_khwc(q, &shape, Int32(gi), inputQuant.zeroPoint, col) }
-                        else { mpq_im2col_u8(q, &shape, Int32(gi), inputQuant.zeroPoint, col) }
                         var ep = layerEpilogue(input: inputQuant, scales: ps, bias: bias == nil ? nil : pb, clamp: clamp,
                                                requant: requant, multipliers: pm, biasInt: pbi, channel: gi * perGroup)
-                        // Written channel-major straight into the NCHW output.
+                        // im2col a block of output rows at a time into an L2-sized buffer, each block's
+                        // GEMM written channel-major straight into the NCHW output; one image's blocks
+                        // split over the cores, im2col included (docs/int8-conv.md).
                         let threads = tasks > 1 ? 1 : gemmThreads(m: outP, n: perGroup, k: kg)
                         let at = imgOffset + gi * perGroup * outP
-                        if codesOut {
-                            status |= mpq_qgemm_u8s8_u8(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
-                                                        packed[gi].pointer, &ep, c0! + at, Int32(outP), zy, 1, threads)
-                        } else {
-                            status |= mpq_qgemm_u8s8_f32_nchw(path.c, Int32(outP), Int32(perGroup), Int32(kg), col, Int32(kg),
-                                                              packed[gi].pointer, &ep, y0! + at, Int32(outP), threads)
-                        }
+                        status |= mpq_qconv2d_u8s8(path.c, q, &shape, Int32(gi), khwc ? 1 : 0, inputQuant.zeroPoint,
+                                                   packed[gi].pointer, &ep, codesOut ? nil : y0! + at,
+                                                   codesOut ? c0! + at : nil, zy, threads)
                     }
                 }
                 statuses[t] = status

@@ -1,0 +1,127 @@
+// INT8 Conv through the GEMM, im2col a block of output rows at a time (docs/int8-conv.md).
+//
+// The whole-image im2col wrote [pixels][K] bytes (1.8 MB for a ResNet-18 layer-1 3x3 conv)
+// that the GEMM then read back from L3 or memory, and at batch 1 it ran on one core while
+// the other waited for the GEMM. Here each pool task claims blocks of output rows, builds
+// that block of A (about 96 KB) in its own buffer and runs the GEMM region on it at once,
+// while the block is in L2: the im2col is split over the cores too. Blocks are whole rows
+// whose pixel count is a multiple of 16 where the row width allows, so the channel-major
+// path's 16 x 16 transposing tiles stay whole. Every output element is still one tile with
+// full K and the same epilogue, so the bytes do not depend on the block size or the split.
+#include "mpq_internal.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/// Bytes of A one block aims at: well inside a 1 MB L2 with the B panels beside it.
+#define BLOCK_BYTES (96 * 1024)
+
+typedef struct {
+    mpq_gemm_job job;  // the whole image; each block narrows m, a and the output pointer
+    mpq_gemm_region_fn fn;
+    const uint8_t *x;
+    const mpq_conv2d_shape *s;
+    int g, khwc, oh_n, ow_n, rows, blocks;
+    uint8_t zp;
+    uint8_t *scratch;
+    size_t block_bytes;
+    _Atomic int next;
+} conv_blocks;
+
+static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
+
+static void run_block(const conv_blocks *cb, int b, uint8_t *col) {
+    const int oh0 = b * cb->rows, oh1 = oh0 + cb->rows < cb->oh_n ? oh0 + cb->rows : cb->oh_n;
+    mpq_im2col_u8_rows(cb->x, cb->s, cb->g, cb->zp, cb->khwc, oh0, oh1, col, (size_t)cb->job.lda);
+    mpq_gemm_job j = cb->job;
+    const size_t p0 = (size_t)oh0 * (size_t)cb->ow_n;  // first pixel: a column of the channel-major output
+    j.m = (oh1 - oh0) * cb->ow_n;
+    j.a = col;
+    if (j.out) j.out += p0;
+    if (j.out_u8) j.out_u8 += p0;
+    cb->fn(&j, 0, j.m, 0, (j.n + 15) / 16);
+}
+
+static void run_task(void *arg, int t) {
+    conv_blocks *cb = (conv_blocks *)arg;
+    uint8_t *col = cb->scratch + (size_t)t * cb->block_bytes;
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&cb->next, 1, memory_order_relaxed);
+        if (b >= cb->blocks) return;
+        run_block(cb, b, col);
+    }
+}
+
+typedef struct {
+    const conv_blocks *cb;
+    uint8_t *col;
+    int tasks;
+} whole_im2col;
+
+// Task t of `tasks` writes its share of the output rows of the whole-image im2col.
+static void im2col_task(void *arg, int t) {
+    const whole_im2col *w = (const whole_im2col *)arg;
+    const conv_blocks *cb = w->cb;
+    const int oh0 = cb->oh_n * t / w->tasks, oh1 = cb->oh_n * (t + 1) / w->tasks;
+    if (oh0 < oh1)
+        mpq_im2col_u8_rows(cb->x, cb->s, cb->g, cb->zp, cb->khwc, oh0, oh1,
+                           w->col + (size_t)oh0 * (size_t)cb->ow_n * (size_t)cb->job.lda, (size_t)cb->job.lda);
+}
+
+int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
+                     uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
+                     uint8_t out_zero_point, int threads) {
+    const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
+    if (!x || oh_n == 0 || ow_n == 0 || g < 0 || g >= s->group || !packed || !ep) return -1;
+    if (ep->a_zero_point != (int32_t)x_zero_point) return -1;
+    const int k = s->channels / s->group * s->kernel_h * s->kernel_w;
+    const int n = ((const mpq_packed_b_header *)packed)->n, m = oh_n * ow_n;
+    conv_blocks cb;
+    mpq_epilogue codes;
+    // A placeholder A for the argument checks; every block sets its own.
+    if (mpq_gemm_epilogue_job(&cb.job, m, n, k, x, k, packed, ep, out, out_u8, m, out_zero_point, 1, &codes)) return -1;
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 &&
+        s->stride_w == 1 && !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right && m >= 128) {
+        // Pointwise: vectors along the NCHW pixels, no im2col and no output transpose (not
+        // on a 7x7 plane, where 64-pixel tiles would compute 15 of every 64 lanes for nothing).
+        const size_t plane = (size_t)s->height * (size_t)s->width;
+        return mpq_pointwise_conv_vnni(&cb.job, x + (size_t)g * (size_t)k * plane, plane, threads < 1 ? 1 : threads);
+    }
+    cb.fn = mpq_gemm_region_for(path);
+    cb.x = x; cb.s = s; cb.g = g; cb.khwc = khwc; cb.zp = x_zero_point;
+    cb.oh_n = oh_n; cb.ow_n = ow_n;
+    const int unit = 16 / gcd(ow_n, 16);  // fewest rows holding a multiple of 16 pixels
+    // Rows of A padded to a multiple of 4 bytes, the pad zero (calloc; im2col never writes
+    // it; with no pad, malloc: every byte is written) against the zero-padded packed weights: K runs as whole vpdpbusd groups, where a
+    // K % 4 tail cost a short copy per row and tile (the 7x7 stem's K = 147: a third of its
+    // GEMM time). The int32 sums are the same.
+    const int kp = (k + 3) / 4 * 4;
+    cb.job.k = kp;
+    cb.job.lda = kp;
+    const int fit = BLOCK_BYTES / kp / ow_n;
+    cb.rows = fit > unit ? fit / unit * unit : unit;
+    if (cb.rows > oh_n) cb.rows = oh_n;
+    cb.blocks = (oh_n + cb.rows - 1) / cb.rows;
+    if (threads < 1) threads = 1;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    if (threads > 1 && cb.blocks < 2 * threads) {
+        // Too few blocks to share evenly (a 7x7 or 14x14 late layer): one im2col, its rows
+        // split over the cores, then the GEMM splits its tiles over them.
+        uint8_t *col = (uint8_t *)(kp == k ? malloc((size_t)m * (size_t)kp) : calloc((size_t)m, (size_t)kp));
+        if (!col) return -1;
+        whole_im2col w = {&cb, col, threads < oh_n ? threads : oh_n};
+        mpq_pool_run(w.tasks, im2col_task, &w);
+        cb.job.a = col;
+        mpq_gemm_run(&cb.job, cb.fn, threads);
+        free(col);
+        return 0;
+    }
+    const int tasks = threads < cb.blocks ? threads : cb.blocks;
+    cb.block_bytes = ((size_t)cb.rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
+    cb.scratch = (uint8_t *)(kp == k ? malloc((size_t)tasks * cb.block_bytes) : calloc((size_t)tasks, cb.block_bytes));
+    if (!cb.scratch) return -1;
+    atomic_init(&cb.next, 0);
+    if (tasks > 1) mpq_pool_run(tasks, run_task, &cb);
+    else run_task(&cb, 0);
+    free(cb.scratch);
+    return 0;
+}

@@ -1,0 +1,126 @@
+import CKernels
+import XCTest
+
+/// mpq_qconv2d_u8s8 (im2col a block of output rows at a time, blocks split over threads)
+/// against the whole-image scalar reference im2col + reference GEMM: the same bytes for
+/// every kernel path, thread count, column order, and float or codes output.
+final class Int8ConvBlockTests: XCTestCase {
+    private struct Case {
+        var c, h, w, kh, kw, pad, sh, sw, dil, group: Int
+        var shape: mpq_conv2d_shape {
+            mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                             pad_top: Int32(pad), pad_left: Int32(pad), pad_bottom: Int32(pad), pad_right: Int32(pad),
+                             stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dil), dilation_w: Int32(dil),
+                             group: Int32(group))
+        }
+    }
+
+    /// Several blocks (ResNet-like 3x3), a K % 4 tail (a 7x7 stem on 3 channels), strided
+    /// and padded 1x1 (downsample), groups, odd widths whose rows never make 16 pixels.
+    private let cases = [
+        Case(c: 32, h: 42, w: 42, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 3, h: 60, w: 60, kh: 7, kw: 7, pad: 3, sh: 2, sw: 2, dil: 1, group: 1),
+        Case(c: 32, h: 40, w: 40, kh: 1, kw: 1, pad: 0, sh: 2, sw: 2, dil: 1, group: 1),
+        Case(c: 48, h: 15, w: 31, kh: 1, kw: 1, pad: 1, sh: 1, sw: 2, dil: 1, group: 1),
+        Case(c: 64, h: 64, w: 64, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 32, h: 20, w: 20, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 2),
+        Case(c: 20, h: 37, w: 23, kh: 5, kw: 3, pad: 2, sh: 2, sw: 1, dil: 2, group: 1),
+        Case(c: 5, h: 9, w: 7, kh: 3, kw: 2, pad: 1, sh: 1, sw: 3, dil: 1, group: 1),
+        Case(c: 128, h: 7, w: 7, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        // 1x1 stride 1 (the VNNI pointwise kernel from 128 pixels): channels not a multiple
+        // of 4, pixels not of 16 or 64, output channels not of 6, groups.
+        Case(c: 19, h: 13, w: 13, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 24, h: 23, w: 29, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 10, h: 16, w: 16, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 2),
+        Case(c: 144, h: 12, w: 11, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+    ]
+
+    func testBlockedConvMatchesReferenceIm2colGemm() {
+        var rng = Int8TestRNG(seed: 1313)
+        for (ci, t) in cases.enumerated() {
+            var s = t.shape
+            let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s)), pixels = oh * ow
+            let cg = t.c / t.group, k = cg * t.kh * t.kw, coutG = [16, 24, 7, 13][ci % 4]
+            let khwc = cg >= 16 && t.kh * t.kw > 1
+            let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            let x = rng.u8s(t.c * t.h * t.w)
+            for grp in 0..<t.group {
+                let w = rng.s8s(coutG * k)  // [Cout/g][C/g][KH][KW]
+                var wk = w
+                if khwc {
+                    w.withUnsafeBufferPointer { wp in
+                        wk.withUnsafeMutableBufferPointer {
+                            mpq_conv_weights_khwc_s8(wp.baseAddress, Int32(coutG), Int32(cg), Int32(t.kh), Int32(t.kw), $0.baseAddress)
+                        }
+                    }
+                }
+                let packedRef = int8Pack(w, n: coutG, k: k), packed = int8Pack(wk, n: coutG, k: k)
+                var col = [UInt8](repeating: 0, count: pixels * k)
+                x.withUnsafeBufferPointer { xp in
+                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_reference(xp.baseAddress, &s, Int32(grp), zx, $0.baseAddress) }
+                }
+                let scales = (0..<coutG).map { _ in Float(rng.int(1...1000)) * 1e-5 }
+                let biasI32 = (0..<coutG).map { _ in Int32(rng.int(-5000...5000)) }
+                let bias = (0..<coutG).map { _ in Float(rng.int(-100...100)) * 0.01 }
+                for mode in 0..<3 {  // float, float requantized, codes
+                    let outScale: Float = mode == 0 ? 0 : 0.05
+                    scales.withUnsafeBufferPointer { sp in biasI32.withUnsafeBufferPointer { bip in bias.withUnsafeBufferPointer { bp in
+                        var ep = mpq_epilogue(a_zero_point: Int32(zx), a_scale: mode == 0 ? 0.02 : 1, b_scale: sp.baseAddress,
+                                              bias: mode == 0 ? bp.baseAddress : nil,
+                                              clamp_lo: mode == 0 ? 0 : -Float(zy), clamp_hi: mode == 0 ? .infinity : 255 - Float(zy),
+                                              bias_i32: mode == 0 ? nil : bip.baseAddress, out_scale: outScale)
+                        var refF = [Float](repeating: .nan, count: coutG * pixels)
+                        var refC = [UInt8](repeating: 0, count: coutG * pixels)
+                        XCTAssertEqual(mode == 2
+                            ? mpq_qgemm_u8s8_u8(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef, &ep,
+                                                &refC, Int32(pixels), zy, 1, 1)
+                            : mpq_qgemm_u8s8_f32_nchw(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef,
+                                                      &ep, &refF, Int32(pixels), 1), 0)
+                        for path in int8AvailablePaths {
+                            for threads: Int32 in [1, 2, 3] {
+                                var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
+                                var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
+                                let rc = x.withUnsafeBufferPointer { xp in gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                                    mpq_qconv2d_u8s8(path, xp.baseAddress, &s, Int32(grp), khwc ? 1 : 0, zx, packed, &ep,
+                                                     mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                                } } }
+                                let what = "\(int8PathName(path)) case \(ci) group \(grp) mode \(mode) threads \(threads)"
+                                XCTAssertEqual(rc, 0, what)
+                                if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                                else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                            }
+                        }
+                    } } }
+                }
+            }
+        }
+    }
+
+    /// Strided or padded 1x1 convs with 16+ channels take the transposing tap loop now.
+    func testStridedPointwiseIm2colMatchesReference() {
+        var rng = Int8TestRNG(seed: 77)
+        for t in cases where t.kh == 1 && t.kw == 1 {
+            var s = t.shape
+            let pixels = Int(mpq_conv2d_out_h(&s) * mpq_conv2d_out_w(&s)), k = t.c / t.group
+            let x = rng.u8s(t.c * t.h * t.w), zp = UInt8(rng.int(0...255))
+            var fast = [UInt8](repeating: 1, count: pixels * k), ref = [UInt8](repeating: 2, count: pixels * k)
+            mpq_im2col_u8(x, &s, 0, zp, &fast)
+            mpq_im2col_u8_reference(x, &s, 0, zp, &ref)
+            XCTAssertEqual(fast, ref, "\(t)")
+        }
+    }
+
+    func testRejectsMismatchedZeroPointAndTwoOutputs() {
+        var s = cases[0].shape
+        let x = [UInt8](repeating: 3, count: 32 * 42 * 42), packed = int8Pack([Int8](repeating: 1, count: 16 * 288), n: 16, k: 288)
+        let scales = [Float](repeating: 1, count: 16)
+        var out = [Float](repeating: 0, count: 16 * 42 * 42), codes = [UInt8](repeating: 0, count: 16 * 42 * 42)
+        scales.withUnsafeBufferPointer { sp in
+            var ep = mpq_epilogue(a_zero_point: 5, a_scale: 1, b_scale: sp.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 255,
+                                  bias_i32: nil, out_scale: 1)
+            XCTAssertEqual(mpq_qconv2d_u8s8(MPQ_PATH_AUTO, x, &s, 0, 1, 4, packed, &ep, &out, nil, 0, 1), -1)
+            XCTAssertEqual(mpq_qconv2d_u8s8(MPQ_PATH_AUTO, x, &s, 0, 1, 5, packed, &ep, &out, &codes, 0, 1), -1)
+            XCTAssertEqual(mpq_qconv2d_u8s8(MPQ_PATH_AUTO, x, &s, 0, 1, 5, packed, &ep, &out, nil, 0, 1), 0)
+        }
+    }
+}
