@@ -208,3 +208,28 @@ void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias
     j.tasks = fused_tasks(threads, rows, cols);
     mpq_pool_run(j.tasks, add_bias_task, &j);
 }
+
+// y = x + bias per row, out of place (the caller's x stays as it was).
+AVX2 static void add_bias_into_avx2(const float *x, size_t n, const float *bias, float *y) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(y + k, _mm256_add_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(bias + k)));
+    for (; k < n; k++) y[k] = x[k] + bias[k];
+}
+
+static void add_bias_into_task(void *arg, int t) {
+    const fused_job *j = arg;
+    size_t lo, hi;
+    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * j->cols;
+        float *y = j->y + r * j->cols;
+        if (j->avx2) add_bias_into_avx2(x, j->cols, j->bias, y);
+        else for (size_t k = 0; k < j->cols; k++) y[k] = x[k] + j->bias[k];
+    }
+}
+
+void mpq_add_bias_rows_into_f32(const float *x, size_t rows, size_t cols, const float *bias, float *y, int threads) {
+    fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .x = x, .bias = bias, .rows = rows, .cols = cols, .y = y};
+    j.tasks = fused_tasks(threads, rows, cols);
+    mpq_pool_run(j.tasks, add_bias_into_task, &j);
+}

@@ -53,21 +53,25 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         let shape = try BatchedShape(a.shape, b.shape)
         let (m, k, n) = (shape.m, shape.k, shape.n)
         guard k <= maxK else { throw OpError("INT8 MatMul: K = \(k) exceeds \(maxK), where int32 accumulators stop being exact") }
-        var out = [Float](repeating: 0, count: shape.batchCount * m * n)
-        if out.isEmpty { return Tensor(shape: shape.outShape, floats: out) }
-        if k == 0 { return Tensor(shape: shape.outShape, floats: out) }
+        let outCount = shape.batchCount * m * n
+        if outCount == 0 || k == 0 { return Tensor(shape: shape.outShape, floats: [Float](repeating: 0, count: outCount)) }
+        // Every element below is written by its kernel (the quantizer, the row sums, each
+        // batch matrix's corrected product; a failed GEMM throws), so nothing is zero-filled
+        // first: the scores of a batch of 16 are 12 MB.
+        var out = uninitializedArray(count: outCount, of: Float.self)
 
-        var qa = [UInt8](repeating: 0, count: a.count)
-        var qb = [UInt8](repeating: 0, count: b.count)
-        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8Split(px, aQuant, path: path, into: $0.baseAddress!) } }
-        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8Split(px, bQuant, path: path, into: $0.baseAddress!) } }
+        let qa: [UInt8] = a.floats.withUnsafeBufferPointer { px in
+            uninitializedArray(count: a.count) { quantizeU8Split(px, aQuant, path: path, into: $0) }
+        }
+        let qb: [UInt8] = b.floats.withUnsafeBufferPointer { px in
+            uninitializedArray(count: b.count) { quantizeU8Split(px, bQuant, path: path, into: $0) }
+        }
 
         // sum_k (a - za) per row of every A matrix, for B's zero-point correction.
         let za = Int(aQuant.zeroPoint)
         let aRows = qa.count / k
-        var rowSums = [Int64](repeating: 0, count: aRows)
-        qa.withUnsafeBufferPointer { pa in
-            rowSums.withUnsafeMutableBufferPointer { mpq_row_sums_u8(pa.baseAddress, aRows, Int32(k), Int32(za), $0.baseAddress) }
+        let rowSums: [Int64] = qa.withUnsafeBufferPointer { pa in
+            uninitializedArray(count: aRows) { mpq_row_sums_u8(pa.baseAddress, aRows, Int32(k), Int32(za), $0) }
         }
         let zbShifted = Int(bQuant.zeroPoint) - 128
         let scale = aQuant.scale * bQuant.scale
@@ -89,16 +93,15 @@ final class QuantizedActivationMatMul: QuantizedLayer {
             let po = outBuffer.baseAddress!, failed = failedBuffer.baseAddress!
             let work = { (t: Int) in
                 let packed = UnsafeMutableRawPointer.allocate(byteCount: packedSize, alignment: 64)
-                let bt = UnsafeMutablePointer<Int8>.allocate(capacity: n * k)
                 let acc = UnsafeMutablePointer<Int32>.allocate(capacity: rowsPerCall * n)
-                defer { packed.deallocate(); bt.deallocate(); acc.deallocate() }
+                defer { packed.deallocate(); acc.deallocate() }
                 var lastPacked = -1
                 for i in (calls * t / tasks)..<(calls * (t + 1) / tasks) {
                     let (ai, bi) = foldA ? (0, 0) : shape.operandIndices(i)
                     if bi != lastPacked {
-                        // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to int8.
-                        mpq_transpose_shift_u8(pb.baseAddress! + bi * k * n, Int32(k), Int32(n), Int32(n), bt)
-                        let rc = mpq_pack_b_s8(bt, Int32(n), Int32(k), Int32(k), packed)
+                        // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to
+                        // int8: packed straight from B (the bytes of transpose-shift + mpq_pack_b_s8).
+                        let rc = mpq_pack_b_shift_u8(pb.baseAddress! + bi * k * n, Int32(k), Int32(n), Int32(n), packed)
                         if rc != 0 { failed[t] = rc; return }
                         lastPacked = bi
                     }
