@@ -6,6 +6,7 @@
 #include "rowwise_internal.h"
 #include "mpq_fused.h"
 #include <immintrin.h>
+#include "rowwise_avx2_inline.h"
 
 #define AVX2 __attribute__((target("avx2")))
 
@@ -37,33 +38,46 @@ typedef struct {
 
 // MARK: - bias + GELU
 
-// y = h / div with h = x + bias (the Div's input).
-AVX2 static void gelu_pre_avx2(const float *x, const float *bias, size_t n, float div, float *y) {
-    const __m256 d = _mm256_set1_ps(div);
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 h = _mm256_loadu_ps(x + j);
-        if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j));
-        _mm256_storeu_ps(y + j, _mm256_div_ps(h, d));
-    }
-    for (; j < n; j++) { float h = bias ? x[j] + bias[j] : x[j]; y[j] = h / div; }
+// One GELU row in a single pass, 8 lanes at a time, two independent vectors per step (the
+// erf's long dependency chains overlap): h = x (+ bias), d = h / div, e = erf(d) (erf8, the
+// Erf kernel's own lanes), y = (h * (e + add)) * mul. Each element gets the operations of
+// the unfused Div -> Erf (mpq_erf_avx2) -> Add -> Mul -> Mul in the same order, so the same
+// bits (the last < 8 elements take scalar steps around a zero-padded erf8, as mpq_erf_avx2's
+// masked tail does).
+MPQ_AVX2_FMA static inline __m256 gelu8(__m256 h, __m256 d, __m256 a, __m256 m) {
+    __m256 e = _mm256_add_ps(erf8(_mm256_div_ps(h, d)), a);
+    return _mm256_mul_ps(_mm256_mul_ps(h, e), m);
 }
 
-// y = (h * (y + add)) * mul, y holding erf(h / div).
-AVX2 static void gelu_post_avx2(const float *x, const float *bias, size_t n, float add, float mul, float *y) {
-    const __m256 a = _mm256_set1_ps(add), m = _mm256_set1_ps(mul);
+MPQ_AVX2_FMA static void gelu_row_avx2(const float *x, const float *bias, size_t n, float div, float add, float mul,
+                                       float *y) {
+    const __m256 d = _mm256_set1_ps(div), a = _mm256_set1_ps(add), m = _mm256_set1_ps(mul);
     size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 h0 = _mm256_loadu_ps(x + j), h1 = _mm256_loadu_ps(x + j + 8);
+        if (bias) {
+            h0 = _mm256_add_ps(h0, _mm256_loadu_ps(bias + j));
+            h1 = _mm256_add_ps(h1, _mm256_loadu_ps(bias + j + 8));
+        }
+        __m256 y0 = gelu8(h0, d, a, m), y1 = gelu8(h1, d, a, m);
+        _mm256_storeu_ps(y + j, y0);
+        _mm256_storeu_ps(y + j + 8, y1);
+    }
     for (; j + 8 <= n; j += 8) {
         __m256 h = _mm256_loadu_ps(x + j);
         if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j));
-        __m256 e = _mm256_add_ps(_mm256_loadu_ps(y + j), a);
-        _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(h, e), m));
+        _mm256_storeu_ps(y + j, gelu8(h, d, a, m));
     }
-    for (; j < n; j++) {
-        float h = bias ? x[j] + bias[j] : x[j];
-        float e = y[j] + add;
-        float p = h * e;
-        y[j] = p * mul;
+    if (j < n) {
+        float q[8] = {0}, e[8];
+        for (size_t k = j; k < n; k++) { float h = bias ? x[k] + bias[k] : x[k]; q[k - j] = h / div; }
+        _mm256_storeu_ps(e, erf8(_mm256_loadu_ps(q)));
+        for (size_t k = j; k < n; k++) {
+            float h = bias ? x[k] + bias[k] : x[k];
+            float s = e[k - j] + add;
+            float p = h * s;
+            y[k] = p * mul;
+        }
     }
 }
 
@@ -75,9 +89,7 @@ static void gelu_task(void *arg, int t) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
         if (j->avx2) {
-            gelu_pre_avx2(x, j->bias, j->cols, j->a, y);
-            mpq_erf_avx2(y, j->cols, y);
-            gelu_post_avx2(x, j->bias, j->cols, j->b, j->c, y);
+            gelu_row_avx2(x, j->bias, j->cols, j->a, j->b, j->c, y);
         } else {
             for (size_t k = 0; k < j->cols; k++) { float h = j->bias ? x[k] + j->bias[k] : x[k]; y[k] = h / j->a; }
             mpq_erf_reference(y, j->cols, y);
