@@ -6,6 +6,7 @@
 #include "rowwise_internal.h"
 #include "mpq_fused.h"
 #include <immintrin.h>
+#include <stdatomic.h>
 #include "rowwise_avx2_inline.h"
 
 #define AVX2 __attribute__((target("avx2")))
@@ -22,11 +23,6 @@ static int fused_tasks(int threads, size_t rows, size_t cols) {
     return threads;
 }
 
-static void fused_block(size_t rows, int tasks, int t, size_t *lo, size_t *hi) {
-    *lo = rows * (size_t)t / (size_t)tasks;
-    *hi = rows * (size_t)(t + 1) / (size_t)tasks;
-}
-
 typedef struct {
     int avx2, tasks, divide;
     const float *x, *bias, *residual, *mask, *scale, *beta;
@@ -34,7 +30,28 @@ typedef struct {
     size_t rows, cols;
     float a, b, c, epsilon;
     float *y;
+    size_t chunk;         // rows per claim
+    _Atomic size_t next;  // the first row nobody has claimed yet
 } fused_job;
+
+// Rows are claimed in runs of `chunk` from one counter, about 4 claims per task, instead of
+// one fixed block per task: the calling thread starts at once and takes more rows while a
+// pool worker wakes up, and a core that another process slows down holds up less. Every row
+// is computed the same way by whoever claims it, so the output does not depend on the split.
+static void fused_start(fused_job *j) {
+    size_t per = 4 * (size_t)(j->tasks > 0 ? j->tasks : 1);
+    j->chunk = (j->rows + per - 1) / per;
+    if (j->chunk < 1) j->chunk = 1;
+    atomic_init(&j->next, 0);
+}
+
+static int fused_claim(fused_job *j, size_t *lo, size_t *hi) {
+    size_t r = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+    if (r >= j->rows) return 0;
+    *lo = r;
+    *hi = r + j->chunk < j->rows ? r + j->chunk : j->rows;
+    return 1;
+}
 
 // MARK: - bias + GELU
 
@@ -82,9 +99,10 @@ MPQ_AVX2_FMA static void gelu_row_avx2(const float *x, const float *bias, size_t
 }
 
 static void gelu_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
@@ -108,6 +126,7 @@ void mpq_bias_gelu_f32(mpq_kernel_path path, const float *x, size_t rows, size_t
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .rows = rows, .cols = cols,
                    .a = div, .b = add, .c = mul, .y = y};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, gelu_task, &j);
 }
 
@@ -129,9 +148,10 @@ AVX2 static void scale_mask_avx2(const float *x, size_t n, float scale, int divi
 }
 
 static void softmax_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
         const float *mask = j->mask ? j->mask + j->mask_offsets[r] : NULL;
@@ -154,6 +174,7 @@ void mpq_scaled_masked_softmax_f32(mpq_kernel_path path, const float *x, size_t 
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .rows = rows, .cols = n, .a = scale, .divide = divide,
                    .mask = mask, .mask_offsets = mask_offsets, .y = y};
     j.tasks = fused_tasks(threads, rows, n);
+    fused_start(&j);
     mpq_pool_run(j.tasks, softmax_task, &j);
 }
 
@@ -170,9 +191,10 @@ AVX2 static void add_residual_avx2(const float *x, const float *bias, const floa
 }
 
 static void layernorm_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols, *res = j->residual + r * j->cols;
         float *y = j->y + r * j->cols;
@@ -193,6 +215,7 @@ void mpq_add_layernorm_f32(mpq_kernel_path path, const float *x, const float *bi
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .residual = residual, .rows = rows,
                    .cols = cols, .scale = scale, .beta = beta, .epsilon = epsilon, .y = y};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, layernorm_task, &j);
 }
 
@@ -205,9 +228,10 @@ AVX2 static void add_bias_avx2(float *x, size_t n, const float *bias) {
 }
 
 static void add_bias_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         if (j->avx2) add_bias_avx2(j->y + r * j->cols, j->cols, j->bias);
         else for (size_t k = 0; k < j->cols; k++) j->y[r * j->cols + k] = j->y[r * j->cols + k] + j->bias[k];
@@ -218,6 +242,7 @@ void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias
     // An add is exact to one rounding on every path: the AVX2 loop is only faster.
     fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .bias = bias, .rows = rows, .cols = cols, .y = x};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, add_bias_task, &j);
 }
 
@@ -229,9 +254,10 @@ AVX2 static void add_bias_into_avx2(const float *x, size_t n, const float *bias,
 }
 
 static void add_bias_into_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
@@ -243,5 +269,6 @@ static void add_bias_into_task(void *arg, int t) {
 void mpq_add_bias_rows_into_f32(const float *x, size_t rows, size_t cols, const float *bias, float *y, int threads) {
     fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .x = x, .bias = bias, .rows = rows, .cols = cols, .y = y};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, add_bias_into_task, &j);
 }
