@@ -2,28 +2,9 @@
 // degree-6 polynomial of sigmoid.c (Cephes expf), 8 lanes at a time.
 #include "rowwise_internal.h"
 #include <immintrin.h>
+#include "rowwise_avx2_inline.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
-
-// e^t for t <= 0 (and NaN): below -86.5 the result is 0, never subnormal.
-AVX2 static inline __m256 exp_nonpositive8(__m256 t) {
-    const __m256 lowest = _mm256_set1_ps(-86.5f);
-    __m256 tc = _mm256_max_ps(lowest, t);  // NaN t stays NaN (maxps returns its second operand)
-    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(tc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), tc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 z = _mm256_mul_ps(r, r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, z, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(_mm256_cmp_ps(t, lowest, _CMP_LT_OQ), v);  // t < -86.5 -> 0
-}
 
 // Loads/stores the first `k` (< 8) floats of a vector; the rest read as `fill`.
 AVX2 static inline __m256i tail_mask(size_t k) {
@@ -79,36 +60,6 @@ AVX2 void mpq_softmax_rows_avx2(float *x, size_t rows, size_t n) {
         for (size_t k = 0; k < nv; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), inv));
         if (nv < n) _mm256_maskstore_ps(p + nv, mask, _mm256_mul_ps(_mm256_maskload_ps(p + nv, mask), inv));
     }
-}
-
-// erf on 8 lanes; coefficients from tools/fit_erf.py (least squares in double).
-AVX2 static inline __m256 erf8(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 t = _mm256_andnot_ps(sign, x);
-    __m256 s = _mm256_mul_ps(x, x);
-    // |x| <= 0.921875: x + x * P(x^2)
-    __m256 p = _mm256_set1_ps(-6.008650525e-04f);
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(4.996994976e-03f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-2.676948532e-02f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.128190458e-01f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-3.761250377e-01f));
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.283791512e-01f));
-    __m256 small = _mm256_fmadd_ps(p, x, x);
-    // otherwise: 1 - exp(Q(|x|)), |x| clamped to 3.925 (erf is 1 in float beyond)
-    __m256 tc = _mm256_min_ps(t, _mm256_set1_ps(3.925f));
-    __m256 q = _mm256_set1_ps(1.635537842e-06f);
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-4.599255044e-05f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(5.959674600e-04f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-4.754320253e-03f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(2.640229836e-02f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.100401580e-01f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-6.318756342e-01f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.130200267e+00f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(3.109346726e-04f));
-    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), exp_nonpositive8(q));
-    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
-    __m256 isBig = _mm256_cmp_ps(t, _mm256_set1_ps(0.921875f), _CMP_GT_OQ);  // NaN: false -> small (NaN)
-    return _mm256_blendv_ps(small, big, isBig);
 }
 
 AVX2 void mpq_erf_avx2(const float *x, size_t count, float *y) {

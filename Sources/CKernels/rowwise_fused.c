@@ -6,6 +6,8 @@
 #include "rowwise_internal.h"
 #include "mpq_fused.h"
 #include <immintrin.h>
+#include <stdatomic.h>
+#include "rowwise_avx2_inline.h"
 
 #define AVX2 __attribute__((target("avx2")))
 
@@ -21,11 +23,6 @@ static int fused_tasks(int threads, size_t rows, size_t cols) {
     return threads;
 }
 
-static void fused_block(size_t rows, int tasks, int t, size_t *lo, size_t *hi) {
-    *lo = rows * (size_t)t / (size_t)tasks;
-    *hi = rows * (size_t)(t + 1) / (size_t)tasks;
-}
-
 typedef struct {
     int avx2, tasks, divide;
     const float *x, *bias, *residual, *mask, *scale, *beta;
@@ -33,51 +30,84 @@ typedef struct {
     size_t rows, cols;
     float a, b, c, epsilon;
     float *y;
+    size_t chunk;         // rows per claim
+    _Atomic size_t next;  // the first row nobody has claimed yet
 } fused_job;
+
+// Rows are claimed in runs of `chunk` from one counter, about 4 claims per task, instead of
+// one fixed block per task: the calling thread starts at once and takes more rows while a
+// pool worker wakes up, and a core that another process slows down holds up less. Every row
+// is computed the same way by whoever claims it, so the output does not depend on the split.
+static void fused_start(fused_job *j) {
+    size_t per = 4 * (size_t)(j->tasks > 0 ? j->tasks : 1);
+    j->chunk = (j->rows + per - 1) / per;
+    if (j->chunk < 1) j->chunk = 1;
+    atomic_init(&j->next, 0);
+}
+
+static int fused_claim(fused_job *j, size_t *lo, size_t *hi) {
+    size_t r = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+    if (r >= j->rows) return 0;
+    *lo = r;
+    *hi = r + j->chunk < j->rows ? r + j->chunk : j->rows;
+    return 1;
+}
 
 // MARK: - bias + GELU
 
-// y = h / div with h = x + bias (the Div's input).
-AVX2 static void gelu_pre_avx2(const float *x, const float *bias, size_t n, float div, float *y) {
-    const __m256 d = _mm256_set1_ps(div);
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 h = _mm256_loadu_ps(x + j);
-        if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j));
-        _mm256_storeu_ps(y + j, _mm256_div_ps(h, d));
-    }
-    for (; j < n; j++) { float h = bias ? x[j] + bias[j] : x[j]; y[j] = h / div; }
+// One GELU row in a single pass, 8 lanes at a time, two independent vectors per step (the
+// erf's long dependency chains overlap): h = x (+ bias), d = h / div, e = erf(d) (erf8, the
+// Erf kernel's own lanes), y = (h * (e + add)) * mul. Each element gets the operations of
+// the unfused Div -> Erf (mpq_erf_avx2) -> Add -> Mul -> Mul in the same order, so the same
+// bits (the last < 8 elements take scalar steps around a zero-padded erf8, as mpq_erf_avx2's
+// masked tail does).
+MPQ_AVX2_FMA static inline __m256 gelu8(__m256 h, __m256 d, __m256 a, __m256 m) {
+    __m256 e = _mm256_add_ps(erf8(_mm256_div_ps(h, d)), a);
+    return _mm256_mul_ps(_mm256_mul_ps(h, e), m);
 }
 
-// y = (h * (y + add)) * mul, y holding erf(h / div).
-AVX2 static void gelu_post_avx2(const float *x, const float *bias, size_t n, float add, float mul, float *y) {
-    const __m256 a = _mm256_set1_ps(add), m = _mm256_set1_ps(mul);
+MPQ_AVX2_FMA static void gelu_row_avx2(const float *x, const float *bias, size_t n, float div, float add, float mul,
+                                       float *y) {
+    const __m256 d = _mm256_set1_ps(div), a = _mm256_set1_ps(add), m = _mm256_set1_ps(mul);
     size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 h0 = _mm256_loadu_ps(x + j), h1 = _mm256_loadu_ps(x + j + 8);
+        if (bias) {
+            h0 = _mm256_add_ps(h0, _mm256_loadu_ps(bias + j));
+            h1 = _mm256_add_ps(h1, _mm256_loadu_ps(bias + j + 8));
+        }
+        __m256 y0 = gelu8(h0, d, a, m), y1 = gelu8(h1, d, a, m);
+        _mm256_storeu_ps(y + j, y0);
+        _mm256_storeu_ps(y + j + 8, y1);
+    }
     for (; j + 8 <= n; j += 8) {
         __m256 h = _mm256_loadu_ps(x + j);
         if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j));
-        __m256 e = _mm256_add_ps(_mm256_loadu_ps(y + j), a);
-        _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(h, e), m));
+        _mm256_storeu_ps(y + j, gelu8(h, d, a, m));
     }
-    for (; j < n; j++) {
-        float h = bias ? x[j] + bias[j] : x[j];
-        float e = y[j] + add;
-        float p = h * e;
-        y[j] = p * mul;
+    if (j < n) {
+        float q[8] = {0}, e[8];
+        for (size_t k = j; k < n; k++) { float h = bias ? x[k] + bias[k] : x[k]; q[k - j] = h / div; }
+        _mm256_storeu_ps(e, erf8(_mm256_loadu_ps(q)));
+        for (size_t k = j; k < n; k++) {
+            float h = bias ? x[k] + bias[k] : x[k];
+            float s = e[k - j] + add;
+            float p = h * s;
+            y[k] = p * mul;
+        }
     }
 }
 
 static void gelu_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
         if (j->avx2) {
-            gelu_pre_avx2(x, j->bias, j->cols, j->a, y);
-            mpq_erf_avx2(y, j->cols, y);
-            gelu_post_avx2(x, j->bias, j->cols, j->b, j->c, y);
+            gelu_row_avx2(x, j->bias, j->cols, j->a, j->b, j->c, y);
         } else {
             for (size_t k = 0; k < j->cols; k++) { float h = j->bias ? x[k] + j->bias[k] : x[k]; y[k] = h / j->a; }
             mpq_erf_reference(y, j->cols, y);
@@ -96,6 +126,7 @@ void mpq_bias_gelu_f32(mpq_kernel_path path, const float *x, size_t rows, size_t
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .rows = rows, .cols = cols,
                    .a = div, .b = add, .c = mul, .y = y};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, gelu_task, &j);
 }
 
@@ -117,9 +148,10 @@ AVX2 static void scale_mask_avx2(const float *x, size_t n, float scale, int divi
 }
 
 static void softmax_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
         const float *mask = j->mask ? j->mask + j->mask_offsets[r] : NULL;
@@ -142,6 +174,7 @@ void mpq_scaled_masked_softmax_f32(mpq_kernel_path path, const float *x, size_t 
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .rows = rows, .cols = n, .a = scale, .divide = divide,
                    .mask = mask, .mask_offsets = mask_offsets, .y = y};
     j.tasks = fused_tasks(threads, rows, n);
+    fused_start(&j);
     mpq_pool_run(j.tasks, softmax_task, &j);
 }
 
@@ -158,9 +191,10 @@ AVX2 static void add_residual_avx2(const float *x, const float *bias, const floa
 }
 
 static void layernorm_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols, *res = j->residual + r * j->cols;
         float *y = j->y + r * j->cols;
@@ -181,6 +215,7 @@ void mpq_add_layernorm_f32(mpq_kernel_path path, const float *x, const float *bi
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .residual = residual, .rows = rows,
                    .cols = cols, .scale = scale, .beta = beta, .epsilon = epsilon, .y = y};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, layernorm_task, &j);
 }
 
@@ -193,9 +228,10 @@ AVX2 static void add_bias_avx2(float *x, size_t n, const float *bias) {
 }
 
 static void add_bias_task(void *arg, int t) {
-    const fused_job *j = arg;
+    fused_job *j = arg;
+    (void)t;
     size_t lo, hi;
-    fused_block(j->rows, j->tasks, t, &lo, &hi);
+    while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         if (j->avx2) add_bias_avx2(j->y + r * j->cols, j->cols, j->bias);
         else for (size_t k = 0; k < j->cols; k++) j->y[r * j->cols + k] = j->y[r * j->cols + k] + j->bias[k];
@@ -206,5 +242,33 @@ void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias
     // An add is exact to one rounding on every path: the AVX2 loop is only faster.
     fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .bias = bias, .rows = rows, .cols = cols, .y = x};
     j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
     mpq_pool_run(j.tasks, add_bias_task, &j);
+}
+
+// y = x + bias per row, out of place (the caller's x stays as it was).
+AVX2 static void add_bias_into_avx2(const float *x, size_t n, const float *bias, float *y) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(y + k, _mm256_add_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(bias + k)));
+    for (; k < n; k++) y[k] = x[k] + bias[k];
+}
+
+static void add_bias_into_task(void *arg, int t) {
+    fused_job *j = arg;
+    (void)t;
+    size_t lo, hi;
+    while (fused_claim(j, &lo, &hi))
+    for (size_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * j->cols;
+        float *y = j->y + r * j->cols;
+        if (j->avx2) add_bias_into_avx2(x, j->cols, j->bias, y);
+        else for (size_t k = 0; k < j->cols; k++) y[k] = x[k] + j->bias[k];
+    }
+}
+
+void mpq_add_bias_rows_into_f32(const float *x, size_t rows, size_t cols, const float *bias, float *y, int threads) {
+    fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .x = x, .bias = bias, .rows = rows, .cols = cols, .y = y};
+    j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
+    mpq_pool_run(j.tasks, add_bias_into_task, &j);
 }

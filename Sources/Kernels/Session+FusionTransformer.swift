@@ -48,7 +48,8 @@ struct TransformerFusion {
         let ins = Session.materialized(inputs)
         guard let x = ins.first ?? nil, x.dtype == .float32, x.rank >= 1, let cols = x.shape.last, cols > 0 else { return nil }
         let rows = x.count / cols
-        var y = [Float](repeating: 0, count: x.count)
+        // Every row kernel below writes all of y (or a guard returns nil and y is dropped).
+        var y = uninitializedArray(count: x.count, of: Float.self)
         switch kind {
         case let .gelu(biasName, div, add, mul):
             let bias = biasName.flatMap { constants[$0] }
@@ -327,15 +328,19 @@ struct BiasAddFusion {
 
     /// Adds the bias to the MatMul's output `y` (shape [..., N], N the bias length).
     func apply(_ y: Tensor, constants: [String: Tensor]) -> Tensor? {
-        var y = y.materialized()
+        let y = y.materialized()
         // float32 only: an Add of a float16-tagged product and a float32 bias would tag its output differently.
         guard y.dtype == .float32, let b = constants[bias], let n = y.shape.last, b.count == n, n > 0 else { return nil }
-        y.floats.withUnsafeMutableBufferPointer { py in
+        // Into a new array: the caller still holds the product, so adding in place made Swift
+        // copy it first (a single-threaded copy of the whole output, then the add).
+        let sum: [Float] = y.floats.withUnsafeBufferPointer { px in
             b.floats.withUnsafeBufferPointer { pb in
-                mpq_add_bias_rows_f32(py.baseAddress, py.count / n, n, pb.baseAddress, rowThreads(py.count))
+                uninitializedArray(count: px.count) {
+                    mpq_add_bias_rows_into_f32(px.baseAddress, px.count / n, n, pb.baseAddress, $0, rowThreads(px.count))
+                }
             }
         }
-        return y
+        return Tensor(shape: y.shape, floats: sum)
     }
 
     /// Every MatMul -> bias Add pair not already inside a `TransformerFusion`, by the MatMul's index.

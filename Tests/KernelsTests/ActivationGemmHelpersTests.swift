@@ -56,4 +56,59 @@ final class ActivationGemmHelpersTests: XCTestCase {
             }
         }
     }
+
+    /// B [K][N] packed straight from the codes (SSE2 groups and the scalar reference) gives
+    /// the bytes of transpose-shift followed by mpq_pack_b_s8: header, column sums, data and
+    /// padding, for widths and depths that are and are not multiples of the 16 x 4 group.
+    func testPackShiftIsTransposeThenPack() {
+        var rng = TestRNG(seed: 31)
+        for (k, n, ldb) in [(32, 128, 128), (128, 32, 32), (13, 21, 23), (4, 16, 16), (1, 1, 1), (7, 33, 40), (64, 48, 50), (3, 17, 17)] {
+            let b = rng.u8s(k * ldb)
+            var bt = [Int8](repeating: 0, count: n * k)
+            mpq_transpose_shift_u8(b, Int32(k), Int32(n), Int32(ldb), &bt)
+            let size = mpq_pack_b_s8_size(Int32(n), Int32(k))
+            var want = [UInt8](repeating: 0xAA, count: size)
+            XCTAssertEqual(mpq_pack_b_s8(bt, Int32(n), Int32(k), Int32(k), &want), 0)
+            var fast = [UInt8](repeating: 0x55, count: size), reference = [UInt8](repeating: 0x33, count: size)
+            XCTAssertEqual(mpq_pack_b_shift_u8(b, Int32(k), Int32(n), Int32(ldb), &fast), 0)
+            XCTAssertEqual(mpq_pack_b_shift_u8_reference(b, Int32(k), Int32(n), Int32(ldb), &reference), 0)
+            XCTAssertEqual(fast, want, "k \(k) n \(n) ldb \(ldb)")
+            XCTAssertEqual(reference, want, "reference, k \(k) n \(n) ldb \(ldb)")
+        }
+        var small = [UInt8](repeating: 0, count: 64)
+        XCTAssertEqual(mpq_pack_b_shift_u8([1, 2], 1, 2, 1, &small), -1, "ldb < n is refused")
+    }
+
+    /// The AVX2 correcting epilogue gives the scalar reference's bits (every vector tail, both
+    /// signs of zb, sums near the int32 side's bound).
+    func testCorrectingEpilogueVectorPathIsTheReference() {
+        var rng = TestRNG(seed: 37)
+        for (k, n) in [(32, 128), (128, 32), (64, 1), (64, 7), (64, 8), (64, 19), (32896, 9)] {
+            let rows = 6
+            let bound = min(255 * 128 * k, Int(Int32.max))
+            let acc = (0..<rows * n).map { _ in Int32(rng.int(-bound...bound)) }
+            let sums = (0..<rows).map { _ in Int64(rng.int(-255 * k...255 * k)) }
+            for zb in [-128, -3, 0, 127] {
+                let scale = rng.float(1e-6...1e-2)
+                var out = [Float](repeating: 0, count: rows * n), want = [Float](repeating: 1, count: rows * n)
+                mpq_row_correct_scale_f32(acc, rows, Int32(n), Int32(k), sums, Int64(zb), scale, &out)
+                mpq_row_correct_scale_f32_reference(acc, rows, Int32(n), Int32(k), sums, Int64(zb), scale, &want)
+                XCTAssertEqual(out.map(\.bitPattern), want.map(\.bitPattern), "k \(k) n \(n) zb \(zb)")
+            }
+        }
+    }
+
+    /// The out-of-place bias Add (BiasAddFusion) is x + bias per element, x left as it was.
+    func testBiasAddIntoIsTheFloatAdd() {
+        var rng = TestRNG(seed: 41)
+        for (rows, cols) in [(1, 1), (3, 7), (2048, 19), (300, 384)] {
+            let x = (0..<rows * cols).map { _ in rng.float(-50...50) }, bias = (0..<cols).map { _ in rng.float(-3...3) }
+            for threads in [1, 2, 3] {
+                var y = [Float](repeating: .nan, count: x.count)
+                mpq_add_bias_rows_into_f32(x, rows, cols, bias, &y, Int32(threads))
+                let want = x.indices.map { (x[$0] + bias[$0 % cols]).bitPattern }
+                XCTAssertEqual(y.map(\.bitPattern), want, "\(rows) x \(cols), \(threads) threads")
+            }
+        }
+    }
 }

@@ -55,6 +55,10 @@ final class ActivationMatMulTests: XCTestCase {
             ([1, 2, 1, 64], [1, 2, 64, 65]),
             ([3, 1, 1], [3, 1, 1]),                // K = 1
             ([1, 2, 13, 1], [2, 1, 1, 31]),
+            // Enough work to hand matrices out in runs over the cores (>= 2^20 MACs), with A
+            // shared by several B matrices (its row sums reused within a run) and without.
+            ([2, 6, 64, 32], [2, 6, 32, 64]),
+            ([1, 6, 64, 32], [3, 6, 32, 64]),
         ]
         for _ in 0..<12 {
             let m = rng.pick(int8AwkwardSizes), k = rng.pick(int8AwkwardSizes), n = rng.pick(int8AwkwardSizes)

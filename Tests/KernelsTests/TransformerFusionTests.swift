@@ -139,4 +139,37 @@ final class TransformerFusionTests: XCTestCase {
         XCTAssertEqual(int8.floats.map(\.bitPattern), int8Plain.floats.map(\.bitPattern))
         XCTAssertNotEqual(int8.floats, fused.floats, "INT8 differs from FP32")
     }
+
+    /// The one-pass GELU row kernel against the unfused ops it stands for (float Add of the
+    /// bias, Div, the Erf kernel mpq_erf_f32, Add, Mul, Mul), bit for bit, on the reference and
+    /// the AVX2 path: every width from 1 to 40 (the 16-wide steps, the 8-wide step and each
+    /// tail) and MiniLM's 1536, with and without a bias, on both erf branches, +-inf and NaN.
+    func testGeluRowKernelIsTheUnfusedOpsAtEveryWidth() {
+        var rng = TestRNG(seed: 43)
+        let (div, add, mul): (Float, Float, Float) = (1.4142135, 1, 0.5)
+        for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AVX2] where mpq_kernel_path_available(path) != 0 {
+            for cols in Array(1...40) + [1536] {
+                let rows = 3
+                var x = (0..<rows * cols).map { _ in rng.float(-7...7) }
+                if cols > 5 { x[1] = .infinity; x[2] = -.infinity; x[4] = .nan }
+                let bias = (0..<cols).map { _ in rng.float(-1...1) }
+                for b in [bias, nil] {
+                    var y = [Float](repeating: 0, count: x.count)
+                    (b ?? []).withUnsafeBufferPointer { pb in
+                        mpq_bias_gelu_f32(path, x, rows, cols, b == nil ? nil : pb.baseAddress, div, add, mul, &y, 2)
+                    }
+                    let h = x.indices.map { b == nil ? x[$0] : x[$0] + b![$0 % cols] }
+                    let q = h.map { $0 / div }
+                    var e = [Float](repeating: 0, count: q.count)
+                    mpq_erf_f32(path, q, q.count, &e, 1)
+                    let want = h.indices.map { i -> UInt32 in
+                        let s = e[i] + add
+                        let p = h[i] * s
+                        return (p * mul).bitPattern
+                    }
+                    XCTAssertEqual(y.map(\.bitPattern), want, "path \(path.rawValue) cols \(cols) bias \(b != nil)")
+                }
+            }
+        }
+    }
 }

@@ -20,4 +20,18 @@ void mpq_row_sums_u8(const uint8_t *a, size_t rows, int k, int32_t za, int64_t *
 void mpq_row_correct_scale_f32(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums, int64_t zb,
                                float scale, float *out);
 
+/// mpq_row_correct_scale_f32's scalar form; the function itself takes an AVX2 loop with the
+/// same operations (the same bits) unless MPQ_KERNEL_PATH=reference or the CPU lacks AVX2.
+void mpq_row_correct_scale_f32_reference(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums,
+                                         int64_t zb, float scale, float *out);
+
+/// B [K][N] uint8 (row stride `ldb` >= n) straight into the packed int8 operand of
+/// mpq_qgemm_u8s8 (`packed`: mpq_pack_b_s8_size(n, k) bytes): the same bytes as
+/// mpq_transpose_shift_u8 followed by mpq_pack_b_s8(bt, n, k, k, packed), without the
+/// transposed copy. 0, or -1 on bad arguments.
+int mpq_pack_b_shift_u8(const uint8_t *b, int k, int n, int ldb, void *packed);
+
+/// Its scalar reference (one byte at a time).
+int mpq_pack_b_shift_u8_reference(const uint8_t *b, int k, int n, int ldb, void *packed);
+
 #endif

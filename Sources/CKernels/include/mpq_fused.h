@@ -31,4 +31,7 @@ void mpq_add_layernorm_f32(mpq_kernel_path path, const float *x, const float *bi
 /// A bias Add after a MatMul, in place: x[r][j] = x[r][j] + bias[j] over `rows` rows of `cols`.
 void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias, int threads);
 
+/// The same bias Add out of place: y[r][j] = x[r][j] + bias[j] (x unchanged; y not x).
+void mpq_add_bias_rows_into_f32(const float *x, size_t rows, size_t cols, const float *bias, float *y, int threads);
+
 #endif

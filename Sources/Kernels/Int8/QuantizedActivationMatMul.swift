@@ -53,64 +53,70 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         let shape = try BatchedShape(a.shape, b.shape)
         let (m, k, n) = (shape.m, shape.k, shape.n)
         guard k <= maxK else { throw OpError("INT8 MatMul: K = \(k) exceeds \(maxK), where int32 accumulators stop being exact") }
-        var out = [Float](repeating: 0, count: shape.batchCount * m * n)
-        if out.isEmpty { return Tensor(shape: shape.outShape, floats: out) }
-        if k == 0 { return Tensor(shape: shape.outShape, floats: out) }
+        let outCount = shape.batchCount * m * n
+        if outCount == 0 || k == 0 { return Tensor(shape: shape.outShape, floats: [Float](repeating: 0, count: outCount)) }
+        // Every element below is written by its kernel (the quantizer, the row sums, each
+        // batch matrix's corrected product; a failed GEMM throws), so nothing is zero-filled
+        // first: the scores of a batch of 16 are 12 MB.
+        var out = uninitializedArray(count: outCount, of: Float.self)
 
-        var qa = [UInt8](repeating: 0, count: a.count)
-        var qb = [UInt8](repeating: 0, count: b.count)
-        a.floats.withUnsafeBufferPointer { px in qa.withUnsafeMutableBufferPointer { quantizeU8Split(px, aQuant, path: path, into: $0.baseAddress!) } }
-        b.floats.withUnsafeBufferPointer { px in qb.withUnsafeMutableBufferPointer { quantizeU8Split(px, bQuant, path: path, into: $0.baseAddress!) } }
-
-        // sum_k (a - za) per row of every A matrix, for B's zero-point correction.
-        let za = Int(aQuant.zeroPoint)
-        let aRows = qa.count / k
-        var rowSums = [Int64](repeating: 0, count: aRows)
-        qa.withUnsafeBufferPointer { pa in
-            rowSums.withUnsafeMutableBufferPointer { mpq_row_sums_u8(pa.baseAddress, aRows, Int32(k), Int32(za), $0.baseAddress) }
+        let qa: [UInt8] = a.floats.withUnsafeBufferPointer { px in
+            uninitializedArray(count: a.count) { quantizeU8Split(px, aQuant, path: path, into: $0) }
         }
+        let qb: [UInt8] = b.floats.withUnsafeBufferPointer { px in
+            uninitializedArray(count: b.count) { quantizeU8Split(px, bQuant, path: path, into: $0) }
+        }
+
+        let za = Int(aQuant.zeroPoint)
         let zbShifted = Int(bQuant.zeroPoint) - 128
         let scale = aQuant.scale * bQuant.scale
 
         // With one right matrix for every batch, A's batch folds into M: one call, split by
         // the kernel itself. Otherwise (attention: batch x heads small products) whole
-        // matrices are split over the cores, each task with its own packed operand and
-        // accumulators and a single-threaded GEMM; every output element is computed the
-        // same way whatever the split.
+        // matrices are handed out in runs of contiguous matrices, about 4 runs per core, each
+        // with its own packed operand, row sums and accumulators and a single-threaded GEMM:
+        // concurrentPerform gives the next run to whichever thread is free, so a core that
+        // loses time to another process no longer holds up a fixed half. Every output element
+        // is computed the same way whatever the split.
         let foldA = shape.bBatchCount == 1
         let calls = foldA ? 1 : shape.batchCount
         let rowsPerCall = foldA ? shape.batchCount * m : m
-        let tasks = calls > 1 && calls * m * n * k >= 1 << 20 ? min(coreCount, calls) : 1
-        let threadsPerCall: Int32 = tasks > 1 ? 1 : gemmThreads(m: rowsPerCall, n: n, k: k)
+        let runs = calls > 1 && calls * m * n * k >= 1 << 20 ? min(4 * coreCount, calls) : 1
+        let threadsPerCall: Int32 = runs > 1 ? 1 : gemmThreads(m: rowsPerCall, n: n, k: k)
         let packedSize = mpq_pack_b_s8_size(Int32(n), Int32(k))
-        var failures = [Int32](repeating: 0, count: tasks)
-        qa.withUnsafeBufferPointer { pa in qb.withUnsafeBufferPointer { pb in rowSums.withUnsafeBufferPointer { sums in
+        var failures = [Int32](repeating: 0, count: runs)
+        qa.withUnsafeBufferPointer { pa in qb.withUnsafeBufferPointer { pb in
         out.withUnsafeMutableBufferPointer { outBuffer in failures.withUnsafeMutableBufferPointer { failedBuffer in
             let po = outBuffer.baseAddress!, failed = failedBuffer.baseAddress!
             let work = { (t: Int) in
                 let packed = UnsafeMutableRawPointer.allocate(byteCount: packedSize, alignment: 64)
-                let bt = UnsafeMutablePointer<Int8>.allocate(capacity: n * k)
                 let acc = UnsafeMutablePointer<Int32>.allocate(capacity: rowsPerCall * n)
-                defer { packed.deallocate(); bt.deallocate(); acc.deallocate() }
-                var lastPacked = -1
-                for i in (calls * t / tasks)..<(calls * (t + 1) / tasks) {
+                let sums = UnsafeMutablePointer<Int64>.allocate(capacity: rowsPerCall)
+                defer { packed.deallocate(); acc.deallocate(); sums.deallocate() }
+                var lastPacked = -1, lastSummed = -1
+                for i in (calls * t / runs)..<(calls * (t + 1) / runs) {
                     let (ai, bi) = foldA ? (0, 0) : shape.operandIndices(i)
+                    let a = pa.baseAddress! + ai * m * k
                     if bi != lastPacked {
-                        // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to int8.
-                        mpq_transpose_shift_u8(pb.baseAddress! + bi * k * n, Int32(k), Int32(n), Int32(n), bt)
-                        let rc = mpq_pack_b_s8(bt, Int32(n), Int32(k), Int32(k), packed)
+                        // B[bi] is [K][N] uint8; rows of the packed operand are its columns, shifted to
+                        // int8: packed straight from B (the bytes of transpose-shift + mpq_pack_b_s8).
+                        let rc = mpq_pack_b_shift_u8(pb.baseAddress! + bi * k * n, Int32(k), Int32(n), Int32(n), packed)
                         if rc != 0 { failed[t] = rc; return }
                         lastPacked = bi
                     }
-                    let rc = mpq_qgemm_u8s8(path.c, Int32(rowsPerCall), Int32(n), Int32(k), pa.baseAddress! + ai * m * k, Int32(k),
+                    if ai != lastSummed {
+                        // sum_k (a - za) per row of this A matrix, for B's zero-point correction.
+                        mpq_row_sums_u8(a, rowsPerCall, Int32(k), Int32(za), sums)
+                        lastSummed = ai
+                    }
+                    let rc = mpq_qgemm_u8s8(path.c, Int32(rowsPerCall), Int32(n), Int32(k), a, Int32(k),
                                             packed, Int32(za), acc, Int32(n), threadsPerCall)
                     if rc != 0 { failed[t] = rc; return }
-                    mpq_row_correct_scale_f32(acc, rowsPerCall, Int32(n), Int32(k), sums.baseAddress! + ai * m, Int64(zbShifted),
-                                              scale, po + i * m * n)
+                    mpq_row_correct_scale_f32(acc, rowsPerCall, Int32(n), Int32(k), sums, Int64(zbShifted), scale, po + i * m * n)
                 }
             }
-            if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
-        } } } } }
+            if runs > 1 { DispatchQueue.concurrentPerform(iterations: runs, execute: work) } else { work(0) }
+        } } } }
         let status = failures.first { $0 != 0 } ?? 0
         if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
         return Tensor(shape: shape.outShape, floats: out)
