@@ -45,7 +45,7 @@ extension LinearOps {
     }
 
     /// Multiply-adds from which a constant-weight product runs on the packed GEMM.
-    static let minimumMACs = 0
+    static let minimumMACs = 1 << 20
 
     /// Threads for a packed product: all cores from ~2M multiply-adds, else the caller's.
     static func packedGemmThreads(macs: Int) -> Int32 { macs >= 1 << 21 ? Int32(min(coreCount, 64)) : 1 }
