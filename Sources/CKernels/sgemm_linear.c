@@ -52,12 +52,17 @@ int mpq_slinear_pack_weights(const float *b, int k, int n, int trans_b, void *pa
         for (int q = 0; q < h->panels; q++) {
             const int w = panel_width(n, q);
             float *panel = data + (size_t)k0 * (size_t)h->panels * NR + (size_t)q * NR * (size_t)kc;
-            for (int kk = 0; kk < kc; kk++)
-                for (int j = 0; j < w; j++) {
-                    const int col = q * NR + j, row = k0 + kk;
-                    panel[(size_t)kk * (size_t)w + (size_t)j] =
-                        col >= n ? 0.0f : trans_b ? b[(size_t)col * (size_t)k + (size_t)row] : b[(size_t)row * (size_t)n + (size_t)col];
+            const int cols = n - q * NR < w ? n - q * NR : w;  // real columns, then zeros
+            for (int kk = 0; kk < kc; kk++) {
+                float *dst = panel + (size_t)kk * (size_t)w;
+                const size_t row = (size_t)(k0 + kk);
+                if (trans_b) {
+                    for (int j = 0; j < cols; j++) dst[j] = b[(size_t)(q * NR + j) * (size_t)k + row];
+                } else {
+                    memcpy(dst, b + row * (size_t)n + (size_t)q * NR, (size_t)cols * sizeof(float));
                 }
+                for (int j = cols; j < w; j++) dst[j] = 0.0f;
+            }
         }
     }
     return 0;
@@ -168,3 +173,4 @@ int mpq_slinear_f32(mpq_kernel_path path, const float *a, int m, int lda, const 
     free(j);
     return 0;
 }
+
