@@ -13,6 +13,7 @@ final class PreparedWeights: @unchecked Sendable {
     private let constants: [String: Tensor]
     private let lock = NSLock()
     private var conv: [String: PackedConvWeights] = [:]
+    private var linear: [String: PackedLinearWeights] = [:]
 
     /// `constants`: the session's constants (shared storage, not copied).
     init(constants: [String: Tensor]) { self.constants = constants }
@@ -33,6 +34,17 @@ final class PreparedWeights: @unchecked Sendable {
         if let p = conv[name], p.matches(w, group: group) { return p }
         let p = PackedConvWeights(w, group: group)
         conv[name] = p
+        return p
+    }
+
+    /// The packed form of Gemm / MatMul weight `name` (`b`, K x N, or N x K with `transB`),
+    /// cached, when `b` is the session's constant; nil otherwise (the caller's choice then).
+    func linearWeights(_ name: String, _ b: Tensor, k: Int, n: Int, transB: Bool) -> PackedLinearWeights? {
+        guard isConstant(name, b) else { return nil }
+        lock.lock(); defer { lock.unlock() }
+        if let p = linear[name], p.matches(k: k, n: n, transB: transB) { return p }
+        let p = PackedLinearWeights(b, k: k, n: n, transB: transB)
+        linear[name] = p
         return p
     }
 }

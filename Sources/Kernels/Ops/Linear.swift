@@ -26,23 +26,38 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 
 enum LinearOps {
     static let table: [String: OpEntry] = [
-        "Gemm": OpEntry(since: 1) { node, inputs, opset in
+        "Gemm": OpEntry(since: 1) { node, inputs, opset, prepared in
             let a = try node.required(inputs, 0, "A"), b = try node.required(inputs, 1, "B")
             let c = inputs.count > 2 ? inputs[2] : nil
             if c == nil && opset < 11 { throw OpError("Gemm before opset 11 requires input C") }
             return [try Gemm(a: a, b: b, c: c, alpha: node.float("alpha", default: 1),
                              beta: node.float("beta", default: 1),
                              transA: node.int("transA", default: 0) != 0,
-                             transB: node.int("transB", default: 0) != 0)]
+                             transB: node.int("transB", default: 0) != 0,
+                             packWeights: sessionPacker(node, prepared))]
         },
-        "MatMul": OpEntry(since: 1) { node, inputs, _ in
-            [try MatMul(a: try node.required(inputs, 0, "A"), b: try node.required(inputs, 1, "B"))]
+        "MatMul": OpEntry(since: 1) { node, inputs, _, prepared in
+            [try MatMul(a: try node.required(inputs, 0, "A"), b: try node.required(inputs, 1, "B"),
+                        packWeights: sessionPacker(node, prepared))]
         },
     ]
 
+    /// The session's cache of packed weights for input B (input 1) of `node`.
+    private static func sessionPacker(_ node: Node, _ prepared: PreparedWeights?) -> LinearWeightPacker? {
+        guard let prepared, node.inputs.count > 1 else { return nil }
+        let name = node.inputs[1]
+        return { b, k, n, transB in prepared.linearWeights(name, b, k: k, n: n, transB: transB) }
+    }
+
     /// ONNX Gemm: `Y = alpha·op(A)·op(B) + beta·C`, C broadcast unidirectionally to `[M,N]`.
+    /// With B a session constant (`packWeights` gives it packed), transA = 0, alpha = 1 and
+    /// C absent or a row ([N], [1, N], one value), it runs on mpq's packed GEMM with
+    /// `beta·C` added in the epilogue (`usesPackedGemm`); everything else, and
+    /// `MPQ_FP32_GEMM=openblas`, on OpenBLAS. `MPQ_FP32_GEMM=mpq` also packs a B that is no
+    /// session constant, for the call.
     static func Gemm(a: Tensor, b: Tensor, c: Tensor?, alpha: Float, beta: Float,
-                     transA: Bool, transB: Bool) throws -> Tensor {
+                     transA: Bool, transB: Bool, packWeights: LinearWeightPacker? = nil,
+                     gemm: FP32GemmChoice = FP32GemmChoice.environment) throws -> Tensor {
         guard a.rank == 2, b.rank == 2 else {
             throw OpError("Gemm needs 2-D A and B, got A \(Tensor.describe(a.shape)) and B \(Tensor.describe(b.shape))")
         }
@@ -51,6 +66,12 @@ enum LinearOps {
         let kb = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
         guard k == kb else {
             throw OpError("Gemm inner dimensions differ: A \(Tensor.describe(a.shape)) transA=\(transA), B \(Tensor.describe(b.shape)) transB=\(transB)")
+        }
+        if !transA, alpha == 1, usesPackedGemm(m: m, k: k, n: n, choice: gemm), case let .some(bias) = packedBias(c, beta: beta, n: n),
+           let packed = packWeights?(b, k, n, transB) ?? (gemm == .mpq ? PackedLinearWeights(b, k: k, n: n, transB: transB) : nil) {
+            if let c, beta != 0 { try ensureFloat(c, "C") }
+            let out = a.floats.withUnsafeBufferPointer { packedProduct(a: $0.baseAddress!, m: m, packed: packed, bias: bias) }
+            return Tensor(shape: [m, n], floats: out, dtype: a.dtype)
         }
         var out = [Float](repeating: 0, count: m * n)
         var betaEff: Float = 0
@@ -87,8 +108,11 @@ enum LinearOps {
     }
 
     /// ONNX MatMul with numpy semantics: 1-D operands are promoted (and the added axis
-    /// removed from the result), batch dimensions broadcast.
-    static func MatMul(a: Tensor, b: Tensor) throws -> Tensor {
+    /// removed from the result), batch dimensions broadcast. A B without batches (or a
+    /// batch of one) that `packWeights` gives packed (a session constant) runs on mpq's
+    /// packed GEMM with A's batches folded into its rows (`usesPackedGemm`).
+    static func MatMul(a: Tensor, b: Tensor, packWeights: LinearWeightPacker? = nil,
+                       gemm: FP32GemmChoice = FP32GemmChoice.environment) throws -> Tensor {
         try ensureFloat(a, "A"); try ensureFloat(b, "B")
         guard a.rank >= 1, b.rank >= 1 else {
             throw OpError("MatMul operands must have rank >= 1, got \(Tensor.describe(a.shape)) and \(Tensor.describe(b.shape))")
@@ -98,6 +122,13 @@ enum LinearOps {
         let shape = try BatchedShape(aShape, bShape, description: "\(Tensor.describe(a.shape)) x \(Tensor.describe(b.shape))")
         let (m, k, n, batchCount) = (shape.m, shape.k, shape.n, shape.batchCount)
         var outShape = shape.outShape
+        if b.rank == 1 { outShape.removeLast() }
+        if a.rank == 1 { outShape.remove(at: outShape.count - (b.rank == 1 ? 1 : 2)) }
+        if shape.bBatchCount == 1, shape.aBatchCount == batchCount, usesPackedGemm(m: batchCount * m, k: k, n: n, choice: gemm),
+           let packed = packWeights?(b, k, n, false) ?? (gemm == .mpq ? PackedLinearWeights(b, k: k, n: n, transB: false) : nil) {
+            let out = a.floats.withUnsafeBufferPointer { packedProduct(a: $0.baseAddress!, m: batchCount * m, packed: packed, bias: nil) }
+            return Tensor(shape: outShape, floats: out, dtype: a.dtype)
+        }
         var out = [Float](repeating: 0, count: batchCount * m * n)
         a.floats.withUnsafeBufferPointer { pa in
             b.floats.withUnsafeBufferPointer { pb in
@@ -118,8 +149,6 @@ enum LinearOps {
                 }
             }
         }
-        if b.rank == 1 { outShape.removeLast() }
-        if a.rank == 1 { outShape.remove(at: outShape.count - (b.rank == 1 ? 1 : 2)) }
         return Tensor(shape: outShape, floats: out, dtype: a.dtype)
     }
 }
