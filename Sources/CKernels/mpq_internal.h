@@ -130,4 +130,9 @@ static inline float mpq_epilogue_scalar(int32_t acc, const int32_t *bias_i32, fl
     return v;
 }
 
+/// FP32 depthwise, AVX-512F: 16 outputs of a row per vector, padding taps masked (exact,
+/// the reference's bits); stride 1 or 2 across, undilated across, KW <= 16, KH * KW <= 64.
+/// -1 (nothing written) for other geometries.
+int mpq_depthwise_f32_rows_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
+
 #endif
