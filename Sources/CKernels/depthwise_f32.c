@@ -164,10 +164,19 @@ int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_sha
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
     if (!x || !w || !y || OH <= 0 || OW <= 0 || s->group != s->channels) return -1;
     path = mpq_resolve_kernel_path(path);
-    // Narrow planes: the AVX-512 window-gather kernel (its plan has no room for rows of 16
-    // or more outputs, where the 3x3 plane kernel below vectorises well anyway).
-    if (path == MPQ_PATH_VNNI && mpq_depthwise_f32_avx512(x, s, w, y) == 0) return 0;
+    // The AVX-512 kernels (docs/depthwise.md), chosen by what measured fastest per geometry
+    // (`mpq-bench depthwise`, one thread): the row kernel for stride-1 rows of 9-64 outputs
+    // (borders masked, not scalar: 1.3-2.7x the 3x3 plane kernel and 1.5x the gather kernel
+    // on 56-14 wide planes); the gather kernel for narrower planes (several rows per vector)
+    // and stride 2 onto fewer than 16; the 3x3 plane kernel for wider rows and stride 2
+    // (one 512-bit `vpermt2ps` per tap made the row kernel 1.2-1.4x slower there); the row
+    // kernel again for the kernel sizes the plane kernel does not take.
     const int plane3x3 = s->kernel_h == 3 && s->kernel_w == 3 && s->dilation_h == 1 && s->dilation_w == 1;
+    if (path == MPQ_PATH_VNNI) {
+        if (s->stride_w == 1 && OW > 8 && OW <= 64 && mpq_depthwise_f32_rows_avx512(x, s, w, y) == 0) return 0;
+        if (mpq_depthwise_f32_avx512(x, s, w, y) == 0) return 0;
+        if (!plane3x3 && mpq_depthwise_f32_rows_avx512(x, s, w, y) == 0) return 0;
+    }
     if (path == MPQ_PATH_REFERENCE || !plane3x3) {
         mpq_depthwise_f32_reference(x, s, w, y);
         return 0;

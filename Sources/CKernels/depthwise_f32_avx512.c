@@ -101,3 +101,127 @@ AVX512_TARGET int mpq_depthwise_f32_avx512(const float *x, const mpq_conv2d_shap
     free(plan);
     return 0;
 }
+
+// MARK: - Wide rows: 16 outputs of a row per vector, borders included
+
+// The 3x3 plane kernel (depthwise_f32.c) sends every output whose window touches padding
+// (the first and last column of each row, the first and last row) to a scalar loop: on
+// MobileNetV2's 112-28 wide planes that scalar `pixel` took ~40% of the kernel's time
+// (perf, batch 16). Here each tap of 16 outputs of a row is one masked load (columns
+// outside the input are not read), a multiply and a *masked* add (lanes whose tap lies in
+// the padding keep their sum), and a kernel row outside the input is skipped: every
+// output, border or not, sums exactly the taps inside the input in (kh, kw) order from +0
+// with a separate multiply and add, as the reference does, so it gives the reference's
+// bits. Stride 2 loads 32 consecutive floats and keeps the even ones (`vpermt2ps`).
+// Up to four output rows run side by side (four independent add chains).
+
+/// Lanes [lo, hi) of a `bits`-lane mask (empty when hi <= lo), lo and hi clamped to [0, bits].
+static inline uint32_t lane_range(int lo, int hi, int bits) {
+    if (lo < 0) lo = 0;
+    if (hi > bits) hi = bits;
+    if (hi <= lo) return 0;
+    const uint64_t upper = (hi == 64) ? ~0ull : ((1ull << hi) - 1);
+    return (uint32_t)(upper & ~((1ull << lo) - 1));
+}
+
+/// Outputs ow in [lo, hi) whose column tap `kw` (column ow * s - pad_left + kw) lies
+/// inside [0, W), for stride s = 1 or 2 (shifts, no division: this runs per block).
+static inline void tap_columns(int s, int pad_left, int kw, int W, int *lo, int *hi) {
+    const int a = pad_left - kw, b = W - 1 + pad_left - kw;
+    *lo = a <= 0 ? 0 : (s == 1 ? a : (a + 1) >> 1);
+    *hi = b < 0 ? 0 : (s == 1 ? b : b >> 1) + 1;
+}
+
+/// The masks of the 16-column block at `ow0`: `valid[kw]` the lanes whose tap kw is inside
+/// the row, `lo2[kw]`/`hi2[kw]` the floats a stride-2 block loads; returns the store mask.
+static inline uint16_t block_masks(const mpq_conv2d_shape *s, int KW, int W, int OW, int ow0, uint16_t *valid,
+                                   uint16_t *lo2, uint16_t *hi2) {
+    const int last = OW - ow0 < 16 ? OW - ow0 : 16;
+    for (int kw = 0; kw < KW; kw++) {
+        int lo, hi;
+        tap_columns(s->stride_w, s->pad_left, kw, W, &lo, &hi);
+        lo -= ow0, hi -= ow0;
+        if (hi > last) hi = last;
+        valid[kw] = (uint16_t)lane_range(lo, hi, 16);
+        // Stride 2: lane l reads float 2l of the 32 loaded; load floats [2lo, 2hi - 1),
+        // all between two columns inside the row.
+        const uint32_t span = lane_range(2 * lo, 2 * hi - 1, 32);
+        lo2[kw] = (uint16_t)span;
+        hi2[kw] = (uint16_t)(span >> 16);
+    }
+    return (uint16_t)lane_range(0, last, 16);
+}
+
+/// `n` output rows (`oh0`...) x 16 columns (`ow0`...), kernel KH x KW: `valid[kw]` the lanes
+/// whose tap kw is inside the row, `lo2[kw]`/`hi2[kw]` the stride-2 load masks.
+static AVX512_TARGET inline __attribute__((always_inline)) void rows_block(
+    const float *xc, int H, int W, const mpq_conv2d_shape *s, const __m512 *wv, int KH, int KW, int sw, int n, int oh0,
+    int ow0, const uint16_t *valid, const uint16_t *lo2, const uint16_t *hi2, uint16_t store, float *y, int OW) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    // Branch-free, fully unrolled for constant sizes (a `continue` per padded row kept the
+    // accumulators on the stack): a kernel row in the padding gets an all-zero mask (no
+    // load, no add) and a row pointer clamped to row 0.
+    for (int kh = 0; kh < KH; kh++) {
+        const float *row[4];
+        __mmask16 inside[4];
+#pragma clang loop unroll(full)
+        for (int j = 0; j < n; j++) {
+            const int ih = (oh0 + j) * s->stride_h - s->pad_top + kh * s->dilation_h;
+            const int in = (unsigned)ih < (unsigned)H;
+            row[j] = xc + (size_t)(in ? ih : 0) * (size_t)W + ((ptrdiff_t)ow0 * sw - s->pad_left);
+            inside[j] = in ? 0xFFFF : 0;
+        }
+        for (int kw = 0; kw < KW; kw++) {
+            const __m512 wt = wv[kh * KW + kw];
+#pragma clang loop unroll(full)
+            for (int j = 0; j < n; j++) {
+                // Lanes outside the row (or the whole kernel row in the padding) are masked, never read.
+                const __mmask16 m = valid[kw] & inside[j];
+                __m512 v;
+                if (sw == 1) {
+                    v = _mm512_maskz_loadu_ps(m, row[j] + kw);
+                } else {
+                    const __mmask16 l = lo2[kw] & inside[j], h = hi2[kw] & inside[j];
+                    v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(l, row[j] + kw), even, _mm512_maskz_loadu_ps(h, row[j] + kw + 16));
+                }
+                acc[j] = _mm512_mask_add_ps(acc[j], m, acc[j], _mm512_mul_ps(wt, v));
+            }
+        }
+    }
+    for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(y + (size_t)(oh0 + j) * (size_t)OW + ow0, store, acc[j]);
+}
+
+AVX512_TARGET int mpq_depthwise_f32_rows_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y) {
+    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
+    const int KH = s->kernel_h, KW = s->kernel_w, H = s->height, W = s->width, taps = KH * KW;
+    if ((s->stride_w != 1 && s->stride_w != 2) || s->dilation_w != 1 || KW > 16 || taps > 64 || OH <= 0 || OW <= 0) return -1;
+    const size_t plane_in = (size_t)H * (size_t)W, plane_out = (size_t)OH * (size_t)OW;
+    for (int c = 0; c < s->channels; c++) {
+        const float *xc = x + (size_t)c * plane_in;
+        float *yc = y + (size_t)c * plane_out;
+        __m512 wv[64];
+        for (int t = 0; t < taps; t++) wv[t] = _mm512_set1_ps(w[(size_t)c * (size_t)taps + (size_t)t]);
+        // Rows outer, column blocks inner: a group of rows' inputs stays in L1 while it is
+        // swept left to right (the masks are a few integer ops per block).
+        for (int oh = 0; oh < OH;) {
+            const int n = OH - oh >= 4 ? 4 : 1;
+            for (int ow0 = 0; ow0 < OW; ow0 += 16) {
+                uint16_t valid[16], lo2[16], hi2[16];
+                const uint16_t store = block_masks(s, KW, W, OW, ow0, valid, lo2, hi2);
+                // Constant kernel size, stride and row count for MobileNet's 3x3 layers.
+#define MPQ_ROWS(kh, kw, sw, n) rows_block(xc, H, W, s, wv, kh, kw, sw, n, oh, ow0, valid, lo2, hi2, store, yc, OW)
+                if (KH == 3 && KW == 3 && s->stride_w == 1) {
+                    if (n == 4) MPQ_ROWS(3, 3, 1, 4); else MPQ_ROWS(3, 3, 1, 1);
+                } else if (s->stride_w == 1) {
+                    if (n == 4) MPQ_ROWS(KH, KW, 1, 4); else MPQ_ROWS(KH, KW, 1, 1);
+                } else {
+                    if (n == 4) MPQ_ROWS(KH, KW, 2, 4); else MPQ_ROWS(KH, KW, 2, 1);
+                }
+#undef MPQ_ROWS
+            }
+            oh += n;
+        }
+    }
+    return 0;
+}

@@ -150,4 +150,9 @@ void mpq_gemm_run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads);
 /// (qgemm_pointwise.c, VNNI only): the same bytes as the im2col + GEMM. -1 if the job is not one.
 int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t plane, int threads);
 
+/// FP32 depthwise, AVX-512F: 16 outputs of a row per vector, padding taps masked (exact,
+/// the reference's bits); stride 1 or 2 across, undilated across, KW <= 16, KH * KW <= 64.
+/// -1 (nothing written) for other geometries.
+int mpq_depthwise_f32_rows_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
+
 #endif

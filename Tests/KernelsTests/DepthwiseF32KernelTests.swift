@@ -86,4 +86,54 @@ final class DepthwiseF32KernelTests: XCTestCase {
         print("fp32 depthwise paths covered:", paths.map { String(cString: mpq_kernel_path_name($0)) }.joined(separator: ", "),
               mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 ? "(AVX-512 narrow-plane kernel ran)" : "(no AVX-512)")
     }
+
+    /// The AVX-512 row kernel (`mpq_depthwise_f32_rows_avx512`, wide planes on the VNNI path):
+    /// every path against the Swift tap loop bit for bit on rows of 16 to 70 outputs (one
+    /// and several 16-lane blocks, tails), strides 1 and 2 across (any down), asymmetric and
+    /// wide pads (whole kernel rows and columns in the padding), 3x3 / 5x5 / 1x7 / 3x1
+    /// kernels, dilation down, and non-finite values: a padded tap must be skipped, not
+    /// added as w * 0 (an infinite weight would make that NaN).
+    func testRowKernelEqualsTapLoopOnWidePlanes() throws {
+        var rng = TestRNG(seed: 31)
+        let paths = [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] + [MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+        // (h, w, kh, kw, stride h, stride w, pads t l b r, dilation h)
+        let cases: [(Int, Int, Int, Int, Int, Int, [Int], Int)] = [
+            (4, 16, 3, 3, 1, 1, [1, 1, 1, 1], 1), (5, 17, 3, 3, 1, 1, [1, 1, 1, 1], 1), (9, 33, 3, 3, 1, 1, [0, 1, 1, 0], 1),
+            (6, 40, 3, 3, 2, 2, [1, 1, 1, 1], 1), (11, 70, 3, 3, 2, 2, [0, 0, 1, 1], 1), (8, 56, 3, 3, 2, 2, [1, 1, 1, 1], 1),
+            (7, 35, 3, 3, 1, 2, [2, 1, 0, 2], 1), (10, 47, 3, 3, 2, 1, [1, 2, 2, 1], 1), (9, 64, 3, 3, 3, 2, [1, 1, 1, 1], 1),
+            (12, 36, 5, 5, 1, 1, [2, 2, 2, 2], 1), (6, 50, 1, 7, 1, 2, [0, 3, 0, 3], 1), (13, 20, 3, 1, 1, 1, [1, 0, 1, 0], 2),
+            (3, 18, 3, 3, 1, 1, [3, 4, 3, 4], 1), (2, 31, 3, 3, 1, 2, [2, 5, 2, 5], 1), (28, 28, 3, 3, 1, 1, [1, 1, 1, 1], 1),
+        ]
+        for (index, (h, w, kh, kw, sh, sw, pads, dil)) in cases.enumerated() {
+            let c = 3
+            var geom = try WindowGeometry(input: [h, w], kernel: [kh, kw], strides: [sh, sw], dilations: [dil, 1],
+                                          pads: [pads[0], pads[1], pads[2], pads[3]], op: "test")
+            try geom.resolveConv(autoPad: .notSet, op: "test")
+            let (oh, ow) = (geom.output[1], geom.output[2])
+            var x: [Float] = (0..<c * h * w).map { i in i % 13 == 5 ? -0.0 : rng.float(-3...3) }
+            var taps: [Float] = (0..<c * kh * kw).map { _ in rng.float(-1...1) }
+            if index % 3 == 0 {
+                taps[0] = .infinity  // channel 0's first tap, padded in the first row and column
+                taps[kh * kw + kh * kw - 1] = -.infinity  // channel 1's last tap
+                x[2 * h * w + w + 1] = .nan  // channel 2
+            }
+            var tapLoop = [Float](repeating: 0, count: c * oh * ow)
+            x.withUnsafeBufferPointer { px in taps.withUnsafeBufferPointer { pw in tapLoop.withUnsafeMutableBufferPointer { py in
+                for ch in 0..<c {
+                    ConvOps.depthwisePlane(src: px.baseAddress! + ch * h * w, weights: pw.baseAddress! + ch * kh * kw,
+                                           dst: py.baseAddress! + ch * oh * ow, geom)
+                }
+            }}}
+            var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                                     pad_top: Int32(pads[0]), pad_left: Int32(pads[1]), pad_bottom: Int32(pads[2]),
+                                     pad_right: Int32(pads[3]), stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dil),
+                                     dilation_w: 1, group: Int32(c))
+            for p in paths {
+                var y = [Float](repeating: .nan, count: c * oh * ow)
+                XCTAssertEqual(mpq_depthwise_f32(p, x, &s, taps, &y), 0)
+                XCTAssertEqual(y.map(\.bitPattern), tapLoop.map(\.bitPattern),
+                               "path \(p.rawValue), \(h)x\(w) k\(kh)x\(kw) /\(sh),\(sw) pads \(pads) dil \(dil)")
+            }
+        }
+    }
 }

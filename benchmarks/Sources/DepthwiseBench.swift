@@ -1,8 +1,8 @@
 // `mpq-bench depthwise`: the depthwise kernels on MobileNetV2's layer shapes (3x3, pad 1,
 // stride 1 and 2, 112x112 down to 7x7), one image, one thread. INT8 (codes in, codes out,
 // the `ort` scheme's requantizing epilogue) on every path; FP32 the 3x3 plane kernel
-// (the AVX2 path's choice) vs `mpq_depthwise_f32` on the VNNI path (AVX-512 window-gather
-// kernel on planes narrower than 16 outputs). docs/depthwise.md.
+// (the AVX2 path's choice) vs `mpq_depthwise_f32` on the VNNI path (AVX-512 row kernel on
+// stride-1 rows of 9-64 outputs, window-gather kernel on narrower planes). docs/depthwise.md.
 import CKernels
 import Foundation
 

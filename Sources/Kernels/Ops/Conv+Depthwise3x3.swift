@@ -32,9 +32,10 @@ extension ConvOps {
     }
 
     /// One image of a 2-D depthwise conv with one output channel per input channel (the
-    /// MobileNet case), all planes in one `mpq_depthwise_f32` call: an AVX-512 window-gather
-    /// kernel for planes narrower than 16 outputs (7x7, 14x14), the 3x3 plane kernel for
-    /// wider ones, the scalar reference otherwise (docs/depthwise.md). Every form gives the
+    /// MobileNet case), all planes in one `mpq_depthwise_f32` call: on the VNNI path an
+    /// AVX-512 row kernel for stride-1 rows of 9-64 outputs, a window-gather kernel for
+    /// narrower planes (7x7), the 3x3 plane kernel for 112-wide and stride-2 rows, the
+    /// scalar reference otherwise (docs/depthwise.md). Every form gives the
     /// bits of the tap-by-tap `depthwisePlane` (taps inside the input, in order, from +0, no
     /// FMA). Returns false (writing nothing) when the geometry is not this case.
     static func depthwiseImage(src: UnsafePointer<Float>, weights w: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
