@@ -155,4 +155,12 @@ int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t pl
 /// -1 (nothing written) for other geometries.
 int mpq_depthwise_f32_rows_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
 
+/// Few-channel im2col from a padded copy of the image (im2col_padded.c): whether `s` (with
+/// column order `khwc`) takes it; the padded copy of group `g` (mpq_im2col_padded_bytes(s)
+/// bytes); rows [oh0, oh1) of the (c, kh, kw) im2col from it, `ld` bytes apart, columns K..ld-1
+/// (ld < K + 16) written as 0.
+int mpq_im2col_padded_applies(const mpq_conv2d_shape *s, int khwc);
+void mpq_im2col_pad_image(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, uint8_t *buf);
+void mpq_im2col_padded_rows(const uint8_t *buf, const mpq_conv2d_shape *s, int oh0, int oh1, uint8_t *col, size_t ld);
+
 #endif

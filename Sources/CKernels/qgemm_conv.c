@@ -19,6 +19,7 @@ typedef struct {
     mpq_gemm_job job;  // the whole image; each block narrows m, a and the output pointer
     mpq_gemm_region_fn fn;
     const uint8_t *x;
+    const uint8_t *padded;  // the group's padded planes for the few-channel im2col, or NULL
     const mpq_conv2d_shape *s;
     int g, khwc, oh_n, ow_n, rows, blocks;
     uint8_t zp;
@@ -29,9 +30,15 @@ typedef struct {
 
 static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
 
+// Rows [oh0, oh1) of A, `lda` bytes apart, from the padded copy where there is one.
+static void im2col_rows(const conv_blocks *cb, int oh0, int oh1, uint8_t *col) {
+    if (cb->padded) mpq_im2col_padded_rows(cb->padded, cb->s, oh0, oh1, col, (size_t)cb->job.lda);
+    else mpq_im2col_u8_rows(cb->x, cb->s, cb->g, cb->zp, cb->khwc, oh0, oh1, col, (size_t)cb->job.lda);
+}
+
 static void run_block(const conv_blocks *cb, int b, uint8_t *col) {
     const int oh0 = b * cb->rows, oh1 = oh0 + cb->rows < cb->oh_n ? oh0 + cb->rows : cb->oh_n;
-    mpq_im2col_u8_rows(cb->x, cb->s, cb->g, cb->zp, cb->khwc, oh0, oh1, col, (size_t)cb->job.lda);
+    im2col_rows(cb, oh0, oh1, col);
     mpq_gemm_job j = cb->job;
     const size_t p0 = (size_t)oh0 * (size_t)cb->ow_n;  // first pixel: a column of the channel-major output
     j.m = (oh1 - oh0) * cb->ow_n;
@@ -62,9 +69,7 @@ static void im2col_task(void *arg, int t) {
     const whole_im2col *w = (const whole_im2col *)arg;
     const conv_blocks *cb = w->cb;
     const int oh0 = cb->oh_n * t / w->tasks, oh1 = cb->oh_n * (t + 1) / w->tasks;
-    if (oh0 < oh1)
-        mpq_im2col_u8_rows(cb->x, cb->s, cb->g, cb->zp, cb->khwc, oh0, oh1,
-                           w->col + (size_t)oh0 * (size_t)cb->ow_n * (size_t)cb->job.lda, (size_t)cb->job.lda);
+    if (oh0 < oh1) im2col_rows(cb, oh0, oh1, w->col + (size_t)oh0 * (size_t)cb->ow_n * (size_t)cb->job.lda);
 }
 
 int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
@@ -89,12 +94,22 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     cb.fn = mpq_gemm_region_for(path);
     cb.x = x; cb.s = s; cb.g = g; cb.khwc = khwc; cb.zp = x_zero_point;
     cb.oh_n = oh_n; cb.ow_n = ow_n;
+    // A stem (3 channels, 3x3 or 7x7): pad the group's planes once, so its im2col is whole
+    // 16 x 16 transposes with no bounds checks (im2col_padded.c).
+    uint8_t *padded = NULL;
+    if (mpq_im2col_padded_applies(s, khwc)) {
+        padded = (uint8_t *)malloc(mpq_im2col_padded_bytes(s));
+        if (!padded) return -1;
+        mpq_im2col_pad_image(x, s, g, x_zero_point, padded);
+    }
+    cb.padded = padded;
     const int unit = 16 / gcd(ow_n, 16);  // fewest rows holding a multiple of 16 pixels
     // Rows of A padded to a multiple of 4 bytes, the pad zero (calloc; im2col never writes
     // it; with no pad, malloc: every byte is written) against the zero-padded packed weights: K runs as whole vpdpbusd groups, where a
     // K % 4 tail cost a short copy per row and tile (the 7x7 stem's K = 147: a third of its
     // GEMM time). The int32 sums are the same.
     const int kp = (k + 3) / 4 * 4;
+    const int written = kp == k || padded;  // the padded im2col writes the pad columns too
     cb.job.k = kp;
     cb.job.lda = kp;
     const int fit = BLOCK_BYTES / kp / ow_n;
@@ -106,22 +121,24 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     if (threads > 1 && cb.blocks < 2 * threads) {
         // Too few blocks to share evenly (a 7x7 or 14x14 late layer): one im2col, its rows
         // split over the cores, then the GEMM splits its tiles over them.
-        uint8_t *col = (uint8_t *)(kp == k ? malloc((size_t)m * (size_t)kp) : calloc((size_t)m, (size_t)kp));
-        if (!col) return -1;
+        uint8_t *col = (uint8_t *)(written ? malloc((size_t)m * (size_t)kp) : calloc((size_t)m, (size_t)kp));
+        if (!col) { free(padded); return -1; }
         whole_im2col w = {&cb, col, threads < oh_n ? threads : oh_n};
         mpq_pool_run(w.tasks, im2col_task, &w);
         cb.job.a = col;
         mpq_gemm_run(&cb.job, cb.fn, threads);
         free(col);
+        free(padded);
         return 0;
     }
     const int tasks = threads < cb.blocks ? threads : cb.blocks;
     cb.block_bytes = ((size_t)cb.rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
-    cb.scratch = (uint8_t *)(kp == k ? malloc((size_t)tasks * cb.block_bytes) : calloc((size_t)tasks, cb.block_bytes));
-    if (!cb.scratch) return -1;
+    cb.scratch = (uint8_t *)(written ? malloc((size_t)tasks * cb.block_bytes) : calloc((size_t)tasks, cb.block_bytes));
+    if (!cb.scratch) { free(padded); return -1; }
     atomic_init(&cb.next, 0);
     if (tasks > 1) mpq_pool_run(tasks, run_task, &cb);
     else run_task(&cb, 0);
     free(cb.scratch);
+    free(padded);
     return 0;
 }

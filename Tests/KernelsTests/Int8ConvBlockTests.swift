@@ -33,7 +33,55 @@ final class Int8ConvBlockTests: XCTestCase {
         Case(c: 24, h: 23, w: 29, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
         Case(c: 10, h: 16, w: 16, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 2),
         Case(c: 144, h: 12, w: 11, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        // Few-channel stems (the padded im2col, im2col_padded.c): the detector's 3x3/1 on 3
+        // channels (K = 27, one pad column), MobileNetV2's 3x3/2, a 4-channel stem with no
+        // pad column (K = 36), widths whose rows are not whole 16-pixel blocks, dilation,
+        // two groups of 3, and K = 16 exactly (one block).
+        Case(c: 3, h: 64, w: 64, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 3, h: 57, w: 45, kh: 3, kw: 3, pad: 1, sh: 2, sw: 2, dil: 1, group: 1),
+        Case(c: 4, h: 33, w: 37, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 3, h: 30, w: 41, kh: 5, kw: 5, pad: 4, sh: 1, sw: 2, dil: 2, group: 1),
+        Case(c: 6, h: 18, w: 35, kh: 3, kw: 3, pad: 1, sh: 2, sw: 1, dil: 1, group: 2),
+        Case(c: 1, h: 20, w: 48, kh: 4, kw: 4, pad: 2, sh: 1, sw: 1, dil: 1, group: 1),
     ]
+
+    /// Stem-like shapes for the padded im2col alone, against the reference: every stride-1/2
+    /// and dilation mix, pads 0 to 3, asymmetric pads, widths around 16-pixel blocks.
+    func testPaddedIm2colMatchesReference() {
+        var rng = Int8TestRNG(seed: 4242)
+        var tried = 0
+        for c in [1, 2, 3, 4, 7, 15] {
+            for (kh, kw) in [(3, 3), (7, 7), (5, 3), (2, 8)] {
+                for sw in [1, 2] {
+                    let h = rng.int(5...40), w = rng.int(5...70), dil = rng.int(1...2), sh = rng.int(1...3)
+                    var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                                             pad_top: Int32(rng.int(0...3)), pad_left: Int32(rng.int(0...3)),
+                                             pad_bottom: Int32(rng.int(0...3)), pad_right: Int32(rng.int(0...3)),
+                                             stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dil), dilation_w: Int32(dil), group: 1)
+                    let pixels = Int(mpq_conv2d_out_h(&s) * mpq_conv2d_out_w(&s)), k = c * kh * kw
+                    let x = rng.u8s(c * h * w), zp = UInt8(rng.int(0...255))
+                    var scratch = [UInt8](repeating: 0xAB, count: mpq_im2col_padded_bytes(&s))
+                    var fast = [UInt8](repeating: 1, count: pixels * k), ref = [UInt8](repeating: 2, count: pixels * k)
+                    let rc = mpq_im2col_u8_padded(x, &s, 0, zp, &fast, &scratch)
+                    if pixels == 0 || k < 16 { XCTAssertEqual(rc, -1, "\(s)"); continue }
+                    XCTAssertEqual(rc, 0, "\(s)")
+                    mpq_im2col_u8_reference(x, &s, 0, zp, &ref)
+                    XCTAssertEqual(fast, ref, "\(s)")
+                    tried += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(tried, 30)
+        // Shapes it does not take: 1x1, stride 3, 16+ channels.
+        for (c, k, sw) in [(8, 1, 1), (3, 3, 3), (16, 3, 1)] {
+            var s = mpq_conv2d_shape(channels: Int32(c), height: 20, width: 20, kernel_h: Int32(k), kernel_w: Int32(k),
+                                     pad_top: 1, pad_left: 1, pad_bottom: 1, pad_right: 1, stride_h: 1, stride_w: Int32(sw),
+                                     dilation_h: 1, dilation_w: 1, group: 1)
+            var scratch = [UInt8](repeating: 0, count: mpq_im2col_padded_bytes(&s))
+            var col = [UInt8](repeating: 0, count: 400 * c * k * k)
+            XCTAssertEqual(mpq_im2col_u8_padded([UInt8](repeating: 0, count: c * 400), &s, 0, 0, &col, &scratch), -1, "\(c) \(k) \(sw)")
+        }
+    }
 
     func testBlockedConvMatchesReferenceIm2colGemm() {
         var rng = Int8TestRNG(seed: 1313)

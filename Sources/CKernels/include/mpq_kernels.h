@@ -310,4 +310,14 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
                      uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
                      uint8_t out_zero_point, int threads);
 
+/// Few-channel (c, kh, kw) im2col (im2col_padded.c; what mpq_qconv2d_u8s8 runs for a stem
+/// with fewer than 16 channels per group, K of 16 to 1024, stride_w 1 or 2): the group's
+/// planes copied once with their padding written out into `scratch`
+/// (mpq_im2col_padded_bytes(s) bytes), then 16 pixels x 16 columns per byte transpose.
+/// Same contract and bytes as mpq_im2col_u8; returns -1 (nothing written) for a shape it
+/// does not take.
+size_t mpq_im2col_padded_bytes(const mpq_conv2d_shape *s);
+int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, uint8_t *col,
+                         uint8_t *scratch);
+
 #endif
