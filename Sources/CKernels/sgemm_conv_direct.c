@@ -251,13 +251,10 @@ int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
 int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
                            const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                            float *y, int threads) {
-    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
-    if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_WEIGHTS_MAGIC || h->group != s->group) return -1;
-    if (!mpq_sconv2d_f32_direct_applies(s)) return -1;
+    const mpq_sconv_weights_header *h = mpq_sconv_checked_header(x, images, s, packed_w, y);
+    if (!h || !mpq_sconv2d_f32_direct_applies(s)) return -1;
     const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);
-    if (oh <= 0 || ow <= 0) return -1;
     const int cg = s->channels / s->group;
-    if ((long)cg * s->kernel_h * s->kernel_w != h->k) return -1;
     direct_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
     j.tile = direct_tile_for(j.path);

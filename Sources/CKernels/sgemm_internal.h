@@ -8,6 +8,19 @@
 _Static_assert(sizeof(mpq_sconv_weights_header) == 64, "packed-weights header is one cache line");
 _Static_assert(MPQ_SGEMM_NR % 16 == 0, "column panels are whole 16-float vectors");
 
+/// The packed weights' header when a Conv call's arguments fit them (non-NULL pointers,
+/// images >= 0, the header's magic and group, a non-empty output, K = (C / group) * KH * KW),
+/// else NULL: the checks every FP32 Conv entry point (packed and direct) starts with.
+static inline const mpq_sconv_weights_header *mpq_sconv_checked_header(const float *x, int images,
+                                                                      const mpq_conv2d_shape *s,
+                                                                      const void *packed_w, const float *y) {
+    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
+    if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_WEIGHTS_MAGIC || h->group != s->group) return NULL;
+    if (mpq_conv2d_out_h(s) <= 0 || mpq_conv2d_out_w(s) <= 0) return NULL;
+    if ((long)(s->channels / s->group) * s->kernel_h * s->kernel_w != h->k) return NULL;
+    return h;
+}
+
 /// The part of the Conv epilogue a tile applies to its registers after the last K block:
 /// v + bias[i] (skipped where bias[i] == 0, as `mpq_conv_epilogue_f32` does), then with
 /// `clamp` min(max(v, lo), hi) written as that function's clamp (NaN and -0 kept).
