@@ -219,32 +219,7 @@ void mpq_add_layernorm_f32(mpq_kernel_path path, const float *x, const float *bi
     mpq_pool_run(j.tasks, layernorm_task, &j);
 }
 
-// MARK: - bias Add in place
-
-AVX2 static void add_bias_avx2(float *x, size_t n, const float *bias) {
-    size_t k = 0;
-    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_add_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(bias + k)));
-    for (; k < n; k++) x[k] = x[k] + bias[k];
-}
-
-static void add_bias_task(void *arg, int t) {
-    fused_job *j = arg;
-    (void)t;
-    size_t lo, hi;
-    while (fused_claim(j, &lo, &hi))
-    for (size_t r = lo; r < hi; r++) {
-        if (j->avx2) add_bias_avx2(j->y + r * j->cols, j->cols, j->bias);
-        else for (size_t k = 0; k < j->cols; k++) j->y[r * j->cols + k] = j->y[r * j->cols + k] + j->bias[k];
-    }
-}
-
-void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias, int threads) {
-    // An add is exact to one rounding on every path: the AVX2 loop is only faster.
-    fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .bias = bias, .rows = rows, .cols = cols, .y = x};
-    j.tasks = fused_tasks(threads, rows, cols);
-    fused_start(&j);
-    mpq_pool_run(j.tasks, add_bias_task, &j);
-}
+// MARK: - bias Add
 
 // y = x + bias per row, out of place (the caller's x stays as it was).
 AVX2 static void add_bias_into_avx2(const float *x, size_t n, const float *bias, float *y) {
@@ -267,6 +242,7 @@ static void add_bias_into_task(void *arg, int t) {
 }
 
 void mpq_add_bias_rows_into_f32(const float *x, size_t rows, size_t cols, const float *bias, float *y, int threads) {
+    // An add is exact to one rounding on every path: the AVX2 loop is only faster.
     fused_job j = {.avx2 = mpq_kernel_path_available(MPQ_PATH_AVX2), .x = x, .bias = bias, .rows = rows, .cols = cols, .y = y};
     j.tasks = fused_tasks(threads, rows, cols);
     fused_start(&j);

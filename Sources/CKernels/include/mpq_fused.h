@@ -28,10 +28,8 @@ void mpq_add_layernorm_f32(mpq_kernel_path path, const float *x, const float *bi
                            size_t rows, size_t cols, const float *scale, const float *beta, float epsilon,
                            float *y, int threads);
 
-/// A bias Add after a MatMul, in place: x[r][j] = x[r][j] + bias[j] over `rows` rows of `cols`.
-void mpq_add_bias_rows_f32(float *x, size_t rows, size_t cols, const float *bias, int threads);
-
-/// The same bias Add out of place: y[r][j] = x[r][j] + bias[j] (x unchanged; y not x).
+/// A bias Add after a MatMul, out of place: y[r][j] = x[r][j] + bias[j] over `rows` rows of
+/// `cols` (x unchanged; y not x).
 void mpq_add_bias_rows_into_f32(const float *x, size_t rows, size_t cols, const float *bias, float *y, int threads);
 
 #endif
