@@ -9,6 +9,25 @@
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
 #define MR MPQ_SGEMM_MR
 
+// `ep` (NULL: none) on a sub-tile's registers, packed or direct. Operand order as in
+// sgemm_avx512.c: NaN and -0 kept, as mpq_conv_epilogue_f32 does.
+static inline __attribute__((always_inline)) AVX2_TARGET void
+apply_epilogue(__m256 acc[MR][2], int mr, const mpq_sgemm_tile_epilogue *ep) {
+    if (!ep) return;
+    const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        if (ep->bias && ep->bias[i] != 0.0f) {
+            const __m256 bias = _mm256_set1_ps(ep->bias[i]);
+            acc[i][0] = _mm256_add_ps(acc[i][0], bias);
+            acc[i][1] = _mm256_add_ps(acc[i][1], bias);
+        }
+        if (ep->clamp) {
+            acc[i][0] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][0]));
+            acc[i][1] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][1]));
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) AVX2_TARGET void
 sub_tile(int kc, const float *a, const float *b, int w, float *c, int ldc, int mr, int nc, int accumulate,
          const mpq_sgemm_tile_epilogue *ep) {
@@ -36,21 +55,7 @@ sub_tile(int kc, const float *a, const float *b, int w, float *c, int ldc, int m
         a += MR;
         b += w;
     }
-    if (ep) {
-        // Operand order as in sgemm_avx512.c: NaN and -0 kept, as mpq_conv_epilogue_f32 does.
-        const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-        _Pragma("unroll") for (int i = 0; i < mr; i++) {
-            if (ep->bias && ep->bias[i] != 0.0f) {
-                const __m256 bias = _mm256_set1_ps(ep->bias[i]);
-                acc[i][0] = _mm256_add_ps(acc[i][0], bias);
-                acc[i][1] = _mm256_add_ps(acc[i][1], bias);
-            }
-            if (ep->clamp) {
-                acc[i][0] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][0]));
-                acc[i][1] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][1]));
-            }
-        }
-    }
+    apply_epilogue(acc, mr, ep);
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
         float *dst = nc < 16 ? tmp[i] : c + (size_t)i * (size_t)ldc;
         _mm256_storeu_ps(dst, acc[i][0]);
@@ -104,20 +109,7 @@ direct_sub(int kc, const float *a, const float *b, const int32_t *offsets, float
         }
         a += MR;
     }
-    if (ep) {
-        const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-        _Pragma("unroll") for (int i = 0; i < mr; i++) {
-            if (ep->bias && ep->bias[i] != 0.0f) {
-                const __m256 bias = _mm256_set1_ps(ep->bias[i]);
-                acc[i][0] = _mm256_add_ps(acc[i][0], bias);
-                acc[i][1] = _mm256_add_ps(acc[i][1], bias);
-            }
-            if (ep->clamp) {
-                acc[i][0] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][0]));
-                acc[i][1] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[i][1]));
-            }
-        }
-    }
+    apply_epilogue(acc, mr, ep);
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
         float *dst = c + (size_t)i * (size_t)ldc;
         _mm256_maskstore_ps(dst, m0, acc[i][0]);

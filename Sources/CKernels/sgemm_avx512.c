@@ -13,6 +13,28 @@ static inline AVX512_TARGET __mmask16 lanes(int cols) {
     return cols >= 16 ? (__mmask16)0xFFFF : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1u);
 }
 
+// The end of every tile, packed or direct: `ep` (NULL: none) on the registers, then the
+// masked store. max(lo, v) and min(hi, v) in this operand order return v when v is NaN, and
+// keep -0 against a 0 bound: the clamp of mpq_conv_epilogue_f32.
+static inline __attribute__((always_inline)) AVX512_TARGET void
+finish(__m512 acc[MR][4], int mr, int nv, const __mmask16 mask[4], const mpq_sgemm_tile_epilogue *ep, float *c,
+       int ldc) {
+    if (ep) {
+        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) {
+            if (ep->bias && ep->bias[i] != 0.0f) {
+                const __m512 bias = _mm512_set1_ps(ep->bias[i]);
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_add_ps(acc[i][q], bias);
+            }
+            if (ep->clamp)
+                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
+        }
+    }
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int q = 0; q < nv; q++)
+            _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + 16 * q, mask[q], acc[i][q]);
+}
+
 static inline __attribute__((always_inline)) AVX512_TARGET void
 tile(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nv, int nc, int accumulate,
      const mpq_sgemm_tile_epilogue *ep) {
@@ -33,22 +55,7 @@ tile(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nv, 
         a += MR;
         b += w;
     }
-    if (ep) {
-        // max(lo, v) and min(hi, v) in this operand order return v when v is NaN, and keep
-        // -0 against a 0 bound: the clamp of mpq_conv_epilogue_f32.
-        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
-        _Pragma("unroll") for (int i = 0; i < mr; i++) {
-            if (ep->bias && ep->bias[i] != 0.0f) {
-                const __m512 bias = _mm512_set1_ps(ep->bias[i]);
-                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_add_ps(acc[i][q], bias);
-            }
-            if (ep->clamp)
-                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
-        }
-    }
-    _Pragma("unroll") for (int i = 0; i < mr; i++)
-        _Pragma("unroll") for (int q = 0; q < nv; q++)
-            _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + 16 * q, mask[q], acc[i][q]);
+    finish(acc, mr, nv, mask, ep, c, ldc);
 }
 
 #define TILE_FN(R, V) \
@@ -104,20 +111,7 @@ direct_tile(int kc, const float *a, const float *b, const int32_t *offsets, floa
         }
         a += MR;
     }
-    if (ep) {
-        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
-        _Pragma("unroll") for (int i = 0; i < mr; i++) {
-            if (ep->bias && ep->bias[i] != 0.0f) {
-                const __m512 bias = _mm512_set1_ps(ep->bias[i]);
-                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_add_ps(acc[i][q], bias);
-            }
-            if (ep->clamp)
-                _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
-        }
-    }
-    _Pragma("unroll") for (int i = 0; i < mr; i++)
-        _Pragma("unroll") for (int q = 0; q < nv; q++)
-            _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + 16 * q, mask[q], acc[i][q]);
+    finish(acc, mr, nv, mask, ep, c, ldc);
 }
 
 #define DIRECT_FN(R, V) \
