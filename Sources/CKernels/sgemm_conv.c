@@ -38,13 +38,12 @@ typedef struct {
     float *y;
     // The split: `units` claimed `chunk` at a time from `next`.
     int mode, units, chunk, image;
-    int n_units;  // column chunks per group (mode SPLIT_N)
-    int stack;    // images per unit (mode SPLIT_IMAGES)
-    float *prepacked;  // mode SPLIT_M: every K block of the image's columns, packed once
+    int n_units;  // column chunks per group (mode MPQ_SCONV_SPLIT_N)
+    int stack;    // images per unit (mode MPQ_SCONV_SPLIT_IMAGES)
+    float *prepacked;  // mode MPQ_SCONV_SPLIT_M: every K block of the image's columns, packed once
     _Atomic int next;
 } conv_job;
 
-enum { SPLIT_IMAGES, SPLIT_N, SPLIT_M };
 
 // Each thread's packed column block, kept between calls (pool workers are persistent).
 static _Thread_local float *block_buf;
@@ -130,22 +129,22 @@ static void conv_part(const conv_job *j, int img, int stack, int g, int p0, int 
     }
 }
 
-// Units [u0, u1): whole images, or consecutive column chunks (SPLIT_N) or weight panels
-// (SPLIT_M) of one image, run as one part per group so each claim packs its columns once
+// Units [u0, u1): whole images, or consecutive column chunks (MPQ_SCONV_SPLIT_N) or weight panels
+// (MPQ_SCONV_SPLIT_M) of one image, run as one part per group so each claim packs its columns once
 // per K block.
 static void run_units(const conv_job *j, int u0, int u1, float *buf) {
-    if (j->mode == SPLIT_IMAGES) {
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
         for (int u = u0; u < u1; u++) {
             const int img = u * j->stack, stack = j->images - img < j->stack ? j->images - img : j->stack;
             for (int g = 0; g < j->group; g++) conv_part(j, img, stack, g, 0, j->panels, 0, stack * j->n, buf);
         }
         return;
     }
-    const int per_group = j->mode == SPLIT_N ? j->n_units : j->panels;
+    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : j->panels;
     for (int u = u0; u < u1;) {
         const int g = u / per_group, v0 = u % per_group;
         const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
-        if (j->mode == SPLIT_N) conv_part(j, j->image, 1, g, 0, j->panels, v0 * NR, v1 * NR < j->n ? v1 * NR : j->n, buf);
+        if (j->mode == MPQ_SCONV_SPLIT_N) conv_part(j, j->image, 1, g, 0, j->panels, v0 * NR, v1 * NR < j->n ? v1 * NR : j->n, buf);
         else conv_part(j, j->image, 1, g, v0, v1, 0, j->n, buf);
         u += v1 - v0;
     }
@@ -187,12 +186,7 @@ static int prepack(conv_job *j, int threads) {
 }
 
 static void run(conv_job *j, int threads) {
-    if (threads > j->units) threads = j->units;
-    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-    if (threads < 1) threads = 1;
-    // A few claims per thread, so a core slowed by other work hands its share over.
-    j->chunk = (j->units + 4 * threads - 1) / (4 * threads);
-    if (j->mode == SPLIT_IMAGES || threads == 1) j->chunk = threads == 1 ? j->units : 1;
+    threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
     atomic_init(&j->next, 0);
     mpq_pool_run(threads, run_task, j);
 }
@@ -254,7 +248,7 @@ int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, con
         int stack = j.n < 128 ? (192 + j.n - 1) / j.n : 1;
         const int per_thread = threads > 1 ? images / threads : images;
         if (stack > per_thread) stack = per_thread;
-        j.mode = SPLIT_IMAGES;
+        j.mode = MPQ_SCONV_SPLIT_IMAGES;
         j.stack = stack < 1 ? 1 : stack;
         j.units = (images + j.stack - 1) / j.stack;
         run(&j, threads);
@@ -266,11 +260,11 @@ int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, con
     for (int img = 0; img < images; img++) {
         j.image = img;
         if (threads <= 1 || n_units >= 2 * threads) {
-            j.mode = SPLIT_N;
+            j.mode = MPQ_SCONV_SPLIT_N;
             j.n_units = n_units;
             j.units = s->group * n_units;
         } else {
-            j.mode = SPLIT_M;
+            j.mode = MPQ_SCONV_SPLIT_M;
             j.units = s->group * j.panels;
             // One group: its columns packed once, by K blocks over the threads, so claims
             // of weight panels do not each pack them again.

@@ -46,12 +46,11 @@ typedef struct {
     float lo, hi;
     float *y;
     size_t out_image;
-    const float *shared;  // the one padded image all threads read (modes SPLIT_N / SPLIT_M)
+    const float *shared;  // the one padded image all threads read (modes MPQ_SCONV_SPLIT_N / MPQ_SCONV_SPLIT_M)
     int mode, units, chunk, image;
     _Atomic int next;
 } direct_job;
 
-enum { SPLIT_IMAGES, SPLIT_N, SPLIT_M };
 
 static _Thread_local float *pad_buf, *scratch_buf;
 static _Thread_local size_t pad_cap, scratch_cap;
@@ -184,7 +183,7 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
 }
 
 static void run_units(const direct_job *j, int u0, int u1) {
-    if (j->mode == SPLIT_IMAGES) {
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
         for (int img = u0; img < u1; img++) {
             const float *src = j->x + (size_t)img * j->in_image;
             if (j->copy) {
@@ -195,11 +194,11 @@ static void run_units(const direct_job *j, int u0, int u1) {
         }
         return;
     }
-    const int per_group = j->mode == SPLIT_N ? j->n_units : j->panels;
+    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : j->panels;
     for (int u = u0; u < u1;) {
         const int g = u / per_group, v0 = u % per_group;
         const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
-        if (j->mode == SPLIT_N) direct_part(j, j->shared, j->image, g, 0, j->panels, v0, v1);
+        if (j->mode == MPQ_SCONV_SPLIT_N) direct_part(j, j->shared, j->image, g, 0, j->panels, v0, v1);
         else direct_part(j, j->shared, j->image, g, v0, v1, 0, j->n_units);
         u += v1 - v0;
     }
@@ -210,7 +209,7 @@ static void run_task(void *arg, int t) {
     direct_job *j = (direct_job *)arg;
     // Buffers first: without memory this thread claims nothing, and the caller sees that
     // `next` did not pass every unit.
-    if (j->mode == SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
     if (j->wq != j->ow) {
         const size_t most = (size_t)j->panels * MR * NR;
         if (!grown(&scratch_buf, &scratch_cap, most > SCRATCH_FLOATS ? most : SCRATCH_FLOATS)) return;
@@ -229,11 +228,7 @@ static void pad_task(void *arg, int t) {
 }
 
 static void run(direct_job *j, int threads) {
-    if (threads > j->units) threads = j->units;
-    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-    if (threads < 1) threads = 1;
-    j->chunk = (j->units + 4 * threads - 1) / (4 * threads);
-    if (j->mode == SPLIT_IMAGES || threads == 1) j->chunk = threads == 1 ? j->units : 1;
+    threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
     atomic_init(&j->next, 0);
     mpq_pool_run(threads, run_task, j);
 }
@@ -310,7 +305,7 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     j.offsets = offsets;
     int rc = 0;
     if (images > 1 && images >= threads) {
-        j.mode = SPLIT_IMAGES;
+        j.mode = MPQ_SCONV_SPLIT_IMAGES;
         j.units = images;
         run(&j, threads);
         rc = atomic_load(&j.next) >= j.units ? 0 : -1;
@@ -340,10 +335,10 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
             j.shared = x + (size_t)img * j.in_image;
         }
         if (threads <= 1 || j.n_units >= 2 * threads) {
-            j.mode = SPLIT_N;
+            j.mode = MPQ_SCONV_SPLIT_N;
             j.units = s->group * j.n_units;
         } else {
-            j.mode = SPLIT_M;
+            j.mode = MPQ_SCONV_SPLIT_M;
             j.units = s->group * j.panels;
         }
         run(&j, threads);

@@ -21,6 +21,22 @@ static inline const mpq_sconv_weights_header *mpq_sconv_checked_header(const flo
     return h;
 }
 
+/// How the FP32 Conv drivers (packed and direct) split their work units over the pool.
+enum { MPQ_SCONV_SPLIT_IMAGES, MPQ_SCONV_SPLIT_N, MPQ_SCONV_SPLIT_M };
+
+/// The thread count for `units` work units (1..MPQ_POOL_MAX, no more than the units) and, in
+/// *chunk, how many units a claim takes: a few claims per thread, so a core slowed by other
+/// work hands its share over; one unit per claim when whole images are split; all of them on
+/// one thread.
+static inline int mpq_sconv_claims(int units, int threads, int split, int *chunk) {
+    if (threads > units) threads = units;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    if (threads < 1) threads = 1;
+    *chunk = (units + 4 * threads - 1) / (4 * threads);
+    if (split == MPQ_SCONV_SPLIT_IMAGES || threads == 1) *chunk = threads == 1 ? units : 1;
+    return threads;
+}
+
 /// The part of the Conv epilogue a tile applies to its registers after the last K block:
 /// v + bias[i] (skipped where bias[i] == 0, as `mpq_conv_epilogue_f32` does), then with
 /// `clamp` min(max(v, lo), hi) written as that function's clamp (NaN and -0 kept).
