@@ -163,4 +163,9 @@ int mpq_im2col_padded_applies(const mpq_conv2d_shape *s, int khwc);
 void mpq_im2col_pad_image(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, uint8_t *buf);
 void mpq_im2col_padded_rows(const uint8_t *buf, const mpq_conv2d_shape *s, int oh0, int oh1, uint8_t *col, size_t ld);
 
+/// Writes the header of an n x k packed int8 B (mpq_pack_b_s8's layout) at `packed`, zeroes
+/// its column sums (*colsum) and data, and returns the data (qgemm_pack.c): the start every
+/// B packer shares (weights, and activation codes packed per call in qgemm_activation.c).
+int8_t *mpq_packed_b_start(int n, int k, void *packed, int32_t **colsum);
+
 #endif

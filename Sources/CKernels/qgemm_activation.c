@@ -85,25 +85,6 @@ void mpq_row_correct_scale_f32(const int32_t *acc, size_t rows, int n, int k, co
 
 // MARK: - B [K][N] uint8 straight into the packed int8 operand
 
-static int round_up4(int v, int to) { return (v + to - 1) / to * to; }
-
-/// The packed header and zeroed colsum / data of an n x k operand; returns the data.
-static int8_t *pack_start(int n, int k, void *packed, int32_t **colsum) {
-    mpq_packed_b_header *h = (mpq_packed_b_header *)packed;
-    memset(h, 0, sizeof *h);
-    h->magic = MPQ_PACKED_B_MAGIC;
-    h->n = n;
-    h->k = k;
-    h->n_padded = round_up4(n, MPQ_PACK_N);
-    h->k_padded = round_up4(k, MPQ_PACK_K);
-    size_t colsum_bytes = ((size_t)h->n_padded * sizeof(int32_t) + 63) / 64 * 64;
-    *colsum = (int32_t *)(h + 1);
-    int8_t *data = (int8_t *)*colsum + colsum_bytes;
-    memset(*colsum, 0, colsum_bytes);
-    memset(data, 0, (size_t)h->n_padded * (size_t)h->k_padded);
-    return data;
-}
-
 /// Column sums of the shifted codes: sum_j (b[j][c] - 128).
 static void shifted_colsums(const uint8_t *b, int k, int n, int ldb, int32_t *colsum) {
     for (int c = 0; c < n; c++) colsum[c] = -128 * k;
@@ -122,8 +103,8 @@ static inline void put(int8_t *data, int kp, const uint8_t *b, int ldb, int j, i
 int mpq_pack_b_shift_u8_reference(const uint8_t *b, int k, int n, int ldb, void *packed) {
     if (n <= 0 || k <= 0 || ldb < n || !b || !packed) return -1;
     int32_t *colsum;
-    int8_t *data = pack_start(n, k, packed, &colsum);
-    int kp = round_up4(k, MPQ_PACK_K);
+    int8_t *data = mpq_packed_b_start(n, k, packed, &colsum);
+    const int kp = ((const mpq_packed_b_header *)packed)->k_padded;
     for (int c = 0; c < n; c++)
         for (int j = 0; j < k; j++) put(data, kp, b, ldb, j, c);
     shifted_colsums(b, k, n, ldb, colsum);
@@ -135,8 +116,8 @@ int mpq_pack_b_shift_u8(const uint8_t *b, int k, int n, int ldb, void *packed) {
     if (n <= 0 || k <= 0 || ldb < n || !b || !packed) return -1;
     if (!use_vector_path()) return mpq_pack_b_shift_u8_reference(b, k, n, ldb, packed);
     int32_t *colsum;
-    int8_t *data = pack_start(n, k, packed, &colsum);
-    const int kp = round_up4(k, MPQ_PACK_K), full_n = n / 16 * 16, full_k = k / 4 * 4;
+    int8_t *data = mpq_packed_b_start(n, k, packed, &colsum);
+    const int kp = ((const mpq_packed_b_header *)packed)->k_padded, full_n = n / 16 * 16, full_k = k / 4 * 4;
     const __m128i flip = _mm_set1_epi8((char)0x80);
     // One 64-byte group = 4 rows of B x 16 columns, interleaved so that each column's 4
     // bytes are adjacent: two rounds of byte / word unpacks (SSE2, the x86-64 baseline).

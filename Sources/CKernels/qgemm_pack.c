@@ -16,8 +16,7 @@ static size_t colsum_bytes(const mpq_packed_b_header *h) {
     return ((size_t)h->n_padded * sizeof(int32_t) + 63) / 64 * 64;
 }
 
-int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed) {
-    if (n <= 0 || k <= 0 || ldb < k || !b || !packed) return -1;
+int8_t *mpq_packed_b_start(int n, int k, void *packed, int32_t **colsum) {
     mpq_packed_b_header *h = (mpq_packed_b_header *)packed;
     memset(h, 0, sizeof *h);
     h->magic = MPQ_PACKED_B_MAGIC;
@@ -25,11 +24,18 @@ int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed) {
     h->k = k;
     h->n_padded = round_up(n, MPQ_PACK_N);
     h->k_padded = round_up(k, MPQ_PACK_K);
-    int32_t *colsum = (int32_t *)(h + 1);
-    int8_t *data = (int8_t *)colsum + colsum_bytes(h);
-    memset(colsum, 0, colsum_bytes(h));
+    *colsum = (int32_t *)(h + 1);
+    int8_t *data = (int8_t *)*colsum + colsum_bytes(h);
+    memset(*colsum, 0, colsum_bytes(h));
     memset(data, 0, (size_t)h->n_padded * (size_t)h->k_padded);
-    int kp = h->k_padded;
+    return data;
+}
+
+int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed) {
+    if (n <= 0 || k <= 0 || ldb < k || !b || !packed) return -1;
+    int32_t *colsum;
+    int8_t *data = mpq_packed_b_start(n, k, packed, &colsum);
+    const int kp = ((const mpq_packed_b_header *)packed)->k_padded;
     for (int col = 0; col < n; col++) {
         const int8_t *row = b + (size_t)col * (size_t)ldb;
         int8_t *panel = data + (size_t)(col / MPQ_PACK_N) * (size_t)kp * MPQ_PACK_N;
