@@ -61,13 +61,7 @@ final class DepthwiseF32KernelTests: XCTestCase {
             let (oh, ow) = (geom.output[1], geom.output[2])
             let x: [Float] = (0..<c * h * w).map { i in i % 13 == 5 ? -0.0 : rng.float(-3...3) }
             let taps: [Float] = (0..<c * kh * kw).map { _ in rng.float(-1...1) }
-            var tapLoop = [Float](repeating: 0, count: c * oh * ow)
-            x.withUnsafeBufferPointer { px in taps.withUnsafeBufferPointer { pw in tapLoop.withUnsafeMutableBufferPointer { py in
-                for ch in 0..<c {
-                    ConvOps.depthwisePlane(src: px.baseAddress! + ch * h * w, weights: pw.baseAddress! + ch * kh * kw,
-                                           dst: py.baseAddress! + ch * oh * ow, geom)
-                }
-            }}}
+            let tapLoop = tapLoopReference(x: x, taps: taps, channels: c, plane: (h, w), kernel: (kh, kw), geom)
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
                                      pad_top: Int32(pad), pad_left: Int32(pad), pad_bottom: Int32(pad), pad_right: Int32(pad),
                                      stride_h: Int32(stride), stride_w: Int32(stride), dilation_h: Int32(dil), dilation_w: Int32(dil),
@@ -117,13 +111,7 @@ final class DepthwiseF32KernelTests: XCTestCase {
                 taps[kh * kw + kh * kw - 1] = -.infinity  // channel 1's last tap
                 x[2 * h * w + w + 1] = .nan  // channel 2
             }
-            var tapLoop = [Float](repeating: 0, count: c * oh * ow)
-            x.withUnsafeBufferPointer { px in taps.withUnsafeBufferPointer { pw in tapLoop.withUnsafeMutableBufferPointer { py in
-                for ch in 0..<c {
-                    ConvOps.depthwisePlane(src: px.baseAddress! + ch * h * w, weights: pw.baseAddress! + ch * kh * kw,
-                                           dst: py.baseAddress! + ch * oh * ow, geom)
-                }
-            }}}
+            let tapLoop = tapLoopReference(x: x, taps: taps, channels: c, plane: (h, w), kernel: (kh, kw), geom)
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
                                      pad_top: Int32(pads[0]), pad_left: Int32(pads[1]), pad_bottom: Int32(pads[2]),
                                      pad_right: Int32(pads[3]), stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dil),
@@ -135,5 +123,21 @@ final class DepthwiseF32KernelTests: XCTestCase {
                                "path \(p.rawValue), \(h)x\(w) k\(kh)x\(kw) /\(sh),\(sw) pads \(pads) dil \(dil)")
             }
         }
+    }
+
+    /// The Swift tap loop (`ConvOps.depthwisePlane`) over every channel: the reference the C
+    /// kernels must equal bit for bit.
+    private func tapLoopReference(x: [Float], taps: [Float], channels c: Int, plane: (Int, Int), kernel: (Int, Int),
+                                  _ geom: WindowGeometry) -> [Float] {
+        let (h, w) = plane, (kh, kw) = kernel
+        let (oh, ow) = (geom.output[1], geom.output[2])
+        var out = [Float](repeating: 0, count: c * oh * ow)
+        x.withUnsafeBufferPointer { px in taps.withUnsafeBufferPointer { pw in out.withUnsafeMutableBufferPointer { py in
+            for ch in 0..<c {
+                ConvOps.depthwisePlane(src: px.baseAddress! + ch * h * w, weights: pw.baseAddress! + ch * kh * kw,
+                                       dst: py.baseAddress! + ch * oh * ow, geom)
+            }
+        }}}
+        return out
     }
 }
