@@ -18,6 +18,9 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
         public var ci95: [Double]; public var confidence: Double; public var mcnemarP: Double?
         /// Why `ci95` is only the point estimate (a split-level `--metric-command`); absent otherwise.
         public var ciNote: String? = nil
+        /// Present when the holdout has too few samples to confirm the budget (SplitResolution):
+        /// then a miss or a pass by a sample or two is noise, and the note says how many are needed.
+        public var resolutionNote: String? = nil
         public var budgetMet: Bool; public var budgetMetUpper: Bool; public var criterion: String; public var samples: Int
     }
     public struct Results: Codable, Equatable, Sendable { public var search: SearchScores; public var holdout: HoldoutScores }

@@ -32,6 +32,9 @@ public struct SearchOutcome: Sendable {
     public var budgetPoints: Double
     /// The map has at least one INT8 layer and the holdout criterion holds.
     public var met: Bool
+    /// What the holdout split can confirm about this budget (per-sample binary metrics
+    /// only: those with a McNemar test); nil for other metrics.
+    public var resolution: SplitResolution? = nil
 }
 
 /// Runs the strategies of a plan on one evaluator and validates the answer on the holdout
@@ -81,7 +84,10 @@ public struct SearchRunner {
         progress?("validating on the holdout split")
         let validation = try validator.validate(best.map, budget: budget, confidence: plan.confidence)
         let met = !best.map.int8Layers.isEmpty && validation.met(plan.criterion)
-        return SearchOutcome(best: best, validation: validation, pareto: pareto, budgetPoints: budget, met: met)
+        let resolution = validation.mcnemarP == nil ? nil
+            : SplitResolution(samples: validation.samples, budget: budget, confidence: plan.confidence)
+        return SearchOutcome(best: best, validation: validation, pareto: pareto, budgetPoints: budget, met: met,
+                             resolution: resolution)
     }
 
     /// The precision map document for an outcome.
@@ -104,7 +110,8 @@ public struct SearchRunner {
             result: .init(search: .init(fp32: round4(evaluator.fp32Score), int8All: round4(allInt8), mixed: round4(best.evaluation.score),
                                         drop: round4(best.evaluation.drop), samples: evaluator.data.count),
                           holdout: .init(fp32: v.fp32, int8All: v.int8All, mixed: v.mixed, drop: v.drop, ci95: v.ci,
-                                         confidence: v.confidence, mcnemarP: v.mcnemarP, ciNote: v.ciNote, budgetMet: v.budgetMetPoint,
+                                         confidence: v.confidence, mcnemarP: v.mcnemarP, ciNote: v.ciNote,
+                                         resolutionNote: outcome.resolution?.note(split: "holdout"), budgetMet: v.budgetMetPoint,
                                          budgetMetUpper: v.budgetMetUpper, criterion: plan.criterion.rawValue, samples: v.samples)),
             budgetMet: outcome.met,
             int8MacFraction: round4(LayerTable.objective(.macs, map: best.map, layers: layers)),

@@ -103,6 +103,7 @@ struct SearchCommand: ParsableCommand {
         for l in d.layers { print("  \(l.precision == .int8 ? "int8" : "FP32")  \(l.name)  (\(l.op), \(l.macs) MACs)") }
         print(d.budgetMet ? "budget met on the holdout split (\(h.criterion) estimate); map written to \(out)"
                           : "budget NOT met on the holdout split (\(h.criterion) estimate); best map written to \(out)")
+        if let note = h.resolutionNote { print("note: \(note)") }
     }
 }
 
