@@ -65,6 +65,7 @@ struct SearchCommand: ParsableCommand {
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget, splits: splits)
         let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let plan = strategyOptions.plan(budget, seed: splits.seed)
+        warnIfHoldoutCannotConfirm(context, budget: budget, confidence: plan.confidence)
         let log = Progress(label: "search")
         let outcome = try runner.run(plan) { log.note($0) }
         var document = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: try SHA256.hex(ofFile: model),
@@ -104,6 +105,19 @@ struct SearchCommand: ParsableCommand {
         print(d.budgetMet ? "budget met on the holdout split (\(h.criterion) estimate); map written to \(out)"
                           : "budget NOT met on the holdout split (\(h.criterion) estimate); best map written to \(out)")
         if let note = h.resolutionNote { print("note: \(note)") }
+    }
+}
+
+/// Before a search: a warning on stderr when the holdout split is too small to confirm the
+/// budget (per-sample binary metrics: SplitResolution), so that a user learns it before the
+/// search's time is spent rather than from a miss by one sample after it.
+func warnIfHoldoutCannotConfirm(_ context: SearchContext, budget: Budget, confidence: Double) {
+    let pipeline = context.pipeline
+    guard pipeline.scorer.scoresBatchwise, pipeline.scorer.hasBinarySamples(pipeline.evaluator.fp32Sample),
+          context.splits.holdout.count > 0 else { return }
+    let points = budget.points(fp32: pipeline.evaluator.fp32Score)
+    if let note = SplitResolution(samples: context.splits.holdout.count, budget: points, confidence: confidence).note(split: "holdout") {
+        FileHandle.standardError.write(Data("warning: \(note)\n".utf8))
     }
 }
 

@@ -31,6 +31,7 @@ final class DegradingBudgetCLITests: XCTestCase {
         XCTAssertEqual(layers.map { $0["precision"] as! String }, ["fp32", "int8", "int8", "int8"],
                        "the first Gemm carries the loss; the other three run INT8")
         XCTAssertFalse(r.stdout.contains("note:"), r.stdout)
+        XCTAssertFalse(r.stderr.contains("warning:"), r.stderr)
     }
 
     func testTooSmallHoldoutIsReportedAndAMissExits3() throws {
@@ -48,5 +49,7 @@ final class DegradingBudgetCLITests: XCTestCase {
         XCTAssertTrue(note.contains("142 samples cannot confirm a 1-point budget"), note)
         XCTAssertTrue(note.contains("at least 368 samples"), note)
         XCTAssertTrue(r.stdout.contains("note: the holdout split's 142 samples"), r.stdout)
+        // ... and warns before the search runs.
+        XCTAssertTrue(r.stderr.contains("warning: the holdout split's 142 samples cannot confirm"), r.stderr)
     }
 }
