@@ -60,12 +60,13 @@ struct SearchCommand: ParsableCommand {
         let budget = Budget(parsing: self.budget, type: strategyOptions.budgetType)!
         let context = try SearchContext(modelPath: model, splits: splits, common: common,
                                         measureLatency: strategyOptions.objective == .latency)
+        // Before the sensitivity analysis and the search: their time is the user's to decide on.
+        warnIfHoldoutCannotConfirm(context, budget: budget, confidence: strategyOptions.confidence ?? 0.95)
         // The sensitivity evaluations are replayed from the state like every other one.
         try context.attachState(common.state, splits: splits)
         let sensitivity = try context.sensitivity(statePath: nil, mode: common.sensitivity, smallestBudget: budget, splits: splits)
         let runner = context.pipeline.runner(sensitivity: sensitivity, validator: try context.pipeline.validator(seed: splits.seed))
         let plan = strategyOptions.plan(budget, seed: splits.seed)
-        warnIfHoldoutCannotConfirm(context, budget: budget, confidence: plan.confidence)
         let log = Progress(label: "search")
         let outcome = try runner.run(plan) { log.note($0) }
         var document = runner.document(outcome, plan: plan, modelPath: model, modelSHA256: try SHA256.hex(ofFile: model),
