@@ -80,4 +80,57 @@ final class CodesMovementTests: XCTestCase {
             XCTAssertEqual(gathered.map(\.bitPattern), weighted.map(\.bitPattern), "axis \(axis)")
         }
     }
+
+    func testSliceAndGatherMoveTheCodes() throws {
+        let x = codes([2, 6, 5, 7])
+        let ints = { (v: [Int64]) in Tensor(shape: [v.count], ints: v) }
+        try check(node("Slice", inputs: 5), x, [ints([1, 2]), ints([5, 7]), ints([1, 3]), ints([1, 2])])
+        try check(node("Slice", inputs: 5), x, [ints([-1]), ints([-100]), ints([2]), ints([-2])])
+        try check(node("Gather", ["axis": .int(1)], inputs: 2), x, [ints([0, 5, -1, 2])])
+        try check(node("Gather", ["axis": .int(3)], inputs: 2), x, [Tensor(shape: [2, 2], ints: [6, 0, 3, 3])])
+        try check(node("Gather", inputs: 2), x, [Tensor(shape: [], ints: [1])])
+    }
+
+    /// Conv -> Slice -> Gather -> Conv under the `ort` scheme: Slice and Gather join the INT8
+    /// region sharing the first Conv's output scale (ORT drops their DQ/Q pair), and their
+    /// overrides move codes (`movedAsCodes`), the codes the FP32 op gives on the floats.
+    func testSliceAndGatherRunInTheRegionOnCodes() throws {
+        var rng = TestRNG(seed: 4)
+        func t(_ shape: [Int]) -> Tensor { Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(-0.5...0.5) }) }
+        let ints = { (v: [Int64]) in Tensor(shape: [v.count], ints: v) }
+        let graph = Graph(nodes: [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"]),
+            Node(name: "slice", opType: "Slice", inputs: ["a", "st", "en", "ax"], outputs: ["b"]),
+            Node(name: "gather", opType: "Gather", inputs: ["b", "idx"], outputs: ["c"], attributes: ["axis": .int(1)]),
+            Node(name: "c2", opType: "Conv", inputs: ["c", "w2"], outputs: ["y"]),
+        ], initializers: ["w1": t([8, 3, 1, 1]), "w2": t([4, 3, 1, 1]), "st": ints([1]), "en": ints([6]), "ax": ints([3]),
+                          "idx": ints([7, 0, 2])],
+           inputs: [ValueInfo(name: "x", dtype: .float32, shape: [1, 3, 5, 8])],
+           outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 17])
+        let session = try Session(graph: graph)
+        let qa = ActivationQuant(scale: 0.02, zeroPoint: 100)
+        let plan = QuantPlan(session: session, int8Layers: ["c1", "c2"]) { $0 == "a" ? qa : ActivationQuant(scale: 0.05, zeroPoint: 7) }
+        XCTAssertEqual(plan.int8RegionOps, ["slice", "gather"])
+        XCTAssertEqual(plan.requantized["b"], qa, "Slice shares its input's scale")
+        XCTAssertEqual(plan.requantized["c"], qa, "Gather shares its input's scale")
+        XCTAssertEqual(QuantPlan.sources(session)["c"], "a")
+        let counters = Int8ChainCounters()
+        let xs = codes([1, 8, 5, 8])
+        let a = Tensor(shape: xs.shape, codes: QuantizedCodes(values: xs.codes!.values, scale: qa.scale, zeroPoint: qa.zeroPoint))
+        var moved = a
+        for name in ["slice", "gather"] {
+            let n = try XCTUnwrap(session.plan.first { $0.name == name })
+            guard let run = try RegionKernels.override(n, session: session, plan: plan, output: qa, writeCodes: true, counters: counters) else {
+                return XCTFail("\(name) has no region override")
+            }
+            let extra = n.inputs.dropFirst().map { session.constants[$0] }
+            let out = try run([moved] + extra)[0]
+            XCTAssertTrue(out.isCodesOnly, name)
+            let floatOut = try session.runNode(n, inputs: [moved.materialized()] + extra)[0]
+            XCTAssertEqual(out.materialized().floats, floatOut.floats, "\(name): the codes of the float op's values")
+            moved = out
+        }
+        XCTAssertEqual(counters.movedAsCodes, 2, "Slice and Gather must move codes, not round-trip through floats")
+        XCTAssertEqual(counters.codesWritten, 2)
+    }
 }

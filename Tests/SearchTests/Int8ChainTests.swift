@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import Kernels
+@testable import Kernels
 import ONNX
 @testable import Search
 
@@ -119,5 +119,42 @@ final class Int8ChainTests: XCTestCase {
             let kept = try rt.session.run(feeds, keep: keep)
             XCTAssertFalse(kept.values.contains { $0.isCodesOnly })
         }
+    }
+
+    /// The digits CNN's AveragePool and GlobalAveragePool run as ORT's QLinearAveragePool /
+    /// QLinearGlobalAveragePool on codes (`pooledAsCodes`; with the chains the input arrives as
+    /// codes), and each one's output is `RegionKernels.ortAveragePool` of its input's codes,
+    /// with chains and without.
+    func testDigitsAveragePoolsRunOrtArithmeticOnCodes() throws {
+        let m = try Self.digits()
+        let rt = m.runtime
+        let feeds = m.data.batch(0..<8)
+        let pools = rt.session.plan.filter { $0.opType == "AveragePool" || $0.opType == "GlobalAveragePool" }
+        XCTAssertEqual(pools.count, 2)
+        for chains in [true, false] {
+            rt.uint8Chains = chains
+            try rt.apply(rt.allInt8)
+            rt.chainCounters.reset()
+            _ = try rt.session.run(feeds)
+            if chains {
+                XCTAssertEqual(rt.chainCounters.pooledAsCodes, 2, "both pools must run ORT's arithmetic on codes")
+            }
+            let keep = Set(pools.flatMap { [$0.inputs[0], $0.outputs[0]] })
+            let kept = try rt.session.run(feeds, keep: keep)
+            for node in pools {
+                let qi = try XCTUnwrap(rt.plan.requantized[node.inputs[0]]), q = try XCTUnwrap(rt.plan.requantized[node.outputs[0]])
+                let x = try XCTUnwrap(kept[node.inputs[0]]), y = try XCTUnwrap(kept[node.outputs[0]])
+                let xc = try XCTUnwrap(RegionKernelsProbe.codes(x, qi))
+                let want = try XCTUnwrap(try RegionKernels.ortAveragePool(node, x.shape, xc, qi, q, path: .reference))
+                XCTAssertEqual(y.floats.map(\.bitPattern), want.materialized().floats.map(\.bitPattern), "\(node.name) chains \(chains)")
+            }
+        }
+    }
+}
+
+/// A float tensor on the grid `q` as its codes (quantizing the grid gives the codes back).
+enum RegionKernelsProbe {
+    static func codes(_ t: Tensor, _ q: ActivationQuant) -> [UInt8]? {
+        t.floats.withUnsafeBufferPointer { p in uninitializedArray(count: p.count) { quantizeU8(p, q, path: .reference, into: $0) } }
     }
 }

@@ -4,7 +4,7 @@
 For each case a tiny QDQ model is written (uint8 inputs -> DequantizeLinear -> op ->
 QuantizeLinear -> uint8 output), ONNX Runtime's optimizer fuses it into the QLinear form
 (QLinearAdd, QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearConcat,
-QLinearAveragePool, QLinearGlobalAveragePool; MaxPool/Resize/Reshape/Transpose drop the pair
+QLinearAveragePool, QLinearGlobalAveragePool; MaxPool/Resize/Reshape/Transpose/Slice/Gather drop the pair
 and run on uint8), and its uint8 output is recorded. `QLinearGoldenTests` runs the same
 model through mpq (the float op on dequantized values, then requantized: how mpq executes a
 region op) and compares the bytes.
@@ -52,6 +52,10 @@ def run(model, feeds):
     return outs[0], sorted(counts)
 
 
+def i64(name, values):
+    return h.make_tensor(name, T.INT64, [len(values)], values)
+
+
 def u8(shape):
     return RNG.integers(0, 256, size=shape, dtype=np.uint8)
 
@@ -72,13 +76,26 @@ def cases():
     yield "globalavgpool", "GlobalAveragePool", [("a", x4, 0.04, 3)], 0.035, 2, [2, 8, 1, 1], {}
     yield "maxpool", "MaxPool", [("a", x4, 0.03, 20)], 0.03, 20, [2, 8, 4, 5], {"kernel_shape": [2, 2], "strides": [2, 2]}
     yield "transpose", "Transpose", [("a", x4, 0.03, 20)], 0.03, 20, [2, 9, 11, 8], {"perm": [0, 2, 3, 1]}
+    # Appended after the first cases, so their inputs (one shared generator) stay the same.
+    # Slice and Gather: ORT drops the DQ/Q pair (equal parameters) and runs them on uint8.
+    yield "slice", "Slice", [("a", x4, 0.03, 20)], 0.03, 20, [2, 8, 6, 5], {}, (
+        [i64("starts", [1, 2]), i64("ends", [7, 11]), i64("axes", [2, 3]), i64("steps", [1, 2])], ["starts", "ends", "axes", "steps"])
+    yield "gather", "Gather", [("a", x4, 0.03, 20)], 0.03, 20, [2, 4, 9, 11], {"axis": 1}, ([i64("indices", [0, 3, 5, 3])], ["indices"])
+    # QLinearAveragePool: a kernel over the whole unpadded input runs the global (integer) kernel;
+    # ceil_mode with count_include_pad divides by the kernel size; 1-D windows.
+    yield "avgpool_whole_kernel", "AveragePool", [("a", x4, 0.03, 15)], 0.028, 14, [2, 8, 1, 1], {"kernel_shape": [9, 11]}
+    yield "avgpool_ceil_count_pad", "AveragePool", [("a", x4, 0.021, 133)], 0.017, 128, [2, 8, 5, 6], {
+        "kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1], "ceil_mode": 1, "count_include_pad": 1}
+    yield "avgpool_1d", "AveragePool", [("a", [2, 8, 20], 0.05, 128)], 0.045, 120, [2, 8, 7], {
+        "kernel_shape": [4], "strides": [3], "pads": [1, 2]}
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "Tests/Fixtures/qlinear"
     os.makedirs(out, exist_ok=True)
-    for name, op, inputs, s, z, shape, attrs in cases():
-        m = qdq_model(name, op, inputs, s, z, shape, attrs)
+    for name, op, inputs, s, z, shape, attrs, *extra in cases():
+        inits, extra_inputs = extra[0] if extra else ((), ())
+        m = qdq_model(name, op, inputs, s, z, shape, attrs, extra_inits=inits, extra_inputs=extra_inputs)
         feeds = {n: u8(sh) for n, sh, _, _ in inputs}
         y, ops = run(m, feeds)
         assert list(y.shape) == shape, (name, y.shape, shape)

@@ -50,4 +50,32 @@ void mpq_binary_u8(mpq_kernel_path path, int multiply, int relu, const uint8_t *
 /// byte permutes, otherwise `mpq_lookup_u8`. `y` may be `x`.
 void mpq_lookup_u8_threads(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y, int threads);
 
+/// ONNX Runtime's QLinearAveragePool on uint8 codes (onnxruntime/contrib_ops/cpu/quantization/
+/// qlinear_pool.cc), over `planes` contiguous planes of up to 3 spatial axes (unused axes
+/// have size, kernel and stride 1, pad 0). Per output: each tap in the input dequantized as
+/// `x_scale * (float)(q - x_zp)`, summed in float in row-major tap order from 0, divided by
+/// the Float count (the kernel's size with `count_include_pad`, else the taps inside the
+/// input), then `nearbyintf(sum / y_scale + y_zp)` clamped to [0, 255]. A window clipped to
+/// the input keeps `start = max(o * stride - pad, 0)`, `end = min(o * stride - pad + kernel, in)`
+/// (ORT ignores dilations: callers pass only undilated windows). Scalar only: the sums are
+/// float sums in tap order, which no vector form keeps cheaper. `threads` > 1 splits planes.
+typedef struct {
+    size_t planes;
+    int in[3], out[3], kernel[3], stride[3], pad[3];
+    int count_include_pad;
+    float x_scale, y_scale;
+    uint8_t x_zp, y_zp;
+} mpq_qavgpool;
+
+void mpq_qavgpool_u8(const mpq_qavgpool *p, const uint8_t *x, uint8_t *y, int threads);
+
+/// ONNX Runtime's QLinearGlobalAveragePool on uint8 codes (MLAS `MlasQLinearGlobalAveragePool`,
+/// onnxruntime/core/mlas/lib/qlgavgpool.cpp, x86 form), also what QLinearAveragePool runs when
+/// the kernel covers the whole unpadded input: per plane the int32 sum of its `image` codes
+/// minus `x_zp * image`, times the float `x_scale / (y_scale * (float)image)`, clamped to
+/// [-y_zp, 255 - y_zp], rounded half to even, + y_zp. The AVX2 path (any path but the
+/// reference) sums bytes with `vpsadbw`: integer sums, so every path gives the same bytes.
+void mpq_qglobal_avgpool_u8(mpq_kernel_path path, const uint8_t *x, size_t planes, size_t image, float x_scale, uint8_t x_zp,
+                            float y_scale, uint8_t y_zp, uint8_t *y);
+
 #endif

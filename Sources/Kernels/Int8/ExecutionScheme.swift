@@ -26,7 +26,10 @@ public enum RegionOpKind: Sendable, Equatable {
     /// (arithmetic) are activations; shape/axes inputs are constants.
     public static func of(_ node: Node) -> RegionOpKind? {
         switch node.opType {
-        case "MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity":
+        case "MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice", "Gather":
+            // Slice and Gather: ORT 1.32 drops their DQ/Q pair (Gather by `DropQDQNodesRules`,
+            // Slice likewise, measured with tools/goldens/qlinear_goldens.py) and runs them on
+            // uint8. Pad keeps its DQ -> Pad -> Q in float, so it is no region op.
             // MaxPool's optional second output (indices) rules it out.
             if node.opType == "MaxPool" && node.outputs.count > 1 && !node.outputs[1].isEmpty { return nil }
             return .sharesInputScale

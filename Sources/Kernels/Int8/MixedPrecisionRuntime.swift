@@ -9,8 +9,11 @@ public final class Int8ChainCounters {
     /// Movement ops (Reshape, Transpose, nearest Resize...) run on the codes themselves,
     /// without the round trip through floats (`RegionKernels.codesNativeOps`).
     public var movedAsCodes = 0
+    /// AveragePool / GlobalAveragePool run on codes with ONNX Runtime's arithmetic
+    /// (`RegionKernels.ortAveragePool`), counted whether the input arrived as codes or not.
+    public var pooledAsCodes = 0
     public init() {}
-    public func reset() { codesRead = 0; codesWritten = 0; movedAsCodes = 0 }
+    public func reset() { codesRead = 0; codesWritten = 0; movedAsCodes = 0; pooledAsCodes = 0 }
 }
 
 /// Runs a session with any per-layer mix of INT8 and FP32. Every quantizable layer is

@@ -21,7 +21,7 @@ extension RegionKernels {
     /// codes moved (`Tensor.reshaped` keeps them; `Tensor.strided` and the nearest Resize
     /// gather move them), so on a chain they run on the bytes, without the round trip.
     static let codesNativeOps: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose",
-                                              "Resize", "Upsample"]
+                                              "Resize", "Upsample", "Slice", "Gather"]
 
     /// `node` run on its input held as codes on the output's grid (the caller checked),
     /// giving the codes the movement form's round trip gives: these ops only select

@@ -17,12 +17,12 @@ enum RegionKernels {
     /// Ops that only move or select values (and Concat, which also requantizes each input):
     /// on codes they run as the FP32 op on the codes themselves (`movement`).
     static let movementOps: Set<String> = ["MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity",
-                                           "Resize", "Upsample", "Concat"]
+                                           "Resize", "Upsample", "Concat", "Slice", "Gather"]
 
     /// Whether `override` gives `node` a fast form, which then reads inputs held as codes.
     static func hasFastForm(_ node: Node, plan: QuantPlan) -> Bool {
         if tableOps.contains(node.opType), let x = node.input(0), plan.requantized[x] != nil { return true }
-        if isMovement(node) { return true }
+        if isMovement(node) || isOrtAveragePool(node, plan: plan) { return true }
         return (node.opType == "Add" || node.opType == "Mul") && node.inputs.count == 2
     }
 
@@ -60,6 +60,9 @@ enum RegionKernels {
                 }
                 return [lookup(t.materialized(), table, qi, path: path())]
             }
+        }
+        if isOrtAveragePool(node, plan: plan), let x = node.input(0), let qi = plan.requantized[x] {
+            return averagePoolOverride(node, session: session, input: qi, output: q, path: path, writeCodes: writeCodes, counters: counters)
         }
         if isMovement(node) {
             let isConcat = node.opType == "Concat"

@@ -169,6 +169,10 @@ extension ShapeOps {
         }
         let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
         let out = Array(x.shape[..<a]) + indices.shape + Array(x.shape[(a + 1)...])
+        // A tensor held only as codes (the INT8 runtime's uint8 chains) gathers its codes.
+        if x.isCodesOnly, let c = x.codes {
+            return Tensor(shape: out, codes: QuantizedCodes(values: gatherRows(c.values, idx, outer, dim, inner), scale: c.scale, zeroPoint: c.zeroPoint))
+        }
         if x.dtype.isFloating {
             return Tensor(shape: out, floats: gatherRows(x.floats, idx, outer, dim, inner), dtype: x.dtype)
         }
