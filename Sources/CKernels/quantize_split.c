@@ -1,20 +1,31 @@
 // mpq_quantize_u8 over the kernel pool (mpq_quantize_split.h).
+#include <stdatomic.h>
 #include "mpq_internal.h"
 #include "mpq_quantize_split.h"
 
 typedef struct {
     mpq_kernel_path path;
     const float *x;
-    size_t count, block;
+    size_t count, block;  // block: elements per claim, a multiple of 64
     float scale;
     uint8_t zp;
     uint8_t *y;
+    _Atomic size_t next;  // the first element nobody has claimed yet
 } quantize_job;
 
+// Blocks are claimed from one counter, about 4 per task, instead of one fixed half per
+// core: the calling thread starts at once and takes more while a pool worker wakes up, and a
+// core slowed by another process holds the op up less. Every block starts at a multiple of
+// 64, so each element takes the same path as in one call wherever the split falls.
 static void quantize_task(void *arg, int t) {
-    const quantize_job *j = arg;
-    size_t lo = (size_t)t * j->block, hi = lo + j->block < j->count ? lo + j->block : j->count;
-    if (lo < hi) mpq_quantize_u8(j->path, j->x + lo, hi - lo, j->scale, j->zp, j->y + lo);
+    (void)t;
+    quantize_job *j = arg;
+    for (;;) {
+        size_t lo = atomic_fetch_add_explicit(&j->next, j->block, memory_order_relaxed);
+        if (lo >= j->count) return;
+        size_t hi = lo + j->block < j->count ? lo + j->block : j->count;
+        mpq_quantize_u8(j->path, j->x + lo, hi - lo, j->scale, j->zp, j->y + lo);
+    }
 }
 
 void mpq_quantize_u8_split(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zero_point,
@@ -24,9 +35,10 @@ void mpq_quantize_u8_split(mpq_kernel_path path, const float *x, size_t count, f
         mpq_quantize_u8(path, x, count, scale, zero_point, y);
         return;
     }
-    size_t block = (count + (size_t)threads - 1) / (size_t)threads;
+    size_t per = 4 * (size_t)threads;
+    size_t block = (count + per - 1) / per;
     block = (block + 63) & ~(size_t)63;
-    int tasks = (int)((count + block - 1) / block);
     quantize_job j = {.path = path, .x = x, .count = count, .block = block, .scale = scale, .zp = zero_point, .y = y};
-    mpq_pool_run(tasks, quantize_task, &j);
+    atomic_init(&j.next, 0);
+    mpq_pool_run(threads, quantize_task, &j);
 }

@@ -7,6 +7,7 @@
 #include "mpq_fused.h"
 #include <immintrin.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include "rowwise_avx2_inline.h"
 
 #define AVX2 __attribute__((target("avx2")))
@@ -30,6 +31,12 @@ typedef struct {
     size_t rows, cols;
     float a, b, c, epsilon;
     float *y;
+    // GELU written as uint8 codes (mpq_bias_gelu_u8): each row staged in a task's float
+    // buffer, then quantized by mpq_quantize_u8 on `qpath` into `codes`.
+    uint8_t *codes;
+    mpq_kernel_path qpath;
+    float qscale;
+    uint8_t qzp;
     size_t chunk;         // rows per claim
     _Atomic size_t next;  // the first row nobody has claimed yet
 } fused_job;
@@ -102,10 +109,16 @@ static void gelu_task(void *arg, int t) {
     fused_job *j = arg;
     (void)t;
     size_t lo, hi;
+    // Writing codes: one row of floats at a time in this buffer (in L1), quantized from there.
+    float *stage = NULL;
+    if (j->codes) {
+        stage = malloc(j->cols * sizeof(float));
+        if (!stage) abort();
+    }
     while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
-        float *y = j->y + r * j->cols;
+        float *y = stage ? stage : j->y + r * j->cols;
         if (j->avx2) {
             gelu_row_avx2(x, j->bias, j->cols, j->a, j->b, j->c, y);
         } else {
@@ -118,13 +131,26 @@ static void gelu_task(void *arg, int t) {
                 y[k] = p * j->c;
             }
         }
+        if (stage) mpq_quantize_u8(j->qpath, stage, j->cols, j->qscale, j->qzp, j->codes + r * j->cols);
     }
+    free(stage);
 }
 
 void mpq_bias_gelu_f32(mpq_kernel_path path, const float *x, size_t rows, size_t cols, const float *bias,
                        float div, float add, float mul, float *y, int threads) {
     fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .rows = rows, .cols = cols,
                    .a = div, .b = add, .c = mul, .y = y};
+    j.tasks = fused_tasks(threads, rows, cols);
+    fused_start(&j);
+    mpq_pool_run(j.tasks, gelu_task, &j);
+}
+
+void mpq_bias_gelu_u8(mpq_kernel_path path, const float *x, size_t rows, size_t cols, const float *bias,
+                      float div, float add, float mul, mpq_kernel_path quantize_path, float scale, uint8_t zero_point,
+                      uint8_t *codes, int threads) {
+    fused_job j = {.avx2 = fused_use_avx2(path), .x = x, .bias = bias, .rows = rows, .cols = cols,
+                   .a = div, .b = add, .c = mul, .codes = codes, .qpath = quantize_path, .qscale = scale,
+                   .qzp = zero_point};
     j.tasks = fused_tasks(threads, rows, cols);
     fused_start(&j);
     mpq_pool_run(j.tasks, gelu_task, &j);

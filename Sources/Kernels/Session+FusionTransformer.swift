@@ -44,10 +44,27 @@ struct TransformerFusion {
 
     /// The chain's output from `inputs` (resolved `node.inputs`), or nil when the shapes at
     /// hand are not the fused kernel's (a broadcast it does not do): the nodes then run unfused.
-    func run(_ inputs: [Tensor?], constants: [String: Tensor]) -> Tensor? {
+    /// `codes`: a GELU writes its output as uint8 codes on that grid, quantized on that path
+    /// (`Session.chainOutputCodes`); the other chains ignore it.
+    func run(_ inputs: [Tensor?], constants: [String: Tensor], codes: (ActivationQuant, KernelPath)? = nil) -> Tensor? {
         let ins = Session.materialized(inputs)
         guard let x = ins.first ?? nil, x.dtype == .float32, x.rank >= 1, let cols = x.shape.last, cols > 0 else { return nil }
         let rows = x.count / cols
+        if case let .gelu(biasName, div, add, mul) = kind, let grid = codes {
+            let (q, path) = grid
+            let bias = biasName.flatMap { constants[$0] }
+            if biasName != nil { guard let b = bias, Self.isRow(b, cols) else { return nil } }
+            // Every code is written by the kernel.
+            let values: [UInt8] = x.floats.withUnsafeBufferPointer { px in
+                (bias?.floats ?? []).withUnsafeBufferPointer { pb in
+                    uninitializedArray(count: x.count) { py in
+                        mpq_bias_gelu_u8(MPQ_PATH_AUTO, px.baseAddress, rows, cols, bias == nil ? nil : pb.baseAddress,
+                                         div, add, mul, path.c, q.scale, q.zeroPoint, py, rowThreads(x.count))
+                    }
+                }
+            }
+            return Tensor(shape: x.shape, codes: QuantizedCodes(values: values, scale: q.scale, zeroPoint: q.zeroPoint))
+        }
         // Every row kernel below writes all of y (or a guard returns nil and y is dropped).
         var y = uninitializedArray(count: x.count, of: Float.self)
         switch kind {

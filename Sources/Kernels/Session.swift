@@ -51,7 +51,17 @@ public final class Session {
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
-    public var overrides: [String: NodeOverride] = [:] { didSet { codesInputNodes = []; fusedOverrides = [:] } }
+    public var overrides: [String: NodeOverride] = [:] {
+        didSet { codesInputNodes = []; fusedOverrides = [:]; chainOutputCodes = [:] }
+    }
+    /// Fused GELU chains whose output only INT8 linear layers read, all on one grid (set by
+    /// the INT8 runtime under its uint8 chains; cleared with `overrides`): the chain writes
+    /// that grid's codes instead of floats (`mpq_bias_gelu_u8`, the same codes the readers
+    /// would compute). Not where the output is kept, a graph output or seen by an observer
+    /// (the profiler, which sees codes, excepted).
+    var chainOutputCodes: [String: ActivationQuant] = [:]
+    /// The INT8 path those codes are quantized on (the runtime's `path`, read at run time).
+    var chainCodesPath: () -> KernelPath = { .auto }
     /// Nodes whose override reads inputs held as uint8 codes (`Tensor.codes`, the INT8
     /// runtime's chains, docs/int8-chains.md). Every other node, every graph output, kept
     /// value and observer sees floats: the session materialises codes for them.
@@ -179,7 +189,8 @@ public final class Session {
             let ins: [Tensor?]
             let outs: [Tensor]
             if fusing, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
-               case let fusedIns = try resolve(f.node), let y = f.run(fusedIns, constants: constants) {
+               case let fusedIns = try resolve(f.node),
+               let y = f.run(fusedIns, constants: constants, codes: chainCodes(f, keep: keep, observed: observer != nil && !observeCodes)) {
                 node = f.node; ins = fusedIns; outs = [y]
                 fusedChainsRun += 1
                 fusedAway.formUnion(f.nodes.dropFirst())
@@ -233,6 +244,14 @@ public final class Session {
         try checkDeclaredOutputTypes(result)
         for k in keep where result[k] == nil { result[k] = (value(k) ?? constants[k])?.materialized() }
         return result
+    }
+
+    /// The grid and path a fused chain writes its output as codes on, if the INT8 runtime
+    /// asked for it and nobody but its INT8 readers can see the output.
+    func chainCodes(_ f: TransformerFusion, keep: Set<String>, observed: Bool) -> (ActivationQuant, KernelPath)? {
+        guard !chainOutputCodes.isEmpty, !observed, let o = f.node.outputs.first, let q = chainOutputCodes[o],
+              !keep.contains(o), !outputNames.contains(o) else { return nil }
+        return (q, chainCodesPath())
     }
 
     /// A graph output the model declares floating point but the graph computes as integers

@@ -15,6 +15,15 @@
 void mpq_bias_gelu_f32(mpq_kernel_path path, const float *x, size_t rows, size_t cols, const float *bias,
                        float div, float add, float mul, float *y, int threads);
 
+/// mpq_bias_gelu_f32 with the output written as uint8 codes: each row's floats (the same
+/// bits as mpq_bias_gelu_f32's) go through mpq_quantize_u8(quantize_path, ..., scale,
+/// zero_point), so the codes equal quantizing mpq_bias_gelu_f32's output, on every split.
+/// For a GELU whose only reader is an INT8 MatMul (a transformer's FFN): the 4-byte floats
+/// are neither written nor read back to be quantized.
+void mpq_bias_gelu_u8(mpq_kernel_path path, const float *x, size_t rows, size_t cols, const float *bias,
+                      float div, float add, float mul, mpq_kernel_path quantize_path, float scale, uint8_t zero_point,
+                      uint8_t *codes, int threads);
+
 /// Attention probabilities: for each of `rows` rows of `n`, s = x * scale (`divide`:
 /// x / scale), s += mask[mask_offsets[r] + k] when `mask` is not NULL, then the Softmax
 /// of the row (mpq_softmax_rows_f32's row function) into `y`.

@@ -40,6 +40,54 @@ public final class MixedPrecisionRuntime {
     /// Takes effect at the next `apply`.
     public var uint8Chains: Bool = ProcessInfo.processInfo.environment["MPQ_INT8_CHAINS"] != "0"
     public let chainCounters = Int8ChainCounters()
+    /// Quantize an activation once for all the INT8 linear layers that read it on one grid
+    /// (Q, K, V; `SharedInputCodes`): the same codes, fewer passes. Off (or with the uint8
+    /// chains off), each layer quantizes its own input: the reference. Takes effect at the
+    /// next `apply`.
+    public var shareInputCodes = true
+    private var sharedCodes: SharedInputCodes?
+    /// Quantize passes the shared input codes saved since `resetSharedCount` (tests).
+    public var sharedQuantizesSaved: Int { sharedCodes?.saved ?? 0 }
+    public func resetSharedCount() { sharedCodes?.resetCount() }
+
+    /// A fused GELU writes its output as codes when every reader is an INT8 linear layer that
+    /// reads codes, all on one grid (a transformer's FFN output projection): the codes those
+    /// layers would compute, without the float tensor in between. Off: the GELU writes floats
+    /// and the readers quantize them (the reference). Takes effect at the next `apply`.
+    public var geluWritesCodes = true
+
+    func geluCodes(plan: QuantPlan, readsCodes: Set<String>) -> [String: ActivationQuant] {
+        var out: [String: ActivationQuant] = [:]
+        for f in session.transformerFusions.values {
+            guard case .gelu = f.kind, let o = f.node.outputs.first, let rs = readers[o], !rs.isEmpty else { continue }
+            var grid: ActivationQuant?
+            var ok = true
+            for r in rs {
+                guard plan.int8Layers.contains(r), readsCodes.contains(r), let l = layers[r] as? QuantizedLinear,
+                      l.node.input(0) == o, grid == nil || grid == l.inputQuant else { ok = false; break }
+                grid = l.inputQuant
+            }
+            if ok, let grid { out[o] = grid }
+        }
+        return out
+    }
+
+    /// Tensors read by two or more INT8 linear layers with the same input grid, and how many.
+    static func sharedInputs(_ int8: Set<String>, layers: [String: QuantizedLayer]) -> SharedInputCodes? {
+        var groups: [String: (ActivationQuant, Int)] = [:]
+        var mixed = Set<String>()
+        for name in int8 {
+            guard let layer = layers[name] as? QuantizedLinear, let x = layer.node.input(0) else { continue }
+            if let (q, n) = groups[x] {
+                if q == layer.inputQuant { groups[x] = (q, n + 1) } else { mixed.insert(x) }
+            } else {
+                groups[x] = (layer.inputQuant, 1)
+            }
+        }
+        var readers: [String: Int] = [:]
+        for (x, (_, n)) in groups where n >= 2 && !mixed.contains(x) { readers[x] = n }
+        return readers.isEmpty ? nil : SharedInputCodes(readers: readers)
+    }
     /// Nodes reading each tensor.
     private let readers: [String: [String]]
 
@@ -100,28 +148,36 @@ public final class MixedPrecisionRuntime {
         }
         let writesCodes = { [readers] (o: String) in readers[o, default: []].contains(where: readsCodes.contains) }
         let counters = chainCounters
+        let shared = shareInputCodes && uint8Chains ? Self.sharedInputs(plan.int8Layers, layers: layers) : nil
+        sharedCodes = shared
         for name in map.int8Layers {
             let layer = layers[name]!
             let reads = readsCodes.contains(name)
+            // Several INT8 linear layers quantizing one tensor on one grid: quantized once.
+            let sharedInput = layer.node.input(0).flatMap { shared?.readers[$0] != nil ? $0 : nil }
+            let share = { [unowned self] (inputs: [Tensor?]) -> [Tensor?] in
+                guard let shared, let sharedInput else { return inputs }
+                return shared.attach(inputs, name: sharedInput, quant: layer.inputQuant, path: self.path)
+            }
             if let o = layer.node.outputs.first, let q = plan.requantized[o] {
                 // The layer's kernel requantizes its output itself (ORT's QLinear arithmetic).
                 if writesCodes(o) {
                     session.overrides[name] = { [unowned self] inputs in
                         if reads, inputs.first??.codes(on: layer.inputQuant) != nil { counters.codesRead += 1 }
-                        let outs = try layer.runWritingCodes(inputs, path: self.path, output: q)
+                        let outs = try layer.runWritingCodes(share(inputs), path: self.path, output: q)
                         if outs.first?.isCodesOnly == true { counters.codesWritten += 1 }
                         return outs
                     }
                 } else {
                     session.overrides[name] = { [unowned self] inputs in
                         if reads, inputs.first??.codes(on: layer.inputQuant) != nil { counters.codesRead += 1 }
-                        return try layer.run(inputs, path: self.path, output: q)
+                        return try layer.run(share(inputs), path: self.path, output: q)
                     }
                 }
             } else {
                 session.overrides[name] = { [unowned self] inputs in
                     if reads, inputs.first??.codes(on: layer.inputQuant) != nil { counters.codesRead += 1 }
-                    return try layer.run(inputs, path: self.path)
+                    return try layer.run(share(inputs), path: self.path)
                 }
             }
         }
@@ -147,6 +203,10 @@ public final class MixedPrecisionRuntime {
         self.plan = plan
         session.codesInputNodes = readsCodes    // after the overrides: setting them clears it
         session.fusedOverrides = fused          // likewise
+        if geluWritesCodes && uint8Chains && scheme == .ort {
+            session.chainOutputCodes = geluCodes(plan: plan, readsCodes: readsCodes)
+            session.chainCodesPath = { [unowned self] in self.path }
+        }
     }
 
     /// What `map` executes under this runtime's scheme.

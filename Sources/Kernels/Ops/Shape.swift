@@ -1,3 +1,4 @@
+import CKernels
 import ONNX
 
 /// Ops that reshape or move data without arithmetic. Slice/Pad/Gather live in
@@ -232,17 +233,30 @@ extension Tensor {
     /// A tensor held only as codes (the INT8 runtime's uint8 chains) moves its codes: the
     /// same elements the float form would select (Transpose, Slice on a chain).
     func strided(shape out: [Int], strides: [Int], offset: Int) -> Tensor {
+        strided(shape: out, strides: strides, offset: offset, mover: Tensor.defaultMover)
+    }
+
+    /// How `strided` moves the elements: `pool` is `mpq_strided_copy` (C, rows split over
+    /// the cores from 64k elements up), `reference` the Swift loop below (kept as the
+    /// reference the differential tests compare against; `MPQ_KERNEL_PATH=reference` picks it).
+    enum StridedMover: Sendable { case reference, pool }
+
+    static let defaultMover: StridedMover =
+        mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_REFERENCE ? .reference : .pool
+
+    func strided(shape out: [Int], strides: [Int], offset: Int, mover: StridedMover) -> Tensor {
         if isCodesOnly, let c = codes {
-            return Tensor(shape: out, codes: QuantizedCodes(values: Tensor.strided(c.values, out, strides, offset),
+            return Tensor(shape: out, codes: QuantizedCodes(values: Tensor.strided(c.values, out, strides, offset, mover),
                                                             scale: c.scale, zeroPoint: c.zeroPoint))
         }
         if dtype.isFloating {
-            return Tensor(shape: out, floats: Tensor.strided(floats, out, strides, offset), dtype: dtype)
+            return Tensor(shape: out, floats: Tensor.strided(floats, out, strides, offset, mover), dtype: dtype)
         }
-        return Tensor(shape: out, ints: Tensor.strided(ints, out, strides, offset), dtype: dtype)
+        return Tensor(shape: out, ints: Tensor.strided(ints, out, strides, offset, mover), dtype: dtype)
     }
 
-    private static func strided<T>(_ src: [T], _ out: [Int], _ strides: [Int], _ offset: Int) -> [T] {
+    private static func strided<T>(_ src: [T], _ out: [Int], _ strides: [Int], _ offset: Int,
+                                   _ mover: StridedMover) -> [T] {
         let n = out.reduce(1, *)
         if n == 0 { return [] }
         // Drop size-1 dims and merge dims that are contiguous with each other.
@@ -254,6 +268,17 @@ extension Tensor {
         }
         if dims.isEmpty { return [src[offset]] }
         let r = dims.count
+        if mover == .pool, r <= Int(MPQ_STRIDED_MAX_RANK) {
+            let cdims = dims.map { UInt($0) }
+            return [T](unsafeUninitializedCapacity: n) { buf, count in
+                let rc = src.withUnsafeBufferPointer { p in
+                    mpq_strided_copy(MemoryLayout<T>.stride, p.baseAddress, offset, Int32(r), cdims, st,
+                                     buf.baseAddress, rowThreads(n))
+                }
+                precondition(rc == 0, "mpq_strided_copy rejected \(MemoryLayout<T>.stride)-byte elements, rank \(r)")
+                count = n
+            }
+        }
         let inner = dims[r - 1], s = st[r - 1]
         return [T](unsafeUninitializedCapacity: n) { buf, count in
             src.withUnsafeBufferPointer { p in
