@@ -1,18 +1,20 @@
-// INT8 stride-1 Conv with no im2col (implicit GEMM; docs/int8-conv.md, "Implicit 3x3").
+// INT8 stride-1/2 Conv with no im2col (implicit GEMM; docs/int8-conv.md, "Implicit 3x3").
 //
 // The blocked im2col path copies every input byte KH * KW times into [pixels][K] rows,
 // multiplies them by the weight panels and transposes every 16 x 16 output tile back to
-// channel-major. For a stride-1 conv on a large plane (ResNet's 3x3 at 56 x 56) the copy,
-// its 16 x 16 byte transposes and the output transposes cost a quarter of the GEMM. Here the
+// channel-major. For a conv on a large plane (ResNet's 3x3 at 56 x 56) the copy, its
+// 16 x 16 byte transposes and the output transposes cost a quarter of the GEMM. Here the
 // input is copied once, padded, into [C/4][Hp][Wp][4] (4 consecutive channels of a pixel in
 // one 32-bit lane), and the vectors run along pixels as in qgemm_pointwise.c: 16 consecutive
 // "virtual" pixels v = oh * Wp + ow (output positions on the padded width) of tap (kh, kw)
 // are one 64-byte load at v + kh * dh * Wp + kw * dw, the u8 operand of vpdpbusd for 4
 // channels; the s8 operand is one output channel's 4 weights of that tap broadcast from the
 // (kh, kw, c) packed weights (4 consecutive k = 4 channels of one tap, since C % 4 == 0).
+// Stride 2 splits the padded plane into its 4 phases (even/odd rows x even/odd columns, each
+// Hq x Wq): a tap then reads one phase at a unit-stride offset, so the same loads serve.
 // Each accumulator is 16 virtual pixels of one output channel; lanes on the padded columns
 // (ow >= OW) or past the last row are computed and dropped, the rest stored channel-major
-// by one masked store per output row they touch. Waste: (Wp - OW) / Wp of the lanes, so
+// by one masked store per output row they touch. Waste: (Wq - OW) / Wq of the lanes, so
 // the driver takes this path only on wide planes.
 // Micro-tile: 6 output channels x 4 pixel panels = 24 zmm accumulators; per group of 4 k,
 // 4 x loads + 6 weight broadcasts feed 24 vpdpbusd (the channel-major im2col tile: 17 loads
@@ -32,8 +34,9 @@
 typedef struct {
     const uint8_t *x;        // the group's first channel plane (NCHW)
     int c4, H, W, Hp, Wp, pt, pl;
+    int S, Hq, Wq;           // stride; each phase plane Hq x Wq (Wq: the virtual row width)
     uint8_t zp;
-    uint8_t *xi;             // [c4][Hp][Wp][4], then SLACK_PIXELS * 4 bytes
+    uint8_t *xi;             // [c4][S][S][Hq][Wq][4], then SLACK_PIXELS * 4 bytes
     int taps, KW;
     int *tap_off;            // virtual-pixel offset of each tap (kh, kw order)
     int OH, OW, vend;        // vend = last virtual pixel + 1
@@ -51,35 +54,56 @@ typedef struct {
     _Atomic int next;
 } ic_job;
 
-// Channel group cq of the padded interleaved copy: pad rows and columns hold the zero point.
+// 16 bytes of one channel row for the lanes of phase b: bytes w0, w0+S, ... (S = 1 or 2)
+// of `src`, lanes past `lanes` zero. Stride 2 loads 32 bytes and keeps the even ones
+// (vpmovwb truncates each 16-bit pair to its low byte).
+static inline __attribute__((always_inline)) VNNI_TARGET __m128i load_phase(const uint8_t *src, int S, int lanes) {
+    if (S == 1) return _mm_maskz_loadu_epi8(lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u), src);
+    const int bytes = 2 * lanes - 1;  // the last lane's byte is the last one needed
+    const __mmask32 m = bytes >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << bytes) - 1u);
+    return _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(m, src));
+}
+
+// Channel group cq of the padded interleaved copy, phase by phase: phase (a, b), row r,
+// column c holds padded pixel (S r + a, S c + b); pad rows and columns (and positions past
+// the padded plane) hold the zero point.
 static VNNI_TARGET void pack_group(const ic_job *j, int cq) {
-    const size_t plane = (size_t)j->H * (size_t)j->W;
-    uint32_t *dst = (uint32_t *)(void *)(j->xi + (size_t)cq * (size_t)j->Hp * (size_t)j->Wp * 4);
+    const size_t plane = (size_t)j->H * (size_t)j->W, qplane = (size_t)j->Hq * (size_t)j->Wq;
     const uint32_t z4 = 0x01010101u * j->zp;
-    for (int r = 0; r < j->Hp; r++) {
-        uint32_t *row = dst + (size_t)r * (size_t)j->Wp;
-        const int ih = r - j->pt;
-        if (ih < 0 || ih >= j->H) {
-            for (int i = 0; i < j->Wp; i++) row[i] = z4;
-            continue;
+    const int S = j->S;
+    for (int a = 0; a < S; a++)
+        for (int b = 0; b < S; b++) {
+            uint32_t *dst = (uint32_t *)(void *)(j->xi + (((size_t)cq * (size_t)(S * S) + (size_t)(a * S + b)) * qplane) * 4);
+            // Columns c of this phase inside the image: iw = S c + b - pl in [0, W).
+            int c_lo = j->pl - b > 0 ? (j->pl - b + S - 1) / S : 0;
+            int c_hi = (j->W - 1 + j->pl - b) >= 0 ? (j->W - 1 + j->pl - b) / S + 1 : 0;
+            if (c_hi > j->Wq) c_hi = j->Wq;
+            if (c_lo > c_hi) c_lo = c_hi;
+            for (int r = 0; r < j->Hq; r++) {
+                uint32_t *row = dst + (size_t)r * (size_t)j->Wq;
+                const int ih = S * r + a - j->pt;
+                if (ih < 0 || ih >= j->H) {
+                    for (int i = 0; i < j->Wq; i++) row[i] = z4;
+                    continue;
+                }
+                for (int i = 0; i < c_lo; i++) row[i] = z4;
+                for (int i = c_hi; i < j->Wq; i++) row[i] = z4;
+                const uint8_t *src = j->x + (size_t)(4 * cq) * plane + (size_t)ih * (size_t)j->W;
+                for (int c0 = c_lo; c0 < c_hi; c0 += 16) {
+                    const int lanes = c_hi - c0 < 16 ? c_hi - c0 : 16;
+                    const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
+                    const uint8_t *at = src + (S * c0 + b - j->pl);
+                    __m128i r4[4];
+                    for (int i = 0; i < 4; i++) r4[i] = load_phase(at + (size_t)i * plane, S, lanes);
+                    const __m128i lo01 = _mm_unpacklo_epi8(r4[0], r4[1]), hi01 = _mm_unpackhi_epi8(r4[0], r4[1]);
+                    const __m128i lo23 = _mm_unpacklo_epi8(r4[2], r4[3]), hi23 = _mm_unpackhi_epi8(r4[2], r4[3]);
+                    const __m512i v = _mm512_inserti64x4(
+                        _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(lo01, lo23), _mm_unpacklo_epi16(lo01, lo23))),
+                        _mm256_set_m128i(_mm_unpackhi_epi16(hi01, hi23), _mm_unpacklo_epi16(hi01, hi23)), 1);
+                    _mm512_mask_storeu_epi32(row + c0, m, v);
+                }
+            }
         }
-        for (int i = 0; i < j->pl; i++) row[i] = z4;
-        for (int i = j->pl + j->W; i < j->Wp; i++) row[i] = z4;
-        const uint8_t *src = j->x + (size_t)(4 * cq) * plane + (size_t)ih * (size_t)j->W;
-        uint8_t *d = (uint8_t *)(row + j->pl);
-        for (int w0 = 0; w0 < j->W; w0 += 16) {
-            const int lanes = j->W - w0 < 16 ? j->W - w0 : 16;
-            const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
-            __m128i r4[4];
-            for (int i = 0; i < 4; i++) r4[i] = _mm_maskz_loadu_epi8(m, src + (size_t)i * plane + w0);
-            const __m128i a = _mm_unpacklo_epi8(r4[0], r4[1]), b = _mm_unpackhi_epi8(r4[0], r4[1]);
-            const __m128i c = _mm_unpacklo_epi8(r4[2], r4[3]), e = _mm_unpackhi_epi8(r4[2], r4[3]);
-            const __m512i v = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(a, c))),
-                _mm256_set_m128i(_mm_unpackhi_epi16(b, e), _mm_unpacklo_epi16(b, e)), 1);
-            _mm512_mask_storeu_epi32(d + (size_t)w0 * 4, m, v);
-        }
-    }
 }
 
 static void pack_task(void *arg, int t) {
@@ -99,8 +123,8 @@ typedef struct {
 static lane_rows rows_of(const ic_job *j, int v0) {
     lane_rows r = {0, {0, 0, 0, 0}, {0, 0, 0, 0}};
     for (int l0 = 0; l0 < 16;) {
-        const int v = v0 + l0, oh = v / j->Wp, ow = v % j->Wp;
-        const int run = j->Wp - ow < 16 - l0 ? j->Wp - ow : 16 - l0;  // lanes left on this padded row
+        const int v = v0 + l0, oh = v / j->Wq, ow = v % j->Wq;
+        const int run = j->Wq - ow < 16 - l0 ? j->Wq - ow : 16 - l0;  // lanes left on this virtual row
         if (oh >= j->OH || v >= j->vend) break;
         if (ow < j->OW) {
             int valid = j->OW - ow < run ? j->OW - ow : run;
@@ -122,7 +146,7 @@ tile(const ic_job *j, int v0, int np, int co0, int nco) {
         w[r] = j->bdata + (size_t)(co / 16) * (size_t)j->kp * 16 + (size_t)(co % 16) * 4;
         _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm512_setzero_si512();
     }
-    const size_t cstride = (size_t)j->Hp * (size_t)j->Wp * 4;
+    const size_t cstride = (size_t)(j->S * j->S) * (size_t)j->Hq * (size_t)j->Wq * 4;
     int g = 0;  // packed k group: tap t, channels 4cq..4cq+3 = (kh, kw, c) order
     for (int t = 0; t < j->taps; t++) {
         const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
@@ -209,7 +233,8 @@ static void run_task(void *arg, int t) {
 int mpq_implicit_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, const mpq_conv2d_shape *s, int grp, uint8_t zp,
                            int threads) {
     const int cg = s->group > 0 ? s->channels / s->group : 0;
-    if (cg < 4 || cg % 4 || s->stride_h != 1 || s->stride_w != 1 || !g->out_channel_major || g->c || g->kp != g->k ||
+    const int S = s->stride_h;
+    if (cg < 4 || cg % 4 || (S != 1 && S != 2) || s->stride_w != S || !g->out_channel_major || g->c || g->kp != g->k ||
         g->k != cg * s->kernel_h * s->kernel_w || s->kernel_h * s->kernel_w > 64)
         return -1;
     ic_job j;
@@ -217,22 +242,25 @@ int mpq_implicit_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
     j.pt = s->pad_top; j.pl = s->pad_left;
     j.Hp = s->pad_top + s->height + s->pad_bottom;
     j.Wp = s->pad_left + s->width + s->pad_right;
+    j.S = S; j.Hq = (j.Hp + S - 1) / S; j.Wq = (j.Wp + S - 1) / S;
     j.OH = mpq_conv2d_out_h(s); j.OW = mpq_conv2d_out_w(s);
-    if (j.OH <= 0 || j.OW <= 0 || j.Wp < 6 || j.OH != j.Hp - (s->kernel_h - 1) * s->dilation_h ||
-        j.OW != j.Wp - (s->kernel_w - 1) * s->dilation_w)
-        return -1;
+    if (j.OH <= 0 || j.OW <= 0 || j.Wq < 6) return -1;
     j.zp = zp;
     j.x = x + (size_t)grp * (size_t)cg * (size_t)j.H * (size_t)j.W;
     j.taps = s->kernel_h * s->kernel_w; j.KW = s->kernel_w;
+    // Tap (kh, kw) reads padded (S oh + kh dh, S ow + kw dw): phase ((kh dh) % S, (kw dw) % S)
+    // at row oh + kh dh / S, column ow + kw dw / S, i.e. virtual pixel v plus this offset.
     int tap_off[64];
     for (int kh = 0; kh < s->kernel_h; kh++)
-        for (int kw = 0; kw < s->kernel_w; kw++)
-            tap_off[kh * s->kernel_w + kw] = kh * s->dilation_h * j.Wp + kw * s->dilation_w;
+        for (int kw = 0; kw < s->kernel_w; kw++) {
+            const int dy = kh * s->dilation_h, dx = kw * s->dilation_w;
+            tap_off[kh * s->kernel_w + kw] = ((dy % S) * S + dx % S) * j.Hq * j.Wq + dy / S * j.Wq + dx / S;
+        }
     j.tap_off = tap_off;
-    j.vend = (j.OH - 1) * j.Wp + j.OW;
+    j.vend = (j.OH - 1) * j.Wq + j.OW;
     j.n = g->n; j.kp = g->kp; j.bdata = g->bdata; j.colsum = g->colsum; j.za = g->za; j.ep = g->ep;
     j.out = g->out; j.out_u8 = g->out_u8; j.out_zp = g->out_zp; j.ldo = (size_t)g->ldo;
-    const size_t xi_bytes = (size_t)j.c4 * (size_t)j.Hp * (size_t)j.Wp * 4 + SLACK_PIXELS * 4;
+    const size_t xi_bytes = (size_t)j.c4 * (size_t)(S * S) * (size_t)j.Hq * (size_t)j.Wq * 4 + SLACK_PIXELS * 4;
     j.xi = (uint8_t *)malloc(xi_bytes);
     if (!j.xi) return -1;
     memset(j.xi + xi_bytes - SLACK_PIXELS * 4, zp, SLACK_PIXELS * 4);

@@ -311,8 +311,8 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
                      uint8_t out_zero_point, int threads);
 
 /// mpq_qconv2d_u8s8 on its implicit-GEMM path alone (no im2col; qgemm_conv_implicit.c), for
-/// tests: the VNNI path, `khwc` weights, stride 1, C / group a multiple of 4, padded width
-/// of 6+, at any output width (mpq_qconv2d_u8s8 takes it only on wide planes). The same
+/// tests: the VNNI path, `khwc` weights, stride 1 or 2 (both ways alike), C / group a
+/// multiple of 4, padded width / stride of 6+, at any output width (mpq_qconv2d_u8s8 takes it only on wide planes). The same
 /// bytes as mpq_qconv2d_u8s8. Returns 0, or -1 (nothing written) where it does not apply.
 int mpq_qconv2d_u8s8_implicit(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
                               uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out,
