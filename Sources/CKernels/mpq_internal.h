@@ -149,6 +149,16 @@ void mpq_gemm_run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads);
 /// run straight from the NCHW planes `x` (channel c at x + c * plane), no im2col
 /// (qgemm_pointwise.c, VNNI only): the same bytes as the im2col + GEMM. -1 if the job is not one.
 int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t plane, int threads);
+/// A stride-1 or 2 Conv's job (channel-major output, (kh, kw, c) packed weights, C / group a
+/// multiple of 4) run with no im2col from a padded [C/4][phase][Hq][Wq][4] copy of group `grp` of
+/// the NCHW image `x` (qgemm_conv_implicit.c, VNNI only): the same bytes as the im2col +
+/// GEMM. -1 (nothing written) if the shape is not one it takes.
+int mpq_implicit_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int grp,
+                           uint8_t zero_point, int threads);
+/// Output width from which mpq_qconv2d_u8s8 takes the implicit path: it computes
+/// (Wq - OW) / Wq of its lanes for nothing (the padded columns), 3% at 56, 12% at 14, 22%
+/// at 7, where it only tied the blocked im2col (benchmarks/README.md, s7-resnet).
+#define MPQ_IMPLICIT_CONV_MIN_OW 14
 
 /// FP32 depthwise, AVX-512F: 16 outputs of a row per vector, padding taps masked (exact,
 /// the reference's bits); stride 1 or 2 across, undilated across, KW <= 16, KH * KW <= 64.

@@ -27,6 +27,12 @@ final class Int8ConvBlockTests: XCTestCase {
         Case(c: 20, h: 37, w: 23, kh: 5, kw: 3, pad: 2, sh: 2, sw: 1, dil: 2, group: 1),
         Case(c: 5, h: 9, w: 7, kh: 3, kw: 2, pad: 1, sh: 1, sw: 3, dil: 1, group: 1),
         Case(c: 128, h: 7, w: 7, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        // Wide planes with C / group a multiple of 4 (the VNNI implicit path from an output
+        // width of 14): a ResNet-like 3x3, groups, dilation with an odd width, stride 2.
+        Case(c: 16, h: 30, w: 57, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 32, h: 9, w: 40, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 2),
+        Case(c: 20, h: 11, w: 33, kh: 3, kw: 5, pad: 2, sh: 1, sw: 1, dil: 2, group: 1),
+        Case(c: 16, h: 21, w: 61, kh: 3, kw: 3, pad: 1, sh: 2, sw: 2, dil: 1, group: 1),
         // 1x1 stride 1 (the VNNI pointwise kernel from 128 pixels): channels not a multiple
         // of 4, pixels not of 16 or 64, output channels not of 6, groups.
         Case(c: 19, h: 13, w: 13, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
@@ -141,6 +147,95 @@ final class Int8ConvBlockTests: XCTestCase {
                     } } }
                 }
             }
+        }
+    }
+
+    /// The implicit-GEMM path alone (mpq_qconv2d_u8s8_implicit, VNNI: no im2col, vectors
+    /// along padded-width pixels) at every width it takes, not only the wide ones the driver
+    /// gives it: stride 1 and 2 (the phase split), odd and small widths (16 lanes across 2-4
+    /// output rows), pads 0 to 3 and
+    /// asymmetric, kernels 3x3 / 1x3 / 5x5 / 2x2, dilation, groups, output channels not a
+    /// multiple of 6 or 16; float, requantized float and codes output; 1-3 threads. Bytes equal
+    /// the scalar im2col + reference GEMM. Where the CPU has no VNNI it must refuse (-1).
+    func testImplicitConvMatchesReference() {
+        var rng = Int8TestRNG(seed: 2613)
+        let hasVNNI = mpq_kernel_path_available(MPQ_PATH_VNNI) != 0
+        var tried = 0
+        for ci in 0..<18 {
+            let (kh, kw) = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (3, 3)][ci % 7]
+            let group = ci % 5 == 4 ? 2 : 1, cg = [4, 8, 16, 64, 12][ci % 5], c = cg * group
+            let h = rng.int(1...20), w = rng.int(3...70), dil = ci % 6 == 5 ? 2 : 1, st = ci % 3 == 1 ? 2 : 1
+            let pt = rng.int(0...3), pl = rng.int(0...3), pb = rng.int(0...3), pr = rng.int(0...3)
+            var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                                     pad_top: Int32(pt), pad_left: Int32(pl), pad_bottom: Int32(pb), pad_right: Int32(pr),
+                                     stride_h: Int32(st), stride_w: Int32(st), dilation_h: Int32(dil), dilation_w: Int32(dil),
+                                     group: Int32(group))
+            let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
+            guard oh > 0, ow > 0, (pl + w + pr + st - 1) / st >= 6 else { continue }
+            let pixels = oh * ow, k = cg * kh * kw, coutG = [16, 29, 6, 1, 64][ci % 5]
+            let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            let x = rng.u8s(c * h * w)
+            for grp in 0..<group {
+                let wt = rng.s8s(coutG * k)
+                var wk = wt
+                wt.withUnsafeBufferPointer { wp in
+                    wk.withUnsafeMutableBufferPointer {
+                        mpq_conv_weights_khwc_s8(wp.baseAddress, Int32(coutG), Int32(cg), Int32(kh), Int32(kw), $0.baseAddress)
+                    }
+                }
+                let packedRef = int8Pack(wt, n: coutG, k: k), packed = int8Pack(wk, n: coutG, k: k)
+                var col = [UInt8](repeating: 0, count: pixels * k)
+                col.withUnsafeMutableBufferPointer { mpq_im2col_u8_reference(x, &s, Int32(grp), zx, $0.baseAddress) }
+                let scales = (0..<coutG).map { _ in Float(rng.int(1...1000)) * 1e-5 }
+                let biasI32 = (0..<coutG).map { _ in Int32(rng.int(-5000...5000)) }
+                let bias = (0..<coutG).map { _ in Float(rng.int(-100...100)) * 0.01 }
+                for mode in 0..<3 {  // float, float requantized, codes
+                    scales.withUnsafeBufferPointer { sp in biasI32.withUnsafeBufferPointer { bip in bias.withUnsafeBufferPointer { bp in
+                        var ep = mpq_epilogue(a_zero_point: Int32(zx), a_scale: mode == 0 ? 0.02 : 1, b_scale: sp.baseAddress,
+                                              bias: mode == 0 ? bp.baseAddress : nil,
+                                              clamp_lo: mode == 0 ? 0 : -Float(zy), clamp_hi: mode == 0 ? .infinity : 255 - Float(zy),
+                                              bias_i32: mode == 0 ? nil : bip.baseAddress, out_scale: mode == 0 ? 0 : 0.05)
+                        var refF = [Float](repeating: .nan, count: coutG * pixels)
+                        var refC = [UInt8](repeating: 0, count: coutG * pixels)
+                        XCTAssertEqual(mode == 2
+                            ? mpq_qgemm_u8s8_u8(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef, &ep,
+                                                &refC, Int32(pixels), zy, 1, 1)
+                            : mpq_qgemm_u8s8_f32_nchw(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef,
+                                                      &ep, &refF, Int32(pixels), 1), 0)
+                        for threads: Int32 in [1, 2, 3] {
+                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
+                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
+                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                                mpq_qconv2d_u8s8_implicit(MPQ_PATH_VNNI, x, &s, Int32(grp), 1, zx, packed, &ep,
+                                                          mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                            } }
+                            let what = "implicit case \(ci) \(s) group \(grp) mode \(mode) threads \(threads)"
+                            guard hasVNNI else { XCTAssertEqual(rc, -1, what); continue }
+                            XCTAssertEqual(rc, 0, what)
+                            if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                            else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                        }
+                    } } }
+                }
+                tried += 1
+            }
+        }
+        XCTAssertGreaterThan(tried, 8)
+        print("int8 implicit conv: \(hasVNNI ? "VNNI path checked" : "no VNNI on this CPU, refusal checked") on \(tried) cases")
+        // Shapes it does not take: stride 3, C / group not a multiple of 4, (c, kh, kw) weights.
+        for (c, sw, khwc) in [(16, 3, 1), (18, 1, 1), (16, 1, 0)] {
+            var s = mpq_conv2d_shape(channels: Int32(c), height: 20, width: 20, kernel_h: 3, kernel_w: 3,
+                                     pad_top: 1, pad_left: 1, pad_bottom: 1, pad_right: 1, stride_h: Int32(sw), stride_w: Int32(sw),
+                                     dilation_h: 1, dilation_w: 1, group: 1)
+            let packed = int8Pack([Int8](repeating: 1, count: 8 * c * 9), n: 8, k: c * 9), scales = [Float](repeating: 1, count: 8)
+            var codes = [UInt8](repeating: 7, count: 8 * 400)
+            scales.withUnsafeBufferPointer { sp in
+                var ep = mpq_epilogue(a_zero_point: 0, a_scale: 1, b_scale: sp.baseAddress, bias: nil, clamp_lo: 0, clamp_hi: 255,
+                                      bias_i32: nil, out_scale: 1)
+                XCTAssertEqual(mpq_qconv2d_u8s8_implicit(MPQ_PATH_VNNI, [UInt8](repeating: 1, count: c * 400), &s, 0, Int32(khwc), 0,
+                                                         packed, &ep, nil, &codes, 0, 1), -1, "\(c) \(sw) \(khwc)")
+            }
+            XCTAssertEqual(codes, [UInt8](repeating: 7, count: 8 * 400))
         }
     }
 

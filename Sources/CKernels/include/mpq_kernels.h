@@ -310,6 +310,14 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
                      uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
                      uint8_t out_zero_point, int threads);
 
+/// mpq_qconv2d_u8s8 on its implicit-GEMM path alone (no im2col; qgemm_conv_implicit.c), for
+/// tests: the VNNI path, `khwc` weights, stride 1 or 2 (both ways alike), C / group a
+/// multiple of 4, padded width / stride of 6+, at any output width (mpq_qconv2d_u8s8 takes it only on wide planes). The same
+/// bytes as mpq_qconv2d_u8s8. Returns 0, or -1 (nothing written) where it does not apply.
+int mpq_qconv2d_u8s8_implicit(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
+                              uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out,
+                              uint8_t *out_u8, uint8_t out_zero_point, int threads);
+
 /// Few-channel (c, kh, kw) im2col (im2col_padded.c; what mpq_qconv2d_u8s8 runs for a stem
 /// with fewer than 16 channels per group, K of 16 to 1024, stride_w 1 or 2): the group's
 /// planes copied once with their padding written out into `scratch`
