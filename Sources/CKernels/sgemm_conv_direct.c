@@ -29,6 +29,8 @@
 typedef struct {
     mpq_kernel_path path;
     mpq_sgemm_direct_tile_fn tile;
+    int tall;             // AVX-512 tall tiles for narrow column tiles (sgemm_direct_tall_avx512.c)
+    int m_unit;           // weight panels per work unit when output channels are split (MPQ_SCONV_SPLIT_M)
     const float *x;
     const mpq_conv2d_shape *s;
     size_t in_image;      // floats per input image
@@ -84,6 +86,44 @@ static int has_avx512(void) {
     return v == 1;
 }
 
+// Small planes (a channel's phase planes within SMALL_CHANNEL_FLOATS): the channels' whole
+// padded area is zeroed with one memset and only the image's rows are written, instead of
+// a memset and a copy call per padded row and phase (960 calls for a 48-channel 8x8
+// stride-2 layer, a third of its time). Same bytes as the row-by-row path below.
+#define SMALL_CHANNEL_FLOATS 4096
+
+static void pad_small_channels(const direct_job *j, const float *x, int c0, int c1, float *dst, int avx512) {
+    const mpq_conv2d_shape *s = j->s;
+    const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, sh = j->sh, sw = j->sw;
+    memset(dst + (size_t)c0 * j->chan, 0, (size_t)(c1 - c0) * j->chan * sizeof(float));
+    // Per column phase b: its columns inside the image, q in [q0, q1), from image column q0 * sw + b - pl.
+    int q0[4], q1[4];
+    for (int b = 0; b < sw; b++) {
+        q0[b] = b >= pl ? 0 : (pl - b + sw - 1) / sw;
+        q1[b] = W + pl - 1 - b >= 0 ? (W + pl - 1 - b) / sw + 1 : 0;
+        if (q1[b] > j->wq) q1[b] = j->wq;
+        if (q0[b] > q1[b]) q0[b] = q1[b];
+    }
+    for (int c = c0; c < c1; c++) {
+        const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
+        float *base = dst + (size_t)c * j->chan;
+        for (int h = 0; h < H; h++) {
+            const int a = (h + pt) % sh, r = (h + pt) / sh;
+            if (r >= j->hq) continue;
+            const float *row = xc + (size_t)h * (size_t)W;
+            for (int b = 0; b < sw; b++) {
+                const int slot = j->slot[a * sw + b], n = q1[b] - q0[b];
+                if (slot < 0 || n <= 0) continue;
+                float *p = base + (size_t)slot * j->plane + (size_t)r * (size_t)j->wq + q0[b];
+                const float *src = row + (q0[b] * sw + b - pl);
+                if (sw == 1) memcpy(p, src, (size_t)n * sizeof(float));
+                else if (avx512) mpq_sconv_gather2_avx512(p, src, n);
+                else for (int q = 0; q < n; q++) p[q] = src[(size_t)q * (size_t)sw];
+            }
+        }
+    }
+}
+
 // Channels [c0, c1) of image `img` zero-padded (and split into stride phases) into `dst`
 // (the image's padded buffer): phase (a, b) row r column q holds padded pixel
 // (r * sh + a, q * sw + b), 0 outside the image.
@@ -92,6 +132,10 @@ static void pad_channels(const direct_job *j, int img, int c0, int c1, float *ds
     const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, sh = j->sh, sw = j->sw;
     const float *x = j->x + (size_t)img * j->in_image;
     const int avx512 = sw == 2 && has_avx512();
+    if (j->chan <= SMALL_CHANNEL_FLOATS) {
+        pad_small_channels(j, x, c0, c1, dst, avx512);
+        c0 = c1;  // done; the slack below still applies
+    }
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
         for (int a = 0; a < sh; a++)
@@ -166,13 +210,20 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
             first = row0;
         }
         for (int col = c0; col < c1; col += NR) {
-            const int nc = c1 - col < NR ? c1 - col : NR;
-            for (int p = p0; p < p1; p++) {
-                const int row = p * MR, mr = j->mg - row < MR ? j->mg - row : MR;
+            const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
+            // Narrow column tiles (small planes) take several weight panels per tile.
+            const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
+            for (int p = p0, step; p < p1; p += step) {
+                step = p1 - p < tall ? p1 - p : tall;
+                const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
                 float *c = cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
                 const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi};
-                j->tile(j->k, wg + (size_t)p * (size_t)j->k * MR, b + col, j->offsets, (nc + 15) / 16, c, ldc, mr, nc,
-                        epilogue ? &ep : NULL);
+                const float *a = wg + (size_t)p * (size_t)j->k * MR;
+                if (step > 1)
+                    mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ldc, mr, nc,
+                                                 epilogue ? &ep : NULL);
+                else
+                    j->tile(j->k, a, b + col, j->offsets, nv, c, ldc, mr, nc, epilogue ? &ep : NULL);
                 if (j->act == MPQ_ACT_SILU)
                     mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
             }
@@ -194,12 +245,13 @@ static void run_units(const direct_job *j, int u0, int u1) {
         }
         return;
     }
-    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : j->panels;
+    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : (j->panels + j->m_unit - 1) / j->m_unit;
     for (int u = u0; u < u1;) {
         const int g = u / per_group, v0 = u % per_group;
         const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
         if (j->mode == MPQ_SCONV_SPLIT_N) direct_part(j, j->shared, j->image, g, 0, j->panels, v0, v1);
-        else direct_part(j, j->shared, j->image, g, v0, v1, 0, j->n_units);
+        else direct_part(j, j->shared, j->image, g, v0 * j->m_unit, v1 * j->m_unit < j->panels ? v1 * j->m_unit : j->panels,
+                         0, j->n_units);
         u += v1 - v0;
     }
 }
@@ -233,6 +285,18 @@ static void run(direct_job *j, int threads) {
     mpq_pool_run(threads, run_task, j);
 }
 
+// Tall tiles on the AVX-512 path unless MPQ_FP32_CONV_TALL=0 (read once), for an A/B.
+static int tall_enabled(void) {
+    static _Atomic int state;  // 0 unread, 1 on, 2 off
+    int v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("MPQ_FP32_CONV_TALL");
+        v = e && e[0] == '0' ? 2 : 1;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
     if (!s || s->stride_h < 1 || s->stride_w < 1 || s->stride_h > 4 || s->stride_w > 4 || s->group < 1 ||
         s->channels % s->group || s->kernel_w < 1 || s->dilation_w < 1)
@@ -253,6 +317,8 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     direct_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
     j.tile = direct_tile_for(j.path);
+    j.tall = j.path == MPQ_PATH_VNNI && tall_enabled();
+    j.m_unit = 1;
     j.x = x;
     j.s = s;
     j.in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
@@ -295,13 +361,17 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     if (images == 0) return 0;
     int32_t *offsets = malloc((size_t)j.k * sizeof(int32_t));
     if (!offsets) return -1;
-    for (int c = 0, k = 0; c < cg; c++)
-        for (int kh = 0; kh < s->kernel_h; kh++)
-            for (int kw = 0; kw < s->kernel_w; kw++) {
-                const int r = kh * s->dilation_h, q = kw * s->dilation_w;
-                offsets[k++] = (int32_t)((size_t)c * j.chan + (size_t)j.slot[(r % j.sh) * j.sw + q % j.sw] * j.plane +
-                                         (size_t)(r / j.sh) * (size_t)j.wq + (size_t)(q / j.sw));
-            }
+    // The taps of channel 0 (kernel_h * kernel_w of them), then every channel's the same
+    // plus c * chan: one division per tap, not per k (a 4x4 layer spent 7% here).
+    const int taps = s->kernel_h * s->kernel_w;
+    for (int kh = 0, k = 0; kh < s->kernel_h; kh++)
+        for (int kw = 0; kw < s->kernel_w; kw++) {
+            const int r = kh * s->dilation_h, q = kw * s->dilation_w;
+            offsets[k++] = (int32_t)((size_t)j.slot[(r % j.sh) * j.sw + q % j.sw] * j.plane + (size_t)(r / j.sh) * (size_t)j.wq +
+                                     (size_t)(q / j.sw));
+        }
+    for (int c = 1; c < cg; c++)
+        for (int t = 0; t < taps; t++) offsets[c * taps + t] = (int32_t)((size_t)c * j.chan) + offsets[t];
     j.offsets = offsets;
     int rc = 0;
     if (images > 1 && images >= threads) {
@@ -338,8 +408,14 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
             j.mode = MPQ_SCONV_SPLIT_N;
             j.units = s->group * j.n_units;
         } else {
+            // Whole tall tiles per unit (a split mid-tile would run it as narrower tiles).
             j.mode = MPQ_SCONV_SPLIT_M;
-            j.units = s->group * j.panels;
+            // Panels per unit: what the last (narrowest) column tile's tall tile takes, fewer
+            // where that leaves under two units per thread (balance first).
+            const int last_nv = (j.flat - (j.n_units - 1) * NR + 15) / 16;
+            j.m_unit = j.tall ? mpq_sgemm_direct_tall_panels(last_nv) : 1;
+            while (j.m_unit > 1 && (j.panels + j.m_unit - 1) / j.m_unit < 2 * threads) j.m_unit--;
+            j.units = s->group * ((j.panels + j.m_unit - 1) / j.m_unit);
         }
         run(&j, threads);
         if (atomic_load(&j.next) < j.units) rc = -1;
