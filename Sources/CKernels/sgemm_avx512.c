@@ -9,6 +9,15 @@
 #define AVX512_TARGET __attribute__((target("avx512f")))
 #define MR MPQ_SGEMM_MR
 
+// The compressing store of mpq_sgemm_tile_epilogue: the `valid` lanes of v, in order, at
+// row + place. Compress in a register, then a plain masked store (vcompressps to memory is
+// slow on Zen 4).
+static inline __attribute__((always_inline)) AVX512_TARGET void
+mpq_sgemm_compress_store(float *row, uint16_t valid, int32_t place, __m512 v) {
+    const int n = __builtin_popcount(valid);
+    _mm512_mask_storeu_ps(row + place, (__mmask16)((1u << n) - 1u), _mm512_maskz_compress_ps((__mmask16)valid, v));
+}
+
 static inline AVX512_TARGET __mmask16 lanes(int cols) {
     return cols >= 16 ? (__mmask16)0xFFFF : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1u);
 }
@@ -29,6 +38,12 @@ finish(__m512 acc[MR][4], int mr, int nv, const __mmask16 mask[4], const mpq_sge
             if (ep->clamp)
                 _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
         }
+    }
+    if (ep && ep->valid) {
+        _Pragma("unroll") for (int i = 0; i < mr; i++)
+            _Pragma("unroll") for (int q = 0; q < nv; q++)
+                mpq_sgemm_compress_store(c + (size_t)i * (size_t)ldc, ep->valid[q], ep->place[q], acc[i][q]);
+        return;
     }
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int q = 0; q < nv; q++)

@@ -29,6 +29,7 @@
 typedef struct {
     mpq_kernel_path path;
     mpq_sgemm_direct_tile_fn tile;
+    int compress;         // AVX-512 tiles store only output pixels (mpq_sgemm_tile_epilogue.valid)
     int tall;             // AVX-512 tall tiles for narrow column tiles (sgemm_direct_tall_avx512.c)
     int m_unit;           // weight panels per work unit when output channels are split (MPQ_SCONV_SPLIT_M)
     const float *x;
@@ -191,9 +192,12 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg : NULL;
     const int epilogue = bias || j->act != MPQ_ACT_NONE;
     const int direct_out = j->wq == j->ow;
+    // AVX-512: tiles drop the junk columns themselves (compressing store), no scratch copy.
+    const int compress = !direct_out && j->compress;
+    const size_t out_plane = (size_t)j->oh * (size_t)j->ow;
     const int row0 = p0 * MR, row1 = p1 * MR < j->mg ? p1 * MR : j->mg, rows = row1 - row0;
     int chunk = v1 - v0;
-    if (!direct_out) {
+    if (!direct_out && !compress) {
         chunk = SCRATCH_FLOATS / ((p1 - p0) * MR * NR);
         if (chunk < 1) chunk = 1;
     }
@@ -203,7 +207,7 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
         // Row `row` of the part at cbase + (row - first) * ldc.
         float *cbase = yg;
         int ldc = j->flat, origin = 0, first = 0;
-        if (!direct_out) {
+        if (!direct_out && !compress) {
             cbase = scratch_buf;  // run_task sized it for the largest part
             ldc = c1 - c0;
             origin = c0;
@@ -211,24 +215,51 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
         }
         for (int col = c0; col < c1; col += NR) {
             const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
+            // Compressing store: per vector the lanes that are pixels (column < OW) and where
+            // the first goes; valid flat positions map to consecutive output pixels.
+            uint16_t valid[NR / 16];
+            int32_t place[NR / 16];
+            int out0 = -1, kept = 0;
+            if (compress) {
+                int oh = col / j->wq, ow = col % j->wq;
+                for (int q = 0; q < nv; q++) {
+                    unsigned m = 0;
+                    place[q] = 0;
+                    for (int l = 0; l < 16 && col + 16 * q + l < col + nc; l++) {
+                        if (ow < j->ow) {
+                            if (!m) place[q] = oh * j->ow + ow;
+                            m |= 1u << l;
+                            kept++;
+                        }
+                        if (++ow == j->wq) ow = 0, oh++;
+                    }
+                    valid[q] = (uint16_t)m;
+                    if (out0 < 0 && m) out0 = place[q];
+                }
+            }
             // Narrow column tiles (small planes) take several weight panels per tile.
             const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
             for (int p = p0, step; p < p1; p += step) {
                 step = p1 - p < tall ? p1 - p : tall;
                 const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
-                float *c = cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
-                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi};
+                float *c = compress ? yg + (size_t)row * out_plane
+                                    : cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
+                const int ld = compress ? (int)out_plane : ldc;
+                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi,
+                                                    compress ? valid : NULL, compress ? place : NULL};
+                const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
                 const float *a = wg + (size_t)p * (size_t)j->k * MR;
                 if (step > 1)
-                    mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ldc, mr, nc,
-                                                 epilogue ? &ep : NULL);
+                    mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
                 else
-                    j->tile(j->k, a, b + col, j->offsets, nv, c, ldc, mr, nc, epilogue ? &ep : NULL);
-                if (j->act == MPQ_ACT_SILU)
+                    j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                if (j->act == MPQ_ACT_SILU && compress && kept)
+                    mpq_conv_epilogue_f32(j->path, c + out0, (size_t)mr, (size_t)kept, out_plane, NULL, j->act, j->lo, j->hi);
+                else if (j->act == MPQ_ACT_SILU && !compress)
                     mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
             }
         }
-        if (!direct_out)
+        if (!direct_out && !compress)
             copy_out(j, cbase, rows, c0, c1, yg + (size_t)row0 * (size_t)j->oh * (size_t)j->ow);
     }
 }
@@ -285,12 +316,13 @@ static void run(direct_job *j, int threads) {
     mpq_pool_run(threads, run_task, j);
 }
 
-// Tall tiles on the AVX-512 path unless MPQ_FP32_CONV_TALL=0 (read once), for an A/B.
-static int tall_enabled(void) {
+// Tall tiles and compressing stores on the AVX-512 path unless MPQ_FP32_CONV_SMALL=0 (read
+// once), which keeps the 6-row tiles and the scratch copy for an A/B; the same bits either way.
+static int small_plane_tiles_enabled(void) {
     static _Atomic int state;  // 0 unread, 1 on, 2 off
     int v = atomic_load_explicit(&state, memory_order_relaxed);
     if (!v) {
-        const char *e = getenv("MPQ_FP32_CONV_TALL");
+        const char *e = getenv("MPQ_FP32_CONV_SMALL");
         v = e && e[0] == '0' ? 2 : 1;
         atomic_store_explicit(&state, v, memory_order_relaxed);
     }
@@ -317,7 +349,8 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     direct_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
     j.tile = direct_tile_for(j.path);
-    j.tall = j.path == MPQ_PATH_VNNI && tall_enabled();
+    j.tall = j.path == MPQ_PATH_VNNI && small_plane_tiles_enabled();
+    j.compress = j.tall;
     j.m_unit = 1;
     j.x = x;
     j.s = s;

@@ -52,6 +52,16 @@ tall_tile(int kc, const float *a, size_t panel_stride, const float *b, const int
                 _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
         }
     }
+    if (ep && ep->valid) {  // the compressing store (mpq_sgemm_tile_epilogue)
+        _Pragma("unroll") for (int i = 0; i < panels * MR; i++)
+            if (i < mr)
+                _Pragma("unroll") for (int q = 0; q < nv; q++) {
+                    const int n = __builtin_popcount(ep->valid[q]);
+                    _mm512_mask_storeu_ps(c + (size_t)i * (size_t)ldc + ep->place[q], (__mmask16)((1u << n) - 1u),
+                                          _mm512_maskz_compress_ps((__mmask16)ep->valid[q], acc[i][q]));
+                }
+        return;
+    }
     _Pragma("unroll") for (int i = 0; i < panels * MR; i++)
         if (i < mr)
             _Pragma("unroll") for (int q = 0; q < nv; q++)
@@ -79,6 +89,6 @@ void mpq_sgemm_direct_tall_avx512(int kc, const float *a, size_t panel_stride, c
             mpq_sgemm_direct_tile_avx512(kc, a + (size_t)p * panel_stride, b, offsets, nv, c + (size_t)row * (size_t)ldc,
                                          ldc, mr - row < MR ? mr - row : MR, nc,
                                          ep ? &(mpq_sgemm_tile_epilogue){ep->bias ? ep->bias + row : NULL, ep->clamp,
-                                                                           ep->lo, ep->hi}
+                                                                           ep->lo, ep->hi, ep->valid, ep->place}
                                             : NULL);
 }

@@ -44,6 +44,12 @@ typedef struct {
     const float *bias;  ///< the tile's first row's bias, or NULL
     int clamp;
     float lo, hi;
+    /// AVX-512 direct tiles only (NULL elsewhere): a compressing store. Vector q keeps the
+    /// lanes set in valid[q] (the flat positions that are output pixels, not junk columns),
+    /// packed together at c + row * ldc + place[q] (valid positions map to consecutive
+    /// output pixels), so a padded Conv writes its output without a scratch copy.
+    const uint16_t *valid;
+    const int32_t *place;
 } mpq_sgemm_tile_epilogue;
 
 /// One micro-tile: c[i * ldc + j] for i < mr, j < nc is set to (accumulate: itself plus)
