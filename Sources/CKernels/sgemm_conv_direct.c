@@ -182,6 +182,12 @@ static void copy_out(const direct_job *j, const float *scratch, int rows, int c0
     }
 }
 
+// The output pixel of the first flat position >= f that is one (not a junk column).
+static int out_ceil(const direct_job *j, int f) {
+    const int oh = f / j->wq, ow = f % j->wq;
+    return ow < j->ow ? oh * j->ow + ow : (oh + 1) * j->ow;
+}
+
 // Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
 // padded image `src`. Without junk columns the tiles write the output directly; otherwise
 // chunks of column panels go through a scratch C and are copied out.
@@ -197,7 +203,7 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
     const size_t out_plane = (size_t)j->oh * (size_t)j->ow;
     const int row0 = p0 * MR, row1 = p1 * MR < j->mg ? p1 * MR : j->mg, rows = row1 - row0;
     int chunk = v1 - v0;
-    if (!direct_out && !compress) {
+    if (!direct_out) {  // the scratch's size, or with compressing stores the block the SiLU pass covers
         chunk = SCRATCH_FLOATS / ((p1 - p0) * MR * NR);
         if (chunk < 1) chunk = 1;
     }
@@ -219,7 +225,6 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
             // the first goes; valid flat positions map to consecutive output pixels.
             uint16_t valid[NR / 16];
             int32_t place[NR / 16];
-            int out0 = -1, kept = 0;
             if (compress) {
                 int oh = col / j->wq, ow = col % j->wq;
                 for (int q = 0; q < nv; q++) {
@@ -229,12 +234,10 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
                         if (ow < j->ow) {
                             if (!m) place[q] = oh * j->ow + ow;
                             m |= 1u << l;
-                            kept++;
                         }
                         if (++ow == j->wq) ow = 0, oh++;
                     }
                     valid[q] = (uint16_t)m;
-                    if (out0 < 0 && m) out0 = place[q];
                 }
             }
             // Narrow column tiles (small planes) take several weight panels per tile.
@@ -253,11 +256,17 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
                     mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
                 else
                     j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
-                if (j->act == MPQ_ACT_SILU && compress && kept)
-                    mpq_conv_epilogue_f32(j->path, c + out0, (size_t)mr, (size_t)kept, out_plane, NULL, j->act, j->lo, j->hi);
-                else if (j->act == MPQ_ACT_SILU && !compress)
+                if (j->act == MPQ_ACT_SILU && !compress)
                     mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
             }
+        }
+        // Compressed tiles: the SiLU once over the chunk's output pixels, whole rows of
+        // them (per tile, the 8-wide epilogue loop's scalar tail took a 62-pixel row's last 6).
+        if (compress && j->act == MPQ_ACT_SILU) {
+            const int o0 = out_ceil(j, c0), o1 = out_ceil(j, c1);
+            if (o1 > o0)
+                mpq_conv_epilogue_f32(j->path, yg + (size_t)row0 * out_plane + o0, (size_t)rows, (size_t)(o1 - o0), out_plane,
+                                      NULL, j->act, j->lo, j->hi);
         }
         if (!direct_out && !compress)
             copy_out(j, cbase, rows, c0, c1, yg + (size_t)row0 * (size_t)j->oh * (size_t)j->ow);
