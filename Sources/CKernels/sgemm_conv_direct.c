@@ -190,7 +190,8 @@ static int out_ceil(const direct_job *j, int f) {
 
 // Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
 // padded image `src`. Without junk columns the tiles write the output directly; otherwise
-// chunks of column panels go through a scratch C and are copied out.
+// AVX-512 tiles store only the pixel lanes at their output positions (compressing store),
+// and other paths' chunks of column panels go through a scratch C and are copied out.
 static void direct_part(const direct_job *j, const float *src, int img, int g, int p0, int p1, int v0, int v1) {
     const float *b = src + (size_t)g * (size_t)j->cg * j->chan;
     float *yg = j->y + (size_t)img * j->out_image + (size_t)g * (size_t)j->mg * (size_t)j->oh * (size_t)j->ow;
