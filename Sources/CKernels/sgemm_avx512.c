@@ -9,6 +9,15 @@
 #define AVX512_TARGET __attribute__((target("avx512f")))
 #define MR MPQ_SGEMM_MR
 
+// The compressing store of mpq_sgemm_tile_epilogue: the `valid` lanes of v, in order, at
+// row + place. Compress in a register, then a plain masked store (vcompressps to memory is
+// slow on Zen 4).
+static inline __attribute__((always_inline)) AVX512_TARGET void
+mpq_sgemm_compress_store(float *row, uint16_t valid, int32_t place, __m512 v) {
+    const int n = __builtin_popcount(valid);
+    _mm512_mask_storeu_ps(row + place, (__mmask16)((1u << n) - 1u), _mm512_maskz_compress_ps((__mmask16)valid, v));
+}
+
 static inline AVX512_TARGET __mmask16 lanes(int cols) {
     return cols >= 16 ? (__mmask16)0xFFFF : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1u);
 }
@@ -29,6 +38,12 @@ finish(__m512 acc[MR][4], int mr, int nv, const __mmask16 mask[4], const mpq_sge
             if (ep->clamp)
                 _Pragma("unroll") for (int q = 0; q < nv; q++) acc[i][q] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][q]));
         }
+    }
+    if (ep && ep->valid) {
+        _Pragma("unroll") for (int i = 0; i < mr; i++)
+            _Pragma("unroll") for (int q = 0; q < nv; q++)
+                mpq_sgemm_compress_store(c + (size_t)i * (size_t)ldc, ep->valid[q], ep->place[q], acc[i][q]);
+        return;
     }
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int q = 0; q < nv; q++)
@@ -78,7 +93,10 @@ void mpq_sgemm_tile_avx512(int kc, const float *a, const float *b, int nv, float
 }
 
 // d[i] = src[2 * i] for i < count: the stride-2 taps of a packed row (a 7x7 stride-2
-// stem spends most of its packing here). Two loads and one two-source permute per 16.
+// stem spends most of its packing here). Two loads and one two-source permute per 16;
+// the tail too, with masked loads (they read no further than src[2 (count - 1)]): a
+// scalar tail took half of a 32-wide row and all of a 16-wide one, 23% of a 64x64
+// stride-2 Conv.
 AVX512_TARGET void mpq_sconv_gather2_avx512(float *d, const float *src, int count) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int i = 0;
@@ -87,7 +105,12 @@ AVX512_TARGET void mpq_sconv_gather2_avx512(float *d, const float *src, int coun
         const __m512 lo = _mm512_loadu_ps(src + 2 * i), hi = _mm512_loadu_ps(src + 2 * i + 16);
         _mm512_storeu_ps(d + i, _mm512_permutex2var_ps(lo, even, hi));
     }
-    for (; i < count; i++) d[i] = src[2 * i];
+    if (i < count) {
+        const int n = count - i, span = 2 * n - 1;  // outputs left (1..16), source floats they read
+        const __m512 lo = _mm512_maskz_loadu_ps(lanes(span), src + 2 * i);
+        const __m512 hi = _mm512_maskz_loadu_ps(lanes(span - 16), src + 2 * i + 16);
+        _mm512_mask_storeu_ps(d + i, lanes(n), _mm512_permutex2var_ps(lo, even, hi));
+    }
 }
 
 // The direct path's tile (sgemm_conv_direct.c): the same 6 x 4 zmm tile and FMA chain,

@@ -29,6 +29,9 @@
 typedef struct {
     mpq_kernel_path path;
     mpq_sgemm_direct_tile_fn tile;
+    int compress;         // AVX-512 tiles store only output pixels (mpq_sgemm_tile_epilogue.valid)
+    int tall;             // AVX-512 tall tiles for narrow column tiles (sgemm_direct_tall_avx512.c)
+    int m_unit;           // weight panels per work unit when output channels are split (MPQ_SCONV_SPLIT_M)
     const float *x;
     const mpq_conv2d_shape *s;
     size_t in_image;      // floats per input image
@@ -84,6 +87,44 @@ static int has_avx512(void) {
     return v == 1;
 }
 
+// Small planes (a channel's phase planes within SMALL_CHANNEL_FLOATS): the channels' whole
+// padded area is zeroed with one memset and only the image's rows are written, instead of
+// a memset and a copy call per padded row and phase (960 calls for a 48-channel 8x8
+// stride-2 layer, a third of its time). Same bytes as the row-by-row path below.
+#define SMALL_CHANNEL_FLOATS 4096
+
+static void pad_small_channels(const direct_job *j, const float *x, int c0, int c1, float *dst, int avx512) {
+    const mpq_conv2d_shape *s = j->s;
+    const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, sh = j->sh, sw = j->sw;
+    memset(dst + (size_t)c0 * j->chan, 0, (size_t)(c1 - c0) * j->chan * sizeof(float));
+    // Per column phase b: its columns inside the image, q in [q0, q1), from image column q0 * sw + b - pl.
+    int q0[4], q1[4];
+    for (int b = 0; b < sw; b++) {
+        q0[b] = b >= pl ? 0 : (pl - b + sw - 1) / sw;
+        q1[b] = W + pl - 1 - b >= 0 ? (W + pl - 1 - b) / sw + 1 : 0;
+        if (q1[b] > j->wq) q1[b] = j->wq;
+        if (q0[b] > q1[b]) q0[b] = q1[b];
+    }
+    for (int c = c0; c < c1; c++) {
+        const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
+        float *base = dst + (size_t)c * j->chan;
+        for (int h = 0; h < H; h++) {
+            const int a = (h + pt) % sh, r = (h + pt) / sh;
+            if (r >= j->hq) continue;
+            const float *row = xc + (size_t)h * (size_t)W;
+            for (int b = 0; b < sw; b++) {
+                const int slot = j->slot[a * sw + b], n = q1[b] - q0[b];
+                if (slot < 0 || n <= 0) continue;
+                float *p = base + (size_t)slot * j->plane + (size_t)r * (size_t)j->wq + q0[b];
+                const float *src = row + (q0[b] * sw + b - pl);
+                if (sw == 1) memcpy(p, src, (size_t)n * sizeof(float));
+                else if (avx512) mpq_sconv_gather2_avx512(p, src, n);
+                else for (int q = 0; q < n; q++) p[q] = src[(size_t)q * (size_t)sw];
+            }
+        }
+    }
+}
+
 // Channels [c0, c1) of image `img` zero-padded (and split into stride phases) into `dst`
 // (the image's padded buffer): phase (a, b) row r column q holds padded pixel
 // (r * sh + a, q * sw + b), 0 outside the image.
@@ -92,6 +133,10 @@ static void pad_channels(const direct_job *j, int img, int c0, int c1, float *ds
     const int H = s->height, W = s->width, pt = s->pad_top, pl = s->pad_left, sh = j->sh, sw = j->sw;
     const float *x = j->x + (size_t)img * j->in_image;
     const int avx512 = sw == 2 && has_avx512();
+    if (j->chan <= SMALL_CHANNEL_FLOATS) {
+        pad_small_channels(j, x, c0, c1, dst, avx512);
+        c0 = c1;  // done; the slack below still applies
+    }
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
         for (int a = 0; a < sh; a++)
@@ -137,9 +182,16 @@ static void copy_out(const direct_job *j, const float *scratch, int rows, int c0
     }
 }
 
+// The output pixel of the first flat position >= f that is one (not a junk column).
+static int out_ceil(const direct_job *j, int f) {
+    const int oh = f / j->wq, ow = f % j->wq;
+    return ow < j->ow ? oh * j->ow + ow : (oh + 1) * j->ow;
+}
+
 // Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
 // padded image `src`. Without junk columns the tiles write the output directly; otherwise
-// chunks of column panels go through a scratch C and are copied out.
+// AVX-512 tiles store only the pixel lanes at their output positions (compressing store),
+// and other paths' chunks of column panels go through a scratch C and are copied out.
 static void direct_part(const direct_job *j, const float *src, int img, int g, int p0, int p1, int v0, int v1) {
     const float *b = src + (size_t)g * (size_t)j->cg * j->chan;
     float *yg = j->y + (size_t)img * j->out_image + (size_t)g * (size_t)j->mg * (size_t)j->oh * (size_t)j->ow;
@@ -147,9 +199,12 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg : NULL;
     const int epilogue = bias || j->act != MPQ_ACT_NONE;
     const int direct_out = j->wq == j->ow;
+    // AVX-512: tiles drop the junk columns themselves (compressing store), no scratch copy.
+    const int compress = !direct_out && j->compress;
+    const size_t out_plane = (size_t)j->oh * (size_t)j->ow;
     const int row0 = p0 * MR, row1 = p1 * MR < j->mg ? p1 * MR : j->mg, rows = row1 - row0;
     int chunk = v1 - v0;
-    if (!direct_out) {
+    if (!direct_out) {  // the scratch's size, or with compressing stores the block the SiLU pass covers
         chunk = SCRATCH_FLOATS / ((p1 - p0) * MR * NR);
         if (chunk < 1) chunk = 1;
     }
@@ -159,25 +214,62 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
         // Row `row` of the part at cbase + (row - first) * ldc.
         float *cbase = yg;
         int ldc = j->flat, origin = 0, first = 0;
-        if (!direct_out) {
+        if (!direct_out && !compress) {
             cbase = scratch_buf;  // run_task sized it for the largest part
             ldc = c1 - c0;
             origin = c0;
             first = row0;
         }
         for (int col = c0; col < c1; col += NR) {
-            const int nc = c1 - col < NR ? c1 - col : NR;
-            for (int p = p0; p < p1; p++) {
-                const int row = p * MR, mr = j->mg - row < MR ? j->mg - row : MR;
-                float *c = cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
-                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi};
-                j->tile(j->k, wg + (size_t)p * (size_t)j->k * MR, b + col, j->offsets, (nc + 15) / 16, c, ldc, mr, nc,
-                        epilogue ? &ep : NULL);
-                if (j->act == MPQ_ACT_SILU)
+            const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
+            // Compressing store: per vector the lanes that are pixels (column < OW) and where
+            // the first goes; valid flat positions map to consecutive output pixels.
+            uint16_t valid[NR / 16];
+            int32_t place[NR / 16];
+            if (compress) {
+                int oh = col / j->wq, ow = col % j->wq;
+                for (int q = 0; q < nv; q++) {
+                    unsigned m = 0;
+                    place[q] = 0;
+                    for (int l = 0; l < 16 && col + 16 * q + l < col + nc; l++) {
+                        if (ow < j->ow) {
+                            if (!m) place[q] = oh * j->ow + ow;
+                            m |= 1u << l;
+                        }
+                        if (++ow == j->wq) ow = 0, oh++;
+                    }
+                    valid[q] = (uint16_t)m;
+                }
+            }
+            // Narrow column tiles (small planes) take several weight panels per tile.
+            const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
+            for (int p = p0, step; p < p1; p += step) {
+                step = p1 - p < tall ? p1 - p : tall;
+                const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
+                float *c = compress ? yg + (size_t)row * out_plane
+                                    : cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
+                const int ld = compress ? (int)out_plane : ldc;
+                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi,
+                                                    compress ? valid : NULL, compress ? place : NULL};
+                const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
+                const float *a = wg + (size_t)p * (size_t)j->k * MR;
+                if (step > 1)
+                    mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                else
+                    j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                if (j->act == MPQ_ACT_SILU && !compress)
                     mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
             }
         }
-        if (!direct_out)
+        // Compressed tiles: the SiLU once over the chunk's output pixels, whole rows of
+        // them (per tile, the 8-wide epilogue loop's scalar tail took a 62-pixel row's last 6).
+        if (compress && j->act == MPQ_ACT_SILU) {
+            const int o0 = out_ceil(j, c0), o1 = out_ceil(j, c1);
+            if (o1 > o0)
+                mpq_conv_epilogue_f32(j->path, yg + (size_t)row0 * out_plane + o0, (size_t)rows, (size_t)(o1 - o0), out_plane,
+                                      NULL, j->act, j->lo, j->hi);
+        }
+        if (!direct_out && !compress)
             copy_out(j, cbase, rows, c0, c1, yg + (size_t)row0 * (size_t)j->oh * (size_t)j->ow);
     }
 }
@@ -194,12 +286,13 @@ static void run_units(const direct_job *j, int u0, int u1) {
         }
         return;
     }
-    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : j->panels;
+    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : (j->panels + j->m_unit - 1) / j->m_unit;
     for (int u = u0; u < u1;) {
         const int g = u / per_group, v0 = u % per_group;
         const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
         if (j->mode == MPQ_SCONV_SPLIT_N) direct_part(j, j->shared, j->image, g, 0, j->panels, v0, v1);
-        else direct_part(j, j->shared, j->image, g, v0, v1, 0, j->n_units);
+        else direct_part(j, j->shared, j->image, g, v0 * j->m_unit, v1 * j->m_unit < j->panels ? v1 * j->m_unit : j->panels,
+                         0, j->n_units);
         u += v1 - v0;
     }
 }
@@ -233,6 +326,19 @@ static void run(direct_job *j, int threads) {
     mpq_pool_run(threads, run_task, j);
 }
 
+// Tall tiles and compressing stores on the AVX-512 path unless MPQ_FP32_CONV_SMALL=0 (read
+// once), which keeps the 6-row tiles and the scratch copy for an A/B; the same bits either way.
+static int small_plane_tiles_enabled(void) {
+    static _Atomic int state;  // 0 unread, 1 on, 2 off
+    int v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("MPQ_FP32_CONV_SMALL");
+        v = e && e[0] == '0' ? 2 : 1;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
     if (!s || s->stride_h < 1 || s->stride_w < 1 || s->stride_h > 4 || s->stride_w > 4 || s->group < 1 ||
         s->channels % s->group || s->kernel_w < 1 || s->dilation_w < 1)
@@ -253,6 +359,9 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     direct_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
     j.tile = direct_tile_for(j.path);
+    j.tall = j.path == MPQ_PATH_VNNI && small_plane_tiles_enabled();
+    j.compress = j.tall;
+    j.m_unit = 1;
     j.x = x;
     j.s = s;
     j.in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
@@ -295,13 +404,17 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     if (images == 0) return 0;
     int32_t *offsets = malloc((size_t)j.k * sizeof(int32_t));
     if (!offsets) return -1;
-    for (int c = 0, k = 0; c < cg; c++)
-        for (int kh = 0; kh < s->kernel_h; kh++)
-            for (int kw = 0; kw < s->kernel_w; kw++) {
-                const int r = kh * s->dilation_h, q = kw * s->dilation_w;
-                offsets[k++] = (int32_t)((size_t)c * j.chan + (size_t)j.slot[(r % j.sh) * j.sw + q % j.sw] * j.plane +
-                                         (size_t)(r / j.sh) * (size_t)j.wq + (size_t)(q / j.sw));
-            }
+    // The taps of channel 0 (kernel_h * kernel_w of them), then every channel's the same
+    // plus c * chan: one division per tap, not per k (a 4x4 layer spent 7% here).
+    const int taps = s->kernel_h * s->kernel_w;
+    for (int kh = 0, k = 0; kh < s->kernel_h; kh++)
+        for (int kw = 0; kw < s->kernel_w; kw++) {
+            const int r = kh * s->dilation_h, q = kw * s->dilation_w;
+            offsets[k++] = (int32_t)((size_t)j.slot[(r % j.sh) * j.sw + q % j.sw] * j.plane + (size_t)(r / j.sh) * (size_t)j.wq +
+                                     (size_t)(q / j.sw));
+        }
+    for (int c = 1; c < cg; c++)
+        for (int t = 0; t < taps; t++) offsets[c * taps + t] = (int32_t)((size_t)c * j.chan) + offsets[t];
     j.offsets = offsets;
     int rc = 0;
     if (images > 1 && images >= threads) {
@@ -338,8 +451,14 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
             j.mode = MPQ_SCONV_SPLIT_N;
             j.units = s->group * j.n_units;
         } else {
+            // Whole tall tiles per unit (a split mid-tile would run it as narrower tiles).
             j.mode = MPQ_SCONV_SPLIT_M;
-            j.units = s->group * j.panels;
+            // Panels per unit: what the last (narrowest) column tile's tall tile takes, fewer
+            // where that leaves under two units per thread (balance first).
+            const int last_nv = (j.flat - (j.n_units - 1) * NR + 15) / 16;
+            j.m_unit = j.tall ? mpq_sgemm_direct_tall_panels(last_nv) : 1;
+            while (j.m_unit > 1 && (j.panels + j.m_unit - 1) / j.m_unit < 2 * threads) j.m_unit--;
+            j.units = s->group * ((j.panels + j.m_unit - 1) / j.m_unit);
         }
         run(&j, threads);
         if (atomic_load(&j.next) < j.units) rc = -1;

@@ -44,6 +44,12 @@ typedef struct {
     const float *bias;  ///< the tile's first row's bias, or NULL
     int clamp;
     float lo, hi;
+    /// AVX-512 direct tiles only (NULL elsewhere): a compressing store. Vector q keeps the
+    /// lanes set in valid[q] (the flat positions that are output pixels, not junk columns),
+    /// packed together at c + row * ldc + place[q] (valid positions map to consecutive
+    /// output pixels), so a padded Conv writes its output without a scratch copy.
+    const uint16_t *valid;
+    const int32_t *place;
 } mpq_sgemm_tile_epilogue;
 
 /// One micro-tile: c[i * ldc + j] for i < mr, j < nc is set to (accumulate: itself plus)
@@ -88,5 +94,17 @@ void mpq_sgemm_direct_tile_avx2(int kc, const float *a, const float *b, const in
                                 float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sgemm_direct_tile_avx512(int kc, const float *a, const float *b, const int32_t *offsets, int nv,
                                   float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+
+/// The direct tile over up to `mpq_sgemm_direct_tall_panels(nv)` consecutive weight panels
+/// at once (sgemm_direct_tall_avx512.c): rows i < mr (ceil(mr / MR) panels, `panel_stride`
+/// floats apart) x nc <= 16 * nv columns, each row the 6-row tile's FMA chain and epilogue,
+/// so the same bits; for narrow column tiles (small planes), where one panel at a time
+/// leaves too few accumulators. `ep->bias`, if any, is row 0's.
+void mpq_sgemm_direct_tall_avx512(int kc, const float *a, size_t panel_stride, const float *b, const int32_t *offsets,
+                                  int nv, float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+
+/// Panels one tall tile takes for a column tile of nv vectors: 4 (24 rows) for 1, 2 for 2,
+/// else 1 (the regular 6 x 4 tile is already 24 accumulators).
+int mpq_sgemm_direct_tall_panels(int nv);
 
 #endif

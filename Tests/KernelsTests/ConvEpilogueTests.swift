@@ -11,7 +11,9 @@ final class ConvEpilogueTests: XCTestCase {
                                    .leastNonzeroMagnitude, -.leastNormalMagnitude]
 
     var paths: [mpq_kernel_path] {
+        // MPQ_PATH_VNNI runs the epilogue's AVX-512 build (conv_epilogue.c), the others AVX2 or the reference.
         [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] + (mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 ? [MPQ_PATH_AVX2] : [])
+            + (mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 ? [MPQ_PATH_VNNI] : [])
     }
 
     /// The unfused ops on one path: bias pass (zero skipped), then FusedActivation.apply's

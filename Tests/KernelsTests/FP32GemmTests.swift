@@ -155,6 +155,47 @@ final class FP32GemmTests: XCTestCase {
         XCTAssertGreaterThan(compared, 100)
     }
 
+    /// Small planes (8x8, 4x4 and below, strided, batched, grouped, M not a multiple of 6):
+    /// the direct path's narrow column tiles, where the AVX-512 path runs tall tiles of 2-4
+    /// weight panels (sgemm_direct_tall_avx512.c) and splits output channels by whole tall
+    /// tiles, give the packed path's 6-row tiles' bits on every path, thread count and
+    /// epilogue (same FMA chain per output), and the reference stays within the
+    /// double-precision bound of the naive convolution.
+    func testSmallPlaneTallTilesEqualPackedPath() {
+        let small = [Case(c: 48, h: 8, w: 8, m: 48), Case(c: 64, h: 4, w: 4, m: 64), Case(c: 32, h: 16, w: 16, m: 48, stride: (2, 2)),
+                     Case(c: 48, h: 8, w: 8, m: 64, stride: (2, 2)), Case(images: 2, c: 16, h: 4, w: 3, m: 23),
+                     Case(c: 20, h: 6, w: 6, m: 13), Case(c: 112, h: 8, w: 8, m: 64), Case(c: 9, h: 2, w: 2, m: 130, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+                     Case(c: 12, h: 5, w: 5, m: 31, group: 1), Case(images: 3, c: 8, h: 3, w: 3, m: 20, group: 2),
+                     Case(c: 16, h: 4, w: 4, m: 25, kh: 1, kw: 1, pads: (0, 0, 0, 0)), Case(c: 24, h: 7, w: 2, m: 19, stride: (1, 2))]
+        var compared = 0
+        for (i, t) in small.enumerated() {
+            var s = t.shape
+            XCTAssertNotEqual(mpq_sconv2d_f32_direct_applies(&s), 0, t.description)
+            let (x, w, bias) = Self.data(t, seed: UInt64(500 + i))
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            let ref = Self.run(t, x: x, packed: packed, bias: bias, path: MPQ_PATH_REFERENCE, threads: 1)
+            let (exact, mag) = Self.naive(t, x: x, w: w, bias: bias)
+            for o in ref.indices where abs(Double(ref[o]) - exact[o]) > Self.relativeTolerance * mag[o] + Self.absoluteFloor {
+                XCTFail("\(t.description) output \(o): \(ref[o]) vs naive \(exact[o])"); break
+            }
+            for (act, lo, hi) in [(MPQ_ACT_NONE, Float(0), Float(0)), (MPQ_ACT_CLAMP, 0, 6), (MPQ_ACT_SILU, 0, 0)] {
+                for path in [MPQ_PATH_REFERENCE] + paths {
+                    for threads: Int32 in [1, 2, 3] {
+                        var want = [Float](repeating: .nan, count: count), got = want
+                        XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, bias, act, lo, hi, &want, threads), 0)
+                        XCTAssertEqual(mpq_sconv2d_f32_direct(path, x, Int32(t.images), &s, packed.pointer, bias, act, lo, hi, &got, threads), 0)
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                       "\(t.description) act \(act.rawValue) path \(path.rawValue) threads \(threads)")
+                        compared += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 100)
+        print("FP32 small-plane direct tiles compared on paths \(([MPQ_PATH_REFERENCE] + paths).map { String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path($0))) }); tall AVX-512 tiles \(mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 ? "covered" : "not available on this CPU")")
+    }
+
     /// Bias, Relu/Clip and SiLU applied per tile give the bits of the plain GEMM followed by
     /// `mpq_conv_epilogue_f32` over the whole output on the same path.
     func testFusedEpilogueEqualsGemmThenEpilogue() {
