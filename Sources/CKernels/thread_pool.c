@@ -76,6 +76,12 @@ void mpq_pool_run(int tasks, void (*fn)(void *, int), void *arg) {
         fn(arg, 0);
         return;
     }
+    if (mpq_single_threaded()) {
+        // Inside a task that already owns a core (thread_scope.c): the same tasks, in order,
+        // on this thread; each task's work is what it is on a worker, so the bytes are too.
+        for (int t = 0; t < tasks; t++) fn(arg, t);
+        return;
+    }
     pthread_mutex_lock(&run_lock);
     while (workers < tasks - 1) {
         pthread_t t;

@@ -14,22 +14,22 @@ public final class Session {
     /// Initializers plus folded constants.
     public private(set) var constants: [String: Tensor]
     private var entries: [OpEntry]
-    private var lastUse: [String: Int] = [:]
+    private(set) var lastUse: [String: Int] = [:]
     /// Per plan index, the values that node is the last to read (graph outputs excepted):
     /// the run loop frees them after it without a lookup per input.
-    private var lastReads: [[String]] = []
+    private(set) var lastReads: [[String]] = []
     /// The run loop's value store is an array: every graph input and every plan node's input
     /// and output has a slot, so a run resolves and frees by index, not by hashing names.
-    private var slotOf: [String: Int] = [:]
+    private(set) var slotOf: [String: Int] = [:]
     /// Per plan index: each input's slot (-1 for an absent optional input) and the constant it
     /// reads when nothing is stored there (a feed for a graph input overrides its initializer).
-    private var inputSlots: [[Int]] = []
-    private var inputConstants: [[Tensor?]] = []
+    private(set) var inputSlots: [[Int]] = []
+    private(set) var inputConstants: [[Tensor?]] = []
     /// Per plan index: each output's slot, and the slots of `lastReads`.
-    private var outputSlots: [[Int]] = []
-    private var lastReadSlots: [[Int]] = []
+    private(set) var outputSlots: [[Int]] = []
+    private(set) var lastReadSlots: [[Int]] = []
     /// Per slot: whether the value is a graph output (the run returns it).
-    private var slotIsGraphOutput: [Bool] = []
+    private(set) var slotIsGraphOutput: [Bool] = []
     private var planIndex: [String: Int] = [:]
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
@@ -48,6 +48,13 @@ public final class Session {
     private(set) var biasAddFusions: [Int: BiasAddFusion] = [:]
     /// Transformer chains run fused since the session was made (tests check fusions happen).
     private(set) var fusedChainsRun = 0
+    /// Runs of per-image nodes executed image by image at batch > 1, by their first plan
+    /// index (`ImageChain`, docs/image-chains.md).
+    private(set) var imageChains: [Int: ImageChain] = [:]
+    /// Whether `run` uses `imageChains` (`MPQ_IMAGE_CHAINS=0` turns it off by default).
+    public var runsImageChains = Session.imageChainsDefault
+    /// Image chains run since the session was made (tests check they happen).
+    private(set) var imageChainsRun = 0
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
@@ -120,6 +127,10 @@ public final class Session {
                                                     opset: graph.opset(forDomain: ""))
         biasAddFusions = BiasAddFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
                                             taken: Set(transformerFusions.values.flatMap(\.nodes)))
+        let groups = siluFusions.values.map { [$0.conv, $0.sigmoid, $0.mul] } + pairFusions.values.map { [$0.first, $0.second] }
+            + transformerFusions.map { [$0.key] + Array($0.value.nodes) } + biasAddFusions.map { [$0.key, $0.value.add] }
+        imageChains = ImageChain.find(plan: plan, constants: consts, graphInputs: graphInputs, graphOutputs: outputNames,
+                                      groups: groups, slotOf: slotOf)
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -164,22 +175,21 @@ public final class Session {
                 throw RuntimeError.missingValue(name: name, node: node.name)
             }
         }
-        // Plan node `i`'s inputs, by slot.
-        func resolve(planned i: Int) throws -> [Tensor?] {
-            let slots = inputSlots[i], consts = inputConstants[i]
-            var ins: [Tensor?] = []
-            ins.reserveCapacity(slots.count)
-            for k in slots.indices {
-                let s = slots[k]
-                if s < 0 { ins.append(nil); continue }
-                guard let t = values[s] ?? consts[k] else {
-                    throw RuntimeError.missingValue(name: plan[i].inputs[k], node: plan[i].name)
-                }
-                ins.append(t)
-            }
-            return ins
-        }
+        func resolve(planned i: Int) throws -> [Tensor?] { try resolveInputs(planned: i, values) }
+        var chainEnd = 0
         for (i, planned) in plan.enumerated() {
+            if i < chainEnd { continue }    // run in an image chain, which freed what it read
+            if fusing, runsImageChains, observer == nil, keep.isEmpty, let c = imageChains[i],
+               let outs = try runImageChain(c, values: values) {
+                for (s, t) in outs {
+                    values[s] = t
+                    if slotIsGraphOutput[s], let name = slotOf.first(where: { $0.value == s })?.key { result[name] = t.materialized() }
+                }
+                for k in c.range { free(lastReadSlots[k], lastReads[k]) }
+                imageChainsRun += 1
+                chainEnd = c.range.upperBound
+                continue
+            }
             if fusedAway.contains(i) {
                 // Part of a chain already run: free what it was the last to read.
                 free(lastReadSlots[i], lastReads[i])
@@ -196,27 +206,8 @@ public final class Session {
                 fusedAway.formUnion(f.nodes.dropFirst())
             } else {
                 ins = try resolve(planned: i)
-                if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
-                    node = f.node
-                    fusedAway.formUnion([f.sigmoid, f.mul])
-                }
-                var produced: [Tensor]
-                if fusing, let f = pairFusions[i],
-                   let fused = try f.run(ins, keep: keep, overrides: overrides, fused: fusedOverrides) {
-                    // The pair's second node is skipped below, where what it last read is freed.
-                    node = f.node
-                    fusedAway.insert(f.second)
-                    produced = fused
-                } else {
-                    produced = try execute(node: node, index: i, inputs: ins)
-                }
-                if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides),
-                   let first = produced.first, let y = b.apply(first, constants: constants) {
-                    node.outputs = [b.output]; produced = [y]
-                    fusedAway.insert(b.add)
-                    fusedChainsRun += 1
-                }
-                outs = produced
+                let ran = try step(i, inputs: ins, keep: keep, fusing: fusing, fusedAway: &fusedAway)
+                node = ran.0; outs = ran.1
             }
             if let observer {
                 if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
@@ -252,6 +243,52 @@ public final class Session {
         guard !chainOutputCodes.isEmpty, !observed, let o = f.node.outputs.first, let q = chainOutputCodes[o],
               !keep.contains(o), !outputNames.contains(o) else { return nil }
         return (q, chainCodesPath())
+    }
+
+    /// Plan node `i`'s inputs, by slot, from a run loop's `values`.
+    func resolveInputs(planned i: Int, _ values: [Tensor?]) throws -> [Tensor?] {
+        let slots = inputSlots[i], consts = inputConstants[i]
+        var ins: [Tensor?] = []
+        ins.reserveCapacity(slots.count)
+        for k in slots.indices {
+            let s = slots[k]
+            if s < 0 { ins.append(nil); continue }
+            guard let t = values[s] ?? consts[k] else {
+                throw RuntimeError.missingValue(name: plan[i].inputs[k], node: plan[i].name)
+            }
+            ins.append(t)
+        }
+        return ins
+    }
+
+    /// Runs plan node `i` on `ins` with the fusions that start at it (`fusing`): a SiLU into
+    /// its Conv, a pair, a bias Add into its MatMul. Returns the node as run (a fused node
+    /// writes the last fused node's output) and its outputs; the nodes it ran are added to
+    /// `fusedAway`, for the caller to skip.
+    func step(_ i: Int, inputs ins: [Tensor?], keep: Set<String>, fusing: Bool,
+              fusedAway: inout Set<Int>) throws -> (Node, [Tensor]) {
+        var node = plan[i]
+        if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
+            node = f.node
+            fusedAway.formUnion([f.sigmoid, f.mul])
+        }
+        var produced: [Tensor]
+        if fusing, let f = pairFusions[i],
+           let fused = try f.run(ins, keep: keep, overrides: overrides, fused: fusedOverrides) {
+            // The pair's second node is skipped by the caller, where what it last read is freed.
+            node = f.node
+            fusedAway.insert(f.second)
+            produced = fused
+        } else {
+            produced = try execute(node: node, index: i, inputs: ins)
+        }
+        if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides),
+           let first = produced.first, let y = b.apply(first, constants: constants) {
+            node.outputs = [b.output]; produced = [y]
+            fusedAway.insert(b.add)
+            fusedChainsRun += 1
+        }
+        return (node, produced)
     }
 
     /// A graph output the model declares floating point but the graph computes as integers

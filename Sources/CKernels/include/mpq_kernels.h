@@ -328,4 +328,10 @@ size_t mpq_im2col_padded_bytes(const mpq_conv2d_shape *s);
 int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, uint8_t *col,
                          uint8_t *scratch);
 
+/// Per-thread switch (thread_scope.c): while on, every kernel split over the pool runs its
+/// tasks one after another on the calling thread, and the Swift runtime's `coreCount` reads 1
+/// on that thread. Used by tasks that already own a core (the session's image chains).
+void mpq_set_single_threaded(int on);
+int mpq_single_threaded(void);
+
 #endif

@@ -1,0 +1,12 @@
+// A per-thread "run everything on this thread" switch. The session's image chains
+// (Session+ImageChains.swift) split a batch over the cores themselves, one image at a
+// time per core; every kernel called inside such a task must then stay on its thread:
+// a nested split would queue on the pool's run lock behind the other core's task and
+// gain nothing. Thread decisions read it through `coreCount` (Swift) and mpq_pool_run.
+#include "mpq_internal.h"
+
+static _Thread_local int single_threaded;
+
+void mpq_set_single_threaded(int on) { single_threaded = on != 0; }
+
+int mpq_single_threaded(void) { return single_threaded; }

@@ -1,0 +1,205 @@
+import CKernels
+import Dispatch
+import Foundation
+import ONNX
+
+/// A run of consecutive plan nodes in which every output image depends only on the same
+/// image of the inputs (Conv, BatchNormalization, activations, residual Add, pooling), run
+/// image by image when the batch has more than one (docs/image-chains.md).
+///
+/// Why: at batch 16 a layer-by-layer run writes each intermediate for all 16 images before
+/// the next layer reads it back, and MobileNetV2's expanded tensors are 25-77 MB (FP32) at
+/// 112x112 and 56x56: every depthwise layer streams them from DRAM. One image's are 1.6-4.8
+/// MB, so the next layer finds them in L2/L3. The batch splits over the cores by image, each
+/// core running the whole chain on its images one at a time with single-threaded kernels
+/// (`mpq_set_single_threaded`); each node runs on its image exactly as it runs on that
+/// image of a batch (every kernel computes images independently), so the output bytes are
+/// those of the layer-by-layer run, FP32 and INT8 (codes included).
+struct ImageChain {
+    /// Plan indices, consecutive.
+    let range: Range<Int>
+    /// Slots the chain reads that no chain node writes (its inputs from earlier nodes or the
+    /// feeds), and the slots it writes that a later node or the caller reads.
+    let inputSlots: [Int]
+    let outputSlots: [Int]
+
+    /// Ops whose output image i is a function of input image i alone, with the inputs that
+    /// must be constants for that to hold (weights, bias, BN statistics, clip bounds).
+    static let perImageOps: [String: Set<Int>] = [
+        "Conv": [1, 2], "BatchNormalization": [1, 2, 3, 4], "Clip": [1, 2],
+        "Relu": [], "LeakyRelu": [], "Sigmoid": [], "HardSigmoid": [], "HardSwish": [],
+        "Add": [], "Sub": [], "Mul": [], "Div": [],
+        "GlobalAveragePool": [], "GlobalMaxPool": [], "MaxPool": [], "AveragePool": [],
+    ]
+    static let binaryOps: Set<String> = ["Add", "Sub", "Mul", "Div"]
+
+    /// Whether `node` computes each image from that image alone. A binary op's constant
+    /// operand must not carry a batch axis (rank up to 3, or a leading 1): image tensors in a
+    /// chain are checked to be rank 4 when it runs, so the constant broadcasts within an image.
+    static func isPerImage(_ node: Node, isConstant: (String) -> Bool, constants: [String: Tensor]) -> Bool {
+        guard SiluFusion.isDefaultDomain(node), let mustBeConstant = perImageOps[node.opType],
+              node.outputs.count == 1, !node.outputs[0].isEmpty, !node.inputs.isEmpty, !node.inputs[0].isEmpty else { return false }
+        for (k, name) in node.inputs.enumerated() where !name.isEmpty {
+            if mustBeConstant.contains(k) {
+                guard isConstant(name) else { return false }
+            } else if k > 0 && !binaryOps.contains(node.opType) {
+                return false   // an input this table does not know
+            } else if isConstant(name) {
+                guard binaryOps.contains(node.opType), let c = constants[name],
+                      c.rank <= 3 || (c.rank == 4 && c.shape[0] == 1) else { return false }
+            }
+        }
+        // The first input must be an image tensor, not a constant.
+        return !isConstant(node.inputs[0])
+    }
+
+    /// The chains of `plan`: maximal runs of per-image nodes holding at least one Conv and two
+    /// nodes, never splitting a fusion (`groups`: each fusion's plan indices).
+    static func find(plan: [Node], constants: [String: Tensor], graphInputs: Set<String>, graphOutputs: Set<String>,
+                     groups: [[Int]], slotOf: [String: Int]) -> [Int: ImageChain] {
+        let isConstant = { (name: String) in constants[name] != nil && !graphInputs.contains(name) }
+        let eligible = plan.map { isPerImage($0, isConstant: isConstant, constants: constants) }
+        var lastUse: [String: Int] = [:]
+        for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
+        var chains: [Int: ImageChain] = [:]
+        var i = 0
+        while i < plan.count {
+            guard eligible[i] else { i += 1; continue }
+            var end = i
+            while end < plan.count && eligible[end] { end += 1 }
+            var range = i..<end
+            // Shrink until no fusion straddles an edge.
+            var changed = true
+            while changed && !range.isEmpty {
+                changed = false
+                for g in groups where !g.isEmpty {
+                    let lo = g.min()!, hi = g.max()!
+                    let inside = g.filter(range.contains).count
+                    guard inside > 0 && inside < g.count else { continue }
+                    if lo < range.lowerBound { range = (hi + 1)..<max(hi + 1, range.upperBound) } else { range = range.lowerBound..<lo }
+                    changed = true
+                }
+            }
+            if range.count >= 2, range.contains(where: { plan[$0].opType == "Conv" }) {
+                var written = Set<String>(), read: [String] = []
+                for k in range {
+                    for v in plan[k].inputs where !v.isEmpty && !isConstant(v) && !written.contains(v) && !read.contains(v) { read.append(v) }
+                    for v in plan[k].outputs where !v.isEmpty { written.insert(v) }
+                }
+                let outs = range.flatMap { plan[$0].outputs }.filter {
+                    !$0.isEmpty && ((lastUse[$0] ?? -1) >= range.upperBound || graphOutputs.contains($0))
+                }
+                chains[range.lowerBound] = ImageChain(range: range, inputSlots: read.map { slotOf[$0]! },
+                                                      outputSlots: outs.map { slotOf[$0]! })
+            }
+            i = end
+        }
+        return chains
+    }
+}
+
+extension Session {
+    /// Whether batches of more than one image run the image chains image by image (default
+    /// on; environment `MPQ_IMAGE_CHAINS=0` turns it off, so both can be timed and compared).
+    static let imageChainsDefault = ProcessInfo.processInfo.environment["MPQ_IMAGE_CHAINS"] != "0"
+
+    /// Runs chain `c` image by image over `values` (the run loop's store) and returns its
+    /// outputs, whole batches, by slot; nil (nothing run) when its inputs are not one batch of
+    /// two or more rank-4 float images.
+    func runImageChain(_ c: ImageChain, values: [Tensor?]) throws -> [(slot: Int, tensor: Tensor)]? {
+        var inputs: [(slot: Int, tensor: Tensor)] = []
+        var n = 0
+        for s in c.inputSlots {
+            guard let t = values[s], t.dtype == .float32, t.rank == 4, t.shape[0] > 1, n == 0 || t.shape[0] == n else { return nil }
+            n = t.shape[0]
+            inputs.append((s, t))
+        }
+        guard n > 1 else { return nil }
+        let tasks = min(n, processCoreCount)
+        var perImage = [[Tensor]](repeating: [], count: n)
+        var failure: Error?
+        let lock = NSLock()
+        perImage.withUnsafeMutableBufferPointer { buffer in
+            let images = buffer    // each task writes its own images' entries
+            ConvOps.withSingleThreadedBLAS {
+                DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                    mpq_set_single_threaded(1)
+                    defer { mpq_set_single_threaded(0) }
+                    do {
+                        for img in n * t / tasks..<n * (t + 1) / tasks {
+                            images[img] = try self.runChain(c, image: img, inputs: inputs)
+                        }
+                    } catch {
+                        lock.lock(); if failure == nil { failure = error }; lock.unlock()
+                    }
+                }
+            }
+        }
+        if let failure { throw failure }
+        return try c.outputSlots.enumerated().map { k, s in (s, try Tensor.stacking(perImage.map { $0[k] }, node: plan[c.range.lowerBound].name)) }
+    }
+
+    /// One image through the chain's nodes, as the run loop runs them (same fusions).
+    private func runChain(_ c: ImageChain, image: Int, inputs: [(slot: Int, tensor: Tensor)]) throws -> [Tensor] {
+        var values = [Tensor?](repeating: nil, count: slotIsGraphOutput.count)
+        for (s, t) in inputs { values[s] = t.image(image) }
+        var fusedAway = Set<Int>()
+        for i in c.range {
+            if fusedAway.contains(i) {
+                for s in lastReadSlots[i] where !c.outputSlots.contains(s) { values[s] = nil }
+                continue
+            }
+            let ins = try resolveInputs(planned: i, values)
+            let (node, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway)
+            let slots = node.outputs == plan[i].outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
+            for (k, t) in zip(slots.indices, outs) where slots[k] >= 0 { values[slots[k]] = t }
+            // Free what this image no longer needs (the chain's outputs stay).
+            let reads = node.inputs == plan[i].inputs ? lastReadSlots[i]
+                : node.inputs.filter { !$0.isEmpty && lastUse[$0] == i }.compactMap { slotOf[$0] }
+            for s in reads where !c.outputSlots.contains(s) { values[s] = nil }
+        }
+        return try c.outputSlots.map { s in
+            guard let t = values[s] else { throw RuntimeError.missingValue(name: "slot \(s)", node: plan[c.range.lowerBound].name) }
+            return t
+        }
+    }
+}
+
+extension Tensor {
+    /// Image `i` of a batch ([N,...] -> [1,...]): its floats and codes, whichever it holds.
+    func image(_ i: Int) -> Tensor {
+        let per = count / shape[0]
+        var t = self
+        t.shape[0] = 1
+        if floats.count == count { t.floats = Array(floats[i * per..<(i + 1) * per]) }
+        if var c = codes, c.values.count == count {
+            c.values = Array(c.values[i * per..<(i + 1) * per])
+            t.codes = c
+        } else {
+            t.codes = nil
+        }
+        return t
+    }
+
+    /// Images [1,...] stacked into one batch, as floats, codes, or both where every image
+    /// holds them (codes only on one grid: a chain's node writes every image on the same one).
+    static func stacking(_ images: [Tensor], node: String) throws -> Tensor {
+        let first = images[0]
+        guard first.rank >= 1, first.shape[0] == 1,
+              images.allSatisfy({ $0.shape == first.shape && $0.dtype == first.dtype }) else {
+            throw RuntimeError.invalidNode(node: node, opType: "image chain", reason: "per-image outputs of shapes \(images.map { Tensor.describe($0.shape) }) do not stack")
+        }
+        let shape = [images.count] + first.shape.dropFirst()
+        let grid = first.codes.map { ($0.scale, $0.zeroPoint) }
+        let sameCodes = grid != nil && images.allSatisfy { $0.codes?.values.count == $0.count && $0.codes?.scale == grid!.0 && $0.codes?.zeroPoint == grid!.1 }
+        let codes = sameCodes ? QuantizedCodes(values: images.flatMap { $0.codes!.values }, scale: grid!.0, zeroPoint: grid!.1) : nil
+        if images.allSatisfy({ $0.floats.count == $0.count }) {
+            var t = Tensor(shape: shape, floats: images.flatMap(\.floats), dtype: first.dtype)
+            t.codes = codes
+            return t
+        }
+        if let codes { return Tensor(shape: shape, codes: codes) }
+        let floats = images.map { $0.materialized() }
+        return Tensor(shape: shape, floats: floats.flatMap(\.floats), dtype: first.dtype)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+@testable import Kernels
+import ONNX
+@testable import Search
+
+/// The session's image chains (docs/image-chains.md) under the INT8 runtime: all-INT8 under
+/// the `ort` scheme with uint8 chains (codes between the layers), and under `inputs`, a batch
+/// run image by image must give the bytes of the layer-by-layer run on every kernel path.
+final class Int8ImageChainTests: XCTestCase {
+    /// MobileNetV2-shaped, as the runtime sees it after the graph passes: stem, inverted
+    /// residual block (expand 1x1 + Relu6, depthwise 3x3 + Relu6, project 1x1, Add), a
+    /// stride-2 depthwise block, GlobalAveragePool, Flatten, Gemm.
+    static func mobileGraph(c: Int = 8, e: Int = 32) -> Graph {
+        var state: UInt64 = 21
+        func t(_ shape: [Int], _ scale: Float) -> Tensor {
+            Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+            })
+        }
+        return Graph(nodes: [
+            Node(name: "stem", opType: "Conv", inputs: ["x", "w0", "b0"], outputs: ["s0"], attributes: ["pads": .ints([1, 1, 1, 1]), "strides": .ints([2, 2])]),
+            Node(name: "stem_clip", opType: "Clip", inputs: ["s0", "lo", "hi"], outputs: ["s"]),
+            Node(name: "expand", opType: "Conv", inputs: ["s", "w1", "b1"], outputs: ["e1"]),
+            Node(name: "expand_clip", opType: "Clip", inputs: ["e1", "lo", "hi"], outputs: ["e1c"]),
+            Node(name: "dw", opType: "Conv", inputs: ["e1c", "w2", "b2"], outputs: ["d1"], attributes: ["pads": .ints([1, 1, 1, 1]), "group": .int(e)]),
+            Node(name: "dw_clip", opType: "Clip", inputs: ["d1", "lo", "hi"], outputs: ["d1c"]),
+            Node(name: "project", opType: "Conv", inputs: ["d1c", "w3", "b3"], outputs: ["p1"]),
+            Node(name: "add", opType: "Add", inputs: ["s", "p1"], outputs: ["r1"]),
+            Node(name: "expand2", opType: "Conv", inputs: ["r1", "w4", "b4"], outputs: ["e2"]),
+            Node(name: "expand2_relu", opType: "Relu", inputs: ["e2"], outputs: ["e2r"]),
+            Node(name: "dw2", opType: "Conv", inputs: ["e2r", "w5", "b5"], outputs: ["d2"],
+                 attributes: ["pads": .ints([1, 1, 1, 1]), "group": .int(e), "strides": .ints([2, 2])]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["d2"], outputs: ["p"]),
+            Node(name: "flat", opType: "Flatten", inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", opType: "Gemm", inputs: ["f", "wf", "bf"], outputs: ["y"], attributes: ["transB": .int(1)]),
+        ], initializers: [
+            "w0": t([c, 3, 3, 3], 0.5), "b0": t([c], 0.5), "w1": t([e, c, 1, 1], 0.4), "b1": t([e], 0.5),
+            "w2": t([e, 1, 3, 3], 0.5), "b2": t([e], 0.3), "w3": t([c, e, 1, 1], 0.3), "b3": t([c], 0.2),
+            "w4": t([e, c, 1, 1], 0.4), "b4": t([e], 0.2), "w5": t([e, 1, 3, 3], 0.5), "b5": t([e], 0.1),
+            "wf": t([5, e], 0.5), "bf": t([5], 0.1), "lo": .scalar(0), "hi": .scalar(6),
+        ], inputs: [ValueInfo(name: "x", dtype: .float32, shape: [nil, 3, 40, 40])],
+           outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 13])
+    }
+
+    func runtime(_ graph: Graph, scheme: ExecutionScheme, calib: Tensor) throws -> MixedPrecisionRuntime {
+        let session = try Session(graph: GraphPasses.optimize(graph))
+        let data = try Dataset(arrays: [graph.inputs[0].name: calib], path: "memory", graph: graph)
+        let table = try Calibrator(session: session, scheme: scheme).calibrate(
+            dataset: data, options: CalibrationOptions(method: .minmax), modelDigest: graph.digest)
+        return try MixedPrecisionRuntime(session: session, calibration: table, scheme: scheme)
+    }
+
+    /// Output bits with chains on and off, for each kernel path and batch.
+    func check(_ rt: MixedPrecisionRuntime, feeds: [[String: Tensor]], name: String) throws {
+        try rt.apply(rt.allInt8)
+        let session = rt.session
+        XCTAssertFalse(session.imageChains.isEmpty, "\(name): no image chain found")
+        for path in KernelPath.available {
+            rt.path = path
+            for f in feeds {
+                session.runsImageChains = false
+                let plain = try session.run(f)
+                session.runsImageChains = true
+                let before = session.imageChainsRun
+                let chained = try session.run(f)
+                let n = f.values.first!.shape[0]
+                if n > 1 { XCTAssertGreaterThan(session.imageChainsRun, before, "\(name) \(path) n \(n): chains not used") }
+                for o in session.graph.outputs {
+                    let a = try XCTUnwrap(chained[o.name]), b = try XCTUnwrap(plain[o.name])
+                    XCTAssertEqual(a.shape, b.shape)
+                    XCTAssertEqual(zip(a.floats, b.floats).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                                   "\(name) \(path) n \(n) \(o.name): chained outputs differ")
+                }
+            }
+        }
+        print("\(name): \(session.imageChains.count) image chains, paths \(KernelPath.available), bit-identical")
+    }
+
+    func testMobileShapedAllInt8() throws {
+        let g = Self.mobileGraph()
+        var state: UInt64 = 4
+        func images(_ n: Int) -> Tensor {
+            Tensor(shape: [n, 3, 40, 40], floats: (0..<n * 4800).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(state >> 40) / Float(1 << 24) * 4 - 2
+            })
+        }
+        let calib = images(8)
+        for scheme in [ExecutionScheme.ort, .inputs] {
+            let rt = try runtime(g, scheme: scheme, calib: calib)
+            let codes = scheme == .ort
+            try check(rt, feeds: [["x": images(5)], ["x": images(2)], ["x": images(1)]], name: "mobile \(scheme)")
+            if codes { XCTAssertGreaterThan(rt.chainCounters.codesRead, 0, "the ort scheme carries codes inside the chain") }
+        }
+    }
+
+    func testFixturesAllInt8() throws {
+        for m in [try Int8ChainTests.digits(), try Int8ChainTests.detector()] {
+            try check(m.runtime, feeds: [m.data.batch(0..<7), m.data.batch(0..<1)], name: m.output)
+        }
+    }
+}
