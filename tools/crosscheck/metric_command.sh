@@ -39,7 +39,9 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 def numbers(d):
     r = d["result"]
-    holdout = {k: v for k, v in r["holdout"].items() if k != "mcnemar_p"}    # McNemar needs hits: built-ins only
+    # McNemar needs hits, and the resolution note needs a per-sample right/wrong metric
+    # (Search/SplitResolution.swift): built-in metrics only, not a command's score.
+    holdout = {k: v for k, v in r["holdout"].items() if k not in ("mcnemar_p", "resolution_note")}
     return r["search"], holdout, [(l["name"], l["precision"]) for l in d["layers"]]
 na, nb = numbers(a), numbers(b)
 print("metric-command search: top1 search %s holdout %s; command search %s holdout %s; maps %s" % (
