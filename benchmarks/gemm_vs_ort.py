@@ -4,7 +4,7 @@
 A benchmark, not a test: it asserts nothing about time. It times, interleaved in rounds so
 that load drift on a shared machine hits every variant alike:
 
-- `mpq-bench gemm --sizes S --threads T` (its `vnni int32` / `avx2 int32` rows: u8 x s8 ->
+- `mpq-bench gemm --sizes S --threads T` (its `amx int32` / `vnni int32` / `avx2 int32` rows: u8 x s8 ->
   int32 with the zero-point correction, B packed once outside the timing), and its
   `f32+bias+relu` rows (fused dequantize);
 - ORT's `MatMulInteger` (u8 A x s8 B -> int32, a_zero_point 128, B a constant initializer so
@@ -208,12 +208,14 @@ def main():
     for n in sizes:
         for t in threads:
             print(f"| {n} | {t} | " + " | ".join(f"{best((l, n, t)):.1f} / {med((l, n, t)):.1f}" for l in labels) + " |")
-    mpq_int32 = next((l for l in labels if l.startswith("mpq") and l.endswith("int32") and "vnni" in l), None) or \
+    # The fastest engine mpq-bench timed: AMX tiles where the CPU has them (s8-amx), else VNNI.
+    mpq_int32 = next((l for l in labels if l.startswith("mpq") and l.endswith("int32") and "amx" in l), None) or \
+        next((l for l in labels if l.startswith("mpq") and l.endswith("int32") and "vnni" in l), None) or \
         next(l for l in labels if l.startswith("mpq") and l.endswith("int32"))
     mpq_f32 = mpq_int32.replace("int32", "f32+bias+relu")
     print(f"\nRatios (best, median): {mpq_int32} / ORT MatMulInteger, {mpq_f32} / ORT MatMulIntegerToFloat; "
           "2-thread scaling = 2-thread GOPS / (2 x 1-thread GOPS) of the same variant\n")
-    before = "before " + mpq_int32 if ("before " + mpq_int32) in labels else None
+    before = next((l for l in ("before " + mpq_int32, "before mpq vnni int32") if l in labels), None)
     print("| size | threads | mpq int32 / ORT MatMulInteger | mpq f32 / ORT MatMulIntegerToFloat |"
           + (" before int32 / ORT MatMulInteger |" if before else ""))
     print("|---:|---:|---:|---:|" + ("---:|" if before else ""))

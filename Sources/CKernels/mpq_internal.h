@@ -178,4 +178,14 @@ void mpq_im2col_padded_rows(const uint8_t *buf, const mpq_conv2d_shape *s, int o
 /// B packer shares (weights, and activation codes packed per call in qgemm_activation.c).
 int8_t *mpq_packed_b_start(int n, int k, void *packed, int32_t **colsum);
 
+// MARK: - AMX INT8 GEMM (qgemm_amx.c)
+
+/// The AMX region (TDPBUSD tiles; needs mpq_qgemm_amx_available()): the same bytes as
+/// mpq_gemm_region_vnni, whose tiles it uses for the last rows % 16 of a region.
+void mpq_gemm_region_amx(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
+/// Rows [m0, m0 + rows) x panels [p0, p0 + np) of a job from raw int32 sums (row r, panel
+/// q at sums + r * ld + q * 16): the VNNI tiles' zero-point correction, epilogue and stores
+/// (qgemm_vnni.c), for kernels that compute the sums another way.
+void mpq_gemm_store_sums_vnni(const mpq_gemm_job *j, int m0, int rows, int p0, int np, const int32_t *sums, int ld);
+
 #endif

@@ -1,10 +1,39 @@
 // INT8 GEMM driver: argument checks, path choice, and the split over the thread pool.
 #include "mpq_internal.h"
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+// -1: auto. Plain int, set before kernels run (as mpq_set_kernel_path).
+static int amx_forced = -1;
+static int amx_env = -2;  // -2: not read yet
+
+static int amx_enabled(void) {
+    if (amx_forced >= 0) return amx_forced;
+    if (amx_env == -2) {
+        const char *v = getenv("MPQ_QGEMM_AMX");
+        amx_env = !v || !*v ? -1 : (!strcmp(v, "0") || !strcmp(v, "off")) ? 0 : 1;
+    }
+    return amx_env != 0 && mpq_qgemm_amx_available();
+}
+
+int mpq_set_qgemm_amx(int mode) {
+    if (mode > 0 && !mpq_qgemm_amx_available()) return -1;
+    amx_forced = mode < 0 ? -1 : mode > 0;
+    return 0;
+}
+
+int mpq_qgemm_uses_amx(mpq_kernel_path path) {
+    return mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && amx_enabled();
+}
+
+const char *mpq_qgemm_engine_name(mpq_kernel_path path) {
+    return mpq_qgemm_uses_amx(path) ? "amx" : mpq_kernel_path_name(mpq_resolve_kernel_path(path));
+}
 
 static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
-    case MPQ_PATH_VNNI: return mpq_gemm_region_vnni;
+    case MPQ_PATH_VNNI: return amx_enabled() ? mpq_gemm_region_amx : mpq_gemm_region_vnni;
     case MPQ_PATH_AVX2: return mpq_gemm_region_avx2;
     default: return mpq_gemm_region_reference;
     }
@@ -51,8 +80,8 @@ static void run_task(void *arg, int t) {
 // Splits whichever dimension has more micro-tiles over the persistent pool.
 static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
     // Channel-major output runs 16-row transposing tiles (fewer rows take the slower
-    // scattering ones), so its row claims are whole 16-row tiles.
-    const int rows = job->out_channel_major && !job->c ? 16 : 6;
+    // scattering ones), so its row claims are whole 16-row tiles; AMX claims its 32-row blocks.
+    const int rows = fn == mpq_gemm_region_amx ? 32 : job->out_channel_major && !job->c ? 16 : 6;
     split s = {job, fn, 0, 0, (job->n + 15) / 16, 0, rows, 0};
     if (threads <= 1) {
         fn(job, 0, job->m, 0, s.panels);

@@ -42,6 +42,64 @@ epilogue16(const mpq_epilogue *ep, __m512i sum, __m512 s, __m512 bias, __m512i b
     return x;
 }
 
+/// What the epilogue of one 16-column panel needs, loaded once per tile: the zero-point
+/// correction za * colsum and the per-column scales, biases and clamp.
+typedef struct {
+    int col, cols;
+    __mmask16 mask;
+    __m512i corr, bias_i32;
+    __m512 s, bias, lo, hi;
+} panel_epilogue;
+
+static inline __attribute__((always_inline)) VNNI_TARGET panel_epilogue panel_setup(const mpq_gemm_job *j, int col) {
+    panel_epilogue e;
+    e.col = col;
+    e.cols = j->n - col;
+    e.mask = col_mask(e.cols);
+    e.corr = _mm512_mullo_epi32(_mm512_set1_epi32(j->za), _mm512_loadu_si512((const void *)(j->colsum + col)));
+    e.s = e.bias = e.lo = e.hi = _mm512_setzero_ps();
+    e.bias_i32 = _mm512_setzero_si512();
+    const mpq_epilogue *ep = j->ep;
+    if (!j->c) {
+        e.s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(e.mask, ep->b_scale + col));
+        e.bias = ep->bias ? _mm512_maskz_loadu_ps(e.mask, ep->bias + col) : _mm512_setzero_ps();
+        e.bias_i32 = ep->bias_i32 ? _mm512_maskz_loadu_epi32(e.mask, ep->bias_i32 + col) : _mm512_setzero_si512();
+        e.lo = _mm512_set1_ps(ep->clamp_lo);
+        e.hi = _mm512_set1_ps(ep->clamp_hi);
+    }
+    return e;
+}
+
+/// Row m of one panel from its 16 raw int32 sums: int32 out, or the epilogue then floats or
+/// codes, row-major or (one lane per channel row) channel-major.
+static inline __attribute__((always_inline)) VNNI_TARGET void
+store_row(const mpq_gemm_job *j, const panel_epilogue *e, int m, __m512i acc) {
+    const int col = e->col, cols = e->cols;
+    const __mmask16 mask = e->mask;
+    if (j->c) {
+        _mm512_mask_storeu_epi32(j->c + (size_t)m * (size_t)j->ldc + col, mask, _mm512_sub_epi32(acc, e->corr));
+        return;
+    }
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 v = epilogue16(j->ep, _mm512_sub_epi32(acc, e->corr), e->s, e->bias, e->bias_i32, e->lo, e->hi);
+    if (j->out_u8) {
+        __m128i codes = _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(j->out_zp)));
+        if (j->out_channel_major) {
+            uint8_t tmp[16];
+            _mm_storeu_si128((__m128i *)tmp, codes);
+            for (int l = 0; l < cols && l < 16; l++) j->out_u8[(size_t)(col + l) * (size_t)j->ldo + (size_t)m] = tmp[l];
+        } else {
+            _mm_mask_storeu_epi8(j->out_u8 + (size_t)m * (size_t)j->ldo + col, mask, codes);
+        }
+    } else if (j->out_channel_major) {
+        // One float per channel row: a scatter; the epilogue is 1/K of the work.
+        _mm512_mask_i32scatter_ps(j->out + (size_t)col * (size_t)j->ldo + (size_t)m, mask,
+                                  _mm512_mullo_epi32(_mm512_set1_epi32(j->ldo), lanes), v, 4);
+    } else {
+        _mm512_mask_storeu_ps(j->out + (size_t)m * (size_t)j->ldo + col, mask, v);
+    }
+}
+
 static inline __attribute__((always_inline)) VNNI_TARGET void
 tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
     __m512i acc[MR][NP];
@@ -73,45 +131,11 @@ tile(const mpq_gemm_job *j, int m0, int mr, int p0, int np) {
         }
     }
 
-    const __m512i za = _mm512_set1_epi32(j->za);
     _Pragma("unroll") for (int q = 0; q < np; q++) {
-        int col = (p0 + q) * 16;
-        int cols = j->n - col;
-        if (cols <= 0) break;
-        __mmask16 mask = col_mask(cols);
-        __m512i corr = _mm512_mullo_epi32(za, _mm512_loadu_si512((const void *)(j->colsum + col)));
-        if (j->c) {
-            _Pragma("unroll") for (int i = 0; i < mr; i++) {
-                __m512i v = _mm512_sub_epi32(acc[i][q], corr);
-                _mm512_mask_storeu_epi32(j->c + (size_t)(m0 + i) * (size_t)j->ldc + col, mask, v);
-            }
-        } else {
-            const mpq_epilogue *ep = j->ep;
-            __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
-            __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
-            __m512i bias_i32 = ep->bias_i32 ? _mm512_maskz_loadu_epi32(mask, ep->bias_i32 + col) : _mm512_setzero_si512();
-            __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
-            const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            _Pragma("unroll") for (int i = 0; i < mr; i++) {
-                __m512 v = epilogue16(ep, _mm512_sub_epi32(acc[i][q], corr), s, bias, bias_i32, lo, hi);
-                if (j->out_u8) {
-                    __m128i codes = _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(j->out_zp)));
-                    if (j->out_channel_major) {
-                        uint8_t tmp[16];
-                        _mm_storeu_si128((__m128i *)tmp, codes);
-                        for (int l = 0; l < cols && l < 16; l++) j->out_u8[(size_t)(col + l) * (size_t)j->ldo + (size_t)(m0 + i)] = tmp[l];
-                    } else {
-                        _mm_mask_storeu_epi8(j->out_u8 + (size_t)(m0 + i) * (size_t)j->ldo + col, mask, codes);
-                    }
-                } else if (j->out_channel_major) {
-                    // One float per channel row: a scatter; the epilogue is 1/K of the work.
-                    _mm512_mask_i32scatter_ps(j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i), mask,
-                                              _mm512_mullo_epi32(_mm512_set1_epi32(j->ldo), lanes), v, 4);
-                } else {
-                    _mm512_mask_storeu_ps(j->out + (size_t)(m0 + i) * (size_t)j->ldo + col, mask, v);
-                }
-            }
-        }
+        const int col = (p0 + q) * 16;
+        if (col >= j->n) break;
+        const panel_epilogue e = panel_setup(j, col);
+        _Pragma("unroll") for (int i = 0; i < mr; i++) store_row(j, &e, m0 + i, acc[i][q]);
     }
 }
 
@@ -151,6 +175,32 @@ static inline __attribute__((always_inline)) VNNI_TARGET void transpose16x16(__m
     }
 }
 
+// The channel-major store of 16 rows x one panel from their raw int32 sums: the lane-wise
+// epilogue, a 16 x 16 transpose in registers, then 16 consecutive pixels per channel.
+static inline __attribute__((always_inline)) VNNI_TARGET void
+store16_channel_major(const mpq_gemm_job *j, int m0, int p, const __m512i acc[16]) {
+    const int col = p * 16;
+    const int cols = j->n - col < 16 ? j->n - col : 16;
+    const __mmask16 mask = col_mask(cols);
+    const mpq_epilogue *ep = j->ep;
+    const __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(j->za), _mm512_loadu_si512((const void *)(j->colsum + col)));
+    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
+    const __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
+    const __m512i bias_i32 = ep->bias_i32 ? _mm512_maskz_loadu_epi32(mask, ep->bias_i32 + col) : _mm512_setzero_si512();
+    const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
+    __m512 v[16];
+    _Pragma("unroll") for (int i = 0; i < 16; i++) v[i] = epilogue16(ep, _mm512_sub_epi32(acc[i], corr), s, bias, bias_i32, lo, hi);
+    transpose16x16(v);
+    if (j->out_u8) {
+        const __m512i zp = _mm512_set1_epi32(j->out_zp);
+        for (int c = 0; c < cols; c++)
+            _mm_storeu_si128((__m128i *)(j->out_u8 + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0),
+                             _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v[c]), zp)));
+        return;
+    }
+    for (int c = 0; c < cols; c++) _mm512_storeu_ps(j->out + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0, v[c]);
+}
+
 // Channel-major (NCHW) output tile: 16 rows x one 16-column panel = 16 zmm accumulators,
 // the same int32 sums and lane-wise epilogue as `tile`, then transposed in registers so
 // each output channel gets 16 consecutive pixels in one store, instead of a 16-lane
@@ -176,26 +226,7 @@ static VNNI_TARGET void tile16_channel_major(const mpq_gemm_job *j, int m0, int 
             acc[i] = _mm512_dpbusd_epi32(acc[i], av, b);
         }
     }
-    const int col = p * 16;
-    const int cols = j->n - col < 16 ? j->n - col : 16;
-    const __mmask16 mask = col_mask(cols);
-    const mpq_epilogue *ep = j->ep;
-    const __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(j->za), _mm512_loadu_si512((const void *)(j->colsum + col)));
-    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(mask, ep->b_scale + col));
-    const __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mask, ep->bias + col) : _mm512_setzero_ps();
-    const __m512i bias_i32 = ep->bias_i32 ? _mm512_maskz_loadu_epi32(mask, ep->bias_i32 + col) : _mm512_setzero_si512();
-    const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
-    __m512 v[16];
-    _Pragma("unroll") for (int i = 0; i < 16; i++) v[i] = epilogue16(ep, _mm512_sub_epi32(acc[i], corr), s, bias, bias_i32, lo, hi);
-    transpose16x16(v);
-    if (j->out_u8) {
-        const __m512i zp = _mm512_set1_epi32(j->out_zp);
-        for (int c = 0; c < cols; c++)
-            _mm_storeu_si128((__m128i *)(j->out_u8 + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0),
-                             _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v[c]), zp)));
-        return;
-    }
-    for (int c = 0; c < cols; c++) _mm512_storeu_ps(j->out + (size_t)(col + c) * (size_t)j->ldo + (size_t)m0, v[c]);
+    store16_channel_major(j, m0, p, acc);
 }
 
 VNNI_TARGET void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int p0, int p1) {
@@ -217,5 +248,29 @@ VNNI_TARGET void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int
             int mr = m1 - m < MR ? m1 - m : MR;
             tiles[mr - 1][np - 1](j, m, p);
         }
+    }
+}
+
+// Rows [m0, m0 + rows) x panels [p0, p0 + np) from raw int32 sums (row r, panel q's 16
+// columns at sums + r * ld + q * 16; ld a multiple of 16): the same stores and epilogue as the
+// VNNI tiles, for a kernel that computes its sums elsewhere (the AMX tiles, qgemm_amx.c).
+// Whole 16-row blocks of channel-major floats or codes take the transposing store.
+VNNI_TARGET void mpq_gemm_store_sums_vnni(const mpq_gemm_job *j, int m0, int rows, int p0, int np,
+                                          const int32_t *sums, int ld) {
+    for (int q = 0; q < np; q++) {
+        const int col = (p0 + q) * 16;
+        if (col >= j->n) break;
+        const int32_t *sq = sums + (size_t)q * 16;
+        int r = 0;
+        if (!j->c && j->out_channel_major) {
+            for (; r + 16 <= rows; r += 16) {
+                __m512i acc[16];
+                _Pragma("unroll") for (int i = 0; i < 16; i++) acc[i] = _mm512_loadu_si512((const void *)(sq + (size_t)(r + i) * (size_t)ld));
+                store16_channel_major(j, m0 + r, p0 + q, acc);
+            }
+        }
+        if (r == rows) continue;
+        const panel_epilogue e = panel_setup(j, col);
+        for (; r < rows; r++) store_row(j, &e, m0 + r, _mm512_loadu_si512((const void *)(sq + (size_t)r * (size_t)ld)));
     }
 }

@@ -66,6 +66,8 @@ enum GemmBench {
                 rows += bench(size: size, threads: threads, o: o, peak: onePeak * Double(threads))
             }
         }
+        print("INT8 GEMM engine of the auto path on this CPU: \(String(cString: mpq_qgemm_engine_name(MPQ_PATH_AUTO)))"
+              + " (AMX \(mpq_qgemm_amx_available() != 0 ? "available" : "not available"); MPQ_QGEMM_AMX=0 turns it off)\n")
         print("| size | threads | sgemm GFLOPS best / med | path | int8 GOPS best / med | int8 / sgemm (best, med) | % of threads x 1-thread VNNI peak (best) |")
         print("|---:|---:|---:|---|---:|---:|---:|")
         rows.forEach { print($0) }
@@ -130,10 +132,16 @@ enum GemmBench {
         let paths = [MPQ_PATH_REFERENCE, MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter {
             mpq_kernel_path_available($0) != 0 && ($0 != MPQ_PATH_REFERENCE || n <= o.referenceMaxSize)
         }
+        // The VNNI path twice where the CPU has AMX: its VNNI kernel (AMX off), then AMX tiles.
+        let engines: [(mpq_kernel_path, Int32)] = paths.flatMap { path -> [(mpq_kernel_path, Int32)] in
+            path == MPQ_PATH_VNNI && mpq_qgemm_amx_available() != 0 ? [(path, 0), (path, 1)] : [(path, -1)]
+        }
+        defer { _ = mpq_set_qgemm_amx(-1) }
         a.withUnsafeBufferPointer { ap in
             packed.withUnsafeBytes { pp in
-                for path in paths {
-                    let name = String(cString: mpq_kernel_path_name(path))
+                for (path, amx) in engines {
+                    _ = mpq_set_qgemm_amx(amx)
+                    let name = String(cString: mpq_qgemm_engine_name(path))
                     let iters = path == MPQ_PATH_REFERENCE ? min(o.iterations, 3) : o.iterations
                     let t = BenchTiming.measure(warmup: path == MPQ_PATH_REFERENCE ? 0 : o.warmup, iterations: iters) {
                         c.withUnsafeMutableBufferPointer {

@@ -334,4 +334,22 @@ int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uin
 void mpq_set_single_threaded(int on);
 int mpq_single_threaded(void);
 
+// MARK: - AMX for the INT8 GEMM (qgemm_amx.c, docs/int8-amx.md)
+
+/// 1 if the CPU has AMX-TILE and AMX-INT8 (and the VNNI path) and the OS granted this
+/// process the tile data state (Linux arch_prctl ARCH_REQ_XCOMP_PERM, asked once).
+int mpq_qgemm_amx_available(void);
+
+/// The INT8 GEMM engine of the VNNI path: -1 auto (the environment variable
+/// `MPQ_QGEMM_AMX=0|1`, read once, else AMX where available), 0 the VNNI kernel, 1 AMX tiles.
+/// Returns 0, or -1 (changing nothing) for 1 on a machine without AMX. Same bytes either way;
+/// process-wide, not meant to be flipped while kernels run on other threads.
+int mpq_set_qgemm_amx(int mode);
+
+/// Whether mpq_qgemm_* / mpq_qconv2d_u8s8 (its im2col GEMM) on `path` run on AMX tiles now.
+int mpq_qgemm_uses_amx(mpq_kernel_path path);
+
+/// The INT8 GEMM engine `path` runs now: "amx", "vnni", "avx2" or "reference".
+const char *mpq_qgemm_engine_name(mpq_kernel_path path);
+
 #endif
