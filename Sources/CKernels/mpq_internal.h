@@ -183,6 +183,8 @@ int8_t *mpq_packed_b_start(int n, int k, void *packed, int32_t **colsum);
 /// The AMX region (TDPBUSD tiles; needs mpq_qgemm_amx_available()): the same bytes as
 /// mpq_gemm_region_vnni, whose tiles it uses for the last rows % 16 of a region.
 void mpq_gemm_region_amx(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
+/// The same with AMX tiles on every region however small (mpq_set_qgemm_amx(2), for tests).
+void mpq_gemm_region_amx_always(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);
 /// Rows [m0, m0 + rows) x panels [p0, p0 + np) of a job from raw int32 sums (row r, panel
 /// q at sums + r * ld + q * 16): the VNNI tiles' zero-point correction, epilogue and stores
 /// (qgemm_vnni.c), for kernels that compute the sums another way.

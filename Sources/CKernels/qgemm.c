@@ -19,12 +19,12 @@ static int amx_enabled(void) {
 
 int mpq_set_qgemm_amx(int mode) {
     if (mode > 0 && !mpq_qgemm_amx_available()) return -1;
-    amx_forced = mode < 0 ? -1 : mode > 0;
+    amx_forced = mode < 0 ? -1 : mode > 2 ? 2 : mode;
     return 0;
 }
 
 int mpq_qgemm_uses_amx(mpq_kernel_path path) {
-    return mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && amx_enabled();
+    return mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && amx_enabled() ? 1 : 0;
 }
 
 const char *mpq_qgemm_engine_name(mpq_kernel_path path) {
@@ -33,7 +33,10 @@ const char *mpq_qgemm_engine_name(mpq_kernel_path path) {
 
 static mpq_gemm_region_fn region_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
-    case MPQ_PATH_VNNI: return amx_enabled() ? mpq_gemm_region_amx : mpq_gemm_region_vnni;
+    case MPQ_PATH_VNNI: {
+        const int amx = amx_enabled();
+        return amx == 2 ? mpq_gemm_region_amx_always : amx ? mpq_gemm_region_amx : mpq_gemm_region_vnni;
+    }
     case MPQ_PATH_AVX2: return mpq_gemm_region_avx2;
     default: return mpq_gemm_region_reference;
     }
@@ -81,7 +84,7 @@ static void run_task(void *arg, int t) {
 static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
     // Channel-major output runs 16-row transposing tiles (fewer rows take the slower
     // scattering ones), so its row claims are whole 16-row tiles; AMX claims its 32-row blocks.
-    const int rows = fn == mpq_gemm_region_amx ? 32 : job->out_channel_major && !job->c ? 16 : 6;
+    const int rows = fn == mpq_gemm_region_amx || fn == mpq_gemm_region_amx_always ? 32 : job->out_channel_major && !job->c ? 16 : 6;
     split s = {job, fn, 0, 0, (job->n + 15) / 16, 0, rows, 0};
     if (threads <= 1) {
         fn(job, 0, job->m, 0, s.panels);

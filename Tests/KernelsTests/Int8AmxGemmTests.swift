@@ -84,7 +84,8 @@ final class Int8AmxGemmTests: XCTestCase {
             XCTAssertEqual(mpq_set_qgemm_amx(0), 0)
             let want = run(out, MPQ_PATH_REFERENCE, m: m, n: n, k: k, lda: lda, a: a, packed: packed, za: za, scales: scales,
                            bias: bias, biasI32: biasI32, threads: 1)
-            XCTAssertEqual(mpq_set_qgemm_amx(1), 0)
+            // 2: AMX tiles on every region, the small ones the auto switch leaves to VNNI included.
+            XCTAssertEqual(mpq_set_qgemm_amx(2), 0)
             XCTAssertEqual(mpq_qgemm_uses_amx(MPQ_PATH_VNNI), 1)
             for t in threads {
                 let got = run(out, MPQ_PATH_VNNI, m: m, n: n, k: k, lda: lda, a: a, packed: packed, za: za, scales: scales,
@@ -170,7 +171,7 @@ final class Int8AmxGemmTests: XCTestCase {
                 let vnni = conv(MPQ_PATH_VNNI, amx: 0, codes: codes, threads: 1)
                 XCTAssertEqual(vnni, want, "VNNI conv c \(c) hw \(hw) k \(kk)")
                 for t in [1, 2, 3] {
-                    XCTAssertEqual(conv(MPQ_PATH_VNNI, amx: 1, codes: codes, threads: t), want,
+                    XCTAssertEqual(conv(MPQ_PATH_VNNI, amx: 2, codes: codes, threads: t), want,
                                    "AMX conv c \(c) hw \(hw) k \(kk) codes \(codes) threads \(t)")
                 }
             }

@@ -134,7 +134,7 @@ enum GemmBench {
         }
         // The VNNI path twice where the CPU has AMX: its VNNI kernel (AMX off), then AMX tiles.
         let engines: [(mpq_kernel_path, Int32)] = paths.flatMap { path -> [(mpq_kernel_path, Int32)] in
-            path == MPQ_PATH_VNNI && mpq_qgemm_amx_available() != 0 ? [(path, 0), (path, 1)] : [(path, -1)]
+            path == MPQ_PATH_VNNI && mpq_qgemm_amx_available() != 0 ? [(path, Int32(0)), (path, Int32(1))] : [(path, Int32(-1))]
         }
         defer { _ = mpq_set_qgemm_amx(-1) }
         a.withUnsafeBufferPointer { ap in

@@ -341,9 +341,11 @@ int mpq_single_threaded(void);
 int mpq_qgemm_amx_available(void);
 
 /// The INT8 GEMM engine of the VNNI path: -1 auto (the environment variable
-/// `MPQ_QGEMM_AMX=0|1`, read once, else AMX where available), 0 the VNNI kernel, 1 AMX tiles.
-/// Returns 0, or -1 (changing nothing) for 1 on a machine without AMX. Same bytes either way;
-/// process-wide, not meant to be flipped while kernels run on other threads.
+/// `MPQ_QGEMM_AMX=0|1`, read once, else AMX where available), 0 the VNNI kernel, 1 AMX tiles
+/// (regions too small to repay the tile setup, under 2^18 multiply-adds, and the last
+/// rows % 16 still run the VNNI tiles), 2 AMX tiles on every region however small (tests).
+/// Returns 0, or -1 (changing nothing) for 1 or 2 on a machine without AMX. Same bytes either
+/// way; process-wide, not meant to be flipped while kernels run on other threads.
 int mpq_set_qgemm_amx(int mode);
 
 /// Whether mpq_qgemm_* / mpq_qconv2d_u8s8 (its im2col GEMM) on `path` run on AMX tiles now.
