@@ -44,6 +44,7 @@
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int amx_granted;
+static pthread_key_t scratch_key;  // frees a thread's scratch when the thread exits
 
 // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8; the VNNI path (epilogue and the
 // M tail) must be there too. Then the kernel must let this process use the tile data.
@@ -52,6 +53,7 @@ static void probe(void) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
     if (!(d & (1u << 24)) || !(d & (1u << 25))) return;
     if (!mpq_kernel_path_available(MPQ_PATH_VNNI)) return;
+    if (pthread_key_create(&scratch_key, free)) return;
     amx_granted = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 
@@ -169,8 +171,9 @@ static AMX_TARGET void region(const mpq_gemm_job *j, int m0, int m1, int p0, int
     const size_t a_bytes = (size_t)32 * (size_t)total * 64, bt_bytes = (size_t)group * 1024;
     const size_t need = a_bytes + bt_bytes + (size_t)sum_blocks * 4096;
     if (full_m > m0 && scratch_cap < need) {
-        uint8_t *nb = (uint8_t *)aligned_alloc(64, need);
-        if (!nb) {  // no scratch: the VNNI tiles give the same bytes
+        uint8_t *nb = (uint8_t *)aligned_alloc(64, (need + 63) / 64 * 64);
+        if (!nb || pthread_setspecific(scratch_key, nb)) {  // no scratch: the VNNI tiles give the same bytes
+            free(nb);
             mpq_gemm_region_vnni(j, m0, m1, p0, p1);
             return;
         }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Kernels
 import ONNX
@@ -35,7 +36,7 @@ enum ModelBench {
     }
 
     static func main(_ args: [String]) -> Int32 {
-        print("model latency, min / median ms per batch over \(iterations) runs after \(warmup) warm-up; kernels: \(KernelPath.auto.resolved.rawValue)")
+        print("model latency, min / median ms per batch over \(iterations) runs after \(warmup) warm-up; kernels: \(KernelPath.auto.resolved.rawValue), INT8 GEMM engine: \(String(cString: mpq_qgemm_engine_name(MPQ_PATH_AUTO)))")
         print("model                   batch   fp32 min  fp32 med   int8(inputs) min/med   int8(ort) min/med   inputs/fp32  ort/fp32 (min)")
         for c in cases(args) {
             guard FileManager.default.fileExists(atPath: c.model) else { continue }
