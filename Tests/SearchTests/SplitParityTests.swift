@@ -1,0 +1,112 @@
+import Foundation
+import XCTest
+import Kernels
+import ONNX
+@testable import Search
+
+/// Split as a multi-output INT8 op under `--scheme ort` (QuantPlan rule 5) against ONNX
+/// Runtime (tools/fixtures/generate_split.py, Tests/Fixtures/split): a small CNN with a
+/// C2f-style two-way Split and a QKV-style three-way Split inside one INT8 chain. Every
+/// Split output is requantized on its input's grid, so ORT's optimizer turns each
+/// `DQ -> Split -> Q...` into a uint8 Split (SplitQDQRules); the output `y` is the negated
+/// dequantization of the last INT8 Conv's codes in both runtimes and must be equal bit for bit.
+final class SplitParityTests: XCTestCase {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/split").path
+    static let splits = ["split_c2f", "split_qkv"]
+
+    func runtime(chains: Bool = true, path: KernelPath = .auto) throws -> (MixedPrecisionRuntime, Session, Graph) {
+        let graph = try ModelLoader.load(path: "\(Self.folder)/split_cnn.onnx")
+        let session = try Session(graph: GraphPasses.optimize(graph))
+        let table = try CalibrationTable.load(path: "\(Self.folder)/split_int8.calib.json")
+        let runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: path, scheme: .ort)
+        runtime.uint8Chains = chains
+        let file = try ExportMap(path: "\(Self.folder)/split_int8.map.json")
+        var map = runtime.allInt8
+        for l in file.layers { map.layers[l.name] = l.precision }
+        XCTAssertEqual(map.int8Layers.count, 4)
+        try runtime.apply(map)
+        return (runtime, session, graph)
+    }
+
+    /// The plan: both Splits run in INT8 and requantize every output with their input's
+    /// parameters (ORT's SplitSelector fuses only with equal parameters).
+    func testPlanRequantizesEverySplitOutputOnTheInputsGrid() throws {
+        let (runtime, session, _) = try runtime()
+        for name in Self.splits {
+            let node = try XCTUnwrap(session.plan.first { $0.name == name })
+            XCTAssertTrue(runtime.plan.int8RegionOps.contains(name), name)
+            let x = try XCTUnwrap(node.input(0))
+            let qx = try XCTUnwrap(runtime.plan.requantized[x], "\(name)'s input")
+            XCTAssertGreaterThan(node.outputs.count, 1)
+            for o in node.outputs { XCTAssertEqual(runtime.plan.requantized[o], qx, "\(name) output \(o)") }
+        }
+    }
+
+    func testAllInt8MatchesOnnxRuntimeBitForBit() throws {
+        let golden = try Numpy.readNPZ(path: "\(Self.folder)/split_int8_ort.npz")
+        let fused = String(decoding: try XCTUnwrap(golden["fused"]).ints.map { UInt8($0) }, as: UTF8.self)
+            .split(separator: ",").reduce(into: [String: Int]()) { d, kv in
+                let p = kv.split(separator: ":"); d[String(p[0])] = Int(p[1]) ?? -1
+            }
+        // What ORT made of the export: the two Splits on uint8 (no DQ/Q around them), one Q
+        // at the input, one DQ before the Neg, and every other op a QLinear op.
+        XCTAssertEqual(fused["Split"], 2, "\(fused)")
+        XCTAssertEqual(fused["QuantizeLinear"], 1, "\(fused)")
+        XCTAssertEqual(fused["DequantizeLinear"], 1, "\(fused)")
+        XCTAssertEqual(fused["QLinearConv"], 4, "\(fused)")
+        XCTAssertEqual(fused["QLinearConcat"], 1, "\(fused)")
+        XCTAssertEqual(fused["QLinearMul"], 1, "\(fused)")
+        XCTAssertEqual(fused["QLinearAdd"], 1, "\(fused)")
+
+        let want = try XCTUnwrap(golden["y"])
+        let test = try Numpy.readNPZ(path: "\(Self.folder)/split_test.npz")
+        let x = try XCTUnwrap(test["input"])
+        var outputs: [[UInt32]] = []
+        for path in KernelPath.available {
+            for chains in [true, false] {
+                let (runtime, session, _) = try runtime(chains: chains, path: path)
+                runtime.chainCounters.reset()
+                let y = try XCTUnwrap(try session.run(["input": x])["y"])
+                XCTAssertEqual(y.shape, want.shape)
+                let differing = zip(y.floats, want.floats).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(path) chains \(chains): \(differing) of \(want.count) values differ from ONNX Runtime's")
+                if chains {
+                    XCTAssertGreaterThanOrEqual(runtime.chainCounters.movedAsCodes, 2, "\(path): both Splits must move codes")
+                }
+                outputs.append(y.floats.map(\.bitPattern))
+            }
+        }
+        XCTAssertEqual(Set(outputs).count, 1, "every path, chains on or off, gives the same bytes")
+    }
+
+    /// The committed export is what `Exporter` writes today for the same map and table, and
+    /// each Split output has its own QuantizeLinear -> DequantizeLinear with the Split input's
+    /// scale and zero point (the same initializer values), read by every consumer.
+    func testCommittedExportIsTodaysAndQuantizesEverySplitOutput() throws {
+        let exporter = try Exporter(modelPath: "\(Self.folder)/split_cnn.onnx")
+        let table = try CalibrationTable.load(path: "\(Self.folder)/split_int8.calib.json")
+        let path = "\(Self.folder)/split_int8.map.json"
+        let data = try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table, version: "test", scheme: .ort)
+        let mine = try ModelLoader.load(data: data)
+        let committed = try ModelLoader.load(path: "\(Self.folder)/split_int8.qdq.onnx")
+        XCTAssertEqual(mine.nodes, committed.nodes, "re-run tools/fixtures/generate_split.py")
+        XCTAssertEqual(mine.initializers, committed.initializers, "re-run tools/fixtures/generate_split.py")
+
+        let producer = Dictionary(mine.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
+        var readers: [String: [Node]] = [:]
+        for n in mine.nodes { for i in n.inputs where !i.isEmpty { readers[i, default: []].append(n) } }
+        func params(_ n: Node) -> [Float] { [mine.initializers[n.inputs[1]]!.floats[0], Float(mine.initializers[n.inputs[2]]!.ints[0])] }
+        for name in Self.splits {
+            let split = try XCTUnwrap(mine.node(named: name))
+            let dq = try XCTUnwrap(producer[split.inputs[0]])
+            XCTAssertEqual(dq.opType, "DequantizeLinear", name)
+            for o in split.outputs {
+                let rs = readers[o] ?? []
+                XCTAssertEqual(rs.map(\.opType), ["QuantizeLinear"], "\(name) output \(o): read by its Q only")
+                let q = try XCTUnwrap(rs.first)
+                XCTAssertEqual(params(q), params(dq), "\(name) output \(o): the input's scale and zero point")
+            }
+        }
+    }
+}
