@@ -15,16 +15,15 @@ final class SplitParityTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("Fixtures/split").path
     static let splits = ["split_c2f", "split_qkv"]
 
-    func runtime(chains: Bool = true, path: KernelPath = .auto) throws -> (MixedPrecisionRuntime, Session, Graph) {
+    func runtime(chains: Bool = true, path: KernelPath = .auto, map name: String = "split_int8") throws -> (MixedPrecisionRuntime, Session, Graph) {
         let graph = try ModelLoader.load(path: "\(Self.folder)/split_cnn.onnx")
         let session = try Session(graph: GraphPasses.optimize(graph))
         let table = try CalibrationTable.load(path: "\(Self.folder)/split_int8.calib.json")
         let runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: path, scheme: .ort)
         runtime.uint8Chains = chains
-        let file = try ExportMap(path: "\(Self.folder)/split_int8.map.json")
+        let file = try ExportMap(path: "\(Self.folder)/\(name).map.json")
         var map = runtime.allInt8
         for l in file.layers { map.layers[l.name] = l.precision }
-        XCTAssertEqual(map.int8Layers.count, 4)
         try runtime.apply(map)
         return (runtime, session, graph)
     }
@@ -43,12 +42,17 @@ final class SplitParityTests: XCTestCase {
         }
     }
 
-    func testAllInt8MatchesOnnxRuntimeBitForBit() throws {
-        let golden = try Numpy.readNPZ(path: "\(Self.folder)/split_int8_ort.npz")
-        let fused = String(decoding: try XCTUnwrap(golden["fused"]).ints.map { UInt8($0) }, as: UTF8.self)
+    /// ORT's optimized graph of a recorded export, `{op type: count}`.
+    func fusedCounts(_ golden: [String: Tensor]) throws -> [String: Int] {
+        String(decoding: try XCTUnwrap(golden["fused"]).ints.map { UInt8($0) }, as: UTF8.self)
             .split(separator: ",").reduce(into: [String: Int]()) { d, kv in
                 let p = kv.split(separator: ":"); d[String(p[0])] = Int(p[1]) ?? -1
             }
+    }
+
+    func testAllInt8MatchesOnnxRuntimeBitForBit() throws {
+        let golden = try Numpy.readNPZ(path: "\(Self.folder)/split_int8_ort.npz")
+        let fused = try fusedCounts(golden)
         // What ORT made of the export: the two Splits on uint8 (no DQ/Q around them), one Q
         // at the input, one DQ before the Neg, and every other op a QLinear op.
         XCTAssertEqual(fused["Split"], 2, "\(fused)")
@@ -106,6 +110,53 @@ final class SplitParityTests: XCTestCase {
                 XCTAssertEqual(rs.map(\.opType), ["QuantizeLinear"], "\(name) output \(o): read by its Q only")
                 let q = try XCTUnwrap(rs.first)
                 XCTAssertEqual(params(q), params(dq), "\(name) output \(o): the input's scale and zero point")
+            }
+        }
+    }
+
+    /// conv1 in FP32 reads the C2f Split's output `b`: the Split still requantizes every
+    /// output (rule 5), so ORT keeps both Splits on uint8 (no float Split), and the island's
+    /// input is DequantizeLinear of the Split's codes in both runtimes: equal bit for bit.
+    func testSplitOutputFeedingAnFP32IslandStaysFused() throws {
+        let golden = try Numpy.readNPZ(path: "\(Self.folder)/split_island_ort.npz")
+        let fused = try fusedCounts(golden)
+        XCTAssertEqual(fused["Split"], 2, "\(fused)")
+        XCTAssertEqual(fused["QLinearConv"], 3, "\(fused)")
+        XCTAssertEqual(fused["Conv"], 1, "the island: \(fused)")
+        let (runtime, session, _) = try runtime(map: "split_island")
+        XCTAssertEqual(runtime.map.int8Layers.count, 3)
+        XCTAssertTrue(runtime.plan.int8RegionOps.contains("split_c2f"))
+        let conv1 = try XCTUnwrap(session.plan.first { $0.name == "conv1" })
+        let b = try XCTUnwrap(conv1.input(0))
+        XCTAssertNotNil(runtime.plan.requantized[b], "the island reads a requantized Split output")
+        let x = try XCTUnwrap(try Numpy.readNPZ(path: "\(Self.folder)/split_test.npz")["input"])
+        let out = try session.run(["input": x], keep: [b])
+        let want = try XCTUnwrap(golden["island_input"]), got = try XCTUnwrap(out[b])
+        XCTAssertEqual(got.shape, want.shape)
+        XCTAssertEqual(zip(got.floats, want.floats).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                       "the island's input differs from ONNX Runtime's")
+        // Downstream of the float island the sums are ordered differently (mpq's FP32 Conv
+        // against MLAS): within one quantization step of the output.
+        let y = try XCTUnwrap(out["y"]).floats, wy = try XCTUnwrap(golden["y"]).floats
+        XCTAssertEqual(y.count, wy.count)
+        XCTAssertLessThanOrEqual(zip(y, wy).map { abs($0 - $1) }.max() ?? 1, 0.05)
+    }
+
+    /// The island map's committed export is today's, and ORT fuses the Split around the
+    /// island too: each Split output has exactly one reader, its QuantizeLinear.
+    func testCommittedIslandExportIsTodays() throws {
+        let exporter = try Exporter(modelPath: "\(Self.folder)/split_cnn.onnx")
+        let table = try CalibrationTable.load(path: "\(Self.folder)/split_int8.calib.json")
+        let path = "\(Self.folder)/split_island.map.json"
+        let mine = try ModelLoader.load(data: try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table,
+                                                               version: "test", scheme: .ort))
+        let committed = try ModelLoader.load(path: "\(Self.folder)/split_island.qdq.onnx")
+        XCTAssertEqual(mine.nodes, committed.nodes, "re-run tools/fixtures/generate_split.py")
+        XCTAssertEqual(mine.initializers, committed.initializers, "re-run tools/fixtures/generate_split.py")
+        for name in Self.splits {
+            let split = try XCTUnwrap(mine.node(named: name))
+            for o in split.outputs {
+                XCTAssertEqual(mine.nodes.filter { $0.inputs.contains(o) }.map(\.opType), ["QuantizeLinear"], "\(name) output \(o)")
             }
         }
     }
