@@ -133,4 +133,107 @@ final class CodesMovementTests: XCTestCase {
         XCTAssertEqual(counters.movedAsCodes, 2, "Slice and Gather must move codes, not round-trip through floats")
         XCTAssertEqual(counters.codesWritten, 2)
     }
+
+    /// A scalar Split of `x`'s codes along `axis` into `sizes` (index arithmetic only): the
+    /// reference for the Split on codes (QuantPlan rule 5).
+    func scalarSplit(_ x: [UInt8], _ shape: [Int], axis: Int, sizes: [Int]) -> [[UInt8]] {
+        let outer = shape[..<axis].reduce(1, *), dim = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+        var start = 0
+        return sizes.map { s in
+            var out: [UInt8] = []
+            for o in 0..<outer { for j in 0..<s { for i in 0..<inner { out.append(x[(o * dim + start + j) * inner + i]) } } }
+            start += s
+            return out
+        }
+    }
+
+    /// Split on a tensor held as codes returns every output as codes on the input's grid,
+    /// equal to the scalar reference and to the op on the codes as floats, for explicit sizes
+    /// (opset 13 input, opset 11 attribute, empty parts) and equal parts.
+    func testSplitMovesTheCodesToEveryOutput() throws {
+        let shape = [2, 6, 3, 5]
+        let x = codes(shape)
+        let cases: [(axis: Int, sizes: [Int], explicit: Bool)] = [
+            (1, [2, 4], true), (1, [2, 2, 2], false), (3, [1, 0, 4], true), (0, [1, 1], false), (2, [3], true), (3, [5], false),
+        ]
+        for opset in [11, 13] {
+            for c in cases {
+                let outs = (0..<c.sizes.count).map { "y\($0)" }
+                var attrs: [String: Attribute] = ["axis": .int(c.axis)]
+                var extra: [Tensor?] = []
+                if c.explicit {
+                    if opset < 13 { attrs["split"] = .ints(c.sizes) } else { extra = [Tensor(shape: [c.sizes.count], ints: c.sizes.map(Int64.init))] }
+                }
+                let n = Node(name: "split", opType: "Split", inputs: ["x"] + (extra.isEmpty ? [] : ["sizes"]), outputs: outs, attributes: attrs)
+                let entry = try OpRegistry.entry(for: n, opset: opset)
+                let onCodes = try entry.run(n, [x] + extra, opset)
+                let asFloats = try entry.run(n, [Tensor(shape: shape, floats: x.codes!.values.map { Float($0) })] + extra, opset)
+                let want = scalarSplit(x.codes!.values, shape, axis: c.axis, sizes: c.sizes)
+                XCTAssertEqual(onCodes.count, c.sizes.count)
+                for k in onCodes.indices {
+                    let what = "opset \(opset) axis \(c.axis) sizes \(c.sizes) output \(k)"
+                    var outShape = shape
+                    outShape[c.axis] = c.sizes[k]
+                    XCTAssertEqual(onCodes[k].shape, outShape, what)
+                    XCTAssertEqual(onCodes[k].codes?.values ?? [], want[k], what)
+                    XCTAssertEqual(asFloats[k].floats.map { UInt8($0) }, want[k], what)
+                    if c.sizes[k] > 0 { XCTAssertTrue(onCodes[k].isCodesOnly, what) }
+                    XCTAssertEqual(onCodes[k].codes?.scale, grid.scale, what)
+                    XCTAssertEqual(onCodes[k].codes?.zeroPoint, grid.zeroPoint, what)
+                }
+            }
+        }
+    }
+
+    /// Conv -> Split -> (Conv, Concat) under the `ort` scheme (QuantPlan rule 5): the Split
+    /// joins the INT8 region, every output requantized on its input's grid (ORT's
+    /// SplitSelector requires equal parameters), its override moves codes and writes codes
+    /// to the readers that read them, and the run equals the float path (chains off) byte
+    /// for byte, on every kernel path.
+    func testSplitRunsInTheRegionOnCodes() throws {
+        var rng = TestRNG(seed: 14)
+        func t(_ shape: [Int]) -> Tensor { Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(-0.5...0.5) }) }
+        let graph = Graph(nodes: [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"]),
+            Node(name: "split", opType: "Split", inputs: ["a", "sizes"], outputs: ["p", "q", "r"], attributes: ["axis": .int(1)]),
+            Node(name: "c2", opType: "Conv", inputs: ["q", "w2"], outputs: ["b"]),
+            Node(name: "cat", opType: "Concat", inputs: ["p", "b", "r"], outputs: ["c"], attributes: ["axis": .int(1)]),
+            Node(name: "c3", opType: "Conv", inputs: ["c", "w3"], outputs: ["y"]),
+        ], initializers: ["w1": t([8, 3, 1, 1]), "w2": t([3, 3, 1, 1]), "w3": t([2, 8, 1, 1]),
+                          "sizes": Tensor(shape: [3], ints: [2, 3, 3])],
+           inputs: [ValueInfo(name: "x", dtype: .float32, shape: [2, 3, 4, 5])],
+           outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 17])
+        let session = try Session(graph: graph)
+        let qa = ActivationQuant(scale: 0.02, zeroPoint: 100)
+        let other = ActivationQuant(scale: 0.05, zeroPoint: 7)
+        let plan = QuantPlan(session: session, int8Layers: ["c1", "c2", "c3"]) { $0 == "a" ? qa : other }
+        XCTAssertEqual(plan.int8RegionOps, ["split", "cat"])
+        for o in ["p", "q", "r"] { XCTAssertEqual(plan.requantized[o], qa, "Split output \(o) shares its input's scale") }
+        XCTAssertEqual(QuantPlan.sources(session)["r"], "a")
+        XCTAssertNotNil(plan.behaviour(session.plan.first { $0.name == "split" }!))
+        // c1 in FP32: the Split's input comes from an FP32 node, so it stays FP32 (rule 2).
+        let fp32First = QuantPlan(session: session, int8Layers: ["c2", "c3"]) { $0 == "a" ? qa : other }
+        XCTAssertFalse(fp32First.int8RegionOps.contains("split"), "a region only grows out of INT8 layers")
+        XCTAssertNil(fp32First.requantized["q"])
+
+        let table = CalibrationTable(method: "minmax", modelDigest: "", samples: 1, ranges: ["x": .init(min: -0.5, max: 0.5), "a": .init(min: -2, max: 3.1), "b": .init(min: -1, max: 1.5),
+                                              "q": .init(min: -2, max: 3.1), "c": .init(min: -2, max: 3.1), "y": .init(min: -1, max: 1)])
+        let feeds = ["x": t([2, 3, 4, 5])]
+        for path in KernelPath.available {
+            var outputs: [[UInt32]] = []
+            for chains in [true, false] {
+                let runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: path, scheme: .ort)
+                runtime.uint8Chains = chains
+                try runtime.apply(runtime.allInt8)
+                XCTAssertTrue(runtime.plan.int8RegionOps.contains("split"))
+                runtime.chainCounters.reset()
+                outputs.append(try session.run(feeds)["y"]!.floats.map(\.bitPattern))
+                if chains {
+                    XCTAssertGreaterThan(runtime.chainCounters.movedAsCodes, 0, "\(path): the Split must move codes")
+                    XCTAssertTrue(session.codesInputNodes.contains("split"))
+                }
+            }
+            XCTAssertEqual(outputs[0], outputs[1], "\(path): chains on and off must give the same bytes")
+        }
+    }
 }

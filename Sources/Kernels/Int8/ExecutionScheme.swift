@@ -33,6 +33,11 @@ public enum RegionOpKind: Sendable, Equatable {
             // MaxPool's optional second output (indices) rules it out.
             if node.opType == "MaxPool" && node.outputs.count > 1 && !node.outputs[1].isEmpty { return nil }
             return .sharesInputScale
+        case "Split":
+            // Several outputs, each on its input's grid: ORT's `SplitQDQRules` (SplitSelector
+            // with req_equal_quant_params) turns DQ -> Split -> Q per output into a uint8
+            // Split when every output has its own Q with the input's scale and zero point.
+            return .sharesInputScale
         case "Resize", "Upsample":
             // Nearest-neighbour resizing only selects values; linear modes interpolate.
             let mode = node.string("mode", default: "nearest")

@@ -141,7 +141,7 @@ public final class MixedPrecisionRuntime {
             readsCodes.formUnion(codesPairReaders(pairs))
             for name in map.int8Layers where layers[name]!.readsCodes { readsCodes.insert(name) }
             for node in session.plan where !plan.int8Layers.contains(node.name) {
-                if let o = node.outputs.first, plan.requantized[o] != nil, RegionKernels.hasFastForm(node, plan: plan) {
+                if node.outputs.contains(where: { plan.requantized[$0] != nil }), RegionKernels.hasFastForm(node, plan: plan) {
                     readsCodes.insert(node.name)
                 }
             }
@@ -183,6 +183,14 @@ public final class MixedPrecisionRuntime {
         }
         // Other requantized outputs (region ops): the FP32 op runs, then Q -> DQ.
         for node in session.plan where layers[node.name] == nil || !plan.int8Layers.contains(node.name) {
+            if node.opType == "Split", plan.int8RegionOps.contains(node.name) {
+                // Several requantized outputs, all on the input's grid (QuantPlan rule 5).
+                let reads = readsCodes.contains(node.name)
+                session.overrides[node.name] = RegionKernels.splitOverride(
+                    node, session: session, plan: plan, path: { [unowned self] in self.path },
+                    writeCodes: node.outputs.map { reads && !$0.isEmpty && writesCodes($0) }, counters: reads ? counters : nil)
+                continue
+            }
             guard let o = node.outputs.first, let q = plan.requantized[o] else { continue }
             if session.overrides[node.name] == nil,
                let fast = try RegionKernels.override(node, session: session, plan: plan, output: q, path: { [unowned self] in self.path },

@@ -16,7 +16,11 @@ import ONNX
 ///    requantized whatever reads it (graph outputs aside): an FP32 reader then gets
 ///    DequantizeLinear of uint8 codes, so ORT runs QLinearConv/QGemm + DequantizeLinear,
 ///    exactly this runtime's arithmetic, instead of a float Conv on dequantized weights
-///    whose last bits differ (docs/int8-chains.md, "FP32 readers").
+///    whose last bits differ (docs/int8-chains.md, "FP32 readers");
+/// 5. an INT8 Split requantizes every output that has a reader (graph outputs aside), all on
+///    its input's grid: ONNX Runtime runs `DQ -> Split -> Q` as a uint8 Split only when each
+///    output has a Q with the input's scale and zero point (`SplitQDQRules`), and a value on
+///    the grid requantizes to itself, so this changes no value, only where Q/DQ sit.
 /// Scales never depend on the map: a tensor's parameters come from the calibrated range of
 /// its `source` (itself, or the input of the shared-scale ops that produced it), so INT8
 /// layers are prepared once and switching maps only moves Q/DQ.
@@ -57,6 +61,16 @@ public struct QuantPlan: Equatable, Sendable {
             int8Layers.contains($0.name) && Int8Ops.family(for: $0, constants: session.constants)?.fusesOnlyWithOutputQuantize($0) == true
         }.map(\.name))
         for node in session.plan where int8.contains(node.name) {
+            if node.opType == "Split" && !int8Layers.contains(node.name) {
+                // Rule 5: every output, whoever reads it (no Relu rule: ORT fuses the Split
+                // only with a Q on each of its outputs).
+                for o in node.outputs where !o.isEmpty && !outputs.contains(o) && !(readers[o] ?? []).isEmpty {
+                    guard let q = quant(sources[o] ?? o) else { continue }
+                    requantized[o] = q
+                    regionOps.insert(node.name)
+                }
+                continue
+            }
             let consumers = readers[node.outputs.first ?? ""] ?? []
             let always = alwaysRequantized.contains(node.name)
             // A value read only by INT8 Relus is requantized after the Relu instead: ORT
@@ -81,9 +95,10 @@ public struct QuantPlan: Equatable, Sendable {
     /// must be re-executed when switching from one to the other (nil: plain FP32).
     public func behaviour(_ node: Node) -> String? {
         let layer = int8Layers.contains(node.name)
-        let q = node.outputs.first.flatMap { requantized[$0] }
-        if !layer && q == nil { return nil }
-        return (layer ? "int8" : "fp32") + (q.map { " requant \($0.scale) \($0.zeroPoint)" } ?? "")
+        // Every output's requantization (a Split requantizes several).
+        let qs = node.outputs.map { requantized[$0] }
+        if !layer && qs.allSatisfy({ $0 == nil }) { return nil }
+        return (layer ? "int8" : "fp32") + qs.map { q in q.map { " requant \($0.scale) \($0.zeroPoint)" } ?? " -" }.joined()
     }
 
     /// Nodes of `session` that execute differently under `self` and `other`.
@@ -92,12 +107,13 @@ public struct QuantPlan: Equatable, Sendable {
     }
 
     /// For every output of a shared-scale region op, the tensor whose range it uses: the
-    /// first tensor up the chain of shared-scale ops (a MaxPool of a Reshape of `x` uses `x`'s).
+    /// first tensor up the chain of shared-scale ops (a MaxPool of a Reshape of `x` uses `x`'s;
+    /// every output of a Split uses its input's).
     public static func sources(_ session: Session) -> [String: String] {
         var source: [String: String] = [:]
         for node in session.plan where RegionOpKind.of(node) == .sharesInputScale {
-            guard let x = node.input(0), session.constants[x] == nil, let o = node.outputs.first, !o.isEmpty else { continue }
-            source[o] = source[x] ?? x
+            guard let x = node.input(0), session.constants[x] == nil else { continue }
+            for o in node.outputs where !o.isEmpty { source[o] = source[x] ?? x }
         }
         return source
     }
@@ -122,7 +138,7 @@ public struct QuantPlan: Equatable, Sendable {
                 add(node.outputs.first ?? "")
             } else if RegionOpKind.of(node) != nil {
                 RegionOpKind.activationInputs(node, constants: session.constants).forEach(add)
-                add(node.outputs.first ?? "")
+                node.outputs.forEach(add)
             }
         }
         return out

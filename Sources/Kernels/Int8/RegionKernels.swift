@@ -22,7 +22,7 @@ enum RegionKernels {
     /// Whether `override` gives `node` a fast form, which then reads inputs held as codes.
     static func hasFastForm(_ node: Node, plan: QuantPlan) -> Bool {
         if tableOps.contains(node.opType), let x = node.input(0), plan.requantized[x] != nil { return true }
-        if isMovement(node) || isOrtAveragePool(node, plan: plan) { return true }
+        if isMovement(node) || isOrtAveragePool(node, plan: plan) || node.opType == "Split" { return true }
         return (node.opType == "Add" || node.opType == "Mul") && node.inputs.count == 2
     }
 
