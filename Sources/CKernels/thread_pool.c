@@ -119,3 +119,9 @@ void mpq_pool_run(int tasks, void (*fn)(void *, int), void *arg) {
     pthread_mutex_unlock(&lock);
     pthread_mutex_unlock(&run_lock);
 }
+
+void mpq_run_tasks(int tasks, void (*fn)(void *, int), void *arg) {
+    if (tasks > MPQ_POOL_MAX) tasks = MPQ_POOL_MAX;
+    if (tasks < 1) tasks = 1;
+    mpq_pool_run(tasks, fn, arg);
+}

@@ -41,10 +41,30 @@ func imageTasks(images: Int, macsPerImage: Int) -> Int {
     return min(images, coreCount)
 }
 
-/// Channel ranges one image's depthwise conv splits into: 2M MACs or more (a few hundred
-/// microseconds on the VNNI kernel) repay a fork/join, smaller layers stay on one core.
+/// Channel ranges one image's depthwise conv (FP32 or INT8) splits into, on the C kernel pool
+/// (`poolPerform`, `mpq_depthwise_conv_u8s8_u8_threads`): from 256K MACs, about 15-35 us on the
+/// VNNI kernel and 30-60 us on the FP32 ones against a few us of fork/join, so every batch-1
+/// depthwise layer of MobileNetV2. The pool's caller runs any task no worker has claimed yet,
+/// so on a busy machine a split layer costs what one thread costs; the old split on
+/// `concurrentPerform` waited for the second core instead, which is why it started at 2M.
 func depthwiseChannelTasks(macs: Int) -> Int {
-    macs >= 1 << 21 ? coreCount : 1
+    macs >= 1 << 18 ? coreCount : 1
+}
+
+/// Runs `body(0..<tasks)` on the C kernel pool (`mpq_run_tasks`: task 0 on the calling thread,
+/// parked workers woken in a few us, unclaimed tasks run by the caller; inline where
+/// `mpq_set_single_threaded` is on). `body` must not itself split over the pool (calls are
+/// serialised). One task runs `body(0)` here.
+func poolPerform(_ tasks: Int, _ body: (Int) -> Void) {
+    if tasks <= 1 { body(0); return }
+    withoutActuallyEscaping(body) { escapable in
+        var task = escapable
+        withUnsafeMutablePointer(to: &task) { p in
+            mpq_run_tasks(Int32(tasks), { arg, t in
+                arg!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
+            }, p)
+        }
+    }
 }
 
 func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
