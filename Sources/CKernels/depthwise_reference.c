@@ -56,7 +56,7 @@ static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *
     }
 }
 
-// One image over several cores: contiguous channel ranges, one per pool task. Every
+// One image over several cores: contiguous channel ranges (chunks claimed by pool threads). Every
 // kernel computes a channel from its own plane, weights and epilogue entries only (the
 // gather plan depends on the geometry, not on the channel count), so a range is an
 // independent call on a sub-shape and the split changes no byte. Why here and not in
@@ -95,14 +95,17 @@ static void channel_range(void *arg, int t) {
 
 static void run_split(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                       const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int threads) {
-    if (threads > s->channels) threads = s->channels;
-    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-    if (threads <= 1) {
+    if (threads <= 1 || s->channels < 2) {
         run(path, x, s, w, ep, out, out_u8, out_zp);
         return;
     }
-    channel_split j = {path, x, s, w, ep, out, out_u8, out_zp, threads};
-    mpq_pool_run(threads, channel_range, &j);
+    // Two chunks per thread, claimed as threads come free (mpq_run_chunks): a busy second
+    // core delays the layer by one chunk at most. Not more: the VNNI kernel builds its
+    // gather plan once per call (a few us on a 7x7 plane).
+    int chunks = 2 * threads;
+    if (chunks > s->channels) chunks = s->channels;
+    channel_split j = {path, x, s, w, ep, out, out_u8, out_zp, chunks};
+    mpq_run_chunks(threads, chunks, channel_range, &j);
 }
 
 int mpq_depthwise_conv_u8s8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,

@@ -343,10 +343,11 @@ int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, c
                                        const int8_t *w, const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point,
                                        int threads);
 
-/// Runs fn(arg, 0..tasks-1) on the kernel pool (mpq_pool_run: task 0 on the calling thread,
-/// a task no worker has claimed yet run by the caller, inline while mpq_set_single_threaded
-/// is on). For Swift code that splits work the way the kernels do. `fn` must not itself call
-/// into the pool (calls are serialised). tasks is clamped to [1, 64].
-void mpq_run_tasks(int tasks, void (*fn)(void *arg, int task), void *arg);
+/// fn(arg, k) once for each chunk k in 0..chunks-1, on up to `threads` threads of the kernel
+/// pool (mpq_pool_run; the caller among them, inline while mpq_set_single_threaded is on),
+/// each claiming the next unclaimed chunk: a late or descheduled worker holds the caller up
+/// by one chunk at most. For Swift code that splits work the way the kernels do. `fn` must
+/// not itself call into the pool (calls are serialised).
+void mpq_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
 
 #endif

@@ -51,17 +51,20 @@ func depthwiseChannelTasks(macs: Int) -> Int {
     macs >= 1 << 18 ? coreCount : 1
 }
 
-/// Runs `body(0..<tasks)` on the C kernel pool (`mpq_run_tasks`: task 0 on the calling thread,
-/// parked workers woken in a few us, unclaimed tasks run by the caller; inline where
-/// `mpq_set_single_threaded` is on). `body` must not itself split over the pool (calls are
-/// serialised). One task runs `body(0)` here.
-func poolPerform(_ tasks: Int, _ body: (Int) -> Void) {
-    if tasks <= 1 { body(0); return }
+/// Runs `body(k)` once for each chunk k in 0..<chunks on up to `threads` threads of the C
+/// kernel pool (`mpq_run_chunks`: the caller among them, each thread claiming the next
+/// unclaimed chunk, so a busy second core delays the caller by one chunk at most; inline
+/// where `mpq_set_single_threaded` is on). `body` must not itself split over the pool.
+func poolPerform(threads: Int, chunks: Int, _ body: (Int) -> Void) {
+    if threads <= 1 || chunks <= 1 {
+        for k in 0..<chunks { body(k) }
+        return
+    }
     withoutActuallyEscaping(body) { escapable in
         var task = escapable
         withUnsafeMutablePointer(to: &task) { p in
-            mpq_run_tasks(Int32(tasks), { arg, t in
-                arg!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
+            mpq_run_chunks(Int32(threads), Int32(chunks), { arg, k in
+                arg!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(k))
             }, p)
         }
     }

@@ -132,7 +132,7 @@ final class QuantizedConv: QuantizedLayer {
         let splitInC = packed.isEmpty && n == 1 && !inputCodes.isEmpty
         let depthwiseThreads = splitInC ? Int32(depthwiseChannelTasks(macs: outP * outChannels * kg)) : 1
         let channelTasks = packed.isEmpty && n == 1 && !splitInC ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
-        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, channelTasks))
+        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, 2 * channelTasks))
         statuses.initialize(repeating: 0)
         defer { statuses.deallocate() }
         let xs = x.floats
@@ -190,7 +190,7 @@ final class QuantizedConv: QuantizedLayer {
                 statuses[t] = status
             }
             let channelWork = { [self] (t: Int) in
-                let first = c * t / channelTasks, last = c * (t + 1) / channelTasks
+                let first = c * t / (2 * channelTasks), last = c * (t + 1) / (2 * channelTasks)
                 guard first < last else { return }
                 var part = shape
                 part.channels = Int32(last - first); part.group = part.channels
@@ -208,7 +208,7 @@ final class QuantizedConv: QuantizedLayer {
                              : mpq_depthwise_conv_u8s8(path.c, q, &part, pw.baseAddress! + first * kg, &ep, y0! + first * outP)
                 }
             }
-            if channelTasks > 1 { poolPerform(channelTasks, channelWork) }
+            if channelTasks > 1 { poolPerform(threads: channelTasks, chunks: 2 * channelTasks, channelWork) }
             else if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
         }
         }

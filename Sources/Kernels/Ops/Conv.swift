@@ -138,7 +138,12 @@ enum ConvOps {
                         }
                     }
                     if depthwise && n == 1 {
-                        poolPerform(tasks, work)
+                        // Two channel ranges per thread, claimed as threads come free.
+                        poolPerform(threads: tasks, chunks: 2 * tasks) { k in
+                            depthwiseChannels(m * k / (2 * tasks)..<m * (k + 1) / (2 * tasks), image: 0, x: X, w: W, y: O,
+                                              channels: c, outChannels: m, g, bias: pb.isEmpty ? nil : pb.baseAddress,
+                                              epilogue: epilogue)
+                        }
                     } else if tasks > 1 {
                         withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) }
                     } else {
