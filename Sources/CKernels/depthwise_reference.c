@@ -56,82 +56,19 @@ static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *
     }
 }
 
-// One image over several cores: contiguous channel ranges (chunks claimed by pool threads). Every
-// kernel computes a channel from its own plane, weights and epilogue entries only (the
-// gather plan depends on the geometry, not on the channel count), so a range is an
-// independent call on a sub-shape and the split changes no byte. Why here and not in
-// Swift: mpq_pool_run wakes parked workers in a few microseconds, and its caller runs any
-// task a worker has not claimed yet, so on a busy machine a split layer costs what one
-// thread costs instead of waiting a scheduler slice for the second core (which is what
-// made splitting MobileNetV2's small batch-1 layers with concurrentPerform slower).
-typedef struct {
-    mpq_kernel_path path;
-    const uint8_t *x;
-    const mpq_conv2d_shape *s;
-    const int8_t *w;
-    const mpq_epilogue *ep;
-    float *out;
-    uint8_t *out_u8;
-    int32_t out_zp;
-    int tasks;
-} channel_split;
-
-static void channel_range(void *arg, int t) {
-    const channel_split *j = arg;
-    const mpq_conv2d_shape *s = j->s;
-    const int c0 = (int)((int64_t)s->channels * t / j->tasks), c1 = (int)((int64_t)s->channels * (t + 1) / j->tasks);
-    if (c0 >= c1) return;
-    mpq_conv2d_shape part = *s;
-    part.channels = part.group = c1 - c0;
-    mpq_epilogue ep = *j->ep;
-    ep.b_scale += c0;
-    if (ep.bias) ep.bias += c0;
-    if (ep.bias_i32) ep.bias_i32 += c0;
-    const size_t in_plane = (size_t)s->height * (size_t)s->width;
-    const size_t out_plane = (size_t)mpq_conv2d_out_h(s) * (size_t)mpq_conv2d_out_w(s);
-    run(j->path, j->x + (size_t)c0 * in_plane, &part, j->w + (size_t)c0 * (size_t)s->kernel_h * (size_t)s->kernel_w, &ep,
-        j->out ? j->out + (size_t)c0 * out_plane : NULL, j->out_u8 ? j->out_u8 + (size_t)c0 * out_plane : NULL, j->out_zp);
-}
-
-static void run_split(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                      const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int threads) {
-    if (threads <= 1 || s->channels < 2) {
-        run(path, x, s, w, ep, out, out_u8, out_zp);
-        return;
-    }
-    // Two chunks per thread, claimed as threads come free (mpq_run_chunks): a busy second
-    // core delays the layer by one chunk at most. Not more: the VNNI kernel builds its
-    // gather plan once per call (a few us on a 7x7 plane).
-    int chunks = 2 * threads;
-    if (chunks > s->channels) chunks = s->channels;
-    channel_split j = {path, x, s, w, ep, out, out_u8, out_zp, chunks};
-    mpq_run_chunks(threads, chunks, channel_range, &j);
-}
-
-int mpq_depthwise_conv_u8s8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,
-                                    const int8_t *w, const mpq_epilogue *ep, float *out, int threads) {
-    if (!x || !w || !ep || !ep->b_scale || !out || !is_depthwise(s)) return -1;
-    run_split(path, x, s, w, ep, out, NULL, 0, threads);
-    return 0;
-}
-
-int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,
-                                       const int8_t *w, const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point,
-                                       int threads) {
-    if (!x || !w || !ep || !ep->b_scale || !(ep->out_scale > 0) || !out || !is_depthwise(s)) return -1;
-    mpq_epilogue codes = *ep;
-    codes.out_scale = 1.0f;   // keeps the rounded q - zp (mpq_qgemm_u8s8_u8)
-    run_split(path, x, s, w, &codes, NULL, out, out_zero_point, threads);
-    return 0;
-}
-
 int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
                             const mpq_conv2d_shape *s, const int8_t *w,
                             const mpq_epilogue *ep, float *out) {
-    return mpq_depthwise_conv_u8s8_threads(path, x, s, w, ep, out, 1);
+    if (!x || !w || !ep || !ep->b_scale || !out || !is_depthwise(s)) return -1;
+    run(path, x, s, w, ep, out, NULL, 0);
+    return 0;
 }
 
 int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                                const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point) {
-    return mpq_depthwise_conv_u8s8_u8_threads(path, x, s, w, ep, out, out_zero_point, 1);
+    if (!x || !w || !ep || !ep->b_scale || !(ep->out_scale > 0) || !out || !is_depthwise(s)) return -1;
+    mpq_epilogue codes = *ep;
+    codes.out_scale = 1.0f;   // keeps the rounded q - zp (mpq_qgemm_u8s8_u8)
+    run(path, x, s, w, &codes, NULL, out, out_zero_point);
+    return 0;
 }

@@ -119,31 +119,3 @@ void mpq_pool_run(int tasks, void (*fn)(void *, int), void *arg) {
     pthread_mutex_unlock(&lock);
     pthread_mutex_unlock(&run_lock);
 }
-
-// Chunks claimed from a counter: each pool task takes the next unclaimed chunk until none
-// is left. On a busy machine a worker that wakes late (or is descheduled) leaves its share
-// to the caller and holds the caller up by at most the one chunk it is running, instead of
-// a whole half of the layer.
-typedef struct {
-    void (*fn)(void *, int);
-    void *arg;
-    int chunks;
-    _Atomic int next;
-} chunk_job;
-
-static void chunk_task(void *p, int task) {
-    (void)task;
-    chunk_job *j = p;
-    for (int k; (k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->chunks;) j->fn(j->arg, k);
-}
-
-void mpq_run_chunks(int threads, int chunks, void (*fn)(void *, int), void *arg) {
-    if (threads > chunks) threads = chunks;
-    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-    if (threads <= 1) {
-        for (int k = 0; k < chunks; k++) fn(arg, k);
-        return;
-    }
-    chunk_job j = {fn, arg, chunks, 0};
-    mpq_pool_run(threads, chunk_task, &j);
-}

@@ -150,45 +150,4 @@ final class DepthwiseInt8KernelTests: XCTestCase {
             }
         }
     }
-
-    /// `mpq_depthwise_conv_u8s8[_u8]_threads`: one image split by channel range over the pool
-    /// gives the one-thread call's bytes on every path and plan geometry, for 2, 3 and 7
-    /// tasks (ranges of unequal length, and more tasks than some layers have channels), float
-    /// and codes outputs, with and without a bias.
-    func testPoolChannelSplitEqualsOneThreadBitForBit() {
-        var rng = Int8TestRNG(seed: 1313)
-        let geometries = Self.geometries + [Self.shape(c: 40, h: 7, w: 7, k: (3, 3), stride: (1, 1), pad: 1),
-                                            Self.shape(c: 23, h: 14, w: 14, k: (3, 3), stride: (2, 2), pad: 1)]
-        for (trial, var s) in geometries.enumerated() {
-            let c = Int(s.channels), oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
-            let x = rng.u8s(c * Int(s.height * s.width)), w = rng.s8s(c * Int(s.kernel_h * s.kernel_w))
-            let scales = (0..<c).map { _ in rng.float(0.002...0.03) }
-            let bias = (0..<c).map { _ in rng.float(-2...2) }
-            let biasI32 = (0..<c).map { _ in Int32(rng.int(0...4000)) - 2000 }
-            let za = Int32(rng.int(0...255)), zy = UInt8(rng.int(0...255))
-            func run(_ path: mpq_kernel_path, threads: Int32) -> (floats: [Float], codes: [UInt8]) {
-                var floats = [Float](repeating: .nan, count: c * oh * ow)
-                var codes = [UInt8](repeating: 7, count: c * oh * ow)
-                scales.withUnsafeBufferPointer { sb in bias.withUnsafeBufferPointer { bb in biasI32.withUnsafeBufferPointer { bi in
-                    var ep = mpq_epilogue(a_zero_point: za, a_scale: 0.02, b_scale: sb.baseAddress, bias: bb.baseAddress,
-                                          clamp_lo: 0, clamp_hi: 6, bias_i32: nil, out_scale: 0)
-                    XCTAssertEqual(mpq_depthwise_conv_u8s8_threads(path, x, &s, w, &ep, &floats, threads), 0)
-                    ep = mpq_epilogue(a_zero_point: za, a_scale: 1, b_scale: sb.baseAddress, bias: nil,
-                                      clamp_lo: Float(0) - Float(zy), clamp_hi: Float(255) - Float(zy),
-                                      bias_i32: bi.baseAddress, out_scale: 0.05)
-                    XCTAssertEqual(mpq_depthwise_conv_u8s8_u8_threads(path, x, &s, w, &ep, &codes, zy, threads), 0)
-                }}}
-                return (floats, codes)
-            }
-            for path in int8AvailablePaths {
-                let one = run(path, threads: 1)
-                for threads: Int32 in [2, 3, 7] {
-                    let got = run(path, threads: threads), what = "\(int8PathName(path)) \(threads) tasks, geometry \(trial): \(s)"
-                    XCTAssertEqual(got.floats.map(\.bitPattern), one.floats.map(\.bitPattern), what)
-                    XCTAssertEqual(got.codes, one.codes, what)
-                }
-            }
-        }
-        print("int8 depthwise pool split covered: \(int8AvailablePaths.map(int8PathName).joined(separator: ", "))")
-    }
 }

@@ -334,20 +334,4 @@ int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uin
 void mpq_set_single_threaded(int on);
 int mpq_single_threaded(void);
 
-/// mpq_depthwise_conv_u8s8 / mpq_depthwise_conv_u8s8_u8 for one image split over `threads`
-/// cores by channel range (mpq_pool_run; <= 1 runs on the calling thread): the same bytes
-/// as the one-thread call, for every path (docs/depthwise.md, "Threads").
-int mpq_depthwise_conv_u8s8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,
-                                    const int8_t *w, const mpq_epilogue *ep, float *out, int threads);
-int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,
-                                       const int8_t *w, const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point,
-                                       int threads);
-
-/// fn(arg, k) once for each chunk k in 0..chunks-1, on up to `threads` threads of the kernel
-/// pool (mpq_pool_run; the caller among them, inline while mpq_set_single_threaded is on),
-/// each claiming the next unclaimed chunk: a late or descheduled worker holds the caller up
-/// by one chunk at most. For Swift code that splits work the way the kernels do. `fn` must
-/// not itself call into the pool (calls are serialised).
-void mpq_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
-
 #endif

@@ -41,33 +41,10 @@ func imageTasks(images: Int, macsPerImage: Int) -> Int {
     return min(images, coreCount)
 }
 
-/// Channel ranges one image's depthwise conv (FP32 or INT8) splits into, on the C kernel pool
-/// (`poolPerform`, `mpq_depthwise_conv_u8s8_u8_threads`): from 256K MACs, about 15-35 us on the
-/// VNNI kernel and 30-60 us on the FP32 ones against a few us of fork/join, so every batch-1
-/// depthwise layer of MobileNetV2. The pool's caller runs any task no worker has claimed yet,
-/// so on a busy machine a split layer costs what one thread costs; the old split on
-/// `concurrentPerform` waited for the second core instead, which is why it started at 2M.
+/// Channel ranges one image's depthwise conv splits into: 2M MACs or more (a few hundred
+/// microseconds on the VNNI kernel) repay a fork/join, smaller layers stay on one core.
 func depthwiseChannelTasks(macs: Int) -> Int {
-    macs >= 1 << 18 ? coreCount : 1
-}
-
-/// Runs `body(k)` once for each chunk k in 0..<chunks on up to `threads` threads of the C
-/// kernel pool (`mpq_run_chunks`: the caller among them, each thread claiming the next
-/// unclaimed chunk, so a busy second core delays the caller by one chunk at most; inline
-/// where `mpq_set_single_threaded` is on). `body` must not itself split over the pool.
-func poolPerform(threads: Int, chunks: Int, _ body: (Int) -> Void) {
-    if threads <= 1 || chunks <= 1 {
-        for k in 0..<chunks { body(k) }
-        return
-    }
-    withoutActuallyEscaping(body) { escapable in
-        var task = escapable
-        withUnsafeMutablePointer(to: &task) { p in
-            mpq_run_chunks(Int32(threads), Int32(chunks), { arg, k in
-                arg!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(k))
-            }, p)
-        }
-    }
+    macs >= 1 << 21 ? coreCount : 1
 }
 
 func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {

@@ -125,14 +125,9 @@ final class QuantizedConv: QuantizedLayer {
         let tasks = imageTasks(images: n, macsPerImage: outP * outChannels * kg)
         // One image of a depthwise conv splits by channel instead (its kernel is one pass per
         // plane, so a channel range is an independent call), when it is big enough to repay
-        // the fork/join (`depthwiseChannelTasks`).
-        // Input codes (the uint8 chains) go straight to the C kernel, which splits the channels
-        // over the pool itself (`mpq_depthwise_conv_u8s8_u8_threads`); float inputs are
-        // quantized per channel range first (`channelWork`, on the same pool).
-        let splitInC = packed.isEmpty && n == 1 && !inputCodes.isEmpty
-        let depthwiseThreads = splitInC ? Int32(depthwiseChannelTasks(macs: outP * outChannels * kg)) : 1
-        let channelTasks = packed.isEmpty && n == 1 && !splitInC ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
-        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, 2 * channelTasks))
+        // the fork/join: MobileNetV2's wide early layers, not its 7x7 ones.
+        let channelTasks = packed.isEmpty && n == 1 ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
+        let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, channelTasks))
         statuses.initialize(repeating: 0)
         defer { statuses.deallocate() }
         let xs = x.floats
@@ -165,11 +160,9 @@ final class QuantizedConv: QuantizedLayer {
                                                requant: requant, multipliers: pm, biasInt: pbi)
                         weights.values.withUnsafeBufferPointer { pw in
                             if codesOut {
-                                status |= mpq_depthwise_conv_u8s8_u8_threads(path.c, q, &shape, pw.baseAddress, &ep,
-                                                                             c0! + imgOffset, zy, depthwiseThreads)
+                                status |= mpq_depthwise_conv_u8s8_u8(path.c, q, &shape, pw.baseAddress, &ep, c0! + imgOffset, zy)
                             } else {
-                                status |= mpq_depthwise_conv_u8s8_threads(path.c, q, &shape, pw.baseAddress, &ep,
-                                                                          y0! + imgOffset, depthwiseThreads)
+                                status |= mpq_depthwise_conv_u8s8(path.c, q, &shape, pw.baseAddress, &ep, y0! + imgOffset)
                             }
                         }
                         continue
@@ -190,7 +183,7 @@ final class QuantizedConv: QuantizedLayer {
                 statuses[t] = status
             }
             let channelWork = { [self] (t: Int) in
-                let first = c * t / (2 * channelTasks), last = c * (t + 1) / (2 * channelTasks)
+                let first = c * t / channelTasks, last = c * (t + 1) / channelTasks
                 guard first < last else { return }
                 var part = shape
                 part.channels = Int32(last - first); part.group = part.channels
@@ -208,7 +201,7 @@ final class QuantizedConv: QuantizedLayer {
                              : mpq_depthwise_conv_u8s8(path.c, q, &part, pw.baseAddress! + first * kg, &ep, y0! + first * outP)
                 }
             }
-            if channelTasks > 1 { poolPerform(threads: channelTasks, chunks: 2 * channelTasks, channelWork) }
+            if channelTasks > 1 { DispatchQueue.concurrentPerform(iterations: channelTasks, execute: channelWork) }
             else if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
         }
         }

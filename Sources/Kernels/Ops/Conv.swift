@@ -75,11 +75,11 @@ enum ConvOps {
         // GEMMs of a CNN at batch 16, costs more than the multiply on a busy machine),
         // and the im2col and bias passes run in parallel too. Images are independent
         // and each GEMM is the same call as before, so no value changes.
-        // Depthwise convs split by image too; one image splits its channels from 256K MACs
-        // (depthwiseChannels) on the C kernel pool (`poolPerform`), whose caller runs a task
-        // the second core has not claimed yet. (The split on concurrentPerform, from 2M MACs,
-        // waited for the second core on a busy machine: MobileNetV2 48 ms before, 56-109 ms
-        // with every layer split.)
+        // Depthwise convs split by image too; one image splits its channels only from 2M MACs
+        // (splitting every layer's planes was measured slower at batch 1 on the shared 2-core
+        // machine: MobileNetV2 48 ms before, 56-109 ms split, each small layer waiting for
+        // the second core).
+        // One image of a big depthwise conv splits by channel instead (depthwiseChannels).
         let tasks = depthwise && n == 1 ? depthwiseChannelTasks(macs: m * outP * kCount)
                                         : imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
         let bias = b?.floats ?? []
@@ -137,14 +137,7 @@ enum ConvOps {
                             epilogue.apply(O + img * m * outP, rows: m, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress!)
                         }
                     }
-                    if depthwise && n == 1 {
-                        // Two channel ranges per thread, claimed as threads come free.
-                        poolPerform(threads: tasks, chunks: 2 * tasks) { k in
-                            depthwiseChannels(m * k / (2 * tasks)..<m * (k + 1) / (2 * tasks), image: 0, x: X, w: W, y: O,
-                                              channels: c, outChannels: m, g, bias: pb.isEmpty ? nil : pb.baseAddress,
-                                              epilogue: epilogue)
-                        }
-                    } else if tasks > 1 {
+                    if tasks > 1 {
                         withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) }
                     } else {
                         work(0)
