@@ -8,8 +8,9 @@ import ONNX
 /// is complete (bias, its own activation) before the same `mpq_binary_f32` add (+ Relu),
 /// operands in the Add's order, runs on it. As `SiluFusion`, the graph is not rewritten
 /// (the three nodes stay layers for calibration, search and export), and the fusion applies
-/// only when nobody can tell: no observer, no intermediate kept, no override on any node,
-/// float32 inputs.
+/// only when nobody can tell: no observer (so `mpq profile`, which observes, times the Add ->
+/// Relu pair instead, as it times no image chains), no intermediate kept, no override on any
+/// node, float32 inputs.
 struct ResidualFusion {
     /// On unless the environment sets `MPQ_FP32_CONV_RESIDUAL=0` (read once): an A/B switch;
     /// off, the Add (and the Add + Relu pair) run as their own nodes, with the same bits.

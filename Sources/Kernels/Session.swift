@@ -216,8 +216,10 @@ public final class Session {
                 fusedAway.formUnion(f.nodes.dropFirst())
             } else {
                 ins = try resolve(planned: i)
+                // A residual Add fuses into its Conv only in unobserved runs (as image chains):
+                // an observer (profile, calibration with fusing) sees the Add -> Relu pair as before.
                 let ran = try step(i, inputs: ins, keep: keep, fusing: fusing, fusedAway: &fusedAway,
-                                   lookup: { value($0) ?? self.constants[$0] })
+                                   lookup: { observer == nil ? value($0) ?? self.constants[$0] : nil })
                 node = ran.0; outs = ran.1
             }
             if let observer {
