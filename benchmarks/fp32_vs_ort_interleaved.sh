@@ -4,6 +4,11 @@
 # `mpq profile --runs 5` (sum of per-node medians) with both builds, then ORT's median of 5.
 #
 #   BEFORE=/tmp/base PYTHON=/work/venv/bin/python ROUNDS=4 benchmarks/fp32_vs_ort_interleaved.sh
+#   MODELS="resnet18 resnet_digits" BATCHES="1 16" CPU=1 ... # a subset; CPU=1 adds CPU ms per run
+#
+# CPU=1: each build's CPU time (user + sys) per inference as well, from `/usr/bin/time` over
+# `mpq profile --runs 21` minus `--runs 1` (loading and the warm-up cancel), divided by 20:
+# on a machine shared with other jobs it moves less than wall time.
 #
 # Also per Conv: `MPQ_FP32_GEMM=openblas|mpq mpq profile ... --json` compares the two FP32
 # Conv GEMMs within one build (docs/fp32-gemm.md).
@@ -12,15 +17,26 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 BEFORE=${BEFORE:?set BEFORE to a directory holding an older release build of mpq}
 ROUNDS=${ROUNDS:-4}
-NOW="$(swift build -c release --show-bin-path)/mpq"
+NOW=${NOW:-"$(swift build -c release --show-bin-path)/mpq"}
+RESNET18=${RESNET18:-/work/bench/resnet18_224}
+MODELS=${MODELS:-resnet18 resnet_digits shapes_det}
+BATCHES=${BATCHES:-1 16}
+# CPU ms per inference of `$1 profile $2 --data $3 --batch-size $4` (see CPU=1 above).
+cpu_ms() {
+  local a b
+  a=$( { /usr/bin/time -f "%U %S" "$1" profile "$2" --data "$3" --batch-size $4 --runs 1 --quiet >/dev/null; } 2>&1 | tail -1)
+  b=$( { /usr/bin/time -f "%U %S" "$1" profile "$2" --data "$3" --batch-size $4 --runs 21 --quiet >/dev/null; } 2>&1 | tail -1)
+  echo "$a $b" | awk '{printf "%.3f", (($3 + $4) - ($1 + $2)) * 1000 / 20}'
+}
 lscpu | grep "Model name"; uptime
 total() { "$PYTHON" -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["fp32_ms"])'; }
-for spec in "resnet18 /work/bench/resnet18/model.onnx /work/bench/resnet18/calib.npz" \
+for spec in "resnet18 $RESNET18/model.onnx $RESNET18/calib.npz" \
             "resnet_digits Tests/Fixtures/resnet/resnet_digits.onnx Tests/Fixtures/resnet/resnet_digits_calib.npz" \
             "shapes_det Tests/Fixtures/detection/shapes_det.onnx Tests/Fixtures/detection/shapes_det_calib.npz"; do
   set -- $spec
+  case " $MODELS " in *" $1 "*) ;; *) continue ;; esac
   [ -f "$2" ] || { echo "skip $1 ($2 missing)"; continue; }
-  for bs in 1 16; do
+  for bs in $BATCHES; do
     for r in $(seq 1 "$ROUNDS"); do
       b=$("$BEFORE/mpq" profile "$2" --data "$3" --batch-size $bs --runs 5 --json 2>/dev/null | total)
       n=$("$NOW" profile "$2" --data "$3" --batch-size $bs --runs 5 --json 2>/dev/null | total)
@@ -38,7 +54,9 @@ for _ in range(5):
 print("%.3f" % (float(np.median(t)) * 1e3))
 PY
 )
-      echo "$1 batch $bs round $r: before $b ms, now $n ms, ORT $o ms"
+      cpu=""
+      if [ "${CPU:-0}" = 1 ]; then cpu=", CPU per run: before $(cpu_ms "$BEFORE/mpq" "$2" "$3" $bs) ms, now $(cpu_ms "$NOW" "$2" "$3" $bs) ms"; fi
+      echo "$1 batch $bs round $r: before $b ms, now $n ms, ORT $o ms$cpu"
     done
   done
 done

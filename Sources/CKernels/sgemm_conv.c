@@ -15,6 +15,7 @@
 // Splitting never cuts a sum (every tile gets its full K on one thread in k order), so
 // the output does not depend on the split or the thread count.
 #include "sgemm_internal.h"
+#include "mpq_pool.h"
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,23 @@ int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_
     if (direct_enabled() && mpq_sconv2d_f32_direct_applies(s))
         return mpq_sconv2d_f32_direct(path, x, images, s, packed_w, bias, act, lo, hi, y, threads);
     return mpq_sconv2d_f32_packed(path, x, images, s, packed_w, bias, act, lo, hi, y, threads);
+}
+
+int mpq_sconv2d_f32_residual(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                             const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                             const mpq_sconv_residual *residual, float *y, int threads) {
+    if (direct_enabled() && mpq_sconv2d_f32_direct_applies(s))
+        return mpq_sconv2d_f32_direct_residual(path, x, images, s, packed_w, bias, act, lo, hi, residual, y, threads);
+    const int rc = mpq_sconv2d_f32_packed(path, x, images, s, packed_w, bias, act, lo, hi, y, threads);
+    if (rc == 0 && residual && residual->shortcut) {
+        // The packed path: one pass over the whole output, as the separate Add makes.
+        const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
+        const size_t count = (size_t)images * (size_t)h->m * (size_t)mpq_conv2d_out_h(s) * (size_t)mpq_conv2d_out_w(s);
+        const float *sc = residual->shortcut;
+        mpq_binary_f32(path, 0, residual->relu, residual->shortcut_first ? sc : y, residual->shortcut_first ? y : sc, count,
+                       y, threads);
+    }
+    return rc;
 }
 
 int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,

@@ -17,6 +17,7 @@
 // does), so the output has the packed path's and the reference's bits, on every path,
 // split and thread count. A tile runs its whole K in registers (no K blocks).
 #include "sgemm_internal.h"
+#include "mpq_pool.h"
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ typedef struct {
     float *y;
     size_t out_image;
     const float *shared;  // the one padded image all threads read (modes MPQ_SCONV_SPLIT_N / MPQ_SCONV_SPLIT_M)
+    const mpq_sconv_residual *residual;  // NULL, or a residual Add (+ Relu) applied per chunk (residual_pass)
     int mode, units, chunk, image;
     _Atomic int next;
 } direct_job;
@@ -188,6 +190,23 @@ static int out_ceil(const direct_job *j, int f) {
     return ow < j->ow ? oh * j->ow + ow : (oh + 1) * j->ow;
 }
 
+// The fused residual Add (+ Relu) over output rows [row0, row1) and output pixels [o0, o1)
+// of image `img`, group `g`, right after the chunk's tiles wrote them (still in L1/L2):
+// the same `mpq_binary_f32` call, operands in the Add's order, that the separate Add (and
+// Add + Relu pair) makes over the whole tensor, so the same bits.
+static void residual_pass(const direct_job *j, int img, int g, int row0, int row1, int o0, int o1) {
+    const mpq_sconv_residual *r = j->residual;
+    if (!r || o1 <= o0) return;
+    const size_t out_plane = (size_t)j->oh * (size_t)j->ow;
+    const size_t base = (size_t)img * j->out_image + ((size_t)g * (size_t)j->mg + (size_t)row0) * out_plane + (size_t)o0;
+    for (int row = row0; row < row1; row++) {
+        const size_t at = base + (size_t)(row - row0) * out_plane;
+        float *y = j->y + at;
+        const float *sc = r->shortcut + at;
+        mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : y, r->shortcut_first ? y : sc, (size_t)(o1 - o0), y, 1);
+    }
+}
+
 // Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
 // padded image `src`. Without junk columns the tiles write the output directly; otherwise
 // AVX-512 tiles store only the pixel lanes at their output positions (compressing store),
@@ -271,6 +290,7 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
         }
         if (!direct_out && !compress)
             copy_out(j, cbase, rows, c0, c1, yg + (size_t)row0 * (size_t)j->oh * (size_t)j->ow);
+        residual_pass(j, img, g, row0, row1, out_ceil(j, c0), out_ceil(j, c1));
     }
 }
 
@@ -322,6 +342,13 @@ static void pad_task(void *arg, int t) {
 
 static void run(direct_job *j, int threads) {
     threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
+    // One image split over the threads: one unit (a column panel, or a few weight panels)
+    // per claim. Every unit is tens of microseconds or more, so the claims cost nothing, and
+    // a layer ends at most one unit apart on the two cores: with ~4 claims per thread the
+    // last claim left one core idle for up to an eighth of the layer (ResNet-18 at batch 1:
+    // 28x28 planes are 14 column panels, claimed as 7 pairs, 8 against 6 units).
+    // Same tiles, so the same bits.
+    if (j->mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) j->chunk = 1;
     atomic_init(&j->next, 0);
     mpq_pool_run(threads, run_task, j);
 }
@@ -352,6 +379,12 @@ int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
 int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
                            const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                            float *y, int threads) {
+    return mpq_sconv2d_f32_direct_residual(path, x, images, s, packed_w, bias, act, lo, hi, NULL, y, threads);
+}
+
+int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                                    const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                                    const mpq_sconv_residual *residual, float *y, int threads) {
     const mpq_sconv_weights_header *h = mpq_sconv_checked_header(x, images, s, packed_w, y);
     if (!h || !mpq_sconv2d_f32_direct_applies(s)) return -1;
     const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);
@@ -401,6 +434,7 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
     j.hi = hi;
     j.y = y;
     j.out_image = (size_t)h->m * (size_t)oh * (size_t)ow;
+    j.residual = residual && residual->shortcut ? residual : NULL;
     if (images == 0) return 0;
     int32_t *offsets = malloc((size_t)j.k * sizeof(int32_t));
     if (!offsets) return -1;

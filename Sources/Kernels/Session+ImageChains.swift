@@ -150,7 +150,8 @@ extension Session {
                 continue
             }
             let ins = try resolveInputs(planned: i, values)
-            let (node, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway)
+            let (node, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway,
+                                        lookup: { self.slotOf[$0].flatMap { values[$0] } ?? self.constants[$0] })
             let slots = node.outputs == plan[i].outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
             for (k, t) in zip(slots.indices, outs) where slots[k] >= 0 { values[slots[k]] = t }
             // Free what this image no longer needs (the chain's outputs stay).

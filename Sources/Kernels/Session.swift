@@ -1,3 +1,4 @@
+import Foundation
 import ONNX
 
 /// Replaces how one node executes (an INT8 layer, for example). The session hands it the
@@ -36,6 +37,8 @@ public final class Session {
     private(set) var siluFusions: [Int: SiluFusion] = [:]
     /// Residual Add -> Relu and Sigmoid -> Mul (SiLU) pairs, by the first node's plan index (`PairFusion`).
     private(set) var pairFusions: [Int: PairFusion] = [:]
+    /// Conv -> residual Add [-> Relu], by the Conv's plan index (`ResidualFusion`).
+    private(set) var residualFusions: [Int: ResidualFusion] = [:]
     /// How a pair runs fused when its nodes have overrides, keyed by the first node's name
     /// (set by the INT8 runtime; cleared with `overrides`).
     public var fusedOverrides: [String: FusedPairOverride] = [:]
@@ -55,6 +58,11 @@ public final class Session {
     public var runsImageChains = Session.imageChainsDefault
     /// Image chains run since the session was made (tests check they happen).
     private(set) var imageChainsRun = 0
+    /// Convs run with their residual Add fused since the session was made (tests check the
+    /// fusion happens; image chains count from several threads, hence the lock).
+    var residualFusionsRun: Int { residualRunLock.lock(); defer { residualRunLock.unlock() }; return residualRuns }
+    private var residualRuns = 0
+    private let residualRunLock = NSLock()
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
@@ -121,6 +129,7 @@ public final class Session {
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
         pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
+        residualFusions = ResidualFusion.residualFusionsEnabled ? ResidualFusion.find(plan: plan, graphOutputs: outputNames) : [:]
         // Graph inputs are left out: a feed may replace their initializer.
         preparedWeights = PreparedWeights(constants: consts.filter { !graphInputs.contains($0.key) })
         transformerFusions = TransformerFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
@@ -129,6 +138,7 @@ public final class Session {
                                             taken: Set(transformerFusions.values.flatMap(\.nodes)))
         let groups = siluFusions.values.map { [$0.conv, $0.sigmoid, $0.mul] } + pairFusions.values.map { [$0.first, $0.second] }
             + transformerFusions.map { [$0.key] + Array($0.value.nodes) } + biasAddFusions.map { [$0.key, $0.value.add] }
+            + residualFusions.values.map { [$0.conv] + $0.fusedAway }
         imageChains = ImageChain.find(plan: plan, constants: consts, graphInputs: graphInputs, graphOutputs: outputNames,
                                       groups: groups, slotOf: slotOf)
     }
@@ -206,7 +216,10 @@ public final class Session {
                 fusedAway.formUnion(f.nodes.dropFirst())
             } else {
                 ins = try resolve(planned: i)
-                let ran = try step(i, inputs: ins, keep: keep, fusing: fusing, fusedAway: &fusedAway)
+                // A residual Add fuses into its Conv only in unobserved runs (as image chains):
+                // an observer (profile, calibration with fusing) sees the Add -> Relu pair as before.
+                let ran = try step(i, inputs: ins, keep: keep, fusing: fusing, fusedAway: &fusedAway,
+                                   lookup: { observer == nil ? value($0) ?? self.constants[$0] : nil })
                 node = ran.0; outs = ran.1
             }
             if let observer {
@@ -265,15 +278,27 @@ public final class Session {
     /// its Conv, a pair, a bias Add into its MatMul. Returns the node as run (a fused node
     /// writes the last fused node's output) and its outputs; the nodes it ran are added to
     /// `fusedAway`, for the caller to skip.
+    /// `lookup` finds a value by name (a fused residual's shortcut; nil when not computed yet).
     func step(_ i: Int, inputs ins: [Tensor?], keep: Set<String>, fusing: Bool,
-              fusedAway: inout Set<Int>) throws -> (Node, [Tensor]) {
+              fusedAway: inout Set<Int>, lookup: (String) -> Tensor?) throws -> (Node, [Tensor]) {
         var node = plan[i]
         if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
             node = f.node
             fusedAway.formUnion([f.sigmoid, f.mul])
         }
         var produced: [Tensor]
-        if fusing, let f = pairFusions[i],
+        if fusing, let f = residualFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides),
+           let shortcut = lookup(f.shortcut), shortcut.dtype == .float32 {
+            // The Conv with the shortcut as a fourth input (`ConvResidual`); the Add and Relu
+            // are skipped by the caller, where what they last read is freed.
+            node = f.node
+            var fusedIns = ins
+            while fusedIns.count < 3 { fusedIns.append(nil) }
+            fusedIns.append(shortcut)
+            produced = try execute(node: node, index: i, inputs: fusedIns)
+            fusedAway.formUnion(f.fusedAway)
+            residualRunLock.lock(); residualRuns += 1; residualRunLock.unlock()
+        } else if fusing, let f = pairFusions[i],
            let fused = try f.run(ins, keep: keep, overrides: overrides, fused: fusedOverrides) {
             // The pair's second node is skipped by the caller, where what it last read is freed.
             node = f.node

@@ -69,4 +69,25 @@ int mpq_sconv2d_f32_direct(mpq_kernel_path path, const float *x, int images, con
                            const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                            float *y, int threads);
 
+/// A residual Add fused into an FP32 Conv (ResNet's `relu(conv(x) + shortcut)`): after the
+/// Conv's own epilogue, y = shortcut + y (`shortcut_first`) or y + shortcut, then with `relu`
+/// `r < 0 ? 0 : r`, by `mpq_binary_f32`, the call the separate Add (and Add + Relu pair)
+/// makes: the same bits. `shortcut` has y's layout [images][M][OH][OW]; it must not alias y.
+typedef struct {
+    const float *shortcut;
+    int shortcut_first;  ///< the Add's first input is the shortcut (else the Conv's output)
+    int relu;
+} mpq_sconv_residual;
+
+/// `mpq_sconv2d_f32` with `residual` (NULL: none) applied to each block of output while it is
+/// in cache (direct path), or in one pass after the Conv (packed path).
+int mpq_sconv2d_f32_residual(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                             const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                             const mpq_sconv_residual *residual, float *y, int threads);
+
+/// The direct path with `residual` applied per chunk of output, right after its tiles.
+int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                                    const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
+                                    const mpq_sconv_residual *residual, float *y, int threads);
+
 #endif

@@ -39,3 +39,48 @@ enum ConvEpilogue: Equatable {
         mpq_conv_epilogue_f32(MPQ_PATH_AUTO, y, rows, cols, ld, bias, act, lo, hi)
     }
 }
+
+/// A residual Add (+ Relu) fused into an FP32 Conv at run time (`ResidualFusion`): after the
+/// Conv's epilogue, y = shortcut + y or y + shortcut (the Add's operand order), then the Relu
+/// as its op does, by `mpq_binary_f32` (`mpq_sconv2d_f32_residual`): the unfused bits.
+struct ConvResidual {
+    /// Attribute the session sets on its private copy of a Conv whose residual Add it fuses:
+    /// "first" when the shortcut is the Add's first input, "second" otherwise. Never written
+    /// to a model.
+    static let runtimeKey = "mpq_runtime_residual"
+    /// Set (to "Relu") when the Relu after the Add is fused too.
+    static let reluKey = "mpq_runtime_residual_relu"
+
+    let shortcut: Tensor
+    let shortcutFirst: Bool
+    let relu: Bool
+
+    /// The residual of a fused Conv node (its fourth input), nil for any other node.
+    init?(node: Node, inputs: [Tensor?]) {
+        guard let side = node.string(ConvResidual.runtimeKey), inputs.count > 3, let s = inputs[3] else { return nil }
+        shortcut = s
+        shortcutFirst = side == "first"
+        relu = node.string(ConvResidual.reluKey) == "Relu"
+    }
+
+    /// Whether the in-kernel form applies to an output of `shape`: same shape, float32.
+    func fits(_ shape: [Int]) -> Bool {
+        shortcut.dtype == .float32 && shortcut.shape == shape && shortcut.floats.count == shape.reduce(1, *)
+    }
+
+    /// The unfused ops on a finished Conv output: the Add (broadcasting as its op does),
+    /// then the Relu.
+    func applySeparately(_ y: Tensor) throws -> Tensor {
+        let sum = shortcutFirst ? try ElementwiseOps.Add(shortcut, y) : try ElementwiseOps.Add(y, shortcut)
+        return relu ? ActivationOps.Relu(sum) : sum
+    }
+
+    /// y = y + shortcut (+ Relu) in place over a finished output of the same shape.
+    func applyInPlace(_ y: UnsafeMutablePointer<Float>, count: Int) {
+        shortcut.floats.withUnsafeBufferPointer { ps in
+            let s = ps.baseAddress!
+            mpq_binary_f32(MPQ_PATH_AUTO, 0, relu ? 1 : 0, shortcutFirst ? s : UnsafePointer(y), shortcutFirst ? UnsafePointer(y) : s,
+                           count, y, rowThreads(count))
+        }
+    }
+}

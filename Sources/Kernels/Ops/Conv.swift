@@ -11,7 +11,8 @@ enum ConvOps {
                              autoPad: node.string("auto_pad", default: "NOTSET"), dilations: node.ints("dilations"),
                              group: node.int("group", default: 1), kernelShape: node.ints("kernel_shape"),
                              pads: node.ints("pads"), strides: node.ints("strides"), epilogue: ConvEpilogue(node: node),
-                             packWeights: prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } })]
+                             packWeights: prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } },
+                             residual: ConvResidual(node: node, inputs: inputs))]
         },
         "ConvTranspose": OpEntry(since: 1) { node, inputs, _ in
             [try ConvTranspose(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
@@ -37,7 +38,7 @@ enum ConvOps {
     static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
                      kernelShape: [Int]?, pads: [Int]?, strides: [Int]?, epilogue: ConvEpilogue = .none,
                      packWeights: ((Tensor, Int) -> PackedConvWeights)? = nil,
-                     gemm: FP32GemmChoice = FP32GemmChoice.environment) throws -> Tensor {
+                     gemm: FP32GemmChoice = FP32GemmChoice.environment, residual: ConvResidual? = nil) throws -> Tensor {
         try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
         guard x.rank >= 3, w.rank == x.rank else {
             throw OpError("Conv needs X [N,C,spatial...] and W [M,C/group,kernel...] of the same rank, got X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape))")
@@ -63,10 +64,25 @@ enum ConvOps {
         let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount
         let mg = m / group
         let depthwise = cg == 1 && group > 1 && kCount > 1
+        // A fused residual Add (+ Relu) of another shape than the output: the Conv, then the
+        // unfused ops on it.
+        if let residual, !residual.fits([n, m] + g.outputShape) {
+            return try residual.applySeparately(try Conv(x: x, w: w, b: b, autoPad: autoPad, dilations: dilations, group: group,
+                                                         kernelShape: kernelShape, pads: pads, strides: strides,
+                                                         epilogue: epilogue, packWeights: packWeights, gemm: gemm))
+        }
         if n > 0, usesPackedGemm(g, channelsPerGroup: cg, m: m, depthwise: depthwise, choice: gemm) {
             let packed = packWeights?(w, group) ?? PackedConvWeights(w, group: group)
-            let out = convPackedGemm(x: x, packed: packed, bias: b?.floats ?? [], g: g, epilogue: epilogue)
+            let out = convPackedGemm(x: x, packed: packed, bias: b?.floats ?? [], g: g, epilogue: epilogue, residual: residual)
             return Tensor(shape: [n, m] + g.outputShape, floats: out, dtype: x.dtype)
+        }
+        if let residual {
+            // The OpenBLAS loop below, then the residual in one pass (the same bits).
+            var y = try Conv(x: x, w: w, b: b, autoPad: autoPad, dilations: dilations, group: group, kernelShape: kernelShape,
+                             pads: pads, strides: strides, epilogue: epilogue, packWeights: packWeights, gemm: gemm)
+            let count = y.floats.count
+            y.floats.withUnsafeMutableBufferPointer { residual.applyInPlace($0.baseAddress!, count: count) }
+            return y
         }
         var out = [Float](repeating: 0, count: n * m * outP)
         // A batch splits by image over the cores, each image's im2col, GEMMs and bias on
