@@ -196,6 +196,40 @@ final class FP32GemmTests: XCTestCase {
         print("FP32 small-plane direct tiles compared on paths \(([MPQ_PATH_REFERENCE] + paths).map { String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path($0))) }); tall AVX-512 tiles \(mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 ? "covered" : "not available on this CPU")")
     }
 
+    /// Stride-2 padding copies of the direct path (the image split into column and row
+    /// phase planes; the AVX-512 de-interleave wherever the CPU has it, on every kernel path)
+    /// give the packed path's bits (its packing gathers im2col rows on its own): left pads
+    /// 0-3, odd and even widths, planes on both sides of the small-plane copy's 4096-float
+    /// threshold (64x64: one memset per channel range vs row by row), kernels that read one
+    /// column phase only, widths under one 16-float vector, the detector's down1 shape.
+    func testStrideTwoPhasePlanesEqualPackedPath() {
+        let cases = [Case(c: 3, h: 64, w: 64, m: 7, stride: (2, 2)), Case(images: 2, c: 2, h: 66, w: 67, m: 5, stride: (2, 2), pads: (0, 0, 1, 1)),
+                     Case(c: 2, h: 65, w: 70, m: 6, kh: 5, kw: 5, stride: (2, 2), pads: (2, 2, 2, 2)),
+                     Case(c: 2, h: 64, w: 71, m: 4, kh: 7, kw: 7, stride: (2, 2), pads: (3, 3, 3, 3)),
+                     Case(c: 5, h: 9, w: 9, m: 8, stride: (2, 2), pads: (1, 2, 1, 0)), Case(c: 4, h: 5, w: 3, m: 3, stride: (2, 2), pads: (1, 3, 0, 1)),
+                     Case(c: 3, h: 64, w: 66, m: 5, kh: 3, kw: 1, stride: (2, 2), pads: (1, 0, 1, 0)),
+                     Case(c: 16, h: 32, w: 33, m: 24, stride: (2, 2)), Case(c: 6, h: 7, w: 1, m: 2, kh: 1, kw: 3, stride: (2, 2), pads: (0, 1, 0, 1))]
+        var compared = 0
+        for (i, t) in cases.enumerated() {
+            var s = t.shape
+            XCTAssertNotEqual(mpq_sconv2d_f32_direct_applies(&s), 0, t.description)
+            let (x, w, bias) = Self.data(t, seed: UInt64(700 + i))
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            for path in [MPQ_PATH_REFERENCE] + paths {
+                for threads: Int32 in [1, 2, 3] {
+                    var want = [Float](repeating: .nan, count: count), got = want
+                    XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, bias, MPQ_ACT_NONE, 0, 0, &want, threads), 0)
+                    XCTAssertEqual(mpq_sconv2d_f32_direct(path, x, Int32(t.images), &s, packed.pointer, bias, MPQ_ACT_NONE, 0, 0, &got, threads), 0)
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(t.description) path \(path.rawValue) threads \(threads)")
+                    compared += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 20)
+        print("FP32 stride-2 phase planes compared on paths \(([MPQ_PATH_REFERENCE] + paths).map { String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path($0))) }); AVX-512 de-interleave \(mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 ? "covered" : "maybe not on this CPU (no AVX-512 VNNI)")")
+    }
+
     /// Bias, Relu/Clip and SiLU applied per tile give the bits of the plain GEMM followed by
     /// `mpq_conv_epilogue_f32` over the whole output on the same path.
     func testFusedEpilogueEqualsGemmThenEpilogue() {

@@ -111,6 +111,50 @@ final class Int8ConvTests: XCTestCase {
         }
     }
 
+    /// Rows under 16 output pixels (the detector's 8x8 and 4x4 planes) and row ends, which
+    /// the (kh, kw, c) im2col copies channel by channel outside its 16x16 transposes, equal
+    /// direct indexing: stride 1 and 2, channels 16-112 with and without a tail under 16,
+    /// groups (the last group's rows end the buffer), pads on some sides, dilation.
+    func testIm2colKHWCNarrowRowsMatchDirectIndexing() {
+        let narrow = [
+            Geometry(c: 48, h: 8, w: 8, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+            Geometry(c: 64, h: 4, w: 4, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+            Geometry(c: 32, h: 16, w: 16, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 2, sw: 2, dh: 1, dw: 1, group: 1),
+            Geometry(c: 112, h: 8, w: 8, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+            Geometry(c: 33, h: 5, w: 9, kh: 3, kw: 3, pt: 0, pl: 2, pb: 1, pr: 0, sh: 2, sw: 2, dh: 1, dw: 1, group: 1),
+            Geometry(c: 40, h: 3, w: 2, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 2),
+            Geometry(c: 17, h: 7, w: 7, kh: 3, kw: 3, pt: 2, pl: 2, pb: 2, pr: 2, sh: 1, sw: 1, dh: 2, dw: 2, group: 1),
+            Geometry(c: 16, h: 2, w: 35, kh: 1, kw: 3, pt: 0, pl: 1, pb: 0, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+            Geometry(c: 20, h: 4, w: 47, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 2, sw: 2, dh: 1, dw: 1, group: 1),
+        ]
+        var rng = Int8TestRNG(seed: 4343)
+        for g in narrow {
+            var s = g.shape
+            let zp = UInt8(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w)
+            let cg = g.c / g.group, k = cg * g.kh * g.kw
+            for grp in 0..<g.group {
+                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
+                x.withUnsafeBufferPointer { xp in
+                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+                }
+                var expected = [UInt8]()
+                for oh in 0..<g.oh {
+                    for ow in 0..<g.ow {
+                        for kh in 0..<g.kh {
+                            for kw in 0..<g.kw {
+                                for c in 0..<cg {
+                                    expected.append(g.at(x, grp * cg + c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp))
+                                }
+                            }
+                        }
+                    }
+                }
+                XCTAssertEqual(col, expected, "im2col khwc narrow \(g) group \(grp)")
+            }
+        }
+    }
+
     /// Reordered weights + (kh, kw, c) im2col + GEMM give the same int32 as the (c, kh, kw) pair.
     func testIm2colKHWCWithReorderedWeightsEqualsCHW() {
         var rng = Int8TestRNG(seed: 99)

@@ -70,11 +70,20 @@ extension ConvOps {
     /// Multiply-adds per image from which a Conv runs on the packed GEMM (`usesPackedGemm`).
     static let minimumMACs = 16 << 20
 
-    /// Threads for a packed-GEMM Conv: all cores from ~2M multiply-adds in all (images
+    /// Threads for a packed-GEMM Conv: all cores from `splitMACs` multiply-adds in all (images
     /// split by image, one image by pixels or channels), else the calling thread.
     static func packedGemmThreads(images: Int, macsPerImage: Int) -> Int32 {
-        images * macsPerImage >= 1 << 21 ? Int32(min(coreCount, 64)) : 1
+        images * macsPerImage >= splitMACs ? Int32(min(coreCount, 64)) : 1
     }
+
+    /// Multiply-adds from which a Conv splits over the cores: ~2M (measured on a shared
+    /// machine, where a small layer's split waited for a busy core), or
+    /// `MPQ_FP32_CONV_SPLIT_MACS` (read once), so the batch-1 split of the detector's
+    /// 0.4-1.8M-MAC layers can be timed on an idle machine without a rebuild. Same bits
+    /// either way: a split never cuts a sum (sgemm_conv*.c).
+    static let splitMACs: Int = {
+        Int(ProcessInfo.processInfo.environment["MPQ_FP32_CONV_SPLIT_MACS"] ?? "").flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 21
+    }()
 
     /// The Conv on the packed GEMM: im2col fused into the packing, bias and `epilogue`
     /// applied per tile (`mpq_sconv2d_f32`).
@@ -89,9 +98,10 @@ extension ConvOps {
             pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
             stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
             dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]), group: Int32(packed.group))
-        // Not zero-filled: the kernel writes every output (and the precondition below stops a
-        // failed call from returning the buffer). The fill was a serial memset of each Conv's
-        // output before the split GEMM: 14 MB per ResNet-18 image, 1.6% of its batch-1 CPU time.
+        // Not zero-filled: both drivers write every output value (the direct one's tiles,
+        // compressing stores or copy-out; the packed one's first K block stores), and a
+        // failed call traps below. The fill was a serial memset of each Conv's output: 1.6% of
+        // ResNet-18's batch-1 CPU time, 5% of the detector's FP32 batch-16 time.
         var out = [Float].uninitialized(count: n * m * g.outputCount)
         let (act, lo, hi) = epilogue.cActivation
         let threads = packedGemmThreads(images: n, macsPerImage: m * g.outputCount * packed.k)
