@@ -19,12 +19,15 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scheme_speed as S  # noqa: E402  (the ORT session and op-count helpers)
 
 
 def c2f_model(size, ch, blocks):
@@ -60,24 +63,6 @@ def c2f_model(size, ch, blocks):
     return m, layers
 
 
-def session(path, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-
-def op_counts(path):
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.optimized_model_filepath = path + ".opt.onnx"
-    ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    counts = {}
-    for n in onnx.load(so.optimized_model_filepath).graph.node:
-        counts[n.op_type] = counts.get(n.op_type, 0) + 1
-    return dict(sorted(counts.items()))
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--before", required=True)
@@ -107,9 +92,9 @@ def main():
         subprocess.run([mpq, "export", fp32, "--precision", mp, "--format", "qdq", "--scheme", "ort", "--calibration", table,
                         "--out", out, "--quiet"], check=True)
         paths[tag] = out
-        print(tag, op_counts(out))
+        print(tag, S.op_counts(out, a.work, tag))
     x = np.random.default_rng(1).standard_normal((a.batch, a.channels, a.size, a.size)).astype(np.float32)
-    sessions = {k: session(v, a.threads) for k, v in paths.items()}
+    sessions = {k: S.session(v, a.threads) for k, v in paths.items()}
     times = {k: [] for k in sessions}
     for s in sessions.values():
         for _ in range(3):

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""mpq's runtime against ONNX Runtime in interleaved rounds (issue 13's table on a noisy host).
+
+benchmarks/runtime_vs_ort.sh times all of mpq first and all of ORT after; on a virtual machine
+whose neighbours steal CPU for minutes at a time (measured here: 8% steal with the guest idle,
+the same binary 26 vs 52 ms a minute apart) one side can land in a slow minute and the other in
+a fast one. This script alternates instead: each round runs `mpq-bench model` for one model
+(mpq FP32, all-INT8 `--scheme inputs`, all-INT8 `--scheme ort`; 15 runs after 3 warm-ups at
+batch 1 and 16) and then ORT's FP32 model and ORT on mpq's all-INT8 `--scheme ort` export (the
+same batches, runs and warm-ups), model after model, round after round. The table takes each
+column's minimum over the rounds, so a slow minute on one side does not decide a ratio, and
+prints the CPU steal time seen during the run.
+
+    swift build -c release
+    /work/venv/bin/python benchmarks/runtime_vs_ort_rounds.py --rounds 3 \\
+        digits_cnn=Examples/digits_cnn.onnx,Examples/digits_calib.npz ...
+
+Needs onnxruntime and numpy. Writes the exports under --work (default .build/runtime_vs_ort).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def steal_ticks():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[7], sum(v)
+
+
+def export_all_int8(mpq, name, model, calib, work):
+    """mpq's all-INT8 `--scheme ort` QDQ export of `model`, calibrated on `calib`."""
+    table = f"{work}/{name}.calib.json"
+    subprocess.run([mpq, "calibrate", model, "--data", calib, "--out", table, "--quiet"], check=True)
+    info = json.loads(subprocess.run([mpq, "inspect", model, "--data", calib, "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    layers = {n["name"]: "int8" for n in info["nodes"] if n.get("quantizable")}
+    with open(f"{work}/{name}.all.json", "w") as f:
+        json.dump({"layers": layers}, f)
+    out = f"{work}/{name}.ort.onnx"
+    subprocess.run([mpq, "export", model, "--precision", f"{work}/{name}.all.json", "--format", "qdq", "--scheme", "ort",
+                    "--calibration", table, "--out", out, "--quiet"], check=True)
+    return out
+
+
+def ort_session(path, threads):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_min_ms(session, feeds, warmup=3, runs=15):
+    for _ in range(warmup):
+        session.run(None, feeds)
+    t = []
+    for _ in range(runs):
+        a = time.perf_counter()
+        session.run(None, feeds)
+        t.append(time.perf_counter() - a)
+    return min(t) * 1e3
+
+
+ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+")
+
+
+def mpq_mins(bench, name, model, calib, threads):
+    """{batch: (fp32, int8 inputs, int8 ort)} minimum ms from one `mpq-bench model` run."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+    out = subprocess.run([bench, "model", f"{name}={model},{calib}"], check=True, capture_output=True, text=True,
+                         env=env).stdout
+    rows = {}
+    for line in out.splitlines():
+        m = ROW.match(line)
+        if m and m.group(1) == name:
+            rows[int(m.group(2))] = tuple(float(m.group(i)) for i in (3, 4, 5))
+    if not rows:
+        raise SystemExit(f"no rows for {name} in mpq-bench output:\n{out}")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="NAME=MODEL.onnx,CALIB.npz")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--bin", default=".build/release", help="folder holding mpq and mpq-bench (release build)")
+    ap.add_argument("--work", default=".build/runtime_vs_ort")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    mpq, bench = f"{a.bin}/mpq", f"{a.bin}/mpq-bench"
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model_name = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
+    flags = next((l for l in cpu.splitlines() if l.startswith("Flags")), "")
+    print(f"CPU: {model_name}, {os.cpu_count()} CPUs, amx_int8: {'amx_int8' in flags}, avx512_vnni: {'avx512_vnni' in flags}; "
+          f"onnxruntime {ort.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
+          f"MPQ_QGEMM_AMX={os.environ.get('MPQ_QGEMM_AMX', 'unset')}; threads {a.threads}")
+    cases = []
+    for arg in a.models:
+        name, files = arg.split("=", 1)
+        model, calib = files.split(",", 1)
+        export = export_all_int8(mpq, name, model, calib, a.work)
+        data = np.load(calib)
+        fp32, qdq = ort_session(model, a.threads), ort_session(export, a.threads)
+        inputs = fp32.get_inputs()
+        arr = lambda i: data[i.name] if i.name in data.files else data["input"]  # noqa: E731
+        n = len(arr(inputs[0]))
+        feeds = {b: {i.name: arr(i)[:b] for i in inputs} for b in sorted({1, min(16, n)})}
+        cases.append((name, model, calib, fp32, qdq, feeds))
+    best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export]
+    s0, t0 = steal_ticks()
+    started = time.time()
+    for r in range(a.rounds):
+        for name, model, calib, fp32, qdq, feeds in cases:
+            rows = mpq_mins(bench, name, model, calib, a.threads)
+            for b, f in feeds.items():
+                v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f)]
+                old = best.get((name, b))
+                best[(name, b)] = v if old is None else [min(x, y) for x, y in zip(old, v)]
+        print(f"round {r + 1}/{a.rounds} done, {time.time() - started:.0f} s, load average {os.getloadavg()[0]:.2f}", flush=True)
+    s1, t1 = steal_ticks()
+    print(f"CPU steal during the run: {100 * (s1 - s0) / max(1, t1 - t0):.1f}% of all CPU time")
+    print()
+    print("| model | batch | mpq FP32 | mpq INT8 inputs | mpq INT8 ort | ORT FP32 | ORT on export | **mpq FP32 / ORT FP32** "
+          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (name, b), v in best.items():
+        print(f"| {name} | {b} | {v[0]:.3f} | {v[1]:.3f} | {v[2]:.3f} | {v[3]:.3f} | {v[4]:.3f} | {v[0] / v[3]:.2f} | "
+              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
