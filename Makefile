@@ -33,8 +33,11 @@ example: build
 	    --out out/shapes_det_map.json
 	.build/release/mpq export $(DET).onnx --precision out/shapes_det_map.json --format qdq --out out/shapes_det.int8.onnx
 
+# Release build with testable imports: the suite runs ~7x faster than in debug (472 -> 68 s
+# here; debug Swift and -O0 C kernels dominated), and tools/crosscheck/run.sh reuses the same
+# build (same flags) instead of building release a second time.
 test: setup
-	$(SWIFT) test --disable-swift-testing
+	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 
 conformance: build
 	.build/release/mpq conformance Tests/Fixtures/conformance/node

@@ -28,10 +28,11 @@ final class IslandParityTests: XCTestCase {
         let golden = try Numpy.readNPZ(path: "\(Self.folder)/digits_island_ort.npz")
         let islands = String(decoding: try XCTUnwrap(golden["islands"]).ints.map { UInt8($0) }, as: UTF8.self)
             .split(separator: ",").map(String.init)
-        let fused = String(decoding: try XCTUnwrap(golden["fused"]).ints.map { UInt8($0) }, as: UTF8.self)
+        let fused = try OrtGoldens.fusedCounts(golden)
         XCTAssertEqual(islands, ["/block/conv2/Conv", "/pw/pw.0/Conv"])
         // The recorded export ran every INT8 Conv as QLinearConv (4) and the Gemm as QGemm.
-        XCTAssertTrue(fused.contains("QLinearConv:4") && fused.contains("QGemm:1"), fused)
+        XCTAssertEqual(fused["QLinearConv"], 4, "\(fused)")
+        XCTAssertEqual(fused["QGemm"], 1, "\(fused)")
 
         let inputs = try islands.map { name -> String in
             let node = try XCTUnwrap(session.plan.first { $0.name == name })
@@ -43,11 +44,7 @@ final class IslandParityTests: XCTestCase {
         let holdout = try Dataset(path: "\(Self.fixtures)/digits_holdout.npz", graph: graph)
         let out = try session.run(holdout.batch(0..<rows), keep: Set(inputs))
         for (i, x) in inputs.enumerated() {
-            let want = try XCTUnwrap(golden["island_\(i)"])
-            let got = try XCTUnwrap(out[x])
-            XCTAssertEqual(got.shape, want.shape, x)
-            let differing = zip(got.floats, want.floats).filter { $0.bitPattern != $1.bitPattern }.count
-            XCTAssertEqual(differing, 0, "\(islands[i]) input \(x): \(differing) of \(want.count) values differ from ONNX Runtime's")
+            OrtGoldens.assertBitIdentical(try XCTUnwrap(out[x]), try XCTUnwrap(golden["island_\(i)"]), "\(islands[i]) input \(x)")
         }
         // The logits go through the FP32 islands, whose float sums are ordered differently
         // in mpq and ORT (MLAS): equal to within one step of a requantization downstream.

@@ -42,17 +42,9 @@ final class SplitParityTests: XCTestCase {
         }
     }
 
-    /// ORT's optimized graph of a recorded export, `{op type: count}`.
-    func fusedCounts(_ golden: [String: Tensor]) throws -> [String: Int] {
-        String(decoding: try XCTUnwrap(golden["fused"]).ints.map { UInt8($0) }, as: UTF8.self)
-            .split(separator: ",").reduce(into: [String: Int]()) { d, kv in
-                let p = kv.split(separator: ":"); d[String(p[0])] = Int(p[1]) ?? -1
-            }
-    }
-
     func testAllInt8MatchesOnnxRuntimeBitForBit() throws {
         let golden = try Numpy.readNPZ(path: "\(Self.folder)/split_int8_ort.npz")
-        let fused = try fusedCounts(golden)
+        let fused = try OrtGoldens.fusedCounts(golden)
         // What ORT made of the export: the two Splits on uint8 (no DQ/Q around them), one Q
         // at the input, one DQ before the Neg, and every other op a QLinear op.
         XCTAssertEqual(fused["Split"], 2, "\(fused)")
@@ -72,9 +64,7 @@ final class SplitParityTests: XCTestCase {
                 let (runtime, session, _) = try runtime(chains: chains, path: path)
                 runtime.chainCounters.reset()
                 let y = try XCTUnwrap(try session.run(["input": x])["y"])
-                XCTAssertEqual(y.shape, want.shape)
-                let differing = zip(y.floats, want.floats).filter { $0.bitPattern != $1.bitPattern }.count
-                XCTAssertEqual(differing, 0, "\(path) chains \(chains): \(differing) of \(want.count) values differ from ONNX Runtime's")
+                OrtGoldens.assertBitIdentical(y, want, "\(path) chains \(chains)")
                 if chains {
                     XCTAssertGreaterThanOrEqual(runtime.chainCounters.movedAsCodes, 2, "\(path): both Splits must move codes")
                 }
@@ -119,7 +109,7 @@ final class SplitParityTests: XCTestCase {
     /// input is DequantizeLinear of the Split's codes in both runtimes: equal bit for bit.
     func testSplitOutputFeedingAnFP32IslandStaysFused() throws {
         let golden = try Numpy.readNPZ(path: "\(Self.folder)/split_island_ort.npz")
-        let fused = try fusedCounts(golden)
+        let fused = try OrtGoldens.fusedCounts(golden)
         XCTAssertEqual(fused["Split"], 2, "\(fused)")
         XCTAssertEqual(fused["QLinearConv"], 3, "\(fused)")
         XCTAssertEqual(fused["Conv"], 1, "the island: \(fused)")
@@ -131,10 +121,7 @@ final class SplitParityTests: XCTestCase {
         XCTAssertNotNil(runtime.plan.requantized[b], "the island reads a requantized Split output")
         let x = try XCTUnwrap(try Numpy.readNPZ(path: "\(Self.folder)/split_test.npz")["input"])
         let out = try session.run(["input": x], keep: [b])
-        let want = try XCTUnwrap(golden["island_input"]), got = try XCTUnwrap(out[b])
-        XCTAssertEqual(got.shape, want.shape)
-        XCTAssertEqual(zip(got.floats, want.floats).filter { $0.bitPattern != $1.bitPattern }.count, 0,
-                       "the island's input differs from ONNX Runtime's")
+        OrtGoldens.assertBitIdentical(try XCTUnwrap(out[b]), try XCTUnwrap(golden["island_input"]), "the island's input \(b)")
         // Downstream of the float island the sums are ordered differently (mpq's FP32 Conv
         // against MLAS): within one quantization step of the output.
         let y = try XCTUnwrap(out["y"]).floats, wy = try XCTUnwrap(golden["y"]).floats

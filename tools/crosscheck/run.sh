@@ -21,7 +21,8 @@ OUT=${OUT:-.build/crosscheck}
 F=Tests/Fixtures
 mkdir -p "$OUT"
 
-swift build -c release --product mpq >&2
+# The flags of `make test`, so that CI reuses the test build instead of rebuilding release.
+swift build -c release -Xswiftc -enable-testing --product mpq >&2
 MPQ="$(swift build -c release --show-bin-path)/mpq"
 
 # name model calibration search holdout strategy budget
