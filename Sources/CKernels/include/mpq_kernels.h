@@ -350,7 +350,8 @@ int mpq_qgemm_amx_available(void);
 /// way; process-wide, not meant to be flipped while kernels run on other threads.
 int mpq_set_qgemm_amx(int mode);
 
-/// Whether mpq_qgemm_* / mpq_qconv2d_u8s8 (its im2col GEMM) on `path` run on AMX tiles now.
+/// Whether mpq_qgemm_* on `path` run on AMX tiles now (mpq_qconv2d_u8s8: where its
+/// engine, mpq_qconv2d_engine, is MPQ_QCONV_IM2COL_AMX).
 int mpq_qgemm_uses_amx(mpq_kernel_path path);
 
 /// The INT8 GEMM engine `path` runs now: "amx", "vnni", "avx2" or "reference".
