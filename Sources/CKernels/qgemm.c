@@ -8,18 +8,23 @@
 static int amx_forced = -1;
 static int amx_env = -2;  // -2: not read yet
 
-static int amx_enabled(void) {
+// The AMX setting now (mpq_set_qgemm_amx's modes): 0 off, 1 on, 2 on for every region,
+// 3 on with each Conv choosing its engine from its shape (the default where AMX is there).
+int mpq_qgemm_amx_mode(void) {
+    if (!mpq_qgemm_amx_available()) return 0;
     if (amx_forced >= 0) return amx_forced;
     if (amx_env == -2) {
         const char *v = getenv("MPQ_QGEMM_AMX");
-        amx_env = !v || !*v ? -1 : (!strcmp(v, "0") || !strcmp(v, "off")) ? 0 : 1;
+        amx_env = !v || !*v || !strcmp(v, "auto") ? MPQ_AMX_PER_CONV : (!strcmp(v, "0") || !strcmp(v, "off")) ? 0 : 1;
     }
-    return amx_env != 0 && mpq_qgemm_amx_available();
+    return amx_env;
 }
+
+static int amx_enabled(void) { return mpq_qgemm_amx_mode(); }
 
 int mpq_set_qgemm_amx(int mode) {
     if (mode > 0 && !mpq_qgemm_amx_available()) return -1;
-    amx_forced = mode < 0 ? -1 : mode > 2 ? 2 : mode;
+    amx_forced = mode < 0 ? -1 : mode > MPQ_AMX_PER_CONV ? MPQ_AMX_PER_CONV : mode;
     return 0;
 }
 

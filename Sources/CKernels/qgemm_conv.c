@@ -72,6 +72,63 @@ static void im2col_task(void *arg, int t) {
     if (oh0 < oh1) im2col_rows(cb, oh0, oh1, w->col + (size_t)oh0 * (size_t)cb->ow_n * (size_t)cb->job.lda);
 }
 
+// Where the AMX GEMM repays the im2col in front of it and its own setup (docs/int8-amx.md,
+// "Engine per Conv"; per-layer minima of `mpq profile` with MPQ_QGEMM_AMX=0 and 1 on ResNet-18,
+// MobileNetV2, resnet_digits and shapes_det, benchmarks/README.md s9-amxconv): layers with
+// many output channels N and a large weight matrix (N x K bytes, K = kernel volume x input
+// channels per group). Against the im2col + VNNI GEMM (7x7 planes, 1x1 stride 2, stems) AMX
+// won from N 128 and 128 KB of weights (0.6-0.9x the time); against the implicit VNNI conv
+// (wide planes, no im2col) only from N 256 and 256 KB (0.4-0.8x). Below, it lost: 16-64
+// output channels ran 1.2-4x slower (tile setup per region, half-empty 2-panel blocks, the
+// A packing and the im2col in front of a short GEMM).
+#define AMX_MIN_N_VS_IM2COL 128
+#define AMX_MIN_WEIGHTS_VS_IM2COL (128 * 1024)
+#define AMX_MIN_N_VS_IMPLICIT 256
+#define AMX_MIN_WEIGHTS_VS_IMPLICIT (256 * 1024)
+
+static int is_pointwise(const mpq_conv2d_shape *s, int m) {
+    return s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1 && !s->pad_top &&
+           !s->pad_left && !s->pad_bottom && !s->pad_right && m >= 128;
+}
+
+// The shapes mpq_implicit_conv_vnni takes (its own checks), on planes wide enough that its
+// dropped lanes on the padded columns cost little (MPQ_IMPLICIT_CONV_MIN_OW).
+static int implicit_applies(const mpq_conv2d_shape *s, int khwc) {
+    const int cg = s->group > 0 ? s->channels / s->group : 0, S = s->stride_h;
+    if (!khwc || cg < 4 || cg % 4 || (S != 1 && S != 2) || s->stride_w != S || s->kernel_h * s->kernel_w > 64) return 0;
+    const int wq = (s->pad_left + s->width + s->pad_right + S - 1) / S;
+    return wq >= 6 && mpq_conv2d_out_h(s) > 0 && mpq_conv2d_out_w(s) >= MPQ_IMPLICIT_CONV_MIN_OW;
+}
+
+mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc) {
+    if (!s || mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
+    // Pointwise: vectors along the NCHW pixels, no im2col and no output transpose (not on a
+    // 7x7 plane, where 64-pixel tiles would compute 15 of every 64 lanes for nothing).
+    if (is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s))) return MPQ_QCONV_POINTWISE;
+    const int implicit = implicit_applies(s, khwc), amx = mpq_qgemm_amx_mode();
+    if (amx == 0) return implicit ? MPQ_QCONV_IMPLICIT : MPQ_QCONV_IM2COL;
+    if (amx != MPQ_AMX_PER_CONV) return MPQ_QCONV_IM2COL_AMX;  // MPQ_QGEMM_AMX=1: AMX wherever it can run
+    const double weights = (double)n * (double)(s->group > 0 ? s->channels / s->group : 0) * s->kernel_h * s->kernel_w;
+    if (implicit ? n >= AMX_MIN_N_VS_IMPLICIT && weights >= AMX_MIN_WEIGHTS_VS_IMPLICIT
+                 : n >= AMX_MIN_N_VS_IM2COL && weights >= AMX_MIN_WEIGHTS_VS_IM2COL)
+        return MPQ_QCONV_IM2COL_AMX;
+    return implicit ? MPQ_QCONV_IMPLICIT : MPQ_QCONV_IM2COL;
+}
+
+const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine) {
+    switch (engine) {
+    case MPQ_QCONV_POINTWISE: return "pointwise";
+    case MPQ_QCONV_IMPLICIT: return "implicit";
+    case MPQ_QCONV_IM2COL_AMX: return "im2col+amx";
+    default:
+        switch (mpq_resolve_kernel_path(path)) {
+        case MPQ_PATH_VNNI: return "im2col+vnni";
+        case MPQ_PATH_AVX2: return "im2col+avx2";
+        default: return "im2col+reference";
+        }
+    }
+}
+
 int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
                      uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
                      uint8_t out_zero_point, int threads) {
@@ -84,21 +141,18 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     mpq_epilogue codes;
     // A placeholder A for the argument checks; every block sets its own.
     if (mpq_gemm_epilogue_job(&cb.job, m, n, k, x, k, packed, ep, out, out_u8, m, out_zero_point, 1, &codes)) return -1;
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 &&
-        s->stride_w == 1 && !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right && m >= 128) {
-        // Pointwise: vectors along the NCHW pixels, no im2col and no output transpose (not
-        // on a 7x7 plane, where 64-pixel tiles would compute 15 of every 64 lanes for nothing).
+    // Every engine computes the same int32 sums and runs the same epilogue: the bytes do not
+    // depend on the choice.
+    const mpq_qconv_engine engine = mpq_qconv2d_engine(path, s, n, khwc);
+    if (engine == MPQ_QCONV_POINTWISE) {
         const size_t plane = (size_t)s->height * (size_t)s->width;
         return mpq_pointwise_conv_vnni(&cb.job, x + (size_t)g * (size_t)k * plane, plane, threads < 1 ? 1 : threads);
     }
-    // Where the GEMM runs on AMX tiles, the blocked im2col + AMX GEMM beat the implicit VNNI conv
-    // on every ResNet-18 3x3 layer (1.1-2.1x CPU time; even at 56x56x64, benchmarks/README.md s8-amx),
-    // so it is skipped there.
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI && !mpq_qgemm_uses_amx(path) && khwc &&
-        ow_n >= MPQ_IMPLICIT_CONV_MIN_OW &&
-        mpq_implicit_conv_vnni(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0)
+    if (engine == MPQ_QCONV_IMPLICIT && mpq_implicit_conv_vnni(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0)
         return 0;  // a wide stride-1/2 plane: no im2col at all (qgemm_conv_implicit.c)
-    cb.fn = mpq_gemm_region_for(path);
+    // The im2col GEMM: AMX where chosen, else the path's kernel without AMX.
+    cb.fn = engine == MPQ_QCONV_IM2COL_AMX || mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI ? mpq_gemm_region_for(path)
+                                                                                           : mpq_gemm_region_vnni;
     cb.x = x; cb.s = s; cb.g = g; cb.khwc = khwc; cb.zp = x_zero_point;
     cb.oh_n = oh_n; cb.ow_n = ow_n;
     // A stem (3 channels, 3x3 or 7x7): pad the group's planes once, so its im2col is whole

@@ -341,17 +341,41 @@ int mpq_single_threaded(void);
 int mpq_qgemm_amx_available(void);
 
 /// The INT8 GEMM engine of the VNNI path: -1 auto (the environment variable
-/// `MPQ_QGEMM_AMX=0|1`, read once, else AMX where available), 0 the VNNI kernel, 1 AMX tiles
-/// (regions too small to repay the tile setup, under 2^18 multiply-adds, and the last
-/// rows % 16 still run the VNNI tiles), 2 AMX tiles on every region however small (tests).
-/// Returns 0, or -1 (changing nothing) for 1 or 2 on a machine without AMX. Same bytes either
+/// `MPQ_QGEMM_AMX=0|1`, read once, else 3 where AMX is available), 0 the VNNI kernel, 1 AMX
+/// tiles for every GEMM and every im2col Conv (regions too small to repay the tile setup,
+/// under 2^18 multiply-adds, and the last rows % 16 still run the VNNI tiles), 2 AMX tiles on
+/// every region however small (tests), 3 (MPQ_AMX_PER_CONV) AMX for MatMul/Gemm as 1, and
+/// each Conv choosing AMX or a VNNI kernel from its shape (mpq_qconv2d_engine).
+/// Returns 0, or -1 (changing nothing) for 1-3 on a machine without AMX. Same bytes either
 /// way; process-wide, not meant to be flipped while kernels run on other threads.
 int mpq_set_qgemm_amx(int mode);
 
-/// Whether mpq_qgemm_* / mpq_qconv2d_u8s8 (its im2col GEMM) on `path` run on AMX tiles now.
+/// Whether mpq_qgemm_* on `path` run on AMX tiles now (mpq_qconv2d_u8s8: where its
+/// engine, mpq_qconv2d_engine, is MPQ_QCONV_IM2COL_AMX).
 int mpq_qgemm_uses_amx(mpq_kernel_path path);
 
 /// The INT8 GEMM engine `path` runs now: "amx", "vnni", "avx2" or "reference".
 const char *mpq_qgemm_engine_name(mpq_kernel_path path);
+
+/// mpq_set_qgemm_amx's mode 3, the default on AMX machines: each Conv picks its engine.
+#define MPQ_AMX_PER_CONV 3
+
+/// The AMX mode in effect (mpq_set_qgemm_amx's 0-3, after the environment): 0 where AMX is
+/// not available.
+int mpq_qgemm_amx_mode(void);
+
+/// The kernel mpq_qconv2d_u8s8 runs for one group of a Conv of shape `s` with `n` output
+/// channels per group and (kh, kw, c) weights if `khwc` (docs/int8-amx.md, "Engine per
+/// Conv"): chosen from the shape alone, so one layer runs the same kernel on every call.
+typedef enum {
+    MPQ_QCONV_IM2COL = 0,     // blocked im2col + the path's GEMM without AMX
+    MPQ_QCONV_POINTWISE = 1,  // 1x1 stride-1 VNNI conv on the NCHW planes (qgemm_pointwise.c)
+    MPQ_QCONV_IMPLICIT = 2,   // implicit-GEMM VNNI conv, no im2col (qgemm_conv_implicit.c)
+    MPQ_QCONV_IM2COL_AMX = 3  // blocked im2col + the AMX GEMM (qgemm_amx.c)
+} mpq_qconv_engine;
+mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc);
+
+/// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise", "implicit", "im2col+amx".
+const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine);
 
 #endif
