@@ -354,4 +354,11 @@ int mpq_qgemm_uses_amx(mpq_kernel_path path);
 /// The INT8 GEMM engine `path` runs now: "amx", "vnni", "avx2" or "reference".
 const char *mpq_qgemm_engine_name(mpq_kernel_path path);
 
+/// fn(arg, k) once for each chunk k in 0..chunks-1, on up to `threads` threads of the kernel
+/// pool (mpq_pool_run; the caller among them, inline while mpq_set_single_threaded is on),
+/// each claiming the next unclaimed chunk: a late or descheduled worker holds the caller up
+/// by one chunk at most. For Swift code that splits work the way the kernels do. `fn` must
+/// not itself call into the pool (calls are serialised).
+void mpq_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
+
 #endif
