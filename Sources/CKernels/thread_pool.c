@@ -11,9 +11,24 @@
 // instead of waiting for the worker to be scheduled. On a busy machine (more
 // runnable threads than cores) a parked worker can wait a whole scheduler slice,
 // milliseconds, to wake: a split op then costs what one thread costs, never more.
+//
+// The spin after a call has two phases: ~1000 pauses (15-30 us), then, up to
+// MPQ_POOL_SPIN_US microseconds after the worker finished its last task (read once;
+// default 2000, 0 parks right after the pauses as before s9), a check of the next call
+// between sched_yield()s. Why (s9-fp32): at batch 1 a model alternates split layers
+// with small single-core ones (0.05-0.5 ms each); a worker that parked in between needs
+// a futex wake and, on a VM, an IPI to a halted vCPU (tens to hundreds of us) before it
+// claims its task, and the caller, finding the task unclaimed, ran it itself: the second
+// core sat idle through most split layers (ResNet-18 1.29x on two cores, ORT 1.84x, whose
+// workers spin through a run). The yield keeps the wait cheap where the core has other
+// work: sched_yield hands the core to any runnable thread, and on an idle core it returns
+// at once, so the worker sees the next call within a microsecond.
 #include "mpq_internal.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 
 enum { POOL_MAX = MPQ_POOL_MAX, SPIN = 1000 };  // ~15-30 us of pause: long spins steal the core from the caller when the machine is oversubscribed
 
@@ -33,6 +48,40 @@ static unsigned long start_generation[POOL_MAX];  // the call a worker was start
 // touches that call's (by then dangling) argument.
 static _Atomic unsigned long ticket[POOL_MAX];
 
+static long long now_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000LL + t.tv_nsec / 1000;
+}
+
+// MPQ_POOL_SPIN_US, read once (a race between two first readers writes the same value).
+static long long spin_us(void) {
+    static _Atomic long long cached = -1;
+    long long v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("MPQ_POOL_SPIN_US");
+        v = e && *e ? atoll(e) : 2000;
+        if (v < 0) v = 0;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+// Waits (without the lock) until a call after `seen` is posted or the spin time is over.
+static void spin_for_next_call(unsigned long seen) {
+    for (int s = 0; atomic_load_explicit(&generation, memory_order_acquire) == seen && s < SPIN; s++)
+        __builtin_ia32_pause();
+    const long long budget = spin_us();
+    if (budget == 0 || atomic_load_explicit(&generation, memory_order_acquire) != seen) return;
+    const long long until = now_us() + budget;
+    while (atomic_load_explicit(&generation, memory_order_acquire) == seen) {
+        sched_yield();
+        for (int s = 0; s < 32 && atomic_load_explicit(&generation, memory_order_acquire) == seen; s++)
+            __builtin_ia32_pause();
+        if (now_us() >= until) return;
+    }
+}
+
 static int claim(int task, unsigned long call) {
     unsigned long expected = call;
     return atomic_compare_exchange_strong_explicit(&ticket[task], &expected, 0UL, memory_order_acq_rel,
@@ -51,8 +100,7 @@ static void *worker_main(void *arg) {
     const int id = (int)(long)arg;
     unsigned long seen = start_generation[id];
     for (;;) {
-        for (int s = 0; atomic_load_explicit(&generation, memory_order_acquire) == seen && s < SPIN; s++)
-            __builtin_ia32_pause();
+        spin_for_next_call(seen);
         // Snapshot the call under the lock: the caller writes all of it there,
         // so a late worker never mixes one call's `active` with another's task.
         pthread_mutex_lock(&lock);
@@ -118,4 +166,31 @@ void mpq_pool_run(int tasks, void (*fn)(void *, int), void *arg) {
     while (atomic_load_explicit(&pending, memory_order_acquire) != 0) pthread_cond_wait(&done, &lock);
     pthread_mutex_unlock(&lock);
     pthread_mutex_unlock(&run_lock);
+}
+
+// Chunks claimed from a counter: each pool task takes the next unclaimed chunk until none
+// is left, so a worker that wakes late (or is descheduled) leaves its share to the caller
+// and holds the caller up by at most the one chunk it is running (from s8-mbv2's 976fb17).
+typedef struct {
+    void (*fn)(void *, int);
+    void *arg;
+    int chunks;
+    _Atomic int next;
+} chunk_job;
+
+static void chunk_task(void *p, int task) {
+    (void)task;
+    chunk_job *j = p;
+    for (int k; (k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->chunks;) j->fn(j->arg, k);
+}
+
+void mpq_run_chunks(int threads, int chunks, void (*fn)(void *, int), void *arg) {
+    if (threads > chunks) threads = chunks;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    if (threads <= 1) {
+        for (int k = 0; k < chunks; k++) fn(arg, k);
+        return;
+    }
+    chunk_job j = {fn, arg, chunks, 0};
+    mpq_pool_run(threads, chunk_task, &j);
 }

@@ -377,5 +377,11 @@ mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape
 
 /// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise", "implicit", "im2col+amx".
 const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine);
+/// fn(arg, k) once for each chunk k in 0..chunks-1, on up to `threads` threads of the kernel
+/// pool (mpq_pool_run; the caller among them, inline while mpq_set_single_threaded is on),
+/// each claiming the next unclaimed chunk: a late or descheduled worker holds the caller up
+/// by one chunk at most. For Swift code that splits work the way the kernels do. `fn` must
+/// not itself call into the pool (calls are serialised).
+void mpq_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
 
 #endif

@@ -1,7 +1,21 @@
 import CKernels
+import Foundation
 import ONNX
 
 extension ConvOps {
+    /// Multiply-adds from which one image's FP32 depthwise conv splits its channels over the
+    /// cores (on the kernel pool): `MPQ_FP32_DW_SPLIT_MACS` (read once), default 256K. The
+    /// 2M of the INT8 kernels (`depthwiseChannelTasks`) kept all but MobileNetV2's three largest
+    /// FP32 layers on one core, at 3-8 GFLOP/s where ORT splits every layer. Same bits either
+    /// way: a split is by channel, never inside a sum.
+    static let fp32DepthwiseSplitMACs: Int = {
+        Int(ProcessInfo.processInfo.environment["MPQ_FP32_DW_SPLIT_MACS"] ?? "").flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 18
+    }()
+
+    static func fp32DepthwiseChannelTasks(macs: Int) -> Int {
+        macs >= fp32DepthwiseSplitMACs ? coreCount : 1
+    }
+
     /// Output channels `range` of image `image` of a depthwise conv (one input channel per
     /// group), bias and epilogue included: `depthwiseImage` calls when each output channel
     /// reads its own input channel, else plane by plane. Channels go in chunks of at most
@@ -22,6 +36,7 @@ extension ConvOps {
                 for oc in part {
                     let src = x + (image * c + oc / perInput) * inP, plane = y + (image * m + oc) * outP
                     if !depthwise3x3Plane(src: src, weights: w + oc * kCount, dst: plane, g) {
+                        plane.update(repeating: 0, count: outP)  // the tap loop accumulates
                         depthwisePlane(src: src, weights: w + oc * kCount, dst: plane, g)
                     }
                 }

@@ -76,13 +76,15 @@ extension ConvOps {
         images * macsPerImage >= splitMACs ? Int32(min(coreCount, 64)) : 1
     }
 
-    /// Multiply-adds from which a Conv splits over the cores: ~2M (measured on a shared
-    /// machine, where a small layer's split waited for a busy core), or
-    /// `MPQ_FP32_CONV_SPLIT_MACS` (read once), so the batch-1 split of the detector's
-    /// 0.4-1.8M-MAC layers can be timed on an idle machine without a rebuild. Same bits
-    /// either way: a split never cuts a sum (sgemm_conv*.c).
+    /// Multiply-adds from which a Conv splits over the cores: 256K, or
+    /// `MPQ_FP32_CONV_SPLIT_MACS` (read once). It was 2M while the pool's workers parked
+    /// ~20 us after each call and a small layer's split waited for the wake-up; since s9-fp32
+    /// they stay awake between layers (thread_pool.c, `MPQ_POOL_SPIN_US`), and splitting the
+    /// detector's, resnet_digits' and MobileNetV2's 0.3-2M-MAC layers at batch 1 measured
+    /// 0.84-0.93x of the 2M setting's wall time (interleaved minima, load 2.6-3.5; ORT splits
+    /// every Conv). Same bits either way: a split never cuts a sum (sgemm_conv*.c).
     static let splitMACs: Int = {
-        Int(ProcessInfo.processInfo.environment["MPQ_FP32_CONV_SPLIT_MACS"] ?? "").flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 21
+        Int(ProcessInfo.processInfo.environment["MPQ_FP32_CONV_SPLIT_MACS"] ?? "").flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 18
     }()
 
     /// The Conv on the packed GEMM: im2col fused into the packing, bias and `epilogue`

@@ -84,7 +84,10 @@ enum ConvOps {
             y.floats.withUnsafeMutableBufferPointer { residual.applyInPlace($0.baseAddress!, count: count) }
             return y
         }
-        var out = [Float](repeating: 0, count: n * m * outP)
+        // Depthwise outputs are not zero-filled: depthwiseChannels writes every value (the
+        // kernels store each output, the tap-loop fallback zeroes its plane first). The fill
+        // was a serial pass over 1-2 MB per large MobileNetV2 layer at batch 1 (s9-fp32).
+        var out = depthwise ? [Float].uninitialized(count: n * m * outP) : [Float](repeating: 0, count: n * m * outP)
         // A batch splits by image over the cores, each image's im2col, GEMMs and bias on
         // one core with a single-threaded sgemm: one fork/join per layer instead of
         // OpenBLAS's own fork/join inside every per-image GEMM (which, for the small
@@ -96,7 +99,7 @@ enum ConvOps {
         // machine: MobileNetV2 48 ms before, 56-109 ms split, each small layer waiting for
         // the second core).
         // One image of a big depthwise conv splits by channel instead (depthwiseChannels).
-        let tasks = depthwise && n == 1 ? depthwiseChannelTasks(macs: m * outP * kCount)
+        let tasks = depthwise && n == 1 ? fp32DepthwiseChannelTasks(macs: m * outP * kCount)
                                         : imageTasks(images: n, macsPerImage: m * outP * cg * kCount)
         let bias = b?.floats ?? []
         if n == 1, group == 1, !depthwise {
@@ -153,7 +156,15 @@ enum ConvOps {
                             epilogue.apply(O + img * m * outP, rows: m, cols: outP, ld: outP, bias: pb.isEmpty ? nil : pb.baseAddress!)
                         }
                     }
-                    if tasks > 1 {
+                    if depthwise && n == 1 && tasks > 1 {
+                        // Two channel ranges per thread on the kernel pool, claimed as threads come
+                        // free (s9-fp32: GCD's threads park between layers and woke too late).
+                        poolPerform(threads: tasks, chunks: 2 * tasks) { k in
+                            depthwiseChannels(m * k / (2 * tasks)..<m * (k + 1) / (2 * tasks), image: 0, x: X, w: W, y: O,
+                                              channels: c, outChannels: m, g, bias: pb.isEmpty ? nil : pb.baseAddress,
+                                              epilogue: epilogue)
+                        }
+                    } else if tasks > 1 {
                         withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) }
                     } else {
                         work(0)
