@@ -10,6 +10,7 @@
 #
 #   tools/crosscheck/run.sh                 # python3 must have onnx, onnxruntime, numpy
 #   PYTHON=/opt/mpqvenv/bin/python OUT=/tmp/xc tools/crosscheck/run.sh
+#   MPQ=.build/release/mpq tools/crosscheck/run.sh   # an existing build, no rebuild
 #
 # Exit 0 when every case passes (ORT's score of the QDQ export within 0.1 point of mpq's
 # holdout score, checker clean, quantize_static with the exclusions within 0.5 point).
@@ -21,9 +22,13 @@ OUT=${OUT:-.build/crosscheck}
 F=Tests/Fixtures
 mkdir -p "$OUT"
 
-# The flags of `make test`, so that CI reuses the test build instead of rebuilding release.
-swift build -c release -Xswiftc -enable-testing --product mpq >&2
-MPQ="$(swift build -c release --show-bin-path)/mpq"
+# MPQ=path: use that binary (CI passes the one `make test` built in release, which a plain
+# `swift build -c release` would rebuild from scratch because the test build's flags differ).
+if [ -z "${MPQ:-}" ]; then
+  swift build -c release --product mpq >&2
+  MPQ="$(swift build -c release --show-bin-path)/mpq"
+fi
+[ -x "$MPQ" ] || { echo "crosscheck: no executable mpq at $MPQ" >&2; exit 2; }
 
 # name model calibration search holdout strategy budget
 CASES=(
