@@ -81,6 +81,24 @@ final class Int8ConvTests: XCTestCase {
         Geometry(c: 17, h: 2, w: 16, kh: 1, kw: 1, pt: 0, pl: 0, pb: 0, pr: 0, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
     ]
 
+    /// Group `group`'s (kh, kw, c) im2col rows of `x` by direct indexing (zero point outside).
+    private func im2colKHWCByIndexing(_ g: Geometry, _ x: [UInt8], group: Int, zp: UInt8) -> [UInt8] {
+        let cg = g.c / g.group
+        var rows = [UInt8]()
+        for oh in 0..<g.oh {
+            for ow in 0..<g.ow {
+                for kh in 0..<g.kh {
+                    for kw in 0..<g.kw {
+                        for c in 0..<cg {
+                            rows.append(g.at(x, group * cg + c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp))
+                        }
+                    }
+                }
+            }
+        }
+        return rows
+    }
+
     func testIm2colKHWCMatchesDirectIndexing() {
         var rng = Int8TestRNG(seed: 4242)
         for trial in 0..<60 {
@@ -88,24 +106,13 @@ final class Int8ConvTests: XCTestCase {
             var s = g.shape
             let zp = UInt8(rng.int(0...255))
             let x = rng.u8s(g.c * g.h * g.w)
-            let cg = g.c / g.group, k = cg * g.kh * g.kw
+            let k = g.c / g.group * g.kh * g.kw
             for grp in 0..<g.group {
                 var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
                 x.withUnsafeBufferPointer { xp in
                     col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
                 }
-                var expected = [UInt8]()
-                for oh in 0..<g.oh {
-                    for ow in 0..<g.ow {
-                        for kh in 0..<g.kh {
-                            for kw in 0..<g.kw {
-                                for c in 0..<cg {
-                                    expected.append(g.at(x, grp * cg + c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp))
-                                }
-                            }
-                        }
-                    }
-                }
+                let expected = im2colKHWCByIndexing(g, x, group: grp, zp: zp)
                 XCTAssertEqual(col, expected, "im2col khwc \(g) group \(grp)")
             }
         }
@@ -132,24 +139,13 @@ final class Int8ConvTests: XCTestCase {
             var s = g.shape
             let zp = UInt8(rng.int(0...255))
             let x = rng.u8s(g.c * g.h * g.w)
-            let cg = g.c / g.group, k = cg * g.kh * g.kw
+            let k = g.c / g.group * g.kh * g.kw
             for grp in 0..<g.group {
                 var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
                 x.withUnsafeBufferPointer { xp in
                     col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
                 }
-                var expected = [UInt8]()
-                for oh in 0..<g.oh {
-                    for ow in 0..<g.ow {
-                        for kh in 0..<g.kh {
-                            for kw in 0..<g.kw {
-                                for c in 0..<cg {
-                                    expected.append(g.at(x, grp * cg + c, oh * g.sh - g.pt + kh * g.dh, ow * g.sw - g.pl + kw * g.dw, zp: zp))
-                                }
-                            }
-                        }
-                    }
-                }
+                let expected = im2colKHWCByIndexing(g, x, group: grp, zp: zp)
                 XCTAssertEqual(col, expected, "im2col khwc narrow \(g) group \(grp)")
             }
         }

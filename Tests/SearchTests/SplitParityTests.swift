@@ -76,16 +76,23 @@ final class SplitParityTests: XCTestCase {
 
     /// The committed export is what `Exporter` writes today for the same map and table, and
     /// each Split output has its own QuantizeLinear -> DequantizeLinear with the Split input's
-    /// scale and zero point (the same initializer values), read by every consumer.
-    func testCommittedExportIsTodaysAndQuantizesEverySplitOutput() throws {
+    /// Today's `--scheme ort` export of `map`.map.json, asserted equal (nodes, initializers) to
+    /// the committed `map`.qdq.onnx that the recorded ORT goldens come from.
+    func exportEqualsCommitted(map: String, file: StaticString = #filePath, line: UInt = #line) throws -> Graph {
         let exporter = try Exporter(modelPath: "\(Self.folder)/split_cnn.onnx")
         let table = try CalibrationTable.load(path: "\(Self.folder)/split_int8.calib.json")
-        let path = "\(Self.folder)/split_int8.map.json"
-        let data = try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table, version: "test", scheme: .ort)
-        let mine = try ModelLoader.load(data: data)
-        let committed = try ModelLoader.load(path: "\(Self.folder)/split_int8.qdq.onnx")
-        XCTAssertEqual(mine.nodes, committed.nodes, "re-run tools/fixtures/generate_split.py")
-        XCTAssertEqual(mine.initializers, committed.initializers, "re-run tools/fixtures/generate_split.py")
+        let path = "\(Self.folder)/\(map).map.json"
+        let mine = try ModelLoader.load(data: try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table,
+                                                               version: "test", scheme: .ort))
+        let committed = try ModelLoader.load(path: "\(Self.folder)/\(map).qdq.onnx")
+        XCTAssertEqual(mine.nodes, committed.nodes, "re-run tools/fixtures/generate_split.py", file: file, line: line)
+        XCTAssertEqual(mine.initializers, committed.initializers, "re-run tools/fixtures/generate_split.py", file: file, line: line)
+        return mine
+    }
+
+    /// scale and zero point (the same initializer values), read by every consumer.
+    func testCommittedExportIsTodaysAndQuantizesEverySplitOutput() throws {
+        let mine = try exportEqualsCommitted(map: "split_int8")
 
         let producer = Dictionary(mine.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
         var readers: [String: [Node]] = [:]
@@ -132,14 +139,7 @@ final class SplitParityTests: XCTestCase {
     /// The island map's committed export is today's, and ORT fuses the Split around the
     /// island too: each Split output has exactly one reader, its QuantizeLinear.
     func testCommittedIslandExportIsTodays() throws {
-        let exporter = try Exporter(modelPath: "\(Self.folder)/split_cnn.onnx")
-        let table = try CalibrationTable.load(path: "\(Self.folder)/split_int8.calib.json")
-        let path = "\(Self.folder)/split_island.map.json"
-        let mine = try ModelLoader.load(data: try exporter.qdq(map: try ExportMap(path: path), path: path, calibration: table,
-                                                               version: "test", scheme: .ort))
-        let committed = try ModelLoader.load(path: "\(Self.folder)/split_island.qdq.onnx")
-        XCTAssertEqual(mine.nodes, committed.nodes, "re-run tools/fixtures/generate_split.py")
-        XCTAssertEqual(mine.initializers, committed.initializers, "re-run tools/fixtures/generate_split.py")
+        let mine = try exportEqualsCommitted(map: "split_island")
         for name in Self.splits {
             let split = try XCTUnwrap(mine.node(named: name))
             for o in split.outputs {
