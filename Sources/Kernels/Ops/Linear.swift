@@ -110,7 +110,9 @@ enum LinearOps {
     /// ONNX MatMul with numpy semantics: 1-D operands are promoted (and the added axis
     /// removed from the result), batch dimensions broadcast. A B without batches (or a
     /// batch of one) that `packWeights` gives packed (a session constant) runs on mpq's
-    /// packed GEMM with A's batches folded into its rows (`usesPackedGemm`).
+    /// packed GEMM with A's batches folded into its rows (`usesPackedGemm`); batched
+    /// activation x activation products (attention) on it matrix by matrix
+    /// (`usesBatchedPackedGemm`, Linear+Batched.swift).
     static func MatMul(a: Tensor, b: Tensor, packWeights: LinearWeightPacker? = nil,
                        gemm: FP32GemmChoice = FP32GemmChoice.environment) throws -> Tensor {
         try ensureFloat(a, "A"); try ensureFloat(b, "B")
@@ -127,6 +129,18 @@ enum LinearOps {
         if shape.bBatchCount == 1, shape.aBatchCount == batchCount, usesPackedGemm(m: batchCount * m, k: k, n: n, choice: gemm),
            let packed = packWeights?(b, k, n, false) ?? (gemm == .mpq ? PackedLinearWeights(b, k: k, n: n, transB: false) : nil) {
             let out = a.floats.withUnsafeBufferPointer { packedProduct(a: $0.baseAddress!, m: batchCount * m, packed: packed, bias: nil) }
+            return Tensor(shape: outShape, floats: out, dtype: a.dtype)
+        }
+        let batched = !(shape.bBatchCount == 1 && shape.aBatchCount == batchCount)
+        if batched, usesBatchedPackedGemm(batchCount: batchCount, m: m, k: k, n: n, choice: gemm) {
+            let out = [Float](unsafeUninitializedCapacity: batchCount * m * n) { po, count in
+                a.floats.withUnsafeBufferPointer { pa in
+                    b.floats.withUnsafeBufferPointer { pb in
+                        batchedPackedProduct(a: pa.baseAddress!, b: pb.baseAddress!, c: po.baseAddress!, shape: shape)
+                    }
+                }
+                count = batchCount * m * n
+            }
             return Tensor(shape: outShape, floats: out, dtype: a.dtype)
         }
         var out = [Float](repeating: 0, count: batchCount * m * n)

@@ -1,0 +1,62 @@
+import CKernels
+import Foundation
+
+/// Batched activation x activation products (attention: Q·Kᵀ and softmax·V, one small GEMM
+/// per batch x head) on mpq's packed GEMM instead of one OpenBLAS call per matrix.
+///
+/// Why: OpenBLAS packs both operands on every call and its small-matrix path ran MiniLM's
+/// attention products ([128 x 32] x [32 x 128] and [128 x 128] x [128 x 32]) at ~40
+/// GFLOP/s on two cores, against ~280 for the model's weight products on the packed GEMM
+/// and ~180 for ORT's FusedMatMul (benchmarks/README.md, "s10-attn"). Here each matrix's B
+/// is packed into a per-chunk scratch panel (k x n floats: 1-2% of the product's time at
+/// these shapes) and multiplied single-threaded with its rows read in place; the chunks of
+/// matrices go over the kernel pool.
+///
+/// Each output is the FMA chain over k in order from +0 (`mpq_slinear.h`), so the bytes do
+/// not depend on the thread count or the chunking; they differ from OpenBLAS's only by the
+/// float rounding of the sum order.
+extension LinearOps {
+    /// Whether a batched product of `batchCount` matrices A [m x k] x B [k x n] runs here:
+    /// each matrix big enough that packing its B (k x n floats) is small against its m x k x n
+    /// multiply-adds (m >= 16), the whole call at least `minimumMACs`, and the sizes inside the
+    /// C kernel's int arithmetic. `MPQ_FP32_GEMM=openblas` keeps every product on OpenBLAS,
+    /// `=mpq` drops the size rules.
+    static func usesBatchedPackedGemm(batchCount: Int, m: Int, k: Int, n: Int,
+                                      choice: FP32GemmChoice = FP32GemmChoice.environment) -> Bool {
+        if choice == .openblas || batchCount == 0 || m == 0 || k == 0 || n == 0 { return false }
+        guard m <= Int(Int32.max), k <= 1 << 24, n <= 1 << 24,
+              mpq_slinear_pack_weights_size(Int32(k), Int32(n)) > 0 else { return false }
+        if choice == .mpq { return true }
+        let perMatrix = m.multipliedReportingOverflow(by: k * n)
+        if perMatrix.overflow { return true }
+        return m >= 16 && batchCount * perMatrix.partialValue >= minimumMACs
+    }
+
+    /// C[i] = A[ai] x B[bi] for every output matrix i of `shape` (`operandIndices`), written to
+    /// `c` ([batchCount][m][n]). Splits the matrices over the kernel pool in contiguous chunks
+    /// (a few per core, claimed, so a late core costs one chunk); one packed-B scratch per chunk.
+    static func batchedPackedProduct(a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                     c: UnsafeMutablePointer<Float>, shape: BatchedShape,
+                                     path: mpq_kernel_path = MPQ_PATH_AUTO) {
+        let (m, k, n, count) = (shape.m, shape.k, shape.n, shape.batchCount)
+        let threads = count * m * k * n >= 1 << 21 ? min(coreCount, count) : 1
+        let chunks = threads > 1 ? min(count, 4 * threads) : 1
+        let packBytes = mpq_slinear_pack_weights_size(Int32(k), Int32(n))
+        poolPerform(threads: threads, chunks: chunks) { chunk in
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: packBytes, alignment: 64)
+            defer { scratch.deallocate() }
+            var packedIndex = -1  // B matrix now in `scratch` (broadcast B repeats over A's batches)
+            for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
+                let (ai, bi) = shape.operandIndices(i)
+                if bi != packedIndex {
+                    let rc = mpq_slinear_pack_weights(b + bi * k * n, Int32(k), Int32(n), 0, scratch)
+                    precondition(rc == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n)")
+                    packedIndex = bi
+                }
+                let rc = mpq_slinear_f32(path, a + ai * m * k, Int32(m), Int32(k), scratch, nil,
+                                         c + i * m * n, Int32(n), 1)
+                precondition(rc == 0, "mpq_slinear_f32 rejected m=\(m) k=\(k) n=\(n)")
+            }
+        }
+    }
+}
