@@ -7,17 +7,7 @@ import XCTest
 /// tiles, 16-column panels, 64-byte K chunks, K % 4 != 0, the K ranges of a long K), lda > K,
 /// and 1 to 3 threads. Runs where the CPU has AMX and the OS grants the tiles; says so, or
 /// skips with the reason.
-final class Int8AmxGemmTests: XCTestCase {
-    private struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
-    }
-
-    override func tearDown() {
-        _ = mpq_set_qgemm_amx(-1)
-        super.tearDown()
-    }
-
+final class Int8AmxGemmTests: AmxModeTestCase {
     private func requireAmx() throws {
         guard mpq_qgemm_amx_available() != 0 else {
             print("AMX INT8 GEMM: not available on this CPU/OS (no AMX-INT8, or arch_prctl refused the tile data): skipped")
@@ -71,7 +61,7 @@ final class Int8AmxGemmTests: XCTestCase {
         }
     }
 
-    private func check(m: Int, n: Int, k: Int, lda: Int, threads: [Int], rng: inout Rng) -> Int {
+    private func check(m: Int, n: Int, k: Int, lda: Int, threads: [Int], rng: inout XorShiftRng) -> Int {
         let a = (0..<(m * lda)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let b = (0..<(n * k)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
         let packed = int8Pack(b, n: n, k: k)
@@ -101,7 +91,7 @@ final class Int8AmxGemmTests: XCTestCase {
 
     func testAmxMatchesReferenceBitForBit() throws {
         try requireAmx()
-        var rng = Rng(state: 0x9E37_79B9_7F4A_7C15)
+        var rng = XorShiftRng(state: 0x9E37_79B9_7F4A_7C15)
         let ms = [1, 15, 16, 17, 31, 32, 33, 47, 64, 97]
         let ns = [1, 15, 16, 17, 31, 32, 33, 48, 65, 100]
         let ks = [1, 3, 4, 5, 63, 64, 65, 127, 129, 147, 300]
@@ -129,7 +119,7 @@ final class Int8AmxGemmTests: XCTestCase {
     /// (stem-like 3-channel 7x7 stride 2, and narrow-plane 3x3 convs the implicit path leaves).
     func testConvOnAmxMatchesReference() throws {
         try requireAmx()
-        var rng = Rng(state: 42)
+        var rng = XorShiftRng(state: 42)
         for (c, hw, kk, stride, cout, khwc) in [(3, 30, 7, 2, 20, 0), (16, 9, 3, 1, 40, 1), (12, 7, 3, 1, 33, 0), (64, 7, 3, 1, 64, 1)] {
             let pad = kk / 2
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(hw), width: Int32(hw), kernel_h: Int32(kk), kernel_w: Int32(kk),

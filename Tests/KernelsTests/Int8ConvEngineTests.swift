@@ -6,17 +6,7 @@ import XCTest
 /// `MPQ_QGEMM_AMX=0|1` (modes 0 and 1) override it, and every engine gives the same bytes as
 /// the scalar reference on small convs. The AMX cases run where the CPU has AMX and the OS
 /// grants the tiles; the test says which ran.
-final class Int8ConvEngineTests: XCTestCase {
-    private struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
-    }
-
-    override func tearDown() {
-        _ = mpq_set_qgemm_amx(-1)
-        super.tearDown()
-    }
-
+final class Int8ConvEngineTests: AmxModeTestCase {
     private func shape(c: Int, hw: Int, k: Int, stride: Int) -> mpq_conv2d_shape {
         let pad = Int32(k / 2)
         return mpq_conv2d_shape(channels: Int32(c), height: Int32(hw), width: Int32(hw), kernel_h: Int32(k), kernel_w: Int32(k),
@@ -82,7 +72,7 @@ final class Int8ConvEngineTests: XCTestCase {
     /// reference's whichever engine runs, on 1 and 2 threads.
     func testEnginesGiveTheSameBytes() throws {
         guard mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 else { throw XCTSkip("no VNNI path on this CPU") }
-        var rng = Rng(state: 7)
+        var rng = XorShiftRng(state: 7)
         let amx = mpq_qgemm_amx_available() != 0
         // 3x3 at 14x14 (implicit against im2col + AMX), 7x7 (im2col VNNI against AMX), a narrow one.
         for (c, hw, kk, stride, cout) in [(128, 14, 3, 1, 256), (128, 7, 3, 1, 128), (16, 16, 3, 2, 24)] {
