@@ -241,11 +241,17 @@ static long cv_max_pixels(void) {
     return v;
 }
 
+// Measured per layer in a one-thread C A/B against the direct path (benchmarks/README.md,
+// s10-fp32small): 0.16-0.86x of its time on every plane up to 16x16; at 28x28 0.80-0.89x for
+// 3x3 and strided Convs with M a multiple of 16 (ResNet-digits' layer2), but 0.99-1.11x for
+// 1x1 stride-1 Convs (MobileNetV2: pixels in the lanes read the image rows in place) and
+// 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m) {
-    (void)m;
     if (mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
-    const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
-    return pixels <= cv_max_pixels();
+    const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s), most = cv_max_pixels();
+    if (pixels <= most) return 1;
+    const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
+    return pixels <= 4 * most && !pointwise && (m / s->group) % 16 == 0;
 }
 
 int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,

@@ -99,7 +99,8 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
 /// 4 but in the last block), block b at b * k * 64 floats; 64-byte aligned.
 #define MPQ_SCONV_CV_WEIGHTS_MAGIC 0x3456504Du /* "MPV4" */
 
-/// Output pixels (OH * OW) up to which `mpq_sconv2d_f32_cv_preferred` picks the kernel.
+/// Output pixels (OH * OW) up to which `mpq_sconv2d_f32_cv_preferred` picks the kernel for
+/// every Conv (4x this for some: see there).
 #define MPQ_SCONV_CV_MAX_PIXELS 256
 
 /// Bytes of the channel-vector weights for M output channels, K per group, `group` groups.
@@ -114,8 +115,9 @@ int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv);
 int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
 
 /// Whether `mpq_sconv2d_f32` callers should run `s` (M output channels) on the channel-vector
-/// kernel: the AVX-512 path, output planes up to MPQ_SCONV_CV_MAX_PIXELS, unless
-/// MPQ_FP32_CONV_CV=0 (read once; the A/B switch).
+/// kernel: the AVX-512 path, output planes up to P = MPQ_SCONV_CV_MAX_PIXELS pixels, or up to
+/// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16; unless
+/// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m);
 
 /// The channel-vector Conv: `mpq_sconv2d_f32_residual`'s arguments with the channel-vector
