@@ -125,6 +125,13 @@ final class FP32ChannelVectorTests: XCTestCase {
         let env = ProcessInfo.processInfo.environment
         if mpq_kernel_path_available(MPQ_PATH_VNNI) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_PIXELS"] == nil {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &small, 16), 1)
+            // 28x28: 3x3 or strided with M a multiple of 16 only; never 1x1 stride 1.
+            var mid = Case(c: 16, h: 28, w: 28, m: 32).shape, midStrided = Case(c: 16, h: 56, w: 56, m: 32, stride: (2, 2)).shape
+            var midPointwise = Case(c: 16, h: 28, w: 28, m: 32, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 32), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midStrided, 32), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 24), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32), 0)
         }
         let t = Case(c: 16, h: 8, w: 8, m: 16)
         let (x, w, _) = FP32GemmTests.data(t, seed: 5)
