@@ -22,7 +22,8 @@
 
 #define CV_BLOCK 64  // output channels per weights block: 4 vectors
 #define CV_PIXELS 48 // output pixels per work unit at least (a unit: one weights block x these pixels)
-#define CV_UNIT_MACS (128L << 10)  // multiply-adds per work unit at least, where the plane allows
+#define CV_UNIT_MACS (128L << 10)
+#define CV_EPILOGUE_PIXELS 128  // pixels between the SiLU / residual passes of a part  // multiply-adds per work unit at least, where the plane allows
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
@@ -147,22 +148,23 @@ static void cv_part(const cv_job *j, const float *src, int img, int g, int b, in
     const mpq_sgemm_tile_epilogue ep = {bias, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
     const mpq_sgemm_tile_epilogue *epp = bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
-    for (int t = 0, p = p0; t < tiles; t++) {
+    const mpq_sconv_residual *r = j->residual;
+    // The SiLU and the residual every CV_EPILOGUE_PIXELS or so (whole tiles), while the
+    // tiles' output is in L1: once per part, a 4096-pixel stem's 256 KB came back from L2.
+    for (int t = 0, p = p0, q = p0; t < tiles; t++) {
         const int np = (n * (t + 1)) / tiles - (n * t) / tiles;
         j->tile(j->k, w, nv, xg, j->offsets, j->pix + p, np, yb + p, plane, rows, epp);
         p += np;
-    }
-    if (j->act == MPQ_ACT_SILU)
-        mpq_conv_epilogue_f32(j->path, yb + p0, (size_t)rows, (size_t)n, plane, NULL, j->act, j->lo, j->hi);
-    const mpq_sconv_residual *r = j->residual;
-    if (r) {
+        if (p - q < CV_EPILOGUE_PIXELS && t + 1 < tiles) continue;
+        if (j->act == MPQ_ACT_SILU)
+            mpq_conv_epilogue_f32(j->path, yb + q, (size_t)rows, (size_t)(p - q), plane, NULL, j->act, j->lo, j->hi);
         // The separate Add's call (operands in its order) on these values: the same bits.
-        for (int i = 0; i < rows; i++) {
-            const size_t at = (size_t)img * j->out_image + ((size_t)g * (size_t)j->mg + (size_t)(row0 + i)) * plane + (size_t)p0;
-            const float *sc = r->shortcut + at;
-            float *yy = j->y + at;
-            mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : yy, r->shortcut_first ? yy : sc, (size_t)n, yy, 1);
+        for (int i = 0; r && i < rows; i++) {
+            float *yy = yb + (size_t)i * plane + (size_t)q;
+            const float *sc = r->shortcut + (yy - j->y);
+            mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : yy, r->shortcut_first ? yy : sc, (size_t)(p - q), yy, 1);
         }
+        q = p;
     }
 }
 
