@@ -257,12 +257,16 @@ static long cv_max_pixels(void) {
 // s10-fp32small): 0.16-0.86x of its time on every plane up to 16x16; at 28x28 0.80-0.89x for
 // 3x3 and strided Convs with M a multiple of 16 (ResNet-digits' layer2), but 0.99-1.11x for
 // 1x1 stride-1 Convs (MobileNetV2: pixels in the lanes read the image rows in place) and
-// 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56.
+// 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56; and 1.0-1.5x
+// for 1x1 stride-1 Convs with K = 64-96 at 14x14 (0.73-0.99x from K = 160).
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m) {
     if (mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s), most = cv_max_pixels();
-    if (pixels <= most) return 1;
     const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
+    // 1x1 stride 1 with K < 128 (MobileNetV2's expand layers, 64 -> 384 at 14x14): short tiles,
+    // the transposed store is a fifth of each; the direct path reads the rows in place.
+    if (pointwise && s->channels / s->group < 128) return 0;
+    if (pixels <= most) return 1;
     return pixels <= 4 * most && !pointwise && (m / s->group) % 16 == 0;
 }
 

@@ -132,6 +132,11 @@ final class FP32ChannelVectorTests: XCTestCase {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midStrided, 32), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 24), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32), 0)
+            // 1x1 stride 1 at 14x14: from K = 128 only.
+            var expand = Case(c: 64, h: 14, w: 14, m: 384, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            var project = Case(c: 384, h: 14, w: 14, m: 64, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &expand, 384), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64), 1)
         }
         let t = Case(c: 16, h: 8, w: 8, m: 16)
         let (x, w, _) = FP32GemmTests.data(t, seed: 5)

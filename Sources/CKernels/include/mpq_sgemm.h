@@ -116,7 +116,8 @@ int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
 
 /// Whether `mpq_sconv2d_f32` callers should run `s` (M output channels) on the channel-vector
 /// kernel: the AVX-512 path, output planes up to P = MPQ_SCONV_CV_MAX_PIXELS pixels, or up to
-/// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16; unless
+/// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16; never 1x1 stride-1
+/// Convs with fewer than 128 input channels per group; unless
 /// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m);
 
