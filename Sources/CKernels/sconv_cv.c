@@ -259,7 +259,11 @@ static long cv_max_pixels(void) {
 // 1x1 stride-1 Convs (MobileNetV2: pixels in the lanes read the image rows in place) and
 // 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56; and 1.0-1.5x
 // for 1x1 stride-1 Convs with K = 64-96 at 14x14 (0.73-0.99x from K = 160).
-int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m) {
+// One image split over the cores (batch 1): the detector's 64x64 3-channel stem and 32x32
+// stride-2 layer (M = 24), which the one-core rule leaves on the direct path (1.04-1.08x
+// there), took 0.65-0.78x and 0.90x of its time in `mpq profile` at batch 1 on two threads
+// (and 0.75-0.92x in the two-thread C A/B, ResNet-digits' 56x56 layer 0.88-0.94x).
+int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads) {
     if (mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s), most = cv_max_pixels();
     const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
@@ -267,6 +271,7 @@ int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s
     // the transposed store is a fifth of each; the direct path reads the rows in place.
     if (pointwise && s->channels / s->group < 128) return 0;
     if (pixels <= most) return 1;
+    if (threads > 1 && images < threads && !pointwise && pixels <= 16 * most) return 1;
     return pixels <= 4 * most && !pointwise && (m / s->group) % 16 == 0;
 }
 

@@ -119,24 +119,31 @@ final class FP32ChannelVectorTests: XCTestCase {
     /// Which Convs take it: small output planes on the AVX-512 path only; bad weights rejected.
     func testSelectionAndArgumentChecks() {
         var small = Case(c: 16, h: 8, w: 8, m: 16).shape, large = Case(c: 16, h: 64, w: 64, m: 16).shape
-        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_REFERENCE, &small, 16), 0)
-        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16), 0)
-        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &large, 16), 0)
+        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_REFERENCE, &small, 16, 1, 1), 0)
+        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 0)
+        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &large, 16, 1, 1), 0)
         let env = ProcessInfo.processInfo.environment
         if mpq_kernel_path_available(MPQ_PATH_VNNI) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_PIXELS"] == nil {
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &small, 16), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &small, 16, 1, 1), 1)
             // 28x28: 3x3 or strided with M a multiple of 16 only; never 1x1 stride 1.
             var mid = Case(c: 16, h: 28, w: 28, m: 32).shape, midStrided = Case(c: 16, h: 56, w: 56, m: 32, stride: (2, 2)).shape
             var midPointwise = Case(c: 16, h: 28, w: 28, m: 32, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 32), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midStrided, 32), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 24), 0)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 32, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midStrided, 32, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 24, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 1), 0)
             // 1x1 stride 1 at 14x14: from K = 128 only.
             var expand = Case(c: 64, h: 14, w: 14, m: 384, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
             var project = Case(c: 384, h: 14, w: 14, m: 64, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &expand, 384), 0)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &expand, 384, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 1), 1)
+            // One image on two threads: up to 64x64 for any Conv but 1x1 stride 1; a batch on
+            // two threads (one image per thread) keeps the one-core rule.
+            var stem = Case(c: 3, h: 64, w: 64, m: 16).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 16, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 2), 0)
         }
         let t = Case(c: 16, h: 8, w: 8, m: 16)
         let (x, w, _) = FP32GemmTests.data(t, seed: 5)

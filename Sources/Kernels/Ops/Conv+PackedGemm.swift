@@ -130,7 +130,7 @@ extension ConvOps {
             bias.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { po in
                     // Small planes: the channel-vector kernel (same bits; `MPQ_FP32_CONV_CV=0` keeps them off it).
-                    if mpq_sconv2d_f32_cv_preferred(path, &shape, Int32(m)) != 0 {
+                    if mpq_sconv2d_f32_cv_preferred(path, &shape, Int32(m), Int32(n), threads) != 0 {
                         let pb = pb.isEmpty ? nil : pb.baseAddress
                         guard let residual else {
                             return mpq_sconv2d_f32_cv(path, px.baseAddress, Int32(n), &shape, packed.channelVector, pb, act, lo, hi,
