@@ -144,6 +144,8 @@ final class FP32ChannelVectorTests: XCTestCase {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 2), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 16, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 2, 2), 1)
         }
         let t = Case(c: 16, h: 8, w: 8, m: 16)
         let (x, w, _) = FP32GemmTests.data(t, seed: 5)
