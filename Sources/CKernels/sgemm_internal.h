@@ -107,4 +107,15 @@ void mpq_sgemm_direct_tall_avx512(int kc, const float *a, size_t panel_stride, c
 /// else 1 (the regular 6 x 4 tile is already 24 accumulators).
 int mpq_sgemm_direct_tall_panels(int nv);
 
+/// A channel-vector tile (sconv_cv.c): output channels i < rows (<= 16 nv, nv <= 8) x pixels
+/// p < np (np <= mpq_sconv_cv_tile_pixels(nv)), y[i * plane + p] = the fmaf chain over k < kc
+/// of weight(k, i) * x[pix[p] + offsets[k]] from +0, then `ep` (bias, clamp; NULL: none).
+/// weight(k, i) = w[k * 16 nv + i] for nv <= 4 (one block); for nv > 4 two blocks, channel
+/// i < 64 at w[k * 64 + i], i >= 64 at w[kc * 64 + k * 16 (nv - 4) + i - 64].
+int mpq_sconv_cv_tile_pixels(int nv);
+void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
+                                 int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
+                              int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+
 #endif

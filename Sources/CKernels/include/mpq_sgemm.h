@@ -90,4 +90,44 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
                                     const void *packed_w, const float *bias, mpq_activation act, float lo, float hi,
                                     const mpq_sconv_residual *residual, float *y, int threads);
 
+/// Channel-vector Conv for small planes (sconv_cv.c, docs/fp32-gemm.md "Channel-vector
+/// tiles"): 16 output channels per vector, output pixels broadcast from the NCHW image (a
+/// zero-padded copy when the Conv pads; no stride phases, no junk lanes). Same output bits
+/// as the direct and packed paths (the same FMA chain per output).
+/// Its weights: this header (magic MPQ_SCONV_CV_WEIGHTS_MAGIC, mg_padded = mg rounded up to
+/// 16), then per group ceil(mg / 64) blocks of [k][16 nv] floats (nv = the block's vectors,
+/// 4 but in the last block), block b at b * k * 64 floats; 64-byte aligned.
+#define MPQ_SCONV_CV_WEIGHTS_MAGIC 0x3456504Du /* "MPV4" */
+
+/// Output pixels (OH * OW) up to which `mpq_sconv2d_f32_cv_preferred` picks the kernel for
+/// every Conv (4x this for some: see there).
+#define MPQ_SCONV_CV_MAX_PIXELS 256
+
+/// Bytes of the channel-vector weights for M output channels, K per group, `group` groups.
+size_t mpq_sconv_cv_weights_size(int m, int k, int group);
+
+/// Repacks `mpq_sconv_pack_weights` output (`packed_w`) into the channel-vector layout
+/// (`cv`, `mpq_sconv_cv_weights_size` bytes, 64-byte aligned). Returns 0, or -1.
+int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv);
+
+/// Whether the channel-vector kernel can run `s` (any stride, pad, dilation, group; sizes
+/// within int).
+int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
+
+/// Whether `mpq_sconv2d_f32` callers should run `s` (M output channels) on the channel-vector
+/// kernel: the AVX-512 path, output planes up to P = MPQ_SCONV_CV_MAX_PIXELS pixels, or up to
+/// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16; never 1x1 stride-1
+/// Convs with fewer than 128 input channels per group; when one image is split over
+/// `threads` > 1 (images < threads), also up to 16P for any Conv but 1x1 stride 1, and no
+/// 1x1 stride-1 Conv at all; unless
+/// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
+int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads);
+
+/// The channel-vector Conv: `mpq_sconv2d_f32_residual`'s arguments with the channel-vector
+/// weights. The AVX-512 tile on the AVX-512 path, the scalar reference tile on others.
+/// Returns 0, or -1 on bad arguments.
+int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                       const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual, float *y,
+                       int threads);
+
 #endif

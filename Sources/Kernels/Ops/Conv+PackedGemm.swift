@@ -19,7 +19,26 @@ final class PackedConvWeights: @unchecked Sendable {
 
     func matches(_ w: Tensor, group: Int) -> Bool { w.shape[0] == m && w.count == m * k && group == self.group }
 
-    deinit { pointer.deallocate() }
+    private let cvLock = NSLock()
+    private var cvPointer: UnsafeMutableRawPointer?
+
+    /// The same weights in the channel-vector layout (`mpq_sconv_cv_pack_weights`), repacked
+    /// from the panels on first use: only Convs that run the small-plane kernel pay for it.
+    var channelVector: UnsafeMutableRawPointer {
+        cvLock.lock(); defer { cvLock.unlock() }
+        if let p = cvPointer { return p }
+        let size = mpq_sconv_cv_weights_size(Int32(m), Int32(k), Int32(group))
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(size, 64), alignment: 64)
+        let rc = mpq_sconv_cv_pack_weights(pointer, p)
+        precondition(rc == 0, "mpq_sconv_cv_pack_weights rejected m=\(m) k=\(k) group=\(group)")
+        cvPointer = p
+        return p
+    }
+
+    deinit {
+        pointer.deallocate()
+        cvPointer?.deallocate()
+    }
 }
 
 /// Which FP32 GEMM a Conv runs on: mpq's packed one (`mpq_sgemm.h`) or OpenBLAS on an
@@ -110,6 +129,20 @@ extension ConvOps {
         let rc = x.floats.withUnsafeBufferPointer { px in
             bias.withUnsafeBufferPointer { pb in
                 out.withUnsafeMutableBufferPointer { po in
+                    // Small planes: the channel-vector kernel (same bits; `MPQ_FP32_CONV_CV=0` keeps them off it).
+                    if mpq_sconv2d_f32_cv_preferred(path, &shape, Int32(m), Int32(n), threads) != 0 {
+                        let pb = pb.isEmpty ? nil : pb.baseAddress
+                        guard let residual else {
+                            return mpq_sconv2d_f32_cv(path, px.baseAddress, Int32(n), &shape, packed.channelVector, pb, act, lo, hi,
+                                                      nil, po.baseAddress, threads)
+                        }
+                        return residual.shortcut.floats.withUnsafeBufferPointer { ps in
+                            var r = mpq_sconv_residual(shortcut: ps.baseAddress, shortcut_first: residual.shortcutFirst ? 1 : 0,
+                                                       relu: residual.relu ? 1 : 0)
+                            return mpq_sconv2d_f32_cv(path, px.baseAddress, Int32(n), &shape, packed.channelVector, pb, act, lo, hi,
+                                                      &r, po.baseAddress, threads)
+                        }
+                    }
                     if let residual {
                         // The caller checked the shortcut's shape (`ConvResidual.fits`).
                         return residual.shortcut.floats.withUnsafeBufferPointer { ps in

@@ -1,0 +1,374 @@
+// Channel-vector FP32 Conv for small planes (mpq_sgemm.h, docs/fp32-gemm.md "Channel-vector
+// tiles"): output channels in the vector lanes, output pixels broadcast.
+//
+// The direct path puts output pixels in the lanes, numbered on the padded width, so a
+// 16x16 plane computes 11% junk columns (and 11% padded rows for M = 32), 8x8 20%, 4x4
+// 32 lanes for 16 pixels; a stride-2 Conv also splits the image into phase planes first.
+// Here a tile is NV vectors of 16 output channels x NP output pixels (any pixels of the
+// plane, in flat order): per k = (c, kh, kw) it loads one row of the weights block
+// ([k][16 NV], packed once per weight) and broadcasts NP input values read at pixel
+// offset + offsets[k] from the zero-padded NCHW image (no phase split for any stride; no
+// copy at all for an unpadded Conv). Lanes past M hold zero weights and are never stored.
+// Every output is the same fmaf chain in k order from +0 on the same values as the packed
+// and direct tiles (padding taps multiply a +0 in all three), so the same bits, and bias,
+// clamp, SiLU and the residual Add are the same calls in the same order.
+#include "sgemm_internal.h"
+#include "mpq_pool.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CV_BLOCK 64  // output channels per weights block: 4 vectors
+#define CV_PIXELS 48 // output pixels per work unit at least (a unit: one weights block x these pixels)
+#define CV_UNIT_MACS (128L << 10)
+#define CV_EPILOGUE_PIXELS 128  // pixels between the SiLU / residual passes of a part  // multiply-adds per work unit at least, where the plane allows
+
+static int round_up(int v, int to) { return (v + to - 1) / to * to; }
+
+// --- Weights: per group, ceil(mg / 64) blocks of [k][16 nv] (nv = that block's vectors),
+// block b at b * k * 64 floats from the group's first; zero past mg.
+
+size_t mpq_sconv_cv_weights_size(int m, int k, int group) {
+    if (m <= 0 || k <= 0 || group <= 0 || m % group) return 0;
+    const int blocks = (m / group + CV_BLOCK - 1) / CV_BLOCK;
+    return sizeof(mpq_sconv_weights_header) + (size_t)group * (size_t)blocks * (size_t)k * CV_BLOCK * sizeof(float);
+}
+
+int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv) {
+    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
+    if (!h || !cv || h->magic != MPQ_SCONV_WEIGHTS_MAGIC) return -1;
+    mpq_sconv_weights_header *o = (mpq_sconv_weights_header *)cv;
+    *o = *h;
+    o->magic = MPQ_SCONV_CV_WEIGHTS_MAGIC;
+    o->mg_padded = round_up(h->mg, 16);
+    const int k = h->k, mg = h->mg, panels = h->mg_padded / MPQ_SGEMM_MR;
+    const int blocks = (mg + CV_BLOCK - 1) / CV_BLOCK;
+    const float *src = (const float *)(h + 1);
+    float *dst = (float *)(o + 1);
+    for (int g = 0; g < h->group; g++)
+        for (int b = 0; b < blocks; b++) {
+            const int nv = (mg - b * CV_BLOCK + 15) / 16 < 4 ? (mg - b * CV_BLOCK + 15) / 16 : 4, width = 16 * nv;
+            float *blk = dst + ((size_t)g * (size_t)blocks + (size_t)b) * (size_t)k * CV_BLOCK;
+            for (int kk = 0; kk < k; kk++)
+                for (int i = 0; i < width; i++) {
+                    const int row = b * CV_BLOCK + i;  // from the [k][MR] panel that holds it
+                    blk[(size_t)kk * (size_t)width + (size_t)i] =
+                        row < mg ? src[((size_t)g * (size_t)panels + (size_t)(row / MPQ_SGEMM_MR)) * (size_t)k * MPQ_SGEMM_MR +
+                                       (size_t)kk * MPQ_SGEMM_MR + (size_t)(row % MPQ_SGEMM_MR)]
+                                 : 0.0f;
+                }
+        }
+    return 0;
+}
+
+// Pixels per tile at most for nv vectors: 24 accumulators (8 for one vector, the FMA
+// latency's minimum).
+int mpq_sconv_cv_tile_pixels(int nv) { return nv <= 3 ? 8 : nv == 4 ? 6 : nv <= 6 ? 4 : 3; }
+
+// --- The scalar reference tile: rows i < `rows` x pixels p < np, the fmaf chain.
+void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
+                                 int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
+    for (int i = 0; i < rows; i++)
+        for (int p = 0; p < np; p++) {
+            // Channel i's weights: its block's rows (64 wide, or 16 nv for a last block).
+            const float *wi = nv <= 4 ? w + i : i < 64 ? w + i : w + (size_t)kc * 64 + (i - 64);
+            const size_t width = nv <= 4 ? 16 * (size_t)nv : i < 64 ? 64 : 16 * (size_t)(nv - 4);
+            float acc = 0.0f;
+            for (int k = 0; k < kc; k++) acc = fmaf(wi[(size_t)k * width], x[(ptrdiff_t)pix[p] + offsets[k]], acc);
+            if (ep) {
+                if (ep->bias && ep->bias[i] != 0.0f) acc = acc + ep->bias[i];
+                if (ep->clamp) acc = acc < ep->lo ? ep->lo : (acc > ep->hi ? ep->hi : acc);
+            }
+            y[(size_t)i * plane + (size_t)p] = acc;
+        }
+}
+
+typedef void (*cv_tile_fn)(int, const float *, int, const float *, const int32_t *, const int32_t *, int, float *, size_t,
+                           int, const mpq_sgemm_tile_epilogue *);
+
+typedef struct {
+    mpq_kernel_path path;
+    cv_tile_fn tile;
+    const float *x;
+    const mpq_conv2d_shape *s;
+    size_t in_image, out_image, padded_image;
+    int copy, hp, wp;
+    int group, cg, mg, k, blocks, oh, ow, pixels, pchunks;
+    int span, spans;  // weights blocks per part (2 for planes of a few pixels), parts per group
+    const int32_t *offsets;  // per k, from the group's first (padded) channel
+    const int32_t *pix;      // per output pixel: its window's first tap in the (padded) plane
+    const float *w, *bias;
+    mpq_activation act;
+    float lo, hi;
+    float *y;
+    const mpq_sconv_residual *residual;
+    const float *shared;  // one image's (padded) input, all threads (single-image mode)
+    int mode, units, chunk, image, images;
+    _Atomic int next;
+} cv_job;
+
+static _Thread_local float *pad_buf;
+static _Thread_local size_t pad_cap;
+
+static float *grown(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        free(*buf);
+        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        *cap = *buf ? floats : 0;
+    }
+    return *buf;
+}
+
+// Image `img` zero-padded into dst ([C][hp][wp]): one memset, then the rows.
+static void pad_image(const cv_job *j, int img, float *dst) {
+    const mpq_conv2d_shape *s = j->s;
+    const int H = s->height, W = s->width;
+    const float *x = j->x + (size_t)img * j->in_image;
+    memset(dst, 0, j->padded_image * sizeof(float));
+    for (int c = 0; c < s->channels; c++)
+        for (int h = 0; h < H; h++)
+            memcpy(dst + ((size_t)c * (size_t)j->hp + (size_t)(h + s->pad_top)) * (size_t)j->wp + (size_t)s->pad_left,
+                   x + ((size_t)c * (size_t)H + (size_t)h) * (size_t)W, (size_t)W * sizeof(float));
+}
+
+// Output channels of blocks [b, b + span) x pixels [p0, p1) of image img, group g, from
+// `src` (the image's padded input): tiles of up to mpq_sconv_cv_tile_pixels pixels, evenly
+// split, then the SiLU and the residual Add over the part's rows and pixels while they are
+// in cache.
+static void cv_part(const cv_job *j, const float *src, int img, int g, int b, int p0, int p1) {
+    const size_t plane = (size_t)j->oh * (size_t)j->ow;
+    const int row0 = b * CV_BLOCK, span = j->span * CV_BLOCK, rows = j->mg - row0 < span ? j->mg - row0 : span;
+    const int nv = (rows + 15) / 16, most = mpq_sconv_cv_tile_pixels(nv);
+    const float *w = j->w + ((size_t)g * (size_t)j->blocks + (size_t)b) * (size_t)j->k * CV_BLOCK;
+    const float *xg = src + (size_t)g * (size_t)j->cg * (size_t)j->hp * (size_t)j->wp;
+    float *yb = j->y + (size_t)img * j->out_image + ((size_t)g * (size_t)j->mg + (size_t)row0) * plane;
+    const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg + (size_t)row0 : NULL;
+    const mpq_sgemm_tile_epilogue ep = {bias, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
+    const mpq_sgemm_tile_epilogue *epp = bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
+    const int n = p1 - p0, tiles = (n + most - 1) / most;
+    const mpq_sconv_residual *r = j->residual;
+    // The SiLU and the residual every CV_EPILOGUE_PIXELS or so (whole tiles), while the
+    // tiles' output is in L1: once per part, a 4096-pixel stem's 256 KB came back from L2.
+    for (int t = 0, p = p0, q = p0; t < tiles; t++) {
+        const int np = (n * (t + 1)) / tiles - (n * t) / tiles;
+        j->tile(j->k, w, nv, xg, j->offsets, j->pix + p, np, yb + p, plane, rows, epp);
+        p += np;
+        if (p - q < CV_EPILOGUE_PIXELS && t + 1 < tiles) continue;
+        if (j->act == MPQ_ACT_SILU)
+            mpq_conv_epilogue_f32(j->path, yb + q, (size_t)rows, (size_t)(p - q), plane, NULL, j->act, j->lo, j->hi);
+        // The separate Add's call (operands in its order) on these values: the same bits.
+        for (int i = 0; r && i < rows; i++) {
+            float *yy = yb + (size_t)i * plane + (size_t)q;
+            const float *sc = r->shortcut + (yy - j->y);
+            mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : yy, r->shortcut_first ? yy : sc, (size_t)(p - q), yy, 1);
+        }
+        q = p;
+    }
+}
+
+// Pixel chunk c's first pixel: an even split, on 16-pixel (64-byte) boundaries where the
+// plane is a multiple of 16, so two threads never write one cache line of a channel row
+// (unaligned chunks made a 28x28 layer 1.5-2x slower on two threads than on one).
+static int chunk_start(const cv_job *j, int c) {
+    if (c >= j->pchunks) return j->pixels;
+    const int p = (int)((long)j->pixels * c / j->pchunks);
+    return j->pixels % 16 ? p : p / 16 * 16;
+}
+
+static void run_units(const cv_job *j, int u0, int u1) {
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
+        for (int img = u0; img < u1; img++) {
+            const float *src = j->x + (size_t)img * j->in_image;
+            if (j->copy) {
+                pad_image(j, img, pad_buf);  // run_task sized it
+                src = pad_buf;
+            }
+            for (int g = 0; g < j->group; g++)
+                for (int b = 0; b < j->blocks; b += j->span) cv_part(j, src, img, g, b, 0, j->pixels);
+        }
+        return;
+    }
+    // Unit u: group, block, pixel chunk (pixel chunks innermost, sharing the block's weights).
+    for (int u = u0; u < u1; u++) {
+        const int c = u % j->pchunks, gb = u / j->pchunks;
+        const int p0 = chunk_start(j, c), p1 = chunk_start(j, c + 1);
+        cv_part(j, j->shared, j->image, gb / j->spans, gb % j->spans * j->span, p0, p1);
+    }
+}
+
+static void run_task(void *arg, int t) {
+    (void)t;
+    cv_job *j = (cv_job *)arg;
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
+    for (;;) {
+        const int u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (u0 >= j->units) return;
+        run_units(j, u0, u0 + j->chunk < j->units ? u0 + j->chunk : j->units);
+    }
+}
+
+static void run(cv_job *j, int threads) {
+    threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
+    if (j->mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) j->chunk = 1;
+    atomic_init(&j->next, 0);
+    mpq_pool_run(threads, run_task, j);
+}
+
+// On unless MPQ_FP32_CONV_CV=0 (read once), which keeps every Conv on the direct path.
+static int cv_enabled(void) {
+    static _Atomic int state;  // 0 unread, 1 on, 2 off
+    int v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("MPQ_FP32_CONV_CV");
+        v = e && e[0] == '0' ? 2 : 1;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s) {
+    if (!s || s->stride_h < 1 || s->stride_w < 1 || s->group < 1 || s->channels % s->group || s->kernel_h < 1 ||
+        s->kernel_w < 1 || s->dilation_h < 1 || s->dilation_w < 1 || s->pad_top < 0 || s->pad_left < 0 ||
+        s->pad_bottom < 0 || s->pad_right < 0)
+        return 0;
+    const long hp = (long)s->height + s->pad_top + s->pad_bottom, wp = (long)s->width + s->pad_left + s->pad_right;
+    const long oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);
+    // Offsets and pixel positions are int.
+    return hp > 0 && wp > 0 && oh > 0 && ow > 0 && (long)s->channels * hp * wp < INT32_MAX && oh * ow < INT32_MAX;
+}
+
+// The output-plane size up to which Convs take this kernel: MPQ_SCONV_CV_MAX_PIXELS, or
+// MPQ_FP32_CONV_CV_PIXELS (read once) to time another threshold without a rebuild.
+static long cv_max_pixels(void) {
+    static _Atomic long state = -1;
+    long v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("MPQ_FP32_CONV_CV_PIXELS");
+        v = e && *e ? strtol(e, NULL, 10) : MPQ_SCONV_CV_MAX_PIXELS;
+        if (v < 0) v = MPQ_SCONV_CV_MAX_PIXELS;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+// Measured per layer in a one-thread C A/B against the direct path (benchmarks/README.md,
+// s10-fp32small): 0.16-0.86x of its time on every plane up to 16x16; at 28x28 0.80-0.89x for
+// 3x3 and strided Convs with M a multiple of 16 (ResNet-digits' layer2), but 0.99-1.11x for
+// 1x1 stride-1 Convs (MobileNetV2: pixels in the lanes read the image rows in place) and
+// 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56; and 1.0-1.5x
+// for 1x1 stride-1 Convs with K = 64-96 at 14x14 (0.73-0.99x from K = 160).
+// One image split over the cores (batch 1): the detector's 64x64 3-channel stem and 32x32
+// stride-2 layer (M = 24), which the one-core rule leaves on the direct path (1.04-1.08x
+// there), took 0.65-0.78x and 0.90x of its time in `mpq profile` at batch 1 on two threads
+// (and 0.75-0.92x in the two-thread C A/B, ResNet-digits' 56x56 layer 0.88-0.94x).
+int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads) {
+    if (mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
+    const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s), most = cv_max_pixels();
+    const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
+    // 1x1 stride 1 with K < 128 (MobileNetV2's expand layers, 64 -> 384 at 14x14): short tiles,
+    // the transposed store is a fifth of each; the direct path reads the rows in place.
+    if (pointwise && s->channels / s->group < 128) return 0;
+    const int split = threads > 1 && images < threads;
+    // Split over two threads, MobileNetV2's 1x1 layers at 14x14 and 7x7 were 0.78-1.04x of the
+    // direct path in the C A/B and the model 1.12x at batch 1 with the kernel on: keep them off.
+    if (pointwise && split) return 0;
+    if (pixels <= most) return 1;
+    if (split && !pointwise && pixels <= 16 * most) return 1;
+    return pixels <= 4 * most && !pointwise && (m / s->group) % 16 == 0;
+}
+
+int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                       const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual, float *y,
+                       int threads) {
+    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)cv_w;
+    if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_CV_WEIGHTS_MAGIC || h->group != s->group ||
+        !mpq_sconv2d_f32_cv_applies(s) || (long)(s->channels / s->group) * s->kernel_h * s->kernel_w != h->k)
+        return -1;
+    cv_job j = {0};
+    j.path = mpq_resolve_kernel_path(path);
+    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512 : mpq_sconv_cv_tile_reference;
+    j.x = x;
+    j.s = s;
+    j.images = images;
+    j.copy = s->pad_top || s->pad_left || s->pad_bottom || s->pad_right;
+    j.hp = s->height + s->pad_top + s->pad_bottom;
+    j.wp = s->width + s->pad_left + s->pad_right;
+    j.in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
+    j.padded_image = (size_t)s->channels * (size_t)j.hp * (size_t)j.wp;
+    j.group = s->group;
+    j.cg = s->channels / s->group;
+    j.mg = h->mg;
+    j.k = h->k;
+    j.blocks = (h->mg + CV_BLOCK - 1) / CV_BLOCK;
+    j.oh = mpq_conv2d_out_h(s);
+    j.ow = mpq_conv2d_out_w(s);
+    j.pixels = j.oh * j.ow;
+    // Planes of 1-3 pixels: 4-vector tiles would hold 4-12 accumulators; two blocks per tile
+    // double that (a 1x1 plane with 128 channels: 8 FMA chains instead of 4).
+    j.span = j.pixels <= 3 ? 2 : 1;
+    j.spans = (j.blocks + j.span - 1) / j.span;
+    j.out_image = (size_t)h->m * (size_t)j.pixels;
+    j.w = (const float *)(h + 1);
+    j.bias = bias;
+    j.act = act;
+    j.lo = lo;
+    j.hi = hi;
+    j.y = y;
+    j.residual = residual && residual->shortcut ? residual : NULL;
+    if (images == 0) return 0;
+    int32_t *offsets = malloc(((size_t)j.k + (size_t)j.pixels) * sizeof(int32_t));
+    if (!offsets) return -1;
+    int32_t *pix = offsets + j.k;
+    const int taps = s->kernel_h * s->kernel_w;
+    for (int c = 0, k = 0; c < j.cg; c++)
+        for (int kh = 0; kh < s->kernel_h; kh++)
+            for (int kw = 0; kw < s->kernel_w; kw++, k++)
+                offsets[k] = (int32_t)(((long)c * j.hp + (long)kh * s->dilation_h) * j.wp + (long)kw * s->dilation_w);
+    (void)taps;
+    for (int oh = 0; oh < j.oh; oh++)
+        for (int ow = 0; ow < j.ow; ow++)
+            pix[oh * j.ow + ow] = (int32_t)((long)oh * s->stride_h * j.wp + (long)ow * s->stride_w);
+    j.offsets = offsets;
+    j.pix = pix;
+    int rc = 0;
+    if (images > 1 && images >= threads) {
+        j.mode = MPQ_SCONV_SPLIT_IMAGES;
+        j.units = images;
+        run(&j, threads);
+        rc = atomic_load(&j.next) >= j.units ? 0 : -1;
+        free(offsets);
+        return rc;
+    }
+    // One image at a time: padded once by the caller, then (group, block, pixel chunk) units.
+    float *shared = NULL;
+    if (j.copy && !(shared = grown(&pad_buf, &pad_cap, j.padded_image))) {
+        free(offsets);
+        return -1;
+    }
+    // Units of at least CV_UNIT_MACS (a claim is an atomic on a line both cores write; the
+    // 28x28 1x1 stride-2 layer with 48-pixel units spent more on claims than on FMAs), and
+    // at least two per thread where the plane allows.
+    const long per_pixel = (long)(j.mg < j.span * CV_BLOCK ? j.mg : j.span * CV_BLOCK) * j.k;
+    int cp = CV_PIXELS;
+    while ((long)cp * per_pixel < CV_UNIT_MACS && cp < j.pixels) cp += 16;
+    j.pchunks = threads > 1 ? (j.pixels + cp - 1) / cp : 1;
+    // Enough units for the threads when there are few blocks (a 4x4 plane is 16 pixels).
+    while (threads > 1 && j.group * j.spans * j.pchunks < 2 * threads && j.pchunks * 8 < j.pixels) j.pchunks++;
+    j.mode = MPQ_SCONV_SPLIT_N;
+    j.units = j.group * j.spans * j.pchunks;
+    for (int img = 0; img < images && rc == 0; img++) {
+        j.image = img;
+        if (j.copy) {
+            pad_image(&j, img, shared);
+            j.shared = shared;
+        } else {
+            j.shared = x + (size_t)img * j.in_image;
+        }
+        run(&j, threads);
+        if (atomic_load(&j.next) < j.units) rc = -1;
+    }
+    free(offsets);
+    return rc;
+}

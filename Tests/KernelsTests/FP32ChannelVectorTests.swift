@@ -1,0 +1,159 @@
+import CKernels
+import XCTest
+import ONNX
+@testable import Kernels
+
+/// The channel-vector FP32 Conv for small planes (`mpq_sconv2d_f32_cv`, sconv_cv*.c): the
+/// same FMA chain per output as the packed path, so its bits on every path (AVX-512 tile and
+/// scalar reference tile), thread count, epilogue and fused residual Add, over odd widths,
+/// strides 1-3, pads on some sides, dilation, groups, unpadded Convs read in place, batches,
+/// and output-channel tails around the 16-lane vector and the 64-channel block.
+final class FP32ChannelVectorTests: XCTestCase {
+    typealias Case = FP32GemmTests.Case
+
+    static let cases: [Case] = [
+        Case(c: 48, h: 8, w: 8, m: 48), Case(c: 64, h: 4, w: 4, m: 64), Case(c: 32, h: 16, w: 16, m: 48, stride: (2, 2)),
+        Case(c: 48, h: 8, w: 8, m: 64, stride: (2, 2)), Case(images: 2, c: 16, h: 4, w: 3, m: 23),
+        Case(c: 20, h: 6, w: 6, m: 13), Case(c: 112, h: 8, w: 8, m: 65), Case(c: 9, h: 2, w: 2, m: 130, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(c: 12, h: 5, w: 5, m: 31), Case(images: 3, c: 8, h: 3, w: 3, m: 20, group: 2),
+        Case(c: 16, h: 4, w: 4, m: 1, kh: 1, kw: 1, pads: (0, 0, 0, 0)), Case(c: 24, h: 7, w: 2, m: 19, stride: (1, 2)),
+        Case(c: 5, h: 9, w: 11, m: 17, dilation: (2, 3)), Case(c: 7, h: 13, w: 9, m: 33, stride: (2, 2), pads: (2, 1, 0, 2)),
+        Case(images: 4, c: 16, h: 16, w: 16, m: 32), Case(c: 3, h: 15, w: 17, m: 16, kh: 3, kw: 3, stride: (2, 2), pads: (1, 1, 1, 1)),
+        Case(c: 10, h: 11, w: 7, m: 80, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)),
+        Case(c: 6, h: 9, w: 10, m: 15, kh: 5, kw: 3, stride: (3, 1), pads: (2, 1, 2, 1), group: 3),
+        Case(images: 2, c: 64, h: 4, w: 4, m: 128, stride: (2, 2)),
+        // Planes of 1-3 pixels: tiles over two weights blocks (5-8 vectors).
+        Case(c: 40, h: 2, w: 2, m: 200, stride: (2, 2)), Case(images: 2, c: 32, h: 1, w: 3, m: 100, kh: 1, kw: 3, pads: (0, 1, 0, 1)),
+        Case(c: 16, h: 1, w: 1, m: 128, kh: 1, kw: 1, pads: (0, 0, 0, 0)), Case(c: 24, h: 1, w: 2, m: 96, kh: 1, kw: 2, pads: (0, 0, 0, 0)),
+    ]
+
+    var paths: [mpq_kernel_path] {
+        [MPQ_PATH_REFERENCE] + [MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+    }
+
+    static func cvWeights(_ packed: PackedConvWeights) -> UnsafeMutableRawPointer { packed.channelVector }
+
+    /// Against `mpq_sconv2d_f32_packed` (the packed tiles' chain), bit for bit.
+    func testChannelVectorEqualsPackedPath() {
+        var compared = 0
+        for (i, t) in Self.cases.enumerated() {
+            var s = t.shape
+            XCTAssertNotEqual(mpq_sconv2d_f32_cv_applies(&s), 0, t.description)
+            let (x, w, bias) = FP32GemmTests.data(t, seed: UInt64(900 + i))
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            for (act, lo, hi, b) in [(MPQ_ACT_NONE, Float(0), Float(0), nil as [Float]?), (MPQ_ACT_NONE, 0, 0, bias),
+                                     (MPQ_ACT_CLAMP, 0, 6, bias), (MPQ_ACT_CLAMP, -0.5, 0.25, nil), (MPQ_ACT_SILU, 0, 0, bias)] {
+                for path in paths {
+                    for threads: Int32 in [1, 2, 3] {
+                        var want = [Float](repeating: .nan, count: count), got = want
+                        XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, b, act, lo, hi, &want, threads), 0)
+                        XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, Self.cvWeights(packed), b, act, lo, hi, nil,
+                                                          &got, threads), 0)
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                       "\(t.description) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) threads \(threads)")
+                        compared += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 200)
+        print("FP32 channel-vector tiles compared on paths \(paths.map { String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path($0))) })")
+    }
+
+    /// The fused residual Add (+ Relu, either operand order) gives `mpq_sconv2d_f32_residual`'s
+    /// bits (the packed path's Conv, then the separate Add's call).
+    func testResidualEqualsPackedPathThenAdd() {
+        var compared = 0
+        for (i, t) in Self.cases.enumerated() where i % 3 == 0 || t.images > 1 {
+            var s = t.shape
+            let (x, w, bias) = FP32GemmTests.data(t, seed: UInt64(1300 + i))
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            var rng = TestRNG(seed: UInt64(77 + i))
+            let shortcut = (0..<count).map { _ in rng.float(-3...3) }
+            for (first, relu) in [(0, 1), (1, 0), (1, 1)] {
+                for path in paths {
+                    for threads: Int32 in [1, 2] {
+                        var want = [Float](repeating: .nan, count: count), got = want
+                        shortcut.withUnsafeBufferPointer { ps in
+                            var r = mpq_sconv_residual(shortcut: ps.baseAddress, shortcut_first: Int32(first), relu: Int32(relu))
+                            XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, bias, MPQ_ACT_CLAMP, 0, 6,
+                                                                  &want, threads), 0)
+                            let conv = want
+                            conv.withUnsafeBufferPointer { pc in
+                                mpq_binary_f32(path, 0, Int32(relu), first == 1 ? ps.baseAddress : pc.baseAddress,
+                                               first == 1 ? pc.baseAddress : ps.baseAddress, count, &want, 1)
+                            }
+                            XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, Self.cvWeights(packed), bias, MPQ_ACT_CLAMP, 0, 6,
+                                                              &r, &got, threads), 0)
+                        }
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                       "\(t.description) first \(first) relu \(relu) path \(path.rawValue) threads \(threads)")
+                        compared += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 30)
+    }
+
+    /// The scalar reference tile against the double-precision convolution (the bound
+    /// FP32GemmTests uses), so the bit-equality above is not two equal mistakes.
+    func testReferenceMatchesNaiveConv() {
+        for (i, t) in Self.cases.enumerated() {
+            var s = t.shape
+            let (x, w, bias) = FP32GemmTests.data(t, seed: UInt64(1700 + i))
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            var got = [Float](repeating: .nan, count: count)
+            XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_REFERENCE, x, Int32(t.images), &s, Self.cvWeights(packed), bias, MPQ_ACT_NONE, 0, 0,
+                                              nil, &got, 1), 0)
+            let (want, mag) = FP32GemmTests.naive(t, x: x, w: w, bias: bias)
+            for o in got.indices where abs(Double(got[o]) - want[o]) > FP32GemmTests.relativeTolerance * mag[o] + FP32GemmTests.absoluteFloor {
+                XCTFail("\(t.description) output \(o): \(got[o]) vs naive \(want[o])"); break
+            }
+        }
+    }
+
+    /// Which Convs take it: small output planes on the AVX-512 path only; bad weights rejected.
+    func testSelectionAndArgumentChecks() {
+        var small = Case(c: 16, h: 8, w: 8, m: 16).shape, large = Case(c: 16, h: 64, w: 64, m: 16).shape
+        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_REFERENCE, &small, 16, 1, 1), 0)
+        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 0)
+        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &large, 16, 1, 1), 0)
+        let env = ProcessInfo.processInfo.environment
+        if mpq_kernel_path_available(MPQ_PATH_VNNI) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_PIXELS"] == nil {
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &small, 16, 1, 1), 1)
+            // 28x28: 3x3 or strided with M a multiple of 16 only; never 1x1 stride 1.
+            var mid = Case(c: 16, h: 28, w: 28, m: 32).shape, midStrided = Case(c: 16, h: 56, w: 56, m: 32, stride: (2, 2)).shape
+            var midPointwise = Case(c: 16, h: 28, w: 28, m: 32, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 32, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midStrided, 32, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &mid, 24, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 1), 0)
+            // 1x1 stride 1 at 14x14: from K = 128 only.
+            var expand = Case(c: 64, h: 14, w: 14, m: 384, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            var project = Case(c: 384, h: 14, w: 14, m: 64, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &expand, 384, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 1), 1)
+            // One image on two threads: up to 64x64 for any Conv but 1x1 stride 1; a batch on
+            // two threads (one image per thread) keeps the one-core rule.
+            var stem = Case(c: 3, h: 64, w: 64, m: 16).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 16, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 2, 2), 1)
+        }
+        let t = Case(c: 16, h: 8, w: 8, m: 16)
+        let (x, w, _) = FP32GemmTests.data(t, seed: 5)
+        let packed = PackedConvWeights(Tensor(shape: [t.m, t.c, t.kh, t.kw], floats: w), group: 1)
+        var y = [Float](repeating: 0, count: t.m * 64)
+        // Panel-layout weights are not channel-vector weights.
+        XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_REFERENCE, x, 1, &small, packed.pointer, nil, MPQ_ACT_NONE, 0, 0, nil, &y, 1), -1)
+        var other = Case(c: 8, h: 8, w: 8, m: 16).shape  // K differs
+        XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_REFERENCE, x, 1, &other, packed.channelVector, nil, MPQ_ACT_NONE, 0, 0, nil, &y, 1), -1)
+    }
+}
