@@ -102,6 +102,24 @@ extension Session {
     /// Whether batches of more than one image run the image chains image by image (default
     /// on; environment `MPQ_IMAGE_CHAINS=0` turns it off, so both can be timed and compared).
     static let imageChainsDefault = ProcessInfo.processInfo.environment["MPQ_IMAGE_CHAINS"] != "0"
+    static let int8ImageChainsDefault = ProcessInfo.processInfo.environment["MPQ_INT8_IMAGE_CHAINS"] == "1"
+
+    /// Whether more than half of chain `c`'s Convs run an override (the INT8 runtime's
+    /// kernels). Such a chain runs layer by layer unless `int8ImageChains`: an INT8 batch is
+    /// uint8 codes, 4x smaller than floats, so the batch-16 tensors mostly fit the caches
+    /// already, while image by image every node is called once per image (16x the per-call
+    /// costs) and every layer's packed weights are read again for each image. Measured
+    /// (benchmarks/README.md, s10-int8): all-INT8 MobileNetV2, resnet_digits and the detector
+    /// at batch 16 ran 10-30% faster layer by layer; FP32 keeps the chains, where they won 1.3-1.5x.
+    func mostlyInt8(_ c: ImageChain) -> Bool {
+        if overrides.isEmpty { return false }
+        var convs = 0, int8 = 0
+        for k in c.range where plan[k].opType == "Conv" {
+            convs += 1
+            if overrides[plan[k].name] != nil { int8 += 1 }
+        }
+        return 2 * int8 > convs
+    }
 
     /// Runs chain `c` image by image over `values` (the run loop's store) and returns its
     /// outputs, whole batches, by slot; nil (nothing run) when its inputs are not one batch of
