@@ -99,8 +99,9 @@ final class Int8ImageChainTests: XCTestCase {
         }
     }
 
-    /// The default policy (`Session.mostlyInt8`): a chain whose Convs mostly run INT8 runs layer
-    /// by layer, all-FP32 and mostly-FP32 maps keep the chain; the bytes are the same either way.
+    /// The default policy (`Session.mostlyInt8`, `int8ChainRunsImageByImage`): on small images a
+    /// chain whose Convs mostly run INT8 runs layer by layer, all-FP32 and mostly-FP32 maps keep
+    /// the chain; the bytes are the same either way.
     func testAllInt8RunsLayerByLayer() throws {
         let g = Self.mobileGraph()
         var state: UInt64 = 9
@@ -110,8 +111,9 @@ final class Int8ImageChainTests: XCTestCase {
         })
         let rt = try runtime(g, scheme: .ort, calib: images)
         let session = rt.session
-        XCTAssertFalse(session.int8ImageChains, "off unless MPQ_INT8_IMAGE_CHAINS=1")
-        session.int8ImageChains = false
+        // 3x40x40 images are under `int8ChainMinImageElements`: mostly-INT8 chains run layer by layer.
+        XCTAssertLessThan(3 * 40 * 40, Session.int8ChainMinImageElements)
+        session.int8ImageChains = nil
         defer { session.int8ImageChains = Session.int8ImageChainsDefault }
         let convs = session.plan.filter { $0.opType == "Conv" }.map(\.name)
         XCTAssertEqual(convs.count, 6)
@@ -128,6 +130,20 @@ final class Int8ImageChainTests: XCTestCase {
             session.runsImageChains = true
             XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "\(int8) INT8 Convs")
         }
+        // Large images (3x160x160 per image): all-INT8 runs image by image too.
+        let large = Tensor(shape: [2, 3, 160, 160], floats: (0..<2 * 76800).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24) * 4 - 2
+        })
+        XCTAssertGreaterThanOrEqual(3 * 160 * 160, Session.int8ChainMinImageElements)
+        try rt.apply(rt.allInt8)
+        let before = session.imageChainsRun
+        let out = try session.run(["x": large])
+        XCTAssertEqual(session.imageChainsRun - before, 1, "all INT8, large images")
+        session.runsImageChains = false
+        let plain = try session.run(["x": large])
+        session.runsImageChains = true
+        XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "all INT8, large images")
     }
 
     func testFixturesAllInt8() throws {
