@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Per layer: mpq's FP32 runtime against ONNX Runtime's FP32, ranked by the milliseconds lost.
+"""Per layer: mpq's runtime against ONNX Runtime, ranked by the milliseconds lost: FP32 against
+ORT's FP32, or (--int8) mpq's all-INT8 `--scheme ort` runtime against ORT on mpq's own QDQ export.
 
 mpq's side is `mpq profile MODEL --data CALIB --batch-size N --json` (per node, median of the
 runs; nodes fused into a Conv report 0). ORT's side is its own profiler
@@ -15,6 +16,20 @@ nothing (the reorders) is listed as ORT-only layout work.
 
     /work/venv/bin/python benchmarks/fp32_layers_vs_ort.py --mpq .build/release/mpq \\
         --batch 1 --batch 16 MODEL.onnx CALIB.npz [--json out.json]
+
+With --int8 the model is calibrated (`mpq calibrate`, minmax) and exported all-INT8 as QDQ
+(`--scheme ort`, as benchmarks/runtime_vs_ort_rounds.py does); mpq's side is
+`mpq profile --precision int8 --scheme ort --calibration <that table>` (its INT8 column and the
+engine each INT8 Conv/Gemm/MatMul ran, where the binary reports it), ORT's side profiles the
+export, whose QLinearConv / QGemm / QLinearMatMul fusions keep the Conv's name; leftover
+QuantizeLinear / DequantizeLinear nodes (`<tensor>_QuantizeLinear`) go to the layer producing
+their tensor.
+
+--per-image (batch 16 as mpq runs it: image chains, each core one image at a time through
+the net, while `mpq profile` runs layer by layer): mpq is profiled at batch 1 pinned to one
+core (`taskset -c 0`, so its kernels run single-threaded as inside a chain) and ORT at batch 16
+on --threads, its times scaled by threads / 16: both columns are then one core's milliseconds
+per image.
 
 The two sides run one after the other (not interleaved); on a noisy host run it twice and
 compare the rankings, not single numbers.
@@ -55,11 +70,34 @@ def layers_of(model):
     return layer, producer, ops
 
 
-def mpq_profile(mpq, model, calib, batch, runs):
-    out = subprocess.run([mpq, "profile", model, "--data", calib, "--batch-size", str(batch), "--runs", str(runs),
-                          "--json", "--quiet"], check=True, capture_output=True, text=True).stdout
-    rep = json.loads(out)
-    return {n["name"]: n["fp32_ms"] for n in rep["nodes"]}, {n["name"]: n["macs"] for n in rep["nodes"]}
+def mpq_profile(mpq, model, calib, batch, runs, table=None, pin=False):
+    """({node: ms}, {node: MACs}, {node: engine}) from `mpq profile --json`: the FP32 column, or
+    with `table` (a calibration table) the all-INT8 `--scheme ort` column."""
+    cmd = (["taskset", "-c", "0"] if pin else []) + [mpq, "profile", model, "--data", calib, "--batch-size", str(batch),
+                                                     "--runs", str(runs), "--json", "--quiet"]
+    if table:
+        cmd += ["--precision", "int8", "--scheme", "ort", "--calibration", table]
+    rep = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    key = "ms" if table else "fp32_ms"
+    return ({n["name"]: n[key] for n in rep["nodes"]}, {n["name"]: n["macs"] for n in rep["nodes"]},
+            {n["name"]: n["engine"] for n in rep["nodes"] if n.get("engine")})
+
+
+def export_all_int8(mpq, model, calib, work):
+    """mpq's all-INT8 `--scheme ort` QDQ export and its calibration table (minmax)."""
+    os.makedirs(work, exist_ok=True)
+    base = os.path.join(work, os.path.basename(os.path.dirname(os.path.abspath(model))) + "_" +
+                        os.path.splitext(os.path.basename(model))[0])
+    table = base + ".calib.json"
+    subprocess.run([mpq, "calibrate", model, "--data", calib, "--out", table, "--quiet"], check=True)
+    info = json.loads(subprocess.run([mpq, "inspect", model, "--data", calib, "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    with open(base + ".all.json", "w") as f:
+        json.dump({"layers": {n["name"]: "int8" for n in info["nodes"] if n.get("quantizable")}}, f)
+    out = base + ".ort.onnx"
+    subprocess.run([mpq, "export", model, "--precision", base + ".all.json", "--format", "qdq", "--scheme", "ort",
+                    "--calibration", table, "--out", out, "--quiet"], check=True)
+    return out, table
 
 
 def ort_profile(model, calib, batch, runs, warmup, threads):
@@ -91,10 +129,17 @@ def ort_profile(model, calib, batch, runs, warmup, threads):
     return {k: statistics.median(v[warmup:] or v) for k, v in times.items()}, kinds
 
 
+# Suffixes of the nodes mpq's QDQ export adds after a tensor's name (Sources/ONNX/QDQWriter.swift).
+EXPORT_SUFFIXES = ("_QuantizeLinear", "_DequantizeLinear", "_ChannelPad", "_KeepFloat")
+
+
 def map_ort_node(name, layer, producer):
     if name in layer:
         return layer[name]
     base = name[: -len("_nchwc")] if name.endswith("_nchwc") else name
+    for suffix in EXPORT_SUFFIXES:
+        if base.endswith(suffix) and base[: -len(suffix)] in producer:
+            return layer[producer[base[: -len(suffix)]]]
     if base in layer:
         return layer[base]
     if base in producer:
@@ -103,16 +148,22 @@ def map_ort_node(name, layer, producer):
     return layer[best] if best else None
 
 
-def compare(mpq, model_path, calib, batch, runs, threads):
+def compare(mpq, model_path, calib, batch, runs, threads, int8=None, per_image=False):
+    """Rows per layer. `int8`: (export path, calibration table) to compare the INT8 runtimes."""
     model = onnx.load(model_path, load_external_data=False)
     layer, producer, ops = layers_of(model)
-    m_nodes, macs = mpq_profile(mpq, model_path, calib, batch, runs)
-    o_nodes, kinds = ort_profile(model_path, calib, batch, runs, 3, threads)
-    rows = defaultdict(lambda: {"mpq": 0.0, "ort": 0.0, "macs": 0, "ort_nodes": []})
+    m_nodes, macs, engines = mpq_profile(mpq, model_path, calib, 1 if per_image else batch, runs,
+                                         table=int8[1] if int8 else None, pin=per_image)
+    o_nodes, kinds = ort_profile(int8[0] if int8 else model_path, calib, batch, runs, 3, threads)
+    if per_image:
+        o_nodes = {k: v * threads / batch for k, v in o_nodes.items()}
+    rows = defaultdict(lambda: {"mpq": 0.0, "ort": 0.0, "macs": 0, "ort_nodes": [], "engines": []})
     for n, ms in m_nodes.items():
         r = rows[layer.get(n, n)]
         r["mpq"] += ms
         r["macs"] += macs.get(n, 0)
+        if n in engines:
+            r["engines"].append(engines[n])
     ort_only = 0.0
     for n, ms in o_nodes.items():
         l = map_ort_node(n, layer, producer)
@@ -124,7 +175,8 @@ def compare(mpq, model_path, calib, batch, runs, threads):
     out = []
     for l, r in rows.items():
         out.append({"layer": l, "op": ops.get(l, "-"), "macs": r["macs"], "mpq_ms": r["mpq"], "ort_ms": r["ort"],
-                    "lost_ms": r["mpq"] - r["ort"], "ort_ops": "+".join(sorted(set(r["ort_nodes"])))})
+                    "lost_ms": r["mpq"] - r["ort"], "ort_ops": "+".join(sorted(set(r["ort_nodes"]))),
+                    "engine": "+".join(r["engines"])})
     out.sort(key=lambda r: -r["lost_ms"])
     return out
 
@@ -139,21 +191,27 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--json", help="write all rows here")
+    ap.add_argument("--int8", action="store_true", help="mpq all-INT8 (--scheme ort) against ORT on mpq's QDQ export")
+    ap.add_argument("--per-image", action="store_true",
+                    help="batch > 1 as image chains run it: mpq at batch 1 on one core, ORT's batch time x threads / batch")
+    ap.add_argument("--work", default=".build/layers_vs_ort", help="where --int8 writes the export")
     a = ap.parse_args()
+    int8 = export_all_int8(a.mpq, a.model, a.calib, a.work) if a.int8 else None
     everything = {}
     for b in a.batch or [1, 16]:
-        rows = compare(a.mpq, a.model, a.calib, b, a.runs, a.threads)
+        rows = compare(a.mpq, a.model, a.calib, b, a.runs, a.threads, int8, a.per_image and b > 1)
         everything[b] = rows
         tm, to = sum(r["mpq_ms"] for r in rows), sum(r["ort_ms"] for r in rows)
-        print(f"\n{os.path.basename(os.path.dirname(a.model))}/{os.path.basename(a.model)} batch {b}: "
+        mode = ("INT8 vs ORT on the export" if int8 else "FP32") + (", per image on one core" if a.per_image and b > 1 else "")
+        print(f"\n{os.path.basename(os.path.dirname(a.model))}/{os.path.basename(a.model)} batch {b}, {mode}: "
               f"sum of nodes mpq {tm:.3f} ms, ORT {to:.3f} ms ({tm / max(to, 1e-9):.2f}x); "
               f"load average {os.getloadavg()[0]:.2f}")
-        print("| layer | op | MMACs | mpq ms | ORT ms | lost ms | mpq/ORT | ORT nodes |")
-        print("|---|---|---:|---:|---:|---:|---:|---|")
+        print("| layer | op | MMACs | mpq ms | ORT ms | lost ms | mpq/ORT | mpq engine | ORT nodes |")
+        print("|---|---|---:|---:|---:|---:|---:|---|---|")
         for r in rows[: a.top]:
             ratio = r["mpq_ms"] / r["ort_ms"] if r["ort_ms"] > 0 else float("inf")
             print(f"| {r['layer']} | {r['op']} | {r['macs'] / 1e6:.1f} | {r['mpq_ms']:.3f} | {r['ort_ms']:.3f} | "
-                  f"{r['lost_ms']:+.3f} | {ratio:.2f} | {r['ort_ops']} |")
+                  f"{r['lost_ms']:+.3f} | {ratio:.2f} | {r['engine']} | {r['ort_ops']} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(everything, f, indent=1)

@@ -15,6 +15,10 @@ prints the CPU steal time seen during the run.
     /work/venv/bin/python benchmarks/runtime_vs_ort_rounds.py --rounds 3 \\
         digits_cnn=Examples/digits_cnn.onnx,Examples/digits_calib.npz ...
 
+With --before DIR (another build's mpq-bench), each round also runs that build's `mpq-bench
+model` right before this one's, and the table gains its all-INT8 `ort` column and ratio: an A/B
+of two builds against the same ORT minima.
+
 Needs onnxruntime and numpy. Writes the exports under --work (default .build/runtime_vs_ort).
 """
 import argparse
@@ -92,6 +96,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--bin", default=".build/release", help="folder holding mpq and mpq-bench (release build)")
     ap.add_argument("--work", default=".build/runtime_vs_ort")
+    ap.add_argument("--before", help="folder of another build's mpq-bench, run before this one's in every round")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     mpq, bench = f"{a.bin}/mpq", f"{a.bin}/mpq-bench"
@@ -113,26 +118,29 @@ def main():
         n = len(arr(inputs[0]))
         feeds = {b: {i.name: arr(i)[:b] for i in inputs} for b in sorted({1, min(16, n)})}
         cases.append((name, model, calib, fp32, qdq, feeds))
-    best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export]
+    best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export(, before's 3)]
     s0, t0 = steal_ticks()
     started = time.time()
     for r in range(a.rounds):
         for name, model, calib, fp32, qdq, feeds in cases:
+            before = mpq_mins(f"{a.before}/mpq-bench", name, model, calib, a.threads) if a.before else None
             rows = mpq_mins(bench, name, model, calib, a.threads)
             for b, f in feeds.items():
-                v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f)]
+                v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f)] + (list(before[b]) if before else [])
                 old = best.get((name, b))
                 best[(name, b)] = v if old is None else [min(x, y) for x, y in zip(old, v)]
         print(f"round {r + 1}/{a.rounds} done, {time.time() - started:.0f} s, load average {os.getloadavg()[0]:.2f}", flush=True)
     s1, t1 = steal_ticks()
     print(f"CPU steal during the run: {100 * (s1 - s0) / max(1, t1 - t0):.1f}% of all CPU time")
     print()
+    extra = " before: mpq INT8 ort | before / ORT export | now / before |" if a.before else ""
     print("| model | batch | mpq FP32 | mpq INT8 inputs | mpq INT8 ort | ORT FP32 | ORT on export | **mpq FP32 / ORT FP32** "
-          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 |" + extra)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if a.before else ""))
     for (name, b), v in best.items():
+        more = f" {v[7]:.3f} | {v[7] / v[4]:.2f} | {v[2] / v[7]:.2f} |" if a.before else ""
         print(f"| {name} | {b} | {v[0]:.3f} | {v[1]:.3f} | {v[2]:.3f} | {v[3]:.3f} | {v[4]:.3f} | {v[0] / v[3]:.2f} | "
-              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} |")
+              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} |" + more)
 
 
 if __name__ == "__main__":

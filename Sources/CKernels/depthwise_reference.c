@@ -48,11 +48,19 @@ static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *
                 const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
     switch (mpq_resolve_kernel_path(path)) {
     case MPQ_PATH_VNNI:
-        if (mpq_depthwise_vnni_available() && mpq_depthwise_vnni(x, s, w, ep, out, out_u8, out_zp) == 0) break;
+        if (mpq_depthwise_vnni_available() && mpq_depthwise_vnni(x, s, w, ep, out, out_u8, out_zp) == 0) {
+            mpq_note_engine("depthwise+vnni");
+            break;
+        }
+        __attribute__((fallthrough));  // no VBMI, or no gather plan for this geometry: AVX2
+    case MPQ_PATH_AVX2:
+        mpq_note_engine("depthwise+avx2");
         mpq_depthwise_avx2(x, s, w, ep, out, out_u8, out_zp);
         break;
-    case MPQ_PATH_AVX2: mpq_depthwise_avx2(x, s, w, ep, out, out_u8, out_zp); break;
-    default: mpq_depthwise_reference(x, s, w, ep, out, out_u8, out_zp); break;
+    default:
+        mpq_note_engine("depthwise+reference");
+        mpq_depthwise_reference(x, s, w, ep, out, out_u8, out_zp);
+        break;
     }
 }
 

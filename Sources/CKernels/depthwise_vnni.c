@@ -119,7 +119,7 @@ static int plan_make(const mpq_conv2d_shape *s, int OH, int OW, plan *p) {
 }
 
 /// The channel's weight quads ([kh][quad], taps past KW = 0) and the sum of its taps.
-static void weight_quads(const int8_t *wc, int KH, int KW, int quads, int32_t *wq, int32_t *sum) {
+static inline __attribute__((always_inline)) void weight_quads(const int8_t *wc, int KH, int KW, int quads, int32_t *wq, int32_t *sum) {
     int32_t total = 0;
     for (int kh = 0; kh < KH; kh++)
         for (int q = 0; q < quads; q++) {
@@ -162,6 +162,149 @@ static inline VNNI_TARGET void store16(__m512i acc, const channel_epilogue *ce, 
     _mm512_mask_storeu_ps(out, lanes, v);
 }
 
+/// What every channel of one call shares.
+typedef struct {
+    const mpq_conv2d_shape *s;
+    const plan *p;
+    const uint8_t *za_row;  // a row of za for kernel rows outside the input (wide plans)
+    __m512i zav, zp;
+    int OH, OW;
+} call_ctx;
+
+/// One channel: plane `xc` in, `oc` (floats) or `cc` (codes) out. Always inlined with KH and
+/// quads as arguments, so the 3x3 call (KH 3, quads 1) compiles with every kernel-row loop
+/// unrolled and its `r < KH` tests resolved: the generic loops branched per input row and
+/// kept the accumulators' selection at run time (perf: branches and moves were most of the
+/// samples, the vpdpbusd few).
+static inline __attribute__((always_inline)) VNNI_TARGET void
+channel(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *cep, float *oc, uint8_t *cc,
+        const int KH, const int quads) {
+    const mpq_conv2d_shape *s = cx->s;
+    const plan *pp = cx->p;
+    const int OH = cx->OH, OW = cx->OW, H = s->height, W = s->width;
+    const uint8_t *za_row = cx->za_row;
+    const __m512i zav = cx->zav, zp = cx->zp;
+    const channel_epilogue ce = *cep;
+    if (pp->rows_per_vector == 1) {
+        int oh = 0;
+        // Two output rows at a time when their kernel rows are consecutive input rows
+        // (undilated, stride 1 or 2): they read KH + stride rows instead of 2 * KH, and each
+        // is gathered once for both (measured 1.7-1.9x on MobileNetV2's stride-1 layers).
+        const int sh = s->stride_h;
+        if (s->dilation_h == 1 && (sh == 1 || sh == 2)) {
+            // Stride 1: four output rows at a time, KH + 3 input rows each gathered once
+            // and fed to up to four independent accumulator chains (1.1-1.3x over row
+            // pairs on MobileNetV2's 112-28 wide stride-1 layers, one thread, A/B in one
+            // process; stride 2 measured no faster, so it keeps the pairs).
+            if (sh == 1 && KH <= 60) {
+                for (; oh + 4 <= OH; oh += 4) {
+                    const uint8_t *rows[64];
+                    for (int r = 0; r < KH + 3; r++) {
+                        const int ih = oh - s->pad_top + r;
+                        rows[r] = ih >= 0 && ih < H ? xc + (size_t)ih * (size_t)W : za_row;
+                    }
+                    for (int b = 0; b < pp->blocks; b++) {
+                        const gather *g = pp->g + (size_t)b * (size_t)quads;
+                        __m512i acc0 = ce.correction, acc1 = ce.correction, acc2 = ce.correction, acc3 = ce.correction;
+                        for (int q = 0; q < quads; q++) {
+                            const gather *e = g + q;
+                            const __m512i idx = _mm512_load_si512(e->idx);
+                            for (int r = 0; r < KH + 3; r++) {
+                                __m512i win = _mm512_maskz_loadu_epi8(e->load, rows[r] + e->offset);
+                                __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, win);
+                                // Input row r is kernel row r - j of output row oh + j.
+                                if (r < KH) acc0 = _mm512_dpbusd_epi32(acc0, quad, wv[r * quads + q]);
+                                if (r >= 1 && r - 1 < KH) acc1 = _mm512_dpbusd_epi32(acc1, quad, wv[(r - 1) * quads + q]);
+                                if (r >= 2 && r - 2 < KH) acc2 = _mm512_dpbusd_epi32(acc2, quad, wv[(r - 2) * quads + q]);
+                                if (r >= 3) acc3 = _mm512_dpbusd_epi32(acc3, quad, wv[(r - 3) * quads + q]);
+                            }
+                        }
+                        const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
+                        const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
+                        const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+                        store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
+                        store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp);
+                        store16(acc2, &ce, lanes, oc ? oc + at + 2 * OW : NULL, cc ? cc + at + 2 * OW : NULL, zp);
+                        store16(acc3, &ce, lanes, oc ? oc + at + 3 * OW : NULL, cc ? cc + at + 3 * OW : NULL, zp);
+                    }
+                }
+            }
+            for (; oh + 2 <= OH; oh += 2) {
+                const uint8_t *rows[66];
+                for (int r = 0; r < KH + sh; r++) {
+                    const int ih = oh * sh - s->pad_top + r;
+                    rows[r] = ih >= 0 && ih < H ? xc + (size_t)ih * (size_t)W : za_row;
+                }
+                for (int b = 0; b < pp->blocks; b++) {
+                    const gather *g = pp->g + (size_t)b * (size_t)quads;
+                    __m512i acc0 = ce.correction, acc1 = ce.correction;
+                    for (int q = 0; q < quads; q++) {
+                        const gather *e = g + q;
+                        const __m512i idx = _mm512_load_si512(e->idx);
+                        for (int r = 0; r < KH + sh; r++) {
+                            __m512i win = _mm512_maskz_loadu_epi8(e->load, rows[r] + e->offset);
+                            __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, win);
+                            if (r < KH) acc0 = _mm512_dpbusd_epi32(acc0, quad, wv[r * quads + q]);
+                            if (r >= sh) acc1 = _mm512_dpbusd_epi32(acc1, quad, wv[(r - sh) * quads + q]);
+                        }
+                    }
+                    const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
+                    const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
+                    const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+                    store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
+                    store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp);
+                }
+            }
+        }
+        for (; oh < OH; oh++) {
+            const uint8_t *rows[64];
+            for (int kh = 0; kh < KH; kh++) {
+                const int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
+                rows[kh] = ih >= 0 && ih < H ? xc + (size_t)ih * (size_t)W : za_row;
+            }
+            for (int b = 0; b < pp->blocks; b++) {
+                const gather *g = pp->g + (size_t)b * (size_t)quads;
+                __m512i acc = ce.correction;
+                for (int kh = 0; kh < KH; kh++)
+                    for (int q = 0; q < quads; q++) {
+                        const gather *e = g + q;
+                        __m512i win = _mm512_maskz_loadu_epi8(e->load, rows[kh] + e->offset);
+                        __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, _mm512_load_si512(e->idx), win);
+                        acc = _mm512_dpbusd_epi32(acc, quad, wv[kh * quads + q]);
+                    }
+                const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
+                const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
+                store16(acc, &ce, (__mmask16)((1u << n) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
+            }
+        }
+    } else {
+        const int rpv = pp->rows_per_vector;
+        for (int b = 0; b < pp->blocks; b++) {
+            const gather *g = pp->g + (size_t)b * (size_t)KH * (size_t)quads;
+            __m512i acc = ce.correction;
+            for (int t = 0; t < KH * quads; t++) {
+                const gather *e = g + t;
+                __m512i win = _mm512_maskz_loadu_epi8(e->load, xc + e->offset);
+                __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, _mm512_load_si512(e->idx), win);
+                acc = _mm512_dpbusd_epi32(acc, quad, wv[t]);
+            }
+            const int oh = b * rpv, nrows = OH - oh < rpv ? OH - oh : rpv;
+            const size_t at = (size_t)oh * (size_t)OW;
+            store16(acc, &ce, (__mmask16)((1u << (nrows * OW)) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
+        }
+    }
+}
+
+static VNNI_TARGET void channel_3x3(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *ce,
+                                    float *oc, uint8_t *cc) {
+    channel(cx, xc, wv, ce, oc, cc, 3, 1);
+}
+
+static VNNI_TARGET void channel_any(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *ce,
+                                    float *oc, uint8_t *cc, int KH, int quads) {
+    channel(cx, xc, wv, ce, oc, cc, KH, quads);
+}
+
 VNNI_TARGET int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                                    const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
@@ -178,15 +321,17 @@ VNNI_TARGET int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, 
         if (!za_row) { free(p.g); return -1; }
         memset(za_row, (uint8_t)ep->a_zero_point, (size_t)W + 64);
     }
-    const __m512i zav = _mm512_set1_epi8((char)(uint8_t)ep->a_zero_point);
-    const __m512i zp = _mm512_set1_epi32(out_zp);
+    const call_ctx cx = {s, &p, za_row, _mm512_set1_epi8((char)(uint8_t)ep->a_zero_point), _mm512_set1_epi32(out_zp), OH, OW};
     const size_t plane_in = (size_t)H * (size_t)W, plane_out = (size_t)OH * (size_t)OW;
     int32_t wq[64];
     __m512i wv[64];
     for (int c = 0; c < C; c++) {
         const uint8_t *xc = x + (size_t)c * plane_in;
         int32_t wsum;
-        weight_quads(w + (size_t)c * (size_t)KH * (size_t)KW, KH, KW, quads, wq, &wsum);
+        // The 3x3 form with constant sizes: the generic loop's branches per tap were a
+        // visible part of a 7x7 plane's ~110 cycles per channel.
+        if (KH == 3 && KW == 3) weight_quads(w + (size_t)c * 9, 3, 3, 1, wq, &wsum);
+        else weight_quads(w + (size_t)c * (size_t)KH * (size_t)KW, KH, KW, quads, wq, &wsum);
         for (int t = 0; t < KH * quads; t++) wv[t] = _mm512_set1_epi32(wq[t]);
         channel_epilogue ce;
         int32_t corr = (int32_t)((uint32_t)0 - (uint32_t)ep->a_zero_point * (uint32_t)wsum);
@@ -201,114 +346,8 @@ VNNI_TARGET int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, 
         ce.out_scale = _mm512_set1_ps(ep->out_scale);
         float *oc = out ? out + (size_t)c * plane_out : NULL;
         uint8_t *cc = out_u8 ? out_u8 + (size_t)c * plane_out : NULL;
-        if (p.rows_per_vector == 1) {
-            int oh = 0;
-            // Two output rows at a time when their kernel rows are consecutive input rows
-            // (undilated, stride 1 or 2): they read KH + stride rows instead of 2 * KH, and each
-            // is gathered once for both (measured 1.7-1.9x on MobileNetV2's stride-1 layers).
-            const int sh = s->stride_h;
-            if (s->dilation_h == 1 && (sh == 1 || sh == 2)) {
-                // Stride 1: four output rows at a time, KH + 3 input rows each gathered once
-                // and fed to up to four independent accumulator chains (1.1-1.3x over row
-                // pairs on MobileNetV2's 112-28 wide stride-1 layers, one thread, A/B in one
-                // process; stride 2 measured no faster, so it keeps the pairs).
-                if (sh == 1 && KH <= 60) {
-                    for (; oh + 4 <= OH; oh += 4) {
-                        const uint8_t *rows[64];
-                        for (int r = 0; r < KH + 3; r++) {
-                            const int ih = oh - s->pad_top + r;
-                            rows[r] = ih >= 0 && ih < H ? xc + (size_t)ih * (size_t)W : za_row;
-                        }
-                        for (int b = 0; b < p.blocks; b++) {
-                            const gather *g = p.g + (size_t)b * (size_t)quads;
-                            __m512i acc0 = ce.correction, acc1 = ce.correction, acc2 = ce.correction, acc3 = ce.correction;
-                            for (int q = 0; q < quads; q++) {
-                                const gather *e = g + q;
-                                const __m512i idx = _mm512_load_si512(e->idx);
-                                for (int r = 0; r < KH + 3; r++) {
-                                    __m512i win = _mm512_maskz_loadu_epi8(e->load, rows[r] + e->offset);
-                                    __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, win);
-                                    // Input row r is kernel row r - j of output row oh + j.
-                                    if (r < KH) acc0 = _mm512_dpbusd_epi32(acc0, quad, wv[r * quads + q]);
-                                    if (r >= 1 && r - 1 < KH) acc1 = _mm512_dpbusd_epi32(acc1, quad, wv[(r - 1) * quads + q]);
-                                    if (r >= 2 && r - 2 < KH) acc2 = _mm512_dpbusd_epi32(acc2, quad, wv[(r - 2) * quads + q]);
-                                    if (r >= 3) acc3 = _mm512_dpbusd_epi32(acc3, quad, wv[(r - 3) * quads + q]);
-                                }
-                            }
-                            const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
-                            const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
-                            const __mmask16 lanes = (__mmask16)((1u << n) - 1);
-                            store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
-                            store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp);
-                            store16(acc2, &ce, lanes, oc ? oc + at + 2 * OW : NULL, cc ? cc + at + 2 * OW : NULL, zp);
-                            store16(acc3, &ce, lanes, oc ? oc + at + 3 * OW : NULL, cc ? cc + at + 3 * OW : NULL, zp);
-                        }
-                    }
-                }
-                for (; oh + 2 <= OH; oh += 2) {
-                    const uint8_t *rows[66];
-                    for (int r = 0; r < KH + sh; r++) {
-                        const int ih = oh * sh - s->pad_top + r;
-                        rows[r] = ih >= 0 && ih < H ? xc + (size_t)ih * (size_t)W : za_row;
-                    }
-                    for (int b = 0; b < p.blocks; b++) {
-                        const gather *g = p.g + (size_t)b * (size_t)quads;
-                        __m512i acc0 = ce.correction, acc1 = ce.correction;
-                        for (int q = 0; q < quads; q++) {
-                            const gather *e = g + q;
-                            const __m512i idx = _mm512_load_si512(e->idx);
-                            for (int r = 0; r < KH + sh; r++) {
-                                __m512i win = _mm512_maskz_loadu_epi8(e->load, rows[r] + e->offset);
-                                __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, win);
-                                if (r < KH) acc0 = _mm512_dpbusd_epi32(acc0, quad, wv[r * quads + q]);
-                                if (r >= sh) acc1 = _mm512_dpbusd_epi32(acc1, quad, wv[(r - sh) * quads + q]);
-                            }
-                        }
-                        const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
-                        const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
-                        const __mmask16 lanes = (__mmask16)((1u << n) - 1);
-                        store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
-                        store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp);
-                    }
-                }
-            }
-            for (; oh < OH; oh++) {
-                const uint8_t *rows[64];
-                for (int kh = 0; kh < KH; kh++) {
-                    const int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
-                    rows[kh] = ih >= 0 && ih < H ? xc + (size_t)ih * (size_t)W : za_row;
-                }
-                for (int b = 0; b < p.blocks; b++) {
-                    const gather *g = p.g + (size_t)b * (size_t)quads;
-                    __m512i acc = ce.correction;
-                    for (int kh = 0; kh < KH; kh++)
-                        for (int q = 0; q < quads; q++) {
-                            const gather *e = g + q;
-                            __m512i win = _mm512_maskz_loadu_epi8(e->load, rows[kh] + e->offset);
-                            __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, _mm512_load_si512(e->idx), win);
-                            acc = _mm512_dpbusd_epi32(acc, quad, wv[kh * quads + q]);
-                        }
-                    const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
-                    const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
-                    store16(acc, &ce, (__mmask16)((1u << n) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
-                }
-            }
-        } else {
-            const int rpv = p.rows_per_vector;
-            for (int b = 0; b < p.blocks; b++) {
-                const gather *g = p.g + (size_t)b * (size_t)KH * (size_t)quads;
-                __m512i acc = ce.correction;
-                for (int t = 0; t < KH * quads; t++) {
-                    const gather *e = g + t;
-                    __m512i win = _mm512_maskz_loadu_epi8(e->load, xc + e->offset);
-                    __m512i quad = _mm512_mask_permutexvar_epi8(zav, e->valid, _mm512_load_si512(e->idx), win);
-                    acc = _mm512_dpbusd_epi32(acc, quad, wv[t]);
-                }
-                const int oh = b * rpv, nrows = OH - oh < rpv ? OH - oh : rpv;
-                const size_t at = (size_t)oh * (size_t)OW;
-                store16(acc, &ce, (__mmask16)((1u << (nrows * OW)) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
-            }
-        }
+        if (KH == 3 && quads == 1) channel_3x3(&cx, xc, wv, &ce, oc, cc);
+        else channel_any(&cx, xc, wv, &ce, oc, cc, KH, quads);
     }
     free(za_row);
     free(p.g);

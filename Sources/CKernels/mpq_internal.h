@@ -46,6 +46,10 @@ void mpq_gemm_region_vnni(const mpq_gemm_job *j, int m0, int m1, int p0, int p1)
 /// tasks <= MPQ_POOL_MAX.
 void mpq_pool_run(int tasks, void (*fn)(void *arg, int task), void *arg);
 
+/// Records, for this thread, the engine an INT8 Conv/GEMM entry point is running (a static
+/// name; mpq_last_engine returns it).
+void mpq_note_engine(const char *name);
+
 void mpq_quantize_u8_reference(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);
 void mpq_quantize_u8_avx2(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);
 void mpq_quantize_u8_avx512(const float *x, size_t count, float scale, uint8_t zp, uint8_t *y);

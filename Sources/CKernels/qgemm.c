@@ -107,6 +107,22 @@ static void run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads) {
     mpq_pool_run(threads, run_task, &s);
 }
 
+// The engine name a public GEMM entry point runs (mpq_last_engine).
+static void note_gemm(mpq_gemm_region_fn fn, mpq_kernel_path path) {
+    if (fn == mpq_gemm_region_amx || fn == mpq_gemm_region_amx_always) { mpq_note_engine("gemm+amx"); return; }
+    switch (mpq_resolve_kernel_path(path)) {
+    case MPQ_PATH_VNNI: mpq_note_engine("gemm+vnni"); break;
+    case MPQ_PATH_AVX2: mpq_note_engine("gemm+avx2"); break;
+    default: mpq_note_engine("gemm+reference"); break;
+    }
+}
+
+static void run_noted(const mpq_gemm_job *j, mpq_kernel_path path, int threads) {
+    const mpq_gemm_region_fn fn = region_for(path);
+    note_gemm(fn, path);
+    run(j, fn, threads);
+}
+
 static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda,
                     const void *packed, int32_t za) {
     if (m <= 0 || n <= 0 || k <= 0 || !a || lda < k) return -1;
@@ -125,7 +141,7 @@ int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,
     if (make_job(&j, m, n, k, a, lda, packed, a_zero_point) || !c || ldc < n) return -1;
     j.c = c;
     j.ldc = ldc;
-    run(&j, region_for(path), threads);
+    run_noted(&j, path, threads);
     return 0;
 }
 
@@ -148,7 +164,7 @@ static int gemm_f32(mpq_kernel_path path, int m, int n, int k, const uint8_t *a,
     mpq_gemm_job j;
     if (make_epilogue_job(&j, m, n, k, a, lda, packed, ep, out, ldo, channel_major)) return -1;
     j.out = out;
-    run(&j, region_for(path), threads);
+    run_noted(&j, path, threads);
     return 0;
 }
 
@@ -194,6 +210,6 @@ int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *
     mpq_epilogue codes;
     if (!out || mpq_gemm_epilogue_job(&j, m, n, k, a, lda, packed, ep, NULL, out, ldo, out_zero_point, channel_major, &codes))
         return -1;
-    run(&j, region_for(path), threads);
+    run_noted(&j, path, threads);
     return 0;
 }

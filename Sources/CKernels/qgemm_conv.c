@@ -146,13 +146,19 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     const mpq_qconv_engine engine = mpq_qconv2d_engine(path, s, n, khwc);
     if (engine == MPQ_QCONV_POINTWISE) {
         const size_t plane = (size_t)s->height * (size_t)s->width;
+        mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
         return mpq_pointwise_conv_vnni(&cb.job, x + (size_t)g * (size_t)k * plane, plane, threads < 1 ? 1 : threads);
     }
-    if (engine == MPQ_QCONV_IMPLICIT && mpq_implicit_conv_vnni(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0)
+    if (engine == MPQ_QCONV_IMPLICIT && mpq_implicit_conv_vnni(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
+        mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
         return 0;  // a wide stride-1/2 plane: no im2col at all (qgemm_conv_implicit.c)
-    // The im2col GEMM: AMX where chosen, else the path's kernel without AMX.
+    }
+    // The im2col GEMM: AMX where chosen, else the path's kernel without AMX (an implicit
+    // conv that declined its arguments lands here too, and says so).
     cb.fn = engine == MPQ_QCONV_IM2COL_AMX || mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI ? mpq_gemm_region_for(path)
                                                                                            : mpq_gemm_region_vnni;
+    mpq_note_engine(mpq_qconv2d_engine_name(path, cb.fn == mpq_gemm_region_amx || cb.fn == mpq_gemm_region_amx_always
+                                                      ? MPQ_QCONV_IM2COL_AMX : MPQ_QCONV_IM2COL));
     cb.x = x; cb.s = s; cb.g = g; cb.khwc = khwc; cb.zp = x_zero_point;
     cb.oh_n = oh_n; cb.ow_n = ow_n;
     // A stem (3 channels, 3x3 or 7x7): pad the group's planes once, so its im2col is whole

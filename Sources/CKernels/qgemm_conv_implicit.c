@@ -21,6 +21,7 @@
 // per 16). Integer sums are exact and the epilogue is epilogue16's sequence with per-channel
 // values broadcast, so the bytes equal the im2col + GEMM path's for any split.
 #include "mpq_internal.h"
+#include "qconv_channel_epilogue.h"
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -144,7 +145,9 @@ tile(const ic_job *j, int v0, int np, int co0, int nco) {
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
         w[r] = j->bdata + (size_t)(co / 16) * (size_t)j->kp * 16 + (size_t)(co % 16) * 4;
-        _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm512_setzero_si512();
+        // bias_i32 - za * colsum up front (qconv_channel_epilogue.h): the same int32 sums.
+        const __m512i start = _mm512_set1_epi32(mpq_channel_acc_start(j->ep, j->za, j->colsum, co));
+        _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
     }
     const size_t cstride = (size_t)(j->S * j->S) * (size_t)j->Hq * (size_t)j->Wq * 4;
     int g = 0;  // packed k group: tap t, channels 4cq..4cq+3 = (kh, kw, c) order
@@ -164,32 +167,24 @@ tile(const ic_job *j, int v0, int np, int co0, int nco) {
     }
     lane_rows rows[PP];
     _Pragma("unroll") for (int q = 0; q < np; q++) rows[q] = rows_of(j, v0 + 16 * q);
-    const mpq_epilogue *ep = j->ep;
-    const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
+    const __m512i zp = _mm512_set1_epi32(j->out_zp);
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
-        const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)j->za * (uint32_t)j->colsum[co]));
-        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_set1_ps(ep->b_scale[co]));
+        const mpq_channel_epilogue e = mpq_channel_epilogue_setup(j->ep, co);
         _Pragma("unroll") for (int q = 0; q < np; q++) {
-            __m512i sum = _mm512_sub_epi32(acc[r][q], corr);
-            if (ep->bias_i32) sum = _mm512_add_epi32(sum, _mm512_set1_epi32(ep->bias_i32[co]));
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), s);
-            if (ep->bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->bias[co]));
-            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-            if (ep->out_scale > 0)
-                v = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                                                _mm512_set1_ps(ep->out_scale)), _mm512_setzero_ps());
+            const __m512 v = mpq_channel_values(&e, acc[r][q]);
             // Lane 0 of a row's store may sit before the channel's first pixel (masked off):
             // the address is formed in integers and only masked lanes are touched.
             const uintptr_t chan = (uintptr_t)co * j->ldo;
             if (j->out_u8) {
-                const __m128i c8 = _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(j->out_zp)));
+                const __m128i c8 = mpq_channel_codes(v, zp);
                 for (int i = 0; i < rows[q].count; i++)
                     _mm_mask_storeu_epi8((void *)((uintptr_t)j->out_u8 + chan + (uintptr_t)rows[q].off[i]), rows[q].mask[i], c8);
             } else {
+                const __m512 f = mpq_channel_floats(&e, v);
                 for (int i = 0; i < rows[q].count; i++)
                     _mm512_mask_storeu_ps((void *)((uintptr_t)j->out + (chan + (uintptr_t)rows[q].off[i]) * sizeof(float)),
-                                          rows[q].mask[i], v);
+                                          rows[q].mask[i], f);
             }
         }
     }

@@ -13,6 +13,7 @@
 // The epilogue is epilogue16's sequence with per-channel values broadcast instead of
 // loaded per lane: the same float ops on the same values, so the same bits.
 #include "mpq_internal.h"
+#include "qconv_channel_epilogue.h"
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -67,7 +68,9 @@ tile(const pw_job *j, const uint8_t *xp, int p0, int np, int co0, int nco) {
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
         w[r] = j->bdata + (size_t)(co / 16) * (size_t)j->kp * 16 + (size_t)(co % 16) * 4;
-        _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm512_setzero_si512();
+        // bias_i32 - za * colsum up front (qconv_channel_epilogue.h): the same int32 sums.
+        const __m512i start = _mm512_set1_epi32(mpq_channel_acc_start(j->ep, j->za, j->colsum, co));
+        _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
     }
     const int groups = j->kp / 4;
     for (int g = 0; g < groups; g++) {
@@ -81,30 +84,17 @@ tile(const pw_job *j, const uint8_t *xp, int p0, int np, int co0, int nco) {
             _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], xv[q], wv);
         }
     }
-    const mpq_epilogue *ep = j->ep;
-    const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
+    const __m512i zp = _mm512_set1_epi32(j->out_zp);
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
-        const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)j->za * (uint32_t)j->colsum[co]));
-        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_set1_ps(ep->b_scale[co]));
+        const mpq_channel_epilogue e = mpq_channel_epilogue_setup(j->ep, co);
         _Pragma("unroll") for (int q = 0; q < np; q++) {
             const int pq = p0 + 16 * q, lanes = j->pixels - pq < 16 ? j->pixels - pq : 16;
             const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
-            __m512i sum = _mm512_sub_epi32(acc[r][q], corr);
-            if (ep->bias_i32) sum = _mm512_add_epi32(sum, _mm512_set1_epi32(ep->bias_i32[co]));
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), s);
-            if (ep->bias) v = _mm512_add_ps(v, _mm512_set1_ps(ep->bias[co]));
-            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-            if (ep->out_scale > 0)
-                v = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                                                _mm512_set1_ps(ep->out_scale)), _mm512_setzero_ps());
+            const __m512 v = mpq_channel_values(&e, acc[r][q]);
             const size_t at = (size_t)co * j->ldo + (size_t)pq;
-            if (j->out_u8) {
-                const __m128i codes = _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(j->out_zp)));
-                _mm_mask_storeu_epi8(j->out_u8 + at, m, codes);
-            } else {
-                _mm512_mask_storeu_ps(j->out + at, m, v);
-            }
+            if (j->out_u8) _mm_mask_storeu_epi8(j->out_u8 + at, m, mpq_channel_codes(v, zp));
+            else _mm512_mask_storeu_ps(j->out + at, m, mpq_channel_floats(&e, v));
         }
     }
 }

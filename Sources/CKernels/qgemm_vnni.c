@@ -30,13 +30,15 @@ static inline VNNI_TARGET __mmask16 col_mask(int cols) {
 /// The fused epilogue on 16 lanes of int32 sums (zero-point correction already subtracted):
 /// + int32 bias, x scale, + float bias, clamp, then the optional requantize rounding. One
 /// copy for the row-major tiles and the channel-major 16 x 16 tiles, so both round alike.
+/// `codes`: the caller converts with vcvtps2dq, which rounds to nearest even itself, so the
+/// rounding step (nearbyint, * 1, + 0) is skipped: the same codes (qconv_channel_epilogue.h).
 static inline __attribute__((always_inline)) VNNI_TARGET __m512
-epilogue16(const mpq_epilogue *ep, __m512i sum, __m512 s, __m512 bias, __m512i bias_i32, __m512 lo, __m512 hi) {
+epilogue16(const mpq_epilogue *ep, __m512i sum, __m512 s, __m512 bias, __m512i bias_i32, __m512 lo, __m512 hi, int codes) {
     if (ep->bias_i32) sum = _mm512_add_epi32(sum, bias_i32);
     __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), s);
     if (ep->bias) x = _mm512_add_ps(x, bias);
     x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    if (ep->out_scale > 0)
+    if (ep->out_scale > 0 && !codes)
         x = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
                                         _mm512_set1_ps(ep->out_scale)), _mm512_setzero_ps());
     return x;
@@ -81,7 +83,7 @@ store_row(const mpq_gemm_job *j, const panel_epilogue *e, int m, __m512i acc) {
         return;
     }
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512 v = epilogue16(j->ep, _mm512_sub_epi32(acc, e->corr), e->s, e->bias, e->bias_i32, e->lo, e->hi);
+    __m512 v = epilogue16(j->ep, _mm512_sub_epi32(acc, e->corr), e->s, e->bias, e->bias_i32, e->lo, e->hi, j->out_u8 != NULL);
     if (j->out_u8) {
         __m128i codes = _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(j->out_zp)));
         if (j->out_channel_major) {
@@ -189,7 +191,8 @@ store16_channel_major(const mpq_gemm_job *j, int m0, int p, const __m512i acc[16
     const __m512i bias_i32 = ep->bias_i32 ? _mm512_maskz_loadu_epi32(mask, ep->bias_i32 + col) : _mm512_setzero_si512();
     const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
     __m512 v[16];
-    _Pragma("unroll") for (int i = 0; i < 16; i++) v[i] = epilogue16(ep, _mm512_sub_epi32(acc[i], corr), s, bias, bias_i32, lo, hi);
+    const int codes = j->out_u8 != NULL;
+    _Pragma("unroll") for (int i = 0; i < 16; i++) v[i] = epilogue16(ep, _mm512_sub_epi32(acc[i], corr), s, bias, bias_i32, lo, hi, codes);
     transpose16x16(v);
     if (j->out_u8) {
         const __m512i zp = _mm512_set1_epi32(j->out_zp);

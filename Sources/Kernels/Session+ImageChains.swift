@@ -102,6 +102,42 @@ extension Session {
     /// Whether batches of more than one image run the image chains image by image (default
     /// on; environment `MPQ_IMAGE_CHAINS=0` turns it off, so both can be timed and compared).
     static let imageChainsDefault = ProcessInfo.processInfo.environment["MPQ_IMAGE_CHAINS"] != "0"
+    static let int8ImageChainsDefault: Bool? = {
+        switch ProcessInfo.processInfo.environment["MPQ_INT8_IMAGE_CHAINS"] {
+        case "1": return true
+        case "0": return false
+        default: return nil
+        }
+    }()
+
+    /// Per-image elements of a chain input from which a mostly-INT8 chain runs image by image.
+    static let int8ChainMinImageElements = 65536
+
+    /// Whether more than half of chain `c`'s Convs run an override (the INT8 runtime's kernels).
+    func mostlyInt8(_ c: ImageChain) -> Bool {
+        if overrides.isEmpty { return false }
+        var convs = 0, int8 = 0
+        for k in c.range where plan[k].opType == "Conv" {
+            convs += 1
+            if overrides[plan[k].name] != nil { int8 += 1 }
+        }
+        return 2 * int8 > convs
+    }
+
+    /// Whether a mostly-INT8 chain runs image by image (`int8ImageChains`, else by size). An
+    /// INT8 batch is uint8 codes, 4x smaller than floats: on small images the batch's tensors
+    /// fit in L2 layer by layer already, and image by image only multiplies the per-node
+    /// calls by the batch (the detector, 3x64x64 inputs: 1.87-1.97 ms layer by layer against
+    /// 2.30-2.81 in chains at batch 16; resnet_digits, 1x224x224 after its Resize: 8.0-8.3
+    /// against 8.6-8.7). On large ones the expanded tensors do not fit (MobileNetV2 at 3x224x224:
+    /// 27.6-27.9 ms in chains against 31.5-33.1), as in FP32. The cut: the chain input's
+    /// per-image element count (the images' size, which the network's tensors scale with),
+    /// from 65536 on (benchmarks/README.md, s10-int8).
+    func int8ChainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
+        if let forced = int8ImageChains { return forced }
+        let largest = c.inputSlots.compactMap { values[$0] }.map { $0.shape.isEmpty || $0.shape[0] == 0 ? 0 : $0.count / $0.shape[0] }.max() ?? 0
+        return largest >= Self.int8ChainMinImageElements
+    }
 
     /// Runs chain `c` image by image over `values` (the run loop's store) and returns its
     /// outputs, whole batches, by slot; nil (nothing run) when its inputs are not one batch of

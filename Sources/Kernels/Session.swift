@@ -56,6 +56,10 @@ public final class Session {
     private(set) var imageChains: [Int: ImageChain] = [:]
     /// Whether `run` uses `imageChains` (`MPQ_IMAGE_CHAINS=0` turns it off by default).
     public var runsImageChains = Session.imageChainsDefault
+    /// Whether a chain whose Convs mostly run INT8 kernels (overrides) runs image by image:
+    /// nil (the default) decides by the images' size (`int8ChainRunsImageByImage`); true or false
+    /// always or never (environment `MPQ_INT8_IMAGE_CHAINS=1|0`). docs/image-chains.md, "INT8".
+    public var int8ImageChains: Bool? = Session.int8ImageChainsDefault
     /// Image chains run since the session was made (tests check they happen).
     private(set) var imageChainsRun = 0
     /// Convs run with their residual Add fused since the session was made (tests check the
@@ -190,7 +194,7 @@ public final class Session {
         for (i, planned) in plan.enumerated() {
             if i < chainEnd { continue }    // run in an image chain, which freed what it read
             if fusing, runsImageChains, observer == nil, keep.isEmpty, let c = imageChains[i],
-               let outs = try runImageChain(c, values: values) {
+               !mostlyInt8(c) || int8ChainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
                 for (s, t) in outs {
                     values[s] = t
                     if slotIsGraphOutput[s], let name = slotOf.first(where: { $0.value == s })?.key { result[name] = t.materialized() }

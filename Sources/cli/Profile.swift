@@ -34,6 +34,10 @@ struct Profile: ParsableCommand {
         let fp32Share: Double
         let ms: Double?
         let share: Double?
+        /// The kernel an INT8 Conv/Gemm/MatMul ran in the timed runs, as the runtime reported it
+        /// ("pointwise", "implicit", "im2col+vnni", "im2col+amx", "depthwise+vnni", "gemm+vnni",
+        /// ...); nil for other nodes.
+        let engine: String?
     }
 
     struct Report: Codable {
@@ -70,7 +74,8 @@ struct Profile: ParsableCommand {
         let table = fp32.enumerated().map { i, p in
             Row(name: p.name, op: p.opType, int8: int8Nodes.contains(p.name), macs: p.macs, fp32Ms: p.seconds * 1e3,
                 fp32Share: p.seconds / fp32Total * 100, ms: other.map { $0[i].seconds * 1e3 },
-                share: other.map { $0[i].seconds / otherTotal! * 100 })
+                share: other.map { $0[i].seconds / otherTotal! * 100 },
+                engine: int8Nodes.contains(p.name) ? runtime?.layers[p.name]?.engine : nil)
         }
         var byOp: [String: Double] = [:]
         for (i, p) in fp32.enumerated() { byOp[p.opType, default: 0] += (other?[i].seconds ?? p.seconds) * 1e3 }
@@ -87,7 +92,7 @@ struct Profile: ParsableCommand {
         print(String(format: "total: FP32 %.3f ms", r.fp32Ms) + (r.ms.map { String(format: ", %@ %.3f ms (%.2fx)", r.precision, $0, r.fp32Ms / $0) } ?? ""))
         func pad(_ s: String, _ w: Int) -> String { s.count >= w ? String(s.prefix(w)) : s + String(repeating: " ", count: w - s.count) }
         let nameWidth = min(40, max(8, r.nodes.map(\.name.count).max() ?? 8))
-        print(pad("node", nameWidth) + "  " + pad("op", 18) + "   fp32 ms  share" + (int8 ? "   this ms  share  GOP/s" : "  GFLOP/s"))
+        print(pad("node", nameWidth) + "  " + pad("op", 18) + "   fp32 ms  share" + (int8 ? "   this ms  share  GOP/s  engine" : "  GFLOP/s"))
         let ranked = r.nodes.sorted { ($0.ms ?? $0.fp32Ms) > ($1.ms ?? $1.fp32Ms) }.prefix(top)
         for n in ranked {
             let t = n.ms ?? n.fp32Ms
@@ -95,7 +100,7 @@ struct Profile: ParsableCommand {
             var line = pad(n.name, nameWidth) + "  " + pad(n.op + (n.int8 ? " int8" : ""), 18)
             line += String(format: "  %8.3f %5.1f%%", n.fp32Ms, n.fp32Share)
             if let ms = n.ms, let share = n.share { line += String(format: "  %8.3f %5.1f%%", ms, share) }
-            print(line + "  " + rate)
+            print(line + "  " + rate + (n.engine.map { "  " + $0 } ?? ""))
         }
         print("by op type (\(int8 ? r.precision : "fp32") ms): " + r.opTypes.sorted { $0.value > $1.value }.prefix(12)
             .map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", "))

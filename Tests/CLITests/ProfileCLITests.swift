@@ -25,4 +25,42 @@ final class ProfileCLITests: XCTestCase {
         XCTAssertEqual(conv["macs"] as? Int, 589824 * 16, "inspect's MACs at batch 1, times the batch of 16")
         XCTAssertGreaterThan(try XCTUnwrap(report["ms"] as? Double), 0)
     }
+
+    /// The engine column: what each INT8 Conv/Gemm ran, as the kernels reported it in the timed
+    /// runs, written from the layer's geometry here (docs/int8-amx.md, "Engine per Conv"):
+    /// digits_cnn has a 1-channel stem (im2col), 16-channel 3x3 convs on a 16-wide plane (the
+    /// implicit conv), a depthwise conv, a 1x1 on an 8x8 plane (64 pixels: im2col, not the
+    /// pointwise kernel, which needs 128) and a Gemm. Nodes that are not INT8 layers have none.
+    func testProfileShowsTheEngineEachInt8LayerRan() throws {
+        let model = "\(CLI.examples)/digits_cnn.onnx"
+        let args = ["profile", model, "--data", "\(CLI.examples)/digits_holdout.npz", "--runs", "1", "--batch-size", "4",
+                    "--precision", "int8", "--calibration", "\(CLI.examples)/digits_calib.npz"]
+        let r = try CLI.run(args + ["--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let path = try XCTUnwrap(report["kernel_path"] as? String)
+        let nodes = try XCTUnwrap(report["nodes"] as? [[String: Any]])
+        let engines = Dictionary(uniqueKeysWithValues: nodes.compactMap { n in
+            (n["engine"] as? String).map { (n["name"] as! String, $0) }
+        })
+        let im2col = "im2col+\(path)"
+        var want = ["/stem/stem.0/Conv": im2col, "/block/conv1/Conv": im2col, "/block/conv2/Conv": im2col,
+                    "/dw/dw.0/Conv": "depthwise+\(path)", "/pw/pw.0/Conv": im2col, "/conv3/conv3.0/Conv": im2col,
+                    "/fc/Gemm": "gemm+\(path)"]
+        if path == "vnni" {
+            want["/block/conv1/Conv"] = "implicit"
+            want["/block/conv2/Conv"] = "implicit"
+            // Without VBMI the VNNI path's depthwise is the AVX2 kernel; on AMX machines the Gemm is AMX.
+            XCTAssert(["depthwise+vnni", "depthwise+avx2"].contains(engines["/dw/dw.0/Conv"] ?? ""), "\(engines)")
+            want["/dw/dw.0/Conv"] = engines["/dw/dw.0/Conv"]
+            XCTAssert(["gemm+vnni", "gemm+amx"].contains(engines["/fc/Gemm"] ?? ""), "\(engines)")
+            want["/fc/Gemm"] = engines["/fc/Gemm"]
+        }
+        XCTAssertEqual(engines, want)
+        let text = try CLI.run(args + ["--top", "40"])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssert(text.stdout.contains("engine"), text.stdout)
+        let dwLine = try XCTUnwrap(text.stdout.split(separator: "\n").first { $0.hasPrefix("/dw/dw.0/Conv") })
+        XCTAssert(dwLine.hasSuffix(" " + want["/dw/dw.0/Conv"]!), String(dwLine))
+    }
 }

@@ -56,6 +56,9 @@ final class Int8ImageChainTests: XCTestCase {
     func check(_ rt: MixedPrecisionRuntime, feeds: [[String: Tensor]], name: String) throws {
         try rt.apply(rt.allInt8)
         let session = rt.session
+        // The chain path itself (an all-INT8 map runs layer by layer by default: `testAllInt8RunsLayerByLayer`).
+        session.int8ImageChains = true
+        defer { session.int8ImageChains = Session.int8ImageChainsDefault }
         XCTAssertFalse(session.imageChains.isEmpty, "\(name): no image chain found")
         for path in KernelPath.available {
             rt.path = path
@@ -94,6 +97,53 @@ final class Int8ImageChainTests: XCTestCase {
             try check(rt, feeds: [["x": images(5)], ["x": images(2)], ["x": images(1)]], name: "mobile \(scheme)")
             if codes { XCTAssertGreaterThan(rt.chainCounters.codesRead, 0, "the ort scheme carries codes inside the chain") }
         }
+    }
+
+    /// The default policy (`Session.mostlyInt8`, `int8ChainRunsImageByImage`): on small images a
+    /// chain whose Convs mostly run INT8 runs layer by layer, all-FP32 and mostly-FP32 maps keep
+    /// the chain; the bytes are the same either way.
+    func testAllInt8RunsLayerByLayer() throws {
+        let g = Self.mobileGraph()
+        var state: UInt64 = 9
+        let images = Tensor(shape: [3, 3, 40, 40], floats: (0..<3 * 4800).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24) * 4 - 2
+        })
+        let rt = try runtime(g, scheme: .ort, calib: images)
+        let session = rt.session
+        // 3x40x40 images are under `int8ChainMinImageElements`: mostly-INT8 chains run layer by layer.
+        XCTAssertLessThan(3 * 40 * 40, Session.int8ChainMinImageElements)
+        session.int8ImageChains = nil
+        defer { session.int8ImageChains = Session.int8ImageChainsDefault }
+        let convs = session.plan.filter { $0.opType == "Conv" }.map(\.name)
+        XCTAssertEqual(convs.count, 6)
+        // (INT8 Convs of 6, chain expected): all FP32, 3 of 6 (not more than half), 4 of 6, all.
+        for (int8, chained) in [(0, true), (3, true), (4, false), (6, false)] {
+            try rt.apply(PrecisionMap(layers: Dictionary(uniqueKeysWithValues: rt.layerNames.map {
+                ($0, convs.prefix(int8).contains($0) ? Precision.int8 : .fp32)
+            })))
+            let before = session.imageChainsRun
+            let out = try session.run(["x": images])
+            XCTAssertEqual(session.imageChainsRun - before, chained ? 1 : 0, "\(int8) INT8 Convs")
+            session.runsImageChains = false
+            let plain = try session.run(["x": images])
+            session.runsImageChains = true
+            XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "\(int8) INT8 Convs")
+        }
+        // Large images (3x160x160 per image): all-INT8 runs image by image too.
+        let large = Tensor(shape: [2, 3, 160, 160], floats: (0..<2 * 76800).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24) * 4 - 2
+        })
+        XCTAssertGreaterThanOrEqual(3 * 160 * 160, Session.int8ChainMinImageElements)
+        try rt.apply(rt.allInt8)
+        let before = session.imageChainsRun
+        let out = try session.run(["x": large])
+        XCTAssertEqual(session.imageChainsRun - before, 1, "all INT8, large images")
+        session.runsImageChains = false
+        let plain = try session.run(["x": large])
+        session.runsImageChains = true
+        XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "all INT8, large images")
     }
 
     func testFixturesAllInt8() throws {

@@ -13,7 +13,7 @@ import Search
 /// generated ResNet/MobileNet shapes of benchmarks/models/resnet_shaped.py, for example).
 enum ModelBench {
     static let warmup = 3
-    static let iterations = 15
+    static let iterations = Int(ProcessInfo.processInfo.environment["MPQ_BENCH_RUNS"] ?? "") ?? 15  // MPQ_BENCH_RUNS: more, for perf
 
     struct Case { let name: String; let model: String; let calibration: String; let batches: [Int] }
 
@@ -50,10 +50,14 @@ enum ModelBench {
                 let ort = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort)
                 for batch in Set(c.batches.map { min($0, calib.count) }).sorted() {
                     let feeds = calib.batch(0..<batch)
+                    // MPQ_BENCH_ONLY=ort: time only the all-INT8 `ort` column (the others print 0), for
+                    // profiling it alone (perf) and for quicker A/B runs.
+                    let onlyOrt = ProcessInfo.processInfo.environment["MPQ_BENCH_ONLY"] == "ort"
+                    let skipped = BenchTiming(seconds: [0])
                     try inputs.apply(inputs.allFP32)
-                    let fp32 = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
+                    let fp32 = onlyOrt ? skipped : BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
                     try inputs.apply(inputs.allInt8)
-                    let a = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
+                    let a = onlyOrt ? skipped : BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
                     try ort.apply(ort.allInt8)
                     let b = BenchTiming.measure(warmup: warmup, iterations: iterations) { _ = try! session.run(feeds) }
                     print(String(format: "%@ %5d  %9.3f %9.3f  %9.3f %9.3f  %9.3f %9.3f   %9.2f %9.2f", c.name.padding(toLength: 22, withPad: " ", startingAt: 0),

@@ -377,6 +377,14 @@ mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape
 
 /// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise", "implicit", "im2col+amx".
 const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine);
+
+/// The engine the last INT8 kernel call on the calling thread ran, as the entry point found it
+/// (fallbacks included): mpq_qconv2d_u8s8 "pointwise", "implicit", "im2col+vnni", "im2col+amx"
+/// (+avx2, +reference); mpq_depthwise_conv_u8s8(_u8) "depthwise+vnni" (the VBMI kernel),
+/// "depthwise+avx2", "depthwise+reference"; mpq_qgemm_u8s8(_f32, _f32_nchw, _u8) "gemm+amx",
+/// "gemm+vnni", "gemm+avx2", "gemm+reference". NULL before any. A static string. For
+/// `mpq profile`'s engine column: a layer reads it on its own thread right after its call.
+const char *mpq_last_engine(void);
 /// fn(arg, k) once for each chunk k in 0..chunks-1, on up to `threads` threads of the kernel
 /// pool (mpq_pool_run; the caller among them, inline while mpq_set_single_threaded is on),
 /// each claiming the next unclaimed chunk: a late or descheduled worker holds the caller up

@@ -12,6 +12,8 @@ import ONNX
 ///
 /// exactly, in integers, then scaled by s_a * s_b to float (docs/transformers.md).
 final class QuantizedActivationMatMul: QuantizedLayer {
+    private let engineNote = EngineNote()
+    var engine: String? { engineNote.value }
     let node: Node
     /// Quantization of input 0 (A, [..., M, K]).
     let inputQuant: ActivationQuant
@@ -36,7 +38,7 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else {
             throw OpError("INT8 MatMul needs two inputs")
         }
-        var out = try Self.matmul(a: a, b: b, aQuant: inputQuant, bQuant: rightQuant, path: path)
+        var out = try Self.matmul(a: a, b: b, aQuant: inputQuant, bQuant: rightQuant, path: path, note: engineNote)
         if clamp.0 > -.infinity || clamp.1 < .infinity {
             for i in out.floats.indices { out.floats[i] = Swift.min(Swift.max(out.floats[i], clamp.0), clamp.1) }
         }
@@ -44,9 +46,9 @@ final class QuantizedActivationMatMul: QuantizedLayer {
     }
 
     /// The product of `a` [..., M, K] and `b` [..., K, N] (batch dimensions broadcast as
-    /// numpy's matmul), each quantized with its parameters, as float.
+    /// numpy's matmul), each quantized with its parameters, as float. `note` hears the GEMM engine.
     static func matmul(a: Tensor, b: Tensor, aQuant: ActivationQuant, bQuant: ActivationQuant,
-                       path: KernelPath) throws -> Tensor {
+                       path: KernelPath, note: EngineNote? = nil) throws -> Tensor {
         guard a.dtype.isFloating, b.dtype.isFloating, a.rank >= 2, b.rank >= 2 else {
             throw OpError("INT8 MatMul of two activations needs float operands of rank >= 2, got \(a.dtype.rawValue) \(Tensor.describe(a.shape)) and \(b.dtype.rawValue) \(Tensor.describe(b.shape))")
         }
@@ -114,6 +116,7 @@ final class QuantizedActivationMatMul: QuantizedLayer {
                     if rc != 0 { failed[t] = rc; return }
                     mpq_row_correct_scale_f32(acc, rowsPerCall, Int32(n), Int32(k), sums, Int64(zbShifted), scale, po + i * m * n)
                 }
+                note?.set(EngineNote.current)
             }
             if runs > 1 { DispatchQueue.concurrentPerform(iterations: runs, execute: work) } else { work(0) }
         } } } }

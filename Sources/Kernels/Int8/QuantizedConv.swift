@@ -22,6 +22,8 @@ final class QuantizedConv: QuantizedLayer {
     /// cheaper than (c, kh, kw) when a group has 16 or more channels.
     private let khwc: Bool
     private let weightShape: [Int]
+    private let engineNote = EngineNote()
+    var engine: String? { engineNote.value }
 
     init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
         guard w.rank == 3 || w.rank == 4 else {
@@ -129,7 +131,10 @@ final class QuantizedConv: QuantizedLayer {
         let channelTasks = packed.isEmpty && n == 1 ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
         let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, channelTasks))
         statuses.initialize(repeating: 0)
-        defer { statuses.deallocate() }
+        // The engine each task's kernel calls reported (`mpq_last_engine`, per thread).
+        let engines = UnsafeMutableBufferPointer<UnsafePointer<CChar>?>.allocate(capacity: max(tasks, channelTasks))
+        engines.initialize(repeating: nil)
+        defer { statuses.deallocate(); engines.deallocate() }
         let xs = x.floats
         weightScales.withUnsafeBufferPointer { ps in
         multipliers.withUnsafeBufferPointer { pm in
@@ -181,6 +186,7 @@ final class QuantizedConv: QuantizedLayer {
                     }
                 }
                 statuses[t] = status
+                engines[t] = EngineNote.current
             }
             let channelWork = { [self] (t: Int) in
                 let first = c * t / channelTasks, last = c * (t + 1) / channelTasks
@@ -200,6 +206,7 @@ final class QuantizedConv: QuantizedLayer {
                     codesOut ? mpq_depthwise_conv_u8s8_u8(path.c, q, &part, pw.baseAddress! + first * kg, &ep, c0! + first * outP, zy)
                              : mpq_depthwise_conv_u8s8(path.c, q, &part, pw.baseAddress! + first * kg, &ep, y0! + first * outP)
                 }
+                engines[t] = EngineNote.current
             }
             if channelTasks > 1 { DispatchQueue.concurrentPerform(iterations: channelTasks, execute: channelWork) }
             else if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
@@ -213,6 +220,7 @@ final class QuantizedConv: QuantizedLayer {
         }
         let status = statuses.reduce(0, |)
         if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
+        engineNote.set(engines.lazy.compactMap { $0 }.first)
         let outShape = [n, outChannels] + g.outputShape
         if codesOut, let r = requant {
             return [Tensor(shape: outShape, codes: QuantizedCodes(values: outCodes, scale: r.output.scale, zeroPoint: r.output.zeroPoint))]

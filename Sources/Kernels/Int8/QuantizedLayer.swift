@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import ONNX
 
 /// A layer prepared for INT8 execution once per model: weights quantized per output
@@ -30,10 +31,15 @@ public protocol QuantizedLayer: AnyObject {
     /// int8 weights in the layout of the node's input 1, their scales and axis, the int32
     /// bias and its scales.
     func qdq() throws -> QDQLayer
+    /// The kernel the layer's last run ran, as the C entry point reported it
+    /// (`mpq_last_engine`: "pointwise", "implicit", "im2col+vnni", "im2col+amx",
+    /// "depthwise+vnni", "gemm+vnni", ...), or nil before any run. What `mpq profile` shows.
+    var engine: String? { get }
 }
 
 extension QuantizedLayer {
     public var secondInputQuant: ActivationQuant? { nil }
+    public var engine: String? { nil }
     public var readsCodes: Bool { false }
 
     public func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
@@ -108,4 +114,25 @@ func layerEpilogue(input q: ActivationQuant, scales: UnsafeBufferPointer<Float>,
     return mpq_epilogue(a_zero_point: Int32(q.zeroPoint), a_scale: 1, b_scale: multipliers.baseAddress! + channel,
                         bias: nil, clamp_lo: r.clamp.0, clamp_hi: r.clamp.1,
                         bias_i32: r.biasInt == nil ? nil : biasInt.baseAddress! + channel, out_scale: r.outputScale)
+}
+
+/// The engine a layer's last run used (`QuantizedLayer.engine`). Runs of one layer can overlap
+/// (image chains run it on both cores), hence the lock; the names are the C kernels' static
+/// strings, so a note is a pointer store.
+final class EngineNote: @unchecked Sendable {
+    private let lock = NSLock()
+    private var name: UnsafePointer<CChar>?
+
+    /// What the calling thread's last INT8 kernel call ran (`mpq_last_engine`).
+    static var current: UnsafePointer<CChar>? { mpq_last_engine() }
+
+    func set(_ engine: UnsafePointer<CChar>?) {
+        guard let engine else { return }
+        lock.lock(); name = engine; lock.unlock()
+    }
+
+    var value: String? {
+        lock.lock(); defer { lock.unlock() }
+        return name.map { String(cString: $0) }
+    }
 }

@@ -72,6 +72,9 @@ final class QuantizedLinear: QuantizedLayer {
                                                              bias: floatBias, output: output), writeCodes: true)
     }
 
+    private let engineNote = EngineNote()
+    var engine: String? { engineNote.value }
+
     private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?, writeCodes: Bool = false) throws -> [Tensor] {
         guard let a = inputs.first ?? nil, a.dtype.isFloating, a.rank >= 1, a.shape.last == k else {
             throw OpError("INT8 \(node.opType) needs a float input whose last dimension is \(k)")
@@ -117,6 +120,7 @@ final class QuantizedLinear: QuantizedLayer {
             }
         }
         if status != 0 { throw OpError("INT8 GEMM kernel rejected its arguments") }
+        engineNote.set(EngineNote.current)
         let outShape = Array(a.shape.dropLast()) + [n]
         if codesOut, let r = requant {
             return [Tensor(shape: outShape, codes: QuantizedCodes(values: outCodes, scale: r.output.scale, zeroPoint: r.output.zeroPoint))]

@@ -1,0 +1,52 @@
+import CKernels
+import XCTest
+@testable import Kernels
+import ONNX
+@testable import Search
+
+/// `QuantizedLayer.engine`, which `mpq profile` shows: after a run, every INT8 Conv and Gemm
+/// names the kernel its C entry point ran (`mpq_last_engine`). The expectations are written
+/// from the layers' geometry (docs/int8-amx.md, "Engine per Conv"), not from the runtime's own
+/// choice function, on every kernel path the CPU has, layer by layer and in image chains.
+final class Int8EngineReportTests: XCTestCase {
+    func testEveryInt8LayerNamesTheKernelItRan() throws {
+        // Int8ImageChainTests' MobileNetV2 shape on 40x40 images: a 3-channel 3x3/2 stem onto
+        // 20x20, 1x1 stride-1 expand/project convs on 400 pixels (the pointwise kernel takes
+        // 128+), two depthwise convs and a Gemm.
+        let g = Int8ImageChainTests.mobileGraph()
+        var state: UInt64 = 5
+        let images = Tensor(shape: [3, 3, 40, 40], floats: (0..<3 * 4800).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24) * 4 - 2
+        })
+        let session = try Session(graph: GraphPasses.optimize(g))
+        let data = try Dataset(arrays: ["x": images], path: "memory", graph: g)
+        let table = try Calibrator(session: session, scheme: .ort).calibrate(
+            dataset: data, options: CalibrationOptions(method: .minmax), modelDigest: g.digest)
+        let rt = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort)
+        try rt.apply(rt.allInt8)
+        XCTAssertEqual(Set(rt.layerNames), ["stem", "expand", "dw", "project", "expand2", "dw2", "fc"])
+        for layer in rt.layerNames { XCTAssertNil(rt.layers[layer]!.engine, "\(layer): no run yet") }
+        defer { rt.session.int8ImageChains = Session.int8ImageChainsDefault }
+        for path in KernelPath.available {
+            rt.path = path
+            let name = path.resolved.rawValue
+            var want: [String: String]
+            switch path.resolved {
+            case .vnni:
+                let dw = mpq_depthwise_vnni_available() != 0 ? "depthwise+vnni" : "depthwise+avx2"
+                want = ["stem": "im2col+vnni", "expand": "pointwise", "dw": dw, "project": "pointwise",
+                        "expand2": "pointwise", "dw2": dw, "fc": mpq_qgemm_uses_amx(path.c) != 0 ? "gemm+amx" : "gemm+vnni"]
+            default:
+                want = ["stem": "im2col+\(name)", "expand": "im2col+\(name)", "dw": "depthwise+\(name)",
+                        "project": "im2col+\(name)", "expand2": "im2col+\(name)", "dw2": "depthwise+\(name)", "fc": "gemm+\(name)"]
+            }
+            for (n, chains) in [(1, false), (3, false), (3, true)] {
+                rt.session.int8ImageChains = chains
+                _ = try rt.session.run(["x": Tensor(shape: [n, 3, 40, 40], floats: Array(images.floats.prefix(n * 4800)))])
+                let got = Dictionary(uniqueKeysWithValues: rt.layerNames.map { ($0, rt.layers[$0]!.engine ?? "none") })
+                XCTAssertEqual(got, want, "\(name), batch \(n), image chains \(chains)")
+            }
+        }
+    }
+}
