@@ -1,7 +1,8 @@
 // FP32 depthwise 3x3 (one plane, undilated), the MobileNet case. The tap-by-tap Swift
 // loop it replaces made nine passes over each output plane (1-4 GFLOP/s on MobileNetV2's
 // wide planes); here each output sums its nine taps in registers, eight outputs of a row
-// per AVX2 vector, for strides 1 and 2 (stride 2 de-interleaves two loads). Border
+// per AVX2 vector (sixteen per AVX-512 vector on the VNNI path), for strides 1 and 2
+// (stride 2 de-interleaves two loads). Border
 // outputs, other strides and row tails use the scalar pixel, the reference's arithmetic.
 // Every path sums the taps that lie inside the input in (kh, kw) order from +0 with a
 // separate multiply and add, as the reference and the Swift loops do, so all paths agree
@@ -125,11 +126,89 @@ void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int
     }
 }
 
+// MARK: - The same plane kernel, 16 outputs per vector (AVX-512)
+
+// Inputs iw, iw + s, ..., iw + 15s of a row (s = 1 or 2). Stride 2 reads p[0..30] (the
+// second load masked to 15 floats), so a block reads exactly the inputs its windows cover.
+static inline __attribute__((target("avx512f"))) __m512 load16(const float *p, int s) {
+    if (s == 1) return _mm512_loadu_ps(p);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_maskz_loadu_ps((__mmask16)0x7FFF, p + 16));
+}
+
+// `blockn` with 16 outputs per row: the same nine multiplies and dependent adds per output,
+// in the same order, so the same bits; twice the outputs per instruction.
+static inline __attribute__((target("avx512f"))) void blockn16(const float *r0, size_t W, int s, const int n,
+                                                               const __m512 *wv, float *y, size_t OW, size_t row_step) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++)
+            for (int j = 0; j < n; j++)
+                acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(wv[kh * 3 + kw], load16(r0 + (size_t)j * row_step + (size_t)kh * W + kw, s)));
+    for (int j = 0; j < n; j++) _mm512_storeu_ps(y + (size_t)j * OW, acc[j]);
+}
+
+// The AVX2 plane kernel's walk (up to four rows whose windows lie inside the input's rows)
+// with 16-output blocks over each row's interior: the outputs whose three columns lie
+// inside the row, [lo, hi], the last block ending at hi (re-writing outputs already done,
+// same bits). Only the outputs outside [lo, hi] (one per side for pad 1) take the scalar
+// pixel; the 8-wide kernel's "block ends at the row's end" tail sent up to 7 (stride 1) or
+// 15 (stride 2) outputs of every 112-wide row there. Rows narrower than 16 interior
+// outputs keep the 8-wide kernel.
+__attribute__((target("avx512f")))
+static void depthwise3x3_f32_avx512(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
+                                    int pad_top, int pad_left, int OH, int OW, float *y) {
+    const int s = stride_w;
+    int lo = (pad_left + s - 1) / s, hi = W - 3 + pad_left >= 0 ? (W - 3 + pad_left) / s : -1;
+    if (hi > OW - 1) hi = OW - 1;
+    if ((s != 1 && s != 2) || hi - lo + 1 < 16) {
+        mpq_depthwise3x3_f32_avx2(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
+        return;
+    }
+    __m512 wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
+    const size_t row_step = (size_t)stride_h * (size_t)W;
+    for (int oh = 0; oh < OH;) {
+        const int ih0 = oh * stride_h - pad_top;
+        const int rows_inside = ih0 >= 0 && ih0 + 2 < H;
+        int rows = 1;
+        while (rows_inside && rows < 4 && oh + rows < OH && ih0 + rows * stride_h + 2 < H) rows++;
+        float *yrow = y + (size_t)oh * (size_t)OW;
+        for (int ow = 0; ow < OW; ow++) {
+            if (rows_inside && ow == lo) {
+                for (int b = lo;; b += 16) {
+                    const int start = b + 16 - 1 <= hi ? b : hi - 15;
+                    const float *r = x + (size_t)ih0 * (size_t)W + (size_t)(start * s - pad_left);
+                    switch (rows) {
+                    case 4: blockn16(r, (size_t)W, s, 4, wv, yrow + start, (size_t)OW, row_step); break;
+                    case 3: blockn16(r, (size_t)W, s, 3, wv, yrow + start, (size_t)OW, row_step); break;
+                    case 2: blockn16(r, (size_t)W, s, 2, wv, yrow + start, (size_t)OW, row_step); break;
+                    default: blockn16(r, (size_t)W, s, 1, wv, yrow + start, (size_t)OW, row_step); break;
+                    }
+                    if (start + 16 > hi) break;
+                }
+                ow = hi;
+                continue;
+            }
+            const int first = ow * s - pad_left;
+            for (int j = 0; j < rows; j++) {
+                const int ihj = ih0 + j * stride_h;
+                const int inside = ihj >= 0 && ihj + 2 < H;
+                yrow[(size_t)j * (size_t)OW + (size_t)ow] =
+                    inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ihj, first) : pixel(x, H, W, w, ihj, first);
+            }
+        }
+        oh += rows;
+    }
+}
+
 void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, const float *w, int stride_h,
                           int stride_w, int pad_top, int pad_left, int OH, int OW, float *y) {
     path = mpq_resolve_kernel_path(path);
     if (path == MPQ_PATH_REFERENCE)
         mpq_depthwise3x3_f32_reference(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
+    else if (path == MPQ_PATH_VNNI)  // the VNNI path implies AVX-512F (dispatch.c)
+        depthwise3x3_f32_avx512(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
     else
         mpq_depthwise3x3_f32_avx2(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
 }
@@ -183,7 +262,7 @@ int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_sha
     }
     const size_t in = (size_t)s->height * (size_t)s->width, out = (size_t)OH * (size_t)OW;
     for (int c = 0; c < s->channels; c++)
-        mpq_depthwise3x3_f32_avx2(x + (size_t)c * in, s->height, s->width, w + (size_t)c * 9, s->stride_h, s->stride_w,
-                                  s->pad_top, s->pad_left, OH, OW, y + (size_t)c * out);
+        mpq_depthwise3x3_f32(path, x + (size_t)c * in, s->height, s->width, w + (size_t)c * 9, s->stride_h, s->stride_w,
+                             s->pad_top, s->pad_left, OH, OW, y + (size_t)c * out);
     return 0;
 }

@@ -11,7 +11,7 @@ final class DepthwiseF32KernelTests: XCTestCase {
         var rng = TestRNG(seed: 17)
         let paths = [MPQ_PATH_AUTO] + (mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 ? [MPQ_PATH_AVX2] : [])
         var planes = 0
-        for (h, w) in [(1, 1), (2, 3), (3, 8), (5, 9), (7, 7), (9, 17), (14, 14), (11, 26), (16, 33), (6, 40), (28, 28)] {
+        for (h, w) in [(1, 1), (2, 3), (3, 8), (5, 9), (7, 7), (9, 17), (14, 14), (11, 26), (16, 33), (6, 40), (28, 28), (6, 112), (5, 57)] {
             for stride in [(1, 1), (2, 2), (1, 2), (2, 1), (3, 3)] {
                 for pad in [(0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 1, 0), (2, 1, 0, 2)] {
                     var geom = try WindowGeometry(input: [h, w], kernel: [3, 3], strides: [stride.0, stride.1],
@@ -52,7 +52,8 @@ final class DepthwiseF32KernelTests: XCTestCase {
         // (h, w, kh, kw, stride, pad, dilation)
         let cases = [(7, 7, 3, 3, 1, 1, 1), (14, 14, 3, 3, 1, 1, 1), (14, 14, 3, 3, 2, 1, 1), (5, 9, 3, 3, 1, 2, 1),
                      (13, 13, 5, 5, 2, 2, 1), (6, 11, 1, 7, 1, 3, 1), (12, 12, 3, 3, 1, 2, 2), (3, 3, 3, 3, 1, 1, 1),
-                     (1, 15, 1, 3, 1, 1, 1), (9, 40, 3, 3, 2, 1, 1), (28, 28, 3, 3, 1, 1, 1), (20, 33, 5, 5, 1, 2, 1)]
+                     (1, 15, 1, 3, 1, 1, 1), (9, 40, 3, 3, 2, 1, 1), (28, 28, 3, 3, 1, 1, 1), (20, 33, 5, 5, 1, 2, 1),
+                     (12, 112, 3, 3, 1, 1, 1), (11, 113, 3, 3, 2, 1, 1), (8, 96, 3, 3, 2, 0, 1)]
         for (h, w, kh, kw, stride, pad, dil) in cases {
             let c = 5
             var geom = try WindowGeometry(input: [h, w], kernel: [kh, kw], strides: [stride, stride], dilations: [dil, dil],
