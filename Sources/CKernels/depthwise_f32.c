@@ -45,6 +45,17 @@ void mpq_depthwise3x3_f32_reference(const float *x, int H, int W, const float *w
             y[(size_t)oh * (size_t)OW + (size_t)ow] = pixel(x, H, W, w, oh * stride_h - pad_top, ow * stride_w - pad_left);
 }
 
+// One output column of `rows` rows by the scalar pixel (windows touching padding, row tails):
+// the reference's arithmetic, so the vector kernels' bits.
+static inline void scalar_column(const float *x, int H, int W, const float *w, int ih0, int stride_h, int rows,
+                                 int first, float *y, size_t OW) {
+    for (int j = 0; j < rows; j++) {
+        const int ihj = ih0 + j * stride_h;
+        const int inside = ihj >= 0 && ihj + 2 < H;
+        y[(size_t)j * OW] = inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ihj, first) : pixel(x, H, W, w, ihj, first);
+    }
+}
+
 // Inputs iw, iw + s, ..., iw + 7s of a row (s = 1 or 2); stride 2 reads p[0..15].
 static inline __attribute__((target("avx2"))) __m256 load8(const float *p, int s) {
     if (s == 1) return _mm256_loadu_ps(p);
@@ -104,12 +115,7 @@ void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int
                 }
             }
             if (start < 0) {
-                for (int j = 0; j < rows; j++) {
-                    const int ihj = ih0 + j * stride_h;
-                    const int inside = ihj >= 0 && ihj + 2 < H;
-                    yrow[(size_t)j * (size_t)OW + (size_t)ow] =
-                        inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ihj, first) : pixel(x, H, W, w, ihj, first);
-                }
+                scalar_column(x, H, W, w, ih0, stride_h, rows, first, yrow + ow, (size_t)OW);
                 ow++;
                 continue;
             }
@@ -190,13 +196,7 @@ static void depthwise3x3_f32_avx512(const float *x, int H, int W, const float *w
                 ow = hi;
                 continue;
             }
-            const int first = ow * s - pad_left;
-            for (int j = 0; j < rows; j++) {
-                const int ihj = ih0 + j * stride_h;
-                const int inside = ihj >= 0 && ihj + 2 < H;
-                yrow[(size_t)j * (size_t)OW + (size_t)ow] =
-                    inside && first >= 0 && first + 2 < W ? pixel_inside(x, W, w, ihj, first) : pixel(x, H, W, w, ihj, first);
-            }
+            scalar_column(x, H, W, w, ih0, stride_h, rows, ow * s - pad_left, yrow + ow, (size_t)OW);
         }
         oh += rows;
     }

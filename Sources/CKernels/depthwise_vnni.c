@@ -30,6 +30,7 @@
 // Returns -1 (computing nothing) for a geometry whose windows do not fit 64 bytes
 // (strides over 3 or large dilations), which the caller runs on the AVX2 kernel.
 #include "mpq_internal.h"
+#include "qconv_channel_epilogue.h"
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,19 +136,17 @@ static inline __attribute__((always_inline)) void weight_quads(const int8_t *wc,
     *sum = total;
 }
 
-/// The per-channel part of the epilogue, broadcast once per channel.
+/// The per-channel part of the epilogue, broadcast once per channel: the pixel-vector INT8
+/// Conv kernels' (qconv_channel_epilogue.h), with the accumulators' start value beside it.
 typedef struct {
     __m512i correction;   // -za * sum(w) + bias_i32
-    __m512 scale, bias, lo, hi, out_scale;
-    int has_bias, rounds;
+    mpq_channel_epilogue e;
 } channel_epilogue;
 
 /// The epilogue of 16 outputs whose accumulator already holds the correction.
 static inline VNNI_TARGET void store16(__m512i acc, const channel_epilogue *ce, __mmask16 lanes,
                                        float *out, uint8_t *out_u8, __m512i zp) {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), ce->scale);
-    if (ce->has_bias) v = _mm512_add_ps(v, ce->bias);
-    v = _mm512_min_ps(_mm512_max_ps(v, ce->lo), ce->hi);
+    const __m512 v = mpq_channel_values(&ce->e, acc);
     if (out_u8) {
         // out_scale is 1 here: the code is nearbyint(v) + zp (mpq_code_u8); converting with
         // round-to-nearest-even is nearbyint then the (exact) conversion, and x * 1 + 0 only
@@ -156,10 +155,7 @@ static inline VNNI_TARGET void store16(__m512i acc, const channel_epilogue *ce, 
         _mm512_mask_cvtepi32_storeu_epi8(out_u8, lanes, _mm512_add_epi32(q, zp));
         return;
     }
-    if (ce->rounds)
-        v = _mm512_add_ps(_mm512_mul_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                                        ce->out_scale), _mm512_setzero_ps());
-    _mm512_mask_storeu_ps(out, lanes, v);
+    _mm512_mask_storeu_ps(out, lanes, mpq_channel_floats(&ce->e, v));
 }
 
 /// What every channel of one call shares.
@@ -337,13 +333,7 @@ VNNI_TARGET int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, 
         int32_t corr = (int32_t)((uint32_t)0 - (uint32_t)ep->a_zero_point * (uint32_t)wsum);
         if (ep->bias_i32) corr = (int32_t)((uint32_t)corr + (uint32_t)ep->bias_i32[c]);
         ce.correction = _mm512_set1_epi32(corr);
-        ce.scale = _mm512_set1_ps(ep->a_scale * ep->b_scale[c]);
-        ce.has_bias = ep->bias != NULL;
-        ce.bias = _mm512_set1_ps(ep->bias ? ep->bias[c] : 0.0f);
-        ce.lo = _mm512_set1_ps(ep->clamp_lo);
-        ce.hi = _mm512_set1_ps(ep->clamp_hi);
-        ce.rounds = ep->out_scale > 0;
-        ce.out_scale = _mm512_set1_ps(ep->out_scale);
+        ce.e = mpq_channel_epilogue_setup(ep, c);
         float *oc = out ? out + (size_t)c * plane_out : NULL;
         uint8_t *cc = out_u8 ? out_u8 + (size_t)c * plane_out : NULL;
         if (KH == 3 && quads == 1) channel_3x3(&cx, xc, wv, &ce, oc, cc);

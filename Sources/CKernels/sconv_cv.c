@@ -218,14 +218,8 @@ static void run(cv_job *j, int threads) {
 
 // On unless MPQ_FP32_CONV_CV=0 (read once), which keeps every Conv on the direct path.
 static int cv_enabled(void) {
-    static _Atomic int state;  // 0 unread, 1 on, 2 off
-    int v = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!v) {
-        const char *e = getenv("MPQ_FP32_CONV_CV");
-        v = e && e[0] == '0' ? 2 : 1;
-        atomic_store_explicit(&state, v, memory_order_relaxed);
-    }
-    return v == 1;
+    static _Atomic int state;
+    return mpq_env_switch_on("MPQ_FP32_CONV_CV", &state);
 }
 
 int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s) {

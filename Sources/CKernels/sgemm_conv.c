@@ -195,14 +195,8 @@ static void run(conv_job *j, int threads) {
 // Convs run on the direct path (sgemm_conv_direct.c, the same bits) where it applies unless
 // MPQ_FP32_CONV_DIRECT=0 (read once), which keeps them on the packed path for an A/B.
 static int direct_enabled(void) {
-    static _Atomic int state;  // 0 unread, 1 on, 2 off
-    int v = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!v) {
-        const char *e = getenv("MPQ_FP32_CONV_DIRECT");
-        v = e && e[0] == '0' ? 2 : 1;
-        atomic_store_explicit(&state, v, memory_order_relaxed);
-    }
-    return v == 1;
+    static _Atomic int state;
+    return mpq_env_switch_on("MPQ_FP32_CONV_DIRECT", &state);
 }
 
 int mpq_sconv2d_f32(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,

@@ -356,14 +356,8 @@ static void run(direct_job *j, int threads) {
 // Tall tiles and compressing stores on the AVX-512 path unless MPQ_FP32_CONV_SMALL=0 (read
 // once), which keeps the 6-row tiles and the scratch copy for an A/B; the same bits either way.
 static int small_plane_tiles_enabled(void) {
-    static _Atomic int state;  // 0 unread, 1 on, 2 off
-    int v = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!v) {
-        const char *e = getenv("MPQ_FP32_CONV_SMALL");
-        v = e && e[0] == '0' ? 2 : 1;
-        atomic_store_explicit(&state, v, memory_order_relaxed);
-    }
-    return v == 1;
+    static _Atomic int state;
+    return mpq_env_switch_on("MPQ_FP32_CONV_SMALL", &state);
 }
 
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {

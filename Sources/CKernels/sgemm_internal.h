@@ -3,6 +3,8 @@
 // Private to the FP32 Conv GEMM (mpq_sgemm.h): the micro-kernels of each path and the
 // packing of the image into column panels.
 #include "mpq_internal.h"
+#include <stdatomic.h>
+#include <stdlib.h>
 #include "mpq_sgemm.h"
 
 _Static_assert(sizeof(mpq_sconv_weights_header) == 64, "packed-weights header is one cache line");
@@ -117,5 +119,19 @@ void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                               int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+
+
+/// An A/B switch of the FP32 Conv drivers: on unless the environment variable `name` starts
+/// with '0' (MPQ_FP32_CONV_DIRECT, _SMALL, _CV). Read once per switch: `state` is the caller's
+/// static (0 unread, 1 on, 2 off); a race between first readers stores the same value.
+static inline int mpq_env_switch_on(const char *name, _Atomic int *state) {
+    int v = atomic_load_explicit(state, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv(name);
+        v = e && e[0] == '0' ? 2 : 1;
+        atomic_store_explicit(state, v, memory_order_relaxed);
+    }
+    return v == 1;
+}
 
 #endif

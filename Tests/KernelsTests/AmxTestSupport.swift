@@ -16,3 +16,17 @@ class AmxModeTestCase: XCTestCase {
         super.tearDown()
     }
 }
+
+/// Random operands of an INT8 Conv against its reference (activation codes, weights, per-channel
+/// scales, int32 bias), drawn from `rng` in the order the AMX and engine tests drew them.
+struct RandomInt8ConvOperands {
+    let x: [UInt8], w: [Int8], scales: [Float], biasI32: [Int32]
+
+    /// `c` x `hw` x `hw` codes, `cout` x `k` weights.
+    init(c: Int, hw: Int, k: Int, cout: Int, rng: inout XorShiftRng) {
+        x = (0..<(c * hw * hw)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        w = (0..<(cout * k)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+        scales = (0..<cout).map { _ in Float(rng.next() % 1000 + 1) * 1e-5 }
+        biasI32 = (0..<cout).map { _ in Int32(Int(rng.next() % 4000) - 2000) }
+    }
+}

@@ -79,11 +79,9 @@ final class Int8ConvEngineTests: AmxModeTestCase {
             var s = shape(c: c, hw: hw, k: kk, stride: stride)
             let k = c * kk * kk
             let pixels = Int(mpq_conv2d_out_h(&s) * mpq_conv2d_out_w(&s))
-            let x = (0..<(c * hw * hw)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            let w = (0..<(cout * k)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
-            let packed = int8Pack(w, n: cout, k: k)
-            let scales = (0..<cout).map { _ in Float(rng.next() % 1000 + 1) * 1e-5 }
-            let biasI32 = (0..<cout).map { _ in Int32(Int(rng.next() % 4000) - 2000) }
+            let operands = RandomInt8ConvOperands(c: c, hw: hw, k: k, cout: cout, rng: &rng)
+            let (x, scales, biasI32) = (operands.x, operands.scales, operands.biasI32)
+            let packed = int8Pack(operands.w, n: cout, k: k)
             let zx: UInt8 = 5
             func conv(_ path: mpq_kernel_path, codes: Bool, threads: Int) -> [UInt8] {
                 scales.withUnsafeBufferPointer { sp in

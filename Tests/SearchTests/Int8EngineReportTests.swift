@@ -15,10 +15,7 @@ final class Int8EngineReportTests: XCTestCase {
         // 128+), two depthwise convs and a Gemm.
         let g = Int8ImageChainTests.mobileGraph()
         var state: UInt64 = 5
-        let images = Tensor(shape: [3, 3, 40, 40], floats: (0..<3 * 4800).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(state >> 40) / Float(1 << 24) * 4 - 2
-        })
+        let images = Int8ImageChainTests.images(3, state: &state)
         let session = try Session(graph: GraphPasses.optimize(g))
         let data = try Dataset(arrays: ["x": images], path: "memory", graph: g)
         let table = try Calibrator(session: session, scheme: .ort).calibrate(

@@ -11,6 +11,16 @@ final class Int8ImageChainTests: XCTestCase {
     /// MobileNetV2-shaped, as the runtime sees it after the graph passes: stem, inverted
     /// residual block (expand 1x1 + Relu6, depthwise 3x3 + Relu6, project 1x1, Add), a
     /// stride-2 depthwise block, GlobalAveragePool, Flatten, Gemm.
+    /// `n` images of 3 x `side` x `side` uniform in [-2, 2) from a 64-bit LCG at `state`.
+    static func images(_ n: Int, side: Int = 40, state: inout UInt64) -> Tensor {
+        var s = state
+        defer { state = s }
+        return Tensor(shape: [n, 3, side, side], floats: (0..<n * 3 * side * side).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(s >> 40) / Float(1 << 24) * 4 - 2
+        })
+    }
+
     static func mobileGraph(c: Int = 8, e: Int = 32) -> Graph {
         var state: UInt64 = 21
         func t(_ shape: [Int], _ scale: Float) -> Tensor {
@@ -84,12 +94,7 @@ final class Int8ImageChainTests: XCTestCase {
     func testMobileShapedAllInt8() throws {
         let g = Self.mobileGraph()
         var state: UInt64 = 4
-        func images(_ n: Int) -> Tensor {
-            Tensor(shape: [n, 3, 40, 40], floats: (0..<n * 4800).map { _ in
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return Float(state >> 40) / Float(1 << 24) * 4 - 2
-            })
-        }
+        func images(_ n: Int) -> Tensor { Self.images(n, state: &state) }
         let calib = images(8)
         for scheme in [ExecutionScheme.ort, .inputs] {
             let rt = try runtime(g, scheme: scheme, calib: calib)
@@ -105,10 +110,7 @@ final class Int8ImageChainTests: XCTestCase {
     func testAllInt8RunsLayerByLayer() throws {
         let g = Self.mobileGraph()
         var state: UInt64 = 9
-        let images = Tensor(shape: [3, 3, 40, 40], floats: (0..<3 * 4800).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(state >> 40) / Float(1 << 24) * 4 - 2
-        })
+        let images = Self.images(3, state: &state)
         let rt = try runtime(g, scheme: .ort, calib: images)
         let session = rt.session
         // 3x40x40 images are under `int8ChainMinImageElements`: mostly-INT8 chains run layer by layer.
@@ -131,10 +133,7 @@ final class Int8ImageChainTests: XCTestCase {
             XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "\(int8) INT8 Convs")
         }
         // Large images (3x160x160 per image): all-INT8 runs image by image too.
-        let large = Tensor(shape: [2, 3, 160, 160], floats: (0..<2 * 76800).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(state >> 40) / Float(1 << 24) * 4 - 2
-        })
+        let large = Self.images(2, side: 160, state: &state)
         XCTAssertGreaterThanOrEqual(3 * 160 * 160, Session.int8ChainMinImageElements)
         try rt.apply(rt.allInt8)
         let before = session.imageChainsRun
