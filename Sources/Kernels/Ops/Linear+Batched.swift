@@ -23,9 +23,8 @@ extension LinearOps {
     /// `=mpq` drops the size rules.
     static func usesBatchedPackedGemm(batchCount: Int, m: Int, k: Int, n: Int,
                                       choice: FP32GemmChoice = FP32GemmChoice.environment) -> Bool {
-        if choice == .openblas || batchCount == 0 || m == 0 || k == 0 || n == 0 { return false }
-        guard m <= Int(Int32.max), k <= 1 << 24, n <= 1 << 24,
-              mpq_slinear_pack_weights_size(Int32(k), Int32(n)) > 0 else { return false }
+        // Each matrix is one packed product: the constant-weight rule's limits and switch apply.
+        guard batchCount > 0, usesPackedGemm(m: m, k: k, n: n, choice: choice == .openblas ? .openblas : .mpq) else { return false }
         if choice == .mpq { return true }
         let perMatrix = m.multipliedReportingOverflow(by: k * n)
         if perMatrix.overflow { return true }
@@ -39,7 +38,7 @@ extension LinearOps {
                                      c: UnsafeMutablePointer<Float>, shape: BatchedShape,
                                      path: mpq_kernel_path = MPQ_PATH_AUTO) {
         let (m, k, n, count) = (shape.m, shape.k, shape.n, shape.batchCount)
-        let threads = count * m * k * n >= 1 << 21 ? min(coreCount, count) : 1
+        let threads = min(Int(packedGemmThreads(macs: count * m * k * n)), count)
         let chunks = threads > 1 ? min(count, 4 * threads) : 1
         let packBytes = mpq_slinear_pack_weights_size(Int32(k), Int32(n))
         poolPerform(threads: threads, chunks: chunks) { chunk in
