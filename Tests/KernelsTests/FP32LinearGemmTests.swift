@@ -18,10 +18,11 @@ final class FP32LinearGemmTests: XCTestCase {
     }
 
     /// (m, k, n): rows 1-13 and 128 (MR 6), K across the 256 block (255-257, 600), N across
-    /// vectors and panels (1, 15-17, 63-65, 130, 300: the column groups of a split).
+    /// vectors and panels (1, 15-17, 63-65, 130, 300: the column groups of a split; one row
+    /// over 300 columns: a classifier head at batch 1, split by columns only).
     static let shapes: [(Int, Int, Int)] = [
         (1, 1, 1), (5, 3, 17), (6, 16, 64), (7, 255, 65), (13, 257, 130), (2, 600, 15),
-        (128, 40, 300), (37, 256, 63), (12, 513, 16), (61, 384, 384),
+        (128, 40, 300), (37, 256, 63), (12, 513, 16), (61, 384, 384), (1, 300, 300),
     ]
 
     static func data(m: Int, k: Int, n: Int, seed: UInt64) -> (a: [Float], b: [Float], bias: [Float]) {
@@ -112,6 +113,12 @@ final class FP32LinearGemmTests: XCTestCase {
         XCTAssertFalse(LinearOps.usesPackedGemm(m: 128, k: 384, n: 384, choice: .openblas))
         XCTAssertFalse(LinearOps.usesPackedGemm(m: 0, k: 384, n: 384, choice: .mpq))
         XCTAssertFalse(LinearOps.usesPackedGemm(m: 4, k: 0, n: 384, choice: .mpq))
+        // A classifier head at batch 1 (512K multiply-adds): a big weight packs at any M and
+        // streams on all cores; a small product stays on OpenBLAS and one thread.
+        XCTAssertTrue(LinearOps.usesPackedGemm(m: 1, k: 512, n: 1000, choice: .auto))
+        XCTAssertFalse(LinearOps.usesPackedGemm(m: 1, k: 64, n: 64, choice: .auto))
+        XCTAssertEqual(LinearOps.packedGemmThreads(macs: 512 * 1000, weights: 512 * 1000), Int32(min(coreCount, 64)))
+        XCTAssertEqual(LinearOps.packedGemmThreads(macs: 64 * 1000, weights: 64 * 1000), 1)
         XCTAssertNotNil(LinearOps.packedBias(nil, beta: 1, n: 3) as [Float]??)
         XCTAssertEqual(LinearOps.packedBias(Tensor(shape: [1], floats: [2]), beta: 0.5, n: 3), .some([1, 1, 1]))
         XCTAssertEqual(LinearOps.packedBias(Tensor(shape: [1, 3], floats: [1, 2, 3]), beta: 1, n: 3), .some([1, 2, 3]))
