@@ -154,13 +154,11 @@ static inline __attribute__((target("avx512f"))) void blockn16(const float *r0, 
     for (int j = 0; j < n; j++) _mm512_storeu_ps(y + (size_t)j * OW, acc[j]);
 }
 
-// The AVX2 plane kernel's walk (up to four rows whose windows lie inside the input's rows)
-// with 16-output blocks over each row's interior: the outputs whose three columns lie
-// inside the row, [lo, hi], the last block ending at hi (re-writing outputs already done,
-// same bits). Only the outputs outside [lo, hi] (one per side for pad 1) take the scalar
-// pixel; the 8-wide kernel's "block ends at the row's end" tail sent up to 7 (stride 1) or
-// 15 (stride 2) outputs of every 112-wide row there. Rows narrower than 16 interior
-// outputs keep the 8-wide kernel.
+// Up to four rows whose windows lie inside the input's rows at a time, 16-output blocks
+// over the columns whose windows lie inside the row ([lo, hi]). Everything else, the
+// padded border, goes to masked 16-blocks (`mpq_depthwise3x3_f32_borders_avx512`): the
+// scalar pixel there took ~40% of a 112-wide plane (2% of its outputs) and ~60% of a
+// 56-wide one. Rows narrower than 16 interior outputs keep the 8-wide kernel.
 __attribute__((target("avx512f")))
 static void depthwise3x3_f32_avx512(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
                                     int pad_top, int pad_left, int OH, int OW, float *y) {
@@ -171,32 +169,32 @@ static void depthwise3x3_f32_avx512(const float *x, int H, int W, const float *w
         mpq_depthwise3x3_f32_avx2(x, H, W, w, stride_h, stride_w, pad_top, pad_left, OH, OW, y);
         return;
     }
+    // Rows [oh_lo, oh_hi] have their windows inside the input's rows; of those, columns
+    // [L, R) (multiples of 16 from either end, inside [lo, hi]) run unmasked here, the rest
+    // (one 16-block per side and the first and last row for pad 1) in masked blocks: a
+    // 112-wide row is 7 blocks, as if unpadded. A middle narrower than a block goes masked.
+    const int oh_lo = (pad_top + stride_h - 1) / stride_h;
+    int oh_hi = H - 3 + pad_top >= 0 ? (H - 3 + pad_top) / stride_h : -1;
+    if (oh_hi > OH - 1) oh_hi = OH - 1;
+    int L = (lo + 15) / 16 * 16, R = OW - (OW - 1 - hi + 15) / 16 * 16;
+    if (R - L < 16) L = R = OW;
+    mpq_depthwise3x3_f32_borders_avx512(x, H, W, w, stride_h, s, pad_top, pad_left, OH, OW, oh_lo, oh_hi, L, R, y);
+    if (L >= R) return;
     __m512 wv[9];
     for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
     const size_t row_step = (size_t)stride_h * (size_t)W;
-    for (int oh = 0; oh < OH;) {
-        const int ih0 = oh * stride_h - pad_top;
-        const int rows_inside = ih0 >= 0 && ih0 + 2 < H;
-        int rows = 1;
-        while (rows_inside && rows < 4 && oh + rows < OH && ih0 + rows * stride_h + 2 < H) rows++;
+    for (int oh = oh_lo; oh <= oh_hi;) {
+        const int ih0 = oh * stride_h - pad_top, rows = oh_hi + 1 - oh < 4 ? oh_hi + 1 - oh : 4;
         float *yrow = y + (size_t)oh * (size_t)OW;
-        for (int ow = 0; ow < OW; ow++) {
-            if (rows_inside && ow == lo) {
-                for (int b = lo;; b += 16) {
-                    const int start = b + 16 - 1 <= hi ? b : hi - 15;
-                    const float *r = x + (size_t)ih0 * (size_t)W + (size_t)(start * s - pad_left);
-                    switch (rows) {
-                    case 4: blockn16(r, (size_t)W, s, 4, wv, yrow + start, (size_t)OW, row_step); break;
-                    case 3: blockn16(r, (size_t)W, s, 3, wv, yrow + start, (size_t)OW, row_step); break;
-                    case 2: blockn16(r, (size_t)W, s, 2, wv, yrow + start, (size_t)OW, row_step); break;
-                    default: blockn16(r, (size_t)W, s, 1, wv, yrow + start, (size_t)OW, row_step); break;
-                    }
-                    if (start + 16 > hi) break;
-                }
-                ow = hi;
-                continue;
+        for (int b = L; b < R; b += 16) {
+            const int start = b + 16 <= R ? b : R - 16;  // the last block ends at R (same bits twice)
+            const float *r = x + (size_t)ih0 * (size_t)W + (size_t)(start * s - pad_left);
+            switch (rows) {
+            case 4: blockn16(r, (size_t)W, s, 4, wv, yrow + start, (size_t)OW, row_step); break;
+            case 3: blockn16(r, (size_t)W, s, 3, wv, yrow + start, (size_t)OW, row_step); break;
+            case 2: blockn16(r, (size_t)W, s, 2, wv, yrow + start, (size_t)OW, row_step); break;
+            default: blockn16(r, (size_t)W, s, 1, wv, yrow + start, (size_t)OW, row_step); break;
             }
-            scalar_column(x, H, W, w, ih0, stride_h, rows, ow * s - pad_left, yrow + ow, (size_t)OW);
         }
         oh += rows;
     }
@@ -244,15 +242,18 @@ int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_sha
     if (!x || !w || !y || OH <= 0 || OW <= 0 || s->group != s->channels) return -1;
     path = mpq_resolve_kernel_path(path);
     // The AVX-512 kernels (docs/depthwise.md), chosen by what measured fastest per geometry
-    // (`mpq-bench depthwise`, one thread): the row kernel for stride-1 rows of 9-64 outputs
-    // (borders masked, not scalar: 1.3-2.7x the 3x3 plane kernel and 1.5x the gather kernel
-    // on 56-14 wide planes); the gather kernel for narrower planes (several rows per vector)
-    // and stride 2 onto fewer than 16; the 3x3 plane kernel for wider rows and stride 2
-    // (one 512-bit `vpermt2ps` per tap made the row kernel 1.2-1.4x slower there); the row
-    // kernel again for the kernel sizes the plane kernel does not take.
+    // (`mpq-bench depthwise`, one thread): the row kernel for stride-1 rows of 9-32 outputs
+    // and stride 2 onto 16-32 (borders masked, not scalar: 1.0-1.9x faster than the 3x3
+    // plane kernel there, 1.5x the gather kernel on 14-wide planes); the gather kernel for
+    // narrower planes (several rows per vector) and stride 2 onto fewer than 16; the 3x3
+    // plane kernel for wider rows (since its borders went to masked blocks, s11: 1.2x
+    // faster than the row kernel at 56 and 112, whose masks and per-tap `vpermt2ps` cost
+    // more than the plane kernel's unmasked interior); the row kernel again for the kernel
+    // sizes the plane kernel does not take.
     const int plane3x3 = s->kernel_h == 3 && s->kernel_w == 3 && s->dilation_h == 1 && s->dilation_w == 1;
     if (path == MPQ_PATH_VNNI) {
-        if (s->stride_w == 1 && OW > 8 && OW <= 64 && mpq_depthwise_f32_rows_avx512(x, s, w, y) == 0) return 0;
+        const int rows_fastest = OW <= 32 && ((s->stride_w == 1 && OW > 8) || (s->stride_w == 2 && OW >= 16));
+        if (rows_fastest && mpq_depthwise_f32_rows_avx512(x, s, w, y) == 0) return 0;
         if (mpq_depthwise_f32_avx512(x, s, w, y) == 0) return 0;
         if (!plane3x3 && mpq_depthwise_f32_rows_avx512(x, s, w, y) == 0) return 0;
     }

@@ -192,6 +192,63 @@ static AVX512_TARGET inline __attribute__((always_inline)) void rows_block(
     for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(y + (size_t)(oh0 + j) * (size_t)OW + ow0, store, acc[j]);
 }
 
+/// `rows_block` for n = 1-4 rows of an undilated 3x3 plane, stride 1 or 2 across.
+static AVX512_TARGET void block3x3(const float *xc, const mpq_conv2d_shape *s, const __m512 *wv, int n, int oh0, int ow0,
+                                   const uint16_t *valid, const uint16_t *lo2, const uint16_t *hi2, uint16_t store,
+                                   float *yc, int OW) {
+    const int H = s->height, W = s->width;
+#define MPQ_BLOCK(sw, rows) rows_block(xc, H, W, s, wv, 3, 3, sw, rows, oh0, ow0, valid, lo2, hi2, store, yc, OW)
+    if (s->stride_w == 1) {
+        switch (n) {
+        case 4: MPQ_BLOCK(1, 4); break;
+        case 3: MPQ_BLOCK(1, 3); break;
+        case 2: MPQ_BLOCK(1, 2); break;
+        default: MPQ_BLOCK(1, 1); break;
+        }
+    } else {
+        switch (n) {
+        case 4: MPQ_BLOCK(2, 4); break;
+        case 3: MPQ_BLOCK(2, 3); break;
+        case 2: MPQ_BLOCK(2, 2); break;
+        default: MPQ_BLOCK(2, 1); break;
+        }
+    }
+#undef MPQ_BLOCK
+}
+
+/// The outputs of one undilated 3x3 plane (stride 1 or 2 across) that the 3x3 plane kernel
+/// (depthwise_f32.c) leaves to masked blocks: every row outside [oh_lo, oh_hi] (whose
+/// windows leave the input's rows), and the 16-blocks [0, L) from the left and [R, OW)
+/// from the right of the others. The scalar pixel did these: ~40% of a 112-wide plane's
+/// time for 2% of its outputs. Masks are computed once per column block, the rows run in
+/// groups of four under it. Same bits as the pixel (`rows_block`).
+AVX512_TARGET void mpq_depthwise3x3_f32_borders_avx512(const float *xc, int H, int W, const float *w9, int stride_h,
+                                                      int stride_w, int pad_top, int pad_left, int OH, int OW,
+                                                      int oh_lo, int oh_hi, int L, int R, float *yc) {
+    const mpq_conv2d_shape s = {.channels = 1, .height = H, .width = W, .kernel_h = 3, .kernel_w = 3,
+                                .pad_top = pad_top, .pad_left = pad_left, .stride_h = stride_h, .stride_w = stride_w,
+                                .dilation_h = 1, .dilation_w = 1, .group = 1};
+    __m512 wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w9[t]);
+    uint16_t valid[3], lo2[3], hi2[3];
+    // Rows outside [oh_lo, oh_hi]: whole rows, one at a time.
+    for (int b = 0; b < OW; b += 16) {
+        const uint16_t store = block_masks(&s, 3, W, OW, b, valid, lo2, hi2);
+        for (int oh = 0; oh < OH; oh++)
+            if (oh < oh_lo || oh > oh_hi) block3x3(xc, &s, wv, 1, oh, b, valid, lo2, hi2, store, yc, OW);
+    }
+    // Rows inside: the blocks [0, L) from the left and [R, OW) from the right, four rows at a time.
+    for (int side = 0; side < 2; side++)
+        for (int b = side ? R : 0; b < (side ? OW : L); b += 16) {
+            const uint16_t store = block_masks(&s, 3, W, OW, b, valid, lo2, hi2);
+            for (int oh = oh_lo; oh <= oh_hi;) {
+                const int n = oh_hi + 1 - oh < 4 ? oh_hi + 1 - oh : 4;
+                block3x3(xc, &s, wv, n, oh, b, valid, lo2, hi2, store, yc, OW);
+                oh += n;
+            }
+        }
+}
+
 AVX512_TARGET int mpq_depthwise_f32_rows_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
     const int KH = s->kernel_h, KW = s->kernel_w, H = s->height, W = s->width, taps = KH * KW;

@@ -168,6 +168,12 @@ int mpq_implicit_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, const mpq_
 /// the reference's bits); stride 1 or 2 across, undilated across, KW <= 16, KH * KW <= 64.
 /// -1 (nothing written) for other geometries.
 int mpq_depthwise_f32_rows_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
+/// The outputs of one undilated 3x3 plane (stride 1 or 2 across) the 3x3 plane kernel
+/// leaves to masked blocks: rows outside [oh_lo, oh_hi], and columns [0, L) and [R, OW)
+/// (L, R multiples of 16 from either end) of the rows inside. The scalar pixel's bits.
+void mpq_depthwise3x3_f32_borders_avx512(const float *xc, int H, int W, const float *w9, int stride_h, int stride_w,
+                                         int pad_top, int pad_left, int OH, int OW, int oh_lo, int oh_hi, int L, int R,
+                                         float *yc);
 
 /// Few-channel im2col from a padded copy of the image (im2col_padded.c): whether `s` (with
 /// column order `khwc`) takes it; the padded copy of group `g` (mpq_im2col_padded_bytes(s)

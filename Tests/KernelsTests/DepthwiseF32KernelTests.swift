@@ -5,13 +5,14 @@ import ONNX
 
 /// `mpq_depthwise3x3_f32`: every path against the scalar reference, and the reference
 /// against the Swift tap-by-tap loop (`ConvOps.depthwisePlane`), bit for bit, over odd
-/// plane sizes (vector tails, planes narrower than a vector), strides 1-3, pads 0-2.
+/// plane sizes (vector tails, planes narrower than a vector, interiors of 16-38 outputs
+/// between the AVX-512 kernel's masked border blocks), strides 1-3, pads 0-2.
 final class DepthwiseF32KernelTests: XCTestCase {
     func testEveryPathEqualsReferenceAndTapLoopBitForBit() throws {
         var rng = TestRNG(seed: 17)
         let paths = [MPQ_PATH_AUTO] + (mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 ? [MPQ_PATH_AVX2] : [])
         var planes = 0
-        for (h, w) in [(1, 1), (2, 3), (3, 8), (5, 9), (7, 7), (9, 17), (14, 14), (11, 26), (16, 33), (6, 40), (28, 28), (6, 112), (5, 57)] {
+        for (h, w) in [(1, 1), (2, 3), (3, 8), (5, 9), (7, 7), (9, 17), (14, 14), (11, 26), (16, 33), (6, 40), (28, 28), (6, 112), (5, 57), (13, 70), (8, 48)] {
             for stride in [(1, 1), (2, 2), (1, 2), (2, 1), (3, 3)] {
                 for pad in [(0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 1, 0), (2, 1, 0, 2)] {
                     var geom = try WindowGeometry(input: [h, w], kernel: [3, 3], strides: [stride.0, stride.1],
