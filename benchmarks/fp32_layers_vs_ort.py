@@ -46,6 +46,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+import ort_sessions  # benchmarks/ort_sessions.py: the ORT session every script opens
+
 # Nodes that join the layer of the node producing their input (ORT fuses them or runs them cheaply).
 FOLLOWERS = {"BatchNormalization", "Relu", "Clip", "Sigmoid", "Mul", "Add", "LeakyRelu", "HardSigmoid",
              "HardSwish", "Tanh", "Sum"}
@@ -101,13 +103,8 @@ def export_all_int8(mpq, model, calib, work):
 
 
 def ort_profile(model, calib, batch, runs, warmup, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    so.enable_profiling = True
     tmp = tempfile.mkdtemp()
-    so.profile_file_prefix = os.path.join(tmp, "ort")
-    s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    s = ort_sessions.session(model, threads, profile_prefix=os.path.join(tmp, "ort"))
     data = np.load(calib)
     feeds = {}
     for i in s.get_inputs():

@@ -35,6 +35,8 @@ import time
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+import ort_sessions  # benchmarks/ort_sessions.py: the ORT session every script opens
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,11 +103,7 @@ ORT_VARIANTS = {"ORT MatMulInteger": matmul_integer_model,
 
 
 def ort_session(model, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort_sessions.session(model, threads)
 
 
 def time_ort(sess, a, warmup, iters):

@@ -38,17 +38,13 @@ import subprocess
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+import ort_sessions  # benchmarks/ort_sessions.py: the ORT session every script opens
 from onnx import helper
 
 
 def ort_run(model, feeds, level=None, outputs=None):
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = 1
-    if level is not None:
-        so.graph_optimization_level = level
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
-    s = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    s = ort_sessions.session(model, 1, level=level)
     return dict(zip([o.name for o in s.get_outputs()], s.run(outputs, feeds)))
 
 

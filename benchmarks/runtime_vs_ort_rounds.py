@@ -31,6 +31,8 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+import ort_sessions  # benchmarks/ort_sessions.py: the ORT session every script opens
+
 
 def steal_ticks():
     with open("/proc/stat") as f:
@@ -54,10 +56,7 @@ def export_all_int8(mpq, name, model, calib, work):
 
 
 def ort_session(path, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort_sessions.session(path, threads)
 
 
 def ort_min_ms(session, feeds, warmup=3, runs=15):

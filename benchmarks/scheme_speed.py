@@ -39,6 +39,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+import ort_sessions  # benchmarks/ort_sessions.py: the ORT session every script opens
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ["fp32", "inputs", "ort", "qstatic"]
 LABEL = {"fp32": "FP32", "inputs": "mpq --scheme inputs", "ort": "mpq --scheme ort",
@@ -161,15 +163,7 @@ def quantize_static(case, d, name):
 # ---------------------------------------------------------------- ORT measurements
 
 def session(path, threads, optimized=None, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = level
-    so.log_severity_level = 3
-    if optimized:
-        so.optimized_model_filepath = optimized
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort_sessions.session(path, threads, optimized=optimized, level=level)
 
 
 QUANT_OPS = ("QLinear", "QGemm", "MatMulInteger", "DynamicQuantize", "QAttention", "NhwcMaxPool", "QEmbed")
