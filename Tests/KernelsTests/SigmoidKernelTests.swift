@@ -46,6 +46,21 @@ final class SigmoidKernelTests: XCTestCase {
         XCTAssertGreaterThan(checked, 5000)
     }
 
+    /// In place (the Sigmoid op's call, y == x) gives the out-of-place bits on every path:
+    /// an in-place call once fell back to a scalar loop with the same bits, so this guards the
+    /// bits of the pragma's vector loop; its speed is in benchmarks/README.md (s11-lead).
+    func testInPlaceEqualsOutOfPlaceBitForBit() {
+        for n in [1, 7, 8, 9, 31, 1000, 4099] {
+            let x = inputs(n, seed: UInt64(500 + n))
+            for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] {
+                var out = [Float](repeating: -1, count: n), inPlace = x
+                mpq_sigmoid_f32(path, x, n, &out)
+                inPlace.withUnsafeMutableBufferPointer { mpq_sigmoid_f32(path, $0.baseAddress, n, $0.baseAddress) }
+                XCTAssertEqual(inPlace.map(\.bitPattern), out.map(\.bitPattern), "n \(n) path \(path.rawValue)")
+            }
+        }
+    }
+
     /// A dense sweep of [-105, 40]: the largest error anywhere in the range that matters.
     func testDenseSweepWithinFourUlp() {
         let x = (0..<290_000).map { Float(-105) + Float($0) * 0.0005 }
