@@ -84,5 +84,11 @@ final class SigmoidKernelTests: XCTestCase {
         }
         let op = ActivationOps.Sigmoid(Tensor(shape: [777], floats: x)).floats
         for i in x.indices { assertNear(op[i], ref[i], x[i]) }
+        // Empty, and a tensor large enough to split over the cores: the unsplit kernel's bits.
+        XCTAssertEqual(ActivationOps.Sigmoid(Tensor(shape: [0, 3], floats: [])).count, 0)
+        let big = inputs(70_001, seed: 7)
+        var whole = [Float](repeating: 0, count: big.count)
+        mpq_sigmoid_f32(MPQ_PATH_AUTO, big, big.count, &whole)
+        XCTAssertEqual(ActivationOps.Sigmoid(Tensor(shape: [big.count], floats: big)).floats.map(\.bitPattern), whole.map(\.bitPattern))
     }
 }

@@ -97,11 +97,18 @@ enum ActivationOps {
     /// Split by sign so `exp` never overflows. `mpq_sigmoid_f32` (vectorised, a polynomial
     /// exp within a few ulp of libm's) on float tensors; `SigmoidReference` is the scalar
     /// formula it is tested against (and what `MPQ_KERNEL_PATH=reference` runs).
+    /// From 64K values the tensor splits over the cores (`rowThreads`, as Erf does): same
+    /// bits, each value is computed alone.
     static func Sigmoid(_ x: Tensor) -> Tensor {
         guard x.dtype.isFloating else { return SigmoidReference(x) }
         var t = x
         t.floats.withUnsafeMutableBufferPointer { p in
-            mpq_sigmoid_f32(MPQ_PATH_AUTO, p.baseAddress, p.count, p.baseAddress)
+            guard let base = p.baseAddress, !p.isEmpty else { return }
+            let threads = Int(rowThreads(p.count)), n = p.count
+            poolPerform(threads: threads, chunks: threads) { k in
+                let lo = n * k / threads, hi = n * (k + 1) / threads
+                mpq_sigmoid_f32(MPQ_PATH_AUTO, base + lo, hi - lo, base + lo)
+            }
         }
         return t
     }
