@@ -1,5 +1,6 @@
 import CGSL
 import Foundation
+import Kernels
 
 /// What pass 1 keeps of one tensor: a few numbers, whatever the data set size.
 public struct RangeStatistics: Equatable, Sendable {
@@ -19,26 +20,17 @@ public struct RangeStatistics: Equatable, Sendable {
     /// Largest magnitude: the half-width of the entropy method's symmetric histogram.
     public var absMax: Float { Swift.max(abs(min), abs(max)) }
 
+    /// One tensor's values: a vectorised scan (`RangeScan`) with the scalar loop's bits.
     public mutating func observe(_ values: UnsafeBufferPointer<Float>) {
         guard !values.isEmpty else { return }
-        var lo = Float.infinity, hi = -Float.infinity, alo = Float.infinity
-        var n = 0, z = 0, bad = 0
-        for x in values {
-            guard x.isFinite else { bad += 1; continue }
-            n += 1
-            if x < lo { lo = x }
-            if x > hi { hi = x }
-            let a = abs(x)
-            if a < alo { alo = a }
-            if x == 0 { z += 1 }
+        let scan = RangeScan(values)
+        nonFinite += scan.nonFinite
+        guard scan.finite > 0 else { return }
+        if count == 0 { min = scan.min; max = scan.max; absMin = scan.absMin } else {
+            min = Swift.min(min, scan.min); max = Swift.max(max, scan.max); absMin = Swift.min(absMin, scan.absMin)
         }
-        nonFinite += bad
-        guard n > 0 else { return }
-        if count == 0 { min = lo; max = hi; absMin = alo } else {
-            min = Swift.min(min, lo); max = Swift.max(max, hi); absMin = Swift.min(absMin, alo)
-        }
-        count += n
-        zeros += z
+        count += scan.finite
+        zeros += scan.zeros
     }
 
     public mutating func observe(_ values: [Float]) { values.withUnsafeBufferPointer { observe($0) } }

@@ -254,6 +254,17 @@ void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t
 /// results below x = -86.5 (subnormals are ~100x slower to compute with).
 void mpq_sigmoid_f32(mpq_kernel_path path, const float *x, size_t count, float *y);
 
+/// Calibration's first pass over one float tensor (range_stats.c): the smallest and largest
+/// finite value (a zero one is the array's first zero, as a scalar scan keeps it), the
+/// smallest |x|, and counts of finite values, exact zeros and skipped NaN / infinities.
+/// min/max/abs_min are +-inf when nothing is finite. Every path gives the same bits.
+typedef struct {
+    float min, max, abs_min;
+    size_t finite, zeros, non_finite;
+} mpq_range_stats;
+void mpq_range_stats_f32(mpq_kernel_path path, const float *x, size_t count, mpq_range_stats *out);
+void mpq_range_stats_f32_reference(const float *x, size_t count, mpq_range_stats *out);
+
 /// What an FP32 Conv applies to its output after the bias (`mpq_conv_epilogue_f32`).
 typedef enum {
     MPQ_ACT_NONE = 0,
