@@ -99,17 +99,24 @@ enum ActivationOps {
     /// formula it is tested against (and what `MPQ_KERNEL_PATH=reference` runs).
     /// From 64K values the tensor splits over the cores (`rowThreads`, as Erf does): same
     /// bits, each value is computed alone.
+    /// Written into a new array: sigmoid in place on `var t = x` copied the whole input
+    /// first (copy-on-write: the caller still holds x), a third of the op's time.
     static func Sigmoid(_ x: Tensor) -> Tensor {
         guard x.dtype.isFloating else { return SigmoidReference(x) }
-        var t = x
-        t.floats.withUnsafeMutableBufferPointer { p in
-            guard let base = p.baseAddress, !p.isEmpty else { return }
-            let threads = Int(rowThreads(p.count)), n = p.count
-            poolPerform(threads: threads, chunks: threads) { k in
-                let lo = n * k / threads, hi = n * (k + 1) / threads
-                mpq_sigmoid_f32(MPQ_PATH_AUTO, base + lo, hi - lo, base + lo)
+        let n = x.floats.count
+        guard n > 0 else { return x }
+        let threads = Int(rowThreads(n))
+        let out = [Float](unsafeUninitializedCapacity: n) { dst, count in
+            x.floats.withUnsafeBufferPointer { src in
+                poolPerform(threads: threads, chunks: threads) { k in
+                    let lo = n * k / threads, hi = n * (k + 1) / threads
+                    mpq_sigmoid_f32(MPQ_PATH_AUTO, src.baseAddress! + lo, hi - lo, dst.baseAddress! + lo)
+                }
             }
+            count = n
         }
+        var t = x
+        t.floats = out
         return t
     }
 
