@@ -52,11 +52,16 @@ extension ElementwiseOps {
     /// Float tensors go to `mpq_erf_f32` (vectorised polynomial, about 1 ulp from erff,
     /// split over the cores: GELU's Erf is a large share of a transformer's non-GEMM time);
     /// `ErfReference` (libm) is what it is tested against.
+    /// Written into a new array (in place on `var y = x` copied the input first: the
+    /// caller still holds it).
     static func Erf(_ x: Tensor) -> Tensor {
         guard x.dtype.isFloating else { return ErfReference(x) }
+        let n = x.floats.count
+        guard n > 0 else { return x }
         var y = x
-        y.floats.withUnsafeMutableBufferPointer { p in
-            mpq_erf_f32(MPQ_PATH_AUTO, p.baseAddress, p.count, p.baseAddress, rowThreads(p.count))
+        y.floats = [Float](unsafeUninitializedCapacity: n) { dst, count in
+            x.floats.withUnsafeBufferPointer { mpq_erf_f32(MPQ_PATH_AUTO, $0.baseAddress, n, dst.baseAddress, rowThreads(n)) }
+            count = n
         }
         return y
     }
