@@ -61,6 +61,19 @@ final class SigmoidKernelTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 loop (VNNI path) and the AVX2 loop compute the same expression: same bits.
+    func testAvx512LoopEqualsAvx2LoopBitForBit() throws {
+        try XCTSkipUnless(mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 && mpq_kernel_path_available(MPQ_PATH_AVX2) != 0,
+                          "needs AVX-512 and AVX2")
+        for n in [1, 15, 16, 17, 100, 4099] {
+            let x = inputs(n, seed: UInt64(900 + n))
+            var a = [Float](repeating: -1, count: n), b = a
+            mpq_sigmoid_f32(MPQ_PATH_AVX2, x, n, &a)
+            mpq_sigmoid_f32(MPQ_PATH_VNNI, x, n, &b)
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "n \(n)")
+        }
+    }
+
     /// A dense sweep of [-105, 40]: the largest error anywhere in the range that matters.
     func testDenseSweepWithinFourUlp() {
         let x = (0..<290_000).map { Float(-105) + Float($0) * 0.0005 }
