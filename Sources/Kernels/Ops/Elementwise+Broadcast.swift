@@ -80,6 +80,14 @@ enum Broadcast {
                     } else if pa.count == 1 {
                         let x = pa[0]
                         for i in 0..<n { buf[i] = f(x, pb[i]) }
+                    } else if sa == out, isTrailingRow(sb, of: out) {
+                        // b is one row repeated along the leading axes (a bias [N] onto
+                        // [B, L, N]: every unfused MatMul + Add a calibration pass runs).
+                        let m = pb.count
+                        for o in stride(from: 0, to: n, by: m) { for j in 0..<m { buf[o + j] = f(pa[o + j], pb[j]) } }
+                    } else if sb == out, isTrailingRow(sa, of: out) {
+                        let m = pa.count
+                        for o in stride(from: 0, to: n, by: m) { for j in 0..<m { buf[o + j] = f(pa[j], pb[o + j]) } }
                     } else {
                         general(pa, sa, pb, sb, out, buf, f)
                     }
@@ -88,6 +96,13 @@ enum Broadcast {
             count = n
         }
         return (out, values)
+    }
+
+    /// Whether `s` (leading 1s aside) is the trailing axes of `out`: its values repeat
+    /// along out's leading axes, a row of out's innermost elements at a time.
+    static func isTrailingRow(_ s: [Int], of out: [Int]) -> Bool {
+        let core = s.drop(while: { $0 == 1 })
+        return !core.isEmpty && core.count <= out.count && out.suffix(core.count).elementsEqual(core)
     }
 
     /// The strided loop behind `binary` for genuinely broadcast shapes.
