@@ -2,6 +2,7 @@
 // bench models' layer shapes, codes output, random data; prints the minimum of REPS calls and a
 // checksum of the output bytes (equal checksums across two builds: the same bytes).
 //     benchmarks/int8_conv_ab.sh BASE_COMMIT [REPS] [ROUNDS]   (builds and alternates both)
+//     int8_conv_layers [REPS] [NAME_FILTER or ""] [THREADS]
 #include "mpq_kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,8 @@ static const L layers[] = {
 
 int main(int argc, char **argv) {
     const int reps = argc > 1 ? atoi(argv[1]) : 30;
-    const char *only = argc > 2 ? argv[2] : NULL;
+    const char *only = argc > 2 && *argv[2] ? argv[2] : NULL;
+    const int threads = argc > 3 ? atoi(argv[3]) : 1;  // 1: the kernels alone; 2: the batch-1 split
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         const L *l = &layers[li];
         if (only && !strstr(l->name, only)) continue;
@@ -82,7 +84,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             int rc = l->dw ? mpq_depthwise_conv_u8s8_u8(MPQ_PATH_VNNI, x, &s, w, &ep, out, 3)
-                           : mpq_qconv2d_u8s8(MPQ_PATH_VNNI, x, &s, 0, khwc, 7, packed, &ep, NULL, out, 3, 1);
+                           : mpq_qconv2d_u8s8(MPQ_PATH_VNNI, x, &s, 0, khwc, 7, packed, &ep, NULL, out, 3, threads);
             double t = now() - t0;
             if (rc) { printf("%s: rc %d\n", l->name, rc); break; }
             if (t < best) best = t;
