@@ -55,6 +55,9 @@ typedef struct {
     int32_t out_zp;
     size_t ldo;
     int chunks, pgroups, pack_tasks;
+    // A strided or padded 1x1 kernel (ResNet's downsample): xh holds only the sampled pixels,
+    // [OH][OW][C] (Hp = OH, Wp = OW, unit strides), read from the image at these strides.
+    int sub, sub_sh, sub_sw;
     uint8_t *scratch;  // per task: CHUNK x 64 floats
     _Atomic int next;
 } cv_job;
@@ -88,7 +91,7 @@ static int cv_setup(cv_job *j, const mpq_gemm_job *g, const uint8_t *x, const mp
     j->n = g->n; j->kp = g->kp; j->panels = (g->n + 15) / 16;
     j->bdata = g->bdata; j->colsum = g->colsum; j->za = g->za; j->ep = g->ep;
     j->out = g->out; j->out_u8 = g->out_u8; j->out_zp = g->out_zp; j->ldo = (size_t)g->ldo;
-    j->xh = NULL; j->scratch = NULL;
+    j->xh = NULL; j->scratch = NULL; j->sub = 0;
     return 0;
 }
 
@@ -164,8 +167,59 @@ static VNNI_TARGET void pack_rows(const cv_job *j, int r0, int r1) {
     }
 }
 
+// 16 bytes row[iw0 + i * S] for i < n (zero point where iw is outside [0, W)): one masked
+// load where the run is inside the row and S is 1 or 2, else one byte at a time.
+static inline __attribute__((always_inline)) VNNI_TARGET __m128i sample16(const uint8_t *row, int W, int iw0, int S, int n,
+                                                                          uint8_t zp) {
+    const int last = iw0 + (n - 1) * S;
+    if (iw0 >= 0 && last < W && S <= 2) {
+        if (S == 1) return _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1u), row + iw0);
+        const int bytes = 2 * n - 1;  // stride 2: the even bytes of 2n - 1 (vpmovwb keeps each word's low byte)
+        const __mmask32 m = bytes >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << bytes) - 1u);
+        return _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(m, row + iw0));
+    }
+    uint8_t b[16] = {0};
+    for (int i = 0; i < n; i++) {
+        const int iw = iw0 + i * S;
+        b[i] = iw >= 0 && iw < W ? row[iw] : zp;
+    }
+    return _mm_loadu_si128((const __m128i *)b);
+}
+
+// Output rows [r0, r1) of the subsampled copy: pixel (oh, ow) = image (oh sh - pt, ow sw - pl)
+// or the zero point, 16 pixels x 16 channels per transpose. A 1x1 stride-2 conv reads a
+// quarter of its input: copying the whole padded image cost more than its K = C MACs.
+static VNNI_TARGET void pack_sub_rows(const cv_job *j, int r0, int r1) {
+    const size_t plane = (size_t)j->H * (size_t)j->W, C = (size_t)j->C;
+    for (int oh = r0; oh < r1; oh++) {
+        uint8_t *row = j->xh + (size_t)oh * (size_t)j->OW * C;
+        const int ih = oh * j->sub_sh - j->pt;
+        if (ih < 0 || ih >= j->H) { memset(row, j->zp, (size_t)j->OW * C); continue; }
+        for (int ow0 = 0; ow0 < j->OW; ow0 += 16) {
+            const int np = j->OW - ow0 < 16 ? j->OW - ow0 : 16;
+            const int iw0 = ow0 * j->sub_sw - j->pl;
+            for (int c0 = 0; c0 < j->C; c0 += 16) {
+                const int nc = j->C - c0 < 16 ? j->C - c0 : 16;
+                __m128i a[16];
+                for (int i = 0; i < 16; i++)
+                    a[i] = i < nc ? sample16(j->x + (size_t)(c0 + i) * plane + (size_t)ih * (size_t)j->W, j->W, iw0, j->sub_sw, np, j->zp)
+                                  : _mm_setzero_si128();
+                uint8_t t[256];
+                mpq_transpose16_store(a, t, 16);  // t[pixel * 16 + channel]
+                const __mmask16 cm = (__mmask16)((1u << nc) - 1u);
+                for (int i = 0; i < np; i++)
+                    _mm_mask_storeu_epi8(row + (size_t)(ow0 + i) * C + (size_t)c0, cm, _mm_loadu_si128((const __m128i *)(t + 16 * i)));
+            }
+        }
+    }
+}
+
 static void pack_task(void *arg, int t) {
     const cv_job *j = (const cv_job *)arg;
+    if (j->sub) {
+        pack_sub_rows(j, j->OH * t / j->pack_tasks, j->OH * (t + 1) / j->pack_tasks);
+        return;
+    }
     const int r0 = j->H * t / j->pack_tasks, r1 = j->H * (t + 1) / j->pack_tasks;
     const size_t rowb = (size_t)j->Wp * (size_t)j->C;
     // The pad rows above and below the image: task 0 and the last task.
@@ -296,8 +350,8 @@ static int run_vnni(cv_job *j, int threads) {
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     j->pack_tasks = threads;
     // Small copies (a 7x7 plane: 25 KB at 512 channels) stay on one core.
-    if ((size_t)j->H * (size_t)j->W * (size_t)j->C < 64 * 1024) j->pack_tasks = 1;
-    if (j->pack_tasks > j->H) j->pack_tasks = j->H;
+    if ((size_t)j->Hp * (size_t)j->Wp * (size_t)j->C < 64 * 1024) j->pack_tasks = 1;
+    if (j->pack_tasks > (j->sub ? j->OH : j->H)) j->pack_tasks = j->sub ? j->OH : j->H;
     if (j->pack_tasks > 1) mpq_pool_run(j->pack_tasks, pack_task, j);
     else pack_task(j, 0);
     j->pgroups = (j->panels + NV - 1) / NV;
@@ -324,6 +378,11 @@ int mpq_cv_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, const mpq_conv2d_s
                      int khwc, int threads) {
     cv_job j;
     if (!cv_shape_ok(s, khwc) || cv_setup(&j, g, x, s, grp, zp)) return -1;
+    if (j.taps == 1 && (j.sh > 1 || j.sw > 1 || j.Hp != j.H || j.Wp != j.W)) {
+        // Only the sampled pixels: xh is then the [OH][OW][C] image of a unit-stride 1x1 conv.
+        j.sub = 1; j.sub_sh = j.sh; j.sub_sw = j.sw;
+        j.Hp = j.OH; j.Wp = j.OW; j.sh = j.sw = 1;
+    }
     j.xh = (uint8_t *)malloc((size_t)j.Hp * (size_t)j.Wp * (size_t)j.C + 64);
     if (!j.xh) return -1;
     const int rc = run_vnni(&j, threads);
