@@ -101,7 +101,8 @@ int main(int argc, char **argv) {
         unsigned sum = 0;
         for (size_t i = 0; i < (size_t)n * oh * ow; i++) sum = sum * 31 + out[i];
         const double macs = (double)n * oh * ow * kk;
-        printf("%-28s %9.1f us %7.1f GMAC/s  out %08x\n", l->name, best * 1e6, macs / best / 1e9, sum);
+        const char *engine = mpq_last_engine();
+        printf("%-28s %9.1f us %7.1f GMAC/s  out %08x  %s\n", l->name, best * 1e6, macs / best / 1e9, sum, engine ? engine : "?");
         free(x); free(w); free(mult); free(bias); free(out); free(packed);
     }
     return 0;
