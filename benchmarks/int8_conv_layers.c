@@ -2,6 +2,7 @@
 // bench models' layer shapes, codes output, random data; prints the minimum of REPS calls and a
 // checksum of the output bytes (equal checksums across two builds: the same bytes).
 //     benchmarks/int8_conv_ab.sh BASE_COMMIT [REPS] [ROUNDS]   (builds and alternates both)
+//     int8_conv_layers [REPS] [NAME_FILTER or ""] [THREADS]
 #include "mpq_kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,15 @@ static const L layers[] = {
     {"rn18 256->512 3x3/2 14", 256, 14, 14, 512, 3, 2, 1, 0},
     {"rn18 512->512 3x3 7", 512, 7, 7, 512, 3, 1, 1, 0},
     {"rn18 256->512 1x1/2 14", 256, 14, 14, 512, 1, 2, 0, 0},
+    {"rn18 64->128 1x1/2 56", 64, 56, 56, 128, 1, 2, 0, 0},
+    {"rn18 128->256 1x1/2 28", 128, 28, 28, 256, 1, 2, 0, 0},
+    {"digits 16->16 3x3 56", 16, 56, 56, 16, 3, 1, 1, 0},
+    {"digits 16->32 3x3/2 56", 16, 56, 56, 32, 3, 2, 1, 0},
+    {"digits 32->32 3x3 28", 32, 28, 28, 32, 3, 1, 1, 0},
+    {"digits 32->64 3x3/2 28", 32, 28, 28, 64, 3, 2, 1, 0},
+    {"digits 64->64 3x3 14", 64, 14, 14, 64, 3, 1, 1, 0},
+    {"digits 64->128 3x3/2 14", 64, 14, 14, 128, 3, 2, 1, 0},
+    {"digits 128->128 3x3 7", 128, 7, 7, 128, 3, 1, 1, 0},
     {"det 3->16 3x3 64", 3, 64, 64, 16, 3, 1, 1, 0},
     {"det 16->24 3x3/2 64", 16, 64, 64, 24, 3, 2, 1, 0},
     {"det 24->32 3x3/2 32", 24, 32, 32, 32, 3, 2, 1, 0},
@@ -58,7 +68,8 @@ static const L layers[] = {
 
 int main(int argc, char **argv) {
     const int reps = argc > 1 ? atoi(argv[1]) : 30;
-    const char *only = argc > 2 ? argv[2] : NULL;
+    const char *only = argc > 2 && *argv[2] ? argv[2] : NULL;
+    const int threads = argc > 3 ? atoi(argv[3]) : 1;  // 1: the kernels alone; 2: the batch-1 split
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         const L *l = &layers[li];
         if (only && !strstr(l->name, only)) continue;
@@ -82,7 +93,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             int rc = l->dw ? mpq_depthwise_conv_u8s8_u8(MPQ_PATH_VNNI, x, &s, w, &ep, out, 3)
-                           : mpq_qconv2d_u8s8(MPQ_PATH_VNNI, x, &s, 0, khwc, 7, packed, &ep, NULL, out, 3, 1);
+                           : mpq_qconv2d_u8s8(MPQ_PATH_VNNI, x, &s, 0, khwc, 7, packed, &ep, NULL, out, 3, threads);
             double t = now() - t0;
             if (rc) { printf("%s: rc %d\n", l->name, rc); break; }
             if (t < best) best = t;
@@ -90,7 +101,8 @@ int main(int argc, char **argv) {
         unsigned sum = 0;
         for (size_t i = 0; i < (size_t)n * oh * ow; i++) sum = sum * 31 + out[i];
         const double macs = (double)n * oh * ow * kk;
-        printf("%-28s %9.1f us %7.1f GMAC/s  out %08x\n", l->name, best * 1e6, macs / best / 1e9, sum);
+        const char *engine = mpq_last_engine();
+        printf("%-28s %9.1f us %7.1f GMAC/s  out %08x  %s\n", l->name, best * 1e6, macs / best / 1e9, sum, engine ? engine : "?");
         free(x); free(w); free(mult); free(bias); free(out); free(packed);
     }
     return 0;

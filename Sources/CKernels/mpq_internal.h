@@ -159,6 +159,15 @@ int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t pl
 /// GEMM. -1 (nothing written) if the shape is not one it takes.
 int mpq_implicit_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int grp,
                            uint8_t zero_point, int threads);
+/// A Conv's job (channel-major output; (kh, kw, c) packed weights, or a 1x1 kernel; C / group a
+/// multiple of 4) run with output channels in the vector lanes from a padded channels-last copy
+/// of group `grp` of `x` (qgemm_conv_cv.c, VNNI only): the same bytes as the im2col + GEMM. -1
+/// (nothing written) if the shape is not one it takes.
+int mpq_cv_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int grp, uint8_t zero_point,
+                     int khwc, int threads);
+/// Output planes up to this many pixels take the channel-vector tiles (mpq_qconv2d_engine;
+/// MPQ_INT8_CONV_CV_PIXELS, read once, overrides it, 0 = never).
+#define MPQ_QCONV_CV_MAX_PIXELS 196
 /// Output width from which mpq_qconv2d_u8s8 takes the implicit path: it computes
 /// (Wq - OW) / Wq of its lanes for nothing (the padded columns), 3% at 56, 12% at 14, 22%
 /// at 7, where it only tied the blocked im2col (benchmarks/README.md, s7-resnet).

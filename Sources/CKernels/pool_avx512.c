@@ -178,10 +178,38 @@ static AVX512_TARGET void hpass_u8(const mpq_pool2d *p, const uint8_t *rows, uin
     }
 }
 
+// Max is exact in any order, so for a strided window along H the H pass can come first: it
+// then reduces the out_h rows each output row reads (full input width, whole vectors) and the
+// costlier W pass (stride-2 lanes extracted per tap) runs on out_h rows instead of in_h. The
+// ResNet stem's 3x3/2 MaxPool on 112x112 codes: 112 -> 56 W-pass rows per plane.
+static AVX512_TARGET void maxpool_u8_h_first(const mpq_pool2d *p, const uint8_t *src, uint8_t *dst, uint8_t *row, int f0, int f1) {
+    const int w = p->in_w;
+    for (int o = 0; o < p->out_h; o++) {
+        const int lo = p->lo_h[o], hi = p->hi_h[o];
+        if (hi <= lo) {  // no tap: code 0, as hpass_u8's empty maximum
+            for (int j = 0; j < p->out_w; j++) dst[(size_t)o * p->out_w + j] = 0;
+            continue;
+        }
+        const long first = (long)o * p->stride_h - p->pad_top;
+        for (int j = 0; j < w; j += 64) {
+            const __mmask64 m = mask64(w - j);
+            __m512i acc = _mm512_maskz_loadu_epi8(m, src + (size_t)(first + (long)lo * p->dilation_h) * w + j);
+            for (int t = lo + 1; t < hi; t++)
+                acc = _mm512_max_epu8(acc, _mm512_maskz_loadu_epi8(m, src + (size_t)(first + (long)t * p->dilation_h) * w + j));
+            _mm512_mask_storeu_epi8(row + j, m, acc);
+        }
+        wpass_u8(p, row, dst + (size_t)o * p->out_w, f0, f1);
+    }
+}
+
 AVX512_TARGET void mpq_maxpool2d_u8_avx512(const mpq_pool2d *p, const uint8_t *x, uint8_t *y, size_t p0, size_t p1, uint8_t *scratch) {
     const size_t in_plane = (size_t)p->in_h * p->in_w, out_plane = (size_t)p->out_h * p->out_w;
     int f0, f1;
     mpq_pool_full_range(p, &f0, &f1);
+    if (p->out_h < p->in_h && (size_t)p->in_w <= mpq_pool_scratch(p, 1)) {  // the row fits the plane's scratch
+        for (size_t c = p0; c < p1; c++) maxpool_u8_h_first(p, x + c * in_plane, y + c * out_plane, scratch, f0, f1);
+        return;
+    }
     for (size_t c = p0; c < p1; c++) {
         const uint8_t *src = x + c * in_plane;
         for (int r = 0; r < p->in_h; r++) wpass_u8(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, f0, f1);

@@ -100,8 +100,40 @@ static int implicit_applies(const mpq_conv2d_shape *s, int khwc) {
     return wq >= 6 && mpq_conv2d_out_h(s) > 0 && mpq_conv2d_out_w(s) >= MPQ_IMPLICIT_CONV_MIN_OW;
 }
 
+// The output-plane size up to which Convs take the channel-vector tiles: MPQ_QCONV_CV_MAX_PIXELS,
+// or MPQ_INT8_CONV_CV_PIXELS (read once; 0 turns them off) to A/B them without a rebuild.
+static long cv_max_pixels(void) {
+    static _Atomic long state = -1;
+    long v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("MPQ_INT8_CONV_CV_PIXELS");
+        v = e && *e ? strtol(e, NULL, 10) : MPQ_QCONV_CV_MAX_PIXELS;
+        if (v < 0) v = MPQ_QCONV_CV_MAX_PIXELS;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);
+
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc) {
     if (!s || mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
+    const mpq_qconv_engine e = engine_without_cv(s, n, khwc);
+    // Small planes: output channels in the lanes (qgemm_conv_cv.c), where the pixel-vector
+    // kernels fill lanes with padded-width or past-the-plane pixels and the im2col copies and
+    // transposes everything. One thread, codes out (benchmarks/README.md, s11-int8b1): 0.68-0.71x
+    // of the time on ResNet-18's 3x3 convs into 14x14 and 7x7, 0.43-0.56x on the detector's 8x8
+    // and 4x4, 0.87-0.92x on MobileNetV2's 7x7 pointwise; but 1.15-1.33x against the pointwise
+    // kernel on 14x14 planes (which stay on it), 0.91-0.95x at 28x28 and 1.5x on the detector's
+    // 16x16 stride-2 layer with 32 channels (hence 196 pixels). Not where the per-Conv policy
+    // chose AMX (not measured against it).
+    if (e != MPQ_QCONV_IM2COL_AMX && e != MPQ_QCONV_POINTWISE && (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s) <= cv_max_pixels() &&
+        mpq_qconv2d_cv_applies(s, khwc))
+        return MPQ_QCONV_CV;
+    return e;
+}
+
+static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc) {
     // Pointwise: vectors along the NCHW pixels, no im2col and no output transpose (not on a
     // 7x7 plane, where 64-pixel tiles would compute 15 of every 64 lanes for nothing).
     if (is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s))) return MPQ_QCONV_POINTWISE;
@@ -120,6 +152,7 @@ const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engin
     case MPQ_QCONV_POINTWISE: return "pointwise";
     case MPQ_QCONV_IMPLICIT: return "implicit";
     case MPQ_QCONV_IM2COL_AMX: return "im2col+amx";
+    case MPQ_QCONV_CV: return "cv+vnni";
     default:
         switch (mpq_resolve_kernel_path(path)) {
         case MPQ_PATH_VNNI: return "im2col+vnni";
@@ -148,6 +181,10 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
         const size_t plane = (size_t)s->height * (size_t)s->width;
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
         return mpq_pointwise_conv_vnni(&cb.job, x + (size_t)g * (size_t)k * plane, plane, threads < 1 ? 1 : threads);
+    }
+    if (engine == MPQ_QCONV_CV && mpq_cv_conv_vnni(&cb.job, x, s, g, x_zero_point, khwc, threads < 1 ? 1 : threads) == 0) {
+        mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
+        return 0;  // a small plane: output channels in the lanes (qgemm_conv_cv.c)
     }
     if (engine == MPQ_QCONV_IMPLICIT && mpq_implicit_conv_vnni(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));

@@ -30,7 +30,8 @@ final class ProfileCLITests: XCTestCase {
     /// runs, written from the layer's geometry here (docs/int8-amx.md, "Engine per Conv"):
     /// digits_cnn has a 1-channel stem (im2col), 16-channel 3x3 convs on a 16-wide plane (the
     /// implicit conv), a depthwise conv, a 1x1 on an 8x8 plane (64 pixels: im2col, not the
-    /// pointwise kernel, which needs 128) and a Gemm. Nodes that are not INT8 layers have none.
+    /// pointwise kernel, which needs 128; on the VNNI path the channel-vector tiles, as the 3x3
+    /// conv3 on 8x8) and a Gemm. Nodes that are not INT8 layers have none.
     func testProfileShowsTheEngineEachInt8LayerRan() throws {
         let model = "\(CLI.examples)/digits_cnn.onnx"
         let args = ["profile", model, "--data", "\(CLI.examples)/digits_holdout.npz", "--runs", "1", "--batch-size", "4",
@@ -50,6 +51,9 @@ final class ProfileCLITests: XCTestCase {
         if path == "vnni" {
             want["/block/conv1/Conv"] = "implicit"
             want["/block/conv2/Conv"] = "implicit"
+            // 8x8 planes (64 pixels): the channel-vector tiles (docs/int8-conv.md).
+            want["/pw/pw.0/Conv"] = "cv+vnni"
+            want["/conv3/conv3.0/Conv"] = "cv+vnni"
             // Without VBMI the VNNI path's depthwise is the AVX2 kernel; on AMX machines the Gemm is AMX.
             XCTAssert(["depthwise+vnni", "depthwise+avx2"].contains(engines["/dw/dw.0/Conv"] ?? ""), "\(engines)")
             want["/dw/dw.0/Conv"] = engines["/dw/dw.0/Conv"]

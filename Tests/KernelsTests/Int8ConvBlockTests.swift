@@ -49,6 +49,12 @@ final class Int8ConvBlockTests: XCTestCase {
         Case(c: 3, h: 30, w: 41, kh: 5, kw: 5, pad: 4, sh: 1, sw: 2, dil: 2, group: 1),
         Case(c: 6, h: 18, w: 35, kh: 3, kw: 3, pad: 1, sh: 2, sw: 1, dil: 1, group: 2),
         Case(c: 1, h: 20, w: 48, kh: 4, kw: 4, pad: 2, sh: 1, sw: 1, dil: 1, group: 1),
+        // Small planes (the VNNI channel-vector tiles, qgemm_conv_cv.c, up to 196 output
+        // pixels): ResNet's stride-2 3x3 into 7x7, a 14x13 plane, a 1x1 on 9x11, two groups.
+        Case(c: 64, h: 14, w: 14, kh: 3, kw: 3, pad: 1, sh: 2, sw: 2, dil: 1, group: 1),
+        Case(c: 36, h: 14, w: 13, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 40, h: 9, w: 11, kh: 1, kw: 1, pad: 0, sh: 1, sw: 1, dil: 1, group: 1),
+        Case(c: 64, h: 6, w: 5, kh: 3, kw: 3, pad: 1, sh: 1, sw: 1, dil: 1, group: 2),
     ]
 
     /// Stem-like shapes for the padded im2col alone, against the reference: every stride-1/2

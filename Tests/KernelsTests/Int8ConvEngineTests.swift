@@ -25,8 +25,10 @@ final class Int8ConvEngineTests: AmxModeTestCase {
         // AMX off (MPQ_QGEMM_AMX=0, or no AMX): the VNNI kernels as before AMX.
         XCTAssertEqual(mpq_set_qgemm_amx(0), 0)
         XCTAssertEqual(engine(c: 64, hw: 56, k: 3, stride: 1, n: 64), "implicit")
-        XCTAssertEqual(engine(c: 256, hw: 14, k: 3, stride: 1, n: 256), "implicit")
-        XCTAssertEqual(engine(c: 512, hw: 7, k: 3, stride: 1, n: 512), "im2col+vnni")
+        // Outputs of up to 196 pixels: the channel-vector tiles (docs/int8-conv.md).
+        XCTAssertEqual(engine(c: 256, hw: 14, k: 3, stride: 1, n: 256), "cv+vnni")
+        XCTAssertEqual(engine(c: 512, hw: 7, k: 3, stride: 1, n: 512), "cv+vnni")
+        XCTAssertEqual(engine(c: 128, hw: 28, k: 3, stride: 1, n: 128), "implicit")
         XCTAssertEqual(engine(c: 32, hw: 112, k: 1, stride: 1, n: 16), "pointwise")
         var s = shape(c: 64, hw: 56, k: 3, stride: 1)
         XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 64, 1), MPQ_QCONV_IM2COL)
@@ -42,17 +44,17 @@ final class Int8ConvEngineTests: AmxModeTestCase {
             (128, 28, 3, 1, 128, "implicit"),     // ResNet-18 layer2: N 128 against the implicit conv
             (128, 28, 3, 2, 256, "im2col+amx"),   // ResNet-18 layer3.0 conv1: 288 KB of weights, N 256
             (256, 14, 3, 1, 256, "im2col+amx"),   // ResNet-18 layer3
-            (128, 28, 1, 2, 256, "implicit"),     // ResNet-18 downsample to 14x14: 32 KB
+            (128, 28, 1, 2, 256, "cv+vnni"),      // ResNet-18 downsample to 14x14: 32 KB (small plane)
             (512, 7, 3, 1, 512, "im2col+amx"),    // ResNet-18 layer4 (7x7: no implicit)
             (128, 7, 3, 1, 128, "im2col+amx"),    // resnet_digits layer4: 144 KB of weights, N 128
-            (64, 14, 3, 2, 128, "im2col+vnni"),   // resnet_digits layer4.0 conv1 (7x7 out): 72 KB
+            (64, 14, 3, 2, 128, "cv+vnni"),       // resnet_digits layer4.0 conv1 (7x7 out): 72 KB
             (256, 14, 1, 2, 512, "im2col+amx"),   // ResNet-18 downsample to 7x7: 128 KB, N 512
             (16, 56, 3, 1, 16, "implicit"),       // resnet_digits layer1
-            (48, 8, 3, 1, 48, "im2col+vnni"),     // shapes_det c3
-            (112, 8, 3, 1, 64, "im2col+vnni"),    // shapes_det fuse: N 64
+            (48, 8, 3, 1, 48, "cv+vnni"),         // shapes_det c3
+            (112, 8, 3, 1, 64, "cv+vnni"),        // shapes_det fuse: N 64
             (3, 224, 7, 2, 64, "im2col+vnni"),    // a stem
             (960, 7, 1, 1, 320, "im2col+amx"),    // MobileNetV2 7x7 pointwise (under 128 pixels): 300 KB
-            (576, 7, 1, 1, 160, "im2col+vnni"),   // MobileNetV2 7x7 pointwise: 90 KB
+            (576, 7, 1, 1, 160, "cv+vnni"),       // MobileNetV2 7x7 pointwise: 90 KB
             (32, 112, 1, 1, 16, "pointwise"),     // MobileNetV2 pointwise
         ]
         for t in perConv {

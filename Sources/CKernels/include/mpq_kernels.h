@@ -329,6 +329,18 @@ int mpq_qconv2d_u8s8_implicit(mpq_kernel_path path, const uint8_t *x, const mpq_
                               uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out,
                               uint8_t *out_u8, uint8_t out_zero_point, int threads);
 
+/// mpq_qconv2d_u8s8 on its channel-vector path alone (qgemm_conv_cv.c: output channels in the
+/// vector lanes, a padded channels-last copy of the input, no im2col), for tests and A/B: the
+/// VNNI path, or MPQ_PATH_REFERENCE for its scalar form (the same copy, sums and epilogue one
+/// value at a time); `khwc` weights or a 1x1 kernel, C / group a multiple of 4, any stride,
+/// dilation and padding, at any plane size (mpq_qconv2d_u8s8 takes it only on small planes).
+/// The same bytes as mpq_qconv2d_u8s8. Returns 0, or -1 (nothing written) where it does not apply.
+int mpq_qconv2d_u8s8_cv(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
+                        uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
+                        uint8_t out_zero_point, int threads);
+/// Whether a shape is one the channel-vector path takes (any plane size).
+int mpq_qconv2d_cv_applies(const mpq_conv2d_shape *s, int khwc);
+
 /// Few-channel (c, kh, kw) im2col (im2col_padded.c; what mpq_qconv2d_u8s8 runs for a stem
 /// with fewer than 16 channels per group, K of 16 to 1024, stride_w 1 or 2): the group's
 /// planes copied once with their padding written out into `scratch`
@@ -382,11 +394,13 @@ typedef enum {
     MPQ_QCONV_IM2COL = 0,     // blocked im2col + the path's GEMM without AMX
     MPQ_QCONV_POINTWISE = 1,  // 1x1 stride-1 VNNI conv on the NCHW planes (qgemm_pointwise.c)
     MPQ_QCONV_IMPLICIT = 2,   // implicit-GEMM VNNI conv, no im2col (qgemm_conv_implicit.c)
-    MPQ_QCONV_IM2COL_AMX = 3  // blocked im2col + the AMX GEMM (qgemm_amx.c)
+    MPQ_QCONV_IM2COL_AMX = 3, // blocked im2col + the AMX GEMM (qgemm_amx.c)
+    MPQ_QCONV_CV = 4          // channel-vector VNNI tiles on small planes (qgemm_conv_cv.c)
 } mpq_qconv_engine;
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc);
 
-/// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise", "implicit", "im2col+amx".
+/// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise", "implicit", "im2col+amx",
+/// "cv+vnni".
 const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine);
 
 /// The engine the last INT8 kernel call on the calling thread ran, as the entry point found it
