@@ -284,9 +284,12 @@ public enum DetectionMetrics {
         let classes = gt.filter { $0.value > 0 }.keys.sorted()
         guard !classes.isEmpty else { return 0 }
         var total = 0.0
+        // One pair of buffers for every (threshold, class): the bootstrap calls this twice
+        // per replicate, and fresh arrays per class were most of its time.
+        var tps: [Double] = [], fps: [Double] = []
         for t in m.thresholds.indices {
             for k in classes {
-                var tps: [Double] = [], fps: [Double] = []
+                tps.removeAll(keepingCapacity: true); fps.removeAll(keepingCapacity: true)
                 var tp = 0.0, fp = 0.0
                 for j in m.byClass[k] ?? [] {
                     let w = weights?[m.dets[j].image] ?? 1
@@ -305,14 +308,14 @@ public enum DetectionMetrics {
     public static func averagePrecision(tp: [Double], fp: [Double], gt: Int) -> Double {
         let n = tp.count
         guard n > 0, gt > 0 else { return 0 }
-        let rc = tp.map { $0 / Double(gt) }
         var pr = (0..<n).map { tp[$0] / max(tp[$0] + fp[$0], .ulpOfOne) }
         for i in stride(from: n - 1, to: 0, by: -1) where pr[i] > pr[i - 1] { pr[i - 1] = pr[i] }
         var sum = 0.0
         var p = 0
+        let g = Double(gt)
         for r in 0...100 {
             let thr = Double(r) / 100
-            while p < n && rc[p] < thr { p += 1 }      // numpy searchsorted, side='left'
+            while p < n && tp[p] / g < thr { p += 1 }      // recall tp / gt; numpy searchsorted, side='left'
             if p < n { sum += pr[p] }
         }
         return sum / 101
