@@ -33,6 +33,7 @@ static const L layers[] = {
     {"det.stem 3->16 3x3 64", 3, 64, 64, 16, 3, 1, 1},
     {"x.32 32->32 3x3 56", 32, 56, 56, 32, 3, 1, 1},
     {"x.48 48->48 3x3 56", 48, 56, 56, 48, 3, 1, 1},
+    {"mb.stem 3->32 3x3/2 224", 3, 224, 224, 32, 3, 2, 1},
 };
 
 // ResNet-18's 20 Convs in model order (indices into layers[]), each with its own weights, run

@@ -297,7 +297,10 @@ int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s
     // direct path in the C A/B and the model 1.12x at batch 1 with the kernel on: keep them off.
     if (pointwise && split) return 0;
     if (pixels <= most) return 1;
-    if (split && !pointwise && pixels <= 16 * most) return 1;
+    // Up to 64P (128x128) since s11-fp32conv: ResNet-18's 7x7 stride-2 stem (112x112 out, 3
+    // input channels) took 0.84x of the direct path's time on two threads in the C harness's
+    // `seq` mode (interleaved minima over 40 runs, 0.99 vs 1.18 ms).
+    if (split && !pointwise && pixels <= 64 * most) return 1;
     // One core (s11-fp32conv, one-thread C A/B on an idle Intel host): 56x56 3x3 Convs with
     // 32-64 output channels took 0.85-0.91x of the direct path's time (ResNet-18's layer1
     // 1.47 vs 1.73 ms), but 1.07x with 16 (resnet_digits' layer1: K = 144, short tiles).

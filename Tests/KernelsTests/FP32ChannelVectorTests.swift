@@ -152,6 +152,11 @@ final class FP32ChannelVectorTests: XCTestCase {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 2), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 16, 2), 0)
+            // ResNet's 224x224 stem (112x112 out): on two threads at batch 1 only.
+            var stem224 = Case(c: 3, h: 224, w: 224, m: 64, kh: 7, kw: 7, stride: (2, 2), pads: (3, 3, 3, 3)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem224, 64, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem224, 64, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem224, 64, 16, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 2, 2), 1)
