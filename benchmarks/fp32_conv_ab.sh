@@ -1,7 +1,8 @@
 #!/bin/bash
 # FP32 Conv kernels per ResNet-18 layer outside Swift (benchmarks/fp32_conv_layers.c): compiles
 # Sources/CKernels of BASE (a commit; "-" skips it) and of the working tree with clang -O2 and runs
-# both alternately ROUNDS times.   benchmarks/fp32_conv_ab.sh main 3 1 [LAYER-SUBSTRING]
+# both alternately ROUNDS times.   benchmarks/fp32_conv_ab.sh BASE ROUNDS THREADS [LAYER-SUBSTRING | seq]
+# (seq: ResNet-18's 20 Convs in model order, each with its own weights, per-layer minima)
 set -e
 base=${1:-main}; rounds=${2:-3}; threads=${3:-1}; only=${4:-}
 work=$(mktemp -d)

@@ -2,7 +2,8 @@
 // direct path (pixels in the lanes), the channel-vector path (channels in the lanes) and what
 // mpq_sconv2d_f32's caller picks, one image, bias + Relu, random data. Prints the minimum of
 // ROUNDS x REPS calls per kernel in microseconds, GFLOP/s, and whether both kernels gave the same
-// bytes.   benchmarks/fp32_conv_ab.sh [ROUNDS] [THREADS]   (builds this against Sources/CKernels)
+// bytes.   benchmarks/fp32_conv_ab.sh BASE ROUNDS THREADS [LAYER | seq]   (builds this against Sources/CKernels)
+// Direct use: fp32_conv_layers ROUNDS THREADS [LAYER-SUBSTRING | seq | seq2]
 #include "mpq_kernels.h"
 #include "mpq_sgemm.h"
 #include <stdio.h>
