@@ -23,7 +23,7 @@
 #define CV_BLOCK 64  // output channels per weights block: 4 vectors
 #define CV_PIXELS 48 // output pixels per work unit at least (a unit: one weights block x these pixels)
 #define CV_UNIT_MACS (128L << 10)
-#define CV_EPILOGUE_PIXELS 128  // pixels between the SiLU / residual passes of a part  // multiply-adds per work unit at least, where the plane allows
+#define CV_EPILOGUE_PIXELS 128  // pixels between the SiLU / residual passes of a part
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
@@ -105,8 +105,9 @@ typedef struct {
     float *y;
     const mpq_sconv_residual *residual;
     const float *shared;  // one image's (padded) input, all threads (single-image mode)
-    int mode, units, chunk, image, images;
+    int mode, units, chunk, image, images, pad_tasks;
     _Atomic int next;
+    mpq_sconv_ranges ranges;  // one image split over the threads (count 0: the shared counter `next`)
 } cv_job;
 
 static _Thread_local float *pad_buf;
@@ -121,16 +122,31 @@ static float *grown(float **buf, size_t *cap, size_t floats) {
     return *buf;
 }
 
-// Image `img` zero-padded into dst ([C][hp][wp]): one memset, then the rows.
-static void pad_image(const cv_job *j, int img, float *dst) {
+// Channels [c0, c1) of image `img` zero-padded into dst ([C][hp][wp]), each float written
+// once (a memset of the whole image, then the rows copied over it, wrote the interior twice).
+static void pad_channels(const cv_job *j, int img, int c0, int c1, float *dst) {
     const mpq_conv2d_shape *s = j->s;
-    const int H = s->height, W = s->width;
+    const int H = s->height, W = s->width, wp = j->wp, pl = s->pad_left, pr = wp - W - pl;
     const float *x = j->x + (size_t)img * j->in_image;
-    memset(dst, 0, j->padded_image * sizeof(float));
-    for (int c = 0; c < s->channels; c++)
-        for (int h = 0; h < H; h++)
-            memcpy(dst + ((size_t)c * (size_t)j->hp + (size_t)(h + s->pad_top)) * (size_t)j->wp + (size_t)s->pad_left,
-                   x + ((size_t)c * (size_t)H + (size_t)h) * (size_t)W, (size_t)W * sizeof(float));
+    for (int c = c0; c < c1; c++) {
+        const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
+        float *d = dst + (size_t)c * (size_t)j->hp * (size_t)wp;
+        memset(d, 0, (size_t)s->pad_top * (size_t)wp * sizeof(float));
+        d += (size_t)s->pad_top * (size_t)wp;
+        for (int h = 0; h < H; h++, d += wp) {
+            for (int q = 0; q < pl; q++) d[q] = 0.0f;
+            memcpy(d + pl, xc + (size_t)h * (size_t)W, (size_t)W * sizeof(float));
+            for (int q = 0; q < pr; q++) d[pl + W + q] = 0.0f;
+        }
+        memset(d, 0, (size_t)(j->hp - s->pad_top - H) * (size_t)wp * sizeof(float));
+    }
+}
+
+// One image's padding split over the threads by channels (single-image mode).
+static void pad_task(void *arg, int t) {
+    const cv_job *j = (const cv_job *)arg;
+    const int c = j->s->channels;
+    pad_channels(j, j->image, (int)((long)c * t / j->pad_tasks), (int)((long)c * (t + 1) / j->pad_tasks), (float *)j->shared);
 }
 
 // Output channels of blocks [b, b + span) x pixels [p0, p1) of image img, group g, from
@@ -182,7 +198,7 @@ static void run_units(const cv_job *j, int u0, int u1) {
         for (int img = u0; img < u1; img++) {
             const float *src = j->x + (size_t)img * j->in_image;
             if (j->copy) {
-                pad_image(j, img, pad_buf);  // run_task sized it
+                pad_channels(j, img, 0, j->s->channels, pad_buf);  // run_task sized it
                 src = pad_buf;
             }
             for (int g = 0; g < j->group; g++)
@@ -199,9 +215,12 @@ static void run_units(const cv_job *j, int u0, int u1) {
 }
 
 static void run_task(void *arg, int t) {
-    (void)t;
     cv_job *j = (cv_job *)arg;
     if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
+    if (j->ranges.count) {
+        for (int u; (u = mpq_sconv_ranges_next(&j->ranges, t)) >= 0;) run_units(j, u, u + 1);
+        return;
+    }
     for (;;) {
         const int u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
         if (u0 >= j->units) return;
@@ -209,11 +228,20 @@ static void run_task(void *arg, int t) {
     }
 }
 
+// One image split over the threads: a contiguous range of units per thread (whole weights
+// blocks where there are several per thread), so each core reads about 1 / threads of the
+// weights (mpq_sconv_ranges).
 static void run(cv_job *j, int threads) {
     threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
     if (j->mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) j->chunk = 1;
     atomic_init(&j->next, 0);
+    mpq_sconv_ranges_init(&j->ranges, j->units, j->mode != MPQ_SCONV_SPLIT_IMAGES ? threads : 1);
     mpq_pool_run(threads, run_task, j);
+}
+
+// Whether every unit was claimed (a thread without its buffers claims none).
+static int all_claimed(cv_job *j) {
+    return j->ranges.count ? mpq_sconv_ranges_drained(&j->ranges) : atomic_load(&j->next) >= j->units;
 }
 
 // On unless MPQ_FP32_CONV_CV=0 (read once), which keeps every Conv on the direct path.
@@ -269,8 +297,15 @@ int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s
     // direct path in the C A/B and the model 1.12x at batch 1 with the kernel on: keep them off.
     if (pointwise && split) return 0;
     if (pixels <= most) return 1;
-    if (split && !pointwise && pixels <= 16 * most) return 1;
-    return pixels <= 4 * most && !pointwise && (m / s->group) % 16 == 0;
+    // Up to 64P (128x128) since s11-fp32conv: ResNet-18's 7x7 stride-2 stem (112x112 out, 3
+    // input channels) took 0.84x of the direct path's time on two threads in the C harness's
+    // `seq` mode (interleaved minima over 40 runs, 0.99 vs 1.18 ms).
+    if (split && !pointwise && pixels <= 64 * most) return 1;
+    // One core (s11-fp32conv, one-thread C A/B on an idle Intel host): 56x56 3x3 Convs with
+    // 32-64 output channels took 0.85-0.91x of the direct path's time (ResNet-18's layer1
+    // 1.47 vs 1.73 ms), but 1.07x with 16 (resnet_digits' layer1: K = 144, short tiles).
+    const int mg = m / s->group;
+    return !pointwise && mg % 16 == 0 && (pixels <= 4 * most || (pixels <= 16 * most && mg >= 32));
 }
 
 int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
@@ -331,7 +366,7 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
         j.mode = MPQ_SCONV_SPLIT_IMAGES;
         j.units = images;
         run(&j, threads);
-        rc = atomic_load(&j.next) >= j.units ? 0 : -1;
+        rc = all_claimed(&j) ? 0 : -1;
         free(offsets);
         return rc;
     }
@@ -355,13 +390,16 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
     for (int img = 0; img < images && rc == 0; img++) {
         j.image = img;
         if (j.copy) {
-            pad_image(&j, img, shared);
             j.shared = shared;
+            j.pad_tasks = threads < s->channels ? threads : s->channels;
+            if (j.pad_tasks > MPQ_POOL_MAX) j.pad_tasks = MPQ_POOL_MAX;
+            if (j.pad_tasks < 1) j.pad_tasks = 1;
+            mpq_pool_run(j.pad_tasks, pad_task, &j);
         } else {
             j.shared = x + (size_t)img * j.in_image;
         }
         run(&j, threads);
-        if (atomic_load(&j.next) < j.units) rc = -1;
+        if (!all_claimed(&j)) rc = -1;
     }
     free(offsets);
     return rc;

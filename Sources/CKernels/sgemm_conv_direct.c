@@ -54,6 +54,7 @@ typedef struct {
     const mpq_sconv_residual *residual;  // NULL, or a residual Add (+ Relu) applied per chunk (residual_pass)
     int mode, units, chunk, image;
     _Atomic int next;
+    mpq_sconv_ranges ranges;  // one image split over the threads (count 0: the shared counter `next`)
 } direct_job;
 
 
@@ -318,7 +319,6 @@ static void run_units(const direct_job *j, int u0, int u1) {
 }
 
 static void run_task(void *arg, int t) {
-    (void)t;
     direct_job *j = (direct_job *)arg;
     // Buffers first: without memory this thread claims nothing, and the caller sees that
     // `next` did not pass every unit.
@@ -327,11 +327,20 @@ static void run_task(void *arg, int t) {
         const size_t most = (size_t)j->panels * MR * NR;
         if (!grown(&scratch_buf, &scratch_cap, most > SCRATCH_FLOATS ? most : SCRATCH_FLOATS)) return;
     }
+    if (j->ranges.count) {
+        for (int u; (u = mpq_sconv_ranges_next(&j->ranges, t)) >= 0;) run_units(j, u, u + 1);
+        return;
+    }
     for (;;) {
         const int u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
         if (u0 >= j->units) return;
         run_units(j, u0, u0 + j->chunk < j->units ? u0 + j->chunk : j->units);
     }
+}
+
+// Whether every unit was claimed (a thread without its buffers claims none).
+static int all_claimed(direct_job *j) {
+    return j->ranges.count ? mpq_sconv_ranges_drained(&j->ranges) : atomic_load(&j->next) >= j->units;
 }
 
 static void pad_task(void *arg, int t) {
@@ -348,9 +357,27 @@ static void run(direct_job *j, int threads) {
     // last claim left one core idle for up to an eighth of the layer (ResNet-18 at batch 1:
     // 28x28 planes are 14 column panels, claimed as 7 pairs, 8 against 6 units).
     // Same tiles, so the same bits.
+    // Since s11-fp32conv each thread takes a contiguous range of those units first
+    // (mpq_sconv_ranges): the cores no longer write both sides of every panel border.
     if (j->mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) j->chunk = 1;
     atomic_init(&j->next, 0);
+    mpq_sconv_ranges_init(&j->ranges, j->units, j->mode != MPQ_SCONV_SPLIT_IMAGES ? threads : 1);
     mpq_pool_run(threads, run_task, j);
+}
+
+// On unless MPQ_FP32_CONV_RANGES=0 (read once), which keeps the shared counter for an A/B.
+static int ranges_enabled(void) {
+    static _Atomic int state;
+    return mpq_env_switch_on("MPQ_FP32_CONV_RANGES", &state);
+}
+
+void mpq_sconv_ranges_init(mpq_sconv_ranges *r, int units, int threads) {
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    r->count = threads > 1 && units > 0 && ranges_enabled() ? threads : 0;
+    for (int s = 0; s < r->count; s++) {
+        atomic_init(&r->next[s], (int)((long)units * s / threads));
+        r->end[s] = (int)((long)units * (s + 1) / threads);
+    }
 }
 
 // Tall tiles and compressing stores on the AVX-512 path unless MPQ_FP32_CONV_SMALL=0 (read
@@ -449,7 +476,7 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
         j.mode = MPQ_SCONV_SPLIT_IMAGES;
         j.units = images;
         run(&j, threads);
-        rc = atomic_load(&j.next) >= j.units ? 0 : -1;
+        rc = all_claimed(&j) ? 0 : -1;
         free(offsets);
         return rc;
     }
@@ -489,7 +516,7 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
             j.units = s->group * ((j.panels + j.m_unit - 1) / j.m_unit);
         }
         run(&j, threads);
-        if (atomic_load(&j.next) < j.units) rc = -1;
+        if (!all_claimed(&j)) rc = -1;
     }
     free(offsets);
     return rc;

@@ -39,6 +39,40 @@ static inline int mpq_sconv_claims(int units, int threads, int split, int *chunk
     return threads;
 }
 
+/// One image split over the threads (MPQ_SCONV_SPLIT_N / _M): contiguous ranges of the work
+/// units, one per thread; a thread drains its own range first, then what is left of the
+/// others' (a core slowed by other work hands the end of its range over). Claimed one by one
+/// from a shared counter, neighbouring units alternated between the cores: each core streamed
+/// nearly all of a layer's weights from L3 (the channel-vector path's 64-channel blocks) and
+/// the cores wrote the two sides of every column-panel border (the direct path's output rows).
+typedef struct {
+    int count;  // ranges (threads); 0: not used
+    int end[MPQ_POOL_MAX];
+    _Atomic int next[MPQ_POOL_MAX];
+} mpq_sconv_ranges;
+
+/// `units` split into `threads` ranges, or none (count 0) unless MPQ_FP32_CONV_RANGES is on
+/// (read once; =0 keeps the shared counter, for an A/B).
+void mpq_sconv_ranges_init(mpq_sconv_ranges *r, int units, int threads);
+
+/// The next unit for thread t (its own range first), or -1 when every range is drained.
+static inline int mpq_sconv_ranges_next(mpq_sconv_ranges *r, int t) {
+    for (int i = 0; i < r->count; i++) {
+        const int s = (t + i) % r->count;
+        if (atomic_load_explicit(&r->next[s], memory_order_relaxed) >= r->end[s]) continue;
+        const int u = atomic_fetch_add_explicit(&r->next[s], 1, memory_order_relaxed);
+        if (u < r->end[s]) return u;
+    }
+    return -1;
+}
+
+/// Whether every unit of the ranges was claimed.
+static inline int mpq_sconv_ranges_drained(mpq_sconv_ranges *r) {
+    for (int s = 0; s < r->count; s++)
+        if (atomic_load_explicit(&r->next[s], memory_order_relaxed) < r->end[s]) return 0;
+    return 1;
+}
+
 /// The part of the Conv epilogue a tile applies to its registers after the last K block:
 /// v + bias[i] (skipped where bias[i] == 0, as `mpq_conv_epilogue_f32` does), then with
 /// `clamp` min(max(v, lo), hi) written as that function's clamp (NaN and -0 kept).

@@ -22,6 +22,9 @@ final class FP32ChannelVectorTests: XCTestCase {
         Case(c: 10, h: 11, w: 7, m: 80, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)),
         Case(c: 6, h: 9, w: 10, m: 15, kh: 5, kw: 3, stride: (3, 1), pads: (2, 1, 2, 1), group: 3),
         Case(images: 2, c: 64, h: 4, w: 4, m: 128, stride: (2, 2)),
+        // One image over 2-3 threads in contiguous unit ranges (2 blocks x 4-5 pixel chunks),
+        // pads different on every side.
+        Case(c: 24, h: 14, w: 13, m: 128, pads: (1, 0, 2, 1)),
         // Planes of 1-3 pixels: tiles over two weights blocks (5-8 vectors).
         Case(c: 40, h: 2, w: 2, m: 200, stride: (2, 2)), Case(images: 2, c: 32, h: 1, w: 3, m: 100, kh: 1, kw: 3, pads: (0, 1, 0, 1)),
         Case(c: 16, h: 1, w: 1, m: 128, kh: 1, kw: 1, pads: (0, 0, 0, 0)), Case(c: 24, h: 1, w: 2, m: 96, kh: 1, kw: 2, pads: (0, 0, 0, 0)),
@@ -137,12 +140,23 @@ final class FP32ChannelVectorTests: XCTestCase {
             var project = Case(c: 384, h: 14, w: 14, m: 64, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &expand, 384, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 1), 1)
+            // One core, 56x56: 3x3 Convs with 32 or more output channels (a multiple of 16), not 16.
+            var wide = Case(c: 64, h: 56, w: 56, m: 64).shape, narrow = Case(c: 16, h: 56, w: 56, m: 16).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &wide, 64, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &wide, 48, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &wide, 40, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &narrow, 16, 1, 1), 0)
             // One image on two threads: up to 64x64 for any Conv but 1x1 stride 1; a batch on
             // two threads (one image per thread) keeps the one-core rule.
             var stem = Case(c: 3, h: 64, w: 64, m: 16).shape
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 1, 2), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem, 16, 16, 2), 0)
+            // ResNet's 224x224 stem (112x112 out): on two threads at batch 1 only.
+            var stem224 = Case(c: 3, h: 224, w: 224, m: 64, kh: 7, kw: 7, stride: (2, 2), pads: (3, 3, 3, 3)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem224, 64, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem224, 64, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &stem224, 64, 16, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 2, 2), 1)

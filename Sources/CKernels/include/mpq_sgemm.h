@@ -116,9 +116,10 @@ int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
 
 /// Whether `mpq_sconv2d_f32` callers should run `s` (M output channels) on the channel-vector
 /// kernel: the AVX-512 path, output planes up to P = MPQ_SCONV_CV_MAX_PIXELS pixels, or up to
-/// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16; never 1x1 stride-1
+/// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16 (16P where M / group
+/// is 32 or more: 56x56 3x3 layers); never 1x1 stride-1
 /// Convs with fewer than 128 input channels per group; when one image is split over
-/// `threads` > 1 (images < threads), also up to 16P for any Conv but 1x1 stride 1, and no
+/// `threads` > 1 (images < threads), also up to 64P for any Conv but 1x1 stride 1, and no
 /// 1x1 stride-1 Conv at all; unless
 /// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads);

@@ -1,0 +1,27 @@
+#!/bin/bash
+# FP32 Conv kernels per ResNet-18 layer outside Swift (benchmarks/fp32_conv_layers.c): compiles
+# Sources/CKernels of BASE (a commit; "-" skips it) and of the working tree with clang -O2 and runs
+# both alternately ROUNDS times.   benchmarks/fp32_conv_ab.sh BASE ROUNDS THREADS [LAYER-SUBSTRING | seq]
+# (seq: ResNet-18's 20 Convs in model order, each with its own weights, per-layer minima)
+set -e
+base=${1:-main}; rounds=${2:-3}; threads=${3:-1}; only=${4:-}
+work=$(mktemp -d)
+lib() {  # lib SRC OUT.a
+    local objs=$(mktemp -d)
+    for f in "$1"/*.c; do clang -O2 -fPIC -I"$1/include" -I"$1" -c "$f" -o "$objs/$(basename "$f").o" & done
+    wait
+    ar rcs "$2" "$objs"/*.o
+    rm -rf "$objs"
+}
+if [ "$base" != "-" ]; then
+    git archive "$base" Sources/CKernels | tar -x -C "$work"
+    lib "$work/Sources/CKernels" "$work/base.a"
+    clang -O2 -ISources/CKernels/include benchmarks/fp32_conv_layers.c "$work/base.a" -lpthread -lm -o "$work/base"
+fi
+lib Sources/CKernels "$work/new.a"
+clang -O2 -ISources/CKernels/include benchmarks/fp32_conv_layers.c "$work/new.a" -lpthread -lm -o "$work/new"
+for r in $(seq "$rounds"); do
+    if [ "$base" != "-" ]; then echo "## round $r: $base"; "$work/base" 2 "$threads" $only; fi
+    echo "## round $r: working tree"; "$work/new" 2 "$threads" $only
+done
+rm -rf "$work"
