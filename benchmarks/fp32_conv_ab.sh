@@ -6,13 +6,7 @@
 set -e
 base=${1:-main}; rounds=${2:-3}; threads=${3:-1}; only=${4:-}
 work=$(mktemp -d)
-lib() {  # lib SRC OUT.a
-    local objs=$(mktemp -d)
-    for f in "$1"/*.c; do clang -O2 -fPIC -I"$1/include" -I"$1" -c "$f" -o "$objs/$(basename "$f").o" & done
-    wait
-    ar rcs "$2" "$objs"/*.o
-    rm -rf "$objs"
-}
+source "$(dirname "$0")/ckernels_lib.sh"  # lib SRC OUT.a
 if [ "$base" != "-" ]; then
     git archive "$base" Sources/CKernels | tar -x -C "$work"
     lib "$work/Sources/CKernels" "$work/base.a"

@@ -7,13 +7,7 @@ set -e
 base=${1:-main}; reps=${2:-30}; rounds=${3:-3}
 work=$(mktemp -d)
 git archive "$base" Sources/CKernels | tar -x -C "$work"
-lib() {  # lib SRC OUT.a
-    local objs=$(mktemp -d)
-    for f in "$1"/*.c; do clang -O2 -fPIC -I"$1/include" -I"$1" -c "$f" -o "$objs/$(basename "$f").o" & done
-    wait
-    ar rcs "$2" "$objs"/*.o
-    rm -rf "$objs"
-}
+source "$(dirname "$0")/ckernels_lib.sh"  # lib SRC OUT.a
 lib "$work/Sources/CKernels" "$work/base.a"
 lib Sources/CKernels "$work/new.a"
 clang -O2 -ISources/CKernels/include benchmarks/int8_conv_layers.c "$work/base.a" -lpthread -lm -o "$work/base"

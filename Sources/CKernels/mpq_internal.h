@@ -4,6 +4,8 @@
 // Private to CKernels: the per-path entry points behind the public API, and the
 // scalar epilogue every path must reproduce bit for bit.
 #include "mpq_kernels.h"
+#include <stdatomic.h>
+#include <stdlib.h>
 
 _Static_assert(sizeof(mpq_packed_b_header) == 64, "packed-B header is one cache line");
 _Static_assert(MPQ_PACK_N * MPQ_PACK_K == 64, "one packed group is one 512-bit vpdpbusd operand");
@@ -208,5 +210,19 @@ void mpq_gemm_region_amx_always(const mpq_gemm_job *j, int m0, int m1, int p0, i
 /// q at sums + r * ld + q * 16): the VNNI tiles' zero-point correction, epilogue and stores
 /// (qgemm_vnni.c), for kernels that compute the sums another way.
 void mpq_gemm_store_sums_vnni(const mpq_gemm_job *j, int m0, int rows, int p0, int np, const int32_t *sums, int ld);
+
+/// A size threshold from the environment, read once: `name`'s value when set to a number >= 0
+/// (0 usually turns the path off), else `fallback`. `state` is the caller's static, -1 until
+/// read; a race between first readers stores the same value.
+static inline long mpq_env_long_once(const char *name, long fallback, _Atomic long *state) {
+    long v = atomic_load_explicit(state, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv(name);
+        v = e && *e ? strtol(e, NULL, 10) : fallback;
+        if (v < 0) v = fallback;
+        atomic_store_explicit(state, v, memory_order_relaxed);
+    }
+    return v;
+}
 
 #endif

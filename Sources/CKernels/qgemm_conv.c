@@ -104,14 +104,7 @@ static int implicit_applies(const mpq_conv2d_shape *s, int khwc) {
 // or MPQ_INT8_CONV_CV_PIXELS (read once; 0 turns them off) to A/B them without a rebuild.
 static long cv_max_pixels(void) {
     static _Atomic long state = -1;
-    long v = atomic_load_explicit(&state, memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("MPQ_INT8_CONV_CV_PIXELS");
-        v = e && *e ? strtol(e, NULL, 10) : MPQ_QCONV_CV_MAX_PIXELS;
-        if (v < 0) v = MPQ_QCONV_CV_MAX_PIXELS;
-        atomic_store_explicit(&state, v, memory_order_relaxed);
-    }
-    return v;
+    return mpq_env_long_once("MPQ_INT8_CONV_CV_PIXELS", MPQ_QCONV_CV_MAX_PIXELS, &state);
 }
 
 static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);

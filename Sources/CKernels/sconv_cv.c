@@ -113,14 +113,6 @@ typedef struct {
 static _Thread_local float *pad_buf;
 static _Thread_local size_t pad_cap;
 
-static float *grown(float **buf, size_t *cap, size_t floats) {
-    if (floats > *cap) {
-        free(*buf);
-        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        *cap = *buf ? floats : 0;
-    }
-    return *buf;
-}
 
 // Channels [c0, c1) of image `img` zero-padded into dst ([C][hp][wp]), each float written
 // once (a memset of the whole image, then the rows copied over it, wrote the interior twice).
@@ -216,7 +208,7 @@ static void run_units(const cv_job *j, int u0, int u1) {
 
 static void run_task(void *arg, int t) {
     cv_job *j = (cv_job *)arg;
-    if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !mpq_sconv_grown(&pad_buf, &pad_cap, j->padded_image)) return;
     if (j->ranges.count) {
         for (int u; (u = mpq_sconv_ranges_next(&j->ranges, t)) >= 0;) run_units(j, u, u + 1);
         return;
@@ -232,17 +224,10 @@ static void run_task(void *arg, int t) {
 // blocks where there are several per thread), so each core reads about 1 / threads of the
 // weights (mpq_sconv_ranges).
 static void run(cv_job *j, int threads) {
-    threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
-    if (j->mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) j->chunk = 1;
-    atomic_init(&j->next, 0);
-    mpq_sconv_ranges_init(&j->ranges, j->units, j->mode != MPQ_SCONV_SPLIT_IMAGES ? threads : 1);
-    mpq_pool_run(threads, run_task, j);
+    mpq_pool_run(mpq_sconv_claims_start(j->units, threads, j->mode, &j->chunk, &j->next, &j->ranges), run_task, j);
 }
 
-// Whether every unit was claimed (a thread without its buffers claims none).
-static int all_claimed(cv_job *j) {
-    return j->ranges.count ? mpq_sconv_ranges_drained(&j->ranges) : atomic_load(&j->next) >= j->units;
-}
+static int all_claimed(cv_job *j) { return mpq_sconv_all_claimed(&j->ranges, &j->next, j->units); }
 
 // On unless MPQ_FP32_CONV_CV=0 (read once), which keeps every Conv on the direct path.
 static int cv_enabled(void) {
@@ -265,14 +250,7 @@ int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s) {
 // MPQ_FP32_CONV_CV_PIXELS (read once) to time another threshold without a rebuild.
 static long cv_max_pixels(void) {
     static _Atomic long state = -1;
-    long v = atomic_load_explicit(&state, memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("MPQ_FP32_CONV_CV_PIXELS");
-        v = e && *e ? strtol(e, NULL, 10) : MPQ_SCONV_CV_MAX_PIXELS;
-        if (v < 0) v = MPQ_SCONV_CV_MAX_PIXELS;
-        atomic_store_explicit(&state, v, memory_order_relaxed);
-    }
-    return v;
+    return mpq_env_long_once("MPQ_FP32_CONV_CV_PIXELS", MPQ_SCONV_CV_MAX_PIXELS, &state);
 }
 
 // Measured per layer in a one-thread C A/B against the direct path (benchmarks/README.md,
@@ -372,7 +350,7 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
     }
     // One image at a time: padded once by the caller, then (group, block, pixel chunk) units.
     float *shared = NULL;
-    if (j.copy && !(shared = grown(&pad_buf, &pad_cap, j.padded_image))) {
+    if (j.copy && !(shared = mpq_sconv_grown(&pad_buf, &pad_cap, j.padded_image))) {
         free(offsets);
         return -1;
     }

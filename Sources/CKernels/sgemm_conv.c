@@ -53,16 +53,8 @@ static _Thread_local size_t block_cap;
 static _Thread_local float *stack_buf;
 static _Thread_local size_t stack_cap;
 
-static float *grown(float **buf, size_t *cap, size_t floats) {
-    if (floats > *cap) {
-        free(*buf);
-        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        *cap = *buf ? floats : 0;
-    }
-    return *buf;
-}
 
-static float *column_block(size_t floats) { return grown(&block_buf, &block_cap, floats); }
+static float *column_block(size_t floats) { return mpq_sconv_grown(&block_buf, &block_cap, floats); }
 
 static mpq_sgemm_tile_fn tile_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
@@ -90,7 +82,7 @@ static void conv_part(const conv_job *j, int img, int stack, int g, int p0, int 
     const int ldc = stack * j->n;
     float *cbase = yg;
     if (stack > 1) {
-        cbase = grown(&stack_buf, &stack_cap, (size_t)j->mg * (size_t)ldc);
+        cbase = mpq_sconv_grown(&stack_buf, &stack_cap, (size_t)j->mg * (size_t)ldc);
         if (!cbase) return;
     }
     for (int nb = n0; nb < n1; nb += NC) {

@@ -61,14 +61,6 @@ typedef struct {
 static _Thread_local float *pad_buf, *scratch_buf;
 static _Thread_local size_t pad_cap, scratch_cap;
 
-static float *grown(float **buf, size_t *cap, size_t floats) {
-    if (floats > *cap) {
-        free(*buf);
-        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        *cap = *buf ? floats : 0;
-    }
-    return *buf;
-}
 
 static mpq_sgemm_direct_tile_fn direct_tile_for(mpq_kernel_path path) {
     switch (mpq_resolve_kernel_path(path)) {
@@ -322,10 +314,10 @@ static void run_task(void *arg, int t) {
     direct_job *j = (direct_job *)arg;
     // Buffers first: without memory this thread claims nothing, and the caller sees that
     // `next` did not pass every unit.
-    if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !grown(&pad_buf, &pad_cap, j->padded_image)) return;
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES && j->copy && !mpq_sconv_grown(&pad_buf, &pad_cap, j->padded_image)) return;
     if (j->wq != j->ow) {
         const size_t most = (size_t)j->panels * MR * NR;
-        if (!grown(&scratch_buf, &scratch_cap, most > SCRATCH_FLOATS ? most : SCRATCH_FLOATS)) return;
+        if (!mpq_sconv_grown(&scratch_buf, &scratch_cap, most > SCRATCH_FLOATS ? most : SCRATCH_FLOATS)) return;
     }
     if (j->ranges.count) {
         for (int u; (u = mpq_sconv_ranges_next(&j->ranges, t)) >= 0;) run_units(j, u, u + 1);
@@ -338,10 +330,7 @@ static void run_task(void *arg, int t) {
     }
 }
 
-// Whether every unit was claimed (a thread without its buffers claims none).
-static int all_claimed(direct_job *j) {
-    return j->ranges.count ? mpq_sconv_ranges_drained(&j->ranges) : atomic_load(&j->next) >= j->units;
-}
+static int all_claimed(direct_job *j) { return mpq_sconv_all_claimed(&j->ranges, &j->next, j->units); }
 
 static void pad_task(void *arg, int t) {
     const direct_job *j = (const direct_job *)arg;
@@ -350,7 +339,6 @@ static void pad_task(void *arg, int t) {
 }
 
 static void run(direct_job *j, int threads) {
-    threads = mpq_sconv_claims(j->units, threads, j->mode, &j->chunk);
     // One image split over the threads: one unit (a column panel, or a few weight panels)
     // per claim. Every unit is tens of microseconds or more, so the claims cost nothing, and
     // a layer ends at most one unit apart on the two cores: with ~4 claims per thread the
@@ -359,10 +347,7 @@ static void run(direct_job *j, int threads) {
     // Same tiles, so the same bits.
     // Since s11-fp32conv each thread takes a contiguous range of those units first
     // (mpq_sconv_ranges): the cores no longer write both sides of every panel border.
-    if (j->mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) j->chunk = 1;
-    atomic_init(&j->next, 0);
-    mpq_sconv_ranges_init(&j->ranges, j->units, j->mode != MPQ_SCONV_SPLIT_IMAGES ? threads : 1);
-    mpq_pool_run(threads, run_task, j);
+    mpq_pool_run(mpq_sconv_claims_start(j->units, threads, j->mode, &j->chunk, &j->next, &j->ranges), run_task, j);
 }
 
 // On unless MPQ_FP32_CONV_RANGES=0 (read once), which keeps the shared counter for an A/B.
@@ -486,7 +471,7 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
     // The caller's own padding buffer, kept between calls (a fresh one per call would be
     // mapped and faulted in again each time); the pool's tasks only read it in these modes.
     float *shared = NULL;
-    if (j.copy && !(shared = grown(&pad_buf, &pad_cap, j.padded_image))) {
+    if (j.copy && !(shared = mpq_sconv_grown(&pad_buf, &pad_cap, j.padded_image))) {
         free(offsets);
         return -1;
     }

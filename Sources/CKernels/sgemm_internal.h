@@ -155,6 +155,36 @@ void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, co
                               int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 
 
+/// A thread's scratch buffer of at least `floats` floats (64-byte aligned), grown when too
+/// small and kept between calls (`buf`, `cap`: the caller's thread-local pair; a fresh buffer
+/// per call would be mapped and faulted in again each time). NULL when allocation fails.
+static inline float *mpq_sconv_grown(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        free(*buf);
+        *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        *cap = *buf ? floats : 0;
+    }
+    return *buf;
+}
+
+/// The claim state's start, shared by the direct and channel-vector drivers: the thread
+/// count for `units` (mpq_sconv_claims, which sets `chunk`), one unit per claim when one image
+/// is split over several threads, the shared counter reset, and each thread's contiguous
+/// range (mpq_sconv_ranges) when one image is split. Returns the threads to run.
+static inline int mpq_sconv_claims_start(int units, int threads, int mode, int *chunk, _Atomic int *next,
+                                         mpq_sconv_ranges *ranges) {
+    threads = mpq_sconv_claims(units, threads, mode, chunk);
+    if (mode != MPQ_SCONV_SPLIT_IMAGES && threads > 1) *chunk = 1;
+    atomic_init(next, 0);
+    mpq_sconv_ranges_init(ranges, units, mode != MPQ_SCONV_SPLIT_IMAGES ? threads : 1);
+    return threads;
+}
+
+/// Whether every unit was claimed (a thread without its buffers claims none).
+static inline int mpq_sconv_all_claimed(mpq_sconv_ranges *ranges, _Atomic int *next, int units) {
+    return ranges->count ? mpq_sconv_ranges_drained(ranges) : atomic_load(next) >= units;
+}
+
 /// An A/B switch of the FP32 Conv drivers: on unless the environment variable `name` starts
 /// with '0' (MPQ_FP32_CONV_DIRECT, _SMALL, _CV). Read once per switch: `state` is the caller's
 /// static (0 unread, 1 on, 2 off); a race between first readers stores the same value.

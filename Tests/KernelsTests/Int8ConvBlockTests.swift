@@ -100,42 +100,16 @@ final class Int8ConvBlockTests: XCTestCase {
         for (ci, t) in cases.enumerated() {
             var s = t.shape
             let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s)), pixels = oh * ow
-            let cg = t.c / t.group, k = cg * t.kh * t.kw, coutG = [16, 24, 7, 13][ci % 4]
+            let cg = t.c / t.group, coutG = [16, 24, 7, 13][ci % 4]
             let khwc = cg >= 16 && t.kh * t.kw > 1
             let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
             let x = rng.u8s(t.c * t.h * t.w)
             for grp in 0..<t.group {
-                let w = rng.s8s(coutG * k)  // [Cout/g][C/g][KH][KW]
-                var wk = w
-                if khwc {
-                    w.withUnsafeBufferPointer { wp in
-                        wk.withUnsafeMutableBufferPointer {
-                            mpq_conv_weights_khwc_s8(wp.baseAddress, Int32(coutG), Int32(cg), Int32(t.kh), Int32(t.kw), $0.baseAddress)
-                        }
-                    }
-                }
-                let packedRef = int8Pack(w, n: coutG, k: k), packed = int8Pack(wk, n: coutG, k: k)
-                var col = [UInt8](repeating: 0, count: pixels * k)
-                x.withUnsafeBufferPointer { xp in
-                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_reference(xp.baseAddress, &s, Int32(grp), zx, $0.baseAddress) }
-                }
-                let scales = (0..<coutG).map { _ in Float(rng.int(1...1000)) * 1e-5 }
-                let biasI32 = (0..<coutG).map { _ in Int32(rng.int(-5000...5000)) }
-                let bias = (0..<coutG).map { _ in Float(rng.int(-100...100)) * 0.01 }
+                let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp,
+                                                 channelsPerGroup: cg, kh: t.kh, kw: t.kw, coutG: coutG, zx: zx, zy: zy, khwc: khwc)
+                let packed = ref.packed
                 for mode in 0..<3 {  // float, float requantized, codes
-                    let outScale: Float = mode == 0 ? 0 : 0.05
-                    scales.withUnsafeBufferPointer { sp in biasI32.withUnsafeBufferPointer { bip in bias.withUnsafeBufferPointer { bp in
-                        var ep = mpq_epilogue(a_zero_point: Int32(zx), a_scale: mode == 0 ? 0.02 : 1, b_scale: sp.baseAddress,
-                                              bias: mode == 0 ? bp.baseAddress : nil,
-                                              clamp_lo: mode == 0 ? 0 : -Float(zy), clamp_hi: mode == 0 ? .infinity : 255 - Float(zy),
-                                              bias_i32: mode == 0 ? nil : bip.baseAddress, out_scale: outScale)
-                        var refF = [Float](repeating: .nan, count: coutG * pixels)
-                        var refC = [UInt8](repeating: 0, count: coutG * pixels)
-                        XCTAssertEqual(mode == 2
-                            ? mpq_qgemm_u8s8_u8(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef, &ep,
-                                                &refC, Int32(pixels), zy, 1, 1)
-                            : mpq_qgemm_u8s8_f32_nchw(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef,
-                                                      &ep, &refF, Int32(pixels), 1), 0)
+                    ref.withMode(mode) { ep, refF, refC in
                         for path in int8AvailablePaths {
                             for threads: Int32 in [1, 2, 3] {
                                 var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
@@ -150,7 +124,7 @@ final class Int8ConvBlockTests: XCTestCase {
                                 else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
                             }
                         }
-                    } } }
+                    }
                 }
             }
         }
@@ -178,36 +152,15 @@ final class Int8ConvBlockTests: XCTestCase {
                                      group: Int32(group))
             let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
             guard oh > 0, ow > 0, (pl + w + pr + st - 1) / st >= 6 else { continue }
-            let pixels = oh * ow, k = cg * kh * kw, coutG = [16, 29, 6, 1, 64][ci % 5]
+            let pixels = oh * ow, coutG = [16, 29, 6, 1, 64][ci % 5]
             let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
             let x = rng.u8s(c * h * w)
             for grp in 0..<group {
-                let wt = rng.s8s(coutG * k)
-                var wk = wt
-                wt.withUnsafeBufferPointer { wp in
-                    wk.withUnsafeMutableBufferPointer {
-                        mpq_conv_weights_khwc_s8(wp.baseAddress, Int32(coutG), Int32(cg), Int32(kh), Int32(kw), $0.baseAddress)
-                    }
-                }
-                let packedRef = int8Pack(wt, n: coutG, k: k), packed = int8Pack(wk, n: coutG, k: k)
-                var col = [UInt8](repeating: 0, count: pixels * k)
-                col.withUnsafeMutableBufferPointer { mpq_im2col_u8_reference(x, &s, Int32(grp), zx, $0.baseAddress) }
-                let scales = (0..<coutG).map { _ in Float(rng.int(1...1000)) * 1e-5 }
-                let biasI32 = (0..<coutG).map { _ in Int32(rng.int(-5000...5000)) }
-                let bias = (0..<coutG).map { _ in Float(rng.int(-100...100)) * 0.01 }
+                let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp,
+                                                 channelsPerGroup: cg, kh: kh, kw: kw, coutG: coutG, zx: zx, zy: zy)
+                let packed = ref.packed
                 for mode in 0..<3 {  // float, float requantized, codes
-                    scales.withUnsafeBufferPointer { sp in biasI32.withUnsafeBufferPointer { bip in bias.withUnsafeBufferPointer { bp in
-                        var ep = mpq_epilogue(a_zero_point: Int32(zx), a_scale: mode == 0 ? 0.02 : 1, b_scale: sp.baseAddress,
-                                              bias: mode == 0 ? bp.baseAddress : nil,
-                                              clamp_lo: mode == 0 ? 0 : -Float(zy), clamp_hi: mode == 0 ? .infinity : 255 - Float(zy),
-                                              bias_i32: mode == 0 ? nil : bip.baseAddress, out_scale: mode == 0 ? 0 : 0.05)
-                        var refF = [Float](repeating: .nan, count: coutG * pixels)
-                        var refC = [UInt8](repeating: 0, count: coutG * pixels)
-                        XCTAssertEqual(mode == 2
-                            ? mpq_qgemm_u8s8_u8(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef, &ep,
-                                                &refC, Int32(pixels), zy, 1, 1)
-                            : mpq_qgemm_u8s8_f32_nchw(MPQ_PATH_REFERENCE, Int32(pixels), Int32(coutG), Int32(k), col, Int32(k), packedRef,
-                                                      &ep, &refF, Int32(pixels), 1), 0)
+                    ref.withMode(mode) { ep, refF, refC in
                         for threads: Int32 in [1, 2, 3] {
                             var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
                             var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
@@ -221,7 +174,7 @@ final class Int8ConvBlockTests: XCTestCase {
                             if mode == 2 { XCTAssertEqual(gotC, refC, what) }
                             else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
                         }
-                    } } }
+                    }
                 }
                 tried += 1
             }
