@@ -123,6 +123,10 @@ static void pad_channels(const cv_job *j, int img, int c0, int c1, float *dst) {
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
         float *d = dst + (size_t)c * (size_t)j->hp * (size_t)wp;
+        if (j->path == MPQ_PATH_VNNI) {
+            mpq_sconv_pad_plane_avx512(xc, H, W, s->pad_top, pl, j->hp, wp, d);
+            continue;
+        }
         memset(d, 0, (size_t)s->pad_top * (size_t)wp * sizeof(float));
         d += (size_t)s->pad_top * (size_t)wp;
         for (int h = 0; h < H; h++, d += wp) {

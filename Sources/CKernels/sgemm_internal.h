@@ -149,6 +149,9 @@ int mpq_sgemm_direct_tall_panels(int nv);
 /// weight(k, i) = w[k * 16 nv + i] for nv <= 4 (one block); for nv > 4 two blocks, channel
 /// i < 64 at w[k * 64 + i], i >= 64 at w[kc * 64 + k * 16 (nv - 4) + i - 64].
 int mpq_sconv_cv_tile_pixels(int nv);
+/// One channel plane [h][w] zero-padded into [hp][wp], pad_top rows and pad_left columns first
+/// (sconv_cv_avx512.c; the channel-vector driver's copy on the AVX-512 path).
+void mpq_sconv_pad_plane_avx512(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *dst);
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
