@@ -110,8 +110,18 @@ extension Session {
         }
     }()
 
+    static let fp32ImageChainsDefault: Bool? = {
+        switch ProcessInfo.processInfo.environment["MPQ_FP32_IMAGE_CHAINS"] {
+        case "1": return true
+        case "0": return false
+        default: return nil
+        }
+    }()
+
     /// Per-image elements of a chain input from which a mostly-INT8 chain runs image by image.
     static let int8ChainMinImageElements = 65536
+    /// Per-image elements of a chain input from which any other chain runs image by image.
+    static let fp32ChainMinImageElements = 4096
 
     /// Whether more than half of chain `c`'s Convs run an override (the INT8 runtime's kernels).
     func mostlyInt8(_ c: ImageChain) -> Bool {
@@ -122,6 +132,17 @@ extension Session {
             if overrides[plan[k].name] != nil { int8 += 1 }
         }
         return 2 * int8 > convs
+    }
+
+    /// Whether chain `c` runs image by image on these inputs: by the size of its images, with
+    /// a cut per kind (`int8ImageChains` / `fp32ImageChains` force it either way).
+    func chainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
+        mostlyInt8(c) ? int8ChainRunsImageByImage(c, values: values) : fp32ChainRunsImageByImage(c, values: values)
+    }
+
+    /// The largest per-image element count of chain `c`'s inputs.
+    func largestImageElements(_ c: ImageChain, values: [Tensor?]) -> Int {
+        c.inputSlots.compactMap { values[$0] }.map { $0.shape.isEmpty || $0.shape[0] == 0 ? 0 : $0.count / $0.shape[0] }.max() ?? 0
     }
 
     /// Whether a mostly-INT8 chain runs image by image (`int8ImageChains`, else by size). An
@@ -135,8 +156,17 @@ extension Session {
     /// from 65536 on (benchmarks/README.md, s10-int8).
     func int8ChainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
         if let forced = int8ImageChains { return forced }
-        let largest = c.inputSlots.compactMap { values[$0] }.map { $0.shape.isEmpty || $0.shape[0] == 0 ? 0 : $0.count / $0.shape[0] }.max() ?? 0
-        return largest >= Self.int8ChainMinImageElements
+        return largestImageElements(c, values: values) >= Self.int8ChainMinImageElements
+    }
+
+    /// Whether an FP32 (or mostly-FP32) chain runs image by image (`fp32ImageChains`, else by
+    /// size). On tiny images the per-node cost (about a microsecond of Swift per node and call
+    /// besides the kernel) times the batch outweighs any cache gain: the 1x8x40 CTC recognizer
+    /// 0.61-0.76 ms layer by layer against 0.90-0.98 in chains at batch 16, the 1x8x8 digits CNN
+    /// 0.62-0.78 against 1.52 (s12-lead). Images from 4096 elements on keep the chains.
+    func fp32ChainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
+        if let forced = fp32ImageChains { return forced }
+        return largestImageElements(c, values: values) >= Self.fp32ChainMinImageElements
     }
 
     /// Runs chain `c` image by image over `values` (the run loop's store) and returns its

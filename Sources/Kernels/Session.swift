@@ -14,31 +14,31 @@ public final class Session {
     public private(set) var plan: [Node]
     /// Initializers plus folded constants.
     public private(set) var constants: [String: Tensor]
-    private var entries: [OpEntry]
-    private(set) var lastUse: [String: Int] = [:]
+    private let entries: [OpEntry]
+    let lastUse: [String: Int]
     /// Per plan index, the values that node is the last to read (graph outputs excepted):
     /// the run loop frees them after it without a lookup per input.
-    private(set) var lastReads: [[String]] = []
+    let lastReads: [[String]]
     /// The run loop's value store is an array: every graph input and every plan node's input
     /// and output has a slot, so a run resolves and frees by index, not by hashing names.
-    private(set) var slotOf: [String: Int] = [:]
+    let slotOf: [String: Int]
     /// Per plan index: each input's slot (-1 for an absent optional input) and the constant it
     /// reads when nothing is stored there (a feed for a graph input overrides its initializer).
-    private(set) var inputSlots: [[Int]] = []
-    private(set) var inputConstants: [[Tensor?]] = []
+    let inputSlots: [[Int]]
+    let inputConstants: [[Tensor?]]
     /// Per plan index: each output's slot, and the slots of `lastReads`.
-    private(set) var outputSlots: [[Int]] = []
-    private(set) var lastReadSlots: [[Int]] = []
+    let outputSlots: [[Int]]
+    let lastReadSlots: [[Int]]
     /// Per slot: whether the value is a graph output (the run returns it).
-    private(set) var slotIsGraphOutput: [Bool] = []
-    private var planIndex: [String: Int] = [:]
+    let slotIsGraphOutput: [Bool]
+    private let planIndex: [String: Int]
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
-    private(set) var siluFusions: [Int: SiluFusion] = [:]
+    let siluFusions: [Int: SiluFusion]
     /// Residual Add -> Relu and Sigmoid -> Mul (SiLU) pairs, by the first node's plan index (`PairFusion`).
-    private(set) var pairFusions: [Int: PairFusion] = [:]
+    let pairFusions: [Int: PairFusion]
     /// Conv -> residual Add [-> Relu], by the Conv's plan index (`ResidualFusion`).
-    private(set) var residualFusions: [Int: ResidualFusion] = [:]
+    let residualFusions: [Int: ResidualFusion]
     /// How a pair runs fused when its nodes have overrides, keyed by the first node's name
     /// (set by the INT8 runtime; cleared with `overrides`).
     public var fusedOverrides: [String: FusedPairOverride] = [:]
@@ -46,20 +46,26 @@ public final class Session {
     let preparedWeights: PreparedWeights
     /// GELU, attention-softmax and residual-LayerNorm chains, by their first plan index
     /// (`TransformerFusion`).
-    private(set) var transformerFusions: [Int: TransformerFusion] = [:]
+    let transformerFusions: [Int: TransformerFusion]
     /// MatMul -> bias Add pairs outside those chains, by the MatMul's plan index (`BiasAddFusion`).
-    private(set) var biasAddFusions: [Int: BiasAddFusion] = [:]
+    let biasAddFusions: [Int: BiasAddFusion]
     /// Transformer chains run fused since the session was made (tests check fusions happen).
     private(set) var fusedChainsRun = 0
     /// Runs of per-image nodes executed image by image at batch > 1, by their first plan
     /// index (`ImageChain`, docs/image-chains.md).
-    private(set) var imageChains: [Int: ImageChain] = [:]
+    let imageChains: [Int: ImageChain]
+    /// Per plan index: whether any fusion or image chain above starts there, so the run loop
+    /// hashes into those tables only where one does.
+    let startsFusion: [Bool]
     /// Whether `run` uses `imageChains` (`MPQ_IMAGE_CHAINS=0` turns it off by default).
     public var runsImageChains = Session.imageChainsDefault
     /// Whether a chain whose Convs mostly run INT8 kernels (overrides) runs image by image:
     /// nil (the default) decides by the images' size (`int8ChainRunsImageByImage`); true or false
     /// always or never (environment `MPQ_INT8_IMAGE_CHAINS=1|0`). docs/image-chains.md, "INT8".
     public var int8ImageChains: Bool? = Session.int8ImageChainsDefault
+    /// The same for every other chain (`fp32ChainRunsImageByImage`; environment
+    /// `MPQ_FP32_IMAGE_CHAINS=1|0`).
+    public var fp32ImageChains: Bool? = Session.fp32ImageChainsDefault
     /// Image chains run since the session was made (tests check they happen).
     private(set) var imageChainsRun = 0
     /// Convs run with their residual Add fused since the session was made (tests check the
@@ -130,7 +136,9 @@ public final class Session {
         var isOutput = [Bool](repeating: false, count: slotOf.count)
         for (name, s) in slotOf where outputNames.contains(name) { isOutput[s] = true }
         slotIsGraphOutput = isOutput
+        var planIndex: [String: Int] = [:]
         for (i, n) in plan.enumerated() { planIndex[n.name] = i }
+        self.planIndex = planIndex
         siluFusions = SiluFusion.find(plan: plan, graphOutputs: outputNames)
         pairFusions = PairFusion.find(plan: plan, graphOutputs: outputNames)
         residualFusions = ResidualFusion.residualFusionsEnabled ? ResidualFusion.find(plan: plan, graphOutputs: outputNames) : [:]
@@ -145,6 +153,12 @@ public final class Session {
             + residualFusions.values.map { [$0.conv] + $0.fusedAway }
         imageChains = ImageChain.find(plan: plan, constants: consts, graphInputs: graphInputs, graphOutputs: outputNames,
                                       groups: groups, slotOf: slotOf)
+        var starts = [Bool](repeating: false, count: plan.count)
+        for k in [Array(siluFusions.keys), Array(pairFusions.keys), Array(residualFusions.keys), Array(transformerFusions.keys),
+                  Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
+            starts[k] = true
+        }
+        startsFusion = starts
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -193,8 +207,9 @@ public final class Session {
         var chainEnd = 0
         for (i, planned) in plan.enumerated() {
             if i < chainEnd { continue }    // run in an image chain, which freed what it read
-            if fusing, runsImageChains, observer == nil, keep.isEmpty, let c = imageChains[i],
-               !mostlyInt8(c) || int8ChainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
+            let fuses = fusing && startsFusion[i]
+            if fuses, runsImageChains, observer == nil, keep.isEmpty, let c = imageChains[i],
+               chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
                 for (s, t) in outs {
                     values[s] = t
                     if slotIsGraphOutput[s], let name = slotOf.first(where: { $0.value == s })?.key { result[name] = t.materialized() }
@@ -204,7 +219,7 @@ public final class Session {
                 chainEnd = c.range.upperBound
                 continue
             }
-            if fusedAway.contains(i) {
+            if !fusedAway.isEmpty, fusedAway.contains(i) {
                 // Part of a chain already run: free what it was the last to read.
                 free(lastReadSlots[i], lastReads[i])
                 continue
@@ -212,7 +227,7 @@ public final class Session {
             var node = planned
             let ins: [Tensor?]
             let outs: [Tensor]
-            if fusing, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
+            if fuses, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
                case let fusedIns = try resolve(f.node),
                let y = f.run(fusedIns, constants: constants, codes: chainCodes(f, keep: keep, observed: observer != nil && !observeCodes)) {
                 node = f.node; ins = fusedIns; outs = [y]
@@ -286,6 +301,7 @@ public final class Session {
     func step(_ i: Int, inputs ins: [Tensor?], keep: Set<String>, fusing: Bool,
               fusedAway: inout Set<Int>, lookup: (String) -> Tensor?) throws -> (Node, [Tensor]) {
         var node = plan[i]
+        let fusing = fusing && startsFusion[i]
         if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
             node = f.node
             fusedAway.formUnion([f.sigmoid, f.mul])
@@ -343,8 +359,9 @@ public final class Session {
 
     /// Runs plan node `index`: its override if it has one, else its op.
     func execute(node: Node, index: Int, inputs: [Tensor?]) throws -> [Tensor] {
-        let ins = codesInputNodes.contains(node.name) ? inputs : Self.materialized(inputs)
-        if let o = overrides[node.name] {
+        // Empty-collection guards first: a lookup hashes the name even in an empty set (FP32 runs).
+        let ins = !codesInputNodes.isEmpty && codesInputNodes.contains(node.name) ? inputs : Self.materialized(inputs)
+        if !overrides.isEmpty, let o = overrides[node.name] {
             do { return try o(ins) } catch let e as OpError {
                 throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
             }
@@ -363,7 +380,7 @@ public final class Session {
             } else {
                 outs = try entry.run(node, inputs, opset)
             }
-            if !epilogueOps.contains(node.opType), let act = FusedActivation(node: node), !outs.isEmpty {
+            if !node.attributes.isEmpty, !epilogueOps.contains(node.opType), let act = FusedActivation(node: node), !outs.isEmpty {
                 act.apply(&outs[0].floats)
             }
             return outs

@@ -60,6 +60,7 @@ final class ImageChainTests: XCTestCase {
 
     func testImageChainsGiveTheLayerByLayerBytes() throws {
         let session = try Session(graph: Self.mobileGraph())
+        session.fp32ImageChains = true  // the chain path itself, small images included
         var rng = TestRNG(seed: 5)
         let paths = [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] + [MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
         // Sizes hit the depthwise kernels' narrow (gather) and wide (row, plane) plans;
@@ -94,6 +95,7 @@ final class ImageChainTests: XCTestCase {
         g.nodes.append(Node(name: "late", opType: "Flatten", inputs: ["e1c"], outputs: ["late_out"]))
         g.outputs.append(ValueInfo(name: "late_out", dtype: .float32, shape: nil))
         let session = try Session(graph: g)
+        session.fp32ImageChains = true  // 3x20x20 images are under the size cut
         let chain = try XCTUnwrap(session.imageChains[0])
         XCTAssertEqual(chain.outputSlots.count, 3, "p, r1 (graph output), e1c (read by `late`)")
         var rng = TestRNG(seed: 8)
@@ -105,6 +107,26 @@ final class ImageChainTests: XCTestCase {
         for name in ["y", "r1", "late_out"] {
             XCTAssertEqual(chained[name]!.shape, plain[name]!.shape, name)
             XCTAssertEqual(chained[name]!.floats.map(\.bitPattern), plain[name]!.floats.map(\.bitPattern), name)
+        }
+    }
+
+    /// The default FP32 policy (`fp32ChainRunsImageByImage`): images under
+    /// `fp32ChainMinImageElements` run layer by layer (the per-node cost times the batch
+    /// outweighs the cache gain), larger ones image by image; the bytes are the same.
+    func testSmallFP32ImagesRunLayerByLayer() throws {
+        let session = try Session(graph: Self.mobileGraph())
+        session.fp32ImageChains = nil
+        var rng = TestRNG(seed: 12)
+        for (hw, chained) in [(20, false), (36, false), (37, true), (64, true)] {
+            XCTAssertEqual(3 * hw * hw >= Session.fp32ChainMinImageElements, chained, "\(hw)")
+            let x = Tensor(shape: [3, 3, hw, hw], floats: (0..<3 * 3 * hw * hw).map { _ in rng.float(-2...2) })
+            let before = session.imageChainsRun
+            let out = try session.run(["x": x])
+            XCTAssertEqual(session.imageChainsRun - before, chained ? 1 : 0, "3x\(hw)x\(hw)")
+            session.runsImageChains = false
+            let plain = try session.run(["x": x])
+            session.runsImageChains = true
+            XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "3x\(hw)x\(hw)")
         }
     }
 

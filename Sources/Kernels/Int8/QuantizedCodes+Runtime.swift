@@ -26,13 +26,19 @@ extension Tensor {
 }
 
 extension Session {
+    // Index loops, not `contains(where:)`: its closure took a copy of every tensor (four
+    // retains and releases each, per node per run).
     static func materialized(_ ts: [Tensor?]) -> [Tensor?] {
-        guard ts.contains(where: { $0?.isCodesOnly == true }) else { return ts }
+        var any = false
+        for i in ts.indices where ts[i]?.isCodesOnly == true { any = true; break }
+        guard any else { return ts }
         return ts.map { $0?.materialized() }
     }
 
     static func materialized(_ ts: [Tensor]) -> [Tensor] {
-        guard ts.contains(where: \.isCodesOnly) else { return ts }
+        var any = false
+        for i in ts.indices where ts[i].isCodesOnly { any = true; break }
+        guard any else { return ts }
         return ts.map { $0.materialized() }
     }
 }
