@@ -21,7 +21,7 @@ static void block(size_t units, int tasks, int t, size_t *lo, size_t *hi) {
 }
 
 typedef struct {
-    int avx2, tasks;
+    int avx2, avx512, tasks;
     float *x; const float *cx;
     float *y;
     size_t rows, n;
@@ -34,12 +34,13 @@ static void softmax_task(void *arg, int t) {
     const row_job *j = arg;
     size_t lo, hi;
     block(j->rows, j->tasks, t, &lo, &hi);
-    if (j->avx2) mpq_softmax_rows_avx2(j->x + lo * j->n, hi - lo, j->n);
+    if (j->avx512) mpq_softmax_rows_avx512(j->x + lo * j->n, hi - lo, j->n);
+    else if (j->avx2) mpq_softmax_rows_avx2(j->x + lo * j->n, hi - lo, j->n);
     else mpq_softmax_rows_reference(j->x + lo * j->n, hi - lo, j->n);
 }
 
 void mpq_softmax_rows_f32(mpq_kernel_path path, float *x, size_t rows, size_t n, int threads) {
-    row_job j = {.avx2 = use_avx2(path), .x = x, .rows = rows, .n = n};
+    row_job j = {.avx2 = use_avx2(path), .avx512 = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI, .x = x, .rows = rows, .n = n};
     j.tasks = clamp_tasks(threads, rows * n, 1 << 14);  // ~16k floats per task pays for the wake-up
     if ((size_t)j.tasks > rows) j.tasks = rows < 1 ? 1 : (int)rows;
     mpq_pool_run(j.tasks, softmax_task, &j);

@@ -89,6 +89,23 @@ final class RowKernelTests: XCTestCase {
         }
     }
 
+    /// The VNNI path's softmax (16-lane exps, mpq_softmax_rows_avx512) gives the AVX2 kernel's
+    /// bits: every width 1-40 (16-lane steps, the 8-lane step, each tail) and 64-128, masked
+    /// entries, +-inf rows and a NaN row.
+    func testSoftmaxAVX512IsTheAVX2Kernel() throws {
+        try XCTSkipIf(mpq_kernel_path_available(MPQ_PATH_VNNI) == 0 || mpq_kernel_path_available(MPQ_PATH_AVX2) == 0,
+                      "needs the AVX2 and VNNI paths")
+        for n in Array(1...40) + [64, 127, 128] {
+            var x = scores(rows: 9, n: n, seed: UInt64(100 + n))
+            x[0] = .infinity
+            if n > 2 { x[n + 1] = -.infinity; x[2 * n + 2] = .nan }
+            var avx2 = x, avx512 = x
+            mpq_softmax_rows_f32(MPQ_PATH_AVX2, &avx2, 9, n, 1)
+            mpq_softmax_rows_f32(MPQ_PATH_VNNI, &avx512, 9, n, 2)
+            XCTAssertEqual(avx512.map(\.bitPattern), avx2.map(\.bitPattern), "n \(n)")
+        }
+    }
+
     func testSoftmaxRowWithNaNOrInfinityFollowsReference() {
         let rows: [[Float]] = [[1, .nan, 2, 3, 4, 5, 6, 7, 8], [.infinity, 1, 2, 3, 4, 5, 6, 7, 8, 9],
                                [-.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity],
