@@ -8,8 +8,8 @@ import ONNX
 /// bits of the scalar reference (`mpq_depthwise_f32` on the reference path, taps inside the
 /// input from +0 in (kh, kw) order, then `mpq_conv_epilogue_f32`'s bias-if-not-0 and clamp)
 /// on every geometry it takes: channel counts that are not multiples of 16 (a partial last
-/// block), planes from 1x1 (every tap but one padded) to 60x60, strides 1 and 2 on either
-/// axis, asymmetric pads up to 2, zero and -0 biases (the case where the reference skips the
+/// block), planes from 1x1 (every tap but one padded) to 60x60, strides 1 and 2 across and
+/// 1-3 down, asymmetric pads up to 2, zero and -0 biases (the case where the reference skips the
 /// add), Relu, Relu6 and an odd Clip, inputs with -0, NaN and infinities, one thread and two
 /// (row strips).
 final class DepthwiseF32LanesTests: XCTestCase {
@@ -53,7 +53,7 @@ final class DepthwiseF32LanesTests: XCTestCase {
         for k in 0..<120 {
             let c = k < 4 ? [16, 17, 31, 80][k] : rng.int(16...80)
             let h = k % 10 == 0 ? 1 : rng.int(1...60), w = k % 10 == 0 ? 1 : rng.int(1...60)
-            let sh = rng.int(1...2), sw = rng.int(1...2)
+            let sh = rng.int(1...3), sw = rng.int(1...2)  // stride 3 down: the ring skips input rows
             let pads = (0..<4).map { _ in rng.int(0...2) }
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: 3, kernel_w: 3,
                                      pad_top: Int32(pads[0]), pad_left: Int32(pads[1]), pad_bottom: Int32(pads[2]),
