@@ -294,6 +294,16 @@ void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, co
 /// the scalar reference otherwise. Returns 0, or -1 if `s` is not depthwise.
 int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
 
+/// FP32 depthwise 3x3 (undilated, stride 1 or 2 across) of one image with 16 channels in the
+/// vector lanes (depthwise_f32_lanes.c, docs/depthwise.md), NCHW in and out, the epilogue
+/// fused: `y` = `mpq_depthwise_f32` then `mpq_conv_epilogue_f32(bias, act, lo, hi)`, the same
+/// bits. `bias` may be NULL; `act` NONE or CLAMP (lo <= hi). Splits (16-channel block, row
+/// strip) units over `threads` threads of the kernel pool (mpq_run_chunks). Returns 0, or -1
+/// writing nothing when the path is not VNNI (AVX-512), the geometry is not this case, a
+/// weight is not finite, `act` is SILU, or MPQ_FP32_DW_LANES=0.
+int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w,
+                               const float *bias, mpq_activation act, float lo, float hi, float *y, int threads);
+
 // MARK: - Benchmark helpers
 
 /// Runs `iterations` of a loop of independent vpdpbusd (512-bit) chains, the

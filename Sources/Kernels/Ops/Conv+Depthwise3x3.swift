@@ -17,7 +17,8 @@ extension ConvOps {
     }
 
     /// Output channels `range` of image `image` of a depthwise conv (one input channel per
-    /// group), bias and epilogue included: `depthwiseImage` calls when each output channel
+    /// group), bias and epilogue included: `depthwiseLanes` when it takes the case, else
+    /// `depthwiseImage` calls when each output channel
     /// reads its own input channel, else plane by plane. Channels go in chunks of at most
     /// 256 KiB of output, each chunk's epilogue run right after it while it is in cache: at
     /// batch 16 MobileNetV2's tensors are 10-30 MB, and a separate bias/Relu6 pass over the
@@ -26,6 +27,9 @@ extension ConvOps {
                                   y: UnsafeMutablePointer<Float>, channels c: Int, outChannels m: Int, _ g: WindowGeometry,
                                   bias: UnsafePointer<Float>?, epilogue: ConvEpilogue) {
         let inP = g.inputCount, outP = g.outputCount, kCount = g.kernelCount, perInput = m / c
+        if c == m, depthwiseLanes(src: x + (image * c + range.lowerBound) * inP, weights: w + range.lowerBound * kCount,
+                                  bias: bias.map { $0 + range.lowerBound }, dst: y + (image * m + range.lowerBound) * outP,
+                                  channels: range.count, g, epilogue: epilogue, threads: 1) { return }
         let chunk = max(1, (256 << 10) / max(1, outP * MemoryLayout<Float>.size))
         var first = range.lowerBound
         while first < range.upperBound {
@@ -44,6 +48,36 @@ extension ConvOps {
             epilogue.apply(dst, rows: part.count, cols: outP, ld: outP, bias: bias.map { $0 + part.lowerBound })
             first = part.upperBound
         }
+    }
+
+    /// `channels` planes of one image of a 2-D depthwise 3x3 conv (undilated, stride 1 or 2
+    /// across, one output channel per input channel), bias and a Relu/Clip epilogue fused, by
+    /// `mpq_depthwise3x3_f32_lanes`: 16 channels in the vector lanes, split into (channel block,
+    /// row strip) units over `threads` threads of the kernel pool (docs/depthwise.md). The bits
+    /// of `depthwiseImage` then `epilogue.apply`. Returns false (writing nothing) when the
+    /// kernel does not take the case (no AVX-512, another geometry, a SiLU epilogue, a weight
+    /// that is not finite, MPQ_FP32_DW_LANES=0); the caller then runs the pixel-lane kernels.
+    static func depthwiseLanes(src: UnsafePointer<Float>, weights w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               dst: UnsafeMutablePointer<Float>, channels: Int, _ g: WindowGeometry, epilogue: ConvEpilogue,
+                               threads: Int) -> Bool {
+        let limit = Int(Int32.max)
+        guard channels > 0, channels <= limit, g.input[0] == 1, g.kernel[0] == 1, g.output[0] == 1, g.kernel[1] == 3,
+              g.kernel[2] == 3, g.dilation[1] == 1, g.dilation[2] == 1,
+              [g.input[1], g.input[2], g.stride[1], g.stride[2], g.padHead[1], g.padHead[2], g.padTail[1], g.padTail[2]]
+                  .allSatisfy({ $0 <= limit }) else { return false }
+        let (act, lo, hi): (mpq_activation, Float, Float)
+        switch epilogue {
+        case .none: (act, lo, hi) = (MPQ_ACT_NONE, 0, 0)
+        case .clamp(let l, let h): (act, lo, hi) = (MPQ_ACT_CLAMP, l, h)
+        case .silu: return false
+        }
+        var s = mpq_conv2d_shape(channels: Int32(channels), height: Int32(g.input[1]), width: Int32(g.input[2]),
+                                 kernel_h: 3, kernel_w: 3, pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
+                                 pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
+                                 stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
+                                 dilation_h: 1, dilation_w: 1, group: Int32(channels))
+        guard Int(mpq_conv2d_out_h(&s)) == g.output[1], Int(mpq_conv2d_out_w(&s)) == g.output[2] else { return false }
+        return mpq_depthwise3x3_f32_lanes(MPQ_PATH_AUTO, src, &s, w, bias, act, lo, hi, dst, Int32(min(max(threads, 1), 64))) == 0
     }
 
     /// One image of a 2-D depthwise conv with one output channel per input channel (the

@@ -157,12 +157,16 @@ enum ConvOps {
                         }
                     }
                     if depthwise && n == 1 && tasks > 1 {
-                        // Two channel ranges per thread on the kernel pool, claimed as threads come
-                        // free (s9-fp32: GCD's threads park between layers and woke too late).
-                        poolPerform(threads: tasks, chunks: 2 * tasks) { k in
-                            depthwiseChannels(m * k / (2 * tasks)..<m * (k + 1) / (2 * tasks), image: 0, x: X, w: W, y: O,
-                                              channels: c, outChannels: m, g, bias: pb.isEmpty ? nil : pb.baseAddress,
-                                              epilogue: epilogue)
+                        // 16-channel blocks x row strips on the kernel pool (s12-dwlanes) when the
+                        // channels-in-lanes kernel takes the case; else two channel ranges per thread,
+                        // claimed as threads come free (s9-fp32: GCD's threads park between layers).
+                        if !(c == m && depthwiseLanes(src: X, weights: W, bias: pb.isEmpty ? nil : pb.baseAddress, dst: O,
+                                                      channels: m, g, epilogue: epilogue, threads: tasks)) {
+                            poolPerform(threads: tasks, chunks: 2 * tasks) { k in
+                                depthwiseChannels(m * k / (2 * tasks)..<m * (k + 1) / (2 * tasks), image: 0, x: X, w: W, y: O,
+                                                  channels: c, outChannels: m, g, bias: pb.isEmpty ? nil : pb.baseAddress,
+                                                  epilogue: epilogue)
+                            }
                         }
                     } else if tasks > 1 {
                         withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) }
