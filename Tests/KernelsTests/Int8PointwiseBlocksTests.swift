@@ -24,8 +24,9 @@ final class Int8PointwiseBlocksTests: XCTestCase {
         let hasVNNI = mpq_kernel_path_available(MPQ_PATH_VNNI) != 0
         var tails = Set<Int>()
         for ci in 0..<48 {
-            // Pixel counts: 196 (14x14: 3 blocks + 4), 784 - 16, 128, 150, 255, 320 + random.
-            let (h, w) = [(14, 14), (28, 27), (8, 16), (10, 15), (15, 17), (16, 20), (12, 11), (13, 13)][ci % 8]
+            // Pixel counts (last block): 196 (14x14: 3 blocks + 4), 784 (28x28: + 16, three
+            // channel-vector tiles), 128 (whole blocks), 150 (+ 22), 255 (+ 63), 320, 143 (+ 15), 169 (+ 41).
+            let (h, w) = [(14, 14), (28, 28), (8, 16), (10, 15), (15, 17), (16, 20), (11, 13), (13, 13)][ci % 8]
             let group = ci % 7 == 6 ? 2 : 1, cg = rng.int(1...100), c = cg * group
             let coutG = [96, 1, 29, 64, 100, 6, 17, 48][(ci / 8) % 8]
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: 1, kernel_w: 1,
