@@ -90,8 +90,12 @@ tile(const pw_job *j, clamp_plan cp, const uint8_t *xp, int p0, __mmask64 m, int
         }
         // q - zp fits 16 bits once saturated; the saturating add keeps a saturated value at
         // the rail, then packuswb saturates to the code range: pixels in order (see the top).
-        const __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(q32[0], q32[1]), zp16);
-        const __m512i hi = _mm512_adds_epi16(_mm512_packs_epi32(q32[2], q32[3]), zp16);
+        // A zero point of 0 (ReLU6 outputs) skips the adds: adding 0 changes nothing.
+        __m512i lo = _mm512_packs_epi32(q32[0], q32[1]), hi = _mm512_packs_epi32(q32[2], q32[3]);
+        if (j->out_zp) {
+            lo = _mm512_adds_epi16(lo, zp16);
+            hi = _mm512_adds_epi16(hi, zp16);
+        }
         _mm512_mask_storeu_epi8(j->out_u8 + (size_t)co * j->ldo + (size_t)p0, m, _mm512_packus_epi16(lo, hi));
     }
 }

@@ -14,7 +14,8 @@ final class Int8PointwiseBlocksTests: XCTestCase {
     /// Random 1x1 stride-1 shapes from 128 pixels (where the engine is the pointwise one): plane
     /// sizes whose last block has 0, 1-16, 17-48 and 49-63 pixels; channels 1-100 (not a
     /// multiple of 4: a K tail); output channels 1-100 (partial 6-channel tiles and 16-channel
-    /// panels, so the channel splits cut panels); groups; zero points 0-255; clamps at the code
+    /// panels, so the channel splits cut panels); groups; zero points 0-255 (output 0 in every
+/// sixth case); clamps at the code
     /// range (both dropped by the block tile), inside it at the low end, at the high end, both
     /// (non-integer bounds); scales up to 0.9 on some channels (the high clamp must stay); a
     /// float bias or none; 1-3 threads (at 2-3 threads a 4-block plane also splits its output
@@ -35,7 +36,8 @@ final class Int8PointwiseBlocksTests: XCTestCase {
             let pixels = h * w
             tails.insert(pixels % 64 == 0 ? 0 : pixels % 64 <= 16 ? 1 : pixels % 64 <= 48 ? 2 : 3)
             if hasVNNI { XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_VNNI, &s, Int32(coutG), 0), MPQ_QCONV_POINTWISE) }
-            let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            // Output zero point 0 (ReLU6 outputs: the block tile skips the zero-point adds) in every sixth case.
+            let zx = UInt8(rng.int(0...255)), zyDrawn = UInt8(rng.int(0...255)), zy = ci % 6 == 0 ? 0 : zyDrawn
             let x = rng.u8s(c * pixels)
             for grp in 0..<group {
                 let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp, channelsPerGroup: cg,

@@ -23,6 +23,12 @@ final class QuantizedConv: QuantizedLayer {
     private let khwc: Bool
     private let weightShape: [Int]
     private let engineNote = EngineNote()
+    private let requantCache = RequantCache()
+
+    /// The requantizing epilogue for `output` (cached: the same values on every call).
+    private func requantization(_ output: ActivationQuant) -> Requantization {
+        requantCache.get(output) { Requantization(inputScale: inputQuant.scale, weightScales: weightScales, bias: floatBias, output: output) }
+    }
     var engine: String? { engineNote.value }
 
     init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
@@ -72,15 +78,13 @@ final class QuantizedConv: QuantizedLayer {
     }
 
     func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
-        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: weightScales,
-                                                             bias: floatBias, output: output))
+        try run(inputs, path: path, requant: requantization(output))
     }
 
     var readsCodes: Bool { true }
 
     func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
-        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: weightScales,
-                                                             bias: floatBias, output: output), writeCodes: true)
+        try run(inputs, path: path, requant: requantization(output), writeCodes: true)
     }
 
     private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?, writeCodes: Bool = false) throws -> [Tensor] {
