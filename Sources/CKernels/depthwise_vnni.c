@@ -316,6 +316,35 @@ static VNNI_TARGET void channel_3x3_sat(const call_ctx *cx, const uint8_t *xc, c
     channel(cx, xc, wv, ce, NULL, cc, 3, 1, STORE_SAT);
 }
 
+/// Two channels of a small plan (several rows per vector: 7x7) side by side, 3x3, codes with
+/// saturation. One vector of such a plane is a serial chain (3 vpdpbusd, convert, scale,
+/// convert, store) and a channel only 4 of them: ~100 cycles per channel, latency-bound.
+/// Two independent chains share each tap's index vector and masks.
+static VNNI_TARGET void small_pair_3x3_sat(const call_ctx *cx, const uint8_t *x0, const uint8_t *x1, const __m512i *w0,
+                                           const __m512i *w1, const channel_epilogue *ce0, const channel_epilogue *ce1,
+                                           uint8_t *c0, uint8_t *c1) {
+    const plan *pp = cx->p;
+    const int OH = cx->OH, OW = cx->OW, rpv = pp->rows_per_vector;
+    const __m512i zav = cx->zav, zp = cx->zp;
+    for (int b = 0; b < pp->blocks; b++) {
+        const gather *g = pp->g + (size_t)b * 3;
+        __m512i a0 = ce0->correction, a1 = ce1->correction;
+        _Pragma("unroll") for (int t = 0; t < 3; t++) {
+            const gather *e = g + t;
+            const __m512i idx = _mm512_load_si512(e->idx);
+            const __m512i q0 = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, _mm512_maskz_loadu_epi8(e->load, x0 + e->offset));
+            const __m512i q1 = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, _mm512_maskz_loadu_epi8(e->load, x1 + e->offset));
+            a0 = _mm512_dpbusd_epi32(a0, q0, w0[t]);
+            a1 = _mm512_dpbusd_epi32(a1, q1, w1[t]);
+        }
+        const int oh = b * rpv, nrows = OH - oh < rpv ? OH - oh : rpv;
+        const size_t at = (size_t)oh * (size_t)OW;
+        const __mmask16 lanes = (__mmask16)((1u << (nrows * OW)) - 1);
+        store16(a0, ce0, lanes, NULL, c0 + at, zp, STORE_SAT);
+        store16(a1, ce1, lanes, NULL, c1 + at, zp, STORE_SAT);
+    }
+}
+
 static VNNI_TARGET void channel_any(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *ce,
                                     float *oc, uint8_t *cc, int KH, int quads) {
     channel(cx, xc, wv, ce, oc, cc, KH, quads, STORE_ANY);
@@ -335,26 +364,44 @@ typedef struct {
     _Atomic int next;
 } dw_call;
 
-static VNNI_TARGET void run_channels(const dw_call *d, int c0, int c1) {
+/// Channel c's weight quads (broadcast into wv) and epilogue.
+static inline __attribute__((always_inline)) VNNI_TARGET void setup_channel(const dw_call *d, int c, __m512i *wv,
+                                                                            channel_epilogue *ce) {
     const mpq_conv2d_shape *s = d->cx.s;
     const mpq_epilogue *ep = d->ep;
     const int KH = s->kernel_h, KW = s->kernel_w, quads = d->cx.p->quads;
+    int32_t wq[64], wsum;
+    // The 3x3 form with constant sizes: the generic loop's branches per tap were a
+    // visible part of a 7x7 plane's ~110 cycles per channel.
+    if (KH == 3 && KW == 3) weight_quads(d->w + (size_t)c * 9, 3, 3, 1, wq, &wsum);
+    else weight_quads(d->w + (size_t)c * (size_t)KH * (size_t)KW, KH, KW, quads, wq, &wsum);
+    for (int t = 0; t < KH * quads; t++) wv[t] = _mm512_set1_epi32(wq[t]);
+    int32_t corr = (int32_t)((uint32_t)0 - (uint32_t)ep->a_zero_point * (uint32_t)wsum);
+    if (ep->bias_i32) corr = (int32_t)((uint32_t)corr + (uint32_t)ep->bias_i32[c]);
+    ce->correction = _mm512_set1_epi32(corr);
+    ce->e = mpq_channel_epilogue_setup(ep, c);
+}
+
+static VNNI_TARGET void run_channels(const dw_call *d, int c0, int c1) {
+    const mpq_conv2d_shape *s = d->cx.s;
+    const int KH = s->kernel_h, quads = d->cx.p->quads;
     const size_t plane_in = (size_t)s->height * (size_t)s->width, plane_out = (size_t)d->cx.OH * (size_t)d->cx.OW;
-    int32_t wq[64];
     __m512i wv[64];
-    for (int c = c0; c < c1; c++) {
+    int c = c0;
+    if (KH == 3 && quads == 1 && d->sat && d->cx.p->rows_per_vector > 1) {
+        __m512i wv1[3];
+        channel_epilogue ce0, ce1;
+        for (; c + 2 <= c1; c += 2) {
+            setup_channel(d, c, wv, &ce0);
+            setup_channel(d, c + 1, wv1, &ce1);
+            small_pair_3x3_sat(&d->cx, d->x + (size_t)c * plane_in, d->x + (size_t)(c + 1) * plane_in, wv, wv1, &ce0, &ce1,
+                               d->out_u8 + (size_t)c * plane_out, d->out_u8 + (size_t)(c + 1) * plane_out);
+        }
+    }
+    for (; c < c1; c++) {
         const uint8_t *xc = d->x + (size_t)c * plane_in;
-        int32_t wsum;
-        // The 3x3 form with constant sizes: the generic loop's branches per tap were a
-        // visible part of a 7x7 plane's ~110 cycles per channel.
-        if (KH == 3 && KW == 3) weight_quads(d->w + (size_t)c * 9, 3, 3, 1, wq, &wsum);
-        else weight_quads(d->w + (size_t)c * (size_t)KH * (size_t)KW, KH, KW, quads, wq, &wsum);
-        for (int t = 0; t < KH * quads; t++) wv[t] = _mm512_set1_epi32(wq[t]);
         channel_epilogue ce;
-        int32_t corr = (int32_t)((uint32_t)0 - (uint32_t)ep->a_zero_point * (uint32_t)wsum);
-        if (ep->bias_i32) corr = (int32_t)((uint32_t)corr + (uint32_t)ep->bias_i32[c]);
-        ce.correction = _mm512_set1_epi32(corr);
-        ce.e = mpq_channel_epilogue_setup(ep, c);
+        setup_channel(d, c, wv, &ce);
         float *oc = d->out ? d->out + (size_t)c * plane_out : NULL;
         uint8_t *cc = d->out_u8 ? d->out_u8 + (size_t)c * plane_out : NULL;
         if (KH == 3 && quads == 1 && d->sat) channel_3x3_sat(&d->cx, xc, wv, &ce, cc);
