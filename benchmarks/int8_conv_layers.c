@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
         double best = 1e9;
         for (int r = 0; r < reps; r++) {
             double t0 = now();
-            int rc = l->dw ? mpq_depthwise_conv_u8s8_u8(MPQ_PATH_VNNI, x, &s, w, &ep, out, 3)
+            int rc = l->dw ? mpq_depthwise_conv_u8s8_u8_threads(MPQ_PATH_VNNI, x, &s, w, &ep, out, 3, threads)
                            : mpq_qconv2d_u8s8(MPQ_PATH_VNNI, x, &s, 0, khwc, 7, packed, &ep, NULL, out, 3, threads);
             double t = now() - t0;
             if (rc) { printf("%s: rc %d\n", l->name, rc); break; }

@@ -44,11 +44,13 @@ int mpq_depthwise_vnni_available(void) {
 
 // The VNNI path runs the VNNI + VBMI kernel where the CPU has VBMI and the geometry has a
 // plan, else the AVX2 kernel (as does the AVX2 path).
+// `threads` splits the VBMI kernel's channels over the kernel pool; the AVX2 and reference
+// kernels run on the calling thread.
 static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
+                const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int threads) {
     switch (mpq_resolve_kernel_path(path)) {
     case MPQ_PATH_VNNI:
-        if (mpq_depthwise_vnni_available() && mpq_depthwise_vnni(x, s, w, ep, out, out_u8, out_zp) == 0) {
+        if (mpq_depthwise_vnni_available() && mpq_depthwise_vnni_threads(x, s, w, ep, out, out_u8, out_zp, threads) == 0) {
             mpq_note_engine("depthwise+vnni");
             break;
         }
@@ -68,15 +70,20 @@ int mpq_depthwise_conv_u8s8(mpq_kernel_path path, const uint8_t *x,
                             const mpq_conv2d_shape *s, const int8_t *w,
                             const mpq_epilogue *ep, float *out) {
     if (!x || !w || !ep || !ep->b_scale || !out || !is_depthwise(s)) return -1;
-    run(path, x, s, w, ep, out, NULL, 0);
+    run(path, x, s, w, ep, out, NULL, 0, 1);
+    return 0;
+}
+
+int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                                       const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point, int threads) {
+    if (!x || !w || !ep || !ep->b_scale || !(ep->out_scale > 0) || !out || !is_depthwise(s)) return -1;
+    mpq_epilogue codes = *ep;
+    codes.out_scale = 1.0f;   // keeps the rounded q - zp (mpq_qgemm_u8s8_u8)
+    run(path, x, s, w, &codes, NULL, out, out_zero_point, threads < 1 ? 1 : threads);
     return 0;
 }
 
 int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                                const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point) {
-    if (!x || !w || !ep || !ep->b_scale || !(ep->out_scale > 0) || !out || !is_depthwise(s)) return -1;
-    mpq_epilogue codes = *ep;
-    codes.out_scale = 1.0f;   // keeps the rounded q - zp (mpq_qgemm_u8s8_u8)
-    run(path, x, s, w, &codes, NULL, out, out_zero_point);
-    return 0;
+    return mpq_depthwise_conv_u8s8_u8_threads(path, x, s, w, ep, out, out_zero_point, 1);
 }

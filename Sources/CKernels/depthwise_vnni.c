@@ -32,6 +32,7 @@
 #include "mpq_internal.h"
 #include "qconv_channel_epilogue.h"
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,9 +144,23 @@ typedef struct {
     mpq_channel_epilogue e;
 } channel_epilogue;
 
+/// How a channel's outputs are stored: floats or codes with the epilogue as written
+/// (STORE_ANY, chosen per call), or codes whose clamps are both at the code range (STORE_SAT:
+/// no float clamps, the code saturated to [0, 255] instead; mpq_codes_clamp_plan says when
+/// that is the same byte). A compile-time argument, so the codes forms have no branch on the
+/// output kind per vector.
+enum { STORE_ANY = 0, STORE_SAT = 1 };
+
 /// The epilogue of 16 outputs whose accumulator already holds the correction.
-static inline VNNI_TARGET void store16(__m512i acc, const channel_epilogue *ce, __mmask16 lanes,
-                                       float *out, uint8_t *out_u8, __m512i zp) {
+static inline __attribute__((always_inline)) VNNI_TARGET void store16(__m512i acc, const channel_epilogue *ce, __mmask16 lanes,
+                                                                      float *out, uint8_t *out_u8, __m512i zp, const int store) {
+    if (store == STORE_SAT) {
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), ce->e.s);
+        if (ce->e.has_bias) v = _mm512_add_ps(v, ce->e.bias);
+        const __m512i q = _mm512_max_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp), _mm512_setzero_si512());
+        _mm512_mask_cvtusepi32_storeu_epi8(out_u8, lanes, q);
+        return;
+    }
     const __m512 v = mpq_channel_values(&ce->e, acc);
     if (out_u8) {
         // out_scale is 1 here: the code is nearbyint(v) + zp (mpq_code_u8); converting with
@@ -174,7 +189,7 @@ typedef struct {
 /// samples, the vpdpbusd few).
 static inline __attribute__((always_inline)) VNNI_TARGET void
 channel(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *cep, float *oc, uint8_t *cc,
-        const int KH, const int quads) {
+        const int KH, const int quads, const int store) {
     const mpq_conv2d_shape *s = cx->s;
     const plan *pp = cx->p;
     const int OH = cx->OH, OW = cx->OW, H = s->height, W = s->width;
@@ -218,10 +233,10 @@ channel(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_
                         const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
                         const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
                         const __mmask16 lanes = (__mmask16)((1u << n) - 1);
-                        store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
-                        store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp);
-                        store16(acc2, &ce, lanes, oc ? oc + at + 2 * OW : NULL, cc ? cc + at + 2 * OW : NULL, zp);
-                        store16(acc3, &ce, lanes, oc ? oc + at + 3 * OW : NULL, cc ? cc + at + 3 * OW : NULL, zp);
+                        store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp, store);
+                        store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp, store);
+                        store16(acc2, &ce, lanes, oc ? oc + at + 2 * OW : NULL, cc ? cc + at + 2 * OW : NULL, zp, store);
+                        store16(acc3, &ce, lanes, oc ? oc + at + 3 * OW : NULL, cc ? cc + at + 3 * OW : NULL, zp, store);
                     }
                 }
             }
@@ -247,8 +262,8 @@ channel(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_
                     const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
                     const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
                     const __mmask16 lanes = (__mmask16)((1u << n) - 1);
-                    store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
-                    store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp);
+                    store16(acc0, &ce, lanes, oc ? oc + at : NULL, cc ? cc + at : NULL, zp, store);
+                    store16(acc1, &ce, lanes, oc ? oc + at + OW : NULL, cc ? cc + at + OW : NULL, zp, store);
                 }
             }
         }
@@ -270,7 +285,7 @@ channel(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_
                     }
                 const int ow = 16 * b, n = OW - ow < 16 ? OW - ow : 16;
                 const size_t at = (size_t)oh * (size_t)OW + (size_t)ow;
-                store16(acc, &ce, (__mmask16)((1u << n) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
+                store16(acc, &ce, (__mmask16)((1u << n) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp, store);
             }
         }
     } else {
@@ -286,30 +301,136 @@ channel(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_
             }
             const int oh = b * rpv, nrows = OH - oh < rpv ? OH - oh : rpv;
             const size_t at = (size_t)oh * (size_t)OW;
-            store16(acc, &ce, (__mmask16)((1u << (nrows * OW)) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp);
+            store16(acc, &ce, (__mmask16)((1u << (nrows * OW)) - 1), oc ? oc + at : NULL, cc ? cc + at : NULL, zp, store);
         }
     }
 }
 
 static VNNI_TARGET void channel_3x3(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *ce,
                                     float *oc, uint8_t *cc) {
-    channel(cx, xc, wv, ce, oc, cc, 3, 1);
+    channel(cx, xc, wv, ce, oc, cc, 3, 1, STORE_ANY);
+}
+
+static VNNI_TARGET void channel_3x3_sat(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *ce,
+                                        uint8_t *cc) {
+    channel(cx, xc, wv, ce, NULL, cc, 3, 1, STORE_SAT);
+}
+
+/// Two channels of a small plan (several rows per vector: 7x7) side by side, 3x3, codes with
+/// saturation. One vector of such a plane is a serial chain (3 vpdpbusd, convert, scale,
+/// convert, store) and a channel only 4 of them: ~100 cycles per channel, latency-bound.
+/// Two independent chains share each tap's index vector and masks.
+static VNNI_TARGET void small_pair_3x3_sat(const call_ctx *cx, const uint8_t *x0, const uint8_t *x1, const __m512i *w0,
+                                           const __m512i *w1, const channel_epilogue *ce0, const channel_epilogue *ce1,
+                                           uint8_t *c0, uint8_t *c1) {
+    const plan *pp = cx->p;
+    const int OH = cx->OH, OW = cx->OW, rpv = pp->rows_per_vector;
+    const __m512i zav = cx->zav, zp = cx->zp;
+    for (int b = 0; b < pp->blocks; b++) {
+        const gather *g = pp->g + (size_t)b * 3;
+        __m512i a0 = ce0->correction, a1 = ce1->correction;
+        _Pragma("unroll") for (int t = 0; t < 3; t++) {
+            const gather *e = g + t;
+            const __m512i idx = _mm512_load_si512(e->idx);
+            const __m512i q0 = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, _mm512_maskz_loadu_epi8(e->load, x0 + e->offset));
+            const __m512i q1 = _mm512_mask_permutexvar_epi8(zav, e->valid, idx, _mm512_maskz_loadu_epi8(e->load, x1 + e->offset));
+            a0 = _mm512_dpbusd_epi32(a0, q0, w0[t]);
+            a1 = _mm512_dpbusd_epi32(a1, q1, w1[t]);
+        }
+        const int oh = b * rpv, nrows = OH - oh < rpv ? OH - oh : rpv;
+        const size_t at = (size_t)oh * (size_t)OW;
+        const __mmask16 lanes = (__mmask16)((1u << (nrows * OW)) - 1);
+        store16(a0, ce0, lanes, NULL, c0 + at, zp, STORE_SAT);
+        store16(a1, ce1, lanes, NULL, c1 + at, zp, STORE_SAT);
+    }
 }
 
 static VNNI_TARGET void channel_any(const call_ctx *cx, const uint8_t *xc, const __m512i *wv, const channel_epilogue *ce,
                                     float *oc, uint8_t *cc, int KH, int quads) {
-    channel(cx, xc, wv, ce, oc, cc, KH, quads);
+    channel(cx, xc, wv, ce, oc, cc, KH, quads, STORE_ANY);
 }
 
-VNNI_TARGET int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                                   const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
+/// One call's shared state: the plan, the za row, and the arguments; channels [c0, c1) are
+/// independent of every other channel, so any split of them gives the same bytes.
+typedef struct {
+    const uint8_t *x;
+    const int8_t *w;
+    const mpq_epilogue *ep;
+    float *out;
+    uint8_t *out_u8;
+    call_ctx cx;
+    int sat;            // codes with both clamps at the code range (STORE_SAT)
+    int chunk, chunks;  // channels per claimed unit, units
+    _Atomic int next;
+} dw_call;
+
+/// Channel c's weight quads (broadcast into wv) and epilogue.
+static inline __attribute__((always_inline)) VNNI_TARGET void setup_channel(const dw_call *d, int c, __m512i *wv,
+                                                                            channel_epilogue *ce) {
+    const mpq_conv2d_shape *s = d->cx.s;
+    const mpq_epilogue *ep = d->ep;
+    const int KH = s->kernel_h, KW = s->kernel_w, quads = d->cx.p->quads;
+    int32_t wq[64], wsum;
+    // The 3x3 form with constant sizes: the generic loop's branches per tap were a
+    // visible part of a 7x7 plane's ~110 cycles per channel.
+    if (KH == 3 && KW == 3) weight_quads(d->w + (size_t)c * 9, 3, 3, 1, wq, &wsum);
+    else weight_quads(d->w + (size_t)c * (size_t)KH * (size_t)KW, KH, KW, quads, wq, &wsum);
+    for (int t = 0; t < KH * quads; t++) wv[t] = _mm512_set1_epi32(wq[t]);
+    int32_t corr = (int32_t)((uint32_t)0 - (uint32_t)ep->a_zero_point * (uint32_t)wsum);
+    if (ep->bias_i32) corr = (int32_t)((uint32_t)corr + (uint32_t)ep->bias_i32[c]);
+    ce->correction = _mm512_set1_epi32(corr);
+    ce->e = mpq_channel_epilogue_setup(ep, c);
+}
+
+static VNNI_TARGET void run_channels(const dw_call *d, int c0, int c1) {
+    const mpq_conv2d_shape *s = d->cx.s;
+    const int KH = s->kernel_h, quads = d->cx.p->quads;
+    const size_t plane_in = (size_t)s->height * (size_t)s->width, plane_out = (size_t)d->cx.OH * (size_t)d->cx.OW;
+    __m512i wv[64];
+    int c = c0;
+    if (KH == 3 && quads == 1 && d->sat && d->cx.p->rows_per_vector > 1) {
+        __m512i wv1[3];
+        channel_epilogue ce0, ce1;
+        for (; c + 2 <= c1; c += 2) {
+            setup_channel(d, c, wv, &ce0);
+            setup_channel(d, c + 1, wv1, &ce1);
+            small_pair_3x3_sat(&d->cx, d->x + (size_t)c * plane_in, d->x + (size_t)(c + 1) * plane_in, wv, wv1, &ce0, &ce1,
+                               d->out_u8 + (size_t)c * plane_out, d->out_u8 + (size_t)(c + 1) * plane_out);
+        }
+    }
+    for (; c < c1; c++) {
+        const uint8_t *xc = d->x + (size_t)c * plane_in;
+        channel_epilogue ce;
+        setup_channel(d, c, wv, &ce);
+        float *oc = d->out ? d->out + (size_t)c * plane_out : NULL;
+        uint8_t *cc = d->out_u8 ? d->out_u8 + (size_t)c * plane_out : NULL;
+        if (KH == 3 && quads == 1 && d->sat) channel_3x3_sat(&d->cx, xc, wv, &ce, cc);
+        else if (KH == 3 && quads == 1) channel_3x3(&d->cx, xc, wv, &ce, oc, cc);
+        else channel_any(&d->cx, xc, wv, &ce, oc, cc, KH, quads);
+    }
+}
+
+static void channels_task(void *arg, int t) {
+    (void)t;
+    dw_call *d = (dw_call *)arg;
+    const int C = d->cx.s->channels;
+    for (;;) {
+        const int u = atomic_fetch_add_explicit(&d->next, 1, memory_order_relaxed);
+        if (u >= d->chunks) return;
+        const int c0 = u * d->chunk, c1 = c0 + d->chunk < C ? c0 + d->chunk : C;
+        run_channels(d, c0, c1);
+    }
+}
+
+VNNI_TARGET int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                                           const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp,
+                                           int threads) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
-    const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w, C = s->channels;
+    const int W = s->width, KH = s->kernel_h, KW = s->kernel_w, C = s->channels;
     // Weight quads live in registers/stack: at most 64 (kernel row, quad) pairs.
     if (KH * ((KW + 3) / 4) > 64) return -1;
     plan p;
     if (plan_make(s, OH, OW, &p) != 0) return -1;
-    const int quads = p.quads;
     // Rows outside the input (wide plans) read this row of za.
     uint8_t *za_row = NULL;
     if (p.rows_per_vector == 1) {
@@ -317,29 +438,30 @@ VNNI_TARGET int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, 
         if (!za_row) { free(p.g); return -1; }
         memset(za_row, (uint8_t)ep->a_zero_point, (size_t)W + 64);
     }
-    const call_ctx cx = {s, &p, za_row, _mm512_set1_epi8((char)(uint8_t)ep->a_zero_point), _mm512_set1_epi32(out_zp), OH, OW};
-    const size_t plane_in = (size_t)H * (size_t)W, plane_out = (size_t)OH * (size_t)OW;
-    int32_t wq[64];
-    __m512i wv[64];
-    for (int c = 0; c < C; c++) {
-        const uint8_t *xc = x + (size_t)c * plane_in;
-        int32_t wsum;
-        // The 3x3 form with constant sizes: the generic loop's branches per tap were a
-        // visible part of a 7x7 plane's ~110 cycles per channel.
-        if (KH == 3 && KW == 3) weight_quads(w + (size_t)c * 9, 3, 3, 1, wq, &wsum);
-        else weight_quads(w + (size_t)c * (size_t)KH * (size_t)KW, KH, KW, quads, wq, &wsum);
-        for (int t = 0; t < KH * quads; t++) wv[t] = _mm512_set1_epi32(wq[t]);
-        channel_epilogue ce;
-        int32_t corr = (int32_t)((uint32_t)0 - (uint32_t)ep->a_zero_point * (uint32_t)wsum);
-        if (ep->bias_i32) corr = (int32_t)((uint32_t)corr + (uint32_t)ep->bias_i32[c]);
-        ce.correction = _mm512_set1_epi32(corr);
-        ce.e = mpq_channel_epilogue_setup(ep, c);
-        float *oc = out ? out + (size_t)c * plane_out : NULL;
-        uint8_t *cc = out_u8 ? out_u8 + (size_t)c * plane_out : NULL;
-        if (KH == 3 && quads == 1) channel_3x3(&cx, xc, wv, &ce, oc, cc);
-        else channel_any(&cx, xc, wv, &ce, oc, cc, KH, quads);
+    dw_call d = {x, w, ep, out, out_u8,
+                 {s, &p, za_row, _mm512_set1_epi8((char)(uint8_t)ep->a_zero_point), _mm512_set1_epi32(out_zp), OH, OW}, 0, C, 1};
+    if (out_u8) {
+        const mpq_codes_clamps cp = mpq_codes_clamp_plan(ep, out_zp, C);
+        d.sat = !cp.need_lo && !cp.need_hi;
+    }
+    if (threads > 1 && C > 1) {
+        // About 4 units per thread, claimed from a counter: a core another process takes
+        // holds back only its unit.
+        d.chunk = (C + 4 * threads - 1) / (4 * threads);
+        d.chunks = (C + d.chunk - 1) / d.chunk;
+        if (threads > d.chunks) threads = d.chunks;
+        if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+        atomic_init(&d.next, 0);
+        mpq_pool_run(threads, channels_task, &d);
+    } else {
+        run_channels(&d, 0, C);
     }
     free(za_row);
     free(p.g);
     return 0;
+}
+
+int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep, float *out,
+                       uint8_t *out_u8, int32_t out_zp) {
+    return mpq_depthwise_vnni_threads(x, s, w, ep, out, out_u8, out_zp, 1);
 }

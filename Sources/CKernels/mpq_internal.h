@@ -70,6 +70,9 @@ void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int
                                int pad_top, int pad_left, int OH, int OW, float *y);
 int mpq_depthwise_vnni(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                        const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
+/// The same, its channels split over `threads` of the kernel pool (same bytes).
+int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                               const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int threads);
 
 void mpq_requantize_f32_reference(const float *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_requantize_f32_avx512(const float *x, size_t count, float scale, uint8_t zp, float *y);

@@ -16,6 +16,7 @@
 #define MPQ_QCONV_CHANNEL_EPILOGUE_H
 #include "mpq_internal.h"
 #include <immintrin.h>
+#include <math.h>
 
 /// The start value of output channel `co`'s accumulators: bias_i32[co] - za * colsum[co] (mod 2^32).
 static inline int32_t mpq_channel_acc_start(const mpq_epilogue *ep, int32_t za, const int32_t *colsum, int co) {
@@ -62,5 +63,30 @@ mpq_channel_floats(const mpq_channel_epilogue *e, __m512 v) {
 /// The codes output (out_scale 1): nearbyint(v) + zp, saturated to 8 bits.
 static inline __attribute__((always_inline, target("avx512f"))) __m128i mpq_channel_codes(__m512 v, __m512i zp) {
     return _mm512_cvtusepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zp));
+}
+/// Which float clamps a codes epilogue (out_scale 1, zero point `out_zp`, `n` channels) needs
+/// when the code is saturated to [0, 255] afterwards (the pointwise block tile's packs, the
+/// depthwise kernel's max 0 + vpmovusdb) instead of relying on the clamp to keep it in range.
+/// lo: saturation at 0 gives round(lo) + zp exactly when that is 0 (rounding is monotone, so
+/// clamping before or after it is the same; NaN goes to lo in max_ps and to code 0 through
+/// vcvtps2dq's 0x80000000). hi: saturation at 255 gives round(hi) + zp when that is 255,
+/// provided vcvtps2dq cannot overflow on the high side (an overflow reads 0x80000000, code 0):
+/// |acc| <= 2^31, so |a_scale * b_scale| <= 0.5 and |bias| <= 2^29 keep |v| < 2^31. The
+/// runtime's requantizing epilogues clamp to exactly the code range, so both usually go.
+typedef struct {
+    int need_lo, need_hi;
+} mpq_codes_clamps;
+
+static inline mpq_codes_clamps mpq_codes_clamp_plan(const mpq_epilogue *ep, int32_t out_zp, int n) {
+    mpq_codes_clamps p = {1, 1};
+    p.need_lo = !(nearbyintf(ep->clamp_lo) + (float)out_zp == 0.0f);
+    if (!(nearbyintf(ep->clamp_hi) + (float)out_zp == 255.0f)) return p;
+    for (int co = 0; co < n; co++) {
+        const float s = ep->a_scale * ep->b_scale[co];
+        if (!(fabsf(s) <= 0.5f)) return p;
+        if (ep->bias && !(fabsf(ep->bias[co]) <= 536870912.0f)) return p;
+    }
+    p.need_hi = 0;
+    return p;
 }
 #endif

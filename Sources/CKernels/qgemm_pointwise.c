@@ -12,8 +12,8 @@
 // Micro-tile: 6 output channels x 4 pixel panels (64 pixels) = 24 zmm accumulators.
 // The epilogue is epilogue16's sequence with per-channel values broadcast instead of
 // loaded per lane: the same float ops on the same values, so the same bits.
-#include "mpq_internal.h"
 #include "qconv_channel_epilogue.h"
+#include "qgemm_pointwise_internal.h"
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,23 +24,9 @@
 #define PP 4
 #define BLOCK_PIXELS 256
 
-typedef struct {
-    const uint8_t *x;      // group's first channel plane
-    size_t plane;          // bytes between channel planes
-    int c, kp, n, pixels;  // channels (K), K rounded to 4, output channels, pixels
-    const int8_t *bdata;   // packed weights
-    const int32_t *colsum;
-    int32_t za;
-    const mpq_epilogue *ep;
-    float *out;            // one of out / out_u8; channel stride ldo
-    uint8_t *out_u8;
-    int32_t out_zp;
-    size_t ldo;
-} pw_job;
-
 // x panel for pixels [p0, p0 + 16 * np): panel q at buf + q * kp * 16, group kq at + kq * 64,
 // lane l's 4 bytes = channels 4kq..4kq+3 of pixel p0 + 16q + l (0 past the channels or pixels).
-static VNNI_TARGET void pack_x(const pw_job *j, int p0, int np, uint8_t *buf) {
+VNNI_TARGET void mpq_pw_pack_panels(const pw_job *j, int p0, int np, uint8_t *buf) {
     for (int q = 0; q < np; q++) {
         const int pq = p0 + 16 * q, lanes = j->pixels - pq < 16 ? j->pixels - pq : 16;
         const __mmask16 m = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1u);
@@ -111,10 +97,10 @@ static const tile_fn tiles[CO][PP] = {
 
 // Pixels [p0, p1) (p0 a multiple of 64) for output channels [co0, co1): x packed 64 pixels
 // at a time into `buf` (4 panels), then the output channels run over them while in L1.
-static VNNI_TARGET void run_pixels(const pw_job *j, int p0, int p1, int co0, int co1, uint8_t *buf) {
+VNNI_TARGET void mpq_pw_run_pixels(const pw_job *j, int p0, int p1, int co0, int co1, uint8_t *buf) {
     for (int p = p0; p < p1; p += 16 * PP) {
         const int np = (p1 - p + 15) / 16 < PP ? (p1 - p + 15) / 16 : PP;
-        pack_x(j, p, np, buf);
+        mpq_pw_pack_panels(j, p, np, buf);
         for (int co = co0; co < co1; co += CO) {
             const int nco = co1 - co < CO ? co1 - co : CO;
             tiles[nco - 1][np - 1](j, buf, p, co);
@@ -142,7 +128,7 @@ static void pw_task(void *arg, int t) {
         // thread's: the split changes no bit.
         const int tiles = (s->job->n + CO - 1) / CO;
         const int co0 = tiles * part / s->co_parts * CO, co1 = tiles * (part + 1) / s->co_parts * CO;
-        run_pixels(s->job, p0, p1, co0, co1 < s->job->n ? co1 : s->job->n, buf);
+        mpq_pw_run_pixels(s->job, p0, p1, co0, co1 < s->job->n ? co1 : s->job->n, buf);
     }
 }
 
@@ -150,6 +136,9 @@ int mpq_pointwise_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, size_t plan
     pw_job j = {x, plane, g->k, (g->k + 3) / 4 * 4, g->n, g->m, g->bdata, g->colsum, g->za, g->ep,
                 g->out, g->out_u8, g->out_zp, (size_t)g->ldo};
     if (g->kp != j.kp || !g->out_channel_major || g->c) return -1;
+    // Codes (the runtime's INT8 chains) take the 64-pixel block kernel: one pack per block,
+    // a 64-byte store per channel (qgemm_pointwise_blocks.c); floats stay on the panels.
+    if (j.out_u8 && mpq_pw_blocks_enabled()) return mpq_pw_blocks_run(&j, threads);
     pw_split s;
     s.job = &j;
     s.chunks = (j.pixels + BLOCK_PIXELS - 1) / BLOCK_PIXELS;

@@ -80,6 +80,41 @@ final class DepthwiseInt8KernelTests: XCTestCase {
               mpq_depthwise_vnni_available() != 0 ? "vnni ran its VBMI kernel" : "no VBMI: vnni ran the AVX2 kernel")
     }
 
+    /// The codes output with clamps at the code range (the VBMI kernel then saturates instead
+    /// of clamping: mpq_codes_clamp_plan), inside it at either end or both (non-integer bounds),
+    /// and scales up to 0.9 (the high clamp must stay), with the channels split over 1-3 pool
+    /// threads (mpq_depthwise_conv_u8s8_u8_threads): every path against the scalar reference.
+    func testCodesClampsAndThreadsEqualReference() {
+        var rng = Int8TestRNG(seed: 5151)
+        for (trial, var g) in Self.geometries.enumerated() {
+            for mode in 0..<4 {
+                g.channels = Int32(rng.int(1...40)); g.group = g.channels
+                var s = g
+                let c = Int(s.channels), oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
+                let x = rng.u8s(c * Int(s.height * s.width)), w = rng.s8s(c * Int(s.kernel_h * s.kernel_w))
+                let scales = (0..<c).map { i in mode == 3 && i % 2 == 0 ? 0.9 : rng.float(0.002...0.03) }
+                let biasI32 = (0..<c).map { _ in Int32(rng.int(0...4000)) - 2000 }
+                let za = Int32(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+                var lo = Float(0) - Float(zy), hi = Float(255) - Float(zy)
+                if mode == 1 { lo += Float(rng.int(1...50)) + 0.5 }
+                if mode == 2 { hi -= Float(rng.int(1...50)) + 0.4; lo += Float(rng.int(1...20)) }
+                scales.withUnsafeBufferPointer { sb in biasI32.withUnsafeBufferPointer { bi in
+                    var ep = mpq_epilogue(a_zero_point: za, a_scale: 1, b_scale: sb.baseAddress, bias: nil, clamp_lo: lo,
+                                          clamp_hi: hi, bias_i32: bi.baseAddress, out_scale: 0.05)
+                    var ref = [UInt8](repeating: 7, count: c * oh * ow)
+                    XCTAssertEqual(mpq_depthwise_conv_u8s8_u8(MPQ_PATH_REFERENCE, x, &s, w, &ep, &ref, zy), 0)
+                    for path in int8AvailablePaths where path != MPQ_PATH_REFERENCE {
+                        for threads in 1...3 {
+                            var got = [UInt8](repeating: 9, count: c * oh * ow)
+                            XCTAssertEqual(mpq_depthwise_conv_u8s8_u8_threads(path, x, &s, w, &ep, &got, zy, Int32(threads)), 0)
+                            XCTAssertEqual(got, ref, "\(int8PathName(path)) geometry \(trial) mode \(mode) threads \(threads): \(s)")
+                        }
+                    }
+                }}
+            }
+        }
+    }
+
     /// ONNX Runtime's QLinearConv output for the same codes, weights, int32 bias and scales:
     /// the epilogue is the one `QuantizedConv` builds (`Requantization`, `layerEpilogue`).
     func testCodesEqualOnnxRuntimeQLinearConv() throws {

@@ -227,6 +227,12 @@ int mpq_qgemm_u8s8_u8(mpq_kernel_path path, int m, int n, int k, const uint8_t *
 /// mpq_depthwise_conv_u8s8 with a requantizing epilogue, writing codes as mpq_qgemm_u8s8_u8.
 int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                                const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point);
+/// The same with the VBMI kernel's channels split over `threads` of the kernel pool (the
+/// pool's spinning workers, not a fork per call); the same bytes for every thread count. The
+/// AVX2 and reference kernels run on the calling thread.
+int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,
+                                       const int8_t *w, const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point,
+                                       int threads);
 
 /// Whether the VNNI path's depthwise kernels run their AVX-512 VBMI form (`vpermb`
 /// window gathers, docs/depthwise.md): the CPU has VNNI and VBMI. Without VBMI the VNNI
@@ -350,6 +356,12 @@ int mpq_qconv2d_u8s8_cv(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d
                         uint8_t out_zero_point, int threads);
 /// Whether a shape is one the channel-vector path takes (any plane size).
 int mpq_qconv2d_cv_applies(const mpq_conv2d_shape *s, int khwc);
+
+/// The pointwise engine's codes output on 64-pixel blocks (qgemm_pointwise_blocks.c, the
+/// default) or on the 16-pixel panels of the float output (0): the same bytes, for tests and
+/// A/B. 1 on, 0 off, -1 back to the environment's choice (MPQ_INT8_POINTWISE_BLOCKS=0: off).
+/// Returns the previous setting (-1 if none). Process-wide; not for flipping while kernels run.
+int mpq_set_int8_pointwise_blocks(int mode);
 
 /// Few-channel (c, kh, kw) im2col (im2col_padded.c; what mpq_qconv2d_u8s8 runs for a stem
 /// with fewer than 16 channels per group, K of 16 to 1024, stride_w 1 or 2): the group's

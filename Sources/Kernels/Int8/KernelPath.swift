@@ -47,6 +47,18 @@ func depthwiseChannelTasks(macs: Int) -> Int {
     macs >= 1 << 21 ? coreCount : 1
 }
 
+/// Pool threads for one image's depthwise conv to codes (`mpq_depthwise_conv_u8s8_u8_threads`:
+/// the kernel pool's workers, which spin between the layers of a run, split the channels; no
+/// fork/join per call as the channel-range tasks pay): all cores from 128K MACs, which takes in
+/// MobileNetV2's 14x14 and 7x7 layers (0.25-0.7M MACs, one core before).
+func depthwisePoolThreads(macs: Int) -> Int32 {
+    macs >= 1 << 17 ? Int32(coreCount) : 1
+}
+
+/// `MPQ_INT8_DEPTHWISE_POOL=0` keeps the channel-range tasks (`depthwiseChannelTasks`) for a
+/// depthwise conv to codes too, for A/B.
+let depthwisePoolEnabled = ProcessInfo.processInfo.environment["MPQ_INT8_DEPTHWISE_POOL"] != "0"
+
 func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
     m * n * k >= 1 << 20 ? Int32(coreCount) : 1
 }

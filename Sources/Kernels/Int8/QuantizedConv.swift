@@ -23,6 +23,12 @@ final class QuantizedConv: QuantizedLayer {
     private let khwc: Bool
     private let weightShape: [Int]
     private let engineNote = EngineNote()
+    private let requantCache = RequantCache()
+
+    /// The requantizing epilogue for `output` (cached: the same values on every call).
+    private func requantization(_ output: ActivationQuant) -> Requantization {
+        requantCache.get(output) { Requantization(inputScale: inputQuant.scale, weightScales: weightScales, bias: floatBias, output: output) }
+    }
     var engine: String? { engineNote.value }
 
     init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
@@ -72,15 +78,13 @@ final class QuantizedConv: QuantizedLayer {
     }
 
     func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
-        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: weightScales,
-                                                             bias: floatBias, output: output))
+        try run(inputs, path: path, requant: requantization(output))
     }
 
     var readsCodes: Bool { true }
 
     func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
-        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: weightScales,
-                                                             bias: floatBias, output: output), writeCodes: true)
+        try run(inputs, path: path, requant: requantization(output), writeCodes: true)
     }
 
     private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?, writeCodes: Bool = false) throws -> [Tensor] {
@@ -128,7 +132,11 @@ final class QuantizedConv: QuantizedLayer {
         // One image of a depthwise conv splits by channel instead (its kernel is one pass per
         // plane, so a channel range is an independent call), when it is big enough to repay
         // the fork/join: MobileNetV2's wide early layers, not its 7x7 ones.
-        let channelTasks = packed.isEmpty && n == 1 ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
+        // One image to codes (the INT8 chains) splits inside the kernel over the kernel pool's
+        // spinning workers instead, from smaller layers on (depthwisePoolThreads).
+        let poolThreads = packed.isEmpty && n == 1 && codesOut && depthwisePoolEnabled
+            ? depthwisePoolThreads(macs: outP * outChannels * kg) : 0
+        let channelTasks = packed.isEmpty && n == 1 && poolThreads == 0 ? depthwiseChannelTasks(macs: outP * outChannels * kg) : 1
         let statuses = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(tasks, channelTasks))
         statuses.initialize(repeating: 0)
         // The engine each task's kernel calls reported (`mpq_last_engine`, per thread).
@@ -165,7 +173,8 @@ final class QuantizedConv: QuantizedLayer {
                                                requant: requant, multipliers: pm, biasInt: pbi)
                         weights.values.withUnsafeBufferPointer { pw in
                             if codesOut {
-                                status |= mpq_depthwise_conv_u8s8_u8(path.c, q, &shape, pw.baseAddress, &ep, c0! + imgOffset, zy)
+                                status |= mpq_depthwise_conv_u8s8_u8_threads(path.c, q, &shape, pw.baseAddress, &ep, c0! + imgOffset,
+                                                                             zy, max(poolThreads, 1))
                             } else {
                                 status |= mpq_depthwise_conv_u8s8(path.c, q, &shape, pw.baseAddress, &ep, y0! + imgOffset)
                             }

@@ -61,18 +61,22 @@ final class QuantizedLinear: QuantizedLayer {
     }
 
     func run(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
-        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: epilogueScales,
-                                                             bias: floatBias, output: output))
+        try run(inputs, path: path, requant: requantization(output))
     }
 
     var readsCodes: Bool { true }
 
     func runWritingCodes(_ inputs: [Tensor?], path: KernelPath, output: ActivationQuant) throws -> [Tensor] {
-        try run(inputs, path: path, requant: Requantization(inputScale: inputQuant.scale, weightScales: epilogueScales,
-                                                             bias: floatBias, output: output), writeCodes: true)
+        try run(inputs, path: path, requant: requantization(output), writeCodes: true)
     }
 
     private let engineNote = EngineNote()
+    private let requantCache = RequantCache()
+
+    /// The requantizing epilogue for `output` (cached: the same values on every call).
+    private func requantization(_ output: ActivationQuant) -> Requantization {
+        requantCache.get(output) { Requantization(inputScale: inputQuant.scale, weightScales: epilogueScales, bias: floatBias, output: output) }
+    }
     var engine: String? { engineNote.value }
 
     private func run(_ inputs: [Tensor?], path: KernelPath, requant: Requantization?, writeCodes: Bool = false) throws -> [Tensor] {
