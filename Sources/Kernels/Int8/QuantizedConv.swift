@@ -1,5 +1,6 @@
 import CKernels
 import Dispatch
+import Foundation
 import ONNX
 
 /// INT8 Conv (1-D and 2-D, any group count): the activation is quantized to uint8 on
@@ -24,6 +25,7 @@ final class QuantizedConv: QuantizedLayer {
     private let weightShape: [Int]
     private let engineNote = EngineNote()
     private let requantCache = RequantCache()
+    private let geometryCache = ConvGeometryCache()
 
     /// The requantizing epilogue for `output` (cached: the same values on every call).
     private func requantization(_ output: ActivationQuant) -> Requantization {
@@ -95,18 +97,20 @@ final class QuantizedConv: QuantizedLayer {
         guard c == weights.perChannel / kernel.reduce(1, *) * group else {
             throw OpError("INT8 Conv input \(Tensor.describe(x.shape)) does not fit \(group) groups of the weights")
         }
-        var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: kernel, strides: node.ints("strides"),
-                                   dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv")
-        try g.resolveConv(autoPad: try AutoPad(attribute: node.string("auto_pad", default: "NOTSET")), op: "Conv")
-        // Spatial axes padded to three; 1-D and 2-D leave axis 0 at size 1.
-        let shape = mpq_conv2d_shape(channels: Int32(c), height: Int32(g.input[1]), width: Int32(g.input[2]),
-                                     kernel_h: Int32(g.kernel[1]), kernel_w: Int32(g.kernel[2]),
-                                     pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
-                                     pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
-                                     stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
-                                     dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]),
-                                     group: Int32(group))
-        let inP = g.inputCount, outP = g.outputCount
+        let (shape, inP, outP, outSpatial) = try geometryCache.get(x.shape) {
+            var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: kernel, strides: node.ints("strides"),
+                                       dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv")
+            try g.resolveConv(autoPad: try AutoPad(attribute: node.string("auto_pad", default: "NOTSET")), op: "Conv")
+            // Spatial axes padded to three; 1-D and 2-D leave axis 0 at size 1.
+            let shape = mpq_conv2d_shape(channels: Int32(c), height: Int32(g.input[1]), width: Int32(g.input[2]),
+                                         kernel_h: Int32(g.kernel[1]), kernel_w: Int32(g.kernel[2]),
+                                         pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
+                                         pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
+                                         stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
+                                         dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]),
+                                         group: Int32(group))
+            return (shape, g.inputCount, g.outputCount, g.outputShape)
+        }
         let perGroup = outChannels / group
         let kg = weights.perChannel
         // Input codes on this layer's grid are the quantized input itself (docs/int8-chains.md).
@@ -230,7 +234,7 @@ final class QuantizedConv: QuantizedLayer {
         let status = statuses.reduce(0, |)
         if status != 0 { throw OpError("INT8 Conv kernel rejected its arguments") }
         engineNote.set(engines.lazy.compactMap { $0 }.first)
-        let outShape = [n, outChannels] + g.outputShape
+        let outShape = [n, outChannels] + outSpatial
         if codesOut, let r = requant {
             return [Tensor(shape: outShape, codes: QuantizedCodes(values: outCodes, scale: r.output.scale, zeroPoint: r.output.zeroPoint))]
         }
@@ -270,5 +274,29 @@ public enum ConvFamily: Int8OpFamily {
     public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
         try QuantizedConv(node: node, weight: constantWeight(node, constants)!, bias: node.input(2).flatMap { constants[$0] },
                           inputQuant: inputs[0])
+    }
+}
+
+/// A Conv layer's C shape and plane sizes for the last input shape it ran on (a model's images
+/// keep their size between calls), as `RequantCache` keeps the requantization: resolving the
+/// window from the attributes (WindowGeometry's arrays, the attribute lookups) was per call,
+/// about a microsecond of each small INT8 Conv (benchmarks/per_node_cost.py). The batch axis is
+/// not part of the key. Image chains run a layer on two threads at once, hence the lock.
+final class ConvGeometryCache: @unchecked Sendable {
+    typealias Value = (shape: mpq_conv2d_shape, inputPixels: Int, outputPixels: Int, outputSpatial: [Int])
+    private let lock = NSLock()
+    private var key: [Int] = []
+    private var value: Value?
+
+    func get(_ inputShape: [Int], _ make: () throws -> Value) throws -> Value {
+        lock.lock()
+        defer { lock.unlock() }
+        if let value, key.count == inputShape.count, key.indices.dropFirst().allSatisfy({ key[$0] == inputShape[$0] }) {
+            return value
+        }
+        let v = try make()
+        key = inputShape
+        value = v
+        return v
     }
 }
