@@ -25,6 +25,23 @@ static inline int32_t mpq_channel_acc_start(const mpq_epilogue *ep, int32_t za, 
     return (int32_t)v;
 }
 
+/// The per-channel values of 16 output channels in the lanes, channels [c0, c0 + 16) of `n`
+/// (the channel-vector tiles, qgemm_conv_cv.c, and the pointwise blocks' tails): lane i holds
+/// a_scale * b_scale[c0 + i] (the float product mpq_channel_epilogue_setup broadcasts) and the
+/// bias (0 without one); lanes past n hold 0.
+typedef struct {
+    __m512 scale, bias;
+} mpq_lane_channels;
+
+static inline __attribute__((always_inline, target("avx512f"))) mpq_lane_channels
+mpq_lane_channels_load(const mpq_epilogue *ep, int c0, int n) {
+    const __mmask16 m = n - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c0)) - 1u);
+    mpq_lane_channels v;
+    v.scale = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(m, ep->b_scale + c0));
+    v.bias = ep->bias ? _mm512_maskz_loadu_ps(m, ep->bias + c0) : _mm512_setzero_ps();
+    return v;
+}
+
 /// The per-channel values of the epilogue, broadcast once per channel.
 typedef struct {
     __m512 s, bias, lo, hi, out_scale;

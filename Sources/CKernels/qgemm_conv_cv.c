@@ -26,6 +26,7 @@
 // mpq_qconv2d_u8s8_cv on MPQ_PATH_REFERENCE runs the scalar form of the same algorithm.
 #include "im2col_transpose.h"
 #include "mpq_internal.h"
+#include "qconv_channel_epilogue.h"
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -266,10 +267,9 @@ static inline __attribute__((always_inline)) VNNI_TARGET void tile(const cv_job 
     const __m512i zp = _mm512_set1_epi32(j->out_zp);
     _Pragma("unroll") for (int v = 0; v < nv; v++) {
         const int co = (pan0 + v) * 16;
-        const __mmask16 m = j->n - co >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (j->n - co)) - 1u);
         // epilogue16's sequence, per-channel values loaded as vectors (channels past n: 0).
-        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(m, ep->b_scale + co));
-        const __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(m, ep->bias + co) : _mm512_setzero_ps();
+        const mpq_lane_channels ch = mpq_lane_channels_load(ep, co, j->n);
+        const __m512 s = ch.scale, bias = ch.bias;
         _Pragma("unroll") for (int q = 0; q < np; q++) {
             __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[v][q]), s);
             if (ep->bias) x = _mm512_add_ps(x, bias);

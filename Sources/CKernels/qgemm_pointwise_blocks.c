@@ -150,10 +150,9 @@ tail_tile(const pw_job *j, clamp_plan cp, const uint8_t *xb, int l0, int npx, in
     const __m512 lo = _mm512_set1_ps(ep->clamp_lo), hi = _mm512_set1_ps(ep->clamp_hi);
     _Pragma("unroll") for (int v = 0; v < nv; v++) {
         const int c0 = 16 * (P0 + v);
-        const __mmask16 cm = j->n - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (j->n - c0)) - 1u);
         // Per lane the same float product a_scale * b_scale[co] and the same ops as the block tile.
-        const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(ep->a_scale), _mm512_maskz_loadu_ps(cm, ep->b_scale + c0));
-        const __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(cm, ep->bias + c0) : _mm512_setzero_ps();
+        const mpq_lane_channels ch = mpq_lane_channels_load(ep, c0, j->n);
+        const __m512 sc = ch.scale, bias = ch.bias;
         _Pragma("unroll") for (int p = 0; p < npx; p++) {
             __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[v][p]), sc);
             if (ep->bias) f = _mm512_add_ps(f, bias);

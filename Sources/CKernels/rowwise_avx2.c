@@ -26,40 +26,52 @@ AVX2 static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// A row's max (0 with a NaN anywhere: the caller then takes the reference's row).
+AVX2 static inline int softmax_row_max(const float *p, size_t n, size_t nv, float *max) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int nan = 0;
+    for (size_t k = 0; k < nv; k += 8) {
+        __m256 v = _mm256_loadu_ps(p + k);
+        nan |= _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mv = _mm256_max_ps(mv, v);
+    }
+    float m = hmax8(mv);
+    for (size_t k = nv; k < n; k++) { if (p[k] != p[k]) nan = 1; if (p[k] > m) m = p[k]; }
+    *max = m;
+    return !nan;
+}
+
+// The exps of [k, n) in 8-lane steps and the masked tail, added to the 8-lane sum `sv` in order,
+// then the row scaled by 1 / sum.
+AVX2 static inline void softmax_row_finish(float *p, size_t n, size_t nv, __m256i mask, size_t k, float m, __m256 sv) {
+    const __m256 mb = _mm256_set1_ps(m);
+    for (; k < nv; k += 8) {
+        __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(p + k), mb));
+        _mm256_storeu_ps(p + k, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    if (nv < n) {
+        __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_maskload_ps(p + nv, mask), mb));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(p + nv, mask, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    const __m256 inv = _mm256_set1_ps(1 / hsum8(sv));
+    for (size_t j = 0; j < nv; j += 8) _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), inv));
+    if (nv < n) _mm256_maskstore_ps(p + nv, mask, _mm256_mul_ps(_mm256_maskload_ps(p + nv, mask), inv));
+}
+
 AVX2 void mpq_softmax_rows_avx2(float *x, size_t rows, size_t n) {
     const size_t nv = n & ~(size_t)7;
     const __m256i mask = tail_mask(n - nv);
     for (size_t r = 0; r < rows; r++) {
         float *p = x + r * n;
-        __m256 mv = _mm256_set1_ps(-INFINITY);
-        int nan = 0;
-        for (size_t k = 0; k < nv; k += 8) {
-            __m256 v = _mm256_loadu_ps(p + k);
-            nan |= _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-            mv = _mm256_max_ps(mv, v);
-        }
-        float m = hmax8(mv);
-        for (size_t k = nv; k < n; k++) { if (p[k] != p[k]) nan = 1; if (p[k] > m) m = p[k]; }
-        if (nan) {  // rare: the reference gives NaN for the whole row; so does its code
+        float m;
+        if (!softmax_row_max(p, n, nv, &m)) {  // rare: the reference gives NaN for the whole row; so does its code
             mpq_softmax_rows_reference(p, 1, n);
             continue;
         }
-        const __m256 mb = _mm256_set1_ps(m);
-        __m256 sv = _mm256_setzero_ps();
-        for (size_t k = 0; k < nv; k += 8) {
-            __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(p + k), mb));
-            _mm256_storeu_ps(p + k, e);
-            sv = _mm256_add_ps(sv, e);
-        }
-        if (nv < n) {
-            __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_maskload_ps(p + nv, mask), mb));
-            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
-            _mm256_maskstore_ps(p + nv, mask, e);
-            sv = _mm256_add_ps(sv, e);
-        }
-        const __m256 inv = _mm256_set1_ps(1 / hsum8(sv));
-        for (size_t k = 0; k < nv; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), inv));
-        if (nv < n) _mm256_maskstore_ps(p + nv, mask, _mm256_mul_ps(_mm256_maskload_ps(p + nv, mask), inv));
+        softmax_row_finish(p, n, nv, mask, 0, m, _mm256_setzero_ps());
     }
 }
 
@@ -72,43 +84,21 @@ __attribute__((target("avx512f,avx2,fma"))) void mpq_softmax_rows_avx512(float *
     const __m256i mask = tail_mask(n - nv);
     for (size_t r = 0; r < rows; r++) {
         float *p = x + r * n;
-        __m256 mv = _mm256_set1_ps(-INFINITY);
-        int nan = 0;
-        for (size_t k = 0; k < nv; k += 8) {
-            __m256 v = _mm256_loadu_ps(p + k);
-            nan |= _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-            mv = _mm256_max_ps(mv, v);
-        }
-        float m = hmax8(mv);
-        for (size_t k = nv; k < n; k++) { if (p[k] != p[k]) nan = 1; if (p[k] > m) m = p[k]; }
-        if (nan) {  // rare: the reference gives NaN for the whole row; so does its code
+        float m;
+        if (!softmax_row_max(p, n, nv, &m)) {
             mpq_softmax_rows_reference(p, 1, n);
             continue;
         }
-        const __m512 mb16 = _mm512_set1_ps(m);
-        const __m256 mb = _mm256_set1_ps(m);
+        const __m512 mb = _mm512_set1_ps(m);
         __m256 sv = _mm256_setzero_ps();
         size_t k = 0;
         for (; k + 16 <= nv; k += 16) {
-            __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(p + k), mb16));
+            __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(p + k), mb));
             _mm512_storeu_ps(p + k, e);
             sv = _mm256_add_ps(sv, _mm512_castps512_ps256(e));
             sv = _mm256_add_ps(sv, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
         }
-        for (; k < nv; k += 8) {
-            __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(p + k), mb));
-            _mm256_storeu_ps(p + k, e);
-            sv = _mm256_add_ps(sv, e);
-        }
-        if (nv < n) {
-            __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_maskload_ps(p + nv, mask), mb));
-            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
-            _mm256_maskstore_ps(p + nv, mask, e);
-            sv = _mm256_add_ps(sv, e);
-        }
-        const __m256 inv = _mm256_set1_ps(1 / hsum8(sv));
-        for (size_t k = 0; k < nv; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), inv));
-        if (nv < n) _mm256_maskstore_ps(p + nv, mask, _mm256_mul_ps(_mm256_maskload_ps(p + nv, mask), inv));
+        softmax_row_finish(p, n, nv, mask, k, m, sv);
     }
 }
 

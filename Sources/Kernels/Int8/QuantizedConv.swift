@@ -1,6 +1,5 @@
 import CKernels
 import Dispatch
-import Foundation
 import ONNX
 
 /// INT8 Conv (1-D and 2-D, any group count): the activation is quantized to uint8 on
@@ -25,7 +24,8 @@ final class QuantizedConv: QuantizedLayer {
     private let weightShape: [Int]
     private let engineNote = EngineNote()
     private let requantCache = RequantCache()
-    private let geometryCache = ConvGeometryCache()
+    /// The C shape, plane sizes and output spatial shape per input shape (batch axis dropped).
+    private let geometryCache = LastValueCache<ArraySlice<Int>, (mpq_conv2d_shape, Int, Int, [Int])>()
 
     /// The requantizing epilogue for `output` (cached: the same values on every call).
     private func requantization(_ output: ActivationQuant) -> Requantization {
@@ -97,7 +97,7 @@ final class QuantizedConv: QuantizedLayer {
         guard c == weights.perChannel / kernel.reduce(1, *) * group else {
             throw OpError("INT8 Conv input \(Tensor.describe(x.shape)) does not fit \(group) groups of the weights")
         }
-        let (shape, inP, outP, outSpatial) = try geometryCache.get(x.shape) {
+        let (shape, inP, outP, outSpatial) = try geometryCache.get(x.shape.dropFirst()) {
             var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: kernel, strides: node.ints("strides"),
                                        dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv")
             try g.resolveConv(autoPad: try AutoPad(attribute: node.string("auto_pad", default: "NOTSET")), op: "Conv")
@@ -274,29 +274,5 @@ public enum ConvFamily: Int8OpFamily {
     public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
         try QuantizedConv(node: node, weight: constantWeight(node, constants)!, bias: node.input(2).flatMap { constants[$0] },
                           inputQuant: inputs[0])
-    }
-}
-
-/// A Conv layer's C shape and plane sizes for the last input shape it ran on (a model's images
-/// keep their size between calls), as `RequantCache` keeps the requantization: resolving the
-/// window from the attributes (WindowGeometry's arrays, the attribute lookups) was per call,
-/// about a microsecond of each small INT8 Conv (benchmarks/per_node_cost.py). The batch axis is
-/// not part of the key. Image chains run a layer on two threads at once, hence the lock.
-final class ConvGeometryCache: @unchecked Sendable {
-    typealias Value = (shape: mpq_conv2d_shape, inputPixels: Int, outputPixels: Int, outputSpatial: [Int])
-    private let lock = NSLock()
-    private var key: [Int] = []
-    private var value: Value?
-
-    func get(_ inputShape: [Int], _ make: () throws -> Value) throws -> Value {
-        lock.lock()
-        defer { lock.unlock() }
-        if let value, key.count == inputShape.count, key.indices.dropFirst().allSatisfy({ key[$0] == inputShape[$0] }) {
-            return value
-        }
-        let v = try make()
-        key = inputShape
-        value = v
-        return v
     }
 }

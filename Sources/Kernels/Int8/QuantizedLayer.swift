@@ -75,24 +75,30 @@ struct Requantization {
 
 }
 
-/// A layer's requantizing epilogue for the last output grid it ran with. Its values depend only
-/// on the layer and that grid, but building them (a multiplier and a Double-rounded int32 bias
-/// per channel) on every call cost about 80 us per MobileNetV2 image at batch 1 (perf: 2-3% of
-/// the all-INT8 run; image chains call each layer once per image). Runs of one layer can
-/// overlap (image chains), hence the lock.
-final class RequantCache: @unchecked Sendable {
+/// The value a layer computed for the last key it ran with: what depends only on the layer and
+/// something that stays the same from call to call (the output grid, the input shape) is built
+/// once instead of per call. Runs of one layer can overlap (image chains), hence the lock.
+/// - The requantizing epilogue per output grid (`RequantCache`): a multiplier and a
+///   Double-rounded int32 bias per channel cost about 80 us per MobileNetV2 image at batch 1
+///   (perf: 2-3% of the all-INT8 run; image chains call each layer once per image).
+/// - A Conv's C shape and plane sizes per input shape without the batch axis (`QuantizedConv`):
+///   WindowGeometry's arrays and attribute lookups were about a microsecond of each small INT8
+///   Conv (benchmarks/per_node_cost.py).
+final class LastValueCache<Key: Equatable, Value>: @unchecked Sendable {
     private let lock = NSLock()
-    private var last: (output: ActivationQuant, requant: Requantization)?
+    private var last: (key: Key, value: Value)?
 
-    func get(_ output: ActivationQuant, _ make: () -> Requantization) -> Requantization {
+    func get(_ key: Key, _ make: () throws -> Value) rethrows -> Value {
         lock.lock()
         defer { lock.unlock() }
-        if let last, last.output == output { return last.requant }
-        let r = make()
-        last = (output, r)
-        return r
+        if let last, last.key == key { return last.value }
+        let v = try make()
+        last = (key, v)
+        return v
     }
 }
+
+typealias RequantCache = LastValueCache<ActivationQuant, Requantization>
 
 /// Why a node cannot be prepared for INT8 (the precision map or calibration is wrong).
 public enum QuantizationError: Error, CustomStringConvertible, Equatable {
