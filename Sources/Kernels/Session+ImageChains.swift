@@ -102,21 +102,17 @@ extension Session {
     /// Whether batches of more than one image run the image chains image by image (default
     /// on; environment `MPQ_IMAGE_CHAINS=0` turns it off, so both can be timed and compared).
     static let imageChainsDefault = ProcessInfo.processInfo.environment["MPQ_IMAGE_CHAINS"] != "0"
-    static let int8ImageChainsDefault: Bool? = {
-        switch ProcessInfo.processInfo.environment["MPQ_INT8_IMAGE_CHAINS"] {
-        case "1": return true
-        case "0": return false
-        default: return nil
-        }
-    }()
+    static let int8ImageChainsDefault = forcedChains("MPQ_INT8_IMAGE_CHAINS")
+    static let fp32ImageChainsDefault = forcedChains("MPQ_FP32_IMAGE_CHAINS")
 
-    static let fp32ImageChainsDefault: Bool? = {
-        switch ProcessInfo.processInfo.environment["MPQ_FP32_IMAGE_CHAINS"] {
+    /// An environment switch that forces a chain policy: "1" always, "0" never, else nil (by size).
+    private static func forcedChains(_ variable: String) -> Bool? {
+        switch ProcessInfo.processInfo.environment[variable] {
         case "1": return true
         case "0": return false
         default: return nil
         }
-    }()
+    }
 
     /// Per-image elements of a chain input from which a mostly-INT8 chain runs image by image.
     static let int8ChainMinImageElements = 65536
@@ -134,39 +130,26 @@ extension Session {
         return 2 * int8 > convs
     }
 
-    /// Whether chain `c` runs image by image on these inputs: by the size of its images, with
-    /// a cut per kind (`int8ImageChains` / `fp32ImageChains` force it either way).
+    /// Whether chain `c` runs image by image on these inputs (`int8ImageChains` or
+    /// `fp32ImageChains` force it either way), else by the size of its images: the chain input's
+    /// per-image element count (the images' size, which the network's tensors scale with), a
+    /// proxy for the caches, not a model of them. The cuts:
+    /// - Mostly-INT8 chains from 65536 on (`int8ChainMinImageElements`). An INT8 batch is uint8
+    ///   codes, 4x smaller than floats: on small images the batch's tensors fit in L2 layer by
+    ///   layer already, and image by image only multiplies the per-node calls by the batch (the
+    ///   detector, 3x64x64 inputs: 1.87-1.97 ms layer by layer against 2.30-2.81 in chains at
+    ///   batch 16; resnet_digits, 1x224x224 after its Resize: 8.0-8.3 against 8.6-8.7). On large
+    ///   ones the expanded tensors do not fit (MobileNetV2 at 3x224x224: 27.6-27.9 ms in chains
+    ///   against 31.5-33.1), as in FP32 (benchmarks/README.md, s10-int8).
+    /// - Other chains from 4096 on (`fp32ChainMinImageElements`). On tiny images the per-node
+    ///   cost (about a microsecond of Swift per node and call besides the kernel) times the batch
+    ///   outweighs any cache gain: the 1x8x40 CTC recognizer 0.61-0.76 ms layer by layer against
+    ///   0.90-0.98 in chains at batch 16, the 1x8x8 digits CNN 0.62-0.78 against 1.52 (s12-lead).
     func chainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
-        mostlyInt8(c) ? int8ChainRunsImageByImage(c, values: values) : fp32ChainRunsImageByImage(c, values: values)
-    }
-
-    /// The largest per-image element count of chain `c`'s inputs.
-    func largestImageElements(_ c: ImageChain, values: [Tensor?]) -> Int {
-        c.inputSlots.compactMap { values[$0] }.map { $0.shape.isEmpty || $0.shape[0] == 0 ? 0 : $0.count / $0.shape[0] }.max() ?? 0
-    }
-
-    /// Whether a mostly-INT8 chain runs image by image (`int8ImageChains`, else by size). An
-    /// INT8 batch is uint8 codes, 4x smaller than floats: on small images the batch's tensors
-    /// fit in L2 layer by layer already, and image by image only multiplies the per-node
-    /// calls by the batch (the detector, 3x64x64 inputs: 1.87-1.97 ms layer by layer against
-    /// 2.30-2.81 in chains at batch 16; resnet_digits, 1x224x224 after its Resize: 8.0-8.3
-    /// against 8.6-8.7). On large ones the expanded tensors do not fit (MobileNetV2 at 3x224x224:
-    /// 27.6-27.9 ms in chains against 31.5-33.1), as in FP32. The cut: the chain input's
-    /// per-image element count (the images' size, which the network's tensors scale with),
-    /// from 65536 on (benchmarks/README.md, s10-int8).
-    func int8ChainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
-        if let forced = int8ImageChains { return forced }
-        return largestImageElements(c, values: values) >= Self.int8ChainMinImageElements
-    }
-
-    /// Whether an FP32 (or mostly-FP32) chain runs image by image (`fp32ImageChains`, else by
-    /// size). On tiny images the per-node cost (about a microsecond of Swift per node and call
-    /// besides the kernel) times the batch outweighs any cache gain: the 1x8x40 CTC recognizer
-    /// 0.61-0.76 ms layer by layer against 0.90-0.98 in chains at batch 16, the 1x8x8 digits CNN
-    /// 0.62-0.78 against 1.52 (s12-lead). Images from 4096 elements on keep the chains.
-    func fp32ChainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
-        if let forced = fp32ImageChains { return forced }
-        return largestImageElements(c, values: values) >= Self.fp32ChainMinImageElements
+        let int8 = mostlyInt8(c)
+        if let forced = int8 ? int8ImageChains : fp32ImageChains { return forced }
+        let largest = c.inputSlots.compactMap { values[$0] }.map { $0.shape.isEmpty || $0.shape[0] == 0 ? 0 : $0.count / $0.shape[0] }.max() ?? 0
+        return largest >= (int8 ? Self.int8ChainMinImageElements : Self.fp32ChainMinImageElements)
     }
 
     /// Runs chain `c` image by image over `values` (the run loop's store) and returns its

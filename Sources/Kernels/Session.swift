@@ -60,10 +60,10 @@ public final class Session {
     /// Whether `run` uses `imageChains` (`MPQ_IMAGE_CHAINS=0` turns it off by default).
     public var runsImageChains = Session.imageChainsDefault
     /// Whether a chain whose Convs mostly run INT8 kernels (overrides) runs image by image:
-    /// nil (the default) decides by the images' size (`int8ChainRunsImageByImage`); true or false
+    /// nil (the default) decides by the images' size (`chainRunsImageByImage`); true or false
     /// always or never (environment `MPQ_INT8_IMAGE_CHAINS=1|0`). docs/image-chains.md, "INT8".
     public var int8ImageChains: Bool? = Session.int8ImageChainsDefault
-    /// The same for every other chain (`fp32ChainRunsImageByImage`; environment
+    /// The same for every other chain (`chainRunsImageByImage`; environment
     /// `MPQ_FP32_IMAGE_CHAINS=1|0`).
     public var fp32ImageChains: Bool? = Session.fp32ImageChainsDefault
     /// Image chains run since the session was made (tests check they happen).

@@ -110,7 +110,7 @@ final class ImageChainTests: XCTestCase {
         }
     }
 
-    /// The default FP32 policy (`fp32ChainRunsImageByImage`): images under
+    /// The default FP32 policy (`chainRunsImageByImage`): images under
     /// `fp32ChainMinImageElements` run layer by layer (the per-node cost times the batch
     /// outweighs the cache gain), larger ones image by image; the bytes are the same.
     func testSmallFP32ImagesRunLayerByLayer() throws {

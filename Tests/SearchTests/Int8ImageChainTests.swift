@@ -104,7 +104,7 @@ final class Int8ImageChainTests: XCTestCase {
         }
     }
 
-    /// The default policy (`Session.mostlyInt8`, `int8ChainRunsImageByImage`): on small images a
+    /// The default policy (`Session.mostlyInt8`, `chainRunsImageByImage`): on small images a
     /// chain whose Convs mostly run INT8 runs layer by layer, all-FP32 and mostly-FP32 maps keep
     /// the chain; the bytes are the same either way.
     func testAllInt8RunsLayerByLayer() throws {
