@@ -379,6 +379,11 @@ int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uin
 void mpq_set_single_threaded(int on);
 int mpq_single_threaded(void);
 
+/// The CPUs this process may run on (Linux: its affinity mask, as `taskset` or a cpuset
+/// sets it); 0 where that cannot be read. The Swift `processCoreCount` takes the smaller of
+/// this and Foundation's count, which ignores the mask.
+int mpq_affinity_cpu_count(void);
+
 // MARK: - AMX for the INT8 GEMM (qgemm_amx.c, docs/int8-amx.md)
 
 /// 1 if the CPU has AMX-TILE and AMX-INT8 (and the VNNI path) and the OS granted this
