@@ -117,7 +117,7 @@ extension Session {
     /// Per-image elements of a chain input from which a mostly-INT8 chain runs image by image.
     static let int8ChainMinImageElements = 65536
     /// Per-image elements of a chain input from which any other chain runs image by image.
-    static let fp32ChainMinImageElements = 4096
+    static let fp32ChainMinImageElements = 16384
 
     /// Whether more than half of chain `c`'s Convs run an override (the INT8 runtime's kernels).
     func mostlyInt8(_ c: ImageChain) -> Bool {
@@ -141,10 +141,14 @@ extension Session {
     ///   batch 16; resnet_digits, 1x224x224 after its Resize: 8.0-8.3 against 8.6-8.7). On large
     ///   ones the expanded tensors do not fit (MobileNetV2 at 3x224x224: 27.6-27.9 ms in chains
     ///   against 31.5-33.1), as in FP32 (benchmarks/README.md, s10-int8).
-    /// - Other chains from 4096 on (`fp32ChainMinImageElements`). On tiny images the per-node
-    ///   cost (about a microsecond of Swift per node and call besides the kernel) times the batch
-    ///   outweighs any cache gain: the 1x8x40 CTC recognizer 0.61-0.76 ms layer by layer against
-    ///   0.90-0.98 in chains at batch 16, the 1x8x8 digits CNN 0.62-0.78 against 1.52 (s12-lead).
+    /// - Other chains from 16384 on (`fp32ChainMinImageElements`). On small images the per-node
+    ///   and per-call cost (Swift, and each Conv's setup: offsets, padding, weights back into
+    ///   L1) times the batch outweighs the cache gain: the 1x8x40 CTC recognizer 0.61-0.76 ms
+    ///   layer by layer against 0.90-0.98 in chains at batch 16, the 1x8x8 digits CNN 0.62-0.78
+    ///   against 1.52 (s12-lead, when the cut was 4096), the detector's 3x64x64 (12288) 6.0-6.2
+    ///   against 7.0-7.8 on one core and 3.10 against 3.81 (minima) on two (s13-lead). At
+    ///   resnet_digits' 1x224x224 (50176) the two ways took the same CPU time (perf samples
+    ///   within 5%), so it stays image by image with the large models.
     func chainRunsImageByImage(_ c: ImageChain, values: [Tensor?]) -> Bool {
         let int8 = mostlyInt8(c)
         if let forced = int8 ? int8ImageChains : fp32ImageChains { return forced }

@@ -117,7 +117,7 @@ final class ImageChainTests: XCTestCase {
         let session = try Session(graph: Self.mobileGraph())
         session.fp32ImageChains = nil
         var rng = TestRNG(seed: 12)
-        for (hw, chained) in [(20, false), (36, false), (37, true), (64, true)] {
+        for (hw, chained) in [(20, false), (73, false), (74, true), (96, true)] {
             XCTAssertEqual(3 * hw * hw >= Session.fp32ChainMinImageElements, chained, "\(hw)")
             let x = Tensor(shape: [3, 3, hw, hw], floats: (0..<3 * 3 * hw * hw).map { _ in rng.float(-2...2) })
             let before = session.imageChainsRun

@@ -110,11 +110,14 @@ final class Int8ImageChainTests: XCTestCase {
     func testAllInt8RunsLayerByLayer() throws {
         let g = Self.mobileGraph()
         var state: UInt64 = 9
-        let images = Self.images(3, state: &state)
-        let rt = try runtime(g, scheme: .ort, calib: images)
+        // Calibrated on the graph's declared 3x40x40, run on 3x80x80 (the session takes any size).
+        let rt = try runtime(g, scheme: .ort, calib: Self.images(3, state: &state))
+        let images = Self.images(3, side: 80, state: &state)
         let session = rt.session
-        // 3x40x40 images are under `int8ChainMinImageElements`: mostly-INT8 chains run layer by layer.
-        XCTAssertLessThan(3 * 40 * 40, Session.int8ChainMinImageElements)
+        // 3x80x80 images are under `int8ChainMinImageElements`: mostly-INT8 chains run layer by
+        // layer; they are over `fp32ChainMinImageElements`: the others run image by image.
+        XCTAssertLessThan(3 * 80 * 80, Session.int8ChainMinImageElements)
+        XCTAssertGreaterThanOrEqual(3 * 80 * 80, Session.fp32ChainMinImageElements)
         session.int8ImageChains = nil
         defer { session.int8ImageChains = Session.int8ImageChainsDefault }
         let convs = session.plan.filter { $0.opType == "Conv" }.map(\.name)
