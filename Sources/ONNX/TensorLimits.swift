@@ -52,6 +52,9 @@ public enum TensorLimits {
     public static func storageBytes(_ dtype: DType) -> Int { dtype.isFloating ? 4 : 8 }
 
     /// The product of `dims`, or nil when a dim is negative or the product overflows.
+    /// Inlinable so other modules specialise it: called unspecialised, its generic iterator
+    /// cost a metadata lookup per call (about 6% of a small FP32 Conv's time, s13-lead).
+    @inlinable
     public static func product<C: Collection>(_ dims: C) -> Int? where C.Element == Int {
         var n = 1
         for d in dims {

@@ -75,7 +75,7 @@ extension RegionKernels {
                                               node.ints("kernel_shape"), node.ints("pads"), node.ints("strides"))
         guard g.rank >= 1, g.rank <= 3, g.input.count == 3 else { return nil }
         // ORT: a kernel over the whole input with no padding falls back to the global kernel.
-        if Array(g.kernel.suffix(g.rank)) == Array(shape.dropFirst(2)), (g.padHead + g.padTail).allSatisfy({ $0 == 0 }) {
+        if Array(g.kernel.suffix(g.rank)) == Array(shape.dropFirst(2)), g.padHead.allSatisfy({ $0 == 0 }), g.padTail.allSatisfy({ $0 == 0 }) {
             let t = global()
             return Tensor(shape: Array(shape.prefix(2)) + g.outputShape, codes: t.codes!)
         }

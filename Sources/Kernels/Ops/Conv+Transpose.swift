@@ -100,7 +100,7 @@ extension ConvOps {
             }
         }
         g.output = g.input
-        g.input = [Int](repeating: 1, count: 3 - r) + outSpatial
+        g.input = Dims3(outSpatial, fill: 1)
         return (g, outSpatial)
     }
 
