@@ -256,48 +256,48 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
         // Panel blocks outer (pb panels each), the chunk's column tiles inner: see panel_block.
         const int pb = panel_block(j, c1 - c0, p1 - p0);
         for (int pq = p0; pq < p1; pq += pb) {
-        const int pq1 = pq + pb < p1 ? pq + pb : p1;
-        for (int col = c0; col < c1; col += NR) {
-            const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
-            // Compressing store: per vector the lanes that are pixels (column < OW) and where
-            // the first goes; valid flat positions map to consecutive output pixels.
-            uint16_t valid[NR / 16];
-            int32_t place[NR / 16];
-            if (compress) {
-                int oh = col / j->wq, ow = col % j->wq;
-                for (int q = 0; q < nv; q++) {
-                    unsigned m = 0;
-                    place[q] = 0;
-                    for (int l = 0; l < 16 && col + 16 * q + l < col + nc; l++) {
-                        if (ow < j->ow) {
-                            if (!m) place[q] = oh * j->ow + ow;
-                            m |= 1u << l;
+            const int pq1 = pq + pb < p1 ? pq + pb : p1;
+            for (int col = c0; col < c1; col += NR) {
+                const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
+                // Compressing store: per vector the lanes that are pixels (column < OW) and where
+                // the first goes; valid flat positions map to consecutive output pixels.
+                uint16_t valid[NR / 16];
+                int32_t place[NR / 16];
+                if (compress) {
+                    int oh = col / j->wq, ow = col % j->wq;
+                    for (int q = 0; q < nv; q++) {
+                        unsigned m = 0;
+                        place[q] = 0;
+                        for (int l = 0; l < 16 && col + 16 * q + l < col + nc; l++) {
+                            if (ow < j->ow) {
+                                if (!m) place[q] = oh * j->ow + ow;
+                                m |= 1u << l;
+                            }
+                            if (++ow == j->wq) ow = 0, oh++;
                         }
-                        if (++ow == j->wq) ow = 0, oh++;
+                        valid[q] = (uint16_t)m;
                     }
-                    valid[q] = (uint16_t)m;
+                }
+                // Narrow column tiles (small planes) take several weight panels per tile.
+                const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
+                for (int p = pq, step; p < pq1; p += step) {
+                    step = pq1 - p < tall ? pq1 - p : tall;
+                    const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
+                    float *c = compress ? yg + (size_t)row * out_plane
+                                        : cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
+                    const int ld = compress ? (int)out_plane : ldc;
+                    const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi,
+                                                        compress ? valid : NULL, compress ? place : NULL};
+                    const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
+                    const float *a = wg + (size_t)p * (size_t)j->k * MR;
+                    if (step > 1)
+                        mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                    else
+                        j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                    if (j->act == MPQ_ACT_SILU && !compress)
+                        mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
                 }
             }
-            // Narrow column tiles (small planes) take several weight panels per tile.
-            const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
-            for (int p = pq, step; p < pq1; p += step) {
-                step = pq1 - p < tall ? pq1 - p : tall;
-                const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
-                float *c = compress ? yg + (size_t)row * out_plane
-                                    : cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
-                const int ld = compress ? (int)out_plane : ldc;
-                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi,
-                                                    compress ? valid : NULL, compress ? place : NULL};
-                const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
-                const float *a = wg + (size_t)p * (size_t)j->k * MR;
-                if (step > 1)
-                    mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
-                else
-                    j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
-                if (j->act == MPQ_ACT_SILU && !compress)
-                    mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
-            }
-        }
         }
         // Compressed tiles: the SiLU once over the chunk's output pixels, whole rows of
         // them (per tile, the 8-wide epilogue loop's scalar tail took a 62-pixel row's last 6).
@@ -513,7 +513,9 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
         } else {
             j.shared = x + (size_t)img * j.in_image;
         }
-        if (threads <= 1 || (j.n_units >= 2 * threads && !(j.panels >= 2 * threads && panel_block(&j, j.flat, j.panels) < j.panels))) {
+        // By weight panel also when the output outgrows L2 (panel_block) and the panels go round.
+        const int by_panel = j.panels >= 2 * threads && panel_block(&j, j.flat, j.panels) < j.panels;
+        if (threads <= 1 || (j.n_units >= 2 * threads && !by_panel)) {
             j.mode = MPQ_SCONV_SPLIT_N;
             j.units = s->group * j.n_units;
         } else {
