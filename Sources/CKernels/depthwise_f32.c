@@ -4,12 +4,14 @@
 // per AVX2 vector (sixteen per AVX-512 vector on the VNNI path), for strides 1 and 2
 // (stride 2 de-interleaves two loads). Border
 // outputs, other strides and row tails use the scalar pixel, the reference's arithmetic.
-// Every path sums the taps that lie inside the input in (kh, kw) order from +0 with a
-// separate multiply and add, as the reference and the Swift loops do, so all paths agree
-// bit for bit: no FMA contraction in this file.
+// Every path sums the taps that lie inside the input in (kh, kw) order from +0 with one
+// fused multiply-add per tap (fmaf, vfmadd), then adds +0 (a -0 sum reads +0), as the
+// reference and the Swift loops do, so all paths agree bit for bit (docs/depthwise.md,
+// "Fused multiply-add"). No implicit contraction: every FMA here is written out.
 #pragma STDC FP_CONTRACT OFF
 #include "mpq_internal.h"
 #include <immintrin.h>
+#include <math.h>
 
 static inline float pixel(const float *x, int H, int W, const float *w, int ih0, int iw0) {
     float acc = 0.0f;
@@ -19,11 +21,10 @@ static inline float pixel(const float *x, int H, int W, const float *w, int ih0,
         for (int kw = 0; kw < 3; kw++) {
             int iw = iw0 + kw;
             if (iw < 0 || iw >= W) continue;
-            float p = w[kh * 3 + kw] * x[(size_t)ih * (size_t)W + (size_t)iw];
-            acc = acc + p;
+            acc = fmaf(w[kh * 3 + kw], x[(size_t)ih * (size_t)W + (size_t)iw], acc);
         }
     }
-    return acc;
+    return acc + 0.0f;
 }
 
 // `pixel` for an output whose nine taps are all inside: the same sums, no checks.
@@ -31,11 +32,8 @@ static inline float pixel_inside(const float *x, int W, const float *w, int ih0,
     const float *r = x + (size_t)ih0 * (size_t)W + (size_t)iw0;
     float acc = 0.0f;
     for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++) {
-            float p = w[kh * 3 + kw] * r[(size_t)kh * (size_t)W + (size_t)kw];
-            acc = acc + p;
-        }
-    return acc;
+        for (int kw = 0; kw < 3; kw++) acc = fmaf(w[kh * 3 + kw], r[(size_t)kh * (size_t)W + (size_t)kw], acc);
+    return acc + 0.0f;
 }
 
 void mpq_depthwise3x3_f32_reference(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
@@ -69,17 +67,17 @@ static inline __attribute__((target("avx2"))) __m256 load8(const float *p, int s
 // four rows' chains side by side hides part of the add latency that bounded the one-row
 // loop (measured 1.0-1.17x on MobileNetV2's 112-28 planes, four rows ~8% over two). Each
 // output's own sum, and so its bits, is unchanged.
-static inline __attribute__((target("avx2"))) void blockn(const float *r0, size_t W, int s, const int n, const __m256 *wv,
+static inline __attribute__((target("avx2,fma"))) void blockn(const float *r0, size_t W, int s, const int n, const __m256 *wv,
                                                           float *y, size_t OW, size_t row_step) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int kh = 0; kh < 3; kh++)
         for (int kw = 0; kw < 3; kw++)
             for (int j = 0; j < n; j++)
-                acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(wv[kh * 3 + kw], load8(r0 + (size_t)j * row_step + (size_t)kh * W + kw, s)));
-    for (int j = 0; j < n; j++) _mm256_storeu_ps(y + (size_t)j * OW, acc[j]);
+                acc[j] = _mm256_fmadd_ps(wv[kh * 3 + kw], load8(r0 + (size_t)j * row_step + (size_t)kh * W + kw, s), acc[j]);
+    for (int j = 0; j < n; j++) _mm256_storeu_ps(y + (size_t)j * OW, _mm256_add_ps(acc[j], _mm256_setzero_ps()));
 }
 
-__attribute__((target("avx2")))
+__attribute__((target("avx2,fma")))
 void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
                                int pad_top, int pad_left, int OH, int OW, float *y) {
     const int s = stride_w;
@@ -142,7 +140,7 @@ static inline __attribute__((target("avx512f"))) __m512 load16(const float *p, i
     return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_maskz_loadu_ps((__mmask16)0x7FFF, p + 16));
 }
 
-// `blockn` with 16 outputs per row: the same nine multiplies and dependent adds per output,
+// `blockn` with 16 outputs per row: the same nine dependent fused multiply-adds per output,
 // in the same order, so the same bits; twice the outputs per instruction.
 static inline __attribute__((target("avx512f"))) void blockn16(const float *r0, size_t W, int s, const int n,
                                                                const __m512 *wv, float *y, size_t OW, size_t row_step) {
@@ -150,8 +148,8 @@ static inline __attribute__((target("avx512f"))) void blockn16(const float *r0, 
     for (int kh = 0; kh < 3; kh++)
         for (int kw = 0; kw < 3; kw++)
             for (int j = 0; j < n; j++)
-                acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(wv[kh * 3 + kw], load16(r0 + (size_t)j * row_step + (size_t)kh * W + kw, s)));
-    for (int j = 0; j < n; j++) _mm512_storeu_ps(y + (size_t)j * OW, acc[j]);
+                acc[j] = _mm512_fmadd_ps(wv[kh * 3 + kw], load16(r0 + (size_t)j * row_step + (size_t)kh * W + kw, s), acc[j]);
+    for (int j = 0; j < n; j++) _mm512_storeu_ps(y + (size_t)j * OW, _mm512_add_ps(acc[j], _mm512_setzero_ps()));
 }
 
 // Up to four rows whose windows lie inside the input's rows at a time, 16-output blocks
@@ -228,11 +226,10 @@ void mpq_depthwise_f32_reference(const float *x, const mpq_conv2d_shape *s, cons
                     for (int kw = 0; kw < KW; kw++) {
                         const int iw = ow * s->stride_w - s->pad_left + kw * s->dilation_w;
                         if (iw < 0 || iw >= W) continue;
-                        float p = wc[kh * KW + kw] * xc[(size_t)ih * (size_t)W + (size_t)iw];
-                        acc = acc + p;
+                        acc = fmaf(wc[kh * KW + kw], xc[(size_t)ih * (size_t)W + (size_t)iw], acc);
                     }
                 }
-                yc[(size_t)oh * (size_t)OW + (size_t)ow] = acc;
+                yc[(size_t)oh * (size_t)OW + (size_t)ow] = acc + 0.0f;  // a -0 sum reads +0
             }
     }
 }

@@ -8,15 +8,15 @@
 // shares it), puts several output rows in one 16-lane vector (7x7: two rows) and says for
 // each (group of outputs, kernel tap) which 32 floats to load and how `vpermt2ps` picks
 // each output's input from them, with a mask of the lanes whose tap lies inside the
-// input. Each tap is then a masked add of w * x: padded taps are skipped, not added as 0,
-// and every output sums its taps in (kh, kw) order from +0 with a separate multiply and
-// add, exactly like the reference, so this path gives the reference's bits (no FMA).
+// input. Each tap is then a masked fused multiply-add of w * x: padded taps are skipped,
+// not added as 0, and every output sums its taps in (kh, kw) order from +0 with one FMA
+// per tap, then adds +0, exactly like the reference, so this path gives the reference's bits.
 #pragma STDC FP_CONTRACT OFF
 #include "mpq_internal.h"
 #include <immintrin.h>
 #include <stdlib.h>
 
-#define AVX512_TARGET __attribute__((target("avx512f")))
+#define AVX512_TARGET __attribute__((target("avx512f,fma")))
 
 /// How 16 outputs get one tap's inputs: lane l = window[idx[l]], window = 32 floats at
 /// `offset` (relative to the plane), loaded where `load_lo`/`load_hi` say (inside the plane).
@@ -92,10 +92,11 @@ AVX512_TARGET int mpq_depthwise_f32_avx512(const float *x, const mpq_conv2d_shap
                 const float *win = xc + e->offset;
                 __m512 a = _mm512_maskz_loadu_ps(e->load_lo, win), b = _mm512_maskz_loadu_ps(e->load_hi, win + 16);
                 __m512 v = _mm512_permutex2var_ps(a, _mm512_load_si512(e->idx), b);
-                acc = _mm512_mask_add_ps(acc, e->valid, acc, _mm512_mul_ps(wv[t], v));
+                acc = _mm512_mask3_fmadd_ps(wv[t], v, acc, e->valid);
             }
             const int oh = g * rows, n = (OH - oh < rows ? OH - oh : rows) * OW;
-            _mm512_mask_storeu_ps(y + (size_t)c * plane_out + (size_t)oh * (size_t)OW, (__mmask16)((1u << n) - 1), acc);
+            _mm512_mask_storeu_ps(y + (size_t)c * plane_out + (size_t)oh * (size_t)OW, (__mmask16)((1u << n) - 1),
+                                  _mm512_add_ps(acc, _mm512_setzero_ps()));
         }
     }
     free(plan);
@@ -108,10 +109,10 @@ AVX512_TARGET int mpq_depthwise_f32_avx512(const float *x, const mpq_conv2d_shap
 // (the first and last column of each row, the first and last row) to a scalar loop: on
 // MobileNetV2's 112-28 wide planes that scalar `pixel` took ~40% of the kernel's time
 // (perf, batch 16). Here each tap of 16 outputs of a row is one masked load (columns
-// outside the input are not read), a multiply and a *masked* add (lanes whose tap lies in
-// the padding keep their sum), and a kernel row outside the input is skipped: every
+// outside the input are not read) and a *masked* fused multiply-add (lanes whose tap lies
+// in the padding keep their sum), and a kernel row outside the input is skipped: every
 // output, border or not, sums exactly the taps inside the input in (kh, kw) order from +0
-// with a separate multiply and add, as the reference does, so it gives the reference's
+// with one FMA per tap, then adds +0, as the reference does, so it gives the reference's
 // bits. Stride 2 loads 32 consecutive floats and keeps the even ones (`vpermt2ps`).
 // Up to four output rows run side by side (four independent add chains).
 
@@ -185,11 +186,12 @@ static AVX512_TARGET inline __attribute__((always_inline)) void rows_block(
                     const __mmask16 l = lo2[kw] & inside[j], h = hi2[kw] & inside[j];
                     v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(l, row[j] + kw), even, _mm512_maskz_loadu_ps(h, row[j] + kw + 16));
                 }
-                acc[j] = _mm512_mask_add_ps(acc[j], m, acc[j], _mm512_mul_ps(wt, v));
+                acc[j] = _mm512_mask3_fmadd_ps(wt, v, acc[j], m);
             }
         }
     }
-    for (int j = 0; j < n; j++) _mm512_mask_storeu_ps(y + (size_t)(oh0 + j) * (size_t)OW + ow0, store, acc[j]);
+    for (int j = 0; j < n; j++)
+        _mm512_mask_storeu_ps(y + (size_t)(oh0 + j) * (size_t)OW + ow0, store, _mm512_add_ps(acc[j], _mm512_setzero_ps()));
 }
 
 /// `rows_block` for n = 1-4 rows of an undilated 3x3 plane, stride 1 or 2 across.

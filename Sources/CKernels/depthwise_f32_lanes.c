@@ -8,19 +8,21 @@
 //      contiguous run of pixels, so narrow planes waste no lanes) into a ring of padded rows
 //      [row][pad_left + W + pad_right][16], zero columns on either side, a zero row for
 //      padded rows: stride 2 is then a plain load 2 vectors further on;
-//   2. each output vector is the nine products w[t] * x in (kh, kw) order, then the bias and
-//      the clamp, into a small buffer [pixel][16];
+//   2. each output vector is the nine fused multiply-adds w[t] * x in (kh, kw) order, then
+//      the bias and the clamp, into a small buffer [pixel][16];
 //   3. that buffer is transposed back into the 16 output planes (contiguous runs of pixels).
 //
 // Bits: the reference (and every other path) sums the taps inside the input from +0 in
-// (kh, kw) order with a separate multiply and add, then adds the bias when it is not 0, then
-// clamps (mpq_conv_epilogue_f32). Here a padded tap is added as w * 0, and the sum starts
-// at the first product instead of +0; for finite weights w * 0 is a zero, and adding a zero,
-// or starting without +0, changes at most the sign of a zero sum; the last add, of the bias
-// or of +0 where the bias is 0 (the reference skips it), turns a -0 sum into the reference's
-// +0 and leaves every other value as it is. So the outputs are the reference's bits for
-// finite weights; a call with a non-finite weight (w * 0 = NaN) returns -1 and the caller
-// runs the pixel-lane kernels. No FMA in this file (contraction would change the bits).
+// (kh, kw) order with one fused multiply-add per tap, adds +0 (a -0 sum reads +0), then adds
+// the bias when it is not 0, then clamps (mpq_conv_epilogue_f32). Here a padded tap is
+// fma(w, 0, acc), and the sum starts at the first product (w * x, rounded once, as
+// fma(w, x, +0) is) instead of +0; for finite weights w * 0 is an exact zero, and adding a
+// zero, or starting without +0, changes at most the sign of a zero partial sum, which no
+// later fma(w, x, acc) with a nonzero product sees; the last add, of the bias or of +0 where
+// the bias is 0, turns either zero into the reference's +0 and leaves every other value as it
+// is. So the outputs are the reference's bits for finite weights; a call with a non-finite
+// weight (w * 0 = NaN) returns -1 and the caller runs the pixel-lane kernels. Every FMA is
+// written out (no implicit contraction).
 #pragma STDC FP_CONTRACT OFF
 #include "mpq_internal.h"
 #include <immintrin.h>
@@ -28,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES_TARGET __attribute__((target("avx512f")))
+#define LANES_TARGET __attribute__((target("avx512f,fma")))
 #define AI inline __attribute__((always_inline))
 
 /// r[i] (16 floats each) -> r[j][i] = old r[i][j]: unpack pairs, 64-bit shuffles, two
@@ -116,21 +118,21 @@ static LANES_TARGET __attribute__((no_builtin("memcpy"))) void transpose_out(con
     }
 }
 
-/// One output row: nine products in (kh, kw) order (the first not added to +0), then the
-/// bias (or +0) and the clamp: `max(lo, min(hi, v))` with those operand orders is
+/// One output row: nine fused multiply-adds in (kh, kw) order (the first a product, not added
+/// to +0), then the bias (or +0) and the clamp: `max(lo, min(hi, v))` with those operand orders is
 /// clamp1's `v < lo ? lo : (v > hi ? hi : v)` for lo <= hi, NaN included (vminps/vmaxps
 /// return the second operand when either is NaN or both are zeros).
 static LANES_TARGET AI __m512 output1(const float *r0, const float *r1, const float *r2, const __m512 *wv, __m512 bv,
                                       const int clamp, __m512 lo, __m512 hi) {
     __m512 acc = _mm512_mul_ps(wv[0], _mm512_loadu_ps(r0));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[1], _mm512_loadu_ps(r0 + 16)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[2], _mm512_loadu_ps(r0 + 32)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[3], _mm512_loadu_ps(r1)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[4], _mm512_loadu_ps(r1 + 16)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[5], _mm512_loadu_ps(r1 + 32)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[6], _mm512_loadu_ps(r2)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[7], _mm512_loadu_ps(r2 + 16)));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(wv[8], _mm512_loadu_ps(r2 + 32)));
+    acc = _mm512_fmadd_ps(wv[1], _mm512_loadu_ps(r0 + 16), acc);
+    acc = _mm512_fmadd_ps(wv[2], _mm512_loadu_ps(r0 + 32), acc);
+    acc = _mm512_fmadd_ps(wv[3], _mm512_loadu_ps(r1), acc);
+    acc = _mm512_fmadd_ps(wv[4], _mm512_loadu_ps(r1 + 16), acc);
+    acc = _mm512_fmadd_ps(wv[5], _mm512_loadu_ps(r1 + 32), acc);
+    acc = _mm512_fmadd_ps(wv[6], _mm512_loadu_ps(r2), acc);
+    acc = _mm512_fmadd_ps(wv[7], _mm512_loadu_ps(r2 + 16), acc);
+    acc = _mm512_fmadd_ps(wv[8], _mm512_loadu_ps(r2 + 32), acc);
     acc = _mm512_add_ps(acc, bv);
     return clamp ? _mm512_max_ps(lo, _mm512_min_ps(hi, acc)) : acc;
 }
@@ -175,7 +177,8 @@ static float *scratch(size_t floats) {
 }
 
 /// A unit without scratch memory: the reference's arithmetic per output (taps inside the
-/// input in (kh, kw) order from +0, the bias when not 0, clamp1), the bits of the vector form.
+/// input in (kh, kw) order from +0 by fmaf, + 0, the bias when not 0, clamp1), the bits of
+/// the vector form.
 static void unit_scalar(const lanes_job *j, int c0, int cb, int oh_begin, int oh_end) {
     for (int c = c0; c < c0 + cb; c++) {
         const float *xc = j->x + (size_t)c * (size_t)j->H * (size_t)j->W, *wc = j->w + (size_t)c * 9;
@@ -187,10 +190,10 @@ static void unit_scalar(const lanes_job *j, int c0, int cb, int oh_begin, int oh
                     for (int kw = 0; kw < 3; kw++) {
                         const int ih = oh * j->sh - j->pt + kh, iw = ow * j->s - j->pl + kw;
                         if (ih < 0 || ih >= j->H || iw < 0 || iw >= j->W) continue;
-                        float p = wc[kh * 3 + kw] * xc[(size_t)ih * (size_t)j->W + (size_t)iw];
-                        acc = acc + p;
+                        acc = fmaf(wc[kh * 3 + kw], xc[(size_t)ih * (size_t)j->W + (size_t)iw], acc);
                     }
-                float v = b != 0.0f ? acc + b : acc;
+                float v = acc + 0.0f;
+                if (b != 0.0f) v = v + b;
                 if (j->clamp) v = v < j->lo ? j->lo : (v > j->hi ? j->hi : v);
                 j->y[((size_t)c * (size_t)j->OH + (size_t)oh) * (size_t)j->OW + (size_t)ow] = v;
             }

@@ -200,6 +200,27 @@ static void residual_pass(const direct_job *j, int img, int g, int row0, int row
     }
 }
 
+// Weight panels per block when a part's tiles write the output directly: all of them (every
+// weight panel over a column tile, then the next column tile) unless the part writes more
+// output than L2 holds (2 MiB per core here) from at most 1 MiB of input; then blocks of
+// `MPQ_FP32_PW_PANELS` (default 2) panels, each over all the part's columns, so a block writes
+// its output rows front to back (12 streams) while the input stays in L2, instead of every
+// column tile touching every output row (96 rows at once for MobileNetV2's 16 -> 96 expand at
+// 112x112: 4.8 MB of output). One thread, C harness: 16 -> 96 at 112x112 with Relu6 ~640 ->
+// ~450 us (24 -> 144 at 56x56, 1.8 MB, measured no faster: left out by the 2 MiB bound). One
+// image over several threads then splits by weight panel (mode MPQ_SCONV_SPLIT_M), each unit
+// a panel over every column. Same tiles, so the same bits. MPQ_FP32_PW_PANELS=0: all panels per
+// column tile (the old order and split), for A/B.
+static int panel_block(const direct_job *j, int cols, int panels) {
+    static _Atomic long state = -1;
+    const long pb = mpq_env_long_once("MPQ_FP32_PW_PANELS", 2, &state);
+    const size_t out_bytes = (size_t)panels * MR * (size_t)cols * sizeof(float);
+    const size_t in_bytes = (size_t)j->cg * (size_t)cols * sizeof(float);
+    if (pb <= 0 || j->wq != j->ow || j->residual || out_bytes <= ((size_t)2 << 20) || in_bytes > ((size_t)1 << 20))
+        return panels;
+    return pb < panels ? (int)pb : panels;
+}
+
 // Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
 // padded image `src`. Without junk columns the tiles write the output directly; otherwise
 // AVX-512 tiles store only the pixel lanes at their output positions (compressing store),
@@ -232,45 +253,50 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
             origin = c0;
             first = row0;
         }
-        for (int col = c0; col < c1; col += NR) {
-            const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
-            // Compressing store: per vector the lanes that are pixels (column < OW) and where
-            // the first goes; valid flat positions map to consecutive output pixels.
-            uint16_t valid[NR / 16];
-            int32_t place[NR / 16];
-            if (compress) {
-                int oh = col / j->wq, ow = col % j->wq;
-                for (int q = 0; q < nv; q++) {
-                    unsigned m = 0;
-                    place[q] = 0;
-                    for (int l = 0; l < 16 && col + 16 * q + l < col + nc; l++) {
-                        if (ow < j->ow) {
-                            if (!m) place[q] = oh * j->ow + ow;
-                            m |= 1u << l;
+        // Panel blocks outer (pb panels each), the chunk's column tiles inner: see panel_block.
+        const int pb = panel_block(j, c1 - c0, p1 - p0);
+        for (int pq = p0; pq < p1; pq += pb) {
+            const int pq1 = pq + pb < p1 ? pq + pb : p1;
+            for (int col = c0; col < c1; col += NR) {
+                const int nc = c1 - col < NR ? c1 - col : NR, nv = (nc + 15) / 16;
+                // Compressing store: per vector the lanes that are pixels (column < OW) and where
+                // the first goes; valid flat positions map to consecutive output pixels.
+                uint16_t valid[NR / 16];
+                int32_t place[NR / 16];
+                if (compress) {
+                    int oh = col / j->wq, ow = col % j->wq;
+                    for (int q = 0; q < nv; q++) {
+                        unsigned m = 0;
+                        place[q] = 0;
+                        for (int l = 0; l < 16 && col + 16 * q + l < col + nc; l++) {
+                            if (ow < j->ow) {
+                                if (!m) place[q] = oh * j->ow + ow;
+                                m |= 1u << l;
+                            }
+                            if (++ow == j->wq) ow = 0, oh++;
                         }
-                        if (++ow == j->wq) ow = 0, oh++;
+                        valid[q] = (uint16_t)m;
                     }
-                    valid[q] = (uint16_t)m;
                 }
-            }
-            // Narrow column tiles (small planes) take several weight panels per tile.
-            const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
-            for (int p = p0, step; p < p1; p += step) {
-                step = p1 - p < tall ? p1 - p : tall;
-                const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
-                float *c = compress ? yg + (size_t)row * out_plane
-                                    : cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
-                const int ld = compress ? (int)out_plane : ldc;
-                const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi,
-                                                    compress ? valid : NULL, compress ? place : NULL};
-                const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
-                const float *a = wg + (size_t)p * (size_t)j->k * MR;
-                if (step > 1)
-                    mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
-                else
-                    j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
-                if (j->act == MPQ_ACT_SILU && !compress)
-                    mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
+                // Narrow column tiles (small planes) take several weight panels per tile.
+                const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
+                for (int p = pq, step; p < pq1; p += step) {
+                    step = pq1 - p < tall ? pq1 - p : tall;
+                    const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
+                    float *c = compress ? yg + (size_t)row * out_plane
+                                        : cbase + (size_t)(row - first) * (size_t)ldc + (size_t)(col - origin);
+                    const int ld = compress ? (int)out_plane : ldc;
+                    const mpq_sgemm_tile_epilogue ep = {bias ? bias + row : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi,
+                                                        compress ? valid : NULL, compress ? place : NULL};
+                    const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
+                    const float *a = wg + (size_t)p * (size_t)j->k * MR;
+                    if (step > 1)
+                        mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                    else
+                        j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                    if (j->act == MPQ_ACT_SILU && !compress)
+                        mpq_conv_epilogue_f32(j->path, c, (size_t)mr, (size_t)nc, (size_t)ldc, NULL, j->act, j->lo, j->hi);
+                }
             }
         }
         // Compressed tiles: the SiLU once over the chunk's output pixels, whole rows of
@@ -487,11 +513,15 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
         } else {
             j.shared = x + (size_t)img * j.in_image;
         }
-        if (threads <= 1 || j.n_units >= 2 * threads) {
+        // By weight panel also when the output outgrows L2 (panel_block) and the panels go round.
+        const int by_panel = j.panels >= 2 * threads && panel_block(&j, j.flat, j.panels) < j.panels;
+        if (threads <= 1 || (j.n_units >= 2 * threads && !by_panel)) {
             j.mode = MPQ_SCONV_SPLIT_N;
             j.units = s->group * j.n_units;
         } else {
-            // Whole tall tiles per unit (a split mid-tile would run it as narrower tiles).
+            // Whole tall tiles per unit (a split mid-tile would run it as narrower tiles). Also a
+            // layer whose output outgrows L2 (panel_block): a unit is then a weight panel over
+            // every column, its output rows written front to back.
             j.mode = MPQ_SCONV_SPLIT_M;
             // Panels per unit: what the last (narrowest) column tile's tall tile takes, fewer
             // where that leaves under two units per thread (balance first).

@@ -55,14 +55,16 @@ final class DepthwiseF32KernelTests: XCTestCase {
                      (13, 13, 5, 5, 2, 2, 1), (6, 11, 1, 7, 1, 3, 1), (12, 12, 3, 3, 1, 2, 2), (3, 3, 3, 3, 1, 1, 1),
                      (1, 15, 1, 3, 1, 1, 1), (9, 40, 3, 3, 2, 1, 1), (28, 28, 3, 3, 1, 1, 1), (20, 33, 5, 5, 1, 2, 1),
                      (12, 112, 3, 3, 1, 1, 1), (11, 113, 3, 3, 2, 1, 1), (8, 96, 3, 3, 2, 0, 1)]
-        for (h, w, kh, kw, stride, pad, dil) in cases {
+        // Each case also tiny (s13): products ~1e-44 underflow, fused sums may end at -0, and
+        // every path must turn it into +0 as the reference does.
+        for (h, w, kh, kw, stride, pad, dil) in cases { for scale: Float in [1, 1e-22] {
             let c = 5
             var geom = try WindowGeometry(input: [h, w], kernel: [kh, kw], strides: [stride, stride], dilations: [dil, dil],
                                           pads: [pad, pad, pad, pad], op: "test")
             try geom.resolveConv(autoPad: .notSet, op: "test")
             let (oh, ow) = (geom.output[1], geom.output[2])
-            let x: [Float] = (0..<c * h * w).map { i in i % 13 == 5 ? -0.0 : rng.float(-3...3) }
-            let taps: [Float] = (0..<c * kh * kw).map { _ in rng.float(-1...1) }
+            let x: [Float] = (0..<c * h * w).map { i in i % 13 == 5 ? -0.0 : rng.float(-3...3) * scale }
+            let taps: [Float] = (0..<c * kh * kw).map { _ in rng.float(-1...1) * scale }
             let tapLoop = tapLoopReference(x: x, taps: taps, channels: c, plane: (h, w), kernel: (kh, kw), geom)
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
                                      pad_top: Int32(pad), pad_left: Int32(pad), pad_bottom: Int32(pad), pad_right: Int32(pad),
@@ -71,9 +73,9 @@ final class DepthwiseF32KernelTests: XCTestCase {
             for p in paths {
                 var y = [Float](repeating: .nan, count: c * oh * ow)
                 XCTAssertEqual(mpq_depthwise_f32(p, x, &s, taps, &y), 0)
-                XCTAssertEqual(y.map(\.bitPattern), tapLoop.map(\.bitPattern), "path \(p.rawValue), \(h)x\(w) k\(kh)x\(kw) /\(stride) pad \(pad) dil \(dil)")
+                XCTAssertEqual(y.map(\.bitPattern), tapLoop.map(\.bitPattern), "path \(p.rawValue), \(h)x\(w) k\(kh)x\(kw) /\(stride) pad \(pad) dil \(dil) scale \(scale)")
             }
-        }
+        } }
         var bad = mpq_conv2d_shape(channels: 4, height: 5, width: 5, kernel_h: 3, kernel_w: 3, pad_top: 0, pad_left: 0, pad_bottom: 0,
                                    pad_right: 0, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 2)
         var y = [Float](repeating: 0, count: 36)

@@ -128,10 +128,13 @@ final class FP32GemmTests: XCTestCase {
     /// thread count and epilogue: the same FMA chain on the same values. The stride-1
     /// cases cover pads on some sides only, dilation, groups, 1x1 kernels read in place and
     /// batches; the first also runs with 64 channels so K blocks of the packed path differ.
+    /// The 1x1 at 112x112 writes 2.5 MB (s13: blocks of two weight panels over every column,
+    /// one image split by weight panel; 50 channels = 9 panels, the last partial).
     func testDirectPathEqualsPackedPath() {
         var compared = 0
         let extra = [Case(images: 2, c: 16, h: 20, w: 21, m: 16), Case(c: 64, h: 7, w: 7, m: 20),
-                     Case(images: 3, c: 24, h: 9, w: 17, m: 40, group: 2), Case(c: 32, h: 12, w: 12, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0))]
+                     Case(images: 3, c: 24, h: 9, w: 17, m: 40, group: 2), Case(c: 32, h: 12, w: 12, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+                     Case(c: 16, h: 112, w: 112, m: 50, kh: 1, kw: 1, pads: (0, 0, 0, 0))]
         for (i, t) in (Self.cases + extra).enumerated() {
             var s = t.shape
             guard mpq_sconv2d_f32_direct_applies(&s) != 0 else { continue }

@@ -286,7 +286,8 @@ void mpq_conv_epilogue_f32(mpq_kernel_path path, float *y, size_t rows, size_t c
 
 /// FP32 depthwise 3x3 Conv of one plane, undilated: `x` [H][W], `w` the 9 taps row-major,
 /// `y` [OH][OW] written (not accumulated); padding taps are skipped. Each output sums the
-/// taps inside the input in (kh, kw) order with a separate multiply and add: every path
+/// taps inside the input in (kh, kw) order from +0 with one fused multiply-add per tap, then
+/// adds +0 (a -0 sum reads +0): every path
 /// (AVX2 vectors for strides 1 and 2, scalar otherwise) gives the reference's bits.
 void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, const float *w, int stride_h,
                           int stride_w, int pad_top, int pad_left, int OH, int OW, float *y);
@@ -294,7 +295,7 @@ void mpq_depthwise3x3_f32(mpq_kernel_path path, const float *x, int H, int W, co
 /// FP32 depthwise Conv of one image, any kernel size, stride, dilation and pads (docs/depthwise.md):
 /// `x` [C][H][W], `w` [C][KH][KW], `y` [C][OH][OW] written (no bias). group must equal
 /// channels. The same arithmetic as `mpq_depthwise3x3_f32` (taps inside the input in
-/// (kh, kw) order from +0, separate multiply and add), so every path gives the reference's
+/// (kh, kw) order from +0, one fused multiply-add each, then + 0), so every path gives the reference's
 /// bits: the VNNI path runs an AVX-512 window-gather kernel on planes narrower than 16
 /// outputs, the VNNI and AVX2 paths the 3x3 plane kernel on other undilated 3x3 convs, and
 /// the scalar reference otherwise. Returns 0, or -1 if `s` is not depthwise.

@@ -85,8 +85,8 @@ extension ConvOps {
     /// AVX-512 row kernel for stride-1 rows of 9-64 outputs, a window-gather kernel for
     /// narrower planes (7x7), the 3x3 plane kernel for 112-wide and stride-2 rows, the
     /// scalar reference otherwise (docs/depthwise.md). Every form gives the
-    /// bits of the tap-by-tap `depthwisePlane` (taps inside the input, in order, from +0, no
-    /// FMA). Returns false (writing nothing) when the geometry is not this case.
+    /// bits of the tap-by-tap `depthwisePlane` (taps inside the input, in order, from +0, one
+    /// fused multiply-add each, then + 0). Returns false (writing nothing) when the geometry is not this case.
     static func depthwiseImage(src: UnsafePointer<Float>, weights w: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
                                channels: Int, outChannels: Int, _ g: WindowGeometry) -> Bool {
         let limit = Int(Int32.max)
@@ -106,7 +106,7 @@ extension ConvOps {
     /// Depthwise 3x3 (2-D, undilated) plane, the MobileNet case: `mpq_depthwise3x3_f32`
     /// sums each output's nine taps in registers, eight outputs per vector for strides 1
     /// and 2, the same bits as the tap-by-tap `depthwisePlane` (taps inside the input, in
-    /// order, from +0, no FMA). Returns false (writing nothing) when the geometry is not
+    /// order, from +0, one fused multiply-add each, then + 0). Returns false (writing nothing) when the geometry is not
     /// this case.
     static func depthwise3x3Plane(src: UnsafePointer<Float>, weights w: UnsafePointer<Float>,
                                   dst: UnsafeMutablePointer<Float>, _ g: WindowGeometry) -> Bool {

@@ -225,7 +225,9 @@ enum ConvOps {
     }
 
     /// One output plane of a convolution that reads a single input plane (depthwise):
-    /// each kernel tap is a scaled, strided add over the output rows it reaches.
+    /// each kernel tap is a fused multiply-add over the output rows it reaches (taps in
+    /// order, each output's sum from the zeros the caller wrote), then + 0 (a -0 sum reads
+    /// +0): the FP32 depthwise reference every kernel matches (docs/depthwise.md).
     static func depthwisePlane(src: UnsafePointer<Float>, weights: UnsafePointer<Float>,
                                dst: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
         let (iD, iH, iW) = (g.input[0], g.input[1], g.input[2])
@@ -250,15 +252,16 @@ enum ConvOps {
                             let s = src + (id * iH + oh * sH + offH) * iW + offW
                             let d = dst + (od * oH + oh) * oW
                             if sW == 1 {
-                                for ow in wr { d[ow] += wv * s[ow] }
+                                for ow in wr { d[ow] = d[ow].addingProduct(wv, s[ow]) }
                             } else {
-                                for ow in wr { d[ow] += wv * s[ow * sW] }
+                                for ow in wr { d[ow] = d[ow].addingProduct(wv, s[ow * sW]) }
                             }
                         }
                     }
                 }
             }
         }
+        for i in 0..<oD * oH * oW { dst[i] += 0 }
     }
 
     /// Adds `bias[c]` to every value of channel `c` of one image's `[channels, plane]` output.
