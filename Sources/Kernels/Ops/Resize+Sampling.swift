@@ -271,10 +271,17 @@ extension ResizeOps {
             guard opt.mode == .nearest, opt.transform != .tfCropAndResize else {
                 return resample(x.materialized(), outShape: outShape, scales: scales, roi: roi, opt)
             }
+            if let (rows, cols) = nearestInnerPlan(x.shape, outShape: outShape, scales: scales, roi: roi, opt) {
+                let codes = nearestInner2(c.values, x.shape, rows: rows, cols: cols)
+                return Tensor(shape: outShape, codes: QuantizedCodes(values: codes, scale: c.scale, zeroPoint: c.zeroPoint))
+            }
             let codes = resampleAxes(c.values, x.shape, outShape: outShape, scales: scales, roi: roi, opt, zero: 0) { data, shape, axis, taps in
                 nearestAxis(data, shape, axis: axis, taps.index)
             }
             return Tensor(shape: outShape, codes: QuantizedCodes(values: codes, scale: c.scale, zeroPoint: c.zeroPoint))
+        }
+        if let (rows, cols) = nearestInnerPlan(x.shape, outShape: outShape, scales: scales, roi: roi, opt) {
+            return Tensor(shape: outShape, floats: nearestInner2(x.floats, x.shape, rows: rows, cols: cols), dtype: x.dtype)
         }
         let data = resampleAxes(x.floats, x.shape, outShape: outShape, scales: scales, roi: roi, opt, zero: 0) { data, shape, axis, taps in
             taps.taps == 1 && !taps.outside.contains(true)
@@ -282,6 +289,55 @@ extension ResizeOps {
                 : resampleAxis(data, shape, axis: axis, taps, extrapolation: opt.extrapolationValue)
         }
         return Tensor(shape: outShape, floats: data, dtype: x.dtype)
+    }
+
+    /// The source row and column of every output row and column when a nearest Resize changes
+    /// at most the two innermost axes and selects inside the input there (no extrapolated
+    /// entries): then `nearestInner2` does it in one pass. The upsampling of a YOLO-style neck
+    /// (2x on H and W) took two axis passes, each with its tap tables and an intermediate
+    /// array: 11 us for 64 x 4 x 4 -> 8 x 8 on one core (8 us in one pass; ORT 3-4 us, the rest
+    /// is the op's attribute and input parsing). The same indices as the
+    /// axis passes (`AxisTaps`, an axis with scale 1 and its length unchanged left as is), so
+    /// the same values. nil otherwise.
+    static func nearestInnerPlan(_ inShape: [Int], outShape: [Int], scales: [Float], roi: [Float],
+                                 _ opt: ResampleOptions) -> (rows: [Int], cols: [Int])? {
+        let r = inShape.count
+        guard opt.mode == .nearest, r >= 2, outShape.count == r, scales.count == r, roi.count == 2 * r,
+              inShape.allSatisfy({ $0 > 0 }), outShape.allSatisfy({ $0 > 0 }) else { return nil }
+        for a in 0..<r - 2 where !(scales[a] == 1 && outShape[a] == inShape[a]) { return nil }
+        func indices(_ a: Int) -> [Int]? {
+            if scales[a] == 1 && outShape[a] == inShape[a] { return Array(0..<inShape[a]) }
+            let taps = AxisTaps(inLen: inShape[a], outLen: outShape[a], scale: scales[a], roiStart: roi[a], roiEnd: roi[r + a], opt)
+            guard taps.taps == 1, taps.index.count == outShape[a], !taps.outside.contains(true),
+                  taps.index.allSatisfy({ (0..<inShape[a]).contains($0) }) else { return nil }
+            return taps.index
+        }
+        guard let rows = indices(r - 2), let cols = indices(r - 1) else { return nil }
+        return (rows, cols)
+    }
+
+    /// out[..., i, j] = x[..., rows[i], cols[j]] in one pass (see `nearestInnerPlan`).
+    static func nearestInner2<T>(_ data: [T], _ inShape: [Int], rows: [Int], cols: [Int]) -> [T] {
+        let r = inShape.count, h = inShape[r - 2], w = inShape[r - 1]
+        let outer = inShape[..<(r - 2)].reduce(1, *), oh = rows.count, ow = cols.count
+        return [T](unsafeUninitializedCapacity: outer * oh * ow) { buf, count in
+            data.withUnsafeBufferPointer { src in
+                rows.withUnsafeBufferPointer { pr in
+                    cols.withUnsafeBufferPointer { pc in
+                        var d = buf.baseAddress!
+                        for p in 0..<outer {
+                            let plane = src.baseAddress! + p * h * w
+                            for i in 0..<oh {
+                                let row = plane + pr[i] * w
+                                for j in 0..<ow { (d + j).initialize(to: row[pc[j]]) }
+                                d += ow
+                            }
+                        }
+                    }
+                }
+            }
+            count = outer * oh * ow
+        }
     }
 
     /// The axis loop of `resample` over any element type; `step` resamples one axis.
