@@ -19,13 +19,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CV_BLOCK 64  // output channels per weights block: 4 vectors
 #define CV_PIXELS 48 // output pixels per work unit at least (a unit: one weights block x these pixels)
 #define CV_UNIT_MACS (128L << 10)
 #define CV_EPILOGUE_PIXELS 128  // pixels between the SiLU / residual passes of a part
-#define CV_BATCH_WEIGHTS (1L << 20)  // weights bytes from which a batch runs blocks over images
-#define CV_BATCH_PIXELS 256          // output pixels per plane up to which it does
+#define CV_BATCH_PIXELS 256          // output pixels per plane up to which a batch may run blocks over images
 #define CV_BATCH_IMAGES 16           // images padded together (one group of units)
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
@@ -266,15 +266,42 @@ static int batch_enabled(void) {
     return mpq_env_switch_on("MPQ_FP32_CONV_CV_BATCH", &state);
 }
 
+// Half the L2 per core (sysconf, read once; 512 KiB where unknown): what a working set may
+// take and still stay in L2 next to the rest.
+static size_t half_l2(void) {
+    static _Atomic long state;
+    long v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        long l2 = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        v = l2 > 0 ? l2 / 2 : 512L << 10;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return (size_t)v;
+}
+
 // Whether a batch runs (weights block, image) units, blocks outermost, instead of one image
-// per thread through every block: when the weights do not stay in L2 across images
-// (CV_BATCH_WEIGHTS bytes and more) and the planes are small (the images' padded inputs
-// together stay in L2/L3). One image per thread streamed every block from L3 per image:
-// ResNet-18's 7x7 512-channel layers (9.4 MB of weights) ran at 130 GFLOP/s on one core
-// against 150 for the same layer with 128 output channels (2.4 MB, kept in L2).
-static int blocks_over_images(const cv_job *j) {
-    const size_t weights = (size_t)j->group * (size_t)j->blocks * (size_t)j->k * CV_BLOCK * sizeof(float);
-    return batch_enabled() && weights >= CV_BATCH_WEIGHTS && j->pixels <= CV_BATCH_PIXELS;
+// per thread through every block: by the bytes each thread streams from past L2. One image
+// per thread reads all the weights per image unless they stay in L2 (half of it) across its
+// images; blocks over images read each thread's share of the weights once, and per block all
+// the images' (padded) inputs unless those together stay in L2. Small planes only (the
+// images' inputs are padded together). ResNet-18 at batch 16, layer by layer: the 7x7 and
+// 14x14 layers with 2.4-9.4 MB of weights take it, the 28x28 -> 14x14 stride-2 layer (1.2 MB
+// of weights, 0.46 MB of padded input per image) does not. Per core, one image per thread
+// streamed every block from L3: the 7x7 512-channel layer (9.4 MB) ran at 130 GFLOP/s where
+// the same layer with 128 output channels (2.4 MB) ran at 150.
+static int blocks_over_images(const cv_job *j, int images, int threads) {
+    if (!batch_enabled() || j->pixels > CV_BATCH_PIXELS) return 0;
+    const size_t l2 = half_l2(), weights = (size_t)j->group * (size_t)j->blocks * (size_t)j->k * CV_BLOCK * sizeof(float);
+    const int t = threads < images ? (threads > 1 ? threads : 1) : images;
+    const size_t per_image = (j->copy ? j->padded_image : j->in_image) * sizeof(float);
+    const int n = images < CV_BATCH_IMAGES ? images : CV_BATCH_IMAGES;  // images per group
+    const size_t by_image = weights <= l2 ? weights : weights * (size_t)((images + t - 1) / t);
+    const size_t group_in = per_image * (size_t)n, parts = (size_t)(j->group * j->spans + t - 1) / (size_t)t;
+    const size_t by_block = weights / (size_t)t + (group_in <= l2 ? group_in : group_in * parts) * (size_t)((images + n - 1) / n);
+    return by_block < by_image;
 }
 
 int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s) {
@@ -382,7 +409,7 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
     j.offsets = offsets;
     j.pix = pix;
     int rc = 0;
-    if (images > 1 && blocks_over_images(&j)) {
+    if (images > 1 && blocks_over_images(&j, images, threads)) {
         // Images in groups of CV_BATCH_IMAGES: padded together (split over the threads by
         // image) into the caller's buffer, then (block, image) units, blocks outermost.
         const int most = images < CV_BATCH_IMAGES ? images : CV_BATCH_IMAGES;
