@@ -22,8 +22,9 @@ struct ImageChain {
     /// feeds), and the slots it writes that a later node or the caller reads.
     let inputSlots: [Int]
     let outputSlots: [Int]
-    /// The chain up to its first Conv with `largeWeights` weights or more (none or one chain):
-    /// what an FP32 chain runs image by image, the rest layer by layer (`Session.fp32ChainCut`).
+    /// The chain up to its first Conv with `largeWeights` weights or more, when the Convs from
+    /// there on hold at least half the chain's weights (none or one chain): what an FP32 chain
+    /// runs image by image, the rest layer by layer (`Session.fp32ChainCut`).
     var prefix: [ImageChain] = []
 
     /// Weights (floats) from which a Conv ends an FP32 chain's image-by-image part: 1 MiB, the
@@ -106,10 +107,14 @@ struct ImageChain {
             while end < plan.count && eligible[end] { end += 1 }
             let range = shrunk(i..<end)
             if var c = chain(range) {
-                let large = range.dropFirst().first {
-                    plan[$0].opType == "Conv" && plan[$0].inputs.count > 1 && (constants[plan[$0].inputs[1]]?.count ?? 0) >= largeWeights
+                func weights(_ k: Int) -> Int {
+                    plan[k].opType == "Conv" && plan[k].inputs.count > 1 ? constants[plan[k].inputs[1]]?.count ?? 0 : 0
                 }
-                if let cut = large, let p = chain(shrunk(range.lowerBound..<cut)) { c.prefix = [p] }
+                let large = range.dropFirst().first { weights($0) >= largeWeights }
+                // Only where the rest holds most of the chain's weights (ResNet-18: 97% after the
+                // cut; MobileNetV2's last two 1x1 Convs, 32%, stay in its chain).
+                if let cut = large, 2 * (cut..<range.upperBound).map(weights).reduce(0, +) >= range.map(weights).reduce(0, +),
+                   let p = chain(shrunk(range.lowerBound..<cut)) { c.prefix = [p] }
                 chains[range.lowerBound] = c
             }
             i = end
