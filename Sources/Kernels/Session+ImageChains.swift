@@ -22,6 +22,17 @@ struct ImageChain {
     /// feeds), and the slots it writes that a later node or the caller reads.
     let inputSlots: [Int]
     let outputSlots: [Int]
+    /// The chain up to its first Conv with `largeWeights` weights or more, when the Convs from
+    /// there on hold at least half the chain's weights (none or one chain): what an FP32 chain
+    /// runs image by image, the rest layer by layer (`Session.fp32ChainCut`).
+    var prefix: [ImageChain] = []
+
+    /// Weights (floats) from which a Conv ends an FP32 chain's image-by-image part: 1 MiB, the
+    /// size from which the channel-vector Conv runs a batch's small planes weights block by
+    /// block over the images (sconv_cv.c, `blocks_over_images`). Image by image, every core
+    /// streamed each such layer's weights from L3 once per image (ResNet-18's layer3 and
+    /// layer4: 1.2-9.4 MB per Conv, 34 MB of its 46); layer by layer, once per batch.
+    static let largeWeights = 1 << 18
 
     /// Ops whose output image i is a function of input image i alone, with the inputs that
     /// must be constants for that to hold (weights, bias, BN statistics, clip bounds).
@@ -61,15 +72,9 @@ struct ImageChain {
         let eligible = plan.map { isPerImage($0, isConstant: isConstant, constants: constants) }
         var lastUse: [String: Int] = [:]
         for (i, n) in plan.enumerated() { for v in n.inputs where !v.isEmpty { lastUse[v] = i } }
-        var chains: [Int: ImageChain] = [:]
-        var i = 0
-        while i < plan.count {
-            guard eligible[i] else { i += 1; continue }
-            var end = i
-            while end < plan.count && eligible[end] { end += 1 }
-            var range = i..<end
-            // Shrink until no fusion straddles an edge.
-            var changed = true
+        // Shrink until no fusion straddles an edge.
+        func shrunk(_ r: Range<Int>) -> Range<Int> {
+            var range = r, changed = true
             while changed && !range.isEmpty {
                 changed = false
                 for g in groups where !g.isEmpty {
@@ -80,17 +85,37 @@ struct ImageChain {
                     changed = true
                 }
             }
-            if range.count >= 2, range.contains(where: { plan[$0].opType == "Conv" }) {
-                var written = Set<String>(), read: [String] = []
-                for k in range {
-                    for v in plan[k].inputs where !v.isEmpty && !isConstant(v) && !written.contains(v) && !read.contains(v) { read.append(v) }
-                    for v in plan[k].outputs where !v.isEmpty { written.insert(v) }
+            return range
+        }
+        func chain(_ range: Range<Int>) -> ImageChain? {
+            guard range.count >= 2, range.contains(where: { plan[$0].opType == "Conv" }) else { return nil }
+            var written = Set<String>(), read: [String] = []
+            for k in range {
+                for v in plan[k].inputs where !v.isEmpty && !isConstant(v) && !written.contains(v) && !read.contains(v) { read.append(v) }
+                for v in plan[k].outputs where !v.isEmpty { written.insert(v) }
+            }
+            let outs = range.flatMap { plan[$0].outputs }.filter {
+                !$0.isEmpty && ((lastUse[$0] ?? -1) >= range.upperBound || graphOutputs.contains($0))
+            }
+            return ImageChain(range: range, inputSlots: read.map { slotOf[$0]! }, outputSlots: outs.map { slotOf[$0]! })
+        }
+        var chains: [Int: ImageChain] = [:]
+        var i = 0
+        while i < plan.count {
+            guard eligible[i] else { i += 1; continue }
+            var end = i
+            while end < plan.count && eligible[end] { end += 1 }
+            let range = shrunk(i..<end)
+            if var c = chain(range) {
+                func weights(_ k: Int) -> Int {
+                    plan[k].opType == "Conv" && plan[k].inputs.count > 1 ? constants[plan[k].inputs[1]]?.count ?? 0 : 0
                 }
-                let outs = range.flatMap { plan[$0].outputs }.filter {
-                    !$0.isEmpty && ((lastUse[$0] ?? -1) >= range.upperBound || graphOutputs.contains($0))
-                }
-                chains[range.lowerBound] = ImageChain(range: range, inputSlots: read.map { slotOf[$0]! },
-                                                      outputSlots: outs.map { slotOf[$0]! })
+                let large = range.dropFirst().first { weights($0) >= largeWeights }
+                // Only where the rest holds most of the chain's weights (ResNet-18: 97% after the
+                // cut; MobileNetV2's last two 1x1 Convs, 32%, stay in its chain).
+                if let cut = large, 2 * (cut..<range.upperBound).map(weights).reduce(0, +) >= range.map(weights).reduce(0, +),
+                   let p = chain(shrunk(range.lowerBound..<cut)) { c.prefix = [p] }
+                chains[range.lowerBound] = c
             }
             i = end
         }
@@ -104,6 +129,16 @@ extension Session {
     static let imageChainsDefault = ProcessInfo.processInfo.environment["MPQ_IMAGE_CHAINS"] != "0"
     static let int8ImageChainsDefault = forcedChains("MPQ_INT8_IMAGE_CHAINS")
     static let fp32ImageChainsDefault = forcedChains("MPQ_FP32_IMAGE_CHAINS")
+    /// Whether an FP32 chain runs image by image only up to its first Conv with large weights
+    /// (`ImageChain.prefix`); environment `MPQ_FP32_CHAIN_CUT=0` runs the whole chain so.
+    static let fp32ChainCut = ProcessInfo.processInfo.environment["MPQ_FP32_CHAIN_CUT"] != "0"
+
+    /// The chain found at a plan index as this run executes it: an FP32 chain's prefix before
+    /// its large-weights Convs (`ImageChain.prefix`), else the whole chain.
+    func chainToRun(_ c: ImageChain) -> ImageChain {
+        guard Self.fp32ChainCut, let p = c.prefix.first, !mostlyInt8(c) else { return c }
+        return p
+    }
 
     /// An environment switch that forces a chain policy: "1" always, "0" never, else nil (by size).
     private static func forcedChains(_ variable: String) -> Bool? {

@@ -208,7 +208,7 @@ public final class Session {
         for (i, planned) in plan.enumerated() {
             if i < chainEnd { continue }    // run in an image chain, which freed what it read
             let fuses = fusing && startsFusion[i]
-            if fuses, runsImageChains, observer == nil, keep.isEmpty, let c = imageChains[i],
+            if fuses, runsImageChains, observer == nil, keep.isEmpty, let found = imageChains[i], case let c = chainToRun(found),
                chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
                 for (s, t) in outs {
                     values[s] = t

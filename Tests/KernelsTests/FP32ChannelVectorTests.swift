@@ -28,6 +28,11 @@ final class FP32ChannelVectorTests: XCTestCase {
         // Planes of 1-3 pixels: tiles over two weights blocks (5-8 vectors).
         Case(c: 40, h: 2, w: 2, m: 200, stride: (2, 2)), Case(images: 2, c: 32, h: 1, w: 3, m: 100, kh: 1, kw: 3, pads: (0, 1, 0, 1)),
         Case(c: 16, h: 1, w: 1, m: 128, kh: 1, kw: 1, pads: (0, 0, 0, 0)), Case(c: 24, h: 1, w: 2, m: 96, kh: 1, kw: 2, pads: (0, 0, 0, 0)),
+        // Batches of small planes with 3-5 MB of weights: (weights block, image) units, blocks
+        // outermost (`blocks_over_images`, for L2s up to 4 MiB per core): padded images together,
+        // unpadded read in place, two-block tiles, 17 images (two groups of images).
+        Case(images: 3, c: 1024, h: 2, w: 2, m: 128), Case(images: 2, c: 8192, h: 3, w: 3, m: 80, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)),
+        Case(images: 3, c: 4096, h: 1, w: 1, m: 130, kh: 1, kw: 1, pads: (0, 0, 0, 0)), Case(images: 17, c: 1024, h: 2, w: 2, m: 65),
     ]
 
     var paths: [mpq_kernel_path] {

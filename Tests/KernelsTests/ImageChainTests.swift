@@ -130,6 +130,71 @@ final class ImageChainTests: XCTestCase {
         }
     }
 
+    /// An FP32 chain runs image by image up to its first Conv with `ImageChain.largeWeights`
+    /// weights or more, the rest layer by layer (there the channel-vector Conv runs the batch's
+    /// small planes weights block by block over the images); the bytes are those of the
+    /// layer-by-layer run.
+    /// stem (3 -> 128), `mids` Convs 128 -> 128 (147K weights each), `big` 128 -> 256 (295K, large), GAP.
+    static func cutGraph(mids: Int) -> Graph {
+        var rng = TestRNG(seed: 23)
+        func t(_ shape: [Int], _ scale: Float) -> Tensor {
+            Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(-scale...scale) })
+        }
+        let pad1: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
+        var nodes = [Node(name: "stem", opType: "Conv", inputs: ["x", "w0", "b0"], outputs: ["s"], attributes: pad1.merging(["strides": .ints([2, 2])]) { a, _ in a }),
+                     Node(name: "relu0", opType: "Relu", inputs: ["s"], outputs: ["m0"])]
+        var inits: [String: Tensor] = ["w0": t([128, 3, 3, 3], 0.5), "b0": t([128], 0.2), "w2": t([256, 128, 3, 3], 0.05), "b2": t([256], 0.2)]
+        for i in 1...mids {
+            nodes.append(Node(name: "mid\(i)", opType: "Conv", inputs: ["m\(i - 1)", "w1_\(i)", "b1_\(i)"], outputs: ["m\(i)"], attributes: pad1))
+            inits["w1_\(i)"] = t([128, 128, 3, 3], 0.05)
+            inits["b1_\(i)"] = t([128], 0.2)
+        }
+        nodes += [
+            Node(name: "big", opType: "Conv", inputs: ["m\(mids)", "w2", "b2"], outputs: ["c"], attributes: pad1),
+            Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["r"], outputs: ["p"]),
+            Node(name: "flat", opType: "Flatten", inputs: ["p"], outputs: ["y"]),
+        ]
+        return Graph(nodes: nodes, initializers: inits, inputs: [ValueInfo(name: "x", dtype: .float32, shape: [nil, 3, nil, nil])],
+                     outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 17])
+    }
+
+    func testChainCutBeforeLargeWeights() throws {
+        var rng = TestRNG(seed: 29)
+        func t(_ shape: [Int], _ scale: Float) -> Tensor {
+            Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(-scale...scale) })
+        }
+        XCTAssertGreaterThanOrEqual(256 * 128 * 9, ImageChain.largeWeights)
+        XCTAssertLessThan(128 * 128 * 9, ImageChain.largeWeights)
+        // Four 147K-weight Convs before `big`: the large tail holds under half the weights, no cut.
+        let whole = try XCTUnwrap(try Session(graph: Self.cutGraph(mids: 4)).imageChains[0])
+        XCTAssertTrue(whole.prefix.isEmpty)
+        let session = try Session(graph: Self.cutGraph(mids: 1))
+        session.fp32ImageChains = true
+        let chain = try XCTUnwrap(session.imageChains[0])
+        XCTAssertEqual(session.plan[chain.range].map(\.name).last, "gap")
+        let prefix = try XCTUnwrap(chain.prefix.first)
+        XCTAssertEqual(session.plan[prefix.range].map(\.name).last, "mid1", "the chain stops before `big`")
+        XCTAssertTrue(Session.fp32ChainCut)
+        XCTAssertEqual(session.chainToRun(chain).range, prefix.range)
+        let paths = [MPQ_PATH_REFERENCE] + [MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+        for (n, hw) in [(3, 8), (5, 6)] {
+            let x = t([n, 3, hw, hw], 2)
+            for path in paths {
+                XCTAssertEqual(mpq_set_kernel_path(path), 0)
+                defer { mpq_set_kernel_path(MPQ_PATH_AUTO) }
+                session.runsImageChains = false
+                let plain = try session.run(["x": x])
+                session.runsImageChains = true
+                let before = session.imageChainsRun
+                let chained = try session.run(["x": x])
+                XCTAssertEqual(session.imageChainsRun - before, 1)
+                XCTAssertEqual(chained["y"]!.shape, [n, 256])
+                XCTAssertEqual(chained["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "n \(n) path \(path.rawValue)")
+            }
+        }
+    }
+
     /// Nodes whose output image may depend on other images, or on non-constant weights,
     /// are left out.
     func testNotPerImage() {
