@@ -37,9 +37,9 @@ compare the rankings, not single numbers.
 Neither profiler is free, and ORT's costs more per node: on the detector (35 nodes, one thread)
 ORT's per-node sum was 0.42 ms against 0.31 ms for an unprofiled run, mpq's 0.46-0.48 against
 0.45 (s13-lead). So a sum of nodes flatters mpq by about 3 us per ORT node: "mpq's nodes sum to
-less than ORT's" does not mean the gap lies outside the nodes (s13-mbv2 read MobileNetV2 INT8 so;
-`perf` of the whole run found the Swift runtime at ~3% of its samples, the rest mostly kernels). Compare layers, and whole runs
-with runtime_vs_ort_rounds.py.
+less than ORT's" does not mean the gap lies outside the nodes (s13-mbv2 read MobileNetV2 INT8
+so; `perf` of the whole run found the Swift runtime at ~3% of its samples, the rest mostly in
+kernels). Compare layers, and whole runs with runtime_vs_ort_rounds.py.
 """
 import argparse
 import json
