@@ -1,7 +1,9 @@
 // Run-time choice of kernel path: CPU features, MPQ_KERNEL_PATH, mpq_set_kernel_path.
-#include "mpq_kernels.h"
+#include "mpq_internal.h"
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int mpq_kernel_path_available(mpq_kernel_path path) {
     switch (path) {
@@ -64,4 +66,18 @@ const char *mpq_kernel_path_name(mpq_kernel_path path) {
     case MPQ_PATH_VNNI: return "vnni";
     }
     return "unknown";
+}
+
+size_t mpq_l2_bytes(void) {
+    static _Atomic long state;
+    long v = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!v) {
+        long l2 = -1;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        v = l2 > 0 ? l2 : 1L << 20;
+        atomic_store_explicit(&state, v, memory_order_relaxed);
+    }
+    return (size_t)v;
 }

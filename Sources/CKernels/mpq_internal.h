@@ -214,6 +214,10 @@ void mpq_gemm_region_amx_always(const mpq_gemm_job *j, int m0, int m1, int p0, i
 /// (qgemm_vnni.c), for kernels that compute the sums another way.
 void mpq_gemm_store_sums_vnni(const mpq_gemm_job *j, int m0, int rows, int p0, int np, const int32_t *sums, int ld);
 
+/// The L2 cache per core in bytes (sysconf, read once; 1 MiB where the system does not say):
+/// what the kernels' "does this stay in L2" rules compare working sets with (dispatch.c).
+size_t mpq_l2_bytes(void);
+
 /// A size threshold from the environment, read once: `name`'s value when set to a number >= 0
 /// (0 usually turns the path off), else `fallback`. `state` is the caller's static, -1 until
 /// read; a race between first readers stores the same value.

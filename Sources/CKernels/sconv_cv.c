@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CV_BLOCK 64  // output channels per weights block: 4 vectors
 #define CV_PIXELS 48 // output pixels per work unit at least (a unit: one weights block x these pixels)
@@ -155,6 +154,23 @@ static void pad_task(void *arg, int t) {
     pad_channels(j, j->image, (int)((long)c * t / j->pad_tasks), (int)((long)c * (t + 1) / j->pad_tasks), (float *)j->shared);
 }
 
+// Points the job's shared input at image `img` (with the images after it that the job runs
+// together): padded into `shared` over min(threads, parts) pool tasks (parts: the images of a
+// group, or one image's channels; pad_task splits by the mode), or the input itself when
+// the Conv has no padding.
+static void stage_input(cv_job *j, int img, float *shared, int parts, int threads) {
+    j->image = img;
+    if (!j->copy) {
+        j->shared = j->x + (size_t)img * j->in_image;
+        return;
+    }
+    j->shared = shared;
+    j->pad_tasks = threads < parts ? threads : parts;
+    if (j->pad_tasks > MPQ_POOL_MAX) j->pad_tasks = MPQ_POOL_MAX;
+    if (j->pad_tasks < 1) j->pad_tasks = 1;
+    mpq_pool_run(j->pad_tasks, pad_task, j);
+}
+
 // Output channels of blocks [b, b + span) x pixels [p0, p1) of image img, group g, from
 // `src` (the image's padded input): tiles of up to mpq_sconv_cv_tile_pixels pixels, evenly
 // split, then the SiLU and the residual Add over the part's rows and pixels while they are
@@ -266,22 +282,6 @@ static int batch_enabled(void) {
     return mpq_env_switch_on("MPQ_FP32_CONV_CV_BATCH", &state);
 }
 
-// Half the L2 per core (sysconf, read once; 512 KiB where unknown): what a working set may
-// take and still stay in L2 next to the rest.
-static size_t half_l2(void) {
-    static _Atomic long state;
-    long v = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!v) {
-        long l2 = -1;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-        v = l2 > 0 ? l2 / 2 : 512L << 10;
-        atomic_store_explicit(&state, v, memory_order_relaxed);
-    }
-    return (size_t)v;
-}
-
 // Whether a batch runs (weights block, image) units, blocks outermost, instead of one image
 // per thread through every block: by the bytes each thread streams from past L2. One image
 // per thread reads all the weights per image unless they stay in L2 (half of it) across its
@@ -294,7 +294,7 @@ static size_t half_l2(void) {
 // the same layer with 128 output channels (2.4 MB) ran at 150.
 static int blocks_over_images(const cv_job *j, int images, int threads) {
     if (!batch_enabled() || j->pixels > CV_BATCH_PIXELS) return 0;
-    const size_t l2 = half_l2(), weights = (size_t)j->group * (size_t)j->blocks * (size_t)j->k * CV_BLOCK * sizeof(float);
+    const size_t l2 = mpq_l2_bytes() / 2, weights = (size_t)j->group * (size_t)j->blocks * (size_t)j->k * CV_BLOCK * sizeof(float);
     const int t = threads < images ? (threads > 1 ? threads : 1) : images;
     const size_t per_image = (j->copy ? j->padded_image : j->in_image) * sizeof(float);
     const int n = images < CV_BATCH_IMAGES ? images : CV_BATCH_IMAGES;  // images per group
@@ -420,18 +420,9 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
         }
         j.mode = MPQ_SCONV_SPLIT_M;
         for (int img = 0; img < images && rc == 0; img += most) {
-            j.image = img;
             j.images = images - img < most ? images - img : most;
             j.units = j.group * j.spans * j.images;
-            if (j.copy) {
-                j.shared = shared;
-                j.pad_tasks = threads < j.images ? threads : j.images;
-                if (j.pad_tasks > MPQ_POOL_MAX) j.pad_tasks = MPQ_POOL_MAX;
-                if (j.pad_tasks < 1) j.pad_tasks = 1;
-                mpq_pool_run(j.pad_tasks, pad_task, &j);
-            } else {
-                j.shared = x + (size_t)img * j.in_image;
-            }
+            stage_input(&j, img, shared, j.images, threads);
             run(&j, threads);
             if (!all_claimed(&j)) rc = -1;
         }
@@ -464,16 +455,7 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
     j.mode = MPQ_SCONV_SPLIT_N;
     j.units = j.group * j.spans * j.pchunks;
     for (int img = 0; img < images && rc == 0; img++) {
-        j.image = img;
-        if (j.copy) {
-            j.shared = shared;
-            j.pad_tasks = threads < s->channels ? threads : s->channels;
-            if (j.pad_tasks > MPQ_POOL_MAX) j.pad_tasks = MPQ_POOL_MAX;
-            if (j.pad_tasks < 1) j.pad_tasks = 1;
-            mpq_pool_run(j.pad_tasks, pad_task, &j);
-        } else {
-            j.shared = x + (size_t)img * j.in_image;
-        }
+        stage_input(&j, img, shared, s->channels, threads);
         run(&j, threads);
         if (!all_claimed(&j)) rc = -1;
     }

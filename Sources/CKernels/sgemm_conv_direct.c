@@ -202,7 +202,7 @@ static void residual_pass(const direct_job *j, int img, int g, int row0, int row
 
 // Weight panels per block when a part's tiles write the output directly: all of them (every
 // weight panel over a column tile, then the next column tile) unless the part writes more
-// output than L2 holds (2 MiB per core here) from at most 1 MiB of input; then blocks of
+// output than L2 holds (mpq_l2_bytes: 2 MiB per core here) from at most half that of input; then blocks of
 // `MPQ_FP32_PW_PANELS` (default 2) panels, each over all the part's columns, so a block writes
 // its output rows front to back (12 streams) while the input stays in L2, instead of every
 // column tile touching every output row (96 rows at once for MobileNetV2's 16 -> 96 expand at
@@ -216,7 +216,7 @@ static int panel_block(const direct_job *j, int cols, int panels) {
     const long pb = mpq_env_long_once("MPQ_FP32_PW_PANELS", 2, &state);
     const size_t out_bytes = (size_t)panels * MR * (size_t)cols * sizeof(float);
     const size_t in_bytes = (size_t)j->cg * (size_t)cols * sizeof(float);
-    if (pb <= 0 || j->wq != j->ow || j->residual || out_bytes <= ((size_t)2 << 20) || in_bytes > ((size_t)1 << 20))
+    if (pb <= 0 || j->wq != j->ow || j->residual || out_bytes <= mpq_l2_bytes() || in_bytes > mpq_l2_bytes() / 2)
         return panels;
     return pb < panels ? (int)pb : panels;
 }
