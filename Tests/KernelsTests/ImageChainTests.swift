@@ -7,6 +7,16 @@ import ONNX
 /// image through a run of per-image nodes must give the bytes of the layer-by-layer run
 /// (`runsImageChains` off is the reference), on every kernel path the CPU has.
 final class ImageChainTests: XCTestCase {
+    /// `x` layer by layer, then with the image chains on: both outputs, and the session's
+    /// chain counter before the second run (so `imageChainsRun - before` counts its chains).
+    static func bothWays(_ session: Session, _ x: Tensor) throws -> (plain: [String: Tensor], chained: [String: Tensor], before: Int) {
+        session.runsImageChains = false
+        let plain = try session.run(["x": x])
+        session.runsImageChains = true
+        let before = session.imageChainsRun
+        return (plain, try session.run(["x": x]), before)
+    }
+
     /// MobileNetV2-shaped: a stride-2 stem with a fused Clip, an inverted residual block
     /// (expand 1x1 + Clip node, depthwise 3x3 with a fused Clip, project 1x1, residual Add),
     /// a stride-2 depthwise block, BatchNormalization + Relu, a Mul by a [1,C,1,1] constant,
@@ -70,11 +80,7 @@ final class ImageChainTests: XCTestCase {
             for path in paths {
                 XCTAssertEqual(mpq_set_kernel_path(path), 0)
                 defer { mpq_set_kernel_path(MPQ_PATH_AUTO) }
-                session.runsImageChains = false
-                let plain = try session.run(["x": x])
-                session.runsImageChains = true
-                let before = session.imageChainsRun
-                let chained = try session.run(["x": x])
+                let (plain, chained, before) = try Self.bothWays(session, x)
                 XCTAssertEqual(session.imageChainsRun - before, n > 1 ? 1 : 0, "n \(n)")
                 XCTAssertEqual(chained["y"]!.shape, [n, 5])
                 XCTAssertEqual(chained["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern),
@@ -100,10 +106,7 @@ final class ImageChainTests: XCTestCase {
         XCTAssertEqual(chain.outputSlots.count, 3, "p, r1 (graph output), e1c (read by `late`)")
         var rng = TestRNG(seed: 8)
         let x = Tensor(shape: [3, 3, 20, 20], floats: (0..<3 * 3 * 400).map { _ in rng.float(-2...2) })
-        session.runsImageChains = false
-        let plain = try session.run(["x": x])
-        session.runsImageChains = true
-        let chained = try session.run(["x": x])
+        let (plain, chained, _) = try Self.bothWays(session, x)
         for name in ["y", "r1", "late_out"] {
             XCTAssertEqual(chained[name]!.shape, plain[name]!.shape, name)
             XCTAssertEqual(chained[name]!.floats.map(\.bitPattern), plain[name]!.floats.map(\.bitPattern), name)
@@ -120,12 +123,8 @@ final class ImageChainTests: XCTestCase {
         for (hw, chained) in [(20, false), (73, false), (74, true), (96, true)] {
             XCTAssertEqual(3 * hw * hw >= Session.fp32ChainMinImageElements, chained, "\(hw)")
             let x = Tensor(shape: [3, 3, hw, hw], floats: (0..<3 * 3 * hw * hw).map { _ in rng.float(-2...2) })
-            let before = session.imageChainsRun
-            let out = try session.run(["x": x])
+            let (plain, out, before) = try Self.bothWays(session, x)
             XCTAssertEqual(session.imageChainsRun - before, chained ? 1 : 0, "3x\(hw)x\(hw)")
-            session.runsImageChains = false
-            let plain = try session.run(["x": x])
-            session.runsImageChains = true
             XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "3x\(hw)x\(hw)")
         }
     }
@@ -183,11 +182,7 @@ final class ImageChainTests: XCTestCase {
             for path in paths {
                 XCTAssertEqual(mpq_set_kernel_path(path), 0)
                 defer { mpq_set_kernel_path(MPQ_PATH_AUTO) }
-                session.runsImageChains = false
-                let plain = try session.run(["x": x])
-                session.runsImageChains = true
-                let before = session.imageChainsRun
-                let chained = try session.run(["x": x])
+                let (plain, chained, before) = try Self.bothWays(session, x)
                 XCTAssertEqual(session.imageChainsRun - before, 1)
                 XCTAssertEqual(chained["y"]!.shape, [n, 256])
                 XCTAssertEqual(chained["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "n \(n) path \(path.rawValue)")
