@@ -6,14 +6,8 @@
 set -e
 base=${1:-main}; rounds=${2:-3}; threads=${3:-1}; only=${4:-}
 work=$(mktemp -d)
-source "$(dirname "$0")/ckernels_lib.sh"  # lib SRC OUT.a
-if [ "$base" != "-" ]; then
-    git archive "$base" Sources/CKernels | tar -x -C "$work"
-    lib "$work/Sources/CKernels" "$work/base.a"
-    clang -O2 -ISources/CKernels/include benchmarks/fp32_conv_layers.c "$work/base.a" -lpthread -lm -o "$work/base"
-fi
-lib Sources/CKernels "$work/new.a"
-clang -O2 -ISources/CKernels/include benchmarks/fp32_conv_layers.c "$work/new.a" -lpthread -lm -o "$work/new"
+source "$(dirname "$0")/ckernels_lib.sh"  # lib, ab_build
+ab_build "$base" benchmarks/fp32_conv_layers.c "$work"
 for r in $(seq "$rounds"); do
     if [ "$base" != "-" ]; then echo "## round $r: $base"; "$work/base" 2 "$threads" $only; fi
     echo "## round $r: working tree"; "$work/new" 2 "$threads" $only

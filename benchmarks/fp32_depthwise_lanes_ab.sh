@@ -5,12 +5,8 @@
 set -e
 base=${1:-main}; rounds=${2:-2}
 work=$(mktemp -d)
-source "$(dirname "$0")/ckernels_lib.sh"  # lib SRC OUT.a
-git archive "$base" Sources/CKernels | tar -x -C "$work"
-lib "$work/Sources/CKernels" "$work/base.a"
-clang -O2 -ISources/CKernels/include benchmarks/fp32_depthwise_lanes.c "$work/base.a" -lpthread -lm -o "$work/base"
-lib Sources/CKernels "$work/new.a"
-clang -O2 -ISources/CKernels/include benchmarks/fp32_depthwise_lanes.c "$work/new.a" -lpthread -lm -o "$work/new"
+source "$(dirname "$0")/ckernels_lib.sh"  # lib, ab_build
+ab_build "$base" benchmarks/fp32_depthwise_lanes.c "$work"
 for r in $(seq "$rounds"); do
     echo "## round $r: $base"; "$work/base" 3 20
     echo "## round $r: working tree"; "$work/new" 3 20
