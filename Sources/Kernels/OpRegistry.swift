@@ -5,6 +5,9 @@ import ONNX
 /// changed between versions (attributes that became inputs, for example).
 public typealias OpFunction = (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]
 
+/// One node's op with its attributes already read (`OpEntry.bind`): inputs in, outputs out.
+typealias BoundOp = @Sendable (_ inputs: [Tensor?], _ prepared: PreparedWeights?) throws -> [Tensor]
+
 /// A supported op: the first ai.onnx opset whose semantics the implementation covers.
 public struct OpEntry: Sendable {
     public let since: Int
@@ -12,13 +15,21 @@ public struct OpEntry: Sendable {
     /// `run` given the session's weights prepared from constant inputs (Conv: packed for
     /// the FP32 GEMM); nil for ops that prepare nothing.
     let runPrepared: (@Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int, _ prepared: PreparedWeights) throws -> [Tensor])?
+    /// `runPrepared` for one node with its attributes read once, when the session is made,
+    /// instead of at every run (each read hashes the attribute's name: a Conv read ~12 per
+    /// run, a third of its per-node cost at batch 1). Nil for ops that read them per run, and
+    /// from `bind` for a node whose attributes it cannot read: that node then runs through
+    /// `run`, which reports the problem when the node executes, as before.
+    let bind: (@Sendable (_ node: Node, _ opset: Int) -> BoundOp?)?
     public init(since: Int = 1, _ run: @escaping @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]) {
-        self.since = since; self.run = run; self.runPrepared = nil
+        self.since = since; self.run = run; self.runPrepared = nil; self.bind = nil
     }
-    init(since: Int, _ run: @escaping @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int, _ prepared: PreparedWeights?) throws -> [Tensor]) {
+    init(since: Int, _ run: @escaping @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int, _ prepared: PreparedWeights?) throws -> [Tensor],
+         bind: (@Sendable (_ node: Node, _ opset: Int) -> BoundOp?)? = nil) {
         self.since = since
         self.run = { try run($0, $1, $2, nil) }
         self.runPrepared = { try run($0, $1, $2, $3) }
+        self.bind = bind
     }
 }
 

@@ -57,6 +57,10 @@ public final class Session {
     /// Per plan index: whether any fusion or image chain above starts there, so the run loop
     /// hashes into those tables only where one does.
     let startsFusion: [Bool]
+    /// Per plan index: the node as the run loop may execute it (as planned, or as a SiLU or
+    /// residual fusion rewrote it), each with its op bound once (`Session.bind`): a run finds
+    /// its runner by the node's identity instead of reading attributes and hashing op types.
+    let bound: [[(node: Node, run: BoundOp)]]
     /// Whether `run` uses `imageChains` (`MPQ_IMAGE_CHAINS=0` turns it off by default).
     public var runsImageChains = Session.imageChainsDefault
     /// Whether a chain whose Convs mostly run INT8 kernels (overrides) runs image by image:
@@ -159,6 +163,29 @@ public final class Session {
             starts[k] = true
         }
         startsFusion = starts
+        let opsets = plan.map { graph.opset(forDomain: $0.domain) }
+        let (silu, residual) = (siluFusions, residualFusions)
+        bound = plan.indices.map { i in
+            let variants = [plan[i]] + [silu[i]?.node, residual[i]?.node].compactMap { $0 }
+            return variants.map { ($0, Session.bind($0, entries[i], opset: opsets[i])) }
+        }
+    }
+
+    /// `node`'s op as `Session.execute` runs it, with what it reads from the node's attributes
+    /// read now: the op's own `bind` where it has one, and the activation a graph pass fused
+    /// into a non-epilogue op.
+    static func bind(_ node: Node, _ entry: OpEntry, opset: Int) -> BoundOp {
+        let act = !node.attributes.isEmpty && !epilogueOps.contains(node.opType) ? FusedActivation(node: node) : nil
+        let op: BoundOp = entry.bind?(node, opset) ?? { inputs, prepared in
+            if let prepared, let runPrepared = entry.runPrepared { return try runPrepared(node, inputs, opset, prepared) }
+            return try entry.run(node, inputs, opset)
+        }
+        guard let act else { return op }
+        return { inputs, prepared in
+            var outs = try op(inputs, prepared)
+            if !outs.isEmpty { act.apply(&outs[0].floats) }
+            return outs
+        }
     }
 
     /// Ops whose kernel applies a fused Relu/Clip itself, in its per-image epilogue.
@@ -363,6 +390,11 @@ public final class Session {
         let ins = !codesInputNodes.isEmpty && codesInputNodes.contains(node.name) ? inputs : Self.materialized(inputs)
         if !overrides.isEmpty, let o = overrides[node.name] {
             do { return try o(ins) } catch let e as OpError {
+                throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
+            }
+        }
+        for b in bound[index] where b.node.isSameNode(node) {
+            do { return try b.run(ins, preparedWeights) } catch let e as OpError {
                 throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
             }
         }

@@ -71,6 +71,10 @@ public struct Node: Sendable, Equatable {
         storage = Storage(name: name, opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: attributes)
     }
 
+    /// Whether both are copies of one node value (the same box): O(1), no field compared.
+    /// The session finds the runner it bound for a node this way.
+    public func isSameNode(_ other: Node) -> Bool { storage === other.storage }
+
     public static func == (a: Node, b: Node) -> Bool {
         a.storage === b.storage
             || (a.name == b.name && a.opType == b.opType && a.domain == b.domain && a.inputs == b.inputs

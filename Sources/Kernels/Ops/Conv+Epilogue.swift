@@ -57,10 +57,15 @@ struct ConvResidual {
 
     /// The residual of a fused Conv node (its fourth input), nil for any other node.
     init?(node: Node, inputs: [Tensor?]) {
-        guard let side = node.string(ConvResidual.runtimeKey), inputs.count > 3, let s = inputs[3] else { return nil }
+        self.init(side: node.string(ConvResidual.runtimeKey), relu: node.string(ConvResidual.reluKey) == "Relu", inputs: inputs)
+    }
+
+    /// The same from the node's two attributes, read beforehand (`ConvOps.ConvAttributes`).
+    init?(side: String?, relu: Bool, inputs: [Tensor?]) {
+        guard let side, inputs.count > 3, let s = inputs[3] else { return nil }
         shortcut = s
         shortcutFirst = side == "first"
-        relu = node.string(ConvResidual.reluKey) == "Relu"
+        self.relu = relu
     }
 
     /// Whether the in-kernel form applies to an output of `shape`: same shape, float32.

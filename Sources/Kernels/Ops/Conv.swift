@@ -4,16 +4,12 @@ import ONNX
 
 enum ConvOps {
     static let table: [String: OpEntry] = [
-        "Conv": OpEntry(since: 1) { node, inputs, _, prepared in
-            let weightName = node.inputs.count > 1 ? node.inputs[1] : ""
-            return [try Conv(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
-                             b: inputs.count > 2 ? inputs[2] : nil,
-                             autoPad: node.string("auto_pad", default: "NOTSET"), dilations: node.ints("dilations"),
-                             group: node.int("group", default: 1), kernelShape: node.ints("kernel_shape"),
-                             pads: node.ints("pads"), strides: node.ints("strides"), epilogue: ConvEpilogue(node: node),
-                             packWeights: prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } },
-                             residual: ConvResidual(node: node, inputs: inputs))]
-        },
+        "Conv": OpEntry(since: 1, { node, inputs, _, prepared in
+            try ConvAttributes(node).run(node, inputs, prepared)
+        }, bind: { node, _ in
+            let a = ConvAttributes(node)
+            return { inputs, prepared in try a.run(node, inputs, prepared) }
+        }),
         "ConvTranspose": OpEntry(since: 1) { node, inputs, _ in
             [try ConvTranspose(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
                                b: inputs.count > 2 ? inputs[2] : nil,
@@ -24,6 +20,33 @@ enum ConvOps {
                                strides: node.ints("strides"))]
         },
     ]
+
+    /// A Conv node's attributes, read once (a session binds them per node, `OpEntry.bind`).
+    struct ConvAttributes: Sendable {
+        let autoPad: String, dilations: [Int]?, group: Int, kernelShape: [Int]?, pads: [Int]?, strides: [Int]?
+        let epilogue: ConvEpilogue
+        let residualSide: String?, residualRelu: Bool
+        let weightName: String
+
+        init(_ node: Node) {
+            autoPad = node.string("auto_pad", default: "NOTSET")
+            dilations = node.ints("dilations"); group = node.int("group", default: 1)
+            kernelShape = node.ints("kernel_shape"); pads = node.ints("pads"); strides = node.ints("strides")
+            epilogue = ConvEpilogue(node: node)
+            residualSide = node.string(ConvResidual.runtimeKey)
+            residualRelu = node.string(ConvResidual.reluKey) == "Relu"
+            weightName = node.inputs.count > 1 ? node.inputs[1] : ""
+        }
+
+        func run(_ node: Node, _ inputs: [Tensor?], _ prepared: PreparedWeights?) throws -> [Tensor] {
+            let weightName = self.weightName
+            return [try Conv(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
+                             b: inputs.count > 2 ? inputs[2] : nil, autoPad: autoPad, dilations: dilations,
+                             group: group, kernelShape: kernelShape, pads: pads, strides: strides, epilogue: epilogue,
+                             packWeights: prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } },
+                             residual: ConvResidual(side: residualSide, relu: residualRelu, inputs: inputs))]
+        }
+    }
 
     /// ONNX Conv over 1 to 3 spatial dimensions. 1-D and 2-D convolutions run on mpq's
     /// packed FP32 GEMM (`mpq_sgemm.h`, docs/fp32-gemm.md) with weights packed by
