@@ -19,7 +19,7 @@ void mpq_conv_epilogue_f32_reference(float *y, size_t rows, size_t cols, size_t 
         for (size_t i = 0; i < cols; i++) {
             float v = b != 0.0f ? row[i] + b : row[i];
             if (act == MPQ_ACT_CLAMP) v = clamp1(v, lo, hi);
-            else if (act == MPQ_ACT_SILU) v = v * mpq_sigmoid1_reference(v);
+            else if (act == MPQ_ACT_SILU) v = v * mpq_logistic1(v);
             row[i] = v;
         }
     }
@@ -38,7 +38,7 @@ void mpq_conv_epilogue_f32_avx2(float *y, size_t rows, size_t cols, size_t ld, c
         if (act == MPQ_ACT_CLAMP) {
             for (size_t i = 0; i < cols; i++) row[i] = clamp1(row[i], lo, hi);
         } else if (act == MPQ_ACT_SILU) {
-            for (size_t i = 0; i < cols; i++) { float v = row[i]; row[i] = v * mpq_sigmoid1_fast(v); }
+            for (size_t i = 0; i < cols; i++) { float v = row[i]; row[i] = v * mpq_logistic1(v); }
         }
     }
 }
@@ -47,7 +47,7 @@ void mpq_conv_epilogue_f32_avx2(float *y, size_t rows, size_t cols, size_t ld, c
 // registers), used on the AVX-512 path: the SiLU was half of a 3-channel 64x64 stem Conv's
 // time on AVX2. Same source expressions, so the same operations per element (contraction
 // into FMA is decided per expression, not per vector width): the AVX2 loop's bits.
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f,fma")))
 void mpq_conv_epilogue_f32_avx512(float *y, size_t rows, size_t cols, size_t ld, const float *bias,
                                   mpq_activation act, float lo, float hi) {
     for (size_t r = 0; r < rows; r++) {
@@ -59,7 +59,7 @@ void mpq_conv_epilogue_f32_avx512(float *y, size_t rows, size_t cols, size_t ld,
         if (act == MPQ_ACT_CLAMP) {
             for (size_t i = 0; i < cols; i++) row[i] = clamp1(row[i], lo, hi);
         } else if (act == MPQ_ACT_SILU) {
-            for (size_t i = 0; i < cols; i++) { float v = row[i]; row[i] = v * mpq_sigmoid1_fast(v); }
+            for (size_t i = 0; i < cols; i++) { float v = row[i]; row[i] = v * mpq_logistic1(v); }
         }
     }
 }

@@ -1,11 +1,11 @@
-// FP32 Sigmoid: the scalar reference (libm expf, the formula the Swift op used) and a
-// vectorised path whose exp is a degree-6 polynomial after range reduction (Cephes
-// expf), about 1-2 ulp from expf, with results under 2^-125 flushed to 0. Sigmoid was a scalar libm call per element, the
-// largest non-GEMM cost of SiLU (Sigmoid * Mul) detectors.
+// FP32 Sigmoid: ONNX Runtime's logistic (sigmoid_inline.h) on every path, the same bits: the
+// reference loop (libm fmaf), an AVX2 + FMA loop and an AVX-512 loop, each lane the scalar
+// expression. Sigmoid was a scalar libm call per element, the largest non-GEMM cost of SiLU
+// (Sigmoid * Mul) detectors, then an exp-based polynomial (s11) until s14 took ORT's formula.
 #include "sigmoid_inline.h"
 
 void mpq_sigmoid_f32_reference(const float *x, size_t count, float *y) {
-    for (size_t i = 0; i < count; i++) y[i] = mpq_sigmoid1_reference(x[i]);
+    for (size_t i = 0; i < count; i++) y[i] = mpq_logistic1(x[i]);
 }
 
 // y == x (the Sigmoid op works in place) or disjoint. Without the pragma clang guards the
@@ -16,7 +16,7 @@ void mpq_sigmoid_f32_reference(const float *x, size_t count, float *y) {
 __attribute__((target("avx2,fma")))
 void mpq_sigmoid_f32_avx2(const float *x, size_t count, float *y) {
 #pragma clang loop vectorize(assume_safety)
-    for (size_t i = 0; i < count; i++) y[i] = mpq_sigmoid1_fast(x[i]);
+    for (size_t i = 0; i < count; i++) y[i] = mpq_logistic1(x[i]);
 }
 
 // The same loop 16 lanes wide (the VNNI path implies AVX-512F): the same expression per
@@ -24,7 +24,7 @@ void mpq_sigmoid_f32_avx2(const float *x, size_t count, float *y) {
 __attribute__((target("avx512f,fma")))
 static void sigmoid_f32_avx512(const float *x, size_t count, float *y) {
 #pragma clang loop vectorize(assume_safety)
-    for (size_t i = 0; i < count; i++) y[i] = mpq_sigmoid1_fast(x[i]);
+    for (size_t i = 0; i < count; i++) y[i] = mpq_logistic1(x[i]);
 }
 
 void mpq_sigmoid_f32(mpq_kernel_path path, const float *x, size_t count, float *y) {
