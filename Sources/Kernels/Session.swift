@@ -176,12 +176,12 @@ public final class Session {
     /// into a non-epilogue op.
     static func bind(_ node: Node, _ entry: OpEntry, opset: Int) -> BoundOp {
         let act = !node.attributes.isEmpty && !epilogueOps.contains(node.opType) ? FusedActivation(node: node) : nil
-        let op: BoundOp = entry.bind?(node, opset) ?? { inputs, prepared in
+        let op: BoundOp = entry.bind?(node, opset) ?? { @Sendable inputs, prepared in
             if let prepared, let runPrepared = entry.runPrepared { return try runPrepared(node, inputs, opset, prepared) }
             return try entry.run(node, inputs, opset)
         }
         guard let act else { return op }
-        return { inputs, prepared in
+        return { @Sendable inputs, prepared in
             var outs = try op(inputs, prepared)
             if !outs.isEmpty { act.apply(&outs[0].floats) }
             return outs
