@@ -235,8 +235,7 @@ public final class Session {
         for (i, planned) in plan.enumerated() {
             if i < chainEnd { continue }    // run in an image chain, which freed what it read
             let fuses = fusing && startsFusion[i]
-            if fuses, runsImageChains, observer == nil, keep.isEmpty, let found = imageChains[i],
-               Self.holdsSeveralImages(found.inputSlots, values), case let c = chainToRun(found),
+            if fuses, runsImageChains, observer == nil, keep.isEmpty, let found = imageChains[i], case let c = chainToRun(found),
                chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
                 for (s, t) in outs {
                     values[s] = t
@@ -295,13 +294,6 @@ public final class Session {
         try checkDeclaredOutputTypes(result)
         for k in keep where result[k] == nil { result[k] = (value(k) ?? constants[k])?.materialized() }
         return result
-    }
-
-    /// Whether any of a chain's inputs holds a batch of two or more: otherwise there is nothing
-    /// to run image by image, and the run skips the chain's policy checks (each hashes every
-    /// Conv's name into the overrides: a batch-1 INT8 run paid two such loops per chain).
-    static func holdsSeveralImages(_ slots: [Int], _ values: [Tensor?]) -> Bool {
-        slots.contains { s in values[s].map { !$0.shape.isEmpty && $0.shape[0] > 1 } ?? false }
     }
 
     /// The grid and path a fused chain writes its output as codes on, if the INT8 runtime
