@@ -121,6 +121,7 @@ typedef struct {
     size_t in_image, out_image, plane16;  // floats per blocked image in and out; 16 OH OW
     int cbs, mg, k, blocks, span, spans, oh, ow, ph, pwc, chunks;
     int flat, hp, wp;        // flat mode (small planes): the padded image's rows and columns
+    int nchw;                // the input is NCHW (always flat mode: padded planes, pixels 1 float apart)
     size_t padded_image;
     const float *shared;     // flat mode, one image split over the threads: the padded images
     const int32_t *offsets;  // per k, in the image: ((cb H + kh dh) W + kw dw) 16 + c % 16
@@ -165,7 +166,7 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
         if (j->flat) {
             for (int p = 0; p < np; p++) {
                 const long oh = (q0 + p) / j->ow, ow = (q0 + p) % j->ow;
-                pix[p] = (int32_t)((oh * s->stride_h * j->wp + ow * s->stride_w) * 16);
+                pix[p] = (int32_t)((oh * s->stride_h * j->wp + ow * s->stride_w) * (j->nchw ? 1 : 16));
             }
             j->tile(j->k, w, nv, src, j->poffsets, pix, np, yt, j->plane16, rows, epp);
             continue;
@@ -205,6 +206,22 @@ static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img
 static void bk_pad(const bk_job *j, int img, float *dst) {
     const mpq_conv2d_shape *s = j->s;
     const float *x = j->x + (size_t)img * j->in_image;
+    if (j->nchw) {
+        for (int c = 0; c < s->channels; c++) {
+            const float *xc = x + (size_t)c * s->height * s->width;
+            float *d = dst + (size_t)c * j->hp * j->wp;
+            if (j->path == MPQ_PATH_VNNI) {
+                mpq_sconv_pad_plane_avx512(xc, s->height, s->width, s->pad_top, s->pad_left, j->hp, j->wp, d);
+                continue;
+            }
+            for (int r = 0; r < j->hp; r++)
+                for (int q = 0; q < j->wp; q++) {
+                    const int ih = r - s->pad_top, iw = q - s->pad_left;
+                    d[(size_t)r * j->wp + q] = ih < 0 || ih >= s->height || iw < 0 || iw >= s->width ? 0.0f : xc[(size_t)ih * s->width + iw];
+                }
+        }
+        return;
+    }
     if (j->path == MPQ_PATH_VNNI)
         mpq_sconv_blocked_patch_avx512(x, j->cbs, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, dst);
     else patch_reference(x, j->cbs, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, dst);
@@ -245,9 +262,10 @@ int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s) {
            (long)(s->channels + 15) / 16 * 16 * s->height * (long)s->width < INT32_MAX;
 }
 
-int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
-                            const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
-                            float *y, int threads) {
+// Both entry points: x blocked, or NCHW (`nchw`).
+static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                        const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
+                        float *y, int threads) {
     const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)cv_w;
     if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_CV_WEIGHTS_MAGIC || h->group != 1 ||
         !mpq_sconv2d_f32_blocked_applies(s) || (long)s->channels * s->kernel_h * s->kernel_w != h->k)
@@ -264,7 +282,8 @@ int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, co
     j.blocks = (h->mg + BK_BLOCK - 1) / BK_BLOCK;
     j.oh = mpq_conv2d_out_h(s);
     j.ow = mpq_conv2d_out_w(s);
-    j.in_image = mpq_blocked_image_floats(s->channels, s->height, s->width);
+    j.nchw = nchw;
+    j.in_image = nchw ? (size_t)s->channels * s->height * s->width : mpq_blocked_image_floats(s->channels, s->height, s->width);
     j.out_image = mpq_blocked_image_floats(h->m, j.oh, j.ow);
     j.plane16 = (size_t)j.oh * (size_t)j.ow * 16;
     // Planes of 1-3 pixels: two blocks per tile, as the channel-vector kernel does.
@@ -274,9 +293,9 @@ int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, co
     j.pwc = (BK_MAX_NP - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
     j.hp = s->height + s->pad_top + s->pad_bottom;
     j.wp = s->width + s->pad_left + s->pad_right;
-    j.padded_image = (size_t)j.cbs * (size_t)j.hp * (size_t)j.wp * 16;
+    j.padded_image = nchw ? (size_t)s->channels * j.hp * j.wp : (size_t)j.cbs * (size_t)j.hp * (size_t)j.wp * 16;
     // Flat mode where output rows are shorter than BK_FLAT_WIDTH (see there).
-    j.flat = j.ow < BK_FLAT_WIDTH && (s->pad_top || s->pad_left || s->pad_bottom || s->pad_right);
+    j.flat = nchw || (j.ow < BK_FLAT_WIDTH && (s->pad_top || s->pad_left || s->pad_bottom || s->pad_right));
     if (j.flat) {
         j.ph = j.hp;
         j.pwc = j.wp;
@@ -297,7 +316,7 @@ int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, co
             for (int kw = 0; kw < s->kernel_w; kw++, k++) {
                 const long cb = c / 16, l = c % 16, dh = (long)kh * s->dilation_h, dw = (long)kw * s->dilation_w;
                 offsets[k] = (int32_t)(((cb * s->height + dh) * s->width + dw) * 16 + l);
-                poffsets[k] = (int32_t)(((cb * j.ph + dh) * j.pwc + dw) * 16 + l);
+                poffsets[k] = nchw ? (int32_t)(((long)c * j.hp + dh) * j.wp + dw) : (int32_t)(((cb * j.ph + dh) * j.pwc + dw) * 16 + l);
             }
     j.offsets = offsets;
     j.poffsets = poffsets;
@@ -320,4 +339,19 @@ int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, co
     free(shared);
     free(offsets);
     return rc;
+}
+
+int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                            const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
+                            float *y, int threads) {
+    return blocked_conv(path, x, 0, images, s, cv_w, bias, act, lo, hi, residual, y, threads);
+}
+
+// The first Conv of a blocked run on an image of few channels (the detector's 3-channel stem):
+// reordering its input would write 16 lanes per pixel for 3 (2% of the detector's FP32 samples
+// went to that reorder); the padded planes are read as the channel-vector kernel reads them.
+int mpq_sconv2d_f32_blocked_from_nchw(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                                      const void *cv_w, const float *bias, mpq_activation act, float lo, float hi,
+                                      const mpq_sconv_residual *residual, float *y, int threads) {
+    return blocked_conv(path, x, 1, images, s, cv_w, bias, act, lo, hi, residual, y, threads);
 }

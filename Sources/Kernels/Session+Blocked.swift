@@ -165,7 +165,11 @@ extension Session {
         let n = xShape[0], outShape = [n, m] + g.outputShape
         guard mpq_sconv2d_f32_blocked_applies(&shape) != 0 else { return nil }
         if let sc = shortcut, (store[sc.slot]?.shape ?? values[sc.slot]?.shape) != outShape { return nil }
-        let x = blockedForm(xs, values, &store)
+        // An input of few channels that is not blocked yet (the detector's 3-channel stem) is
+        // read as NCHW planes: a reorder would write 16 lanes per pixel for 3.
+        let fromNCHW = store[xs] == nil && xShape[1] < 16
+        let x = fromNCHW ? BlockedValue(shape: xShape, floats: values[xs]!.materialized().floats) : blockedForm(xs, values, &store)
+        let conv = fromNCHW ? mpq_sconv2d_f32_blocked_from_nchw : mpq_sconv2d_f32_blocked
         let short = shortcut.map { blockedForm($0.slot, values, &store) }
         let packed = preparedWeights.convWeights(node.inputs[1], w, group: 1)
         let (act, lo, hi) = ConvEpilogue(node: node).cActivation
@@ -177,13 +181,13 @@ extension Session {
                 out.withUnsafeMutableBufferPointer { po in
                     let b = pb.isEmpty ? nil : pb.baseAddress
                     guard let short, let sc = shortcut else {
-                        return mpq_sconv2d_f32_blocked(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, packed.channelVector, b,
-                                                       act, lo, hi, nil, po.baseAddress, threads)
+                        return conv(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, packed.channelVector, b,
+                                    act, lo, hi, nil, po.baseAddress, threads)
                     }
                     return short.floats.withUnsafeBufferPointer { ps in
                         var r = mpq_sconv_residual(shortcut: ps.baseAddress, shortcut_first: sc.first ? 1 : 0, relu: sc.relu ? 1 : 0)
-                        return mpq_sconv2d_f32_blocked(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, packed.channelVector, b,
-                                                       act, lo, hi, &r, po.baseAddress, threads)
+                        return conv(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, packed.channelVector, b,
+                                    act, lo, hi, &r, po.baseAddress, threads)
                     }
                 }
             }

@@ -69,20 +69,21 @@ final class FP32BlockedConvTests: XCTestCase {
     /// back, after checking that the lanes past M are +0.
     static func runBlocked(_ t: Case, x: [Float], cv: UnsafeMutableRawPointer, bias: [Float]?, act: mpq_activation,
                            lo: Float, hi: Float, shortcut: [Float]? = nil, first: Int32 = 0, relu: Int32 = 0,
-                           path: mpq_kernel_path, threads: Int32) -> [Float] {
+                           path: mpq_kernel_path, threads: Int32, fromNCHW: Bool = false) -> [Float] {
         var s = t.shape
         let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
-        let xb = blocked(x, images: t.images, c: t.c, h: t.h, w: t.w, path: MPQ_PATH_REFERENCE)
+        let xb = fromNCHW ? x : blocked(x, images: t.images, c: t.c, h: t.h, w: t.w, path: MPQ_PATH_REFERENCE)
+        let conv = fromNCHW ? mpq_sconv2d_f32_blocked_from_nchw : mpq_sconv2d_f32_blocked
         let per = Int(mpq_blocked_image_floats(Int32(t.m), Int32(oh), Int32(ow)))
         var yb = [Float](repeating: .nan, count: t.images * per)
         if let shortcut {
             let sb = blocked(shortcut, images: t.images, c: t.m, h: oh, w: ow, path: MPQ_PATH_REFERENCE)
             sb.withUnsafeBufferPointer { ps in
                 var r = mpq_sconv_residual(shortcut: ps.baseAddress, shortcut_first: first, relu: relu)
-                XCTAssertEqual(mpq_sconv2d_f32_blocked(path, xb, Int32(t.images), &s, cv, bias, act, lo, hi, &r, &yb, threads), 0)
+                XCTAssertEqual(conv(path, xb, Int32(t.images), &s, cv, bias, act, lo, hi, &r, &yb, threads), 0)
             }
         } else {
-            XCTAssertEqual(mpq_sconv2d_f32_blocked(path, xb, Int32(t.images), &s, cv, bias, act, lo, hi, nil, &yb, threads), 0)
+            XCTAssertEqual(conv(path, xb, Int32(t.images), &s, cv, bias, act, lo, hi, nil, &yb, threads), 0)
         }
         for img in 0..<t.images {
             for i in 0..<per where (i / (oh * ow * 16)) * 16 + i % 16 >= t.m && yb[img * per + i].bitPattern != 0 {
@@ -107,11 +108,13 @@ final class FP32BlockedConvTests: XCTestCase {
                     var want = [Float](repeating: .nan, count: count)
                     XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, packed.channelVector, b, act, lo, hi, nil, &want, 1), 0)
                     for threads: Int32 in [1, 2, 3] {
-                        let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: b, act: act, lo: lo, hi: hi, path: path,
-                                                  threads: threads)
-                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
-                                       "\(t.description) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) threads \(threads)")
-                        compared += 1
+                        for fromNCHW in [false, true] {
+                            let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: b, act: act, lo: lo, hi: hi, path: path,
+                                                      threads: threads, fromNCHW: fromNCHW)
+                            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                           "\(t.description) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) threads \(threads) NCHW in \(fromNCHW)")
+                            compared += 1
+                        }
                     }
                 }
             }
@@ -173,9 +176,12 @@ final class FP32BlockedConvTests: XCTestCase {
                     var want = [Float](repeating: .nan, count: count)
                     XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, packed.channelVector, nil, MPQ_ACT_NONE, 0, 0, nil,
                                                       &want, 1), 0)
-                    let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: nil, act: MPQ_ACT_NONE, lo: 0, hi: 0, path: path,
-                                              threads: 1)
-                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(t.description) nonFinite \(nonFinite) path \(path.rawValue)")
+                    for fromNCHW in [false, true] {
+                        let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: nil, act: MPQ_ACT_NONE, lo: 0, hi: 0, path: path,
+                                                  threads: 1, fromNCHW: fromNCHW)
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                       "\(t.description) nonFinite \(nonFinite) path \(path.rawValue) NCHW in \(fromNCHW)")
+                    }
                     negativeZeros += want.filter { $0.bitPattern == (-0.0 as Float).bitPattern }.count
                     compared += 1
                 }

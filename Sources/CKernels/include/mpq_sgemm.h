@@ -152,4 +152,10 @@ int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, co
                             const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
                             float *y, int threads);
 
+/// The same with x in NCHW ([images][C][H][W]); y and the shortcut blocked: the first Conv of a
+/// blocked run reading an image of few channels without a reorder. Same output bytes.
+int mpq_sconv2d_f32_blocked_from_nchw(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                                      const void *cv_w, const float *bias, mpq_activation act, float lo, float hi,
+                                      const mpq_sconv_residual *residual, float *y, int threads);
+
 #endif
