@@ -50,6 +50,31 @@ final class BlockedChainTests: XCTestCase {
         try checkBlockedEqualsNCHW("detection/shapes_det.onnx", calib: "detection/shapes_det_calib.npz", batches: [1, 2, 5], minimumBlocked: 8)
     }
 
+    /// With the blocked Convs on (the default), resnet_digits still matches ONNX Runtime's
+    /// recorded outputs within FixtureParityTests' bound (that test reads the top-level
+    /// fixtures; this one lives under resnet/).
+    func testResnetDigitsMatchesOnnxRuntimeBlocked() throws {
+        let f = try JSONDecoder().decode(FixtureParityTests.Fixture.self,
+                                         from: Data(contentsOf: URL(fileURLWithPath: FixturePaths.path("resnet/resnet_digits.json"))))
+        let graph = GraphPasses.optimize(try ModelLoader.load(path: FixturePaths.path("resnet/" + f.model)))
+        let session = try Session(graph: graph)
+        session.runsBlockedConvs = true
+        let data = try Dataset(path: FixturePaths.path("resnet/" + f.data[f.expected_split]!), graph: graph)
+        let expected = try Numpy.readNPZ(path: FixturePaths.path("resnet/" + f.expected))
+        var outs: [String: [Float]] = [:]
+        let before = session.blockedConvsRun
+        for r in data.batches(size: 50) {
+            let y = try session.run(data.batch(r))
+            for o in f.outputs { outs[o.name, default: []] += y[o.name]!.floats }
+        }
+        for o in f.outputs {
+            let want = expected[o.name]!
+            let err = FixtureParityTests.relativeError(Tensor(shape: want.shape, floats: outs[o.name]!), want)
+            XCTAssertLessThanOrEqual(err, FixtureParityTests.relativeToMax, "resnet_digits output \(o.name) blocked")
+        }
+        if Self.avx512 { XCTAssertGreaterThan(session.blockedConvsRun, before) }
+    }
+
     /// Which Convs are chosen: those next to another blocked-capable Conv, never a 1x1 stride-1
     /// Conv, a depthwise one or a lone Conv between other ops (MobileNetV2-shaped graph: none).
     func testSelection() throws {
