@@ -8,7 +8,11 @@ import ONNX
 /// by image (image chains forced on) and over the whole batch (forced off, and batch 1), and the
 /// blocked Convs do run where the CPU has the AVX-512 path.
 final class BlockedChainTests: XCTestCase {
-    static var avx512: Bool { mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 }
+    /// Whether blocked Convs run here at all: the AVX-512 path resolved (as `Session.runsBlocked`
+    /// asks) and the Convs on mpq's FP32 GEMM (not `MPQ_FP32_GEMM=openblas`).
+    static var avx512: Bool {
+        mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI && FP32GemmChoice.environment != .openblas
+    }
 
     func checkBlockedEqualsNCHW(_ model: String, calib: String, batches: [Int], minimumBlocked: Int,
                                 file: StaticString = #filePath, line: UInt = #line) throws {
