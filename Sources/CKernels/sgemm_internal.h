@@ -157,6 +157,25 @@ void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x,
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                               int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 
+/// A channel-blocked tile (sconv_blocked.c): the channel-vector tile's chain (same weights,
+/// x, offsets, pix, rows, ep), stored as whole vectors: y[v * vstride + 16 p + lane] for
+/// channel 16 v + lane, +0 in lanes at or past `rows`.
+void mpq_sconv_blocked_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                      const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                      const mpq_sgemm_tile_epilogue *ep);
+void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                   const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                   const mpq_sgemm_tile_epilogue *ep);
+/// Rows [ih0, ih0 + ph) x columns [iw0, iw0 + pw) of a blocked image [cbs][h][w][16] into
+/// [cbs][ph][pwc][16] (pwc >= pw), +0 outside the image: a border tile's window.
+void mpq_sconv_blocked_patch_avx512(const float *x, int cbs, int h, int w, int ih0, int iw0, int ph, int pw, int pwc,
+                                    float *dst);
+/// One image's reorders (mpq_reorder_to/from_blocked_f32) on each path.
+void mpq_reorder_to_blocked_f32_reference(const float *x, int channels, size_t hw, float *y);
+void mpq_reorder_to_blocked_f32_avx512(const float *x, int channels, size_t hw, float *y);
+void mpq_reorder_from_blocked_f32_reference(const float *x, int channels, size_t hw, float *y);
+void mpq_reorder_from_blocked_f32_avx512(const float *x, int channels, size_t hw, float *y);
+
 
 /// A thread's scratch buffer of at least `floats` floats (64-byte aligned), grown when too
 /// small and kept between calls (`buf`, `cap`: the caller's thread-local pair; a fresh buffer

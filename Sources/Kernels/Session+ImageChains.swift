@@ -204,6 +204,7 @@ extension Session {
         }
         guard n > 1 else { return nil }
         let tasks = min(n, processCoreCount)
+        let blocked = runsBlocked(c)
         var perImage = [[Tensor]](repeating: [], count: n)
         var failure: Error?
         let lock = NSLock()
@@ -215,7 +216,7 @@ extension Session {
                     defer { mpq_set_single_threaded(0) }
                     do {
                         for img in n * t / tasks..<n * (t + 1) / tasks {
-                            images[img] = try self.runChain(c, image: img, inputs: inputs)
+                            images[img] = try self.runChain(c, image: img, inputs: inputs, blocked: blocked)
                         }
                     } catch {
                         lock.lock(); if failure == nil { failure = error }; lock.unlock()
@@ -227,27 +228,39 @@ extension Session {
         return try c.outputSlots.enumerated().map { k, s in (s, try Tensor.stacking(perImage.map { $0[k] }, node: plan[c.range.lowerBound].name)) }
     }
 
-    /// One image through the chain's nodes, as the run loop runs them (same fusions).
-    private func runChain(_ c: ImageChain, image: Int, inputs: [(slot: Int, tensor: Tensor)]) throws -> [Tensor] {
+    /// One image through the chain's nodes, as the run loop runs them (same fusions); the whole
+    /// batch when `image` is nil. With `blocked`, its blocked Convs pass the blocked layout from
+    /// one to the next (`runBlockedConv`, docs/fp32-blocked-layout.md); every other node reads
+    /// NCHW values, reordered when it first needs them, and so do the chain's outputs.
+    func runChain(_ c: ImageChain, image: Int?, inputs: [(slot: Int, tensor: Tensor)], blocked: Bool = false) throws -> [Tensor] {
         var values = [Tensor?](repeating: nil, count: slotIsGraphOutput.count)
-        for (s, t) in inputs { values[s] = t.image(image) }
+        for (s, t) in inputs { values[s] = image.map { t.image($0) } ?? t }
+        var store: [Int: BlockedValue] = [:]
         var fusedAway = Set<Int>()
         for i in c.range {
             if fusedAway.contains(i) {
-                for s in lastReadSlots[i] where !c.outputSlots.contains(s) { values[s] = nil }
+                for s in lastReadSlots[i] where !c.outputSlots.contains(s) { values[s] = nil; store[s] = nil }
                 continue
             }
-            let ins = try resolveInputs(planned: i, values)
-            let (node, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway,
-                                        lookup: { self.slotOf[$0].flatMap { values[$0] } ?? self.constants[$0] })
-            let slots = node.outputs == plan[i].outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
-            for (k, t) in zip(slots.indices, outs) where slots[k] >= 0 { values[slots[k]] = t }
+            let node: Node
+            if blocked, let ran = runBlockedConv(i, &values, &store, fusedAway: &fusedAway) {
+                node = ran
+            } else {
+                if !store.isEmpty { materializeInputs(of: i, &values, store) }
+                let ins = try resolveInputs(planned: i, values)
+                let (ran, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway,
+                                           lookup: { self.slotOf[$0].flatMap { values[$0] } ?? self.constants[$0] })
+                node = ran
+                let slots = node.outputs == plan[i].outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
+                for (k, t) in zip(slots.indices, outs) where slots[k] >= 0 { values[slots[k]] = t }
+            }
             // Free what this image no longer needs (the chain's outputs stay).
             let reads = node.inputs == plan[i].inputs ? lastReadSlots[i]
                 : node.inputs.filter { !$0.isEmpty && lastUse[$0] == i }.compactMap { slotOf[$0] }
-            for s in reads where !c.outputSlots.contains(s) { values[s] = nil }
+            for s in reads where !c.outputSlots.contains(s) { values[s] = nil; store[s] = nil }
         }
         return try c.outputSlots.map { s in
+            materializeBlocked(s, &values, store)
             guard let t = values[s] else { throw RuntimeError.missingValue(name: "slot \(s)", node: plan[c.range.lowerBound].name) }
             return t
         }

@@ -54,6 +54,11 @@ public final class Session {
     /// Runs of per-image nodes executed image by image at batch > 1, by their first plan
     /// index (`ImageChain`, docs/image-chains.md).
     let imageChains: [Int: ImageChain]
+    /// Convs that chains run in the channel-blocked layout (`findBlockedConvs`,
+    /// docs/fp32-blocked-layout.md), by plan index.
+    let blockedConvs: Set<Int>
+    /// Whether they do (`MPQ_FP32_BLOCKED=0` turns it off by default; the bytes are the same).
+    public var runsBlockedConvs = Session.blockedDefault
     /// Per plan index: whether any fusion or image chain above starts there, so the run loop
     /// hashes into those tables only where one does.
     let startsFusion: [Bool]
@@ -77,6 +82,14 @@ public final class Session {
     var residualFusionsRun: Int { residualRunLock.lock(); defer { residualRunLock.unlock() }; return residualRuns }
     private var residualRuns = 0
     private let residualRunLock = NSLock()
+    /// Convs run blocked since the session was made (tests check they happen; same lock).
+    var blockedConvsRun: Int { residualRunLock.lock(); defer { residualRunLock.unlock() }; return blockedRuns }
+    private var blockedRuns = 0
+    func countBlockedConv(residual: Bool) {
+        residualRunLock.lock(); blockedRuns += 1; if residual { residualRuns += 1 }; residualRunLock.unlock()
+    }
+    /// Chains run over the whole batch for their blocked Convs (`runBlockedChain`).
+    private(set) var blockedChainsRun = 0
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
@@ -157,6 +170,8 @@ public final class Session {
             + residualFusions.values.map { [$0.conv] + $0.fusedAway }
         imageChains = ImageChain.find(plan: plan, constants: consts, graphInputs: graphInputs, graphOutputs: outputNames,
                                       groups: groups, slotOf: slotOf)
+        blockedConvs = Session.findBlockedConvs(plan: plan, constants: consts, graphInputs: graphInputs, chains: imageChains,
+                                                silu: siluFusions, residual: residualFusions)
         var starts = [Bool](repeating: false, count: plan.count)
         for k in [Array(siluFusions.keys), Array(pairFusions.keys), Array(residualFusions.keys), Array(transformerFusions.keys),
                   Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
@@ -235,14 +250,16 @@ public final class Session {
         for (i, planned) in plan.enumerated() {
             if i < chainEnd { continue }    // run in an image chain, which freed what it read
             let fuses = fusing && startsFusion[i]
-            if fuses, runsImageChains, observer == nil, keep.isEmpty, let found = imageChains[i], case let c = chainToRun(found),
-               chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
-                for (s, t) in outs {
+            // A chain runs image by image, or else (batch 1, small images) over the whole batch
+            // where it has Convs to run blocked (`runBlockedChain`), or else node by node below.
+            if fuses, observer == nil, keep.isEmpty, let found = imageChains[i], case let c = chainToRun(found),
+               let ran = try runChainWhole(c, values: values) {
+                for (s, t) in ran.outs {
                     values[s] = t
                     if slotIsGraphOutput[s], let name = slotOf.first(where: { $0.value == s })?.key { result[name] = t.materialized() }
                 }
                 for k in c.range { free(lastReadSlots[k], lastReads[k]) }
-                imageChainsRun += 1
+                if ran.byImage { imageChainsRun += 1 } else { blockedChainsRun += 1 }
                 chainEnd = c.range.upperBound
                 continue
             }

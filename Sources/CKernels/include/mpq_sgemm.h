@@ -131,4 +131,31 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
                        const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual, float *y,
                        int threads);
 
+/// Channel-blocked activations (docs/fp32-blocked-layout.md): one image of C channels is
+/// [ceil(C / 16)][H][W][16] floats, channel c at block c / 16, lane c % 16; lanes past C are +0.
+/// Floats per blocked image (0 for an empty shape).
+size_t mpq_blocked_image_floats(int channels, int h, int w);
+
+/// NCHW `images` x [channels][h][w] -> blocked, and back (lanes past C dropped). AVX-512
+/// on the AVX-512 path, a scalar loop on the others; the same values either way. 0, or -1.
+int mpq_reorder_to_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y);
+int mpq_reorder_from_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y);
+
+/// Whether the channel-blocked Conv can run `s`: the channel-vector kernel's cases with group 1.
+int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s);
+
+/// The channel-blocked Conv (sconv_blocked.c): `mpq_sconv2d_f32_cv`'s arguments (the channel-
+/// vector weights) with x, y and the residual's shortcut blocked. Output bytes: the blocked
+/// form of `mpq_sconv2d_f32_cv`'s output on the same path, for every input and weight.
+/// Returns 0, or -1 on bad arguments.
+int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                            const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
+                            float *y, int threads);
+
+/// The same with x in NCHW ([images][C][H][W]); y and the shortcut blocked: the first Conv of a
+/// blocked run reading an image of few channels without a reorder. Same output bytes.
+int mpq_sconv2d_f32_blocked_from_nchw(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                                      const void *cv_w, const float *bias, mpq_activation act, float lo, float hi,
+                                      const mpq_sconv_residual *residual, float *y, int threads);
+
 #endif

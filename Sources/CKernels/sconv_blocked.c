@@ -1,0 +1,357 @@
+// Channel-blocked FP32 Conv (mpq_sgemm.h, docs/fp32-blocked-layout.md): input and output in
+// [N][C/16][H][W][16] (lanes past C zero), the channel-vector kernel's weights and tiles
+// (sconv_cv.c) with a blocked broadcast and a whole-vector store.
+//
+// Today's channel-vector Conv pads a copy of its NCHW input (mpq_sconv_pad_plane_avx512) and
+// transposes every tile into the output planes. Here a tile reads the blocked input in place
+// (x[cb][ih][iw][c % 16]: one broadcast per pixel and k, as before) and stores its
+// accumulators as they are. Padding: a tile whose window stays inside the image (the interior,
+// most tiles of a large plane) reads the image; a tile with any tap outside it (a border tile)
+// first copies its own window, a few vectors per channel block, into a small zero-padded patch
+// and reads that. Why not ORT's clipping of the tap range: a skipped tap is not the same as
+// fmaf(w, +0, acc): with acc = -0 and w >= +0 the FMA gives +0, a skip keeps -0, and whether a
+// -0 partial sum meets such a tap depends on the order of the taps (a fix-up "+ 0" at the end
+// turns a -0 that a later underflowing product made into +0 too). The patch holds +0 where
+// today's padded copy holds +0, so every output is the same fmaf chain on the same values:
+// today's bits for every input and weight, non-finite included, with no routing.
+#include "sgemm_internal.h"
+#include "mpq_pool.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BK_BLOCK 64  // output channels per weights block (the channel-vector weights' blocks)
+#define BK_MAX_NP 8  // pixels per tile at most (mpq_sconv_cv_tile_pixels(1))
+// Output rows narrower than this run in flat mode: the padded image copied once per image
+// (one vector per padded pixel and channel block) and tiles over consecutive output pixels as
+// the channel-vector kernel's, so a 7-pixel row is not cut into 3 + 4-pixel tiles (12-16
+// accumulators): ResNet-18's 7x7 and 14x14 layers ran 1.03-1.13x of the channel-vector
+// kernel's time with row tiles (one-thread C A/B, fp32_blocked_ab.sh).
+#ifndef BK_FLAT_WIDTH
+#define BK_FLAT_WIDTH 16
+#endif
+
+size_t mpq_blocked_image_floats(int channels, int h, int w) {
+    if (channels <= 0 || h <= 0 || w <= 0) return 0;
+    return (size_t)(channels + 15) / 16 * 16 * (size_t)h * (size_t)w;
+}
+
+// --- Reorders: scalar references beside the AVX-512 forms (sconv_blocked_avx512.c).
+void mpq_reorder_to_blocked_f32_reference(const float *x, int channels, size_t hw, float *y) {
+    for (int cb = 0; cb < (channels + 15) / 16; cb++)
+        for (size_t p = 0; p < hw; p++)
+            for (int l = 0; l < 16; l++) {
+                const int c = 16 * cb + l;
+                y[((size_t)cb * hw + p) * 16 + (size_t)l] = c < channels ? x[(size_t)c * hw + p] : 0.0f;
+            }
+}
+
+void mpq_reorder_from_blocked_f32_reference(const float *x, int channels, size_t hw, float *y) {
+    for (int c = 0; c < channels; c++)
+        for (size_t p = 0; p < hw; p++) y[(size_t)c * hw + p] = x[((size_t)(c / 16) * hw + p) * 16 + (size_t)(c % 16)];
+}
+
+int mpq_reorder_to_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y) {
+    if (!x || !y || images < 0 || channels <= 0 || h <= 0 || w <= 0) return -1;
+    const size_t hw = (size_t)h * (size_t)w, in = (size_t)channels * hw, out = mpq_blocked_image_floats(channels, h, w);
+    const int avx512 = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
+    for (int i = 0; i < images; i++) {
+        if (avx512) mpq_reorder_to_blocked_f32_avx512(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
+        else mpq_reorder_to_blocked_f32_reference(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
+    }
+    return 0;
+}
+
+int mpq_reorder_from_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y) {
+    if (!x || !y || images < 0 || channels <= 0 || h <= 0 || w <= 0) return -1;
+    const size_t hw = (size_t)h * (size_t)w, out = (size_t)channels * hw, in = mpq_blocked_image_floats(channels, h, w);
+    const int avx512 = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
+    for (int i = 0; i < images; i++) {
+        if (avx512) mpq_reorder_from_blocked_f32_avx512(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
+        else mpq_reorder_from_blocked_f32_reference(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
+    }
+    return 0;
+}
+
+// --- The scalar reference tile: the channel-vector reference's chain, stored blocked.
+void mpq_sconv_blocked_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                      const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                      const mpq_sgemm_tile_epilogue *ep) {
+    for (int i = 0; i < 16 * nv; i++)
+        for (int p = 0; p < np; p++) {
+            float *d = y + (size_t)(i / 16) * vstride + (size_t)p * 16 + (size_t)(i % 16);
+            if (i >= rows) {
+                *d = 0.0f;
+                continue;
+            }
+            const float *wi = nv <= 4 ? w + i : i < 64 ? w + i : w + (size_t)kc * 64 + (i - 64);
+            const size_t width = nv <= 4 ? 16 * (size_t)nv : i < 64 ? 64 : 16 * (size_t)(nv - 4);
+            float acc = 0.0f;
+            for (int k = 0; k < kc; k++) acc = fmaf(wi[(size_t)k * width], x[(ptrdiff_t)pix[p] + offsets[k]], acc);
+            if (ep) {
+                if (ep->bias && ep->bias[i] != 0.0f) acc = acc + ep->bias[i];
+                if (ep->clamp) acc = acc < ep->lo ? ep->lo : (acc > ep->hi ? ep->hi : acc);
+            }
+            *d = acc;
+        }
+}
+
+static void patch_reference(const float *x, int cbs, int H, int W, int ih0, int iw0, int ph, int pw, int pwc, float *d) {
+    for (int cb = 0; cb < cbs; cb++)
+        for (int r = 0; r < ph; r++)
+            for (int q = 0; q < pw; q++) {
+                const int ih = ih0 + r, iw = iw0 + q;
+                float *dv = d + (((size_t)cb * ph + r) * (size_t)pwc + q) * 16;
+                for (int l = 0; l < 16; l++)
+                    dv[l] = ih < 0 || ih >= H || iw < 0 || iw >= W ? 0.0f : x[(((size_t)cb * H + ih) * W + iw) * 16 + l];
+            }
+}
+
+typedef void (*bk_tile_fn)(int, const float *, int, const float *, const int32_t *, const int32_t *, int, float *, size_t,
+                           int, const mpq_sgemm_tile_epilogue *);
+
+typedef struct {
+    mpq_kernel_path path;
+    bk_tile_fn tile;
+    const mpq_conv2d_shape *s;
+    const float *x;
+    float *y;
+    size_t in_image, out_image, plane16;  // floats per blocked image in and out; 16 OH OW
+    int cbs, mg, k, blocks, span, spans, oh, ow, ph, pwc, chunks;
+    int flat, hp, wp;        // flat mode (small planes): the padded image's rows and columns
+    int nchw;                // the input is NCHW (always flat mode: padded planes, pixels 1 float apart)
+    size_t padded_image;
+    const float *shared;     // flat mode, one image split over the threads: the padded images
+    const int32_t *offsets;  // per k, in the image: ((cb H + kh dh) W + kw dw) 16 + c % 16
+    const int32_t *poffsets; // per k, in a border tile's patch [cb][ph][pwc][16] (flat mode: in the padded image)
+    const float *w, *bias;
+    mpq_activation act;
+    float lo, hi;
+    const mpq_sconv_residual *residual;
+    int mode, units, chunk;
+    _Atomic int next;
+} bk_job;
+
+static _Thread_local float *patch_buf;
+static _Thread_local size_t patch_cap;
+
+// Whether output pixel (oh, ow)'s whole window lies inside the image.
+static int inside(const bk_job *j, int oh, int ow) {
+    const mpq_conv2d_shape *s = j->s;
+    const int ih = oh * s->stride_h - s->pad_top, iw = ow * s->stride_w - s->pad_left;
+    return ih >= 0 && ih + (s->kernel_h - 1) * s->dilation_h < s->height && iw >= 0 &&
+           iw + (s->kernel_w - 1) * s->dilation_w < s->width;
+}
+
+// Pixels [p0, p1) of image `img`'s output, weights blocks [b, b + span), then the SiLU and
+// the residual Add over them while they are in cache. Row mode (p0, p1: one output row):
+// tiles along the row, interior ones read the image in place, border ones their patch.
+// Flat mode (small planes): tiles over consecutive output pixels of the zero-padded copy `src`
+// (numbered as the channel-vector kernel numbers its pixels, on the padded width).
+static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, int b, int p0, int p1) {
+    const mpq_conv2d_shape *s = j->s;
+    const int row0 = b * BK_BLOCK, span = j->span * BK_BLOCK, rows = j->mg - row0 < span ? j->mg - row0 : span;
+    const int nv = (rows + 15) / 16, most = mpq_sconv_cv_tile_pixels(nv);
+    const float *w = j->w + (size_t)b * (size_t)j->k * BK_BLOCK;
+    float *yc = j->y + (size_t)img * j->out_image + (size_t)(row0 / 16) * j->plane16 + (size_t)p0 * 16;
+    const mpq_sgemm_tile_epilogue ep = {j->bias ? j->bias + row0 : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
+    const mpq_sgemm_tile_epilogue *epp = j->bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
+    const int n = p1 - p0, tiles = (n + most - 1) / most;
+    int32_t pix[BK_MAX_NP];
+    for (int t = 0; t < tiles; t++) {
+        const int q0 = p0 + (n * t) / tiles, np = (n * (t + 1)) / tiles - (n * t) / tiles;
+        float *yt = yc + (size_t)(q0 - p0) * 16;
+        if (j->flat) {
+            for (int p = 0; p < np; p++) {
+                const long oh = (q0 + p) / j->ow, ow = (q0 + p) % j->ow;
+                pix[p] = (int32_t)((oh * s->stride_h * j->wp + ow * s->stride_w) * (j->nchw ? 1 : 16));
+            }
+            j->tile(j->k, w, nv, src, j->poffsets, pix, np, yt, j->plane16, rows, epp);
+            continue;
+        }
+        const int oh = q0 / j->ow, ow0 = q0 % j->ow;
+        const int ih0 = oh * s->stride_h - s->pad_top, iw0 = ow0 * s->stride_w - s->pad_left;
+        if (inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1)) {
+            for (int p = 0; p < np; p++) pix[p] = (int32_t)(((long)ih0 * s->width + iw0 + (long)p * s->stride_w) * 16);
+            j->tile(j->k, w, nv, src, j->offsets, pix, np, yt, j->plane16, rows, epp);
+            continue;
+        }
+        const int pw = (np - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
+        if (j->path == MPQ_PATH_VNNI) mpq_sconv_blocked_patch_avx512(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
+        else patch_reference(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
+        for (int p = 0; p < np; p++) pix[p] = (int32_t)(p * s->stride_w * 16);
+        j->tile(j->k, w, nv, patch, j->poffsets, pix, np, yt, j->plane16, rows, epp);
+    }
+    if (j->act == MPQ_ACT_SILU)
+        mpq_conv_epilogue_f32(j->path, yc, (size_t)nv, (size_t)n * 16, j->plane16, NULL, j->act, j->lo, j->hi);
+    const mpq_sconv_residual *r = j->residual;
+    for (int v = 0; r && v < nv; v++) {
+        // The separate Add's call (operands in its order) on these values: the same bits.
+        float *yy = yc + (size_t)v * j->plane16;
+        const float *sc = r->shortcut + (yy - j->y);
+        mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : yy, r->shortcut_first ? yy : sc, (size_t)n * 16, yy, 1);
+    }
+}
+
+// Chunk c of the plane's `chunks`: an output row in row mode, an even split of the pixels in flat mode.
+static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img, int b, int c) {
+    const int pixels = j->oh * j->ow;
+    const int p0 = (int)((long)pixels * c / j->chunks), p1 = (int)((long)pixels * (c + 1) / j->chunks);
+    if (p1 > p0) bk_chunk(j, src, patch, img, b, p0, p1);
+}
+
+// Image `img` zero-padded into `dst` ([cb][hp][wp][16]): the flat mode's input.
+static void bk_pad(const bk_job *j, int img, float *dst) {
+    const mpq_conv2d_shape *s = j->s;
+    const float *x = j->x + (size_t)img * j->in_image;
+    if (j->nchw) {
+        for (int c = 0; c < s->channels; c++) {
+            const float *xc = x + (size_t)c * s->height * s->width;
+            float *d = dst + (size_t)c * j->hp * j->wp;
+            if (j->path == MPQ_PATH_VNNI) {
+                mpq_sconv_pad_plane_avx512(xc, s->height, s->width, s->pad_top, s->pad_left, j->hp, j->wp, d);
+                continue;
+            }
+            for (int r = 0; r < j->hp; r++)
+                for (int q = 0; q < j->wp; q++) {
+                    const int ih = r - s->pad_top, iw = q - s->pad_left;
+                    d[(size_t)r * j->wp + q] = ih < 0 || ih >= s->height || iw < 0 || iw >= s->width ? 0.0f : xc[(size_t)ih * s->width + iw];
+                }
+        }
+        return;
+    }
+    if (j->path == MPQ_PATH_VNNI)
+        mpq_sconv_blocked_patch_avx512(x, j->cbs, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, dst);
+    else patch_reference(x, j->cbs, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, dst);
+}
+
+// Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or (image, block span, chunk) with the images
+// padded beforehand (flat mode) into j->shared.
+static void bk_task(void *arg, int t) {
+    (void)t;
+    bk_job *j = (bk_job *)arg;
+    const size_t need = j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
+    float *patch = mpq_sconv_grown(&patch_buf, &patch_cap, need);
+    if (!patch) return;
+    for (;;) {
+        const int u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (u0 >= j->units) return;
+        const int u1 = u0 + j->chunk < j->units ? u0 + j->chunk : j->units;
+        for (int u = u0; u < u1; u++) {
+            if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
+                const float *src = j->x + (size_t)u * j->in_image;
+                if (j->flat) {
+                    bk_pad(j, u, patch);
+                    src = patch;
+                }
+                for (int b = 0; b < j->blocks; b += j->span)
+                    for (int c = 0; c < j->chunks; c++) bk_chunk_at(j, src, patch, u, b, c);
+                continue;
+            }
+            const int c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
+            const float *src = j->flat ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
+            bk_chunk_at(j, src, patch, img, sp * j->span, c);
+        }
+    }
+}
+
+int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s) {
+    return mpq_sconv2d_f32_cv_applies(s) && s->group == 1 &&
+           (long)(s->channels + 15) / 16 * 16 * s->height * (long)s->width < INT32_MAX;
+}
+
+// Both entry points: x blocked, or NCHW (`nchw`).
+static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                        const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
+                        float *y, int threads) {
+    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)cv_w;
+    if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_CV_WEIGHTS_MAGIC || h->group != 1 ||
+        !mpq_sconv2d_f32_blocked_applies(s) || (long)s->channels * s->kernel_h * s->kernel_w != h->k)
+        return -1;
+    bk_job j = {0};
+    j.path = mpq_resolve_kernel_path(path);
+    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_blocked_tile_avx512 : mpq_sconv_blocked_tile_reference;
+    j.s = s;
+    j.x = x;
+    j.y = y;
+    j.cbs = (s->channels + 15) / 16;
+    j.mg = h->mg;
+    j.k = h->k;
+    j.blocks = (h->mg + BK_BLOCK - 1) / BK_BLOCK;
+    j.oh = mpq_conv2d_out_h(s);
+    j.ow = mpq_conv2d_out_w(s);
+    j.nchw = nchw;
+    j.in_image = nchw ? (size_t)s->channels * s->height * s->width : mpq_blocked_image_floats(s->channels, s->height, s->width);
+    j.out_image = mpq_blocked_image_floats(h->m, j.oh, j.ow);
+    j.plane16 = (size_t)j.oh * (size_t)j.ow * 16;
+    // Planes of 1-3 pixels: two blocks per tile, as the channel-vector kernel does.
+    j.span = j.oh * j.ow <= 3 ? 2 : 1;
+    j.spans = (j.blocks + j.span - 1) / j.span;
+    j.ph = (s->kernel_h - 1) * s->dilation_h + 1;
+    j.pwc = (BK_MAX_NP - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
+    j.hp = s->height + s->pad_top + s->pad_bottom;
+    j.wp = s->width + s->pad_left + s->pad_right;
+    j.padded_image = nchw ? (size_t)s->channels * j.hp * j.wp : (size_t)j.cbs * (size_t)j.hp * (size_t)j.wp * 16;
+    // Flat mode where output rows are shorter than BK_FLAT_WIDTH (see there).
+    j.flat = nchw || (j.ow < BK_FLAT_WIDTH && (s->pad_top || s->pad_left || s->pad_bottom || s->pad_right));
+    if (j.flat) {
+        j.ph = j.hp;
+        j.pwc = j.wp;
+    }
+    j.chunks = j.oh;
+    j.w = (const float *)(h + 1);
+    j.bias = bias;
+    j.act = act;
+    j.lo = lo;
+    j.hi = hi;
+    j.residual = residual && residual->shortcut ? residual : NULL;
+    if (images == 0) return 0;
+    int32_t *offsets = malloc(2 * (size_t)j.k * sizeof(int32_t));
+    if (!offsets) return -1;
+    int32_t *poffsets = offsets + j.k;
+    for (int c = 0, k = 0; c < s->channels; c++)
+        for (int kh = 0; kh < s->kernel_h; kh++)
+            for (int kw = 0; kw < s->kernel_w; kw++, k++) {
+                const long cb = c / 16, l = c % 16, dh = (long)kh * s->dilation_h, dw = (long)kw * s->dilation_w;
+                offsets[k] = (int32_t)(((cb * s->height + dh) * s->width + dw) * 16 + l);
+                poffsets[k] = nchw ? (int32_t)(((long)c * j.hp + dh) * j.wp + dw) : (int32_t)(((cb * j.ph + dh) * j.pwc + dw) * 16 + l);
+            }
+    j.offsets = offsets;
+    j.poffsets = poffsets;
+    j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
+    j.units = j.mode == MPQ_SCONV_SPLIT_IMAGES ? images : images * j.spans * j.chunks;
+    float *shared = NULL;
+    if (j.flat && j.mode == MPQ_SCONV_SPLIT_N) {
+        // Fewer images than threads: each padded once, before the threads split it.
+        if (!(shared = aligned_alloc(64, ((size_t)images * j.padded_image * sizeof(float) + 63) / 64 * 64))) {
+            free(offsets);
+            return -1;
+        }
+        for (int i = 0; i < images; i++) bk_pad(&j, i, shared + (size_t)i * j.padded_image);
+        j.shared = shared;
+    }
+    const int t = mpq_sconv_claims(j.units, threads, j.mode, &j.chunk);
+    atomic_init(&j.next, 0);
+    mpq_pool_run(t, bk_task, &j);
+    const int rc = atomic_load(&j.next) >= j.units ? 0 : -1;
+    free(shared);
+    free(offsets);
+    return rc;
+}
+
+int mpq_sconv2d_f32_blocked(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
+                            const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
+                            float *y, int threads) {
+    return blocked_conv(path, x, 0, images, s, cv_w, bias, act, lo, hi, residual, y, threads);
+}
+
+// The first Conv of a blocked run on an image of few channels (the detector's 3-channel stem):
+// reordering its input would write 16 lanes per pixel for 3 (2% of the detector's FP32 samples
+// went to that reorder); the padded planes are read as the channel-vector kernel reads them.
+int mpq_sconv2d_f32_blocked_from_nchw(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s,
+                                      const void *cv_w, const float *bias, mpq_activation act, float lo, float hi,
+                                      const mpq_sconv_residual *residual, float *y, int threads) {
+    return blocked_conv(path, x, 1, images, s, cv_w, bias, act, lo, hi, residual, y, threads);
+}

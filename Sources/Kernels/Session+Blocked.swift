@@ -1,0 +1,203 @@
+import CKernels
+import Foundation
+import ONNX
+
+/// FP32 Convs that pass channel-blocked activations ([N][C/16][H][W][16],
+/// `mpq_sconv2d_f32_blocked`, sconv_blocked.c) from one to the next inside an image chain's
+/// run (docs/fp32-blocked-layout.md). The layout never leaves `Session.runChain`: a blocked
+/// value lives in a store beside the chain's `values`, a node that is not a blocked Conv gets
+/// the NCHW form (reordered when it first needs it), and the chain's outputs are reordered back
+/// before it returns. The blocked tile is the channel-vector tile's FMA chain on the same
+/// values, so the bytes are those of `MPQ_FP32_BLOCKED=0` (FP32BlockedConvTests,
+/// BlockedChainTests).
+struct BlockedValue {
+    /// The NCHW shape the value has outside the store.
+    let shape: [Int]
+    let floats: [Float]
+}
+
+extension Session {
+    /// Whether chains run their blocked Convs in the blocked layout (default on; environment
+    /// `MPQ_FP32_BLOCKED=0` turns it off, so both can be timed and compared).
+    static let blockedDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED"] != "0"
+
+    /// The plan indices of the Convs a chain runs blocked: FP32-capable Convs (2-D, group 1,
+    /// constant weights and bias, not 1x1 stride 1) inside a chain that take their input from
+    /// another such Conv or hand their output (their fused SiLU's or residual's output) to one,
+    /// as input or residual shortcut: a lone Conv between other ops would pay two reorders for
+    /// nothing. 1x1 stride-1 Convs are left out: measured neither way yet (MobileNetV2's
+    /// expand and project layers go with its depthwise layers, the design's next step).
+    static func findBlockedConvs(plan: [Node], constants: [String: Tensor], graphInputs: Set<String>,
+                                 chains: [Int: ImageChain], silu: [Int: SiluFusion],
+                                 residual: [Int: ResidualFusion]) -> Set<Int> {
+        func constant(_ name: String) -> Tensor? { graphInputs.contains(name) ? nil : constants[name] }
+        let inChain = Set(chains.values.flatMap { Array($0.range) })
+        let capable = inChain.filter { i in
+            let n = plan[i]
+            guard n.opType == "Conv", SiluFusion.isDefaultDomain(n), (2...3).contains(n.inputs.count), n.outputs.count == 1,
+                  !n.inputs[0].isEmpty, let w = constant(n.inputs[1]), w.rank == 4, n.int("group", default: 1) == 1 else { return false }
+            if n.inputs.count == 3, !n.inputs[2].isEmpty, constant(n.inputs[2]) == nil { return false }
+            let pointwise = w.shape[2] == 1 && w.shape[3] == 1 && (n.ints("strides") ?? [1, 1]).allSatisfy { $0 == 1 }
+            return !pointwise
+        }
+        var producer: [String: Int] = [:]
+        for i in capable {
+            for name in [plan[i].outputs[0], silu[i]?.node.outputs.first, residual[i]?.node.outputs.first].compactMap({ $0 }) {
+                producer[name] = i
+            }
+        }
+        var blocked = Set<Int>()
+        for k in capable {
+            for name in [plan[k].inputs[0], residual[k]?.shortcut].compactMap({ $0 }) {
+                guard let i = producer[name], i != k else { continue }
+                blocked.formUnion([i, k])
+            }
+        }
+        return blocked
+    }
+
+    /// Whether chain `c` has Convs to run blocked in this session (an FP32 chain on the AVX-512
+    /// path: the blocked tile has no AVX2 form, its reference is a scalar loop).
+    func runsBlocked(_ c: ImageChain) -> Bool {
+        runsBlockedConvs && !blockedConvs.isEmpty && mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI
+            && c.range.contains(where: blockedConvs.contains) && !mostlyInt8(c)
+    }
+
+    /// Chain `c` over the whole batch (layer by layer, each kernel on all the cores) with its
+    /// blocked Convs: where it does not run image by image (batch 1, small images), the
+    /// layout's gain still applies. nil when its inputs are not rank-4 float batches of one N.
+    func runBlockedChain(_ c: ImageChain, values: [Tensor?]) throws -> [(slot: Int, tensor: Tensor)]? {
+        guard runsBlocked(c) else { return nil }
+        var inputs: [(slot: Int, tensor: Tensor)] = []
+        var n = 0
+        for s in c.inputSlots {
+            guard let t = values[s], t.dtype == .float32, t.rank == 4, t.shape[0] > 0, n == 0 || t.shape[0] == n else { return nil }
+            n = t.shape[0]
+            inputs.append((s, t))
+        }
+        guard n > 0 else { return nil }
+        let outs = try runChain(c, image: nil, inputs: inputs, blocked: true)
+        return Array(zip(c.outputSlots, outs)).map { (slot: $0.0, tensor: $0.1) }
+    }
+
+    /// Chain `c` image by image (`runImageChain`, where `chainRunsImageByImage`), else over the
+    /// whole batch for its blocked Convs (`runBlockedChain`); nil when neither runs it.
+    func runChainWhole(_ c: ImageChain, values: [Tensor?]) throws -> (outs: [(slot: Int, tensor: Tensor)], byImage: Bool)? {
+        if runsImageChains, chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) { return (outs, true) }
+        return try runBlockedChain(c, values: values).map { ($0, false) }
+    }
+
+    /// Slot `s`'s blocked form: from the store, or its NCHW value reordered (and stored, for
+    /// the value's other blocked readers).
+    private func blockedForm(_ s: Int, _ values: [Tensor?], _ store: inout [Int: BlockedValue]) -> BlockedValue {
+        if let b = store[s] { return b }
+        let t = values[s]!.materialized()
+        let (n, c, h, w) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
+        var y = [Float].uninitialized(count: n * mpq_blocked_image_floats(Int32(c), Int32(h), Int32(w)))
+        let rc = t.floats.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { mpq_reorder_to_blocked_f32(MPQ_PATH_AUTO, px.baseAddress, Int32(n), Int32(c), Int32(h), Int32(w), $0.baseAddress) }
+        }
+        precondition(rc == 0, "mpq_reorder_to_blocked_f32 rejected \(t.shape)")
+        let b = BlockedValue(shape: t.shape, floats: y)
+        store[s] = b
+        return b
+    }
+
+    /// Gives slot `s` its NCHW value when only the blocked form exists.
+    func materializeBlocked(_ s: Int, _ values: inout [Tensor?], _ store: [Int: BlockedValue]) {
+        guard s >= 0, values[s] == nil, let b = store[s] else { return }
+        let (n, c, h, w) = (b.shape[0], b.shape[1], b.shape[2], b.shape[3])
+        var y = [Float].uninitialized(count: n * c * h * w)
+        let rc = b.floats.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { mpq_reorder_from_blocked_f32(MPQ_PATH_AUTO, px.baseAddress, Int32(n), Int32(c), Int32(h), Int32(w), $0.baseAddress) }
+        }
+        precondition(rc == 0, "mpq_reorder_from_blocked_f32 rejected \(b.shape)")
+        values[s] = Tensor(shape: b.shape, floats: y, dtype: .float32)
+    }
+
+    /// The NCHW values plan node `i` (with the fusions that may start at it) can read.
+    func materializeInputs(of i: Int, _ values: inout [Tensor?], _ store: [Int: BlockedValue]) {
+        for s in inputSlots[i] { materializeBlocked(s, &values, store) }
+        if let f = residualFusions[i], let s = slotOf[f.shortcut] { materializeBlocked(s, &values, store) }
+    }
+
+    /// Plan node `i` as a blocked Conv, with the SiLU or residual Add (+ Relu) fusion that
+    /// `step` would apply: reads its input (and shortcut) blocked, writes its output blocked
+    /// into `store` (none in `values`). Returns the node as run, or nil (nothing done) where
+    /// it does not apply: not a blocked Conv, an override, a shape the blocked kernel or
+    /// mpq's FP32 GEMM does not take (the node then runs as before and gives its errors).
+    func runBlockedConv(_ i: Int, _ values: inout [Tensor?], _ store: inout [Int: BlockedValue],
+                        fusedAway: inout Set<Int>) -> Node? {
+        guard blockedConvs.contains(i), overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        let xs = inputSlots[i][0]
+        guard xs >= 0, let xShape = store[xs]?.shape ?? values[xs].flatMap({ $0.dtype == .float32 ? $0.shape : nil }),
+              xShape.count == 4, xShape[0] > 0, let w = inputConstants[i][1], w.dtype == .float32, w.rank == 4, w.shape[1] == xShape[1]
+        else { return nil }
+        let bias = inputConstants[i].count > 2 ? inputConstants[i][2] : nil
+        let m = w.shape[0]
+        guard bias.map({ $0.dtype == .float32 && $0.count == m }) ?? true else { return nil }
+        var node = plan[i]
+        var fused: [Int] = []
+        var shortcut: (slot: Int, first: Bool, relu: Bool)?
+        if let f = siluFusions[i], f.applies(keep: [], overrides: overrides) {
+            node = f.node
+            fused = [f.sigmoid, f.mul]
+        } else if let f = residualFusions[i], f.applies(keep: [], overrides: overrides), let s = slotOf[f.shortcut],
+                  store[s] != nil || values[s]?.dtype == .float32 {
+            node = f.node
+            fused = f.fusedAway
+            shortcut = (s, node.string(ConvResidual.runtimeKey) == "first", node.string(ConvResidual.reluKey) == "Relu")
+        }
+        let kernel = Array(w.shape.dropFirst(2))
+        if let ks = node.ints("kernel_shape"), ks != kernel { return nil }
+        guard var g = try? WindowGeometry(input: Array(xShape.dropFirst(2)), kernel: kernel, strides: node.ints("strides"),
+                                          dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv"),
+              let autoPad = try? AutoPad(attribute: node.string("auto_pad", default: "NOTSET")),
+              (try? g.resolveConv(autoPad: autoPad, op: "Conv")) != nil,
+              ConvOps.usesPackedGemm(g, channelsPerGroup: xShape[1], m: m, depthwise: false) else { return nil }
+        var shape = mpq_conv2d_shape(
+            channels: Int32(xShape[1]), height: Int32(g.input[1]), width: Int32(g.input[2]),
+            kernel_h: Int32(g.kernel[1]), kernel_w: Int32(g.kernel[2]),
+            pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]),
+            pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
+            stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
+            dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]), group: 1)
+        let n = xShape[0], outShape = [n, m] + g.outputShape
+        guard mpq_sconv2d_f32_blocked_applies(&shape) != 0 else { return nil }
+        if let sc = shortcut, (store[sc.slot]?.shape ?? values[sc.slot]?.shape) != outShape { return nil }
+        // An input of few channels that is not blocked yet (the detector's 3-channel stem) is
+        // read as NCHW planes: a reorder would write 16 lanes per pixel for 3.
+        let fromNCHW = store[xs] == nil && xShape[1] < 16
+        let x = fromNCHW ? BlockedValue(shape: xShape, floats: values[xs]!.materialized().floats) : blockedForm(xs, values, &store)
+        let conv = fromNCHW ? mpq_sconv2d_f32_blocked_from_nchw : mpq_sconv2d_f32_blocked
+        let short = shortcut.map { blockedForm($0.slot, values, &store) }
+        let packed = preparedWeights.convWeights(node.inputs[1], w, group: 1)
+        let (act, lo, hi) = ConvEpilogue(node: node).cActivation
+        var out = [Float].uninitialized(count: n * mpq_blocked_image_floats(Int32(m), Int32(g.output[1]), Int32(g.output[2])))
+        let threads = ConvOps.packedGemmThreads(images: n, macsPerImage: m * g.outputCount * packed.k)
+        let biasFloats = bias?.floats ?? []
+        let rc = x.floats.withUnsafeBufferPointer { px in
+            biasFloats.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { po in
+                    let b = pb.isEmpty ? nil : pb.baseAddress
+                    guard let short, let sc = shortcut else {
+                        return conv(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, packed.channelVector, b,
+                                    act, lo, hi, nil, po.baseAddress, threads)
+                    }
+                    return short.floats.withUnsafeBufferPointer { ps in
+                        var r = mpq_sconv_residual(shortcut: ps.baseAddress, shortcut_first: sc.first ? 1 : 0, relu: sc.relu ? 1 : 0)
+                        return conv(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, packed.channelVector, b,
+                                    act, lo, hi, &r, po.baseAddress, threads)
+                    }
+                }
+            }
+        }
+        precondition(rc == 0, "mpq_sconv2d_f32_blocked rejected a Conv the caller checked: X \(xShape), M \(m)")
+        let os = slotOf[node.outputs[0]]!
+        store[os] = BlockedValue(shape: outShape, floats: out)
+        values[os] = nil
+        fusedAway.formUnion(fused)
+        countBlockedConv(residual: shortcut != nil)
+        return node
+    }
+}
