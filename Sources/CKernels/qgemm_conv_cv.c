@@ -60,7 +60,6 @@ typedef struct {
     // [OH][OW][C] (Hp = OH, Wp = OW, unit strides), read from the image at these strides.
     int sub, sub_sh, sub_sw;
     uint8_t *scratch;  // per task: CHUNK x 64 floats
-    _Atomic int next;
 } cv_job;
 
 #define SCRATCH_BYTES ((size_t)CHUNK * 64 * sizeof(float))
@@ -335,14 +334,9 @@ static VNNI_TARGET void run_unit(const cv_job *j, int u, void *buf) {
     store_unit(j, c0, c1, pan0, nv, buf);
 }
 
-static void run_task(void *arg, int t) {
+static void run_task_unit(void *arg, int u, int t) {
     cv_job *j = (cv_job *)arg;
-    void *buf = j->scratch + (size_t)t * SCRATCH_BYTES;
-    for (;;) {
-        const int u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (u >= j->chunks * j->pgroups) return;
-        run_unit(j, u, buf);
-    }
+    run_unit(j, u, j->scratch + (size_t)t * SCRATCH_BYTES);
 }
 
 static int run_vnni(cv_job *j, int threads) {
@@ -367,9 +361,9 @@ static int run_vnni(cv_job *j, int threads) {
     if (threads > units) threads = units;
     j->scratch = (uint8_t *)malloc((size_t)threads * SCRATCH_BYTES);
     if (!j->scratch) return -1;
-    atomic_init(&j->next, 0);
-    if (threads > 1) mpq_pool_run(threads, run_task, j);
-    else run_task(j, 0);
+    // Each thread a contiguous run of units (mpq_run_ranges): neighbouring pixel chunks share
+    // cache lines of every output channel's row.
+    mpq_run_ranges(threads, units, run_task_unit, j);
     free(j->scratch);
     return 0;
 }
