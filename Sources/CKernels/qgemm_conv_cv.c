@@ -343,8 +343,12 @@ static int run_vnni(cv_job *j, int threads) {
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     j->pack_tasks = threads;
-    // Small copies (a 7x7 plane: 25 KB at 512 channels) stay on one core.
-    if ((size_t)j->Hp * (size_t)j->Wp * (size_t)j->C < 64 * 1024) j->pack_tasks = 1;
+    // Small copies stay on one core: under 16 KB (the detector's 8x8 and 4x4 planes). From 16
+    // KB the copy splits by rows (s14-int8b1, was 64 KB): at batch 1 on two cores (C harness,
+    // min of 200, alternated 3x) MobileNetV2's 960->160 1x1 on 7x7 (47 KB) 29-31 -> 23-27 us,
+    // resnet_digits' 32->64 3x3/2 into 14x14 17.7 -> 13.2, ResNet-18's 128->256 1x1/2 26-27 ->
+    // 25, the other layers unchanged.
+    if ((size_t)j->Hp * (size_t)j->Wp * (size_t)j->C < 16 * 1024) j->pack_tasks = 1;
     if (j->pack_tasks > (j->sub ? j->OH : j->H)) j->pack_tasks = j->sub ? j->OH : j->H;
     if (j->pack_tasks > 1) mpq_pool_run(j->pack_tasks, pack_task, j);
     else pack_task(j, 0);
