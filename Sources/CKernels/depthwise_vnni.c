@@ -361,7 +361,6 @@ typedef struct {
     call_ctx cx;
     int sat;            // codes with both clamps at the code range (STORE_SAT)
     int chunk, chunks;  // channels per claimed unit, units
-    _Atomic int next;
 } dw_call;
 
 /// Channel c's weight quads (broadcast into wv) and epilogue.
@@ -410,16 +409,12 @@ static VNNI_TARGET void run_channels(const dw_call *d, int c0, int c1) {
     }
 }
 
-static void channels_task(void *arg, int t) {
+static void channels_unit(void *arg, int u, int t) {
     (void)t;
-    dw_call *d = (dw_call *)arg;
+    const dw_call *d = (const dw_call *)arg;
     const int C = d->cx.s->channels;
-    for (;;) {
-        const int u = atomic_fetch_add_explicit(&d->next, 1, memory_order_relaxed);
-        if (u >= d->chunks) return;
-        const int c0 = u * d->chunk, c1 = c0 + d->chunk < C ? c0 + d->chunk : C;
-        run_channels(d, c0, c1);
-    }
+    const int c0 = u * d->chunk, c1 = c0 + d->chunk < C ? c0 + d->chunk : C;
+    run_channels(d, c0, c1);
 }
 
 VNNI_TARGET int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
@@ -445,14 +440,11 @@ VNNI_TARGET int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_sh
         d.sat = !cp.need_lo && !cp.need_hi;
     }
     if (threads > 1 && C > 1) {
-        // About 4 units per thread, claimed from a counter: a core another process takes
-        // holds back only its unit.
+        // About 4 units per thread: a core another process takes holds back only its unit.
+        // Contiguous channel ranges per thread (mpq_run_ranges), as the 1x1 convs' pixels.
         d.chunk = (C + 4 * threads - 1) / (4 * threads);
         d.chunks = (C + d.chunk - 1) / d.chunk;
-        if (threads > d.chunks) threads = d.chunks;
-        if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-        atomic_init(&d.next, 0);
-        mpq_pool_run(threads, channels_task, &d);
+        mpq_run_ranges(threads, d.chunks, channels_unit, &d);
     } else {
         run_channels(&d, 0, C);
     }

@@ -25,7 +25,6 @@ typedef struct {
     uint8_t zp;
     uint8_t *scratch;
     size_t block_bytes;
-    _Atomic int next;
 } conv_blocks;
 
 static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
@@ -48,14 +47,9 @@ static void run_block(const conv_blocks *cb, int b, uint8_t *col) {
     cb->fn(&j, 0, j.m, 0, (j.n + 15) / 16);
 }
 
-static void run_task(void *arg, int t) {
+static void run_unit(void *arg, int b, int t) {
     conv_blocks *cb = (conv_blocks *)arg;
-    uint8_t *col = cb->scratch + (size_t)t * cb->block_bytes;
-    for (;;) {
-        int b = atomic_fetch_add_explicit(&cb->next, 1, memory_order_relaxed);
-        if (b >= cb->blocks) return;
-        run_block(cb, b, col);
-    }
+    run_block(cb, b, cb->scratch + (size_t)t * cb->block_bytes);
 }
 
 typedef struct {
@@ -232,9 +226,9 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     cb.block_bytes = ((size_t)cb.rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
     cb.scratch = (uint8_t *)(written ? malloc((size_t)tasks * cb.block_bytes) : calloc((size_t)tasks, cb.block_bytes));
     if (!cb.scratch) { free(padded); return -1; }
-    atomic_init(&cb.next, 0);
-    if (tasks > 1) mpq_pool_run(tasks, run_task, &cb);
-    else run_task(&cb, 0);
+    // Each thread a contiguous run of blocks (mpq_run_ranges): the 16 x 16 output tiles of
+    // neighbouring blocks share cache lines of every output channel's row.
+    mpq_run_ranges(tasks, cb.blocks, run_unit, &cb);
     free(cb.scratch);
     free(padded);
     return 0;

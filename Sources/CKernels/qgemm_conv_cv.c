@@ -60,7 +60,6 @@ typedef struct {
     // [OH][OW][C] (Hp = OH, Wp = OW, unit strides), read from the image at these strides.
     int sub, sub_sh, sub_sw;
     uint8_t *scratch;  // per task: CHUNK x 64 floats
-    _Atomic int next;
 } cv_job;
 
 #define SCRATCH_BYTES ((size_t)CHUNK * 64 * sizeof(float))
@@ -335,22 +334,21 @@ static VNNI_TARGET void run_unit(const cv_job *j, int u, void *buf) {
     store_unit(j, c0, c1, pan0, nv, buf);
 }
 
-static void run_task(void *arg, int t) {
+static void run_task_unit(void *arg, int u, int t) {
     cv_job *j = (cv_job *)arg;
-    void *buf = j->scratch + (size_t)t * SCRATCH_BYTES;
-    for (;;) {
-        const int u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (u >= j->chunks * j->pgroups) return;
-        run_unit(j, u, buf);
-    }
+    run_unit(j, u, j->scratch + (size_t)t * SCRATCH_BYTES);
 }
 
 static int run_vnni(cv_job *j, int threads) {
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     j->pack_tasks = threads;
-    // Small copies (a 7x7 plane: 25 KB at 512 channels) stay on one core.
-    if ((size_t)j->Hp * (size_t)j->Wp * (size_t)j->C < 64 * 1024) j->pack_tasks = 1;
+    // Small copies stay on one core: under 16 KB (the detector's 8x8 and 4x4 planes). From 16
+    // KB the copy splits by rows (s14-int8b1, was 64 KB): at batch 1 on two cores (C harness,
+    // min of 200, alternated 3x) MobileNetV2's 960->160 1x1 on 7x7 (47 KB) 29-31 -> 23-27 us,
+    // resnet_digits' 32->64 3x3/2 into 14x14 17.7 -> 13.2, ResNet-18's 128->256 1x1/2 26-27 ->
+    // 25, the other layers unchanged.
+    if ((size_t)j->Hp * (size_t)j->Wp * (size_t)j->C < 16 * 1024) j->pack_tasks = 1;
     if (j->pack_tasks > (j->sub ? j->OH : j->H)) j->pack_tasks = j->sub ? j->OH : j->H;
     if (j->pack_tasks > 1) mpq_pool_run(j->pack_tasks, pack_task, j);
     else pack_task(j, 0);
@@ -367,9 +365,9 @@ static int run_vnni(cv_job *j, int threads) {
     if (threads > units) threads = units;
     j->scratch = (uint8_t *)malloc((size_t)threads * SCRATCH_BYTES);
     if (!j->scratch) return -1;
-    atomic_init(&j->next, 0);
-    if (threads > 1) mpq_pool_run(threads, run_task, j);
-    else run_task(j, 0);
+    // Each thread a contiguous run of units (mpq_run_ranges): neighbouring pixel chunks share
+    // cache lines of every output channel's row.
+    mpq_run_ranges(threads, units, run_task_unit, j);
     free(j->scratch);
     return 0;
 }

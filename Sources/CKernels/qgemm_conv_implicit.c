@@ -52,7 +52,6 @@ typedef struct {
     size_t ldo;
     // The split: 64-pixel groups x output-channel parts.
     int groups, co_parts, pack_tasks;
-    _Atomic int next;
 } ic_job;
 
 // 16 bytes of one channel row for the lanes of phase b: bytes w0, w0+S, ... (S = 1 or 2)
@@ -203,7 +202,9 @@ static const tile_fn tiles[CO][PP] = {
 // Unit u: 64 virtual pixels (one group) x one part of the output channels, in whole
 // 6-channel tiles, so a part's tiles are one thread's tiles.
 static void run_unit(const ic_job *j, int u) {
-    const int grp = u / j->co_parts, part = u % j->co_parts;
+    // Part-major: a thread's contiguous range (mpq_run_ranges) is whole channel parts where
+    // the channels are split (small planes): output rows and weights of its own.
+    const int grp = u % j->groups, part = u / j->groups;
     const int v0 = grp * 16 * PP;
     const int np = (j->vend - v0 + 15) / 16 < PP ? (j->vend - v0 + 15) / 16 : PP;
     const int ntiles = (j->n + CO - 1) / CO;
@@ -215,14 +216,9 @@ static void run_unit(const ic_job *j, int u) {
     }
 }
 
-static void run_task(void *arg, int t) {
+static void run_task_unit(void *arg, int u, int t) {
     (void)t;
-    ic_job *j = (ic_job *)arg;
-    for (;;) {
-        const int u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (u >= j->groups * j->co_parts) return;
-        run_unit(j, u);
-    }
+    run_unit((const ic_job *)arg, u);
 }
 
 int mpq_implicit_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, const mpq_conv2d_shape *s, int grp, uint8_t zp,
@@ -275,9 +271,9 @@ int mpq_implicit_conv_vnni(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
     }
     const int units = j.groups * j.co_parts;
     if (threads > units) threads = units;
-    atomic_init(&j.next, 0);
-    if (threads > 1) mpq_pool_run(threads, run_task, &j);
-    else run_task(&j, 0);
+    // Each thread a contiguous run of units (mpq_run_ranges): neighbouring pixel groups share
+    // cache lines of every output channel's row.
+    mpq_run_ranges(threads, units, run_task_unit, &j);
     free(j.xi);
     return 0;
 }

@@ -219,48 +219,47 @@ typedef struct {
     clamp_plan cp;
     uint8_t *bufs;
     size_t buf_bytes;
-    int blocks, co_parts;  // units = blocks x output-channel parts
-    _Atomic int next;
+    int co_parts;  // units = blocks x output-channel parts
 } blocks_split;
 
-static void blocks_task(void *arg, int t) {
+static void blocks_unit(void *arg, int u, int t) {
     blocks_split *s = (blocks_split *)arg;
     const pw_job *j = s->job;
-    uint8_t *buf = s->bufs + (size_t)t * s->buf_bytes;
     const int tiles_n = (j->n + CO - 1) / CO;
-    for (;;) {
-        const int u = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
-        if (u >= s->blocks * s->co_parts) return;
-        const int b = u / s->co_parts, part = u % s->co_parts;
-        const int co0 = tiles_n * part / s->co_parts * CO, co1 = tiles_n * (part + 1) / s->co_parts * CO;
-        run_block(j, s->cp, b * BLOCK, co0, co1 < j->n ? co1 : j->n, buf);
-    }
+    // Part-major: with the channels split too (small planes), a thread's contiguous range is
+    // whole channel parts, i.e. output rows and weights of its own.
+    const int blocks = (j->pixels + BLOCK - 1) / BLOCK;
+    const int b = u % blocks, part = u / blocks;
+    const int co0 = tiles_n * part / s->co_parts * CO, co1 = tiles_n * (part + 1) / s->co_parts * CO;
+    run_block(j, s->cp, b * BLOCK, co0, co1 < j->n ? co1 : j->n, s->bufs + (size_t)t * s->buf_bytes);
 }
 
 int mpq_pw_blocks_run(const pw_job *j, int threads) {
     blocks_split s;
     s.job = j;
     s.cp = plan_clamps(j);
-    s.blocks = (j->pixels + BLOCK - 1) / BLOCK;
+    const int blocks = (j->pixels + BLOCK - 1) / BLOCK;
     // A small plane (14x14: 4 blocks) also splits the output channels, so that every thread
     // gets about 4 units to claim; each part packs its own copy of its block (K x 64 bytes,
     // 4 zmm unpack steps per 4 channels: cheap next to the block's K x N x 64 MACs).
     const int tiles_n = (j->n + CO - 1) / CO;
     s.co_parts = 1;
-    if (threads > 1 && s.blocks < 4 * threads) {
-        s.co_parts = (4 * threads + s.blocks - 1) / s.blocks;
+    if (threads > 1 && blocks < 4 * threads) {
+        s.co_parts = (4 * threads + blocks - 1) / blocks;
         if (s.co_parts > tiles_n) s.co_parts = tiles_n;
     }
-    if (threads > s.blocks * s.co_parts) threads = s.blocks * s.co_parts;
+    const int units = blocks * s.co_parts;
+    if (threads > units) threads = units;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     if (threads < 1) threads = 1;
-    // x (a block, or the tail's panel) and the tail's codes scratch (256 bytes per panel).
-    s.buf_bytes = MPQ_PW_PANEL_BYTES(j->kp) + (size_t)(j->n + 15) / 16 * 256;
-    s.bufs = (uint8_t *)malloc(s.buf_bytes * (size_t)threads);
+    // x (a block, or the tail's panel) and the tail's codes scratch (256 bytes per panel),
+    // whole cache lines per task.
+    s.buf_bytes = (MPQ_PW_PANEL_BYTES(j->kp) + (size_t)(j->n + 15) / 16 * 256 + 63) / 64 * 64;
+    s.bufs = (uint8_t *)aligned_alloc(64, s.buf_bytes * (size_t)threads);
     if (!s.bufs) return -1;
-    atomic_init(&s.next, 0);
-    if (threads > 1) mpq_pool_run(threads, blocks_task, &s);
-    else blocks_task(&s, 0);
+    // Each thread a contiguous run of blocks (mpq_run_ranges): neighbouring blocks share
+    // cache lines of every output channel's row.
+    mpq_run_ranges(threads, units, blocks_unit, &s);
     free(s.bufs);
     return 0;
 }

@@ -444,5 +444,11 @@ const char *mpq_last_engine(void);
 /// by one chunk at most. For Swift code that splits work the way the kernels do. `fn` must
 /// not itself call into the pool (calls are serialised).
 void mpq_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
+/// Runs fn(arg, unit, task) for every unit in [0, units) on `threads` pool tasks, each task
+/// first taking its own contiguous range of the units in order, then units from the back of
+/// the other tasks' ranges (thread_pool.c, "Contiguous ranges"). `task` indexes per-task
+/// scratch. MPQ_POOL_RANGES=0 (read once) claims units one by one from a shared counter
+/// instead, the split before s14, for A/B; the units and so the output bytes are the same.
+void mpq_run_ranges(int threads, int units, void (*fn)(void *arg, int unit, int task), void *arg);
 
 #endif

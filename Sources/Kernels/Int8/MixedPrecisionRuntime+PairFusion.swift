@@ -96,7 +96,7 @@ extension MixedPrecisionRuntime {
                 cb.values.withUnsafeBufferPointer { pb in
                     out.withUnsafeMutableBufferPointer { y in
                         mpq_binary_u8(self.path.c, 0, 1, pa.baseAddress, ca.scale, ca.zeroPoint, pb.baseAddress, cb.scale,
-                                      cb.zeroPoint, pa.count, q.scale, q.zeroPoint, y.baseAddress, rowThreads(pa.count / 4))
+                                      cb.zeroPoint, pa.count, q.scale, q.zeroPoint, y.baseAddress, rowThreads(pa.count))
                     }
                 }
             }

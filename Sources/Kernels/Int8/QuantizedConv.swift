@@ -168,7 +168,12 @@ final class QuantizedConv: QuantizedLayer {
                     let q: UnsafePointer<UInt8>
                     // (An empty array's buffer may still have a base address: test the count.)
                     if !pxq.isEmpty, let codes = pxq.baseAddress { q = codes + img * c * inP } else {
-                        quantizeU8(UnsafeBufferPointer(rebasing: px[img * c * inP..<(img + 1) * c * inP]), inputQuant, path: path, into: qbuf)
+                        // One task (batch 1: a float graph input into the stem) quantizes over the
+                        // kernel pool from 64K floats, as the conv after it splits: the same codes.
+                        let image = UnsafeBufferPointer(rebasing: px[img * c * inP..<(img + 1) * c * inP])
+                        if tasks == 1 { quantizeU8Split(image, inputQuant, path: path, into: qbuf) } else {
+                            quantizeU8(image, inputQuant, path: path, into: qbuf)
+                        }
                         q = UnsafePointer(qbuf)
                     }
                     let imgOffset = img * outChannels * outP
