@@ -26,37 +26,13 @@
 #pragma STDC FP_CONTRACT OFF
 #include "mpq_internal.h"
 #include <immintrin.h>
+#include "transpose16_f32_avx512.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LANES_TARGET __attribute__((target("avx512f,fma")))
 #define AI inline __attribute__((always_inline))
-
-/// r[i] (16 floats each) -> r[j][i] = old r[i][j]: unpack pairs, 64-bit shuffles, two
-/// 128-bit shuffles (64 shuffles in all).
-static LANES_TARGET AI void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // u[4g + j], 128-bit lane k: rows 4g..4g+3 of column 4k + j.
-    for (int g = 0; g < 4; g++) {
-        u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-    }
-    for (int j = 0; j < 4; j++) {
-        const __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-        const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_f32x4(a, c, 0x88);       // column j
-        r[8 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);   // column 8 + j
-        r[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);   // column 4 + j
-        r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);  // column 12 + j
-    }
-}
 
 /// One call's geometry and operands.
 typedef struct {
@@ -83,7 +59,7 @@ static LANES_TARGET void transpose_in(const lanes_job *j, const float *const *pl
             const __mmask16 m = (__mmask16)((1u << n) - 1);
             for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, planes[c] + p);
         }
-        transpose16(r);
+        mpq_transpose16_f32(r);
         if (n == 16 && iw + 16 < j->W) {  // all in one row, not its last pixel
             for (int q = 0; q < 16; q++) _mm512_storeu_ps(dst + q * 16, r[q]);
             dst += 256, iw += 16;
@@ -108,7 +84,7 @@ static LANES_TARGET __attribute__((no_builtin("memcpy"))) void transpose_out(con
         const int n = count - q < 16 ? count - q : 16;
         __m512 r[16];
         for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(out + (size_t)(q + i) * 16);  // buffer padded to 16
-        transpose16(r);
+        mpq_transpose16_f32(r);
         if (n == 16 && cb == 16) {
             for (int c = 0; c < 16; c++) _mm512_storeu_ps(planes[c] + q0 + q, r[c]);
         } else {

@@ -10,6 +10,7 @@
 // while every row block of A streams past it.
 #include "mpq_internal.h"
 #include <immintrin.h>
+#include "transpose16_f32_avx512.h"
 #include <string.h>
 
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -153,30 +154,6 @@ static const tile_fn tiles[MR][NP] = {
     TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
 };
 
-// In-register 16x16 float transpose: r[i] lane c -> r[c] lane i.
-static inline __attribute__((always_inline)) VNNI_TARGET void transpose16x16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 2; i++)
-        for (int q = 0; q < 4; q++) {
-            t[8 * i + q] = _mm512_shuffle_f32x4(r[8 * i + q], r[8 * i + 4 + q], 0x88);
-            t[8 * i + 4 + q] = _mm512_shuffle_f32x4(r[8 * i + q], r[8 * i + 4 + q], 0xdd);
-        }
-    for (int q = 0; q < 8; q++) {
-        r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
-        r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xdd);
-    }
-}
-
 // The channel-major store of 16 rows x one panel from their raw int32 sums: the lane-wise
 // epilogue, a 16 x 16 transpose in registers, then 16 consecutive pixels per channel.
 static inline __attribute__((always_inline)) VNNI_TARGET void
@@ -193,7 +170,7 @@ store16_channel_major(const mpq_gemm_job *j, int m0, int p, const __m512i acc[16
     __m512 v[16];
     const int codes = j->out_u8 != NULL;
     _Pragma("unroll") for (int i = 0; i < 16; i++) v[i] = epilogue16(ep, _mm512_sub_epi32(acc[i], corr), s, bias, bias_i32, lo, hi, codes);
-    transpose16x16(v);
+    mpq_transpose16_f32(v);
     if (j->out_u8) {
         const __m512i zp = _mm512_set1_epi32(j->out_zp);
         for (int c = 0; c < cols; c++)

@@ -53,26 +53,27 @@ void mpq_reorder_from_blocked_f32_reference(const float *x, int channels, size_t
         for (size_t p = 0; p < hw; p++) y[(size_t)c * hw + p] = x[((size_t)(c / 16) * hw + p) * 16 + (size_t)(c % 16)];
 }
 
-int mpq_reorder_to_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y) {
+typedef void (*reorder_fn)(const float *, int, size_t, float *);
+
+// `images` images, one kernel call each: `to_blocked` NCHW -> blocked, else back.
+static int reorder_images(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y,
+                          int to_blocked) {
     if (!x || !y || images < 0 || channels <= 0 || h <= 0 || w <= 0) return -1;
-    const size_t hw = (size_t)h * (size_t)w, in = (size_t)channels * hw, out = mpq_blocked_image_floats(channels, h, w);
+    const size_t hw = (size_t)h * (size_t)w, nchw = (size_t)channels * hw, blocked = mpq_blocked_image_floats(channels, h, w);
+    const size_t in = to_blocked ? nchw : blocked, out = to_blocked ? blocked : nchw;
     const int avx512 = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
-    for (int i = 0; i < images; i++) {
-        if (avx512) mpq_reorder_to_blocked_f32_avx512(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
-        else mpq_reorder_to_blocked_f32_reference(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
-    }
+    const reorder_fn f = to_blocked ? (avx512 ? mpq_reorder_to_blocked_f32_avx512 : mpq_reorder_to_blocked_f32_reference)
+                                    : (avx512 ? mpq_reorder_from_blocked_f32_avx512 : mpq_reorder_from_blocked_f32_reference);
+    for (int i = 0; i < images; i++) f(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
     return 0;
 }
 
+int mpq_reorder_to_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y) {
+    return reorder_images(path, x, images, channels, h, w, y, 1);
+}
+
 int mpq_reorder_from_blocked_f32(mpq_kernel_path path, const float *x, int images, int channels, int h, int w, float *y) {
-    if (!x || !y || images < 0 || channels <= 0 || h <= 0 || w <= 0) return -1;
-    const size_t hw = (size_t)h * (size_t)w, out = (size_t)channels * hw, in = mpq_blocked_image_floats(channels, h, w);
-    const int avx512 = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
-    for (int i = 0; i < images; i++) {
-        if (avx512) mpq_reorder_from_blocked_f32_avx512(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
-        else mpq_reorder_from_blocked_f32_reference(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
-    }
-    return 0;
+    return reorder_images(path, x, images, channels, h, w, y, 0);
 }
 
 // --- The scalar reference tile: the channel-vector reference's chain, stored blocked.
@@ -82,19 +83,7 @@ void mpq_sconv_blocked_tile_reference(int kc, const float *w, int nv, const floa
     for (int i = 0; i < 16 * nv; i++)
         for (int p = 0; p < np; p++) {
             float *d = y + (size_t)(i / 16) * vstride + (size_t)p * 16 + (size_t)(i % 16);
-            if (i >= rows) {
-                *d = 0.0f;
-                continue;
-            }
-            const float *wi = nv <= 4 ? w + i : i < 64 ? w + i : w + (size_t)kc * 64 + (i - 64);
-            const size_t width = nv <= 4 ? 16 * (size_t)nv : i < 64 ? 64 : 16 * (size_t)(nv - 4);
-            float acc = 0.0f;
-            for (int k = 0; k < kc; k++) acc = fmaf(wi[(size_t)k * width], x[(ptrdiff_t)pix[p] + offsets[k]], acc);
-            if (ep) {
-                if (ep->bias && ep->bias[i] != 0.0f) acc = acc + ep->bias[i];
-                if (ep->clamp) acc = acc < ep->lo ? ep->lo : (acc > ep->hi ? ep->hi : acc);
-            }
-            *d = acc;
+            *d = i < rows ? mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep) : 0.0f;
         }
 }
 

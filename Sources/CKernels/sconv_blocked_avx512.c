@@ -8,6 +8,8 @@
 // whole vectors (output pixel p of vector v at y + v * vstride + 16 p), no transpose.
 #include "sgemm_internal.h"
 #include <immintrin.h>
+#include "sconv_cv_accumulate.h"
+#include "transpose16_f32_avx512.h"
 
 #define BT_TARGET __attribute__((target("avx512f,avx512vl")))
 #define AI __attribute__((always_inline))
@@ -16,30 +18,12 @@ static inline AI BT_TARGET __mmask16 lanes(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
-// NV <= 4: one weights block, rows [k][16 NV] at w; NV > 4: a full block at w (rows of 64) and
-// the next at w + kc * 64 (rows of 16 (NV - 4)), as in the channel-vector tile.
+// The channel-vector tile's sums (sconv_cv_accumulate.h), then the epilogue and the blocked store.
 static inline AI BT_TARGET void bt_tile(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
                                         float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
                                         const int NP) {
     __m512 acc[8][8];
-    const float *px[8];
-    const int NA = NV < 4 ? NV : 4, NB = NV - NA;
-    const float *w1 = w + (size_t)kc * 64;
-    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
-    _Pragma("unroll") for (int v = 0; v < NV; v++)
-        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        const ptrdiff_t o = offsets[k];
-        __m512 wv[8];
-        _Pragma("unroll") for (int v = 0; v < NA; v++) wv[v] = _mm512_load_ps(w + 16 * v);
-        _Pragma("unroll") for (int v = 0; v < NB; v++) wv[NA + v] = _mm512_load_ps(w1 + 16 * v);
-        _Pragma("unroll") for (int p = 0; p < NP; p++) {
-            const __m512 xb = _mm512_set1_ps(px[p][o]);
-            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[v][p] = _mm512_fmadd_ps(wv[v], xb, acc[v][p]);
-        }
-        w += 16 * NA;
-        w1 += 16 * NB;
-    }
+    mpq_sconv_cv_accumulate(kc, w, x, offsets, pix, acc, NV, NP);
     _Pragma("unroll") for (int v = 0; v < NV; v++) {
         const int r = rows - 16 * v;
         const __mmask16 keep = lanes(r);  // lanes past M are stored as +0 (the layout's padding)
@@ -95,30 +79,6 @@ void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *
     table[nv - 1][np - 1](kc, w, x, offsets, pix, y, vstride, rows, ep);
 }
 
-// r[i] (16 vectors) transposed in registers: afterwards r[i] lane j = the old r[j] lane i.
-static inline AI BT_TARGET void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    _Pragma("unroll") for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    _Pragma("unroll") for (int i = 0; i < 4; i++) {
-        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    _Pragma("unroll") for (int h = 0; h < 2; h++)
-        _Pragma("unroll") for (int j = 0; j < 4; j++) {
-            t[8 * h + j] = _mm512_shuffle_f32x4(r[8 * h + j], r[8 * h + 4 + j], 0x88);
-            t[8 * h + 4 + j] = _mm512_shuffle_f32x4(r[8 * h + j], r[8 * h + 4 + j], 0xDD);
-        }
-    _Pragma("unroll") for (int j = 0; j < 8; j++) {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
-    }
-}
-
 // One image [C][hw] -> [ceil(C / 16)][hw][16], lanes past C zero: 16 channel rows x 16 pixels
 // loaded (masked at the ends), transposed, stored as 16 pixel vectors.
 BT_TARGET void mpq_reorder_to_blocked_f32_avx512(const float *x, int channels, size_t hw, float *y) {
@@ -131,7 +91,7 @@ BT_TARGET void mpq_reorder_to_blocked_f32_avx512(const float *x, int channels, s
             __m512 r[16];
             _Pragma("unroll") for (int i = 0; i < 16; i++)
                 r[i] = i < nc ? _mm512_maskz_loadu_ps(lanes(np), xc + (size_t)i * hw + p) : _mm512_setzero_ps();
-            transpose16(r);
+            mpq_transpose16_f32(r);
             for (int i = 0; i < np; i++) _mm512_storeu_ps(yc + (p + (size_t)i) * 16, r[i]);
         }
     }
@@ -148,7 +108,7 @@ BT_TARGET void mpq_reorder_from_blocked_f32_avx512(const float *x, int channels,
             __m512 r[16];
             _Pragma("unroll") for (int i = 0; i < 16; i++)
                 r[i] = i < np ? _mm512_loadu_ps(xc + (p + (size_t)i) * 16) : _mm512_setzero_ps();
-            transpose16(r);
+            mpq_transpose16_f32(r);
             for (int i = 0; i < nc; i++) _mm512_mask_storeu_ps(yc + (size_t)i * hw + p, lanes(np), r[i]);
         }
     }

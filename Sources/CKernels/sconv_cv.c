@@ -70,21 +70,24 @@ int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv) {
 int mpq_sconv_cv_tile_pixels(int nv) { return nv <= 3 ? 8 : nv == 4 ? 6 : nv <= 6 ? 4 : 3; }
 
 // --- The scalar reference tile: rows i < `rows` x pixels p < np, the fmaf chain.
+float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const float *x, ptrdiff_t pixel,
+                                    const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep) {
+    // Channel i's weights: its block's rows (64 wide, or 16 nv for a last block).
+    const float *wi = nv <= 4 ? w + i : i < 64 ? w + i : w + (size_t)kc * 64 + (i - 64);
+    const size_t width = nv <= 4 ? 16 * (size_t)nv : i < 64 ? 64 : 16 * (size_t)(nv - 4);
+    float acc = 0.0f;
+    for (int k = 0; k < kc; k++) acc = fmaf(wi[(size_t)k * width], x[pixel + offsets[k]], acc);
+    if (ep) {
+        if (ep->bias && ep->bias[i] != 0.0f) acc = acc + ep->bias[i];
+        if (ep->clamp) acc = acc < ep->lo ? ep->lo : (acc > ep->hi ? ep->hi : acc);
+    }
+    return acc;
+}
+
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
     for (int i = 0; i < rows; i++)
-        for (int p = 0; p < np; p++) {
-            // Channel i's weights: its block's rows (64 wide, or 16 nv for a last block).
-            const float *wi = nv <= 4 ? w + i : i < 64 ? w + i : w + (size_t)kc * 64 + (i - 64);
-            const size_t width = nv <= 4 ? 16 * (size_t)nv : i < 64 ? 64 : 16 * (size_t)(nv - 4);
-            float acc = 0.0f;
-            for (int k = 0; k < kc; k++) acc = fmaf(wi[(size_t)k * width], x[(ptrdiff_t)pix[p] + offsets[k]], acc);
-            if (ep) {
-                if (ep->bias && ep->bias[i] != 0.0f) acc = acc + ep->bias[i];
-                if (ep->clamp) acc = acc < ep->lo ? ep->lo : (acc > ep->hi ? ep->hi : acc);
-            }
-            y[(size_t)i * plane + (size_t)p] = acc;
-        }
+        for (int p = 0; p < np; p++) y[(size_t)i * plane + (size_t)p] = mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep);
 }
 
 typedef void (*cv_tile_fn)(int, const float *, int, const float *, const int32_t *, const int32_t *, int, float *, size_t,

@@ -9,6 +9,7 @@
 // blocks) and stores 16 rows of NP consecutive output pixels (NCHW).
 #include "sgemm_internal.h"
 #include <immintrin.h>
+#include "sconv_cv_accumulate.h"
 
 #define CV_TARGET __attribute__((target("avx512f,avx512vl")))
 #define AI __attribute__((always_inline))
@@ -53,31 +54,12 @@ static inline AI CV_TARGET void store_transposed(const __m512 *a, const int NP, 
     STORE_BLOCK(3)
 }
 
-// NV <= 4: one weights block, rows [k][16 NV] at w. NV > 4 (few pixels, so more output
-// channels per tile keep enough accumulators): a full block at w (rows of 64) and the next
-// at w + kc * 64 (rows of 16 (NV - 4)).
+// The sums (weights layout: sconv_cv_accumulate.h), then the epilogue and the NCHW store.
 static inline AI CV_TARGET void cv_tile(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
                                         float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
                                         const int NP) {
     __m512 acc[8][8];
-    const float *px[8];
-    const int NA = NV < 4 ? NV : 4, NB = NV - NA;
-    const float *w1 = w + (size_t)kc * 64;
-    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
-    _Pragma("unroll") for (int v = 0; v < NV; v++)
-        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        const ptrdiff_t o = offsets[k];
-        __m512 wv[8];
-        _Pragma("unroll") for (int v = 0; v < NA; v++) wv[v] = _mm512_load_ps(w + 16 * v);
-        _Pragma("unroll") for (int v = 0; v < NB; v++) wv[NA + v] = _mm512_load_ps(w1 + 16 * v);
-        _Pragma("unroll") for (int p = 0; p < NP; p++) {
-            const __m512 xb = _mm512_set1_ps(px[p][o]);
-            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[v][p] = _mm512_fmadd_ps(wv[v], xb, acc[v][p]);
-        }
-        w += 16 * NA;
-        w1 += 16 * NB;
-    }
+    mpq_sconv_cv_accumulate(kc, w, x, offsets, pix, acc, NV, NP);
     _Pragma("unroll") for (int v = 0; v < NV; v++) {
         const int r = rows - 16 * v;
         if (r <= 0) break;

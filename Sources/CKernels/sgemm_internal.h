@@ -152,6 +152,11 @@ int mpq_sconv_cv_tile_pixels(int nv);
 /// One channel plane [h][w] zero-padded into [hp][wp], pad_top rows and pad_left columns first
 /// (sconv_cv_avx512.c; the channel-vector driver's copy on the AVX-512 path).
 void mpq_sconv_pad_plane_avx512(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *dst);
+/// Output channel i of the channel-vector reference tile at the pixel whose window starts at
+/// x + pixel: the fmaf chain over k in order from +0, then the bias (when not 0) and the clamp.
+/// Both reference tiles (NCHW and blocked stores) compute every output through it.
+float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const float *x, ptrdiff_t pixel,
+                                    const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,

@@ -67,15 +67,7 @@ extension Session {
     /// blocked Convs: where it does not run image by image (batch 1, small images), the
     /// layout's gain still applies. nil when its inputs are not rank-4 float batches of one N.
     func runBlockedChain(_ c: ImageChain, values: [Tensor?]) throws -> [(slot: Int, tensor: Tensor)]? {
-        guard runsBlocked(c) else { return nil }
-        var inputs: [(slot: Int, tensor: Tensor)] = []
-        var n = 0
-        for s in c.inputSlots {
-            guard let t = values[s], t.dtype == .float32, t.rank == 4, t.shape[0] > 0, n == 0 || t.shape[0] == n else { return nil }
-            n = t.shape[0]
-            inputs.append((s, t))
-        }
-        guard n > 0 else { return nil }
+        guard runsBlocked(c), let (inputs, _) = chainBatch(c, values: values, atLeast: 1) else { return nil }
         let outs = try runChain(c, image: nil, inputs: inputs, blocked: true)
         return Array(zip(c.outputSlots, outs)).map { (slot: $0.0, tensor: $0.1) }
     }

@@ -191,18 +191,24 @@ extension Session {
         return largest >= (int8 ? Self.int8ChainMinImageElements : Self.fp32ChainMinImageElements)
     }
 
+    /// Chain `c`'s inputs by slot when every one is a rank-4 float32 batch of one size N >= `atLeast`
+    /// (and there is at least one), with N; nil otherwise (the chain then runs node by node).
+    func chainBatch(_ c: ImageChain, values: [Tensor?], atLeast: Int) -> (inputs: [(slot: Int, tensor: Tensor)], n: Int)? {
+        var inputs: [(slot: Int, tensor: Tensor)] = []
+        var n = 0
+        for s in c.inputSlots {
+            guard let t = values[s], t.dtype == .float32, t.rank == 4, t.shape[0] >= atLeast, n == 0 || t.shape[0] == n else { return nil }
+            n = t.shape[0]
+            inputs.append((s, t))
+        }
+        return n >= atLeast ? (inputs, n) : nil
+    }
+
     /// Runs chain `c` image by image over `values` (the run loop's store) and returns its
     /// outputs, whole batches, by slot; nil (nothing run) when its inputs are not one batch of
     /// two or more rank-4 float images.
     func runImageChain(_ c: ImageChain, values: [Tensor?]) throws -> [(slot: Int, tensor: Tensor)]? {
-        var inputs: [(slot: Int, tensor: Tensor)] = []
-        var n = 0
-        for s in c.inputSlots {
-            guard let t = values[s], t.dtype == .float32, t.rank == 4, t.shape[0] > 1, n == 0 || t.shape[0] == n else { return nil }
-            n = t.shape[0]
-            inputs.append((s, t))
-        }
-        guard n > 1 else { return nil }
+        guard let (inputs, n) = chainBatch(c, values: values, atLeast: 2) else { return nil }
         let tasks = min(n, processCoreCount)
         let blocked = runsBlocked(c)
         var perImage = [[Tensor]](repeating: [], count: n)

@@ -55,12 +55,8 @@ struct ConvResidual {
     let shortcutFirst: Bool
     let relu: Bool
 
-    /// The residual of a fused Conv node (its fourth input), nil for any other node.
-    init?(node: Node, inputs: [Tensor?]) {
-        self.init(side: node.string(ConvResidual.runtimeKey), relu: node.string(ConvResidual.reluKey) == "Relu", inputs: inputs)
-    }
-
-    /// The same from the node's two attributes, read beforehand (`ConvOps.ConvAttributes`).
+    /// The residual of a fused Conv node (its fourth input), nil for any other node: `side` and
+    /// `relu` are the node's two attributes above, read once (`ConvOps.ConvAttributes`).
     init?(side: String?, relu: Bool, inputs: [Tensor?]) {
         guard let side, inputs.count > 3, let s = inputs[3] else { return nil }
         shortcut = s
