@@ -59,6 +59,15 @@ int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, con
 /// with the padded image within int range.
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s);
 
+/// How the direct path splits one image over `threads` (its split when images < threads), for
+/// tests: *mode (1 column panels of 64, 2 weight panels, 3 one column band per thread), and per
+/// unit, in unit order (thread t first runs its contiguous range of them), five ints: group,
+/// output channels [r0, r1) within the group, flat columns [f0, f1) (output row oh * Wq + ow on
+/// the padded width, Wq = ceil((W + pads) / stride_w)). Writes at most `cap` units; returns the
+/// unit count, or -1 where the direct path does not take `s` with these weights.
+int mpq_sconv2d_f32_direct_split(mpq_kernel_path path, const mpq_conv2d_shape *s, const void *packed_w, int threads,
+                                 int *mode, int *parts, int cap);
+
 /// The direct path (docs/fp32-gemm.md): no packing of the image; the micro-tile reads its
 /// columns from a zero-padded copy of the image, split into stride phases (from the image
 /// itself for an unpadded 1x1 stride-1 kernel), at a per-k offset. Same arguments as
