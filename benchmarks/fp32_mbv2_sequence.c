@@ -106,13 +106,11 @@ static void run_layer(layer *l, const float *x, int threads, long dw_split) {
     const int t = macs >= (1L << 18) ? threads : 1;
     const mpq_activation act = l->relu6 ? MPQ_ACT_CLAMP : MPQ_ACT_NONE;
     int rc;
+    const mpq_sconv_residual res = {l->fused ? L[l->add_from].y : NULL, 0, 0};
     if (mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &s, l->m, 1, t))
-        rc = mpq_sconv2d_f32_cv(MPQ_PATH_VNNI, x, 1, &s, l->cw, l->b, act, 0, 6, NULL, l->y, t);
-    else if (l->fused) {
-        const mpq_sconv_residual res = {L[l->add_from].y, 0, 0};
-        rc = mpq_sconv2d_f32_residual(MPQ_PATH_VNNI, x, 1, &s, l->pw, l->b, act, 0, 6, &res, l->y, t);
-    } else
-        rc = mpq_sconv2d_f32(MPQ_PATH_VNNI, x, 1, &s, l->pw, l->b, act, 0, 6, l->y, t);
+        rc = mpq_sconv2d_f32_cv(MPQ_PATH_VNNI, x, 1, &s, l->cw, l->b, act, 0, 6, l->fused ? &res : NULL, l->y, t);
+    else
+        rc = mpq_sconv2d_f32_residual(MPQ_PATH_VNNI, x, 1, &s, l->pw, l->b, act, 0, 6, l->fused ? &res : NULL, l->y, t);
     if (rc) abort();
 }
 

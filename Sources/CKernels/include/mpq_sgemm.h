@@ -128,8 +128,9 @@ int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
 /// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16 (16P where M / group
 /// is 32 or more: 56x56 3x3 layers); never 1x1 stride-1
 /// Convs with fewer than 128 input channels per group; when one image is split over
-/// `threads` > 1 (images < threads), also up to 64P for any Conv but 1x1 stride 1, and no
-/// 1x1 stride-1 Conv at all; unless
+/// `threads` > 1 (images < threads), also up to 64P for any Conv but 1x1 stride 1, and 1x1
+/// stride-1 Convs only on planes up to MPQ_FP32_CONV_CV_PW_PIXELS (default 64: 7x7, 8x8) with
+/// M / group >= 256; unless
 /// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads);
 
