@@ -10,7 +10,7 @@
 // Prints per layer the minimum wall time over RUNS runs of the whole sequence (us), the sum of
 // those minima, the fastest whole run, and a checksum of every layer's output bits (equal
 // checksums between two builds: equal bytes).
-//     fp32_mbv2_sequence RUNS THREADS [DW_SPLIT_MACS]      (benchmarks/fp32_mbv2_sequence_ab.sh)
+//     fp32_mbv2_sequence RUNS THREADS [DW_SPLIT_MACS]      (A/B of two builds: benchmarks/fp32_mbv2_sequence_ab.sh)
 #include "mpq_kernels.h"
 #include "mpq_pool.h"
 #include "mpq_sgemm.h"

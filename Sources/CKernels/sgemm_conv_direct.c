@@ -468,7 +468,9 @@ static int most_panels(int panels, int m, int threads) {
 // then writes whole output planes, one contiguous run (s14: split by 64-column panels, a 14x14
 // plane was 4 units, 128 and 68 pixels per thread, and every channel's row was written half by
 // each core), and the depthwise 3x3 after an expand (its channel ranges, depthwise_f32_lanes.c)
-// reads the planes its own core wrote.
+// reads the planes its own core wrote. MPQ_FP32_CONV_CHANNEL_PANELS (read once; default 4):
+// the panels per thread from which it applies (above 11, MobileNetV2's 384 -> 64 projects at
+// 14x14 take one band per thread instead: 60.4 against 61.0 us in the sequence harness, the same).
 static int channel_split(const direct_job *j, int threads) {
     static _Atomic long state = -1;
     const long per_thread = mpq_env_long_once("MPQ_FP32_CONV_CHANNEL_PANELS", 4, &state);
