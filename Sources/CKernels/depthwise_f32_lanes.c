@@ -233,6 +233,17 @@ static LANES_TARGET void lanes_unit(void *arg, int u) {
     }
 }
 
+/// Units numbered block-major (unit u: block u / strips), each thread first its own contiguous
+/// range (mpq_run_ranges): a thread's channels are one run of planes, in and out. Claimed one by
+/// one from a counter (before s15) the two cores took alternate 16-channel blocks, so each read
+/// half its input from the planes the other core had just written (a 1x1 expand before it that
+/// splits by output channels, sgemm_conv_direct.c, leaves each core's channels in its own L2).
+/// Same units, so the same bytes; MPQ_POOL_RANGES=0 claims from a counter again.
+static void lanes_range_unit(void *arg, int u, int task) {
+    (void)task;
+    lanes_unit(arg, u);
+}
+
 /// MPQ_FP32_DW_LANES=0 turns the kernel off (A/B against the pixel-lane kernels).
 static int lanes_enabled(void) {
     static _Atomic long state = -1;
@@ -269,15 +280,20 @@ int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_c
     j.ring_rows = (j.sub_rows - 1) * j.sh + 3;
     j.ring_floats = (size_t)j.ring_rows * (size_t)j.Wp * 16;
     j.out_floats = ((size_t)j.sub_rows * (size_t)OW + 15) / 16 * 16 * 16;
-    // Units: 16-channel blocks x row strips; with threads, about eight units per thread (a
-    // late worker leaves its share to the others) and at least 4 output rows per strip.
+    // Units: 16-channel blocks x row strips. With threads, whole blocks when they go evenly
+    // round (each thread a contiguous run of them: its channels' planes, no strip's overlap
+    // rows transposed twice); otherwise about eight units per thread (a late worker leaves its
+    // share to the others) and at least 4 output rows per strip. MPQ_FP32_DW_EVEN_BLOCKS=0
+    // (read once): strips whenever there are under eight blocks per thread, as before s15.
     const int blocks = (s->channels + 15) / 16;
-    if (mpq_single_threaded()) threads = 1;  // an image chain's thread: no strips, no overlap rows
+    if (mpq_single_threaded() || threads < 1) threads = 1;  // an image chain's thread: no strips, no overlap rows
+    static _Atomic long even_state = -1;
+    const int even = mpq_env_long_once("MPQ_FP32_DW_EVEN_BLOCKS", 1, &even_state) && blocks % threads == 0;
     j.strips = 1;
-    if (threads > 1) {
+    if (threads > 1 && !even) {
         const int want = (8 * threads + blocks - 1) / blocks, most = OH / 4 > 1 ? OH / 4 : 1;
         j.strips = want < most ? want : most;
     }
-    mpq_run_chunks(threads, blocks * j.strips, lanes_unit, &j);
+    mpq_run_ranges(threads, blocks * j.strips, lanes_range_unit, &j);
     return 0;
 }

@@ -344,8 +344,16 @@ int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s
     if (pointwise && s->channels / s->group < 128) return 0;
     const int split = threads > 1 && images < threads;
     // Split over two threads, MobileNetV2's 1x1 layers at 14x14 and 7x7 were 0.78-1.04x of the
-    // direct path in the C A/B and the model 1.12x at batch 1 with the kernel on: keep them off.
-    if (pointwise && split) return 0;
+    // direct path in the C A/B and the model 1.12x at batch 1 with the kernel on: kept off
+    // until s15-split. Since then, with the layers around them split by channels, the 7x7 ones
+    // with 4 weights blocks or more (M / group >= 256; the direct path's 49-pixel tile is 4
+    // vectors, a quarter of its lanes empty) take it: in the model-order C harness
+    // (benchmarks/fp32_mbv2_sequence.c, two threads) 960 -> 320 148 -> 127 us, 320 -> 1280
+    // 187 -> 157, 160 -> 960 71 -> 67; M = 160 (3 blocks, each thread reads 2 of them) lost,
+    // 81 -> 83. Up to MPQ_FP32_CONV_CV_PW_PIXELS (read once; default 64, 0 never).
+    static _Atomic long pw_state = -1;
+    if (pointwise && split && (pixels > mpq_env_long_once("MPQ_FP32_CONV_CV_PW_PIXELS", 64, &pw_state) || m / s->group < 256))
+        return 0;
     if (pixels <= most) return 1;
     // Up to 64P (128x128) since s11-fp32conv: ResNet-18's 7x7 stride-2 stem (112x112 out, 3
     // input channels) took 0.84x of the direct path's time on two threads in the C harness's

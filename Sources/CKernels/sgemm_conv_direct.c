@@ -53,6 +53,7 @@ typedef struct {
     const float *shared;  // the one padded image all threads read (modes MPQ_SCONV_SPLIT_N / MPQ_SCONV_SPLIT_M)
     const mpq_sconv_residual *residual;  // NULL, or a residual Add (+ Relu) applied per chunk (residual_pass)
     int mode, units, chunk, image;
+    int bands;            // mode MPQ_SCONV_SPLIT_BANDS: column bands per group (one per thread)
     _Atomic int next;
     mpq_sconv_ranges ranges;  // one image split over the threads (count 0: the shared counter `next`)
 } direct_job;
@@ -221,11 +222,12 @@ static int panel_block(const direct_job *j, int cols, int panels) {
     return pb < panels ? (int)pb : panels;
 }
 
-// Weight panels [p0, p1) x column panels [v0, v1) of image `img`, group g, read from the
-// padded image `src`. Without junk columns the tiles write the output directly; otherwise
-// AVX-512 tiles store only the pixel lanes at their output positions (compressing store),
-// and other paths' chunks of column panels go through a scratch C and are copied out.
-static void direct_part(const direct_job *j, const float *src, int img, int g, int p0, int p1, int v0, int v1) {
+// Weight panels [p0, p1) x flat columns [f0, f1) of image `img`, group g, read from the
+// padded image `src`; column tiles of NR from f0 (the last one narrower). Without junk
+// columns the tiles write the output directly; otherwise AVX-512 tiles store only the pixel
+// lanes at their output positions (compressing store), and other paths' chunks of column
+// panels go through a scratch C and are copied out.
+static void direct_part(const direct_job *j, const float *src, int img, int g, int p0, int p1, int f0, int f1) {
     const float *b = src + (size_t)g * (size_t)j->cg * j->chan;
     float *yg = j->y + (size_t)img * j->out_image + (size_t)g * (size_t)j->mg * (size_t)j->oh * (size_t)j->ow;
     const float *wg = j->w + (size_t)g * (size_t)j->panels * (size_t)j->k * MR;
@@ -236,14 +238,14 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
     const int compress = !direct_out && j->compress;
     const size_t out_plane = (size_t)j->oh * (size_t)j->ow;
     const int row0 = p0 * MR, row1 = p1 * MR < j->mg ? p1 * MR : j->mg, rows = row1 - row0;
-    int chunk = v1 - v0;
+    int chunk = f1 - f0;
     if (!direct_out) {  // the scratch's size, or with compressing stores the block the SiLU pass covers
         chunk = SCRATCH_FLOATS / ((p1 - p0) * MR * NR);
         if (chunk < 1) chunk = 1;
+        chunk *= NR;
     }
-    for (int va = v0; va < v1; va += chunk) {
-        const int vb = va + chunk < v1 ? va + chunk : v1;
-        const int c0 = va * NR, c1 = vb * NR < j->flat ? vb * NR : j->flat;
+    for (int c0 = f0; c0 < f1; c0 += chunk) {
+        const int c1 = c0 + chunk < f1 ? c0 + chunk : f1;
         // Row `row` of the part at cbase + (row - first) * ldc.
         float *cbase = yg;
         int ldc = j->flat, origin = 0, first = 0;
@@ -313,6 +315,35 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
     }
 }
 
+// Band b's first flat column (b == bands: the end): the plane's 16-column vectors split evenly,
+// so every band holds whole vectors (a thread's tiles are those of an unsplit run but at its
+// band's edge) and the two threads' FMAs differ by at most one vector per panel.
+static int band_start(const direct_job *j, int b) {
+    const int vectors = (j->flat + 15) / 16, f = 16 * (int)((long)vectors * b / j->bands);
+    return f < j->flat ? f : j->flat;
+}
+
+// Unit u of one image's split (modes other than MPQ_SCONV_SPLIT_IMAGES): group *g, weight
+// panels [*p0, *p1), flat columns [*f0, *f1). mpq_sconv2d_f32_direct_split lists them for tests.
+static void unit_part(const direct_job *j, int u, int *g, int *p0, int *p1, int *f0, int *f1) {
+    if (j->mode == MPQ_SCONV_SPLIT_BANDS) {
+        *g = u / j->bands, *p0 = 0, *p1 = j->panels;
+        *f0 = band_start(j, u % j->bands), *f1 = band_start(j, u % j->bands + 1);
+        return;
+    }
+    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : (j->panels + j->m_unit - 1) / j->m_unit;
+    const int v = u % per_group;
+    *g = u / per_group;
+    if (j->mode == MPQ_SCONV_SPLIT_N) {
+        *p0 = 0, *p1 = j->panels, *f0 = v * NR, *f1 = (v + 1) * NR < j->flat ? (v + 1) * NR : j->flat;
+    } else {
+        *p0 = v * j->m_unit, *p1 = (v + 1) * j->m_unit < j->panels ? (v + 1) * j->m_unit : j->panels, *f0 = 0, *f1 = j->flat;
+    }
+}
+
+// Units [u0, u1): whole images, or one image's units, where consecutive units that continue
+// one another (the next columns of the same panels, or the next panels over the same columns)
+// run as one part (one thread with every unit: the whole image in one part, its loop order).
 static void run_units(const direct_job *j, int u0, int u1) {
     if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
         for (int img = u0; img < u1; img++) {
@@ -321,19 +352,26 @@ static void run_units(const direct_job *j, int u0, int u1) {
                 pad_channels(j, img, 0, j->s->channels, pad_buf);  // run_task sized it
                 src = pad_buf;
             }
-            for (int g = 0; g < j->group; g++) direct_part(j, src, img, g, 0, j->panels, 0, j->n_units);
+            for (int g = 0; g < j->group; g++) direct_part(j, src, img, g, 0, j->panels, 0, j->flat);
         }
         return;
     }
-    const int per_group = j->mode == MPQ_SCONV_SPLIT_N ? j->n_units : (j->panels + j->m_unit - 1) / j->m_unit;
-    for (int u = u0; u < u1;) {
-        const int g = u / per_group, v0 = u % per_group;
-        const int v1 = v0 + (u1 - u) < per_group ? v0 + (u1 - u) : per_group;
-        if (j->mode == MPQ_SCONV_SPLIT_N) direct_part(j, j->shared, j->image, g, 0, j->panels, v0, v1);
-        else direct_part(j, j->shared, j->image, g, v0 * j->m_unit, v1 * j->m_unit < j->panels ? v1 * j->m_unit : j->panels,
-                         0, j->n_units);
-        u += v1 - v0;
+    int g = 0, p0 = 0, p1 = 0, f0 = 0, f1 = 0;
+    for (int u = u0; u < u1; u++) {
+        int h, q0, q1, e0, e1;
+        unit_part(j, u, &h, &q0, &q1, &e0, &e1);
+        if (u > u0 && h == g && q0 == p0 && q1 == p1 && e0 == f1) {
+            f1 = e1;
+            continue;
+        }
+        if (u > u0 && h == g && e0 == f0 && e1 == f1 && q0 == p1) {
+            p1 = q1;
+            continue;
+        }
+        if (u > u0) direct_part(j, j->shared, j->image, g, p0, p1, f0, f1);
+        g = h, p0 = q0, p1 = q1, f0 = e0, f1 = e1;
     }
+    if (u1 > u0) direct_part(j, j->shared, j->image, g, p0, p1, f0, f1);
 }
 
 static void run_task(void *arg, int t) {
@@ -398,6 +436,152 @@ static int small_plane_tiles_enabled(void) {
     return mpq_env_switch_on("MPQ_FP32_CONV_SMALL", &state);
 }
 
+// Column bands (MPQ_SCONV_SPLIT_BANDS) for planes of under 4 column panels per thread and
+// output channels (weight panels, MPQ_SCONV_SPLIT_M) for small planes with many panels, unless
+// MPQ_FP32_CONV_BANDS=0 (read once: both off, the split before s15, for A/B).
+static int bands_enabled(void) {
+    static _Atomic int state;
+    return mpq_env_switch_on("MPQ_FP32_CONV_BANDS", &state);
+}
+
+// Output planes up to this many flat positions split by output channels (channel_split):
+// MPQ_FP32_CONV_CHANNEL_PIXELS (read once; 0 never).
+static long channel_pixels(void) {
+    static _Atomic long state = -1;
+    return mpq_env_long_once("MPQ_FP32_CONV_CHANNEL_PIXELS", 1024, &state);
+}
+
+// The most weight panels one of `threads` contiguous ranges holds with units of `m` panels.
+static int most_panels(int panels, int m, int threads) {
+    const int units = (panels + m - 1) / m;
+    int most = 0;
+    for (int t = 0; t < threads; t++) {
+        const int a = (int)((long)units * t / threads) * m, b = (int)((long)units * (t + 1) / threads) * m;
+        const int n = (b < panels ? b : panels) - a;
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+// Whether one image splits by output channels: a small plane (the whole input stays in each
+// core's L2, every thread reads all of it) with panels enough for a balanced split. Each thread
+// then writes whole output planes, one contiguous run (s14: split by 64-column panels, a 14x14
+// plane was 4 units, 128 and 68 pixels per thread, and every channel's row was written half by
+// each core), and the depthwise 3x3 after an expand (its channel ranges, depthwise_f32_lanes.c)
+// reads the planes its own core wrote. MPQ_FP32_CONV_CHANNEL_PANELS (read once; default 4):
+// the panels per thread from which it applies (above 11, MobileNetV2's 384 -> 64 projects at
+// 14x14 take one band per thread instead: 60.4 against 61.0 us in the sequence harness, the same).
+static int channel_split(const direct_job *j, int threads) {
+    static _Atomic long state = -1;
+    const long per_thread = mpq_env_long_once("MPQ_FP32_CONV_CHANNEL_PANELS", 4, &state);
+    if (!bands_enabled() || j->group != 1 || j->panels < per_thread * threads || j->flat > channel_pixels()) return 0;
+    const size_t in_bytes = (size_t)j->cg * (j->copy ? j->chan : (size_t)j->flat) * sizeof(float);
+    return in_bytes <= mpq_l2_bytes() / 4;
+}
+
+// How one image's work splits over `threads`: units and the mode (run_units). Every mode runs
+// the same tiles' FMA chains over whole K for every output (only which thread and which tile
+// width covers an output changes), so the output bytes are the same for every split.
+static void choose_split(direct_job *j, int threads) {
+    const int groups = j->s->group;
+    // By weight panel also when the output outgrows L2 (panel_block) and the panels go round.
+    const int by_panel = threads > 1 && j->panels >= 2 * threads && panel_block(j, j->flat, j->panels) < j->panels;
+    if (threads > 1 && !by_panel && channel_split(j, threads)) {
+        // Units of m panels, as many as balance allows (a unit's column tiles are reused across
+        // its panels), down to 1: at most ~6% above an even share per thread.
+        j->mode = MPQ_SCONV_SPLIT_M;
+        j->m_unit = j->panels / (4 * threads) > 1 ? j->panels / (4 * threads) : 1;
+        while (j->m_unit > 1 && (long)most_panels(j->panels, j->m_unit, threads) * threads * 16 > (long)j->panels * 17)
+            j->m_unit--;
+        j->units = groups * ((j->panels + j->m_unit - 1) / j->m_unit);
+        return;
+    }
+    if (threads > 1 && !by_panel && bands_enabled() && j->n_units < 4 * threads && (j->flat + 15) / 16 >= 2 * threads) {
+        j->mode = MPQ_SCONV_SPLIT_BANDS;
+        j->bands = threads;
+        j->units = groups * j->bands;
+        return;
+    }
+    if (threads <= 1 || (j->n_units >= 2 * threads && !by_panel)) {
+        j->mode = MPQ_SCONV_SPLIT_N;
+        j->units = groups * j->n_units;
+        return;
+    }
+    // Whole tall tiles per unit (a split mid-tile would run it as narrower tiles). Also a
+    // layer whose output outgrows L2 (panel_block): a unit is then a weight panel over
+    // every column, its output rows written front to back.
+    j->mode = MPQ_SCONV_SPLIT_M;
+    // Panels per unit: what the last (narrowest) column tile's tall tile takes, fewer
+    // where that leaves under two units per thread (balance first).
+    const int last_nv = (j->flat - (j->n_units - 1) * NR + 15) / 16;
+    j->m_unit = j->tall ? mpq_sgemm_direct_tall_panels(last_nv) : 1;
+    while (j->m_unit > 1 && (j->panels + j->m_unit - 1) / j->m_unit < 2 * threads) j->m_unit--;
+    j->units = groups * ((j->panels + j->m_unit - 1) / j->m_unit);
+}
+
+// The job's geometry (everything but the operands and the split): tiles, padded planes,
+// panels, columns.
+static void direct_geometry(direct_job *j, mpq_kernel_path path, const mpq_conv2d_shape *s, const mpq_sconv_weights_header *h) {
+    const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);
+    const int cg = s->channels / s->group;
+    j->path = mpq_resolve_kernel_path(path);
+    j->tile = direct_tile_for(j->path);
+    j->tall = j->path == MPQ_PATH_VNNI && small_plane_tiles_enabled();
+    j->compress = j->tall;
+    j->m_unit = 1;
+    j->s = s;
+    j->in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
+    j->hp = s->height + s->pad_top + s->pad_bottom;
+    j->wp = s->width + s->pad_left + s->pad_right;
+    j->sh = s->stride_h;
+    j->sw = s->stride_w;
+    j->hq = (j->hp + j->sh - 1) / j->sh;
+    j->wq = (j->wp + j->sw - 1) / j->sw;
+    j->plane = (size_t)j->hq * (size_t)j->wq;
+    for (int i = 0; i < 16; i++) j->slot[i] = -1;
+    for (int kh = 0; kh < s->kernel_h; kh++)
+        for (int kw = 0; kw < s->kernel_w; kw++) j->slot[(kh * s->dilation_h % j->sh) * j->sw + kw * s->dilation_w % j->sw] = 0;
+    int phases = 0;
+    for (int i = 0; i < j->sh * j->sw; i++)
+        if (j->slot[i] == 0) j->slot[i] = phases++;
+    j->chan = (size_t)phases * j->plane;
+    const int unpadded = !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right;
+    // Junk columns read up to (KW - 1) * dw / sw past a plane: the last plane needs slack,
+    // so only a 1x1-wide unpadded stride-1 kernel reads x as it is.
+    j->copy = !(unpadded && s->kernel_w == 1 && j->sh == 1 && j->sw == 1);
+    j->padded_image = (size_t)s->channels * j->chan + (size_t)(s->kernel_w - 1) * (size_t)s->dilation_w / (size_t)j->sw + 16;
+    j->group = s->group;
+    j->cg = cg;
+    j->mg = h->mg;
+    j->k = h->k;
+    j->panels = h->mg_padded / MR;
+    j->oh = oh;
+    j->ow = ow;
+    j->flat = oh * j->wq;
+    j->n_units = (j->flat + NR - 1) / NR;
+    j->out_image = (size_t)h->m * (size_t)oh * (size_t)ow;
+}
+
+int mpq_sconv2d_f32_direct_split(mpq_kernel_path path, const mpq_conv2d_shape *s, const void *packed_w, int threads,
+                                 int *mode, int *parts, int cap) {
+    const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
+    if (!s || !h || h->magic != MPQ_SCONV_WEIGHTS_MAGIC || h->group != s->group || !mpq_sconv2d_f32_direct_applies(s) ||
+        mpq_conv2d_out_h(s) <= 0 || mpq_conv2d_out_w(s) <= 0 || (long)(s->channels / s->group) * s->kernel_h * s->kernel_w != h->k)
+        return -1;
+    direct_job j = {0};
+    direct_geometry(&j, path, s, h);
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    choose_split(&j, threads < 1 ? 1 : threads);
+    if (mode) *mode = j.mode;
+    for (int u = 0; u < j.units && u < cap && parts; u++) {
+        int g, p0, p1, f0, f1;
+        unit_part(&j, u, &g, &p0, &p1, &f0, &f1);
+        int *o = parts + 5 * u;
+        o[0] = g, o[1] = p0 * MR, o[2] = p1 * MR < j.mg ? p1 * MR : j.mg, o[3] = f0, o[4] = f1;
+    }
+    return j.units;
+}
+
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s) {
     if (!s || s->stride_h < 1 || s->stride_w < 1 || s->stride_h > 4 || s->stride_w > 4 || s->group < 1 ||
         s->channels % s->group || s->kernel_w < 1 || s->dilation_w < 1)
@@ -419,53 +603,17 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
                                     const mpq_sconv_residual *residual, float *y, int threads) {
     const mpq_sconv_weights_header *h = mpq_sconv_checked_header(x, images, s, packed_w, y);
     if (!h || !mpq_sconv2d_f32_direct_applies(s)) return -1;
-    const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s);
-    const int cg = s->channels / s->group;
     direct_job j = {0};
-    j.path = mpq_resolve_kernel_path(path);
-    j.tile = direct_tile_for(j.path);
-    j.tall = j.path == MPQ_PATH_VNNI && small_plane_tiles_enabled();
-    j.compress = j.tall;
-    j.m_unit = 1;
+    direct_geometry(&j, path, s, h);
+    const int cg = j.cg;
     j.x = x;
-    j.s = s;
-    j.in_image = (size_t)s->channels * (size_t)s->height * (size_t)s->width;
-    j.hp = s->height + s->pad_top + s->pad_bottom;
-    j.wp = s->width + s->pad_left + s->pad_right;
-    j.sh = s->stride_h;
-    j.sw = s->stride_w;
-    j.hq = (j.hp + j.sh - 1) / j.sh;
-    j.wq = (j.wp + j.sw - 1) / j.sw;
-    j.plane = (size_t)j.hq * (size_t)j.wq;
-    for (int i = 0; i < 16; i++) j.slot[i] = -1;
-    for (int kh = 0; kh < s->kernel_h; kh++)
-        for (int kw = 0; kw < s->kernel_w; kw++) j.slot[(kh * s->dilation_h % j.sh) * j.sw + kw * s->dilation_w % j.sw] = 0;
-    int phases = 0;
-    for (int i = 0; i < j.sh * j.sw; i++)
-        if (j.slot[i] == 0) j.slot[i] = phases++;
-    j.chan = (size_t)phases * j.plane;
-    const int unpadded = !s->pad_top && !s->pad_left && !s->pad_bottom && !s->pad_right;
-    // Junk columns read up to (KW - 1) * dw / sw past a plane: the last plane needs slack,
-    // so only a 1x1-wide unpadded stride-1 kernel reads x as it is.
-    j.copy = !(unpadded && s->kernel_w == 1 && j.sh == 1 && j.sw == 1);
-    j.padded_image = (size_t)s->channels * j.chan + (size_t)(s->kernel_w - 1) * (size_t)s->dilation_w / (size_t)j.sw + 16;
     j.images = images;
-    j.group = s->group;
-    j.cg = cg;
-    j.mg = h->mg;
-    j.k = h->k;
-    j.panels = h->mg_padded / MR;
-    j.oh = oh;
-    j.ow = ow;
-    j.flat = oh * j.wq;
-    j.n_units = (j.flat + NR - 1) / NR;
     j.w = (const float *)(h + 1);
     j.bias = bias;
     j.act = act;
     j.lo = lo;
     j.hi = hi;
     j.y = y;
-    j.out_image = (size_t)h->m * (size_t)oh * (size_t)ow;
     j.residual = residual && residual->shortcut ? residual : NULL;
     if (images == 0) return 0;
     int32_t *offsets = malloc((size_t)j.k * sizeof(int32_t));
@@ -513,23 +661,7 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
         } else {
             j.shared = x + (size_t)img * j.in_image;
         }
-        // By weight panel also when the output outgrows L2 (panel_block) and the panels go round.
-        const int by_panel = j.panels >= 2 * threads && panel_block(&j, j.flat, j.panels) < j.panels;
-        if (threads <= 1 || (j.n_units >= 2 * threads && !by_panel)) {
-            j.mode = MPQ_SCONV_SPLIT_N;
-            j.units = s->group * j.n_units;
-        } else {
-            // Whole tall tiles per unit (a split mid-tile would run it as narrower tiles). Also a
-            // layer whose output outgrows L2 (panel_block): a unit is then a weight panel over
-            // every column, its output rows written front to back.
-            j.mode = MPQ_SCONV_SPLIT_M;
-            // Panels per unit: what the last (narrowest) column tile's tall tile takes, fewer
-            // where that leaves under two units per thread (balance first).
-            const int last_nv = (j.flat - (j.n_units - 1) * NR + 15) / 16;
-            j.m_unit = j.tall ? mpq_sgemm_direct_tall_panels(last_nv) : 1;
-            while (j.m_unit > 1 && (j.panels + j.m_unit - 1) / j.m_unit < 2 * threads) j.m_unit--;
-            j.units = s->group * ((j.panels + j.m_unit - 1) / j.m_unit);
-        }
+        choose_split(&j, threads);
         run(&j, threads);
         if (!all_claimed(&j)) rc = -1;
     }

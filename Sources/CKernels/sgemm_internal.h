@@ -24,7 +24,9 @@ static inline const mpq_sconv_weights_header *mpq_sconv_checked_header(const flo
 }
 
 /// How the FP32 Conv drivers (packed and direct) split their work units over the pool.
-enum { MPQ_SCONV_SPLIT_IMAGES, MPQ_SCONV_SPLIT_N, MPQ_SCONV_SPLIT_M };
+/// MPQ_SCONV_SPLIT_BANDS (direct path only): one image's columns in one band per thread, band
+/// edges on 16-column vectors (sgemm_conv_direct.c, `band_start`).
+enum { MPQ_SCONV_SPLIT_IMAGES, MPQ_SCONV_SPLIT_N, MPQ_SCONV_SPLIT_M, MPQ_SCONV_SPLIT_BANDS };
 
 /// The thread count for `units` work units (1..MPQ_POOL_MAX, no more than the units) and, in
 /// *chunk, how many units a claim takes: a few claims per thread, so a core slowed by other

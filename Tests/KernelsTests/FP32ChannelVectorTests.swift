@@ -165,6 +165,15 @@ final class FP32ChannelVectorTests: XCTestCase {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &midPointwise, 32, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &project, 64, 2, 2), 1)
+            // s15-split: one image on two threads, 1x1 stride 1 on 7x7 with M >= 256 (MobileNetV2's
+            // 960 -> 320, 320 -> 1280), not M = 160 and not 14x14.
+            if env["MPQ_FP32_CONV_CV_PW_PIXELS"] == nil {
+                var head = Case(c: 960, h: 7, w: 7, m: 320, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+                var narrow7 = Case(c: 960, h: 7, w: 7, m: 160, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+                XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &head, 320, 1, 2), 1)
+                XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &narrow7, 160, 1, 2), 0)
+                XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &expand, 384, 1, 2), 0)
+            }
         }
         let t = Case(c: 16, h: 8, w: 8, m: 16)
         let (x, w, _) = FP32GemmTests.data(t, seed: 5)

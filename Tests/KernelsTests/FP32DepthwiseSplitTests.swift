@@ -4,7 +4,8 @@ import XCTest
 import ONNX
 
 /// s9-fp32: one image's FP32 depthwise conv splits its channels over the kernel pool from
-/// 256K MACs (chunks claimed from a counter), and its output is no longer zero-filled. The
+/// 256K MACs (128K since s15-split; contiguous channel ranges per thread on the lanes kernel),
+/// and its output is no longer zero-filled. The
 /// split is by channel, never inside a sum, so the split run must give the bits of the same
 /// call with every split turned off (`mpq_set_single_threaded`), on every geometry the
 /// depthwise drivers take: the 3x3 kernels, stride 2, the window-gather 7x7 planes, the tap
@@ -18,11 +19,13 @@ final class FP32DepthwiseSplitTests: XCTestCase {
             ([1, 144, 28, 28], [144, 1, 3, 3], [1, 1], [1, 1, 1, 1]),
             ([1, 576, 14, 14], [576, 1, 3, 3], [1, 1], [1, 1, 1, 1]), // 1.0M MACs: split only since s9
             ([1, 960, 7, 7], [960, 1, 3, 3], [1, 1], [1, 1, 1, 1]),   // 7x7: the window-gather kernel
+            ([1, 576, 14, 14], [576, 1, 3, 3], [2, 2], [1, 1, 1, 1]), // onto 7x7, 254K MACs: split since s15
             ([1, 67, 33, 29], [67, 1, 3, 3], [1, 1], [1, 1, 1, 1]),   // 67 channels: uneven chunks
             ([1, 40, 30, 30], [80, 1, 5, 5], [1, 1], [2, 2, 2, 2]),   // multiplier 2, 5x5: the tap loop
         ]
         if processCoreCount > 1 {
             XCTAssertGreaterThan(ConvOps.fp32DepthwiseChannelTasks(macs: 576 * 14 * 14 * 9), 1, "the 14x14x576 layer must split")
+            XCTAssertGreaterThan(ConvOps.fp32DepthwiseChannelTasks(macs: 576 * 7 * 7 * 9), 1, "the stride-2 576-channel layer onto 7x7 must split")
         }
         for (i, c) in cases.enumerated() {
             let x = rng.tensor(c.x), w = rng.tensor(c.w), b = rng.tensor([c.w[0]])

@@ -305,7 +305,8 @@ int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_sha
 /// vector lanes (depthwise_f32_lanes.c, docs/depthwise.md), NCHW in and out, the epilogue
 /// fused: `y` = `mpq_depthwise_f32` then `mpq_conv_epilogue_f32(bias, act, lo, hi)`, the same
 /// bits. `bias` may be NULL; `act` NONE or CLAMP (lo <= hi). Splits (16-channel block, row
-/// strip) units over `threads` threads of the kernel pool (mpq_run_chunks). Returns 0, or -1
+/// strip) units over `threads` threads of the kernel pool (mpq_run_ranges: a contiguous run of
+/// channels per thread). Returns 0, or -1
 /// writing nothing when the path is not VNNI (AVX-512), the geometry is not this case, a
 /// weight is not finite, `act` is SILU, or MPQ_FP32_DW_LANES=0.
 int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w,

@@ -59,6 +59,15 @@ int mpq_sconv2d_f32_packed(mpq_kernel_path path, const float *x, int images, con
 /// with the padded image within int range.
 int mpq_sconv2d_f32_direct_applies(const mpq_conv2d_shape *s);
 
+/// How the direct path splits one image over `threads` (its split when images < threads), for
+/// tests: *mode (1 column panels of 64, 2 weight panels, 3 one column band per thread), and per
+/// unit, in unit order (thread t first runs its contiguous range of them), five ints: group,
+/// output channels [r0, r1) within the group, flat columns [f0, f1) (output row oh * Wq + ow on
+/// the padded width, Wq = ceil((W + pads) / stride_w)). Writes at most `cap` units; returns the
+/// unit count, or -1 where the direct path does not take `s` with these weights.
+int mpq_sconv2d_f32_direct_split(mpq_kernel_path path, const mpq_conv2d_shape *s, const void *packed_w, int threads,
+                                 int *mode, int *parts, int cap);
+
 /// The direct path (docs/fp32-gemm.md): no packing of the image; the micro-tile reads its
 /// columns from a zero-padded copy of the image, split into stride phases (from the image
 /// itself for an unpadded 1x1 stride-1 kernel), at a per-k offset. Same arguments as
@@ -119,8 +128,9 @@ int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
 /// 4P for Convs that are not 1x1 stride 1 with M / group a multiple of 16 (16P where M / group
 /// is 32 or more: 56x56 3x3 layers); never 1x1 stride-1
 /// Convs with fewer than 128 input channels per group; when one image is split over
-/// `threads` > 1 (images < threads), also up to 64P for any Conv but 1x1 stride 1, and no
-/// 1x1 stride-1 Conv at all; unless
+/// `threads` > 1 (images < threads), also up to 64P for any Conv but 1x1 stride 1, and 1x1
+/// stride-1 Convs only on planes up to MPQ_FP32_CONV_CV_PW_PIXELS (default 64: 7x7, 8x8) with
+/// M / group >= 256; unless
 /// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads);
 

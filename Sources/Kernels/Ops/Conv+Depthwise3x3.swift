@@ -4,12 +4,16 @@ import ONNX
 
 extension ConvOps {
     /// Multiply-adds from which one image's FP32 depthwise conv splits its channels over the
-    /// cores (on the kernel pool): `MPQ_FP32_DW_SPLIT_MACS` (read once), default 256K. The
+    /// cores (on the kernel pool): `MPQ_FP32_DW_SPLIT_MACS` (read once), default 128K. The
     /// 2M of the INT8 kernels (`depthwiseChannelTasks`) kept all but MobileNetV2's three largest
     /// FP32 layers on one core, at 3-8 GFLOP/s where ORT splits every layer. Same bits either
-    /// way: a split is by channel, never inside a sum.
+    /// way: a split is by channel, never inside a sum. 256K until s15: MobileNetV2's stride-2
+    /// depthwise onto 7x7 (254K) then ran on one core, reading the 1x1 expand's output that both
+    /// cores had written (each its own channels since s15-split): 43-44 us at two threads against
+    /// 34 on one core alone; split (each core its own channels) 21 us, C sequence harness
+    /// (benchmarks/fp32_mbv2_sequence.c).
     static let fp32DepthwiseSplitMACs: Int = {
-        Int(ProcessInfo.processInfo.environment["MPQ_FP32_DW_SPLIT_MACS"] ?? "").flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 18
+        Int(ProcessInfo.processInfo.environment["MPQ_FP32_DW_SPLIT_MACS"] ?? "").flatMap { $0 >= 0 ? $0 : nil } ?? 1 << 17
     }()
 
     static func fp32DepthwiseChannelTasks(macs: Int) -> Int {
