@@ -350,14 +350,15 @@ public final class Session {
     /// `resolveInputs`, moving each value this node is the last to read out of `values`
     /// (`movableInputs`) instead of copying it: the caller keeps no value and frees those
     /// slots after the node anyway.
-    func takeInputs(planned i: Int, _ values: inout [Tensor?]) throws -> [Tensor?] {
+    /// `keeping`: slots never moved (an image chain's outputs).
+    func takeInputs(planned i: Int, _ values: inout [Tensor?], keeping: [Int] = []) throws -> [Tensor?] {
         let slots = inputSlots[i], consts = inputConstants[i], movable = movableInputs[i]
         var ins: [Tensor?] = []
         ins.reserveCapacity(slots.count)
         for k in slots.indices {
             let s = slots[k]
             if s < 0 { ins.append(nil); continue }
-            if movable[k], values[s] != nil {
+            if movable[k], values[s] != nil, keeping.isEmpty || !keeping.contains(s) {
                 ins.append(values[s].take())
                 continue
             }
