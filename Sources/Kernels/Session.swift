@@ -61,6 +61,11 @@ public final class Session {
     /// Convs that chains run in the channel-blocked layout (`findBlockedConvs`,
     /// docs/fp32-blocked-layout.md), by plan index.
     let blockedConvs: Set<Int>
+    /// Per plan index, for the blocked Convs: their attributes read once, as planned and as
+    /// their SiLU / residual fusions rewrite them, and their packed weights remembered
+    /// (`runBlockedConv`; nil elsewhere). A blocked Conv read ~8 attributes and two dictionary
+    /// entries by name per run.
+    let blockedBindings: [BlockedConvBinding?]
     /// Whether they do (`MPQ_FP32_BLOCKED=0` turns it off by default; the bytes are the same).
     public var runsBlockedConvs = Session.blockedDefault
     /// Per plan index: whether any fusion or image chain above starts there, so the run loop
@@ -180,6 +185,12 @@ public final class Session {
                                       groups: groups, slotOf: slotOf)
         blockedConvs = Session.findBlockedConvs(plan: plan, constants: consts, graphInputs: graphInputs, chains: imageChains,
                                                 silu: siluFusions, residual: residualFusions)
+        var blockedBindings = [BlockedConvBinding?](repeating: nil, count: plan.count)
+        for i in blockedConvs {
+            blockedBindings[i] = BlockedConvBinding(plain: ConvOps.ConvAttributes(plan[i]), silu: siluFusions[i].map { ConvOps.ConvAttributes($0.node) },
+                                                    residual: residualFusions[i].map { ConvOps.ConvAttributes($0.node) }, weights: ConvRunMemo())
+        }
+        self.blockedBindings = blockedBindings
         var starts = [Bool](repeating: false, count: plan.count)
         for k in [Array(siluFusions.keys), Array(pairFusions.keys), Array(residualFusions.keys), Array(transformerFusions.keys),
                   Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
