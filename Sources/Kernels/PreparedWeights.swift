@@ -19,7 +19,7 @@ final class PreparedWeights: @unchecked Sendable {
     init(constants: [String: Tensor]) { self.constants = constants }
 
     /// Whether `w` is the session's constant `name` itself (same storage): O(1).
-    private func isConstant(_ name: String, _ w: Tensor) -> Bool {
+    func isConstant(_ name: String, _ w: Tensor) -> Bool {
         guard let c = constants[name], c.shape == w.shape, c.floats.count == w.floats.count, !w.floats.isEmpty else { return false }
         let a = c.floats.withUnsafeBufferPointer { $0.baseAddress }
         let b = w.floats.withUnsafeBufferPointer { $0.baseAddress }

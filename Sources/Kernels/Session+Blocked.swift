@@ -120,7 +120,7 @@ extension Session {
     /// mpq's FP32 GEMM does not take (the node then runs as before and gives its errors).
     func runBlockedConv(_ i: Int, _ values: inout [Tensor?], _ store: inout [Int: BlockedValue],
                         fusedAway: inout Set<Int>) -> Node? {
-        guard blockedConvs.contains(i), overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        guard let binding = blockedBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
         let xs = inputSlots[i][0]
         guard xs >= 0, let xShape = store[xs]?.shape ?? values[xs].flatMap({ $0.dtype == .float32 ? $0.shape : nil }),
               xShape.count == 4, xShape[0] > 0, let w = inputConstants[i][1], w.dtype == .float32, w.rank == 4, w.shape[1] == xShape[1]
@@ -129,22 +129,23 @@ extension Session {
         let m = w.shape[0]
         guard bias.map({ $0.dtype == .float32 && $0.count == m }) ?? true else { return nil }
         var node = plan[i]
+        var a = binding.plain    // `node`'s attributes, read when the session was made
         var fused: [Int] = []
         var shortcut: (slot: Int, first: Bool, relu: Bool)?
-        if let f = siluFusions[i], f.applies(keep: [], overrides: overrides) {
-            node = f.node
+        if let f = siluFusions[i], let fa = binding.silu, f.applies(keep: [], overrides: overrides) {
+            node = f.node; a = fa
             fused = [f.sigmoid, f.mul]
-        } else if let f = residualFusions[i], f.applies(keep: [], overrides: overrides), let s = slotOf[f.shortcut],
+        } else if let f = residualFusions[i], let fa = binding.residual, f.applies(keep: [], overrides: overrides), let s = slotOf[f.shortcut],
                   store[s] != nil || values[s]?.dtype == .float32 {
-            node = f.node
+            node = f.node; a = fa
             fused = f.fusedAway
-            shortcut = (s, node.string(ConvResidual.runtimeKey) == "first", node.string(ConvResidual.reluKey) == "Relu")
+            shortcut = (s, a.residualSide == "first", a.residualRelu)
         }
         let kernel = Array(w.shape.dropFirst(2))
-        if let ks = node.ints("kernel_shape"), ks != kernel { return nil }
-        guard var g = try? WindowGeometry(input: Array(xShape.dropFirst(2)), kernel: kernel, strides: node.ints("strides"),
-                                          dilations: node.ints("dilations"), pads: node.ints("pads"), op: "Conv"),
-              let autoPad = try? AutoPad(attribute: node.string("auto_pad", default: "NOTSET")),
+        if let ks = a.kernelShape, ks != kernel { return nil }
+        guard var g = try? WindowGeometry(input: Array(xShape.dropFirst(2)), kernel: kernel, strides: a.strides,
+                                          dilations: a.dilations, pads: a.pads, op: "Conv"),
+              let autoPad = try? AutoPad(attribute: a.autoPad),
               (try? g.resolveConv(autoPad: autoPad, op: "Conv")) != nil,
               ConvOps.usesPackedGemm(g, channelsPerGroup: xShape[1], m: m, depthwise: false) else { return nil }
         var shape = mpq_conv2d_shape(
@@ -163,8 +164,8 @@ extension Session {
         let x = fromNCHW ? BlockedValue(shape: xShape, floats: values[xs]!.materialized().floats) : blockedForm(xs, values, &store)
         let conv = fromNCHW ? mpq_sconv2d_f32_blocked_from_nchw : mpq_sconv2d_f32_blocked
         let short = shortcut.map { blockedForm($0.slot, values, &store) }
-        let packed = preparedWeights.convWeights(node.inputs[1], w, group: 1)
-        let (act, lo, hi) = ConvEpilogue(node: node).cActivation
+        let packed = binding.weights.packed(w, group: 1, name: node.inputs[1], prepared: preparedWeights)
+        let (act, lo, hi) = a.epilogue.cActivation
         var out = [Float].uninitialized(count: n * mpq_blocked_image_floats(Int32(m), Int32(g.output[1]), Int32(g.output[2])))
         let threads = ConvOps.packedGemmThreads(images: n, macsPerImage: m * g.outputCount * packed.k)
         let biasFloats = bias?.floats ?? []
@@ -192,4 +193,14 @@ extension Session {
         countBlockedConv(residual: shortcut != nil)
         return node
     }
+}
+
+/// A blocked Conv's attributes read once per session (`Session.blockedBindings`): as planned,
+/// and as its SiLU or residual fusion rewrites the node, with its packed weights remembered
+/// (`ConvRunMemo.packed`).
+struct BlockedConvBinding {
+    let plain: ConvOps.ConvAttributes
+    let silu: ConvOps.ConvAttributes?
+    let residual: ConvOps.ConvAttributes?
+    let weights: ConvRunMemo
 }

@@ -243,6 +243,10 @@ extension Session {
         for (s, t) in inputs { values[s] = image.map { t.image($0) } ?? t }
         var store: [Int: BlockedValue] = [:]
         var fusedAway = Set<Int>()
+        // As in `run`: without the INT8 runtime's overrides or chains and with no input held as
+        // codes, no node's inputs need the codes check.
+        let mayHoldCodes = !overrides.isEmpty || !fusedOverrides.isEmpty || !chainOutputCodes.isEmpty
+            || inputs.contains { $0.tensor.codes != nil }
         for i in c.range {
             if fusedAway.contains(i) {
                 for s in lastReadSlots[i] where !c.outputSlots.contains(s) { values[s] = nil; store[s] = nil }
@@ -253,12 +257,19 @@ extension Session {
                 node = ran
             } else {
                 if !store.isEmpty { materializeInputs(of: i, &values, store) }
-                let ins = try resolveInputs(planned: i, values)
-                let (ran, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway,
+                // Values this node reads last move into its inputs (never the chain's outputs).
+                let ins = try takeInputs(planned: i, &values, keeping: c.outputSlots)
+                var (ran, outs) = try step(i, inputs: ins, keep: [], fusing: true, fusedAway: &fusedAway, mayHoldCodes: mayHoldCodes,
                                            lookup: { self.slotOf[$0].flatMap { values[$0] } ?? self.constants[$0] })
                 node = ran
-                let slots = node.outputs == plan[i].outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
-                for (k, t) in zip(slots.indices, outs) where slots[k] >= 0 { values[slots[k]] = t }
+                let slots = node.isSameNode(plan[i]) || node.outputs == plan[i].outputs ? outputSlots[i]
+                    : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
+                // Each output moves into its slot, popped from the back (no copy).
+                for k in stride(from: min(slots.count, outs.count) - 1, through: 0, by: -1) {
+                    outs.removeLast(outs.count - k - 1)
+                    let t = outs.removeLast()
+                    if slots[k] >= 0 { values[slots[k]] = consume t }
+                }
             }
             // Free what this image no longer needs (the chain's outputs stay).
             let reads = node.inputs == plan[i].inputs ? lastReadSlots[i]

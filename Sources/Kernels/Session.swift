@@ -11,9 +11,9 @@ public typealias NodeOverride = (_ inputs: [Tensor?]) throws -> [Tensor]
 public final class Session {
     public let graph: Graph
     /// Nodes left to execute per run, in topological order (constant-folded ones removed).
-    public private(set) var plan: [Node]
+    public let plan: [Node]
     /// Initializers plus folded constants.
-    public private(set) var constants: [String: Tensor]
+    public let constants: [String: Tensor]
     private let entries: [OpEntry]
     let lastUse: [String: Int]
     /// Per plan index, the values that node is the last to read (graph outputs excepted):
@@ -29,6 +29,10 @@ public final class Session {
     /// Per plan index: each output's slot, and the slots of `lastReads`.
     let outputSlots: [[Int]]
     let lastReadSlots: [[Int]]
+    /// Per plan index and input: whether the run loop may move the value out of its slot
+    /// instead of copying it (`takeInputs`): the node is its last reader (not a graph output)
+    /// and this is its last position among the node's inputs.
+    let movableInputs: [[Bool]]
     /// Per slot: whether the value is a graph output (the run returns it).
     let slotIsGraphOutput: [Bool]
     private let planIndex: [String: Int]
@@ -57,6 +61,11 @@ public final class Session {
     /// Convs that chains run in the channel-blocked layout (`findBlockedConvs`,
     /// docs/fp32-blocked-layout.md), by plan index.
     let blockedConvs: Set<Int>
+    /// Per plan index, for the blocked Convs: their attributes read once, as planned and as
+    /// their SiLU / residual fusions rewrite them, and their packed weights remembered
+    /// (`runBlockedConv`; nil elsewhere). A blocked Conv read ~8 attributes and two dictionary
+    /// entries by name per run.
+    let blockedBindings: [BlockedConvBinding?]
     /// Whether they do (`MPQ_FP32_BLOCKED=0` turns it off by default; the bytes are the same).
     public var runsBlockedConvs = Session.blockedDefault
     /// Per plan index: whether any fusion or image chain above starts there, so the run loop
@@ -150,6 +159,10 @@ public final class Session {
         inputConstants = plan.map { $0.inputs.map { $0.isEmpty ? nil : consts[$0] } }
         outputSlots = plan.map { $0.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! } }
         lastReadSlots = lastReads.map { $0.map { slotOf[$0]! } }
+        let reads = lastReads
+        movableInputs = plan.enumerated().map { i, n in
+            n.inputs.enumerated().map { k, v in reads[i].contains(v) && n.inputs[(k + 1)...].allSatisfy { $0 != v } }
+        }
         var isOutput = [Bool](repeating: false, count: slotOf.count)
         for (name, s) in slotOf where outputNames.contains(name) { isOutput[s] = true }
         slotIsGraphOutput = isOutput
@@ -172,6 +185,12 @@ public final class Session {
                                       groups: groups, slotOf: slotOf)
         blockedConvs = Session.findBlockedConvs(plan: plan, constants: consts, graphInputs: graphInputs, chains: imageChains,
                                                 silu: siluFusions, residual: residualFusions)
+        var blockedBindings = [BlockedConvBinding?](repeating: nil, count: plan.count)
+        for i in blockedConvs {
+            blockedBindings[i] = BlockedConvBinding(plain: ConvOps.ConvAttributes(plan[i]), silu: siluFusions[i].map { ConvOps.ConvAttributes($0.node) },
+                                                    residual: residualFusions[i].map { ConvOps.ConvAttributes($0.node) }, weights: ConvRunMemo())
+        }
+        self.blockedBindings = blockedBindings
         var starts = [Bool](repeating: false, count: plan.count)
         for k in [Array(siluFusions.keys), Array(pairFusions.keys), Array(residualFusions.keys), Array(transformerFusions.keys),
                   Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
@@ -224,6 +243,11 @@ public final class Session {
     func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool, observeCodes: Bool = false,
              observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotOf.count)
+        // Whether any value of this run can be held as codes (`Tensor.codes`): only with the
+        // INT8 runtime's overrides or chains, or a feed given as codes. Otherwise a node's
+        // inputs go to its op as they are, without the per-input check (and its copies).
+        let mayHoldCodes = !overrides.isEmpty || !fusedOverrides.isEmpty || !chainOutputCodes.isEmpty
+            || feeds.values.contains { $0.codes != nil }
         for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
             guard let t = feeds[input.name] else { throw RuntimeError.missingFeed(input: input.name) }
             values[slotOf[input.name]!] = t
@@ -236,6 +260,11 @@ public final class Session {
                 if !keep.isEmpty && keep.contains(v) { result[v] = values[s]?.materialized() }
                 values[s] = nil
             }
+        }
+        // Plan node `k`'s last reads, by slot (without a kept value to save, no name is read).
+        func free(planned k: Int) {
+            if !keep.isEmpty { return free(lastReadSlots[k], lastReads[k]) }
+            for s in lastReadSlots[k] { values[s] = nil }
         }
         // A fused node's inputs, by name.
         func resolve(_ node: Node) throws -> [Tensor?] {
@@ -258,14 +287,14 @@ public final class Session {
                     values[s] = t
                     if slotIsGraphOutput[s], let name = slotOf.first(where: { $0.value == s })?.key { result[name] = t.materialized() }
                 }
-                for k in c.range { free(lastReadSlots[k], lastReads[k]) }
+                for k in c.range { free(planned: k) }
                 if ran.byImage { imageChainsRun += 1 } else { blockedChainsRun += 1 }
                 chainEnd = c.range.upperBound
                 continue
             }
             if !fusedAway.isEmpty, fusedAway.contains(i) {
                 // Part of a chain already run: free what it was the last to read.
-                free(lastReadSlots[i], lastReads[i])
+                free(planned: i)
                 continue
             }
             var node = planned
@@ -278,25 +307,33 @@ public final class Session {
                 fusedChainsRun += 1
                 fusedAway.formUnion(f.nodes.dropFirst())
             } else {
-                ins = try resolve(planned: i)
+                // Unobserved and keeping nothing, a value this node reads last moves into its
+                // inputs (no copy, and its slot is empty as `free` would leave it).
+                ins = observer == nil && keep.isEmpty ? try takeInputs(planned: i, &values) : try resolve(planned: i)
                 // A residual Add fuses into its Conv only in unobserved runs (as image chains):
                 // an observer (profile, calibration with fusing) sees the Add -> Relu pair as before.
-                let ran = try step(i, inputs: ins, keep: keep, fusing: fusing, fusedAway: &fusedAway,
+                let ran = try step(i, inputs: ins, keep: keep, fusing: fusing, fusedAway: &fusedAway, mayHoldCodes: mayHoldCodes,
                                    lookup: { observer == nil ? value($0) ?? self.constants[$0] : nil })
                 node = ran.0; outs = ran.1
             }
             if let observer {
                 if observeCodes { observer(node, ins, outs) } else { observer(node, Self.materialized(ins), Self.materialized(outs)) }
             }
-            let outSlots = node.outputs == planned.outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
-            for (k, t) in zip(outSlots.indices, outs) where outSlots[k] >= 0 {
+            let asPlanned = node.isSameNode(planned)
+            let outSlots = asPlanned || node.outputs == planned.outputs ? outputSlots[i] : node.outputs.map { $0.isEmpty ? -1 : slotOf[$0]! }
+            // Each output moves from `outs` into its slot (popped from the back: no copy).
+            var moving = consume outs
+            for k in stride(from: min(outSlots.count, moving.count) - 1, through: 0, by: -1) {
+                moving.removeLast(moving.count - k - 1)
+                let t = moving.removeLast()
                 let s = outSlots[k]
-                values[s] = t
+                guard s >= 0 else { continue }
                 if slotIsGraphOutput[s] || (!keep.isEmpty && keep.contains(node.outputs[k])) { result[node.outputs[k]] = t.materialized() }
+                values[s] = consume t
             }
             // Free what no later node reads (a fused node may read other values than the plan's).
-            if node.inputs == planned.inputs {
-                free(lastReadSlots[i], lastReads[i])
+            if asPlanned || node.inputs == planned.inputs {
+                free(planned: i)
             } else {
                 let names = node.inputs.filter { !$0.isEmpty && lastUse[$0] == i && !outputNames.contains($0) }
                 free(names.map { slotOf[$0]! }, names)
@@ -321,6 +358,29 @@ public final class Session {
         return (q, chainCodesPath())
     }
 
+    /// `resolveInputs`, moving each value this node is the last to read out of `values`
+    /// (`movableInputs`) instead of copying it: the caller keeps no value and frees those
+    /// slots after the node anyway.
+    /// `keeping`: slots never moved (an image chain's outputs).
+    func takeInputs(planned i: Int, _ values: inout [Tensor?], keeping: [Int] = []) throws -> [Tensor?] {
+        let slots = inputSlots[i], consts = inputConstants[i], movable = movableInputs[i]
+        var ins: [Tensor?] = []
+        ins.reserveCapacity(slots.count)
+        for k in slots.indices {
+            let s = slots[k]
+            if s < 0 { ins.append(nil); continue }
+            if movable[k], values[s] != nil, keeping.isEmpty || !keeping.contains(s) {
+                ins.append(values[s].take())
+                continue
+            }
+            guard let t = values[s] ?? consts[k] else {
+                throw RuntimeError.missingValue(name: plan[i].inputs[k], node: plan[i].name)
+            }
+            ins.append(t)
+        }
+        return ins
+    }
+
     /// Plan node `i`'s inputs, by slot, from a run loop's `values`.
     func resolveInputs(planned i: Int, _ values: [Tensor?]) throws -> [Tensor?] {
         let slots = inputSlots[i], consts = inputConstants[i]
@@ -342,8 +402,10 @@ public final class Session {
     /// writes the last fused node's output) and its outputs; the nodes it ran are added to
     /// `fusedAway`, for the caller to skip.
     /// `lookup` finds a value by name (a fused residual's shortcut; nil when not computed yet).
+    /// `mayHoldCodes`: false when no input can be held as codes (`run`'s check), so none is
+    /// materialised.
     func step(_ i: Int, inputs ins: [Tensor?], keep: Set<String>, fusing: Bool,
-              fusedAway: inout Set<Int>, lookup: (String) -> Tensor?) throws -> (Node, [Tensor]) {
+              fusedAway: inout Set<Int>, mayHoldCodes: Bool = true, lookup: (String) -> Tensor?) throws -> (Node, [Tensor]) {
         var node = plan[i]
         let fusing = fusing && startsFusion[i]
         if fusing, let f = siluFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides) {
@@ -359,7 +421,7 @@ public final class Session {
             var fusedIns = ins
             while fusedIns.count < 3 { fusedIns.append(nil) }
             fusedIns.append(shortcut)
-            produced = try execute(node: node, index: i, inputs: fusedIns)
+            produced = try execute(node: node, index: i, inputs: fusedIns, mayHoldCodes: mayHoldCodes)
             fusedAway.formUnion(f.fusedAway)
             residualRunLock.lock(); residualRuns += 1; residualRunLock.unlock()
         } else if fusing, let f = pairFusions[i],
@@ -369,7 +431,7 @@ public final class Session {
             fusedAway.insert(f.second)
             produced = fused
         } else {
-            produced = try execute(node: node, index: i, inputs: ins)
+            produced = try execute(node: node, index: i, inputs: ins, mayHoldCodes: mayHoldCodes)
         }
         if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides),
            let first = produced.first, let y = b.apply(first, constants: constants) {
@@ -401,17 +463,20 @@ public final class Session {
         return try Session.execute(node, entries[i], inputs, opset: graph.opset(forDomain: node.domain), prepared: preparedWeights)
     }
 
-    /// Runs plan node `index`: its override if it has one, else its op.
-    func execute(node: Node, index: Int, inputs: [Tensor?]) throws -> [Tensor] {
+    /// Runs plan node `index`: its override if it has one, else its op. `mayHoldCodes`
+    /// false: no input is held as codes (the caller knows), so none is checked.
+    func execute(node: Node, index: Int, inputs: [Tensor?], mayHoldCodes: Bool = true) throws -> [Tensor] {
         // Empty-collection guards first: a lookup hashes the name even in an empty set (FP32 runs).
-        let ins = !codesInputNodes.isEmpty && codesInputNodes.contains(node.name) ? inputs : Self.materialized(inputs)
+        let ins = !mayHoldCodes || (!codesInputNodes.isEmpty && codesInputNodes.contains(node.name)) ? inputs : Self.materialized(inputs)
         if !overrides.isEmpty, let o = overrides[node.name] {
             do { return try o(ins) } catch let e as OpError {
                 throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
             }
         }
-        for b in bound[index] where b.node.isSameNode(node) {
-            do { return try b.run(ins, preparedWeights) } catch let e as OpError {
+        // By index: a for-in over the variants copied each (node, runner) pair.
+        let variants = bound[index]
+        for k in variants.indices where variants[k].node.isSameNode(node) {
+            do { return try variants[k].run(ins, preparedWeights) } catch let e as OpError {
                 throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: e.reason)
             }
         }

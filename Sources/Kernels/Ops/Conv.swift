@@ -7,7 +7,7 @@ enum ConvOps {
         "Conv": OpEntry(since: 1, { node, inputs, _, prepared in
             try ConvAttributes(node).run(node, inputs, prepared)
         }, bind: { node, _ in
-            let a = ConvAttributes(node)
+            let a = ConvAttributes(node, memo: ConvRunMemo())
             return { inputs, prepared in try a.run(node, inputs, prepared) }
         }),
         "ConvTranspose": OpEntry(since: 1) { node, inputs, _ in
@@ -27,8 +27,10 @@ enum ConvOps {
         let epilogue: ConvEpilogue
         let residualSide: String?, residualRelu: Bool
         let weightName: String
+        /// What the bound node keeps between runs (`ConvRunMemo`); nil when unbound.
+        let memo: ConvRunMemo?
 
-        init(_ node: Node) {
+        init(_ node: Node, memo: ConvRunMemo? = nil) {
             autoPad = node.string("auto_pad", default: "NOTSET")
             dilations = node.ints("dilations"); group = node.int("group", default: 1)
             kernelShape = node.ints("kernel_shape"); pads = node.ints("pads"); strides = node.ints("strides")
@@ -36,15 +38,33 @@ enum ConvOps {
             residualSide = node.string(ConvResidual.runtimeKey)
             residualRelu = node.string(ConvResidual.reluKey) == "Relu"
             weightName = node.inputs.count > 1 ? node.inputs[1] : ""
+            self.memo = memo
         }
 
         func run(_ node: Node, _ inputs: [Tensor?], _ prepared: PreparedWeights?) throws -> [Tensor] {
+            let residual = ConvResidual(side: residualSide, relu: residualRelu, inputs: inputs)
+            if let memo, inputs.count >= 2, let x = inputs[0], let w = inputs[1] {
+                // The shapes the last run checked: its geometry and packed weights, the same call.
+                let b = inputs.count > 2 ? inputs[2] : nil
+                if let p = memo.plan(x: x, w: w, b: b), x.dtype.isFloating, w.dtype.isFloating, b?.dtype.isFloating ?? true,
+                   residual?.fits(p.outShape) ?? true {
+                    let packed = memo.packed(w, group: group, name: weightName, prepared: prepared)
+                    let out = convPackedGemm(x: x, packed: packed, bias: b?.floats ?? [], g: p.g, epilogue: epilogue,
+                                             residual: residual)
+                    return [Tensor(shape: p.outShape, floats: out, dtype: x.dtype)]
+                }
+            }
             let weightName = self.weightName
+            let packWeights: ((Tensor, Int) -> PackedConvWeights)?
+            if let memo {
+                packWeights = { w, group in memo.packed(w, group: group, name: weightName, prepared: prepared) }
+            } else {
+                packWeights = prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } }
+            }
             return [try Conv(x: try node.required(inputs, 0, "X"), w: try node.required(inputs, 1, "W"),
                              b: inputs.count > 2 ? inputs[2] : nil, autoPad: autoPad, dilations: dilations,
                              group: group, kernelShape: kernelShape, pads: pads, strides: strides, epilogue: epilogue,
-                             packWeights: prepared.map { p in { w, group in p.convWeights(weightName, w, group: group) } },
-                             residual: ConvResidual(side: residualSide, relu: residualRelu, inputs: inputs))]
+                             packWeights: packWeights, residual: residual, memo: memo)]
         }
     }
 
@@ -61,7 +81,8 @@ enum ConvOps {
     static func Conv(x: Tensor, w: Tensor, b: Tensor?, autoPad: String, dilations: [Int]?, group: Int,
                      kernelShape: [Int]?, pads: [Int]?, strides: [Int]?, epilogue: ConvEpilogue = .none,
                      packWeights: ((Tensor, Int) -> PackedConvWeights)? = nil,
-                     gemm: FP32GemmChoice = FP32GemmChoice.environment, residual: ConvResidual? = nil) throws -> Tensor {
+                     gemm: FP32GemmChoice = FP32GemmChoice.environment, residual: ConvResidual? = nil,
+                     memo: ConvRunMemo? = nil) throws -> Tensor {
         try ensureFloat(x, "Conv X"); try ensureFloat(w, "Conv W")
         guard x.rank >= 3, w.rank == x.rank else {
             throw OpError("Conv needs X [N,C,spatial...] and W [M,C/group,kernel...] of the same rank, got X \(Tensor.describe(x.shape)) and W \(Tensor.describe(w.shape))")
@@ -97,7 +118,11 @@ enum ConvOps {
         if n > 0, usesPackedGemm(g, channelsPerGroup: cg, m: m, depthwise: depthwise, choice: gemm) {
             let packed = packWeights?(w, group) ?? PackedConvWeights(w, group: group)
             let out = convPackedGemm(x: x, packed: packed, bias: b?.floats ?? [], g: g, epilogue: epilogue, residual: residual)
-            return Tensor(shape: [n, m] + g.outputShape, floats: out, dtype: x.dtype)
+            let outShape = [n, m] + g.outputShape
+            // Every check above passed for these shapes: the bound node's next runs skip them
+            // (`ConvRunMemo`; only this packed-GEMM path is remembered).
+            memo?.remember(.init(xShape: x.shape, wShape: w.shape, biasCount: b?.count ?? -1, g: g, outShape: outShape))
+            return Tensor(shape: outShape, floats: out, dtype: x.dtype)
         }
         if let residual {
             // The OpenBLAS loop below, then the residual in one pass (the same bits).
