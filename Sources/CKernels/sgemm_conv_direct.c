@@ -649,6 +649,7 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
         free(offsets);
         return -1;
     }
+    choose_split(&j, threads);  // the geometry's, the same for every image
     for (int img = 0; img < images && rc == 0; img++) {
         j.image = img;
         if (j.copy) {
@@ -661,7 +662,6 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
         } else {
             j.shared = x + (size_t)img * j.in_image;
         }
-        choose_split(&j, threads);
         run(&j, threads);
         if (!all_claimed(&j)) rc = -1;
     }

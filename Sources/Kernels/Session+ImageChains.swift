@@ -243,10 +243,7 @@ extension Session {
         for (s, t) in inputs { values[s] = image.map { t.image($0) } ?? t }
         var store: [Int: BlockedValue] = [:]
         var fusedAway = Set<Int>()
-        // As in `run`: without the INT8 runtime's overrides or chains and with no input held as
-        // codes, no node's inputs need the codes check.
-        let mayHoldCodes = !overrides.isEmpty || !fusedOverrides.isEmpty || !chainOutputCodes.isEmpty
-            || inputs.contains { $0.tensor.codes != nil }
+        let mayHoldCodes = valuesMayBeCodes(feedsHoldCodes: inputs.contains { $0.tensor.codes != nil })
         for i in c.range {
             if fusedAway.contains(i) {
                 for s in lastReadSlots[i] where !c.outputSlots.contains(s) { values[s] = nil; store[s] = nil }

@@ -243,11 +243,7 @@ public final class Session {
     func run(_ feeds: [String: Tensor], keep: Set<String>, fusing: Bool, observeCodes: Bool = false,
              observer: ((Node, [Tensor?], [Tensor]) -> Void)?) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotOf.count)
-        // Whether any value of this run can be held as codes (`Tensor.codes`): only with the
-        // INT8 runtime's overrides or chains, or a feed given as codes. Otherwise a node's
-        // inputs go to its op as they are, without the per-input check (and its copies).
-        let mayHoldCodes = !overrides.isEmpty || !fusedOverrides.isEmpty || !chainOutputCodes.isEmpty
-            || feeds.values.contains { $0.codes != nil }
+        let mayHoldCodes = valuesMayBeCodes(feedsHoldCodes: feeds.values.contains { $0.codes != nil })
         for input in graph.inputs where constants[input.name] == nil || feeds[input.name] != nil {
             guard let t = feeds[input.name] else { throw RuntimeError.missingFeed(input: input.name) }
             values[slotOf[input.name]!] = t
@@ -356,6 +352,13 @@ public final class Session {
         guard !chainOutputCodes.isEmpty, !observed, let o = f.node.outputs.first, let q = chainOutputCodes[o],
               !keep.contains(o), !outputNames.contains(o) else { return nil }
         return (q, chainCodesPath())
+    }
+
+    /// Whether any value of a run can be held as codes (`Tensor.codes`): only with the INT8
+    /// runtime's overrides or chains, or a feed given as codes. Otherwise a node's inputs go to
+    /// its op as they are, without the per-input check (and its copies).
+    func valuesMayBeCodes(feedsHoldCodes: Bool) -> Bool {
+        feedsHoldCodes || !overrides.isEmpty || !fusedOverrides.isEmpty || !chainOutputCodes.isEmpty
     }
 
     /// `resolveInputs`, moving each value this node is the last to read out of `values`
