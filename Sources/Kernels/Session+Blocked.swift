@@ -20,6 +20,9 @@ extension Session {
     /// Whether chains run their blocked Convs in the blocked layout (default on; environment
     /// `MPQ_FP32_BLOCKED=0` turns it off, so both can be timed and compared).
     static let blockedDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED"] != "0"
+    /// Whether pools between blocked Convs join them (`findBlockedPools`; environment
+    /// `MPQ_FP32_BLOCKED_POOLS=0` leaves them NCHW, as before, for an A/B).
+    static let blockedPoolsDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_POOLS"] != "0"
 
     /// The plan indices of the Convs a chain runs blocked: FP32-capable Convs (2-D, group 1,
     /// constant weights and bias, not 1x1 stride 1) inside a chain that take their input from
@@ -40,8 +43,15 @@ extension Session {
             let pointwise = w.shape[2] == 1 && w.shape[3] == 1 && (n.ints("strides") ?? [1, 1]).allSatisfy { $0 == 1 }
             return !pointwise
         }
+        // A pool between two such Convs (ResNet's stem MaxPool) passes its input's producer on:
+        // the Convs on both sides run blocked, and so does the pool (`findBlockedPools`).
+        let pools = blockedPoolsDefault ? inChain.filter { isBlockedCapablePool(plan[$0]) } : []
         var producer: [String: Int] = [:]
-        for i in capable {
+        for i in capable.union(pools).sorted() {
+            if pools.contains(i) {
+                if let p = producer[plan[i].inputs[0]] { producer[plan[i].outputs[0]] = p }
+                continue
+            }
             for name in [plan[i].outputs[0], silu[i]?.node.outputs.first, residual[i]?.node.outputs.first].compactMap({ $0 }) {
                 producer[name] = i
             }
@@ -54,6 +64,46 @@ extension Session {
             }
         }
         return blocked
+    }
+
+    /// A 2-D MaxPool (no Indices output) or AveragePool of the default domain: what
+    /// `mpq_pool2d_f32_blocked` computes.
+    static func isBlockedCapablePool(_ n: Node) -> Bool {
+        ["MaxPool", "AveragePool"].contains(n.opType) && SiluFusion.isDefaultDomain(n) && n.inputs.count == 1 && !n.inputs[0].isEmpty
+            && n.outputs.count == 1 && !n.outputs[0].isEmpty && n.ints("kernel_shape")?.count == 2
+    }
+
+    /// The pools chains run blocked: capable pools (`isBlockedCapablePool`) inside a chain whose
+    /// input comes from a blocked Conv (through other such pools) and whose output a blocked
+    /// Conv reads, as input or residual shortcut, directly or through other such pools. Elsewhere
+    /// a pool would pay a reorder for nothing.
+    static func findBlockedPools(plan: [Node], chains: [Int: ImageChain], blockedConvs: Set<Int>,
+                                 silu: [Int: SiluFusion], residual: [Int: ResidualFusion]) -> Set<Int> {
+        let inChain = Set(chains.values.flatMap { Array($0.range) })
+        guard blockedPoolsDefault else { return [] }
+        let pools = inChain.filter { isBlockedCapablePool(plan[$0]) }.sorted()
+        var blockedOut = Set<String>()
+        for i in blockedConvs {
+            for name in [plan[i].outputs[0], silu[i]?.node.outputs.first, residual[i]?.node.outputs.first].compactMap({ $0 }) {
+                blockedOut.insert(name)
+            }
+        }
+        var fed = Set<Int>()    // pools whose input is blocked
+        for i in pools where blockedOut.contains(plan[i].inputs[0]) {
+            fed.insert(i)
+            blockedOut.insert(plan[i].outputs[0])
+        }
+        var blockedReads = Set<String>()
+        for k in blockedConvs {
+            blockedReads.insert(plan[k].inputs[0])
+            if let s = residual[k]?.shortcut { blockedReads.insert(s) }
+        }
+        var chosen = Set<Int>()
+        for i in pools.reversed() where fed.contains(i) && blockedReads.contains(plan[i].outputs[0]) {
+            chosen.insert(i)
+            blockedReads.insert(plan[i].inputs[0])
+        }
+        return chosen
     }
 
     /// Whether chain `c` has Convs to run blocked in this session (an FP32 chain on the AVX-512
@@ -191,6 +241,29 @@ extension Session {
         values[os] = nil
         fusedAway.formUnion(fused)
         countBlockedConv(residual: shortcut != nil)
+        return node
+    }
+}
+
+extension Session {
+    /// Plan node `i` as a blocked pool (`findBlockedPools`): reads its input's blocked form from
+    /// `store` and writes its output there (none in `values`). nil (nothing done) where it does
+    /// not apply: not a blocked pool, an override, an input not held blocked, or a window the
+    /// node's own run would reject (that run then gives the error).
+    func runBlockedPool(_ i: Int, _ values: inout [Tensor?], _ store: inout [Int: BlockedValue]) -> Node? {
+        guard blockedPools.contains(i), overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        let node = plan[i]
+        let xs = inputSlots[i][0]
+        guard xs >= 0, let x = store[xs], x.shape.count == 4 else { return nil }
+        let kind: PoolKind = node.opType == "MaxPool" ? .max : .average(includePad: node.int("count_include_pad", default: 0) != 0)
+        guard let (nc, g) = try? PoolOps.poolGeometry(shape: x.shape, node.opType, node.string("auto_pad", default: "NOTSET"),
+                                                      node.int("ceil_mode", default: 0) != 0, node.ints("dilations"),
+                                                      node.ints("kernel_shape"), node.ints("pads"), node.ints("strides")),
+              let y = PoolOps.poolBlocked(x.floats, n: nc[0], channels: nc[1], g, kind) else { return nil }
+        let os = outputSlots[i][0]
+        store[os] = BlockedValue(shape: nc + g.outputShape, floats: y)
+        values[os] = nil
+        countBlockedPool()
         return node
     }
 }

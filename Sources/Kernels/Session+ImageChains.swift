@@ -250,7 +250,7 @@ extension Session {
                 continue
             }
             let node: Node
-            if blocked, let ran = runBlockedConv(i, &values, &store, fusedAway: &fusedAway) {
+            if blocked, let ran = runBlockedConv(i, &values, &store, fusedAway: &fusedAway) ?? runBlockedPool(i, &values, &store) {
                 node = ran
             } else {
                 if !store.isEmpty { materializeInputs(of: i, &values, store) }

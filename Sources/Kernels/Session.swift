@@ -61,6 +61,9 @@ public final class Session {
     /// Convs that chains run in the channel-blocked layout (`findBlockedConvs`,
     /// docs/fp32-blocked-layout.md), by plan index.
     let blockedConvs: Set<Int>
+    /// MaxPool / AveragePool nodes that chains run blocked between blocked Convs
+    /// (`findBlockedPools`, `runBlockedPool`), by plan index.
+    let blockedPools: Set<Int>
     /// Per plan index, for the blocked Convs: their attributes read once, as planned and as
     /// their SiLU / residual fusions rewrite them, and their packed weights remembered
     /// (`runBlockedConv`; nil elsewhere). A blocked Conv read ~8 attributes and two dictionary
@@ -97,6 +100,10 @@ public final class Session {
     func countBlockedConv(residual: Bool) {
         residualRunLock.lock(); blockedRuns += 1; if residual { residualRuns += 1 }; residualRunLock.unlock()
     }
+    /// Pools run blocked since the session was made (tests check they happen; same lock).
+    var blockedPoolsRun: Int { residualRunLock.lock(); defer { residualRunLock.unlock() }; return blockedPoolRuns }
+    private var blockedPoolRuns = 0
+    func countBlockedPool() { residualRunLock.lock(); blockedPoolRuns += 1; residualRunLock.unlock() }
     /// Chains run over the whole batch for their blocked Convs (`runBlockedChain`).
     private(set) var blockedChainsRun = 0
 
@@ -184,6 +191,8 @@ public final class Session {
         imageChains = ImageChain.find(plan: plan, constants: consts, graphInputs: graphInputs, graphOutputs: outputNames,
                                       groups: groups, slotOf: slotOf)
         blockedConvs = Session.findBlockedConvs(plan: plan, constants: consts, graphInputs: graphInputs, chains: imageChains,
+                                                silu: siluFusions, residual: residualFusions)
+        blockedPools = Session.findBlockedPools(plan: plan, chains: imageChains, blockedConvs: blockedConvs,
                                                 silu: siluFusions, residual: residualFusions)
         var blockedBindings = [BlockedConvBinding?](repeating: nil, count: plan.count)
         for i in blockedConvs {

@@ -32,6 +32,15 @@ void mpq_maxpool2d_u8(mpq_kernel_path path, const mpq_pool2d *p, const uint8_t *
 /// Average pooling: sums in tap order, then one division by the Float product of counts.
 void mpq_avgpool2d_f32(mpq_kernel_path path, const mpq_pool2d *p, const float *x, float *y, int threads);
 
+/// `mpq_maxpool2d_f32` (`is_max`) or `mpq_avgpool2d_f32` on channel-blocked images
+/// ([N][ceil(C/16)][H][W][16], docs/fp32-blocked-layout.md): `p->planes` counts N * ceil(C/16)
+/// blocks of 16 lanes. Taps fold in the NCHW kernels' order (W, then H), so each lane holds
+/// the NCHW kernel's value bit for bit; lanes past `channels` in an image's last block are +0.
+/// `threads` > 1 splits output rows over the kernel pool. 0, or -1 when the planes are not
+/// whole images of `channels`.
+int mpq_pool2d_f32_blocked(mpq_kernel_path path, int is_max, const mpq_pool2d *p, int channels, const float *x, float *y,
+                           int threads);
+
 /// y = a + b (multiply = 0) or a * b (multiply = 1), then with `relu` `r < 0 ? 0 : r`
 /// (NaN and -0 stay): a residual Add and the Relu after it in one pass. `y` may alias `a` or `b`.
 void mpq_binary_f32(mpq_kernel_path path, int multiply, int relu, const float *a, const float *b,

@@ -34,6 +34,30 @@ extension PoolOps {
         return done == nil ? nil : Tensor(shape: nc + g.outputShape, floats: y, dtype: x.dtype)
     }
 
+    /// `kind` over `n` channel-blocked images of `channels` channels (`mpq_pool2d_f32_blocked`,
+    /// the FP32 chains' layout): the blocked output, each lane the NCHW kernels' value; nil
+    /// when the window is not 2-D or `kind` is Lp.
+    static func poolBlocked(_ x: [Float], n: Int, channels: Int, _ g: WindowGeometry, _ kind: PoolKind,
+                            path: KernelPath = .auto) -> [Float]? {
+        let isMax: Bool
+        switch kind {
+        case .max: isMax = true
+        case .average: isMax = false
+        case .lp: return nil
+        }
+        let blocks = (channels + 15) / 16
+        guard n > 0, channels > 0, g.rank == 2, x.count == n * blocks * 16 * g.input[1] * g.input[2] else { return nil }
+        var y = [Float].uninitialized(count: n * blocks * 16 * g.output[1] * g.output[2])
+        let rc: Int32? = withPool2D([n, blocks], g, kind) { p in
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeMutableBufferPointer { py in
+                    mpq_pool2d_f32_blocked(path.c, isMax ? 1 : 0, p, Int32(channels), px.baseAddress, py.baseAddress, rowThreads(x.count))
+                }
+            }
+        }
+        return rc == 0 ? y : nil
+    }
+
     /// MaxPool of uint8 codes (the INT8 chains' MaxPool, docs/int8-chains.md): the codes'
     /// order is the values' order, so the result is the codes of the float MaxPool; an
     /// all-padding window gives 0, the code the float path's -inf quantizes to. Nil when

@@ -52,13 +52,19 @@ extension PoolOps {
     static func poolGeometry(_ x: Tensor, _ op: String, _ autoPad: String, _ ceilMode: Bool, _ dilations: [Int]?,
                              _ kernelShape: [Int]?, _ pads: [Int]?, _ strides: [Int]?) throws -> ([Int], WindowGeometry) {
         try ensureFloat(x, "\(op) X")
-        guard x.rank >= 3 else { throw OpError("\(op) needs X [N,C,spatial...], got \(Tensor.describe(x.shape))") }
+        return try poolGeometry(shape: x.shape, op, autoPad, ceilMode, dilations, kernelShape, pads, strides)
+    }
+
+    /// `poolGeometry` for an input of `shape` (a float tensor's, checked by the caller).
+    static func poolGeometry(shape: [Int], _ op: String, _ autoPad: String, _ ceilMode: Bool, _ dilations: [Int]?,
+                             _ kernelShape: [Int]?, _ pads: [Int]?, _ strides: [Int]?) throws -> ([Int], WindowGeometry) {
+        guard shape.count >= 3 else { throw OpError("\(op) needs X [N,C,spatial...], got \(Tensor.describe(shape))") }
         guard let kernelShape else { throw OpError("\(op) requires the kernel_shape attribute") }
-        var g = try WindowGeometry(input: Array(x.shape.dropFirst(2)), kernel: kernelShape, strides: strides,
+        var g = try WindowGeometry(input: Array(shape.dropFirst(2)), kernel: kernelShape, strides: strides,
                                    dilations: dilations, pads: pads, op: op)
         try g.resolvePool(autoPad: try AutoPad(attribute: autoPad), ceilMode: ceilMode, op: op)
-        try checkedCount(Array(x.shape.prefix(2)) + g.outputShape, "\(op) output")
-        return (Array(x.shape.prefix(2)), g)
+        try checkedCount(Array(shape.prefix(2)) + g.outputShape, "\(op) output")
+        return (Array(shape.prefix(2)), g)
     }
 
     /// Per output index along one axis: the kernel taps that land inside the input

@@ -1,0 +1,113 @@
+// MaxPool and AveragePool on channel-blocked images ([N][C/16][H][W][16], the layout of the
+// FP32 image chains' blocked Convs, docs/fp32-blocked-layout.md): a Conv -> MaxPool -> Conv
+// run (ResNet's stem) keeps the layout instead of reordering out to NCHW and back around the
+// pool. With 16 channels in the lanes every tap is one whole-vector load: no stride-2 lane
+// permutes, no edge masks along W, no W-pass scratch.
+//
+// Same bits as the NCHW kernels (pool.c, pool_reference.c): per output, each valid row's taps
+// fold along W in tap order (`v > acc ? v : acc`, or `acc + v`), those row results fold along
+// H in tap order, an average divides once by count_h[oh] * count_w[ow]; an empty W or H range
+// gives -inf (max) or 0 (average) as there. Lanes past `channels` in the last block are +0.
+#include "pool_internal.h"
+#include <immintrin.h>
+#include <math.h>
+
+#define AVX512_TARGET __attribute__((target("avx512f")))
+
+typedef struct {
+    const mpq_pool2d *p;
+    int is_max, blocks, tail;  // blocks per image; lanes used in the last block (16 when C % 16 == 0)
+    const float *x;
+    float *y;
+} blocked_pool_job;
+
+/// Output row `oh` of block plane `plane`, lane by lane: the reference.
+static void row_reference(const blocked_pool_job *j, size_t plane, int oh) {
+    const mpq_pool2d *p = j->p;
+    const float *in = j->x + plane * (size_t)p->in_h * p->in_w * 16;
+    float *out = j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16;
+    const int lanes = (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16;
+    const float empty = j->is_max ? -INFINITY : 0.0f;
+    const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
+    const long first_h = (long)oh * p->stride_h - p->pad_top;
+    for (int ow = 0; ow < p->out_w; ow++) {
+        const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow];
+        const long first_w = (long)ow * p->stride_w - p->pad_left;
+        for (int l = 0; l < 16; l++) {
+            float acc = empty;
+            for (int t = lo_h; t < hi_h; t++) {
+                const float *row = in + (size_t)(first_h + (long)t * p->dilation_h) * p->in_w * 16 + l;
+                float r = empty;
+                if (hi_w > lo_w) {
+                    r = row[(first_w + (long)lo_w * p->dilation_w) * 16];
+                    for (int u = lo_w + 1; u < hi_w; u++) {
+                        const float v = row[(first_w + (long)u * p->dilation_w) * 16];
+                        r = j->is_max ? (v > r ? v : r) : r + v;
+                    }
+                }
+                acc = t == lo_h ? r : (j->is_max ? (r > acc ? r : acc) : acc + r);
+            }
+            if (!j->is_max) acc = acc / (p->count_h[oh] * p->count_w[ow]);
+            out[(size_t)ow * 16 + l] = l < lanes ? acc : 0.0f;
+        }
+    }
+}
+
+/// The same row, 16 lanes per step: `_mm512_max_ps(v, r)` is `v > r ? v : r` per lane.
+static AVX512_TARGET void row_avx512(const blocked_pool_job *j, size_t plane, int oh) {
+    const mpq_pool2d *p = j->p;
+    const float *in = j->x + plane * (size_t)p->in_h * p->in_w * 16;
+    float *out = j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16;
+    const int lanes = (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16;
+    const __mmask16 keep = (__mmask16)(lanes >= 16 ? 0xFFFF : (1u << lanes) - 1u);
+    const __m512 empty = _mm512_set1_ps(j->is_max ? -INFINITY : 0.0f);
+    const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
+    const long first_h = (long)oh * p->stride_h - p->pad_top;
+    const long step_w = (long)p->dilation_w * 16;
+    for (int ow = 0; ow < p->out_w; ow++) {
+        const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow];
+        const long first_w = (long)ow * p->stride_w - p->pad_left;
+        __m512 acc = empty;
+        for (int t = lo_h; t < hi_h; t++) {
+            const float *tap = in + ((size_t)(first_h + (long)t * p->dilation_h) * p->in_w + (first_w + (long)lo_w * p->dilation_w)) * 16;
+            __m512 r = empty;
+            if (hi_w > lo_w) {
+                r = _mm512_loadu_ps(tap);
+                for (int u = lo_w + 1; u < hi_w; u++) {
+                    tap += step_w;
+                    const __m512 v = _mm512_loadu_ps(tap);
+                    r = j->is_max ? _mm512_max_ps(v, r) : _mm512_add_ps(r, v);
+                }
+            }
+            acc = t == lo_h ? r : (j->is_max ? _mm512_max_ps(r, acc) : _mm512_add_ps(acc, r));
+        }
+        if (!j->is_max) acc = _mm512_div_ps(acc, _mm512_set1_ps(p->count_h[oh] * p->count_w[ow]));
+        _mm512_storeu_ps(out + (size_t)ow * 16, _mm512_maskz_mov_ps(keep, acc));
+    }
+}
+
+static void reference_unit(void *arg, int unit, int task) {
+    (void)task;
+    const blocked_pool_job *j = arg;
+    row_reference(j, (size_t)unit / (size_t)j->p->out_h, unit % j->p->out_h);
+}
+
+static void avx512_unit(void *arg, int unit, int task) {
+    (void)task;
+    const blocked_pool_job *j = arg;
+    row_avx512(j, (size_t)unit / (size_t)j->p->out_h, unit % j->p->out_h);
+}
+
+int mpq_pool2d_f32_blocked(mpq_kernel_path path, int is_max, const mpq_pool2d *p, int channels, const float *x, float *y,
+                           int threads) {
+    if (!p || !x || !y || channels <= 0) return -1;
+    const int blocks = (channels + 15) / 16;
+    if (p->planes % (size_t)blocks != 0) return -1;
+    if (p->planes == 0 || p->out_h <= 0 || p->out_w <= 0) return 0;
+    if (p->planes * (size_t)p->out_h > (size_t)INT32_MAX) return -1;
+    blocked_pool_job j = {p, is_max != 0, blocks, channels - (blocks - 1) * 16, x, y};
+    const int units = (int)(p->planes * (size_t)p->out_h);
+    const int fast = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
+    mpq_run_ranges(threads < 1 ? 1 : threads, units, fast ? avx512_unit : reference_unit, &j);
+    return 0;
+}
