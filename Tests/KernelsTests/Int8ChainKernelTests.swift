@@ -121,6 +121,27 @@ final class Int8ChainKernelTests: XCTestCase {
         }
     }
 
+    /// The split residual Add / Mul on codes (`mpq_requantize_binary_u8_threads`, 64-code units
+    /// over the kernel pool) writes the bytes of one call, around and above the 4096-code
+    /// threshold, on every path and thread count.
+    func testSplitBinaryOnCodesGivesTheBytesOfOneCall() {
+        var rng = Int8TestRNG(seed: 5)
+        for n in [4095, 4096, 4097, 12_345, 75_264] {
+            let qa = rng.u8s(n), qb = rng.u8s(n)
+            for multiply in [Int32(0), 1] {
+                for path in int8AvailablePaths {
+                    var want = [UInt8](repeating: 0, count: n)
+                    mpq_requantize_binary_u8(path, multiply, qa, 0.05, 128, qb, 0.02, 3, n, 0.037, 131, &want)
+                    for threads: Int32 in [1, 2, 3, 5] {
+                        var got = [UInt8](repeating: 7, count: n)
+                        mpq_requantize_binary_u8_threads(path, multiply, qa, 0.05, 128, qb, 0.02, 3, n, 0.037, 131, &got, threads)
+                        XCTAssertTrue(got == want, "\(int8PathName(path)) n \(n) multiply \(multiply) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Quantizing a dequantized code with the same grid gives the code back: why an INT8
     /// consumer may take codes on its own input grid instead of quantizing the floats.
     func testQuantizingTheGridGivesTheCodesBack() {

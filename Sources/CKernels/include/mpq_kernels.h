@@ -249,6 +249,12 @@ void mpq_requantize_binary_u8(mpq_kernel_path path, int multiply, const uint8_t 
                               const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
                               uint8_t *y);
 
+/// `mpq_requantize_binary_u8` split over `threads` (the kernel pool, 64-code units; under
+/// 4096 codes or one thread: one call). Same bytes for any split.
+void mpq_requantize_binary_u8_threads(mpq_kernel_path path, int multiply, const uint8_t *a, float scale_a, uint8_t zp_a,
+                                      const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
+                                      uint8_t *y, int threads);
+
 /// y[i] = table[x[i]].
 void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);
 
