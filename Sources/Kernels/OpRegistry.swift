@@ -71,8 +71,8 @@ extension Node {
 /// it: a negative dim, an element count that overflows Int, or a tensor over
 /// `TensorLimits.maxBytes` is an error naming `what` (the session adds the node).
 @discardableResult
-func checkedCount(_ shape: [Int], dtype: DType = .float32, _ what: String = "output") throws -> Int {
-    if let problem = TensorLimits.sizeProblem(shape, dtype: dtype) { throw OpError("\(what): \(problem)") }
+func checkedCount(_ shape: [Int], dtype: DType = .float32, _ what: @autoclosure () -> String = "output") throws -> Int {
+    if let problem = TensorLimits.sizeProblem(shape, dtype: dtype) { throw OpError("\(what()): \(problem)") }
     return TensorLimits.product(shape)!
 }
 

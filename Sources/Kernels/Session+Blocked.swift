@@ -16,6 +16,26 @@ struct BlockedValue {
     let floats: [Float]
 }
 
+/// A chain run's blocked values by slot: an array beside the run's `values` (a dictionary
+/// hashed every slot on every node input and free).
+struct BlockedStore {
+    private var slots: [BlockedValue?]
+    private(set) var count = 0
+
+    init(slots n: Int) { slots = [BlockedValue?](repeating: nil, count: n) }
+
+    var isEmpty: Bool { count == 0 }
+
+    subscript(_ s: Int) -> BlockedValue? {
+        get { slots[s] }
+        set {
+            if slots[s] != nil { count -= 1 }
+            if newValue != nil { count += 1 }
+            slots[s] = newValue
+        }
+    }
+}
+
 extension Session {
     /// Whether chains run their blocked Convs in the blocked layout (default on; environment
     /// `MPQ_FP32_BLOCKED=0` turns it off, so both can be timed and compared).
@@ -131,7 +151,7 @@ extension Session {
 
     /// Slot `s`'s blocked form: from the store, or its NCHW value reordered (and stored, for
     /// the value's other blocked readers).
-    private func blockedForm(_ s: Int, _ values: [Tensor?], _ store: inout [Int: BlockedValue]) -> BlockedValue {
+    private func blockedForm(_ s: Int, _ values: [Tensor?], _ store: inout BlockedStore) -> BlockedValue {
         if let b = store[s] { return b }
         let t = values[s]!.materialized()
         let (n, c, h, w) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
@@ -146,7 +166,7 @@ extension Session {
     }
 
     /// Gives slot `s` its NCHW value when only the blocked form exists.
-    func materializeBlocked(_ s: Int, _ values: inout [Tensor?], _ store: [Int: BlockedValue]) {
+    func materializeBlocked(_ s: Int, _ values: inout [Tensor?], _ store: BlockedStore) {
         guard s >= 0, values[s] == nil, let b = store[s] else { return }
         let (n, c, h, w) = (b.shape[0], b.shape[1], b.shape[2], b.shape[3])
         var y = [Float].uninitialized(count: n * c * h * w)
@@ -158,7 +178,7 @@ extension Session {
     }
 
     /// The NCHW values plan node `i` (with the fusions that may start at it) can read.
-    func materializeInputs(of i: Int, _ values: inout [Tensor?], _ store: [Int: BlockedValue]) {
+    func materializeInputs(of i: Int, _ values: inout [Tensor?], _ store: BlockedStore) {
         for s in inputSlots[i] { materializeBlocked(s, &values, store) }
         if let f = residualFusions[i], let s = slotOf[f.shortcut] { materializeBlocked(s, &values, store) }
     }
@@ -168,7 +188,7 @@ extension Session {
     /// into `store` (none in `values`). Returns the node as run, or nil (nothing done) where
     /// it does not apply: not a blocked Conv, an override, a shape the blocked kernel or
     /// mpq's FP32 GEMM does not take (the node then runs as before and gives its errors).
-    func runBlockedConv(_ i: Int, _ values: inout [Tensor?], _ store: inout [Int: BlockedValue],
+    func runBlockedConv(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore,
                         fusedAway: inout Set<Int>) -> Node? {
         guard let binding = blockedBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
         let xs = inputSlots[i][0]
@@ -250,7 +270,7 @@ extension Session {
     /// `store` and writes its output there (none in `values`). nil (nothing done) where it does
     /// not apply: not a blocked pool, an override, an input not held blocked, or a window the
     /// node's own run would reject (that run then gives the error).
-    func runBlockedPool(_ i: Int, _ values: inout [Tensor?], _ store: inout [Int: BlockedValue]) -> Node? {
+    func runBlockedPool(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore) -> Node? {
         guard blockedPools.contains(i), overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
         let node = plan[i]
         let xs = inputSlots[i][0]
@@ -270,10 +290,18 @@ extension Session {
 
 /// A blocked Conv's attributes read once per session (`Session.blockedBindings`): as planned,
 /// and as its SiLU or residual fusion rewrites the node, with its packed weights remembered
-/// (`ConvRunMemo.packed`).
-struct BlockedConvBinding {
+/// (`ConvRunMemo.packed`). A class, as are the attributes: a run reads them through one
+/// reference instead of copying (and retaining) each attribute array and string per Conv.
+final class BlockedConvBinding {
     let plain: ConvOps.ConvAttributes
     let silu: ConvOps.ConvAttributes?
     let residual: ConvOps.ConvAttributes?
     let weights: ConvRunMemo
+
+    init(plain: ConvOps.ConvAttributes, silu: ConvOps.ConvAttributes?, residual: ConvOps.ConvAttributes?, weights: ConvRunMemo) {
+        self.plain = plain
+        self.silu = silu
+        self.residual = residual
+        self.weights = weights
+    }
 }

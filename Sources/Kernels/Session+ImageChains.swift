@@ -241,7 +241,7 @@ extension Session {
     func runChain(_ c: ImageChain, image: Int?, inputs: [(slot: Int, tensor: Tensor)], blocked: Bool = false) throws -> [Tensor] {
         var values = [Tensor?](repeating: nil, count: slotIsGraphOutput.count)
         for (s, t) in inputs { values[s] = image.map { t.image($0) } ?? t }
-        var store: [Int: BlockedValue] = [:]
+        var store = BlockedStore(slots: values.count)
         var fusedAway = Set<Int>()
         let mayHoldCodes = valuesMayBeCodes(feedsHoldCodes: inputs.contains { $0.tensor.codes != nil })
         for i in c.range {

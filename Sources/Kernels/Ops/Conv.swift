@@ -22,7 +22,7 @@ enum ConvOps {
     ]
 
     /// A Conv node's attributes, read once (a session binds them per node, `OpEntry.bind`).
-    struct ConvAttributes: Sendable {
+    final class ConvAttributes: Sendable {
         let autoPad: String, dilations: [Int]?, group: Int, kernelShape: [Int]?, pads: [Int]?, strides: [Int]?
         let epilogue: ConvEpilogue
         let residualSide: String?, residualRelu: Bool
