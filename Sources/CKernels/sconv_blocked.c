@@ -153,9 +153,12 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
         const int q0 = p0 + (n * t) / tiles, np = (n * (t + 1)) / tiles - (n * t) / tiles;
         float *yt = yc + (size_t)(q0 - p0) * 16;
         if (j->flat) {
+            // One division per tile, then step along the row (a division per pixel was 2.5% of
+            // the detector's one-thread time: its stem plane is 4096 pixels in flat mode).
+            long oh = q0 / j->ow, ow = q0 % j->ow;
             for (int p = 0; p < np; p++) {
-                const long oh = (q0 + p) / j->ow, ow = (q0 + p) % j->ow;
                 pix[p] = (int32_t)((oh * s->stride_h * j->wp + ow * s->stride_w) * (j->nchw ? 1 : 16));
+                if (++ow == j->ow) { ow = 0; oh++; }
             }
             j->tile(j->k, w, nv, src, j->poffsets, pix, np, yt, j->plane16, rows, epp);
             continue;
@@ -191,12 +194,13 @@ static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img
     if (p1 > p0) bk_chunk(j, src, patch, img, b, p0, p1);
 }
 
-// Image `img` zero-padded into `dst` ([cb][hp][wp][16]): the flat mode's input.
-static void bk_pad(const bk_job *j, int img, float *dst) {
+// Parts [p0, p1) of image `img` zero-padded into `dst` ([cb][hp][wp][16], or [c][hp][wp] when
+// the input is NCHW): the flat mode's input. A part is a channel block (a channel for NCHW).
+static void bk_pad_parts(const bk_job *j, int img, int p0, int p1, float *dst) {
     const mpq_conv2d_shape *s = j->s;
     const float *x = j->x + (size_t)img * j->in_image;
     if (j->nchw) {
-        for (int c = 0; c < s->channels; c++) {
+        for (int c = p0; c < p1; c++) {
             const float *xc = x + (size_t)c * s->height * s->width;
             float *d = dst + (size_t)c * j->hp * j->wp;
             if (j->path == MPQ_PATH_VNNI) {
@@ -211,9 +215,27 @@ static void bk_pad(const bk_job *j, int img, float *dst) {
         }
         return;
     }
+    const float *xb = x + (size_t)p0 * s->height * s->width * 16;
+    float *db = dst + (size_t)p0 * j->hp * j->wp * 16;
     if (j->path == MPQ_PATH_VNNI)
-        mpq_sconv_blocked_patch_avx512(x, j->cbs, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, dst);
-    else patch_reference(x, j->cbs, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, dst);
+        mpq_sconv_blocked_patch_avx512(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
+    else patch_reference(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
+}
+
+static int bk_pad_part_count(const bk_job *j) { return j->nchw ? j->s->channels : j->cbs; }
+
+static void bk_pad(const bk_job *j, int img, float *dst) { bk_pad_parts(j, img, 0, bk_pad_part_count(j), dst); }
+
+typedef struct {
+    const bk_job *j;
+    float *shared;
+} bk_pad_split;
+
+static void bk_pad_unit(void *arg, int u, int t) {
+    (void)t;
+    const bk_pad_split *p = arg;
+    const int parts = bk_pad_part_count(p->j), img = u / parts, part = u % parts;
+    bk_pad_parts(p->j, img, part, part + 1, p->shared + (size_t)img * p->j->padded_image);
 }
 
 // Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or (image, block span, chunk) with the images
@@ -249,6 +271,43 @@ static void bk_task(void *arg, int t) {
 int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s) {
     return mpq_sconv2d_f32_cv_applies(s) && s->group == 1 &&
            (long)(s->channels + 15) / 16 * 16 * s->height * (long)s->width < INT32_MAX;
+}
+
+// The taps' offsets (in the blocked image, then in a border patch or the padded image) for
+// the job's geometry, kept per thread by geometry: computed on every call they were 2% of the
+// detector's blocked-Conv time. The cache owns the arrays; a thread evicts only its own.
+enum { OFFSETS_CACHE = 32 };
+static _Thread_local struct {
+    mpq_conv2d_shape s;
+    int nchw, k;
+    int32_t *offsets;  // 2 k entries: offsets, then poffsets
+} offsets_cache[OFFSETS_CACHE];
+static _Thread_local int offsets_cache_next;
+
+static const int32_t *tap_offsets(const bk_job *j, int nchw) {
+    const mpq_conv2d_shape *s = j->s;
+    for (int i = 0; i < OFFSETS_CACHE; i++)
+        if (offsets_cache[i].offsets && offsets_cache[i].nchw == nchw && offsets_cache[i].k == j->k &&
+            memcmp(&offsets_cache[i].s, s, sizeof *s) == 0)
+            return offsets_cache[i].offsets;
+    int32_t *offsets = malloc(2 * (size_t)j->k * sizeof(int32_t));
+    if (!offsets) return NULL;
+    int32_t *poffsets = offsets + j->k;
+    for (int c = 0, k = 0; c < s->channels; c++)
+        for (int kh = 0; kh < s->kernel_h; kh++)
+            for (int kw = 0; kw < s->kernel_w; kw++, k++) {
+                const long cb = c / 16, l = c % 16, dh = (long)kh * s->dilation_h, dw = (long)kw * s->dilation_w;
+                offsets[k] = (int32_t)(((cb * s->height + dh) * s->width + dw) * 16 + l);
+                poffsets[k] = nchw ? (int32_t)(((long)c * j->hp + dh) * j->wp + dw) : (int32_t)(((cb * j->ph + dh) * j->pwc + dw) * 16 + l);
+            }
+    const int i = offsets_cache_next;
+    offsets_cache_next = (offsets_cache_next + 1) % OFFSETS_CACHE;
+    free(offsets_cache[i].offsets);
+    offsets_cache[i].s = *s;
+    offsets_cache[i].nchw = nchw;
+    offsets_cache[i].k = j->k;
+    offsets_cache[i].offsets = offsets;
+    return offsets;
 }
 
 // Both entry points: x blocked, or NCHW (`nchw`).
@@ -297,28 +356,25 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     j.hi = hi;
     j.residual = residual && residual->shortcut ? residual : NULL;
     if (images == 0) return 0;
-    int32_t *offsets = malloc(2 * (size_t)j.k * sizeof(int32_t));
+    const int32_t *offsets = tap_offsets(&j, nchw);
     if (!offsets) return -1;
-    int32_t *poffsets = offsets + j.k;
-    for (int c = 0, k = 0; c < s->channels; c++)
-        for (int kh = 0; kh < s->kernel_h; kh++)
-            for (int kw = 0; kw < s->kernel_w; kw++, k++) {
-                const long cb = c / 16, l = c % 16, dh = (long)kh * s->dilation_h, dw = (long)kw * s->dilation_w;
-                offsets[k] = (int32_t)(((cb * s->height + dh) * s->width + dw) * 16 + l);
-                poffsets[k] = nchw ? (int32_t)(((long)c * j.hp + dh) * j.wp + dw) : (int32_t)(((cb * j.ph + dh) * j.pwc + dw) * 16 + l);
-            }
     j.offsets = offsets;
-    j.poffsets = poffsets;
+    j.poffsets = offsets + j.k;
     j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
     j.units = j.mode == MPQ_SCONV_SPLIT_IMAGES ? images : images * j.spans * j.chunks;
     float *shared = NULL;
     if (j.flat && j.mode == MPQ_SCONV_SPLIT_N) {
         // Fewer images than threads: each padded once, before the threads split it.
-        if (!(shared = aligned_alloc(64, ((size_t)images * j.padded_image * sizeof(float) + 63) / 64 * 64))) {
-            free(offsets);
-            return -1;
+        if (!(shared = aligned_alloc(64, ((size_t)images * j.padded_image * sizeof(float) + 63) / 64 * 64))) return -1;
+        // Split over the threads when it is large (the detector's stem: 3 x 66 x 66): one
+        // thread padded it before the others started, 4% of its one-thread time.
+        const int parts = bk_pad_part_count(&j);
+        if (threads > 1 && parts > 1 && (size_t)images * j.padded_image >= 16384) {
+            bk_pad_split p = {&j, shared};
+            mpq_run_ranges(threads, images * parts, bk_pad_unit, &p);
+        } else {
+            for (int i = 0; i < images; i++) bk_pad(&j, i, shared + (size_t)i * j.padded_image);
         }
-        for (int i = 0; i < images; i++) bk_pad(&j, i, shared + (size_t)i * j.padded_image);
         j.shared = shared;
     }
     const int t = mpq_sconv_claims(j.units, threads, j.mode, &j.chunk);
@@ -326,7 +382,6 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     mpq_pool_run(t, bk_task, &j);
     const int rc = atomic_load(&j.next) >= j.units ? 0 : -1;
     free(shared);
-    free(offsets);
     return rc;
 }
 
