@@ -24,6 +24,12 @@ final class ProfileCLITests: XCTestCase {
         let conv = try XCTUnwrap(nodes.first { $0["name"] as? String == "/block/conv1/Conv" })
         XCTAssertEqual(conv["macs"] as? Int, 589824 * 16, "inspect's MACs at batch 1, times the batch of 16")
         XCTAssertGreaterThan(try XCTUnwrap(report["ms"] as? Double), 0)
+        // End to end, beside the node sums: plain runs, both precisions.
+        XCTAssertGreaterThan(try XCTUnwrap(report["fp32_run_ms"] as? Double), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(report["run_ms"] as? Double), 0)
+        let text = try CLI.run(["profile", model, "--data", "\(CLI.examples)/digits_holdout.npz", "--runs", "1", "--quiet"])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("end to end: FP32 ") && text.stdout.contains("sum of nodes: FP32 "), text.stdout)
     }
 
     /// The engine column: what each INT8 Conv/Gemm ran, as the kernels reported it in the timed
