@@ -119,7 +119,7 @@ typedef struct {
     mpq_activation act;
     float lo, hi;
     const mpq_sconv_residual *residual;
-    int mode, units, chunk;
+    int mode, units, chunk, tasks;
     _Atomic int next;
 } bk_job;
 
@@ -238,6 +238,32 @@ static void bk_pad_unit(void *arg, int u, int t) {
     bk_pad_parts(p->j, img, part, part + 1, p->shared + (size_t)img * p->j->padded_image);
 }
 
+// The next units [u0, u1) to run, or 0 when none is left. One image split over the threads
+// claims guided: a claim takes 1/(2 tasks) of what is left, at most `chunk` and at least one
+// unit, so the claims shrink toward the end. With fixed claims of 1/8 of the layer, the caller
+// waited on average half a claim for the worker's last one: 6.3% of its time in
+// resnet_digits at batch 1 (perf, inside this kernel's pool runs).
+static int bk_claim(bk_job *j, int *u0, int *u1) {
+    if (j->mode == MPQ_SCONV_SPLIT_IMAGES || j->tasks <= 1) {
+        *u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (*u0 >= j->units) return 0;
+        *u1 = *u0 + j->chunk < j->units ? *u0 + j->chunk : j->units;
+        return 1;
+    }
+    int at = atomic_load_explicit(&j->next, memory_order_relaxed);
+    for (;;) {
+        if (at >= j->units) return 0;
+        int take = (j->units - at + 2 * j->tasks - 1) / (2 * j->tasks);
+        if (take > j->chunk) take = j->chunk;
+        if (take < 1) take = 1;
+        if (atomic_compare_exchange_weak_explicit(&j->next, &at, at + take, memory_order_relaxed, memory_order_relaxed)) {
+            *u0 = at;
+            *u1 = at + take;
+            return 1;
+        }
+    }
+}
+
 // Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or (image, block span, chunk) with the images
 // padded beforehand (flat mode) into j->shared.
 static void bk_task(void *arg, int t) {
@@ -247,9 +273,8 @@ static void bk_task(void *arg, int t) {
     float *patch = mpq_sconv_grown(&patch_buf, &patch_cap, need);
     if (!patch) return;
     for (;;) {
-        const int u0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (u0 >= j->units) return;
-        const int u1 = u0 + j->chunk < j->units ? u0 + j->chunk : j->units;
+        int u0, u1;
+        if (!bk_claim(j, &u0, &u1)) return;
         for (int u = u0; u < u1; u++) {
             if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
                 const float *src = j->x + (size_t)u * j->in_image;
@@ -378,6 +403,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
         j.shared = shared;
     }
     const int t = mpq_sconv_claims(j.units, threads, j.mode, &j.chunk);
+    j.tasks = t;
     atomic_init(&j.next, 0);
     mpq_pool_run(t, bk_task, &j);
     const int rc = atomic_load(&j.next) >= j.units ? 0 : -1;
