@@ -328,8 +328,14 @@ extension ResizeOps {
                         for p in 0..<outer {
                             let plane = src.baseAddress! + p * h * w
                             for i in 0..<oh {
-                                let row = plane + pr[i] * w
-                                for j in 0..<ow { (d + j).initialize(to: row[pc[j]]) }
+                                if i > 0 && pr[i] == pr[i - 1] {
+                                    // The same input row as the last output row (an integer
+                                    // upscale repeats each row): copy that output row.
+                                    d.initialize(from: d - ow, count: ow)
+                                } else {
+                                    let row = plane + pr[i] * w
+                                    for j in 0..<ow { (d + j).initialize(to: row[pc[j]]) }
+                                }
                                 d += ow
                             }
                         }
