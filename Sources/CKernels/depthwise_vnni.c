@@ -120,33 +120,28 @@ static int plan_make(const mpq_conv2d_shape *s, int OH, int OW, plan *p) {
     return plan_fill(s, OH, OW, 1, p);
 }
 
-// Plans by geometry, kept per thread (the plan's gather table is the thread's to read while
-// the entry lives; a thread reuses or evicts only its own): MobileNetV2's 17 depthwise layers
+// Plans by geometry, kept per thread (mpq_geometry_cache): MobileNetV2's 17 depthwise layers
 // rebuilt theirs on every call, 4% of the batch-1 INT8 run's single-threaded time in perf.
-enum { PLAN_CACHE = 32 };
-static _Thread_local struct {
-    mpq_conv2d_shape s;
-    plan p;
-    int used;
-} plan_cache[PLAN_CACHE];
-static _Thread_local int plan_cache_next;
+static _Thread_local mpq_geometry_cache plans;
+
+static void plan_release(void *p) {
+    free(((plan *)p)->g);
+    free(p);
+}
 
 /// The plan for `s` from this thread's cache, made on a miss; the cache owns its table.
 static int plan_cached(const mpq_conv2d_shape *s, int OH, int OW, plan *p) {
-    for (int i = 0; i < PLAN_CACHE; i++)
-        if (plan_cache[i].used && memcmp(&plan_cache[i].s, s, sizeof *s) == 0) {
-            *p = plan_cache[i].p;
-            return 0;
+    const plan *kept = mpq_geometry_cache_find(&plans, s, 0);
+    if (!kept) {
+        plan *made = malloc(sizeof *made);
+        if (!made) return -1;
+        if (plan_make(s, OH, OW, made) != 0) {
+            free(made);
+            return -1;
         }
-    plan made;
-    if (plan_make(s, OH, OW, &made) != 0) return -1;
-    const int i = plan_cache_next;
-    plan_cache_next = (plan_cache_next + 1) % PLAN_CACHE;
-    if (plan_cache[i].used) free(plan_cache[i].p.g);
-    plan_cache[i].s = *s;
-    plan_cache[i].p = made;
-    plan_cache[i].used = 1;
-    *p = made;
+        kept = mpq_geometry_cache_put(&plans, s, 0, made, plan_release);
+    }
+    *p = *kept;
     return 0;
 }
 
@@ -447,7 +442,6 @@ static int dw_units_per_thread(void) {
     const long v = mpq_env_long_once("MPQ_INT8_DW_UNITS", 16, &env);
     return v < 1 ? 1 : (int)v;
 }
-#define DW_UNITS_PER_THREAD dw_units_per_thread()
 
 static void channels_unit(void *arg, int u, int t) {
     (void)t;
@@ -480,9 +474,10 @@ VNNI_TARGET int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_sh
         d.sat = !cp.need_lo && !cp.need_hi;
     }
     if (threads > 1 && C > 1) {
-        // About 4 units per thread: a core another process takes holds back only its unit.
+        // About 16 units per thread (dw_units_per_thread): a core another process takes holds back only its unit.
         // Contiguous channel ranges per thread (mpq_run_ranges), as the 1x1 convs' pixels.
-        d.chunk = (C + DW_UNITS_PER_THREAD * threads - 1) / (DW_UNITS_PER_THREAD * threads);
+        const int units = dw_units_per_thread() * threads;
+        d.chunk = (C + units - 1) / units;
         d.chunks = (C + d.chunk - 1) / d.chunk;
         mpq_run_ranges(threads, d.chunks, channels_unit, &d);
     } else {

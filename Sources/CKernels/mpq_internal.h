@@ -6,6 +6,47 @@
 #include "mpq_kernels.h"
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+
+// MARK: - Tables by Conv geometry, per thread
+
+// Kernels that derive a table from a Conv's geometry alone (the VNNI depthwise gather plan,
+// the blocked FP32 Conv's tap offsets) keep their last 32 in a `_Thread_local` cache of the
+// caller's: rebuilt on every call they were 2-4% of a small model's batch-1 run. A thread
+// reads and evicts only its own entries, so a table lives through the call that found it.
+enum { MPQ_GEOMETRY_CACHE = 32 };
+typedef struct {
+    struct {
+        mpq_conv2d_shape s;
+        int variant;                 // what else the table depends on (0 when nothing)
+        void *table;                 // NULL: empty
+        void (*release)(void *);
+    } entry[MPQ_GEOMETRY_CACHE];
+    int next;
+} mpq_geometry_cache;
+
+/// The table kept for (`s`, `variant`), or NULL. `mpq_conv2d_shape` is all int32 fields, so
+/// memcmp compares geometries.
+static inline void *mpq_geometry_cache_find(const mpq_geometry_cache *c, const mpq_conv2d_shape *s, int variant) {
+    for (int i = 0; i < MPQ_GEOMETRY_CACHE; i++)
+        if (c->entry[i].table && c->entry[i].variant == variant && memcmp(&c->entry[i].s, s, sizeof *s) == 0)
+            return c->entry[i].table;
+    return NULL;
+}
+
+/// Keeps `table` for (`s`, `variant`), evicting the oldest entry (freed with its `release`),
+/// and returns it.
+static inline void *mpq_geometry_cache_put(mpq_geometry_cache *c, const mpq_conv2d_shape *s, int variant, void *table,
+                                           void (*release)(void *)) {
+    const int i = c->next;
+    c->next = (c->next + 1) % MPQ_GEOMETRY_CACHE;
+    if (c->entry[i].table) c->entry[i].release(c->entry[i].table);
+    c->entry[i].s = *s;
+    c->entry[i].variant = variant;
+    c->entry[i].table = table;
+    c->entry[i].release = release;
+    return table;
+}
 
 _Static_assert(sizeof(mpq_packed_b_header) == 64, "packed-B header is one cache line");
 _Static_assert(MPQ_PACK_N * MPQ_PACK_K == 64, "one packed group is one 512-bit vpdpbusd operand");

@@ -14,12 +14,14 @@
 
 #define AVX512_TARGET __attribute__((target("avx512f")))
 
-typedef struct {
+typedef struct blocked_pool_job blocked_pool_job;
+struct blocked_pool_job {
+    void (*row)(const blocked_pool_job *, size_t plane, int oh);  // the reference or the AVX-512 row
     const mpq_pool2d *p;
     int is_max, blocks, tail;  // blocks per image; lanes used in the last block (16 when C % 16 == 0)
     const float *x;
     float *y;
-} blocked_pool_job;
+};
 
 /// Output row `oh` of block plane `plane`, lane by lane: the reference.
 static void row_reference(const blocked_pool_job *j, size_t plane, int oh) {
@@ -86,16 +88,10 @@ static AVX512_TARGET void row_avx512(const blocked_pool_job *j, size_t plane, in
     }
 }
 
-static void reference_unit(void *arg, int unit, int task) {
+static void row_unit(void *arg, int unit, int task) {
     (void)task;
     const blocked_pool_job *j = arg;
-    row_reference(j, (size_t)unit / (size_t)j->p->out_h, unit % j->p->out_h);
-}
-
-static void avx512_unit(void *arg, int unit, int task) {
-    (void)task;
-    const blocked_pool_job *j = arg;
-    row_avx512(j, (size_t)unit / (size_t)j->p->out_h, unit % j->p->out_h);
+    j->row(j, (size_t)unit / (size_t)j->p->out_h, unit % j->p->out_h);
 }
 
 int mpq_pool2d_f32_blocked(mpq_kernel_path path, int is_max, const mpq_pool2d *p, int channels, const float *x, float *y,
@@ -105,9 +101,8 @@ int mpq_pool2d_f32_blocked(mpq_kernel_path path, int is_max, const mpq_pool2d *p
     if (p->planes % (size_t)blocks != 0) return -1;
     if (p->planes == 0 || p->out_h <= 0 || p->out_w <= 0) return 0;
     if (p->planes * (size_t)p->out_h > (size_t)INT32_MAX) return -1;
-    blocked_pool_job j = {p, is_max != 0, blocks, channels - (blocks - 1) * 16, x, y};
-    const int units = (int)(p->planes * (size_t)p->out_h);
-    const int fast = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
-    mpq_run_ranges(threads < 1 ? 1 : threads, units, fast ? avx512_unit : reference_unit, &j);
+    blocked_pool_job j = {mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI ? row_avx512 : row_reference, p, is_max != 0, blocks,
+                          channels - (blocks - 1) * 16, x, y};
+    mpq_run_ranges(threads < 1 ? 1 : threads, (int)(p->planes * (size_t)p->out_h), row_unit, &j);
     return 0;
 }

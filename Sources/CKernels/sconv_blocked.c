@@ -299,22 +299,14 @@ int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s) {
 }
 
 // The taps' offsets (in the blocked image, then in a border patch or the padded image) for
-// the job's geometry, kept per thread by geometry: computed on every call they were 2% of the
-// detector's blocked-Conv time. The cache owns the arrays; a thread evicts only its own.
-enum { OFFSETS_CACHE = 32 };
-static _Thread_local struct {
-    mpq_conv2d_shape s;
-    int nchw, k;
-    int32_t *offsets;  // 2 k entries: offsets, then poffsets
-} offsets_cache[OFFSETS_CACHE];
-static _Thread_local int offsets_cache_next;
+// the job's geometry and input layout, kept per thread (mpq_geometry_cache): computed on every
+// call they were 2% of the detector's blocked-Conv time. k follows from the geometry.
+static _Thread_local mpq_geometry_cache tap_tables;
 
 static const int32_t *tap_offsets(const bk_job *j, int nchw) {
     const mpq_conv2d_shape *s = j->s;
-    for (int i = 0; i < OFFSETS_CACHE; i++)
-        if (offsets_cache[i].offsets && offsets_cache[i].nchw == nchw && offsets_cache[i].k == j->k &&
-            memcmp(&offsets_cache[i].s, s, sizeof *s) == 0)
-            return offsets_cache[i].offsets;
+    const int32_t *kept = mpq_geometry_cache_find(&tap_tables, s, nchw);
+    if (kept) return kept;
     int32_t *offsets = malloc(2 * (size_t)j->k * sizeof(int32_t));
     if (!offsets) return NULL;
     int32_t *poffsets = offsets + j->k;
@@ -325,14 +317,7 @@ static const int32_t *tap_offsets(const bk_job *j, int nchw) {
                 offsets[k] = (int32_t)(((cb * s->height + dh) * s->width + dw) * 16 + l);
                 poffsets[k] = nchw ? (int32_t)(((long)c * j->hp + dh) * j->wp + dw) : (int32_t)(((cb * j->ph + dh) * j->pwc + dw) * 16 + l);
             }
-    const int i = offsets_cache_next;
-    offsets_cache_next = (offsets_cache_next + 1) % OFFSETS_CACHE;
-    free(offsets_cache[i].offsets);
-    offsets_cache[i].s = *s;
-    offsets_cache[i].nchw = nchw;
-    offsets_cache[i].k = j->k;
-    offsets_cache[i].offsets = offsets;
-    return offsets;
+    return mpq_geometry_cache_put(&tap_tables, s, nchw, offsets, free);
 }
 
 // Both entry points: x blocked, or NCHW (`nchw`).

@@ -18,17 +18,24 @@ struct BlockedValue {
 
 /// A chain run's blocked values by slot: an array beside the run's `values` (a dictionary
 /// hashed every slot on every node input and free).
+/// The array is made at the first store, so a chain run that keeps nothing blocked (an INT8
+/// chain, image by image) allocates nothing for it.
 struct BlockedStore {
-    private var slots: [BlockedValue?]
+    private let capacity: Int
+    private var slots: [BlockedValue?] = []
     private(set) var count = 0
 
-    init(slots n: Int) { slots = [BlockedValue?](repeating: nil, count: n) }
+    init(slots n: Int) { capacity = n }
 
     var isEmpty: Bool { count == 0 }
 
     subscript(_ s: Int) -> BlockedValue? {
-        get { slots[s] }
+        get { s < slots.count ? slots[s] : nil }
         set {
+            if slots.isEmpty {
+                guard newValue != nil else { return }
+                slots = [BlockedValue?](repeating: nil, count: capacity)
+            }
             if slots[s] != nil { count -= 1 }
             if newValue != nil { count += 1 }
             slots[s] = newValue
@@ -72,9 +79,7 @@ extension Session {
                 if let p = producer[plan[i].inputs[0]] { producer[plan[i].outputs[0]] = p }
                 continue
             }
-            for name in [plan[i].outputs[0], silu[i]?.node.outputs.first, residual[i]?.node.outputs.first].compactMap({ $0 }) {
-                producer[name] = i
-            }
+            for name in convOutputs(i, plan, silu, residual) { producer[name] = i }
         }
         var blocked = Set<Int>()
         for k in capable {
@@ -84,6 +89,12 @@ extension Session {
             }
         }
         return blocked
+    }
+
+    /// The names a Conv at plan index `i` may hand on: its output, and its SiLU's or residual
+    /// Add's when a fusion rewrites it.
+    static func convOutputs(_ i: Int, _ plan: [Node], _ silu: [Int: SiluFusion], _ residual: [Int: ResidualFusion]) -> [String] {
+        [plan[i].outputs[0], silu[i]?.node.outputs.first, residual[i]?.node.outputs.first].compactMap { $0 }
     }
 
     /// A 2-D MaxPool (no Indices output) or AveragePool of the default domain: what
@@ -103,11 +114,7 @@ extension Session {
         guard blockedPoolsDefault else { return [] }
         let pools = inChain.filter { isBlockedCapablePool(plan[$0]) }.sorted()
         var blockedOut = Set<String>()
-        for i in blockedConvs {
-            for name in [plan[i].outputs[0], silu[i]?.node.outputs.first, residual[i]?.node.outputs.first].compactMap({ $0 }) {
-                blockedOut.insert(name)
-            }
-        }
+        for i in blockedConvs { blockedOut.formUnion(convOutputs(i, plan, silu, residual)) }
         var fed = Set<Int>()    // pools whose input is blocked
         for i in pools where blockedOut.contains(plan[i].inputs[0]) {
             fed.insert(i)
@@ -271,20 +278,32 @@ extension Session {
     /// not apply: not a blocked pool, an override, an input not held blocked, or a window the
     /// node's own run would reject (that run then gives the error).
     func runBlockedPool(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore) -> Node? {
-        guard blockedPools.contains(i), overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        guard let a = blockedPoolBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
         let node = plan[i]
         let xs = inputSlots[i][0]
         guard xs >= 0, let x = store[xs], x.shape.count == 4 else { return nil }
-        let kind: PoolKind = node.opType == "MaxPool" ? .max : .average(includePad: node.int("count_include_pad", default: 0) != 0)
-        guard let (nc, g) = try? PoolOps.poolGeometry(shape: x.shape, node.opType, node.string("auto_pad", default: "NOTSET"),
-                                                      node.int("ceil_mode", default: 0) != 0, node.ints("dilations"),
-                                                      node.ints("kernel_shape"), node.ints("pads"), node.ints("strides")),
-              let y = PoolOps.poolBlocked(x.floats, n: nc[0], channels: nc[1], g, kind) else { return nil }
+        guard let (nc, g) = try? PoolOps.poolGeometry(shape: x.shape, node.opType, a.autoPad, a.ceilMode, a.dilations,
+                                                      a.kernelShape, a.pads, a.strides),
+              let y = PoolOps.poolBlocked(x.floats, n: nc[0], channels: nc[1], g, a.kind) else { return nil }
         let os = outputSlots[i][0]
         store[os] = BlockedValue(shape: nc + g.outputShape, floats: y)
         values[os] = nil
         countBlockedPool()
         return node
+    }
+}
+
+/// A blocked pool's attributes read once per session (`Session.blockedPoolBindings`).
+struct BlockedPoolBinding {
+    let kind: PoolKind
+    let autoPad: String, ceilMode: Bool
+    let dilations: [Int]?, kernelShape: [Int]?, pads: [Int]?, strides: [Int]?
+
+    init(_ node: Node) {
+        kind = node.opType == "MaxPool" ? .max : .average(includePad: node.int("count_include_pad", default: 0) != 0)
+        autoPad = node.string("auto_pad", default: "NOTSET")
+        ceilMode = node.int("ceil_mode", default: 0) != 0
+        dilations = node.ints("dilations"); kernelShape = node.ints("kernel_shape"); pads = node.ints("pads"); strides = node.ints("strides")
     }
 }
 

@@ -34,9 +34,26 @@ extension Session {
             if run > 0 { progress?(run, max(1, runs)) }
         }
         return plan.enumerated().map { i, node in
-            let s = samples[i].sorted()
-            let median = s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
-            return NodeProfile(name: node.name, opType: node.opType, seconds: median, macs: macs[i])
+            NodeProfile(name: node.name, opType: node.opType, seconds: Self.median(samples[i]), macs: macs[i])
         }
+    }
+
+    /// Median seconds of `runs` plain runs of `feeds` after one warm-up: image chains, the
+    /// blocked layout and every fusion on, as `run` goes (`profile` observes every node and so
+    /// runs none of them; on a chained CNN its nodes sum to more than this).
+    public func timeRuns(_ feeds: [String: Tensor], runs: Int) throws -> Double {
+        _ = try run(feeds)
+        var samples: [Double] = []
+        for _ in 0..<max(1, runs) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try run(feeds)
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return Self.median(samples)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
     }
 }

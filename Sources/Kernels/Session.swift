@@ -64,6 +64,8 @@ public final class Session {
     /// MaxPool / AveragePool nodes that chains run blocked between blocked Convs
     /// (`findBlockedPools`, `runBlockedPool`), by plan index.
     let blockedPools: Set<Int>
+    /// Their attributes, read once (`runBlockedPool`).
+    let blockedPoolBindings: [Int: BlockedPoolBinding]
     /// Per plan index, for the blocked Convs: their attributes read once, as planned and as
     /// their SiLU / residual fusions rewrite them, and their packed weights remembered
     /// (`runBlockedConv`; nil elsewhere). A blocked Conv read ~8 attributes and two dictionary
@@ -194,6 +196,7 @@ public final class Session {
                                                 silu: siluFusions, residual: residualFusions)
         blockedPools = Session.findBlockedPools(plan: plan, chains: imageChains, blockedConvs: blockedConvs,
                                                 silu: siluFusions, residual: residualFusions)
+        blockedPoolBindings = Dictionary(uniqueKeysWithValues: blockedPools.map { ($0, BlockedPoolBinding(plan[$0])) })
         var blockedBindings = [BlockedConvBinding?](repeating: nil, count: plan.count)
         for i in blockedConvs {
             blockedBindings[i] = BlockedConvBinding(plain: ConvOps.ConvAttributes(plan[i]), silu: siluFusions[i].map { ConvOps.ConvAttributes($0.node) },

@@ -68,13 +68,13 @@ struct Profile: ParsableCommand {
         let map = runtime?.map
         try runtime?.apply(runtime!.allFP32)
         let fp32 = try model.session.profile(feeds, runs: runs, progress: Progress(label: "profile fp32").update)
-        let fp32Run = try medianRun(model.session, feeds)
+        let fp32Run = try model.session.timeRuns(feeds, runs: runs)
         var other: [NodeProfile]? = nil
         var otherRun: Double? = nil
         if let runtime, let map {
             try runtime.apply(map)
             other = try model.session.profile(feeds, runs: runs, progress: Progress(label: "profile \(precisionOptions.precision)").update)
-            otherRun = try medianRun(model.session, feeds)
+            otherRun = try model.session.timeRuns(feeds, runs: runs)
         }
         let int8Nodes = runtime.map { Set($0.plan.int8Layers).union($0.plan.int8RegionOps) } ?? []
         let fp32Total = max(fp32.reduce(0) { $0 + $1.seconds }, 1e-12)
@@ -93,19 +93,6 @@ struct Profile: ParsableCommand {
                             runMs: otherRun.map { $0 * 1e3 }, nodes: table, opTypes: byOp)
         if json { print(try jsonString(report)); return }
         printTable(report)
-    }
-
-    /// Median seconds of `runs` plain runs of `feeds` after one warm-up.
-    func medianRun(_ session: Session, _ feeds: [String: Tensor]) throws -> Double {
-        _ = try session.run(feeds)
-        var t: [Double] = []
-        for _ in 0..<runs {
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = try session.run(feeds)
-            t.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        t.sort()
-        return t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2
     }
 
     func printTable(_ r: Report) {
