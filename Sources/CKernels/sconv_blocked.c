@@ -111,6 +111,7 @@ typedef struct {
     int cbs, mg, k, blocks, span, spans, oh, ow, ph, pwc, chunks;
     int flat, hp, wp;        // flat mode (small planes): the padded image's rows and columns
     int nchw;                // the input is NCHW (always flat mode: padded planes, pixels 1 float apart)
+    int in_place;            // flat mode on the image itself: a 1x1 stride-1 unpadded Conv (no padded copy)
     size_t padded_image;
     const float *shared;     // flat mode, one image split over the threads: the padded images
     const int32_t *offsets;  // per k, in the image: ((cb H + kh dh) W + kw dw) 16 + c % 16
@@ -269,7 +270,7 @@ static int bk_claim(bk_job *j, int *u0, int *u1) {
 static void bk_task(void *arg, int t) {
     (void)t;
     bk_job *j = (bk_job *)arg;
-    const size_t need = j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
+    const size_t need = j->in_place ? 16 : j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
     float *patch = mpq_sconv_grown(&patch_buf, &patch_cap, need);
     if (!patch) return;
     for (;;) {
@@ -278,7 +279,7 @@ static void bk_task(void *arg, int t) {
         for (int u = u0; u < u1; u++) {
             if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
                 const float *src = j->x + (size_t)u * j->in_image;
-                if (j->flat) {
+                if (j->flat && !j->in_place) {
                     bk_pad(j, u, patch);
                     src = patch;
                 }
@@ -287,7 +288,7 @@ static void bk_task(void *arg, int t) {
                 continue;
             }
             const int c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
-            const float *src = j->flat ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
+            const float *src = j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
             bk_chunk_at(j, src, patch, img, sp * j->span, c);
         }
     }
@@ -353,12 +354,19 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     j.wp = s->width + s->pad_left + s->pad_right;
     j.padded_image = nchw ? (size_t)s->channels * j.hp * j.wp : (size_t)j.cbs * (size_t)j.hp * (size_t)j.wp * 16;
     // Flat mode where output rows are shorter than BK_FLAT_WIDTH (see there).
-    j.flat = nchw || (j.ow < BK_FLAT_WIDTH && (s->pad_top || s->pad_left || s->pad_bottom || s->pad_right));
+    const int padded = s->pad_top || s->pad_left || s->pad_bottom || s->pad_right;
+    j.flat = nchw || (j.ow < BK_FLAT_WIDTH && padded);
+    // A 1x1 stride-1 unpadded Conv (MobileNetV2's expand and project layers): every pixel's
+    // window is the pixel itself, so flat mode's tiles over consecutive pixels read the blocked
+    // image in place, in chunks of about 24 pixels (row chunks of a 7- or 14-pixel row left
+    // tiles of 7 pixels where the tile takes 6-8).
+    j.in_place = !nchw && !padded && s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
+    if (j.in_place) j.flat = 1;
     if (j.flat) {
         j.ph = j.hp;
         j.pwc = j.wp;
     }
-    j.chunks = j.oh;
+    j.chunks = j.in_place ? (j.oh * j.ow + 23) / 24 : j.oh;
     j.w = (const float *)(h + 1);
     j.bias = bias;
     j.act = act;
@@ -373,7 +381,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
     j.units = j.mode == MPQ_SCONV_SPLIT_IMAGES ? images : images * j.spans * j.chunks;
     float *shared = NULL;
-    if (j.flat && j.mode == MPQ_SCONV_SPLIT_N) {
+    if (j.flat && !j.in_place && j.mode == MPQ_SCONV_SPLIT_N) {
         // Fewer images than threads: each padded once, before the threads split it.
         if (!(shared = aligned_alloc(64, ((size_t)images * j.padded_image * sizeof(float) + 63) / 64 * 64))) return -1;
         // Split over the threads when it is large (the detector's stem: 3 x 66 x 66): one

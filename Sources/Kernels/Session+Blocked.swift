@@ -51,12 +51,13 @@ extension Session {
     /// `MPQ_FP32_BLOCKED_POOLS=0` leaves them NCHW, as before, for an A/B).
     static let blockedPoolsDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_POOLS"] != "0"
 
-    /// The plan indices of the Convs a chain runs blocked: FP32-capable Convs (2-D, group 1,
-    /// constant weights and bias, not 1x1 stride 1) inside a chain that take their input from
-    /// another such Conv or hand their output (their fused SiLU's or residual's output) to one,
-    /// as input or residual shortcut: a lone Conv between other ops would pay two reorders for
-    /// nothing. 1x1 stride-1 Convs are left out: measured neither way yet (MobileNetV2's
-    /// expand and project layers go with its depthwise layers, the design's next step).
+    /// The plan indices of the Convs a chain runs blocked: FP32-capable Convs (2-D, constant
+    /// weights and bias, group 1, or depthwise 3x3 as `mpq_depthwise3x3_f32_blocked` takes it
+    /// with no SiLU or residual fusion) inside a chain that take their input from another such
+    /// Conv or hand their output (their fused SiLU's or residual's output) to one, as input or
+    /// residual shortcut: a lone Conv between other ops would pay two reorders for nothing.
+    /// MobileNetV2's inverted residuals (1x1 expand, depthwise, 1x1 project + Add) run blocked
+    /// from its stem to its last 1x1 Conv (s17).
     static func findBlockedConvs(plan: [Node], constants: [String: Tensor], graphInputs: Set<String>,
                                  chains: [Int: ImageChain], silu: [Int: SiluFusion],
                                  residual: [Int: ResidualFusion]) -> Set<Int> {
@@ -65,10 +66,10 @@ extension Session {
         let capable = inChain.filter { i in
             let n = plan[i]
             guard n.opType == "Conv", SiluFusion.isDefaultDomain(n), (2...3).contains(n.inputs.count), n.outputs.count == 1,
-                  !n.inputs[0].isEmpty, let w = constant(n.inputs[1]), w.rank == 4, n.int("group", default: 1) == 1 else { return false }
+                  !n.inputs[0].isEmpty, let w = constant(n.inputs[1]), w.rank == 4 else { return false }
             if n.inputs.count == 3, !n.inputs[2].isEmpty, constant(n.inputs[2]) == nil { return false }
-            let pointwise = w.shape[2] == 1 && w.shape[3] == 1 && (n.ints("strides") ?? [1, 1]).allSatisfy { $0 == 1 }
-            return !pointwise
+            let group = n.int("group", default: 1)
+            return group == 1 || (isBlockedDepthwise(n, weights: w) && silu[i] == nil && residual[i] == nil)
         }
         // A pool between two such Convs (ResNet's stem MaxPool) passes its input's producer on:
         // the Convs on both sides run blocked, and so does the pool (`findBlockedPools`).
@@ -89,6 +90,14 @@ extension Session {
             }
         }
         return blocked
+    }
+
+    /// A depthwise Conv the blocked depthwise kernel may take: one output channel per group of
+    /// one input channel, 3x3, undilated, stride 1 or 2 across (the rest is checked per run).
+    static func isBlockedDepthwise(_ n: Node, weights w: Tensor) -> Bool {
+        let group = n.int("group", default: 1)
+        return group > 1 && w.rank == 4 && w.shape[0] == group && w.shape[1] == 1 && w.shape[2] == 3 && w.shape[3] == 3
+            && (n.ints("dilations") ?? [1, 1]).allSatisfy { $0 == 1 } && [1, 2].contains((n.ints("strides") ?? [1, 1]).last ?? 1)
     }
 
     /// The names a Conv at plan index `i` may hand on: its output, and its SiLU's or residual
@@ -198,6 +207,7 @@ extension Session {
     func runBlockedConv(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore,
                         fusedAway: inout Set<Int>) -> Node? {
         guard let binding = blockedBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        if binding.depthwise { return runBlockedDepthwise(i, binding.plain, &values, &store) }
         let xs = inputSlots[i][0]
         guard xs >= 0, let xShape = store[xs]?.shape ?? values[xs].flatMap({ $0.dtype == .float32 ? $0.shape : nil }),
               xShape.count == 4, xShape[0] > 0, let w = inputConstants[i][1], w.dtype == .float32, w.rank == 4, w.shape[1] == xShape[1]
@@ -273,6 +283,55 @@ extension Session {
 }
 
 extension Session {
+    /// Plan node `i` as a blocked depthwise 3x3 Conv (`mpq_depthwise3x3_f32_blocked`) with its
+    /// Relu/Clip epilogue: reads its input blocked (reordered once when it is not), writes its
+    /// output blocked into `store`. nil (nothing done) where the kernel does not take the run's
+    /// shapes or weights (a weight that is not finite: the NCHW kernels run it).
+    func runBlockedDepthwise(_ i: Int, _ a: ConvOps.ConvAttributes, _ values: inout [Tensor?], _ store: inout BlockedStore) -> Node? {
+        let xs = inputSlots[i][0]
+        guard xs >= 0, let xShape = store[xs]?.shape ?? values[xs].flatMap({ $0.dtype == .float32 ? $0.shape : nil }),
+              xShape.count == 4, xShape[0] > 0, let w = inputConstants[i][1], w.dtype == .float32, w.rank == 4,
+              w.shape[0] == xShape[1], a.group == xShape[1], case let epilogue = a.epilogue, epilogue != .silu else { return nil }
+        let bias = inputConstants[i].count > 2 ? inputConstants[i][2] : nil
+        guard bias.map({ $0.dtype == .float32 && $0.count == xShape[1] }) ?? true else { return nil }
+        let kernel = Array(w.shape.dropFirst(2))
+        if let ks = a.kernelShape, ks != kernel { return nil }
+        guard var g = try? WindowGeometry(input: Array(xShape.dropFirst(2)), kernel: kernel, strides: a.strides,
+                                          dilations: a.dilations, pads: a.pads, op: "Conv"),
+              let autoPad = try? AutoPad(attribute: a.autoPad),
+              (try? g.resolveConv(autoPad: autoPad, op: "Conv")) != nil else { return nil }
+        let limit = Int(Int32.max)
+        guard ([xShape[1], g.input[1], g.input[2]] + g.padHead + g.padTail + g.stride).allSatisfy({ $0 <= limit }) else { return nil }
+        var shape = mpq_conv2d_shape(
+            channels: Int32(xShape[1]), height: Int32(g.input[1]), width: Int32(g.input[2]), kernel_h: 3, kernel_w: 3,
+            pad_top: Int32(g.padHead[1]), pad_left: Int32(g.padHead[2]), pad_bottom: Int32(g.padTail[1]), pad_right: Int32(g.padTail[2]),
+            stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]), dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]),
+            group: Int32(xShape[1]))
+        guard mpq_depthwise3x3_f32_blocked_applies(&shape) != 0 else { return nil }
+        let n = xShape[0], c = xShape[1]
+        let x = blockedForm(xs, values, &store)
+        let (act, lo, hi) = epilogue.cActivation
+        var out = [Float].uninitialized(count: n * mpq_blocked_image_floats(Int32(c), Int32(g.output[1]), Int32(g.output[2])))
+        let threads = Int32(ConvOps.fp32DepthwiseChannelTasks(macs: n * c * g.outputCount * 9))
+        let biasFloats = bias?.floats ?? []
+        let rc = x.floats.withUnsafeBufferPointer { px in
+            w.floats.withUnsafeBufferPointer { pw in
+                biasFloats.withUnsafeBufferPointer { pb in
+                    out.withUnsafeMutableBufferPointer { po in
+                        mpq_depthwise3x3_f32_blocked(MPQ_PATH_AUTO, px.baseAddress, Int32(n), &shape, pw.baseAddress,
+                                                     pb.isEmpty ? nil : pb.baseAddress, act, lo, hi, po.baseAddress, threads)
+                    }
+                }
+            }
+        }
+        guard rc == 0 else { return nil }
+        let os = outputSlots[i][0]
+        store[os] = BlockedValue(shape: [n, c] + g.outputShape, floats: out)
+        values[os] = nil
+        countBlockedConv(residual: false)
+        return plan[i]
+    }
+
     /// Plan node `i` as a blocked pool (`findBlockedPools`): reads its input's blocked form from
     /// `store` and writes its output there (none in `values`). nil (nothing done) where it does
     /// not apply: not a blocked pool, an override, an input not held blocked, or a window the
@@ -313,6 +372,8 @@ struct BlockedPoolBinding {
 /// reference instead of copying (and retaining) each attribute array and string per Conv.
 final class BlockedConvBinding {
     let plain: ConvOps.ConvAttributes
+    /// A depthwise Conv (`Session.runBlockedDepthwise`), not a group-1 one.
+    var depthwise: Bool { plain.group > 1 }
     let silu: ConvOps.ConvAttributes?
     let residual: ConvOps.ConvAttributes?
     let weights: ConvRunMemo

@@ -23,6 +23,12 @@ final class FP32BlockedConvTests: XCTestCase {
         Case(c: 32, h: 34, w: 34, m: 32, stride: (2, 2)), Case(c: 5, h: 19, w: 40, m: 17, dilation: (2, 3)),
         Case(c: 40, h: 18, w: 36, m: 33, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)),
         Case(images: 3, c: 8, h: 16, w: 17, m: 20, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        // 1x1 stride 1 unpadded (read in place, chunks of ~24 pixels): MobileNetV2's expand and
+        // project shapes, a plane of one pixel, more than 64 output channels (two weights blocks).
+        Case(c: 24, h: 14, w: 14, m: 144, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(c: 96, h: 7, w: 7, m: 24, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(images: 2, c: 33, h: 1, w: 1, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(c: 5, h: 3, w: 29, m: 17, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
     ]
 
     var paths: [mpq_kernel_path] {

@@ -168,4 +168,18 @@ int mpq_sconv2d_f32_blocked_from_nchw(mpq_kernel_path path, const float *x, int 
                                       const void *cv_w, const float *bias, mpq_activation act, float lo, float hi,
                                       const mpq_sconv_residual *residual, float *y, int threads);
 
+/// Whether `mpq_depthwise3x3_f32_blocked` takes `s`: depthwise (group = channels, one output
+/// channel each), 3x3, undilated, stride 1 or 2 across, any stride down, pads >= 0.
+int mpq_depthwise3x3_f32_blocked_applies(const mpq_conv2d_shape *s);
+
+/// FP32 depthwise 3x3 on blocked activations (depthwise_f32_blocked.c): x and y blocked,
+/// `w` [C][3][3], the epilogue fused (`bias` may be NULL; `act` NONE or CLAMP with lo <= hi).
+/// Output bytes: the blocked form of `mpq_depthwise3x3_f32_lanes`'s (so of the reference and
+/// `mpq_conv_epilogue_f32`), lanes past C +0. AVX-512 on the VNNI path, the scalar reference
+/// on others. Fewer images than threads split by bands of output rows (each thread all
+/// blocks of its band). Returns 0, or -1 writing nothing for bad arguments, a shape it does
+/// not take, SILU, or a weight that is not finite (the caller runs the NCHW kernels).
+int mpq_depthwise3x3_f32_blocked(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const float *w,
+                                 const float *bias, mpq_activation act, float lo, float hi, float *y, int threads);
+
 #endif
