@@ -121,7 +121,9 @@ typedef struct {
     float lo, hi;
     const mpq_sconv_residual *residual;
     int mode, units, chunk, tasks;
+    int spatial;             // ranged claims: units numbered chunk-major (see bk_unit)
     _Atomic int next;
+    mpq_sconv_ranges ranges; // one image split: each thread's contiguous range first (count 0: guided claims)
 } bk_job;
 
 static _Thread_local float *patch_buf;
@@ -265,14 +267,34 @@ static int bk_claim(bk_job *j, int *u0, int *u1) {
     }
 }
 
-// Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or (image, block span, chunk) with the images
-// padded beforehand (flat mode) into j->shared.
+// Unit u of one image split over the threads (with the images padded beforehand, flat mode,
+// into j->shared): (image, block span, chunk), the chunk fastest, or under ranged claims on a
+// layer whose weights are no larger than its input, the span fastest: a thread's contiguous
+// range is then a band of output pixels over all channels, the rows the next layer's band on
+// the same core reads (each core's L2 keeps its band from layer to layer, as the depthwise
+// kernel's row bands do); a layer whose weights outweigh its input keeps its channel split,
+// so each core streams half the weights.
+static void bk_unit(const bk_job *j, float *patch, int u) {
+    int c, sp, img;
+    if (j->spatial) {
+        sp = u % j->spans, c = u / j->spans % j->chunks, img = u / j->spans / j->chunks;
+    } else {
+        c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
+    }
+    const float *src = j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
+    bk_chunk_at(j, src, patch, img, sp * j->span, c);
+}
+
+// Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or bk_unit's.
 static void bk_task(void *arg, int t) {
-    (void)t;
     bk_job *j = (bk_job *)arg;
     const size_t need = j->in_place ? 16 : j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
     float *patch = mpq_sconv_grown(&patch_buf, &patch_cap, need);
     if (!patch) return;
+    if (j->ranges.count) {
+        for (int u; (u = mpq_sconv_ranges_next(&j->ranges, t)) >= 0;) bk_unit(j, patch, u);
+        return;
+    }
     for (;;) {
         int u0, u1;
         if (!bk_claim(j, &u0, &u1)) return;
@@ -287,9 +309,7 @@ static void bk_task(void *arg, int t) {
                     for (int c = 0; c < j->chunks; c++) bk_chunk_at(j, src, patch, u, b, c);
                 continue;
             }
-            const int c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
-            const float *src = j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
-            bk_chunk_at(j, src, patch, img, sp * j->span, c);
+            bk_unit(j, patch, u);
         }
     }
 }
@@ -319,6 +339,29 @@ static const int32_t *tap_offsets(const bk_job *j, int nchw) {
                 poffsets[k] = nchw ? (int32_t)(((long)c * j->hp + dh) * j->wp + dw) : (int32_t)(((cb * j->ph + dh) * j->pwc + dw) * 16 + l);
             }
     return mpq_geometry_cache_put(&tap_tables, s, nchw, offsets, free);
+}
+
+// Chunks per plane. Row mode: one output row each. Flat mode: about BK_CHUNK_PIXELS pixels
+// each, so tiles take their full width: chunks of one row gave ResNet-18's 7x7 layers (49 pixels,
+// 4 vectors of output channels, 6-pixel tiles) tiles of 3 + 4 pixels, 12-16 of 24 accumulators.
+// One image split over the threads keeps at least 4 units per thread where the plane allows (up
+// to a row per chunk, or 8 pixels in place). MPQ_FP32_BK_CHUNK_PIXELS (read once; 0: one row per
+// chunk, as before s17) for an A/B. The chunks cut no sum: same bits whatever their number.
+#ifndef BK_CHUNK_PIXELS
+#define BK_CHUNK_PIXELS 24
+#endif
+static int bk_chunks(const bk_job *j, int images, int threads) {
+    static _Atomic long state = -1;
+    const long per = mpq_env_long_once("MPQ_FP32_BK_CHUNK_PIXELS", BK_CHUNK_PIXELS, &state);
+    const int pixels = j->oh * j->ow;
+    if (!j->flat || per <= 0 || (j->in_place && j->ow >= BK_FLAT_WIDTH)) return j->oh;
+    int chunks = (int)((pixels + per - 1) / per);
+    if (images < threads) {
+        const int want = (4 * threads + j->spans - 1) / j->spans, most = j->in_place ? (pixels + 7) / 8 : j->oh;
+        const int floor = want < most ? want : most;
+        if (chunks < floor) chunks = floor;
+    }
+    return chunks > 0 ? chunks : 1;
 }
 
 // Both entry points: x blocked, or NCHW (`nchw`).
@@ -366,7 +409,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
         j.ph = j.hp;
         j.pwc = j.wp;
     }
-    j.chunks = j.in_place ? (j.oh * j.ow + 23) / 24 : j.oh;
+    j.chunks = bk_chunks(&j, images, threads);
     j.w = (const float *)(h + 1);
     j.bias = bias;
     j.act = act;
@@ -398,8 +441,16 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     const int t = mpq_sconv_claims(j.units, threads, j.mode, &j.chunk);
     j.tasks = t;
     atomic_init(&j.next, 0);
+    // One image over several threads: contiguous ranges (MPQ_FP32_BK_RANGES=0, read once: the
+    // guided claims of s16, which alternated 1/8-layer claims between the cores).
+    static _Atomic long ranges_state = -1;
+    j.ranges.count = 0;
+    if (j.mode != MPQ_SCONV_SPLIT_IMAGES && t > 1 && mpq_env_long_once("MPQ_FP32_BK_RANGES", 1, &ranges_state)) {
+        mpq_sconv_ranges_init(&j.ranges, j.units, t);
+        j.spatial = (size_t)j.k * (size_t)j.mg <= j.in_image;
+    }
     mpq_pool_run(t, bk_task, &j);
-    const int rc = atomic_load(&j.next) >= j.units ? 0 : -1;
+    const int rc = (j.ranges.count ? mpq_sconv_ranges_drained(&j.ranges) : atomic_load(&j.next) >= j.units) ? 0 : -1;
     free(shared);
     return rc;
 }
