@@ -1,103 +1,261 @@
-// AVX2 depthwise INT8 conv: 8 output pixels of one row at a time, exact int32
-// (u8 - za and s8 widened to int32, vpmulld), for stride_w 1 and 2 where every
-// tap of the 8 pixels lies inside the row; border pixels, other strides and
-// row tails take the scalar pixel below (the reference's arithmetic).
+// AVX2 depthwise INT8 conv (docs/depthwise.md, "AVX2"). Per channel, the plane is first
+// written as int16 (x - za) into a zero-padded copy, its columns split into `stride_w`
+// phases (column q of the padded row goes to phase q % sw at q / sw): every tap of a block of
+// 16 output pixels is then one contiguous 16-lane load, whatever the stride, dilation or
+// padding, and no pixel takes a scalar path. Taps go two at a time through vpmaddwd (the two
+// taps' int16 values interleaved against the pair of weights): exact int32 sums, as the
+// reference's, since |x - za| <= 255 and |w| <= 128. The epilogue is the reference's float
+// arithmetic in the same order. Channels split over the kernel pool in contiguous ranges.
 #include "mpq_internal.h"
 #include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2")))
+#define BLOCK 16  // output pixels per block: one 16-lane int16 load per tap
 
-static int32_t pixel(const uint8_t *plane, const mpq_conv2d_shape *s, const int8_t *wc,
-                     int32_t za, int oh, int ow) {
-    int32_t acc = 0;
-    for (int kh = 0; kh < s->kernel_h; kh++) {
-        int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
-        if (ih < 0 || ih >= s->height) continue;  // padding taps add (za - za) * w = 0
-        for (int kw = 0; kw < s->kernel_w; kw++) {
-            int iw = ow * s->stride_w - s->pad_left + kw * s->dilation_w;
-            if (iw < 0 || iw >= s->width) continue;
-            acc += ((int32_t)plane[(size_t)ih * (size_t)s->width + (size_t)iw] - za) *
-                   (int32_t)wc[kh * s->kernel_w + kw];
+// The padded plane of one channel: rows [0, rows) are input rows -pad_top.., each `phases`
+// phase arrays of `len` int16 (len a multiple of 16 past the last block's reach).
+typedef struct {
+    int rows, phases, len;
+    size_t row_stride;  // int16 elements: phases * len
+} padded_geometry;
+
+static padded_geometry geometry_of(const mpq_conv2d_shape *s, int OH, int OW) {
+    padded_geometry g;
+    const int blocks = (OW + BLOCK - 1) / BLOCK;
+    g.rows = (OH - 1) * s->stride_h + (s->kernel_h - 1) * s->dilation_h + 1;
+    g.phases = s->stride_w;
+    // The last block reads indices up to blocks*16 - 1 + the largest tap offset / stride.
+    g.len = blocks * BLOCK + ((s->kernel_w - 1) * s->dilation_w) / s->stride_w;
+    g.len = (g.len + 15) & ~15;
+    g.row_stride = (size_t)g.phases * (size_t)g.len;
+    return g;
+}
+
+// One padded row, not yet split into phases: t[q] = x[ih][q - pad_left] - za inside the
+// row, 0 elsewhere, for q in [0, n). `readable` bytes from `row` on lie inside the input, so
+// rows narrower than 16 (7x7, 14x14 planes) still widen 16 bytes at a time; the lanes past
+// the row's end land in [pl + W, n), zeroed after, or up to 15 elements past n, which the
+// caller's buffer has room for and the next row overwrites.
+static AVX2_TARGET void widen_row(const uint8_t *row, int W, size_t readable, int pl, int32_t za, int16_t *t, int n) {
+    const __m256i zav = _mm256_set1_epi16((short)za);
+    int q = 0;
+    for (; q < pl && q < n; q++) t[q] = 0;
+    int iw = 0;
+    for (; iw < W && pl + iw < n && (size_t)iw + 16 <= readable; iw += 16) {
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + iw)));
+        _mm256_storeu_si256((__m256i *)(t + pl + iw), _mm256_sub_epi16(v, zav));
+    }
+    for (; iw < W && pl + iw < n; iw++) t[pl + iw] = (int16_t)((int32_t)row[iw] - za);
+    for (q = pl + W; q < n; q++) t[q] = 0;
+}
+
+// Column q of the padded row t goes to phase q % sw, index q / sw.
+static AVX2_TARGET void split_phases(const int16_t *t, int sw, int len, int16_t *dst) {
+    if (sw == 2) {
+        // Each 16-lane load: even lanes to phase 0, odd lanes to phase 1.
+        const __m256i gather = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                                0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        for (int j = 0; j < len; j += 8) {
+            __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(t + 2 * j)), gather);
+            v = _mm256_permute4x64_epi64(v, 0xD8);  // [evens 0-3, evens 4-7, odds 0-3, odds 4-7]
+            _mm_storeu_si128((__m128i *)(dst + j), _mm256_castsi256_si128(v));
+            _mm_storeu_si128((__m128i *)(dst + len + j), _mm256_extracti128_si256(v, 1));
+        }
+        return;
+    }
+    for (int p = 0; p < sw; p++)
+        for (int j = 0; j < len; j++) dst[(size_t)p * len + j] = t[(size_t)j * sw + p];
+}
+
+static AVX2_TARGET void pad_plane(const uint8_t *plane, const mpq_conv2d_shape *s, const padded_geometry *g,
+                                  int32_t za, int16_t *buf, int16_t *scratch) {
+    const int sw = s->stride_w, n = sw * g->len;
+    for (int r = 0; r < g->rows; r++) {
+        int16_t *dst = buf + (size_t)r * g->row_stride;
+        const int ih = r - s->pad_top;
+        if (ih < 0 || ih >= s->height) {
+            memset(dst, 0, g->row_stride * sizeof(int16_t));
+            continue;
+        }
+        const uint8_t *row = plane + (size_t)ih * (size_t)s->width;
+        const size_t readable = (size_t)(s->height - ih) * (size_t)s->width;
+        if (sw == 1) {
+            widen_row(row, s->width, readable, s->pad_left, za, dst, n);
+        } else {
+            widen_row(row, s->width, readable, s->pad_left, za, scratch, n);
+            split_phases(scratch, sw, g->len, dst);
         }
     }
-    return acc;
 }
 
-// Loads the 8 pixels iw, iw+sw, ..., iw+7*sw (sw = 1 or 2) as int32.
-static inline AVX2_TARGET __m256i load8(const uint8_t *p, int sw) {
-    if (sw == 1) return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-    const __m128i even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
-    return _mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p), even));
+// The reference's epilogue for channel c, its fields copied out of the mpq_epilogue so the
+// block loop keeps them in registers (stores to the output could alias the struct).
+typedef struct {
+    int add_bias_i32, add_bias, round;
+    __m256i bias_i32;
+    __m256 scale, bias, lo, hi, out_scale;
+} channel_epilogue;
+
+static inline AVX2_TARGET __m256 epilogue8(__m256i acc, const channel_epilogue *ce) {
+    if (ce->add_bias_i32) acc = _mm256_add_epi32(acc, ce->bias_i32);
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), ce->scale);
+    if (ce->add_bias) v = _mm256_add_ps(v, ce->bias);
+    v = _mm256_min_ps(_mm256_max_ps(v, ce->lo), ce->hi);
+    if (ce->round)
+        v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), ce->out_scale),
+                          _mm256_setzero_ps());
+    return v;
 }
 
-AVX2_TARGET void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                                    const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp) {
-    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
-    const int H = s->height, W = s->width, KH = s->kernel_h, KW = s->kernel_w;
-    const int sw = s->stride_w, dw = s->dilation_w, pl = s->pad_left;
-    const int32_t za = ep->a_zero_point;
-    const int simd = (sw == 1 || sw == 2);
-    // Bytes a block's loads touch past its first tap: 8 for stride 1, 16 for 2.
-    const int load_bytes = sw == 1 ? 8 : 16;
-    const __m256i zav = _mm256_set1_epi32(za);
-    const __m256 lo = _mm256_set1_ps(ep->clamp_lo), hi = _mm256_set1_ps(ep->clamp_hi);
-    for (int c = 0; c < s->channels; c++) {
-        const uint8_t *plane = x + (size_t)c * (size_t)H * (size_t)W;
-        const int8_t *wc = w + (size_t)c * (size_t)KH * (size_t)KW;
-        const float bc = ep->bias ? ep->bias[c] : 0.0f;
-        const float sc = ep->a_scale * ep->b_scale[c];
-        const __m256 scale = _mm256_set1_ps(sc), bias = _mm256_set1_ps(bc);
-        const __m256i bias_i32 = _mm256_set1_epi32(ep->bias_i32 ? ep->bias_i32[c] : 0);
-        for (int oh = 0; oh < OH; oh++) {
-            const size_t row = ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW;
-            float *orow = out_u8 ? NULL : out + row;
-            uint8_t *crow = out_u8 ? out_u8 + row : NULL;
-            int ow = 0;
-            while (ow < OW) {
-                // A block may start up to 7 pixels back (re-writing pixels already
-                // done, with identical bits) so row tails need not go scalar.
-                int start = -1;
-                for (int b = ow; simd && b >= 0 && b > ow - 8; b--) {
-                    int first = b * sw - pl;                        // first tap of the block
-                    int last = first + (KW - 1) * dw + 7 * sw;      // last tap used
-                    int end = first + (KW - 1) * dw + load_bytes;   // one past the last byte loaded
-                    if (b + 8 <= OW && first >= 0 && last < W && end <= W) { start = b; break; }
+// The int32 sums of 16 output pixels from `b` (a block's first pixel in the padded plane):
+// `a` gets pixels 0-3 and 8-11, `e` 4-7 and 12-15 (the unpacks work per 128-bit lane).
+// Inlined with `pairs` a constant (3x3: 5) the taps' offsets and weights stay in registers.
+static inline __attribute__((always_inline)) AVX2_TARGET void block_sums(const int16_t *b, const size_t *off,
+                                                                         const __m256i *wpair, int pairs,
+                                                                         __m256i *a, __m256i *e) {
+    __m256i sa = _mm256_setzero_si256(), se = _mm256_setzero_si256();
+    for (int p = 0; p < pairs; p++) {
+        const __m256i v0 = _mm256_loadu_si256((const __m256i *)(b + off[2 * p]));
+        const __m256i v1 = _mm256_loadu_si256((const __m256i *)(b + off[2 * p + 1]));
+        sa = _mm256_add_epi32(sa, _mm256_madd_epi16(_mm256_unpacklo_epi16(v0, v1), wpair[p]));
+        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_unpackhi_epi16(v0, v1), wpair[p]));
+    }
+    *a = sa;
+    *e = se;
+}
+
+typedef struct {
+    const uint8_t *x;
+    const mpq_conv2d_shape *s;
+    const int8_t *w;
+    const mpq_epilogue *ep;
+    float *out;
+    uint8_t *out_u8;
+    int32_t out_zp;
+    int OH, OW, chunk;
+    padded_geometry g;
+} dw_job;
+
+static _Thread_local int16_t *pad_buf;
+static _Thread_local size_t pad_cap;
+
+static AVX2_TARGET void run_channel(const dw_job *j, int c, int16_t *buf, int16_t *scratch) {
+    const mpq_conv2d_shape *s = j->s;
+    const mpq_epilogue *ep = j->ep;
+    const int KH = s->kernel_h, KW = s->kernel_w, taps = KH * KW, pairs = (taps + 1) / 2;
+    const int OH = j->OH, OW = j->OW;
+    const padded_geometry *g = &j->g;
+    pad_plane(j->x + (size_t)c * s->height * s->width, s, g, ep->a_zero_point, buf, scratch);
+    // Tap t: its element offset from a block's first output pixel in the padded plane, and
+    // the weight pairs (t, t+1) as vpmaddwd's int16 pairs (an odd last tap pairs with weight 0).
+    size_t off[2 * 64];
+    __m256i wpair[64];
+    const int8_t *wc = j->w + (size_t)c * taps;
+    for (int t = 0; t < 2 * pairs; t++) {
+        const int tt = t < taps ? t : taps - 1, kh = tt / KW, kw = tt % KW, q = kw * s->dilation_w;
+        off[t] = (size_t)kh * s->dilation_h * g->row_stride + (size_t)(q % s->stride_w) * g->len + (size_t)(q / s->stride_w);
+    }
+    for (int p = 0; p < pairs; p++) {
+        const int16_t w0 = wc[2 * p], w1 = 2 * p + 1 < taps ? wc[2 * p + 1] : 0;
+        wpair[p] = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16)));
+    }
+    const channel_epilogue ce = {ep->bias_i32 != NULL, ep->bias != NULL, ep->out_scale > 0,
+                                 _mm256_set1_epi32(ep->bias_i32 ? ep->bias_i32[c] : 0),
+                                 _mm256_set1_ps(ep->a_scale * ep->b_scale[c]), _mm256_set1_ps(ep->bias ? ep->bias[c] : 0.0f),
+                                 _mm256_set1_ps(ep->clamp_lo), _mm256_set1_ps(ep->clamp_hi), _mm256_set1_ps(ep->out_scale)};
+    const __m256i zp = _mm256_set1_epi32(j->out_zp);
+    float *const out = j->out;
+    uint8_t *const out_u8 = j->out_u8;
+    for (int oh = 0; oh < OH; oh++) {
+        const int16_t *row = buf + (size_t)oh * s->stride_h * g->row_stride;
+        const size_t at = ((size_t)c * OH + oh) * OW;
+        for (int ow = 0; ow < OW; ow += BLOCK) {
+            __m256i a, e;
+            if (pairs == 5) block_sums(row + ow, off, wpair, 5, &a, &e);
+            else block_sums(row + ow, off, wpair, pairs, &a, &e);
+            const __m256 f0 = epilogue8(_mm256_permute2x128_si256(a, e, 0x20), &ce);
+            const __m256 f1 = epilogue8(_mm256_permute2x128_si256(a, e, 0x31), &ce);
+            const int n = OW - ow < BLOCK ? OW - ow : BLOCK;
+            if (out_u8) {
+                // Rounded, clamped q - zp: exact in int32; + zp lies in [0, 255].
+                const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), zp), i1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), zp);
+                const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
+                const __m128i bytes = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(w16, w16), 0x08));
+                if (n == BLOCK) _mm_storeu_si128((__m128i *)(out_u8 + at + ow), bytes);
+                else {
+                    uint8_t tmp[BLOCK];
+                    _mm_storeu_si128((__m128i *)tmp, bytes);
+                    memcpy(out_u8 + at + ow, tmp, (size_t)n);
                 }
-                if (start >= 0) {
-                    const int first = start * sw - pl;
-                    __m256i acc = _mm256_setzero_si256();
-                    for (int kh = 0; kh < KH; kh++) {
-                        int ih = oh * s->stride_h - s->pad_top + kh * s->dilation_h;
-                        if (ih < 0 || ih >= H) continue;
-                        const uint8_t *src = plane + (size_t)ih * (size_t)W + (size_t)first;
-                        for (int kw = 0; kw < KW; kw++) {
-                            __m256i a = _mm256_sub_epi32(load8(src + kw * dw, sw), zav);
-                            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(a, _mm256_set1_epi32(wc[kh * KW + kw])));
-                        }
-                    }
-                    if (ep->bias_i32) acc = _mm256_add_epi32(acc, bias_i32);
-                    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
-                    if (ep->bias) v = _mm256_add_ps(v, bias);
-                    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-                    if (ep->out_scale > 0)
-                        v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                                                        _mm256_set1_ps(ep->out_scale)), _mm256_setzero_ps());
-                    if (crow) {
-                        float res[8];
-                        _mm256_storeu_ps(res, v);
-                        for (int l = 0; l < 8; l++) crow[start + l] = mpq_code_u8(res[l], out_zp);
-                    } else {
-                        _mm256_storeu_ps(orow + start, v);
-                    }
-                    ow = start + 8;
-                } else {
-                    float r = mpq_epilogue_scalar(pixel(plane, s, wc, za, oh, ow), ep->bias_i32, ep->a_scale,
-                                                  ep->b_scale[c], ep->bias, c, ep->clamp_lo, ep->clamp_hi, ep->out_scale);
-                    if (crow) crow[ow] = mpq_code_u8(r, out_zp);
-                    else orow[ow] = r;
-                    ow++;
-                }
+            } else if (n == BLOCK) {
+                _mm256_storeu_ps(out + at + ow, f0);
+                _mm256_storeu_ps(out + at + ow + 8, f1);
+            } else {
+                float tmp[BLOCK];
+                _mm256_storeu_ps(tmp, f0);
+                _mm256_storeu_ps(tmp + 8, f1);
+                memcpy(out + at + ow, tmp, (size_t)n * sizeof(float));
             }
         }
+    }
+}
+
+// The reference on channels [c0, c1) (a buffer that could not be allocated).
+static void reference_channels(const dw_job *j, int c0, int c1) {
+    const mpq_conv2d_shape *s = j->s;
+    mpq_conv2d_shape part = *s;
+    part.channels = part.group = c1 - c0;
+    mpq_epilogue ep = *j->ep;
+    ep.b_scale += c0;
+    if (ep.bias) ep.bias += c0;
+    if (ep.bias_i32) ep.bias_i32 += c0;
+    const size_t in = (size_t)s->height * s->width, outp = (size_t)j->OH * j->OW, taps = (size_t)s->kernel_h * s->kernel_w;
+    mpq_depthwise_reference(j->x + c0 * in, &part, j->w + c0 * taps, &ep, j->out ? j->out + c0 * outp : NULL,
+                            j->out_u8 ? j->out_u8 + c0 * outp : NULL, j->out_zp);
+}
+
+static void channels_unit(void *arg, int u, int task) {
+    (void)task;
+    const dw_job *j = (const dw_job *)arg;
+    const int C = j->s->channels, c0 = u * j->chunk, c1 = c0 + j->chunk < C ? c0 + j->chunk : C;
+    // The padded plane, then one row before phase splitting, each with room for widen_row's
+    // 16-lane stores past its end.
+    const size_t plane = (size_t)j->g.rows * j->g.row_stride, need = plane + 16 + j->g.row_stride + 16;
+    if (pad_cap < need) {
+        free(pad_buf);
+        pad_buf = aligned_alloc(64, (need * sizeof(int16_t) + 63) / 64 * 64);
+        pad_cap = pad_buf ? need : 0;
+    }
+    if (!pad_buf) {
+        reference_channels(j, c0, c1);
+        return;
+    }
+    for (int c = c0; c < c1; c++) run_channel(j, c, pad_buf, pad_buf + plane + 16);
+}
+
+static int units_per_thread(void) {
+    static _Atomic long env = -1;
+    const long v = mpq_env_long_once("MPQ_INT8_DW_UNITS", 16, &env);
+    return v < 1 ? 1 : (int)v;
+}
+
+void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
+                                float *out, uint8_t *out_u8, int32_t out_zp, int threads) {
+    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s), C = s->channels;
+    // More than 128 taps (64 pairs) is no depthwise kernel anyone exports: the reference.
+    if (s->kernel_h * s->kernel_w > 128) {
+        mpq_depthwise_reference(x, s, w, ep, out, out_u8, out_zp);
+        return;
+    }
+    dw_job j = {x, s, w, ep, out, out_u8, out_zp, OH, OW, C, geometry_of(s, OH, OW)};
+    if (threads > 1 && C > 1) {
+        // About 16 contiguous channel ranges per thread, as the VBMI kernel's.
+        const int units = units_per_thread() * threads;
+        j.chunk = (C + units - 1) / units;
+        mpq_run_ranges(threads, (C + j.chunk - 1) / j.chunk, channels_unit, &j);
+    } else {
+        channels_unit(&j, 0, 0);
     }
 }

@@ -253,7 +253,8 @@ static int lanes_enabled(void) {
 int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w,
                                const float *bias, mpq_activation act, float lo, float hi, float *y, int threads) {
     path = mpq_resolve_kernel_path(path);
-    if (path != MPQ_PATH_VNNI || !lanes_enabled() || !x || !w || !y) return -1;  // VNNI path implies AVX-512F
+    // The VNNI path implies AVX-512F; the AVX2 path runs the padded-plane kernel below.
+    if ((path != MPQ_PATH_VNNI && path != MPQ_PATH_AVX2) || !lanes_enabled() || !x || !w || !y) return -1;
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
     if (OH <= 0 || OW <= 0 || s->group != s->channels || s->channels <= 0 || s->kernel_h != 3 || s->kernel_w != 3 ||
         s->dilation_h != 1 || s->dilation_w != 1 || (s->stride_w != 1 && s->stride_w != 2) || s->stride_h < 1 ||
@@ -267,6 +268,9 @@ int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_c
         nonfinite |= (bits & 0x7F800000u) == 0x7F800000u;
     }
     if (nonfinite) return -1;
+    if (path == MPQ_PATH_AVX2)
+        return mpq_depthwise_f32_padded_avx2(x, s, w, bias, act == MPQ_ACT_CLAMP, lo, hi, y,
+                                             mpq_single_threaded() || threads < 1 ? 1 : threads);
     lanes_job j = {.x = x, .w = w, .bias = bias, .y = y, .C = s->channels, .H = s->height, .W = s->width, .OH = OH,
                    .OW = OW, .s = s->stride_w, .sh = s->stride_h, .pt = s->pad_top, .pl = s->pad_left,
                    .clamp = act == MPQ_ACT_CLAMP, .lo = lo, .hi = hi};

@@ -44,8 +44,8 @@ int mpq_depthwise_vnni_available(void) {
 
 // The VNNI path runs the VNNI + VBMI kernel where the CPU has VBMI and the geometry has a
 // plan, else the AVX2 kernel (as does the AVX2 path).
-// `threads` splits the VBMI kernel's channels over the kernel pool; the AVX2 and reference
-// kernels run on the calling thread.
+// `threads` splits the VBMI and AVX2 kernels' channels over the kernel pool; the reference
+// runs on the calling thread.
 static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                 const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int threads) {
     switch (mpq_resolve_kernel_path(path)) {
@@ -57,7 +57,7 @@ static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *
         __attribute__((fallthrough));  // no VBMI, or no gather plan for this geometry: AVX2
     case MPQ_PATH_AVX2:
         mpq_note_engine("depthwise+avx2");
-        mpq_depthwise_avx2(x, s, w, ep, out, out_u8, out_zp);
+        mpq_depthwise_avx2_threads(x, s, w, ep, out, out_u8, out_zp, threads);
         break;
     default:
         mpq_note_engine("depthwise+reference");

@@ -30,7 +30,8 @@ void mpq_binary_u8_reference(int multiply, int relu, const uint8_t *a, float sca
 }
 
 typedef struct {
-    int fast, multiply, relu, tasks, codes;
+    mpq_kernel_path path;  // resolved
+    int multiply, relu, tasks, codes;
     size_t count;
     const void *a, *b;
     void *y;
@@ -46,10 +47,12 @@ static void binary_task(void *arg, int task) {
     if (c->codes) {
         const uint8_t *a = (const uint8_t *)c->a + i0, *b = (const uint8_t *)c->b + i0;
         uint8_t *y = (uint8_t *)c->y + i0;
-        (c->fast ? mpq_binary_u8_avx512 : mpq_binary_u8_reference)(c->multiply, c->relu, a, c->scale_a, c->zp_a, b, c->scale_b,
+        (c->path == MPQ_PATH_VNNI ? mpq_binary_u8_avx512 : c->path == MPQ_PATH_AVX2 ? mpq_binary_u8_avx2 : mpq_binary_u8_reference)(
+            c->multiply, c->relu, a, c->scale_a, c->zp_a, b, c->scale_b,
                                                                    c->zp_b, i1 - i0, c->scale, c->zp, y);
     } else {
-        (c->fast ? mpq_binary_f32_avx512 : mpq_binary_f32_reference)(c->multiply, c->relu, (const float *)c->a + i0,
+        (c->path == MPQ_PATH_VNNI ? mpq_binary_f32_avx512 : c->path == MPQ_PATH_AVX2 ? mpq_binary_f32_avx2 : mpq_binary_f32_reference)(
+            c->multiply, c->relu, (const float *)c->a + i0,
                                                                      (const float *)c->b + i0, i1 - i0, (float *)c->y + i0);
     }
 }
@@ -62,7 +65,7 @@ static void run_binary(binary_call *c, int threads) {
 
 void mpq_binary_f32(mpq_kernel_path path, int multiply, int relu, const float *a, const float *b,
                     size_t count, float *y, int threads) {
-    binary_call c = {.fast = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI, .multiply = multiply, .relu = relu,
+    binary_call c = {.path = mpq_resolve_kernel_path(path), .multiply = multiply, .relu = relu,
                      .codes = 0, .count = count, .a = a, .b = b, .y = y};
     run_binary(&c, threads);
 }
@@ -70,7 +73,7 @@ void mpq_binary_f32(mpq_kernel_path path, int multiply, int relu, const float *a
 void mpq_binary_u8(mpq_kernel_path path, int multiply, int relu, const uint8_t *a, float scale_a, uint8_t zp_a,
                    const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
                    uint8_t *y, int threads) {
-    binary_call c = {.fast = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI, .multiply = multiply, .relu = relu,
+    binary_call c = {.path = mpq_resolve_kernel_path(path), .multiply = multiply, .relu = relu,
                      .codes = 1, .count = count, .a = a, .b = b, .y = y, .scale_a = scale_a, .scale_b = scale_b,
                      .scale = scale, .zp_a = zp_a, .zp_b = zp_b, .zp = zp};
     run_binary(&c, threads);

@@ -99,13 +99,20 @@ void mpq_quantize_u8_avx512(const float *x, size_t count, float scale, uint8_t z
 
 void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                              const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
-void mpq_depthwise_avx2(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
-                        const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
+/// The AVX2 kernel (depthwise_avx2.c), channels split over `threads` of the kernel pool
+/// (the same bytes for every count).
+void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
+                                float *out, uint8_t *out_u8, int32_t out_zp, int threads);
 /// The AVX-512 VNNI + VBMI kernel (depthwise_vnni.c); -1 (nothing written) for a geometry
 /// it has no plan for. Needs `mpq_depthwise_vnni_available()`.
 /// FP32 depthwise: the general scalar reference, and the AVX-512 kernel for planes
 /// narrower than 16 outputs (-1, nothing written, for other geometries).
 void mpq_depthwise_f32_reference(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
+/// The AVX2 form of mpq_depthwise3x3_f32_lanes (depthwise_f32_padded_avx2.c): any kernel up to
+/// 64 taps, stride and dilation; finite weights only (the caller checks); `clamp` 1 for
+/// MPQ_ACT_CLAMP. Channels split over `threads` of the kernel pool. 0, or -1 writing nothing.
+int mpq_depthwise_f32_padded_avx2(const float *x, const mpq_conv2d_shape *s, const float *w, const float *bias,
+                                  int clamp, float lo, float hi, float *y, int threads);
 int mpq_depthwise_f32_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
 void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
                                int pad_top, int pad_left, int OH, int OW, float *y);
@@ -154,6 +161,9 @@ static inline void mpq_block64_range(size_t count, int task, int tasks, size_t *
 
 void mpq_dequantize_u8_reference(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_dequantize_u8_avx512(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_dequantize_u8_avx2(const uint8_t *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_requantize_binary_u8_avx2(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                                   float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
 void mpq_requantize_binary_u8_reference(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
                                         float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
 void mpq_requantize_binary_u8_avx512(int multiply, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
@@ -199,6 +209,9 @@ void mpq_gemm_run(const mpq_gemm_job *job, mpq_gemm_region_fn fn, int threads);
 /// run straight from the NCHW planes `x` (channel c at x + c * plane), no im2col
 /// (qgemm_pointwise.c, VNNI only): the same bytes as the im2col + GEMM. -1 if the job is not one.
 int mpq_pointwise_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, size_t plane, int threads);
+/// The same on AVX2 (qgemm_pointwise_avx2.c: vpmaddwd on widened operands, 8-pixel vectors):
+/// the same bytes. -1 (nothing written) if the job is not one or a buffer cannot be allocated.
+int mpq_pointwise_conv_avx2(const mpq_gemm_job *job, const uint8_t *x, size_t plane, int threads);
 /// A stride-1 or 2 Conv's job (channel-major output, (kh, kw, c) packed weights, C / group a
 /// multiple of 4) run with no im2col from a padded [C/4][phase][Hq][Wq][4] copy of group `grp` of
 /// the NCHW image `x` (qgemm_conv_implicit.c, VNNI only): the same bytes as the im2col +

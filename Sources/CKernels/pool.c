@@ -8,7 +8,7 @@ typedef enum { POOL_MAX_F32, POOL_AVG_F32, POOL_MAX_U8 } pool_kind;
 typedef struct {
     const mpq_pool2d *p;
     pool_kind kind;
-    int fast;
+    mpq_kernel_path path;  // resolved
     int tasks;
     const void *x;
     void *y;
@@ -24,13 +24,19 @@ static void pool_task(void *arg, int task) {
     if (!scratch) return;  // cannot happen for a plane that fits the tensor itself
     switch (c->kind) {
     case POOL_MAX_F32:
-        (c->fast ? mpq_maxpool2d_f32_avx512 : mpq_maxpool2d_f32_reference)(c->p, c->x, c->y, p0, p1, scratch);
+        (c->path == MPQ_PATH_VNNI   ? mpq_maxpool2d_f32_avx512
+         : c->path == MPQ_PATH_AVX2 ? mpq_maxpool2d_f32_avx2
+                                    : mpq_maxpool2d_f32_reference)(c->p, c->x, c->y, p0, p1, scratch);
         break;
     case POOL_AVG_F32:
-        (c->fast ? mpq_avgpool2d_f32_avx512 : mpq_avgpool2d_f32_reference)(c->p, c->x, c->y, p0, p1, scratch);
+        (c->path == MPQ_PATH_VNNI   ? mpq_avgpool2d_f32_avx512
+         : c->path == MPQ_PATH_AVX2 ? mpq_avgpool2d_f32_avx2
+                                    : mpq_avgpool2d_f32_reference)(c->p, c->x, c->y, p0, p1, scratch);
         break;
     case POOL_MAX_U8:
-        (c->fast ? mpq_maxpool2d_u8_avx512 : mpq_maxpool2d_u8_reference)(c->p, c->x, c->y, p0, p1, scratch);
+        (c->path == MPQ_PATH_VNNI   ? mpq_maxpool2d_u8_avx512
+         : c->path == MPQ_PATH_AVX2 ? mpq_maxpool2d_u8_avx2
+                                    : mpq_maxpool2d_u8_reference)(c->p, c->x, c->y, p0, p1, scratch);
         break;
     }
     free(scratch);
@@ -41,7 +47,7 @@ static void run_pool(mpq_kernel_path path, const mpq_pool2d *p, pool_kind kind, 
     int tasks = threads < 1 ? 1 : threads;
     if ((size_t)tasks > p->planes) tasks = (int)p->planes;
     if (tasks > MPQ_POOL_MAX) tasks = MPQ_POOL_MAX;
-    pool_call c = {p, kind, mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI, tasks, x, y};
+    pool_call c = {p, kind, mpq_resolve_kernel_path(path), tasks, x, y};
     mpq_pool_run(tasks, pool_task, &c);
 }
 

@@ -27,13 +27,19 @@ void mpq_avgpool2d_f32_reference(const mpq_pool2d *p, const float *x, float *y, 
 void mpq_avgpool2d_f32_avx512(const mpq_pool2d *p, const float *x, float *y, size_t p0, size_t p1, float *scratch);
 void mpq_maxpool2d_u8_reference(const mpq_pool2d *p, const uint8_t *x, uint8_t *y, size_t p0, size_t p1, uint8_t *scratch);
 void mpq_maxpool2d_u8_avx512(const mpq_pool2d *p, const uint8_t *x, uint8_t *y, size_t p0, size_t p1, uint8_t *scratch);
+void mpq_maxpool2d_f32_avx2(const mpq_pool2d *p, const float *x, float *y, size_t p0, size_t p1, float *scratch);
+void mpq_avgpool2d_f32_avx2(const mpq_pool2d *p, const float *x, float *y, size_t p0, size_t p1, float *scratch);
+void mpq_maxpool2d_u8_avx2(const mpq_pool2d *p, const uint8_t *x, uint8_t *y, size_t p0, size_t p1, uint8_t *scratch);
 
 void mpq_binary_f32_reference(int multiply, int relu, const float *a, const float *b, size_t count, float *y);
 void mpq_binary_f32_avx512(int multiply, int relu, const float *a, const float *b, size_t count, float *y);
+void mpq_binary_f32_avx2(int multiply, int relu, const float *a, const float *b, size_t count, float *y);
 void mpq_binary_u8_reference(int multiply, int relu, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
                              float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
 void mpq_binary_u8_avx512(int multiply, int relu, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
                           float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
+void mpq_binary_u8_avx2(int multiply, int relu, const uint8_t *a, float scale_a, uint8_t zp_a, const uint8_t *b,
+                        float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
 
 void mpq_lookup_u8_vbmi(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);
 

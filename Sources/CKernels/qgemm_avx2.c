@@ -2,17 +2,38 @@
 // match the reference; instead both operands are widened to s16 and multiplied
 // with vpmaddwd, whose s16 x s16 pair sums fit int32 exactly.
 //
-// Reads the same packed B as the VNNI path: a 64-byte group (16 columns x 4 k)
-// is widened in 16-byte quarters (4 columns x 4 k -> 16 s16). A's 4 bytes are
-// widened and broadcast as one 64-bit pattern, so each int32 lane holds half of
-// a column's 4-k dot product; the halves are added (hadd) once, at the end.
-// Micro-tile: MR = 2 rows x 16 columns = 8 ymm accumulators + 4 B + 1 A (of 16).
+// Reads the same packed B as the VNNI path: a 64-byte group (16 columns x 4 k) is
+// widened in 16-byte quarters (4 columns x 4 k -> 16 s16). A's 4 bytes are widened and
+// broadcast as one 64-bit pattern, so each int32 lane holds half of a column's 4-k dot
+// product; the halves are added (hadd) once, at the end. Micro-tile: MR = 2 rows x 16
+// columns = 8 ymm accumulators + 4 B + 1 A (of 16).
+//
+// On Zen 3 the hot loop is bound by vpmaddwd alone (one per cycle: 16 MACs, ~60 GMAC/s a
+// core at 1024^3): its other 14 vector ops per 8 vpmaddwd (the B and A widening, the adds)
+// fit beside it. Widening B once per panel into a buffer, and A once per row block with
+// 64-bit broadcast loads, took them out of the loop but did not speed up the 1024^3 GEMM
+// and lost 5-15% on ResNet-18's K 2304-4608 convs (the widened panel is written, and read
+// back from L2, per region), so B and A are widened in the loop.
+//
+// Where the time went outside the loop: rows are run in blocks whose A stays in L2 while
+// every panel passes over it (A had streamed from L3 once per 16-column panel on large M),
+// and the epilogue is vectorised: the per-column vectors (zero-point correction, bias_i32,
+// a_scale * b_scale, bias) are built once per panel; row-major outputs store 8 columns
+// per vector; channel-major outputs (the im2col Conv: out[col * ldo + row]) run 16-row
+// blocks whose int32 results go to a small stack tile, transposed 8 x 8 in registers so
+// each column's pixels are stored as one vector (they were stored element by element,
+// strided by ldo). Every output is the same exact int32 sum and the same float operations
+// in the same order as the reference (mpq_epilogue_scalar), so the bytes do not depend on
+// the tiling.
 #include "mpq_internal.h"
 #include <immintrin.h>
 #include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2")))
+#define INLINE static inline __attribute__((always_inline)) AVX2_TARGET
 #define MR 2
+#define A_BLOCK_BYTES (128 * 1024)  // A rows per L2 block (Zen 3: 512 KB L2)
+#define BLOCK 16  // rows of one channel-major block (two 8 x 8 transposes per column half)
 
 static inline AVX2_TARGET __m256i bcast_a4(const uint8_t *p, int avail) {
     int32_t v = 0;
@@ -28,9 +49,8 @@ static inline AVX2_TARGET __m256i fold(__m256i lo4, __m256i hi4) {
     return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo4, hi4), _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-// One group of 4 k for `mr` rows x 16 columns.
-static inline __attribute__((always_inline)) AVX2_TARGET void
-group(__m256i acc[MR][4], const int8_t *bp, const uint8_t *const *ar, int mr, int g, int avail) {
+// One group of 4 k for `mr` rows x 16 columns of the panel at `bp`.
+INLINE void group(__m256i acc[MR][4], const int8_t *bp, const uint8_t *const *ar, int mr, int g, int avail) {
     __m256i b[4];
     _Pragma("unroll") for (int q = 0; q < 4; q++)
         b[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bp + (size_t)g * 64 + q * 16)));
@@ -41,89 +61,229 @@ group(__m256i acc[MR][4], const int8_t *bp, const uint8_t *const *ar, int mr, in
     }
 }
 
-static inline __attribute__((always_inline)) AVX2_TARGET void
-tile(const mpq_gemm_job *j, int m0, int mr, int p) {
+// What the epilogue needs of one panel's 16 columns, built once per panel. Lanes past N
+// hold zeros and are never stored.
+typedef struct {
+    int col, cols;         // first column, valid columns (1..16)
+    __m256i add[2];        // bias_i32 - za * colsum: added to the raw sums
+    __m256 scale[2], bias[2];
+    float sc[16], bs[16];  // the same per column, for the channel-major (column-vector) form
+} panel_ctx;
+
+static AVX2_TARGET void panel_setup(const mpq_gemm_job *j, int p, panel_ctx *c) {
+    const mpq_epilogue *ep = j->c ? NULL : j->ep;
+    c->col = p * 16;
+    c->cols = j->n - c->col < 16 ? j->n - c->col : 16;
+    int32_t bi[16] = {0};
+    memset(c->sc, 0, sizeof c->sc);
+    memset(c->bs, 0, sizeof c->bs);
+    for (int l = 0; l < c->cols; l++) {
+        if (ep && ep->bias_i32) bi[l] = ep->bias_i32[c->col + l];
+        // The product of the two floats, as mpq_epilogue_scalar rounds it.
+        if (ep) c->sc[l] = ep->a_scale * ep->b_scale[c->col + l];
+        if (ep && ep->bias) c->bs[l] = ep->bias[c->col + l];
+    }
+    const __m256i za = _mm256_set1_epi32(j->za);
+    for (int h = 0; h < 2; h++) {
+        // colsum holds n_padded entries: whole vectors are readable. Integer adds wrap,
+        // so adding bias_i32 here is the reference's (acc - za * colsum) + bias_i32.
+        __m256i corr = _mm256_mullo_epi32(za, _mm256_loadu_si256((const __m256i *)(j->colsum + c->col + 8 * h)));
+        c->add[h] = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(bi + 8 * h)), corr);
+        c->scale[h] = _mm256_loadu_ps(c->sc + 8 * h);
+        c->bias[h] = _mm256_loadu_ps(c->bs + 8 * h);
+    }
+}
+
+// The int32 results of `mr` rows from m0, 16 columns: r[i][0] columns 0-7, r[i][1] 8-15.
+INLINE void tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int mr, __m256i r[MR][2]) {
     __m256i acc[MR][4];
     const uint8_t *ar[MR];
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
         ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
         _Pragma("unroll") for (int q = 0; q < 4; q++) acc[i][q] = _mm256_setzero_si256();
     }
-    const int8_t *bp = j->bdata + (size_t)p * (size_t)j->kp * 16;
     // Full groups of 4 k in the hot loop, then one zero-filled tail group (B is
     // zero there too); kept apart so the hot loop has no branch or memcpy call.
     const int full = j->k / 4;
     for (int g = 0; g < full; g++) group(acc, bp, ar, mr, g, 4);
     if (j->k % 4) group(acc, bp, ar, mr, full, j->k % 4);
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int h = 0; h < 2; h++)
+            r[i][h] = _mm256_add_epi32(fold(acc[i][2 * h], acc[i][2 * h + 1]), c->add[h]);
+}
 
-    const __m256i za = _mm256_set1_epi32(j->za);
-    for (int h = 0; h < 2; h++) {
-        int col = p * 16 + h * 8;
-        int cols = j->n - col;
-        if (cols <= 0) break;
-        __m256i corr = _mm256_mullo_epi32(za, _mm256_loadu_si256((const __m256i *)(j->colsum + col)));
-        _Pragma("unroll") for (int i = 0; i < mr; i++) {
-            __m256i v = _mm256_sub_epi32(fold(acc[i][2 * h], acc[i][2 * h + 1]), corr);
+// mpq_epilogue_scalar on 8 lanes, `s` = a_scale * b_scale and `b` = bias per lane.
+INLINE __m256 epilogue(const mpq_epilogue *ep, __m256i v, __m256 s, __m256 b) {
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), s);
+    if (ep->bias) f = _mm256_add_ps(f, b);
+    // max/min return the second operand unless the comparison holds: the reference's
+    // (v > lo) ? v : lo and (v < hi) ? v : hi, NaN included.
+    f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(ep->clamp_lo)), _mm256_set1_ps(ep->clamp_hi));
+    if (ep->out_scale > 0)
+        f = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                        _mm256_set1_ps(ep->out_scale)),
+                          _mm256_setzero_ps());
+    return f;
+}
+
+// mpq_code_u8 on 8 lanes: (uint8_t)((int32_t)v + zp), the low byte (no saturation), in the
+// low 8 bytes. cvttps gives 0x80000000 where the scalar cvttss2si does.
+INLINE __m128i codes8(__m256 f, int32_t zp) {
+    __m256i v = _mm256_and_si256(_mm256_add_epi32(_mm256_cvttps_epi32(f), _mm256_set1_epi32(zp)),
+                                 _mm256_set1_epi32(0xff));
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));  // exact: < 256
+    return _mm_packus_epi16(w, w);
+}
+
+// Row-major outputs of the rows of one tile.
+INLINE void store_rows(const mpq_gemm_job *j, const panel_ctx *c, int m0, int mr, __m256i r[MR][2]) {
+    const mpq_epilogue *ep = j->ep;
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        const size_t row = (size_t)(m0 + i);
+        for (int h = 0; h < 2; h++) {
+            const int col = c->col + 8 * h, nc = c->cols - 8 * h >= 8 ? 8 : c->cols - 8 * h;
+            if (nc <= 0) break;
             if (j->c) {
-                int32_t *dst = j->c + (size_t)(m0 + i) * (size_t)j->ldc + col;
-                if (cols >= 8) {
-                    _mm256_storeu_si256((__m256i *)dst, v);
+                int32_t *dst = j->c + row * (size_t)j->ldc + col;
+                if (nc == 8) {
+                    _mm256_storeu_si256((__m256i *)dst, r[i][h]);
                 } else {
                     int32_t tmp[8];
-                    _mm256_storeu_si256((__m256i *)tmp, v);
-                    memcpy(dst, tmp, (size_t)cols * sizeof(int32_t));
+                    _mm256_storeu_si256((__m256i *)tmp, r[i][h]);
+                    memcpy(dst, tmp, (size_t)nc * sizeof(int32_t));
                 }
                 continue;
             }
-            const mpq_epilogue *ep = j->ep;
-            float sb[8] = {0}, bias[8] = {0}, res[8];
-            int nc = cols >= 8 ? 8 : cols;
-            if (ep->bias_i32) {
-                int32_t bi[8] = {0};
-                memcpy(bi, ep->bias_i32 + col, (size_t)nc * sizeof(int32_t));
-                v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)bi));
-            }
-            memcpy(sb, ep->b_scale + col, (size_t)nc * sizeof(float));
-            if (ep->bias) memcpy(bias, ep->bias + col, (size_t)nc * sizeof(float));
-            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(_mm256_set1_ps(ep->a_scale), _mm256_loadu_ps(sb)));
-            if (ep->bias) f = _mm256_add_ps(f, _mm256_loadu_ps(bias));
-            f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(ep->clamp_lo)), _mm256_set1_ps(ep->clamp_hi));
-            if (ep->out_scale > 0)
-                f = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                                                _mm256_set1_ps(ep->out_scale)), _mm256_setzero_ps());
+            __m256 f = epilogue(ep, r[i][h], c->scale[h], c->bias[h]);
             if (j->out_u8) {
-                _mm256_storeu_ps(res, f);
-                for (int l = 0; l < nc; l++) {
-                    size_t at = j->out_channel_major ? (size_t)(col + l) * (size_t)j->ldo + (size_t)(m0 + i)
-                                                     : (size_t)(m0 + i) * (size_t)j->ldo + (size_t)(col + l);
-                    j->out_u8[at] = mpq_code_u8(res[l], j->out_zp);
+                uint8_t *dst = j->out_u8 + row * (size_t)j->ldo + col;
+                __m128i q = codes8(f, j->out_zp);
+                if (nc == 8) {
+                    _mm_storel_epi64((__m128i *)dst, q);
+                } else {
+                    uint8_t tmp[16];
+                    _mm_storeu_si128((__m128i *)tmp, q);
+                    memcpy(dst, tmp, (size_t)nc);
                 }
                 continue;
             }
-            if (j->out_channel_major) {
-                _mm256_storeu_ps(res, f);
-                float *dst = j->out + (size_t)col * (size_t)j->ldo + (size_t)(m0 + i);
-                for (int l = 0; l < nc; l++) dst[(size_t)l * (size_t)j->ldo] = res[l];
-                continue;
-            }
-            float *dst = j->out + (size_t)(m0 + i) * (size_t)j->ldo + col;
+            float *dst = j->out + row * (size_t)j->ldo + col;
             if (nc == 8) {
                 _mm256_storeu_ps(dst, f);
             } else {
-                _mm256_storeu_ps(res, f);
-                memcpy(dst, res, (size_t)nc * sizeof(float));
+                float tmp[8];
+                _mm256_storeu_ps(tmp, f);
+                memcpy(dst, tmp, (size_t)nc * sizeof(float));
             }
         }
     }
 }
 
-static AVX2_TARGET void tile_1(const mpq_gemm_job *j, int m0, int p) { tile(j, m0, 1, p); }
-static AVX2_TARGET void tile_2(const mpq_gemm_job *j, int m0, int p) { tile(j, m0, 2, p); }
+// 8 x 8 int32 transpose: t[c] lane r = x[r] lane c.
+INLINE void transpose8(const __m256i x[8], __m256i t[8]) {
+    __m256i a[8], b[8];
+    for (int i = 0; i < 4; i++) {
+        a[2 * i] = _mm256_unpacklo_epi32(x[2 * i], x[2 * i + 1]);
+        a[2 * i + 1] = _mm256_unpackhi_epi32(x[2 * i], x[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        b[4 * i + 0] = _mm256_unpacklo_epi64(a[4 * i + 0], a[4 * i + 2]);
+        b[4 * i + 1] = _mm256_unpackhi_epi64(a[4 * i + 0], a[4 * i + 2]);
+        b[4 * i + 2] = _mm256_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm256_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm256_permute2x128_si256(b[i], b[4 + i], 0x20);
+        t[4 + i] = _mm256_permute2x128_si256(b[i], b[4 + i], 0x31);
+    }
+}
+
+// Channel-major outputs of a block of `rows` (<= BLOCK) rows from m0, whose int32 results
+// are buf[row][col]: 8 x 8 transposes, then each column's pixels as one vector.
+static AVX2_TARGET void store_block_cm(const mpq_gemm_job *j, const panel_ctx *c, int m0, int rows,
+                                       const int32_t buf[BLOCK][16]) {
+    const mpq_epilogue *ep = j->ep;
+    for (int h = 0; h < 2 && 8 * h < c->cols; h++) {
+        const int nc = c->cols - 8 * h >= 8 ? 8 : c->cols - 8 * h;
+        for (int r0 = 0; r0 < rows; r0 += 8) {
+            const int nr = rows - r0 >= 8 ? 8 : rows - r0;
+            __m256i x[8], t[8];
+            for (int r = 0; r < 8; r++) x[r] = _mm256_load_si256((const __m256i *)&buf[r0 + r][8 * h]);
+            transpose8(x, t);
+            for (int l = 0; l < nc; l++) {
+                const int col = c->col + 8 * h + l;
+                __m256 f = epilogue(ep, t[l], _mm256_set1_ps(c->sc[8 * h + l]), _mm256_set1_ps(c->bs[8 * h + l]));
+                const size_t at = (size_t)col * (size_t)j->ldo + (size_t)(m0 + r0);
+                if (j->out_u8) {
+                    __m128i q = codes8(f, j->out_zp);
+                    if (nr == 8) {
+                        _mm_storel_epi64((__m128i *)(j->out_u8 + at), q);
+                    } else {
+                        uint8_t tmp[16];
+                        _mm_storeu_si128((__m128i *)tmp, q);
+                        memcpy(j->out_u8 + at, tmp, (size_t)nr);
+                    }
+                } else if (nr == 8) {
+                    _mm256_storeu_ps(j->out + at, f);
+                } else {
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, f);
+                    memcpy(j->out + at, tmp, (size_t)nr * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+static AVX2_TARGET void rows_rm(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int m1) {
+    __m256i r[MR][2];
+    int m = m0;
+    for (; m + MR <= m1; m += MR) {
+        tile(j, bp, c, m, MR, r);
+        store_rows(j, c, m, MR, r);
+    }
+    if (m < m1) {
+        tile(j, bp, c, m, 1, r);
+        store_rows(j, c, m, 1, r);
+    }
+}
+
+static AVX2_TARGET void rows_cm(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int m1) {
+    _Alignas(32) int32_t buf[BLOCK][16];
+    __m256i r[MR][2];
+    for (int mb = m0; mb < m1; mb += BLOCK) {
+        const int rows = m1 - mb < BLOCK ? m1 - mb : BLOCK;
+        int i = 0;
+        for (; i + MR <= rows; i += MR) {
+            tile(j, bp, c, mb + i, MR, r);
+            for (int ii = 0; ii < MR; ii++)
+                for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i *)&buf[i + ii][8 * h], r[ii][h]);
+        }
+        if (i < rows) {
+            tile(j, bp, c, mb + i, 1, r);
+            for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i *)&buf[i][8 * h], r[0][h]);
+            i++;
+        }
+        // Rows past `rows` feed only lanes that are not stored; zero them so nothing
+        // indeterminate is read.
+        for (; i < (rows > 8 ? BLOCK : 8); i++) memset(buf[i], 0, sizeof buf[i]);
+        store_block_cm(j, c, mb, rows, (const int32_t(*)[16])buf);
+    }
+}
 
 AVX2_TARGET void mpq_gemm_region_avx2(const mpq_gemm_job *j, int m0, int m1, int p0, int p1) {
-    for (int p = p0; p < p1; p++) {
-        int m = m0;
-        for (; m + MR <= m1; m += MR) tile_2(j, m, p);
-        if (m < m1) tile_1(j, m, p);
+    const int cm = j->out_channel_major && !j->c;
+    // Row blocks of about A_BLOCK_BYTES of A, whole BLOCKs for the channel-major tiles.
+    int rows = (int)(A_BLOCK_BYTES / ((size_t)j->lda > 0 ? (size_t)j->lda : 1)) / BLOCK * BLOCK;
+    if (rows < BLOCK) rows = BLOCK;
+    for (int mb = m0; mb < m1; mb += rows) {
+        const int me = m1 - mb < rows ? m1 : mb + rows;
+        for (int p = p0; p < p1; p++) {
+            const int8_t *bp = j->bdata + (size_t)p * (size_t)j->kp * 16;
+            panel_ctx c;
+            panel_setup(j, p, &c);
+            if (cm) rows_cm(j, bp, &c, mb, me);
+            else rows_rm(j, bp, &c, mb, me);
+        }
     }
 }

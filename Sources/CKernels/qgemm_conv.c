@@ -104,7 +104,13 @@ static long cv_max_pixels(void) {
 static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);
 
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc) {
-    if (!s || mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
+    if (!s) return MPQ_QCONV_IM2COL;
+    const mpq_kernel_path resolved = mpq_resolve_kernel_path(path);
+    // AVX2: the pointwise twin (qgemm_pointwise_avx2.c) on the same shapes; everything else
+    // is the im2col + AVX2 GEMM.
+    if (resolved == MPQ_PATH_AVX2)
+        return is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s)) ? MPQ_QCONV_POINTWISE : MPQ_QCONV_IM2COL;
+    if (resolved != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
     const mpq_qconv_engine e = engine_without_cv(s, n, khwc);
     // Small planes: output channels in the lanes (qgemm_conv_cv.c), where the pixel-vector
     // kernels fill lanes with padded-width or past-the-plane pixels and the im2col copies and
@@ -136,7 +142,7 @@ static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int 
 
 const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine) {
     switch (engine) {
-    case MPQ_QCONV_POINTWISE: return "pointwise";
+    case MPQ_QCONV_POINTWISE: return mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2 ? "pointwise+avx2" : "pointwise";
     case MPQ_QCONV_IMPLICIT: return "implicit";
     case MPQ_QCONV_IM2COL_AMX: return "im2col+amx";
     case MPQ_QCONV_CV: return "cv+vnni";
@@ -166,8 +172,17 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     const mpq_qconv_engine engine = mpq_qconv2d_engine(path, s, n, khwc);
     if (engine == MPQ_QCONV_POINTWISE) {
         const size_t plane = (size_t)s->height * (size_t)s->width;
-        mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
-        return mpq_pointwise_conv_vnni(&cb.job, x + (size_t)g * (size_t)k * plane, plane, threads < 1 ? 1 : threads);
+        const uint8_t *xg = x + (size_t)g * (size_t)k * plane;
+        if (mpq_resolve_kernel_path(path) != MPQ_PATH_AVX2) {
+            mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
+            return mpq_pointwise_conv_vnni(&cb.job, xg, plane, threads < 1 ? 1 : threads);
+        }
+        // The AVX2 twin; where it declines (-1: a job it does not take, or no memory),
+        // nothing is written and the im2col below runs.
+        if (mpq_pointwise_conv_avx2(&cb.job, xg, plane, threads < 1 ? 1 : threads) == 0) {
+            mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
+            return 0;
+        }
     }
     if (engine == MPQ_QCONV_CV && mpq_cv_conv_vnni(&cb.job, x, s, g, x_zero_point, khwc, threads < 1 ? 1 : threads) == 0) {
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));

@@ -82,15 +82,20 @@ void mpq_lookup_u8(const uint8_t *x, size_t count, const uint8_t *table, uint8_t
 }
 
 void mpq_dequantize_u8(mpq_kernel_path path, const uint8_t *x, size_t count, float scale, uint8_t zp, float *y) {
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_dequantize_u8_avx512(x, count, scale, zp, y);
+    path = mpq_resolve_kernel_path(path);
+    if (path == MPQ_PATH_VNNI) mpq_dequantize_u8_avx512(x, count, scale, zp, y);
+    else if (path == MPQ_PATH_AVX2) mpq_dequantize_u8_avx2(x, count, scale, zp, y);
     else mpq_dequantize_u8_reference(x, count, scale, zp, y);
 }
 
 void mpq_requantize_binary_u8(mpq_kernel_path path, int multiply, const uint8_t *a, float scale_a, uint8_t zp_a,
                               const uint8_t *b, float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp,
                               uint8_t *y) {
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI)
+    path = mpq_resolve_kernel_path(path);
+    if (path == MPQ_PATH_VNNI)
         mpq_requantize_binary_u8_avx512(multiply, a, scale_a, zp_a, b, scale_b, zp_b, count, scale, zp, y);
+    else if (path == MPQ_PATH_AVX2)
+        mpq_requantize_binary_u8_avx2(multiply, a, scale_a, zp_a, b, scale_b, zp_b, count, scale, zp, y);
     else mpq_requantize_binary_u8_reference(multiply, a, scale_a, zp_a, b, scale_b, zp_b, count, scale, zp, y);
 }
 

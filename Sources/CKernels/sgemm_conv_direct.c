@@ -32,6 +32,7 @@ typedef struct {
     mpq_sgemm_direct_tile_fn tile;
     int compress;         // AVX-512 tiles store only output pixels (mpq_sgemm_tile_epilogue.valid)
     int tall;             // AVX-512 tall tiles for narrow column tiles (sgemm_direct_tall_avx512.c)
+    int multi;            // AVX2: one call per column tile over all the part's panels (mpq_sgemm_direct_panels_avx2)
     int m_unit;           // weight panels per work unit when output channels are split (MPQ_SCONV_SPLIT_M)
     const float *x;
     const mpq_conv2d_shape *s;
@@ -281,7 +282,7 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
                     }
                 }
                 // Narrow column tiles (small planes) take several weight panels per tile.
-                const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : 1;
+                const int tall = j->tall ? mpq_sgemm_direct_tall_panels(nv) : j->multi ? pq1 - pq : 1;
                 for (int p = pq, step; p < pq1; p += step) {
                     step = pq1 - p < tall ? pq1 - p : tall;
                     const int row = p * MR, mr = j->mg - row < step * MR ? j->mg - row : step * MR;
@@ -292,7 +293,9 @@ static void direct_part(const direct_job *j, const float *src, int img, int g, i
                                                         compress ? valid : NULL, compress ? place : NULL};
                     const mpq_sgemm_tile_epilogue *epp = epilogue || compress ? &ep : NULL;
                     const float *a = wg + (size_t)p * (size_t)j->k * MR;
-                    if (step > 1)
+                    if (step > 1 && j->multi)
+                        mpq_sgemm_direct_panels_avx2(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
+                    else if (step > 1)
                         mpq_sgemm_direct_tall_avx512(j->k, a, (size_t)j->k * MR, b + col, j->offsets, nv, c, ld, mr, nc, epp);
                     else
                         j->tile(j->k, a, b + col, j->offsets, nv, c, ld, mr, nc, epp);
@@ -436,6 +439,14 @@ static int small_plane_tiles_enabled(void) {
     return mpq_env_switch_on("MPQ_FP32_CONV_SMALL", &state);
 }
 
+// AVX2: a column tile's panels in one call (mpq_sgemm_direct_panels_avx2: K blocks, the
+// image's block kept in L1 over the panels) unless MPQ_FP32_CONV_AVX2_PANELS=0 (read once),
+// which keeps one 6-row tile per call over the whole K, for an A/B; the same bits either way.
+static int avx2_panels_enabled(void) {
+    static _Atomic int state;
+    return mpq_env_switch_on("MPQ_FP32_CONV_AVX2_PANELS", &state);
+}
+
 // Column bands (MPQ_SCONV_SPLIT_BANDS) for planes of under 4 column panels per thread and
 // output channels (weight panels, MPQ_SCONV_SPLIT_M) for small planes with many panels, unless
 // MPQ_FP32_CONV_BANDS=0 (read once: both off, the split before s15, for A/B).
@@ -559,6 +570,9 @@ static void direct_geometry(direct_job *j, mpq_kernel_path path, const mpq_conv2
     j->ow = ow;
     j->flat = oh * j->wq;
     j->n_units = (j->flat + NR - 1) / NR;
+    // A group's padded image within L1 (32 KiB: det's 4x4 and 8x8 layers) is read from L1 by
+    // the one-panel tiles already; their K blocks' extra calls and stores only cost there.
+    j->multi = j->path == MPQ_PATH_AVX2 && avx2_panels_enabled() && (size_t)cg * j->chan * sizeof(float) > 32 * 1024;
     j->out_image = (size_t)h->m * (size_t)oh * (size_t)ow;
 }
 

@@ -141,6 +141,12 @@ void mpq_sgemm_direct_tile_avx512(int kc, const float *a, const float *b, const 
 void mpq_sgemm_direct_tall_avx512(int kc, const float *a, size_t panel_stride, const float *b, const int32_t *offsets,
                                   int nv, float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
 
+/// The AVX2 direct tile over consecutive weight panels (rows i < mr, ceil(mr / MR) panels
+/// `panel_stride` floats apart) x nc <= 16 * nv columns, each row the 6-row tile's FMA chain
+/// and epilogue, so the same bits (sgemm_avx2.c). `ep->bias`, if any, is row 0's.
+void mpq_sgemm_direct_panels_avx2(int kc, const float *a, size_t panel_stride, const float *b, const int32_t *offsets,
+                                  int nv, float *c, int ldc, int mr, int nc, const mpq_sgemm_tile_epilogue *ep);
+
 /// Panels one tall tile takes for a column tile of nv vectors: 4 (24 rows) for 1, 2 for 2,
 /// else 1 (the regular 6 x 4 tile is already 24 accumulators).
 int mpq_sgemm_direct_tall_panels(int nv);

@@ -35,7 +35,7 @@ struct Profile: ParsableCommand {
         let ms: Double?
         let share: Double?
         /// The kernel an INT8 Conv/Gemm/MatMul ran in the timed runs, as the runtime reported it
-        /// ("pointwise", "implicit", "im2col+vnni", "im2col+amx", "depthwise+vnni", "gemm+vnni",
+        /// ("pointwise", "pointwise+avx2", "implicit", "im2col+vnni", "im2col+amx", "depthwise+vnni", "gemm+vnni",
         /// ...); nil for other nodes.
         let engine: String?
     }

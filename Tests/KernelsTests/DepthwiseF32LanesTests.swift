@@ -12,9 +12,12 @@ import ONNX
 /// block), planes from 1x1 (every tap but one padded) to 60x60, strides 1 and 2 across and
 /// 1-3 down, asymmetric pads up to 2, zero and -0 biases (the case where the reference skips the
 /// add), Relu, Relu6 and an odd Clip, inputs with -0, NaN and infinities, tiny inputs whose
-/// products underflow (s13: signed zero sums), one thread and two (row strips).
+/// products underflow (s13: signed zero sums), one thread and two (row strips). On the AVX2
+/// path the entry runs the padded-plane kernel (depthwise_f32_padded_avx2.c, s18): the same
+/// cases on every path the CPU has.
 final class DepthwiseF32LanesTests: XCTestCase {
-    private var lanesAvailable: Bool { mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 }
+    private var lanesAvailable: Bool { mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 }
+    private var paths: [mpq_kernel_path] { [MPQ_PATH_VNNI, MPQ_PATH_AVX2].filter { mpq_kernel_path_available($0) != 0 } }
 
     /// Reference conv then reference epilogue: the bits the lanes kernel must give.
     private func reference(_ x: [Float], _ s: mpq_conv2d_shape, _ w: [Float], _ bias: [Float]?, _ act: mpq_activation,
@@ -37,11 +40,11 @@ final class DepthwiseF32LanesTests: XCTestCase {
     }
 
     private func lanes(_ x: [Float], _ s: mpq_conv2d_shape, _ w: [Float], _ bias: [Float]?, _ act: mpq_activation,
-                       _ lo: Float, _ hi: Float, threads: Int, count: Int) -> (rc: Int32, y: [Float]) {
+                       _ lo: Float, _ hi: Float, threads: Int, count: Int, path: mpq_kernel_path = MPQ_PATH_AUTO) -> (rc: Int32, y: [Float]) {
         var s = s
         var y = [Float](repeating: .nan, count: count)
-        let rc = bias.map { b in mpq_depthwise3x3_f32_lanes(MPQ_PATH_AUTO, x, &s, w, b, act, lo, hi, &y, Int32(threads)) }
-            ?? mpq_depthwise3x3_f32_lanes(MPQ_PATH_AUTO, x, &s, w, nil, act, lo, hi, &y, Int32(threads))
+        let rc = bias.map { b in mpq_depthwise3x3_f32_lanes(path, x, &s, w, b, act, lo, hi, &y, Int32(threads)) }
+            ?? mpq_depthwise3x3_f32_lanes(path, x, &s, w, nil, act, lo, hi, &y, Int32(threads))
         return (rc, y)
     }
 
@@ -80,15 +83,18 @@ final class DepthwiseF32LanesTests: XCTestCase {
             let (act, lo, hi) = rng.pick(acts)
             let threads = rng.int(1...2)
             let ref = reference(x, s, wts, bias, act, lo, hi)
-            let got = lanes(x, s, wts, bias, act, lo, hi, threads: threads, count: c * oh * ow)
             if !lanesAvailable {
-                XCTAssertEqual(got.rc, -1, "no AVX-512: the kernel must decline")
+                let got = lanes(x, s, wts, bias, act, lo, hi, threads: threads, count: c * oh * ow)
+                XCTAssertEqual(got.rc, -1, "no AVX2: the kernel must decline")
                 continue
             }
-            let what = "c \(c) \(h)x\(w) stride (\(sh), \(sw)) pads \(pads) bias \(bias != nil) act \(act.rawValue) [\(lo), \(hi)] threads \(threads)"
-            XCTAssertEqual(got.rc, 0, what)
-            if let i = got.y.indices.first(where: { got.y[$0].bitPattern != ref[$0].bitPattern }) {
-                XCTFail("\(what): output \(i) \(got.y[i]) != reference \(ref[i])")
+            for path in paths {
+                let got = lanes(x, s, wts, bias, act, lo, hi, threads: threads, count: c * oh * ow, path: path)
+                let what = "path \(path.rawValue) c \(c) \(h)x\(w) stride (\(sh), \(sw)) pads \(pads) bias \(bias != nil) act \(act.rawValue) [\(lo), \(hi)] threads \(threads)"
+                XCTAssertEqual(got.rc, 0, what)
+                if let i = got.y.indices.first(where: { got.y[$0].bitPattern != ref[$0].bitPattern }) {
+                    XCTFail("\(what): output \(i) \(got.y[i]) != reference \(ref[i])")
+                }
             }
             cases += 1
             partialBlocks += c % 16 != 0 ? 1 : 0
@@ -126,10 +132,12 @@ final class DepthwiseF32LanesTests: XCTestCase {
             ("stride 3 across", shape(sw: 3), finite, MPQ_ACT_NONE, 0, 0),
         ]
         for (what, s0, wts, act, lo, hi) in cases {
-            var s = s0
-            var y = [Float](repeating: 42, count: c * h * w)
-            XCTAssertEqual(mpq_depthwise3x3_f32_lanes(MPQ_PATH_AUTO, x, &s, wts, nil, act, lo, hi, &y, 1), -1, what)
-            XCTAssertTrue(y.allSatisfy { $0 == 42 }, "\(what): nothing written")
+            for path in paths + [MPQ_PATH_AUTO] {
+                var s = s0
+                var y = [Float](repeating: 42, count: c * h * w)
+                XCTAssertEqual(mpq_depthwise3x3_f32_lanes(path, x, &s, wts, nil, act, lo, hi, &y, 1), -1, "\(what), path \(path.rawValue)")
+                XCTAssertTrue(y.allSatisfy { $0 == 42 }, "\(what), path \(path.rawValue): nothing written")
+            }
         }
         finite[0] = 0.25
         var s = shape()

@@ -229,7 +229,7 @@ int mpq_depthwise_conv_u8s8_u8(mpq_kernel_path path, const uint8_t *x, const mpq
                                const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point);
 /// The same with the VBMI kernel's channels split over `threads` of the kernel pool (the
 /// pool's spinning workers, not a fork per call); the same bytes for every thread count. The
-/// AVX2 and reference kernels run on the calling thread.
+/// AVX2 kernel splits its channels the same way; the reference runs on the calling thread.
 int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s,
                                        const int8_t *w, const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point,
                                        int threads);
@@ -312,8 +312,10 @@ int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_sha
 /// fused: `y` = `mpq_depthwise_f32` then `mpq_conv_epilogue_f32(bias, act, lo, hi)`, the same
 /// bits. `bias` may be NULL; `act` NONE or CLAMP (lo <= hi). Splits (16-channel block, row
 /// strip) units over `threads` threads of the kernel pool (mpq_run_ranges: a contiguous run of
-/// channels per thread). Returns 0, or -1
-/// writing nothing when the path is not VNNI (AVX-512), the geometry is not this case, a
+/// channels per thread). The AVX2 path runs the padded-plane kernel instead
+/// (depthwise_f32_padded_avx2.c: a plane per channel, padded and split into stride phases,
+/// 16 outputs per block), the same bits, channel ranges over the threads. Returns 0, or -1
+/// writing nothing when the path is the reference, the geometry is not this case, a
 /// weight is not finite, `act` is SILU, or MPQ_FP32_DW_LANES=0.
 int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w,
                                const float *bias, mpq_activation act, float lo, float hi, float *y, int threads);
@@ -427,20 +429,20 @@ int mpq_qgemm_amx_mode(void);
 /// Conv"): chosen from the shape alone, so one layer runs the same kernel on every call.
 typedef enum {
     MPQ_QCONV_IM2COL = 0,     // blocked im2col + the path's GEMM without AMX
-    MPQ_QCONV_POINTWISE = 1,  // 1x1 stride-1 VNNI conv on the NCHW planes (qgemm_pointwise.c)
+    MPQ_QCONV_POINTWISE = 1,  // 1x1 stride-1 conv on the NCHW planes (qgemm_pointwise.c, _avx2.c)
     MPQ_QCONV_IMPLICIT = 2,   // implicit-GEMM VNNI conv, no im2col (qgemm_conv_implicit.c)
     MPQ_QCONV_IM2COL_AMX = 3, // blocked im2col + the AMX GEMM (qgemm_amx.c)
     MPQ_QCONV_CV = 4          // channel-vector VNNI tiles on small planes (qgemm_conv_cv.c)
 } mpq_qconv_engine;
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc);
 
-/// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise", "implicit", "im2col+amx",
-/// "cv+vnni".
+/// The engine's name: "im2col+vnni" (+avx2, +reference), "pointwise" ("pointwise+avx2" on the
+/// AVX2 path), "implicit", "im2col+amx", "cv+vnni".
 const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine);
 
 /// The engine the last INT8 kernel call on the calling thread ran, as the entry point found it
-/// (fallbacks included): mpq_qconv2d_u8s8 "pointwise", "implicit", "im2col+vnni", "im2col+amx"
-/// (+avx2, +reference); mpq_depthwise_conv_u8s8(_u8) "depthwise+vnni" (the VBMI kernel),
+/// (fallbacks included): mpq_qconv2d_u8s8 "pointwise", "pointwise+avx2", "implicit", "im2col+vnni",
+/// "im2col+amx" (+avx2, +reference); mpq_depthwise_conv_u8s8(_u8) "depthwise+vnni" (the VBMI kernel),
 /// "depthwise+avx2", "depthwise+reference"; mpq_qgemm_u8s8(_f32, _f32_nchw, _u8) "gemm+amx",
 /// "gemm+vnni", "gemm+avx2", "gemm+reference". NULL before any. A static string. For
 /// `mpq profile`'s engine column: a layer reads it on its own thread right after its call.

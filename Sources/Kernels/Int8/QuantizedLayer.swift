@@ -32,7 +32,7 @@ public protocol QuantizedLayer: AnyObject {
     /// bias and its scales.
     func qdq() throws -> QDQLayer
     /// The kernel the layer's last run ran, as the C entry point reported it
-    /// (`mpq_last_engine`: "pointwise", "implicit", "im2col+vnni", "im2col+amx",
+    /// (`mpq_last_engine`: "pointwise", "pointwise+avx2", "implicit", "im2col+vnni", "im2col+amx",
     /// "depthwise+vnni", "gemm+vnni", ...), or nil before any run. What `mpq profile` shows.
     var engine: String? { get }
 }

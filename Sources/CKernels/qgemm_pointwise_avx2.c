@@ -1,0 +1,335 @@
+// INT8 1x1 stride-1 unpadded Conv straight from NCHW on AVX2 machines (no VNNI), the twin of
+// qgemm_pointwise.c: out[co][p] = epilogue(sum_c x[c][p] * w[co][c]), vectors along pixels,
+// no im2col and no output transpose.
+//
+// Without AVX-512 these convs took the im2col + AVX2 GEMM (qgemm_avx2.c) at 5-45 GMAC/s a core
+// on MobileNetV2's layers (the least at K = 16-32), its GEMM core alone ~61: the im2col, the
+// per-tile hadd folds and the per-lane scalar stores of the channel-major output cost as much
+// as the multiply where K is small. Here:
+//
+// - Arithmetic: no vpdpbusd, and vpmaddubsw saturates its s16 pair sums, so both operands are
+//   widened to s16 and multiplied with vpmaddwd: |u8 * s8| <= 255 * 128, so a pair sum is exact
+//   in int32 and the int32 adds wrap mod 2^32 like the reference's.
+// - x panel [K/2][8 pixels][2] s16: one ymm is 8 consecutive pixels of 2 consecutive channels,
+//   interleaved from the 2 channel rows and zero-extended (u8 used unshifted, as in VNNI).
+// - Weights: the packed groups (64 bytes = 4 k of 16 channels) are widened once per call to
+//   [channel quad][K/2][4] int32, each int32 one channel's two s16 weights of a k pair: the
+//   broadcasts of one pair come from at most 3 sequential streams, and the hot loop has no
+//   shuffle, only loads, vpmaddwd and vpaddd.
+// - Micro-tile: 6 output channels x 2 vectors of 8 pixels = 12 ymm accumulators + 2 x + a
+//   weight + a product = 16 registers (3 x 3 for K <= 48). Each accumulator is 8 consecutive
+//   output pixels of one channel: stored as is (a masked store or a short copy on the last
+//   pixels); codes in the code range take saturating packs, 32 codes in 4 ops.
+// - Epilogue: epilogue16's sequence on 8 lanes with the per-channel values broadcast
+//   (qconv_channel_epilogue.h): the accumulators start at bias_i32 - za * colsum, then cvt,
+//   * (a_scale * b_scale), + bias, max lo, min hi; floats round to nearest and scale where
+//   out_scale > 0; codes are vcvtps2dq (nearest even = nearbyint) + zp, whose low byte is the
+//   reference's (uint8_t)((int32_t)v + zp) for every v, clamped to the code range or not.
+// Every output element is one lane of one tile with the whole K, so neither the tile shape
+// nor the split over threads changes a bit.
+#include "qconv_channel_epilogue.h"
+#include "qgemm_pointwise_internal.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define CO 6             // most output channels per micro-tile
+#define PP 3             // most 8-pixel vectors per micro-tile
+// The micro-tiles (output channels x 8-pixel vectors), each R * P accumulators + P x + a weight
+// + a product within the 16 ymm (4 x 3 needs 17: one accumulator went to the stack and cost
+// 15-25%). One thread, codes, MobileNetV2's pointwise layers (benchmarks/int8_conv_layers.c,
+// minima of 5 rounds on a shared 2-core Zen 3): 6 x 2 is 3-9% faster than 3 x 3 from K = 64
+// on (fewer x loads per product), 3 x 3 10-20% faster than 6 x 2 or 5 x 2 at K = 16-32, where
+// the per-channel epilogue setup, once per 24 pixels instead of 16, weighs more.
+#define SMALL_K 48
+#define SMALL_CO 3
+#define SMALL_PP 3
+#define BIG_CO 6
+#define BIG_PP 2
+#define QUAD 4           // channels per widened-weights block
+#define BLOCK_PIXELS 192 // pixels per pool unit, before balancing (a multiple of 8)
+
+typedef struct {
+    pw_job pw;
+    int pairs;           // kp / 2
+    const int32_t *w16;  // quad t at w16 + t * pairs * QUAD; pair i, channel 4t + r at + i * QUAD + r
+    int clamp_lo, clamp_hi;  // which float clamps the epilogue applies (both, but for saturated codes)
+    int saturate;            // codes saturated to 8 bits, not wrapped: the same bytes (codes_plan)
+    int co_step, pp;         // the micro-tile: output channels x 8-pixel vectors
+} pw8_job;
+
+// Channel quads [t0, t1) of the packed weights, widened: a 16-byte piece of a packed group is
+// 4 channels x 4 k, sign-extended to 8 int32 (channel, pair) = [c0p0 c0p1 c1p0 c1p1 ...];
+// one permute makes it pair 2g's 4 channels, then pair 2g+1's.
+static AVX2_TARGET void widen_weights(const pw_job *j, int32_t *w16, int t0, int t1) {
+    const int pairs = j->kp / 2;
+    const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    for (int t = t0; t < t1; t++) {
+        const int8_t *src = j->bdata + (size_t)(t / 4) * (size_t)j->kp * 16 + (size_t)(t % 4) * 16;
+        int32_t *dst = w16 + (size_t)t * (size_t)pairs * QUAD;
+        for (int g = 0; g < j->kp / 4; g++) {
+            const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(src + (size_t)g * 64)));
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)g * 8), _mm256_permutevar8x32_epi32(v, order));
+        }
+    }
+}
+
+// 8 bytes of channel `ch` from pixel `p` on (`lanes` of them, 0 past the pixels or channels).
+static inline AVX2_TARGET __m128i load8(const pw_job *j, int ch, int p, int lanes) {
+    if (ch >= j->c) return _mm_setzero_si128();
+    const uint8_t *src = j->x + (size_t)ch * j->plane + (size_t)p;
+    if (lanes >= 8) return _mm_loadl_epi64((const __m128i *)src);
+    uint64_t v = 0;
+    memcpy(&v, src, (size_t)lanes);
+    return _mm_cvtsi64_si128((long long)v);
+}
+
+// x panels for pixels [p0, p0 + 8 * np): panel q at buf + q * pairs * 16, pair i at + i * 16,
+// = channels 2i, 2i + 1 of pixels p0 + 8q .. + 7 as s16 [pixel][channel].
+static AVX2_TARGET void pack_panels(const pw8_job *j, int p0, int np, int16_t *buf) {
+    const pw_job *w = &j->pw;
+    for (int q = 0; q < np; q++) {
+        const int pq = p0 + 8 * q, lanes = w->pixels - pq < 8 ? w->pixels - pq : 8;
+        int16_t *dst = buf + (size_t)q * (size_t)j->pairs * 16;
+        for (int i = 0; i < j->pairs; i++) {
+            const __m128i a = load8(w, 2 * i, pq, lanes), b = load8(w, 2 * i + 1, pq, lanes);
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)i * 16), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)));
+        }
+    }
+}
+
+/// The per-channel values of the epilogue on 8 lanes (mpq_channel_epilogue's, broadcast).
+typedef struct {
+    __m256 s, bias, lo, hi, out_scale;
+    int has_bias, rounds;
+} channel8;
+
+static inline __attribute__((always_inline)) AVX2_TARGET channel8 channel8_setup(const mpq_epilogue *ep, int co) {
+    channel8 e;
+    // The float product of the broadcasts, as the reference's a_scale * b_scale.
+    e.s = _mm256_mul_ps(_mm256_set1_ps(ep->a_scale), _mm256_set1_ps(ep->b_scale[co]));
+    e.has_bias = ep->bias != NULL;
+    e.bias = _mm256_set1_ps(ep->bias ? ep->bias[co] : 0.0f);
+    e.lo = _mm256_set1_ps(ep->clamp_lo);
+    e.hi = _mm256_set1_ps(ep->clamp_hi);
+    e.rounds = ep->out_scale > 0;
+    e.out_scale = _mm256_set1_ps(ep->out_scale);
+    return e;
+}
+
+// Dequantized and biased, then clamped (max then min: NaN and -0 as the reference's ?:)
+// where the job's plan says so.
+static inline __attribute__((always_inline)) AVX2_TARGET __m256
+channel8_values(const pw8_job *j, const channel8 *e, __m256i acc) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), e->s);
+    if (e->has_bias) v = _mm256_add_ps(v, e->bias);
+    if (j->clamp_lo) v = _mm256_max_ps(v, e->lo);
+    if (j->clamp_hi) v = _mm256_min_ps(v, e->hi);
+    return v;
+}
+
+// Floats: the requantize rounding where there is one; a masked store on the last pixels.
+static inline __attribute__((always_inline)) AVX2_TARGET void
+store_floats(const pw_job *j, const channel8 *e, __m256 v, size_t at, int lanes) {
+    if (e->rounds)
+        v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), e->out_scale),
+                          _mm256_setzero_ps());
+    if (lanes >= 8) {
+        _mm256_storeu_ps(j->out + at, v);
+    } else {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(j->out + at, m, v);
+    }
+}
+
+// Codes, any clamps: the low byte of each cvt(v) + zp, as the reference's uint8_t cast (which
+// wraps where the clamps let a code leave [0, 255]).
+static inline __attribute__((always_inline)) AVX2_TARGET void
+store_codes_wrap(const pw_job *j, __m256 v, __m256i zp, size_t at, int lanes) {
+    const __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
+    const __m256i low = _mm256_shuffle_epi8(c, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+    const __m128i b = _mm_unpacklo_epi32(_mm256_castsi256_si128(low), _mm256_extracti128_si256(low, 1));
+    if (lanes >= 8) {
+        _mm_storel_epi64((__m128i *)(j->out_u8 + at), b);
+    } else {
+        uint8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        memcpy(j->out_u8 + at, tmp, (size_t)lanes);
+    }
+}
+
+// Codes whose clamps keep them in [0, 255] (pw8_job.saturate): the np vectors' cvt(v) + zp
+// saturated to bytes, 2 packs and a permute for up to 32 pixels.
+static inline __attribute__((always_inline)) AVX2_TARGET void
+store_codes_saturated(const pw_job *j, const __m256 *v, int np, __m256i zp, size_t at, int pixels) {
+    __m256i c[4];
+    _Pragma("unroll") for (int q = 0; q < np; q++) c[q] = _mm256_add_epi32(_mm256_cvtps_epi32(v[q]), zp);
+    // [q0 lanes 0-3, q1 0-3, q2 0-3, q3 0-3 | lanes 4-7 of each] as bytes, then in order.
+    const __m256i ab = _mm256_packs_epi32(c[0], np > 1 ? c[1] : c[0]);
+    const __m256i cd = np > 2 ? _mm256_packs_epi32(c[2], np > 3 ? c[3] : c[2]) : ab;
+    const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    uint8_t *dst = j->out_u8 + at;
+    if (pixels >= 8 * np) {
+        if (np == 4) _mm256_storeu_si256((__m256i *)dst, b);
+        else if (np == 3) {
+            _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(b));
+            _mm_storel_epi64((__m128i *)(dst + 16), _mm256_extracti128_si256(b, 1));
+        } else if (np == 2) _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(b));
+        else _mm_storel_epi64((__m128i *)dst, _mm256_castsi256_si128(b));
+    } else {
+        uint8_t tmp[32];
+        _mm256_storeu_si256((__m256i *)tmp, b);
+        memcpy(dst, tmp, (size_t)pixels);
+    }
+}
+
+// Output channels [co0, co0 + nco) x pixels [p0, p0 + 8 * np).
+static inline __attribute__((always_inline)) AVX2_TARGET void
+tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
+    const pw_job *pw = &j->pw;
+    __m256i acc[CO][PP];
+    _Pragma("unroll") for (int r = 0; r < nco; r++) {
+        // bias_i32 - za * colsum up front (qconv_channel_epilogue.h): the same int32 sums.
+        const __m256i start = _mm256_set1_epi32(mpq_channel_acc_start(pw->ep, pw->za, pw->colsum, co0 + r));
+        _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
+    }
+    const int32_t *w[CO];
+    _Pragma("unroll") for (int r = 0; r < nco; r++)
+        w[r] = j->w16 + (size_t)((co0 + r) / QUAD) * (size_t)j->pairs * QUAD + (size_t)((co0 + r) % QUAD);
+    const size_t panel = (size_t)j->pairs * 16;
+    for (int i = 0; i < j->pairs; i++) {
+        __m256i xv[PP];
+        _Pragma("unroll") for (int q = 0; q < np; q++)
+            xv[q] = _mm256_loadu_si256((const __m256i *)(xp + (size_t)q * panel + (size_t)i * 16));
+        _Pragma("unroll") for (int r = 0; r < nco; r++) {
+            const __m256i wv = _mm256_set1_epi32(w[r][(size_t)i * QUAD]);
+            _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv[q], wv));
+        }
+    }
+    const __m256i zp = _mm256_set1_epi32(pw->out_zp);
+    const int pixels = pw->pixels - p0;
+    _Pragma("unroll") for (int r = 0; r < nco; r++) {
+        const int co = co0 + r;
+        const channel8 e = channel8_setup(pw->ep, co);
+        const size_t at = (size_t)co * pw->ldo + (size_t)p0;
+        __m256 v[PP];
+        _Pragma("unroll") for (int q = 0; q < np; q++) v[q] = channel8_values(j, &e, acc[r][q]);
+        if (j->saturate) {
+            store_codes_saturated(pw, v, np, zp, at, pixels);
+            continue;
+        }
+        _Pragma("unroll") for (int q = 0; q < np; q++) {
+            const int lanes = pixels - 8 * q < 8 ? pixels - 8 * q : 8;
+            if (pw->out_u8) store_codes_wrap(pw, v[q], zp, at + 8 * (size_t)q, lanes);
+            else store_floats(pw, &e, v[q], at + 8 * (size_t)q, lanes);
+        }
+    }
+}
+
+#define TILE_FN(R, P) \
+    static AVX2_TARGET void tile_##R##_##P(const pw8_job *j, const int16_t *xp, int p0, int co0) { tile(j, xp, p0, P, co0, R); }
+#define TILE_ROW(R) TILE_FN(R, 1) TILE_FN(R, 2) TILE_FN(R, 3)
+TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
+typedef void (*tile_fn)(const pw8_job *, const int16_t *, int, int);
+#define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3 }
+static const tile_fn tiles[CO][PP] = {TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6)};
+
+// Pixels [p0, p1) (p0 a multiple of 8) for output channels [co0, co1) (co0 a multiple of 4):
+// x packed 24 pixels at a time into `buf`, then every output channel runs over them while
+// they are in L1 (24 pixels of K = 576 are 27 KB).
+static AVX2_TARGET void run_pixels(const pw8_job *j, int p0, int p1, int co0, int co1, int16_t *buf) {
+    for (int p = p0; p < p1; p += 8 * j->pp) {
+        const int np = (p1 - p + 7) / 8 < j->pp ? (p1 - p + 7) / 8 : j->pp;
+        pack_panels(j, p, np, buf);
+        for (int co = co0; co < co1; co += j->co_step) {
+            const int nco = co1 - co < j->co_step ? co1 - co : j->co_step;
+            tiles[nco - 1][np - 1](j, buf, p, co);
+        }
+    }
+}
+
+// Codes whose clamps keep every code in [0, 255] (the runtime's requantizing epilogues clamp
+// to exactly the code range) need no wrapping: saturating packs give the same bytes, 4 ops for
+// 32 codes instead of 4 per 8. The clamps saturation already does are dropped as in
+// mpq_codes_clamp_plan, but the max stays wherever the min does: min(NaN, hi) is hi, and the
+// reference's max first makes NaN lo.
+static void codes_plan(pw8_job *j) {
+    const pw_job *pw = &j->pw;
+    if (!pw->out_u8) return;
+    const float lo = nearbyintf(pw->ep->clamp_lo) + (float)pw->out_zp, hi = nearbyintf(pw->ep->clamp_hi) + (float)pw->out_zp;
+    if (!(lo >= 0.0f && hi <= 255.0f)) return;  // a code can wrap (or a clamp is NaN): the general store
+    const mpq_codes_clamps p = mpq_codes_clamp_plan(pw->ep, pw->out_zp, pw->n);
+    j->saturate = 1;
+    j->clamp_hi = p.need_hi;
+    j->clamp_lo = p.need_lo || p.need_hi;
+}
+
+typedef struct {
+    const pw8_job *job;
+    int32_t *w16;
+    int16_t *bufs;
+    size_t buf_elems;
+    int chunk_pixels, chunks, co_parts, co_tiles, quads, widen_tasks;  // units = pixel chunks x channel parts
+} pw8_split;
+
+static void widen_task(void *arg, int t) {
+    const pw8_split *s = (const pw8_split *)arg;
+    widen_weights(&s->job->pw, s->w16, s->quads * t / s->widen_tasks, s->quads * (t + 1) / s->widen_tasks);
+}
+
+static void run_unit(void *arg, int u, int t) {
+    const pw8_split *s = (const pw8_split *)arg;
+    const pw_job *pw = &s->job->pw;
+    const int c = u / s->co_parts, part = u % s->co_parts;
+    const int p0 = c * s->chunk_pixels, p1 = p0 + s->chunk_pixels < pw->pixels ? p0 + s->chunk_pixels : pw->pixels;
+    // Whole channel quads per part, so the tiles start where one thread's would.
+    const int step = s->job->co_step;
+    const int co0 = s->co_tiles * part / s->co_parts * step, co1 = s->co_tiles * (part + 1) / s->co_parts * step;
+    run_pixels(s->job, p0, p1, co0, co1 < pw->n ? co1 : pw->n, s->bufs + (size_t)t * s->buf_elems);
+}
+
+int mpq_pointwise_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, size_t plane, int threads) {
+    pw8_job j = {{x, plane, g->k, (g->k + 3) / 4 * 4, g->n, g->m, g->bdata, g->colsum, g->za, g->ep, g->out, g->out_u8,
+                  g->out_zp, (size_t)g->ldo},
+                 (g->k + 3) / 4 * 2, NULL, 1, 1, 0};
+    if (g->kp != j.pw.kp || !g->out_channel_major || g->c || j.pw.pixels < 1 || j.pw.n < 1) return -1;
+    codes_plan(&j);
+    j.co_step = j.pw.c <= SMALL_K ? SMALL_CO : BIG_CO;
+    j.pp = j.pw.c <= SMALL_K ? SMALL_PP : BIG_PP;
+    if (threads < 1) threads = 1;
+    if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    pw8_split s;
+    s.job = &j;
+    s.quads = (j.pw.n + QUAD - 1) / QUAD;
+    s.co_tiles = (j.pw.n + j.co_step - 1) / j.co_step;
+    // Chunks of about BLOCK_PIXELS, evened out (a 14x14 plane is 2 x 104, not 192 + 4).
+    s.chunks = (j.pw.pixels + BLOCK_PIXELS - 1) / BLOCK_PIXELS;
+    s.chunk_pixels = ((j.pw.pixels + s.chunks - 1) / s.chunks + 7) / 8 * 8;
+    s.chunks = (j.pw.pixels + s.chunk_pixels - 1) / s.chunk_pixels;
+    // Few pixel chunks split the output channels too, so one image still uses every core;
+    // each part packs its own copy of the chunk's x panels.
+    s.co_parts = 1;
+    if (threads > 1 && s.chunks < 2 * threads) {
+        s.co_parts = (2 * threads + s.chunks - 1) / s.chunks;
+        if (s.co_parts > s.co_tiles) s.co_parts = s.co_tiles;
+    }
+    const int units = s.chunks * s.co_parts;
+    if (threads > units) threads = units;
+    const size_t w_elems = (size_t)s.quads * (size_t)j.pairs * QUAD;  // a multiple of 8: pairs is even
+    s.buf_elems = (size_t)j.pairs * 16 * PP;
+    int32_t *mem = (int32_t *)aligned_alloc(64, ((w_elems * 4 + (size_t)threads * s.buf_elems * 2) + 63) / 64 * 64);
+    if (!mem) return -1;
+    s.w16 = mem;
+    s.bufs = (int16_t *)(mem + w_elems);
+    j.w16 = s.w16;
+    s.widen_tasks = threads < s.quads ? threads : s.quads;
+    if (s.widen_tasks > 1 && w_elems >= 16384) mpq_pool_run(s.widen_tasks, widen_task, &s);
+    else widen_weights(&j.pw, s.w16, 0, s.quads);
+    // Contiguous runs of units per thread (mpq_run_ranges): neighbouring chunks share cache
+    // lines of every output channel's row.
+    mpq_run_ranges(threads, units, run_unit, &s);
+    free(mem);
+    return 0;
+}
