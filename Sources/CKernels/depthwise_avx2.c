@@ -34,21 +34,29 @@ static padded_geometry geometry_of(const mpq_conv2d_shape *s, int OH, int OW) {
 }
 
 // One padded row, not yet split into phases: t[q] = x[ih][q - pad_left] - za inside the
-// row, 0 elsewhere, for q in [0, n). `readable` bytes from `row` on lie inside the input, so
-// rows narrower than 16 (7x7, 14x14 planes) still widen 16 bytes at a time; the lanes past
-// the row's end land in [pl + W, n), zeroed after, or up to 15 elements past n, which the
-// caller's buffer has room for and the next row overwrites.
+// row, 0 elsewhere, for q in [0, n) (n a multiple of 16). The row is zeroed with vector
+// stores first, then widened 16 bytes at a time, the lanes past the row's end masked to 0:
+// 7x7 and 14x14 planes (rows narrower than a vector) spent more on scalar edge stores than
+// on their taps. `readable` bytes from `row` on lie inside the input; a last vector that
+// would read past them goes through a copy. Stores may reach 15 elements past n: the
+// caller's buffer has room, and the next row rewrites them.
 static AVX2_TARGET void widen_row(const uint8_t *row, int W, size_t readable, int pl, int32_t za, int16_t *t, int n) {
-    const __m256i zav = _mm256_set1_epi16((short)za);
-    int q = 0;
-    for (; q < pl && q < n; q++) t[q] = 0;
-    int iw = 0;
-    for (; iw < W && pl + iw < n && (size_t)iw + 16 <= readable; iw += 16) {
-        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + iw)));
-        _mm256_storeu_si256((__m256i *)(t + pl + iw), _mm256_sub_epi16(v, zav));
+    const __m256i zav = _mm256_set1_epi16((short)za), zero = _mm256_setzero_si256();
+    const __m256i lanes = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int q = 0; q < n; q += 16) _mm256_storeu_si256((__m256i *)(t + q), zero);
+    for (int iw = 0; iw < W && pl + iw < n; iw += 16) {
+        __m128i bytes;
+        if ((size_t)iw + 16 <= readable) {
+            bytes = _mm_loadu_si128((const __m128i *)(row + iw));
+        } else {
+            uint8_t tmp[16] = {0};
+            memcpy(tmp, row + iw, (size_t)(W - iw < 16 ? W - iw : 16));
+            bytes = _mm_loadu_si128((const __m128i *)tmp);
+        }
+        __m256i v = _mm256_sub_epi16(_mm256_cvtepu8_epi16(bytes), zav);
+        if (W - iw < 16) v = _mm256_and_si256(v, _mm256_cmpgt_epi16(_mm256_set1_epi16((short)(W - iw)), lanes));
+        _mm256_storeu_si256((__m256i *)(t + pl + iw), v);
     }
-    for (; iw < W && pl + iw < n; iw++) t[pl + iw] = (int16_t)((int32_t)row[iw] - za);
-    for (q = pl + W; q < n; q++) t[q] = 0;
 }
 
 // Column q of the padded row t goes to phase q % sw, index q / sw.
@@ -76,7 +84,7 @@ static AVX2_TARGET void pad_plane(const uint8_t *plane, const mpq_conv2d_shape *
         int16_t *dst = buf + (size_t)r * g->row_stride;
         const int ih = r - s->pad_top;
         if (ih < 0 || ih >= s->height) {
-            memset(dst, 0, g->row_stride * sizeof(int16_t));
+            for (size_t q = 0; q < g->row_stride; q += 16) _mm256_storeu_si256((__m256i *)(dst + q), _mm256_setzero_si256());
             continue;
         }
         const uint8_t *row = plane + (size_t)ih * (size_t)s->width;
@@ -126,6 +134,27 @@ static inline __attribute__((always_inline)) AVX2_TARGET void block_sums(const i
     *e = se;
 }
 
+// Two output rows of up to 8 pixels each in one block (planes 8 or fewer wide, 7x7: a
+// 16-pixel block of one row left 9 lanes idle): lanes 0-7 read from `b`, lanes 8-15 from
+// `b + next` (the next output row). Then `a` holds row 0's pixels 0-3 and row 1's 0-3, `e`
+// their pixels 4-7, so the same permutes give row 0 and row 1.
+static inline __attribute__((always_inline)) AVX2_TARGET void two_row_sums(const int16_t *b, size_t next, const size_t *off,
+                                                                           const __m256i *wpair, int pairs, __m256i *a,
+                                                                           __m256i *e) {
+    __m256i sa = _mm256_setzero_si256(), se = _mm256_setzero_si256();
+    for (int p = 0; p < pairs; p++) {
+        const int16_t *p0 = b + off[2 * p], *p1 = b + off[2 * p + 1];
+        const __m256i v0 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
+                                                   _mm_loadu_si128((const __m128i *)(p0 + next)), 1);
+        const __m256i v1 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p1)),
+                                                   _mm_loadu_si128((const __m128i *)(p1 + next)), 1);
+        sa = _mm256_add_epi32(sa, _mm256_madd_epi16(_mm256_unpacklo_epi16(v0, v1), wpair[p]));
+        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_unpackhi_epi16(v0, v1), wpair[p]));
+    }
+    *a = sa;
+    *e = se;
+}
+
 typedef struct {
     const uint8_t *x;
     const mpq_conv2d_shape *s;
@@ -168,7 +197,33 @@ static AVX2_TARGET void run_channel(const dw_job *j, int c, int16_t *buf, int16_
     const __m256i zp = _mm256_set1_epi32(j->out_zp);
     float *const out = j->out;
     uint8_t *const out_u8 = j->out_u8;
-    for (int oh = 0; oh < OH; oh++) {
+    int oh = 0;
+    if (OW <= BLOCK / 2) {
+        const size_t next = (size_t)s->stride_h * g->row_stride;
+        for (; oh + 2 <= OH; oh += 2) {
+            __m256i a, e;
+            const int16_t *row = buf + (size_t)oh * next;
+            if (pairs == 5) two_row_sums(row, next, off, wpair, 5, &a, &e);
+            else two_row_sums(row, next, off, wpair, pairs, &a, &e);
+            const __m256 f[2] = {epilogue8(_mm256_permute2x128_si256(a, e, 0x20), &ce),
+                                 epilogue8(_mm256_permute2x128_si256(a, e, 0x31), &ce)};
+            for (int r = 0; r < 2; r++) {
+                const size_t at = ((size_t)c * OH + oh + r) * OW;
+                if (out_u8) {
+                    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(f[r]), zp);
+                    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+                    uint8_t tmp[16];
+                    _mm_storeu_si128((__m128i *)tmp, _mm_packus_epi16(w16, w16));
+                    memcpy(out_u8 + at, tmp, (size_t)OW);
+                } else {
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, f[r]);
+                    memcpy(out + at, tmp, (size_t)OW * sizeof(float));
+                }
+            }
+        }
+    }
+    for (; oh < OH; oh++) {
         const int16_t *row = buf + (size_t)oh * s->stride_h * g->row_stride;
         const size_t at = ((size_t)c * OH + oh) * OW;
         for (int ow = 0; ow < OW; ow += BLOCK) {
