@@ -14,6 +14,11 @@
 #
 # Exit 0 when every case passes (ORT's score of the QDQ export within 0.1 point of mpq's
 # holdout score, checker clean, quantize_static with the exclusions within 0.5 point).
+# On a CPU where ORT's own u8 x s8 arithmetic is not exact (ort_u8s8_exact.py: AVX2 without
+# VNNI, where MLAS sums product pairs in saturating int16) the comparisons of ORT's scores and
+# outputs with mpq's exact ones cannot hold: they still run and print, marked, but only the
+# checks that do not depend on ORT's arithmetic (ONNX checker, map digest, which layers ORT
+# fuses into integer ops, mpq's own searches) fail the run there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -88,6 +93,24 @@ ISLAND_MAXDIFF=0.01
 
 failed=0
 summary="$OUT/summary.txt"
+ort_exact=1
+probe=$("$PYTHON" tools/crosscheck/ort_u8s8_exact.py) || ort_exact=0
+echo "$probe" >&2
+# tolerated JSON [INT8_LAYERS ALL_INT8]: a failed comparison is tolerated only where ORT's
+# u8 x s8 arithmetic is inexact and the structural checks in the JSON held (ort_crosscheck.py's,
+# or with INT8_LAYERS and ALL_INT8 ort_outputs.py's integer-op counts).
+tolerated() {
+  [ "$ort_exact" = 0 ] || return 1
+  "$PYTHON" - "$@" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if len(sys.argv) > 2:  # ort_outputs.py: ORT ran every INT8 layer as an integer op
+    ok = r["ort_integer_layer_ops"] == int(sys.argv[2]) and (sys.argv[3] != "--all-int8" or r["ort_float_layer_ops"] == 0)
+else:
+    ok = r.get("checker") == "ok" and r.get("map_sha256_matches", True) and r.get("fused_as_expected", True)
+sys.exit(0 if ok else 1)
+EOF
+}
 printf '%-17s %-8s %6s %9s %9s %8s %11s %8s %-6s %-14s %s\n' case checker int8 mpq ort_qdq diff ort_exclude diff ort_ops elements_diff result > "$summary"
 # check NAME MODEL CALIB HOLDOUT MAP MAXDIFF METRIC [PREDICTED]: export MAP, run it in mpq and
 # ORT, append a summary line. PREDICTED (an island map, without a search result): mpq eval's
@@ -106,7 +129,7 @@ check() {
       --holdout "$F/$holdout" ${exclude[@]+"${exclude[@]}"} \
       --mpq-outputs "$OUT/$name.outputs.npz" --max-differing "$maxdiff" ${predicted:+--predicted "$predicted"} \
       --json-out "$OUT/$name.crosscheck.json" > /dev/null || rc=$?
-  if [ "$rc" -ne 0 ]; then failed=1; fi
+  if [ "$rc" -ne 0 ]; then tolerated "$OUT/$name.crosscheck.json" || failed=1; fi
   "$PYTHON" - "$OUT/$name.crosscheck.json" "$name" >> "$summary" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -183,7 +206,7 @@ for det in "${dets[@]}"; do
   "$PYTHON" tools/crosscheck/ort_outputs.py --qdq "$OUT/$det.qdq.onnx" --data "$D/shapes_det_holdout.npz" \
       --mpq-outputs "$OUT/$det.outputs.npz" $all_int8 --integer-layers "$int8_layers" --max-differing "$maxdiff" \
       --json-out "$OUT/$det.outputs.json" > /dev/null || rc=$?
-  if [ "$rc" -ne 0 ]; then failed=1; fi
+  if [ "$rc" -ne 0 ]; then tolerated "$OUT/$det.outputs.json" "$int8_layers" "${all_int8:-none}" || failed=1; fi
   "$PYTHON" - "$OUT/$det.outputs.json" "$det" >> "$summary" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -210,10 +233,18 @@ if "$PYTHON" -c "import pycocotools" 2>/dev/null; then
   rc=0
   "$PYTHON" tools/crosscheck/det_map.py --name det_v8_int8 --qdq "$OUT/det_v8.qdq.onnx" --data "$D/shapes_det_holdout.npz" \
       --layout yolov8 --mpq-map50 "$(score map50)" --mpq-map50-95 "$(score map50_95)" >> "$summary" || rc=$?
-  if [ "$rc" -ne 0 ]; then failed=1; fi
+  if [ "$rc" -ne 0 ] && [ "$ort_exact" = 1 ]; then failed=1; fi
 else
   echo "det_v8_int8       skipped: no pycocotools in $PYTHON" >> "$summary"
 fi
 
+if [ "$ort_exact" = 0 ]; then
+  cat >> "$summary" <<EOF
+NOTE: $probe.
+  ORT's scores and outputs on this CPU are not the exact u8 x s8 arithmetic mpq computes, so the
+  FAIL marks of score/output comparisons above are reported, not enforced; the ONNX checker, map
+  digests, ORT's integer-op fusion counts and mpq's searches are (docs/avx2.md, "ORT on AVX2").
+EOF
+fi
 cat "$summary"
 exit $failed
