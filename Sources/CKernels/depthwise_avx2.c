@@ -290,12 +290,6 @@ static void channels_unit(void *arg, int u, int task) {
     for (int c = c0; c < c1; c++) run_channel(j, c, pad_buf, pad_buf + plane + 16);
 }
 
-static int units_per_thread(void) {
-    static _Atomic long env = -1;
-    const long v = mpq_env_long_once("MPQ_INT8_DW_UNITS", 16, &env);
-    return v < 1 ? 1 : (int)v;
-}
-
 void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
                                 float *out, uint8_t *out_u8, int32_t out_zp, int threads) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s), C = s->channels;
@@ -307,7 +301,7 @@ void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, con
     dw_job j = {x, s, w, ep, out, out_u8, out_zp, OH, OW, C, geometry_of(s, OH, OW)};
     if (threads > 1 && C > 1) {
         // About 16 contiguous channel ranges per thread, as the VBMI kernel's.
-        const int units = units_per_thread() * threads;
+        const int units = mpq_int8_dw_units_per_thread() * threads;
         j.chunk = (C + units - 1) / units;
         mpq_run_ranges(threads, (C + j.chunk - 1) / j.chunk, channels_unit, &j);
     } else {

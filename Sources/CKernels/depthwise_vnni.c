@@ -437,12 +437,6 @@ static VNNI_TARGET void run_channels(const dw_call *d, int c0, int c1) {
 // Channels per unit: about this many units per thread. Each unit is a few whole channels,
 // independent, so small units cost nothing but a claim; at 4 per thread the caller waited
 // for the worker's last unit in 32% of its pool waits (MobileNetV2 INT8 batch 1, perf).
-static int dw_units_per_thread(void) {
-    static _Atomic long env = -1;
-    const long v = mpq_env_long_once("MPQ_INT8_DW_UNITS", 16, &env);
-    return v < 1 ? 1 : (int)v;
-}
-
 static void channels_unit(void *arg, int u, int t) {
     (void)t;
     const dw_call *d = (const dw_call *)arg;
@@ -474,9 +468,9 @@ VNNI_TARGET int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_sh
         d.sat = !cp.need_lo && !cp.need_hi;
     }
     if (threads > 1 && C > 1) {
-        // About 16 units per thread (dw_units_per_thread): a core another process takes holds back only its unit.
+        // About 16 units per thread (mpq_int8_dw_units_per_thread): a core another process takes holds back only its unit.
         // Contiguous channel ranges per thread (mpq_run_ranges), as the 1x1 convs' pixels.
-        const int units = dw_units_per_thread() * threads;
+        const int units = mpq_int8_dw_units_per_thread() * threads;
         d.chunk = (C + units - 1) / units;
         d.chunks = (C + d.chunk - 1) / d.chunk;
         mpq_run_ranges(threads, d.chunks, channels_unit, &d);

@@ -286,4 +286,12 @@ static inline long mpq_env_long_once(const char *name, long fallback, _Atomic lo
     return v;
 }
 
+/// Units per thread when one image's INT8 depthwise channels split over the pool, for both
+/// kernels (VBMI and AVX2): MPQ_INT8_DW_UNITS, read once per file, default 16.
+static inline int mpq_int8_dw_units_per_thread(void) {
+    static _Atomic long env = -1;
+    const long v = mpq_env_long_once("MPQ_INT8_DW_UNITS", 16, &env);
+    return v < 1 ? 1 : (int)v;
+}
+
 #endif

@@ -37,12 +37,14 @@ static inline float wpass_one_f32(const mpq_pool2d *p, const float *row, int o, 
     return acc;
 }
 
-/// The last full output whose 8-output block's loads all stay inside the row: a block
-/// starting at b reads up to index (b + 7) * s - pad_left + (k - 1) * d + (s == 2).
-static inline int vector_end(const mpq_pool2d *p, int f0, int f1) {
+/// The end of the run of `lanes`-output blocks from f0 (within [f0, f1)) whose loads all stay
+/// inside the row: a block starting at b reads up to input (b + lanes - 1) * s - pad_left +
+/// (kernel_w - 1) * d, plus one more with stride 2 (its loads take every other element).
+static inline int vector_end(const mpq_pool2d *p, int f0, int f1, int lanes) {
     const int s = p->stride_w, extra = s == 2 ? 1 : 0;
     int b = f0;
-    while (b + 8 <= f1 && (long)(b + 7) * s - p->pad_left + (long)(p->kernel_w - 1) * p->dilation_w + extra < p->in_w) b += 8;
+    while (b + lanes <= f1 && (long)(b + lanes - 1) * s - p->pad_left + (long)(p->kernel_w - 1) * p->dilation_w + extra < p->in_w)
+        b += lanes;
     return b;
 }
 
@@ -98,7 +100,7 @@ static AVX2_TARGET void pool_f32(const mpq_pool2d *p, const float *x, float *y, 
     const size_t in_plane = (size_t)p->in_h * p->in_w, out_plane = (size_t)p->out_h * p->out_w;
     int f0, f1;
     mpq_pool_full_range(p, &f0, &f1);
-    const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end(p, f0, f1) : f0;
+    const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end(p, f0, f1, 8) : f0;
     for (size_t c = p0; c < p1; c++) {
         const float *src = x + c * in_plane;
         float *dst = y + c * out_plane;
@@ -132,14 +134,6 @@ static inline uint8_t wpass_one_u8(const mpq_pool2d *p, const uint8_t *row, int 
         acc = v > acc ? v : acc;
     }
     return acc;
-}
-
-/// As vector_end, for blocks of 16 codes (stride 2 reads 32 bytes per tap).
-static inline int vector_end_u8(const mpq_pool2d *p, int f0, int f1) {
-    const int s = p->stride_w, extra = s == 2 ? 1 : 0;
-    int b = f0;
-    while (b + 16 <= f1 && (long)(b + 15) * s - p->pad_left + (long)(p->kernel_w - 1) * p->dilation_w + extra < p->in_w) b += 16;
-    return b;
 }
 
 /// 16 taps at p, p + s, ... as 16-bit lanes (s = 2: the even bytes of 32).
@@ -190,7 +184,7 @@ AVX2_TARGET void mpq_maxpool2d_u8_avx2(const mpq_pool2d *p, const uint8_t *x, ui
     const size_t in_plane = (size_t)p->in_h * p->in_w, out_plane = (size_t)p->out_h * p->out_w;
     int f0, f1;
     mpq_pool_full_range(p, &f0, &f1);
-    const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end_u8(p, f0, f1) : f0;
+    const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end(p, f0, f1, 16) : f0;
     const int h_first = p->out_h < p->in_h && (size_t)p->in_w <= mpq_pool_scratch(p, 1);  // the row fits the scratch
     for (size_t c = p0; c < p1; c++) {
         const uint8_t *src = x + c * in_plane;
