@@ -6,32 +6,14 @@
 // taps' int16 values interleaved against the pair of weights): exact int32 sums, as the
 // reference's, since |x - za| <= 255 and |w| <= 128. The epilogue is the reference's float
 // arithmetic in the same order. Channels split over the kernel pool in contiguous ranges.
-#include "mpq_internal.h"
+#include "depthwise_padded.h"
+#include "qconv_channel_epilogue_avx2.h"
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2")))
-#define BLOCK 16  // output pixels per block: one 16-lane int16 load per tap
-
-// The padded plane of one channel: rows [0, rows) are input rows -pad_top.., each `phases`
-// phase arrays of `len` int16 (len a multiple of 16 past the last block's reach).
-typedef struct {
-    int rows, phases, len;
-    size_t row_stride;  // int16 elements: phases * len
-} padded_geometry;
-
-static padded_geometry geometry_of(const mpq_conv2d_shape *s, int OH, int OW) {
-    padded_geometry g;
-    const int blocks = (OW + BLOCK - 1) / BLOCK;
-    g.rows = (OH - 1) * s->stride_h + (s->kernel_h - 1) * s->dilation_h + 1;
-    g.phases = s->stride_w;
-    // The last block reads indices up to blocks*16 - 1 + the largest tap offset / stride.
-    g.len = blocks * BLOCK + ((s->kernel_w - 1) * s->dilation_w) / s->stride_w;
-    g.len = (g.len + 15) & ~15;
-    g.row_stride = (size_t)g.phases * (size_t)g.len;
-    return g;
-}
+#define BLOCK MPQ_DW_PADDED_BLOCK  // output pixels per block: one 16-lane int16 load per tap
 
 // One padded row, not yet split into phases: t[q] = x[ih][q - pad_left] - za inside the
 // row, 0 elsewhere, for q in [0, n) (n a multiple of 16). The row is zeroed with vector
@@ -77,7 +59,7 @@ static AVX2_TARGET void split_phases(const int16_t *t, int sw, int len, int16_t 
         for (int j = 0; j < len; j++) dst[(size_t)p * len + j] = t[(size_t)j * sw + p];
 }
 
-static AVX2_TARGET void pad_plane(const uint8_t *plane, const mpq_conv2d_shape *s, const padded_geometry *g,
+static AVX2_TARGET void pad_plane(const uint8_t *plane, const mpq_conv2d_shape *s, const mpq_dw_padded *g,
                                   int32_t za, int16_t *buf, int16_t *scratch) {
     const int sw = s->stride_w, n = sw * g->len;
     for (int r = 0; r < g->rows; r++) {
@@ -98,23 +80,17 @@ static AVX2_TARGET void pad_plane(const uint8_t *plane, const mpq_conv2d_shape *
     }
 }
 
-// The reference's epilogue for channel c, its fields copied out of the mpq_epilogue so the
-// block loop keeps them in registers (stores to the output could alias the struct).
+// The reference's epilogue for channel c: the int32 bias added to the sums (the pointwise
+// kernel starts its sums at it instead), then qconv_channel_epilogue_avx2.h's sequence.
 typedef struct {
-    int add_bias_i32, add_bias, round;
+    mpq_channel8 e;
+    int add_bias_i32;
     __m256i bias_i32;
-    __m256 scale, bias, lo, hi, out_scale;
 } channel_epilogue;
 
 static inline AVX2_TARGET __m256 epilogue8(__m256i acc, const channel_epilogue *ce) {
     if (ce->add_bias_i32) acc = _mm256_add_epi32(acc, ce->bias_i32);
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), ce->scale);
-    if (ce->add_bias) v = _mm256_add_ps(v, ce->bias);
-    v = _mm256_min_ps(_mm256_max_ps(v, ce->lo), ce->hi);
-    if (ce->round)
-        v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), ce->out_scale),
-                          _mm256_setzero_ps());
-    return v;
+    return mpq_channel8_rounded(&ce->e, mpq_channel8_values(&ce->e, acc, 1, 1));
 }
 
 // The int32 sums of 16 output pixels from `b` (a block's first pixel in the padded plane):
@@ -164,36 +140,27 @@ typedef struct {
     uint8_t *out_u8;
     int32_t out_zp;
     int OH, OW, chunk;
-    padded_geometry g;
+    mpq_dw_padded g;
 } dw_job;
-
-static _Thread_local int16_t *pad_buf;
-static _Thread_local size_t pad_cap;
 
 static AVX2_TARGET void run_channel(const dw_job *j, int c, int16_t *buf, int16_t *scratch) {
     const mpq_conv2d_shape *s = j->s;
     const mpq_epilogue *ep = j->ep;
     const int KH = s->kernel_h, KW = s->kernel_w, taps = KH * KW, pairs = (taps + 1) / 2;
     const int OH = j->OH, OW = j->OW;
-    const padded_geometry *g = &j->g;
+    const mpq_dw_padded *g = &j->g;
     pad_plane(j->x + (size_t)c * s->height * s->width, s, g, ep->a_zero_point, buf, scratch);
-    // Tap t: its element offset from a block's first output pixel in the padded plane, and
-    // the weight pairs (t, t+1) as vpmaddwd's int16 pairs (an odd last tap pairs with weight 0).
-    size_t off[2 * 64];
+    // The weight pairs (t, t+1) as vpmaddwd's int16 pairs (an odd last tap pairs with weight 0);
+    // the taps' offsets are the call's (g->off).
+    const size_t *off = g->off;
     __m256i wpair[64];
     const int8_t *wc = j->w + (size_t)c * taps;
-    for (int t = 0; t < 2 * pairs; t++) {
-        const int tt = t < taps ? t : taps - 1, kh = tt / KW, kw = tt % KW, q = kw * s->dilation_w;
-        off[t] = (size_t)kh * s->dilation_h * g->row_stride + (size_t)(q % s->stride_w) * g->len + (size_t)(q / s->stride_w);
-    }
     for (int p = 0; p < pairs; p++) {
         const int16_t w0 = wc[2 * p], w1 = 2 * p + 1 < taps ? wc[2 * p + 1] : 0;
         wpair[p] = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)w0 | ((uint32_t)(uint16_t)w1 << 16)));
     }
-    const channel_epilogue ce = {ep->bias_i32 != NULL, ep->bias != NULL, ep->out_scale > 0,
-                                 _mm256_set1_epi32(ep->bias_i32 ? ep->bias_i32[c] : 0),
-                                 _mm256_set1_ps(ep->a_scale * ep->b_scale[c]), _mm256_set1_ps(ep->bias ? ep->bias[c] : 0.0f),
-                                 _mm256_set1_ps(ep->clamp_lo), _mm256_set1_ps(ep->clamp_hi), _mm256_set1_ps(ep->out_scale)};
+    const channel_epilogue ce = {mpq_channel8_setup(ep, c), ep->bias_i32 != NULL,
+                                 _mm256_set1_epi32(ep->bias_i32 ? ep->bias_i32[c] : 0)};
     const __m256i zp = _mm256_set1_epi32(j->out_zp);
     float *const out = j->out;
     uint8_t *const out_u8 = j->out_u8;
@@ -277,17 +244,13 @@ static void channels_unit(void *arg, int u, int task) {
     const int C = j->s->channels, c0 = u * j->chunk, c1 = c0 + j->chunk < C ? c0 + j->chunk : C;
     // The padded plane, then one row before phase splitting, each with room for widen_row's
     // 16-lane stores past its end.
-    const size_t plane = (size_t)j->g.rows * j->g.row_stride, need = plane + 16 + j->g.row_stride + 16;
-    if (pad_cap < need) {
-        free(pad_buf);
-        pad_buf = aligned_alloc(64, (need * sizeof(int16_t) + 63) / 64 * 64);
-        pad_cap = pad_buf ? need : 0;
-    }
-    if (!pad_buf) {
+    const size_t plane = j->g.plane, need = plane + 16 + j->g.row_stride + 16;
+    int16_t *buf = (int16_t *)mpq_dw_padded_scratch(need * sizeof(int16_t));
+    if (!buf) {
         reference_channels(j, c0, c1);
         return;
     }
-    for (int c = c0; c < c1; c++) run_channel(j, c, pad_buf, pad_buf + plane + 16);
+    for (int c = c0; c < c1; c++) run_channel(j, c, buf, buf + plane + 16);
 }
 
 void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
@@ -298,7 +261,8 @@ void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, con
         mpq_depthwise_reference(x, s, w, ep, out, out_u8, out_zp);
         return;
     }
-    dw_job j = {x, s, w, ep, out, out_u8, out_zp, OH, OW, C, geometry_of(s, OH, OW)};
+    dw_job j = {x, s, w, ep, out, out_u8, out_zp, OH, OW, C};
+    mpq_dw_padded_plan(s, OH, OW, 2 * ((s->kernel_h * s->kernel_w + 1) / 2), &j.g);
     if (threads > 1 && C > 1) {
         // About 16 contiguous channel ranges per thread, as the VBMI kernel's.
         const int units = mpq_int8_dw_units_per_thread() * threads;

@@ -14,18 +14,13 @@
 // * 0 is NaN): the caller rejects others. The epilogue is mpq_conv_epilogue_f32's: + bias when
 // the bias is not 0, then the clamp with NaN kept (max(lo, v), min(hi, v) return v for NaN v).
 #pragma STDC FP_CONTRACT OFF
-#include "mpq_internal.h"
+#include "depthwise_padded.h"
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
-#define BLOCK 16  // outputs per block: two vectors
-
-typedef struct {
-    int rows, len;      // padded rows; floats per phase (a multiple of 16)
-    size_t row_stride;  // floats: stride_w * len
-} padded_geometry;
+#define BLOCK MPQ_DW_PADDED_BLOCK  // outputs per block: two vectors
 
 typedef struct {
     const float *x, *w, *bias;
@@ -33,17 +28,8 @@ typedef struct {
     const mpq_conv2d_shape *s;
     int OH, OW, chunk, clamp;
     float lo, hi;
-    padded_geometry g;
+    mpq_dw_padded g;
 } dwf_job;
-
-static padded_geometry geometry_of(const mpq_conv2d_shape *s, int OH, int OW) {
-    padded_geometry g;
-    const int blocks = (OW + BLOCK - 1) / BLOCK;
-    g.rows = (OH - 1) * s->stride_h + (s->kernel_h - 1) * s->dilation_h + 1;
-    g.len = (blocks * BLOCK + ((s->kernel_w - 1) * s->dilation_w) / s->stride_w + 15) & ~15;
-    g.row_stride = (size_t)s->stride_w * (size_t)g.len;
-    return g;
-}
 
 // t[q] = x[q - pl] inside the row, 0 elsewhere, q in [0, n) (n a multiple of 16). Vector
 // stores, not memset/memcpy: a 7x7 plane's rows are 7 floats, and three library calls per
@@ -79,7 +65,7 @@ static AVX2_TARGET void split_phases(const float *t, int sw, int len, float *dst
         for (int j = 0; j < len; j++) dst[(size_t)p * len + j] = t[(size_t)j * sw + p];
 }
 
-static AVX2_TARGET void pad_plane(const float *plane, const mpq_conv2d_shape *s, const padded_geometry *g, float *buf,
+static AVX2_TARGET void pad_plane(const float *plane, const mpq_conv2d_shape *s, const mpq_dw_padded *g, float *buf,
                                   float *scratch) {
     const int sw = s->stride_w, n = sw * g->len;
     for (int r = 0; r < g->rows; r++) {
@@ -121,15 +107,11 @@ static inline AVX2_TARGET __m256 epilogue8(__m256 v, int add_bias, __m256 bias, 
 static AVX2_TARGET void run_channel(const dwf_job *j, int c, float *buf, float *scratch) {
     const mpq_conv2d_shape *s = j->s;
     const int KH = s->kernel_h, KW = s->kernel_w, taps = KH * KW, OH = j->OH, OW = j->OW;
-    const padded_geometry *g = &j->g;
+    const mpq_dw_padded *g = &j->g;
     pad_plane(j->x + (size_t)c * s->height * s->width, s, g, buf, scratch);
-    size_t off[64];
+    const size_t *off = g->off;  // the call's tap offsets
     __m256 wv[64];
-    for (int t = 0; t < taps; t++) {
-        const int kh = t / KW, q = (t % KW) * s->dilation_w;
-        off[t] = (size_t)kh * s->dilation_h * g->row_stride + (size_t)(q % s->stride_w) * g->len + (size_t)(q / s->stride_w);
-        wv[t] = _mm256_set1_ps(j->w[(size_t)c * taps + t]);
-    }
+    for (int t = 0; t < taps; t++) wv[t] = _mm256_set1_ps(j->w[(size_t)c * taps + t]);
     const float b = j->bias ? j->bias[c] : 0.0f;
     const int add_bias = b != 0.0f, clamp = j->clamp;
     const __m256 bias = _mm256_set1_ps(b), lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
@@ -168,21 +150,15 @@ static AVX2_TARGET void run_channel(const dwf_job *j, int c, float *buf, float *
     }
 }
 
-static _Thread_local float *pad_buf;
-static _Thread_local size_t pad_cap;
-
 // Channels [u * chunk, ...): -1 from the job's status when the buffer cannot be had.
 static void channels_unit(void *arg, int u, int task) {
     (void)task;
     dwf_job *j = (dwf_job *)arg;
     const int C = j->s->channels, c0 = u * j->chunk, c1 = c0 + j->chunk < C ? c0 + j->chunk : C;
-    const size_t plane = (size_t)j->g.rows * j->g.row_stride, need = plane + j->g.row_stride;
-    if (pad_cap < need) {
-        free(pad_buf);
-        pad_buf = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
-        pad_cap = pad_buf ? need : 0;
-    }
-    if (!pad_buf) {
+    // The padded plane, then one row before phase splitting.
+    const size_t plane = j->g.plane;
+    float *buf = (float *)mpq_dw_padded_scratch((plane + j->g.row_stride) * sizeof(float));
+    if (!buf) {
         // The reference then the epilogue on these channels: the same bits, slower.
         mpq_conv2d_shape part = *j->s;
         part.channels = part.group = c1 - c0;
@@ -193,14 +169,15 @@ static void channels_unit(void *arg, int u, int task) {
                                         j->clamp ? MPQ_ACT_CLAMP : MPQ_ACT_NONE, j->lo, j->hi);
         return;
     }
-    for (int c = c0; c < c1; c++) run_channel(j, c, pad_buf, pad_buf + plane);
+    for (int c = c0; c < c1; c++) run_channel(j, c, buf, buf + plane);
 }
 
 int mpq_depthwise_f32_padded_avx2(const float *x, const mpq_conv2d_shape *s, const float *w, const float *bias,
                                   int clamp, float lo, float hi, float *y, int threads) {
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s), C = s->channels;
     if (s->kernel_h * s->kernel_w > 64 || s->stride_w < 1 || s->stride_h < 1) return -1;
-    dwf_job j = {x, w, bias, y, s, OH, OW, C, clamp, lo, hi, geometry_of(s, OH, OW)};
+    dwf_job j = {x, w, bias, y, s, OH, OW, C, clamp, lo, hi};
+    mpq_dw_padded_plan(s, OH, OW, s->kernel_h * s->kernel_w, &j.g);
     if (threads > 1 && C > 1) {
         // About 8 contiguous channel ranges per thread: a core another process takes holds
         // back only its range.

@@ -28,6 +28,7 @@
 // Every output element is one lane of one tile with the whole K, so neither the tile shape
 // nor the split over threads changes a bit.
 #include "qconv_channel_epilogue.h"
+#include "qconv_channel_epilogue_avx2.h"
 #include "qgemm_pointwise_internal.h"
 #include <immintrin.h>
 #include <stdlib.h>
@@ -99,42 +100,10 @@ static AVX2_TARGET void pack_panels(const pw8_job *j, int p0, int np, int16_t *b
     }
 }
 
-/// The per-channel values of the epilogue on 8 lanes (mpq_channel_epilogue's, broadcast).
-typedef struct {
-    __m256 s, bias, lo, hi, out_scale;
-    int has_bias, rounds;
-} channel8;
-
-static inline __attribute__((always_inline)) AVX2_TARGET channel8 channel8_setup(const mpq_epilogue *ep, int co) {
-    channel8 e;
-    // The float product of the broadcasts, as the reference's a_scale * b_scale.
-    e.s = _mm256_mul_ps(_mm256_set1_ps(ep->a_scale), _mm256_set1_ps(ep->b_scale[co]));
-    e.has_bias = ep->bias != NULL;
-    e.bias = _mm256_set1_ps(ep->bias ? ep->bias[co] : 0.0f);
-    e.lo = _mm256_set1_ps(ep->clamp_lo);
-    e.hi = _mm256_set1_ps(ep->clamp_hi);
-    e.rounds = ep->out_scale > 0;
-    e.out_scale = _mm256_set1_ps(ep->out_scale);
-    return e;
-}
-
-// Dequantized and biased, then clamped (max then min: NaN and -0 as the reference's ?:)
-// where the job's plan says so.
-static inline __attribute__((always_inline)) AVX2_TARGET __m256
-channel8_values(const pw8_job *j, const channel8 *e, __m256i acc) {
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), e->s);
-    if (e->has_bias) v = _mm256_add_ps(v, e->bias);
-    if (j->clamp_lo) v = _mm256_max_ps(v, e->lo);
-    if (j->clamp_hi) v = _mm256_min_ps(v, e->hi);
-    return v;
-}
-
 // Floats: the requantize rounding where there is one; a masked store on the last pixels.
 static inline __attribute__((always_inline)) AVX2_TARGET void
-store_floats(const pw_job *j, const channel8 *e, __m256 v, size_t at, int lanes) {
-    if (e->rounds)
-        v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), e->out_scale),
-                          _mm256_setzero_ps());
+store_floats(const pw_job *j, const mpq_channel8 *e, __m256 v, size_t at, int lanes) {
+    v = mpq_channel8_rounded(e, v);
     if (lanes >= 8) {
         _mm256_storeu_ps(j->out + at, v);
     } else {
@@ -212,10 +181,10 @@ tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
     const int pixels = pw->pixels - p0;
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
-        const channel8 e = channel8_setup(pw->ep, co);
+        const mpq_channel8 e = mpq_channel8_setup(pw->ep, co);
         const size_t at = (size_t)co * pw->ldo + (size_t)p0;
         __m256 v[PP];
-        _Pragma("unroll") for (int q = 0; q < np; q++) v[q] = channel8_values(j, &e, acc[r][q]);
+        _Pragma("unroll") for (int q = 0; q < np; q++) v[q] = mpq_channel8_values(&e, acc[r][q], j->clamp_lo, j->clamp_hi);
         if (j->saturate) {
             store_codes_saturated(pw, v, np, zp, at, pixels);
             continue;
