@@ -7,7 +7,9 @@ the same binary 26 vs 52 ms a minute apart) one side can land in a slow minute a
 a fast one. This script alternates instead: each round runs `mpq-bench model` for one model
 (mpq FP32, all-INT8 `--scheme inputs`, all-INT8 `--scheme ort`; 15 runs after 3 warm-ups at
 batch 1 and 16) and then ORT's FP32 model and ORT on mpq's all-INT8 `--scheme ort` export (the
-same batches, runs and warm-ups), model after model, round after round. The table takes each
+same batches, runs and warm-ups; also the same export with `--weight-type uint8`, which ORT
+computes exactly where its int8-weight path saturates, on AVX2 without VNNI), model after model,
+round after round. The table takes each
 column's minimum over the rounds, so a slow minute on one side does not decide a ratio, and
 prints the CPU steal time seen during the run.
 
@@ -41,7 +43,7 @@ def steal_ticks():
 
 
 def export_all_int8(mpq, name, model, calib, work):
-    """mpq's all-INT8 `--scheme ort` QDQ export of `model`, calibrated on `calib`."""
+    """mpq's all-INT8 `--scheme ort` QDQ exports of `model` (int8 and uint8 weights), calibrated on `calib`."""
     table = f"{work}/{name}.calib.json"
     subprocess.run([mpq, "calibrate", model, "--data", calib, "--out", table, "--quiet"], check=True)
     info = json.loads(subprocess.run([mpq, "inspect", model, "--data", calib, "--json"], check=True,
@@ -49,10 +51,13 @@ def export_all_int8(mpq, name, model, calib, work):
     layers = {n["name"]: "int8" for n in info["nodes"] if n.get("quantizable")}
     with open(f"{work}/{name}.all.json", "w") as f:
         json.dump({"layers": layers}, f)
-    out = f"{work}/{name}.ort.onnx"
-    subprocess.run([mpq, "export", model, "--precision", f"{work}/{name}.all.json", "--format", "qdq", "--scheme", "ort",
-                    "--calibration", table, "--out", out, "--quiet"], check=True)
-    return out
+    outs = []
+    for weights in ("int8", "uint8"):
+        out = f"{work}/{name}.ort.onnx" if weights == "int8" else f"{work}/{name}.ort.{weights}.onnx"
+        subprocess.run([mpq, "export", model, "--precision", f"{work}/{name}.all.json", "--format", "qdq", "--scheme", "ort",
+                        "--weight-type", weights, "--calibration", table, "--out", out, "--quiet"], check=True)
+        outs.append(out)
+    return outs
 
 
 def ort_session(path, threads):
@@ -109,23 +114,24 @@ def main():
     for arg in a.models:
         name, files = arg.split("=", 1)
         model, calib = files.split(",", 1)
-        export = export_all_int8(mpq, name, model, calib, a.work)
+        export, export_u8 = export_all_int8(mpq, name, model, calib, a.work)
         data = np.load(calib)
-        fp32, qdq = ort_session(model, a.threads), ort_session(export, a.threads)
+        fp32, qdq, qdq_u8 = (ort_session(p, a.threads) for p in (model, export, export_u8))
         inputs = fp32.get_inputs()
         arr = lambda i: data[i.name] if i.name in data.files else data["input"]  # noqa: E731
         n = len(arr(inputs[0]))
         feeds = {b: {i.name: arr(i)[:b] for i in inputs} for b in sorted({1, min(16, n)})}
-        cases.append((name, model, calib, fp32, qdq, feeds))
-    best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export(, before's 3)]
+        cases.append((name, model, calib, fp32, qdq, qdq_u8, feeds))
+    best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export, ort uint8 export(, before's 3)]
     s0, t0 = steal_ticks()
     started = time.time()
     for r in range(a.rounds):
-        for name, model, calib, fp32, qdq, feeds in cases:
+        for name, model, calib, fp32, qdq, qdq_u8, feeds in cases:
             before = mpq_mins(f"{a.before}/mpq-bench", name, model, calib, a.threads) if a.before else None
             rows = mpq_mins(bench, name, model, calib, a.threads)
             for b, f in feeds.items():
-                v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f)] + (list(before[b]) if before else [])
+                v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f), ort_min_ms(qdq_u8, f)] \
+                    + (list(before[b]) if before else [])
                 old = best.get((name, b))
                 best[(name, b)] = v if old is None else [min(x, y) for x, y in zip(old, v)]
         print(f"round {r + 1}/{a.rounds} done, {time.time() - started:.0f} s, load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -134,12 +140,12 @@ def main():
     print()
     extra = " before: mpq INT8 ort | before / ORT export | now / before |" if a.before else ""
     print("| model | batch | mpq FP32 | mpq INT8 inputs | mpq INT8 ort | ORT FP32 | ORT on export | **mpq FP32 / ORT FP32** "
-          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 |" + extra)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if a.before else ""))
+          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 | uint8 export / ORT FP32 |" + extra)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if a.before else ""))
     for (name, b), v in best.items():
-        more = f" {v[7]:.3f} | {v[7] / v[4]:.2f} | {v[2] / v[7]:.2f} |" if a.before else ""
+        more = f" {v[8]:.3f} | {v[8] / v[4]:.2f} | {v[2] / v[8]:.2f} |" if a.before else ""
         print(f"| {name} | {b} | {v[0]:.3f} | {v[1]:.3f} | {v[2]:.3f} | {v[3]:.3f} | {v[4]:.3f} | {v[0] / v[3]:.2f} | "
-              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} |" + more)
+              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} | {v[5] / v[3]:.2f} |" + more)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,19 @@ public struct QDQLayer: Sendable, Equatable {
     }
 }
 
+/// How the export stores INT8 weights. The integer sums are the same either way
+/// (uint8 code = int8 code + 128 with zero point 128); what differs is the kernel ONNX
+/// Runtime picks. On CPUs without VNNI/AMX (AVX2 only) MLAS multiplies u8 x s8 with
+/// vpmaddubsw, whose pair sums saturate in int16, so ORT's scores of an int8-weight export
+/// drift from the exact arithmetic mpq predicts; for u8 x u8 it widens to int16 and uses
+/// vpmaddwd, exact but slower (docs/export.md, "Weight type").
+public enum QDQWeightType: String, Sendable, CaseIterable {
+    /// int8, zero point 0: ORT's default, fastest; exact in ORT on VNNI/AMX CPUs.
+    case int8
+    /// uint8, zero point 128: exact in ORT on every CPU.
+    case uint8
+}
+
 /// A tensor requantized right after the node producing it (the `ort` scheme): a
 /// QuantizeLinear/DequantizeLinear pair that every consumer reads, which is what lets
 /// ONNX Runtime fuse the producer into its QLinear form.
@@ -86,7 +99,7 @@ public enum QDQWriter {
     /// `graph` is `GraphPasses.foldBatchNorm(ModelLoader.load(modelData))`, `metadata`
     /// is added to (or replaces keys of) the model's metadata_props.
     public static func write(modelData: Data, baseDirectory: URL?, graph: Graph, layers: [QDQLayer],
-                             requantized: [QDQTensor] = [],
+                             requantized: [QDQTensor] = [], weightType: QDQWeightType = .int8,
                              metadata: [(key: String, value: String)]) throws -> Data {
         let original: Onnx_ModelProto
         do { original = try Onnx_ModelProto(serializedBytes: modelData) } catch {
@@ -266,15 +279,23 @@ public enum QDQWriter {
                 (weightValues, weightShape) = Self.zeroInputChannels(weightValues, shape: weightShape, extra: l.inputChannelPad)
             }
 
-            // Weight: int8, symmetric (zero points 0), per channel.
+            // Weight: symmetric per channel, int8 with zero points 0 or the same codes + 128
+            // as uint8 with zero points 128 (`QDQWeightType`).
             let wKey = "\(wName)|\(l.weightAxis)|\(l.inputChannelPad)"
             if let out = weightDQ[wKey] {
                 node.inputs[1] = out
             } else {
                 let q = fresh("\(wName)_quantized"), s = fresh("\(wName)_scale"), z = fresh("\(wName)_zero_point")
-                newInits.append(ONNXWriter.int8Proto(weightValues, shape: weightShape, name: q))
-                newInits.append(ONNXWriter.floatProto(l.weightScales, shape: [channels], name: s))
-                newInits.append(ONNXWriter.int8Proto([Int8](repeating: 0, count: channels), shape: [channels], name: z))
+                switch weightType {
+                case .int8:
+                    newInits.append(ONNXWriter.int8Proto(weightValues, shape: weightShape, name: q))
+                    newInits.append(ONNXWriter.floatProto(l.weightScales, shape: [channels], name: s))
+                    newInits.append(ONNXWriter.int8Proto([Int8](repeating: 0, count: channels), shape: [channels], name: z))
+                case .uint8:
+                    newInits.append(ONNXWriter.uint8Proto(weightValues.map { UInt8(Int($0) + 128) }, shape: weightShape, name: q))
+                    newInits.append(ONNXWriter.floatProto(l.weightScales, shape: [channels], name: s))
+                    newInits.append(ONNXWriter.uint8Proto([UInt8](repeating: 128, count: channels), shape: [channels], name: z))
+                }
                 let out = fresh("\(wName)_DequantizeLinear_Output")
                 nodes.append(dq(fresh("\(wName)_DequantizeLinear"), inputs: [q, s, z], output: out, axis: l.weightAxis))
                 weightDQ[wKey] = out

@@ -55,7 +55,8 @@ extension Exporter {
     /// Writes `format` for the map. Only `qdq` needs quantization parameters
     /// (`calibration` fills in those a bare map lacks).
     public func export(_ format: ExportFormat, map: ExportMap, mapPath: String, calibration: CalibrationTable?,
-                       version: String, scheme: ExecutionScheme? = nil) throws -> ExportResult {
+                       version: String, scheme: ExecutionScheme? = nil,
+                       weightType: QDQWeightType = .int8) throws -> ExportResult {
         let layers = try self.layers(for: map, path: mapPath)
         let int8 = layers.filter { $0.precision == .int8 }.map(\.name)
         let fp32 = layers.filter { $0.precision == .fp32 }
@@ -72,14 +73,18 @@ extension Exporter {
                                           fp32Layers: fp32.map(\.name))
         switch format {
         case .qdq:
-            let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version, scheme: scheme)
+            let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version, scheme: scheme,
+                               weightType: weightType)
             let used = scheme ?? map.scheme ?? .inputs
-            return ExportResult(data: data, summary: "QDQ model (scheme \(used.rawValue)), \(counts)", warnings: warnings)
+            return ExportResult(data: data, summary: "QDQ model (scheme \(used.rawValue), \(weightType.rawValue) weights), \(counts)",
+                                warnings: warnings)
         case .ortExclude:
             let ops = Set(layers.map(\.op)).sorted()
-            let config = OrtExcludeConfig(nodesToExclude: fp32.map(\.name), opTypesToQuantize: ops,
+            var config = OrtExcludeConfig(nodesToExclude: fp32.map(\.name), opTypesToQuantize: ops,
                                           calibrateMethod: Self.ortCalibrateMethod(map.document?.calibration.method),
                                           mpq: provenance)
+            // Symmetric uint8 weights: quantize_static gives them zero point 128, like the qdq export.
+            if weightType == .uint8 { config.weightType = "QUInt8" }
             return ExportResult(data: try Self.json(config), summary: "quantize_static options, \(counts) (nodes_to_exclude)",
                                 warnings: warnings)
         case .nncfIgnored:

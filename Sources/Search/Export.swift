@@ -206,7 +206,7 @@ public final class Exporter {
     /// `calibration` for layers the map gives none; weight scales are recomputed from the
     /// weights and must equal the map's.
     public func qdq(map: ExportMap, path: String, calibration: CalibrationTable?, version: String,
-                    scheme requested: ExecutionScheme? = nil) throws -> Data {
+                    scheme requested: ExecutionScheme? = nil, weightType: QDQWeightType = .int8) throws -> Data {
         let layers = try self.layers(for: map, path: path)
         let entries = Dictionary(uniqueKeysWithValues: map.layers.map { ($0.name, $0) })
         let int8 = layers.filter { $0.precision == .int8 }
@@ -259,7 +259,8 @@ public final class Exporter {
         var specs = specsUnpadded
         var requantized: [QDQTensor] = []
         if scheme == .ort {
-            for i in specs.indices {
+            // The padding buys ORT's symmetric direct kernel, which takes int8 weights only.
+            for i in specs.indices where weightType == .int8 {
                 specs[i].inputChannelPad = Self.ortInputChannelPad(quantizable.first { $0.name == specs[i].node }!, specs[i])
             }
             // The runtime's plan, from the same parameters: Q/DQ exactly where it requantized.
@@ -278,10 +279,11 @@ public final class Exporter {
             }
         }
         var meta: [(key: String, value: String)] = [("mpq.version", version), ("mpq.map_sha256", map.sha256),
-                                                     ("mpq.scheme", scheme.rawValue)]
+                                                     ("mpq.scheme", scheme.rawValue), ("mpq.weight_type", weightType.rawValue)]
         if let d = map.document { meta.append(("mpq.metric", d.metric)) }
         return try QDQWriter.write(modelData: modelData, baseDirectory: URL(fileURLWithPath: modelPath).deletingLastPathComponent(),
-                                   graph: folded, layers: specs, requantized: requantized, metadata: meta)
+                                   graph: folded, layers: specs, requantized: requantized, weightType: weightType,
+                                   metadata: meta)
     }
 
     /// Zero input channels the `ort` export appends to an INT8 Conv (`QDQLayer.inputChannelPad`).

@@ -27,12 +27,17 @@ struct Export: ParsableCommand {
     @Option(help: "Samples per batch when calibrating.") var batchSize: Int = 64
     @Option(help: "Q/DQ placement: ort (INT8 chains ONNX Runtime fuses) or inputs (layer inputs only). Default: the map's scheme, else ort.")
     var scheme: ExecutionScheme?
+    @Option(help: "qdq / ort-exclude weights: int8 (zero point 0, fastest in ONNX Runtime) or uint8 (zero point 128, the same integers; ONNX Runtime computes them exactly on CPUs without VNNI, where its int8 path saturates). See docs/export.md.")
+    var weightType: QDQWeightType?
     @Flag(help: "Print nothing but errors.") var quiet = false
     @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
     var allowNonfinite = false
 
     func validate() throws {
         try checkRange("--batch-size", batchSize, 1...largestCount)
+        if weightType != nil && format != .qdq && format != .ortExclude {
+            throw ValidationError("--weight-type applies to --format qdq and ort-exclude only (got --format \(format.rawValue))")
+        }
     }
 
     func run() throws {
@@ -46,9 +51,14 @@ struct Export: ParsableCommand {
             let used = scheme ?? map.scheme ?? .ort
             let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter, used) }
             let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version,
-                                             scheme: used)
+                                             scheme: used, weightType: weightType ?? .int8)
             try OutputFile.write(result.data, to: out)
-            for w in result.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            var warnings = result.warnings
+            if format == .qdq, (weightType ?? .int8) == .int8, map.layers.contains(where: { $0.precision == .int8 }),
+               !KernelPath.vnni.isAvailable {
+                warnings.append("this CPU has no AVX-512 VNNI: ONNX Runtime on a CPU like it sums u8 x s8 product pairs in saturating int16, so its scores of this int8-weight export can differ from mpq's; --weight-type uint8 encodes the same integers and ORT computes them exactly (docs/export.md, \"Weight type\")")
+            }
+            for w in warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
             if !quiet { print("\(format.rawValue): \(result.summary); written to \(out)") }
         } catch let e as ExportError {
             throw CLIError(e.description)
@@ -73,3 +83,4 @@ struct Export: ParsableCommand {
 
 extension ExportFormat: ExpressibleByArgument {}
 extension ExecutionScheme: ExpressibleByArgument {}
+extension QDQWeightType: ExpressibleByArgument {}

@@ -152,8 +152,13 @@ func measureSpeed(_ context: SearchContext, map: PrecisionMap) throws -> String 
     }
     let fp32 = try best(runtime.allFP32), all = try best(runtime.allInt8)
     let mine = map.int8Layers == runtime.allInt8.int8Layers ? all : try best(map)
-    return String(format: "speed in mpq's runtime (scheme %@, batch %d, best of %d): FP32 %.2f ms, INT8-all %.2f ms (%.2fx faster), this map %.2f ms (%.2fx faster)",
-                  runtime.scheme.rawValue, rows, repeats, fp32, all, fp32 / all, mine, fp32 / mine)
+    return String(format: "speed in mpq's runtime (scheme %@, batch %d, best of %d): FP32 %.2f ms, INT8-all %.2f ms (%@), this map %.2f ms (%@)",
+                  runtime.scheme.rawValue, rows, repeats, fp32, all, speedup(fp32, all), mine, speedup(fp32, mine))
+}
+
+/// "1.32x faster" or "1.18x slower" than `reference`, never "0.85x faster".
+func speedup(_ reference: Double, _ time: Double) -> String {
+    time <= reference ? String(format: "%.2fx faster", reference / time) : String(format: "%.2fx slower", time / reference)
 }
 
 extension SearchStrategy: ExpressibleByArgument {}

@@ -16,6 +16,23 @@ final class CLIErrorTests: XCTestCase {
         XCTAssertEqual(json["score"] as? Double, 98.89)    // ONNX Runtime: 355/359 (Examples/README.md)
     }
 
+    /// `--weight-type` picks the qdq / ort-exclude weight encoding; elsewhere it is a usage error.
+    func testExportWeightTypeFlag() throws {
+        let dir = try CLI.temporaryDirectory()
+        let map = dir.appendingPathComponent("map.json").path
+        try Data(#"{"layers": {"/block/conv1/Conv": "int8"}}"#.utf8).write(to: URL(fileURLWithPath: map))
+        let out = dir.appendingPathComponent("m.qdq.onnx").path
+        let ok = try CLI.run(["export", model, "--precision", map, "--format", "qdq", "--weight-type", "uint8",
+                              "--calibration", "\(CLI.examples)/digits_calib.npz", "--out", out])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("uint8 weights") && ok.stdout.contains("1 of"), ok.stdout)
+        let flags = dir.appendingPathComponent("flags.txt").path
+        let bad = try CLI.run(["export", model, "--precision", map, "--format", "trtexec", "--weight-type", "uint8", "--out", flags])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--weight-type"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: flags))
+    }
+
     func testMissingModelFile() throws {
         let r = try CLI.run(["eval", "/nonexistent/model.onnx", "--data", holdout])
         XCTAssertEqual(r.status, 2)
