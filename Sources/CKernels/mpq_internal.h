@@ -68,11 +68,15 @@ typedef struct {
     uint8_t *out_u8;                 ///< uint8 output instead of `out` (same indexing), or NULL:
                                      ///< the epilogue then has out_scale 1 and stores v + out_zp
     int32_t out_zp;
+    int b_pairs_fit_i16;             ///< the packed B's pairs_fit_i16: the AVX2 path may use vpmaddubsw
 } mpq_gemm_job;
 
 /// Checks a packed-B buffer against N and K and returns its parts; -1 if it does not match.
 int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
-                      const int32_t **colsum, int *kp);
+                      const int32_t **colsum, int *kp, int *pairs_fit_i16);
+/// 1 when every (k even, k + 1) pair of every row of `b` ([n][k], stride ldb) has
+/// |b0| + |b1| <= 128 (mpq_packed_b_header.pairs_fit_i16).
+int mpq_pairs_fit_i16(const int8_t *b, int n, int k, int ldb);
 
 /// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.
 typedef void (*mpq_gemm_region_fn)(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);

@@ -25,13 +25,24 @@
 // strided by ldo). Every output is the same exact int32 sum and the same float operations
 // in the same order as the reference (mpq_epilogue_scalar), so the bytes do not depend on
 // the tiling.
+//
+// 7-bit weights: when every pair of consecutive k of B has |b0| + |b1| <= 128 (checked when B
+// is packed: mpq_packed_b_header.pairs_fit_i16, true for weights in [-64, 64], what ONNX
+// Runtime's reduce_range and mpq's --weight-bits 7 produce), a u8 x s8 pair sum is at most
+// 255 * 128 = 32640 and `vpmaddubsw` cannot saturate: the tiles then multiply the packed
+// bytes as they are (MLAS's AVX2 U8S8 loop: vpmaddubsw, vpmaddwd by ones, vpaddd), with A's
+// 4 bytes broadcast by a load and no widening shuffles, 4 rows per tile. The sums are the
+// same exact int32s, so the bytes are the reference's either way.
 #include "mpq_internal.h"
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2")))
 #define INLINE static inline __attribute__((always_inline)) AVX2_TARGET
 #define MR 2
+#define MR_UBS 4  // rows of a vpmaddubsw tile (8 accumulators + 2 B + A + ones of 16 ymm)
+#define MR_MAX 4
 #define A_BLOCK_BYTES (128 * 1024)  // A rows per L2 block (Zen 3: 512 KB L2)
 #define BLOCK 16  // rows of one channel-major block (two 8 x 8 transposes per column half)
 
@@ -95,7 +106,7 @@ static AVX2_TARGET void panel_setup(const mpq_gemm_job *j, int p, panel_ctx *c) 
 }
 
 // The int32 results of `mr` rows from m0, 16 columns: r[i][0] columns 0-7, r[i][1] 8-15.
-INLINE void tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int mr, __m256i r[MR][2]) {
+INLINE void tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int mr, __m256i r[MR_MAX][2]) {
     __m256i acc[MR][4];
     const uint8_t *ar[MR];
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
@@ -110,6 +121,56 @@ INLINE void tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, in
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int h = 0; h < 2; h++)
             r[i][h] = _mm256_add_epi32(fold(acc[i][2 * h], acc[i][2 * h + 1]), c->add[h]);
+}
+
+// The int32 results of `mr` (<= MR_UBS) rows from m0 through vpmaddubsw, for a B whose
+// pairs fit int16 (b_pairs_fit_i16): r[i][0] columns 0-7, r[i][1] 8-15, as tile().
+// One group of 4 k for `mr` rows x 16 columns through vpmaddubsw (B's pairs fit int16).
+INLINE void group_ubs(__m256i acc[MR_UBS][2], const int8_t *bp, const uint8_t *const *ar, int mr, int g, int avail) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bp + (size_t)g * 64));
+    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + (size_t)g * 64 + 32));
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        int32_t v = 0;
+        if (avail >= 4) memcpy(&v, ar[i] + (size_t)g * 4, 4);  // constant size: one broadcast load
+        else memcpy(&v, ar[i] + (size_t)g * 4, (size_t)avail);  // B is zero past k
+        const __m256i av = _mm256_set1_epi32(v);
+        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));
+        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));
+    }
+}
+
+// The int32 results of `mr` (<= MR_UBS) rows from m0 through vpmaddubsw, for a B whose
+// pairs fit int16 (b_pairs_fit_i16): r[i][0] columns 0-7, r[i][1] 8-15, as tile().
+INLINE void tile_ubs(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int mr, __m256i r[MR_MAX][2]) {
+    __m256i acc[MR_UBS][2];
+    const uint8_t *ar[MR_UBS];
+    _Pragma("unroll") for (int i = 0; i < mr; i++) {
+        ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
+        acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    }
+    const int full = j->k / 4;
+    for (int g = 0; g < full; g++) group_ubs(acc, bp, ar, mr, g, 4);
+    if (j->k % 4) group_ubs(acc, bp, ar, mr, full, j->k % 4);
+    _Pragma("unroll") for (int i = 0; i < mr; i++)
+        _Pragma("unroll") for (int h = 0; h < 2; h++) r[i][h] = _mm256_add_epi32(acc[i][h], c->add[h]);
+}
+
+// The rows one tile computes for this job, and the tile.
+INLINE int tile_rows(const mpq_gemm_job *j) { return j->b_pairs_fit_i16 ? MR_UBS : MR; }
+INLINE void any_tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int mr, __m256i r[MR_MAX][2]) {
+    if (j->b_pairs_fit_i16) {
+        switch (mr) {  // constant row counts, so each tile_ubs unrolls fully
+        case 4: tile_ubs(j, bp, c, m0, 4, r); break;
+        case 3: tile_ubs(j, bp, c, m0, 3, r); break;
+        case 2: tile_ubs(j, bp, c, m0, 2, r); break;
+        default: tile_ubs(j, bp, c, m0, 1, r); break;
+        }
+    } else if (mr == MR) {
+        tile(j, bp, c, m0, MR, r);
+    } else {
+        tile(j, bp, c, m0, 1, r);
+    }
 }
 
 // mpq_epilogue_scalar on 8 lanes, `s` = a_scale * b_scale and `b` = bias per lane.
@@ -136,7 +197,7 @@ INLINE __m128i codes8(__m256 f, int32_t zp) {
 }
 
 // Row-major outputs of the rows of one tile.
-INLINE void store_rows(const mpq_gemm_job *j, const panel_ctx *c, int m0, int mr, __m256i r[MR][2]) {
+INLINE void store_rows(const mpq_gemm_job *j, const panel_ctx *c, int m0, int mr, __m256i r[MR_MAX][2]) {
     const mpq_epilogue *ep = j->ep;
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
         const size_t row = (size_t)(m0 + i);
@@ -236,33 +297,34 @@ static AVX2_TARGET void store_block_cm(const mpq_gemm_job *j, const panel_ctx *c
 }
 
 static AVX2_TARGET void rows_rm(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int m1) {
-    __m256i r[MR][2];
+    __m256i r[MR_MAX][2];
+    const int step = tile_rows(j);
     int m = m0;
-    for (; m + MR <= m1; m += MR) {
-        tile(j, bp, c, m, MR, r);
-        store_rows(j, c, m, MR, r);
+    for (; m + step <= m1; m += step) {
+        any_tile(j, bp, c, m, step, r);
+        store_rows(j, c, m, step, r);
     }
-    if (m < m1) {
-        tile(j, bp, c, m, 1, r);
+    for (; m < m1; m++) {
+        any_tile(j, bp, c, m, 1, r);
         store_rows(j, c, m, 1, r);
     }
 }
 
 static AVX2_TARGET void rows_cm(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, int m0, int m1) {
     _Alignas(32) int32_t buf[BLOCK][16];
-    __m256i r[MR][2];
+    __m256i r[MR_MAX][2];
+    const int step = tile_rows(j);
     for (int mb = m0; mb < m1; mb += BLOCK) {
         const int rows = m1 - mb < BLOCK ? m1 - mb : BLOCK;
         int i = 0;
-        for (; i + MR <= rows; i += MR) {
-            tile(j, bp, c, mb + i, MR, r);
-            for (int ii = 0; ii < MR; ii++)
+        for (; i + step <= rows; i += step) {
+            any_tile(j, bp, c, mb + i, step, r);
+            for (int ii = 0; ii < step; ii++)
                 for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i *)&buf[i + ii][8 * h], r[ii][h]);
         }
-        if (i < rows) {
-            tile(j, bp, c, mb + i, 1, r);
+        for (; i < rows; i++) {
+            any_tile(j, bp, c, mb + i, 1, r);
             for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i *)&buf[i][8 * h], r[0][h]);
-            i++;
         }
         // Rows past `rows` feed only lanes that are not stored; zero them so nothing
         // indeterminate is read.
@@ -271,7 +333,24 @@ static AVX2_TARGET void rows_cm(const mpq_gemm_job *j, const int8_t *bp, const p
     }
 }
 
-AVX2_TARGET void mpq_gemm_region_avx2(const mpq_gemm_job *j, int m0, int m1, int p0, int p1) {
+// MPQ_INT8_AVX2_MADDUBS=0 keeps the widening tiles for 7-bit weights too (A/B).
+static int maddubs_enabled(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        const char *v = getenv("MPQ_INT8_AVX2_MADDUBS");
+        cached = !(v && v[0] == '0');
+    }
+    return cached;
+}
+
+AVX2_TARGET void mpq_gemm_region_avx2(const mpq_gemm_job *job, int m0, int m1, int p0, int p1) {
+    mpq_gemm_job local;
+    const mpq_gemm_job *j = job;
+    if (job->b_pairs_fit_i16 && !maddubs_enabled()) {
+        local = *job;
+        local.b_pairs_fit_i16 = 0;
+        j = &local;
+    }
     const int cm = j->out_channel_major && !j->c;
     // Row blocks of about A_BLOCK_BYTES of A, whole BLOCKs for the channel-major tiles.
     int rows = (int)(A_BLOCK_BYTES / ((size_t)j->lda > 0 ? (size_t)j->lda : 1)) / BLOCK * BLOCK;

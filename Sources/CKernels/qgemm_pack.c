@@ -46,7 +46,19 @@ int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed) {
         }
         colsum[col] = sum;
     }
+    ((mpq_packed_b_header *)packed)->pairs_fit_i16 = mpq_pairs_fit_i16(b, n, k, ldb);
     return 0;
+}
+
+int mpq_pairs_fit_i16(const int8_t *b, int n, int k, int ldb) {
+    for (int col = 0; col < n; col++) {
+        const int8_t *row = b + (size_t)col * (size_t)ldb;
+        for (int kk = 0; kk < k; kk += 2) {
+            const int w0 = row[kk], w1 = kk + 1 < k ? row[kk + 1] : 0;
+            if ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1) > 128) return 0;
+        }
+    }
+    return 1;
 }
 
 const int32_t *mpq_packed_b_colsum(const void *packed) {
@@ -55,11 +67,12 @@ const int32_t *mpq_packed_b_colsum(const void *packed) {
 
 /// Resolves a packed buffer into the job fields it provides; -1 if it is not one.
 int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
-                      const int32_t **colsum, int *kp) {
+                      const int32_t **colsum, int *kp, int *pairs_fit_i16) {
     const mpq_packed_b_header *h = (const mpq_packed_b_header *)packed;
     if (!h || h->magic != MPQ_PACKED_B_MAGIC || h->n != n || h->k != k) return -1;
     *colsum = (const int32_t *)(h + 1);
     *data = (const int8_t *)*colsum + colsum_bytes(h);
     *kp = h->k_padded;
+    *pairs_fit_i16 = h->pairs_fit_i16;
     return 0;
 }
