@@ -21,6 +21,9 @@ With --before DIR (another build's mpq-bench), each round also runs that build's
 model` right before this one's, and the table gains its all-INT8 `ort` column and ratio: an A/B
 of two builds against the same ORT minima.
 
+With --weight-bits 7 mpq's INT8 columns and both exports use 7-bit weights ([-64, 64], which
+ORT's int8-weight kernels compute exactly on AVX2 too).
+
 Needs onnxruntime and numpy. Writes the exports under --work (default .build/runtime_vs_ort).
 """
 import argparse
@@ -42,7 +45,7 @@ def steal_ticks():
     return v[7], sum(v)
 
 
-def export_all_int8(mpq, name, model, calib, work):
+def export_all_int8(mpq, name, model, calib, work, bits=8):
     """mpq's all-INT8 `--scheme ort` QDQ exports of `model` (int8 and uint8 weights), calibrated on `calib`."""
     table = f"{work}/{name}.calib.json"
     subprocess.run([mpq, "calibrate", model, "--data", calib, "--out", table, "--quiet"], check=True)
@@ -55,7 +58,8 @@ def export_all_int8(mpq, name, model, calib, work):
     for weights in ("int8", "uint8"):
         out = f"{work}/{name}.ort.onnx" if weights == "int8" else f"{work}/{name}.ort.{weights}.onnx"
         subprocess.run([mpq, "export", model, "--precision", f"{work}/{name}.all.json", "--format", "qdq", "--scheme", "ort",
-                        "--weight-type", weights, "--calibration", table, "--out", out, "--quiet"], check=True)
+                        "--weight-type", weights, "--weight-bits", str(bits), "--calibration", table, "--out", out, "--quiet"],
+                       check=True)
         outs.append(out)
     return outs
 
@@ -78,9 +82,9 @@ def ort_min_ms(session, feeds, warmup=3, runs=15):
 ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+")
 
 
-def mpq_mins(bench, name, model, calib, threads):
+def mpq_mins(bench, name, model, calib, threads, bits=8):
     """{batch: (fp32, int8 inputs, int8 ort)} minimum ms from one `mpq-bench model` run."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), MPQ_BENCH_WEIGHT_BITS=str(bits))
     out = subprocess.run([bench, "model", f"{name}={model},{calib}"], check=True, capture_output=True, text=True,
                          env=env).stdout
     rows = {}
@@ -101,6 +105,7 @@ def main():
     ap.add_argument("--bin", default=".build/release", help="folder holding mpq and mpq-bench (release build)")
     ap.add_argument("--work", default=".build/runtime_vs_ort")
     ap.add_argument("--before", help="folder of another build's mpq-bench, run before this one's in every round")
+    ap.add_argument("--weight-bits", type=int, choices=[8, 7], default=8, help="mpq's INT8 and the exports' weight range")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     mpq, bench = f"{a.bin}/mpq", f"{a.bin}/mpq-bench"
@@ -109,12 +114,12 @@ def main():
     flags = next((l for l in cpu.splitlines() if l.startswith("Flags")), "")
     print(f"CPU: {model_name}, {os.cpu_count()} CPUs, amx_int8: {'amx_int8' in flags}, avx512_vnni: {'avx512_vnni' in flags}; "
           f"onnxruntime {ort.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
-          f"MPQ_QGEMM_AMX={os.environ.get('MPQ_QGEMM_AMX', 'unset')}; threads {a.threads}")
+          f"MPQ_QGEMM_AMX={os.environ.get('MPQ_QGEMM_AMX', 'unset')}; threads {a.threads}; weight bits {a.weight_bits}")
     cases = []
     for arg in a.models:
         name, files = arg.split("=", 1)
         model, calib = files.split(",", 1)
-        export, export_u8 = export_all_int8(mpq, name, model, calib, a.work)
+        export, export_u8 = export_all_int8(mpq, name, model, calib, a.work, a.weight_bits)
         data = np.load(calib)
         fp32, qdq, qdq_u8 = (ort_session(p, a.threads) for p in (model, export, export_u8))
         inputs = fp32.get_inputs()
@@ -128,7 +133,7 @@ def main():
     for r in range(a.rounds):
         for name, model, calib, fp32, qdq, qdq_u8, feeds in cases:
             before = mpq_mins(f"{a.before}/mpq-bench", name, model, calib, a.threads) if a.before else None
-            rows = mpq_mins(bench, name, model, calib, a.threads)
+            rows = mpq_mins(bench, name, model, calib, a.threads, a.weight_bits)
             for b, f in feeds.items():
                 v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f), ort_min_ms(qdq_u8, f)] \
                     + (list(before[b]) if before else [])

@@ -74,9 +74,9 @@ typedef struct {
 /// Checks a packed-B buffer against N and K and returns its parts; -1 if it does not match.
 int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
                       const int32_t **colsum, int *kp, int *pairs_fit_i16);
-/// 1 when every (k even, k + 1) pair of every row of `b` ([n][k], stride ldb) has
-/// |b0| + |b1| <= 128 (mpq_packed_b_header.pairs_fit_i16).
-int mpq_pairs_fit_i16(const int8_t *b, int n, int k, int ldb);
+/// Sets a filled packed buffer's pairs_fit_i16: 1 when every (k even, k + 1) pair of every
+/// column has |b0| + |b1| <= 128. Every packer calls it last.
+void mpq_packed_b_note_pairs(void *packed);
 
 /// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.
 typedef void (*mpq_gemm_region_fn)(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);

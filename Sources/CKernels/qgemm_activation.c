@@ -108,6 +108,7 @@ int mpq_pack_b_shift_u8_reference(const uint8_t *b, int k, int n, int ldb, void 
     for (int c = 0; c < n; c++)
         for (int j = 0; j < k; j++) put(data, kp, b, ldb, j, c);
     shifted_colsums(b, k, n, ldb, colsum);
+    mpq_packed_b_note_pairs(packed);
     return 0;
 }
 
@@ -141,6 +142,7 @@ int mpq_pack_b_shift_u8(const uint8_t *b, int k, int n, int ldb, void *packed) {
     for (int c = 0; c < n; c++)
         for (int j = c < full_n ? full_k : 0; j < k; j++) put(data, kp, b, ldb, j, c);
     shifted_colsums(b, k, n, ldb, colsum);
+    mpq_packed_b_note_pairs(packed);
     return 0;
 #else
     return mpq_pack_b_shift_u8_reference(b, k, n, ldb, packed);

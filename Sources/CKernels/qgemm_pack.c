@@ -46,19 +46,21 @@ int mpq_pack_b_s8(const int8_t *b, int n, int k, int ldb, void *packed) {
         }
         colsum[col] = sum;
     }
-    ((mpq_packed_b_header *)packed)->pairs_fit_i16 = mpq_pairs_fit_i16(b, n, k, ldb);
+    mpq_packed_b_note_pairs(packed);
     return 0;
 }
 
-int mpq_pairs_fit_i16(const int8_t *b, int n, int k, int ldb) {
-    for (int col = 0; col < n; col++) {
-        const int8_t *row = b + (size_t)col * (size_t)ldb;
-        for (int kk = 0; kk < k; kk += 2) {
-            const int w0 = row[kk], w1 = kk + 1 < k ? row[kk + 1] : 0;
-            if ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1) > 128) return 0;
-        }
+void mpq_packed_b_note_pairs(void *packed) {
+    mpq_packed_b_header *h = (mpq_packed_b_header *)packed;
+    // Each column's 4 bytes of a group are adjacent, so byte pairs (2i, 2i + 1) of the data
+    // are exactly the (k even, k + 1) pairs; padding is zero.
+    const int8_t *d = (const int8_t *)(h + 1) + colsum_bytes(h);
+    const size_t bytes = (size_t)h->n_padded * (size_t)h->k_padded;
+    h->pairs_fit_i16 = 1;
+    for (size_t i = 0; i < bytes; i += 2) {
+        const int w0 = d[i], w1 = d[i + 1];
+        if ((w0 < 0 ? -w0 : w0) + (w1 < 0 ? -w1 : w1) > 128) { h->pairs_fit_i16 = 0; return; }
     }
-    return 1;
 }
 
 const int32_t *mpq_packed_b_colsum(const void *packed) {

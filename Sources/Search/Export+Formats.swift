@@ -56,7 +56,7 @@ extension Exporter {
     /// (`calibration` fills in those a bare map lacks).
     public func export(_ format: ExportFormat, map: ExportMap, mapPath: String, calibration: CalibrationTable?,
                        version: String, scheme: ExecutionScheme? = nil,
-                       weightType: QDQWeightType = .int8) throws -> ExportResult {
+                       weightType: QDQWeightType = .int8, weightBits: WeightBits? = nil) throws -> ExportResult {
         let layers = try self.layers(for: map, path: mapPath)
         let int8 = layers.filter { $0.precision == .int8 }.map(\.name)
         let fp32 = layers.filter { $0.precision == .fp32 }
@@ -74,7 +74,7 @@ extension Exporter {
         switch format {
         case .qdq:
             let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version, scheme: scheme,
-                               weightType: weightType)
+                               weightType: weightType, weightBits: weightBits)
             let used = scheme ?? map.scheme ?? .inputs
             return ExportResult(data: data, summary: "QDQ model (scheme \(used.rawValue), \(weightType.rawValue) weights), \(counts)",
                                 warnings: warnings)
@@ -85,6 +85,8 @@ extension Exporter {
                                           mpq: provenance)
             // Symmetric uint8 weights: quantize_static gives them zero point 128, like the qdq export.
             if weightType == .uint8 { config.weightType = "QUInt8" }
+            // 7-bit weights are ORT's reduce_range ([-64, 64] for symmetric int8).
+            if try Self.weightBits(map: map, requested: weightBits) == .seven { config.reduceRange = true }
             return ExportResult(data: try Self.json(config), summary: "quantize_static options, \(counts) (nodes_to_exclude)",
                                 warnings: warnings)
         case .nncfIgnored:

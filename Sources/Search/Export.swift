@@ -67,6 +67,8 @@ public struct ExportMap: Sendable {
     public var scheme: ExecutionScheme?
     /// `ort` maps: the requantized tensors' parameters.
     public var tensors: [PrecisionMapDocument.ActivationRef]?
+    /// The weight range the map was made with (nil: the file does not say, 8 bits).
+    public var weightBits: WeightBits?
     /// The full document when the file is one.
     public var document: PrecisionMapDocument?
     /// The file's bytes and their SHA-256.
@@ -85,7 +87,8 @@ public struct ExportMap: Sendable {
         var model: Model?
         var scheme: String?
         var tensors: [PrecisionMapDocument.ActivationRef]?
-        enum CodingKeys: String, CodingKey { case layers, modelDigest, model, scheme, tensors }
+        var weightBits: Int?
+        enum CodingKeys: String, CodingKey { case layers, modelDigest, model, scheme, tensors, weightBits }
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             if let dict = try? c.decode([String: Precision].self, forKey: .layers) {
@@ -97,6 +100,7 @@ public struct ExportMap: Sendable {
             model = try? c.decodeIfPresent(Model.self, forKey: .model)
             scheme = try c.decodeIfPresent(String.self, forKey: .scheme)
             tensors = try c.decodeIfPresent([PrecisionMapDocument.ActivationRef].self, forKey: .tensors)
+            weightBits = try c.decodeIfPresent(Int.self, forKey: .weightBits)
         }
     }
 
@@ -124,6 +128,12 @@ public struct ExportMap: Sendable {
             scheme = sch
         }
         tensors = loose.tensors
+        if let bits = loose.weightBits {
+            guard let b = WeightBits(rawValue: bits) else {
+                throw ExportError.unreadableMap(path: path, reason: "weight_bits \(bits) is not 8 or 7")
+            }
+            weightBits = b
+        }
         // A search document written before schemes existed placed Q/DQ on inputs only.
         if scheme == nil && document != nil { scheme = .inputs }
     }
@@ -206,7 +216,8 @@ public final class Exporter {
     /// `calibration` for layers the map gives none; weight scales are recomputed from the
     /// weights and must equal the map's.
     public func qdq(map: ExportMap, path: String, calibration: CalibrationTable?, version: String,
-                    scheme requested: ExecutionScheme? = nil, weightType: QDQWeightType = .int8) throws -> Data {
+                    scheme requested: ExecutionScheme? = nil, weightType: QDQWeightType = .int8,
+                    weightBits requestedBits: WeightBits? = nil) throws -> Data {
         let layers = try self.layers(for: map, path: path)
         let entries = Dictionary(uniqueKeysWithValues: map.layers.map { ($0.name, $0) })
         let int8 = layers.filter { $0.precision == .int8 }
@@ -214,6 +225,7 @@ public final class Exporter {
         if let made = map.scheme, made != scheme {
             throw ExportError.invalidQuantization(layer: "*", reason: "the map was made under --scheme \(made.rawValue), the export asks for \(scheme.rawValue); its scores hold only for \(made.rawValue)")
         }
+        let bits = try Self.weightBits(map: map, requested: requestedBits)
         let sources = scheme == .ort ? QuantPlan.sources(session) : [:]
         let mapTensors = Dictionary((map.tensors ?? []).map { ($0.tensor, $0) }, uniquingKeysWith: { a, _ in a })
         /// A tensor's parameters: the map's, else its (source's) calibrated range.
@@ -254,7 +266,8 @@ public final class Exporter {
                                 weightValues: [], weightShape: [], weightScales: [], weightAxis: 0, biasValues: nil, biasScales: nil,
                                 secondActivation: w, secondScale: q2.scale, secondZeroPoint: q2.zeroPoint)
             }
-            return try Self.spec(node: node, constants: session.constants, inputQuant: q, mapScales: entries[l.name]?.weightScales)
+            return try Self.spec(node: node, constants: session.constants, inputQuant: q, mapScales: entries[l.name]?.weightScales,
+                                 weightBits: bits)
         }
         var specs = specsUnpadded
         var requantized: [QDQTensor] = []
@@ -279,7 +292,8 @@ public final class Exporter {
             }
         }
         var meta: [(key: String, value: String)] = [("mpq.version", version), ("mpq.map_sha256", map.sha256),
-                                                     ("mpq.scheme", scheme.rawValue), ("mpq.weight_type", weightType.rawValue)]
+                                                     ("mpq.scheme", scheme.rawValue), ("mpq.weight_type", weightType.rawValue),
+                                                     ("mpq.weight_bits", String(bits.rawValue))]
         if let d = map.document { meta.append(("mpq.metric", d.metric)) }
         return try QDQWriter.write(modelData: modelData, baseDirectory: URL(fileURLWithPath: modelPath).deletingLastPathComponent(),
                                    graph: folded, layers: specs, requantized: requantized, weightType: weightType,
@@ -308,12 +322,22 @@ public final class Exporter {
     /// prepares it (`Int8Ops`) and writes its own numbers (`QuantizedLayer.qdq`): per-channel
     /// int8 weights, the int32 bias at s_x * s_w[c], Gemm's alpha in the bias scale and beta
     /// in the bias values. The map's weight scales, when it records them, must be these.
-    static func spec(node: Node, constants: [String: Tensor], inputQuant q: ActivationQuant, mapScales: [Float]?) throws -> QDQLayer {
+    /// The map's weight range, or `requested` for a map that does not say (default 8 bits); a
+    /// request against the map's own is an error (its scores hold only for its weights).
+    static func weightBits(map: ExportMap, requested: WeightBits?) throws -> WeightBits {
+        if let made = map.weightBits, let requested, made != requested {
+            throw ExportError.invalidQuantization(layer: "*", reason: "the map was made with --weight-bits \(made.rawValue), the export asks for \(requested.rawValue); its scores hold only for \(made.rawValue)-bit weights")
+        }
+        return map.weightBits ?? requested ?? .eight
+    }
+
+    static func spec(node: Node, constants: [String: Tensor], inputQuant q: ActivationQuant, mapScales: [Float]?,
+                     weightBits: WeightBits = .eight) throws -> QDQLayer {
         guard let family = Int8Ops.family(for: node, constants: constants), family != ActivationMatMulFamily.self else {
             throw ExportError.invalidQuantization(layer: node.name, reason: "\(node.opType) has no INT8 export with a constant weight")
         }
         let spec: QDQLayer
-        do { spec = try family.prepare(node, constants: constants, inputs: [q]).qdq() } catch let e as QuantizationError {
+        do { spec = try family.prepare(node, constants: constants, inputs: [q], weightBits: weightBits).qdq() } catch let e as QuantizationError {
             throw ExportError.invalidQuantization(layer: node.name, reason: e.description)
         }
         if let mapScales {

@@ -67,6 +67,8 @@ public struct PrecisionMapDocument: Codable, Equatable, Sendable {
     public var tensors: [ActivationRef]?
     /// `ort` scheme: the region ops (Add, Concat, MaxPool, ...) that run in INT8, sorted.
     public var int8RegionOps: [String]?
+    /// 7 when the weights were quantized to [-64, 64] (`--weight-bits 7`); absent: 8.
+    public var weightBits: Int? = nil
     public var result: Results
     public var budgetMet: Bool
     public var int8MacFraction: Double

@@ -16,6 +16,8 @@ public struct PipelineOptions: Sendable {
     public var batchSize: Int
     public var kernelPath: KernelPath
     public var scheme: ExecutionScheme
+    /// The range INT8 weights are quantized to (8: [-127, 127]; 7: [-64, 64]).
+    public var weightBits: WeightBits
     /// Memory cap for the search split's cached activations (beyond it, a frontier of them:
     /// docs/caching.md).
     public var cacheLimitBytes: Int
@@ -35,11 +37,11 @@ public struct PipelineOptions: Sendable {
     public init(calibrationMethod: CalibrationMethod = .minmax, batchSize: Int = 64, kernelPath: KernelPath = .auto,
                 scheme: ExecutionScheme = .ort, cacheLimitBytes: Int = 2 << 30, cacheDirectory: String? = nil,
                 cacheDiskLimitBytes: Int = 8 << 30, transform: OutputTransform = .identity,
-                measureLatency: Bool = false, visitSeed: UInt64? = 0) {
+                measureLatency: Bool = false, visitSeed: UInt64? = 0, weightBits: WeightBits = .eight) {
         self.calibrationMethod = calibrationMethod; self.batchSize = max(1, batchSize); self.kernelPath = kernelPath
         self.scheme = scheme; self.cacheLimitBytes = cacheLimitBytes; self.cacheDirectory = cacheDirectory
         self.cacheDiskLimitBytes = cacheDiskLimitBytes; self.transform = transform; self.measureLatency = measureLatency
-        self.visitSeed = visitSeed
+        self.visitSeed = visitSeed; self.weightBits = weightBits
     }
 
     /// The evaluator's activation cache settings.
@@ -106,7 +108,8 @@ public final class SearchPipeline {
                 dataset: splits.calibration, options: CalibrationOptions(method: options.calibrationMethod, batchSize: options.batchSize),
                 modelDigest: modelDigest) { _, done, total in progress?(phase, done, total) }
         }
-        runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: options.kernelPath, scheme: options.scheme)
+        runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: options.kernelPath, scheme: options.scheme,
+                                            weightBits: options.weightBits)
         guard !runtime.layerNames.isEmpty else { throw PipelineError.noQuantizableLayer(model: modelName) }
         evaluator = try CandidateEvaluator(runtime: runtime, data: splits.search, scorer: scorer, batchSize: options.batchSize,
                                            cache: options.cache, transform: options.transform,

@@ -107,6 +107,7 @@ public struct SearchRunner {
             calibration: .init(method: runtime.calibration.method, samples: runtime.calibration.samples),
             data: dataDescription, kernelPath: runtime.path.resolved.rawValue,
             scheme: runtime.scheme.rawValue, tensors: schemeFields.tensors, int8RegionOps: schemeFields.regionOps,
+            weightBits: runtime.weightBits == .eight ? nil : runtime.weightBits.rawValue,
             result: .init(search: .init(fp32: round4(evaluator.fp32Score), int8All: round4(allInt8), mixed: round4(best.evaluation.score),
                                         drop: round4(best.evaluation.drop), samples: evaluator.data.count),
                           holdout: .init(fp32: v.fp32, int8All: v.int8All, mixed: v.mixed, drop: v.drop, ci95: v.ci,

@@ -15,6 +15,8 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
     /// SHA-256 of the calibration table (method, sample count and every range).
     public var calibration: String
     public var scheme: String
+    /// 7 for `--weight-bits 7` runs; absent (nil) for 8, so older states keep their digests.
+    public var weightBits: Int?
     /// The metric with its options: pooling, mask array, detection post-processing.
     public var metric: String
     public var seed: UInt64
@@ -25,7 +27,8 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
     public var evaluator: String
 
     public init(mpqVersion: String, model: String, data: String, calibration: String, scheme: String, metric: String,
-                seed: UInt64, kernelPath: String, evaluator: String) {
+                seed: UInt64, kernelPath: String, weightBits: Int? = nil, evaluator: String) {
+        self.weightBits = weightBits
         self.mpqVersion = mpqVersion; self.model = model; self.data = data; self.calibration = calibration
         self.scheme = scheme; self.metric = metric; self.seed = seed; self.kernelPath = kernelPath; self.evaluator = evaluator
     }
@@ -39,7 +42,7 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
         let metric = "\(e.scorer.name) pool \(e.transform.pooling.rawValue) mask \(e.transform.mask)" + e.scorer.settings
         self.init(mpqVersion: mpqVersion, model: runtime.calibration.modelDigest, data: data,
                   calibration: "sha256:" + SHA256.hex(table), scheme: runtime.scheme.rawValue, metric: metric, seed: seed,
-                  kernelPath: runtime.path.resolved.rawValue,
+                  kernelPath: runtime.path.resolved.rawValue, weightBits: runtime.weightBits == .eight ? nil : runtime.weightBits.rawValue,
                   evaluator: "batch \(e.batchSize) cache \(e.cacheLimit) bytes\(e.activations.diskKey) reject alpha \(e.rejectionAlpha) over \(e.rejectionLooks) looks after \(e.minSamplesBeforeRejection) order \(e.visitSeed == nil ? "file" : "shuffled by the seed")")
     }
 
@@ -56,6 +59,7 @@ public struct SearchStateKey: Codable, Equatable, Sendable {
         if data != other.data { d.append("data") }
         if calibration != other.calibration { d.append("calibration") }
         if scheme != other.scheme { d.append("scheme") }
+        if weightBits != other.weightBits { d.append("weight bits") }
         if metric != other.metric { d.append("metric") }
         if seed != other.seed { d.append("seed") }
         if kernelPath != other.kernelPath { d.append("kernel path") }

@@ -29,6 +29,8 @@ struct Export: ParsableCommand {
     var scheme: ExecutionScheme?
     @Option(help: "qdq / ort-exclude weights: int8 (zero point 0, fastest in ONNX Runtime) or uint8 (zero point 128, the same integers; ONNX Runtime computes them exactly on CPUs without VNNI, where its int8 path saturates). See docs/export.md.")
     var weightType: QDQWeightType?
+    @Option(help: "qdq / ort-exclude: the weight range, 8 or 7 (--weight-bits of eval/search; 7 sets reduce_range in ort-exclude). Default: the map's, else 8.")
+    var weightBits: WeightBits?
     @Flag(help: "Print nothing but errors.") var quiet = false
     @Flag(help: "Accept NaN and infinite values in float input arrays (by default they are an error naming the array and row).")
     var allowNonfinite = false
@@ -37,6 +39,9 @@ struct Export: ParsableCommand {
         try checkRange("--batch-size", batchSize, 1...largestCount)
         if weightType != nil && format != .qdq && format != .ortExclude {
             throw ValidationError("--weight-type applies to --format qdq and ort-exclude only (got --format \(format.rawValue))")
+        }
+        if weightBits != nil && format != .qdq && format != .ortExclude {
+            throw ValidationError("--weight-bits applies to --format qdq and ort-exclude only (got --format \(format.rawValue))")
         }
     }
 
@@ -51,12 +56,13 @@ struct Export: ParsableCommand {
             let used = scheme ?? map.scheme ?? .ort
             let table: CalibrationTable? = try calibration.map { try calibrationTable($0, exporter, used) }
             let result = try exporter.export(format, map: map, mapPath: precision, calibration: table, version: MPQ.version,
-                                             scheme: used, weightType: weightType ?? .int8)
+                                             scheme: used, weightType: weightType ?? .int8, weightBits: weightBits)
             try OutputFile.write(result.data, to: out)
             var warnings = result.warnings
-            if format == .qdq, (weightType ?? .int8) == .int8, map.layers.contains(where: { $0.precision == .int8 }),
-               !KernelPath.vnni.isAvailable {
-                warnings.append("this CPU has no AVX-512 VNNI: ONNX Runtime on a CPU like it sums u8 x s8 product pairs in saturating int16, so its scores of this int8-weight export can differ from mpq's; --weight-type uint8 encodes the same integers and ORT computes them exactly (docs/export.md, \"Weight type\")")
+            // 7-bit weights keep every pair sum within int16, so ORT is exact there either way.
+            if format == .qdq, (weightType ?? .int8) == .int8, (map.weightBits ?? weightBits ?? .eight) == .eight,
+               map.layers.contains(where: { $0.precision == .int8 }), !KernelPath.vnni.isAvailable {
+                warnings.append("this CPU has no AVX-512 VNNI: ONNX Runtime on a CPU like it sums u8 x s8 product pairs in saturating int16, so its scores of this int8-weight export can differ from mpq's; --weight-type uint8 encodes the same integers and ORT computes them exactly, and maps searched with --weight-bits 7 are exact with int8 weights too (docs/export.md, \"Weight type\")")
             }
             for w in warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
             if !quiet { print("\(format.rawValue): \(result.summary); written to \(out)") }

@@ -52,7 +52,8 @@ struct Report: ParsableCommand {
         let options = try PrecisionOptions.parse(["--precision", "fp32", "--calibration", calibration, "--scheme", scheme.rawValue]
                                                  + (allowNonfinite ? ["--allow-nonfinite"] : []))
         let table = try options.calibrationTable(for: model, batchSize: 64)
-        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, scheme: scheme)
+        let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, scheme: scheme,
+                                                weightBits: d.weightBits.flatMap(WeightBits.init(rawValue:)) ?? .eight)
         let dataset = try Dataset(path: data, graph: model.graph, allowNonfinite: allowNonfinite)
         let feeds = dataset.batch(0..<min(64, dataset.count))
         let rows = Double(min(64, dataset.count))

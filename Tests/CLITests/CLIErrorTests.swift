@@ -33,6 +33,25 @@ final class CLIErrorTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: flags))
     }
 
+    /// `--weight-bits 7` reaches the map (`weight_bits`), and a run asking other bits of that map fails.
+    func testWeightBitsFlag() throws {
+        let dir = try CLI.temporaryDirectory()
+        let map = dir.appendingPathComponent("map7.json").path
+        let s = try CLI.run(["search", model, "--calibration", "\(CLI.examples)/digits_calib.npz", "--search", "\(CLI.examples)/digits_search.npz",
+                             "--holdout", holdout, "--budget", "100", "--strategy", "greedy", "--weight-bits", "7", "--out", map, "--quiet"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: map))) as! [String: Any]
+        XCTAssertEqual(doc["weight_bits"] as? Int, 7)
+        let ok = try CLI.run(["eval", model, "--data", holdout, "--precision", map, "--json"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let bad = try CLI.run(["eval", model, "--data", holdout, "--precision", map, "--weight-bits", "8"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--weight-bits 7"), bad.stderr)
+        let six = try CLI.run(["eval", model, "--data", holdout, "--precision", "int8", "--calibration", "\(CLI.examples)/digits_calib.npz",
+                               "--weight-bits", "6"])
+        XCTAssertEqual(six.status, 2, six.stderr)
+    }
+
     func testMissingModelFile() throws {
         let r = try CLI.run(["eval", "/nonexistent/model.onnx", "--data", holdout])
         XCTAssertEqual(r.status, 2)

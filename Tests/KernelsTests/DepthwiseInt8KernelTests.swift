@@ -169,7 +169,7 @@ final class DepthwiseInt8KernelTests: XCTestCase {
         let node = Node(name: "dw", opType: "Conv", inputs: ["x", "w"], outputs: ["y"],
                         attributes: ["group": .int(c), "pads": .ints([1, 1, 1, 1])])
         let input = ActivationQuant(scale: 0.02, zeroPoint: 120), output = ActivationQuant(scale: 0.05, zeroPoint: 100)
-        let layer = try ConvFamily.prepare(node, constants: ["w": w], inputs: [input])
+        let layer = try ConvFamily.prepare(node, constants: ["w": w], inputs: [input], weightBits: .eight)
         let x = Tensor(shape: [2, c, h, h], floats: (0..<2 * c * h * h).map { _ in rng.float(-2...2) })
         let per = c * h * h
         for path in KernelPath.allCases {

@@ -76,5 +76,9 @@ final class ExportWeightTypeTests: XCTestCase {
         }
         XCTAssertEqual(try config(.int8)["weight_type"] as? String, "QInt8")
         XCTAssertEqual(try config(.uint8)["weight_type"] as? String, "QUInt8")
+        XCTAssertEqual(try config(.int8)["reduce_range"] as? Bool, false)
+        let seven = try JSONSerialization.jsonObject(with: e.export(.ortExclude, map: map, mapPath: "bare.json", calibration: nil,
+                                                                    version: "t", weightBits: .seven).data) as! [String: Any]
+        XCTAssertEqual(seven["reduce_range"] as? Bool, true, "7-bit weights are quantize_static's reduce_range")
     }
 }

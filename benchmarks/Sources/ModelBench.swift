@@ -25,6 +25,9 @@ enum ModelBench {
     /// it under perf and for quicker A/B runs.
     static let only = ProcessInfo.processInfo.environment["MPQ_BENCH_ONLY"]
 
+    /// MPQ_BENCH_WEIGHT_BITS=7: the INT8 columns with 7-bit weights (`--weight-bits 7`).
+    static let weightBits = WeightBits(rawValue: Int(ProcessInfo.processInfo.environment["MPQ_BENCH_WEIGHT_BITS"] ?? "") ?? 8) ?? .eight
+
     static func timed(_ column: String) -> Bool { only == nil || only == column }
 
     struct Case { let name: String; let model: String; let calibration: String; let batches: [Int] }
@@ -58,8 +61,8 @@ enum ModelBench {
                 let calib = try Dataset(path: c.calibration, graph: graph)
                 let table = try Calibrator(session: session, scheme: .ort).calibrate(
                     dataset: calib, options: CalibrationOptions(method: .minmax), modelDigest: graph.digest)
-                let inputs = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .inputs)
-                let ort = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort)
+                let inputs = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .inputs, weightBits: weightBits)
+                let ort = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort, weightBits: weightBits)
                 for batch in Set(c.batches.map { min($0, calib.count) }).sorted() {
                     let feeds = calib.batch(0..<batch)
                     let skipped = BenchTiming(seconds: [0])

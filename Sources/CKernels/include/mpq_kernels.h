@@ -66,7 +66,7 @@ typedef struct {
     int32_t n_padded, k_padded;
     /// 1 when every pair of consecutive k (k even, k + 1) of every column has
     /// |b0| + |b1| <= 128, so that u8 x s8 pair sums 255 * 128 fit int16 and
-    /// `vpmaddubsw` is exact (7-bit weights, `--weight-bits 7`); set by mpq_pack_b_s8.
+    /// `vpmaddubsw` is exact (7-bit weights, `--weight-bits 7`); set by every packer.
     int32_t pairs_fit_i16;
     int32_t reserved[10];
 } mpq_packed_b_header;

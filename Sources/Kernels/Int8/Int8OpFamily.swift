@@ -25,9 +25,10 @@ public protocol Int8OpFamily {
     static func quantizedInputs(_ node: Node, constants: [String: Tensor]) -> [String]
     /// Multiply-accumulates of one execution, from the shapes seen.
     static func macs(_ node: Node, inputShapes: [[Int]?], outputShapes: [[Int]]) -> Int
-    /// The layer prepared once: weights quantized and packed, bias quantized. `inputs` are
-    /// the parameters of `quantizedInputs`, in the same order.
-    static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer
+    /// The layer prepared once: weights quantized to `weightBits` and packed, bias quantized.
+    /// `inputs` are the parameters of `quantizedInputs`, in the same order.
+    static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant],
+                        weightBits: WeightBits) throws -> QuantizedLayer
 }
 
 /// The registry of INT8 op families.

@@ -30,6 +30,8 @@ public final class MixedPrecisionRuntime {
     public private(set) var map: PrecisionMap
     /// Where Q/DQ go (docs/quantization.md, "Schemes").
     public let scheme: ExecutionScheme
+    /// The range the INT8 layers' weights are quantized to.
+    public let weightBits: WeightBits
     /// The `ort` scheme's shared-scale sources (empty under `inputs`).
     public let sources: [String: String]
     /// What the current map executes: INT8 layers, INT8 region ops, requantized tensors.
@@ -97,8 +99,9 @@ public final class MixedPrecisionRuntime {
     }
 
     public init(session: Session, calibration: CalibrationTable, path: KernelPath = .auto,
-                scheme: ExecutionScheme = .inputs) throws {
+                scheme: ExecutionScheme = .inputs, weightBits: WeightBits = .eight) throws {
         self.session = session
+        self.weightBits = weightBits
         self.calibration = calibration
         self.path = path
         self.scheme = scheme
@@ -115,7 +118,7 @@ public final class MixedPrecisionRuntime {
                 guard let q = quant(x) else { throw QuantizationError.missingRange(layer: node.name, tensor: source(x)) }
                 return q
             }
-            layers[node.name] = try family.prepare(node, constants: session.constants, inputs: quants)
+            layers[node.name] = try family.prepare(node, constants: session.constants, inputs: quants, weightBits: weightBits)
             names.append(node.name)
         }
         self.layers = layers

@@ -155,7 +155,8 @@ public enum ActivationMatMulFamily: Int8OpFamily {
         LinearFamily.macs(node, inputShapes: inputShapes, outputShapes: outputShapes)
     }
 
-    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant],
+                               weightBits: WeightBits) throws -> QuantizedLayer {
         QuantizedActivationMatMul(node: node, inputQuant: inputs[0], rightQuant: inputs[1])
     }
 }

@@ -33,7 +33,7 @@ final class QuantizedConv: QuantizedLayer {
     }
     var engine: String? { engineNote.value }
 
-    init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
+    init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant, weightBits: WeightBits = .eight) throws {
         guard w.rank == 3 || w.rank == 4 else {
             throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType,
                                                    reason: "only 1-D and 2-D convolutions have an INT8 kernel (W is \(Tensor.describe(w.shape)))")
@@ -47,7 +47,7 @@ final class QuantizedConv: QuantizedLayer {
         guard group >= 1, outChannels % group == 0 else {
             throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType, reason: "group \(group) does not divide \(outChannels) output channels")
         }
-        let qw = QuantizedWeights(rows: w.floats, channels: w.shape[0])
+        let qw = QuantizedWeights(rows: w.floats, channels: w.shape[0], bits: weightBits)
         weights = qw
         weightScales = qw.scales
         bias = b.map { quantizedBias($0.floats, inputScale: inputQuant.scale, weightScales: qw.scales) }
@@ -276,8 +276,9 @@ public enum ConvFamily: Int8OpFamily {
         return saturatingProduct([saturatingProduct(out), saturatingProduct(w.dropFirst())])   // Cin/group * prod(kernel)
     }
 
-    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant],
+                               weightBits: WeightBits) throws -> QuantizedLayer {
         try QuantizedConv(node: node, weight: constantWeight(node, constants)!, bias: node.input(2).flatMap { constants[$0] },
-                          inputQuant: inputs[0])
+                          inputQuant: inputs[0], weightBits: weightBits)
     }
 }

@@ -20,7 +20,7 @@ final class QuantizedConvTranspose: QuantizedLayer {
     private let rows: QuantizedWeights
     private let floatBias: [Float]?
 
-    init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant) throws {
+    init(node: Node, weight w: Tensor, bias b: Tensor?, inputQuant: ActivationQuant, weightBits: WeightBits = .eight) throws {
         guard w.rank >= 3 && w.rank <= 5 else {
             throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType, reason: "W \(Tensor.describe(w.shape)) is not a 1-3-D ConvTranspose weight")
         }
@@ -34,7 +34,7 @@ final class QuantizedConvTranspose: QuantizedLayer {
         let cg = c / group
         // One scale per index along W's axis 1 (shared by the groups), the only per-channel
         // layout a QDQ DequantizeLinear can express for ConvTranspose (ONNX Runtime uses axis 1).
-        let qw = QuantizedWeights(rows: WeightLayout.convTransposeRows(w), channels: mg)
+        let qw = QuantizedWeights(rows: WeightLayout.convTransposeRows(w), channels: mg, bits: weightBits)
         weightScales = qw.scales
         rows = qw
         floatBias = b?.floats
@@ -140,8 +140,9 @@ public enum ConvTransposeFamily: Int8OpFamily {
         return saturatingProduct([saturatingProduct(x), saturatingProduct(w.dropFirst())])   // each input pixel scatters Cout/group * prod(kernel)
     }
 
-    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant],
+                               weightBits: WeightBits) throws -> QuantizedLayer {
         try QuantizedConvTranspose(node: node, weight: constantWeight(node, constants)!,
-                                   bias: node.input(2).flatMap { constants[$0] }, inputQuant: inputs[0])
+                                   bias: node.input(2).flatMap { constants[$0] }, inputQuant: inputs[0], weightBits: weightBits)
     }
 }

@@ -21,7 +21,7 @@ final class QuantizedLinear: QuantizedLayer {
     private let transB: Bool
     private let beta: Float
 
-    init(node: Node, weight w: Tensor, bias c: Tensor?, inputQuant: ActivationQuant) throws {
+    init(node: Node, weight w: Tensor, bias c: Tensor?, inputQuant: ActivationQuant, weightBits: WeightBits = .eight) throws {
         guard w.rank == 2 else {
             throw QuantizationError.notQuantizable(layer: node.name, opType: node.opType, reason: "the weight must be 2-D, it is \(Tensor.describe(w.shape))")
         }
@@ -31,7 +31,7 @@ final class QuantizedLinear: QuantizedLayer {
         let transB = isGemm && node.int("transB", default: 0) == 1
         let (rows, n, k) = WeightLayout.linearRows(w, transB: transB)
         self.n = n; self.k = k
-        let qw = QuantizedWeights(rows: rows, channels: n)
+        let qw = QuantizedWeights(rows: rows, channels: n, bits: weightBits)
         weightScales = qw.scales
         let alpha = isGemm ? node.float("alpha", default: 1) : 1
         epilogueScales = qw.scales.map { $0 * alpha }
@@ -185,8 +185,10 @@ public enum LinearFamily: Int8OpFamily {
         return saturatingProduct([saturatingProduct(out), k])
     }
 
-    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant]) throws -> QuantizedLayer {
+    public static func prepare(_ node: Node, constants: [String: Tensor], inputs: [ActivationQuant],
+                               weightBits: WeightBits) throws -> QuantizedLayer {
         try QuantizedLinear(node: node, weight: constantWeight(node, constants)!,
-                            bias: node.opType == "Gemm" ? node.input(2).flatMap { constants[$0] } : nil, inputQuant: inputs[0])
+                            bias: node.opType == "Gemm" ? node.input(2).flatMap { constants[$0] } : nil, inputQuant: inputs[0],
+                            weightBits: weightBits)
     }
 }
