@@ -77,6 +77,9 @@ int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
 /// Sets a filled packed buffer's pairs_fit_i16: 1 when every (k even, k + 1) pair of every
 /// column has |b0| + |b1| <= 128. Every packer calls it last.
 void mpq_packed_b_note_pairs(void *packed);
+/// Whether the AVX2 kernels use vpmaddubsw for packed weights whose pairs fit int16
+/// (environment MPQ_INT8_AVX2_MADDUBS=0 turns it off, for A/B).
+int mpq_int8_avx2_maddubs_enabled(void);
 
 /// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.
 typedef void (*mpq_gemm_region_fn)(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);

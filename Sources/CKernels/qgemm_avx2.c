@@ -334,7 +334,7 @@ static AVX2_TARGET void rows_cm(const mpq_gemm_job *j, const int8_t *bp, const p
 }
 
 // MPQ_INT8_AVX2_MADDUBS=0 keeps the widening tiles for 7-bit weights too (A/B).
-static int maddubs_enabled(void) {
+int mpq_int8_avx2_maddubs_enabled(void) {
     static int cached = -1;
     if (cached < 0) {
         const char *v = getenv("MPQ_INT8_AVX2_MADDUBS");
@@ -346,7 +346,7 @@ static int maddubs_enabled(void) {
 AVX2_TARGET void mpq_gemm_region_avx2(const mpq_gemm_job *job, int m0, int m1, int p0, int p1) {
     mpq_gemm_job local;
     const mpq_gemm_job *j = job;
-    if (job->b_pairs_fit_i16 && !maddubs_enabled()) {
+    if (job->b_pairs_fit_i16 && !mpq_int8_avx2_maddubs_enabled()) {
         local = *job;
         local.b_pairs_fit_i16 = 0;
         j = &local;

@@ -27,6 +27,12 @@
 //   reference's (uint8_t)((int32_t)v + zp) for every v, clamped to the code range or not.
 // Every output element is one lane of one tile with the whole K, so neither the tile shape
 // nor the split over threads changes a bit.
+//
+// 7-bit weights (the packed B's pairs_fit_i16: every k pair |w0| + |w1| <= 128, qgemm_avx2.c):
+// u8 x s8 pair sums fit int16, so vpmaddubsw is exact. The x panel is then u8 [K/4][8
+// pixels][4] (4 channels of a pixel adjacent), each channel's 4 packed weight bytes of a group
+// are broadcast straight from the packed B (no widened copy), and a quad of k costs
+// vpmaddubsw + vpmaddwd by ones + vpaddd per accumulator instead of 2 vpmaddwd + 2 vpaddd.
 #include "qconv_channel_epilogue.h"
 #include "qconv_channel_epilogue_avx2.h"
 #include "qgemm_pointwise_internal.h"
@@ -58,6 +64,7 @@ typedef struct {
     int clamp_lo, clamp_hi;  // which float clamps the epilogue applies (both, but for saturated codes)
     int saturate;            // codes saturated to 8 bits, not wrapped: the same bytes (codes_plan)
     int co_step, pp;         // the micro-tile: output channels x 8-pixel vectors
+    int ubs;                 // the vpmaddubsw form (7-bit weights): u8 x panels, packed weights
 } pw8_job;
 
 // Channel quads [t0, t1) of the packed weights, widened: a 16-byte piece of a packed group is
@@ -96,6 +103,23 @@ static AVX2_TARGET void pack_panels(const pw8_job *j, int p0, int np, int16_t *b
         for (int i = 0; i < j->pairs; i++) {
             const __m128i a = load8(w, 2 * i, pq, lanes), b = load8(w, 2 * i + 1, pq, lanes);
             _mm256_storeu_si256((__m256i *)(dst + (size_t)i * 16), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)));
+        }
+    }
+}
+
+// The vpmaddubsw form's x panels: panel q at buf + q * kp * 8 bytes, quad i at + i * 32 =
+// channels 4i .. 4i + 3 of pixels p0 + 8q .. + 7 as u8 [pixel][channel].
+static AVX2_TARGET void pack_panels_u8(const pw8_job *j, int p0, int np, uint8_t *buf) {
+    const pw_job *w = &j->pw;
+    for (int q = 0; q < np; q++) {
+        const int pq = p0 + 8 * q, lanes = w->pixels - pq < 8 ? w->pixels - pq : 8;
+        uint8_t *dst = buf + (size_t)q * (size_t)w->kp * 8;
+        for (int i = 0; i < w->kp / 4; i++) {
+            const __m128i a = load8(w, 4 * i, pq, lanes), b = load8(w, 4 * i + 1, pq, lanes);
+            const __m128i c = load8(w, 4 * i + 2, pq, lanes), d = load8(w, 4 * i + 3, pq, lanes);
+            const __m128i ab = _mm_unpacklo_epi8(a, b), cd = _mm_unpacklo_epi8(c, d);
+            _mm_storeu_si128((__m128i *)(dst + (size_t)i * 32), _mm_unpacklo_epi16(ab, cd));       // pixels 0-3
+            _mm_storeu_si128((__m128i *)(dst + (size_t)i * 32 + 16), _mm_unpackhi_epi16(ab, cd));  // 4-7
         }
     }
 }
@@ -164,11 +188,32 @@ tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
         const __m256i start = _mm256_set1_epi32(mpq_channel_acc_start(pw->ep, pw->za, pw->colsum, co0 + r));
         _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
     }
+    if (j->ubs) {
+        // Channel co's 4 bytes of group g sit at its panel + g * 64 + (co % 16) * 4.
+        const int8_t *wb[CO];
+        _Pragma("unroll") for (int r = 0; r < nco; r++)
+            wb[r] = pw->bdata + (size_t)((co0 + r) / 16) * (size_t)pw->kp * 16 + (size_t)((co0 + r) % 16) * 4;
+        const uint8_t *xb = (const uint8_t *)xp;
+        const size_t panel_bytes = (size_t)pw->kp * 8;
+        const __m256i ones = _mm256_set1_epi16(1);
+        for (int g = 0; g < pw->kp / 4; g++) {
+            __m256i xv[PP];
+            _Pragma("unroll") for (int q = 0; q < np; q++)
+                xv[q] = _mm256_loadu_si256((const __m256i *)(xb + (size_t)q * panel_bytes + (size_t)g * 32));
+            _Pragma("unroll") for (int r = 0; r < nco; r++) {
+                int32_t quad;
+                memcpy(&quad, wb[r] + (size_t)g * 64, 4);
+                const __m256i wv = _mm256_set1_epi32(quad);
+                _Pragma("unroll") for (int q = 0; q < np; q++)
+                    acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
+            }
+        }
+    }
     const int32_t *w[CO];
     _Pragma("unroll") for (int r = 0; r < nco; r++)
-        w[r] = j->w16 + (size_t)((co0 + r) / QUAD) * (size_t)j->pairs * QUAD + (size_t)((co0 + r) % QUAD);
+        w[r] = j->ubs ? NULL : j->w16 + (size_t)((co0 + r) / QUAD) * (size_t)j->pairs * QUAD + (size_t)((co0 + r) % QUAD);
     const size_t panel = (size_t)j->pairs * 16;
-    for (int i = 0; i < j->pairs; i++) {
+    for (int i = 0; i < (j->ubs ? 0 : j->pairs); i++) {
         __m256i xv[PP];
         _Pragma("unroll") for (int q = 0; q < np; q++)
             xv[q] = _mm256_loadu_si256((const __m256i *)(xp + (size_t)q * panel + (size_t)i * 16));
@@ -211,7 +256,8 @@ static const tile_fn tiles[CO][PP] = {TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3
 static AVX2_TARGET void run_pixels(const pw8_job *j, int p0, int p1, int co0, int co1, int16_t *buf) {
     for (int p = p0; p < p1; p += 8 * j->pp) {
         const int np = (p1 - p + 7) / 8 < j->pp ? (p1 - p + 7) / 8 : j->pp;
-        pack_panels(j, p, np, buf);
+        if (j->ubs) pack_panels_u8(j, p, np, (uint8_t *)buf);
+        else pack_panels(j, p, np, buf);
         for (int co = co0; co < co1; co += j->co_step) {
             const int nco = co1 - co < j->co_step ? co1 - co : j->co_step;
             tiles[nco - 1][np - 1](j, buf, p, co);
@@ -262,7 +308,7 @@ static void run_unit(void *arg, int u, int t) {
 int mpq_pointwise_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, size_t plane, int threads) {
     pw8_job j = {{x, plane, g->k, (g->k + 3) / 4 * 4, g->n, g->m, g->bdata, g->colsum, g->za, g->ep, g->out, g->out_u8,
                   g->out_zp, (size_t)g->ldo},
-                 (g->k + 3) / 4 * 2, NULL, 1, 1, 0};
+                 (g->k + 3) / 4 * 2, NULL, 1, 1, 0, 0, 0, g->b_pairs_fit_i16 && mpq_int8_avx2_maddubs_enabled()};
     if (g->kp != j.pw.kp || !g->out_channel_major || g->c || j.pw.pixels < 1 || j.pw.n < 1) return -1;
     codes_plan(&j);
     j.co_step = j.pw.c <= SMALL_K ? SMALL_CO : BIG_CO;
@@ -286,7 +332,8 @@ int mpq_pointwise_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, size_t plan
     }
     const int units = s.chunks * s.co_parts;
     if (threads > units) threads = units;
-    const size_t w_elems = (size_t)s.quads * (size_t)j.pairs * QUAD;  // a multiple of 8: pairs is even
+    // The vpmaddubsw form reads the packed weights as they are: no widened copy.
+    const size_t w_elems = j.ubs ? 0 : (size_t)s.quads * (size_t)j.pairs * QUAD;  // a multiple of 8: pairs is even
     s.buf_elems = (size_t)j.pairs * 16 * PP;
     int32_t *mem = (int32_t *)aligned_alloc(64, ((w_elems * 4 + (size_t)threads * s.buf_elems * 2) + 63) / 64 * 64);
     if (!mem) return -1;
@@ -294,8 +341,13 @@ int mpq_pointwise_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, size_t plan
     s.bufs = (int16_t *)(mem + w_elems);
     j.w16 = s.w16;
     s.widen_tasks = threads < s.quads ? threads : s.quads;
-    if (s.widen_tasks > 1 && w_elems >= 16384) mpq_pool_run(s.widen_tasks, widen_task, &s);
-    else widen_weights(&j.pw, s.w16, 0, s.quads);
+    if (j.ubs) {
+        // nothing to widen
+    } else if (s.widen_tasks > 1 && w_elems >= 16384) {
+        mpq_pool_run(s.widen_tasks, widen_task, &s);
+    } else {
+        widen_weights(&j.pw, s.w16, 0, s.quads);
+    }
     // Contiguous runs of units per thread (mpq_run_ranges): neighbouring chunks share cache
     // lines of every output channel's row.
     mpq_run_ranges(threads, units, run_unit, &s);

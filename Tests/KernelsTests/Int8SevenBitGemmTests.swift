@@ -86,4 +86,49 @@ final class Int8SevenBitGemmTests: XCTestCase {
         }
         print("7-bit int8 gemm: \(cases) shapes on \(int8AvailablePaths.map(int8PathName).joined(separator: ", "))")
     }
+
+    /// 1x1 convs (the AVX2 pointwise kernel's vpmaddubsw form, and im2col + GEMM on small
+    /// planes) with 7-bit weights: every path's codes and floats are the reference's bytes.
+    func testPointwiseConvWithSevenBitWeightsMatchesReference() {
+        var rng = Int8TestRNG(seed: 0x9017)
+        for (trial, (k, n, h, w)) in [(16, 24, 16, 16), (3, 8, 12, 11), (64, 96, 14, 14), (37, 5, 9, 23), (144, 24, 7, 7), (8, 16, 1, 200)].enumerated() {
+            let extreme = trial % 3 == 0
+            let b = sevenBit(&rng, n: n, k: k, extreme: extreme)
+            let packed = int8Pack(b, n: n, k: k)
+            XCTAssertEqual(pairsFit(packed), 1)
+            let x = extreme ? [UInt8](repeating: 255, count: k * h * w) : rng.u8s(k * h * w)
+            var shape = mpq_conv2d_shape(channels: Int32(k), height: Int32(h), width: Int32(w), kernel_h: 1, kernel_w: 1,
+                                         pad_top: 0, pad_left: 0, pad_bottom: 0, pad_right: 0, stride_h: 1, stride_w: 1,
+                                         dilation_h: 1, dilation_w: 1, group: 1)
+            let scaleB = (0..<n).map { _ in rng.float(0.0001...0.001) }
+            let biasI32 = (0..<n).map { _ in Int32(rng.int(-5000...5000)) }
+            let za: UInt8 = extreme ? 0 : 9
+            func run(_ path: mpq_kernel_path, codes: Bool) -> ([UInt8], [Float], String) {
+                var outU8 = [UInt8](repeating: 0xA5, count: n * h * w), outF = [Float](repeating: .nan, count: n * h * w)
+                scaleB.withUnsafeBufferPointer { sb in
+                    biasI32.withUnsafeBufferPointer { bi in
+                        var ep = mpq_epilogue(a_zero_point: Int32(za), a_scale: 0.03, b_scale: sb.baseAddress, bias: nil,
+                                              clamp_lo: codes ? -4 : -.infinity, clamp_hi: codes ? 251 : .infinity,
+                                              bias_i32: bi.baseAddress, out_scale: codes ? 1 : 0)
+                        let rc = codes
+                            ? mpq_qconv2d_u8s8(path, x, &shape, 0, 0, za, packed, &ep, nil, &outU8, 4, 2)
+                            : mpq_qconv2d_u8s8(path, x, &shape, 0, 0, za, packed, &ep, &outF, nil, 0, 2)
+                        XCTAssertEqual(rc, 0)
+                    }
+                }
+                return (outU8, outF, String(cString: mpq_last_engine()))
+            }
+            for codes in [true, false] {
+                let ref = run(MPQ_PATH_REFERENCE, codes: codes)
+                for path in int8AvailablePaths {
+                    let got = run(path, codes: codes)
+                    XCTAssertEqual(got.0, ref.0, "\(int8PathName(path)) k=\(k) n=\(n) \(h)x\(w) codes")
+                    XCTAssertEqual(got.1.map(\.bitPattern), ref.1.map(\.bitPattern), "\(int8PathName(path)) k=\(k) n=\(n) \(h)x\(w) floats")
+                    if path == MPQ_PATH_AVX2 && h * w >= 128 {
+                        XCTAssertEqual(got.2, "pointwise+avx2", "the pointwise kernel ran")
+                    }
+                }
+            }
+        }
+    }
 }
