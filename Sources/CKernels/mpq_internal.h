@@ -68,7 +68,8 @@ typedef struct {
     uint8_t *out_u8;                 ///< uint8 output instead of `out` (same indexing), or NULL:
                                      ///< the epilogue then has out_scale 1 and stores v + out_zp
     int32_t out_zp;
-    int b_pairs_fit_i16;             ///< the packed B's pairs_fit_i16: the AVX2 path may use vpmaddubsw
+    int b_pairs_fit_i16;             ///< the packed B's pairs_fit_i16 (0 under MPQ_INT8_AVX2_MADDUBS=0):
+                                     ///< the AVX2 kernels may use vpmaddubsw
 } mpq_gemm_job;
 
 /// Checks a packed-B buffer against N and K and returns its parts; -1 if it does not match.
@@ -77,9 +78,6 @@ int mpq_packed_b_view(const void *packed, int n, int k, const int8_t **data,
 /// Sets a filled packed buffer's pairs_fit_i16: 1 when every (k even, k + 1) pair of every
 /// column has |b0| + |b1| <= 128. Every packer calls it last.
 void mpq_packed_b_note_pairs(void *packed);
-/// Whether the AVX2 kernels use vpmaddubsw for packed weights whose pairs fit int16
-/// (environment MPQ_INT8_AVX2_MADDUBS=0 turns it off, for A/B).
-int mpq_int8_avx2_maddubs_enabled(void);
 
 /// Computes rows [m0, m1) x 16-column panels [p0, p1) of a job.
 typedef void (*mpq_gemm_region_fn)(const mpq_gemm_job *j, int m0, int m1, int p0, int p1);

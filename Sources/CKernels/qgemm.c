@@ -123,6 +123,17 @@ static void run_noted(const mpq_gemm_job *j, mpq_kernel_path path, int threads) 
     run(j, fn, threads);
 }
 
+// MPQ_INT8_AVX2_MADDUBS=0 keeps the AVX2 kernels' widening form for 7-bit weights too (A/B):
+// decided once, where every job is made.
+static int maddubs_enabled(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        const char *v = getenv("MPQ_INT8_AVX2_MADDUBS");
+        cached = !(v && v[0] == '0');
+    }
+    return cached;
+}
+
 static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int lda,
                     const void *packed, int32_t za) {
     if (m <= 0 || n <= 0 || k <= 0 || !a || lda < k) return -1;
@@ -131,7 +142,9 @@ static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int 
     j->za = za;
     j->c = NULL; j->ldc = 0; j->ep = NULL; j->out = NULL; j->ldo = 0; j->out_channel_major = 0;
     j->out_u8 = NULL; j->out_zp = 0;
-    return mpq_packed_b_view(packed, n, k, &j->bdata, &j->colsum, &j->kp, &j->b_pairs_fit_i16);
+    if (mpq_packed_b_view(packed, n, k, &j->bdata, &j->colsum, &j->kp, &j->b_pairs_fit_i16)) return -1;
+    j->b_pairs_fit_i16 = j->b_pairs_fit_i16 && maddubs_enabled();
+    return 0;
 }
 
 int mpq_qgemm_u8s8(mpq_kernel_path path, int m, int n, int k,

@@ -35,7 +35,6 @@
 // same exact int32s, so the bytes are the reference's either way.
 #include "mpq_internal.h"
 #include <immintrin.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define AVX2_TARGET __attribute__((target("avx2")))
@@ -333,24 +332,7 @@ static AVX2_TARGET void rows_cm(const mpq_gemm_job *j, const int8_t *bp, const p
     }
 }
 
-// MPQ_INT8_AVX2_MADDUBS=0 keeps the widening tiles for 7-bit weights too (A/B).
-int mpq_int8_avx2_maddubs_enabled(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        const char *v = getenv("MPQ_INT8_AVX2_MADDUBS");
-        cached = !(v && v[0] == '0');
-    }
-    return cached;
-}
-
-AVX2_TARGET void mpq_gemm_region_avx2(const mpq_gemm_job *job, int m0, int m1, int p0, int p1) {
-    mpq_gemm_job local;
-    const mpq_gemm_job *j = job;
-    if (job->b_pairs_fit_i16 && !mpq_int8_avx2_maddubs_enabled()) {
-        local = *job;
-        local.b_pairs_fit_i16 = 0;
-        j = &local;
-    }
+AVX2_TARGET void mpq_gemm_region_avx2(const mpq_gemm_job *j, int m0, int m1, int p0, int p1) {
     const int cm = j->out_channel_major && !j->c;
     // Row blocks of about A_BLOCK_BYTES of A, whole BLOCKs for the channel-major tiles.
     int rows = (int)(A_BLOCK_BYTES / ((size_t)j->lda > 0 ? (size_t)j->lda : 1)) / BLOCK * BLOCK;

@@ -208,18 +208,19 @@ tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
                     acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
             }
         }
-    }
-    const int32_t *w[CO];
-    _Pragma("unroll") for (int r = 0; r < nco; r++)
-        w[r] = j->ubs ? NULL : j->w16 + (size_t)((co0 + r) / QUAD) * (size_t)j->pairs * QUAD + (size_t)((co0 + r) % QUAD);
-    const size_t panel = (size_t)j->pairs * 16;
-    for (int i = 0; i < (j->ubs ? 0 : j->pairs); i++) {
-        __m256i xv[PP];
-        _Pragma("unroll") for (int q = 0; q < np; q++)
-            xv[q] = _mm256_loadu_si256((const __m256i *)(xp + (size_t)q * panel + (size_t)i * 16));
-        _Pragma("unroll") for (int r = 0; r < nco; r++) {
-            const __m256i wv = _mm256_set1_epi32(w[r][(size_t)i * QUAD]);
-            _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv[q], wv));
+    } else {
+        const int32_t *w[CO];
+        _Pragma("unroll") for (int r = 0; r < nco; r++)
+            w[r] = j->w16 + (size_t)((co0 + r) / QUAD) * (size_t)j->pairs * QUAD + (size_t)((co0 + r) % QUAD);
+        const size_t panel = (size_t)j->pairs * 16;
+        for (int i = 0; i < j->pairs; i++) {
+            __m256i xv[PP];
+            _Pragma("unroll") for (int q = 0; q < np; q++)
+                xv[q] = _mm256_loadu_si256((const __m256i *)(xp + (size_t)q * panel + (size_t)i * 16));
+            _Pragma("unroll") for (int r = 0; r < nco; r++) {
+                const __m256i wv = _mm256_set1_epi32(w[r][(size_t)i * QUAD]);
+                _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv[q], wv));
+            }
         }
     }
     const __m256i zp = _mm256_set1_epi32(pw->out_zp);
@@ -308,7 +309,7 @@ static void run_unit(void *arg, int u, int t) {
 int mpq_pointwise_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, size_t plane, int threads) {
     pw8_job j = {{x, plane, g->k, (g->k + 3) / 4 * 4, g->n, g->m, g->bdata, g->colsum, g->za, g->ep, g->out, g->out_u8,
                   g->out_zp, (size_t)g->ldo},
-                 (g->k + 3) / 4 * 2, NULL, 1, 1, 0, 0, 0, g->b_pairs_fit_i16 && mpq_int8_avx2_maddubs_enabled()};
+                 (g->k + 3) / 4 * 2, NULL, 1, 1, 0, 0, 0, g->b_pairs_fit_i16};
     if (g->kp != j.pw.kp || !g->out_channel_major || g->c || j.pw.pixels < 1 || j.pw.n < 1) return -1;
     codes_plan(&j);
     j.co_step = j.pw.c <= SMALL_K ? SMALL_CO : BIG_CO;

@@ -86,7 +86,7 @@ extension Exporter {
             // Symmetric uint8 weights: quantize_static gives them zero point 128, like the qdq export.
             if weightType == .uint8 { config.weightType = "QUInt8" }
             // 7-bit weights are ORT's reduce_range ([-64, 64] for symmetric int8).
-            if try Self.weightBits(map: map, requested: weightBits) == .seven { config.reduceRange = true }
+            if try map.resolvedWeightBits(requested: weightBits) == .seven { config.reduceRange = true }
             return ExportResult(data: try Self.json(config), summary: "quantize_static options, \(counts) (nodes_to_exclude)",
                                 warnings: warnings)
         case .nncfIgnored:

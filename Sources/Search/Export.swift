@@ -138,6 +138,15 @@ public struct ExportMap: Sendable {
         if scheme == nil && document != nil { scheme = .inputs }
     }
 
+    /// The map's weight range, or `requested` for a map that does not say (default 8 bits); a
+    /// request against the map's own is an error (its scores hold only for its weights).
+    public func resolvedWeightBits(requested: WeightBits?) throws -> WeightBits {
+        if let made = weightBits, let requested, made != requested {
+            throw ExportError.invalidQuantization(layer: "*", reason: "the map was made with --weight-bits \(made.rawValue), --weight-bits \(requested.rawValue) was asked for; its scores hold only for \(made.rawValue)-bit weights")
+        }
+        return weightBits ?? requested ?? .eight
+    }
+
     public init(path: String) throws {
         if FileKind(path: path) != .missing { try FileKind.requireRegularFile(path, expected: "a precision map (.json)") }
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -225,7 +234,7 @@ public final class Exporter {
         if let made = map.scheme, made != scheme {
             throw ExportError.invalidQuantization(layer: "*", reason: "the map was made under --scheme \(made.rawValue), the export asks for \(scheme.rawValue); its scores hold only for \(made.rawValue)")
         }
-        let bits = try Self.weightBits(map: map, requested: requestedBits)
+        let bits = try map.resolvedWeightBits(requested: requestedBits)
         let sources = scheme == .ort ? QuantPlan.sources(session) : [:]
         let mapTensors = Dictionary((map.tensors ?? []).map { ($0.tensor, $0) }, uniquingKeysWith: { a, _ in a })
         /// A tensor's parameters: the map's, else its (source's) calibrated range.
@@ -322,15 +331,6 @@ public final class Exporter {
     /// prepares it (`Int8Ops`) and writes its own numbers (`QuantizedLayer.qdq`): per-channel
     /// int8 weights, the int32 bias at s_x * s_w[c], Gemm's alpha in the bias scale and beta
     /// in the bias values. The map's weight scales, when it records them, must be these.
-    /// The map's weight range, or `requested` for a map that does not say (default 8 bits); a
-    /// request against the map's own is an error (its scores hold only for its weights).
-    static func weightBits(map: ExportMap, requested: WeightBits?) throws -> WeightBits {
-        if let made = map.weightBits, let requested, made != requested {
-            throw ExportError.invalidQuantization(layer: "*", reason: "the map was made with --weight-bits \(made.rawValue), the export asks for \(requested.rawValue); its scores hold only for \(made.rawValue)-bit weights")
-        }
-        return map.weightBits ?? requested ?? .eight
-    }
-
     static func spec(node: Node, constants: [String: Tensor], inputQuant q: ActivationQuant, mapScales: [Float]?,
                      weightBits: WeightBits = .eight) throws -> QDQLayer {
         guard let family = Int8Ops.family(for: node, constants: constants), family != ActivationMatMulFamily.self else {

@@ -60,7 +60,7 @@ struct Export: ParsableCommand {
             try OutputFile.write(result.data, to: out)
             var warnings = result.warnings
             // 7-bit weights keep every pair sum within int16, so ORT is exact there either way.
-            if format == .qdq, (weightType ?? .int8) == .int8, (map.weightBits ?? weightBits ?? .eight) == .eight,
+            if format == .qdq, (weightType ?? .int8) == .int8, try map.resolvedWeightBits(requested: weightBits) == .eight,
                map.layers.contains(where: { $0.precision == .int8 }), !KernelPath.vnni.isAvailable {
                 warnings.append("this CPU has no AVX-512 VNNI: ONNX Runtime on a CPU like it sums u8 x s8 product pairs in saturating int16, so its scores of this int8-weight export can differ from mpq's; --weight-type uint8 encodes the same integers and ORT computes them exactly, and maps searched with --weight-bits 7 are exact with int8 weights too (docs/export.md, \"Weight type\")")
             }

@@ -61,19 +61,6 @@ struct PrecisionOptions: ParsableArguments {
     }
     private struct SchemeField: Decodable { var scheme: String?; var schema: String? }
 
-    /// --weight-bits, else the map file's `weight_bits`, else 8. A flag against the map's own
-    /// is an error: the map's scales and scores hold for its weights only.
-    func resolvedWeightBits() throws -> WeightBits {
-        var made: WeightBits?
-        if precision != "fp32" && precision != "int8", FileManager.default.fileExists(atPath: precision) {
-            made = try ExportMap(path: precision).weightBits
-        }
-        if let made, let weightBits, made != weightBits {
-            throw CLIError("--weight-bits \(weightBits.rawValue): \(precision) was made with --weight-bits \(made.rawValue)")
-        }
-        return weightBits ?? made ?? .eight
-    }
-
     /// The map to run: uniform, or read from a file and checked against the model.
     func precisionMap(for runtime: MixedPrecisionRuntime, model: LoadedModel) throws -> PrecisionMap {
         switch precision {
@@ -100,6 +87,7 @@ struct PrecisionOptions: ParsableArguments {
     func makeRuntime(_ model: LoadedModel, batchSize: Int) throws -> MixedPrecisionRuntime? {
         if isFP32 { return nil }
         var recorded: RecordedQuantization?
+        var bits = weightBits ?? .eight
         if precision != "int8" {
             if FileKind(path: precision) == .missing {
                 throw CLIError("--precision: \(precision) is neither fp32, int8 nor a readable precision map file")
@@ -108,6 +96,10 @@ struct PrecisionOptions: ParsableArguments {
             do { map = try ExportMap(path: precision) } catch let e as ExportError { throw CLIError("--precision: \(e.description)") }
             if let d = map.modelDigest, d != model.digest {
                 throw CLIError("\(precision) was made for another model (model digest \(d), this model's is \(model.digest))")
+            }
+            // --weight-bits, else the map's `weight_bits`, else 8; against the map's own, an error.
+            do { bits = try map.resolvedWeightBits(requested: weightBits) } catch let e as ExportError {
+                throw CLIError("--weight-bits: \(precision): \(e.description)")
             }
             recorded = map.recordedQuantization(session: model.session, scheme: resolvedScheme)
             let missing = ExportMap.missingParameters(recorded, session: model.session, scheme: resolvedScheme)
@@ -125,7 +117,7 @@ struct PrecisionOptions: ParsableArguments {
         }
         table.recorded = recorded
         let runtime = try MixedPrecisionRuntime(session: model.session, calibration: table, path: kernelPath,
-                                                scheme: resolvedScheme, weightBits: try resolvedWeightBits())
+                                                scheme: resolvedScheme, weightBits: bits)
         try runtime.apply(try precisionMap(for: runtime, model: model))
         return runtime
     }
