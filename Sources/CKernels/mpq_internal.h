@@ -129,10 +129,13 @@ int mpq_depthwise_vnni_threads(const uint8_t *x, const mpq_conv2d_shape *s, cons
 
 void mpq_requantize_f32_reference(const float *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_requantize_f32_avx512(const float *x, size_t count, float scale, uint8_t zp, float *y);
+void mpq_requantize_f32_avx2(const float *x, size_t count, float scale, uint8_t zp, float *y);
 void mpq_requantize_binary_f32_reference(int multiply, const float *a, const float *b, size_t count,
                                          float scale, uint8_t zp, float *y);
 void mpq_requantize_binary_f32_avx512(int multiply, const float *a, const float *b, size_t count,
                                       float scale, uint8_t zp, float *y);
+void mpq_requantize_binary_f32_avx2(int multiply, const float *a, const float *b, size_t count,
+                                    float scale, uint8_t zp, float *y);
 /// The uint8 code of a requantizing epilogue run with out_scale 1: `v` is the rounded,
 /// clamped value q - zp (an integer in [-zp, 255 - zp]), so this is exact.
 static inline uint8_t mpq_code_u8(float v, int32_t zp) { return (uint8_t)((int32_t)v + zp); }
@@ -178,6 +181,8 @@ void mpq_lookup_u8grid_f32_reference(const float *x, size_t count, float scale, 
                                      const float *table, float *y);
 void mpq_lookup_u8grid_f32_avx512(const float *x, size_t count, float scale, uint8_t zp,
                                   const float *table, float *y);
+void mpq_lookup_u8grid_f32_avx2(const float *x, size_t count, float scale, uint8_t zp,
+                                const float *table, float *y);
 
 /// The dequantizing epilogue in scalar form. Separate statements keep clang
 /// from contracting mul+add into an FMA, which the SIMD paths do not do; the

@@ -3,6 +3,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "mpq_activation_gemm.h"
 #include "mpq_internal.h"
+#include <math.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -45,6 +46,24 @@ void mpq_row_correct_scale_f32_reference(const int32_t *acc, size_t rows, int n,
     }
 }
 
+void mpq_row_correct_requant_u8_reference(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums,
+                                          int64_t zb, float multiplier, uint8_t zp, uint8_t *out) {
+    const int narrow = k <= 32896;
+    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
+    for (size_t r = 0; r < rows; r++) {
+        const int32_t *a = acc + r * (size_t)n;
+        uint8_t *o = out + r * (size_t)n;
+        const int64_t corr = zb * sums[r];
+        for (int c = 0; c < n; c++) {
+            float v = narrow ? (float)(a[c] - (int32_t)corr) : (float)((int64_t)a[c] - corr);
+            v = v * multiplier;
+            v = (v > lo) ? v : lo;
+            v = (v < hi) ? v : hi;
+            o[c] = (uint8_t)((int32_t)nearbyintf(v) + zp);
+        }
+    }
+}
+
 // MARK: - Vector paths (scalar references above / below, RowKernel-style dispatch)
 
 static int use_vector_path(void) {
@@ -71,6 +90,52 @@ __attribute__((target("avx2"))) static void correct_rows_avx2(const int32_t *acc
     }
 }
 #endif
+
+#if defined(__x86_64__) || defined(__i386__)
+// The reference's operations 8 lanes at a time: int32 subtraction, conversion, one multiply,
+// maxps/minps clamp, cvtps (round half to even under the default MXCSR), + zp, narrowed to
+// bytes with saturating packs (the values are already in [0, 255]).
+__attribute__((target("avx2"))) static void correct_requant_rows_avx2(const int32_t *acc, size_t rows, int n,
+                                                                      const int64_t *sums, int64_t zb, float multiplier,
+                                                                      uint8_t zp, uint8_t *out) {
+    const __m256 m = _mm256_set1_ps(multiplier);
+    const __m256 lo = _mm256_set1_ps(0.0f - (float)zp), hi = _mm256_set1_ps(255.0f - (float)zp);
+    const __m256i z = _mm256_set1_epi32(zp);
+    const float slo = 0.0f - (float)zp, shi = 255.0f - (float)zp;
+    for (size_t r = 0; r < rows; r++) {
+        const int32_t *a = acc + r * (size_t)n;
+        uint8_t *o = out + r * (size_t)n;
+        const int32_t c32 = (int32_t)(zb * sums[r]);
+        const __m256i c = _mm256_set1_epi32(c32);
+        int j = 0;
+        for (; j + 8 <= n; j += 8) {
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(a + j)), c)), m);
+            v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+            __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i *)(o + j), _mm_packus_epi16(w, w));
+        }
+        for (; j < n; j++) {
+            float v = (float)(a[j] - c32);
+            v = v * multiplier;
+            v = (v > slo) ? v : slo;
+            v = (v < shi) ? v : shi;
+            o[j] = (uint8_t)((int32_t)nearbyintf(v) + zp);
+        }
+    }
+}
+#endif
+
+void mpq_row_correct_requant_u8(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums, int64_t zb,
+                                float multiplier, uint8_t zp, uint8_t *out) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (k <= 32896 && use_vector_path()) {
+        correct_requant_rows_avx2(acc, rows, n, sums, zb, multiplier, zp, out);
+        return;
+    }
+#endif
+    mpq_row_correct_requant_u8_reference(acc, rows, n, k, sums, zb, multiplier, zp, out);
+}
 
 void mpq_row_correct_scale_f32(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums, int64_t zb,
                                float scale, float *out) {

@@ -48,19 +48,25 @@ void mpq_lookup_u8grid_f32_reference(const float *x, size_t count, float scale, 
 }
 
 void mpq_requantize_f32(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zp, float *y) {
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_requantize_f32_avx512(x, count, scale, zp, y);
+    path = mpq_resolve_kernel_path(path);
+    if (path == MPQ_PATH_VNNI) mpq_requantize_f32_avx512(x, count, scale, zp, y);
+    else if (path == MPQ_PATH_AVX2) mpq_requantize_f32_avx2(x, count, scale, zp, y);
     else mpq_requantize_f32_reference(x, count, scale, zp, y);
 }
 
 void mpq_requantize_binary_f32(mpq_kernel_path path, int multiply, const float *a, const float *b, size_t count,
                                float scale, uint8_t zp, float *y) {
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_requantize_binary_f32_avx512(multiply, a, b, count, scale, zp, y);
+    path = mpq_resolve_kernel_path(path);
+    if (path == MPQ_PATH_VNNI) mpq_requantize_binary_f32_avx512(multiply, a, b, count, scale, zp, y);
+    else if (path == MPQ_PATH_AVX2) mpq_requantize_binary_f32_avx2(multiply, a, b, count, scale, zp, y);
     else mpq_requantize_binary_f32_reference(multiply, a, b, count, scale, zp, y);
 }
 
 void mpq_lookup_u8grid_f32(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zp,
                            const float *table, float *y) {
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) mpq_lookup_u8grid_f32_avx512(x, count, scale, zp, table, y);
+    path = mpq_resolve_kernel_path(path);
+    if (path == MPQ_PATH_VNNI) mpq_lookup_u8grid_f32_avx512(x, count, scale, zp, table, y);
+    else if (path == MPQ_PATH_AVX2) mpq_lookup_u8grid_f32_avx2(x, count, scale, zp, table, y);
     else mpq_lookup_u8grid_f32_reference(x, count, scale, zp, table, y);
 }
 

@@ -98,6 +98,32 @@ final class ActivationGemmHelpersTests: XCTestCase {
         }
     }
 
+    /// The requantizing form (QLinearMatMul's epilogue): the AVX2 loop against the scalar
+    /// reference byte for byte, with multipliers that put values on rounding ties and past both
+    /// ends of the uint8 range; and the reference against the formula written out in Swift.
+    func testRequantizingEpilogueVectorPathIsTheReference() {
+        var rng = TestRNG(seed: 41)
+        for (k, n) in [(32, 128), (128, 32), (64, 1), (64, 7), (64, 8), (64, 19), (600, 9)] {
+            let rows = 5
+            let bound = 255 * 255 * k / 4
+            var acc = (0..<rows * n).map { _ in Int32(rng.int(-bound...bound)) }
+            for i in stride(from: 0, to: acc.count, by: 3) { acc[i] = Int32(rng.int(-300...300)) }  // ties at multiplier 0.5
+            let sums = (0..<rows).map { _ in Int64(rng.int(-255 * k...255 * k)) }
+            for (zb, multiplier, zp) in [(-128, Float(0.5), UInt8(128)), (-3, 1e-4, 0), (0, 2e-3, 255), (127, 0.25, 77)] {
+                var out = [UInt8](repeating: 0, count: rows * n), want = [UInt8](repeating: 1, count: rows * n)
+                mpq_row_correct_requant_u8(acc, rows, Int32(n), Int32(k), sums, Int64(zb), multiplier, zp, &out)
+                mpq_row_correct_requant_u8_reference(acc, rows, Int32(n), Int32(k), sums, Int64(zb), multiplier, zp, &want)
+                XCTAssertEqual(out, want, "k \(k) n \(n) zb \(zb) multiplier \(multiplier)")
+                let swift = (0..<rows * n).map { i -> UInt8 in
+                    var v = Float(Int64(acc[i]) - Int64(zb) * sums[i / n]) * multiplier
+                    v = Swift.min(Swift.max(v, -Float(zp)), 255 - Float(zp))
+                    return UInt8(Int(v.rounded(.toNearestOrEven)) + Int(zp))
+                }
+                XCTAssertEqual(want, swift, "reference vs Swift, k \(k) n \(n) zb \(zb)")
+            }
+        }
+    }
+
     /// The out-of-place bias Add (BiasAddFusion) is x + bias per element, x left as it was.
     func testBiasAddIntoIsTheFloatAdd() {
         var rng = TestRNG(seed: 41)

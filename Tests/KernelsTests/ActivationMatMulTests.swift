@@ -171,6 +171,44 @@ final class ActivationMatMulTests: XCTestCase {
             }
         }
     }
+    /// Under the `ort` scheme the activation MatMuls join the uint8 chains: Q·Kᵀ reads Q and
+    /// Kᵀ as codes (from the projections and the Transpose), probabilities·V is requantized
+    /// (QLinearMatMul: an INT8 projection reads its output) and writes codes. Chains on and
+    /// off give the same bits, and the codes really flowed (the counters).
+    func testAttentionUnderOrtSchemeRunsOnCodesBitIdentical() throws {
+        var rng = Int8TestRNG(seed: 23)
+        let (n, l, d) = (2, 9, 16)
+        var graph = attentionGraph(l: l, d: d, rng: &rng)
+        graph.nodes.append(Node(name: "o_proj", opType: "MatMul", inputs: ["y", "wo"], outputs: ["out"]))
+        graph.initializers["wo"] = random([d, d], &rng, -0.5, 0.5)
+        graph.outputs = [ValueInfo(name: "out", dtype: .float32, shape: [nil, l, d])]
+        let session = try Session(graph: graph)
+        let x = random([n, l, d], &rng, -2, 2)
+        let all = try session.fp32Activations(["x": x])
+        var ranges: [String: CalibrationTable.Range] = [:]
+        for (name, t) in all where t.dtype == .float32 && !t.floats.isEmpty {
+            ranges[name] = CalibrationTable.Range(min: t.floats.min()!, max: t.floats.max()!)
+        }
+        let table = CalibrationTable(method: "minmax", modelDigest: "test", samples: n, ranges: ranges)
+        let runtime = try MixedPrecisionRuntime(session: session, calibration: table, path: .auto, scheme: .ort)
+        XCTAssertNotNil(runtime.plan(for: runtime.allInt8).requantized["y"], "probabilities·V feeds an INT8 layer: requantized")
+        var outputs: [[UInt32]] = []
+        for chains in [false, true] {
+            runtime.uint8Chains = chains
+            try runtime.apply(runtime.allInt8)
+            runtime.chainCounters.reset()
+            outputs.append(try session.run(["x": x])["out"]!.floats.map(\.bitPattern))
+            if chains {
+                // q_proj -> scores, kt -> scores (counted on input 0: q), y -> o_proj, p -> context.
+                XCTAssertGreaterThanOrEqual(runtime.chainCounters.codesRead, 2, "the activation MatMuls must read codes")
+                XCTAssertGreaterThanOrEqual(runtime.chainCounters.codesWritten, 2, "context must write codes for o_proj")
+            }
+        }
+        XCTAssertEqual(outputs[0], outputs[1], "uint8 chains through the attention MatMuls changed output bits")
+        let fp32 = all["out"]!.floats
+        XCTAssertNotEqual(outputs[1], fp32.map(\.bitPattern), "INT8 must differ from FP32 somewhere")
+    }
+
     /// The text_encoder fixture (BERT-style, 4 activation x activation MatMuls) all-INT8 with
     /// minmax ranges on its calibration split, against ONNX Runtime's `quantize_static` QDQ
     /// model calibrated the same way (Q/DQ on both inputs of every MatMul and Gemm).

@@ -25,6 +25,17 @@ void mpq_row_correct_scale_f32(const int32_t *acc, size_t rows, int n, int k, co
 void mpq_row_correct_scale_f32_reference(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums,
                                          int64_t zb, float scale, float *out);
 
+/// The same correction, then ONNX Runtime's QLinearMatMul requantization (MlasRequantizeOutput
+/// with `multiplier` = s_a * s_b / s_y): v = (float)(acc - zb * sums[r]) * multiplier, clamped
+/// to [-zp, 255 - zp], rounded half to even, + zp: the uint8 output codes, exactly ORT's
+/// bytes (its int32 accumulator is the same exact sum).
+void mpq_row_correct_requant_u8(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums, int64_t zb,
+                                float multiplier, uint8_t zp, uint8_t *out);
+
+/// Its scalar form (the AVX2 loop gives the same bytes).
+void mpq_row_correct_requant_u8_reference(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums,
+                                          int64_t zb, float multiplier, uint8_t zp, uint8_t *out);
+
 /// B [K][N] uint8 (row stride `ldb` >= n) straight into the packed int8 operand of
 /// mpq_qgemm_u8s8 (`packed`: mpq_pack_b_s8_size(n, k) bytes): the same bytes as
 /// mpq_transpose_shift_u8 followed by mpq_pack_b_s8(bt, n, k, k, packed), without the
