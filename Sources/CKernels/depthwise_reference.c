@@ -1,6 +1,9 @@
 // Direct depthwise INT8 conv: the scalar reference, and the public entry point.
 #include "mpq_internal.h"
 
+#define LANES_DEFAULT_PIXELS (56 * 56)
+#define LANES_MAX_BYTES (512 * 1024)
+
 static int is_depthwise(const mpq_conv2d_shape *s) {
     return mpq_conv2d_out_h(s) > 0 && mpq_conv2d_out_w(s) > 0 && s->group == s->channels;
 }
@@ -42,6 +45,27 @@ int mpq_depthwise_vnni_available(void) {
     return available;
 }
 
+// Whether the AVX2 path runs the channels-in-lanes kernel: output planes of at most
+// MPQ_INT8_DW_LANES_PIXELS pixels (read once; 0 turns it off, for A/B), a padded block that
+// fits an L2, and at least two 16-channel blocks per thread. Measured one thread on this
+// repo's MobileNetV2 layers (benchmarks/int8_conv_layers.c, Zen 3): 0.37-0.56x the pixel
+// kernel's time from 56x56 outputs down (96 channels 112/2 included), 1.07x on 32 channels
+// at 112x112, where the padded blocks outgrow the L2.
+static _Atomic long lanes_pixels = -1;
+
+long mpq_set_depthwise_lanes_pixels(long pixels) {
+    const long before = mpq_env_long_once("MPQ_INT8_DW_LANES_PIXELS", LANES_DEFAULT_PIXELS, &lanes_pixels);
+    atomic_store_explicit(&lanes_pixels, pixels < 0 ? 0 : pixels, memory_order_relaxed);
+    return before;
+}
+
+static int lanes_fit(const mpq_conv2d_shape *s, int threads) {
+    const long max = mpq_env_long_once("MPQ_INT8_DW_LANES_PIXELS", LANES_DEFAULT_PIXELS, &lanes_pixels);
+    const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
+    const int blocks = (s->channels + 15) / 16;
+    return max > 0 && pixels <= max && mpq_depthwise_lanes_bytes(s) <= LANES_MAX_BYTES && (threads <= 1 || blocks >= 2 * threads);
+}
+
 // The VNNI path runs the VNNI + VBMI kernel where the CPU has VBMI and the geometry has a
 // plan, else the AVX2 kernel (as does the AVX2 path).
 // `threads` splits the VBMI and AVX2 kernels' channels over the kernel pool; the reference
@@ -56,6 +80,10 @@ static void run(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *
         }
         __attribute__((fallthrough));  // no VBMI, or no gather plan for this geometry: AVX2
     case MPQ_PATH_AVX2:
+        if (lanes_fit(s, threads) && mpq_depthwise_lanes_avx2_threads(x, s, w, ep, out, out_u8, out_zp, threads) == 0) {
+            mpq_note_engine("depthwise-lanes+avx2");
+            break;
+        }
         mpq_note_engine("depthwise+avx2");
         mpq_depthwise_avx2_threads(x, s, w, ep, out, out_u8, out_zp, threads);
         break;

@@ -106,6 +106,12 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
                              const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
 /// The AVX2 kernel (depthwise_avx2.c), channels split over `threads` of the kernel pool
 /// (the same bytes for every count).
+/// The AVX2 depthwise kernel with 16 channels in the lanes (depthwise_lanes_avx2.c), for small
+/// planes; -1 (nothing written) for more than 64 taps or an empty output.
+int mpq_depthwise_lanes_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
+                                     float *out, uint8_t *out_u8, int32_t out_zp, int threads);
+/// Bytes of its padded 16-channel block buffer for `s` (what decides whether it runs).
+size_t mpq_depthwise_lanes_bytes(const mpq_conv2d_shape *s);
 void mpq_depthwise_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
                                 float *out, uint8_t *out_u8, int32_t out_zp, int threads);
 /// The AVX-512 VNNI + VBMI kernel (depthwise_vnni.c); -1 (nothing written) for a geometry

@@ -41,7 +41,23 @@ final class DepthwiseInt8KernelTests: XCTestCase {
         shape(c: 2, h: 20, w: 40, k: (3, 3), stride: (1, 1), pad: 8, dilation: (8, 8)),
     ]
 
-    func testEveryPathEqualsReferenceBitForBit() {
+    /// The AVX2 path's two depthwise kernels (depthwise_avx2.c: 16 pixels of a channel in the
+    /// lanes; depthwise_lanes_avx2.c: 16 channels of a pixel, small planes): each test runs with
+    /// each kernel taking every geometry (mpq_set_depthwise_lanes_pixels), then restores the
+    /// default.
+    private func eachDepthwiseKernel(_ body: (String) throws -> Void) rethrows {
+        for (label, pixels) in [("pixel kernel", 0), ("lanes kernel", 1 << 30)] {
+            let before = mpq_set_depthwise_lanes_pixels(pixels)
+            defer { _ = mpq_set_depthwise_lanes_pixels(before) }
+            try body(label)
+        }
+    }
+
+    func testEveryPathEqualsReferenceBitForBit() { eachDepthwiseKernel { everyPathEqualsReference(kernel: $0) } }
+    func testCodesClampsAndThreadsEqualReference() { eachDepthwiseKernel { codesClampsAndThreadsEqualReference(kernel: $0) } }
+    func testCodesEqualOnnxRuntimeQLinearConv() throws { try eachDepthwiseKernel { try codesEqualOnnxRuntimeQLinearConv(kernel: $0) } }
+
+    private func everyPathEqualsReference(kernel: String) {
         var rng = Int8TestRNG(seed: 4242)
         for (trial, var s) in Self.geometries.enumerated() {
             let c = Int(s.channels), oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
@@ -70,7 +86,7 @@ final class DepthwiseInt8KernelTests: XCTestCase {
             let ref = run(MPQ_PATH_REFERENCE)
             for path in int8AvailablePaths where path != MPQ_PATH_REFERENCE {
                 let got = run(path)
-                let what = "\(int8PathName(path)) geometry \(trial): \(s)"
+                let what = "\(kernel) \(int8PathName(path)) geometry \(trial): \(s)"
                 XCTAssertEqual(got.floats.map(\.bitPattern), ref.floats.map(\.bitPattern), what)
                 XCTAssertEqual(got.requantized.map(\.bitPattern), ref.requantized.map(\.bitPattern), what)
                 XCTAssertEqual(got.codes, ref.codes, what)
@@ -84,7 +100,7 @@ final class DepthwiseInt8KernelTests: XCTestCase {
     /// of clamping: mpq_codes_clamp_plan), inside it at either end or both (non-integer bounds),
     /// and scales up to 0.9 (the high clamp must stay), with the channels split over 1-3 pool
     /// threads (mpq_depthwise_conv_u8s8_u8_threads): every path against the scalar reference.
-    func testCodesClampsAndThreadsEqualReference() {
+    private func codesClampsAndThreadsEqualReference(kernel: String) {
         var rng = Int8TestRNG(seed: 5151)
         for (trial, var g) in Self.geometries.enumerated() {
             for mode in 0..<4 {
@@ -107,7 +123,7 @@ final class DepthwiseInt8KernelTests: XCTestCase {
                         for threads in 1...3 {
                             var got = [UInt8](repeating: 9, count: c * oh * ow)
                             XCTAssertEqual(mpq_depthwise_conv_u8s8_u8_threads(path, x, &s, w, &ep, &got, zy, Int32(threads)), 0)
-                            XCTAssertEqual(got, ref, "\(int8PathName(path)) geometry \(trial) mode \(mode) threads \(threads): \(s)")
+                            XCTAssertEqual(got, ref, "\(kernel) \(int8PathName(path)) geometry \(trial) mode \(mode) threads \(threads): \(s)")
                         }
                     }
                 }}
@@ -117,7 +133,7 @@ final class DepthwiseInt8KernelTests: XCTestCase {
 
     /// ONNX Runtime's QLinearConv output for the same codes, weights, int32 bias and scales:
     /// the epilogue is the one `QuantizedConv` builds (`Requantization`, `layerEpilogue`).
-    func testCodesEqualOnnxRuntimeQLinearConv() throws {
+    private func codesEqualOnnxRuntimeQLinearConv(kernel: String) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.goldens)
             .filter { $0.hasSuffix(".npz") }.sorted()
         XCTAssertGreaterThanOrEqual(names.count, 6, "fixtures missing: run tools/goldens/qlinear_conv_goldens.py")
@@ -153,7 +169,7 @@ final class DepthwiseInt8KernelTests: XCTestCase {
                     }
                 }}
                 let differing = zip(got, want.ints).filter { Int64($0) != $1 }.count
-                XCTAssertEqual(differing, 0, "\(name): \(differing) of \(want.count) bytes differ from ORT on \(int8PathName(path))")
+                XCTAssertEqual(differing, 0, "\(kernel) \(name): \(differing) of \(want.count) bytes differ from ORT on \(int8PathName(path))")
             }
         }
     }

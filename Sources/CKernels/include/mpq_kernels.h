@@ -238,6 +238,12 @@ int mpq_depthwise_conv_u8s8_u8_threads(mpq_kernel_path path, const uint8_t *x, c
                                        const int8_t *w, const mpq_epilogue *ep, uint8_t *out, uint8_t out_zero_point,
                                        int threads);
 
+/// The largest output plane (pixels) for which the AVX2 path runs its depthwise kernel with 16
+/// channels in the lanes instead of 16 pixels of one channel; 0 turns it off. Default 56 x 56
+/// (env MPQ_INT8_DW_LANES_PIXELS). Returns the previous value. For tests and benchmarks: both
+/// kernels give the same bytes.
+long mpq_set_depthwise_lanes_pixels(long pixels);
+
 /// Whether the VNNI path's depthwise kernels run their AVX-512 VBMI form (`vpermb`
 /// window gathers, docs/depthwise.md): the CPU has VNNI and VBMI. Without VBMI the VNNI
 /// path runs the AVX2 depthwise kernels. For tests and benchmarks that report coverage.
