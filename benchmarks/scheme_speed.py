@@ -146,7 +146,7 @@ class Reader:
         return next(self.items, None)
 
 
-def quantize_static(case, d, name):
+def quantize_static(case, d, name, reduce_range=False):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static as qs
     from onnxruntime.quantization.shape_inference import quant_pre_process
     pre = f"{d}/qstatic_pre.onnx"
@@ -157,7 +157,8 @@ def quantize_static(case, d, name):
         shutil.copy(case["model"], pre)
     x = np.load(case["calib"])[name]
     qs(pre, f"{d}/qstatic.onnx", Reader(x, name), quant_format=QuantFormat.QDQ, per_channel=True,
-       activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+       activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+       reduce_range=reduce_range)
 
 
 # ---------------------------------------------------------------- ORT measurements

@@ -25,6 +25,21 @@ static void transpose16(const uint8_t *src, size_t sstride, int step, uint8_t *d
     mpq_transpose16_store(a, dst, dstride);
 }
 
+// transpose16 with step 2 whose loads end at the 16th pixel instead of one byte past it: each
+// row's 32 bytes are read from src - 1 and the odd ones kept (the same bytes src[0], src[2],
+// ..., src[30]). For the last block of a row, where src + 32 would leave the row (and, on the
+// last row of the last channel, the tensor).
+static void transpose16_step2_back(const uint8_t *src, size_t sstride, uint8_t *dst, size_t dstride) {
+    __m128i a[16];
+    for (int i = 0; i < 16; i++) {
+        const uint8_t *p = src + (size_t)i * sstride - 1;
+        const __m128i lo = _mm_srli_epi16(_mm_loadu_si128((const __m128i *)p), 8);
+        const __m128i hi = _mm_srli_epi16(_mm_loadu_si128((const __m128i *)(p + 16)), 8);
+        a[i] = _mm_packus_epi16(lo, hi);
+    }
+    mpq_transpose16_store(a, dst, dstride);
+}
+
 // col[p * ld + c] = x[c * plane + p] for p < pixels, c < channels (pixels <= plane: a run
 // of whole output rows of a 1x1 stride-1 conv).
 static void transpose_planes(const uint8_t *x, int channels, size_t plane, size_t pixels, uint8_t *col, size_t ld) {
@@ -167,6 +182,30 @@ static void im2col_khwc_rows(const uint8_t *x, const mpq_conv2d_shape *s, int g,
                         for (; c0 + 16 <= C; c0 += 16) transpose16(src + c0 * plane, plane, sw, dst + c0, ld);
                         for (size_t c = c0; c < C; c++)
                             for (int i = 0; i < 16; i++) dst[(size_t)i * ld + c] = src[c * plane + (size_t)(i * sw)];
+                    }
+                    // The row's last pixels as one more whole block where its loads fit the row:
+                    // stride 1 backs the block up to end at b (rewriting some pixels with the
+                    // same bytes); stride 2 reads each row from one byte earlier (stays inside
+                    // when the block starts past the row's first byte). Before, up to 15 pixels
+                    // per tap went one byte at a time (half the im2col time of a 64x64 stride-2
+                    // conv).
+                    if (ow < b && C >= 16) {
+                        const int start = sw == 1 ? b - 16 : ow;
+                        const int first = start * sw + off;   // the block's first input column
+                        const int fits = sw == 1 ? start >= a && first + 16 <= W
+                                                 : start + 16 <= b && first >= 1 && first + 31 <= W;
+                        if (fits) {
+                            const uint8_t *src = xrow + first;
+                            uint8_t *dst = orow + (size_t)start * ld + q;
+                            size_t c0 = 0;
+                            for (; c0 + 16 <= C; c0 += 16) {
+                                if (sw == 1) transpose16(src + c0 * plane, plane, 1, dst + c0, ld);
+                                else transpose16_step2_back(src + c0 * plane, plane, dst + c0, ld);
+                            }
+                            for (size_t c = c0; c < C; c++)
+                                for (int i = 0; i < 16; i++) dst[(size_t)i * ld + c] = src[c * plane + (size_t)(i * sw)];
+                            ow = start + 16;
+                        }
                     }
                 }
                 for (; ow < b; ow++) {

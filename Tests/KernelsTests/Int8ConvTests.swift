@@ -118,6 +118,37 @@ final class Int8ConvTests: XCTestCase {
         }
     }
 
+    /// The row-end blocks (s20): a stride-1 tap's last 16 pixels as a block backed up to end at
+    /// the row's last pixel, and a stride-2 tap's last block read from one byte earlier (odd
+    /// bytes kept), where the block's loads would leave the row: the detector's 16-channel 64x64
+    /// stride-2 conv, rows whose length leaves tails of 1-15 pixels, 16-48 channels with and
+    /// without a tail under 16, top rows of the tensor's last plane included. Equal to direct
+    /// indexing byte for byte.
+    func testIm2colKHWCRowEndBlocksMatchDirectIndexing() {
+        let geometries = [
+            Geometry(c: 16, h: 6, w: 64, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 2, sw: 2, dh: 1, dw: 1, group: 1),
+            Geometry(c: 24, h: 5, w: 37, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+            Geometry(c: 32, h: 4, w: 33, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 2, sw: 2, dh: 1, dw: 1, group: 1),
+            Geometry(c: 48, h: 3, w: 47, kh: 3, kw: 3, pt: 0, pl: 2, pb: 0, pr: 0, sh: 1, sw: 2, dh: 1, dw: 1, group: 1),
+            Geometry(c: 16, h: 3, w: 18, kh: 1, kw: 3, pt: 0, pl: 0, pb: 0, pr: 1, sh: 1, sw: 1, dh: 1, dw: 1, group: 1),
+            Geometry(c: 40, h: 4, w: 50, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1, sh: 2, sw: 2, dh: 1, dw: 1, group: 2),
+        ]
+        var rng = Int8TestRNG(seed: 2020)
+        for g in geometries {
+            var s = g.shape
+            let zp = UInt8(rng.int(0...255))
+            let x = rng.u8s(g.c * g.h * g.w)
+            let k = g.c / g.group * g.kh * g.kw
+            for grp in 0..<g.group {
+                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
+                x.withUnsafeBufferPointer { xp in
+                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+                }
+                XCTAssertEqual(col, im2colKHWCByIndexing(g, x, group: grp, zp: zp), "im2col khwc row ends \(g) group \(grp)")
+            }
+        }
+    }
+
     /// Rows under 16 output pixels (the detector's 8x8 and 4x4 planes) and row ends, which
     /// the (kh, kw, c) im2col copies channel by channel outside its 16x16 transposes, equal
     /// direct indexing: stride 1 and 2, channels 16-112 with and without a tail under 16,
