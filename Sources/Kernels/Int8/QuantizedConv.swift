@@ -226,8 +226,11 @@ final class QuantizedConv: QuantizedLayer {
                 }
                 engines[t] = EngineNote.current
             }
-            if channelTasks > 1 { DispatchQueue.concurrentPerform(iterations: channelTasks, execute: channelWork) }
-            else if tasks > 1 { DispatchQueue.concurrentPerform(iterations: tasks, execute: work) } else { work(0) }
+            // On the kernel pool, not GCD: its workers are awake between layers, where GCD's
+            // parked threads competed with them for the cores (as in QuantizedActivationMatMul).
+            // Each task calls its kernels with one thread, so nothing below splits over the pool.
+            if channelTasks > 1 { poolPerform(threads: channelTasks, chunks: channelTasks, channelWork) }
+            else if tasks > 1 { poolPerform(threads: tasks, chunks: tasks, work) } else { work(0) }
         }
         }
         }
