@@ -11,7 +11,7 @@ enum ExitStatus: Int32 {
 }
 
 struct MPQ: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = "0.2.0"
     static let configuration = CommandConfiguration(
         commandName: "mpq",
         abstract: "Find which layers of an ONNX model can run in INT8 within an accuracy budget.",
