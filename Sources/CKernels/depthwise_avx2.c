@@ -224,20 +224,6 @@ static AVX2_TARGET void run_channel(const dw_job *j, int c, int16_t *buf, int16_
     }
 }
 
-// The reference on channels [c0, c1) (a buffer that could not be allocated).
-static void reference_channels(const dw_job *j, int c0, int c1) {
-    const mpq_conv2d_shape *s = j->s;
-    mpq_conv2d_shape part = *s;
-    part.channels = part.group = c1 - c0;
-    mpq_epilogue ep = *j->ep;
-    ep.b_scale += c0;
-    if (ep.bias) ep.bias += c0;
-    if (ep.bias_i32) ep.bias_i32 += c0;
-    const size_t in = (size_t)s->height * s->width, outp = (size_t)j->OH * j->OW, taps = (size_t)s->kernel_h * s->kernel_w;
-    mpq_depthwise_reference(j->x + c0 * in, &part, j->w + c0 * taps, &ep, j->out ? j->out + c0 * outp : NULL,
-                            j->out_u8 ? j->out_u8 + c0 * outp : NULL, j->out_zp);
-}
-
 static void channels_unit(void *arg, int u, int task) {
     (void)task;
     const dw_job *j = (const dw_job *)arg;
@@ -247,7 +233,7 @@ static void channels_unit(void *arg, int u, int task) {
     const size_t plane = j->g.plane, need = plane + 16 + j->g.row_stride + 16;
     int16_t *buf = (int16_t *)mpq_dw_padded_scratch(need * sizeof(int16_t));
     if (!buf) {
-        reference_channels(j, c0, c1);
+        mpq_depthwise_reference_channels(j->x, j->s, j->w, j->ep, j->out, j->out_u8, j->out_zp, c0, c1);  // no scratch
         return;
     }
     for (int c = c0; c < c1; c++) run_channel(j, c, buf, buf + plane + 16);

@@ -255,17 +255,8 @@ static void block_unit(void *arg, int u, int task) {
     uint8_t *buf = (uint8_t *)mpq_dw_padded_scratch(pbytes + ibytes + tbytes);
     if (!buf) {
         // No scratch: the reference on this block's channels.
-        const mpq_conv2d_shape *s = j->s;
-        const int c0 = u * LANES, n = s->channels - c0 < LANES ? s->channels - c0 : LANES;
-        mpq_conv2d_shape part = *s;
-        part.channels = part.group = n;
-        mpq_epilogue ep = *j->ep;
-        ep.b_scale += c0;
-        if (ep.bias) ep.bias += c0;
-        if (ep.bias_i32) ep.bias_i32 += c0;
-        const size_t in = (size_t)s->height * s->width, outp = (size_t)j->OH * j->OW, taps = (size_t)s->kernel_h * s->kernel_w;
-        mpq_depthwise_reference(j->x + c0 * in, &part, j->w + c0 * taps, &ep, j->out ? j->out + c0 * outp : NULL,
-                                j->out_u8 ? j->out_u8 + c0 * outp : NULL, j->out_zp);
+        const int c0 = u * LANES, c1 = j->s->channels - c0 < LANES ? j->s->channels : c0 + LANES;
+        mpq_depthwise_reference_channels(j->x, j->s, j->w, j->ep, j->out, j->out_u8, j->out_zp, c0, c1);
         return;
     }
     run_block(j, u * LANES, (int16_t *)buf, (int16_t *)(buf + pbytes), buf + pbytes + ibytes);

@@ -38,6 +38,20 @@ void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const 
     }
 }
 
+void mpq_depthwise_reference_channels(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                                      const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int c0, int c1) {
+    mpq_conv2d_shape part = *s;
+    part.channels = part.group = c1 - c0;
+    mpq_epilogue e = *ep;
+    e.b_scale += c0;
+    if (e.bias) e.bias += c0;
+    if (e.bias_i32) e.bias_i32 += c0;
+    const size_t in = (size_t)s->height * s->width, taps = (size_t)s->kernel_h * s->kernel_w;
+    const size_t outp = (size_t)mpq_conv2d_out_h(s) * (size_t)mpq_conv2d_out_w(s);
+    mpq_depthwise_reference(x + c0 * in, &part, w + c0 * taps, &e, out ? out + c0 * outp : NULL,
+                            out_u8 ? out_u8 + c0 * outp : NULL, out_zp);
+}
+
 int mpq_depthwise_vnni_available(void) {
     static int available = -1;   // CPU features do not change; a race writes the same value
     if (available < 0)

@@ -104,6 +104,10 @@ void mpq_quantize_u8_avx512(const float *x, size_t count, float scale, uint8_t z
 
 void mpq_depthwise_reference(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
                              const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp);
+/// mpq_depthwise_reference on channels [c0, c1) of a depthwise call over all of `s`'s channels
+/// (the AVX2 kernels' fallback when their scratch cannot be allocated).
+void mpq_depthwise_reference_channels(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w,
+                                      const mpq_epilogue *ep, float *out, uint8_t *out_u8, int32_t out_zp, int c0, int c1);
 /// The AVX2 kernel (depthwise_avx2.c), channels split over `threads` of the kernel pool
 /// (the same bytes for every count).
 /// The AVX2 depthwise kernel with 16 channels in the lanes (depthwise_lanes_avx2.c), for small

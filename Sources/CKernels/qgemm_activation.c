@@ -46,21 +46,25 @@ void mpq_row_correct_scale_f32_reference(const int32_t *acc, size_t rows, int n,
     }
 }
 
+// The requantization of one corrected sum `d` (as a float): * multiplier, clamp to
+// [-zp, 255 - zp] (maxps/minps semantics), round half to even, + zp.
+static inline uint8_t requant_one(float d, float multiplier, uint8_t zp) {
+    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
+    float v = d * multiplier;
+    v = (v > lo) ? v : lo;
+    v = (v < hi) ? v : hi;
+    return (uint8_t)((int32_t)nearbyintf(v) + zp);
+}
+
 void mpq_row_correct_requant_u8_reference(const int32_t *acc, size_t rows, int n, int k, const int64_t *sums,
                                           int64_t zb, float multiplier, uint8_t zp, uint8_t *out) {
     const int narrow = k <= 32896;
-    const float lo = 0.0f - (float)zp, hi = 255.0f - (float)zp;
     for (size_t r = 0; r < rows; r++) {
         const int32_t *a = acc + r * (size_t)n;
         uint8_t *o = out + r * (size_t)n;
         const int64_t corr = zb * sums[r];
-        for (int c = 0; c < n; c++) {
-            float v = narrow ? (float)(a[c] - (int32_t)corr) : (float)((int64_t)a[c] - corr);
-            v = v * multiplier;
-            v = (v > lo) ? v : lo;
-            v = (v < hi) ? v : hi;
-            o[c] = (uint8_t)((int32_t)nearbyintf(v) + zp);
-        }
+        for (int c = 0; c < n; c++)
+            o[c] = requant_one(narrow ? (float)(a[c] - (int32_t)corr) : (float)((int64_t)a[c] - corr), multiplier, zp);
     }
 }
 
@@ -101,7 +105,6 @@ __attribute__((target("avx2"))) static void correct_requant_rows_avx2(const int3
     const __m256 m = _mm256_set1_ps(multiplier);
     const __m256 lo = _mm256_set1_ps(0.0f - (float)zp), hi = _mm256_set1_ps(255.0f - (float)zp);
     const __m256i z = _mm256_set1_epi32(zp);
-    const float slo = 0.0f - (float)zp, shi = 255.0f - (float)zp;
     for (size_t r = 0; r < rows; r++) {
         const int32_t *a = acc + r * (size_t)n;
         uint8_t *o = out + r * (size_t)n;
@@ -115,13 +118,7 @@ __attribute__((target("avx2"))) static void correct_requant_rows_avx2(const int3
             __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
             _mm_storel_epi64((__m128i *)(o + j), _mm_packus_epi16(w, w));
         }
-        for (; j < n; j++) {
-            float v = (float)(a[j] - c32);
-            v = v * multiplier;
-            v = (v > slo) ? v : slo;
-            v = (v < shi) ? v : shi;
-            o[j] = (uint8_t)((int32_t)nearbyintf(v) + zp);
-        }
+        for (; j < n; j++) o[j] = requant_one((float)(a[j] - c32), multiplier, zp);
     }
 }
 #endif

@@ -99,22 +99,27 @@ final class Int8ConvTests: XCTestCase {
         return rows
     }
 
+    /// Every group's `mpq_im2col_u8_khwc` of random codes (a random zero point) against direct
+    /// indexing, byte for byte.
+    private func assertIm2colKHWCEqualsIndexing(_ g: Geometry, _ rng: inout Int8TestRNG, _ what: String) {
+        var s = g.shape
+        let zp = UInt8(rng.int(0...255))
+        let x = rng.u8s(g.c * g.h * g.w)
+        let k = g.c / g.group * g.kh * g.kw
+        for grp in 0..<g.group {
+            var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
+            x.withUnsafeBufferPointer { xp in
+                col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
+            }
+            XCTAssertEqual(col, im2colKHWCByIndexing(g, x, group: grp, zp: zp), "\(what) \(g) group \(grp)")
+        }
+    }
+
     func testIm2colKHWCMatchesDirectIndexing() {
         var rng = Int8TestRNG(seed: 4242)
         for trial in 0..<60 {
             let g = trial < wideGeometries.count ? wideGeometries[trial] : randomGeometry(&rng, depthwise: false)
-            var s = g.shape
-            let zp = UInt8(rng.int(0...255))
-            let x = rng.u8s(g.c * g.h * g.w)
-            let k = g.c / g.group * g.kh * g.kw
-            for grp in 0..<g.group {
-                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
-                x.withUnsafeBufferPointer { xp in
-                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
-                }
-                let expected = im2colKHWCByIndexing(g, x, group: grp, zp: zp)
-                XCTAssertEqual(col, expected, "im2col khwc \(g) group \(grp)")
-            }
+            assertIm2colKHWCEqualsIndexing(g, &rng, "im2col khwc")
         }
     }
 
@@ -135,17 +140,7 @@ final class Int8ConvTests: XCTestCase {
         ]
         var rng = Int8TestRNG(seed: 2020)
         for g in geometries {
-            var s = g.shape
-            let zp = UInt8(rng.int(0...255))
-            let x = rng.u8s(g.c * g.h * g.w)
-            let k = g.c / g.group * g.kh * g.kw
-            for grp in 0..<g.group {
-                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
-                x.withUnsafeBufferPointer { xp in
-                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
-                }
-                XCTAssertEqual(col, im2colKHWCByIndexing(g, x, group: grp, zp: zp), "im2col khwc row ends \(g) group \(grp)")
-            }
+            assertIm2colKHWCEqualsIndexing(g, &rng, "im2col khwc row ends")
         }
     }
 
@@ -167,18 +162,7 @@ final class Int8ConvTests: XCTestCase {
         ]
         var rng = Int8TestRNG(seed: 4343)
         for g in narrow {
-            var s = g.shape
-            let zp = UInt8(rng.int(0...255))
-            let x = rng.u8s(g.c * g.h * g.w)
-            let k = g.c / g.group * g.kh * g.kw
-            for grp in 0..<g.group {
-                var col = [UInt8](repeating: 0, count: g.oh * g.ow * k)
-                x.withUnsafeBufferPointer { xp in
-                    col.withUnsafeMutableBufferPointer { mpq_im2col_u8_khwc(xp.baseAddress, &s, Int32(grp), zp, $0.baseAddress) }
-                }
-                let expected = im2colKHWCByIndexing(g, x, group: grp, zp: zp)
-                XCTAssertEqual(col, expected, "im2col khwc narrow \(g) group \(grp)")
-            }
+            assertIm2colKHWCEqualsIndexing(g, &rng, "im2col khwc narrow")
         }
     }
 
