@@ -24,3 +24,33 @@ def session(model, threads, optimized=None, level=None, profile_prefix=None):
     if hasattr(model, "SerializeToString"):
         model = model.SerializeToString()
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def time_rounds(models, feed, threads, rounds=3, warmup=2, runs=5):
+    """Latency of each model in ONNX Runtime, in ms: {key: {"median_ms", "min_ms", "runs"}}.
+
+    Each round opens one session per model in turn, warms it up, times `runs` runs and closes
+    it before the next model's session opens, so only one ORT thread pool exists at a time.
+    Why: with two or more intra-op threads, an idle session's workers keep spinning after its
+    run (ORT's default `allow_spinning`), on the cores the next session runs on. Timed
+    round-robin with all sessions open, a MobileNetV2 that runs 5.1 ms alone read 24 ms
+    (s21, this 2-core host), and a graph with more nodes lost more. Rounds over the models
+    (not all runs of one model, then the next) spread slow drift of the machine over all.
+    """
+    import gc
+    import time
+
+    times = {k: [] for k in models}
+    for _ in range(rounds):
+        for k, m in models.items():
+            s = session(m, threads)
+            for _ in range(warmup):
+                s.run(None, feed)
+            for _ in range(runs):
+                t = time.perf_counter()
+                s.run(None, feed)
+                times[k].append((time.perf_counter() - t) * 1e3)
+            del s
+            gc.collect()
+    import statistics
+    return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "runs": v} for k, v in times.items()}

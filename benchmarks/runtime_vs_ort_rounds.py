@@ -64,19 +64,11 @@ def export_all_int8(mpq, name, model, calib, work, bits=8):
     return outs
 
 
-def ort_session(path, threads):
-    return ort_sessions.session(path, threads)
-
-
-def ort_min_ms(session, feeds, warmup=3, runs=15):
-    for _ in range(warmup):
-        session.run(None, feeds)
-    t = []
-    for _ in range(runs):
-        a = time.perf_counter()
-        session.run(None, feeds)
-        t.append(time.perf_counter() - a)
-    return min(t) * 1e3
+def ort_min_ms(paths, feeds, threads, warmup=3, runs=15):
+    """{key: minimum ms} of each model, one ORT session open at a time (ort_sessions.time_rounds:
+    idle sessions' spinning workers slowed the next session when all stayed open)."""
+    return {k: r["min_ms"] for k, r in ort_sessions.time_rounds(paths, feeds, threads, rounds=1, warmup=warmup,
+                                                                  runs=runs).items()}
 
 
 ROW = re.compile(r"^(\S+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+")
@@ -121,21 +113,21 @@ def main():
         model, calib = files.split(",", 1)
         export, export_u8 = export_all_int8(mpq, name, model, calib, a.work, a.weight_bits)
         data = np.load(calib)
-        fp32, qdq, qdq_u8 = (ort_session(p, a.threads) for p in (model, export, export_u8))
-        inputs = fp32.get_inputs()
+        inputs = ort_sessions.session(model, 1).get_inputs()
         arr = lambda i: data[i.name] if i.name in data.files else data["input"]  # noqa: E731
         n = len(arr(inputs[0]))
         feeds = {b: {i.name: arr(i)[:b] for i in inputs} for b in sorted({1, min(16, n)})}
-        cases.append((name, model, calib, fp32, qdq, qdq_u8, feeds))
+        cases.append((name, model, calib, (model, export, export_u8), feeds))
     best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export, ort uint8 export(, before's 3)]
     s0, t0 = steal_ticks()
     started = time.time()
     for r in range(a.rounds):
-        for name, model, calib, fp32, qdq, qdq_u8, feeds in cases:
+        for name, model, calib, onnx_paths, feeds in cases:
             before = mpq_mins(f"{a.before}/mpq-bench", name, model, calib, a.threads) if a.before else None
             rows = mpq_mins(bench, name, model, calib, a.threads, a.weight_bits)
             for b, f in feeds.items():
-                v = list(rows[b]) + [ort_min_ms(fp32, f), ort_min_ms(qdq, f), ort_min_ms(qdq_u8, f)] \
+                o = ort_min_ms(dict(zip(("fp32", "qdq", "qdq_u8"), onnx_paths)), f, a.threads)
+                v = list(rows[b]) + [o["fp32"], o["qdq"], o["qdq_u8"]] \
                     + (list(before[b]) if before else [])
                 old = best.get((name, b))
                 best[(name, b)] = v if old is None else [min(x, y) for x, y in zip(old, v)]

@@ -215,20 +215,12 @@ def run_all(sess, name, x, batch):
 
 
 def latency(paths, name, x, threads, batch, warmup, iters):
-    """Round-robin: each round runs every model once, so load drift hits all alike."""
-    sessions = {k: session(p, threads) for k, p in paths.items()}
+    """Rounds over the models, one ORT session open at a time (ort_sessions.time_rounds: idle
+    sessions' spinning workers inflated round-robin timings with two or more threads)."""
     reps = -(-batch // len(x))
     feed = np.concatenate([x] * reps)[:batch]
-    times = {k: [] for k in sessions}
-    for k, s in sessions.items():
-        for _ in range(warmup):
-            s.run(None, {name: feed})
-    for _ in range(iters):
-        for k, s in sessions.items():
-            t = time.perf_counter()
-            s.run(None, {name: feed})
-            times[k].append((time.perf_counter() - t) * 1e3)
-    return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "runs": v} for k, v in times.items()}
+    rounds = 3 if iters >= 3 else 1
+    return ort_sessions.time_rounds(paths, {name: feed}, threads, rounds=rounds, warmup=warmup, runs=-(-iters // rounds))
 
 
 def parity(ort_out, mpq):

@@ -94,16 +94,10 @@ def main():
         paths[tag] = out
         print(tag, S.op_counts(out, a.work, tag))
     x = np.random.default_rng(1).standard_normal((a.batch, a.channels, a.size, a.size)).astype(np.float32)
-    sessions = {k: S.session(v, a.threads) for k, v in paths.items()}
-    times = {k: [] for k in sessions}
-    for s in sessions.values():
-        for _ in range(3):
-            s.run(None, {"input": x})
-    for _ in range(a.rounds):
-        for k, s in sessions.items():
-            t = time.perf_counter()
-            s.run(None, {"input": x})
-            times[k].append((time.perf_counter() - t) * 1e3)
+    # One session open at a time (ort_sessions.time_rounds): idle sessions' spinning workers
+    # inflated round-robin timings with two or more threads.
+    times = {k: r["runs"] for k, r in S.ort_sessions.time_rounds(paths, {"input": x}, a.threads, rounds=a.rounds,
+                                                                  warmup=3, runs=1).items()}
     base = min(times["fp32"])
     print(f"load average {os.getloadavg()[0]:.2f}; {a.blocks} C2f blocks, {a.channels} ch, {a.size}x{a.size}, "
           f"batch {a.batch}, {a.threads} thread(s), {a.rounds} rounds")

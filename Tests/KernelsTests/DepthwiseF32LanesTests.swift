@@ -13,11 +13,23 @@ import ONNX
 /// 1-3 down, asymmetric pads up to 2, zero and -0 biases (the case where the reference skips the
 /// add), Relu, Relu6 and an odd Clip, inputs with -0, NaN and infinities, tiny inputs whose
 /// products underflow (s13: signed zero sums), one thread and two (row strips). On the AVX2
-/// path the entry runs the padded-plane kernel (depthwise_f32_padded_avx2.c, s18): the same
-/// cases on every path the CPU has.
+/// path the entry runs the 8-lane form (depthwise_f32_lanes_avx2.c, s21) on small planes and
+/// the padded-plane kernel (depthwise_f32_padded_avx2.c, s18) on large ones: every case runs
+/// on every path the CPU has, and on the AVX2 path with each of its two kernels taking every
+/// geometry (`mpq_set_fp32_depthwise_lanes_pixels`).
 final class DepthwiseF32LanesTests: XCTestCase {
     private var lanesAvailable: Bool { mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 }
     private var paths: [mpq_kernel_path] { [MPQ_PATH_VNNI, MPQ_PATH_AVX2].filter { mpq_kernel_path_available($0) != 0 } }
+
+    /// Runs `body` once with the AVX2 path's padded-plane kernel taking every geometry and once
+    /// with its 8-lane kernel taking every geometry, then restores the default.
+    private func eachAVX2Kernel(_ body: (String) throws -> Void) rethrows {
+        for (label, pixels) in [("padded-plane kernel", 0), ("8-lane kernel", 1 << 30)] {
+            let before = mpq_set_fp32_depthwise_lanes_pixels(pixels)
+            defer { _ = mpq_set_fp32_depthwise_lanes_pixels(before) }
+            try body(label)
+        }
+    }
 
     /// Reference conv then reference epilogue: the bits the lanes kernel must give.
     private func reference(_ x: [Float], _ s: mpq_conv2d_shape, _ w: [Float], _ bias: [Float]?, _ act: mpq_activation,
@@ -49,6 +61,10 @@ final class DepthwiseF32LanesTests: XCTestCase {
     }
 
     func testLanesKernelEqualsScalarReferenceBitForBit() throws {
+        eachAVX2Kernel { lanesKernelEqualsScalarReference(kernel: $0) }
+    }
+
+    private func lanesKernelEqualsScalarReference(kernel: String) {
         var rng = TestRNG(seed: 1212)
         var cases = 0, partialBlocks = 0, stride2 = 0, twoThreads = 0
         // (act, lo, hi): none, Relu, Relu6, a Clip whose bounds are not 0.
@@ -90,7 +106,7 @@ final class DepthwiseF32LanesTests: XCTestCase {
             }
             for path in paths {
                 let got = lanes(x, s, wts, bias, act, lo, hi, threads: threads, count: c * oh * ow, path: path)
-                let what = "path \(path.rawValue) c \(c) \(h)x\(w) stride (\(sh), \(sw)) pads \(pads) bias \(bias != nil) act \(act.rawValue) [\(lo), \(hi)] threads \(threads)"
+                let what = "\(kernel), path \(path.rawValue) c \(c) \(h)x\(w) stride (\(sh), \(sw)) pads \(pads) bias \(bias != nil) act \(act.rawValue) [\(lo), \(hi)] threads \(threads)"
                 XCTAssertEqual(got.rc, 0, what)
                 if let i = got.y.indices.first(where: { got.y[$0].bitPattern != ref[$0].bitPattern }) {
                     XCTFail("\(what): output \(i) \(got.y[i]) != reference \(ref[i])")
@@ -153,6 +169,10 @@ final class DepthwiseF32LanesTests: XCTestCase {
     /// (split into row strips over the pool) and batch 3 (one image per task), with a bias and
     /// Relu6 or no epilogue, equal the reference conv + epilogue bit for bit.
     func testConvOpEqualsReferenceBitForBit() throws {
+        try eachAVX2Kernel { try convOpEqualsReference(kernel: $0) }
+    }
+
+    private func convOpEqualsReference(kernel: String) throws {
         var rng = TestRNG(seed: 77)
         let cases: [(n: Int, c: Int, h: Int, stride: Int, pads: [Int])] = [
             (1, 32, 40, 1, [1, 1, 1, 1]), (1, 96, 30, 2, [0, 0, 1, 1]), (1, 144, 14, 1, [1, 1, 1, 1]), (1, 40, 7, 1, [1, 1, 1, 1]),
@@ -175,7 +195,7 @@ final class DepthwiseF32LanesTests: XCTestCase {
                 var want: [Float] = []
                 for i in 0..<n { want += reference(Array(xs[i * img..<(i + 1) * img]), s, ws, bs, act, lo, hi) }
                 XCTAssertTrue(y.floats.elementsEqual(want, by: { $0.bitPattern == $1.bitPattern }),
-                              "n \(n) c \(c) \(h)x\(h) /\(stride) \(ep): Conv != reference")
+                              "\(kernel): n \(n) c \(c) \(h)x\(h) /\(stride) \(ep): Conv != reference")
             }
         }
     }

@@ -322,13 +322,21 @@ int mpq_depthwise_f32(mpq_kernel_path path, const float *x, const mpq_conv2d_sha
 /// fused: `y` = `mpq_depthwise_f32` then `mpq_conv_epilogue_f32(bias, act, lo, hi)`, the same
 /// bits. `bias` may be NULL; `act` NONE or CLAMP (lo <= hi). Splits (16-channel block, row
 /// strip) units over `threads` threads of the kernel pool (mpq_run_ranges: a contiguous run of
-/// channels per thread). The AVX2 path runs the padded-plane kernel instead
-/// (depthwise_f32_padded_avx2.c: a plane per channel, padded and split into stride phases,
-/// 16 outputs per block), the same bits, channel ranges over the threads. Returns 0, or -1
+/// channels per thread). The AVX2 path runs the same kernel with 8 channels in the lanes
+/// (depthwise_f32_lanes_avx2.c) for output planes up to `mpq_set_fp32_depthwise_lanes_pixels`
+/// pixels (default all), larger ones on the padded-plane kernel (depthwise_f32_padded_avx2.c: a plane per
+/// channel, padded and split into stride phases, 16 outputs per block, channel ranges over
+/// the threads); the same bits. Returns 0, or -1
 /// writing nothing when the path is the reference, the geometry is not this case, a
 /// weight is not finite, `act` is SILU, or MPQ_FP32_DW_LANES=0.
 int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w,
                                const float *bias, mpq_activation act, float lo, float hi, float *y, int threads);
+
+/// The largest output plane (pixels) for which the AVX2 path of `mpq_depthwise3x3_f32_lanes`
+/// runs its 8-lane kernel instead of the padded-plane one; 0 turns it off. Default: every
+/// plane (env MPQ_FP32_DW_LANES_PIXELS). Returns the previous value. For tests and benchmarks: both
+/// kernels give the same bits.
+long mpq_set_fp32_depthwise_lanes_pixels(long pixels);
 
 // MARK: - Benchmark helpers
 
