@@ -335,8 +335,37 @@ static long cv_max_pixels(void) {
 // stride-2 layer (M = 24), which the one-core rule leaves on the direct path (1.04-1.08x
 // there), took 0.65-0.78x and 0.90x of its time in `mpq profile` at batch 1 on two threads
 // (and 0.75-0.92x in the two-thread C A/B, ResNet-digits' 56x56 layer 0.88-0.94x).
+// The AVX2 path's choice (s21, sconv_cv_avx2.c): MPQ_FP32_CONV_CV_AVX2 = 0 never, 1 the rule
+// below, 2 every Conv the kernel applies to (read once; for A/B).
+static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m, int images, int threads) {
+    static _Atomic long state = -1;
+    const long mode = mpq_env_long_once("MPQ_FP32_CONV_CV_AVX2", 1, &state);
+    if (mode == 2) return 1;
+    if (mode == 0) return 0;
+    // Measured per layer against the direct path (C harness, Zen 3, AVX2; one and two threads,
+    // batch 1 and 16): the channel-vector tile wins where the direct path's pixel lanes are
+    // short or strided and loses where they are long and read rows in place. Taken:
+    // - strided Convs onto planes up to 28x28 with 16-channel vectors and K <= 1152: 0.75-0.94x
+    //   (resnet_digits' 32->64/2 0.75-0.85, the detector's 24->32/2 0.80-0.87, ResNet-18's
+    //   1x1/2 256->512 0.85-0.90); K = 2304 (256->512 3x3/2) went either way, 0.91-1.11;
+    // - unstrided non-1x1 Convs on planes up to 8x8 (the detector's 112->64 3x3: 0.86-0.91);
+    // - 1x1 stride 1 on planes up to 7x7 with K >= 960 when one image is split over the threads
+    //   (MobileNetV2's 960->160 and 960->320: 0.60-0.80; at batch 16, one image a thread, 1.17).
+    // Left on the direct path: 1x1 at 14x14 and up (1.0-1.9x), 3x3 stride 1 from 14x14 up.
+    const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
+    const int mg = m / s->group, k = s->channels / s->group * s->kernel_h * s->kernel_w;
+    const int strided = s->stride_h > 1 || s->stride_w > 1;
+    const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && !strided;
+    if (mg % 16) return 0;
+    if (strided) return pixels <= 784 && k <= 1152;
+    if (!pointwise) return pixels <= 64;
+    return pixels <= 49 && k >= 960 && threads > 1 && images < threads;
+}
+
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads) {
-    if (mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
+    path = mpq_resolve_kernel_path(path);
+    if ((path != MPQ_PATH_VNNI && path != MPQ_PATH_AVX2) || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
+    if (path == MPQ_PATH_AVX2) return cv_preferred_avx2(s, m, images, threads);
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s), most = cv_max_pixels();
     const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
     // 1x1 stride 1 with K < 128 (MobileNetV2's expand layers, 64 -> 384 at 14x14): short tiles,
@@ -375,7 +404,9 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
         return -1;
     cv_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
-    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512 : mpq_sconv_cv_tile_reference;
+    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512
+           : j.path == MPQ_PATH_AVX2 ? mpq_sconv_cv_tile_avx2
+                                     : mpq_sconv_cv_tile_reference;
     j.x = x;
     j.s = s;
     j.images = images;

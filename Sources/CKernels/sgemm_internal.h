@@ -167,6 +167,9 @@ float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const
                                     const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+/// The AVX2 form (sconv_cv_avx2.c): sub-tiles of 16 channels x up to 6 pixels, the same bits.
+void mpq_sconv_cv_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
+                            int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                               int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 

@@ -4,8 +4,8 @@ import ONNX
 @testable import Kernels
 
 /// The channel-vector FP32 Conv for small planes (`mpq_sconv2d_f32_cv`, sconv_cv*.c): the
-/// same FMA chain per output as the packed path, so its bits on every path (AVX-512 tile and
-/// scalar reference tile), thread count, epilogue and fused residual Add, over odd widths,
+/// same FMA chain per output as the packed path, so its bits on every path (AVX-512 tile, AVX2
+/// tile (s21) and scalar reference tile), thread count, epilogue and fused residual Add, over odd widths,
 /// strides 1-3, pads on some sides, dilation, groups, unpadded Convs read in place, batches,
 /// and output-channel tails around the 16-lane vector and the 64-channel block.
 final class FP32ChannelVectorTests: XCTestCase {
@@ -36,7 +36,7 @@ final class FP32ChannelVectorTests: XCTestCase {
     ]
 
     var paths: [mpq_kernel_path] {
-        [MPQ_PATH_REFERENCE] + [MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+        [MPQ_PATH_REFERENCE] + [MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
     }
 
     static func cvWeights(_ packed: PackedConvWeights) -> UnsafeMutableRawPointer { packed.channelVector }
@@ -124,13 +124,30 @@ final class FP32ChannelVectorTests: XCTestCase {
         }
     }
 
-    /// Which Convs take it: small output planes on the AVX-512 path only; bad weights rejected.
+    /// Which Convs take it: small output planes on the AVX-512 path, a narrower measured set on
+    /// the AVX2 path, none on the reference path; bad weights rejected.
     func testSelectionAndArgumentChecks() {
         var small = Case(c: 16, h: 8, w: 8, m: 16).shape, large = Case(c: 16, h: 64, w: 64, m: 16).shape
         XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_REFERENCE, &small, 16, 1, 1), 0)
-        XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 0)
         XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &large, 16, 1, 1), 0)
         let env = ProcessInfo.processInfo.environment
+        if mpq_kernel_path_available(MPQ_PATH_AVX2) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_AVX2"] == nil {
+            // s21 (sconv_cv.c, cv_preferred_avx2): strided onto <= 28x28 with K <= 1152, 3x3 on
+            // <= 8x8, 1x1 on 7x7 with K >= 960 split over threads; 16-channel vectors only.
+            var strided = Case(c: 32, h: 28, w: 28, m: 64, stride: (2, 2)).shape
+            var stridedDeep = Case(c: 256, h: 14, w: 14, m: 512, stride: (2, 2)).shape
+            var plane14 = Case(c: 64, h: 14, w: 14, m: 64).shape
+            var head = Case(c: 960, h: 7, w: 7, m: 320, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 24, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &large, 16, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &strided, 64, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &stridedDeep, 512, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane14, 64, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 16, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 1, 1), 0)
+        }
         if mpq_kernel_path_available(MPQ_PATH_VNNI) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_PIXELS"] == nil {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &small, 16, 1, 1), 1)
             // 28x28: 3x3 or strided with M a multiple of 16 only; never 1x1 stride 1.
