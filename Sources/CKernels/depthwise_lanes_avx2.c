@@ -81,16 +81,35 @@ static inline __attribute__((always_inline)) AVX2_TARGET __m256 lanes_values(con
     return v;
 }
 
-// Channels [c0, c0 + n) of the block as int16 x - za, [pixel][16] over the plane read as one
-// row of H * W pixels: 8 pixels at a time, channel c's 8 codes and channel c + 8's in the two
-// halves of a vector, then an 8 x 8 transpose within each half gives each pixel's 16 channels
-// in order. Lanes of absent channels (n < 16) are 0. The last pixels (fewer than 8) one by one.
-static AVX2_TARGET void transpose_in(const lanes_job *j, int c0, int n, int16_t *Tin) {
-    const size_t HW = (size_t)j->s->height * (size_t)j->s->width;
+// Channels [c0, c0 + n) of the block as int16 x - za straight into P: the padding zeroed, then
+// the plane read as one row of pixels, 8 at a time: channel c's 8 codes and channel c + 8's in
+// the two halves of a vector, an 8 x 8 transpose within each half gives each pixel's 16
+// channels in order, stored at the pixel's place between its row's padding. Lanes of absent
+// channels (n < 16) are 0. The last pixels (fewer than 8) one by one. (Until s21 the pixels went
+// to a [pixel][16] buffer first and were copied into P row by row: a second pass, and for
+// MobileNetV2's 96 x 112x112 stride-2 layer 0.8 MB per block where one L2 holds 0.5.)
+static AVX2_TARGET void transpose_into_block(const lanes_job *j, int c0, int n, int16_t *P) {
+    const mpq_conv2d_shape *s = j->s;
+    const int H = s->height, W = s->width, PW = j->PW, pt = s->pad_top, pl = s->pad_left;
+    // Input rows and columns that land inside P (padding can exceed what the outputs read).
+    const int ih1 = H < j->PH - pt ? H : j->PH - pt;
+    const int iw1 = W < PW - pl ? W : PW - pl < 0 ? 0 : PW - pl;
+    const size_t row = (size_t)PW * LANES;
+    for (int r = 0; r < j->PH; r++) {
+        int16_t *prow = P + (size_t)r * row;
+        const int ih = r - pt;
+        if (ih < 0 || ih >= ih1 || iw1 <= 0) { memset(prow, 0, row * sizeof(int16_t)); continue; }
+        if (pl > 0) memset(prow, 0, (size_t)pl * LANES * sizeof(int16_t));
+        if (pl + iw1 < PW) memset(prow + (size_t)(pl + iw1) * LANES, 0, (size_t)(PW - pl - iw1) * LANES * sizeof(int16_t));
+    }
+    if (ih1 <= 0 || iw1 <= 0) return;
+    const size_t HW = (size_t)H * (size_t)W, count = (size_t)ih1 * (size_t)W;  // rows past ih1 are not read
     const uint8_t *x = j->x + (size_t)c0 * HW;
     const __m256i za = _mm256_set1_epi16((short)j->ep->a_zero_point), zero = _mm256_setzero_si256();
+    int16_t *const first = P + ((size_t)pt * (size_t)PW + (size_t)pl) * LANES;
     size_t p = 0;
-    for (; p + 8 <= HW; p += 8) {
+    int ih = 0, iw = 0;
+    for (; p + 8 <= count; p += 8) {
         __m256i r[8];
         for (int c = 0; c < 8; c++) {
             const __m128i lo = c < n ? _mm_loadl_epi64((const __m128i *)(x + (size_t)c * HW + p)) : _mm_setzero_si128();
@@ -109,36 +128,25 @@ static AVX2_TARGET void transpose_in(const lanes_job *j, int c0, int n, int16_t 
         __m256i b2 = _mm256_unpacklo_epi32(a1, a3), b3 = _mm256_unpackhi_epi32(a1, a3);
         __m256i b4 = _mm256_unpacklo_epi32(a4, a6), b5 = _mm256_unpackhi_epi32(a4, a6);
         __m256i b6 = _mm256_unpacklo_epi32(a5, a7), b7 = _mm256_unpackhi_epi32(a5, a7);
-        int16_t *t = Tin + p * LANES;
-        _mm256_storeu_si256((__m256i *)(t + 0 * LANES), _mm256_unpacklo_epi64(b0, b4));
-        _mm256_storeu_si256((__m256i *)(t + 1 * LANES), _mm256_unpackhi_epi64(b0, b4));
-        _mm256_storeu_si256((__m256i *)(t + 2 * LANES), _mm256_unpacklo_epi64(b1, b5));
-        _mm256_storeu_si256((__m256i *)(t + 3 * LANES), _mm256_unpackhi_epi64(b1, b5));
-        _mm256_storeu_si256((__m256i *)(t + 4 * LANES), _mm256_unpacklo_epi64(b2, b6));
-        _mm256_storeu_si256((__m256i *)(t + 5 * LANES), _mm256_unpackhi_epi64(b2, b6));
-        _mm256_storeu_si256((__m256i *)(t + 6 * LANES), _mm256_unpacklo_epi64(b3, b7));
-        _mm256_storeu_si256((__m256i *)(t + 7 * LANES), _mm256_unpackhi_epi64(b3, b7));
+        const __m256i px[8] = {_mm256_unpacklo_epi64(b0, b4), _mm256_unpackhi_epi64(b0, b4), _mm256_unpacklo_epi64(b1, b5),
+                               _mm256_unpackhi_epi64(b1, b5), _mm256_unpacklo_epi64(b2, b6), _mm256_unpackhi_epi64(b2, b6),
+                               _mm256_unpacklo_epi64(b3, b7), _mm256_unpackhi_epi64(b3, b7)};
+        if (iw + 8 <= iw1) {  // all eight in one row, inside P
+            int16_t *d = first + ((size_t)ih * (size_t)PW + (size_t)iw) * LANES;
+            for (int q = 0; q < 8; q++) _mm256_storeu_si256((__m256i *)(d + (size_t)q * LANES), px[q]);
+            if ((iw += 8) == W) iw = 0, ih++;
+            continue;
+        }
+        for (int q = 0; q < 8; q++) {
+            if (iw < iw1) _mm256_storeu_si256((__m256i *)(first + ((size_t)ih * (size_t)PW + (size_t)iw) * LANES), px[q]);
+            if (++iw == W) iw = 0, ih++;
+        }
     }
-    for (; p < HW; p++)
-        for (int c = 0; c < LANES; c++)
-            Tin[p * LANES + (size_t)c] = c < n ? (int16_t)((int32_t)x[(size_t)c * HW + p] - j->ep->a_zero_point) : 0;
-}
-
-// The block into P: zero padding around the input rows of Tin.
-static AVX2_TARGET void fill_block(const lanes_job *j, const int16_t *Tin, int16_t *P) {
-    const mpq_conv2d_shape *s = j->s;
-    const int H = s->height, W = s->width, PW = j->PW, pt = s->pad_top, pl = s->pad_left;
-    // Input rows and columns that land inside P (padding can exceed what the outputs read).
-    const int ih1 = H < j->PH - pt ? H : j->PH - pt;
-    const int iw1 = W < PW - pl ? W : PW - pl < 0 ? 0 : PW - pl;
-    const size_t row = (size_t)PW * LANES;
-    for (int r = 0; r < j->PH; r++) {
-        int16_t *prow = P + (size_t)r * row;
-        const int ih = r - pt;
-        if (ih < 0 || ih >= ih1 || iw1 == 0) { memset(prow, 0, row * sizeof(int16_t)); continue; }
-        if (pl > 0) memset(prow, 0, (size_t)pl * LANES * sizeof(int16_t));
-        memcpy(prow + (size_t)pl * LANES, Tin + (size_t)ih * W * LANES, (size_t)iw1 * LANES * sizeof(int16_t));
-        if (pl + iw1 < PW) memset(prow + (size_t)(pl + iw1) * LANES, 0, (size_t)(PW - pl - iw1) * LANES * sizeof(int16_t));
+    for (; p < count; p++) {
+        ih = (int)(p / (size_t)W), iw = (int)(p % (size_t)W);
+        if (iw >= iw1) continue;
+        int16_t *d = first + ((size_t)ih * (size_t)PW + (size_t)iw) * LANES;
+        for (int c = 0; c < LANES; c++) d[c] = c < n ? (int16_t)((int32_t)x[(size_t)c * HW + p] - j->ep->a_zero_point) : 0;
     }
 }
 
@@ -172,13 +180,12 @@ static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums(const i
     *a1 = _mm256_permute2x128_si256(sa, se, 0x31);
 }
 
-static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, int16_t *Tin, uint8_t *T) {
+static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, uint8_t *T) {
     const mpq_conv2d_shape *s = j->s;
     const mpq_epilogue *ep = j->ep;
     const int C = s->channels, n = C - c0 < LANES ? C - c0 : LANES, taps = s->kernel_h * s->kernel_w;
     const int OH = j->OH, OW = j->OW, PW = j->PW, pairs = j->pairs;
-    transpose_in(j, c0, n, Tin);
-    fill_block(j, Tin, P);
+    transpose_into_block(j, c0, n, P);
     // Weight pairs in the unpacks' lane order: unpacklo_epi16(v_t, v_t1) holds channels 0-3
     // (low 128 bits) and 8-11 (high) as (tap t, tap t+1) pairs, unpackhi 4-7 and 12-15.
     __m256i wlo[MAX_PAIRS], whi[MAX_PAIRS];
@@ -250,16 +257,15 @@ static void block_unit(void *arg, int u, int task) {
     (void)task;
     const lanes_job *j = (const lanes_job *)arg;
     const size_t pbytes = ((size_t)j->PH * (size_t)j->PW * LANES * sizeof(int16_t) + 63) / 64 * 64;
-    const size_t ibytes = ((size_t)j->s->height * (size_t)j->s->width * LANES * sizeof(int16_t) + 63) / 64 * 64;
     const size_t tbytes = (size_t)j->OH * (size_t)j->OW * LANES * (j->out_u8 ? 1 : sizeof(float));
-    uint8_t *buf = (uint8_t *)mpq_dw_padded_scratch(pbytes + ibytes + tbytes);
+    uint8_t *buf = (uint8_t *)mpq_dw_padded_scratch(pbytes + tbytes);
     if (!buf) {
         // No scratch: the reference on this block's channels.
         const int c0 = u * LANES, c1 = j->s->channels - c0 < LANES ? j->s->channels : c0 + LANES;
         mpq_depthwise_reference_channels(j->x, j->s, j->w, j->ep, j->out, j->out_u8, j->out_zp, c0, c1);
         return;
     }
-    run_block(j, u * LANES, (int16_t *)buf, (int16_t *)(buf + pbytes), buf + pbytes + ibytes);
+    run_block(j, u * LANES, (int16_t *)buf, buf + pbytes);
 }
 
 int mpq_depthwise_lanes_avx2_threads(const uint8_t *x, const mpq_conv2d_shape *s, const int8_t *w, const mpq_epilogue *ep,
