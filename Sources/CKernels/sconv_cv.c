@@ -188,13 +188,19 @@ static void cv_part(const cv_job *j, const float *src, int img, int g, int b, in
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg + (size_t)row0 : NULL;
     const mpq_sgemm_tile_epilogue ep = {bias, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
     const mpq_sgemm_tile_epilogue *epp = bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
-    const int n = p1 - p0, tiles = (n + most - 1) / most;
+    const int n = p1 - p0;
+    int tiles = (n + most - 1) / most;
     const mpq_sconv_residual *r = j->residual;
+    // AVX2: the whole part in K blocks (sconv_cv_avx2.c), then the SiLU and residual passes
+    // below over all of it as one "tile".
+    if (j->path == MPQ_PATH_AVX2 &&
+        mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + p0, n, yb + p0, plane, rows, epp) == 0)
+        tiles = 0;
     // The SiLU and the residual every CV_EPILOGUE_PIXELS or so (whole tiles), while the
     // tiles' output is in L1: once per part, a 4096-pixel stem's 256 KB came back from L2.
-    for (int t = 0, p = p0, q = p0; t < tiles; t++) {
-        const int np = (n * (t + 1)) / tiles - (n * t) / tiles;
-        j->tile(j->k, w, nv, xg, j->offsets, j->pix + p, np, yb + p, plane, rows, epp);
+    for (int t = 0, p = p0, q = p0; t < (tiles ? tiles : 1); t++) {
+        const int np = tiles ? (n * (t + 1)) / tiles - (n * t) / tiles : n;
+        if (tiles) j->tile(j->k, w, nv, xg, j->offsets, j->pix + p, np, yb + p, plane, rows, epp);
         p += np;
         if (p - q < CV_EPILOGUE_PIXELS && t + 1 < tiles) continue;
         if (j->act == MPQ_ACT_SILU)
@@ -343,23 +349,25 @@ static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m, int images, int t
     if (mode == 2) return 1;
     if (mode == 0) return 0;
     // Measured per layer against the direct path (C harness, Zen 3, AVX2; one and two threads,
-    // batch 1 and 16): the channel-vector tile wins where the direct path's pixel lanes are
-    // short or strided and loses where they are long and read rows in place. Taken:
-    // - strided Convs onto planes up to 28x28 with 16-channel vectors and K <= 1152: 0.75-0.94x
-    //   (resnet_digits' 32->64/2 0.75-0.85, the detector's 24->32/2 0.80-0.87, ResNet-18's
-    //   1x1/2 256->512 0.85-0.90); K = 2304 (256->512 3x3/2) went either way, 0.91-1.11;
-    // - unstrided non-1x1 Convs on planes up to 8x8 (the detector's 112->64 3x3: 0.86-0.91);
-    // - 1x1 stride 1 on planes up to 7x7 with K >= 960 when one image is split over the threads
-    //   (MobileNetV2's 960->160 and 960->320: 0.60-0.80; at batch 16, one image a thread, 1.17).
-    // Left on the direct path: 1x1 at 14x14 and up (1.0-1.9x), 3x3 stride 1 from 14x14 up.
+    // batch 1 and 16; the part kernel, K blocks over the part, sconv_cv_avx2.c): the channel-
+    // vector tiles win where the direct path's pixel lanes are short, strided or padded, and
+    // lose where they are long and read rows in place. Taken, on output planes up to 28x28 with
+    // 16-channel vectors:
+    // - 3x3 (any non-1x1) Convs: ResNet-18's 28x28-7x7 layers 0.83-1.04x (the 7x7 512-channel
+    //   0.91 on one thread, 0.83 at batch 16, 1.02 split over two threads at batch 1), its
+    //   stride-2 ones 0.86-0.99, resnet_digits' 0.84-1.09, the detector's 0.81-1.02;
+    // - 1x1 stride 2 onto up to 14x14 (ResNet-18's 256->512: 0.84-0.95; its 64->128 onto 28x28
+    //   lost, 1.25-1.75);
+    // - 1x1 stride 1 on up to 7x7 (MobileNetV2's last layers: 0.78-0.94, 160->960 0.92-1.02).
+    // Left on the direct path: 1x1 stride 1 from 14x14 (1.0-1.6x), everything from 56x56
+    // (1.03-1.14x for 3x3), stems with 3 input channels (1.07-1.36x, 112x112 outputs).
+    (void)images, (void)threads;
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
-    const int mg = m / s->group, k = s->channels / s->group * s->kernel_h * s->kernel_w;
-    const int strided = s->stride_h > 1 || s->stride_w > 1;
-    const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && !strided;
-    if (mg % 16) return 0;
-    if (strided) return pixels <= 784 && k <= 1152;
-    if (!pointwise) return pixels <= 64;
-    return pixels <= 49 && k >= 960 && threads > 1 && images < threads;
+    const int mg = m / s->group;
+    const int strided = s->stride_h > 1 || s->stride_w > 1, one = s->kernel_h == 1 && s->kernel_w == 1;
+    if (mg % 16 || pixels > 784) return 0;
+    if (one) return pixels <= (strided ? 196 : 49);
+    return 1;
 }
 
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads) {
@@ -404,9 +412,9 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
         return -1;
     cv_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
-    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512
-           : j.path == MPQ_PATH_AVX2 ? mpq_sconv_cv_tile_avx2
-                                     : mpq_sconv_cv_tile_reference;
+    // AVX2 runs whole parts (mpq_sconv_cv_part_avx2); its tile here is the reference's, for a
+    // part whose buffer of partial sums cannot be allocated.
+    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512 : mpq_sconv_cv_tile_reference;
     j.x = x;
     j.s = s;
     j.images = images;

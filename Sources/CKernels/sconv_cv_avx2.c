@@ -1,19 +1,25 @@
-// AVX2 + FMA tile of the channel-vector FP32 Conv (sconv_cv.c, docs/fp32-gemm.md "Channel-
-// vector tiles"; s21). The driver hands a tile of NV vectors of 16 output channels x NP output
-// pixels (NV <= 8, NP <= mpq_sconv_cv_tile_pixels(NV)), sized for 32 zmm registers; AVX2 has 16
-// ymm, so the tile runs as sub-tiles of one vector (16 channels = 2 ymm) x up to 6 pixels: 12
-// accumulators, 2 weight loads and up to 6 broadcasts per k. Every output is still
-// fmadd(w, x, acc) in k order from +0 on the same values, so the AVX-512 tile's and the
-// reference's bits. The end: bias where it is not 0, the clamp (max(lo, v) then min(hi, v):
-// NaN and -0 kept, as the other tiles), an 8x8 transpose per 8 channels, and NP consecutive
-// output pixels stored per channel (NCHW).
+// The channel-vector FP32 Conv (sconv_cv.c, docs/fp32-gemm.md "Channel-vector tiles on AVX2";
+// s21) on AVX2 + FMA, a whole part at a time: the driver's part is up to 64 output channels
+// (4 vectors of 16; 8 for planes of 1-3 pixels) x n output pixels. The AVX-512 tile holds 4
+// vectors x 6 pixels in 24 zmm; with 16 ymm a vector (2 ymm) x up to 6 pixels is what fits
+// (12 accumulators, per k 2 weight loads, up to 6 broadcasts, 12 FMAs). Run over the whole of
+// K per few pixels, that streamed each vector's weights once per 6 pixels (9.4 MB per pass
+// for ResNet-18's 512-channel 7x7 layers), so here K goes in blocks of CV2_KC: one vector's
+// weights for a block are copied contiguous (8 KiB, in L1) and used by every pixel chunk of
+// the part, the chunks' partial sums kept in a thread buffer between blocks. Floats are stored
+// and reloaded exactly, so every output is still fmadd(w, x, acc) in k order from +0 on the
+// same values: the AVX-512 tile's and the reference's bits. After the last block: bias where
+// it is not 0, the clamp (max(lo, v) then min(hi, v): NaN and -0 kept, as the other tiles), an
+// 8x8 transpose per 8 channels, and the chunk's consecutive pixels stored per channel (NCHW).
 //
 // Why on AVX2: the direct path puts pixels in the lanes, so a 7x7 plane computes 64 lanes for
-// 49 pixels and a 1x1 Conv with many input channels reads one cache line per k from a
-// different plane; MobileNetV2's 1x1 projections at 14x14 and 7x7 ran at half ORT's rate
-// there (s21, `mpq profile` against ORT's profiler).
+// 49 pixels and strided or padded planes carry junk columns; ResNet-18's 7x7 and stride-2
+// layers ran at 0.63-0.78x of ORT's one-thread rate there (benchmarks/README.md, s21).
 #include "sgemm_internal.h"
 #include <immintrin.h>
+#include <stdlib.h>
+
+#define CV2_KC 128  // k per block in the part kernel
 
 #define CV2_TARGET __attribute__((target("avx2,fma")))
 #define AI inline __attribute__((always_inline))
@@ -41,14 +47,12 @@ static CV2_TARGET AI void transpose8_ps(__m256 r[8]) {
     }
 }
 
-// One sub-tile: the 16 channels whose weights are w[k * wstride + 0..15] x P pixels (x at
-// px[p] + offsets[k]), epilogue, stored to channel rows [0, rows) of y (rows <= 16).
-static CV2_TARGET AI void sub_tile(int kc, const float *w, size_t wstride, const float *const *px, const int32_t *offsets,
-                                   float *y, size_t plane, int rows, const float *bias, const mpq_sgemm_tile_epilogue *ep,
-                                   const int P) {
-    __m256 acc[2][6];
-    _Pragma("unroll") for (int p = 0; p < P; p++) acc[0][p] = acc[1][p] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++, w += wstride) {
+// acc[h][p] += w(k) * x(p, k) for k in [k0, k1): the 16 channels whose weights are
+// w[k * wstride + 0..15] (lanes 8h..8h+7 in acc[h]) x P pixels at px[p] + offsets[k].
+static CV2_TARGET AI void accumulate(int k0, int k1, const float *w, size_t wstride, const float *const *px,
+                                     const int32_t *offsets, __m256 acc[2][6], const int P) {
+    w += (size_t)k0 * wstride;
+    for (int k = k0; k < k1; k++, w += wstride) {
         const ptrdiff_t o = offsets[k];
         const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
         _Pragma("unroll") for (int p = 0; p < P; p++) {
@@ -57,6 +61,12 @@ static CV2_TARGET AI void sub_tile(int kc, const float *w, size_t wstride, const
             acc[1][p] = _mm256_fmadd_ps(w1, xb, acc[1][p]);
         }
     }
+}
+
+// The epilogue on the finished sums and their store to channel rows [0, rows) of y (rows <= 16),
+// P consecutive pixels per row.
+static CV2_TARGET AI void finish(__m256 acc[2][6], float *y, size_t plane, int rows, const float *bias,
+                                 const mpq_sgemm_tile_epilogue *ep, const int P) {
     _Pragma("unroll") for (int h = 0; h < 2; h++) {
         const int r = rows - 8 * h;
         if (r <= 0) break;
@@ -81,42 +91,90 @@ static CV2_TARGET AI void sub_tile(int kc, const float *w, size_t wstride, const
     }
 }
 
-#define SUB(P)                                                                                                        \
-    static CV2_TARGET void sub_##P(int kc, const float *w, size_t wstride, const float *const *px,                    \
-                                   const int32_t *offsets, float *y, size_t plane, int rows, const float *bias,       \
-                                   const mpq_sgemm_tile_epilogue *ep) {                                                \
-        sub_tile(kc, w, wstride, px, offsets, y, plane, rows, bias, ep, P);                                            \
+// One K block [k0, k1) of a pixel chunk in the part kernel below: the sums so far come from
+// `partial` ([P][16]; +0 for the first block) and go back there, or, after the last block,
+// through the epilogue to y. Floats stored and reloaded exactly, so each output is still the
+// one FMA chain in k order from +0.
+static CV2_TARGET AI void chunk_block(int k0, int k1, int kc, const float *w, size_t wstride, const float *const *px,
+                                      const int32_t *offsets, float *partial, float *y, size_t plane, int rows,
+                                      const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+    __m256 acc[2][6];
+    _Pragma("unroll") for (int p = 0; p < P; p++) {
+        acc[0][p] = k0 ? _mm256_loadu_ps(partial + 16 * p) : _mm256_setzero_ps();
+        acc[1][p] = k0 ? _mm256_loadu_ps(partial + 16 * p + 8) : _mm256_setzero_ps();
     }
-SUB(1)
-SUB(2)
-SUB(3)
-SUB(4)
-SUB(5)
-SUB(6)
-typedef void (*sub_fn)(int, const float *, size_t, const float *const *, const int32_t *, float *, size_t, int,
-                       const float *, const mpq_sgemm_tile_epilogue *);
-static const sub_fn subs[6] = {sub_1, sub_2, sub_3, sub_4, sub_5, sub_6};
+    accumulate(k0, k1, w, wstride, px, offsets, acc, P);
+    if (k1 < kc) {
+        _Pragma("unroll") for (int p = 0; p < P; p++) {
+            _mm256_storeu_ps(partial + 16 * p, acc[0][p]);
+            _mm256_storeu_ps(partial + 16 * p + 8, acc[1][p]);
+        }
+        return;
+    }
+    finish(acc, y, plane, rows, bias, ep, P);
+}
 
-void mpq_sconv_cv_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
-                            int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
-    // Weights (sconv_cv_accumulate.h): nv <= 4, one block of rows [k][16 nv]; nv > 4, a block
-    // of rows of 64 then one of rows of 16 (nv - 4) at w + kc * 64.
+#define CHUNK(P)                                                                                                      \
+    static CV2_TARGET void chunk_##P(int k0, int k1, int kc, const float *w, size_t wstride, const float *const *px,   \
+                                     const int32_t *offsets, float *partial, float *y, size_t plane, int rows,        \
+                                     const float *bias, const mpq_sgemm_tile_epilogue *ep) {                          \
+        chunk_block(k0, k1, kc, w, wstride, px, offsets, partial, y, plane, rows, bias, ep, P);                        \
+    }
+CHUNK(1)
+CHUNK(2)
+CHUNK(3)
+CHUNK(4)
+CHUNK(5)
+CHUNK(6)
+typedef void (*chunk_fn)(int, int, int, const float *, size_t, const float *const *, const int32_t *, float *, float *,
+                         size_t, int, const float *, const mpq_sgemm_tile_epilogue *);
+static const chunk_fn chunks_by_p[6] = {chunk_1, chunk_2, chunk_3, chunk_4, chunk_5, chunk_6};
+
+// The thread's buffer of partial sums (kept between calls); NULL if it cannot be grown.
+static float *partials(size_t floats) {
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (floats > cap) {
+        free(buf);
+        buf = malloc(floats * sizeof(float));
+        cap = buf ? floats : 0;
+    }
+    return buf;
+}
+
+CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
+                           int n, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
+    const int chunks = (n + 5) / 6;
+    float *partial = partials((size_t)chunks * 6 * 16 + CV2_KC * 16);
+    if (!partial) return -1;
+    float *slice = partial + (size_t)chunks * 6 * 16;
     const int na = nv < 4 ? nv : 4, nb = nv - na;
-    // Pixels in chunks of at most 6, as even as they go (8 -> 4 + 4: eight FMA chains each).
-    const int chunks = (np + 5) / 6;
     for (int v = 0; v < nv; v++) {
         const int r = rows - 16 * v;
         if (r <= 0) break;
         const float *wv = v < na ? w + 16 * v : w + (size_t)kc * 64 + 16 * (v - na);
         const size_t wstride = v < na ? 16 * (size_t)na : 16 * (size_t)nb;
         const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
-        for (int c = 0, p0 = 0; c < chunks; c++) {
-            const int p1 = (int)((long)np * (c + 1) / chunks);
-            const float *px[6];
-            for (int p = p0; p < p1; p++) px[p - p0] = x + pix[p];
-            subs[p1 - p0 - 1](kc, wv, wstride, px, offsets, y + (size_t)(16 * v) * plane + p0, plane, r < 16 ? r : 16, bias,
-                              ep);
-            p0 = p1;
+        float *yv = y + (size_t)(16 * v) * plane;
+        // K blocks of CV2_KC: one vector's weights for a block (8 KiB) stay in L1 for every
+        // pixel chunk of the part instead of streaming the whole of K per chunk.
+        for (int k0 = 0; k0 < kc; k0 += CV2_KC) {
+            const int k1 = kc - k0 < CV2_KC ? kc : k0 + CV2_KC;
+            // The block's weights of this vector, contiguous: [k][16] (rows of the packed block
+            // are 16 * na floats, so one vector's slice would be one line in 2-4 per k).
+            for (int k = k0; k < k1; k++) {
+                _mm256_storeu_ps(slice + 16 * (k - k0), _mm256_loadu_ps(wv + (size_t)k * wstride));
+                _mm256_storeu_ps(slice + 16 * (k - k0) + 8, _mm256_loadu_ps(wv + (size_t)k * wstride + 8));
+            }
+            for (int c = 0, p0 = 0; c < chunks; c++) {
+                const int p1 = (int)((long)n * (c + 1) / chunks);
+                const float *px[6];
+                for (int p = p0; p < p1; p++) px[p - p0] = x + pix[p];
+                chunks_by_p[p1 - p0 - 1](k0, k1, kc, slice - (size_t)k0 * 16, 16, px, offsets, partial + (size_t)c * 6 * 16, yv + p0, plane,
+                                         r < 16 ? r : 16, bias, ep);
+                p0 = p1;
+            }
         }
     }
+    return 0;
 }

@@ -167,9 +167,11 @@ float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const
                                     const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
-/// The AVX2 form (sconv_cv_avx2.c): sub-tiles of 16 channels x up to 6 pixels, the same bits.
-void mpq_sconv_cv_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
-                            int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+/// The AVX2 form, over a whole part (n pixels of the driver's part, pix[0..n)): the same sums in
+/// K blocks, each block's weights reused by every pixel chunk, partial sums kept in a thread
+/// buffer between blocks; the same bits as the tile. 0, or -1 (nothing written) without memory.
+int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
+                           int n, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                               int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 

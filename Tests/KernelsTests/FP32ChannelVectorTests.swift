@@ -132,21 +132,26 @@ final class FP32ChannelVectorTests: XCTestCase {
         XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &large, 16, 1, 1), 0)
         let env = ProcessInfo.processInfo.environment
         if mpq_kernel_path_available(MPQ_PATH_AVX2) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_AVX2"] == nil {
-            // s21 (sconv_cv.c, cv_preferred_avx2): strided onto <= 28x28 with K <= 1152, 3x3 on
-            // <= 8x8, 1x1 on 7x7 with K >= 960 split over threads; 16-channel vectors only.
+            // s21 (sconv_cv.c, cv_preferred_avx2): 16-channel vectors, output planes up to 28x28;
+            // 1x1 only onto <= 7x7 (stride 1) or <= 14x14 (strided).
             var strided = Case(c: 32, h: 28, w: 28, m: 64, stride: (2, 2)).shape
             var stridedDeep = Case(c: 256, h: 14, w: 14, m: 512, stride: (2, 2)).shape
-            var plane14 = Case(c: 64, h: 14, w: 14, m: 64).shape
+            var plane28 = Case(c: 64, h: 28, w: 28, m: 64).shape, plane56 = Case(c: 64, h: 56, w: 56, m: 64).shape
             var head = Case(c: 960, h: 7, w: 7, m: 320, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            var project14 = Case(c: 576, h: 14, w: 14, m: 96, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            var down28 = Case(c: 64, h: 56, w: 56, m: 128, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)).shape
+            var down7 = Case(c: 256, h: 14, w: 14, m: 512, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)).shape
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 24, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &large, 16, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &strided, 64, 1, 1), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &stridedDeep, 512, 1, 1), 0)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane14, 64, 1, 1), 0)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 1, 2), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 16, 2), 0)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &stridedDeep, 512, 16, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane28, 64, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane56, 64, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 16, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &project14, 96, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &down28, 128, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &down7, 512, 1, 2), 1)
         }
         if mpq_kernel_path_available(MPQ_PATH_VNNI) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_PIXELS"] == nil {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &small, 16, 1, 1), 1)
