@@ -331,19 +331,9 @@ static long cv_max_pixels(void) {
     return mpq_env_long_once("MPQ_FP32_CONV_CV_PIXELS", MPQ_SCONV_CV_MAX_PIXELS, &state);
 }
 
-// Measured per layer in a one-thread C A/B against the direct path (benchmarks/README.md,
-// s10-fp32small): 0.16-0.86x of its time on every plane up to 16x16; at 28x28 0.80-0.89x for
-// 3x3 and strided Convs with M a multiple of 16 (ResNet-digits' layer2), but 0.99-1.11x for
-// 1x1 stride-1 Convs (MobileNetV2: pixels in the lanes read the image rows in place) and
-// 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56; and 1.0-1.5x
-// for 1x1 stride-1 Convs with K = 64-96 at 14x14 (0.73-0.99x from K = 160).
-// One image split over the cores (batch 1): the detector's 64x64 3-channel stem and 32x32
-// stride-2 layer (M = 24), which the one-core rule leaves on the direct path (1.04-1.08x
-// there), took 0.65-0.78x and 0.90x of its time in `mpq profile` at batch 1 on two threads
-// (and 0.75-0.92x in the two-thread C A/B, ResNet-digits' 56x56 layer 0.88-0.94x).
 // The AVX2 path's choice (s21, sconv_cv_avx2.c): MPQ_FP32_CONV_CV_AVX2 = 0 never, 1 the rule
 // below, 2 every Conv the kernel applies to (read once; for A/B).
-static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m, int images, int threads) {
+static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m) {
     static _Atomic long state = -1;
     const long mode = mpq_env_long_once("MPQ_FP32_CONV_CV_AVX2", 1, &state);
     if (mode == 2) return 1;
@@ -361,7 +351,6 @@ static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m, int images, int t
     // - 1x1 stride 1 on up to 7x7 (MobileNetV2's last layers: 0.78-0.94, 160->960 0.92-1.02).
     // Left on the direct path: 1x1 stride 1 from 14x14 (1.0-1.6x), everything from 56x56
     // (1.03-1.14x for 3x3), stems with 3 input channels (1.07-1.36x, 112x112 outputs).
-    (void)images, (void)threads;
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
     const int mg = m / s->group;
     const int strided = s->stride_h > 1 || s->stride_w > 1, one = s->kernel_h == 1 && s->kernel_w == 1;
@@ -370,10 +359,20 @@ static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m, int images, int t
     return 1;
 }
 
+// Measured per layer in a one-thread C A/B against the direct path (benchmarks/README.md,
+// s10-fp32small): 0.16-0.86x of its time on every plane up to 16x16; at 28x28 0.80-0.89x for
+// 3x3 and strided Convs with M a multiple of 16 (ResNet-digits' layer2), but 0.99-1.11x for
+// 1x1 stride-1 Convs (MobileNetV2: pixels in the lanes read the image rows in place) and
+// 1.05x at 32x32 with M = 24 (a half-empty second vector); 1.16x at 56x56; and 1.0-1.5x
+// for 1x1 stride-1 Convs with K = 64-96 at 14x14 (0.73-0.99x from K = 160).
+// One image split over the cores (batch 1): the detector's 64x64 3-channel stem and 32x32
+// stride-2 layer (M = 24), which the one-core rule leaves on the direct path (1.04-1.08x
+// there), took 0.65-0.78x and 0.90x of its time in `mpq profile` at batch 1 on two threads
+// (and 0.75-0.92x in the two-thread C A/B, ResNet-digits' 56x56 layer 0.88-0.94x).
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads) {
     path = mpq_resolve_kernel_path(path);
     if ((path != MPQ_PATH_VNNI && path != MPQ_PATH_AVX2) || !cv_enabled() || !mpq_sconv2d_f32_cv_applies(s)) return 0;
-    if (path == MPQ_PATH_AVX2) return cv_preferred_avx2(s, m, images, threads);
+    if (path == MPQ_PATH_AVX2) return cv_preferred_avx2(s, m);
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s), most = cv_max_pixels();
     const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
     // 1x1 stride 1 with K < 128 (MobileNetV2's expand layers, 64 -> 384 at 14x14): short tiles,

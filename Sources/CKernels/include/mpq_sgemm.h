@@ -130,12 +130,15 @@ int mpq_sconv2d_f32_cv_applies(const mpq_conv2d_shape *s);
 /// Convs with fewer than 128 input channels per group; when one image is split over
 /// `threads` > 1 (images < threads), also up to 64P for any Conv but 1x1 stride 1, and 1x1
 /// stride-1 Convs only on planes up to MPQ_FP32_CONV_CV_PW_PIXELS (default 64: 7x7, 8x8) with
-/// M / group >= 256; unless
+/// M / group >= 256. On the AVX2 path (s21): output planes up to 28x28 with M / group a
+/// multiple of 16, 1x1 Convs only onto planes up to 7x7 (stride 1) or 14x14 (strided);
+/// MPQ_FP32_CONV_CV_AVX2=0 never, =2 always (read once). Nothing on other paths, or with
 /// MPQ_FP32_CONV_CV=0 (read once; the A/B switch). MPQ_FP32_CONV_CV_PIXELS=N sets P.
 int mpq_sconv2d_f32_cv_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s, int m, int images, int threads);
 
 /// The channel-vector Conv: `mpq_sconv2d_f32_residual`'s arguments with the channel-vector
-/// weights. The AVX-512 tile on the AVX-512 path, the scalar reference tile on others.
+/// weights. The AVX-512 tile on the AVX-512 path, whole parts in K blocks on the AVX2 path
+/// (sconv_cv_avx2.c), the scalar reference tile on others; the same bits on every path.
 /// Returns 0, or -1 on bad arguments.
 int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const mpq_conv2d_shape *s, const void *cv_w,
                        const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual, float *y,
