@@ -47,9 +47,14 @@ static void fill_row(float *d, const float *row, int o0, int count, int sw, int 
     // Output columns whose tap lies inside the row: [a, b).
     int a = off >= 0 ? 0 : (-off + sw - 1) / sw;
     int b = (W - 1 - off) >= 0 ? (W - 1 - off) / sw + 1 : 0;
+    // Both inside [o0, o0 + count], a <= b. (Until s21 `a > b` set a = b without b >= o0: a
+    // stretch starting right of the row's last inside tap, a panel's first segment with right
+    // padding of at least the kernel's reach, zeroed d[b - o0 .. -1], the previous row of the
+    // panel: wrong outputs in the packed path, found by a random-geometry harness.)
     if (a < o0) a = o0;
+    if (a > o0 + count) a = o0 + count;
     if (b > o0 + count) b = o0 + count;
-    if (a > b) a = b;
+    if (b < a) b = a;
     for (int o = o0; o < a; o++) d[o - o0] = 0.0f;
     if (sw == 1) {
         if (b > a) memcpy(d + (a - o0), row + a + off, (size_t)(b - a) * sizeof(float));

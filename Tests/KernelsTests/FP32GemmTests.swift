@@ -129,12 +129,19 @@ final class FP32GemmTests: XCTestCase {
     /// cases cover pads on some sides only, dilation, groups, 1x1 kernels read in place and
     /// batches; the first also runs with 64 channels so K blocks of the packed path differ.
     /// The 1x1 at 112x112 writes 2.5 MB (s13: blocks of two weight panels over every column,
-    /// one image split by weight panel; 50 channels = 9 panels, the last partial).
+    /// one image split by weight panel; 50 channels = 9 panels, the last partial). The last
+    /// extra case is the packing bug s21 fixed (sgemm_pack.c, fill_row).
     func testDirectPathEqualsPackedPath() {
         var compared = 0
         let extra = [Case(images: 2, c: 16, h: 20, w: 21, m: 16), Case(c: 64, h: 7, w: 7, m: 20),
                      Case(images: 3, c: 24, h: 9, w: 17, m: 40, group: 2), Case(c: 32, h: 12, w: 12, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
-                     Case(c: 16, h: 112, w: 112, m: 50, kh: 1, kw: 1, pads: (0, 0, 0, 0))]
+                     Case(c: 16, h: 112, w: 112, m: 50, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+                     // s21 regression (random-geometry harness): right padding as wide as the
+                     // kernel, so the second 64-column panel starts at output column 12 of 13,
+                     // left of which the kw = 2 taps already leave the row; the packed path's
+                     // packing zeroed the two columns before that stretch, in the panel's
+                     // previous row (wrong outputs at flat positions 62-63).
+                     Case(c: 13, h: 11, w: 11, m: 7, pads: (0, 1, 3, 3))]
         for (i, t) in (Self.cases + extra).enumerated() {
             var s = t.shape
             guard mpq_sconv2d_f32_direct_applies(&s) != 0 else { continue }
