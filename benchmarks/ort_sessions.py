@@ -5,6 +5,10 @@ provider, `intra_op_num_threads` = the thread count under test, one inter-op thr
 sequential execution (the graph is a chain; parallel execution would only add scheduling),
 warnings off. `model` is a path, serialized bytes or an `onnx.ModelProto`.
 """
+import gc
+import statistics
+import time
+
 import onnxruntime as ort
 
 
@@ -37,9 +41,6 @@ def time_rounds(models, feed, threads, rounds=3, warmup=2, runs=5):
     (s21, this 2-core host), and a graph with more nodes lost more. Rounds over the models
     (not all runs of one model, then the next) spread slow drift of the machine over all.
     """
-    import gc
-    import time
-
     times = {k: [] for k in models}
     for _ in range(rounds):
         for k, m in models.items():
@@ -52,5 +53,4 @@ def time_rounds(models, feed, threads, rounds=3, warmup=2, runs=5):
                 times[k].append((time.perf_counter() - t) * 1e3)
             del s
             gc.collect()
-    import statistics
     return {k: {"median_ms": statistics.median(v), "min_ms": min(v), "runs": v} for k, v in times.items()}

@@ -27,6 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ort_sessions  # noqa: E402  (one ORT session open at a time)
 import scheme_speed as S  # noqa: E402  (the ORT session and op-count helpers)
 
 
@@ -96,7 +97,7 @@ def main():
     x = np.random.default_rng(1).standard_normal((a.batch, a.channels, a.size, a.size)).astype(np.float32)
     # One session open at a time (ort_sessions.time_rounds): idle sessions' spinning workers
     # inflated round-robin timings with two or more threads.
-    times = {k: r["runs"] for k, r in S.ort_sessions.time_rounds(paths, {"input": x}, a.threads, rounds=a.rounds,
+    times = {k: r["runs"] for k, r in ort_sessions.time_rounds(paths, {"input": x}, a.threads, rounds=a.rounds,
                                                                   warmup=3, runs=1).items()}
     base = min(times["fp32"])
     print(f"load average {os.getloadavg()[0]:.2f}; {a.blocks} C2f blocks, {a.channels} ch, {a.size}x{a.size}, "

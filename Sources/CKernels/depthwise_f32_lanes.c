@@ -24,7 +24,7 @@
 // weight (w * 0 = NaN) returns -1 and the caller runs the pixel-lane kernels. Every FMA is
 // written out (no implicit contraction).
 #pragma STDC FP_CONTRACT OFF
-#include "mpq_internal.h"
+#include "depthwise_f32_lanes_internal.h"
 #include <immintrin.h>
 #include "transpose16_f32_avx512.h"
 #include <math.h>
@@ -34,15 +34,7 @@
 #define LANES_TARGET __attribute__((target("avx512f,fma")))
 #define AI inline __attribute__((always_inline))
 
-/// One call's geometry and operands.
-typedef struct {
-    const float *x, *w, *bias;
-    float *y;
-    int C, H, W, OH, OW, s, sh, pt, pl, Wp, strips, sub_rows, ring_rows;
-    int clamp;
-    float lo, hi;
-    size_t ring_floats, out_floats;
-} lanes_job;
+typedef mpq_dw_lanes_job lanes_job;
 
 /// Input pixels [p0, p1) of the plane (row-major, p = ih * W + iw) of the block's 16 channels
 /// (`planes[c]`), transposed into ring row ih % ring_rows, column pad_left + iw.
@@ -139,23 +131,18 @@ static LANES_TARGET void row_outputs(const float *r0, const float *r1, const flo
     }
 }
 
-/// The thread's scratch buffer of at least `floats` floats (64-byte aligned), kept between
-/// calls; NULL if it cannot be allocated.
-static float *scratch(size_t floats) {
+float *mpq_dw_lanes_scratch(size_t floats) {
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
     if (floats > cap) {
         free(buf);
-        buf = aligned_alloc(64, floats * sizeof(float));  // floats is a multiple of 16
+        buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
         cap = buf ? floats : 0;
     }
     return buf;
 }
 
-/// A unit without scratch memory: the reference's arithmetic per output (taps inside the
-/// input in (kh, kw) order from +0 by fmaf, + 0, the bias when not 0, clamp1), the bits of
-/// the vector form.
-static void unit_scalar(const lanes_job *j, int c0, int cb, int oh_begin, int oh_end) {
+void mpq_dw_lanes_unit_scalar(const mpq_dw_lanes_job *j, int c0, int cb, int oh_begin, int oh_end) {
     for (int c = c0; c < c0 + cb; c++) {
         const float *xc = j->x + (size_t)c * (size_t)j->H * (size_t)j->W, *wc = j->w + (size_t)c * 9;
         const float b = j->bias ? j->bias[c] : 0.0f;
@@ -201,9 +188,9 @@ static LANES_TARGET void lanes_unit(void *arg, int u) {
     const __m512 bv = _mm512_load_ps(bt), lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
     // Ring of padded input rows, a zero row for padded rows, the strip's outputs: the
     // thread's scratch buffer (a few tens of KiB), zeroed so pad columns read 0.
-    float *ring = scratch(j->ring_floats + (size_t)j->Wp * 16 + j->out_floats);
+    float *ring = mpq_dw_lanes_scratch(j->ring_floats + (size_t)j->Wp * 16 + j->out_floats);
     if (!ring) {
-        unit_scalar(j, c0, cb, oh_begin, oh_end);
+        mpq_dw_lanes_unit_scalar(j, c0, cb, oh_begin, oh_end);
         return;
     }
     memset(ring, 0, (j->ring_floats + (size_t)j->Wp * 16) * sizeof(float));
@@ -231,6 +218,40 @@ static LANES_TARGET void lanes_unit(void *arg, int u) {
         }
         transpose_out(out, rows * j->OW, cb, yout, oh0 * j->OW);
     }
+}
+
+int mpq_dw_lanes_plan(mpq_dw_lanes_job *j, const float *x, const mpq_conv2d_shape *s, const float *w, const float *bias,
+                      int clamp, float lo, float hi, float *y, int lanes, int *threads) {
+    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
+    *j = (mpq_dw_lanes_job){.x = x, .w = w, .bias = bias, .y = y, .C = s->channels, .H = s->height, .W = s->width,
+                            .OH = OH, .OW = OW, .s = s->stride_w, .sh = s->stride_h, .pt = s->pad_top,
+                            .pl = s->pad_left, .lanes = lanes, .clamp = clamp, .lo = lo, .hi = hi};
+    j->Wp = s->width + s->pad_left + s->pad_right;
+    if ((OW - 1) * j->s + 3 > j->Wp) j->Wp = (OW - 1) * j->s + 3;  // reads stay inside the row
+    // One output row per sub-strip (two or more below 9 wide, to fill 16-pixel chunks): the
+    // ring and the output row stay in L1. Measured (one thread, MobileNetV2's layers): 1.0-1.4x
+    // faster than sub-strips of ~128 outputs, most on stride 2 and 14x14.
+    j->sub_rows = OW >= 16 ? 1 : 16 / OW;
+    if (j->sub_rows > OH) j->sub_rows = OH;
+    j->ring_rows = (j->sub_rows - 1) * j->sh + 3;
+    j->ring_floats = (size_t)j->ring_rows * (size_t)j->Wp * (size_t)lanes;
+    j->out_floats = ((size_t)j->sub_rows * (size_t)OW + (size_t)lanes - 1) / (size_t)lanes * (size_t)lanes * (size_t)lanes;
+    // Units: blocks of `lanes` channels x row strips. With threads, whole blocks when they go
+    // evenly round (each thread a contiguous run of them: its channels' planes, no strip's
+    // overlap rows transposed twice); otherwise about eight units per thread (a late worker
+    // leaves its share to the others) and at least 4 output rows per strip.
+    // MPQ_FP32_DW_EVEN_BLOCKS=0 (read once): strips whenever there are under eight blocks per
+    // thread, as before s15.
+    const int blocks = (s->channels + lanes - 1) / lanes;
+    if (mpq_single_threaded() || *threads < 1) *threads = 1;  // an image chain's thread: no strips, no overlap rows
+    static _Atomic long even_state = -1;
+    const int even = mpq_env_long_once("MPQ_FP32_DW_EVEN_BLOCKS", 1, &even_state) && blocks % *threads == 0;
+    j->strips = 1;
+    if (*threads > 1 && !even) {
+        const int want = (8 * *threads + blocks - 1) / blocks, most = OH / 4 > 1 ? OH / 4 : 1;
+        j->strips = want < most ? want : most;
+    }
+    return blocks * j->strips;
 }
 
 /// Units numbered block-major (unit u: block u / strips), each thread first its own contiguous
@@ -265,7 +286,7 @@ long mpq_set_fp32_depthwise_lanes_pixels(long pixels) {
 int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_conv2d_shape *s, const float *w,
                                const float *bias, mpq_activation act, float lo, float hi, float *y, int threads) {
     path = mpq_resolve_kernel_path(path);
-    // The VNNI path implies AVX-512F; the AVX2 path runs the padded-plane kernel below.
+    // The VNNI path implies AVX-512F; the AVX2 path runs the 8-lane kernel or the padded-plane one.
     if ((path != MPQ_PATH_VNNI && path != MPQ_PATH_AVX2) || !lanes_enabled() || !x || !w || !y) return -1;
     const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
     if (OH <= 0 || OW <= 0 || s->group != s->channels || s->channels <= 0 || s->kernel_h != 3 || s->kernel_w != 3 ||
@@ -284,38 +305,17 @@ int mpq_depthwise3x3_f32_lanes(mpq_kernel_path path, const float *x, const mpq_c
         // Output planes up to MPQ_FP32_DW_LANES_PIXELS (default all, read once; 0 for the
         // padded-plane kernel everywhere, an A/B) take the 8-lane form of this kernel.
         const long most = mpq_env_long_once("MPQ_FP32_DW_LANES_PIXELS", FP32_LANES_DEFAULT_PIXELS, &fp32_lanes_pixels);
-        if ((long)OH * OW <= most)
-            return mpq_depthwise3x3_f32_lanes_avx2(x, s, w, bias, act == MPQ_ACT_CLAMP, lo, hi, y, threads);
+        if ((long)OH * OW <= most) {
+            mpq_dw_lanes_job j;
+            const int units = mpq_dw_lanes_plan(&j, x, s, w, bias, act == MPQ_ACT_CLAMP, lo, hi, y, 8, &threads);
+            mpq_run_ranges(threads, units, mpq_dw_lanes_unit_avx2, &j);
+            return 0;
+        }
         return mpq_depthwise_f32_padded_avx2(x, s, w, bias, act == MPQ_ACT_CLAMP, lo, hi, y,
                                              mpq_single_threaded() || threads < 1 ? 1 : threads);
     }
-    lanes_job j = {.x = x, .w = w, .bias = bias, .y = y, .C = s->channels, .H = s->height, .W = s->width, .OH = OH,
-                   .OW = OW, .s = s->stride_w, .sh = s->stride_h, .pt = s->pad_top, .pl = s->pad_left,
-                   .clamp = act == MPQ_ACT_CLAMP, .lo = lo, .hi = hi};
-    j.Wp = s->width + s->pad_left + s->pad_right;
-    if ((OW - 1) * j.s + 3 > j.Wp) j.Wp = (OW - 1) * j.s + 3;  // reads stay inside the row
-    // One output row per sub-strip (two or more below 9 wide, to fill 16-pixel chunks): the
-    // ring and the output row stay in L1. Measured (one thread, MobileNetV2's layers): 1.0-1.4x
-    // faster than sub-strips of ~128 outputs, most on stride 2 and 14x14.
-    j.sub_rows = OW >= 16 ? 1 : 16 / OW;
-    if (j.sub_rows > OH) j.sub_rows = OH;
-    j.ring_rows = (j.sub_rows - 1) * j.sh + 3;
-    j.ring_floats = (size_t)j.ring_rows * (size_t)j.Wp * 16;
-    j.out_floats = ((size_t)j.sub_rows * (size_t)OW + 15) / 16 * 16 * 16;
-    // Units: 16-channel blocks x row strips. With threads, whole blocks when they go evenly
-    // round (each thread a contiguous run of them: its channels' planes, no strip's overlap
-    // rows transposed twice); otherwise about eight units per thread (a late worker leaves its
-    // share to the others) and at least 4 output rows per strip. MPQ_FP32_DW_EVEN_BLOCKS=0
-    // (read once): strips whenever there are under eight blocks per thread, as before s15.
-    const int blocks = (s->channels + 15) / 16;
-    if (mpq_single_threaded() || threads < 1) threads = 1;  // an image chain's thread: no strips, no overlap rows
-    static _Atomic long even_state = -1;
-    const int even = mpq_env_long_once("MPQ_FP32_DW_EVEN_BLOCKS", 1, &even_state) && blocks % threads == 0;
-    j.strips = 1;
-    if (threads > 1 && !even) {
-        const int want = (8 * threads + blocks - 1) / blocks, most = OH / 4 > 1 ? OH / 4 : 1;
-        j.strips = want < most ? want : most;
-    }
-    mpq_run_ranges(threads, blocks * j.strips, lanes_range_unit, &j);
+    lanes_job j;
+    const int units = mpq_dw_lanes_plan(&j, x, s, w, bias, act == MPQ_ACT_CLAMP, lo, hi, y, 16, &threads);
+    mpq_run_ranges(threads, units, lanes_range_unit, &j);
     return 0;
 }

@@ -18,11 +18,12 @@
 // caller (mpq_depthwise3x3_f32_lanes) has already sent non-finite weights elsewhere. Every
 // FMA is written out (no implicit contraction).
 //
-// The unit driver repeats the AVX-512 file's instead of sharing it: that file's kernels
-// cannot run on the AVX2 hosts this one was written and measured on, so it stays as it was.
+// The job, its plan (block and strip split), the scratch buffer and the scalar fallback are the
+// AVX-512 kernel's (depthwise_f32_lanes_internal.h); the unit below is its 8-lane form.
 #pragma STDC FP_CONTRACT OFF
-#include "mpq_internal.h"
+#include "depthwise_f32_lanes_internal.h"
 #include <immintrin.h>
+#include "transpose8_f32_avx2.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,37 +32,8 @@
 #define AI inline __attribute__((always_inline))
 #define LANES 8
 
-typedef struct {
-    const float *x, *w, *bias;
-    float *y;
-    int C, H, W, OH, OW, s, sh, pt, pl, Wp, strips, sub_rows, ring_rows;
-    int clamp;
-    float lo, hi;
-    size_t ring_floats, out_floats;
-} l8_job;
+typedef mpq_dw_lanes_job l8_job;
 
-// r[i] lane c -> r[c] lane i (8 x 8 floats).
-static L8_TARGET AI void transpose8_ps(__m256 r[8]) {
-    __m256 a[8], b[8];
-    for (int i = 0; i < 4; i++) {
-        a[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; i++) {
-        b[4 * i + 0] = _mm256_shuffle_ps(a[4 * i + 0], a[4 * i + 2], 0x44);
-        b[4 * i + 1] = _mm256_shuffle_ps(a[4 * i + 0], a[4 * i + 2], 0xEE);
-        b[4 * i + 2] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
-        b[4 * i + 3] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(b[i], b[4 + i], 0x20);
-        r[4 + i] = _mm256_permute2f128_ps(b[i], b[4 + i], 0x31);
-    }
-}
-
-static L8_TARGET AI __m256i first_lanes(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 /// Input pixels [p0, p1) of the plane (p = ih * W + iw) of the block's 8 channels
 /// (`planes[c]`), transposed into ring row ih % ring_rows, column pad_left + iw.
@@ -75,10 +47,10 @@ static L8_TARGET void transpose_in(const l8_job *j, const float *const *planes, 
         if (n == LANES) {
             for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(planes[c] + p);
         } else {
-            const __m256i m = first_lanes(n);  // no read past the plane
+            const __m256i m = mpq_first_lanes8(n);  // no read past the plane
             for (int c = 0; c < 8; c++) r[c] = _mm256_maskload_ps(planes[c] + p, m);
         }
-        transpose8_ps(r);
+        mpq_transpose8_f32(r);
         if (n == LANES && iw + LANES < j->W) {  // all in one row, not its last pixel
             for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + q * LANES, r[q]);
             dst += LANES * LANES, iw += LANES;
@@ -103,11 +75,11 @@ static L8_TARGET __attribute__((no_builtin("memcpy"))) void transpose_out(const 
         const int n = count - q < LANES ? count - q : LANES;
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = _mm256_load_ps(out + (size_t)(q + i) * LANES);
-        transpose8_ps(r);
+        mpq_transpose8_f32(r);
         if (n == LANES && cb == LANES) {
             for (int c = 0; c < 8; c++) _mm256_storeu_ps(planes[c] + q0 + q, r[c]);
         } else {
-            const __m256i m = first_lanes(n);
+            const __m256i m = mpq_first_lanes8(n);
             for (int c = 0; c < cb; c++) _mm256_maskstore_ps(planes[c] + q0 + q, m, r[c]);
         }
     }
@@ -159,44 +131,8 @@ static L8_TARGET void row_outputs(const float *r0, const float *r1, const float 
     }
 }
 
-/// The thread's scratch buffer of at least `floats` floats (32-byte aligned), kept between
-/// calls; NULL if it cannot be allocated.
-static float *scratch(size_t floats) {
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    if (floats > cap) {
-        free(buf);
-        buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-        cap = buf ? floats : 0;
-    }
-    return buf;
-}
-
-/// A unit without scratch memory: the reference's arithmetic per output (taps inside the
-/// input in (kh, kw) order from +0 by fmaf, + 0, the bias when not 0, clamp1).
-static void unit_scalar(const l8_job *j, int c0, int cb, int oh_begin, int oh_end) {
-    for (int c = c0; c < c0 + cb; c++) {
-        const float *xc = j->x + (size_t)c * (size_t)j->H * (size_t)j->W, *wc = j->w + (size_t)c * 9;
-        const float b = j->bias ? j->bias[c] : 0.0f;
-        for (int oh = oh_begin; oh < oh_end; oh++)
-            for (int ow = 0; ow < j->OW; ow++) {
-                float acc = 0.0f;
-                for (int kh = 0; kh < 3; kh++)
-                    for (int kw = 0; kw < 3; kw++) {
-                        const int ih = oh * j->sh - j->pt + kh, iw = ow * j->s - j->pl + kw;
-                        if (ih < 0 || ih >= j->H || iw < 0 || iw >= j->W) continue;
-                        acc = fmaf(wc[kh * 3 + kw], xc[(size_t)ih * (size_t)j->W + (size_t)iw], acc);
-                    }
-                float v = acc + 0.0f;
-                if (b != 0.0f) v = v + b;
-                if (j->clamp) v = v < j->lo ? j->lo : (v > j->hi ? j->hi : v);
-                j->y[((size_t)c * (size_t)j->OH + (size_t)oh) * (size_t)j->OW + (size_t)ow] = v;
-            }
-    }
-}
-
 /// Unit u: channel block u / strips, output rows of strip u % strips.
-static L8_TARGET void l8_unit(void *arg, int u, int task) {
+L8_TARGET void mpq_dw_lanes_unit_avx2(void *arg, int u, int task) {
     (void)task;
     const l8_job *j = arg;
     const int block = u / j->strips, strip = u % j->strips;
@@ -222,9 +158,9 @@ static L8_TARGET void l8_unit(void *arg, int u, int task) {
     // Ring of padded input rows, a zero row for padded rows, the strip's outputs (a few KiB
     // to tens of KiB), zeroed so pad columns read 0.
     const size_t row_floats = (size_t)j->Wp * LANES;
-    float *ring = scratch(j->ring_floats + row_floats + j->out_floats);
+    float *ring = mpq_dw_lanes_scratch(j->ring_floats + row_floats + j->out_floats);
     if (!ring) {
-        unit_scalar(j, c0, cb, oh_begin, oh_end);
+        mpq_dw_lanes_unit_scalar(j, c0, cb, oh_begin, oh_end);
         return;
     }
     memset(ring, 0, (j->ring_floats + row_floats) * sizeof(float));
@@ -250,32 +186,4 @@ static L8_TARGET void l8_unit(void *arg, int u, int task) {
         }
         transpose_out(out, rows * j->OW, cb, yout, oh0 * j->OW);
     }
-}
-
-int mpq_depthwise3x3_f32_lanes_avx2(const float *x, const mpq_conv2d_shape *s, const float *w, const float *bias,
-                                    int clamp, float lo, float hi, float *y, int threads) {
-    const int OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
-    l8_job j = {.x = x, .w = w, .bias = bias, .y = y, .C = s->channels, .H = s->height, .W = s->width, .OH = OH,
-                .OW = OW, .s = s->stride_w, .sh = s->stride_h, .pt = s->pad_top, .pl = s->pad_left,
-                .clamp = clamp, .lo = lo, .hi = hi};
-    j.Wp = s->width + s->pad_left + s->pad_right;
-    if ((OW - 1) * j.s + 3 > j.Wp) j.Wp = (OW - 1) * j.s + 3;  // reads stay inside the row
-    // Rows per sub-strip: one, or enough narrow rows to fill two 8-pixel chunks (the AVX-512
-    // kernel's 16 outputs): ring and outputs stay in L1.
-    j.sub_rows = OW >= 16 ? 1 : 16 / OW;
-    if (j.sub_rows > OH) j.sub_rows = OH;
-    j.ring_rows = (j.sub_rows - 1) * j.sh + 3;
-    j.ring_floats = (size_t)j.ring_rows * (size_t)j.Wp * LANES;
-    j.out_floats = ((size_t)j.sub_rows * (size_t)OW + LANES - 1) / LANES * LANES * LANES;
-    // Units as the AVX-512 kernel's: whole blocks when they go evenly round the threads (each
-    // thread a contiguous run of planes), otherwise row strips too, about eight units a thread.
-    const int blocks = (s->channels + LANES - 1) / LANES;
-    if (mpq_single_threaded() || threads < 1) threads = 1;
-    j.strips = 1;
-    if (threads > 1 && blocks % threads != 0) {
-        const int want = (8 * threads + blocks - 1) / blocks, most = OH / 4 > 1 ? OH / 4 : 1;
-        j.strips = want < most ? want : most;
-    }
-    mpq_run_ranges(threads, blocks * j.strips, l8_unit, &j);
-    return 0;
 }

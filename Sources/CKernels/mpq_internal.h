@@ -128,10 +128,6 @@ void mpq_depthwise_f32_reference(const float *x, const mpq_conv2d_shape *s, cons
 /// MPQ_ACT_CLAMP. Channels split over `threads` of the kernel pool. 0, or -1 writing nothing.
 int mpq_depthwise_f32_padded_avx2(const float *x, const mpq_conv2d_shape *s, const float *w, const float *bias,
                                   int clamp, float lo, float hi, float *y, int threads);
-/// The 8-lane AVX2 form of mpq_depthwise3x3_f32_lanes (depthwise_f32_lanes_avx2.c), for the
-/// shapes and finite weights that function has checked; 0.
-int mpq_depthwise3x3_f32_lanes_avx2(const float *x, const mpq_conv2d_shape *s, const float *w, const float *bias,
-                                    int clamp, float lo, float hi, float *y, int threads);
 int mpq_depthwise_f32_avx512(const float *x, const mpq_conv2d_shape *s, const float *w, float *y);
 void mpq_depthwise3x3_f32_avx2(const float *x, int H, int W, const float *w, int stride_h, int stride_w,
                                int pad_top, int pad_left, int OH, int OW, float *y);

@@ -174,6 +174,21 @@ static void stage_input(cv_job *j, int img, float *shared, int parts, int thread
     mpq_pool_run(j->pad_tasks, pad_task, j);
 }
 
+// The passes after a part's tiles over its `rows` channel rows (from yb) and pixels [q, p):
+// the SiLU, then the residual Add as the separate Add's call (operands in its order): the
+// same bits.
+static void part_passes(const cv_job *j, float *yb, int rows, int q, int p) {
+    const size_t plane = (size_t)j->oh * (size_t)j->ow;
+    if (j->act == MPQ_ACT_SILU)
+        mpq_conv_epilogue_f32(j->path, yb + q, (size_t)rows, (size_t)(p - q), plane, NULL, j->act, j->lo, j->hi);
+    const mpq_sconv_residual *r = j->residual;
+    for (int i = 0; r && i < rows; i++) {
+        float *yy = yb + (size_t)i * plane + (size_t)q;
+        const float *sc = r->shortcut + (yy - j->y);
+        mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : yy, r->shortcut_first ? yy : sc, (size_t)(p - q), yy, 1);
+    }
+}
+
 // Output channels of blocks [b, b + span) x pixels [p0, p1) of image img, group g, from
 // `src` (the image's padded input): tiles of up to mpq_sconv_cv_tile_pixels pixels, evenly
 // split, then the SiLU and the residual Add over the part's rows and pixels while they are
@@ -188,29 +203,22 @@ static void cv_part(const cv_job *j, const float *src, int img, int g, int b, in
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg + (size_t)row0 : NULL;
     const mpq_sgemm_tile_epilogue ep = {bias, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
     const mpq_sgemm_tile_epilogue *epp = bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
-    const int n = p1 - p0;
-    int tiles = (n + most - 1) / most;
-    const mpq_sconv_residual *r = j->residual;
+    const int n = p1 - p0, tiles = (n + most - 1) / most;
     // AVX2: the whole part in K blocks (sconv_cv_avx2.c), then the SiLU and residual passes
-    // below over all of it as one "tile".
+    // over all of it; the tiles below only where its buffer cannot be allocated.
     if (j->path == MPQ_PATH_AVX2 &&
-        mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + p0, n, yb + p0, plane, rows, epp) == 0)
-        tiles = 0;
+        mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + p0, n, yb + p0, plane, rows, epp) == 0) {
+        part_passes(j, yb, rows, p0, p1);
+        return;
+    }
     // The SiLU and the residual every CV_EPILOGUE_PIXELS or so (whole tiles), while the
     // tiles' output is in L1: once per part, a 4096-pixel stem's 256 KB came back from L2.
-    for (int t = 0, p = p0, q = p0; t < (tiles ? tiles : 1); t++) {
-        const int np = tiles ? (n * (t + 1)) / tiles - (n * t) / tiles : n;
-        if (tiles) j->tile(j->k, w, nv, xg, j->offsets, j->pix + p, np, yb + p, plane, rows, epp);
+    for (int t = 0, p = p0, q = p0; t < tiles; t++) {
+        const int np = (n * (t + 1)) / tiles - (n * t) / tiles;
+        j->tile(j->k, w, nv, xg, j->offsets, j->pix + p, np, yb + p, plane, rows, epp);
         p += np;
         if (p - q < CV_EPILOGUE_PIXELS && t + 1 < tiles) continue;
-        if (j->act == MPQ_ACT_SILU)
-            mpq_conv_epilogue_f32(j->path, yb + q, (size_t)rows, (size_t)(p - q), plane, NULL, j->act, j->lo, j->hi);
-        // The separate Add's call (operands in its order) on these values: the same bits.
-        for (int i = 0; r && i < rows; i++) {
-            float *yy = yb + (size_t)i * plane + (size_t)q;
-            const float *sc = r->shortcut + (yy - j->y);
-            mpq_binary_f32(j->path, 0, r->relu, r->shortcut_first ? sc : yy, r->shortcut_first ? yy : sc, (size_t)(p - q), yy, 1);
-        }
+        part_passes(j, yb, rows, q, p);
         q = p;
     }
 }

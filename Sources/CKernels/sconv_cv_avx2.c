@@ -17,6 +17,7 @@
 // layers ran at 0.63-0.78x of ORT's one-thread rate there (benchmarks/README.md, s21).
 #include "sgemm_internal.h"
 #include <immintrin.h>
+#include "transpose8_f32_avx2.h"
 #include <stdlib.h>
 
 #define CV2_KC 128  // k per block in the part kernel
@@ -24,28 +25,6 @@
 #define CV2_TARGET __attribute__((target("avx2,fma")))
 #define AI inline __attribute__((always_inline))
 
-static CV2_TARGET AI __m256i first_lanes(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// r[i] lane c -> r[c] lane i (8 x 8 floats).
-static CV2_TARGET AI void transpose8_ps(__m256 r[8]) {
-    __m256 a[8], b[8];
-    for (int i = 0; i < 4; i++) {
-        a[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; i++) {
-        b[4 * i + 0] = _mm256_shuffle_ps(a[4 * i + 0], a[4 * i + 2], 0x44);
-        b[4 * i + 1] = _mm256_shuffle_ps(a[4 * i + 0], a[4 * i + 2], 0xEE);
-        b[4 * i + 2] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
-        b[4 * i + 3] = _mm256_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(b[i], b[4 + i], 0x20);
-        r[4 + i] = _mm256_permute2f128_ps(b[i], b[4 + i], 0x31);
-    }
-}
 
 // acc[h][p] += w(k) * x(p, k) for k in [k0, k1): the 16 channels whose weights are
 // w[k * wstride + 0..15] (lanes 8h..8h+7 in acc[h]) x P pixels at px[p] + offsets[k].
@@ -72,7 +51,7 @@ static CV2_TARGET AI void finish(__m256 acc[2][6], float *y, size_t plane, int r
         if (r <= 0) break;
         if (ep && bias) {
             // v + bias where bias != 0 (NaN included), as mpq_conv_epilogue_f32 does.
-            const __m256 b = _mm256_maskload_ps(bias + 8 * h, first_lanes(r));
+            const __m256 b = _mm256_maskload_ps(bias + 8 * h, mpq_first_lanes8(r));
             const __m256 nz = _mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_NEQ_UQ);
             _Pragma("unroll") for (int p = 0; p < P; p++)
                 acc[h][p] = _mm256_blendv_ps(acc[h][p], _mm256_add_ps(acc[h][p], b), nz);
@@ -83,8 +62,8 @@ static CV2_TARGET AI void finish(__m256 acc[2][6], float *y, size_t plane, int r
         }
         __m256 t[8];
         _Pragma("unroll") for (int p = 0; p < 8; p++) t[p] = p < P ? acc[h][p] : _mm256_setzero_ps();
-        transpose8_ps(t);
-        const __m256i keep = first_lanes(P);
+        mpq_transpose8_f32(t);
+        const __m256i keep = mpq_first_lanes8(P);
         const int n = r < 8 ? r : 8;
         float *d = y + (size_t)(8 * h) * plane;
         for (int c = 0; c < n; c++) _mm256_maskstore_ps(d + (size_t)c * plane, keep, t[c]);
@@ -130,18 +109,6 @@ typedef void (*chunk_fn)(int, int, int, const float *, size_t, const float *cons
                          size_t, int, const float *, const mpq_sgemm_tile_epilogue *);
 static const chunk_fn chunks_by_p[6] = {chunk_1, chunk_2, chunk_3, chunk_4, chunk_5, chunk_6};
 
-// The thread's buffer of partial sums (kept between calls); NULL if it cannot be grown.
-static float *partials(size_t floats) {
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    if (floats > cap) {
-        free(buf);
-        buf = malloc(floats * sizeof(float));
-        cap = buf ? floats : 0;
-    }
-    return buf;
-}
-
 // The vectors' weights for k in [k0, k1), contiguous per vector: slices + v * CV2_KC * 16 holds
 // [k - k0][16]. Read row by row (each packed row holds every vector of the block), so the
 // copy streams the block's weights in order: copied vector by vector, each read one line of
@@ -169,7 +136,10 @@ CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const floa
                                       int n, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
     const int chunks = (n + 5) / 6, vectors = (rows + 15) / 16 < nv ? (rows + 15) / 16 : nv;
     const size_t per_vector = (size_t)chunks * 6 * 16;  // partial sums of one vector's chunks
-    float *partial = partials((size_t)vectors * per_vector + (size_t)nv * CV2_KC * 16);
+    // The thread's buffer, kept between calls.
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    float *partial = mpq_sconv_grown(&buf, &cap, (size_t)vectors * per_vector + (size_t)nv * CV2_KC * 16);
     if (!partial) return -1;
     float *slices = partial + (size_t)vectors * per_vector;
     // K blocks of CV2_KC outermost: the block's weights (8 KiB a vector) are copied once and
