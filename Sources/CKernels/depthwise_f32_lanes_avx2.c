@@ -79,8 +79,7 @@ static L8_TARGET __attribute__((no_builtin("memcpy"))) void transpose_out(const 
         if (n == LANES && cb == LANES) {
             for (int c = 0; c < 8; c++) _mm256_storeu_ps(planes[c] + q0 + q, r[c]);
         } else {
-            const __m256i m = mpq_first_lanes8(n);
-            for (int c = 0; c < cb; c++) _mm256_maskstore_ps(planes[c] + q0 + q, m, r[c]);
+            for (int c = 0; c < cb; c++) mpq_store_first8(planes[c] + q0 + q, r[c], n);
         }
     }
 }

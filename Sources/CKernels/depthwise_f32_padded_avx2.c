@@ -16,6 +16,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "depthwise_padded.h"
 #include <immintrin.h>
+#include "transpose8_f32_avx2.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +45,7 @@ static AVX2_TARGET void pad_row(const float *row, int W, int pl, float *t, int n
         // The tail through a lane mask: no read past the row.
         const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(count - i), lanes);
-        _mm256_maskstore_ps(t + pl + i, mask, _mm256_maskload_ps(row + i, mask));
+        mpq_store_first8(t + pl + i, _mm256_maskload_ps(row + i, mask), count - i);
     }
 }
 
@@ -118,13 +119,11 @@ static AVX2_TARGET void run_channel(const dwf_job *j, int c, float *buf, float *
     float *const yc = j->y + (size_t)c * OH * OW;
     if (OW <= 8) {
         // One vector per output row (7x7 planes): half the taps of a 16-output block.
-        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(OW), lanes);
         for (int oh = 0; oh < OH; oh++) {
             const float *row = buf + (size_t)oh * s->stride_h * g->row_stride;
             __m256 a = _mm256_setzero_ps();
             for (int t = 0; t < taps; t++) a = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(row + off[t]), a);
-            _mm256_maskstore_ps(yc + (size_t)oh * OW, mask, epilogue8(a, add_bias, bias, clamp, lo, hi));
+            mpq_store_first8(yc + (size_t)oh * OW, epilogue8(a, add_bias, bias, clamp, lo, hi), OW);
         }
         return;
     }

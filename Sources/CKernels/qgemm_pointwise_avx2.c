@@ -37,6 +37,7 @@
 #include "qconv_channel_epilogue_avx2.h"
 #include "qgemm_pointwise_internal.h"
 #include <immintrin.h>
+#include "transpose8_f32_avx2.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,15 +125,14 @@ static AVX2_TARGET void pack_panels_u8(const pw8_job *j, int p0, int np, uint8_t
     }
 }
 
-// Floats: the requantize rounding where there is one; a masked store on the last pixels.
+// Floats: the requantize rounding where there is one; the first `lanes` only on the last pixels.
 static inline __attribute__((always_inline)) AVX2_TARGET void
 store_floats(const pw_job *j, const mpq_channel8 *e, __m256 v, size_t at, int lanes) {
     v = mpq_channel8_rounded(e, v);
     if (lanes >= 8) {
         _mm256_storeu_ps(j->out + at, v);
     } else {
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        _mm256_maskstore_ps(j->out + at, m, v);
+        mpq_store_first8(j->out + at, v, lanes);
     }
 }
 

@@ -205,7 +205,9 @@ static void cv_part(const cv_job *j, const float *src, int img, int g, int b, in
     const mpq_sgemm_tile_epilogue *epp = bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
     // AVX2: the whole part in K blocks (sconv_cv_avx2.c), then the SiLU and residual passes
-    // over all of it; the tiles below only where its buffer cannot be allocated.
+    // over all of it (in slices of 768-1536 pixels, each with its passes, a 56x56 layer with
+    // its residual Add measured the same, s22); the tiles below only where its buffer cannot
+    // be allocated.
     if (j->path == MPQ_PATH_AVX2 &&
         mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + p0, n, yb + p0, plane, rows, epp) == 0) {
         part_passes(j, yb, rows, p0, p1);
@@ -349,22 +351,29 @@ static int cv_preferred_avx2(const mpq_conv2d_shape *s, int m) {
     // Measured per layer against the direct path (C harness, Zen 3, AVX2; one and two threads,
     // batch 1 and 16; the part kernel, K blocks over the part, sconv_cv_avx2.c): the channel-
     // vector tiles win where the direct path's pixel lanes are short, strided or padded, and
-    // lose where they are long and read rows in place. Taken, on output planes up to 28x28 with
-    // 16-channel vectors:
-    // - 3x3 (any non-1x1) Convs: ResNet-18's 28x28-7x7 layers 0.83-1.04x (the 7x7 512-channel
-    //   0.91 on one thread, 0.83 at batch 16, 1.02 split over two threads at batch 1), its
-    //   stride-2 ones 0.86-0.99, resnet_digits' 0.84-1.09, the detector's 0.81-1.02;
-    // - 1x1 stride 2 onto up to 14x14 (ResNet-18's 256->512: 0.84-0.95; its 64->128 onto 28x28
-    //   lost, 1.25-1.75);
-    // - 1x1 stride 1 on up to 7x7 (MobileNetV2's last layers: 0.78-0.94, 160->960 0.92-1.02).
-    // Left on the direct path: 1x1 stride 1 from 14x14 (1.0-1.6x), everything from 56x56
-    // (1.03-1.14x for 3x3), stems with 3 input channels (1.07-1.36x, 112x112 outputs).
+    // lose where they are long and read rows in place. Since s22 the part kernel stores its
+    // chunks without vmaskmovps (mpq_store_first8; 5-30% off every layer), which moved the
+    // line (one thread batch 4 / two threads batch 1 / one thread batch 1 / two threads batch
+    // 16, cv time / direct time). Taken, with 16-channel vectors:
+    // - strided non-1x1 Convs at any size: ResNet-18's stride-2 3x3 0.83-0.93, its 7x7/2 stem
+    //   (112x112 out) 0.93/1.03/0.95/0.93, MobileNetV2's 3x3/2 stem 0.86-0.94, resnet_digits'
+    //   and the detector's 0.70-0.85;
+    // - stride-1 non-1x1 Convs onto up to 56x56: ResNet-18's 56x56 0.93/1.01/0.92/0.95, its
+    //   28x28-7x7 0.78-0.99, resnet_digits' 16-channel 56x56 0.93-0.99, the detector's 0.85-0.99
+    //   (its 3-channel stem onto 64x64, K = 27, lost: 1.07-1.19);
+    // - 1x1 stride 2 onto up to 14x14 (ResNet-18's 256->512: 0.77-0.91; its 64->128 onto 28x28
+    //   lost, 1.06-1.31);
+    // - 1x1 stride 1 on up to 7x7 (MobileNetV2's last layers: 0.81-0.94), and on 14x14 where
+    //   the layer narrows from at least 192 channels to at most half (MobileNetV2's projections
+    //   192->64, 384->64/96, 576->96: 0.74-1.02, mostly 0.9-0.98; its expansions 64->384 and
+    //   96->576 lost, 1.05-1.18, as did every 1x1 at 28x28 and above).
     const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
-    const int mg = m / s->group;
+    const int mg = m / s->group, cg = s->channels / s->group;
     const int strided = s->stride_h > 1 || s->stride_w > 1, one = s->kernel_h == 1 && s->kernel_w == 1;
-    if (mg % 16 || pixels > 784) return 0;
-    if (one) return pixels <= (strided ? 196 : 49);
-    return 1;
+    if (mg % 16) return 0;
+    if (one && strided) return pixels <= 196;
+    if (one) return pixels <= 49 || (pixels <= 196 && cg >= 192 && 2 * mg <= cg);
+    return strided || pixels <= 3136;
 }
 
 // Measured per layer in a one-thread C A/B against the direct path (benchmarks/README.md,

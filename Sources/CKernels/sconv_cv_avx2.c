@@ -63,10 +63,9 @@ static CV2_TARGET AI void finish(__m256 acc[2][6], float *y, size_t plane, int r
         __m256 t[8];
         _Pragma("unroll") for (int p = 0; p < 8; p++) t[p] = p < P ? acc[h][p] : _mm256_setzero_ps();
         mpq_transpose8_f32(t);
-        const __m256i keep = mpq_first_lanes8(P);
         const int n = r < 8 ? r : 8;
         float *d = y + (size_t)(8 * h) * plane;
-        for (int c = 0; c < n; c++) _mm256_maskstore_ps(d + (size_t)c * plane, keep, t[c]);
+        for (int c = 0; c < n; c++) mpq_store_first8(d + (size_t)c * plane, t[c], P);
     }
 }
 

@@ -5,6 +5,7 @@
 #include "sgemm_internal.h"
 #include <immintrin.h>
 #include <string.h>
+#include "transpose8_f32_avx2.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
 #define MR MPQ_SGEMM_MR
@@ -129,9 +130,9 @@ direct_sub(int kc, const float *a, const float *b, const int32_t *offsets, float
         if (full) {
             _mm256_storeu_ps(dst, acc[i][0]);
             _mm256_storeu_ps(dst + 8, acc[i][1]);
-        } else {
-            _mm256_maskstore_ps(dst, m0, acc[i][0]);
-            _mm256_maskstore_ps(dst + 8, m1, acc[i][1]);
+        } else {  // plain stores of the first nc lanes: vmaskmovps to memory is slow on Zen 3
+            mpq_store_first8(dst, acc[i][0], nc);
+            if (nc > 8) mpq_store_first8(dst + 8, acc[i][1], nc - 8);
         }
     }
 }

@@ -132,13 +132,16 @@ final class FP32ChannelVectorTests: XCTestCase {
         XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_VNNI, &large, 16, 1, 1), 0)
         let env = ProcessInfo.processInfo.environment
         if mpq_kernel_path_available(MPQ_PATH_AVX2) != 0, env["MPQ_FP32_CONV_CV"] != "0", env["MPQ_FP32_CONV_CV_AVX2"] == nil {
-            // s21 (sconv_cv.c, cv_preferred_avx2): 16-channel vectors, output planes up to 28x28;
-            // 1x1 only onto <= 7x7 (stride 1) or <= 14x14 (strided).
+            // s22 (sconv_cv.c, cv_preferred_avx2): 16-channel vectors; non-1x1 strided at any
+            // size, stride 1 onto up to 56x56; 1x1 strided onto <= 14x14, stride 1 onto <= 7x7
+            // or 14x14 narrowing from >= 192 channels to at most half.
             var strided = Case(c: 32, h: 28, w: 28, m: 64, stride: (2, 2)).shape
             var stridedDeep = Case(c: 256, h: 14, w: 14, m: 512, stride: (2, 2)).shape
             var plane28 = Case(c: 64, h: 28, w: 28, m: 64).shape, plane56 = Case(c: 64, h: 56, w: 56, m: 64).shape
             var head = Case(c: 960, h: 7, w: 7, m: 320, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
             var project14 = Case(c: 576, h: 14, w: 14, m: 96, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            var expand14 = Case(c: 96, h: 14, w: 14, m: 576, kh: 1, kw: 1, pads: (0, 0, 0, 0)).shape
+            var stem112 = Case(c: 3, h: 224, w: 224, m: 32, stride: (2, 2)).shape
             var down28 = Case(c: 64, h: 56, w: 56, m: 128, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)).shape
             var down7 = Case(c: 256, h: 14, w: 14, m: 512, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)).shape
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 1)
@@ -147,9 +150,11 @@ final class FP32ChannelVectorTests: XCTestCase {
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &strided, 64, 1, 1), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &stridedDeep, 512, 16, 2), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane28, 64, 1, 2), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane56, 64, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &plane56, 64, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &stem112, 32, 1, 2), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &head, 320, 16, 2), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &project14, 96, 1, 2), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &project14, 96, 1, 2), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &expand14, 576, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &down28, 128, 1, 2), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &down7, 512, 1, 2), 1)
         }
