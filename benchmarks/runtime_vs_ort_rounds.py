@@ -18,8 +18,8 @@ prints the CPU steal time seen during the run.
         digits_cnn=Examples/digits_cnn.onnx,Examples/digits_calib.npz ...
 
 With --before DIR (another build's mpq-bench), each round also runs that build's `mpq-bench
-model` right before this one's, and the table gains its all-INT8 `ort` column and ratio: an A/B
-of two builds against the same ORT minima.
+model` right before this one's (same weight bits), and the table gains its FP32 and all-INT8 `ort`
+columns and ratios: an A/B of two builds against the same ORT minima.
 
 With --weight-bits 7 mpq's INT8 columns and both exports use 7-bit weights ([-64, 64], which
 ORT's int8-weight kernels compute exactly on AVX2 too).
@@ -123,7 +123,7 @@ def main():
     started = time.time()
     for r in range(a.rounds):
         for name, model, calib, onnx_paths, feeds in cases:
-            before = mpq_mins(f"{a.before}/mpq-bench", name, model, calib, a.threads) if a.before else None
+            before = mpq_mins(f"{a.before}/mpq-bench", name, model, calib, a.threads, a.weight_bits) if a.before else None
             rows = mpq_mins(bench, name, model, calib, a.threads, a.weight_bits)
             for b, f in feeds.items():
                 o = ort_min_ms(dict(zip(("fp32", "qdq", "qdq_u8"), onnx_paths)), f, a.threads)
@@ -135,12 +135,14 @@ def main():
     s1, t1 = steal_ticks()
     print(f"CPU steal during the run: {100 * (s1 - s0) / max(1, t1 - t0):.1f}% of all CPU time")
     print()
-    extra = " before: mpq INT8 ort | before / ORT export | now / before |" if a.before else ""
+    extra = (" before: mpq FP32 | FP32 now / before | before: mpq INT8 ort | before / ORT export | INT8 now / before |"
+             if a.before else "")
     print("| model | batch | mpq FP32 | mpq INT8 inputs | mpq INT8 ort | ORT FP32 | ORT on export | **mpq FP32 / ORT FP32** "
           "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 | uint8 export / ORT FP32 |" + extra)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if a.before else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|---:|" if a.before else ""))
     for (name, b), v in best.items():
-        more = f" {v[8]:.3f} | {v[8] / v[4]:.2f} | {v[2] / v[8]:.2f} |" if a.before else ""
+        more = (f" {v[6]:.3f} | {v[0] / v[6]:.2f} | {v[8]:.3f} | {v[8] / v[4]:.2f} | {v[2] / v[8]:.2f} |"
+                if a.before else "")
         print(f"| {name} | {b} | {v[0]:.3f} | {v[1]:.3f} | {v[2]:.3f} | {v[3]:.3f} | {v[4]:.3f} | {v[0] / v[3]:.2f} | "
               f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} | {v[5] / v[3]:.2f} |" + more)
 

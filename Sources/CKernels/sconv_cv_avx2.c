@@ -108,6 +108,69 @@ typedef void (*chunk_fn)(int, int, int, const float *, size_t, const float *cons
                          size_t, int, const float *, const mpq_sgemm_tile_epilogue *);
 static const chunk_fn chunks_by_p[6] = {chunk_1, chunk_2, chunk_3, chunk_4, chunk_5, chunk_6};
 
+// A part whose channels end 1-8 past a multiple of 16 (the detector's 24-channel layers; M =
+// 40, 56, ...): its last full vector and the 1-8 live rows after it as one 24-channel tile, 3
+// ymm x up to 3 pixels (9 accumulators; per k 3 weight loads, up to 3 broadcasts, 9 FMAs).
+// Alone, the last rows took a whole 16-channel vector, half its FMAs wasted (the detector's
+// 16->24 3x3/2 ran at 0.99x of the direct path; now 0.87x). Tried and slower (s22): 8
+// channels x 12 pixels (clang hoisted the 12 broadcasts and spilled them) and 3 ymm x 4
+// pixels (16 registers, one accumulator spilled: 1.4x the direct path). Same FMA chain per
+// output, so the same bits. `w` and `w8`: the two vectors' slices; `partial`: [P][24].
+static CV2_TARGET AI void tri_block(int k0, int k1, int kc, const float *w, const float *w8, const float *const *px,
+                                    const int32_t *offsets, float *partial, float *y, size_t plane, int rows,
+                                    const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+    __m256 acc[3][3];
+    _Pragma("unroll") for (int p = 0; p < P; p++) _Pragma("unroll") for (int h = 0; h < 3; h++)
+        acc[h][p] = k0 ? _mm256_loadu_ps(partial + 24 * p + 8 * h) : _mm256_setzero_ps();
+    const float *wk = w + (size_t)k0 * 16, *wk8 = w8 + (size_t)k0 * 16;
+    for (int k = k0; k < k1; k++, wk += 16, wk8 += 16) {
+        const ptrdiff_t o = offsets[k];
+        const __m256 a = _mm256_loadu_ps(wk), b = _mm256_loadu_ps(wk + 8), c = _mm256_loadu_ps(wk8);
+        _Pragma("unroll") for (int p = 0; p < P; p++) {
+            const __m256 xb = _mm256_broadcast_ss(px[p] + o);
+            acc[0][p] = _mm256_fmadd_ps(a, xb, acc[0][p]);
+            acc[1][p] = _mm256_fmadd_ps(b, xb, acc[1][p]);
+            acc[2][p] = _mm256_fmadd_ps(c, xb, acc[2][p]);
+        }
+    }
+    if (k1 < kc) {
+        _Pragma("unroll") for (int p = 0; p < P; p++) _Pragma("unroll") for (int h = 0; h < 3; h++)
+            _mm256_storeu_ps(partial + 24 * p + 8 * h, acc[h][p]);
+        return;
+    }
+    _Pragma("unroll") for (int h = 0; h < 3; h++) {
+        const int r = rows - 8 * h < 8 ? rows - 8 * h : 8;
+        if (ep && bias) {
+            const __m256 bv = _mm256_maskload_ps(bias + 8 * h, mpq_first_lanes8(r));
+            const __m256 nz = _mm256_cmp_ps(bv, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+            _Pragma("unroll") for (int p = 0; p < P; p++)
+                acc[h][p] = _mm256_blendv_ps(acc[h][p], _mm256_add_ps(acc[h][p], bv), nz);
+        }
+        if (ep && ep->clamp) {
+            const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+            _Pragma("unroll") for (int p = 0; p < P; p++) acc[h][p] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[h][p]));
+        }
+        __m256 t[8];
+        _Pragma("unroll") for (int p = 0; p < 8; p++) t[p] = p < P ? acc[h][p] : _mm256_setzero_ps();
+        mpq_transpose8_f32(t);
+        float *d = y + (size_t)(8 * h) * plane;
+        for (int c = 0; c < r; c++) mpq_store_first8(d + (size_t)c * plane, t[c], P);
+    }
+}
+
+#define TRI(P)                                                                                                        \
+    static CV2_TARGET void tri_##P(int k0, int k1, int kc, const float *w, const float *w8, const float *const *px,   \
+                                   const int32_t *offsets, float *partial, float *y, size_t plane, int rows,          \
+                                   const float *bias, const mpq_sgemm_tile_epilogue *ep) {                            \
+        tri_block(k0, k1, kc, w, w8, px, offsets, partial, y, plane, rows, bias, ep, P);                              \
+    }
+TRI(1)
+TRI(2)
+TRI(3)
+typedef void (*tri_fn)(int, int, int, const float *, const float *, const float *const *, const int32_t *, float *,
+                       float *, size_t, int, const float *, const mpq_sgemm_tile_epilogue *);
+static const tri_fn tris_by_p[3] = {tri_1, tri_2, tri_3};
+
 // The vectors' weights for k in [k0, k1), contiguous per vector: slices + v * CV2_KC * 16 holds
 // [k - k0][16]. Read row by row (each packed row holds every vector of the block), so the
 // copy streams the block's weights in order: copied vector by vector, each read one line of
@@ -151,6 +214,21 @@ CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const floa
             const float *slice = slices + (size_t)v * CV2_KC * 16;
             const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
             float *yv = y + (size_t)(16 * v) * plane, *pv = partial + (size_t)v * per_vector;
+            if (v + 2 == vectors && r - 16 <= 8) {
+                // This vector and the next one's <= 8 rows as 24-channel tiles of up to 3 pixels:
+                // [3][24] floats a chunk; ceil(n / 3) chunks of 72 fit the two vectors' shares
+                // of `partial` (2 ceil(n / 6) chunks of 96).
+                const int tris = (n + 2) / 3;
+                for (int c = 0, p0 = 0; c < tris; c++) {
+                    const int p1 = (int)((long)n * (c + 1) / tris);
+                    const float *px[3];
+                    for (int p = p0; p < p1; p++) px[p - p0] = x + pix[p];
+                    tris_by_p[p1 - p0 - 1](k0, k1, kc, slice - (size_t)k0 * 16, slice + (size_t)CV2_KC * 16 - (size_t)k0 * 16,
+                                           px, offsets, pv + (size_t)c * 72, yv + p0, plane, r, bias, ep);
+                    p0 = p1;
+                }
+                break;
+            }
             for (int c = 0, p0 = 0; c < chunks; c++) {
                 const int p1 = (int)((long)n * (c + 1) / chunks);
                 const float *px[6];

@@ -22,6 +22,8 @@ final class FP32ChannelVectorTests: XCTestCase {
         Case(c: 10, h: 11, w: 7, m: 80, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)),
         Case(c: 6, h: 9, w: 10, m: 15, kh: 5, kw: 3, stride: (3, 1), pads: (2, 1, 2, 1), group: 3),
         Case(images: 2, c: 64, h: 4, w: 4, m: 128, stride: (2, 2)),
+        // 24-channel tiles on AVX2 (a vector and the next one's 1-8 rows; s22), K in 2-3 blocks.
+        Case(c: 16, h: 20, w: 18, m: 24, stride: (2, 2)), Case(images: 2, c: 40, h: 9, w: 9, m: 56),
         // One image over 2-3 threads in contiguous unit ranges (2 blocks x 4-5 pixel chunks),
         // pads different on every side.
         Case(c: 24, h: 14, w: 13, m: 128, pads: (1, 0, 2, 1)),
@@ -145,7 +147,9 @@ final class FP32ChannelVectorTests: XCTestCase {
             var down28 = Case(c: 64, h: 56, w: 56, m: 128, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)).shape
             var down7 = Case(c: 256, h: 14, w: 14, m: 512, kh: 1, kw: 1, stride: (2, 2), pads: (0, 0, 0, 0)).shape
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 16, 1, 1), 1)
-            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 24, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 24, 1, 1), 1)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 28, 1, 1), 0)
+            XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &small, 8, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &large, 16, 1, 1), 0)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &strided, 64, 1, 1), 1)
             XCTAssertEqual(mpq_sconv2d_f32_cv_preferred(MPQ_PATH_AVX2, &stridedDeep, 512, 16, 2), 1)
