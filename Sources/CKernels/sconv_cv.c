@@ -23,7 +23,8 @@
 #define CV_BLOCK 64  // output channels per weights block: 4 vectors
 #define CV_PIXELS 48 // output pixels per work unit at least (a unit: one weights block x these pixels)
 #define CV_UNIT_MACS (128L << 10)
-#define CV_EPILOGUE_PIXELS 128  // pixels between the SiLU / residual passes of a part
+#define CV_EPILOGUE_PIXELS 128
+#define CV2_SLICE_PIXELS 2048  // pixels per AVX2 part-kernel call (cv_part)  // pixels between the SiLU / residual passes of a part
 #define CV_BATCH_PIXELS 256          // output pixels per plane up to which a batch may run blocks over images
 #define CV_BATCH_IMAGES 16           // images padded together (one group of units)
 
@@ -203,16 +204,28 @@ static void cv_part(const cv_job *j, const float *src, int img, int g, int b, in
     const float *bias = j->bias ? j->bias + (size_t)g * (size_t)j->mg + (size_t)row0 : NULL;
     const mpq_sgemm_tile_epilogue ep = {bias, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
     const mpq_sgemm_tile_epilogue *epp = bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
-    const int n = p1 - p0, tiles = (n + most - 1) / most;
-    // AVX2: the whole part in K blocks (sconv_cv_avx2.c), then the SiLU and residual passes
-    // over all of it (in slices of 768-1536 pixels, each with its passes, a 56x56 layer with
-    // its residual Add measured the same, s22); the tiles below only where its buffer cannot
-    // be allocated.
-    if (j->path == MPQ_PATH_AVX2 &&
-        mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + p0, n, yb + p0, plane, rows, epp) == 0) {
-        part_passes(j, yb, rows, p0, p1);
-        return;
+    // AVX2: the part kernel (sconv_cv_avx2.c, K in blocks) over slices of at most
+    // CV2_SLICE_PIXELS pixels, each followed by its SiLU and residual passes; the tiles below
+    // only where its buffer cannot be allocated. Why slices: the kernel keeps every chunk's
+    // partial sums between K blocks (384 bytes a 6-pixel chunk and vector), and since s22 the
+    // rule sends strided Convs of any size here: a 640x640 detector's 32->64 3x3/2 (25,600
+    // pixels, K = 288) would stream 6.5 MB of them per block. At 56x56 and below slices of
+    // 768-1536 pixels measured the same as one pass (s22).
+    if (j->path == MPQ_PATH_AVX2) {
+        static _Atomic long slice_state = -1;
+        const long slice = mpq_env_long_once("MPQ_CV2_SLICE_PIXELS", CV2_SLICE_PIXELS, &slice_state);
+        const int all = p1 - p0, slices = slice > 0 ? (int)((all + slice - 1) / slice) : 1;
+        int q = p0;
+        for (int t = 0; t < slices; t++) {
+            const int p = p0 + (int)((long)all * (t + 1) / slices);
+            if (mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + q, p - q, yb + q, plane, rows, epp)) break;
+            part_passes(j, yb, rows, q, p);
+            q = p;
+        }
+        if (q == p1) return;
+        p0 = q;  // the part kernel's buffer could not be allocated: the tiles from here
     }
+    const int n = p1 - p0, tiles = (n + most - 1) / most;
     // The SiLU and the residual every CV_EPILOGUE_PIXELS or so (whole tiles), while the
     // tiles' output is in L1: once per part, a 4096-pixel stem's 256 KB came back from L2.
     for (int t = 0, p = p0, q = p0; t < tiles; t++) {

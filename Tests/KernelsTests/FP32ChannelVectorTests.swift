@@ -24,6 +24,8 @@ final class FP32ChannelVectorTests: XCTestCase {
         Case(images: 2, c: 64, h: 4, w: 4, m: 128, stride: (2, 2)),
         // 24-channel tiles on AVX2 (a vector and the next one's 1-8 rows; s22), K in 2-3 blocks.
         Case(c: 16, h: 20, w: 18, m: 24, stride: (2, 2)), Case(images: 2, c: 40, h: 9, w: 9, m: 56),
+        // A plane over the AVX2 part kernel's 2048-pixel slices (2 slices, K in 2 blocks).
+        Case(c: 16, h: 98, w: 100, m: 32, stride: (2, 2)),
         // One image over 2-3 threads in contiguous unit ranges (2 blocks x 4-5 pixel chunks),
         // pads different on every side.
         Case(c: 24, h: 14, w: 13, m: 128, pads: (1, 0, 2, 1)),
