@@ -191,11 +191,9 @@ static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, uint8_
     // The block's weights first as [channel][tap] int16, zero past n channels and past the
     // taps (an odd last tap's pair), then each pair's lanes without tests (the per-element
     // tests made this setup cost more than a 7x7 plane's taps).
-    int16_t wt[LANES][2 * MAX_PAIRS];
-    for (int c = 0; c < LANES; c++) {
-        const int8_t *wc = j->w + (size_t)(c0 + c) * taps;
-        for (int t = 0; t < 2 * pairs; t++) wt[c][t] = c < n && t < taps ? wc[t] : 0;
-    }
+    int16_t wt[LANES][2 * MAX_PAIRS] = {{0}};
+    for (int c = 0; c < n; c++)
+        for (int t = 0; t < taps; t++) wt[c][t] = j->w[(size_t)(c0 + c) * taps + t];
     __m256i wlo[MAX_PAIRS], whi[MAX_PAIRS];
     for (int p = 0; p < pairs; p++) {
         int16_t lo[LANES], hi[LANES];

@@ -524,30 +524,30 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
         free(offsets);
         return -1;
     }
-    // Units of at least CV_UNIT_MACS (a claim is an atomic on a line both cores write; the
-    // 28x28 1x1 stride-2 layer with 48-pixel units spent more on claims than on FMAs), and
-    // at least two per thread where the plane allows.
-    const long per_pixel = (long)(j.mg < j.span * CV_BLOCK ? j.mg : j.span * CV_BLOCK) * j.k;
-    int cp = CV_PIXELS;
-    while ((long)cp * per_pixel < CV_UNIT_MACS && cp < j.pixels) cp += 16;
-    j.pchunks = threads > 1 ? (j.pixels + cp - 1) / cp : 1;
-    // Enough units for the threads when there are few blocks (a 4x4 plane is 16 pixels).
-    while (threads > 1 && j.group * j.spans * j.pchunks < 2 * threads && j.pchunks * 8 < j.pixels) j.pchunks++;
     // AVX2 (s22): the part kernel blocks K itself and copies a part's weights once per call, so
     // the fewest pixel chunks that give every thread the same number of units: ResNet-18-sized
-    // units (CV_UNIT_MACS) split a 64-channel 14x14 plane into 5, one thread ran 3 (1.44x on
-    // two threads against one) and each unit copied the whole 147 KB of weights again.
+    // units (CV_UNIT_MACS, below) split a 64-channel 14x14 plane into 5, one thread ran 3 (1.44x
+    // on two threads against one) and each unit copied the whole 147 KB of weights again.
     // Only where all parts are alike (a contiguous range counts units, not channels: M = 96 as
     // 64 + 32 gave one thread twice the other's work, MobileNetV2's 576->96 1.13x).
     static _Atomic long even_state = -1;
     const int parts = j.group * j.spans, alike = j.spans == 1 || j.mg % (j.span * CV_BLOCK) == 0;
     if (j.path == MPQ_PATH_AVX2 && threads > 1 && alike && mpq_env_long_once("MPQ_CV2_EVEN_UNITS", 1, &even_state)) {
-        int pc = 1;
-        while ((parts * pc) % threads && pc * 16 < j.pixels) pc++;
-        j.pchunks = pc;
+        j.pchunks = 1;
+        while ((parts * j.pchunks) % threads && j.pchunks * 16 < j.pixels) j.pchunks++;
+    } else {
+        // Units of at least CV_UNIT_MACS (a claim is an atomic on a line both cores write; the
+        // 28x28 1x1 stride-2 layer with 48-pixel units spent more on claims than on FMAs), and
+        // at least two per thread where the plane allows.
+        const long per_pixel = (long)(j.mg < j.span * CV_BLOCK ? j.mg : j.span * CV_BLOCK) * j.k;
+        int cp = CV_PIXELS;
+        while ((long)cp * per_pixel < CV_UNIT_MACS && cp < j.pixels) cp += 16;
+        j.pchunks = threads > 1 ? (j.pixels + cp - 1) / cp : 1;
+        // Enough units for the threads when there are few blocks (a 4x4 plane is 16 pixels).
+        while (threads > 1 && parts * j.pchunks < 2 * threads && j.pchunks * 8 < j.pixels) j.pchunks++;
     }
     j.mode = MPQ_SCONV_SPLIT_N;
-    j.units = j.group * j.spans * j.pchunks;
+    j.units = parts * j.pchunks;
     for (int img = 0; img < images && rc == 0; img++) {
         stage_input(&j, img, shared, s->channels, threads);
         run(&j, threads);

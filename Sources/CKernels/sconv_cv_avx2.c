@@ -42,30 +42,34 @@ static CV2_TARGET AI void accumulate(int k0, int k1, const float *w, size_t wstr
     }
 }
 
-// The epilogue on the finished sums and their store to channel rows [0, rows) of y (rows <= 16),
-// P consecutive pixels per row.
+// The epilogue on 8 channels' finished sums (acc[p]: pixel p, channel c in lane c) and their
+// store to channel rows [0, rows) of y (rows <= 8), P consecutive pixels per row: bias where it
+// is not 0 (NaN included, as mpq_conv_epilogue_f32), the clamp (max(lo, v) then min(hi, v): NaN
+// and -0 kept, as the other tiles), an 8x8 transpose, plain stores.
+static CV2_TARGET AI void finish8(__m256 *acc, float *y, size_t plane, int rows, const float *bias,
+                                  const mpq_sgemm_tile_epilogue *ep, const int P) {
+    if (ep && bias) {
+        const __m256 b = _mm256_maskload_ps(bias, mpq_first_lanes8(rows));
+        const __m256 nz = _mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+        _Pragma("unroll") for (int p = 0; p < P; p++) acc[p] = _mm256_blendv_ps(acc[p], _mm256_add_ps(acc[p], b), nz);
+    }
+    if (ep && ep->clamp) {
+        const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+        _Pragma("unroll") for (int p = 0; p < P; p++) acc[p] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[p]));
+    }
+    __m256 t[8];
+    _Pragma("unroll") for (int p = 0; p < 8; p++) t[p] = p < P ? acc[p] : _mm256_setzero_ps();
+    mpq_transpose8_f32(t);
+    for (int c = 0; c < rows; c++) mpq_store_first8(y + (size_t)c * plane, t[c], P);
+}
+
+// The epilogue and store of a 16-channel vector's sums to channel rows [0, rows) (rows <= 16).
 static CV2_TARGET AI void finish(__m256 acc[2][6], float *y, size_t plane, int rows, const float *bias,
                                  const mpq_sgemm_tile_epilogue *ep, const int P) {
     _Pragma("unroll") for (int h = 0; h < 2; h++) {
         const int r = rows - 8 * h;
         if (r <= 0) break;
-        if (ep && bias) {
-            // v + bias where bias != 0 (NaN included), as mpq_conv_epilogue_f32 does.
-            const __m256 b = _mm256_maskload_ps(bias + 8 * h, mpq_first_lanes8(r));
-            const __m256 nz = _mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-            _Pragma("unroll") for (int p = 0; p < P; p++)
-                acc[h][p] = _mm256_blendv_ps(acc[h][p], _mm256_add_ps(acc[h][p], b), nz);
-        }
-        if (ep && ep->clamp) {
-            const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-            _Pragma("unroll") for (int p = 0; p < P; p++) acc[h][p] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[h][p]));
-        }
-        __m256 t[8];
-        _Pragma("unroll") for (int p = 0; p < 8; p++) t[p] = p < P ? acc[h][p] : _mm256_setzero_ps();
-        mpq_transpose8_f32(t);
-        const int n = r < 8 ? r : 8;
-        float *d = y + (size_t)(8 * h) * plane;
-        for (int c = 0; c < n; c++) mpq_store_first8(d + (size_t)c * plane, t[c], P);
+        finish8(acc[h], y + (size_t)(8 * h) * plane, plane, r < 8 ? r : 8, bias ? bias + 8 * h : NULL, ep, P);
     }
 }
 
@@ -140,21 +144,7 @@ static CV2_TARGET AI void tri_block(int k0, int k1, int kc, const float *w, cons
     }
     _Pragma("unroll") for (int h = 0; h < 3; h++) {
         const int r = rows - 8 * h < 8 ? rows - 8 * h : 8;
-        if (ep && bias) {
-            const __m256 bv = _mm256_maskload_ps(bias + 8 * h, mpq_first_lanes8(r));
-            const __m256 nz = _mm256_cmp_ps(bv, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-            _Pragma("unroll") for (int p = 0; p < P; p++)
-                acc[h][p] = _mm256_blendv_ps(acc[h][p], _mm256_add_ps(acc[h][p], bv), nz);
-        }
-        if (ep && ep->clamp) {
-            const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
-            _Pragma("unroll") for (int p = 0; p < P; p++) acc[h][p] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[h][p]));
-        }
-        __m256 t[8];
-        _Pragma("unroll") for (int p = 0; p < 8; p++) t[p] = p < P ? acc[h][p] : _mm256_setzero_ps();
-        mpq_transpose8_f32(t);
-        float *d = y + (size_t)(8 * h) * plane;
-        for (int c = 0; c < r; c++) mpq_store_first8(d + (size_t)c * plane, t[c], P);
+        finish8(acc[h], y + (size_t)(8 * h) * plane, plane, r, bias ? bias + 8 * h : NULL, ep, P);
     }
 }
 
