@@ -22,6 +22,13 @@ mpq / ORT MatMulInteger, and the 2-thread scaling (2-thread rate / (2 x 1-thread
     swift build -c release --product mpq-bench
     /work/venv/bin/python benchmarks/gemm_vs_ort.py [--bench .build/release/mpq-bench]
         [--sizes 1024,2048] [--threads 1,2] [--rounds 3] [--iters 5] [--json out/bench/gemm_vs_ort.json]
+        [--weight-bits 7]
+
+--weight-bits 7 draws B from [-64, 64] for both (ONNX Runtime's reduce_range): on a CPU without
+VNNI, MLAS's AVX2 u8 x s8 kernel multiplies with vpmaddubsw, whose int16 pair sums saturate for
+full-range weights (so its MatMulInteger is not exact there), while mpq's AVX2 path widens to
+int16 unless every k pair fits (`pairs_fit_i16`); with 7-bit B both take vpmaddubsw and both are
+exact, the like-for-like comparison on such a CPU. On VNNI/AMX CPUs the bits change nothing.
 """
 import argparse
 import json
@@ -124,10 +131,10 @@ PEAK = re.compile(r"^VNNI peak \((zmm|ymm) vpdpbusd, (\d+) threads?\): ([\d.]+) 
 ROW = re.compile(r"^\| (\d+) \| (\d+) \| [^|]+\| ([a-z0-9]+ [a-z0-9+]+) \| ([\d.]+) / ([\d.]+) \|")
 
 
-def run_mpq(bench, size, threads, warmup, iters):
+def run_mpq(bench, size, threads, warmup, iters, bits=8):
     """mpq-bench gemm rows for one size and thread count: {path label: (best GOPS, median GOPS)}."""
     cmd = [bench, "gemm", "--sizes", str(size), "--threads", str(threads), "--warmup", str(warmup),
-           "--iters", str(iters), "--reference-max", "0"]
+           "--iters", str(iters), "--reference-max", "0"] + (["--weight-bits", "7"] if bits == 7 else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows = {}
     for line in out.splitlines():
@@ -154,6 +161,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5, help="timed runs per variant per round")
     ap.add_argument("--json", default=None, help="also write the raw results here")
+    ap.add_argument("--weight-bits", type=int, choices=(7, 8), default=8,
+                    help="7: B in [-64, 64] for mpq and ORT alike (see above)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
@@ -163,7 +172,8 @@ def main():
     print(f"CPU: {cpu}\nload average at start: {load0}", flush=True)
 
     rng = np.random.default_rng(0)
-    data = {n: (rng.integers(0, 256, (n, n), dtype=np.uint8), rng.integers(-128, 128, (n, n), dtype=np.int8))
+    lo, hi = (-64, 65) if args.weight_bits == 7 else (-128, 128)
+    data = {n: (rng.integers(0, 256, (n, n), dtype=np.uint8), rng.integers(lo, hi, (n, n), dtype=np.int8))
             for n in sizes}
     sessions = {(v, n, t): ort_session(make(n, data[n][1]), t)
                 for v, make in ORT_VARIANTS.items() for n in sizes for t in threads}
@@ -174,7 +184,7 @@ def main():
             ops = 2.0 * n * n * n
             for t in threads:
                 for prefix, bench in [("", args.bench)] + ([("before ", args.baseline)] if args.baseline else []):
-                    for label, (best, med) in run_mpq(bench, n, t, args.warmup, args.iters).items():
+                    for label, (best, med) in run_mpq(bench, n, t, args.warmup, args.iters, args.weight_bits).items():
                         if label.startswith("vnni peak"):
                             peaks.setdefault(label, []).append(best)
                             continue
@@ -199,7 +209,8 @@ def main():
           f"flags: {' '.join(cpu['flags'])}; onnxruntime {cpu['onnxruntime']}")
     print(f"- load average: {' '.join(f'{v:.2f}' for v in load0)} at start ({started}), "
           f"{' '.join(f'{v:.2f}' for v in load1)} at the end")
-    print(f"- command: `{' '.join(sys.argv)}`; {args.rounds} interleaved rounds x {args.iters} timed runs")
+    print(f"- command: `{' '.join(sys.argv)}`; {args.rounds} interleaved rounds x {args.iters} timed runs; "
+          f"B: {'7-bit [-64, 64]' if args.weight_bits == 7 else '8-bit [-128, 127]'}")
     print("\nGOPS best / median (mpq-bench's rows: best and median of each call, pooled over rounds)\n")
     print("| size | threads | " + " | ".join(labels) + " |")
     print("|---:|---:|" + "---:|" * len(labels))
@@ -242,7 +253,7 @@ def main():
                   "(below 100%: the second core was not free for the whole run)")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        json.dump({"cpu": cpu, "load_start": load0, "load_end": load1, "started_utc": started,
+        json.dump({"cpu": cpu, "weight_bits": args.weight_bits, "load_start": load0, "load_end": load1, "started_utc": started,
                    "gops": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in gops.items()},
                    "vnni_peak_probe": peaks}, open(args.json, "w"), indent=1)
 

@@ -13,6 +13,10 @@ enum GemmBench {
         var threads = [1, ProcessInfo.processInfo.activeProcessorCount]
         var referenceMaxSize = 512  // the scalar reference is ~100x slower; skip it above this
         var peakIterations = 20_000_000
+        /// 8: B drawn from all of int8; 7: from [-64, 64] (`--weight-bits 7`, ONNX Runtime's
+        /// reduce_range), where every k pair's |w0| + |w1| <= 128 and the AVX2 path takes its
+        /// vpmaddubsw tiles (exact for such B); ORT's AVX2 kernel multiplies the same way.
+        var weightBits = 8
     }
 
     static func parse(_ args: [String]) -> Options? {
@@ -34,6 +38,7 @@ enum GemmBench {
             case "--iters": o.iterations = value[0]
             case "--threads": o.threads = value
             case "--reference-max": o.referenceMaxSize = value[0]
+            case "--weight-bits" where value[0] == 7 || value[0] == 8: o.weightBits = value[0]
             default:
                 print("gemm: unknown option \(flag)\n" + usage)
                 return nil
@@ -45,7 +50,7 @@ enum GemmBench {
 
     static let usage = """
         usage: mpq-bench gemm [--sizes 256,512,1024,2048] [--warmup 2] [--iters 10]
-                              [--threads 1,N] [--reference-max 512]
+                              [--threads 1,N] [--reference-max 512] [--weight-bits 8|7]
         """
 
     static func main(_ args: [String]) -> Int32 {
@@ -55,6 +60,7 @@ enum GemmBench {
         print("OpenBLAS: \(String(cString: openblas_get_config())), core \(String(cString: openblas_get_corename()))")
         print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)")"
               + " MPQ_KERNEL_PATH=\(env["MPQ_KERNEL_PATH"] ?? "(unset)")")
+        print("weights: " + (o.weightBits == 7 ? "7-bit, B in [-64, 64] (the AVX2 path's vpmaddubsw tiles)" : "8-bit, B in [-128, 127]"))
         print("warm-up \(o.warmup), iterations \(o.iterations); GOPS = 2*M*N*K / time; best = min time, med = median time\n")
 
         // The fraction of peak is taken against threads x the one-thread peak: on a
@@ -101,6 +107,7 @@ enum GemmBench {
     }
 
     static func bench(size n: Int, threads: Int, o: Options, peak: Double) -> [String] {
+        let sevenBit = o.weightBits == 7
         var rng = BenchRNG(state: UInt64(n))
         let ops = 2.0 * Double(n) * Double(n) * Double(n)
         // FP32 baseline.
@@ -116,7 +123,7 @@ enum GemmBench {
 
         // INT8: A [n][n] u8, B [n][n] s8 (one row per output column), packed once, outside the timing.
         let a = (0..<(n * n)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let b = (0..<(n * n)).map { _ in Int8(truncatingIfNeeded: rng.next()) }
+        let b = (0..<(n * n)).map { _ in sevenBit ? Int8(Int(rng.next() % 129) - 64) : Int8(truncatingIfNeeded: rng.next()) }
         var packed = [UInt8](repeating: 0, count: mpq_pack_b_s8_size(Int32(n), Int32(n)))
         _ = b.withUnsafeBufferPointer { bp in packed.withUnsafeMutableBytes { mpq_pack_b_s8(bp.baseAddress, Int32(n), Int32(n), Int32(n), $0.baseAddress) } }
         var c = [Int32](repeating: 0, count: n * n)
