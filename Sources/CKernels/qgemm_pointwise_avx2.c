@@ -32,7 +32,8 @@
 // u8 x s8 pair sums fit int16, so vpmaddubsw is exact. The x panel is then u8 [K/4][8
 // pixels][4] (4 channels of a pixel adjacent), each channel's 4 packed weight bytes of a group
 // are broadcast straight from the packed B (no widened copy), and a quad of k costs
-// vpmaddubsw + vpmaddwd by ones + vpaddd per accumulator instead of 2 vpmaddwd + 2 vpaddd.
+// vpmaddubsw + vpmaddwd by ones + vpaddd per accumulator instead of 2 vpmaddwd + 2 vpaddd; its
+// micro-tile is 2 output channels x 4 vectors (UBS_CO, UBS_PP: the register of ones).
 #include "qconv_channel_epilogue.h"
 #include "qconv_channel_epilogue_avx2.h"
 #include "qgemm_pointwise_internal.h"
@@ -43,7 +44,7 @@
 
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
 #define CO 6             // most output channels per micro-tile
-#define PP 3             // most 8-pixel vectors per micro-tile
+#define PP 4             // most 8-pixel vectors per micro-tile
 // The micro-tiles (output channels x 8-pixel vectors), each R * P accumulators + P x + a weight
 // + a product within the 16 ymm (4 x 3 needs 17: one accumulator went to the stack and cost
 // 15-25%). One thread, codes, MobileNetV2's pointwise layers (benchmarks/int8_conv_layers.c,
@@ -55,6 +56,15 @@
 #define SMALL_PP 3
 #define BIG_CO 6
 #define BIG_PP 2
+// The vpmaddubsw form (7-bit weights) needs a register of ones for its vpmaddwd: there 6 x 2
+// took 17 (clang kept an accumulator on the stack, a reload, add and store per k quad) and
+// 2 x 4 takes 15 (8 accumulators + 4 x + a weight + a product + ones), each channel's epilogue
+// setup and saturating store once per 32 pixels. One thread, codes, MobileNetV2's pointwise
+// layers (int8_conv_layers.c, W7=1, minima alternated, s23): 0.88-0.95x of 6 x 2 / 3 x 3's time
+// at K = 16-384 (16 -> 96 at 112x112 578 -> 522 us, 64 -> 384 at 14x14 82.7 -> 73.2), 1.01x
+// at K = 576; the same bytes.
+#define UBS_CO 2
+#define UBS_PP 4
 #define QUAD 4           // channels per widened-weights block
 #define BLOCK_PIXELS 192 // pixels per pool unit, before balancing (a multiple of 8)
 
@@ -247,13 +257,16 @@ tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
     static AVX2_TARGET void tile_##R##_##P(const pw8_job *j, const int16_t *xp, int p0, int co0) { tile(j, xp, p0, P, co0, R); }
 #define TILE_ROW(R) TILE_FN(R, 1) TILE_FN(R, 2) TILE_FN(R, 3)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
+TILE_FN(1, 4) TILE_FN(2, 4)  // the vpmaddubsw form's UBS_CO x UBS_PP and its last channel
 typedef void (*tile_fn)(const pw8_job *, const int16_t *, int, int);
-#define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3 }
-static const tile_fn tiles[CO][PP] = {TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6)};
+#define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, NULL }
+#define TILE_ENTRY4(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, tile_##R##_4 }
+static const tile_fn tiles[CO][PP] = {TILE_ENTRY4(1), TILE_ENTRY4(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6)};
+_Static_assert(UBS_CO <= 2 && UBS_PP == PP, "tiles[][] has a 4-vector entry for 1 and 2 channels only");
 
 // Pixels [p0, p1) (p0 a multiple of 8) for output channels [co0, co1) (co0 a multiple of 4):
-// x packed 24 pixels at a time into `buf`, then every output channel runs over them while
-// they are in L1 (24 pixels of K = 576 are 27 KB).
+// x packed 8 * pp pixels at a time into `buf`, then every output channel runs over them while
+// they are in L1 (24 pixels of K = 576 are 27 KB as int16; 32 of them 18 KB as the 7-bit form's bytes).
 static AVX2_TARGET void run_pixels(const pw8_job *j, int p0, int p1, int co0, int co1, int16_t *buf) {
     for (int p = p0; p < p1; p += 8 * j->pp) {
         const int np = (p1 - p + 7) / 8 < j->pp ? (p1 - p + 7) / 8 : j->pp;
@@ -312,8 +325,8 @@ int mpq_pointwise_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, size_t plan
                  (g->k + 3) / 4 * 2, NULL, 1, 1, 0, 0, 0, g->b_pairs_fit_i16};
     if (g->kp != j.pw.kp || !g->out_channel_major || g->c || j.pw.pixels < 1 || j.pw.n < 1) return -1;
     codes_plan(&j);
-    j.co_step = j.pw.c <= SMALL_K ? SMALL_CO : BIG_CO;
-    j.pp = j.pw.c <= SMALL_K ? SMALL_PP : BIG_PP;
+    j.co_step = j.ubs ? UBS_CO : j.pw.c <= SMALL_K ? SMALL_CO : BIG_CO;
+    j.pp = j.ubs ? UBS_PP : j.pw.c <= SMALL_K ? SMALL_PP : BIG_PP;
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     pw8_split s;
