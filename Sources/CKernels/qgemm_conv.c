@@ -103,13 +103,34 @@ static long cv_max_pixels(void) {
 
 static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);
 
+// Where the AVX2 implicit conv beats the im2col + AVX2 GEMM (7-bit weights; one thread, codes,
+// int8_conv_layers.c, s23; the same bytes either way). Its 2 x 4 tile runs at ~0.9x of the GEMM
+// tile's rate, so it wins where the im2col weighs: stride 1 with few input channels (0.78-0.95x
+// of the time with 16-64 channels: ResNet-18's 64-channel 56x56 layers, resnet_digits, the
+// detector's 32-channel 16x16; 0.99 at 32 channels 28x28), not with 128-256 (1.06-1.37x: the
+// taps' rows of the padded copy outgrow L1). At stride 2 the im2col is 37% of a 56x56 layer and
+// the implicit conv 0.97-1.24x, except on planes of a multiple of 4 KiB (64x64), where the
+// im2col took 55% (its reads of 4 channel planes 4 KiB apart share L1 sets, likely) and the
+// implicit conv 0.67-0.74x (the detector's 16->24 and a 32->32 3x3/2). MPQ_INT8_AVX2_IMPLICIT=0
+// (read once) keeps every AVX2 Conv on the im2col, for A/B.
+static int implicit_avx2_preferred(const mpq_conv2d_shape *s) {
+    static _Atomic long state = -1;
+    if (mpq_env_long_once("MPQ_INT8_AVX2_IMPLICIT", 1, &state) == 0) return 0;
+    const int cg = s->group > 0 ? s->channels / s->group : 0;
+    if (s->stride_h == 1) return cg <= 64;
+    return ((size_t)s->height * (size_t)s->width) % 4096 == 0;
+}
+
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc) {
     if (!s) return MPQ_QCONV_IM2COL;
     const mpq_kernel_path resolved = mpq_resolve_kernel_path(path);
-    // AVX2: the pointwise twin (qgemm_pointwise_avx2.c) on the same shapes; everything else
-    // is the im2col + AVX2 GEMM.
-    if (resolved == MPQ_PATH_AVX2)
-        return is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s)) ? MPQ_QCONV_POINTWISE : MPQ_QCONV_IM2COL;
+    // AVX2: the pointwise twin (qgemm_pointwise_avx2.c) on the same shapes, the implicit twin
+    // (qgemm_conv_implicit_avx2.c; it declines 8-bit weights, which then take the im2col) on
+    // the VNNI kernel's; everything else is the im2col + AVX2 GEMM.
+    if (resolved == MPQ_PATH_AVX2) {
+        if (is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s))) return MPQ_QCONV_POINTWISE;
+        return implicit_applies(s, khwc) && implicit_avx2_preferred(s) ? MPQ_QCONV_IMPLICIT : MPQ_QCONV_IM2COL;
+    }
     if (resolved != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
     const mpq_qconv_engine e = engine_without_cv(s, n, khwc);
     // Small planes: output channels in the lanes (qgemm_conv_cv.c), where the pixel-vector
@@ -143,7 +164,7 @@ static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int 
 const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engine) {
     switch (engine) {
     case MPQ_QCONV_POINTWISE: return mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2 ? "pointwise+avx2" : "pointwise";
-    case MPQ_QCONV_IMPLICIT: return "implicit";
+    case MPQ_QCONV_IMPLICIT: return mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2 ? "implicit+avx2" : "implicit";
     case MPQ_QCONV_IM2COL_AMX: return "im2col+amx";
     case MPQ_QCONV_CV: return "cv+vnni";
     default:
@@ -188,9 +209,11 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
         return 0;  // a small plane: output channels in the lanes (qgemm_conv_cv.c)
     }
-    if (engine == MPQ_QCONV_IMPLICIT && mpq_implicit_conv_vnni(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
+    if (engine == MPQ_QCONV_IMPLICIT &&
+        (mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2 ? mpq_implicit_conv_avx2 : mpq_implicit_conv_vnni)(
+            &cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
-        return 0;  // a wide stride-1/2 plane: no im2col at all (qgemm_conv_implicit.c)
+        return 0;  // a wide stride-1/2 plane: no im2col at all (qgemm_conv_implicit.c, _avx2.c)
     }
     // The im2col GEMM: AMX where chosen, else the path's kernel without AMX (an implicit
     // conv that declined its arguments lands here too, and says so).

@@ -283,12 +283,14 @@ int mpq_qconv2d_u8s8_implicit(mpq_kernel_path path, const uint8_t *x, const mpq_
                               uint8_t *out_u8, uint8_t out_zero_point, int threads) {
     const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
     if (!x || oh_n <= 0 || ow_n <= 0 || g < 0 || g >= s->group || !packed || !ep || !khwc) return -1;
-    if (mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI || ep->a_zero_point != (int32_t)x_zero_point) return -1;
+    const mpq_kernel_path resolved = mpq_resolve_kernel_path(path);
+    if ((resolved != MPQ_PATH_VNNI && resolved != MPQ_PATH_AVX2) || ep->a_zero_point != (int32_t)x_zero_point) return -1;
     const int k = s->channels / s->group * s->kernel_h * s->kernel_w, m = oh_n * ow_n;
     mpq_gemm_job job;
     mpq_epilogue codes;
     if (mpq_gemm_epilogue_job(&job, m, ((const mpq_packed_b_header *)packed)->n, k, x, k, packed, ep, out, out_u8, m,
                               out_zero_point, 1, &codes))
         return -1;
-    return mpq_implicit_conv_vnni(&job, x, s, g, x_zero_point, threads);
+    return resolved == MPQ_PATH_AVX2 ? mpq_implicit_conv_avx2(&job, x, s, g, x_zero_point, threads)
+                                     : mpq_implicit_conv_vnni(&job, x, s, g, x_zero_point, threads);
 }

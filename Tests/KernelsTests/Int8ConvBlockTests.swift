@@ -198,6 +198,84 @@ final class Int8ConvBlockTests: XCTestCase {
         }
     }
 
+    /// The AVX2 implicit conv (qgemm_conv_implicit_avx2.c: 7-bit weights, vpmaddubsw, 8-pixel
+    /// vectors) alone, on the VNNI test's shapes with weights in [-64, 63]: bytes equal the
+    /// scalar im2col + reference GEMM (float, requantized float, codes; 1-3 threads), also with
+    /// every input 255 and every weight -64 or 63 (the largest pair sums vpmaddubsw must not
+    /// saturate); 8-bit weights are refused (-1, nothing written). Through the driver, a
+    /// stride-1 Conv with 7-bit weights and <= 64 input channels on a wide plane takes it.
+    func testImplicitConvAVX2SevenBitMatchesReference() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 else { throw XCTSkip("no AVX2 on this CPU") }
+        var rng = Int8TestRNG(seed: 2614)
+        var tried = 0
+        for ci in 0..<20 {
+            let (kh, kw) = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (3, 3)][ci % 7]
+            let group = ci % 5 == 4 ? 2 : 1, cg = [4, 8, 16, 64, 12][ci % 5], c = cg * group
+            let h = rng.int(1...20), w = rng.int(3...70), dil = ci % 6 == 5 ? 2 : 1, st = ci % 3 == 1 ? 2 : 1
+            let pt = rng.int(0...3), pl = rng.int(0...3), pb = rng.int(0...3), pr = rng.int(0...3)
+            var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                                     pad_top: Int32(pt), pad_left: Int32(pl), pad_bottom: Int32(pb), pad_right: Int32(pr),
+                                     stride_h: Int32(st), stride_w: Int32(st), dilation_h: Int32(dil), dilation_w: Int32(dil),
+                                     group: Int32(group))
+            let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
+            guard oh > 0, ow > 0, (pl + w + pr + st - 1) / st >= 6, ow <= (pl + w + pr + st - 1) / st else { continue }
+            let pixels = oh * ow, coutG = [16, 29, 6, 1, 64][ci % 5]
+            let extreme = ci % 4 == 3
+            let zx = extreme ? 0 : UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            let x = extreme ? [UInt8](repeating: 255, count: c * h * w) : rng.u8s(c * h * w)
+            for grp in 0..<group {
+                let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp, channelsPerGroup: cg, kh: kh, kw: kw,
+                                                 coutG: coutG, zx: zx, zy: zy, sevenBit: !extreme, extremeSevenBit: extreme)
+                let packed = ref.packed
+                XCTAssertEqual(int8PairsFit(packed), 1)
+                for mode in 0..<3 {  // float, float requantized, codes
+                    ref.withMode(mode) { ep, refF, refC in
+                        for threads: Int32 in [1, 2, 3] {
+                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
+                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
+                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                                mpq_qconv2d_u8s8_implicit(MPQ_PATH_AVX2, x, &s, Int32(grp), 1, zx, packed, &ep,
+                                                          mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                            } }
+                            let what = "avx2 implicit case \(ci) \(s) group \(grp) mode \(mode) threads \(threads)"
+                            XCTAssertEqual(rc, 0, what)
+                            if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                            else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                        }
+                    }
+                }
+                tried += 1
+            }
+        }
+        XCTAssertGreaterThan(tried, 8)
+        // 8-bit weights: refused, nothing written.
+        var s = mpq_conv2d_shape(channels: 16, height: 20, width: 20, kernel_h: 3, kernel_w: 3, pad_top: 1, pad_left: 1,
+                                 pad_bottom: 1, pad_right: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 1)
+        let wide = Int8ConvGroupReference(rng: &rng, x: rng.u8s(16 * 400), shape: s, group: 0, channelsPerGroup: 16, kh: 3, kw: 3,
+                                          coutG: 8, zx: 3, zy: 5)
+        XCTAssertEqual(int8PairsFit(wide.packed), 0)
+        wide.withMode(2) { ep, _, _ in
+            var codes = [UInt8](repeating: 7, count: 8 * 400)
+            XCTAssertEqual(mpq_qconv2d_u8s8_implicit(MPQ_PATH_AVX2, rng.u8s(16 * 400), &s, 0, 1, 3, wide.packed, &ep, nil, &codes, 5, 1), -1)
+            XCTAssertEqual(codes, [UInt8](repeating: 7, count: 8 * 400))
+        }
+        // The driver: a 16-channel 3x3 on a 40x40 plane with 7-bit weights takes the implicit
+        // conv, with 8-bit weights the im2col; the same bytes as the reference either way.
+        s.height = 40; s.width = 40
+        let x = rng.u8s(16 * 1600)
+        for seven in [true, false] {
+            let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: 0, channelsPerGroup: 16, kh: 3, kw: 3, coutG: 24,
+                                             zx: 11, zy: 9, sevenBit: seven)
+            ref.withMode(2) { ep, _, refC in
+                var got = [UInt8](repeating: 0, count: 24 * 1600)
+                XCTAssertEqual(mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, 0, 1, 11, ref.packed, &ep, nil, &got, 9, 2), 0)
+                XCTAssertEqual(got, refC, "driver, 7-bit \(seven)")
+                XCTAssertEqual(String(cString: mpq_last_engine()), seven ? "implicit+avx2" : "im2col+avx2")
+            }
+        }
+        print("int8 AVX2 implicit conv (7-bit weights): \(tried) cases")
+    }
+
     /// Strided or padded 1x1 convs with 16+ channels take the transposing tap loop now.
     func testStridedPointwiseIm2colMatchesReference() {
         var rng = Int8TestRNG(seed: 77)

@@ -14,10 +14,14 @@ struct Int8ConvGroupReference {
     let scales: [Float], biasI32: [Int32], bias: [Float]
 
     init(rng: inout Int8TestRNG, x: [UInt8], shape: mpq_conv2d_shape, group grp: Int, channelsPerGroup cg: Int,
-         kh: Int, kw: Int, coutG: Int, zx: UInt8, zy: UInt8, khwc: Bool = true) {
+         kh: Int, kw: Int, coutG: Int, zx: UInt8, zy: UInt8, khwc: Bool = true, sevenBit: Bool = false,
+         extremeSevenBit: Bool = false) {
         var s = shape
         let pixels = Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s)), k = cg * kh * kw
-        let w = rng.s8s(coutG * k)
+        // sevenBit: the same draws halved into [-64, 63]; extremeSevenBit: -64 or 64 by the
+        // draw's sign (every k pair still fits int16, at its largest: the AVX2 kernels'
+        // vpmaddubsw forms must not saturate there).
+        let w = rng.s8s(coutG * k).map { extremeSevenBit ? ($0 < 0 ? -64 : 64) : sevenBit ? Int8(Int($0) >> 1) : $0 }
         var wk = w
         if khwc {
             w.withUnsafeBufferPointer { wp in
@@ -58,4 +62,9 @@ struct Int8ConvGroupReference {
             body(&ep, refF, refC)
         } } }
     }
+}
+
+/// The packed B's pairs_fit_i16 (1: every k pair of every column has |b0| + |b1| <= 128).
+func int8PairsFit(_ packed: [UInt8]) -> Int32 {
+    packed.withUnsafeBytes { $0.load(as: mpq_packed_b_header.self).pairs_fit_i16 }
 }
