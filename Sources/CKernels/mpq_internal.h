@@ -238,9 +238,10 @@ int mpq_pointwise_conv_avx2(const mpq_gemm_job *job, const uint8_t *x, size_t pl
 /// GEMM. -1 (nothing written) if the shape is not one it takes.
 int mpq_implicit_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int grp,
                            uint8_t zero_point, int threads);
-/// The same on AVX2 (qgemm_conv_implicit_avx2.c: vpmaddubsw, 8-pixel vectors) for a packed B
-/// whose pairs fit int16 (7-bit weights; job->b_pairs_fit_i16): the same bytes. -1 (nothing
-/// written) otherwise, or if the shape is not one it takes or its buffer cannot be allocated.
+/// The same on AVX2 (qgemm_conv_implicit_avx2.c, 8-pixel vectors: vpmaddubsw where the packed
+/// B's pairs fit int16 (7-bit weights; job->b_pairs_fit_i16), else int16 channel pairs through
+/// vpmaddwd): the same bytes. -1 (nothing written) if the shape is not one it takes or its
+/// buffer cannot be allocated.
 int mpq_implicit_conv_avx2(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int grp,
                            uint8_t zero_point, int threads);
 /// A Conv's job (channel-major output; (kh, kw, c) packed weights, or a 1x1 kernel; C / group a

@@ -113,11 +113,15 @@ static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int 
 // im2col took 55% (its reads of 4 channel planes 4 KiB apart share L1 sets, likely) and the
 // implicit conv 0.67-0.74x (the detector's 16->24 and a 32->32 3x3/2). MPQ_INT8_AVX2_IMPLICIT=0
 // (read once) keeps every AVX2 Conv on the im2col, for A/B.
-static int implicit_avx2_preferred(const mpq_conv2d_shape *s) {
+// `wide`: 8-bit weights, the kernel's widening form (int16 channel pairs, twice the bytes of
+// the padded copy): at stride 1 it won only with 16 input channels (0.77-0.83x: resnet_digits'
+// 16->16 at 56x56, a 16->24 at 32x32), about tied with 32-64 (0.90-1.06; 1.16 on
+// resnet_digits' 64->64 at 14x14); stride 2 on 64x64 planes 0.74-0.79x.
+static int implicit_avx2_preferred(const mpq_conv2d_shape *s, int wide) {
     static _Atomic long state = -1;
     if (mpq_env_long_once("MPQ_INT8_AVX2_IMPLICIT", 1, &state) == 0) return 0;
     const int cg = s->group > 0 ? s->channels / s->group : 0;
-    if (s->stride_h == 1) return cg <= 64;
+    if (s->stride_h == 1) return cg <= (wide ? 16 : 64);
     return ((size_t)s->height * (size_t)s->width) % 4096 == 0;
 }
 
@@ -129,7 +133,7 @@ mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape
     // the VNNI kernel's; everything else is the im2col + AVX2 GEMM.
     if (resolved == MPQ_PATH_AVX2) {
         if (is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s))) return MPQ_QCONV_POINTWISE;
-        return implicit_applies(s, khwc) && implicit_avx2_preferred(s) ? MPQ_QCONV_IMPLICIT : MPQ_QCONV_IM2COL;
+        return implicit_applies(s, khwc) && implicit_avx2_preferred(s, 0) ? MPQ_QCONV_IMPLICIT : MPQ_QCONV_IM2COL;
     }
     if (resolved != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
     const mpq_qconv_engine e = engine_without_cv(s, n, khwc);
@@ -209,9 +213,9 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
         return 0;  // a small plane: output channels in the lanes (qgemm_conv_cv.c)
     }
-    if (engine == MPQ_QCONV_IMPLICIT &&
-        (mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2 ? mpq_implicit_conv_avx2 : mpq_implicit_conv_vnni)(
-            &cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
+    const int avx2 = mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2;
+    if (engine == MPQ_QCONV_IMPLICIT && (!avx2 || cb.job.b_pairs_fit_i16 || implicit_avx2_preferred(s, 1)) &&
+        (avx2 ? mpq_implicit_conv_avx2 : mpq_implicit_conv_vnni)(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
         return 0;  // a wide stride-1/2 plane: no im2col at all (qgemm_conv_implicit.c, _avx2.c)
     }

@@ -1,4 +1,4 @@
-// INT8 stride-1/2 Conv with no im2col on AVX2 machines (no VNNI), for 7-bit weights: the twin of
+// INT8 stride-1/2 Conv with no im2col on AVX2 machines (no VNNI): the twin of
 // qgemm_conv_implicit.c (docs/int8-conv.md, "Implicit 3x3"; s23).
 //
 // On AVX2 every non-pointwise Conv took the im2col + AVX2 GEMM; on ResNet-18's 64-channel 3x3
@@ -12,9 +12,12 @@
 // (kh, kw, c) packed weights. Lanes on the padded columns (ow >= OW) or past the last row are
 // computed and dropped.
 //
-// Only where the packed B's pairs fit int16 (pairs_fit_i16: 7-bit weights, qgemm_avx2.c): then
-// vpmaddubsw cannot saturate and a k quad is vpmaddubsw + vpmaddwd by ones + vpaddd, the
-// pointwise twin's 7-bit form. With 8-bit weights the caller gets -1 and runs the im2col GEMM.
+// Where the packed B's pairs fit int16 (pairs_fit_i16: 7-bit weights, qgemm_avx2.c) vpmaddubsw
+// cannot saturate and a k quad is vpmaddubsw + vpmaddwd by ones + vpaddd, the pointwise twin's
+// 7-bit form. With 8-bit weights the widening form: the copy holds channel pairs as int16
+// ([C/2][S][S][Hq][Wq][2], the same 4-byte lanes), the weights are widened once per call into
+// int32 pairs per output channel, and a k pair is vpmaddwd + vpaddd (exact: |u8 * s8| pair sums
+// fit int32), the pointwise twin's 8-bit form.
 // Micro-tile: 2 output channels x 4 vectors of 8 virtual pixels (8 accumulators + 4 x + a
 // weight + a product + ones = 15 ymm; qgemm_pointwise_avx2.c measured 2 x 4 against 6 x 2).
 // The epilogue is the reference's float sequence per lane with the per-channel values
@@ -35,10 +38,10 @@
 
 typedef struct {
     const uint8_t *x;        // the group's first channel plane (NCHW)
-    int c4, H, W, pt, pl;
+    int H, W, pt, pl;
     int S, Hq, Wq;           // stride; each phase plane Hq x Wq (Wq: the virtual row width)
     uint8_t zp;
-    uint8_t *xi;             // [c4][S][S][Hq][Wq][4], then SLACK_PIXELS * 4 bytes
+    uint8_t *xi;             // [cl][S][S][Hq][Wq][4 bytes], then SLACK_PIXELS * 4 bytes (then w16)
     int taps;
     const int *tap_off;      // virtual-pixel offset of each tap (kh, kw order)
     int OH, OW, vend;        // vend = last virtual pixel + 1
@@ -52,6 +55,9 @@ typedef struct {
     int32_t out_zp;
     size_t ldo;
     int groups, co_parts, pack_tasks;  // units = pixel groups x output-channel parts
+    int wide;                // 8-bit weights: int16 channel pairs, vpmaddwd (see above)
+    int cl;                  // lanes of 4 bytes per pixel: C/4 quads (u8) or C/2 pairs (int16)
+    const int32_t *w16;      // wide: channel co's weight pair i at w16[co * (k / 2) + i]
 } ic2_job;
 
 // 8 bytes of one channel row for the lanes of one phase: bytes at src, src + S, ...
@@ -123,10 +129,53 @@ static AVX2_TARGET void pack_group(const ic2_job *j, int cq) {
         }
 }
 
+// The widening form's copy: channel pair cp as int16 [c, c + 1] per pixel (u8 zero-extended,
+// pads the zero point), the same 4-byte lanes and phase layout as pack_group's quads.
+static AVX2_TARGET void pack_pair(const ic2_job *j, int cp) {
+    const size_t plane = (size_t)j->H * (size_t)j->W, qplane = (size_t)j->Hq * (size_t)j->Wq;
+    const uint32_t z2 = 0x00010001u * j->zp;
+    const int S = j->S;
+    for (int a = 0; a < S; a++)
+        for (int b = 0; b < S; b++) {
+            uint32_t *dst = (uint32_t *)(void *)(j->xi + (((size_t)cp * (size_t)(S * S) + (size_t)(a * S + b)) * qplane) * 4);
+            int c_lo = j->pl - b > 0 ? (j->pl - b + S - 1) / S : 0;
+            int c_hi = (j->W - 1 + j->pl - b) >= 0 ? (j->W - 1 + j->pl - b) / S + 1 : 0;
+            if (c_hi > j->Wq) c_hi = j->Wq;
+            if (c_lo > c_hi) c_lo = c_hi;
+            for (int r = 0; r < j->Hq; r++) {
+                uint32_t *row = dst + (size_t)r * (size_t)j->Wq;
+                const int ih = S * r + a - j->pt;
+                if (ih < 0 || ih >= j->H) {
+                    for (int i = 0; i < j->Wq; i++) row[i] = z2;
+                    continue;
+                }
+                for (int i = 0; i < c_lo; i++) row[i] = z2;
+                for (int i = c_hi; i < j->Wq; i++) row[i] = z2;
+                const uint8_t *src = j->x + (size_t)(2 * cp) * plane + (size_t)ih * (size_t)j->W;
+                for (int c0 = c_lo; c0 < c_hi; c0 += 8) {
+                    const int lanes = c_hi - c0 < 8 ? c_hi - c0 : 8;
+                    const int col = S * c0 + b - j->pl, room = j->W - col;
+                    const __m128i r0 = load_phase8(src + col, S, lanes, room), r1 = load_phase8(src + plane + col, S, lanes, room);
+                    const __m256i v = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));
+                    if (lanes == 8) {
+                        _mm256_storeu_si256((__m256i *)(row + c0), v);
+                    } else {
+                        uint32_t t[8];
+                        _mm256_storeu_si256((__m256i *)t, v);
+                        memcpy(row + c0, t, (size_t)lanes * 4);
+                    }
+                }
+            }
+        }
+}
+
 static void pack_task(void *arg, int t) {
     const ic2_job *j = (const ic2_job *)arg;
-    const int c0 = j->c4 * t / j->pack_tasks, c1 = j->c4 * (t + 1) / j->pack_tasks;
-    for (int cq = c0; cq < c1; cq++) pack_group(j, cq);
+    const int c0 = j->cl * t / j->pack_tasks, c1 = j->cl * (t + 1) / j->pack_tasks;
+    for (int c = c0; c < c1; c++) {
+        if (j->wide) pack_pair(j, c);
+        else pack_group(j, c);
+    }
 }
 
 // Lanes [l0, l0 + count) of the 8 starting at virtual pixel v0 that land on output row oh,
@@ -156,11 +205,29 @@ tile(const ic2_job *j, int v0, int np, int co0, int nco) {
         _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
     }
     const size_t cstride = (size_t)(j->S * j->S) * (size_t)j->Hq * (size_t)j->Wq * 4;
+    if (j->wide) {
+        // Channel pairs: 8 pixels x (c, c + 1) int16 per load, the pair's weights one int32.
+        const int32_t *w2[CO];
+        _Pragma("unroll") for (int r = 0; r < nco; r++) w2[r] = j->w16 + (size_t)(co0 + r) * (size_t)(j->kp / 2);
+        int i = 0;  // weight pair: tap t, channels 2cp, 2cp + 1
+        for (int t = 0; t < j->taps; t++) {
+            const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
+            for (int cp = 0; cp < j->cl; cp++, i++) {
+                const uint8_t *xc = xt + (size_t)cp * cstride;
+                __m256i xv[PP];
+                _Pragma("unroll") for (int q = 0; q < np; q++) xv[q] = _mm256_loadu_si256((const __m256i *)(xc + (size_t)q * 32));
+                _Pragma("unroll") for (int r = 0; r < nco; r++) {
+                    const __m256i wv = _mm256_set1_epi32(w2[r][i]);
+                    _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv[q], wv));
+                }
+            }
+        }
+    } else {
     const __m256i ones = _mm256_set1_epi16(1);
     int g = 0;  // packed k group: tap t, channels 4cq..4cq+3 = (kh, kw, c) order
     for (int t = 0; t < j->taps; t++) {
         const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
-        for (int cq = 0; cq < j->c4; cq++, g++) {
+        for (int cq = 0; cq < j->cl; cq++, g++) {
             const uint8_t *xc = xt + (size_t)cq * cstride;
             __m256i xv[PP];
             _Pragma("unroll") for (int q = 0; q < np; q++) xv[q] = _mm256_loadu_si256((const __m256i *)(xc + (size_t)q * 32));
@@ -172,6 +239,7 @@ tile(const ic2_job *j, int v0, int np, int co0, int nco) {
                     acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
             }
         }
+    }
     }
     const __m256i zp = _mm256_set1_epi32(j->out_zp);
     const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -230,11 +298,13 @@ int mpq_implicit_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
                            int threads) {
     const int cg = s->group > 0 ? s->channels / s->group : 0;
     const int S = s->stride_h;
-    if (!g->b_pairs_fit_i16 || cg < 4 || cg % 4 || (S != 1 && S != 2) || s->stride_w != S || !g->out_channel_major || g->c ||
+    if (cg < 4 || cg % 4 || (S != 1 && S != 2) || s->stride_w != S || !g->out_channel_major || g->c ||
         g->kp != g->k || g->k != cg * s->kernel_h * s->kernel_w || s->kernel_h * s->kernel_w > 64)
         return -1;
     ic2_job j;
-    j.c4 = cg / 4; j.H = s->height; j.W = s->width;
+    j.wide = !g->b_pairs_fit_i16;
+    j.cl = j.wide ? cg / 2 : cg / 4;
+    j.H = s->height; j.W = s->width;
     j.pt = s->pad_top; j.pl = s->pad_left;
     const int Hp = s->pad_top + s->height + s->pad_bottom, Wp = s->pad_left + s->width + s->pad_right;
     j.S = S; j.Hq = (Hp + S - 1) / S; j.Wq = (Wp + S - 1) / S;
@@ -255,13 +325,25 @@ int mpq_implicit_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
     j.vend = (j.OH - 1) * j.Wq + j.OW;
     j.n = g->n; j.kp = g->kp; j.bdata = g->bdata; j.colsum = g->colsum; j.za = g->za; j.ep = g->ep;
     j.out = g->out; j.out_u8 = g->out_u8; j.out_zp = g->out_zp; j.ldo = (size_t)g->ldo;
-    const size_t xi_bytes = (size_t)j.c4 * (size_t)(S * S) * (size_t)j.Hq * (size_t)j.Wq * 4 + SLACK_PIXELS * 4;
-    j.xi = (uint8_t *)malloc(xi_bytes);
+    const size_t xi_bytes = (size_t)j.cl * (size_t)(S * S) * (size_t)j.Hq * (size_t)j.Wq * 4 + SLACK_PIXELS * 4;
+    const size_t w_elems = j.wide ? (size_t)j.n * (size_t)(j.kp / 2) : 0;
+    j.xi = (uint8_t *)malloc(xi_bytes + w_elems * 4);
     if (!j.xi) return -1;
-    memset(j.xi + xi_bytes - SLACK_PIXELS * 4, zp, SLACK_PIXELS * 4);
+    memset(j.xi + xi_bytes - SLACK_PIXELS * 4, 0, SLACK_PIXELS * 4);  // read by dropped lanes only
+    if (j.wide) {
+        // Each channel's weight pairs as int32 (two int16), in k order: group g's 4 bytes of
+        // channel co at bdata + (co / 16) kp 16 + g 64 + (co % 16) 4.
+        int32_t *w16 = (int32_t *)(void *)(j.xi + xi_bytes);
+        for (int co = 0; co < j.n; co++)
+            for (int k = 0; k < j.kp; k += 2) {
+                const int8_t *q = j.bdata + (size_t)(co / 16) * (size_t)j.kp * 16 + (size_t)(k / 4) * 64 + (size_t)(co % 16) * 4 + (k % 4);
+                w16[(size_t)co * (size_t)(j.kp / 2) + (size_t)(k / 2)] = (int32_t)(((uint32_t)(uint16_t)(int16_t)q[1] << 16) | (uint16_t)(int16_t)q[0]);
+            }
+        j.w16 = w16;
+    }
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-    j.pack_tasks = threads < j.c4 ? threads : j.c4;
+    j.pack_tasks = threads < j.cl ? threads : j.cl;
     if (j.pack_tasks > 1) mpq_pool_run(j.pack_tasks, pack_task, &j);
     else pack_task(&j, 0);
     j.groups = (j.vend + GROUP - 1) / GROUP;

@@ -136,10 +136,12 @@ final class Int8ConvBlockTests: XCTestCase {
     /// output rows), pads 0 to 3 and
     /// asymmetric, kernels 3x3 / 1x3 / 5x5 / 2x2, dilation, groups, output channels not a
     /// multiple of 6 or 16; float, requantized float and codes output; 1-3 threads. Bytes equal
-    /// the scalar im2col + reference GEMM. Where the CPU has no VNNI it must refuse (-1).
+    /// the scalar im2col + reference GEMM. Where the CPU has no VNNI the path resolves to AVX2
+    /// and its implicit conv must give the same bytes; with neither it must refuse (-1).
     func testImplicitConvMatchesReference() {
         var rng = Int8TestRNG(seed: 2613)
         let hasVNNI = mpq_kernel_path_available(MPQ_PATH_VNNI) != 0
+        let runs = hasVNNI || mpq_kernel_path_available(MPQ_PATH_AVX2) != 0
         var tried = 0
         for ci in 0..<18 {
             let (kh, kw) = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (3, 3)][ci % 7]
@@ -169,7 +171,9 @@ final class Int8ConvBlockTests: XCTestCase {
                                                           mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
                             } }
                             let what = "implicit case \(ci) \(s) group \(grp) mode \(mode) threads \(threads)"
-                            guard hasVNNI else { XCTAssertEqual(rc, -1, what); continue }
+                            // Without VNNI the VNNI path resolves to AVX2, whose implicit conv
+                            // runs too (s23); with neither it must refuse.
+                            guard runs else { XCTAssertEqual(rc, -1, what); continue }
                             XCTAssertEqual(rc, 0, what)
                             if mode == 2 { XCTAssertEqual(gotC, refC, what) }
                             else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
@@ -180,7 +184,7 @@ final class Int8ConvBlockTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(tried, 8)
-        print("int8 implicit conv: \(hasVNNI ? "VNNI path checked" : "no VNNI on this CPU, refusal checked") on \(tried) cases")
+        print("int8 implicit conv: \(hasVNNI ? "VNNI path checked" : runs ? "no VNNI on this CPU, its AVX2 form checked" : "no VNNI or AVX2, refusal checked") on \(tried) cases")
         // Shapes it does not take: stride 3, C / group not a multiple of 4, (c, kh, kw) weights.
         for (c, sw, khwc) in [(16, 3, 1), (18, 1, 1), (16, 1, 0)] {
             var s = mpq_conv2d_shape(channels: Int32(c), height: 20, width: 20, kernel_h: 3, kernel_w: 3,
@@ -198,17 +202,19 @@ final class Int8ConvBlockTests: XCTestCase {
         }
     }
 
-    /// The AVX2 implicit conv (qgemm_conv_implicit_avx2.c: 7-bit weights, vpmaddubsw, 8-pixel
-    /// vectors) alone, on the VNNI test's shapes with weights in [-64, 63]: bytes equal the
-    /// scalar im2col + reference GEMM (float, requantized float, codes; 1-3 threads), also with
-    /// every input 255 and every weight -64 or 63 (the largest pair sums vpmaddubsw must not
-    /// saturate); 8-bit weights are refused (-1, nothing written). Through the driver, a
-    /// stride-1 Conv with 7-bit weights and <= 64 input channels on a wide plane takes it.
-    func testImplicitConvAVX2SevenBitMatchesReference() throws {
+    /// The AVX2 implicit conv (qgemm_conv_implicit_avx2.c, 8-pixel vectors) alone, on the VNNI
+    /// test's shapes, in both forms: weights in [-64, 63] (vpmaddubsw; also every input 255 with
+    /// every weight -64 or 64, the largest pair sums it must not saturate) and 8-bit weights
+    /// (int16 channel pairs through vpmaddwd; also inputs 255 with weights -128 / 127). Bytes
+    /// equal the scalar im2col + reference GEMM (float, requantized float, codes; 1-3 threads).
+    /// Through the driver: a 16-channel stride-1 Conv on a wide plane takes it with either
+    /// weights, a 32-channel one only with 7-bit weights.
+    func testImplicitConvAVX2MatchesReference() throws {
         guard mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 else { throw XCTSkip("no AVX2 on this CPU") }
         var rng = Int8TestRNG(seed: 2614)
         var tried = 0
-        for ci in 0..<20 {
+        for ci in 0..<40 {
+            let eightBit = ci >= 20
             let (kh, kw) = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (3, 3)][ci % 7]
             let group = ci % 5 == 4 ? 2 : 1, cg = [4, 8, 16, 64, 12][ci % 5], c = cg * group
             let h = rng.int(1...20), w = rng.int(3...70), dil = ci % 6 == 5 ? 2 : 1, st = ci % 3 == 1 ? 2 : 1
@@ -225,9 +231,10 @@ final class Int8ConvBlockTests: XCTestCase {
             let x = extreme ? [UInt8](repeating: 255, count: c * h * w) : rng.u8s(c * h * w)
             for grp in 0..<group {
                 let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp, channelsPerGroup: cg, kh: kh, kw: kw,
-                                                 coutG: coutG, zx: zx, zy: zy, sevenBit: !extreme, extremeSevenBit: extreme)
+                                                 coutG: coutG, zx: zx, zy: zy, sevenBit: !extreme && !eightBit,
+                                                 extremeSevenBit: extreme && !eightBit, extremeEightBit: extreme && eightBit)
                 let packed = ref.packed
-                XCTAssertEqual(int8PairsFit(packed), 1)
+                if !eightBit { XCTAssertEqual(int8PairsFit(packed), 1) }
                 for mode in 0..<3 {  // float, float requantized, codes
                     ref.withMode(mode) { ep, refF, refC in
                         for threads: Int32 in [1, 2, 3] {
@@ -237,7 +244,7 @@ final class Int8ConvBlockTests: XCTestCase {
                                 mpq_qconv2d_u8s8_implicit(MPQ_PATH_AVX2, x, &s, Int32(grp), 1, zx, packed, &ep,
                                                           mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
                             } }
-                            let what = "avx2 implicit case \(ci) \(s) group \(grp) mode \(mode) threads \(threads)"
+                            let what = "avx2 implicit case \(ci) (8-bit \(eightBit)) \(s) group \(grp) mode \(mode) threads \(threads)"
                             XCTAssertEqual(rc, 0, what)
                             if mode == 2 { XCTAssertEqual(gotC, refC, what) }
                             else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
@@ -247,33 +254,24 @@ final class Int8ConvBlockTests: XCTestCase {
                 tried += 1
             }
         }
-        XCTAssertGreaterThan(tried, 8)
-        // 8-bit weights: refused, nothing written.
-        var s = mpq_conv2d_shape(channels: 16, height: 20, width: 20, kernel_h: 3, kernel_w: 3, pad_top: 1, pad_left: 1,
-                                 pad_bottom: 1, pad_right: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 1)
-        let wide = Int8ConvGroupReference(rng: &rng, x: rng.u8s(16 * 400), shape: s, group: 0, channelsPerGroup: 16, kh: 3, kw: 3,
-                                          coutG: 8, zx: 3, zy: 5)
-        XCTAssertEqual(int8PairsFit(wide.packed), 0)
-        wide.withMode(2) { ep, _, _ in
-            var codes = [UInt8](repeating: 7, count: 8 * 400)
-            XCTAssertEqual(mpq_qconv2d_u8s8_implicit(MPQ_PATH_AVX2, rng.u8s(16 * 400), &s, 0, 1, 3, wide.packed, &ep, nil, &codes, 5, 1), -1)
-            XCTAssertEqual(codes, [UInt8](repeating: 7, count: 8 * 400))
-        }
-        // The driver: a 16-channel 3x3 on a 40x40 plane with 7-bit weights takes the implicit
-        // conv, with 8-bit weights the im2col; the same bytes as the reference either way.
-        s.height = 40; s.width = 40
-        let x = rng.u8s(16 * 1600)
-        for seven in [true, false] {
-            let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: 0, channelsPerGroup: 16, kh: 3, kw: 3, coutG: 24,
+        XCTAssertGreaterThan(tried, 16)
+        // The driver: a 3x3 on a 40x40 plane; the same bytes as the reference either way.
+        for (c, seven, engine) in [(16, true, "implicit+avx2"), (16, false, "implicit+avx2"), (32, true, "implicit+avx2"),
+                                   (32, false, "im2col+avx2")] {
+            var s = mpq_conv2d_shape(channels: Int32(c), height: 40, width: 40, kernel_h: 3, kernel_w: 3, pad_top: 1, pad_left: 1,
+                                     pad_bottom: 1, pad_right: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 1)
+            let x = rng.u8s(c * 1600)
+            let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: 0, channelsPerGroup: c, kh: 3, kw: 3, coutG: 24,
                                              zx: 11, zy: 9, sevenBit: seven)
+            XCTAssertEqual(int8PairsFit(ref.packed), seven ? 1 : 0)
             ref.withMode(2) { ep, _, refC in
                 var got = [UInt8](repeating: 0, count: 24 * 1600)
                 XCTAssertEqual(mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, 0, 1, 11, ref.packed, &ep, nil, &got, 9, 2), 0)
-                XCTAssertEqual(got, refC, "driver, 7-bit \(seven)")
-                XCTAssertEqual(String(cString: mpq_last_engine()), seven ? "implicit+avx2" : "im2col+avx2")
+                XCTAssertEqual(got, refC, "driver, \(c) channels, 7-bit \(seven)")
+                XCTAssertEqual(String(cString: mpq_last_engine()), engine, "\(c) channels, 7-bit \(seven)")
             }
         }
-        print("int8 AVX2 implicit conv (7-bit weights): \(tried) cases")
+        print("int8 AVX2 implicit conv (7- and 8-bit weights): \(tried) cases")
     }
 
     /// Strided or padded 1x1 convs with 16+ channels take the transposing tap loop now.

@@ -15,13 +15,15 @@ struct Int8ConvGroupReference {
 
     init(rng: inout Int8TestRNG, x: [UInt8], shape: mpq_conv2d_shape, group grp: Int, channelsPerGroup cg: Int,
          kh: Int, kw: Int, coutG: Int, zx: UInt8, zy: UInt8, khwc: Bool = true, sevenBit: Bool = false,
-         extremeSevenBit: Bool = false) {
+         extremeSevenBit: Bool = false, extremeEightBit: Bool = false) {
         var s = shape
         let pixels = Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s)), k = cg * kh * kw
         // sevenBit: the same draws halved into [-64, 63]; extremeSevenBit: -64 or 64 by the
         // draw's sign (every k pair still fits int16, at its largest: the AVX2 kernels'
-        // vpmaddubsw forms must not saturate there).
-        let w = rng.s8s(coutG * k).map { extremeSevenBit ? ($0 < 0 ? -64 : 64) : sevenBit ? Int8(Int($0) >> 1) : $0 }
+        // vpmaddubsw forms must not saturate there); extremeEightBit: -128 or 127.
+        let w = rng.s8s(coutG * k).map {
+            extremeEightBit ? ($0 < 0 ? -128 : 127) : extremeSevenBit ? ($0 < 0 ? -64 : 64) : sevenBit ? Int8(Int($0) >> 1) : $0
+        }
         var wk = w
         if khwc {
             w.withUnsafeBufferPointer { wp in

@@ -366,8 +366,8 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
                      uint8_t out_zero_point, int threads);
 
 /// mpq_qconv2d_u8s8 on its implicit-GEMM path alone (no im2col; qgemm_conv_implicit.c), for
-/// tests: the VNNI path, or the AVX2 path with 7-bit weights (every k pair of the packed B
-/// fits int16), `khwc` weights, stride 1 or 2 (both ways alike), C / group a multiple of 4,
+/// tests: the VNNI path or the AVX2 path (vpmaddubsw with 7-bit weights, int16 channel pairs
+/// otherwise), `khwc` weights, stride 1 or 2 (both ways alike), C / group a multiple of 4,
 /// padded width / stride of 6+, at any output width (mpq_qconv2d_u8s8 takes it only on wide
 /// planes). The same bytes as mpq_qconv2d_u8s8. Returns 0, or -1 (nothing written) where it
 /// does not apply.
@@ -450,7 +450,7 @@ int mpq_qgemm_amx_mode(void);
 typedef enum {
     MPQ_QCONV_IM2COL = 0,     // blocked im2col + the path's GEMM without AMX
     MPQ_QCONV_POINTWISE = 1,  // 1x1 stride-1 conv on the NCHW planes (qgemm_pointwise.c, _avx2.c)
-    MPQ_QCONV_IMPLICIT = 2,   // implicit-GEMM conv, no im2col (qgemm_conv_implicit.c; _avx2.c: 7-bit weights)
+    MPQ_QCONV_IMPLICIT = 2,   // implicit-GEMM conv, no im2col (qgemm_conv_implicit.c, _avx2.c)
     MPQ_QCONV_IM2COL_AMX = 3, // blocked im2col + the AMX GEMM (qgemm_amx.c)
     MPQ_QCONV_CV = 4          // channel-vector VNNI tiles on small planes (qgemm_conv_cv.c)
 } mpq_qconv_engine;
