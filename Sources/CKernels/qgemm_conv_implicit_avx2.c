@@ -178,8 +178,9 @@ static void pack_task(void *arg, int t) {
     }
 }
 
-// Lanes [l0, l0 + count) of the 8 starting at virtual pixel v0 that land on output row oh,
-// column ow0 onwards: calls put(l0, count, oh * OW + ow0) per output row they touch.
+// Runs BODY once per output row that the 8 lanes from virtual pixel v0 touch, with `lane` (the
+// first lane on that row), `count` (its lanes inside the output) and `at` (the output index of
+// `lane`); lanes on the padded columns or past the last row are skipped.
 #define FOR_ROWS(j, v0, BODY)                                                                   \
     for (int l0_ = 0; l0_ < 8;) {                                                              \
         const int v_ = (v0) + l0_, oh_ = v_ / (j)->Wq, ow_ = v_ % (j)->Wq;                     \
@@ -223,23 +224,23 @@ tile(const ic2_job *j, int v0, int np, int co0, int nco) {
             }
         }
     } else {
-    const __m256i ones = _mm256_set1_epi16(1);
-    int g = 0;  // packed k group: tap t, channels 4cq..4cq+3 = (kh, kw, c) order
-    for (int t = 0; t < j->taps; t++) {
-        const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
-        for (int cq = 0; cq < j->cl; cq++, g++) {
-            const uint8_t *xc = xt + (size_t)cq * cstride;
-            __m256i xv[PP];
-            _Pragma("unroll") for (int q = 0; q < np; q++) xv[q] = _mm256_loadu_si256((const __m256i *)(xc + (size_t)q * 32));
-            _Pragma("unroll") for (int r = 0; r < nco; r++) {
-                int32_t w4;
-                memcpy(&w4, w[r] + (size_t)g * 64, 4);
-                const __m256i wv = _mm256_set1_epi32(w4);
-                _Pragma("unroll") for (int q = 0; q < np; q++)
-                    acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
+        const __m256i ones = _mm256_set1_epi16(1);
+        int g = 0;  // packed k group: tap t, channels 4cq..4cq+3 = (kh, kw, c) order
+        for (int t = 0; t < j->taps; t++) {
+            const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
+            for (int cq = 0; cq < j->cl; cq++, g++) {
+                const uint8_t *xc = xt + (size_t)cq * cstride;
+                __m256i xv[PP];
+                _Pragma("unroll") for (int q = 0; q < np; q++) xv[q] = _mm256_loadu_si256((const __m256i *)(xc + (size_t)q * 32));
+                _Pragma("unroll") for (int r = 0; r < nco; r++) {
+                    int32_t w4;
+                    memcpy(&w4, w[r] + (size_t)g * 64, 4);
+                    const __m256i wv = _mm256_set1_epi32(w4);
+                    _Pragma("unroll") for (int q = 0; q < np; q++)
+                        acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
+                }
             }
         }
-    }
     }
     const __m256i zp = _mm256_set1_epi32(j->out_zp);
     const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
