@@ -45,15 +45,7 @@ typedef struct {
     int taps;
     const int *tap_off;      // virtual-pixel offset of each tap (kh, kw order)
     int OH, OW, vend;        // vend = last virtual pixel + 1
-    int n, kp;
-    const int8_t *bdata;
-    const int32_t *colsum;
-    int32_t za;
-    const mpq_epilogue *ep;
-    float *out;
-    uint8_t *out_u8;
-    int32_t out_zp;
-    size_t ldo;
+    const mpq_gemm_job *g;   // weights (bdata, kp, n), colsum, za, epilogue and output
     int groups, co_parts, pack_tasks;  // units = pixel groups x output-channel parts
     int wide;                // 8-bit weights: int16 channel pairs, vpmaddwd (see above)
     int cl;                  // lanes of 4 bytes per pixel: C/4 quads (u8) or C/2 pairs (int16)
@@ -83,17 +75,18 @@ static inline __attribute__((always_inline)) AVX2_TARGET __m128i load_phase8(con
     return v;
 }
 
-// Channel quad cq of the padded interleaved copy, phase by phase (the VNNI kernel's pack_group
-// 8 columns at a time): phase (a, b), row r, column c holds padded pixel (S r + a, S c + b);
-// pad rows and columns hold the zero point.
-static AVX2_TARGET void pack_group(const ic2_job *j, int cq) {
+// Lane group c of the padded interleaved copy, phase by phase (the VNNI kernel's pack_group, 8
+// columns at a time): phase (a, b), row r, column c holds padded pixel (S r + a, S c + b) as one
+// 4-byte lane, channels 4c..4c+3 as bytes or, in the widening form, channels 2c, 2c+1 as
+// zero-extended int16; pad rows and columns hold the zero point.
+static AVX2_TARGET void pack_lanes(const ic2_job *j, int c) {
     const size_t plane = (size_t)j->H * (size_t)j->W, qplane = (size_t)j->Hq * (size_t)j->Wq;
-    const uint32_t z4 = 0x01010101u * j->zp;
-    const int S = j->S;
+    const uint32_t z = (j->wide ? 0x00010001u : 0x01010101u) * j->zp;
+    const int S = j->S, per = j->wide ? 2 : 4;  // channels per lane
     for (int a = 0; a < S; a++)
         for (int b = 0; b < S; b++) {
-            uint32_t *dst = (uint32_t *)(void *)(j->xi + (((size_t)cq * (size_t)(S * S) + (size_t)(a * S + b)) * qplane) * 4);
-            // Columns c of this phase inside the image: iw = S c + b - pl in [0, W).
+            uint32_t *dst = (uint32_t *)(void *)(j->xi + (((size_t)c * (size_t)(S * S) + (size_t)(a * S + b)) * qplane) * 4);
+            // Columns of this phase inside the image: iw = S col + b - pl in [0, W).
             int c_lo = j->pl - b > 0 ? (j->pl - b + S - 1) / S : 0;
             int c_hi = (j->W - 1 + j->pl - b) >= 0 ? (j->W - 1 + j->pl - b) / S + 1 : 0;
             if (c_hi > j->Wq) c_hi = j->Wq;
@@ -102,19 +95,28 @@ static AVX2_TARGET void pack_group(const ic2_job *j, int cq) {
                 uint32_t *row = dst + (size_t)r * (size_t)j->Wq;
                 const int ih = S * r + a - j->pt;
                 if (ih < 0 || ih >= j->H) {
-                    for (int i = 0; i < j->Wq; i++) row[i] = z4;
+                    for (int i = 0; i < j->Wq; i++) row[i] = z;
                     continue;
                 }
-                for (int i = 0; i < c_lo; i++) row[i] = z4;
-                for (int i = c_hi; i < j->Wq; i++) row[i] = z4;
-                const uint8_t *src = j->x + (size_t)(4 * cq) * plane + (size_t)ih * (size_t)j->W;
+                for (int i = 0; i < c_lo; i++) row[i] = z;
+                for (int i = c_hi; i < j->Wq; i++) row[i] = z;
+                const uint8_t *src = j->x + (size_t)(per * c) * plane + (size_t)ih * (size_t)j->W;
                 for (int c0 = c_lo; c0 < c_hi; c0 += 8) {
                     const int lanes = c_hi - c0 < 8 ? c_hi - c0 : 8;
                     const int col = S * c0 + b - j->pl, room = j->W - col;
-                    __m128i r4[4];
-                    for (int i = 0; i < 4; i++) r4[i] = load_phase8(src + (size_t)i * plane + col, S, lanes, room);
-                    const __m128i c01 = _mm_unpacklo_epi8(r4[0], r4[1]), c23 = _mm_unpacklo_epi8(r4[2], r4[3]);
-                    const __m128i p03 = _mm_unpacklo_epi16(c01, c23), p47 = _mm_unpackhi_epi16(c01, c23);
+                    __m128i p03, p47;  // pixels 0-3 and 4-7, a 4-byte lane each
+                    if (j->wide) {
+                        const __m128i r0 = load_phase8(src + col, S, lanes, room), r1 = load_phase8(src + plane + col, S, lanes, room);
+                        const __m256i v = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));
+                        p03 = _mm256_castsi256_si128(v);
+                        p47 = _mm256_extracti128_si256(v, 1);
+                    } else {
+                        __m128i r4[4];
+                        for (int i = 0; i < 4; i++) r4[i] = load_phase8(src + (size_t)i * plane + col, S, lanes, room);
+                        const __m128i c01 = _mm_unpacklo_epi8(r4[0], r4[1]), c23 = _mm_unpacklo_epi8(r4[2], r4[3]);
+                        p03 = _mm_unpacklo_epi16(c01, c23);
+                        p47 = _mm_unpackhi_epi16(c01, c23);
+                    }
                     if (lanes == 8) {
                         _mm_storeu_si128((__m128i *)(row + c0), p03);
                         _mm_storeu_si128((__m128i *)(row + c0 + 4), p47);
@@ -129,53 +131,10 @@ static AVX2_TARGET void pack_group(const ic2_job *j, int cq) {
         }
 }
 
-// The widening form's copy: channel pair cp as int16 [c, c + 1] per pixel (u8 zero-extended,
-// pads the zero point), the same 4-byte lanes and phase layout as pack_group's quads.
-static AVX2_TARGET void pack_pair(const ic2_job *j, int cp) {
-    const size_t plane = (size_t)j->H * (size_t)j->W, qplane = (size_t)j->Hq * (size_t)j->Wq;
-    const uint32_t z2 = 0x00010001u * j->zp;
-    const int S = j->S;
-    for (int a = 0; a < S; a++)
-        for (int b = 0; b < S; b++) {
-            uint32_t *dst = (uint32_t *)(void *)(j->xi + (((size_t)cp * (size_t)(S * S) + (size_t)(a * S + b)) * qplane) * 4);
-            int c_lo = j->pl - b > 0 ? (j->pl - b + S - 1) / S : 0;
-            int c_hi = (j->W - 1 + j->pl - b) >= 0 ? (j->W - 1 + j->pl - b) / S + 1 : 0;
-            if (c_hi > j->Wq) c_hi = j->Wq;
-            if (c_lo > c_hi) c_lo = c_hi;
-            for (int r = 0; r < j->Hq; r++) {
-                uint32_t *row = dst + (size_t)r * (size_t)j->Wq;
-                const int ih = S * r + a - j->pt;
-                if (ih < 0 || ih >= j->H) {
-                    for (int i = 0; i < j->Wq; i++) row[i] = z2;
-                    continue;
-                }
-                for (int i = 0; i < c_lo; i++) row[i] = z2;
-                for (int i = c_hi; i < j->Wq; i++) row[i] = z2;
-                const uint8_t *src = j->x + (size_t)(2 * cp) * plane + (size_t)ih * (size_t)j->W;
-                for (int c0 = c_lo; c0 < c_hi; c0 += 8) {
-                    const int lanes = c_hi - c0 < 8 ? c_hi - c0 : 8;
-                    const int col = S * c0 + b - j->pl, room = j->W - col;
-                    const __m128i r0 = load_phase8(src + col, S, lanes, room), r1 = load_phase8(src + plane + col, S, lanes, room);
-                    const __m256i v = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(r0, r1));
-                    if (lanes == 8) {
-                        _mm256_storeu_si256((__m256i *)(row + c0), v);
-                    } else {
-                        uint32_t t[8];
-                        _mm256_storeu_si256((__m256i *)t, v);
-                        memcpy(row + c0, t, (size_t)lanes * 4);
-                    }
-                }
-            }
-        }
-}
-
 static void pack_task(void *arg, int t) {
     const ic2_job *j = (const ic2_job *)arg;
     const int c0 = j->cl * t / j->pack_tasks, c1 = j->cl * (t + 1) / j->pack_tasks;
-    for (int c = c0; c < c1; c++) {
-        if (j->wide) pack_pair(j, c);
-        else pack_group(j, c);
-    }
+    for (int c = c0; c < c1; c++) pack_lanes(j, c);
 }
 
 // Runs BODY once per output row that the 8 lanes from virtual pixel v0 touch, with `lane` (the
@@ -200,16 +159,16 @@ tile(const ic2_job *j, int v0, int np, int co0, int nco) {
     const int8_t *w[CO];
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
-        w[r] = j->bdata + (size_t)(co / 16) * (size_t)j->kp * 16 + (size_t)(co % 16) * 4;
+        w[r] = j->g->bdata + (size_t)(co / 16) * (size_t)j->g->kp * 16 + (size_t)(co % 16) * 4;
         // bias_i32 - za * colsum up front (qconv_channel_epilogue.h): the same int32 sums.
-        const __m256i start = _mm256_set1_epi32(mpq_channel_acc_start(j->ep, j->za, j->colsum, co));
+        const __m256i start = _mm256_set1_epi32(mpq_channel_acc_start(j->g->ep, j->g->za, j->g->colsum, co));
         _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
     }
     const size_t cstride = (size_t)(j->S * j->S) * (size_t)j->Hq * (size_t)j->Wq * 4;
     if (j->wide) {
         // Channel pairs: 8 pixels x (c, c + 1) int16 per load, the pair's weights one int32.
         const int32_t *w2[CO];
-        _Pragma("unroll") for (int r = 0; r < nco; r++) w2[r] = j->w16 + (size_t)(co0 + r) * (size_t)(j->kp / 2);
+        _Pragma("unroll") for (int r = 0; r < nco; r++) w2[r] = j->w16 + (size_t)(co0 + r) * (size_t)(j->g->kp / 2);
         int i = 0;  // weight pair: tap t, channels 2cp, 2cp + 1
         for (int t = 0; t < j->taps; t++) {
             const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
@@ -242,21 +201,21 @@ tile(const ic2_job *j, int v0, int np, int co0, int nco) {
             }
         }
     }
-    const __m256i zp = _mm256_set1_epi32(j->out_zp);
+    const __m256i zp = _mm256_set1_epi32(j->g->out_zp);
     const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
         const int co = co0 + r;
-        const mpq_channel8 e = mpq_channel8_setup(j->ep, co);
+        const mpq_channel8 e = mpq_channel8_setup(j->g->ep, co);
         _Pragma("unroll") for (int q = 0; q < np; q++) {
             const __m256 v = mpq_channel8_values(&e, acc[r][q], 1, 1);
             const int vq = v0 + 8 * q;
-            if (j->out_u8) {
+            if (j->g->out_u8) {
                 // The low byte of cvt(v) + zp per lane: the reference's (uint8_t) cast.
                 const __m256i c = _mm256_shuffle_epi8(_mm256_add_epi32(_mm256_cvtps_epi32(v), zp), low_bytes);
                 uint8_t b8[8];
                 _mm_storel_epi64((__m128i *)b8, _mm_unpacklo_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1)));
-                uint8_t *o = j->out_u8 + (size_t)co * j->ldo;
+                uint8_t *o = j->g->out_u8 + (size_t)co * (size_t)j->g->ldo;
                 FOR_ROWS(j, vq, {
                     if (count == 8) memcpy(o + at, b8, 8);
                     else memcpy(o + at, b8 + lane, (size_t)count);
@@ -264,7 +223,7 @@ tile(const ic2_job *j, int v0, int np, int co0, int nco) {
             } else {
                 float f8[8];
                 _mm256_storeu_ps(f8, mpq_channel8_rounded(&e, v));
-                float *o = j->out + (size_t)co * j->ldo;
+                float *o = j->g->out + (size_t)co * (size_t)j->g->ldo;
                 FOR_ROWS(j, vq, { memcpy(o + at, f8 + lane, (size_t)count * sizeof(float)); })
             }
         }
@@ -286,9 +245,9 @@ static void run_unit(void *arg, int u, int t) {
     const int grp = u % j->groups, part = u / j->groups;
     const int v0 = grp * GROUP;
     const int np = (j->vend - v0 + 7) / 8 < PP ? (j->vend - v0 + 7) / 8 : PP;
-    const int ntiles = (j->n + CO - 1) / CO;
+    const int ntiles = (j->g->n + CO - 1) / CO;
     const int co0 = ntiles * part / j->co_parts * CO, co1t = ntiles * (part + 1) / j->co_parts * CO;
-    const int co1 = co1t < j->n ? co1t : j->n;
+    const int co1 = co1t < j->g->n ? co1t : j->g->n;
     for (int co = co0; co < co1; co += CO) {
         const int nco = co1 - co < CO ? co1 - co : CO;
         tiles[nco - 1][np - 1](j, v0, co);
@@ -324,10 +283,9 @@ int mpq_implicit_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
         }
     j.tap_off = tap_off;
     j.vend = (j.OH - 1) * j.Wq + j.OW;
-    j.n = g->n; j.kp = g->kp; j.bdata = g->bdata; j.colsum = g->colsum; j.za = g->za; j.ep = g->ep;
-    j.out = g->out; j.out_u8 = g->out_u8; j.out_zp = g->out_zp; j.ldo = (size_t)g->ldo;
+    j.g = g;
     const size_t xi_bytes = (size_t)j.cl * (size_t)(S * S) * (size_t)j.Hq * (size_t)j.Wq * 4 + SLACK_PIXELS * 4;
-    const size_t w_elems = j.wide ? (size_t)j.n * (size_t)(j.kp / 2) : 0;
+    const size_t w_elems = j.wide ? (size_t)g->n * (size_t)(g->kp / 2) : 0;
     j.xi = (uint8_t *)malloc(xi_bytes + w_elems * 4);
     if (!j.xi) return -1;
     memset(j.xi + xi_bytes - SLACK_PIXELS * 4, 0, SLACK_PIXELS * 4);  // read by dropped lanes only
@@ -335,10 +293,10 @@ int mpq_implicit_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
         // Each channel's weight pairs as int32 (two int16), in k order: group g's 4 bytes of
         // channel co at bdata + (co / 16) kp 16 + g 64 + (co % 16) 4.
         int32_t *w16 = (int32_t *)(void *)(j.xi + xi_bytes);
-        for (int co = 0; co < j.n; co++)
-            for (int k = 0; k < j.kp; k += 2) {
-                const int8_t *q = j.bdata + (size_t)(co / 16) * (size_t)j.kp * 16 + (size_t)(k / 4) * 64 + (size_t)(co % 16) * 4 + (k % 4);
-                w16[(size_t)co * (size_t)(j.kp / 2) + (size_t)(k / 2)] = (int32_t)(((uint32_t)(uint16_t)(int16_t)q[1] << 16) | (uint16_t)(int16_t)q[0]);
+        for (int co = 0; co < g->n; co++)
+            for (int k = 0; k < g->kp; k += 2) {
+                const int8_t *q = g->bdata + (size_t)(co / 16) * (size_t)g->kp * 16 + (size_t)(k / 4) * 64 + (size_t)(co % 16) * 4 + (k % 4);
+                w16[(size_t)co * (size_t)(g->kp / 2) + (size_t)(k / 2)] = (int32_t)(((uint32_t)(uint16_t)(int16_t)q[1] << 16) | (uint16_t)(int16_t)q[0]);
             }
         j.w16 = w16;
     }
@@ -350,7 +308,7 @@ int mpq_implicit_conv_avx2(const mpq_gemm_job *g, const uint8_t *x, const mpq_co
     j.groups = (j.vend + GROUP - 1) / GROUP;
     // Few pixel groups (a small plane): split the output channels too, so every core has
     // several claims (the VNNI kernel's rule).
-    const int ntiles = (j.n + CO - 1) / CO;
+    const int ntiles = (g->n + CO - 1) / CO;
     j.co_parts = 1;
     if (threads > 1 && j.groups < 8 * threads) {
         j.co_parts = (8 * threads + j.groups - 1) / j.groups;

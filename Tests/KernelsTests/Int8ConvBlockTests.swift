@@ -130,6 +130,20 @@ final class Int8ConvBlockTests: XCTestCase {
         }
     }
 
+    /// mpq_qconv2d_u8s8_implicit on `path` ((kh, kw, c) weights) into fresh float or code outputs
+    /// (NaN / 0xEE filled): its return code and both outputs (the unused one empty).
+    private func runImplicit(_ path: mpq_kernel_path, _ x: [UInt8], _ s: inout mpq_conv2d_shape, _ grp: Int, _ zx: UInt8,
+                             _ packed: [UInt8], _ ep: inout mpq_epilogue, _ zy: UInt8, _ threads: Int32,
+                             outputs: Int, codes: Bool) -> (Int32, [Float], [UInt8]) {
+        var gotF = [Float](repeating: .nan, count: codes ? 0 : outputs)
+        var gotC = [UInt8](repeating: 0xEE, count: codes ? outputs : 0)
+        let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+            mpq_qconv2d_u8s8_implicit(path, x, &s, Int32(grp), 1, zx, packed, &ep,
+                                      codes ? nil : fp.baseAddress, codes ? cp.baseAddress : nil, zy, threads)
+        } }
+        return (rc, gotF, gotC)
+    }
+
     /// The implicit-GEMM path alone (mpq_qconv2d_u8s8_implicit, VNNI: no im2col, vectors
     /// along padded-width pixels) at every width it takes, not only the wide ones the driver
     /// gives it: stride 1 and 2 (the phase split), odd and small widths (16 lanes across 2-4
@@ -164,12 +178,8 @@ final class Int8ConvBlockTests: XCTestCase {
                 for mode in 0..<3 {  // float, float requantized, codes
                     ref.withMode(mode) { ep, refF, refC in
                         for threads: Int32 in [1, 2, 3] {
-                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
-                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
-                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
-                                mpq_qconv2d_u8s8_implicit(MPQ_PATH_VNNI, x, &s, Int32(grp), 1, zx, packed, &ep,
-                                                          mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
-                            } }
+                            let (rc, gotF, gotC) = runImplicit(MPQ_PATH_VNNI, x, &s, grp, zx, packed, &ep, zy, threads,
+                                                               outputs: coutG * pixels, codes: mode == 2)
                             let what = "implicit case \(ci) \(s) group \(grp) mode \(mode) threads \(threads)"
                             // Without VNNI the VNNI path resolves to AVX2, whose implicit conv
                             // runs too (s23); with neither it must refuse.
@@ -238,12 +248,8 @@ final class Int8ConvBlockTests: XCTestCase {
                 for mode in 0..<3 {  // float, float requantized, codes
                     ref.withMode(mode) { ep, refF, refC in
                         for threads: Int32 in [1, 2, 3] {
-                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
-                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
-                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
-                                mpq_qconv2d_u8s8_implicit(MPQ_PATH_AVX2, x, &s, Int32(grp), 1, zx, packed, &ep,
-                                                          mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
-                            } }
+                            let (rc, gotF, gotC) = runImplicit(MPQ_PATH_AVX2, x, &s, grp, zx, packed, &ep, zy, threads,
+                                                               outputs: coutG * pixels, codes: mode == 2)
                             let what = "avx2 implicit case \(ci) (8-bit \(eightBit)) \(s) group \(grp) mode \(mode) threads \(threads)"
                             XCTAssertEqual(rc, 0, what)
                             if mode == 2 { XCTAssertEqual(gotC, refC, what) }
