@@ -3,7 +3,8 @@
 // Y[M][N] = A[M][K] x B[K][N] (+ bias), the Conv GEMM's 6 x 64 tile with the roles
 // swapped (docs/fp32-gemm.md): the activation rows are the broadcast operand, read in
 // place (packing them would be a pass over A per call; 6 row streams prefetch fine), and
-// the constant B is the vector operand, packed once per session into [k][64] panels.
+// the constant B is the vector operand, packed once per session into 64-column panels
+// (rows of 64 for the AVX-512 tile, 16-column runs contiguous over k for the AVX2 one).
 // Blocking, per unit of work (a block of rows x a group of column panels):
 //   K blocks of KC = 256 (the layout's; a tile's 6 rows x 256 of A stay in L1)
 //     column blocks of NCP panels (B: 256 x 256 floats = 256 KiB, stays in L2)
@@ -38,14 +39,31 @@ size_t mpq_slinear_pack_weights_size(int k, int n) {
     return sizeof(mpq_slinear_weights_header) + (size_t)k * (size_t)round_up(n, NR) * sizeof(float);
 }
 
+// Sub-panels for the AVX2 tile (s24): with wide rows each of its 16-column passes read every
+// fourth cache line of the panel, and with weights cold (a transformer's 2.4 MB FFN weights
+// come from memory every call) one thread ran MiniLM's FFN pair at 0.85x ORT's rate. The
+// AVX-512 tile keeps its wide rows (measured there, s10). MPQ_FP32_LINEAR_SUBPANELS=0 (read
+// once) packs wide everywhere, for A/B.
+int mpq_slinear_host_layout(void) {
+    static _Atomic long env = -1;
+    if (mpq_env_long_once("MPQ_FP32_LINEAR_SUBPANELS", 1, &env) == 0) return MPQ_SLINEAR_LAYOUT_WIDE;
+    return mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI ? MPQ_SLINEAR_LAYOUT_WIDE : MPQ_SLINEAR_LAYOUT_SUB16;
+}
+
 int mpq_slinear_pack_weights(const float *b, int k, int n, int trans_b, void *packed) {
+    return mpq_slinear_pack_weights_layout(b, k, n, trans_b, mpq_slinear_host_layout(), packed);
+}
+
+int mpq_slinear_pack_weights_layout(const float *b, int k, int n, int trans_b, int layout, void *packed) {
     if (!b || !packed || mpq_slinear_pack_weights_size(k, n) == 0) return -1;
+    if (layout != MPQ_SLINEAR_LAYOUT_WIDE && layout != MPQ_SLINEAR_LAYOUT_SUB16) return -1;
     mpq_slinear_weights_header *h = (mpq_slinear_weights_header *)packed;
     memset(h, 0, sizeof *h);
     h->magic = MPQ_SLINEAR_WEIGHTS_MAGIC;
     h->k = k;
     h->n = n;
     h->panels = (n + NR - 1) / NR;
+    h->layout = layout;
     float *data = (float *)(h + 1);
     for (int k0 = 0; k0 < k; k0 += KC) {
         const int kc = k - k0 < KC ? k - k0 : KC;
@@ -53,24 +71,41 @@ int mpq_slinear_pack_weights(const float *b, int k, int n, int trans_b, void *pa
             const int w = panel_width(n, q);
             float *panel = data + (size_t)k0 * (size_t)h->panels * NR + (size_t)q * NR * (size_t)kc;
             const int cols = n - q * NR < w ? n - q * NR : w;  // real columns, then zeros
-            for (int kk = 0; kk < kc; kk++) {
-                float *dst = panel + (size_t)kk * (size_t)w;
-                const size_t row = (size_t)(k0 + kk);
-                if (trans_b) {
-                    for (int j = 0; j < cols; j++) dst[j] = b[(size_t)(q * NR + j) * (size_t)k + row];
-                } else {
-                    memcpy(dst, b + row * (size_t)n + (size_t)q * NR, (size_t)cols * sizeof(float));
+            // Where B(k0 + kk, q * NR + v * 16) goes, and how far apart a run's k are.
+            const size_t ldb = layout == MPQ_SLINEAR_LAYOUT_WIDE ? (size_t)w : 16;
+            const size_t vstride = layout == MPQ_SLINEAR_LAYOUT_WIDE ? 16 : 16 * (size_t)kc;
+            for (int v = 0; v < w / 16; v++) {
+                const int c0 = 16 * v, live = cols - c0 < 0 ? 0 : cols - c0 < 16 ? cols - c0 : 16;
+                for (int kk = 0; kk < kc; kk++) {
+                    float *dst = panel + (size_t)v * vstride + (size_t)kk * ldb;
+                    const size_t row = (size_t)(k0 + kk);
+                    if (trans_b) {
+                        for (int j = 0; j < live; j++) dst[j] = b[(size_t)(q * NR + c0 + j) * (size_t)k + row];
+                    } else {
+                        memcpy(dst, b + row * (size_t)n + (size_t)(q * NR + c0), (size_t)live * sizeof(float));
+                    }
+                    for (int j = live; j < 16; j++) dst[j] = 0.0f;
                 }
-                for (int j = cols; j < w; j++) dst[j] = 0.0f;
             }
         }
     }
     return 0;
 }
 
-static mpq_slinear_tile_fn tile_for(mpq_kernel_path path) {
+// The AVX-512 tile in the signature of the others (wide panels only: see tile_for).
+static void tile_avx512_wide(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
+                             float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias) {
+    (void)ldb;
+    (void)vstride;
+    mpq_slinear_tile_avx512(kc, a, lda, b, nv, c, ldc, mr, nc, accumulate, bias);
+}
+
+static mpq_slinear_tile_fn tile_for(mpq_kernel_path path, int layout) {
     switch (mpq_resolve_kernel_path(path)) {
-    case MPQ_PATH_VNNI: return mpq_slinear_tile_avx512;
+    case MPQ_PATH_VNNI:
+        // The AVX-512 tile loads its four vectors from one wide row; a sub-panel pack (made
+        // for an AVX2 tile) runs the AVX2 one, which every AVX-512 CPU has: the same bits.
+        return layout == MPQ_SLINEAR_LAYOUT_WIDE ? tile_avx512_wide : mpq_slinear_tile_avx2;
     case MPQ_PATH_AVX2: return mpq_slinear_tile_avx2;
     default: return mpq_slinear_tile_reference;
     }
@@ -80,7 +115,7 @@ typedef struct {
     mpq_slinear_tile_fn tile;
     const float *a;
     size_t lda, ldy;
-    int m, k, n, panels;
+    int m, k, n, panels, layout;
     const float *w;  // packed panels
     const float *bias;
     float *y;
@@ -101,9 +136,11 @@ static void run_block(const linear_job *j, int r0, int r1, int p0, int p1) {
                 const float *a = j->a + (size_t)r * j->lda + (size_t)k0;
                 float *yr = j->y + (size_t)r * j->ldy;
                 for (int q = c0; q < c1; q++) {
-                    const int col = q * NR, nc = j->n - col < NR ? j->n - col : NR;
-                    j->tile(kc, a, j->lda, wk + (size_t)q * NR * (size_t)kc, (nc + 15) / 16, yr + col, j->ldy, mr, nc,
-                            k0 > 0, last && j->bias ? j->bias + col : NULL);
+                    const int col = q * NR, nc = j->n - col < NR ? j->n - col : NR, nv = (nc + 15) / 16;
+                    const int wide = j->layout == MPQ_SLINEAR_LAYOUT_WIDE;
+                    j->tile(kc, a, j->lda, wk + (size_t)q * NR * (size_t)kc, wide ? 16 * (size_t)nv : 16,
+                            wide ? 16 : 16 * (size_t)kc, nv, yr + col, j->ldy, mr, nc, k0 > 0,
+                            last && j->bias ? j->bias + col : NULL);
                 }
             }
         }
@@ -135,13 +172,14 @@ static void run_task(void *arg, int t) {
 int mpq_slinear_f32(mpq_kernel_path path, const float *a, int m, int lda, const void *packed_b,
                     const float *bias, float *y, int ldy, int threads) {
     const mpq_slinear_weights_header *h = (const mpq_slinear_weights_header *)packed_b;
-    if (!h || h->magic != MPQ_SLINEAR_WEIGHTS_MAGIC || m < 0 || lda < h->k || ldy < h->n) return -1;
+    if (!h || h->magic != MPQ_SLINEAR_WEIGHTS_MAGIC || (h->layout != MPQ_SLINEAR_LAYOUT_WIDE && h->layout != MPQ_SLINEAR_LAYOUT_SUB16) || m < 0 || lda < h->k || ldy < h->n) return -1;
     if (m == 0) return 0;
     if (!a || !y) return -1;
     linear_job *j = aligned_alloc(64, (sizeof(linear_job) + 63) / 64 * 64);
     if (!j) return -1;
     memset(j, 0, sizeof *j);
-    j->tile = tile_for(path);
+    j->tile = tile_for(path, h->layout);
+    j->layout = h->layout;
     j->a = a;
     j->lda = (size_t)lda;
     j->ldy = (size_t)ldy;

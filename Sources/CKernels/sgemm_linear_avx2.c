@@ -1,6 +1,7 @@
-// AVX2 + FMA micro-tile of the FP32 linear GEMM, on the same packed B as the AVX-512 one:
-// the 6 x (16 * nv) tile is done as nv sub-tiles of 6 rows x 16 columns (12 ymm
-// accumulators, 2 panel loads, 1 broadcast), each over the whole K block. Each lane is
+// AVX2 + FMA micro-tile of the FP32 linear GEMM, on either packed layout (the host's is the
+// sub-panel one, each 16 columns contiguous over k): the 6 x (16 * nv) tile is done as nv
+// sub-tiles of 6 rows x 16 columns (12 ymm accumulators, 2 panel loads, 1 broadcast), each
+// over the whole K block. Each lane is
 // fmadd(a, b, acc) in k order from +0, then + bias: the reference's bits.
 #include "sgemm_linear_internal.h"
 #include <immintrin.h>
@@ -10,7 +11,7 @@
 #define MR MPQ_SLINEAR_MR
 
 static inline __attribute__((always_inline)) AVX2_TARGET void
-sub_tile(int kc, const float *a, size_t lda, const float *b, int w, float *c, size_t ldc, int mr, int nc,
+sub_tile(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nc,
          int accumulate, const float *bias) {
     __m256 acc[MR][2];
     float tmp[MR][16];
@@ -34,7 +35,7 @@ sub_tile(int kc, const float *a, size_t lda, const float *b, int w, float *c, si
             acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
-        b += w;
+        b += ldb;
     }
     if (bias) {
         float bt[16] = {0};
@@ -55,20 +56,20 @@ sub_tile(int kc, const float *a, size_t lda, const float *b, int w, float *c, si
 }
 
 #define SUB_FN(R) \
-    static AVX2_TARGET void sub_##R(int kc, const float *a, size_t lda, const float *b, int w, float *c, size_t ldc, \
-                                    int nc, int acc, const float *bias) { \
-        sub_tile(kc, a, lda, b, w, c, ldc, R, nc, acc, bias); \
+    static AVX2_TARGET void sub_##R(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, \
+                                    size_t ldc, int nc, int acc, const float *bias) { \
+        sub_tile(kc, a, lda, b, ldb, c, ldc, R, nc, acc, bias); \
     }
 SUB_FN(1) SUB_FN(2) SUB_FN(3) SUB_FN(4) SUB_FN(5) SUB_FN(6)
 
-typedef void (*sub_fn)(int, const float *, size_t, const float *, int, float *, size_t, int, int, const float *);
+typedef void (*sub_fn)(int, const float *, size_t, const float *, size_t, float *, size_t, int, int, const float *);
 static const sub_fn subs[MR] = {sub_1, sub_2, sub_3, sub_4, sub_5, sub_6};
 
-void mpq_slinear_tile_avx2(int kc, const float *a, size_t lda, const float *b, int nv, float *c, size_t ldc,
-                           int mr, int nc, int accumulate, const float *bias) {
-    const int w = 16 * nv;
+void mpq_slinear_tile_avx2(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
+                           float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias) {
     for (int q = 0; q < nv && 16 * q < nc; q++) {
         const int cols = nc - 16 * q < 16 ? nc - 16 * q : 16;
-        subs[mr - 1](kc, a, lda, b + 16 * q, w, c + 16 * q, ldc, cols, accumulate, bias ? bias + 16 * q : NULL);
+        subs[mr - 1](kc, a, lda, b + (size_t)q * vstride, ldb, c + 16 * q, ldc, cols, accumulate,
+                     bias ? bias + 16 * q : NULL);
     }
 }

@@ -40,14 +40,18 @@ final class FP32LinearGemmTests: XCTestCase {
         (0..<n * k).map { i in b[(i % k) * n + i / k] }
     }
 
+    /// Both packed layouts (wide rows for the AVX-512 tile, 16-column runs for the AVX2 one),
+    /// whichever the host packs by default.
+    static let layouts: [Int32] = [Int32(MPQ_SLINEAR_LAYOUT_WIDE), Int32(MPQ_SLINEAR_LAYOUT_SUB16)]
+
     func testEveryPathAndThreadCountEqualsReferenceAndReferenceMatchesNaiveProduct() {
         var covered = Set<String>()
         for (s, (m, k, n)) in Self.shapes.enumerated() {
             let (a, b, bias) = Self.data(m: m, k: k, n: n, seed: UInt64(s + 1))
-            let packed = PackedLinearWeights(Tensor(shape: [k, n], floats: b), k: k, n: n, transB: false)
-            let packedT = PackedLinearWeights(Tensor(shape: [n, k], floats: Self.transposed(b, k: k, n: n)), k: k, n: n, transB: true)
+            let wide = PackedLinearWeights(Tensor(shape: [k, n], floats: b), k: k, n: n, transB: false,
+                                           layout: Int32(MPQ_SLINEAR_LAYOUT_WIDE))
+            let ref = Self.run(a, m: m, packed: wide, bias: nil, path: MPQ_PATH_REFERENCE, threads: 1)
             let what = "m\(m) k\(k) n\(n)"
-            let ref = Self.run(a, m: m, packed: packed, bias: nil, path: MPQ_PATH_REFERENCE, threads: 1)
             for i in 0..<m {
                 for j in 0..<n {
                     var exact = 0.0, mag = 0.0
@@ -56,21 +60,61 @@ final class FP32LinearGemmTests: XCTestCase {
                     XCTAssertLessThanOrEqual(err, Self.relativeTolerance * mag + Self.absoluteFloor, "\(what) [\(i), \(j)]")
                 }
             }
-            let refBias = Self.run(a, m: m, packed: packed, bias: bias, path: MPQ_PATH_REFERENCE, threads: 1)
+            let refBias = Self.run(a, m: m, packed: wide, bias: bias, path: MPQ_PATH_REFERENCE, threads: 1)
             // The bias epilogue is one float add after the sum: a separate Add's bits.
             XCTAssertEqual(refBias.map(\.bitPattern), ref.indices.map { (ref[$0] + bias[$0 % n]).bitPattern }, what)
-            for path in paths {
-                for threads: Int32 in [1, 2, 3] {
-                    let got = Self.run(a, m: m, packed: packed, bias: nil, path: path, threads: threads)
-                    XCTAssertEqual(got.map(\.bitPattern), ref.map(\.bitPattern), "\(what) path \(path.rawValue) threads \(threads)")
-                    let gotBias = Self.run(a, m: m, packed: packedT, bias: bias, path: path, threads: threads)
-                    XCTAssertEqual(gotBias.map(\.bitPattern), refBias.map(\.bitPattern),
-                                   "\(what) transB, bias, path \(path.rawValue) threads \(threads)")
-                    covered.insert(String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path(path))))
+            for layout in Self.layouts {
+                let packed = PackedLinearWeights(Tensor(shape: [k, n], floats: b), k: k, n: n, transB: false, layout: layout)
+                let packedT = PackedLinearWeights(Tensor(shape: [n, k], floats: Self.transposed(b, k: k, n: n)), k: k, n: n,
+                                                  transB: true, layout: layout)
+                for path in [MPQ_PATH_REFERENCE] + paths {
+                    for threads: Int32 in [1, 2, 3] {
+                        let how = "\(what) layout \(layout) path \(path.rawValue) threads \(threads)"
+                        let got = Self.run(a, m: m, packed: packed, bias: nil, path: path, threads: threads)
+                        XCTAssertEqual(got.map(\.bitPattern), ref.map(\.bitPattern), how)
+                        let gotBias = Self.run(a, m: m, packed: packedT, bias: bias, path: path, threads: threads)
+                        XCTAssertEqual(gotBias.map(\.bitPattern), refBias.map(\.bitPattern), "\(how) transB, bias")
+                        covered.insert(String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path(path))))
+                    }
                 }
             }
         }
         print("FP32 linear GEMM paths covered: \(covered.sorted())")
+    }
+
+    /// The two layouts hold the same numbers in different places: packing twice gives the
+    /// same header but for its layout field, and the sub-panel pack is the wide one with
+    /// each panel's 16-column runs gathered (a packing that swapped two k or two columns
+    /// would fail here even where a symmetric test product hides it).
+    func testSubPanelLayoutIsTheWideOneRearranged() {
+        for (k, n) in [(300, 130), (5, 17), (257, 64)] {
+            let b = (0..<k * n).map { Float($0) }
+            let wide = PackedLinearWeights(Tensor(shape: [k, n], floats: b), k: k, n: n, transB: false,
+                                           layout: Int32(MPQ_SLINEAR_LAYOUT_WIDE))
+            let sub = PackedLinearWeights(Tensor(shape: [k, n], floats: b), k: k, n: n, transB: false,
+                                          layout: Int32(MPQ_SLINEAR_LAYOUT_SUB16))
+            let floats = (Int(mpq_slinear_pack_weights_size(Int32(k), Int32(n))) - 64) / 4
+            let w = UnsafeBufferPointer(start: (wide.pointer + 64).assumingMemoryBound(to: Float.self), count: floats)
+            let s = UnsafeBufferPointer(start: (sub.pointer + 64).assumingMemoryBound(to: Float.self), count: floats)
+            let panels = (n + 63) / 64
+            var mismatches = 0, compared = 0
+            for k0 in stride(from: 0, to: k, by: 256) {
+                let kc = min(256, k - k0)
+                for q in 0..<panels {
+                    let width = (min(64, n - 64 * q) + 15) / 16 * 16, base = k0 * panels * 64 + q * 64 * kc
+                    for kk in 0..<kc {
+                        for j in 0..<width where s[base + (j / 16) * 16 * kc + kk * 16 + j % 16] != w[base + kk * width + j] {
+                            mismatches += 1
+                        }
+                        compared += width
+                    }
+                }
+            }
+            XCTAssertEqual(mismatches, 0, "k\(k) n\(n): \(mismatches) of \(compared) packed floats misplaced")
+            XCTAssertEqual(compared, k * ((n + 15) / 16 * 16), "k\(k) n\(n)")
+            // Column 0 of row 1 is B[1][0] = n: the wide layout's second row.
+            XCTAssertEqual(w[n <= 64 ? (n + 15) / 16 * 16 : 64], Float(n), "k\(k) n\(n) wide row 1")
+        }
     }
 
     /// Gemm and MatMul on the packed GEMM against the same op on OpenBLAS: each within the

@@ -10,15 +10,17 @@ final class PackedLinearWeights: @unchecked Sendable {
     let k: Int, n: Int, transB: Bool
 
     /// `b` holds K x N floats row-major, or N x K with `transB` (a Gemm's transB = 1).
-    init(_ b: Tensor, k: Int, n: Int, transB: Bool) {
+    /// `layout` (MPQ_SLINEAR_LAYOUT_*) defaults to the one this CPU's tile reads fastest;
+    /// the tests pack both.
+    init(_ b: Tensor, k: Int, n: Int, transB: Bool, layout: Int32 = mpq_slinear_host_layout()) {
         self.k = k; self.n = n; self.transB = transB
         precondition(b.count == k * n, "linear weight \(b.shape) is not \(k) x \(n)")
         let size = mpq_slinear_pack_weights_size(Int32(k), Int32(n))
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 64), alignment: 64)
         let rc = b.floats.withUnsafeBufferPointer {
-            mpq_slinear_pack_weights($0.baseAddress, Int32(k), Int32(n), transB ? 1 : 0, pointer)
+            mpq_slinear_pack_weights_layout($0.baseAddress, Int32(k), Int32(n), transB ? 1 : 0, layout, pointer)
         }
-        precondition(rc == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n)")
+        precondition(rc == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n) layout=\(layout)")
     }
 
     func matches(k: Int, n: Int, transB: Bool) -> Bool { self.k == k && self.n == n && self.transB == transB }
