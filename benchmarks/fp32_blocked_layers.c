@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < l->m; i++) b[i] = rndf() * 0.1f;
         void *pw = aalloc(mpq_sconv_pack_weights_size(l->m, K, 1)), *cw = aalloc(mpq_sconv_cv_weights_size(l->m, K, 1));
         mpq_sconv_pack_weights(w, l->m, K, 1, pw);
-        mpq_sconv_cv_pack_weights(pw, cw);
+        mpq_sconv_cv_pack_weights_layout(pw, mpq_sconv_cv_host_layout(), cw);
         mpq_reorder_to_blocked_f32(path, x, 1, l->c, l->h, l->w, xb);
         const double macs = (double)ny * K;
         const int reps = (int)(4e8 / macs) + 3;

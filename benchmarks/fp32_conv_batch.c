@@ -23,7 +23,7 @@ int main(int argc,char**argv){
   float*x=malloc(nx*4),*y=malloc(ny*4),*b=malloc(m*4),*w=malloc((size_t)m*K*4);
   for(size_t i=0;i<nx;i++)x[i]=rndf(); for(size_t i=0;i<(size_t)m*K;i++)w[i]=rndf()*0.05f; for(int i=0;i<m;i++)b[i]=rndf()*0.1f;
   void*pw=aligned_alloc(64,(mpq_sconv_pack_weights_size(m,K,1)+63)/64*64),*cw=aligned_alloc(64,(mpq_sconv_cv_weights_size(m,K,1)+63)/64*64);
-  mpq_sconv_pack_weights(w,m,K,1,pw); mpq_sconv_cv_pack_weights(pw,cw);
+  mpq_sconv_pack_weights(w,m,K,1,pw); mpq_sconv_cv_pack_weights_layout(pw, mpq_sconv_cv_host_layout(), cw);
   double best=1e9;
   for(int r=0;r<R;r++){double t=now(); if(mpq_sconv2d_f32_cv(MPQ_PATH_VNNI,x,n,&s,cw,b,MPQ_ACT_CLAMP,0,1e30f,NULL,y,threads))return 1; t=now()-t; if(t<best)best=t;}
   uint64_t hsh=1469598103934665603ull; const unsigned char*p=(const unsigned char*)y; for(size_t i=0;i<ny*4;i++){hsh^=p[i];hsh*=1099511628211ull;}

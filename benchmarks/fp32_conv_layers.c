@@ -76,7 +76,7 @@ static int run_sequence(int rounds, int threads, int twice) {
         pw[i] = aligned_alloc(64, (mpq_sconv_pack_weights_size(l->m, K, 1) + 63) / 64 * 64);
         cw[i] = aligned_alloc(64, (mpq_sconv_cv_weights_size(l->m, K, 1) + 63) / 64 * 64);
         mpq_sconv_pack_weights(w, l->m, K, 1, pw[i]);
-        mpq_sconv_cv_pack_weights(pw[i], cw[i]);
+        mpq_sconv_cv_pack_weights_layout(pw[i], mpq_sconv_cv_host_layout(), cw[i]);
         free(w);
         best[i] = 1e9;
     }
@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
         void *pw = aligned_alloc(64, (mpq_sconv_pack_weights_size(l->m, K, 1) + 63) / 64 * 64);
         void *cw = aligned_alloc(64, (mpq_sconv_cv_weights_size(l->m, K, 1) + 63) / 64 * 64);
         mpq_sconv_pack_weights(w, l->m, K, 1, pw);
-        mpq_sconv_cv_pack_weights(pw, cw);
+        mpq_sconv_cv_pack_weights_layout(pw, mpq_sconv_cv_host_layout(), cw);
         const double macs = (double)ny * K;
         const int reps = (int)(4e8 / macs) + 3;
         double best[2] = {1e9, 1e9};

@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
         void *pw = aligned_alloc(64, (mpq_sconv_pack_weights_size(l->m, K, 1) + 63) / 64 * 64);
         void *cw = aligned_alloc(64, (mpq_sconv_cv_weights_size(l->m, K, 1) + 63) / 64 * 64);
         mpq_sconv_pack_weights(w, l->m, K, 1, pw);
-        mpq_sconv_cv_pack_weights(pw, cw);
+        mpq_sconv_cv_pack_weights_layout(pw, mpq_sconv_cv_host_layout(), cw);
         double best[2] = {1e30, 1e30};
         for (int r = 0; r < reps; r++)
             for (int v = getenv("CVONLY") ? 1 : 0; v < 2; v++) {

@@ -57,7 +57,7 @@ static layer *push(int kind, int c, int m, int h, int k, int s, int relu6) {
         l->pw = aligned_alloc(64, (mpq_sconv_pack_weights_size(m, kk, 1) + 63) / 64 * 64);
         mpq_sconv_pack_weights(l->w, m, kk, 1, l->pw);
         l->cw = aligned_alloc(64, (mpq_sconv_cv_weights_size(m, kk, 1) + 63) / 64 * 64);
-        mpq_sconv_cv_pack_weights(l->pw, l->cw);
+        mpq_sconv_cv_pack_weights_layout(l->pw, mpq_sconv_cv_host_layout(), l->cw);
     }
     return l;
 }

@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
         void *pw = aligned_alloc(64, (mpq_sconv_pack_weights_size(l->m, l->c, 1) + 63) / 64 * 64);
         void *cw = aligned_alloc(64, (mpq_sconv_cv_weights_size(l->m, l->c, 1) + 63) / 64 * 64);
         mpq_sconv_pack_weights(w, l->m, l->c, 1, pw);
-        mpq_sconv_cv_pack_weights(pw, cw);
+        mpq_sconv_cv_pack_weights_layout(pw, mpq_sconv_cv_host_layout(), cw);
         double best = 1e9;
         uint32_t sum = 0;
         for (int r = 0; r < rounds * reps; r++) {

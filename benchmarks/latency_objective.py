@@ -20,6 +20,15 @@ A benchmark, not a test: it asserts nothing about time. It
     swift build -c release --product mpq
     /work/venv/bin/python benchmarks/latency_objective.py --work out/bench
 
+With --trained DIR the model is a trained one with labelled splits instead (s24: the
+MobileNetV2 of benchmarks/models/train_mobilenetv2_digits.py, trained on scikit-learn's digits),
+searched on its top-1 under a real budget, and every model's top-1 in ORT is scored on DIR's
+holdout:
+
+    /work/venv/bin/python benchmarks/models/train_mobilenetv2_digits.py --out out/bench/mobilenetv2_digits
+    /work/venv/bin/python benchmarks/latency_objective.py --work out/bench --trained out/bench/mobilenetv2_digits \
+        --metric top1 --budget 1 --weight-bits 7 --threads 2
+
 What `--objective latency` optimises is mpq's own runtime (Sources/Search/LatencyProbe.swift),
 not ORT's: the table shows how far that choice carries over to ORT on this machine.
 """
@@ -42,7 +51,11 @@ def main():
     ap.add_argument("--work", default="out/bench")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--images", type=int, default=16, help="images per split (calibration, search, holdout)")
-    ap.add_argument("--metric", default="cosine", choices=["cosine", "agreement"])
+    ap.add_argument("--trained", metavar="DIR",
+                    help="a trained model instead of the random-weight one: DIR/model.onnx with labelled "
+                         "DIR/calib.npz, DIR/search.npz and DIR/holdout.npz (benchmarks/models/"
+                         "train_mobilenetv2_digits.py writes them); use with --metric top1 --budget 1")
+    ap.add_argument("--metric", default="cosine", choices=["cosine", "agreement", "top1"])
     ap.add_argument("--budget", default="5")
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--threads", type=int, default=1)
@@ -55,20 +68,32 @@ def main():
     os.chdir(ROOT)
     cpu = cpu_summary()
     print("CPU:", json.dumps(cpu))
-    d = f"{args.work}/latency_objective_mobilenetv2_{args.size}"
-    os.makedirs(d, exist_ok=True)
-    model = f"{d}/model.onnx"
-    if not os.path.exists(model):
-        sh([sys.executable, "benchmarks/models/resnet_shaped.py", "--arch", "mobilenetv2", "--out", d,
-            "--size", str(args.size), "--calib", str(args.images), "--holdout", str(2 * args.images)])
-    name, _ = input_name(model)
-    # The generator writes calibration and holdout images; the holdout's two halves become
-    # the search and holdout splits (disjoint, same distribution).
-    hold = np.load(f"{d}/holdout.npz")
-    x = hold[name]
-    np.savez(f"{d}/search.npz", **{name: x[:args.images]})
-    np.savez(f"{d}/holdout_half.npz", **{name: x[args.images:]})
-    splits = ["--calibration", f"{d}/calib.npz", "--search", f"{d}/search.npz", "--holdout", f"{d}/holdout_half.npz"]
+    labels = None
+    if args.trained:
+        # A trained model: its own labelled splits; ORT is timed and scored on the holdout.
+        d = args.trained
+        model = f"{d}/model.onnx"
+        name, _ = input_name(model)
+        hold = np.load(f"{d}/holdout.npz")
+        x = held = hold[name]  # timed batches and scores: the whole holdout
+        labels = hold["labels"].reshape(-1)
+        splits = ["--calibration", f"{d}/calib.npz", "--search", f"{d}/search.npz", "--holdout", f"{d}/holdout.npz"]
+    else:
+        d = f"{args.work}/latency_objective_mobilenetv2_{args.size}"
+        os.makedirs(d, exist_ok=True)
+        model = f"{d}/model.onnx"
+        if not os.path.exists(model):
+            sh([sys.executable, "benchmarks/models/resnet_shaped.py", "--arch", "mobilenetv2", "--out", d,
+                "--size", str(args.size), "--calib", str(args.images), "--holdout", str(2 * args.images)])
+        name, _ = input_name(model)
+        # The generator writes calibration and holdout images; the holdout's two halves become
+        # the search and holdout splits (disjoint, same distribution).
+        hold = np.load(f"{d}/holdout.npz")
+        x = hold[name]
+        held = x[args.images:]
+        np.savez(f"{d}/search.npz", **{name: x[:args.images]})
+        np.savez(f"{d}/holdout_half.npz", **{name: x[args.images:]})
+        splits = ["--calibration", f"{d}/calib.npz", "--search", f"{d}/search.npz", "--holdout", f"{d}/holdout_half.npz"]
 
     t = time.time()
     rc_search = 0
@@ -94,26 +119,29 @@ def main():
 
     paths = {"fp32": model, "qstatic": f"{d}/qstatic.onnx", "all_int8": f"{d}/all_int8.onnx",
              "latency_map": f"{d}/latency_map.onnx"}
-    res = {"cpu": cpu, "command": " ".join(sys.argv), "size": args.size, "search_seconds": round(search_s, 1),
+    res = {"cpu": cpu, "command": " ".join(sys.argv), "model": model, "size": args.size, "search_seconds": round(search_s, 1),
            "search_exit": rc_search, "map": {
                "int8_layers": doc["int8_layers"], "layers": len(doc["layers"]),
                "fp32_layers": [l["name"] for l in doc["layers"] if l["precision"] == "fp32"],
                "holdout": doc["result"]["holdout"], "latency_mpq": doc.get("latency"),
                "budget_met": doc["budget_met"]}}
-    outs = {k: run_all(session(p, 2), name, x[args.images:], 8) for k, p in paths.items()}
+    outs = {k: run_all(session(p, 2), name, held, 8) for k, p in paths.items()}
     f = outs["fp32"].reshape(len(outs["fp32"]), -1).astype(np.float64)
     res["score"], res["ops"] = {}, {}
     for k in paths:
         o = outs[k].reshape(len(f), -1)
         cos = (o * f).sum(1) / np.maximum(np.linalg.norm(o, axis=1) * np.linalg.norm(f, axis=1), 1e-30)
         res["score"][k] = {"cosine": float(cos.mean() * 100), "agreement": float((o.argmax(1) == f.argmax(1)).mean() * 100)}
+        if labels is not None:
+            res["score"][k]["top1"] = float((o.argmax(1) == labels).mean() * 100)
         res["ops"][k] = float_compute(op_counts(paths[k], d, k))
     res["latency"] = {}
     for b in [int(v) for v in args.batches.split(",")]:
         print(f"latency: threads {args.threads}, batch {b}", flush=True)
         res["latency"][f"{args.threads}x{b}"] = latency(paths, name, x, args.threads, b, args.warmup, args.iters)
     res["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    json.dump(res, open(f"{args.work}/latency_objective.json", "w"), indent=1)
+    out_json = f"{args.work}/latency_objective{'_trained' if args.trained else ''}.json"
+    json.dump(res, open(out_json, "w"), indent=1)
 
     print(f"\nCPU: {cpu['model_name']} ({cpu['cpus']} CPUs, load {cpu['loadavg'][0]:.1f}), onnxruntime {cpu['onnxruntime']}")
     m = res["map"]

@@ -77,14 +77,26 @@ int mpq_reorder_from_blocked_f32(mpq_kernel_path path, const float *x, int image
 }
 
 // --- The scalar reference tile: the channel-vector reference's chain, stored blocked.
-void mpq_sconv_blocked_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
-                                      const int32_t *pix, int np, float *y, size_t vstride, int rows,
-                                      const mpq_sgemm_tile_epilogue *ep) {
+static void blocked_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                   const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                   const mpq_sgemm_tile_epilogue *ep, int sliced) {
     for (int i = 0; i < 16 * nv; i++)
         for (int p = 0; p < np; p++) {
             float *d = y + (size_t)(i / 16) * vstride + (size_t)p * 16 + (size_t)(i % 16);
-            *d = i < rows ? mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep) : 0.0f;
+            *d = i < rows ? mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep, sliced) : 0.0f;
         }
+}
+
+void mpq_sconv_blocked_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                      const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                      const mpq_sgemm_tile_epilogue *ep) {
+    blocked_tile_reference(kc, w, nv, x, offsets, pix, np, y, vstride, rows, ep, 0);
+}
+
+void mpq_sconv_blocked_tile_reference_sliced(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                             const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                             const mpq_sgemm_tile_epilogue *ep) {
+    blocked_tile_reference(kc, w, nv, x, offsets, pix, np, y, vstride, rows, ep, 1);
 }
 
 static void patch_reference(const float *x, int cbs, int H, int W, int ih0, int iw0, int ph, int pw, int pwc, float *d) {
@@ -370,11 +382,15 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
                         float *y, int threads) {
     const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)cv_w;
     if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_CV_WEIGHTS_MAGIC || h->group != 1 ||
+        (h->cv_layout != MPQ_SCONV_CV_ROWS && h->cv_layout != MPQ_SCONV_CV_SLICED) ||
         !mpq_sconv2d_f32_blocked_applies(s) || (long)s->channels * s->kernel_h * s->kernel_w != h->k)
         return -1;
     bk_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
-    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_blocked_tile_avx512 : mpq_sconv_blocked_tile_reference;
+    // The AVX-512 tile reads rows; sliced weights (an AVX2 host's) take the reference.
+    j.tile = h->cv_layout == MPQ_SCONV_CV_SLICED ? mpq_sconv_blocked_tile_reference_sliced
+             : j.path == MPQ_PATH_VNNI          ? mpq_sconv_blocked_tile_avx512
+                                                : mpq_sconv_blocked_tile_reference;
     j.s = s;
     j.x = x;
     j.y = y;

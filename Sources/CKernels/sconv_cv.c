@@ -30,7 +30,7 @@
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
-// --- Weights: per group, ceil(mg / 64) blocks of [k][16 nv] (nv = that block's vectors),
+// --- Weights: per group, ceil(mg / 64) blocks of k x 16 nv (nv = that block's vectors; rows or sliced: mpq_sgemm.h),
 // block b at b * k * 64 floats from the group's first; zero past mg.
 
 size_t mpq_sconv_cv_weights_size(int m, int k, int group) {
@@ -39,13 +39,36 @@ size_t mpq_sconv_cv_weights_size(int m, int k, int group) {
     return sizeof(mpq_sconv_weights_header) + (size_t)group * (size_t)blocks * (size_t)k * CV_BLOCK * sizeof(float);
 }
 
+// Where weight (kk, i) of a block of `width` = 16 nv columns and k rows goes: rows [k][width],
+// or sliced, per K block of MPQ_SCONV_CV_KC, [nv][kb][16].
+static size_t cv_offset(int sliced, int k, int width, int kk, int i) {
+    if (!sliced) return (size_t)kk * (size_t)width + (size_t)i;
+    const int k0 = kk / MPQ_SCONV_CV_KC * MPQ_SCONV_CV_KC, kb = k - k0 < MPQ_SCONV_CV_KC ? k - k0 : MPQ_SCONV_CV_KC;
+    return (size_t)k0 * (size_t)width + ((size_t)(i / 16) * (size_t)kb + (size_t)(kk - k0)) * 16 + (size_t)(i % 16);
+}
+
+// Sliced for the AVX2 part kernel (s24): with rows, each K block's slices were copied out per
+// call, 6-9% of ResNet-18's and resnet_digits' FP32 time (perf, the part kernel's own samples,
+// most of them the copy's stores). MPQ_FP32_CV_SLICED=0 (read once) keeps rows, for A/B.
+int mpq_sconv_cv_host_layout(void) {
+    static _Atomic long env = -1;
+    if (mpq_env_long_once("MPQ_FP32_CV_SLICED", 1, &env) == 0) return MPQ_SCONV_CV_ROWS;
+    return mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_AVX2 ? MPQ_SCONV_CV_SLICED : MPQ_SCONV_CV_ROWS;
+}
+
 int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv) {
+    return mpq_sconv_cv_pack_weights_layout(packed_w, MPQ_SCONV_CV_ROWS, cv);
+}
+
+int mpq_sconv_cv_pack_weights_layout(const void *packed_w, int layout, void *cv) {
     const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)packed_w;
     if (!h || !cv || h->magic != MPQ_SCONV_WEIGHTS_MAGIC) return -1;
+    if (layout != MPQ_SCONV_CV_ROWS && layout != MPQ_SCONV_CV_SLICED) return -1;
     mpq_sconv_weights_header *o = (mpq_sconv_weights_header *)cv;
     *o = *h;
     o->magic = MPQ_SCONV_CV_WEIGHTS_MAGIC;
     o->mg_padded = round_up(h->mg, 16);
+    o->cv_layout = layout;
     const int k = h->k, mg = h->mg, panels = h->mg_padded / MPQ_SGEMM_MR;
     const int blocks = (mg + CV_BLOCK - 1) / CV_BLOCK;
     const float *src = (const float *)(h + 1);
@@ -57,7 +80,7 @@ int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv) {
             for (int kk = 0; kk < k; kk++)
                 for (int i = 0; i < width; i++) {
                     const int row = b * CV_BLOCK + i;  // from the [k][MR] panel that holds it
-                    blk[(size_t)kk * (size_t)width + (size_t)i] =
+                    blk[cv_offset(layout == MPQ_SCONV_CV_SLICED, k, width, kk, i)] =
                         row < mg ? src[((size_t)g * (size_t)panels + (size_t)(row / MPQ_SGEMM_MR)) * (size_t)k * MPQ_SGEMM_MR +
                                        (size_t)kk * MPQ_SGEMM_MR + (size_t)(row % MPQ_SGEMM_MR)]
                                  : 0.0f;
@@ -72,12 +95,12 @@ int mpq_sconv_cv_tile_pixels(int nv) { return nv <= 3 ? 8 : nv == 4 ? 6 : nv <= 
 
 // --- The scalar reference tile: rows i < `rows` x pixels p < np, the fmaf chain.
 float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const float *x, ptrdiff_t pixel,
-                                    const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep) {
-    // Channel i's weights: its block's rows (64 wide, or 16 nv for a last block).
-    const float *wi = nv <= 4 ? w + i : i < 64 ? w + i : w + (size_t)kc * 64 + (i - 64);
-    const size_t width = nv <= 4 ? 16 * (size_t)nv : i < 64 ? 64 : 16 * (size_t)(nv - 4);
+                                    const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep, int sliced) {
+    // Channel i's weights: its block (64 wide, or 16 nv for a last block), column c of it.
+    const float *wb = nv <= 4 || i < 64 ? w : w + (size_t)kc * 64;
+    const int width = nv <= 4 ? 16 * nv : i < 64 ? 64 : 16 * (nv - 4), c = nv <= 4 || i < 64 ? i : i - 64;
     float acc = 0.0f;
-    for (int k = 0; k < kc; k++) acc = fmaf(wi[(size_t)k * width], x[pixel + offsets[k]], acc);
+    for (int k = 0; k < kc; k++) acc = fmaf(wb[cv_offset(sliced, kc, width, k, c)], x[pixel + offsets[k]], acc);
     if (ep) {
         if (ep->bias && ep->bias[i] != 0.0f) acc = acc + ep->bias[i];
         if (ep->clamp) acc = acc < ep->lo ? ep->lo : (acc > ep->hi ? ep->hi : acc);
@@ -88,7 +111,16 @@ float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
     for (int i = 0; i < rows; i++)
-        for (int p = 0; p < np; p++) y[(size_t)i * plane + (size_t)p] = mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep);
+        for (int p = 0; p < np; p++)
+            y[(size_t)i * plane + (size_t)p] = mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep, 0);
+}
+
+void mpq_sconv_cv_tile_reference_sliced(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                        const int32_t *pix, int np, float *y, size_t plane, int rows,
+                                        const mpq_sgemm_tile_epilogue *ep) {
+    for (int i = 0; i < rows; i++)
+        for (int p = 0; p < np; p++)
+            y[(size_t)i * plane + (size_t)p] = mpq_sconv_cv_reference_output(kc, w, nv, i, x, pix[p], offsets, ep, 1);
 }
 
 typedef void (*cv_tile_fn)(int, const float *, int, const float *, const int32_t *, const int32_t *, int, float *, size_t,
@@ -97,6 +129,7 @@ typedef void (*cv_tile_fn)(int, const float *, int, const float *, const int32_t
 typedef struct {
     mpq_kernel_path path;
     cv_tile_fn tile;
+    int sliced;  // the weights are MPQ_SCONV_CV_SLICED
     const float *x;
     const mpq_conv2d_shape *s;
     size_t in_image, out_image, padded_image;
@@ -218,7 +251,8 @@ static void cv_part(const cv_job *j, const float *src, int img, int g, int b, in
         int q = p0;
         for (int t = 0; t < slices; t++) {
             const int p = p0 + (int)((long)all * (t + 1) / slices);
-            if (mpq_sconv_cv_part_avx2(j->k, w, nv, xg, j->offsets, j->pix + q, p - q, yb + q, plane, rows, epp)) break;
+            if (mpq_sconv_cv_part_avx2(j->k, w, nv, j->sliced, xg, j->offsets, j->pix + q, p - q, yb + q, plane, rows, epp))
+                break;
             part_passes(j, yb, rows, q, p);
             q = p;
         }
@@ -439,13 +473,20 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
                        int threads) {
     const mpq_sconv_weights_header *h = (const mpq_sconv_weights_header *)cv_w;
     if (!x || !s || !h || !y || images < 0 || h->magic != MPQ_SCONV_CV_WEIGHTS_MAGIC || h->group != s->group ||
+        (h->cv_layout != MPQ_SCONV_CV_ROWS && h->cv_layout != MPQ_SCONV_CV_SLICED) ||
         !mpq_sconv2d_f32_cv_applies(s) || (long)(s->channels / s->group) * s->kernel_h * s->kernel_w != h->k)
         return -1;
     cv_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
+    j.sliced = h->cv_layout == MPQ_SCONV_CV_SLICED;
+    // The AVX-512 tile reads rows: sliced weights (packed for an AVX2 host) run the AVX2 part
+    // kernel, which every AVX-512 CPU has (the same bits).
+    if (j.sliced && j.path == MPQ_PATH_VNNI) j.path = MPQ_PATH_AVX2;
     // AVX2 runs whole parts (mpq_sconv_cv_part_avx2); its tile here is the reference's, for a
     // part whose buffer of partial sums cannot be allocated.
-    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512 : mpq_sconv_cv_tile_reference;
+    j.tile = j.path == MPQ_PATH_VNNI ? mpq_sconv_cv_tile_avx512
+             : j.sliced              ? mpq_sconv_cv_tile_reference_sliced
+                                     : mpq_sconv_cv_tile_reference;
     j.x = x;
     j.s = s;
     j.images = images;

@@ -5,8 +5,9 @@
 // (12 accumulators, per k 2 weight loads, up to 6 broadcasts, 12 FMAs). Run over the whole of
 // K per few pixels, that streamed each vector's weights once per 6 pixels (9.4 MB per pass
 // for ResNet-18's 512-channel 7x7 layers), so here K goes in blocks of CV2_KC: one vector's
-// weights for a block are copied contiguous (8 KiB, in L1) and used by every pixel chunk of
-// the part, the chunks' partial sums kept in a thread buffer between blocks. Floats are stored
+// weights for a block are contiguous (8 KiB, in L1; read in place from weights packed
+// MPQ_SCONV_CV_SLICED, the AVX2 host's layout since s24, or copied out of rows) and used by
+// every pixel chunk of the part, the chunks' partial sums kept in a thread buffer between blocks. Floats are stored
 // and reloaded exactly, so every output is still fmadd(w, x, acc) in k order from +0 on the
 // same values: the AVX-512 tile's and the reference's bits. After the last block: bias where
 // it is not 0, the clamp (max(lo, v) then min(hi, v): NaN and -0 kept, as the other tiles), an
@@ -20,7 +21,7 @@
 #include "transpose8_f32_avx2.h"
 #include <stdlib.h>
 
-#define CV2_KC 128  // k per block in the part kernel
+#define CV2_KC MPQ_SCONV_CV_KC  // k per block in the part kernel (the sliced layout's)
 
 #define CV2_TARGET __attribute__((target("avx2,fma")))
 #define AI inline __attribute__((always_inline))
@@ -184,24 +185,35 @@ static CV2_TARGET void copy_slices(const float *w, int kc, int nv, int k0, int k
     }
 }
 
-CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
-                                      int n, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep) {
+// Vector v's slice [k1 - k0][16] of the K block from k0 in sliced weights (sconv_cv.c's
+// layout): the first 4 vectors in the part's first block, the rest in its second.
+static inline const float *sliced_slice(const float *w, int kc, int nv, int k0, int k1, int v) {
+    const int na = nv < 4 ? nv : 4, first = v < 4;
+    const float *blk = first ? w : w + (size_t)kc * 64;
+    const int width = 16 * (first ? na : nv - na);
+    return blk + (size_t)k0 * (size_t)width + (size_t)(first ? v : v - 4) * (size_t)(k1 - k0) * 16;
+}
+
+CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, int sliced, const float *x, const int32_t *offsets,
+                                      const int32_t *pix, int n, float *y, size_t plane, int rows,
+                                      const mpq_sgemm_tile_epilogue *ep) {
     const int chunks = (n + 5) / 6, vectors = (rows + 15) / 16 < nv ? (rows + 15) / 16 : nv;
     const size_t per_vector = (size_t)chunks * 6 * 16;  // partial sums of one vector's chunks
     // The thread's buffer, kept between calls.
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
-    float *partial = mpq_sconv_grown(&buf, &cap, (size_t)vectors * per_vector + (size_t)nv * CV2_KC * 16);
+    float *partial = mpq_sconv_grown(&buf, &cap, (size_t)vectors * per_vector + (sliced ? 0 : (size_t)nv * CV2_KC * 16));
     if (!partial) return -1;
     float *slices = partial + (size_t)vectors * per_vector;
-    // K blocks of CV2_KC outermost: the block's weights (8 KiB a vector) are copied once and
-    // used by every pixel chunk of the part, instead of streaming the whole of K per chunk.
+    // K blocks of CV2_KC outermost: the block's weights (8 KiB a vector) are read in place
+    // (sliced) or copied once (rows) and used by every pixel chunk of the part, instead of
+    // streaming the whole of K per chunk.
     for (int k0 = 0; k0 < kc; k0 += CV2_KC) {
         const int k1 = kc - k0 < CV2_KC ? kc : k0 + CV2_KC;
-        copy_slices(w, kc, nv, k0, k1, slices);
+        if (!sliced) copy_slices(w, kc, nv, k0, k1, slices);
         for (int v = 0; v < vectors; v++) {
             const int r = rows - 16 * v;
-            const float *slice = slices + (size_t)v * CV2_KC * 16;
+            const float *slice = sliced ? sliced_slice(w, kc, nv, k0, k1, v) : slices + (size_t)v * CV2_KC * 16;
             const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
             float *yv = y + (size_t)(16 * v) * plane, *pv = partial + (size_t)v * per_vector;
             if (v + 2 == vectors && r - 16 <= 8) {
@@ -213,7 +225,8 @@ CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const floa
                     const int p1 = (int)((long)n * (c + 1) / tris);
                     const float *px[3];
                     for (int p = p0; p < p1; p++) px[p - p0] = x + pix[p];
-                    tris_by_p[p1 - p0 - 1](k0, k1, kc, slice - (size_t)k0 * 16, slice + (size_t)CV2_KC * 16 - (size_t)k0 * 16,
+                    const float *next = sliced ? sliced_slice(w, kc, nv, k0, k1, v + 1) : slice + (size_t)CV2_KC * 16;
+                    tris_by_p[p1 - p0 - 1](k0, k1, kc, slice - (size_t)k0 * 16, next - (size_t)k0 * 16,
                                            px, offsets, pv + (size_t)c * 72, yv + p0, plane, r, bias, ep);
                     p0 = p1;
                 }

@@ -163,15 +163,22 @@ void mpq_sconv_pad_plane_avx512(const float *x, int h, int w, int pad_top, int p
 /// Output channel i of the channel-vector reference tile at the pixel whose window starts at
 /// x + pixel: the fmaf chain over k in order from +0, then the bias (when not 0) and the clamp.
 /// Both reference tiles (NCHW and blocked stores) compute every output through it.
+/// `sliced`: the weights are MPQ_SCONV_CV_SLICED (else rows).
 float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const float *x, ptrdiff_t pixel,
-                                    const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep);
+                                    const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep, int sliced);
 void mpq_sconv_cv_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                                  int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+/// The reference tile on MPQ_SCONV_CV_SLICED weights (the other tiles read rows only).
+void mpq_sconv_cv_tile_reference_sliced(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                        const int32_t *pix, int np, float *y, size_t plane, int rows,
+                                        const mpq_sgemm_tile_epilogue *ep);
 /// The AVX2 form, over a whole part (n pixels of the driver's part, pix[0..n)): the same sums in
 /// K blocks, each block's weights reused by every pixel chunk, partial sums kept in a thread
 /// buffer between blocks; the same bits as the tile. 0, or -1 (nothing written) without memory.
-int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
-                           int n, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
+/// `sliced`: the weights are MPQ_SCONV_CV_SLICED and are read in place (rows: each block's
+/// slices are copied out first).
+int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, int sliced, const float *x, const int32_t *offsets,
+                           const int32_t *pix, int n, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,
                               int np, float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep);
 
@@ -181,6 +188,9 @@ void mpq_sconv_cv_tile_avx512(int kc, const float *w, int nv, const float *x, co
 void mpq_sconv_blocked_tile_reference(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                       const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                       const mpq_sgemm_tile_epilogue *ep);
+void mpq_sconv_blocked_tile_reference_sliced(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                             const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                             const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                    const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                    const mpq_sgemm_tile_epilogue *ep);

@@ -45,7 +45,11 @@ final class FP32ChannelVectorTests: XCTestCase {
 
     static func cvWeights(_ packed: PackedConvWeights) -> UnsafeMutableRawPointer { packed.channelVector }
 
-    /// Against `mpq_sconv2d_f32_packed` (the packed tiles' chain), bit for bit.
+    /// Both weights layouts (rows for the AVX-512 tile, sliced for the AVX2 part kernel),
+    /// whichever the host packs by default.
+    static let layouts: [Int32] = [Int32(MPQ_SCONV_CV_ROWS), Int32(MPQ_SCONV_CV_SLICED)]
+
+    /// Against `mpq_sconv2d_f32_packed` (the packed tiles' chain), bit for bit, on both layouts.
     func testChannelVectorEqualsPackedPath() {
         var compared = 0
         for (i, t) in Self.cases.enumerated() {
@@ -54,23 +58,64 @@ final class FP32ChannelVectorTests: XCTestCase {
             let (x, w, bias) = FP32GemmTests.data(t, seed: UInt64(900 + i))
             let packed = PackedConvWeights(Tensor(shape: [t.m, t.c / t.group, t.kh, t.kw], floats: w), group: t.group)
             let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
-            for (act, lo, hi, b) in [(MPQ_ACT_NONE, Float(0), Float(0), nil as [Float]?), (MPQ_ACT_NONE, 0, 0, bias),
-                                     (MPQ_ACT_CLAMP, 0, 6, bias), (MPQ_ACT_CLAMP, -0.5, 0.25, nil), (MPQ_ACT_SILU, 0, 0, bias)] {
-                for path in paths {
-                    for threads: Int32 in [1, 2, 3] {
-                        var want = [Float](repeating: .nan, count: count), got = want
-                        XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, b, act, lo, hi, &want, threads), 0)
-                        XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, Self.cvWeights(packed), b, act, lo, hi, nil,
-                                                          &got, threads), 0)
-                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
-                                       "\(t.description) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) threads \(threads)")
-                        compared += 1
+            for layout in Self.layouts {
+                let cv = packed.channelVector(layout: layout)
+                defer { cv.deallocate() }
+                for (act, lo, hi, b) in [(MPQ_ACT_NONE, Float(0), Float(0), nil as [Float]?), (MPQ_ACT_NONE, 0, 0, bias),
+                                         (MPQ_ACT_CLAMP, 0, 6, bias), (MPQ_ACT_CLAMP, -0.5, 0.25, nil), (MPQ_ACT_SILU, 0, 0, bias)] {
+                    for path in paths {
+                        for threads: Int32 in [1, 2, 3] {
+                            var want = [Float](repeating: .nan, count: count), got = want
+                            XCTAssertEqual(mpq_sconv2d_f32_packed(path, x, Int32(t.images), &s, packed.pointer, b, act, lo, hi, &want, threads), 0)
+                            XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, cv, b, act, lo, hi, nil, &got, threads), 0)
+                            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                           "\(t.description) layout \(layout) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) threads \(threads)")
+                            compared += 1
+                        }
                     }
                 }
             }
         }
-        XCTAssertGreaterThan(compared, 200)
+        XCTAssertGreaterThan(compared, 400)
         print("FP32 channel-vector tiles compared on paths \(paths.map { String(cString: mpq_kernel_path_name(mpq_resolve_kernel_path($0))) })")
+    }
+
+    /// The sliced layout holds the rows' numbers rearranged: per block of 64 output channels
+    /// and K block of 128, each 16-channel vector's weights contiguous over k (a packing that
+    /// swapped two k or two channels would fail here even where a test product hides it).
+    /// Shapes: K across the 128 block (27, 128, 300), one, two and a partial 64-channel block,
+    /// two groups.
+    func testSlicedLayoutIsTheRowsRearranged() {
+        for (m, k, group) in [(16, 27, 1), (64, 128, 1), (136, 300, 1), (48, 200, 2)] {
+            let w = (0..<m * k).map { Float($0) }
+            let packed = PackedConvWeights(Tensor(shape: [m, k, 1, 1], floats: w), group: group)
+            let rows = packed.channelVector(layout: Int32(MPQ_SCONV_CV_ROWS))
+            let sliced = packed.channelVector(layout: Int32(MPQ_SCONV_CV_SLICED))
+            defer { rows.deallocate(); sliced.deallocate() }
+            let hr = rows.assumingMemoryBound(to: mpq_sconv_weights_header.self).pointee
+            let hs = sliced.assumingMemoryBound(to: mpq_sconv_weights_header.self).pointee
+            XCTAssertEqual(hr.cv_layout, Int32(MPQ_SCONV_CV_ROWS))
+            XCTAssertEqual(hs.cv_layout, Int32(MPQ_SCONV_CV_SLICED))
+            let kg = Int(hr.k), mg = Int(hr.mg), blocks = (mg + 63) / 64
+            let r = (rows + 64).assumingMemoryBound(to: Float.self), s = (sliced + 64).assumingMemoryBound(to: Float.self)
+            var misplaced = 0, compared = 0
+            for g in 0..<group {
+                for b in 0..<blocks {
+                    let width = min(64, (mg - 64 * b + 15) / 16 * 16), base = (g * blocks + b) * kg * 64
+                    for kk in 0..<kg {
+                        let k0 = kk / 128 * 128, kb = min(128, kg - k0)
+                        for i in 0..<width {
+                            let at = base + k0 * width + ((i / 16) * kb + kk - k0) * 16 + i % 16
+                            if s[at] != r[base + kk * width + i] { misplaced += 1 }
+                            compared += 1
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(misplaced, 0, "m\(m) k\(k) group\(group): \(misplaced) of \(compared) weights misplaced")
+            // Rows: output channel 1's first weight (k = 0) is w[1 * kg], at column 1 of row 0.
+            XCTAssertEqual(r[1], Float(kg), "m\(m) k\(k) group\(group)")
+        }
     }
 
     /// The fused residual Add (+ Relu, either operand order) gives `mpq_sconv2d_f32_residual`'s

@@ -26,7 +26,8 @@ typedef struct {
     uint32_t magic;      ///< MPQ_SCONV_WEIGHTS_MAGIC
     int32_t m, k, group; ///< all output channels, K per group (C/group * KH * KW), groups
     int32_t mg, mg_padded;
-    int32_t reserved[10];
+    int32_t cv_layout;  ///< channel-vector weights only: MPQ_SCONV_CV_ROWS or MPQ_SCONV_CV_SLICED
+    int32_t reserved[9];
 } mpq_sconv_weights_header;
 
 #define MPQ_SCONV_WEIGHTS_MAGIC 0x3346504Du /* "MPF3" */
@@ -104,9 +105,18 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
 /// zero-padded copy when the Conv pads; no stride phases, no junk lanes). Same output bits
 /// as the direct and packed paths (the same FMA chain per output).
 /// Its weights: this header (magic MPQ_SCONV_CV_WEIGHTS_MAGIC, mg_padded = mg rounded up to
-/// 16), then per group ceil(mg / 64) blocks of [k][16 nv] floats (nv = the block's vectors,
-/// 4 but in the last block), block b at b * k * 64 floats; 64-byte aligned.
+/// 16), then per group ceil(mg / 64) blocks of k x 16 nv floats (nv = the block's vectors,
+/// 4 but in the last block), block b at b * k * 64 floats; 64-byte aligned. Inside a block, by
+/// the header's cv_layout:
+/// - MPQ_SCONV_CV_ROWS: [k][16 nv], one row of every vector per k (the AVX-512 tile's loads);
+/// - MPQ_SCONV_CV_SLICED: per K block of MPQ_SCONV_CV_KC (the last one shorter, kb floats
+///   deep), [nv][kb][16]: each vector's weights for the block contiguous, what the AVX2 part
+///   kernel reads in place (it copied them out of the rows per call: docs/fp32-gemm.md,
+///   "Sliced channel-vector weights").
 #define MPQ_SCONV_CV_WEIGHTS_MAGIC 0x3456504Du /* "MPV4" */
+#define MPQ_SCONV_CV_ROWS 0
+#define MPQ_SCONV_CV_SLICED 1
+#define MPQ_SCONV_CV_KC 128
 
 /// Output pixels (OH * OW) up to which `mpq_sconv2d_f32_cv_preferred` picks the kernel for
 /// every Conv (4x this for some: see there).
@@ -116,8 +126,13 @@ int mpq_sconv2d_f32_direct_residual(mpq_kernel_path path, const float *x, int im
 size_t mpq_sconv_cv_weights_size(int m, int k, int group);
 
 /// Repacks `mpq_sconv_pack_weights` output (`packed_w`) into the channel-vector layout
-/// (`cv`, `mpq_sconv_cv_weights_size` bytes, 64-byte aligned). Returns 0, or -1.
+/// (`cv`, `mpq_sconv_cv_weights_size` bytes, 64-byte aligned), rows. Returns 0, or -1.
 int mpq_sconv_cv_pack_weights(const void *packed_w, void *cv);
+/// The same in a given layout (MPQ_SCONV_CV_ROWS or MPQ_SCONV_CV_SLICED). Returns 0, or -1.
+int mpq_sconv_cv_pack_weights_layout(const void *packed_w, int layout, void *cv);
+/// The layout this CPU's kernel reads fastest: SLICED where the AUTO path is AVX2 (unless
+/// MPQ_FP32_CV_SLICED=0, read once), else ROWS.
+int mpq_sconv_cv_host_layout(void);
 
 /// Whether the channel-vector kernel can run `s` (any stride, pad, dilation, group; sizes
 /// within int).

@@ -22,16 +22,24 @@ final class PackedConvWeights: @unchecked Sendable {
     private let cvLock = NSLock()
     private var cvPointer: UnsafeMutableRawPointer?
 
-    /// The same weights in the channel-vector layout (`mpq_sconv_cv_pack_weights`), repacked
-    /// from the panels on first use: only Convs that run the small-plane kernel pay for it.
+    /// The same weights in the channel-vector layout (`mpq_sconv_cv_pack_weights_layout`, the
+    /// host's layout: sliced on AVX2, rows elsewhere), repacked from the panels on first use:
+    /// only Convs that run the small-plane kernel pay for it.
     var channelVector: UnsafeMutableRawPointer {
         cvLock.lock(); defer { cvLock.unlock() }
         if let p = cvPointer { return p }
+        let p = channelVector(layout: mpq_sconv_cv_host_layout())
+        cvPointer = p
+        return p
+    }
+
+    /// A new channel-vector copy in `layout` (MPQ_SCONV_CV_ROWS or MPQ_SCONV_CV_SLICED), owned
+    /// by the caller (deallocate it): the tests run every path on both.
+    func channelVector(layout: Int32) -> UnsafeMutableRawPointer {
         let size = mpq_sconv_cv_weights_size(Int32(m), Int32(k), Int32(group))
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(size, 64), alignment: 64)
-        let rc = mpq_sconv_cv_pack_weights(pointer, p)
-        precondition(rc == 0, "mpq_sconv_cv_pack_weights rejected m=\(m) k=\(k) group=\(group)")
-        cvPointer = p
+        let rc = mpq_sconv_cv_pack_weights_layout(pointer, layout, p)
+        precondition(rc == 0, "mpq_sconv_cv_pack_weights rejected m=\(m) k=\(k) group=\(group) layout=\(layout)")
         return p
     }
 
