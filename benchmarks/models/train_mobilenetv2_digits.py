@@ -15,7 +15,7 @@ Splits of the 1,797 images (shuffled with --seed): --calib for calibration, --se
 search, --holdout for validation, the rest (about 1,100) for training, with random shifts of up
 to 1/8 of the image and small brightness changes as augmentation. Writes OUT/model.onnx
 (opset 17, input `input` [N, 3, S, S], output `logits` [N, 10], dynamic batch) and
-OUT/calib.npz, OUT/search.npz, OUT/holdout.npz (`input` float32, `labels` int64 [N, 1]), and
+OUT/calib.npz, OUT/search.npz, OUT/holdout.npz (`input` float32, `labels` int64 [N]), and
 OUT/train.json (epochs, seconds, holdout top-1 in PyTorch and in ONNX Runtime).
 
 Needs torch (torch==2.13.0+cpu), onnx, onnxruntime, scikit-learn. Deterministic for a seed on
@@ -160,7 +160,7 @@ def main():
     torch.onnx.export(model, x["calib"][:1], path, input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False)
     for k in ("calib", "search", "holdout"):
-        np.savez(f"{args.out}/{k}.npz", input=x[k].numpy(), labels=y[k].numpy().reshape(-1, 1))
+        np.savez(f"{args.out}/{k}.npz", input=x[k].numpy(), labels=y[k].numpy())
 
     import onnxruntime as ort
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
