@@ -565,8 +565,9 @@ int mpq_sconv2d_f32_cv(mpq_kernel_path path, const float *x, int images, const m
         free(offsets);
         return -1;
     }
-    // AVX2 (s22): the part kernel blocks K itself and copies a part's weights once per call, so
-    // the fewest pixel chunks that give every thread the same number of units: ResNet-18-sized
+    // AVX2 (s22): the part kernel blocks K itself and reads (sliced) or copies (rows) a part's
+    // weights once per call, so the fewest pixel chunks that give every thread the same number
+    // of units: ResNet-18-sized
     // units (CV_UNIT_MACS, below) split a 64-channel 14x14 plane into 5, one thread ran 3 (1.44x
     // on two threads against one) and each unit copied the whole 147 KB of weights again.
     // Only where all parts are alike (a contiguous range counts units, not channels: M = 96 as
