@@ -30,8 +30,8 @@
 
 static int round_up(int v, int to) { return (v + to - 1) / to * to; }
 
-// --- Weights: per group, ceil(mg / 64) blocks of k x 16 nv (nv = that block's vectors; rows or sliced: mpq_sgemm.h),
-// block b at b * k * 64 floats from the group's first; zero past mg.
+// --- Weights: per group, ceil(mg / 64) blocks of k x 16 nv (nv = that block's vectors; rows
+// or sliced, mpq_sgemm.h), block b at b * k * 64 floats from the group's first; zero past mg.
 
 size_t mpq_sconv_cv_weights_size(int m, int k, int group) {
     if (m <= 0 || k <= 0 || group <= 0 || m % group) return 0;

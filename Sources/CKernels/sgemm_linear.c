@@ -34,6 +34,16 @@ static int panel_width(int n, int q) {
     return round_up(left < NR ? left : NR, 16);
 }
 
+static int layout_known(int layout) { return layout == MPQ_SLINEAR_LAYOUT_WIDE || layout == MPQ_SLINEAR_LAYOUT_SUB16; }
+
+// Where a panel w columns wide and kc deep keeps B(k, 16 v + j): at v * vstride + k * ldb + j
+// (wide rows: ldb w, vstride 16; sub-panels: ldb 16, vstride 16 kc).
+static void panel_strides(int layout, int w, int kc, size_t *ldb, size_t *vstride) {
+    const int wide = layout == MPQ_SLINEAR_LAYOUT_WIDE;
+    *ldb = wide ? (size_t)w : 16;
+    *vstride = wide ? 16 : 16 * (size_t)kc;
+}
+
 size_t mpq_slinear_pack_weights_size(int k, int n) {
     if (k <= 0 || n <= 0 || k > (1 << 24) || n > (1 << 24)) return 0;
     return sizeof(mpq_slinear_weights_header) + (size_t)k * (size_t)round_up(n, NR) * sizeof(float);
@@ -56,7 +66,7 @@ int mpq_slinear_pack_weights(const float *b, int k, int n, int trans_b, void *pa
 
 int mpq_slinear_pack_weights_layout(const float *b, int k, int n, int trans_b, int layout, void *packed) {
     if (!b || !packed || mpq_slinear_pack_weights_size(k, n) == 0) return -1;
-    if (layout != MPQ_SLINEAR_LAYOUT_WIDE && layout != MPQ_SLINEAR_LAYOUT_SUB16) return -1;
+    if (!layout_known(layout)) return -1;
     mpq_slinear_weights_header *h = (mpq_slinear_weights_header *)packed;
     memset(h, 0, sizeof *h);
     h->magic = MPQ_SLINEAR_WEIGHTS_MAGIC;
@@ -71,9 +81,8 @@ int mpq_slinear_pack_weights_layout(const float *b, int k, int n, int trans_b, i
             const int w = panel_width(n, q);
             float *panel = data + (size_t)k0 * (size_t)h->panels * NR + (size_t)q * NR * (size_t)kc;
             const int cols = n - q * NR < w ? n - q * NR : w;  // real columns, then zeros
-            // Where B(k0 + kk, q * NR + v * 16) goes, and how far apart a run's k are.
-            const size_t ldb = layout == MPQ_SLINEAR_LAYOUT_WIDE ? (size_t)w : 16;
-            const size_t vstride = layout == MPQ_SLINEAR_LAYOUT_WIDE ? 16 : 16 * (size_t)kc;
+            size_t ldb, vstride;
+            panel_strides(layout, w, kc, &ldb, &vstride);
             for (int v = 0; v < w / 16; v++) {
                 const int c0 = 16 * v, live = cols - c0 < 0 ? 0 : cols - c0 < 16 ? cols - c0 : 16;
                 for (int kk = 0; kk < kc; kk++) {
@@ -137,10 +146,10 @@ static void run_block(const linear_job *j, int r0, int r1, int p0, int p1) {
                 float *yr = j->y + (size_t)r * j->ldy;
                 for (int q = c0; q < c1; q++) {
                     const int col = q * NR, nc = j->n - col < NR ? j->n - col : NR, nv = (nc + 15) / 16;
-                    const int wide = j->layout == MPQ_SLINEAR_LAYOUT_WIDE;
-                    j->tile(kc, a, j->lda, wk + (size_t)q * NR * (size_t)kc, wide ? 16 * (size_t)nv : 16,
-                            wide ? 16 : 16 * (size_t)kc, nv, yr + col, j->ldy, mr, nc, k0 > 0,
-                            last && j->bias ? j->bias + col : NULL);
+                    size_t ldb, vstride;
+                    panel_strides(j->layout, 16 * nv, kc, &ldb, &vstride);
+                    j->tile(kc, a, j->lda, wk + (size_t)q * NR * (size_t)kc, ldb, vstride, nv, yr + col, j->ldy, mr, nc,
+                            k0 > 0, last && j->bias ? j->bias + col : NULL);
                 }
             }
         }
@@ -172,7 +181,8 @@ static void run_task(void *arg, int t) {
 int mpq_slinear_f32(mpq_kernel_path path, const float *a, int m, int lda, const void *packed_b,
                     const float *bias, float *y, int ldy, int threads) {
     const mpq_slinear_weights_header *h = (const mpq_slinear_weights_header *)packed_b;
-    if (!h || h->magic != MPQ_SLINEAR_WEIGHTS_MAGIC || (h->layout != MPQ_SLINEAR_LAYOUT_WIDE && h->layout != MPQ_SLINEAR_LAYOUT_SUB16) || m < 0 || lda < h->k || ldy < h->n) return -1;
+    if (!h || h->magic != MPQ_SLINEAR_WEIGHTS_MAGIC || !layout_known(h->layout) || m < 0 || lda < h->k || ldy < h->n)
+        return -1;
     if (m == 0) return 0;
     if (!a || !y) return -1;
     linear_job *j = aligned_alloc(64, (sizeof(linear_job) + 63) / 64 * 64);
