@@ -153,53 +153,62 @@ static void pack_task(void *arg, int t) {
         l0_ += run_;                                                                           \
     }
 
+// Runs BODY once per (tap, lane group) of the padded copy, in the packed weights' k order, with
+// `i` (the group's index: a weight quad for u8 lanes, a weight pair for int16 ones) and xv[0..np)
+// (the group's lanes of the tile's 8-pixel vectors from virtual pixel v0).
+#define FOR_LANE_GROUPS(j, v0, np, BODY)                                                                          \
+    do {                                                                                                          \
+        const size_t cstride_ = (size_t)((j)->S * (j)->S) * (size_t)(j)->Hq * (size_t)(j)->Wq * 4;               \
+        int i = 0;                                                                                                \
+        for (int t_ = 0; t_ < (j)->taps; t_++) {                                                                  \
+            const uint8_t *xt_ = (j)->xi + ((size_t)(v0) + (size_t)(j)->tap_off[t_]) * 4;                        \
+            for (int c_ = 0; c_ < (j)->cl; c_++, i++) {                                                           \
+                const uint8_t *xc_ = xt_ + (size_t)c_ * cstride_;                                                 \
+                __m256i xv[PP];                                                                                   \
+                _Pragma("unroll") for (int q = 0; q < (np); q++)                                                  \
+                    xv[q] = _mm256_loadu_si256((const __m256i *)(xc_ + (size_t)q * 32));                           \
+                BODY                                                                                              \
+            }                                                                                                     \
+        }                                                                                                         \
+    } while (0)
+
 static inline __attribute__((always_inline)) AVX2_TARGET void
 tile(const ic2_job *j, int v0, int np, int co0, int nco) {
     __m256i acc[CO][PP];
-    const int8_t *w[CO];
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
-        const int co = co0 + r;
-        w[r] = j->g->bdata + (size_t)(co / 16) * (size_t)j->g->kp * 16 + (size_t)(co % 16) * 4;
         // bias_i32 - za * colsum up front (qconv_channel_epilogue.h): the same int32 sums.
-        const __m256i start = _mm256_set1_epi32(mpq_channel_acc_start(j->g->ep, j->g->za, j->g->colsum, co));
+        const __m256i start = _mm256_set1_epi32(mpq_channel_acc_start(j->g->ep, j->g->za, j->g->colsum, co0 + r));
         _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = start;
     }
-    const size_t cstride = (size_t)(j->S * j->S) * (size_t)j->Hq * (size_t)j->Wq * 4;
     if (j->wide) {
-        // Channel pairs: 8 pixels x (c, c + 1) int16 per load, the pair's weights one int32.
+        // Channel pairs: 8 pixels x (c, c + 1) int16 per load, the pair's weights one int32
+        // (weight pair i: tap t, channels 2cp, 2cp + 1).
         const int32_t *w2[CO];
         _Pragma("unroll") for (int r = 0; r < nco; r++) w2[r] = j->w16 + (size_t)(co0 + r) * (size_t)(j->g->kp / 2);
-        int i = 0;  // weight pair: tap t, channels 2cp, 2cp + 1
-        for (int t = 0; t < j->taps; t++) {
-            const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
-            for (int cp = 0; cp < j->cl; cp++, i++) {
-                const uint8_t *xc = xt + (size_t)cp * cstride;
-                __m256i xv[PP];
-                _Pragma("unroll") for (int q = 0; q < np; q++) xv[q] = _mm256_loadu_si256((const __m256i *)(xc + (size_t)q * 32));
-                _Pragma("unroll") for (int r = 0; r < nco; r++) {
-                    const __m256i wv = _mm256_set1_epi32(w2[r][i]);
-                    _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv[q], wv));
-                }
+        FOR_LANE_GROUPS(j, v0, np, {
+            _Pragma("unroll") for (int r = 0; r < nco; r++) {
+                const __m256i wv = _mm256_set1_epi32(w2[r][i]);
+                _Pragma("unroll") for (int q = 0; q < np; q++) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(xv[q], wv));
             }
-        }
+        });
     } else {
+        // u8 quads against the packed weights' 4-byte groups (group i: tap t, channels
+        // 4cq..4cq+3 = (kh, kw, c) order), 16 output channels per 64-byte row.
         const __m256i ones = _mm256_set1_epi16(1);
-        int g = 0;  // packed k group: tap t, channels 4cq..4cq+3 = (kh, kw, c) order
-        for (int t = 0; t < j->taps; t++) {
-            const uint8_t *xt = j->xi + ((size_t)v0 + (size_t)j->tap_off[t]) * 4;
-            for (int cq = 0; cq < j->cl; cq++, g++) {
-                const uint8_t *xc = xt + (size_t)cq * cstride;
-                __m256i xv[PP];
-                _Pragma("unroll") for (int q = 0; q < np; q++) xv[q] = _mm256_loadu_si256((const __m256i *)(xc + (size_t)q * 32));
-                _Pragma("unroll") for (int r = 0; r < nco; r++) {
-                    int32_t w4;
-                    memcpy(&w4, w[r] + (size_t)g * 64, 4);
-                    const __m256i wv = _mm256_set1_epi32(w4);
-                    _Pragma("unroll") for (int q = 0; q < np; q++)
-                        acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
-                }
-            }
+        const int8_t *w[CO];
+        _Pragma("unroll") for (int r = 0; r < nco; r++) {
+            const int co = co0 + r;
+            w[r] = j->g->bdata + (size_t)(co / 16) * (size_t)j->g->kp * 16 + (size_t)(co % 16) * 4;
         }
+        FOR_LANE_GROUPS(j, v0, np, {
+            _Pragma("unroll") for (int r = 0; r < nco; r++) {
+                int32_t w4;
+                memcpy(&w4, w[r] + (size_t)i * 64, 4);
+                const __m256i wv = _mm256_set1_epi32(w4);
+                _Pragma("unroll") for (int q = 0; q < np; q++)
+                    acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(_mm256_maddubs_epi16(xv[q], wv), ones));
+            }
+        });
     }
     const __m256i zp = _mm256_set1_epi32(j->g->out_zp);
     const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,

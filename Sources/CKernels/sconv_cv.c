@@ -43,8 +43,8 @@ size_t mpq_sconv_cv_weights_size(int m, int k, int group) {
 // or sliced, per K block of MPQ_SCONV_CV_KC, [nv][kb][16].
 static size_t cv_offset(int sliced, int k, int width, int kk, int i) {
     if (!sliced) return (size_t)kk * (size_t)width + (size_t)i;
-    const int k0 = kk / MPQ_SCONV_CV_KC * MPQ_SCONV_CV_KC, kb = k - k0 < MPQ_SCONV_CV_KC ? k - k0 : MPQ_SCONV_CV_KC;
-    return (size_t)k0 * (size_t)width + ((size_t)(i / 16) * (size_t)kb + (size_t)(kk - k0)) * 16 + (size_t)(i % 16);
+    const int k0 = kk / MPQ_SCONV_CV_KC * MPQ_SCONV_CV_KC;
+    return mpq_sconv_cv_slice_at(k, width, k0, i / 16) + (size_t)(kk - k0) * 16 + (size_t)(i % 16);
 }
 
 // Sliced for the AVX2 part kernel (s24): with rows, each K block's slices were copied out per

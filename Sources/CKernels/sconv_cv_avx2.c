@@ -185,13 +185,12 @@ static CV2_TARGET void copy_slices(const float *w, int kc, int nv, int k0, int k
     }
 }
 
-// Vector v's slice [k1 - k0][16] of the K block from k0 in sliced weights (sconv_cv.c's
-// layout): the first 4 vectors in the part's first block, the rest in its second.
-static inline const float *sliced_slice(const float *w, int kc, int nv, int k0, int k1, int v) {
+// Vector v's slice [kb][16] of the K block from k0 in sliced weights: the first 4 vectors in
+// the part's first block, the rest in its second (at kc * 64 floats).
+static inline const float *sliced_slice(const float *w, int kc, int nv, int k0, int v) {
     const int na = nv < 4 ? nv : 4, first = v < 4;
     const float *blk = first ? w : w + (size_t)kc * 64;
-    const int width = 16 * (first ? na : nv - na);
-    return blk + (size_t)k0 * (size_t)width + (size_t)(first ? v : v - 4) * (size_t)(k1 - k0) * 16;
+    return blk + mpq_sconv_cv_slice_at(kc, 16 * (first ? na : nv - na), k0, first ? v : v - 4);
 }
 
 CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, int sliced, const float *x, const int32_t *offsets,
@@ -213,7 +212,7 @@ CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, int sliced
         if (!sliced) copy_slices(w, kc, nv, k0, k1, slices);
         for (int v = 0; v < vectors; v++) {
             const int r = rows - 16 * v;
-            const float *slice = sliced ? sliced_slice(w, kc, nv, k0, k1, v) : slices + (size_t)v * CV2_KC * 16;
+            const float *slice = sliced ? sliced_slice(w, kc, nv, k0, v) : slices + (size_t)v * CV2_KC * 16;
             const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
             float *yv = y + (size_t)(16 * v) * plane, *pv = partial + (size_t)v * per_vector;
             if (v + 2 == vectors && r - 16 <= 8) {
@@ -225,7 +224,7 @@ CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, int sliced
                     const int p1 = (int)((long)n * (c + 1) / tris);
                     const float *px[3];
                     for (int p = p0; p < p1; p++) px[p - p0] = x + pix[p];
-                    const float *next = sliced ? sliced_slice(w, kc, nv, k0, k1, v + 1) : slice + (size_t)CV2_KC * 16;
+                    const float *next = sliced ? sliced_slice(w, kc, nv, k0, v + 1) : slice + (size_t)CV2_KC * 16;
                     tris_by_p[p1 - p0 - 1](k0, k1, kc, slice - (size_t)k0 * 16, next - (size_t)k0 * 16,
                                            px, offsets, pv + (size_t)c * 72, yv + p0, plane, r, bias, ep);
                     p0 = p1;

@@ -163,6 +163,13 @@ void mpq_sconv_pad_plane_avx512(const float *x, int h, int w, int pad_top, int p
 /// Output channel i of the channel-vector reference tile at the pixel whose window starts at
 /// x + pixel: the fmaf chain over k in order from +0, then the bias (when not 0) and the clamp.
 /// Both reference tiles (NCHW and blocked stores) compute every output through it.
+/// Where vector v's slice for the K block from k0 (a multiple of MPQ_SCONV_CV_KC) starts in
+/// one block of MPQ_SCONV_CV_SLICED weights `width` = 16 nv floats wide and k deep: the
+/// layout's one definition (the packer, the reference and the AVX2 part kernel read it here).
+static inline size_t mpq_sconv_cv_slice_at(int k, int width, int k0, int v) {
+    const int kb = k - k0 < MPQ_SCONV_CV_KC ? k - k0 : MPQ_SCONV_CV_KC;
+    return (size_t)k0 * (size_t)width + (size_t)v * (size_t)kb * 16;
+}
 /// `sliced`: the weights are MPQ_SCONV_CV_SLICED (else rows).
 float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const float *x, ptrdiff_t pixel,
                                     const int32_t *offsets, const mpq_sgemm_tile_epilogue *ep, int sliced);
