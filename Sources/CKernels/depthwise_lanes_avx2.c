@@ -51,6 +51,20 @@ typedef struct {
     __m256i bias_i32[2];
 } lanes_epilogue;
 
+typedef struct {
+    int bias_i32, bias, rounds;
+} lanes_flags;
+
+typedef struct {
+    __m256 lo, hi, out_scale;
+    __m256i zp;
+} lanes_consts;
+
+typedef struct {
+    const int16_t *P;
+    int OH, OW, PW, sh, sw, pairs;
+} lanes_plane;
+
 static AVX2_TARGET void lanes_epilogue_setup(const mpq_epilogue *ep, int c0, int n, lanes_epilogue *e) {
     float s[LANES] = {0}, b[LANES] = {0};
     int32_t bi[LANES] = {0};
@@ -68,14 +82,19 @@ static AVX2_TARGET void lanes_epilogue_setup(const mpq_epilogue *ep, int c0, int
 
 // mpq_epilogue_scalar's sequence on 8 lanes: + bias_i32 (wrapping), to float, * s, + bias,
 // clamp (maxps/minps: the reference's ?: with NaN and -0), round and scale where requantizing.
-static inline __attribute__((always_inline)) AVX2_TARGET __m256 lanes_values(const mpq_epilogue *ep, const lanes_epilogue *e,
-                                                                             int h, __m256i acc, __m256 lo, __m256 hi,
-                                                                             __m256 out_scale) {
-    if (ep->bias_i32) acc = _mm256_add_epi32(acc, e->bias_i32[h]);
+static inline __attribute__((always_inline)) AVX2_TARGET __m256 lanes_clamped(const lanes_epilogue *e, int h, __m256i acc,
+                                                                              __m256 lo, __m256 hi) {
+    const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), e->s[h]);
+    return _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+}
+
+static inline __attribute__((always_inline)) AVX2_TARGET __m256 lanes_values(lanes_flags f, const lanes_epilogue *e, int h,
+                                                                             __m256i acc, __m256 lo, __m256 hi, __m256 out_scale) {
+    if (f.bias_i32) acc = _mm256_add_epi32(acc, e->bias_i32[h]);
     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), e->s[h]);
-    if (ep->bias) v = _mm256_add_ps(v, e->bias[h]);
+    if (f.bias) v = _mm256_add_ps(v, e->bias[h]);
     v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-    if (ep->out_scale > 0)
+    if (f.rounds)
         v = _mm256_add_ps(_mm256_mul_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), out_scale),
                           _mm256_setzero_ps());
     return v;
@@ -180,6 +199,67 @@ static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums(const i
     *a1 = _mm256_permute2x128_si256(sa, se, 0x31);
 }
 
+// The pixels' 16-channel values into T ([pixel][16] codes or floats): `codes_int_bias` the
+// runtime's codes epilogue with its tests resolved at compile time, else the flags read once.
+static inline __attribute__((always_inline)) AVX2_TARGET void
+pixel_loop(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in, const __m256i *whi_in, const lanes_epilogue *ep_in,
+           const lanes_consts *kp, lanes_flags f, int codes, int codes_int_bias, uint8_t *T) {
+    // The loop reads only locals: its stores to T are uint8_t, which may alias anything read
+    // through a pointer, so clang reloaded the epilogue's flags and vectors, the offsets and
+    // the weights after every pixel's store.
+    const lanes_epilogue el = *ep_in;
+    const lanes_consts kl = *kp;
+    const lanes_epilogue *e = &el;
+    const lanes_consts *k = &kl;
+    __m256i wl[MAX_PAIRS], wh[MAX_PAIRS];
+    size_t ol[2 * MAX_PAIRS];
+    const lanes_plane gl = *g_in;
+    const lanes_plane *g = &gl;
+    for (int p = 0; p < g->pairs; p++) wl[p] = wlo_in[p], wh[p] = whi_in[p], ol[2 * p] = off_in[2 * p], ol[2 * p + 1] = off_in[2 * p + 1];
+    const __m256i *wlo = wl, *whi = wh;
+    const size_t *off = ol;
+    float *Tf = (float *)T;
+    for (int oh = 0; oh < g->OH; oh++) {
+        const int16_t *row = g->P + (size_t)oh * g->sh * g->PW * LANES;
+        for (int ow = 0; ow < g->OW; ow++) {
+            const int16_t *b = row + (size_t)ow * g->sw * LANES;
+            __m256i a0, a1;
+            if (g->pairs == 5) pixel_sums(b, off, wlo, whi, 5, &a0, &a1);   // 3x3: offsets and weights in registers
+            else pixel_sums(b, off, wlo, whi, g->pairs, &a0, &a1);
+            const size_t px = (size_t)oh * g->OW + (size_t)ow;
+            __m256 f0, f1;
+            if (codes_int_bias) {
+                f0 = lanes_clamped(e, 0, _mm256_add_epi32(a0, e->bias_i32[0]), k->lo, k->hi);
+                f1 = lanes_clamped(e, 1, _mm256_add_epi32(a1, e->bias_i32[1]), k->lo, k->hi);
+            } else {
+                f0 = lanes_values(f, e, 0, a0, k->lo, k->hi, k->out_scale);
+                f1 = lanes_values(f, e, 1, a1, k->lo, k->hi, k->out_scale);
+            }
+            if (codes) {
+                // Rounded, clamped q - zp: exact in int32; + zp lies in [0, 255].
+                const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), k->zp), i1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), k->zp);
+                const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
+                _mm_storeu_si128((__m128i *)(T + px * LANES),
+                                 _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(w16, w16), 0x08)));
+            } else {
+                _mm256_storeu_ps(Tf + px * LANES, f0);
+                _mm256_storeu_ps(Tf + px * LANES + 8, f1);
+            }
+        }
+    }
+}
+
+static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g, const size_t *off, const __m256i *wlo, const __m256i *whi,
+                                              const lanes_epilogue *e, const lanes_consts *k, uint8_t *T) {
+    const lanes_flags f = {1, 0, 0};
+    pixel_loop(g, off, wlo, whi, e, k, f, 1, 1, T);
+}
+
+static AVX2_TARGET void pixels_general(const lanes_plane *g, const size_t *off, const __m256i *wlo, const __m256i *whi,
+                                       const lanes_epilogue *e, const lanes_consts *k, lanes_flags f, int codes, uint8_t *T) {
+    pixel_loop(g, off, wlo, whi, e, k, f, codes, 0, T);
+}
+
 static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, uint8_t *T) {
     const mpq_conv2d_shape *s = j->s;
     const mpq_epilogue *ep = j->ep;
@@ -207,36 +287,19 @@ static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, uint8_
     }
     lanes_epilogue e;
     lanes_epilogue_setup(ep, c0, n, &e);
-    const __m256 lo = _mm256_set1_ps(ep->clamp_lo), hi = _mm256_set1_ps(ep->clamp_hi), os = _mm256_set1_ps(ep->out_scale);
-    const __m256i zp = _mm256_set1_epi32(j->out_zp);
-    const size_t *off = j->off;
-    const int sh = s->stride_h, sw = s->stride_w;
-    float *Tf = (float *)T;
-    for (int oh = 0; oh < OH; oh++) {
-        const int16_t *row = P + (size_t)oh * sh * PW * LANES;
-        for (int ow = 0; ow < OW; ow++) {
-            const int16_t *b = row + (size_t)ow * sw * LANES;
-            __m256i a0, a1;
-            if (pairs == 5) pixel_sums(b, off, wlo, whi, 5, &a0, &a1);   // 3x3: offsets and weights in registers
-            else pixel_sums(b, off, wlo, whi, pairs, &a0, &a1);
-            const __m256 f0 = lanes_values(ep, &e, 0, a0, lo, hi, os);
-            const __m256 f1 = lanes_values(ep, &e, 1, a1, lo, hi, os);
-            const size_t px = (size_t)oh * OW + (size_t)ow;
-            if (j->out_u8) {
-                // Rounded, clamped q - zp: exact in int32; + zp lies in [0, 255].
-                const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), zp), i1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), zp);
-                const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xD8);
-                _mm_storeu_si128((__m128i *)(T + px * LANES),
-                                 _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(w16, w16), 0x08)));
-            } else {
-                _mm256_storeu_ps(Tf + px * LANES, f0);
-                _mm256_storeu_ps(Tf + px * LANES + 8, f1);
-            }
-        }
-    }
+    const lanes_flags f = {ep->bias_i32 != NULL, ep->bias != NULL, ep->out_scale > 0};
+    const lanes_consts k = {_mm256_set1_ps(ep->clamp_lo), _mm256_set1_ps(ep->clamp_hi), _mm256_set1_ps(ep->out_scale),
+                            _mm256_set1_epi32(j->out_zp)};
+    const lanes_plane g = {P, OH, OW, PW, s->stride_h, s->stride_w, pairs};
+    // Codes of the runtime's requantizing epilogue (int32 bias, no float bias, out_scale 1):
+    // nearbyint(v) * 1 + 0 is an integer-valued float whose vcvtps2dq is nearbyint(v)'s, so
+    // vcvtps2dq of the clamped v (round half to even, MXCSR's default) is the same int32.
+    if (j->out_u8 && f.bias_i32 && !f.bias && ep->out_scale == 1.0f) pixels_codes_int_bias(&g, j->off, wlo, whi, &e, &k, T);
+    else pixels_general(&g, j->off, wlo, whi, &e, &k, f, j->out_u8 != NULL, T);
     // [pixel][16] back to the channels' planes: codes 16 pixels at a time through a byte
     // transpose, the rest (and floats) one by one.
     const size_t OP = (size_t)OH * (size_t)OW;
+    const float *Tf = (const float *)T;
     size_t px0 = 0;
     if (j->out_u8) {
         uint8_t *dst[LANES];
