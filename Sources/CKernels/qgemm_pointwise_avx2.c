@@ -135,6 +135,31 @@ static AVX2_TARGET void pack_panels_u8(const pw8_job *j, int p0, int np, uint8_t
     }
 }
 
+// pack_panels_u8 for 32 pixels that all exist, in the lanes' order the 128-bit unpacks leave:
+// panel q holds pixels p0 + 4q .. + 3 in its low half and p0 + 16 + 4q .. + 3 in its high half
+// (no cross-lane permute). One 32-byte load per channel and 8 unpacks per quad of channels,
+// where the 8-pixel form took 16 loads (with their tail tests) and 16 unpacks. Only the
+// saturated codes store reads these panels: its packs put the pixels back in order for free.
+static AVX2_TARGET void pack_panels_u8_split32(const pw8_job *j, int p0, uint8_t *buf) {
+    const pw_job *w = &j->pw;
+    const size_t panel = (size_t)w->kp * 8;
+    const uint8_t *x = w->x + (size_t)p0;
+    for (int i = 0; i < w->kp / 4; i++) {
+        __m256i v[4];
+        _Pragma("unroll") for (int r = 0; r < 4; r++) {
+            const int ch = 4 * i + r;
+            v[r] = ch < w->c ? _mm256_loadu_si256((const __m256i *)(x + (size_t)ch * w->plane)) : _mm256_setzero_si256();
+        }
+        const __m256i ab_lo = _mm256_unpacklo_epi8(v[0], v[1]), ab_hi = _mm256_unpackhi_epi8(v[0], v[1]);
+        const __m256i cd_lo = _mm256_unpacklo_epi8(v[2], v[3]), cd_hi = _mm256_unpackhi_epi8(v[2], v[3]);
+        uint8_t *dst = buf + (size_t)i * 32;
+        _mm256_storeu_si256((__m256i *)dst, _mm256_unpacklo_epi16(ab_lo, cd_lo));                      // 0-3, 16-19
+        _mm256_storeu_si256((__m256i *)(dst + panel), _mm256_unpackhi_epi16(ab_lo, cd_lo));            // 4-7, 20-23
+        _mm256_storeu_si256((__m256i *)(dst + 2 * panel), _mm256_unpacklo_epi16(ab_hi, cd_hi));        // 8-11, 24-27
+        _mm256_storeu_si256((__m256i *)(dst + 3 * panel), _mm256_unpackhi_epi16(ab_hi, cd_hi));        // 12-15, 28-31
+    }
+}
+
 // Floats: the requantize rounding where there is one; the first `lanes` only on the last pixels.
 static inline __attribute__((always_inline)) AVX2_TARGET void
 store_floats(const pw_job *j, const mpq_channel8 *e, __m256 v, size_t at, int lanes) {
@@ -166,13 +191,15 @@ store_codes_wrap(const pw_job *j, __m256 v, __m256i zp, size_t at, int lanes) {
 // Codes whose clamps keep them in [0, 255] (pw8_job.saturate): the np vectors' cvt(v) + zp
 // saturated to bytes, 2 packs and a permute for up to 32 pixels.
 static inline __attribute__((always_inline)) AVX2_TARGET void
-store_codes_saturated(const pw_job *j, const __m256 *v, int np, __m256i zp, size_t at, int pixels) {
+store_codes_saturated(const pw_job *j, const __m256 *v, int np, __m256i zp, size_t at, int pixels, int split32) {
     __m256i c[4];
     _Pragma("unroll") for (int q = 0; q < np; q++) c[q] = _mm256_add_epi32(_mm256_cvtps_epi32(v[q]), zp);
-    // [q0 lanes 0-3, q1 0-3, q2 0-3, q3 0-3 | lanes 4-7 of each] as bytes, then in order.
+    // [q0 lanes 0-3, q1 0-3, q2 0-3, q3 0-3 | lanes 4-7 of each] as bytes, then in order; with
+    // the split panels (pack_panels_u8_split32) that is already the pixels' order.
     const __m256i ab = _mm256_packs_epi32(c[0], np > 1 ? c[1] : c[0]);
     const __m256i cd = np > 2 ? _mm256_packs_epi32(c[2], np > 3 ? c[3] : c[2]) : ab;
-    const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    const __m256i packed = _mm256_packus_epi16(ab, cd);
+    const __m256i b = split32 ? packed : _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     uint8_t *dst = j->out_u8 + at;
     if (pixels >= 8 * np) {
         if (np == 4) _mm256_storeu_si256((__m256i *)dst, b);
@@ -190,7 +217,7 @@ store_codes_saturated(const pw_job *j, const __m256 *v, int np, __m256i zp, size
 
 // Output channels [co0, co0 + nco) x pixels [p0, p0 + 8 * np).
 static inline __attribute__((always_inline)) AVX2_TARGET void
-tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
+tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco, int split32) {
     const pw_job *pw = &j->pw;
     __m256i acc[CO][PP];
     _Pragma("unroll") for (int r = 0; r < nco; r++) {
@@ -242,7 +269,7 @@ tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
         __m256 v[PP];
         _Pragma("unroll") for (int q = 0; q < np; q++) v[q] = mpq_channel8_values(&e, acc[r][q], j->clamp_lo, j->clamp_hi);
         if (j->saturate) {
-            store_codes_saturated(pw, v, np, zp, at, pixels);
+            store_codes_saturated(pw, v, np, zp, at, pixels, split32);
             continue;
         }
         _Pragma("unroll") for (int q = 0; q < np; q++) {
@@ -254,10 +281,13 @@ tile(const pw8_job *j, const int16_t *xp, int p0, int np, int co0, int nco) {
 }
 
 #define TILE_FN(R, P) \
-    static AVX2_TARGET void tile_##R##_##P(const pw8_job *j, const int16_t *xp, int p0, int co0) { tile(j, xp, p0, P, co0, R); }
+    static AVX2_TARGET void tile_##R##_##P(const pw8_job *j, const int16_t *xp, int p0, int co0) { tile(j, xp, p0, P, co0, R, 0); }
 #define TILE_ROW(R) TILE_FN(R, 1) TILE_FN(R, 2) TILE_FN(R, 3)
 TILE_ROW(1) TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6)
 TILE_FN(1, 4) TILE_FN(2, 4)  // the vpmaddubsw form's UBS_CO x UBS_PP and its last channel
+// The same on the split panels of 32 whole pixels, saturated codes only.
+static AVX2_TARGET void tile_split_1(const pw8_job *j, const int16_t *xp, int p0, int co0) { tile(j, xp, p0, 4, co0, 1, 1); }
+static AVX2_TARGET void tile_split_2(const pw8_job *j, const int16_t *xp, int p0, int co0) { tile(j, xp, p0, 4, co0, 2, 1); }
 typedef void (*tile_fn)(const pw8_job *, const int16_t *, int, int);
 #define TILE_ENTRY(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, NULL }
 #define TILE_ENTRY4(R) { tile_##R##_1, tile_##R##_2, tile_##R##_3, tile_##R##_4 }
@@ -270,6 +300,15 @@ _Static_assert(UBS_CO <= 2 && UBS_PP == PP, "tiles[][] has a 4-vector entry for 
 static AVX2_TARGET void run_pixels(const pw8_job *j, int p0, int p1, int co0, int co1, int16_t *buf) {
     for (int p = p0; p < p1; p += 8 * j->pp) {
         const int np = (p1 - p + 7) / 8 < j->pp ? (p1 - p + 7) / 8 : j->pp;
+        if (j->ubs && j->saturate && p + 32 <= j->pw.pixels && np == 4) {
+            _Static_assert(UBS_PP == 4 && UBS_CO == 2, "the split panels are 4 vectors of 8 pixels, tiles of 1-2 channels");
+            pack_panels_u8_split32(j, p, (uint8_t *)buf);
+            for (int co = co0; co < co1; co += UBS_CO) {
+                if (co1 - co >= 2) tile_split_2(j, buf, p, co);
+                else tile_split_1(j, buf, p, co);
+            }
+            continue;
+        }
         if (j->ubs) pack_panels_u8(j, p, np, (uint8_t *)buf);
         else pack_panels(j, p, np, buf);
         for (int co = co0; co < co1; co += j->co_step) {
