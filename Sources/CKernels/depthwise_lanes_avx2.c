@@ -199,11 +199,82 @@ static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums(const i
     *a1 = _mm256_permute2x128_si256(sa, se, 0x31);
 }
 
-// The pixels' 16-channel values into T ([pixel][16] codes or floats): `codes_int_bias` the
-// runtime's codes epilogue with its tests resolved at compile time, else the flags read once.
+// pixel_sums without the final permutes: sa holds channels 0-3 and 8-11, se 4-7 and 12-15.
+static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums_split(const int16_t *b, const size_t *off, const __m256i *wlo,
+                                                                               const __m256i *whi, int pairs, __m256i *sa, __m256i *se) {
+    __m256i a = _mm256_setzero_si256(), e = _mm256_setzero_si256();
+    for (int p = 0; p < pairs; p++) {
+        const __m256i v0 = _mm256_loadu_si256((const __m256i *)(b + off[2 * p]));
+        const __m256i v1 = _mm256_loadu_si256((const __m256i *)(b + off[2 * p + 1]));
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_unpacklo_epi16(v0, v1), wlo[p]));
+        e = _mm256_add_epi32(e, _mm256_madd_epi16(_mm256_unpackhi_epi16(v0, v1), whi[p]));
+    }
+    *sa = a;
+    *se = e;
+}
+
+// The codes of one pixel's split sums on the split epilogue vectors (index 0: sa's channels,
+// 1: se's): int32 bias, * scale, clamp, vcvtps2dq, + zp. packs_epi32(sa, se) puts the
+// channels back in order (0-7 in the low lane, 8-15 in the high one).
+static inline __attribute__((always_inline)) AVX2_TARGET __m256i codes16(const lanes_epilogue *e, const lanes_consts *k,
+                                                                          __m256i sa, __m256i se) {
+    const __m256 fa = lanes_clamped(e, 0, _mm256_add_epi32(sa, e->bias_i32[0]), k->lo, k->hi);
+    const __m256 fe = lanes_clamped(e, 1, _mm256_add_epi32(se, e->bias_i32[1]), k->lo, k->hi);
+    return _mm256_packs_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fa), k->zp), _mm256_add_epi32(_mm256_cvtps_epi32(fe), k->zp));
+}
+
+// The runtime's codes epilogue (int32 bias, out_scale 1): the sums kept in the unpacks' lane
+// order (the epilogue's vectors permuted to match, once per block), two pixels per step
+// sharing one byte pack, one permute and one 32-byte store.
+static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in,
+                                              const __m256i *whi_in, const lanes_epilogue *ep_in, const lanes_consts *kp,
+                                              uint8_t *T) {
+    const lanes_plane g = *g_in;
+    const lanes_consts k = *kp;
+    lanes_epilogue e;   // [0]: channels 0-3, 8-11; [1]: 4-7, 12-15
+    e.s[0] = _mm256_permute2f128_ps(ep_in->s[0], ep_in->s[1], 0x20);
+    e.s[1] = _mm256_permute2f128_ps(ep_in->s[0], ep_in->s[1], 0x31);
+    e.bias[0] = e.bias[1] = _mm256_setzero_ps();
+    e.bias_i32[0] = _mm256_permute2x128_si256(ep_in->bias_i32[0], ep_in->bias_i32[1], 0x20);
+    e.bias_i32[1] = _mm256_permute2x128_si256(ep_in->bias_i32[0], ep_in->bias_i32[1], 0x31);
+    // Locals only (the stores to T are uint8_t: see pixel_loop).
+    __m256i wlo[MAX_PAIRS], whi[MAX_PAIRS];
+    size_t off[2 * MAX_PAIRS];
+    for (int p = 0; p < g.pairs; p++) wlo[p] = wlo_in[p], whi[p] = whi_in[p], off[2 * p] = off_in[2 * p], off[2 * p + 1] = off_in[2 * p + 1];
+    for (int oh = 0; oh < g.OH; oh++) {
+        const int16_t *row = g.P + (size_t)oh * g.sh * g.PW * LANES;
+        uint8_t *t = T + (size_t)oh * g.OW * LANES;
+        int ow = 0;
+        for (; ow + 2 <= g.OW; ow += 2) {
+            const int16_t *b0 = row + (size_t)ow * g.sw * LANES, *b1 = b0 + (size_t)g.sw * LANES;
+            __m256i sa0, se0, sa1, se1;
+            if (g.pairs == 5) {   // 3x3: offsets and weights in registers
+                pixel_sums_split(b0, off, wlo, whi, 5, &sa0, &se0);
+                pixel_sums_split(b1, off, wlo, whi, 5, &sa1, &se1);
+            } else {
+                pixel_sums_split(b0, off, wlo, whi, g.pairs, &sa0, &se0);
+                pixel_sums_split(b1, off, wlo, whi, g.pairs, &sa1, &se1);
+            }
+            // Two pixels' int16 codes: [p0 0-7 | p0 8-15] and [p1 0-7 | p1 8-15]; saturated to
+            // bytes [p0 0-7, p1 0-7 | p0 8-15, p1 8-15], then qwords 0, 2, 1, 3.
+            const __m256i w0 = codes16(&e, &k, sa0, se0), w1 = codes16(&e, &k, sa1, se1);
+            _mm256_storeu_si256((__m256i *)(t + (size_t)ow * LANES), _mm256_permute4x64_epi64(_mm256_packus_epi16(w0, w1), 0xD8));
+        }
+        if (ow < g.OW) {
+            __m256i sa, se;
+            pixel_sums_split(row + (size_t)ow * g.sw * LANES, off, wlo, whi, g.pairs, &sa, &se);
+            const __m256i w = codes16(&e, &k, sa, se);
+            _mm_storeu_si128((__m128i *)(t + (size_t)ow * LANES),
+                             _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08)));
+        }
+    }
+}
+
+// The pixels' 16-channel values into T ([pixel][16] codes or floats), any epilogue: its flags
+// read once.
 static inline __attribute__((always_inline)) AVX2_TARGET void
 pixel_loop(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in, const __m256i *whi_in, const lanes_epilogue *ep_in,
-           const lanes_consts *kp, lanes_flags f, int codes, int codes_int_bias, uint8_t *T) {
+           const lanes_consts *kp, lanes_flags f, int codes, uint8_t *T) {
     // The loop reads only locals: its stores to T are uint8_t, which may alias anything read
     // through a pointer, so clang reloaded the epilogue's flags and vectors, the offsets and
     // the weights after every pixel's store.
@@ -227,14 +298,8 @@ pixel_loop(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in,
             if (g->pairs == 5) pixel_sums(b, off, wlo, whi, 5, &a0, &a1);   // 3x3: offsets and weights in registers
             else pixel_sums(b, off, wlo, whi, g->pairs, &a0, &a1);
             const size_t px = (size_t)oh * g->OW + (size_t)ow;
-            __m256 f0, f1;
-            if (codes_int_bias) {
-                f0 = lanes_clamped(e, 0, _mm256_add_epi32(a0, e->bias_i32[0]), k->lo, k->hi);
-                f1 = lanes_clamped(e, 1, _mm256_add_epi32(a1, e->bias_i32[1]), k->lo, k->hi);
-            } else {
-                f0 = lanes_values(f, e, 0, a0, k->lo, k->hi, k->out_scale);
-                f1 = lanes_values(f, e, 1, a1, k->lo, k->hi, k->out_scale);
-            }
+            const __m256 f0 = lanes_values(f, e, 0, a0, k->lo, k->hi, k->out_scale);
+            const __m256 f1 = lanes_values(f, e, 1, a1, k->lo, k->hi, k->out_scale);
             if (codes) {
                 // Rounded, clamped q - zp: exact in int32; + zp lies in [0, 255].
                 const __m256i i0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), k->zp), i1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), k->zp);
@@ -249,15 +314,9 @@ pixel_loop(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in,
     }
 }
 
-static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g, const size_t *off, const __m256i *wlo, const __m256i *whi,
-                                              const lanes_epilogue *e, const lanes_consts *k, uint8_t *T) {
-    const lanes_flags f = {1, 0, 0};
-    pixel_loop(g, off, wlo, whi, e, k, f, 1, 1, T);
-}
-
 static AVX2_TARGET void pixels_general(const lanes_plane *g, const size_t *off, const __m256i *wlo, const __m256i *whi,
                                        const lanes_epilogue *e, const lanes_consts *k, lanes_flags f, int codes, uint8_t *T) {
-    pixel_loop(g, off, wlo, whi, e, k, f, codes, 0, T);
+    pixel_loop(g, off, wlo, whi, e, k, f, codes, T);
 }
 
 static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, uint8_t *T) {
