@@ -2,7 +2,7 @@
 // bench models' layer shapes, codes output, random data; prints the minimum of REPS calls and a
 // checksum of the output bytes (equal checksums across two builds: the same bytes).
 //     benchmarks/int8_conv_ab.sh BASE_COMMIT [REPS] [ROUNDS]   (builds and alternates both)
-//     int8_conv_layers [REPS] [NAME_FILTER or ""] [THREADS]
+//     [W7=1] int8_conv_layers [REPS] [NAME_FILTER or ""] [THREADS]   (W7: 7-bit weights, [-64, 64])
 #include "mpq_kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@ static uint32_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; retur
 typedef struct { const char *name; int c, h, w, n, k, s, pad, dw; } L;
 static const L layers[] = {
     {"mbv2 pw 16->96 112", 16, 112, 112, 96, 1, 1, 0, 0},
+    {"mbv2 pw 32->16 112", 32, 112, 112, 16, 1, 1, 0, 0},
     {"mbv2 pw 96->24 56", 96, 56, 56, 24, 1, 1, 0, 0},
     {"mbv2 pw 24->144 56", 24, 56, 56, 144, 1, 1, 0, 0},
     {"mbv2 pw 144->24 56", 144, 56, 56, 24, 1, 1, 0, 0},
@@ -79,7 +80,7 @@ int main(int argc, char **argv) {
         uint8_t *x = malloc((size_t)l->c * l->h * l->w);
         for (size_t i = 0; i < (size_t)l->c * l->h * l->w; i++) x[i] = rnd();
         int8_t *w = malloc((size_t)n * kk);
-        for (size_t i = 0; i < (size_t)n * kk; i++) w[i] = (int8_t)(rnd() % 255 - 127);
+        for (size_t i = 0; i < (size_t)n * kk; i++) w[i] = getenv("W7") ? (int8_t)(rnd() % 129 - 64) : (int8_t)(rnd() % 255 - 127);
         float *mult = malloc(n * sizeof(float));
         int32_t *bias = malloc(n * sizeof(int32_t));
         for (int i = 0; i < n; i++) { mult[i] = 0.0002f + (rnd() % 100) * 1e-6f; bias[i] = (int32_t)(rnd() % 20000) - 10000; }
