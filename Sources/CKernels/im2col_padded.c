@@ -13,6 +13,7 @@
 // Same bytes as mpq_im2col_u8_reference; the scalar tail below is the same gather.
 #include "mpq_internal.h"
 #include "im2col_transpose.h"
+#include <immintrin.h>
 #include <string.h>
 
 /// Slack bytes right of each padded row: a stride-2 block of 16 pixels reads 32 bytes from
@@ -112,4 +113,32 @@ int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uin
     mpq_im2col_pad_image(x, s, g, zero_point, scratch);
     mpq_im2col_padded_rows(scratch, s, 0, mpq_conv2d_out_h(s), col, k);
     return 0;
+}
+
+// Stride-2 rows: the even bytes of 32 at a time (the row's slack covers the last read).
+static __attribute__((target("avx2"))) void even_bytes(const uint8_t *src, int n, uint8_t *dst) {
+    const __m256i even = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(src + 2 * i)), even);
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_castsi256_si128(_mm256_permute4x64_epi64(v, 0x08)));
+    }
+    for (; i < n; i++) dst[i] = src[2 * i];
+}
+
+void mpq_im2col_padded_planes(const uint8_t *buf, const mpq_conv2d_shape *s, int q0, int q1, uint8_t *planes) {
+    const padded_geometry p = geometry(s);
+    const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s), KH = s->kernel_h, KW = s->kernel_w;
+    const size_t pplane = (size_t)p.ph * (size_t)p.pitch, P = (size_t)oh_n * (size_t)ow_n;
+    for (int q = q0; q < q1; q++) {
+        const int c = q / (KH * KW), kh = q / KW % KH, kw = q % KW;
+        const uint8_t *src = buf + (size_t)c * pplane + (size_t)(kh * s->dilation_h) * (size_t)p.pitch + (size_t)(kw * s->dilation_w);
+        uint8_t *dst = planes + (size_t)q * P;
+        for (int oh = 0; oh < oh_n; oh++, dst += ow_n) {
+            const uint8_t *row = src + (size_t)oh * (size_t)s->stride_h * (size_t)p.pitch;
+            if (s->stride_w == 1) memcpy(dst, row, (size_t)ow_n);
+            else even_bytes(row, ow_n, dst);
+        }
+    }
 }

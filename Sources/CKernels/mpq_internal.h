@@ -276,6 +276,9 @@ void mpq_depthwise3x3_f32_borders_avx512(const float *xc, int H, int W, const fl
 int mpq_im2col_padded_applies(const mpq_conv2d_shape *s, int khwc);
 void mpq_im2col_pad_image(const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zero_point, uint8_t *buf);
 void mpq_im2col_padded_rows(const uint8_t *buf, const mpq_conv2d_shape *s, int oh0, int oh1, uint8_t *col, size_t ld);
+/// The same columns as planes: column q = (c, kh, kw) of every output pixel, [q1 - q0][OH * OW]
+/// from planes + q * OH * OW (stride 1 or 2, as the padded copy allows; AVX2 hosts only).
+void mpq_im2col_padded_planes(const uint8_t *buf, const mpq_conv2d_shape *s, int q0, int q1, uint8_t *planes);
 
 /// Writes the header of an n x k packed int8 B (mpq_pack_b_s8's layout) at `packed`, zeroes
 /// its column sums (*colsum) and data, and returns the data (qgemm_pack.c): the start every

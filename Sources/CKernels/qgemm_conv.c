@@ -180,6 +180,57 @@ const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engin
     }
 }
 
+// Few-channel stems on AVX2 (s25): the padded copy's columns written as K planes of the output
+// pixels ([K][OH * OW], mpq_im2col_padded_planes), then the pointwise kernel over them, pixels
+// in the lanes, as if the stem were a 1x1 conv with K input channels. The im2col + GEMM ran
+// MobileNetV2's 3->32 3x3/2 stem at 19-27 GMAC/s a core (K = 27: 7 k quads per 4 x 16 tile,
+// then the tile's transposed channel-major store); the pointwise kernel stores 32 pixels of a
+// channel per vector. One thread (int8_conv_layers.c, 7-bit weights): that stem 396 -> 252 us,
+// the detector's 3->16 3x3 at 64x64 73 -> 50, ResNet-18's 3->64 7x7/2 (K = 147) 1873 -> 1588;
+// two threads 482 -> 199 and 982 -> 934. Planes up to STEM_PLANES_MAX_BYTES (a bigger image
+// keeps the im2col's L2-sized blocks). The same int32 sums and epilogue: the same bytes.
+// MPQ_INT8_STEM_PLANES=0 (read once) keeps the im2col, for A/B.
+#define STEM_PLANES_MAX_K 160
+#define STEM_PLANES_MAX_BYTES (8u << 20)
+
+typedef struct {
+    const uint8_t *padded;
+    const mpq_conv2d_shape *s;
+    uint8_t *planes;
+    int k, tasks;
+} stem_planes_job;
+
+static void stem_planes_task(void *arg, int t) {
+    const stem_planes_job *j = (const stem_planes_job *)arg;
+    mpq_im2col_padded_planes(j->padded, j->s, j->k * t / j->tasks, j->k * (t + 1) / j->tasks, j->planes);
+}
+
+static int stem_planes_preferred(const mpq_conv2d_shape *s, int khwc, int k) {
+    static _Atomic long state = -1;
+    return mpq_env_long_once("MPQ_INT8_STEM_PLANES", 1, &state) != 0 && mpq_im2col_padded_applies(s, khwc) &&
+           k <= STEM_PLANES_MAX_K && (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s) >= 128 &&
+           (size_t)k * (size_t)mpq_conv2d_out_h(s) * (size_t)mpq_conv2d_out_w(s) <= STEM_PLANES_MAX_BYTES;
+}
+
+// 0, or -1 with nothing written (no memory, or the pointwise kernel declined): the im2col runs.
+static int stem_planes_conv(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int g, uint8_t zp,
+                            int k, int threads) {
+    const size_t P = (size_t)mpq_conv2d_out_h(s) * (size_t)mpq_conv2d_out_w(s);
+    uint8_t *padded = (uint8_t *)malloc(mpq_im2col_padded_bytes(s));
+    uint8_t *planes = (uint8_t *)malloc((size_t)k * P);
+    int rc = -1;
+    if (padded && planes) {
+        mpq_im2col_pad_image(x, s, g, zp, padded);
+        stem_planes_job j = {padded, s, planes, k, threads < k ? threads : k};
+        if (j.tasks > 1) mpq_pool_run(j.tasks, stem_planes_task, &j);
+        else stem_planes_task(&j, 0);
+        rc = mpq_pointwise_conv_avx2(job, planes, P, threads);
+    }
+    free(padded);
+    free(planes);
+    return rc;
+}
+
 int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
                      uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
                      uint8_t out_zero_point, int threads) {
@@ -214,6 +265,11 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
         return 0;  // a small plane: output channels in the lanes (qgemm_conv_cv.c)
     }
     const int avx2 = mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2;
+    if (engine == MPQ_QCONV_IM2COL && avx2 && stem_planes_preferred(s, khwc, k) &&
+        stem_planes_conv(&cb.job, x, s, g, x_zero_point, k, threads < 1 ? 1 : threads) == 0) {
+        mpq_note_engine("stem-planes+avx2");
+        return 0;
+    }
     if (engine == MPQ_QCONV_IMPLICIT && (!avx2 || cb.job.b_pairs_fit_i16 || implicit_avx2_preferred(s, 1)) &&
         (avx2 ? mpq_implicit_conv_avx2 : mpq_implicit_conv_vnni)(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
         mpq_note_engine(mpq_qconv2d_engine_name(path, engine));
