@@ -66,6 +66,44 @@ static void im2col_task(void *arg, int t) {
     if (oh0 < oh1) im2col_rows(cb, oh0, oh1, w->col + (size_t)oh0 * (size_t)cb->ow_n * (size_t)cb->job.lda);
 }
 
+// A small plane on AVX2 over several threads (s25): each task writes the whole im2col into
+// its own buffer and multiplies it by its share of the 16-column panels, one pool run in all
+// (panel_split_preferred says where).
+// The row split this replaces (the im2col's rows over the threads, a join, then the GEMM's
+// 16-row tiles claimed) had two joins per Conv and, on a 7x7 plane (49 pixels: tiles of 16,
+// 16, 16 and 1), one thread with twice the other's rows. Each output is still one tile's
+// full-K sum: the same bytes.
+// Where (two threads, 7-bit weights, int8_conv_layers.c, alternated): planes of at most 64
+// pixels with 128+ output channels and K up to 1152 (MobileNetV2's 1x1 layers on 7x7 0.75-0.94x
+// of the row split's time, resnet_digits' 128->128 3x3 on 7x7 0.85x); not with a bigger K
+// (ResNet-18's 3x3 into 7x7 and 14x14, K = 2304-4608: 1.03-1.07x, the duplicated im2col and
+// each thread's half of B streamed per row block) nor with 64 or fewer output channels (the
+// detector's 8x8 and 4x4 layers, 10-50 us: up to 1.25x). MPQ_INT8_PANEL_SPLIT=0 (read once)
+// keeps the row split, for A/B.
+static int panel_split_preferred(int m, int n, int kp, int threads) {
+    static _Atomic long state = -1;
+    if (mpq_env_long_once("MPQ_INT8_PANEL_SPLIT", 1, &state) == 0) return 0;
+    return m <= 64 && n >= 128 && kp <= 1152 && (n + 15) / 16 >= 2 * threads;
+}
+
+typedef struct {
+    const conv_blocks *cb;
+    uint8_t *cols;
+    size_t col_bytes;
+    int tasks, panels, m;
+} panel_split;
+
+static void panel_split_task(void *arg, int t) {
+    const panel_split *ps = (const panel_split *)arg;
+    const int p0 = ps->panels * t / ps->tasks, p1 = ps->panels * (t + 1) / ps->tasks;
+    if (p0 >= p1) return;
+    uint8_t *col = ps->cols + (size_t)t * ps->col_bytes;
+    im2col_rows(ps->cb, 0, ps->cb->oh_n, col);
+    mpq_gemm_job j = ps->cb->job;
+    j.a = col;
+    ps->cb->fn(&j, 0, ps->m, p0, p1);
+}
+
 // Where the AMX GEMM repays the im2col in front of it and its own setup (docs/int8-amx.md,
 // "Engine per Conv"; per-layer minima of `mpq profile` with MPQ_QGEMM_AMX=0 and 1 on ResNet-18,
 // MobileNetV2, resnet_digits and shapes_det, benchmarks/README.md s9-amxconv): layers with
@@ -310,6 +348,15 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     if (threads > 1 && cb.blocks < 2 * threads) {
         // Too few blocks to share evenly (a 7x7 or 14x14 late layer): one im2col, its rows
         // split over the cores, then the GEMM splits its tiles over them.
+        if (avx2 && cb.fn == mpq_gemm_region_avx2 && panel_split_preferred(m, n, kp, threads)) {
+            panel_split ps = {&cb, NULL, ((size_t)m * (size_t)kp + 63) / 64 * 64, threads, (n + 15) / 16, m};
+            ps.cols = (uint8_t *)(written ? malloc((size_t)threads * ps.col_bytes) : calloc((size_t)threads, ps.col_bytes));
+            if (!ps.cols) { free(padded); return -1; }
+            mpq_pool_run(threads, panel_split_task, &ps);
+            free(ps.cols);
+            free(padded);
+            return 0;
+        }
         uint8_t *col = (uint8_t *)(written ? malloc((size_t)m * (size_t)kp) : calloc((size_t)m, (size_t)kp));
         if (!col) { free(padded); return -1; }
         whole_im2col w = {&cb, col, threads < oh_n ? threads : oh_n};

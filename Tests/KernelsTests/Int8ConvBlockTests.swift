@@ -130,6 +130,45 @@ final class Int8ConvBlockTests: XCTestCase {
         }
     }
 
+    /// Small planes with many output channels on AVX2 split over the threads by 16-column
+    /// panels, each thread with its own whole im2col (qgemm_conv.c, panel_split_preferred):
+    /// MobileNetV2-like 1x1 layers on 7x7 and 8x8, a 3x3 on 7x7 with K = 576, an odd panel
+    /// count, 7- and 8-bit weights; every output kind, 1-3 threads, against the reference.
+    func testSmallPlanesSplitByPanelsMatchReference() {
+        var rng = Int8TestRNG(seed: 2525)
+        let shapes: [(c: Int, h: Int, k: Int, n: Int)] = [(160, 7, 1, 192), (96, 8, 1, 136), (64, 7, 3, 128), (320, 7, 1, 160)]
+        for (ci, t) in shapes.enumerated() {
+            let pad = Int32(t.k / 2)
+            var s = mpq_conv2d_shape(channels: Int32(t.c), height: Int32(t.h), width: Int32(t.h), kernel_h: Int32(t.k),
+                                     kernel_w: Int32(t.k), pad_top: pad, pad_left: pad, pad_bottom: pad, pad_right: pad,
+                                     stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 1)
+            let pixels = Int(mpq_conv2d_out_h(&s) * mpq_conv2d_out_w(&s))
+            let khwc = t.k > 1
+            let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            let x = rng.u8s(t.c * t.h * t.h)
+            for seven in [true, false] {
+                let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: 0, channelsPerGroup: t.c, kh: t.k, kw: t.k,
+                                                 coutG: t.n, zx: zx, zy: zy, khwc: khwc, sevenBit: seven)
+                for mode in 0..<3 {
+                    ref.withMode(mode) { ep, refF, refC in
+                        for threads: Int32 in [1, 2, 3] {
+                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : t.n * pixels)
+                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? t.n * pixels : 0)
+                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                                mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, 0, khwc ? 1 : 0, zx, ref.packed, &ep,
+                                                 mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                            } }
+                            let what = "case \(ci) 7-bit \(seven) mode \(mode) threads \(threads)"
+                            XCTAssertEqual(rc, 0, what)
+                            if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                            else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// mpq_qconv2d_u8s8_implicit on `path` ((kh, kw, c) weights) into fresh float or code outputs
     /// (NaN / 0xEE filled): its return code and both outputs (the unused one empty).
     private func runImplicit(_ path: mpq_kernel_path, _ x: [UInt8], _ s: inout mpq_conv2d_shape, _ grp: Int, _ zx: UInt8,
