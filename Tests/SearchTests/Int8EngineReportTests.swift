@@ -35,10 +35,12 @@ final class Int8EngineReportTests: XCTestCase {
                 want = ["stem": "im2col+vnni", "expand": "pointwise", "dw": dw, "project": "pointwise",
                         "expand2": "pointwise", "dw2": dw, "fc": mpq_qgemm_uses_amx(path.c) != 0 ? "gemm+amx" : "gemm+vnni"]
             default:
-                // The AVX2 path has its own pointwise kernel (s18, qgemm_pointwise_avx2.c); the
-                // reference runs everything through im2col.
+                // The AVX2 path has its own pointwise kernel (s18, qgemm_pointwise_avx2.c), which
+                // also runs the few-channel stem over its K column planes (s25, stem-planes+avx2);
+                // the reference runs everything through im2col.
                 let pw = path.resolved == .avx2 ? "pointwise+avx2" : "im2col+\(name)"
-                want = ["stem": "im2col+\(name)", "expand": pw, "dw": "depthwise+\(name)",
+                let stem = path.resolved == .avx2 ? "stem-planes+avx2" : "im2col+\(name)"
+                want = ["stem": stem, "expand": pw, "dw": "depthwise+\(name)",
                         "project": pw, "expand2": pw, "dw2": "depthwise+\(name)", "fc": "gemm+\(name)"]
             }
             for (n, chains) in [(1, false), (3, false), (3, true)] {
