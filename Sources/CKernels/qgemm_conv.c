@@ -346,8 +346,9 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
     if (threads > 1 && cb.blocks < 2 * threads) {
-        // Too few blocks to share evenly (a 7x7 or 14x14 late layer): one im2col, its rows
-        // split over the cores, then the GEMM splits its tiles over them.
+        // Too few blocks to share evenly (a 7x7 or 14x14 late layer): on the AVX2 GEMM where
+        // panel_split_preferred says so, each thread its own im2col and share of the panels;
+        // else one im2col, its rows split over the cores, then the GEMM splits its tiles.
         if (avx2 && cb.fn == mpq_gemm_region_avx2 && panel_split_preferred(m, n, kp, threads)) {
             panel_split ps = {&cb, NULL, ((size_t)m * (size_t)kp + 63) / 64 * 64, threads, (n + 15) / 16, m};
             ps.cols = (uint8_t *)(written ? malloc((size_t)threads * ps.col_bytes) : calloc((size_t)threads, ps.col_bytes));
