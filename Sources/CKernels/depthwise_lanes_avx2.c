@@ -237,7 +237,7 @@ static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g_in, const siz
     e.bias[0] = e.bias[1] = _mm256_setzero_ps();
     e.bias_i32[0] = _mm256_permute2x128_si256(ep_in->bias_i32[0], ep_in->bias_i32[1], 0x20);
     e.bias_i32[1] = _mm256_permute2x128_si256(ep_in->bias_i32[0], ep_in->bias_i32[1], 0x31);
-    // Locals only (the stores to T are uint8_t: see pixel_loop).
+    // Locals only (the stores to T are uint8_t: see pixels_general).
     __m256i wlo[MAX_PAIRS], whi[MAX_PAIRS];
     size_t off[2 * MAX_PAIRS];
     for (int p = 0; p < g.pairs; p++) wlo[p] = wlo_in[p], whi[p] = whi_in[p], off[2 * p] = off_in[2 * p], off[2 * p + 1] = off_in[2 * p + 1];
@@ -271,10 +271,10 @@ static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g_in, const siz
 }
 
 // The pixels' 16-channel values into T ([pixel][16] codes or floats), any epilogue: its flags
-// read once.
-static inline __attribute__((always_inline)) AVX2_TARGET void
-pixel_loop(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in, const __m256i *whi_in, const lanes_epilogue *ep_in,
-           const lanes_consts *kp, lanes_flags f, int codes, uint8_t *T) {
+// read once per block.
+static AVX2_TARGET void pixels_general(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in,
+                                       const __m256i *whi_in, const lanes_epilogue *ep_in, const lanes_consts *kp,
+                                       lanes_flags f, int codes, uint8_t *T) {
     // The loop reads only locals: its stores to T are uint8_t, which may alias anything read
     // through a pointer, so clang reloaded the epilogue's flags and vectors, the offsets and
     // the weights after every pixel's store.
@@ -312,11 +312,6 @@ pixel_loop(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in,
             }
         }
     }
-}
-
-static AVX2_TARGET void pixels_general(const lanes_plane *g, const size_t *off, const __m256i *wlo, const __m256i *whi,
-                                       const lanes_epilogue *e, const lanes_consts *k, lanes_flags f, int codes, uint8_t *T) {
-    pixel_loop(g, off, wlo, whi, e, k, f, codes, T);
 }
 
 static AVX2_TARGET void run_block(const lanes_job *j, int c0, int16_t *P, uint8_t *T) {
