@@ -108,7 +108,21 @@ static inline AVX2_TARGET __m128i load8(const pw_job *j, int ch, int p, int lane
 // = channels 2i, 2i + 1 of pixels p0 + 8q .. + 7 as s16 [pixel][channel].
 static AVX2_TARGET void pack_panels(const pw8_job *j, int p0, int np, int16_t *buf) {
     const pw_job *w = &j->pw;
-    for (int q = 0; q < np; q++) {
+    int q = 0;
+    // Two panels of 16 whole pixels at a time: one 16-byte load per channel (the same panels).
+    for (; q + 2 <= np && p0 + 8 * q + 16 <= w->pixels; q += 2) {
+        int16_t *dst = buf + (size_t)q * (size_t)j->pairs * 16;
+        const size_t panel = (size_t)j->pairs * 16;
+        const uint8_t *x = w->x + (size_t)(p0 + 8 * q);
+        for (int i = 0; i < j->pairs; i++) {
+            const __m128i a = 2 * i < w->c ? _mm_loadu_si128((const __m128i *)(x + (size_t)(2 * i) * w->plane)) : _mm_setzero_si128();
+            const __m128i b = 2 * i + 1 < w->c ? _mm_loadu_si128((const __m128i *)(x + (size_t)(2 * i + 1) * w->plane))
+                                               : _mm_setzero_si128();
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)i * 16), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)));
+            _mm256_storeu_si256((__m256i *)(dst + panel + (size_t)i * 16), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)));
+        }
+    }
+    for (; q < np; q++) {
         const int pq = p0 + 8 * q, lanes = w->pixels - pq < 8 ? w->pixels - pq : 8;
         int16_t *dst = buf + (size_t)q * (size_t)j->pairs * 16;
         for (int i = 0; i < j->pairs; i++) {
