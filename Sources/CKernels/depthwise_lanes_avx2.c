@@ -185,21 +185,8 @@ static AVX2_TARGET void transpose_out16(const uint8_t *T, uint8_t *const *dst, i
     for (int c = 0; c < n; c++) _mm_storeu_si128((__m128i *)dst[c], r[c]);
 }
 
-// The int32 sums of one output pixel's 16 channels, in channel order (a: 0-7, b: 8-15).
-static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums(const int16_t *b, const size_t *off, const __m256i *wlo,
-                                                                         const __m256i *whi, int pairs, __m256i *a0, __m256i *a1) {
-    __m256i sa = _mm256_setzero_si256(), se = _mm256_setzero_si256();
-    for (int p = 0; p < pairs; p++) {
-        const __m256i v0 = _mm256_loadu_si256((const __m256i *)(b + off[2 * p]));
-        const __m256i v1 = _mm256_loadu_si256((const __m256i *)(b + off[2 * p + 1]));
-        sa = _mm256_add_epi32(sa, _mm256_madd_epi16(_mm256_unpacklo_epi16(v0, v1), wlo[p]));
-        se = _mm256_add_epi32(se, _mm256_madd_epi16(_mm256_unpackhi_epi16(v0, v1), whi[p]));
-    }
-    *a0 = _mm256_permute2x128_si256(sa, se, 0x20);
-    *a1 = _mm256_permute2x128_si256(sa, se, 0x31);
-}
-
-// pixel_sums without the final permutes: sa holds channels 0-3 and 8-11, se 4-7 and 12-15.
+// The int32 sums of one output pixel's 16 channels in the unpacks' lane order: sa holds channels
+// 0-3 and 8-11, se 4-7 and 12-15.
 static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums_split(const int16_t *b, const size_t *off, const __m256i *wlo,
                                                                                const __m256i *whi, int pairs, __m256i *sa, __m256i *se) {
     __m256i a = _mm256_setzero_si256(), e = _mm256_setzero_si256();
@@ -212,6 +199,27 @@ static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums_split(c
     *sa = a;
     *se = e;
 }
+
+// The same sums in channel order (a0: 0-7, a1: 8-15).
+static inline __attribute__((always_inline)) AVX2_TARGET void pixel_sums(const int16_t *b, const size_t *off, const __m256i *wlo,
+                                                                         const __m256i *whi, int pairs, __m256i *a0, __m256i *a1) {
+    __m256i sa, se;
+    pixel_sums_split(b, off, wlo, whi, pairs, &sa, &se);
+    *a0 = _mm256_permute2x128_si256(sa, se, 0x20);
+    *a1 = _mm256_permute2x128_si256(sa, se, 0x31);
+}
+
+// The block's weight pairs and tap offsets copied into the caller's locals: the pixel loops'
+// stores to T are uint8_t, which may alias anything read through a pointer, so they read only
+// locals (clang reloaded these after every pixel's store when they were read in place).
+static inline __attribute__((always_inline)) AVX2_TARGET void local_taps(int pairs, const __m256i *wlo_in, const __m256i *whi_in,
+                                                                         const size_t *off_in, __m256i *wlo, __m256i *whi, size_t *off) {
+    for (int p = 0; p < pairs; p++) {
+        wlo[p] = wlo_in[p], whi[p] = whi_in[p];
+        off[2 * p] = off_in[2 * p], off[2 * p + 1] = off_in[2 * p + 1];
+    }
+}
+
 
 // The codes of one pixel's split sums on the split epilogue vectors (index 0: sa's channels,
 // 1: se's): int32 bias, * scale, clamp, vcvtps2dq, + zp. packs_epi32(sa, se) puts the
@@ -237,10 +245,9 @@ static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g_in, const siz
     e.bias[0] = e.bias[1] = _mm256_setzero_ps();
     e.bias_i32[0] = _mm256_permute2x128_si256(ep_in->bias_i32[0], ep_in->bias_i32[1], 0x20);
     e.bias_i32[1] = _mm256_permute2x128_si256(ep_in->bias_i32[0], ep_in->bias_i32[1], 0x31);
-    // Locals only (the stores to T are uint8_t: see pixels_general).
     __m256i wlo[MAX_PAIRS], whi[MAX_PAIRS];
     size_t off[2 * MAX_PAIRS];
-    for (int p = 0; p < g.pairs; p++) wlo[p] = wlo_in[p], whi[p] = whi_in[p], off[2 * p] = off_in[2 * p], off[2 * p + 1] = off_in[2 * p + 1];
+    local_taps(g.pairs, wlo_in, whi_in, off_in, wlo, whi, off);
     for (int oh = 0; oh < g.OH; oh++) {
         const int16_t *row = g.P + (size_t)oh * g.sh * g.PW * LANES;
         uint8_t *t = T + (size_t)oh * g.OW * LANES;
@@ -275,20 +282,16 @@ static AVX2_TARGET void pixels_codes_int_bias(const lanes_plane *g_in, const siz
 static AVX2_TARGET void pixels_general(const lanes_plane *g_in, const size_t *off_in, const __m256i *wlo_in,
                                        const __m256i *whi_in, const lanes_epilogue *ep_in, const lanes_consts *kp,
                                        lanes_flags f, int codes, uint8_t *T) {
-    // The loop reads only locals: its stores to T are uint8_t, which may alias anything read
-    // through a pointer, so clang reloaded the epilogue's flags and vectors, the offsets and
-    // the weights after every pixel's store.
+    // Locals only, as local_taps says: the epilogue's vectors too.
     const lanes_epilogue el = *ep_in;
     const lanes_consts kl = *kp;
     const lanes_epilogue *e = &el;
     const lanes_consts *k = &kl;
-    __m256i wl[MAX_PAIRS], wh[MAX_PAIRS];
-    size_t ol[2 * MAX_PAIRS];
     const lanes_plane gl = *g_in;
     const lanes_plane *g = &gl;
-    for (int p = 0; p < g->pairs; p++) wl[p] = wlo_in[p], wh[p] = whi_in[p], ol[2 * p] = off_in[2 * p], ol[2 * p + 1] = off_in[2 * p + 1];
-    const __m256i *wlo = wl, *whi = wh;
-    const size_t *off = ol;
+    __m256i wlo[MAX_PAIRS], whi[MAX_PAIRS];
+    size_t off[2 * MAX_PAIRS];
+    local_taps(g->pairs, wlo_in, whi_in, off_in, wlo, whi, off);
     float *Tf = (float *)T;
     for (int oh = 0; oh < g->OH; oh++) {
         const int16_t *row = g->P + (size_t)oh * g->sh * g->PW * LANES;

@@ -13,7 +13,6 @@
 // Same bytes as mpq_im2col_u8_reference; the scalar tail below is the same gather.
 #include "mpq_internal.h"
 #include "im2col_transpose.h"
-#include <immintrin.h>
 #include <string.h>
 
 /// Slack bytes right of each padded row: a stride-2 block of 16 pixels reads 32 bytes from
@@ -115,16 +114,16 @@ int mpq_im2col_u8_padded(const uint8_t *x, const mpq_conv2d_shape *s, int g, uin
     return 0;
 }
 
-// Stride-2 rows: the even bytes of 32 at a time (the row's slack covers the last read).
-static __attribute__((target("avx2"))) void even_bytes(const uint8_t *src, int n, uint8_t *dst) {
-    const __m256i even = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1,
-                                          0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(src + 2 * i)), even);
-        _mm_storeu_si128((__m128i *)(dst + i), _mm256_castsi256_si128(_mm256_permute4x64_epi64(v, 0x08)));
+// One row of a column plane: n bytes src[0], src[step], ... (step 1 or 2), 16 at a time through
+// the im2col's own mpq_load16_step (the row's slack covers a stride-2 block's 32-byte read).
+static void plane_row(const uint8_t *src, int step, int n, uint8_t *dst) {
+    if (step == 1) {
+        memcpy(dst, src, (size_t)n);
+        return;
     }
-    for (; i < n; i++) dst[i] = src[2 * i];
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm_storeu_si128((__m128i *)(dst + i), mpq_load16_step(src + (size_t)i * (size_t)step, step));
+    for (; i < n; i++) dst[i] = src[(size_t)i * (size_t)step];
 }
 
 void mpq_im2col_padded_planes(const uint8_t *buf, const mpq_conv2d_shape *s, int q0, int q1, uint8_t *planes) {
@@ -137,8 +136,7 @@ void mpq_im2col_padded_planes(const uint8_t *buf, const mpq_conv2d_shape *s, int
         uint8_t *dst = planes + (size_t)q * P;
         for (int oh = 0; oh < oh_n; oh++, dst += ow_n) {
             const uint8_t *row = src + (size_t)oh * (size_t)s->stride_h * (size_t)p.pitch;
-            if (s->stride_w == 1) memcpy(dst, row, (size_t)ow_n);
-            else even_bytes(row, ow_n, dst);
+            plane_row(row, s->stride_w, ow_n, dst);
         }
     }
 }

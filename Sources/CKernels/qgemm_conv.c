@@ -27,6 +27,12 @@ typedef struct {
     size_t block_bytes;
 } conv_blocks;
 
+// `count` im2col buffers of `bytes` each: zeroed unless the im2col writes every byte (`written`,
+// see the driver: A's K-pad columns must read 0).
+static uint8_t *col_alloc(size_t count, size_t bytes, int written) {
+    return (uint8_t *)(written ? malloc(count * bytes) : calloc(count, bytes));
+}
+
 static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
 
 // Rows [oh0, oh1) of A, `lda` bytes apart, from the padded copy where there is one.
@@ -351,14 +357,14 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
         // else one im2col, its rows split over the cores, then the GEMM splits its tiles.
         if (avx2 && cb.fn == mpq_gemm_region_avx2 && panel_split_preferred(m, n, kp, threads)) {
             panel_split ps = {&cb, NULL, ((size_t)m * (size_t)kp + 63) / 64 * 64, threads, (n + 15) / 16, m};
-            ps.cols = (uint8_t *)(written ? malloc((size_t)threads * ps.col_bytes) : calloc((size_t)threads, ps.col_bytes));
+            ps.cols = col_alloc((size_t)threads, ps.col_bytes, written);
             if (!ps.cols) { free(padded); return -1; }
             mpq_pool_run(threads, panel_split_task, &ps);
             free(ps.cols);
             free(padded);
             return 0;
         }
-        uint8_t *col = (uint8_t *)(written ? malloc((size_t)m * (size_t)kp) : calloc((size_t)m, (size_t)kp));
+        uint8_t *col = col_alloc((size_t)m, (size_t)kp, written);
         if (!col) { free(padded); return -1; }
         whole_im2col w = {&cb, col, threads < oh_n ? threads : oh_n};
         mpq_pool_run(w.tasks, im2col_task, &w);
@@ -370,7 +376,7 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     }
     const int tasks = threads < cb.blocks ? threads : cb.blocks;
     cb.block_bytes = ((size_t)cb.rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
-    cb.scratch = (uint8_t *)(written ? malloc((size_t)tasks * cb.block_bytes) : calloc((size_t)tasks, cb.block_bytes));
+    cb.scratch = col_alloc((size_t)tasks, cb.block_bytes, written);
     if (!cb.scratch) { free(padded); return -1; }
     // Each thread a contiguous run of blocks (mpq_run_ranges): the 16 x 16 output tiles of
     // neighbouring blocks share cache lines of every output channel's row.
