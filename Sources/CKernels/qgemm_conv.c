@@ -124,6 +124,35 @@ static void panel_split_task(void *arg, int t) {
 #define AMX_MIN_N_VS_IMPLICIT 256
 #define AMX_MIN_WEIGHTS_VS_IMPLICIT (256 * 1024)
 
+// Rows per block for the AVX2 GEMM on several threads: the multiple of the fewest rows holding
+// a multiple of 8 pixels (its channel-major stores are 8 x 8 transposes, so such blocks store
+// only whole vectors), up to the L2 fit, whose contiguous ranges give the busiest thread the
+// fewest rows (the largest such block on a tie). The 16-pixel unit gave a 28x28 plane 7 blocks
+// of 4 rows, so one of two threads ran 4 blocks and the other 3 (ResNet-18's 128->128 3x3 at
+// 28x28: 1.75x the one-thread rate on two threads); blocks of 2 rows split it 7 and 7.
+// MPQ_INT8_BALANCED_ROWS=0 (read once) keeps the 16-pixel unit, for A/B.
+static int balanced_rows_on(void) {
+    static _Atomic long state = -1;
+    return mpq_env_long_once("MPQ_INT8_BALANCED_ROWS", 1, &state) != 0;
+}
+
+static int balanced_rows(int oh_n, int ow_n, int fit, int threads) {
+    const int unit = 8 / gcd(ow_n, 8);
+    const int top = fit > unit ? fit / unit * unit : unit;
+    int best = unit, best_load = oh_n + 1;
+    for (int r = unit; r <= top && r <= oh_n; r += unit) {
+        const int blocks = (oh_n + r - 1) / r;
+        int load = 0;
+        for (int t = 0; t < threads; t++) {
+            const int b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
+            const int rows = (b1 * r < oh_n ? b1 * r : oh_n) - b0 * r;
+            if (rows > load) load = rows;
+        }
+        if (load <= best_load) { best = r; best_load = load; }
+    }
+    return best;
+}
+
 static int is_pointwise(const mpq_conv2d_shape *s, int m) {
     return s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1 && !s->pad_top &&
            !s->pad_left && !s->pad_bottom && !s->pad_right && m >= 128;
@@ -351,6 +380,11 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     cb.blocks = (oh_n + cb.rows - 1) / cb.rows;
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    if (threads > 1 && avx2 && cb.fn == mpq_gemm_region_avx2 && !padded && cb.blocks >= 2 * threads &&
+        balanced_rows_on()) {
+        cb.rows = balanced_rows(oh_n, ow_n, fit, threads);
+        cb.blocks = (oh_n + cb.rows - 1) / cb.rows;
+    }
     if (threads > 1 && cb.blocks < 2 * threads) {
         // Too few blocks to share evenly (a 7x7 or 14x14 late layer): on the AVX2 GEMM where
         // panel_split_preferred says so, each thread its own im2col and share of the panels;
