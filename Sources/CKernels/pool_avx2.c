@@ -142,17 +142,30 @@ static inline AVX2_TARGET __m256i taps16_u8(const uint8_t *p, int s) {
     return _mm256_and_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi16(0x00FF));
 }
 
-static AVX2_TARGET void wpass_u8(const mpq_pool2d *p, const uint8_t *row, uint8_t *out, int f0, int vend) {
+// Outputs o..o+15 of a row whose taps all lie inside it (16-bit lanes, one store).
+static inline AVX2_TARGET void wpass16_u8(const mpq_pool2d *p, const uint8_t *row, uint8_t *out, int o) {
     const int s = p->stride_w, d = p->dilation_w;
+    const uint8_t *base = row + ((long)o * s - p->pad_left);
+    __m256i acc = taps16_u8(base, s);
+    for (int t = 1; t < p->kernel_w; t++) acc = _mm256_max_epu16(acc, taps16_u8(base + (long)t * d, s));
+    // 16-bit lanes to bytes: [lane0 x2 | lane1 x2], then the two lanes' first halves.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(acc, acc), 0xD8);
+    _mm_storeu_si128((__m128i *)(out + o), _mm256_castsi256_si128(packed));
+}
+
+// `tail_end` > vend: the full outputs [vend, tail_end) are written by one more vector backed up
+// to end at tail_end (rewriting some outputs with the same bytes), which may read one byte past
+// the row's last tap at stride 2: only for rows with readable bytes after them (the scratch).
+// The tails had gone one output at a time, each through the lo/hi tables: on ResNet-18's
+// 112x112 max pool 7 of 56 outputs per row, and as many scalar columns in the H pass, most of
+// its time.
+static AVX2_TARGET void wpass_u8(const mpq_pool2d *p, const uint8_t *row, uint8_t *out, int f0, int vend, int tail_end) {
     int o = 0;
     for (; o < f0; o++) out[o] = wpass_one_u8(p, row, o);
-    for (; o < vend; o += 16) {
-        const uint8_t *base = row + ((long)o * s - p->pad_left);
-        __m256i acc = taps16_u8(base, s);
-        for (int t = 1; t < p->kernel_w; t++) acc = _mm256_max_epu16(acc, taps16_u8(base + (long)t * d, s));
-        // 16-bit lanes to bytes: [lane0 x2 | lane1 x2], then the two lanes' first halves.
-        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(acc, acc), 0xD8);
-        _mm_storeu_si128((__m128i *)(out + o), _mm256_castsi256_si128(packed));
+    for (; o < vend; o += 16) wpass16_u8(p, row, out, o);
+    if (tail_end > o && tail_end - 16 >= f0) {
+        wpass16_u8(p, row, out, tail_end - 16);
+        o = tail_end;
     }
     for (; o < p->out_w; o++) out[o] = wpass_one_u8(p, row, o);
 }
@@ -170,6 +183,15 @@ static AVX2_TARGET void hmax_u8(const mpq_pool2d *p, const uint8_t *rows, int w,
             acc = _mm256_max_epu8(acc, _mm256_loadu_si256((const __m256i *)(rows + (size_t)(first + (long)t * p->dilation_h) * w + j)));
         _mm256_storeu_si256((__m256i *)(dst + j), acc);
     }
+    if (j < w && w >= 32) {
+        // The last 32 columns as one more vector (columns before j rewritten with the same bytes).
+        j = w - 32;
+        __m256i acc = _mm256_loadu_si256((const __m256i *)(r0 + j));
+        for (int t = lo + 1; t < hi; t++)
+            acc = _mm256_max_epu8(acc, _mm256_loadu_si256((const __m256i *)(rows + (size_t)(first + (long)t * p->dilation_h) * w + j)));
+        _mm256_storeu_si256((__m256i *)(dst + j), acc);
+        j = w;
+    }
     for (; j < w; j++) {
         uint8_t acc = r0[j];
         for (int t = lo + 1; t < hi; t++) {
@@ -186,6 +208,9 @@ AVX2_TARGET void mpq_maxpool2d_u8_avx2(const mpq_pool2d *p, const uint8_t *x, ui
     mpq_pool_full_range(p, &f0, &f1);
     const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end(p, f0, f1, 16) : f0;
     const int h_first = p->out_h < p->in_h && (size_t)p->in_w <= mpq_pool_scratch(p, 1);  // the row fits the scratch
+    // The W pass's backed-up last vector: at stride 1 its loads end at its last tap; at stride 2
+    // on the scratch row only (the pool task allocates 64 bytes past it).
+    const int tail_end = p->stride_w == 1 || (p->stride_w == 2 && h_first) ? f1 : 0;
     for (size_t c = p0; c < p1; c++) {
         const uint8_t *src = x + c * in_plane;
         uint8_t *dst = y + c * out_plane;
@@ -197,11 +222,12 @@ AVX2_TARGET void mpq_maxpool2d_u8_avx2(const mpq_pool2d *p, const uint8_t *x, ui
                     continue;
                 }
                 hmax_u8(p, src, p->in_w, o, scratch);
-                wpass_u8(p, scratch, out, f0, vend);
+                wpass_u8(p, scratch, out, f0, vend, tail_end);
             }
             continue;
         }
-        for (int r = 0; r < p->in_h; r++) wpass_u8(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, f0, vend);
+        for (int r = 0; r < p->in_h; r++)
+            wpass_u8(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, f0, vend, p->stride_w == 1 ? f1 : 0);
         for (int o = 0; o < p->out_h; o++) {
             uint8_t *out = dst + (size_t)o * p->out_w;
             if (p->hi_h[o] <= p->lo_h[o]) {
