@@ -48,18 +48,37 @@ static inline int vector_end(const mpq_pool2d *p, int f0, int f1, int lanes) {
     return b;
 }
 
-static AVX2_TARGET void wpass_f32(const mpq_pool2d *p, const float *row, float *out, int is_max, int f0, int vend) {
+/// taps8 whose last element (stride 2: one past the 8th tap) is not read: the row's backed-up
+/// last vector, whose plain loads could leave the tensor.
+static inline __attribute__((always_inline)) AVX2_TARGET __m256 taps8_last(const float *p, int s) {
+    if (s == 1) return _mm256_loadu_ps(p);
+    const __m256 a = _mm256_loadu_ps(p);
+    const __m256 b = _mm256_maskload_ps(p + 8, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+}
+
+// Outputs o..o+7 of a row whose taps all lie inside it.
+static inline __attribute__((always_inline)) AVX2_TARGET void wpass8_f32(const mpq_pool2d *p, const float *row, float *out, int is_max, int o, int last) {
     const int s = p->stride_w, d = p->dilation_w;
+    const float *base = row + ((long)o * s - p->pad_left);
+    __m256 acc = last ? taps8_last(base, s) : taps8(base, s);
+    for (int t = 1; t < p->kernel_w; t++) {
+        const __m256 v = last ? taps8_last(base + (long)t * d, s) : taps8(base + (long)t * d, s);
+        acc = is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
+    }
+    _mm256_storeu_ps(out + o, acc);
+}
+
+// The full outputs left after the vectors, [vend, f1), as one more vector backed up to end at
+// f1 (rewriting some outputs with the same values: each output's taps in the same order), as
+// the codes' W pass does; they had gone one at a time through the lo/hi tables.
+static AVX2_TARGET void wpass_f32(const mpq_pool2d *p, const float *row, float *out, int is_max, int f0, int vend, int f1) {
     int o = 0;
     for (; o < f0; o++) out[o] = wpass_one_f32(p, row, o, is_max);
-    for (; o < vend; o += 8) {
-        const float *base = row + ((long)o * s - p->pad_left);
-        __m256 acc = taps8(base, s);
-        for (int t = 1; t < p->kernel_w; t++) {
-            const __m256 v = taps8(base + (long)t * d, s);
-            acc = is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
-        }
-        _mm256_storeu_ps(out + o, acc);
+    for (; o < vend; o += 8) wpass8_f32(p, row, out, is_max, o, 0);
+    if ((p->stride_w == 1 || p->stride_w == 2) && f1 > o && f1 - 8 >= f0) {
+        wpass8_f32(p, row, out, is_max, f1 - 8, 1);
+        o = f1;
     }
     for (; o < p->out_w; o++) out[o] = wpass_one_f32(p, row, o, is_max);
 }
@@ -84,6 +103,17 @@ static AVX2_TARGET void hpass_f32(const mpq_pool2d *p, const float *rows, float 
             }
             _mm256_storeu_ps(dst + j, acc);
         }
+        if (j < w && w >= 8) {
+            // The last 8 columns as one more vector (columns before j rewritten with the same values).
+            j = w - 8;
+            __m256 acc = _mm256_loadu_ps(r0 + j);
+            for (int t = lo + 1; t < hi; t++) {
+                const __m256 v = _mm256_loadu_ps(rows + (size_t)(first + (long)t * p->dilation_h) * w + j);
+                acc = is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
+            }
+            _mm256_storeu_ps(dst + j, acc);
+            j = w;
+        }
         for (; j < w; j++) {
             float acc = r0[j];
             for (int t = lo + 1; t < hi; t++) {
@@ -104,7 +134,8 @@ static AVX2_TARGET void pool_f32(const mpq_pool2d *p, const float *x, float *y, 
     for (size_t c = p0; c < p1; c++) {
         const float *src = x + c * in_plane;
         float *dst = y + c * out_plane;
-        for (int r = 0; r < p->in_h; r++) wpass_f32(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, is_max, f0, vend);
+        for (int r = 0; r < p->in_h; r++)
+            wpass_f32(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, is_max, f0, vend, f1);
         hpass_f32(p, scratch, dst, is_max);
         if (is_max) continue;
         for (int oh = 0; oh < p->out_h; oh++) {
@@ -143,7 +174,7 @@ static inline AVX2_TARGET __m256i taps16_u8(const uint8_t *p, int s) {
 }
 
 // Outputs o..o+15 of a row whose taps all lie inside it (16-bit lanes, one store).
-static inline AVX2_TARGET void wpass16_u8(const mpq_pool2d *p, const uint8_t *row, uint8_t *out, int o) {
+static inline __attribute__((always_inline)) AVX2_TARGET void wpass16_u8(const mpq_pool2d *p, const uint8_t *row, uint8_t *out, int o) {
     const int s = p->stride_w, d = p->dilation_w;
     const uint8_t *base = row + ((long)o * s - p->pad_left);
     __m256i acc = taps16_u8(base, s);
