@@ -27,20 +27,23 @@ MPQ_AVX2_FMA static inline __m256 exp_nonpositive8(__m256 t) {
     return _mm256_andnot_ps(_mm256_cmp_ps(t, lowest, _CMP_LT_OQ), v);  // t < -86.5 -> 0
 }
 
-// erf on 8 lanes; coefficients from tools/fit_erf.py (least squares in double).
-MPQ_AVX2_FMA static inline __m256 erf8(__m256 x) {
+// erf on 8 lanes; coefficients from tools/fit_erf.py (least squares in double). In two halves
+// (erf8 is erf8_finish of erf8_start) so that a caller can run the halves as separate passes
+// over a block of vectors: each half's dependency chain is about half of the whole's ~120
+// cycles, short enough for the out-of-order window to overlap several vectors.
+// The first half: `small` (the |x| <= 0.921875 branch, x + x * P(x^2)) and `q` (the other
+// branch's exponent Q(|x|), |x| clamped to 3.925: erf is 1 in float beyond).
+MPQ_AVX2_FMA static inline void erf8_start(__m256 x, __m256 *small, __m256 *q_out) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 t = _mm256_andnot_ps(sign, x);
     __m256 s = _mm256_mul_ps(x, x);
-    // |x| <= 0.921875: x + x * P(x^2)
     __m256 p = _mm256_set1_ps(-6.008650525e-04f);
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(4.996994976e-03f));
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-2.676948532e-02f));
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.128190458e-01f));
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-3.761250377e-01f));
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.283791512e-01f));
-    __m256 small = _mm256_fmadd_ps(p, x, x);
-    // otherwise: 1 - exp(Q(|x|)), |x| clamped to 3.925 (erf is 1 in float beyond)
+    *small = _mm256_fmadd_ps(p, x, x);
     __m256 tc = _mm256_min_ps(t, _mm256_set1_ps(3.925f));
     __m256 q = _mm256_set1_ps(1.635537842e-06f);
     q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-4.599255044e-05f));
@@ -50,11 +53,28 @@ MPQ_AVX2_FMA static inline __m256 erf8(__m256 x) {
     q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.100401580e-01f));
     q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-6.318756342e-01f));
     q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.130200267e+00f));
-    q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(3.109346726e-04f));
-    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), exp_nonpositive8(q));
+    *q_out = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(3.109346726e-04f));
+}
+
+// The second half from exp(q) (`e`): 1 - e with x's sign where |x| > 0.921875, else `small`.
+MPQ_AVX2_FMA static inline __m256 erf8_finish_exp(__m256 x, __m256 small, __m256 e) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_andnot_ps(sign, x);
+    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), e);
     big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
     __m256 isBig = _mm256_cmp_ps(t, _mm256_set1_ps(0.921875f), _CMP_GT_OQ);  // NaN: false -> small (NaN)
     return _mm256_blendv_ps(small, big, isBig);
+}
+
+// The second half: 1 - exp(q) with x's sign where |x| > 0.921875, else `small`.
+MPQ_AVX2_FMA static inline __m256 erf8_finish(__m256 x, __m256 small, __m256 q) {
+    return erf8_finish_exp(x, small, exp_nonpositive8(q));
+}
+
+MPQ_AVX2_FMA static inline __m256 erf8(__m256 x) {
+    __m256 small, q;
+    erf8_start(x, &small, &q);
+    return erf8_finish(x, small, q);
 }
 
 #endif

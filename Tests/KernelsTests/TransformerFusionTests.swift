@@ -143,13 +143,14 @@ final class TransformerFusionTests: XCTestCase {
     /// The one-pass GELU row kernel against the unfused ops it stands for (float Add of the
     /// bias, Div, the Erf kernel mpq_erf_f32, Add, Mul, Mul), bit for bit, on the reference and
     /// the AVX2 path, and the AVX-512 row on the VNNI path: every width from 1 to 40 (the 16-
-    /// and 32-wide steps, the 8-wide step and each tail) and MiniLM's 1536, with and without a
-    /// bias, on both erf branches, +-inf and NaN.
+    /// and 32-wide steps, the 8-wide step and each tail), widths around the AVX2 row's blocks of
+    /// 128 (its five passes, then whole vectors, then the tail) and MiniLM's 1536, with and
+    /// without a bias, on both erf branches, +-inf and NaN.
     func testGeluRowKernelIsTheUnfusedOpsAtEveryWidth() {
         var rng = TestRNG(seed: 43)
         let (div, add, mul): (Float, Float, Float) = (1.4142135, 1, 0.5)
         for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AVX2, MPQ_PATH_VNNI] where mpq_kernel_path_available(path) != 0 {
-            for cols in Array(1...40) + [1536] {
+            for cols in Array(1...40) + [127, 128, 143, 263, 1536] {
                 let rows = 3
                 var x = (0..<rows * cols).map { _ in rng.float(-7...7) }
                 if cols > 5 { x[1] = .infinity; x[2] = -.infinity; x[4] = .nan }
