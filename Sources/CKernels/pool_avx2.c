@@ -83,6 +83,17 @@ static AVX2_TARGET void wpass_f32(const mpq_pool2d *p, const float *row, float *
     for (; o < p->out_w; o++) out[o] = wpass_one_f32(p, row, o, is_max);
 }
 
+// Columns j..j+7 of output row `first`'s window (taps [lo, hi)) over the W-reduced rows.
+static inline __attribute__((always_inline)) AVX2_TARGET void hpass8_f32(const mpq_pool2d *p, const float *rows, int w, long first,
+                                                                          int lo, int hi, int j, float *dst, int is_max) {
+    __m256 acc = _mm256_loadu_ps(rows + (size_t)(first + (long)lo * p->dilation_h) * w + j);
+    for (int t = lo + 1; t < hi; t++) {
+        const __m256 v = _mm256_loadu_ps(rows + (size_t)(first + (long)t * p->dilation_h) * w + j);
+        acc = is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
+    }
+    _mm256_storeu_ps(dst + j, acc);
+}
+
 static AVX2_TARGET void hpass_f32(const mpq_pool2d *p, const float *rows, float *out, int is_max) {
     const int w = p->out_w;
     for (int o = 0; o < p->out_h; o++) {
@@ -95,23 +106,10 @@ static AVX2_TARGET void hpass_f32(const mpq_pool2d *p, const float *rows, float 
         const long first = (long)o * p->stride_h - p->pad_top;
         const float *r0 = rows + (size_t)(first + (long)lo * p->dilation_h) * w;
         int j = 0;
-        for (; j + 8 <= w; j += 8) {
-            __m256 acc = _mm256_loadu_ps(r0 + j);
-            for (int t = lo + 1; t < hi; t++) {
-                const __m256 v = _mm256_loadu_ps(rows + (size_t)(first + (long)t * p->dilation_h) * w + j);
-                acc = is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
-            }
-            _mm256_storeu_ps(dst + j, acc);
-        }
+        for (; j + 8 <= w; j += 8) hpass8_f32(p, rows, w, first, lo, hi, j, dst, is_max);
         if (j < w && w >= 8) {
             // The last 8 columns as one more vector (columns before j rewritten with the same values).
-            j = w - 8;
-            __m256 acc = _mm256_loadu_ps(r0 + j);
-            for (int t = lo + 1; t < hi; t++) {
-                const __m256 v = _mm256_loadu_ps(rows + (size_t)(first + (long)t * p->dilation_h) * w + j);
-                acc = is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
-            }
-            _mm256_storeu_ps(dst + j, acc);
+            hpass8_f32(p, rows, w, first, lo, hi, w - 8, dst, is_max);
             j = w;
         }
         for (; j < w; j++) {
@@ -201,6 +199,15 @@ static AVX2_TARGET void wpass_u8(const mpq_pool2d *p, const uint8_t *row, uint8_
     for (; o < p->out_w; o++) out[o] = wpass_one_u8(p, row, o);
 }
 
+// Columns j..j+31 of output row `first`'s window (taps [lo, hi)), maxed.
+static inline __attribute__((always_inline)) AVX2_TARGET void hmax32_u8(const mpq_pool2d *p, const uint8_t *rows, int w, long first,
+                                                                         int lo, int hi, int j, uint8_t *dst) {
+    __m256i acc = _mm256_loadu_si256((const __m256i *)(rows + (size_t)(first + (long)lo * p->dilation_h) * w + j));
+    for (int t = lo + 1; t < hi; t++)
+        acc = _mm256_max_epu8(acc, _mm256_loadu_si256((const __m256i *)(rows + (size_t)(first + (long)t * p->dilation_h) * w + j)));
+    _mm256_storeu_si256((__m256i *)(dst + j), acc);
+}
+
 /// The rows [lo, hi) of the window of output row o, maxed over the full width into `dst`
 /// (w bytes); the window must not be empty.
 static AVX2_TARGET void hmax_u8(const mpq_pool2d *p, const uint8_t *rows, int w, int o, uint8_t *dst) {
@@ -208,19 +215,10 @@ static AVX2_TARGET void hmax_u8(const mpq_pool2d *p, const uint8_t *rows, int w,
     const long first = (long)o * p->stride_h - p->pad_top;
     const uint8_t *r0 = rows + (size_t)(first + (long)lo * p->dilation_h) * w;
     int j = 0;
-    for (; j + 32 <= w; j += 32) {
-        __m256i acc = _mm256_loadu_si256((const __m256i *)(r0 + j));
-        for (int t = lo + 1; t < hi; t++)
-            acc = _mm256_max_epu8(acc, _mm256_loadu_si256((const __m256i *)(rows + (size_t)(first + (long)t * p->dilation_h) * w + j)));
-        _mm256_storeu_si256((__m256i *)(dst + j), acc);
-    }
+    for (; j + 32 <= w; j += 32) hmax32_u8(p, rows, w, first, lo, hi, j, dst);
     if (j < w && w >= 32) {
         // The last 32 columns as one more vector (columns before j rewritten with the same bytes).
-        j = w - 32;
-        __m256i acc = _mm256_loadu_si256((const __m256i *)(r0 + j));
-        for (int t = lo + 1; t < hi; t++)
-            acc = _mm256_max_epu8(acc, _mm256_loadu_si256((const __m256i *)(rows + (size_t)(first + (long)t * p->dilation_h) * w + j)));
-        _mm256_storeu_si256((__m256i *)(dst + j), acc);
+        hmax32_u8(p, rows, w, first, lo, hi, w - 32, dst);
         j = w;
     }
     for (; j < w; j++) {
@@ -239,9 +237,10 @@ AVX2_TARGET void mpq_maxpool2d_u8_avx2(const mpq_pool2d *p, const uint8_t *x, ui
     mpq_pool_full_range(p, &f0, &f1);
     const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end(p, f0, f1, 16) : f0;
     const int h_first = p->out_h < p->in_h && (size_t)p->in_w <= mpq_pool_scratch(p, 1);  // the row fits the scratch
-    // The W pass's backed-up last vector: at stride 1 its loads end at its last tap; at stride 2
-    // on the scratch row only (the pool task allocates 64 bytes past it).
-    const int tail_end = p->stride_w == 1 || (p->stride_w == 2 && h_first) ? f1 : 0;
+    // The W pass's backed-up last vector: at stride 1 its loads end at its last tap, so on any
+    // row; at stride 2 on the scratch row only (the pool task allocates 64 bytes past it).
+    const int tail_in_tensor = p->stride_w == 1 ? f1 : 0;
+    const int tail_on_scratch = p->stride_w == 1 || p->stride_w == 2 ? f1 : 0;
     for (size_t c = p0; c < p1; c++) {
         const uint8_t *src = x + c * in_plane;
         uint8_t *dst = y + c * out_plane;
@@ -253,12 +252,12 @@ AVX2_TARGET void mpq_maxpool2d_u8_avx2(const mpq_pool2d *p, const uint8_t *x, ui
                     continue;
                 }
                 hmax_u8(p, src, p->in_w, o, scratch);
-                wpass_u8(p, scratch, out, f0, vend, tail_end);
+                wpass_u8(p, scratch, out, f0, vend, tail_on_scratch);
             }
             continue;
         }
         for (int r = 0; r < p->in_h; r++)
-            wpass_u8(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, f0, vend, p->stride_w == 1 ? f1 : 0);
+            wpass_u8(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, f0, vend, tail_in_tensor);
         for (int o = 0; o < p->out_h; o++) {
             uint8_t *out = dst + (size_t)o * p->out_w;
             if (p->hi_h[o] <= p->lo_h[o]) {

@@ -150,7 +150,7 @@ static int balanced_rows(int oh_n, int ow_n, int fit, int threads) {
         }
         if (load <= best_load) { best = r; best_load = load; }
     }
-    return best;
+    return best < oh_n ? best : oh_n;  // a plane of fewer rows than the unit: one block
 }
 
 static int is_pointwise(const mpq_conv2d_shape *s, int m) {
