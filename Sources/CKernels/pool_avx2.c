@@ -69,16 +69,18 @@ static inline __attribute__((always_inline)) AVX2_TARGET void wpass8_f32(const m
     _mm256_storeu_ps(out + o, acc);
 }
 
-// The full outputs left after the vectors, [vend, f1), as one more vector backed up to end at
-// f1 (rewriting some outputs with the same values: each output's taps in the same order), as
-// the codes' W pass does; they had gone one at a time through the lo/hi tables.
-static AVX2_TARGET void wpass_f32(const mpq_pool2d *p, const float *row, float *out, int is_max, int f0, int vend, int f1) {
+// `tail_end` > vend: the full outputs left after the vectors, [vend, tail_end), as one more
+// vector backed up to end at tail_end (rewriting some outputs with the same values: each
+// output's taps in the same order), as the codes' W pass does; they had gone one at a time
+// through the lo/hi tables.
+static AVX2_TARGET void wpass_f32(const mpq_pool2d *p, const float *row, float *out, int is_max, int f0, int vend,
+                                  int tail_end) {
     int o = 0;
     for (; o < f0; o++) out[o] = wpass_one_f32(p, row, o, is_max);
     for (; o < vend; o += 8) wpass8_f32(p, row, out, is_max, o, 0);
-    if ((p->stride_w == 1 || p->stride_w == 2) && f1 > o && f1 - 8 >= f0) {
-        wpass8_f32(p, row, out, is_max, f1 - 8, 1);
-        o = f1;
+    if (tail_end > o && tail_end - 8 >= f0) {
+        wpass8_f32(p, row, out, is_max, tail_end - 8, 1);
+        o = tail_end;
     }
     for (; o < p->out_w; o++) out[o] = wpass_one_f32(p, row, o, is_max);
 }
@@ -128,12 +130,13 @@ static AVX2_TARGET void pool_f32(const mpq_pool2d *p, const float *x, float *y, 
     const size_t in_plane = (size_t)p->in_h * p->in_w, out_plane = (size_t)p->out_h * p->out_w;
     int f0, f1;
     mpq_pool_full_range(p, &f0, &f1);
-    const int vend = p->stride_w == 1 || p->stride_w == 2 ? vector_end(p, f0, f1, 8) : f0;
+    const int vectors = p->stride_w == 1 || p->stride_w == 2;
+    const int vend = vectors ? vector_end(p, f0, f1, 8) : f0, tail_end = vectors ? f1 : 0;
     for (size_t c = p0; c < p1; c++) {
         const float *src = x + c * in_plane;
         float *dst = y + c * out_plane;
         for (int r = 0; r < p->in_h; r++)
-            wpass_f32(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, is_max, f0, vend, f1);
+            wpass_f32(p, src + (size_t)r * p->in_w, scratch + (size_t)r * p->out_w, is_max, f0, vend, tail_end);
         hpass_f32(p, scratch, dst, is_max);
         if (is_max) continue;
         for (int oh = 0; oh < p->out_h; oh++) {

@@ -27,10 +27,9 @@ MPQ_AVX2_FMA static inline __m256 exp_nonpositive8(__m256 t) {
     return _mm256_andnot_ps(_mm256_cmp_ps(t, lowest, _CMP_LT_OQ), v);  // t < -86.5 -> 0
 }
 
-// erf on 8 lanes; coefficients from tools/fit_erf.py (least squares in double). In two halves
-// (erf8 is erf8_finish of erf8_start) so that a caller can run the halves as separate passes
-// over a block of vectors: each half's dependency chain is about half of the whole's ~120
-// cycles, short enough for the out-of-order window to overlap several vectors.
+// erf on 8 lanes; coefficients from tools/fit_erf.py (least squares in double). In halves
+// (erf8 is erf8_finish_exp of erf8_start and the exp) so that erf8_block below can run them
+// as separate passes over a block of vectors.
 // The first half: `small` (the |x| <= 0.921875 branch, x + x * P(x^2)) and `q` (the other
 // branch's exponent Q(|x|), |x| clamped to 3.925: erf is 1 in float beyond).
 MPQ_AVX2_FMA static inline void erf8_start(__m256 x, __m256 *small, __m256 *q_out) {
@@ -66,15 +65,31 @@ MPQ_AVX2_FMA static inline __m256 erf8_finish_exp(__m256 x, __m256 small, __m256
     return _mm256_blendv_ps(small, big, isBig);
 }
 
-// The second half: 1 - exp(q) with x's sign where |x| > 0.921875, else `small`.
-MPQ_AVX2_FMA static inline __m256 erf8_finish(__m256 x, __m256 small, __m256 q) {
-    return erf8_finish_exp(x, small, exp_nonpositive8(q));
-}
-
 MPQ_AVX2_FMA static inline __m256 erf8(__m256 x) {
     __m256 small, q;
     erf8_start(x, &small, &q);
-    return erf8_finish(x, small, q);
+    return erf8_finish_exp(x, small, exp_nonpositive8(q));
+}
+
+// erf8 of MPQ_ERF8_BLOCK vectors (x[v] -> y[v], 8 floats each), in three passes over all of
+// them (erf8_start, the exp, erf8_finish_exp): one vector's whole erf8 is a ~100-cycle chain
+// that the out-of-order window cannot overlap enough of when vectors go one by one; a pass's
+// vectors are independent and its chain short. The same operations per element, so erf8's
+// bits. `y` may be `x` (each vector is read before it is written). Shared by the Erf kernel
+// (rowwise_avx2.c) and the fused GELU row (rowwise_fused.c; blocks of 8 and 32 vectors ran 2-5%
+// slower there than 16).
+#define MPQ_ERF8_BLOCK 16
+MPQ_AVX2_FMA static inline void erf8_block(const float *x, float *y) {
+    _Alignas(32) float sv[MPQ_ERF8_BLOCK][8], qv[MPQ_ERF8_BLOCK][8];
+    for (int v = 0; v < MPQ_ERF8_BLOCK; v++) {
+        __m256 small, q;
+        erf8_start(_mm256_loadu_ps(x + 8 * v), &small, &q);
+        _mm256_store_ps(sv[v], small);
+        _mm256_store_ps(qv[v], q);
+    }
+    for (int v = 0; v < MPQ_ERF8_BLOCK; v++) _mm256_store_ps(qv[v], exp_nonpositive8(_mm256_load_ps(qv[v])));
+    for (int v = 0; v < MPQ_ERF8_BLOCK; v++)
+        _mm256_storeu_ps(y + 8 * v, erf8_finish_exp(_mm256_loadu_ps(x + 8 * v), _mm256_load_ps(sv[v]), _mm256_load_ps(qv[v])));
 }
 
 #endif

@@ -75,40 +75,31 @@ MPQ_AVX2_FMA static inline __m256 gelu8(__m256 h, __m256 d, __m256 a, __m256 m) 
     return _mm256_mul_ps(_mm256_mul_ps(h, e), m);
 }
 
-// The row in blocks of GELU_BLOCK vectors, each block in five passes over all its vectors:
-// d = h / div; erf8_start's two polynomials; exp of the second; erf8_finish_exp; the Add and
-// two Muls. One vector's ops in one pass (two vectors per step, s12-s25) form a ~120-cycle
-// chain that outgrew the out-of-order window: the row ran at ~5 cycles an element on Zen 3.
-// A pass's vectors are independent and its chain short, so they overlap. The intermediates
-// go through small buffers as floats: the same values, so the bits of gelu8 (and of the
-// unfused ops). One thread, 128 x 1536 (MiniLM's FFN, benchmarks/gelu_rows.c): 330 -> 199
-// us with float outputs, 362 -> 225 with codes; 3 passes 0.81x, 4 passes 0.68x; blocks of 8
-// and 32 vectors 2-5% slower than 16.
-#define GELU_BLOCK 16
+// The row in blocks of MPQ_ERF8_BLOCK vectors, each block in passes over all its vectors:
+// d = h / div; erf8_block's three (rowwise_avx2_inline.h); the Add and two Muls. One vector's
+// ops in one pass (two vectors per step, s12-s25) form a ~120-cycle chain that outgrew the
+// out-of-order window: the row ran at ~5 cycles an element on Zen 3. A pass's vectors are
+// independent and its chain short, so they overlap. The intermediates go through small
+// buffers as floats: the same values, so the bits of gelu8 (and of the unfused ops). One
+// thread, 128 x 1536 (MiniLM's FFN, benchmarks/gelu_rows.c): 330 -> 199 us with float outputs,
+// 362 -> 225 with codes (the erf in one pass instead of three: 0.81x and 0.68x for 3 and 4
+// passes in all).
 MPQ_AVX2_FMA static void gelu_row_avx2(const float *x, const float *bias, size_t n, float div, float add, float mul,
                                        float *y) {
     const __m256 d = _mm256_set1_ps(div), a = _mm256_set1_ps(add), m = _mm256_set1_ps(mul);
     size_t j = 0;
-    for (; j + 8 * GELU_BLOCK <= n; j += 8 * GELU_BLOCK) {
-        _Alignas(32) float dv[GELU_BLOCK][8], sv[GELU_BLOCK][8], qv[GELU_BLOCK][8];
-        for (int v = 0; v < GELU_BLOCK; v++) {
+    for (; j + 8 * MPQ_ERF8_BLOCK <= n; j += 8 * MPQ_ERF8_BLOCK) {
+        _Alignas(32) float ev[MPQ_ERF8_BLOCK * 8];  // d, then erf(d) in place
+        for (int v = 0; v < MPQ_ERF8_BLOCK; v++) {
             __m256 h = _mm256_loadu_ps(x + j + 8 * v);
             if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j + 8 * v));
-            _mm256_store_ps(dv[v], _mm256_div_ps(h, d));
+            _mm256_store_ps(ev + 8 * v, _mm256_div_ps(h, d));
         }
-        for (int v = 0; v < GELU_BLOCK; v++) {
-            __m256 small, q;
-            erf8_start(_mm256_load_ps(dv[v]), &small, &q);
-            _mm256_store_ps(sv[v], small);
-            _mm256_store_ps(qv[v], q);
-        }
-        for (int v = 0; v < GELU_BLOCK; v++) _mm256_store_ps(qv[v], exp_nonpositive8(_mm256_load_ps(qv[v])));
-        for (int v = 0; v < GELU_BLOCK; v++)
-            _mm256_store_ps(sv[v], erf8_finish_exp(_mm256_load_ps(dv[v]), _mm256_load_ps(sv[v]), _mm256_load_ps(qv[v])));
-        for (int v = 0; v < GELU_BLOCK; v++) {
+        erf8_block(ev, ev);
+        for (int v = 0; v < MPQ_ERF8_BLOCK; v++) {
             __m256 h = _mm256_loadu_ps(x + j + 8 * v);
             if (bias) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + j + 8 * v));
-            const __m256 e = _mm256_add_ps(_mm256_load_ps(sv[v]), a);
+            const __m256 e = _mm256_add_ps(_mm256_load_ps(ev + 8 * v), a);
             _mm256_storeu_ps(y + j + 8 * v, _mm256_mul_ps(_mm256_mul_ps(h, e), m));
         }
     }
