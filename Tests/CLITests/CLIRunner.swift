@@ -52,10 +52,26 @@ enum CLI {
                          stderr: String(decoding: e, as: UTF8.self))
     }
 
-    /// A fresh temporary folder for files a test writes.
+    /// A fresh temporary folder for files a test writes. Every one lives under one folder per
+    /// test process, removed when the test bundle finishes (a run used to leave ~70 behind).
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-tests-\(UUID().uuidString)")
+        let url = scratchRoot.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// `mpq-tests-<pid>`; the first use registers its removal at the bundle's end.
+    static let scratchRoot: URL = {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("mpq-tests-\(ProcessInfo.processInfo.processIdentifier)")
+        XCTestObservationCenter.shared.addTestObserver(RemoveAtBundleEnd(url))
+        return url
+    }()
+}
+
+/// Removes a folder when the test bundle finishes.
+final class RemoveAtBundleEnd: NSObject, XCTestObservation {
+    let url: URL
+    init(_ url: URL) { self.url = url }
+    func testBundleDidFinish(_ testBundle: Bundle) { try? FileManager.default.removeItem(at: url) }
 }

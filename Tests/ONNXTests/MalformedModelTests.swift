@@ -159,8 +159,7 @@ final class MalformedModelTests: XCTestCase {
 
     /// A folder with `model.onnx` whose 'bias' lives in `weights.bin` (4 bytes of junk, then the value).
     func externalModel(_ entries: [String: String]) throws -> (Onnx_ModelProto, URL) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-malformed-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("mpq-malformed")
         var bytes = Data([0, 0, 0, 0])
         bytes.append(ONNXWriter.rawBytes(Tensor(shape: [1], floats: [0.5])))
         try bytes.write(to: dir.appendingPathComponent("weights.bin"))
@@ -190,7 +189,7 @@ final class MalformedModelTests: XCTestCase {
 
     func testExternalDataSymlinkOutsideTheFolderIsRejected() throws {
         let (m, dir) = try externalModel(["location": "link.bin", "offset": "4", "length": "4"])
-        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-outside-\(UUID().uuidString).bin")
+        let outside = try scratchDirectory("mpq-outside").appendingPathComponent("outside.bin")
         try Data(count: 8).write(to: outside)
         try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent("link.bin"), withDestinationURL: outside)
         assertRejected(m, baseDirectory: dir, ["tensor 'bias'", "outside the model's folder"])

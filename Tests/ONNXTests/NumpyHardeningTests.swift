@@ -8,11 +8,7 @@ import ZIPFoundation
 final class NumpyHardeningTests: XCTestCase {
     static let errors = NumpyTests.fixtures + "/errors"
 
-    func temporaryDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("npz-hardening-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func temporaryDirectory() throws -> URL { try scratchDirectory("npz-hardening") }
 
     /// Runs `body` on another thread and fails (instead of hanging the suite) past `seconds`.
     func withinSeconds(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () throws -> Void) {
@@ -215,8 +211,7 @@ final class NumpyHardeningTests: XCTestCase {
 /// Writing outputs: only over regular files, atomically.
 final class OutputFileTests: XCTestCase {
     func testNonRegularTargetsAreNeverReplaced() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("out-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("out")
         // A FIFO stands for /dev/full: were the check gone, a test run as root must not replace a device.
         let fifo = dir.appendingPathComponent("fifo").path
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)

@@ -22,8 +22,7 @@ final class NumpyTests: XCTestCase {
     }
 
     func testWriteThenReadRoundTrips() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("npz-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("npz")
         let path = dir.appendingPathComponent("x.npz").path
         let arrays: [String: Tensor] = [
             "a": Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6]),
@@ -39,8 +38,7 @@ final class NumpyTests: XCTestCase {
     }
 
     func testCorruptArchiveNamesTheFile() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("npz-\(UUID())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("npz")
         let path = dir.appendingPathComponent("bad.npz").path
         try Data("PK not really".utf8).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try Numpy.readNPZ(path: path)) { XCTAssertTrue("\($0)".contains(path), "\($0)") }

@@ -49,6 +49,9 @@ final class DataSplitsTests: XCTestCase {
         let table = try Calibrator(session: Kernels.Session(graph: Self.graph)).calibrate(dataset: cal, options: CalibrationOptions(method: .minmax), modelDigest: "m")
         XCTAssertEqual(table.dataDigest, cal.contentDigest())
         XCTAssertNotEqual(table.dataDigest, try data([[1, 2, 3], [4, 5, 7]], "other.npz").contentDigest())
-        XCTAssertEqual(try CalibrationTable.load(path: { let p = NSTemporaryDirectory() + "/t-\(UUID()).json"; try table.save(to: p); return p }()).dataDigest, table.dataDigest)
+        let path = NSTemporaryDirectory() + "/t-\(UUID()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try table.save(to: path)
+        XCTAssertEqual(try CalibrationTable.load(path: path).dataDigest, table.dataDigest)
     }
 }
