@@ -16,7 +16,7 @@
 
 typedef struct blocked_pool_job blocked_pool_job;
 struct blocked_pool_job {
-    void (*row)(const blocked_pool_job *, size_t plane, int oh);  // the reference or the AVX-512 row
+    void (*row)(const blocked_pool_job *, size_t plane, int oh);  // the reference, AVX-512 or AVX2 row
     const mpq_pool2d *p;
     int is_max, blocks, tail;  // blocks per image; lanes used in the last block (16 when C % 16 == 0)
     const float *x;
@@ -88,6 +88,49 @@ static AVX512_TARGET void row_avx512(const blocked_pool_job *j, size_t plane, in
     }
 }
 
+#define AVX2_TARGET __attribute__((target("avx2")))
+
+/// The same row on AVX2, each 16-lane vector as two halves of 8: `_mm256_max_ps(v, r)` is
+/// `v > r ? v : r` per lane, as the AVX-512 form's.
+static AVX2_TARGET void row_avx2(const blocked_pool_job *j, size_t plane, int oh) {
+    const mpq_pool2d *p = j->p;
+    const float *in = j->x + plane * (size_t)p->in_h * p->in_w * 16;
+    float *out = j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16;
+    const int lanes = (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 keep[2] = {_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), lane)),
+                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes - 8), lane))};
+    const __m256 empty = _mm256_set1_ps(j->is_max ? -INFINITY : 0.0f);
+    const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
+    const long first_h = (long)oh * p->stride_h - p->pad_top;
+    const long step_w = (long)p->dilation_w * 16;
+    for (int ow = 0; ow < p->out_w; ow++) {
+        const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow];
+        const long first_w = (long)ow * p->stride_w - p->pad_left;
+        __m256 acc[2] = {empty, empty};
+        for (int t = lo_h; t < hi_h; t++) {
+            const float *tap = in + ((size_t)(first_h + (long)t * p->dilation_h) * p->in_w + (first_w + (long)lo_w * p->dilation_w)) * 16;
+            __m256 r[2] = {empty, empty};
+            if (hi_w > lo_w) {
+                r[0] = _mm256_loadu_ps(tap);
+                r[1] = _mm256_loadu_ps(tap + 8);
+                for (int u = lo_w + 1; u < hi_w; u++) {
+                    tap += step_w;
+                    for (int h = 0; h < 2; h++) {
+                        const __m256 v = _mm256_loadu_ps(tap + 8 * h);
+                        r[h] = j->is_max ? _mm256_max_ps(v, r[h]) : _mm256_add_ps(r[h], v);
+                    }
+                }
+            }
+            for (int h = 0; h < 2; h++) acc[h] = t == lo_h ? r[h] : (j->is_max ? _mm256_max_ps(r[h], acc[h]) : _mm256_add_ps(acc[h], r[h]));
+        }
+        for (int h = 0; h < 2; h++) {
+            if (!j->is_max) acc[h] = _mm256_div_ps(acc[h], _mm256_set1_ps(p->count_h[oh] * p->count_w[ow]));
+            _mm256_storeu_ps(out + (size_t)ow * 16 + 8 * h, _mm256_and_ps(acc[h], keep[h]));
+        }
+    }
+}
+
 static void row_unit(void *arg, int unit, int task) {
     (void)task;
     const blocked_pool_job *j = arg;
@@ -101,7 +144,8 @@ int mpq_pool2d_f32_blocked(mpq_kernel_path path, int is_max, const mpq_pool2d *p
     if (p->planes % (size_t)blocks != 0) return -1;
     if (p->planes == 0 || p->out_h <= 0 || p->out_w <= 0) return 0;
     if (p->planes * (size_t)p->out_h > (size_t)INT32_MAX) return -1;
-    blocked_pool_job j = {mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI ? row_avx512 : row_reference, p, is_max != 0, blocks,
+    const mpq_kernel_path k = mpq_resolve_kernel_path(path);
+    blocked_pool_job j = {k == MPQ_PATH_VNNI ? row_avx512 : k == MPQ_PATH_AVX2 ? row_avx2 : row_reference, p, is_max != 0, blocks,
                           channels - (blocks - 1) * 16, x, y};
     mpq_run_ranges(threads < 1 ? 1 : threads, (int)(p->planes * (size_t)p->out_h), row_unit, &j);
     return 0;

@@ -38,7 +38,8 @@ size_t mpq_blocked_image_floats(int channels, int h, int w) {
     return (size_t)(channels + 15) / 16 * 16 * (size_t)h * (size_t)w;
 }
 
-// --- Reorders: scalar references beside the AVX-512 forms (sconv_blocked_avx512.c).
+// --- Reorders: scalar references beside the AVX-512 and AVX2 forms (sconv_blocked_avx512.c,
+// sconv_blocked_avx2.c).
 void mpq_reorder_to_blocked_f32_reference(const float *x, int channels, size_t hw, float *y) {
     for (int cb = 0; cb < (channels + 15) / 16; cb++)
         for (size_t p = 0; p < hw; p++)
@@ -61,9 +62,13 @@ static int reorder_images(mpq_kernel_path path, const float *x, int images, int 
     if (!x || !y || images < 0 || channels <= 0 || h <= 0 || w <= 0) return -1;
     const size_t hw = (size_t)h * (size_t)w, nchw = (size_t)channels * hw, blocked = mpq_blocked_image_floats(channels, h, w);
     const size_t in = to_blocked ? nchw : blocked, out = to_blocked ? blocked : nchw;
-    const int avx512 = mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI;
-    const reorder_fn f = to_blocked ? (avx512 ? mpq_reorder_to_blocked_f32_avx512 : mpq_reorder_to_blocked_f32_reference)
-                                    : (avx512 ? mpq_reorder_from_blocked_f32_avx512 : mpq_reorder_from_blocked_f32_reference);
+    const mpq_kernel_path p = mpq_resolve_kernel_path(path);
+    const reorder_fn f = to_blocked ? (p == MPQ_PATH_VNNI   ? mpq_reorder_to_blocked_f32_avx512
+                                       : p == MPQ_PATH_AVX2 ? mpq_reorder_to_blocked_f32_avx2
+                                                            : mpq_reorder_to_blocked_f32_reference)
+                                    : (p == MPQ_PATH_VNNI   ? mpq_reorder_from_blocked_f32_avx512
+                                       : p == MPQ_PATH_AVX2 ? mpq_reorder_from_blocked_f32_avx2
+                                                            : mpq_reorder_from_blocked_f32_reference);
     for (int i = 0; i < images; i++) f(x + (size_t)i * in, channels, hw, y + (size_t)i * out);
     return 0;
 }
@@ -157,7 +162,8 @@ static int inside(const bk_job *j, int oh, int ow) {
 static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, int b, int p0, int p1) {
     const mpq_conv2d_shape *s = j->s;
     const int row0 = b * BK_BLOCK, span = j->span * BK_BLOCK, rows = j->mg - row0 < span ? j->mg - row0 : span;
-    const int nv = (rows + 15) / 16, most = mpq_sconv_cv_tile_pixels(nv);
+    // The AVX2 tile runs each vector over up to 6 pixels (12 of 16 ymm), whatever nv.
+    const int nv = (rows + 15) / 16, most = j->path == MPQ_PATH_AVX2 ? 6 : mpq_sconv_cv_tile_pixels(nv);
     const float *w = j->w + (size_t)b * (size_t)j->k * BK_BLOCK;
     float *yc = j->y + (size_t)img * j->out_image + (size_t)(row0 / 16) * j->plane16 + (size_t)p0 * 16;
     const mpq_sgemm_tile_epilogue ep = {j->bias ? j->bias + row0 : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
@@ -187,6 +193,7 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
         }
         const int pw = (np - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
         if (j->path == MPQ_PATH_VNNI) mpq_sconv_blocked_patch_avx512(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
+        else if (j->path == MPQ_PATH_AVX2) mpq_sconv_blocked_patch_avx2(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
         else patch_reference(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
         for (int p = 0; p < np; p++) pix[p] = (int32_t)(p * s->stride_w * 16);
         j->tile(j->k, w, nv, patch, j->poffsets, pix, np, yt, j->plane16, rows, epp);
@@ -209,6 +216,20 @@ static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img
     if (p1 > p0) bk_chunk(j, src, patch, img, b, p0, p1);
 }
 
+// One NCHW plane [h][w] zero-padded into [hp][wp] (pad_top rows, pad_left columns first), each
+// float written once: the AVX2 path's form of mpq_sconv_pad_plane_avx512.
+static void pad_plane_rows(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *d) {
+    memset(d, 0, (size_t)pad_top * (size_t)wp * sizeof(float));
+    d += (size_t)pad_top * (size_t)wp;
+    const int pr = wp - w - pad_left;
+    for (int r = 0; r < h; r++, d += wp) {
+        for (int q = 0; q < pad_left; q++) d[q] = 0.0f;
+        memcpy(d + pad_left, x + (size_t)r * (size_t)w, (size_t)w * sizeof(float));
+        for (int q = 0; q < pr; q++) d[pad_left + w + q] = 0.0f;
+    }
+    memset(d, 0, (size_t)(hp - pad_top - h) * (size_t)wp * sizeof(float));
+}
+
 // Parts [p0, p1) of image `img` zero-padded into `dst` ([cb][hp][wp][16], or [c][hp][wp] when
 // the input is NCHW): the flat mode's input. A part is a channel block (a channel for NCHW).
 static void bk_pad_parts(const bk_job *j, int img, int p0, int p1, float *dst) {
@@ -220,6 +241,10 @@ static void bk_pad_parts(const bk_job *j, int img, int p0, int p1, float *dst) {
             float *d = dst + (size_t)c * j->hp * j->wp;
             if (j->path == MPQ_PATH_VNNI) {
                 mpq_sconv_pad_plane_avx512(xc, s->height, s->width, s->pad_top, s->pad_left, j->hp, j->wp, d);
+                continue;
+            }
+            if (j->path == MPQ_PATH_AVX2) {
+                pad_plane_rows(xc, s->height, s->width, s->pad_top, s->pad_left, j->hp, j->wp, d);
                 continue;
             }
             for (int r = 0; r < j->hp; r++)
@@ -234,6 +259,8 @@ static void bk_pad_parts(const bk_job *j, int img, int p0, int p1, float *dst) {
     float *db = dst + (size_t)p0 * j->hp * j->wp * 16;
     if (j->path == MPQ_PATH_VNNI)
         mpq_sconv_blocked_patch_avx512(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
+    else if (j->path == MPQ_PATH_AVX2)
+        mpq_sconv_blocked_patch_avx2(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
     else patch_reference(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
 }
 
@@ -331,6 +358,25 @@ int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s) {
            (long)(s->channels + 15) / 16 * 16 * s->height * (long)s->width < INT32_MAX;
 }
 
+// AVX2 (s27): the tile runs each 16-channel vector over the whole of K (sconv_blocked_avx2.c),
+// so it re-reads the input once per vector and a vector's weights once per 6 pixels, where the
+// channel-vector part kernel works in K blocks over a slice of pixels. Measured one thread,
+// blocked / channel-vector time (fp32_blocked_layers.c): the detector's and resnet_digits'
+// layers (inputs of up to 16 x 64 x 64 floats) 0.88-0.96, ResNet-18's 64-channel 56x56 layer
+// (200,704 floats) 1.11, its 28x28 layers 1.00-1.01. So on AVX2 inputs of up to
+// BK_AVX2_MAX_INPUT floats per image run blocked; larger ones, and 1x1 stride-1 Convs
+// (MobileNetV2's, between depthwise layers that stay NCHW here), do not.
+#define BK_AVX2_MAX_INPUT 65536
+
+int mpq_sconv2d_f32_blocked_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s) {
+    if (!mpq_sconv2d_f32_blocked_applies(s)) return 0;
+    const mpq_kernel_path p = mpq_resolve_kernel_path(path);
+    if (p == MPQ_PATH_VNNI) return 1;
+    if (p != MPQ_PATH_AVX2) return 0;
+    const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
+    return !pointwise && (long)s->channels * s->height * (long)s->width <= BK_AVX2_MAX_INPUT;
+}
+
 // The taps' offsets (in the blocked image, then in a border patch or the padded image) for
 // the job's geometry and input layout, kept per thread (mpq_geometry_cache): computed on every
 // call they were 2% of the detector's blocked-Conv time. k follows from the geometry.
@@ -387,10 +433,12 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
         return -1;
     bk_job j = {0};
     j.path = mpq_resolve_kernel_path(path);
-    // The AVX-512 tile reads rows; sliced weights (an AVX2 host's) take the reference.
-    j.tile = h->cv_layout == MPQ_SCONV_CV_SLICED ? mpq_sconv_blocked_tile_reference_sliced
-             : j.path == MPQ_PATH_VNNI          ? mpq_sconv_blocked_tile_avx512
-                                                : mpq_sconv_blocked_tile_reference;
+    // The AVX-512 tile reads rows; the AVX2 tile rows or slices (an AVX2 host's layout).
+    const int sliced = h->cv_layout == MPQ_SCONV_CV_SLICED;
+    j.tile = j.path == MPQ_PATH_AVX2 ? (sliced ? mpq_sconv_blocked_tile_avx2_sliced : mpq_sconv_blocked_tile_avx2)
+             : sliced                ? mpq_sconv_blocked_tile_reference_sliced
+             : j.path == MPQ_PATH_VNNI ? mpq_sconv_blocked_tile_avx512
+                                       : mpq_sconv_blocked_tile_reference;
     j.s = s;
     j.x = x;
     j.y = y;

@@ -201,6 +201,17 @@ void mpq_sconv_blocked_tile_reference_sliced(int kc, const float *w, int nv, con
 void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                    const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                    const mpq_sgemm_tile_epilogue *ep);
+/// The AVX2 tile (sconv_blocked_avx2.c): rows or MPQ_SCONV_CV_SLICED weights, np <= 8.
+void mpq_sconv_blocked_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                 const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                 const mpq_sgemm_tile_epilogue *ep);
+void mpq_sconv_blocked_tile_avx2_sliced(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
+                                        const int32_t *pix, int np, float *y, size_t vstride, int rows,
+                                        const mpq_sgemm_tile_epilogue *ep);
+void mpq_sconv_blocked_patch_avx2(const float *x, int cbs, int h, int w, int ih0, int iw0, int ph, int pw, int pwc,
+                                  float *dst);
+void mpq_reorder_to_blocked_f32_avx2(const float *x, int channels, size_t hw, float *y);
+void mpq_reorder_from_blocked_f32_avx2(const float *x, int channels, size_t hw, float *y);
 /// Rows [ih0, ih0 + ph) x columns [iw0, iw0 + pw) of a blocked image [cbs][h][w][16] into
 /// [cbs][ph][pwc][16] (pwc >= pw), +0 outside the image: a border tile's window.
 void mpq_sconv_blocked_patch_avx512(const float *x, int cbs, int h, int w, int ih0, int iw0, int ph, int pw, int pwc,

@@ -51,6 +51,15 @@ extension Session {
     /// `MPQ_FP32_BLOCKED_POOLS=0` leaves them NCHW, as before, for an A/B).
     static let blockedPoolsDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_POOLS"] != "0"
 
+    /// Whether this CPU's kernel path has the blocked Conv's tile, reorders and pools in SIMD:
+    /// AVX-512 (s14) and AVX2 (s27); elsewhere their scalar references would run.
+    static var blockedPath: Bool { [MPQ_PATH_VNNI, MPQ_PATH_AVX2].contains(mpq_resolve_kernel_path(MPQ_PATH_AUTO)) }
+    /// Whether MobileNetV2's inverted residuals run blocked too: the blocked depthwise kernel and
+    /// the 1x1 stride-1 Convs read in place (AVX-512 only). On AVX2 the depthwise kernel has no
+    /// SIMD form, and 1x1 Convs between NCHW depthwise layers would pay two reorders each
+    /// (MobileNetV2 224 at batch 1 took 9.3-9.8 ms blocked against 5.7-6.8, s27).
+    static var blockedDepthwisePath: Bool { mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI }
+
     /// The plan indices of the Convs a chain runs blocked: FP32-capable Convs (2-D, constant
     /// weights and bias, group 1, or depthwise 3x3 as `mpq_depthwise3x3_f32_blocked` takes it
     /// with no SiLU or residual fusion) inside a chain that take their input from another such
@@ -69,7 +78,8 @@ extension Session {
                   !n.inputs[0].isEmpty, let w = constant(n.inputs[1]), w.rank == 4 else { return false }
             if n.inputs.count == 3, !n.inputs[2].isEmpty, constant(n.inputs[2]) == nil { return false }
             let group = n.int("group", default: 1)
-            return group == 1 || (isBlockedDepthwise(n, weights: w) && silu[i] == nil && residual[i] == nil)
+            if !blockedDepthwisePath && isPointwiseStride1(n, weights: w) { return false }
+            return group == 1 || (blockedDepthwisePath && isBlockedDepthwise(n, weights: w) && silu[i] == nil && residual[i] == nil)
         }
         // A pool between two such Convs (ResNet's stem MaxPool) passes its input's producer on:
         // the Convs on both sides run blocked, and so does the pool (`findBlockedPools`).
@@ -98,6 +108,11 @@ extension Session {
         let group = n.int("group", default: 1)
         return group > 1 && w.rank == 4 && w.shape[0] == group && w.shape[1] == 1 && w.shape[2] == 3 && w.shape[3] == 3
             && (n.ints("dilations") ?? [1, 1]).allSatisfy { $0 == 1 } && [1, 2].contains((n.ints("strides") ?? [1, 1]).last ?? 1)
+    }
+
+    /// A 1x1 stride-1 Conv (MobileNetV2's expand and project layers).
+    static func isPointwiseStride1(_ n: Node, weights w: Tensor) -> Bool {
+        w.rank == 4 && w.shape[2] == 1 && w.shape[3] == 1 && (n.ints("strides") ?? [1, 1]).allSatisfy { $0 == 1 }
     }
 
     /// The names a Conv at plan index `i` may hand on: its output, and its SiLU's or residual
@@ -143,9 +158,9 @@ extension Session {
     }
 
     /// Whether chain `c` has Convs to run blocked in this session (an FP32 chain on the AVX-512
-    /// path: the blocked tile has no AVX2 form, its reference is a scalar loop).
+    /// or AVX2 path, `blockedPath`: elsewhere the blocked tile is a scalar loop).
     func runsBlocked(_ c: ImageChain) -> Bool {
-        runsBlockedConvs && !blockedConvs.isEmpty && mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI
+        runsBlockedConvs && !blockedConvs.isEmpty && Self.blockedPath
             && c.range.contains(where: blockedConvs.contains) && !mostlyInt8(c)
     }
 
@@ -243,7 +258,9 @@ extension Session {
             stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
             dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]), group: 1)
         let n = xShape[0], outShape = [n, m] + g.outputShape
-        guard mpq_sconv2d_f32_blocked_applies(&shape) != 0 else { return nil }
+        // The kernel takes the shape, and on this path beats the NCHW kernel on it (AVX2: small
+        // inputs; the rest stays NCHW, reordered at its edges).
+        guard mpq_sconv2d_f32_blocked_applies(&shape) != 0, mpq_sconv2d_f32_blocked_preferred(MPQ_PATH_AUTO, &shape) != 0 else { return nil }
         if let sc = shortcut, (store[sc.slot]?.shape ?? values[sc.slot]?.shape) != outShape { return nil }
         // An input of few channels that is not blocked yet (the detector's 3-channel stem) is
         // read as NCHW planes: a reorder would write 16 lanes per pixel for 3.

@@ -6,13 +6,13 @@ import ONNX
 /// Chains with blocked Convs (`Session.runBlockedConv`, docs/fp32-blocked-layout.md): the
 /// fixtures' outputs with the blocked layout on are the bytes of `runsBlockedConvs` off, image
 /// by image (image chains forced on) and over the whole batch (forced off, and batch 1), and the
-/// blocked Convs do run where the CPU has the AVX-512 path.
+/// blocked Convs do run where the CPU has the AVX-512 or AVX2 path.
 final class BlockedChainTests: XCTestCase {
-    /// Whether blocked Convs run here at all: the AVX-512 path resolved (as `Session.runsBlocked`
-    /// asks) and the Convs on mpq's FP32 GEMM (not `MPQ_FP32_GEMM=openblas`).
-    static var avx512: Bool {
-        mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI && FP32GemmChoice.environment != .openblas
-    }
+    /// Whether blocked Convs run here at all: the AVX-512 or AVX2 path resolved (as
+    /// `Session.runsBlocked` asks) and the Convs on mpq's FP32 GEMM (not `MPQ_FP32_GEMM=openblas`).
+    static var blockedRuns: Bool { Session.blockedPath && FP32GemmChoice.environment != .openblas }
+    /// Whether the depthwise Convs run blocked too (the AVX-512 path only).
+    static var blockedDepthwiseRuns: Bool { Session.blockedDepthwisePath && blockedRuns }
 
     func checkBlockedEqualsNCHW(_ model: String, calib: String, batches: [Int], minimumBlocked: Int,
                                 file: StaticString = #filePath, line: UInt = #line) throws {
@@ -33,7 +33,7 @@ final class BlockedChainTests: XCTestCase {
                     XCTAssertEqual(blocked[o.name]?.floats.map(\.bitPattern), plain[o.name]?.floats.map(\.bitPattern),
                                    "\(model) batch \(n) image chains \(String(describing: imageChains)) output \(o.name)", file: file, line: line)
                 }
-                if Self.avx512 {
+                if Self.blockedRuns {
                     XCTAssertGreaterThanOrEqual(session.blockedConvsRun - before, minimumBlocked * (imageChains == true && n > 1 ? n : 1),
                                                 "\(model) batch \(n): blocked Convs ran", file: file, line: line)
                 }
@@ -76,16 +76,19 @@ final class BlockedChainTests: XCTestCase {
             let err = FixtureParityTests.relativeError(Tensor(shape: want.shape, floats: outs[o.name]!), want)
             XCTAssertLessThanOrEqual(err, FixtureParityTests.relativeToMax, "resnet_digits output \(o.name) blocked")
         }
-        if Self.avx512 { XCTAssertGreaterThan(session.blockedConvsRun, before) }
+        if Self.blockedRuns { XCTAssertGreaterThan(session.blockedConvsRun, before) }
     }
 
     /// Which Convs are chosen: those next to another blocked-capable Conv, depthwise and 1x1
     /// stride-1 ones included (s17). MobileNet-shaped graph, not optimized (its first Clip a
     /// node of its own): the stem hands its output to the 1x1 expand, the depthwise Conv after
     /// the Clip hands its output to the project Conv, whose fused residual Add feeds the second
-    /// expand and its stride-2 depthwise Conv: all six.
+    /// expand and its stride-2 depthwise Conv: all six. Where the blocked depthwise kernel has no
+    /// SIMD form (AVX2) the depthwise and 1x1 stride-1 Convs stay NCHW, so the stem has no
+    /// blocked neighbour and none is chosen.
     func testSelection() throws {
         let mobile = try Session(graph: ImageChainTests.mobileGraph())
-        XCTAssertEqual(Set(mobile.blockedConvs.map { mobile.plan[$0].name }), ["stem", "expand", "dw", "project", "expand2", "dw2"])
+        XCTAssertEqual(Set(mobile.blockedConvs.map { mobile.plan[$0].name }),
+                       Session.blockedDepthwisePath ? ["stem", "expand", "dw", "project", "expand2", "dw2"] : [])
     }
 }

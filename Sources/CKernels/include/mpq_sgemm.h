@@ -172,6 +172,11 @@ int mpq_reorder_from_blocked_f32(mpq_kernel_path path, const float *x, int image
 /// Whether the channel-blocked Conv can run `s`: the channel-vector kernel's cases with group 1.
 int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s);
 
+/// Whether a chain should run `s` blocked on `path` (the kernel applies and is the faster
+/// one there): always on AVX-512; on AVX2 small inputs only, no 1x1 stride-1 Convs; never on
+/// the scalar reference.
+int mpq_sconv2d_f32_blocked_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s);
+
 /// The channel-blocked Conv (sconv_blocked.c): `mpq_sconv2d_f32_cv`'s arguments (the channel-
 /// vector weights) with x, y and the residual's shortcut blocked. Output bytes: the blocked
 /// form of `mpq_sconv2d_f32_cv`'s output on the same path, for every input and weight.
