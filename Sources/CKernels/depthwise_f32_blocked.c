@@ -166,6 +166,108 @@ static BDW_TARGET void unit_avx512(const bdw_job *j, int img, int cb, int oh0, i
     }
 }
 
+// --- AVX2 (s27): each 16-lane vector as two halves of 8, the same arithmetic per lane.
+#define BDW2_TARGET __attribute__((target("avx2,fma")))
+
+/// One output vector's half (`h`: lanes 8h..8h+7) from three rows of three tap vectors: output1's
+/// chain on 8 lanes, then lanes past C set to +0.
+static BDW2_TARGET AI __m256 output1_half(const float *r0, const float *r1, const float *r2, const int step, const __m256 *wv,
+                                          __m256 bv, const int clamp, __m256 lo, __m256 hi, __m256 live) {
+    __m256 acc = _mm256_mul_ps(wv[0], _mm256_loadu_ps(r0));
+    acc = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(r0 + step), acc);
+    acc = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(r0 + 2 * step), acc);
+    acc = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(r1), acc);
+    acc = _mm256_fmadd_ps(wv[4], _mm256_loadu_ps(r1 + step), acc);
+    acc = _mm256_fmadd_ps(wv[5], _mm256_loadu_ps(r1 + 2 * step), acc);
+    acc = _mm256_fmadd_ps(wv[6], _mm256_loadu_ps(r2), acc);
+    acc = _mm256_fmadd_ps(wv[7], _mm256_loadu_ps(r2 + step), acc);
+    acc = _mm256_fmadd_ps(wv[8], _mm256_loadu_ps(r2 + 2 * step), acc);
+    acc = _mm256_add_ps(acc, bv);
+    if (clamp) acc = _mm256_max_ps(lo, _mm256_min_ps(hi, acc));
+    return _mm256_and_ps(acc, live);
+}
+
+/// Both halves of output `ow`'s vector from rows whose tap vectors are `step` floats apart.
+static BDW2_TARGET AI void output1_avx2(const float *r0, const float *r1, const float *r2, const int step, const __m256 wv[2][9],
+                                        const __m256 *bv, const int clamp, __m256 lo, __m256 hi, const __m256 *live, float *y) {
+    _mm256_storeu_ps(y, output1_half(r0, r1, r2, step, wv[0], bv[0], clamp, lo, hi, live[0]));
+    _mm256_storeu_ps(y + 8, output1_half(r0 + 8, r1 + 8, r2 + 8, step, wv[1], bv[1], clamp, lo, hi, live[1]));
+}
+
+/// row_k on AVX2: outputs [a, b) read in place, the others through a zero-padded copy of their
+/// three columns.
+static BDW2_TARGET AI void row_k_avx2(const bdw_job *j, const float *const *rows, const __m256 wv[2][9], const __m256 *bv,
+                                      const int clamp, __m256 lo, __m256 hi, const __m256 *live, const int s, int a, int b,
+                                      float *yrow) {
+    _Alignas(32) float patch[3][48];
+    for (int ow = 0; ow < j->OW; ow++) {
+        if (ow == a && b > a) {
+            const size_t st = (size_t)s * 16;
+            const float *p0 = rows[0] + ((size_t)a * s - (size_t)j->pl) * 16, *p1 = rows[1] + ((size_t)a * s - (size_t)j->pl) * 16,
+                        *p2 = rows[2] + ((size_t)a * s - (size_t)j->pl) * 16;
+            for (int q = a; q < b; q++) {
+                const size_t o = (size_t)(q - a) * st;
+                output1_avx2(p0 + o, p1 + o, p2 + o, 16, wv, bv, clamp, lo, hi, live, yrow + (size_t)q * 16);
+            }
+            ow = b - 1;
+            continue;
+        }
+        const int iw0 = ow * s - j->pl;
+        for (int kh = 0; kh < 3; kh++)
+            for (int kw = 0; kw < 3; kw++) {
+                const int iw = iw0 + kw, in = iw >= 0 && iw < j->W;
+                _mm256_store_ps(patch[kh] + kw * 16, in ? _mm256_loadu_ps(rows[kh] + (size_t)iw * 16) : _mm256_setzero_ps());
+                _mm256_store_ps(patch[kh] + kw * 16 + 8, in ? _mm256_loadu_ps(rows[kh] + (size_t)iw * 16 + 8) : _mm256_setzero_ps());
+            }
+        output1_avx2(patch[0], patch[1], patch[2], 16, wv, bv, clamp, lo, hi, live, yrow + (size_t)ow * 16);
+    }
+}
+
+static BDW2_TARGET void unit_avx2(const bdw_job *j, int img, int cb, int oh0, int oh1) {
+    const int c0 = cb * 16, n = j->C - c0 < 16 ? j->C - c0 : 16;
+    _Alignas(32) float wt[9][16], bt[16];
+    for (int l = 0; l < 16; l++) {
+        for (int t = 0; t < 9; t++) wt[t][l] = l < n ? j->w[(size_t)(c0 + l) * 9 + (size_t)t] : 0.0f;
+        const float b = l < n && j->bias ? j->bias[c0 + l] : 0.0f;
+        bt[l] = b != 0.0f ? b : 0.0f;  // +0 for a zero bias (turns a -0 sum into the reference's +0)
+    }
+    const float *zero = zero_row((size_t)(j->W + 4) * 16);
+    if (!zero) {
+        unit_reference(j, img, cb, oh0, oh1);
+        return;
+    }
+    __m256 wv[2][9], bv[2], live[2];
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int h = 0; h < 2; h++) {
+        for (int t = 0; t < 9; t++) wv[h][t] = _mm256_load_ps(wt[t] + 8 * h);
+        bv[h] = _mm256_load_ps(bt + 8 * h);
+        live[h] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8 * h), lane));
+    }
+    const __m256 lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
+    // Outputs [a, b) have their three columns inside the row.
+    const int a = (j->pl + j->sw - 1) / j->sw;
+    int b = (j->W - 3 + j->pl) / j->sw + 1;
+    if (b > j->OW) b = j->OW;
+    if (j->W < 3 || b < a) b = a;
+    const float *xb = j->x + (size_t)img * j->in_image + (size_t)cb * j->H * j->W * 16;
+    float *yb = j->y + (size_t)img * j->out_image + (size_t)cb * j->OH * j->OW * 16;
+    for (int oh = oh0; oh < oh1; oh++) {
+        const float *rows[3];
+        for (int kh = 0; kh < 3; kh++) {
+            const int ih = oh * j->sh - j->pt + kh;
+            rows[kh] = ih >= 0 && ih < j->H ? xb + (size_t)ih * j->W * 16 : zero;
+        }
+        float *yrow = yb + (size_t)oh * j->OW * 16;
+        if (j->sw == 1) {
+            if (j->clamp) row_k_avx2(j, rows, wv, bv, 1, lo, hi, live, 1, a, b, yrow);
+            else row_k_avx2(j, rows, wv, bv, 0, lo, hi, live, 1, a, b, yrow);
+        } else {
+            if (j->clamp) row_k_avx2(j, rows, wv, bv, 1, lo, hi, live, 2, a, b, yrow);
+            else row_k_avx2(j, rows, wv, bv, 0, lo, hi, live, 2, a, b, yrow);
+        }
+    }
+}
+
 /// Unit u: image u / (strips cbs), then row strip, then channel block, so that a thread's
 /// contiguous range of units (mpq_run_ranges) is a band of output rows over all blocks: the
 /// pixels a pointwise Conv split by pixels wrote on the same core (and reads next).
@@ -182,6 +284,12 @@ static void bdw_unit_avx512(void *arg, int u, int task) {
     (void)task;
     int img, cb, oh0, oh1;
     if (unit_rows(arg, u, &img, &cb, &oh0, &oh1)) unit_avx512(arg, img, cb, oh0, oh1);
+}
+
+static void bdw_unit_avx2(void *arg, int u, int task) {
+    (void)task;
+    int img, cb, oh0, oh1;
+    if (unit_rows(arg, u, &img, &cb, &oh0, &oh1)) unit_avx2(arg, img, cb, oh0, oh1);
 }
 
 static void bdw_unit_reference(void *arg, int u, int task) {
@@ -226,6 +334,7 @@ int mpq_depthwise3x3_f32_blocked(mpq_kernel_path path, const float *x, int image
         if (j.strips > j.OH / 2) j.strips = j.OH / 2 > 1 ? j.OH / 2 : 1;
     }
     const int units = images * j.strips * j.cbs;
-    mpq_run_ranges(threads, units, mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI ? bdw_unit_avx512 : bdw_unit_reference, &j);
+    const mpq_kernel_path k = mpq_resolve_kernel_path(path);
+    mpq_run_ranges(threads, units, k == MPQ_PATH_VNNI ? bdw_unit_avx512 : k == MPQ_PATH_AVX2 ? bdw_unit_avx2 : bdw_unit_reference, &j);
     return 0;
 }

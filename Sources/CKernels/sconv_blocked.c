@@ -364,8 +364,9 @@ int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s) {
 // blocked / channel-vector time (fp32_blocked_layers.c): the detector's and resnet_digits'
 // layers (inputs of up to 16 x 64 x 64 floats) 0.88-0.96, ResNet-18's 64-channel 56x56 layer
 // (200,704 floats) 1.11, its 28x28 layers 1.00-1.01. So on AVX2 inputs of up to
-// BK_AVX2_MAX_INPUT floats per image run blocked; larger ones, and 1x1 stride-1 Convs
-// (MobileNetV2's, between depthwise layers that stay NCHW here), do not.
+// BK_AVX2_MAX_INPUT floats per image run blocked, larger ones NCHW; 1x1 stride-1 Convs
+// (MobileNetV2's, read in place in chunks of ~24 pixels, whose K values stay in L1 across the
+// vectors) at any size.
 #define BK_AVX2_MAX_INPUT 65536
 
 int mpq_sconv2d_f32_blocked_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s) {
@@ -374,7 +375,7 @@ int mpq_sconv2d_f32_blocked_preferred(mpq_kernel_path path, const mpq_conv2d_sha
     if (p == MPQ_PATH_VNNI) return 1;
     if (p != MPQ_PATH_AVX2) return 0;
     const int pointwise = s->kernel_h == 1 && s->kernel_w == 1 && s->stride_h == 1 && s->stride_w == 1;
-    return !pointwise && (long)s->channels * s->height * (long)s->width <= BK_AVX2_MAX_INPUT;
+    return pointwise || (long)s->channels * s->height * (long)s->width <= BK_AVX2_MAX_INPUT;
 }
 
 // The taps' offsets (in the blocked image, then in a border patch or the padded image) for

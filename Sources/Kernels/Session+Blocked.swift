@@ -51,14 +51,9 @@ extension Session {
     /// `MPQ_FP32_BLOCKED_POOLS=0` leaves them NCHW, as before, for an A/B).
     static let blockedPoolsDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_POOLS"] != "0"
 
-    /// Whether this CPU's kernel path has the blocked Conv's tile, reorders and pools in SIMD:
-    /// AVX-512 (s14) and AVX2 (s27); elsewhere their scalar references would run.
+    /// Whether this CPU's kernel path has the blocked Conv's tile, depthwise kernel, reorders and
+    /// pools in SIMD: AVX-512 (s14-s17) and AVX2 (s27); elsewhere their scalar references would run.
     static var blockedPath: Bool { [MPQ_PATH_VNNI, MPQ_PATH_AVX2].contains(mpq_resolve_kernel_path(MPQ_PATH_AUTO)) }
-    /// Whether MobileNetV2's inverted residuals run blocked too: the blocked depthwise kernel and
-    /// the 1x1 stride-1 Convs read in place (AVX-512 only). On AVX2 the depthwise kernel has no
-    /// SIMD form, and 1x1 Convs between NCHW depthwise layers would pay two reorders each
-    /// (MobileNetV2 224 at batch 1 took 9.3-9.8 ms blocked against 5.7-6.8, s27).
-    static var blockedDepthwisePath: Bool { mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI }
 
     /// The plan indices of the Convs a chain runs blocked: FP32-capable Convs (2-D, constant
     /// weights and bias, group 1, or depthwise 3x3 as `mpq_depthwise3x3_f32_blocked` takes it
@@ -78,8 +73,7 @@ extension Session {
                   !n.inputs[0].isEmpty, let w = constant(n.inputs[1]), w.rank == 4 else { return false }
             if n.inputs.count == 3, !n.inputs[2].isEmpty, constant(n.inputs[2]) == nil { return false }
             let group = n.int("group", default: 1)
-            if !blockedDepthwisePath && isPointwiseStride1(n, weights: w) { return false }
-            return group == 1 || (blockedDepthwisePath && isBlockedDepthwise(n, weights: w) && silu[i] == nil && residual[i] == nil)
+            return group == 1 || (isBlockedDepthwise(n, weights: w) && silu[i] == nil && residual[i] == nil)
         }
         // A pool between two such Convs (ResNet's stem MaxPool) passes its input's producer on:
         // the Convs on both sides run blocked, and so does the pool (`findBlockedPools`).
@@ -108,11 +102,6 @@ extension Session {
         let group = n.int("group", default: 1)
         return group > 1 && w.rank == 4 && w.shape[0] == group && w.shape[1] == 1 && w.shape[2] == 3 && w.shape[3] == 3
             && (n.ints("dilations") ?? [1, 1]).allSatisfy { $0 == 1 } && [1, 2].contains((n.ints("strides") ?? [1, 1]).last ?? 1)
-    }
-
-    /// A 1x1 stride-1 Conv (MobileNetV2's expand and project layers).
-    static func isPointwiseStride1(_ n: Node, weights w: Tensor) -> Bool {
-        w.rank == 4 && w.shape[2] == 1 && w.shape[3] == 1 && (n.ints("strides") ?? [1, 1]).allSatisfy { $0 == 1 }
     }
 
     /// The names a Conv at plan index `i` may hand on: its output, and its SiLU's or residual

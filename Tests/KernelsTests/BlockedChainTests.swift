@@ -11,8 +11,7 @@ final class BlockedChainTests: XCTestCase {
     /// Whether blocked Convs run here at all: the AVX-512 or AVX2 path resolved (as
     /// `Session.runsBlocked` asks) and the Convs on mpq's FP32 GEMM (not `MPQ_FP32_GEMM=openblas`).
     static var blockedRuns: Bool { Session.blockedPath && FP32GemmChoice.environment != .openblas }
-    /// Whether the depthwise Convs run blocked too (the AVX-512 path only).
-    static var blockedDepthwiseRuns: Bool { Session.blockedDepthwisePath && blockedRuns }
+
 
     func checkBlockedEqualsNCHW(_ model: String, calib: String, batches: [Int], minimumBlocked: Int,
                                 file: StaticString = #filePath, line: UInt = #line) throws {
@@ -83,12 +82,9 @@ final class BlockedChainTests: XCTestCase {
     /// stride-1 ones included (s17). MobileNet-shaped graph, not optimized (its first Clip a
     /// node of its own): the stem hands its output to the 1x1 expand, the depthwise Conv after
     /// the Clip hands its output to the project Conv, whose fused residual Add feeds the second
-    /// expand and its stride-2 depthwise Conv: all six. Where the blocked depthwise kernel has no
-    /// SIMD form (AVX2) the depthwise and 1x1 stride-1 Convs stay NCHW, so the stem has no
-    /// blocked neighbour and none is chosen.
+    /// expand and its stride-2 depthwise Conv: all six.
     func testSelection() throws {
         let mobile = try Session(graph: ImageChainTests.mobileGraph())
-        XCTAssertEqual(Set(mobile.blockedConvs.map { mobile.plan[$0].name }),
-                       Session.blockedDepthwisePath ? ["stem", "expand", "dw", "project", "expand2", "dw2"] : [])
+        XCTAssertEqual(Set(mobile.blockedConvs.map { mobile.plan[$0].name }), ["stem", "expand", "dw", "project", "expand2", "dw2"])
     }
 }

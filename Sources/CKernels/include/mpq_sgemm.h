@@ -173,8 +173,8 @@ int mpq_reorder_from_blocked_f32(mpq_kernel_path path, const float *x, int image
 int mpq_sconv2d_f32_blocked_applies(const mpq_conv2d_shape *s);
 
 /// Whether a chain should run `s` blocked on `path` (the kernel applies and is the faster
-/// one there): always on AVX-512; on AVX2 small inputs only, no 1x1 stride-1 Convs; never on
-/// the scalar reference.
+/// one there): always on AVX-512; on AVX2 1x1 stride-1 Convs and others with small inputs;
+/// never on the scalar reference.
 int mpq_sconv2d_f32_blocked_preferred(mpq_kernel_path path, const mpq_conv2d_shape *s);
 
 /// The channel-blocked Conv (sconv_blocked.c): `mpq_sconv2d_f32_cv`'s arguments (the channel-
