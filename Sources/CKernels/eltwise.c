@@ -79,11 +79,14 @@ void mpq_binary_u8(mpq_kernel_path path, int multiply, int relu, const uint8_t *
     run_binary(&c, threads);
 }
 
+typedef void (*lookup_fn)(const uint8_t *, size_t, const uint8_t *, uint8_t *);
+
 typedef struct {
     const uint8_t *x, *table;
     uint8_t *y;
     size_t count;
-    int tasks, vbmi;
+    int tasks;
+    lookup_fn fn;
 } lookup_call;
 
 static void lookup_task(void *arg, int task) {
@@ -91,13 +94,16 @@ static void lookup_task(void *arg, int task) {
     size_t i0, i1;
     mpq_block64_range(c->count, task, c->tasks, &i0, &i1);
     if (i0 >= i1) return;
-    (c->vbmi ? mpq_lookup_u8_vbmi : mpq_lookup_u8)(c->x + i0, i1 - i0, c->table, c->y + i0);
+    c->fn(c->x + i0, i1 - i0, c->table, c->y + i0);
 }
 
 void mpq_lookup_u8_threads(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y, int threads) {
     if (count == 0) return;
     const int tasks = mpq_block64_tasks(count, threads);
+    const mpq_kernel_path path = mpq_resolve_kernel_path(MPQ_PATH_AUTO);
     lookup_call c = {x, table, y, count, tasks,
-                     mpq_resolve_kernel_path(MPQ_PATH_AUTO) == MPQ_PATH_VNNI && __builtin_cpu_supports("avx512vbmi")};
+                     path == MPQ_PATH_VNNI && __builtin_cpu_supports("avx512vbmi") ? mpq_lookup_u8_vbmi
+                     : path == MPQ_PATH_VNNI || path == MPQ_PATH_AVX2               ? mpq_lookup_u8_avx2
+                                                                                    : mpq_lookup_u8};
     mpq_pool_run(tasks, lookup_task, &c);
 }

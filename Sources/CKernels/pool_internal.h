@@ -42,6 +42,7 @@ void mpq_binary_u8_avx2(int multiply, int relu, const uint8_t *a, float scale_a,
                         float scale_b, uint8_t zp_b, size_t count, float scale, uint8_t zp, uint8_t *y);
 
 void mpq_lookup_u8_vbmi(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);
+void mpq_lookup_u8_avx2(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y);
 
 /// Per plane, the integer sum of its `image` codes (QLinearGlobalAveragePool's accumulator).
 void mpq_qavgpool_plane_sums_reference(const uint8_t *x, size_t planes, size_t image, int64_t *sums);

@@ -65,12 +65,13 @@ final class BinaryKernelTests: XCTestCase {
     }
 }
 
-/// The threaded (and, with AVX-512 VBMI, byte-permute) code table lookup against `mpq_lookup_u8`.
+/// The threaded code table lookup (AVX-512 VBMI byte permutes, AVX2 byte shuffles) against the
+/// scalar `mpq_lookup_u8`, at sizes around its 32- and 64-code steps.
 final class LookupKernelTests: XCTestCase {
     func testThreadedLookupEqualsScalar() {
         var rng = TestRNG(seed: 31)
         let table = rng.u8s(256)
-        for n in [1, 63, 64, 65, 127, 1000, 300_001] {
+        for n in [1, 31, 32, 33, 63, 64, 65, 127, 1000, 65_536, 300_001] {
             let x = rng.u8s(n)
             var want = [UInt8](repeating: 0, count: n)
             mpq_lookup_u8(x, n, table, &want)

@@ -55,8 +55,8 @@ void mpq_binary_u8(mpq_kernel_path path, int multiply, int relu, const uint8_t *
                    uint8_t *y, int threads);
 
 /// y[i] = table[x[i]] (a 256-entry code table: a fused INT8 elementwise chain), split over
-/// `threads`; on CPUs with AVX-512 VBMI (and `path` VNNI or auto) 64 codes per step with
-/// byte permutes, otherwise `mpq_lookup_u8`. `y` may be `x`.
+/// `threads`; on CPUs with AVX-512 VBMI 64 codes per step with byte permutes, with AVX2 32 per
+/// step with byte shuffles, otherwise `mpq_lookup_u8`. `y` may be `x`.
 void mpq_lookup_u8_threads(const uint8_t *x, size_t count, const uint8_t *table, uint8_t *y, int threads);
 
 /// ONNX Runtime's QLinearAveragePool on uint8 codes (onnxruntime/contrib_ops/cpu/quantization/

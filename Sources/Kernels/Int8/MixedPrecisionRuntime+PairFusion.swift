@@ -72,7 +72,7 @@ extension MixedPrecisionRuntime {
                     counters.codesRead += 1
                     var ys = [UInt8].uninitialized(count: xs.count)
                     xs.withUnsafeBufferPointer { px in table.withUnsafeBufferPointer { pt in ys.withUnsafeMutableBufferPointer { py in
-                        mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, rowThreads(px.count / 4))
+                        mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, lookupThreads(px.count))
                     } } }
                     let y = Tensor(shape: t.shape, codes: QuantizedCodes(values: ys, scale: pair.output.scale, zeroPoint: pair.output.zeroPoint))
                     if writes { counters.codesWritten += 1; return [y] }

@@ -52,7 +52,7 @@ enum RegionKernels {
                         counters?.codesWritten += 1
                         var ys = [UInt8].uninitialized(count: xs.count)
                         xs.withUnsafeBufferPointer { px in codeTable.withUnsafeBufferPointer { pt in ys.withUnsafeMutableBufferPointer { py in
-                            mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, rowThreads(px.count / 4))
+                            mpq_lookup_u8_threads(px.baseAddress, px.count, pt.baseAddress, py.baseAddress, lookupThreads(px.count))
                         } } }
                         return [Tensor(shape: t.shape, codes: QuantizedCodes(values: ys, scale: q.scale, zeroPoint: q.zeroPoint))]
                     }
