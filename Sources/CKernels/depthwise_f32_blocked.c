@@ -125,15 +125,38 @@ static float *zero_row(size_t floats) {
     return buf;
 }
 
-static BDW_TARGET void unit_avx512(const bdw_job *j, int img, int cb, int oh0, int oh1) {
+/// Block cb's nine taps and bias as 16-lane rows (lanes past C +0; +0 for a zero bias, which
+/// turns a -0 sum into the reference's +0); returns its live lanes. Both SIMD units load these.
+static int block_taps(const bdw_job *j, int cb, float wt[9][16], float bt[16]) {
     const int c0 = cb * 16, n = j->C - c0 < 16 ? j->C - c0 : 16;
-    const __mmask16 live = (__mmask16)((1u << n) - 1);
-    _Alignas(64) float wt[9][16], bt[16];
     for (int l = 0; l < 16; l++) {
         for (int t = 0; t < 9; t++) wt[t][l] = l < n ? j->w[(size_t)(c0 + l) * 9 + (size_t)t] : 0.0f;
         const float b = l < n && j->bias ? j->bias[c0 + l] : 0.0f;
-        bt[l] = b != 0.0f ? b : 0.0f;  // +0 for a zero bias (turns a -0 sum into the reference's +0)
+        bt[l] = b != 0.0f ? b : 0.0f;
     }
+    return n;
+}
+
+/// Outputs [*a, *b) of a row: those whose three columns lie inside the input row.
+static void inside_outputs(const bdw_job *j, int *a, int *b) {
+    *a = (j->pl + j->sw - 1) / j->sw;
+    *b = (j->W - 3 + j->pl) / j->sw + 1;
+    if (*b > j->OW) *b = j->OW;
+    if (j->W < 3 || *b < *a) *b = *a;
+}
+
+/// The three input rows of block `xb` output row oh reads (the zero row above or below the image).
+static void input_rows(const bdw_job *j, const float *xb, const float *zero, int oh, const float *rows[3]) {
+    for (int kh = 0; kh < 3; kh++) {
+        const int ih = oh * j->sh - j->pt + kh;
+        rows[kh] = ih >= 0 && ih < j->H ? xb + (size_t)ih * j->W * 16 : zero;
+    }
+}
+
+static BDW_TARGET void unit_avx512(const bdw_job *j, int img, int cb, int oh0, int oh1) {
+    _Alignas(64) float wt[9][16], bt[16];
+    const int n = block_taps(j, cb, wt, bt);
+    const __mmask16 live = (__mmask16)((1u << n) - 1);
     const float *zero = zero_row((size_t)(j->W + 4) * 16);
     if (!zero) {
         unit_reference(j, img, cb, oh0, oh1);
@@ -142,19 +165,13 @@ static BDW_TARGET void unit_avx512(const bdw_job *j, int img, int cb, int oh0, i
     __m512 wv[9];
     for (int t = 0; t < 9; t++) wv[t] = _mm512_load_ps(wt[t]);
     const __m512 bv = _mm512_load_ps(bt), lo = _mm512_set1_ps(j->lo), hi = _mm512_set1_ps(j->hi);
-    // Outputs [a, b) have their three columns inside the row.
-    const int a = (j->pl + j->sw - 1) / j->sw;
-    int b = (j->W - 3 + j->pl) / j->sw + 1;
-    if (b > j->OW) b = j->OW;
-    if (j->W < 3 || b < a) b = a;
+    int a, b;
+    inside_outputs(j, &a, &b);
     const float *xb = j->x + (size_t)img * j->in_image + (size_t)cb * j->H * j->W * 16;
     float *yb = j->y + (size_t)img * j->out_image + (size_t)cb * j->OH * j->OW * 16;
     for (int oh = oh0; oh < oh1; oh++) {
         const float *rows[3];
-        for (int kh = 0; kh < 3; kh++) {
-            const int ih = oh * j->sh - j->pt + kh;
-            rows[kh] = ih >= 0 && ih < j->H ? xb + (size_t)ih * j->W * 16 : zero;
-        }
+        input_rows(j, xb, zero, oh, rows);
         float *yrow = yb + (size_t)oh * j->OW * 16;
         if (j->sw == 1) {
             if (j->clamp) row_k(j, rows, wv, bv, 1, lo, hi, live, 1, a, b, yrow);
@@ -224,13 +241,8 @@ static BDW2_TARGET AI void row_k_avx2(const bdw_job *j, const float *const *rows
 }
 
 static BDW2_TARGET void unit_avx2(const bdw_job *j, int img, int cb, int oh0, int oh1) {
-    const int c0 = cb * 16, n = j->C - c0 < 16 ? j->C - c0 : 16;
     _Alignas(32) float wt[9][16], bt[16];
-    for (int l = 0; l < 16; l++) {
-        for (int t = 0; t < 9; t++) wt[t][l] = l < n ? j->w[(size_t)(c0 + l) * 9 + (size_t)t] : 0.0f;
-        const float b = l < n && j->bias ? j->bias[c0 + l] : 0.0f;
-        bt[l] = b != 0.0f ? b : 0.0f;  // +0 for a zero bias (turns a -0 sum into the reference's +0)
-    }
+    const int n = block_taps(j, cb, wt, bt);
     const float *zero = zero_row((size_t)(j->W + 4) * 16);
     if (!zero) {
         unit_reference(j, img, cb, oh0, oh1);
@@ -244,19 +256,13 @@ static BDW2_TARGET void unit_avx2(const bdw_job *j, int img, int cb, int oh0, in
         live[h] = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8 * h), lane));
     }
     const __m256 lo = _mm256_set1_ps(j->lo), hi = _mm256_set1_ps(j->hi);
-    // Outputs [a, b) have their three columns inside the row.
-    const int a = (j->pl + j->sw - 1) / j->sw;
-    int b = (j->W - 3 + j->pl) / j->sw + 1;
-    if (b > j->OW) b = j->OW;
-    if (j->W < 3 || b < a) b = a;
+    int a, b;
+    inside_outputs(j, &a, &b);
     const float *xb = j->x + (size_t)img * j->in_image + (size_t)cb * j->H * j->W * 16;
     float *yb = j->y + (size_t)img * j->out_image + (size_t)cb * j->OH * j->OW * 16;
     for (int oh = oh0; oh < oh1; oh++) {
         const float *rows[3];
-        for (int kh = 0; kh < 3; kh++) {
-            const int ih = oh * j->sh - j->pt + kh;
-            rows[kh] = ih >= 0 && ih < j->H ? xb + (size_t)ih * j->W * 16 : zero;
-        }
+        input_rows(j, xb, zero, oh, rows);
         float *yrow = yb + (size_t)oh * j->OW * 16;
         if (j->sw == 1) {
             if (j->clamp) row_k_avx2(j, rows, wv, bv, 1, lo, hi, live, 1, a, b, yrow);

@@ -23,22 +23,41 @@ struct blocked_pool_job {
     float *y;
 };
 
+/// Where output row `oh` of block plane `plane` reads and writes, and its live lanes (each row
+/// form's first lines).
+typedef struct {
+    const float *in;  // the plane's input
+    float *out;       // the row's output
+    int lanes;        // lanes below C (16 but in the last block)
+    long first_h;     // the first window row's input row (may be negative)
+} row_frame;
+
+static inline row_frame frame_of(const blocked_pool_job *j, size_t plane, int oh) {
+    const mpq_pool2d *p = j->p;
+    row_frame f = {j->x + plane * (size_t)p->in_h * p->in_w * 16, j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16,
+                   (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16, (long)oh * p->stride_h - p->pad_top};
+    return f;
+}
+
+/// The first tap vector (column lo_w) of window row t of output (oh, ow) in the vector rows.
+static inline const float *first_tap(const mpq_pool2d *p, const row_frame *f, int ow, int t) {
+    const long first_w = (long)ow * p->stride_w - p->pad_left;
+    return f->in + ((size_t)(f->first_h + (long)t * p->dilation_h) * p->in_w + (first_w + (long)p->lo_w[ow] * p->dilation_w)) * 16;
+}
+
 /// Output row `oh` of block plane `plane`, lane by lane: the reference.
 static void row_reference(const blocked_pool_job *j, size_t plane, int oh) {
     const mpq_pool2d *p = j->p;
-    const float *in = j->x + plane * (size_t)p->in_h * p->in_w * 16;
-    float *out = j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16;
-    const int lanes = (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16;
+    const row_frame f = frame_of(j, plane, oh);
     const float empty = j->is_max ? -INFINITY : 0.0f;
     const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
-    const long first_h = (long)oh * p->stride_h - p->pad_top;
     for (int ow = 0; ow < p->out_w; ow++) {
         const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow];
         const long first_w = (long)ow * p->stride_w - p->pad_left;
         for (int l = 0; l < 16; l++) {
             float acc = empty;
             for (int t = lo_h; t < hi_h; t++) {
-                const float *row = in + (size_t)(first_h + (long)t * p->dilation_h) * p->in_w * 16 + l;
+                const float *row = f.in + (size_t)(f.first_h + (long)t * p->dilation_h) * p->in_w * 16 + l;
                 float r = empty;
                 if (hi_w > lo_w) {
                     r = row[(first_w + (long)lo_w * p->dilation_w) * 16];
@@ -50,7 +69,7 @@ static void row_reference(const blocked_pool_job *j, size_t plane, int oh) {
                 acc = t == lo_h ? r : (j->is_max ? (r > acc ? r : acc) : acc + r);
             }
             if (!j->is_max) acc = acc / (p->count_h[oh] * p->count_w[ow]);
-            out[(size_t)ow * 16 + l] = l < lanes ? acc : 0.0f;
+            f.out[(size_t)ow * 16 + l] = l < f.lanes ? acc : 0.0f;
         }
     }
 }
@@ -58,20 +77,16 @@ static void row_reference(const blocked_pool_job *j, size_t plane, int oh) {
 /// The same row, 16 lanes per step: `_mm512_max_ps(v, r)` is `v > r ? v : r` per lane.
 static AVX512_TARGET void row_avx512(const blocked_pool_job *j, size_t plane, int oh) {
     const mpq_pool2d *p = j->p;
-    const float *in = j->x + plane * (size_t)p->in_h * p->in_w * 16;
-    float *out = j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16;
-    const int lanes = (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16;
-    const __mmask16 keep = (__mmask16)(lanes >= 16 ? 0xFFFF : (1u << lanes) - 1u);
+    const row_frame f = frame_of(j, plane, oh);
+    const __mmask16 keep = (__mmask16)(f.lanes >= 16 ? 0xFFFF : (1u << f.lanes) - 1u);
     const __m512 empty = _mm512_set1_ps(j->is_max ? -INFINITY : 0.0f);
     const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
-    const long first_h = (long)oh * p->stride_h - p->pad_top;
     const long step_w = (long)p->dilation_w * 16;
     for (int ow = 0; ow < p->out_w; ow++) {
         const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow];
-        const long first_w = (long)ow * p->stride_w - p->pad_left;
         __m512 acc = empty;
         for (int t = lo_h; t < hi_h; t++) {
-            const float *tap = in + ((size_t)(first_h + (long)t * p->dilation_h) * p->in_w + (first_w + (long)lo_w * p->dilation_w)) * 16;
+            const float *tap = first_tap(p, &f, ow, t);
             __m512 r = empty;
             if (hi_w > lo_w) {
                 r = _mm512_loadu_ps(tap);
@@ -84,7 +99,7 @@ static AVX512_TARGET void row_avx512(const blocked_pool_job *j, size_t plane, in
             acc = t == lo_h ? r : (j->is_max ? _mm512_max_ps(r, acc) : _mm512_add_ps(acc, r));
         }
         if (!j->is_max) acc = _mm512_div_ps(acc, _mm512_set1_ps(p->count_h[oh] * p->count_w[ow]));
-        _mm512_storeu_ps(out + (size_t)ow * 16, _mm512_maskz_mov_ps(keep, acc));
+        _mm512_storeu_ps(f.out + (size_t)ow * 16, _mm512_maskz_mov_ps(keep, acc));
     }
 }
 
@@ -94,22 +109,18 @@ static AVX512_TARGET void row_avx512(const blocked_pool_job *j, size_t plane, in
 /// `v > r ? v : r` per lane, as the AVX-512 form's.
 static AVX2_TARGET void row_avx2(const blocked_pool_job *j, size_t plane, int oh) {
     const mpq_pool2d *p = j->p;
-    const float *in = j->x + plane * (size_t)p->in_h * p->in_w * 16;
-    float *out = j->y + (plane * (size_t)p->out_h + (size_t)oh) * p->out_w * 16;
-    const int lanes = (int)(plane % (size_t)j->blocks) == j->blocks - 1 ? j->tail : 16;
+    const row_frame f = frame_of(j, plane, oh);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256 keep[2] = {_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), lane)),
-                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes - 8), lane))};
+    const __m256 keep[2] = {_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(f.lanes), lane)),
+                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(f.lanes - 8), lane))};
     const __m256 empty = _mm256_set1_ps(j->is_max ? -INFINITY : 0.0f);
     const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
-    const long first_h = (long)oh * p->stride_h - p->pad_top;
     const long step_w = (long)p->dilation_w * 16;
     for (int ow = 0; ow < p->out_w; ow++) {
         const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow];
-        const long first_w = (long)ow * p->stride_w - p->pad_left;
         __m256 acc[2] = {empty, empty};
         for (int t = lo_h; t < hi_h; t++) {
-            const float *tap = in + ((size_t)(first_h + (long)t * p->dilation_h) * p->in_w + (first_w + (long)lo_w * p->dilation_w)) * 16;
+            const float *tap = first_tap(p, &f, ow, t);
             __m256 r[2] = {empty, empty};
             if (hi_w > lo_w) {
                 r[0] = _mm256_loadu_ps(tap);
@@ -126,7 +137,7 @@ static AVX2_TARGET void row_avx2(const blocked_pool_job *j, size_t plane, int oh
         }
         for (int h = 0; h < 2; h++) {
             if (!j->is_max) acc[h] = _mm256_div_ps(acc[h], _mm256_set1_ps(p->count_h[oh] * p->count_w[ow]));
-            _mm256_storeu_ps(out + (size_t)ow * 16 + 8 * h, _mm256_and_ps(acc[h], keep[h]));
+            _mm256_storeu_ps(f.out + (size_t)ow * 16 + 8 * h, _mm256_and_ps(acc[h], keep[h]));
         }
     }
 }

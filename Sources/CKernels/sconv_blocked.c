@@ -118,9 +118,12 @@ static void patch_reference(const float *x, int cbs, int H, int W, int ih0, int 
 typedef void (*bk_tile_fn)(int, const float *, int, const float *, const int32_t *, const int32_t *, int, float *, size_t,
                            int, const mpq_sgemm_tile_epilogue *);
 
+typedef void (*bk_patch_fn)(const float *, int, int, int, int, int, int, int, int, float *);
+
 typedef struct {
     mpq_kernel_path path;
     bk_tile_fn tile;
+    bk_patch_fn patch;       // a border tile's window, or the flat mode's padded blocked image
     const mpq_conv2d_shape *s;
     const float *x;
     float *y;
@@ -192,9 +195,7 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
             continue;
         }
         const int pw = (np - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
-        if (j->path == MPQ_PATH_VNNI) mpq_sconv_blocked_patch_avx512(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
-        else if (j->path == MPQ_PATH_AVX2) mpq_sconv_blocked_patch_avx2(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
-        else patch_reference(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
+        j->patch(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
         for (int p = 0; p < np; p++) pix[p] = (int32_t)(p * s->stride_w * 16);
         j->tile(j->k, w, nv, patch, j->poffsets, pix, np, yt, j->plane16, rows, epp);
     }
@@ -216,20 +217,6 @@ static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img
     if (p1 > p0) bk_chunk(j, src, patch, img, b, p0, p1);
 }
 
-// One NCHW plane [h][w] zero-padded into [hp][wp] (pad_top rows, pad_left columns first), each
-// float written once: the AVX2 path's form of mpq_sconv_pad_plane_avx512.
-static void pad_plane_rows(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *d) {
-    memset(d, 0, (size_t)pad_top * (size_t)wp * sizeof(float));
-    d += (size_t)pad_top * (size_t)wp;
-    const int pr = wp - w - pad_left;
-    for (int r = 0; r < h; r++, d += wp) {
-        for (int q = 0; q < pad_left; q++) d[q] = 0.0f;
-        memcpy(d + pad_left, x + (size_t)r * (size_t)w, (size_t)w * sizeof(float));
-        for (int q = 0; q < pr; q++) d[pad_left + w + q] = 0.0f;
-    }
-    memset(d, 0, (size_t)(hp - pad_top - h) * (size_t)wp * sizeof(float));
-}
-
 // Parts [p0, p1) of image `img` zero-padded into `dst` ([cb][hp][wp][16], or [c][hp][wp] when
 // the input is NCHW): the flat mode's input. A part is a channel block (a channel for NCHW).
 static void bk_pad_parts(const bk_job *j, int img, int p0, int p1, float *dst) {
@@ -239,29 +226,14 @@ static void bk_pad_parts(const bk_job *j, int img, int p0, int p1, float *dst) {
         for (int c = p0; c < p1; c++) {
             const float *xc = x + (size_t)c * s->height * s->width;
             float *d = dst + (size_t)c * j->hp * j->wp;
-            if (j->path == MPQ_PATH_VNNI) {
-                mpq_sconv_pad_plane_avx512(xc, s->height, s->width, s->pad_top, s->pad_left, j->hp, j->wp, d);
-                continue;
-            }
-            if (j->path == MPQ_PATH_AVX2) {
-                pad_plane_rows(xc, s->height, s->width, s->pad_top, s->pad_left, j->hp, j->wp, d);
-                continue;
-            }
-            for (int r = 0; r < j->hp; r++)
-                for (int q = 0; q < j->wp; q++) {
-                    const int ih = r - s->pad_top, iw = q - s->pad_left;
-                    d[(size_t)r * j->wp + q] = ih < 0 || ih >= s->height || iw < 0 || iw >= s->width ? 0.0f : xc[(size_t)ih * s->width + iw];
-                }
+            (j->path == MPQ_PATH_VNNI ? mpq_sconv_pad_plane_avx512 : mpq_sconv_pad_plane)(xc, s->height, s->width, s->pad_top,
+                                                                                          s->pad_left, j->hp, j->wp, d);
         }
         return;
     }
     const float *xb = x + (size_t)p0 * s->height * s->width * 16;
     float *db = dst + (size_t)p0 * j->hp * j->wp * 16;
-    if (j->path == MPQ_PATH_VNNI)
-        mpq_sconv_blocked_patch_avx512(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
-    else if (j->path == MPQ_PATH_AVX2)
-        mpq_sconv_blocked_patch_avx2(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
-    else patch_reference(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
+    j->patch(xb, p1 - p0, s->height, s->width, -s->pad_top, -s->pad_left, j->hp, j->wp, j->wp, db);
 }
 
 static int bk_pad_part_count(const bk_job *j) { return j->nchw ? j->s->channels : j->cbs; }
@@ -440,6 +412,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
              : sliced                ? mpq_sconv_blocked_tile_reference_sliced
              : j.path == MPQ_PATH_VNNI ? mpq_sconv_blocked_tile_avx512
                                        : mpq_sconv_blocked_tile_reference;
+    j.patch = j.path == MPQ_PATH_VNNI ? mpq_sconv_blocked_patch_avx512 : j.path == MPQ_PATH_AVX2 ? mpq_sconv_blocked_patch_avx2 : patch_reference;
     j.s = s;
     j.x = x;
     j.y = y;

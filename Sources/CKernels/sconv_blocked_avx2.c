@@ -23,29 +23,12 @@
 #define AI inline __attribute__((always_inline))
 #define BA_MAX_P 6  // pixels per register tile
 
-// Weight row k of vector v of a tile's weights (the channel-vector layout, mpq_sgemm.h): the
-// block holding v (the first 4 vectors in the first, the rest in the second at kc * 64), then
-// rows ([k][width]) or slices ([kb][16] per K block of MPQ_SCONV_CV_KC).
+// Vector v of a tile's channel-vector weights (rows or slices), read per K block through
+// mpq_sconv_cv_vector_block.
 typedef struct {
-    const float *block;
-    int width, vb, sliced, kc;
+    const float *w;
+    int kc, nv, v, sliced;
 } ba_weights;
-
-static AI ba_weights weights_of(const float *w, int kc, int nv, int v, int sliced) {
-    const int first = v < 4, nvb = first ? (nv < 4 ? nv : 4) : nv - 4;
-    ba_weights r = {first ? w : w + (size_t)kc * 64, 16 * nvb, first ? v : v - 4, sliced, kc};
-    return r;
-}
-
-// Where the K block from k0 starts for this vector, and the floats between its rows.
-static AI const float *block_rows(const ba_weights *b, int k0, size_t *stride) {
-    if (b->sliced) {
-        *stride = 16;
-        return b->block + mpq_sconv_cv_slice_at(b->kc, b->width, k0, b->vb);
-    }
-    *stride = (size_t)b->width;
-    return b->block + (size_t)k0 * (size_t)b->width + 16 * (size_t)b->vb;
-}
 
 // acc[h][p] = the chain over all k of w(k, 8h + lane) * x(p, k), H halves x P pixels.
 static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const int32_t *offsets, __m256 acc[2][BA_MAX_P],
@@ -57,7 +40,7 @@ static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const
     for (int k0 = 0; k0 < b->kc; k0 += MPQ_SCONV_CV_KC) {
         const int k1 = b->kc - k0 < MPQ_SCONV_CV_KC ? b->kc : k0 + MPQ_SCONV_CV_KC;
         size_t stride;
-        const float *wk = block_rows(b, k0, &stride);
+        const float *wk = mpq_sconv_cv_vector_block(b->w, b->kc, b->nv, b->v, k0, b->sliced, &stride);
         for (int k = k0; k < k1; k++, wk += stride) {
             const ptrdiff_t o = offsets[k];
             const __m256 w0 = _mm256_loadu_ps(wk);
@@ -132,7 +115,7 @@ static void blocked_tile(int kc, const float *w, int nv, const float *x, const i
     for (int p = 0; p < np; p++) px[p] = x + pix[p];
     const int groups = (np + BA_MAX_P - 1) / BA_MAX_P;
     for (int v = 0; v < nv; v++) {
-        const ba_weights b = weights_of(w, kc, nv, v, sliced);
+        const ba_weights b = {w, kc, nv, v, sliced};
         const int live = rows - 16 * v < 16 ? rows - 16 * v : 16;
         const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
         float *yv = y + (size_t)v * vstride;

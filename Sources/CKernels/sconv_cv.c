@@ -154,27 +154,30 @@ static _Thread_local float *pad_buf;
 static _Thread_local size_t pad_cap;
 
 
-// Channels [c0, c1) of image `img` zero-padded into dst ([C][hp][wp]), each float written
-// once (a memset of the whole image, then the rows copied over it, wrote the interior twice).
+// One plane [h][w] zero-padded into [hp][wp] (pad_top rows and pad_left columns first), each
+// float written once (a memset of the whole plane, then the rows copied over it, wrote the
+// interior twice). The channel-vector and blocked drivers' copy where AVX-512 is not there.
+void mpq_sconv_pad_plane(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *d) {
+    memset(d, 0, (size_t)pad_top * (size_t)wp * sizeof(float));
+    d += (size_t)pad_top * (size_t)wp;
+    const int pr = wp - w - pad_left;
+    for (int r = 0; r < h; r++, d += wp) {
+        for (int q = 0; q < pad_left; q++) d[q] = 0.0f;
+        memcpy(d + pad_left, x + (size_t)r * (size_t)w, (size_t)w * sizeof(float));
+        for (int q = 0; q < pr; q++) d[pad_left + w + q] = 0.0f;
+    }
+    memset(d, 0, (size_t)(hp - pad_top - h) * (size_t)wp * sizeof(float));
+}
+
+// Channels [c0, c1) of image `img` zero-padded into dst ([C][hp][wp]).
 static void pad_channels(const cv_job *j, int img, int c0, int c1, float *dst) {
     const mpq_conv2d_shape *s = j->s;
-    const int H = s->height, W = s->width, wp = j->wp, pl = s->pad_left, pr = wp - W - pl;
+    const int H = s->height, W = s->width, wp = j->wp, pl = s->pad_left;
     const float *x = j->x + (size_t)img * j->in_image;
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * (size_t)H * (size_t)W;
         float *d = dst + (size_t)c * (size_t)j->hp * (size_t)wp;
-        if (j->path == MPQ_PATH_VNNI) {
-            mpq_sconv_pad_plane_avx512(xc, H, W, s->pad_top, pl, j->hp, wp, d);
-            continue;
-        }
-        memset(d, 0, (size_t)s->pad_top * (size_t)wp * sizeof(float));
-        d += (size_t)s->pad_top * (size_t)wp;
-        for (int h = 0; h < H; h++, d += wp) {
-            for (int q = 0; q < pl; q++) d[q] = 0.0f;
-            memcpy(d + pl, xc + (size_t)h * (size_t)W, (size_t)W * sizeof(float));
-            for (int q = 0; q < pr; q++) d[pl + W + q] = 0.0f;
-        }
-        memset(d, 0, (size_t)(j->hp - s->pad_top - H) * (size_t)wp * sizeof(float));
+        (j->path == MPQ_PATH_VNNI ? mpq_sconv_pad_plane_avx512 : mpq_sconv_pad_plane)(xc, H, W, s->pad_top, pl, j->hp, wp, d);
     }
 }
 

@@ -185,12 +185,10 @@ static CV2_TARGET void copy_slices(const float *w, int kc, int nv, int k0, int k
     }
 }
 
-// Vector v's slice [kb][16] of the K block from k0 in sliced weights: the first 4 vectors in
-// the part's first block, the rest in its second (at kc * 64 floats).
+// Vector v's slice [kb][16] of the K block from k0 in sliced weights.
 static inline const float *sliced_slice(const float *w, int kc, int nv, int k0, int v) {
-    const int na = nv < 4 ? nv : 4, first = v < 4;
-    const float *blk = first ? w : w + (size_t)kc * 64;
-    return blk + mpq_sconv_cv_slice_at(kc, 16 * (first ? na : nv - na), k0, first ? v : v - 4);
+    size_t stride;
+    return mpq_sconv_cv_vector_block(w, kc, nv, v, k0, 1, &stride);
 }
 
 CV2_TARGET int mpq_sconv_cv_part_avx2(int kc, const float *w, int nv, int sliced, const float *x, const int32_t *offsets,

@@ -160,6 +160,8 @@ int mpq_sconv_cv_tile_pixels(int nv);
 /// One channel plane [h][w] zero-padded into [hp][wp], pad_top rows and pad_left columns first
 /// (sconv_cv_avx512.c; the channel-vector driver's copy on the AVX-512 path).
 void mpq_sconv_pad_plane_avx512(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *dst);
+/// The same with memset and memcpy (sconv_cv.c): every other path's copy.
+void mpq_sconv_pad_plane(const float *x, int h, int w, int pad_top, int pad_left, int hp, int wp, float *dst);
 /// Output channel i of the channel-vector reference tile at the pixel whose window starts at
 /// x + pixel: the fmaf chain over k in order from +0, then the bias (when not 0) and the clamp.
 /// Both reference tiles (NCHW and blocked stores) compute every output through it.
@@ -169,6 +171,17 @@ void mpq_sconv_pad_plane_avx512(const float *x, int h, int w, int pad_top, int p
 static inline size_t mpq_sconv_cv_slice_at(int k, int width, int k0, int v) {
     const int kb = k - k0 < MPQ_SCONV_CV_KC ? k - k0 : MPQ_SCONV_CV_KC;
     return (size_t)k0 * (size_t)width + (size_t)v * (size_t)kb * 16;
+}
+/// Vector v's weights for the K block from k0 in a part's channel-vector weights of nv vectors
+/// (the first 4 in the part's first weights block, the rest in its second at kc * 64 floats):
+/// its slice [kb][16] (`sliced`), else its 16 columns of the block's rows; *stride: the floats
+/// from one k to the next. The AVX2 part kernel and the AVX2 blocked tile read weights here.
+static inline const float *mpq_sconv_cv_vector_block(const float *w, int kc, int nv, int v, int k0, int sliced,
+                                                     size_t *stride) {
+    const int first = v < 4, width = 16 * (first ? (nv < 4 ? nv : 4) : nv - 4), vb = first ? v : v - 4;
+    const float *blk = first ? w : w + (size_t)kc * 64;
+    *stride = sliced ? 16 : (size_t)width;
+    return sliced ? blk + mpq_sconv_cv_slice_at(kc, width, k0, vb) : blk + (size_t)k0 * (size_t)width + 16 * (size_t)vb;
 }
 /// `sliced`: the weights are MPQ_SCONV_CV_SLICED (else rows).
 float mpq_sconv_cv_reference_output(int kc, const float *w, int nv, int i, const float *x, ptrdiff_t pixel,

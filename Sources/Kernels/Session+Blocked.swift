@@ -247,9 +247,9 @@ extension Session {
             stride_h: Int32(g.stride[1]), stride_w: Int32(g.stride[2]),
             dilation_h: Int32(g.dilation[1]), dilation_w: Int32(g.dilation[2]), group: 1)
         let n = xShape[0], outShape = [n, m] + g.outputShape
-        // The kernel takes the shape, and on this path beats the NCHW kernel on it (AVX2: small
-        // inputs; the rest stays NCHW, reordered at its edges).
-        guard mpq_sconv2d_f32_blocked_applies(&shape) != 0, mpq_sconv2d_f32_blocked_preferred(MPQ_PATH_AUTO, &shape) != 0 else { return nil }
+        // The kernel takes the shape and on this path beats the NCHW kernel on it (AVX2: 1x1
+        // stride 1 and small inputs; the rest stays NCHW, reordered at its edges).
+        guard mpq_sconv2d_f32_blocked_preferred(MPQ_PATH_AUTO, &shape) != 0 else { return nil }
         if let sc = shortcut, (store[sc.slot]?.shape ?? values[sc.slot]?.shape) != outShape { return nil }
         // An input of few channels that is not blocked yet (the detector's 3-channel stem) is
         // read as NCHW planes: a reorder would write 16 lanes per pixel for 3.
