@@ -23,7 +23,7 @@
 #include <string.h>
 
 #define BK_BLOCK 64  // output channels per weights block (the channel-vector weights' blocks)
-#define BK_MAX_NP 8  // pixels per tile at most (mpq_sconv_cv_tile_pixels(1))
+#define BK_MAX_NP MPQ_SCONV_BLOCKED_AVX2_MAX_NP  // pixels per tile at most (the AVX2 tile's; the others take up to 8)
 // Output rows narrower than this run in flat mode: the padded image copied once per image
 // (one vector per padded pixel and channel block) and tiles over consecutive output pixels as
 // the channel-vector kernel's, so a 7-pixel row is not cut into 3 + 4-pixel tiles (12-16
@@ -165,8 +165,11 @@ static int inside(const bk_job *j, int oh, int ow) {
 static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, int b, int p0, int p1) {
     const mpq_conv2d_shape *s = j->s;
     const int row0 = b * BK_BLOCK, span = j->span * BK_BLOCK, rows = j->mg - row0 < span ? j->mg - row0 : span;
-    // The AVX2 tile runs each vector over up to 6 pixels (12 of 16 ymm), whatever nv.
-    const int nv = (rows + 15) / 16, most = j->path == MPQ_PATH_AVX2 ? 6 : mpq_sconv_cv_tile_pixels(nv);
+    // The AVX2 tile takes up to 12 pixels: a full vector in two register tiles of 6 (12 of 16
+    // ymm), a half vector (the last of 24 or 40 channels) in one of 12 (s28: as 1 ymm x 6 its
+    // 6 FMA chains were latency-bound). Tiles of up to 6 also called the tile twice as often.
+    const int nv = (rows + 15) / 16, half = rows % 16 && rows % 16 <= 8;
+    const int most = j->path != MPQ_PATH_AVX2 ? mpq_sconv_cv_tile_pixels(nv) : half ? MPQ_SCONV_BLOCKED_AVX2_MAX_NP : 6;
     const float *w = j->w + (size_t)b * (size_t)j->k * BK_BLOCK;
     float *yc = j->y + (size_t)img * j->out_image + (size_t)(row0 / 16) * j->plane16 + (size_t)p0 * 16;
     const mpq_sgemm_tile_epilogue ep = {j->bias ? j->bias + row0 : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};

@@ -8,20 +8,31 @@
 // blocked layout a tile reads the input in place and stores whole vectors.
 //
 // The tile: per 16-channel vector of the block, 2 ymm x up to 6 pixels (12 accumulators; per k
-// 2 weight loads, 6 broadcasts, 12 FMAs: the part kernel's chunk), over the whole of K with the
+// 2 weight loads, 6 broadcasts, 12 FMAs: the part kernel's chunk), a tile of up to 12 pixels in
+// two such groups, over the whole of K with the
 // sums in registers (the blocked driver's planes are small and its weights under 1 MiB a chain,
 // ImageChain.largeWeights, so a vector's weights stay in L2). Every lane is fmadd(w, x, acc) in
 // k order from +0 on the values the channel-vector tile reads, then the bias where it is not 0
 // and the clamp as finish8 applies them: the channel-vector tile's bits. A vector's second half
 // is skipped where its 8 channels are all past M (the detector's 24- and 48-channel layers);
 // lanes past M are stored as +0 (the layout's padding).
+//
+// A half vector after a full one (the last 8 channels of 24 or 40, s28) runs with it: 3 ymm x
+// up to 4 pixels (12 accumulators; per k 2 weight loads, 4 broadcasts and 12 FMAs, the third
+// ymm's weights an FMA memory operand, as 16 ymm hold no more). Alone, as 1 ymm x 6 (the 2 x 6
+// tile's other half), its 6 FMA chains were latency-bound (the two FMA pipes at 4 cycles need
+// 8): the detector's 16 -> 24 channel layer ran at 75 GFLOP/s against 90-95 for full vectors;
+// as 1 x 8 the broadcasts, one a FMA, bound it at 78 (a loop of the kernel's shape, one
+// thread, against 101-102 for 2 x 6 and for this 3 x 4). A lone half vector (8 channels) runs
+// 1 ymm x up to 8.
 #include "sgemm_internal.h"
 #include <immintrin.h>
 #include "transpose8_f32_avx2.h"
 
 #define BA_TARGET __attribute__((target("avx2,fma")))
 #define AI inline __attribute__((always_inline))
-#define BA_MAX_P 6  // pixels per register tile
+#define BA_MAX_P 6        // pixels per register tile of a full vector (2 ymm each)
+#define BA_HALF_MAX_P 8   // pixels per register tile of a half vector (1 ymm each; 8 pointers in registers)
 
 // Vector v of a tile's channel-vector weights (rows or slices), read per K block through
 // mpq_sconv_cv_vector_block.
@@ -30,12 +41,13 @@ typedef struct {
     int kc, nv, v, sliced;
 } ba_weights;
 
-// acc[h][p] = the chain over all k of w(k, 8h + lane) * x(p, k), H halves x P pixels.
-static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const int32_t *offsets, __m256 acc[2][BA_MAX_P],
+// acc[p] (lanes 0-7) and acc[BA_MAX_P + p] (lanes 8-15, H = 2) = the chain over all k of
+// w(k, lane) * x(p, k), H halves x P pixels (P <= BA_MAX_P for H = 2, BA_HALF_MAX_P for H = 1).
+static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const int32_t *offsets, __m256 *acc,
                               const int H, const int P) {
     _Pragma("unroll") for (int p = 0; p < P; p++) {
-        acc[0][p] = _mm256_setzero_ps();
-        acc[1][p] = _mm256_setzero_ps();
+        acc[p] = _mm256_setzero_ps();
+        if (H > 1) acc[BA_MAX_P + p] = _mm256_setzero_ps();
     }
     for (int k0 = 0; k0 < b->kc; k0 += MPQ_SCONV_CV_KC) {
         const int k1 = b->kc - k0 < MPQ_SCONV_CV_KC ? b->kc : k0 + MPQ_SCONV_CV_KC;
@@ -47,8 +59,8 @@ static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const
             const __m256 w1 = H > 1 ? _mm256_loadu_ps(wk + 8) : w0;
             _Pragma("unroll") for (int p = 0; p < P; p++) {
                 const __m256 xb = _mm256_broadcast_ss(px[p] + o);
-                acc[0][p] = _mm256_fmadd_ps(w0, xb, acc[0][p]);
-                if (H > 1) acc[1][p] = _mm256_fmadd_ps(w1, xb, acc[1][p]);
+                acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
+                if (H > 1) acc[BA_MAX_P + p] = _mm256_fmadd_ps(w1, xb, acc[BA_MAX_P + p]);
             }
         }
     }
@@ -75,53 +87,141 @@ static BA_TARGET AI void finish_half(__m256 *acc, float *y, int live, const floa
     _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y + 16 * p, acc[p]);
 }
 
-// Vector v (channels 16 v .. 16 v + 15, `live` of them below M) x P pixels.
+// acc = fmadd(*w, x, acc) with w an FMA memory operand: the pair tile's 16th ymm (the
+// compiler otherwise keeps the third weights in a register and spills an accumulator).
+static BA_TARGET AI __m256 fmadd_mem(const float *w, __m256 x, __m256 acc) {
+    __asm__("vfmadd231ps %[w], %[x], %[acc]" : [acc] "+x"(acc) : [x] "x"(x), [w] "m"(*(const __m256_u *)w));
+    return acc;
+}
+
+// Full vector b0 and half vector b1 (its next) x P <= 4 pixels: acc[p] and acc[4 + p] b0's
+// halves, acc[8 + p] b1's first half; each lane's chain as sums() runs it.
+static BA_TARGET AI void pair_sums(const ba_weights *b0, const ba_weights *b1, const float *const *px,
+                                   const int32_t *offsets, __m256 *acc, const int P) {
+    _Pragma("unroll") for (int i = 0; i < 12; i++) acc[i] = _mm256_setzero_ps();
+    for (int k0 = 0; k0 < b0->kc; k0 += MPQ_SCONV_CV_KC) {
+        const int k1 = b0->kc - k0 < MPQ_SCONV_CV_KC ? b0->kc : k0 + MPQ_SCONV_CV_KC;
+        size_t s0, s1;
+        const float *w0k = mpq_sconv_cv_vector_block(b0->w, b0->kc, b0->nv, b0->v, k0, b0->sliced, &s0);
+        const float *w1k = mpq_sconv_cv_vector_block(b1->w, b1->kc, b1->nv, b1->v, k0, b1->sliced, &s1);
+        // Pointers in locals and the k loop on a pointer: 16 general registers hold them all
+        // (indexed, the compiler reloaded px[1..3] every k).
+        const float *x0 = px[0], *x1 = P > 1 ? px[1] : x0, *x2 = P > 2 ? px[2] : x0, *x3 = P > 3 ? px[3] : x0;
+        for (const int32_t *ok = offsets + k0, *oe = offsets + k1; ok < oe; ok++, w0k += s0, w1k += s1) {
+            const ptrdiff_t o = *ok;
+            const __m256 w0 = _mm256_loadu_ps(w0k), w1 = _mm256_loadu_ps(w0k + 8);
+            _Pragma("unroll") for (int p = 0; p < P; p++) {
+                const __m256 xb = _mm256_broadcast_ss((p == 0 ? x0 : p == 1 ? x1 : p == 2 ? x2 : x3) + o);
+                acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
+                acc[4 + p] = _mm256_fmadd_ps(w1, xb, acc[4 + p]);
+                acc[8 + p] = fmadd_mem(w1k, xb, acc[8 + p]);
+            }
+        }
+    }
+}
+
+// Vector v (full) and v + 1 (`live1` <= 8 channels below M) x P <= 4 pixels, stored at y and
+// y + vstride.
+static BA_TARGET AI void pair_tile(const ba_weights *b0, const ba_weights *b1, const float *const *px, const int32_t *offsets,
+                                   float *y, size_t vstride, int live1, const float *bias, const mpq_sgemm_tile_epilogue *ep,
+                                   const int P) {
+    __m256 acc[12];
+    pair_sums(b0, b1, px, offsets, acc, P);
+    finish_half(acc, y, 8, bias, ep, P);
+    finish_half(acc + 4, y + 8, 8, bias ? bias + 8 : NULL, ep, P);
+    float *y1 = y + vstride;
+    finish_half(acc + 8, y1, live1, bias ? bias + 16 : NULL, ep, P);
+    const __m256 zero = _mm256_setzero_ps();
+    _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y1 + 16 * p + 8, zero);
+}
+
+typedef void (*pair_tile_fn)(const ba_weights *, const ba_weights *, const float *const *, const int32_t *, float *, size_t,
+                             int, const float *, const mpq_sgemm_tile_epilogue *);
+#define BA_PAIR_FN(P)                                                                                               \
+    static BA_TARGET void pair_tile_##P(const ba_weights *b0, const ba_weights *b1, const float *const *px,            \
+                                        const int32_t *offsets, float *y, size_t vstride, int live1, const float *bias, \
+                                        const mpq_sgemm_tile_epilogue *ep) {                                        \
+        pair_tile(b0, b1, px, offsets, y, vstride, live1, bias, ep, P);                                             \
+    }
+BA_PAIR_FN(1)
+BA_PAIR_FN(2)
+BA_PAIR_FN(3)
+BA_PAIR_FN(4)
+#define BA_PAIR_MAX_P 4
+static const pair_tile_fn pair_tiles[BA_PAIR_MAX_P] = {pair_tile_1, pair_tile_2, pair_tile_3, pair_tile_4};
+
+// A full vector v (channels 16 v .. 16 v + 15, `live` > 8 of them below M) x P pixels.
 static BA_TARGET AI void vector_tile(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y, int live,
                                      const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
-    __m256 acc[2][BA_MAX_P];
-    if (live > 8) {
-        sums(b, px, offsets, acc, 2, P);
-        finish_half(acc[0], y, 8, bias, ep, P);
-        finish_half(acc[1], y + 8, live - 8, bias ? bias + 8 : NULL, ep, P);
-        return;
-    }
+    __m256 acc[2 * BA_MAX_P];
+    sums(b, px, offsets, acc, 2, P);
+    finish_half(acc, y, 8, bias, ep, P);
+    finish_half(acc + BA_MAX_P, y + 8, live - 8, bias ? bias + 8 : NULL, ep, P);
+}
+
+// A half vector (`live` <= 8 channels below M) x P pixels; lanes 8-15 stored as +0.
+static BA_TARGET AI void half_tile(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y, int live,
+                                   const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+    __m256 acc[BA_HALF_MAX_P];
     sums(b, px, offsets, acc, 1, P);
-    finish_half(acc[0], y, live, bias, ep, P);
+    finish_half(acc, y, live, bias, ep, P);
     const __m256 zero = _mm256_setzero_ps();
     _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y + 16 * p + 8, zero);
 }
 
-#define BA_FN(P)                                                                                                      \
-    static BA_TARGET void vector_tile_##P(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y, \
-                                          int live, const float *bias, const mpq_sgemm_tile_epilogue *ep) {           \
-        vector_tile(b, px, offsets, y, live, bias, ep, P);                                                            \
-    }
-BA_FN(1)
-BA_FN(2)
-BA_FN(3)
-BA_FN(4)
-BA_FN(5)
-BA_FN(6)
 typedef void (*vector_tile_fn)(const ba_weights *, const float *const *, const int32_t *, float *, int, const float *,
                                const mpq_sgemm_tile_epilogue *);
+#define BA_FN(KIND, P)                                                                                                \
+    static BA_TARGET void KIND##_##P(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y,      \
+                                     int live, const float *bias, const mpq_sgemm_tile_epilogue *ep) {                \
+        KIND(b, px, offsets, y, live, bias, ep, P);                                                                   \
+    }
+BA_FN(vector_tile, 1)
+BA_FN(vector_tile, 2)
+BA_FN(vector_tile, 3)
+BA_FN(vector_tile, 4)
+BA_FN(vector_tile, 5)
+BA_FN(vector_tile, 6)
+BA_FN(half_tile, 1)
+BA_FN(half_tile, 2)
+BA_FN(half_tile, 3)
+BA_FN(half_tile, 4)
+BA_FN(half_tile, 5)
+BA_FN(half_tile, 6)
+BA_FN(half_tile, 7)
+BA_FN(half_tile, 8)
 static const vector_tile_fn vector_tiles[BA_MAX_P] = {vector_tile_1, vector_tile_2, vector_tile_3,
                                                       vector_tile_4, vector_tile_5, vector_tile_6};
+static const vector_tile_fn half_tiles[BA_HALF_MAX_P] = {half_tile_1, half_tile_2, half_tile_3, half_tile_4,
+                                                         half_tile_5, half_tile_6, half_tile_7, half_tile_8};
 
-// The blocked tile's contract (sgemm_internal.h): nv vectors x np pixels (np up to 8: in two
-// even register tiles past 6), y[v * vstride + 16 p + lane].
+// The blocked tile's contract (sgemm_internal.h): nv vectors x np pixels (np up to
+// MPQ_SCONV_BLOCKED_AVX2_MAX_NP: a full vector in even register tiles of up to 6, a half
+// vector in one), y[v * vstride + 16 p + lane].
 static void blocked_tile(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix, int np,
                          float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, int sliced) {
-    const float *px[8];
+    const float *px[MPQ_SCONV_BLOCKED_AVX2_MAX_NP];
     for (int p = 0; p < np; p++) px[p] = x + pix[p];
-    const int groups = (np + BA_MAX_P - 1) / BA_MAX_P;
     for (int v = 0; v < nv; v++) {
         const ba_weights b = {w, kc, nv, v, sliced};
-        const int live = rows - 16 * v < 16 ? rows - 16 * v : 16;
+        const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;
         const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
         float *yv = y + (size_t)v * vstride;
+        if (!half && v + 2 == nv && rows - 16 * (v + 1) <= 8) {
+            // v and the half vector after it (the block's last), 3 ymm x up to 4 pixels.
+            const ba_weights b1 = {w, kc, nv, v + 1, sliced};
+            const int groups = (np + BA_PAIR_MAX_P - 1) / BA_PAIR_MAX_P;
+            for (int g = 0, p0 = 0; g < groups; g++) {
+                const int p1 = np * (g + 1) / groups;
+                pair_tiles[p1 - p0 - 1](&b, &b1, px + p0, offsets, yv + 16 * (size_t)p0, vstride, rows - 16 * (v + 1), bias, ep);
+                p0 = p1;
+            }
+            break;
+        }
+        const int most = half ? BA_HALF_MAX_P : BA_MAX_P, groups = (np + most - 1) / most;
         for (int g = 0, p0 = 0; g < groups; g++) {
             const int p1 = np * (g + 1) / groups;
-            vector_tiles[p1 - p0 - 1](&b, px + p0, offsets, yv + 16 * (size_t)p0, live, bias, ep);
+            (half ? half_tiles : vector_tiles)[p1 - p0 - 1](&b, px + p0, offsets, yv + 16 * (size_t)p0, live, bias, ep);
             p0 = p1;
         }
     }

@@ -214,7 +214,9 @@ void mpq_sconv_blocked_tile_reference_sliced(int kc, const float *w, int nv, con
 void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                    const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                    const mpq_sgemm_tile_epilogue *ep);
-/// The AVX2 tile (sconv_blocked_avx2.c): rows or MPQ_SCONV_CV_SLICED weights, np <= 8.
+/// The AVX2 tile (sconv_blocked_avx2.c): rows or MPQ_SCONV_CV_SLICED weights, np <=
+/// MPQ_SCONV_BLOCKED_AVX2_MAX_NP (the other blocked tiles take up to 8).
+#define MPQ_SCONV_BLOCKED_AVX2_MAX_NP 16
 void mpq_sconv_blocked_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                  const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                  const mpq_sgemm_tile_epilogue *ep);
