@@ -131,6 +131,7 @@ typedef struct {
     int cbs, mg, k, blocks, span, spans, oh, ow, ph, pwc, chunks;
     int flat, hp, wp;        // flat mode (small planes): the padded image's rows and columns
     int nchw;                // the input is NCHW (always flat mode: padded planes, pixels 1 float apart)
+    int sliced;              // the weights are MPQ_SCONV_CV_SLICED (the AVX2 tile reads both layouts)
     int in_place;            // flat mode on the image itself: a 1x1 stride-1 unpadded Conv (no padded copy)
     size_t padded_image;
     const float *shared;     // flat mode, one image split over the threads: the padded images
@@ -157,17 +158,81 @@ static int inside(const bk_job *j, int oh, int ow) {
            iw + (s->kernel_w - 1) * s->dilation_w < s->width;
 }
 
+// Tile [q0, q0 + np) of a chunk starting at pixel p0: its input, taps' offsets and pixels in
+// `at`; a border tile's window is copied into `patch` first (row mode).
+static void bk_tile_at(const bk_job *j, const float *src, float *patch, int p0, int q0, int np, mpq_blocked_tile_at *at) {
+    const mpq_conv2d_shape *s = j->s;
+    at->np = np;
+    at->y = (size_t)(q0 - p0) * 16;
+    if (j->flat) {
+        // One division per tile, then step along the row (a division per pixel was 2.5% of
+        // the detector's one-thread time: its stem plane is 4096 pixels in flat mode).
+        long oh = q0 / j->ow, ow = q0 % j->ow;
+        for (int p = 0; p < np; p++) {
+            at->pix[p] = (int32_t)((oh * s->stride_h * j->wp + ow * s->stride_w) * (j->nchw ? 1 : 16));
+            if (++ow == j->ow) { ow = 0; oh++; }
+        }
+        at->x = src;
+        at->offsets = j->poffsets;
+        return;
+    }
+    const int oh = q0 / j->ow, ow0 = q0 % j->ow;
+    const int ih0 = oh * s->stride_h - s->pad_top, iw0 = ow0 * s->stride_w - s->pad_left;
+    if (inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1)) {
+        for (int p = 0; p < np; p++) at->pix[p] = (int32_t)(((long)ih0 * s->width + iw0 + (long)p * s->stride_w) * 16);
+        at->x = src;
+        at->offsets = j->offsets;
+        return;
+    }
+    const int pw = (np - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
+    j->patch(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
+    for (int p = 0; p < np; p++) at->pix[p] = (int32_t)(p * s->stride_w * 16);
+    at->x = patch;
+    at->offsets = j->poffsets;
+}
+
+static int bk_border_tile(const bk_job *j, int q0, int np) {
+    const int oh = q0 / j->ow, ow0 = q0 % j->ow;
+    return !j->flat && !(inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1));
+}
+
+// The AVX2 tile's runs (mpq_sconv_blocked_tiles_avx2): up to BK_RUN tiles at a time, each
+// border tile with its own patch (a thread buffer of one patch per border tile of the run).
+#define BK_RUN 32
+static _Thread_local float *run_patches;
+static _Thread_local size_t run_patches_cap;
+
+// Tiles [t0, t1) of `tiles` over the chunk's n pixels from p0, vector by vector; 0, or -1 (nothing
+// done) without memory for their patches.
+static int bk_run_avx2(const bk_job *j, const float *src, const float *w, int nv, int rows, const mpq_sgemm_tile_epilogue *epp,
+                       float *yc, int p0, int n, int tiles, int t0, int t1) {
+    const size_t per_patch = (size_t)j->cbs * j->ph * j->pwc * 16;
+    int borders = 0;
+    for (int t = t0; t < t1; t++) borders += bk_border_tile(j, p0 + (n * t) / tiles, (n * (t + 1)) / tiles - (n * t) / tiles);
+    float *patches = borders ? mpq_sconv_grown(&run_patches, &run_patches_cap, (size_t)borders * per_patch) : NULL;
+    if (borders && !patches) return -1;
+    mpq_blocked_tile_at at[BK_RUN];
+    for (int t = t0, b = 0; t < t1; t++) {
+        const int q0 = p0 + (n * t) / tiles, np = (n * (t + 1)) / tiles - (n * t) / tiles;
+        const int border = bk_border_tile(j, q0, np);
+        bk_tile_at(j, src, border ? patches + (size_t)b * per_patch : NULL, p0, q0, np, &at[t - t0]);
+        b += border;
+    }
+    mpq_sconv_blocked_tiles_avx2(j->k, w, nv, j->sliced, at, t1 - t0, yc, j->plane16, rows, epp);
+    return 0;
+}
+
 // Pixels [p0, p1) of image `img`'s output, weights blocks [b, b + span), then the SiLU and
 // the residual Add over them while they are in cache. Row mode (p0, p1: one output row):
 // tiles along the row, interior ones read the image in place, border ones their patch.
 // Flat mode (small planes): tiles over consecutive output pixels of the zero-padded copy `src`
 // (numbered as the channel-vector kernel numbers its pixels, on the padded width).
 static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, int b, int p0, int p1) {
-    const mpq_conv2d_shape *s = j->s;
     const int row0 = b * BK_BLOCK, span = j->span * BK_BLOCK, rows = j->mg - row0 < span ? j->mg - row0 : span;
-    // The AVX2 tile takes up to 12 pixels: a full vector in two register tiles of 6 (12 of 16
-    // ymm), a half vector (the last of 24 or 40 channels) in one of 12 (s28: as 1 ymm x 6 its
-    // 6 FMA chains were latency-bound). Tiles of up to 6 also called the tile twice as often.
+    // The AVX2 tile takes up to 16 pixels: a full vector in register tiles of up to 6 (12 of
+    // 16 ymm), a half vector after a full one with it in tiles of 4 (3 ymm each), a lone half
+    // vector in tiles of 8. Tiles of 16 where the block ends in a half vector, so its pairs of
+    // 4 and its full vectors' 6 both split them evenly; 6 elsewhere.
     const int nv = (rows + 15) / 16, half = rows % 16 && rows % 16 <= 8;
     const int most = j->path != MPQ_PATH_AVX2 ? mpq_sconv_cv_tile_pixels(nv) : half ? MPQ_SCONV_BLOCKED_AVX2_MAX_NP : 6;
     const float *w = j->w + (size_t)b * (size_t)j->k * BK_BLOCK;
@@ -175,32 +240,16 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     const mpq_sgemm_tile_epilogue ep = {j->bias ? j->bias + row0 : NULL, j->act == MPQ_ACT_CLAMP, j->lo, j->hi, NULL, NULL};
     const mpq_sgemm_tile_epilogue *epp = j->bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
-    int32_t pix[BK_MAX_NP];
-    for (int t = 0; t < tiles; t++) {
-        const int q0 = p0 + (n * t) / tiles, np = (n * (t + 1)) / tiles - (n * t) / tiles;
-        float *yt = yc + (size_t)(q0 - p0) * 16;
-        if (j->flat) {
-            // One division per tile, then step along the row (a division per pixel was 2.5% of
-            // the detector's one-thread time: its stem plane is 4096 pixels in flat mode).
-            long oh = q0 / j->ow, ow = q0 % j->ow;
-            for (int p = 0; p < np; p++) {
-                pix[p] = (int32_t)((oh * s->stride_h * j->wp + ow * s->stride_w) * (j->nchw ? 1 : 16));
-                if (++ow == j->ow) { ow = 0; oh++; }
-            }
-            j->tile(j->k, w, nv, src, j->poffsets, pix, np, yt, j->plane16, rows, epp);
-            continue;
-        }
-        const int oh = q0 / j->ow, ow0 = q0 % j->ow;
-        const int ih0 = oh * s->stride_h - s->pad_top, iw0 = ow0 * s->stride_w - s->pad_left;
-        if (inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1)) {
-            for (int p = 0; p < np; p++) pix[p] = (int32_t)(((long)ih0 * s->width + iw0 + (long)p * s->stride_w) * 16);
-            j->tile(j->k, w, nv, src, j->offsets, pix, np, yt, j->plane16, rows, epp);
-            continue;
-        }
-        const int pw = (np - 1) * s->stride_w + (s->kernel_w - 1) * s->dilation_w + 1;
-        j->patch(src, j->cbs, s->height, s->width, ih0, iw0, j->ph, pw, j->pwc, patch);
-        for (int p = 0; p < np; p++) pix[p] = (int32_t)(p * s->stride_w * 16);
-        j->tile(j->k, w, nv, patch, j->poffsets, pix, np, yt, j->plane16, rows, epp);
+    int t = 0;
+    // MPQ_FP32_BK_RUNS=0 (read once): tile by tile on AVX2 too, as before s28, for an A/B.
+    static _Atomic long runs_state = -1;
+    if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_RUNS", 1, &runs_state))
+        for (; t < tiles; t += BK_RUN)
+            if (bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t, t + BK_RUN < tiles ? t + BK_RUN : tiles) != 0) break;
+    for (; t < tiles; t++) {
+        mpq_blocked_tile_at at;
+        bk_tile_at(j, src, patch, p0, p0 + (n * t) / tiles, (n * (t + 1)) / tiles - (n * t) / tiles, &at);
+        j->tile(j->k, w, nv, at.x, at.offsets, at.pix, at.np, yc + at.y, j->plane16, rows, epp);
     }
     if (j->act == MPQ_ACT_SILU)
         mpq_conv_epilogue_f32(j->path, yc, (size_t)nv, (size_t)n * 16, j->plane16, NULL, j->act, j->lo, j->hi);
@@ -386,7 +435,11 @@ static const int32_t *tap_offsets(const bk_job *j, int nchw) {
 #endif
 static int bk_chunks(const bk_job *j, int images, int threads) {
     static _Atomic long state = -1;
-    const long per = mpq_env_long_once("MPQ_FP32_BK_CHUNK_PIXELS", BK_CHUNK_PIXELS, &state);
+    const long base = mpq_env_long_once("MPQ_FP32_BK_CHUNK_PIXELS", BK_CHUNK_PIXELS, &state);
+    // AVX2, whole images per thread: chunks 4x as large, so a vector's weights serve 16 tiles
+    // before the next vector's (mpq_sconv_blocked_tiles_avx2): resnet_digits' 128-channel 7x7
+    // layers in the model, one thread, 167-174 -> 163-168 us (their weights outgrow L2).
+    const long per = j->path == MPQ_PATH_AVX2 && images >= threads ? 4 * base : base;
     const int pixels = j->oh * j->ow;
     if (!j->flat || per <= 0 || (j->in_place && j->ow >= BK_FLAT_WIDTH)) return j->oh;
     int chunks = (int)((pixels + per - 1) / per);
@@ -411,6 +464,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     j.path = mpq_resolve_kernel_path(path);
     // The AVX-512 tile reads rows; the AVX2 tile rows or slices (an AVX2 host's layout).
     const int sliced = h->cv_layout == MPQ_SCONV_CV_SLICED;
+    j.sliced = sliced;
     j.tile = j.path == MPQ_PATH_AVX2 ? (sliced ? mpq_sconv_blocked_tile_avx2_sliced : mpq_sconv_blocked_tile_avx2)
              : sliced                ? mpq_sconv_blocked_tile_reference_sliced
              : j.path == MPQ_PATH_VNNI ? mpq_sconv_blocked_tile_avx512

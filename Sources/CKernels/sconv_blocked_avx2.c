@@ -195,36 +195,50 @@ static const vector_tile_fn vector_tiles[BA_MAX_P] = {vector_tile_1, vector_tile
 static const vector_tile_fn half_tiles[BA_HALF_MAX_P] = {half_tile_1, half_tile_2, half_tile_3, half_tile_4,
                                                          half_tile_5, half_tile_6, half_tile_7, half_tile_8};
 
-// The blocked tile's contract (sgemm_internal.h): nv vectors x np pixels (np up to
-// MPQ_SCONV_BLOCKED_AVX2_MAX_NP: a full vector in even register tiles of up to 6, a half
-// vector in one), y[v * vstride + 16 p + lane].
-static void blocked_tile(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix, int np,
-                         float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, int sliced) {
-    const float *px[MPQ_SCONV_BLOCKED_AVX2_MAX_NP];
-    for (int p = 0; p < np; p++) px[p] = x + pix[p];
-    for (int v = 0; v < nv; v++) {
-        const ba_weights b = {w, kc, nv, v, sliced};
-        const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;
-        const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
-        float *yv = y + (size_t)v * vstride;
-        if (!half && v + 2 == nv && rows - 16 * (v + 1) <= 8) {
-            // v and the half vector after it (the block's last), 3 ymm x up to 4 pixels.
-            const ba_weights b1 = {w, kc, nv, v + 1, sliced};
-            const int groups = (np + BA_PAIR_MAX_P - 1) / BA_PAIR_MAX_P;
-            for (int g = 0, p0 = 0; g < groups; g++) {
-                const int p1 = np * (g + 1) / groups;
-                pair_tiles[p1 - p0 - 1](&b, &b1, px + p0, offsets, yv + 16 * (size_t)p0, vstride, rows - 16 * (v + 1), bias, ep);
-                p0 = p1;
-            }
-            break;
-        }
-        const int most = half ? BA_HALF_MAX_P : BA_MAX_P, groups = (np + most - 1) / most;
+// Vector v of the tiles at[0..count), or v and the half vector after it (the block's last) as
+// pairs; returns the vectors done (1 or 2). Each tile's pixels in even register tiles: up to 6
+// for a full vector, 8 for a lone half vector, 4 for a pair.
+static int vector_over_tiles(int kc, const float *w, int nv, int v, int sliced, const mpq_blocked_tile_at *at, int count,
+                             float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
+    const ba_weights b = {w, kc, nv, v, sliced}, b1 = {w, kc, nv, v + 1, sliced};
+    const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;
+    const int pair = !half && v + 2 == nv && rows - 16 * (v + 1) <= 8;
+    const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
+    float *yv = y + (size_t)v * vstride;
+    const int most = pair ? BA_PAIR_MAX_P : half ? BA_HALF_MAX_P : BA_MAX_P;
+    for (int t = 0; t < count; t++) {
+        const int np = at[t].np, groups = (np + most - 1) / most;
+        const float *px[MPQ_SCONV_BLOCKED_AVX2_MAX_NP];
+        for (int p = 0; p < np; p++) px[p] = at[t].x + at[t].pix[p];
+        float *yt = yv + at[t].y;
         for (int g = 0, p0 = 0; g < groups; g++) {
-            const int p1 = np * (g + 1) / groups;
-            (half ? half_tiles : vector_tiles)[p1 - p0 - 1](&b, px + p0, offsets, yv + 16 * (size_t)p0, live, bias, ep);
+            const int p1 = np * (g + 1) / groups, n = p1 - p0;
+            if (pair)
+                pair_tiles[n - 1](&b, &b1, px + p0, at[t].offsets, yt + 16 * (size_t)p0, vstride, rows - 16 * (v + 1), bias, ep);
+            else
+                (half ? half_tiles : vector_tiles)[n - 1](&b, px + p0, at[t].offsets, yt + 16 * (size_t)p0, live, bias, ep);
             p0 = p1;
         }
     }
+    return pair ? 2 : 1;
+}
+
+// Vector-major over the tiles (s28): a vector's weights, K x 64 bytes, are read for every tile
+// before the next vector's. Tile-major, each 6-pixel tile streamed all the block's weights:
+// resnet_digits' 128-channel 7x7 layers (590 KB of weights, more than this core's L2) from L3
+// once per tile, and 32-channel layers' 36 KB through L1 once per tile.
+void mpq_sconv_blocked_tiles_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_tile_at *at, int count,
+                                  float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
+    for (int v = 0; v < nv;) v += vector_over_tiles(kc, w, nv, v, sliced, at, count, y, vstride, rows, ep);
+}
+
+// The blocked tile's contract (sgemm_internal.h): nv vectors x np pixels (np up to
+// MPQ_SCONV_BLOCKED_AVX2_MAX_NP), y[v * vstride + 16 p + lane]: one tile of the above.
+static void blocked_tile(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix, int np,
+                         float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, int sliced) {
+    mpq_blocked_tile_at at = {x, offsets, {0}, np, 0};
+    for (int p = 0; p < np; p++) at.pix[p] = pix[p];
+    mpq_sconv_blocked_tiles_avx2(kc, w, nv, sliced, &at, 1, y, vstride, rows, ep);
 }
 
 void mpq_sconv_blocked_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets, const int32_t *pix,

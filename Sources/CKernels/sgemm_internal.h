@@ -217,6 +217,20 @@ void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *
 /// The AVX2 tile (sconv_blocked_avx2.c): rows or MPQ_SCONV_CV_SLICED weights, np <=
 /// MPQ_SCONV_BLOCKED_AVX2_MAX_NP (the other blocked tiles take up to 8).
 #define MPQ_SCONV_BLOCKED_AVX2_MAX_NP 16
+/// One tile of a run of blocked tiles: its input (the image, a border patch or the padded
+/// image), the taps' offsets there, its pixels' offsets, and where its outputs start in each
+/// vector's plane (floats).
+typedef struct {
+    const float *x;
+    const int32_t *offsets;
+    int32_t pix[MPQ_SCONV_BLOCKED_AVX2_MAX_NP];
+    int np;
+    size_t y;
+} mpq_blocked_tile_at;
+/// `count` tiles, vector by vector (each vector's weights read for all the tiles before the
+/// next vector's): the same bits as mpq_sconv_blocked_tile_avx2 tile by tile.
+void mpq_sconv_blocked_tiles_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_tile_at *at, int count,
+                                  float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_blocked_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                  const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                  const mpq_sgemm_tile_epilogue *ep);
