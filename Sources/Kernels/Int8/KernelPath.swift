@@ -63,6 +63,17 @@ func gemmThreads(m: Int, n: Int, k: Int) -> Int32 {
     m * n * k >= 1 << 20 ? Int32(coreCount) : 1
 }
 
+/// Threads for one image's im2col Conv (`mpq_qconv2d_u8s8`): as `gemmThreads`, but a Conv with
+/// a window (3x3 and larger) splits from `windowConvSplitMACs` (256K): the detector's 0.4-0.9M-MAC
+/// 3x3 layers ran on the caller at batch 1 while the other core spun. 1x1 Convs keep 1M
+/// (resnet_digits' 401K-MAC 1x1 stride-2 downsamples were slower split: s27 tried 256K for all).
+func convGemmThreads(m: Int, n: Int, k: Int, window: Int) -> Int32 {
+    window > 1 && m * n * k >= windowConvSplitMACs ? Int32(coreCount) : gemmThreads(m: m, n: n, k: k)
+}
+
+/// `MPQ_INT8_WINDOW_SPLIT_MACS` (read once) sets `convGemmThreads`' threshold for an A/B.
+let windowConvSplitMACs = Int(ProcessInfo.processInfo.environment["MPQ_INT8_WINDOW_SPLIT_MACS"] ?? "") ?? 1 << 18
+
 /// Owns a packed INT8 weight matrix (`mpq_pack_b_s8` layout), 64-byte aligned.
 final class PackedWeights: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer

@@ -196,7 +196,7 @@ final class QuantizedConv: QuantizedLayer {
                         // im2col a block of output rows at a time into an L2-sized buffer, each block's
                         // GEMM written channel-major straight into the NCHW output; one image's blocks
                         // split over the cores, im2col included (docs/int8-conv.md).
-                        let threads = tasks > 1 ? 1 : gemmThreads(m: outP, n: perGroup, k: kg)
+                        let threads = tasks > 1 ? 1 : convGemmThreads(m: outP, n: perGroup, k: kg, window: kernel.reduce(1, *))
                         let at = imgOffset + gi * perGroup * outP
                         status |= mpq_qconv2d_u8s8(path.c, q, &shape, Int32(gi), khwc ? 1 : 0, inputQuant.zeroPoint,
                                                    packed[gi].pointer, &ep, codesOut ? nil : y0! + at,
