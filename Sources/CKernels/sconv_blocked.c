@@ -158,6 +158,16 @@ static int inside(const bk_job *j, int oh, int ow) {
            iw + (s->kernel_w - 1) * s->dilation_w < s->width;
 }
 
+// Tile t of `tiles` over a chunk's n pixels from p0: its first pixel and pixel count (an even split).
+static inline int bk_tile_first(int p0, int n, int tiles, int t) { return p0 + (int)((long)n * t / tiles); }
+static inline int bk_tile_pixels(int n, int tiles, int t) { return (int)((long)n * (t + 1) / tiles - (long)n * t / tiles); }
+
+// Whether tile [q0, q0 + np) reads a border patch (row mode, its window past the image).
+static int bk_border_tile(const bk_job *j, int q0, int np) {
+    const int oh = q0 / j->ow, ow0 = q0 % j->ow;
+    return !j->flat && !(inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1));
+}
+
 // Tile [q0, q0 + np) of a chunk starting at pixel p0: its input, taps' offsets and pixels in
 // `at`; a border tile's window is copied into `patch` first (row mode).
 static void bk_tile_at(const bk_job *j, const float *src, float *patch, int p0, int q0, int np, mpq_blocked_tile_at *at) {
@@ -178,7 +188,7 @@ static void bk_tile_at(const bk_job *j, const float *src, float *patch, int p0, 
     }
     const int oh = q0 / j->ow, ow0 = q0 % j->ow;
     const int ih0 = oh * s->stride_h - s->pad_top, iw0 = ow0 * s->stride_w - s->pad_left;
-    if (inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1)) {
+    if (!bk_border_tile(j, q0, np)) {
         for (int p = 0; p < np; p++) at->pix[p] = (int32_t)(((long)ih0 * s->width + iw0 + (long)p * s->stride_w) * 16);
         at->x = src;
         at->offsets = j->offsets;
@@ -189,11 +199,6 @@ static void bk_tile_at(const bk_job *j, const float *src, float *patch, int p0, 
     for (int p = 0; p < np; p++) at->pix[p] = (int32_t)(p * s->stride_w * 16);
     at->x = patch;
     at->offsets = j->poffsets;
-}
-
-static int bk_border_tile(const bk_job *j, int q0, int np) {
-    const int oh = q0 / j->ow, ow0 = q0 % j->ow;
-    return !j->flat && !(inside(j, oh, ow0) && inside(j, oh, ow0 + np - 1));
 }
 
 // The AVX2 tile's runs (mpq_sconv_blocked_tiles_avx2): up to BK_RUN tiles at a time, each
@@ -208,13 +213,12 @@ static int bk_run_avx2(const bk_job *j, const float *src, const float *w, int nv
                        float *yc, int p0, int n, int tiles, int t0, int t1) {
     const size_t per_patch = (size_t)j->cbs * j->ph * j->pwc * 16;
     int borders = 0;
-    for (int t = t0; t < t1; t++) borders += bk_border_tile(j, p0 + (n * t) / tiles, (n * (t + 1)) / tiles - (n * t) / tiles);
+    for (int t = t0; t < t1; t++) borders += bk_border_tile(j, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t));
     float *patches = borders ? mpq_sconv_grown(&run_patches, &run_patches_cap, (size_t)borders * per_patch) : NULL;
     if (borders && !patches) return -1;
     mpq_blocked_tile_at at[BK_RUN];
     for (int t = t0, b = 0; t < t1; t++) {
-        const int q0 = p0 + (n * t) / tiles, np = (n * (t + 1)) / tiles - (n * t) / tiles;
-        const int border = bk_border_tile(j, q0, np);
+        const int q0 = bk_tile_first(p0, n, tiles, t), np = bk_tile_pixels(n, tiles, t), border = bk_border_tile(j, q0, np);
         bk_tile_at(j, src, border ? patches + (size_t)b * per_patch : NULL, p0, q0, np, &at[t - t0]);
         b += border;
     }
@@ -248,7 +252,7 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
             if (bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t, t + BK_RUN < tiles ? t + BK_RUN : tiles) != 0) break;
     for (; t < tiles; t++) {
         mpq_blocked_tile_at at;
-        bk_tile_at(j, src, patch, p0, p0 + (n * t) / tiles, (n * (t + 1)) / tiles - (n * t) / tiles, &at);
+        bk_tile_at(j, src, patch, p0, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t), &at);
         j->tile(j->k, w, nv, at.x, at.offsets, at.pix, at.np, yc + at.y, j->plane16, rows, epp);
     }
     if (j->act == MPQ_ACT_SILU)

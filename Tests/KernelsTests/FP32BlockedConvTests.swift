@@ -29,6 +29,10 @@ final class FP32BlockedConvTests: XCTestCase {
         Case(c: 96, h: 7, w: 7, m: 24, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
         Case(images: 2, c: 33, h: 1, w: 1, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
         Case(c: 5, h: 3, w: 29, m: 17, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        // Rows of more than 32 tiles: the AVX2 driver's runs of tiles (BK_RUN) in several
+        // batches, border tiles in each (6-pixel tiles; 16-pixel ones where a block ends in a
+        // half vector).
+        Case(c: 5, h: 3, w: 230, m: 16), Case(c: 4, h: 4, w: 530, m: 20, stride: (1, 1), pads: (1, 2, 0, 1)),
     ]
 
     var paths: [mpq_kernel_path] {
