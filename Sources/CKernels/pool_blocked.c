@@ -144,7 +144,7 @@ static AVX2_TARGET inline __attribute__((always_inline)) void row_avx2_as(const 
                     for (int h = 0; h < 2; h++) r[h] = fold_avx2(r[h], _mm256_loadu_ps(tap + 8 * h), is_max);
                 }
             }
-            for (int h = 0; h < 2; h++) acc[h] = t == lo_h ? r[h] : (is_max ? _mm256_max_ps(r[h], acc[h]) : _mm256_add_ps(acc[h], r[h]));
+            for (int h = 0; h < 2; h++) acc[h] = t == lo_h ? r[h] : fold_avx2(acc[h], r[h], is_max);
         }
         for (int h = 0; h < 2; h++) {
             if (!is_max) acc[h] = _mm256_div_ps(acc[h], _mm256_set1_ps(p->count_h[oh] * p->count_w[ow]));

@@ -212,15 +212,16 @@ static _Thread_local size_t run_patches_cap;
 static int bk_run_avx2(const bk_job *j, const float *src, const float *w, int nv, int rows, const mpq_sgemm_tile_epilogue *epp,
                        float *yc, int p0, int n, int tiles, int t0, int t1) {
     const size_t per_patch = (size_t)j->cbs * j->ph * j->pwc * 16;
+    unsigned char border[BK_RUN];
     int borders = 0;
-    for (int t = t0; t < t1; t++) borders += bk_border_tile(j, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t));
+    for (int t = t0; t < t1; t++)
+        borders += border[t - t0] = (unsigned char)bk_border_tile(j, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t));
     float *patches = borders ? mpq_sconv_grown(&run_patches, &run_patches_cap, (size_t)borders * per_patch) : NULL;
     if (borders && !patches) return -1;
     mpq_blocked_tile_at at[BK_RUN];
     for (int t = t0, b = 0; t < t1; t++) {
-        const int q0 = bk_tile_first(p0, n, tiles, t), np = bk_tile_pixels(n, tiles, t), border = bk_border_tile(j, q0, np);
-        bk_tile_at(j, src, border ? patches + (size_t)b * per_patch : NULL, p0, q0, np, &at[t - t0]);
-        b += border;
+        float *patch = border[t - t0] ? patches + (size_t)b++ * per_patch : NULL;
+        bk_tile_at(j, src, patch, p0, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t), &at[t - t0]);
     }
     mpq_sconv_blocked_tiles_avx2(j->k, w, nv, j->sliced, at, t1 - t0, yc, j->plane16, rows, epp);
     return 0;
@@ -237,7 +238,7 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     // 16 ymm), a half vector after a full one with it in tiles of 4 (3 ymm each), a lone half
     // vector in tiles of 8. Tiles of 16 where the block ends in a half vector, so its pairs of
     // 4 and its full vectors' 6 both split them evenly; 6 elsewhere.
-    const int nv = (rows + 15) / 16, half = rows % 16 && rows % 16 <= 8;
+    const int nv = (rows + 15) / 16, half = mpq_sconv_blocked_ends_in_half(rows);
     const int most = j->path != MPQ_PATH_AVX2 ? mpq_sconv_cv_tile_pixels(nv) : half ? MPQ_SCONV_BLOCKED_AVX2_MAX_NP : 6;
     const float *w = j->w + (size_t)b * (size_t)j->k * BK_BLOCK;
     float *yc = j->y + (size_t)img * j->out_image + (size_t)(row0 / 16) * j->plane16 + (size_t)p0 * 16;

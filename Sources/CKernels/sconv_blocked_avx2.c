@@ -8,9 +8,8 @@
 // blocked layout a tile reads the input in place and stores whole vectors.
 //
 // The tile: per 16-channel vector of the block, 2 ymm x up to 6 pixels (12 accumulators; per k
-// 2 weight loads, 6 broadcasts, 12 FMAs: the part kernel's chunk), a tile of up to 12 pixels in
-// two such groups, over the whole of K with the
-// sums in registers (the blocked driver's planes are small and its weights under 1 MiB a chain,
+// 2 weight loads, 6 broadcasts, 12 FMAs: the part kernel's chunk; a tile's pixels in even groups
+// of up to 6), over the whole of K with the sums in registers (the blocked driver's planes are small and its weights under 1 MiB a chain,
 // ImageChain.largeWeights, so a vector's weights stay in L2). Every lane is fmadd(w, x, acc) in
 // k order from +0 on the values the channel-vector tile reads, then the bias where it is not 0
 // and the clamp as finish8 applies them: the channel-vector tile's bits. A vector's second half
@@ -202,7 +201,7 @@ static int vector_over_tiles(int kc, const float *w, int nv, int v, int sliced, 
                              float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
     const ba_weights b = {w, kc, nv, v, sliced}, b1 = {w, kc, nv, v + 1, sliced};
     const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;
-    const int pair = !half && v + 2 == nv && rows - 16 * (v + 1) <= 8;
+    const int pair = v + 2 == nv && mpq_sconv_blocked_ends_in_half(rows);
     const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
     float *yv = y + (size_t)v * vstride;
     const int most = pair ? BA_PAIR_MAX_P : half ? BA_HALF_MAX_P : BA_MAX_P;

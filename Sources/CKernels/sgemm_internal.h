@@ -217,6 +217,10 @@ void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *
 /// The AVX2 tile (sconv_blocked_avx2.c): rows or MPQ_SCONV_CV_SLICED weights, np <=
 /// MPQ_SCONV_BLOCKED_AVX2_MAX_NP (the other blocked tiles take up to 8).
 #define MPQ_SCONV_BLOCKED_AVX2_MAX_NP 16
+/// Whether a block of `rows` output channels ends in a half vector (8 or fewer live channels
+/// in its last 16): the AVX2 tile then runs that vector with the one before it (or alone when
+/// it is the only one), and the driver gives it tiles of MPQ_SCONV_BLOCKED_AVX2_MAX_NP pixels.
+static inline int mpq_sconv_blocked_ends_in_half(int rows) { return rows % 16 != 0 && rows % 16 <= 8; }
 /// One tile of a run of blocked tiles: its input (the image, a border patch or the padded
 /// image), the taps' offsets there, its pixels' offsets, and where its outputs start in each
 /// vector's plane (floats).
