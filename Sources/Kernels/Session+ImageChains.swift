@@ -244,11 +244,13 @@ extension Session {
         var store = BlockedStore(slots: values.count)
         var fusedAway = Set<Int>()
         let mayHoldCodes = valuesMayBeCodes(feedsHoldCodes: inputs.contains { $0.tensor.codes != nil })
+        let timer = runTimer
         for i in c.range {
             if fusedAway.contains(i) {
                 for s in lastReadSlots[i] where !c.outputSlots.contains(s) { values[s] = nil; store[s] = nil }
                 continue
             }
+            let started = timer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             let node: Node
             if blocked, let ran = runBlockedConv(i, &values, &store, fusedAway: &fusedAway) ?? runBlockedPool(i, &values, &store) {
                 node = ran
@@ -272,6 +274,7 @@ extension Session {
             let reads = node.inputs == plan[i].inputs ? lastReadSlots[i]
                 : node.inputs.filter { !$0.isEmpty && lastUse[$0] == i }.compactMap { slotOf[$0] }
             for s in reads where !c.outputSlots.contains(s) { values[s] = nil; store[s] = nil }
+            timer?.addInChain(planIndex[node.name] ?? i, DispatchTime.now().uptimeNanoseconds - started)
         }
         return try c.outputSlots.map { s in
             materializeBlocked(s, &values, store)

@@ -11,27 +11,33 @@ public struct NodeProfile: Codable, Equatable, Sendable {
 }
 
 extension Session {
-    /// Times every plan node over `runs` runs of `feeds` (after one warm-up run) with the
-    /// current overrides (INT8 layers included). A node's time is the wall time from the
-    /// previous node's end to its own end: its kernel plus resolving its inputs and freeing
-    /// what it was the last to read. Fusions run as in a plain run (a SiLU's Sigmoid and Mul show
-    /// 0 ms, their time inside the Conv's). Returns nodes in execution order, each with its median.
-    /// `progress` hears (runs done, runs in all) after every timed run.
+    /// Times every plan node over `runs` plain runs of `feeds` (after one warm-up) with the
+    /// current overrides (INT8 layers included), as the runs execute them: image chains, the
+    /// blocked layout and every fusion on (`RunTimer`). A node's time is the wall time from the
+    /// previous node's end to its own end: its kernel plus resolving its inputs and freeing what
+    /// it was the last to read; a chain's wall time is split over its nodes by their time inside
+    /// it. A fused node shows 0 ms, its time on the node the fusion runs as (a SiLU's Sigmoid
+    /// and Mul inside the Conv's). MACs come from one observed run (every node's shapes).
+    /// Returns nodes in execution order, each with its median. `progress` hears (runs done,
+    /// runs in all) after every timed run.
     public func profile(_ feeds: [String: Tensor], runs: Int, progress: ((Int, Int) -> Void)? = nil) throws -> [NodeProfile] {
-        var samples = [[Double]](repeating: [], count: plan.count)
         var macs = [Int](repeating: 0, count: plan.count)
-        let index = Dictionary(uniqueKeysWithValues: plan.enumerated().map { ($0.element.name, $0.offset) })
-        for run in 0...max(1, runs) {
-            var last = DispatchTime.now().uptimeNanoseconds
-            _ = try self.run(feeds, keep: [], fusing: true, observeCodes: true) { node, ins, outs in
-                let now = DispatchTime.now().uptimeNanoseconds
-                if run > 0, let i = index[node.name] {
-                    samples[i].append(Double(now - last) / 1e9)
-                    if run == 1 { macs[i] = Layers.macs(node, inputShapes: ins.map { $0?.shape }, outputShapes: outs.map(\.shape)) }
-                }
-                last = DispatchTime.now().uptimeNanoseconds
+        _ = try run(feeds, keep: [], fusing: true, observeCodes: true) { node, ins, outs in
+            if let i = self.planIndex[node.name] {
+                macs[i] = Layers.macs(node, inputShapes: ins.map { $0?.shape }, outputShapes: outs.map(\.shape))
             }
-            if run > 0 { progress?(run, max(1, runs)) }
+        }
+        _ = try run(feeds)    // the warm-up, as the timed runs go
+        let timer = RunTimer(nodes: plan.count)
+        runTimer = timer
+        defer { runTimer = nil }
+        var samples = [[Double]](repeating: [], count: plan.count)
+        let total = max(1, runs)
+        for run in 1...total {
+            timer.reset()
+            _ = try self.run(feeds)
+            for i in plan.indices { samples[i].append(Double(timer.nanos[i]) / 1e9) }
+            progress?(run, total)
         }
         return plan.enumerated().map { i, node in
             NodeProfile(name: node.name, opType: node.opType, seconds: Self.median(samples[i]), macs: macs[i])
@@ -39,8 +45,8 @@ extension Session {
     }
 
     /// Median seconds of `runs` plain runs of `feeds` after one warm-up: image chains, the
-    /// blocked layout and every fusion on, as `run` goes (`profile` observes every node and so
-    /// runs none of them; on a chained CNN its nodes sum to more than this).
+    /// blocked layout and every fusion on, as `run` goes (and as `profile` times its nodes;
+    /// the median run and the nodes' medians need not add up exactly).
     public func timeRuns(_ feeds: [String: Tensor], runs: Int) throws -> Double {
         _ = try run(feeds)
         var samples: [Double] = []

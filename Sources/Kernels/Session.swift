@@ -35,7 +35,7 @@ public final class Session {
     let movableInputs: [[Bool]]
     /// Per slot: whether the value is a graph output (the run returns it).
     let slotIsGraphOutput: [Bool]
-    private let planIndex: [String: Int]
+    let planIndex: [String: Int]
     private let outputNames: Set<String>
     /// SiLUs after a Conv, by the Conv's plan index (`SiluFusion`).
     let siluFusions: [Int: SiluFusion]
@@ -108,6 +108,9 @@ public final class Session {
     func countBlockedPool() { residualRunLock.lock(); blockedPoolRuns += 1; residualRunLock.unlock() }
     /// Chains run over the whole batch for their blocked Convs (`runBlockedChain`).
     private(set) var blockedChainsRun = 0
+    /// Where `profile` collects each node's time in the runs it times (nil otherwise: one nil
+    /// check per node).
+    var runTimer: RunTimer?
 
     /// Per-node replacements, keyed by node name. Set by the mixed-precision layer.
     /// Changing them forgets `codesInputNodes` (an override set later may need floats).
@@ -284,6 +287,8 @@ public final class Session {
         }
         func resolve(planned i: Int) throws -> [Tensor?] { try resolveInputs(planned: i, values) }
         var chainEnd = 0
+        let timer = runTimer
+        var mark = timer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         for (i, planned) in plan.enumerated() {
             if i < chainEnd { continue }    // run in an image chain, which freed what it read
             let fuses = fusing && startsFusion[i]
@@ -298,10 +303,12 @@ public final class Session {
                 for k in c.range { free(planned: k) }
                 if ran.byImage { imageChainsRun += 1 } else { blockedChainsRun += 1 }
                 chainEnd = c.range.upperBound
+                timer?.closeChain(c.range, &mark)
                 continue
             }
             if !fusedAway.isEmpty, fusedAway.contains(i) {
-                // Part of a chain already run: free what it was the last to read.
+                // Part of a chain already run: free what it was the last to read (timed, if
+                // at all, with the next node: a fused node shows 0).
                 free(planned: i)
                 continue
             }
@@ -346,6 +353,8 @@ public final class Session {
                 let names = node.inputs.filter { !$0.isEmpty && lastUse[$0] == i && !outputNames.contains($0) }
                 free(names.map { slotOf[$0]! }, names)
             }
+            // On the node as run: a fused chain's time goes to its anchor (the node it runs as).
+            timer?.lap(planIndex[node.name] ?? i, &mark)
         }
         for o in graph.outputs where result[o.name] == nil {
             guard let t = value(o.name) ?? constants[o.name] ?? feeds[o.name] else {

@@ -50,8 +50,8 @@ struct Profile: ParsableCommand {
         let fp32Ms: Double
         let ms: Double?
         /// End to end: the median of plain runs (image chains, the blocked layout and every
-        /// fusion on, as `eval` runs). The per-node times run node by node with each output
-        /// observed, so on a chained CNN they sum to more than a run takes.
+        /// fusion on, as `eval` runs). The per-node times come from the same kind of runs
+        /// (`Session.profile`), so they add up to about this.
         let fp32RunMs: Double
         let runMs: Double?
         let nodes: [Row]
@@ -101,7 +101,7 @@ struct Profile: ParsableCommand {
         print(String(format: "end to end: FP32 %.3f ms", r.fp32RunMs) + (r.runMs.map { String(format: ", %@ %.3f ms (%.2fx)", r.precision, $0, r.fp32RunMs / $0) } ?? "")
               + " (median run, chains and fusions on, as eval runs)")
         print(String(format: "sum of nodes: FP32 %.3f ms", r.fp32Ms) + (r.ms.map { String(format: ", %@ %.3f ms (%.2fx)", r.precision, $0, r.fp32Ms / $0) } ?? "")
-              + " (node by node, each output observed: no image chains or blocked layout, so more than a run)")
+              + " (per-node medians of the same runs; a chain's time split over its nodes)")
         func pad(_ s: String, _ w: Int) -> String { s.count >= w ? String(s.prefix(w)) : s + String(repeating: " ", count: w - s.count) }
         let nameWidth = min(40, max(8, r.nodes.map(\.name.count).max() ?? 8))
         print(pad("node", nameWidth) + "  " + pad("op", 18) + "   fp32 ms  share" + (int8 ? "   this ms  share  GOP/s  engine" : "  GFLOP/s"))
