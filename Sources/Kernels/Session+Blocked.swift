@@ -50,6 +50,9 @@ extension Session {
     /// Whether pools between blocked Convs join them (`findBlockedPools`; environment
     /// `MPQ_FP32_BLOCKED_POOLS=0` leaves them NCHW, as before, for an A/B).
     static let blockedPoolsDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_POOLS"] != "0"
+    /// Whether a chain's Resize and channel Concat between blocked Convs run blocked (s29,
+    /// `runBlockedMove`); environment `MPQ_FP32_BLOCKED_MOVES=0` leaves them NCHW, for an A/B.
+    static let blockedMovesDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_MOVES"] != "0"
 
     /// Whether this CPU's kernel path has the blocked Conv's tile, depthwise kernel, reorders and
     /// pools in SIMD: AVX-512 (s14-s17) and AVX2 (s27); elsewhere their scalar references would run.
@@ -78,10 +81,14 @@ extension Session {
         // A pool between two such Convs (ResNet's stem MaxPool) passes its input's producer on:
         // the Convs on both sides run blocked, and so does the pool (`findBlockedPools`).
         let pools = blockedPoolsDefault ? inChain.filter { isBlockedCapablePool(plan[$0]) } : []
+        // A Resize or channel Concat (a YOLO neck) passes its inputs' producer on when every
+        // input has one.
+        let moves = blockedMovesDefault ? inChain.filter { ImageChain.movementOps.contains(plan[$0].opType) } : []
         var producer: [String: Int] = [:]
-        for i in capable.union(pools).sorted() {
-            if pools.contains(i) {
-                if let p = producer[plan[i].inputs[0]] { producer[plan[i].outputs[0]] = p }
+        for i in capable.union(pools).union(moves).sorted() {
+            if pools.contains(i) || moves.contains(i) {
+                let ins = plan[i].inputs.prefix(moves.contains(i) && plan[i].opType == "Resize" ? 1 : plan[i].inputs.count)
+                if let p = producer[plan[i].inputs[0]], ins.allSatisfy({ producer[$0] != nil }) { producer[plan[i].outputs[0]] = p }
                 continue
             }
             for name in convOutputs(i, plan, silu, residual) { producer[name] = i }
@@ -121,15 +128,20 @@ extension Session {
     /// input comes from a blocked Conv (through other such pools) and whose output a blocked
     /// Conv reads, as input or residual shortcut, directly or through other such pools. Elsewhere
     /// a pool would pay a reorder for nothing.
+    /// The same for a chain's Resize and channel Concat nodes (`runBlockedMove`) when `moves`:
+    /// every image input blocked (a Resize's first input; all of a Concat's), the output read
+    /// blocked. Pools and moves may feed each other.
     static func findBlockedPools(plan: [Node], chains: [Int: ImageChain], blockedConvs: Set<Int>,
-                                 silu: [Int: SiluFusion], residual: [Int: ResidualFusion]) -> Set<Int> {
+                                 silu: [Int: SiluFusion], residual: [Int: ResidualFusion], moves: Bool = false) -> Set<Int> {
         let inChain = Set(chains.values.flatMap { Array($0.range) })
-        guard blockedPoolsDefault else { return [] }
-        let pools = inChain.filter { isBlockedCapablePool(plan[$0]) }.sorted()
+        let pools = inChain.filter {
+            (blockedPoolsDefault && isBlockedCapablePool(plan[$0])) || (moves && blockedMovesDefault && ImageChain.movementOps.contains(plan[$0].opType))
+        }.sorted()
+        func imageInputs(_ i: Int) -> [String] { plan[i].opType == "Resize" ? [plan[i].inputs[0]] : plan[i].inputs }
         var blockedOut = Set<String>()
         for i in blockedConvs { blockedOut.formUnion(convOutputs(i, plan, silu, residual)) }
         var fed = Set<Int>()    // pools whose input is blocked
-        for i in pools where blockedOut.contains(plan[i].inputs[0]) {
+        for i in pools where imageInputs(i).allSatisfy(blockedOut.contains) {
             fed.insert(i)
             blockedOut.insert(plan[i].outputs[0])
         }
@@ -141,7 +153,7 @@ extension Session {
         var chosen = Set<Int>()
         for i in pools.reversed() where fed.contains(i) && blockedReads.contains(plan[i].outputs[0]) {
             chosen.insert(i)
-            blockedReads.insert(plan[i].inputs[0])
+            blockedReads.formUnion(imageInputs(i))
         }
         return chosen
     }
@@ -355,6 +367,111 @@ extension Session {
         values[os] = nil
         countBlockedPool()
         return node
+    }
+}
+
+extension Session {
+    /// Plan node `i` as a blocked Resize or channel Concat (s29, `findBlockedPools` with moves):
+    /// reads its image inputs' blocked forms from `store`, writes its output there (none in
+    /// `values`). A Concat of inputs whose channels are multiples of 16 appends each image's
+    /// blocked planes (the layout's channel blocks are whole); a nearest Resize copies each
+    /// output pixel's 16-channel vectors from the input pixel the op's own index map names
+    /// (`BlockedMoveBinding.nearestMap`). Values are copied, never computed: the NCHW run's
+    /// bits. nil (nothing done) where it does not apply (an input not blocked, channels not a
+    /// multiple of 16, a Resize that is not a pure selection): the node then runs NCHW.
+    func runBlockedMove(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore) -> Node? {
+        guard let binding = blockedMoveBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        let node = plan[i]
+        let os = outputSlots[i][0]
+        guard os >= 0 else { return nil }
+        if node.opType == "Concat" {
+            var parts: [BlockedValue] = []
+            for s in inputSlots[i] {
+                guard s >= 0, let b = store[s], b.shape.count == 4, b.shape[1] % 16 == 0 else { return nil }
+                parts.append(b)
+            }
+            guard let first = parts.first?.shape,
+                  parts.allSatisfy({ $0.shape[0] == first[0] && $0.shape[2] == first[2] && $0.shape[3] == first[3] }) else { return nil }
+            let n = first[0], plane = first[2] * first[3], c = parts.reduce(0) { $0 + $1.shape[1] }
+            var out = [Float].uninitialized(count: n * c * plane)
+            out.withUnsafeMutableBufferPointer { po in
+                var d = po.baseAddress!
+                for img in 0..<n {
+                    for p in parts {
+                        let per = p.shape[1] * plane
+                        p.floats.withUnsafeBufferPointer { d.update(from: $0.baseAddress! + img * per, count: per) }
+                        d += per
+                    }
+                }
+            }
+            store[os] = BlockedValue(shape: [n, c, first[2], first[3]], floats: out)
+        } else {
+            let xs = inputSlots[i][0]
+            guard xs >= 0, let x = store[xs], x.shape.count == 4,
+                  let map = binding.nearestMap(node, entries[i], inputConstants[i], height: x.shape[2], width: x.shape[3],
+                                               opset: graph.opset(forDomain: node.domain)) else { return nil }
+            let (n, cbs) = (x.shape[0], (x.shape[1] + 15) / 16)
+            let inPlane = x.shape[2] * x.shape[3], outPlane = map.index.count
+            var out = [Float].uninitialized(count: n * cbs * outPlane * 16)
+            x.floats.withUnsafeBufferPointer { px in
+                out.withUnsafeMutableBufferPointer { po in
+                    map.index.withUnsafeBufferPointer { idx in
+                        for b in 0..<(n * cbs) {
+                            let src = px.baseAddress! + b * inPlane * 16, dst = po.baseAddress! + b * outPlane * 16
+                            for q in 0..<outPlane { (dst + 16 * q).update(from: src + 16 * Int(idx[q]), count: 16) }
+                        }
+                    }
+                }
+            }
+            store[os] = BlockedValue(shape: [n, x.shape[1], map.height, map.width], floats: out)
+        }
+        values[os] = nil
+        countBlockedMove()
+        return node
+    }
+}
+
+/// A blocked Resize's index map, found once per input size by running the node's own Resize
+/// on a plane of pixel numbers (`nearestMap`): whatever its coordinate mode and rounding, the
+/// map is the op's, so the blocked copy and the NCHW run select the same pixels.
+final class BlockedMoveBinding: @unchecked Sendable {
+    struct NearestMap {
+        let height: Int, width: Int
+        /// Per output pixel (row-major), the input pixel it copies.
+        let index: [Int32]
+    }
+
+    private let lock = NSLock()
+    private var maps: [[Int]: NearestMap?] = [:]
+
+    /// The map for an input plane of `height` x `width`, or nil where the Resize is not a pure
+    /// selection of input pixels (linear or cubic modes, a crop that extrapolates) or would
+    /// fail (then the NCHW run gives the error).
+    func nearestMap(_ node: Node, _ entry: OpEntry, _ constants: [Tensor?], height: Int, width: Int, opset: Int) -> NearestMap? {
+        let key = [height, width]
+        lock.lock()
+        if let known = maps[key] { lock.unlock(); return known }
+        lock.unlock()
+        let map = Self.probe(node, entry, constants, height: height, width: width, opset: opset)
+        lock.lock(); maps[key] = map; lock.unlock()
+        return map
+    }
+
+    private static func probe(_ node: Node, _ entry: OpEntry, _ constants: [Tensor?], height: Int, width: Int, opset: Int) -> NearestMap? {
+        guard node.string("mode", default: "nearest") == "nearest",
+              node.string("coordinate_transformation_mode", default: "half_pixel") != "tf_crop_and_resize",
+              height > 0, width > 0, height * width < 1 << 24 else { return nil }
+        let pixels = Tensor(shape: [1, 1, height, width], floats: (0..<height * width).map { Float($0) }, dtype: .float32)
+        var inputs: [Tensor?] = [pixels]
+        for k in 1..<node.inputs.count { inputs.append(k < constants.count ? constants[k] : nil) }
+        guard let y = try? entry.run(node, inputs, opset).first, y.rank == 4, y.shape[0] == 1, y.shape[1] == 1,
+              y.floats.count == y.count else { return nil }
+        var index = [Int32](repeating: 0, count: y.count)
+        for (q, v) in y.floats.enumerated() {
+            guard v >= 0, v < Float(height * width), v == v.rounded() else { return nil }
+            index[q] = Int32(v)
+        }
+        return NearestMap(height: y.shape[2], width: y.shape[3], index: index)
     }
 }
 

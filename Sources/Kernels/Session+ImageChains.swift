@@ -43,11 +43,18 @@ struct ImageChain {
         "GlobalAveragePool": [], "GlobalMaxPool": [], "MaxPool": [], "AveragePool": [],
     ]
     static let binaryOps: Set<String> = ["Add", "Sub", "Mul", "Div"]
+    /// Data-movement ops a chain takes in its middle (s29): a channel Concat and a Resize that
+    /// keeps N and C, as a YOLO neck joins its scales (the detector's Resize + Concat before
+    /// its fuse Conv). Never a chain's first node: a chain that began at resnet_digits' input
+    /// Resize would be sized by the 8x8 input instead of the 224x224 image it makes
+    /// (`chainRunsImageByImage`).
+    static let movementOps: Set<String> = ["Concat", "Resize"]
 
     /// Whether `node` computes each image from that image alone. A binary op's constant
     /// operand must not carry a batch axis (rank up to 3, or a leading 1): image tensors in a
     /// chain are checked to be rank 4 when it runs, so the constant broadcasts within an image.
     static func isPerImage(_ node: Node, isConstant: (String) -> Bool, constants: [String: Tensor]) -> Bool {
+        if movementOps.contains(node.opType) { return isPerImageMovement(node, isConstant: isConstant, constants: constants) }
         guard SiluFusion.isDefaultDomain(node), let mustBeConstant = perImageOps[node.opType],
               node.outputs.count == 1, !node.outputs[0].isEmpty, !node.inputs.isEmpty, !node.inputs[0].isEmpty else { return false }
         for (k, name) in node.inputs.enumerated() where !name.isEmpty {
@@ -62,6 +69,27 @@ struct ImageChain {
         }
         // The first input must be an image tensor, not a constant.
         return !isConstant(node.inputs[0])
+    }
+
+    /// A Concat along the channels of image tensors only (axis 1 or -3: chain tensors are
+    /// rank 4), or a Resize by constant scales that leave N and C alone (no `sizes`, which
+    /// name the batch's N, no `axes`).
+    static func isPerImageMovement(_ node: Node, isConstant: (String) -> Bool, constants: [String: Tensor]) -> Bool {
+        guard SiluFusion.isDefaultDomain(node), node.outputs.count == 1, !node.outputs[0].isEmpty, !node.inputs.isEmpty else { return false }
+        switch node.opType {
+        case "Concat":
+            guard let axis = node.int("axis"), axis == 1 || axis == -3 else { return false }
+            return node.inputs.allSatisfy { !$0.isEmpty && !isConstant($0) }
+        case "Resize":
+            guard !node.inputs[0].isEmpty, !isConstant(node.inputs[0]), node.ints("axes") == nil, node.inputs.count >= 3,
+                  node.inputs[1].isEmpty || isConstant(node.inputs[1]), isConstant(node.inputs[2]),
+                  node.inputs.count < 4 || node.inputs[3].isEmpty,
+                  let scales = constants[node.inputs[2]], scales.count == 4 else { return false }
+            let v = scales.asFloats
+            return v[0] == 1 && v[1] == 1
+        default:
+            return false
+        }
     }
 
     /// The chains of `plan`: maximal runs of per-image nodes holding at least one Conv and two
@@ -102,7 +130,7 @@ struct ImageChain {
         var chains: [Int: ImageChain] = [:]
         var i = 0
         while i < plan.count {
-            guard eligible[i] else { i += 1; continue }
+            guard eligible[i], !movementOps.contains(plan[i].opType) else { i += 1; continue }
             var end = i
             while end < plan.count && eligible[end] { end += 1 }
             let range = shrunk(i..<end)
@@ -252,7 +280,8 @@ extension Session {
             }
             let started = timer == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             let node: Node
-            if blocked, let ran = runBlockedConv(i, &values, &store, fusedAway: &fusedAway) ?? runBlockedPool(i, &values, &store) {
+            if blocked, let ran = runBlockedConv(i, &values, &store, fusedAway: &fusedAway) ?? runBlockedPool(i, &values, &store)
+                ?? runBlockedMove(i, &values, &store) {
                 node = ran
             } else {
                 if !store.isEmpty { materializeInputs(of: i, &values, store) }

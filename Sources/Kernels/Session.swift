@@ -14,7 +14,7 @@ public final class Session {
     public let plan: [Node]
     /// Initializers plus folded constants.
     public let constants: [String: Tensor]
-    private let entries: [OpEntry]
+    let entries: [OpEntry]
     let lastUse: [String: Int]
     /// Per plan index, the values that node is the last to read (graph outputs excepted):
     /// the run loop frees them after it without a lookup per input.
@@ -66,6 +66,9 @@ public final class Session {
     let blockedPools: Set<Int>
     /// Their attributes, read once (`runBlockedPool`).
     let blockedPoolBindings: [Int: BlockedPoolBinding]
+    /// Resize and channel Concat nodes that chains run blocked between blocked Convs (a YOLO
+    /// neck; `runBlockedMove`), by plan index, each with its Resize index maps.
+    let blockedMoveBindings: [Int: BlockedMoveBinding]
     /// Per plan index, for the blocked Convs: their attributes read once, as planned and as
     /// their SiLU / residual fusions rewrite them, and their packed weights remembered
     /// (`runBlockedConv`; nil elsewhere). A blocked Conv read ~8 attributes and two dictionary
@@ -106,6 +109,10 @@ public final class Session {
     var blockedPoolsRun: Int { residualRunLock.lock(); defer { residualRunLock.unlock() }; return blockedPoolRuns }
     private var blockedPoolRuns = 0
     func countBlockedPool() { residualRunLock.lock(); blockedPoolRuns += 1; residualRunLock.unlock() }
+    /// Resize / Concat nodes run blocked since the session was made (tests check they happen; same lock).
+    var blockedMovesRun: Int { residualRunLock.lock(); defer { residualRunLock.unlock() }; return blockedMoveRuns }
+    private var blockedMoveRuns = 0
+    func countBlockedMove() { residualRunLock.lock(); blockedMoveRuns += 1; residualRunLock.unlock() }
     /// Chains run over the whole batch for their blocked Convs (`runBlockedChain`).
     private(set) var blockedChainsRun = 0
     /// Where `profile` collects each node's time in the runs it times (nil otherwise: one nil
@@ -197,9 +204,11 @@ public final class Session {
                                       groups: groups, slotOf: slotOf)
         blockedConvs = Session.findBlockedConvs(plan: plan, constants: consts, graphInputs: graphInputs, chains: imageChains,
                                                 silu: siluFusions, residual: residualFusions)
-        blockedPools = Session.findBlockedPools(plan: plan, chains: imageChains, blockedConvs: blockedConvs,
-                                                silu: siluFusions, residual: residualFusions)
+        let passing = Session.findBlockedPools(plan: plan, chains: imageChains, blockedConvs: blockedConvs,
+                                               silu: siluFusions, residual: residualFusions, moves: true)
+        blockedPools = passing.filter { Session.isBlockedCapablePool(plan[$0]) }
         blockedPoolBindings = Dictionary(uniqueKeysWithValues: blockedPools.map { ($0, BlockedPoolBinding(plan[$0])) })
+        blockedMoveBindings = Dictionary(uniqueKeysWithValues: passing.subtracting(blockedPools).map { ($0, BlockedMoveBinding()) })
         var blockedBindings = [BlockedConvBinding?](repeating: nil, count: plan.count)
         for i in blockedConvs {
             blockedBindings[i] = BlockedConvBinding(plain: ConvOps.ConvAttributes(plan[i]), silu: siluFusions[i].map { ConvOps.ConvAttributes($0.node) },

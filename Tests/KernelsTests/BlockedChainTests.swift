@@ -13,11 +13,12 @@ final class BlockedChainTests: XCTestCase {
     static var blockedRuns: Bool { Session.blockedPath && FP32GemmChoice.environment != .openblas }
 
 
-    func checkBlockedEqualsNCHW(_ model: String, calib: String, batches: [Int], minimumBlocked: Int,
+    func checkBlockedEqualsNCHW(_ model: String, calib: String, batches: [Int], minimumBlocked: Int, moves: Int = 0,
                                 file: StaticString = #filePath, line: UInt = #line) throws {
         let graph = GraphPasses.optimize(try ModelLoader.load(path: FixturePaths.path(model)))
         let session = try Session(graph: graph)
         XCTAssertGreaterThanOrEqual(session.blockedConvs.count, minimumBlocked, "\(model): Convs chosen to run blocked", file: file, line: line)
+        XCTAssertEqual(session.blockedMoveBindings.count, moves, "\(model): Resize / Concat nodes chosen to run blocked", file: file, line: line)
         let data = try Dataset(path: FixturePaths.path(calib), graph: graph)
         for n in batches {
             for imageChains: Bool? in [true, false] {
@@ -26,7 +27,7 @@ final class BlockedChainTests: XCTestCase {
                 session.runsBlockedConvs = false
                 let plain = try session.run(feeds)
                 session.runsBlockedConvs = true
-                let before = session.blockedConvsRun
+                let before = session.blockedConvsRun, movesBefore = session.blockedMovesRun
                 let blocked = try session.run(feeds)
                 for o in graph.outputs {
                     XCTAssertEqual(blocked[o.name]?.floats.map(\.bitPattern), plain[o.name]?.floats.map(\.bitPattern),
@@ -35,6 +36,8 @@ final class BlockedChainTests: XCTestCase {
                 if Self.blockedRuns {
                     XCTAssertGreaterThanOrEqual(session.blockedConvsRun - before, minimumBlocked * (imageChains == true && n > 1 ? n : 1),
                                                 "\(model) batch \(n): blocked Convs ran", file: file, line: line)
+                    XCTAssertEqual(session.blockedMovesRun - movesBefore, moves * (imageChains == true && n > 1 ? n : 1),
+                                   "\(model) batch \(n): blocked Resize / Concat ran", file: file, line: line)
                 }
             }
         }
@@ -47,10 +50,11 @@ final class BlockedChainTests: XCTestCase {
         try checkBlockedEqualsNCHW("resnet/resnet_digits.onnx", calib: "resnet/resnet_digits_calib.npz", batches: [1, 3], minimumBlocked: 16)
     }
 
-    /// The detector: its eight 3x3 Convs with fused SiLUs; the chain's outputs (the neck's
-    /// Resize and Concat read them) reordered back.
+    /// The detector: its eight 3x3 Convs with fused SiLUs, and (s29) its neck's nearest Resize
+    /// and channel Concat in the same chain, run blocked between them (`runBlockedMove`).
     func testDetectorBlockedGivesNCHWBytes() throws {
-        try checkBlockedEqualsNCHW("detection/shapes_det.onnx", calib: "detection/shapes_det_calib.npz", batches: [1, 2, 5], minimumBlocked: 8)
+        try checkBlockedEqualsNCHW("detection/shapes_det.onnx", calib: "detection/shapes_det_calib.npz", batches: [1, 2, 5], minimumBlocked: 8,
+                                   moves: Session.blockedMovesDefault ? 2 : 0)
     }
 
     /// With the blocked Convs on (the default), resnet_digits still matches ONNX Runtime's
