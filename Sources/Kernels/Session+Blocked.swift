@@ -47,7 +47,7 @@ extension Session {
     /// Whether chains run their blocked Convs in the blocked layout (default on; environment
     /// `MPQ_FP32_BLOCKED=0` turns it off, so both can be timed and compared).
     static let blockedDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED"] != "0"
-    /// Whether pools between blocked Convs join them (`findBlockedPools`; environment
+    /// Whether pools between blocked Convs join them (`findBlockedPassThrough`; environment
     /// `MPQ_FP32_BLOCKED_POOLS=0` leaves them NCHW, as before, for an A/B).
     static let blockedPoolsDefault = ProcessInfo.processInfo.environment["MPQ_FP32_BLOCKED_POOLS"] != "0"
     /// Whether a chain's Resize and channel Concat between blocked Convs run blocked (s29,
@@ -79,7 +79,7 @@ extension Session {
             return group == 1 || (isBlockedDepthwise(n, weights: w) && silu[i] == nil && residual[i] == nil)
         }
         // A pool between two such Convs (ResNet's stem MaxPool) passes its input's producer on:
-        // the Convs on both sides run blocked, and so does the pool (`findBlockedPools`).
+        // the Convs on both sides run blocked, and so does the pool (`findBlockedPassThrough`).
         let pools = blockedPoolsDefault ? inChain.filter { isBlockedCapablePool(plan[$0]) } : []
         // A Resize or channel Concat (a YOLO neck) passes its inputs' producer on when every
         // input has one.
@@ -87,8 +87,8 @@ extension Session {
         var producer: [String: Int] = [:]
         for i in capable.union(pools).union(moves).sorted() {
             if pools.contains(i) || moves.contains(i) {
-                let ins = plan[i].inputs.prefix(moves.contains(i) && plan[i].opType == "Resize" ? 1 : plan[i].inputs.count)
-                if let p = producer[plan[i].inputs[0]], ins.allSatisfy({ producer[$0] != nil }) { producer[plan[i].outputs[0]] = p }
+                let ins = passThroughInputs(plan[i])
+                if let p = producer[ins[0]], ins.allSatisfy({ producer[$0] != nil }) { producer[plan[i].outputs[0]] = p }
                 continue
             }
             for name in convOutputs(i, plan, silu, residual) { producer[name] = i }
@@ -124,20 +124,24 @@ extension Session {
             && n.outputs.count == 1 && !n.outputs[0].isEmpty && n.ints("kernel_shape")?.count == 2
     }
 
+    /// The image inputs a pool, Resize or Concat passes through the blocked layout: a Resize's
+    /// first (its others are constants), every input of the rest.
+    static func passThroughInputs(_ n: Node) -> [String] { n.opType == "Resize" ? [n.inputs[0]] : n.inputs }
+
     /// The pools chains run blocked: capable pools (`isBlockedCapablePool`) inside a chain whose
     /// input comes from a blocked Conv (through other such pools) and whose output a blocked
     /// Conv reads, as input or residual shortcut, directly or through other such pools. Elsewhere
     /// a pool would pay a reorder for nothing.
-    /// The same for a chain's Resize and channel Concat nodes (`runBlockedMove`) when `moves`:
-    /// every image input blocked (a Resize's first input; all of a Concat's), the output read
-    /// blocked. Pools and moves may feed each other.
-    static func findBlockedPools(plan: [Node], chains: [Int: ImageChain], blockedConvs: Set<Int>,
-                                 silu: [Int: SiluFusion], residual: [Int: ResidualFusion], moves: Bool = false) -> Set<Int> {
+    /// The same for a chain's Resize and channel Concat nodes (`runBlockedMove`): every image
+    /// input blocked (`passThroughInputs`), the output read blocked. Pools and moves may feed
+    /// each other; the caller tells them apart by op type.
+    static func findBlockedPassThrough(plan: [Node], chains: [Int: ImageChain], blockedConvs: Set<Int>,
+                                       silu: [Int: SiluFusion], residual: [Int: ResidualFusion]) -> Set<Int> {
         let inChain = Set(chains.values.flatMap { Array($0.range) })
         let pools = inChain.filter {
-            (blockedPoolsDefault && isBlockedCapablePool(plan[$0])) || (moves && blockedMovesDefault && ImageChain.movementOps.contains(plan[$0].opType))
+            (blockedPoolsDefault && isBlockedCapablePool(plan[$0])) || (blockedMovesDefault && ImageChain.movementOps.contains(plan[$0].opType))
         }.sorted()
-        func imageInputs(_ i: Int) -> [String] { plan[i].opType == "Resize" ? [plan[i].inputs[0]] : plan[i].inputs }
+        func imageInputs(_ i: Int) -> [String] { passThroughInputs(plan[i]) }
         var blockedOut = Set<String>()
         for i in blockedConvs { blockedOut.formUnion(convOutputs(i, plan, silu, residual)) }
         var fed = Set<Int>()    // pools whose input is blocked
@@ -350,7 +354,7 @@ extension Session {
         return plan[i]
     }
 
-    /// Plan node `i` as a blocked pool (`findBlockedPools`): reads its input's blocked form from
+    /// Plan node `i` as a blocked pool (`findBlockedPassThrough`): reads its input's blocked form from
     /// `store` and writes its output there (none in `values`). nil (nothing done) where it does
     /// not apply: not a blocked pool, an override, an input not held blocked, or a window the
     /// node's own run would reject (that run then gives the error).
@@ -371,7 +375,7 @@ extension Session {
 }
 
 extension Session {
-    /// Plan node `i` as a blocked Resize or channel Concat (s29, `findBlockedPools` with moves):
+    /// Plan node `i` as a blocked Resize or channel Concat (s29, `findBlockedPassThrough`):
     /// reads its image inputs' blocked forms from `store`, writes its output there (none in
     /// `values`). A Concat of inputs whose channels are multiples of 16 appends each image's
     /// blocked planes (the layout's channel blocks are whole); a nearest Resize copies each

@@ -62,7 +62,7 @@ public final class Session {
     /// docs/fp32-blocked-layout.md), by plan index.
     let blockedConvs: Set<Int>
     /// MaxPool / AveragePool nodes that chains run blocked between blocked Convs
-    /// (`findBlockedPools`, `runBlockedPool`), by plan index.
+    /// (`findBlockedPassThrough`, `runBlockedPool`), by plan index.
     let blockedPools: Set<Int>
     /// Their attributes, read once (`runBlockedPool`).
     let blockedPoolBindings: [Int: BlockedPoolBinding]
@@ -204,8 +204,8 @@ public final class Session {
                                       groups: groups, slotOf: slotOf)
         blockedConvs = Session.findBlockedConvs(plan: plan, constants: consts, graphInputs: graphInputs, chains: imageChains,
                                                 silu: siluFusions, residual: residualFusions)
-        let passing = Session.findBlockedPools(plan: plan, chains: imageChains, blockedConvs: blockedConvs,
-                                               silu: siluFusions, residual: residualFusions, moves: true)
+        let passing = Session.findBlockedPassThrough(plan: plan, chains: imageChains, blockedConvs: blockedConvs,
+                                                     silu: siluFusions, residual: residualFusions)
         blockedPools = passing.filter { Session.isBlockedCapablePool(plan[$0]) }
         blockedPoolBindings = Dictionary(uniqueKeysWithValues: blockedPools.map { ($0, BlockedPoolBinding(plan[$0])) })
         blockedMoveBindings = Dictionary(uniqueKeysWithValues: passing.subtracting(blockedPools).map { ($0, BlockedMoveBinding()) })
