@@ -152,8 +152,20 @@ func measureSpeed(_ context: SearchContext, map: PrecisionMap) throws -> String 
     }
     let fp32 = try best(runtime.allFP32), all = try best(runtime.allInt8)
     let mine = map.int8Layers == runtime.allInt8.int8Layers ? all : try best(map)
-    return String(format: "speed in mpq's runtime (scheme %@, batch %d, best of %d): FP32 %.2f ms, INT8-all %.2f ms (%@), this map %.2f ms (%@)",
-                  runtime.scheme.rawValue, rows, repeats, fp32, all, speedup(fp32, all), mine, speedup(fp32, mine))
+    let line = String(format: "speed in mpq's runtime (scheme %@, batch %d, best of %d): FP32 %.2f ms, INT8-all %.2f ms (%@), this map %.2f ms (%@)",
+                      runtime.scheme.rawValue, rows, repeats, fp32, all, speedup(fp32, all), mine, speedup(fp32, mine))
+    return line + widenedWeightsNote(path: runtime.path.resolved, weightBits: runtime.weightBits)
+}
+
+/// Why INT8 may not beat FP32 here, where that is the case: on an AVX2 CPU without VNNI, 8-bit
+/// weights multiply exactly only through the widening GEMM (about 60 GMAC/s a core on Zen 3,
+/// against ~45 for FP32 FMA), while 7-bit weights take `vpmaddubsw`, ~1.4x faster (s29: the
+/// detector's all-INT8 at batch 16 and 64 0.99-1.06x FP32 with 8-bit weights, 0.76-0.78x with
+/// 7). Empty on other paths and with 7-bit weights.
+func widenedWeightsNote(path: KernelPath, weightBits: WeightBits) -> String {
+    guard path == .avx2, weightBits == .eight else { return "" }
+    return "\nhint: on the AVX2 kernel path (no VNNI) 8-bit weights multiply exactly only through the widening INT8 GEMM; "
+        + "--weight-bits 7 (ONNX Runtime's reduce_range) runs INT8 about 1.4x faster there, for one bit of weight resolution"
 }
 
 /// "1.32x faster" or "1.18x slower" than `reference`, never "0.85x faster".

@@ -64,6 +64,22 @@ final class SearchCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("NOT met"), r.stdout)
     }
 
+    /// The speed line says why INT8 may not beat FP32 on the AVX2 path: 8-bit weights there run
+    /// the widening GEMM, and --weight-bits 7 is the way out (s29); not with 7-bit weights, and
+    /// not on the VNNI path.
+    func testSpeedLineNamesTheWideningGEMMOnTheAVX2Path() throws {
+        let dir = try CLI.temporaryDirectory()
+        for (args, expected) in [(["--kernel-path", "avx2"], true), (["--kernel-path", "avx2", "--weight-bits", "7"], false),
+                                 (["--kernel-path", "reference"], false)] {
+            let out = dir.appendingPathComponent("map-\(args.joined()).json").path
+            let r = try CLI.run(["search", model] + splits + ["--budget", "2%", "--strategy", "greedy", "--out", out] + args)
+            if r.status == 2 && r.stderr.contains("not supported by this CPU") { throw XCTSkip("no AVX2 here: \(r.stderr)") }
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("speed in mpq's runtime"), r.stdout)
+            XCTAssertEqual(r.stdout.contains("--weight-bits 7 (ONNX Runtime's reduce_range)"), expected, "\(args): \(r.stdout)")
+        }
+    }
+
     func testSensitivityIsCheapAndResumes() throws {
         let dir = try CLI.temporaryDirectory()
         let state = dir.appendingPathComponent("state").path
