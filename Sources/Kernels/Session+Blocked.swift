@@ -359,7 +359,8 @@ extension Session {
     /// not apply: not a blocked pool, an override, an input not held blocked, or a window the
     /// node's own run would reject (that run then gives the error).
     func runBlockedPool(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore) -> Node? {
-        guard let a = blockedPoolBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        guard !blockedPoolBindings.isEmpty, let a = blockedPoolBindings[i],
+              overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }    // empty first, as runBlockedMove
         let node = plan[i]
         let xs = inputSlots[i][0]
         guard xs >= 0, let x = store[xs], x.shape.count == 4 else { return nil }
@@ -384,7 +385,10 @@ extension Session {
     /// bits. nil (nothing done) where it does not apply (an input not blocked, channels not a
     /// multiple of 16, a Resize that is not a pure selection): the node then runs NCHW.
     func runBlockedMove(_ i: Int, _ values: inout [Tensor?], _ store: inout BlockedStore) -> Node? {
-        guard let binding = blockedMoveBindings[i], overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
+        // Empty first: every chain node that is not a blocked Conv or pool asks here, image by
+        // image, and most models have no moves (a lookup hashes even in an empty dictionary).
+        guard !blockedMoveBindings.isEmpty, let binding = blockedMoveBindings[i],
+              overrides.isEmpty || overrides[plan[i].name] == nil else { return nil }
         let node = plan[i]
         let os = outputSlots[i][0]
         guard os >= 0 else { return nil }
