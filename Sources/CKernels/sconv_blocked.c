@@ -246,6 +246,14 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     const mpq_sgemm_tile_epilogue *epp = j->bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
     int t = 0;
+    // A 1x1 stride-1 unpadded Conv on AVX2: the chunk's consecutive pixels in one call per
+    // vector (MPQ_FP32_BK_POINTWISE=0, read once: the general tiles, for A/B).
+    static _Atomic long pointwise_state = -1;
+    if (j->path == MPQ_PATH_AVX2 && j->in_place && mpq_env_long_once("MPQ_FP32_BK_POINTWISE", 1, &pointwise_state)) {
+        mpq_sconv_blocked_pointwise_avx2(j->k, w, nv, j->sliced, src + (size_t)p0 * 16, (size_t)j->s->height * j->s->width * 16, n,
+                                         yc, j->plane16, rows, epp);
+        t = tiles;
+    }
     // MPQ_FP32_BK_RUNS=0 (read once): tile by tile on AVX2 too, as before s28, for an A/B.
     static _Atomic long runs_state = -1;
     if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_RUNS", 1, &runs_state))

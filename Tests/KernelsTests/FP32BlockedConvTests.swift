@@ -29,6 +29,13 @@ final class FP32BlockedConvTests: XCTestCase {
         Case(c: 96, h: 7, w: 7, m: 24, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
         Case(images: 2, c: 33, h: 1, w: 1, m: 70, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
         Case(c: 5, h: 3, w: 29, m: 17, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        // The AVX2 path's contiguous-pixel 1x1 (s30, mpq_sconv_blocked_pointwise_avx2): a block
+        // ending in a half vector (pairs of 4 pixels), a lone half vector, K over two of the
+        // weights' 128-deep blocks, chunks of 1-5 pixels.
+        Case(images: 3, c: 16, h: 9, w: 13, m: 40, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(c: 40, h: 6, w: 6, m: 8, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(c: 130, h: 5, w: 7, m: 24, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
+        Case(images: 2, c: 32, h: 1, w: 5, m: 96, kh: 1, kw: 1, pads: (0, 0, 0, 0)),
         // Rows of more than 32 tiles: the AVX2 driver's runs of tiles (BK_RUN) in several
         // batches, border tiles in each (6-pixel tiles; 16-pixel ones where a block ends in a
         // half vector).
