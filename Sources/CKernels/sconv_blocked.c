@@ -227,6 +227,41 @@ static int bk_run_avx2(const bk_job *j, const float *src, const float *w, int nv
     return 0;
 }
 
+// Runs (mpq_sconv_blocked_runs_avx2) of chunk [p0, p1) with `tiles` tiles: a 1x1 stride-1
+// Conv's whole chunk (its pixels one after another in the image), or in row mode the row's
+// interior tiles (whose windows lie inside the image) as one run, its border tiles through
+// bk_run_avx2 (their patches) as before. 0, or -1 (nothing done, or nothing that the tiles would
+// not redo the same) where runs do not apply: flat mode on a padded copy (rows under 16 pixels:
+// a run per row would cut the tiles short, the tiles there cross rows), NCHW input, strides
+// across other than 1 and 2, a row whose windows cross the top or bottom, no memory for a
+// border tile's patch.
+static int bk_runs_avx2(const bk_job *j, const float *src, const float *w, int nv, int rows, const mpq_sgemm_tile_epilogue *epp,
+                        float *yc, int p0, int p1, int tiles) {
+    const mpq_conv2d_shape *s = j->s;
+    const int sw = s->stride_w, n = p1 - p0;
+    if (j->in_place) {
+        const mpq_blocked_run run = {src + (size_t)p0 * 16, yc, n};
+        mpq_sconv_blocked_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->poffsets, 1, j->plane16, rows, epp);
+        return 0;
+    }
+    if (j->flat || j->nchw || (sw != 1 && sw != 2)) return -1;
+    // Row mode: the chunk is output row oh; its interior columns are [a, b).
+    const int oh = p0 / j->ow, ih0 = oh * s->stride_h - s->pad_top;
+    if (ih0 < 0 || ih0 + (s->kernel_h - 1) * s->dilation_h >= s->height) return -1;
+    const int last = s->width - 1 - (s->kernel_w - 1) * s->dilation_w + s->pad_left;
+    const int a = (s->pad_left + sw - 1) / sw, b = last < 0 ? 0 : last / sw + 1 < j->ow ? last / sw + 1 : j->ow;
+    int t0 = 0, t1 = tiles;  // interior tiles [t0, t1)
+    while (t0 < tiles && bk_tile_first(0, n, tiles, t0) < a) t0++;
+    while (t1 > t0 && bk_tile_first(0, n, tiles, t1 - 1) + bk_tile_pixels(n, tiles, t1 - 1) > b) t1--;
+    if (t1 <= t0) return -1;
+    if (t0 > 0 && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, 0, t0) != 0) return -1;
+    if (t1 < tiles && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t1, tiles) != 0) return -1;
+    const int q0 = bk_tile_first(0, n, tiles, t0), q1 = bk_tile_first(0, n, tiles, t1 - 1) + bk_tile_pixels(n, tiles, t1 - 1);
+    const mpq_blocked_run run = {src + ((size_t)ih0 * s->width + (size_t)(q0 * sw - s->pad_left)) * 16, yc + (size_t)q0 * 16, q1 - q0};
+    mpq_sconv_blocked_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->offsets, sw, j->plane16, rows, epp);
+    return 0;
+}
+
 // Pixels [p0, p1) of image `img`'s output, weights blocks [b, b + span), then the SiLU and
 // the residual Add over them while they are in cache. Row mode (p0, p1: one output row):
 // tiles along the row, interior ones read the image in place, border ones their patch.
@@ -246,14 +281,12 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     const mpq_sgemm_tile_epilogue *epp = j->bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
     int t = 0;
-    // A 1x1 stride-1 unpadded Conv on AVX2: the chunk's consecutive pixels in one call per
-    // vector (MPQ_FP32_BK_POINTWISE=0, read once: the general tiles, for A/B).
-    static _Atomic long pointwise_state = -1;
-    if (j->path == MPQ_PATH_AVX2 && j->in_place && mpq_env_long_once("MPQ_FP32_BK_POINTWISE", 1, &pointwise_state)) {
-        mpq_sconv_blocked_pointwise_avx2(j->k, w, nv, j->sliced, src + (size_t)p0 * 16, (size_t)j->s->height * j->s->width * 16, n,
-                                         yc, j->plane16, rows, epp);
+    // AVX2: the chunk's pixels that read the image in place one after another as runs
+    // (bk_runs_avx2); what is left, a row's border pixels, through the tiles below.
+    static _Atomic long row_runs_state = -1;
+    if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_ROW_RUNS", 1, &row_runs_state) &&
+        bk_runs_avx2(j, src, w, nv, rows, epp, yc, p0, p1, tiles) == 0)
         t = tiles;
-    }
     // MPQ_FP32_BK_RUNS=0 (read once): tile by tile on AVX2 too, as before s28, for an A/B.
     static _Atomic long runs_state = -1;
     if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_RUNS", 1, &runs_state))

@@ -231,19 +231,21 @@ void mpq_sconv_blocked_tiles_avx2(int kc, const float *w, int nv, int sliced, co
     for (int v = 0; v < nv;) v += vector_over_tiles(kc, w, nv, v, sliced, at, count, y, vstride, rows, ep);
 }
 
-// --- 1x1 stride-1 unpadded Convs over a chunk of consecutive pixels (s30) ---
+// --- Runs of pixels in a row (s30) ---
 //
-// The blocked driver gave these (MobileNetV2's expand and project layers) the general tiles: a
-// descriptor per tile with a pointer per pixel and an offset per k, a call per register tile. At
-// K = 16-32 that frame cost as much as the FMAs: one core on the 16 -> 96 layer at 112x112 ran
-// 28% of its samples in the driver (bk_tile_at, bk_chunk_at, the tiles' set-up) and reached 49
-// GFLOP/s. Here a pixel p of the chunk is x + 16 p and channel k of it is at (k / 16) plane +
-// k % 16, so a register tile needs one pointer, and each vector runs over the whole chunk in one
-// call. Every lane is the same chain (k in order from +0, then the bias and the clamp as
-// finish_half): the general tiles' bits.
+// The general tiles above take a descriptor per tile (a pointer per pixel) and run one call
+// per register tile. Pixels in a run, consecutive output pixels of one row that read the image
+// in place (a 1x1 stride-1 Conv's whole chunk; a windowed Conv's interior pixels in row mode,
+// or a row of its padded copy in flat mode), sit a fixed 16 S floats apart in the input (S the
+// stride across), so a register tile needs one pointer, and each vector runs over all the runs
+// in one call. At K = 16-32 (MobileNetV2's 16 -> 96 layer at 112x112, one core) the frame had
+// taken 28% of the samples (bk_tile_at, bk_chunk_at, the pointers' set-up) and the layer ran at
+// 49 GFLOP/s. Every lane is the same chain (k in order from +0 at x + offsets[k], then the bias
+// and the clamp as finish_half): the general tiles' bits.
 
-// acc as sums() gives them, for P pixels 16 floats apart from x, channel k at (k / 16) plane + k % 16.
-static BA_TARGET AI void pw_sums(const ba_weights *b, const float *x, size_t plane, __m256 *acc, const int H, const int P) {
+// acc as sums() gives them, for P pixels 16 S floats apart from x.
+static BA_TARGET AI void run_sums(const ba_weights *b, const float *x, const int32_t *offsets, __m256 *acc, const int H,
+                                  const int P, const int S) {
     _Pragma("unroll") for (int p = 0; p < P; p++) {
         acc[p] = _mm256_setzero_ps();
         if (H > 1) acc[BA_MAX_P + p] = _mm256_setzero_ps();
@@ -252,12 +254,12 @@ static BA_TARGET AI void pw_sums(const ba_weights *b, const float *x, size_t pla
         const int k1 = b->kc - k0 < MPQ_SCONV_CV_KC ? b->kc : k0 + MPQ_SCONV_CV_KC;
         size_t stride;
         const float *wk = mpq_sconv_cv_vector_block(b->w, b->kc, b->nv, b->v, k0, b->sliced, &stride);
-        for (int k = k0; k < k1; k++, wk += stride) {
-            const float *xk = x + (size_t)(k >> 4) * plane + (k & 15);
+        for (const int32_t *ok = offsets + k0, *oe = offsets + k1; ok < oe; ok++, wk += stride) {
+            const float *xk = x + *ok;
             const __m256 w0 = _mm256_loadu_ps(wk);
             const __m256 w1 = H > 1 ? _mm256_loadu_ps(wk + 8) : w0;
             _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(xk + 16 * p);
+                const __m256 xb = _mm256_broadcast_ss(xk + 16 * S * p);
                 acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
                 if (H > 1) acc[BA_MAX_P + p] = _mm256_fmadd_ps(w1, xb, acc[BA_MAX_P + p]);
             }
@@ -265,20 +267,20 @@ static BA_TARGET AI void pw_sums(const ba_weights *b, const float *x, size_t pla
     }
 }
 
-// pair_sums for P <= 4 pixels 16 floats apart from x.
-static BA_TARGET AI void pw_pair_sums(const ba_weights *b0, const ba_weights *b1, const float *x, size_t plane, __m256 *acc,
-                                      const int P) {
+// pair_sums for P <= 4 pixels 16 S floats apart from x.
+static BA_TARGET AI void run_pair_sums(const ba_weights *b0, const ba_weights *b1, const float *x, const int32_t *offsets,
+                                       __m256 *acc, const int P, const int S) {
     _Pragma("unroll") for (int i = 0; i < 12; i++) acc[i] = _mm256_setzero_ps();
     for (int k0 = 0; k0 < b0->kc; k0 += MPQ_SCONV_CV_KC) {
         const int k1 = b0->kc - k0 < MPQ_SCONV_CV_KC ? b0->kc : k0 + MPQ_SCONV_CV_KC;
         size_t s0, s1;
         const float *w0k = mpq_sconv_cv_vector_block(b0->w, b0->kc, b0->nv, b0->v, k0, b0->sliced, &s0);
         const float *w1k = mpq_sconv_cv_vector_block(b1->w, b1->kc, b1->nv, b1->v, k0, b1->sliced, &s1);
-        for (int k = k0; k < k1; k++, w0k += s0, w1k += s1) {
-            const float *xk = x + (size_t)(k >> 4) * plane + (k & 15);
+        for (const int32_t *ok = offsets + k0, *oe = offsets + k1; ok < oe; ok++, w0k += s0, w1k += s1) {
+            const float *xk = x + *ok;
             const __m256 w0 = _mm256_loadu_ps(w0k), w1 = _mm256_loadu_ps(w0k + 8);
             _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(xk + 16 * p);
+                const __m256 xb = _mm256_broadcast_ss(xk + 16 * S * p);
                 acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
                 acc[4 + p] = _mm256_fmadd_ps(w1, xb, acc[4 + p]);
                 acc[8 + p] = fmadd_mem(w1k, xb, acc[8 + p]);
@@ -287,35 +289,30 @@ static BA_TARGET AI void pw_pair_sums(const ba_weights *b0, const ba_weights *b1
     }
 }
 
-// One vector (or a full vector and the half vector after it) over `n` consecutive pixels in
-// even register tiles of up to 6 (pairs 4, a lone half vector 8), as vector_over_tiles splits a
-// tile; returns the vectors done.
-#define BA_PW_VECTOR(KIND, P)                                                                                                 \
-    static BA_TARGET void pw_##KIND##_##P(const ba_weights *b, const ba_weights *b1, const float *x, size_t plane, float *y,  \
-                                          size_t vstride, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep) {   \
-        pw_##KIND(b, b1, x, plane, y, vstride, live, bias, ep, P);                                                            \
-    }
-static BA_TARGET AI void pw_full(const ba_weights *b, const ba_weights *b1, const float *x, size_t plane, float *y, size_t vstride,
-                                 int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+static BA_TARGET AI void run_full(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *offsets, float *y,
+                                  size_t vstride, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
+                                  const int S) {
     (void)b1, (void)vstride;
     __m256 acc[2 * BA_MAX_P];
-    pw_sums(b, x, plane, acc, 2, P);
+    run_sums(b, x, offsets, acc, 2, P, S);
     finish_half(acc, y, 8, bias, ep, P);
     finish_half(acc + BA_MAX_P, y + 8, live - 8, bias ? bias + 8 : NULL, ep, P);
 }
-static BA_TARGET AI void pw_half(const ba_weights *b, const ba_weights *b1, const float *x, size_t plane, float *y, size_t vstride,
-                                 int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+static BA_TARGET AI void run_half(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *offsets, float *y,
+                                  size_t vstride, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
+                                  const int S) {
     (void)b1, (void)vstride;
     __m256 acc[BA_HALF_MAX_P];
-    pw_sums(b, x, plane, acc, 1, P);
+    run_sums(b, x, offsets, acc, 1, P, S);
     finish_half(acc, y, live, bias, ep, P);
     const __m256 zero = _mm256_setzero_ps();
     _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y + 16 * p + 8, zero);
 }
-static BA_TARGET AI void pw_pair(const ba_weights *b, const ba_weights *b1, const float *x, size_t plane, float *y, size_t vstride,
-                                 int live1, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+static BA_TARGET AI void run_pair(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *offsets, float *y,
+                                  size_t vstride, int live1, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
+                                  const int S) {
     __m256 acc[12];
-    pw_pair_sums(b, b1, x, plane, acc, P);
+    run_pair_sums(b, b1, x, offsets, acc, P, S);
     finish_half(acc, y, 8, bias, ep, P);
     finish_half(acc + 4, y + 8, 8, bias ? bias + 8 : NULL, ep, P);
     float *y1 = y + vstride;
@@ -323,46 +320,47 @@ static BA_TARGET AI void pw_pair(const ba_weights *b, const ba_weights *b1, cons
     const __m256 zero = _mm256_setzero_ps();
     _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y1 + 16 * p + 8, zero);
 }
-BA_PW_VECTOR(full, 1)
-BA_PW_VECTOR(full, 2)
-BA_PW_VECTOR(full, 3)
-BA_PW_VECTOR(full, 4)
-BA_PW_VECTOR(full, 5)
-BA_PW_VECTOR(full, 6)
-BA_PW_VECTOR(half, 1)
-BA_PW_VECTOR(half, 2)
-BA_PW_VECTOR(half, 3)
-BA_PW_VECTOR(half, 4)
-BA_PW_VECTOR(half, 5)
-BA_PW_VECTOR(half, 6)
-BA_PW_VECTOR(half, 7)
-BA_PW_VECTOR(half, 8)
-BA_PW_VECTOR(pair, 1)
-BA_PW_VECTOR(pair, 2)
-BA_PW_VECTOR(pair, 3)
-BA_PW_VECTOR(pair, 4)
-typedef void (*pw_fn)(const ba_weights *, const ba_weights *, const float *, size_t, float *, size_t, int, const float *,
-                      const mpq_sgemm_tile_epilogue *);
-static const pw_fn pw_fulls[BA_MAX_P] = {pw_full_1, pw_full_2, pw_full_3, pw_full_4, pw_full_5, pw_full_6};
-static const pw_fn pw_halves[BA_HALF_MAX_P] = {pw_half_1, pw_half_2, pw_half_3, pw_half_4,
-                                               pw_half_5, pw_half_6, pw_half_7, pw_half_8};
-static const pw_fn pw_pairs[BA_PAIR_MAX_P] = {pw_pair_1, pw_pair_2, pw_pair_3, pw_pair_4};
 
-void mpq_sconv_blocked_pointwise_avx2(int kc, const float *w, int nv, int sliced, const float *x, size_t plane, int n, float *y,
-                                      size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
+typedef void (*run_fn)(const ba_weights *, const ba_weights *, const float *, const int32_t *, float *, size_t, int, const float *,
+                       const mpq_sgemm_tile_epilogue *);
+#define BA_RUN_FN(KIND, P, S)                                                                                                    \
+    static BA_TARGET void run_##KIND##_##P##_##S(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *o,   \
+                                                 float *y, size_t vstride, int live, const float *bias,                         \
+                                                 const mpq_sgemm_tile_epilogue *ep) {                                           \
+        run_##KIND(b, b1, x, o, y, vstride, live, bias, ep, P, S);                                                               \
+    }
+#define BA_RUN_FNS(S)                                                                                                            \
+    BA_RUN_FN(full, 1, S) BA_RUN_FN(full, 2, S) BA_RUN_FN(full, 3, S) BA_RUN_FN(full, 4, S) BA_RUN_FN(full, 5, S)               \
+    BA_RUN_FN(full, 6, S) BA_RUN_FN(half, 1, S) BA_RUN_FN(half, 2, S) BA_RUN_FN(half, 3, S) BA_RUN_FN(half, 4, S)               \
+    BA_RUN_FN(half, 5, S) BA_RUN_FN(half, 6, S) BA_RUN_FN(half, 7, S) BA_RUN_FN(half, 8, S) BA_RUN_FN(pair, 1, S)               \
+    BA_RUN_FN(pair, 2, S) BA_RUN_FN(pair, 3, S) BA_RUN_FN(pair, 4, S)                                                           \
+    static const run_fn run_fulls_##S[BA_MAX_P] = {run_full_1_##S, run_full_2_##S, run_full_3_##S,                             \
+                                                   run_full_4_##S, run_full_5_##S, run_full_6_##S};                            \
+    static const run_fn run_halves_##S[BA_HALF_MAX_P] = {run_half_1_##S, run_half_2_##S, run_half_3_##S, run_half_4_##S,       \
+                                                         run_half_5_##S, run_half_6_##S, run_half_7_##S, run_half_8_##S};      \
+    static const run_fn run_pairs_##S[BA_PAIR_MAX_P] = {run_pair_1_##S, run_pair_2_##S, run_pair_3_##S, run_pair_4_##S};
+BA_RUN_FNS(1)
+BA_RUN_FNS(2)
+
+void mpq_sconv_blocked_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_run *runs, int count,
+                                 const int32_t *offsets, int stride, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
     for (int v = 0; v < nv;) {
         const ba_weights b = {w, kc, nv, v, sliced}, b1 = {w, kc, nv, v + 1, sliced};
         const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;
         const int pair = v + 2 == nv && mpq_sconv_blocked_ends_in_half(rows);
         const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
-        const int most = pair ? BA_PAIR_MAX_P : half ? BA_HALF_MAX_P : BA_MAX_P, groups = (n + most - 1) / most;
-        const pw_fn *fns = pair ? pw_pairs : half ? pw_halves : pw_fulls;
-        float *yv = y + (size_t)v * vstride;
-        for (int g = 0, p0 = 0; g < groups; g++) {
-            const int p1 = (int)((long)n * (g + 1) / groups);
-            fns[p1 - p0 - 1](&b, &b1, x + 16 * (size_t)p0, plane, yv + 16 * (size_t)p0, vstride, pair ? rows - 16 * (v + 1) : live,
-                             bias, ep);
-            p0 = p1;
+        const int most = pair ? BA_PAIR_MAX_P : half ? BA_HALF_MAX_P : BA_MAX_P;
+        const run_fn *fns = stride == 1 ? (pair ? run_pairs_1 : half ? run_halves_1 : run_fulls_1)
+                                        : (pair ? run_pairs_2 : half ? run_halves_2 : run_fulls_2);
+        for (int r = 0; r < count; r++) {
+            const int n = runs[r].n, groups = (n + most - 1) / most;
+            float *yv = runs[r].y + (size_t)v * vstride;
+            for (int g = 0, p0 = 0; g < groups; g++) {
+                const int p1 = (int)((long)n * (g + 1) / groups);
+                fns[p1 - p0 - 1](&b, &b1, runs[r].x + 16 * (size_t)stride * (size_t)p0, offsets, yv + 16 * (size_t)p0, vstride,
+                                 pair ? rows - 16 * (v + 1) : live, bias, ep);
+                p0 = p1;
+            }
         }
         v += pair ? 2 : 1;
     }
