@@ -235,15 +235,15 @@ void mpq_sconv_blocked_tiles_avx2(int kc, const float *w, int nv, int sliced, co
 //
 // The general tiles above take a descriptor per tile (a pointer per pixel) and run one call
 // per register tile. Pixels in a run, consecutive output pixels of one row that read the image
-// in place (a 1x1 stride-1 Conv's whole chunk; a windowed Conv's interior pixels in row mode,
-// or a row of its padded copy in flat mode), sit a fixed 16 S floats apart in the input (S the
-// stride across), so a register tile needs one pointer, and each vector runs over all the runs
+// in place (a 1x1 stride-1 Conv's whole chunk; a windowed Conv's interior pixels in row mode;
+// a row of an NCHW input's padded planes), sit a fixed `step` floats apart in the input (16 or 32
+// blocked, 1 or 2 in NCHW planes, by the stride across), so a register tile needs one pointer, and each vector runs over all the runs
 // in one call. At K = 16-32 (MobileNetV2's 16 -> 96 layer at 112x112, one core) the frame had
 // taken 28% of the samples (bk_tile_at, bk_chunk_at, the pointers' set-up) and the layer ran at
 // 49 GFLOP/s. Every lane is the same chain (k in order from +0 at x + offsets[k], then the bias
 // and the clamp as finish_half): the general tiles' bits.
 
-// acc as sums() gives them, for P pixels 16 S floats apart from x.
+// acc as sums() gives them, for P pixels S floats apart from x.
 static BA_TARGET AI void run_sums(const ba_weights *b, const float *x, const int32_t *offsets, __m256 *acc, const int H,
                                   const int P, const int S) {
     _Pragma("unroll") for (int p = 0; p < P; p++) {
@@ -259,7 +259,7 @@ static BA_TARGET AI void run_sums(const ba_weights *b, const float *x, const int
             const __m256 w0 = _mm256_loadu_ps(wk);
             const __m256 w1 = H > 1 ? _mm256_loadu_ps(wk + 8) : w0;
             _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(xk + 16 * S * p);
+                const __m256 xb = _mm256_broadcast_ss(xk + S * p);
                 acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
                 if (H > 1) acc[BA_MAX_P + p] = _mm256_fmadd_ps(w1, xb, acc[BA_MAX_P + p]);
             }
@@ -267,7 +267,7 @@ static BA_TARGET AI void run_sums(const ba_weights *b, const float *x, const int
     }
 }
 
-// pair_sums for P <= 4 pixels 16 S floats apart from x.
+// pair_sums for P <= 4 pixels S floats apart from x.
 static BA_TARGET AI void run_pair_sums(const ba_weights *b0, const ba_weights *b1, const float *x, const int32_t *offsets,
                                        __m256 *acc, const int P, const int S) {
     _Pragma("unroll") for (int i = 0; i < 12; i++) acc[i] = _mm256_setzero_ps();
@@ -280,7 +280,7 @@ static BA_TARGET AI void run_pair_sums(const ba_weights *b0, const ba_weights *b
             const float *xk = x + *ok;
             const __m256 w0 = _mm256_loadu_ps(w0k), w1 = _mm256_loadu_ps(w0k + 8);
             _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(xk + 16 * S * p);
+                const __m256 xb = _mm256_broadcast_ss(xk + S * p);
                 acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
                 acc[4 + p] = _mm256_fmadd_ps(w1, xb, acc[4 + p]);
                 acc[8 + p] = fmadd_mem(w1k, xb, acc[8 + p]);
@@ -339,25 +339,29 @@ typedef void (*run_fn)(const ba_weights *, const ba_weights *, const float *, co
     static const run_fn run_halves_##S[BA_HALF_MAX_P] = {run_half_1_##S, run_half_2_##S, run_half_3_##S, run_half_4_##S,       \
                                                          run_half_5_##S, run_half_6_##S, run_half_7_##S, run_half_8_##S};      \
     static const run_fn run_pairs_##S[BA_PAIR_MAX_P] = {run_pair_1_##S, run_pair_2_##S, run_pair_3_##S, run_pair_4_##S};
-BA_RUN_FNS(1)
-BA_RUN_FNS(2)
+BA_RUN_FNS(16)  // blocked input, stride 1
+BA_RUN_FNS(32)  // blocked input, stride 2
+BA_RUN_FNS(1)   // NCHW planes, stride 1
+BA_RUN_FNS(2)   // NCHW planes, stride 2
 
 void mpq_sconv_blocked_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_run *runs, int count,
-                                 const int32_t *offsets, int stride, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
+                                 const int32_t *offsets, int step, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
     for (int v = 0; v < nv;) {
         const ba_weights b = {w, kc, nv, v, sliced}, b1 = {w, kc, nv, v + 1, sliced};
         const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;
         const int pair = v + 2 == nv && mpq_sconv_blocked_ends_in_half(rows);
         const float *bias = ep && ep->bias ? ep->bias + 16 * v : NULL;
         const int most = pair ? BA_PAIR_MAX_P : half ? BA_HALF_MAX_P : BA_MAX_P;
-        const run_fn *fns = stride == 1 ? (pair ? run_pairs_1 : half ? run_halves_1 : run_fulls_1)
-                                        : (pair ? run_pairs_2 : half ? run_halves_2 : run_fulls_2);
+        const run_fn *fulls = step == 16 ? run_fulls_16 : step == 32 ? run_fulls_32 : step == 1 ? run_fulls_1 : run_fulls_2;
+        const run_fn *halves = step == 16 ? run_halves_16 : step == 32 ? run_halves_32 : step == 1 ? run_halves_1 : run_halves_2;
+        const run_fn *pairs = step == 16 ? run_pairs_16 : step == 32 ? run_pairs_32 : step == 1 ? run_pairs_1 : run_pairs_2;
+        const run_fn *fns = pair ? pairs : half ? halves : fulls;
         for (int r = 0; r < count; r++) {
             const int n = runs[r].n, groups = (n + most - 1) / most;
             float *yv = runs[r].y + (size_t)v * vstride;
             for (int g = 0, p0 = 0; g < groups; g++) {
                 const int p1 = (int)((long)n * (g + 1) / groups);
-                fns[p1 - p0 - 1](&b, &b1, runs[r].x + 16 * (size_t)stride * (size_t)p0, offsets, yv + 16 * (size_t)p0, vstride,
+                fns[p1 - p0 - 1](&b, &b1, runs[r].x + (size_t)step * (size_t)p0, offsets, yv + 16 * (size_t)p0, vstride,
                                  pair ? rows - 16 * (v + 1) : live, bias, ep);
                 p0 = p1;
             }

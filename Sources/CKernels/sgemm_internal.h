@@ -235,8 +235,9 @@ typedef struct {
 /// next vector's): the same bits as mpq_sconv_blocked_tile_avx2 tile by tile.
 void mpq_sconv_blocked_tiles_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_tile_at *at, int count,
                                   float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep);
-/// A run of `n` output pixels of one row: pixel p's window at x + 16 stride p (stride 1 or 2),
-/// its k-th input at offsets[k] from there, its outputs at y + 16 p (vector v's at + v vstride).
+/// A run of `n` output pixels of one row: pixel p's window at x + step p (`step` 16 or 32 in a
+/// blocked image, 1 or 2 in NCHW planes), its k-th input at offsets[k] from there, its outputs at
+/// y + 16 p (vector v's at + v vstride).
 typedef struct {
     const float *x;
     float *y;
@@ -244,7 +245,7 @@ typedef struct {
 } mpq_blocked_run;
 /// `count` runs, vector by vector: the same bits as the tiles above on those pixels.
 void mpq_sconv_blocked_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_run *runs, int count,
-                                 const int32_t *offsets, int stride, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep);
+                                 const int32_t *offsets, int step, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_blocked_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                  const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                  const mpq_sgemm_tile_epilogue *ep);
