@@ -227,47 +227,44 @@ static int bk_run_avx2(const bk_job *j, const float *src, const float *w, int nv
     return 0;
 }
 
-// Runs (mpq_sconv_blocked_runs_avx2) of chunk [p0, p1) with `tiles` tiles: a 1x1 stride-1
-// Conv's whole chunk (its pixels one after another in the image); an NCHW input's padded planes
-// a run per output row (rows of 16 pixels or more: a stem; the detector's 3 -> 16 at 64x64 and
-// MobileNetV2's 3 -> 32 /2 at 224x224 from NCHW, one core, 0.75x and 0.81x the tiles' time);
-// or in row mode the row's interior tiles (whose windows lie inside the image) as one run, its
-// border tiles through bk_run_avx2 (their patches) as before. 0, or -1 (nothing done, or
-// nothing that the tiles would not redo the same) where runs do not apply: flat mode on a
-// blocked padded copy (rows under 16 pixels: a run per row would cut the tiles short, the tiles
-// there cross rows), strides across other than 1 and 2, a row whose windows cross the top or
-// bottom, no memory for a border tile's patch.
-#define BK_NCHW_RUNS 16
-static int bk_runs_avx2(const bk_job *j, const float *src, const float *w, int nv, int rows, const mpq_sgemm_tile_epilogue *epp,
-                        float *yc, int p0, int p1, int tiles) {
+// Pixel runs (mpq_sconv_blocked_pixel_runs_avx2, s30): output pixels of one row whose inputs
+// sit a fixed step apart, run with one pointer per register tile, each vector over all of them
+// in one call. Three kinds, below; each returns 0, or -1 (nothing done, or nothing the tiles
+// would not redo the same) where it does not apply.
+
+// An NCHW input's padded planes (a stem's few channels, flat mode): a run per output row of
+// the chunk, where rows are 16 pixels or more (shorter ones would cut the register tiles
+// short; the tiles there cross rows). One core: the detector's 3 -> 16 at 64x64 and
+// MobileNetV2's 3 -> 32 /2 at 224x224 took 0.75x and 0.81x the tiles' time.
+#define BK_NCHW_ROW_RUNS 16
+static int bk_nchw_row_runs(const bk_job *j, const float *src, const float *w, int nv, int rows,
+                            const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1) {
     const mpq_conv2d_shape *s = j->s;
-    const int sw = s->stride_w, n = p1 - p0;
-    if (j->in_place) {
-        const mpq_blocked_run run = {src + (size_t)p0 * 16, yc, n};
-        mpq_sconv_blocked_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->poffsets, 16, j->plane16, rows, epp);
-        return 0;
-    }
-    if (sw != 1 && sw != 2) return -1;
-    if (j->nchw && j->ow >= BK_FLAT_WIDTH) {
-        // NCHW input (a stem's few channels): its padded planes, a run per output row of the
-        // chunk (rows of 16 pixels or more: the runs keep their register tiles full).
-        mpq_blocked_run runs[BK_NCHW_RUNS];
-        int count = 0;
-        for (int q = p0; q < p1;) {
-            const int oh = q / j->ow, ow = q % j->ow, len = j->ow - ow < p1 - q ? j->ow - ow : p1 - q;
-            runs[count++] = (mpq_blocked_run){src + (size_t)oh * s->stride_h * j->wp + (size_t)ow * sw, yc + (size_t)(q - p0) * 16, len};
-            q += len;
-            if (count == BK_NCHW_RUNS || q == p1) {
-                mpq_sconv_blocked_runs_avx2(j->k, w, nv, j->sliced, runs, count, j->poffsets, sw, j->plane16, rows, epp);
-                count = 0;
-            }
+    if (j->ow < BK_FLAT_WIDTH) return -1;
+    mpq_blocked_pixel_run runs[BK_NCHW_ROW_RUNS];
+    int count = 0;
+    for (int q = p0; q < p1;) {
+        const int oh = q / j->ow, ow = q % j->ow, len = j->ow - ow < p1 - q ? j->ow - ow : p1 - q;
+        const size_t at = (size_t)oh * s->stride_h * j->wp + (size_t)ow * s->stride_w;
+        runs[count++] = (mpq_blocked_pixel_run){src + at, yc + (size_t)(q - p0) * 16, len};
+        q += len;
+        if (count == BK_NCHW_ROW_RUNS || q == p1) {
+            mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, runs, count, j->poffsets, s->stride_w, j->plane16, rows, epp);
+            count = 0;
         }
-        return 0;
     }
-    if (j->flat || j->nchw) return -1;
-    // Row mode: the chunk is output row oh; its interior columns are [a, b).
-    const int oh = p0 / j->ow, ih0 = oh * s->stride_h - s->pad_top;
+    return 0;
+}
+
+// Row mode (the chunk is one output row): its interior tiles, whose windows lie inside the
+// image, as one run; its border tiles through bk_run_avx2 (their patches) as before. Not for
+// a row whose windows cross the top or bottom, or without memory for a border tile's patch.
+static int bk_row_interior_run(const bk_job *j, const float *src, const float *w, int nv, int rows,
+                               const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1, int tiles) {
+    const mpq_conv2d_shape *s = j->s;
+    const int sw = s->stride_w, n = p1 - p0, oh = p0 / j->ow, ih0 = oh * s->stride_h - s->pad_top;
     if (ih0 < 0 || ih0 + (s->kernel_h - 1) * s->dilation_h >= s->height) return -1;
+    // Interior output columns [a, b).
     const int last = s->width - 1 - (s->kernel_w - 1) * s->dilation_w + s->pad_left;
     const int a = (s->pad_left + sw - 1) / sw, b = last < 0 ? 0 : last / sw + 1 < j->ow ? last / sw + 1 : j->ow;
     int t0 = 0, t1 = tiles;  // interior tiles [t0, t1)
@@ -277,9 +274,27 @@ static int bk_runs_avx2(const bk_job *j, const float *src, const float *w, int n
     if (t0 > 0 && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, 0, t0) != 0) return -1;
     if (t1 < tiles && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t1, tiles) != 0) return -1;
     const int q0 = bk_tile_first(0, n, tiles, t0), q1 = bk_tile_first(0, n, tiles, t1 - 1) + bk_tile_pixels(n, tiles, t1 - 1);
-    const mpq_blocked_run run = {src + ((size_t)ih0 * s->width + (size_t)(q0 * sw - s->pad_left)) * 16, yc + (size_t)q0 * 16, q1 - q0};
-    mpq_sconv_blocked_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->offsets, 16 * sw, j->plane16, rows, epp);
+    const mpq_blocked_pixel_run run = {src + ((size_t)ih0 * s->width + (size_t)(q0 * sw - s->pad_left)) * 16, yc + (size_t)q0 * 16,
+                                       q1 - q0};
+    mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->offsets, 16 * sw, j->plane16, rows, epp);
     return 0;
+}
+
+// Chunk [p0, p1) (`tiles` tiles) as pixel runs where a kind applies: a 1x1 stride-1 Conv's
+// whole chunk (its pixels one after another in the image), an NCHW input's rows, a row-mode
+// row's interior. Flat mode on a blocked padded copy keeps the tiles (its rows are under 16
+// pixels; the tiles cross them).
+static int bk_pixel_runs_avx2(const bk_job *j, const float *src, const float *w, int nv, int rows,
+                              const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1, int tiles) {
+    if (j->in_place) {
+        const mpq_blocked_pixel_run run = {src + (size_t)p0 * 16, yc, p1 - p0};
+        mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->poffsets, 16, j->plane16, rows, epp);
+        return 0;
+    }
+    if (j->s->stride_w != 1 && j->s->stride_w != 2) return -1;
+    if (j->nchw) return bk_nchw_row_runs(j, src, w, nv, rows, epp, yc, p0, p1);
+    if (j->flat) return -1;
+    return bk_row_interior_run(j, src, w, nv, rows, epp, yc, p0, p1, tiles);
 }
 
 // Pixels [p0, p1) of image `img`'s output, weights blocks [b, b + span), then the SiLU and
@@ -301,11 +316,11 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     const mpq_sgemm_tile_epilogue *epp = j->bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
     int t = 0;
-    // AVX2: the chunk's pixels that read the image in place one after another as runs
-    // (bk_runs_avx2); what is left, a row's border pixels, through the tiles below.
+    // AVX2: the chunk's pixels that read the input at a fixed step as pixel runs
+    // (bk_pixel_runs_avx2); where they do not apply, the tiles below.
     static _Atomic long row_runs_state = -1;
-    if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_ROW_RUNS", 1, &row_runs_state) &&
-        bk_runs_avx2(j, src, w, nv, rows, epp, yc, p0, p1, tiles) == 0)
+    if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_PIXEL_RUNS", 1, &row_runs_state) &&
+        bk_pixel_runs_avx2(j, src, w, nv, rows, epp, yc, p0, p1, tiles) == 0)
         t = tiles;
     // MPQ_FP32_BK_RUNS=0 (read once): tile by tile on AVX2 too, as before s28, for an A/B.
     static _Atomic long runs_state = -1;

@@ -344,7 +344,7 @@ BA_RUN_FNS(32)  // blocked input, stride 2
 BA_RUN_FNS(1)   // NCHW planes, stride 1
 BA_RUN_FNS(2)   // NCHW planes, stride 2
 
-void mpq_sconv_blocked_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_run *runs, int count,
+void mpq_sconv_blocked_pixel_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_pixel_run *runs, int count,
                                  const int32_t *offsets, int step, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
     for (int v = 0; v < nv;) {
         const ba_weights b = {w, kc, nv, v, sliced}, b1 = {w, kc, nv, v + 1, sliced};
