@@ -256,27 +256,25 @@ static int bk_nchw_row_runs(const bk_job *j, const float *src, const float *w, i
     return 0;
 }
 
-// Row mode (the chunk is one output row): its interior tiles, whose windows lie inside the
-// image, as one run; its border tiles through bk_run_avx2 (their patches) as before. Not for
-// a row whose windows cross the top or bottom, or without memory for a border tile's patch.
+// Row mode (the chunk is one output row): its interior tiles (bk_border_tile: windows inside
+// the image; they are consecutive) as one run, its border tiles through bk_run_avx2 (their
+// patches) as before. Not for a row whose tiles all cross the image's edge, or without memory
+// for a border tile's patch.
 static int bk_row_interior_run(const bk_job *j, const float *src, const float *w, int nv, int rows,
                                const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1, int tiles) {
-    const mpq_conv2d_shape *s = j->s;
-    const int sw = s->stride_w, n = p1 - p0, oh = p0 / j->ow, ih0 = oh * s->stride_h - s->pad_top;
-    if (ih0 < 0 || ih0 + (s->kernel_h - 1) * s->dilation_h >= s->height) return -1;
-    // Interior output columns [a, b).
-    const int last = s->width - 1 - (s->kernel_w - 1) * s->dilation_w + s->pad_left;
-    const int a = (s->pad_left + sw - 1) / sw, b = last < 0 ? 0 : last / sw + 1 < j->ow ? last / sw + 1 : j->ow;
+    const int n = p1 - p0;
     int t0 = 0, t1 = tiles;  // interior tiles [t0, t1)
-    while (t0 < tiles && bk_tile_first(0, n, tiles, t0) < a) t0++;
-    while (t1 > t0 && bk_tile_first(0, n, tiles, t1 - 1) + bk_tile_pixels(n, tiles, t1 - 1) > b) t1--;
+    while (t0 < tiles && bk_border_tile(j, bk_tile_first(p0, n, tiles, t0), bk_tile_pixels(n, tiles, t0))) t0++;
+    while (t1 > t0 && bk_border_tile(j, bk_tile_first(p0, n, tiles, t1 - 1), bk_tile_pixels(n, tiles, t1 - 1))) t1--;
     if (t1 <= t0) return -1;
     if (t0 > 0 && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, 0, t0) != 0) return -1;
     if (t1 < tiles && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t1, tiles) != 0) return -1;
-    const int q0 = bk_tile_first(0, n, tiles, t0), q1 = bk_tile_first(0, n, tiles, t1 - 1) + bk_tile_pixels(n, tiles, t1 - 1);
-    const mpq_blocked_pixel_run run = {src + ((size_t)ih0 * s->width + (size_t)(q0 * sw - s->pad_left)) * 16, yc + (size_t)q0 * 16,
-                                       q1 - q0};
-    mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->offsets, 16 * sw, j->plane16, rows, epp);
+    // The run's first pixel reads the image in place as bk_tile_at's interior tiles do.
+    mpq_blocked_tile_at first;
+    const int q0 = bk_tile_first(p0, n, tiles, t0), q1 = bk_tile_first(p0, n, tiles, t1);
+    bk_tile_at(j, src, NULL, p0, q0, 1, &first);
+    const mpq_blocked_pixel_run run = {first.x + first.pix[0], yc + first.y, q1 - q0};
+    mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->offsets, 16 * j->s->stride_w, j->plane16, rows, epp);
     return 0;
 }
 

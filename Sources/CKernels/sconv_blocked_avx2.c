@@ -40,10 +40,15 @@ typedef struct {
     int kc, nv, v, sliced;
 } ba_weights;
 
+// Where a register tile's pixels are: S = 0, pixel p's window at px[p] (the general tiles); S > 0,
+// at x + S p (pixel runs, below: S = 16 or 32 floats in a blocked image, 1 or 2 in NCHW planes).
+// S is a constant in every instantiation, so each form compiles to its own loop.
+#define BA_PIXEL(px, x, S, p) ((S) ? (x) + (S) * (p) : (px)[p])
+
 // acc[p] (lanes 0-7) and acc[BA_MAX_P + p] (lanes 8-15, H = 2) = the chain over all k of
 // w(k, lane) * x(p, k), H halves x P pixels (P <= BA_MAX_P for H = 2, BA_HALF_MAX_P for H = 1).
-static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const int32_t *offsets, __m256 *acc,
-                              const int H, const int P) {
+static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const float *x, const int32_t *offsets, __m256 *acc,
+                              const int H, const int P, const int S) {
     _Pragma("unroll") for (int p = 0; p < P; p++) {
         acc[p] = _mm256_setzero_ps();
         if (H > 1) acc[BA_MAX_P + p] = _mm256_setzero_ps();
@@ -57,7 +62,7 @@ static BA_TARGET AI void sums(const ba_weights *b, const float *const *px, const
             const __m256 w0 = _mm256_loadu_ps(wk);
             const __m256 w1 = H > 1 ? _mm256_loadu_ps(wk + 8) : w0;
             _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(px[p] + o);
+                const __m256 xb = _mm256_broadcast_ss(BA_PIXEL(px, x, S, p) + o);
                 acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
                 if (H > 1) acc[BA_MAX_P + p] = _mm256_fmadd_ps(w1, xb, acc[BA_MAX_P + p]);
             }
@@ -95,8 +100,8 @@ static BA_TARGET AI __m256 fmadd_mem(const float *w, __m256 x, __m256 acc) {
 
 // Full vector b0 and half vector b1 (its next) x P <= 4 pixels: acc[p] and acc[4 + p] b0's
 // halves, acc[8 + p] b1's first half; each lane's chain as sums() runs it.
-static BA_TARGET AI void pair_sums(const ba_weights *b0, const ba_weights *b1, const float *const *px,
-                                   const int32_t *offsets, __m256 *acc, const int P) {
+static BA_TARGET AI void pair_sums(const ba_weights *b0, const ba_weights *b1, const float *const *px, const float *x,
+                                   const int32_t *offsets, __m256 *acc, const int P, const int S) {
     _Pragma("unroll") for (int i = 0; i < 12; i++) acc[i] = _mm256_setzero_ps();
     for (int k0 = 0; k0 < b0->kc; k0 += MPQ_SCONV_CV_KC) {
         const int k1 = b0->kc - k0 < MPQ_SCONV_CV_KC ? b0->kc : k0 + MPQ_SCONV_CV_KC;
@@ -105,12 +110,13 @@ static BA_TARGET AI void pair_sums(const ba_weights *b0, const ba_weights *b1, c
         const float *w1k = mpq_sconv_cv_vector_block(b1->w, b1->kc, b1->nv, b1->v, k0, b1->sliced, &s1);
         // Pointers in locals and the k loop on a pointer: 16 general registers hold them all
         // (indexed, the compiler reloaded px[1..3] every k).
-        const float *x0 = px[0], *x1 = P > 1 ? px[1] : x0, *x2 = P > 2 ? px[2] : x0, *x3 = P > 3 ? px[3] : x0;
+        const float *x0 = BA_PIXEL(px, x, S, 0), *x1 = P > 1 ? BA_PIXEL(px, x, S, 1) : x0;
+        const float *x2 = P > 2 ? BA_PIXEL(px, x, S, 2) : x0, *x3 = P > 3 ? BA_PIXEL(px, x, S, 3) : x0;
         for (const int32_t *ok = offsets + k0, *oe = offsets + k1; ok < oe; ok++, w0k += s0, w1k += s1) {
             const ptrdiff_t o = *ok;
             const __m256 w0 = _mm256_loadu_ps(w0k), w1 = _mm256_loadu_ps(w0k + 8);
             _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss((p == 0 ? x0 : p == 1 ? x1 : p == 2 ? x2 : x3) + o);
+                const __m256 xb = _mm256_broadcast_ss((S ? x0 + S * p : p == 0 ? x0 : p == 1 ? x1 : p == 2 ? x2 : x3) + o);
                 acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
                 acc[4 + p] = _mm256_fmadd_ps(w1, xb, acc[4 + p]);
                 acc[8 + p] = fmadd_mem(w1k, xb, acc[8 + p]);
@@ -121,11 +127,11 @@ static BA_TARGET AI void pair_sums(const ba_weights *b0, const ba_weights *b1, c
 
 // Vector v (full) and v + 1 (`live1` <= 8 channels below M) x P <= 4 pixels, stored at y and
 // y + vstride.
-static BA_TARGET AI void pair_tile(const ba_weights *b0, const ba_weights *b1, const float *const *px, const int32_t *offsets,
-                                   float *y, size_t vstride, int live1, const float *bias, const mpq_sgemm_tile_epilogue *ep,
-                                   const int P) {
+static BA_TARGET AI void pair_tile(const ba_weights *b0, const ba_weights *b1, const float *const *px, const float *x,
+                                   const int32_t *offsets, float *y, size_t vstride, int live1, const float *bias,
+                                   const mpq_sgemm_tile_epilogue *ep, const int P, const int S) {
     __m256 acc[12];
-    pair_sums(b0, b1, px, offsets, acc, P);
+    pair_sums(b0, b1, px, x, offsets, acc, P, S);
     finish_half(acc, y, 8, bias, ep, P);
     finish_half(acc + 4, y + 8, 8, bias ? bias + 8 : NULL, ep, P);
     float *y1 = y + vstride;
@@ -140,7 +146,7 @@ typedef void (*pair_tile_fn)(const ba_weights *, const ba_weights *, const float
     static BA_TARGET void pair_tile_##P(const ba_weights *b0, const ba_weights *b1, const float *const *px,            \
                                         const int32_t *offsets, float *y, size_t vstride, int live1, const float *bias, \
                                         const mpq_sgemm_tile_epilogue *ep) {                                        \
-        pair_tile(b0, b1, px, offsets, y, vstride, live1, bias, ep, P);                                             \
+        pair_tile(b0, b1, px, NULL, offsets, y, vstride, live1, bias, ep, P, 0);                                    \
     }
 BA_PAIR_FN(1)
 BA_PAIR_FN(2)
@@ -150,19 +156,21 @@ BA_PAIR_FN(4)
 static const pair_tile_fn pair_tiles[BA_PAIR_MAX_P] = {pair_tile_1, pair_tile_2, pair_tile_3, pair_tile_4};
 
 // A full vector v (channels 16 v .. 16 v + 15, `live` > 8 of them below M) x P pixels.
-static BA_TARGET AI void vector_tile(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y, int live,
-                                     const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+static BA_TARGET AI void vector_tile(const ba_weights *b, const float *const *px, const float *x, const int32_t *offsets,
+                                     float *y, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
+                                     const int S) {
     __m256 acc[2 * BA_MAX_P];
-    sums(b, px, offsets, acc, 2, P);
+    sums(b, px, x, offsets, acc, 2, P, S);
     finish_half(acc, y, 8, bias, ep, P);
     finish_half(acc + BA_MAX_P, y + 8, live - 8, bias ? bias + 8 : NULL, ep, P);
 }
 
 // A half vector (`live` <= 8 channels below M) x P pixels; lanes 8-15 stored as +0.
-static BA_TARGET AI void half_tile(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y, int live,
-                                   const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P) {
+static BA_TARGET AI void half_tile(const ba_weights *b, const float *const *px, const float *x, const int32_t *offsets,
+                                   float *y, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
+                                   const int S) {
     __m256 acc[BA_HALF_MAX_P];
-    sums(b, px, offsets, acc, 1, P);
+    sums(b, px, x, offsets, acc, 1, P, S);
     finish_half(acc, y, live, bias, ep, P);
     const __m256 zero = _mm256_setzero_ps();
     _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y + 16 * p + 8, zero);
@@ -173,7 +181,7 @@ typedef void (*vector_tile_fn)(const ba_weights *, const float *const *, const i
 #define BA_FN(KIND, P)                                                                                                \
     static BA_TARGET void KIND##_##P(const ba_weights *b, const float *const *px, const int32_t *offsets, float *y,      \
                                      int live, const float *bias, const mpq_sgemm_tile_epilogue *ep) {                \
-        KIND(b, px, offsets, y, live, bias, ep, P);                                                                   \
+        KIND(b, px, NULL, offsets, y, live, bias, ep, P, 0);                                                          \
     }
 BA_FN(vector_tile, 1)
 BA_FN(vector_tile, 2)
@@ -236,89 +244,31 @@ void mpq_sconv_blocked_tiles_avx2(int kc, const float *w, int nv, int sliced, co
 // The general tiles above take a descriptor per tile (a pointer per pixel) and run one call
 // per register tile. Pixels in a run, consecutive output pixels of one row that read the image
 // in place (a 1x1 stride-1 Conv's whole chunk; a windowed Conv's interior pixels in row mode;
-// a row of an NCHW input's padded planes), sit a fixed `step` floats apart in the input (16 or 32
-// blocked, 1 or 2 in NCHW planes, by the stride across), so a register tile needs one pointer, and each vector runs over all the runs
-// in one call. At K = 16-32 (MobileNetV2's 16 -> 96 layer at 112x112, one core) the frame had
+// a row of an NCHW input's padded planes), sit a fixed `step` floats apart in the input (16 or
+// 32 blocked, 1 or 2 in NCHW planes, by the stride across), so a register tile needs one
+// pointer, and each vector runs over all the runs in one call. At K = 16-32 (MobileNetV2's 16 -> 96 layer at 112x112, one core) the frame had
 // taken 28% of the samples (bk_tile_at, bk_chunk_at, the pointers' set-up) and the layer ran at
 // 49 GFLOP/s. Every lane is the same chain (k in order from +0 at x + offsets[k], then the bias
 // and the clamp as finish_half): the general tiles' bits.
 
-// acc as sums() gives them, for P pixels S floats apart from x.
-static BA_TARGET AI void run_sums(const ba_weights *b, const float *x, const int32_t *offsets, __m256 *acc, const int H,
-                                  const int P, const int S) {
-    _Pragma("unroll") for (int p = 0; p < P; p++) {
-        acc[p] = _mm256_setzero_ps();
-        if (H > 1) acc[BA_MAX_P + p] = _mm256_setzero_ps();
-    }
-    for (int k0 = 0; k0 < b->kc; k0 += MPQ_SCONV_CV_KC) {
-        const int k1 = b->kc - k0 < MPQ_SCONV_CV_KC ? b->kc : k0 + MPQ_SCONV_CV_KC;
-        size_t stride;
-        const float *wk = mpq_sconv_cv_vector_block(b->w, b->kc, b->nv, b->v, k0, b->sliced, &stride);
-        for (const int32_t *ok = offsets + k0, *oe = offsets + k1; ok < oe; ok++, wk += stride) {
-            const float *xk = x + *ok;
-            const __m256 w0 = _mm256_loadu_ps(wk);
-            const __m256 w1 = H > 1 ? _mm256_loadu_ps(wk + 8) : w0;
-            _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(xk + S * p);
-                acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
-                if (H > 1) acc[BA_MAX_P + p] = _mm256_fmadd_ps(w1, xb, acc[BA_MAX_P + p]);
-            }
-        }
-    }
-}
-
-// pair_sums for P <= 4 pixels S floats apart from x.
-static BA_TARGET AI void run_pair_sums(const ba_weights *b0, const ba_weights *b1, const float *x, const int32_t *offsets,
-                                       __m256 *acc, const int P, const int S) {
-    _Pragma("unroll") for (int i = 0; i < 12; i++) acc[i] = _mm256_setzero_ps();
-    for (int k0 = 0; k0 < b0->kc; k0 += MPQ_SCONV_CV_KC) {
-        const int k1 = b0->kc - k0 < MPQ_SCONV_CV_KC ? b0->kc : k0 + MPQ_SCONV_CV_KC;
-        size_t s0, s1;
-        const float *w0k = mpq_sconv_cv_vector_block(b0->w, b0->kc, b0->nv, b0->v, k0, b0->sliced, &s0);
-        const float *w1k = mpq_sconv_cv_vector_block(b1->w, b1->kc, b1->nv, b1->v, k0, b1->sliced, &s1);
-        for (const int32_t *ok = offsets + k0, *oe = offsets + k1; ok < oe; ok++, w0k += s0, w1k += s1) {
-            const float *xk = x + *ok;
-            const __m256 w0 = _mm256_loadu_ps(w0k), w1 = _mm256_loadu_ps(w0k + 8);
-            _Pragma("unroll") for (int p = 0; p < P; p++) {
-                const __m256 xb = _mm256_broadcast_ss(xk + S * p);
-                acc[p] = _mm256_fmadd_ps(w0, xb, acc[p]);
-                acc[4 + p] = _mm256_fmadd_ps(w1, xb, acc[4 + p]);
-                acc[8 + p] = fmadd_mem(w1k, xb, acc[8 + p]);
-            }
-        }
-    }
-}
-
+// The run tiles: the general tiles' bodies with pixels S floats apart (BA_PIXEL), one signature
+// for the three kinds (b1 and vstride serve the pair only).
 static BA_TARGET AI void run_full(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *offsets, float *y,
                                   size_t vstride, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
                                   const int S) {
     (void)b1, (void)vstride;
-    __m256 acc[2 * BA_MAX_P];
-    run_sums(b, x, offsets, acc, 2, P, S);
-    finish_half(acc, y, 8, bias, ep, P);
-    finish_half(acc + BA_MAX_P, y + 8, live - 8, bias ? bias + 8 : NULL, ep, P);
+    vector_tile(b, NULL, x, offsets, y, live, bias, ep, P, S);
 }
 static BA_TARGET AI void run_half(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *offsets, float *y,
                                   size_t vstride, int live, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
                                   const int S) {
     (void)b1, (void)vstride;
-    __m256 acc[BA_HALF_MAX_P];
-    run_sums(b, x, offsets, acc, 1, P, S);
-    finish_half(acc, y, live, bias, ep, P);
-    const __m256 zero = _mm256_setzero_ps();
-    _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y + 16 * p + 8, zero);
+    half_tile(b, NULL, x, offsets, y, live, bias, ep, P, S);
 }
 static BA_TARGET AI void run_pair(const ba_weights *b, const ba_weights *b1, const float *x, const int32_t *offsets, float *y,
                                   size_t vstride, int live1, const float *bias, const mpq_sgemm_tile_epilogue *ep, const int P,
                                   const int S) {
-    __m256 acc[12];
-    run_pair_sums(b, b1, x, offsets, acc, P, S);
-    finish_half(acc, y, 8, bias, ep, P);
-    finish_half(acc + 4, y + 8, 8, bias ? bias + 8 : NULL, ep, P);
-    float *y1 = y + vstride;
-    finish_half(acc + 8, y1, live1, bias ? bias + 16 : NULL, ep, P);
-    const __m256 zero = _mm256_setzero_ps();
-    _Pragma("unroll") for (int p = 0; p < P; p++) _mm256_storeu_ps(y1 + 16 * p + 8, zero);
+    pair_tile(b, b1, NULL, x, offsets, y, vstride, live1, bias, ep, P, S);
 }
 
 typedef void (*run_fn)(const ba_weights *, const ba_weights *, const float *, const int32_t *, float *, size_t, int, const float *,
@@ -345,7 +295,7 @@ BA_RUN_FNS(1)   // NCHW planes, stride 1
 BA_RUN_FNS(2)   // NCHW planes, stride 2
 
 void mpq_sconv_blocked_pixel_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_pixel_run *runs, int count,
-                                 const int32_t *offsets, int step, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
+                                       const int32_t *offsets, int step, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
     for (int v = 0; v < nv;) {
         const ba_weights b = {w, kc, nv, v, sliced}, b1 = {w, kc, nv, v + 1, sliced};
         const int live = rows - 16 * v < 16 ? rows - 16 * v : 16, half = live <= 8;

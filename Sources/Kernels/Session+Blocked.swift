@@ -141,11 +141,10 @@ extension Session {
         let pools = inChain.filter {
             (blockedPoolsDefault && isBlockedCapablePool(plan[$0])) || (blockedMovesDefault && ImageChain.movementOps.contains(plan[$0].opType))
         }.sorted()
-        func imageInputs(_ i: Int) -> [String] { passThroughInputs(plan[i]) }
         var blockedOut = Set<String>()
         for i in blockedConvs { blockedOut.formUnion(convOutputs(i, plan, silu, residual)) }
         var fed = Set<Int>()    // pools whose input is blocked
-        for i in pools where imageInputs(i).allSatisfy(blockedOut.contains) {
+        for i in pools where passThroughInputs(plan[i]).allSatisfy(blockedOut.contains) {
             fed.insert(i)
             blockedOut.insert(plan[i].outputs[0])
         }
@@ -157,7 +156,7 @@ extension Session {
         var chosen = Set<Int>()
         for i in pools.reversed() where fed.contains(i) && blockedReads.contains(plan[i].outputs[0]) {
             chosen.insert(i)
-            blockedReads.formUnion(imageInputs(i))
+            blockedReads.formUnion(passThroughInputs(plan[i]))
         }
         return chosen
     }
