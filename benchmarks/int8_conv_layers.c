@@ -2,7 +2,8 @@
 // bench models' layer shapes, codes output, random data; prints the minimum of REPS calls and a
 // checksum of the output bytes (equal checksums across two builds: the same bytes).
 //     benchmarks/int8_conv_ab.sh BASE_COMMIT [REPS] [ROUNDS]   (builds and alternates both)
-//     [W7=1] int8_conv_layers [REPS] [NAME_FILTER or ""] [THREADS]   (W7: 7-bit weights, [-64, 64])
+//     [W7=1] [AB=1] int8_conv_layers [REPS] [NAME_FILTER or ""] [THREADS]   (W7: 7-bit weights, [-64, 64];
+//     AB: the indirect AVX2 Conv off and on, interleaved)
 #include "mpq_kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +91,22 @@ int main(int argc, char **argv) {
         void *packed = NULL;
         if (!l->dw) { packed = aligned_alloc(64, (mpq_pack_b_s8_size(n, kk) + 63) / 64 * 64); mpq_pack_b_s8(w, n, kk, kk, packed); }
         const int khwc = !l->dw && cg >= 16 && l->k > 1;
-        double best = 1e9;
+        // AB=1: every rep runs the layer with the indirect AVX2 Conv off and on
+        // (mpq_set_int8_avx2_indirect) back to back; prints both minima and their ratio (the
+        // host's noise hits both alike).
+        const int ab = getenv("AB") ? atoi(getenv("AB")) : 0;
+        double best = 1e9, best_ab[2] = {1e9, 1e9};
+        for (int r = 0; ab && !l->dw && r < reps; r++) {
+            for (int v = 0; v < 2; v++) {
+                mpq_set_int8_avx2_indirect(v ? ab : 0);
+                double t0 = now();
+                mpq_qconv2d_u8s8(MPQ_PATH_VNNI, x, &s, 0, khwc, 7, packed, &ep, NULL, out, 3, threads);
+                double t = now() - t0;
+                if (t < best_ab[v]) best_ab[v] = t;
+            }
+        }
+        if (ab && !l->dw) printf("%-28s AB off %9.1f us, mode %d %9.1f us: %.3f  (%s)\n", l->name, best_ab[0] * 1e6, ab,
+                                 best_ab[1] * 1e6, best_ab[1] / best_ab[0], mpq_last_engine());
         for (int r = 0; r < reps; r++) {
             double t0 = now();
             int rc = l->dw ? mpq_depthwise_conv_u8s8_u8_threads(MPQ_PATH_VNNI, x, &s, w, &ep, out, 3, threads)

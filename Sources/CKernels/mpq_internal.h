@@ -51,6 +51,18 @@ static inline void *mpq_geometry_cache_put(mpq_geometry_cache *c, const mpq_conv
 _Static_assert(sizeof(mpq_packed_b_header) == 64, "packed-B header is one cache line");
 _Static_assert(MPQ_PACK_N * MPQ_PACK_K == 64, "one packed group is one 512-bit vpdpbusd operand");
 
+/// Where an indirect job's A rows lie (the AVX2 GEMM only; qgemm_conv_indirect.c): row m is
+/// output pixel p = ind_p0 + m of a Conv whose group input was copied channels-last and padded,
+/// xh[Hp][Wp][C]. Its K = taps x C bytes are, tap by tap, the C bytes at xh + origin(p) +
+/// toff[t]: the (kh, kw, c) im2col row, read where it lies instead of built.
+#define MPQ_INDIRECT_MAX_TAPS 64
+typedef struct {
+    const uint8_t *xh;
+    int ow, c, taps;             ///< output width, channels (a multiple of 4), kernel taps
+    size_t row_step, col_step;   ///< bytes between the window origins of output rows / columns
+    int toff[MPQ_INDIRECT_MAX_TAPS];  ///< byte offset of tap (kh, kw) from a window origin
+} mpq_gemm_indirect;
+
 /// One GEMM call, resolved: what every path's region function needs.
 typedef struct {
     int m, n, k, kp;                 ///< kp = k rounded up to 4
@@ -70,6 +82,8 @@ typedef struct {
     int32_t out_zp;
     int b_pairs_fit_i16;             ///< the packed B's pairs_fit_i16 (0 under MPQ_INT8_AVX2_MADDUBS=0):
                                      ///< the AVX2 kernels may use vpmaddubsw
+    const mpq_gemm_indirect *ind;    ///< A's rows read through this instead of `a` (AVX2 region only), or NULL
+    int ind_p0;                      ///< the output pixel of row 0 when `ind` is set
 } mpq_gemm_job;
 
 /// Checks a packed-B buffer against N and K and returns its parts; -1 if it does not match.
@@ -250,6 +264,16 @@ int mpq_implicit_conv_avx2(const mpq_gemm_job *job, const uint8_t *x, const mpq_
 /// (nothing written) if the shape is not one it takes.
 int mpq_cv_conv_vnni(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int grp, uint8_t zero_point,
                      int khwc, int threads);
+/// Whether the AVX2 GEMM can run the Conv indirectly (qgemm_conv_indirect.c): (kh, kw, c)
+/// weights, C / group a multiple of 4, 2 to MPQ_INDIRECT_MAX_TAPS taps.
+int mpq_indirect_conv_applies(const mpq_conv2d_shape *s, int khwc);
+/// Copies group `grp` of the NCHW codes `x` channels-last with the padding written out (the zero
+/// point) over `threads` pool tasks and describes it in `d` (every field but the job's ind_p0).
+/// Returns the copy, which the caller frees, or NULL (a shape it does not take, or no memory).
+uint8_t *mpq_indirect_conv_prepare(const uint8_t *x, const mpq_conv2d_shape *s, int grp, uint8_t zero_point,
+                                   int threads, mpq_gemm_indirect *d);
+/// mpq_set_int8_avx2_indirect's setting, else MPQ_INT8_AVX2_INDIRECT's (read once), else 1.
+int mpq_indirect_mode(void);
 /// Output planes up to this many pixels take the channel-vector tiles (mpq_qconv2d_engine;
 /// MPQ_INT8_CONV_CV_PIXELS, read once, overrides it, 0 = never).
 #define MPQ_QCONV_CV_MAX_PIXELS 196

@@ -142,6 +142,7 @@ static int make_job(mpq_gemm_job *j, int m, int n, int k, const uint8_t *a, int 
     j->za = za;
     j->c = NULL; j->ldc = 0; j->ep = NULL; j->out = NULL; j->ldo = 0; j->out_channel_major = 0;
     j->out_u8 = NULL; j->out_zp = 0;
+    j->ind = NULL; j->ind_p0 = 0;
     if (mpq_packed_b_view(packed, n, k, &j->bdata, &j->colsum, &j->kp, &j->b_pairs_fit_i16)) return -1;
     j->b_pairs_fit_i16 = j->b_pairs_fit_i16 && maddubs_enabled();
     return 0;

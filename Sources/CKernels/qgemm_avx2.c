@@ -33,6 +33,11 @@
 // bytes as they are (MLAS's AVX2 U8S8 loop: vpmaddubsw, vpmaddwd by ones, vpaddd), with A's
 // 4 bytes broadcast by a load and no widening shuffles, 4 rows per tile. The sums are the
 // same exact int32s, so the bytes are the reference's either way.
+//
+// Indirect jobs (j->ind, qgemm_conv_indirect.c): a Conv's A row is not built by an im2col; each
+// tap's C bytes are read where they lie in a channels-last copy of the input. The tiles then run
+// the same groups tap by tap, with each row's pointer moved to the tap, and B's groups in the
+// same (kh, kw, c) order: the same int32 sums.
 #include "mpq_internal.h"
 #include <immintrin.h>
 #include <string.h>
@@ -69,6 +74,15 @@ INLINE void group(__m256i acc[MR][4], const int8_t *bp, const uint8_t *const *ar
         _Pragma("unroll") for (int q = 0; q < 4; q++)
             acc[i][q] = _mm256_add_epi32(acc[i][q], _mm256_madd_epi16(av, b[q]));
     }
+}
+
+// Where row m's A starts: its im2col row, or for an indirect job the window origin of its
+// output pixel in the channels-last copy (tap 0's channels).
+INLINE const uint8_t *a_row(const mpq_gemm_job *j, int m) {
+    if (!j->ind) return j->a + (size_t)m * (size_t)j->lda;
+    const mpq_gemm_indirect *d = j->ind;
+    const int p = j->ind_p0 + m;
+    return d->xh + (size_t)(p / d->ow) * d->row_step + (size_t)(p % d->ow) * d->col_step;
 }
 
 // What the epilogue needs of one panel's 16 columns, built once per panel. Lanes past N
@@ -109,14 +123,26 @@ INLINE void tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, in
     __m256i acc[MR][4];
     const uint8_t *ar[MR];
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
-        ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
+        ar[i] = a_row(j, m0 + i);
         _Pragma("unroll") for (int q = 0; q < 4; q++) acc[i][q] = _mm256_setzero_si256();
     }
-    // Full groups of 4 k in the hot loop, then one zero-filled tail group (B is
-    // zero there too); kept apart so the hot loop has no branch or memcpy call.
-    const int full = j->k / 4;
-    for (int g = 0; g < full; g++) group(acc, bp, ar, mr, g, 4);
-    if (j->k % 4) group(acc, bp, ar, mr, full, j->k % 4);
+    if (j->ind) {
+        // Tap by tap: C / 4 whole groups each (C % 4 == 0), B's groups in the same order.
+        const mpq_gemm_indirect *d = j->ind;
+        const int groups = d->c / 4;
+        for (int t = 0; t < d->taps; t++) {
+            const uint8_t *at[MR];
+            _Pragma("unroll") for (int i = 0; i < mr; i++) at[i] = ar[i] + d->toff[t];
+            const int8_t *bt = bp + (size_t)t * (size_t)groups * 64;
+            for (int g = 0; g < groups; g++) group(acc, bt, at, mr, g, 4);
+        }
+    } else {
+        // Full groups of 4 k in the hot loop, then one zero-filled tail group (B is
+        // zero there too); kept apart so the hot loop has no branch or memcpy call.
+        const int full = j->k / 4;
+        for (int g = 0; g < full; g++) group(acc, bp, ar, mr, g, 4);
+        if (j->k % 4) group(acc, bp, ar, mr, full, j->k % 4);
+    }
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int h = 0; h < 2; h++)
             r[i][h] = _mm256_add_epi32(fold(acc[i][2 * h], acc[i][2 * h + 1]), c->add[h]);
@@ -145,12 +171,23 @@ INLINE void tile_ubs(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c
     __m256i acc[MR_UBS][2];
     const uint8_t *ar[MR_UBS];
     _Pragma("unroll") for (int i = 0; i < mr; i++) {
-        ar[i] = j->a + (size_t)(m0 + i) * (size_t)j->lda;
+        ar[i] = a_row(j, m0 + i);
         acc[i][0] = acc[i][1] = _mm256_setzero_si256();
     }
-    const int full = j->k / 4;
-    for (int g = 0; g < full; g++) group_ubs(acc, bp, ar, mr, g, 4);
-    if (j->k % 4) group_ubs(acc, bp, ar, mr, full, j->k % 4);
+    if (j->ind) {
+        const mpq_gemm_indirect *d = j->ind;  // tap by tap, as tile()
+        const int groups = d->c / 4;
+        for (int t = 0; t < d->taps; t++) {
+            const uint8_t *at[MR_UBS];
+            _Pragma("unroll") for (int i = 0; i < mr; i++) at[i] = ar[i] + d->toff[t];
+            const int8_t *bt = bp + (size_t)t * (size_t)groups * 64;
+            for (int g = 0; g < groups; g++) group_ubs(acc, bt, at, mr, g, 4);
+        }
+    } else {
+        const int full = j->k / 4;
+        for (int g = 0; g < full; g++) group_ubs(acc, bp, ar, mr, g, 4);
+        if (j->k % 4) group_ubs(acc, bp, ar, mr, full, j->k % 4);
+    }
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int h = 0; h < 2; h++) r[i][h] = _mm256_add_epi32(acc[i][h], c->add[h]);
 }

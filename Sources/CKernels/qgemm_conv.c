@@ -20,6 +20,7 @@ typedef struct {
     mpq_gemm_region_fn fn;
     const uint8_t *x;
     const uint8_t *padded;  // the group's padded planes for the few-channel im2col, or NULL
+    const mpq_gemm_indirect *ind;  // no im2col: the GEMM reads a channels-last copy, or NULL
     const mpq_conv2d_shape *s;
     int g, khwc, oh_n, ow_n, rows, blocks;
     uint8_t zp;
@@ -37,6 +38,7 @@ static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return
 
 // Rows [oh0, oh1) of A, `lda` bytes apart, from the padded copy where there is one.
 static void im2col_rows(const conv_blocks *cb, int oh0, int oh1, uint8_t *col) {
+    if (cb->ind) return;  // an indirect job reads its A rows where they lie
     if (cb->padded) mpq_im2col_padded_rows(cb->padded, cb->s, oh0, oh1, col, (size_t)cb->job.lda);
     else mpq_im2col_u8_rows(cb->x, cb->s, cb->g, cb->zp, cb->khwc, oh0, oh1, col, (size_t)cb->job.lda);
 }
@@ -47,7 +49,8 @@ static void run_block(const conv_blocks *cb, int b, uint8_t *col) {
     mpq_gemm_job j = cb->job;
     const size_t p0 = (size_t)oh0 * (size_t)cb->ow_n;  // first pixel: a column of the channel-major output
     j.m = (oh1 - oh0) * cb->ow_n;
-    j.a = col;
+    if (cb->ind) j.ind_p0 = (int)p0;
+    else j.a = col;
     if (j.out) j.out += p0;
     if (j.out_u8) j.out_u8 += p0;
     cb->fn(&j, 0, j.m, 0, (j.n + 15) / 16);
@@ -103,10 +106,12 @@ static void panel_split_task(void *arg, int t) {
     const panel_split *ps = (const panel_split *)arg;
     const int p0 = ps->panels * t / ps->tasks, p1 = ps->panels * (t + 1) / ps->tasks;
     if (p0 >= p1) return;
-    uint8_t *col = ps->cols + (size_t)t * ps->col_bytes;
-    im2col_rows(ps->cb, 0, ps->cb->oh_n, col);
     mpq_gemm_job j = ps->cb->job;
-    j.a = col;
+    if (!ps->cb->ind) {
+        uint8_t *col = ps->cols + (size_t)t * ps->col_bytes;
+        im2col_rows(ps->cb, 0, ps->cb->oh_n, col);
+        j.a = col;
+    }
     ps->cb->fn(&j, 0, ps->m, p0, p1);
 }
 
@@ -174,6 +179,8 @@ static long cv_max_pixels(void) {
     return mpq_env_long_once("MPQ_INT8_CONV_CV_PIXELS", MPQ_QCONV_CV_MAX_PIXELS, &state);
 }
 
+static int im2col_gemm(conv_blocks *cb, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
+                       uint8_t x_zero_point, int k, int n, int m, int avx2, int threads);
 static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);
 
 // Where the AVX2 implicit conv beats the im2col + AVX2 GEMM (7-bit weights; one thread, codes,
@@ -198,6 +205,14 @@ static int implicit_avx2_preferred(const mpq_conv2d_shape *s, int wide) {
     return ((size_t)s->height * (size_t)s->width) % 4096 == 0;
 }
 
+// Where the indirect AVX2 GEMM (qgemm_conv_indirect.c) replaces the im2col and the implicit
+// conv: wherever it applies (mpq_set_int8_avx2_indirect / MPQ_INT8_AVX2_INDIRECT=0 turn it off).
+// Interleaved A/B, one and two threads, 7- and 8-bit weights (int8_conv_layers.c AB=1,
+// benchmarks/README.md s31): 0.64-0.96x of the time on every 3x3 layer of ResNet-18,
+// resnet_digits and the detector with 7-bit weights; with 8-bit weights (the widening tile)
+// 0.71-1.03x, one 8x8 layer at 1.06x on one thread, 0.89x on two.
+static int indirect_avx2_preferred(void) { return mpq_indirect_mode() != 0; }
+
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc) {
     if (!s) return MPQ_QCONV_IM2COL;
     const mpq_kernel_path resolved = mpq_resolve_kernel_path(path);
@@ -206,6 +221,7 @@ mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape
     // the VNNI kernel's; everything else is the im2col + AVX2 GEMM.
     if (resolved == MPQ_PATH_AVX2) {
         if (is_pointwise(s, mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s))) return MPQ_QCONV_POINTWISE;
+        if (mpq_indirect_conv_applies(s, khwc) && indirect_avx2_preferred()) return MPQ_QCONV_INDIRECT;
         return implicit_applies(s, khwc) && implicit_avx2_preferred(s, 0) ? MPQ_QCONV_IMPLICIT : MPQ_QCONV_IM2COL;
     }
     if (resolved != MPQ_PATH_VNNI) return MPQ_QCONV_IM2COL;
@@ -244,6 +260,7 @@ const char *mpq_qconv2d_engine_name(mpq_kernel_path path, mpq_qconv_engine engin
     case MPQ_QCONV_IMPLICIT: return mpq_resolve_kernel_path(path) == MPQ_PATH_AVX2 ? "implicit+avx2" : "implicit";
     case MPQ_QCONV_IM2COL_AMX: return "im2col+amx";
     case MPQ_QCONV_CV: return "cv+vnni";
+    case MPQ_QCONV_INDIRECT: return "indirect+avx2";
     default:
         switch (mpq_resolve_kernel_path(path)) {
         case MPQ_PATH_VNNI: return "im2col+vnni";
@@ -352,10 +369,28 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     // conv that declined its arguments lands here too, and says so).
     cb.fn = engine == MPQ_QCONV_IM2COL_AMX || mpq_resolve_kernel_path(path) != MPQ_PATH_VNNI ? mpq_gemm_region_for(path)
                                                                                            : mpq_gemm_region_vnni;
-    mpq_note_engine(mpq_qconv2d_engine_name(path, cb.fn == mpq_gemm_region_amx || cb.fn == mpq_gemm_region_amx_always
-                                                      ? MPQ_QCONV_IM2COL_AMX : MPQ_QCONV_IM2COL));
-    cb.x = x; cb.s = s; cb.g = g; cb.khwc = khwc; cb.zp = x_zero_point;
-    cb.oh_n = oh_n; cb.ow_n = ow_n;
+    // Indirect: the same GEMM reading a channels-last copy instead of the im2col (no memory for
+    // the copy: the im2col).
+    mpq_gemm_indirect ind;
+    uint8_t *xh = NULL;
+    if (engine == MPQ_QCONV_INDIRECT && cb.fn == mpq_gemm_region_avx2)
+        xh = mpq_indirect_conv_prepare(x, s, g, x_zero_point, threads < 1 ? 1 : threads, &ind);
+    cb.ind = xh ? &ind : NULL;
+    cb.job.ind = cb.ind;
+    mpq_note_engine(mpq_qconv2d_engine_name(path, xh ? MPQ_QCONV_INDIRECT
+                                                 : cb.fn == mpq_gemm_region_amx || cb.fn == mpq_gemm_region_amx_always
+                                                     ? MPQ_QCONV_IM2COL_AMX : MPQ_QCONV_IM2COL));
+    const int rc = im2col_gemm(&cb, x, s, g, khwc, x_zero_point, k, n, m, avx2, threads);
+    free(xh);
+    return rc;
+}
+
+// The blocked im2col (or, with cb->ind, no im2col) and the GEMM, split over the threads.
+static int im2col_gemm(conv_blocks *cb, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
+                       uint8_t x_zero_point, int k, int n, int m, int avx2, int threads) {
+    const int oh_n = mpq_conv2d_out_h(s), ow_n = mpq_conv2d_out_w(s);
+    cb->x = x; cb->s = s; cb->g = g; cb->khwc = khwc; cb->zp = x_zero_point;
+    cb->oh_n = oh_n; cb->ow_n = ow_n;
     // A stem (3 channels, 3x3 or 7x7): pad the group's planes once, so its im2col is whole
     // 16 x 16 transposes with no bounds checks (im2col_padded.c).
     uint8_t *padded = NULL;
@@ -364,7 +399,7 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
         if (!padded) return -1;
         mpq_im2col_pad_image(x, s, g, x_zero_point, padded);
     }
-    cb.padded = padded;
+    cb->padded = padded;
     const int unit = 16 / gcd(ow_n, 16);  // fewest rows holding a multiple of 16 pixels
     // Rows of A padded to a multiple of 4 bytes, the pad zero (calloc; im2col never writes
     // it; with no pad, malloc: every byte is written) against the zero-padded packed weights: K runs as whole vpdpbusd groups, where a
@@ -372,50 +407,56 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     // GEMM time). The int32 sums are the same.
     const int kp = (k + 3) / 4 * 4;
     const int written = kp == k || padded;  // the padded im2col writes the pad columns too
-    cb.job.k = kp;
-    cb.job.lda = kp;
+    cb->job.k = kp;
+    cb->job.lda = kp;
     const int fit = BLOCK_BYTES / kp / ow_n;
-    cb.rows = fit > unit ? fit / unit * unit : unit;
-    if (cb.rows > oh_n) cb.rows = oh_n;
-    cb.blocks = (oh_n + cb.rows - 1) / cb.rows;
+    cb->rows = fit > unit ? fit / unit * unit : unit;
+    if (cb->rows > oh_n) cb->rows = oh_n;
+    cb->blocks = (oh_n + cb->rows - 1) / cb->rows;
     if (threads < 1) threads = 1;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
-    if (threads > 1 && avx2 && cb.fn == mpq_gemm_region_avx2 && !padded && cb.blocks >= 2 * threads &&
+    if (threads > 1 && avx2 && cb->fn == mpq_gemm_region_avx2 && !padded && cb->blocks >= 2 * threads &&
         balanced_rows_on()) {
-        cb.rows = balanced_rows(oh_n, ow_n, fit, threads);
-        cb.blocks = (oh_n + cb.rows - 1) / cb.rows;
+        cb->rows = balanced_rows(oh_n, ow_n, fit, threads);
+        cb->blocks = (oh_n + cb->rows - 1) / cb->rows;
     }
-    if (threads > 1 && cb.blocks < 2 * threads) {
+    if (threads > 1 && cb->blocks < 2 * threads) {
         // Too few blocks to share evenly (a 7x7 or 14x14 late layer): on the AVX2 GEMM where
         // panel_split_preferred says so, each thread its own im2col and share of the panels;
         // else one im2col, its rows split over the cores, then the GEMM splits its tiles.
-        if (avx2 && cb.fn == mpq_gemm_region_avx2 && panel_split_preferred(m, n, kp, threads)) {
-            panel_split ps = {&cb, NULL, ((size_t)m * (size_t)kp + 63) / 64 * 64, threads, (n + 15) / 16, m};
-            ps.cols = col_alloc((size_t)threads, ps.col_bytes, written);
-            if (!ps.cols) { free(padded); return -1; }
+        if (avx2 && cb->fn == mpq_gemm_region_avx2 && panel_split_preferred(m, n, kp, threads)) {
+            panel_split ps = {cb, NULL, ((size_t)m * (size_t)kp + 63) / 64 * 64, threads, (n + 15) / 16, m};
+            if (!cb->ind) {  // an indirect job shares the one copy and needs no im2col buffer
+                ps.cols = col_alloc((size_t)threads, ps.col_bytes, written);
+                if (!ps.cols) { free(padded); return -1; }
+            }
             mpq_pool_run(threads, panel_split_task, &ps);
             free(ps.cols);
             free(padded);
             return 0;
         }
+        if (cb->ind) {
+            mpq_gemm_run(&cb->job, cb->fn, threads);
+            return 0;
+        }
         uint8_t *col = col_alloc((size_t)m, (size_t)kp, written);
         if (!col) { free(padded); return -1; }
-        whole_im2col w = {&cb, col, threads < oh_n ? threads : oh_n};
+        whole_im2col w = {cb, col, threads < oh_n ? threads : oh_n};
         mpq_pool_run(w.tasks, im2col_task, &w);
-        cb.job.a = col;
-        mpq_gemm_run(&cb.job, cb.fn, threads);
+        cb->job.a = col;
+        mpq_gemm_run(&cb->job, cb->fn, threads);
         free(col);
         free(padded);
         return 0;
     }
-    const int tasks = threads < cb.blocks ? threads : cb.blocks;
-    cb.block_bytes = ((size_t)cb.rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
-    cb.scratch = col_alloc((size_t)tasks, cb.block_bytes, written);
-    if (!cb.scratch) { free(padded); return -1; }
+    const int tasks = threads < cb->blocks ? threads : cb->blocks;
+    cb->block_bytes = cb->ind ? 0 : ((size_t)cb->rows * (size_t)ow_n * (size_t)kp + 63) / 64 * 64;
+    cb->scratch = cb->ind ? NULL : col_alloc((size_t)tasks, cb->block_bytes, written);
+    if (!cb->ind && !cb->scratch) { free(padded); return -1; }
     // Each thread a contiguous run of blocks (mpq_run_ranges): the 16 x 16 output tiles of
     // neighbouring blocks share cache lines of every output channel's row.
-    mpq_run_ranges(tasks, cb.blocks, run_unit, &cb);
-    free(cb.scratch);
+    mpq_run_ranges(tasks, cb->blocks, run_unit, cb);
+    free(cb->scratch);
     free(padded);
     return 0;
 }

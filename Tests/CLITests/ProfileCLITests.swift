@@ -35,7 +35,7 @@ final class ProfileCLITests: XCTestCase {
     /// The engine column: what each INT8 Conv/Gemm ran, as the kernels reported it in the timed
     /// runs, written from the layer's geometry here (docs/int8-amx.md, "Engine per Conv"):
     /// digits_cnn has a 1-channel stem (im2col), 16-channel 3x3 convs on a 16-wide plane (the
-    /// implicit conv, VNNI or AVX2), a depthwise conv, a 1x1 on an 8x8 plane (64 pixels: im2col, not the
+    /// implicit conv on VNNI, the indirect GEMM on AVX2, as the 32-channel 3x3 conv3), a depthwise conv, a 1x1 on an 8x8 plane (64 pixels: im2col, not the
     /// pointwise kernel, which needs 128; on the VNNI path the channel-vector tiles, as the 3x3
     /// conv3 on 8x8) and a Gemm. Nodes that are not INT8 layers have none.
     func testProfileShowsTheEngineEachInt8LayerRan() throws {
@@ -56,10 +56,11 @@ final class ProfileCLITests: XCTestCase {
                     "/dw/dw.0/Conv": "depthwise+\(path)", "/pw/pw.0/Conv": im2col, "/conv3/conv3.0/Conv": im2col,
                     "/fc/Gemm": "gemm+\(path)"]
         if path == "avx2" {
-            // 16 channels at stride 1 on a 16-wide plane: the AVX2 implicit conv (its 8-bit
-            // widening form; docs/int8-conv.md, "On AVX2").
-            want["/block/conv1/Conv"] = "implicit+avx2"
-            want["/block/conv2/Conv"] = "implicit+avx2"
+            // 3x3 convs with 16 and 32 channels: the AVX2 GEMM reading a channels-last copy
+            // (docs/int8-conv.md, "Indirect 3x3 on AVX2").
+            want["/block/conv1/Conv"] = "indirect+avx2"
+            want["/block/conv2/Conv"] = "indirect+avx2"
+            want["/conv3/conv3.0/Conv"] = "indirect+avx2"
         }
         if path == "vnni" {
             want["/block/conv1/Conv"] = "implicit"

@@ -300,7 +300,10 @@ final class Int8ConvBlockTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(tried, 16)
-        // The driver: a 3x3 on a 40x40 plane; the same bytes as the reference either way.
+        // The driver with the indirect conv off: a 3x3 on a 40x40 plane; the same bytes as the
+        // reference either way.
+        let before = mpq_set_int8_avx2_indirect(0)
+        defer { mpq_set_int8_avx2_indirect(before) }
         for (c, seven, engine) in [(16, true, "implicit+avx2"), (16, false, "implicit+avx2"), (32, true, "implicit+avx2"),
                                    (32, false, "im2col+avx2")] {
             var s = mpq_conv2d_shape(channels: Int32(c), height: 40, width: 40, kernel_h: 3, kernel_w: 3, pad_top: 1, pad_left: 1,
@@ -317,6 +320,77 @@ final class Int8ConvBlockTests: XCTestCase {
             }
         }
         print("int8 AVX2 implicit conv (7- and 8-bit weights): \(tried) cases")
+    }
+
+    /// The indirect AVX2 conv (qgemm_conv_indirect.c: the GEMM reads each tap's channels from a
+    /// padded channels-last copy, no im2col) through the driver, forced on: C / group 4 to 80 (a
+    /// multiple of 4, whole and partial 16-channel transposes), kernels 3x3 to 5x5 and non-square
+    /// (2 to 25 taps), strides 1-3 each way, dilation, pads 0-3 and asymmetric, widths 1-70 (rows
+    /// of whole 16-pixel transposes and partial ones), groups, 1-40 output channels; 7-bit weights
+    /// (vpmaddubsw), 8-bit (the widening tile) and their extremes with inputs of 255; float,
+    /// requantized float and codes; 1-3 threads. Bytes equal the scalar im2col + reference GEMM,
+    /// and the engine says indirect. Shapes it must not take keep their engines.
+    func testIndirectConvAVX2MatchesReference() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 else { throw XCTSkip("no AVX2 on this CPU") }
+        let before = mpq_set_int8_avx2_indirect(1)
+        defer { mpq_set_int8_avx2_indirect(before) }
+        var rng = Int8TestRNG(seed: 3131)
+        var tried = 0
+        for ci in 0..<36 {
+            let (kh, kw) = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (5, 3)][ci % 7]
+            let group = ci % 5 == 4 ? 2 : 1, cg = [4, 16, 20, 64, 80, 36][ci % 6], c = cg * group
+            let h = rng.int(1...24), w = ci % 3 == 0 ? rng.int(1...12) : rng.int(13...70)
+            let dil = ci % 6 == 5 ? 2 : 1, sh = rng.int(1...3), sw = rng.int(1...3)
+            let pt = rng.int(0...3), pl = rng.int(0...3), pb = rng.int(0...3), pr = rng.int(0...3)
+            var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
+                                     pad_top: Int32(pt), pad_left: Int32(pl), pad_bottom: Int32(pb), pad_right: Int32(pr),
+                                     stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dil), dilation_w: Int32(dil),
+                                     group: Int32(group))
+            let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
+            guard oh > 0, ow > 0 else { continue }
+            let pixels = oh * ow, coutG = [16, 29, 6, 1, 40, 17][ci % 6]
+            let seven = ci % 3 != 2, extreme = ci % 4 == 3
+            let zx = extreme ? 0 : UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            let x = extreme ? [UInt8](repeating: 255, count: c * h * w) : rng.u8s(c * h * w)
+            for grp in 0..<group {
+                let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp, channelsPerGroup: cg, kh: kh, kw: kw,
+                                                 coutG: coutG, zx: zx, zy: zy, sevenBit: seven && !extreme,
+                                                 extremeSevenBit: extreme && seven, extremeEightBit: extreme && !seven)
+                XCTAssertEqual(int8PairsFit(ref.packed), seven ? 1 : 0)
+                for mode in 0..<3 {  // float, float requantized, codes
+                    ref.withMode(mode) { ep, refF, refC in
+                        for threads: Int32 in [1, 2, 3] {
+                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
+                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
+                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                                mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, Int32(grp), 1, zx, ref.packed, &ep,
+                                                 mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                            } }
+                            let what = "indirect case \(ci) (7-bit \(seven)) \(s) group \(grp) mode \(mode) threads \(threads)"
+                            XCTAssertEqual(rc, 0, what)
+                            XCTAssertEqual(String(cString: mpq_last_engine()), "indirect+avx2", what)
+                            if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                            else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                        }
+                    }
+                }
+                tried += 1
+            }
+        }
+        XCTAssertGreaterThan(tried, 25)
+        // Not taken: C / group not a multiple of 4, (c, kh, kw) weights, a 1x1 kernel.
+        for (c, k, khwc) in [(18, 3, 1), (16, 3, 0), (16, 1, 1)] {
+            var s = mpq_conv2d_shape(channels: Int32(c), height: 20, width: 20, kernel_h: Int32(k), kernel_w: Int32(k),
+                                     pad_top: 1, pad_left: 1, pad_bottom: 1, pad_right: 1, stride_h: 2, stride_w: 2,
+                                     dilation_h: 1, dilation_w: 1, group: 1)
+            XCTAssertNotEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 8, Int32(khwc)), MPQ_QCONV_INDIRECT, "\(c) \(k) \(khwc)")
+        }
+        var s = mpq_conv2d_shape(channels: 16, height: 20, width: 20, kernel_h: 3, kernel_w: 3, pad_top: 1, pad_left: 1,
+                                 pad_bottom: 1, pad_right: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, group: 1)
+        XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 8, 1), MPQ_QCONV_INDIRECT)
+        mpq_set_int8_avx2_indirect(0)
+        XCTAssertNotEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 8, 1), MPQ_QCONV_INDIRECT)
+        print("int8 AVX2 indirect conv (7- and 8-bit weights): \(tried) cases")
     }
 
     /// Strided or padded 1x1 convs with 16+ channels take the transposing tap loop now.

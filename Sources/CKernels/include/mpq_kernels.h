@@ -393,6 +393,13 @@ int mpq_qconv2d_cv_applies(const mpq_conv2d_shape *s, int khwc);
 /// Returns the previous setting (-1 if none). Process-wide; not for flipping while kernels run.
 int mpq_set_int8_pointwise_blocks(int mode);
 
+/// Where the AVX2 path runs windowed Convs as an indirect GEMM from a channels-last copy
+/// (qgemm_conv_indirect.c) instead of the im2col or the implicit conv: 1 wherever it applies (the
+/// default), 0 never; -1 back to the environment's choice (MPQ_INT8_AVX2_INDIRECT=0: never). The
+/// same bytes either way, for tests and A/B. Returns the previous
+/// setting (-1 if none). Process-wide; not for flipping while kernels run.
+int mpq_set_int8_avx2_indirect(int mode);
+
 /// Few-channel (c, kh, kw) im2col (im2col_padded.c; what mpq_qconv2d_u8s8 runs for a stem
 /// with fewer than 16 channels per group, K of 16 to 1024, stride_w 1 or 2): the group's
 /// planes copied once with their padding written out into `scratch`
@@ -452,7 +459,8 @@ typedef enum {
     MPQ_QCONV_POINTWISE = 1,  // 1x1 stride-1 conv on the NCHW planes (qgemm_pointwise.c, _avx2.c)
     MPQ_QCONV_IMPLICIT = 2,   // implicit-GEMM conv, no im2col (qgemm_conv_implicit.c, _avx2.c)
     MPQ_QCONV_IM2COL_AMX = 3, // blocked im2col + the AMX GEMM (qgemm_amx.c)
-    MPQ_QCONV_CV = 4          // channel-vector VNNI tiles on small planes (qgemm_conv_cv.c)
+    MPQ_QCONV_CV = 4,         // channel-vector VNNI tiles on small planes (qgemm_conv_cv.c)
+    MPQ_QCONV_INDIRECT = 5    // the AVX2 GEMM reading taps from a channels-last copy (qgemm_conv_indirect.c)
 } mpq_qconv_engine;
 mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape *s, int n, int khwc);
 
