@@ -336,12 +336,15 @@ final class Int8ConvBlockTests: XCTestCase {
         defer { mpq_set_int8_avx2_indirect(before) }
         var rng = Int8TestRNG(seed: 3131)
         var tried = 0
-        for ci in 0..<36 {
-            let (kh, kw) = [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (5, 3)][ci % 7]
-            let group = ci % 5 == 4 ? 2 : 1, cg = [4, 16, 20, 64, 80, 36][ci % 6], c = cg * group
-            let h = rng.int(1...24), w = ci % 3 == 0 ? rng.int(1...12) : rng.int(13...70)
-            let dil = ci % 6 == 5 ? 2 : 1, sh = rng.int(1...3), sw = rng.int(1...3)
-            let pt = rng.int(0...3), pl = rng.int(0...3), pb = rng.int(0...3), pr = rng.int(0...3)
+        for ci in 0..<38 {
+            let (kh, kw) = ci >= 36 ? (3, 3) : [(3, 3), (1, 3), (5, 5), (2, 2), (3, 3), (3, 1), (5, 3)][ci % 7]
+            let group = ci % 5 == 4 && ci < 36 ? 2 : 1, cg = ci >= 36 ? 64 : [4, 16, 20, 64, 80, 36][ci % 6], c = cg * group
+            var h = rng.int(1...24), w = ci % 3 == 0 ? rng.int(1...12) : rng.int(13...70)
+            var dil = ci % 6 == 5 ? 2 : 1, sh = rng.int(1...3), sw = rng.int(1...3)
+            var pt = rng.int(0...3), pl = rng.int(0...3), pb = rng.int(0...3), pr = rng.int(0...3)
+            if ci >= 36 {  // ResNet's 56x56 3x3, stride 1 and 2: many row blocks, each from its own first pixel
+                (h, w, dil, sh, sw, pt, pl, pb, pr) = (56, 56, 1, ci - 35, ci - 35, 1, 1, 1, 1)
+            }
             var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(kh), kernel_w: Int32(kw),
                                      pad_top: Int32(pt), pad_left: Int32(pl), pad_bottom: Int32(pb), pad_right: Int32(pr),
                                      stride_h: Int32(sh), stride_w: Int32(sw), dilation_h: Int32(dil), dilation_w: Int32(dil),
