@@ -19,7 +19,9 @@ prints the CPU steal time seen during the run.
 
 With --before DIR (another build's mpq-bench), each round also runs that build's `mpq-bench
 model` right before this one's (same weight bits), and the table gains its FP32 and all-INT8 `ort`
-columns and ratios: an A/B of two builds against the same ORT minima.
+columns and ratios: an A/B of two builds against the same ORT minima. DIR/mpq-bench may also be a
+two-line wrapper that sets a runtime switch and runs this build's binary (s31:
+`MPQ_INT8_AVX2_INDIRECT=0 exec .build/release/mpq-bench "$@"`): an A/B of the switch.
 
 With --weight-bits 7 mpq's INT8 columns and both exports use 7-bit weights ([-64, 64], which
 ORT's int8-weight kernels compute exactly on AVX2 too).

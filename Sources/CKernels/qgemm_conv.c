@@ -1,4 +1,7 @@
 // INT8 Conv through the GEMM, im2col a block of output rows at a time (docs/int8-conv.md).
+// On the AVX2 path windowed Convs with C / group a multiple of 4 run the same blocks and splits
+// with no im2col at all: the GEMM reads each tap's channels from a channels-last copy
+// (qgemm_conv_indirect.c, `cb->ind`).
 //
 // The whole-image im2col wrote [pixels][K] bytes (1.8 MB for a ResNet-18 layer-1 3x3 conv)
 // that the GEMM then read back from L3 or memory, and at batch 1 it ran on one core while
@@ -183,6 +186,8 @@ static int im2col_gemm(conv_blocks *cb, const uint8_t *x, const mpq_conv2d_shape
                        uint8_t x_zero_point, int k, int n, int m, int avx2, int threads);
 static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);
 
+// (Since s31 the indirect conv (indirect_avx2_preferred) takes every shape this rule saw on the
+// AVX2 path; the rule decides only with MPQ_INT8_AVX2_INDIRECT=0.)
 // Where the AVX2 implicit conv beats the im2col + AVX2 GEMM (7-bit weights; one thread, codes,
 // int8_conv_layers.c, s23; the same bytes either way). Its 2 x 4 tile runs at ~0.9x of the GEMM
 // tile's rate, so it wins where the im2col weighs: stride 1 with few input channels (0.78-0.95x
@@ -394,7 +399,7 @@ static int im2col_gemm(conv_blocks *cb, const uint8_t *x, const mpq_conv2d_shape
     // A stem (3 channels, 3x3 or 7x7): pad the group's planes once, so its im2col is whole
     // 16 x 16 transposes with no bounds checks (im2col_padded.c).
     uint8_t *padded = NULL;
-    if (mpq_im2col_padded_applies(s, khwc)) {
+    if (!cb->ind && mpq_im2col_padded_applies(s, khwc)) {
         padded = (uint8_t *)malloc(mpq_im2col_padded_bytes(s));
         if (!padded) return -1;
         mpq_im2col_pad_image(x, s, g, x_zero_point, padded);
