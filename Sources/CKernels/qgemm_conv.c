@@ -11,9 +11,11 @@
 // whose pixel count is a multiple of 16 where the row width allows, so the channel-major
 // path's 16 x 16 transposing tiles stay whole. Every output element is still one tile with
 // full K and the same epilogue, so the bytes do not depend on the block size or the split.
+#include "im2col_transpose.h"  // mpq_load16_step
 #include "mpq_internal.h"
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 /// Bytes of A one block aims at: well inside a 1 MB L2 with the B panels beside it.
 #define BLOCK_BYTES (96 * 1024)
@@ -326,6 +328,104 @@ static int stem_planes_conv(const mpq_gemm_job *job, const uint8_t *x, const mpq
     return rc;
 }
 
+// Strided or padded 1x1 Convs on AVX2 (s31): the pixels the kernel samples copied once into
+// contiguous planes ([C][OH * OW]: a 1x1 conv reads nothing else), then the pointwise kernel over
+// them as over a stride-1 1x1 conv (pixels in the lanes, codes stored channel-major as they come)
+// instead of the im2col's transposes and the GEMM's transposed stores. Where it won (7-bit
+// weights, the driver's switch alternated in a harness, minima, the same bytes): ResNet-18's
+// 64->128 1x1/2 from 56x56 0.78x of the time on one thread and 0.79x on two, resnet_digits' 16->32
+// from 56x56 0.62x and 0.97x. Not on smaller outputs (128->256 into 14x14 0.92-0.94x but 32->64
+// into 14x14 1.24x on two threads: the copy on one core and a two-chunk pointwise split), nor with
+// 8-bit weights (the widening pointwise form: 0.98x and 1.22x). The same int32 sums and epilogue:
+// the same bytes. MPQ_INT8_SUBSAMPLED_POINTWISE=0 (read once) keeps the im2col, for A/B.
+#define SUBSAMPLED_MIN_PIXELS 784
+#define SUBSAMPLED_MAX_BYTES (8u << 20)
+
+static int subsampled_pointwise_preferred(const mpq_conv2d_shape *s, int pairs_fit_i16) {
+    static _Atomic long state = -1;
+    if (!pairs_fit_i16 || mpq_env_long_once("MPQ_INT8_SUBSAMPLED_POINTWISE", 1, &state) == 0) return 0;
+    const long P = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
+    return s->kernel_h == 1 && s->kernel_w == 1 && P >= SUBSAMPLED_MIN_PIXELS && !is_pointwise(s, (int)P) &&
+           (size_t)(s->channels / s->group) * (size_t)P <= SUBSAMPLED_MAX_BYTES;
+}
+
+typedef struct {
+    const uint8_t *x;  // the group's first channel plane
+    const mpq_conv2d_shape *s;
+    uint8_t *planes, zp;
+    int c, tasks;
+} subsample_job;
+
+// Channels [c0, c1): output pixel (oh, ow) of channel c = input (oh sh - pt, ow sw - pl), or the
+// zero point outside the image (the im2col's pad taps). Stride 1 and 2 runs inside a row by
+// 16-byte loads (mpq_load16_step), the rest byte by byte.
+static void subsample_channels(const subsample_job *j, int c0, int c1) {
+    const mpq_conv2d_shape *s = j->s;
+    const int H = s->height, W = s->width, OH = mpq_conv2d_out_h(s), OW = mpq_conv2d_out_w(s);
+    const int sh = s->stride_h, sw = s->stride_w, pt = s->pad_top, pl = s->pad_left;
+    for (int c = c0; c < c1; c++) {
+        const uint8_t *plane = j->x + (size_t)c * (size_t)H * (size_t)W;
+        for (int oh = 0; oh < OH; oh++) {
+            uint8_t *dst = j->planes + ((size_t)c * (size_t)OH + (size_t)oh) * (size_t)OW;
+            const int ih = oh * sh - pt;
+            if (ih < 0 || ih >= H) { memset(dst, j->zp, (size_t)OW); continue; }
+            const uint8_t *row = plane + (size_t)ih * (size_t)W;
+            int ow = 0;
+            for (; ow < OW; ow++) {  // left of the image (padding)
+                const int iw = ow * sw - pl;
+                if (iw >= 0) break;
+                dst[ow] = j->zp;
+            }
+            // 16 samples by one load where all 16 (and the bytes the load reads) lie in the row;
+            // the row's last 16 as one more load overlapping the one before where it fits. A
+            // shorter rest (rows under 16 wide) by one load that may run into the next rows of the
+            // plane, its junk lanes not stored.
+            const int first = ow;
+            for (; sw <= 2 && ow + 16 <= OW && (ow * sw - pl) + 16 * sw <= W; ow += 16)
+                _mm_storeu_si128((__m128i *)(dst + ow), mpq_load16_step(row + (ow * sw - pl), sw));
+            if (sw <= 2 && ow < OW && OW - 16 >= first && (OW - 16) * sw - pl + 16 * sw <= W) {
+                _mm_storeu_si128((__m128i *)(dst + OW - 16), mpq_load16_step(row + ((OW - 16) * sw - pl), sw));
+                ow = OW;
+            }
+            const int last_in = (W - 1 + pl) / sw + 1;  // outputs from here sample right of the image
+            const int n_in = (last_in < OW ? last_in : OW) - ow;
+            if (sw <= 2 && n_in > 0 && (size_t)ih * (size_t)W + (size_t)(ow * sw - pl) + 16u * (size_t)sw <= (size_t)H * (size_t)W) {
+                uint8_t t[16];
+                _mm_storeu_si128((__m128i *)t, mpq_load16_step(row + (ow * sw - pl), sw));
+                const int n = n_in < 16 ? n_in : 16;
+                memcpy(dst + ow, t, (size_t)n);
+                ow += n;
+            }
+            for (; ow < OW; ow++) {
+                const int iw = ow * sw - pl;
+                dst[ow] = iw < W ? row[iw] : j->zp;
+            }
+        }
+    }
+}
+
+static void subsample_task(void *arg, int t) {
+    const subsample_job *j = (const subsample_job *)arg;
+    subsample_channels(j, j->c * t / j->tasks, j->c * (t + 1) / j->tasks);
+}
+
+// 0, or -1 with nothing written (no memory, or the pointwise kernel declined): the im2col runs.
+static int subsampled_pointwise_conv(const mpq_gemm_job *job, const uint8_t *x, const mpq_conv2d_shape *s, int g,
+                                     uint8_t zp, int threads) {
+    const int C = s->channels / s->group;
+    const size_t P = (size_t)mpq_conv2d_out_h(s) * (size_t)mpq_conv2d_out_w(s);
+    subsample_job j = {x + (size_t)g * (size_t)C * (size_t)s->height * (size_t)s->width, s, NULL, zp, C, 1};
+    j.planes = (uint8_t *)malloc((size_t)C * P);
+    if (!j.planes) return -1;
+    // Copies under 16 KB on one core (as the channels-last copies).
+    j.tasks = (size_t)C * P < 16 * 1024 ? 1 : threads < C ? threads : C;
+    if (j.tasks > 1) mpq_pool_run(j.tasks, subsample_task, &j);
+    else subsample_task(&j, 0);
+    const int rc = mpq_pointwise_conv_avx2(job, j.planes, P, threads);
+    free(j.planes);
+    return rc;
+}
+
 int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
                      uint8_t x_zero_point, const void *packed, const mpq_epilogue *ep, float *out, uint8_t *out_u8,
                      uint8_t out_zero_point, int threads) {
@@ -363,6 +463,11 @@ int mpq_qconv2d_u8s8(mpq_kernel_path path, const uint8_t *x, const mpq_conv2d_sh
     if (engine == MPQ_QCONV_IM2COL && avx2 && stem_planes_preferred(s, khwc, k) &&
         stem_planes_conv(&cb.job, x, s, g, x_zero_point, k, threads < 1 ? 1 : threads) == 0) {
         mpq_note_engine("stem-planes+avx2");
+        return 0;
+    }
+    if (engine == MPQ_QCONV_IM2COL && avx2 && subsampled_pointwise_preferred(s, cb.job.b_pairs_fit_i16) &&
+        subsampled_pointwise_conv(&cb.job, x, s, g, x_zero_point, threads < 1 ? 1 : threads) == 0) {
+        mpq_note_engine("subsampled+pointwise+avx2");
         return 0;
     }
     if (engine == MPQ_QCONV_IMPLICIT && (!avx2 || cb.job.b_pairs_fit_i16 || implicit_avx2_preferred(s, 1)) &&

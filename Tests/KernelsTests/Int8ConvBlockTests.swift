@@ -396,6 +396,58 @@ final class Int8ConvBlockTests: XCTestCase {
         print("int8 AVX2 indirect conv (7- and 8-bit weights): \(tried) cases")
     }
 
+    /// Strided or padded 1x1 convs with 784+ output pixels and 7-bit weights on AVX2: the sampled
+    /// pixels copied into planes, then the pointwise kernel (qgemm_conv.c, subsampled_pointwise_conv):
+    /// stride 2 with whole and overlapping 16-sample loads, odd widths, asymmetric pads (zero-point
+    /// rows and columns), stride 3 and 1 (byte by byte and plain runs), rows under 16 wide read by
+    /// one load running into the next row, 1-40 channels and output channels, two groups; float,
+    /// requantized float and codes; 1-3 threads. Bytes equal the scalar im2col + reference GEMM, and
+    /// the engine says so; with 8-bit weights (pairs not fitting int16) the im2col keeps them.
+    func testSubsampledPointwiseMatchesReference() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 else { throw XCTSkip("no AVX2 on this CPU") }
+        var rng = Int8TestRNG(seed: 4141)
+        // (channels, h, w, pads top/left/bottom/right, stride h/w, groups, output channels per group)
+        let shapes: [(c: Int, h: Int, w: Int, p: (Int, Int, Int, Int), sh: Int, sw: Int, group: Int, n: Int)] = [
+            (16, 56, 56, (0, 0, 0, 0), 2, 2, 1, 32), (20, 57, 61, (1, 0, 2, 1), 2, 2, 1, 17),
+            (3, 90, 93, (0, 1, 0, 0), 3, 3, 1, 8), (8, 30, 30, (1, 1, 1, 1), 1, 1, 2, 5),
+            (40, 130, 26, (0, 0, 0, 0), 2, 2, 1, 40), (1, 64, 64, (2, 2, 2, 2), 2, 2, 1, 1),
+        ]
+        for (ci, t) in shapes.enumerated() {
+            var s = mpq_conv2d_shape(channels: Int32(t.c), height: Int32(t.h), width: Int32(t.w), kernel_h: 1, kernel_w: 1,
+                                     pad_top: Int32(t.p.0), pad_left: Int32(t.p.1), pad_bottom: Int32(t.p.2), pad_right: Int32(t.p.3),
+                                     stride_h: Int32(t.sh), stride_w: Int32(t.sw), dilation_h: 1, dilation_w: 1, group: Int32(t.group))
+            let pixels = Int(mpq_conv2d_out_h(&s) * mpq_conv2d_out_w(&s)), cg = t.c / t.group
+            XCTAssertGreaterThanOrEqual(pixels, 784, "case \(ci)")
+            let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255))
+            let x = rng.u8s(t.c * t.h * t.w)
+            for grp in 0..<t.group {
+                for seven in [true, false] {
+                    let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: grp, channelsPerGroup: cg, kh: 1, kw: 1,
+                                                     coutG: t.n, zx: zx, zy: zy, khwc: false, sevenBit: seven)
+                    for mode in 0..<3 {
+                        ref.withMode(mode) { ep, refF, refC in
+                            for threads: Int32 in [1, 2, 3] {
+                                var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : t.n * pixels)
+                                var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? t.n * pixels : 0)
+                                let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                                    mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, Int32(grp), 0, zx, ref.packed, &ep,
+                                                     mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                                } }
+                                let what = "subsampled case \(ci) group \(grp) 7-bit \(seven) mode \(mode) threads \(threads)"
+                                XCTAssertEqual(rc, 0, what)
+                                // (A 1-channel 8-bit B's pairs fit int16 too: the pair's other weight is the pad's 0.)
+                                XCTAssertEqual(String(cString: mpq_last_engine()),
+                                               int8PairsFit(ref.packed) == 1 ? "subsampled+pointwise+avx2" : "im2col+avx2", what)
+                                if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                                else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Strided or padded 1x1 convs with 16+ channels take the transposing tap loop now.
     func testStridedPointwiseIm2colMatchesReference() {
         var rng = Int8TestRNG(seed: 77)
