@@ -5,9 +5,25 @@ import ONNX
 public struct NodeProfile: Codable, Equatable, Sendable {
     public var name: String
     public var opType: String
-    /// Median seconds over the timed runs.
+    /// Seconds over the timed runs, as the profile's `RunStatistic` summarises them.
     public var seconds: Double
     public var macs: Int
+}
+
+/// How timed runs are summarised. The median is the typical run. The minimum is the run least
+/// disturbed by the rest of the machine: on a shared host whose neighbours slow every core for
+/// seconds at a time, minima are what compares with another runtime's minima (ONNX Runtime's
+/// profiler, timed the same way), and a node's minimum is its own best run (the nodes' minima
+/// add up to no more than the fastest run).
+public enum RunStatistic: String, Codable, CaseIterable, Sendable {
+    case median, min
+
+    public func of(_ values: [Double]) -> Double {
+        switch self {
+        case .median: return Session.median(values)
+        case .min: return values.min() ?? 0
+        }
+    }
 }
 
 extension Session {
@@ -18,9 +34,10 @@ extension Session {
     /// it was the last to read; a chain's wall time is split over its nodes by their time inside
     /// it. A fused node shows 0 ms, its time on the node the fusion runs as (a SiLU's Sigmoid
     /// and Mul inside the Conv's). MACs come from one observed run (every node's shapes).
-    /// Returns nodes in execution order, each with its median. `progress` hears (runs done,
-    /// runs in all) after every timed run.
-    public func profile(_ feeds: [String: Tensor], runs: Int, progress: ((Int, Int) -> Void)? = nil) throws -> [NodeProfile] {
+    /// Returns nodes in execution order, each with its median (or `statistic`) over the runs.
+    /// `progress` hears (runs done, runs in all) after every timed run.
+    public func profile(_ feeds: [String: Tensor], runs: Int, statistic: RunStatistic = .median,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> [NodeProfile] {
         var macs = [Int](repeating: 0, count: plan.count)
         _ = try run(feeds, keep: [], fusing: true, observeCodes: true) { node, ins, outs in
             if let i = self.planIndex[node.name] {
@@ -40,14 +57,14 @@ extension Session {
             progress?(run, total)
         }
         return plan.enumerated().map { i, node in
-            NodeProfile(name: node.name, opType: node.opType, seconds: Self.median(samples[i]), macs: macs[i])
+            NodeProfile(name: node.name, opType: node.opType, seconds: statistic.of(samples[i]), macs: macs[i])
         }
     }
 
-    /// Median seconds of `runs` plain runs of `feeds` after one warm-up: image chains, the
-    /// blocked layout and every fusion on, as `run` goes (and as `profile` times its nodes;
-    /// the median run and the nodes' medians need not add up exactly).
-    public func timeRuns(_ feeds: [String: Tensor], runs: Int) throws -> Double {
+    /// Median (or `statistic`) seconds of `runs` plain runs of `feeds` after one warm-up: image
+    /// chains, the blocked layout and every fusion on, as `run` goes (and as `profile` times its
+    /// nodes; the median run and the nodes' medians need not add up exactly).
+    public func timeRuns(_ feeds: [String: Tensor], runs: Int, statistic: RunStatistic = .median) throws -> Double {
         _ = try run(feeds)
         var samples: [Double] = []
         for _ in 0..<max(1, runs) {
@@ -55,7 +72,7 @@ extension Session {
             _ = try run(feeds)
             samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        return Self.median(samples)
+        return statistic.of(samples)
     }
 
     static func median(_ values: [Double]) -> Double {

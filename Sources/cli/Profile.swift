@@ -13,7 +13,9 @@ struct Profile: ParsableCommand {
     @Argument(help: "The ONNX model.") var model: String
     @Option(help: "The .npz data (the first batch is timed).") var data: String
     @Option(help: "Samples per batch.") var batchSize: Int = 16
-    @Option(help: "Timed runs (after one warm-up); each node's median is reported.") var runs: Int = 5
+    @Option(help: "Timed runs (after one warm-up); each node's median (or --statistic) is reported.") var runs: Int = 5
+    @Option(help: "How the runs are summarised: median (the typical run) or min (the least disturbed run, to compare with another runtime's minima on a shared machine).")
+    var statistic: RunStatistic = .median
     @Option(help: "Print the slowest N nodes (all with --json).") var top: Int = 20
     @OptionGroup var precisionOptions: PrecisionOptions
     @Flag(help: "Print one JSON object.") var json = false
@@ -44,12 +46,14 @@ struct Profile: ParsableCommand {
         let model: String
         let batch: Int
         let runs: Int
+        /// "median" or "min": how every time in the report summarises the runs.
+        let statistic: String
         let precision: String
         let scheme: String?
         let kernelPath: String
         let fp32Ms: Double
         let ms: Double?
-        /// End to end: the median of plain runs (image chains, the blocked layout and every
+        /// End to end: the median (or minimum) of plain runs (image chains, the blocked layout and every
         /// fusion on, as `eval` runs). The per-node times come from the same kind of runs
         /// (`Session.profile`), so they add up to about this.
         let fp32RunMs: Double
@@ -67,14 +71,15 @@ struct Profile: ParsableCommand {
         let runtime = try precisionOptions.makeRuntime(model, batchSize: batchSize)
         let map = runtime?.map
         try runtime?.apply(runtime!.allFP32)
-        let fp32 = try model.session.profile(feeds, runs: runs, progress: Progress(label: "profile fp32").update)
-        let fp32Run = try model.session.timeRuns(feeds, runs: runs)
+        let fp32 = try model.session.profile(feeds, runs: runs, statistic: statistic, progress: Progress(label: "profile fp32").update)
+        let fp32Run = try model.session.timeRuns(feeds, runs: runs, statistic: statistic)
         var other: [NodeProfile]? = nil
         var otherRun: Double? = nil
         if let runtime, let map {
             try runtime.apply(map)
-            other = try model.session.profile(feeds, runs: runs, progress: Progress(label: "profile \(precisionOptions.precision)").update)
-            otherRun = try model.session.timeRuns(feeds, runs: runs)
+            other = try model.session.profile(feeds, runs: runs, statistic: statistic,
+                                              progress: Progress(label: "profile \(precisionOptions.precision)").update)
+            otherRun = try model.session.timeRuns(feeds, runs: runs, statistic: statistic)
         }
         let int8Nodes = runtime.map { Set($0.plan.int8Layers).union($0.plan.int8RegionOps) } ?? []
         let fp32Total = max(fp32.reduce(0) { $0 + $1.seconds }, 1e-12)
@@ -87,7 +92,7 @@ struct Profile: ParsableCommand {
         }
         var byOp: [String: Double] = [:]
         for (i, p) in fp32.enumerated() { byOp[p.opType, default: 0] += (other?[i].seconds ?? p.seconds) * 1e3 }
-        let report = Report(model: self.model, batch: rows, runs: runs, precision: precisionOptions.precision,
+        let report = Report(model: self.model, batch: rows, runs: runs, statistic: statistic.rawValue, precision: precisionOptions.precision,
                             scheme: runtime?.scheme.rawValue, kernelPath: runtime?.path.resolved.rawValue ?? "none",
                             fp32Ms: fp32Total * 1e3, ms: otherTotal.map { $0 * 1e3 }, fp32RunMs: fp32Run * 1e3,
                             runMs: otherRun.map { $0 * 1e3 }, nodes: table, opTypes: byOp)
@@ -97,11 +102,12 @@ struct Profile: ParsableCommand {
 
     func printTable(_ r: Report) {
         let int8 = r.ms != nil
-        print("model \(r.model)  batch \(r.batch)  median of \(r.runs) runs  precision \(r.precision)\(r.scheme.map { " (scheme \($0))" } ?? "")  kernels \(r.kernelPath)")
+        let stat = r.statistic == RunStatistic.min.rawValue ? ("minimum", "fastest run", "per-node minima") : ("median", "median run", "per-node medians")
+        print("model \(r.model)  batch \(r.batch)  \(stat.0) of \(r.runs) runs  precision \(r.precision)\(r.scheme.map { " (scheme \($0))" } ?? "")  kernels \(r.kernelPath)")
         print(String(format: "end to end: FP32 %.3f ms", r.fp32RunMs) + (r.runMs.map { String(format: ", %@ %.3f ms (%.2fx)", r.precision, $0, r.fp32RunMs / $0) } ?? "")
-              + " (median run, chains and fusions on, as eval runs)")
+              + " (\(stat.1), chains and fusions on, as eval runs)")
         print(String(format: "sum of nodes: FP32 %.3f ms", r.fp32Ms) + (r.ms.map { String(format: ", %@ %.3f ms (%.2fx)", r.precision, $0, r.fp32Ms / $0) } ?? "")
-              + " (per-node medians of the same runs; a chain's time split over its nodes)")
+              + " (\(stat.2) of the same runs; a chain's time split over its nodes)")
         func pad(_ s: String, _ w: Int) -> String { s.count >= w ? String(s.prefix(w)) : s + String(repeating: " ", count: w - s.count) }
         let nameWidth = min(40, max(8, r.nodes.map(\.name.count).max() ?? 8))
         print(pad("node", nameWidth) + "  " + pad("op", 18) + "   fp32 ms  share" + (int8 ? "   this ms  share  GOP/s  engine" : "  GFLOP/s"))
@@ -118,3 +124,5 @@ struct Profile: ParsableCommand {
             .map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", "))
     }
 }
+
+extension RunStatistic: ExpressibleByArgument {}

@@ -38,6 +38,33 @@ final class ProfileCLITests: XCTestCase {
     /// implicit conv on VNNI, the indirect GEMM on AVX2, as the 32-channel 3x3 conv3), a depthwise conv, a 1x1 on an 8x8 plane (64 pixels: im2col, not the
     /// pointwise kernel, which needs 128; on the VNNI path the channel-vector tiles, as the 3x3
     /// conv3 on 8x8) and a Gemm. Nodes that are not INT8 layers have none.
+    /// `--statistic min`: every time is the minimum over the runs (the report says so, the text
+    /// header too); shares still sum to 100%, and a node's minimum is at most its median would be
+    /// (checked on the statistic itself: RunStatistic.of). A bad value is a usage error.
+    func testProfileReportsMinimaWhenAsked() throws {
+        let model = "\(CLI.examples)/digits_cnn.onnx"
+        let args = ["profile", model, "--data", "\(CLI.examples)/digits_holdout.npz", "--runs", "3", "--batch-size", "4",
+                    "--precision", "int8", "--calibration", "\(CLI.examples)/digits_calib.npz", "--statistic", "min"]
+        let r = try CLI.run(args + ["--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["statistic"] as? String, "min")
+        let nodes = try XCTUnwrap(report["nodes"] as? [[String: Any]])
+        for key in ["fp32_share", "share"] {
+            XCTAssertEqual(nodes.compactMap { $0[key] as? Double }.reduce(0, +), 100, accuracy: 0.01, key)
+        }
+        XCTAssertGreaterThan(try XCTUnwrap(report["run_ms"] as? Double), 0)
+        let text = try CLI.run(args + ["--quiet"])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("minimum of 3 runs") && text.stdout.contains("(fastest run,")
+                      && text.stdout.contains("(per-node minima of the same runs"), text.stdout)
+        let median = try CLI.run(Array(args.dropLast(2)) + ["--quiet"])
+        XCTAssertTrue(median.stdout.contains("median of 3 runs"), median.stdout)
+        let bad = try CLI.run(Array(args.dropLast()) + ["mean"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--statistic"), bad.stderr)
+    }
+
     func testProfileShowsTheEngineEachInt8LayerRan() throws {
         let model = "\(CLI.examples)/digits_cnn.onnx"
         let args = ["profile", model, "--data", "\(CLI.examples)/digits_holdout.npz", "--runs", "1", "--batch-size", "4",

@@ -36,6 +36,15 @@ final class RunTimerTests: XCTestCase {
         XCTAssertNil(session.runTimer, "plain runs after the profile are untimed")
     }
 
+    /// The two ways to summarise runs: the median (odd and even counts) and the minimum.
+    func testRunStatistics() {
+        XCTAssertEqual(RunStatistic.median.of([5, 1, 3]), 3)
+        XCTAssertEqual(RunStatistic.median.of([4, 1, 3, 2]), 2.5)
+        XCTAssertEqual(RunStatistic.min.of([5, 1, 3]), 1)
+        XCTAssertEqual(RunStatistic.min.of([]), 0)
+        XCTAssertEqual(RunStatistic(rawValue: "min"), .min)
+    }
+
     /// The timer's arithmetic: laps go to the node named, a chain's wall time is split over its
     /// nodes by their time inside it (here 1:3), and reset clears both.
     func testChainTimeIsSplitInProportion() {
