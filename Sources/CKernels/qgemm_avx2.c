@@ -85,6 +85,29 @@ INLINE const uint8_t *a_row(const mpq_gemm_job *j, int m) {
     return d->xh + (size_t)(p / d->ow) * d->row_step + (size_t)(p % d->ow) * d->col_step;
 }
 
+// Every k group of a tile, `GROUP(acc, b, rows, mr, g, avail)` each (group or group_ubs; ROWS
+// their row capacity): for an im2col A the full groups in the hot loop, then one zero-filled tail
+// group (B is zero there too), kept apart so the hot loop has no branch or memcpy call; for an
+// indirect job tap by tap, C / 4 whole groups each (C % 4 == 0) with every row's pointer moved to
+// the tap, B's groups in the same (kh, kw, c) order.
+#define K_GROUPS(GROUP, ROWS, acc, j, bp, ar, mr)                                                  \
+    do {                                                                                           \
+        if ((j)->ind) {                                                                            \
+            const mpq_gemm_indirect *d_ = (j)->ind;                                                \
+            const int groups_ = d_->c / 4;                                                         \
+            for (int t_ = 0; t_ < d_->taps; t_++) {                                                \
+                const uint8_t *at_[ROWS];                                                          \
+                _Pragma("unroll") for (int i_ = 0; i_ < (mr); i_++) at_[i_] = (ar)[i_] + d_->toff[t_]; \
+                const int8_t *bt_ = (bp) + (size_t)t_ * (size_t)groups_ * 64;                      \
+                for (int g_ = 0; g_ < groups_; g_++) GROUP(acc, bt_, at_, (mr), g_, 4);            \
+            }                                                                                      \
+        } else {                                                                                   \
+            const int full_ = (j)->k / 4;                                                          \
+            for (int g_ = 0; g_ < full_; g_++) GROUP(acc, (bp), (ar), (mr), g_, 4);                \
+            if ((j)->k % 4) GROUP(acc, (bp), (ar), (mr), full_, (j)->k % 4);                       \
+        }                                                                                          \
+    } while (0)
+
 // What the epilogue needs of one panel's 16 columns, built once per panel. Lanes past N
 // hold zeros and are never stored.
 typedef struct {
@@ -126,23 +149,7 @@ INLINE void tile(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c, in
         ar[i] = a_row(j, m0 + i);
         _Pragma("unroll") for (int q = 0; q < 4; q++) acc[i][q] = _mm256_setzero_si256();
     }
-    if (j->ind) {
-        // Tap by tap: C / 4 whole groups each (C % 4 == 0), B's groups in the same order.
-        const mpq_gemm_indirect *d = j->ind;
-        const int groups = d->c / 4;
-        for (int t = 0; t < d->taps; t++) {
-            const uint8_t *at[MR];
-            _Pragma("unroll") for (int i = 0; i < mr; i++) at[i] = ar[i] + d->toff[t];
-            const int8_t *bt = bp + (size_t)t * (size_t)groups * 64;
-            for (int g = 0; g < groups; g++) group(acc, bt, at, mr, g, 4);
-        }
-    } else {
-        // Full groups of 4 k in the hot loop, then one zero-filled tail group (B is
-        // zero there too); kept apart so the hot loop has no branch or memcpy call.
-        const int full = j->k / 4;
-        for (int g = 0; g < full; g++) group(acc, bp, ar, mr, g, 4);
-        if (j->k % 4) group(acc, bp, ar, mr, full, j->k % 4);
-    }
+    K_GROUPS(group, MR, acc, j, bp, ar, mr);
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int h = 0; h < 2; h++)
             r[i][h] = _mm256_add_epi32(fold(acc[i][2 * h], acc[i][2 * h + 1]), c->add[h]);
@@ -174,20 +181,7 @@ INLINE void tile_ubs(const mpq_gemm_job *j, const int8_t *bp, const panel_ctx *c
         ar[i] = a_row(j, m0 + i);
         acc[i][0] = acc[i][1] = _mm256_setzero_si256();
     }
-    if (j->ind) {
-        const mpq_gemm_indirect *d = j->ind;  // tap by tap, as tile()
-        const int groups = d->c / 4;
-        for (int t = 0; t < d->taps; t++) {
-            const uint8_t *at[MR_UBS];
-            _Pragma("unroll") for (int i = 0; i < mr; i++) at[i] = ar[i] + d->toff[t];
-            const int8_t *bt = bp + (size_t)t * (size_t)groups * 64;
-            for (int g = 0; g < groups; g++) group_ubs(acc, bt, at, mr, g, 4);
-        }
-    } else {
-        const int full = j->k / 4;
-        for (int g = 0; g < full; g++) group_ubs(acc, bp, ar, mr, g, 4);
-        if (j->k % 4) group_ubs(acc, bp, ar, mr, full, j->k % 4);
-    }
+    K_GROUPS(group_ubs, MR_UBS, acc, j, bp, ar, mr);
     _Pragma("unroll") for (int i = 0; i < mr; i++)
         _Pragma("unroll") for (int h = 0; h < 2; h++) r[i][h] = _mm256_add_epi32(acc[i][h], c->add[h]);
 }

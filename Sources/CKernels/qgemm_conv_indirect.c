@@ -1,6 +1,6 @@
 // The AVX2 INT8 Conv without an im2col: the GEMM reads each output pixel's taps where they lie
 // in a padded channels-last copy of the input (an indirect GEMM; docs/int8-conv.md, "Indirect
-// 3x3 on AVX2").
+// on AVX2").
 //
 // The im2col wrote KH x KW bytes per input byte, (kh, kw, c) rows of K = taps x C bytes, that
 // the GEMM then read once per 16-column panel; perf put 7% of ResNet-18's 3x3 layers in it, and

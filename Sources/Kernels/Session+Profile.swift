@@ -20,7 +20,9 @@ public enum RunStatistic: String, Codable, CaseIterable, Sendable {
 
     public func of(_ values: [Double]) -> Double {
         switch self {
-        case .median: return Session.median(values)
+        case .median:
+            let v = values.sorted()
+            return v.isEmpty ? 0 : (v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2)
         case .min: return values.min() ?? 0
         }
     }
@@ -73,10 +75,5 @@ extension Session {
             samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         return statistic.of(samples)
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
-        return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
     }
 }

@@ -112,12 +112,8 @@ final class Int8ConvBlockTests: XCTestCase {
                     ref.withMode(mode) { ep, refF, refC in
                         for path in int8AvailablePaths {
                             for threads: Int32 in [1, 2, 3] {
-                                var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
-                                var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
-                                let rc = x.withUnsafeBufferPointer { xp in gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
-                                    mpq_qconv2d_u8s8(path, xp.baseAddress, &s, Int32(grp), khwc ? 1 : 0, zx, packed, &ep,
-                                                     mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
-                                } } }
+                                let (rc, gotF, gotC) = self.runDriver(path, x, &s, grp, khwc: khwc, zx, packed, &ep, zy, threads,
+                                                                      outputs: coutG * pixels, codes: mode == 2)
                                 let what = "\(int8PathName(path)) case \(ci) group \(grp) mode \(mode) threads \(threads)"
                                 XCTAssertEqual(rc, 0, what)
                                 if mode == 2 { XCTAssertEqual(gotC, refC, what) }
@@ -152,12 +148,8 @@ final class Int8ConvBlockTests: XCTestCase {
                 for mode in 0..<3 {
                     ref.withMode(mode) { ep, refF, refC in
                         for threads: Int32 in [1, 2, 3] {
-                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : t.n * pixels)
-                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? t.n * pixels : 0)
-                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
-                                mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, 0, khwc ? 1 : 0, zx, ref.packed, &ep,
-                                                 mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
-                            } }
+                            let (rc, gotF, gotC) = self.runDriver(MPQ_PATH_AVX2, x, &s, 0, khwc: khwc, zx, ref.packed, &ep, zy, threads,
+                                                                  outputs: t.n * pixels, codes: mode == 2)
                             let what = "case \(ci) 7-bit \(seven) mode \(mode) threads \(threads)"
                             XCTAssertEqual(rc, 0, what)
                             if mode == 2 { XCTAssertEqual(gotC, refC, what) }
@@ -167,6 +159,20 @@ final class Int8ConvBlockTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// mpq_qconv2d_u8s8 (the driver) on `path` into fresh float or code outputs (NaN / 0xEE
+    /// filled): its return code and both outputs (the unused one empty).
+    private func runDriver(_ path: mpq_kernel_path, _ x: [UInt8], _ s: inout mpq_conv2d_shape, _ grp: Int, khwc: Bool,
+                           _ zx: UInt8, _ packed: [UInt8], _ ep: inout mpq_epilogue, _ zy: UInt8, _ threads: Int32,
+                           outputs: Int, codes: Bool) -> (Int32, [Float], [UInt8]) {
+        var gotF = [Float](repeating: .nan, count: codes ? 0 : outputs)
+        var gotC = [UInt8](repeating: 0xEE, count: codes ? outputs : 0)
+        let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+            mpq_qconv2d_u8s8(path, x, &s, Int32(grp), khwc ? 1 : 0, zx, packed, &ep,
+                             codes ? nil : fp.baseAddress, codes ? cp.baseAddress : nil, zy, threads)
+        } }
+        return (rc, gotF, gotC)
     }
 
     /// mpq_qconv2d_u8s8_implicit on `path` ((kh, kw, c) weights) into fresh float or code outputs
@@ -363,12 +369,8 @@ final class Int8ConvBlockTests: XCTestCase {
                 for mode in 0..<3 {  // float, float requantized, codes
                     ref.withMode(mode) { ep, refF, refC in
                         for threads: Int32 in [1, 2, 3] {
-                            var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
-                            var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
-                            let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
-                                mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, Int32(grp), 1, zx, ref.packed, &ep,
-                                                 mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
-                            } }
+                            let (rc, gotF, gotC) = self.runDriver(MPQ_PATH_AVX2, x, &s, grp, khwc: true, zx, ref.packed, &ep, zy, threads,
+                                                                  outputs: coutG * pixels, codes: mode == 2)
                             let what = "indirect case \(ci) (7-bit \(seven)) \(s) group \(grp) mode \(mode) threads \(threads)"
                             XCTAssertEqual(rc, 0, what)
                             XCTAssertEqual(String(cString: mpq_last_engine()), "indirect+avx2", what)
@@ -427,12 +429,8 @@ final class Int8ConvBlockTests: XCTestCase {
                     for mode in 0..<3 {
                         ref.withMode(mode) { ep, refF, refC in
                             for threads: Int32 in [1, 2, 3] {
-                                var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : t.n * pixels)
-                                var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? t.n * pixels : 0)
-                                let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
-                                    mpq_qconv2d_u8s8(MPQ_PATH_AVX2, x, &s, Int32(grp), 0, zx, ref.packed, &ep,
-                                                     mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
-                                } }
+                                let (rc, gotF, gotC) = self.runDriver(MPQ_PATH_AVX2, x, &s, grp, khwc: false, zx, ref.packed, &ep, zy, threads,
+                                                                      outputs: t.n * pixels, codes: mode == 2)
                                 let what = "subsampled case \(ci) group \(grp) 7-bit \(seven) mode \(mode) threads \(threads)"
                                 XCTAssertEqual(rc, 0, what)
                                 // (A 1-channel 8-bit B's pairs fit int16 too: the pair's other weight is the pad's 0.)
