@@ -34,8 +34,9 @@ typedef struct {
     size_t rows, cols;
     float a, b, c, epsilon;
     float *y;
-    // GELU written as uint8 codes (mpq_bias_gelu_u8): each row staged in a task's float
-    // buffer, then quantized by mpq_quantize_u8 on `qpath` into `codes`.
+    // GELU or Softmax written as uint8 codes (mpq_bias_gelu_u8, mpq_scaled_masked_softmax_u8):
+    // each row staged in a task's float buffer, then quantized by mpq_quantize_u8 on `qpath`
+    // into `codes`.
     uint8_t *codes;
     mpq_kernel_path qpath;
     float qscale;
@@ -226,11 +227,18 @@ static void softmax_task(void *arg, int t) {
     fused_job *j = arg;
     (void)t;
     size_t lo, hi;
+    // Writing codes: one row of floats at a time in this buffer (in L1), quantized from there,
+    // as gelu_task does.
+    float *stage = NULL;
+    if (j->codes) {
+        stage = malloc(j->cols * sizeof(float));
+        if (!stage) abort();
+    }
     while (fused_claim(j, &lo, &hi))
     for (size_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->cols;
         const float *mask = j->mask ? j->mask + j->mask_offsets[r] : NULL;
-        float *y = j->y + r * j->cols;
+        float *y = stage ? stage : j->y + r * j->cols;
         if (j->avx2) {
             scale_mask_avx2(x, j->cols, j->a, j->divide, mask, y);
             if (j->avx512) mpq_softmax_rows_avx512(y, 1, j->cols);
@@ -242,13 +250,27 @@ static void softmax_task(void *arg, int t) {
             }
             mpq_softmax_rows_reference(y, 1, j->cols);
         }
+        if (stage) mpq_quantize_u8(j->qpath, stage, j->cols, j->qscale, j->qzp, j->codes + r * j->cols);
     }
+    free(stage);
 }
 
 void mpq_scaled_masked_softmax_f32(mpq_kernel_path path, const float *x, size_t rows, size_t n, float scale,
                                    int divide, const float *mask, const size_t *mask_offsets, float *y, int threads) {
     fused_job j = {.avx2 = fused_use_avx2(path), .avx512 = fused_use_avx512(path), .x = x, .rows = rows, .cols = n,
                    .a = scale, .divide = divide, .mask = mask, .mask_offsets = mask_offsets, .y = y};
+    j.tasks = fused_tasks(threads, rows, n);
+    fused_start(&j);
+    mpq_pool_run(j.tasks, softmax_task, &j);
+}
+
+void mpq_scaled_masked_softmax_u8(mpq_kernel_path path, const float *x, size_t rows, size_t n, float scale,
+                                  int divide, const float *mask, const size_t *mask_offsets,
+                                  mpq_kernel_path quantize_path, float qscale, uint8_t zero_point, uint8_t *codes,
+                                  int threads) {
+    fused_job j = {.avx2 = fused_use_avx2(path), .avx512 = fused_use_avx512(path), .x = x, .rows = rows, .cols = n,
+                   .a = scale, .divide = divide, .mask = mask, .mask_offsets = mask_offsets, .codes = codes,
+                   .qpath = quantize_path, .qscale = qscale, .qzp = zero_point};
     j.tasks = fused_tasks(threads, rows, n);
     fused_start(&j);
     mpq_pool_run(j.tasks, softmax_task, &j);

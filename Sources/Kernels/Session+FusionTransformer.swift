@@ -44,8 +44,8 @@ struct TransformerFusion {
 
     /// The chain's output from `inputs` (resolved `node.inputs`), or nil when the shapes at
     /// hand are not the fused kernel's (a broadcast it does not do): the nodes then run unfused.
-    /// `codes`: a GELU writes its output as uint8 codes on that grid, quantized on that path
-    /// (`Session.chainOutputCodes`); the other chains ignore it.
+    /// `codes`: a GELU or a Softmax writes its output as uint8 codes on that grid, quantized on
+    /// that path (`Session.chainOutputCodes`); the LayerNormalization chain ignores it.
     func run(_ inputs: [Tensor?], constants: [String: Tensor], codes: (ActivationQuant, KernelPath)? = nil) -> Tensor? {
         let ins = Session.materialized(inputs)
         guard let x = ins.first ?? nil, x.dtype == .float32, x.rank >= 1, let cols = x.shape.last, cols > 0 else { return nil }
@@ -86,6 +86,21 @@ struct TransformerFusion {
                 guard let m = ins.count > 1 ? ins[1] : nil, m.dtype == .float32,
                       let o = Self.rowOffsets(mask: m.shape, x: x.shape) else { return nil }
                 offsets = o; mask = m
+            }
+            if let (q, path) = codes {
+                // Every code is written by the kernel.
+                let values: [UInt8] = x.floats.withUnsafeBufferPointer { px in
+                    (mask?.floats ?? []).withUnsafeBufferPointer { pm in
+                        offsets.withUnsafeBufferPointer { po in
+                            uninitializedArray(count: x.count) { py in
+                                mpq_scaled_masked_softmax_u8(MPQ_PATH_AUTO, px.baseAddress, rows, cols, scale, divide ? 1 : 0,
+                                                             mask == nil ? nil : pm.baseAddress, po.baseAddress, path.c,
+                                                             q.scale, q.zeroPoint, py, rowThreads(x.count))
+                            }
+                        }
+                    }
+                }
+                return Tensor(shape: x.shape, codes: QuantizedCodes(values: values, scale: q.scale, zeroPoint: q.zeroPoint))
             }
             x.floats.withUnsafeBufferPointer { px in
                 (mask?.floats ?? []).withUnsafeBufferPointer { pm in

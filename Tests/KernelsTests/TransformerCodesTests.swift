@@ -4,8 +4,9 @@ import XCTest
 import ONNX
 
 /// The INT8 transformer's codes shortcuts, each against the run without it, bit for bit:
-/// Q, K and V quantizing their common input once (`SharedInputCodes`), and the fused GELU
-/// writing the FFN output projection's codes itself (`mpq_bias_gelu_u8`).
+/// Q, K and V quantizing their common input once (`SharedInputCodes`), the fused GELU
+/// writing the FFN output projection's codes itself (`mpq_bias_gelu_u8`), and the fused
+/// Softmax writing the probabilities · V MatMul's (`mpq_scaled_masked_softmax_u8`).
 final class TransformerCodesTests: XCTestCase {
     func textEncoder() throws -> (Graph, Session, Dataset, CalibrationTable, Int) {
         let graph = GraphPasses.optimize(try ModelLoader.load(path: FixturePaths.path("text_encoder.onnx")))
@@ -59,6 +60,7 @@ final class TransformerCodesTests: XCTestCase {
         let batches = [data.batch(0..<1), data.batch(0..<min(16, data.count))]
         let runtime = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort)
         runtime.shareInputCodes = false
+        runtime.softmaxWritesCodes = false    // the GELUs alone (the Softmaxes: the next test)
         for path in KernelPath.available {
             runtime.path = path
             for batch in batches {
@@ -112,6 +114,87 @@ final class TransformerCodesTests: XCTestCase {
                                                  q, 0.021, 3, &got, Int32(threads))
                             }
                             XCTAssertEqual(got, want, "cols \(cols) bias \(withBias) gelu \(g.rawValue) quantize \(q.rawValue) threads \(threads)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Softmax writing its reader's codes (attention probabilities into the INT8 MatMul
+    /// with V) == the Softmax writing floats that the MatMul quantizes, on every kernel path,
+    /// at batch 1 and 16, with the GELUs on codes or not; a kept Softmax output is floats.
+    func testSoftmaxWritingCodesIsTheFloatRunBitForBit() throws {
+        let (_, session, data, table, layers) = try textEncoder()
+        let batches = [data.batch(0..<1), data.batch(0..<min(16, data.count))]
+        let runtime = try MixedPrecisionRuntime(session: session, calibration: table, scheme: .ort)
+        let softmaxOutputs = Set(session.plan.filter { $0.opType == "Softmax" }.flatMap(\.outputs))
+        XCTAssertEqual(softmaxOutputs.count, layers)
+        for path in KernelPath.available {
+            runtime.path = path
+            for gelu in [false, true] {
+                runtime.geluWritesCodes = gelu
+                for batch in batches {
+                    runtime.softmaxWritesCodes = false
+                    try runtime.apply(runtime.allInt8)
+                    XCTAssertTrue(softmaxOutputs.isDisjoint(with: session.chainOutputCodes.keys))
+                    let plain = try session.run(batch)["logits"]!
+                    runtime.softmaxWritesCodes = true
+                    try runtime.apply(runtime.allInt8)
+                    XCTAssertEqual(Set(session.chainOutputCodes.keys).intersection(softmaxOutputs), softmaxOutputs,
+                                   "every attention Softmax writes its MatMul's codes")
+                    let coded = try session.run(batch)["logits"]!
+                    XCTAssertEqual(coded.floats.map(\.bitPattern), plain.floats.map(\.bitPattern), "\(path) gelu \(gelu)")
+                    let probabilities = softmaxOutputs.sorted()[0]
+                    let kept = try session.run(batch, keep: [probabilities])
+                    XCTAssertEqual(kept["logits"]!.floats.map(\.bitPattern), plain.floats.map(\.bitPattern))
+                    XCTAssertNil(kept[probabilities]!.codes, "a kept Softmax output is floats")
+                }
+            }
+        }
+        // With the attention MatMuls in FP32 the probabilities have no INT8 reader: floats.
+        let noAttention = PrecisionMap(layers: Dictionary(uniqueKeysWithValues: runtime.layerNames.map { name in
+            (name, runtime.layers[name] is QuantizedActivationMatMul ? Precision.fp32 : .int8)
+        }))
+        try runtime.apply(noAttention)
+        XCTAssertTrue(softmaxOutputs.isDisjoint(with: session.chainOutputCodes.keys))
+    }
+
+    /// mpq_scaled_masked_softmax_u8 == mpq_scaled_masked_softmax_f32 then mpq_quantize_u8, byte
+    /// for byte: the Softmax on the reference and AVX2 paths, quantize on every path, widths 1-40
+    /// and MiniLM's 128, multiplied or divided, with and without a per-row mask, split over 1-3
+    /// threads, NaN, infinities and the -3.4e38 of exported masks among the inputs.
+    func testSoftmaxCodesKernelIsSoftmaxThenQuantize() {
+        var rng = TestRNG(seed: 43)
+        let softmaxes = [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO]
+        let quantizers = [MPQ_PATH_REFERENCE, MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+        for cols in Array(1...40) + [128] {
+            let rows = cols == 128 ? 48 : 6
+            var x = (0..<rows * cols).map { _ in rng.float(-8...8) }
+            if cols > 3 { x[0] = .nan; x[cols + 1] = .infinity; x[2 * cols + 2] = -.infinity }
+            // One mask row per 3 rows (a batch's key mask over its heads' rows), offsets per row.
+            var mask = (0..<((rows + 2) / 3) * cols).map { _ in rng.float(0...1) < 0.2 ? Float(-3.4e38) : 0 }
+            if !mask.isEmpty { mask[mask.count - 1] = -.infinity }
+            let offsets = (0..<rows).map { ($0 / 3) * cols }
+            for (scale, divide) in [(Float(0.125), Int32(0)), (Float(2.828427), Int32(1))] {
+                for masked in [false, true] {
+                    for s in softmaxes {
+                        var y = [Float](repeating: 0, count: x.count)
+                        mask.withUnsafeBufferPointer { pm in offsets.withUnsafeBufferPointer { po in
+                            mpq_scaled_masked_softmax_f32(s, x, rows, cols, scale, divide, masked ? pm.baseAddress : nil,
+                                                          po.baseAddress, &y, 1)
+                        } }
+                        for q in quantizers {
+                            var want = [UInt8](repeating: 0, count: x.count)
+                            mpq_quantize_u8(q, y, y.count, 0.0039, 2, &want)
+                            for threads in [1, 2, 3] {
+                                var got = [UInt8](repeating: 0xEE, count: x.count)
+                                mask.withUnsafeBufferPointer { pm in offsets.withUnsafeBufferPointer { po in
+                                    mpq_scaled_masked_softmax_u8(s, x, rows, cols, scale, divide, masked ? pm.baseAddress : nil,
+                                                                 po.baseAddress, q, 0.0039, 2, &got, Int32(threads))
+                                } }
+                                XCTAssertEqual(got, want, "cols \(cols) divide \(divide) mask \(masked) softmax \(s.rawValue) quantize \(q.rawValue) threads \(threads)")
+                            }
                         }
                     }
                 }

@@ -30,6 +30,15 @@ void mpq_bias_gelu_u8(mpq_kernel_path path, const float *x, size_t rows, size_t 
 void mpq_scaled_masked_softmax_f32(mpq_kernel_path path, const float *x, size_t rows, size_t n, float scale,
                                    int divide, const float *mask, const size_t *mask_offsets, float *y, int threads);
 
+/// mpq_scaled_masked_softmax_f32 with the output written as uint8 codes, as mpq_bias_gelu_u8:
+/// each row's probabilities (the same bits) through mpq_quantize_u8(quantize_path, ...,
+/// qscale, zero_point). For attention probabilities whose reader is the INT8 MatMul with V:
+/// the floats are neither written nor read back to be quantized.
+void mpq_scaled_masked_softmax_u8(mpq_kernel_path path, const float *x, size_t rows, size_t n, float scale,
+                                  int divide, const float *mask, const size_t *mask_offsets,
+                                  mpq_kernel_path quantize_path, float qscale, uint8_t zero_point, uint8_t *codes,
+                                  int threads);
+
 /// Post-attention / post-FFN normalisation: r = x + bias[j] (bias NULL: r = x), then
 /// r = r + residual, then LayerNormalization of r over each row of `cols` (mpq_layernorm_f32's
 /// row function, `beta` not NULL) into `y`.

@@ -58,16 +58,40 @@ public final class MixedPrecisionRuntime {
     /// and the readers quantize them (the reference). Takes effect at the next `apply`.
     public var geluWritesCodes = true
 
-    func geluCodes(plan: QuantPlan, readsCodes: Set<String>) -> [String: ActivationQuant] {
+    /// A fused scaled masked Softmax writes its output as codes when every reader is an INT8
+    /// MatMul of two activations that reads codes, all on one grid for that operand
+    /// (attention's probabilities · V): the codes that MatMul would quantize from the floats.
+    /// Off (or environment `MPQ_INT8_SOFTMAX_CODES=0`, for an A/B): the Softmax writes floats
+    /// (the reference). Takes effect at the next `apply`.
+    public var softmaxWritesCodes = ProcessInfo.processInfo.environment["MPQ_INT8_SOFTMAX_CODES"] != "0"
+
+    func fusedOutputCodes(plan: QuantPlan, readsCodes: Set<String>) -> [String: ActivationQuant] {
         var out: [String: ActivationQuant] = [:]
         for f in session.transformerFusions.values {
-            guard case .gelu = f.kind, let o = f.node.outputs.first, let rs = readers[o], !rs.isEmpty else { continue }
+            let softmax: Bool
+            switch f.kind {
+            case .gelu: softmax = false
+            case .softmax: softmax = true
+            case .layerNorm: continue
+            }
+            if softmax ? !softmaxWritesCodes : !geluWritesCodes { continue }
+            guard let o = f.node.outputs.first, let rs = readers[o], !rs.isEmpty else { continue }
             var grid: ActivationQuant?
             var ok = true
             for r in rs {
-                guard plan.int8Layers.contains(r), readsCodes.contains(r), let l = layers[r] as? QuantizedLinear,
-                      l.node.input(0) == o, grid == nil || grid == l.inputQuant else { ok = false; break }
-                grid = l.inputQuant
+                guard plan.int8Layers.contains(r), readsCodes.contains(r) else { ok = false; break }
+                let q: ActivationQuant?
+                if softmax, let l = layers[r] as? QuantizedActivationMatMul {
+                    // The operand the probabilities are (both, for a square product of them).
+                    let asA = l.node.input(0) == o, asB = l.node.input(1) == o
+                    q = asA && asB ? (l.inputQuant == l.rightQuant ? l.inputQuant : nil) : asA ? l.inputQuant : asB ? l.rightQuant : nil
+                } else if !softmax, let l = layers[r] as? QuantizedLinear, l.node.input(0) == o {
+                    q = l.inputQuant
+                } else {
+                    q = nil
+                }
+                guard let q, grid == nil || grid == q else { ok = false; break }
+                grid = q
             }
             if ok, let grid { out[o] = grid }
         }
@@ -214,8 +238,8 @@ public final class MixedPrecisionRuntime {
         self.plan = plan
         session.codesInputNodes = readsCodes    // after the overrides: setting them clears it
         session.fusedOverrides = fused          // likewise
-        if geluWritesCodes && uint8Chains && scheme == .ort {
-            session.chainOutputCodes = geluCodes(plan: plan, readsCodes: readsCodes)
+        if (geluWritesCodes || softmaxWritesCodes) && uint8Chains && scheme == .ort {
+            session.chainOutputCodes = fusedOutputCodes(plan: plan, readsCodes: readsCodes)
             session.chainCodesPath = { [unowned self] in self.path }
         }
     }
