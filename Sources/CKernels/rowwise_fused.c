@@ -227,30 +227,37 @@ static void softmax_task(void *arg, int t) {
     fused_job *j = arg;
     (void)t;
     size_t lo, hi;
-    // Writing codes: one row of floats at a time in this buffer (in L1), quantized from there,
-    // as gelu_task does.
+    // Writing codes: two rows of floats at a time in this buffer (in L1), quantized from there,
+    // as gelu_task does with one.
     float *stage = NULL;
     if (j->codes) {
-        stage = malloc(j->cols * sizeof(float));
+        stage = malloc(2 * j->cols * sizeof(float));
         if (!stage) abort();
     }
     while (fused_claim(j, &lo, &hi))
-    for (size_t r = lo; r < hi; r++) {
-        const float *x = j->x + r * j->cols;
-        const float *mask = j->mask ? j->mask + j->mask_offsets[r] : NULL;
-        float *y = stage ? stage : j->y + r * j->cols;
-        if (j->avx2) {
-            scale_mask_avx2(x, j->cols, j->a, j->divide, mask, y);
-            if (j->avx512) mpq_softmax_rows_avx512(y, 1, j->cols);
-            else mpq_softmax_rows_avx2(y, 1, j->cols);
-        } else {
-            for (size_t k = 0; k < j->cols; k++) {
-                float v = j->divide ? x[k] / j->a : x[k] * j->a;
-                y[k] = mask ? v + mask[k] : v;
+    for (size_t r0 = lo; r0 < hi; r0 += 2) {
+        // Two rows at a time where the claim has them: the AVX2 row kernel interleaves a pair's
+        // steps (mpq_softmax_rows_avx2), the same bits as one row at a time.
+        const size_t pair = r0 + 1 < hi ? 2 : 1;
+        float *y = stage ? stage : j->y + r0 * j->cols;
+        for (size_t i = 0; i < pair; i++) {
+            const size_t r = r0 + i;
+            const float *x = j->x + r * j->cols;
+            const float *mask = j->mask ? j->mask + j->mask_offsets[r] : NULL;
+            float *yr = y + i * j->cols;
+            if (j->avx2) {
+                scale_mask_avx2(x, j->cols, j->a, j->divide, mask, yr);
+            } else {
+                for (size_t k = 0; k < j->cols; k++) {
+                    float v = j->divide ? x[k] / j->a : x[k] * j->a;
+                    yr[k] = mask ? v + mask[k] : v;
+                }
             }
-            mpq_softmax_rows_reference(y, 1, j->cols);
         }
-        if (stage) mpq_quantize_u8(j->qpath, stage, j->cols, j->qscale, j->qzp, j->codes + r * j->cols);
+        if (j->avx512) mpq_softmax_rows_avx512(y, pair, j->cols);
+        else if (j->avx2) mpq_softmax_rows_avx2(y, pair, j->cols);
+        else mpq_softmax_rows_reference(y, pair, j->cols);
+        if (stage) mpq_quantize_u8(j->qpath, stage, pair * j->cols, j->qscale, j->qzp, j->codes + r0 * j->cols);
     }
     free(stage);
 }

@@ -106,6 +106,39 @@ final class RowKernelTests: XCTestCase {
         }
     }
 
+    /// The AVX2 kernel runs rows in pairs with their steps interleaved (s32): every row gets the
+    /// bits it gets alone, whatever its partner (a NaN row beside a finite one, +-inf, masked
+    /// entries), at odd and even row counts, every width 1-40 and 64-128, and through the fused
+    /// scale + mask + Softmax (pairs within each claimed run of rows) at 1-3 threads.
+    func testSoftmaxRowPairsAreRowsAlone() throws {
+        try XCTSkipIf(mpq_kernel_path_available(MPQ_PATH_AVX2) == 0, "needs the AVX2 path")
+        for n in Array(1...40) + [64, 127, 128] {
+            for rows in [1, 2, 3, 7, 8] {
+                var x = scores(rows: rows, n: n, seed: UInt64(200 + n))
+                if rows > 2 { x[n] = .nan }                         // row 1 pairs with row 0
+                if rows > 3 { x[3 * n] = .infinity }                // row 3 with row 2
+                if rows > 6 { x[6 * n + n - 1] = -.infinity }
+                var paired = x
+                mpq_softmax_rows_f32(MPQ_PATH_AVX2, &paired, rows, n, 1)
+                var alone = x
+                for r in 0..<rows {
+                    alone.withUnsafeMutableBufferPointer { p in mpq_softmax_rows_f32(MPQ_PATH_AVX2, p.baseAddress! + r * n, 1, n, 1) }
+                }
+                XCTAssertEqual(paired.map(\.bitPattern), alone.map(\.bitPattern), "n \(n) rows \(rows)")
+                // Fused with a scale (and no mask): the same as scaling, then the rows alone.
+                var scaled = x.map { $0 * 0.125 }
+                for r in 0..<rows {
+                    scaled.withUnsafeMutableBufferPointer { p in mpq_softmax_rows_f32(MPQ_PATH_AVX2, p.baseAddress! + r * n, 1, n, 1) }
+                }
+                for threads: Int32 in [1, 2, 3] {
+                    var fused = [Float](repeating: 0, count: x.count)
+                    mpq_scaled_masked_softmax_f32(MPQ_PATH_AVX2, x, rows, n, 0.125, 0, nil, nil, &fused, threads)
+                    XCTAssertEqual(fused.map(\.bitPattern), scaled.map(\.bitPattern), "fused n \(n) rows \(rows) threads \(threads)")
+                }
+            }
+        }
+    }
+
     func testSoftmaxRowWithNaNOrInfinityFollowsReference() {
         let rows: [[Float]] = [[1, .nan, 2, 3, 4, 5, 6, 7, 8], [.infinity, 1, 2, 3, 4, 5, 6, 7, 8, 9],
                                [-.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity, -.infinity],
