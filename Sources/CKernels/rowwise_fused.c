@@ -305,8 +305,13 @@ static void layernorm_task(void *arg, int t) {
         float *y = j->y + r * j->cols;
         // The row kernels read a row fully (moments) before writing any of it, so y may be their input.
         if (j->avx2) {
-            add_residual_avx2(x, j->bias, res, j->cols, y);
-            mpq_layernorm_avx2(y, 1, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
+            // Two rows at a time where the claim has them: the row kernel interleaves a pair's
+            // moments (mpq_layernorm_avx2), the same bits as one row at a time.
+            const size_t pair = r + 1 < hi ? 2 : 1;
+            for (size_t i = 0; i < pair; i++)
+                add_residual_avx2(x + i * j->cols, j->bias, res + i * j->cols, j->cols, y + i * j->cols);
+            mpq_layernorm_avx2(y, pair, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
+            r += pair - 1;
         } else {
             for (size_t k = 0; k < j->cols; k++) { float v = j->bias ? x[k] + j->bias[k] : x[k]; y[k] = v + res[k]; }
             mpq_layernorm_reference(y, 1, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);

@@ -191,4 +191,50 @@ final class RowKernelTests: XCTestCase {
             }
         }
     }
+
+    /// The AVX2 LayerNorm runs rows in pairs with their moments interleaved (s32): every row,
+    /// its mean and its 1 / std get the bits they get alone, at odd and even row counts and
+    /// widths 1-40 and 384 (a constant row, a huge one beside a small one), and the fused
+    /// bias + residual + LayerNorm (pairs within each claimed run) is the Add, the Add and the
+    /// rows alone, at 1-3 threads.
+    func testLayerNormRowPairsAreRowsAlone() throws {
+        try XCTSkipIf(mpq_kernel_path_available(MPQ_PATH_AVX2) == 0, "needs the AVX2 path")
+        var rng = TestRNG(seed: 12)
+        for cols in Array(1...40) + [384] {
+            for rows in [1, 2, 3, 8] {
+                var x = (0..<(rows * cols)).map { _ in rng.float(-3...5) * 100 }
+                if rows > 1 { for j in 0..<cols { x[cols + j] = 7 } }            // a constant row (variance 0)
+                if rows > 2 { for j in 0..<cols { x[2 * cols + j] *= 1e6 } }     // beside row 3
+                let scale = (0..<cols).map { _ in rng.float(0.5...1.5) }, bias = (0..<cols).map { _ in rng.float(-1...1) }
+                var paired = [Float](repeating: 0, count: x.count), mp = [Float](repeating: 0, count: rows), ip = mp
+                mpq_layernorm_f32(MPQ_PATH_AVX2, x, rows, cols, scale, bias, 1e-12, &paired, &mp, &ip, 1)
+                var alone = paired, ma = mp, ia = ip
+                for r in 0..<rows {
+                    x.withUnsafeBufferPointer { px in alone.withUnsafeMutableBufferPointer { py in
+                        ma.withUnsafeMutableBufferPointer { pm in ia.withUnsafeMutableBufferPointer { pi in
+                            mpq_layernorm_f32(MPQ_PATH_AVX2, px.baseAddress! + r * cols, 1, cols, scale, bias, 1e-12,
+                                              py.baseAddress! + r * cols, pm.baseAddress! + r, pi.baseAddress! + r, 1)
+                        } }
+                    } }
+                }
+                XCTAssertEqual(paired.map(\.bitPattern), alone.map(\.bitPattern), "cols \(cols) rows \(rows)")
+                XCTAssertEqual(mp.map(\.bitPattern), ma.map(\.bitPattern), "means cols \(cols) rows \(rows)")
+                XCTAssertEqual(ip.map(\.bitPattern), ia.map(\.bitPattern), "inverse stds cols \(cols) rows \(rows)")
+                // Fused: r = (x + bias) + residual, then each row alone.
+                let residual = (0..<(rows * cols)).map { _ in rng.float(-2...2) }
+                var summed = (0..<(rows * cols)).map { (x[$0] + bias[$0 % cols]) + residual[$0] }
+                for r in 0..<rows {
+                    summed.withUnsafeMutableBufferPointer { p in
+                        mpq_layernorm_f32(MPQ_PATH_AVX2, p.baseAddress! + r * cols, 1, cols, scale, bias, 1e-12,
+                                          p.baseAddress! + r * cols, nil, nil, 1)
+                    }
+                }
+                for threads: Int32 in [1, 2, 3] {
+                    var fused = [Float](repeating: 0, count: x.count)
+                    mpq_add_layernorm_f32(MPQ_PATH_AVX2, x, bias, residual, rows, cols, scale, bias, 1e-12, &fused, threads)
+                    XCTAssertEqual(fused.map(\.bitPattern), summed.map(\.bitPattern), "fused cols \(cols) rows \(rows) threads \(threads)")
+                }
+            }
+        }
+    }
 }
