@@ -300,22 +300,23 @@ static void layernorm_task(void *arg, int t) {
     (void)t;
     size_t lo, hi;
     while (fused_claim(j, &lo, &hi))
-    for (size_t r = lo; r < hi; r++) {
-        const float *x = j->x + r * j->cols, *res = j->residual + r * j->cols;
-        float *y = j->y + r * j->cols;
-        // The row kernels read a row fully (moments) before writing any of it, so y may be their input.
-        if (j->avx2) {
-            // Two rows at a time where the claim has them: the row kernel interleaves a pair's
-            // moments (mpq_layernorm_avx2), the same bits as one row at a time.
-            const size_t pair = r + 1 < hi ? 2 : 1;
-            for (size_t i = 0; i < pair; i++)
-                add_residual_avx2(x + i * j->cols, j->bias, res + i * j->cols, j->cols, y + i * j->cols);
-            mpq_layernorm_avx2(y, pair, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
-            r += pair - 1;
-        } else {
-            for (size_t k = 0; k < j->cols; k++) { float v = j->bias ? x[k] + j->bias[k] : x[k]; y[k] = v + res[k]; }
-            mpq_layernorm_reference(y, 1, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
+    for (size_t r0 = lo; r0 < hi; r0 += 2) {
+        // Two rows at a time where the claim has them, as softmax_task: the AVX2 row kernel
+        // interleaves a pair's moments (mpq_layernorm_avx2), the same bits as one row at a time.
+        const size_t pair = r0 + 1 < hi ? 2 : 1;
+        float *y = j->y + r0 * j->cols;
+        for (size_t i = 0; i < pair; i++) {
+            const float *x = j->x + (r0 + i) * j->cols, *res = j->residual + (r0 + i) * j->cols;
+            float *yr = y + i * j->cols;
+            if (j->avx2) {
+                add_residual_avx2(x, j->bias, res, j->cols, yr);
+            } else {
+                for (size_t k = 0; k < j->cols; k++) { float v = j->bias ? x[k] + j->bias[k] : x[k]; yr[k] = v + res[k]; }
+            }
         }
+        // The row kernels read a row fully (moments) before writing any of it, so y may be their input.
+        if (j->avx2) mpq_layernorm_avx2(y, pair, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
+        else mpq_layernorm_reference(y, pair, j->cols, j->scale, j->beta, j->epsilon, y, NULL, NULL);
     }
 }
 

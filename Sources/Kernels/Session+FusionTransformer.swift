@@ -87,30 +87,29 @@ struct TransformerFusion {
                       let o = Self.rowOffsets(mask: m.shape, x: x.shape) else { return nil }
                 offsets = o; mask = m
             }
-            if let (q, path) = codes {
-                // Every code is written by the kernel.
-                let values: [UInt8] = x.floats.withUnsafeBufferPointer { px in
+            // The rows, mask and its offsets as the kernels take them, for either output.
+            let args = { (body: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Int>?) -> Void) in
+                x.floats.withUnsafeBufferPointer { px in
                     (mask?.floats ?? []).withUnsafeBufferPointer { pm in
-                        offsets.withUnsafeBufferPointer { po in
-                            uninitializedArray(count: x.count) { py in
-                                mpq_scaled_masked_softmax_u8(MPQ_PATH_AUTO, px.baseAddress, rows, cols, scale, divide ? 1 : 0,
-                                                             mask == nil ? nil : pm.baseAddress, po.baseAddress, path.c,
-                                                             q.scale, q.zeroPoint, py, rowThreads(x.count))
-                            }
-                        }
+                        offsets.withUnsafeBufferPointer { po in body(px.baseAddress, mask == nil ? nil : pm.baseAddress, po.baseAddress) }
+                    }
+                }
+            }
+            if let (q, path) = codes {
+                var values = [UInt8]()
+                args { px, pm, po in
+                    // Every code is written by the kernel.
+                    values = uninitializedArray(count: x.count) { py in
+                        mpq_scaled_masked_softmax_u8(MPQ_PATH_AUTO, px, rows, cols, scale, divide ? 1 : 0, pm, po, path.c,
+                                                     q.scale, q.zeroPoint, py, rowThreads(x.count))
                     }
                 }
                 return Tensor(shape: x.shape, codes: QuantizedCodes(values: values, scale: q.scale, zeroPoint: q.zeroPoint))
             }
-            x.floats.withUnsafeBufferPointer { px in
-                (mask?.floats ?? []).withUnsafeBufferPointer { pm in
-                    offsets.withUnsafeBufferPointer { po in
-                        y.withUnsafeMutableBufferPointer { py in
-                            mpq_scaled_masked_softmax_f32(MPQ_PATH_AUTO, px.baseAddress, rows, cols, scale, divide ? 1 : 0,
-                                                          mask == nil ? nil : pm.baseAddress, po.baseAddress,
-                                                          py.baseAddress, rowThreads(x.count))
-                        }
-                    }
+            args { px, pm, po in
+                y.withUnsafeMutableBufferPointer { py in
+                    mpq_scaled_masked_softmax_f32(MPQ_PATH_AUTO, px, rows, cols, scale, divide ? 1 : 0, pm, po, py.baseAddress,
+                                                  rowThreads(x.count))
                 }
             }
         case let .layerNorm(biasName, _, scaleName, betaName, epsilon):

@@ -82,9 +82,7 @@ public final class MixedPrecisionRuntime {
                 guard plan.int8Layers.contains(r), readsCodes.contains(r) else { ok = false; break }
                 let q: ActivationQuant?
                 if softmax, let l = layers[r] as? QuantizedActivationMatMul {
-                    // The operand the probabilities are (both, for a square product of them).
-                    let asA = l.node.input(0) == o, asB = l.node.input(1) == o
-                    q = asA && asB ? (l.inputQuant == l.rightQuant ? l.inputQuant : nil) : asA ? l.inputQuant : asB ? l.rightQuant : nil
+                    q = l.grid(ofOperand: o)
                 } else if !softmax, let l = layers[r] as? QuantizedLinear, l.node.input(0) == o {
                     q = l.inputQuant
                 } else {

@@ -59,6 +59,17 @@ final class QuantizedActivationMatMul: QuantizedLayer {
         return [try Self.matmul(a: a, b: b, aQuant: inputQuant, bQuant: rightQuant, path: path, note: engineNote, requantize: output)]
     }
 
+    /// The grid the MatMul reads tensor `name` on: A's, B's, or (both operands) theirs if they
+    /// agree; nil if it reads `name` on two grids or not at all.
+    func grid(ofOperand name: String) -> ActivationQuant? {
+        switch (node.input(0) == name, node.input(1) == name) {
+        case (true, true): return inputQuant == rightQuant ? inputQuant : nil
+        case (true, false): return inputQuant
+        case (false, true): return rightQuant
+        case (false, false): return nil
+        }
+    }
+
     private func operands(_ inputs: [Tensor?]) throws -> (Tensor, Tensor) {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1] else {
             throw OpError("INT8 MatMul needs two inputs")
