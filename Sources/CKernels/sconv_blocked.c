@@ -237,6 +237,19 @@ static int bk_run_avx2(const bk_job *j, const float *src, const float *w, int nv
 // short; the tiles there cross rows). One core: the detector's 3 -> 16 at 64x64 and
 // MobileNetV2's 3 -> 32 /2 at 224x224 took 0.75x and 0.81x the tiles' time.
 #define BK_NCHW_ROW_RUNS 16
+
+// `count` runs on the job's path: the AVX2 runs (vector by vector), or the AVX-512 run tiles
+// (s33; rows-layout weights, up to 4 vectors); 0, or -1 (nothing done).
+static int bk_runs(const bk_job *j, const float *w, int nv, int rows, const mpq_sgemm_tile_epilogue *epp,
+                   const mpq_blocked_pixel_run *runs, int count, const int32_t *offsets, int step) {
+    if (j->path == MPQ_PATH_AVX2) {
+        mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, runs, count, offsets, step, j->plane16, rows, epp);
+        return 0;
+    }
+    if (j->path != MPQ_PATH_VNNI || j->sliced) return -1;
+    return mpq_sconv_blocked_pixel_runs_avx512(j->k, w, nv, runs, count, offsets, step, j->plane16, rows, epp);
+}
+
 static int bk_nchw_row_runs(const bk_job *j, const float *src, const float *w, int nv, int rows,
                             const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1) {
     const mpq_conv2d_shape *s = j->s;
@@ -249,7 +262,8 @@ static int bk_nchw_row_runs(const bk_job *j, const float *src, const float *w, i
         runs[count++] = (mpq_blocked_pixel_run){src + at, yc + (size_t)(q - p0) * 16, len};
         q += len;
         if (count == BK_NCHW_ROW_RUNS || q == p1) {
-            mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, runs, count, j->poffsets, s->stride_w, j->plane16, rows, epp);
+            // (A refusal can only come on the first call: nv and the step are the chunk's.)
+            if (bk_runs(j, w, nv, rows, epp, runs, count, j->poffsets, s->stride_w) != 0) return -1;
             count = 0;
         }
     }
@@ -260,21 +274,33 @@ static int bk_nchw_row_runs(const bk_job *j, const float *src, const float *w, i
 // the image; they are consecutive) as one run, its border tiles through bk_run_avx2 (their
 // patches) as before. Not for a row whose tiles all cross the image's edge, or without memory
 // for a border tile's patch.
-static int bk_row_interior_run(const bk_job *j, const float *src, const float *w, int nv, int rows,
+static int bk_row_interior_run(const bk_job *j, const float *src, float *patch, const float *w, int nv, int rows,
                                const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1, int tiles) {
     const int n = p1 - p0;
     int t0 = 0, t1 = tiles;  // interior tiles [t0, t1)
     while (t0 < tiles && bk_border_tile(j, bk_tile_first(p0, n, tiles, t0), bk_tile_pixels(n, tiles, t0))) t0++;
     while (t1 > t0 && bk_border_tile(j, bk_tile_first(p0, n, tiles, t1 - 1), bk_tile_pixels(n, tiles, t1 - 1))) t1--;
     if (t1 <= t0) return -1;
-    if (t0 > 0 && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, 0, t0) != 0) return -1;
-    if (t1 < tiles && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t1, tiles) != 0) return -1;
     // The run's first pixel reads the image in place as bk_tile_at's interior tiles do.
     mpq_blocked_tile_at first;
     const int q0 = bk_tile_first(p0, n, tiles, t0), q1 = bk_tile_first(p0, n, tiles, t1);
     bk_tile_at(j, src, NULL, p0, q0, 1, &first);
     const mpq_blocked_pixel_run run = {first.x + first.pix[0], yc + first.y, q1 - q0};
-    mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->offsets, 16 * j->s->stride_w, j->plane16, rows, epp);
+    if (j->path == MPQ_PATH_AVX2) {
+        if (t0 > 0 && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, 0, t0) != 0) return -1;
+        if (t1 < tiles && bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t1, tiles) != 0) return -1;
+        return bk_runs(j, w, nv, rows, epp, &run, 1, j->offsets, 16 * j->s->stride_w);
+    }
+    // AVX-512: the interior first (it declines before anything is written), then the border
+    // tiles one by one with their patches, as bk_chunk's loop runs them.
+    if (bk_runs(j, w, nv, rows, epp, &run, 1, j->offsets, 16 * j->s->stride_w) != 0) return -1;
+    for (int t = 0; t < tiles; t++) {
+        if (t == t0) t = t1;
+        if (t >= tiles) break;
+        mpq_blocked_tile_at at;
+        bk_tile_at(j, src, patch, p0, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t), &at);
+        j->tile(j->k, w, nv, at.x, at.offsets, at.pix, at.np, yc + at.y, j->plane16, rows, epp);
+    }
     return 0;
 }
 
@@ -282,17 +308,16 @@ static int bk_row_interior_run(const bk_job *j, const float *src, const float *w
 // whole chunk (its pixels one after another in the image), an NCHW input's rows, a row-mode
 // row's interior. Flat mode on a blocked padded copy keeps the tiles (its rows are under 16
 // pixels; the tiles cross them).
-static int bk_pixel_runs_avx2(const bk_job *j, const float *src, const float *w, int nv, int rows,
-                              const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1, int tiles) {
+static int bk_pixel_runs(const bk_job *j, const float *src, float *patch, const float *w, int nv, int rows,
+                         const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int p1, int tiles) {
     if (j->in_place) {
         const mpq_blocked_pixel_run run = {src + (size_t)p0 * 16, yc, p1 - p0};
-        mpq_sconv_blocked_pixel_runs_avx2(j->k, w, nv, j->sliced, &run, 1, j->poffsets, 16, j->plane16, rows, epp);
-        return 0;
+        return bk_runs(j, w, nv, rows, epp, &run, 1, j->poffsets, 16);
     }
     if (j->s->stride_w != 1 && j->s->stride_w != 2) return -1;
     if (j->nchw) return bk_nchw_row_runs(j, src, w, nv, rows, epp, yc, p0, p1);
     if (j->flat) return -1;
-    return bk_row_interior_run(j, src, w, nv, rows, epp, yc, p0, p1, tiles);
+    return bk_row_interior_run(j, src, patch, w, nv, rows, epp, yc, p0, p1, tiles);
 }
 
 // Pixels [p0, p1) of image `img`'s output, weights blocks [b, b + span), then the SiLU and
@@ -315,10 +340,12 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     const int n = p1 - p0, tiles = (n + most - 1) / most;
     int t = 0;
     // AVX2: the chunk's pixels that read the input at a fixed step as pixel runs
-    // (bk_pixel_runs_avx2); where they do not apply, the tiles below.
+    // (bk_pixel_runs); where they do not apply, the tiles below. AVX-512 (s33): the same runs on
+    // its run tiles (up to 4 vectors; more take the tiles). MPQ_FP32_BK_PIXEL_RUNS=0 (read
+    // once): tiles only, for an A/B.
     static _Atomic long row_runs_state = -1;
-    if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_PIXEL_RUNS", 1, &row_runs_state) &&
-        bk_pixel_runs_avx2(j, src, w, nv, rows, epp, yc, p0, p1, tiles) == 0)
+    if ((j->path == MPQ_PATH_AVX2 || j->path == MPQ_PATH_VNNI) && mpq_env_long_once("MPQ_FP32_BK_PIXEL_RUNS", 1, &row_runs_state) &&
+        bk_pixel_runs(j, src, patch, w, nv, rows, epp, yc, p0, p1, tiles) == 0)
         t = tiles;
     // MPQ_FP32_BK_RUNS=0 (read once): tile by tile on AVX2 too, as before s28, for an A/B.
     static _Atomic long runs_state = -1;

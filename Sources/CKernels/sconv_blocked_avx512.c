@@ -18,32 +18,41 @@ static inline AI BT_TARGET __mmask16 lanes(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
-// The channel-vector tile's sums (sconv_cv_accumulate.h), then the epilogue and the blocked store.
-static inline AI BT_TARGET void bt_tile(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
-                                        float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
-                                        const int NP) {
-    __m512 acc[8][8];
-    mpq_sconv_cv_accumulate(kc, w, x, offsets, pix, acc, NV, NP);
+// The epilogue and the blocked store of NV x NP sums (acc[v * NP + p]).
+static inline AI BT_TARGET void bt_finish(__m512 *acc, float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep,
+                                          const int NV, const int NP) {
     _Pragma("unroll") for (int v = 0; v < NV; v++) {
         const int r = rows - 16 * v;
         const __mmask16 keep = lanes(r);  // lanes past M are stored as +0 (the layout's padding)
+        __m512 *a = acc + v * NP;
         if (ep && ep->bias) {
             // v + bias where bias != 0 (NaN included), as the channel-vector tile does.
             const __m512 b = _mm512_maskz_loadu_ps(keep, ep->bias + 16 * v);
             const __mmask16 nz = _mm512_cmp_ps_mask(b, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-            _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_mask_add_ps(acc[v][p], nz, acc[v][p], b);
+            _Pragma("unroll") for (int p = 0; p < NP; p++) a[p] = _mm512_mask_add_ps(a[p], nz, a[p], b);
         }
         if (ep && ep->clamp) {
             const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
-            _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[v][p]));
+            _Pragma("unroll") for (int p = 0; p < NP; p++) a[p] = _mm512_min_ps(hi, _mm512_max_ps(lo, a[p]));
         }
         float *d = y + (size_t)v * vstride;
         if (r >= 16) {
-            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + 16 * p, acc[v][p]);
+            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + 16 * p, a[p]);
         } else {
-            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + 16 * p, _mm512_maskz_mov_ps(keep, acc[v][p]));
+            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + 16 * p, _mm512_maskz_mov_ps(keep, a[p]));
         }
     }
+}
+
+// The channel-vector tile's sums (sconv_cv_accumulate.h), then the epilogue and the blocked store.
+static inline AI BT_TARGET void bt_tile(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
+                                        float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
+                                        const int NP) {
+    const float *px[8];
+    __m512 acc[64];
+    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
+    mpq_sconv_cv_accumulate_at(kc, w, px, offsets, acc, NV, NP);
+    bt_finish(acc, y, vstride, rows, ep, NV, NP);
 }
 
 #define BT_FN(V, P)                                                                                                  \
@@ -77,6 +86,65 @@ void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *
                                    const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                    const mpq_sgemm_tile_epilogue *ep) {
     table[nv - 1][np - 1](kc, w, x, offsets, pix, y, vstride, rows, ep);
+}
+
+// --- Runs of pixels (s33; the AVX2 form is s30's, sconv_blocked_avx2.c) ---
+//
+// A run's pixels read the input S floats apart (S = 16 or 32 in a blocked image at stride 1 or
+// 2, 1 or 2 in an NCHW input's padded planes), so a register tile's windows are one pointer plus
+// constant displacements: no pixel table (bk_tile_at) and no pointer per pixel, which capped the
+// tiles at 8 pixels (the GPRs); a run takes up to bt_run_most(nv) pixels a tile. The sums are
+// the tiles' (mpq_sconv_cv_accumulate_at, k in order from +0): the same bits.
+#define BT_RUN_MAX_NV 4
+static inline int bt_run_most(int nv) { return nv == 1 ? 16 : nv == 2 ? 12 : nv == 3 ? 8 : 6; }
+
+static inline AI BT_TARGET void bt_run(int kc, const float *w, const float *x, const int32_t *offsets, float *y, size_t vstride,
+                                       int rows, const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP, const int S) {
+    const float *px[16];
+    __m512 acc[64];
+    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + (size_t)S * (size_t)p;
+    mpq_sconv_cv_accumulate_at(kc, w, px, offsets, acc, NV, NP);
+    bt_finish(acc, y, vstride, rows, ep, NV, NP);
+}
+
+typedef void (*bt_run_fn)(int, const float *, const float *, const int32_t *, float *, size_t, int,
+                          const mpq_sgemm_tile_epilogue *);
+#define BR_FN(V, P, S)                                                                                               \
+    static BT_TARGET void br_##V##_##P##_##S(int kc, const float *w, const float *x, const int32_t *offsets,       \
+                                             float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) { \
+        bt_run(kc, w, x, offsets, y, vstride, rows, ep, V, P, S);                                                    \
+    }
+#define BR_6(V, S) BR_FN(V, 1, S) BR_FN(V, 2, S) BR_FN(V, 3, S) BR_FN(V, 4, S) BR_FN(V, 5, S) BR_FN(V, 6, S)
+#define BR_8(V, S) BR_6(V, S) BR_FN(V, 7, S) BR_FN(V, 8, S)
+#define BR_12(V, S) BR_8(V, S) BR_FN(V, 9, S) BR_FN(V, 10, S) BR_FN(V, 11, S) BR_FN(V, 12, S)
+#define BR_16(V, S) BR_12(V, S) BR_FN(V, 13, S) BR_FN(V, 14, S) BR_FN(V, 15, S) BR_FN(V, 16, S)
+#define BR_E6(V, S) br_##V##_1_##S, br_##V##_2_##S, br_##V##_3_##S, br_##V##_4_##S, br_##V##_5_##S, br_##V##_6_##S
+#define BR_E8(V, S) BR_E6(V, S), br_##V##_7_##S, br_##V##_8_##S
+#define BR_E12(V, S) BR_E8(V, S), br_##V##_9_##S, br_##V##_10_##S, br_##V##_11_##S, br_##V##_12_##S
+#define BR_E16(V, S) BR_E12(V, S), br_##V##_13_##S, br_##V##_14_##S, br_##V##_15_##S, br_##V##_16_##S
+#define BR_STEP(S)                                                                                                   \
+    BR_16(1, S) BR_12(2, S) BR_8(3, S) BR_6(4, S)                                                                    \
+    static const bt_run_fn runs_##S[BT_RUN_MAX_NV][16] = {{BR_E16(1, S)}, {BR_E12(2, S)}, {BR_E8(3, S)}, {BR_E6(4, S)}};
+BR_STEP(16)  // blocked input, stride 1
+BR_STEP(32)  // blocked input, stride 2
+BR_STEP(1)   // NCHW planes, stride 1
+BR_STEP(2)   // NCHW planes, stride 2
+
+int mpq_sconv_blocked_pixel_runs_avx512(int kc, const float *w, int nv, const mpq_blocked_pixel_run *runs, int count,
+                                        const int32_t *offsets, int step, size_t vstride, int rows,
+                                        const mpq_sgemm_tile_epilogue *ep) {
+    if (nv < 1 || nv > BT_RUN_MAX_NV || (step != 16 && step != 32 && step != 1 && step != 2)) return -1;
+    const bt_run_fn *fns = (step == 16 ? runs_16 : step == 32 ? runs_32 : step == 1 ? runs_1 : runs_2)[nv - 1];
+    const int most = bt_run_most(nv);
+    for (int r = 0; r < count; r++) {
+        const int n = runs[r].n, groups = (n + most - 1) / most;
+        for (int g = 0, p0 = 0; g < groups; g++) {
+            const int p1 = (int)((long)n * (g + 1) / groups);
+            fns[p1 - p0 - 1](kc, w, runs[r].x + (size_t)step * (size_t)p0, offsets, runs[r].y + 16 * (size_t)p0, vstride, rows, ep);
+            p0 = p1;
+        }
+    }
+    return 0;
 }
 
 // One image [C][hw] -> [ceil(C / 16)][hw][16], lanes past C zero: 16 channel rows x 16 pixels

@@ -7,20 +7,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// acc[v][p] = for k in order from +0: fmadd(weights of vector v at k, x[pix[p] + offsets[k]]),
-/// NV vectors of 16 output channels x NP pixels (compile-time constants at every call).
-/// NV <= 4: one weights block, rows [k][16 NV] at w. NV > 4 (few pixels, so more output channels
-/// per tile keep enough accumulators): a full block at w (rows of 64) and the next at
-/// w + kc * 64 (rows of 16 (NV - 4)).
+/// acc[v][p] = for k in order from +0: fmadd(weights of vector v at k, px[p][offsets[k]]),
+/// NV vectors of 16 output channels x NP pixels (compile-time constants at every call), pixel
+/// p's window at px[p]. NV <= 4: one weights block, rows [k][16 NV] at w. NV > 4 (few pixels, so
+/// more output channels per tile keep enough accumulators): a full block at w (rows of 64) and
+/// the next at w + kc * 64 (rows of 16 (NV - 4)). acc is [NV][NP] flattened (acc[v * NP + p]):
+/// the pixel runs' tiles (sconv_blocked_avx512.c) take more pixels than the tiles' 8.
 static inline __attribute__((always_inline, target("avx512f"))) void
-mpq_sconv_cv_accumulate(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
-                        __m512 acc[8][8], const int NV, const int NP) {
-    const float *px[8];
+mpq_sconv_cv_accumulate_at(int kc, const float *w, const float *const *px, const int32_t *offsets, __m512 *acc, const int NV,
+                           const int NP) {
     const int NA = NV < 4 ? NV : 4, NB = NV - NA;
     const float *w1 = w + (size_t)kc * 64;
-    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
     _Pragma("unroll") for (int v = 0; v < NV; v++)
-        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_setzero_ps();
+        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v * NP + p] = _mm512_setzero_ps();
     for (int k = 0; k < kc; k++) {
         const ptrdiff_t o = offsets[k];
         __m512 wv[8];
@@ -28,10 +27,22 @@ mpq_sconv_cv_accumulate(int kc, const float *w, const float *x, const int32_t *o
         _Pragma("unroll") for (int v = 0; v < NB; v++) wv[NA + v] = _mm512_load_ps(w1 + 16 * v);
         _Pragma("unroll") for (int p = 0; p < NP; p++) {
             const __m512 xb = _mm512_set1_ps(px[p][o]);
-            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[v][p] = _mm512_fmadd_ps(wv[v], xb, acc[v][p]);
+            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[v * NP + p] = _mm512_fmadd_ps(wv[v], xb, acc[v * NP + p]);
         }
         w += 16 * NA;
         w1 += 16 * NB;
     }
+}
+
+/// The tiles' form: pixel p's window at x + pix[p] (up to 8 pixels), acc[v][p].
+static inline __attribute__((always_inline, target("avx512f"))) void
+mpq_sconv_cv_accumulate(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
+                        __m512 acc[8][8], const int NV, const int NP) {
+    const float *px[8];
+    __m512 flat[64];
+    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
+    mpq_sconv_cv_accumulate_at(kc, w, px, offsets, flat, NV, NP);
+    _Pragma("unroll") for (int v = 0; v < NV; v++)
+        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = flat[v * NP + p];
 }
 #endif

@@ -246,6 +246,10 @@ typedef struct {
 /// `count` runs, vector by vector: the same bits as the tiles above on those pixels.
 void mpq_sconv_blocked_pixel_runs_avx2(int kc, const float *w, int nv, int sliced, const mpq_blocked_pixel_run *runs, int count,
                                        const int32_t *offsets, int step, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep);
+/// The same on the AVX-512 tile (rows layout, nv <= 4): 0, or -1 (nothing done) for another nv or step.
+int mpq_sconv_blocked_pixel_runs_avx512(int kc, const float *w, int nv, const mpq_blocked_pixel_run *runs, int count,
+                                        const int32_t *offsets, int step, size_t vstride, int rows,
+                                        const mpq_sgemm_tile_epilogue *ep);
 void mpq_sconv_blocked_tile_avx2(int kc, const float *w, int nv, const float *x, const int32_t *offsets,
                                  const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                  const mpq_sgemm_tile_epilogue *ep);
