@@ -553,6 +553,11 @@ static int bk_chunks(const bk_job *j, int images, int threads) {
         const int want = (4 * threads + j->spans - 1) / j->spans, most = j->in_place ? (pixels + 7) / 8 : j->oh;
         const int floor = want < most ? want : most;
         if (chunks < floor) chunks = floor;
+        // Units a multiple of the threads where the plane has the pixels: the contiguous ranges
+        // give every thread the same count (s33, Zen 4, two threads, one image:
+        // resnet_digits' 64-channel 14x14 layer took 9 chunks, one thread 5 of them, 73 us;
+        // with 10 or 8 chunks, 67-68 us).
+        for (int more = 0; more < threads && ((long)images * j->spans * chunks) % threads && chunks < pixels; more++) chunks++;
     }
     return chunks > 0 ? chunks : 1;
 }
