@@ -186,6 +186,24 @@ static long cv_max_pixels(void) {
     return mpq_env_long_once("MPQ_INT8_CONV_CV_PIXELS", MPQ_QCONV_CV_MAX_PIXELS, &state);
 }
 
+// Larger planes take the channel-vector tiles too where the window has taps and the group at
+// least 32 input channels (up to 56x56 outputs), without AMX (s33: measured on Zen 4 only; the
+// AMX per-Conv policy was tuned against the implicit conv). One core, codes out
+// (int8_conv_layers.c, alternated): ResNet-18's 64->64 3x3 at 56x56 0.98x the implicit conv's
+// time, 64->128 3x3/2 0.97-0.98, 128->128 at 28x28 0.93, resnet_digits' 32->32 at 28x28
+// 0.94-0.96, the detector's 32->32 at 16x16 0.88 (two threads, one image: 0.91-0.98); but with
+// 16-24 channels 1.06-1.62x (resnet_digits' 16->16 at 56x56, the detector's 16->24 3x3/2 at
+// 64x64) and on a 1x1 stride-2 Conv 1.13-1.17x (the im2col's). MPQ_INT8_CONV_CV_WIDE=0 (read
+// once) keeps such Convs where they were, for A/B.
+#define CV_WIDE_MIN_CHANNELS 32
+#define CV_WIDE_MAX_PIXELS 3136
+static int cv_wide(const mpq_conv2d_shape *s, long pixels) {
+    static _Atomic long state = -1;
+    if (!mpq_env_long_once("MPQ_INT8_CONV_CV_WIDE", 1, &state) || cv_max_pixels() <= 0 || mpq_qgemm_amx_mode() != 0) return 0;
+    const int cg = s->group > 0 ? s->channels / s->group : 0;
+    return s->kernel_h * s->kernel_w > 1 && cg >= CV_WIDE_MIN_CHANNELS && pixels <= CV_WIDE_MAX_PIXELS;
+}
+
 static int im2col_gemm(conv_blocks *cb, const uint8_t *x, const mpq_conv2d_shape *s, int g, int khwc,
                        uint8_t x_zero_point, int k, int n, int m, int avx2, int threads);
 static mpq_qconv_engine engine_without_cv(const mpq_conv2d_shape *s, int n, int khwc);
@@ -243,7 +261,8 @@ mpq_qconv_engine mpq_qconv2d_engine(mpq_kernel_path path, const mpq_conv2d_shape
     // kernel on 14x14 planes (which stay on it), 0.91-0.95x at 28x28 and 1.5x on the detector's
     // 16x16 stride-2 layer with 32 channels (hence 196 pixels). Not where the per-Conv policy
     // chose AMX (not measured against it).
-    if (e != MPQ_QCONV_IM2COL_AMX && e != MPQ_QCONV_POINTWISE && (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s) <= cv_max_pixels() &&
+    const long pixels = (long)mpq_conv2d_out_h(s) * mpq_conv2d_out_w(s);
+    if (e != MPQ_QCONV_IM2COL_AMX && e != MPQ_QCONV_POINTWISE && (pixels <= cv_max_pixels() || cv_wide(s, pixels)) &&
         mpq_qconv2d_cv_applies(s, khwc))
         return MPQ_QCONV_CV;
     return e;

@@ -80,11 +80,49 @@ final class Int8ConvChannelVectorTests: XCTestCase {
         }
     }
 
+    /// The planes the driver gives the tiles since s33 (qgemm_conv.c cv_wide: up to 56x56 with 32
+    /// or more input channels): ResNet-18's 64-channel 56x56 3x3 and its stride-2 form, a 28x28
+    /// one with an odd output width, against the scalar form, floats and codes, 1-3 threads (the
+    /// random cases above stop at 16x16 inputs).
+    func testWidePlanesMatchReference() throws {
+        try XCTSkipIf(mpq_kernel_path_available(MPQ_PATH_VNNI) == 0, "no VNNI on this CPU")
+        var rng = Int8TestRNG(seed: 3301)
+        for (c, h, w, stride, coutG) in [(64, 56, 56, 1, 64), (64, 56, 56, 2, 128), (32, 28, 27, 1, 48)] {
+            var s = mpq_conv2d_shape(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: 3, kernel_w: 3,
+                                     pad_top: 1, pad_left: 1, pad_bottom: 1, pad_right: 1, stride_h: Int32(stride),
+                                     stride_w: Int32(stride), dilation_h: 1, dilation_w: 1, group: 1)
+            let pixels = Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            let zx = UInt8(rng.int(0...255)), zy = UInt8(rng.int(0...255)), x = rng.u8s(c * h * w)
+            let ref = Int8ConvGroupReference(rng: &rng, x: x, shape: s, group: 0, channelsPerGroup: c, kh: 3, kw: 3,
+                                             coutG: coutG, zx: zx, zy: zy)
+            XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_VNNI, &s, Int32(coutG), 1) == MPQ_QCONV_CV,
+                           mpq_qgemm_amx_mode() == 0 && ProcessInfo.processInfo.environment["MPQ_INT8_CONV_CV_WIDE"] == nil,
+                           "\(s): the driver's choice")
+            for mode in [0, 2] {  // floats, codes
+                ref.withMode(mode) { ep, refF, refC in
+                    for threads: Int32 in [1, 2, 3] {
+                        var gotF = [Float](repeating: .nan, count: mode == 2 ? 0 : coutG * pixels)
+                        var gotC = [UInt8](repeating: 0xEE, count: mode == 2 ? coutG * pixels : 0)
+                        let rc = gotF.withUnsafeMutableBufferPointer { fp in gotC.withUnsafeMutableBufferPointer { cp in
+                            mpq_qconv2d_u8s8_cv(MPQ_PATH_VNNI, x, &s, 0, 1, zx, ref.packed, &ep,
+                                                mode == 2 ? nil : fp.baseAddress, mode == 2 ? cp.baseAddress : nil, zy, threads)
+                        } }
+                        let what = "wide cv \(s) n \(coutG) mode \(mode) threads \(threads)"
+                        XCTAssertEqual(rc, 0, what)
+                        if mode == 2 { XCTAssertEqual(gotC, refC, what) }
+                        else { XCTAssertEqual(gotF.map(\.bitPattern), refF.map(\.bitPattern), what) }
+                    }
+                }
+            }
+        }
+    }
+
     /// The driver picks the channel-vector tiles on small planes (VNNI) and says so; a 14x14
     /// pointwise conv keeps the pointwise kernel, a 28x28 3x3 conv the implicit one.
     func testEngineChoice() throws {
         try XCTSkipIf(mpq_kernel_path_available(MPQ_PATH_VNNI) == 0, "no VNNI on this CPU")
-        try XCTSkipIf(ProcessInfo.processInfo.environment["MPQ_INT8_CONV_CV_PIXELS"] != nil, "threshold overridden")
+        try XCTSkipIf(ProcessInfo.processInfo.environment["MPQ_INT8_CONV_CV_PIXELS"] != nil ||
+                      ProcessInfo.processInfo.environment["MPQ_INT8_CONV_CV_WIDE"] != nil, "threshold overridden")
         func shape(_ c: Int, _ hw: Int, _ k: Int, _ stride: Int) -> mpq_conv2d_shape {
             let p = Int32(k / 2)
             return mpq_conv2d_shape(channels: Int32(c), height: Int32(hw), width: Int32(hw), kernel_h: Int32(k), kernel_w: Int32(k),
@@ -96,7 +134,8 @@ final class Int8ConvChannelVectorTests: XCTestCase {
         defer { _ = mpq_set_qgemm_amx(saved == 0 ? -1 : saved) }
         for (c, hw, k, stride, want) in [(512, 7, 3, 1, MPQ_QCONV_CV), (256, 14, 3, 2, MPQ_QCONV_CV), (256, 14, 3, 1, MPQ_QCONV_CV),
                                          (960, 7, 1, 1, MPQ_QCONV_CV), (64, 14, 1, 1, MPQ_QCONV_POINTWISE),
-                                         (128, 28, 3, 1, MPQ_QCONV_IMPLICIT)] {
+                                         (128, 28, 3, 1, MPQ_QCONV_CV), (16, 56, 3, 1, MPQ_QCONV_IMPLICIT),
+                                         (64, 64, 3, 1, MPQ_QCONV_IMPLICIT)] {
             var s = shape(c, hw, k, stride)
             let e = mpq_qconv2d_engine(MPQ_PATH_VNNI, &s, 64, k > 1 ? 1 : 0)
             XCTAssertEqual(e, want, "\(c)x\(hw)x\(hw) \(k)x\(k)/\(stride)")

@@ -24,11 +24,18 @@ final class Int8ConvEngineTests: AmxModeTestCase {
         guard mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 else { throw XCTSkip("no VNNI path on this CPU") }
         // AMX off (MPQ_QGEMM_AMX=0, or no AMX): the VNNI kernels as before AMX.
         XCTAssertEqual(mpq_set_qgemm_amx(0), 0)
-        XCTAssertEqual(engine(c: 64, hw: 56, k: 3, stride: 1, n: 64), "implicit")
         // Outputs of up to 196 pixels: the channel-vector tiles (docs/int8-conv.md).
         XCTAssertEqual(engine(c: 256, hw: 14, k: 3, stride: 1, n: 256), "cv+vnni")
         XCTAssertEqual(engine(c: 512, hw: 7, k: 3, stride: 1, n: 512), "cv+vnni")
-        XCTAssertEqual(engine(c: 128, hw: 28, k: 3, stride: 1, n: 128), "implicit")
+        // Up to 56x56 with 32 or more input channels and taps (s33, qgemm_conv.c cv_wide).
+        XCTAssertEqual(engine(c: 64, hw: 56, k: 3, stride: 1, n: 64), "cv+vnni")
+        XCTAssertEqual(engine(c: 128, hw: 28, k: 3, stride: 1, n: 128), "cv+vnni")
+        XCTAssertEqual(engine(c: 32, hw: 16, k: 3, stride: 1, n: 32), "cv+vnni")
+        // Not with 16-24 channels, not past 56x56, not for a 1x1 stride-2 Conv.
+        XCTAssertEqual(engine(c: 16, hw: 56, k: 3, stride: 1, n: 16), "implicit")
+        XCTAssertEqual(engine(c: 16, hw: 64, k: 3, stride: 2, n: 24), "implicit")
+        XCTAssertEqual(engine(c: 64, hw: 64, k: 3, stride: 1, n: 64), "implicit")
+        XCTAssertEqual(engine(c: 64, hw: 56, k: 1, stride: 2, n: 128, khwc: false), "im2col+vnni")
         XCTAssertEqual(engine(c: 32, hw: 112, k: 1, stride: 1, n: 16), "pointwise")
         // The AVX2 path on the same CPU: the indirect conv (s31) for (kh, kw, c) weights, the
         // im2col for (c, kh, kw) ones (this test runs only on VNNI hosts, so it went stale once).
