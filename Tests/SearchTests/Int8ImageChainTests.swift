@@ -148,6 +148,40 @@ final class Int8ImageChainTests: XCTestCase {
         XCTAssertEqual(out["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "all INT8, large images")
     }
 
+    /// A batch's image chains call the same region-op closures from several threads at once.
+    /// Each `apply` makes fresh closures, whose requantizing tables for movement ops (the
+    /// detector's Concat of codes on other grids) are filled on first use: before s33 two
+    /// chains inserting at once raced on one dictionary (a crash in the suite, one run in
+    /// five), and the chain counters' increments raced (counts short). Fresh closures, one
+    /// concurrent batch each, many times: the same bits and the same counts every time.
+    func testConcurrentChainsShareRegionOps() throws {
+        let m = try Int8ChainTests.detector()
+        let rt = m.runtime, session = rt.session
+        session.int8ImageChains = true
+        defer { session.int8ImageChains = Session.int8ImageChainsDefault }
+        let feeds = m.data.batch(0..<8)
+        var first: [UInt32]?
+        var counts: [Int]?
+        for round in 0..<40 {
+            try rt.apply(rt.allInt8)   // fresh region-op closures, empty tables
+            rt.chainCounters.reset()
+            let before = session.imageChainsRun
+            let out = try session.run(feeds)
+            XCTAssertGreaterThan(session.imageChainsRun, before, "round \(round): chains not used")
+            let bits = try XCTUnwrap(out[session.graph.outputs[0].name]).floats.map(\.bitPattern)
+            let c = rt.chainCounters
+            let now = [c.codesRead, c.codesWritten, c.movedAsCodes, c.pooledAsCodes]
+            if let first, let counts {
+                XCTAssertEqual(bits, first, "round \(round): outputs differ")
+                XCTAssertEqual(now, counts, "round \(round): chain counters differ")
+            } else {
+                first = bits
+                counts = now
+                XCTAssertGreaterThan(c.codesRead, 0, "no codes read in the chains")
+            }
+        }
+    }
+
     func testFixturesAllInt8() throws {
         for m in [try Int8ChainTests.digits(), try Int8ChainTests.detector()] {
             try check(m.runtime, feeds: [m.data.batch(0..<7), m.data.batch(0..<1)], name: m.output)

@@ -3,15 +3,39 @@ import ONNX
 
 /// What the uint8 chains did since the last `reset` (docs/int8-chains.md): inputs an INT8
 /// op read as codes (each a quantize or dequantize pass not made) and outputs it wrote as codes.
+///
+/// Thread-safe: a batch's image chains run on several threads at once
+/// (`Session.runImageChain`), each counting into the same object, so every read, write and
+/// `+=` (the `_modify` accessor: the lock is held while the caller updates the value in
+/// place) takes the lock. Before s33 the increments raced: counts could come out short.
 public final class Int8ChainCounters {
-    public var codesRead = 0
-    public var codesWritten = 0
+    private let lock = NSLock()
+    private var read = 0, written = 0, moved = 0, pooled = 0
+
+    public var codesRead: Int {
+        get { lock.lock(); defer { lock.unlock() }; return read }
+        set { lock.lock(); defer { lock.unlock() }; read = newValue }
+        _modify { lock.lock(); defer { lock.unlock() }; yield &read }
+    }
+    public var codesWritten: Int {
+        get { lock.lock(); defer { lock.unlock() }; return written }
+        set { lock.lock(); defer { lock.unlock() }; written = newValue }
+        _modify { lock.lock(); defer { lock.unlock() }; yield &written }
+    }
     /// Movement ops (Reshape, Transpose, nearest Resize...) run on the codes themselves,
     /// without the round trip through floats (`RegionKernels.codesNativeOps`).
-    public var movedAsCodes = 0
+    public var movedAsCodes: Int {
+        get { lock.lock(); defer { lock.unlock() }; return moved }
+        set { lock.lock(); defer { lock.unlock() }; moved = newValue }
+        _modify { lock.lock(); defer { lock.unlock() }; yield &moved }
+    }
     /// AveragePool / GlobalAveragePool run on codes with ONNX Runtime's arithmetic
     /// (`RegionKernels.ortAveragePool`), counted whether the input arrived as codes or not.
-    public var pooledAsCodes = 0
+    public var pooledAsCodes: Int {
+        get { lock.lock(); defer { lock.unlock() }; return pooled }
+        set { lock.lock(); defer { lock.unlock() }; pooled = newValue }
+        _modify { lock.lock(); defer { lock.unlock() }; yield &pooled }
+    }
     public init() {}
     public func reset() { codesRead = 0; codesWritten = 0; movedAsCodes = 0; pooledAsCodes = 0 }
 }

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import ONNX
 
 /// Fast forms of the `ort` scheme's region ops, bit for bit what the generic form (the FP32
@@ -66,7 +67,11 @@ enum RegionKernels {
         }
         if isMovement(node) {
             let isConcat = node.opType == "Concat"
-            var remaps: [ActivationQuant: [UInt8]] = [:]
+            // Requantizing tables by input grid, filled on first use. Shared by every call of
+            // this closure, and a batch's image chains call it from several threads at once
+            // (Session.runImageChain): the lock guards the dictionary (s33: two chains
+            // inserting at once crashed the suite in Int8ImageChainTests.testFixturesAllInt8).
+            let remaps = RemapTables()
             return { inputs in
                 // Codes in (on the output's grid, or any grid for Concat, whose inputs are
                 // requantized): the op moves codes; anything else takes the generic form.
@@ -98,9 +103,7 @@ enum RegionKernels {
                     var values = c.values
                     if c.scale != q.scale || c.zeroPoint != q.zeroPoint {
                         // Requantizing a code is a function of the code: a 256-entry table.
-                        let key = ActivationQuant(scale: c.scale, zeroPoint: c.zeroPoint)
-                        let table = remaps[key] ?? requantizedCodes(from: key, to: q)
-                        remaps[key] = table
+                        let table = remaps.table(from: ActivationQuant(scale: c.scale, zeroPoint: c.zeroPoint), to: q)
                         let src = values
                         src.withUnsafeBufferPointer { x in table.withUnsafeBufferPointer { t in values.withUnsafeMutableBufferPointer { y in
                             mpq_lookup_u8(x.baseAddress, x.count, t.baseAddress, y.baseAddress)
@@ -220,5 +223,21 @@ enum RegionKernels {
             }
         }
         return Tensor(shape: a.shape, floats: out, dtype: a.dtype)
+    }
+}
+
+/// A movement op's requantizing tables (`RegionKernels.override`), one per input grid, made on
+/// first use; safe to use from several threads at once.
+final class RemapTables {
+    private let lock = NSLock()
+    private var tables: [ActivationQuant: [UInt8]] = [:]
+
+    func table(from key: ActivationQuant, to q: ActivationQuant) -> [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let t = tables[key] { return t }
+        let t = RegionKernels.requantizedCodes(from: key, to: q)
+        tables[key] = t
+        return t
     }
 }
