@@ -14,9 +14,22 @@ final class Int8ConvEngineTests: AmxModeTestCase {
                                 stride_h: Int32(stride), stride_w: Int32(stride), dilation_h: 1, dilation_w: 1, group: 1)
     }
 
-    private func engine(c: Int, hw: Int, k: Int, stride: Int, n: Int, khwc: Bool = true) -> String {
+    private func engine(path: mpq_kernel_path = MPQ_PATH_VNNI, c: Int, hw: Int, k: Int, stride: Int, n: Int,
+                        khwc: Bool = true) -> String {
         var s = shape(c: c, hw: hw, k: k, stride: stride)
-        return String(cString: mpq_qconv2d_engine_name(MPQ_PATH_VNNI, mpq_qconv2d_engine(MPQ_PATH_VNNI, &s, Int32(n), khwc ? 1 : 0)))
+        return String(cString: mpq_qconv2d_engine_name(path, mpq_qconv2d_engine(path, &s, Int32(n), khwc ? 1 : 0)))
+    }
+
+    /// The AVX2 path's choices, on every AVX2 host (they sat in the VNNI test above, which AVX2
+    /// hosts skip, and went stale for two sessions): the indirect conv (s31) for (kh, kw, c)
+    /// weights, the im2col for (c, kh, kw) ones, the pointwise kernel for a 1x1 stride-1 conv.
+    func testAVX2PolicyChoices() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_AVX2) != 0 else { throw XCTSkip("no AVX2 path on this CPU") }
+        try XCTSkipIf(ProcessInfo.processInfo.environment["MPQ_INT8_AVX2_INDIRECT"] != nil, "indirect conv overridden")
+        var s = shape(c: 64, hw: 56, k: 3, stride: 1)
+        XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 64, 1), MPQ_QCONV_INDIRECT)
+        XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 64, 0), MPQ_QCONV_IM2COL)
+        XCTAssertEqual(engine(path: MPQ_PATH_AVX2, c: 32, hw: 112, k: 1, stride: 1, n: 16), "pointwise+avx2")
     }
 
     /// The choices of the table in docs/int8-amx.md.
@@ -37,11 +50,6 @@ final class Int8ConvEngineTests: AmxModeTestCase {
         XCTAssertEqual(engine(c: 64, hw: 64, k: 3, stride: 1, n: 64), "implicit")
         XCTAssertEqual(engine(c: 64, hw: 56, k: 1, stride: 2, n: 128, khwc: false), "im2col+vnni")
         XCTAssertEqual(engine(c: 32, hw: 112, k: 1, stride: 1, n: 16), "pointwise")
-        // The AVX2 path on the same CPU: the indirect conv (s31) for (kh, kw, c) weights, the
-        // im2col for (c, kh, kw) ones (this test runs only on VNNI hosts, so it went stale once).
-        var s = shape(c: 64, hw: 56, k: 3, stride: 1)
-        XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 64, 1), MPQ_QCONV_INDIRECT)
-        XCTAssertEqual(mpq_qconv2d_engine(MPQ_PATH_AVX2, &s, 64, 0), MPQ_QCONV_IM2COL)
         guard mpq_qgemm_amx_available() != 0 else {
             print("INT8 Conv engine policy: AMX not available here, checked the AMX-off choices only")
             return
