@@ -201,6 +201,17 @@ static void bk_tile_at(const bk_job *j, const float *src, float *patch, int p0, 
     at->offsets = j->poffsets;
 }
 
+// Tiles [t0, t1) of `tiles` over the chunk's n pixels from p0, one call each (a border tile's
+// window copied into `patch` first): the general form, on every path.
+static void bk_tiles(const bk_job *j, const float *src, float *patch, const float *w, int nv, int rows,
+                     const mpq_sgemm_tile_epilogue *epp, float *yc, int p0, int n, int tiles, int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
+        mpq_blocked_tile_at at;
+        bk_tile_at(j, src, patch, p0, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t), &at);
+        j->tile(j->k, w, nv, at.x, at.offsets, at.pix, at.np, yc + at.y, j->plane16, rows, epp);
+    }
+}
+
 // The AVX2 tile's runs (mpq_sconv_blocked_tiles_avx2): up to BK_RUN tiles at a time, each
 // border tile with its own patch (a thread buffer of one patch per border tile of the run).
 #define BK_RUN 32
@@ -294,13 +305,8 @@ static int bk_row_interior_run(const bk_job *j, const float *src, float *patch, 
     // AVX-512: the interior first (it declines before anything is written), then the border
     // tiles one by one with their patches, as bk_chunk's loop runs them.
     if (bk_runs(j, w, nv, rows, epp, &run, 1, j->offsets, 16 * j->s->stride_w) != 0) return -1;
-    for (int t = 0; t < tiles; t++) {
-        if (t == t0) t = t1;
-        if (t >= tiles) break;
-        mpq_blocked_tile_at at;
-        bk_tile_at(j, src, patch, p0, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t), &at);
-        j->tile(j->k, w, nv, at.x, at.offsets, at.pix, at.np, yc + at.y, j->plane16, rows, epp);
-    }
+    bk_tiles(j, src, patch, w, nv, rows, epp, yc, p0, n, tiles, 0, t0);
+    bk_tiles(j, src, patch, w, nv, rows, epp, yc, p0, n, tiles, t1, tiles);
     return 0;
 }
 
@@ -352,11 +358,7 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     if (j->path == MPQ_PATH_AVX2 && mpq_env_long_once("MPQ_FP32_BK_RUNS", 1, &runs_state))
         for (; t < tiles; t += BK_RUN)
             if (bk_run_avx2(j, src, w, nv, rows, epp, yc, p0, n, tiles, t, t + BK_RUN < tiles ? t + BK_RUN : tiles) != 0) break;
-    for (; t < tiles; t++) {
-        mpq_blocked_tile_at at;
-        bk_tile_at(j, src, patch, p0, bk_tile_first(p0, n, tiles, t), bk_tile_pixels(n, tiles, t), &at);
-        j->tile(j->k, w, nv, at.x, at.offsets, at.pix, at.np, yc + at.y, j->plane16, rows, epp);
-    }
+    bk_tiles(j, src, patch, w, nv, rows, epp, yc, p0, n, tiles, t, tiles);
     if (j->act == MPQ_ACT_SILU)
         mpq_conv_epilogue_f32(j->path, yc, (size_t)nv, (size_t)n * 16, j->plane16, NULL, j->act, j->lo, j->hi);
     const mpq_sconv_residual *r = j->residual;
@@ -548,13 +550,13 @@ static int bk_chunks(const bk_job *j, int images, int threads) {
     const long per = j->path == MPQ_PATH_AVX2 && images >= threads ? 4 * base : base;
     const int pixels = j->oh * j->ow;
     if (!j->flat || per <= 0 || (j->in_place && j->ow >= BK_FLAT_WIDTH)) return j->oh;
-    int chunks = (int)((pixels + per - 1) / per);
     // AVX-512, an NCHW input (a stem) with rows of 16 pixels or more: a row per chunk, so each
     // row is one pixel run (bk_nchw_row_runs) in tiles of up to 16 pixels, where 24-pixel chunks
     // cut runs of 24 into tiles of 12 (s33, Zen 4, fp32_blocked_stems.c: resnet_digits' 1 -> 16
     // 7x7 at 56x56, the detector's 3 -> 16 and MobileNetV2's 3 -> 32 /2 0.91-0.92x the time on
     // one image over two threads, 0.93x on eight images on one thread).
-    if (j->nchw && j->path == MPQ_PATH_VNNI && j->ow >= BK_FLAT_WIDTH) chunks = j->oh;
+    const int stem_rows = j->nchw && j->path == MPQ_PATH_VNNI && j->ow >= BK_FLAT_WIDTH;
+    int chunks = stem_rows ? j->oh : (int)((pixels + per - 1) / per);
     if (images < threads) {
         const int want = (4 * threads + j->spans - 1) / j->spans, most = j->in_place ? (pixels + 7) / 8 : j->oh;
         const int floor = want < most ? want : most;

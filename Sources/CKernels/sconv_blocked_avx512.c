@@ -44,15 +44,23 @@ static inline AI BT_TARGET void bt_finish(__m512 *acc, float *y, size_t vstride,
     }
 }
 
-// The channel-vector tile's sums (sconv_cv_accumulate.h), then the epilogue and the blocked store.
+// The channel-vector tile's sums (sconv_cv_accumulate.h) over the windows at px, then the
+// epilogue and the blocked store: the tiles' and the runs' common body.
+static inline AI BT_TARGET void bt_windows(int kc, const float *w, const float *const *px, const int32_t *offsets, float *y,
+                                           size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
+                                           const int NP) {
+    __m512 acc[64];
+    mpq_sconv_cv_accumulate(kc, w, px, offsets, acc, NV, NP);
+    bt_finish(acc, y, vstride, rows, ep, NV, NP);
+}
+
+// A tile: pixel p's window at x + pix[p].
 static inline AI BT_TARGET void bt_tile(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
                                         float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
                                         const int NP) {
     const float *px[8];
-    __m512 acc[64];
-    _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
-    mpq_sconv_cv_accumulate_at(kc, w, px, offsets, acc, NV, NP);
-    bt_finish(acc, y, vstride, rows, ep, NV, NP);
+    mpq_sconv_cv_windows(x, pix, px, NP);
+    bt_windows(kc, w, px, offsets, y, vstride, rows, ep, NV, NP);
 }
 
 #define BT_FN(V, P)                                                                                                  \
@@ -94,17 +102,15 @@ void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *
 // 2, 1 or 2 in an NCHW input's padded planes), so a register tile's windows are one pointer plus
 // constant displacements: no pixel table (bk_tile_at) and no pointer per pixel, which capped the
 // tiles at 8 pixels (the GPRs); a run takes up to bt_run_most(nv) pixels a tile. The sums are
-// the tiles' (mpq_sconv_cv_accumulate_at, k in order from +0): the same bits.
+// the tiles' (mpq_sconv_cv_accumulate, k in order from +0): the same bits.
 #define BT_RUN_MAX_NV 4
 static inline int bt_run_most(int nv) { return nv == 1 ? 16 : nv == 2 ? 12 : nv == 3 ? 8 : 6; }
 
 static inline AI BT_TARGET void bt_run(int kc, const float *w, const float *x, const int32_t *offsets, float *y, size_t vstride,
                                        int rows, const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP, const int S) {
     const float *px[16];
-    __m512 acc[64];
     _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + (size_t)S * (size_t)p;
-    mpq_sconv_cv_accumulate_at(kc, w, px, offsets, acc, NV, NP);
-    bt_finish(acc, y, vstride, rows, ep, NV, NP);
+    bt_windows(kc, w, px, offsets, y, vstride, rows, ep, NV, NP);
 }
 
 typedef void (*bt_run_fn)(int, const float *, const float *, const int32_t *, float *, size_t, int,

@@ -14,7 +14,7 @@
 /// the next at w + kc * 64 (rows of 16 (NV - 4)). acc is [NV][NP] flattened (acc[v * NP + p]):
 /// the pixel runs' tiles (sconv_blocked_avx512.c) take more pixels than the tiles' 8.
 static inline __attribute__((always_inline, target("avx512f"))) void
-mpq_sconv_cv_accumulate_at(int kc, const float *w, const float *const *px, const int32_t *offsets, __m512 *acc, const int NV,
+mpq_sconv_cv_accumulate(int kc, const float *w, const float *const *px, const int32_t *offsets, __m512 *acc, const int NV,
                            const int NP) {
     const int NA = NV < 4 ? NV : 4, NB = NV - NA;
     const float *w1 = w + (size_t)kc * 64;
@@ -34,15 +34,9 @@ mpq_sconv_cv_accumulate_at(int kc, const float *w, const float *const *px, const
     }
 }
 
-/// The tiles' form: pixel p's window at x + pix[p] (up to 8 pixels), acc[v][p].
-static inline __attribute__((always_inline, target("avx512f"))) void
-mpq_sconv_cv_accumulate(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
-                        __m512 acc[8][8], const int NV, const int NP) {
-    const float *px[8];
-    __m512 flat[64];
+/// The tiles' windows: px[p] = x + pix[p] for the NP pixels of a tile.
+static inline __attribute__((always_inline)) void mpq_sconv_cv_windows(const float *x, const int32_t *pix, const float **px,
+                                                                       const int NP) {
     _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + pix[p];
-    mpq_sconv_cv_accumulate_at(kc, w, px, offsets, flat, NV, NP);
-    _Pragma("unroll") for (int v = 0; v < NV; v++)
-        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = flat[v * NP + p];
 }
 #endif

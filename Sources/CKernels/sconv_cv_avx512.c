@@ -58,25 +58,28 @@ static inline AI CV_TARGET void store_transposed(const __m512 *a, const int NP, 
 static inline AI CV_TARGET void cv_tile(int kc, const float *w, const float *x, const int32_t *offsets, const int32_t *pix,
                                         float *y, size_t plane, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
                                         const int NP) {
-    __m512 acc[8][8];
-    mpq_sconv_cv_accumulate(kc, w, x, offsets, pix, acc, NV, NP);
+    const float *px[8];
+    __m512 sums[64];
+    mpq_sconv_cv_windows(x, pix, px, NP);
+    mpq_sconv_cv_accumulate(kc, w, px, offsets, sums, NV, NP);
     _Pragma("unroll") for (int v = 0; v < NV; v++) {
         const int r = rows - 16 * v;
         if (r <= 0) break;
+        __m512 *acc = sums + v * NP;
         if (ep) {
             // v + bias where bias != 0 (NaN included), as the other tiles and
             // mpq_conv_epilogue_f32 do; max(lo, v) then min(hi, v): NaN and -0 kept.
             if (ep->bias) {
                 const __m512 b = _mm512_maskz_loadu_ps(lanes(r), ep->bias + 16 * v);
                 const __mmask16 nz = _mm512_cmp_ps_mask(b, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-                _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_mask_add_ps(acc[v][p], nz, acc[v][p], b);
+                _Pragma("unroll") for (int p = 0; p < NP; p++) acc[p] = _mm512_mask_add_ps(acc[p], nz, acc[p], b);
             }
             if (ep->clamp) {
                 const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
-                _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v][p] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[v][p]));
+                _Pragma("unroll") for (int p = 0; p < NP; p++) acc[p] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[p]));
             }
         }
-        store_transposed(acc[v], NP, y + (size_t)(16 * v) * plane, plane, r < 16 ? r : 16);
+        store_transposed(acc, NP, y + (size_t)(16 * v) * plane, plane, r < 16 ? r : 16);
     }
 }
 

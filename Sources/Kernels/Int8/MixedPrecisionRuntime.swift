@@ -5,39 +5,36 @@ import ONNX
 /// op read as codes (each a quantize or dequantize pass not made) and outputs it wrote as codes.
 ///
 /// Thread-safe: a batch's image chains run on several threads at once
-/// (`Session.runImageChain`), each counting into the same object, so every read, write and
-/// `+=` (the `_modify` accessor: the lock is held while the caller updates the value in
-/// place) takes the lock. Before s33 the increments raced: counts could come out short.
+/// (`Session.runImageChain`), each counting into the same object (`LockedCount`). Before s33
+/// the increments raced: counts could come out short.
 public final class Int8ChainCounters {
-    private let lock = NSLock()
-    private var read = 0, written = 0, moved = 0, pooled = 0
-
-    public var codesRead: Int {
-        get { lock.lock(); defer { lock.unlock() }; return read }
-        set { lock.lock(); defer { lock.unlock() }; read = newValue }
-        _modify { lock.lock(); defer { lock.unlock() }; yield &read }
-    }
-    public var codesWritten: Int {
-        get { lock.lock(); defer { lock.unlock() }; return written }
-        set { lock.lock(); defer { lock.unlock() }; written = newValue }
-        _modify { lock.lock(); defer { lock.unlock() }; yield &written }
-    }
+    @LockedCount public var codesRead: Int
+    @LockedCount public var codesWritten: Int
     /// Movement ops (Reshape, Transpose, nearest Resize...) run on the codes themselves,
     /// without the round trip through floats (`RegionKernels.codesNativeOps`).
-    public var movedAsCodes: Int {
-        get { lock.lock(); defer { lock.unlock() }; return moved }
-        set { lock.lock(); defer { lock.unlock() }; moved = newValue }
-        _modify { lock.lock(); defer { lock.unlock() }; yield &moved }
-    }
+    @LockedCount public var movedAsCodes: Int
     /// AveragePool / GlobalAveragePool run on codes with ONNX Runtime's arithmetic
     /// (`RegionKernels.ortAveragePool`), counted whether the input arrived as codes or not.
-    public var pooledAsCodes: Int {
-        get { lock.lock(); defer { lock.unlock() }; return pooled }
-        set { lock.lock(); defer { lock.unlock() }; pooled = newValue }
-        _modify { lock.lock(); defer { lock.unlock() }; yield &pooled }
-    }
+    @LockedCount public var pooledAsCodes: Int
     public init() {}
     public func reset() { codesRead = 0; codesWritten = 0; movedAsCodes = 0; pooledAsCodes = 0 }
+}
+
+/// A count that several threads update: every read, write and `+=` takes the lock (`_modify`
+/// holds it while the caller updates the value in place). A class, so the enclosing object's
+/// property is only read (the reference) while the count changes behind the lock.
+@propertyWrapper
+public final class LockedCount {
+    private let lock = NSLock()
+    private var value = 0
+
+    public init() {}
+
+    public var wrappedValue: Int {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); defer { lock.unlock() }; value = newValue }
+        _modify { lock.lock(); defer { lock.unlock() }; yield &value }
+    }
 }
 
 /// Runs a session with any per-layer mix of INT8 and FP32. Every quantizable layer is
