@@ -12,7 +12,7 @@
 
 static inline __attribute__((always_inline)) AVX2_TARGET void
 sub_tile(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nc,
-         int accumulate, const float *bias) {
+         int accumulate, const float *bias, int prefetch) {
     __m256 acc[MR][2];
     float tmp[MR][16];
     const float *row[MR];
@@ -28,7 +28,11 @@ sub_tile(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *
             acc[i][1] = _mm256_loadu_ps(src + 8);
         }
     }
+    // The next row tile's rows, a cache line per row every 16 k (see the AVX-512 tile).
+    const size_t next = (size_t)MR * lda;
     for (int k = 0; k < kc; k++) {
+        if (prefetch && (k & 15) == 0)
+            _Pragma("unroll") for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(row[i] + next + k), _MM_HINT_T0);
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         _Pragma("unroll") for (int i = 0; i < mr; i++) {
             const __m256 av = _mm256_broadcast_ss(row[i] + k);
@@ -57,12 +61,12 @@ sub_tile(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *
 
 #define SUB_FN(R) \
     static AVX2_TARGET void sub_##R(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, \
-                                    size_t ldc, int nc, int acc, const float *bias) { \
-        sub_tile(kc, a, lda, b, ldb, c, ldc, R, nc, acc, bias); \
+                                    size_t ldc, int nc, int acc, const float *bias, int prefetch) { \
+        sub_tile(kc, a, lda, b, ldb, c, ldc, R, nc, acc, bias, prefetch); \
     }
 SUB_FN(1) SUB_FN(2) SUB_FN(3) SUB_FN(4) SUB_FN(5) SUB_FN(6)
 
-typedef void (*sub_fn)(int, const float *, size_t, const float *, size_t, float *, size_t, int, int, const float *);
+typedef void (*sub_fn)(int, const float *, size_t, const float *, size_t, float *, size_t, int, int, const float *, int);
 static const sub_fn subs[MR] = {sub_1, sub_2, sub_3, sub_4, sub_5, sub_6};
 
 void mpq_slinear_tile_avx2(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
@@ -70,6 +74,6 @@ void mpq_slinear_tile_avx2(int kc, const float *a, size_t lda, const float *b, s
     for (int q = 0; q < nv && 16 * q < nc; q++) {
         const int cols = nc - 16 * q < 16 ? nc - 16 * q : 16;
         subs[mr - 1](kc, a, lda, b + (size_t)q * vstride, ldb, c + 16 * q, ldc, cols, accumulate,
-                     bias ? bias + 16 * q : NULL);
+                     bias ? bias + 16 * q : NULL, q == 0);
     }
 }

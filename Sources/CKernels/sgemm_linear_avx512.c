@@ -25,7 +25,10 @@ tile(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc, i
         _Pragma("unroll") for (int q = 0; q < nv; q++)
             acc[i][q] = accumulate ? _mm512_maskz_loadu_ps(mask[q], c + (size_t)i * ldc + 16 * q) : _mm512_setzero_ps();
     const int w = 16 * nv;
+    const size_t next = (size_t)MR * lda;  // the next row tile's rows, which A's in-place reads would miss
     for (int k = 0; k < kc; k++) {
+        if ((k & 15) == 0)
+            _Pragma("unroll") for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(row[i] + next + k), _MM_HINT_T0);
         __m512 bv[4];
         _Pragma("unroll") for (int q = 0; q < nv; q++) bv[q] = _mm512_loadu_ps(b + 16 * q);
         _Pragma("unroll") for (int i = 0; i < mr; i++) {
