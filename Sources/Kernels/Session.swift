@@ -55,6 +55,8 @@ public final class Session {
     let biasAddFusions: [Int: BiasAddFusion]
     /// Transformer chains run fused since the session was made (tests check fusions happen).
     private(set) var fusedChainsRun = 0
+    /// Of those, bias Adds taken into an FP32 MatMul's GEMM epilogue (`LinearOps.MatMulAddingBias`).
+    private(set) var biasEpilogueRuns = 0
     /// Runs of per-image nodes executed image by image at batch > 1, by their first plan
     /// index (`ImageChain`, docs/image-chains.md).
     let imageChains: [Int: ImageChain]
@@ -463,6 +465,17 @@ public final class Session {
             node = f.node
             fusedAway.insert(f.second)
             produced = fused
+        } else if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides), overrides[node.name] == nil,
+                  ins.count == 2, let a = ins[0]?.materialized(), let w = ins[1], let bias = constants[b.bias],
+                  let y = LinearOps.MatMulAddingBias(a: a, b: w, bias: bias,
+                                                     packWeights: LinearOps.sessionPacker(node, preparedWeights)) {
+            // An FP32 MatMul on the packed GEMM takes the bias in its epilogue: no second pass
+            // over the product (the same bits as the Add).
+            node.outputs = [b.output]; produced = [y]
+            fusedAway.insert(b.add)
+            fusedChainsRun += 1
+            biasEpilogueRuns += 1
+            return (node, produced)
         } else {
             produced = try execute(node: node, index: i, inputs: ins, mayHoldCodes: mayHoldCodes)
         }

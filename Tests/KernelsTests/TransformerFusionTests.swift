@@ -175,3 +175,50 @@ final class TransformerFusionTests: XCTestCase {
         }
     }
 }
+
+/// A Q/K/V-style projection (MatMul with a constant weight, bias Add, Reshape reading it):
+/// in FP32 the bias goes into the packed GEMM's epilogue, with the bits of MatMul then Add.
+final class BiasEpilogueTests: XCTestCase {
+    func projectionGraph(d: Int, n: Int, biasFirst: Bool) -> Graph {
+        var rng = TestRNG(seed: 11)
+        func t(_ shape: [Int], _ s: Float) -> Tensor {
+            Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(-s...s) })
+        }
+        return Graph(nodes: [
+            Node(name: "proj", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+            Node(name: "proj_bias", opType: "Add", inputs: biasFirst ? ["b", "m"] : ["m", "b"], outputs: ["h"]),
+            Node(name: "heads", opType: "Reshape", inputs: ["h", "shape"], outputs: ["y"]),
+        ], initializers: ["w": t([d, n], 0.5), "b": t([n], 2), "shape": Tensor(shape: [3], ints: [0, 0, -1])],
+           inputs: [ValueInfo(name: "x", dtype: .float32, shape: [nil, nil, d])],
+           outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 17])
+    }
+
+    func testBiasInTheEpilogueIsMatMulThenAddBitForBit() throws {
+        // 384 x 200 weights (76,800 elements) run on the packed GEMM at any row count; 200
+        // columns end in a partial 64-column panel and a partial vector.
+        for biasFirst in [true, false] {
+            let session = try Session(graph: projectionGraph(d: 384, n: 200, biasFirst: biasFirst))
+            XCTAssertEqual(session.biasAddFusions.count, 1)
+            for (batch, tokens) in [(1, 1), (2, 7), (4, 128)] {
+                var rng = TestRNG(seed: UInt64(batch * 1000 + tokens))
+                let x = Tensor(shape: [batch, tokens, 384], floats: (0..<batch * tokens * 384).map { _ in rng.float(-2...2) })
+                for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] {
+                    XCTAssertEqual(mpq_set_kernel_path(path), 0)
+                    defer { mpq_set_kernel_path(MPQ_PATH_AUTO) }
+                    let before = session.biasEpilogueRuns
+                    let fused = try session.run(["x": x])["y"]!
+                    XCTAssertEqual(session.biasEpilogueRuns - before, 1, "batch \(batch) tokens \(tokens)")
+                    let plain = try session.run(["x": x], keep: [], fusing: false, observer: nil)["y"]!
+                    XCTAssertEqual(session.biasEpilogueRuns - before, 1, "an unfused run adds the bias as an Add")
+                    XCTAssertEqual(fused.shape, [batch, tokens, 200])
+                    XCTAssertEqual(fused.floats.map(\.bitPattern), plain.floats.map(\.bitPattern),
+                                   "batch \(batch) tokens \(tokens) path \(path.rawValue) bias first \(biasFirst)")
+                    // Asking for the product itself leaves the Add to run on its own.
+                    let kept = try session.run(["x": x], keep: ["m"])
+                    XCTAssertEqual(session.biasEpilogueRuns - before, 1)
+                    XCTAssertEqual(kept["y"]!.floats.map(\.bitPattern), plain.floats.map(\.bitPattern))
+                }
+            }
+        }
+    }
+}

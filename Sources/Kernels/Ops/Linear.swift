@@ -43,7 +43,7 @@ enum LinearOps {
     ]
 
     /// The session's cache of packed weights for input B (input 1) of `node`.
-    private static func sessionPacker(_ node: Node, _ prepared: PreparedWeights?) -> LinearWeightPacker? {
+    static func sessionPacker(_ node: Node, _ prepared: PreparedWeights?) -> LinearWeightPacker? {
         guard let prepared, node.inputs.count > 1 else { return nil }
         let name = node.inputs[1]
         return { b, k, n, transB in prepared.linearWeights(name, b, k: k, n: n, transB: transB) }
@@ -126,10 +126,8 @@ enum LinearOps {
         var outShape = shape.outShape
         if b.rank == 1 { outShape.removeLast() }
         if a.rank == 1 { outShape.remove(at: outShape.count - (b.rank == 1 ? 1 : 2)) }
-        if shape.bBatchCount == 1, shape.aBatchCount == batchCount, usesPackedGemm(m: batchCount * m, k: k, n: n, choice: gemm),
-           let packed = packWeights?(b, k, n, false) ?? (gemm == .mpq ? PackedLinearWeights(b, k: k, n: n, transB: false) : nil) {
-            let out = a.floats.withUnsafeBufferPointer { packedProduct(a: $0.baseAddress!, m: batchCount * m, packed: packed, bias: nil) }
-            return Tensor(shape: outShape, floats: out, dtype: a.dtype)
+        if let y = packedMatMul(a: a, b: b, shape: shape, outShape: outShape, bias: nil, packWeights: packWeights, gemm: gemm) {
+            return y
         }
         let batched = !(shape.bBatchCount == 1 && shape.aBatchCount == batchCount)
         if batched, usesBatchedPackedGemm(batchCount: batchCount, m: m, k: k, n: n, choice: gemm) {
@@ -163,6 +161,33 @@ enum LinearOps {
                 }
             }
         }
+        return Tensor(shape: outShape, floats: out, dtype: a.dtype)
+    }
+}
+
+extension LinearOps {
+    /// MatMul(a, b) + bias (a float32 row of N) with the bias added in the packed GEMM's
+    /// epilogue, or nil when the product would not run on the packed GEMM (B batched or no
+    /// session constant, a size OpenBLAS keeps) or the operands are not plain float32
+    /// matrices: the caller then runs the MatMul and the Add as they are. The bits equal
+    /// MatMul then Add: each output is the product's FMA chain, then one float add.
+    static func MatMulAddingBias(a: Tensor, b: Tensor, bias: Tensor, packWeights: LinearWeightPacker?,
+                                 gemm: FP32GemmChoice = FP32GemmChoice.environment) -> Tensor? {
+        guard a.dtype == .float32, b.dtype == .float32, bias.dtype == .float32, bias.rank == 1, a.rank >= 2, b.rank == 2,
+              let shape = try? BatchedShape(a.shape, b.shape, description: ""), bias.count == shape.n else { return nil }
+        return packedMatMul(a: a, b: b, shape: shape, outShape: shape.outShape, bias: bias.floats, packWeights: packWeights,
+                            gemm: gemm)
+    }
+
+    /// The product on the packed GEMM with A's batches folded into its rows, when B has no
+    /// batches and `packWeights` packs it (or `gemm` is `.mpq`); nil otherwise.
+    static func packedMatMul(a: Tensor, b: Tensor, shape: BatchedShape, outShape: [Int], bias: [Float]?,
+                             packWeights: LinearWeightPacker?, gemm: FP32GemmChoice) -> Tensor? {
+        let (m, k, n, batchCount) = (shape.m, shape.k, shape.n, shape.batchCount)
+        guard shape.bBatchCount == 1, shape.aBatchCount == batchCount, usesPackedGemm(m: batchCount * m, k: k, n: n, choice: gemm),
+              let packed = packWeights?(b, k, n, false) ?? (gemm == .mpq ? PackedLinearWeights(b, k: k, n: n, transB: false) : nil)
+        else { return nil }
+        let out = a.floats.withUnsafeBufferPointer { packedProduct(a: $0.baseAddress!, m: batchCount * m, packed: packed, bias: bias) }
         return Tensor(shape: outShape, floats: out, dtype: a.dtype)
     }
 }
