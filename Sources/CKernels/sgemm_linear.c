@@ -106,12 +106,11 @@ int mpq_slinear_pack_weights_layout(const float *b, int k, int n, int trans_b, i
     return 0;
 }
 
-// The AVX-512 tile in the signature of the others (wide panels only: see tile_for).
+// The AVX-512 tile in the signature of the others (vstride 16 only: wide panels or row-major B).
 static void tile_avx512_wide(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
                              float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias) {
-    (void)ldb;
     (void)vstride;
-    mpq_slinear_tile_avx512(kc, a, lda, b, nv, c, ldc, mr, nc, accumulate, bias);
+    mpq_slinear_tile_avx512(kc, a, lda, b, ldb, nv, c, ldc, mr, nc, accumulate, bias);
 }
 
 static mpq_slinear_tile_fn tile_for(mpq_kernel_path path, int layout) {
@@ -130,7 +129,8 @@ typedef struct {
     const float *a;
     size_t lda, ldy;
     int m, k, n, panels, layout;
-    const float *w;  // packed panels
+    const float *w;  // packed panels, or B itself (row_major)
+    size_t ldb_rows; // row_major: B's row stride in floats (0: packed)
     const float *bias;
     float *y;
     int groups, rows_per_block, row_blocks;
@@ -142,7 +142,7 @@ static void run_block(const linear_job *j, int r0, int r1, int p0, int p1) {
     for (int k0 = 0; k0 < j->k; k0 += KC) {
         const int kc = j->k - k0 < KC ? j->k - k0 : KC;
         const int last = k0 + kc == j->k;
-        const float *wk = j->w + (size_t)k0 * (size_t)j->panels * NR;
+        const float *wk = j->ldb_rows ? j->w + (size_t)k0 * j->ldb_rows : j->w + (size_t)k0 * (size_t)j->panels * NR;
         for (int c0 = p0; c0 < p1; c0 += NCP) {
             const int c1 = p1 - c0 < NCP ? p1 : c0 + NCP;
             for (int r = r0; r < r1; r += MR) {
@@ -151,10 +151,14 @@ static void run_block(const linear_job *j, int r0, int r1, int p0, int p1) {
                 float *yr = j->y + (size_t)r * j->ldy;
                 for (int q = c0; q < c1; q++) {
                     const int col = q * NR, nc = j->n - col < NR ? j->n - col : NR, nv = (nc + 15) / 16;
-                    size_t ldb, vstride;
-                    panel_strides(j->layout, 16 * nv, kc, &ldb, &vstride);
-                    j->tile(kc, a, j->lda, wk + (size_t)q * NR * (size_t)kc, ldb, vstride, nv, yr + col, j->ldy, mr, nc,
-                            k0 > 0, last && j->bias ? j->bias + col : NULL);
+                    size_t ldb = j->ldb_rows, vstride = 16;
+                    const float *bq = wk + (size_t)col;  // row-major B: the panel is B's columns in place
+                    if (!j->ldb_rows) {
+                        panel_strides(j->layout, 16 * nv, kc, &ldb, &vstride);
+                        bq = wk + (size_t)q * NR * (size_t)kc;
+                    }
+                    j->tile(kc, a, j->lda, bq, ldb, vstride, nv, yr + col, j->ldy, mr, nc, k0 > 0,
+                            last && j->bias ? j->bias + col : NULL);
                 }
             }
         }
@@ -183,26 +187,26 @@ static void run_task(void *arg, int t) {
     }
 }
 
-int mpq_slinear_f32(mpq_kernel_path path, const float *a, int m, int lda, const void *packed_b,
-                    const float *bias, float *y, int ldy, int threads) {
-    const mpq_slinear_weights_header *h = (const mpq_slinear_weights_header *)packed_b;
-    if (!h || h->magic != MPQ_SLINEAR_WEIGHTS_MAGIC || !layout_known(h->layout) || m < 0 || lda < h->k || ldy < h->n)
-        return -1;
-    if (m == 0) return 0;
-    if (!a || !y) return -1;
+// Runs Y = A x B (+ bias) with B either packed (`ldb_rows` 0, `w` the panels after the header,
+// `layout` theirs) or row-major in place (`ldb_rows` its row stride, N a multiple of 16).
+static int run_linear(mpq_kernel_path path, const float *a, int m, int lda, const float *w, int k, int n, int layout,
+                      size_t ldb_rows, const float *bias, float *y, int ldy, int threads) {
     linear_job *j = aligned_alloc(64, (sizeof(linear_job) + 63) / 64 * 64);
     if (!j) return -1;
     memset(j, 0, sizeof *j);
-    j->tile = tile_for(path, h->layout);
-    j->layout = h->layout;
+    // Row-major B has the wide rows' addressing (vstride 16), which every tile but the
+    // sub-panel one reads; the AVX2 tile reads both.
+    j->tile = tile_for(path, ldb_rows ? MPQ_SLINEAR_LAYOUT_WIDE : layout);
+    j->layout = layout;
     j->a = a;
     j->lda = (size_t)lda;
     j->ldy = (size_t)ldy;
     j->m = m;
-    j->k = h->k;
-    j->n = h->n;
-    j->panels = h->panels;
-    j->w = (const float *)(h + 1);
+    j->k = k;
+    j->n = n;
+    j->panels = (n + NR - 1) / NR;
+    j->w = w;
+    j->ldb_rows = ldb_rows;
     j->bias = bias;
     j->y = y;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
@@ -225,5 +229,24 @@ int mpq_slinear_f32(mpq_kernel_path path, const float *a, int m, int lda, const 
     else mpq_pool_run(tasks, run_task, j);
     free(j);
     return 0;
+}
+
+int mpq_slinear_f32(mpq_kernel_path path, const float *a, int m, int lda, const void *packed_b,
+                    const float *bias, float *y, int ldy, int threads) {
+    const mpq_slinear_weights_header *h = (const mpq_slinear_weights_header *)packed_b;
+    if (!h || h->magic != MPQ_SLINEAR_WEIGHTS_MAGIC || !layout_known(h->layout) || m < 0 || lda < h->k || ldy < h->n)
+        return -1;
+    if (m == 0) return 0;
+    if (!a || !y) return -1;
+    return run_linear(path, a, m, lda, (const float *)(h + 1), h->k, h->n, h->layout, 0, bias, y, ldy, threads);
+}
+
+int mpq_slinear_f32_rows(mpq_kernel_path path, const float *a, int m, int lda, const float *b, int k, int n, int ldb,
+                         const float *bias, float *y, int ldy, int threads) {
+    if (m < 0 || k <= 0 || n <= 0 || n % 16 != 0 || k > (1 << 24) || n > (1 << 24) || lda < k || ldb < n || ldy < n)
+        return -1;
+    if (m == 0) return 0;
+    if (!a || !b || !y) return -1;
+    return run_linear(path, a, m, lda, b, k, n, MPQ_SLINEAR_LAYOUT_WIDE, (size_t)ldb, bias, y, ldy, threads);
 }
 

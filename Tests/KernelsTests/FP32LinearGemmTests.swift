@@ -82,6 +82,48 @@ final class FP32LinearGemmTests: XCTestCase {
         print("FP32 linear GEMM paths covered: \(covered.sorted())")
     }
 
+    /// B read in place (`mpq_slinear_f32_rows`, attention's products) against the same B
+    /// packed, bit for bit: N in whole vectors (16-144: partial 64-column panels), K across
+    /// the 256 block, rows around the 6-row tile, A's and B's rows padded (lda > k, ldb > n:
+    /// what a strided head view passes), with a bias, every path and 1-3 threads. N not a
+    /// multiple of 16 (the tiles load whole vectors) and short strides are refused.
+    func testRowMajorBEqualsPackedB() {
+        for (s, (m, k, n)) in [(1, 1, 16), (5, 31, 32), (7, 128, 32), (13, 32, 128), (128, 257, 48), (6, 600, 144),
+                               (37, 256, 64), (20, 384, 80)].enumerated() {
+            let (lda, ldb) = (k + s % 3, n + 16 * (s % 2) + (s % 3))
+            var rng = TestRNG(seed: UInt64(100 + s))
+            let a = (0..<m * lda).map { _ in rng.float(-2...2) }
+            let b = (0..<k * ldb).map { _ in rng.float(-1...1) }
+            let bias = (0..<n).map { _ in rng.float(-1...1) }
+            let dense = (0..<k * n).map { i in b[(i / n) * ldb + i % n] }
+            let packed = PackedLinearWeights(Tensor(shape: [k, n], floats: dense), k: k, n: n, transB: false)
+            for path in [MPQ_PATH_REFERENCE] + paths {
+                for threads: Int32 in [1, 2, 3] {
+                    for withBias in [false, true] {
+                        var want = [Float](repeating: .nan, count: m * n), got = want
+                        a.withUnsafeBufferPointer { pa in
+                            bias.withUnsafeBufferPointer { pbias in
+                                XCTAssertEqual(mpq_slinear_f32(path, pa.baseAddress, Int32(m), Int32(lda), packed.pointer,
+                                                               withBias ? pbias.baseAddress : nil, &want, Int32(n), threads), 0)
+                                XCTAssertEqual(mpq_slinear_f32_rows(path, pa.baseAddress, Int32(m), Int32(lda), b, Int32(k), Int32(n),
+                                                                    Int32(ldb), withBias ? pbias.baseAddress : nil, &got, Int32(n),
+                                                                    threads), 0)
+                            }
+                        }
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
+                                       "m\(m) k\(k) n\(n) lda \(lda) ldb \(ldb) path \(path.rawValue) threads \(threads) bias \(withBias)")
+                    }
+                }
+            }
+        }
+        var y = [Float](repeating: 0, count: 64)
+        let a = [Float](repeating: 1, count: 64), b = [Float](repeating: 1, count: 64)
+        XCTAssertEqual(mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, 2, 8, b, 8, 8, 8, nil, &y, 8, 1), -1, "N = 8: not whole vectors")
+        XCTAssertEqual(mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, 1, 8, b, 2, 16, 8, nil, &y, 16, 1), -1, "ldb < n")
+        XCTAssertEqual(mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, 1, 4, b, 2, 16, 16, nil, &y, 16, 1), 0)
+        XCTAssertEqual(mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, 1, 1, b, 2, 16, 16, nil, &y, 16, 1), -1, "lda < k")
+    }
+
     /// The two layouts hold the same numbers in different places: packing twice gives the
     /// same header but for its layout field, and the sub-panel pack is the wide one with
     /// each panel's 16-column runs gathered (a packing that swapped two k or two columns

@@ -7,10 +7,10 @@ import Foundation
 /// Why: OpenBLAS packs both operands on every call and its small-matrix path ran MiniLM's
 /// attention products ([128 x 32] x [32 x 128] and [128 x 128] x [128 x 32]) at ~40
 /// GFLOP/s on two cores, against ~280 for the model's weight products on the packed GEMM
-/// and ~180 for ORT's FusedMatMul (benchmarks/README.md, "s10-attn"). Here each matrix's B
-/// is packed into a per-chunk scratch panel (k x n floats: 1-2% of the product's time at
-/// these shapes) and multiplied single-threaded with its rows read in place; the chunks of
-/// matrices go over the kernel pool.
+/// and ~180 for ORT's FusedMatMul (benchmarks/README.md, "s10-attn"). Here each matrix is
+/// multiplied single-threaded with its rows read in place, its B read in place too when N is
+/// whole vectors (`mpq_slinear_f32_rows`, s34), else packed into a per-chunk scratch panel;
+/// the chunks of matrices go over the kernel pool.
 ///
 /// Each output is the FMA chain over k in order from +0 (`mpq_slinear.h`), so the bytes do
 /// not depend on the thread count or the chunking; they differ from OpenBLAS's only by the
@@ -40,6 +40,19 @@ extension LinearOps {
         let (m, k, n, count) = (shape.m, shape.k, shape.n, shape.batchCount)
         let threads = min(Int(packedGemmThreads(macs: count * m * k * n)), count)
         let chunks = threads > 1 ? min(count, 4 * threads) : 1
+        if n % 16 == 0 {
+            // Whole vectors: each B is read in place (`mpq_slinear_f32_rows`), no packing pass
+            // (13-16% of MiniLM's attention products when packed; the same bits).
+            poolPerform(threads: threads, chunks: chunks) { chunk in
+                for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
+                    let (ai, bi) = shape.operandIndices(i)
+                    let rc = mpq_slinear_f32_rows(path, a + ai * m * k, Int32(m), Int32(k), b + bi * k * n, Int32(k), Int32(n),
+                                                  Int32(n), nil, c + i * m * n, Int32(n), 1)
+                    precondition(rc == 0, "mpq_slinear_f32_rows rejected m=\(m) k=\(k) n=\(n)")
+                }
+            }
+            return
+        }
         let packBytes = mpq_slinear_pack_weights_size(Int32(k), Int32(n))
         poolPerform(threads: threads, chunks: chunks) { chunk in
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: packBytes, alignment: 64)
