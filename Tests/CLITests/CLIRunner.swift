@@ -35,21 +35,33 @@ enum CLI {
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        var killed = false
-        let lock = NSLock()
+        let watchdog = Watchdog()
         if let timeout {
             let pid = p.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                lock.lock(); defer { lock.unlock() }
-                if p.isRunning { killed = true; kill(pid, SIGKILL) }
-            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { watchdog.kill(pid, ifRunning: p) }
         }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        lock.lock(); defer { lock.unlock() }
-        return CLIResult(status: killed ? -1 : p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        return CLIResult(status: watchdog.fired ? -1 : p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                          stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Kills a run past its timeout and remembers that it did, behind a lock: the timer fires
+    /// on another thread (a captured `var` there is a data race Swift 6 refuses).
+    final class Watchdog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var killed = false
+
+        func kill(_ pid: pid_t, ifRunning p: Process) {
+            lock.lock(); defer { lock.unlock() }
+            if p.isRunning { killed = true; Glibc.kill(pid, SIGKILL) }
+        }
+
+        var fired: Bool {
+            lock.lock(); defer { lock.unlock() }
+            return killed
+        }
     }
 
     /// A fresh temporary folder for files a test writes. Every one lives under one folder per

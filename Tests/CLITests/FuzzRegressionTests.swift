@@ -42,6 +42,13 @@ final class FuzzRegressionTests: XCTestCase {
         }
     }
 
+    /// The timeout above is real: a run still going when it expires is killed and reported
+    /// as -1 (so a hang fails one test, not the suite). 1 ms is less than starting the binary.
+    func testTimeoutKillsARunStillGoing() throws {
+        let r = try CLI.run(["eval", "\(dir)/tiny_conv.onnx", "--data", "\(dir)/tiny_conv.npz"], timeout: 0.001)
+        XCTAssertEqual(r.status, -1, "stdout: \(r.stdout) stderr: \(r.stderr)")
+    }
+
     // MARK: initializers (signal 4; exit 0)
 
     func testInitializerDimsThatOverflow() throws {
