@@ -4,7 +4,8 @@
 // swapped (docs/fp32-gemm.md): the activation rows are the broadcast operand, read in
 // place (packing them would be a pass over A per call; 6 row streams prefetch fine), and
 // the constant B is the vector operand, packed once per session into 64-column panels
-// (rows of 64 for the AVX-512 tile, 16-column runs contiguous over k for the AVX2 one).
+// (rows of 64 for the AVX-512 tile, 16-column runs contiguous over k for the AVX2 one), or,
+// for a B used once (attention's products, mpq_slinear_f32_rows), read in place by rows.
 // Blocking, per unit of work (a block of rows x a group of column panels):
 //   K blocks of KC = 256 (the layout's; a tile's 6 rows x 256 of A stay in L1)
 //     column blocks of NCP panels (B: 256 x 256 floats = 256 KiB, stays in L2)
@@ -129,8 +130,8 @@ typedef struct {
     const float *a;
     size_t lda, ldy;
     int m, k, n, panels, layout;
-    const float *w;  // packed panels, or B itself (row_major)
-    size_t ldb_rows; // row_major: B's row stride in floats (0: packed)
+    const float *w;  // packed panels, or B itself (ldb_rows > 0)
+    size_t ldb_rows; // B read in place: its row stride in floats (0: packed panels)
     const float *bias;
     float *y;
     int groups, rows_per_block, row_blocks;
