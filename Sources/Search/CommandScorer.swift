@@ -141,8 +141,9 @@ public final class CommandScorer: Scorer {
     /// Runs the command and parses what it printed.
     func run(paths: [String], rows: Int) throws -> SplitScores {
         let stdoutPath = folder + "/stdout", stderrPath = folder + "/stderr"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        // A failure to create them shows as FileHandle's error just below, naming the path.
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command + paths.map { " " + Self.quoted($0) }.joined()]

@@ -126,7 +126,7 @@ final class FP32BlockedConvTests: XCTestCase {
                     XCTAssertEqual(mpq_sconv2d_f32_cv(path, x, Int32(t.images), &s, packed.channelVector, b, act, lo, hi, nil, &want, 1), 0)
                     // Both weights layouts on the AVX2 path (its tile reads rows and slices); the
                     // host's elsewhere (the scalar reference is most of this test's time).
-                    for layout in path == MPQ_PATH_AVX2 ? FP32ChannelVectorTests.layouts.map { Optional($0) } : [nil] {
+                    for layout in path == MPQ_PATH_AVX2 ? FP32ChannelVectorTests.layouts.map({ Optional($0) }) : [nil] {
                         let cv = layout.map { packed.channelVector(layout: $0) } ?? packed.channelVector
                         defer { if layout != nil { cv.deallocate() } }
                         for threads: Int32 in [1, 2, 3] {
@@ -134,7 +134,7 @@ final class FP32BlockedConvTests: XCTestCase {
                                 let got = Self.runBlocked(t, x: x, cv: cv, bias: b, act: act, lo: lo, hi: hi, path: path,
                                                           threads: threads, fromNCHW: fromNCHW)
                                 XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern),
-                                               "\(t.description) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) layout \(layout) threads \(threads) NCHW in \(fromNCHW)")
+                                               "\(t.description) act \(act.rawValue) bias \(b != nil) path \(path.rawValue) layout \(String(describing: layout)) threads \(threads) NCHW in \(fromNCHW)")
                                 compared += 1
                             }
                         }

@@ -205,11 +205,12 @@ final class FP32LinearGemmTests: XCTestCase {
         XCTAssertFalse(LinearOps.usesPackedGemm(m: 1, k: 64, n: 64, choice: .auto))
         XCTAssertEqual(LinearOps.packedGemmThreads(macs: 512 * 1000, weights: 512 * 1000), Int32(min(coreCount, 64)))
         XCTAssertEqual(LinearOps.packedGemmThreads(macs: 64 * 1000, weights: 64 * 1000), 1)
-        XCTAssertNotNil(LinearOps.packedBias(nil, beta: 1, n: 3) as [Float]??)
+        XCTAssertTrue(LinearOps.packedBias(nil, beta: 1, n: 3) != nil, "no C: a bias of nil, not a refusal")
         XCTAssertEqual(LinearOps.packedBias(Tensor(shape: [1], floats: [2]), beta: 0.5, n: 3), .some([1, 1, 1]))
         XCTAssertEqual(LinearOps.packedBias(Tensor(shape: [1, 3], floats: [1, 2, 3]), beta: 1, n: 3), .some([1, 2, 3]))
-        XCTAssertNil(LinearOps.packedBias(Tensor(shape: [2, 1], floats: [1, 2]), beta: 1, n: 3) as [Float]??)
-        XCTAssertNil(LinearOps.packedBias(Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6]), beta: 1, n: 3) as [Float]??)
+        XCTAssertTrue(LinearOps.packedBias(Tensor(shape: [2, 1], floats: [1, 2]), beta: 1, n: 3) == nil, "C per row: refused")
+        XCTAssertTrue(LinearOps.packedBias(Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6]), beta: 1, n: 3) == nil,
+                      "C per element: refused")
     }
 
     /// A session packs each constant weight once and reuses it; a tensor that only has the

@@ -5,12 +5,15 @@ import ONNX
 /// Unary math, comparisons, logic and Where.
 extension ElementwiseOps {
     static let unaryTable: [String: OpEntry] = [
-        "Sqrt": unary(Sqrt), "Exp": unary(Exp), "Log": unary(Log), "Neg": unary(Neg), "Abs": unary(Abs),
-        "Reciprocal": unary(Reciprocal), "Floor": unary(Floor), "Ceil": unary(Ceil), "Round": unary(Round),
-        "Erf": unary(Erf), "Sign": unary(Sign), "Not": unary(Not),
-        "Sin": unary(Sin), "Cos": unary(Cos), "Tan": unary(Tan), "Asin": unary(Asin), "Acos": unary(Acos),
-        "Atan": unary(Atan), "Sinh": unary(Sinh), "Cosh": unary(Cosh), "Asinh": unary(Asinh), "Acosh": unary(Acosh),
-        "Atanh": unary(Atanh), "IsNaN": unary(IsNaN),
+        // Closures, not the functions themselves: a function value converted to @Sendable is a
+        // data-race warning (an error in the Swift 6 language mode); a closure capturing nothing is Sendable.
+        "Sqrt": unary { Sqrt($0) }, "Exp": unary { Exp($0) }, "Log": unary { Log($0) }, "Neg": unary { Neg($0) },
+        "Abs": unary { Abs($0) }, "Reciprocal": unary { Reciprocal($0) }, "Floor": unary { Floor($0) },
+        "Ceil": unary { Ceil($0) }, "Round": unary { Round($0) }, "Erf": unary { Erf($0) }, "Sign": unary { Sign($0) },
+        "Not": unary { Not($0) }, "Sin": unary { Sin($0) }, "Cos": unary { Cos($0) }, "Tan": unary { Tan($0) },
+        "Asin": unary { Asin($0) }, "Acos": unary { Acos($0) }, "Atan": unary { Atan($0) }, "Sinh": unary { Sinh($0) },
+        "Cosh": unary { Cosh($0) }, "Asinh": unary { Asinh($0) }, "Acosh": unary { Acosh($0) },
+        "Atanh": unary { Atanh($0) }, "IsNaN": unary { IsNaN($0) },
         "BitwiseNot": OpEntry(since: 18) { n, i, _ in [try BitwiseNot(n.required(i, 0, "X"))] },
         "BitwiseAnd": OpEntry(since: 18) { n, i, _ in [try BitwiseAnd(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
         "BitwiseOr": OpEntry(since: 18) { n, i, _ in [try BitwiseOr(n.required(i, 0, "A"), n.required(i, 1, "B"))] },
@@ -22,9 +25,10 @@ extension ElementwiseOps {
             [IsInf(try node.required(i, 0, "X"), detectNegative: node.int("detect_negative", default: 1),
                    detectPositive: node.int("detect_positive", default: 1))]
         },
-        "Equal": binary(Equal), "Less": binary(Less), "LessOrEqual": binary(LessOrEqual),
-        "Greater": binary(Greater), "GreaterOrEqual": binary(GreaterOrEqual),
-        "And": binary(And), "Or": binary(Or), "Xor": binary(Xor),
+        "Equal": binary { try Equal($0, $1) }, "Less": binary { try Less($0, $1) },
+        "LessOrEqual": binary { try LessOrEqual($0, $1) }, "Greater": binary { try Greater($0, $1) },
+        "GreaterOrEqual": binary { try GreaterOrEqual($0, $1) },
+        "And": binary { try And($0, $1) }, "Or": binary { try Or($0, $1) }, "Xor": binary { try Xor($0, $1) },
         "Where": OpEntry(since: 9) { node, i, _ in
             [try Where(node.required(i, 0, "condition"), node.required(i, 1, "X"), node.required(i, 2, "Y"))]
         },

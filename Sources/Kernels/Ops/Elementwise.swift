@@ -7,12 +7,14 @@ import ONNX
 enum ElementwiseOps {
     static let table: [String: OpEntry] = {
         var t: [String: OpEntry] = [
-            "Add": binary(Add), "Sub": binary(Sub), "Mul": binary(Mul), "Div": binary(Div),
-            "Pow": binary(Pow),
+            // Closures, not the functions: see `unaryTable`.
+            "Add": binary { try Add($0, $1) }, "Sub": binary { try Sub($0, $1) }, "Mul": binary { try Mul($0, $1) },
+            "Div": binary { try Div($0, $1) }, "Pow": binary { try Pow($0, $1) },
             "Mod": OpEntry(since: 10) { node, i, _ in
                 [try Mod(node.required(i, 0, "A"), node.required(i, 1, "B"), fmod: node.int("fmod", default: 0))]
             },
-            "Sum": variadic(Sum), "Max": variadic(Max), "Min": variadic(Min), "Mean": variadic(Mean),
+            "Sum": variadic { try Sum($0) }, "Max": variadic { try Max($0) }, "Min": variadic { try Min($0) },
+            "Mean": variadic { try Mean($0) },
         ]
         t.merge(unaryTable) { a, _ in a }
         return t
