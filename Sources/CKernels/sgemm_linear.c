@@ -107,19 +107,12 @@ int mpq_slinear_pack_weights_layout(const float *b, int k, int n, int trans_b, i
     return 0;
 }
 
-// The AVX-512 tile in the signature of the others (vstride 16 only: wide panels or row-major B).
-static void tile_avx512_wide(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
-                             float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias) {
-    (void)vstride;
-    mpq_slinear_tile_avx512(kc, a, lda, b, ldb, nv, c, ldc, mr, nc, accumulate, bias);
-}
-
 static mpq_slinear_tile_fn tile_for(mpq_kernel_path path, int layout) {
     switch (mpq_resolve_kernel_path(path)) {
     case MPQ_PATH_VNNI:
         // The AVX-512 tile loads its four vectors from one wide row; a sub-panel pack (made
         // for an AVX2 tile) runs the AVX2 one, which every AVX-512 CPU has: the same bits.
-        return layout == MPQ_SLINEAR_LAYOUT_WIDE ? tile_avx512_wide : mpq_slinear_tile_avx2;
+        return layout == MPQ_SLINEAR_LAYOUT_WIDE ? mpq_slinear_tile_avx512 : mpq_slinear_tile_avx2;
     case MPQ_PATH_AVX2: return mpq_slinear_tile_avx2;
     default: return mpq_slinear_tile_reference;
     }

@@ -62,7 +62,8 @@ static const tile_fn tiles[MR][4] = {
     TILE_ENTRY(1), TILE_ENTRY(2), TILE_ENTRY(3), TILE_ENTRY(4), TILE_ENTRY(5), TILE_ENTRY(6),
 };
 
-void mpq_slinear_tile_avx512(int kc, const float *a, size_t lda, const float *b, size_t ldb, int nv, float *c, size_t ldc,
-                             int mr, int nc, int accumulate, const float *bias) {
+void mpq_slinear_tile_avx512(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
+                             float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias) {
+    (void)vstride;  // 16: a row's vectors are adjacent (see the header)
     tiles[mr - 1][nv - 1](kc, a, lda, b, ldb, c, ldc, nc, accumulate, bias);
 }

@@ -24,10 +24,10 @@ void mpq_slinear_tile_reference(int kc, const float *a, size_t lda, const float 
                                 float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias);
 void mpq_slinear_tile_avx2(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
                            float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias);
-/// Reads rows of 16 * nv floats ldb apart (vstride = 16: a wide panel, or an unpacked row-major
-/// B); the driver gives a sub-panel pack to the AVX2 tile instead (every AVX-512 CPU has AVX2,
-/// and the bits are the same).
-void mpq_slinear_tile_avx512(int kc, const float *a, size_t lda, const float *b, size_t ldb, int nv, float *c, size_t ldc,
-                             int mr, int nc, int accumulate, const float *bias);
+/// Reads rows of 16 * nv floats ldb apart, vstride 16 only (a wide panel, or B read in place);
+/// the driver gives a sub-panel pack to the AVX2 tile instead (every AVX-512 CPU has AVX2, and
+/// the bits are the same).
+void mpq_slinear_tile_avx512(int kc, const float *a, size_t lda, const float *b, size_t ldb, size_t vstride, int nv,
+                             float *c, size_t ldc, int mr, int nc, int accumulate, const float *bias);
 
 #endif

@@ -357,6 +357,15 @@ struct BiasAddFusion {
         !keep.contains(intermediate) && overrides[addName] == nil
     }
 
+    /// The MatMul and the Add in one call for an FP32 MatMul (`inputs` its A and B) that runs
+    /// on the packed GEMM: the bias added in the GEMM's epilogue, no second pass over the
+    /// product, the same bits (`LinearOps.MatMulAddingBias`). Nil where it does not run there;
+    /// the MatMul then runs as it is and `apply` adds the bias.
+    func productAddingBias(_ inputs: [Tensor?], constants: [String: Tensor], packWeights: LinearWeightPacker?) -> Tensor? {
+        guard inputs.count == 2, let a = inputs[0], let b = inputs[1], let bias = constants[bias] else { return nil }
+        return LinearOps.MatMulAddingBias(a: a, b: b, bias: bias, packWeights: packWeights)
+    }
+
     /// Adds the bias to the MatMul's output `y` (shape [..., N], N the bias length).
     func apply(_ y: Tensor, constants: [String: Tensor]) -> Tensor? {
         let y = y.materialized()

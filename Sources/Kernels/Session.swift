@@ -448,6 +448,7 @@ public final class Session {
             fusedAway.formUnion([f.sigmoid, f.mul])
         }
         var produced: [Tensor]
+        var biasInEpilogue = false  // an FP32 MatMul's product came with its bias Add (`BiasAddFusion`)
         if fusing, let f = residualFusions[i], ins.first??.dtype == .float32, f.applies(keep: keep, overrides: overrides),
            let shortcut = lookup(f.shortcut), shortcut.dtype == .float32 {
             // The Conv with the shortcut as a fourth input (`ConvResidual`); the Add and Relu
@@ -465,22 +466,16 @@ public final class Session {
             node = f.node
             fusedAway.insert(f.second)
             produced = fused
-        } else if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides), overrides[node.name] == nil,
-                  ins.count == 2, let a = ins[0]?.materialized(), let w = ins[1], let bias = constants[b.bias],
-                  let y = LinearOps.MatMulAddingBias(a: a, b: w, bias: bias,
-                                                     packWeights: LinearOps.sessionPacker(node, preparedWeights)) {
-            // An FP32 MatMul on the packed GEMM takes the bias in its epilogue: no second pass
-            // over the product (the same bits as the Add).
-            node.outputs = [b.output]; produced = [y]
-            fusedAway.insert(b.add)
-            fusedChainsRun += 1
+        } else if fusing, let b = biasAddFusions[i], overrides[node.name] == nil, b.applies(keep: keep, overrides: overrides),
+                  let y = b.productAddingBias(ins, constants: constants, packWeights: LinearOps.sessionPacker(node, preparedWeights)) {
+            produced = [y]
+            biasInEpilogue = true
             biasEpilogueRuns += 1
-            return (node, produced)
         } else {
             produced = try execute(node: node, index: i, inputs: ins, mayHoldCodes: mayHoldCodes)
         }
-        if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides),
-           let first = produced.first, let y = b.apply(first, constants: constants) {
+        if fusing, let b = biasAddFusions[i], b.applies(keep: keep, overrides: overrides), let first = produced.first,
+           let y = biasInEpilogue ? first : b.apply(first, constants: constants) {
             node.outputs = [b.output]; produced = [y]
             fusedAway.insert(b.add)
             fusedChainsRun += 1

@@ -33,41 +33,37 @@ extension LinearOps {
 
     /// C[i] = A[ai] x B[bi] for every output matrix i of `shape` (`operandIndices`), written to
     /// `c` ([batchCount][m][n]). Splits the matrices over the kernel pool in contiguous chunks
-    /// (a few per core, claimed, so a late core costs one chunk); one packed-B scratch per chunk.
+    /// (a few per core, claimed, so a late core costs one chunk); where B is packed, one scratch per chunk.
     static func batchedPackedProduct(a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                      c: UnsafeMutablePointer<Float>, shape: BatchedShape,
                                      path: mpq_kernel_path = MPQ_PATH_AUTO) {
         let (m, k, n, count) = (shape.m, shape.k, shape.n, shape.batchCount)
         let threads = min(Int(packedGemmThreads(macs: count * m * k * n)), count)
         let chunks = threads > 1 ? min(count, 4 * threads) : 1
-        if n % 16 == 0 {
-            // Whole vectors: each B is read in place (`mpq_slinear_f32_rows`), no packing pass
-            // (13-16% of MiniLM's attention products when packed; the same bits).
-            poolPerform(threads: threads, chunks: chunks) { chunk in
-                for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
-                    let (ai, bi) = shape.operandIndices(i)
-                    let rc = mpq_slinear_f32_rows(path, a + ai * m * k, Int32(m), Int32(k), b + bi * k * n, Int32(k), Int32(n),
-                                                  Int32(n), nil, c + i * m * n, Int32(n), 1)
-                    precondition(rc == 0, "mpq_slinear_f32_rows rejected m=\(m) k=\(k) n=\(n)")
-                }
-            }
-            return
-        }
-        let packBytes = mpq_slinear_pack_weights_size(Int32(k), Int32(n))
+        // Whole vectors: each B is read in place (`mpq_slinear_f32_rows`), no packing pass
+        // (13-16% of MiniLM's attention products when packed; the same bits). Else each chunk
+        // packs its matrices' B into one scratch.
+        let inPlace = n % 16 == 0
+        let packBytes = inPlace ? 0 : mpq_slinear_pack_weights_size(Int32(k), Int32(n))
         poolPerform(threads: threads, chunks: chunks) { chunk in
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: packBytes, alignment: 64)
-            defer { scratch.deallocate() }
+            let scratch = inPlace ? nil : UnsafeMutableRawPointer.allocate(byteCount: packBytes, alignment: 64)
+            defer { scratch?.deallocate() }
             var packedIndex = -1  // B matrix now in `scratch` (broadcast B repeats over A's batches)
             for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
                 let (ai, bi) = shape.operandIndices(i)
-                if bi != packedIndex {
-                    let rc = mpq_slinear_pack_weights(b + bi * k * n, Int32(k), Int32(n), 0, scratch)
-                    precondition(rc == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n)")
-                    packedIndex = bi
+                let rc: Int32
+                if let scratch {
+                    if bi != packedIndex {
+                        let packed = mpq_slinear_pack_weights(b + bi * k * n, Int32(k), Int32(n), 0, scratch)
+                        precondition(packed == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n)")
+                        packedIndex = bi
+                    }
+                    rc = mpq_slinear_f32(path, a + ai * m * k, Int32(m), Int32(k), scratch, nil, c + i * m * n, Int32(n), 1)
+                } else {
+                    rc = mpq_slinear_f32_rows(path, a + ai * m * k, Int32(m), Int32(k), b + bi * k * n, Int32(k), Int32(n),
+                                              Int32(n), nil, c + i * m * n, Int32(n), 1)
                 }
-                let rc = mpq_slinear_f32(path, a + ai * m * k, Int32(m), Int32(k), scratch, nil,
-                                         c + i * m * n, Int32(n), 1)
-                precondition(rc == 0, "mpq_slinear_f32 rejected m=\(m) k=\(k) n=\(n)")
+                precondition(rc == 0, "the linear GEMM rejected m=\(m) k=\(k) n=\(n)")
             }
         }
     }

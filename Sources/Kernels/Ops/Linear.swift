@@ -187,7 +187,10 @@ extension LinearOps {
         guard shape.bBatchCount == 1, shape.aBatchCount == batchCount, usesPackedGemm(m: batchCount * m, k: k, n: n, choice: gemm),
               let packed = packWeights?(b, k, n, false) ?? (gemm == .mpq ? PackedLinearWeights(b, k: k, n: n, transB: false) : nil)
         else { return nil }
-        let out = a.floats.withUnsafeBufferPointer { packedProduct(a: $0.baseAddress!, m: batchCount * m, packed: packed, bias: bias) }
+        // A held as codes (after an INT8 region) becomes floats here, once, only when used.
+        let out = a.materialized().floats.withUnsafeBufferPointer {
+            packedProduct(a: $0.baseAddress!, m: batchCount * m, packed: packed, bias: bias)
+        }
         return Tensor(shape: outShape, floats: out, dtype: a.dtype)
     }
 }
