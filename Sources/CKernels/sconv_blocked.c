@@ -16,6 +16,7 @@
 // today's bits for every input and weight, non-finite included, with no routing.
 #include "sgemm_internal.h"
 #include "mpq_pool.h"
+#include "sconv_blocked_skip.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #define BK_BLOCK 64  // output channels per weights block (the channel-vector weights' blocks)
+#define BK_TAME_IMAGES 16 // images split over the threads with the skip's guard kept per image
 #define BK_MAX_NP MPQ_SCONV_BLOCKED_AVX2_MAX_NP  // pixels per tile at most (the AVX2 tile's; the others take up to 8)
 // Output rows narrower than this run in flat mode: the padded image copied once per image
 // (one vector per padded pixel and channel block) and tiles over consecutive output pixels as
@@ -145,6 +147,8 @@ typedef struct {
     int spatial;             // ranged claims: units numbered chunk-major (see bk_unit)
     _Atomic int next;
     mpq_sconv_ranges ranges; // one image split: each thread's contiguous range first (count 0: guided claims)
+    const mpq_skip_plan *skip;        // flat mode without the padding taps (sconv_blocked_skip.c), or NULL
+    unsigned char tame[BK_TAME_IMAGES]; // one image split: whether image i passes the skip's guard
 } bk_job;
 
 static _Thread_local float *patch_buf;
@@ -331,7 +335,7 @@ static int bk_pixel_runs(const bk_job *j, const float *src, float *patch, const 
 // tiles along the row, interior ones read the image in place, border ones their patch.
 // Flat mode (small planes): tiles over consecutive output pixels of the zero-padded copy `src`
 // (numbered as the channel-vector kernel numbers its pixels, on the padded width).
-static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, int b, int p0, int p1) {
+static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, int b, int p0, int p1, int skip) {
     const int row0 = b * BK_BLOCK, span = j->span * BK_BLOCK, rows = j->mg - row0 < span ? j->mg - row0 : span;
     // The AVX2 tile takes up to 16 pixels: a full vector in register tiles of up to 6 (12 of
     // 16 ymm), a half vector after a full one with it in tiles of 4 (3 ymm each), a lone half
@@ -345,12 +349,18 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     const mpq_sgemm_tile_epilogue *epp = j->bias || j->act == MPQ_ACT_CLAMP ? &ep : NULL;
     const int n = p1 - p0, tiles = (n + most - 1) / most;
     int t = 0;
+    // Without the padding taps (its chunks are whole rows): class by class.
+    if (skip) {
+        mpq_skip_rows(j->skip, src, w, nv, rows, epp, yc, j->plane16, p0 / j->ow, p1 / j->ow, most);
+        t = tiles;
+    }
     // AVX2: the chunk's pixels that read the input at a fixed step as pixel runs
     // (bk_pixel_runs); where they do not apply, the tiles below. AVX-512 (s33): the same runs on
     // its run tiles (up to 4 vectors; more take the tiles). MPQ_FP32_BK_PIXEL_RUNS=0 (read
     // once): tiles only, for an A/B.
     static _Atomic long row_runs_state = -1;
-    if ((j->path == MPQ_PATH_AVX2 || j->path == MPQ_PATH_VNNI) && mpq_env_long_once("MPQ_FP32_BK_PIXEL_RUNS", 1, &row_runs_state) &&
+    if (t < tiles && (j->path == MPQ_PATH_AVX2 || j->path == MPQ_PATH_VNNI) &&
+        mpq_env_long_once("MPQ_FP32_BK_PIXEL_RUNS", 1, &row_runs_state) &&
         bk_pixel_runs(j, src, patch, w, nv, rows, epp, yc, p0, p1, tiles) == 0)
         t = tiles;
     // MPQ_FP32_BK_RUNS=0 (read once): tile by tile on AVX2 too, as before s28, for an A/B.
@@ -370,11 +380,13 @@ static void bk_chunk(const bk_job *j, const float *src, float *patch, int img, i
     }
 }
 
-// Chunk c of the plane's `chunks`: an output row in row mode, an even split of the pixels in flat mode.
-static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img, int b, int c) {
+// Chunk c of the plane's `chunks`: an output row in row mode, an even split of the pixels in
+// flat mode, of the rows where it skips padding taps; `skip`: the image passed the guard.
+static void bk_chunk_at(const bk_job *j, const float *src, float *patch, int img, int b, int c, int skip) {
     const int pixels = j->oh * j->ow;
-    const int p0 = (int)((long)pixels * c / j->chunks), p1 = (int)((long)pixels * (c + 1) / j->chunks);
-    if (p1 > p0) bk_chunk(j, src, patch, img, b, p0, p1);
+    int p0 = (int)((long)pixels * c / j->chunks), p1 = (int)((long)pixels * (c + 1) / j->chunks);
+    if (j->skip) p0 = (int)((long)j->oh * c / j->chunks) * j->ow, p1 = (int)((long)j->oh * (c + 1) / j->chunks) * j->ow;
+    if (p1 > p0) bk_chunk(j, src, patch, img, b, p0, p1, skip);
 }
 
 // Parts [p0, p1) of image `img` zero-padded into `dst` ([cb][hp][wp][16], or [c][hp][wp] when
@@ -453,7 +465,7 @@ static void bk_unit(const bk_job *j, float *patch, int u) {
         c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
     }
     const float *src = j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
-    bk_chunk_at(j, src, patch, img, sp * j->span, c);
+    bk_chunk_at(j, src, patch, img, sp * j->span, c, j->skip && j->tame[img]);
 }
 
 // Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or bk_unit's.
@@ -472,12 +484,13 @@ static void bk_task(void *arg, int t) {
         for (int u = u0; u < u1; u++) {
             if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
                 const float *src = j->x + (size_t)u * j->in_image;
+                const int skip = j->skip && mpq_f32_tame(j->path, src, j->in_image, 0);
                 if (j->flat && !j->in_place) {
                     bk_pad(j, u, patch);
                     src = patch;
                 }
                 for (int b = 0; b < j->blocks; b += j->span)
-                    for (int c = 0; c < j->chunks; c++) bk_chunk_at(j, src, patch, u, b, c);
+                    for (int c = 0; c < j->chunks; c++) bk_chunk_at(j, src, patch, u, b, c, skip);
                 continue;
             }
             bk_unit(j, patch, u);
@@ -570,6 +583,43 @@ static int bk_chunks(const bk_job *j, int images, int threads) {
     return chunks > 0 ? chunks : 1;
 }
 
+// Chunks where the padding taps are skipped: bands of whole rows (the classes tile a band's
+// rectangles), about BK_SKIP_CHUNK_PIXELS pixels each, so a class's pixels fill their tiles
+// (bands of 2 rows left a 7x7 plane's edge classes tiles of 1-2 pixels). One image split over
+// the threads: at least one unit per thread, a multiple of the threads where the rows allow.
+#ifndef BK_SKIP_CHUNK_PIXELS
+#define BK_SKIP_CHUNK_PIXELS 256
+#endif
+static int bk_skip_chunks(const bk_job *j, int images, int threads) {
+    static _Atomic long state = -1;
+    const long base = mpq_env_long_once("MPQ_FP32_BK_SKIP_CHUNK_PIXELS", BK_SKIP_CHUNK_PIXELS, &state);
+    const int per = base > j->ow ? (int)(base / j->ow) : 1;
+    int chunks = (j->oh + per - 1) / per;
+    if (images < threads) {
+        const int want = (threads + j->spans - 1) / j->spans;
+        if (chunks < want) chunks = want;
+        for (int more = 0; more < threads && ((long)images * j->spans * chunks) % threads && chunks < j->oh; more++) chunks++;
+    }
+    return chunks < j->oh ? chunks : j->oh;
+}
+
+// Whether flat mode may skip this Conv's padding taps (sconv_blocked_skip.c): the AVX-512 tile
+// on rows-layout weights of one block per tile, padded blocked input, weights that pass the
+// guard, a block of weights that stays in L2 (at 512 channels a 7x7 plane's 13 class tiles each
+// streamed the 1.18 MB block from L3: 1.44x the time, fp32_skip_padding_prototype.c).
+// MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B.
+#ifndef BK_SKIP_MAX_BLOCK_BYTES
+#define BK_SKIP_MAX_BLOCK_BYTES (1 << 20)
+#endif
+static int bk_skips(const bk_job *j, const mpq_sconv_weights_header *h) {
+    static _Atomic long state = -1;
+    const mpq_conv2d_shape *s = j->s;
+    const int padded = s->pad_top || s->pad_left || s->pad_bottom || s->pad_right;
+    return j->path == MPQ_PATH_VNNI && j->flat && !j->nchw && !j->in_place && !j->sliced && j->span == 1 && padded &&
+           (h->flags & MPQ_SCONV_WEIGHTS_TAME) && (size_t)j->k * BK_BLOCK * sizeof(float) <= BK_SKIP_MAX_BLOCK_BYTES &&
+           mpq_env_long_once("MPQ_FP32_BK_SKIP", 1, &state);
+}
+
 // Both entry points: x blocked, or NCHW (`nchw`).
 static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int images, const mpq_conv2d_shape *s, const void *cv_w,
                         const float *bias, mpq_activation act, float lo, float hi, const mpq_sconv_residual *residual,
@@ -623,7 +673,6 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
         j.ph = j.hp;
         j.pwc = j.wp;
     }
-    j.chunks = bk_chunks(&j, images, threads);
     j.w = (const float *)(h + 1);
     j.bias = bias;
     j.act = act;
@@ -635,7 +684,14 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     if (!offsets) return -1;
     j.offsets = offsets;
     j.poffsets = offsets + j.k;
+    if (bk_skips(&j, h)) j.skip = mpq_skip_plan_for(s, j.wp, j.poffsets);
+    j.chunks = j.skip ? bk_skip_chunks(&j, images, threads) : bk_chunks(&j, images, threads);
     j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
+    // One image split over the threads: each image's guard once, before the threads start.
+    if (j.skip && j.mode == MPQ_SCONV_SPLIT_N) {
+        if (images > BK_TAME_IMAGES) j.skip = NULL;
+        for (int i = 0; j.skip && i < images; i++) j.tame[i] = (unsigned char)mpq_f32_tame(j.path, x + (size_t)i * j.in_image, j.in_image, 0);
+    }
     j.units = j.mode == MPQ_SCONV_SPLIT_IMAGES ? images : images * j.spans * j.chunks;
     float *shared = NULL;
     if (j.flat && !j.in_place && j.mode == MPQ_SCONV_SPLIT_N) {

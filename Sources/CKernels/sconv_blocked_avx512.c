@@ -7,6 +7,7 @@
 // vector tile's bits when the broadcast values are the same; the accumulators are stored as
 // whole vectors (output pixel p of vector v at y + v * vstride + 16 p), no transpose.
 #include "sgemm_internal.h"
+#include "sconv_blocked_skip.h"
 #include <immintrin.h>
 #include "sconv_cv_accumulate.h"
 #include "transpose16_f32_avx512.h"
@@ -18,9 +19,10 @@ static inline AI BT_TARGET __mmask16 lanes(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
-// The epilogue and the blocked store of NV x NP sums (acc[v * NP + p]).
-static inline AI BT_TARGET void bt_finish(__m512 *acc, float *y, size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep,
-                                          const int NV, const int NP) {
+// The epilogue and the blocked store of NV x NP sums (acc[v * NP + p]): pixel p at y + 16 p,
+// or at y + opix[p] (a tap-list tile's scattered pixels).
+static inline AI BT_TARGET void bt_finish(__m512 *acc, float *y, const int32_t *opix, size_t vstride, int rows,
+                                          const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP) {
     _Pragma("unroll") for (int v = 0; v < NV; v++) {
         const int r = rows - 16 * v;
         const __mmask16 keep = lanes(r);  // lanes past M are stored as +0 (the layout's padding)
@@ -37,9 +39,10 @@ static inline AI BT_TARGET void bt_finish(__m512 *acc, float *y, size_t vstride,
         }
         float *d = y + (size_t)v * vstride;
         if (r >= 16) {
-            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + 16 * p, a[p]);
+            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + (opix ? opix[p] : 16 * p), a[p]);
         } else {
-            _Pragma("unroll") for (int p = 0; p < NP; p++) _mm512_storeu_ps(d + 16 * p, _mm512_maskz_mov_ps(keep, a[p]));
+            _Pragma("unroll") for (int p = 0; p < NP; p++)
+                _mm512_storeu_ps(d + (opix ? opix[p] : 16 * p), _mm512_maskz_mov_ps(keep, a[p]));
         }
     }
 }
@@ -51,7 +54,7 @@ static inline AI BT_TARGET void bt_windows(int kc, const float *w, const float *
                                            const int NP) {
     __m512 acc[64];
     mpq_sconv_cv_accumulate(kc, w, px, offsets, acc, NV, NP);
-    bt_finish(acc, y, vstride, rows, ep, NV, NP);
+    bt_finish(acc, y, NULL, vstride, rows, ep, NV, NP);
 }
 
 // A tile: pixel p's window at x + pix[p].
@@ -94,6 +97,60 @@ void mpq_sconv_blocked_tile_avx512(int kc, const float *w, int nv, const float *
                                    const int32_t *pix, int np, float *y, size_t vstride, int rows,
                                    const mpq_sgemm_tile_epilogue *ep) {
     table[nv - 1][np - 1](kc, w, x, offsets, pix, y, vstride, rows, ep);
+}
+
+// --- Tap-list tiles (s35, sconv_blocked_skip.c): a pixel class's taps, scattered pixels.
+static inline AI BT_TARGET void bt_taps(int kc, const int32_t *kidx, const float *w, const float *x, const int32_t *offsets,
+                                        const int32_t *pix, const int32_t *opix, float *y, size_t vstride, int rows,
+                                        const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP) {
+    const float *px[8];
+    mpq_sconv_cv_windows(x, pix, px, NP);
+    __m512 acc[32];
+    if (kidx)
+        mpq_sconv_cv_accumulate_taps(kc, kidx, w, px, offsets, acc, NV, NP);
+    else
+        mpq_sconv_cv_accumulate(kc, w, px, offsets, acc, NV, NP);
+    bt_finish(acc, y, opix, vstride, rows, ep, NV, NP);
+}
+
+typedef void (*bt_taps_fn)(int, const int32_t *, const float *, const float *, const int32_t *, const int32_t *,
+                           const int32_t *, float *, size_t, int, const mpq_sgemm_tile_epilogue *);
+#define TT_FN(V, P)                                                                                                  \
+    static BT_TARGET void tt_##V##_##P(int kc, const int32_t *kidx, const float *w, const float *x,                 \
+                                       const int32_t *offsets, const int32_t *pix, const int32_t *opix, float *y,   \
+                                       size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {              \
+        bt_taps(kc, kidx, w, x, offsets, pix, opix, y, vstride, rows, ep, V, P);                                    \
+    }
+#define TT_ROW6(V) TT_FN(V, 1) TT_FN(V, 2) TT_FN(V, 3) TT_FN(V, 4) TT_FN(V, 5) TT_FN(V, 6)
+#define TT_ROW8(V) TT_ROW6(V) TT_FN(V, 7) TT_FN(V, 8)
+TT_ROW8(1)
+TT_ROW8(2)
+TT_ROW8(3)
+TT_ROW6(4)
+#define TT_E6(V) tt_##V##_1, tt_##V##_2, tt_##V##_3, tt_##V##_4, tt_##V##_5, tt_##V##_6
+static const bt_taps_fn taps_table[4][8] = {{TT_E6(1), tt_1_7, tt_1_8}, {TT_E6(2), tt_2_7, tt_2_8}, {TT_E6(3), tt_3_7, tt_3_8},
+                                            {TT_E6(4), NULL, NULL}};
+
+void mpq_sconv_blocked_tile_taps_avx512(int kc, const int32_t *kidx, const float *w, int nv, const float *x,
+                                        const int32_t *offsets, const int32_t *pix, const int32_t *opix, int np, float *y,
+                                        size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep) {
+    taps_table[nv - 1][np - 1](kc, kidx, w, x, offsets, pix, opix, y, vstride, rows, ep);
+}
+
+// The guard's scan (sconv_blocked_skip.c): any nonzero |x| under 2^-50, or with `finite` any
+// infinity or NaN, makes it 0.
+BT_TARGET int mpq_f32_tame_avx512(const float *x, size_t n, int finite) {
+    const __m512 tiny = _mm512_set1_ps(0x1p-50f), zero = _mm512_setzero_ps(), inf = _mm512_set1_ps(__builtin_inff());
+    __mmask16 bad = 0;
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes(n - i < 16 ? (int)(n - i) : 16);
+        const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + i));
+        bad |= _mm512_cmp_ps_mask(a, tiny, _CMP_LT_OQ) & _mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ);
+        // |x| < inf fails for infinities and NaN.
+        if (finite) bad |= m & ~_mm512_cmp_ps_mask(a, inf, _CMP_LT_OQ);
+        if ((i & 4095) == 0 && bad) return 0;
+    }
+    return bad == 0;
 }
 
 // --- Runs of pixels (s33; the AVX2 form is s30's, sconv_blocked_avx2.c) ---

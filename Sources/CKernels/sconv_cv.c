@@ -14,6 +14,7 @@
 // clamp, SiLU and the residual Add are the same calls in the same order.
 #include "sgemm_internal.h"
 #include "mpq_pool.h"
+#include "sconv_blocked_skip.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -69,6 +70,10 @@ int mpq_sconv_cv_pack_weights_layout(const void *packed_w, int layout, void *cv)
     o->magic = MPQ_SCONV_CV_WEIGHTS_MAGIC;
     o->mg_padded = round_up(h->mg, 16);
     o->cv_layout = layout;
+    o->flags = mpq_f32_tame(MPQ_PATH_AUTO, (const float *)(h + 1),
+                            (size_t)h->group * (size_t)(h->mg_padded / MPQ_SGEMM_MR) * (size_t)h->k * MPQ_SGEMM_MR, 1)
+                   ? MPQ_SCONV_WEIGHTS_TAME
+                   : 0;
     const int k = h->k, mg = h->mg, panels = h->mg_padded / MPQ_SGEMM_MR;
     const int blocks = (mg + CV_BLOCK - 1) / CV_BLOCK;
     const float *src = (const float *)(h + 1);

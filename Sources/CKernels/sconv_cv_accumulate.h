@@ -34,6 +34,26 @@ mpq_sconv_cv_accumulate(int kc, const float *w, const float *const *px, const in
     }
 }
 
+/// The same sums over a tap list (sconv_blocked_skip.c): tap i reads weights row kidx[i] of one
+/// block (rows [k][16 NV], NV <= 4) and input px[p][offsets[i]]. The order of the taps is the
+/// list's, so with the taps a padding skip drops removed it is the chain above minus those.
+static inline __attribute__((always_inline, target("avx512f"))) void
+mpq_sconv_cv_accumulate_taps(int kc, const int32_t *kidx, const float *w, const float *const *px, const int32_t *offsets,
+                             __m512 *acc, const int NV, const int NP) {
+    _Pragma("unroll") for (int v = 0; v < NV; v++)
+        _Pragma("unroll") for (int p = 0; p < NP; p++) acc[v * NP + p] = _mm512_setzero_ps();
+    for (int i = 0; i < kc; i++) {
+        const float *wk = w + (size_t)kidx[i] * (size_t)(16 * NV);
+        const ptrdiff_t o = offsets[i];
+        __m512 wv[4];
+        _Pragma("unroll") for (int v = 0; v < NV; v++) wv[v] = _mm512_load_ps(wk + 16 * v);
+        _Pragma("unroll") for (int p = 0; p < NP; p++) {
+            const __m512 xb = _mm512_set1_ps(px[p][o]);
+            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[v * NP + p] = _mm512_fmadd_ps(wv[v], xb, acc[v * NP + p]);
+        }
+    }
+}
+
 /// The tiles' windows: px[p] = x + pix[p] for the NP pixels of a tile.
 static inline __attribute__((always_inline)) void mpq_sconv_cv_windows(const float *x, const int32_t *pix, const float **px,
                                                                        const int NP) {

@@ -214,6 +214,99 @@ final class FP32BlockedConvTests: XCTestCase {
         XCTAssertGreaterThan(negativeZeros, 20, "the cases make -0 sums")
     }
 
+    /// The padding-tap skip's guard (s35, sconv_blocked_skip.c): flat mode on the AVX-512 path
+    /// skips taps on the zero padding only where that cannot change a bit. Two kinds of data
+    /// where skipping them would (checked here against a scalar chain that skips them):
+    /// weights the guard accepts with inputs of +-0 and the least subnormal (products round to
+    /// -0, so partial sums are -0 and the reference's padding taps turn them +0: the input scan
+    /// must refuse), and ordinary inputs with infinite and NaN weights (the reference's padding
+    /// taps give NaN: the weights' flag must refuse). Whole images per thread and one image over
+    /// two threads (the per-image guard taken before the split), a block of 40 channels.
+    func testSkippedPaddingTapsOnlyUnderTheGuard() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 else { throw XCTSkip("needs the AVX-512 path") }
+        let tiny = Float.leastNonzeroMagnitude
+        var rng = TestRNG(seed: 35)
+        var differing = 0
+        for t in [Case(images: 2, c: 16, h: 6, w: 6, m: 40), Case(c: 20, h: 7, w: 9, m: 16, pads: (1, 2, 0, 1))] {
+            var s = t.shape
+            let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+            for kind in ["subnormal inputs", "non-finite weights"] {
+                let subnormal = kind == "subnormal inputs"
+                let x = (0..<t.images * t.c * t.h * t.w).map { _ in
+                    subnormal ? [0, -0.0, -tiny, tiny, -tiny][Int(rng.next() % 5)] : rng.float(-1...1)
+                }
+                var w = (0..<t.m * t.k).map { _ in [Float(0.25), 0.5, -0.25, 0][Int(rng.next() % 4)] }
+                if !subnormal { for j in stride(from: 3, to: w.count, by: 23) { w[j] = j % 2 == 0 ? .infinity : .nan } }
+                let packed = PackedConvWeights(Tensor(shape: [t.m, t.c, t.kh, t.kw], floats: w), group: 1)
+                var want = [Float](repeating: .nan, count: count)
+                XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_REFERENCE, x, Int32(t.images), &s, packed.channelVector, nil, MPQ_ACT_NONE,
+                                                  0, 0, nil, &want, 1), 0)
+                let skipped = Self.convSkippingPadding(t, x: x, w: w)
+                differing += zip(skipped, want).filter { $0.bitPattern != $1.bitPattern }.count
+                for threads: Int32 in [1, 2] {
+                    let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: nil, act: MPQ_ACT_NONE, lo: 0, hi: 0,
+                                              path: MPQ_PATH_VNNI, threads: threads)
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(t.description) \(kind) threads \(threads)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(differing, 50, "the data make skipped padding taps change bits")
+    }
+
+    /// The guard's scan (`mpq_f32_tame`) on every path: one offending value anywhere in
+    /// 1-40 floats (the vector loop's tail included) flips it; +-0, 2^-50 itself, large
+    /// values and, unless finiteness is asked, infinities and NaN pass.
+    func testTameScanOnEveryPath() {
+        let offending: [(Float, Bool)] = [(Float.leastNonzeroMagnitude, false), (-0x1p-51, false), (-Float.leastNormalMagnitude, false),
+                                          (.infinity, true), (-.infinity, true), (.nan, true)]
+        for path in paths {
+            for n in [1, 15, 16, 17, 40] {
+                let fine = (0..<n).map { i in [Float(0), -0.0, 0x1p-50, -3, 1e30][i % 5] }
+                for finite: Int32 in [0, 1] {
+                    XCTAssertEqual(mpq_f32_tame(path, fine, n, finite), 1, "path \(path.rawValue) n \(n)")
+                }
+                for at in [0, n / 2, n - 1] {
+                    for (v, onlyFinite) in offending {
+                        var x = fine
+                        x[at] = v
+                        for finite: Int32 in [0, 1] {
+                            let want: Int32 = onlyFinite && finite == 0 ? 1 : 0
+                            XCTAssertEqual(mpq_f32_tame(path, x, n, finite), want, "path \(path.rawValue) n \(n) at \(at) value \(v) finite \(finite)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The scalar chain with the taps on padding left out (each output: fmaf over (c, kh, kw)
+    /// in order from +0, taps outside the image skipped).
+    static func convSkippingPadding(_ t: Case, x: [Float], w: [Float]) -> [Float] {
+        var s = t.shape
+        let oh = Int(mpq_conv2d_out_h(&s)), ow = Int(mpq_conv2d_out_w(&s))
+        var y = [Float](repeating: 0, count: t.images * t.m * oh * ow)
+        for n in 0..<t.images {
+            for m in 0..<t.m {
+                for r in 0..<oh {
+                    for q in 0..<ow {
+                        var acc: Float = 0
+                        for c in 0..<t.c {
+                            for a in 0..<t.kh {
+                                for b in 0..<t.kw {
+                                    let ih = r * t.stride.0 - t.pads.0 + a * t.dilation.0, iw = q * t.stride.1 - t.pads.1 + b * t.dilation.1
+                                    guard ih >= 0, ih < t.h, iw >= 0, iw < t.w else { continue }
+                                    acc = acc.addingProduct(w[((m * t.c + c) * t.kh + a) * t.kw + b], x[((n * t.c + c) * t.h + ih) * t.w + iw])
+                                }
+                            }
+                        }
+                        y[((n * t.m + m) * oh + r) * ow + q] = acc
+                    }
+                }
+            }
+        }
+        return y
+    }
+
     /// Groups and panel-layout weights are refused.
     func testArgumentChecks() {
         var grouped = Case(c: 8, h: 4, w: 4, m: 8, group: 2).shape

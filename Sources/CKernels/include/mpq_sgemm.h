@@ -27,8 +27,20 @@ typedef struct {
     int32_t m, k, group; ///< all output channels, K per group (C/group * KH * KW), groups
     int32_t mg, mg_padded;
     int32_t cv_layout;  ///< channel-vector weights only: MPQ_SCONV_CV_ROWS or MPQ_SCONV_CV_SLICED
-    int32_t reserved[9];
+    int32_t flags;      ///< channel-vector weights only: MPQ_SCONV_WEIGHTS_TAME when it holds
+    int32_t reserved[8];
 } mpq_sconv_weights_header;
+
+/// Every weight is finite and, where nonzero, at least 2^-50 in magnitude: with inputs of the
+/// same kind no partial sum of the Conv can be -0 and no padding tap can give NaN, so a tap on
+/// the zero padding adds nothing and the blocked kernel may skip it with the same bits
+/// (docs/fp32-blocked-layout.md "s35").
+#define MPQ_SCONV_WEIGHTS_TAME 1
+
+/// 1 when no value of x[0..n) is nonzero and under 2^-50 in magnitude (and, with `finite`, none
+/// is infinite or NaN): the guard under which a skipped padding tap keeps the bits. The scalar
+/// reference, or the AVX-512 scan where `path` resolves to it; the same answer.
+int mpq_f32_tame(mpq_kernel_path path, const float *x, size_t n, int finite);
 
 #define MPQ_SCONV_WEIGHTS_MAGIC 0x3346504Du /* "MPF3" */
 

@@ -1,0 +1,29 @@
+#ifndef MPQ_SCONV_BLOCKED_SKIP_H
+#define MPQ_SCONV_BLOCKED_SKIP_H
+// The blocked FP32 Conv's flat mode without its padding taps (sconv_blocked_skip.c).
+#include "sgemm_internal.h"
+#include <stddef.h>
+#include <stdint.h>
+
+int mpq_f32_tame_avx512(const float *x, size_t n, int finite);  // mpq_f32_tame's AVX-512 form
+
+/// A flat-mode geometry's pixel classes and their tap lists, kept per thread; NULL when out of
+/// memory or when the lists would be too large (then every tap runs). `wp`: the padded image's
+/// width; `poffsets`: every tap's offset in the padded blocked image, in k order.
+typedef struct mpq_skip_plan mpq_skip_plan;
+const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int wp, const int32_t *poffsets);
+
+/// Output rows [r0, r1) of one weights block (nv <= 4 vectors, `rows` live channels, rows
+/// layout at w) from the padded blocked image `src`: class by class, tiles of up to `most`
+/// pixels over the class's taps; pixel (oh, ow) stored at yc + ((oh - r0) OW + ow) 16 (vector v
+/// at + v vstride) after the tile epilogue `ep`.
+void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, int nv, int rows,
+                   const mpq_sgemm_tile_epilogue *ep, float *yc, size_t vstride, int r0, int r1, int most);
+
+/// The AVX-512 tile over a tap list: the blocked tile's sums with tap i reading weights row
+/// kidx[i] (row k itself when kidx is NULL) and input offsets[i]; pixel p's outputs at
+/// y + opix[p] (+ v vstride). nv <= 4, np <= mpq_sconv_cv_tile_pixels(nv).
+void mpq_sconv_blocked_tile_taps_avx512(int kc, const int32_t *kidx, const float *w, int nv, const float *x,
+                                        const int32_t *offsets, const int32_t *pix, const int32_t *opix, int np, float *y,
+                                        size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep);
+#endif
