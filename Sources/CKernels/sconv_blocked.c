@@ -525,12 +525,15 @@ int mpq_sconv2d_f32_blocked_preferred(mpq_kernel_path path, const mpq_conv2d_sha
 
 // The taps' offsets (in the blocked image, then in a border patch or the padded image) for
 // the job's geometry and input layout, kept per thread (mpq_geometry_cache): computed on every
-// call they were 2% of the detector's blocked-Conv time. k follows from the geometry.
+// call they were 2% of the detector's blocked-Conv time. k follows from the geometry; the second
+// half (patch or padded image) from flat mode too, which since s35 also depends on the path and
+// the weights (a padding skip runs flat), so flat mode is part of the key.
 static _Thread_local mpq_geometry_cache tap_tables;
 
 static const int32_t *tap_offsets(const bk_job *j, int nchw) {
     const mpq_conv2d_shape *s = j->s;
-    const int32_t *kept = mpq_geometry_cache_find(&tap_tables, s, nchw);
+    const int variant = nchw + 2 * j->flat;
+    const int32_t *kept = mpq_geometry_cache_find(&tap_tables, s, variant);
     if (kept) return kept;
     int32_t *offsets = malloc(2 * (size_t)j->k * sizeof(int32_t));
     if (!offsets) return NULL;
@@ -542,7 +545,7 @@ static const int32_t *tap_offsets(const bk_job *j, int nchw) {
                 offsets[k] = (int32_t)(((cb * s->height + dh) * s->width + dw) * 16 + l);
                 poffsets[k] = nchw ? (int32_t)(((long)c * j->hp + dh) * j->wp + dw) : (int32_t)(((cb * j->ph + dh) * j->pwc + dw) * 16 + l);
             }
-    return mpq_geometry_cache_put(&tap_tables, s, nchw, offsets, free);
+    return mpq_geometry_cache_put(&tap_tables, s, variant, offsets, free);
 }
 
 // Chunks per plane. Row mode: one output row each. Flat mode: about BK_CHUNK_PIXELS pixels
@@ -603,21 +606,31 @@ static int bk_skip_chunks(const bk_job *j, int images, int threads) {
     return chunks < j->oh ? chunks : j->oh;
 }
 
-// Whether flat mode may skip this Conv's padding taps (sconv_blocked_skip.c): the AVX-512 tile
-// on rows-layout weights of one block per tile, padded blocked input, weights that pass the
-// guard, a block of weights that stays in L2 (at 512 channels a 7x7 plane's 13 class tiles each
-// streamed the 1.18 MB block from L3: 1.44x the time, fp32_skip_padding_prototype.c).
-// MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B.
+// Whether this Conv skips its padding taps (sconv_blocked_skip.c), in flat mode whatever its
+// width: the AVX-512 tile on rows-layout weights of one block per tile, a padded blocked input,
+// weights that pass the guard, and a block of weights that stays in L2 (1 MB on Zen 4; at 512
+// channels a 7x7 plane's 13 class tiles each streamed the 1.18 MB block from L3: 1.07-1.13x the
+// time). Planes of rows under BK_FLAT_WIDTH (flat mode anyway) always; wider ones, which row
+// mode would run without the padded copy, only up to BK_SKIP_MAX_WIDTH, at stride 1 and with
+// 32 output channels or more (one thread, fp32_blocked_layers.c: 32 -> 32 at 16x16 0.92x,
+// 128 -> 128 at 28x28 0.96-0.98x; at 56x56, at stride 2 or with 16 channels the copy costs
+// more than the border taps: 16 -> 16 at 56x56 1.04x, 16 -> 32 /2 at 56x56 1.08x).
+// MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B; MPQ_FP32_BK_SKIP_MAX_WIDTH the bound.
 #ifndef BK_SKIP_MAX_BLOCK_BYTES
 #define BK_SKIP_MAX_BLOCK_BYTES (1 << 20)
 #endif
+#ifndef BK_SKIP_MAX_WIDTH
+#define BK_SKIP_MAX_WIDTH 32
+#endif
 static int bk_skips(const bk_job *j, const mpq_sconv_weights_header *h) {
-    static _Atomic long state = -1;
+    static _Atomic long state = -1, width_state = -1;
     const mpq_conv2d_shape *s = j->s;
     const int padded = s->pad_top || s->pad_left || s->pad_bottom || s->pad_right;
-    return j->path == MPQ_PATH_VNNI && j->flat && !j->nchw && !j->in_place && !j->sliced && j->span == 1 && padded &&
+    const int wide_ok = j->ow <= mpq_env_long_once("MPQ_FP32_BK_SKIP_MAX_WIDTH", BK_SKIP_MAX_WIDTH, &width_state) &&
+                        s->stride_h == 1 && s->stride_w == 1 && j->mg >= 32;
+    return j->path == MPQ_PATH_VNNI && !j->nchw && !j->sliced && j->span == 1 && padded &&
            (h->flags & MPQ_SCONV_WEIGHTS_TAME) && (size_t)j->k * BK_BLOCK * sizeof(float) <= BK_SKIP_MAX_BLOCK_BYTES &&
-           mpq_env_long_once("MPQ_FP32_BK_SKIP", 1, &state);
+           (j->ow < BK_FLAT_WIDTH || wide_ok) && mpq_env_long_once("MPQ_FP32_BK_SKIP", 1, &state);
 }
 
 // Both entry points: x blocked, or NCHW (`nchw`).
@@ -662,7 +675,8 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     j.padded_image = nchw ? (size_t)s->channels * j.hp * j.wp : (size_t)j.cbs * (size_t)j.hp * (size_t)j.wp * 16;
     // Flat mode where output rows are shorter than BK_FLAT_WIDTH (see there).
     const int padded = s->pad_top || s->pad_left || s->pad_bottom || s->pad_right;
-    j.flat = nchw || (j.ow < BK_FLAT_WIDTH && padded);
+    const int skips = bk_skips(&j, h);
+    j.flat = nchw || (j.ow < BK_FLAT_WIDTH && padded) || skips;
     // A 1x1 stride-1 unpadded Conv (MobileNetV2's expand and project layers): every pixel's
     // window is the pixel itself, so flat mode's tiles over consecutive pixels read the blocked
     // image in place, in chunks of about 24 pixels (row chunks of a 7- or 14-pixel row left
@@ -684,7 +698,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     if (!offsets) return -1;
     j.offsets = offsets;
     j.poffsets = offsets + j.k;
-    if (bk_skips(&j, h)) j.skip = mpq_skip_plan_for(s, j.wp, j.poffsets);
+    if (skips) j.skip = mpq_skip_plan_for(s, j.wp, j.poffsets);
     j.chunks = j.skip ? bk_skip_chunks(&j, images, threads) : bk_chunks(&j, images, threads);
     j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
     // One image split over the threads: each image's guard once, before the threads start.

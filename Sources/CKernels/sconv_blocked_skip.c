@@ -48,6 +48,10 @@ struct mpq_skip_plan {
 // Lists above this many taps in all (a large kernel on a plane where most rows differ) are not
 // worth their memory: such a Conv keeps every tap.
 #define SKIP_MAX_TAPS (1 << 22)
+// Interior rows at least this wide run as pixel runs.
+#ifndef SKIP_RUN_WIDTH
+#define SKIP_RUN_WIDTH 16
+#endif
 
 // The classes of one axis: out[o] = the class of output position o, by its valid tap range
 // [lo, hi) (positions o s - pad + t d inside [0, size)); the ranges in lo[]/hi[]. Returns the count.
@@ -150,6 +154,23 @@ void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, in
             const int cls = pl->row_class[ra] * pl->ccs + pl->col_class[ca];
             const int32_t *kidx = pl->full[cls] ? NULL : pl->kidx + pl->start[cls];
             const int kc = pl->start[cls + 1] - pl->start[cls];
+            // A wide plane's interior: one pixel run per row (the run tiles take up to 16
+            // pixels where the tiles take 8), as row mode runs its interior.
+            if (!kidx && cb - ca >= SKIP_RUN_WIDTH && pl->stride_w <= 2) {
+                mpq_blocked_pixel_run runs[16];
+                int count = 0;
+                for (int oh = ra; oh < rb; oh++) {
+                    const float *x = src + ((long)oh * pl->stride_h * pl->wp + (long)ca * pl->stride_w) * 16;
+                    runs[count++] = (mpq_blocked_pixel_run){x, yc + ((long)(oh - r0) * pl->ow + ca) * 16, cb - ca};
+                    if (count == 16 || oh == rb - 1) {
+                        mpq_sconv_blocked_pixel_runs_avx512(kc, w, nv, runs, count, pl->off + pl->start[cls], 16 * pl->stride_w,
+                                                            vstride, rows, ep);
+                        count = 0;
+                    }
+                }
+                ca = cb;
+                continue;
+            }
             // The rectangle [ra, rb) x [ca, cb) in raster order, in even tiles of at most `most`.
             const int width = cb - ca, n = (rb - ra) * width, tiles = (n + most - 1) / most;
             for (int t = 0; t < tiles; t++) {

@@ -40,6 +40,9 @@ final class FP32BlockedConvTests: XCTestCase {
         // batches, border tiles in each (6-pixel tiles; 16-pixel ones where a block ends in a
         // half vector).
         Case(c: 5, h: 3, w: 230, m: 16), Case(c: 4, h: 4, w: 530, m: 20, stride: (1, 1), pads: (1, 2, 0, 1)),
+        // Rows of 16-32 pixels at stride 1 with 32 or more output channels: flat mode without
+        // the padding taps on the AVX-512 path (s35), its interior rows as pixel runs.
+        Case(c: 20, h: 18, w: 24, m: 40), Case(images: 2, c: 8, h: 17, w: 30, m: 64, pads: (2, 1, 0, 2)),
     ]
 
     var paths: [mpq_kernel_path] {
@@ -227,7 +230,8 @@ final class FP32BlockedConvTests: XCTestCase {
         let tiny = Float.leastNonzeroMagnitude
         var rng = TestRNG(seed: 35)
         var differing = 0
-        for t in [Case(images: 2, c: 16, h: 6, w: 6, m: 40), Case(c: 20, h: 7, w: 9, m: 16, pads: (1, 2, 0, 1))] {
+        for t in [Case(images: 2, c: 16, h: 6, w: 6, m: 40), Case(c: 20, h: 7, w: 9, m: 16, pads: (1, 2, 0, 1)),
+                  Case(c: 20, h: 18, w: 24, m: 40)] {
             var s = t.shape
             let count = t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
             for kind in ["subnormal inputs", "non-finite weights"] {
@@ -251,6 +255,28 @@ final class FP32BlockedConvTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(differing, 50, "the data make skipped padding taps change bits")
+    }
+
+    /// One geometry, two Convs on one thread: weights the guard accepts (rows of 24 pixels:
+    /// flat mode, padding skipped) and the same with one weight of 1e-20 (row mode, every
+    /// tap), alternated. The per-thread tap tables differ between the modes; a table kept
+    /// by geometry alone gave the second Conv the first one's offsets (every output wrong).
+    func testOneGeometryInBothModes() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 else { throw XCTSkip("needs the AVX-512 path") }
+        let t = Case(c: 20, h: 18, w: 24, m: 40)
+        var s = t.shape
+        let (x, w, bias) = FP32GemmTests.data(t, seed: 3535)
+        var untame = w
+        untame[7] = 1e-20
+        let count = t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s))
+        for weights in [w, untame, w, untame] {
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c, t.kh, t.kw], floats: weights), group: 1)
+            var want = [Float](repeating: .nan, count: count)
+            XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_VNNI, x, 1, &s, packed.channelVector, bias, MPQ_ACT_NONE, 0, 0, nil, &want, 1), 0)
+            let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: bias, act: MPQ_ACT_NONE, lo: 0, hi: 0,
+                                      path: MPQ_PATH_VNNI, threads: 1)
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "tame weights \(weights == w)")
+        }
     }
 
     /// The guard's scan (`mpq_f32_tame`) on every path: one offending value anywhere in
