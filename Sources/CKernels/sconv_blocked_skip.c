@@ -47,7 +47,7 @@ struct mpq_skip_plan {
 
 // Lists above this many taps in all (a large kernel on a plane where most rows differ) are not
 // worth their memory: such a Conv keeps every tap.
-#define SKIP_MAX_TAPS (1 << 22)
+#define SKIP_MAX_TAPS (1 << 20)
 // Interior rows at least this wide run as pixel runs.
 #ifndef SKIP_RUN_WIDTH
 #define SKIP_RUN_WIDTH 16
