@@ -38,7 +38,7 @@ int mpq_f32_tame(mpq_kernel_path path, const float *x, size_t n, int finite) {
 // Taps kept for one geometry, per class (row class r, column class c at r * ccs + c): k index
 // and input offset (in flat mode's padded image) of each tap inside the image, in k order.
 struct mpq_skip_plan {
-    int oh, ow, ccs, stride_h, stride_w, wp, k;
+    int oh, ow, ccs, stride_h, stride_w, wp;
     int *row_class, *col_class;  // [oh], [ow]
     int32_t *start;              // [classes + 1]: class i's taps at [start[i], start[i + 1])
     unsigned char *full;         // [classes]: the class keeps every tap (its kidx is k itself)
@@ -85,7 +85,6 @@ static void plan_free(void *p) {
 
 static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, const int32_t *poffsets) {
     const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s), kh = s->kernel_h, kw = s->kernel_w;
-    const int k = s->channels * kh * kw;
     mpq_skip_plan *pl = calloc(1, sizeof *pl);
     int *lo = malloc(sizeof(int) * (size_t)(oh + ow) * 2);
     if (!pl || !lo) goto fail;
@@ -120,7 +119,7 @@ static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, const int32_
                     }
         }
     pl->start[classes] = at;
-    pl->oh = oh, pl->ow = ow, pl->ccs = ccs, pl->stride_h = s->stride_h, pl->stride_w = s->stride_w, pl->wp = wp, pl->k = k;
+    pl->oh = oh, pl->ow = ow, pl->ccs = ccs, pl->stride_h = s->stride_h, pl->stride_w = s->stride_w, pl->wp = wp;
     free(lo);
     return pl;
 fail:
@@ -142,6 +141,28 @@ const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int wp, const 
 
 // --- The rows --------------------------------------------------------------------------------
 
+// Rows [ra, rb) x columns [ca, cb) of a class with every tap as one pixel run per row (the run
+// tiles take up to 16 pixels where the tiles take 8); 0, or -1 with nothing done where the
+// run tiles do not take this nv or step.
+static int class_runs(const mpq_skip_plan *pl, const float *src, const float *w, int nv, int rows,
+                      const mpq_sgemm_tile_epilogue *ep, float *yc, size_t vstride, int r0, int ra, int rb, int ca, int cb,
+                      int kc, const int32_t *offsets) {
+    mpq_blocked_pixel_run runs[16];
+    int count = 0;
+    for (int oh = ra; oh < rb; oh++) {
+        const float *x = src + ((long)oh * pl->stride_h * pl->wp + (long)ca * pl->stride_w) * 16;
+        runs[count++] = (mpq_blocked_pixel_run){x, yc + ((long)(oh - r0) * pl->ow + ca) * 16, cb - ca};
+        if (count == 16 || oh == rb - 1) {
+            // (A refusal can only come on the first call: nv and the step are the class's.)
+            if (mpq_sconv_blocked_pixel_runs_avx512(kc, w, nv, runs, count, offsets, 16 * pl->stride_w, vstride,
+                                                    rows, ep) != 0)
+                return -1;
+            count = 0;
+        }
+    }
+    return 0;
+}
+
 void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, int nv, int rows,
                    const mpq_sgemm_tile_epilogue *ep, float *yc, size_t vstride, int r0, int r1, int most) {
     int32_t pix[8], opix[8];
@@ -154,20 +175,9 @@ void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, in
             const int cls = pl->row_class[ra] * pl->ccs + pl->col_class[ca];
             const int32_t *kidx = pl->full[cls] ? NULL : pl->kidx + pl->start[cls];
             const int kc = pl->start[cls + 1] - pl->start[cls];
-            // A wide plane's interior: one pixel run per row (the run tiles take up to 16
-            // pixels where the tiles take 8), as row mode runs its interior.
-            if (!kidx && cb - ca >= SKIP_RUN_WIDTH && pl->stride_w <= 2) {
-                mpq_blocked_pixel_run runs[16];
-                int count = 0;
-                for (int oh = ra; oh < rb; oh++) {
-                    const float *x = src + ((long)oh * pl->stride_h * pl->wp + (long)ca * pl->stride_w) * 16;
-                    runs[count++] = (mpq_blocked_pixel_run){x, yc + ((long)(oh - r0) * pl->ow + ca) * 16, cb - ca};
-                    if (count == 16 || oh == rb - 1) {
-                        mpq_sconv_blocked_pixel_runs_avx512(kc, w, nv, runs, count, pl->off + pl->start[cls], 16 * pl->stride_w,
-                                                            vstride, rows, ep);
-                        count = 0;
-                    }
-                }
+            // A wide plane's interior: pixel runs, as row mode runs its interior.
+            if (!kidx && cb - ca >= SKIP_RUN_WIDTH &&
+                class_runs(pl, src, w, nv, rows, ep, yc, vstride, r0, ra, rb, ca, cb, kc, pl->off + pl->start[cls]) == 0) {
                 ca = cb;
                 continue;
             }
