@@ -47,14 +47,15 @@ static inline AI BT_TARGET void bt_finish(__m512 *acc, float *y, const int32_t *
     }
 }
 
-// The channel-vector tile's sums (sconv_cv_accumulate.h) over the windows at px, then the
-// epilogue and the blocked store: the tiles' and the runs' common body.
-static inline AI BT_TARGET void bt_windows(int kc, const float *w, const float *const *px, const int32_t *offsets, float *y,
-                                           size_t vstride, int rows, const mpq_sgemm_tile_epilogue *ep, const int NV,
-                                           const int NP) {
+// The channel-vector tile's sums (sconv_cv_accumulate.h) over the windows at px, over every
+// tap or a tap list (kidx), then the epilogue and the blocked store (pixel p at y + 16 p, or
+// y + opix[p]): the tiles', the runs' and the tap-list tiles' common body.
+static inline AI BT_TARGET void bt_windows(int kc, const int32_t *kidx, const float *w, const float *const *px,
+                                           const int32_t *offsets, float *y, const int32_t *opix, size_t vstride, int rows,
+                                           const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP) {
     __m512 acc[64];
-    mpq_sconv_cv_accumulate(kc, w, px, offsets, acc, NV, NP);
-    bt_finish(acc, y, NULL, vstride, rows, ep, NV, NP);
+    mpq_sconv_cv_accumulate(kc, kidx, w, px, offsets, acc, NV, NP);
+    bt_finish(acc, y, opix, vstride, rows, ep, NV, NP);
 }
 
 // A tile: pixel p's window at x + pix[p].
@@ -63,7 +64,7 @@ static inline AI BT_TARGET void bt_tile(int kc, const float *w, const float *x, 
                                         const int NP) {
     const float *px[8];
     mpq_sconv_cv_windows(x, pix, px, NP);
-    bt_windows(kc, w, px, offsets, y, vstride, rows, ep, NV, NP);
+    bt_windows(kc, NULL, w, px, offsets, y, NULL, vstride, rows, ep, NV, NP);
 }
 
 #define BT_FN(V, P)                                                                                                  \
@@ -105,12 +106,10 @@ static inline AI BT_TARGET void bt_taps(int kc, const int32_t *kidx, const float
                                         const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP) {
     const float *px[8];
     mpq_sconv_cv_windows(x, pix, px, NP);
-    __m512 acc[32];
     if (kidx)
-        mpq_sconv_cv_accumulate_taps(kc, kidx, w, px, offsets, acc, NV, NP);
-    else
-        mpq_sconv_cv_accumulate(kc, w, px, offsets, acc, NV, NP);
-    bt_finish(acc, y, opix, vstride, rows, ep, NV, NP);
+        bt_windows(kc, kidx, w, px, offsets, y, opix, vstride, rows, ep, NV, NP);
+    else  // every tap: the sequential weights walk of the other tiles
+        bt_windows(kc, NULL, w, px, offsets, y, opix, vstride, rows, ep, NV, NP);
 }
 
 typedef void (*bt_taps_fn)(int, const int32_t *, const float *, const float *, const int32_t *, const int32_t *,
@@ -167,7 +166,7 @@ static inline AI BT_TARGET void bt_run(int kc, const float *w, const float *x, c
                                        int rows, const mpq_sgemm_tile_epilogue *ep, const int NV, const int NP, const int S) {
     const float *px[16];
     _Pragma("unroll") for (int p = 0; p < NP; p++) px[p] = x + (size_t)S * (size_t)p;
-    bt_windows(kc, w, px, offsets, y, vstride, rows, ep, NV, NP);
+    bt_windows(kc, NULL, w, px, offsets, y, NULL, vstride, rows, ep, NV, NP);
 }
 
 typedef void (*bt_run_fn)(int, const float *, const float *, const int32_t *, float *, size_t, int,

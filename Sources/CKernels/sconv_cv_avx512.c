@@ -61,7 +61,7 @@ static inline AI CV_TARGET void cv_tile(int kc, const float *w, const float *x, 
     const float *px[8];
     __m512 sums[64];
     mpq_sconv_cv_windows(x, pix, px, NP);
-    mpq_sconv_cv_accumulate(kc, w, px, offsets, sums, NV, NP);
+    mpq_sconv_cv_accumulate(kc, NULL, w, px, offsets, sums, NV, NP);
     _Pragma("unroll") for (int v = 0; v < NV; v++) {
         const int r = rows - 16 * v;
         if (r <= 0) break;
