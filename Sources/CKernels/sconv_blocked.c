@@ -148,6 +148,7 @@ typedef struct {
     _Atomic int next;
     mpq_sconv_ranges ranges; // one image split: each thread's contiguous range first (count 0: guided claims)
     const mpq_skip_plan *skip;        // flat mode without the padding taps (sconv_blocked_skip.c), or NULL
+    int skip_in_place;                // the skip reads the image itself, not flat mode's padded copy
     unsigned char tame[BK_TAME_IMAGES]; // one image split: whether image i passes the skip's guard
 } bk_job;
 
@@ -464,8 +465,11 @@ static void bk_unit(const bk_job *j, float *patch, int u) {
     } else {
         c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
     }
-    const float *src = j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
-    bk_chunk_at(j, src, patch, img, sp * j->span, c, j->skip && j->tame[img]);
+    // An image that skips its padding taps reads itself (the tap lists stay inside it).
+    const int skip = j->skip && j->tame[img];
+    const float *src = !(skip && j->skip_in_place) && j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image
+                                                        : j->x + (size_t)img * j->in_image;
+    bk_chunk_at(j, src, patch, img, sp * j->span, c, skip);
 }
 
 // Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or bk_unit's.
@@ -485,7 +489,7 @@ static void bk_task(void *arg, int t) {
             if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
                 const float *src = j->x + (size_t)u * j->in_image;
                 const int skip = j->skip && mpq_f32_tame(j->path, src, j->in_image, 0);
-                if (j->flat && !j->in_place) {
+                if (!(skip && j->skip_in_place) && j->flat && !j->in_place) {
                     bk_pad(j, u, patch);
                     src = patch;
                 }
@@ -613,14 +617,17 @@ static int bk_skip_chunks(const bk_job *j, int images, int threads) {
 }
 
 // Whether this Conv skips its padding taps (sconv_blocked_skip.c), in flat mode whatever its
-// width: the AVX-512 tile on rows-layout weights of one block per tile, a padded blocked input,
+// width: the AVX-512 tile on rows-layout weights of one block per tile, a blocked input with padding,
 // weights that pass the guard, and a block of weights that stays in L2 (1 MB on Zen 4; at 512
 // channels a 7x7 plane's 13 class tiles each streamed the 1.18 MB block from L3: 1.07-1.13x the
 // time). Planes of rows under BK_FLAT_WIDTH (flat mode anyway) always; wider ones, which row
 // mode would run without the padded copy, only up to BK_SKIP_MAX_WIDTH, at stride 1 and with
 // 32 output channels or more (one thread, fp32_blocked_layers.c: 32 -> 32 at 16x16 0.92x,
 // 128 -> 128 at 28x28 0.96-0.98x; at 56x56, at stride 2 or with 16 channels the copy costs
-// more than the border taps: 16 -> 16 at 56x56 1.04x, 16 -> 32 /2 at 56x56 1.08x).
+// more than the border taps: 16 -> 16 at 56x56 1.04x, 16 -> 32 /2 at 56x56 1.08x). Without the
+// copy (s36: the skip reads the image in place) every width, stride and channel count skipping
+// was within noise of these bounds on the whole models (resnet_digits, the detector; batch 1
+// and 16), so the bounds stay.
 // MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B; MPQ_FP32_BK_SKIP_MAX_WIDTH the bound.
 #ifndef BK_SKIP_MAX_BLOCK_BYTES
 #define BK_SKIP_MAX_BLOCK_BYTES (1 << 20)
@@ -704,18 +711,25 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     if (!offsets) return -1;
     j.offsets = offsets;
     j.poffsets = offsets + j.k;
-    if (skips) j.skip = mpq_skip_plan_for(s, j.wp, j.poffsets);
+    // The skip reads the image itself (s36); MPQ_FP32_BK_SKIP_IN_PLACE=0 (read once): flat
+    // mode's padded copy as s35 did, for an A/B.
+    static _Atomic long in_place_state = -1;
+    j.skip_in_place = skips && mpq_env_long_once("MPQ_FP32_BK_SKIP_IN_PLACE", 1, &in_place_state);
+    if (skips) j.skip = mpq_skip_plan_for(s, j.skip_in_place, j.skip_in_place ? j.offsets : j.poffsets);
     j.chunks = j.skip ? bk_skip_chunks(&j, images, threads) : bk_chunks(&j, images, threads);
     j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
     // One image split over the threads: each image's guard once, before the threads start.
+    int all_tame = j.skip != NULL && j.skip_in_place;
     if (j.skip && j.mode == MPQ_SCONV_SPLIT_N) {
-        if (images > BK_TAME_IMAGES) j.skip = NULL;
-        for (int i = 0; j.skip && i < images; i++) j.tame[i] = (unsigned char)mpq_f32_tame(j.path, x + (size_t)i * j.in_image, j.in_image, 0);
+        if (images > BK_TAME_IMAGES) j.skip = NULL, all_tame = 0;
+        for (int i = 0; j.skip && i < images; i++)
+            all_tame &= j.tame[i] = (unsigned char)mpq_f32_tame(j.path, x + (size_t)i * j.in_image, j.in_image, 0);
     }
     j.units = j.mode == MPQ_SCONV_SPLIT_IMAGES ? images : images * j.spans * j.chunks;
     float *shared = NULL;
-    if (j.flat && !j.in_place && j.mode == MPQ_SCONV_SPLIT_N) {
-        // Fewer images than threads: each padded once, before the threads split it.
+    if (j.flat && !j.in_place && j.mode == MPQ_SCONV_SPLIT_N && !all_tame) {
+        // Fewer images than threads: each padded once, before the threads split it (unless
+        // every image skips its padding taps and reads itself).
         if (!(shared = aligned_alloc(64, ((size_t)images * j.padded_image * sizeof(float) + 63) / 64 * 64))) return -1;
         // Split over the threads when it is large (the detector's stem: 3 x 66 x 66): one
         // thread padded it before the others started, 4% of its one-thread time.

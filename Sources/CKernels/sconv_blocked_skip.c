@@ -36,7 +36,7 @@ int mpq_f32_tame(mpq_kernel_path path, const float *x, size_t n, int finite) {
 // --- The classes -----------------------------------------------------------------------------
 
 // Taps kept for one geometry, per class (row class r, column class c at r * ccs + c): k index
-// and input offset (in flat mode's padded image) of each tap inside the image, in k order.
+// and input offset (in the image, from the window's unclipped corner) of each tap inside the image, in k order.
 struct mpq_skip_plan {
     int oh, ow, ccs, stride_h, stride_w, wp;
     int *row_class, *col_class;  // [oh], [ow]
@@ -83,7 +83,7 @@ static void plan_free(void *p) {
     free(pl);
 }
 
-static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, const int32_t *poffsets) {
+static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, int32_t shift, const int32_t *offsets) {
     const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s), kh = s->kernel_h, kw = s->kernel_w;
     mpq_skip_plan *pl = calloc(1, sizeof *pl);
     int *lo = malloc(sizeof(int) * (size_t)(oh + ow) * 2);
@@ -115,7 +115,7 @@ static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, const int32_
                     for (int b = clo[c]; b < chi[c]; b++) {
                         const int32_t kk = (ch * kh + a) * kw + b;
                         pl->kidx[at] = kk;
-                        pl->off[at++] = poffsets[kk];
+                        pl->off[at++] = offsets[kk] + shift;
                     }
         }
     pl->start[classes] = at;
@@ -128,15 +128,19 @@ fail:
     return NULL;
 }
 
-// Per thread, by geometry (mpq_geometry_cache), as the taps' offsets are (the padded width and
-// the offsets follow from the geometry).
+// Per thread, by geometry (mpq_geometry_cache), as the taps' offsets are (the offsets follow
+// from the geometry).
 static _Thread_local mpq_geometry_cache plans;
 
-const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int wp, const int32_t *poffsets) {
-    const mpq_skip_plan *kept = mpq_geometry_cache_find(&plans, s, 0);
+const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int in_place, const int32_t *offsets) {
+    const mpq_skip_plan *kept = mpq_geometry_cache_find(&plans, s, in_place);
     if (kept) return kept;
-    mpq_skip_plan *pl = plan_build(s, wp, poffsets);
-    return pl ? mpq_geometry_cache_put(&plans, s, 0, pl, plan_free) : NULL;
+    // In place, a window's top-left corner (o s - pad) is read from the corner at o s shifted
+    // back by the padding: every kept tap lies inside the image.
+    const int wp = in_place ? s->width : s->width + s->pad_left + s->pad_right;
+    const int32_t shift = in_place ? -(int32_t)(((long)s->pad_top * s->width + s->pad_left) * 16) : 0;
+    mpq_skip_plan *pl = plan_build(s, wp, shift, offsets);
+    return pl ? mpq_geometry_cache_put(&plans, s, in_place, pl, plan_free) : NULL;
 }
 
 // --- The rows --------------------------------------------------------------------------------

@@ -7,14 +7,17 @@
 
 int mpq_f32_tame_avx512(const float *x, size_t n, int finite);  // mpq_f32_tame's AVX-512 form
 
-/// A flat-mode geometry's pixel classes and their tap lists, kept per thread; NULL when out of
-/// memory or when the lists would be too large (then every tap runs). `wp`: the padded image's
-/// width; `poffsets`: every tap's offset in the padded blocked image, in k order.
+/// A geometry's pixel classes and their tap lists, kept per thread; NULL when out of memory or
+/// when the lists would be too large (then every tap runs). `in_place`: the rows read the
+/// blocked image itself, `offsets` every tap's offset in it, ((cb H + kh dh) W + kw dw) 16 +
+/// c % 16 in k order (the lists hold only taps inside the image: no padded copy); else they
+/// read flat mode's padded copy, `offsets` the taps' offsets there.
 typedef struct mpq_skip_plan mpq_skip_plan;
-const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int wp, const int32_t *poffsets);
+const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int in_place, const int32_t *offsets);
 
 /// Output rows [r0, r1) of one weights block (nv <= 4 vectors, `rows` live channels, rows
-/// layout at w) from the padded blocked image `src`: class by class, tiles of up to `most`
+/// layout at w) from the plan's input `src` (the blocked image, or its padded copy): class by
+/// class, tiles of up to `most`
 /// pixels over the class's taps; pixel (oh, ow) stored at yc + ((oh - r0) OW + ow) 16 (vector v
 /// at + v vstride) after the tile epilogue `ep`.
 void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, int nv, int rows,

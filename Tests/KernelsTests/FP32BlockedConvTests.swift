@@ -257,6 +257,35 @@ final class FP32BlockedConvTests: XCTestCase {
         XCTAssertGreaterThan(differing, 50, "the data make skipped padding taps change bits")
     }
 
+    /// Since s36 an image that passes the guard reads itself (no padded copy) while one that
+    /// fails it reads the padded copy with every tap: two images, the second with subnormal
+    /// inputs, split over 3 threads (one image per unit) and over 1-2 (whole images). Reading
+    /// the image itself where the copy is due, or skipping on the failing image, changes bits.
+    func testTameAndUntameImagesInOneCall() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 else { throw XCTSkip("needs the AVX-512 path") }
+        let tiny = Float.leastNonzeroMagnitude
+        var rng = TestRNG(seed: 36)
+        for t in [Case(images: 2, c: 16, h: 6, w: 6, m: 40), Case(images: 2, c: 20, h: 18, w: 24, m: 40, pads: (1, 2, 0, 1))] {
+            var s = t.shape
+            let per = t.c * t.h * t.w
+            let x = (0..<t.images * per).map { i in
+                i < per ? rng.float(-1...1) : [0, -0.0, -tiny, tiny, -tiny][Int(rng.next() % 5)]
+            }
+            let w = (0..<t.m * t.k).map { _ in [Float(0.25), 0.5, -0.25, 0][Int(rng.next() % 4)] }
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c, t.kh, t.kw], floats: w), group: 1)
+            var want = [Float](repeating: .nan, count: t.images * t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s)))
+            XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_REFERENCE, x, Int32(t.images), &s, packed.channelVector, nil, MPQ_ACT_NONE,
+                                              0, 0, nil, &want, 1), 0)
+            XCTAssertNotEqual(Self.convSkippingPadding(t, x: x, w: w).map(\.bitPattern), want.map(\.bitPattern),
+                              "the second image's data make skipped taps change bits")
+            for threads: Int32 in [1, 2, 3] {
+                let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: nil, act: MPQ_ACT_NONE, lo: 0, hi: 0,
+                                          path: MPQ_PATH_VNNI, threads: threads)
+                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(t.description) threads \(threads)")
+            }
+        }
+    }
+
     /// One geometry, two Convs on one thread: weights the guard accepts (rows of 24 pixels:
     /// flat mode, padding skipped) and the same with one weight of 1e-20 (row mode, every
     /// tap), alternated. The per-thread tap tables differ between the modes; a table kept
