@@ -488,7 +488,7 @@ static void bk_task(void *arg, int t) {
         for (int u = u0; u < u1; u++) {
             if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
                 const float *src = j->x + (size_t)u * j->in_image;
-                const int skip = j->skip && mpq_f32_tame(j->path, src, j->in_image, 0);
+                const int skip = j->skip && mpq_skip_input_tame(j->skip, j->path, src, j->cbs);
                 if (!(skip && j->skip_in_place) && j->flat && !j->in_place) {
                     bk_pad(j, u, patch);
                     src = patch;
@@ -723,7 +723,7 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     if (j.skip && j.mode == MPQ_SCONV_SPLIT_N) {
         if (images > BK_TAME_IMAGES) j.skip = NULL, all_tame = 0;
         for (int i = 0; j.skip && i < images; i++)
-            all_tame &= j.tame[i] = (unsigned char)mpq_f32_tame(j.path, x + (size_t)i * j.in_image, j.in_image, 0);
+            all_tame &= j.tame[i] = (unsigned char)mpq_skip_input_tame(j.skip, j.path, x + (size_t)i * j.in_image, j.cbs);
     }
     j.units = j.mode == MPQ_SCONV_SPLIT_IMAGES ? images : images * j.spans * j.chunks;
     float *shared = NULL;

@@ -152,6 +152,21 @@ BT_TARGET int mpq_f32_tame_avx512(const float *x, size_t n, int finite) {
     return bad == 0;
 }
 
+BT_TARGET int mpq_f32_tame_segments_avx512(const float *x, size_t count, size_t len, size_t stride) {
+    const __m512 tiny = _mm512_set1_ps(0x1p-50f), zero = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (size_t s = 0; s < count; s++) {
+        const float *r = x + s * stride;
+        for (size_t i = 0; i < len; i += 16) {
+            const __mmask16 m = lanes(len - i < 16 ? (int)(len - i) : 16);
+            const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, r + i));
+            bad |= _mm512_cmp_ps_mask(a, tiny, _CMP_LT_OQ) & _mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ);
+        }
+        if (bad) return 0;
+    }
+    return 1;
+}
+
 // --- Runs of pixels (s33; the AVX2 form is s30's, sconv_blocked_avx2.c) ---
 //
 // A run's pixels read the input S floats apart (S = 16 or 32 in a blocked image at stride 1 or

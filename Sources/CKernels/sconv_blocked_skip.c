@@ -33,13 +33,24 @@ int mpq_f32_tame(mpq_kernel_path path, const float *x, size_t n, int finite) {
     return tame_reference(x, n, finite);
 }
 
+static int tame_segments(mpq_kernel_path path, const float *x, size_t count, size_t len, size_t stride) {
+    if (path == MPQ_PATH_VNNI) return mpq_f32_tame_segments_avx512(x, count, len, stride);
+    for (size_t i = 0; i < count; i++)
+        if (!tame_reference(x + i * stride, len, 0)) return 0;
+    return 1;
+}
+
 // --- The classes -----------------------------------------------------------------------------
 
 // Taps kept for one geometry, per class (row class r, column class c at r * ccs + c): k index
 // and input offset (in the image, from the window's unclipped corner) of each tap inside the image, in k order.
 struct mpq_skip_plan {
     int oh, ow, ccs, stride_h, stride_w, wp;
+    int h, w;                    // the input plane
     int *row_class, *col_class;  // [oh], [ow]
+    // The input the skipping pixels read (mpq_skip_input_tame): whole rows in row_runs, the
+    // columns col_runs of every other row; [start, end) pairs, counts in rr and cr.
+    int *row_runs, *col_runs, rr, cr;
     int32_t *start;              // [classes + 1]: class i's taps at [start[i], start[i + 1])
     unsigned char *full;         // [classes]: the class keeps every tap (its kidx is k itself)
     int32_t *kidx, *off;
@@ -71,11 +82,43 @@ static int axis_classes(int outs, int size, int kernel, int stride, int pad, int
     return count;
 }
 
+// The input positions along one axis that outputs of a clipped class read (a pixel that keeps
+// every tap runs the reference's chain whatever it reads), as [start, end) runs; NULL when out
+// of memory.
+static int *needed_runs(int outs, int size, int stride, int pad, int dilation, int kernel, const int *cls, const int *lo,
+                        const int *hi, int *count) {
+    unsigned char *need = calloc((size_t)size, 1);
+    int *runs = malloc(sizeof(int) * (size_t)(size + 1));
+    if (!need || !runs) {
+        free(need);
+        free(runs);
+        return NULL;
+    }
+    for (int o = 0; o < outs; o++) {
+        const int c = cls[o];
+        if (lo[c] == 0 && hi[c] == kernel) continue;
+        for (int t = lo[c]; t < hi[c]; t++) need[o * stride - pad + t * dilation] = 1;
+    }
+    int n = 0;
+    for (int i = 0; i < size;) {
+        if (!need[i]) { i++; continue; }
+        int e = i;
+        while (e < size && need[e]) e++;
+        runs[n++] = i, runs[n++] = e;
+        i = e;
+    }
+    free(need);
+    *count = n / 2;
+    return runs;
+}
+
 static void plan_free(void *p) {
     mpq_skip_plan *pl = p;
     if (!pl) return;
     free(pl->row_class);
     free(pl->col_class);
+    free(pl->row_runs);
+    free(pl->col_runs);
     free(pl->start);
     free(pl->full);
     free(pl->kidx);
@@ -119,6 +162,10 @@ static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, int32_t shif
                     }
         }
     pl->start[classes] = at;
+    if (!(pl->row_runs = needed_runs(oh, s->height, s->stride_h, s->pad_top, s->dilation_h, kh, pl->row_class, rlo, rhi, &pl->rr)) ||
+        !(pl->col_runs = needed_runs(ow, s->width, s->stride_w, s->pad_left, s->dilation_w, kw, pl->col_class, clo, chi, &pl->cr)))
+        goto fail;
+    pl->h = s->height, pl->w = s->width;
     pl->oh = oh, pl->ow = ow, pl->ccs = ccs, pl->stride_h = s->stride_h, pl->stride_w = s->stride_w, pl->wp = wp;
     free(lo);
     return pl;
@@ -141,6 +188,26 @@ const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int in_place, 
     const int32_t shift = in_place ? -(int32_t)(((long)s->pad_top * s->width + s->pad_left) * 16) : 0;
     mpq_skip_plan *pl = plan_build(s, wp, shift, offsets);
     return pl ? mpq_geometry_cache_put(&plans, s, in_place, pl, plan_free) : NULL;
+}
+
+int mpq_skip_input_tame(const mpq_skip_plan *pl, mpq_kernel_path path, const float *x, int cbs) {
+    const mpq_kernel_path p = mpq_resolve_kernel_path(path);
+    const size_t row = (size_t)pl->w * 16;
+    for (int cb = 0; cb < cbs; cb++) {
+        const float *xc = x + (size_t)cb * pl->h * row;
+        // Whole rows where clipped rows read; the clipped columns of the rows between.
+        for (int r = 0, at = 0; r <= pl->rr; r++) {
+            const int end = r < pl->rr ? pl->row_runs[2 * r] : pl->h;
+            for (int c = 0; at < end && c < pl->cr; c++)
+                if (!tame_segments(p, xc + (size_t)at * row + (size_t)pl->col_runs[2 * c] * 16, (size_t)(end - at),
+                                   (size_t)(pl->col_runs[2 * c + 1] - pl->col_runs[2 * c]) * 16, row))
+                    return 0;
+            if (r == pl->rr) break;
+            at = pl->row_runs[2 * r + 1];
+            if (!tame_segments(p, xc + (size_t)pl->row_runs[2 * r] * row, 1, (size_t)(at - pl->row_runs[2 * r]) * row, 0)) return 0;
+        }
+    }
+    return 1;
 }
 
 // --- The rows --------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 int mpq_f32_tame_avx512(const float *x, size_t n, int finite);  // mpq_f32_tame's AVX-512 form
+/// Whether `count` runs of `len` floats, `stride` apart, pass the guard (finite not required).
+int mpq_f32_tame_segments_avx512(const float *x, size_t count, size_t len, size_t stride);
 
 /// A geometry's pixel classes and their tap lists, kept per thread; NULL when out of memory or
 /// when the lists would be too large (then every tap runs). `in_place`: the rows read the
@@ -14,6 +16,11 @@ int mpq_f32_tame_avx512(const float *x, size_t n, int finite);  // mpq_f32_tame'
 /// read flat mode's padded copy, `offsets` the taps' offsets there.
 typedef struct mpq_skip_plan mpq_skip_plan;
 const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int in_place, const int32_t *offsets);
+
+/// The input guard of one blocked image x ([cbs][H][W][16]) for this plan: whether every value
+/// that a pixel with clipped taps reads passes `mpq_f32_tame` (the pixels that keep every tap
+/// run the reference's chain whatever they read, so the rest need no scan).
+int mpq_skip_input_tame(const mpq_skip_plan *pl, mpq_kernel_path path, const float *x, int cbs);
 
 /// Output rows [r0, r1) of one weights block (nv <= 4 vectors, `rows` live channels, rows
 /// layout at w) from the plan's input `src` (the blocked image, or its padded copy): class by

@@ -308,6 +308,47 @@ final class FP32BlockedConvTests: XCTestCase {
         }
     }
 
+    /// Since s36 the input guard scans only what pixels with clipped taps read (rows and
+    /// columns near the edges; the rest keep every tap). Subnormal inputs in one region at a
+    /// time, ordinary values elsewhere: in an edge region the guard must trip (skipping there
+    /// changes bits, shown against the skipping scalar chain), in the interior it need not.
+    func testGuardScansWhatClippedPixelsRead() throws {
+        guard mpq_kernel_path_available(MPQ_PATH_VNNI) != 0 else { throw XCTSkip("needs the AVX-512 path") }
+        let tiny = Float.leastNonzeroMagnitude
+        var rng = TestRNG(seed: 3636)
+        var differing: [String: Int] = [:]
+        for t in [Case(c: 20, h: 18, w: 24, m: 40), Case(c: 16, h: 9, w: 11, m: 40, pads: (1, 2, 0, 1)),
+                  Case(c: 17, h: 13, w: 12, m: 24, stride: (2, 2))] {
+            var s = t.shape
+            let regions: [(String, (Int, Int) -> Bool)] = [
+                ("top", { r, _ in r < 2 }), ("bottom", { r, _ in r >= t.h - 2 }),
+                ("left", { _, c in c < 2 }), ("right", { _, c in c >= t.w - 2 }),
+                ("interior", { r, c in r >= 3 && r < t.h - 3 && c >= 3 && c < t.w - 3 }),
+            ]
+            let w = (0..<t.m * t.k).map { _ in [Float(0.25), 0.5, -0.25, 0][Int(rng.next() % 4)] }
+            let packed = PackedConvWeights(Tensor(shape: [t.m, t.c, t.kh, t.kw], floats: w), group: 1)
+            for (name, inside) in regions {
+                let x = (0..<t.c * t.h * t.w).map { i in
+                    inside(i / t.w % t.h, i % t.w) ? [0, -0.0, -tiny, tiny, -tiny][Int(rng.next() % 5)] : rng.float(-1...1)
+                }
+                var want = [Float](repeating: .nan, count: t.m * Int(mpq_conv2d_out_h(&s)) * Int(mpq_conv2d_out_w(&s)))
+                XCTAssertEqual(mpq_sconv2d_f32_cv(MPQ_PATH_REFERENCE, x, 1, &s, packed.channelVector, nil, MPQ_ACT_NONE, 0, 0, nil,
+                                                  &want, 1), 0)
+                differing[name, default: 0] += zip(Self.convSkippingPadding(t, x: x, w: w), want)
+                    .filter { $0.bitPattern != $1.bitPattern }.count
+                for threads: Int32 in [1, 2] {
+                    let got = Self.runBlocked(t, x: x, cv: packed.channelVector, bias: nil, act: MPQ_ACT_NONE, lo: 0, hi: 0,
+                                              path: MPQ_PATH_VNNI, threads: threads)
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(t.description) \(name) threads \(threads)")
+                }
+            }
+        }
+        for name in ["top", "bottom", "left", "right"] {
+            XCTAssertGreaterThan(differing[name, default: 0], 0, "subnormals in the \(name) region make skipped taps change bits")
+        }
+        XCTAssertEqual(differing["interior"], 0, "the interior's pixels keep every tap")
+    }
+
     /// The guard's scan (`mpq_f32_tame`) on every path: one offending value anywhere in
     /// 1-40 floats (the vector loop's tail included) flips it; +-0, 2^-50 itself, large
     /// values and, unless finiteness is asked, infinities and NaN pass.
