@@ -11,7 +11,10 @@ same batches, runs and warm-ups; also the same export with `--weight-type uint8`
 computes exactly where its int8-weight path saturates, on AVX2 without VNNI), model after model,
 round after round. The table takes each
 column's minimum over the rounds, so a slow minute on one side does not decide a ratio, and
-prints the CPU steal time seen during the run.
+prints the CPU steal time seen during the run. Its last two columns give the spread: the two
+bold ratios as measured within each round (mpq's and ORT's minima of the same round, a minute
+apart at most), lowest and highest over the rounds: a table whose minima ratio reads 1.02 while
+the rounds range 0.97-1.05 says the two are level on this host.
 
     swift build -c release
     /work/venv/bin/python benchmarks/runtime_vs_ort_rounds.py --rounds 3 \\
@@ -91,6 +94,12 @@ def mpq_mins(bench, name, model, calib, threads, bits=8):
     return rows
 
 
+def spread(ratios):
+    """Lowest and highest FP32 and INT8 ratio over the rounds."""
+    fp32, int8 = [r[0] for r in ratios], [r[1] for r in ratios]
+    return min(fp32), max(fp32), min(int8), max(int8)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="NAME=MODEL.onnx,CALIB.npz")
@@ -121,6 +130,7 @@ def main():
         feeds = {b: {i.name: arr(i)[:b] for i in inputs} for b in sorted({1, min(16, n)})}
         cases.append((name, model, calib, (model, export, export_u8), feeds))
     best = {}  # (name, batch) -> [mpq fp32, mpq int8 inputs, mpq int8 ort, ort fp32, ort export, ort uint8 export(, before's 3)]
+    per_round = {}  # (name, batch) -> [(fp32 ratio, int8 ratio) of each round]
     s0, t0 = steal_ticks()
     started = time.time()
     for r in range(a.rounds):
@@ -131,6 +141,7 @@ def main():
                 o = ort_min_ms(dict(zip(("fp32", "qdq", "qdq_u8"), onnx_paths)), f, a.threads)
                 v = list(rows[b]) + [o["fp32"], o["qdq"], o["qdq_u8"]] \
                     + (list(before[b]) if before else [])
+                per_round.setdefault((name, b), []).append((v[0] / v[3], v[2] / v[4]))
                 old = best.get((name, b))
                 best[(name, b)] = v if old is None else [min(x, y) for x, y in zip(old, v)]
         print(f"round {r + 1}/{a.rounds} done, {time.time() - started:.0f} s, load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -140,13 +151,16 @@ def main():
     extra = (" before: mpq FP32 | FP32 now / before | before: mpq INT8 ort | before / ORT export | INT8 now / before |"
              if a.before else "")
     print("| model | batch | mpq FP32 | mpq INT8 inputs | mpq INT8 ort | ORT FP32 | ORT on export | **mpq FP32 / ORT FP32** "
-          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 | uint8 export / ORT FP32 |" + extra)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|---:|" if a.before else ""))
+          "| **mpq INT8 / ORT export** | mpq INT8 / mpq FP32 | export / ORT FP32 | uint8 export / ORT FP32 |" + extra +
+          " FP32 / ORT per round | INT8 / export per round |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|---:|" if a.before else "") +
+          "---:|---:|")
     for (name, b), v in best.items():
         more = (f" {v[6]:.3f} | {v[0] / v[6]:.2f} | {v[8]:.3f} | {v[8] / v[4]:.2f} | {v[2] / v[8]:.2f} |"
                 if a.before else "")
         print(f"| {name} | {b} | {v[0]:.3f} | {v[1]:.3f} | {v[2]:.3f} | {v[3]:.3f} | {v[4]:.3f} | {v[0] / v[3]:.2f} | "
-              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} | {v[5] / v[3]:.2f} |" + more)
+              f"{v[2] / v[4]:.2f} | {v[2] / v[0]:.2f} | {v[4] / v[3]:.2f} | {v[5] / v[3]:.2f} |" + more +
+              " {:.2f}-{:.2f} | {:.2f}-{:.2f} |".format(*spread(per_round[(name, b)])))
 
 
 if __name__ == "__main__":

@@ -230,11 +230,17 @@ def _const_tensors(m, float_only=False, values=False):
     return out
 
 
+def _constant_node_names(m, name):
+    """The Constant node (and its value attribute, as mpq names it: "<node>.value") whose output is
+    `name`, which an error about that tensor may name instead of the output."""
+    return [x for n in m.graph.node if n.op_type == "Constant" and name in n.output and n.name for x in (n.name, n.name + ".value")]
+
+
 def m_init_dims(rng, m, case):
     name, t = rng.choice(_const_tensors(m) or [None]) if _const_tensors(m) else (None, None)
     if t is None:
         raise Skip
-    case.names.append(name)
+    case.names += [name] + _constant_node_names(m, name)
     sub = rng.choice(["huge", "negative", "zero", "mismatch", "extra_dim"])
     dims = list(t.dims)
     if sub == "extra_dim":
@@ -452,7 +458,7 @@ def m_dtype(rng, m, case):
     sub = rng.choice(["initializer", "initializer", "graph_input", "graph_output"])
     if sub == "initializer":
         name, t = rng.choice(_const_tensors(m))
-        case.names.append(name)
+        case.names += [name] + _constant_node_names(m, name)
         old = t.data_type
         t.data_type = rng.choice([c for c in [0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 16, 17, 23, 24, 99, 1000, -1] if c != old])
         return "dtype_initializer", True, f"{name}: {old} -> {t.data_type}"
@@ -635,7 +641,8 @@ def m_inject(rng, m, case):
     m.graph.initializer.extend(inits)
     for n in reversed(nodes):
         m.graph.node.insert(0, n)
-    case.names += ["fuzz_" + op.lower(), op]
+    # The injected constants too: a check of their values names them (tensor 'fuzz_limit').
+    case.names += ["fuzz_" + op.lower(), op] + [t.name for t in inits]
     return f"inject_{op.lower()}_{'absurd' if absurd else 'benign'}", certain, detail
 
 
@@ -659,7 +666,7 @@ def m_const_input(rng, m, case):
     else:
         flat[j] = rng.choice(HUGE_INTS[:4] + [-(2**62), -7])
     t.CopyFrom(numpy_helper.from_array(flat.reshape(arr.shape), t.name))
-    case.names += [n.name, n.op_type, n.input[i]]
+    case.names += [n.name, n.op_type, n.input[i]] + _constant_node_names(m, n.input[i])
     # Slice clamps starts/ends and Gather indices may wrap: only shape/scale inputs are certainly absurd.
     certain = n.op_type in ("Reshape", "Resize", "Tile", "Expand", "ConstantOfShape") or (n.op_type == "Gather" and abs(int(flat[j])) > 2**30)
     return f"const_input_{n.op_type.lower()}", certain, f"{n.name or n.op_type}.input[{i}] ({n.input[i]})[{j}] = {flat[j]}"
@@ -689,7 +696,7 @@ def m_nonfinite(rng, m, case):
     v = rng.choice([float("nan"), float("inf"), float("-inf")])
     flat[rng.randrange(flat.size)] = v
     t.CopyFrom(numpy_helper.from_array(flat.reshape(arr.shape), t.name))
-    case.names.append(name)
+    case.names += [name] + _constant_node_names(m, name)
     return "init_nonfinite", True, f"{name} gets {v}"
 
 
