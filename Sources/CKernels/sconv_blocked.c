@@ -475,7 +475,10 @@ static void bk_unit(const bk_job *j, float *patch, int u) {
 // Units: whole images (MPQ_SCONV_SPLIT_IMAGES), or bk_unit's.
 static void bk_task(void *arg, int t) {
     bk_job *j = (bk_job *)arg;
-    const size_t need = j->in_place ? 16 : j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
+    // A skip that reads the image needs the padded copy only for an image that fails the guard:
+    // grown then (a 224x224 plane of 64 channels pads to 13 MB per thread).
+    const int lazy = j->skip && j->skip_in_place;
+    const size_t need = j->in_place || lazy ? 16 : j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
     float *patch = mpq_sconv_grown(&patch_buf, &patch_cap, need);
     if (!patch) return;
     if (j->ranges.count) {
@@ -490,6 +493,7 @@ static void bk_task(void *arg, int t) {
                 const float *src = j->x + (size_t)u * j->in_image;
                 const int skip = j->skip && mpq_skip_input_tame(j->skip, j->path, src, j->cbs);
                 if (!(skip && j->skip_in_place) && j->flat && !j->in_place) {
+                    if (lazy && !(patch = mpq_sconv_grown(&patch_buf, &patch_cap, j->padded_image))) return;
                     bk_pad(j, u, patch);
                     src = patch;
                 }
@@ -625,15 +629,19 @@ static int bk_skip_chunks(const bk_job *j, int images, int threads) {
 // 32 output channels or more (one thread, fp32_blocked_layers.c: 32 -> 32 at 16x16 0.92x,
 // 128 -> 128 at 28x28 0.96-0.98x; at 56x56, at stride 2 or with 16 channels the copy costs
 // more than the border taps: 16 -> 16 at 56x56 1.04x, 16 -> 32 /2 at 56x56 1.08x). Without the
-// copy (s36: the skip reads the image in place) every width, stride and channel count skipping
-// was within noise of these bounds on the whole models (resnet_digits, the detector; batch 1
-// and 16), so the bounds stay.
-// MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B; MPQ_FP32_BK_SKIP_MAX_WIDTH the bound.
+// copy (s36: the skip reads the image in place) the width bound went: ResNet-18's 64-channel
+// 56x56 layers took 0.98x alone (0.97x on one image over two threads) and the whole model
+// 0.99x at batch 1 and 16 (two env A/Bs of 5-6 rounds: 17.42 -> 17.22 and 17.19 -> 16.95 ms,
+// 265.9 -> 262.5 and 263.0 -> 260.1). Stride 2 and 16 channels still keep every tap: with
+// the copy gone they were within noise on resnet_digits and the detector at one thread and
+// slower for the stems on one image over two threads (1.1-1.3x).
+// MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B; MPQ_FP32_BK_SKIP_MAX_WIDTH a bound on
+// the output width (s35's was 32).
 #ifndef BK_SKIP_MAX_BLOCK_BYTES
 #define BK_SKIP_MAX_BLOCK_BYTES (1 << 20)
 #endif
 #ifndef BK_SKIP_MAX_WIDTH
-#define BK_SKIP_MAX_WIDTH 32
+#define BK_SKIP_MAX_WIDTH (1 << 30)
 #endif
 static int bk_skips(const bk_job *j, const mpq_sconv_weights_header *h) {
     static _Atomic long state = -1, width_state = -1;
