@@ -157,6 +157,26 @@ AVX512 static inline int softmax_row_max16(const float *p, size_t n, float *max)
     return nan == 0;
 }
 
+// One row alone: its max, the exps 16 lanes a step, softmax_row_finish (a row with a NaN takes
+// the reference's row, as softmax_row_avx2 does).
+AVX512 static inline void softmax_row_avx512(float *p, size_t n, size_t nv, __m256i mask) {
+    float m;
+    if (!softmax_row_max16(p, n, &m)) {
+        mpq_softmax_rows_reference(p, 1, n);
+        return;
+    }
+    const __m512 mb = _mm512_set1_ps(m);
+    __m256 sv = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 16 <= nv; k += 16) {
+        __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(p + k), mb));
+        _mm512_storeu_ps(p + k, e);
+        sv = _mm256_add_ps(sv, _mm512_castps512_ps256(e));
+        sv = _mm256_add_ps(sv, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    }
+    softmax_row_finish(p, n, nv, mask, k, m, sv);
+}
+
 AVX512 void mpq_softmax_rows_avx512(float *x, size_t rows, size_t n) {
     const size_t nv = n & ~(size_t)7;
     const __m256i mask = tail_mask(n - nv);
@@ -166,8 +186,8 @@ AVX512 void mpq_softmax_rows_avx512(float *x, size_t rows, size_t n) {
         float m0, m1;
         const int ok0 = softmax_row_max16(p0, n, &m0), ok1 = softmax_row_max16(p1, n, &m1);
         if (!ok0 || !ok1) {
-            mpq_softmax_rows_avx512(p0, 1, n);
-            mpq_softmax_rows_avx512(p1, 1, n);
+            softmax_row_avx512(p0, n, nv, mask);
+            softmax_row_avx512(p1, n, nv, mask);
             continue;
         }
         const __m512 mb0 = _mm512_set1_ps(m0), mb1 = _mm512_set1_ps(m1);
@@ -186,24 +206,7 @@ AVX512 void mpq_softmax_rows_avx512(float *x, size_t rows, size_t n) {
         softmax_row_finish(p0, n, nv, mask, k, m0, s0);
         softmax_row_finish(p1, n, nv, mask, k, m1, s1);
     }
-    for (; r < rows; r++) {
-        float *p = x + r * n;
-        float m;
-        if (!softmax_row_max16(p, n, &m)) {
-            mpq_softmax_rows_reference(p, 1, n);
-            continue;
-        }
-        const __m512 mb = _mm512_set1_ps(m);
-        __m256 sv = _mm256_setzero_ps();
-        size_t k = 0;
-        for (; k + 16 <= nv; k += 16) {
-            __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(p + k), mb));
-            _mm512_storeu_ps(p + k, e);
-            sv = _mm256_add_ps(sv, _mm512_castps512_ps256(e));
-            sv = _mm256_add_ps(sv, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
-        }
-        softmax_row_finish(p, n, nv, mask, k, m, sv);
-    }
+    if (r < rows) softmax_row_avx512(x + r * n, n, nv, mask);
 }
 
 // Blocks of vectors through erf8_block (three passes each, rowwise_avx2_inline.h), then

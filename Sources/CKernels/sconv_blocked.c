@@ -148,7 +148,6 @@ typedef struct {
     _Atomic int next;
     mpq_sconv_ranges ranges; // one image split: each thread's contiguous range first (count 0: guided claims)
     const mpq_skip_plan *skip;        // flat mode without the padding taps (sconv_blocked_skip.c), or NULL
-    int skip_in_place;                // the skip reads the image itself, not flat mode's padded copy
     unsigned char tame[BK_TAME_IMAGES]; // one image split: whether image i passes the skip's guard
 } bk_job;
 
@@ -451,6 +450,10 @@ static int bk_claim(bk_job *j, int *u0, int *u1) {
     }
 }
 
+// Whether an image's chunks read flat mode's padded copy: not where the image skips its padding
+// taps (the tap lists stay inside the image and read it in place, s36).
+static int bk_reads_copy(const bk_job *j, int skip) { return !skip && j->flat && !j->in_place; }
+
 // Unit u of one image split over the threads (with the images padded beforehand, flat mode,
 // into j->shared): (image, block span, chunk), the chunk fastest, or under ranged claims on a
 // layer whose weights are no larger than its input, the span fastest: a thread's contiguous
@@ -465,10 +468,8 @@ static void bk_unit(const bk_job *j, float *patch, int u) {
     } else {
         c = u % j->chunks, sp = u / j->chunks % j->spans, img = u / j->chunks / j->spans;
     }
-    // An image that skips its padding taps reads itself (the tap lists stay inside it).
     const int skip = j->skip && j->tame[img];
-    const float *src = !(skip && j->skip_in_place) && j->flat && !j->in_place ? j->shared + (size_t)img * j->padded_image
-                                                        : j->x + (size_t)img * j->in_image;
+    const float *src = bk_reads_copy(j, skip) ? j->shared + (size_t)img * j->padded_image : j->x + (size_t)img * j->in_image;
     bk_chunk_at(j, src, patch, img, sp * j->span, c, skip);
 }
 
@@ -477,7 +478,7 @@ static void bk_task(void *arg, int t) {
     bk_job *j = (bk_job *)arg;
     // A skip that reads the image needs the padded copy only for an image that fails the guard:
     // grown then (a 224x224 plane of 64 channels pads to 13 MB per thread).
-    const int lazy = j->skip && j->skip_in_place;
+    const int lazy = j->skip != NULL;
     const size_t need = j->in_place || lazy ? 16 : j->flat ? j->padded_image : (size_t)j->cbs * j->ph * j->pwc * 16;
     float *patch = mpq_sconv_grown(&patch_buf, &patch_cap, need);
     if (!patch) return;
@@ -492,7 +493,7 @@ static void bk_task(void *arg, int t) {
             if (j->mode == MPQ_SCONV_SPLIT_IMAGES) {
                 const float *src = j->x + (size_t)u * j->in_image;
                 const int skip = j->skip && mpq_skip_input_tame(j->skip, j->path, src, j->cbs);
-                if (!(skip && j->skip_in_place) && j->flat && !j->in_place) {
+                if (bk_reads_copy(j, skip)) {
                     if (lazy && !(patch = mpq_sconv_grown(&patch_buf, &patch_cap, j->padded_image))) return;
                     bk_pad(j, u, patch);
                     src = patch;
@@ -719,15 +720,11 @@ static int blocked_conv(mpq_kernel_path path, const float *x, int nchw, int imag
     if (!offsets) return -1;
     j.offsets = offsets;
     j.poffsets = offsets + j.k;
-    // The skip reads the image itself (s36); MPQ_FP32_BK_SKIP_IN_PLACE=0 (read once): flat
-    // mode's padded copy as s35 did, for an A/B.
-    static _Atomic long in_place_state = -1;
-    j.skip_in_place = skips && mpq_env_long_once("MPQ_FP32_BK_SKIP_IN_PLACE", 1, &in_place_state);
-    if (skips) j.skip = mpq_skip_plan_for(s, j.skip_in_place, j.skip_in_place ? j.offsets : j.poffsets);
+    if (skips) j.skip = mpq_skip_plan_for(s, j.offsets);
     j.chunks = j.skip ? bk_skip_chunks(&j, images, threads) : bk_chunks(&j, images, threads);
     j.mode = images >= threads || threads <= 1 ? MPQ_SCONV_SPLIT_IMAGES : MPQ_SCONV_SPLIT_N;
     // One image split over the threads: each image's guard once, before the threads start.
-    int all_tame = j.skip != NULL && j.skip_in_place;
+    int all_tame = j.skip != NULL;
     if (j.skip && j.mode == MPQ_SCONV_SPLIT_N) {
         if (images > BK_TAME_IMAGES) j.skip = NULL, all_tame = 0;
         for (int i = 0; j.skip && i < images; i++)

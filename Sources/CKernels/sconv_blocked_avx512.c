@@ -136,24 +136,10 @@ void mpq_sconv_blocked_tile_taps_avx512(int kc, const int32_t *kidx, const float
     taps_table[nv - 1][np - 1](kc, kidx, w, x, offsets, pix, opix, y, vstride, rows, ep);
 }
 
-// The guard's scan (sconv_blocked_skip.c): any nonzero |x| under 2^-50, or with `finite` any
-// infinity or NaN, makes it 0.
-BT_TARGET int mpq_f32_tame_avx512(const float *x, size_t n, int finite) {
+// The guard's scans (sconv_blocked_skip.c): any nonzero |x| under 2^-50, or with `finite` any
+// infinity or NaN, in `count` runs of `len` floats `stride` apart makes it 0.
+BT_TARGET int mpq_f32_tame_segments_avx512(const float *x, size_t count, size_t len, size_t stride, int finite) {
     const __m512 tiny = _mm512_set1_ps(0x1p-50f), zero = _mm512_setzero_ps(), inf = _mm512_set1_ps(__builtin_inff());
-    __mmask16 bad = 0;
-    for (size_t i = 0; i < n; i += 16) {
-        const __mmask16 m = lanes(n - i < 16 ? (int)(n - i) : 16);
-        const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + i));
-        bad |= _mm512_cmp_ps_mask(a, tiny, _CMP_LT_OQ) & _mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ);
-        // |x| < inf fails for infinities and NaN.
-        if (finite) bad |= m & ~_mm512_cmp_ps_mask(a, inf, _CMP_LT_OQ);
-        if ((i & 4095) == 0 && bad) return 0;
-    }
-    return bad == 0;
-}
-
-BT_TARGET int mpq_f32_tame_segments_avx512(const float *x, size_t count, size_t len, size_t stride) {
-    const __m512 tiny = _mm512_set1_ps(0x1p-50f), zero = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (size_t s = 0; s < count; s++) {
         const float *r = x + s * stride;
@@ -161,6 +147,9 @@ BT_TARGET int mpq_f32_tame_segments_avx512(const float *x, size_t count, size_t 
             const __mmask16 m = lanes(len - i < 16 ? (int)(len - i) : 16);
             const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, r + i));
             bad |= _mm512_cmp_ps_mask(a, tiny, _CMP_LT_OQ) & _mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ);
+            // |x| < inf fails for infinities and NaN.
+            if (finite) bad |= m & ~_mm512_cmp_ps_mask(a, inf, _CMP_LT_OQ);
+            if ((i & 4095) == 0 && bad) return 0;
         }
         if (bad) return 0;
     }

@@ -29,12 +29,12 @@ static int tame_reference(const float *x, size_t n, int finite) {
 }
 
 int mpq_f32_tame(mpq_kernel_path path, const float *x, size_t n, int finite) {
-    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) return mpq_f32_tame_avx512(x, n, finite);
+    if (mpq_resolve_kernel_path(path) == MPQ_PATH_VNNI) return mpq_f32_tame_segments_avx512(x, 1, n, 0, finite);
     return tame_reference(x, n, finite);
 }
 
 static int tame_segments(mpq_kernel_path path, const float *x, size_t count, size_t len, size_t stride) {
-    if (path == MPQ_PATH_VNNI) return mpq_f32_tame_segments_avx512(x, count, len, stride);
+    if (path == MPQ_PATH_VNNI) return mpq_f32_tame_segments_avx512(x, count, len, stride, 0);
     for (size_t i = 0; i < count; i++)
         if (!tame_reference(x + i * stride, len, 0)) return 0;
     return 1;
@@ -45,7 +45,7 @@ static int tame_segments(mpq_kernel_path path, const float *x, size_t count, siz
 // Taps kept for one geometry, per class (row class r, column class c at r * ccs + c): k index
 // and input offset (in the image, from the window's unclipped corner) of each tap inside the image, in k order.
 struct mpq_skip_plan {
-    int oh, ow, ccs, stride_h, stride_w, wp;
+    int oh, ow, ccs, stride_h, stride_w;
     int h, w;                    // the input plane
     int *row_class, *col_class;  // [oh], [ow]
     // The input the skipping pixels read (mpq_skip_input_tame): whole rows in row_runs, the
@@ -126,7 +126,7 @@ static void plan_free(void *p) {
     free(pl);
 }
 
-static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, int32_t shift, const int32_t *offsets) {
+static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, const int32_t *offsets) {
     const int oh = mpq_conv2d_out_h(s), ow = mpq_conv2d_out_w(s), kh = s->kernel_h, kw = s->kernel_w;
     mpq_skip_plan *pl = calloc(1, sizeof *pl);
     int *lo = malloc(sizeof(int) * (size_t)(oh + ow) * 2);
@@ -147,6 +147,9 @@ static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, int32_t shif
     pl->kidx = malloc(sizeof(int32_t) * (size_t)(taps > 0 ? taps : 1));
     pl->off = malloc(sizeof(int32_t) * (size_t)(taps > 0 ? taps : 1));
     if (!pl->start || !pl->full || !pl->kidx || !pl->off) goto fail;
+    // A window's top-left corner (o s - pad) is read from the corner at o s shifted back by the
+    // padding: every kept tap lies inside the image.
+    const int32_t shift = -(int32_t)(((long)s->pad_top * s->width + s->pad_left) * 16);
     int32_t at = 0;
     for (int r = 0; r < rcs; r++)
         for (int c = 0; c < ccs; c++) {
@@ -166,7 +169,7 @@ static mpq_skip_plan *plan_build(const mpq_conv2d_shape *s, int wp, int32_t shif
         !(pl->col_runs = needed_runs(ow, s->width, s->stride_w, s->pad_left, s->dilation_w, kw, pl->col_class, clo, chi, &pl->cr)))
         goto fail;
     pl->h = s->height, pl->w = s->width;
-    pl->oh = oh, pl->ow = ow, pl->ccs = ccs, pl->stride_h = s->stride_h, pl->stride_w = s->stride_w, pl->wp = wp;
+    pl->oh = oh, pl->ow = ow, pl->ccs = ccs, pl->stride_h = s->stride_h, pl->stride_w = s->stride_w;
     free(lo);
     return pl;
 fail:
@@ -179,15 +182,11 @@ fail:
 // from the geometry).
 static _Thread_local mpq_geometry_cache plans;
 
-const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, int in_place, const int32_t *offsets) {
-    const mpq_skip_plan *kept = mpq_geometry_cache_find(&plans, s, in_place);
+const mpq_skip_plan *mpq_skip_plan_for(const mpq_conv2d_shape *s, const int32_t *offsets) {
+    const mpq_skip_plan *kept = mpq_geometry_cache_find(&plans, s, 0);
     if (kept) return kept;
-    // In place, a window's top-left corner (o s - pad) is read from the corner at o s shifted
-    // back by the padding: every kept tap lies inside the image.
-    const int wp = in_place ? s->width : s->width + s->pad_left + s->pad_right;
-    const int32_t shift = in_place ? -(int32_t)(((long)s->pad_top * s->width + s->pad_left) * 16) : 0;
-    mpq_skip_plan *pl = plan_build(s, wp, shift, offsets);
-    return pl ? mpq_geometry_cache_put(&plans, s, in_place, pl, plan_free) : NULL;
+    mpq_skip_plan *pl = plan_build(s, offsets);
+    return pl ? mpq_geometry_cache_put(&plans, s, 0, pl, plan_free) : NULL;
 }
 
 int mpq_skip_input_tame(const mpq_skip_plan *pl, mpq_kernel_path path, const float *x, int cbs) {
@@ -221,7 +220,7 @@ static int class_runs(const mpq_skip_plan *pl, const float *src, const float *w,
     mpq_blocked_pixel_run runs[16];
     int count = 0;
     for (int oh = ra; oh < rb; oh++) {
-        const float *x = src + ((long)oh * pl->stride_h * pl->wp + (long)ca * pl->stride_w) * 16;
+        const float *x = src + ((long)oh * pl->stride_h * pl->w + (long)ca * pl->stride_w) * 16;
         runs[count++] = (mpq_blocked_pixel_run){x, yc + ((long)(oh - r0) * pl->ow + ca) * 16, cb - ca};
         if (count == 16 || oh == rb - 1) {
             // (A refusal can only come on the first call: nv and the step are the class's.)
@@ -258,7 +257,7 @@ void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, in
                 const int q0 = (int)((long)n * t / tiles), q1 = (int)((long)n * (t + 1) / tiles);
                 for (int q = q0; q < q1; q++) {
                     const int oh = ra + q / width, ow = ca + q % width;
-                    pix[q - q0] = (int32_t)(((long)oh * pl->stride_h * pl->wp + (long)ow * pl->stride_w) * 16);
+                    pix[q - q0] = (int32_t)(((long)oh * pl->stride_h * pl->w + (long)ow * pl->stride_w) * 16);
                     opix[q - q0] = (int32_t)(((long)(oh - r0) * pl->ow + ow) * 16);
                 }
                 mpq_sconv_blocked_tile_taps_avx512(kc, kidx, w, nv, src, pl->off + pl->start[cls], pix, opix, q1 - q0, yc,

@@ -510,23 +510,23 @@ public final class Session {
         // Empty-collection guards first: a lookup hashes the name even in an empty set (FP32 runs).
         let ins = !mayHoldCodes || (!codesInputNodes.isEmpty && codesInputNodes.contains(node.name)) ? inputs : Self.materialized(inputs)
         if !overrides.isEmpty, let o = overrides[node.name] {
-            do { return try o(ins) } catch let e as OpError {
-                throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: Self.namingInputs(e.reason, node))
-            }
+            do { return try o(ins) } catch let e as OpError { throw Self.nodeError(e, node) }
         }
         // By index: a for-in over the variants copied each (node, runner) pair.
         let variants = bound[index]
         for k in variants.indices where variants[k].node.isSameNode(node) {
-            do { return try variants[k].run(ins, preparedWeights) } catch let e as OpError {
-                throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: Self.namingInputs(e.reason, node))
-            }
+            do { return try variants[k].run(ins, preparedWeights) } catch let e as OpError { throw Self.nodeError(e, node) }
         }
         return try Session.execute(node, entries[index], ins, opset: graph.opset(forDomain: node.domain), prepared: preparedWeights)
     }
 
-    /// An op error's reason with the node's input tensors named, where it names none of them:
-    /// kernels describe an input by its role ("C must be floating point"), a user needs the
-    /// tensor (a Gemm's C is '0.bias'), as the fuzzer's unnamed-message report showed.
+    /// An op error as the node's error, its reason with the node's input tensors named where it
+    /// names none of them: kernels describe an input by its role ("C must be floating point"), a
+    /// user needs the tensor (a Gemm's C is '0.bias'), as the fuzzer's unnamed-message report showed.
+    static func nodeError(_ e: OpError, _ node: Node) -> RuntimeError {
+        RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: namingInputs(e.reason, node))
+    }
+
     static func namingInputs(_ reason: String, _ node: Node) -> String {
         let names = node.inputs.filter { !$0.isEmpty }
         guard !names.isEmpty, !names.contains(where: { reason.contains("'\($0)'") }) else { return reason }
@@ -549,7 +549,7 @@ public final class Session {
             }
             return outs
         } catch let e as OpError {
-            throw RuntimeError.invalidNode(node: node.name, opType: node.opType, reason: namingInputs(e.reason, node))
+            throw nodeError(e, node)
         }
     }
 }
