@@ -180,7 +180,9 @@ extension Session {
     /// Chain `c` image by image (`runImageChain`, where `chainRunsImageByImage`), else over the
     /// whole batch for its blocked Convs (`runBlockedChain`); nil when neither runs it.
     func runChainWhole(_ c: ImageChain, values: [Tensor?]) throws -> (outs: [(slot: Int, tensor: Tensor)], byImage: Bool)? {
-        if runsImageChains, chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) { return (outs, true) }
+        if !c.wholeBatch, runsImageChains, chainRunsImageByImage(c, values: values), let outs = try runImageChain(c, values: values) {
+            return (outs, true)
+        }
         return try runBlockedChain(c, values: values).map { ($0, false) }
     }
 

@@ -26,6 +26,11 @@ struct ImageChain {
     /// there on hold at least half the chain's weights (none or one chain): what an FP32 chain
     /// runs image by image, the rest layer by layer (`Session.fp32ChainCut`).
     var prefix: [ImageChain] = []
+    /// The rest of a chain after its `prefix` (found at the cut): runs over the whole batch,
+    /// layer by layer, with its blocked Convs (`Session.runBlockedChain`), never image by
+    /// image. Before s37 the rest ran node by node on NCHW values, where the channel-vector
+    /// Conv took ResNet-18's layer3 and layer4 at 1.05-1.11x the blocked Conv's time.
+    var wholeBatch = false
 
     /// Weights (floats) from which a Conv ends an FP32 chain's image-by-image part: 1 MiB, the
     /// size from which the channel-vector Conv runs a batch's small planes weights block by
@@ -33,6 +38,9 @@ struct ImageChain {
     /// streamed each such layer's weights from L3 once per image (ResNet-18's layer3 and
     /// layer4: 1.2-9.4 MB per Conv, 34 MB of its 46); layer by layer, once per batch.
     static let largeWeights = 1 << 18
+    /// Whether a cut chain's rest is a chain of its own (`wholeBatch`); environment
+    /// `MPQ_FP32_CHAIN_REST=0` runs it node by node as before s37, for an A/B.
+    static let restRunsBlocked = ProcessInfo.processInfo.environment["MPQ_FP32_CHAIN_REST"] != "0"
 
     /// Ops whose output image i is a function of input image i alone, with the inputs that
     /// must be constants for that to hold (weights, bias, BN statistics, clip bounds).
@@ -142,7 +150,13 @@ struct ImageChain {
                 // Only where the rest holds most of the chain's weights (ResNet-18: 97% after the
                 // cut; MobileNetV2's last two 1x1 Convs, 32%, stay in its chain).
                 if let cut = large, 2 * (cut..<range.upperBound).map(weights).reduce(0, +) >= range.map(weights).reduce(0, +),
-                   let p = chain(shrunk(range.lowerBound..<cut)) { c.prefix = [p] }
+                   let p = chain(shrunk(range.lowerBound..<cut)) {
+                    c.prefix = [p]
+                    if restRunsBlocked, var rest = chain(p.range.upperBound..<range.upperBound) {
+                        rest.wholeBatch = true
+                        chains[rest.range.lowerBound] = rest
+                    }
+                }
                 chains[range.lowerBound] = c
             }
             i = end

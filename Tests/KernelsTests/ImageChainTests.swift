@@ -130,9 +130,8 @@ final class ImageChainTests: XCTestCase {
     }
 
     /// An FP32 chain runs image by image up to its first Conv with `ImageChain.largeWeights`
-    /// weights or more, the rest layer by layer (there the channel-vector Conv runs the batch's
-    /// small planes weights block by block over the images); the bytes are those of the
-    /// layer-by-layer run.
+    /// weights or more, the rest layer by layer over the whole batch, blocked (a chain of its
+    /// own, `wholeBatch`, s37); the bytes are those of the layer-by-layer node-by-node run.
     /// stem (3 -> 128), `mids` Convs 128 -> 128 (147K weights each), `big` 128 -> 256 (295K, large), GAP.
     static func cutGraph(mids: Int) -> Graph {
         var rng = TestRNG(seed: 23)
@@ -176,16 +175,32 @@ final class ImageChainTests: XCTestCase {
         XCTAssertEqual(session.plan[prefix.range].map(\.name).last, "mid1", "the chain stops before `big`")
         XCTAssertTrue(Session.fp32ChainCut)
         XCTAssertEqual(session.chainToRun(chain).range, prefix.range)
-        let paths = [MPQ_PATH_REFERENCE] + [MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
-        for (n, hw) in [(3, 8), (5, 6)] {
+        // The rest (s37) is a chain of its own, run over the whole batch with its blocked Convs.
+        let rest = try XCTUnwrap(session.imageChains[prefix.range.upperBound])
+        XCTAssertTrue(rest.wholeBatch)
+        XCTAssertFalse(chain.wholeBatch)
+        XCTAssertEqual(rest.range.upperBound, chain.range.upperBound)
+        XCTAssertEqual(session.plan[rest.range].map(\.name).first, "big")
+        let paths = [MPQ_PATH_REFERENCE] + [MPQ_PATH_AVX2, MPQ_PATH_VNNI].filter { mpq_kernel_path_available($0) != 0 }
+        for (n, hw) in [(3, 8), (5, 6), (1, 7)] {
             let x = t([n, 3, hw, hw], 2)
             for path in paths {
                 XCTAssertEqual(mpq_set_kernel_path(path), 0)
                 defer { mpq_set_kernel_path(MPQ_PATH_AUTO) }
+                session.runsBlockedConvs = false
+                session.runsImageChains = false
+                let nodeByNode = try session.run(["x": x])
+                session.runsBlockedConvs = true
+                let blockedBefore = session.blockedChainsRun
                 let (plain, chained, before) = try Self.bothWays(session, x)
-                XCTAssertEqual(session.imageChainsRun - before, 1)
+                XCTAssertEqual(session.imageChainsRun - before, n > 1 ? 1 : 0)
+                // Without image chains the prefix and the rest run blocked over the batch; with
+                // them the prefix runs image by image (batch 1: blocked) and the rest blocked.
+                let blocked = Session.blockedPath ? (n > 1 ? 3 : 4) : 0
+                XCTAssertEqual(session.blockedChainsRun - blockedBefore, blocked, "n \(n) path \(path.rawValue)")
                 XCTAssertEqual(chained["y"]!.shape, [n, 256])
                 XCTAssertEqual(chained["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "n \(n) path \(path.rawValue)")
+                XCTAssertEqual(chained["y"]!.floats.map(\.bitPattern), nodeByNode["y"]!.floats.map(\.bitPattern), "n \(n) path \(path.rawValue)")
             }
         }
     }
