@@ -236,6 +236,16 @@ static int class_runs(const mpq_skip_plan *pl, const float *src, const float *w,
 void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, int nv, int rows,
                    const mpq_sgemm_tile_epilogue *ep, float *yc, size_t vstride, int r0, int r1, int most) {
     int32_t pix[8], opix[8];
+    // The classes that keep every tap first: they read the weights block from its start to its
+    // end, a stream the prefetchers follow, where a clipped class reads it with gaps. With the
+    // block cold (each layer's weights come from L3 or memory once per image in a model) a
+    // corner class first ran resnet_digits' 128-channel 7x7 layer in 186 us against 138 for
+    // every tap, the full class first in 127 (benchmarks/fp32_blocked_layers.c with the caches
+    // flushed before each call, FLUSH=1; docs/fp32-blocked-layout.md "s37").
+    // MPQ_FP32_BK_SKIP_FULL_FIRST=0 (read once): raster order, for an A/B.
+    static _Atomic long order_state = -1;
+    const int full_first = (int)mpq_env_long_once("MPQ_FP32_BK_SKIP_FULL_FIRST", 1, &order_state) != 0;
+    for (int pass = 0; pass < (full_first ? 2 : 1); pass++)
     for (int ra = r0; ra < r1;) {
         int rb = ra + 1;
         while (rb < r1 && pl->row_class[rb] == pl->row_class[ra]) rb++;
@@ -243,6 +253,10 @@ void mpq_skip_rows(const mpq_skip_plan *pl, const float *src, const float *w, in
             int cb = ca + 1;
             while (cb < pl->ow && pl->col_class[cb] == pl->col_class[ca]) cb++;
             const int cls = pl->row_class[ra] * pl->ccs + pl->col_class[ca];
+            if (full_first && pl->full[cls] != (pass == 0)) {
+                ca = cb;
+                continue;
+            }
             const int32_t *kidx = pl->full[cls] ? NULL : pl->kidx + pl->start[cls];
             const int kc = pl->start[cls + 1] - pl->start[cls];
             // A wide plane's interior: pixel runs, as row mode runs its interior.
