@@ -635,7 +635,11 @@ static int bk_skip_chunks(const bk_job *j, int images, int threads) {
 // 0.99x at batch 1 and 16 (two env A/Bs of 5-6 rounds: 17.42 -> 17.22 and 17.19 -> 16.95 ms,
 // 265.9 -> 262.5 and 263.0 -> 260.1). Stride 2 and 16 channels still keep every tap: with
 // the copy gone they were within noise on resnet_digits and the detector at one thread and
-// slower for the stems on one image over two threads (1.1-1.3x).
+// slower for the stems on one image over two threads (1.1-1.3x). s37: with the classes that
+// keep every tap run first (sconv_blocked_skip.c, mpq_skip_rows) 16 channels gain too:
+// resnet_digits' 16 -> 16 at 56x56 0.94x on one thread, 0.90x on one image over two (weights
+// and input cold: 0.93x, 0.95x), the model batch 1 1.112 -> 1.091 ms and batch 16 17.07 ->
+// 16.71 (env A/B, 5 rounds, minima); so the channel bound went (stride 2 keeps every tap).
 // MPQ_FP32_BK_SKIP=0 (read once): every tap, for an A/B; MPQ_FP32_BK_SKIP_MAX_WIDTH a bound on
 // the output width (s35's was 32).
 #ifndef BK_SKIP_MAX_BLOCK_BYTES
@@ -649,7 +653,7 @@ static int bk_skips(const bk_job *j, const mpq_sconv_weights_header *h) {
     const mpq_conv2d_shape *s = j->s;
     const int padded = s->pad_top || s->pad_left || s->pad_bottom || s->pad_right;
     const int wide_ok = j->ow <= mpq_env_long_once("MPQ_FP32_BK_SKIP_MAX_WIDTH", BK_SKIP_MAX_WIDTH, &width_state) &&
-                        s->stride_h == 1 && s->stride_w == 1 && j->mg >= 32;
+                        s->stride_h == 1 && s->stride_w == 1;
     return j->path == MPQ_PATH_VNNI && !j->nchw && !j->sliced && j->span == 1 && padded &&
            (h->flags & MPQ_SCONV_WEIGHTS_TAME) && (size_t)j->k * BK_BLOCK * sizeof(float) <= BK_SKIP_MAX_BLOCK_BYTES &&
            (j->ow < BK_FLAT_WIDTH || wide_ok) && mpq_env_long_once("MPQ_FP32_BK_SKIP", 1, &state);
