@@ -187,4 +187,59 @@ final class Int8ImageChainTests: XCTestCase {
             try check(m.runtime, feeds: [m.data.batch(0..<7), m.data.batch(0..<1)], name: m.output)
         }
     }
+
+    /// A chain cut before large weights (ResNet-18's layer3 and on) with a mixed map: the
+    /// INT8 stem in the image-by-image prefix, the rest FP32 as its own chain over the whole
+    /// batch, blocked (s37, `ImageChain.wholeBatch`). The bytes are those of a node-by-node
+    /// NCHW run, both schemes, every path.
+    func testCutChainWithMixedMap() throws {
+        var state: UInt64 = 37
+        func t(_ shape: [Int], _ scale: Float) -> Tensor {
+            Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+            })
+        }
+        let pad1: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
+        let g = Graph(nodes: [
+            Node(name: "stem", opType: "Conv", inputs: ["x", "w0", "b0"], outputs: ["s"], attributes: pad1.merging(["strides": .ints([2, 2])]) { a, _ in a }),
+            Node(name: "relu0", opType: "Relu", inputs: ["s"], outputs: ["m0"]),
+            Node(name: "mid", opType: "Conv", inputs: ["m0", "w1", "b1"], outputs: ["m1"], attributes: pad1),
+            Node(name: "big", opType: "Conv", inputs: ["m1", "w2", "b2"], outputs: ["c"], attributes: pad1),
+            Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+            Node(name: "big2", opType: "Conv", inputs: ["r", "w3", "b3"], outputs: ["c2"], attributes: pad1),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["c2"], outputs: ["p"]),
+            Node(name: "flat", opType: "Flatten", inputs: ["p"], outputs: ["y"]),
+        ], initializers: ["w0": t([128, 3, 3, 3], 0.5), "b0": t([128], 0.2), "w1": t([128, 128, 3, 3], 0.05), "b1": t([128], 0.2),
+                          "w2": t([256, 128, 3, 3], 0.05), "b2": t([256], 0.2), "w3": t([256, 256, 3, 3], 0.03), "b3": t([256], 0.1)],
+           inputs: [ValueInfo(name: "x", dtype: .float32, shape: [nil, 3, nil, nil])],
+           outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)], opsets: ["": 17])
+        for scheme in [ExecutionScheme.ort, .inputs] {
+            let rt = try runtime(g, scheme: scheme, calib: Self.images(4, side: 12, state: &state))
+            let session = rt.session
+            let chain = try XCTUnwrap(session.imageChains[0])
+            let prefix = try XCTUnwrap(chain.prefix.first, "cut before `big`")
+            XCTAssertTrue(try XCTUnwrap(session.imageChains[prefix.range.upperBound]).wholeBatch)
+            try rt.apply(PrecisionMap(layers: Dictionary(uniqueKeysWithValues: rt.layerNames.map { ($0, $0 == "stem" ? Precision.int8 : .fp32) })))
+            session.fp32ImageChains = true
+            defer { session.fp32ImageChains = Session.fp32ImageChainsDefault }
+            for path in KernelPath.available {
+                rt.path = path
+                for n in [3, 1] {
+                    let x = Self.images(n, side: 12, state: &state)
+                    session.runsImageChains = false
+                    session.runsBlockedConvs = false
+                    let plain = try session.run(["x": x])
+                    session.runsImageChains = true
+                    session.runsBlockedConvs = Session.blockedDefault
+                    let blockedBefore = session.blockedChainsRun
+                    let chained = try session.run(["x": x])
+                    if Session.blockedPath && Session.blockedDefault {
+                        XCTAssertGreaterThan(session.blockedChainsRun, blockedBefore, "\(scheme) \(path) n \(n): the rest ran node by node")
+                    }
+                    XCTAssertEqual(chained["y"]!.floats.map(\.bitPattern), plain["y"]!.floats.map(\.bitPattern), "\(scheme) \(path) n \(n)")
+                }
+            }
+        }
+    }
 }
