@@ -14,19 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-static uint64_t st = 88172645463325252ull;
-static float rndf(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return (float)((st >> 40) & 0xFFFF) / 32768.0f - 1.0f; }
-static void *aalloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
-
-// FLUSH=1: 64 MB touched before every call (not timed), so weights and input come from memory
-// as a layer's do once per image inside a model (s37: the padding skip's class order).
-static void flush_caches(void) {
-    static volatile char *junk;
-    if (!junk) junk = calloc(64u << 20, 1);
-    for (size_t q = 0; junk && q < (64u << 20); q += 64) junk[q]++;
-}
+#include "harness.h"
 
 typedef struct { const char *name; int c, h, w, m, k, s, pad; } L;
 static const L layers[] = {

@@ -11,10 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <stdint.h>
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-static uint64_t st = 88172645463325252ull;
-static float rndf(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return (float)((st >> 40) & 0xFFFF) / 32768.0f - 1.0f; }
+#include "harness.h"
 
 typedef struct { const char *name; int c, h, w, m, k, s, pad; } L;
 static const L layers[] = {
