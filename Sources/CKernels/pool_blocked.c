@@ -74,6 +74,18 @@ static void row_reference(const blocked_pool_job *j, size_t plane, int oh) {
     }
 }
 
+/// Whether output row oh's windows are 3 x 3 with all three rows inside the input (once per
+/// row), and then whether outputs ow..ow+3 have all three columns inside too: both vector forms
+/// run such outputs four at a time. lo_w and hi_w do not grow along W, so the first output's lo
+/// and the last one's hi bound all four.
+static inline int whole_3x3_rows(const mpq_pool2d *p, int oh) {
+    return p->kernel_h == 3 && p->kernel_w == 3 && p->lo_h[oh] == 0 && p->hi_h[oh] == 3;
+}
+
+static inline int four_whole_3x3(const mpq_pool2d *p, int rows_whole, int ow) {
+    return rows_whole && ow + 4 <= p->out_w && p->lo_w[ow] == 0 && p->hi_w[ow + 3] == 3;
+}
+
 /// The same row, 16 lanes per step: `_mm512_max_ps(v, r)` is `v > r ? v : r` per lane.
 /// `is_max` a constant per form; outputs whose window is 3 x 3 taps inside the input (ResNet's
 /// stem pool, all but its edges) run four at a time, each fold chain in tap order, so four
@@ -88,7 +100,7 @@ static AVX512_TARGET inline __attribute__((always_inline)) __m512 fold512(__m512
 /// along W, folded along H in tap order (the reference's order).
 static AVX512_TARGET inline __attribute__((always_inline)) __m512 window3x3_512(const float *tap, long row, long step_w,
                                                                                   const int is_max) {
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc = _mm512_undefined_ps();
     for (int t = 0; t < 3; t++) {
         const float *q = tap + t * row;
         __m512 r = _mm512_loadu_ps(q);
@@ -107,11 +119,9 @@ static AVX512_TARGET inline __attribute__((always_inline)) void row_avx512_as(co
     const __m512 empty = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
     const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
     const long step_w = (long)p->dilation_w * 16, row = (long)p->dilation_h * p->in_w * 16;
-    const int full_h = lo_h == 0 && hi_h == 3 && p->kernel_h == 3;
+    const int rows_whole = whole_3x3_rows(p, oh);
     for (int ow = 0; ow < p->out_w;) {
-        // Four outputs with whole 3 x 3 windows (lo_w and hi_w do not grow along W: the first
-        // output's lo and the last one's hi bound all four).
-        if (full_h && p->kernel_w == 3 && ow + 4 <= p->out_w && p->lo_w[ow] == 0 && p->hi_w[ow + 3] == 3) {
+        if (four_whole_3x3(p, rows_whole, ow)) {
             __m512 acc[4];
             for (int u = 0; u < 4; u++) acc[u] = window3x3_512(first_tap(p, &f, ow + u, 0), row, step_w, is_max);
             for (int u = 0; u < 4; u++) {
@@ -159,6 +169,20 @@ static AVX2_TARGET inline __attribute__((always_inline)) __m256 fold_avx2(__m256
     return is_max ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
 }
 
+/// One 8-lane half of a whole 3 x 3 window, in the reference's order (as window3x3_512).
+static AVX2_TARGET inline __attribute__((always_inline)) __m256 window3x3_avx2(const float *tap, long row, long step_w,
+                                                                                 const int is_max) {
+    __m256 acc = _mm256_undefined_ps();
+    for (int t = 0; t < 3; t++) {
+        const float *q = tap + t * row;
+        __m256 r = _mm256_loadu_ps(q);
+        r = fold_avx2(r, _mm256_loadu_ps(q + step_w), is_max);
+        r = fold_avx2(r, _mm256_loadu_ps(q + 2 * step_w), is_max);
+        acc = t == 0 ? r : fold_avx2(acc, r, is_max);
+    }
+    return acc;
+}
+
 static AVX2_TARGET inline __attribute__((always_inline)) void row_avx2_as(const blocked_pool_job *j, size_t plane, int oh,
                                                                           const int is_max) {
     const mpq_pool2d *p = j->p;
@@ -169,29 +193,20 @@ static AVX2_TARGET inline __attribute__((always_inline)) void row_avx2_as(const 
     const __m256 empty = _mm256_set1_ps(is_max ? -INFINITY : 0.0f);
     const int lo_h = p->lo_h[oh], hi_h = p->hi_h[oh];
     const long step_w = (long)p->dilation_w * 16, row = (long)p->dilation_h * p->in_w * 16;
-    const int full_h = lo_h == 0 && hi_h == 3 && p->kernel_h == 3;
+    const int rows_whole = whole_3x3_rows(p, oh);
     for (int ow = 0; ow < p->out_w; ow++) {
         // Four outputs with whole 3 x 3 windows, as the AVX-512 form (s37, the same pool on one
         // thread: 27.5 -> 21.1 us).
-        if (full_h && p->kernel_w == 3 && ow + 4 <= p->out_w && p->lo_w[ow] == 0 && p->hi_w[ow + 3] == 3) {
+        if (four_whole_3x3(p, rows_whole, ow)) {
             for (int h = 0; h < 2; h++) {
                 __m256 acc4[4];
-                for (int u = 0; u < 4; u++) {
-                    const float *tap = first_tap(p, &f, ow + u, 0) + 8 * h;
-                    for (int t = 0; t < 3; t++) {
-                        const float *q = tap + t * row;
-                        __m256 r = _mm256_loadu_ps(q);
-                        r = fold_avx2(r, _mm256_loadu_ps(q + step_w), is_max);
-                        r = fold_avx2(r, _mm256_loadu_ps(q + 2 * step_w), is_max);
-                        acc4[u] = t == 0 ? r : fold_avx2(acc4[u], r, is_max);
-                    }
-                }
+                for (int u = 0; u < 4; u++) acc4[u] = window3x3_avx2(first_tap(p, &f, ow + u, 0) + 8 * h, row, step_w, is_max);
                 for (int u = 0; u < 4; u++) {
                     if (!is_max) acc4[u] = _mm256_div_ps(acc4[u], _mm256_set1_ps(p->count_h[oh] * p->count_w[ow + u]));
                     _mm256_storeu_ps(f.out + (size_t)(ow + u) * 16 + 8 * h, _mm256_and_ps(acc4[u], keep[h]));
                 }
             }
-            ow += 3;
+            ow += 3;  // and the loop's ++
             continue;
         }
         const int lo_w = p->lo_w[ow], hi_w = p->hi_w[ow], three = hi_w - lo_w == 3;
