@@ -3,19 +3,7 @@
 #include <string.h>
 #include "mpq_internal.h"
 #include "mpq_strided.h"
-
-typedef struct {
-    size_t elem;
-    const char *src;
-    ptrdiff_t offset;
-    int rank;
-    size_t dims[MPQ_STRIDED_MAX_RANK];
-    ptrdiff_t strides[MPQ_STRIDED_MAX_RANK];
-    char *dst;
-    size_t rows;          // product of all dims but the last
-    size_t chunk;         // rows per claim
-    _Atomic size_t next;  // the first row nobody has claimed yet
-} strided_job;
+#include "strided_internal.h"
 
 // One output row of `n` elements from `from` with element stride `s` (bytes of `elem`).
 // Typed loops so the compiler emits plain moves (memcpy for unit stride).
@@ -101,6 +89,11 @@ int mpq_strided_copy(size_t elem_size, const void *src, ptrdiff_t offset, int ra
     }
     j.rows = rows;
     if (threads > MPQ_POOL_MAX) threads = MPQ_POOL_MAX;
+    const int c = mpq_strided_transpose_dim(&j);
+    if (c >= 0) {
+        mpq_strided_transpose(&j, c, threads);
+        return 0;
+    }
     if (threads > (int)rows) threads = (int)rows;
     if (threads < 2) {
         copy_rows(&j, 0, rows);

@@ -129,7 +129,7 @@ struct TransformerFusion {
                                 y.withUnsafeMutableBufferPointer { py in
                                     mpq_add_layernorm_f32(MPQ_PATH_AUTO, px.baseAddress, bias == nil ? nil : pb.baseAddress,
                                                           pr.baseAddress, rows, cols, ps.baseAddress, pbeta.baseAddress,
-                                                          epsilon, py.baseAddress, rowThreads(x.count))
+                                                          epsilon, py.baseAddress, normThreads(x.count))
                                 }
                             }
                         }

@@ -97,4 +97,40 @@ final class StridedCopyTests: XCTestCase {
         XCTAssertEqual(mpq_strided_copy(3, [UInt8](repeating: 0, count: 4), 0, 1, [4], [1], &sink, 1), -1)
         XCTAssertEqual(mpq_strided_copy(1, [UInt8](repeating: 0, count: 4), 0, 0, [], [], &sink, 1), -1)
     }
+
+    /// The 16 x 16 tiled transpose (strided_transpose.c: 4-byte elements, the last output dim
+    /// strided, another contiguous in the source): full tiles, tails on both sides, the
+    /// contiguous dim not next to the last, a reversed and a repeated (Expand) last dim, at 1,
+    /// 2, 3 and 7 threads, against naive indexing. On a CPU without AVX-512F the element loop
+    /// runs these (and passes as well).
+    func testTiledTransposeTilesAndTails() {
+        var rng = K.RNG(seed: 13)
+        // (src count, offset, dims, strides)
+        let cases: [(Int, Int, [Int], [Int])] = [
+            (384 * 128, 0, [384, 128], [1, 384]),                          // MiniLM's K^T, batch 1
+            (3 * 384 * 128, 0, [3, 384, 128], [49152, 1, 384]),             // three images
+            (37 * 3 * 19, 0, [19, 3, 37], [1, 19, 57]),                    // tails 3 and 5, a dim between
+            (20 * 40, 39 * 20, [20, 40], [1, -20]),                        // last dim reversed
+            (24, 0, [24, 9], [1, 0]),                                      // a column repeated 9 times
+            (64, 0, [8, 8], [1, 8]),                                       // the smallest tiled case
+            (3100, 0, [2, 20, 3, 18], [2000, 1, 20, 60]),                 // c between two outer dims
+        ]
+        for (count, offset, dims, strides) in cases {
+            let n = dims.reduce(1, *)
+            let src = (0..<count).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
+            let ddst = stridesOf(dims)
+            var want = [UInt32](repeating: 0, count: n)
+            for o in 0..<n {
+                var s = offset
+                for d in 0..<dims.count { s += ((o / ddst[d]) % dims[d]) * strides[d] }
+                want[o] = src[s]
+            }
+            let udims = dims.map { UInt($0) }
+            for threads in [1, 2, 3, 7] {
+                var got = [UInt32](repeating: 0xDEAD_BEEF, count: n)
+                XCTAssertEqual(mpq_strided_copy(4, src, offset, Int32(dims.count), udims, strides, &got, Int32(threads)), 0)
+                XCTAssertEqual(got, want, "\(dims) \(strides) offset \(offset) threads \(threads)")
+            }
+        }
+    }
 }

@@ -180,7 +180,7 @@ enum NormalizationOps {
                         means.withUnsafeMutableBufferPointer { pm in
                             invs.withUnsafeMutableBufferPointer { pi in
                                 mpq_layernorm_f32(MPQ_PATH_AUTO, px.baseAddress, rows, cols, ps.baseAddress, pb.baseAddress,
-                                                  epsilon, po.baseAddress, pm.baseAddress, pi.baseAddress, rowThreads(x.count))
+                                                  epsilon, po.baseAddress, pm.baseAddress, pi.baseAddress, normThreads(x.count))
                             }
                         }
                     }
