@@ -193,7 +193,7 @@ extension TransformerFusion {
 }
 
 /// Readers, producers and constants of a plan, for matching chains.
-private struct PlanView {
+struct PlanView {
     let plan: [Node]
     let constants: [String: Tensor]
     let graphOutputs: Set<String>

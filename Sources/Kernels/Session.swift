@@ -51,10 +51,15 @@ public final class Session {
     /// GELU, attention-softmax and residual-LayerNorm chains, by their first plan index
     /// (`TransformerFusion`).
     let transformerFusions: [Int: TransformerFusion]
+    /// Q·Kᵀ -> softmax chain -> ·V [-> head merge] spans, by the Q·Kᵀ MatMul's plan index
+    /// (`AttentionFusion`); where one does not apply, its softmax chain still may.
+    let attentionFusions: [Int: AttentionFusion]
     /// MatMul -> bias Add pairs outside those chains, by the MatMul's plan index (`BiasAddFusion`).
     let biasAddFusions: [Int: BiasAddFusion]
     /// Transformer chains run fused since the session was made (tests check fusions happen).
     private(set) var fusedChainsRun = 0
+    /// Of those, attention spans (`AttentionFusion`; each counts once, for its softmax chain).
+    private(set) var attentionSpansRun = 0
     /// Of those, bias Adds taken into an FP32 MatMul's GEMM epilogue (`LinearOps.MatMulAddingBias`).
     private(set) var biasEpilogueRuns = 0
     /// Runs of per-image nodes executed image by image at batch > 1, by their first plan
@@ -197,10 +202,15 @@ public final class Session {
         preparedWeights = PreparedWeights(constants: consts.filter { !graphInputs.contains($0.key) })
         transformerFusions = TransformerFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
                                                     opset: graph.opset(forDomain: ""))
+        attentionFusions = AttentionFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
+                                                softmaxChains: transformerFusions.values.filter {
+                                                    if case .softmax = $0.kind { return true } else { return false }
+                                                })
         biasAddFusions = BiasAddFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
                                             taken: Set(transformerFusions.values.flatMap(\.nodes)))
         let groups = siluFusions.values.map { [$0.conv, $0.sigmoid, $0.mul] } + pairFusions.values.map { [$0.first, $0.second] }
-            + transformerFusions.map { [$0.key] + Array($0.value.nodes) } + biasAddFusions.map { [$0.key, $0.value.add] }
+            + transformerFusions.map { [$0.key] + Array($0.value.nodes) } + attentionFusions.values.map(\.nodes)
+            + biasAddFusions.map { [$0.key, $0.value.add] }
             + residualFusions.values.map { [$0.conv] + $0.fusedAway }
         imageChains = ImageChain.find(plan: plan, constants: consts, graphInputs: graphInputs, graphOutputs: outputNames,
                                       groups: groups, slotOf: slotOf)
@@ -219,7 +229,7 @@ public final class Session {
         self.blockedBindings = blockedBindings
         var starts = [Bool](repeating: false, count: plan.count)
         for k in [Array(siluFusions.keys), Array(pairFusions.keys), Array(residualFusions.keys), Array(transformerFusions.keys),
-                  Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
+                  Array(attentionFusions.keys), Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
             starts[k] = true
         }
         startsFusion = starts
@@ -326,7 +336,13 @@ public final class Session {
             var node = planned
             let ins: [Tensor?]
             let outs: [Tensor]
-            if fuses, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
+            if fuses, let a = attentionFusions[i], a.applies(keep: keep, overrides: overrides),
+               case let spanIns = try resolve(a.node), let y = a.run(spanIns) {
+                node = a.node; ins = spanIns; outs = [y]
+                fusedChainsRun += 1
+                attentionSpansRun += 1
+                fusedAway.formUnion(a.nodes.dropFirst())
+            } else if fuses, let f = transformerFusions[i], f.applies(keep: keep, overrides: overrides),
                case let fusedIns = try resolve(f.node),
                let y = f.run(fusedIns, constants: constants, codes: chainCodes(f, keep: keep, observed: observer != nil && !observeCodes)) {
                 node = f.node; ins = fusedIns; outs = [y]
