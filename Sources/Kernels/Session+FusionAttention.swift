@@ -34,6 +34,13 @@ struct AttentionFusion {
     let intermediates: [String]
     /// The context is written as [batch, L, heads, Dv] (the merge Transpose's output).
     let mergeHeads: Bool
+    /// The head-split Transposes the span reads through, by plan index: which operand (0 Q,
+    /// 1 Kᵀ, 2 V) each writes. In a run where the span applies, such a Transpose moves its
+    /// [batch, L, heads, D] input into its output's slot untouched (`Session.run`), and the
+    /// span reads that operand as `raw`: rows at a stride of heads·D (Q, V), Kᵀ transposed per
+    /// matrix in the chunk's scratch. Where the span then cannot run, the run transposes them
+    /// after all (the same bytes as the Transpose: a copy).
+    let splits: [Int: Int]
 
     func applies(keep: Set<String>, overrides: [String: NodeOverride]) -> Bool {
         intermediates.allSatisfy { !keep.contains($0) } && names.allSatisfy { overrides[$0] == nil }
@@ -41,16 +48,28 @@ struct AttentionFusion {
 
     /// The context from `inputs` (resolved `node.inputs`), or nil where the unfused nodes would
     /// not compute these bits (shapes, types, a product on OpenBLAS): they then run unfused.
-    func run(_ inputs: [Tensor?], choice: FP32GemmChoice = FP32GemmChoice.environment) -> Tensor? {
+    /// `raw`: per operand (Q, Kᵀ, V), whether it is a head-split Transpose's input ([batch, L,
+    /// heads, D]; `splits`) rather than its output.
+    func run(_ inputs: [Tensor?], raw: [Bool] = [false, false, false],
+             choice: FP32GemmChoice = FP32GemmChoice.environment) -> Tensor? {
         guard case let .softmax(scale, divide, maskName) = softmax.kind, inputs.count == (maskName == nil ? 3 : 4) else { return nil }
         let ins = Session.materialized(inputs)
         guard let q = ins[0], let kt = ins[1], let v = ins[2], [q, kt, v].allSatisfy({ $0.dtype == .float32 }),
-              q.rank >= 3, kt.rank == q.rank, v.rank == q.rank else { return nil }
-        let batch = Array(q.shape.dropLast(2))
-        guard Array(kt.shape.dropLast(2)) == batch, Array(v.shape.dropLast(2)) == batch else { return nil }
-        let (l, d, s, dv) = (q.shape[q.rank - 2], q.shape[q.rank - 1], kt.shape[kt.rank - 1], v.shape[v.rank - 1])
+              q.rank >= 3, kt.rank == q.rank, v.rank == q.rank, !raw.contains(true) || q.rank == 4 else { return nil }
+        // Batch dims and matrix dims of each operand as the MatMuls see it.
+        func split(_ t: Tensor, _ isRaw: Bool) -> (batch: [Int], rows: Int, cols: Int) {
+            isRaw ? ([t.shape[0], t.shape[2]], t.shape[1], t.shape[3]) : (Array(t.shape.dropLast(2)), t.shape[t.rank - 2], t.shape[t.rank - 1])
+        }
+        let (qs, ks, vs) = (split(q, raw[0]), split(kt, raw[1]), split(v, raw[2]))
+        let batch = qs.batch
+        guard ks.batch == batch, vs.batch == batch else { return nil }
+        // A raw K is [batch, S, heads, D]: its transpose has D rows of S.
+        let (l, d, s, dv) = (qs.rows, qs.cols, raw[1] ? ks.rows : ks.cols, vs.cols)
+        guard (raw[1] ? ks.cols : ks.rows) == d else { return nil }
+        // A raw V is read in place only (its rows at a stride): whole vectors.
+        if raw[2], dv % 16 != 0 { return nil }
         let count = batch.reduce(1, *)
-        guard kt.shape[kt.rank - 2] == d, v.shape[v.rank - 2] == s, count >= 2, l > 0, d > 0, s > 0, dv > 0,
+        guard vs.rows == s, count >= 2, l > 0, d > 0, s > 0, dv > 0,
               LinearOps.usesBatchedPackedGemm(batchCount: count, m: l, k: d, n: s, choice: choice),
               LinearOps.usesBatchedPackedGemm(batchCount: count, m: l, k: s, n: dv, choice: choice) else { return nil }
         if mergeHeads { guard q.rank == 4 else { return nil } }
@@ -61,7 +80,7 @@ struct AttentionFusion {
             else { return nil }
             offsets = o; mask = m
         }
-        let heads = mergeHeads ? batch[1] : 1
+        let heads = mergeHeads || raw.contains(true) ? batch[1] : 1
         let outShape = mergeHeads ? [batch[0], l, heads, dv] : batch + [l, dv]
         let total = count * l * dv
         let out = [Float](unsafeUninitializedCapacity: total) { po, written in
@@ -73,7 +92,7 @@ struct AttentionFusion {
                                 Self.products(q: pq.baseAddress!, kt: pk.baseAddress!, v: pv.baseAddress!,
                                               mask: mask == nil ? nil : pm.baseAddress, offsets: poff.baseAddress,
                                               scale: scale, divide: divide, count: count, heads: heads, l: l, d: d, s: s, dv: dv,
-                                              mergeHeads: mergeHeads, out: po.baseAddress!)
+                                              raw: raw, mergeHeads: mergeHeads, out: po.baseAddress!)
                             }
                         }
                     }
@@ -90,7 +109,7 @@ struct AttentionFusion {
     /// `batchedPackedProduct` splits them.
     private static func products(q: UnsafePointer<Float>, kt: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                  mask: UnsafePointer<Float>?, offsets: UnsafePointer<Int>?, scale: Float, divide: Bool,
-                                 count: Int, heads: Int, l: Int, d: Int, s: Int, dv: Int, mergeHeads: Bool,
+                                 count: Int, heads: Int, l: Int, d: Int, s: Int, dv: Int, raw: [Bool], mergeHeads: Bool,
                                  out: UnsafeMutablePointer<Float>) {
         let threads = min(Int(LinearOps.packedGemmThreads(macs: count * l * d * s)), count)
         let chunks = threads > 1 ? min(count, 4 * threads) : 1
@@ -98,28 +117,41 @@ struct AttentionFusion {
         let packScores = s % 16 != 0, packContext = dv % 16 != 0
         let packBytes = max(packScores ? mpq_slinear_pack_weights_size(Int32(d), Int32(s)) : 0,
                             packContext ? mpq_slinear_pack_weights_size(Int32(s), Int32(dv)) : 0)
-        func product(_ a: UnsafePointer<Float>, m: Int, k: Int, _ b: UnsafePointer<Float>, n: Int, packed: Bool,
-                     _ pack: UnsafeMutableRawPointer?, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+        func product(_ a: UnsafePointer<Float>, m: Int, k: Int, lda: Int, _ b: UnsafePointer<Float>, n: Int, ldb: Int,
+                     packed: Bool, _ pack: UnsafeMutableRawPointer?, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
             let rc: Int32
             if packed, let pack {
-                precondition(mpq_slinear_pack_weights(b, Int32(k), Int32(n), 0, pack) == 0, "pack rejected k=\(k) n=\(n)")
-                rc = mpq_slinear_f32(MPQ_PATH_AUTO, a, Int32(m), Int32(k), pack, nil, y, Int32(ldy), 1)
+                precondition(ldb == n && mpq_slinear_pack_weights(b, Int32(k), Int32(n), 0, pack) == 0, "pack rejected k=\(k) n=\(n)")
+                rc = mpq_slinear_f32(MPQ_PATH_AUTO, a, Int32(m), Int32(lda), pack, nil, y, Int32(ldy), 1)
             } else {
-                rc = mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, Int32(m), Int32(k), b, Int32(k), Int32(n), Int32(n), nil, y, Int32(ldy), 1)
+                rc = mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, Int32(m), Int32(lda), b, Int32(k), Int32(n), Int32(ldb), nil, y,
+                                          Int32(ldy), 1)
             }
             precondition(rc == 0, "the linear GEMM rejected m=\(m) k=\(k) n=\(n)")
         }
         poolPerform(threads: threads, chunks: chunks) { chunk in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: l * s)
+            let keys = raw[1] ? UnsafeMutablePointer<Float>.allocate(capacity: d * s) : nil
             let pack = packBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: packBytes, alignment: 64) : nil
-            defer { scores.deallocate(); pack?.deallocate() }
+            defer { scores.deallocate(); keys?.deallocate(); pack?.deallocate() }
             for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
-                product(q + i * l * d, m: l, k: d, kt + i * d * s, n: s, packed: packScores, pack, scores, ldy: s)
+                let (b, h) = (i / heads, i % heads)
+                // Q rows, and V rows, at their place in [batch, L, heads, D] when raw.
+                let (qi, lda) = raw[0] ? (q + (b * l * heads + h) * d, heads * d) : (q + i * l * d, d)
+                var ki = kt + i * d * s
+                if let keys {
+                    // Kᵀ of this matrix: [D x S] from [S, heads, D] rows (the Transpose's bytes).
+                    let dims: [UInt] = [UInt(d), UInt(s)], strides = [1, heads * d]
+                    precondition(mpq_strided_copy(4, kt, (b * s * heads + h) * d, 2, dims, strides, keys, 1) == 0)
+                    ki = UnsafePointer(keys)
+                }
+                product(qi, m: l, k: d, lda: lda, ki, n: s, ldb: s, packed: packScores, pack, scores, ldy: s)
                 mpq_scaled_masked_softmax_f32(MPQ_PATH_AUTO, scores, l, s, scale, divide ? 1 : 0, mask,
                                               offsets.map { $0 + i * l }, scores, 1)
-                let (b, h) = (i / heads, i % heads)
+                let (vi, ldb) = raw[2] ? (v + (b * s * heads + h) * dv, heads * dv) : (v + i * s * dv, dv)
                 let y = mergeHeads ? out + (b * l * heads + h) * dv : out + i * l * dv
-                product(scores, m: l, k: s, v + i * s * dv, n: dv, packed: packContext, pack, y, ldy: mergeHeads ? heads * dv : dv)
+                product(scores, m: l, k: s, lda: s, vi, n: dv, ldb: ldb, packed: packContext, pack, y,
+                        ldy: mergeHeads ? heads * dv : dv)
             }
         }
     }
@@ -154,12 +186,21 @@ extension AttentionFusion {
                 indices.append(ti); intermediates.append(output); output = t.outputs[0]; merge = true
             }
             guard indices == indices.sorted() else { continue }
+            // Head-split Transposes read only by the span's MatMuls.
+            var splits: [Int: Int] = [:]
+            for (k, (operand, reader, perm)) in [(q, qi, [0, 2, 1, 3]), (kt, qi, [0, 2, 3, 1]), (v, pi, [0, 2, 1, 3])].enumerated() {
+                if let ti = g.producer[operand], let t = g.node(ti, "Transpose"), t.inputs.count == 1, !t.inputs[0].isEmpty,
+                   t.ints("perm") == perm, g.onlyFeeds(operand, reader), constants[t.inputs[0]] == nil, ti < qi {
+                    splits[ti] = k
+                    intermediates.append(operand)
+                }
+            }
             // V and the mask must exist when the span runs (at the Q·Kᵀ MatMul).
             if let p = g.producer[v], p >= qi { continue }
             if let m = mask, let p = g.producer[m], p >= qi { continue }
             let node = Node(name: f.node.name, opType: "Softmax", inputs: [q, kt, v] + (mask.map { [$0] } ?? []), outputs: [output])
             found[qi] = AttentionFusion(softmax: f, nodes: indices, names: indices.map { plan[$0].name }, node: node,
-                                        intermediates: intermediates, mergeHeads: merge)
+                                        intermediates: intermediates, mergeHeads: merge, splits: splits)
         }
         return found
     }

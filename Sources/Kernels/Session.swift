@@ -54,6 +54,9 @@ public final class Session {
     /// Q·Kᵀ -> softmax chain -> ·V [-> head merge] spans, by the Q·Kᵀ MatMul's plan index
     /// (`AttentionFusion`); where one does not apply, its softmax chain still may.
     let attentionFusions: [Int: AttentionFusion]
+    /// The head-split Transposes those spans read through (`AttentionFusion.splits`), by plan
+    /// index: the span's.
+    let spanSplits: [Int: Int]
     /// MatMul -> bias Add pairs outside those chains, by the MatMul's plan index (`BiasAddFusion`).
     let biasAddFusions: [Int: BiasAddFusion]
     /// Transformer chains run fused since the session was made (tests check fusions happen).
@@ -206,6 +209,9 @@ public final class Session {
                                                 softmaxChains: transformerFusions.values.filter {
                                                     if case .softmax = $0.kind { return true } else { return false }
                                                 })
+        var splits: [Int: Int] = [:]
+        for (anchor, a) in attentionFusions { for t in a.splits.keys { splits[t] = anchor } }
+        spanSplits = splits
         biasAddFusions = BiasAddFusion.find(plan: plan, constants: consts, graphOutputs: outputNames,
                                             taken: Set(transformerFusions.values.flatMap(\.nodes)))
         let groups = siluFusions.values.map { [$0.conv, $0.sigmoid, $0.mul] } + pairFusions.values.map { [$0.first, $0.second] }
@@ -229,7 +235,7 @@ public final class Session {
         self.blockedBindings = blockedBindings
         var starts = [Bool](repeating: false, count: plan.count)
         for k in [Array(siluFusions.keys), Array(pairFusions.keys), Array(residualFusions.keys), Array(transformerFusions.keys),
-                  Array(attentionFusions.keys), Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
+                  Array(attentionFusions.keys), Array(spanSplits.keys), Array(biasAddFusions.keys), Array(imageChains.keys)].joined() {
             starts[k] = true
         }
         startsFusion = starts
@@ -287,6 +293,7 @@ public final class Session {
         func value(_ name: String) -> Tensor? { slotOf[name].flatMap { values[$0] } }
         var result: [String: Tensor] = [:]
         var fusedAway = Set<Int>()
+        var rawSplits = Set<Int>()  // slots holding a head-split Transpose's input, for its span
         func free(_ slots: [Int], _ names: [String]) {
             for (s, v) in zip(slots, names) {
                 if !keep.isEmpty && keep.contains(v) { result[v] = values[s]?.materialized() }
@@ -333,11 +340,37 @@ public final class Session {
                 free(planned: i)
                 continue
             }
+            // A head-split Transpose whose span will run moves its input along untouched.
+            if fuses, observer == nil, let anchor = spanSplits[i], let a = attentionFusions[anchor],
+               a.applies(keep: keep, overrides: overrides), let inSlot = inputSlots[i].first, inSlot >= 0,
+               let x = values[inSlot], x.dtype == .float32, !x.isCodesOnly, x.rank == 4,
+               let outSlot = outputSlots[i].first, outSlot >= 0 {
+                values[outSlot] = x
+                rawSplits.insert(outSlot)
+                free(planned: i)
+                timer?.lap(i, &mark)
+                continue
+            }
             var node = planned
             let ins: [Tensor?]
             let outs: [Tensor]
-            if fuses, let a = attentionFusions[i], a.applies(keep: keep, overrides: overrides),
-               case let spanIns = try resolve(a.node), let y = a.run(spanIns) {
+            var span: (AttentionFusion, [Tensor?], Tensor)?
+            if fuses, let a = attentionFusions[i] {
+                let raw = a.node.inputs.prefix(3).map { slotOf[$0].map { rawSplits.contains($0) } ?? false }
+                if a.applies(keep: keep, overrides: overrides) {
+                    let spanIns = try resolve(a.node)
+                    if let y = a.run(spanIns, raw: raw) { span = (a, spanIns, y) }
+                }
+                if span == nil {
+                    // The span did not run after all: its operands as the Transposes write them.
+                    for k in raw.indices where raw[k] {
+                        let slot = slotOf[a.node.inputs[k]]!
+                        values[slot] = try ShapeOps.Transpose(values[slot]!, perm: k == 1 ? [0, 2, 3, 1] : [0, 2, 1, 3])
+                        rawSplits.remove(slot)
+                    }
+                }
+            }
+            if let (a, spanIns, y) = span {
                 node = a.node; ins = spanIns; outs = [y]
                 fusedChainsRun += 1
                 attentionSpansRun += 1

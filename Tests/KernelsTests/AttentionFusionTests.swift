@@ -87,4 +87,49 @@ final class AttentionFusionTests: XCTestCase {
         XCTAssertTrue(timed.contains("softmax"), "\(timed)")
         XCTAssertTrue(timed.isDisjoint(with: ["scores", "scale", "masked", "context", "merge"]), "\(timed)")
     }
+
+    /// A PyTorch-style head split: Q, K and V given as [n, l, h, d] and split by Transposes
+    /// (0, 2, 1, 3) and (0, 2, 3, 1) that the span reads through (`splits`).
+    func splitGraph(d: Int, dv: Int) -> Graph {
+        var g = attentionGraph(d: d, dv: dv, merge: true, divide: true)
+        g.nodes.insert(contentsOf: [
+            Node(name: "split_q", opType: "Transpose", inputs: ["qr"], outputs: ["q"], attributes: ["perm": .ints([0, 2, 1, 3])]),
+            Node(name: "split_k", opType: "Transpose", inputs: ["kr"], outputs: ["kt"], attributes: ["perm": .ints([0, 2, 3, 1])]),
+            Node(name: "split_v", opType: "Transpose", inputs: ["vr"], outputs: ["v"], attributes: ["perm": .ints([0, 2, 1, 3])]),
+        ], at: 0)
+        g.inputs = ["qr", "kr", "vr", "mask"].map { ValueInfo(name: $0, dtype: .float32, shape: nil) }
+        return g
+    }
+
+    func splitFeeds(n: Int, h: Int, l: Int, d: Int, dv: Int, seed: UInt64) -> [String: Tensor] {
+        let x = feeds(n: n, h: h, l: l, d: d, dv: dv, seed: seed)
+        var rng = TestRNG(seed: seed + 1)
+        func t(_ shape: [Int]) -> Tensor { Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.float(-2...2) }) }
+        return ["qr": t([n, l, h, d]), "kr": t([n, l, h, d]), "vr": t([n, l, h, dv]), "mask": x["mask"]!]
+    }
+
+    /// The span reads Q, Kᵀ and V through their Transposes, bit for bit the unfused run; with
+    /// V's rows no whole vectors it cannot, and the run transposes them after all (same bits,
+    /// no span); keeping a split operand turns the span off.
+    func testSpanReadsThroughTheHeadSplit() throws {
+        for (n, h, l, d, dv, fuses) in [(2, 8, 64, 32, 32, true), (4, 4, 72, 24, 40, false)] {
+            let session = try Session(graph: splitGraph(d: d, dv: dv))
+            XCTAssertEqual(session.attentionFusions.values.first?.splits.count, 3)
+            XCTAssertEqual(session.spanSplits.count, 3)
+            let x = splitFeeds(n: n, h: h, l: l, d: d, dv: dv, seed: UInt64(l))
+            for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] {
+                XCTAssertEqual(mpq_set_kernel_path(path), 0)
+                defer { mpq_set_kernel_path(MPQ_PATH_AUTO) }
+                let spans = session.attentionSpansRun
+                let fused = try session.run(x)["y"]!
+                XCTAssertEqual(session.attentionSpansRun - spans, fuses ? 1 : 0, "l \(l) dv \(dv)")
+                let plain = try session.run(x, keep: [], fusing: false, observer: nil)["y"]!
+                XCTAssertEqual(fused.shape, [n, l, h, dv])
+                XCTAssertEqual(fused.floats.map(\.bitPattern), plain.floats.map(\.bitPattern), "l \(l) path \(path.rawValue)")
+                let kept = try session.run(x, keep: ["kt"])
+                XCTAssertEqual(session.attentionSpansRun - spans, fuses ? 1 : 0)
+                XCTAssertEqual(kept["y"]!.floats.map(\.bitPattern), plain.floats.map(\.bitPattern))
+            }
+        }
+    }
 }
