@@ -26,6 +26,7 @@ struct AttentionFusion {
     /// Plan indices: the Q·Kᵀ MatMul (where it runs), the softmax chain's, the context MatMul,
     /// the merge Transpose if any.
     let nodes: [Int]
+    /// Their names and the head-split Transposes' (`splits`): an override on any turns the span off.
     let names: [String]
     /// What the run sees: named as the Softmax (where `mpq profile` puts the time), reading
     /// [Q, Kᵀ, V] and the mask if any, writing the last node's output.
@@ -199,7 +200,8 @@ extension AttentionFusion {
             if let p = g.producer[v], p >= qi { continue }
             if let m = mask, let p = g.producer[m], p >= qi { continue }
             let node = Node(name: f.node.name, opType: "Softmax", inputs: [q, kt, v] + (mask.map { [$0] } ?? []), outputs: [output])
-            found[qi] = AttentionFusion(softmax: f, nodes: indices, names: indices.map { plan[$0].name }, node: node,
+            let names = (indices + splits.keys.sorted()).map { plan[$0].name }
+            found[qi] = AttentionFusion(softmax: f, nodes: indices, names: names, node: node,
                                         intermediates: intermediates, mergeHeads: merge, splits: splits)
         }
         return found

@@ -116,6 +116,8 @@ final class AttentionFusionTests: XCTestCase {
             let session = try Session(graph: splitGraph(d: d, dv: dv))
             XCTAssertEqual(session.attentionFusions.values.first?.splits.count, 3)
             XCTAssertEqual(session.spanSplits.count, 3)
+            XCTAssertEqual(Set(session.attentionFusions.values.first?.names ?? []).intersection(["split_q", "split_k", "split_v"]).count, 3,
+                           "an override on a split Transpose turns the span off")
             let x = splitFeeds(n: n, h: h, l: l, d: d, dv: dv, seed: UInt64(l))
             for path in [MPQ_PATH_REFERENCE, MPQ_PATH_AUTO] {
                 XCTAssertEqual(mpq_set_kernel_path(path), 0)
