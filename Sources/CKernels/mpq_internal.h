@@ -325,6 +325,18 @@ void mpq_gemm_store_sums_vnni(const mpq_gemm_job *j, int m0, int rows, int p0, i
 /// what the kernels' "does this stay in L2" rules compare working sets with (dispatch.c).
 size_t mpq_l2_bytes(void);
 
+/// The next run of `chunk` units of [0, total) from the shared counter `next`: [*lo, *hi), or 0
+/// when none is left. The kernels' "claimed runs" split: about 4 claims per task, so the
+/// calling thread starts at once and a core slowed by another process holds the call up by
+/// one run at most.
+static inline int mpq_claim_run(_Atomic size_t *next, size_t chunk, size_t total, size_t *lo, size_t *hi) {
+    const size_t r = atomic_fetch_add_explicit(next, chunk, memory_order_relaxed);
+    if (r >= total) return 0;
+    *lo = r;
+    *hi = r + chunk < total ? r + chunk : total;
+    return 1;
+}
+
 /// A size threshold from the environment, read once: `name`'s value when set to a number >= 0
 /// (0 usually turns the path off), else `fallback`. `state` is the caller's static, -1 until
 /// read; a race between first readers stores the same value.

@@ -20,12 +20,9 @@ typedef struct {
 static void quantize_task(void *arg, int t) {
     (void)t;
     quantize_job *j = arg;
-    for (;;) {
-        size_t lo = atomic_fetch_add_explicit(&j->next, j->block, memory_order_relaxed);
-        if (lo >= j->count) return;
-        size_t hi = lo + j->block < j->count ? lo + j->block : j->count;
+    size_t lo, hi;
+    while (mpq_claim_run(&j->next, j->block, j->count, &lo, &hi))
         mpq_quantize_u8(j->path, j->x + lo, hi - lo, j->scale, j->zp, j->y + lo);
-    }
 }
 
 void mpq_quantize_u8_split(mpq_kernel_path path, const float *x, size_t count, float scale, uint8_t zero_point,

@@ -56,13 +56,7 @@ static void fused_start(fused_job *j) {
     atomic_init(&j->next, 0);
 }
 
-static int fused_claim(fused_job *j, size_t *lo, size_t *hi) {
-    size_t r = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-    if (r >= j->rows) return 0;
-    *lo = r;
-    *hi = r + j->chunk < j->rows ? r + j->chunk : j->rows;
-    return 1;
-}
+static int fused_claim(fused_job *j, size_t *lo, size_t *hi) { return mpq_claim_run(&j->next, j->chunk, j->rows, lo, hi); }
 
 // MARK: - bias + GELU
 

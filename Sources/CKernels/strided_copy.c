@@ -68,11 +68,8 @@ static void copy_rows(const strided_job *j, size_t lo, size_t hi) {
 static void strided_task(void *arg, int t) {
     (void)t;
     strided_job *j = arg;
-    for (;;) {
-        size_t lo = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (lo >= j->rows) return;
-        copy_rows(j, lo, lo + j->chunk < j->rows ? lo + j->chunk : j->rows);
-    }
+    size_t lo, hi;
+    while (mpq_claim_run(&j->next, j->chunk, j->rows, &lo, &hi)) copy_rows(j, lo, hi);
 }
 
 int mpq_strided_copy(size_t elem_size, const void *src, ptrdiff_t offset, int rank, const size_t *dims,

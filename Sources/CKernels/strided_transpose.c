@@ -54,12 +54,9 @@ static void run_unit(const strided_transpose_job *t, size_t u) {
 static void transpose_task(void *arg, int tid) {
     (void)tid;
     strided_transpose_job *t = arg;
-    for (;;) {
-        size_t lo = atomic_fetch_add_explicit(&t->next, t->chunk, memory_order_relaxed);
-        if (lo >= t->units) return;
-        const size_t hi = lo + t->chunk < t->units ? lo + t->chunk : t->units;
+    size_t lo, hi;
+    while (mpq_claim_run(&t->next, t->chunk, t->units, &lo, &hi))
         for (size_t u = lo; u < hi; u++) run_unit(t, u);
-    }
 }
 
 int mpq_strided_transpose_dim(const strided_job *j) {

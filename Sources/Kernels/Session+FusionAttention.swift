@@ -42,6 +42,8 @@ struct AttentionFusion {
     /// matrix in the chunk's scratch. Where the span then cannot run, the run transposes them
     /// after all (the same bytes as the Transpose: a copy).
     let splits: [Int: Int]
+    /// The head-split Transposes' perms, per operand (Q, Kᵀ, V).
+    static let splitPerms = [[0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3]]
 
     func applies(keep: Set<String>, overrides: [String: NodeOverride]) -> Bool {
         intermediates.allSatisfy { !keep.contains($0) } && names.allSatisfy { overrides[$0] == nil }
@@ -118,21 +120,10 @@ struct AttentionFusion {
         let packScores = s % 16 != 0, packContext = dv % 16 != 0
         let packBytes = max(packScores ? mpq_slinear_pack_weights_size(Int32(d), Int32(s)) : 0,
                             packContext ? mpq_slinear_pack_weights_size(Int32(s), Int32(dv)) : 0)
-        func product(_ a: UnsafePointer<Float>, m: Int, k: Int, lda: Int, _ b: UnsafePointer<Float>, n: Int, ldb: Int,
-                     packed: Bool, _ pack: UnsafeMutableRawPointer?, _ y: UnsafeMutablePointer<Float>, ldy: Int) {
-            let rc: Int32
-            if packed, let pack {
-                precondition(ldb == n && mpq_slinear_pack_weights(b, Int32(k), Int32(n), 0, pack) == 0, "pack rejected k=\(k) n=\(n)")
-                rc = mpq_slinear_f32(MPQ_PATH_AUTO, a, Int32(m), Int32(lda), pack, nil, y, Int32(ldy), 1)
-            } else {
-                rc = mpq_slinear_f32_rows(MPQ_PATH_AUTO, a, Int32(m), Int32(lda), b, Int32(k), Int32(n), Int32(ldb), nil, y,
-                                          Int32(ldy), 1)
-            }
-            precondition(rc == 0, "the linear GEMM rejected m=\(m) k=\(k) n=\(n)")
-        }
         poolPerform(threads: threads, chunks: chunks) { chunk in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: l * s)
             let keys = raw[1] ? UnsafeMutablePointer<Float>.allocate(capacity: d * s) : nil
+            // One pack scratch for both products (each packs its B into it when its rows are no whole vectors).
             let pack = packBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: packBytes, alignment: 64) : nil
             defer { scores.deallocate(); keys?.deallocate(); pack?.deallocate() }
             for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
@@ -146,13 +137,13 @@ struct AttentionFusion {
                     precondition(mpq_strided_copy(4, kt, (b * s * heads + h) * d, 2, dims, strides, keys, 1) == 0)
                     ki = UnsafePointer(keys)
                 }
-                product(qi, m: l, k: d, lda: lda, ki, n: s, ldb: s, packed: packScores, pack, scores, ldy: s)
+                LinearOps.matrixProduct(qi, m: l, k: d, lda: lda, ki, n: s, ldb: s, pack: packScores ? pack : nil, scores, ldy: s)
                 mpq_scaled_masked_softmax_f32(MPQ_PATH_AUTO, scores, l, s, scale, divide ? 1 : 0, mask,
                                               offsets.map { $0 + i * l }, scores, 1)
                 let (vi, ldb) = raw[2] ? (v + (b * s * heads + h) * dv, heads * dv) : (v + i * s * dv, dv)
                 let y = mergeHeads ? out + (b * l * heads + h) * dv : out + i * l * dv
-                product(scores, m: l, k: s, lda: s, vi, n: dv, ldb: ldb, packed: packContext, pack, y,
-                        ldy: mergeHeads ? heads * dv : dv)
+                LinearOps.matrixProduct(scores, m: l, k: s, lda: s, vi, n: dv, ldb: ldb, pack: packContext ? pack : nil, y,
+                                        ldy: mergeHeads ? heads * dv : dv)
             }
         }
     }
@@ -189,9 +180,9 @@ extension AttentionFusion {
             guard indices == indices.sorted() else { continue }
             // Head-split Transposes read only by the span's MatMuls.
             var splits: [Int: Int] = [:]
-            for (k, (operand, reader, perm)) in [(q, qi, [0, 2, 1, 3]), (kt, qi, [0, 2, 3, 1]), (v, pi, [0, 2, 1, 3])].enumerated() {
+            for (k, (operand, reader)) in [(q, qi), (kt, qi), (v, pi)].enumerated() {
                 if let ti = g.producer[operand], let t = g.node(ti, "Transpose"), t.inputs.count == 1, !t.inputs[0].isEmpty,
-                   t.ints("perm") == perm, g.onlyFeeds(operand, reader), constants[t.inputs[0]] == nil, ti < qi {
+                   t.ints("perm") == splitPerms[k], g.onlyFeeds(operand, reader), constants[t.inputs[0]] == nil, ti < qi {
                     splits[ti] = k
                     intermediates.append(operand)
                 }

@@ -365,7 +365,7 @@ public final class Session {
                     // The span did not run after all: its operands as the Transposes write them.
                     for k in raw.indices where raw[k] {
                         let slot = slotOf[a.node.inputs[k]]!
-                        values[slot] = try ShapeOps.Transpose(values[slot]!, perm: k == 1 ? [0, 2, 3, 1] : [0, 2, 1, 3])
+                        values[slot] = try ShapeOps.Transpose(values[slot]!, perm: AttentionFusion.splitPerms[k])
                         rawSplits.remove(slot)
                     }
                 }

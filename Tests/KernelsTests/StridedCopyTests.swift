@@ -67,13 +67,7 @@ final class StridedCopyTests: XCTestCase {
         for (count, offset, dims, strides) in cases {
             let n = dims.reduce(1, *)
             let src64 = (0..<count).map { _ in rng.next() }
-            let ddst = stridesOf(dims)
-            var want = [UInt64](repeating: 0, count: n)
-            for o in 0..<n {
-                var s = offset
-                for d in 0..<dims.count { s += ((o / ddst[d]) % dims[d]) * strides[d] }
-                want[o] = src64[s]
-            }
+            let want = naiveCopy(src64, offset, dims, strides)
             let udims = dims.map { UInt($0) }
             for threads in [1, 2, 3, 7] {
                 var got64 = [UInt64](repeating: 0, count: n)
@@ -118,19 +112,23 @@ final class StridedCopyTests: XCTestCase {
         for (count, offset, dims, strides) in cases {
             let n = dims.reduce(1, *)
             let src = (0..<count).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
-            let ddst = stridesOf(dims)
-            var want = [UInt32](repeating: 0, count: n)
-            for o in 0..<n {
-                var s = offset
-                for d in 0..<dims.count { s += ((o / ddst[d]) % dims[d]) * strides[d] }
-                want[o] = src[s]
-            }
+            let want = naiveCopy(src, offset, dims, strides)
             let udims = dims.map { UInt($0) }
             for threads in [1, 2, 3, 7] {
                 var got = [UInt32](repeating: 0xDEAD_BEEF, count: n)
                 XCTAssertEqual(mpq_strided_copy(4, src, offset, Int32(dims.count), udims, strides, &got, Int32(threads)), 0)
                 XCTAssertEqual(got, want, "\(dims) \(strides) offset \(offset) threads \(threads)")
             }
+        }
+    }
+
+    /// dst[o] = src[offset + sum_d i_d(o) * strides[d]] by plain index arithmetic: the reference.
+    private func naiveCopy<T>(_ src: [T], _ offset: Int, _ dims: [Int], _ strides: [Int]) -> [T] {
+        let ddst = stridesOf(dims)
+        return (0..<dims.reduce(1, *)).map { o in
+            var s = offset
+            for d in 0..<dims.count { s += ((o / ddst[d]) % dims[d]) * strides[d] }
+            return src[s]
         }
     }
 }

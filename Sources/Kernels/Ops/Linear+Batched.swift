@@ -51,20 +51,31 @@ extension LinearOps {
             var packedIndex = -1  // B matrix now in `scratch` (broadcast B repeats over A's batches)
             for i in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
                 let (ai, bi) = shape.operandIndices(i)
-                let rc: Int32
-                if let scratch {
-                    if bi != packedIndex {
-                        let packed = mpq_slinear_pack_weights(b + bi * k * n, Int32(k), Int32(n), 0, scratch)
-                        precondition(packed == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n)")
-                        packedIndex = bi
-                    }
-                    rc = mpq_slinear_f32(path, a + ai * m * k, Int32(m), Int32(k), scratch, nil, c + i * m * n, Int32(n), 1)
-                } else {
-                    rc = mpq_slinear_f32_rows(path, a + ai * m * k, Int32(m), Int32(k), b + bi * k * n, Int32(k), Int32(n),
-                                              Int32(n), nil, c + i * m * n, Int32(n), 1)
-                }
-                precondition(rc == 0, "the linear GEMM rejected m=\(m) k=\(k) n=\(n)")
+                matrixProduct(a + ai * m * k, m: m, k: k, lda: k, b + bi * k * n, n: n, ldb: n, pack: scratch,
+                              repack: bi != packedIndex, c + i * m * n, ldy: n, path: path)
+                packedIndex = bi
             }
         }
+    }
+
+    /// One matrix of a batched product on the calling thread: y (row stride `ldy`) = A (row
+    /// stride `lda`) x B (row stride `ldb`), B read in place (`mpq_slinear_f32_rows`: N whole
+    /// vectors), or with a `pack` scratch packed into it first (B dense: ldb == n), unless
+    /// `repack` is false because it holds this B already. The same FMA chains either way, so the
+    /// same bits (`AttentionFusion` relies on it).
+    static func matrixProduct(_ a: UnsafePointer<Float>, m: Int, k: Int, lda: Int, _ b: UnsafePointer<Float>, n: Int,
+                              ldb: Int, pack: UnsafeMutableRawPointer?, repack: Bool = true, _ y: UnsafeMutablePointer<Float>,
+                              ldy: Int, path: mpq_kernel_path = MPQ_PATH_AUTO) {
+        let rc: Int32
+        if let pack {
+            if repack {
+                let packed = ldb == n ? mpq_slinear_pack_weights(b, Int32(k), Int32(n), 0, pack) : -1
+                precondition(packed == 0, "mpq_slinear_pack_weights rejected k=\(k) n=\(n) ldb=\(ldb)")
+            }
+            rc = mpq_slinear_f32(path, a, Int32(m), Int32(lda), pack, nil, y, Int32(ldy), 1)
+        } else {
+            rc = mpq_slinear_f32_rows(path, a, Int32(m), Int32(lda), b, Int32(k), Int32(n), Int32(ldb), nil, y, Int32(ldy), 1)
+        }
+        precondition(rc == 0, "the linear GEMM rejected m=\(m) k=\(k) n=\(n)")
     }
 }
