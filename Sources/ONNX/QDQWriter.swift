@@ -33,6 +33,9 @@ public struct QDQLayer: Sendable, Equatable {
     /// same, while ONNX Runtime's x86 QLinearConv can take its direct (`MlasConvSym`) path,
     /// which needs a multiple of 4 input channels (docs/export.md, "Channel padding").
     public var inputChannelPad: Int = 0
+    /// A stride-2 Conv written as a stride-1 Conv over 2x2 space-to-depth blocks of its
+    /// padded uint8 input (docs/export.md, "Space-to-depth stems"); nil for every other layer.
+    public var spaceToDepth: QDQSpaceToDepth? = nil
 
     public init(node: String, activation: String, activationScale: Float, activationZeroPoint: UInt8,
                 weightValues: [Int8], weightShape: [Int], weightScales: [Float], weightAxis: Int,
@@ -45,6 +48,17 @@ public struct QDQLayer: Sendable, Equatable {
         self.weightAxis = weightAxis; self.biasValues = biasValues; self.biasScales = biasScales
         self.attributes = attributes
     }
+}
+
+/// A stride-2 2-D Conv rewritten for ONNX Runtime's direct QLinearConv kernel: its uint8
+/// input padded with the zero point by `pads` ([top, left, bottom, right], the Conv's own
+/// padding plus what makes the blocks come out even), then `SpaceToDepth(blocksize 2)`,
+/// read by a stride-1, unpadded Conv with 4 x Cin channels and ceil(k / 2) taps per axis
+/// (`QDQWriter.spaceToDepthWeight`). Every output sums the same products as the stride-2
+/// Conv plus products with zero weights, so the integers are unchanged.
+public struct QDQSpaceToDepth: Sendable, Equatable {
+    public var pads: [Int]
+    public init(pads: [Int]) { self.pads = pads }
 }
 
 /// How the export stores INT8 weights. The integer sums are the same either way
@@ -186,6 +200,28 @@ public enum QDQWriter {
             paddedDQ[key] = out
             return out
         }
+        /// `x`'s uint8 codes padded with its zero point and moved into 2x2 space-to-depth
+        /// blocks, dequantized: what a space-to-depth stem reads (`QDQLayer.spaceToDepth`).
+        func spaceToDepthDQ(_ x: String, _ s: QDQSpaceToDepth) -> String {
+            let key = "\(x)|s2d|\(s.pads)"
+            if let out = paddedDQ[key] { return out }
+            let (codes, scale, zp) = activationQ[x]!
+            let pads = fresh("\(x)_space_to_depth_pads")
+            let padValues = [0, 0, s.pads[0], s.pads[1], 0, 0, s.pads[2], s.pads[3]].map(Int64.init)
+            newInits.append(ONNXWriter.int64Proto(padValues, shape: [8], name: pads))
+            let padded = fresh("\(x)_QuantizeLinear_BlockPadded")
+            var p = Onnx_NodeProto()
+            p.name = fresh("\(x)_BlockPad"); p.opType = "Pad"; p.input = [codes, pads, zp]; p.output = [padded]
+            let blocks = fresh("\(x)_QuantizeLinear_SpaceToDepth")
+            var b = Onnx_NodeProto()
+            b.name = fresh("\(x)_SpaceToDepth"); b.opType = "SpaceToDepth"; b.input = [padded]; b.output = [blocks]
+            if let a = ONNXWriter.attributeProto(.int(2), name: "blocksize") { b.attribute = [a] }
+            nodes += [p, b]
+            let out = fresh("\(x)_SpaceToDepth_DequantizeLinear_Output")
+            nodes.append(dq(fresh("\(x)_SpaceToDepth_DequantizeLinear"), inputs: [blocks, scale, zp], output: out, axis: nil))
+            paddedDQ[key] = out
+            return out
+        }
         /// Every consumer of a requantized tensor reads its DequantizeLinear output.
         func rewired(_ n: Node) -> Node {
             var n = n
@@ -257,6 +293,12 @@ public enum QDQWriter {
             if l.inputChannelPad > 0 {
                 node.inputs[0] = channelPadded(l.activation, extra: l.inputChannelPad, rank: l.weightShape.count)
             }
+            if let s = l.spaceToDepth {
+                guard l.inputChannelPad == 0, l.weightAxis == 0, l.weightShape.count == 4, s.pads.count == 4 else {
+                    throw QDQExportError.inconsistent(layer: l.node, reason: "space-to-depth needs a 2-D Conv weight [Cout, Cin, kh, kw] and 4 pads")
+                }
+                node.inputs[0] = spaceToDepthDQ(l.activation, s)
+            }
             if let second = l.secondActivation {
                 guard node.input(1) == second else {
                     throw QDQExportError.inconsistent(layer: l.node, reason: "the map quantizes '\(second)' as input 1, the node reads '\(node.input(1) ?? "")'")
@@ -278,10 +320,18 @@ public enum QDQWriter {
                 }
                 (weightValues, weightShape) = Self.zeroInputChannels(weightValues, shape: weightShape, extra: l.inputChannelPad)
             }
+            if l.spaceToDepth != nil {
+                (weightValues, weightShape) = Self.spaceToDepthWeight(weightValues, shape: weightShape)
+                node.attributes["kernel_shape"] = .ints([weightShape[2], weightShape[3]])
+                node.attributes["strides"] = .ints([1, 1])
+                node.attributes["pads"] = .ints([0, 0, 0, 0])
+                node.attributes["dilations"] = nil
+                node.attributes["auto_pad"] = nil
+            }
 
             // Weight: symmetric per channel, int8 with zero points 0 or the same codes + 128
             // as uint8 with zero points 128 (`QDQWeightType`).
-            let wKey = "\(wName)|\(l.weightAxis)|\(l.inputChannelPad)"
+            let wKey = "\(wName)|\(l.weightAxis)|\(l.inputChannelPad)|\(l.spaceToDepth != nil)"
             if let out = weightDQ[wKey] {
                 node.inputs[1] = out
             } else {
@@ -394,6 +444,27 @@ public enum QDQWriter {
         var s = shape
         s[1] = cin + extra
         return (out, s)
+    }
+
+    /// A stride-2 [Cout, Cin, kh, kw] weight as the stride-1 weight over 2x2 space-to-depth
+    /// blocks: [Cout, 4 Cin, ceil(kh / 2), ceil(kw / 2)], where channel (py * 2 + px) * Cin + c,
+    /// tap (a, b) holds the original tap (2a + py, 2b + px) of channel c, and 0 past the kernel
+    /// (SpaceToDepth's channel order: ONNX's DCR).
+    static func spaceToDepthWeight(_ w: [Int8], shape: [Int]) -> ([Int8], [Int]) {
+        let (cout, cin, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
+        let (bh, bw) = ((kh + 1) / 2, (kw + 1) / 2)
+        var out = [Int8](repeating: 0, count: cout * 4 * cin * bh * bw)
+        for o in 0..<cout {
+            for c in 0..<cin {
+                for y in 0..<kh {
+                    for x in 0..<kw {
+                        let channel = ((y % 2) * 2 + x % 2) * cin + c
+                        out[((o * 4 * cin + channel) * bh + y / 2) * bw + x / 2] = w[((o * cin + c) * kh + y) * kw + x]
+                    }
+                }
+            }
+        }
+        return (out, [cout, 4 * cin, bh, bw])
     }
 
     static func proto(_ n: Node, _ originals: [String: Onnx_NodeProto]) throws -> Onnx_NodeProto {

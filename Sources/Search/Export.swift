@@ -285,6 +285,16 @@ public final class Exporter {
             for i in specs.indices where weightType == .int8 {
                 specs[i].inputChannelPad = Self.ortInputChannelPad(quantizable.first { $0.name == specs[i].node }!, specs[i])
             }
+            let stems = specs.indices.filter { i in
+                weightType == .int8 && Self.ortSpaceToDepthCandidate(quantizable.first { $0.name == specs[i].node }!, specs[i])
+            }
+            if !stems.isEmpty {
+                let sizes = convInputSizes(Set(stems.map { specs[$0].node }))
+                for i in stems {
+                    guard let size = sizes[specs[i].node] else { continue }
+                    specs[i].spaceToDepth = Self.ortSpaceToDepth(quantizable.first { $0.name == specs[i].node }!, specs[i], inputSize: size)
+                }
+            }
             // The runtime's plan, from the same parameters: Q/DQ exactly where it requantized.
             let plan = QuantPlan(session: session, int8Layers: Set(int8.map(\.name))) { t in
                 // `QuantPlan` asks for sources; the map records tensors by their own name.
@@ -323,6 +333,66 @@ public final class Exporter {
         guard node.opType == "Conv", node.int("group", default: 1) == 1, w.count == 4, spec.secondActivation == nil,
               w[1] % 4 != 0, w[0] >= 16, w[0] % 8 == 0, w[2] * w[3] <= 9 else { return 0 }
         return (w[1] + 3) / 4 * 4 - w[1]
+    }
+
+    /// Whether the `ort` export writes an INT8 Conv as a stride-1 Conv over 2x2 space-to-depth
+    /// blocks (`QDQSpaceToDepth`), its input's spatial size aside: a stride-2, group-1 2-D Conv
+    /// without dilation, with 1 or 2 input channels (which ORT's direct kernel refuses) and a
+    /// kernel too large for channel padding to pay (over 3x3: the padded direct kernel ran
+    /// 1.07-1.8x slower than ORT's im2col path there). Blocks of 2x2 make 4 or 8 channels,
+    /// which the direct kernel takes. Measured on single QDQ Convs in ORT 1.32
+    /// (benchmarks/stem_space_to_depth_ort.py, benchmarks/README.md "s39"): 1- and 2-channel
+    /// 5x5 and 7x7 stems ran 0.47-0.81x as long on one and two threads at batch 1 and 16;
+    /// 3-channel ones ran 0.58-0.82x except on two threads at batch 16 (1.06-1.09x: ORT's
+    /// uint8 Transpose to NHWC of the 12 block channels runs several times slower on two
+    /// threads than on one), so they keep ORT's im2col path.
+    static func ortSpaceToDepthCandidate(_ node: Node, _ spec: QDQLayer) -> Bool {
+        let w = spec.weightShape
+        return node.opType == "Conv" && node.int("group", default: 1) == 1 && w.count == 4 && spec.secondActivation == nil
+            && spec.inputChannelPad == 0 && w[1] <= 2 && w[0] >= 16 && w[0] % 8 == 0 && w[2] * w[3] > 9
+            && node.ints("strides") == [2, 2] && (node.ints("dilations") ?? [1, 1]) == [1, 1]
+            && ["NOTSET", ""].contains(node.string("auto_pad", default: "NOTSET"))
+    }
+
+    /// The padding of a space-to-depth stem whose input is `inputSize` ([H, W]): the Conv's own
+    /// pads before, and after whatever makes the padded size 2 x (outputs + blocks - 1), so
+    /// the stride-1 Conv over the blocks writes exactly the stride-2 Conv's outputs (the rows
+    /// added past the Conv's own padding meet only zero weights). Nil when that would crop.
+    static func ortSpaceToDepth(_ node: Node, _ spec: QDQLayer, inputSize: [Int]) -> QDQSpaceToDepth? {
+        guard ortSpaceToDepthCandidate(node, spec), inputSize.count == 2 else { return nil }
+        let pads = node.ints("pads") ?? [0, 0, 0, 0]
+        guard pads.count == 4 else { return nil }
+        var ends: [Int] = []
+        for d in 0..<2 {
+            let (size, k, before) = (inputSize[d], spec.weightShape[2 + d], pads[d])
+            let outputs = (size + before + pads[d + 2] - k) / 2 + 1
+            let blocks = (k + 1) / 2
+            let end = 2 * (outputs + blocks - 1) - size - before
+            guard outputs >= 1, end >= 0 else { return nil }
+            ends.append(end)
+        }
+        return QDQSpaceToDepth(pads: [pads[0], pads[1], ends[0], ends[1]])
+    }
+
+    /// The spatial size ([H, W]) of each named Conv's input, from one batch-1 run on zeros.
+    /// Empty when a graph input has a symbolic dimension past the first (the sizes would depend
+    /// on the data, and the space-to-depth padding is written as constants) or the run fails.
+    func convInputSizes(_ names: Set<String>) -> [String: [Int]] {
+        var feeds: [String: Tensor] = [:]
+        for input in session.graph.inputs where session.constants[input.name] == nil {
+            guard let dims = input.shape else { return [:] }
+            var shape: [Int] = []
+            for (i, d) in dims.enumerated() {
+                if let d { shape.append(d) } else if i == 0 { shape.append(1) } else { return [:] }
+            }
+            let dtype = input.dtype ?? .float32
+            feeds[input.name] = Tensor.zeros(shape, dtype: dtype.isFloating ? .float32 : dtype)
+        }
+        var sizes: [String: [Int]] = [:]
+        _ = try? session.run(feeds) { node, inputs, _ in
+            if names.contains(node.name), let x = inputs.first ?? nil, x.rank == 4 { sizes[node.name] = Array(x.shape.suffix(2)) }
+        }
+        return sizes
     }
 
     func input0(_ layer: String) -> String { quantizable.first { $0.name == layer }?.input(0) ?? "" }

@@ -59,7 +59,8 @@ DEFAULT_OPS = (
     "Upsample Tile Range Not And Or Sign Floor Ceil Softplus Elu Selu Gelu ArgMax "
     "ArgMin ReduceMin ReduceProd ReduceL2 ReduceSumSquare ReduceLogSumExp "
     "LRN "  # not in the original list, but 3 of the light models use it
-    "InstanceNormalization Mean CumSum NonZero Size Mod"
+    "InstanceNormalization Mean CumSum NonZero Size Mod "
+    "SpaceToDepth DepthToSpace"  # s39: exported with --ops SpaceToDepth,DepthToSpace and merged
 ).split()
 
 EXPANDED_RE = re.compile(r"_expanded(_ver\d+)?$")

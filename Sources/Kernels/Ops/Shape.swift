@@ -3,7 +3,8 @@ import ONNX
 
 /// Ops that reshape or move data without arithmetic. Slice/Pad/Gather live in
 /// `Shape+Slicing.swift`, tensor creation and Cast in `Shape+Creation.swift`, TopK/Scatter/
-/// OneHot/Trilu in `Shape+Indexing.swift`; their tables merge here so OpRegistry sees one family.
+/// OneHot/Trilu in `Shape+Indexing.swift`, SpaceToDepth/DepthToSpace in `Shape+Blocks.swift`;
+/// their tables merge here so OpRegistry sees one family.
 enum ShapeOps {
     static let table: [String: OpEntry] = {
         var t: [String: OpEntry] = [
@@ -45,6 +46,7 @@ enum ShapeOps {
         t.merge(slicingTable) { a, _ in a }
         t.merge(creationTable) { a, _ in a }
         t.merge(indexingTable) { a, _ in a }
+        t.merge(blocksTable) { a, _ in a }
         return t
     }()
 
