@@ -343,7 +343,7 @@ public final class Exporter {
     /// which the direct kernel takes. Measured on single QDQ Convs in ORT 1.32
     /// (benchmarks/stem_space_to_depth_ort.py, benchmarks/README.md "s39"): 1- and 2-channel
     /// 5x5 and 7x7 stems ran 0.47-0.81x as long on one and two threads at batch 1 and 16;
-    /// 3-channel ones ran 0.58-0.82x except on two threads at batch 16 (1.06-1.09x: ORT's
+    /// 3-channel ones ran 0.58-0.85x except on two threads at batch 16 (1.04-1.18x: ORT's
     /// uint8 Transpose to NHWC of the 12 block channels runs several times slower on two
     /// threads than on one), so they keep ORT's im2col path.
     static func ortSpaceToDepthCandidate(_ node: Node, _ spec: QDQLayer) -> Bool {
