@@ -35,7 +35,16 @@ public enum ModelLoader {
             throw ModelError.corruptModel(path: path, reason: "no graph or no graph outputs; the file may be truncated or not ONNX")
         }
         var opsets: [String: Int] = [:]
-        for o in model.opsetImport { opsets[o.domain == "ai.onnx" ? "" : o.domain] = Int(clamping: o.version) }
+        for o in model.opsetImport {
+            let domain = o.domain == "ai.onnx" ? "" : o.domain
+            // Two imports of one domain leave its semantics ambiguous (the fuzzer's duplicated
+            // ai.onnx 14 and 11 ran as 11 and failed later at an Unsqueeze): name the imports.
+            if let earlier = opsets[domain] {
+                let name = domain.isEmpty ? "ai.onnx" : domain
+                throw ModelError.corruptModel(path: path, reason: "opset_import lists domain '\(name)' twice (versions \(earlier) and \(o.version)); a model imports each domain once")
+            }
+            opsets[domain] = Int(clamping: o.version)
+        }
         // Ops are run with the semantics of the imported opset: a missing or unknown one
         // would silently pick the wrong semantics (Reshape's shape attribute, Add's
         // `broadcast`), so it is an error, not a default.

@@ -121,6 +121,19 @@ final class MalformedModelTests: XCTestCase {
         assertRejected(otherOnly, ["imports no ai.onnx opset"])
     }
 
+    /// Fuzzer reproducer (s39, `opset_duplicate`): ai.onnx imported as 14 and 11 ran as 11 and
+    /// failed at an Unsqueeze whose axes are an input since 13, naming neither import.
+    func testDomainImportedTwiceIsRejected() throws {
+        var m = try Self.proto()
+        var again = m.opsetImport[0]
+        again.version = 11
+        m.opsetImport.append(again)
+        assertRejected(m, ["opset_import", "'ai.onnx' twice", "versions \(m.opsetImport[0].version) and 11"])
+        var same = try Self.proto()
+        same.opsetImport.append(same.opsetImport[0])
+        assertRejected(same, ["'ai.onnx' twice"])
+    }
+
     func testAttributeOfTheWrongTypeIsRejected() throws {
         // A string `strides` used to be ignored: the pool silently ran with stride 1.
         var m = try Self.proto()
