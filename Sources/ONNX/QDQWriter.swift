@@ -180,21 +180,29 @@ public enum QDQWriter {
             activationQ[x] = (qOut, scale, zp)
             return dqOut
         }
+        /// `x`'s uint8 codes padded by `padValues` (ONNX Pad order) with its zero point: the
+        /// Pad's output, with the scale and zero point that dequantize it.
+        func zeroPointPadded(_ x: String, _ padValues: [Int64], pads: String, output: String, node: String)
+            -> (codes: String, scale: String, zp: String) {
+            let (codes, scale, zp) = activationQ[x]!
+            let padsName = fresh(pads)
+            newInits.append(ONNXWriter.int64Proto(padValues, shape: [padValues.count], name: padsName))
+            let padded = fresh(output)
+            var p = Onnx_NodeProto()
+            p.name = fresh(node); p.opType = "Pad"; p.input = [codes, padsName, zp]; p.output = [padded]
+            nodes.append(p)
+            return (padded, scale, zp)
+        }
         /// `x`'s uint8 codes with `extra` channels of its zero point appended (axis 1 of NCHW),
         /// dequantized: what a channel-padded Conv reads (`QDQLayer.inputChannelPad`).
         var paddedDQ: [String: String] = [:]
         func channelPadded(_ x: String, extra: Int, rank: Int) -> String {
             let key = "\(x)|\(extra)"
             if let out = paddedDQ[key] { return out }
-            let (codes, scale, zp) = activationQ[x]!
-            let pads = fresh("\(x)_channel_pads")
             var padValues = [Int64](repeating: 0, count: 2 * rank)
             padValues[rank + 1] = Int64(extra)            // end of axis 1
-            newInits.append(ONNXWriter.int64Proto(padValues, shape: [2 * rank], name: pads))
-            let padded = fresh("\(x)_QuantizeLinear_ChannelPadded")
-            var p = Onnx_NodeProto()
-            p.name = fresh("\(x)_ChannelPad"); p.opType = "Pad"; p.input = [codes, pads, zp]; p.output = [padded]
-            nodes.append(p)
+            let (padded, scale, zp) = zeroPointPadded(x, padValues, pads: "\(x)_channel_pads",
+                                                      output: "\(x)_QuantizeLinear_ChannelPadded", node: "\(x)_ChannelPad")
             let out = fresh("\(x)_ChannelPadded_DequantizeLinear_Output")
             nodes.append(dq(fresh("\(x)_ChannelPadded_DequantizeLinear"), inputs: [padded, scale, zp], output: out, axis: nil))
             paddedDQ[key] = out
@@ -205,18 +213,14 @@ public enum QDQWriter {
         func spaceToDepthDQ(_ x: String, _ s: QDQSpaceToDepth) -> String {
             let key = "\(x)|s2d|\(s.pads)"
             if let out = paddedDQ[key] { return out }
-            let (codes, scale, zp) = activationQ[x]!
-            let pads = fresh("\(x)_space_to_depth_pads")
             let padValues = [0, 0, s.pads[0], s.pads[1], 0, 0, s.pads[2], s.pads[3]].map(Int64.init)
-            newInits.append(ONNXWriter.int64Proto(padValues, shape: [8], name: pads))
-            let padded = fresh("\(x)_QuantizeLinear_BlockPadded")
-            var p = Onnx_NodeProto()
-            p.name = fresh("\(x)_BlockPad"); p.opType = "Pad"; p.input = [codes, pads, zp]; p.output = [padded]
+            let (padded, scale, zp) = zeroPointPadded(x, padValues, pads: "\(x)_space_to_depth_pads",
+                                                      output: "\(x)_QuantizeLinear_BlockPadded", node: "\(x)_BlockPad")
             let blocks = fresh("\(x)_QuantizeLinear_SpaceToDepth")
             var b = Onnx_NodeProto()
             b.name = fresh("\(x)_SpaceToDepth"); b.opType = "SpaceToDepth"; b.input = [padded]; b.output = [blocks]
             if let a = ONNXWriter.attributeProto(.int(2), name: "blocksize") { b.attribute = [a] }
-            nodes += [p, b]
+            nodes.append(b)
             let out = fresh("\(x)_SpaceToDepth_DequantizeLinear_Output")
             nodes.append(dq(fresh("\(x)_SpaceToDepth_DequantizeLinear"), inputs: [blocks, scale, zp], output: out, axis: nil))
             paddedDQ[key] = out
