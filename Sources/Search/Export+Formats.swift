@@ -52,6 +52,19 @@ struct NNCFIgnoredConfig: Encodable {
 }
 
 extension Exporter {
+    /// The summary's note on INT8 Conv inputs the `ort` export rewrote for ONNX Runtime's direct
+    /// kernel (docs/export.md), so that a user who opens the file knows why its stem differs from
+    /// the original graph; empty when none was.
+    static func inputRewrites(_ layers: [QDQLayer]) -> String {
+        func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+        let blocks = layers.filter { $0.spaceToDepth != nil }.count, padded = layers.filter { $0.inputChannelPad > 0 }.count
+        var parts: [String] = []
+        if blocks > 0 { parts.append(plural(blocks, "stride-2 stem") + " over space-to-depth blocks") }
+        if padded > 0 { parts.append(plural(padded, "input") + " zero-padded to a multiple of 4 channels") }
+        if parts.isEmpty { return "" }
+        return "; for ONNX Runtime's direct INT8 Conv kernel, same integer sums: " + parts.joined(separator: ", ")
+    }
+
     /// Writes `format` for the map. Only `qdq` needs quantization parameters
     /// (`calibration` fills in those a bare map lacks).
     public func export(_ format: ExportFormat, map: ExportMap, mapPath: String, calibration: CalibrationTable?,
@@ -73,10 +86,12 @@ extension Exporter {
                                           fp32Layers: fp32.map(\.name))
         switch format {
         case .qdq:
-            let data = try qdq(map: map, path: mapPath, calibration: calibration, version: version, scheme: scheme,
-                               weightType: weightType, weightBits: weightBits)
+            let written = try qdqModel(map: map, path: mapPath, calibration: calibration, version: version, scheme: scheme,
+                                       weightType: weightType, weightBits: weightBits)
             let used = scheme ?? map.scheme ?? .inputs
-            return ExportResult(data: data, summary: "QDQ model (scheme \(used.rawValue), \(weightType.rawValue) weights), \(counts)",
+            return ExportResult(data: written.data,
+                                summary: "QDQ model (scheme \(used.rawValue), \(weightType.rawValue) weights), \(counts)"
+                                    + Self.inputRewrites(written.layers),
                                 warnings: warnings)
         case .ortExclude:
             let ops = Set(layers.map(\.op)).sorted()

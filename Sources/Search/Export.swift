@@ -227,6 +227,14 @@ public final class Exporter {
     public func qdq(map: ExportMap, path: String, calibration: CalibrationTable?, version: String,
                     scheme requested: ExecutionScheme? = nil, weightType: QDQWeightType = .int8,
                     weightBits requestedBits: WeightBits? = nil) throws -> Data {
+        try qdqModel(map: map, path: path, calibration: calibration, version: version, scheme: requested,
+                     weightType: weightType, weightBits: requestedBits).data
+    }
+
+    /// `qdq` with the INT8 layers as written (their input rewrites for ONNX Runtime included).
+    func qdqModel(map: ExportMap, path: String, calibration: CalibrationTable?, version: String,
+                  scheme requested: ExecutionScheme?, weightType: QDQWeightType,
+                  weightBits requestedBits: WeightBits?) throws -> (data: Data, layers: [QDQLayer]) {
         let layers = try self.layers(for: map, path: path)
         let entries = Dictionary(uniqueKeysWithValues: map.layers.map { ($0.name, $0) })
         let int8 = layers.filter { $0.precision == .int8 }
@@ -314,9 +322,10 @@ public final class Exporter {
                                                      ("mpq.scheme", scheme.rawValue), ("mpq.weight_type", weightType.rawValue),
                                                      ("mpq.weight_bits", String(bits.rawValue))]
         if let d = map.document { meta.append(("mpq.metric", d.metric)) }
-        return try QDQWriter.write(modelData: modelData, baseDirectory: URL(fileURLWithPath: modelPath).deletingLastPathComponent(),
-                                   graph: folded, layers: specs, requantized: requantized, weightType: weightType,
-                                   metadata: meta)
+        let data = try QDQWriter.write(modelData: modelData, baseDirectory: URL(fileURLWithPath: modelPath).deletingLastPathComponent(),
+                                       graph: folded, layers: specs, requantized: requantized, weightType: weightType,
+                                       metadata: meta)
+        return (data, specs)
     }
 
     /// Zero input channels the `ort` export appends to an INT8 Conv (`QDQLayer.inputChannelPad`).

@@ -102,6 +102,9 @@ final class IslandParityTests: XCTestCase {
         XCTAssertEqual(w.shape, [16, 4, 3, 3])
         for o in 0..<16 { XCTAssertEqual(Set(w.ints[(o * 36 + 9)..<(o * 36 + 36)]), [0], "added channels of output \(o)") }
         XCTAssertEqual(ort.nodes.filter { $0.opType == "Pad" }.count, 1, "only the stem")
+        let summary = try exporter.export(.qdq, map: try ExportMap(path: path), mapPath: path, calibration: table, version: "test",
+                                          scheme: .ort).summary
+        XCTAssertTrue(summary.hasSuffix("same integer sums: 1 input zero-padded to a multiple of 4 channels"), summary)
         // The unpadded input's DequantizeLinear has no reader left: not written (ORT runs dead nodes).
         let read = Set(ort.nodes.flatMap(\.inputs)).union(ort.outputs.map(\.name))
         for n in ort.nodes { XCTAssertTrue(n.outputs.allSatisfy(read.contains), "\(n.opType) '\(n.name)' writes what nothing reads") }

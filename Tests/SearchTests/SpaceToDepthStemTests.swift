@@ -169,6 +169,10 @@ final class SpaceToDepthStemTests: XCTestCase {
         let argmax = { (v: [Float], r: Int) in (0..<classes).max { v[r * classes + $0] < v[r * classes + $1] }! }
         XCTAssertEqual((0..<32).map { argmax(exported, $0) }, (0..<32).map { argmax(mine, $0) })
 
+        // `mpq export` says so in its summary.
+        let result = try exporter.export(.qdq, map: map, mapPath: "map.json", calibration: table, version: "test", scheme: .ort)
+        XCTAssertTrue(result.summary.hasSuffix("same integer sums: 1 stride-2 stem over space-to-depth blocks"), result.summary)
+
         // `inputs` exports stay as they were.
         let inputs = try ModelLoader.load(data: try exporter.qdq(map: map, path: "map.json", calibration: table, version: "test",
                                                                  scheme: .inputs))
