@@ -289,18 +289,16 @@ public final class Exporter {
         var specs = specsUnpadded
         var requantized: [QDQTensor] = []
         if scheme == .ort {
-            // The padding buys ORT's symmetric direct kernel, which takes int8 weights only.
-            for i in specs.indices where weightType == .int8 {
-                specs[i].inputChannelPad = Self.ortInputChannelPad(quantizable.first { $0.name == specs[i].node }!, specs[i])
-            }
-            let stems = specs.indices.filter { i in
-                weightType == .int8 && Self.ortSpaceToDepthCandidate(quantizable.first { $0.name == specs[i].node }!, specs[i])
-            }
-            if !stems.isEmpty {
-                let sizes = convInputSizes(Set(stems.map { specs[$0].node }))
+            // Both rewrites buy ORT's symmetric direct kernel, which takes int8 weights only.
+            if weightType == .int8 {
+                let nodeOf = Dictionary(quantizable.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                for i in specs.indices { specs[i].inputChannelPad = Self.ortInputChannelPad(nodeOf[specs[i].node]!, specs[i]) }
+                // Stems learn their input size from one run of the model, made only when one qualifies.
+                let stems = specs.indices.filter { Self.ortSpaceToDepthCandidate(nodeOf[specs[$0].node]!, specs[$0]) }
+                let sizes = stems.isEmpty ? [:] : convInputSizes(Set(stems.map { specs[$0].node }))
                 for i in stems {
                     guard let size = sizes[specs[i].node] else { continue }
-                    specs[i].spaceToDepth = Self.ortSpaceToDepth(quantizable.first { $0.name == specs[i].node }!, specs[i], inputSize: size)
+                    specs[i].spaceToDepth = Self.ortSpaceToDepth(nodeOf[specs[i].node]!, specs[i], inputSize: size)
                 }
             }
             // The runtime's plan, from the same parameters: Q/DQ exactly where it requantized.

@@ -10,54 +10,38 @@ import Kernels
 /// stay the stride-2 Conv's (the export must equal mpq's runtime); ONNX Runtime's side, the
 /// same output bytes as the plain export, is benchmarks/export_ab.py and tools/crosscheck.
 final class SpaceToDepthStemTests: XCTestCase {
-    /// Σ (x - zp) · w of a 2-D Conv over one [C, H, W] image of codes, padded by `pads`
-    /// ([top, left, bottom, right]) with the zero point, as [Cout, OH, OW].
-    static func sums(_ x: [Int], channels c: Int, size: (Int, Int), zeroPoint zp: Int, weight: [Int8], shape: [Int],
-                     stride: Int, pads: [Int]) -> [Int] {
-        let (cout, kh, kw) = (shape[0], shape[2], shape[3])
-        let oh = (size.0 + pads[0] + pads[2] - kh) / stride + 1, ow = (size.1 + pads[1] + pads[3] - kw) / stride + 1
-        var out = [Int](repeating: 0, count: cout * oh * ow)
-        for o in 0..<cout {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var s = 0
-                    for ci in 0..<c {
-                        for ky in 0..<kh {
-                            let iy = oy * stride - pads[0] + ky
-                            guard iy >= 0, iy < size.0 else { continue }
-                            for kx in 0..<kw {
-                                let ix = ox * stride - pads[1] + kx
-                                guard ix >= 0, ix < size.1 else { continue }
-                                s += (x[(ci * size.0 + iy) * size.1 + ix] - zp) * Int(weight[((o * c + ci) * kh + ky) * kw + kx])
-                            }
-                        }
-                    }
-                    out[(o * oh + oy) * ow + ox] = s
-                }
-            }
-        }
-        return out
+    /// Runs one node of mpq's own op table (the ops ONNX's conformance cases check), at opset
+    /// 28, where SpaceToDepth has its mode.
+    static func op(_ type: String, _ inputs: [Tensor], _ attrs: [String: Attribute]) throws -> Tensor {
+        let node = Node(name: type, opType: type, inputs: inputs.indices.map { "i\($0)" }, outputs: ["y"], attributes: attrs)
+        return try OpRegistry.table[type]!.run(node, inputs, 28)[0]
     }
 
-    /// The export's form of the same Conv: the codes padded by `s2d.pads` with the zero point,
-    /// moved into blocks by mpq's own SpaceToDepth, summed by a stride-1 unpadded Conv with the
-    /// rearranged weight.
-    static func blockSums(_ x: [Int], channels c: Int, size: (Int, Int), zeroPoint zp: Int, weight: [Int8], shape: [Int],
-                          s2d: QDQSpaceToDepth) throws -> [Int] {
-        let (ph, pw) = (size.0 + s2d.pads[0] + s2d.pads[2], size.1 + s2d.pads[1] + s2d.pads[3])
-        var padded = [Int](repeating: zp, count: c * ph * pw)
-        for ci in 0..<c {
-            for y in 0..<size.0 {
-                for x0 in 0..<size.1 { padded[(ci * ph + y + s2d.pads[0]) * pw + x0 + s2d.pads[1]] = x[(ci * size.0 + y) * size.1 + x0] }
-            }
-        }
-        let node = Node(name: "s2d", opType: "SpaceToDepth", inputs: ["x"], outputs: ["y"], attributes: ["blocksize": .int(2)])
-        let blocks = try OpRegistry.table["SpaceToDepth"]!.run(node, [Tensor(shape: [1, c, ph, pw], floats: padded.map(Float.init))], 17)[0]
-        XCTAssertEqual(blocks.shape, [1, 4 * c, ph / 2, pw / 2])
+    /// Σ (x - zp) · w of a Conv over one [1, C, H, W] image of codes, by mpq's FP32 Conv on the
+    /// shifted codes: every product and partial sum is an integer under 2^24 (|x - zp| <= 255,
+    /// |w| <= 127, at most 98 taps), so the float sums are the integer ones in any order, and
+    /// the Conv's zero padding is the zero point's.
+    static func sums(_ codes: Tensor, zeroPoint zp: Int, weight: [Int8], shape: [Int], stride: Int, pads: [Int]) throws -> [Int] {
+        let shifted = Tensor(shape: codes.shape, floats: codes.floats.map { $0 - Float(zp) })
+        let w = Tensor(shape: shape, floats: weight.map(Float.init))
+        let y = try op("Conv", [shifted, w], ["strides": .ints([stride, stride]), "pads": .ints(pads),
+                                             "kernel_shape": .ints(Array(shape.suffix(2)))])
+        XCTAssertTrue(y.floats.allSatisfy { $0 == $0.rounded() && abs($0) < 16_777_216 })
+        return y.floats.map { Int($0) }
+    }
+
+    /// The export's form of the same Conv: the codes padded by `s2d.pads` with the zero point
+    /// (mpq's Pad), moved into blocks by mpq's SpaceToDepth, summed by a stride-1 unpadded Conv
+    /// with the rearranged weight.
+    static func blockSums(_ codes: Tensor, zeroPoint zp: Int, weight: [Int8], shape: [Int], s2d: QDQSpaceToDepth) throws -> [Int] {
+        let c = codes.shape[1]
+        let pads = Tensor(shape: [8], ints: [0, 0, s2d.pads[0], s2d.pads[1], 0, 0, s2d.pads[2], s2d.pads[3]].map(Int64.init))
+        let padded = try op("Pad", [codes, pads, Tensor(shape: [], floats: [Float(zp)])], [:])
+        let blocks = try op("SpaceToDepth", [padded], ["blocksize": .int(2)])
+        XCTAssertEqual(blocks.shape, [1, 4 * c, padded.shape[2] / 2, padded.shape[3] / 2])
         let (w2, shape2) = QDQWriter.spaceToDepthWeight(weight, shape: shape)
         XCTAssertEqual(shape2, [shape[0], 4 * c, (shape[2] + 1) / 2, (shape[3] + 1) / 2])
-        return sums(blocks.floats.map { Int($0) }, channels: 4 * c, size: (ph / 2, pw / 2), zeroPoint: zp, weight: w2,
-                    shape: shape2, stride: 1, pads: [0, 0, 0, 0])
+        return try sums(blocks, zeroPoint: zp, weight: w2, shape: shape2, stride: 1, pads: [0, 0, 0, 0])
     }
 
     func testBlockConvSumsAreTheStridedConvs() throws {
@@ -76,15 +60,15 @@ final class SpaceToDepthStemTests: XCTestCase {
             let shape = [16, cin, k.0, k.1]
             let weight = (0..<shape.reduce(1, *)).map { _ in Int8(next(255) - 127) }
             let zp = next(256)
-            let x = (0..<(cin * size.0 * size.1)).map { _ in next(256) }
+            let x = Tensor(shape: [1, cin, size.0, size.1], floats: (0..<(cin * size.0 * size.1)).map { _ in Float(next(256)) })
             let node = Node(name: "stem", opType: "Conv", inputs: ["x", "w"], outputs: ["y"],
                             attributes: ["strides": .ints([2, 2]), "pads": .ints(pads), "kernel_shape": .ints([k.0, k.1])])
             let spec = QDQLayer(node: "stem", activation: "x", activationScale: 1, activationZeroPoint: UInt8(zp), weightValues: weight,
                                 weightShape: shape, weightScales: [Float](repeating: 1, count: 16), weightAxis: 0, biasValues: nil, biasScales: nil)
             let s2d = try XCTUnwrap(Exporter.ortSpaceToDepth(node, spec, inputSize: [size.0, size.1]), "\(cin) \(k) \(size) \(pads)")
             XCTAssertEqual(Array(s2d.pads.prefix(2)), Array(pads.prefix(2)), "the Conv's own padding comes first")
-            let want = Self.sums(x, channels: cin, size: size, zeroPoint: zp, weight: weight, shape: shape, stride: 2, pads: pads)
-            let got = try Self.blockSums(x, channels: cin, size: size, zeroPoint: zp, weight: weight, shape: shape, s2d: s2d)
+            let want = try Self.sums(x, zeroPoint: zp, weight: weight, shape: shape, stride: 2, pads: pads)
+            let got = try Self.blockSums(x, zeroPoint: zp, weight: weight, shape: shape, s2d: s2d)
             XCTAssertEqual(got, want, "Cin \(cin), kernel \(k), input \(size), pads \(pads)")
         }
     }
@@ -184,9 +168,7 @@ final class SpaceToDepthStemTests: XCTestCase {
     func testBlockOpsFollowTheSpec() throws {
         let (n, c, h, w, b) = (2, 3, 4, 6, 2)
         let x = Tensor(shape: [n, c, h, w], floats: (0..<(n * c * h * w)).map(Float.init))
-        func run(_ op: String, _ t: Tensor, _ attrs: [String: Attribute]) throws -> Tensor {
-            try OpRegistry.table[op]!.run(Node(name: op, opType: op, inputs: ["x"], outputs: ["y"], attributes: attrs), [t], 28)[0]
-        }
+        func run(_ type: String, _ t: Tensor, _ attrs: [String: Attribute]) throws -> Tensor { try Self.op(type, [t], attrs) }
         let s = try run("SpaceToDepth", x, ["blocksize": .int(b)])
         XCTAssertEqual(s.shape, [n, c * b * b, h / b, w / b])
         for i in 0..<n { for by in 0..<b { for bx in 0..<b { for ch in 0..<c { for y in 0..<(h / b) { for x0 in 0..<(w / b) {
